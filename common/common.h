@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * common: small helpers shared by every module of livebackup.
+ *
+ * - cleanup macros for locals (the nbdkit/libnbd pattern);
+ * - big-endian load/store for wire and disk formats (never cast structs
+ *   onto untrusted bytes);
+ * - overflow-checked arithmetic;
+ * - the error slot: a thread-local (errno, message) set once where a failure
+ *   is found, read by whoever reports it (the CLI prints it, backupd sends
+ *   it in an ERROR frame);
+ * - logging to stderr (or syslog when asked) with a verbosity level;
+ * - full-length I/O and crash-safe file helpers.
+ */
+#ifndef LB_COMMON_H
+#define LB_COMMON_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+/* ---- cleanup ---------------------------------------------------------- */
+
+void lb_cleanup_free(void *ptr);
+void lb_cleanup_close(int *fd);
+void lb_cleanup_fclose(FILE **fp);
+#define CLEANUP_FREE __attribute__((cleanup(lb_cleanup_free)))
+#define CLEANUP_CLOSE __attribute__((cleanup(lb_cleanup_close)))
+#define CLEANUP_FCLOSE __attribute__((cleanup(lb_cleanup_fclose)))
+
+#define LB_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define LB_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define LB_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define LB_UNUSED __attribute__((unused))
+#define LB_PRINTF(f, a) __attribute__((format(printf, f, a)))
+
+/* ---- big-endian load/store -------------------------------------------- */
+
+static inline uint16_t
+lb_load_be16(const uint8_t *p)
+{
+    return (uint16_t)((uint16_t)p[0] << 8 | p[1]);
+}
+
+static inline uint32_t
+lb_load_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+           p[3];
+}
+
+static inline uint64_t
+lb_load_be64(const uint8_t *p)
+{
+    return (uint64_t)lb_load_be32(p) << 32 | lb_load_be32(p + 4);
+}
+
+static inline void
+lb_store_be16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static inline void
+lb_store_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static inline void
+lb_store_be64(uint8_t *p, uint64_t v)
+{
+    lb_store_be32(p, (uint32_t)(v >> 32));
+    lb_store_be32(p + 4, (uint32_t)v);
+}
+
+/* ---- checked arithmetic ----------------------------------------------- */
+
+/* Each returns true on overflow, leaving *r unspecified. */
+#define lb_add_overflow(a, b, r) __builtin_add_overflow(a, b, r)
+#define lb_mul_overflow(a, b, r) __builtin_mul_overflow(a, b, r)
+
+/* ---- errors ------------------------------------------------------------ */
+
+/*
+ * Record an error in this thread's slot: errnum (an errno value, 0 if none)
+ * and a formatted message. When errnum is non-zero, ": strerror(errnum)" is
+ * appended. Returns -1 so callers can `return lb_error(...)`.
+ * errno is preserved.
+ */
+int lb_error(int errnum, const char *fmt, ...) LB_PRINTF(2, 3);
+
+/* Prefix the current message with more context ("context: old message"). */
+void lb_error_prefix(const char *fmt, ...) LB_PRINTF(1, 2);
+
+/* The message and errno of this thread's last lb_error (never NULL). */
+const char *lb_error_msg(void);
+int lb_error_errno(void);
+
+/*
+ * An optional hint for the user ("free space in the repository and run the
+ * backup again"): kept with the error and cleared by the next lb_error.
+ */
+void lb_error_hint(const char *fmt, ...) LB_PRINTF(1, 2);
+const char *lb_error_hint_msg(void); /* "" if none */
+
+/* Set the slot's errno class without touching the message (to carry an
+ * error from one thread to another). */
+void lb_error_set_errno(int errnum);
+
+/* Clear the slot. */
+void lb_error_clear(void);
+
+/* ---- logging ----------------------------------------------------------- */
+
+enum lb_log_level {
+    LB_LOG_ERROR,
+    LB_LOG_WARN,
+    LB_LOG_INFO,
+    LB_LOG_DEBUG,
+};
+
+/* Program name for messages and the level shown (default LB_LOG_INFO). */
+void lb_log_init(const char *progname, enum lb_log_level level);
+void lb_log_set_level(enum lb_log_level level);
+enum lb_log_level lb_log_get_level(void);
+/* Send log lines to syslog instead of stderr (daemon use). */
+void lb_log_use_syslog(bool on);
+void lb_log(enum lb_log_level level, const char *fmt, ...) LB_PRINTF(2, 3);
+#define lb_debug(...) lb_log(LB_LOG_DEBUG, __VA_ARGS__)
+#define lb_info(...) lb_log(LB_LOG_INFO, __VA_ARGS__)
+#define lb_warn(...) lb_log(LB_LOG_WARN, __VA_ARGS__)
+/* Log the current error slot at LB_LOG_ERROR, with its hint if any. */
+void lb_log_error_slot(void);
+
+/* ---- I/O --------------------------------------------------------------- */
+
+/* Write/read exactly len bytes, retrying on EINTR and short transfers.
+ * lb_read_full returns the number of bytes read (< len only at EOF) or -1.
+ * Neither sets the error slot: callers add context. */
+int lb_write_full(int fd, const void *buf, size_t len);
+ssize_t lb_read_full(int fd, void *buf, size_t len);
+int lb_pwrite_full(int fd, const void *buf, size_t len, off_t off);
+ssize_t lb_pread_full(int fd, void *buf, size_t len, off_t off);
+
+/* fsync a directory (after a rename into it). Sets the error slot. */
+int lb_fsync_dir(const char *dir);
+
+/* mkdir -p with mode for created components. Sets the error slot. */
+int lb_mkdir_p(const char *path, mode_t mode);
+
+/*
+ * Write a small file atomically: DIR/.NAME.tmp.PID, fsync, rename to
+ * DIR/NAME, fsync DIR. Sets the error slot.
+ */
+int lb_write_file_atomic(const char *dir, const char *name, const void *buf,
+                         size_t len, mode_t mode);
+
+/* Read a whole (small) file, at most max bytes, NUL-terminated.
+ * Sets the error slot; errno ENOENT when it does not exist, EFBIG if
+ * larger than max. Caller frees. */
+char *lb_read_file(const char *path, size_t max, size_t *len_out);
+
+/* malloc/calloc/realloc/strdup that abort on failure: used only for small
+ * bounded allocations (never sizes taken from the wire). */
+void *lb_xmalloc(size_t n);
+void *lb_xcalloc(size_t n, size_t size);
+void *lb_xrealloc(void *p, size_t n);
+char *lb_xstrdup(const char *s);
+char *lb_xasprintf(const char *fmt, ...) LB_PRINTF(1, 2);
+
+/* ---- small utilities --------------------------------------------------- */
+
+/* Monotonic clock in nanoseconds / wall clock in seconds. */
+uint64_t lb_now_ns(void);
+int64_t lb_wall_time(void);
+
+/* "1.5 GiB" style; buf of at least 16 bytes. Returns buf. */
+char *lb_human_size(char *buf, size_t len, uint64_t bytes);
+
+/* Parse "20M", "1.5G", "4096", "512k" (binary multiples). -1 on error. */
+int lb_parse_size(const char *s, uint64_t *out);
+
+/* ISO 8601 UTC "2026-11-23T11:46:00Z"; buf of at least 21 bytes. */
+char *lb_format_time(char *buf, size_t len, int64_t t);
+/* Parse ISO 8601 UTC forms "2026-11-23T11:46:00Z", "2026-11-23 11:46",
+ * "2026-11-23", or "@UNIX". -1 on error. */
+int lb_parse_time(const char *s, int64_t *out);
+
+/* Lower-case hex of len bytes into out (2*len+1 bytes). */
+void lb_hex_encode(char *out, const uint8_t *in, size_t len);
+/* Decode exactly 2*len hex chars; -1 on any bad char or wrong length. */
+int lb_hex_decode(uint8_t *out, size_t len, const char *hex);
+
+/* Fill buf with random bytes from getrandom(2). Sets the error slot. */
+int lb_random(void *buf, size_t len);
+
+/* Directory of the running executable (from /proc/self/exe). Caller frees. */
+char *lb_exe_dir(void);
+
+/* True if p[0..len) holds only zero bytes. */
+bool lb_is_zero(const void *p, size_t len);
+
+/* Number of online CPUs, at least 1. */
+unsigned lb_ncpus(void);
+
+/*
+ * Test-only fault injection: when the environment variable
+ * LIVEBACKUP_FAULT names this point ("agent:after-freeze", ...), the
+ * process kills itself with SIGKILL. Documented in docs/reliability.md;
+ * never set it in production.
+ */
+void lb_fault_point(const char *name);
+
+/* ---- growable byte buffer --------------------------------------------- */
+
+/* Owned by whoever declares it; lb_buf_free releases the memory. Appends
+ * abort on out-of-memory, so use it only for sizes the caller has already
+ * bounded. */
+struct lb_buf {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+};
+
+void lb_buf_reserve(struct lb_buf *b, size_t extra);
+void lb_buf_append(struct lb_buf *b, const void *p, size_t n);
+void lb_buf_put_u8(struct lb_buf *b, uint8_t v);
+void lb_buf_put_be16(struct lb_buf *b, uint16_t v);
+void lb_buf_put_be32(struct lb_buf *b, uint32_t v);
+void lb_buf_put_be64(struct lb_buf *b, uint64_t v);
+/* u16 length then bytes; the caller checks len <= 65535. */
+void lb_buf_put_str16(struct lb_buf *b, const char *s, size_t len);
+void lb_buf_reset(struct lb_buf *b);
+void lb_buf_free(struct lb_buf *b);
+void lb_cleanup_buf(struct lb_buf *b);
+#define CLEANUP_BUF __attribute__((cleanup(lb_cleanup_buf)))
+
+#endif /* LB_COMMON_H */

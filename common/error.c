@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The per-thread error slot and the logger.
+ *
+ * A failing function records what failed, on what, and errno once, where the
+ * failure is found; callers that only propagate it return -1. The top of
+ * the program decides how to show it: the CLI prints it, backupd sends it
+ * to the client. This keeps library code free of printing.
+ */
+#include "common/common.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#define LB_ERR_MAX 1024
+
+static _Thread_local char err_msg[LB_ERR_MAX];
+static _Thread_local char err_hint[LB_ERR_MAX / 2];
+static _Thread_local int err_errno;
+
+static void
+vformat_error(int errnum, const char *fmt, va_list ap)
+{
+    int n = vsnprintf(err_msg, sizeof err_msg, fmt, ap);
+
+    if (n < 0)
+        n = 0;
+    if (errnum != 0 && (size_t)n < sizeof err_msg) {
+        char buf[256];
+        const char *s = strerror_r(errnum, buf, sizeof buf);
+        snprintf(err_msg + n, sizeof err_msg - (size_t)n, ": %s", s);
+    }
+    err_errno = errnum;
+    err_hint[0] = '\0';
+}
+
+int
+lb_error(int errnum, const char *fmt, ...)
+{
+    int saved = errno;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vformat_error(errnum, fmt, ap);
+    va_end(ap);
+    errno = saved;
+    return -1;
+}
+
+void
+lb_error_prefix(const char *fmt, ...)
+{
+    char prefix[LB_ERR_MAX / 2];
+    size_t pl, ol;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    pl = strlen(prefix);
+    ol = strlen(err_msg);
+    /* "prefix: old", truncating the old message if it must. */
+    if (pl + 2 + ol + 1 > sizeof err_msg)
+        ol = sizeof err_msg - pl - 3;
+    memmove(err_msg + pl + 2, err_msg, ol);
+    err_msg[pl + 2 + ol] = '\0';
+    memcpy(err_msg, prefix, pl);
+    err_msg[pl] = ':';
+    err_msg[pl + 1] = ' ';
+}
+
+void
+lb_error_hint(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(err_hint, sizeof err_hint, fmt, ap);
+    va_end(ap);
+}
+
+const char *
+lb_error_msg(void)
+{
+    return err_msg[0] ? err_msg : "unknown error";
+}
+
+const char *
+lb_error_hint_msg(void)
+{
+    return err_hint;
+}
+
+int
+lb_error_errno(void)
+{
+    return err_errno;
+}
+
+void
+lb_error_set_errno(int errnum)
+{
+    err_errno = errnum;
+}
+
+void
+lb_error_clear(void)
+{
+    err_msg[0] = '\0';
+    err_hint[0] = '\0';
+    err_errno = 0;
+}
+
+/* ---- logging ----------------------------------------------------------- */
+
+static const char *log_prog = "livebackup";
+static enum lb_log_level log_level = LB_LOG_INFO;
+static bool log_syslog;
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void
+lb_log_init(const char *progname, enum lb_log_level level)
+{
+    log_prog = progname;
+    log_level = level;
+}
+
+void
+lb_log_set_level(enum lb_log_level level)
+{
+    log_level = level;
+}
+
+enum lb_log_level
+lb_log_get_level(void)
+{
+    return log_level;
+}
+
+void
+lb_log_use_syslog(bool on)
+{
+    if (on && !log_syslog)
+        openlog(log_prog, LOG_PID, LOG_DAEMON);
+    log_syslog = on;
+}
+
+void
+lb_log(enum lb_log_level level, const char *fmt, ...)
+{
+    static const char *const names[] = {"error", "warning", "", "debug"};
+    static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
+    char line[2048];
+    int saved = errno;
+    va_list ap;
+
+    if (level > log_level)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (log_syslog) {
+        syslog(prio[level], "%s", line);
+    } else {
+        pthread_mutex_lock(&log_lock);
+        if (names[level][0])
+            fprintf(stderr, "%s: %s: %s\n", log_prog, names[level], line);
+        else
+            fprintf(stderr, "%s: %s\n", log_prog, line);
+        pthread_mutex_unlock(&log_lock);
+    }
+    errno = saved;
+}
+
+void
+lb_log_error_slot(void)
+{
+    lb_log(LB_LOG_ERROR, "%s", lb_error_msg());
+    if (err_hint[0])
+        lb_log(LB_LOG_ERROR, "hint: %s", err_hint);
+}
+
+/* ---- fault injection (tests only) --------------------------------------- */
+
+/*
+ * LIVEBACKUP_FAULT=POINT or POINT@N: SIGKILL ourselves the N-th time (1 by
+ * default) POINT is reached. The counter is per process.
+ */
+void
+lb_fault_point(const char *name)
+{
+    static _Atomic unsigned hits;
+    const char *want = getenv("LIVEBACKUP_FAULT");
+    size_t n;
+    unsigned long nth = 1;
+
+    if (want == NULL || *want == '\0')
+        return;
+    n = strcspn(want, "@");
+    if (strlen(name) != n || strncmp(want, name, n) != 0)
+        return;
+    if (want[n] == '@')
+        nth = strtoul(want + n + 1, NULL, 10);
+    if (++hits < nth)
+        return;
+    fprintf(stderr, "%s: fault injection: killed at %s\n", log_prog, name);
+    kill(getpid(), SIGKILL);
+}

@@ -1,0 +1,501 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Full-length I/O, crash-safe small files, sizes, times, hex and the other
+ * helpers every module needs. Nothing here knows about backups.
+ */
+#include "common/common.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+
+void
+lb_cleanup_free(void *ptr)
+{
+    free(*(void **)ptr);
+}
+
+void
+lb_cleanup_close(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+}
+
+void
+lb_cleanup_fclose(FILE **fp)
+{
+    if (*fp)
+        fclose(*fp);
+}
+
+int
+lb_write_full(int fd, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+
+    while (len > 0) {
+        ssize_t r = write(fd, p, len);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += r;
+        len -= (size_t)r;
+    }
+    return 0;
+}
+
+ssize_t
+lb_read_full(int fd, void *buf, size_t len)
+{
+    uint8_t *p = buf;
+    size_t done = 0;
+
+    while (done < len) {
+        ssize_t r = read(fd, p + done, len - done);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (r == 0)
+            break;
+        done += (size_t)r;
+    }
+    return (ssize_t)done;
+}
+
+int
+lb_pwrite_full(int fd, const void *buf, size_t len, off_t off)
+{
+    const uint8_t *p = buf;
+
+    while (len > 0) {
+        ssize_t r = pwrite(fd, p, len, off);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += r;
+        off += r;
+        len -= (size_t)r;
+    }
+    return 0;
+}
+
+ssize_t
+lb_pread_full(int fd, void *buf, size_t len, off_t off)
+{
+    uint8_t *p = buf;
+    size_t done = 0;
+
+    while (done < len) {
+        ssize_t r = pread(fd, p + done, len - done, off + (off_t)done);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (r == 0)
+            break;
+        done += (size_t)r;
+    }
+    return (ssize_t)done;
+}
+
+int
+lb_fsync_dir(const char *dir)
+{
+    CLEANUP_CLOSE int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (fd < 0)
+        return lb_error(errno, "open directory %s", dir);
+    if (fsync(fd) < 0)
+        return lb_error(errno, "fsync directory %s", dir);
+    return 0;
+}
+
+int
+lb_mkdir_p(const char *path, mode_t mode)
+{
+    CLEANUP_FREE char *copy = lb_xstrdup(path);
+    char *p = copy;
+
+    if (*p == '/')
+        p++;
+    for (;;) {
+        char *slash = strchr(p, '/');
+        if (slash)
+            *slash = '\0';
+        if (*copy && mkdir(copy, mode) < 0 && errno != EEXIST)
+            return lb_error(errno, "create directory %s", copy);
+        if (!slash)
+            break;
+        *slash = '/';
+        p = slash + 1;
+    }
+    return 0;
+}
+
+int
+lb_write_file_atomic(const char *dir, const char *name, const void *buf,
+                     size_t len, mode_t mode)
+{
+    CLEANUP_FREE char *tmp =
+        lb_xasprintf("%s/.%s.tmp.%ld", dir, name, (long)getpid());
+    CLEANUP_FREE char *dst = lb_xasprintf("%s/%s", dir, name);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+
+    if (fd < 0)
+        return lb_error(errno, "create %s", tmp);
+    if (lb_write_full(fd, buf, len) < 0 || fsync(fd) < 0) {
+        lb_error(errno, "write %s", tmp);
+        close(fd);
+        unlink(tmp);
+        return -1;
+    }
+    if (close(fd) < 0) {
+        lb_error(errno, "close %s", tmp);
+        unlink(tmp);
+        return -1;
+    }
+    if (rename(tmp, dst) < 0) {
+        lb_error(errno, "rename %s to %s", tmp, dst);
+        unlink(tmp);
+        return -1;
+    }
+    return lb_fsync_dir(dir);
+}
+
+char *
+lb_read_file(const char *path, size_t max, size_t *len_out)
+{
+    CLEANUP_CLOSE int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    char *buf;
+    ssize_t r;
+
+    if (fd < 0) {
+        lb_error(errno, "open %s", path);
+        return NULL;
+    }
+    if (fstat(fd, &st) < 0) {
+        lb_error(errno, "stat %s", path);
+        return NULL;
+    }
+    if ((uint64_t)st.st_size > max) {
+        lb_error(0, "%s: file too large (%lld bytes, at most %zu)", path,
+                 (long long)st.st_size, max);
+        errno = EFBIG;
+        return NULL;
+    }
+    buf = lb_xmalloc((size_t)st.st_size + 1);
+    r = lb_read_full(fd, buf, (size_t)st.st_size);
+    if (r < 0) {
+        lb_error(errno, "read %s", path);
+        free(buf);
+        return NULL;
+    }
+    buf[r] = '\0';
+    if (len_out)
+        *len_out = (size_t)r;
+    return buf;
+}
+
+/* ---- allocation -------------------------------------------------------- */
+
+static void
+oom(void)
+{
+    fputs("livebackup: out of memory\n", stderr);
+    abort();
+}
+
+void *
+lb_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        oom();
+    return p;
+}
+
+void *
+lb_xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        oom();
+    return p;
+}
+
+void *
+lb_xrealloc(void *p, size_t n)
+{
+    p = realloc(p, n ? n : 1);
+    if (!p)
+        oom();
+    return p;
+}
+
+char *
+lb_xstrdup(const char *s)
+{
+    char *p = strdup(s);
+    if (!p)
+        oom();
+    return p;
+}
+
+char *
+lb_xasprintf(const char *fmt, ...)
+{
+    char *s;
+    va_list ap;
+
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0)
+        oom();
+    va_end(ap);
+    return s;
+}
+
+/* ---- time, sizes, hex -------------------------------------------------- */
+
+uint64_t
+lb_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int64_t
+lb_wall_time(void)
+{
+    /* Test-only clock override (documented in docs/reliability.md): lets
+     * the retention tests create backups "in the past". */
+    const char *fake = getenv("LIVEBACKUP_FAKE_TIME");
+    int64_t t;
+
+    if (fake && *fake && lb_parse_time(fake, &t) == 0)
+        return t;
+    return (int64_t)time(NULL);
+}
+
+char *
+lb_human_size(char *buf, size_t len, uint64_t bytes)
+{
+    static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    double v = (double)bytes;
+    size_t i = 0;
+
+    while (v >= 1024 && i + 1 < LB_ARRAY_SIZE(unit)) {
+        v /= 1024;
+        i++;
+    }
+    if (i == 0)
+        snprintf(buf, len, "%llu B", (unsigned long long)bytes);
+    else
+        snprintf(buf, len, "%.1f %s", v, unit[i]);
+    return buf;
+}
+
+int
+lb_parse_size(const char *s, uint64_t *out)
+{
+    char *end;
+    double v;
+    uint64_t mult = 1;
+
+    if (!s || !*s || *s == '-')
+        return -1;
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno || end == s || v < 0)
+        return -1;
+    switch (tolower((unsigned char)*end)) {
+    case '\0':
+        break;
+    case 'k':
+        mult = 1ull << 10;
+        break;
+    case 'm':
+        mult = 1ull << 20;
+        break;
+    case 'g':
+        mult = 1ull << 30;
+        break;
+    case 't':
+        mult = 1ull << 40;
+        break;
+    default:
+        return -1;
+    }
+    if (*end) {
+        end++;
+        if (tolower((unsigned char)*end) == 'i')
+            end++;
+        if (tolower((unsigned char)*end) == 'b')
+            end++;
+        if (*end)
+            return -1;
+    }
+    v *= (double)mult;
+    if (v >= 18446744073709551615.0)
+        return -1;
+    *out = (uint64_t)v;
+    return 0;
+}
+
+char *
+lb_format_time(char *buf, size_t len, int64_t t)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+
+    gmtime_r(&tt, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+int
+lb_parse_time(const char *s, int64_t *out)
+{
+    static const char *const fmts[] = {
+        "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M",     "%Y-%m-%d %H:%M",    "%Y-%m-%d",
+    };
+    struct tm tm;
+
+    if (s[0] == '@') {
+        char *end;
+        long long v;
+        errno = 0;
+        v = strtoll(s + 1, &end, 10);
+        if (errno || end == s + 1 || *end)
+            return -1;
+        *out = v;
+        return 0;
+    }
+    for (size_t i = 0; i < LB_ARRAY_SIZE(fmts); i++) {
+        const char *end;
+        memset(&tm, 0, sizeof tm);
+        end = strptime(s, fmts[i], &tm);
+        if (end && *end == '\0') {
+            *out = (int64_t)timegm(&tm);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+void
+lb_hex_encode(char *out, const uint8_t *in, size_t len)
+{
+    static const char digits[] = "0123456789abcdef";
+
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+static int
+hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int
+lb_hex_decode(uint8_t *out, size_t len, const char *hex)
+{
+    if (strlen(hex) != 2 * len)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+int
+lb_random(void *buf, size_t len)
+{
+    uint8_t *p = buf;
+
+    while (len > 0) {
+        ssize_t r = getrandom(p, len, 0);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return lb_error(errno, "getrandom");
+        }
+        p += r;
+        len -= (size_t)r;
+    }
+    return 0;
+}
+
+char *
+lb_exe_dir(void)
+{
+    char buf[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+    char *slash;
+
+    if (n <= 0)
+        return NULL;
+    buf[n] = '\0';
+    slash = strrchr(buf, '/');
+    if (!slash)
+        return NULL;
+    *slash = '\0';
+    return lb_xstrdup(buf);
+}
+
+bool
+lb_is_zero(const void *p, size_t len)
+{
+    const uint8_t *b = p;
+    uint64_t acc = 0;
+    size_t i = 0;
+
+    /* Word at a time (memcpy compiles to plain loads, and the compiler
+     * vectorises the loop); bail out early every 4 KiB. */
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, b + i, 8);
+        acc |= w;
+        if ((i & 4095) == 4088 && acc)
+            return false;
+    }
+    for (; i < len; i++)
+        acc |= b[i];
+    return acc == 0;
+}
+
+unsigned
+lb_ncpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
