@@ -1,0 +1,254 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Blocking frame I/O over a pair of file descriptors: the agent's side of a
+ * pipe to backupd (local child or ssh), and backupd serve's side of stdin/
+ * stdout. Reads are buffered (many small frames per read(2)); sends are
+ * serialised by a lock so a sender and a receiver thread can share a
+ * connection, and can be paced by a token bucket (--bwlimit).
+ */
+#include "proto/proto.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <string.h>
+#include <time.h>
+
+#define CONN_RBUF_INIT (256u << 10)
+
+struct proto_conn {
+    int fd_in, fd_out;
+    uint8_t *rbuf;
+    size_t rcap, rstart, rend, consume;
+    bool eof;
+    pthread_mutex_t send_lock;
+    uint64_t bytes_in, bytes_out;
+    /* token bucket, in bytes; rate 0 means unlimited */
+    uint64_t rate;
+    double tokens;
+    uint64_t last_ns;
+};
+
+struct proto_conn *
+proto_conn_new(int fd_in, int fd_out)
+{
+    struct proto_conn *c = lb_xcalloc(1, sizeof *c);
+
+    c->fd_in = fd_in;
+    c->fd_out = fd_out;
+    c->rcap = CONN_RBUF_INIT;
+    c->rbuf = lb_xmalloc(c->rcap);
+    pthread_mutex_init(&c->send_lock, NULL);
+    return c;
+}
+
+void
+proto_conn_free(struct proto_conn *c, bool close_fds)
+{
+    if (!c)
+        return;
+    if (close_fds) {
+        if (c->fd_in >= 0)
+            close(c->fd_in);
+        if (c->fd_out >= 0 && c->fd_out != c->fd_in)
+            close(c->fd_out);
+    }
+    pthread_mutex_destroy(&c->send_lock);
+    free(c->rbuf);
+    free(c);
+}
+
+void
+proto_conn_set_bwlimit(struct proto_conn *c, uint64_t rate)
+{
+    pthread_mutex_lock(&c->send_lock);
+    c->rate = rate;
+    c->tokens = 0;
+    c->last_ns = lb_now_ns();
+    pthread_mutex_unlock(&c->send_lock);
+}
+
+/* Wait until n bytes may be sent. The bucket holds at most 1/20 s of
+ * credit so the rate stays close to the limit over any few seconds. */
+static void
+pace(struct proto_conn *c, size_t n)
+{
+    uint64_t now = lb_now_ns();
+    double cap = (double)c->rate / 20;
+
+    c->tokens += (double)(now - c->last_ns) * (double)c->rate / 1e9;
+    if (c->tokens > cap)
+        c->tokens = cap;
+    c->last_ns = now;
+    c->tokens -= (double)n;
+    if (c->tokens < 0) {
+        double secs = -c->tokens / (double)c->rate;
+        struct timespec ts = {(time_t)secs,
+                              (long)((secs - (double)(time_t)secs) * 1e9)};
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+            ;
+        c->tokens = 0;
+        c->last_ns = lb_now_ns();
+    }
+}
+
+int
+proto_conn_send(struct proto_conn *c, const void *p, size_t len)
+{
+    const uint8_t *b = p;
+    int r = 0;
+
+    pthread_mutex_lock(&c->send_lock);
+    while (len > 0) {
+        /* Pace in slices so a large frame does not burst. */
+        size_t n = c->rate ? LB_MIN(len, (size_t)64 << 10) : len;
+        if (c->rate)
+            pace(c, n);
+        if (lb_write_full(c->fd_out, b, n) < 0) {
+            r = lb_error(errno, "send to peer");
+            if (errno == EPIPE)
+                lb_error(0, "connection closed by the peer while sending");
+            break;
+        }
+        c->bytes_out += n;
+        b += n;
+        len -= n;
+    }
+    pthread_mutex_unlock(&c->send_lock);
+    return r;
+}
+
+int
+proto_conn_send_buf(struct proto_conn *c, struct lb_buf *b)
+{
+    int r = proto_conn_send(c, b->data, b->len);
+
+    lb_buf_reset(b);
+    return r;
+}
+
+/* Make n bytes available at rbuf[rstart]. */
+static int
+fill(struct proto_conn *c, size_t n)
+{
+    while (c->rend - c->rstart < n) {
+        ssize_t got;
+
+        if (c->rstart + n > c->rcap) {
+            /* Move the partial frame to the front; grow for a big one
+             * (n is bounded by PROTO_HDR_SIZE + PROTO_MAX_PAYLOAD). */
+            memmove(c->rbuf, c->rbuf + c->rstart, c->rend - c->rstart);
+            c->rend -= c->rstart;
+            c->rstart = 0;
+            if (n > c->rcap) {
+                c->rcap = n;
+                c->rbuf = lb_xrealloc(c->rbuf, c->rcap);
+            }
+        }
+        got = read(c->fd_in, c->rbuf + c->rend, c->rcap - c->rend);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            return lb_error(errno, "receive from peer");
+        }
+        if (got == 0) {
+            c->eof = true;
+            if (c->rend == c->rstart)
+                return lb_error(0, "connection closed by the peer");
+            return lb_error(0, "connection closed by the peer in the middle "
+                               "of a frame");
+        }
+        c->rend += (size_t)got;
+        c->bytes_in += (uint64_t)got;
+    }
+    return 0;
+}
+
+int
+proto_conn_recv(struct proto_conn *c, struct proto_hdr *h,
+                const uint8_t **payload)
+{
+    int st;
+
+    c->rstart += c->consume;
+    c->consume = 0;
+    if (c->rstart == c->rend)
+        c->rstart = c->rend = 0;
+    if (fill(c, PROTO_HDR_SIZE) < 0)
+        return -1;
+    st = proto_hdr_decode(c->rbuf + c->rstart, PROTO_HDR_SIZE, h);
+    if (st != PROTO_OK)
+        return lb_error(0, "protocol error from peer: %s",
+                        proto_status_str(st));
+    if (fill(c, PROTO_HDR_SIZE + (size_t)h->len) < 0)
+        return -1;
+    *payload = c->rbuf + c->rstart + PROTO_HDR_SIZE;
+    c->consume = PROTO_HDR_SIZE + (size_t)h->len;
+    return 0;
+}
+
+bool
+proto_conn_eof(const struct proto_conn *c)
+{
+    return c->eof;
+}
+
+int
+proto_conn_wait_readable(struct proto_conn *c, int timeout_ms)
+{
+    struct pollfd pfd = {c->fd_in, POLLIN, 0};
+    int r;
+
+    if (c->rend - c->rstart > c->consume)
+        return 1;
+    if (c->eof)
+        return 0;
+    do
+        r = poll(&pfd, 1, timeout_ms);
+    while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return lb_error(errno, "poll");
+    return r > 0;
+}
+
+uint64_t
+proto_conn_bytes_out(const struct proto_conn *c)
+{
+    return c->bytes_out;
+}
+
+uint64_t
+proto_conn_bytes_in(const struct proto_conn *c)
+{
+    return c->bytes_in;
+}
+
+int
+proto_conn_expect(struct proto_conn *c, uint16_t type, const uint8_t **payload,
+                  uint32_t *len, uint32_t *err_code)
+{
+    struct proto_hdr h;
+    const uint8_t *p;
+
+    if (err_code)
+        *err_code = 0;
+    if (proto_conn_recv(c, &h, &p) < 0)
+        return -1;
+    if (h.type == PROTO_T_ERROR) {
+        struct proto_error e;
+        if (proto_dec_error(p, h.len, &e) != PROTO_OK)
+            return lb_error(0, "backupd sent a malformed ERROR frame");
+        if (err_code)
+            *err_code = e.code;
+        lb_error(0, "%.*s", (int)e.msg.len, e.msg.p);
+        if (e.hint.len)
+            lb_error_hint("%.*s", (int)e.hint.len, e.hint.p);
+        return -1;
+    }
+    if (h.type != type)
+        return lb_error(0, "protocol error: expected %s, got %s",
+                        proto_type_name(type), proto_type_name(h.type));
+    *payload = p;
+    *len = h.len;
+    return 0;
+}
