@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Listing and deleting backups. A listing reads only each manifest's
+ * header and meta block (checked against the header's digest), never the
+ * window stacks, so it stays fast with large disks.
+ */
+#include "store/store_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <string.h>
+
+/* Read one manifest's metadata. */
+static int
+read_meta(struct store *st, const char *id, struct proto_kv *meta)
+{
+    CLEANUP_CLOSE int fd = store_manifest_open(st, id);
+    uint8_t hb[PROTO_MF_HDR_SIZE];
+    CLEANUP_FREE uint8_t *blk = NULL;
+    struct proto_mf_hdr h;
+    int s;
+
+    if (fd < 0)
+        return -1;
+    if (lb_pread_full(fd, hb, sizeof hb, 0) != (ssize_t)sizeof hb)
+        return lb_error(EPROTO, "backup %s: manifest truncated", id);
+    s = proto_mf_hdr_decode(hb, sizeof hb, &h);
+    if (s != PROTO_OK)
+        return lb_error(EPROTO, "backup %s: manifest header: %s", id,
+                        proto_status_str(s));
+    blk = lb_xmalloc(h.meta_len ? h.meta_len : 1);
+    if (lb_pread_full(fd, blk, h.meta_len, (off_t)h.meta_off) !=
+        (ssize_t)h.meta_len)
+        return lb_error(EPROTO, "backup %s: manifest truncated", id);
+    if (proto_mf_meta_decode(&h, blk, h.meta_len, meta) < 0) {
+        lb_error_prefix("backup %s", id);
+        return -1;
+    }
+    return 0;
+}
+
+static int
+cmp_backup(const void *a, const void *b)
+{
+    const struct store_backup *x = a, *y = b;
+
+    if (x->time != y->time)
+        return x->time < y->time ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+int
+store_list(struct store *st, const char *name, struct store_list *out)
+{
+    CLEANUP_FREE char *dir = lb_xasprintf("%s/backups", st->path);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    size_t cap = 0;
+
+    out->n = 0;
+    out->b = NULL;
+    if (!d)
+        return lb_error(errno, "open %s", dir);
+    while ((e = readdir(d)) != NULL) {
+        struct proto_kv meta = {0};
+        const char *n;
+        struct store_backup *b;
+
+        if (!proto_backup_id_valid(e->d_name, strlen(e->d_name)))
+            continue;
+        if (read_meta(st, e->d_name, &meta) < 0) {
+            lb_warn("%s (run livebackup verify)", lb_error_msg());
+            continue;
+        }
+        n = proto_kv_get(&meta, "name");
+        if (name && (!n || strcmp(n, name) != 0)) {
+            proto_kv_free(&meta);
+            continue;
+        }
+        if (out->n == cap) {
+            cap = cap ? cap * 2 : 64;
+            out->b = lb_xrealloc(out->b, cap * sizeof *out->b);
+        }
+        b = &out->b[out->n++];
+        snprintf(b->id, sizeof b->id, "%s", e->d_name);
+        b->time = (int64_t)proto_kv_get_u64(&meta, "time", 0);
+        b->meta = meta;
+    }
+    closedir(d);
+    if (out->n)
+        qsort(out->b, out->n, sizeof *out->b, cmp_backup);
+    return 0;
+}
+
+void
+store_list_free(struct store_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        proto_kv_free(&l->b[i].meta);
+    free(l->b);
+    l->b = NULL;
+    l->n = 0;
+}
+
+int
+store_delete(struct store *st, const char *id)
+{
+    CLEANUP_FREE char *path = NULL;
+    CLEANUP_FREE char *dir = NULL;
+
+    if (st->mode != STORE_ADMIN)
+        return lb_error(EPERM, "deleting needs the repository's exclusive "
+                               "lock");
+    if (st->append_only) {
+        lb_error(EPERM, "this repository connection is append-only: "
+                        "backups cannot be deleted through it");
+        errno = EPERM;
+        return -1;
+    }
+    if (!proto_backup_id_valid(id, strlen(id)))
+        return lb_error(EINVAL, "'%s' is not a backup id", id);
+    path = store_manifest_path(st, id);
+    if (unlink(path) < 0) {
+        if (errno == ENOENT) {
+            lb_error(ENOENT, "no backup %s in %s", id, st->path);
+            return -1;
+        }
+        return lb_error(errno, "delete %s", path);
+    }
+    dir = lb_xasprintf("%s/backups", st->path);
+    return lb_fsync_dir(dir);
+}

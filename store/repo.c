@@ -1,0 +1,430 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Repository lifecycle: init, open (config check, lock, session directory,
+ * cleanup of crashed sessions) and close. See FORMAT.md, "Layout" and
+ * "Locking".
+ */
+#include "store/store_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define CONFIG_MAGIC "livebackup-repository"
+
+static const char *const repo_entries[] = {"config", "chunks", "backups",
+                                           "tmp", "lock"};
+
+static bool
+is_repo_entry(const char *name)
+{
+    for (size_t i = 0; i < LB_ARRAY_SIZE(repo_entries); i++)
+        if (strcmp(name, repo_entries[i]) == 0)
+            return true;
+    return false;
+}
+
+/* 0: empty or only our own entries (an interrupted init); 1: foreign
+ * content; -1: error. */
+static int
+dir_state(const char *path, bool *has_config)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+    int r = 0;
+
+    *has_config = false;
+    if (!d)
+        return lb_error(errno, "open %s", path);
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (strcmp(e->d_name, "config") == 0)
+            *has_config = true;
+        if (!is_repo_entry(e->d_name))
+            r = 1;
+    }
+    closedir(d);
+    return r;
+}
+
+int
+store_init(const char *path, uint32_t window_size)
+{
+    struct stat sb;
+    uint8_t id[16];
+    char idhex[33], when[32];
+    bool has_config;
+
+    if (!proto_window_size_valid(window_size))
+        return lb_error(EINVAL,
+                        "window size %u: must be a power of two between "
+                        "%u KiB and %u MiB",
+                        window_size, PROTO_MIN_WINDOW >> 10,
+                        PROTO_MAX_WINDOW >> 20);
+    if (stat(path, &sb) == 0) {
+        int s;
+        if (!S_ISDIR(sb.st_mode))
+            return lb_error(ENOTDIR, "%s exists and is not a directory", path);
+        s = dir_state(path, &has_config);
+        if (s < 0)
+            return -1;
+        if (has_config) {
+            lb_error(EEXIST, "%s is already a livebackup repository", path);
+            errno = EEXIST;
+            return -1;
+        }
+        if (s == 1) {
+            lb_error(0, "%s is not empty and is not a livebackup repository",
+                     path);
+            lb_error_hint("choose an empty or new directory");
+            errno = ENOTEMPTY;
+            return -1;
+        }
+    } else if (errno != ENOENT) {
+        return lb_error(errno, "stat %s", path);
+    } else if (lb_mkdir_p(path, 0700) < 0) {
+        return -1;
+    }
+
+    for (unsigned i = 0; i < 256; i++) {
+        CLEANUP_FREE char *d = lb_xasprintf("%s/chunks/%02x", path, i);
+        if (lb_mkdir_p(d, 0700) < 0)
+            return -1;
+    }
+    {
+        CLEANUP_FREE char *b = lb_xasprintf("%s/backups", path);
+        CLEANUP_FREE char *t = lb_xasprintf("%s/tmp", path);
+        CLEANUP_FREE char *l = lb_xasprintf("%s/lock", path);
+        int fd;
+        if (lb_mkdir_p(b, 0700) < 0 || lb_mkdir_p(t, 0700) < 0)
+            return -1;
+        fd = open(l, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0)
+            return lb_error(errno, "create %s", l);
+        close(fd);
+    }
+    if (lb_random(id, sizeof id) < 0)
+        return -1;
+    lb_hex_encode(idhex, id, sizeof id);
+    lb_format_time(when, sizeof when, lb_wall_time());
+    {
+        CLEANUP_FREE char *cfg = lb_xasprintf(
+            "%s %d\nwindow_size %u\nid %s\ncreated %s\n", CONFIG_MAGIC,
+            STORE_FORMAT_VERSION, window_size, idhex, when);
+        /* The config is written last: without it the directory is not a
+         * repository, and init can simply be run again. */
+        if (lb_write_file_atomic(path, "config", cfg, strlen(cfg), 0600) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int
+parse_config(struct store *st)
+{
+    CLEANUP_FREE char *path = lb_xasprintf("%s/config", st->path);
+    CLEANUP_FREE char *text = NULL;
+    char *line, *save = NULL;
+    int version = -1;
+
+    text = lb_read_file(path, 64 << 10, NULL);
+    if (!text) {
+        struct stat sb;
+        if (errno != ENOENT)
+            return -1;
+        if (stat(st->path, &sb) < 0) {
+            lb_error(ENOENT, "no repository at %s", st->path);
+            lb_error_hint("create one with: livebackup init --repo %s",
+                          st->path);
+            errno = ENOENT;
+            return -1;
+        }
+        lb_error(ENOTDIR, "%s is not a livebackup repository (no config)",
+                 st->path);
+        lb_error_hint("check the path, or create a repository with "
+                      "livebackup init in an empty directory");
+        errno = ENOTDIR;
+        return -1;
+    }
+    for (line = strtok_r(text, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        char key[64], val[128];
+        if (sscanf(line, "%63s %127s", key, val) != 2)
+            continue;
+        if (strcmp(key, CONFIG_MAGIC) == 0)
+            version = atoi(val);
+        else if (strcmp(key, "window_size") == 0)
+            st->window_size = (uint32_t)strtoul(val, NULL, 10);
+        else if (strcmp(key, "id") == 0)
+            snprintf(st->repo_id, sizeof st->repo_id, "%s", val);
+    }
+    if (version < 0) {
+        lb_error(ENOTDIR, "%s/config is not a livebackup repository config",
+                 st->path);
+        errno = ENOTDIR;
+        return -1;
+    }
+    if (version > STORE_FORMAT_VERSION) {
+        lb_error(ERANGE,
+                 "repository %s has format version %d, newer than this "
+                 "livebackup supports (%d)",
+                 st->path, version, STORE_FORMAT_VERSION);
+        lb_error_hint("upgrade livebackup on the machine that holds the "
+                      "repository");
+        errno = ERANGE;
+        return -1;
+    }
+    if (!proto_window_size_valid(st->window_size)) {
+        lb_error(EPROTO, "%s/config: invalid window size %u", st->path,
+                 st->window_size);
+        errno = EPROTO;
+        return -1;
+    }
+    return 0;
+}
+
+/* Describe who holds the exclusive lock (written by its holder). */
+static void
+lock_holder(int fd, char *buf, size_t len)
+{
+    ssize_t n = pread(fd, buf, len - 1, 0);
+
+    if (n <= 0) {
+        snprintf(buf, len, "another process");
+        return;
+    }
+    buf[n] = '\0';
+    buf[strcspn(buf, "\n")] = '\0';
+}
+
+static int
+take_lock(struct store *st, unsigned wait_secs)
+{
+    CLEANUP_FREE char *path = lb_xasprintf("%s/lock", st->path);
+    int op = st->mode == STORE_ADMIN ? LOCK_EX : LOCK_SH;
+    uint64_t deadline = lb_now_ns() + (uint64_t)wait_secs * 1000000000u;
+
+    st->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (st->lock_fd < 0)
+        return lb_error(errno, "open %s", path);
+    while (flock(st->lock_fd, op | LOCK_NB) < 0) {
+        char who[256];
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            return lb_error(errno, "lock %s", path);
+        if (lb_now_ns() < deadline) {
+            struct timespec ts = {0, 200 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        if (op == LOCK_EX) {
+            lb_error(EWOULDBLOCK,
+                     "repository %s is in use by running backups or "
+                     "restores",
+                     st->path);
+            lb_error_hint("try again when they are done (or wait with "
+                          "--lock-wait SECONDS)");
+        } else {
+            lock_holder(st->lock_fd, who, sizeof who);
+            lb_error(EWOULDBLOCK, "repository %s is locked by %s", st->path,
+                     who);
+            lb_error_hint("it is being pruned or garbage-collected; try "
+                          "again when that is done (or wait with "
+                          "--lock-wait SECONDS)");
+        }
+        errno = EWOULDBLOCK;
+        return -1;
+    }
+    if (op == LOCK_EX) {
+        char host[128] = "?", when[32], line[384];
+        gethostname(host, sizeof host - 1);
+        lb_format_time(when, sizeof when, lb_wall_time());
+        snprintf(line, sizeof line,
+                 "an exclusive operation (pid %ld on %s since %s)\n",
+                 (long)getpid(), host, when);
+        if (ftruncate(st->lock_fd, 0) == 0)
+            (void)!pwrite(st->lock_fd, line, strlen(line), 0);
+    }
+    return 0;
+}
+
+/* Remove session directories whose owner is gone (its lock is free). */
+static void
+clean_stale_sessions(struct store *st)
+{
+    CLEANUP_FREE char *tmp = lb_xasprintf("%s/tmp", st->path);
+    DIR *d = opendir(tmp);
+    struct dirent *e;
+
+    if (!d)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        CLEANUP_FREE char *dir = NULL;
+        CLEANUP_FREE char *lock = NULL;
+        int fd;
+
+        if (e->d_name[0] == '.')
+            continue;
+        dir = lb_xasprintf("%s/%s", tmp, e->d_name);
+        lock = lb_xasprintf("%s/.lock", dir);
+        fd = open(lock, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            /* A session that died before creating its lock. */
+            if (errno == ENOENT)
+                store_rm_tree(dir);
+            continue;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            lb_debug("removing files of an interrupted session: %s", dir);
+            store_rm_tree(dir);
+        }
+        close(fd);
+    }
+    closedir(d);
+}
+
+static int
+make_session(struct store *st)
+{
+    uint8_t rnd[8];
+    char hex[17];
+    CLEANUP_FREE char *lock = NULL;
+
+    if (lb_random(rnd, sizeof rnd) < 0)
+        return -1;
+    lb_hex_encode(hex, rnd, sizeof rnd);
+    st->session_dir = lb_xasprintf("%s/tmp/%ld-%s", st->path, (long)getpid(),
+                                   hex);
+    if (mkdir(st->session_dir, 0700) < 0)
+        return lb_error(errno, "create %s", st->session_dir);
+    lock = lb_xasprintf("%s/.lock", st->session_dir);
+    st->session_lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (st->session_lock_fd < 0)
+        return lb_error(errno, "create %s", lock);
+    if (flock(st->session_lock_fd, LOCK_EX | LOCK_NB) < 0)
+        return lb_error(errno, "lock %s", lock);
+    return 0;
+}
+
+struct store *
+store_open(const char *path, enum store_mode mode, unsigned lock_wait_secs)
+{
+    struct store *st = lb_xcalloc(1, sizeof *st);
+
+    st->path = lb_xstrdup(path);
+    st->mode = mode;
+    st->lock_fd = -1;
+    st->session_lock_fd = -1;
+    st->dir_fd = -1;
+    pthread_mutex_init(&st->tmp_lock, NULL);
+    if (parse_config(st) < 0 || take_lock(st, lock_wait_secs) < 0)
+        goto fail;
+    st->dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (st->dir_fd < 0) {
+        lb_error(errno, "open %s", path);
+        goto fail;
+    }
+    if (mode != STORE_READ) {
+        clean_stale_sessions(st);
+        if (make_session(st) < 0)
+            goto fail;
+    }
+    return st;
+fail:
+    {
+        int saved = errno;
+        store_close(st);
+        errno = saved;
+    }
+    return NULL;
+}
+
+void
+store_close(struct store *st)
+{
+    if (!st)
+        return;
+    if (st->session_dir) {
+        store_rm_tree(st->session_dir);
+        free(st->session_dir);
+    }
+    if (st->session_lock_fd >= 0)
+        close(st->session_lock_fd);
+    if (st->lock_fd >= 0) {
+        if (st->mode == STORE_ADMIN && ftruncate(st->lock_fd, 0) < 0)
+            lb_debug("cannot clear the lock owner line");
+        close(st->lock_fd);
+    }
+    if (st->dir_fd >= 0)
+        close(st->dir_fd);
+    pthread_mutex_destroy(&st->tmp_lock);
+    free(st->path);
+    free(st);
+}
+
+uint32_t
+store_window_size(const struct store *st)
+{
+    return st->window_size;
+}
+
+const char *
+store_repo_id(const struct store *st)
+{
+    return st->repo_id;
+}
+
+const char *
+store_path(const struct store *st)
+{
+    return st->path;
+}
+
+void
+store_set_append_only(struct store *st, bool on)
+{
+    st->append_only = on;
+}
+
+bool
+store_append_only(const struct store *st)
+{
+    return st->append_only;
+}
+
+int
+store_rm_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+
+    if (!d)
+        return unlink(path) == 0 || errno == ENOENT ? 0 : -1;
+    while ((e = readdir(d)) != NULL) {
+        CLEANUP_FREE char *p = NULL;
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        p = lb_xasprintf("%s/%s", path, e->d_name);
+        if (e->d_type == DT_DIR)
+            store_rm_tree(p);
+        else
+            unlink(p);
+    }
+    closedir(d);
+    return rmdir(path);
+}
+
+char *
+store_tmp_name(struct store *st, const char *what)
+{
+    unsigned long n;
+
+    pthread_mutex_lock(&st->tmp_lock);
+    n = ++st->tmp_seq;
+    pthread_mutex_unlock(&st->tmp_lock);
+    return lb_xasprintf("%s/%s.%lu", st->session_dir, what, n);
+}

@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * store: the backup repository (store/FORMAT.md is the normative format).
+ *
+ * A repository is a directory holding content-addressed chunks (zstd,
+ * named by SHA-256), one manifest per backup, a config file and a lock.
+ * Every backup is a synthetic full: its manifest names, for every window
+ * of every disk, the stack of chunks that rebuilds it.
+ *
+ * Concurrency: any number of STORE_READ and STORE_WRITE openers may work
+ * at once (shared lock); STORE_ADMIN (delete, prune, gc) is exclusive.
+ * Chunk writes are atomic and idempotent, manifests are committed by
+ * rename, so concurrent writers never corrupt each other.
+ *
+ * Thread safety: store_chunk_* may be called from several threads on one
+ * struct store; a struct store_txn belongs to one thread.
+ *
+ * Errors: functions return -1 (or NULL) with the error slot set; its errno
+ * tells the class (ENOENT not found, ENOSPC disk full, EWOULDBLOCK locked,
+ * EPROTO damaged data, EINVAL bad request, EEXIST exists, EPERM refused by
+ * policy, ENOTDIR not a repository, ERANGE format too new, ENOTEMPTY
+ * foreign directory).
+ */
+#ifndef LB_STORE_H
+#define LB_STORE_H
+
+#include "common/common.h"
+#include "proto/proto.h"
+
+#define STORE_FORMAT_VERSION 1
+
+enum store_mode {
+    STORE_READ,  /* list, read manifests and chunks, verify */
+    STORE_WRITE, /* + write chunks and commit backups */
+    STORE_ADMIN, /* + delete backups, prune, gc (exclusive) */
+};
+
+struct store;
+
+/*
+ * Create a repository at path: it must not exist or be an empty directory
+ * (or a repository creation interrupted earlier). window_size must satisfy
+ * proto_window_size_valid.
+ */
+int store_init(const char *path, uint32_t window_size);
+
+/*
+ * Open the repository at path. lock_wait_secs: how long to wait for a
+ * conflicting lock (0: fail at once with EWOULDBLOCK and a message naming
+ * the holder). Also removes temporary files left by crashed sessions.
+ */
+struct store *store_open(const char *path, enum store_mode mode,
+                         unsigned lock_wait_secs);
+void store_close(struct store *st);
+
+uint32_t store_window_size(const struct store *st);
+const char *store_repo_id(const struct store *st);
+const char *store_path(const struct store *st);
+/* Refuse delete, prune and gc (backupd serve --append-only). */
+void store_set_append_only(struct store *st, bool on);
+bool store_append_only(const struct store *st);
+
+/* ---- chunks ------------------------------------------------------------- */
+
+/* 1 if the chunk is stored, 0 if not, -1 on error. */
+int store_chunk_exists(struct store *st, const struct proto_digest *d);
+
+/* Scratch space one thread reuses for chunk work (plaintext buffer and a
+ * zstd context). */
+struct store_scratch;
+struct store_scratch *store_scratch_new(void);
+void store_scratch_free(struct store_scratch *s);
+
+/*
+ * Check a received chunk (decompress, re-hash, validate a DELTA's runs
+ * against the window size) and store it atomically (temp file, fdatasync,
+ * rename). Returns 1 if it was already stored, 0 if written, -1 on error
+ * (EPROTO: the data does not match its digest). *stored_bytes receives the
+ * bytes written to disk (0 if it existed). Needs STORE_WRITE.
+ */
+int store_chunk_put(struct store *st, struct store_scratch *s,
+                    const struct proto_chunk *c, uint64_t *stored_bytes);
+
+/*
+ * Read a chunk's stored form: fills *c (data points into out, which is
+ * reset first). Checks the header, not the content.
+ */
+int store_chunk_read(struct store *st, const struct proto_digest *d,
+                     struct lb_buf *out, struct proto_chunk *c);
+
+/*
+ * Read, decompress and check a chunk against its digest; *plain points
+ * into the scratch space (valid until its next use), *plain_len its size,
+ * *type its type.
+ */
+int store_chunk_load(struct store *st, struct store_scratch *s,
+                     const struct proto_digest *d, const uint8_t **plain,
+                     size_t *plain_len, uint8_t *type);
+
+/* ---- backups (writing) ---------------------------------------------------- */
+
+struct store_txn;
+
+/*
+ * Start a backup of set `name` (a domain or image name). parent_id is ""
+ * for a backup with no parent, else the id of a committed backup of the
+ * same name. meta: the agent's metadata (kind, consistency, ...), copied.
+ */
+struct store_txn *store_txn_begin(struct store *st, const char *name,
+                                  const char *parent_id,
+                                  const struct proto_kv *meta);
+const char *store_txn_id(const struct store_txn *t);
+const char *store_txn_parent(const struct store_txn *t);
+
+/*
+ * Start a disk. mode PROTO_DISK_INCR needs a parent holding a disk of the
+ * same name and size; *depths then receives (caller frees) the parent's
+ * stack depth per window. For PROTO_DISK_FULL *depths is NULL.
+ */
+int store_txn_disk_begin(struct store_txn *t, const char *disk, uint64_t size,
+                         uint8_t mode, const struct proto_kv *meta,
+                         uint64_t *nwindows, uint8_t **depths);
+
+/*
+ * Tell the transaction that a chunk is being stored on its behalf (by a
+ * worker thread): window records may then reference it before the write
+ * completes. The caller must make sure every such write succeeded before
+ * store_txn_commit.
+ */
+void store_txn_note_chunk(struct store_txn *t, const struct proto_digest *d);
+
+/* Apply window records, in strictly increasing index order per disk.
+ * Every referenced chunk must be stored or noted. */
+int store_txn_window(struct store_txn *t, const struct proto_window_rec *r);
+
+/* Finish the current disk; meta is merged into the disk's metadata. */
+int store_txn_disk_end(struct store_txn *t, const struct proto_kv *meta);
+
+/*
+ * Make the backup durable: flush the repository's data (syncfs), write the
+ * manifest with meta merged into the begin metadata and the server's
+ * statistics, fsync, rename, fsync the directory. On success *out (if not
+ * NULL) receives the final metadata (caller frees with proto_kv_free).
+ * The transaction is freed either way.
+ */
+int store_txn_commit(struct store_txn *t, const struct proto_kv *meta,
+                     struct proto_kv *out);
+
+/* Abandon a backup: nothing of it but its (reusable) chunks remains. */
+void store_txn_abort(struct store_txn *t);
+
+/* True if the chunk was noted in this transaction (sent by the client). */
+bool store_txn_noted(const struct store_txn *t, const struct proto_digest *d);
+
+/* Bytes of chunk data written for this transaction (server statistics). */
+void store_txn_add_stats(struct store_txn *t, uint64_t chunks_new,
+                         uint64_t bytes_new, uint64_t bytes_received);
+
+/* ---- backups (reading) ---------------------------------------------------- */
+
+/* One backup as listed: its id and manifest metadata (owned by the list). */
+struct store_backup {
+    char id[PROTO_ID_LEN + 1];
+    int64_t time;
+    struct proto_kv meta;
+};
+
+struct store_list {
+    size_t n;
+    struct store_backup *b;
+};
+
+/*
+ * List backups, oldest first (by time, then id), of set `name` (all if
+ * NULL). Damaged manifests are skipped with a warning (verify names them).
+ */
+int store_list(struct store *st, const char *name, struct store_list *out);
+void store_list_free(struct store_list *l);
+
+/* Open a backup's manifest file for reading; ENOENT if unknown. */
+int store_manifest_open(struct store *st, const char *id);
+
+/* Delete a backup (STORE_ADMIN, refused in append-only mode). */
+int store_delete(struct store *st, const char *id);
+
+/* ---- verify --------------------------------------------------------------- */
+
+struct store_verify_cb {
+    void *opaque;
+    /* A damaged or missing item: backup id ("" for a chunk no backup
+     * names), disk ("" for the manifest itself), and what is wrong. */
+    void (*damage)(void *opaque, const char *id, const char *name,
+                   const char *disk, const char *what);
+    /* Progress: bytes of chunks checked so far of total. */
+    void (*progress)(void *opaque, uint64_t done, uint64_t total);
+};
+
+/*
+ * Re-read and re-hash every chunk and manifest. Fills stats (backups,
+ * backups_damaged, chunks, chunks_damaged, chunks_missing, bytes). Returns
+ * 0 if all is well, 1 if damage was found, -1 on error.
+ */
+int store_verify(struct store *st, const struct store_verify_cb *cb,
+                 struct proto_kv *stats);
+
+#endif /* LB_STORE_H */

@@ -1,0 +1,577 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Backup transactions: the new manifest is built by merging, window by
+ * window, the parent's stacks with the records the agent sends (SET
+ * replaces a stack, PUSH adds deltas on top; unsent windows keep the
+ * parent's stack for an incremental disk and are empty for a full one).
+ * Both manifests are streamed: memory does not grow with disk size.
+ *
+ * Commit: syncfs (every chunk and directory entry is durable), then the
+ * manifest: fsync, link into backups/ (never replacing), fsync backups/.
+ */
+#include "store/store_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* ---- transactions ------------------------------------------------------------ */
+
+struct store_txn {
+    struct store *st;
+    char id[PROTO_ID_LEN + 1];
+    char parent[PROTO_ID_LEN + 1];
+    char *name;
+    struct proto_kv meta;
+    int64_t start;
+    char *tmp;
+    int fd;
+    struct proto_mf_writer *w;
+    struct digest_set noted;
+    bool failed;
+
+    /* the disk being written */
+    bool in_disk;
+    char disk[65];
+    uint8_t mode;
+    uint64_t size, nwindows, next;
+    int parent_fd;
+    struct proto_mf_reader *prd;
+    struct proto_kv disk_meta;
+
+    /* summary */
+    struct lb_buf disks; /* "vda=SIZE vdb=SIZE" */
+    char **disk_names;
+    size_t ndisks;
+    uint64_t chunks_new, bytes_new, bytes_received;
+    uint64_t windows_set, windows_pushed;
+};
+
+char *
+store_manifest_path(const struct store *st, const char *id)
+{
+    return lb_xasprintf("%s/backups/%s", st->path, id);
+}
+
+ssize_t
+store_fd_read(void *opaque, void *buf, size_t len)
+{
+    int fd = *(int *)opaque;
+    ssize_t r = lb_read_full(fd, buf, len);
+
+    if (r < 0)
+        return lb_error(errno, "read manifest");
+    return r;
+}
+
+int
+store_manifest_open(struct store *st, const char *id)
+{
+    CLEANUP_FREE char *path = NULL;
+    int fd;
+
+    if (!proto_backup_id_valid(id, strlen(id))) {
+        lb_error(EINVAL, "'%s' is not a backup id", id);
+        errno = EINVAL;
+        return -1;
+    }
+    path = store_manifest_path(st, id);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        if (e == ENOENT) {
+            lb_error(ENOENT, "no backup %s in %s", id, st->path);
+            lb_error_hint("livebackup list shows the backups");
+        } else {
+            lb_error(e, "open %s", path);
+        }
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+static struct proto_mf_reader *
+open_parent_disk(struct store_txn *t, const char *disk, int *fd_out,
+                 struct proto_mf_disk *d)
+{
+    struct proto_mf_reader *r;
+    struct proto_mf_hdr h;
+    int fd = store_manifest_open(t->st, t->parent);
+
+    *fd_out = -1;
+    if (fd < 0)
+        return NULL;
+    r = proto_mf_reader_new(store_fd_read, fd_out);
+    *fd_out = fd;
+    if (!r || proto_mf_read_header(r, &h) < 0)
+        goto fail;
+    for (;;) {
+        int got = proto_mf_next_disk(r, d);
+        if (got < 0)
+            goto fail;
+        if (got == 0) {
+            lb_error(ENOENT, "parent backup %s has no disk %s", t->parent,
+                     disk);
+            errno = ENOENT;
+            goto fail;
+        }
+        if (strcmp(d->name, disk) == 0)
+            return r;
+        if (proto_mf_skip_disk(r) < 0 || proto_mf_read_disk_end(r, NULL) < 0)
+            goto fail;
+    }
+fail:
+    proto_mf_reader_free(r);
+    if (*fd_out >= 0)
+        close(*fd_out);
+    *fd_out = -1;
+    return NULL;
+}
+
+struct store_txn *
+store_txn_begin(struct store *st, const char *name, const char *parent_id,
+                const struct proto_kv *meta)
+{
+    struct store_txn *t;
+    uint16_t rnd;
+
+    if (st->mode == STORE_READ) {
+        lb_error(EPERM, "repository opened read-only");
+        return NULL;
+    }
+    if (!proto_name_valid(name, strlen(name))) {
+        lb_error(EINVAL, "invalid backup name '%s'", name);
+        errno = EINVAL;
+        return NULL;
+    }
+    t = lb_xcalloc(1, sizeof *t);
+    t->st = st;
+    t->fd = -1;
+    t->parent_fd = -1;
+    t->name = lb_xstrdup(name);
+    t->start = lb_wall_time();
+    for (size_t i = 0; i < meta->n; i++)
+        proto_kv_set(&t->meta, meta->e[i].key, meta->e[i].val);
+
+    if (parent_id && *parent_id) {
+        int fd = store_manifest_open(st, parent_id);
+        struct proto_mf_reader *r = NULL;
+        struct proto_mf_hdr h;
+        struct proto_kv pm = {0};
+        CLEANUP_FREE uint8_t *blk = NULL;
+        int ok = -1;
+
+        if (fd < 0)
+            goto fail;
+        r = proto_mf_reader_new(store_fd_read, &fd);
+        if (r && proto_mf_read_header(r, &h) == 0) {
+            blk = lb_xmalloc(h.meta_len ? h.meta_len : 1);
+            if (lb_pread_full(fd, blk, h.meta_len, (off_t)h.meta_off) ==
+                    (ssize_t)h.meta_len &&
+                proto_mf_meta_decode(&h, blk, h.meta_len, &pm) == 0)
+                ok = 0;
+        }
+        proto_mf_reader_free(r);
+        close(fd);
+        if (ok < 0) {
+            lb_error_prefix("parent backup %s", parent_id);
+            errno = EPROTO;
+            goto fail;
+        }
+        if (!proto_kv_get(&pm, "name") ||
+            strcmp(proto_kv_get(&pm, "name"), name) != 0) {
+            lb_error(EINVAL, "parent backup %s is not a backup of %s",
+                     parent_id, name);
+            proto_kv_free(&pm);
+            errno = EINVAL;
+            goto fail;
+        }
+        proto_kv_free(&pm);
+        snprintf(t->parent, sizeof t->parent, "%s", parent_id);
+    }
+
+    /* A fresh id: time plus 16 random bits, never an existing one. */
+    for (int tries = 0;; tries++) {
+        CLEANUP_FREE char *p = NULL;
+        struct stat sb;
+        if (lb_random(&rnd, sizeof rnd) < 0)
+            goto fail;
+        proto_backup_id_make(t->id, t->start, rnd);
+        p = store_manifest_path(st, t->id);
+        if (stat(p, &sb) < 0 && errno == ENOENT)
+            break;
+        if (tries > 100) {
+            lb_error(EEXIST, "cannot find a free backup id");
+            goto fail;
+        }
+    }
+    t->tmp = store_tmp_name(st, "manifest");
+    t->fd = open(t->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (t->fd < 0) {
+        lb_error(errno, "create %s", t->tmp);
+        goto fail;
+    }
+    t->w = proto_mf_writer_new(t->fd);
+    if (!t->w)
+        goto fail;
+    return t;
+fail:
+    store_txn_abort(t);
+    return NULL;
+}
+
+const char *
+store_txn_id(const struct store_txn *t)
+{
+    return t->id;
+}
+
+const char *
+store_txn_parent(const struct store_txn *t)
+{
+    return t->parent;
+}
+
+void
+store_txn_note_chunk(struct store_txn *t, const struct proto_digest *d)
+{
+    store_dset_add(&t->noted, d);
+}
+
+bool
+store_txn_noted(const struct store_txn *t, const struct proto_digest *d)
+{
+    return store_dset_has(&t->noted, d);
+}
+
+void
+store_txn_add_stats(struct store_txn *t, uint64_t chunks_new,
+                    uint64_t bytes_new, uint64_t bytes_received)
+{
+    t->chunks_new += chunks_new;
+    t->bytes_new += bytes_new;
+    t->bytes_received += bytes_received;
+}
+
+static int
+txn_fail(struct store_txn *t)
+{
+    t->failed = true;
+    return -1;
+}
+
+int
+store_txn_disk_begin(struct store_txn *t, const char *disk, uint64_t size,
+                     uint8_t mode, const struct proto_kv *meta,
+                     uint64_t *nwindows, uint8_t **depths)
+{
+    struct proto_mf_disk pd;
+    uint32_t ws = t->st->window_size;
+
+    *depths = NULL;
+    if (t->failed || t->in_disk)
+        return lb_error(EINVAL, "disk %s started while another is open", disk);
+    if (!proto_disk_name_valid(disk, strlen(disk)))
+        return lb_error(EINVAL, "invalid disk name '%s'", disk);
+    if (size == 0 || size > PROTO_MF_MAX_SIZE)
+        return lb_error(EINVAL, "disk %s: invalid size %llu", disk,
+                        (unsigned long long)size);
+    if (t->ndisks >= PROTO_MF_MAX_DISKS)
+        return lb_error(EINVAL, "too many disks in one backup");
+    for (size_t i = 0; i < t->ndisks; i++)
+        if (strcmp(t->disk_names[i], disk) == 0)
+            return lb_error(EINVAL, "disk %s sent twice", disk);
+
+    t->nwindows = proto_mf_windows_for(size, ws);
+    if (mode == PROTO_DISK_INCR) {
+        struct proto_mf_window w;
+        struct proto_mf_reader *r;
+        int fd;
+        uint8_t *dep;
+
+        if (!t->parent[0])
+            return lb_error(EINVAL, "incremental disk %s without a parent "
+                                    "backup",
+                            disk);
+        /* Pass 1: read the whole parent (checking its trailer) for the
+         * depth map. Pass 2 (t->prd) streams the merge. */
+        r = open_parent_disk(t, disk, &fd, &pd);
+        if (!r)
+            return txn_fail(t);
+        if (pd.size != size || pd.window_size != ws) {
+            proto_mf_reader_free(r);
+            close(fd);
+            return lb_error(EINVAL,
+                            "disk %s: size %llu differs from the parent's "
+                            "%llu: an incremental is not possible",
+                            disk, (unsigned long long)size,
+                            (unsigned long long)pd.size);
+        }
+        dep = lb_xmalloc(t->nwindows ? t->nwindows : 1);
+        for (uint64_t i = 0; i < t->nwindows; i++) {
+            if (proto_mf_next_window(r, &w) < 0)
+                goto bad_parent;
+            dep[i] = w.depth;
+        }
+        if (proto_mf_read_disk_end(r, NULL) < 0)
+            goto bad_parent;
+        while (proto_mf_next_disk(r, &pd) == 1)
+            if (proto_mf_skip_disk(r) < 0 || proto_mf_read_disk_end(r, NULL) < 0)
+                goto bad_parent;
+        {
+            struct proto_kv m = {0};
+            int ok = proto_mf_read_meta(r, &m) == 0 && proto_mf_finish(r) == 0;
+            proto_kv_free(&m);
+            if (!ok)
+                goto bad_parent;
+        }
+        proto_mf_reader_free(r);
+        close(fd);
+        t->prd = open_parent_disk(t, disk, &t->parent_fd, &pd);
+        if (!t->prd) {
+            free(dep);
+            return txn_fail(t);
+        }
+        *depths = dep;
+        goto started;
+    bad_parent:
+        lb_error_prefix("parent backup %s is damaged", t->parent);
+        errno = EPROTO;
+        free(dep);
+        proto_mf_reader_free(r);
+        close(fd);
+        return txn_fail(t);
+    } else if (mode != PROTO_DISK_FULL) {
+        return lb_error(EINVAL, "disk %s: unknown mode %u", disk, mode);
+    }
+started:
+    if (proto_mf_write_disk(t->w, disk, size, ws) < 0)
+        return txn_fail(t);
+    t->in_disk = true;
+    snprintf(t->disk, sizeof t->disk, "%s", disk);
+    t->mode = mode;
+    t->size = size;
+    t->next = 0;
+    proto_kv_free(&t->disk_meta);
+    for (size_t i = 0; i < meta->n; i++)
+        proto_kv_set(&t->disk_meta, meta->e[i].key, meta->e[i].val);
+    t->disk_names = lb_xrealloc(t->disk_names,
+                                (t->ndisks + 1) * sizeof *t->disk_names);
+    t->disk_names[t->ndisks++] = lb_xstrdup(disk);
+    *nwindows = t->nwindows;
+    return 0;
+}
+
+/* Write windows [t->next, upto) unchanged: the parent's or empty. */
+static int
+fill_until(struct store_txn *t, uint64_t upto)
+{
+    struct proto_mf_window w = {0};
+
+    for (; t->next < upto; t->next++) {
+        if (t->mode == PROTO_DISK_INCR) {
+            if (proto_mf_next_window(t->prd, &w) < 0)
+                return -1;
+        } else {
+            w.depth = 0;
+        }
+        if (proto_mf_write_window(t->w, &w) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int
+check_ref(struct store_txn *t, const struct proto_ref *ref)
+{
+    char hex[65];
+    int r;
+
+    if (store_dset_has(&t->noted, &ref->d))
+        return 0;
+    r = store_chunk_exists(t->st, &ref->d);
+    if (r == 1)
+        return 0;
+    if (r < 0)
+        return -1;
+    proto_digest_hex(&ref->d, hex);
+    return lb_error(EINVAL, "disk %s references chunk %s, which was neither "
+                            "sent nor stored",
+                    t->disk, hex);
+}
+
+int
+store_txn_window(struct store_txn *t, const struct proto_window_rec *r)
+{
+    struct proto_mf_window w = {0};
+
+    if (t->failed || !t->in_disk)
+        return lb_error(EINVAL, "window record outside a disk");
+    if (r->index >= t->nwindows || r->index < t->next)
+        return lb_error(EINVAL, "disk %s: window %llu out of order or range",
+                        t->disk, (unsigned long long)r->index);
+    if (fill_until(t, r->index) < 0)
+        return txn_fail(t);
+    if (t->mode == PROTO_DISK_INCR &&
+        proto_mf_next_window(t->prd, &w) < 0)
+        return txn_fail(t);
+    if (r->op == PROTO_WIN_SET) {
+        w.depth = 0;
+        t->windows_set++;
+    } else {
+        t->windows_pushed++;
+    }
+    if ((size_t)w.depth + r->n > PROTO_MAX_STACK)
+        return lb_error(EINVAL, "disk %s: window %llu: stack deeper than %d",
+                        t->disk, (unsigned long long)r->index,
+                        PROTO_MAX_STACK);
+    for (uint8_t i = 0; i < r->n; i++) {
+        if (r->refs[i].type == PROTO_CHUNK_RAW && w.depth != 0)
+            return lb_error(EINVAL, "disk %s: window %llu: a RAW chunk "
+                                    "above other chunks",
+                            t->disk, (unsigned long long)r->index);
+        if (check_ref(t, &r->refs[i]) < 0)
+            return txn_fail(t);
+        w.refs[w.depth++] = r->refs[i];
+    }
+    if (proto_mf_write_window(t->w, &w) < 0)
+        return txn_fail(t);
+    t->next = r->index + 1;
+    return 0;
+}
+
+int
+store_txn_disk_end(struct store_txn *t, const struct proto_kv *meta)
+{
+    char line[128];
+
+    if (t->failed || !t->in_disk)
+        return lb_error(EINVAL, "disk end outside a disk");
+    if (fill_until(t, t->nwindows) < 0)
+        return txn_fail(t);
+    for (size_t i = 0; i < meta->n; i++)
+        proto_kv_set(&t->disk_meta, meta->e[i].key, meta->e[i].val);
+    proto_kv_set(&t->disk_meta, "mode",
+                 t->mode == PROTO_DISK_INCR ? "incremental" : "full");
+    if (proto_mf_write_disk_end(t->w, &t->disk_meta) < 0)
+        return txn_fail(t);
+    if (t->prd) {
+        proto_mf_reader_free(t->prd);
+        t->prd = NULL;
+        close(t->parent_fd);
+        t->parent_fd = -1;
+    }
+    snprintf(line, sizeof line, "%s%s=%llu", t->disks.len ? " " : "",
+             t->disk, (unsigned long long)t->size);
+    lb_buf_append(&t->disks, line, strlen(line));
+    t->in_disk = false;
+    return 0;
+}
+
+int
+store_txn_commit(struct store_txn *t, const struct proto_kv *meta,
+                 struct proto_kv *out)
+{
+    struct store *st = t->st;
+    CLEANUP_FREE char *dst = NULL;
+    CLEANUP_FREE char *dir = NULL;
+    uint64_t total = 0;
+    int r = -1;
+
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (t->failed || t->in_disk) {
+        lb_error(EINVAL, "commit of an unfinished backup");
+        goto done;
+    }
+    if (t->ndisks == 0) {
+        lb_error(EINVAL, "a backup needs at least one disk");
+        goto done;
+    }
+    for (size_t i = 0; i < meta->n; i++)
+        proto_kv_set(&t->meta, meta->e[i].key, meta->e[i].val);
+    {
+        /* The server's own fields win over anything the client sent. */
+        char *disks = lb_xmalloc(t->disks.len + 1);
+        const char *p;
+        memcpy(disks, t->disks.data, t->disks.len);
+        disks[t->disks.len] = '\0';
+        for (p = disks; (p = strchr(p, '=')) != NULL; p++)
+            total += strtoull(p + 1, NULL, 10);
+        proto_kv_set(&t->meta, "id", t->id);
+        proto_kv_set(&t->meta, "name", t->name);
+        proto_kv_set(&t->meta, "parent", t->parent);
+        proto_kv_set_u64(&t->meta, "time", (uint64_t)t->start);
+        proto_kv_set_u64(&t->meta, "end_time", (uint64_t)lb_wall_time());
+        proto_kv_set(&t->meta, "disks", disks);
+        proto_kv_set_u64(&t->meta, "size", total);
+        proto_kv_set_u64(&t->meta, "chunks_new", t->chunks_new);
+        proto_kv_set_u64(&t->meta, "bytes_new", t->bytes_new);
+        proto_kv_set_u64(&t->meta, "bytes_received", t->bytes_received);
+        proto_kv_set_u64(&t->meta, "windows_set", t->windows_set);
+        proto_kv_set_u64(&t->meta, "windows_pushed", t->windows_pushed);
+        free(disks);
+    }
+    if (proto_mf_write_finish(t->w, &t->meta) < 0)
+        goto done;
+    if (fsync(t->fd) < 0) {
+        lb_error(errno, "fsync manifest %s", t->tmp);
+        goto done;
+    }
+    lb_fault_point("backupd:before-commit");
+    /* Every chunk this backup names was fdatasync'd when written; syncfs
+     * makes their directory entries durable before the manifest is. */
+    if (syncfs(st->dir_fd) < 0) {
+        lb_error(errno, "sync repository %s", st->path);
+        goto done;
+    }
+    dst = store_manifest_path(st, t->id);
+    if (link(t->tmp, dst) < 0) {
+        lb_error(errno, "commit manifest %s", dst);
+        goto done;
+    }
+    unlink(t->tmp);
+    dir = lb_xasprintf("%s/backups", st->path);
+    if (lb_fsync_dir(dir) < 0)
+        goto done;
+    lb_fault_point("backupd:after-commit");
+    if (out)
+        for (size_t i = 0; i < t->meta.n; i++)
+            proto_kv_set(out, t->meta.e[i].key, t->meta.e[i].val);
+    r = 0;
+done:
+    {
+        int saved = errno;
+        store_txn_abort(t);
+        errno = saved;
+    }
+    return r;
+}
+
+void
+store_txn_abort(struct store_txn *t)
+{
+    if (!t)
+        return;
+    proto_mf_writer_free(t->w);
+    if (t->fd >= 0)
+        close(t->fd);
+    if (t->tmp) {
+        unlink(t->tmp);
+        free(t->tmp);
+    }
+    proto_mf_reader_free(t->prd);
+    if (t->parent_fd >= 0)
+        close(t->parent_fd);
+    proto_kv_free(&t->meta);
+    proto_kv_free(&t->disk_meta);
+    for (size_t i = 0; i < t->ndisks; i++)
+        free(t->disk_names[i]);
+    free(t->disk_names);
+    lb_buf_free(&t->disks);
+    store_dset_free(&t->noted);
+    free(t->name);
+    free(t);
+}

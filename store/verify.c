@@ -1,0 +1,276 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * verify: re-read and re-hash every chunk (in parallel, once each, however
+ * many backups share it), then read every manifest whole (its trailing
+ * digest) and check that each chunk it names is present and sound. Damage
+ * is reported per backup and disk, so the user knows which backups are
+ * affected and which are still good.
+ */
+#include "store/store_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct vctx {
+    struct store *st;
+    const struct store_verify_cb *cb;
+    pthread_mutex_t lock;
+    unsigned next_dir; /* fan-out directories are handed out one by one */
+    uint64_t total, done, chunks;
+    struct digest_set bad;
+};
+
+static void
+report(struct vctx *v, const char *id, const char *name, const char *disk,
+       const char *what)
+{
+    if (v->cb && v->cb->damage)
+        v->cb->damage(v->cb->opaque, id, name, disk, what);
+}
+
+/* Pass 0: the size of all chunks, for progress. */
+static void
+count_chunks(struct vctx *v)
+{
+    for (unsigned i = 0; i < 256; i++) {
+        CLEANUP_FREE char *dir = lb_xasprintf("%s/chunks/%02x", v->st->path, i);
+        DIR *d = opendir(dir);
+        struct dirent *e;
+        if (!d)
+            continue;
+        while ((e = readdir(d)) != NULL) {
+            struct stat sb;
+            if (e->d_name[0] == '.')
+                continue;
+            if (fstatat(dirfd(d), e->d_name, &sb, 0) == 0)
+                v->total += (uint64_t)sb.st_size;
+        }
+        closedir(d);
+    }
+}
+
+static void *
+chunk_worker(void *arg)
+{
+    struct vctx *v = arg;
+    struct store_scratch *s = store_scratch_new();
+
+    for (;;) {
+        unsigned i;
+        DIR *d;
+        struct dirent *e;
+        CLEANUP_FREE char *dir = NULL;
+
+        pthread_mutex_lock(&v->lock);
+        i = v->next_dir++;
+        pthread_mutex_unlock(&v->lock);
+        if (i >= 256)
+            break;
+        dir = lb_xasprintf("%s/chunks/%02x", v->st->path, i);
+        d = opendir(dir);
+        if (!d) {
+            char what[256];
+            snprintf(what, sizeof what, "cannot open %s", dir);
+            pthread_mutex_lock(&v->lock);
+            report(v, "", "", "", what);
+            pthread_mutex_unlock(&v->lock);
+            continue;
+        }
+        while ((e = readdir(d)) != NULL) {
+            struct proto_digest dg;
+            const uint8_t *plain;
+            size_t len = 0;
+            uint8_t type;
+            struct stat sb;
+            int r;
+
+            if (e->d_name[0] == '.')
+                continue;
+            if (proto_digest_parse(e->d_name, &dg) < 0 ||
+                strncmp(e->d_name, dir + strlen(dir) - 2, 2) != 0) {
+                char what[512];
+                snprintf(what, sizeof what, "stray file chunks/%02x/%.200s",
+                         i, e->d_name);
+                pthread_mutex_lock(&v->lock);
+                report(v, "", "", "", what);
+                pthread_mutex_unlock(&v->lock);
+                continue;
+            }
+            r = store_chunk_load(v->st, s, &dg, &plain, &len, &type);
+            if (fstatat(dirfd(d), e->d_name, &sb, 0) < 0)
+                sb.st_size = 0;
+            pthread_mutex_lock(&v->lock);
+            v->chunks++;
+            v->done += (uint64_t)sb.st_size;
+            if (r < 0) {
+                char what[1200];
+                snprintf(what, sizeof what, "chunk %s: %s", e->d_name,
+                         lb_error_msg());
+                store_dset_add(&v->bad, &dg);
+                report(v, "", "", "", what);
+            }
+            if (v->cb && v->cb->progress)
+                v->cb->progress(v->cb->opaque, v->done, v->total);
+            pthread_mutex_unlock(&v->lock);
+        }
+        closedir(d);
+    }
+    store_scratch_free(s);
+    return NULL;
+}
+
+/* Check one backup's manifest and the chunks it names. 1 if damaged. */
+static int
+verify_backup(struct vctx *v, const char *id, uint64_t *missing)
+{
+    CLEANUP_CLOSE int fd = -1;
+    struct proto_mf_reader *r = NULL;
+    struct proto_mf_hdr h;
+    struct proto_mf_disk d;
+    struct proto_kv meta = {0};
+    char name[256] = "";
+    int damaged = 0, got;
+
+    fd = store_manifest_open(v->st, id);
+    if (fd < 0) {
+        report(v, id, "", "", lb_error_msg());
+        return 1;
+    }
+    /* The name, for the report, from the meta block (if it is sound). */
+    {
+        uint8_t hb[PROTO_MF_HDR_SIZE];
+        if (lb_pread_full(fd, hb, sizeof hb, 0) == (ssize_t)sizeof hb &&
+            proto_mf_hdr_decode(hb, sizeof hb, &h) == PROTO_OK) {
+            uint8_t *blk = lb_xmalloc(h.meta_len ? h.meta_len : 1);
+            if (lb_pread_full(fd, blk, h.meta_len, (off_t)h.meta_off) ==
+                    (ssize_t)h.meta_len &&
+                proto_mf_meta_decode(&h, blk, h.meta_len, &meta) == 0 &&
+                proto_kv_get(&meta, "name"))
+                snprintf(name, sizeof name, "%s", proto_kv_get(&meta, "name"));
+            free(blk);
+            proto_kv_free(&meta);
+        }
+    }
+    r = proto_mf_reader_new(store_fd_read, &fd);
+    if (!r || proto_mf_read_header(r, &h) < 0)
+        goto bad_manifest;
+    while ((got = proto_mf_next_disk(r, &d)) == 1) {
+        uint64_t bad_windows = 0, first_bad = 0;
+        char first_what[200] = "";
+
+        for (uint64_t i = 0; i < d.nwindows; i++) {
+            struct proto_mf_window w;
+            if (proto_mf_next_window(r, &w) < 0)
+                goto bad_manifest;
+            for (uint8_t k = 0; k < w.depth; k++) {
+                const char *why = NULL;
+                if (store_dset_has(&v->bad, &w.refs[k].d))
+                    why = "damaged";
+                else if (store_chunk_exists(v->st, &w.refs[k].d) != 1) {
+                    why = "missing";
+                    (*missing)++;
+                }
+                if (why) {
+                    char hex[65];
+                    if (bad_windows++ == 0) {
+                        first_bad = i;
+                        proto_digest_hex(&w.refs[k].d, hex);
+                        snprintf(first_what, sizeof first_what,
+                                 "chunk %s %s", hex, why);
+                    }
+                    break;
+                }
+            }
+        }
+        if (bad_windows) {
+            char what[400];
+            snprintf(what, sizeof what,
+                     "%llu damaged window(s), first at byte offset %llu: %s",
+                     (unsigned long long)bad_windows,
+                     (unsigned long long)first_bad * d.window_size,
+                     first_what);
+            report(v, id, name, d.name, what);
+            damaged = 1;
+        }
+        if (proto_mf_read_disk_end(r, NULL) < 0)
+            goto bad_manifest;
+    }
+    if (got < 0 || proto_mf_read_meta(r, &meta) < 0 || proto_mf_finish(r) < 0)
+        goto bad_manifest;
+    proto_kv_free(&meta);
+    proto_mf_reader_free(r);
+    return damaged;
+bad_manifest:
+    report(v, id, name, "", lb_error_msg());
+    proto_kv_free(&meta);
+    proto_mf_reader_free(r);
+    return 1;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int
+store_verify(struct store *st, const struct store_verify_cb *cb,
+             struct proto_kv *stats)
+{
+    struct vctx v = {.st = st, .cb = cb};
+    pthread_t th[8];
+    unsigned nth = LB_MIN(lb_ncpus(), LB_ARRAY_SIZE(th));
+    CLEANUP_FREE char *bdir = lb_xasprintf("%s/backups", st->path);
+    DIR *d;
+    struct dirent *e;
+    char **ids = NULL;
+    size_t nids = 0;
+    uint64_t damaged = 0, missing = 0;
+
+    pthread_mutex_init(&v.lock, NULL);
+    count_chunks(&v);
+    for (unsigned i = 0; i < nth; i++)
+        if (pthread_create(&th[i], NULL, chunk_worker, &v) != 0)
+            nth = i;
+    if (nth == 0)
+        chunk_worker(&v);
+    for (unsigned i = 0; i < nth; i++)
+        pthread_join(th[i], NULL);
+
+    d = opendir(bdir);
+    if (!d) {
+        store_dset_free(&v.bad);
+        pthread_mutex_destroy(&v.lock);
+        return lb_error(errno, "open %s", bdir);
+    }
+    while ((e = readdir(d)) != NULL) {
+        if (!proto_backup_id_valid(e->d_name, strlen(e->d_name)))
+            continue;
+        ids = lb_xrealloc(ids, (nids + 1) * sizeof *ids);
+        ids[nids++] = lb_xstrdup(e->d_name);
+    }
+    closedir(d);
+    if (nids)
+        qsort(ids, nids, sizeof *ids, cmp_str);
+    for (size_t i = 0; i < nids; i++) {
+        damaged += (uint64_t)verify_backup(&v, ids[i], &missing);
+        free(ids[i]);
+    }
+    free(ids);
+
+    proto_kv_set_u64(stats, "backups", nids);
+    proto_kv_set_u64(stats, "backups_damaged", damaged);
+    proto_kv_set_u64(stats, "chunks", v.chunks);
+    proto_kv_set_u64(stats, "chunks_damaged", v.bad.n);
+    proto_kv_set_u64(stats, "chunk_refs_missing", missing);
+    proto_kv_set_u64(stats, "bytes", v.done);
+    {
+        bool bad = damaged || v.bad.n;
+        store_dset_free(&v.bad);
+        pthread_mutex_destroy(&v.lock);
+        return bad ? 1 : 0;
+    }
+}
