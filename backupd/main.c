@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * backupd: owns a livebackup repository and speaks the protocol.
+ *
+ *   backupd serve --repo PATH [--append-only] [--restrict-to-repo PATH]
+ *       one session on stdin/stdout: what `ssh host backupd serve` runs,
+ *       and what the agent starts as a child for a local repository.
+ *
+ * Logs go to stderr (or syslog with --syslog); the protocol owns stdout.
+ */
+#include "backupd/backupd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <string.h>
+
+static void
+usage(FILE *f)
+{
+    fputs("Usage:\n"
+          "  backupd serve --repo PATH [options]\n"
+          "  backupd --version\n"
+          "\n"
+          "Options:\n"
+          "  --repo PATH              the repository this backupd owns\n"
+          "  --restrict-to-repo PATH  only serve repositories at or below "
+          "PATH\n"
+          "                           (for ssh authorized_keys command=)\n"
+          "  --append-only            refuse delete, prune and gc\n"
+          "  --lock-wait SECONDS      wait for a conflicting lock (default 0)\n"
+          "  --workers N              chunk-checking threads (default: CPUs)\n"
+          "  --syslog                 log to syslog instead of stderr\n"
+          "  -v, --verbose            more log output\n",
+          f);
+}
+
+/*
+ * Move the protocol's descriptors away from 0 and 1 and put /dev/null in
+ * their place: nothing printed by accident (a library, a stray printf) can
+ * reach the pipe and corrupt the stream.
+ */
+static int
+take_stdio(int *in, int *out)
+{
+    int null;
+
+    *in = fcntl(0, F_DUPFD_CLOEXEC, 3);
+    *out = fcntl(1, F_DUPFD_CLOEXEC, 3);
+    if (*in < 0 || *out < 0)
+        return lb_error(errno, "duplicate stdin/stdout");
+    null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null < 0)
+        return lb_error(errno, "open /dev/null");
+    if (dup2(null, 0) < 0 || dup2(null, 1) < 0)
+        return lb_error(errno, "redirect stdin/stdout");
+    close(null);
+    return 0;
+}
+
+/*
+ * --restrict-to-repo: under a forced ssh command, the repository the
+ * client asked for is in SSH_ORIGINAL_COMMAND ("backupd serve --repo X").
+ * Allow it only if it resolves at or below the restriction.
+ */
+static char *
+pick_repo(const char *repo, const char *restrict_to)
+{
+    char want[PATH_MAX], base[PATH_MAX];
+    const char *orig = getenv("SSH_ORIGINAL_COMMAND");
+    CLEANUP_FREE char *asked = NULL;
+    size_t bl;
+
+    if (!restrict_to)
+        return repo ? lb_xstrdup(repo) : NULL;
+    if (!repo && orig) {
+        const char *p = strstr(orig, "--repo");
+        if (p) {
+            p += 6;
+            while (*p == ' ' || *p == '=')
+                p++;
+            asked = lb_xstrdup(p);
+            asked[strcspn(asked, " \t")] = '\0';
+            repo = asked;
+        }
+    }
+    if (!repo)
+        repo = restrict_to;
+    if (!realpath(restrict_to, base)) {
+        lb_error(errno, "--restrict-to-repo %s", restrict_to);
+        return NULL;
+    }
+    /* The repository may not exist yet (init): resolve its parent. */
+    if (!realpath(repo, want)) {
+        CLEANUP_FREE char *copy = lb_xstrdup(repo);
+        char *slash = strrchr(copy, '/');
+        char parent[PATH_MAX];
+        if (!slash || slash == copy || !realpath((*slash = '\0', copy), parent) ||
+            strcmp(slash + 1, "..") == 0 || strcmp(slash + 1, ".") == 0) {
+            lb_error(EPERM, "repository %s is outside the allowed path", repo);
+            return NULL;
+        }
+        if (strlen(parent) > PATH_MAX / 2 ||
+            (size_t)snprintf(want, sizeof want, "%.*s/%s", PATH_MAX / 2,
+                             parent, slash + 1) >= sizeof want) {
+            lb_error(ENAMETOOLONG, "repository path %s", repo);
+            return NULL;
+        }
+    }
+    bl = strlen(base);
+    if (strncmp(want, base, bl) != 0 || (want[bl] != '\0' && want[bl] != '/')) {
+        lb_error(EPERM, "repository %s is outside the allowed path %s", repo,
+                 restrict_to);
+        return NULL;
+    }
+    return lb_xstrdup(want);
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"repo", required_argument, NULL, 'r'},
+        {"restrict-to-repo", required_argument, NULL, 'R'},
+        {"append-only", no_argument, NULL, 'a'},
+        {"lock-wait", required_argument, NULL, 'l'},
+        {"workers", required_argument, NULL, 'w'},
+        {"socket", required_argument, NULL, 's'},
+        {"syslog", no_argument, NULL, 'S'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    struct backupd_opts o = {0};
+    const char *repo = NULL, *restrict_to = NULL, *sock = NULL, *cmd;
+    CLEANUP_FREE char *path = NULL;
+    /* serve: errors reach the client in ERROR frames and our stderr is the
+     * user's terminal: stay quiet unless asked (-v). */
+    enum lb_log_level level = LB_LOG_WARN;
+    int c, in, out;
+
+    lb_log_init("backupd", LB_LOG_INFO);
+    signal(SIGPIPE, SIG_IGN);
+    while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            repo = optarg;
+            break;
+        case 'R':
+            restrict_to = optarg;
+            break;
+        case 'a':
+            o.append_only = true;
+            break;
+        case 'l':
+            o.lock_wait = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 'w':
+            o.workers = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 's':
+            sock = optarg;
+            break;
+        case 'S':
+            lb_log_use_syslog(true);
+            break;
+        case 'v':
+            level = LB_LOG_DEBUG;
+            break;
+        case 'V':
+            printf("backupd %s (protocol %d)\n", LB_VERSION, PROTO_VERSION);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    lb_log_set_level(level);
+    if (optind >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    cmd = argv[optind];
+    if (strcmp(cmd, "serve") != 0) {
+        fprintf(stderr, "backupd: unknown command '%s'\n", cmd);
+        usage(stderr);
+        return 2;
+    }
+    if (take_stdio(&in, &out) < 0) {
+        lb_log_error_slot();
+        return 1;
+    }
+    path = pick_repo(repo, restrict_to);
+    if (!path) {
+        if (!repo && !restrict_to)
+            lb_error(EINVAL, "--repo PATH is required");
+        lb_log_error_slot();
+        {
+            /* Tell the client why, in the protocol. */
+            struct lb_buf b = {0};
+            proto_enc_error(&b, PROTO_ERR_DENIED, lb_error_msg(), "");
+            lb_write_full(out, b.data, b.len);
+            lb_buf_free(&b);
+        }
+        return 1;
+    }
+    o.repo = path;
+    (void)sock;
+    return backupd_session_run(in, out, &o) < 0 ? 1 : 0;
+}

@@ -1,0 +1,886 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * One backupd session: HELLO, then requests until the client closes the
+ * connection (PROTOCOL.md, "Session"). Every client is untrusted: frames are
+ * decoded by proto's pure decoders, names are checked before they reach a
+ * path, and chunks are re-hashed before they are stored.
+ *
+ * Chunk uploads are checked and written by a small pool of worker threads
+ * fed through a bounded queue: the session thread blocks when the queue is
+ * full, so a slow disk slows the client down instead of growing memory.
+ */
+#include "backupd/backupd.h"
+#include "store/store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#define MAX_WORKERS 8
+
+/* ---- the chunk worker pool ------------------------------------------------ */
+
+struct job {
+    struct proto_chunk c;
+    uint8_t *buf; /* owns c.data */
+    size_t cap;
+};
+
+struct pool {
+    struct store *st;
+    pthread_mutex_t lock;
+    pthread_cond_t work, room;
+    struct job *jobs;      /* nslots */
+    unsigned nslots;
+    unsigned *free_slots;  /* stack of free slot indexes */
+    unsigned nfree;
+    unsigned *queue;       /* FIFO of slots to process */
+    unsigned qhead, qlen;
+    unsigned busy;         /* jobs being processed */
+    bool quit;
+    /* first failure, copied out of the worker's error slot */
+    bool failed;
+    int err_errno;
+    char err_msg[1024];
+    char err_hint[512];
+    uint64_t chunks_new, bytes_new;
+    pthread_t th[MAX_WORKERS];
+    unsigned nth;
+};
+
+static void *
+pool_worker(void *arg)
+{
+    struct pool *p = arg;
+    struct store_scratch *s = store_scratch_new();
+
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        unsigned slot;
+        uint64_t stored = 0;
+        int r;
+
+        while (!p->quit && p->qlen == 0)
+            pthread_cond_wait(&p->work, &p->lock);
+        if (p->qlen == 0)
+            break;
+        slot = p->queue[p->qhead];
+        p->qhead = (p->qhead + 1) % p->nslots;
+        p->qlen--;
+        p->busy++;
+        pthread_mutex_unlock(&p->lock);
+
+        r = p->failed ? 0 : store_chunk_put(p->st, s, &p->jobs[slot].c, &stored);
+
+        pthread_mutex_lock(&p->lock);
+        if (r < 0 && !p->failed) {
+            p->failed = true;
+            p->err_errno = lb_error_errno();
+            snprintf(p->err_msg, sizeof p->err_msg, "%s", lb_error_msg());
+            snprintf(p->err_hint, sizeof p->err_hint, "%s",
+                     lb_error_hint_msg());
+        } else if (r == 0 && stored) {
+            p->chunks_new++;
+            p->bytes_new += stored;
+        }
+        p->busy--;
+        p->free_slots[p->nfree++] = slot;
+        pthread_cond_broadcast(&p->room);
+    }
+    pthread_mutex_unlock(&p->lock);
+    store_scratch_free(s);
+    return NULL;
+}
+
+static void
+pool_start(struct pool *p, struct store *st, unsigned nworkers)
+{
+    memset(p, 0, sizeof *p);
+    p->st = st;
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->work, NULL);
+    pthread_cond_init(&p->room, NULL);
+    if (nworkers == 0)
+        nworkers = lb_ncpus();
+    nworkers = LB_MIN(nworkers, MAX_WORKERS);
+    /* Two jobs per worker: one being processed, one waiting. */
+    p->nslots = 2 * nworkers;
+    p->jobs = lb_xcalloc(p->nslots, sizeof *p->jobs);
+    p->free_slots = lb_xcalloc(p->nslots, sizeof *p->free_slots);
+    p->queue = lb_xcalloc(p->nslots, sizeof *p->queue);
+    for (unsigned i = 0; i < p->nslots; i++)
+        p->free_slots[p->nfree++] = i;
+    for (unsigned i = 0; i < nworkers; i++)
+        if (pthread_create(&p->th[p->nth], NULL, pool_worker, p) == 0)
+            p->nth++;
+}
+
+/* Queue a copy of a received chunk; blocks while all slots are busy. */
+static void
+pool_submit(struct pool *p, const struct proto_chunk *c)
+{
+    struct job *j;
+    unsigned slot;
+
+    pthread_mutex_lock(&p->lock);
+    while (p->nfree == 0)
+        pthread_cond_wait(&p->room, &p->lock);
+    slot = p->free_slots[--p->nfree];
+    pthread_mutex_unlock(&p->lock);
+
+    j = &p->jobs[slot];
+    if (j->cap < c->data_len) {
+        free(j->buf);
+        j->cap = c->data_len;
+        j->buf = lb_xmalloc(j->cap);
+    }
+    memcpy(j->buf, c->data, c->data_len);
+    j->c = *c;
+    j->c.data = j->buf;
+
+    pthread_mutex_lock(&p->lock);
+    p->queue[(p->qhead + p->qlen) % p->nslots] = slot;
+    p->qlen++;
+    pthread_cond_signal(&p->work);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Wait until every queued chunk is stored. 0, or -1 with the first
+ * worker's error in this thread's error slot. */
+static int
+pool_drain(struct pool *p)
+{
+    int r = 0;
+
+    pthread_mutex_lock(&p->lock);
+    while (p->qlen || p->busy)
+        pthread_cond_wait(&p->room, &p->lock);
+    if (p->failed) {
+        lb_error(0, "%s", p->err_msg);
+        lb_error_set_errno(p->err_errno);
+        if (p->err_hint[0])
+            lb_error_hint("%s", p->err_hint);
+        r = -1;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return r;
+}
+
+static bool
+pool_failed(struct pool *p)
+{
+    bool f;
+
+    pthread_mutex_lock(&p->lock);
+    f = p->failed;
+    pthread_mutex_unlock(&p->lock);
+    return f;
+}
+
+static void
+pool_stop(struct pool *p)
+{
+    if (!p->jobs)
+        return;
+    pthread_mutex_lock(&p->lock);
+    p->quit = true;
+    pthread_cond_broadcast(&p->work);
+    pthread_mutex_unlock(&p->lock);
+    for (unsigned i = 0; i < p->nth; i++)
+        pthread_join(p->th[i], NULL);
+    for (unsigned i = 0; i < p->nslots; i++)
+        free(p->jobs[i].buf);
+    free(p->jobs);
+    free(p->free_slots);
+    free(p->queue);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->work);
+    pthread_cond_destroy(&p->room);
+    p->jobs = NULL;
+}
+
+/* ---- the session ------------------------------------------------------------ */
+
+struct session {
+    const struct backupd_opts *o;
+    struct proto_conn *conn;
+    struct lb_buf out;
+    struct store *st;
+    uint8_t mode;
+    struct store_txn *txn;
+    bool in_disk;
+    struct pool pool;
+    /* the errno class of the last failure, for the error code */
+    int err_class;
+    uint64_t bytes_received_at_begin;
+    uint64_t verify_last_ns;
+};
+
+uint32_t
+backupd_err_code(int errnum)
+{
+    switch (errnum) {
+    case ENOENT:
+        return PROTO_ERR_NOT_FOUND;
+    case ENOSPC:
+    case EDQUOT:
+        return PROTO_ERR_NO_SPACE;
+    case EWOULDBLOCK:
+        return PROTO_ERR_LOCKED;
+    case EPROTO:
+    case EBADMSG:
+        return PROTO_ERR_CORRUPT;
+    case EINVAL:
+        return PROTO_ERR_INVALID;
+    case EEXIST:
+        return PROTO_ERR_EXISTS;
+    case EPERM:
+    case EACCES:
+    case EROFS:
+        return PROTO_ERR_DENIED;
+    case ERANGE:
+        return PROTO_ERR_REPO_VERSION;
+    case ENOTEMPTY:
+        return PROTO_ERR_NOT_EMPTY;
+    case ENOTDIR:
+        return PROTO_ERR_NO_REPO;
+    case EBUSY:
+        return PROTO_ERR_BUSY;
+    default:
+        return PROTO_ERR_IO;
+    }
+}
+
+/* Send the error slot to the client and log it. Always returns -1: every
+ * error ends the session (PROTOCOL.md, "Errors"). */
+static int
+fail(struct session *s, uint32_t code)
+{
+    const char *hint = lb_error_hint_msg();
+
+    if (code == 0)
+        code = backupd_err_code(lb_error_errno());
+    if (code == PROTO_ERR_NO_SPACE && !hint[0])
+        hint = "free space on the repository's filesystem and run the backup "
+               "again: the data already stored will be reused";
+    lb_info("session error: %s", lb_error_msg());
+    lb_buf_reset(&s->out);
+    proto_enc_error(&s->out, code, lb_error_msg(), hint);
+    proto_conn_send_buf(s->conn, &s->out);
+    return -1;
+}
+
+static int
+proto_fail(struct session *s, const char *what, int status)
+{
+    lb_error(0, "protocol error in %s: %s", what, proto_status_str(status));
+    return fail(s, PROTO_ERR_PROTOCOL);
+}
+
+static int
+send_out(struct session *s)
+{
+    return proto_conn_send_buf(s->conn, &s->out);
+}
+
+static int
+need_store(struct session *s, uint8_t mode, const char *what)
+{
+    if (!s->st) {
+        lb_error(0, "%s before OPEN", what);
+        return fail(s, PROTO_ERR_PROTOCOL);
+    }
+    if (s->mode < mode) {
+        lb_error(EPERM, "%s needs the repository opened for %s", what,
+                 mode == PROTO_OPEN_WRITE ? "writing" : "administration");
+        return fail(s, PROTO_ERR_PROTOCOL);
+    }
+    return 0;
+}
+
+static int
+do_hello(struct session *s, const uint8_t *p, uint32_t len)
+{
+    struct proto_hello h, mine = {0};
+    int st = proto_dec_hello(p, len, &h);
+    static const char sw[] = "backupd " LB_VERSION;
+
+    if (st != PROTO_OK)
+        return proto_fail(s, "HELLO", st);
+    if (h.version_min > PROTO_VERSION || h.version_max < PROTO_VERSION) {
+        lb_error(0, "protocol versions %u..%u offered, this backupd speaks "
+                    "version %u",
+                 h.version_min, h.version_max, PROTO_VERSION);
+        lb_error_hint("install the same livebackup version on both hosts");
+        return fail(s, PROTO_ERR_VERSION);
+    }
+    mine.version_min = mine.version_max = PROTO_VERSION;
+    mine.features = h.features & PROTO_FEATURES_KNOWN;
+    mine.software.p = sw;
+    mine.software.len = (uint16_t)strlen(sw);
+    proto_enc_hello(&s->out, PROTO_T_HELLO_REPLY, &mine);
+    return send_out(s);
+}
+
+static int
+do_open(struct session *s, const uint8_t *p, uint32_t len)
+{
+    struct proto_repo_info ri = {0};
+    uint8_t mode;
+    int st = proto_dec_open(p, len, &mode);
+
+    if (st != PROTO_OK)
+        return proto_fail(s, "OPEN", st);
+    if (s->st) {
+        lb_error(0, "repository opened twice");
+        return fail(s, PROTO_ERR_PROTOCOL);
+    }
+    if (mode == PROTO_OPEN_ADMIN && s->o->append_only) {
+        lb_error(EPERM, "this repository connection is append-only: delete, "
+                        "prune and gc are refused");
+        lb_error_hint("run them on the backup server, or through a key "
+                      "without --append-only");
+        return fail(s, PROTO_ERR_DENIED);
+    }
+    s->st = store_open(s->o->repo, mode == PROTO_OPEN_ADMIN  ? STORE_ADMIN
+                                   : mode == PROTO_OPEN_WRITE ? STORE_WRITE
+                                                              : STORE_READ,
+                       s->o->lock_wait);
+    if (!s->st) {
+        int e = lb_error_errno();
+        return fail(s, e == ENOENT ? PROTO_ERR_NO_REPO : backupd_err_code(e));
+    }
+    store_set_append_only(s->st, s->o->append_only);
+    s->mode = mode;
+    if (mode != PROTO_OPEN_READ)
+        pool_start(&s->pool, s->st, s->o->workers);
+    ri.format_version = STORE_FORMAT_VERSION;
+    ri.window_size = store_window_size(s->st);
+    ri.flags = s->o->append_only ? PROTO_REPO_F_APPEND_ONLY : 0;
+    ri.repo_id.p = store_repo_id(s->st);
+    ri.repo_id.len = (uint16_t)strlen(ri.repo_id.p);
+    proto_enc_repo_info(&s->out, &ri);
+    return send_out(s);
+}
+
+static int
+do_init(struct session *s, const uint8_t *p, uint32_t len)
+{
+    uint32_t ws;
+    int st = proto_dec_init(p, len, &ws);
+
+    if (st != PROTO_OK)
+        return proto_fail(s, "INIT", st);
+    if (s->o->append_only) {
+        lb_error(EPERM, "this connection is append-only: it cannot create "
+                        "repositories");
+        return fail(s, PROTO_ERR_DENIED);
+    }
+    if (store_init(s->o->repo, ws) < 0)
+        return fail(s, 0);
+    lb_info("created repository %s (window %u KiB)", s->o->repo, ws >> 10);
+    proto_enc_ok(&s->out, 0);
+    return send_out(s);
+}
+
+static int
+do_list(struct session *s, const uint8_t *p, uint32_t len)
+{
+    struct proto_str name;
+    struct store_list l;
+    char filter[256];
+    int st = proto_dec_str(p, len, &name);
+
+    if (st != PROTO_OK)
+        return proto_fail(s, "LIST", st);
+    if (need_store(s, PROTO_OPEN_READ, "LIST") < 0)
+        return -1;
+    if (name.len && (!proto_name_valid(name.p, name.len) ||
+                     !proto_str_copy(filter, sizeof filter, name))) {
+        lb_error(EINVAL, "invalid name in LIST");
+        return fail(s, PROTO_ERR_INVALID);
+    }
+    if (store_list(s->st, name.len ? filter : NULL, &l) < 0)
+        return fail(s, 0);
+    for (size_t i = 0; i < l.n; i++) {
+        proto_enc_kv(&s->out, PROTO_T_LIST_ENTRY, &l.b[i].meta);
+        if (s->out.len > (256u << 10) && send_out(s) < 0)
+            break;
+    }
+    store_list_free(&l);
+    proto_enc_u64(&s->out, PROTO_T_LIST_END, l.n);
+    return send_out(s);
+}
+
+static int
+do_backup_begin(struct session *s, const uint8_t *p, uint32_t len)
+{
+    struct proto_backup_begin bb;
+    char name[256], parent[PROTO_ID_LEN + 1] = "";
+    int st = proto_dec_backup_begin(p, len, &bb);
+
+    if (st != PROTO_OK)
+        return proto_fail(s, "BACKUP_BEGIN", st);
+    if (need_store(s, PROTO_OPEN_WRITE, "BACKUP_BEGIN") < 0 || s->txn) {
+        proto_kv_free(&bb.meta);
+        if (s->txn) {
+            lb_error(0, "a backup is already in progress in this session");
+            return fail(s, PROTO_ERR_PROTOCOL);
+        }
+        return -1;
+    }
+    proto_str_copy(name, sizeof name, bb.name);
+    proto_str_copy(parent, sizeof parent, bb.parent);
+    s->txn = store_txn_begin(s->st, name, parent, &bb.meta);
+    proto_kv_free(&bb.meta);
+    if (!s->txn)
+        return fail(s, 0);
+    s->bytes_received_at_begin = proto_conn_bytes_in(s->conn);
+    lb_info("backup %s of %s started%s%s", store_txn_id(s->txn), name,
+            parent[0] ? ", parent " : "", parent);
+    proto_enc_backup_started(&s->out, store_txn_id(s->txn), parent);
+    return send_out(s);
+}
+
+static int
+do_disk_begin(struct session *s, const uint8_t *p, uint32_t len)
+{
+    struct proto_disk_begin db;
+    char disk[65];
+    uint64_t nwin = 0;
+    uint8_t *depths = NULL;
+    int st = proto_dec_disk_begin(p, len, &db);
+
+    if (st != PROTO_OK)
+        return proto_fail(s, "DISK_BEGIN", st);
+    if (!s->txn) {
+        proto_kv_free(&db.meta);
+        lb_error(0, "DISK_BEGIN outside a backup");
+        return fail(s, PROTO_ERR_PROTOCOL);
+    }
+    proto_str_copy(disk, sizeof disk, db.disk);
+    st = store_txn_disk_begin(s->txn, disk, db.size, db.mode, &db.meta, &nwin,
+                              &depths);
+    proto_kv_free(&db.meta);
+    if (st < 0)
+        return fail(s, 0);
+    s->in_disk = true;
+    proto_enc_disk_ready(&s->out, nwin, store_window_size(s->st));
+    if (depths) {
+        for (uint64_t i = 0; i < nwin; i += PROTO_MAX_DEPTHS_PER_FRAME) {
+            size_t n = (size_t)LB_MIN(nwin - i, PROTO_MAX_DEPTHS_PER_FRAME);
+            proto_enc_depths(&s->out, i, depths + i, n);
+            if (send_out(s) < 0)
+                break;
+        }
+        free(depths);
+    }
+    return send_out(s);
+}
+
+static int
+do_query(struct session *s, const uint8_t *p, uint32_t len)
+{
+    const uint8_t *dg;
+    uint32_t n;
+    uint8_t bits[PROTO_MAX_QUERY / 8] = {0};
+    int st = proto_dec_query(p, len, &dg, &n);
+
+    if (st != PROTO_OK)
+        return proto_fail(s, "QUERY", st);
+    if (need_store(s, PROTO_OPEN_READ, "QUERY") < 0)
+        return -1;
+    for (uint32_t i = 0; i < n; i++) {
+        struct proto_digest d;
+        int have;
+        memcpy(d.b, dg + (size_t)i * PROTO_DIGEST_LEN, PROTO_DIGEST_LEN);
+        have = s->txn && store_txn_noted(s->txn, &d);
+        if (!have) {
+            have = store_chunk_exists(s->st, &d);
+            if (have < 0)
+                return fail(s, 0);
+        }
+        if (have)
+            bits[i / 8] |= (uint8_t)(1u << (i % 8));
+    }
+    proto_enc_have(&s->out, bits, n);
+    return send_out(s);
+}
+
+static int
+do_chunk(struct session *s, const uint8_t *p, uint32_t len)
+{
+    struct proto_chunk c;
+    int st = proto_dec_chunk(p, len, &c);
+
+    if (st != PROTO_OK)
+        return proto_fail(s, "CHUNK", st);
+    if (need_store(s, PROTO_OPEN_WRITE, "CHUNK") < 0)
+        return -1;
+    if (c.type == PROTO_CHUNK_RAW && c.raw_len > store_window_size(s->st)) {
+        lb_error(EINVAL, "RAW chunk larger than the repository's window");
+        return fail(s, PROTO_ERR_INVALID);
+    }
+    if (s->txn)
+        store_txn_note_chunk(s->txn, &c.d);
+    pool_submit(&s->pool, &c);
+    return 0;
+}
+
+static int
+do_windows(struct session *s, const uint8_t *p, uint32_t len)
+{
+    struct proto_rd pr;
+    struct proto_window_rec rec;
+    uint32_t count, seen = 0;
+    int st = proto_dec_windows_init(&pr, p, len, &count);
+
+    if (st != PROTO_OK)
+        return proto_fail(s, "WINDOWS", st);
+    if (!s->txn || !s->in_disk) {
+        lb_error(0, "WINDOWS outside a disk");
+        return fail(s, PROTO_ERR_PROTOCOL);
+    }
+    while ((st = proto_dec_window_next(&pr, &rec)) == 1) {
+        if (++seen > count)
+            break;
+        if (store_txn_window(s->txn, &rec) < 0)
+            return fail(s, 0);
+    }
+    if (st < 0)
+        return proto_fail(s, "WINDOWS", st);
+    if (seen != count)
+        return proto_fail(s, "WINDOWS", PROTO_E_RANGE);
+    return 0;
+}
+
+static int
+do_disk_end(struct session *s, const uint8_t *p, uint32_t len)
+{
+    struct proto_kv meta;
+    int st = proto_dec_kv(p, len, &meta);
+
+    if (st != PROTO_OK)
+        return proto_fail(s, "DISK_END", st);
+    if (!s->txn || !s->in_disk) {
+        proto_kv_free(&meta);
+        lb_error(0, "DISK_END outside a disk");
+        return fail(s, PROTO_ERR_PROTOCOL);
+    }
+    st = store_txn_disk_end(s->txn, &meta);
+    proto_kv_free(&meta);
+    s->in_disk = false;
+    return st < 0 ? fail(s, 0) : 0;
+}
+
+static int
+do_commit(struct session *s, const uint8_t *p, uint32_t len)
+{
+    struct proto_kv meta, out;
+    char id[PROTO_ID_LEN + 1];
+    int st = proto_dec_kv(p, len, &meta);
+
+    if (st != PROTO_OK)
+        return proto_fail(s, "COMMIT", st);
+    if (!s->txn || s->in_disk) {
+        proto_kv_free(&meta);
+        lb_error(0, "COMMIT without a finished backup");
+        return fail(s, PROTO_ERR_PROTOCOL);
+    }
+    lb_fault_point("backupd:commit-received");
+    /* Every chunk this backup sent must be stored before the manifest. */
+    if (pool_drain(&s->pool) < 0) {
+        proto_kv_free(&meta);
+        store_txn_abort(s->txn);
+        s->txn = NULL;
+        return fail(s, 0);
+    }
+    store_txn_add_stats(s->txn, s->pool.chunks_new, s->pool.bytes_new,
+                        proto_conn_bytes_in(s->conn) -
+                            s->bytes_received_at_begin);
+    s->pool.chunks_new = s->pool.bytes_new = 0;
+    snprintf(id, sizeof id, "%s", store_txn_id(s->txn));
+    st = store_txn_commit(s->txn, &meta, &out);
+    s->txn = NULL;
+    proto_kv_free(&meta);
+    if (st < 0)
+        return fail(s, 0);
+    lb_info("backup %s committed", id);
+    proto_enc_kv(&s->out, PROTO_T_COMMITTED, &out);
+    proto_kv_free(&out);
+    return send_out(s);
+}
+
+static int
+do_abort(struct session *s, uint32_t len)
+{
+    if (len != 0)
+        return proto_fail(s, "ABORT", PROTO_E_TRAILING);
+    if (s->txn) {
+        pool_drain(&s->pool);
+        lb_info("backup %s abandoned by the client", store_txn_id(s->txn));
+        store_txn_abort(s->txn);
+        s->txn = NULL;
+        s->in_disk = false;
+    }
+    proto_enc_ok(&s->out, 0);
+    return send_out(s);
+}
+
+static int
+do_get_manifest(struct session *s, const uint8_t *p, uint32_t len)
+{
+    struct proto_str sid;
+    char id[PROTO_ID_LEN + 1];
+    CLEANUP_CLOSE int fd = -1;
+    uint64_t total = 0;
+    int st = proto_dec_str(p, len, &sid);
+
+    if (st != PROTO_OK)
+        return proto_fail(s, "GET_MANIFEST", st);
+    if (need_store(s, PROTO_OPEN_READ, "GET_MANIFEST") < 0)
+        return -1;
+    if (!proto_backup_id_valid(sid.p, sid.len)) {
+        lb_error(EINVAL, "invalid backup id");
+        return fail(s, PROTO_ERR_INVALID);
+    }
+    proto_str_copy(id, sizeof id, sid);
+    fd = store_manifest_open(s->st, id);
+    if (fd < 0)
+        return fail(s, 0);
+    for (;;) {
+        size_t f = proto_frame_begin(&s->out, PROTO_T_MANIFEST_DATA);
+        ssize_t n;
+        lb_buf_reserve(&s->out, 1u << 20);
+        n = lb_read_full(fd, s->out.data + s->out.len, 1u << 20);
+        if (n < 0) {
+            lb_buf_reset(&s->out);
+            lb_error(errno, "read manifest of %s", id);
+            return fail(s, 0);
+        }
+        if (n == 0) {
+            s->out.len = f;
+            break;
+        }
+        s->out.len += (size_t)n;
+        proto_frame_end(&s->out, f);
+        total += (uint64_t)n;
+        if (send_out(s) < 0)
+            return -1;
+    }
+    proto_enc_u64(&s->out, PROTO_T_MANIFEST_END, total);
+    return send_out(s);
+}
+
+static int
+do_get_chunks(struct session *s, const uint8_t *p, uint32_t len)
+{
+    const uint8_t *dg;
+    uint32_t n;
+    CLEANUP_BUF struct lb_buf file = {0};
+    int st = proto_dec_query(p, len, &dg, &n);
+
+    if (st != PROTO_OK)
+        return proto_fail(s, "GET_CHUNKS", st);
+    if (n > PROTO_MAX_GET_CHUNKS)
+        return proto_fail(s, "GET_CHUNKS", PROTO_E_RANGE);
+    if (need_store(s, PROTO_OPEN_READ, "GET_CHUNKS") < 0)
+        return -1;
+    for (uint32_t i = 0; i < n; i++) {
+        struct proto_digest d;
+        struct proto_chunk c;
+        memcpy(d.b, dg + (size_t)i * PROTO_DIGEST_LEN, PROTO_DIGEST_LEN);
+        if (store_chunk_read(s->st, &d, &file, &c) < 0) {
+            lb_buf_reset(&s->out);
+            return fail(s, 0);
+        }
+        proto_enc_chunk(&s->out, PROTO_T_CHUNK_DATA, &c);
+        if (send_out(s) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void
+verify_damage(void *opaque, const char *id, const char *name,
+              const char *disk, const char *what)
+{
+    struct session *s = opaque;
+    struct proto_kv ev = {0};
+
+    proto_kv_set(&ev, "event", "damage");
+    proto_kv_set(&ev, "id", id);
+    proto_kv_set(&ev, "name", name);
+    proto_kv_set(&ev, "disk", disk);
+    proto_kv_set(&ev, "what", what);
+    proto_enc_kv(&s->out, PROTO_T_VERIFY_EVENT, &ev);
+    proto_kv_free(&ev);
+    send_out(s);
+}
+
+static void
+verify_progress(void *opaque, uint64_t done, uint64_t total)
+{
+    struct session *s = opaque;
+    struct proto_kv ev = {0};
+    uint64_t now = lb_now_ns();
+
+    if (now - s->verify_last_ns < 250000000u && done != total)
+        return;
+    s->verify_last_ns = now;
+    proto_kv_set(&ev, "event", "progress");
+    proto_kv_set_u64(&ev, "done", done);
+    proto_kv_set_u64(&ev, "total", total);
+    proto_enc_kv(&s->out, PROTO_T_VERIFY_EVENT, &ev);
+    proto_kv_free(&ev);
+    send_out(s);
+}
+
+static int
+do_verify(struct session *s, const uint8_t *p, uint32_t len)
+{
+    struct proto_kv req, stats = {0};
+    struct store_verify_cb cb = {s, verify_damage, verify_progress};
+    int st = proto_dec_kv(p, len, &req);
+    int r;
+
+    if (st != PROTO_OK)
+        return proto_fail(s, "VERIFY", st);
+    proto_kv_free(&req);
+    if (need_store(s, PROTO_OPEN_READ, "VERIFY") < 0)
+        return -1;
+    r = store_verify(s->st, &cb, &stats);
+    if (r < 0) {
+        proto_kv_free(&stats);
+        return fail(s, 0);
+    }
+    proto_kv_set(&stats, "result", r ? "damaged" : "ok");
+    proto_enc_kv(&s->out, PROTO_T_VERIFY_END, &stats);
+    proto_kv_free(&stats);
+    return send_out(s);
+}
+
+static int
+do_delete(struct session *s, const uint8_t *p, uint32_t len)
+{
+    struct proto_str sid;
+    char id[PROTO_ID_LEN + 1];
+    int st = proto_dec_str(p, len, &sid);
+
+    if (st != PROTO_OK)
+        return proto_fail(s, "DELETE", st);
+    if (need_store(s, PROTO_OPEN_ADMIN, "DELETE") < 0)
+        return -1;
+    if (!proto_backup_id_valid(sid.p, sid.len)) {
+        lb_error(EINVAL, "invalid backup id");
+        return fail(s, PROTO_ERR_INVALID);
+    }
+    proto_str_copy(id, sizeof id, sid);
+    if (store_delete(s->st, id) < 0)
+        return fail(s, 0);
+    lb_info("backup %s deleted", id);
+    proto_enc_ok(&s->out, 0);
+    return send_out(s);
+}
+
+static int
+dispatch(struct session *s, const struct proto_hdr *h, const uint8_t *p)
+{
+    switch (h->type) {
+    case PROTO_T_INIT:
+        return do_init(s, p, h->len);
+    case PROTO_T_OPEN:
+        return do_open(s, p, h->len);
+    case PROTO_T_LIST:
+        return do_list(s, p, h->len);
+    case PROTO_T_BACKUP_BEGIN:
+        return do_backup_begin(s, p, h->len);
+    case PROTO_T_DISK_BEGIN:
+        return do_disk_begin(s, p, h->len);
+    case PROTO_T_QUERY:
+        return do_query(s, p, h->len);
+    case PROTO_T_CHUNK:
+        return do_chunk(s, p, h->len);
+    case PROTO_T_WINDOWS:
+        return do_windows(s, p, h->len);
+    case PROTO_T_DISK_END:
+        return do_disk_end(s, p, h->len);
+    case PROTO_T_COMMIT:
+        return do_commit(s, p, h->len);
+    case PROTO_T_ABORT:
+        return do_abort(s, h->len);
+    case PROTO_T_GET_MANIFEST:
+        return do_get_manifest(s, p, h->len);
+    case PROTO_T_GET_CHUNKS:
+        return do_get_chunks(s, p, h->len);
+    case PROTO_T_VERIFY:
+        return do_verify(s, p, h->len);
+    case PROTO_T_DELETE:
+        return do_delete(s, p, h->len);
+    default:
+        lb_error(0, "unexpected %s frame from the client",
+                 proto_type_name(h->type));
+        return fail(s, PROTO_ERR_PROTOCOL);
+    }
+}
+
+int
+backupd_session_run(int fd_in, int fd_out, const struct backupd_opts *o)
+{
+    struct session s = {.o = o};
+    struct proto_hdr h;
+    const uint8_t *p;
+    int r = -1;
+
+    s.conn = proto_conn_new(fd_in, fd_out);
+    if (proto_conn_recv(s.conn, &h, &p) < 0) {
+        if (!proto_conn_eof(s.conn))
+            fail(&s, PROTO_ERR_PROTOCOL);
+        goto out;
+    }
+    if (h.type != PROTO_T_HELLO) {
+        lb_error(0, "the client did not start with HELLO");
+        fail(&s, PROTO_ERR_PROTOCOL);
+        goto out;
+    }
+    if (do_hello(&s, p, h.len) < 0)
+        goto out;
+    for (;;) {
+        if (o->stop && *o->stop) {
+            lb_error(0, "backupd is shutting down");
+            lb_error_hint("run the backup again when backupd is back");
+            fail(&s, PROTO_ERR_BUSY);
+            break;
+        }
+        if (s.txn && pool_failed(&s.pool)) {
+            pool_drain(&s.pool);
+            fail(&s, 0);
+            break;
+        }
+        if (proto_conn_recv(s.conn, &h, &p) < 0) {
+            if (proto_conn_eof(s.conn) && !s.txn &&
+                strcmp(lb_error_msg(), "connection closed by the peer") == 0) {
+                r = 0;
+            } else {
+                lb_log(LB_LOG_ERROR, "%s", lb_error_msg());
+                if (!proto_conn_eof(s.conn))
+                    fail(&s, PROTO_ERR_PROTOCOL);
+            }
+            break;
+        }
+        if (dispatch(&s, &h, p) < 0)
+            break;
+    }
+out:
+    if (s.txn) {
+        pool_drain(&s.pool);
+        lb_info("backup %s abandoned: only its chunks remain, for reuse",
+                store_txn_id(s.txn));
+        store_txn_abort(s.txn);
+    }
+    pool_stop(&s.pool);
+    store_close(s.st);
+    lb_buf_free(&s.out);
+    proto_conn_free(s.conn, false);
+    return r;
+}
