@@ -1,0 +1,377 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Backing up disks: plan each window from the image's block status and
+ * feed the upload engine.
+ *
+ * Full disk: every window holding data is sent whole (a RAW chunk; holes
+ * and zero ranges read as zeros, windows of nothing but zeros are not
+ * sent at all: they are empty in the manifest).
+ *
+ * --since LAYER: only windows with clusters allocated above LAYER are
+ * touched. Such a window gets a DELTA chunk (PUSHed onto the parent's
+ * stack) of its changed runs, data or zero, so an incremental costs about
+ * the changed 4 KiB clusters. It is sent whole instead (SET to a RAW
+ * chunk) when most of it changed or its stack is already max_stack deep,
+ * which keeps restores bounded.
+ */
+#include "agent/agent.h"
+#include "agent/upload.h"
+
+#include <errno.h>
+#include <string.h>
+
+struct disk_job {
+    struct agent_repo *r;
+    struct agent_disk_spec *spec;
+    struct agent_source *src;
+    uint32_t ws;
+    uint64_t size, nwin;
+    uint8_t *depths; /* parent's stack depths (incremental only) */
+    struct agent_extent *ext;
+    size_t next, capext;
+    struct proto_run *runs;
+    struct agent_progress prog;
+    uint64_t bytes_read, changed_bytes, windows_full, windows_delta;
+};
+
+/* Read the whole window [off, off+wl) into buf (zeros where the image
+ * reads as zero). */
+static int
+read_window(struct disk_job *j, uint8_t *buf, uint64_t off, uint32_t wl)
+{
+    memset(buf, 0, wl);
+    for (size_t i = 0; i < j->next; i++) {
+        const struct agent_extent *e = &j->ext[i];
+        if (e->zero)
+            continue;
+        if (agent_source_pread(j->src, buf + (e->off - off), e->len, e->off) <
+            0)
+            return -1;
+        j->bytes_read += e->len;
+        agent_progress_add(&j->prog, e->len);
+    }
+    return 0;
+}
+
+static int
+send_raw(struct disk_job *j, struct agent_upload *u, uint64_t i, uint64_t off,
+         uint32_t wl)
+{
+    struct agent_upload_slot *s = agent_upload_slot(u);
+
+    if (!s)
+        return -1;
+    if (read_window(j, s->plain, off, wl) < 0)
+        return -1;
+    if (lb_is_zero(s->plain, wl)) {
+        /* Nothing to store: the window becomes empty (for an incremental,
+         * over whatever the parent had). */
+        agent_upload_submit(u, s, i, PROTO_WIN_SET, 0, 0);
+        return 0;
+    }
+    j->windows_full++;
+    agent_upload_submit(u, s, i, PROTO_WIN_SET, PROTO_CHUNK_RAW, wl);
+    return 0;
+}
+
+/* Build and send a DELTA of the changed runs of window i. */
+static int
+send_delta(struct disk_job *j, struct agent_upload *u, uint64_t i,
+           uint64_t off, uint32_t wl)
+{
+    struct agent_upload_slot *s;
+    uint32_t nruns = 0;
+    size_t data_len = 0, at;
+
+    for (size_t k = 0; k < j->next; k++) {
+        const struct agent_extent *e = &j->ext[k];
+        uint8_t kind = e->zero ? PROTO_RUN_ZERO : PROTO_RUN_DATA;
+        uint32_t roff = (uint32_t)(e->off - off);
+        if (!e->changed)
+            continue;
+        if (nruns && j->runs[nruns - 1].kind == kind &&
+            j->runs[nruns - 1].off + j->runs[nruns - 1].len == roff) {
+            j->runs[nruns - 1].len += (uint32_t)e->len;
+        } else {
+            if (nruns == wl / 512)
+                return send_raw(j, u, i, off, wl);
+            j->runs[nruns++] = (struct proto_run){roff, (uint32_t)e->len, kind};
+        }
+        if (kind == PROTO_RUN_DATA)
+            data_len += e->len;
+    }
+    s = agent_upload_slot(u);
+    if (!s)
+        return -1;
+    /* Data goes straight to its place after the run table. */
+    at = proto_delta_size(nruns, 0);
+    for (uint32_t k = 0; k < nruns; k++) {
+        if (j->runs[k].kind != PROTO_RUN_DATA)
+            continue;
+        if (agent_source_pread(j->src, s->plain + at, j->runs[k].len,
+                               off + j->runs[k].off) < 0)
+            return -1;
+        at += j->runs[k].len;
+        j->bytes_read += j->runs[k].len;
+        agent_progress_add(&j->prog, j->runs[k].len);
+    }
+    /* Encode the header and table in front of the data already read. */
+    lb_store_be32(s->plain, PROTO_DELTA_MAGIC);
+    lb_store_be32(s->plain + 4, wl);
+    lb_store_be32(s->plain + 8, nruns);
+    for (uint32_t k = 0; k < nruns; k++) {
+        uint8_t *r = s->plain + PROTO_DELTA_HDR + (size_t)k * PROTO_DELTA_RUN;
+        lb_store_be32(r, j->runs[k].off);
+        lb_store_be32(r + 4, j->runs[k].len);
+        r[8] = j->runs[k].kind;
+    }
+    j->windows_delta++;
+    agent_upload_submit(u, s, i, PROTO_WIN_PUSH, PROTO_CHUNK_DELTA,
+                        proto_delta_size(nruns, data_len));
+    return 0;
+}
+
+/* Bytes the backup will read: data (full) or changed extents (since). */
+static int
+count_work(struct disk_job *j, bool incremental, uint64_t *total)
+{
+    uint64_t step = 64ull * j->ws;
+
+    *total = 0;
+    for (uint64_t off = 0; off < j->size; off += step) {
+        if (agent_source_map(j->src, off, LB_MIN(step, j->size - off), &j->ext,
+                             &j->next, &j->capext) < 0)
+            return -1;
+        for (size_t k = 0; k < j->next; k++)
+            if (incremental ? j->ext[k].changed : !j->ext[k].zero)
+                *total += j->ext[k].len;
+    }
+    return 0;
+}
+
+static int
+backup_one_disk(struct disk_job *j, uint8_t mode)
+{
+    struct agent_upload *u;
+    struct agent_upload_stats st;
+    bool incr = mode == PROTO_DISK_INCR;
+    uint64_t total;
+    char what[96];
+    int r = 0;
+
+    if (count_work(j, incr, &total) < 0)
+        return -1;
+    snprintf(what, sizeof what, "%s %s", incr ? "incremental" : "full",
+             j->spec->name);
+    agent_progress_begin(&j->prog, what, total);
+    u = agent_upload_start(j->r, j->ws);
+    j->runs = lb_xmalloc((j->ws / 512 + 1) * sizeof *j->runs);
+    for (uint64_t i = 0; i < j->nwin && r == 0; i++) {
+        uint64_t off = i * j->ws;
+        uint32_t wl = (uint32_t)LB_MIN((uint64_t)j->ws, j->size - off);
+        uint64_t changed = 0, data = 0;
+
+        if (agent_source_map(j->src, off, wl, &j->ext, &j->next, &j->capext) <
+            0) {
+            r = -1;
+            break;
+        }
+        for (size_t k = 0; k < j->next; k++) {
+            if (j->ext[k].changed)
+                changed += j->ext[k].len;
+            if (!j->ext[k].zero)
+                data += j->ext[k].len;
+        }
+        if (!incr) {
+            if (data)
+                r = send_raw(j, u, i, off, wl);
+            continue;
+        }
+        if (changed == 0)
+            continue;
+        j->changed_bytes += changed;
+        if (changed * 2 > wl || j->depths[i] + 1u > agent_opts.max_stack)
+            r = send_raw(j, u, i, off, wl);
+        else
+            r = send_delta(j, u, i, off, wl);
+    }
+    free(j->runs);
+    j->runs = NULL;
+    if (r < 0) {
+        /* Keep the first error (reading the image) over the engine's. */
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", lb_error_msg());
+        agent_upload_finish(u, NULL);
+        lb_error(0, "%s", msg);
+        agent_progress_end(&j->prog);
+        return -1;
+    }
+    r = agent_upload_finish(u, &st);
+    agent_progress_end(&j->prog);
+    if (r < 0)
+        return -1;
+    lb_debug("disk %s: %llu windows sent (%llu full, %llu delta), %llu "
+             "chunks sent, %llu reused",
+             j->spec->name, (unsigned long long)st.windows,
+             (unsigned long long)j->windows_full,
+             (unsigned long long)j->windows_delta,
+             (unsigned long long)st.chunks_sent,
+             (unsigned long long)st.chunks_reused);
+    return 0;
+}
+
+/* Ask the server for DISK_READY (and the parent's depths). */
+static int
+disk_begin(struct disk_job *j, uint8_t mode, const struct proto_kv *meta)
+{
+    struct agent_repo *r = j->r;
+    const uint8_t *p;
+    uint32_t len, ws;
+    uint64_t nwin, got = 0;
+
+    proto_enc_disk_begin(&r->out, j->spec->name, j->size, mode, meta);
+    if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
+        proto_conn_expect(r->conn, PROTO_T_DISK_READY, &p, &len, NULL) < 0)
+        return -1;
+    if (proto_dec_disk_ready(p, len, &nwin, &ws) != PROTO_OK ||
+        ws != j->ws || nwin != proto_mf_windows_for(j->size, ws))
+        return lb_error(0, "protocol error: bad DISK_READY");
+    j->nwin = nwin;
+    if (mode != PROTO_DISK_INCR)
+        return 0;
+    j->depths = lb_xmalloc(nwin ? nwin : 1);
+    while (got < nwin) {
+        uint64_t first;
+        const uint8_t *d;
+        size_t n;
+        if (proto_conn_expect(r->conn, PROTO_T_DEPTHS, &p, &len, NULL) < 0)
+            return -1;
+        if (proto_dec_depths(p, len, &first, &d, &n) != PROTO_OK ||
+            first != got || n > nwin - got)
+            return lb_error(0, "protocol error: bad DEPTHS");
+        memcpy(j->depths + got, d, n);
+        got += n;
+    }
+    return 0;
+}
+
+static int
+kv_expect_committed(struct agent_repo *r, struct proto_kv *out)
+{
+    const uint8_t *p;
+    uint32_t len;
+
+    if (proto_conn_expect(r->conn, PROTO_T_COMMITTED, &p, &len, NULL) < 0)
+        return -1;
+    if (proto_dec_kv(p, len, out) != PROTO_OK)
+        return lb_error(0, "protocol error: malformed COMMITTED");
+    return 0;
+}
+
+int
+agent_backup_disks(struct agent_repo *r, const char *name, const char *parent,
+                   struct agent_disk_spec *disks, size_t ndisks,
+                   const struct proto_kv *meta,
+                   struct agent_backup_result *res)
+{
+    const uint8_t *p;
+    uint32_t len;
+    struct proto_str id, par;
+    uint64_t t0 = lb_now_ns(), sent0 = proto_conn_bytes_out(r->conn);
+    struct proto_kv fin = {0};
+
+    memset(res, 0, sizeof *res);
+    proto_enc_backup_begin(&r->out, name, parent, meta);
+    if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
+        proto_conn_expect(r->conn, PROTO_T_BACKUP_STARTED, &p, &len, NULL) < 0)
+        goto conn_fail;
+    if (proto_dec_backup_started(p, len, &id, &par) != PROTO_OK)
+        return lb_error(0, "protocol error: bad BACKUP_STARTED");
+    proto_str_copy(res->id, sizeof res->id, id);
+    proto_str_copy(res->parent, sizeof res->parent, par);
+    lb_fault_point("agent:backup-started");
+
+    for (size_t i = 0; i < ndisks; i++) {
+        struct disk_job j = {.r = r, .spec = &disks[i], .ws = r->window_size};
+        uint8_t mode = disks[i].since ? PROTO_DISK_INCR : PROTO_DISK_FULL;
+        struct proto_kv dm = {0};
+        int rc;
+
+        j.src = agent_source_open(disks[i].path, disks[i].since,
+                                  disks[i].force_share);
+        if (!j.src)
+            goto disk_fail;
+        j.size = agent_source_size(j.src);
+        for (size_t k = 0; k < disks[i].meta.n; k++)
+            proto_kv_set(&dm, disks[i].meta.e[k].key, disks[i].meta.e[k].val);
+        proto_kv_set(&dm, "source_format", agent_source_format(j.src));
+        proto_kv_set(&dm, "source_chain", agent_source_chain(j.src));
+        rc = disk_begin(&j, mode, &dm);
+        proto_kv_free(&dm);
+        if (rc < 0) {
+            agent_source_close(j.src);
+            goto conn_fail;
+        }
+        rc = backup_one_disk(&j, mode);
+        agent_source_close(j.src);
+        free(j.depths);
+        free(j.ext);
+        if (rc < 0) {
+            lb_error_prefix("disk %s", disks[i].name);
+            goto disk_fail;
+        }
+        res->bytes_read += j.bytes_read;
+        res->changed_bytes += mode == PROTO_DISK_INCR ? j.changed_bytes
+                                                      : j.bytes_read;
+        proto_kv_set_u64(&dm, "bytes_read", j.bytes_read);
+        proto_kv_set_u64(&dm, "bytes_changed", j.changed_bytes);
+        proto_kv_set_u64(&dm, "windows_full", j.windows_full);
+        proto_kv_set_u64(&dm, "windows_delta", j.windows_delta);
+        proto_enc_kv(&r->out, PROTO_T_DISK_END, &dm);
+        proto_kv_free(&dm);
+        if (proto_conn_send_buf(r->conn, &r->out) < 0)
+            goto conn_fail;
+    }
+    lb_fault_point("agent:before-commit");
+    proto_kv_set_u64(&fin, "agent_bytes_read", res->bytes_read);
+    proto_kv_set_u64(&fin, "agent_seconds_x1000",
+                     (lb_now_ns() - t0) / 1000000u);
+    proto_enc_kv(&r->out, PROTO_T_COMMIT, &fin);
+    proto_kv_free(&fin);
+    if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
+        kv_expect_committed(r, &res->meta) < 0)
+        goto conn_fail;
+    lb_fault_point("agent:after-commit");
+    res->bytes_sent = proto_conn_bytes_out(r->conn) - sent0;
+    res->seconds = (double)(lb_now_ns() - t0) / 1e9;
+    return 0;
+
+disk_fail:
+    /* A local failure (image unreadable, ...): tell backupd to drop the
+     * backup, keep our error. */
+    {
+        char msg[1024], hint[512];
+        const uint8_t *q;
+        uint32_t ql;
+        snprintf(msg, sizeof msg, "%s", lb_error_msg());
+        snprintf(hint, sizeof hint, "%s", lb_error_hint_msg());
+        if (r->conn && !proto_conn_eof(r->conn)) {
+            proto_enc_empty(&r->out, PROTO_T_ABORT);
+            if (proto_conn_send_buf(r->conn, &r->out) == 0)
+                proto_conn_expect(r->conn, PROTO_T_OK, &q, &ql, NULL);
+        }
+        lb_error(0, "%s", msg);
+        if (hint[0])
+            lb_error_hint("%s", hint);
+    }
+    return -1;
+conn_fail:
+    agent_repo_explain(r);
+    return -1;
+}
+
+void
+agent_backup_result_free(struct agent_backup_result *res)
+{
+    proto_kv_free(&res->meta);
+}

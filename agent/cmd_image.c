@@ -1,0 +1,348 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * backup-image and restore-image: the data path on plain disk images,
+ * which the live VM backup and restore are built on.
+ */
+#include "agent/agent.h"
+
+#include <getopt.h>
+#include <limits.h>
+#include <string.h>
+
+#define MAX_DISKS PROTO_MF_MAX_DISKS
+
+static void
+print_summary(const struct agent_backup_result *res, const char *name,
+              size_t ndisks)
+{
+    const struct proto_kv *m = &res->meta;
+
+    if (agent_opts.json) {
+        struct proto_kv kv = {0};
+        for (size_t i = 0; i < m->n; i++)
+            proto_kv_set(&kv, m->e[i].key, m->e[i].val);
+        proto_kv_set_u64(&kv, "agent_bytes_sent", res->bytes_sent);
+        proto_kv_setf(&kv, "seconds", "%.3f", res->seconds);
+        agent_event("summary", &kv);
+        proto_kv_free(&kv);
+        return;
+    }
+    {
+        char rd[16], snt[16], st[16], sz[16];
+        double mbs = res->seconds > 0 ? (double)res->bytes_read / res->seconds /
+                                            (1 << 20)
+                                      : 0;
+        lb_human_size(rd, sizeof rd, res->bytes_read);
+        lb_human_size(snt, sizeof snt, res->bytes_sent);
+        lb_human_size(st, sizeof st, proto_kv_get_u64(m, "bytes_new", 0));
+        lb_human_size(sz, sizeof sz, proto_kv_get_u64(m, "size", 0));
+        printf("backup %s of %s: %s%s%s, %zu disk(s), %s\n", res->id, name,
+               proto_kv_get(m, "kind") ? proto_kv_get(m, "kind") : "full",
+               res->parent[0] ? " on " : "", res->parent, ndisks, sz);
+        printf("  read %s in %.1f s (%.0f MiB/s), sent %s, stored %s new "
+               "(%llu new chunks)\n",
+               rd, res->seconds, mbs, snt, st,
+               (unsigned long long)proto_kv_get_u64(m, "chunks_new", 0));
+    }
+}
+
+int
+cmd_backup_image(int argc, char **argv)
+{
+    static const char usage[] =
+        "livebackup backup-image --repo R --name NAME --disk vda=PATH "
+        "[--disk vdb=PATH ...] [--since [DISK=]LAYER ...] [--force-share]";
+    static const struct option opts[] = {
+        {"repo", required_argument, NULL, 'r'},
+        {"name", required_argument, NULL, 'n'},
+        {"disk", required_argument, NULL, 'd'},
+        {"since", required_argument, NULL, 's'},
+        {"force-share", no_argument, NULL, 'U'},
+        {"help", no_argument, NULL, 'h'},
+        AGENT_COMMON_LONGOPTS,
+        {0},
+    };
+    struct agent_disk_spec disks[MAX_DISKS];
+    const char *since[MAX_DISKS];
+    size_t ndisks = 0, nsince = 0;
+    const char *repo = NULL, *name = NULL;
+    bool force_share = false, incremental = false;
+    struct agent_repo *r = NULL;
+    struct agent_list l = {0};
+    struct agent_backup_result res = {0};
+    struct proto_kv meta = {0};
+    char parent[PROTO_ID_LEN + 1] = "";
+    int c, rc = 1;
+
+    memset(disks, 0, sizeof disks);
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "vqh", opts, NULL)) != -1) {
+        int k = agent_common_opt(c, optarg);
+        if (k < 0)
+            return 2;
+        if (k)
+            continue;
+        switch (c) {
+        case 'r':
+            repo = optarg;
+            break;
+        case 'n':
+            name = optarg;
+            break;
+        case 'd': {
+            char *eq = strchr(optarg, '=');
+            if (!eq || ndisks == MAX_DISKS ||
+                !proto_disk_name_valid(optarg, (size_t)(eq - optarg))) {
+                fprintf(stderr, "livebackup: --disk %s: expected NAME=PATH "
+                                "(NAME like vda)\n",
+                        optarg);
+                return 2;
+            }
+            *eq = '\0';
+            disks[ndisks].name = optarg;
+            disks[ndisks].path = eq + 1;
+            ndisks++;
+            break;
+        }
+        case 's':
+            if (nsince == MAX_DISKS)
+                return 2;
+            since[nsince++] = optarg;
+            break;
+        case 'U':
+            force_share = true;
+            break;
+        case 'h':
+            printf("Usage: %s\n", usage);
+            return 0;
+        default:
+            fprintf(stderr, "Usage: %s\n", usage);
+            return 2;
+        }
+    }
+    if (optind < argc || !repo || !name || ndisks == 0) {
+        fprintf(stderr, "Usage: %s\n", usage);
+        return 2;
+    }
+    if (!proto_name_valid(name, strlen(name))) {
+        fprintf(stderr, "livebackup: --name %s: use 1-200 printable "
+                        "characters without '/'\n",
+                name);
+        return 2;
+    }
+    /* --since LAYER (one disk) or --since DISK=LAYER. */
+    for (size_t i = 0; i < nsince; i++) {
+        char *eq = strchr(since[i], '=');
+        size_t d;
+        if (!eq || eq == since[i]) {
+            if (ndisks != 1) {
+                fprintf(stderr, "livebackup: with several disks, use --since "
+                                "DISK=LAYER\n");
+                return 2;
+            }
+            disks[0].since = since[i];
+            continue;
+        }
+        for (d = 0; d < ndisks; d++)
+            if (strlen(disks[d].name) == (size_t)(eq - since[i]) &&
+                strncmp(disks[d].name, since[i], (size_t)(eq - since[i])) == 0)
+                break;
+        if (d == ndisks) {
+            fprintf(stderr, "livebackup: --since %s names no --disk\n",
+                    since[i]);
+            return 2;
+        }
+        disks[d].since = eq + 1;
+    }
+    for (size_t i = 0; i < ndisks; i++) {
+        char real[PATH_MAX];
+        disks[i].force_share = force_share;
+        incremental |= disks[i].since != NULL;
+        proto_kv_set(&disks[i].meta, "source",
+                     realpath(disks[i].path, real) ? real : disks[i].path);
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(disks[k].name, disks[i].name) == 0) {
+                fprintf(stderr, "livebackup: disk %s given twice\n",
+                        disks[i].name);
+                return 2;
+            }
+    }
+
+    r = agent_repo_connect(repo);
+    if (!r)
+        goto fail;
+    if (agent_repo_open(r, PROTO_OPEN_WRITE) < 0)
+        goto fail;
+    if (incremental) {
+        if (agent_repo_list(r, name, &l) < 0)
+            goto fail;
+        if (l.n == 0) {
+            lb_error(0, "no earlier backup of %s to build an incremental on",
+                     name);
+            lb_error_hint("the first backup must be full: run it without "
+                          "--since");
+            goto fail;
+        }
+        snprintf(parent, sizeof parent, "%s",
+                 proto_kv_get(&l.b[l.n - 1], "id"));
+    }
+    proto_kv_set(&meta, "kind", incremental ? "incremental" : "full");
+    proto_kv_set(&meta, "source", "image");
+    if (agent_backup_disks(r, name, parent, disks, ndisks, &meta, &res) < 0)
+        goto fail;
+    print_summary(&res, name, ndisks);
+    rc = 0;
+    goto out;
+fail:
+    agent_fail();
+out:
+    agent_backup_result_free(&res);
+    agent_list_free(&l);
+    proto_kv_free(&meta);
+    for (size_t i = 0; i < ndisks; i++)
+        proto_kv_free(&disks[i].meta);
+    agent_repo_close(r);
+    return rc;
+}
+
+int
+cmd_restore_image(int argc, char **argv)
+{
+    static const char usage[] =
+        "livebackup restore-image --repo R --name NAME [--backup "
+        "ID|latest|TIME] --disk vda --to OUT [--format raw|qcow2] [--force]";
+    static const struct option opts[] = {
+        {"repo", required_argument, NULL, 'r'},
+        {"name", required_argument, NULL, 'n'},
+        {"backup", required_argument, NULL, 'b'},
+        {"disk", required_argument, NULL, 'd'},
+        {"to", required_argument, NULL, 't'},
+        {"format", required_argument, NULL, 'f'},
+        {"force", no_argument, NULL, 'F'},
+        {"help", no_argument, NULL, 'h'},
+        AGENT_COMMON_LONGOPTS,
+        {0},
+    };
+    const char *repo = NULL, *name = NULL, *spec = "latest", *disk = NULL;
+    const char *to = NULL;
+    enum agent_format fmt = AGENT_FMT_RAW;
+    bool force = false;
+    struct agent_repo *r = NULL;
+    struct agent_list l = {0};
+    struct agent_restore_disk *ds = NULL;
+    size_t nd = 0;
+    const char *id;
+    ssize_t pick;
+    int c, mfd = -1, rc = 1;
+    uint64_t t0;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "vqh", opts, NULL)) != -1) {
+        int k = agent_common_opt(c, optarg);
+        if (k < 0)
+            return 2;
+        if (k)
+            continue;
+        switch (c) {
+        case 'r':
+            repo = optarg;
+            break;
+        case 'n':
+            name = optarg;
+            break;
+        case 'b':
+            spec = optarg;
+            break;
+        case 'd':
+            disk = optarg;
+            break;
+        case 't':
+            to = optarg;
+            break;
+        case 'f':
+            if (strcmp(optarg, "raw") == 0)
+                fmt = AGENT_FMT_RAW;
+            else if (strcmp(optarg, "qcow2") == 0)
+                fmt = AGENT_FMT_QCOW2;
+            else {
+                fprintf(stderr, "livebackup: --format raw or qcow2\n");
+                return 2;
+            }
+            break;
+        case 'F':
+            force = true;
+            break;
+        case 'h':
+            printf("Usage: %s\n", usage);
+            return 0;
+        default:
+            fprintf(stderr, "Usage: %s\n", usage);
+            return 2;
+        }
+    }
+    if (optind < argc || !repo || !name || !disk || !to) {
+        fprintf(stderr, "Usage: %s\n", usage);
+        return 2;
+    }
+    t0 = lb_now_ns();
+    r = agent_repo_connect(repo);
+    if (!r || agent_repo_open(r, PROTO_OPEN_READ) < 0 ||
+        agent_repo_list(r, name, &l) < 0)
+        goto fail;
+    pick = agent_list_pick(&l, name, spec);
+    if (pick < 0)
+        goto fail;
+    id = proto_kv_get(&l.b[pick], "id");
+    mfd = agent_repo_get_manifest(r, id);
+    if (mfd < 0 || agent_manifest_disks(mfd, &ds, &nd) < 0)
+        goto fail;
+    {
+        size_t i;
+        for (i = 0; i < nd && strcmp(ds[i].name, disk) != 0; i++)
+            ;
+        if (i == nd) {
+            struct lb_buf names = {0};
+            for (size_t k = 0; k < nd; k++) {
+                if (k)
+                    lb_buf_append(&names, ", ", 2);
+                lb_buf_append(&names, ds[k].name, strlen(ds[k].name));
+            }
+            lb_buf_put_u8(&names, 0);
+            lb_error(0, "backup %s has no disk %s (it has: %s)", id, disk,
+                     (char *)names.data);
+            lb_buf_free(&names);
+            goto fail;
+        }
+    }
+    if (agent_restore_check(r, mfd, id, disk) < 0 ||
+        agent_restore_disk(r, mfd, id, disk, to, fmt, force) < 0)
+        goto fail;
+    {
+        double secs = (double)(lb_now_ns() - t0) / 1e9;
+        if (agent_opts.json) {
+            struct proto_kv kv = {0};
+            proto_kv_set(&kv, "id", id);
+            proto_kv_set(&kv, "disk", disk);
+            proto_kv_set(&kv, "to", to);
+            proto_kv_set(&kv, "format", fmt == AGENT_FMT_RAW ? "raw" : "qcow2");
+            proto_kv_setf(&kv, "seconds", "%.3f", secs);
+            agent_event("summary", &kv);
+            proto_kv_free(&kv);
+        } else {
+            printf("restored disk %s of backup %s (%s) to %s (%s) in %.1f s\n",
+                   disk, id, name, to, fmt == AGENT_FMT_RAW ? "raw" : "qcow2",
+                   secs);
+        }
+    }
+    rc = 0;
+    goto out;
+fail:
+    agent_fail();
+out:
+    if (mfd >= 0)
+        close(mfd);
+    free(ds);
+    agent_list_free(&l);
+    agent_repo_close(r);
+    return rc;
+}

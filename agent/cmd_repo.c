@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Repository commands: init, list, verify, delete.
+ */
+#include "agent/agent.h"
+
+#include <getopt.h>
+#include <string.h>
+
+/* Parse the options of a simple command: --repo, --name, --backup and the
+ * common ones. Returns 0, or the exit code to return (2 on usage). */
+struct simple_args {
+    const char *repo, *name, *backup;
+    uint64_t window;
+};
+
+static int
+parse_simple(int argc, char **argv, const char *usage, struct simple_args *a)
+{
+    static const struct option opts[] = {
+        {"repo", required_argument, NULL, 'r'},
+        {"name", required_argument, NULL, 'n'},
+        {"backup", required_argument, NULL, 'b'},
+        {"window-size", required_argument, NULL, 'w'},
+        {"help", no_argument, NULL, 'h'},
+        AGENT_COMMON_LONGOPTS,
+        {0},
+    };
+    int c;
+
+    memset(a, 0, sizeof *a);
+    a->window = PROTO_DEFAULT_WINDOW;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "vqh", opts, NULL)) != -1) {
+        int k = agent_common_opt(c, optarg);
+        if (k < 0)
+            return 2;
+        if (k)
+            continue;
+        switch (c) {
+        case 'r':
+            a->repo = optarg;
+            break;
+        case 'n':
+            a->name = optarg;
+            break;
+        case 'b':
+            a->backup = optarg;
+            break;
+        case 'w':
+            if (lb_parse_size(optarg, &a->window) < 0 ||
+                !proto_window_size_valid((uint32_t)a->window) ||
+                a->window > UINT32_MAX) {
+                fprintf(stderr, "livebackup: --window-size must be a power "
+                                "of two from 64K to 8M\n");
+                return 2;
+            }
+            break;
+        case 'h':
+            printf("Usage: %s\n", usage);
+            exit(0);
+        default:
+            fprintf(stderr, "Usage: %s\n", usage);
+            return 2;
+        }
+    }
+    if (optind < argc || !a->repo) {
+        fprintf(stderr, "Usage: %s\n", usage);
+        return 2;
+    }
+    return 0;
+}
+
+int
+cmd_init(int argc, char **argv)
+{
+    struct simple_args a;
+    struct agent_repo *r;
+    int rc = parse_simple(argc, argv,
+                          "livebackup init --repo R [--window-size 4M]", &a);
+
+    if (rc)
+        return rc;
+    r = agent_repo_connect(a.repo);
+    if (!r)
+        return agent_fail();
+    if (agent_repo_init(r, (uint32_t)a.window) < 0) {
+        agent_fail();
+        agent_repo_close(r);
+        return 1;
+    }
+    agent_repo_close(r);
+    if (agent_opts.json) {
+        struct proto_kv kv = {0};
+        proto_kv_set(&kv, "repo", a.repo);
+        proto_kv_set_u64(&kv, "window_size", a.window);
+        agent_event("initialized", &kv);
+        proto_kv_free(&kv);
+    } else {
+        printf("created repository %s (window size %llu KiB)\n", a.repo,
+               (unsigned long long)a.window >> 10);
+    }
+    return 0;
+}
+
+static void
+print_backup_row(const struct proto_kv *b)
+{
+    char when[32], size[16], sent[16], stored[16];
+
+    lb_format_time(when, sizeof when,
+                   (int64_t)proto_kv_get_u64(b, "time", 0));
+    lb_human_size(size, sizeof size, proto_kv_get_u64(b, "size", 0));
+    lb_human_size(sent, sizeof sent, proto_kv_get_u64(b, "bytes_received", 0));
+    lb_human_size(stored, sizeof stored, proto_kv_get_u64(b, "bytes_new", 0));
+    printf("%-20s  %-20s  %-12s  %-11s  %10s  %10s  %10s\n",
+           proto_kv_get(b, "id"), when,
+           proto_kv_get(b, "name") ? proto_kv_get(b, "name") : "?",
+           proto_kv_get(b, "kind") ? proto_kv_get(b, "kind") : "?", size, sent,
+           stored);
+}
+
+int
+cmd_list(int argc, char **argv)
+{
+    struct simple_args a;
+    struct agent_repo *r;
+    struct agent_list l;
+    int rc = parse_simple(argc, argv,
+                          "livebackup list --repo R [--name NAME] [--json]",
+                          &a);
+
+    if (rc)
+        return rc;
+    r = agent_repo_connect(a.repo);
+    if (!r)
+        return agent_fail();
+    if (agent_repo_open(r, PROTO_OPEN_READ) < 0 ||
+        agent_repo_list(r, a.name, &l) < 0) {
+        agent_fail();
+        agent_repo_close(r);
+        return 1;
+    }
+    agent_repo_close(r);
+    if (agent_opts.json) {
+        for (size_t i = 0; i < l.n; i++)
+            agent_event("backup", &l.b[i]);
+    } else if (l.n == 0) {
+        printf("no backups%s%s\n", a.name ? " of " : "", a.name ? a.name : "");
+    } else {
+        printf("%-20s  %-20s  %-12s  %-11s  %10s  %10s  %10s\n", "ID",
+               "TIME (UTC)", "NAME", "KIND", "SIZE", "SENT", "STORED");
+        for (size_t i = 0; i < l.n; i++)
+            print_backup_row(&l.b[i]);
+    }
+    agent_list_free(&l);
+    return 0;
+}
+
+static int
+verify_events(struct agent_repo *r, bool *damaged, struct proto_kv *end)
+{
+    struct agent_progress prog;
+    bool started = false;
+
+    *damaged = false;
+    for (;;) {
+        struct proto_hdr h;
+        const uint8_t *p;
+        struct proto_kv ev;
+
+        if (proto_conn_recv(r->conn, &h, &p) < 0) {
+            agent_repo_explain(r);
+            return -1;
+        }
+        if (h.type == PROTO_T_ERROR) {
+            struct proto_error e;
+            if (proto_dec_error(p, h.len, &e) == PROTO_OK)
+                lb_error(0, "%.*s", (int)e.msg.len, e.msg.p);
+            return -1;
+        }
+        if (h.type != PROTO_T_VERIFY_EVENT && h.type != PROTO_T_VERIFY_END)
+            return lb_error(0, "protocol error: unexpected %s",
+                            proto_type_name(h.type));
+        if (proto_dec_kv(p, h.len, &ev) != PROTO_OK)
+            return lb_error(0, "protocol error: malformed verify event");
+        if (h.type == PROTO_T_VERIFY_END) {
+            if (started)
+                agent_progress_end(&prog);
+            *end = ev;
+            return 0;
+        }
+        if (proto_kv_get(&ev, "event") &&
+            strcmp(proto_kv_get(&ev, "event"), "progress") == 0) {
+            uint64_t done = proto_kv_get_u64(&ev, "done", 0);
+            if (!started) {
+                agent_progress_begin(&prog, "verify",
+                                     proto_kv_get_u64(&ev, "total", 0));
+                started = true;
+            }
+            agent_progress_add(&prog, done - prog.done);
+        } else {
+            const char *id = proto_kv_get(&ev, "id");
+            const char *name = proto_kv_get(&ev, "name");
+            const char *disk = proto_kv_get(&ev, "disk");
+            *damaged = true;
+            if (agent_opts.json) {
+                agent_event("damage", &ev);
+            } else if (id && *id) {
+                printf("DAMAGED backup %s (%s)%s%s: %s\n", id,
+                       name && *name ? name : "?", disk && *disk ? " disk " : "",
+                       disk ? disk : "", proto_kv_get(&ev, "what"));
+            } else {
+                printf("DAMAGED %s\n", proto_kv_get(&ev, "what"));
+            }
+        }
+        proto_kv_free(&ev);
+    }
+}
+
+int
+cmd_verify(int argc, char **argv)
+{
+    struct simple_args a;
+    struct agent_repo *r;
+    struct proto_kv req = {0}, end = {0};
+    bool damaged;
+    int rc = parse_simple(argc, argv, "livebackup verify --repo R [--json]",
+                          &a);
+
+    if (rc)
+        return rc;
+    r = agent_repo_connect(a.repo);
+    if (!r)
+        return agent_fail();
+    if (agent_repo_open(r, PROTO_OPEN_READ) < 0)
+        goto fail;
+    proto_enc_kv(&r->out, PROTO_T_VERIFY, &req);
+    if (proto_conn_send_buf(r->conn, &r->out) < 0) {
+        agent_repo_explain(r);
+        goto fail;
+    }
+    if (verify_events(r, &damaged, &end) < 0)
+        goto fail;
+    agent_repo_close(r);
+    if (agent_opts.json) {
+        agent_event("summary", &end);
+    } else {
+        char sz[16];
+        lb_human_size(sz, sizeof sz, proto_kv_get_u64(&end, "bytes", 0));
+        printf("verified %llu backups and %llu chunks (%s): %s\n",
+               (unsigned long long)proto_kv_get_u64(&end, "backups", 0),
+               (unsigned long long)proto_kv_get_u64(&end, "chunks", 0), sz,
+               damaged ? "DAMAGE FOUND (see above)" : "all sound");
+        if (damaged)
+            printf("%llu damaged backup(s), %llu damaged chunk(s), %llu "
+                   "missing chunk reference(s); the other backups restore "
+                   "normally\n",
+                   (unsigned long long)proto_kv_get_u64(&end,
+                                                        "backups_damaged", 0),
+                   (unsigned long long)proto_kv_get_u64(&end, "chunks_damaged",
+                                                        0),
+                   (unsigned long long)proto_kv_get_u64(
+                       &end, "chunk_refs_missing", 0));
+    }
+    proto_kv_free(&end);
+    return damaged ? 1 : 0;
+fail:
+    agent_fail();
+    agent_repo_close(r);
+    return 1;
+}
+
+int
+cmd_delete(int argc, char **argv)
+{
+    struct simple_args a;
+    struct agent_repo *r;
+    const uint8_t *p;
+    uint32_t len;
+    int rc = parse_simple(argc, argv, "livebackup delete --repo R --backup ID",
+                          &a);
+
+    if (rc)
+        return rc;
+    if (!a.backup) {
+        fprintf(stderr, "Usage: livebackup delete --repo R --backup ID\n");
+        return 2;
+    }
+    r = agent_repo_connect(a.repo);
+    if (!r)
+        return agent_fail();
+    if (agent_repo_open(r, PROTO_OPEN_ADMIN) < 0)
+        goto fail;
+    proto_enc_str(&r->out, PROTO_T_DELETE, a.backup);
+    if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
+        proto_conn_expect(r->conn, PROTO_T_OK, &p, &len, NULL) < 0) {
+        agent_repo_explain(r);
+        goto fail;
+    }
+    agent_repo_close(r);
+    if (!agent_opts.json)
+        printf("deleted backup %s (its data is reclaimed by livebackup gc)\n",
+               a.backup);
+    return 0;
+fail:
+    agent_fail();
+    agent_repo_close(r);
+    return 1;
+}

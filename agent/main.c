@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * livebackup: the command-line front end on the VM host. One file per
+ * group of subcommands (cmd_*.c); this one dispatches and owns the options
+ * every command shares.
+ *
+ * Exit status: 0 success, 1 failure (the message says what and what to
+ * do), 2 usage error.
+ */
+#include "agent/agent.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <string.h>
+
+struct agent_opts agent_opts = {
+    .zlevel = 1,
+    .max_stack = 8,
+};
+
+static const struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} commands[] = {
+    {"init", cmd_init, "create a repository"},
+    {"backup-image", cmd_backup_image, "back up disk images (full or --since)"},
+    {"list", cmd_list, "list backups"},
+    {"verify", cmd_verify, "re-read and check every chunk and manifest"},
+    {"restore-image", cmd_restore_image, "restore one disk of a backup"},
+    {"delete", cmd_delete, "delete a backup"},
+};
+
+static void
+usage(FILE *f)
+{
+    fputs("Usage: livebackup COMMAND [options]\n\nCommands:\n", f);
+    for (size_t i = 0; i < LB_ARRAY_SIZE(commands); i++)
+        fprintf(f, "  %-15s %s\n", commands[i].name, commands[i].help);
+    fputs("\nOptions every command takes:\n"
+          "  --repo PATH|ssh://[user@]host[:port]/path   the repository\n"
+          "  --rsh \"ssh -i KEY -o ...\"   ssh command line (like rsync -e)\n"
+          "  --remote-backupd PATH       backupd on the remote host\n"
+          "  --json                      machine-readable output on stdout\n"
+          "  --bwlimit RATE              limit the bytes sent per second "
+          "(e.g. 20M)\n"
+          "  --lock-wait SECONDS         wait for a locked repository\n"
+          "  --compress-level N          zstd level (default 1)\n"
+          "  --threads N                 worker threads (default: CPUs)\n"
+          "  --progress / --no-progress  progress line on stderr (default: "
+          "on a terminal)\n"
+          "  -v, --verbose / -q, --quiet\n"
+          "\nRun 'livebackup COMMAND --help' for a command's options.\n",
+          f);
+}
+
+int
+agent_common_opt(int opt, const char *arg)
+{
+    switch (opt) {
+    case 1000:
+        agent_opts.json = true;
+        agent_opts.progress = false;
+        return 1;
+    case 1001:
+        agent_opts.rsh = arg;
+        return 1;
+    case 1002:
+        agent_opts.remote_backupd = arg;
+        return 1;
+    case 1003:
+        if (lb_parse_size(arg, &agent_opts.bwlimit) < 0 ||
+            agent_opts.bwlimit == 0) {
+            fprintf(stderr, "livebackup: --bwlimit %s: expected a rate like "
+                            "20M (bytes per second)\n",
+                    arg);
+            return -1;
+        }
+        return 1;
+    case 1004:
+        agent_opts.zlevel = atoi(arg);
+        if (agent_opts.zlevel < -5 || agent_opts.zlevel > 19) {
+            fprintf(stderr, "livebackup: --compress-level must be -5..19\n");
+            return -1;
+        }
+        return 1;
+    case 1005:
+        agent_opts.lock_wait = (unsigned)strtoul(arg, NULL, 10);
+        return 1;
+    case 1006:
+        agent_opts.progress = !agent_opts.json;
+        return 1;
+    case 1007:
+        agent_opts.progress = false;
+        return 1;
+    case 1008:
+        agent_opts.threads = (unsigned)strtoul(arg, NULL, 10);
+        return 1;
+    case 'v':
+        lb_log_set_level(LB_LOG_DEBUG);
+        return 1;
+    case 'q':
+        lb_log_set_level(LB_LOG_WARN);
+        agent_opts.progress = false;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int
+agent_fail(void)
+{
+    lb_log_error_slot();
+    if (agent_opts.json) {
+        struct proto_kv kv = {0};
+        proto_kv_set(&kv, "message", lb_error_msg());
+        if (lb_error_hint_msg()[0])
+            proto_kv_set(&kv, "hint", lb_error_hint_msg());
+        agent_event("error", &kv);
+        proto_kv_free(&kv);
+    }
+    return 1;
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *cmd;
+
+    lb_log_init("livebackup", LB_LOG_INFO);
+    signal(SIGPIPE, SIG_IGN);
+    agent_opts.progress = isatty(2);
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 ||
+        strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("livebackup %s (protocol %d, repository format 1)\n",
+               LB_VERSION, PROTO_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < LB_ARRAY_SIZE(commands); i++)
+        if (strcmp(cmd, commands[i].name) == 0)
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "livebackup: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return 2;
+}

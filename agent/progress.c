@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Progress for long work: a line on stderr when it is a terminal (bytes
+ * done of total, rate, ETA), JSON "progress" events with --json (at most
+ * one a second), nothing otherwise (cron, systemd).
+ */
+#include "agent/agent.h"
+#include "common/json.h"
+
+#include <pthread.h>
+#include <string.h>
+
+static pthread_mutex_t draw_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void
+agent_event(const char *event, const struct proto_kv *kv)
+{
+    struct lb_buf b = {0};
+
+    lb_buf_append(&b, "{\"event\":", 9);
+    lb_json_escape(&b, event);
+    for (size_t i = 0; kv && i < kv->n; i++) {
+        const char *v = kv->e[i].val;
+        bool num = *v && strspn(v, "0123456789") == strlen(v) &&
+                   (v[0] != '0' || v[1] == '\0');
+        lb_buf_put_u8(&b, ',');
+        lb_json_escape(&b, kv->e[i].key);
+        lb_buf_put_u8(&b, ':');
+        if (num)
+            lb_buf_append(&b, v, strlen(v));
+        else
+            lb_json_escape(&b, v);
+    }
+    lb_buf_append(&b, "}\n", 2);
+    pthread_mutex_lock(&draw_lock);
+    fwrite(b.data, 1, b.len, stdout);
+    fflush(stdout);
+    pthread_mutex_unlock(&draw_lock);
+    lb_buf_free(&b);
+}
+
+static void
+draw(struct agent_progress *p, bool final)
+{
+    uint64_t now = lb_now_ns(), done = p->done;
+    double secs = (double)(now - p->start_ns) / 1e9;
+    double rate = secs > 0 ? (double)done / secs : 0;
+    char d[16], t[16], r[16], eta[32] = "";
+
+    if (agent_opts.json) {
+        struct proto_kv kv = {0};
+        proto_kv_set(&kv, "what", p->what);
+        proto_kv_set_u64(&kv, "done", done);
+        proto_kv_set_u64(&kv, "total", p->total);
+        proto_kv_set_u64(&kv, "bytes_per_second", (uint64_t)rate);
+        agent_event("progress", &kv);
+        proto_kv_free(&kv);
+        return;
+    }
+    lb_human_size(d, sizeof d, done);
+    lb_human_size(t, sizeof t, p->total);
+    lb_human_size(r, sizeof r, (uint64_t)rate);
+    if (!final && rate > 0 && p->total > done) {
+        uint64_t left = (uint64_t)((double)(p->total - done) / rate);
+        snprintf(eta, sizeof eta, "  ETA %llu:%02llu",
+                 (unsigned long long)(left / 60),
+                 (unsigned long long)(left % 60));
+    }
+    fprintf(stderr, "\r\033[K  %s: %s / %s  %3.0f%%  %s/s%s%s", p->what, d, t,
+            p->total ? 100.0 * (double)done / (double)p->total : 100.0, r, eta,
+            final ? "\n" : "");
+    fflush(stderr);
+}
+
+void
+agent_progress_begin(struct agent_progress *p, const char *what,
+                     uint64_t total)
+{
+    memset(p, 0, sizeof *p);
+    p->what = what;
+    p->total = total;
+    p->start_ns = p->last_ns = lb_now_ns();
+}
+
+void
+agent_progress_add(struct agent_progress *p, uint64_t n)
+{
+    uint64_t now, every;
+
+    p->done += n;
+    if (!agent_opts.progress && !agent_opts.json)
+        return;
+    every = agent_opts.json ? 1000000000u : 250000000u;
+    now = lb_now_ns();
+    if (now - p->last_ns < every)
+        return;
+    pthread_mutex_lock(&draw_lock);
+    if (now - p->last_ns >= every) {
+        p->last_ns = now;
+        p->shown = true;
+        pthread_mutex_unlock(&draw_lock);
+        draw(p, false);
+        return;
+    }
+    pthread_mutex_unlock(&draw_lock);
+}
+
+void
+agent_progress_end(struct agent_progress *p)
+{
+    if ((agent_opts.progress && p->shown) || agent_opts.json)
+        draw(p, true);
+}

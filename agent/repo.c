@@ -1,0 +1,526 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The agent's end of a repository connection. A local repository is
+ * served by a `backupd serve` child; ssh://[user@]host[:port]/path runs
+ * `ssh [opts] host backupd serve --repo /path` (the ssh command can be
+ * replaced with --rsh, like rsync's -e). Either way the agent speaks only
+ * the protocol, over the child's stdin/stdout; the child's stderr goes to
+ * ours so ssh and backupd messages reach the user.
+ */
+#include "agent/agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+/* Split a command line into words: whitespace separates, single and
+ * double quotes group, backslash escapes (a small subset of sh). */
+static char **
+split_words(const char *s, size_t *n)
+{
+    char **v = NULL;
+    struct lb_buf w = {0};
+    bool in_word = false;
+    char q = 0;
+
+    *n = 0;
+    for (;; s++) {
+        char c = *s;
+        if (c == '\0' || (!q && (c == ' ' || c == '\t'))) {
+            if (in_word) {
+                lb_buf_put_u8(&w, 0);
+                v = lb_xrealloc(v, (*n + 2) * sizeof *v);
+                v[(*n)++] = (char *)w.data;
+                memset(&w, 0, sizeof w);
+                in_word = false;
+            }
+            if (c == '\0')
+                break;
+            continue;
+        }
+        in_word = true;
+        if (q) {
+            if (c == q)
+                q = 0;
+            else if (c == '\\' && q == '"' && s[1])
+                lb_buf_put_u8(&w, (uint8_t)*++s);
+            else
+                lb_buf_put_u8(&w, (uint8_t)c);
+        } else if (c == '\'' || c == '"') {
+            q = c;
+        } else if (c == '\\' && s[1]) {
+            lb_buf_put_u8(&w, (uint8_t)*++s);
+        } else {
+            lb_buf_put_u8(&w, (uint8_t)c);
+        }
+    }
+    lb_buf_free(&w);
+    if (!v)
+        v = lb_xcalloc(2, sizeof *v);
+    v[*n] = NULL;
+    return v;
+}
+
+/* 'quoted' for the remote shell. */
+static char *
+shell_quote(const char *s)
+{
+    struct lb_buf b = {0};
+
+    lb_buf_put_u8(&b, '\'');
+    for (; *s; s++) {
+        if (*s == '\'')
+            lb_buf_append(&b, "'\\''", 4);
+        else
+            lb_buf_put_u8(&b, (uint8_t)*s);
+    }
+    lb_buf_append(&b, "'", 2); /* quote and NUL */
+    return (char *)b.data;
+}
+
+static char *
+local_backupd(void)
+{
+    const char *env = getenv("LIVEBACKUP_BACKUPD");
+    CLEANUP_FREE char *dir = NULL;
+
+    if (env && *env)
+        return lb_xstrdup(env);
+    dir = lb_exe_dir();
+    if (dir) {
+        char *p = lb_xasprintf("%s/backupd", dir);
+        if (access(p, X_OK) == 0)
+            return p;
+        free(p);
+    }
+    return lb_xstrdup("backupd");
+}
+
+/* Parse ssh://[user@]host[:port]/path. */
+static int
+parse_ssh_url(const char *url, char **userhost, char **port, char **path)
+{
+    const char *p = url + 6, *slash = strchr(p, '/'), *colon;
+    char *hostpart;
+
+    if (!slash || slash == p || !slash[1])
+        return lb_error(EINVAL, "bad repository URL '%s': expected "
+                                "ssh://[user@]host[:port]/path",
+                        url);
+    hostpart = strndup(p, (size_t)(slash - p));
+    colon = strrchr(hostpart, ':');
+    *port = NULL;
+    if (colon && !strchr(colon, ']')) {
+        *port = lb_xstrdup(colon + 1);
+        hostpart[colon - hostpart] = '\0';
+    }
+    *userhost = hostpart;
+    *path = lb_xstrdup(slash);
+    return 0;
+}
+
+static int
+spawn(struct agent_repo *r, char **argv)
+{
+    int to[2], from[2];
+    pid_t pid;
+
+    if (pipe2(to, O_CLOEXEC) < 0 || pipe2(from, O_CLOEXEC) < 0)
+        return lb_error(errno, "pipe");
+    pid = fork();
+    if (pid < 0)
+        return lb_error(errno, "fork");
+    if (pid == 0) {
+        dup2(to[0], 0);
+        dup2(from[1], 1);
+        /* Our own process group: a Ctrl-C reaches the agent, which then
+         * ends the session cleanly instead of killing backupd mid-write. */
+        setpgid(0, 0);
+        signal(SIGPIPE, SIG_DFL);
+        execvp(argv[0], argv);
+        dprintf(2, "livebackup: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(to[0]);
+    close(from[1]);
+    r->child = pid;
+    r->conn = proto_conn_new(from[0], to[1]);
+    return 0;
+}
+
+/* Wait up to ms for the child; returns its status or -1 if still alive. */
+static int
+reap(struct agent_repo *r, int ms)
+{
+    int status;
+
+    if (r->child <= 0)
+        return -1;
+    for (int waited = 0;; waited += 50) {
+        pid_t p = waitpid(r->child, &status, WNOHANG);
+        if (p == r->child) {
+            r->child = 0;
+            return status;
+        }
+        if (p < 0 && errno != EINTR) {
+            r->child = 0;
+            return -1;
+        }
+        if (waited >= ms)
+            return -1;
+        usleep(50 * 1000);
+    }
+}
+
+void
+agent_repo_explain(struct agent_repo *r)
+{
+    char msg[1024], hint[512];
+    int status;
+
+    snprintf(msg, sizeof msg, "%s", lb_error_msg());
+    snprintf(hint, sizeof hint, "%s", lb_error_hint_msg());
+    /* The server may have said why before it closed: read what it sent
+     * (an ERROR frame), waiting a little for it. */
+    while (r->conn && !proto_conn_eof(r->conn) &&
+           proto_conn_wait_readable(r->conn, 2000) == 1) {
+        struct proto_hdr h;
+        const uint8_t *p;
+        struct proto_error e;
+        if (proto_conn_recv(r->conn, &h, &p) < 0)
+            break;
+        if (h.type == PROTO_T_ERROR &&
+            proto_dec_error(p, h.len, &e) == PROTO_OK) {
+            lb_error(0, "%.*s", (int)e.msg.len, e.msg.p);
+            if (e.hint.len)
+                lb_error_hint("%.*s", (int)e.hint.len, e.hint.p);
+            return;
+        }
+    }
+    lb_error(0, "%s", msg);
+    if (hint[0])
+        lb_error_hint("%s", hint);
+    proto_conn_free(r->conn, true);
+    r->conn = NULL;
+    status = reap(r, 5000);
+    if (status < 0)
+        return;
+    if (WIFSIGNALED(status)) {
+        lb_error(0, "%s (%s was killed by signal %d)", msg,
+                 r->host ? "ssh" : "backupd", WTERMSIG(status));
+    } else if (WIFEXITED(status) && r->host && WEXITSTATUS(status) == 255) {
+        lb_error(0, "ssh to %s failed (see ssh's message above)", r->host);
+        lb_error_hint("check the host name, port, key and that sshd runs "
+                      "there (ssh options go in --rsh \"ssh -i KEY ...\")");
+    } else if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
+        if (r->host) {
+            lb_error(0, "backupd is not installed on %s (the remote shell "
+                        "could not find it)",
+                     r->host);
+            lb_error_hint("install livebackup on %s, or give its path with "
+                          "--remote-backupd PATH",
+                          r->host);
+        } else {
+            lb_error(0, "cannot start backupd for the local repository");
+            lb_error_hint("install livebackup, or set LIVEBACKUP_BACKUPD");
+        }
+    } else if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
+        lb_error(0, "%s (%s exited with status %d)", msg,
+                 r->host ? "the remote side" : "backupd",
+                 WEXITSTATUS(status));
+    }
+}
+
+struct agent_repo *
+agent_repo_connect(const char *url)
+{
+    struct agent_repo *r = lb_xcalloc(1, sizeof *r);
+    struct proto_hello h = {PROTO_VERSION, PROTO_VERSION, 0,
+                            {"livebackup " LB_VERSION,
+                             sizeof("livebackup " LB_VERSION) - 1}};
+    const uint8_t *p;
+    uint32_t len;
+    char wait_s[16];
+
+    r->url = lb_xstrdup(url);
+    snprintf(wait_s, sizeof wait_s, "%u", agent_opts.lock_wait);
+    if (strncmp(url, "ssh://", 6) == 0) {
+        CLEANUP_FREE char *port = NULL;
+        CLEANUP_FREE char *qpath = NULL;
+        CLEANUP_FREE char *remote = NULL;
+        const char *rsh = agent_opts.rsh ? agent_opts.rsh : "ssh";
+        const char *rb = agent_opts.remote_backupd ? agent_opts.remote_backupd
+                                                   : "backupd";
+        size_t n;
+        char **argv;
+
+        if (parse_ssh_url(url, &r->host, &port, &r->path) < 0)
+            goto fail;
+        qpath = shell_quote(r->path);
+        remote = lb_xasprintf("%s serve --repo %s --lock-wait %s", rb, qpath,
+                              wait_s);
+        argv = split_words(rsh, &n);
+        argv = lb_xrealloc(argv, (n + 6) * sizeof *argv);
+        if (port) {
+            argv[n++] = lb_xstrdup("-p");
+            argv[n++] = lb_xstrdup(port);
+        }
+        argv[n++] = lb_xstrdup(r->host);
+        argv[n++] = lb_xstrdup(remote);
+        argv[n] = NULL;
+        lb_debug("running: %s ... %s %s", argv[0], r->host, remote);
+        int sr = spawn(r, argv);
+        for (size_t i = 0; i < n; i++)
+            free(argv[i]);
+        free(argv);
+        if (sr < 0)
+            goto fail;
+    } else {
+        CLEANUP_FREE char *bd = local_backupd();
+        char *argv[] = {bd,      "serve", "--repo", (char *)url, "--lock-wait",
+                        wait_s, NULL};
+        r->path = lb_xstrdup(url);
+        if (spawn(r, argv) < 0)
+            goto fail;
+    }
+    if (agent_opts.bwlimit)
+        proto_conn_set_bwlimit(r->conn, agent_opts.bwlimit);
+    proto_enc_hello(&r->out, PROTO_T_HELLO, &h);
+    if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
+        proto_conn_expect(r->conn, PROTO_T_HELLO_REPLY, &p, &len, NULL) < 0) {
+        agent_repo_explain(r);
+        goto fail;
+    }
+    {
+        struct proto_hello reply;
+        if (proto_dec_hello(p, len, &reply) != PROTO_OK ||
+            reply.version_min != PROTO_VERSION) {
+            lb_error(0, "backupd answered HELLO with an unsupported version");
+            goto fail;
+        }
+    }
+    return r;
+fail:
+    {
+        char msg[1024], hint[512];
+        snprintf(msg, sizeof msg, "%s", lb_error_msg());
+        snprintf(hint, sizeof hint, "%s", lb_error_hint_msg());
+        agent_repo_close(r);
+        lb_error(0, "%s", msg);
+        if (hint[0])
+            lb_error_hint("%s", hint);
+    }
+    return NULL;
+}
+
+void
+agent_repo_close(struct agent_repo *r)
+{
+    if (!r)
+        return;
+    proto_conn_free(r->conn, true);
+    if (r->child > 0 && reap(r, 10000) < 0) {
+        kill(r->child, SIGTERM);
+        reap(r, 2000);
+    }
+    lb_buf_free(&r->out);
+    free(r->url);
+    free(r->path);
+    free(r->host);
+    free(r);
+}
+
+int
+agent_repo_init(struct agent_repo *r, uint32_t window_size)
+{
+    const uint8_t *p;
+    uint32_t len;
+
+    proto_enc_init(&r->out, window_size);
+    if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
+        proto_conn_expect(r->conn, PROTO_T_OK, &p, &len, NULL) < 0) {
+        agent_repo_explain(r);
+        return -1;
+    }
+    return 0;
+}
+
+int
+agent_repo_open(struct agent_repo *r, uint8_t mode)
+{
+    const uint8_t *p;
+    uint32_t len;
+    struct proto_repo_info ri;
+
+    proto_enc_open(&r->out, mode);
+    if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
+        proto_conn_expect(r->conn, PROTO_T_REPO_INFO, &p, &len, NULL) < 0) {
+        agent_repo_explain(r);
+        return -1;
+    }
+    if (proto_dec_repo_info(p, len, &ri) != PROTO_OK)
+        return lb_error(0, "backupd sent a malformed REPO_INFO");
+    r->window_size = ri.window_size;
+    r->append_only = ri.flags & PROTO_REPO_F_APPEND_ONLY;
+    return 0;
+}
+
+int
+agent_repo_list(struct agent_repo *r, const char *name, struct agent_list *out)
+{
+    struct proto_hdr h;
+    const uint8_t *p;
+
+    out->n = 0;
+    out->b = NULL;
+    proto_enc_str(&r->out, PROTO_T_LIST, name ? name : "");
+    if (proto_conn_send_buf(r->conn, &r->out) < 0)
+        goto fail;
+    for (;;) {
+        if (proto_conn_recv(r->conn, &h, &p) < 0)
+            goto fail;
+        if (h.type == PROTO_T_LIST_END)
+            return 0;
+        if (h.type == PROTO_T_ERROR) {
+            struct proto_error e;
+            if (proto_dec_error(p, h.len, &e) == PROTO_OK) {
+                lb_error(0, "%.*s", (int)e.msg.len, e.msg.p);
+                if (e.hint.len)
+                    lb_error_hint("%.*s", (int)e.hint.len, e.hint.p);
+            }
+            agent_list_free(out);
+            return -1;
+        }
+        if (h.type != PROTO_T_LIST_ENTRY) {
+            lb_error(0, "protocol error: unexpected %s in a listing",
+                     proto_type_name(h.type));
+            agent_list_free(out);
+            return -1;
+        }
+        out->b = lb_xrealloc(out->b, (out->n + 1) * sizeof *out->b);
+        if (proto_dec_kv(p, h.len, &out->b[out->n]) != PROTO_OK) {
+            agent_list_free(out);
+            return lb_error(0, "protocol error: malformed LIST_ENTRY");
+        }
+        out->n++;
+    }
+fail:
+    agent_list_free(out);
+    agent_repo_explain(r);
+    return -1;
+}
+
+void
+agent_list_free(struct agent_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        proto_kv_free(&l->b[i]);
+    free(l->b);
+    l->b = NULL;
+    l->n = 0;
+}
+
+ssize_t
+agent_list_pick(const struct agent_list *l, const char *name, const char *spec)
+{
+    int64_t t;
+
+    if (l->n == 0) {
+        lb_error(ENOENT, "no backups of %s in this repository", name);
+        lb_error_hint("livebackup list shows the backups and their names");
+        return -1;
+    }
+    if (!spec || strcmp(spec, "latest") == 0)
+        return (ssize_t)l->n - 1;
+    if (proto_backup_id_valid(spec, strlen(spec))) {
+        for (size_t i = 0; i < l->n; i++)
+            if (strcmp(proto_kv_get(&l->b[i], "id"), spec) == 0)
+                return (ssize_t)i;
+        lb_error(ENOENT, "no backup %s of %s", spec, name);
+        lb_error_hint("livebackup list --name %s shows its backups", name);
+        return -1;
+    }
+    if (lb_parse_time(spec, &t) == 0) {
+        ssize_t best = -1;
+        for (size_t i = 0; i < l->n; i++)
+            if ((int64_t)proto_kv_get_u64(&l->b[i], "time", 0) <= t)
+                best = (ssize_t)i;
+        if (best < 0) {
+            char first[32];
+            lb_format_time(first, sizeof first,
+                           (int64_t)proto_kv_get_u64(&l->b[0], "time", 0));
+            lb_error(ENOENT, "no backup of %s at or before %s (the first is "
+                             "from %s)",
+                     name, spec, first);
+        }
+        return best;
+    }
+    lb_error(EINVAL, "'%s' is neither a backup id, 'latest', nor a time "
+                     "(YYYY-MM-DD[THH:MM[:SS]], UTC)",
+             spec);
+    return -1;
+}
+
+int
+agent_repo_get_manifest(struct agent_repo *r, const char *id)
+{
+    char tmpl[] = "/tmp/livebackup-manifest-XXXXXX";
+    const char *dir = getenv("TMPDIR");
+    CLEANUP_FREE char *path = NULL;
+    uint64_t total = 0, want;
+    const uint8_t *p;
+    struct proto_hdr h;
+    int fd;
+
+    path = dir && *dir ? lb_xasprintf("%s/livebackup-manifest-XXXXXX", dir)
+                       : lb_xstrdup(tmpl);
+    fd = mkstemp(path);
+    if (fd < 0)
+        return lb_error(errno, "create a temporary file in %s",
+                        dir ? dir : "/tmp");
+    unlink(path);
+    proto_enc_str(&r->out, PROTO_T_GET_MANIFEST, id);
+    if (proto_conn_send_buf(r->conn, &r->out) < 0)
+        goto conn_fail;
+    for (;;) {
+        if (proto_conn_recv(r->conn, &h, &p) < 0)
+            goto conn_fail;
+        if (h.type == PROTO_T_MANIFEST_DATA) {
+            if (lb_write_full(fd, p, h.len) < 0) {
+                lb_error(errno, "write the manifest to a temporary file");
+                goto fail;
+            }
+            total += h.len;
+            continue;
+        }
+        if (h.type == PROTO_T_MANIFEST_END) {
+            if (proto_dec_u64(p, h.len, &want) != PROTO_OK || want != total) {
+                lb_error(0, "manifest of %s: transfer incomplete", id);
+                goto fail;
+            }
+            break;
+        }
+        if (h.type == PROTO_T_ERROR) {
+            struct proto_error e;
+            if (proto_dec_error(p, h.len, &e) == PROTO_OK)
+                lb_error(0, "%.*s", (int)e.msg.len, e.msg.p);
+            goto fail;
+        }
+        lb_error(0, "protocol error: unexpected %s", proto_type_name(h.type));
+        goto fail;
+    }
+    if (lseek(fd, 0, SEEK_SET) < 0) {
+        lb_error(errno, "seek");
+        goto fail;
+    }
+    return fd;
+conn_fail:
+    agent_repo_explain(r);
+fail:
+    close(fd);
+    return -1;
+}

@@ -1,0 +1,627 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Restoring a disk from one backup's manifest alone (no chain replay):
+ * every window is its stack of chunks applied in order on zeros. The
+ * chunks are fetched ahead (GET_CHUNKS, pipelined), checked against their
+ * digests and applied by worker threads, which write only the non-zero
+ * 4 KiB blocks: holes stay holes. raw output is written directly; qcow2
+ * output goes through qemu-nbd into an image qemu-img created.
+ *
+ * The image is written under a temporary name next to the target and
+ * renamed when complete, so a half-restored disk never looks complete; an
+ * interrupted restore can simply be run again.
+ */
+#include "agent/agent.h"
+#include "agent/run.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <libnbd.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MAX_WORKERS 16
+#define BLOCK 4096
+
+/* ---- manifest helpers -------------------------------------------------------- */
+
+static ssize_t
+fd_read(void *opaque, void *buf, size_t len)
+{
+    ssize_t r = lb_read_full(*(int *)opaque, buf, len);
+
+    if (r < 0)
+        return lb_error(errno, "read manifest");
+    return r;
+}
+
+/* Open a reader on mfd positioned at the windows of disk (d filled). */
+static struct proto_mf_reader *
+seek_disk(int *mfd, const char *disk, struct proto_mf_disk *d)
+{
+    struct proto_mf_reader *r;
+    struct proto_mf_hdr h;
+    int got;
+
+    if (lseek(*mfd, 0, SEEK_SET) < 0) {
+        lb_error(errno, "seek manifest");
+        return NULL;
+    }
+    r = proto_mf_reader_new(fd_read, mfd);
+    if (!r || proto_mf_read_header(r, &h) < 0)
+        goto fail;
+    while ((got = proto_mf_next_disk(r, d)) == 1) {
+        if (strcmp(d->name, disk) == 0)
+            return r;
+        if (proto_mf_skip_disk(r) < 0)
+            goto fail;
+    }
+    if (got == 0)
+        lb_error(ENOENT, "the backup has no disk %s", disk);
+fail:
+    proto_mf_reader_free(r);
+    return NULL;
+}
+
+int
+agent_manifest_disks(int mfd, struct agent_restore_disk **out, size_t *n)
+{
+    struct proto_mf_reader *r;
+    struct proto_mf_hdr h;
+    struct proto_mf_disk d;
+    struct proto_kv meta = {0};
+    int got;
+
+    *out = NULL;
+    *n = 0;
+    if (lseek(mfd, 0, SEEK_SET) < 0)
+        return lb_error(errno, "seek manifest");
+    r = proto_mf_reader_new(fd_read, &mfd);
+    if (!r || proto_mf_read_header(r, &h) < 0)
+        goto fail;
+    while ((got = proto_mf_next_disk(r, &d)) == 1) {
+        struct agent_restore_disk *x;
+        *out = lb_xrealloc(*out, (*n + 1) * sizeof **out);
+        x = &(*out)[(*n)++];
+        memset(x, 0, sizeof *x);
+        snprintf(x->name, sizeof x->name, "%s", d.name);
+        x->size = d.size;
+        for (uint64_t i = 0; i < d.nwindows; i++) {
+            struct proto_mf_window w;
+            if (proto_mf_next_window(r, &w) < 0)
+                goto fail;
+            x->nonempty_windows += w.depth != 0;
+        }
+    }
+    if (got < 0 || proto_mf_read_meta(r, &meta) < 0 || proto_mf_finish(r) < 0)
+        goto fail;
+    proto_kv_free(&meta);
+    proto_mf_reader_free(r);
+    return 0;
+fail:
+    lb_error_prefix("manifest");
+    proto_kv_free(&meta);
+    proto_mf_reader_free(r);
+    free(*out);
+    *out = NULL;
+    *n = 0;
+    return -1;
+}
+
+int
+agent_restore_check(struct agent_repo *r, int mfd, const char *id,
+                    const char *disk)
+{
+    struct proto_mf_reader *rd;
+    struct proto_mf_disk d;
+    struct proto_digest *batch = lb_xmalloc(PROTO_MAX_QUERY * sizeof *batch);
+    uint64_t *where = lb_xmalloc(PROTO_MAX_QUERY * sizeof *where);
+    uint32_t nb = 0;
+    uint64_t missing = 0, first_off = 0;
+    char first[65] = "";
+    int ret = -1;
+
+    rd = seek_disk(&mfd, disk, &d);
+    if (!rd)
+        goto out;
+    for (uint64_t i = 0; i <= d.nwindows; i++) {
+        struct proto_mf_window w = {0};
+        if (i < d.nwindows && proto_mf_next_window(rd, &w) < 0)
+            goto out;
+        /* Flush when the batch could overflow, and at the end. */
+        if (nb && (nb + w.depth > PROTO_MAX_QUERY || i == d.nwindows)) {
+            const uint8_t *p, *bits;
+            uint32_t len, n;
+            proto_enc_query(&r->out, PROTO_T_QUERY, batch, nb);
+            if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
+                proto_conn_expect(r->conn, PROTO_T_HAVE, &p, &len, NULL) < 0) {
+                agent_repo_explain(r);
+                goto out;
+            }
+            if (proto_dec_have(p, len, &bits, &n) != PROTO_OK || n != nb) {
+                lb_error(0, "protocol error: bad HAVE");
+                goto out;
+            }
+            for (uint32_t k = 0; k < nb; k++) {
+                if (proto_bit(bits, k))
+                    continue;
+                if (missing++ == 0) {
+                    proto_digest_hex(&batch[k], first);
+                    first_off = where[k];
+                }
+            }
+            nb = 0;
+        }
+        for (uint8_t k = 0; k < w.depth; k++) {
+            batch[nb] = w.refs[k].d;
+            where[nb++] = i * d.window_size;
+        }
+    }
+    if (missing) {
+        lb_error(EPROTO,
+                 "backup %s, disk %s: %llu chunk(s) missing from the "
+                 "repository (the first, %s, holds data at offset %llu)",
+                 id, disk, (unsigned long long)missing, first,
+                 (unsigned long long)first_off);
+        lb_error_hint("livebackup verify names every damaged backup; "
+                      "restore another backup of this disk");
+        goto out;
+    }
+    ret = 0;
+out:
+    proto_mf_reader_free(rd);
+    free(batch);
+    free(where);
+    return ret;
+}
+
+/* ---- the output image ---------------------------------------------------------- */
+
+struct sink {
+    enum agent_format fmt;
+    int fd;                /* raw: the temp file */
+    struct nbd_handle *h;  /* qcow2: qemu-nbd on the temp file */
+    char *tmp, *dst;
+};
+
+static int
+sink_open(struct sink *k, const char *out, enum agent_format fmt,
+          uint64_t size, bool force)
+{
+    CLEANUP_FREE char *copy = lb_xstrdup(out);
+    CLEANUP_FREE char *copy2 = lb_xstrdup(out);
+    const char *dir = dirname(copy), *base = basename(copy2);
+    struct stat sb;
+
+    memset(k, 0, sizeof *k);
+    k->fd = -1;
+    k->fmt = fmt;
+    if (stat(out, &sb) == 0 && !force) {
+        lb_error(EEXIST, "%s already exists", out);
+        lb_error_hint("choose another path, or replace it with --force");
+        return -1;
+    }
+    k->dst = lb_xstrdup(out);
+    k->tmp = lb_xasprintf("%s/.%s.livebackup-partial", dir, base);
+    unlink(k->tmp); /* left by an interrupted restore */
+    if (fmt == AGENT_FMT_RAW) {
+        k->fd = open(k->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (k->fd < 0)
+            return lb_error(errno, "create %s", k->tmp);
+        if (ftruncate(k->fd, (off_t)size) < 0)
+            return lb_error(errno, "resize %s", k->tmp);
+        return 0;
+    }
+    {
+        char sz[32];
+        char *create[] = {"qemu-img", "create", "-q", "-f", "qcow2",
+                          "--",       k->tmp,  sz,   NULL};
+        char *serve[] = {"qemu-nbd", "-f", "qcow2", "--cache=writeback",
+                         "--",       k->tmp, NULL};
+        snprintf(sz, sizeof sz, "%llu", (unsigned long long)size);
+        if (agent_run_ok(create, NULL) < 0)
+            return -1;
+        k->h = nbd_create();
+        if (!k->h || nbd_connect_systemd_socket_activation(k->h, serve) < 0)
+            return lb_error(0, "qemu-nbd on %s: %s", k->tmp, nbd_get_error());
+    }
+    return 0;
+}
+
+static int
+sink_write(struct sink *k, const uint8_t *buf, size_t len, uint64_t off)
+{
+    if (k->fmt == AGENT_FMT_RAW) {
+        if (lb_pwrite_full(k->fd, buf, len, (off_t)off) < 0)
+            return lb_error(errno, "write %s", k->tmp);
+        return 0;
+    }
+    if (nbd_pwrite(k->h, buf, len, off, 0) < 0)
+        return lb_error(0, "write %s: %s", k->tmp, nbd_get_error());
+    return 0;
+}
+
+/* Finish (commit: flush and rename) or throw away. */
+static int
+sink_close(struct sink *k, bool commit)
+{
+    int r = 0;
+
+    if (k->h) {
+        if (commit && (nbd_flush(k->h, 0) < 0 || nbd_shutdown(k->h, 0) < 0))
+            r = lb_error(0, "flush %s: %s", k->tmp, nbd_get_error());
+        nbd_close(k->h);
+        k->h = NULL;
+        if (r == 0 && commit) {
+            k->fd = open(k->tmp, O_RDONLY | O_CLOEXEC);
+            if (k->fd < 0)
+                r = lb_error(errno, "open %s", k->tmp);
+        }
+    }
+    if (k->fd >= 0) {
+        if (r == 0 && commit && fsync(k->fd) < 0)
+            r = lb_error(errno, "fsync %s", k->tmp);
+        close(k->fd);
+        k->fd = -1;
+    }
+    if (r == 0 && commit) {
+        CLEANUP_FREE char *copy = lb_xstrdup(k->dst);
+        if (rename(k->tmp, k->dst) < 0)
+            r = lb_error(errno, "rename %s to %s", k->tmp, k->dst);
+        else
+            lb_fsync_dir(dirname(copy));
+    }
+    if (r < 0 || !commit)
+        unlink(k->tmp);
+    free(k->tmp);
+    free(k->dst);
+    k->tmp = k->dst = NULL;
+    return r;
+}
+
+/* ---- the pipeline --------------------------------------------------------------- */
+
+enum rslot_state { R_FREE, R_FETCHING, R_FETCHED, R_WORKING };
+
+struct rslot {
+    enum rslot_state st;
+    uint64_t index;
+    uint32_t wl;
+    struct proto_mf_window w;
+    struct lb_buf data;            /* the chunks' stored bytes, back to back */
+    size_t off[PROTO_MAX_STACK];   /* where each starts in data */
+    struct proto_chunk c[PROTO_MAX_STACK];
+};
+
+struct restore {
+    struct agent_repo *r;
+    struct sink sink;
+    const char *id, *disk;
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+    struct rslot *slots;
+    unsigned nslots;
+    unsigned *fifo; /* slots waiting for their CHUNK_DATA, in request order */
+    unsigned fhead, flen;
+    bool done_requesting, failed, quit;
+    char err[1024], hint[512];
+    pthread_t th[MAX_WORKERS], rx;
+    unsigned nth;
+    struct agent_progress prog;
+    uint64_t written;
+};
+
+static void
+r_fail(struct restore *x)
+{
+    if (!x->failed) {
+        snprintf(x->err, sizeof x->err, "%s", lb_error_msg());
+        snprintf(x->hint, sizeof x->hint, "%s", lb_error_hint_msg());
+    }
+    x->failed = true;
+    pthread_cond_broadcast(&x->cv);
+}
+
+static void *
+receiver(void *arg)
+{
+    struct restore *x = arg;
+
+    pthread_mutex_lock(&x->lock);
+    for (;;) {
+        struct rslot *s;
+        while (!x->flen && !x->quit && !x->failed &&
+               !(x->done_requesting))
+            pthread_cond_wait(&x->cv, &x->lock);
+        if (x->failed || (!x->flen && (x->quit || x->done_requesting)))
+            break;
+        s = &x->slots[x->fifo[x->fhead]];
+        pthread_mutex_unlock(&x->lock);
+
+        lb_buf_reset(&s->data);
+        for (uint8_t k = 0; k < s->w.depth; k++) {
+            const uint8_t *p;
+            uint32_t len;
+            int bad;
+            if (proto_conn_expect(x->r->conn, PROTO_T_CHUNK_DATA, &p, &len,
+                                  NULL) < 0) {
+                pthread_mutex_lock(&x->lock);
+                r_fail(x);
+                goto out;
+            }
+            bad = proto_dec_chunk(p, len, &s->c[k]);
+            if (bad != PROTO_OK || memcmp(s->c[k].d.b, s->w.refs[k].d.b,
+                                          PROTO_DIGEST_LEN) != 0 ||
+                s->c[k].type != s->w.refs[k].type) {
+                lb_error(0, "protocol error: CHUNK_DATA does not match the "
+                            "request");
+                pthread_mutex_lock(&x->lock);
+                r_fail(x);
+                goto out;
+            }
+            s->off[k] = s->data.len;
+            lb_buf_append(&s->data, s->c[k].data, s->c[k].data_len);
+        }
+        pthread_mutex_lock(&x->lock);
+        s->st = R_FETCHED;
+        x->fhead = (x->fhead + 1) % x->nslots;
+        x->flen--;
+        pthread_cond_broadcast(&x->cv);
+    }
+out:
+    pthread_mutex_unlock(&x->lock);
+    return NULL;
+}
+
+/* Is the block at win[off..) (BLOCK bytes, fewer at the window's end)
+ * all zeros? */
+static bool
+block_is_zero(const uint8_t *win, uint32_t off, uint32_t wl)
+{
+    return lb_is_zero(win + off, LB_MIN(BLOCK, wl - off));
+}
+
+/* Apply the stack of s into win and write its non-zero blocks. */
+static int
+build_and_write(struct restore *x, struct rslot *s, uint8_t *win,
+                uint8_t *plain, struct proto_zctx *z)
+{
+    uint64_t base = s->index * x->r->window_size;
+
+    memset(win, 0, s->wl);
+    for (uint8_t k = 0; k < s->w.depth; k++) {
+        struct proto_chunk *c = &s->c[k];
+        struct proto_digest d;
+        char hex[65];
+        int st;
+
+        c->data = s->data.data + s->off[k];
+        if (proto_chunk_decompress(z, plain, c->raw_len, c->data, c->data_len,
+                                   c->comp) < 0 ||
+            proto_chunk_digest(c->type, plain, c->raw_len, &d) < 0 ||
+            memcmp(d.b, c->d.b, PROTO_DIGEST_LEN) != 0) {
+            proto_digest_hex(&c->d, hex);
+            return lb_error(EPROTO, "backup %s, disk %s: chunk %s (offset "
+                                    "%llu) is damaged: its data does not "
+                                    "match its digest",
+                            x->id, x->disk, hex, (unsigned long long)base);
+        }
+        if (c->type == PROTO_CHUNK_RAW) {
+            if (c->raw_len != s->wl)
+                return lb_error(EPROTO, "backup %s, disk %s: RAW chunk of "
+                                        "the wrong size at offset %llu",
+                                x->id, x->disk, (unsigned long long)base);
+            memcpy(win, plain, s->wl);
+        } else if ((st = proto_delta_apply(win, s->wl, plain, c->raw_len)) !=
+                   PROTO_OK) {
+            return lb_error(EPROTO, "backup %s, disk %s: bad DELTA chunk at "
+                                    "offset %llu: %s",
+                            x->id, x->disk, (unsigned long long)base,
+                            proto_status_str(st));
+        }
+    }
+    /* Write runs of non-zero blocks; zero blocks stay holes. */
+    for (uint32_t b = 0; b < s->wl;) {
+        uint32_t e;
+        while (b < s->wl && block_is_zero(win, b, s->wl))
+            b += BLOCK;
+        for (e = b; e < s->wl && !block_is_zero(win, e, s->wl); e += BLOCK)
+            ;
+        e = LB_MIN(e, s->wl);
+        if (e > b) {
+            if (sink_write(&x->sink, win + b, e - b, base + b) < 0)
+                return -1;
+            __atomic_add_fetch(&x->written, e - b, __ATOMIC_RELAXED);
+        }
+        b = e;
+    }
+    return 0;
+}
+
+static void *
+worker(void *arg)
+{
+    struct restore *x = arg;
+    uint8_t *win = lb_xmalloc(x->r->window_size);
+    uint8_t *plain = lb_xmalloc(PROTO_MAX_CHUNK_RAW);
+    struct proto_zctx *z = proto_zctx_new(1);
+
+    pthread_mutex_lock(&x->lock);
+    for (;;) {
+        struct rslot *s = NULL;
+        int r;
+        for (;;) {
+            for (unsigned i = 0; i < x->nslots && !s; i++)
+                if (x->slots[i].st == R_FETCHED)
+                    s = &x->slots[i];
+            if (s || x->quit || x->failed)
+                break;
+            pthread_cond_wait(&x->cv, &x->lock);
+        }
+        if (!s)
+            break;
+        s->st = R_WORKING;
+        pthread_mutex_unlock(&x->lock);
+        r = build_and_write(x, s, win, plain, z);
+        if (r == 0)
+            agent_progress_add(&x->prog, s->wl);
+        pthread_mutex_lock(&x->lock);
+        if (r < 0) {
+            r_fail(x);
+            break;
+        }
+        s->st = R_FREE;
+        pthread_cond_broadcast(&x->cv);
+    }
+    pthread_mutex_unlock(&x->lock);
+    free(win);
+    free(plain);
+    proto_zctx_free(z);
+    return NULL;
+}
+
+int
+agent_restore_disk(struct agent_repo *r, int mfd, const char *id,
+                   const char *disk, const char *out_path,
+                   enum agent_format fmt, bool force)
+{
+    struct restore x = {.r = r, .id = id, .disk = disk};
+    struct proto_mf_reader *rd;
+    struct proto_mf_disk d;
+    unsigned n = agent_opts.threads ? agent_opts.threads : lb_ncpus();
+    uint64_t total = 0;
+    char what[96];
+    int ret = -1;
+
+    /* The amount of work, for progress: the non-empty windows. */
+    {
+        struct agent_restore_disk *ds;
+        size_t nd;
+        if (agent_manifest_disks(mfd, &ds, &nd) < 0)
+            return -1;
+        for (size_t i = 0; i < nd; i++)
+            if (strcmp(ds[i].name, disk) == 0)
+                total = ds[i].nonempty_windows * r->window_size;
+        free(ds);
+    }
+    rd = seek_disk(&mfd, disk, &d);
+    if (!rd)
+        return -1;
+    if (d.window_size != r->window_size) {
+        proto_mf_reader_free(rd);
+        return lb_error(EPROTO, "manifest window size differs from the "
+                                "repository's");
+    }
+    if (sink_open(&x.sink, out_path, fmt, d.size, force) < 0) {
+        proto_mf_reader_free(rd);
+        sink_close(&x.sink, false);
+        return -1;
+    }
+    snprintf(what, sizeof what, "restore %s", disk);
+    agent_progress_begin(&x.prog, what, total);
+
+    x.nth = LB_MIN(n, MAX_WORKERS);
+    x.nslots = 2 * x.nth + 6;
+    x.slots = lb_xcalloc(x.nslots, sizeof *x.slots);
+    x.fifo = lb_xcalloc(x.nslots, sizeof *x.fifo);
+    pthread_mutex_init(&x.lock, NULL);
+    pthread_cond_init(&x.cv, NULL);
+    for (unsigned i = 0; i < x.nth; i++)
+        if (pthread_create(&x.th[i], NULL, worker, &x) != 0)
+            abort();
+    if (pthread_create(&x.rx, NULL, receiver, &x) != 0)
+        abort();
+
+    for (uint64_t i = 0; i < d.nwindows; i++) {
+        struct proto_mf_window w;
+        struct rslot *s = NULL;
+        unsigned si = 0;
+
+        if (proto_mf_next_window(rd, &w) < 0) {
+            pthread_mutex_lock(&x.lock);
+            r_fail(&x);
+            pthread_mutex_unlock(&x.lock);
+            break;
+        }
+        if (w.depth == 0)
+            continue; /* a hole */
+        pthread_mutex_lock(&x.lock);
+        for (;;) {
+            for (si = 0; si < x.nslots; si++)
+                if (x.slots[si].st == R_FREE) {
+                    s = &x.slots[si];
+                    break;
+                }
+            if (s || x.failed)
+                break;
+            pthread_cond_wait(&x.cv, &x.lock);
+        }
+        if (x.failed) {
+            pthread_mutex_unlock(&x.lock);
+            break;
+        }
+        s->st = R_FETCHING;
+        s->index = i;
+        s->wl = (uint32_t)LB_MIN((uint64_t)d.window_size,
+                                 d.size - i * d.window_size);
+        s->w = w;
+        x.fifo[(x.fhead + x.flen) % x.nslots] = si;
+        x.flen++;
+        pthread_cond_broadcast(&x.cv);
+        pthread_mutex_unlock(&x.lock);
+        {
+            struct proto_digest dg[PROTO_MAX_STACK];
+            for (uint8_t k = 0; k < w.depth; k++)
+                dg[k] = w.refs[k].d;
+            proto_enc_query(&r->out, PROTO_T_GET_CHUNKS, dg, w.depth);
+            if (proto_conn_send_buf(r->conn, &r->out) < 0) {
+                pthread_mutex_lock(&x.lock);
+                r_fail(&x);
+                pthread_mutex_unlock(&x.lock);
+                break;
+            }
+        }
+    }
+    proto_mf_reader_free(rd);
+    pthread_mutex_lock(&x.lock);
+    x.done_requesting = true;
+    pthread_cond_broadcast(&x.cv);
+    pthread_mutex_unlock(&x.lock);
+    pthread_join(x.rx, NULL);
+    /* Let the workers finish what was fetched, then stop them. */
+    pthread_mutex_lock(&x.lock);
+    for (;;) {
+        bool busy = false;
+        for (unsigned i = 0; i < x.nslots; i++)
+            busy |= x.slots[i].st == R_FETCHED || x.slots[i].st == R_WORKING;
+        if (!busy || x.failed)
+            break;
+        pthread_cond_wait(&x.cv, &x.lock);
+    }
+    x.quit = true;
+    pthread_cond_broadcast(&x.cv);
+    pthread_mutex_unlock(&x.lock);
+    for (unsigned i = 0; i < x.nth; i++)
+        pthread_join(x.th[i], NULL);
+    agent_progress_end(&x.prog);
+
+    if (x.failed) {
+        lb_error(0, "%s", x.err);
+        if (x.hint[0])
+            lb_error_hint("%s", x.hint);
+        if (strncmp(x.err, "connection closed", 17) == 0)
+            agent_repo_explain(r);
+        sink_close(&x.sink, false);
+    } else {
+        ret = sink_close(&x.sink, true);
+    }
+    for (unsigned i = 0; i < x.nslots; i++)
+        lb_buf_free(&x.slots[i].data);
+    free(x.slots);
+    free(x.fifo);
+    pthread_mutex_destroy(&x.lock);
+    pthread_cond_destroy(&x.cv);
+    return ret;
+}

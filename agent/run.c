@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Run a helper program (qemu-img, ...) without a shell and capture its
+ * output. Arguments are passed as a vector, so image paths with spaces or
+ * shell characters are safe.
+ */
+#include "agent/run.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#define RUN_MAX_OUTPUT (16u << 20)
+
+int
+agent_run(char *const argv[], char **out, char **err)
+{
+    int po[2] = {-1, -1}, pe[2] = {-1, -1};
+    struct lb_buf bo = {0}, be = {0};
+    pid_t pid;
+    int status;
+    bool open_o = true, open_e = true;
+
+    if (out)
+        *out = NULL;
+    if (err)
+        *err = NULL;
+    if (pipe2(po, O_CLOEXEC) < 0 || pipe2(pe, O_CLOEXEC) < 0) {
+        lb_error(errno, "pipe");
+        goto fail;
+    }
+    pid = fork();
+    if (pid < 0) {
+        lb_error(errno, "fork");
+        goto fail;
+    }
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDONLY);
+        if (null >= 0)
+            dup2(null, 0);
+        dup2(po[1], 1);
+        dup2(pe[1], 2);
+        execvp(argv[0], argv);
+        dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(po[1]);
+    close(pe[1]);
+    po[1] = pe[1] = -1;
+    while (open_o || open_e) {
+        struct pollfd fds[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
+        if (poll(fds, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        for (int i = 0; i < 2; i++) {
+            struct lb_buf *b = i ? &be : &bo;
+            bool *open_ = i ? &open_e : &open_o;
+            char chunk[65536];
+            ssize_t n;
+            if (!*open_ || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            n = read(fds[i].fd, chunk, sizeof chunk);
+            if (n <= 0) {
+                if (n < 0 && errno == EINTR)
+                    continue;
+                *open_ = false;
+                fds[i].fd = -1;
+                continue;
+            }
+            if (b->len + (size_t)n <= RUN_MAX_OUTPUT)
+                lb_buf_append(b, chunk, (size_t)n);
+        }
+        if (!open_o)
+            po[0] = po[0] >= 0 ? (close(po[0]), -1) : -1;
+        if (!open_e)
+            pe[0] = pe[0] >= 0 ? (close(pe[0]), -1) : -1;
+    }
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) {
+            lb_error(errno, "waitpid %s", argv[0]);
+            goto fail;
+        }
+    lb_buf_put_u8(&bo, 0);
+    lb_buf_put_u8(&be, 0);
+    if (out)
+        *out = (char *)bo.data;
+    else
+        lb_buf_free(&bo);
+    if (err)
+        *err = (char *)be.data;
+    else
+        lb_buf_free(&be);
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    return 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+fail:
+    for (int i = 0; i < 2; i++) {
+        if (po[i] >= 0)
+            close(po[i]);
+        if (pe[i] >= 0)
+            close(pe[i]);
+    }
+    lb_buf_free(&bo);
+    lb_buf_free(&be);
+    return -1;
+}
+
+int
+agent_run_ok(char *const argv[], char **out)
+{
+    CLEANUP_FREE char *err = NULL;
+    int r = agent_run(argv, out, &err);
+
+    if (r == 0)
+        return 0;
+    if (r > 0) {
+        size_t n = strlen(err);
+        while (n && (err[n - 1] == '\n' || err[n - 1] == ' '))
+            err[--n] = '\0';
+        lb_error(0, "%s failed: %s", argv[0],
+                 n ? err : (r == 127 ? "not found" : "exit status"));
+        if (r == 127 && strstr(err, "cannot run"))
+            lb_error_hint("install %s (Debian package qemu-utils)", argv[0]);
+    }
+    if (out) {
+        free(*out);
+        *out = NULL;
+    }
+    return -1;
+}

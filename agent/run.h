@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Running helper programs (no shell). */
+#ifndef LB_AGENT_RUN_H
+#define LB_AGENT_RUN_H
+
+#include "common/common.h"
+
+/*
+ * Run argv (argv[0] looked up in PATH), stdin from /dev/null. If out/err
+ * are not NULL they receive the NUL-terminated output (caller frees).
+ * Returns the exit status (128+N for signal N), or -1 (error set) if it
+ * could not run at all.
+ */
+int agent_run(char *const argv[], char **out, char **err);
+
+/* Like agent_run, but any non-zero exit is an error whose message is the
+ * program's stderr. Returns 0 or -1. */
+int agent_run_ok(char *const argv[], char **out);
+
+#endif

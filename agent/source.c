@@ -1,0 +1,396 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Disk images read through QEMU's own block layer: qemu-nbd started by
+ * libnbd (systemd socket activation, killed when the handle closes), block
+ * status with "base:allocation" (data or zero) and, for --since, with
+ * "qemu:allocation-depth" (in which layer of the chain an extent is
+ * allocated: 1 is the top). A cluster allocated in a layer above the
+ * --since layer is a change: written, zeroed or discarded alike.
+ *
+ * Block status is asked for large ranges and cached, so mapping a disk
+ * costs a round trip per gigabyte, not per window.
+ */
+#include "agent/agent.h"
+#include "agent/run.h"
+#include "common/json.h"
+
+#include <errno.h>
+#include <libnbd.h>
+#include <limits.h>
+#include <string.h>
+
+#define MAP_REQUEST (1ull << 30)
+
+struct agent_source {
+    struct nbd_handle *h;
+    uint64_t size;
+    char *format;
+    char *chain;
+    unsigned since_depth; /* 0: no --since */
+    /* cached extents covering [c_off, c_end) */
+    struct agent_extent *cache;
+    size_t nc, capc;
+    uint64_t c_off, c_end;
+    /* scratch for one block status reply */
+    struct {
+        uint64_t end;
+        uint32_t *e; /* (length, flags) pairs */
+        size_t n, cap;
+    } ctx[2];
+};
+
+void
+agent_chain_free(struct agent_layer *l, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(l[i].path);
+        free(l[i].format);
+    }
+    free(l);
+}
+
+int
+agent_chain(const char *path, bool force_share, struct agent_layer **out,
+            size_t *n)
+{
+    char *argv[8];
+    int a = 0;
+    CLEANUP_FREE char *json = NULL;
+    struct lb_json *j;
+    char err[128];
+    struct agent_layer *l;
+
+    argv[a++] = "qemu-img";
+    argv[a++] = "info";
+    argv[a++] = "--backing-chain";
+    argv[a++] = "--output=json";
+    if (force_share)
+        argv[a++] = "-U"; /* the image is in use by a running QEMU */
+    argv[a++] = "--";
+    argv[a++] = (char *)path;
+    argv[a] = NULL;
+    if (agent_run_ok(argv, &json) < 0) {
+        lb_error_prefix("cannot read image %s", path);
+        return -1;
+    }
+    j = lb_json_parse(json, strlen(json), err, sizeof err);
+    if (!j || j->type != LB_JSON_ARRAY || j->n == 0) {
+        lb_json_free(j);
+        return lb_error(0, "qemu-img info %s: unexpected output (%s)", path,
+                        err);
+    }
+    l = lb_xcalloc(j->n, sizeof *l);
+    for (size_t i = 0; i < j->n; i++) {
+        const struct lb_json *e = lb_json_at(j, i);
+        const char *fn = lb_json_str(lb_json_get(e, "filename"));
+        const char *fmt = lb_json_str(lb_json_get(e, "format"));
+        char real[PATH_MAX];
+
+        if (!fn || !fmt ||
+            lb_json_u64(lb_json_get(e, "virtual-size"), &l[i].size) < 0) {
+            agent_chain_free(l, j->n);
+            lb_json_free(j);
+            return lb_error(0, "qemu-img info %s: layer %zu has no filename, "
+                               "format or size",
+                            path, i);
+        }
+        l[i].path = lb_xstrdup(realpath(fn, real) ? real : fn);
+        l[i].format = lb_xstrdup(fmt);
+    }
+    *n = j->n;
+    *out = l;
+    lb_json_free(j);
+    return 0;
+}
+
+/* Escape commas for --image-opts values (QEMU doubles them). */
+static char *
+opts_escape(const char *s)
+{
+    struct lb_buf b = {0};
+
+    for (; *s; s++) {
+        lb_buf_put_u8(&b, (uint8_t)*s);
+        if (*s == ',')
+            lb_buf_put_u8(&b, ',');
+    }
+    lb_buf_put_u8(&b, 0);
+    return (char *)b.data;
+}
+
+struct agent_source *
+agent_source_open(const char *path, const char *since, bool force_share)
+{
+    struct agent_source *s = lb_xcalloc(1, sizeof *s);
+    struct agent_layer *chain = NULL;
+    size_t nchain = 0;
+    struct lb_buf cs = {0};
+    CLEANUP_FREE char *imgopts = NULL;
+    char *argv[12];
+    int a = 0;
+    int64_t size;
+
+    if (access(path, R_OK) < 0) {
+        lb_error(errno, "cannot read image %s", path);
+        lb_error_hint("check the path and its permissions");
+        goto fail;
+    }
+    if (agent_chain(path, force_share, &chain, &nchain) < 0)
+        goto fail;
+    for (size_t i = 0; i < nchain; i++) {
+        char part[PATH_MAX + 32];
+        snprintf(part, sizeof part, "%s%s (%s)", i ? " -> " : "",
+                 chain[i].path, chain[i].format);
+        lb_buf_append(&cs, part, strlen(part));
+    }
+    lb_buf_put_u8(&cs, 0);
+    s->chain = (char *)cs.data;
+    s->format = lb_xstrdup(chain[0].format);
+
+    if (since) {
+        char real[PATH_MAX];
+        const char *want = realpath(since, real) ? real : since;
+        for (size_t i = 1; i < nchain; i++)
+            if (strcmp(chain[i].path, want) == 0)
+                s->since_depth = (unsigned)i;
+        if (s->since_depth == 0) {
+            if (strcmp(chain[0].path, want) == 0)
+                lb_error(EINVAL, "--since %s is the image itself, not a layer "
+                                 "below it",
+                         since);
+            else
+                lb_error(EINVAL, "--since %s is not in the backing chain of "
+                                 "%s (%s)",
+                         since, path, s->chain);
+            goto fail;
+        }
+    }
+
+    s->h = nbd_create();
+    if (!s->h) {
+        lb_error(0, "libnbd: %s", nbd_get_error());
+        goto fail;
+    }
+    if (nbd_add_meta_context(s->h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
+        (since && nbd_add_meta_context(s->h, "qemu:allocation-depth") < 0)) {
+        lb_error(0, "libnbd: %s", nbd_get_error());
+        goto fail;
+    }
+    argv[a++] = "qemu-nbd";
+    argv[a++] = "-r";
+    if (since)
+        argv[a++] = "-A";
+    if (force_share) {
+        CLEANUP_FREE char *esc = opts_escape(path);
+        imgopts = lb_xasprintf("driver=%s,file.driver=file,file.filename=%s,"
+                               "force-share=on,read-only=on",
+                               s->format, esc);
+        argv[a++] = "--image-opts";
+        argv[a++] = imgopts;
+    } else {
+        argv[a++] = "-f";
+        argv[a++] = s->format;
+        argv[a++] = "--";
+        argv[a++] = (char *)path;
+    }
+    argv[a] = NULL;
+    if (nbd_connect_systemd_socket_activation(s->h, argv) < 0) {
+        lb_error(0, "cannot open %s with qemu-nbd: %s", path, nbd_get_error());
+        lb_error_hint("is the image in use by a running VM? (qemu-nbd needs "
+                      "a read lock)");
+        goto fail;
+    }
+    if (nbd_can_meta_context(s->h, LIBNBD_CONTEXT_BASE_ALLOCATION) != 1 ||
+        (since && nbd_can_meta_context(s->h, "qemu:allocation-depth") != 1)) {
+        lb_error(0, "qemu-nbd does not offer block status for %s", path);
+        goto fail;
+    }
+    size = nbd_get_size(s->h);
+    if (size <= 0) {
+        lb_error(0, "%s: cannot get its size: %s", path, nbd_get_error());
+        goto fail;
+    }
+    s->size = (uint64_t)size;
+    agent_chain_free(chain, nchain);
+    return s;
+fail:
+    agent_chain_free(chain, nchain);
+    agent_source_close(s);
+    return NULL;
+}
+
+void
+agent_source_close(struct agent_source *s)
+{
+    if (!s)
+        return;
+    if (s->h)
+        nbd_close(s->h);
+    free(s->format);
+    free(s->chain);
+    free(s->cache);
+    free(s->ctx[0].e);
+    free(s->ctx[1].e);
+    free(s);
+}
+
+uint64_t
+agent_source_size(const struct agent_source *s)
+{
+    return s->size;
+}
+
+const char *
+agent_source_format(const struct agent_source *s)
+{
+    return s->format;
+}
+
+const char *
+agent_source_chain(const struct agent_source *s)
+{
+    return s->chain;
+}
+
+static int
+extent_cb(void *user, const char *meta, uint64_t offset, uint32_t *entries,
+          size_t nr, int *error)
+{
+    struct agent_source *s = user;
+    int k = strcmp(meta, LIBNBD_CONTEXT_BASE_ALLOCATION) == 0 ? 0 : 1;
+    uint64_t end = offset;
+
+    (void)error;
+    if (nr % 2)
+        return 0;
+    if (s->ctx[k].cap < s->ctx[k].n + nr) {
+        s->ctx[k].cap = (s->ctx[k].n + nr) * 2;
+        s->ctx[k].e = lb_xrealloc(s->ctx[k].e, s->ctx[k].cap * sizeof(uint32_t));
+    }
+    for (size_t i = 0; i < nr; i += 2)
+        end += entries[i];
+    memcpy(s->ctx[k].e + s->ctx[k].n, entries, nr * sizeof(uint32_t));
+    s->ctx[k].n += nr;
+    s->ctx[k].end = end;
+    return 0;
+}
+
+static void
+cache_push(struct agent_source *s, uint64_t off, uint64_t len, bool zero,
+           bool changed)
+{
+    struct agent_extent *last = s->nc ? &s->cache[s->nc - 1] : NULL;
+
+    if (last && last->off + last->len == off && last->zero == zero &&
+        last->changed == changed) {
+        last->len += len;
+        return;
+    }
+    if (s->nc == s->capc) {
+        s->capc = s->capc ? s->capc * 2 : 1024;
+        s->cache = lb_xrealloc(s->cache, s->capc * sizeof *s->cache);
+    }
+    s->cache[s->nc++] = (struct agent_extent){off, len, zero, changed};
+}
+
+/* One block status request at off; appends merged extents to the cache. */
+static int
+map_more(struct agent_source *s, uint64_t off)
+{
+    uint64_t count = LB_MIN(MAP_REQUEST, s->size - off);
+    uint64_t end, pos;
+    size_t ia = 0, ib = 0;
+    uint64_t left_a = 0, left_b = 0;
+    uint32_t fa = 0, fb = 0;
+
+    s->ctx[0].n = s->ctx[1].n = 0;
+    if (nbd_block_status(s->h, count, off,
+                         (nbd_extent_callback){.callback = extent_cb,
+                                               .user_data = s},
+                         0) < 0)
+        return lb_error(0, "block status at %llu: %s",
+                        (unsigned long long)off, nbd_get_error());
+    if (s->ctx[0].n == 0 || (s->since_depth && s->ctx[1].n == 0))
+        return lb_error(0, "qemu-nbd returned no block status at %llu",
+                        (unsigned long long)off);
+    end = s->ctx[0].end;
+    if (s->since_depth)
+        end = LB_MIN(end, s->ctx[1].end);
+    end = LB_MIN(end, s->size);
+    if (end <= off)
+        return lb_error(0, "qemu-nbd returned empty block status");
+    /* Walk both extent lists at once, cutting at every boundary. */
+    for (pos = off; pos < end;) {
+        uint64_t step;
+        if (left_a == 0) {
+            left_a = s->ctx[0].e[ia];
+            fa = s->ctx[0].e[ia + 1];
+            ia += 2;
+        }
+        if (s->since_depth && left_b == 0) {
+            left_b = s->ctx[1].e[ib];
+            fb = s->ctx[1].e[ib + 1];
+            ib += 2;
+        }
+        step = LB_MIN(left_a, end - pos);
+        if (s->since_depth)
+            step = LB_MIN(step, left_b);
+        if (step == 0)
+            return lb_error(0, "qemu-nbd returned a zero-length extent");
+        cache_push(s, pos, step, (fa & LIBNBD_STATE_ZERO) != 0,
+                   !s->since_depth || (fb >= 1 && fb <= s->since_depth));
+        pos += step;
+        left_a -= step;
+        if (s->since_depth)
+            left_b -= step;
+    }
+    s->c_end = end;
+    return 0;
+}
+
+int
+agent_source_map(struct agent_source *s, uint64_t off, uint64_t len,
+                 struct agent_extent **out, size_t *n, size_t *cap)
+{
+    uint64_t end = LB_MIN(off + len, s->size);
+    size_t i;
+
+    *n = 0;
+    if (off < s->c_off || off >= s->c_end) {
+        s->nc = 0;
+        s->c_off = s->c_end = off;
+    } else {
+        /* Drop cached extents that end before off. */
+        for (i = 0; i < s->nc && s->cache[i].off + s->cache[i].len <= off; i++)
+            ;
+        if (i) {
+            memmove(s->cache, s->cache + i, (s->nc - i) * sizeof *s->cache);
+            s->nc -= i;
+            s->c_off = s->nc ? s->cache[0].off : s->c_end;
+        }
+    }
+    while (s->c_end < end)
+        if (map_more(s, s->c_end) < 0)
+            return -1;
+    for (i = 0; i < s->nc && s->cache[i].off < end; i++) {
+        struct agent_extent e = s->cache[i];
+        uint64_t a = LB_MAX(e.off, off), b = LB_MIN(e.off + e.len, end);
+        if (b <= a)
+            continue;
+        if (*n == *cap) {
+            *cap = *cap ? *cap * 2 : 64;
+            *out = lb_xrealloc(*out, *cap * sizeof **out);
+        }
+        (*out)[(*n)++] = (struct agent_extent){a, b - a, e.zero, e.changed};
+    }
+    return 0;
+}
+
+int
+agent_source_pread(struct agent_source *s, void *buf, size_t len, uint64_t off)
+{
+    if (nbd_pread(s->h, buf, len, off, 0) < 0)
+        return lb_error(0, "read at offset %llu: %s", (unsigned long long)off,
+                        nbd_get_error());
+    return 0;
+}

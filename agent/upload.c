@@ -1,0 +1,452 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The upload engine (see upload.h for the picture). One lock and one
+ * condition variable guard the ring; the work per slot (hashing or
+ * compressing a 4 MiB window) is large enough that contention does not
+ * matter, and a single lock keeps the state machine easy to check.
+ */
+#include "agent/upload.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#define MAX_WORKERS 16
+#define QUERY_BATCH 256
+#define RECORDS_PER_FRAME 256
+
+enum slot_state {
+    S_FREE,
+    S_FILLING,     /* the producer owns it */
+    S_FILLED,      /* needs hashing */
+    S_HASHING,
+    S_HASHED,      /* needs a QUERY */
+    S_QUERIED,     /* waiting for HAVE */
+    S_COMPRESS,    /* the repository lacks it */
+    S_COMPRESSING,
+    S_READY,       /* can be emitted */
+};
+
+struct slot {
+    struct agent_upload_slot pub;
+    enum slot_state st;
+    uint64_t seq, index;
+    uint8_t op, type; /* type 0: SET to empty */
+    size_t len;
+    uint8_t *comp;
+    size_t comp_len;
+    uint8_t comp_kind;
+    bool send; /* compressed and to be sent */
+    struct proto_digest d;
+};
+
+struct batch {
+    uint32_t n;
+    uint64_t seq[QUERY_BATCH];
+};
+
+struct agent_upload {
+    struct agent_repo *repo;
+    uint32_t window_size;
+    size_t plain_cap, comp_cap;
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+    struct slot *slots;
+    unsigned nslots;
+    uint64_t next_seq, query_seq, emit_seq;
+    struct batch *batches; /* FIFO of outstanding QUERY batches */
+    unsigned bhead, blen, bcap;
+    bool finishing, quit, failed, server_error;
+    char err[1024], hint[512];
+    int err_errno;
+    pthread_t workers[MAX_WORKERS], sender, receiver;
+    unsigned nworkers;
+    bool have_sender, have_receiver;
+    struct agent_upload_stats stats;
+    /* the sender's frame buffers */
+    struct lb_buf out, rec;
+    size_t rec_frame, rec_count_at;
+    uint32_t nrec;
+};
+
+static struct slot *
+slot_of(struct agent_upload *u, uint64_t seq)
+{
+    return &u->slots[seq % u->nslots];
+}
+
+/* Record the first failure (called with the lock held). A message from
+ * the server beats a local one ("connection closed"). */
+static void
+set_failed(struct agent_upload *u, bool from_server)
+{
+    if (!u->failed || (from_server && !u->server_error)) {
+        snprintf(u->err, sizeof u->err, "%s", lb_error_msg());
+        snprintf(u->hint, sizeof u->hint, "%s", lb_error_hint_msg());
+        u->err_errno = lb_error_errno();
+        u->server_error = from_server;
+    }
+    u->failed = true;
+    pthread_cond_broadcast(&u->cv);
+}
+
+/* ---- workers: hash, compress ------------------------------------------------- */
+
+static struct slot *
+next_work(struct agent_upload *u)
+{
+    struct slot *best = NULL;
+
+    for (uint64_t seq = u->emit_seq; seq < u->next_seq; seq++) {
+        struct slot *s = slot_of(u, seq);
+        if (s->st == S_FILLED || s->st == S_COMPRESS) {
+            best = s;
+            break;
+        }
+    }
+    return best;
+}
+
+static void *
+worker(void *arg)
+{
+    struct agent_upload *u = arg;
+    struct proto_zctx *z = proto_zctx_new(agent_opts.zlevel);
+
+    pthread_mutex_lock(&u->lock);
+    for (;;) {
+        struct slot *s = NULL;
+        enum slot_state was;
+        int r = 0;
+
+        while (!u->quit && !u->failed && !(s = next_work(u)))
+            pthread_cond_wait(&u->cv, &u->lock);
+        if (u->quit || u->failed)
+            break;
+        was = s->st;
+        s->st = was == S_FILLED ? S_HASHING : S_COMPRESSING;
+        pthread_mutex_unlock(&u->lock);
+
+        if (was == S_FILLED) {
+            r = proto_chunk_digest(s->type, s->pub.plain, s->len, &s->d);
+        } else {
+            ssize_t n = proto_chunk_compress(z, s->comp, u->comp_cap,
+                                             s->pub.plain, s->len,
+                                             &s->comp_kind);
+            r = n < 0 ? -1 : 0;
+            s->comp_len = n < 0 ? 0 : (size_t)n;
+        }
+
+        pthread_mutex_lock(&u->lock);
+        if (r < 0) {
+            set_failed(u, false);
+            break;
+        }
+        s->st = was == S_FILLED ? S_HASHED : S_READY;
+        if (was != S_FILLED)
+            s->send = true;
+        pthread_cond_broadcast(&u->cv);
+    }
+    pthread_mutex_unlock(&u->lock);
+    proto_zctx_free(z);
+    return NULL;
+}
+
+/* ---- receiver: HAVE ------------------------------------------------------------- */
+
+static void *
+receiver(void *arg)
+{
+    struct agent_upload *u = arg;
+
+    pthread_mutex_lock(&u->lock);
+    for (;;) {
+        const uint8_t *p, *bits;
+        uint32_t len, n;
+        struct batch *b;
+
+        while (u->blen == 0 && !u->quit && !u->failed)
+            pthread_cond_wait(&u->cv, &u->lock);
+        if (u->blen == 0 || u->failed)
+            break;
+        pthread_mutex_unlock(&u->lock);
+
+        if (proto_conn_expect(u->repo->conn, PROTO_T_HAVE, &p, &len, NULL) <
+            0) {
+            pthread_mutex_lock(&u->lock);
+            set_failed(u, !proto_conn_eof(u->repo->conn));
+            break;
+        }
+        pthread_mutex_lock(&u->lock);
+        b = &u->batches[u->bhead];
+        if (proto_dec_have(p, len, &bits, &n) != PROTO_OK || n != b->n) {
+            lb_error(0, "protocol error: HAVE does not answer the QUERY");
+            set_failed(u, false);
+            break;
+        }
+        for (uint32_t i = 0; i < n; i++) {
+            struct slot *s = slot_of(u, b->seq[i]);
+            if (proto_bit(bits, i)) {
+                s->st = S_READY;
+                s->send = false;
+                u->stats.chunks_reused++;
+            } else {
+                s->st = S_COMPRESS;
+            }
+        }
+        u->bhead = (u->bhead + 1) % u->bcap;
+        u->blen--;
+        pthread_cond_broadcast(&u->cv);
+    }
+    pthread_mutex_unlock(&u->lock);
+    return NULL;
+}
+
+/* ---- sender: QUERY ahead, CHUNK + WINDOWS in order ------------------------------ */
+
+static int
+flush_records(struct agent_upload *u)
+{
+    if (u->nrec == 0)
+        return 0;
+    proto_enc_windows_finish(&u->rec, u->rec_count_at, u->nrec);
+    proto_frame_end(&u->rec, u->rec_frame);
+    u->nrec = 0;
+    return proto_conn_send_buf(u->repo->conn, &u->rec);
+}
+
+static int
+add_record(struct agent_upload *u, const struct slot *s)
+{
+    struct proto_window_rec r = {.index = s->index, .op = s->op};
+
+    if (u->nrec == 0) {
+        u->rec_frame = proto_frame_begin(&u->rec, PROTO_T_WINDOWS);
+        u->rec_count_at = proto_enc_windows_start(&u->rec);
+    }
+    if (s->type) {
+        r.n = 1;
+        r.refs[0].type = s->type;
+        r.refs[0].d = s->d;
+    }
+    proto_enc_window_rec(&u->rec, &r);
+    if (++u->nrec >= RECORDS_PER_FRAME)
+        return flush_records(u);
+    return 0;
+}
+
+static int
+send_chunk(struct agent_upload *u, const struct slot *s)
+{
+    struct proto_chunk c = {.d = s->d,
+                            .type = s->type,
+                            .comp = s->comp_kind,
+                            .raw_len = (uint32_t)s->len,
+                            .data = s->comp,
+                            .data_len = (uint32_t)s->comp_len};
+
+    proto_enc_chunk_head(&u->out, PROTO_T_CHUNK, &c);
+    if (proto_conn_send_buf(u->repo->conn, &u->out) < 0 ||
+        proto_conn_send(u->repo->conn, s->comp, s->comp_len) < 0)
+        return -1;
+    u->stats.chunks_sent++;
+    u->stats.bytes_sent += s->comp_len;
+    return 0;
+}
+
+static void *
+sender(void *arg)
+{
+    struct agent_upload *u = arg;
+
+    pthread_mutex_lock(&u->lock);
+    while (!u->failed) {
+        bool progress = false;
+        struct slot *s;
+
+        /* Queries: every hashed slot, in order, in batches. */
+        if (u->blen < u->bcap) {
+            struct batch *b = &u->batches[(u->bhead + u->blen) % u->bcap];
+            struct proto_digest d[QUERY_BATCH];
+            b->n = 0;
+            while (u->query_seq < u->next_seq && b->n < QUERY_BATCH) {
+                s = slot_of(u, u->query_seq);
+                if (s->st == S_READY && s->type == 0) {
+                    u->query_seq++; /* nothing to ask for an empty window */
+                    continue;
+                }
+                if (s->st != S_HASHED)
+                    break;
+                s->st = S_QUERIED;
+                d[b->n] = s->d;
+                b->seq[b->n++] = u->query_seq++;
+            }
+            if (b->n) {
+                u->blen++;
+                pthread_cond_broadcast(&u->cv);
+                pthread_mutex_unlock(&u->lock);
+                proto_enc_query(&u->out, PROTO_T_QUERY, d, b->n);
+                int r = proto_conn_send_buf(u->repo->conn, &u->out);
+                pthread_mutex_lock(&u->lock);
+                if (r < 0) {
+                    set_failed(u, false);
+                    break;
+                }
+                progress = true;
+            }
+        }
+        /* Emit the oldest slot when it is ready. */
+        s = u->emit_seq < u->next_seq ? slot_of(u, u->emit_seq) : NULL;
+        if (s && s->st == S_READY) {
+            int r = 0;
+            pthread_mutex_unlock(&u->lock);
+            if (s->send)
+                r = send_chunk(u, s);
+            if (r == 0)
+                r = add_record(u, s);
+            pthread_mutex_lock(&u->lock);
+            if (r < 0) {
+                set_failed(u, false);
+                break;
+            }
+            u->stats.windows++;
+            s->st = S_FREE;
+            u->emit_seq++;
+            pthread_cond_broadcast(&u->cv);
+            progress = true;
+        }
+        if (progress)
+            continue;
+        if (u->finishing && u->emit_seq == u->next_seq) {
+            int r;
+            pthread_mutex_unlock(&u->lock);
+            r = flush_records(u);
+            pthread_mutex_lock(&u->lock);
+            if (r < 0)
+                set_failed(u, false);
+            break;
+        }
+        pthread_cond_wait(&u->cv, &u->lock);
+    }
+    pthread_mutex_unlock(&u->lock);
+    return NULL;
+}
+
+/* ---- the producer's API --------------------------------------------------------- */
+
+struct agent_upload *
+agent_upload_start(struct agent_repo *r, uint32_t window_size)
+{
+    struct agent_upload *u = lb_xcalloc(1, sizeof *u);
+    unsigned n = agent_opts.threads ? agent_opts.threads : lb_ncpus();
+
+    u->repo = r;
+    u->window_size = window_size;
+    u->plain_cap = PROTO_DELTA_HDR +
+                   (size_t)(window_size / 512) * PROTO_DELTA_RUN + window_size;
+    u->comp_cap = proto_chunk_compress_bound(u->plain_cap);
+    u->nworkers = LB_MIN(n, MAX_WORKERS);
+    /* Enough slots to keep every worker busy while a QUERY round trip and
+     * a send are in flight. */
+    u->nslots = 2 * u->nworkers + 4;
+    u->slots = lb_xcalloc(u->nslots, sizeof *u->slots);
+    for (unsigned i = 0; i < u->nslots; i++) {
+        u->slots[i].pub.plain = lb_xmalloc(u->plain_cap);
+        u->slots[i].comp = lb_xmalloc(u->comp_cap);
+    }
+    u->bcap = u->nslots;
+    u->batches = lb_xcalloc(u->bcap, sizeof *u->batches);
+    pthread_mutex_init(&u->lock, NULL);
+    pthread_cond_init(&u->cv, NULL);
+    for (unsigned i = 0; i < u->nworkers; i++)
+        if (pthread_create(&u->workers[i], NULL, worker, u) != 0)
+            abort();
+    if (pthread_create(&u->sender, NULL, sender, u) != 0 ||
+        pthread_create(&u->receiver, NULL, receiver, u) != 0)
+        abort();
+    return u;
+}
+
+size_t
+agent_upload_plain_cap(const struct agent_upload *u)
+{
+    return u->plain_cap;
+}
+
+struct agent_upload_slot *
+agent_upload_slot(struct agent_upload *u)
+{
+    struct slot *s;
+
+    pthread_mutex_lock(&u->lock);
+    s = slot_of(u, u->next_seq);
+    while (!u->failed && s->st != S_FREE)
+        pthread_cond_wait(&u->cv, &u->lock);
+    if (u->failed) {
+        pthread_mutex_unlock(&u->lock);
+        return NULL;
+    }
+    s->st = S_FILLING;
+    pthread_mutex_unlock(&u->lock);
+    return &s->pub;
+}
+
+void
+agent_upload_submit(struct agent_upload *u, struct agent_upload_slot *ps,
+                    uint64_t index, uint8_t op, uint8_t type, size_t len)
+{
+    struct slot *s = (struct slot *)ps;
+
+    pthread_mutex_lock(&u->lock);
+    s->seq = u->next_seq++;
+    s->index = index;
+    s->op = op;
+    s->type = type;
+    s->len = len;
+    s->send = false;
+    s->st = type ? S_FILLED : S_READY;
+    pthread_cond_broadcast(&u->cv);
+    pthread_mutex_unlock(&u->lock);
+}
+
+int
+agent_upload_finish(struct agent_upload *u, struct agent_upload_stats *stats)
+{
+    int r;
+
+    pthread_mutex_lock(&u->lock);
+    u->finishing = true;
+    pthread_cond_broadcast(&u->cv);
+    pthread_mutex_unlock(&u->lock);
+    pthread_join(u->sender, NULL);
+
+    pthread_mutex_lock(&u->lock);
+    u->quit = true;
+    pthread_cond_broadcast(&u->cv);
+    pthread_mutex_unlock(&u->lock);
+    for (unsigned i = 0; i < u->nworkers; i++)
+        pthread_join(u->workers[i], NULL);
+    pthread_join(u->receiver, NULL);
+
+    r = u->failed ? -1 : 0;
+    if (r < 0) {
+        lb_error(0, "%s", u->err);
+        lb_error_set_errno(u->err_errno);
+        if (u->hint[0])
+            lb_error_hint("%s", u->hint);
+    }
+    if (stats)
+        *stats = u->stats;
+    for (unsigned i = 0; i < u->nslots; i++) {
+        free(u->slots[i].pub.plain);
+        free(u->slots[i].comp);
+    }
+    free(u->slots);
+    free(u->batches);
+    lb_buf_free(&u->out);
+    lb_buf_free(&u->rec);
+    pthread_mutex_destroy(&u->lock);
+    pthread_cond_destroy(&u->cv);
+    free(u);
+    return r;
+}

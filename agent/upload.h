@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The upload engine: windows go in (in index order), frames come out,
+ * pipelined (PROTOCOL.md, "Backup flow"):
+ *
+ *   producer ── fill ──▶ workers ── hash ──▶ sender ── QUERY ──▶ backupd
+ *                                               ▲                 │
+ *                        workers ◀─ compress ── receiver ◀─ HAVE ─┘
+ *                           │
+ *                           └──▶ sender ── CHUNK + WINDOWS (in order)
+ *
+ * A ring of slots bounds memory; only chunks the repository lacks are
+ * compressed and sent.
+ */
+#ifndef LB_AGENT_UPLOAD_H
+#define LB_AGENT_UPLOAD_H
+
+#include "agent/agent.h"
+
+struct agent_upload;
+
+struct agent_upload_slot {
+    uint8_t *plain; /* capacity: agent_upload_plain_cap() */
+};
+
+struct agent_upload_stats {
+    uint64_t chunks_sent, chunks_reused, bytes_sent, windows;
+};
+
+struct agent_upload *agent_upload_start(struct agent_repo *r,
+                                        uint32_t window_size);
+size_t agent_upload_plain_cap(const struct agent_upload *u);
+/* The next free slot (blocks); NULL if the engine failed. */
+struct agent_upload_slot *agent_upload_slot(struct agent_upload *u);
+/*
+ * Queue the slot as window index with op (PROTO_WIN_SET / PUSH) and a
+ * chunk of type holding len bytes of plain; type 0 means "SET to empty"
+ * (no chunk).
+ */
+void agent_upload_submit(struct agent_upload *u, struct agent_upload_slot *s,
+                         uint64_t index, uint8_t op, uint8_t type, size_t len);
+/* Send everything still queued, stop the threads, free the engine.
+ * Returns 0 or -1 (error slot set, server's message preferred). */
+int agent_upload_finish(struct agent_upload *u,
+                        struct agent_upload_stats *stats);
+
+#endif
