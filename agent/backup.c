@@ -31,14 +31,28 @@ struct disk_job {
     size_t next, capext;
     struct proto_run *runs;
     struct agent_progress prog;
+    bool engine_failed; /* the upload engine stopped (its error wins) */
     uint64_t bytes_read, changed_bytes, windows_full, windows_delta;
 };
 
-/* Read the whole window [off, off+wl) into buf (zeros where the image
- * reads as zero). */
-static int
-read_window(struct disk_job *j, uint8_t *buf, uint64_t off, uint32_t wl)
+/* A free slot of the engine, or NULL (and engine_failed) if it stopped. */
+static struct agent_upload_slot *
+get_slot(struct disk_job *j, struct agent_upload *u)
 {
+    struct agent_upload_slot *s = agent_upload_slot(u);
+
+    if (!s)
+        j->engine_failed = true;
+    return s;
+}
+
+/* Read the whole window [off, off+wl) into buf (zeros where the image
+ * reads as zero); *got: the bytes read. */
+static int
+read_window(struct disk_job *j, uint8_t *buf, uint64_t off, uint32_t wl,
+            uint64_t *got)
+{
+    *got = 0;
     memset(buf, 0, wl);
     for (size_t i = 0; i < j->next; i++) {
         const struct agent_extent *e = &j->ext[i];
@@ -47,37 +61,42 @@ read_window(struct disk_job *j, uint8_t *buf, uint64_t off, uint32_t wl)
         if (agent_source_pread(j->src, buf + (e->off - off), e->len, e->off) <
             0)
             return -1;
-        j->bytes_read += e->len;
-        agent_progress_add(&j->prog, e->len);
+        *got += e->len;
     }
+    j->bytes_read += *got;
     return 0;
 }
 
+/* Send window i whole. work: what it counts for progress (0: the bytes
+ * read). */
 static int
 send_raw(struct disk_job *j, struct agent_upload *u, uint64_t i, uint64_t off,
-         uint32_t wl)
+         uint32_t wl, uint64_t work)
 {
-    struct agent_upload_slot *s = agent_upload_slot(u);
+    struct agent_upload_slot *s = get_slot(j, u);
+    uint64_t got;
 
     if (!s)
         return -1;
-    if (read_window(j, s->plain, off, wl) < 0)
+    if (read_window(j, s->plain, off, wl, &got) < 0)
         return -1;
+    if (work == 0)
+        work = got;
     if (lb_is_zero(s->plain, wl)) {
         /* Nothing to store: the window becomes empty (for an incremental,
          * over whatever the parent had). */
-        agent_upload_submit(u, s, i, PROTO_WIN_SET, 0, 0);
+        agent_upload_submit(u, s, i, PROTO_WIN_SET, 0, 0, work);
         return 0;
     }
     j->windows_full++;
-    agent_upload_submit(u, s, i, PROTO_WIN_SET, PROTO_CHUNK_RAW, wl);
+    agent_upload_submit(u, s, i, PROTO_WIN_SET, PROTO_CHUNK_RAW, wl, work);
     return 0;
 }
 
 /* Build and send a DELTA of the changed runs of window i. */
 static int
 send_delta(struct disk_job *j, struct agent_upload *u, uint64_t i,
-           uint64_t off, uint32_t wl)
+           uint64_t off, uint32_t wl, uint64_t changed)
 {
     struct agent_upload_slot *s;
     uint32_t nruns = 0;
@@ -94,13 +113,13 @@ send_delta(struct disk_job *j, struct agent_upload *u, uint64_t i,
             j->runs[nruns - 1].len += (uint32_t)e->len;
         } else {
             if (nruns == wl / 512)
-                return send_raw(j, u, i, off, wl);
+                return send_raw(j, u, i, off, wl, changed);
             j->runs[nruns++] = (struct proto_run){roff, (uint32_t)e->len, kind};
         }
         if (kind == PROTO_RUN_DATA)
             data_len += e->len;
     }
-    s = agent_upload_slot(u);
+    s = get_slot(j, u);
     if (!s)
         return -1;
     /* Data goes straight to its place after the run table. */
@@ -113,7 +132,6 @@ send_delta(struct disk_job *j, struct agent_upload *u, uint64_t i,
             return -1;
         at += j->runs[k].len;
         j->bytes_read += j->runs[k].len;
-        agent_progress_add(&j->prog, j->runs[k].len);
     }
     /* Encode the header and table in front of the data already read. */
     lb_store_be32(s->plain, PROTO_DELTA_MAGIC);
@@ -127,7 +145,7 @@ send_delta(struct disk_job *j, struct agent_upload *u, uint64_t i,
     }
     j->windows_delta++;
     agent_upload_submit(u, s, i, PROTO_WIN_PUSH, PROTO_CHUNK_DELTA,
-                        proto_delta_size(nruns, data_len));
+                        proto_delta_size(nruns, data_len), changed);
     return 0;
 }
 
@@ -164,7 +182,7 @@ backup_one_disk(struct disk_job *j, uint8_t mode)
     snprintf(what, sizeof what, "%s %s", incr ? "incremental" : "full",
              j->spec->name);
     agent_progress_begin(&j->prog, what, total);
-    u = agent_upload_start(j->r, j->ws);
+    u = agent_upload_start(j->r, j->ws, &j->prog);
     j->runs = lb_xmalloc((j->ws / 512 + 1) * sizeof *j->runs);
     for (uint64_t i = 0; i < j->nwin && r == 0; i++) {
         uint64_t off = i * j->ws;
@@ -183,26 +201,34 @@ backup_one_disk(struct disk_job *j, uint8_t mode)
                 data += j->ext[k].len;
         }
         if (!incr) {
-            if (data)
-                r = send_raw(j, u, i, off, wl);
+            if (data) {
+                lb_fault_point("agent:mid-transfer");
+                r = send_raw(j, u, i, off, wl, 0);
+            }
             continue;
         }
         if (changed == 0)
             continue;
+        lb_fault_point("agent:mid-transfer");
         j->changed_bytes += changed;
         if (changed * 2 > wl || j->depths[i] + 1u > agent_opts.max_stack)
-            r = send_raw(j, u, i, off, wl);
+            r = send_raw(j, u, i, off, wl, changed);
         else
-            r = send_delta(j, u, i, off, wl);
+            r = send_delta(j, u, i, off, wl, changed);
     }
     free(j->runs);
     j->runs = NULL;
     if (r < 0) {
-        /* Keep the first error (reading the image) over the engine's. */
-        char msg[1024];
+        /* A local failure (reading the image) keeps its own message; if
+         * the engine stopped, finish reports why. */
+        char msg[1024], hint[512];
         snprintf(msg, sizeof msg, "%s", lb_error_msg());
-        agent_upload_finish(u, NULL);
-        lb_error(0, "%s", msg);
+        snprintf(hint, sizeof hint, "%s", lb_error_hint_msg());
+        if (agent_upload_finish(u, NULL) == 0 || !j->engine_failed) {
+            lb_error(0, "%s", msg);
+            if (hint[0])
+                lb_error_hint("%s", hint);
+        }
         agent_progress_end(&j->prog);
         return -1;
     }
@@ -317,6 +343,8 @@ agent_backup_disks(struct agent_repo *r, const char *name, const char *parent,
         free(j.depths);
         free(j.ext);
         if (rc < 0) {
+            if (proto_conn_broken(r->conn) || proto_conn_got_error(r->conn))
+                goto conn_fail;
             lb_error_prefix("disk %s", disks[i].name);
             goto disk_fail;
         }

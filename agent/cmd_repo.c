@@ -173,12 +173,8 @@ verify_events(struct agent_repo *r, bool *damaged, struct proto_kv *end)
             agent_repo_explain(r);
             return -1;
         }
-        if (h.type == PROTO_T_ERROR) {
-            struct proto_error e;
-            if (proto_dec_error(p, h.len, &e) == PROTO_OK)
-                lb_error(0, "%.*s", (int)e.msg.len, e.msg.p);
-            return -1;
-        }
+        if (h.type == PROTO_T_ERROR)
+            return proto_conn_take_error(r->conn, p, h.len, NULL);
         if (h.type != PROTO_T_VERIFY_EVENT && h.type != PROTO_T_VERIFY_END)
             return lb_error(0, "protocol error: unexpected %s",
                             proto_type_name(h.type));

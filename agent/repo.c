@@ -92,10 +92,14 @@ local_backupd(void)
         return lb_xstrdup(env);
     dir = lb_exe_dir();
     if (dir) {
-        char *p = lb_xasprintf("%s/backupd", dir);
-        if (access(p, X_OK) == 0)
-            return p;
-        free(p);
+        /* Installed side by side, or in the build tree. */
+        static const char *const rel[] = {"backupd", "../backupd/backupd"};
+        for (size_t i = 0; i < LB_ARRAY_SIZE(rel); i++) {
+            char *p = lb_xasprintf("%s/%s", dir, rel[i]);
+            if (access(p, X_OK) == 0)
+                return p;
+            free(p);
+        }
     }
     return lb_xstrdup("backupd");
 }
@@ -108,7 +112,7 @@ parse_ssh_url(const char *url, char **userhost, char **port, char **path)
     char *hostpart;
 
     if (!slash || slash == p || !slash[1])
-        return lb_error(EINVAL, "bad repository URL '%s': expected "
+        return lb_fail(EINVAL, "bad repository URL '%s': expected "
                                 "ssh://[user@]host[:port]/path",
                         url);
     hostpart = strndup(p, (size_t)(slash - p));
@@ -186,20 +190,24 @@ agent_repo_explain(struct agent_repo *r)
     snprintf(hint, sizeof hint, "%s", lb_error_hint_msg());
     /* The server may have said why before it closed: read what it sent
      * (an ERROR frame), waiting a little for it. */
-    while (r->conn && !proto_conn_eof(r->conn) &&
+    while (r->conn && !proto_conn_got_error(r->conn) &&
+           !proto_conn_eof(r->conn) &&
            proto_conn_wait_readable(r->conn, 2000) == 1) {
         struct proto_hdr h;
         const uint8_t *p;
-        struct proto_error e;
         if (proto_conn_recv(r->conn, &h, &p) < 0)
             break;
-        if (h.type == PROTO_T_ERROR &&
-            proto_dec_error(p, h.len, &e) == PROTO_OK) {
-            lb_error(0, "%.*s", (int)e.msg.len, e.msg.p);
-            if (e.hint.len)
-                lb_error_hint("%.*s", (int)e.hint.len, e.hint.p);
+        if (h.type == PROTO_T_ERROR) {
+            proto_conn_take_error(r->conn, p, h.len, NULL);
             return;
         }
+    }
+    if (r->conn && proto_conn_got_error(r->conn)) {
+        /* The server's message is in the slot: it says it all. */
+        lb_error(0, "%s", msg);
+        if (hint[0])
+            lb_error_hint("%s", hint);
+        return;
     }
     lb_error(0, "%s", msg);
     if (hint[0])
@@ -212,6 +220,8 @@ agent_repo_explain(struct agent_repo *r)
     if (WIFSIGNALED(status)) {
         lb_error(0, "%s (%s was killed by signal %d)", msg,
                  r->host ? "ssh" : "backupd", WTERMSIG(status));
+        lb_error_hint("nothing half-done was committed; run the command "
+                      "again (a backup reuses the data already stored)");
     } else if (WIFEXITED(status) && r->host && WEXITSTATUS(status) == 255) {
         lb_error(0, "ssh to %s failed (see ssh's message above)", r->host);
         lb_error_hint("check the host name, port, key and that sshd runs "
@@ -232,6 +242,8 @@ agent_repo_explain(struct agent_repo *r)
         lb_error(0, "%s (%s exited with status %d)", msg,
                  r->host ? "the remote side" : "backupd",
                  WEXITSTATUS(status));
+        if (hint[0])
+            lb_error_hint("%s", hint);
     }
 }
 
@@ -356,10 +368,17 @@ agent_repo_open(struct agent_repo *r, uint8_t mode)
     uint32_t len;
     struct proto_repo_info ri;
 
+    uint32_t code = 0;
+
     proto_enc_open(&r->out, mode);
     if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
-        proto_conn_expect(r->conn, PROTO_T_REPO_INFO, &p, &len, NULL) < 0) {
+        proto_conn_expect(r->conn, PROTO_T_REPO_INFO, &p, &len, &code) < 0) {
         agent_repo_explain(r);
+        /* backupd knows only its path: name the URL the user gave. */
+        if (code == PROTO_ERR_NO_REPO && r->host &&
+            strstr(lb_error_msg(), "no repository"))
+            lb_error_hint("create one with: livebackup init --repo %s",
+                          r->url);
         return -1;
     }
     if (proto_dec_repo_info(p, len, &ri) != PROTO_OK)
@@ -386,12 +405,7 @@ agent_repo_list(struct agent_repo *r, const char *name, struct agent_list *out)
         if (h.type == PROTO_T_LIST_END)
             return 0;
         if (h.type == PROTO_T_ERROR) {
-            struct proto_error e;
-            if (proto_dec_error(p, h.len, &e) == PROTO_OK) {
-                lb_error(0, "%.*s", (int)e.msg.len, e.msg.p);
-                if (e.hint.len)
-                    lb_error_hint("%.*s", (int)e.hint.len, e.hint.p);
-            }
+            proto_conn_take_error(r->conn, p, h.len, NULL);
             agent_list_free(out);
             return -1;
         }
@@ -430,7 +444,7 @@ agent_list_pick(const struct agent_list *l, const char *name, const char *spec)
     int64_t t;
 
     if (l->n == 0) {
-        lb_error(ENOENT, "no backups of %s in this repository", name);
+        lb_fail(ENOENT, "no backups of %s in this repository", name);
         lb_error_hint("livebackup list shows the backups and their names");
         return -1;
     }
@@ -440,7 +454,7 @@ agent_list_pick(const struct agent_list *l, const char *name, const char *spec)
         for (size_t i = 0; i < l->n; i++)
             if (strcmp(proto_kv_get(&l->b[i], "id"), spec) == 0)
                 return (ssize_t)i;
-        lb_error(ENOENT, "no backup %s of %s", spec, name);
+        lb_fail(ENOENT, "no backup %s of %s", spec, name);
         lb_error_hint("livebackup list --name %s shows its backups", name);
         return -1;
     }
@@ -453,13 +467,13 @@ agent_list_pick(const struct agent_list *l, const char *name, const char *spec)
             char first[32];
             lb_format_time(first, sizeof first,
                            (int64_t)proto_kv_get_u64(&l->b[0], "time", 0));
-            lb_error(ENOENT, "no backup of %s at or before %s (the first is "
+            lb_fail(ENOENT, "no backup of %s at or before %s (the first is "
                              "from %s)",
                      name, spec, first);
         }
         return best;
     }
-    lb_error(EINVAL, "'%s' is neither a backup id, 'latest', nor a time "
+    lb_fail(EINVAL, "'%s' is neither a backup id, 'latest', nor a time "
                      "(YYYY-MM-DD[THH:MM[:SS]], UTC)",
              spec);
     return -1;
@@ -505,9 +519,7 @@ agent_repo_get_manifest(struct agent_repo *r, const char *id)
             break;
         }
         if (h.type == PROTO_T_ERROR) {
-            struct proto_error e;
-            if (proto_dec_error(p, h.len, &e) == PROTO_OK)
-                lb_error(0, "%.*s", (int)e.msg.len, e.msg.p);
+            proto_conn_take_error(r->conn, p, h.len, NULL);
             goto fail;
         }
         lb_error(0, "protocol error: unexpected %s", proto_type_name(h.type));

@@ -59,7 +59,7 @@ seek_disk(int *mfd, const char *disk, struct proto_mf_disk *d)
             goto fail;
     }
     if (got == 0)
-        lb_error(ENOENT, "the backup has no disk %s", disk);
+        lb_fail(ENOENT, "the backup has no disk %s", disk);
 fail:
     proto_mf_reader_free(r);
     return NULL;
@@ -160,7 +160,7 @@ agent_restore_check(struct agent_repo *r, int mfd, const char *id,
         }
     }
     if (missing) {
-        lb_error(EPROTO,
+        lb_fail(EPROTO,
                  "backup %s, disk %s: %llu chunk(s) missing from the "
                  "repository (the first, %s, holds data at offset %llu)",
                  id, disk, (unsigned long long)missing, first,
@@ -199,7 +199,7 @@ sink_open(struct sink *k, const char *out, enum agent_format fmt,
     k->fd = -1;
     k->fmt = fmt;
     if (stat(out, &sb) == 0 && !force) {
-        lb_error(EEXIST, "%s already exists", out);
+        lb_fail(EEXIST, "%s already exists", out);
         lb_error_hint("choose another path, or replace it with --force");
         return -1;
     }
@@ -403,20 +403,20 @@ build_and_write(struct restore *x, struct rslot *s, uint8_t *win,
             proto_chunk_digest(c->type, plain, c->raw_len, &d) < 0 ||
             memcmp(d.b, c->d.b, PROTO_DIGEST_LEN) != 0) {
             proto_digest_hex(&c->d, hex);
-            return lb_error(EPROTO, "backup %s, disk %s: chunk %s (offset "
+            return lb_fail(EPROTO, "backup %s, disk %s: chunk %s (offset "
                                     "%llu) is damaged: its data does not "
                                     "match its digest",
                             x->id, x->disk, hex, (unsigned long long)base);
         }
         if (c->type == PROTO_CHUNK_RAW) {
             if (c->raw_len != s->wl)
-                return lb_error(EPROTO, "backup %s, disk %s: RAW chunk of "
+                return lb_fail(EPROTO, "backup %s, disk %s: RAW chunk of "
                                         "the wrong size at offset %llu",
                                 x->id, x->disk, (unsigned long long)base);
             memcpy(win, plain, s->wl);
         } else if ((st = proto_delta_apply(win, s->wl, plain, c->raw_len)) !=
                    PROTO_OK) {
-            return lb_error(EPROTO, "backup %s, disk %s: bad DELTA chunk at "
+            return lb_fail(EPROTO, "backup %s, disk %s: bad DELTA chunk at "
                                     "offset %llu: %s",
                             x->id, x->disk, (unsigned long long)base,
                             proto_status_str(st));
@@ -511,7 +511,7 @@ agent_restore_disk(struct agent_repo *r, int mfd, const char *id,
         return -1;
     if (d.window_size != r->window_size) {
         proto_mf_reader_free(rd);
-        return lb_error(EPROTO, "manifest window size differs from the "
+        return lb_fail(EPROTO, "manifest window size differs from the "
                                 "repository's");
     }
     if (sink_open(&x.sink, out_path, fmt, d.size, force) < 0) {

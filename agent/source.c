@@ -155,11 +155,11 @@ agent_source_open(const char *path, const char *since, bool force_share)
                 s->since_depth = (unsigned)i;
         if (s->since_depth == 0) {
             if (strcmp(chain[0].path, want) == 0)
-                lb_error(EINVAL, "--since %s is the image itself, not a layer "
+                lb_fail(EINVAL, "--since %s is the image itself, not a layer "
                                  "below it",
                          since);
             else
-                lb_error(EINVAL, "--since %s is not in the backing chain of "
+                lb_fail(EINVAL, "--since %s is not in the backing chain of "
                                  "%s (%s)",
                          since, path, s->chain);
             goto fail;

@@ -33,6 +33,7 @@ struct slot {
     uint64_t seq, index;
     uint8_t op, type; /* type 0: SET to empty */
     size_t len;
+    uint64_t work;
     uint8_t *comp;
     size_t comp_len;
     uint8_t comp_kind;
@@ -63,6 +64,7 @@ struct agent_upload {
     unsigned nworkers;
     bool have_sender, have_receiver;
     struct agent_upload_stats stats;
+    struct agent_progress *prog;
     /* the sender's frame buffers */
     struct lb_buf out, rec;
     size_t rec_frame, rec_count_at;
@@ -310,6 +312,8 @@ sender(void *arg)
                 break;
             }
             u->stats.windows++;
+            if (u->prog)
+                agent_progress_add(u->prog, s->work);
             s->st = S_FREE;
             u->emit_seq++;
             pthread_cond_broadcast(&u->cv);
@@ -335,12 +339,14 @@ sender(void *arg)
 /* ---- the producer's API --------------------------------------------------------- */
 
 struct agent_upload *
-agent_upload_start(struct agent_repo *r, uint32_t window_size)
+agent_upload_start(struct agent_repo *r, uint32_t window_size,
+                   struct agent_progress *prog)
 {
     struct agent_upload *u = lb_xcalloc(1, sizeof *u);
     unsigned n = agent_opts.threads ? agent_opts.threads : lb_ncpus();
 
     u->repo = r;
+    u->prog = prog;
     u->window_size = window_size;
     u->plain_cap = PROTO_DELTA_HDR +
                    (size_t)(window_size / 512) * PROTO_DELTA_RUN + window_size;
@@ -393,7 +399,8 @@ agent_upload_slot(struct agent_upload *u)
 
 void
 agent_upload_submit(struct agent_upload *u, struct agent_upload_slot *ps,
-                    uint64_t index, uint8_t op, uint8_t type, size_t len)
+                    uint64_t index, uint8_t op, uint8_t type, size_t len,
+                    uint64_t work)
 {
     struct slot *s = (struct slot *)ps;
 
@@ -403,6 +410,7 @@ agent_upload_submit(struct agent_upload *u, struct agent_upload_slot *ps,
     s->op = op;
     s->type = type;
     s->len = len;
+    s->work = work;
     s->send = false;
     s->st = type ? S_FILLED : S_READY;
     pthread_cond_broadcast(&u->cv);

@@ -27,18 +27,22 @@ struct agent_upload_stats {
     uint64_t chunks_sent, chunks_reused, bytes_sent, windows;
 };
 
+/* prog (may be NULL) advances as windows are sent (or found in the
+ * repository), by the work each was submitted with. */
 struct agent_upload *agent_upload_start(struct agent_repo *r,
-                                        uint32_t window_size);
+                                        uint32_t window_size,
+                                        struct agent_progress *prog);
 size_t agent_upload_plain_cap(const struct agent_upload *u);
 /* The next free slot (blocks); NULL if the engine failed. */
 struct agent_upload_slot *agent_upload_slot(struct agent_upload *u);
 /*
  * Queue the slot as window index with op (PROTO_WIN_SET / PUSH) and a
  * chunk of type holding len bytes of plain; type 0 means "SET to empty"
- * (no chunk).
+ * (no chunk). work: the bytes this window counts for progress.
  */
 void agent_upload_submit(struct agent_upload *u, struct agent_upload_slot *s,
-                         uint64_t index, uint8_t op, uint8_t type, size_t len);
+                         uint64_t index, uint8_t op, uint8_t type, size_t len,
+                         uint64_t work);
 /* Send everything still queued, stop the threads, free the engine.
  * Returns 0 or -1 (error slot set, server's message preferred). */
 int agent_upload_finish(struct agent_upload *u,

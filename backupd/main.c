@@ -99,19 +99,19 @@ pick_repo(const char *repo, const char *restrict_to)
         char parent[PATH_MAX];
         if (!slash || slash == copy || !realpath((*slash = '\0', copy), parent) ||
             strcmp(slash + 1, "..") == 0 || strcmp(slash + 1, ".") == 0) {
-            lb_error(EPERM, "repository %s is outside the allowed path", repo);
+            lb_fail(EPERM, "repository %s is outside the allowed path", repo);
             return NULL;
         }
         if (strlen(parent) > PATH_MAX / 2 ||
             (size_t)snprintf(want, sizeof want, "%.*s/%s", PATH_MAX / 2,
                              parent, slash + 1) >= sizeof want) {
-            lb_error(ENAMETOOLONG, "repository path %s", repo);
+            lb_fail(ENAMETOOLONG, "repository path %s", repo);
             return NULL;
         }
     }
     bl = strlen(base);
     if (strncmp(want, base, bl) != 0 || (want[bl] != '\0' && want[bl] != '/')) {
-        lb_error(EPERM, "repository %s is outside the allowed path %s", repo,
+        lb_fail(EPERM, "repository %s is outside the allowed path %s", repo,
                  restrict_to);
         return NULL;
     }
@@ -199,7 +199,7 @@ main(int argc, char **argv)
     path = pick_repo(repo, restrict_to);
     if (!path) {
         if (!repo && !restrict_to)
-            lb_error(EINVAL, "--repo PATH is required");
+            lb_fail(EINVAL, "--repo PATH is required");
         lb_log_error_slot();
         {
             /* Tell the client why, in the protocol. */

@@ -83,6 +83,8 @@ pool_worker(void *arg)
             p->chunks_new++;
             p->bytes_new += stored;
         }
+        if (r == 0)
+            lb_fault_point("backupd:chunk-stored");
         p->busy--;
         p->free_slots[p->nfree++] = slot;
         pthread_cond_broadcast(&p->room);
@@ -291,7 +293,7 @@ need_store(struct session *s, uint8_t mode, const char *what)
         return fail(s, PROTO_ERR_PROTOCOL);
     }
     if (s->mode < mode) {
-        lb_error(EPERM, "%s needs the repository opened for %s", what,
+        lb_fail(EPERM, "%s needs the repository opened for %s", what,
                  mode == PROTO_OPEN_WRITE ? "writing" : "administration");
         return fail(s, PROTO_ERR_PROTOCOL);
     }
@@ -336,7 +338,7 @@ do_open(struct session *s, const uint8_t *p, uint32_t len)
         return fail(s, PROTO_ERR_PROTOCOL);
     }
     if (mode == PROTO_OPEN_ADMIN && s->o->append_only) {
-        lb_error(EPERM, "this repository connection is append-only: delete, "
+        lb_fail(EPERM, "this repository connection is append-only: delete, "
                         "prune and gc are refused");
         lb_error_hint("run them on the backup server, or through a key "
                       "without --append-only");
@@ -372,7 +374,7 @@ do_init(struct session *s, const uint8_t *p, uint32_t len)
     if (st != PROTO_OK)
         return proto_fail(s, "INIT", st);
     if (s->o->append_only) {
-        lb_error(EPERM, "this connection is append-only: it cannot create "
+        lb_fail(EPERM, "this connection is append-only: it cannot create "
                         "repositories");
         return fail(s, PROTO_ERR_DENIED);
     }
@@ -397,7 +399,7 @@ do_list(struct session *s, const uint8_t *p, uint32_t len)
         return -1;
     if (name.len && (!proto_name_valid(name.p, name.len) ||
                      !proto_str_copy(filter, sizeof filter, name))) {
-        lb_error(EINVAL, "invalid name in LIST");
+        lb_fail(EINVAL, "invalid name in LIST");
         return fail(s, PROTO_ERR_INVALID);
     }
     if (store_list(s->st, name.len ? filter : NULL, &l) < 0)
@@ -518,7 +520,7 @@ do_chunk(struct session *s, const uint8_t *p, uint32_t len)
     if (need_store(s, PROTO_OPEN_WRITE, "CHUNK") < 0)
         return -1;
     if (c.type == PROTO_CHUNK_RAW && c.raw_len > store_window_size(s->st)) {
-        lb_error(EINVAL, "RAW chunk larger than the repository's window");
+        lb_fail(EINVAL, "RAW chunk larger than the repository's window");
         return fail(s, PROTO_ERR_INVALID);
     }
     if (s->txn)
@@ -641,7 +643,7 @@ do_get_manifest(struct session *s, const uint8_t *p, uint32_t len)
     if (need_store(s, PROTO_OPEN_READ, "GET_MANIFEST") < 0)
         return -1;
     if (!proto_backup_id_valid(sid.p, sid.len)) {
-        lb_error(EINVAL, "invalid backup id");
+        lb_fail(EINVAL, "invalid backup id");
         return fail(s, PROTO_ERR_INVALID);
     }
     proto_str_copy(id, sizeof id, sid);
@@ -772,7 +774,7 @@ do_delete(struct session *s, const uint8_t *p, uint32_t len)
     if (need_store(s, PROTO_OPEN_ADMIN, "DELETE") < 0)
         return -1;
     if (!proto_backup_id_valid(sid.p, sid.len)) {
-        lb_error(EINVAL, "invalid backup id");
+        lb_fail(EINVAL, "invalid backup id");
         return fail(s, PROTO_ERR_INVALID);
     }
     proto_str_copy(id, sizeof id, sid);

@@ -99,6 +99,14 @@ lb_store_be64(uint8_t *p, uint64_t v)
  */
 int lb_error(int errnum, const char *fmt, ...) LB_PRINTF(2, 3);
 
+/*
+ * Record an error that is not a failed system call: the message is shown
+ * as is (no strerror), errnum only classifies it (ENOENT "not found",
+ * EINVAL "bad request", ...; backupd maps it to a protocol error code).
+ * Returns -1.
+ */
+int lb_fail(int errnum, const char *fmt, ...) LB_PRINTF(2, 3);
+
 /* Prefix the current message with more context ("context: old message"). */
 void lb_error_prefix(const char *fmt, ...) LB_PRINTF(1, 2);
 

@@ -51,6 +51,20 @@ lb_error(int errnum, const char *fmt, ...)
     return -1;
 }
 
+int
+lb_fail(int errnum, const char *fmt, ...)
+{
+    int saved = errno;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vformat_error(0, fmt, ap);
+    va_end(ap);
+    err_errno = errnum;
+    errno = saved;
+    return -1;
+}
+
 void
 lb_error_prefix(const char *fmt, ...)
 {
@@ -180,8 +194,15 @@ void
 lb_log_error_slot(void)
 {
     lb_log(LB_LOG_ERROR, "%s", lb_error_msg());
-    if (err_hint[0])
-        lb_log(LB_LOG_ERROR, "hint: %s", err_hint);
+    if (!err_hint[0])
+        return;
+    if (log_syslog) {
+        syslog(LOG_ERR, "hint: %s", err_hint);
+    } else {
+        pthread_mutex_lock(&log_lock);
+        fprintf(stderr, "%s: hint: %s\n", log_prog, err_hint);
+        pthread_mutex_unlock(&log_lock);
+    }
 }
 
 /* ---- fault injection (tests only) --------------------------------------- */

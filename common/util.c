@@ -321,7 +321,9 @@ lb_parse_size(const char *s, uint64_t *out)
         return -1;
     errno = 0;
     v = strtod(s, &end);
-    if (errno || end == s || v < 0)
+    /* !(v >= 0) also rejects NaN, which no comparison below would catch
+     * and whose conversion to an integer is undefined. */
+    if (errno || end == s || !(v >= 0))
         return -1;
     switch (tolower((unsigned char)*end)) {
     case '\0':

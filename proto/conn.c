@@ -21,6 +21,8 @@ struct proto_conn {
     uint8_t *rbuf;
     size_t rcap, rstart, rend, consume;
     bool eof;
+    bool got_error;
+    _Atomic bool broken;
     pthread_mutex_t send_lock;
     uint64_t bytes_in, bytes_out;
     /* token bucket, in bytes; rate 0 means unlimited */
@@ -105,6 +107,7 @@ proto_conn_send(struct proto_conn *c, const void *p, size_t len)
         if (c->rate)
             pace(c, n);
         if (lb_write_full(c->fd_out, b, n) < 0) {
+            c->broken = true;
             r = lb_error(errno, "send to peer");
             if (errno == EPIPE)
                 lb_error(0, "connection closed by the peer while sending");
@@ -149,10 +152,12 @@ fill(struct proto_conn *c, size_t n)
         if (got < 0) {
             if (errno == EINTR)
                 continue;
+            c->broken = true;
             return lb_error(errno, "receive from peer");
         }
         if (got == 0) {
             c->eof = true;
+            c->broken = true;
             if (c->rend == c->rstart)
                 return lb_error(0, "connection closed by the peer");
             return lb_error(0, "connection closed by the peer in the middle "
@@ -177,9 +182,11 @@ proto_conn_recv(struct proto_conn *c, struct proto_hdr *h,
     if (fill(c, PROTO_HDR_SIZE) < 0)
         return -1;
     st = proto_hdr_decode(c->rbuf + c->rstart, PROTO_HDR_SIZE, h);
-    if (st != PROTO_OK)
+    if (st != PROTO_OK) {
+        c->broken = true;
         return lb_error(0, "protocol error from peer: %s",
                         proto_status_str(st));
+    }
     if (fill(c, PROTO_HDR_SIZE + (size_t)h->len) < 0)
         return -1;
     *payload = c->rbuf + c->rstart + PROTO_HDR_SIZE;
@@ -224,6 +231,35 @@ proto_conn_bytes_in(const struct proto_conn *c)
 }
 
 int
+proto_conn_take_error(struct proto_conn *c, const uint8_t *p, uint32_t len,
+                      uint32_t *code)
+{
+    struct proto_error e;
+
+    c->got_error = true;
+    if (proto_dec_error(p, len, &e) != PROTO_OK)
+        return lb_error(0, "the peer sent a malformed ERROR frame");
+    if (code)
+        *code = e.code;
+    lb_error(0, "%.*s", (int)e.msg.len, e.msg.p);
+    if (e.hint.len)
+        lb_error_hint("%.*s", (int)e.hint.len, e.hint.p);
+    return -1;
+}
+
+bool
+proto_conn_got_error(const struct proto_conn *c)
+{
+    return c->got_error;
+}
+
+bool
+proto_conn_broken(const struct proto_conn *c)
+{
+    return c->broken;
+}
+
+int
 proto_conn_expect(struct proto_conn *c, uint16_t type, const uint8_t **payload,
                   uint32_t *len, uint32_t *err_code)
 {
@@ -234,17 +270,8 @@ proto_conn_expect(struct proto_conn *c, uint16_t type, const uint8_t **payload,
         *err_code = 0;
     if (proto_conn_recv(c, &h, &p) < 0)
         return -1;
-    if (h.type == PROTO_T_ERROR) {
-        struct proto_error e;
-        if (proto_dec_error(p, h.len, &e) != PROTO_OK)
-            return lb_error(0, "backupd sent a malformed ERROR frame");
-        if (err_code)
-            *err_code = e.code;
-        lb_error(0, "%.*s", (int)e.msg.len, e.msg.p);
-        if (e.hint.len)
-            lb_error_hint("%.*s", (int)e.hint.len, e.hint.p);
-        return -1;
-    }
+    if (h.type == PROTO_T_ERROR)
+        return proto_conn_take_error(c, p, h.len, err_code);
     if (h.type != type)
         return lb_error(0, "protocol error: expected %s, got %s",
                         proto_type_name(type), proto_type_name(h.type));

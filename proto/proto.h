@@ -607,6 +607,18 @@ uint64_t proto_conn_bytes_in(const struct proto_conn *c);
 void proto_conn_set_bwlimit(struct proto_conn *c, uint64_t rate);
 
 /*
+ * Turn a received ERROR frame into the error slot ("message", with its
+ * hint) and remember that the peer reported an error. Returns -1 (also
+ * for a malformed ERROR frame). *code receives the error code if not NULL.
+ */
+int proto_conn_take_error(struct proto_conn *c, const uint8_t *p, uint32_t len,
+                          uint32_t *code);
+/* True once an ERROR frame was received on this connection. */
+bool proto_conn_got_error(const struct proto_conn *c);
+/* True once a send or a receive failed (the stream is unusable). */
+bool proto_conn_broken(const struct proto_conn *c);
+
+/*
  * Receive a frame of the expected type. An ERROR frame is turned into the
  * error slot ("backupd: <message>", with its hint) and returns -1 with
  * *err_code set (when not NULL). Any other type is a protocol error.

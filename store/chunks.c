@@ -69,7 +69,7 @@ check_chunk(struct store *st, struct store_scratch *s,
     char hex[65];
 
     if (c->type == PROTO_CHUNK_RAW && c->raw_len > st->window_size)
-        return lb_error(EPROTO, "RAW chunk of %u bytes exceeds the window "
+        return lb_fail(EPROTO, "RAW chunk of %u bytes exceeds the window "
                                 "size %u",
                         c->raw_len, st->window_size);
     if (proto_chunk_decompress(s->z, s->plain, c->raw_len, c->data,
@@ -82,7 +82,7 @@ check_chunk(struct store *st, struct store_scratch *s,
         return -1;
     if (memcmp(got.b, c->d.b, PROTO_DIGEST_LEN) != 0) {
         proto_digest_hex(&c->d, hex);
-        return lb_error(EPROTO, "chunk %s: data does not match its digest",
+        return lb_fail(EPROTO, "chunk %s: data does not match its digest",
                         hex);
     }
     if (c->type == PROTO_CHUNK_DELTA) {
@@ -91,11 +91,11 @@ check_chunk(struct store *st, struct store_scratch *s,
         uint32_t wl = c->raw_len >= 8 ? lb_load_be32(s->plain + 4) : 0;
         int r;
         if (wl == 0 || wl > st->window_size)
-            return lb_error(EPROTO, "DELTA chunk for a window of %u bytes",
+            return lb_fail(EPROTO, "DELTA chunk for a window of %u bytes",
                             wl);
         r = proto_delta_apply(NULL, wl, s->plain, c->raw_len);
         if (r != PROTO_OK)
-            return lb_error(EPROTO, "DELTA chunk: %s", proto_status_str(r));
+            return lb_fail(EPROTO, "DELTA chunk: %s", proto_status_str(r));
     }
     return 0;
 }
@@ -112,7 +112,7 @@ store_chunk_put(struct store *st, struct store_scratch *s,
 
     *stored_bytes = 0;
     if (st->mode == STORE_READ)
-        return lb_error(EPERM, "repository opened read-only");
+        return lb_fail(EPERM, "repository opened read-only");
     r = store_chunk_exists(st, &c->d);
     if (r != 0)
         return r; /* 1: already stored; -1: error */
@@ -172,7 +172,7 @@ store_chunk_read(struct store *st, const struct proto_digest *d,
     if (sb.st_size < STORE_CHUNK_HDR ||
         (uint64_t)sb.st_size > STORE_CHUNK_HDR + (uint64_t)PROTO_MAX_CHUNK_RAW +
                                    PROTO_MAX_CHUNK_RAW / 64 + 4096)
-        return lb_error(EPROTO, "chunk %s: bad size %lld", rel,
+        return lb_fail(EPROTO, "chunk %s: bad size %lld", rel,
                         (long long)sb.st_size);
     lb_buf_reset(out);
     lb_buf_reserve(out, (size_t)sb.st_size);
@@ -180,13 +180,13 @@ store_chunk_read(struct store *st, const struct proto_digest *d,
     if (n < 0)
         return lb_error(errno, "read %s", rel);
     if (n != sb.st_size)
-        return lb_error(EPROTO, "chunk %s: short read", rel);
+        return lb_fail(EPROTO, "chunk %s: short read", rel);
     out->len = (size_t)n;
     if (lb_load_be32(out->data) != STORE_CHUNK_MAGIC ||
         out->data[4] != STORE_CHUNK_VERSION || out->data[7] != 0 ||
         !proto_chunk_type_valid(out->data[5]) ||
         out->data[6] > PROTO_COMP_ZSTD)
-        return lb_error(EPROTO, "chunk %s: bad header", rel);
+        return lb_fail(EPROTO, "chunk %s: bad header", rel);
     c->d = *d;
     c->type = out->data[5];
     c->comp = out->data[6];
@@ -195,7 +195,7 @@ store_chunk_read(struct store *st, const struct proto_digest *d,
     c->data = out->data + STORE_CHUNK_HDR;
     if ((uint64_t)c->data_len + STORE_CHUNK_HDR != (uint64_t)n ||
         c->raw_len == 0 || c->raw_len > PROTO_MAX_CHUNK_RAW)
-        return lb_error(EPROTO, "chunk %s: truncated or bad lengths", rel);
+        return lb_fail(EPROTO, "chunk %s: truncated or bad lengths", rel);
     return 0;
 }
 

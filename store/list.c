@@ -23,15 +23,15 @@ read_meta(struct store *st, const char *id, struct proto_kv *meta)
     if (fd < 0)
         return -1;
     if (lb_pread_full(fd, hb, sizeof hb, 0) != (ssize_t)sizeof hb)
-        return lb_error(EPROTO, "backup %s: manifest truncated", id);
+        return lb_fail(EPROTO, "backup %s: manifest truncated", id);
     s = proto_mf_hdr_decode(hb, sizeof hb, &h);
     if (s != PROTO_OK)
-        return lb_error(EPROTO, "backup %s: manifest header: %s", id,
+        return lb_fail(EPROTO, "backup %s: manifest header: %s", id,
                         proto_status_str(s));
     blk = lb_xmalloc(h.meta_len ? h.meta_len : 1);
     if (lb_pread_full(fd, blk, h.meta_len, (off_t)h.meta_off) !=
         (ssize_t)h.meta_len)
-        return lb_error(EPROTO, "backup %s: manifest truncated", id);
+        return lb_fail(EPROTO, "backup %s: manifest truncated", id);
     if (proto_mf_meta_decode(&h, blk, h.meta_len, meta) < 0) {
         lb_error_prefix("backup %s", id);
         return -1;
@@ -44,6 +44,8 @@ cmp_backup(const void *a, const void *b)
 {
     const struct store_backup *x = a, *y = b;
 
+    if (x->seq != y->seq)
+        return x->seq < y->seq ? -1 : 1;
     if (x->time != y->time)
         return x->time < y->time ? -1 : 1;
     return strcmp(x->id, y->id);
@@ -84,6 +86,7 @@ store_list(struct store *st, const char *name, struct store_list *out)
         b = &out->b[out->n++];
         snprintf(b->id, sizeof b->id, "%s", e->d_name);
         b->time = (int64_t)proto_kv_get_u64(&meta, "time", 0);
+        b->seq = proto_kv_get_u64(&meta, "seq", 0);
         b->meta = meta;
     }
     closedir(d);
@@ -109,20 +112,20 @@ store_delete(struct store *st, const char *id)
     CLEANUP_FREE char *dir = NULL;
 
     if (st->mode != STORE_ADMIN)
-        return lb_error(EPERM, "deleting needs the repository's exclusive "
+        return lb_fail(EPERM, "deleting needs the repository's exclusive "
                                "lock");
     if (st->append_only) {
-        lb_error(EPERM, "this repository connection is append-only: "
+        lb_fail(EPERM, "this repository connection is append-only: "
                         "backups cannot be deleted through it");
         errno = EPERM;
         return -1;
     }
     if (!proto_backup_id_valid(id, strlen(id)))
-        return lb_error(EINVAL, "'%s' is not a backup id", id);
+        return lb_fail(EINVAL, "'%s' is not a backup id", id);
     path = store_manifest_path(st, id);
     if (unlink(path) < 0) {
         if (errno == ENOENT) {
-            lb_error(ENOENT, "no backup %s in %s", id, st->path);
+            lb_fail(ENOENT, "no backup %s in %s", id, st->path);
             return -1;
         }
         return lb_error(errno, "delete %s", path);

@@ -61,7 +61,7 @@ store_init(const char *path, uint32_t window_size)
     bool has_config;
 
     if (!proto_window_size_valid(window_size))
-        return lb_error(EINVAL,
+        return lb_fail(EINVAL,
                         "window size %u: must be a power of two between "
                         "%u KiB and %u MiB",
                         window_size, PROTO_MIN_WINDOW >> 10,
@@ -69,12 +69,12 @@ store_init(const char *path, uint32_t window_size)
     if (stat(path, &sb) == 0) {
         int s;
         if (!S_ISDIR(sb.st_mode))
-            return lb_error(ENOTDIR, "%s exists and is not a directory", path);
+            return lb_fail(ENOTDIR, "%s exists and is not a directory", path);
         s = dir_state(path, &has_config);
         if (s < 0)
             return -1;
         if (has_config) {
-            lb_error(EEXIST, "%s is already a livebackup repository", path);
+            lb_fail(EEXIST, "%s is already a livebackup repository", path);
             errno = EEXIST;
             return -1;
         }
@@ -138,13 +138,13 @@ parse_config(struct store *st)
         if (errno != ENOENT)
             return -1;
         if (stat(st->path, &sb) < 0) {
-            lb_error(ENOENT, "no repository at %s", st->path);
+            lb_fail(ENOENT, "no repository at %s", st->path);
             lb_error_hint("create one with: livebackup init --repo %s",
                           st->path);
             errno = ENOENT;
             return -1;
         }
-        lb_error(ENOTDIR, "%s is not a livebackup repository (no config)",
+        lb_fail(ENOTDIR, "%s is not a livebackup repository (no config)",
                  st->path);
         lb_error_hint("check the path, or create a repository with "
                       "livebackup init in an empty directory");
@@ -164,13 +164,13 @@ parse_config(struct store *st)
             snprintf(st->repo_id, sizeof st->repo_id, "%s", val);
     }
     if (version < 0) {
-        lb_error(ENOTDIR, "%s/config is not a livebackup repository config",
+        lb_fail(ENOTDIR, "%s/config is not a livebackup repository config",
                  st->path);
         errno = ENOTDIR;
         return -1;
     }
     if (version > STORE_FORMAT_VERSION) {
-        lb_error(ERANGE,
+        lb_fail(ERANGE,
                  "repository %s has format version %d, newer than this "
                  "livebackup supports (%d)",
                  st->path, version, STORE_FORMAT_VERSION);
@@ -180,7 +180,7 @@ parse_config(struct store *st)
         return -1;
     }
     if (!proto_window_size_valid(st->window_size)) {
-        lb_error(EPROTO, "%s/config: invalid window size %u", st->path,
+        lb_fail(EPROTO, "%s/config: invalid window size %u", st->path,
                  st->window_size);
         errno = EPROTO;
         return -1;
@@ -222,7 +222,7 @@ take_lock(struct store *st, unsigned wait_secs)
             continue;
         }
         if (op == LOCK_EX) {
-            lb_error(EWOULDBLOCK,
+            lb_fail(EWOULDBLOCK,
                      "repository %s is in use by running backups or "
                      "restores",
                      st->path);
@@ -230,7 +230,7 @@ take_lock(struct store *st, unsigned wait_secs)
                           "--lock-wait SECONDS)");
         } else {
             lock_holder(st->lock_fd, who, sizeof who);
-            lb_error(EWOULDBLOCK, "repository %s is locked by %s", st->path,
+            lb_fail(EWOULDBLOCK, "repository %s is locked by %s", st->path,
                      who);
             lb_error_hint("it is being pruned or garbage-collected; try "
                           "again when that is done (or wait with "

@@ -161,6 +161,7 @@ void store_txn_add_stats(struct store_txn *t, uint64_t chunks_new,
 /* One backup as listed: its id and manifest metadata (owned by the list). */
 struct store_backup {
     char id[PROTO_ID_LEN + 1];
+    uint64_t seq;   /* commit order in the repository */
     int64_t time;
     struct proto_kv meta;
 };
@@ -171,8 +172,9 @@ struct store_list {
 };
 
 /*
- * List backups, oldest first (by time, then id), of set `name` (all if
- * NULL). Damaged manifests are skipped with a warning (verify names them).
+ * List backups, oldest first (in commit order: by seq, then time, then
+ * id), of set `name` (all if NULL). Damaged manifests are skipped with a
+ * warning (verify names them).
  */
 int store_list(struct store *st, const char *name, struct store_list *out);
 void store_list_free(struct store_list *l);

@@ -72,7 +72,7 @@ store_manifest_open(struct store *st, const char *id)
     int fd;
 
     if (!proto_backup_id_valid(id, strlen(id))) {
-        lb_error(EINVAL, "'%s' is not a backup id", id);
+        lb_fail(EINVAL, "'%s' is not a backup id", id);
         errno = EINVAL;
         return -1;
     }
@@ -81,7 +81,7 @@ store_manifest_open(struct store *st, const char *id)
     if (fd < 0) {
         int e = errno;
         if (e == ENOENT) {
-            lb_error(ENOENT, "no backup %s in %s", id, st->path);
+            lb_fail(ENOENT, "no backup %s in %s", id, st->path);
             lb_error_hint("livebackup list shows the backups");
         } else {
             lb_error(e, "open %s", path);
@@ -112,7 +112,7 @@ open_parent_disk(struct store_txn *t, const char *disk, int *fd_out,
         if (got < 0)
             goto fail;
         if (got == 0) {
-            lb_error(ENOENT, "parent backup %s has no disk %s", t->parent,
+            lb_fail(ENOENT, "parent backup %s has no disk %s", t->parent,
                      disk);
             errno = ENOENT;
             goto fail;
@@ -138,11 +138,11 @@ store_txn_begin(struct store *st, const char *name, const char *parent_id,
     uint16_t rnd;
 
     if (st->mode == STORE_READ) {
-        lb_error(EPERM, "repository opened read-only");
+        lb_fail(EPERM, "repository opened read-only");
         return NULL;
     }
     if (!proto_name_valid(name, strlen(name))) {
-        lb_error(EINVAL, "invalid backup name '%s'", name);
+        lb_fail(EINVAL, "invalid backup name '%s'", name);
         errno = EINVAL;
         return NULL;
     }
@@ -182,7 +182,7 @@ store_txn_begin(struct store *st, const char *name, const char *parent_id,
         }
         if (!proto_kv_get(&pm, "name") ||
             strcmp(proto_kv_get(&pm, "name"), name) != 0) {
-            lb_error(EINVAL, "parent backup %s is not a backup of %s",
+            lb_fail(EINVAL, "parent backup %s is not a backup of %s",
                      parent_id, name);
             proto_kv_free(&pm);
             errno = EINVAL;
@@ -203,7 +203,7 @@ store_txn_begin(struct store *st, const char *name, const char *parent_id,
         if (stat(p, &sb) < 0 && errno == ENOENT)
             break;
         if (tries > 100) {
-            lb_error(EEXIST, "cannot find a free backup id");
+            lb_fail(EEXIST, "cannot find a free backup id");
             goto fail;
         }
     }
@@ -272,17 +272,17 @@ store_txn_disk_begin(struct store_txn *t, const char *disk, uint64_t size,
 
     *depths = NULL;
     if (t->failed || t->in_disk)
-        return lb_error(EINVAL, "disk %s started while another is open", disk);
+        return lb_fail(EINVAL, "disk %s started while another is open", disk);
     if (!proto_disk_name_valid(disk, strlen(disk)))
-        return lb_error(EINVAL, "invalid disk name '%s'", disk);
+        return lb_fail(EINVAL, "invalid disk name '%s'", disk);
     if (size == 0 || size > PROTO_MF_MAX_SIZE)
-        return lb_error(EINVAL, "disk %s: invalid size %llu", disk,
+        return lb_fail(EINVAL, "disk %s: invalid size %llu", disk,
                         (unsigned long long)size);
     if (t->ndisks >= PROTO_MF_MAX_DISKS)
-        return lb_error(EINVAL, "too many disks in one backup");
+        return lb_fail(EINVAL, "too many disks in one backup");
     for (size_t i = 0; i < t->ndisks; i++)
         if (strcmp(t->disk_names[i], disk) == 0)
-            return lb_error(EINVAL, "disk %s sent twice", disk);
+            return lb_fail(EINVAL, "disk %s sent twice", disk);
 
     t->nwindows = proto_mf_windows_for(size, ws);
     if (mode == PROTO_DISK_INCR) {
@@ -292,7 +292,7 @@ store_txn_disk_begin(struct store_txn *t, const char *disk, uint64_t size,
         uint8_t *dep;
 
         if (!t->parent[0])
-            return lb_error(EINVAL, "incremental disk %s without a parent "
+            return lb_fail(EINVAL, "incremental disk %s without a parent "
                                     "backup",
                             disk);
         /* Pass 1: read the whole parent (checking its trailer) for the
@@ -303,7 +303,7 @@ store_txn_disk_begin(struct store_txn *t, const char *disk, uint64_t size,
         if (pd.size != size || pd.window_size != ws) {
             proto_mf_reader_free(r);
             close(fd);
-            return lb_error(EINVAL,
+            return lb_fail(EINVAL,
                             "disk %s: size %llu differs from the parent's "
                             "%llu: an incremental is not possible",
                             disk, (unsigned long long)size,
@@ -344,7 +344,7 @@ store_txn_disk_begin(struct store_txn *t, const char *disk, uint64_t size,
         close(fd);
         return txn_fail(t);
     } else if (mode != PROTO_DISK_FULL) {
-        return lb_error(EINVAL, "disk %s: unknown mode %u", disk, mode);
+        return lb_fail(EINVAL, "disk %s: unknown mode %u", disk, mode);
     }
 started:
     if (proto_mf_write_disk(t->w, disk, size, ws) < 0)
@@ -397,7 +397,7 @@ check_ref(struct store_txn *t, const struct proto_ref *ref)
     if (r < 0)
         return -1;
     proto_digest_hex(&ref->d, hex);
-    return lb_error(EINVAL, "disk %s references chunk %s, which was neither "
+    return lb_fail(EINVAL, "disk %s references chunk %s, which was neither "
                             "sent nor stored",
                     t->disk, hex);
 }
@@ -408,9 +408,9 @@ store_txn_window(struct store_txn *t, const struct proto_window_rec *r)
     struct proto_mf_window w = {0};
 
     if (t->failed || !t->in_disk)
-        return lb_error(EINVAL, "window record outside a disk");
+        return lb_fail(EINVAL, "window record outside a disk");
     if (r->index >= t->nwindows || r->index < t->next)
-        return lb_error(EINVAL, "disk %s: window %llu out of order or range",
+        return lb_fail(EINVAL, "disk %s: window %llu out of order or range",
                         t->disk, (unsigned long long)r->index);
     if (fill_until(t, r->index) < 0)
         return txn_fail(t);
@@ -424,12 +424,12 @@ store_txn_window(struct store_txn *t, const struct proto_window_rec *r)
         t->windows_pushed++;
     }
     if ((size_t)w.depth + r->n > PROTO_MAX_STACK)
-        return lb_error(EINVAL, "disk %s: window %llu: stack deeper than %d",
+        return lb_fail(EINVAL, "disk %s: window %llu: stack deeper than %d",
                         t->disk, (unsigned long long)r->index,
                         PROTO_MAX_STACK);
     for (uint8_t i = 0; i < r->n; i++) {
         if (r->refs[i].type == PROTO_CHUNK_RAW && w.depth != 0)
-            return lb_error(EINVAL, "disk %s: window %llu: a RAW chunk "
+            return lb_fail(EINVAL, "disk %s: window %llu: a RAW chunk "
                                     "above other chunks",
                             t->disk, (unsigned long long)r->index);
         if (check_ref(t, &r->refs[i]) < 0)
@@ -448,7 +448,7 @@ store_txn_disk_end(struct store_txn *t, const struct proto_kv *meta)
     char line[128];
 
     if (t->failed || !t->in_disk)
-        return lb_error(EINVAL, "disk end outside a disk");
+        return lb_fail(EINVAL, "disk end outside a disk");
     if (fill_until(t, t->nwindows) < 0)
         return txn_fail(t);
     for (size_t i = 0; i < meta->n; i++)
@@ -483,15 +483,29 @@ store_txn_commit(struct store_txn *t, const struct proto_kv *meta,
     if (out)
         memset(out, 0, sizeof *out);
     if (t->failed || t->in_disk) {
-        lb_error(EINVAL, "commit of an unfinished backup");
+        lb_fail(EINVAL, "commit of an unfinished backup");
         goto done;
     }
     if (t->ndisks == 0) {
-        lb_error(EINVAL, "a backup needs at least one disk");
+        lb_fail(EINVAL, "a backup needs at least one disk");
         goto done;
     }
     for (size_t i = 0; i < meta->n; i++)
         proto_kv_set(&t->meta, meta->e[i].key, meta->e[i].val);
+    {
+        /* The commit order: one more than any backup's. Backups of one set
+         * never commit at once, so their order is exact; concurrent
+         * commits of different sets may tie, which only matters to the
+         * tie-breakers (time, id). */
+        struct store_list l;
+        uint64_t seq = 0;
+        if (store_list(st, NULL, &l) < 0)
+            goto done;
+        for (size_t i = 0; i < l.n; i++)
+            seq = LB_MAX(seq, l.b[i].seq);
+        store_list_free(&l);
+        proto_kv_set_u64(&t->meta, "seq", seq + 1);
+    }
     {
         /* The server's own fields win over anything the client sent. */
         char *disks = lb_xmalloc(t->disks.len + 1);
