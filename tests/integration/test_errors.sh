@@ -1,0 +1,124 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# Errors a user can act on: each bad situation fails (never a usage error
+# or a crash) with a message that says what is wrong, and leaves the
+# repository usable.
+. "$(dirname "$0")/lib.sh"
+
+R=$T/repo
+mkimage "$T/a.qcow2" qcow2 32
+
+# Repository missing, not a repository, init refusals.
+expect_fail "no repository at $T/nope.*livebackup init" \
+    livebackup list --repo "$T/nope"
+mkdir "$T/foreign" && echo data >"$T/foreign/file"
+expect_fail "not a livebackup repository" livebackup list --repo "$T/foreign"
+expect_fail "not empty and is not a livebackup repository" \
+    livebackup init --repo "$T/foreign"
+run_ok livebackup init --repo "$R"
+expect_fail "already a livebackup repository" livebackup init --repo "$R"
+rc=0
+livebackup init --repo "$T/w" --window-size 3M 2>"$T/err" || rc=$?
+[[ $rc -eq 2 ]] && grep -q "power of two" "$T/err" || fail "bad --window-size"
+ok "a bad window size is a usage error"
+
+# A repository whose format is newer than this livebackup.
+cp -a "$R" "$T/newer"
+sed -i 's/^livebackup-repository 1$/livebackup-repository 9/' "$T/newer/config"
+expect_fail "format version 9, newer than this livebackup supports.*upgrade" \
+    livebackup list --repo "$T/newer"
+
+# Missing and unreadable images; a layer not in the chain.
+expect_fail "cannot read image $T/missing.qcow2" \
+    livebackup backup-image --repo "$R" --name x --disk vda="$T/missing.qcow2"
+head -c 1M /dev/urandom >"$T/garbage.qcow2"
+printf 'QFI\xfb' | dd of="$T/garbage.qcow2" conv=notrunc status=none
+expect_fail "cannot read image $T/garbage.qcow2" \
+    livebackup backup-image --repo "$R" --name x --disk vda="$T/garbage.qcow2"
+expect_fail "no earlier backup of x.*without --since" \
+    livebackup backup-image --repo "$R" --name x --disk vda="$T/a.qcow2" \
+    --since "$T/a.qcow2"
+run_ok livebackup backup-image --repo "$R" --name x --disk vda="$T/a.qcow2"
+overlay "$T/o.qcow2" "$T/a.qcow2" qcow2
+mkimage "$T/other.qcow2" qcow2 32
+expect_fail "not in the backing chain of $T/o.qcow2" \
+    livebackup backup-image --repo "$R" --name x --disk vda="$T/o.qcow2" \
+    --since "$T/other.qcow2"
+expect_fail "is the image itself" \
+    livebackup backup-image --repo "$R" --name x --disk vda="$T/o.qcow2" \
+    --since "$T/o.qcow2"
+# An incremental on a disk of another size: refused, nothing committed.
+qemu-img create -q -f qcow2 "$T/big.qcow2" 64M
+overlay "$T/bo.qcow2" "$T/big.qcow2" qcow2
+expect_fail "differs from the parent's.*incremental is not possible" \
+    livebackup backup-image --repo "$R" --name x --disk vda="$T/bo.qcow2" \
+    --since "$T/big.qcow2"
+run_ok livebackup list --repo "$R" --name x --json
+[[ $(grep -c '"event":"backup"' "$T/out") -eq 1 ]] || fail "a failed backup was committed"
+ok "failed backups leave nothing behind"
+
+# Unknown names, ids, disks and times.
+expect_fail "no backups of nobody" livebackup restore-image --repo "$R" \
+    --name nobody --disk vda --to "$T/r.raw"
+expect_fail "no backup 20200101-000000-abcd of x" livebackup restore-image \
+    --repo "$R" --name x --backup 20200101-000000-abcd --disk vda --to "$T/r.raw"
+expect_fail "neither a backup id, 'latest', nor a time" livebackup \
+    restore-image --repo "$R" --name x --backup yesterday --disk vda --to "$T/r.raw"
+expect_fail "no backup of x at or before 2001-01-01 \(the first is from" \
+    livebackup restore-image --repo "$R" --name x --backup 2001-01-01 \
+    --disk vda --to "$T/r.raw"
+expect_fail "has no disk vdz \(it has: vda\)" livebackup restore-image \
+    --repo "$R" --name x --disk vdz --to "$T/r.raw"
+expect_fail "no backup 20200101-000000-abcd" \
+    livebackup delete --repo "$R" --backup 20200101-000000-abcd
+touch "$T/exists.raw"
+expect_fail "already exists.*--force" livebackup restore-image --repo "$R" \
+    --name x --disk vda --to "$T/exists.raw"
+run_ok livebackup restore-image --repo "$R" --name x --disk vda \
+    --to "$T/exists.raw" --force
+same_image "$T/exists.raw" raw "$T/a.qcow2" qcow2
+ok "--force replaces an existing file"
+
+# A locked repository: a clear error naming the holder, not a hang.
+echo "an exclusive operation (pid 4242 on testhost since 2026-01-01T00:00:00Z)" >"$R/lock"
+hold_lock -x "$R/lock"
+expect_fail "locked by an exclusive operation \(pid 4242 on testhost" \
+    timeout 20 livebackup backup-image --repo "$R" --name x --disk vda="$T/a.qcow2"
+start=$(date +%s)
+expect_fail "locked by" timeout 20 livebackup backup-image --lock-wait 2 \
+    --repo "$R" --name x --disk vda="$T/a.qcow2"
+[[ $(($(date +%s) - start)) -ge 2 ]] || fail "--lock-wait did not wait"
+ok "--lock-wait waits, then fails clearly"
+release_lock
+# Two writers at once are fine (shared lock).
+hold_lock -s "$R/lock"
+run_ok livebackup backup-image --repo "$R" --name y --disk vda="$T/a.qcow2"
+ok "a backup runs beside another writer"
+expect_fail "in use by running backups" livebackup delete --repo "$R" \
+    --backup "$(livebackup list --repo "$R" --json | head -n 1 | sed 's/.*"id":"\([^"]*\)".*/\1/')"
+release_lock
+
+# A damaged chunk: restore refuses to write bad data and names the backup.
+mkimage "$T/d.qcow2" qcow2 16
+run_ok livebackup backup-image --repo "$R" --name dmg --disk vda="$T/d.qcow2"
+chunk=$(find "$R/chunks" -type f -newer "$T/d.qcow2" | head -n 1)
+[[ -n $chunk ]] || fail "no chunk found"
+printf '\x00\x01\x02\x03' | dd of="$chunk" bs=1 seek=40 conv=notrunc status=none
+expect_fail "backup [0-9a-f-]+, disk vda: chunk [0-9a-f]+ .* is damaged" \
+    livebackup restore-image --repo "$R" --name dmg --disk vda --to "$T/dmg.raw"
+[[ ! -e $T/dmg.raw ]] || fail "a damaged restore left its output"
+ls "$T"/.dmg.raw.* 2>/dev/null && fail "a damaged restore left its temp file"
+expect_fail "DAMAGED backup [0-9a-f-]+ \(dmg\) disk vda" livebackup verify --repo "$R"
+rm "$chunk"
+expect_fail "chunk\(s\) missing from the repository" \
+    livebackup restore-image --repo "$R" --name dmg --disk vda --to "$T/dmg.raw"
+run_ok livebackup restore-image --repo "$R" --name x --disk vda --to "$T/x.raw"
+same_image "$T/x.raw" raw "$T/a.qcow2" qcow2
+ok "other backups still restore"
+
+# Usage errors are usage errors (exit 2).
+rc=0
+livebackup backup-image --repo "$R" >/dev/null 2>&1 || rc=$?
+[[ $rc -eq 2 ]] || fail "usage error exit status $rc"
+ok "usage errors exit 2"

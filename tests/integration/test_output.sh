@@ -1,0 +1,54 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# What the user sees: a progress line (done/total, rate, ETA) on a
+# terminal, nothing but the summary when output is not a terminal, and
+# machine-readable JSON events (one object per line) with --json.
+. "$(dirname "$0")/lib.sh"
+
+R=$T/repo
+run_ok livebackup init --repo "$R"
+qemu-img create -q -f qcow2 "$T/d.qcow2" 256M
+write_random "$T/d.qcow2" qcow2 0 $((48 << 20))
+
+# On a terminal (script(1) gives the command a pty): progress with a rate
+# and an ETA while it runs. --bwlimit makes it last long enough to draw.
+script -qec "livebackup backup-image --bwlimit 24M --repo $R --name p --disk vda=$T/d.qcow2" \
+    /dev/null >"$T/tty.out" 2>&1 || fail "backup on a tty failed: $(cat "$T/tty.out")"
+grep -Eq "full vda: [0-9.]+ [KMG]iB / 48.0 MiB +[0-9]+% +[0-9.]+ [KMG]?i?B/s +ETA [0-9]+:[0-9]{2}" "$T/tty.out" ||
+    fail "no progress line on a tty: $(tr '\r' '\n' <"$T/tty.out" | head -n 5)"
+grep -q "backup [0-9a-f-]* of p: full" "$T/tty.out" || fail "no summary on a tty"
+ok "progress on a terminal: $(tr '\r' '\n' <"$T/tty.out" | grep -m1 ETA | tr -d '\033[K')"
+
+# Not a terminal: the summary only.
+overlay "$T/o.qcow2" "$T/d.qcow2" qcow2
+write_random "$T/o.qcow2" qcow2 0 $((40 << 20))
+livebackup backup-image --bwlimit 24M --repo "$R" --name p --disk vda="$T/o.qcow2" \
+    --since "$T/d.qcow2" >"$T/plain.out" 2>"$T/plain.err"
+[[ ! -s $T/plain.err ]] || fail "stderr is not quiet: $(cat "$T/plain.err")"
+grep -q "backup [0-9a-f-]* of p: incremental on" "$T/plain.out" || fail "summary"
+grep -q "ETA" "$T/plain.out" && fail "progress written when not on a terminal"
+ok "quiet when not on a terminal"
+
+# --json: every line is one JSON object; events and a final summary.
+run_ok livebackup restore-image --json --repo "$R" --name p --disk vda --to "$T/r.raw"
+n=0
+while IFS= read -r line; do
+    jq -e 'type == "object" and has("event")' >/dev/null <<<"$line" ||
+        fail "not a JSON event: $line"
+    n=$((n + 1))
+done <"$T/out"
+jq -e 'select(.event == "summary") | .id and .disk == "vda" and (.seconds | tonumber) >= 0' \
+    "$T/out" >/dev/null || fail "no summary event: $(cat "$T/out")"
+run_ok livebackup list --json --repo "$R"
+[[ $(jq -s 'map(select(.event == "backup")) | length' "$T/out") -eq 2 ]] ||
+    fail "list --json: $(cat "$T/out")"
+jq -s -e '.[1].kind == "incremental" and .[0].kind == "full" and (.[0].size == 268435456)' \
+    "$T/out" >/dev/null || fail "list --json fields: $(cat "$T/out")"
+ok "--json: $n restore events, list entries with their fields"
+
+# Errors are JSON too with --json.
+livebackup list --json --repo "$T/nope" >"$T/err.json" 2>/dev/null || true
+jq -e 'select(.event == "error") | .message and .hint' "$T/err.json" >/dev/null ||
+    fail "error event: $(cat "$T/err.json")"
+ok "--json errors"

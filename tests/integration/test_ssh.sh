@@ -1,0 +1,72 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# The repository on "another machine": a real sshd on 127.0.0.1 with a
+# throwaway host key and user key; init, full and incremental backups,
+# list, verify and restore through ssh://; and the errors when ssh fails
+# or backupd is missing on the remote host.
+. "$(dirname "$0")/lib.sh"
+
+if [[ ! -x /usr/sbin/sshd ]]; then
+    fail "openssh-server is not installed (scripts/deps.sh installs it)"
+fi
+sshd_start
+URL="ssh://root@127.0.0.1:$SSH_PORT$T/remote-repo"
+ssh_lb() {
+    livebackup "$@" --rsh "$LB_RSH" --remote-backupd "$BACKUPD"
+}
+
+run_ok ssh_lb init --repo "$URL"
+[[ -f $T/remote-repo/config ]] || fail "no repository created over ssh"
+ok "init over ssh"
+
+mkimage "$T/d.qcow2" qcow2 64
+write_random "$T/d.qcow2" qcow2 $((10 << 20)) $((6 << 20))
+snapshot_raw "$T/d.qcow2" "$T/truth0.raw"
+run_ok ssh_lb backup-image --json --repo "$URL" --name host1 --disk vda="$T/d.qcow2"
+id0=$(json_field "$T/out" summary id)
+ok "full backup over ssh: $id0"
+
+overlay "$T/o.qcow2" "$T/d.qcow2" qcow2
+qemu-io -c "write -P 9 20M 4k" -c "write -z 11M 4k" -c "discard 0 64k" "$T/o.qcow2" >/dev/null
+snapshot_raw "$T/o.qcow2" "$T/truth1.raw"
+run_ok ssh_lb backup-image --json --repo "$URL" --name host1 \
+    --disk vda="$T/o.qcow2" --since "$T/d.qcow2"
+id1=$(json_field "$T/out" summary id)
+[[ $(json_field "$T/out" summary parent) == "$id0" ]] || fail "parent"
+ok "incremental over ssh: $id1"
+
+run_ok ssh_lb list --repo "$URL" --name host1
+grep -q "$id0" "$T/out" && grep -q "$id1" "$T/out" || fail "list: $(cat "$T/out")"
+run_ok ssh_lb verify --repo "$URL"
+ok "list and verify over ssh"
+
+for i in 0 1; do
+    id=id$i
+    run_ok ssh_lb restore-image --repo "$URL" --name host1 --backup "${!id}" \
+        --disk vda --to "$T/r$i.qcow2" --format qcow2
+    same_image "$T/r$i.qcow2" qcow2 "$T/truth$i.raw" raw
+done
+ok "restore over ssh (qcow2) identical"
+
+# --bwlimit paces the stream (new, incompressible data: nothing to dedup).
+qemu-img create -q -f qcow2 "$T/n.qcow2" 64M
+write_random "$T/n.qcow2" qcow2 0 $((6 << 20))
+start=$(date +%s%N)
+run_ok ssh_lb backup-image --bwlimit 2M --repo "$URL" --name host2 --disk vda="$T/n.qcow2"
+ms=$((($(date +%s%N) - start) / 1000000))
+# 6 MiB at 2 MiB/s takes about 3 s.
+[[ $ms -ge 2500 ]] || fail "--bwlimit 2M sent 6 MiB in $ms ms"
+ok "--bwlimit paces the transfer ($ms ms)"
+
+# ssh itself failing: a port nobody listens on.
+closed=$((SSH_PORT + 1))
+expect_fail "ssh to root@127.0.0.1 failed.*--rsh" livebackup list \
+    --repo "ssh://root@127.0.0.1:$closed$T/remote-repo" --rsh "$LB_RSH"
+# backupd missing on the remote host.
+expect_fail "backupd is not installed on root@127.0.0.1.*--remote-backupd" \
+    livebackup list --repo "$URL" --rsh "$LB_RSH" --remote-backupd /nonexistent/backupd
+# No repository at the remote path.
+expect_fail "no repository at $T/elsewhere" livebackup list \
+    --repo "ssh://root@127.0.0.1:$SSH_PORT$T/elsewhere" --rsh "$LB_RSH" \
+    --remote-backupd "$BACKUPD"

@@ -1,0 +1,121 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# Nothing lost when the stream is cut or the repository fills up: backupd
+# killed mid-backup (at a fault point and from outside by its PID), the
+# agent killed mid-transfer, the repository filesystem full. Each time the
+# user gets a clear error, the repository verifies, earlier backups still
+# restore, and the retry succeeds reusing the data already stored.
+. "$(dirname "$0")/lib.sh"
+
+R=$T/repo
+run_ok livebackup init --repo "$R"
+qemu-img create -q -f qcow2 "$T/disk.qcow2" 128M
+write_random "$T/disk.qcow2" qcow2 0 $((40 << 20))
+write_random "$T/disk.qcow2" qcow2 $((90 << 20)) $((8 << 20))
+snapshot_raw "$T/disk.qcow2" "$T/truth0.raw"
+
+verify_clean() {
+    run_ok livebackup verify --repo "$R"
+    grep -q "all sound" "$T/out" || fail "verify: $(cat "$T/out")"
+}
+
+# After a writer ran, no crashed session's files remain.
+no_stale_sessions() {
+    [[ -z $(ls -A "$1/tmp") ]] || fail "session files left in $1/tmp: $(ls -A "$1/tmp")"
+}
+
+# 1. backupd dies (SIGKILL) after storing 5 chunks.
+LIVEBACKUP_FAULT=backupd:chunk-stored@5 expect_fail \
+    "backupd was killed by signal 9|connection closed" \
+    livebackup backup-image --repo "$R" --name d --disk vda="$T/disk.qcow2"
+verify_clean
+run_ok livebackup list --repo "$R" --json
+[[ ! -s $T/out ]] || fail "a killed backup was committed"
+ok "killed backupd: nothing committed, repository sound"
+run_ok livebackup backup-image --json --repo "$R" --name d --disk vda="$T/disk.qcow2"
+new=$(json_field "$T/out" summary chunks_new)
+[[ $new -le 8 ]] || fail "retry stored $new new chunks: the 5 stored before were not reused"
+id0=$(json_field "$T/out" summary id)
+no_stale_sessions "$R"
+ok "retry reuses the chunks stored before the crash ($new new of 13)"
+
+# 2. backupd dies after receiving COMMIT, before the manifest.
+overlay "$T/o1.qcow2" "$T/disk.qcow2" qcow2
+write_random "$T/o1.qcow2" qcow2 $((5 << 20)) $((3 << 20))
+snapshot_raw "$T/o1.qcow2" "$T/truth1.raw"
+LIVEBACKUP_FAULT=backupd:before-commit expect_fail "killed|connection closed" \
+    livebackup backup-image --repo "$R" --name d --disk vda="$T/o1.qcow2" \
+    --since "$T/disk.qcow2"
+verify_clean
+run_ok livebackup backup-image --json --repo "$R" --name d \
+    --disk vda="$T/o1.qcow2" --since "$T/disk.qcow2"
+id1=$(json_field "$T/out" summary id)
+ok "crash before commit: retried incremental $id1"
+
+# 3. The agent itself dies mid-transfer.
+overlay "$T/o2.qcow2" "$T/o1.qcow2" qcow2
+write_random "$T/o2.qcow2" qcow2 $((60 << 20)) $((6 << 20))
+snapshot_raw "$T/o2.qcow2" "$T/truth2.raw"
+rc=0
+LIVEBACKUP_FAULT=agent:mid-transfer@2 livebackup backup-image --repo "$R" \
+    --name d --disk vda="$T/o2.qcow2" --since "$T/o1.qcow2" >/dev/null 2>&1 || rc=$?
+[[ $rc -eq 137 ]] || fail "agent fault point: exit status $rc"
+sleep 0.5 # backupd sees the pipe close and cleans up
+verify_clean
+ok "agent killed mid-transfer: repository sound"
+
+# 4. backupd killed from outside, by its PID, while data flows.
+livebackup backup-image --bwlimit 4M --repo "$R" --name d \
+    --disk vda="$T/o2.qcow2" --since "$T/o1.qcow2" >"$T/bg.out" 2>"$T/bg.err" &
+agent=$!
+lb_track "$agent"
+bd=""
+for _ in $(seq 1 100); do
+    bd=$(cat "/proc/$agent/task/$agent/children" 2>/dev/null | awk '{print $1}')
+    [[ -n $bd ]] && break
+    sleep 0.05
+done
+[[ -n $bd ]] || fail "backupd child of $agent not found"
+sleep 0.7
+kill -9 "$bd"
+rc=0
+wait "$agent" || rc=$?
+[[ $rc -eq 1 ]] || fail "agent exit status $rc after backupd was killed"
+grep -Eq "backupd was killed by signal 9|connection closed" "$T/bg.err" ||
+    fail "unclear error: $(cat "$T/bg.err")"
+ok "backupd killed by PID: $(head -n 1 "$T/bg.err")"
+verify_clean
+run_ok livebackup backup-image --json --repo "$R" --name d \
+    --disk vda="$T/o2.qcow2" --since "$T/o1.qcow2"
+id2=$(json_field "$T/out" summary id)
+no_stale_sessions "$R"
+ok "retry after the kill: $id2"
+
+for i in 0 1 2; do
+    id=id$i
+    run_ok livebackup restore-image --repo "$R" --name d --backup "${!id}" \
+        --disk vda --to "$T/r$i.raw"
+    same_image "$T/r$i.raw" raw "$T/truth$i.raw" raw
+done
+ok "every backup restores identical after the faults"
+
+# 5. The repository's filesystem fills up.
+mkdir "$T/small"
+mount -t tmpfs -o size=64m tmpfs "$T/small"
+LB_MOUNTS+=("$T/small")
+run_ok livebackup init --repo "$T/small/repo"
+head -c $((40 << 20)) /dev/zero >"$T/small/filler"
+expect_fail "No space left on device.*free space on the repository" \
+    livebackup backup-image --repo "$T/small/repo" --name d --disk vda="$T/disk.qcow2"
+R=$T/small/repo verify_clean
+stored=$(du -sk "$T/small/repo/chunks" | cut -f1)
+rm "$T/small/filler"
+run_ok livebackup backup-image --json --repo "$T/small/repo" --name d \
+    --disk vda="$T/disk.qcow2"
+new=$(json_field "$T/out" summary bytes_new)
+[[ $new -lt $((40 << 20)) ]] || fail "after ENOSPC the retry re-stored everything ($new bytes)"
+R=$T/small/repo verify_clean
+run_ok livebackup restore-image --repo "$T/small/repo" --name d --disk vda --to "$T/rs.raw"
+same_image "$T/rs.raw" raw "$T/truth0.raw" raw
+ok "disk full: clear error, repository sound, retry reuses ${stored} KiB and succeeds"
