@@ -130,6 +130,16 @@ main(int argc, char **argv)
 
     lb_log_init("livebackup", LB_LOG_INFO);
     signal(SIGPIPE, SIG_IGN);
+    /*
+     * For the helpers we start (qemu-nbd above all): qemu-nbd allocates a
+     * bounce buffer per request, and glibc hands buffers this large back
+     * to the kernel on free, so every 4 MiB read pays for page faults
+     * that cost more than the read itself. Keeping them in the heap makes
+     * reading an image about 3x cheaper. A user's own settings win.
+     */
+    setenv("MALLOC_MMAP_THRESHOLD_", "67108864", 0);
+    setenv("MALLOC_TRIM_THRESHOLD_", "536870912", 0);
+    setenv("MALLOC_TOP_PAD_", "67108864", 0);
     agent_opts.progress = isatty(2);
     if (argc < 2) {
         usage(stderr);

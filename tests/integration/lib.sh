@@ -77,12 +77,22 @@ ok() {
     echo "ok $LB_CHECKS - $*"
 }
 
+# A sanitizer report (ASan, LeakSanitizer, UBSan) fails the test even
+# when the command was expected to fail.
+no_sanitizer_report() {
+    if grep -Eq "ERROR: (Address|Leak)Sanitizer|runtime error:" "$@" 2>/dev/null; then
+        cat "$@" >&2
+        fail "sanitizer report"
+    fi
+}
+
 # run_ok CMD...: must succeed.
 run_ok() {
     if ! "$@" >"$T/out" 2>"$T/err"; then
         cat "$T/out" "$T/err" >&2
         fail "command failed: $*"
     fi
+    no_sanitizer_report "$T/err"
 }
 
 # expect_fail REGEX CMD...: must fail with a message matching REGEX (on
@@ -91,6 +101,7 @@ expect_fail() {
     local re=$1 rc=0
     shift
     "$@" >"$T/out" 2>"$T/err" || rc=$?
+    no_sanitizer_report "$T/err"
     if [[ $rc -eq 0 ]]; then
         cat "$T/out" "$T/err" >&2
         fail "expected failure: $*"

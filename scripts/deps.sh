@@ -1,0 +1,44 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# Install everything livebackup needs to build, run, test and demo itself,
+# from Debian 12's archive only. Idempotent: installs only what is missing
+# (apt-get update first when something is). Run as root.
+#
+#   scripts/deps.sh          build + run + test + demo
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+pkgs=(
+    # build
+    build-essential cmake pkg-config
+    libzstd-dev libssl-dev libuv1-dev libnbd-dev libvirt-dev libxml2-dev
+    libcriterion-dev
+    # run: images through QEMU's block layer, ssh transport
+    qemu-utils openssh-client zstd
+    # tests: a real sshd, JSON checks, locks and ttys (util-linux), clang
+    # for the sanitizer runtime and the fuzzers
+    openssh-server jq util-linux clang libclang-rt-14-dev time
+)
+# the test VM (libvirt without systemd, see tests/vm/README.md)
+mapfile -t vm < <(grep -v '^#' "$here/tests/vm/packages.txt")
+pkgs+=("${vm[@]}")
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "deps.sh: run as root (it installs Debian packages)" >&2
+    exit 1
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+    [[ -z $p ]] && continue
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+if [[ ${#missing[@]} -gt 0 ]]; then
+    echo "deps.sh: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    # --no-install-recommends: libvirt-daemon-system would replace init.
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
