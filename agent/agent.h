@@ -60,6 +60,7 @@ struct agent_repo {
     pid_t child;   /* backupd or ssh */
     uint32_t window_size;
     bool append_only;
+    char repo_id[128];
     struct lb_buf out;
 };
 
@@ -165,12 +166,13 @@ struct agent_backup_result {
  * Back up disks into the repository as one backup of set `name`.
  * parent: "" for no parent (every disk must be full), else the parent's
  * id (disks with `since` become incrementals on it). meta: backup
- * metadata (kind, consistency, ...).
+ * metadata (kind, consistency, ...). xml (may be NULL): a domain XML saved
+ * with the backup, as a BLOB chunk named by the meta key "domain_xml".
  */
 int agent_backup_disks(struct agent_repo *r, const char *name,
                        const char *parent, struct agent_disk_spec *disks,
                        size_t ndisks, const struct proto_kv *meta,
-                       struct agent_backup_result *res);
+                       const char *xml, struct agent_backup_result *res);
 void agent_backup_result_free(struct agent_backup_result *res);
 
 /* Store a blob (a saved domain XML) as a chunk; *d receives its digest. */
@@ -220,6 +222,10 @@ int cmd_list(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_restore_image(int argc, char **argv);
 int cmd_delete(int argc, char **argv);
+int cmd_backup(int argc, char **argv);
+int cmd_recover(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_untrack(int argc, char **argv);
 
 /* Shared option parsing for the global options (--json, --rsh, ...).
  * Returns 1 if opt was one of them (consumed), 0 if not, -1 on error. */

@@ -295,9 +295,84 @@ kv_expect_committed(struct agent_repo *r, struct proto_kv *out)
 }
 
 int
+agent_put_blob(struct agent_repo *r, const void *data, size_t len,
+               struct proto_digest *d)
+{
+    const uint8_t *p, *bits;
+    uint32_t plen, n;
+    struct proto_zctx *z;
+    CLEANUP_FREE uint8_t *comp = NULL;
+    struct proto_chunk c = {.type = PROTO_CHUNK_BLOB};
+    ssize_t clen;
+
+    if (len == 0 || len > PROTO_MAX_BLOB)
+        return lb_fail(EINVAL, "blob of %zu bytes (at most %u)", len,
+                       PROTO_MAX_BLOB);
+    if (proto_chunk_digest(PROTO_CHUNK_BLOB, data, len, d) < 0)
+        return -1;
+    proto_enc_query(&r->out, PROTO_T_QUERY, d, 1);
+    if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
+        proto_conn_expect(r->conn, PROTO_T_HAVE, &p, &plen, NULL) < 0)
+        return -1;
+    if (proto_dec_have(p, plen, &bits, &n) != PROTO_OK || n != 1)
+        return lb_fail(EPROTO, "protocol error: bad HAVE");
+    if (proto_bit(bits, 0))
+        return 0;
+    comp = lb_xmalloc(proto_chunk_compress_bound(len));
+    z = proto_zctx_new(agent_opts.zlevel);
+    clen = proto_chunk_compress(z, comp, proto_chunk_compress_bound(len), data,
+                                len, &c.comp);
+    proto_zctx_free(z);
+    if (clen < 0)
+        return -1;
+    c.d = *d;
+    c.raw_len = (uint32_t)len;
+    c.data = comp;
+    c.data_len = (uint32_t)clen;
+    proto_enc_chunk(&r->out, PROTO_T_CHUNK, &c);
+    return proto_conn_send_buf(r->conn, &r->out);
+}
+
+int
+agent_get_blob(struct agent_repo *r, const struct proto_digest *d, char **data,
+               size_t *len)
+{
+    const uint8_t *p;
+    uint32_t plen;
+    struct proto_chunk c;
+    struct proto_digest got;
+    struct proto_zctx *z;
+    char *buf;
+    int rc;
+
+    proto_enc_query(&r->out, PROTO_T_GET_CHUNKS, d, 1);
+    if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
+        proto_conn_expect(r->conn, PROTO_T_CHUNK_DATA, &p, &plen, NULL) < 0)
+        return -1;
+    if (proto_dec_chunk(p, plen, &c) != PROTO_OK || c.type != PROTO_CHUNK_BLOB ||
+        memcmp(c.d.b, d->b, PROTO_DIGEST_LEN) != 0)
+        return lb_fail(EPROTO, "protocol error: bad CHUNK_DATA for a blob");
+    buf = lb_xmalloc((size_t)c.raw_len + 1);
+    z = proto_zctx_new(1);
+    rc = proto_chunk_decompress(z, (uint8_t *)buf, c.raw_len, c.data,
+                                c.data_len, c.comp);
+    proto_zctx_free(z);
+    if (rc < 0 || proto_chunk_digest(PROTO_CHUNK_BLOB, buf, c.raw_len, &got) < 0 ||
+        memcmp(got.b, d->b, PROTO_DIGEST_LEN) != 0) {
+        free(buf);
+        return lb_fail(EPROTO, "the saved domain XML is damaged in the "
+                               "repository");
+    }
+    buf[c.raw_len] = '\0';
+    *data = buf;
+    *len = c.raw_len;
+    return 0;
+}
+
+int
 agent_backup_disks(struct agent_repo *r, const char *name, const char *parent,
                    struct agent_disk_spec *disks, size_t ndisks,
-                   const struct proto_kv *meta,
+                   const struct proto_kv *meta, const char *xml,
                    struct agent_backup_result *res)
 {
     const uint8_t *p;
@@ -316,6 +391,14 @@ agent_backup_disks(struct agent_repo *r, const char *name, const char *parent,
     proto_str_copy(res->id, sizeof res->id, id);
     proto_str_copy(res->parent, sizeof res->parent, par);
     lb_fault_point("agent:backup-started");
+    if (xml) {
+        struct proto_digest xd;
+        char hex[65];
+        if (agent_put_blob(r, xml, strlen(xml), &xd) < 0)
+            goto conn_fail;
+        proto_digest_hex(&xd, hex);
+        proto_kv_set(&fin, "domain_xml", hex);
+    }
 
     for (size_t i = 0; i < ndisks; i++) {
         struct disk_job j = {.r = r, .spec = &disks[i], .ws = r->window_size};
@@ -377,6 +460,7 @@ agent_backup_disks(struct agent_repo *r, const char *name, const char *parent,
 disk_fail:
     /* A local failure (image unreadable, ...): tell backupd to drop the
      * backup, keep our error. */
+    proto_kv_free(&fin);
     {
         char msg[1024], hint[512];
         const uint8_t *q;
@@ -394,6 +478,7 @@ disk_fail:
     }
     return -1;
 conn_fail:
+    proto_kv_free(&fin);
     agent_repo_explain(r);
     return -1;
 }

@@ -188,7 +188,8 @@ cmd_backup_image(int argc, char **argv)
     }
     proto_kv_set(&meta, "kind", incremental ? "incremental" : "full");
     proto_kv_set(&meta, "source", "image");
-    if (agent_backup_disks(r, name, parent, disks, ndisks, &meta, &res) < 0)
+    if (agent_backup_disks(r, name, parent, disks, ndisks, &meta, NULL, &res) <
+        0)
         goto fail;
     print_summary(&res, name, ndisks);
     rc = 0;

@@ -8,6 +8,7 @@
  * do), 2 usage error.
  */
 #include "agent/agent.h"
+#include "agent/virt.h"
 
 #include <getopt.h>
 #include <signal.h>
@@ -23,6 +24,10 @@ static const struct {
     int (*fn)(int, char **);
     const char *help;
 } commands[] = {
+    {"backup", cmd_backup, "back up libvirt domains (live, incremental)"},
+    {"status", cmd_status, "change tracking state of domains"},
+    {"recover", cmd_recover, "finish or undo an interrupted run"},
+    {"untrack", cmd_untrack, "stop tracking: return a domain to its images"},
     {"init", cmd_init, "create a repository"},
     {"backup-image", cmd_backup_image, "back up disk images (full or --since)"},
     {"list", cmd_list, "list backups"},
@@ -156,6 +161,8 @@ main(int argc, char **argv)
                LB_VERSION, PROTO_VERSION);
         return 0;
     }
+    if (strcmp(cmd, "__thaw-guard") == 0) /* internal, see virt.c */
+        return cmd_thaw_guard(argc - 1, argv + 1);
     for (size_t i = 0; i < LB_ARRAY_SIZE(commands); i++)
         if (strcmp(cmd, commands[i].name) == 0)
             return commands[i].fn(argc - 1, argv + 1);

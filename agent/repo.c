@@ -385,6 +385,7 @@ agent_repo_open(struct agent_repo *r, uint8_t mode)
         return lb_error(0, "backupd sent a malformed REPO_INFO");
     r->window_size = ri.window_size;
     r->append_only = ri.flags & PROTO_REPO_F_APPEND_ONLY;
+    proto_str_copy(r->repo_id, sizeof r->repo_id, ri.repo_id);
     return 0;
 }
 

@@ -2,7 +2,7 @@
 # Builds the tiny livebackup test guest into OUTDIR, from Debian packages:
 #   OUTDIR/vmlinux (ELF, booted via PVH) or OUTDIR/bzImage (fallback),
 #   OUTDIR/initrd.cpio.gz (busybox, modules, qemu-ga + libs, /init, workload),
-#   OUTDIR/data.raw and OUTDIR/data.qcow2 (64 MiB ext4 data disk templates),
+#   OUTDIR/data.raw and OUTDIR/data.qcow2 (256 MiB ext4 data disk templates),
 #   OUTDIR/env.sh (LB_TESTVM_* variables pointing at all of the above).
 # Idempotent: OUTDIR/stamp records what a complete build was made from
 # (package versions and a hash of the guest sources); when it matches and
@@ -21,7 +21,7 @@ readonly FORMAT=1
 readonly MODULES=(crc32c_generic crc16 mbcache jbd2 ext4 virtio_ring virtio
 	virtio_blk virtio_console virtio_pci_legacy_dev virtio_pci_modern_dev
 	virtio_pci pvpanic pvpanic-mmio)
-readonly DISK_SIZE=64M
+readonly DISK_SIZE=256M
 # A fixed filesystem UUID, so every copy of the template looks the same.
 readonly DISK_UUID=6c627465-7374-4c42-8000-000000000001
 

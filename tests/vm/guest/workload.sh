@@ -36,6 +36,14 @@ while :; do
 	f=$(printf '%s/f%06d' "$dir" "$n")
 	tmp="$dir/.tmp.$n"
 	awk -v n="$n" -f "$gen" >"$tmp"
+	# busybox awk does not report a short write (a full disk): check the
+	# size, and stop cleanly rather than list a damaged file as done.
+	want=$((64 * 64 * (1 + (n * 37) % 64)))
+	if [ "$(wc -c <"$tmp")" -ne "$want" ]; then
+		rm -f "$tmp"
+		echo "lbtest: workload stopped at $((n - 1)): short write (disk full?)"
+		exec sleep 2147483647
+	fi
 	sync "$tmp"
 	mv "$tmp" "$f"
 	echo "$n" >>"$dir/done"

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The agent's libvirt layer: one connection with an event loop thread
+ * (block jobs are awaited through VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2, never
+ * polled), domain lookup, disk discovery from the domain XML (libxml2),
+ * guest freeze/thaw with a deadline and a guard process that thaws the
+ * guest if the agent dies while it is frozen, disk-only snapshots onto
+ * pre-created overlays, and block commits.
+ */
+#ifndef LB_AGENT_VIRT_H
+#define LB_AGENT_VIRT_H
+
+#include "agent/agent.h"
+
+#include <libvirt/libvirt.h>
+
+struct agent_virt;
+
+struct agent_virt *agent_virt_open(const char *uri);
+void agent_virt_close(struct agent_virt *v);
+const char *agent_virt_uri(const struct agent_virt *v);
+
+struct agent_dom {
+    virDomainPtr d;
+    char name[256];
+    char uuid[VIR_UUID_STRING_BUFLEN];
+    bool running; /* running or paused: QEMU has the disks open */
+    bool paused;
+    bool persistent;
+};
+
+/* By name or UUID. */
+int agent_virt_lookup(struct agent_virt *v, const char *what,
+                      struct agent_dom *out);
+void agent_dom_free(struct agent_dom *d);
+/* Refresh running/paused. */
+int agent_dom_refresh(struct agent_dom *d);
+/* Every domain (running or not), names sorted. Caller frees. */
+int agent_virt_list(struct agent_virt *v, char ***names, size_t *n);
+
+enum agent_disk_kind {
+    AGENT_DISK_FILE,
+    AGENT_DISK_BLOCK,
+    AGENT_DISK_NETWORK,
+    AGENT_DISK_OTHER,
+};
+
+struct agent_vdisk {
+    char target[65];          /* vda */
+    enum agent_disk_kind kind;
+    char *device;             /* disk, cdrom, floppy, lun */
+    char *source;             /* top image path (NULL: empty drive) */
+    char *format;             /* driver type: qcow2, raw, ... */
+    bool readonly, shareable;
+    /* the backing chain below source, as libvirt reports it (live XML:
+     * top first); empty for an inactive XML without backingStore */
+    size_t nchain;
+    char **chain;
+    char **chain_fmt;
+};
+
+/* The disks of the domain's live (inactive=false) or persistent XML. */
+int agent_virt_disks(struct agent_dom *d, bool inactive,
+                     struct agent_vdisk **out, size_t *n);
+void agent_vdisks_free(struct agent_vdisk *v, size_t n);
+
+/* The domain XML (flags: VIR_DOMAIN_XML_*). Caller frees. */
+char *agent_virt_xml(struct agent_dom *d, unsigned flags);
+
+/*
+ * Rewrite a domain XML: for each disk target in targets[i], set its source
+ * file to paths[i] and driver type to formats[i], and drop its
+ * backingStore. Returns the new XML (caller frees) or NULL.
+ */
+char *agent_xml_set_disks(const char *xml, size_t n, char *const *targets,
+                          char *const *paths, char *const *formats);
+
+/* Redefine the persistent definition from xml. */
+int agent_virt_define(struct agent_virt *v, const char *xml);
+
+/*
+ * Freeze the guest's filesystems through the guest agent, waiting at most
+ * timeout_s. Starts a guard process first: if this process dies before
+ * agent_virt_thaw, the guard thaws the guest. On failure the guest is
+ * thawed before returning.
+ */
+int agent_virt_freeze(struct agent_virt *v, struct agent_dom *d,
+                      unsigned timeout_s);
+/* Thaw (always safe to call: a thawed guest stays thawed) and stop the
+ * guard. must: we froze it, so a failure is an error (else ignored). */
+int agent_virt_thaw(struct agent_virt *v, struct agent_dom *d, bool must);
+
+/*
+ * One atomic disk-only external snapshot: disk targets[i] switches onto
+ * the pre-created overlays[i] (qcow2); every other disk is left alone.
+ */
+int agent_virt_snapshot(struct agent_dom *d, size_t n, char *const *targets,
+                        char *const *overlays);
+
+/*
+ * Non-active block commit of the layers from top down to (not including)
+ * base into base, waiting for the job's COMPLETED event (timeout_s).
+ */
+int agent_virt_commit(struct agent_virt *v, struct agent_dom *d,
+                      const char *target, const char *base, const char *top,
+                      unsigned timeout_s);
+/* Active commit of the top into base, then pivot onto base. */
+int agent_virt_commit_active(struct agent_virt *v, struct agent_dom *d,
+                             const char *target, const char *base,
+                             unsigned timeout_s);
+/* 1 if a block job runs on target, 0 if not; wait for it to end. */
+int agent_virt_job_running(struct agent_dom *d, const char *target);
+int agent_virt_wait_job(struct agent_virt *v, struct agent_dom *d,
+                        const char *target, unsigned timeout_s);
+
+/* The thaw guard (a hidden command the agent execs). */
+int cmd_thaw_guard(int argc, char **argv);
+
+#endif

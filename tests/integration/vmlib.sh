@@ -1,0 +1,68 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# shellcheck shell=bash
+#
+# For the tests that need a real libvirt and the test guest (tests/vm):
+# builds the guest (cached), brings libvirtd up for the test (or uses a
+# running one) and down again, and destroys every domain the test defined.
+# Source after lib.sh.
+
+export LB_TESTVM_DIR=${LB_TESTVM_DIR:-/var/cache/livebackup-testvm}
+export LIVEBACKUP_STATE_DIR=$T/state
+VM_PREFIX="lbt$$-"
+VMDIR=$T/vm
+mkdir -p "$VMDIR"
+chmod 755 "$T" "$VMDIR"
+
+bash "$LB_SRC/tests/vm/build-testvm.sh" "$LB_TESTVM_DIR" >"$T/build-testvm.log" 2>&1 ||
+    fail "building the test VM failed: $(tail -n 20 "$T/build-testvm.log")"
+# shellcheck source=/dev/null
+. "$LB_TESTVM_DIR/env.sh"
+# shellcheck source=../vm/vm.sh
+. "$LB_SRC/tests/vm/vm.sh"
+# shellcheck source=../vm/libvirt.sh
+. "$LB_SRC/tests/vm/libvirt.sh"
+lv_up "$T/libvirt" >"$T/libvirt.log" 2>&1 ||
+    fail "libvirtd did not come up: $(tail -n 20 "$T/libvirt.log")"
+
+vm_test_cleanup() {
+    vm_cleanup_all "$VM_PREFIX" >/dev/null 2>&1 || true
+    lv_down "$T/libvirt" >/dev/null 2>&1 || true
+}
+# Run before lib.sh's cleanup (which removes $T).
+trap 'rc=$?; vm_test_cleanup; (exit $rc); lb_cleanup' EXIT
+
+# new_vm NAME [vm_define options]: define and start, wait for the agent
+# (unless --noagent) and the workload's first files.
+new_vm() {
+    local name=$VM_PREFIX$1
+    shift
+    vm_define "$name" "$VMDIR" "$@" >/dev/null
+    vm_start "$name" >/dev/null
+    echo "$name"
+}
+
+# The workload count a guest reported so far.
+wl_done() { vm_workload_last "$1"; }
+
+# restore_verify REPO NAME DISK MIN_N [ID]: restore a disk to raw and check
+# the workload on it (e2fsck -fn, every file listed done is complete).
+restore_verify() {
+    local repo=$1 name=$2 disk=$3 min=$4 id=${5:-latest} m
+    rm -f "$T/rv.raw"
+    run_ok livebackup restore-image --repo "$repo" --name "$name" \
+        --backup "$id" --disk "$disk" --to "$T/rv.raw"
+    m=$(bash "$LB_SRC/tests/vm/wl-verify.sh" "$T/rv.raw" "$min" 2>"$T/wlv.err") ||
+        fail "restored $name/$disk ($id) does not verify: $(cat "$T/wlv.err")"
+    echo "$m"
+}
+
+# The guest is not frozen.
+assert_thawed() {
+    local st
+    st=$(vm_agent "$1" '{"execute":"guest-fsfreeze-status"}') ||
+        fail "guest agent of $1 does not answer"
+    [[ $st == *thawed* ]] || fail "$1 is left $st"
+}
+
+# The active image of a disk (domblklist).
+active_image() { virsh -q -c qemu:///system domblklist "$1" | awk -v d="$2" '$1 == d {print $2}'; }
