@@ -1,0 +1,107 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# The live backup under faults, on a real guest: no guest agent; the agent
+# killed (SIGKILL) after the freeze, after the snapshot, during the
+# transfer and during the block commit; backupd killed mid-stream; the
+# overlay directory unwritable; two agents on one domain. After each: the
+# guest is not frozen, the next run recovers, and the next backup is
+# complete: it restores to a clean filesystem holding every file the guest
+# finished before its freeze.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/vmlib.sh"
+
+R=$T/repo
+run_ok livebackup init --repo "$R"
+
+# ---- a guest without the agent ------------------------------------------------
+cp "$LB_TESTVM_DISK_QCOW2" "$VMDIR/na.qcow2"
+na=$(new_vm noagent --noagent --disk "vda=$VMDIR/na.qcow2:qcow2")
+vm_wait_workload "$na" 2 >/dev/null
+expect_fail "cannot quiesce .*guest agent.*--consistency crash" \
+    livebackup backup "$na" --repo "$R"
+[[ $(active_image "$na" vda) == "$VMDIR/na.qcow2" ]] || fail "domain changed"
+ls "$VMDIR" | grep -q lbtrack && fail "stray overlay: $(ls "$VMDIR")"
+ok "no agent: quiesce fails cleanly, the domain is as it was"
+before=$(wl_done "$na")
+run_ok livebackup backup --json "$na" --repo "$R" --consistency crash
+[[ $(json_field "$T/out" summary consistency) == crash ]] || fail "crash mode"
+m=$(restore_verify "$R" "$na" vda "$before")
+ok "no agent, --consistency crash: backup restores ($m files)"
+vm_destroy "$na"
+
+# ---- faults on a guest with the agent ------------------------------------------
+cp "$LB_TESTVM_DISK_QCOW2" "$VMDIR/f.qcow2"
+vm=$(new_vm faults --disk "vda=$VMDIR/f.qcow2:qcow2")
+vm_wait_agent "$vm" 120 >/dev/null
+vm_wait_workload "$vm" 2 >/dev/null
+run_ok livebackup backup "$vm" --repo "$R"
+ok "first backup"
+
+# fault POINT: the agent dies there; the guest must be thawed (the thaw
+# guard, or nothing was frozen), and the next backup recovers and is
+# complete.
+fault() {
+    local point=$1 rc=0 before
+    vm_wait_workload "$vm" $(($(wl_done "$vm") + 2)) >/dev/null
+    LIVEBACKUP_FAULT=$point livebackup backup "$vm" --repo "$R" >"$T/f.out" 2>&1 || rc=$?
+    [[ $rc -eq 137 ]] || fail "$point: exit status $rc: $(cat "$T/f.out")"
+    sleep 1 # the thaw guard acts within a second
+    assert_thawed "$vm"
+    vm_wait_workload "$vm" $(($(wl_done "$vm") + 2)) >/dev/null
+    before=$(wl_done "$vm")
+    run_ok livebackup backup --json "$vm" --repo "$R"
+    grep -q "recovering from an interrupted run" "$T/err" ||
+        [[ $point == agent:after-freeze ]] || fail "$point: no recovery: $(cat "$T/err")"
+    m=$(restore_verify "$R" "$vm" vda "$before")
+    n=$(virsh -q -c qemu:///system dumpxml "$vm" | grep -c "lbtrack-" || true)
+    [[ $n -eq 1 ]] || fail "$point: $n tracking overlays in the chain after recovery"
+    [[ $(ls "$VMDIR" | grep -c "^$vm-vda.lbtrack") -eq 1 ]] || fail "$point: stray overlays: $(ls "$VMDIR")"
+    ok "killed at $point: thawed, recovered, next backup complete ($m files)"
+}
+fault agent:after-freeze
+fault agent:after-snapshot
+fault agent:mid-transfer
+fault agent:after-commit
+fault agent:during-block-commit
+
+# backupd killed mid-stream.
+vm_wait_workload "$vm" $(($(wl_done "$vm") + 2)) >/dev/null
+vm_guest_exec "$vm" sh -c "dd if=/dev/urandom of=/data/big bs=1M count=24 conv=fsync 2>/dev/null" ||
+    fail "guest write"
+LIVEBACKUP_FAULT=backupd:chunk-stored@2 expect_fail "backupd was killed by signal 9" \
+    livebackup backup "$vm" --repo "$R"
+assert_thawed "$vm"
+before=$(wl_done "$vm")
+run_ok livebackup backup --json "$vm" --repo "$R"
+m=$(restore_verify "$R" "$vm" vda "$before")
+run_ok livebackup restore-image --repo "$R" --name "$vm" --disk vda --to "$T/big.raw" --force
+debugfs -R "stat /big" "$T/big.raw" 2>/dev/null | grep -q "Size: 25165824" ||
+    fail "the data written before the failed backup is missing"
+ok "backupd killed: nothing lost, the next backup holds everything ($m files)"
+
+# The overlay directory unwritable: a clear error before anything happens.
+mkdir "$T/ro"
+mount -t tmpfs -o ro,size=1m tmpfs "$T/ro"
+LB_MOUNTS+=("$T/ro")
+top=$(active_image "$vm" vda)
+expect_fail "cannot create the tracking overlay $T/ro/.*Read-only file system.*--overlay-dir" \
+    livebackup backup "$vm" --repo "$R" --overlay-dir "$T/ro"
+assert_thawed "$vm"
+[[ $(active_image "$vm" vda) == "$top" ]] || fail "the domain changed"
+before=$(wl_done "$vm")
+run_ok livebackup backup --json "$vm" --repo "$R"
+[[ $(json_field "$T/out" summary kind) == incremental ]] || fail "not incremental after the failure"
+m=$(restore_verify "$R" "$vm" vda "$before")
+ok "unwritable overlay dir: clear error, domain unchanged, next backup fine ($m files)"
+
+# Two agents on one domain: the second is refused at once.
+uuid=$(virsh -q -c qemu:///system domuuid "$vm")
+hold_lock -x "$LIVEBACKUP_STATE_DIR/$uuid.lock"
+expect_fail "is being worked on by another livebackup" \
+    timeout 30 livebackup backup "$vm" --repo "$R"
+release_lock
+ok "a second agent on the same domain is refused"
+
+run_ok livebackup verify --repo "$R"
+ok "repository verifies"
