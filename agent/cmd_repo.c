@@ -104,7 +104,7 @@ cmd_init(int argc, char **argv)
 }
 
 static void
-print_backup_row(const struct proto_kv *b)
+print_backup_row(const struct proto_kv *b, int nw)
 {
     char when[32], size[16], sent[16], stored[16];
 
@@ -113,8 +113,8 @@ print_backup_row(const struct proto_kv *b)
     lb_human_size(size, sizeof size, proto_kv_get_u64(b, "size", 0));
     lb_human_size(sent, sizeof sent, proto_kv_get_u64(b, "bytes_received", 0));
     lb_human_size(stored, sizeof stored, proto_kv_get_u64(b, "bytes_new", 0));
-    printf("%-20s  %-20s  %-12s  %-11s  %10s  %10s  %10s\n",
-           proto_kv_get(b, "id"), when,
+    printf("%-20s  %-20s  %-*s  %-11s  %10s  %10s  %10s\n",
+           proto_kv_get(b, "id"), when, nw,
            proto_kv_get(b, "name") ? proto_kv_get(b, "name") : "?",
            proto_kv_get(b, "kind") ? proto_kv_get(b, "kind") : "?", size, sent,
            stored);
@@ -148,10 +148,16 @@ cmd_list(int argc, char **argv)
     } else if (l.n == 0) {
         printf("no backups%s%s\n", a.name ? " of " : "", a.name ? a.name : "");
     } else {
-        printf("%-20s  %-20s  %-12s  %-11s  %10s  %10s  %10s\n", "ID",
-               "TIME (UTC)", "NAME", "KIND", "SIZE", "SENT", "STORED");
+        int nw = 4;
+        for (size_t i = 0; i < l.n; i++) {
+            const char *nm = proto_kv_get(&l.b[i], "name");
+            if (nm && (int)strlen(nm) > nw)
+                nw = (int)strlen(nm);
+        }
+        printf("%-20s  %-20s  %-*s  %-11s  %10s  %10s  %10s\n", "ID",
+               "TIME (UTC)", nw, "NAME", "KIND", "SIZE", "SENT", "STORED");
         for (size_t i = 0; i < l.n; i++)
-            print_backup_row(&l.b[i]);
+            print_backup_row(&l.b[i], nw);
     }
     agent_list_free(&l);
     return 0;
