@@ -226,6 +226,8 @@ int cmd_backup(int argc, char **argv);
 int cmd_recover(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_untrack(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+int cmd_show(int argc, char **argv);
 
 /* Shared option parsing for the global options (--json, --rsh, ...).
  * Returns 1 if opt was one of them (consumed), 0 if not, -1 on error. */

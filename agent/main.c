@@ -28,6 +28,8 @@ static const struct {
     {"status", cmd_status, "change tracking state of domains"},
     {"recover", cmd_recover, "finish or undo an interrupted run"},
     {"untrack", cmd_untrack, "stop tracking: return a domain to its images"},
+    {"restore", cmd_restore, "restore a VM (disks and definition) from a backup"},
+    {"show", cmd_show, "what a backup holds, and its saved domain XML"},
     {"init", cmd_init, "create a repository"},
     {"backup-image", cmd_backup_image, "back up disk images (full or --since)"},
     {"list", cmd_list, "list backups"},

@@ -9,9 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libvirt/virterror.h>
-#include <libxml/parser.h>
 #include <libxml/tree.h>
-#include <libxml/xpath.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -268,191 +266,31 @@ agent_virt_define(struct agent_virt *v, const char *xml)
     return 0;
 }
 
-/* ---- disks from the XML ------------------------------------------------- */
-
-static char *
-xprop(xmlNodePtr n, const char *name)
+int
+agent_virt_start(struct agent_virt *v, const char *name)
 {
-    xmlChar *p = n ? xmlGetProp(n, (const xmlChar *)name) : NULL;
-    char *s = p ? lb_xstrdup((const char *)p) : NULL;
+    virDomainPtr d = virDomainLookupByName(v->conn, name);
+    int r = d ? virDomainCreate(d) : -1;
 
-    xmlFree(p);
-    return s;
-}
-
-static xmlNodePtr
-child(xmlNodePtr n, const char *name)
-{
-    for (xmlNodePtr c = n ? n->children : NULL; c; c = c->next)
-        if (c->type == XML_ELEMENT_NODE &&
-            strcmp((const char *)c->name, name) == 0)
-            return c;
-    return NULL;
-}
-
-/* The path of a <source> element for a file or block disk. */
-static char *
-source_path(xmlNodePtr src)
-{
-    char *p = xprop(src, "file");
-
-    if (!p)
-        p = xprop(src, "dev");
-    return p;
-}
-
-static xmlDocPtr
-parse_xml(const char *xml)
-{
-    xmlDocPtr doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
-                                  XML_PARSE_NONET | XML_PARSE_NOERROR |
-                                      XML_PARSE_NOWARNING);
-    if (!doc)
-        lb_fail(EPROTO, "cannot parse the domain XML");
-    return doc;
-}
-
-static xmlXPathObjectPtr
-find_disks(xmlDocPtr doc)
-{
-    xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
-    xmlXPathObjectPtr r =
-        ctx ? xmlXPathEvalExpression((const xmlChar *)"/domain/devices/disk",
-                                     ctx)
-            : NULL;
-
-    xmlXPathFreeContext(ctx);
-    return r;
+    if (r < 0)
+        virt_fail("start the restored domain");
+    if (d)
+        virDomainFree(d);
+    return r < 0 ? -1 : 0;
 }
 
 int
 agent_virt_disks(struct agent_dom *d, bool inactive, struct agent_vdisk **out,
                  size_t *n)
 {
-    CLEANUP_FREE char *xml = agent_virt_xml(d, inactive ? VIR_DOMAIN_XML_INACTIVE : 0);
-    xmlDocPtr doc;
-    xmlXPathObjectPtr r;
-    size_t k;
+    CLEANUP_FREE char *xml =
+        agent_virt_xml(d, inactive ? VIR_DOMAIN_XML_INACTIVE : 0);
 
     *out = NULL;
     *n = 0;
-    if (!xml || !(doc = parse_xml(xml)))
+    if (!xml)
         return -1;
-    r = find_disks(doc);
-    k = r && r->nodesetval ? (size_t)r->nodesetval->nodeNr : 0;
-    *out = lb_xcalloc(k ? k : 1, sizeof **out);
-    for (size_t i = 0; i < k; i++) {
-        xmlNodePtr disk = r->nodesetval->nodeTab[i];
-        struct agent_vdisk *vd = &(*out)[*n];
-        CLEANUP_FREE char *type = xprop(disk, "type");
-        CLEANUP_FREE char *tdev = xprop(child(disk, "target"), "dev");
-        xmlNodePtr bs;
-
-        if (!tdev)
-            continue;
-        snprintf(vd->target, sizeof vd->target, "%s", tdev);
-        vd->device = xprop(disk, "device");
-        if (!vd->device)
-            vd->device = lb_xstrdup("disk");
-        vd->kind = !type                          ? AGENT_DISK_FILE
-                   : strcmp(type, "file") == 0    ? AGENT_DISK_FILE
-                   : strcmp(type, "block") == 0   ? AGENT_DISK_BLOCK
-                   : strcmp(type, "network") == 0 ? AGENT_DISK_NETWORK
-                                                  : AGENT_DISK_OTHER;
-        vd->source = source_path(child(disk, "source"));
-        vd->format = xprop(child(disk, "driver"), "type");
-        if (!vd->format)
-            vd->format = lb_xstrdup("raw");
-        vd->readonly = child(disk, "readonly") != NULL;
-        vd->shareable = child(disk, "shareable") != NULL;
-        for (bs = child(disk, "backingStore"); bs; bs = child(bs, "backingStore")) {
-            char *p = source_path(child(bs, "source"));
-            if (!p)
-                break;
-            vd->chain = lb_xrealloc(vd->chain, (vd->nchain + 1) * sizeof *vd->chain);
-            vd->chain_fmt = lb_xrealloc(vd->chain_fmt,
-                                        (vd->nchain + 1) * sizeof *vd->chain_fmt);
-            vd->chain[vd->nchain] = p;
-            vd->chain_fmt[vd->nchain] = xprop(child(bs, "format"), "type");
-            if (!vd->chain_fmt[vd->nchain])
-                vd->chain_fmt[vd->nchain] = lb_xstrdup("raw");
-            vd->nchain++;
-        }
-        (*n)++;
-    }
-    xmlXPathFreeObject(r);
-    xmlFreeDoc(doc);
-    return 0;
-}
-
-void
-agent_vdisks_free(struct agent_vdisk *v, size_t n)
-{
-    for (size_t i = 0; v && i < n; i++) {
-        free(v[i].device);
-        free(v[i].source);
-        free(v[i].format);
-        for (size_t k = 0; k < v[i].nchain; k++) {
-            free(v[i].chain[k]);
-            free(v[i].chain_fmt[k]);
-        }
-        free(v[i].chain);
-        free(v[i].chain_fmt);
-    }
-    free(v);
-}
-
-char *
-agent_xml_set_disks(const char *xml, size_t n, char *const *targets,
-                    char *const *paths, char *const *formats)
-{
-    xmlDocPtr doc = parse_xml(xml);
-    xmlXPathObjectPtr r;
-    xmlChar *outx = NULL;
-    int outlen = 0;
-    char *out = NULL;
-
-    if (!doc)
-        return NULL;
-    r = find_disks(doc);
-    for (int i = 0; r && r->nodesetval && i < r->nodesetval->nodeNr; i++) {
-        xmlNodePtr disk = r->nodesetval->nodeTab[i];
-        CLEANUP_FREE char *tdev = xprop(child(disk, "target"), "dev");
-        xmlNodePtr src, drv, bs;
-
-        for (size_t k = 0; tdev && k < n; k++) {
-            if (strcmp(tdev, targets[k]) != 0)
-                continue;
-            /* A file now, whatever it was (an overlay over a block
-             * device is a file). */
-            xmlSetProp(disk, (const xmlChar *)"type", (const xmlChar *)"file");
-            src = child(disk, "source");
-            if (!src)
-                src = xmlNewChild(disk, NULL, (const xmlChar *)"source", NULL);
-            xmlUnsetProp(src, (const xmlChar *)"dev");
-            xmlUnsetProp(src, (const xmlChar *)"index");
-            xmlSetProp(src, (const xmlChar *)"file", (const xmlChar *)paths[k]);
-            drv = child(disk, "driver");
-            if (!drv) {
-                drv = xmlNewChild(disk, NULL, (const xmlChar *)"driver", NULL);
-                xmlSetProp(drv, (const xmlChar *)"name", (const xmlChar *)"qemu");
-            }
-            xmlSetProp(drv, (const xmlChar *)"type", (const xmlChar *)formats[k]);
-            while ((bs = child(disk, "backingStore")) != NULL) {
-                xmlUnlinkNode(bs);
-                xmlFreeNode(bs);
-            }
-        }
-    }
-    xmlDocDumpMemory(doc, &outx, &outlen);
-    if (outx)
-        out = lb_xstrdup((const char *)outx);
-    else
-        lb_fail(ENOMEM, "cannot write the domain XML");
-    xmlFree(outx);
-    xmlXPathFreeObject(r);
-    xmlFreeDoc(doc);
-    return out;
+    return agent_xml_disks(xml, out, n);
 }
 
 /* ---- freeze and thaw ------------------------------------------------------- */

@@ -62,6 +62,8 @@ struct agent_vdisk {
 /* The disks of the domain's live (inactive=false) or persistent XML. */
 int agent_virt_disks(struct agent_dom *d, bool inactive,
                      struct agent_vdisk **out, size_t *n);
+/* The disks of a domain XML document (domxml.c). */
+int agent_xml_disks(const char *xml, struct agent_vdisk **out, size_t *n);
 void agent_vdisks_free(struct agent_vdisk *v, size_t n);
 
 /* The domain XML (flags: VIR_DOMAIN_XML_*). Caller frees. */
@@ -75,8 +77,22 @@ char *agent_virt_xml(struct agent_dom *d, unsigned flags);
 char *agent_xml_set_disks(const char *xml, size_t n, char *const *targets,
                           char *const *paths, char *const *formats);
 
+/* The XML of a restored domain (agent_xml_restore). */
+struct agent_restore_xml {
+    const char *name;  /* new name (NULL: keep) */
+    const char *uuid;  /* new UUID (NULL: keep) */
+    size_t n;          /* restored disks: target -> path, format */
+    char *const *targets, *const *paths, *const *formats;
+    bool drop_others;  /* leave out disks that were not restored */
+    bool new_mac;      /* fresh 52:54:00 MAC addresses */
+    const char *log_dir; /* file consoles go here (NULL: keep) */
+};
+char *agent_xml_restore(const char *xml, const struct agent_restore_xml *o);
+
 /* Redefine the persistent definition from xml. */
 int agent_virt_define(struct agent_virt *v, const char *xml);
+/* Start a defined domain by name. */
+int agent_virt_start(struct agent_virt *v, const char *name);
 
 /*
  * Freeze the guest's filesystems through the guest agent, waiting at most

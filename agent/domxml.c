@@ -1,0 +1,298 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Domain XML, read and rewritten with libxml2: the disks of a domain, the
+ * overlays a backup switches onto, the saved XML with the VM's own images,
+ * and the XML of a restored domain (new name, UUID, disks, MACs).
+ */
+#include "agent/virt.h"
+
+#include <errno.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <libxml/xpath.h>
+#include <string.h>
+
+static char *
+xprop(xmlNodePtr n, const char *name)
+{
+    xmlChar *p = n ? xmlGetProp(n, (const xmlChar *)name) : NULL;
+    char *s = p ? lb_xstrdup((const char *)p) : NULL;
+
+    xmlFree(p);
+    return s;
+}
+
+static xmlNodePtr
+child(xmlNodePtr n, const char *name)
+{
+    for (xmlNodePtr c = n ? n->children : NULL; c; c = c->next)
+        if (c->type == XML_ELEMENT_NODE &&
+            strcmp((const char *)c->name, name) == 0)
+            return c;
+    return NULL;
+}
+
+/* The path of a <source> element for a file or block disk. */
+static char *
+source_path(xmlNodePtr src)
+{
+    char *p = xprop(src, "file");
+
+    if (!p)
+        p = xprop(src, "dev");
+    return p;
+}
+
+static xmlDocPtr
+parse_xml(const char *xml)
+{
+    xmlDocPtr doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
+                                  XML_PARSE_NONET | XML_PARSE_NOERROR |
+                                      XML_PARSE_NOWARNING);
+    if (!doc)
+        lb_fail(EPROTO, "cannot parse the domain XML");
+    return doc;
+}
+
+static xmlXPathObjectPtr
+find_disks(xmlDocPtr doc)
+{
+    xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
+    xmlXPathObjectPtr r =
+        ctx ? xmlXPathEvalExpression((const xmlChar *)"/domain/devices/disk",
+                                     ctx)
+            : NULL;
+
+    xmlXPathFreeContext(ctx);
+    return r;
+}
+
+int
+agent_xml_disks(const char *xml, struct agent_vdisk **out, size_t *n)
+{
+    xmlDocPtr doc;
+    xmlXPathObjectPtr r;
+    size_t k;
+
+    *out = NULL;
+    *n = 0;
+    if (!(doc = parse_xml(xml)))
+        return -1;
+    r = find_disks(doc);
+    k = r && r->nodesetval ? (size_t)r->nodesetval->nodeNr : 0;
+    *out = lb_xcalloc(k ? k : 1, sizeof **out);
+    for (size_t i = 0; i < k; i++) {
+        xmlNodePtr disk = r->nodesetval->nodeTab[i];
+        struct agent_vdisk *vd = &(*out)[*n];
+        CLEANUP_FREE char *type = xprop(disk, "type");
+        CLEANUP_FREE char *tdev = xprop(child(disk, "target"), "dev");
+        xmlNodePtr bs;
+
+        if (!tdev)
+            continue;
+        snprintf(vd->target, sizeof vd->target, "%s", tdev);
+        vd->device = xprop(disk, "device");
+        if (!vd->device)
+            vd->device = lb_xstrdup("disk");
+        vd->kind = !type                          ? AGENT_DISK_FILE
+                   : strcmp(type, "file") == 0    ? AGENT_DISK_FILE
+                   : strcmp(type, "block") == 0   ? AGENT_DISK_BLOCK
+                   : strcmp(type, "network") == 0 ? AGENT_DISK_NETWORK
+                                                  : AGENT_DISK_OTHER;
+        vd->source = source_path(child(disk, "source"));
+        vd->format = xprop(child(disk, "driver"), "type");
+        if (!vd->format)
+            vd->format = lb_xstrdup("raw");
+        vd->readonly = child(disk, "readonly") != NULL;
+        vd->shareable = child(disk, "shareable") != NULL;
+        for (bs = child(disk, "backingStore"); bs; bs = child(bs, "backingStore")) {
+            char *p = source_path(child(bs, "source"));
+            if (!p)
+                break;
+            vd->chain = lb_xrealloc(vd->chain, (vd->nchain + 1) * sizeof *vd->chain);
+            vd->chain_fmt = lb_xrealloc(vd->chain_fmt,
+                                        (vd->nchain + 1) * sizeof *vd->chain_fmt);
+            vd->chain[vd->nchain] = p;
+            vd->chain_fmt[vd->nchain] = xprop(child(bs, "format"), "type");
+            if (!vd->chain_fmt[vd->nchain])
+                vd->chain_fmt[vd->nchain] = lb_xstrdup("raw");
+            vd->nchain++;
+        }
+        (*n)++;
+    }
+    xmlXPathFreeObject(r);
+    xmlFreeDoc(doc);
+    return 0;
+}
+
+void
+agent_vdisks_free(struct agent_vdisk *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        free(v[i].device);
+        free(v[i].source);
+        free(v[i].format);
+        for (size_t k = 0; k < v[i].nchain; k++) {
+            free(v[i].chain[k]);
+            free(v[i].chain_fmt[k]);
+        }
+        free(v[i].chain);
+        free(v[i].chain_fmt);
+    }
+    free(v);
+}
+
+/* Point a <disk> at a file (or a block device, for /dev paths) of a
+ * format, without a stale backingStore. */
+static void
+set_disk_source(xmlNodePtr disk, const char *path, const char *fmt)
+{
+    bool block = strncmp(path, "/dev/", 5) == 0;
+    xmlNodePtr src = child(disk, "source"), drv = child(disk, "driver"), bs;
+
+    xmlSetProp(disk, (const xmlChar *)"type",
+               (const xmlChar *)(block ? "block" : "file"));
+    if (!src)
+        src = xmlNewChild(disk, NULL, (const xmlChar *)"source", NULL);
+    xmlUnsetProp(src, (const xmlChar *)(block ? "file" : "dev"));
+    xmlUnsetProp(src, (const xmlChar *)"index");
+    xmlSetProp(src, (const xmlChar *)(block ? "dev" : "file"),
+               (const xmlChar *)path);
+    if (!drv) {
+        drv = xmlNewChild(disk, NULL, (const xmlChar *)"driver", NULL);
+        xmlSetProp(drv, (const xmlChar *)"name", (const xmlChar *)"qemu");
+    }
+    xmlSetProp(drv, (const xmlChar *)"type", (const xmlChar *)fmt);
+    while ((bs = child(disk, "backingStore")) != NULL) {
+        xmlUnlinkNode(bs);
+        xmlFreeNode(bs);
+    }
+}
+
+static char *
+dump_xml(xmlDocPtr doc)
+{
+    xmlChar *outx = NULL;
+    int outlen = 0;
+    char *out = NULL;
+
+    xmlDocDumpMemory(doc, &outx, &outlen);
+    if (outx)
+        out = lb_xstrdup((const char *)outx);
+    else
+        lb_fail(ENOMEM, "cannot write the domain XML");
+    xmlFree(outx);
+    return out;
+}
+
+char *
+agent_xml_set_disks(const char *xml, size_t n, char *const *targets,
+                    char *const *paths, char *const *formats)
+{
+    xmlDocPtr doc = parse_xml(xml);
+    xmlXPathObjectPtr r;
+    char *out;
+
+    if (!doc)
+        return NULL;
+    r = find_disks(doc);
+    for (int i = 0; r && r->nodesetval && i < r->nodesetval->nodeNr; i++) {
+        xmlNodePtr disk = r->nodesetval->nodeTab[i];
+        CLEANUP_FREE char *tdev = xprop(child(disk, "target"), "dev");
+
+        for (size_t k = 0; tdev && k < n; k++)
+            if (strcmp(tdev, targets[k]) == 0)
+                set_disk_source(disk, paths[k], formats[k]);
+    }
+    out = dump_xml(doc);
+    xmlXPathFreeObject(r);
+    xmlFreeDoc(doc);
+    return out;
+}
+
+static xmlXPathObjectPtr
+xpath(xmlDocPtr doc, const char *expr)
+{
+    xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
+    xmlXPathObjectPtr r =
+        ctx ? xmlXPathEvalExpression((const xmlChar *)expr, ctx) : NULL;
+
+    xmlXPathFreeContext(ctx);
+    return r;
+}
+
+static void
+set_text(xmlDocPtr doc, const char *elem, const char *text)
+{
+    xmlNodePtr root = xmlDocGetRootElement(doc), n = child(root, elem);
+
+    if (!n)
+        n = xmlNewChild(root, NULL, (const xmlChar *)elem, NULL);
+    xmlNodeSetContent(n, NULL);
+    xmlNodeAddContent(n, (const xmlChar *)text);
+}
+
+char *
+agent_xml_restore(const char *xml, const struct agent_restore_xml *o)
+{
+    xmlDocPtr doc = parse_xml(xml);
+    xmlXPathObjectPtr r;
+    char *out;
+
+    if (!doc)
+        return NULL;
+    if (o->name)
+        set_text(doc, "name", o->name);
+    if (o->uuid)
+        set_text(doc, "uuid", o->uuid);
+    /* Disks: the restored ones point at their files; other disks (not
+     * cdroms) are left out rather than shared with the original. */
+    r = find_disks(doc);
+    for (int i = 0; r && r->nodesetval && i < r->nodesetval->nodeNr; i++) {
+        xmlNodePtr disk = r->nodesetval->nodeTab[i];
+        CLEANUP_FREE char *tdev = xprop(child(disk, "target"), "dev");
+        CLEANUP_FREE char *dev = xprop(disk, "device");
+        bool found = false;
+
+        for (size_t k = 0; tdev && k < o->n; k++)
+            if (strcmp(tdev, o->targets[k]) == 0) {
+                set_disk_source(disk, o->paths[k], o->formats[k]);
+                found = true;
+            }
+        if (!found && o->drop_others && (!dev || strcmp(dev, "disk") == 0)) {
+            xmlUnlinkNode(disk);
+            xmlFreeNode(disk);
+        }
+    }
+    xmlXPathFreeObject(r);
+    if (o->new_mac) {
+        r = xpath(doc, "/domain/devices/interface/mac");
+        for (int i = 0; r && r->nodesetval && i < r->nodesetval->nodeNr; i++) {
+            uint8_t b[3] = {0};
+            char mac[18];
+            lb_random(b, sizeof b);
+            snprintf(mac, sizeof mac, "52:54:00:%02x:%02x:%02x", b[0], b[1],
+                     b[2]);
+            xmlSetProp(r->nodesetval->nodeTab[i], (const xmlChar *)"address",
+                       (const xmlChar *)mac);
+        }
+        xmlXPathFreeObject(r);
+    }
+    if (o->log_dir && o->name) {
+        /* File consoles: one file per domain, next to the restore. */
+        r = xpath(doc, "/domain/devices/*[self::serial or self::console]"
+                       "[@type='file']/source[@path]");
+        for (int i = 0; r && r->nodesetval && i < r->nodesetval->nodeNr; i++) {
+            CLEANUP_FREE char *p = xprop(r->nodesetval->nodeTab[i], "path");
+            const char *base = strrchr(p, '/');
+            CLEANUP_FREE char *np =
+                lb_xasprintf("%s/%s-%s", o->log_dir, o->name, base ? base + 1 : p);
+            xmlSetProp(r->nodesetval->nodeTab[i], (const xmlChar *)"path",
+                       (const xmlChar *)np);
+        }
+        xmlXPathFreeObject(r);
+    }
+    out = dump_xml(doc);
+    xmlFreeDoc(doc);
+    return out;
+}

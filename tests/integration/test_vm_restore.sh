@@ -1,0 +1,117 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# Restoring whole VMs: every backup of a guest running its workload is
+# restored as a new domain (--define --start --new-mac) and checked from
+# inside the restored guest, through its agent: every file the workload
+# finished before that backup is there with the right content. Then an
+# in-place restore of a shut-off domain to an older backup (and a backup
+# of it afterwards, which re-enrols it), a restore from an ssh://
+# repository, and bad input.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/vmlib.sh"
+
+R=$T/repo
+run_ok livebackup init --repo "$R"
+cp "$LB_TESTVM_DISK_QCOW2" "$VMDIR/src.qcow2"
+vm=$(new_vm src --disk "vda=$VMDIR/src.qcow2:qcow2")
+vm_wait_agent "$vm" 120 >/dev/null
+
+ids=()
+mins=()
+for g in 0 1 2; do
+    vm_wait_workload "$vm" $(($(wl_done "$vm") + 3)) >/dev/null
+    mins+=("$(wl_done "$vm")")
+    run_ok livebackup backup --json "$vm" --repo "$R"
+    ids+=("$(json_field "$T/out" summary id)")
+done
+ok "three backups of $vm while it writes: ${ids[*]}"
+
+# A check that runs inside a guest: files 1..N are intact.
+in_guest_check() {
+    local dom=$1 n=$2 out
+    out=$(VM_EXEC_TIMEOUT=120 vm_guest_exec "$dom" sh -c \
+        "for n in \$(seq 1 $n); do f=\$(printf /data/wl/f%06d \$n); awk -v n=\$n -f /lbtest/wlgen.awk | cmp -s - \$f || { echo BAD \$n; exit 1; }; done; echo GOOD") ||
+        fail "in $dom: $out"
+    [[ $out == *GOOD* ]] || fail "in $dom: $out"
+}
+
+for i in 0 1 2; do
+    run_ok livebackup restore --json "$vm" --repo "$R" --backup "${ids[$i]}" \
+        --to "$T/r$i" --define --start --new-mac
+    name=$(json_field "$T/out" summary name)
+    [[ $name == "$vm-restore-"* ]] || fail "restored name $name"
+    [[ $(virsh -q -c qemu:///system domuuid "$name") != $(virsh -q -c qemu:///system domuuid "$vm") ]] ||
+        fail "the restored domain kept the UUID"
+    [[ -f $T/r$i/$name-vda.qcow2 && -f $T/r$i/$name.xml ]] || fail "restored files"
+    grep -q "lbtrack" "$T/r$i/$name.xml" && fail "the restored XML points at a tracking overlay"
+    vm_wait_agent "$name" 120 >/dev/null
+    in_guest_check "$name" "${mins[$i]}"
+    vm_destroy "$name"
+    ok "backup $i restored as $name, started, ${mins[$i]} files checked inside the guest"
+done
+
+# show: what a backup holds.
+run_ok livebackup show --repo "$R" --backup "${ids[1]}"
+grep -q "^parent: *${ids[0]}" "$T/out" && grep -q "^consistency: *quiesced" "$T/out" &&
+    grep -q "^  vda " "$T/out" && grep -q "<domain type=.qemu." "$T/out" || fail "show: $(cat "$T/out")"
+ok "show lists the backup, its disks and its saved XML"
+
+# From an ssh:// repository (same repository, served through sshd).
+sshd_start
+URL="ssh://root@127.0.0.1:$SSH_PORT$R"
+run_ok livebackup restore "$vm" --repo "$URL" --rsh "$LB_RSH" --remote-backupd "$BACKUPD" \
+    --backup "${ids[2]}" --to "$T/ssh" --name "${VM_PREFIX}viassh" --format raw --define
+virsh -q -c qemu:///system dominfo "${VM_PREFIX}viassh" >/dev/null || fail "not defined"
+m=$(bash "$LB_SRC/tests/vm/wl-verify.sh" "$T/ssh/${VM_PREFIX}viassh-vda.raw" "${mins[2]}") ||
+    fail "ssh restore does not verify"
+vm_destroy "${VM_PREFIX}viassh"
+ok "restore from ssh:// (raw, defined): $m files verified"
+
+# Bad input.
+expect_fail "no backups of ${VM_PREFIX}nosuch" livebackup restore "${VM_PREFIX}nosuch" \
+    --repo "$R" --to "$T/x"
+expect_fail "no backup 20200101-000000-abcd of $vm" livebackup restore "$vm" \
+    --repo "$R" --backup 20200101-000000-abcd --to "$T/x"
+expect_fail "no backup of $vm at or before 2001-01-01" livebackup restore "$vm" \
+    --repo "$R" --backup 2001-01-01 --to "$T/x"
+mkdir -p "$T/busy"
+touch "$T/busy/${VM_PREFIX}again-vda.qcow2"
+expect_fail "already exist.*--force" livebackup restore "$vm" --repo "$R" \
+    --to "$T/busy" --name "${VM_PREFIX}again"
+run_ok livebackup restore "$vm" --repo "$R" --to "$T/busy" --name "${VM_PREFIX}again" --force
+ok "--force replaces existing files"
+mkdir "$T/tiny"
+mount -t tmpfs -o size=2m tmpfs "$T/tiny"
+LB_MOUNTS+=("$T/tiny")
+expect_fail "not enough space in $T/tiny" livebackup restore "$vm" --repo "$R" --to "$T/tiny"
+[[ -z $(ls -A "$T/tiny") ]] || fail "a refused restore wrote files: $(ls -A "$T/tiny")"
+cp -a "$R" "$T/damaged"
+chunk=$(find "$T/damaged/chunks" -type f | head -n 1)
+rm "$chunk"
+expect_fail "backup ${ids[2]}, disk vda: [0-9]+ chunk\(s\) missing" \
+    livebackup restore "$vm" --repo "$T/damaged" --to "$T/d" --name "${VM_PREFIX}dmg" --define
+virsh -q -c qemu:///system dominfo "${VM_PREFIX}dmg" >/dev/null 2>&1 && fail "a failed restore defined a domain"
+ls "$T/d" 2>/dev/null | grep -q . && fail "a failed restore left files: $(ls "$T/d")"
+ok "a missing chunk: clear error, nothing written or defined"
+
+# In place, to an older backup, on the shut-off domain.
+expect_fail "is running: an in-place restore needs it shut off" \
+    livebackup restore "$vm" --repo "$R" --backup "${ids[0]}" --in-place --force
+virsh -q -c qemu:///system destroy "$vm" >/dev/null
+run_ok livebackup restore "$vm" --repo "$R" --backup "${ids[0]}" --in-place --force
+[[ $(virsh -q -c qemu:///system domblklist "$vm" | awk '$1 == "vda" {print $2}') == "$VMDIR/src.qcow2" ]] ||
+    fail "in-place: the domain is not back on its image"
+ls "$VMDIR" | grep -q "^$vm-vda.lbtrack" && fail "in-place: tracking overlays left"
+m=$(qemu-img convert -O raw "$VMDIR/src.qcow2" "$T/inplace.raw" &&
+    bash "$LB_SRC/tests/vm/wl-verify.sh" "$T/inplace.raw" "${mins[0]}")
+[[ $m -lt ${mins[2]} ]] || fail "in-place restore did not go back in time ($m files)"
+ok "in-place restore to backup 0 ($m files, the disk went back in time)"
+vm_start "$vm" >/dev/null
+vm_wait_agent "$vm" 120 >/dev/null
+vm_wait_workload "$vm" $((m + 2)) >/dev/null
+before=$(wl_done "$vm")
+run_ok livebackup backup --json "$vm" --repo "$R"
+[[ $(json_field "$T/out" summary kind) == full ]] || fail "after in-place restore: not a full backup"
+m=$(restore_verify "$R" "$vm" vda "$before")
+ok "the next backup re-enrols it (full), restores with $m files"
