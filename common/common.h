@@ -198,7 +198,8 @@ char *lb_human_size(char *buf, size_t len, uint64_t bytes);
 /* Parse "20M", "1.5G", "4096", "512k" (binary multiples). -1 on error. */
 int lb_parse_size(const char *s, uint64_t *out);
 
-/* ISO 8601 UTC "2026-11-23T11:46:00Z"; buf of at least 21 bytes. */
+/* ISO 8601 UTC "2026-11-23T11:46:00Z"; buf of at least 21 bytes. A time
+ * that does not fit that form (after year 9999) is written "@UNIX". */
 char *lb_format_time(char *buf, size_t len, int64_t t);
 /* Parse ISO 8601 UTC forms "2026-11-23T11:46:00Z", "2026-11-23 11:46",
  * "2026-11-23", or "@UNIX". -1 on error. */

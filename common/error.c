@@ -22,7 +22,7 @@ static _Thread_local char err_msg[LB_ERR_MAX];
 static _Thread_local char err_hint[LB_ERR_MAX / 2];
 static _Thread_local int err_errno;
 
-static void
+static void __attribute__((format(printf, 2, 0)))
 vformat_error(int errnum, const char *fmt, va_list ap)
 {
     int n = vsnprintf(err_msg, sizeof err_msg, fmt, ap);

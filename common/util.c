@@ -365,8 +365,12 @@ lb_format_time(char *buf, size_t len, int64_t t)
     time_t tt = (time_t)t;
     struct tm tm;
 
-    gmtime_r(&tt, &tm);
-    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    /* A time gmtime cannot represent, or past year 9999 (too long for the
+     * buffer, where strftime leaves it undefined): the "@UNIX" form, which
+     * lb_parse_time reads back. */
+    if (!gmtime_r(&tt, &tm) ||
+        strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(buf, len, "@%lld", (long long)t);
     return buf;
 }
 

@@ -8,6 +8,7 @@
 #include "proto/proto.h"
 
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <string.h>
 #include <zstd.h>
 
@@ -24,6 +25,24 @@ proto_chunk_type_valid(uint8_t t)
            t == PROTO_CHUNK_BLOB;
 }
 
+/* The per-thread digest context is freed when its thread exits (worker
+ * pools and verify start threads again and again). */
+static pthread_key_t digest_key;
+static pthread_once_t digest_once = PTHREAD_ONCE_INIT;
+
+static void
+digest_ctx_free(void *ctx)
+{
+    EVP_MD_CTX_free(ctx);
+}
+
+static void
+digest_key_init(void)
+{
+    if (pthread_key_create(&digest_key, digest_ctx_free) != 0)
+        abort();
+}
+
 int
 proto_chunk_digest(uint8_t type, const void *data, size_t len,
                    struct proto_digest *out)
@@ -32,8 +51,12 @@ proto_chunk_digest(uint8_t type, const void *data, size_t len,
     static _Thread_local EVP_MD_CTX *ctx;
     unsigned int n = 0;
 
-    if (!ctx && !(ctx = EVP_MD_CTX_new()))
-        return lb_error(0, "OpenSSL: cannot allocate a digest context");
+    if (!ctx) {
+        if (!(ctx = EVP_MD_CTX_new()))
+            return lb_error(0, "OpenSSL: cannot allocate a digest context");
+        pthread_once(&digest_once, digest_key_init);
+        pthread_setspecific(digest_key, ctx);
+    }
     if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
         EVP_DigestUpdate(ctx, &type, 1) != 1 ||
         EVP_DigestUpdate(ctx, data, len) != 1 ||

@@ -398,7 +398,10 @@ proto_mf_finish(struct proto_mf_reader *r)
         return mf_fail(r, "trailer digest mismatch (the manifest is damaged)",
                        PROTO_E_RANGE);
     mf_consume(r, PROTO_DIGEST_LEN, false);
-    /* Nothing may follow the trailer. */
+    /* Nothing may follow the trailer: neither bytes already buffered with
+     * it nor any the source still has. */
+    if (r->start != r->end)
+        return mf_fail(r, "bytes after the trailer", PROTO_E_TRAILING);
     r->start = r->end = 0;
     while (!r->eof && r->end == 0) {
         ssize_t got = r->fn(r->opaque, r->buf, MF_BUF);

@@ -74,6 +74,9 @@ check_chunk(struct store *st, struct store_scratch *s,
                         c->raw_len, st->window_size);
     if (proto_chunk_decompress(s->z, s->plain, c->raw_len, c->data,
                                c->data_len, c->comp) < 0) {
+        /* The slot's errno is the class (EPROTO: damaged data), not
+         * decompress's 0. */
+        lb_error_set_errno(EPROTO);
         errno = EPROTO;
         lb_error_prefix("chunk data");
         return -1;

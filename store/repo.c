@@ -79,8 +79,9 @@ store_init(const char *path, uint32_t window_size)
             return -1;
         }
         if (s == 1) {
-            lb_error(0, "%s is not empty and is not a livebackup repository",
-                     path);
+            /* ENOTEMPTY in the slot: backupd maps it to NOT_EMPTY. */
+            lb_fail(ENOTEMPTY,
+                    "%s is not empty and is not a livebackup repository", path);
             lb_error_hint("choose an empty or new directory");
             errno = ENOTEMPTY;
             return -1;
@@ -273,8 +274,11 @@ clean_stale_sessions(struct store *st)
         lock = lb_xasprintf("%s/.lock", dir);
         fd = open(lock, O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
-            /* A session that died before creating its lock. */
-            if (errno == ENOENT)
+            /* A session that died before creating its lock, or one being
+             * created right now: only the former is old. */
+            struct stat sb;
+            if (errno == ENOENT && stat(dir, &sb) == 0 &&
+                sb.st_mtime < time(NULL) - 60)
                 store_rm_tree(dir);
             continue;
         }

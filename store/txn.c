@@ -409,9 +409,13 @@ store_txn_window(struct store_txn *t, const struct proto_window_rec *r)
 
     if (t->failed || !t->in_disk)
         return lb_fail(EINVAL, "window record outside a disk");
-    if (r->index >= t->nwindows || r->index < t->next)
-        return lb_fail(EINVAL, "disk %s: window %llu out of order or range",
-                        t->disk, (unsigned long long)r->index);
+    /* Any refusal ends the transaction: the parent reader would be out of
+     * step with the records otherwise. */
+    if (r->index >= t->nwindows || r->index < t->next) {
+        lb_fail(EINVAL, "disk %s: window %llu out of order or range", t->disk,
+                (unsigned long long)r->index);
+        return txn_fail(t);
+    }
     if (fill_until(t, r->index) < 0)
         return txn_fail(t);
     if (t->mode == PROTO_DISK_INCR &&
@@ -423,15 +427,18 @@ store_txn_window(struct store_txn *t, const struct proto_window_rec *r)
     } else {
         t->windows_pushed++;
     }
-    if ((size_t)w.depth + r->n > PROTO_MAX_STACK)
-        return lb_fail(EINVAL, "disk %s: window %llu: stack deeper than %d",
-                        t->disk, (unsigned long long)r->index,
-                        PROTO_MAX_STACK);
+    if ((size_t)w.depth + r->n > PROTO_MAX_STACK) {
+        lb_fail(EINVAL, "disk %s: window %llu: stack deeper than %d", t->disk,
+                (unsigned long long)r->index, PROTO_MAX_STACK);
+        return txn_fail(t);
+    }
     for (uint8_t i = 0; i < r->n; i++) {
-        if (r->refs[i].type == PROTO_CHUNK_RAW && w.depth != 0)
-            return lb_fail(EINVAL, "disk %s: window %llu: a RAW chunk "
-                                    "above other chunks",
-                            t->disk, (unsigned long long)r->index);
+        if (r->refs[i].type == PROTO_CHUNK_RAW && w.depth != 0) {
+            lb_fail(EINVAL, "disk %s: window %llu: a RAW chunk above other "
+                            "chunks",
+                    t->disk, (unsigned long long)r->index);
+            return txn_fail(t);
+        }
         if (check_ref(t, &r->refs[i]) < 0)
             return txn_fail(t);
         w.refs[w.depth++] = r->refs[i];

@@ -1,0 +1,507 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Seed corpora for the fuzz targets, made with the real encoders so they
+ * follow the formats exactly:
+ *
+ *   fuzz_make_seeds DIR          write DIR/<target>/seed-<name>
+ *   fuzz_make_seeds --check DIR  compare them with what is there (ctest)
+ *
+ * Everything is deterministic (no time, no randomness, no zstd output), so
+ * the committed seeds can always be regenerated bit for bit. Inputs found
+ * by fuzzing live beside them under other names and are not touched.
+ */
+#include "proto/proto.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+struct out {
+    const char *dir;
+    bool check;
+    unsigned n, bad;
+};
+
+static void
+emit(struct out *o, const char *target, const char *name, const void *p,
+     size_t len)
+{
+    CLEANUP_FREE char *dir = lb_xasprintf("%s/%s", o->dir, target);
+    CLEANUP_FREE char *path = lb_xasprintf("%s/seed-%s", dir, name);
+
+    o->n++;
+    if (o->check) {
+        size_t have = 0;
+        CLEANUP_FREE char *old = lb_read_file(path, 1 << 24, &have);
+        if (!old || have != len || memcmp(old, p, len) != 0) {
+            fprintf(stderr, "make_seeds: %s differs from the generator\n",
+                    path);
+            o->bad++;
+        }
+        return;
+    }
+    if (lb_mkdir_p(dir, 0755) < 0 ||
+        lb_write_file_atomic(dir, strrchr(path, '/') + 1, p, len, 0644) < 0) {
+        fprintf(stderr, "make_seeds: %s\n", lb_error_msg());
+        exit(1);
+    }
+}
+
+static void
+emit_buf(struct out *o, const char *target, const char *name, struct lb_buf *b)
+{
+    emit(o, target, name, b->data, b->len);
+    lb_buf_reset(b);
+}
+
+static struct proto_digest
+dg(uint8_t seed)
+{
+    struct proto_digest d;
+
+    for (int i = 0; i < PROTO_DIGEST_LEN; i++)
+        d.b[i] = (uint8_t)(seed * 37 + i * 3);
+    return d;
+}
+
+/* ---- frames -------------------------------------------------------------- */
+
+static void
+kv_sample(struct proto_kv *kv)
+{
+    memset(kv, 0, sizeof *kv);
+    proto_kv_set(kv, "kind", "incremental");
+    proto_kv_set(kv, "consistency", "fs-frozen");
+    proto_kv_set(kv, "source_chain", "/images/web1.qcow2\n/images/base.qcow2");
+    proto_kv_set_u64(kv, "bytes_read", 10737418240ull);
+}
+
+static void
+frame_windows(struct lb_buf *b)
+{
+    struct proto_window_rec r = {0};
+    size_t f = proto_frame_begin(b, PROTO_T_WINDOWS);
+    size_t at = proto_enc_windows_start(b);
+
+    r.index = 0;
+    r.op = PROTO_WIN_SET; /* an empty window */
+    proto_enc_window_rec(b, &r);
+    r.index = 1;
+    r.n = 2;
+    r.refs[0].type = PROTO_CHUNK_RAW;
+    r.refs[0].d = dg(1);
+    r.refs[1].type = PROTO_CHUNK_DELTA;
+    r.refs[1].d = dg(2);
+    proto_enc_window_rec(b, &r);
+    r.index = 1000;
+    r.op = PROTO_WIN_PUSH;
+    r.n = 1;
+    r.refs[0].type = PROTO_CHUNK_DELTA;
+    r.refs[0].d = dg(3);
+    proto_enc_window_rec(b, &r);
+    proto_enc_windows_finish(b, at, 3);
+    proto_frame_end(b, f);
+}
+
+static void
+frames(struct out *o)
+{
+    /* A zstd frame for "hello" x 7 (made once with the zstd CLI). */
+    static const uint8_t zframe[] = {0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x58, 0x65,
+                                     0x00, 0x00, 0x30, 0x68, 0x65, 0x6c, 0x6c,
+                                     0x6f, 0x20, 0x01, 0x00, 0xb9, 0x4b, 0x11};
+    static const uint8_t depths[] = {0, 1, 2, 8, 32, 0, 0, 1};
+    static const uint8_t bits[] = {0x5A, 0x01};
+    struct lb_buf b = {0};
+    struct proto_kv kv, empty = {0};
+    struct proto_hello h = {1, 1, 0, {"livebackup 0.1.0", 16}};
+    struct proto_repo_info ri = {1,
+                                 4u << 20,
+                                 PROTO_REPO_F_APPEND_ONLY,
+                                 {"00112233445566778899aabbccddeeff", 32}};
+    struct proto_digest q[3] = {dg(1), dg(2), dg(3)};
+    struct proto_chunk c = {dg(4), PROTO_CHUNK_RAW,          PROTO_COMP_NONE,
+                            5,     (const uint8_t *)"hello", 5};
+
+    kv_sample(&kv);
+    proto_enc_hello(&b, PROTO_T_HELLO, &h);
+    emit_buf(o, "frame", "hello", &b);
+    proto_enc_hello(&b, PROTO_T_HELLO_REPLY, &h);
+    emit_buf(o, "frame", "hello_reply", &b);
+    proto_enc_error(&b, PROTO_ERR_LOCKED, "repository /srv/repo is locked",
+                    "try again later");
+    emit_buf(o, "frame", "error", &b);
+    proto_enc_ok(&b, 0);
+    emit_buf(o, "frame", "ok", &b);
+    proto_enc_init(&b, 4u << 20);
+    emit_buf(o, "frame", "init", &b);
+    proto_enc_open(&b, PROTO_OPEN_WRITE);
+    emit_buf(o, "frame", "open", &b);
+    proto_enc_repo_info(&b, &ri);
+    emit_buf(o, "frame", "repo_info", &b);
+    proto_enc_str(&b, PROTO_T_LIST, "web1");
+    emit_buf(o, "frame", "list", &b);
+    proto_enc_kv(&b, PROTO_T_LIST_ENTRY, &kv);
+    emit_buf(o, "frame", "list_entry", &b);
+    proto_enc_u64(&b, PROTO_T_LIST_END, 2);
+    emit_buf(o, "frame", "list_end", &b);
+    proto_enc_backup_begin(&b, "web1", "20261123-114600-abcd", &kv);
+    emit_buf(o, "frame", "backup_begin", &b);
+    proto_enc_backup_started(&b, "20261124-010203-0f0f",
+                             "20261123-114600-abcd");
+    emit_buf(o, "frame", "backup_started", &b);
+    proto_enc_disk_begin(&b, "vda", 10737418240ull, PROTO_DISK_INCR, &kv);
+    emit_buf(o, "frame", "disk_begin", &b);
+    proto_enc_disk_ready(&b, 2560, 4u << 20);
+    emit_buf(o, "frame", "disk_ready", &b);
+    proto_enc_depths(&b, 0, depths, sizeof depths);
+    emit_buf(o, "frame", "depths", &b);
+    proto_enc_query(&b, PROTO_T_QUERY, q, 3);
+    emit_buf(o, "frame", "query", &b);
+    proto_enc_have(&b, bits, 9);
+    emit_buf(o, "frame", "have", &b);
+    proto_enc_chunk(&b, PROTO_T_CHUNK, &c);
+    emit_buf(o, "frame", "chunk", &b);
+    c.type = PROTO_CHUNK_DELTA;
+    c.comp = PROTO_COMP_ZSTD;
+    c.raw_len = 35;
+    c.data = zframe;
+    c.data_len = sizeof zframe;
+    proto_enc_chunk(&b, PROTO_T_CHUNK, &c);
+    emit_buf(o, "frame", "chunk_zstd", &b);
+    frame_windows(&b);
+    emit_buf(o, "frame", "windows", &b);
+    proto_enc_kv(&b, PROTO_T_DISK_END, &kv);
+    emit_buf(o, "frame", "disk_end", &b);
+    proto_enc_kv(&b, PROTO_T_COMMIT, &empty);
+    emit_buf(o, "frame", "commit", &b);
+    proto_enc_kv(&b, PROTO_T_COMMITTED, &kv);
+    emit_buf(o, "frame", "committed", &b);
+    proto_enc_empty(&b, PROTO_T_ABORT);
+    emit_buf(o, "frame", "abort", &b);
+    proto_enc_str(&b, PROTO_T_GET_MANIFEST, "20261123-114600-abcd");
+    emit_buf(o, "frame", "get_manifest", &b);
+    {
+        size_t f = proto_frame_begin(&b, PROTO_T_MANIFEST_DATA);
+        lb_buf_append(&b, PROTO_MF_MAGIC, 8);
+        proto_frame_end(&b, f);
+        emit_buf(o, "frame", "manifest_data", &b);
+    }
+    proto_enc_u64(&b, PROTO_T_MANIFEST_END, 4242);
+    emit_buf(o, "frame", "manifest_end", &b);
+    proto_enc_query(&b, PROTO_T_GET_CHUNKS, q, 2);
+    emit_buf(o, "frame", "get_chunks", &b);
+    c.type = PROTO_CHUNK_BLOB;
+    proto_enc_chunk(&b, PROTO_T_CHUNK_DATA, &c);
+    emit_buf(o, "frame", "chunk_data", &b);
+    proto_enc_kv(&b, PROTO_T_VERIFY, &empty);
+    emit_buf(o, "frame", "verify", &b);
+    {
+        struct proto_kv ev = {0};
+        proto_kv_set(&ev, "event", "damage");
+        proto_kv_set(&ev, "id", "20261123-114600-abcd");
+        proto_kv_set(&ev, "disk", "vda");
+        proto_kv_set(&ev, "what", "chunk 00ff missing");
+        proto_enc_kv(&b, PROTO_T_VERIFY_EVENT, &ev);
+        emit_buf(o, "frame", "verify_event", &b);
+        proto_kv_free(&ev);
+    }
+    proto_enc_kv(&b, PROTO_T_VERIFY_END, &kv);
+    emit_buf(o, "frame", "verify_end", &b);
+    proto_enc_str(&b, PROTO_T_DELETE, "20261123-114600-abcd");
+    emit_buf(o, "frame", "delete", &b);
+    proto_enc_kv(&b, PROTO_T_PRUNE, &kv);
+    emit_buf(o, "frame", "prune", &b);
+    proto_enc_kv(&b, PROTO_T_PRUNE_ENTRY, &kv);
+    emit_buf(o, "frame", "prune_entry", &b);
+    proto_enc_kv(&b, PROTO_T_GC, &empty);
+    emit_buf(o, "frame", "gc", &b);
+    proto_enc_kv(&b, PROTO_T_GC_END, &kv);
+    emit_buf(o, "frame", "gc_end", &b);
+
+    /* A few invalid ones: the decoders' error paths. */
+    {
+        uint8_t hdr[PROTO_HDR_SIZE];
+        proto_hdr_encode(hdr, PROTO_T_OK, 8);
+        hdr[0] ^= 1;
+        emit(o, "frame", "bad_magic", hdr, sizeof hdr);
+        proto_hdr_encode(hdr, PROTO_T_OK, 8);
+        hdr[7] = 1;
+        emit(o, "frame", "bad_flags", hdr, sizeof hdr);
+        proto_hdr_encode(hdr, PROTO_T_CHUNK, PROTO_MAX_PAYLOAD + 1);
+        emit(o, "frame", "too_big", hdr, sizeof hdr);
+        proto_hdr_encode(hdr, 0x0099, 0);
+        emit(o, "frame", "unknown_type", hdr, sizeof hdr);
+        emit(o, "frame", "short_header", hdr, 7);
+    }
+    {
+        size_t f = proto_frame_begin(&b, PROTO_T_QUERY);
+        lb_buf_put_be32(&b, 0x08000001u); /* count * 32 wraps 32 bits */
+        proto_frame_end(&b, f);
+        emit_buf(o, "frame", "query_overflow", &b);
+        f = proto_frame_begin(&b, PROTO_T_LIST_ENTRY);
+        lb_buf_put_be16(&b, 1);
+        lb_buf_put_str16(&b, "k", 1);
+        lb_buf_put_be32(&b, 0xFFFFFFFFu);
+        proto_frame_end(&b, f);
+        emit_buf(o, "frame", "kv_huge_value", &b);
+    }
+    proto_kv_free(&kv);
+    lb_buf_free(&b);
+}
+
+/* ---- manifests ----------------------------------------------------------- */
+
+struct mdisk {
+    const char *name;
+    uint64_t size;
+    uint32_t ws;
+};
+
+/* Window i of a disk: a cycle of empty, RAW, RAW + DELTAs, DELTAs, deep. */
+static void
+mwin(uint64_t i, struct proto_mf_window *w)
+{
+    static const uint8_t depth[] = {0, 1, 3, 2, 8};
+    unsigned k = (unsigned)(i % LB_ARRAY_SIZE(depth));
+
+    memset(w, 0, sizeof *w);
+    w->depth = depth[k];
+    for (int j = 0; j < w->depth; j++) {
+        w->refs[j].type =
+            j == 0 && k != 3 ? PROTO_CHUNK_RAW : PROTO_CHUNK_DELTA;
+        w->refs[j].d = dg((uint8_t)(i * 5 + (uint64_t)j));
+    }
+}
+
+static void
+manifest(struct out *o, const char *name, const struct mdisk *disks, size_t n,
+         const struct proto_kv *meta)
+{
+    int fd = memfd_create("seed", MFD_CLOEXEC);
+    struct proto_mf_writer *w;
+    struct proto_kv dm = {0};
+    off_t len;
+    uint8_t *buf;
+
+    if (fd < 0 || !(w = proto_mf_writer_new(fd))) {
+        fprintf(stderr, "make_seeds: memfd: %s\n", strerror(errno));
+        exit(1);
+    }
+    proto_kv_set(&dm, "mode", "full");
+    proto_kv_set(&dm, "source", "/var/lib/libvirt/images/web1.qcow2");
+    for (size_t d = 0; d < n; d++) {
+        uint64_t nw = proto_mf_windows_for(disks[d].size, disks[d].ws);
+        struct proto_mf_window win;
+        if (proto_mf_write_disk(w, disks[d].name, disks[d].size, disks[d].ws) <
+            0)
+            goto fail;
+        for (uint64_t i = 0; i < nw; i++) {
+            mwin(i + d, &win);
+            if (proto_mf_write_window(w, &win) < 0)
+                goto fail;
+        }
+        if (proto_mf_write_disk_end(w, &dm) < 0)
+            goto fail;
+    }
+    if (proto_mf_write_finish(w, meta) < 0)
+        goto fail;
+    proto_mf_writer_free(w);
+    proto_kv_free(&dm);
+    len = lseek(fd, 0, SEEK_END);
+    buf = lb_xmalloc((size_t)len);
+    if (lb_pread_full(fd, buf, (size_t)len, 0) != len)
+        goto fail;
+    close(fd);
+    emit(o, "manifest", name, buf, (size_t)len);
+    free(buf);
+    return;
+fail:
+    fprintf(stderr, "make_seeds: manifest %s: %s\n", name, lb_error_msg());
+    exit(1);
+}
+
+static void
+manifests(struct out *o)
+{
+    static const struct mdisk one[] = {{"vda", 65537, 65536}};
+    static const struct mdisk three[] = {
+        {"vda", 10 * 65536 + 512, 65536},
+        {"vdb", 1, 65536},
+        {"sda.data-1", 3u << 20, 1u << 20},
+    };
+    static const struct mdisk big_window[] = {{"nvme0", 17u << 20, 8u << 20}};
+    struct proto_kv meta = {0}, none = {0};
+
+    proto_kv_set(&meta, "id", "20261123-114600-abcd");
+    proto_kv_set(&meta, "name", "web1");
+    proto_kv_set(&meta, "parent", "");
+    proto_kv_set(&meta, "kind", "full");
+    proto_kv_set_u64(&meta, "time", 1795434360);
+    manifest(o, "one_disk", one, 1, &meta);
+    manifest(o, "three_disks", three, 3, &meta);
+    manifest(o, "big_window", big_window, 1, &none);
+    manifest(o, "no_disks", NULL, 0, &meta);
+    proto_kv_free(&meta);
+}
+
+/* ---- JSON ---------------------------------------------------------------- */
+
+static void
+json(struct out *o)
+{
+    static const struct {
+        const char *name, *text;
+    } docs[] = {
+        {"qemu_img_chain.json",
+         "[\n    {\n        \"virtual-size\": 21474836480,\n"
+         "        \"filename\": \"/var/lib/libvirt/images/web1.qcow2\",\n"
+         "        \"cluster-size\": 65536,\n        \"format\": \"qcow2\",\n"
+         "        \"actual-size\": 1380061184,\n"
+         "        \"format-specific\": {\n            \"type\": \"qcow2\",\n"
+         "            \"data\": {\n                \"compat\": \"1.1\",\n"
+         "                \"compression-type\": \"zlib\",\n"
+         "                \"lazy-refcounts\": false,\n"
+         "                \"bitmaps\": [\n                    {\n"
+         "                        \"flags\": [\n"
+         "                            \"auto\"\n                        ],\n"
+         "                        \"name\": \"livebackup-0\",\n"
+         "                        \"granularity\": 65536\n"
+         "                    }\n                ],\n"
+         "                \"refcount-bits\": 16,\n"
+         "                \"corrupt\": false,\n"
+         "                \"extended-l2\": false\n            }\n        },\n"
+         "        \"full-backing-filename\": "
+         "\"/var/lib/libvirt/images/base.qcow2\",\n"
+         "        \"backing-filename\": \"base.qcow2\",\n"
+         "        \"dirty-flag\": false\n    },\n    {\n"
+         "        \"virtual-size\": 21474836480,\n"
+         "        \"filename\": \"/var/lib/libvirt/images/base.qcow2\",\n"
+         "        \"cluster-size\": 65536,\n        \"format\": \"qcow2\",\n"
+         "        \"actual-size\": 2147745792,\n"
+         "        \"dirty-flag\": false\n    }\n]\n"},
+        {"qemu_img_raw.json",
+         "[{\"virtual-size\": 1073741824, \"filename\": \"/dev/vg0/web1\", "
+         "\"format\": \"raw\", \"dirty-flag\": false}]"},
+        {"qga_fsinfo.json",
+         "{\"return\": [{\"name\": \"vda1\", \"mountpoint\": \"/\", "
+         "\"type\": \"ext4\", \"used-bytes\": 1234567, \"total-bytes\": "
+         "9876543, \"disk\": [{\"serial\": \"\", \"bus-type\": \"virtio\", "
+         "\"bus\": 0, \"unit\": 0, \"target\": 0, \"dev\": \"/dev/vda1\"}]}]}"},
+        {"qga_freeze.json", "{\"return\": 2}\n"},
+        {"qga_error.json",
+         "{\"error\": {\"class\": \"GenericError\", \"desc\": "
+         "\"fsfreeze is already frozen\"}}"},
+        {"escapes.json", "[\"\\\"\\\\\\/\\b\\f\\n\\r\\t\", \"\\u00e9\\u20ac\", "
+                         "\"\\ud83d\\ude00\", \"caf\xc3\xa9\"]"},
+        {"numbers.json",
+         "[0, -0, 1, -1, 1.5, -2.5e-3, 1E+10, 18446744073709551615, "
+         "18446744073709551616, -9223372036854775808, 0.000001]"},
+        {"literals.json", " {\"a\": true, \"b\": false, \"c\": null, "
+                          "\"d\": {}, \"e\": []} "},
+        {"bad_surrogate.json", "[\"\\ud800\"]"},
+        {"bad_trailing.json", "{\"a\": 1} x"},
+        {"bad_nul.json", "\"\\u0000\""},
+    };
+    char deep[2 * 65];
+
+    for (size_t i = 0; i < LB_ARRAY_SIZE(docs); i++)
+        emit(o, "json", docs[i].name, docs[i].text, strlen(docs[i].text));
+    /* The deepest nesting accepted, and one more. */
+    for (int d = 64; d <= 65; d++) {
+        char name[32];
+        memset(deep, '[', (size_t)d);
+        memset(deep + d, ']', (size_t)d);
+        snprintf(name, sizeof name, "depth%d.json", d);
+        emit(o, "json", name, deep, 2 * (size_t)d);
+    }
+}
+
+/* ---- DELTA --------------------------------------------------------------- */
+
+static void
+delta(struct out *o, const char *name, uint32_t wl, const struct proto_run *r,
+      uint32_t n)
+{
+    uint8_t data[4096], buf[4 + PROTO_DELTA_HDR + 64 * PROTO_DELTA_RUN + 4096];
+    size_t dlen = 0, len;
+
+    for (uint32_t i = 0; i < n; i++)
+        if (r[i].kind == PROTO_RUN_DATA)
+            dlen += r[i].len;
+    for (size_t i = 0; i < dlen && i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 7 + 1);
+    lb_store_be32(buf, wl);
+    len = proto_delta_encode(buf + 4, sizeof buf - 4, wl, r, n, data);
+    if (len == 0) {
+        fprintf(stderr, "make_seeds: delta %s does not fit\n", name);
+        exit(1);
+    }
+    emit(o, "delta", name, buf, 4 + len);
+}
+
+static void
+deltas(struct out *o)
+{
+    static const struct proto_run one[] = {{512, 1024, PROTO_RUN_DATA}};
+    static const struct proto_run mixed[] = {
+        {0, 100, PROTO_RUN_DATA},
+        {100, 900, PROTO_RUN_ZERO},
+        {4000, 96, PROTO_RUN_DATA},
+    };
+    static const struct proto_run whole[] = {{0, 1000, PROTO_RUN_ZERO}};
+    static const struct proto_run overlap[] = {{0, 600, PROTO_RUN_ZERO},
+                                               {512, 100, PROTO_RUN_DATA}};
+    static const struct proto_run past[] = {{4000, 200, PROTO_RUN_ZERO}};
+    static const struct proto_run empty[] = {{10, 0, PROTO_RUN_ZERO}};
+    struct proto_run many[8];
+
+    for (int i = 0; i < 8; i++) {
+        many[i].off = (uint32_t)i * 512;
+        many[i].len = 64;
+        many[i].kind = i % 2 ? PROTO_RUN_ZERO : PROTO_RUN_DATA;
+    }
+    delta(o, "one_data_run", 65536, one, 1);
+    delta(o, "mixed", 4096, mixed, 3);
+    delta(o, "short_window", 1000, whole, 1);
+    delta(o, "max_runs", 4096, many, 8);
+    delta(o, "bad_overlap", 4096, overlap, 2);
+    delta(o, "bad_past_end", 4096, past, 1);
+    delta(o, "bad_empty_run", 4096, empty, 1);
+    delta(o, "bad_too_many_runs", 4095, many, 8);
+    {
+        uint8_t b[4 + PROTO_DELTA_HDR];
+        lb_store_be32(b, 4096);
+        lb_store_be32(b + 4, 0x4C424455u); /* wrong magic */
+        lb_store_be32(b + 8, 4096);
+        lb_store_be32(b + 12, 1);
+        emit(o, "delta", "bad_magic", b, sizeof b);
+    }
+}
+
+int
+main(int argc, char **argv)
+{
+    struct out o = {0};
+
+    if (argc == 3 && strcmp(argv[1], "--check") == 0) {
+        o.check = true;
+        o.dir = argv[2];
+    } else if (argc == 2 && argv[1][0] != '-') {
+        o.dir = argv[1];
+    } else {
+        fprintf(stderr, "usage: %s [--check] CORPUS_DIR\n", argv[0]);
+        return 2;
+    }
+    frames(&o);
+    manifests(&o);
+    json(&o);
+    deltas(&o);
+    if (o.check) {
+        printf("make_seeds: %u seeds checked, %u differ\n", o.n, o.bad);
+        return o.bad ? 1 : 0;
+    }
+    printf("make_seeds: %u seeds written under %s\n", o.n, o.dir);
+    return 0;
+}

@@ -1,0 +1,262 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * proto/conn.c: blocking frame I/O over a socket pair: frames in and out
+ * (many per read, or larger than the read buffer), end of stream on and off
+ * a frame boundary, bad headers, ERROR frames turned into the error slot,
+ * readiness, a closed peer, and the bandwidth limit.
+ */
+#include "proto/proto.h"
+#include "tests/unit/testutil.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+
+static int sv[2] = {-1, -1};
+static struct proto_conn *a, *b;
+
+static void
+setup(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    a = proto_conn_new(sv[0], sv[0]);
+    b = proto_conn_new(sv[1], sv[1]);
+}
+
+static void
+teardown(void)
+{
+    proto_conn_free(a, true);
+    proto_conn_free(b, true);
+}
+
+TestSuite(conn, .init = setup, .fini = teardown);
+
+/* Close b's end (the peer of a) and forget it. */
+static void
+close_b(void)
+{
+    proto_conn_free(b, true);
+    b = NULL;
+}
+
+Test(conn, frames_in_and_out)
+{
+    struct lb_buf out = {0};
+    struct proto_hdr h;
+    const uint8_t *p;
+    uint64_t v;
+
+    /* Three frames in one write: received one by one. */
+    proto_enc_ok(&out, 7);
+    proto_enc_str(&out, PROTO_T_LIST, "web1");
+    proto_enc_empty(&out, PROTO_T_ABORT);
+    cr_assert_eq(proto_conn_send_buf(a, &out), 0);
+    cr_assert_eq(out.len, 0, "send_buf empties the buffer");
+    cr_assert_eq(proto_conn_recv(b, &h, &p), 0, "%s", lb_error_msg());
+    cr_assert_eq(h.type, PROTO_T_OK);
+    cr_assert_eq(proto_dec_u64(p, h.len, &v), PROTO_OK);
+    cr_assert_eq(v, 7);
+    cr_assert_eq(proto_conn_wait_readable(b, 0), 1, "frames are buffered");
+    cr_assert_eq(proto_conn_recv(b, &h, &p), 0);
+    cr_assert_eq(h.type, PROTO_T_LIST);
+    cr_assert_eq(h.len, 6);
+    cr_assert_arr_eq(p, "\0\4web1", 6);
+    cr_assert_eq(proto_conn_recv(b, &h, &p), 0);
+    cr_assert_eq(h.type, PROTO_T_ABORT);
+    cr_assert_eq(h.len, 0);
+    cr_assert_eq(proto_conn_bytes_out(a), 3 * PROTO_HDR_SIZE + 8 + 6);
+    cr_assert_eq(proto_conn_bytes_in(b), proto_conn_bytes_out(a));
+    cr_assert_eq(proto_conn_wait_readable(b, 10), 0, "nothing more");
+    cr_assert_not(proto_conn_broken(b));
+    lb_buf_free(&out);
+}
+
+struct sender {
+    struct proto_conn *c;
+    const uint8_t *p;
+    size_t len;
+    int r;
+};
+
+static void *
+send_thread(void *arg)
+{
+    struct sender *s = arg;
+
+    s->r = proto_conn_send(s->c, s->p, s->len);
+    return NULL;
+}
+
+Test(conn, a_frame_larger_than_the_read_buffer)
+{
+    size_t plen = 3u << 20;
+    struct lb_buf out = {0};
+    struct sender s;
+    pthread_t th;
+    struct proto_hdr h;
+    const uint8_t *p;
+    uint8_t *data = lb_xmalloc(plen);
+    size_t f;
+
+    tu_fill_random(data, plen, 5);
+    f = proto_frame_begin(&out, PROTO_T_MANIFEST_DATA);
+    lb_buf_append(&out, data, plen);
+    proto_frame_end(&out, f);
+    proto_enc_ok(&out, 1); /* and a small frame right behind it */
+    s = (struct sender){a, out.data, out.len, -2};
+    cr_assert_eq(pthread_create(&th, NULL, send_thread, &s), 0);
+    cr_assert_eq(proto_conn_recv(b, &h, &p), 0, "%s", lb_error_msg());
+    cr_assert_eq(h.len, plen);
+    cr_assert_arr_eq(p, data, plen);
+    cr_assert_eq(proto_conn_recv(b, &h, &p), 0);
+    cr_assert_eq(h.type, PROTO_T_OK);
+    pthread_join(th, NULL);
+    cr_assert_eq(s.r, 0);
+    free(data);
+    lb_buf_free(&out);
+}
+
+Test(conn, end_of_stream_on_a_frame_boundary)
+{
+    struct proto_hdr h;
+    const uint8_t *p;
+
+    close_b();
+    cr_assert_eq(proto_conn_recv(a, &h, &p), -1);
+    cr_assert(proto_conn_eof(a));
+    cr_assert(proto_conn_broken(a));
+    cr_assert_str_eq(lb_error_msg(), "connection closed by the peer");
+    cr_assert_eq(lb_error_errno(), 0);
+    cr_assert_eq(proto_conn_wait_readable(a, 0), 0);
+}
+
+Test(conn, end_of_stream_inside_a_frame)
+{
+    struct lb_buf out = {0};
+    struct proto_hdr h;
+    const uint8_t *p;
+
+    proto_enc_str(&out, PROTO_T_LIST, "a longer name");
+    cr_assert_eq(proto_conn_send(b, out.data, out.len - 3), 0);
+    close_b();
+    cr_assert_eq(proto_conn_recv(a, &h, &p), -1);
+    cr_assert(proto_conn_eof(a));
+    cr_assert_neq(strstr(lb_error_msg(), "middle of a frame"), NULL, "%s",
+                  lb_error_msg());
+    lb_buf_free(&out);
+}
+
+Test(conn, bad_headers_break_the_connection)
+{
+    uint8_t hdr[PROTO_HDR_SIZE];
+    struct proto_hdr h;
+    const uint8_t *p;
+
+    proto_hdr_encode(hdr, PROTO_T_CHUNK, PROTO_MAX_PAYLOAD + 1);
+    cr_assert_eq(proto_conn_send(b, hdr, sizeof hdr), 0);
+    cr_assert_eq(proto_conn_recv(a, &h, &p), -1, "no payload is awaited");
+    cr_assert_neq(strstr(lb_error_msg(), "protocol error"), NULL);
+    cr_assert(proto_conn_broken(a));
+    cr_assert_not(proto_conn_eof(a));
+}
+
+Test(conn, bad_magic)
+{
+    uint8_t hdr[PROTO_HDR_SIZE];
+    struct proto_hdr h;
+    const uint8_t *p;
+
+    proto_hdr_encode(hdr, PROTO_T_OK, 0);
+    hdr[0] = 'X';
+    cr_assert_eq(proto_conn_send(b, hdr, sizeof hdr), 0);
+    cr_assert_eq(proto_conn_recv(a, &h, &p), -1);
+    cr_assert_neq(strstr(lb_error_msg(), "magic"), NULL, "%s", lb_error_msg());
+}
+
+Test(conn, expect_turns_error_frames_into_the_slot)
+{
+    struct lb_buf out = {0};
+    const uint8_t *p;
+    uint32_t len, code = 99;
+
+    proto_enc_error(&out, PROTO_ERR_LOCKED, "repository /r is locked",
+                    "try again later");
+    proto_enc_ok(&out, 5);
+    proto_enc_ok(&out, 6);
+    cr_assert_eq(proto_conn_send_buf(b, &out), 0);
+
+    cr_assert_eq(proto_conn_expect(a, PROTO_T_OK, &p, &len, &code), -1);
+    cr_assert_eq(code, PROTO_ERR_LOCKED);
+    cr_assert_neq(strstr(lb_error_msg(), "repository /r is locked"), NULL);
+    cr_assert_str_eq(lb_error_hint_msg(), "try again later");
+    cr_assert(proto_conn_got_error(a));
+
+    cr_assert_eq(proto_conn_expect(a, PROTO_T_OK, &p, &len, &code), 0);
+    cr_assert_eq(code, 0);
+    cr_assert_eq(len, 8);
+    cr_assert_eq(lb_load_be64(p), 5);
+    cr_assert_eq(proto_conn_expect(a, PROTO_T_LIST_END, &p, &len, NULL), -1,
+                 "another type is a protocol error");
+    cr_assert_neq(strstr(lb_error_msg(), "expected LIST_END, got OK"), NULL,
+                  "%s", lb_error_msg());
+    lb_buf_free(&out);
+}
+
+Test(conn, malformed_error_frame)
+{
+    struct lb_buf out = {0};
+    const uint8_t *p;
+    uint32_t len, code = 0;
+    size_t f = proto_frame_begin(&out, PROTO_T_ERROR);
+
+    lb_buf_put_be32(&out, 0); /* code 0 is not a code */
+    lb_buf_put_str16(&out, "x", 1);
+    lb_buf_put_str16(&out, "", 0);
+    proto_frame_end(&out, f);
+    cr_assert_eq(proto_conn_send_buf(b, &out), 0);
+    cr_assert_eq(proto_conn_expect(a, PROTO_T_OK, &p, &len, &code), -1);
+    cr_assert_neq(strstr(lb_error_msg(), "malformed"), NULL);
+    lb_buf_free(&out);
+}
+
+Test(conn, sending_to_a_closed_peer_fails)
+{
+    struct lb_buf out = {0};
+
+    close_b();
+    proto_enc_ok(&out, 1);
+    cr_assert_eq(proto_conn_send_buf(a, &out), -1);
+    cr_assert(proto_conn_broken(a));
+    cr_assert_neq(strstr(lb_error_msg(), "closed"), NULL, "%s", lb_error_msg());
+    lb_buf_free(&out);
+}
+
+Test(conn, bandwidth_limit_paces_sends)
+{
+    size_t len = 400u << 10;
+    uint8_t *data = calloc(1, len);
+    struct sender s = {a, data, len, -2};
+    pthread_t th;
+    uint64_t t0;
+    size_t got = 0;
+
+    /* 2 MiB/s with at most 1/20 s of credit: 400 KiB take >= ~0.15 s. */
+    proto_conn_set_bwlimit(a, 2u << 20);
+    t0 = lb_now_ns();
+    cr_assert_eq(pthread_create(&th, NULL, send_thread, &s), 0);
+    while (got < len) {
+        uint8_t buf[65536];
+        ssize_t n = read(sv[1], buf, sizeof buf);
+        cr_assert_gt(n, 0);
+        got += (size_t)n;
+    }
+    pthread_join(th, NULL);
+    cr_assert_eq(s.r, 0);
+    cr_assert_geq(lb_now_ns() - t0, 150000000ull, "sent too fast");
+    free(data);
+}

@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * common/error.c: the per-thread error slot (message, errno class, hint,
+ * prefixing) that every module reports through.
+ */
+#include "common/common.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+static void
+clear(void)
+{
+    lb_error_clear();
+}
+
+TestSuite(error, .init = clear);
+
+Test(error, records_message_and_errno)
+{
+    errno = EAGAIN;
+    cr_assert_eq(lb_error(ENOENT, "open %s", "/x/y"), -1);
+    cr_assert_eq(errno, EAGAIN, "lb_error must preserve errno");
+    cr_assert_eq(lb_error_errno(), ENOENT);
+    cr_assert_str_eq(lb_error_msg(), "open /x/y: No such file or directory");
+}
+
+Test(error, errnum_zero_adds_no_suffix)
+{
+    lb_error(0, "plain %d", 7);
+    cr_assert_str_eq(lb_error_msg(), "plain 7");
+    cr_assert_eq(lb_error_errno(), 0);
+}
+
+Test(error, fail_classifies_without_strerror)
+{
+    errno = EINTR;
+    cr_assert_eq(lb_fail(ENOENT, "no backup %s", "x"), -1);
+    cr_assert_eq(errno, EINTR, "lb_fail must preserve errno");
+    cr_assert_str_eq(lb_error_msg(), "no backup x");
+    cr_assert_eq(lb_error_errno(), ENOENT);
+    lb_error_hint("h");
+    lb_fail(EINVAL, "next");
+    cr_assert_str_eq(lb_error_hint_msg(), "", "lb_fail clears the hint");
+    cr_assert_eq(lb_error_errno(), EINVAL);
+}
+
+Test(error, empty_slot_reads_unknown)
+{
+    cr_assert_str_eq(lb_error_msg(), "unknown error");
+    cr_assert_eq(lb_error_errno(), 0);
+    cr_assert_str_eq(lb_error_hint_msg(), "");
+}
+
+Test(error, prefix_adds_context)
+{
+    lb_error(EIO, "read chunk");
+    lb_error_prefix("backup %s", "20261123-114600-abcd");
+    cr_assert_str_eq(lb_error_msg(), "backup 20261123-114600-abcd: read "
+                                     "chunk: Input/output error");
+    cr_assert_eq(lb_error_errno(), EIO, "prefix keeps the errno class");
+    lb_error_prefix("outer");
+    cr_assert_eq(strncmp(lb_error_msg(), "outer: backup ", 14), 0);
+}
+
+Test(error, prefix_truncates_long_messages_safely)
+{
+    char big[2000], pre[600];
+
+    memset(big, 'm', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    memset(pre, 'p', sizeof pre - 1);
+    pre[sizeof pre - 1] = '\0';
+    lb_error(0, "%s", big);
+    cr_assert_eq(strlen(lb_error_msg()), 1023, "message truncated to slot");
+    lb_error_prefix("%s", pre);
+    /* The prefix itself is cut to 511 bytes, then ": ", then what fits. */
+    cr_assert_eq(strlen(lb_error_msg()), 1023);
+    cr_assert_eq(lb_error_msg()[510], 'p');
+    cr_assert_eq(lb_error_msg()[511], ':');
+    cr_assert_eq(lb_error_msg()[512], ' ');
+    cr_assert_eq(lb_error_msg()[513], 'm');
+}
+
+Test(error, full_message_drops_the_strerror_suffix)
+{
+    char big[1500];
+
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    lb_error(ENOSPC, "%s", big);
+    cr_assert_eq(strlen(lb_error_msg()), 1023);
+    cr_assert_eq(lb_error_errno(), ENOSPC);
+}
+
+Test(error, hint_is_kept_until_the_next_error)
+{
+    lb_error(ENOSPC, "write chunk");
+    lb_error_hint("free %d GiB and retry", 3);
+    cr_assert_str_eq(lb_error_hint_msg(), "free 3 GiB and retry");
+    lb_error_prefix("ctx");
+    cr_assert_str_eq(lb_error_hint_msg(), "free 3 GiB and retry",
+                     "a prefix keeps the hint");
+    lb_error(0, "another failure");
+    cr_assert_str_eq(lb_error_hint_msg(), "", "lb_error clears the hint");
+}
+
+Test(error, set_errno_keeps_the_message)
+{
+    lb_error(0, "carried from a worker");
+    lb_error_set_errno(EPROTO);
+    cr_assert_eq(lb_error_errno(), EPROTO);
+    cr_assert_str_eq(lb_error_msg(), "carried from a worker");
+}
+
+Test(error, clear_resets_everything)
+{
+    lb_error(EIO, "x");
+    lb_error_hint("y");
+    lb_error_clear();
+    cr_assert_str_eq(lb_error_msg(), "unknown error");
+    cr_assert_str_eq(lb_error_hint_msg(), "");
+    cr_assert_eq(lb_error_errno(), 0);
+}
+
+static void *
+other_thread(void *arg)
+{
+    (void)arg;
+    lb_error(EACCES, "in the other thread");
+    lb_error_hint("other hint");
+    return NULL;
+}
+
+Test(error, slot_is_per_thread)
+{
+    pthread_t th;
+
+    lb_error(ENOENT, "main thread");
+    cr_assert_eq(pthread_create(&th, NULL, other_thread, NULL), 0);
+    pthread_join(th, NULL);
+    cr_assert_eq(lb_error_errno(), ENOENT);
+    cr_assert_str_eq(lb_error_msg(), "main thread: No such file or directory");
+    cr_assert_str_eq(lb_error_hint_msg(), "");
+}
