@@ -273,7 +273,7 @@ sink_close(struct sink *k, bool commit)
         else
             lb_fsync_dir(dirname(copy));
     }
-    if (r < 0 || !commit)
+    if ((r < 0 || !commit) && k->tmp)
         unlink(k->tmp);
     free(k->tmp);
     free(k->dst);
