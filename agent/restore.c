@@ -390,37 +390,39 @@ build_and_write(struct restore *x, struct rslot *s, uint8_t *win,
 {
     uint64_t base = s->index * x->r->window_size;
 
-    memset(win, 0, s->wl);
+    /* A window starts as zeros, or as its RAW chunk, decompressed in
+     * place (RAW sits only at the bottom of a stack). */
+    if (s->w.depth == 0 || s->c[0].type != PROTO_CHUNK_RAW)
+        memset(win, 0, s->wl);
     for (uint8_t k = 0; k < s->w.depth; k++) {
         struct proto_chunk *c = &s->c[k];
+        bool raw = c->type == PROTO_CHUNK_RAW;
+        uint8_t *dst = raw ? win : plain;
         struct proto_digest d;
         char hex[65];
         int st;
 
+        if (raw && (k != 0 || c->raw_len != s->wl))
+            return lb_fail(EPROTO, "backup %s, disk %s: RAW chunk of the "
+                                   "wrong size or place at offset %llu",
+                           x->id, x->disk, (unsigned long long)base);
         c->data = s->data.data + s->off[k];
-        if (proto_chunk_decompress(z, plain, c->raw_len, c->data, c->data_len,
+        if (proto_chunk_decompress(z, dst, c->raw_len, c->data, c->data_len,
                                    c->comp) < 0 ||
-            proto_chunk_digest(c->type, plain, c->raw_len, &d) < 0 ||
+            proto_chunk_digest(c->type, dst, c->raw_len, &d) < 0 ||
             memcmp(d.b, c->d.b, PROTO_DIGEST_LEN) != 0) {
             proto_digest_hex(&c->d, hex);
             return lb_fail(EPROTO, "backup %s, disk %s: chunk %s (offset "
-                                    "%llu) is damaged: its data does not "
-                                    "match its digest",
-                            x->id, x->disk, hex, (unsigned long long)base);
+                                   "%llu) is damaged: its data does not "
+                                   "match its digest",
+                           x->id, x->disk, hex, (unsigned long long)base);
         }
-        if (c->type == PROTO_CHUNK_RAW) {
-            if (c->raw_len != s->wl)
-                return lb_fail(EPROTO, "backup %s, disk %s: RAW chunk of "
-                                        "the wrong size at offset %llu",
-                                x->id, x->disk, (unsigned long long)base);
-            memcpy(win, plain, s->wl);
-        } else if ((st = proto_delta_apply(win, s->wl, plain, c->raw_len)) !=
-                   PROTO_OK) {
+        if (!raw &&
+            (st = proto_delta_apply(win, s->wl, plain, c->raw_len)) != PROTO_OK)
             return lb_fail(EPROTO, "backup %s, disk %s: bad DELTA chunk at "
-                                    "offset %llu: %s",
-                            x->id, x->disk, (unsigned long long)base,
-                            proto_status_str(st));
-        }
+                                   "offset %llu: %s",
+                           x->id, x->disk, (unsigned long long)base,
+                           proto_status_str(st));
     }
     /* Write runs of non-zero blocks; zero blocks stay holes. */
     for (uint32_t b = 0; b < s->wl;) {

@@ -30,6 +30,9 @@ usage(FILE *f)
           "PATH\n"
           "                           (for ssh authorized_keys command=)\n"
           "  --append-only            refuse delete, prune and gc\n"
+          "  --trusted-client         do not re-hash uploaded chunks (the\n"
+          "                           agent's own local child only: never\n"
+          "                           behind ssh or a socket)\n"
           "  --lock-wait SECONDS      wait for a conflicting lock (default 0)\n"
           "  --workers N              chunk-checking threads (default: CPUs)\n"
           "  --syslog                 log to syslog instead of stderr\n"
@@ -125,6 +128,7 @@ main(int argc, char **argv)
         {"repo", required_argument, NULL, 'r'},
         {"restrict-to-repo", required_argument, NULL, 'R'},
         {"append-only", no_argument, NULL, 'a'},
+        {"trusted-client", no_argument, NULL, 'T'},
         {"lock-wait", required_argument, NULL, 'l'},
         {"workers", required_argument, NULL, 'w'},
         {"socket", required_argument, NULL, 's'},
@@ -154,6 +158,9 @@ main(int argc, char **argv)
             break;
         case 'a':
             o.append_only = true;
+            break;
+        case 'T':
+            o.trusted = true;
             break;
         case 'l':
             o.lock_wait = (unsigned)strtoul(optarg, NULL, 10);

@@ -353,6 +353,7 @@ do_open(struct session *s, const uint8_t *p, uint32_t len)
         return fail(s, e == ENOENT ? PROTO_ERR_NO_REPO : backupd_err_code(e));
     }
     store_set_append_only(s->st, s->o->append_only);
+    store_set_trusted(s->st, s->o->trusted && !s->o->append_only);
     s->mode = mode;
     if (mode != PROTO_OPEN_READ)
         pool_start(&s->pool, s->st, s->o->workers);
@@ -696,8 +697,10 @@ do_get_chunks(struct session *s, const uint8_t *p, uint32_t len)
             lb_buf_reset(&s->out);
             return fail(s, 0);
         }
-        proto_enc_chunk(&s->out, PROTO_T_CHUNK_DATA, &c);
-        if (send_out(s) < 0)
+        /* Header, then the file's bytes as they are: no copy. */
+        proto_enc_chunk_head(&s->out, PROTO_T_CHUNK_DATA, &c);
+        if (send_out(s) < 0 ||
+            proto_conn_send(s->conn, c.data, c.data_len) < 0)
             return -1;
     }
     return 0;

@@ -394,6 +394,12 @@ store_set_append_only(struct store *st, bool on)
     st->append_only = on;
 }
 
+void
+store_set_trusted(struct store *st, bool on)
+{
+    st->trusted = on;
+}
+
 bool
 store_append_only(const struct store *st)
 {

@@ -56,6 +56,13 @@ void store_close(struct store *st);
 uint32_t store_window_size(const struct store *st);
 const char *store_repo_id(const struct store *st);
 const char *store_path(const struct store *st);
+/*
+ * Trust the client's digests: store_chunk_put checks only a chunk's frame
+ * (sizes, type), not its content. Only for a client that could write the
+ * repository's files itself anyway: the agent's own local backupd child.
+ */
+void store_set_trusted(struct store *st, bool on);
+
 /* Refuse delete, prune and gc (backupd serve --append-only). */
 void store_set_append_only(struct store *st, bool on);
 bool store_append_only(const struct store *st);
@@ -73,8 +80,8 @@ void store_scratch_free(struct store_scratch *s);
 
 /*
  * Check a received chunk (decompress, re-hash, validate a DELTA's runs
- * against the window size) and store it atomically (temp file, fdatasync,
- * rename). Returns 1 if it was already stored, 0 if written, -1 on error
+ * against the window size; only its sizes for a trusted client) and store
+ * it atomically (temp file, fdatasync, rename). Returns 1 if it was already stored, 0 if written, -1 on error
  * (EPROTO: the data does not match its digest). *stored_bytes receives the
  * bytes written to disk (0 if it existed). Needs STORE_WRITE.
  */

@@ -23,6 +23,7 @@ struct store {
     char repo_id[128];
     int lock_fd;
     bool append_only;
+    bool trusted;
     /* Writers: a private directory for temp files, locked while alive. */
     char *session_dir;
     int session_lock_fd;
