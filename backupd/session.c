@@ -445,13 +445,33 @@ do_backup_begin(struct session *s, const uint8_t *p, uint32_t len)
     return send_out(s);
 }
 
+/* DISK_READY goes out before the first DEPTHS frame. */
+struct depths_out {
+    struct session *s;
+    uint64_t nwin;
+    bool ready_sent;
+};
+
+static int
+send_depths(void *opaque, uint64_t first, const uint8_t *d, size_t n)
+{
+    struct depths_out *o = opaque;
+
+    if (!o->ready_sent) {
+        proto_enc_disk_ready(&o->s->out, o->nwin,
+                             store_window_size(o->s->st));
+        o->ready_sent = true;
+    }
+    proto_enc_depths(&o->s->out, first, d, n);
+    return send_out(o->s);
+}
+
 static int
 do_disk_begin(struct session *s, const uint8_t *p, uint32_t len)
 {
     struct proto_disk_begin db;
     char disk[65];
-    uint64_t nwin = 0;
-    uint8_t *depths = NULL;
+    struct depths_out o = {s, 0, false};
     int st = proto_dec_disk_begin(p, len, &db);
 
     if (st != PROTO_OK)
@@ -462,22 +482,20 @@ do_disk_begin(struct session *s, const uint8_t *p, uint32_t len)
         return fail(s, PROTO_ERR_PROTOCOL);
     }
     proto_str_copy(disk, sizeof disk, db.disk);
-    st = store_txn_disk_begin(s->txn, disk, db.size, db.mode, &db.meta, &nwin,
-                              &depths);
+    /* The window count is known before the parent is read. */
+    o.nwin = proto_mf_windows_for(db.size, store_window_size(s->st));
+    st = store_txn_disk_begin(s->txn, disk, db.size, db.mode, &db.meta,
+                              &o.nwin, send_depths, &o);
     proto_kv_free(&db.meta);
-    if (st < 0)
+    if (st < 0) {
+        if (o.ready_sent)
+            /* The client is reading DEPTHS: it gets the error next. */
+            lb_buf_reset(&s->out);
         return fail(s, 0);
-    s->in_disk = true;
-    proto_enc_disk_ready(&s->out, nwin, store_window_size(s->st));
-    if (depths) {
-        for (uint64_t i = 0; i < nwin; i += PROTO_MAX_DEPTHS_PER_FRAME) {
-            size_t n = (size_t)LB_MIN(nwin - i, PROTO_MAX_DEPTHS_PER_FRAME);
-            proto_enc_depths(&s->out, i, depths + i, n);
-            if (send_out(s) < 0)
-                break;
-        }
-        free(depths);
     }
+    s->in_disk = true;
+    if (!o.ready_sent)
+        proto_enc_disk_ready(&s->out, o.nwin, store_window_size(s->st));
     return send_out(s);
 }
 

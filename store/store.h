@@ -120,13 +120,22 @@ const char *store_txn_id(const struct store_txn *t);
 const char *store_txn_parent(const struct store_txn *t);
 
 /*
+ * Called with the parent's stack depths, window first.. first+n-1, in
+ * order, in pieces of at most PROTO_MAX_DEPTHS_PER_FRAME: memory stays
+ * bounded whatever the disk size. Returns 0, or -1 to stop.
+ */
+typedef int (*store_depths_fn)(void *opaque, uint64_t first,
+                               const uint8_t *d, size_t n);
+
+/*
  * Start a disk. mode PROTO_DISK_INCR needs a parent holding a disk of the
- * same name and size; *depths then receives (caller frees) the parent's
- * stack depth per window. For PROTO_DISK_FULL *depths is NULL.
+ * same name and size; its stack depth per window is streamed to fn. For
+ * PROTO_DISK_FULL fn is not called.
  */
 int store_txn_disk_begin(struct store_txn *t, const char *disk, uint64_t size,
                          uint8_t mode, const struct proto_kv *meta,
-                         uint64_t *nwindows, uint8_t **depths);
+                         uint64_t *nwindows, store_depths_fn fn,
+                         void *opaque);
 
 /*
  * Tell the transaction that a chunk is being stored on its behalf (by a

@@ -265,12 +265,11 @@ txn_fail(struct store_txn *t)
 int
 store_txn_disk_begin(struct store_txn *t, const char *disk, uint64_t size,
                      uint8_t mode, const struct proto_kv *meta,
-                     uint64_t *nwindows, uint8_t **depths)
+                     uint64_t *nwindows, store_depths_fn fn, void *opaque)
 {
     struct proto_mf_disk pd;
     uint32_t ws = t->st->window_size;
 
-    *depths = NULL;
     if (t->failed || t->in_disk)
         return lb_fail(EINVAL, "disk %s started while another is open", disk);
     if (!proto_disk_name_valid(disk, strlen(disk)))
@@ -309,12 +308,22 @@ store_txn_disk_begin(struct store_txn *t, const char *disk, uint64_t size,
                             disk, (unsigned long long)size,
                             (unsigned long long)pd.size);
         }
-        dep = lb_xmalloc(t->nwindows ? t->nwindows : 1);
+        dep = lb_xmalloc(PROTO_MAX_DEPTHS_PER_FRAME);
         for (uint64_t i = 0; i < t->nwindows; i++) {
+            size_t k = (size_t)(i % PROTO_MAX_DEPTHS_PER_FRAME);
             if (proto_mf_next_window(r, &w) < 0)
                 goto bad_parent;
-            dep[i] = w.depth;
+            dep[k] = w.depth;
+            if ((k + 1 == PROTO_MAX_DEPTHS_PER_FRAME || i + 1 == t->nwindows) &&
+                fn(opaque, i - k, dep, k + 1) < 0) {
+                free(dep);
+                proto_mf_reader_free(r);
+                close(fd);
+                return txn_fail(t);
+            }
         }
+        free(dep);
+        dep = NULL;
         if (proto_mf_read_disk_end(r, NULL) < 0)
             goto bad_parent;
         while (proto_mf_next_disk(r, &pd) == 1)
@@ -330,11 +339,8 @@ store_txn_disk_begin(struct store_txn *t, const char *disk, uint64_t size,
         proto_mf_reader_free(r);
         close(fd);
         t->prd = open_parent_disk(t, disk, &t->parent_fd, &pd);
-        if (!t->prd) {
-            free(dep);
+        if (!t->prd)
             return txn_fail(t);
-        }
-        *depths = dep;
         goto started;
     bad_parent:
         lb_error_prefix("parent backup %s is damaged", t->parent);

@@ -5,6 +5,7 @@
  * every request a transaction must refuse; abort; list; delete.
  */
 #include "store/store.h"
+#include "tests/unit/store_util.h"
 #include "tests/unit/testutil.h"
 
 #include <criterion/criterion.h>
@@ -109,7 +110,7 @@ full_backup(char id[PROTO_ID_LEN + 1])
     cr_assert_not_null(t, "%s", lb_error_msg());
     cr_assert(proto_backup_id_valid(store_txn_id(t), PROTO_ID_LEN));
     cr_assert_str_eq(store_txn_parent(t), "");
-    cr_assert_eq(store_txn_disk_begin(t, "vda", VDA_SIZE, PROTO_DISK_FULL,
+    cr_assert_eq(tu_disk_begin(t, "vda", VDA_SIZE, PROTO_DISK_FULL,
                                       &dmeta, &nw, &depths),
                  0, "%s", lb_error_msg());
     cr_assert_eq(nw, 5);
@@ -120,7 +121,7 @@ full_backup(char id[PROTO_ID_LEN + 1])
     proto_kv_set(&dmeta, "bytes_read", "262154");
     cr_assert_eq(store_txn_disk_end(t, &dmeta), 0, "%s", lb_error_msg());
     proto_kv_free(&dmeta);
-    cr_assert_eq(store_txn_disk_begin(t, "vdb", VDB_SIZE, PROTO_DISK_FULL,
+    cr_assert_eq(tu_disk_begin(t, "vdb", VDB_SIZE, PROTO_DISK_FULL,
                                       &dmeta, &nw, &depths),
                  0);
     cr_assert_eq(nw, 1);
@@ -295,7 +296,7 @@ Test(txn, incremental_merges_with_the_parent)
     cr_assert_not_null(t, "%s", lb_error_msg());
     cr_assert_str_eq(store_txn_parent(t), id1);
     cr_assert_str_neq(store_txn_id(t), id1);
-    cr_assert_eq(store_txn_disk_begin(t, "vda", VDA_SIZE, PROTO_DISK_INCR,
+    cr_assert_eq(tu_disk_begin(t, "vda", VDA_SIZE, PROTO_DISK_INCR,
                                       &dmeta, &nw, &depths),
                  0, "%s", lb_error_msg());
     cr_assert_eq(nw, 5);
@@ -306,7 +307,7 @@ Test(txn, incremental_merges_with_the_parent)
     window(t, 1, SET, 1, RAW, &R2);
     window(t, 3, PUSH, 2, DELTA, &D3, DELTA, &D1);
     cr_assert_eq(store_txn_disk_end(t, &dmeta), 0, "%s", lb_error_msg());
-    cr_assert_eq(store_txn_disk_begin(t, "vdb", VDB_SIZE, PROTO_DISK_INCR,
+    cr_assert_eq(tu_disk_begin(t, "vdb", VDB_SIZE, PROTO_DISK_INCR,
                                       &dmeta, &nw, &depths),
                  0, "%s", lb_error_msg());
     cr_assert_eq(depths[0], 1);
@@ -342,7 +343,7 @@ Test(txn, incremental_of_a_subset_of_disks)
 
     full_backup(id1);
     t = store_txn_begin(st, "vm1", id1, &meta);
-    cr_assert_eq(store_txn_disk_begin(t, "vdb", VDB_SIZE, PROTO_DISK_INCR,
+    cr_assert_eq(tu_disk_begin(t, "vdb", VDB_SIZE, PROTO_DISK_INCR,
                                       &meta, &nw, &depths),
                  0, "%s", lb_error_msg());
     free(depths);
@@ -364,7 +365,7 @@ begin_full_vda(void)
     uint8_t *depths;
 
     cr_assert_not_null(t);
-    cr_assert_eq(store_txn_disk_begin(t, "vda", VDA_SIZE, PROTO_DISK_FULL,
+    cr_assert_eq(tu_disk_begin(t, "vda", VDA_SIZE, PROTO_DISK_FULL,
                                       &meta, &nw, &depths),
                  0);
     return t;
@@ -472,7 +473,7 @@ Test(txn, push_over_the_depth_limit_and_raw_on_a_stack)
 
     full_backup(id1);
     t = store_txn_begin(st, "vm1", id1, &meta);
-    cr_assert_eq(store_txn_disk_begin(t, "vda", VDA_SIZE, PROTO_DISK_INCR,
+    cr_assert_eq(tu_disk_begin(t, "vda", VDA_SIZE, PROTO_DISK_INCR,
                                       &meta, &nw, &depths),
                  0);
     free(depths);
@@ -489,7 +490,7 @@ Test(txn, push_over_the_depth_limit_and_raw_on_a_stack)
     store_txn_abort(t);
 
     t = store_txn_begin(st, "vm1", id1, &meta);
-    cr_assert_eq(store_txn_disk_begin(t, "vda", VDA_SIZE, PROTO_DISK_INCR,
+    cr_assert_eq(tu_disk_begin(t, "vda", VDA_SIZE, PROTO_DISK_INCR,
                                       &meta, &nw, &depths),
                  0);
     free(depths);
@@ -509,7 +510,7 @@ Test(txn, incremental_needs_a_matching_parent_disk)
 
     full_backup(id1);
     t = store_txn_begin(st, "vm1", id1, &meta);
-    cr_assert_eq(store_txn_disk_begin(t, "sda", VDA_SIZE, PROTO_DISK_INCR,
+    cr_assert_eq(tu_disk_begin(t, "sda", VDA_SIZE, PROTO_DISK_INCR,
                                       &meta, &nw, &depths),
                  -1, "the parent has no disk sda");
     cr_assert_eq(lb_error_errno(), ENOENT);
@@ -517,19 +518,19 @@ Test(txn, incremental_needs_a_matching_parent_disk)
     store_txn_abort(t);
 
     t = store_txn_begin(st, "vm1", id1, &meta);
-    cr_assert_eq(store_txn_disk_begin(t, "vda", VDA_SIZE + 1, PROTO_DISK_INCR,
+    cr_assert_eq(tu_disk_begin(t, "vda", VDA_SIZE + 1, PROTO_DISK_INCR,
                                       &meta, &nw, &depths),
                  -1, "size differs");
     cr_assert_eq(lb_error_errno(), EINVAL);
     store_txn_abort(t);
 
     t = store_txn_begin(st, "vm1", "", &meta);
-    cr_assert_eq(store_txn_disk_begin(t, "vda", VDA_SIZE, PROTO_DISK_INCR,
+    cr_assert_eq(tu_disk_begin(t, "vda", VDA_SIZE, PROTO_DISK_INCR,
                                       &meta, &nw, &depths),
                  -1, "no parent at all");
     cr_assert_eq(lb_error_errno(), EINVAL);
     cr_assert_eq(
-        store_txn_disk_begin(t, "vda", VDA_SIZE, 2, &meta, &nw, &depths), -1,
+        tu_disk_begin(t, "vda", VDA_SIZE, 2, &meta, &nw, &depths), -1,
         "unknown mode");
     cr_assert_eq(lb_error_errno(), EINVAL);
     store_txn_abort(t);
@@ -560,21 +561,21 @@ Test(txn, disks_must_be_valid_and_unique)
     uint64_t nw;
     uint8_t *depths;
 
-    cr_assert_eq(store_txn_disk_begin(t, ".vda", 1, 0, &meta, &nw, &depths),
+    cr_assert_eq(tu_disk_begin(t, ".vda", 1, 0, &meta, &nw, &depths),
                  -1);
-    cr_assert_eq(store_txn_disk_begin(t, "../x", 1, 0, &meta, &nw, &depths),
+    cr_assert_eq(tu_disk_begin(t, "../x", 1, 0, &meta, &nw, &depths),
                  -1);
-    cr_assert_eq(store_txn_disk_begin(t, "vda", 0, 0, &meta, &nw, &depths), -1,
+    cr_assert_eq(tu_disk_begin(t, "vda", 0, 0, &meta, &nw, &depths), -1,
                  "size 0");
-    cr_assert_eq(store_txn_disk_begin(t, "vda", PROTO_MF_MAX_SIZE + 1, 0, &meta,
+    cr_assert_eq(tu_disk_begin(t, "vda", PROTO_MF_MAX_SIZE + 1, 0, &meta,
                                       &nw, &depths),
                  -1);
-    cr_assert_eq(store_txn_disk_begin(t, "vda", 100, 0, &meta, &nw, &depths),
+    cr_assert_eq(tu_disk_begin(t, "vda", 100, 0, &meta, &nw, &depths),
                  0);
-    cr_assert_eq(store_txn_disk_begin(t, "vdb", 100, 0, &meta, &nw, &depths),
+    cr_assert_eq(tu_disk_begin(t, "vdb", 100, 0, &meta, &nw, &depths),
                  -1, "vda still open");
     cr_assert_eq(store_txn_disk_end(t, &meta), 0);
-    cr_assert_eq(store_txn_disk_begin(t, "vda", 100, 0, &meta, &nw, &depths),
+    cr_assert_eq(tu_disk_begin(t, "vda", 100, 0, &meta, &nw, &depths),
                  -1, "vda twice");
     cr_assert_eq(lb_error_errno(), EINVAL);
     store_txn_abort(t);

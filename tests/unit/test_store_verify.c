@@ -5,6 +5,7 @@
  * damage per backup and disk, and only there.
  */
 #include "store/store.h"
+#include "tests/unit/store_util.h"
 #include "tests/unit/testutil.h"
 
 #include <criterion/criterion.h>
@@ -82,7 +83,7 @@ backup(const char *name, const struct disk *disks, size_t ndisks,
     for (size_t i = 0; i < ndisks; i++) {
         uint64_t nw;
         uint8_t *depths;
-        cr_assert_eq(store_txn_disk_begin(t, disks[i].name, disks[i].size,
+        cr_assert_eq(tu_disk_begin(t, disks[i].name, disks[i].size,
                                           PROTO_DISK_FULL, &meta, &nw, &depths),
                      0, "%s", lb_error_msg());
         for (uint64_t k = 0; k < nw && k < 3; k++) {
