@@ -17,54 +17,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-/* Split a command line into words: whitespace separates, single and
- * double quotes group, backslash escapes (a small subset of sh). */
-static char **
-split_words(const char *s, size_t *n)
-{
-    char **v = NULL;
-    struct lb_buf w = {0};
-    bool in_word = false;
-    char q = 0;
-
-    *n = 0;
-    for (;; s++) {
-        char c = *s;
-        if (c == '\0' || (!q && (c == ' ' || c == '\t'))) {
-            if (in_word) {
-                lb_buf_put_u8(&w, 0);
-                v = lb_xrealloc(v, (*n + 2) * sizeof *v);
-                v[(*n)++] = (char *)w.data;
-                memset(&w, 0, sizeof w);
-                in_word = false;
-            }
-            if (c == '\0')
-                break;
-            continue;
-        }
-        in_word = true;
-        if (q) {
-            if (c == q)
-                q = 0;
-            else if (c == '\\' && q == '"' && s[1])
-                lb_buf_put_u8(&w, (uint8_t)*++s);
-            else
-                lb_buf_put_u8(&w, (uint8_t)c);
-        } else if (c == '\'' || c == '"') {
-            q = c;
-        } else if (c == '\\' && s[1]) {
-            lb_buf_put_u8(&w, (uint8_t)*++s);
-        } else {
-            lb_buf_put_u8(&w, (uint8_t)c);
-        }
-    }
-    lb_buf_free(&w);
-    if (!v)
-        v = lb_xcalloc(2, sizeof *v);
-    v[*n] = NULL;
-    return v;
-}
-
 /* 'quoted' for the remote shell. */
 static char *
 shell_quote(const char *s)
@@ -275,7 +227,7 @@ agent_repo_connect(const char *url)
         qpath = shell_quote(r->path);
         remote = lb_xasprintf("%s serve --repo %s --lock-wait %s", rb, qpath,
                               wait_s);
-        argv = split_words(rsh, &n);
+        argv = lb_split_words(rsh, &n);
         argv = lb_xrealloc(argv, (n + 6) * sizeof *argv);
         if (port) {
             argv[n++] = lb_xstrdup("-p");

@@ -79,15 +79,17 @@ pick_repo(const char *repo, const char *restrict_to)
     if (!restrict_to)
         return repo ? lb_xstrdup(repo) : NULL;
     if (!repo && orig) {
-        const char *p = strstr(orig, "--repo");
-        if (p) {
-            p += 6;
-            while (*p == ' ' || *p == '=')
-                p++;
-            asked = lb_xstrdup(p);
-            asked[strcspn(asked, " \t")] = '\0';
-            repo = asked;
+        /* The client's command line, as the agent quotes it. */
+        size_t n;
+        char **w = lb_split_words(orig, &n);
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(w[i], "--repo") == 0 && i + 1 < n)
+                asked = lb_xstrdup(w[i + 1]);
+            else if (strncmp(w[i], "--repo=", 7) == 0)
+                asked = lb_xstrdup(w[i] + 7);
         }
+        lb_free_words(w);
+        repo = asked;
     }
     if (!repo)
         repo = restrict_to;

@@ -216,6 +216,15 @@ int lb_random(void *buf, size_t len);
 /* Directory of the running executable (from /proc/self/exe). Caller frees. */
 char *lb_exe_dir(void);
 
+/*
+ * Split a command line into words as a shell would for simple cases:
+ * whitespace separates, single and double quotes group, backslash
+ * escapes. Returns a NULL-terminated vector (caller frees each word and
+ * the vector); *n receives the count.
+ */
+char **lb_split_words(const char *s, size_t *n);
+void lb_free_words(char **w);
+
 /* True if p[0..len) holds only zero bytes. */
 bool lb_is_zero(const void *p, size_t len);
 
