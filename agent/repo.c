@@ -264,7 +264,8 @@ agent_repo_connect(const char *url)
     {
         struct proto_hello reply;
         if (proto_dec_hello(p, len, &reply) != PROTO_OK ||
-            reply.version_min != PROTO_VERSION) {
+            proto_hello_check_reply(&reply, PROTO_VERSION, PROTO_VERSION,
+                                    h.features) != PROTO_OK) {
             lb_error(0, "backupd answered HELLO with an unsupported version");
             goto fail;
         }

@@ -303,21 +303,20 @@ need_store(struct session *s, uint8_t mode, const char *what)
 static int
 do_hello(struct session *s, const uint8_t *p, uint32_t len)
 {
-    struct proto_hello h, mine = {0};
+    struct proto_hello h, mine;
     int st = proto_dec_hello(p, len, &h);
     static const char sw[] = "backupd " LB_VERSION;
 
     if (st != PROTO_OK)
         return proto_fail(s, "HELLO", st);
-    if (h.version_min > PROTO_VERSION || h.version_max < PROTO_VERSION) {
+    if (proto_hello_negotiate(&h, PROTO_VERSION, PROTO_VERSION,
+                              PROTO_FEATURES_KNOWN, &mine) == 0) {
         lb_error(0, "protocol versions %u..%u offered, this backupd speaks "
                     "version %u",
                  h.version_min, h.version_max, PROTO_VERSION);
         lb_error_hint("install the same livebackup version on both hosts");
         return fail(s, PROTO_ERR_VERSION);
     }
-    mine.version_min = mine.version_max = PROTO_VERSION;
-    mine.features = h.features & PROTO_FEATURES_KNOWN;
     mine.software.p = sw;
     mine.software.len = (uint16_t)strlen(sw);
     proto_enc_hello(&s->out, PROTO_T_HELLO_REPLY, &mine);
@@ -885,7 +884,8 @@ backupd_session_run(int fd_in, int fd_out, const struct backupd_opts *o)
                 strcmp(lb_error_msg(), "connection closed by the peer") == 0) {
                 r = 0;
             } else {
-                lb_log(LB_LOG_ERROR, "%s", lb_error_msg());
+                /* The client's doing, not ours: a warning. */
+                lb_warn("session ended: %s", lb_error_msg());
                 if (!proto_conn_eof(s.conn))
                     fail(&s, PROTO_ERR_PROTOCOL);
             }

@@ -74,6 +74,34 @@ proto_dec_hello(const uint8_t *p, size_t len, struct proto_hello *out)
     return proto_rd_done(&pr);
 }
 
+uint16_t
+proto_hello_negotiate(const struct proto_hello *offer, uint16_t my_min,
+                      uint16_t my_max, uint64_t my_features,
+                      struct proto_hello *reply)
+{
+    uint16_t hi = LB_MIN(offer->version_max, my_max);
+    uint16_t lo = LB_MAX(offer->version_min, my_min);
+
+    if (lo > hi || hi == 0)
+        return 0;
+    memset(reply, 0, sizeof *reply);
+    reply->version_min = reply->version_max = hi;
+    reply->features = offer->features & my_features;
+    return hi;
+}
+
+int
+proto_hello_check_reply(const struct proto_hello *reply, uint16_t my_min,
+                        uint16_t my_max, uint64_t offered)
+{
+    if (reply->version_min != reply->version_max ||
+        reply->version_min < my_min || reply->version_min > my_max)
+        return PROTO_E_RANGE;
+    if (reply->features & ~offered)
+        return PROTO_E_RESERVED;
+    return PROTO_OK;
+}
+
 /* ---- ERROR, OK -------------------------------------------------------------- */
 
 void

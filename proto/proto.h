@@ -321,6 +321,20 @@ void proto_enc_hello(struct lb_buf *b, uint16_t type,
                      const struct proto_hello *h);
 int proto_dec_hello(const uint8_t *p, size_t len, struct proto_hello *out);
 
+/*
+ * Version negotiation (PROTOCOL.md, "Version negotiation"). The server
+ * answers an offer: *reply gets the highest version both speak (min = max
+ * = it) and the offered features it also knows. Returns the version, or 0
+ * if there is none in common. Pure.
+ */
+uint16_t proto_hello_negotiate(const struct proto_hello *offer,
+                               uint16_t my_min, uint16_t my_max,
+                               uint64_t my_features, struct proto_hello *reply);
+/* The client checks the answer to its offer: one version in its range,
+ * no feature it did not offer. PROTO_OK or a PROTO_E_* code. Pure. */
+int proto_hello_check_reply(const struct proto_hello *reply, uint16_t my_min,
+                            uint16_t my_max, uint64_t offered);
+
 enum proto_err {
     PROTO_ERR_PROTOCOL = 1,
     PROTO_ERR_VERSION = 2,

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libFuzzer target: a whole backupd session. The input is everything a
+ * client sends, written into one end of a socketpair while
+ * backupd_session_run serves the other end against a real repository (in
+ * /dev/shm, recreated every 256 inputs so it does not grow without end).
+ * The server's answers are read and dropped.
+ *
+ * Oracle: ASan/UBSan/LeakSanitizer, and the repository afterwards: no
+ * file outside it, and a store_verify that never reports a damaged chunk
+ * (a hostile client cannot plant data under a wrong digest).
+ */
+#include "backupd/backupd.h"
+#include "store/store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static char repo[64];
+static unsigned runs;
+
+struct feed {
+    int fd;
+    const uint8_t *p;
+    size_t n;
+};
+
+static void *
+writer(void *arg)
+{
+    struct feed *f = arg;
+
+    (void)lb_write_full(f->fd, f->p, f->n);
+    shutdown(f->fd, SHUT_WR);
+    return NULL;
+}
+
+static void *
+drain(void *arg)
+{
+    int fd = *(int *)arg;
+    char buf[65536];
+
+    while (read(fd, buf, sizeof buf) > 0)
+        ;
+    return NULL;
+}
+
+static void
+damage_cb(void *opaque, const char *id, const char *name, const char *disk,
+          const char *what)
+{
+    (void)opaque;
+    (void)name;
+    (void)disk;
+    /* A chunk stored with data that does not match its name. */
+    if (!*id && strncmp(what, "chunk ", 6) == 0)
+        __builtin_trap();
+}
+
+static void
+fresh_repo(void)
+{
+    char cmd[128];
+
+    if (repo[0]) {
+        snprintf(cmd, sizeof cmd, "rm -rf %s", repo);
+        if (system(cmd) != 0)
+            abort();
+    }
+    snprintf(repo, sizeof repo, "/dev/shm/lbfuzz-session-%ld", (long)getpid());
+    if (store_init(repo, PROTO_MIN_WINDOW) < 0)
+        abort();
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct backupd_opts o = {0};
+    int sv[2];
+    pthread_t w, r;
+    struct feed f;
+
+    if (runs++ % 256 == 0) {
+        signal(SIGPIPE, SIG_IGN);
+        lb_log_set_level(LB_LOG_ERROR);
+        fresh_repo();
+    }
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        abort();
+    o.repo = repo;
+    o.workers = 1;
+    f = (struct feed){sv[0], data, size};
+    pthread_create(&w, NULL, writer, &f);
+    pthread_create(&r, NULL, drain, &sv[0]);
+    backupd_session_run(sv[1], sv[1], &o);
+    shutdown(sv[1], SHUT_RDWR);
+    pthread_join(w, NULL);
+    pthread_join(r, NULL);
+    close(sv[0]);
+    close(sv[1]);
+    if (runs % 64 == 0) {
+        struct store *st = store_open(repo, STORE_READ, 0);
+        struct proto_kv stats = {0};
+        struct store_verify_cb cb = {NULL, damage_cb, NULL};
+        if (st) {
+            store_verify(st, &cb, &stats);
+            store_close(st);
+        }
+        proto_kv_free(&stats);
+    }
+    return 0;
+}
