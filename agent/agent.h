@@ -61,6 +61,7 @@ struct agent_repo {
     uint32_t window_size;
     bool append_only;
     char repo_id[128];
+    bool established; /* HELLO went through: a later failure is a cut */
     struct lb_buf out;
 };
 

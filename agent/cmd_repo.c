@@ -210,7 +210,8 @@ verify_events(struct agent_repo *r, bool *damaged, struct proto_kv *end)
                 agent_event("damage", &ev);
             } else if (id && *id) {
                 printf("DAMAGED backup %s (%s)%s%s: %s\n", id,
-                       name && *name ? name : "?", disk && *disk ? " disk " : "",
+                       name && *name ? name : "name unreadable",
+                       disk && *disk ? " disk " : "",
                        disk ? disk : "", proto_kv_get(&ev, "what"));
             } else {
                 printf("DAMAGED %s\n", proto_kv_get(&ev, "what"));

@@ -174,6 +174,13 @@ agent_repo_explain(struct agent_repo *r)
                  r->host ? "ssh" : "backupd", WTERMSIG(status));
         lb_error_hint("nothing half-done was committed; run the command "
                       "again (a backup reuses the data already stored)");
+    } else if (WIFEXITED(status) && r->host && WEXITSTATUS(status) == 255 &&
+               r->established) {
+        lb_error(0, "the connection to %s was cut: %s (ssh ended with status "
+                    "255: the remote backupd or sshd went away)",
+                 r->host, msg);
+        lb_error_hint("nothing half-done was committed; run the command "
+                      "again (a backup reuses the data already stored)");
     } else if (WIFEXITED(status) && r->host && WEXITSTATUS(status) == 255) {
         lb_error(0, "ssh to %s failed (see ssh's message above)", r->host);
         lb_error_hint("check the host name, port, key and that sshd runs "
@@ -270,6 +277,7 @@ agent_repo_connect(const char *url)
             goto fail;
         }
     }
+    r->established = true;
     return r;
 fail:
     {

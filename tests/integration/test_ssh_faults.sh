@@ -1,0 +1,99 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# The ssh pipe cut at random moments: the agent's ssh client killed, the
+# sshd process serving the session killed, backupd killed behind ssh. Each
+# time: a clear error, a repository that verifies, and a retry that
+# succeeds reusing the data already uploaded.
+. "$(dirname "$0")/lib.sh"
+
+sshd_start
+R=$T/repo
+run_ok livebackup init --repo "$R"
+URL="ssh://root@127.0.0.1:$SSH_PORT$R"
+qemu-img create -q -f qcow2 "$T/d.qcow2" 256M
+write_random "$T/d.qcow2" qcow2 0 $((40 << 20))
+snapshot_raw "$T/d.qcow2" "$T/truth.raw"
+
+# Descendants of a PID (recorded), breadth first.
+descendants() {
+    local p c
+    for p in "$@"; do
+        for c in $(cat /proc/"$p"/task/*/children 2>/dev/null); do
+            echo "$c"
+            descendants "$c"
+        done
+    done
+}
+
+# The PID of who (ssh, sshd or backupd) for the running agent: the ssh
+# client is its child; the sshd serving it and the backupd under that are
+# found from the listener's PID, newest session first.
+find_victim() {
+    local who=$1 agent=$2 p sess
+    case $who in
+    ssh) cat /proc/"$agent"/task/"$agent"/children 2>/dev/null | awk '{print $1}' ;;
+    sshd | backupd)
+        sess=$(cat /proc/"$SSHD_PID"/task/*/children 2>/dev/null | tr ' ' '\n' |
+            grep . | sort -n | tail -n 1)
+        [[ -n $sess ]] || return 0
+        if [[ $who == sshd ]]; then
+            # only once backupd runs under it: the stream is then flowing
+            for p in $(descendants "$sess"); do
+                [[ $(cat /proc/"$p"/comm 2>/dev/null) == backupd ]] && echo "$sess" && return 0
+            done
+        else
+            for p in $(descendants "$sess"); do
+                [[ $(cat /proc/"$p"/comm 2>/dev/null) == backupd ]] && echo "$p" && return 0
+            done
+        fi ;;
+    esac
+    return 0
+}
+
+# cut WHO: start a paced backup, wait a random moment, kill WHO's process,
+# expect a clear failure, then verify and retry.
+cut() {
+    local who=$1 agent victim="" rc=0 new chunks_before
+    chunks_before=$(find "$R/chunks" -type f | wc -l)
+    livebackup backup-image --bwlimit 8M --repo "$URL" --rsh "$LB_RSH" \
+        --remote-backupd "$BACKUPD" --name d --disk vda="$T/d.qcow2" \
+        >"$T/bg.out" 2>"$T/bg.err" &
+    agent=$!
+    lb_track "$agent"
+    # Wait for the process, then a random moment of the transfer.
+    for _ in $(seq 1 100); do
+        victim=$(find_victim "$who" "$agent")
+        [[ -n $victim ]] && break
+        sleep 0.1
+    done
+    [[ -n $victim ]] || fail "no $who process found"
+    # Some data stored first (the retry must reuse it), then a random
+    # moment within the next window's transfer.
+    for _ in $(seq 1 100); do
+        [[ $(find "$R/chunks" -type f | wc -l) -ge $((chunks_before + 2)) ]] && break
+        sleep 0.1
+    done
+    sleep "0.$((RANDOM % 5))"
+    kill -9 "$victim"
+    wait "$agent" || rc=$?
+    [[ $rc -eq 1 ]] || fail "killing $who: agent exit status $rc: $(cat "$T/bg.err")"
+    grep -Eq "connection to root@127.0.0.1 was cut|ssh was killed by signal 9" "$T/bg.err" ||
+        fail "killing $who: unclear error: $(cat "$T/bg.err")"
+    ok "$who killed mid-backup: $(grep error "$T/bg.err" | head -n 1)"
+    sleep 0.5
+    run_ok livebackup verify --repo "$R"
+    grep -q "all sound" "$T/out" || fail "verify after killing $who"
+}
+
+cut ssh
+cut sshd
+cut backupd
+# The retry reuses what the interrupted uploads stored.
+run_ok livebackup backup-image --json --repo "$URL" --rsh "$LB_RSH" \
+    --remote-backupd "$BACKUPD" --name d --disk vda="$T/d.qcow2"
+new=$(json_field "$T/out" summary bytes_received)
+[[ $new -lt $((40 << 20)) ]] || fail "the retry sent everything again ($new bytes)"
+run_ok livebackup restore-image --repo "$R" --name d --disk vda --to "$T/r.raw"
+same_image "$T/r.raw" raw "$T/truth.raw" raw
+ok "retry over ssh reuses the stored chunks ($new of $((40 << 20)) bytes sent) and restores identical"
