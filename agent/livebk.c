@@ -267,9 +267,16 @@ livebk_recover(struct livebk *b, bool verbose)
     bool acted = false;
 
     /* Thaw first, always: a guest left frozen by a crash must not wait for
-     * anything else. */
-    if (b->dom.running)
+     * anything else (nor for an agent that does not answer). */
+    if (b->dom.running) {
+        /* A working agent answers in well under a second; one that does
+         * not must not hold the run up (the freeze will say so). */
+        agent_virt_set_agent_timeout(&b->dom,
+                                     (int)LB_MIN(2u, b->o->freeze_timeout));
         agent_virt_thaw(b->v, &b->dom, false);
+        agent_virt_set_agent_timeout(&b->dom,
+                                     VIR_DOMAIN_AGENT_RESPONSE_TIMEOUT_DEFAULT);
+    }
     if (st->step == TRACK_IDLE) {
         bool pending = false;
         for (size_t i = 0; i < st->nd; i++)
@@ -597,6 +604,19 @@ livebk_backup(struct livebk *b, struct agent_repo *r,
                     t_thaw = lb_now_ns();
                     if (rc < 0)
                         lb_fail(EIO, "%s", msg);
+                }
+            }
+            if (quiesce) {
+                /* The domain keeps libvirt's own agent timeout. */
+                char msg[1024], hint[512];
+                snprintf(msg, sizeof msg, "%s", lb_error_msg());
+                snprintf(hint, sizeof hint, "%s", lb_error_hint_msg());
+                agent_virt_set_agent_timeout(
+                    &b->dom, VIR_DOMAIN_AGENT_RESPONSE_TIMEOUT_DEFAULT);
+                if (rc < 0) {
+                    lb_fail(EIO, "%s", msg);
+                    if (hint[0])
+                        lb_error_hint("%s", hint);
                 }
             }
         } else {

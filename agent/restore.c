@@ -467,8 +467,10 @@ worker(void *arg)
         s->st = R_WORKING;
         pthread_mutex_unlock(&x->lock);
         r = build_and_write(x, s, win, plain, z);
-        if (r == 0)
+        if (r == 0) {
             agent_progress_add(&x->prog, s->wl);
+            lb_fault_point("agent:mid-restore");
+        }
         pthread_mutex_lock(&x->lock);
         if (r < 0) {
             r_fail(x);

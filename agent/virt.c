@@ -361,8 +361,7 @@ agent_virt_freeze(struct agent_virt *v, struct agent_dom *d,
 
     if (guard_start(v, d) < 0)
         return -1;
-    if (virDomainAgentSetResponseTimeout(d->d, (int)timeout_s, 0) < 0) {
-        virt_fail("set the guest agent timeout");
+    if (agent_virt_set_agent_timeout(d, (int)timeout_s) < 0) {
         guard_stop(v);
         return -1;
     }
@@ -377,12 +376,11 @@ agent_virt_freeze(struct agent_virt *v, struct agent_dom *d,
         /* The agent may have frozen the guest after all (late answer):
          * thaw in any case. */
         agent_virt_thaw(v, d, false);
-        if (code == VIR_ERR_AGENT_UNRESPONSIVE ||
-            strstr(msg, "not connected") || strstr(msg, "not configured"))
-            lb_fail(EIO, "cannot quiesce %s: the guest agent did not answer "
-                         "(%s)",
+        if (strstr(msg, "not connected") || strstr(msg, "not configured"))
+            lb_fail(EIO, "cannot quiesce %s: no guest agent is connected (%s)",
                     d->name, msg);
-        else if (code == VIR_ERR_OPERATION_TIMEOUT ||
+        else if (code == VIR_ERR_AGENT_UNRESPONSIVE ||
+                 code == VIR_ERR_OPERATION_TIMEOUT ||
                  strstr(msg, "timed out") || strstr(msg, "timeout"))
             lb_fail(EIO, "cannot quiesce %s: the guest agent did not answer "
                          "within %u s (%s); the guest was left thawed",
@@ -395,6 +393,14 @@ agent_virt_freeze(struct agent_virt *v, struct agent_dom *d,
                       "back up crash-consistent with --consistency crash");
         return -1;
     }
+    return 0;
+}
+
+int
+agent_virt_set_agent_timeout(struct agent_dom *d, int secs)
+{
+    if (virDomainAgentSetResponseTimeout(d->d, secs, 0) < 0)
+        return virt_fail("set the guest agent timeout");
     return 0;
 }
 

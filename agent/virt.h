@@ -102,6 +102,9 @@ int agent_virt_start(struct agent_virt *v, const char *name);
  */
 int agent_virt_freeze(struct agent_virt *v, struct agent_dom *d,
                       unsigned timeout_s);
+/* Bound every guest agent call on d to secs (libvirt keeps it for the
+ * domain: put VIR_DOMAIN_AGENT_RESPONSE_TIMEOUT_DEFAULT back after). */
+int agent_virt_set_agent_timeout(struct agent_dom *d, int secs);
 /* Thaw (always safe to call: a thawed guest stays thawed) and stop the
  * guard. must: we froze it, so a failure is an error (else ignored). */
 int agent_virt_thaw(struct agent_virt *v, struct agent_dom *d, bool must);

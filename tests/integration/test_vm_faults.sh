@@ -40,7 +40,8 @@ ok "first backup"
 
 # fault POINT: the agent dies there; the guest must be thawed (the thaw
 # guard, or nothing was frozen), and the next backup recovers and is
-# complete.
+# complete; every earlier backup still restores and the repository
+# verifies.
 fault() {
     local point=$1 rc=0 before
     vm_wait_workload "$vm" $(($(wl_done "$vm") + 2)) >/dev/null
@@ -57,13 +58,56 @@ fault() {
     n=$(virsh -q -c qemu:///system dumpxml "$vm" | grep -c "lbtrack-" || true)
     [[ $n -eq 1 ]] || fail "$point: $n tracking overlays in the chain after recovery"
     [[ $(ls "$VMDIR" | grep -c "^$vm-vda.lbtrack") -eq 1 ]] || fail "$point: stray overlays: $(ls "$VMDIR")"
-    ok "killed at $point: thawed, recovered, next backup complete ($m files)"
+    run_ok livebackup verify --repo "$R"
+    first=$(livebackup list --json --repo "$R" --name "$vm" | head -n 1 | jq -r .id)
+    restore_verify "$R" "$vm" vda 0 "$first" >/dev/null
+    ok "killed at $point: thawed, recovered, next backup complete ($m files), repository sound"
 }
 fault agent:after-freeze
 fault agent:after-snapshot
+fault agent:backup-started
 fault agent:mid-transfer
+fault agent:before-commit
 fault agent:after-commit
 fault agent:during-block-commit
+
+# backupd dies after COMMIT arrived, before the manifest is written.
+vm_wait_workload "$vm" $(($(wl_done "$vm") + 2)) >/dev/null
+LIVEBACKUP_FAULT=backupd:before-commit expect_fail "backupd was killed by signal 9" \
+    livebackup backup "$vm" --repo "$R"
+assert_thawed "$vm"
+before=$(wl_done "$vm")
+run_ok livebackup backup --json "$vm" --repo "$R"
+m=$(restore_verify "$R" "$vm" vda "$before")
+ok "backupd killed before its commit: next backup complete ($m files)"
+
+# A restore killed in the middle: no file that looks complete; run again.
+rc=0
+LIVEBACKUP_FAULT=agent:mid-restore@3 livebackup restore-image --repo "$R" \
+    --name "$vm" --disk vda --to "$T/mid.raw" >/dev/null 2>&1 || rc=$?
+[[ $rc -eq 137 ]] || fail "restore fault: exit status $rc"
+[[ ! -e $T/mid.raw ]] || fail "an interrupted restore left a file that looks complete"
+m=$(restore_verify "$R" "$vm" vda "$before")
+run_ok livebackup restore-image --repo "$R" --name "$vm" --disk vda --to "$T/mid.raw"
+ls -A "$T" | grep -q "livebackup-partial" && fail "partial files left: $(ls -A "$T")"
+ok "an interrupted restore leaves nothing that looks complete, and runs again"
+
+# A guest agent that does not answer (qemu-ga stopped for 25 s): the
+# freeze times out within --freeze-timeout, the guest stays thawed.
+vm_agent "$vm" '{"execute":"guest-exec","arguments":{"path":"/bin/sh","arg":["-c","p=$(pidof qemu-ga); (kill -STOP $p; sleep 25; kill -CONT $p) >/dev/null 2>&1 </dev/null &"]}}' >/dev/null
+sleep 1
+start=$(date +%s)
+expect_fail "did not answer within 3 s.*left thawed" \
+    livebackup backup "$vm" --repo "$R" --freeze-timeout 3
+took=$(($(date +%s) - start))
+[[ $took -le 14 ]] || fail "the failed freeze took $took s"
+ls "$VMDIR" | grep -c "^$vm-vda.lbtrack" | grep -qx 1 || fail "stray overlay: $(ls "$VMDIR")"
+sleep 26 # qemu-ga runs again (and would act on anything queued)
+assert_thawed "$vm"
+before=$(wl_done "$vm")
+run_ok livebackup backup --json "$vm" --repo "$R"
+m=$(restore_verify "$R" "$vm" vda "$before")
+ok "unresponsive agent: failed within $took s, guest thawed, next backup fine ($m files)"
 
 # backupd killed mid-stream.
 vm_wait_workload "$vm" $(($(wl_done "$vm") + 2)) >/dev/null
