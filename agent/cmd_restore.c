@@ -89,9 +89,9 @@ static int
 check_space(const char *dir, uint64_t need)
 {
     uint64_t have = free_bytes(dir);
-    char n[16], h[16];
 
     if (have != UINT64_MAX && need > have) {
+        char n[16], h[16];
         lb_human_size(n, sizeof n, need);
         lb_human_size(h, sizeof h, have);
         lb_fail(ENOSPC, "not enough space in %s: the restore needs up to %s, "
@@ -215,16 +215,28 @@ restore_in_place(struct restore_args *a, struct agent_repo *r, int mfd,
         tg[nt] = ds[i].name;
         nt++;
     }
-    {
+    /* The new images sit beside the old ones until renamed over them:
+     * each filesystem needs room for all the disks restored into it. */
+    for (size_t i = 0; i < nd; i++) {
+        CLEANUP_FREE char *dir = NULL;
         uint64_t need = 0;
-        for (size_t i = 0; i < nd; i++)
-            if (final[i]) {
-                CLEANUP_FREE char *dir = lb_xstrdup(final[i]);
-                *strrchr(dir, '/') = '\0';
-                need = ds[i].nonempty_windows * r->window_size;
-                if (check_space(*dir ? dir : "/", need) < 0)
-                    goto out;
-            }
+        bool seen = false;
+        if (!final[i])
+            continue;
+        dir = lb_xstrdup(final[i]);
+        *strrchr(dir, '/') = '\0';
+        for (size_t k = 0; k < nd; k++) {
+            CLEANUP_FREE char *dk = final[k] ? lb_xstrdup(final[k]) : NULL;
+            if (!dk)
+                continue;
+            *strrchr(dk, '/') = '\0';
+            if (strcmp(dk, dir) != 0)
+                continue;
+            seen |= k < i;
+            need += ds[k].nonempty_windows * r->window_size;
+        }
+        if (!seen && check_space(*dir ? dir : "/", need) < 0)
+            goto out;
     }
     for (size_t i = 0; i < nd; i++)
         if (final[i] && agent_restore_check(r, mfd, id, ds[i].name) < 0)

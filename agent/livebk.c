@@ -518,11 +518,13 @@ livebk_backup(struct livebk *b, struct agent_repo *r,
         } else if (o->full) {
             snprintf(p->why, sizeof p->why, "--full");
         } else if (!parent_ok) {
-            snprintf(p->why, sizeof p->why,
-                     st->last_backup[0] && strcmp(st->repo_id, r->repo_id)
-                         ? "tracking refers to another repository"
-                         : "its last backup %s is gone from the repository",
-                     st->last_backup);
+            if (st->last_backup[0] && strcmp(st->repo_id, r->repo_id) != 0)
+                snprintf(p->why, sizeof p->why,
+                         "tracking refers to another repository");
+            else
+                snprintf(p->why, sizeof p->why,
+                         "its last backup %s is gone from the repository",
+                         st->last_backup);
         } else if (!chain_intact(d, p->td, b->dom.running, p->why,
                                  sizeof p->why)) {
             /* why filled; the overlays are part of the user's chain now */
@@ -541,7 +543,8 @@ livebk_backup(struct livebk *b, struct agent_repo *r,
             p->keep = chain_intact(d, p->td, b->dom.running, unused,
                                    sizeof unused);
         }
-        if (!p->incremental && p->td && p->td->nov && strcmp(p->why, "--full"))
+        if (!p->incremental && p->td && p->td->nov &&
+            strcmp(p->why, "--full") != 0)
             lb_warn("%s: disk %s: tracking lost (%s): full backup of this disk",
                     st->name, d->target, p->why);
         any_incr |= p->incremental;

@@ -86,23 +86,24 @@ void
 agent_progress_add(struct agent_progress *p, uint64_t n)
 {
     uint64_t now, every;
+    bool due;
 
     p->done += n;
     if (!agent_opts.progress && !agent_opts.json)
         return;
     every = agent_opts.json ? 1000000000u : 250000000u;
     now = lb_now_ns();
-    if (now - p->last_ns < every)
-        return;
+    /* Several threads add progress: one of them draws, at most every
+     * `every` nanoseconds. */
     pthread_mutex_lock(&draw_lock);
-    if (now - p->last_ns >= every) {
+    due = now - p->last_ns >= every;
+    if (due) {
         p->last_ns = now;
         p->shown = true;
-        pthread_mutex_unlock(&draw_lock);
-        draw(p, false);
-        return;
     }
     pthread_mutex_unlock(&draw_lock);
+    if (due)
+        draw(p, false);
 }
 
 void

@@ -399,7 +399,6 @@ build_and_write(struct restore *x, struct rslot *s, uint8_t *win,
         bool raw = c->type == PROTO_CHUNK_RAW;
         uint8_t *dst = raw ? win : plain;
         struct proto_digest d;
-        char hex[65];
         int st;
 
         if (raw && (k != 0 || c->raw_len != s->wl))
@@ -411,6 +410,7 @@ build_and_write(struct restore *x, struct rslot *s, uint8_t *win,
                                    c->comp) < 0 ||
             proto_chunk_digest(c->type, dst, c->raw_len, &d) < 0 ||
             memcmp(d.b, c->d.b, PROTO_DIGEST_LEN) != 0) {
+            char hex[65];
             proto_digest_hex(&c->d, hex);
             return lb_fail(EPROTO, "backup %s, disk %s: chunk %s (offset "
                                    "%llu) is damaged: its data does not "

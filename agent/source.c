@@ -135,7 +135,7 @@ agent_source_open(const char *path, const char *since, bool force_share)
         lb_error_hint("check the path and its permissions");
         goto fail;
     }
-    if (agent_chain(path, force_share, &chain, &nchain) < 0)
+    if (agent_chain(path, force_share, &chain, &nchain) < 0 || nchain == 0)
         goto fail;
     for (size_t i = 0; i < nchain; i++) {
         char part[PATH_MAX + 32];
@@ -286,7 +286,7 @@ cache_push(struct agent_source *s, uint64_t off, uint64_t len, bool zero,
         last->len += len;
         return;
     }
-    if (s->nc == s->capc) {
+    if (s->nc == s->capc || !s->cache) {
         s->capc = s->capc ? s->capc * 2 : 1024;
         s->cache = lb_xrealloc(s->cache, s->capc * sizeof *s->cache);
     }

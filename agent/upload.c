@@ -62,7 +62,6 @@ struct agent_upload {
     int err_errno;
     pthread_t workers[MAX_WORKERS], sender, receiver;
     unsigned nworkers;
-    bool have_sender, have_receiver;
     struct agent_upload_stats stats;
     struct agent_progress *prog;
     /* the sender's frame buffers */

@@ -488,7 +488,6 @@ agent_virt_snapshot(struct agent_dom *d, size_t n, char *const *targets,
     lb_buf_append(&x, "<domainsnapshot><disks>", 23);
     for (size_t i = 0; i < nd; i++) {
         size_t k;
-        xmlChar *esc;
         char *line;
         for (k = 0; k < n && strcmp(targets[k], disks[i].target) != 0; k++)
             ;
@@ -496,7 +495,8 @@ agent_virt_snapshot(struct agent_dom *d, size_t n, char *const *targets,
             line = lb_xasprintf("<disk name='%s' snapshot='no'/>",
                                 disks[i].target);
         } else {
-            esc = xmlEncodeSpecialChars(NULL, (const xmlChar *)overlays[k]);
+            xmlChar *esc =
+                xmlEncodeSpecialChars(NULL, (const xmlChar *)overlays[k]);
             line = lb_xasprintf("<disk name='%s' snapshot='external' "
                                 "type='file'><driver type='qcow2'/><source "
                                 "file='%s'/></disk>",

@@ -104,7 +104,8 @@ pool_start(struct pool *p, struct store *st, unsigned nworkers)
     pthread_cond_init(&p->room, NULL);
     if (nworkers == 0)
         nworkers = lb_ncpus();
-    nworkers = LB_MIN(nworkers, MAX_WORKERS);
+    if (nworkers > MAX_WORKERS)
+        nworkers = MAX_WORKERS;
     /* Two jobs per worker: one being processed, one waiting. */
     p->nslots = 2 * nworkers;
     p->jobs = lb_xcalloc(p->nslots, sizeof *p->jobs);
@@ -212,8 +213,6 @@ struct session {
     struct store_txn *txn;
     bool in_disk;
     struct pool pool;
-    /* the errno class of the last failure, for the error code */
-    int err_class;
     uint64_t bytes_received_at_begin;
     uint64_t verify_last_ns;
 };

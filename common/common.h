@@ -180,11 +180,12 @@ char *lb_read_file(const char *path, size_t max, size_t *len_out);
 
 /* malloc/calloc/realloc/strdup that abort on failure: used only for small
  * bounded allocations (never sizes taken from the wire). */
-void *lb_xmalloc(size_t n);
-void *lb_xcalloc(size_t n, size_t size);
-void *lb_xrealloc(void *p, size_t n);
-char *lb_xstrdup(const char *s);
-char *lb_xasprintf(const char *fmt, ...) LB_PRINTF(1, 2);
+#define LB_NONNULL_RET __attribute__((returns_nonnull))
+void *lb_xmalloc(size_t n) LB_NONNULL_RET;
+void *lb_xcalloc(size_t n, size_t size) LB_NONNULL_RET;
+void *lb_xrealloc(void *p, size_t n) LB_NONNULL_RET;
+char *lb_xstrdup(const char *s) LB_NONNULL_RET;
+char *lb_xasprintf(const char *fmt, ...) LB_PRINTF(1, 2) LB_NONNULL_RET;
 
 /* ---- small utilities --------------------------------------------------- */
 

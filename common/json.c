@@ -241,8 +241,12 @@ literal(struct parser *ps, const char *w)
 static void
 add_child(struct lb_json *parent, char *key, struct lb_json *child)
 {
-    parent->kids = lb_xrealloc(parent->kids, (parent->n + 1) * sizeof *parent->kids);
-    parent->keys = lb_xrealloc(parent->keys, (parent->n + 1) * sizeof *parent->keys);
+    size_t n = parent->n + 1;
+
+    /* sizeof of one element, a pointer: what is meant */
+    // NOLINTNEXTLINE(bugprone-sizeof-expression)
+    parent->kids = lb_xrealloc(parent->kids, n * sizeof *parent->kids);
+    parent->keys = lb_xrealloc(parent->keys, n * sizeof *parent->keys);
     parent->kids[parent->n] = child;
     parent->keys[parent->n] = key;
     parent->n++;

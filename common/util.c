@@ -126,8 +126,9 @@ lb_fsync_dir(const char *dir)
 int
 lb_mkdir_p(const char *path, mode_t mode)
 {
-    CLEANUP_FREE char *copy = lb_xstrdup(path);
+    char *copy = lb_xstrdup(path);
     char *p = copy;
+    int r = 0;
 
     if (*p == '/')
         p++;
@@ -135,14 +136,17 @@ lb_mkdir_p(const char *path, mode_t mode)
         char *slash = strchr(p, '/');
         if (slash)
             *slash = '\0';
-        if (*copy && mkdir(copy, mode) < 0 && errno != EEXIST)
-            return lb_error(errno, "create directory %s", copy);
+        if (*copy && mkdir(copy, mode) < 0 && errno != EEXIST) {
+            r = lb_error(errno, "create directory %s", copy);
+            break;
+        }
         if (!slash)
             break;
         *slash = '/';
         p = slash + 1;
     }
-    return 0;
+    free(copy);
+    return r;
 }
 
 int

@@ -66,9 +66,8 @@ damage_cb(void *opaque, const char *id, const char *name, const char *disk,
 static void
 fresh_repo(void)
 {
-    char cmd[128];
-
     if (repo[0]) {
+        char cmd[128];
         snprintf(cmd, sizeof cmd, "rm -rf %s", repo);
         if (system(cmd) != 0)
             abort();

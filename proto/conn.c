@@ -234,7 +234,7 @@ int
 proto_conn_take_error(struct proto_conn *c, const uint8_t *p, uint32_t len,
                       uint32_t *code)
 {
-    struct proto_error e;
+    struct proto_error e = {0};
 
     c->got_error = true;
     if (proto_dec_error(p, len, &e) != PROTO_OK)
@@ -264,7 +264,7 @@ proto_conn_expect(struct proto_conn *c, uint16_t type, const uint8_t **payload,
                   uint32_t *len, uint32_t *err_code)
 {
     struct proto_hdr h;
-    const uint8_t *p;
+    const uint8_t *p = NULL;
 
     if (err_code)
         *err_code = 0;

@@ -19,6 +19,7 @@ pkgs=(
     # tests: a real sshd, JSON checks, locks and ttys (util-linux), clang
     # for the sanitizer runtime and the fuzzers
     openssh-server jq util-linux clang libclang-rt-14-dev time
+    clang-tidy cppcheck
 )
 # the test VM (libvirt without systemd, see tests/vm/README.md)
 mapfile -t vm < <(grep -v '^#' "$here/tests/vm/packages.txt")

@@ -66,7 +66,6 @@ check_chunk(struct store *st, struct store_scratch *s,
             const struct proto_chunk *c)
 {
     struct proto_digest got;
-    char hex[65];
 
     if (c->type == PROTO_CHUNK_RAW && c->raw_len > st->window_size)
         return lb_fail(EPROTO, "RAW chunk of %u bytes exceeds the window "
@@ -84,6 +83,7 @@ check_chunk(struct store *st, struct store_scratch *s,
     if (proto_chunk_digest(c->type, s->plain, c->raw_len, &got) < 0)
         return -1;
     if (memcmp(got.b, c->d.b, PROTO_DIGEST_LEN) != 0) {
+        char hex[65];
         proto_digest_hex(&c->d, hex);
         return lb_fail(EPROTO, "chunk %s: data does not match its digest",
                         hex);
@@ -215,7 +215,7 @@ store_chunk_load(struct store *st, struct store_scratch *s,
                  const struct proto_digest *d, const uint8_t **plain,
                  size_t *plain_len, uint8_t *type)
 {
-    struct proto_chunk c;
+    struct proto_chunk c = {0};
 
     if (store_chunk_read(st, d, &s->file, &c) < 0)
         return -1;

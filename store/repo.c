@@ -214,11 +214,10 @@ take_lock(struct store *st, unsigned wait_secs)
     if (st->lock_fd < 0)
         return lb_error(errno, "open %s", path);
     while (flock(st->lock_fd, op | LOCK_NB) < 0) {
-        char who[256];
         if (errno != EWOULDBLOCK && errno != EINTR)
             return lb_error(errno, "lock %s", path);
         if (lb_now_ns() < deadline) {
-            struct timespec ts = {0, 200 * 1000 * 1000};
+            struct timespec ts = {0, 200L * 1000 * 1000};
             nanosleep(&ts, NULL);
             continue;
         }
@@ -230,6 +229,7 @@ take_lock(struct store *st, unsigned wait_secs)
             lb_error_hint("try again when they are done (or wait with "
                           "--lock-wait SECONDS)");
         } else {
+            char who[256];
             lock_holder(st->lock_fd, who, sizeof who);
             lb_fail(EWOULDBLOCK, "repository %s is locked by %s", st->path,
                      who);

@@ -174,8 +174,8 @@ verify_backup(struct vctx *v, const char *id, uint64_t *missing)
                     (*missing)++;
                 }
                 if (why) {
-                    char hex[65];
                     if (bad_windows++ == 0) {
+                        char hex[65];
                         first_bad = i;
                         proto_digest_hex(&w.refs[k].d, hex);
                         snprintf(first_what, sizeof first_what,
