@@ -14,23 +14,25 @@
 #include "common/common.h"
 #include "proto/proto.h"
 
-/* ---- global options --------------------------------------------------------- */
+/* ---- global options ---------------------------------------------------------
+ */
 
 struct agent_opts {
-    bool json;            /* machine-readable events and summary on stdout */
-    bool progress;        /* progress line on stderr (default: if a tty) */
-    const char *rsh;      /* ssh command line, like rsync -e */
+    bool json;       /* machine-readable events and summary on stdout */
+    bool progress;   /* progress line on stderr (default: if a tty) */
+    const char *rsh; /* ssh command line, like rsync -e */
     const char *remote_backupd; /* backupd command on the remote host */
-    uint64_t bwlimit;     /* bytes/s, 0 = unlimited */
-    int zlevel;           /* zstd level */
-    unsigned lock_wait;   /* seconds */
-    unsigned max_stack;   /* deltas per window before a full window */
-    unsigned threads;     /* worker threads (0: CPUs) */
+    uint64_t bwlimit;           /* bytes/s, 0 = unlimited */
+    int zlevel;                 /* zstd level */
+    unsigned lock_wait;         /* seconds */
+    unsigned max_stack;         /* deltas per window before a full window */
+    unsigned threads;           /* worker threads (0: CPUs) */
 };
 
 extern struct agent_opts agent_opts;
 
-/* ---- progress and events ------------------------------------------------------ */
+/* ---- progress and events
+ * ------------------------------------------------------ */
 
 struct agent_progress {
     const char *what; /* "backup vda", "restore vda" */
@@ -50,14 +52,15 @@ void agent_progress_end(struct agent_progress *p);
  * digits are emitted as numbers. */
 void agent_event(const char *event, const struct proto_kv *kv);
 
-/* ---- repository connection ---------------------------------------------------- */
+/* ---- repository connection
+ * ---------------------------------------------------- */
 
 struct agent_repo {
     char *url;
-    char *path;    /* repository path (local or on the remote host) */
-    char *host;    /* ssh host, NULL for local */
+    char *path; /* repository path (local or on the remote host) */
+    char *host; /* ssh host, NULL for local */
     struct proto_conn *conn;
-    pid_t child;   /* backupd or ssh */
+    pid_t child; /* backupd or ssh */
     uint32_t window_size;
     bool append_only;
     char repo_id[128];
@@ -98,7 +101,8 @@ ssize_t agent_list_pick(const struct agent_list *l, const char *name,
  * fd positioned at 0, or -1. */
 int agent_repo_get_manifest(struct agent_repo *r, const char *id);
 
-/* ---- image sources (qemu-nbd + libnbd) ------------------------------------------ */
+/* ---- image sources (qemu-nbd + libnbd)
+ * ------------------------------------------ */
 
 struct agent_extent {
     uint64_t off, len;
@@ -131,7 +135,8 @@ int agent_source_map(struct agent_source *s, uint64_t off, uint64_t len,
 int agent_source_pread(struct agent_source *s, void *buf, size_t len,
                        uint64_t off);
 
-/* ---- backing chains ------------------------------------------------------------- */
+/* ---- backing chains
+ * ------------------------------------------------------------- */
 
 struct agent_layer {
     char *path;   /* absolute */
@@ -144,12 +149,13 @@ int agent_chain(const char *path, bool force_share, struct agent_layer **out,
                 size_t *n);
 void agent_chain_free(struct agent_layer *l, size_t n);
 
-/* ---- backups ------------------------------------------------------------------ */
+/* ---- backups
+ * ------------------------------------------------------------------ */
 
 struct agent_disk_spec {
-    const char *name;   /* vda */
-    const char *path;   /* image to read (top of the chain) */
-    const char *since;  /* NULL: full; else the layer changes are above */
+    const char *name;  /* vda */
+    const char *path;  /* image to read (top of the chain) */
+    const char *since; /* NULL: full; else the layer changes are above */
     bool force_share;
     struct proto_kv meta; /* extra per-disk metadata (source path, ...) */
 };
@@ -183,7 +189,8 @@ int agent_put_blob(struct agent_repo *r, const void *data, size_t len,
 int agent_get_blob(struct agent_repo *r, const struct proto_digest *d,
                    char **data, size_t *len);
 
-/* ---- restore --------------------------------------------------------------------- */
+/* ---- restore
+ * --------------------------------------------------------------------- */
 
 enum agent_format { AGENT_FMT_RAW, AGENT_FMT_QCOW2 };
 
@@ -215,7 +222,8 @@ int agent_restore_disk(struct agent_repo *r, int mfd, const char *id,
                        const char *disk, const char *out_path,
                        enum agent_format fmt, bool force);
 
-/* ---- commands ------------------------------------------------------------------- */
+/* ---- commands
+ * ------------------------------------------------------------------- */
 
 int cmd_init(int argc, char **argv);
 int cmd_backup_image(int argc, char **argv);
@@ -233,18 +241,19 @@ int cmd_show(int argc, char **argv);
 /* Shared option parsing for the global options (--json, --rsh, ...).
  * Returns 1 if opt was one of them (consumed), 0 if not, -1 on error. */
 int agent_common_opt(int opt, const char *arg);
-#define AGENT_COMMON_LONGOPTS                                                \
-    {"json", no_argument, NULL, 1000},                                       \
-        {"rsh", required_argument, NULL, 1001},                              \
-        {"remote-backupd", required_argument, NULL, 1002},                   \
-        {"bwlimit", required_argument, NULL, 1003},                          \
-        {"compress-level", required_argument, NULL, 1004},                   \
-        {"lock-wait", required_argument, NULL, 1005},                        \
-        {"progress", no_argument, NULL, 1006},                               \
-        {"no-progress", no_argument, NULL, 1007},                            \
-        {"verbose", no_argument, NULL, 'v'},                                 \
-        {"quiet", no_argument, NULL, 'q'},                                   \
-        {"threads", required_argument, NULL, 1008}
+#define AGENT_COMMON_LONGOPTS                                                  \
+    {"json", no_argument, NULL, 1000}, {"rsh", required_argument, NULL, 1001}, \
+        {"remote-backupd", required_argument, NULL, 1002},                     \
+        {"bwlimit", required_argument, NULL, 1003},                            \
+        {"compress-level", required_argument, NULL, 1004},                     \
+        {"lock-wait", required_argument, NULL, 1005},                          \
+        {"progress", no_argument, NULL, 1006},                                 \
+        {"no-progress", no_argument, NULL, 1007},                              \
+        {"verbose", no_argument, NULL, 'v'},                                   \
+        {"quiet", no_argument, NULL, 'q'},                                     \
+    {                                                                          \
+        "threads", required_argument, NULL, 1008                               \
+    }
 
 /* Print the error slot (and hint) for the user; returns exit code 1. */
 int agent_fail(void);

@@ -95,8 +95,8 @@ send_raw(struct disk_job *j, struct agent_upload *u, uint64_t i, uint64_t off,
 
 /* Build and send a DELTA of the changed runs of window i. */
 static int
-send_delta(struct disk_job *j, struct agent_upload *u, uint64_t i,
-           uint64_t off, uint32_t wl, uint64_t changed)
+send_delta(struct disk_job *j, struct agent_upload *u, uint64_t i, uint64_t off,
+           uint32_t wl, uint64_t changed)
 {
     struct agent_upload_slot *s;
     uint32_t nruns = 0;
@@ -259,8 +259,8 @@ disk_begin(struct disk_job *j, uint8_t mode, const struct proto_kv *meta)
     if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
         proto_conn_expect(r->conn, PROTO_T_DISK_READY, &p, &len, NULL) < 0)
         return -1;
-    if (proto_dec_disk_ready(p, len, &nwin, &ws) != PROTO_OK ||
-        ws != j->ws || nwin != proto_mf_windows_for(j->size, ws))
+    if (proto_dec_disk_ready(p, len, &nwin, &ws) != PROTO_OK || ws != j->ws ||
+        nwin != proto_mf_windows_for(j->size, ws))
         return lb_error(0, "protocol error: bad DISK_READY");
     j->nwin = nwin;
     if (mode != PROTO_DISK_INCR)
@@ -349,7 +349,8 @@ agent_get_blob(struct agent_repo *r, const struct proto_digest *d, char **data,
     if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
         proto_conn_expect(r->conn, PROTO_T_CHUNK_DATA, &p, &plen, NULL) < 0)
         return -1;
-    if (proto_dec_chunk(p, plen, &c) != PROTO_OK || c.type != PROTO_CHUNK_BLOB ||
+    if (proto_dec_chunk(p, plen, &c) != PROTO_OK ||
+        c.type != PROTO_CHUNK_BLOB ||
         memcmp(c.d.b, d->b, PROTO_DIGEST_LEN) != 0)
         return lb_fail(EPROTO, "protocol error: bad CHUNK_DATA for a blob");
     buf = lb_xmalloc((size_t)c.raw_len + 1);
@@ -357,7 +358,8 @@ agent_get_blob(struct agent_repo *r, const struct proto_digest *d, char **data,
     rc = proto_chunk_decompress(z, (uint8_t *)buf, c.raw_len, c.data,
                                 c.data_len, c.comp);
     proto_zctx_free(z);
-    if (rc < 0 || proto_chunk_digest(PROTO_CHUNK_BLOB, buf, c.raw_len, &got) < 0 ||
+    if (rc < 0 ||
+        proto_chunk_digest(PROTO_CHUNK_BLOB, buf, c.raw_len, &got) < 0 ||
         memcmp(got.b, d->b, PROTO_DIGEST_LEN) != 0) {
         free(buf);
         return lb_fail(EPROTO, "the saved domain XML is damaged in the "
@@ -432,8 +434,8 @@ agent_backup_disks(struct agent_repo *r, const char *name, const char *parent,
             goto disk_fail;
         }
         res->bytes_read += j.bytes_read;
-        res->changed_bytes += mode == PROTO_DISK_INCR ? j.changed_bytes
-                                                      : j.bytes_read;
+        res->changed_bytes +=
+            mode == PROTO_DISK_INCR ? j.changed_bytes : j.bytes_read;
         proto_kv_set_u64(&dm, "bytes_read", j.bytes_read);
         proto_kv_set_u64(&dm, "bytes_changed", j.changed_bytes);
         proto_kv_set_u64(&dm, "windows_full", j.windows_full);

@@ -72,8 +72,8 @@ parse_dom_args(int argc, char **argv, const char *usage, bool need_repo,
             a->disks_arg = lb_xstrdup(optarg);
             for (char *t = strtok_r(a->disks_arg, ",", &save); t;
                  t = strtok_r(NULL, ",", &save)) {
-                a->o.disks = lb_xrealloc(a->o.disks,
-                                         (a->o.ndisks + 1) * sizeof *a->o.disks);
+                a->o.disks = lb_xrealloc(a->o.disks, (a->o.ndisks + 1) *
+                                                         sizeof *a->o.disks);
                 a->o.disks[a->o.ndisks++] = t;
             }
             break;
@@ -192,7 +192,8 @@ print_result(const char *name, const struct livebk_result *res)
         proto_kv_set(&kv, "domain", name);
         proto_kv_set_u64(&kv, "disks_full", res->disks_full);
         proto_kv_set_u64(&kv, "disks_incremental", res->disks_incremental);
-        proto_kv_set_u64(&kv, "commit_failures", (uint64_t)res->commit_failures);
+        proto_kv_set_u64(&kv, "commit_failures",
+                         (uint64_t)res->commit_failures);
         proto_kv_setf(&kv, "seconds", "%.3f", res->bk.seconds);
         agent_event("summary", &kv);
         proto_kv_free(&kv);
@@ -308,7 +309,8 @@ cmd_recover(int argc, char **argv)
     }
     for (size_t i = 0; i < a.nnames; i++) {
         struct livebk b;
-        if (open_dom(&b, v, a.names[i], &a.o) < 0 || livebk_recover(&b, true) < 0) {
+        if (open_dom(&b, v, a.names[i], &a.o) < 0 ||
+            livebk_recover(&b, true) < 0) {
             lb_error_prefix("%s", a.names[i]);
             agent_fail();
             failed++;
@@ -374,7 +376,8 @@ pending_bytes(const struct track_disk *td)
         return -1;
     size = agent_source_size(s);
     for (uint64_t off = 0; off < size; off += step) {
-        if (agent_source_map(s, off, LB_MIN(step, size - off), &e, &n, &cap) < 0) {
+        if (agent_source_map(s, off, LB_MIN(step, size - off), &e, &n, &cap) <
+            0) {
             total = UINT64_MAX;
             break;
         }
@@ -444,8 +447,8 @@ cmd_status(int argc, char **argv)
                 agent_event("status", &kv);
                 proto_kv_free(&kv);
             } else {
-                printf("%-16s %-6s %-10s %-20s %10s  %s\n", d.name, "-",
-                       "none", "-", "-", "(never backed up here)");
+                printf("%-16s %-6s %-10s %-20s %10s  %s\n", d.name, "-", "none",
+                       "-", "-", "(never backed up here)");
             }
         }
         for (size_t k = 0; r == 0 && k < st.nd; k++) {
@@ -463,7 +466,8 @@ cmd_status(int argc, char **argv)
                 proto_kv_set(&kv, "domain", d.name);
                 proto_kv_set(&kv, "disk", td->target);
                 proto_kv_set(&kv, "tracking", state);
-                proto_kv_set(&kv, "overlay", td->nov ? td->ov[td->nov - 1] : "");
+                proto_kv_set(&kv, "overlay",
+                             td->nov ? td->ov[td->nov - 1] : "");
                 proto_kv_set(&kv, "image", td->user_top);
                 proto_kv_set(&kv, "last_backup", td->last_backup);
                 if (pend >= 0)

@@ -29,9 +29,9 @@ print_summary(const struct agent_backup_result *res, const char *name,
     }
     {
         char rd[16], snt[16], st[16], sz[16];
-        double mbs = res->seconds > 0 ? (double)res->bytes_read / res->seconds /
-                                            (1 << 20)
-                                      : 0;
+        double mbs = res->seconds > 0
+                         ? (double)res->bytes_read / res->seconds / (1 << 20)
+                         : 0;
         lb_human_size(rd, sizeof rd, res->bytes_read);
         lb_human_size(snt, sizeof snt, res->bytes_sent);
         lb_human_size(st, sizeof st, proto_kv_get_u64(m, "bytes_new", 0));
@@ -93,8 +93,9 @@ cmd_backup_image(int argc, char **argv)
             char *eq = strchr(optarg, '=');
             if (!eq || ndisks == MAX_DISKS ||
                 !proto_disk_name_valid(optarg, (size_t)(eq - optarg))) {
-                fprintf(stderr, "livebackup: --disk %s: expected NAME=PATH "
-                                "(NAME like vda)\n",
+                fprintf(stderr,
+                        "livebackup: --disk %s: expected NAME=PATH "
+                        "(NAME like vda)\n",
                         optarg);
                 return 2;
             }
@@ -125,8 +126,9 @@ cmd_backup_image(int argc, char **argv)
         return 2;
     }
     if (!proto_name_valid(name, strlen(name))) {
-        fprintf(stderr, "livebackup: --name %s: use 1-200 printable "
-                        "characters without '/'\n",
+        fprintf(stderr,
+                "livebackup: --name %s: use 1-200 printable "
+                "characters without '/'\n",
                 name);
         return 2;
     }

@@ -108,8 +108,7 @@ print_backup_row(const struct proto_kv *b, int nw)
 {
     char when[32], size[16], sent[16], stored[16];
 
-    lb_format_time(when, sizeof when,
-                   (int64_t)proto_kv_get_u64(b, "time", 0));
+    lb_format_time(when, sizeof when, (int64_t)proto_kv_get_u64(b, "time", 0));
     lb_human_size(size, sizeof size, proto_kv_get_u64(b, "size", 0));
     lb_human_size(sent, sizeof sent, proto_kv_get_u64(b, "bytes_received", 0));
     lb_human_size(stored, sizeof stored, proto_kv_get_u64(b, "bytes_new", 0));
@@ -126,9 +125,8 @@ cmd_list(int argc, char **argv)
     struct simple_args a;
     struct agent_repo *r;
     struct agent_list l;
-    int rc = parse_simple(argc, argv,
-                          "livebackup list --repo R [--name NAME] [--json]",
-                          &a);
+    int rc = parse_simple(
+        argc, argv, "livebackup list --repo R [--name NAME] [--json]", &a);
 
     if (rc)
         return rc;
@@ -211,8 +209,8 @@ verify_events(struct agent_repo *r, bool *damaged, struct proto_kv *end)
             } else if (id && *id) {
                 printf("DAMAGED backup %s (%s)%s%s: %s\n", id,
                        name && *name ? name : "name unreadable",
-                       disk && *disk ? " disk " : "",
-                       disk ? disk : "", proto_kv_get(&ev, "what"));
+                       disk && *disk ? " disk " : "", disk ? disk : "",
+                       proto_kv_get(&ev, "what"));
             } else {
                 printf("DAMAGED %s\n", proto_kv_get(&ev, "what"));
             }
@@ -228,8 +226,8 @@ cmd_verify(int argc, char **argv)
     struct agent_repo *r;
     struct proto_kv req = {0}, end = {0};
     bool damaged;
-    int rc = parse_simple(argc, argv, "livebackup verify --repo R [--json]",
-                          &a);
+    int rc =
+        parse_simple(argc, argv, "livebackup verify --repo R [--json]", &a);
 
     if (rc)
         return rc;
@@ -256,15 +254,15 @@ cmd_verify(int argc, char **argv)
                (unsigned long long)proto_kv_get_u64(&end, "chunks", 0), sz,
                damaged ? "DAMAGE FOUND (see above)" : "all sound");
         if (damaged)
-            printf("%llu damaged backup(s), %llu damaged chunk(s), %llu "
-                   "missing chunk reference(s); the other backups restore "
-                   "normally\n",
-                   (unsigned long long)proto_kv_get_u64(&end,
-                                                        "backups_damaged", 0),
-                   (unsigned long long)proto_kv_get_u64(&end, "chunks_damaged",
-                                                        0),
-                   (unsigned long long)proto_kv_get_u64(
-                       &end, "chunk_refs_missing", 0));
+            printf(
+                "%llu damaged backup(s), %llu damaged chunk(s), %llu "
+                "missing chunk reference(s); the other backups restore "
+                "normally\n",
+                (unsigned long long)proto_kv_get_u64(&end, "backups_damaged",
+                                                     0),
+                (unsigned long long)proto_kv_get_u64(&end, "chunks_damaged", 0),
+                (unsigned long long)proto_kv_get_u64(&end, "chunk_refs_missing",
+                                                     0));
     }
     proto_kv_free(&end);
     return damaged ? 1 : 0;
@@ -281,8 +279,8 @@ cmd_delete(int argc, char **argv)
     struct agent_repo *r;
     const uint8_t *p;
     uint32_t len;
-    int rc = parse_simple(argc, argv, "livebackup delete --repo R --backup ID",
-                          &a);
+    int rc =
+        parse_simple(argc, argv, "livebackup delete --repo R --backup ID", &a);
 
     if (rc)
         return rc;

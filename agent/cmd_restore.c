@@ -61,14 +61,16 @@ saved_xml(struct agent_repo *r, const struct proto_kv *meta)
     size_t len;
 
     if (!hex || proto_digest_parse(hex, &d) < 0) {
-        lb_fail(EINVAL, "backup %s holds no domain XML (it was made by "
-                        "backup-image)",
+        lb_fail(EINVAL,
+                "backup %s holds no domain XML (it was made by "
+                "backup-image)",
                 proto_kv_get(meta, "id"));
         lb_error_hint("restore its disks with livebackup restore-image");
         return NULL;
     }
     if (agent_get_blob(r, &d, &xml, &len) < 0) {
-        lb_error_prefix("backup %s: saved domain XML", proto_kv_get(meta, "id"));
+        lb_error_prefix("backup %s: saved domain XML",
+                        proto_kv_get(meta, "id"));
         return NULL;
     }
     return xml;
@@ -94,8 +96,9 @@ check_space(const char *dir, uint64_t need)
         char n[16], h[16];
         lb_human_size(n, sizeof n, need);
         lb_human_size(h, sizeof h, have);
-        lb_fail(ENOSPC, "not enough space in %s: the restore needs up to %s, "
-                        "%s are free",
+        lb_fail(ENOSPC,
+                "not enough space in %s: the restore needs up to %s, "
+                "%s are free",
                 dir, n, h);
         lb_error_hint("free space there, or restore elsewhere with --to DIR");
         return -1;
@@ -153,8 +156,8 @@ out:
  * domain ends untracked so the next backup enrols it afresh. */
 static int
 restore_in_place(struct restore_args *a, struct agent_repo *r, int mfd,
-                 const char *id, const char *xml,
-                 struct agent_restore_disk *ds, size_t nd)
+                 const char *id, const char *xml, struct agent_restore_disk *ds,
+                 size_t nd)
 {
     struct agent_virt *v = agent_virt_open(a->uri);
     struct livebk b = {0};
@@ -197,20 +200,23 @@ restore_in_place(struct restore_args *a, struct agent_repo *r, int mfd,
             goto out;
         }
         if (strncmp(d->source, "/dev/", 5) == 0) {
-            lb_fail(EINVAL, "disk %s is the block device %s: in-place restore "
-                            "of block devices is not supported yet",
+            lb_fail(EINVAL,
+                    "disk %s is the block device %s: in-place restore "
+                    "of block devices is not supported yet",
                     d->target, d->source);
             lb_error_hint("restore it elsewhere with --to DIR and copy it");
             goto out;
         }
         if (strcmp(d->format, "raw") != 0 && strcmp(d->format, "qcow2") != 0) {
-            lb_fail(EINVAL, "disk %s is %s: in-place restore writes raw or "
-                            "qcow2 only",
+            lb_fail(EINVAL,
+                    "disk %s is %s: in-place restore writes raw or "
+                    "qcow2 only",
                     d->target, d->format);
             goto out;
         }
         final[i] = lb_xstrdup(d->source);
-        fmts[i] = strcmp(d->format, "raw") == 0 ? AGENT_FMT_RAW : AGENT_FMT_QCOW2;
+        fmts[i] =
+            strcmp(d->format, "raw") == 0 ? AGENT_FMT_RAW : AGENT_FMT_QCOW2;
         fmts_s[nt] = (char *)fmt_name(fmts[i]);
         tg[nt] = ds[i].name;
         nt++;
@@ -344,11 +350,21 @@ cmd_restore(int argc, char **argv)
         if (k)
             continue;
         switch (c) {
-        case 'r': a.repo = optarg; break;
-        case 'c': a.uri = optarg; break;
-        case 'b': a.backup = optarg; break;
-        case 't': a.to = optarg; break;
-        case 'n': a.name = optarg; break;
+        case 'r':
+            a.repo = optarg;
+            break;
+        case 'c':
+            a.uri = optarg;
+            break;
+        case 'b':
+            a.backup = optarg;
+            break;
+        case 't':
+            a.to = optarg;
+            break;
+        case 'n':
+            a.name = optarg;
+            break;
         case 'f':
             a.fmt_given = true;
             if (strcmp(optarg, "raw") == 0)
@@ -365,17 +381,30 @@ cmd_restore(int argc, char **argv)
             a.disks_arg = lb_xstrdup(optarg);
             for (char *t = strtok_r(a.disks_arg, ",", &save); t;
                  t = strtok_r(NULL, ",", &save)) {
-                a.disks = lb_xrealloc(a.disks, (a.ndisks + 1) * sizeof *a.disks);
+                a.disks =
+                    lb_xrealloc(a.disks, (a.ndisks + 1) * sizeof *a.disks);
                 a.disks[a.ndisks++] = t;
             }
             break;
         }
-        case 'D': a.define = true; break;
-        case 'S': a.start = a.define = true; break;
-        case 'M': a.new_mac = true; break;
-        case 'I': a.in_place = true; break;
-        case 'F': a.force = true; break;
-        case 's': setenv("LIVEBACKUP_STATE_DIR", optarg, 1); break;
+        case 'D':
+            a.define = true;
+            break;
+        case 'S':
+            a.start = a.define = true;
+            break;
+        case 'M':
+            a.new_mac = true;
+            break;
+        case 'I':
+            a.in_place = true;
+            break;
+        case 'F':
+            a.force = true;
+            break;
+        case 's':
+            setenv("LIVEBACKUP_STATE_DIR", optarg, 1);
+            break;
         case 'h':
             printf("Usage: %s\n", usage);
             return 0;
@@ -494,7 +523,8 @@ cmd_restore(int argc, char **argv)
         free(fs);
         free(ps);
         if (exists.len > 1 && !a.force) {
-            lb_fail(EEXIST, "these files already exist:%s", (char *)exists.data);
+            lb_fail(EEXIST, "these files already exist:%s",
+                    (char *)exists.data);
             lb_error_hint("restore into another --to DIR or under another "
                           "--name, or replace them with --force");
             lb_buf_free(&exists);
@@ -612,9 +642,15 @@ cmd_show(int argc, char **argv)
         if (k)
             continue;
         switch (c) {
-        case 'r': repo = optarg; break;
-        case 'b': spec = optarg; break;
-        case 'n': name = optarg; break;
+        case 'r':
+            repo = optarg;
+            break;
+        case 'b':
+            spec = optarg;
+            break;
+        case 'n':
+            name = optarg;
+            break;
         case 'h':
             printf("Usage: %s\n", usage);
             return 0;
@@ -625,8 +661,9 @@ cmd_show(int argc, char **argv)
     }
     if (optind != argc || !repo || !spec ||
         (!name && !proto_backup_id_valid(spec, strlen(spec)))) {
-        fprintf(stderr, "Usage: %s\n(--name NAME is needed with latest or a "
-                        "time)\n",
+        fprintf(stderr,
+                "Usage: %s\n(--name NAME is needed with latest or a "
+                "time)\n",
                 usage);
         return 2;
     }
@@ -670,26 +707,31 @@ cmd_show(int argc, char **argv)
     } else {
         char when[32], sz[16];
         const char *par = proto_kv_get(m, "parent");
-        lb_format_time(when, sizeof when, (int64_t)proto_kv_get_u64(m, "time", 0));
+        lb_format_time(when, sizeof when,
+                       (int64_t)proto_kv_get_u64(m, "time", 0));
         printf("backup:      %s\n", proto_kv_get(m, "id"));
         printf("name:        %s\n", proto_kv_get(m, "name"));
         if (proto_kv_get(m, "domain_uuid"))
             printf("domain uuid: %s\n", proto_kv_get(m, "domain_uuid"));
         printf("time:        %s\n", when);
-        printf("kind:        %s\n", proto_kv_get(m, "kind") ? proto_kv_get(m, "kind") : "?");
+        printf("kind:        %s\n",
+               proto_kv_get(m, "kind") ? proto_kv_get(m, "kind") : "?");
         printf("parent:      %s\n", par && *par ? par : "-");
         if (proto_kv_get(m, "consistency"))
             printf("consistency: %s (guest frozen %s ms)\n",
                    proto_kv_get(m, "consistency"),
-                   proto_kv_get(m, "freeze_ms") ? proto_kv_get(m, "freeze_ms") : "0");
+                   proto_kv_get(m, "freeze_ms") ? proto_kv_get(m, "freeze_ms")
+                                                : "0");
         lb_human_size(sz, sizeof sz, proto_kv_get_u64(m, "bytes_new", 0));
         printf("stored new:  %s\n", sz);
         printf("disks:\n");
         for (size_t i = 0; i < nd; i++) {
             char dsz[16], dat[16];
             lb_human_size(dsz, sizeof dsz, ds[i].size);
-            lb_human_size(dat, sizeof dat, ds[i].nonempty_windows * r->window_size);
-            printf("  %-8s %10s  (data in %s of windows)\n", ds[i].name, dsz, dat);
+            lb_human_size(dat, sizeof dat,
+                          ds[i].nonempty_windows * r->window_size);
+            printf("  %-8s %10s  (data in %s of windows)\n", ds[i].name, dsz,
+                   dat);
         }
         if (xml)
             printf("domain XML:\n%s\n", xml);

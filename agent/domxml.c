@@ -105,13 +105,15 @@ agent_xml_disks(const char *xml, struct agent_vdisk **out, size_t *n)
             vd->format = lb_xstrdup("raw");
         vd->readonly = child(disk, "readonly") != NULL;
         vd->shareable = child(disk, "shareable") != NULL;
-        for (bs = child(disk, "backingStore"); bs; bs = child(bs, "backingStore")) {
+        for (bs = child(disk, "backingStore"); bs;
+             bs = child(bs, "backingStore")) {
             char *p = source_path(child(bs, "source"));
             if (!p)
                 break;
-            vd->chain = lb_xrealloc(vd->chain, (vd->nchain + 1) * sizeof *vd->chain);
-            vd->chain_fmt = lb_xrealloc(vd->chain_fmt,
-                                        (vd->nchain + 1) * sizeof *vd->chain_fmt);
+            vd->chain =
+                lb_xrealloc(vd->chain, (vd->nchain + 1) * sizeof *vd->chain);
+            vd->chain_fmt = lb_xrealloc(
+                vd->chain_fmt, (vd->nchain + 1) * sizeof *vd->chain_fmt);
             vd->chain[vd->nchain] = p;
             vd->chain_fmt[vd->nchain] = xprop(child(bs, "format"), "type");
             if (!vd->chain_fmt[vd->nchain])
@@ -285,8 +287,8 @@ agent_xml_restore(const char *xml, const struct agent_restore_xml *o)
         for (int i = 0; r && r->nodesetval && i < r->nodesetval->nodeNr; i++) {
             CLEANUP_FREE char *p = xprop(r->nodesetval->nodeTab[i], "path");
             const char *base = strrchr(p, '/');
-            CLEANUP_FREE char *np =
-                lb_xasprintf("%s/%s-%s", o->log_dir, o->name, base ? base + 1 : p);
+            CLEANUP_FREE char *np = lb_xasprintf("%s/%s-%s", o->log_dir,
+                                                 o->name, base ? base + 1 : p);
             xmlSetProp(r->nodesetval->nodeTab[i], (const xmlChar *)"path",
                        (const xmlChar *)np);
         }

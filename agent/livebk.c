@@ -104,10 +104,14 @@ create_overlay(const char *path, const char *backing, const char *fmt,
                uint64_t size)
 {
     char sz[32];
-    char *argv[] = {"qemu-img", "create", "-q", "-f", "qcow2", "-u",
-                    "-o", "cluster_size=128k,extended_l2=on",
-                    "-b", (char *)backing, "-F", (char *)fmt,
-                    "--", (char *)path, sz, NULL};
+    char *argv[] = {"qemu-img", "create",
+                    "-q",       "-f",
+                    "qcow2",    "-u",
+                    "-o",       "cluster_size=128k,extended_l2=on",
+                    "-b",       (char *)backing,
+                    "-F",       (char *)fmt,
+                    "--",       (char *)path,
+                    sz,         NULL};
 
     snprintf(sz, sizeof sz, "%llu", (unsigned long long)size);
     if (agent_run_ok(argv, NULL) < 0) {
@@ -119,7 +123,8 @@ create_overlay(const char *path, const char *backing, const char *fmt,
     return 0;
 }
 
-/* ---- chain checks --------------------------------------------------------- */
+/* ---- chain checks ---------------------------------------------------------
+ */
 
 /*
  * Does the disk still run on our overlays exactly? Its top must be our
@@ -152,8 +157,9 @@ chain_intact(const struct agent_vdisk *vd, const struct track_disk *td,
         const char *have = l ? (k < n ? l[k].path : NULL)
                              : (k - 1 < vd->nchain ? vd->chain[k - 1] : NULL);
         if (!same_path(have, want)) {
-            snprintf(why, whylen, "its backing chain was changed (found %s "
-                                  "where %s should be)",
+            snprintf(why, whylen,
+                     "its backing chain was changed (found %s "
+                     "where %s should be)",
                      have ? have : "nothing", want);
             ok = false;
         }
@@ -162,7 +168,8 @@ chain_intact(const struct agent_vdisk *vd, const struct track_disk *td,
     return ok;
 }
 
-/* ---- the commit phase -------------------------------------------------------- */
+/* ---- the commit phase
+ * -------------------------------------------------------- */
 
 static void
 drop_committed(struct track_disk *td)
@@ -181,10 +188,17 @@ drop_committed(struct track_disk *td)
 static int
 commit_at_rest(struct track_disk *td)
 {
-    char *commit[] = {"qemu-img", "commit", "-q", "-b", td->user_top,
-                      "--", td->ov[td->acked - 1], NULL};
-    char *rebase[] = {"qemu-img", "rebase", "-u", "-b", td->user_top,
-                      "-F", td->user_fmt, "--", td->ov[td->acked], NULL};
+    char *commit[] = {"qemu-img",
+                      "commit",
+                      "-q",
+                      "-b",
+                      td->user_top,
+                      "--",
+                      td->ov[td->acked - 1],
+                      NULL};
+    char *rebase[] = {"qemu-img",        "rebase", "-u",         "-b",
+                      td->user_top,      "-F",     td->user_fmt, "--",
+                      td->ov[td->acked], NULL};
 
     if (agent_run_ok(commit, NULL) < 0 || agent_run_ok(rebase, NULL) < 0)
         return -1;
@@ -230,11 +244,11 @@ commit_acked(struct livebk *b)
                     }
                     agent_vdisks_free(vd, nd);
                 }
-                r = still ? agent_virt_commit(b->v, &b->dom, td->target,
-                                              td->user_top,
-                                              td->ov[td->acked - 1],
-                                              COMMIT_TIMEOUT)
-                          : 0;
+                r = still
+                        ? agent_virt_commit(b->v, &b->dom, td->target,
+                                            td->user_top, td->ov[td->acked - 1],
+                                            COMMIT_TIMEOUT)
+                        : 0;
             }
         } else {
             r = commit_at_rest(td);
@@ -256,7 +270,8 @@ commit_acked(struct livebk *b)
     return failed;
 }
 
-/* ---- recovery -------------------------------------------------------------------- */
+/* ---- recovery
+ * -------------------------------------------------------------------- */
 
 int
 livebk_recover(struct livebk *b, bool verbose)
@@ -356,7 +371,8 @@ fail:
     return -1;
 }
 
-/* ---- one backup ------------------------------------------------------------------ */
+/* ---- one backup
+ * ------------------------------------------------------------------ */
 
 struct plan {
     const struct agent_vdisk *vd;
@@ -384,8 +400,8 @@ wanted(const struct livebk_opts *o, const char *target)
 static char *
 saved_xml(struct livebk *b)
 {
-    CLEANUP_FREE char *xml =
-        agent_virt_xml(&b->dom, b->dom.persistent ? VIR_DOMAIN_XML_INACTIVE : 0);
+    CLEANUP_FREE char *xml = agent_virt_xml(
+        &b->dom, b->dom.persistent ? VIR_DOMAIN_XML_INACTIVE : 0);
     char **t = lb_xcalloc(b->st->nd + 1, sizeof *t);
     char **p = lb_xcalloc(b->st->nd + 1, sizeof *p);
     char **f = lb_xcalloc(b->st->nd + 1, sizeof *f);
@@ -440,8 +456,7 @@ undo_prepare(struct livebk *b, struct plan *pl, size_t np)
 }
 
 int
-livebk_backup(struct livebk *b, struct agent_repo *r,
-              struct livebk_result *res)
+livebk_backup(struct livebk *b, struct agent_repo *r, struct livebk_result *res)
 {
     const struct livebk_opts *o = b->o;
     struct track_state *st = b->st;
@@ -478,7 +493,8 @@ livebk_backup(struct livebk *b, struct agent_repo *r,
         goto out;
     if (st->last_backup[0] && strcmp(st->repo_id, r->repo_id) == 0)
         for (size_t i = 0; i < l.n; i++)
-            parent_ok |= strcmp(proto_kv_get(&l.b[i], "id"), st->last_backup) == 0;
+            parent_ok |=
+                strcmp(proto_kv_get(&l.b[i], "id"), st->last_backup) == 0;
 
     /* Plan the disks. */
     pl = lb_xcalloc(nd ? nd : 1, sizeof *pl);
@@ -530,8 +546,9 @@ livebk_backup(struct livebk *b, struct agent_repo *r,
             /* why filled; the overlays are part of the user's chain now */
         } else if (p->size != p->td->size) {
             p->keep = true;
-            snprintf(p->why, sizeof p->why, "it was resized (%llu -> %llu "
-                                            "bytes)",
+            snprintf(p->why, sizeof p->why,
+                     "it was resized (%llu -> %llu "
+                     "bytes)",
                      (unsigned long long)p->td->size,
                      (unsigned long long)p->size);
         } else {
@@ -540,8 +557,8 @@ livebk_backup(struct livebk *b, struct agent_repo *r,
         /* --full or a lost parent: still on our overlays. */
         if (!p->incremental && p->td && p->td->nov && !p->keep) {
             char unused[512];
-            p->keep = chain_intact(d, p->td, b->dom.running, unused,
-                                   sizeof unused);
+            p->keep =
+                chain_intact(d, p->td, b->dom.running, unused, sizeof unused);
         }
         if (!p->incremental && p->td && p->td->nov &&
             strcmp(p->why, "--full") != 0)
@@ -601,7 +618,8 @@ livebk_backup(struct livebk *b, struct agent_repo *r,
                 rc = agent_virt_snapshot(&b->dom, np, t, ov);
                 if (quiesce) {
                     char msg[1024];
-                    snprintf(msg, sizeof msg, "%s", rc < 0 ? lb_error_msg() : "");
+                    snprintf(msg, sizeof msg, "%s",
+                             rc < 0 ? lb_error_msg() : "");
                     if (agent_virt_thaw(b->v, &b->dom, true) < 0)
                         lb_warn("%s", lb_error_msg());
                     t_thaw = lb_now_ns();
@@ -623,8 +641,10 @@ livebk_backup(struct livebk *b, struct agent_repo *r,
                 }
             }
         } else {
-            CLEANUP_FREE char *ix = agent_virt_xml(&b->dom, VIR_DOMAIN_XML_INACTIVE);
-            CLEANUP_FREE char *nx = ix ? agent_xml_set_disks(ix, np, t, ov, f) : NULL;
+            CLEANUP_FREE char *ix =
+                agent_virt_xml(&b->dom, VIR_DOMAIN_XML_INACTIVE);
+            CLEANUP_FREE char *nx =
+                ix ? agent_xml_set_disks(ix, np, t, ov, f) : NULL;
             rc = nx ? agent_virt_define(b->v, nx) : -1;
         }
         free(t);
@@ -690,7 +710,8 @@ livebk_backup(struct livebk *b, struct agent_repo *r,
     proto_kv_set(&meta, "domain_uuid", st->uuid);
     proto_kv_set(&meta, "consistency", quiesce ? "quiesced" : "crash");
     proto_kv_set_u64(&meta, "freeze_ms", res->freeze_ms);
-    proto_kv_set(&meta, "domain_state", b->dom.running ? "running" : "shut off");
+    proto_kv_set(&meta, "domain_state",
+                 b->dom.running ? "running" : "shut off");
     {
         char host[256] = "";
         gethostname(host, sizeof host - 1);
@@ -744,7 +765,8 @@ out:
     return ret;
 }
 
-/* ---- untrack --------------------------------------------------------------------- */
+/* ---- untrack
+ * --------------------------------------------------------------------- */
 
 int
 livebk_untrack(struct livebk *b)
@@ -768,8 +790,9 @@ livebk_untrack(struct livebk *b)
                 continue;
             }
         } else {
-            char *commit[] = {"qemu-img", "commit", "-q", "-b", td->user_top,
-                              "--", td->ov[td->nov - 1], NULL};
+            char *commit[] = {
+                "qemu-img",          "commit", "-q", "-b", td->user_top, "--",
+                td->ov[td->nov - 1], NULL};
             char *t[] = {td->target}, *p[] = {td->user_top},
                  *f[] = {td->user_fmt};
             CLEANUP_FREE char *ix = NULL;
@@ -795,8 +818,9 @@ livebk_untrack(struct livebk *b)
             return -1;
     }
     if (failed)
-        return lb_fail(EIO, "%d disk(s) could not be returned to their "
-                            "images; run untrack again",
+        return lb_fail(EIO,
+                       "%d disk(s) could not be returned to their "
+                       "images; run untrack again",
                        failed);
     return track_remove(b->h);
 }

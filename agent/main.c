@@ -28,7 +28,8 @@ static const struct {
     {"status", cmd_status, "change tracking state of domains"},
     {"recover", cmd_recover, "finish or undo an interrupted run"},
     {"untrack", cmd_untrack, "stop tracking: return a domain to its images"},
-    {"restore", cmd_restore, "restore a VM (disks and definition) from a backup"},
+    {"restore", cmd_restore,
+     "restore a VM (disks and definition) from a backup"},
     {"show", cmd_show, "what a backup holds, and its saved domain XML"},
     {"init", cmd_init, "create a repository"},
     {"backup-image", cmd_backup_image, "back up disk images (full or --since)"},
@@ -78,8 +79,9 @@ agent_common_opt(int opt, const char *arg)
     case 1003:
         if (lb_parse_size(arg, &agent_opts.bwlimit) < 0 ||
             agent_opts.bwlimit == 0) {
-            fprintf(stderr, "livebackup: --bwlimit %s: expected a rate like "
-                            "20M (bytes per second)\n",
+            fprintf(stderr,
+                    "livebackup: --bwlimit %s: expected a rate like "
+                    "20M (bytes per second)\n",
                     arg);
             return -1;
         }
@@ -159,8 +161,8 @@ main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
-        printf("livebackup %s (protocol %d, repository format 1)\n",
-               LB_VERSION, PROTO_VERSION);
+        printf("livebackup %s (protocol %d, repository format 1)\n", LB_VERSION,
+               PROTO_VERSION);
         return 0;
     }
     if (strcmp(cmd, "__thaw-guard") == 0) /* internal, see virt.c */

@@ -73,8 +73,7 @@ draw(struct agent_progress *p, bool final)
 }
 
 void
-agent_progress_begin(struct agent_progress *p, const char *what,
-                     uint64_t total)
+agent_progress_begin(struct agent_progress *p, const char *what, uint64_t total)
 {
     memset(p, 0, sizeof *p);
     p->what = what;

@@ -64,9 +64,10 @@ parse_ssh_url(const char *url, char **userhost, char **port, char **path)
     char *hostpart;
 
     if (!slash || slash == p || !slash[1])
-        return lb_fail(EINVAL, "bad repository URL '%s': expected "
-                                "ssh://[user@]host[:port]/path",
-                        url);
+        return lb_fail(EINVAL,
+                       "bad repository URL '%s': expected "
+                       "ssh://[user@]host[:port]/path",
+                       url);
     hostpart = strndup(p, (size_t)(slash - p));
     colon = strrchr(hostpart, ':');
     *port = NULL;
@@ -176,8 +177,9 @@ agent_repo_explain(struct agent_repo *r)
                       "again (a backup reuses the data already stored)");
     } else if (WIFEXITED(status) && r->host && WEXITSTATUS(status) == 255 &&
                r->established) {
-        lb_error(0, "the connection to %s was cut: %s (ssh ended with status "
-                    "255: the remote backupd or sshd went away)",
+        lb_error(0,
+                 "the connection to %s was cut: %s (ssh ended with status "
+                 "255: the remote backupd or sshd went away)",
                  r->host, msg);
         lb_error_hint("nothing half-done was committed; run the command "
                       "again (a backup reuses the data already stored)");
@@ -187,8 +189,9 @@ agent_repo_explain(struct agent_repo *r)
                       "there (ssh options go in --rsh \"ssh -i KEY ...\")");
     } else if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
         if (r->host) {
-            lb_error(0, "backupd is not installed on %s (the remote shell "
-                        "could not find it)",
+            lb_error(0,
+                     "backupd is not installed on %s (the remote shell "
+                     "could not find it)",
                      r->host);
             lb_error_hint("install livebackup on %s, or give its path with "
                           "--remote-backupd PATH",
@@ -199,8 +202,7 @@ agent_repo_explain(struct agent_repo *r)
         }
     } else if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
         lb_error(0, "%s (%s exited with status %d)", msg,
-                 r->host ? "the remote side" : "backupd",
-                 WEXITSTATUS(status));
+                 r->host ? "the remote side" : "backupd", WEXITSTATUS(status));
         if (hint[0])
             lb_error_hint("%s", hint);
     }
@@ -210,9 +212,11 @@ struct agent_repo *
 agent_repo_connect(const char *url)
 {
     struct agent_repo *r = lb_xcalloc(1, sizeof *r);
-    struct proto_hello h = {PROTO_VERSION, PROTO_VERSION, 0,
-                            {"livebackup " LB_VERSION,
-                             sizeof("livebackup " LB_VERSION) - 1}};
+    struct proto_hello h = {
+        PROTO_VERSION,
+        PROTO_VERSION,
+        0,
+        {"livebackup " LB_VERSION, sizeof("livebackup " LB_VERSION) - 1}};
     const uint8_t *p;
     uint32_t len;
     char wait_s[16];
@@ -224,8 +228,8 @@ agent_repo_connect(const char *url)
         CLEANUP_FREE char *qpath = NULL;
         CLEANUP_FREE char *remote = NULL;
         const char *rsh = agent_opts.rsh ? agent_opts.rsh : "ssh";
-        const char *rb = agent_opts.remote_backupd ? agent_opts.remote_backupd
-                                                   : "backupd";
+        const char *rb =
+            agent_opts.remote_backupd ? agent_opts.remote_backupd : "backupd";
         size_t n;
         char **argv;
 
@@ -254,8 +258,14 @@ agent_repo_connect(const char *url)
         CLEANUP_FREE char *bd = local_backupd();
         /* Our own child, on files we could write ourselves: re-hashing
          * every upload would protect nothing (verify still checks). */
-        char *argv[] = {bd,          "serve",  "--repo",          (char *)url,
-                        "--lock-wait", wait_s, "--trusted-client", NULL};
+        char *argv[] = {bd,
+                        "serve",
+                        "--repo",
+                        (char *)url,
+                        "--lock-wait",
+                        wait_s,
+                        "--trusted-client",
+                        NULL};
         r->path = lb_xstrdup(url);
         if (spawn(r, argv) < 0)
             goto fail;
@@ -279,16 +289,15 @@ agent_repo_connect(const char *url)
     }
     r->established = true;
     return r;
-fail:
-    {
-        char msg[1024], hint[512];
-        snprintf(msg, sizeof msg, "%s", lb_error_msg());
-        snprintf(hint, sizeof hint, "%s", lb_error_hint_msg());
-        agent_repo_close(r);
-        lb_error(0, "%s", msg);
-        if (hint[0])
-            lb_error_hint("%s", hint);
-    }
+fail : {
+    char msg[1024], hint[512];
+    snprintf(msg, sizeof msg, "%s", lb_error_msg());
+    snprintf(hint, sizeof hint, "%s", lb_error_hint_msg());
+    agent_repo_close(r);
+    lb_error(0, "%s", msg);
+    if (hint[0])
+        lb_error_hint("%s", hint);
+}
     return NULL;
 }
 
@@ -340,8 +349,7 @@ agent_repo_open(struct agent_repo *r, uint8_t mode)
         /* backupd knows only its path: name the URL the user gave. */
         if (code == PROTO_ERR_NO_REPO && r->host &&
             strstr(lb_error_msg(), "no repository"))
-            lb_error_hint("create one with: livebackup init --repo %s",
-                          r->url);
+            lb_error_hint("create one with: livebackup init --repo %s", r->url);
         return -1;
     }
     if (proto_dec_repo_info(p, len, &ri) != PROTO_OK)
@@ -431,15 +439,17 @@ agent_list_pick(const struct agent_list *l, const char *name, const char *spec)
             char first[32];
             lb_format_time(first, sizeof first,
                            (int64_t)proto_kv_get_u64(&l->b[0], "time", 0));
-            lb_fail(ENOENT, "no backup of %s at or before %s (the first is "
-                             "from %s)",
-                     name, spec, first);
+            lb_fail(ENOENT,
+                    "no backup of %s at or before %s (the first is "
+                    "from %s)",
+                    name, spec, first);
         }
         return best;
     }
-    lb_fail(EINVAL, "'%s' is neither a backup id, 'latest', nor a time "
-                     "(YYYY-MM-DD[THH:MM[:SS]], UTC)",
-             spec);
+    lb_fail(EINVAL,
+            "'%s' is neither a backup id, 'latest', nor a time "
+            "(YYYY-MM-DD[THH:MM[:SS]], UTC)",
+            spec);
     return -1;
 }
 

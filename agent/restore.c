@@ -25,7 +25,8 @@
 #define MAX_WORKERS 16
 #define BLOCK 4096
 
-/* ---- manifest helpers -------------------------------------------------------- */
+/* ---- manifest helpers
+ * -------------------------------------------------------- */
 
 static ssize_t
 fd_read(void *opaque, void *buf, size_t len)
@@ -161,10 +162,10 @@ agent_restore_check(struct agent_repo *r, int mfd, const char *id,
     }
     if (missing) {
         lb_fail(EPROTO,
-                 "backup %s, disk %s: %llu chunk(s) missing from the "
-                 "repository (the first, %s, holds data at offset %llu)",
-                 id, disk, (unsigned long long)missing, first,
-                 (unsigned long long)first_off);
+                "backup %s, disk %s: %llu chunk(s) missing from the "
+                "repository (the first, %s, holds data at offset %llu)",
+                id, disk, (unsigned long long)missing, first,
+                (unsigned long long)first_off);
         lb_error_hint("livebackup verify names every damaged backup; "
                       "restore another backup of this disk");
         goto out;
@@ -177,18 +178,19 @@ out:
     return ret;
 }
 
-/* ---- the output image ---------------------------------------------------------- */
+/* ---- the output image
+ * ---------------------------------------------------------- */
 
 struct sink {
     enum agent_format fmt;
-    int fd;                /* raw: the temp file */
-    struct nbd_handle *h;  /* qcow2: qemu-nbd on the temp file */
+    int fd;               /* raw: the temp file */
+    struct nbd_handle *h; /* qcow2: qemu-nbd on the temp file */
     char *tmp, *dst;
 };
 
 static int
-sink_open(struct sink *k, const char *out, enum agent_format fmt,
-          uint64_t size, bool force)
+sink_open(struct sink *k, const char *out, enum agent_format fmt, uint64_t size,
+          bool force)
 {
     CLEANUP_FREE char *copy = lb_xstrdup(out);
     CLEANUP_FREE char *copy2 = lb_xstrdup(out);
@@ -217,8 +219,8 @@ sink_open(struct sink *k, const char *out, enum agent_format fmt,
     {
         char sz[32];
         char *create[] = {"qemu-img", "create", "-q", "-f", "qcow2",
-                          "--",       k->tmp,  sz,   NULL};
-        char *serve[] = {"qemu-nbd", "-f", "qcow2", "--cache=writeback",
+                          "--",       k->tmp,   sz,   NULL};
+        char *serve[] = {"qemu-nbd", "-f",   "qcow2", "--cache=writeback",
                          "--",       k->tmp, NULL};
         snprintf(sz, sizeof sz, "%llu", (unsigned long long)size);
         if (agent_run_ok(create, NULL) < 0)
@@ -281,7 +283,8 @@ sink_close(struct sink *k, bool commit)
     return r;
 }
 
-/* ---- the pipeline --------------------------------------------------------------- */
+/* ---- the pipeline
+ * --------------------------------------------------------------- */
 
 enum rslot_state { R_FREE, R_FETCHING, R_FETCHED, R_WORKING };
 
@@ -290,8 +293,8 @@ struct rslot {
     uint64_t index;
     uint32_t wl;
     struct proto_mf_window w;
-    struct lb_buf data;            /* the chunks' stored bytes, back to back */
-    size_t off[PROTO_MAX_STACK];   /* where each starts in data */
+    struct lb_buf data;          /* the chunks' stored bytes, back to back */
+    size_t off[PROTO_MAX_STACK]; /* where each starts in data */
     struct proto_chunk c[PROTO_MAX_STACK];
 };
 
@@ -332,8 +335,7 @@ receiver(void *arg)
     pthread_mutex_lock(&x->lock);
     for (;;) {
         struct rslot *s;
-        while (!x->flen && !x->quit && !x->failed &&
-               !(x->done_requesting))
+        while (!x->flen && !x->quit && !x->failed && !(x->done_requesting))
             pthread_cond_wait(&x->cv, &x->lock);
         if (x->failed || (!x->flen && (x->quit || x->done_requesting)))
             break;
@@ -352,8 +354,8 @@ receiver(void *arg)
                 goto out;
             }
             bad = proto_dec_chunk(p, len, &s->c[k]);
-            if (bad != PROTO_OK || memcmp(s->c[k].d.b, s->w.refs[k].d.b,
-                                          PROTO_DIGEST_LEN) != 0 ||
+            if (bad != PROTO_OK ||
+                memcmp(s->c[k].d.b, s->w.refs[k].d.b, PROTO_DIGEST_LEN) != 0 ||
                 s->c[k].type != s->w.refs[k].type) {
                 lb_error(0, "protocol error: CHUNK_DATA does not match the "
                             "request");
@@ -402,8 +404,9 @@ build_and_write(struct restore *x, struct rslot *s, uint8_t *win,
         int st;
 
         if (raw && (k != 0 || c->raw_len != s->wl))
-            return lb_fail(EPROTO, "backup %s, disk %s: RAW chunk of the "
-                                   "wrong size or place at offset %llu",
+            return lb_fail(EPROTO,
+                           "backup %s, disk %s: RAW chunk of the "
+                           "wrong size or place at offset %llu",
                            x->id, x->disk, (unsigned long long)base);
         c->data = s->data.data + s->off[k];
         if (proto_chunk_decompress(z, dst, c->raw_len, c->data, c->data_len,
@@ -412,15 +415,17 @@ build_and_write(struct restore *x, struct rslot *s, uint8_t *win,
             memcmp(d.b, c->d.b, PROTO_DIGEST_LEN) != 0) {
             char hex[65];
             proto_digest_hex(&c->d, hex);
-            return lb_fail(EPROTO, "backup %s, disk %s: chunk %s (offset "
-                                   "%llu) is damaged: its data does not "
-                                   "match its digest",
+            return lb_fail(EPROTO,
+                           "backup %s, disk %s: chunk %s (offset "
+                           "%llu) is damaged: its data does not "
+                           "match its digest",
                            x->id, x->disk, hex, (unsigned long long)base);
         }
         if (!raw &&
             (st = proto_delta_apply(win, s->wl, plain, c->raw_len)) != PROTO_OK)
-            return lb_fail(EPROTO, "backup %s, disk %s: bad DELTA chunk at "
-                                   "offset %llu: %s",
+            return lb_fail(EPROTO,
+                           "backup %s, disk %s: bad DELTA chunk at "
+                           "offset %llu: %s",
                            x->id, x->disk, (unsigned long long)base,
                            proto_status_str(st));
     }
@@ -516,7 +521,7 @@ agent_restore_disk(struct agent_repo *r, int mfd, const char *id,
     if (d.window_size != r->window_size) {
         proto_mf_reader_free(rd);
         return lb_fail(EPROTO, "manifest window size differs from the "
-                                "repository's");
+                               "repository's");
     }
     if (sink_open(&x.sink, out_path, fmt, d.size, force) < 0) {
         proto_mf_reader_free(rd);

@@ -90,8 +90,9 @@ agent_chain(const char *path, bool force_share, struct agent_layer **out,
             lb_json_u64(lb_json_get(e, "virtual-size"), &l[i].size) < 0) {
             agent_chain_free(l, j->n);
             lb_json_free(j);
-            return lb_error(0, "qemu-img info %s: layer %zu has no filename, "
-                               "format or size",
+            return lb_error(0,
+                            "qemu-img info %s: layer %zu has no filename, "
+                            "format or size",
                             path, i);
         }
         l[i].path = lb_xstrdup(realpath(fn, real) ? real : fn);
@@ -139,8 +140,8 @@ agent_source_open(const char *path, const char *since, bool force_share)
         goto fail;
     for (size_t i = 0; i < nchain; i++) {
         char part[PATH_MAX + 32];
-        snprintf(part, sizeof part, "%s%s (%s)", i ? " -> " : "",
-                 chain[i].path, chain[i].format);
+        snprintf(part, sizeof part, "%s%s (%s)", i ? " -> " : "", chain[i].path,
+                 chain[i].format);
         lb_buf_append(&cs, part, strlen(part));
     }
     lb_buf_put_u8(&cs, 0);
@@ -155,13 +156,15 @@ agent_source_open(const char *path, const char *since, bool force_share)
                 s->since_depth = (unsigned)i;
         if (s->since_depth == 0) {
             if (strcmp(chain[0].path, want) == 0)
-                lb_fail(EINVAL, "--since %s is the image itself, not a layer "
-                                 "below it",
-                         since);
+                lb_fail(EINVAL,
+                        "--since %s is the image itself, not a layer "
+                        "below it",
+                        since);
             else
-                lb_fail(EINVAL, "--since %s is not in the backing chain of "
-                                 "%s (%s)",
-                         since, path, s->chain);
+                lb_fail(EINVAL,
+                        "--since %s is not in the backing chain of "
+                        "%s (%s)",
+                        since, path, s->chain);
             goto fail;
         }
     }
@@ -265,7 +268,8 @@ extent_cb(void *user, const char *meta, uint64_t offset, uint32_t *entries,
         return 0;
     if (s->ctx[k].cap < s->ctx[k].n + nr) {
         s->ctx[k].cap = (s->ctx[k].n + nr) * 2;
-        s->ctx[k].e = lb_xrealloc(s->ctx[k].e, s->ctx[k].cap * sizeof(uint32_t));
+        s->ctx[k].e =
+            lb_xrealloc(s->ctx[k].e, s->ctx[k].cap * sizeof(uint32_t));
     }
     for (size_t i = 0; i < nr; i += 2)
         end += entries[i];
@@ -304,12 +308,12 @@ map_more(struct agent_source *s, uint64_t off)
     uint32_t fa = 0, fb = 0;
 
     s->ctx[0].n = s->ctx[1].n = 0;
-    if (nbd_block_status(s->h, count, off,
-                         (nbd_extent_callback){.callback = extent_cb,
-                                               .user_data = s},
-                         0) < 0)
-        return lb_error(0, "block status at %llu: %s",
-                        (unsigned long long)off, nbd_get_error());
+    if (nbd_block_status(
+            s->h, count, off,
+            (nbd_extent_callback){.callback = extent_cb, .user_data = s},
+            0) < 0)
+        return lb_error(0, "block status at %llu: %s", (unsigned long long)off,
+                        nbd_get_error());
     if (s->ctx[0].n == 0 || (s->since_depth && s->ctx[1].n == 0))
         return lb_error(0, "qemu-nbd returned no block status at %llu",
                         (unsigned long long)off);

@@ -10,7 +10,8 @@
  *   step idle|prepared|switched|committed|blockcommit
  *   backup ID|-
  *   last ID|-
- *   disk TARGET top=PATH fmt=FMT size=N acked=N last=ID|- new=PATH|- ov=PATH,PATH
+ *   disk TARGET top=PATH fmt=FMT size=N acked=N last=ID|- new=PATH|-
+ * ov=PATH,PATH
  */
 #include "agent/track.h"
 
@@ -250,8 +251,7 @@ parse_disk(struct track_state *st, const char *p, const char *end)
                 path = get_esc(q, (size_t)(c - q));
                 if (!path || !*path) {
                     free(path);
-                    return lb_fail(EPROTO, "bad overlay in disk %s",
-                                   d->target);
+                    return lb_fail(EPROTO, "bad overlay in disk %s", d->target);
                 }
                 d->ov[d->nov++] = path;
                 q = c + 1;
@@ -341,11 +341,11 @@ track_format(const struct track_state *st)
 {
     struct lb_buf b = {0};
 
-#define LINE(k, v)                                                          \
-    do {                                                                    \
-        lb_buf_append(&b, k " ", sizeof(k));                                \
-        put_esc(&b, v);                                                     \
-        lb_buf_put_u8(&b, '\n');                                            \
+#define LINE(k, v)                                                             \
+    do {                                                                       \
+        lb_buf_append(&b, k " ", sizeof(k));                                   \
+        put_esc(&b, v);                                                        \
+        lb_buf_put_u8(&b, '\n');                                               \
     } while (0)
     lb_buf_append(&b, "livebackup-track 1\n", 19);
     LINE("name", st->name);
@@ -364,8 +364,9 @@ track_format(const struct track_state *st)
         put_esc(&b, d->user_top);
         lb_buf_append(&b, " fmt=", 5);
         put_esc(&b, d->user_fmt);
-        snprintf(num, sizeof num, " size=%llu acked=%zu last=",
-                 (unsigned long long)d->size, d->acked);
+        snprintf(num, sizeof num,
+                 " size=%llu acked=%zu last=", (unsigned long long)d->size,
+                 d->acked);
         lb_buf_append(&b, num, strlen(num));
         put_esc(&b, d->last_backup);
         lb_buf_append(&b, " new=", 5);
@@ -384,7 +385,8 @@ track_format(const struct track_state *st)
     return (char *)b.data;
 }
 
-/* ---- files ------------------------------------------------------------------ */
+/* ---- files ------------------------------------------------------------------
+ */
 
 struct track_handle {
     char *dir, *file;
@@ -424,8 +426,9 @@ track_open(const char *uuid, const char *name, struct track_state **st)
         ssize_t n = pread(h->lock_fd, who, sizeof who - 1, 0);
         who[n > 0 ? n : 0] = '\0';
         who[strcspn(who, "\n")] = '\0';
-        lb_fail(EWOULDBLOCK, "domain %s is being worked on by another "
-                             "livebackup (%s)",
+        lb_fail(EWOULDBLOCK,
+                "domain %s is being worked on by another "
+                "livebackup (%s)",
                 name, who[0] ? who : "pid unknown");
         lb_error_hint("wait for it to finish; two backups of one domain "
                       "never run at once");

@@ -23,28 +23,28 @@
 #define TRACK_MAX_OVERLAYS 64
 
 enum track_step {
-    TRACK_IDLE,        /* nothing in flight */
-    TRACK_PREPARED,    /* new overlays (disk.newov) created, not switched in */
-    TRACK_SWITCHED,    /* the guest runs on the new overlays; backup in flight */
-    TRACK_COMMITTED,   /* the repository acknowledged `backup` */
+    TRACK_IDLE,      /* nothing in flight */
+    TRACK_PREPARED,  /* new overlays (disk.newov) created, not switched in */
+    TRACK_SWITCHED,  /* the guest runs on the new overlays; backup in flight */
+    TRACK_COMMITTED, /* the repository acknowledged `backup` */
     TRACK_BLOCKCOMMIT, /* committing acknowledged overlays into user_top */
 };
 
 struct track_disk {
     char target[65];
-    char *user_top;   /* the user's own top image */
+    char *user_top; /* the user's own top image */
     char *user_fmt;
     uint64_t size;
     size_t nov, acked;
     char *ov[TRACK_MAX_OVERLAYS];
-    char *newov;      /* TRACK_PREPARED: created, not yet switched in */
+    char *newov; /* TRACK_PREPARED: created, not yet switched in */
     char last_backup[PROTO_ID_LEN + 1];
 };
 
 struct track_state {
     char name[256];
     char uuid[40];
-    char repo_id[128];  /* the repository the acknowledgements refer to */
+    char repo_id[128]; /* the repository the acknowledgements refer to */
     enum track_step step;
     char backup[PROTO_ID_LEN + 1];      /* committed, for TRACK_COMMITTED */
     char last_backup[PROTO_ID_LEN + 1]; /* the parent of the next backup */

@@ -17,14 +17,14 @@
 
 enum slot_state {
     S_FREE,
-    S_FILLING,     /* the producer owns it */
-    S_FILLED,      /* needs hashing */
+    S_FILLING, /* the producer owns it */
+    S_FILLED,  /* needs hashing */
     S_HASHING,
-    S_HASHED,      /* needs a QUERY */
-    S_QUERIED,     /* waiting for HAVE */
-    S_COMPRESS,    /* the repository lacks it */
+    S_HASHED,   /* needs a QUERY */
+    S_QUERIED,  /* waiting for HAVE */
+    S_COMPRESS, /* the repository lacks it */
     S_COMPRESSING,
-    S_READY,       /* can be emitted */
+    S_READY, /* can be emitted */
 };
 
 struct slot {
@@ -91,7 +91,8 @@ set_failed(struct agent_upload *u, bool from_server)
     pthread_cond_broadcast(&u->cv);
 }
 
-/* ---- workers: hash, compress ------------------------------------------------- */
+/* ---- workers: hash, compress
+ * ------------------------------------------------- */
 
 static struct slot *
 next_work(struct agent_upload *u)
@@ -131,9 +132,8 @@ worker(void *arg)
         if (was == S_FILLED) {
             r = proto_chunk_digest(s->type, s->pub.plain, s->len, &s->d);
         } else {
-            ssize_t n = proto_chunk_compress(z, s->comp, u->comp_cap,
-                                             s->pub.plain, s->len,
-                                             &s->comp_kind);
+            ssize_t n = proto_chunk_compress(
+                z, s->comp, u->comp_cap, s->pub.plain, s->len, &s->comp_kind);
             r = n < 0 ? -1 : 0;
             s->comp_len = n < 0 ? 0 : (size_t)n;
         }
@@ -153,7 +153,8 @@ worker(void *arg)
     return NULL;
 }
 
-/* ---- receiver: HAVE ------------------------------------------------------------- */
+/* ---- receiver: HAVE
+ * ------------------------------------------------------------- */
 
 static void *
 receiver(void *arg)
@@ -203,7 +204,8 @@ receiver(void *arg)
     return NULL;
 }
 
-/* ---- sender: QUERY ahead, CHUNK + WINDOWS in order ------------------------------ */
+/* ---- sender: QUERY ahead, CHUNK + WINDOWS in order
+ * ------------------------------ */
 
 static int
 flush_records(struct agent_upload *u)
@@ -335,7 +337,8 @@ sender(void *arg)
     return NULL;
 }
 
-/* ---- the producer's API --------------------------------------------------------- */
+/* ---- the producer's API
+ * --------------------------------------------------------- */
 
 struct agent_upload *
 agent_upload_start(struct agent_repo *r, uint32_t window_size,

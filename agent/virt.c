@@ -293,7 +293,8 @@ agent_virt_disks(struct agent_dom *d, bool inactive, struct agent_vdisk **out,
     return agent_xml_disks(xml, out, n);
 }
 
-/* ---- freeze and thaw ------------------------------------------------------- */
+/* ---- freeze and thaw -------------------------------------------------------
+ */
 
 /* Start the guard and wait until it is connected and watching. */
 static int
@@ -354,8 +355,7 @@ guard_stop(struct agent_virt *v)
 }
 
 int
-agent_virt_freeze(struct agent_virt *v, struct agent_dom *d,
-                  unsigned timeout_s)
+agent_virt_freeze(struct agent_virt *v, struct agent_dom *d, unsigned timeout_s)
 {
     int r;
 
@@ -382,12 +382,14 @@ agent_virt_freeze(struct agent_virt *v, struct agent_dom *d,
         else if (code == VIR_ERR_AGENT_UNRESPONSIVE ||
                  code == VIR_ERR_OPERATION_TIMEOUT ||
                  strstr(msg, "timed out") || strstr(msg, "timeout"))
-            lb_fail(EIO, "cannot quiesce %s: the guest agent did not answer "
-                         "within %u s (%s); the guest was left thawed",
+            lb_fail(EIO,
+                    "cannot quiesce %s: the guest agent did not answer "
+                    "within %u s (%s); the guest was left thawed",
                     d->name, timeout_s, msg);
         else
-            lb_fail(EIO, "cannot quiesce %s: freezing its filesystems "
-                         "failed: %s",
+            lb_fail(EIO,
+                    "cannot quiesce %s: freezing its filesystems "
+                    "failed: %s",
                     d->name, msg);
         lb_error_hint("install and start qemu-guest-agent in the guest, or "
                       "back up crash-consistent with --consistency crash");
@@ -468,7 +470,8 @@ cmd_thaw_guard(int argc, char **argv)
     return 0;
 }
 
-/* ---- snapshots and block jobs ---------------------------------------------------- */
+/* ---- snapshots and block jobs
+ * ---------------------------------------------------- */
 
 int
 agent_virt_snapshot(struct agent_dom *d, size_t n, char *const *targets,
@@ -571,9 +574,8 @@ job_outcome(const char *what, const char *target, int status)
 }
 
 int
-agent_virt_commit(struct agent_virt *v, struct agent_dom *d,
-                  const char *target, const char *base, const char *top,
-                  unsigned timeout_s)
+agent_virt_commit(struct agent_virt *v, struct agent_dom *d, const char *target,
+                  const char *base, const char *top, unsigned timeout_s)
 {
     struct job_event *e = job_slot(v, d, target);
     unsigned want = 1u << VIR_DOMAIN_BLOCK_JOB_COMPLETED |
@@ -587,9 +589,10 @@ agent_virt_commit(struct agent_virt *v, struct agent_dom *d,
         return virt_fail("start the block commit");
     lb_fault_point("agent:during-block-commit");
     if (wait_event(v, e, want, timeout_s, &status) < 0)
-        return lb_fail(ETIMEDOUT, "block commit of %s did not finish within "
-                                  "%u s (it goes on in QEMU; livebackup "
-                                  "recover finishes it)",
+        return lb_fail(ETIMEDOUT,
+                       "block commit of %s did not finish within "
+                       "%u s (it goes on in QEMU; livebackup "
+                       "recover finishes it)",
                        target, timeout_s);
     return job_outcome("block commit", target, status);
 }
@@ -617,8 +620,8 @@ agent_virt_commit_active(struct agent_virt *v, struct agent_dom *d,
     if (status != VIR_DOMAIN_BLOCK_JOB_READY)
         return job_outcome("active commit", target, status);
     job_slot(v, d, target); /* reset for the pivot's completion */
-    if (virDomainBlockJobAbort(d->d, target,
-                               VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT) < 0)
+    if (virDomainBlockJobAbort(d->d, target, VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT) <
+        0)
         return virt_fail("pivot onto the committed image");
     if (wait_event(v, e, want & ~(1u << VIR_DOMAIN_BLOCK_JOB_READY), timeout_s,
                    &status) < 0)
@@ -655,8 +658,9 @@ agent_virt_wait_job(struct agent_virt *v, struct agent_dom *d,
     if (r <= 0)
         return r;
     if (wait_event(v, e, want, timeout_s, &status) < 0)
-        return lb_fail(ETIMEDOUT, "the block job on %s did not finish within "
-                                  "%u s",
+        return lb_fail(ETIMEDOUT,
+                       "the block job on %s did not finish within "
+                       "%u s",
                        target, timeout_s);
     if (status == VIR_DOMAIN_BLOCK_JOB_READY) {
         /* An active commit someone left ready: abort (keeps the top). */

@@ -46,11 +46,11 @@ enum agent_disk_kind {
 };
 
 struct agent_vdisk {
-    char target[65];          /* vda */
+    char target[65]; /* vda */
     enum agent_disk_kind kind;
-    char *device;             /* disk, cdrom, floppy, lun */
-    char *source;             /* top image path (NULL: empty drive) */
-    char *format;             /* driver type: qcow2, raw, ... */
+    char *device; /* disk, cdrom, floppy, lun */
+    char *source; /* top image path (NULL: empty drive) */
+    char *format; /* driver type: qcow2, raw, ... */
     bool readonly, shareable;
     /* the backing chain below source, as libvirt reports it (live XML:
      * top first); empty for an inactive XML without backingStore */
@@ -79,12 +79,12 @@ char *agent_xml_set_disks(const char *xml, size_t n, char *const *targets,
 
 /* The XML of a restored domain (agent_xml_restore). */
 struct agent_restore_xml {
-    const char *name;  /* new name (NULL: keep) */
-    const char *uuid;  /* new UUID (NULL: keep) */
-    size_t n;          /* restored disks: target -> path, format */
+    const char *name; /* new name (NULL: keep) */
+    const char *uuid; /* new UUID (NULL: keep) */
+    size_t n;         /* restored disks: target -> path, format */
     char *const *targets, *const *paths, *const *formats;
-    bool drop_others;  /* leave out disks that were not restored */
-    bool new_mac;      /* fresh 52:54:00 MAC addresses */
+    bool drop_others;    /* leave out disks that were not restored */
+    bool new_mac;        /* fresh 52:54:00 MAC addresses */
     const char *log_dir; /* file consoles go here (NULL: keep) */
 };
 char *agent_xml_restore(const char *xml, const struct agent_restore_xml *o);

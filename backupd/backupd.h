@@ -12,11 +12,11 @@
 #include "proto/proto.h"
 
 struct backupd_opts {
-    const char *repo;     /* repository path */
-    bool append_only;     /* refuse delete, prune and gc */
-    bool trusted;         /* do not re-hash uploads (a local child) */
-    unsigned lock_wait;   /* seconds to wait for a conflicting lock */
-    unsigned workers;     /* chunk-checking threads (0: one per CPU) */
+    const char *repo;   /* repository path */
+    bool append_only;   /* refuse delete, prune and gc */
+    bool trusted;       /* do not re-hash uploads (a local child) */
+    unsigned lock_wait; /* seconds to wait for a conflicting lock */
+    unsigned workers;   /* chunk-checking threads (0: one per CPU) */
     /* set by listen mode: a flag polled between frames that asks running
      * sessions to end (SIGTERM) */
     volatile int *stop;

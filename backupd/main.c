@@ -102,14 +102,15 @@ pick_repo(const char *repo, const char *restrict_to)
         CLEANUP_FREE char *copy = lb_xstrdup(repo);
         char *slash = strrchr(copy, '/');
         char parent[PATH_MAX];
-        if (!slash || slash == copy || !realpath((*slash = '\0', copy), parent) ||
+        if (!slash || slash == copy ||
+            !realpath((*slash = '\0', copy), parent) ||
             strcmp(slash + 1, "..") == 0 || strcmp(slash + 1, ".") == 0) {
             lb_fail(EPERM, "repository %s is outside the allowed path", repo);
             return NULL;
         }
         if (strlen(parent) > PATH_MAX / 2 ||
-            (size_t)snprintf(want, sizeof want, "%.*s/%s", PATH_MAX / 2,
-                             parent, slash + 1) >= sizeof want) {
+            (size_t)snprintf(want, sizeof want, "%.*s/%s", PATH_MAX / 2, parent,
+                             slash + 1) >= sizeof want) {
             lb_fail(ENAMETOOLONG, "repository path %s", repo);
             return NULL;
         }
@@ -117,7 +118,7 @@ pick_repo(const char *repo, const char *restrict_to)
     bl = strlen(base);
     if (strncmp(want, base, bl) != 0 || (want[bl] != '\0' && want[bl] != '/')) {
         lb_fail(EPERM, "repository %s is outside the allowed path %s", repo,
-                 restrict_to);
+                restrict_to);
         return NULL;
     }
     return lb_xstrdup(want);

@@ -18,7 +18,8 @@
 
 #define MAX_WORKERS 8
 
-/* ---- the chunk worker pool ------------------------------------------------ */
+/* ---- the chunk worker pool ------------------------------------------------
+ */
 
 struct job {
     struct proto_chunk c;
@@ -30,13 +31,13 @@ struct pool {
     struct store *st;
     pthread_mutex_t lock;
     pthread_cond_t work, room;
-    struct job *jobs;      /* nslots */
+    struct job *jobs; /* nslots */
     unsigned nslots;
-    unsigned *free_slots;  /* stack of free slot indexes */
+    unsigned *free_slots; /* stack of free slot indexes */
     unsigned nfree;
-    unsigned *queue;       /* FIFO of slots to process */
+    unsigned *queue; /* FIFO of slots to process */
     unsigned qhead, qlen;
-    unsigned busy;         /* jobs being processed */
+    unsigned busy; /* jobs being processed */
     bool quit;
     /* first failure, copied out of the worker's error slot */
     bool failed;
@@ -70,7 +71,8 @@ pool_worker(void *arg)
         p->busy++;
         pthread_mutex_unlock(&p->lock);
 
-        r = p->failed ? 0 : store_chunk_put(p->st, s, &p->jobs[slot].c, &stored);
+        r = p->failed ? 0
+                      : store_chunk_put(p->st, s, &p->jobs[slot].c, &stored);
 
         pthread_mutex_lock(&p->lock);
         if (r < 0 && !p->failed) {
@@ -202,7 +204,8 @@ pool_stop(struct pool *p)
     p->jobs = NULL;
 }
 
-/* ---- the session ------------------------------------------------------------ */
+/* ---- the session ------------------------------------------------------------
+ */
 
 struct session {
     const struct backupd_opts *o;
@@ -293,7 +296,7 @@ need_store(struct session *s, uint8_t mode, const char *what)
     }
     if (s->mode < mode) {
         lb_fail(EPERM, "%s needs the repository opened for %s", what,
-                 mode == PROTO_OPEN_WRITE ? "writing" : "administration");
+                mode == PROTO_OPEN_WRITE ? "writing" : "administration");
         return fail(s, PROTO_ERR_PROTOCOL);
     }
     return 0;
@@ -310,8 +313,9 @@ do_hello(struct session *s, const uint8_t *p, uint32_t len)
         return proto_fail(s, "HELLO", st);
     if (proto_hello_negotiate(&h, PROTO_VERSION, PROTO_VERSION,
                               PROTO_FEATURES_KNOWN, &mine) == 0) {
-        lb_error(0, "protocol versions %u..%u offered, this backupd speaks "
-                    "version %u",
+        lb_error(0,
+                 "protocol versions %u..%u offered, this backupd speaks "
+                 "version %u",
                  h.version_min, h.version_max, PROTO_VERSION);
         lb_error_hint("install the same livebackup version on both hosts");
         return fail(s, PROTO_ERR_VERSION);
@@ -337,14 +341,15 @@ do_open(struct session *s, const uint8_t *p, uint32_t len)
     }
     if (mode == PROTO_OPEN_ADMIN && s->o->append_only) {
         lb_fail(EPERM, "this repository connection is append-only: delete, "
-                        "prune and gc are refused");
+                       "prune and gc are refused");
         lb_error_hint("run them on the backup server, or through a key "
                       "without --append-only");
         return fail(s, PROTO_ERR_DENIED);
     }
-    s->st = store_open(s->o->repo, mode == PROTO_OPEN_ADMIN  ? STORE_ADMIN
-                                   : mode == PROTO_OPEN_WRITE ? STORE_WRITE
-                                                              : STORE_READ,
+    s->st = store_open(s->o->repo,
+                       mode == PROTO_OPEN_ADMIN   ? STORE_ADMIN
+                       : mode == PROTO_OPEN_WRITE ? STORE_WRITE
+                                                  : STORE_READ,
                        s->o->lock_wait);
     if (!s->st) {
         int e = lb_error_errno();
@@ -374,7 +379,7 @@ do_init(struct session *s, const uint8_t *p, uint32_t len)
         return proto_fail(s, "INIT", st);
     if (s->o->append_only) {
         lb_fail(EPERM, "this connection is append-only: it cannot create "
-                        "repositories");
+                       "repositories");
         return fail(s, PROTO_ERR_DENIED);
     }
     if (store_init(s->o->repo, ws) < 0)
@@ -456,8 +461,7 @@ send_depths(void *opaque, uint64_t first, const uint8_t *d, size_t n)
     struct depths_out *o = opaque;
 
     if (!o->ready_sent) {
-        proto_enc_disk_ready(&o->s->out, o->nwin,
-                             store_window_size(o->s->st));
+        proto_enc_disk_ready(&o->s->out, o->nwin, store_window_size(o->s->st));
         o->ready_sent = true;
     }
     proto_enc_depths(&o->s->out, first, d, n);
@@ -482,8 +486,8 @@ do_disk_begin(struct session *s, const uint8_t *p, uint32_t len)
     proto_str_copy(disk, sizeof disk, db.disk);
     /* The window count is known before the parent is read. */
     o.nwin = proto_mf_windows_for(db.size, store_window_size(s->st));
-    st = store_txn_disk_begin(s->txn, disk, db.size, db.mode, &db.meta,
-                              &o.nwin, send_depths, &o);
+    st = store_txn_disk_begin(s->txn, disk, db.size, db.mode, &db.meta, &o.nwin,
+                              send_depths, &o);
     proto_kv_free(&db.meta);
     if (st < 0) {
         if (o.ready_sent)
@@ -715,16 +719,15 @@ do_get_chunks(struct session *s, const uint8_t *p, uint32_t len)
         }
         /* Header, then the file's bytes as they are: no copy. */
         proto_enc_chunk_head(&s->out, PROTO_T_CHUNK_DATA, &c);
-        if (send_out(s) < 0 ||
-            proto_conn_send(s->conn, c.data, c.data_len) < 0)
+        if (send_out(s) < 0 || proto_conn_send(s->conn, c.data, c.data_len) < 0)
             return -1;
     }
     return 0;
 }
 
 static void
-verify_damage(void *opaque, const char *id, const char *name,
-              const char *disk, const char *what)
+verify_damage(void *opaque, const char *id, const char *name, const char *disk,
+              const char *what)
 {
     struct session *s = opaque;
     struct proto_kv ev = {0};

@@ -32,8 +32,8 @@ jerr(struct parser *ps, const char *what)
 static void
 skip_ws(struct parser *ps)
 {
-    while (ps->p < ps->end &&
-           (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r'))
+    while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\t' ||
+                               *ps->p == '\n' || *ps->p == '\r'))
         ps->p++;
 }
 
@@ -154,8 +154,9 @@ parse_string(struct parser *ps, char **out, size_t *len)
             }
             ps->p += 4;
             if (cp >= 0xD800 && cp <= 0xDBFF) {
-                if (ps->end - ps->p < 6 || ps->p[0] != '\\' || ps->p[1] != 'u' ||
-                    hex4(ps->p + 2, &lo) < 0 || lo < 0xDC00 || lo > 0xDFFF) {
+                if (ps->end - ps->p < 6 || ps->p[0] != '\\' ||
+                    ps->p[1] != 'u' || hex4(ps->p + 2, &lo) < 0 ||
+                    lo < 0xDC00 || lo > 0xDFFF) {
                     jerr(ps, "bad surrogate pair");
                     goto fail;
                 }

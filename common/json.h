@@ -24,11 +24,11 @@ enum lb_json_type {
 struct lb_json {
     enum lb_json_type type;
     bool b;
-    char *str;             /* STRING (unescaped) or NUMBER (its text) */
+    char *str; /* STRING (unescaped) or NUMBER (its text) */
     size_t len;
-    size_t n;              /* children of ARRAY / OBJECT */
+    size_t n; /* children of ARRAY / OBJECT */
     struct lb_json **kids;
-    char **keys;           /* OBJECT keys (NULL for ARRAY) */
+    char **keys; /* OBJECT keys (NULL for ARRAY) */
 };
 
 /* Parse text[0..len). NULL on error, with a message in err (if not NULL). */

@@ -512,13 +512,13 @@ lb_split_words(const char *s, size_t *n)
             if (c == q)
                 q = 0;
             else if (c == '\\' && q == '"' && s[1])
-                lb_buf_put_u8(&w, (uint8_t)*++s);
+                lb_buf_put_u8(&w, (uint8_t) * ++s);
             else
                 lb_buf_put_u8(&w, (uint8_t)c);
         } else if (c == '\'' || c == '"') {
             q = c;
         } else if (c == '\\' && s[1]) {
-            lb_buf_put_u8(&w, (uint8_t)*++s);
+            lb_buf_put_u8(&w, (uint8_t) * ++s);
         } else {
             lb_buf_put_u8(&w, (uint8_t)c);
         }

@@ -77,7 +77,8 @@ proto_digest_parse(const char *hex, struct proto_digest *out)
     return lb_hex_decode(out->b, PROTO_DIGEST_LEN, hex);
 }
 
-/* ---- DELTA ------------------------------------------------------------------- */
+/* ---- DELTA
+ * ------------------------------------------------------------------- */
 
 size_t
 proto_delta_size(uint32_t nruns, size_t data_len)
@@ -152,8 +153,7 @@ proto_delta_apply(uint8_t *win, uint32_t window_len, const uint8_t *p,
             data_len += rlen;
     }
     if (data_len != len - data_off)
-        return data_len > len - data_off ? PROTO_E_TRUNCATED
-                                         : PROTO_E_TRAILING;
+        return data_len > len - data_off ? PROTO_E_TRUNCATED : PROTO_E_TRAILING;
     if (!win)
         return PROTO_OK;
 
@@ -173,7 +173,8 @@ proto_delta_apply(uint8_t *win, uint32_t window_len, const uint8_t *p,
     return PROTO_OK;
 }
 
-/* ---- zstd ---------------------------------------------------------------------- */
+/* ---- zstd
+ * ---------------------------------------------------------------------- */
 
 struct proto_zctx {
     ZSTD_CCtx *c;
@@ -244,8 +245,8 @@ proto_chunk_decompress(struct proto_zctx *z, uint8_t *dst, size_t raw_len,
 
     if (comp == PROTO_COMP_NONE) {
         if (len != raw_len)
-            return lb_error(0, "stored chunk has %zu bytes, expected %zu",
-                            len, raw_len);
+            return lb_error(0, "stored chunk has %zu bytes, expected %zu", len,
+                            raw_len);
         memcpy(dst, src, len);
         return 0;
     }

@@ -26,7 +26,8 @@ proto_mf_windows_for(uint64_t size, uint32_t window_size)
     return size / window_size + (size % window_size != 0);
 }
 
-/* ---- header ------------------------------------------------------------------ */
+/* ---- header
+ * ------------------------------------------------------------------ */
 
 /*
  *  0 magic "LBMANIF1"     8 u16 version   10 u16 flags (0)
@@ -60,7 +61,8 @@ proto_mf_hdr_encode(uint8_t out[PROTO_MF_HDR_SIZE],
 {
     memset(out, 0, PROTO_MF_HDR_SIZE);
     /* 8 magic bytes, no NUL: a binary field */
-    memcpy(out, PROTO_MF_MAGIC, 8); // NOLINT(bugprone-not-null-terminated-result)
+    memcpy(out, PROTO_MF_MAGIC,
+           8); // NOLINT(bugprone-not-null-terminated-result)
     lb_store_be16(out + 8, PROTO_MF_VERSION);
     lb_store_be32(out + 12, h->ndisks);
     lb_store_be64(out + 16, h->meta_off);
@@ -80,8 +82,8 @@ sha256(const void *p, size_t len, uint8_t out[PROTO_DIGEST_LEN])
 }
 
 int
-proto_mf_meta_decode(const struct proto_mf_hdr *h, const uint8_t *p,
-                     size_t len, struct proto_kv *meta)
+proto_mf_meta_decode(const struct proto_mf_hdr *h, const uint8_t *p, size_t len,
+                     struct proto_kv *meta)
 {
     uint8_t d[PROTO_DIGEST_LEN];
     struct proto_rd pr;
@@ -103,7 +105,8 @@ proto_mf_meta_decode(const struct proto_mf_hdr *h, const uint8_t *p,
     return 0;
 }
 
-/* ---- reader ------------------------------------------------------------------ */
+/* ---- reader
+ * ------------------------------------------------------------------ */
 
 enum mf_state {
     MF_START,
@@ -122,8 +125,8 @@ struct proto_mf_reader {
     uint8_t *buf;
     size_t start, end; /* unread bytes are buf[start..end) */
     bool eof;
-    uint64_t pos;      /* file offset of buf[start] */
-    EVP_MD_CTX *body;  /* hash of [64, meta_off + meta_len) */
+    uint64_t pos;     /* file offset of buf[start] */
+    EVP_MD_CTX *body; /* hash of [64, meta_off + meta_len) */
     uint8_t hdr_raw[PROTO_MF_HDR_SIZE];
     struct proto_mf_hdr hdr;
     enum mf_state state;
@@ -418,7 +421,8 @@ proto_mf_finish(struct proto_mf_reader *r)
     return 0;
 }
 
-/* ---- writer ------------------------------------------------------------------ */
+/* ---- writer
+ * ------------------------------------------------------------------ */
 
 struct proto_mf_writer {
     int fd;
@@ -482,8 +486,8 @@ mf_body_done(struct proto_mf_writer *w, size_t mark)
 }
 
 int
-proto_mf_write_disk(struct proto_mf_writer *w, const char *name,
-                    uint64_t size, uint32_t window_size)
+proto_mf_write_disk(struct proto_mf_writer *w, const char *name, uint64_t size,
+                    uint32_t window_size)
 {
     size_t mark = w->out.len;
 
@@ -543,7 +547,8 @@ proto_mf_write_finish(struct proto_mf_writer *w, const struct proto_kv *meta)
 {
     struct proto_mf_hdr h = {0};
     uint8_t hdr[PROTO_MF_HDR_SIZE], body[PROTO_DIGEST_LEN];
-    uint8_t cat[PROTO_MF_HDR_SIZE + PROTO_DIGEST_LEN], trailer[PROTO_DIGEST_LEN];
+    uint8_t cat[PROTO_MF_HDR_SIZE + PROTO_DIGEST_LEN],
+        trailer[PROTO_DIGEST_LEN];
     size_t mark = w->out.len;
     unsigned n = 0;
 

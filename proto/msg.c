@@ -44,7 +44,8 @@ put_str(struct lb_buf *b, const char *s)
     lb_buf_put_str16(b, s ? s : "", n);
 }
 
-/* ---- HELLO ------------------------------------------------------------------ */
+/* ---- HELLO ------------------------------------------------------------------
+ */
 
 void
 proto_enc_hello(struct lb_buf *b, uint16_t type, const struct proto_hello *h)
@@ -68,8 +69,8 @@ proto_dec_hello(const uint8_t *p, size_t len, struct proto_hello *out)
     out->version_max = proto_rd_be16(&pr);
     out->features = proto_rd_be64(&pr);
     out->software = proto_rd_str16(&pr);
-    if (!pr.err && (out->version_min == 0 ||
-                    out->version_min > out->version_max))
+    if (!pr.err &&
+        (out->version_min == 0 || out->version_min > out->version_max))
         return PROTO_E_RANGE;
     return proto_rd_done(&pr);
 }
@@ -102,7 +103,8 @@ proto_hello_check_reply(const struct proto_hello *reply, uint16_t my_min,
     return PROTO_OK;
 }
 
-/* ---- ERROR, OK -------------------------------------------------------------- */
+/* ---- ERROR, OK --------------------------------------------------------------
+ */
 
 void
 proto_enc_error(struct lb_buf *b, uint32_t code, const char *msg,
@@ -155,7 +157,8 @@ proto_enc_empty(struct lb_buf *b, uint16_t type)
     proto_frame_end(b, proto_frame_begin(b, type));
 }
 
-/* ---- INIT, OPEN, REPO_INFO -------------------------------------------------- */
+/* ---- INIT, OPEN, REPO_INFO --------------------------------------------------
+ */
 
 void
 proto_enc_init(struct lb_buf *b, uint32_t window_size)
@@ -230,7 +233,8 @@ proto_dec_repo_info(const uint8_t *p, size_t len, struct proto_repo_info *out)
     return proto_rd_done(&pr);
 }
 
-/* ---- one string, one KV list ----------------------------------------------- */
+/* ---- one string, one KV list -----------------------------------------------
+ */
 
 void
 proto_enc_str(struct lb_buf *b, uint16_t type, const char *s)
@@ -276,7 +280,8 @@ proto_dec_kv(const uint8_t *p, size_t len, struct proto_kv *out)
     return r;
 }
 
-/* ---- backups ---------------------------------------------------------------- */
+/* ---- backups ----------------------------------------------------------------
+ */
 
 void
 proto_enc_backup_begin(struct lb_buf *b, const char *name, const char *parent,
@@ -358,8 +363,7 @@ proto_enc_disk_begin(struct lb_buf *b, const char *disk, uint64_t size,
 }
 
 int
-proto_dec_disk_begin(const uint8_t *p, size_t len,
-                     struct proto_disk_begin *out)
+proto_dec_disk_begin(const uint8_t *p, size_t len, struct proto_disk_begin *out)
 {
     struct proto_rd pr;
     int r;
@@ -442,7 +446,8 @@ proto_dec_depths(const uint8_t *p, size_t len, uint64_t *first,
     return proto_rd_done(&pr);
 }
 
-/* ---- QUERY, HAVE, GET_CHUNKS ------------------------------------------------ */
+/* ---- QUERY, HAVE, GET_CHUNKS ------------------------------------------------
+ */
 
 void
 proto_enc_query(struct lb_buf *b, uint16_t type, const struct proto_digest *d,
@@ -483,8 +488,7 @@ proto_enc_have(struct lb_buf *b, const uint8_t *bits, uint32_t n)
 }
 
 int
-proto_dec_have(const uint8_t *p, size_t len, const uint8_t **bits,
-               uint32_t *n)
+proto_dec_have(const uint8_t *p, size_t len, const uint8_t **bits, uint32_t *n)
 {
     struct proto_rd pr;
 
@@ -503,7 +507,8 @@ proto_dec_have(const uint8_t *p, size_t len, const uint8_t **bits,
     return proto_rd_done(&pr);
 }
 
-/* ---- CHUNK, CHUNK_DATA ------------------------------------------------------- */
+/* ---- CHUNK, CHUNK_DATA
+ * ------------------------------------------------------- */
 
 void
 proto_enc_chunk(struct lb_buf *b, uint16_t type, const struct proto_chunk *c)
@@ -566,7 +571,8 @@ proto_dec_chunk(const uint8_t *p, size_t len, struct proto_chunk *out)
     return proto_rd_done(&pr);
 }
 
-/* ---- WINDOWS ------------------------------------------------------------------ */
+/* ---- WINDOWS
+ * ------------------------------------------------------------------ */
 
 size_t
 proto_enc_windows_start(struct lb_buf *b)

@@ -104,8 +104,7 @@ struct proto_hdr {
  * Unknown types are rejected here so nothing downstream sees them.
  */
 int proto_hdr_decode(const uint8_t *buf, size_t len, struct proto_hdr *out);
-void proto_hdr_encode(uint8_t out[PROTO_HDR_SIZE], uint16_t type,
-                      uint32_t len);
+void proto_hdr_encode(uint8_t out[PROTO_HDR_SIZE], uint16_t type, uint32_t len);
 bool proto_type_known(uint16_t type);
 const char *proto_type_name(uint16_t type);
 
@@ -178,8 +177,8 @@ int proto_kv_decode(struct proto_rd *pr, struct proto_kv *out);
 void proto_kv_encode(struct lb_buf *b, const struct proto_kv *kv);
 /* Set (replace) key; copies both. Aborts on a key that would not encode. */
 void proto_kv_set(struct proto_kv *kv, const char *key, const char *val);
-void proto_kv_setf(struct proto_kv *kv, const char *key, const char *fmt,
-                   ...) LB_PRINTF(3, 4);
+void proto_kv_setf(struct proto_kv *kv, const char *key, const char *fmt, ...)
+    LB_PRINTF(3, 4);
 void proto_kv_set_u64(struct proto_kv *kv, const char *key, uint64_t v);
 const char *proto_kv_get(const struct proto_kv *kv, const char *key);
 /* Parse a decimal value; def when absent or malformed. */
@@ -199,8 +198,7 @@ bool proto_disk_name_valid(const char *s, size_t len);
 #define PROTO_ID_LEN 20
 bool proto_backup_id_valid(const char *s, size_t len);
 /* Make an id for time t with 16 random bits; out has PROTO_ID_LEN+1. */
-void proto_backup_id_make(char out[PROTO_ID_LEN + 1], int64_t t,
-                          uint16_t rnd);
+void proto_backup_id_make(char out[PROTO_ID_LEN + 1], int64_t t, uint16_t rnd);
 
 /* ---- chunks -------------------------------------------------------------- */
 
@@ -208,13 +206,13 @@ void proto_backup_id_make(char out[PROTO_ID_LEN + 1], int64_t t,
 #define PROTO_MIN_WINDOW (64u << 10)
 #define PROTO_MAX_WINDOW (8u << 20)
 #define PROTO_DEFAULT_WINDOW (4u << 20)
-#define PROTO_MAX_STACK 32  /* hard limit on a window's chunk stack */
+#define PROTO_MAX_STACK 32 /* hard limit on a window's chunk stack */
 #define PROTO_MAX_BLOB (4u << 20)
 /* A DELTA may hold at most one run per 512 bytes of window. */
 #define PROTO_DELTA_HDR 12
 #define PROTO_DELTA_RUN 9
-#define PROTO_MAX_CHUNK_RAW                                                  \
-    (PROTO_MAX_WINDOW + PROTO_DELTA_HDR +                                    \
+#define PROTO_MAX_CHUNK_RAW                                                    \
+    (PROTO_MAX_WINDOW + PROTO_DELTA_HDR +                                      \
      (PROTO_MAX_WINDOW / 512) * PROTO_DELTA_RUN)
 
 enum proto_chunk_type {
@@ -327,9 +325,9 @@ int proto_dec_hello(const uint8_t *p, size_t len, struct proto_hello *out);
  * = it) and the offered features it also knows. Returns the version, or 0
  * if there is none in common. Pure.
  */
-uint16_t proto_hello_negotiate(const struct proto_hello *offer,
-                               uint16_t my_min, uint16_t my_max,
-                               uint64_t my_features, struct proto_hello *reply);
+uint16_t proto_hello_negotiate(const struct proto_hello *offer, uint16_t my_min,
+                               uint16_t my_max, uint64_t my_features,
+                               struct proto_hello *reply);
 /* The client checks the answer to its offer: one version in its range,
  * no feature it did not offer. PROTO_OK or a PROTO_E_* code. Pure. */
 int proto_hello_check_reply(const struct proto_hello *reply, uint16_t my_min,
@@ -419,8 +417,8 @@ int proto_dec_backup_begin(const uint8_t *p, size_t len,
 /* BACKUP_STARTED: str16 id, str16 parent id. */
 void proto_enc_backup_started(struct lb_buf *b, const char *id,
                               const char *parent);
-int proto_dec_backup_started(const uint8_t *p, size_t len,
-                             struct proto_str *id, struct proto_str *parent);
+int proto_dec_backup_started(const uint8_t *p, size_t len, struct proto_str *id,
+                             struct proto_str *parent);
 
 /* DISK_BEGIN: str16 disk, u64 size, u8 mode, KV meta. */
 enum proto_disk_mode {
@@ -527,8 +525,7 @@ struct proto_mf_hdr {
     uint32_t meta_len;
     uint8_t meta_digest[PROTO_DIGEST_LEN];
 };
-int proto_mf_hdr_decode(const uint8_t *p, size_t len,
-                        struct proto_mf_hdr *out);
+int proto_mf_hdr_decode(const uint8_t *p, size_t len, struct proto_mf_hdr *out);
 void proto_mf_hdr_encode(uint8_t out[PROTO_MF_HDR_SIZE],
                          const struct proto_mf_hdr *h);
 
@@ -559,8 +556,7 @@ typedef ssize_t (*proto_mf_read_fn)(void *opaque, void *buf, size_t len);
  * set on bad input.
  */
 struct proto_mf_reader;
-struct proto_mf_reader *proto_mf_reader_new(proto_mf_read_fn fn,
-                                            void *opaque);
+struct proto_mf_reader *proto_mf_reader_new(proto_mf_read_fn fn, void *opaque);
 void proto_mf_reader_free(struct proto_mf_reader *r);
 int proto_mf_read_header(struct proto_mf_reader *r, struct proto_mf_hdr *h);
 /* 1 with *d filled, 0 when no disks remain. */
@@ -593,7 +589,8 @@ int proto_mf_write_finish(struct proto_mf_writer *w,
                           const struct proto_kv *meta);
 uint64_t proto_mf_windows_for(uint64_t size, uint32_t window_size);
 
-/* ---- connections ----------------------------------------------------------- */
+/* ---- connections -----------------------------------------------------------
+ */
 
 /*
  * Blocking frame I/O on a pair of descriptors (the same fd twice for a

@@ -68,11 +68,12 @@ check_chunk(struct store *st, struct store_scratch *s,
     struct proto_digest got;
 
     if (c->type == PROTO_CHUNK_RAW && c->raw_len > st->window_size)
-        return lb_fail(EPROTO, "RAW chunk of %u bytes exceeds the window "
-                                "size %u",
-                        c->raw_len, st->window_size);
-    if (proto_chunk_decompress(s->z, s->plain, c->raw_len, c->data,
-                               c->data_len, c->comp) < 0) {
+        return lb_fail(EPROTO,
+                       "RAW chunk of %u bytes exceeds the window "
+                       "size %u",
+                       c->raw_len, st->window_size);
+    if (proto_chunk_decompress(s->z, s->plain, c->raw_len, c->data, c->data_len,
+                               c->comp) < 0) {
         /* The slot's errno is the class (EPROTO: damaged data), not
          * decompress's 0. */
         lb_error_set_errno(EPROTO);
@@ -85,8 +86,7 @@ check_chunk(struct store *st, struct store_scratch *s,
     if (memcmp(got.b, c->d.b, PROTO_DIGEST_LEN) != 0) {
         char hex[65];
         proto_digest_hex(&c->d, hex);
-        return lb_fail(EPROTO, "chunk %s: data does not match its digest",
-                        hex);
+        return lb_fail(EPROTO, "chunk %s: data does not match its digest", hex);
     }
     if (c->type == PROTO_CHUNK_DELTA) {
         /* The window length inside a DELTA must be a real window length:
@@ -94,8 +94,7 @@ check_chunk(struct store *st, struct store_scratch *s,
         uint32_t wl = c->raw_len >= 8 ? lb_load_be32(s->plain + 4) : 0;
         int r;
         if (wl == 0 || wl > st->window_size)
-            return lb_fail(EPROTO, "DELTA chunk for a window of %u bytes",
-                            wl);
+            return lb_fail(EPROTO, "DELTA chunk for a window of %u bytes", wl);
         r = proto_delta_apply(NULL, wl, s->plain, c->raw_len);
         if (r != PROTO_OK)
             return lb_fail(EPROTO, "DELTA chunk: %s", proto_status_str(r));
@@ -123,8 +122,9 @@ store_chunk_put(struct store *st, struct store_scratch *s,
         /* The frame only (the decoder checked the rest); the content is
          * the client's business, and verify re-checks it. */
         if (c->type == PROTO_CHUNK_RAW && c->raw_len > st->window_size)
-            return lb_fail(EPROTO, "RAW chunk of %u bytes exceeds the window "
-                                   "size %u",
+            return lb_fail(EPROTO,
+                           "RAW chunk of %u bytes exceeds the window "
+                           "size %u",
                            c->raw_len, st->window_size);
     } else if (check_chunk(st, s, c) < 0) {
         return -1;
@@ -184,7 +184,7 @@ store_chunk_read(struct store *st, const struct proto_digest *d,
         (uint64_t)sb.st_size > STORE_CHUNK_HDR + (uint64_t)PROTO_MAX_CHUNK_RAW +
                                    PROTO_MAX_CHUNK_RAW / 64 + 4096)
         return lb_fail(EPROTO, "chunk %s: bad size %lld", rel,
-                        (long long)sb.st_size);
+                       (long long)sb.st_size);
     lb_buf_reset(out);
     lb_buf_reserve(out, (size_t)sb.st_size);
     n = lb_read_full(fd, out->data, (size_t)sb.st_size);
@@ -195,8 +195,7 @@ store_chunk_read(struct store *st, const struct proto_digest *d,
     out->len = (size_t)n;
     if (lb_load_be32(out->data) != STORE_CHUNK_MAGIC ||
         out->data[4] != STORE_CHUNK_VERSION || out->data[7] != 0 ||
-        !proto_chunk_type_valid(out->data[5]) ||
-        out->data[6] > PROTO_COMP_ZSTD)
+        !proto_chunk_type_valid(out->data[5]) || out->data[6] > PROTO_COMP_ZSTD)
         return lb_fail(EPROTO, "chunk %s: bad header", rel);
     c->d = *d;
     c->type = out->data[5];

@@ -67,4 +67,3 @@ store_dset_free(struct digest_set *s)
     free(s->used);
     memset(s, 0, sizeof *s);
 }
-

@@ -27,7 +27,7 @@ read_meta(struct store *st, const char *id, struct proto_kv *meta)
     s = proto_mf_hdr_decode(hb, sizeof hb, &h);
     if (s != PROTO_OK)
         return lb_fail(EPROTO, "backup %s: manifest header: %s", id,
-                        proto_status_str(s));
+                       proto_status_str(s));
     blk = lb_xmalloc(h.meta_len ? h.meta_len : 1);
     if (lb_pread_full(fd, blk, h.meta_len, (off_t)h.meta_off) !=
         (ssize_t)h.meta_len)
@@ -113,10 +113,10 @@ store_delete(struct store *st, const char *id)
 
     if (st->mode != STORE_ADMIN)
         return lb_fail(EPERM, "deleting needs the repository's exclusive "
-                               "lock");
+                              "lock");
     if (st->append_only) {
         lb_fail(EPERM, "this repository connection is append-only: "
-                        "backups cannot be deleted through it");
+                       "backups cannot be deleted through it");
         errno = EPERM;
         return -1;
     }

@@ -16,8 +16,8 @@
 
 #define CONFIG_MAGIC "livebackup-repository"
 
-static const char *const repo_entries[] = {"config", "chunks", "backups",
-                                           "tmp", "lock"};
+static const char *const repo_entries[] = {"config", "chunks", "backups", "tmp",
+                                           "lock"};
 
 static bool
 is_repo_entry(const char *name)
@@ -62,10 +62,10 @@ store_init(const char *path, uint32_t window_size)
 
     if (!proto_window_size_valid(window_size))
         return lb_fail(EINVAL,
-                        "window size %u: must be a power of two between "
-                        "%u KiB and %u MiB",
-                        window_size, PROTO_MIN_WINDOW >> 10,
-                        PROTO_MAX_WINDOW >> 20);
+                       "window size %u: must be a power of two between "
+                       "%u KiB and %u MiB",
+                       window_size, PROTO_MIN_WINDOW >> 10,
+                       PROTO_MAX_WINDOW >> 20);
     if (stat(path, &sb) == 0) {
         int s;
         if (!S_ISDIR(sb.st_mode))
@@ -146,7 +146,7 @@ parse_config(struct store *st)
             return -1;
         }
         lb_fail(ENOTDIR, "%s is not a livebackup repository (no config)",
-                 st->path);
+                st->path);
         lb_error_hint("check the path, or create a repository with "
                       "livebackup init in an empty directory");
         errno = ENOTDIR;
@@ -166,15 +166,15 @@ parse_config(struct store *st)
     }
     if (version < 0) {
         lb_fail(ENOTDIR, "%s/config is not a livebackup repository config",
-                 st->path);
+                st->path);
         errno = ENOTDIR;
         return -1;
     }
     if (version > STORE_FORMAT_VERSION) {
         lb_fail(ERANGE,
-                 "repository %s has format version %d, newer than this "
-                 "livebackup supports (%d)",
-                 st->path, version, STORE_FORMAT_VERSION);
+                "repository %s has format version %d, newer than this "
+                "livebackup supports (%d)",
+                st->path, version, STORE_FORMAT_VERSION);
         lb_error_hint("upgrade livebackup on the machine that holds the "
                       "repository");
         errno = ERANGE;
@@ -182,7 +182,7 @@ parse_config(struct store *st)
     }
     if (!proto_window_size_valid(st->window_size)) {
         lb_fail(EPROTO, "%s/config: invalid window size %u", st->path,
-                 st->window_size);
+                st->window_size);
         errno = EPROTO;
         return -1;
     }
@@ -223,16 +223,16 @@ take_lock(struct store *st, unsigned wait_secs)
         }
         if (op == LOCK_EX) {
             lb_fail(EWOULDBLOCK,
-                     "repository %s is in use by running backups or "
-                     "restores",
-                     st->path);
+                    "repository %s is in use by running backups or "
+                    "restores",
+                    st->path);
             lb_error_hint("try again when they are done (or wait with "
                           "--lock-wait SECONDS)");
         } else {
             char who[256];
             lock_holder(st->lock_fd, who, sizeof who);
             lb_fail(EWOULDBLOCK, "repository %s is locked by %s", st->path,
-                     who);
+                    who);
             lb_error_hint("it is being pruned or garbage-collected; try "
                           "again when that is done (or wait with "
                           "--lock-wait SECONDS)");
@@ -301,8 +301,8 @@ make_session(struct store *st)
     if (lb_random(rnd, sizeof rnd) < 0)
         return -1;
     lb_hex_encode(hex, rnd, sizeof rnd);
-    st->session_dir = lb_xasprintf("%s/tmp/%ld-%s", st->path, (long)getpid(),
-                                   hex);
+    st->session_dir =
+        lb_xasprintf("%s/tmp/%ld-%s", st->path, (long)getpid(), hex);
     if (mkdir(st->session_dir, 0700) < 0)
         return lb_error(errno, "create %s", st->session_dir);
     lock = lb_xasprintf("%s/.lock", st->session_dir);
@@ -338,12 +338,11 @@ store_open(const char *path, enum store_mode mode, unsigned lock_wait_secs)
             goto fail;
     }
     return st;
-fail:
-    {
-        int saved = errno;
-        store_close(st);
-        errno = saved;
-    }
+fail : {
+    int saved = errno;
+    store_close(st);
+    errno = saved;
+}
     return NULL;
 }
 

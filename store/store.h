@@ -81,9 +81,10 @@ void store_scratch_free(struct store_scratch *s);
 /*
  * Check a received chunk (decompress, re-hash, validate a DELTA's runs
  * against the window size; only its sizes for a trusted client) and store
- * it atomically (temp file, fdatasync, rename). Returns 1 if it was already stored, 0 if written, -1 on error
- * (EPROTO: the data does not match its digest). *stored_bytes receives the
- * bytes written to disk (0 if it existed). Needs STORE_WRITE.
+ * it atomically (temp file, fdatasync, rename). Returns 1 if it was already
+ * stored, 0 if written, -1 on error (EPROTO: the data does not match its
+ * digest). *stored_bytes receives the bytes written to disk (0 if it existed).
+ * Needs STORE_WRITE.
  */
 int store_chunk_put(struct store *st, struct store_scratch *s,
                     const struct proto_chunk *c, uint64_t *stored_bytes);
@@ -104,7 +105,8 @@ int store_chunk_load(struct store *st, struct store_scratch *s,
                      const struct proto_digest *d, const uint8_t **plain,
                      size_t *plain_len, uint8_t *type);
 
-/* ---- backups (writing) ---------------------------------------------------- */
+/* ---- backups (writing) ----------------------------------------------------
+ */
 
 struct store_txn;
 
@@ -124,8 +126,8 @@ const char *store_txn_parent(const struct store_txn *t);
  * order, in pieces of at most PROTO_MAX_DEPTHS_PER_FRAME: memory stays
  * bounded whatever the disk size. Returns 0, or -1 to stop.
  */
-typedef int (*store_depths_fn)(void *opaque, uint64_t first,
-                               const uint8_t *d, size_t n);
+typedef int (*store_depths_fn)(void *opaque, uint64_t first, const uint8_t *d,
+                               size_t n);
 
 /*
  * Start a disk. mode PROTO_DISK_INCR needs a parent holding a disk of the
@@ -134,8 +136,7 @@ typedef int (*store_depths_fn)(void *opaque, uint64_t first,
  */
 int store_txn_disk_begin(struct store_txn *t, const char *disk, uint64_t size,
                          uint8_t mode, const struct proto_kv *meta,
-                         uint64_t *nwindows, store_depths_fn fn,
-                         void *opaque);
+                         uint64_t *nwindows, store_depths_fn fn, void *opaque);
 
 /*
  * Tell the transaction that a chunk is being stored on its behalf (by a
@@ -172,12 +173,13 @@ bool store_txn_noted(const struct store_txn *t, const struct proto_digest *d);
 void store_txn_add_stats(struct store_txn *t, uint64_t chunks_new,
                          uint64_t bytes_new, uint64_t bytes_received);
 
-/* ---- backups (reading) ---------------------------------------------------- */
+/* ---- backups (reading) ----------------------------------------------------
+ */
 
 /* One backup as listed: its id and manifest metadata (owned by the list). */
 struct store_backup {
     char id[PROTO_ID_LEN + 1];
-    uint64_t seq;   /* commit order in the repository */
+    uint64_t seq; /* commit order in the repository */
     int64_t time;
     struct proto_kv meta;
 };
@@ -201,7 +203,8 @@ int store_manifest_open(struct store *st, const char *id);
 /* Delete a backup (STORE_ADMIN, refused in append-only mode). */
 int store_delete(struct store *st, const char *id);
 
-/* ---- verify --------------------------------------------------------------- */
+/* ---- verify ---------------------------------------------------------------
+ */
 
 struct store_verify_cb {
     void *opaque;

@@ -16,7 +16,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* ---- transactions ------------------------------------------------------------ */
+/* ---- transactions
+ * ------------------------------------------------------------ */
 
 struct store_txn {
     struct store *st;
@@ -112,8 +113,7 @@ open_parent_disk(struct store_txn *t, const char *disk, int *fd_out,
         if (got < 0)
             goto fail;
         if (got == 0) {
-            lb_fail(ENOENT, "parent backup %s has no disk %s", t->parent,
-                     disk);
+            lb_fail(ENOENT, "parent backup %s has no disk %s", t->parent, disk);
             errno = ENOENT;
             goto fail;
         }
@@ -182,8 +182,8 @@ store_txn_begin(struct store *st, const char *name, const char *parent_id,
         }
         if (!proto_kv_get(&pm, "name") ||
             strcmp(proto_kv_get(&pm, "name"), name) != 0) {
-            lb_fail(EINVAL, "parent backup %s is not a backup of %s",
-                     parent_id, name);
+            lb_fail(EINVAL, "parent backup %s is not a backup of %s", parent_id,
+                    name);
             proto_kv_free(&pm);
             errno = EINVAL;
             goto fail;
@@ -276,7 +276,7 @@ store_txn_disk_begin(struct store_txn *t, const char *disk, uint64_t size,
         return lb_fail(EINVAL, "invalid disk name '%s'", disk);
     if (size == 0 || size > PROTO_MF_MAX_SIZE)
         return lb_fail(EINVAL, "disk %s: invalid size %llu", disk,
-                        (unsigned long long)size);
+                       (unsigned long long)size);
     if (t->ndisks >= PROTO_MF_MAX_DISKS)
         return lb_fail(EINVAL, "too many disks in one backup");
     for (size_t i = 0; i < t->ndisks; i++)
@@ -291,9 +291,10 @@ store_txn_disk_begin(struct store_txn *t, const char *disk, uint64_t size,
         uint8_t *dep;
 
         if (!t->parent[0])
-            return lb_fail(EINVAL, "incremental disk %s without a parent "
-                                    "backup",
-                            disk);
+            return lb_fail(EINVAL,
+                           "incremental disk %s without a parent "
+                           "backup",
+                           disk);
         /* Pass 1: read the whole parent (checking its trailer) for the
          * depth map. Pass 2 (t->prd) streams the merge. */
         r = open_parent_disk(t, disk, &fd, &pd);
@@ -303,10 +304,10 @@ store_txn_disk_begin(struct store_txn *t, const char *disk, uint64_t size,
             proto_mf_reader_free(r);
             close(fd);
             return lb_fail(EINVAL,
-                            "disk %s: size %llu differs from the parent's "
-                            "%llu: an incremental is not possible",
-                            disk, (unsigned long long)size,
-                            (unsigned long long)pd.size);
+                           "disk %s: size %llu differs from the parent's "
+                           "%llu: an incremental is not possible",
+                           disk, (unsigned long long)size,
+                           (unsigned long long)pd.size);
         }
         dep = lb_xmalloc(PROTO_MAX_DEPTHS_PER_FRAME);
         for (uint64_t i = 0; i < t->nwindows; i++) {
@@ -327,7 +328,8 @@ store_txn_disk_begin(struct store_txn *t, const char *disk, uint64_t size,
         if (proto_mf_read_disk_end(r, NULL) < 0)
             goto bad_parent;
         while (proto_mf_next_disk(r, &pd) == 1)
-            if (proto_mf_skip_disk(r) < 0 || proto_mf_read_disk_end(r, NULL) < 0)
+            if (proto_mf_skip_disk(r) < 0 ||
+                proto_mf_read_disk_end(r, NULL) < 0)
                 goto bad_parent;
         {
             struct proto_kv m = {0};
@@ -363,8 +365,8 @@ started:
     proto_kv_free(&t->disk_meta);
     for (size_t i = 0; i < meta->n; i++)
         proto_kv_set(&t->disk_meta, meta->e[i].key, meta->e[i].val);
-    t->disk_names = lb_xrealloc(t->disk_names,
-                                (t->ndisks + 1) * sizeof *t->disk_names);
+    t->disk_names =
+        lb_xrealloc(t->disk_names, (t->ndisks + 1) * sizeof *t->disk_names);
     t->disk_names[t->ndisks++] = lb_xstrdup(disk);
     *nwindows = t->nwindows;
     return 0;
@@ -403,9 +405,10 @@ check_ref(struct store_txn *t, const struct proto_ref *ref)
     if (r < 0)
         return -1;
     proto_digest_hex(&ref->d, hex);
-    return lb_fail(EINVAL, "disk %s references chunk %s, which was neither "
-                            "sent nor stored",
-                    t->disk, hex);
+    return lb_fail(EINVAL,
+                   "disk %s references chunk %s, which was neither "
+                   "sent nor stored",
+                   t->disk, hex);
 }
 
 int
@@ -424,8 +427,7 @@ store_txn_window(struct store_txn *t, const struct proto_window_rec *r)
     }
     if (fill_until(t, r->index) < 0)
         return txn_fail(t);
-    if (t->mode == PROTO_DISK_INCR &&
-        proto_mf_next_window(t->prd, &w) < 0)
+    if (t->mode == PROTO_DISK_INCR && proto_mf_next_window(t->prd, &w) < 0)
         return txn_fail(t);
     if (r->op == PROTO_WIN_SET) {
         w.depth = 0;
@@ -440,8 +442,9 @@ store_txn_window(struct store_txn *t, const struct proto_window_rec *r)
     }
     for (uint8_t i = 0; i < r->n; i++) {
         if (r->refs[i].type == PROTO_CHUNK_RAW && w.depth != 0) {
-            lb_fail(EINVAL, "disk %s: window %llu: a RAW chunk above other "
-                            "chunks",
+            lb_fail(EINVAL,
+                    "disk %s: window %llu: a RAW chunk above other "
+                    "chunks",
                     t->disk, (unsigned long long)r->index);
             return txn_fail(t);
         }
@@ -476,8 +479,8 @@ store_txn_disk_end(struct store_txn *t, const struct proto_kv *meta)
         close(t->parent_fd);
         t->parent_fd = -1;
     }
-    snprintf(line, sizeof line, "%s%s=%llu", t->disks.len ? " " : "",
-             t->disk, (unsigned long long)t->size);
+    snprintf(line, sizeof line, "%s%s=%llu", t->disks.len ? " " : "", t->disk,
+             (unsigned long long)t->size);
     lb_buf_append(&t->disks, line, strlen(line));
     t->in_disk = false;
     return 0;
@@ -568,12 +571,11 @@ store_txn_commit(struct store_txn *t, const struct proto_kv *meta,
         for (size_t i = 0; i < t->meta.n; i++)
             proto_kv_set(out, t->meta.e[i].key, t->meta.e[i].val);
     r = 0;
-done:
-    {
-        int saved = errno;
-        store_txn_abort(t);
-        errno = saved;
-    }
+done : {
+    int saved = errno;
+    store_txn_abort(t);
+    errno = saved;
+}
     return r;
 }
 

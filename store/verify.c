@@ -92,8 +92,8 @@ chunk_worker(void *arg)
             if (proto_digest_parse(e->d_name, &dg) < 0 ||
                 strncmp(e->d_name, dir + strlen(dir) - 2, 2) != 0) {
                 char what[512];
-                snprintf(what, sizeof what, "stray file chunks/%02x/%.200s",
-                         i, e->d_name);
+                snprintf(what, sizeof what, "stray file chunks/%02x/%.200s", i,
+                         e->d_name);
                 pthread_mutex_lock(&v->lock);
                 report(v, "", "", "", what);
                 pthread_mutex_unlock(&v->lock);
@@ -178,8 +178,8 @@ verify_backup(struct vctx *v, const char *id, uint64_t *missing)
                         char hex[65];
                         first_bad = i;
                         proto_digest_hex(&w.refs[k].d, hex);
-                        snprintf(first_what, sizeof first_what,
-                                 "chunk %s %s", hex, why);
+                        snprintf(first_what, sizeof first_what, "chunk %s %s",
+                                 hex, why);
                     }
                     break;
                 }
@@ -190,8 +190,7 @@ verify_backup(struct vctx *v, const char *id, uint64_t *missing)
             snprintf(what, sizeof what,
                      "%llu damaged window(s), first at byte offset %llu: %s",
                      (unsigned long long)bad_windows,
-                     (unsigned long long)first_bad * d.window_size,
-                     first_what);
+                     (unsigned long long)first_bad * d.window_size, first_what);
             report(v, id, name, d.name, what);
             damaged = 1;
         }

@@ -35,8 +35,8 @@ tu_disk_begin(struct store_txn *t, const char *disk, uint64_t size,
               uint8_t **depths)
 {
     struct tu_depths c = {NULL, 0};
-    int r = store_txn_disk_begin(t, disk, size, mode, meta, nw, tu_depths_cb,
-                                 &c);
+    int r =
+        store_txn_disk_begin(t, disk, size, mode, meta, nw, tu_depths_cb, &c);
 
     if (r == 0 && c.d && c.n != *nw) {
         free(c.d);

@@ -110,8 +110,8 @@ full_backup(char id[PROTO_ID_LEN + 1])
     cr_assert_not_null(t, "%s", lb_error_msg());
     cr_assert(proto_backup_id_valid(store_txn_id(t), PROTO_ID_LEN));
     cr_assert_str_eq(store_txn_parent(t), "");
-    cr_assert_eq(tu_disk_begin(t, "vda", VDA_SIZE, PROTO_DISK_FULL,
-                                      &dmeta, &nw, &depths),
+    cr_assert_eq(tu_disk_begin(t, "vda", VDA_SIZE, PROTO_DISK_FULL, &dmeta, &nw,
+                               &depths),
                  0, "%s", lb_error_msg());
     cr_assert_eq(nw, 5);
     cr_assert_null(depths, "no depths for a full disk");
@@ -121,8 +121,8 @@ full_backup(char id[PROTO_ID_LEN + 1])
     proto_kv_set(&dmeta, "bytes_read", "262154");
     cr_assert_eq(store_txn_disk_end(t, &dmeta), 0, "%s", lb_error_msg());
     proto_kv_free(&dmeta);
-    cr_assert_eq(tu_disk_begin(t, "vdb", VDB_SIZE, PROTO_DISK_FULL,
-                                      &dmeta, &nw, &depths),
+    cr_assert_eq(tu_disk_begin(t, "vdb", VDB_SIZE, PROTO_DISK_FULL, &dmeta, &nw,
+                               &depths),
                  0);
     cr_assert_eq(nw, 1);
     window(t, 0, SET, 1, RAW, &R2);
@@ -296,8 +296,8 @@ Test(txn, incremental_merges_with_the_parent)
     cr_assert_not_null(t, "%s", lb_error_msg());
     cr_assert_str_eq(store_txn_parent(t), id1);
     cr_assert_str_neq(store_txn_id(t), id1);
-    cr_assert_eq(tu_disk_begin(t, "vda", VDA_SIZE, PROTO_DISK_INCR,
-                                      &dmeta, &nw, &depths),
+    cr_assert_eq(tu_disk_begin(t, "vda", VDA_SIZE, PROTO_DISK_INCR, &dmeta, &nw,
+                               &depths),
                  0, "%s", lb_error_msg());
     cr_assert_eq(nw, 5);
     cr_assert_not_null(depths);
@@ -307,8 +307,8 @@ Test(txn, incremental_merges_with_the_parent)
     window(t, 1, SET, 1, RAW, &R2);
     window(t, 3, PUSH, 2, DELTA, &D3, DELTA, &D1);
     cr_assert_eq(store_txn_disk_end(t, &dmeta), 0, "%s", lb_error_msg());
-    cr_assert_eq(tu_disk_begin(t, "vdb", VDB_SIZE, PROTO_DISK_INCR,
-                                      &dmeta, &nw, &depths),
+    cr_assert_eq(tu_disk_begin(t, "vdb", VDB_SIZE, PROTO_DISK_INCR, &dmeta, &nw,
+                               &depths),
                  0, "%s", lb_error_msg());
     cr_assert_eq(depths[0], 1);
     free(depths);
@@ -343,9 +343,9 @@ Test(txn, incremental_of_a_subset_of_disks)
 
     full_backup(id1);
     t = store_txn_begin(st, "vm1", id1, &meta);
-    cr_assert_eq(tu_disk_begin(t, "vdb", VDB_SIZE, PROTO_DISK_INCR,
-                                      &meta, &nw, &depths),
-                 0, "%s", lb_error_msg());
+    cr_assert_eq(
+        tu_disk_begin(t, "vdb", VDB_SIZE, PROTO_DISK_INCR, &meta, &nw, &depths),
+        0, "%s", lb_error_msg());
     free(depths);
     window(t, 0, PUSH, 1, DELTA, &D1);
     cr_assert_eq(store_txn_disk_end(t, &meta), 0);
@@ -365,9 +365,9 @@ begin_full_vda(void)
     uint8_t *depths;
 
     cr_assert_not_null(t);
-    cr_assert_eq(tu_disk_begin(t, "vda", VDA_SIZE, PROTO_DISK_FULL,
-                                      &meta, &nw, &depths),
-                 0);
+    cr_assert_eq(
+        tu_disk_begin(t, "vda", VDA_SIZE, PROTO_DISK_FULL, &meta, &nw, &depths),
+        0);
     return t;
 }
 
@@ -473,9 +473,9 @@ Test(txn, push_over_the_depth_limit_and_raw_on_a_stack)
 
     full_backup(id1);
     t = store_txn_begin(st, "vm1", id1, &meta);
-    cr_assert_eq(tu_disk_begin(t, "vda", VDA_SIZE, PROTO_DISK_INCR,
-                                      &meta, &nw, &depths),
-                 0);
+    cr_assert_eq(
+        tu_disk_begin(t, "vda", VDA_SIZE, PROTO_DISK_INCR, &meta, &nw, &depths),
+        0);
     free(depths);
     /* Window 2 holds 2 refs: 31 more is too many. */
     r.index = 2;
@@ -490,9 +490,9 @@ Test(txn, push_over_the_depth_limit_and_raw_on_a_stack)
     store_txn_abort(t);
 
     t = store_txn_begin(st, "vm1", id1, &meta);
-    cr_assert_eq(tu_disk_begin(t, "vda", VDA_SIZE, PROTO_DISK_INCR,
-                                      &meta, &nw, &depths),
-                 0);
+    cr_assert_eq(
+        tu_disk_begin(t, "vda", VDA_SIZE, PROTO_DISK_INCR, &meta, &nw, &depths),
+        0);
     free(depths);
     cr_assert_eq(try_window(t, 0, PUSH, RAW, &R2.c.d), -1,
                  "a RAW pushed onto [R1]");
@@ -510,28 +510,27 @@ Test(txn, incremental_needs_a_matching_parent_disk)
 
     full_backup(id1);
     t = store_txn_begin(st, "vm1", id1, &meta);
-    cr_assert_eq(tu_disk_begin(t, "sda", VDA_SIZE, PROTO_DISK_INCR,
-                                      &meta, &nw, &depths),
-                 -1, "the parent has no disk sda");
+    cr_assert_eq(
+        tu_disk_begin(t, "sda", VDA_SIZE, PROTO_DISK_INCR, &meta, &nw, &depths),
+        -1, "the parent has no disk sda");
     cr_assert_eq(lb_error_errno(), ENOENT);
     cr_assert_null(depths);
     store_txn_abort(t);
 
     t = store_txn_begin(st, "vm1", id1, &meta);
-    cr_assert_eq(tu_disk_begin(t, "vda", VDA_SIZE + 1, PROTO_DISK_INCR,
-                                      &meta, &nw, &depths),
+    cr_assert_eq(tu_disk_begin(t, "vda", VDA_SIZE + 1, PROTO_DISK_INCR, &meta,
+                               &nw, &depths),
                  -1, "size differs");
     cr_assert_eq(lb_error_errno(), EINVAL);
     store_txn_abort(t);
 
     t = store_txn_begin(st, "vm1", "", &meta);
-    cr_assert_eq(tu_disk_begin(t, "vda", VDA_SIZE, PROTO_DISK_INCR,
-                                      &meta, &nw, &depths),
-                 -1, "no parent at all");
-    cr_assert_eq(lb_error_errno(), EINVAL);
     cr_assert_eq(
-        tu_disk_begin(t, "vda", VDA_SIZE, 2, &meta, &nw, &depths), -1,
-        "unknown mode");
+        tu_disk_begin(t, "vda", VDA_SIZE, PROTO_DISK_INCR, &meta, &nw, &depths),
+        -1, "no parent at all");
+    cr_assert_eq(lb_error_errno(), EINVAL);
+    cr_assert_eq(tu_disk_begin(t, "vda", VDA_SIZE, 2, &meta, &nw, &depths), -1,
+                 "unknown mode");
     cr_assert_eq(lb_error_errno(), EINVAL);
     store_txn_abort(t);
 }
@@ -561,22 +560,19 @@ Test(txn, disks_must_be_valid_and_unique)
     uint64_t nw;
     uint8_t *depths;
 
-    cr_assert_eq(tu_disk_begin(t, ".vda", 1, 0, &meta, &nw, &depths),
-                 -1);
-    cr_assert_eq(tu_disk_begin(t, "../x", 1, 0, &meta, &nw, &depths),
-                 -1);
+    cr_assert_eq(tu_disk_begin(t, ".vda", 1, 0, &meta, &nw, &depths), -1);
+    cr_assert_eq(tu_disk_begin(t, "../x", 1, 0, &meta, &nw, &depths), -1);
     cr_assert_eq(tu_disk_begin(t, "vda", 0, 0, &meta, &nw, &depths), -1,
                  "size 0");
-    cr_assert_eq(tu_disk_begin(t, "vda", PROTO_MF_MAX_SIZE + 1, 0, &meta,
-                                      &nw, &depths),
-                 -1);
-    cr_assert_eq(tu_disk_begin(t, "vda", 100, 0, &meta, &nw, &depths),
-                 0);
-    cr_assert_eq(tu_disk_begin(t, "vdb", 100, 0, &meta, &nw, &depths),
-                 -1, "vda still open");
+    cr_assert_eq(
+        tu_disk_begin(t, "vda", PROTO_MF_MAX_SIZE + 1, 0, &meta, &nw, &depths),
+        -1);
+    cr_assert_eq(tu_disk_begin(t, "vda", 100, 0, &meta, &nw, &depths), 0);
+    cr_assert_eq(tu_disk_begin(t, "vdb", 100, 0, &meta, &nw, &depths), -1,
+                 "vda still open");
     cr_assert_eq(store_txn_disk_end(t, &meta), 0);
-    cr_assert_eq(tu_disk_begin(t, "vda", 100, 0, &meta, &nw, &depths),
-                 -1, "vda twice");
+    cr_assert_eq(tu_disk_begin(t, "vda", 100, 0, &meta, &nw, &depths), -1,
+                 "vda twice");
     cr_assert_eq(lb_error_errno(), EINVAL);
     store_txn_abort(t);
 }

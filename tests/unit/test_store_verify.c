@@ -84,7 +84,7 @@ backup(const char *name, const struct disk *disks, size_t ndisks,
         uint64_t nw;
         uint8_t *depths;
         cr_assert_eq(tu_disk_begin(t, disks[i].name, disks[i].size,
-                                          PROTO_DISK_FULL, &meta, &nw, &depths),
+                                   PROTO_DISK_FULL, &meta, &nw, &depths),
                      0, "%s", lb_error_msg());
         for (uint64_t k = 0; k < nw && k < 3; k++) {
             struct proto_window_rec r = {0};

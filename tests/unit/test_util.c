@@ -98,8 +98,8 @@ Test(time, unformattable_times_still_give_a_string_that_parses_back)
      * represent the largest values at all: whatever the time (a backup's
      * "time" comes from the repository), the buffer must hold a
      * NUL-terminated string that lb_parse_time reads back. */
-    static const int64_t ts[] = {-1, 253402300800, 99999999999999999,
-                                 INT64_MAX, -99999999999999999};
+    static const int64_t ts[] = {-1, 253402300800, 99999999999999999, INT64_MAX,
+                                 -99999999999999999};
 
     for (size_t i = 0; i < LB_ARRAY_SIZE(ts); i++) {
         char buf[21];
