@@ -61,8 +61,8 @@ proto_mf_hdr_encode(uint8_t out[PROTO_MF_HDR_SIZE],
 {
     memset(out, 0, PROTO_MF_HDR_SIZE);
     /* 8 magic bytes, no NUL: a binary field */
-    memcpy(out, PROTO_MF_MAGIC,
-           8); // NOLINT(bugprone-not-null-terminated-result)
+    // NOLINTNEXTLINE(bugprone-not-null-terminated-result)
+    memcpy(out, PROTO_MF_MAGIC, 8);
     lb_store_be16(out + 8, PROTO_MF_VERSION);
     lb_store_be32(out + 12, h->ndisks);
     lb_store_be64(out + 16, h->meta_off);
