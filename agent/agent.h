@@ -135,6 +135,18 @@ int agent_source_map(struct agent_source *s, uint64_t off, uint64_t len,
 int agent_source_pread(struct agent_source *s, void *buf, size_t len,
                        uint64_t off);
 
+/* One read of a batch: len bytes at off into buf. */
+struct agent_read {
+    void *buf;
+    size_t len;
+    uint64_t off;
+};
+
+/* Several reads at once (in flight together on the NBD connection, so
+ * many small reads cost one round trip, not one each). 0 or -1. */
+int agent_source_preadv(struct agent_source *s, const struct agent_read *r,
+                        size_t n);
+
 /* ---- backing chains
  * ------------------------------------------------------------- */
 
@@ -237,6 +249,8 @@ int cmd_status(int argc, char **argv);
 int cmd_untrack(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_show(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
 
 /* Shared option parsing for the global options (--json, --rsh, ...).
  * Returns 1 if opt was one of them (consumed), 0 if not, -1 on error. */

@@ -30,6 +30,7 @@ struct disk_job {
     struct agent_extent *ext;
     size_t next, capext;
     struct proto_run *runs;
+    struct agent_read *reads; /* one window's reads, issued together */
     struct agent_progress prog;
     bool engine_failed; /* the upload engine stopped (its error wins) */
     uint64_t bytes_read, changed_bytes, windows_full, windows_delta;
@@ -52,17 +53,19 @@ static int
 read_window(struct disk_job *j, uint8_t *buf, uint64_t off, uint32_t wl,
             uint64_t *got)
 {
+    size_t nr = 0;
+
     *got = 0;
     memset(buf, 0, wl);
     for (size_t i = 0; i < j->next; i++) {
         const struct agent_extent *e = &j->ext[i];
         if (e->zero)
             continue;
-        if (agent_source_pread(j->src, buf + (e->off - off), e->len, e->off) <
-            0)
-            return -1;
+        j->reads[nr++] = (struct agent_read){buf + (e->off - off), e->len, e->off};
         *got += e->len;
     }
+    if (agent_source_preadv(j->src, j->reads, nr) < 0)
+        return -1;
     j->bytes_read += *got;
     return 0;
 }
@@ -122,16 +125,21 @@ send_delta(struct disk_job *j, struct agent_upload *u, uint64_t i, uint64_t off,
     s = get_slot(j, u);
     if (!s)
         return -1;
-    /* Data goes straight to its place after the run table. */
+    /* Data goes straight to its place after the run table, every run of
+     * the window read at once. */
     at = proto_delta_size(nruns, 0);
-    for (uint32_t k = 0; k < nruns; k++) {
-        if (j->runs[k].kind != PROTO_RUN_DATA)
-            continue;
-        if (agent_source_pread(j->src, s->plain + at, j->runs[k].len,
-                               off + j->runs[k].off) < 0)
+    {
+        size_t nr = 0;
+        for (uint32_t k = 0; k < nruns; k++) {
+            if (j->runs[k].kind != PROTO_RUN_DATA)
+                continue;
+            j->reads[nr++] = (struct agent_read){
+                s->plain + at, j->runs[k].len, off + j->runs[k].off};
+            at += j->runs[k].len;
+            j->bytes_read += j->runs[k].len;
+        }
+        if (agent_source_preadv(j->src, j->reads, nr) < 0)
             return -1;
-        at += j->runs[k].len;
-        j->bytes_read += j->runs[k].len;
     }
     /* Encode the header and table in front of the data already read. */
     lb_store_be32(s->plain, PROTO_DELTA_MAGIC);
@@ -184,6 +192,7 @@ backup_one_disk(struct disk_job *j, uint8_t mode)
     agent_progress_begin(&j->prog, what, total);
     u = agent_upload_start(j->r, j->ws, &j->prog);
     j->runs = lb_xmalloc((j->ws / 512 + 1) * sizeof *j->runs);
+    j->reads = lb_xmalloc((j->ws / 512 + 1) * sizeof *j->reads);
     for (uint64_t i = 0; i < j->nwin && r == 0; i++) {
         uint64_t off = i * j->ws;
         uint32_t wl = (uint32_t)LB_MIN((uint64_t)j->ws, j->size - off);
@@ -217,7 +226,9 @@ backup_one_disk(struct disk_job *j, uint8_t mode)
             r = send_delta(j, u, i, off, wl, changed);
     }
     free(j->runs);
+    free(j->reads);
     j->runs = NULL;
+    j->reads = NULL;
     if (r < 0) {
         /* A local failure (reading the image) keeps its own message; if
          * the engine stopped, finish reports why. */

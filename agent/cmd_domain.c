@@ -3,15 +3,22 @@
  * Domain commands: backup, recover, status, untrack.
  */
 #include "agent/livebk.h"
+#include "common/json.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
+#include <sys/wait.h>
 #include <string.h>
 #include <time.h>
 
 struct dom_args {
     const char *repo, *uri;
     bool all;
+    unsigned jobs;
+    char **opt_argv; /* the options, for child runs (-j) */
+    int opt_argc;
     struct livebk_opts o;
     char **names;
     size_t nnames;
@@ -39,6 +46,8 @@ parse_dom_args(int argc, char **argv, const char *usage, bool need_repo,
         {"overlay-dir", required_argument, NULL, 'o'},
         {"state-dir", required_argument, NULL, 's'},
         {"all", no_argument, NULL, 'a'},
+        {"jobs", required_argument, NULL, 'j'},
+        {"full-every", required_argument, NULL, 'E'},
         {"help", no_argument, NULL, 'h'},
         AGENT_COMMON_LONGOPTS,
         {0},
@@ -46,12 +55,13 @@ parse_dom_args(int argc, char **argv, const char *usage, bool need_repo,
     int c;
 
     memset(a, 0, sizeof *a);
+    a->jobs = 1;
     a->uri = getenv("LIVEBACKUP_DEFAULT_URI");
     if (!a->uri || !*a->uri)
         a->uri = "qemu:///system";
     a->o.freeze_timeout = 10;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "c:vqh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:j:vqh", opts, NULL)) != -1) {
         int k = agent_common_opt(c, optarg);
         if (k < 0)
             return 2;
@@ -104,6 +114,20 @@ parse_dom_args(int argc, char **argv, const char *usage, bool need_repo,
         case 'a':
             a->all = true;
             break;
+        case 'j':
+            a->jobs = (unsigned)strtoul(optarg, NULL, 10);
+            if (a->jobs == 0 || a->jobs > 64) {
+                fprintf(stderr, "livebackup: -j N: 1 to 64 domains at once\n");
+                return 2;
+            }
+            break;
+        case 'E':
+            a->o.full_every = (unsigned)strtoul(optarg, NULL, 10);
+            if (a->o.full_every == 0) {
+                fprintf(stderr, "livebackup: --full-every N (N >= 1)\n");
+                return 2;
+            }
+            break;
         case 'h':
             printf("Usage: %s\n", usage);
             exit(0);
@@ -114,6 +138,9 @@ parse_dom_args(int argc, char **argv, const char *usage, bool need_repo,
     }
     a->names = argv + optind;
     a->nnames = (size_t)(argc - optind);
+    /* getopt moved the operands to the end: argv[1..optind) are options */
+    a->opt_argv = argv + 1;
+    a->opt_argc = optind - 1;
     if ((need_repo && !a->repo) || (need_names && a->nnames == 0 && !a->all)) {
         fprintf(stderr, "Usage: %s\n", usage);
         return 2;
@@ -177,6 +204,171 @@ all_domains(struct agent_virt *v, char ***names, size_t *n)
     }
     free(all);
     return 0;
+}
+
+
+/* ---- several domains at once (-j N) ------------------------------------- */
+
+struct child {
+    const char *name;
+    pid_t pid;
+    int fd;
+    struct lb_buf out;
+    bool ok;
+    char *line; /* the summary or error event */
+};
+
+/* One line per domain as it finishes. */
+static void
+report_child(struct child *c)
+{
+    struct lb_json *j = NULL;
+    char err[64];
+
+    /* The last summary or error event of its output. */
+    lb_buf_put_u8(&c->out, 0);
+    for (char *line = strtok((char *)c->out.data, "\n"); line;
+         line = strtok(NULL, "\n")) {
+        if (strstr(line, "\"event\":\"summary\"") ||
+            strstr(line, "\"event\":\"error\"")) {
+            free(c->line);
+            c->line = lb_xstrdup(line);
+        }
+    }
+    if (c->line)
+        j = lb_json_parse(c->line, strlen(c->line), err, sizeof err);
+    if (agent_opts.json) {
+        if (c->line)
+            printf("%s\n", c->line);
+        else
+            printf("{\"event\":\"error\",\"domain\":\"%s\",\"message\":\"no "
+                   "result\"}\n",
+                   c->name);
+    } else if (c->ok && j) {
+        printf("%-20s ok      %s %-11s %s, frozen %s ms, sent %s bytes in %s "
+               "s\n",
+               c->name, lb_json_str(lb_json_get(j, "id")),
+               lb_json_str(lb_json_get(j, "kind")),
+               lb_json_str(lb_json_get(j, "consistency")),
+               lb_json_get(j, "freeze_ms") ? lb_json_get(j, "freeze_ms")->str
+                                           : "0",
+               lb_json_get(j, "bytes_received")
+                   ? lb_json_get(j, "bytes_received")->str
+                   : "?",
+               lb_json_str(lb_json_get(j, "seconds")));
+    } else {
+        printf("%-20s FAILED  %s\n", c->name,
+               j && lb_json_str(lb_json_get(j, "message"))
+                   ? lb_json_str(lb_json_get(j, "message"))
+                   : "(no result: see the messages above)");
+    }
+    fflush(stdout);
+    lb_json_free(j);
+}
+
+/*
+ * Back up names[] with up to jobs children at a time, each one
+ * `livebackup backup NAME --json OPTIONS`: a crash in one never touches
+ * the others. Returns the number that failed.
+ */
+static size_t
+backup_parallel(const struct dom_args *a, char **names, size_t n)
+{
+    struct child *c = lb_xcalloc(n, sizeof *c);
+    size_t next = 0, running = 0, failed = 0;
+    char exe[4096];
+    ssize_t el = readlink("/proc/self/exe", exe, sizeof exe - 1);
+
+    if (el <= 0) {
+        free(c);
+        return n;
+    }
+    exe[el] = '\0';
+    if (!agent_opts.json)
+        printf("%-20s %-7s %s\n", "DOMAIN", "RESULT", "BACKUP");
+    while (next < n || running) {
+        struct pollfd pfd[64];
+        size_t idx[64], np = 0;
+
+        while (next < n && running < a->jobs) {
+            struct child *k = &c[next];
+            int p[2];
+            char **argv = lb_xcalloc((size_t)a->opt_argc + 6, sizeof *argv);
+            int ac = 0;
+
+            k->name = names[next++];
+            argv[ac++] = exe;
+            argv[ac++] = "backup";
+            argv[ac++] = (char *)k->name;
+            argv[ac++] = "--json";
+            for (int i = 0; i < a->opt_argc; i++) {
+                const char *o = a->opt_argv[i];
+                if (strcmp(o, "--all") == 0 || strcmp(o, "--json") == 0)
+                    continue;
+                if (strcmp(o, "-j") == 0 || strcmp(o, "--jobs") == 0) {
+                    i++;
+                    continue;
+                }
+                if (strncmp(o, "-j", 2) == 0 || strncmp(o, "--jobs=", 7) == 0)
+                    continue;
+                argv[ac++] = (char *)o;
+            }
+            argv[ac] = NULL;
+            if (pipe2(p, O_CLOEXEC) < 0) {
+                free(argv);
+                k->pid = -1;
+                failed++;
+                report_child(k);
+                continue;
+            }
+            k->pid = fork();
+            if (k->pid == 0) {
+                dup2(p[1], 1);
+                execv(exe, argv);
+                _exit(127);
+            }
+            free(argv);
+            close(p[1]);
+            k->fd = p[0];
+            running++;
+        }
+        for (size_t i = 0; i < n && np < LB_ARRAY_SIZE(pfd); i++)
+            if (c[i].pid > 0 && c[i].fd >= 0) {
+                pfd[np] = (struct pollfd){c[i].fd, POLLIN, 0};
+                idx[np++] = i;
+            }
+        if (np == 0)
+            break;
+        if (poll(pfd, np, -1) < 0 && errno != EINTR)
+            break;
+        for (size_t i = 0; i < np; i++) {
+            struct child *k = &c[idx[i]];
+            char buf[4096];
+            ssize_t r;
+            int status;
+
+            if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            r = read(k->fd, buf, sizeof buf);
+            if (r > 0) {
+                lb_buf_append(&k->out, buf, (size_t)r);
+                continue;
+            }
+            close(k->fd);
+            k->fd = -1;
+            waitpid(k->pid, &status, 0);
+            k->ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+            failed += !k->ok;
+            running--;
+            report_child(k);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        lb_buf_free(&c[i].out);
+        free(c[i].line);
+    }
+    free(c);
+    return failed;
 }
 
 static void
@@ -247,6 +439,10 @@ cmd_backup(int argc, char **argv)
         if (n == 0)
             printf("no domains with disks on %s\n", a.uri);
     }
+    if (a.jobs > 1 && n > 1) {
+        failed = backup_parallel(&a, names, n);
+        goto done;
+    }
     for (size_t i = 0; i < n; i++) {
         struct livebk b;
         struct livebk_result res;
@@ -258,6 +454,28 @@ cmd_backup(int argc, char **argv)
             r = agent_repo_connect(a.repo);
             if (r && agent_repo_open(r, PROTO_OPEN_WRITE) == 0)
                 ok = livebk_backup(&b, r, &res);
+            /* What status shows: this attempt and how it went. */
+            {
+                char msg[512], hint[256];
+                snprintf(msg, sizeof msg, "%s", ok == 0 ? "" : lb_error_msg());
+                snprintf(hint, sizeof hint, "%s", lb_error_hint_msg());
+                b.st->attempt_time = lb_wall_time();
+                b.st->attempt_ok = ok == 0;
+                snprintf(b.st->attempt_msg, sizeof b.st->attempt_msg, "%s",
+                         msg);
+                if (ok == 0) {
+                    b.st->last_time = b.st->attempt_time;
+                    b.st->last_size = proto_kv_get_u64(&res.bk.meta, "size", 0);
+                    b.st->last_freeze_ms = res.freeze_ms;
+                }
+                if (track_save(b.h) < 0)
+                    lb_warn("cannot record the attempt: %s", lb_error_msg());
+                if (ok < 0) {
+                    lb_fail(EIO, "%s", msg);
+                    if (hint[0])
+                        lb_error_hint("%s", hint);
+                }
+            }
             close_dom(&b);
         }
         if (ok == 0) {
@@ -270,6 +488,7 @@ cmd_backup(int argc, char **argv)
         agent_backup_result_free(&res.bk);
         agent_repo_close(r);
     }
+done:
     if (a.all || n > 1) {
         if (agent_opts.json) {
             struct proto_kv kv = {0};
@@ -390,6 +609,93 @@ pending_bytes(const struct track_disk *td)
     return total == UINT64_MAX ? -1 : (int64_t)total;
 }
 
+/* One domain: a summary row, then a row per tracked disk. */
+static void
+status_domain(const struct agent_dom *d, struct track_state *st, bool *header)
+{
+    int64_t now = lb_wall_time();
+    char age[16] = "-", size[16] = "-", frozen[24] = "-", run[640] = "never";
+    char when[32];
+
+    if (st->last_time) {
+        lb_human_age(age, sizeof age, now - st->last_time);
+        lb_human_size(size, sizeof size, st->last_size);
+        snprintf(frozen, sizeof frozen, "%llu ms",
+                 (unsigned long long)st->last_freeze_ms);
+    }
+    if (st->attempt_time) {
+        lb_format_time(when, sizeof when, st->attempt_time);
+        if (st->attempt_ok)
+            snprintf(run, sizeof run, "ok, %s", when);
+        else
+            snprintf(run, sizeof run, "FAILED, %s: %s", when, st->attempt_msg);
+    }
+    if (agent_opts.json) {
+        struct proto_kv kv = {0};
+        proto_kv_set(&kv, "domain", d->name);
+        proto_kv_set(&kv, "last_backup", st->last_backup);
+        if (st->last_time) {
+            proto_kv_set_u64(&kv, "last_time", (uint64_t)st->last_time);
+            proto_kv_set_u64(&kv, "age_seconds",
+                             (uint64_t)LB_MAX(0, now - st->last_time));
+            proto_kv_set_u64(&kv, "size", st->last_size);
+            proto_kv_set_u64(&kv, "freeze_ms", st->last_freeze_ms);
+        }
+        proto_kv_set(&kv, "last_run",
+                     !st->attempt_time ? "never"
+                     : st->attempt_ok  ? "ok"
+                                       : "failed");
+        if (st->attempt_time) {
+            proto_kv_set_u64(&kv, "last_run_time", (uint64_t)st->attempt_time);
+            proto_kv_set(&kv, "message", st->attempt_msg);
+        }
+        proto_kv_set(&kv, "step", track_step_name(st->step));
+        agent_event("status", &kv);
+        proto_kv_free(&kv);
+    } else {
+        if (!*header) {
+            printf("%-16s %-20s %-8s %-10s %-8s %s\n", "DOMAIN", "LAST BACKUP",
+                   "AGE", "SIZE", "FROZEN", "LAST RUN");
+            *header = true;
+        }
+        printf("%-16s %-20s %-8s %-10s %-8s %s\n", d->name,
+               st->last_backup[0] ? st->last_backup : "-", age, size, frozen,
+               run);
+    }
+    for (size_t k = 0; k < st->nd; k++) {
+        struct track_disk *td = &st->d[k];
+        int64_t pend = pending_bytes(td);
+        char ps[16] = "?";
+        const char *state = td->nov == 0 ? "none"
+                            : st->step != TRACK_IDLE || td->acked
+                                ? "interrupted"
+                                : "enrolled";
+        if (pend >= 0)
+            lb_human_size(ps, sizeof ps, (uint64_t)pend);
+        if (agent_opts.json) {
+            struct proto_kv kv = {0};
+            proto_kv_set(&kv, "domain", d->name);
+            proto_kv_set(&kv, "disk", td->target);
+            proto_kv_set(&kv, "tracking", state);
+            proto_kv_set(&kv, "overlay", td->nov ? td->ov[td->nov - 1] : "");
+            proto_kv_set(&kv, "image", td->user_top);
+            proto_kv_set(&kv, "last_backup", td->last_backup);
+            if (pend >= 0)
+                proto_kv_set_u64(&kv, "pending_bytes", (uint64_t)pend);
+            agent_event("disk", &kv);
+            proto_kv_free(&kv);
+        } else {
+            printf("  %-6s %-11s pending %-10s last %s  on %s\n", td->target,
+                   state, ps, td->last_backup[0] ? td->last_backup : "-",
+                   td->nov ? td->ov[td->nov - 1] : td->user_top);
+        }
+    }
+    if (st->step != TRACK_IDLE && !agent_opts.json)
+        printf("  a run was interrupted at step %s: livebackup recover %s "
+               "finishes it\n",
+               track_step_name(st->step), d->name);
+}
+
 int
 cmd_status(int argc, char **argv)
 {
@@ -434,57 +740,9 @@ cmd_status(int argc, char **argv)
             agent_dom_free(&d);
             continue;
         }
-        if (!agent_opts.json && !header) {
-            printf("%-16s %-6s %-10s %-20s %10s  %s\n", "DOMAIN", "DISK",
-                   "TRACKING", "LAST BACKUP", "PENDING", "OVERLAY");
-            header = true;
-        }
-        if (r == 1 || st.nd == 0) {
-            if (agent_opts.json) {
-                struct proto_kv kv = {0};
-                proto_kv_set(&kv, "domain", d.name);
-                proto_kv_set(&kv, "tracking", "none");
-                agent_event("status", &kv);
-                proto_kv_free(&kv);
-            } else {
-                printf("%-16s %-6s %-10s %-20s %10s  %s\n", d.name, "-", "none",
-                       "-", "-", "(never backed up here)");
-            }
-        }
-        for (size_t k = 0; r == 0 && k < st.nd; k++) {
-            struct track_disk *td = &st.d[k];
-            int64_t pend = pending_bytes(td);
-            char ps[16] = "?";
-            const char *state = td->nov == 0 ? "none"
-                                : st.step != TRACK_IDLE || td->acked
-                                    ? "interrupted"
-                                    : "enrolled";
-            if (pend >= 0)
-                lb_human_size(ps, sizeof ps, (uint64_t)pend);
-            if (agent_opts.json) {
-                struct proto_kv kv = {0};
-                proto_kv_set(&kv, "domain", d.name);
-                proto_kv_set(&kv, "disk", td->target);
-                proto_kv_set(&kv, "tracking", state);
-                proto_kv_set(&kv, "overlay",
-                             td->nov ? td->ov[td->nov - 1] : "");
-                proto_kv_set(&kv, "image", td->user_top);
-                proto_kv_set(&kv, "last_backup", td->last_backup);
-                if (pend >= 0)
-                    proto_kv_set_u64(&kv, "pending_bytes", (uint64_t)pend);
-                proto_kv_set(&kv, "step", track_step_name(st.step));
-                agent_event("status", &kv);
-                proto_kv_free(&kv);
-            } else {
-                printf("%-16s %-6s %-10s %-20s %10s  %s\n", d.name, td->target,
-                       state, td->last_backup[0] ? td->last_backup : "-", ps,
-                       td->nov ? td->ov[td->nov - 1] : "-");
-            }
-        }
-        if (r == 0 && st.step != TRACK_IDLE && !agent_opts.json)
-            printf("%-16s a run was interrupted at step %s: livebackup "
-                   "recover %s finishes it\n",
-                   d.name, track_step_name(st.step), d.name);
+        if (r == 1)
+            memset(&st, 0, sizeof st);
+        status_domain(&d, &st, &header);
         if (r == 0)
             track_free(&st);
         agent_dom_free(&d);

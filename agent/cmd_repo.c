@@ -11,6 +11,7 @@
  * common ones. Returns 0, or the exit code to return (2 on usage). */
 struct simple_args {
     const char *repo, *name, *backup;
+    bool latest;
     uint64_t window;
 };
 
@@ -22,6 +23,7 @@ parse_simple(int argc, char **argv, const char *usage, struct simple_args *a)
         {"name", required_argument, NULL, 'n'},
         {"backup", required_argument, NULL, 'b'},
         {"window-size", required_argument, NULL, 'w'},
+        {"latest", no_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         AGENT_COMMON_LONGOPTS,
         {0},
@@ -46,6 +48,9 @@ parse_simple(int argc, char **argv, const char *usage, struct simple_args *a)
             break;
         case 'b':
             a->backup = optarg;
+            break;
+        case 'L':
+            a->latest = true;
             break;
         case 'w':
             if (lb_parse_size(optarg, &a->window) < 0 ||
@@ -119,6 +124,59 @@ print_backup_row(const struct proto_kv *b, int nw)
            stored);
 }
 
+/* list --latest: one row per set (domain or image name). */
+static void
+print_latest(const struct agent_list *l)
+{
+    int64_t now = lb_wall_time();
+    bool header = false;
+
+    for (size_t i = 0; i < l->n; i++) {
+        const struct proto_kv *b = &l->b[i];
+        const char *name = proto_kv_get(b, "name");
+        size_t count = 0;
+        bool later = false;
+        char age[16], size[16], fz[16] = "-";
+        int64_t t = (int64_t)proto_kv_get_u64(b, "time", 0);
+
+        for (size_t k = 0; k < l->n; k++) {
+            const char *nk = proto_kv_get(&l->b[k], "name");
+            if (!name || !nk || strcmp(nk, name) != 0)
+                continue;
+            count++;
+            later |= k > i;
+        }
+        if (later)
+            continue; /* only the latest of each set */
+        lb_human_age(age, sizeof age, now - t);
+        lb_human_size(size, sizeof size, proto_kv_get_u64(b, "size", 0));
+        if (proto_kv_get(b, "freeze_ms"))
+            snprintf(fz, sizeof fz, "%s ms", proto_kv_get(b, "freeze_ms"));
+        if (agent_opts.json) {
+            struct proto_kv kv = {0};
+            for (size_t k = 0; k < b->n; k++)
+                proto_kv_set(&kv, b->e[k].key, b->e[k].val);
+            proto_kv_set_u64(&kv, "backups", count);
+            proto_kv_set_u64(&kv, "age_seconds", (uint64_t)LB_MAX(0, now - t));
+            agent_event("set", &kv);
+            proto_kv_free(&kv);
+            continue;
+        }
+        if (!header) {
+            printf("%-20s %7s  %-20s %-8s %-11s %10s %8s  %s\n", "NAME",
+                   "BACKUPS", "LAST BACKUP", "AGE", "KIND", "SIZE", "FROZEN",
+                   "CONSISTENCY");
+            header = true;
+        }
+        printf("%-20s %7zu  %-20s %-8s %-11s %10s %8s  %s\n", name ? name : "?",
+               count, proto_kv_get(b, "id"), age,
+               proto_kv_get(b, "kind") ? proto_kv_get(b, "kind") : "?", size,
+               fz,
+               proto_kv_get(b, "consistency") ? proto_kv_get(b, "consistency")
+                                              : "-");
+    }
+}
+
 int
 cmd_list(int argc, char **argv)
 {
@@ -126,7 +184,7 @@ cmd_list(int argc, char **argv)
     struct agent_repo *r;
     struct agent_list l;
     int rc = parse_simple(
-        argc, argv, "livebackup list --repo R [--name NAME] [--json]", &a);
+        argc, argv, "livebackup list --repo R [--name NAME] [--latest] [--json]", &a);
 
     if (rc)
         return rc;
@@ -140,7 +198,9 @@ cmd_list(int argc, char **argv)
         return 1;
     }
     agent_repo_close(r);
-    if (agent_opts.json) {
+    if (a.latest) {
+        print_latest(&l);
+    } else if (agent_opts.json) {
         for (size_t i = 0; i < l.n; i++)
             agent_event("backup", &l.b[i]);
     } else if (l.n == 0) {

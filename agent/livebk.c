@@ -551,6 +551,10 @@ livebk_backup(struct livebk *b, struct agent_repo *r, struct livebk_result *res)
                      "bytes)",
                      (unsigned long long)p->td->size,
                      (unsigned long long)p->size);
+        } else if (o->full_every &&
+                   p->td->incrementals + 1 >= o->full_every) {
+            snprintf(p->why, sizeof p->why, "--full-every %u", o->full_every);
+            p->keep = true;
         } else {
             p->incremental = p->keep = true;
         }
@@ -561,7 +565,7 @@ livebk_backup(struct livebk *b, struct agent_repo *r, struct livebk_result *res)
                 chain_intact(d, p->td, b->dom.running, unused, sizeof unused);
         }
         if (!p->incremental && p->td && p->td->nov &&
-            strcmp(p->why, "--full") != 0)
+            strncmp(p->why, "--full", 6) != 0)
             lb_warn("%s: disk %s: tracking lost (%s): full backup of this disk",
                     st->name, d->target, p->why);
         any_incr |= p->incremental;
@@ -729,6 +733,8 @@ livebk_backup(struct livebk *b, struct agent_repo *r, struct livebk_result *res)
     snprintf(st->repo_id, sizeof st->repo_id, "%s", r->repo_id);
     for (size_t i = 0; i < np; i++) {
         pl[i].td->acked = pl[i].td->nov - 1;
+        pl[i].td->incrementals =
+            pl[i].incremental ? pl[i].td->incrementals + 1 : 0;
         snprintf(pl[i].td->last_backup, sizeof pl[i].td->last_backup, "%s",
                  res->bk.id);
     }

@@ -12,6 +12,7 @@
 
 struct livebk_opts {
     bool full;               /* read every disk whole */
+    unsigned full_every;     /* every N-th backup of a disk reads it whole */
     bool crash;              /* --consistency crash: no freeze */
     unsigned freeze_timeout; /* seconds */
     const char *overlay_dir; /* NULL: next to each disk's image */

@@ -37,6 +37,9 @@ static const struct {
     {"verify", cmd_verify, "re-read and check every chunk and manifest"},
     {"restore-image", cmd_restore_image, "restore one disk of a backup"},
     {"delete", cmd_delete, "delete a backup"},
+    {"prune", cmd_prune,
+     "remove backups by keep rules (last, hourly, daily, ...)"},
+    {"gc", cmd_gc, "reclaim the space of chunks no backup uses"},
 };
 
 static void
@@ -150,6 +153,8 @@ main(int argc, char **argv)
     setenv("MALLOC_TRIM_THRESHOLD_", "536870912", 0);
     setenv("MALLOC_TOP_PAD_", "67108864", 0);
     agent_opts.progress = isatty(2);
+    /* From cron: to syslog too (what it prints is mailed as well). */
+    lb_log_target_auto(true);
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -57,8 +57,10 @@ local_backupd(void)
 }
 
 /* Parse ssh://[user@]host[:port]/path. */
+/* ssh://[user@]host[:port]/path[?socket=/run/backupd.sock] */
 static int
-parse_ssh_url(const char *url, char **userhost, char **port, char **path)
+parse_ssh_url(const char *url, char **userhost, char **port, char **path,
+              char **socket_path)
 {
     const char *p = url + 6, *slash = strchr(p, '/'), *colon;
     char *hostpart;
@@ -77,6 +79,19 @@ parse_ssh_url(const char *url, char **userhost, char **port, char **path)
     }
     *userhost = hostpart;
     *path = lb_xstrdup(slash);
+    *socket_path = NULL;
+    {
+        char *q = strchr(*path, '?');
+        if (q) {
+            *q++ = '\0';
+            if (strncmp(q, "socket=", 7) != 0 || !q[7])
+                return lb_fail(EINVAL,
+                               "bad repository URL '%s': the only option is "
+                               "?socket=PATH (a backupd listen daemon's socket)",
+                               url);
+            *socket_path = lb_xstrdup(q + 7);
+        }
+    }
     return 0;
 }
 
@@ -233,11 +248,16 @@ agent_repo_connect(const char *url)
         size_t n;
         char **argv;
 
-        if (parse_ssh_url(url, &r->host, &port, &r->path) < 0)
+        CLEANUP_FREE char *sock = NULL;
+        CLEANUP_FREE char *qsock = NULL;
+
+        if (parse_ssh_url(url, &r->host, &port, &r->path, &sock) < 0)
             goto fail;
         qpath = shell_quote(r->path);
-        remote = lb_xasprintf("%s serve --repo %s --lock-wait %s", rb, qpath,
-                              wait_s);
+        qsock = sock ? shell_quote(sock) : NULL;
+        remote = lb_xasprintf("%s serve --repo %s --lock-wait %s%s%s", rb, qpath,
+                              wait_s, sock ? " --socket " : "",
+                              sock ? qsock : "");
         argv = lb_split_words(rsh, &n);
         argv = lb_xrealloc(argv, (n + 6) * sizeof *argv);
         if (port) {

@@ -391,6 +391,47 @@ agent_source_map(struct agent_source *s, uint64_t off, uint64_t len,
 }
 
 int
+agent_source_preadv(struct agent_source *s, const struct agent_read *r,
+                    size_t n)
+{
+    /* Bounded batches: qemu-nbd serves a few dozen requests at once. */
+    enum { BATCH = 64 };
+    int64_t cookie[BATCH];
+
+    for (size_t i = 0; i < n; i += BATCH) {
+        size_t k = LB_MIN((size_t)BATCH, n - i), issued = 0;
+        int rc = 0;
+
+        for (; issued < k; issued++) {
+            const struct agent_read *q = &r[i + issued];
+            cookie[issued] = nbd_aio_pread(s->h, q->buf, q->len, q->off,
+                                           NBD_NULL_COMPLETION, 0);
+            if (cookie[issued] < 0) {
+                rc = lb_error(0, "read at offset %llu: %s",
+                              (unsigned long long)q->off, nbd_get_error());
+                break;
+            }
+        }
+        /* Wait for every issued read, even after a failure. */
+        for (size_t j = 0; j < issued; j++) {
+            int done;
+            while ((done = nbd_aio_command_completed(s->h, cookie[j])) == 0)
+                if (nbd_poll(s->h, -1) < 0) {
+                    done = -1;
+                    break;
+                }
+            if (done < 0 && rc == 0)
+                rc = lb_error(0, "read at offset %llu: %s",
+                              (unsigned long long)r[i + j].off,
+                              nbd_get_error());
+        }
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int
 agent_source_pread(struct agent_source *s, void *buf, size_t len, uint64_t off)
 {
     if (nbd_pread(s->h, buf, len, off, 0) < 0)

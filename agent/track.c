@@ -10,8 +10,8 @@
  *   step idle|prepared|switched|committed|blockcommit
  *   backup ID|-
  *   last ID|-
- *   disk TARGET top=PATH fmt=FMT size=N acked=N last=ID|- new=PATH|-
- * ov=PATH,PATH
+ *   disk TARGET top=PATH fmt=FMT size=N acked=N incr=N last=ID|- new=PATH|-
+ *        ov=PATH,PATH  (all on one line)
  */
 #include "agent/track.h"
 
@@ -115,6 +115,7 @@ track_disk_reset(struct track_disk *d)
     d->user_top = d->user_fmt = d->newov = NULL;
     d->nov = d->acked = 0;
     d->size = 0;
+    d->incrementals = 0;
     d->last_backup[0] = '\0';
 }
 
@@ -211,7 +212,7 @@ parse_disk(struct track_state *st, const char *p, const char *end)
             d->user_fmt = get_esc(eq, (size_t)(e - eq));
             if (!d->user_fmt)
                 return lb_fail(EPROTO, "bad fmt in disk %s", d->target);
-        } else if (KEY("size") || KEY("acked")) {
+        } else if (KEY("size") || KEY("acked") || KEY("incr")) {
             char num[24];
             char *ne;
             unsigned long long v;
@@ -225,6 +226,8 @@ parse_disk(struct track_state *st, const char *p, const char *end)
                 return lb_fail(EPROTO, "bad number in disk %s", d->target);
             if (KEY("size"))
                 d->size = v;
+            else if (KEY("incr"))
+                d->incrementals = v > UINT32_MAX ? UINT32_MAX : (unsigned)v;
             else
                 d->acked = (size_t)v;
         } else if (KEY("last")) {
@@ -322,6 +325,25 @@ track_parse(const char *text, size_t len, struct track_state *st)
                 if (strlen(val) > PROTO_ID_LEN || !id_field_ok(val))
                     goto bad;
                 snprintf(st->last_backup, sizeof st->last_backup, "%s", val);
+            } else if (klen == 7 && memcmp(p, "attempt", 7) == 0) {
+                /* TIME ok|failed */
+                long long t;
+                char res[8];
+                if (sscanf(val, "%lld %7s", &t, res) != 2)
+                    goto bad;
+                st->attempt_time = t;
+                st->attempt_ok = strcmp(res, "ok") == 0;
+            } else if (klen == 11 && memcmp(p, "attempt_msg", 11) == 0) {
+                snprintf(st->attempt_msg, sizeof st->attempt_msg, "%s", val);
+            } else if (klen == 8 && memcmp(p, "lastinfo", 8) == 0) {
+                /* TIME SIZE FREEZE_MS */
+                long long t;
+                unsigned long long sz, fz;
+                if (sscanf(val, "%lld %llu %llu", &t, &sz, &fz) != 3)
+                    goto bad;
+                st->last_time = t;
+                st->last_size = sz;
+                st->last_freeze_ms = fz;
             }
         }
         p = le + 1;
@@ -354,6 +376,20 @@ track_format(const struct track_state *st)
     LINE("step", track_step_name(st->step));
     LINE("backup", st->backup);
     LINE("last", st->last_backup);
+    if (st->attempt_time) {
+        char v[64];
+        snprintf(v, sizeof v, "%lld %s", (long long)st->attempt_time,
+                 st->attempt_ok ? "ok" : "failed");
+        LINE("attempt", v);
+        LINE("attempt_msg", st->attempt_msg);
+    }
+    if (st->last_time) {
+        char v[96];
+        snprintf(v, sizeof v, "%lld %llu %llu", (long long)st->last_time,
+                 (unsigned long long)st->last_size,
+                 (unsigned long long)st->last_freeze_ms);
+        LINE("lastinfo", v);
+    }
 #undef LINE
     for (size_t i = 0; i < st->nd; i++) {
         const struct track_disk *d = &st->d[i];
@@ -364,9 +400,8 @@ track_format(const struct track_state *st)
         put_esc(&b, d->user_top);
         lb_buf_append(&b, " fmt=", 5);
         put_esc(&b, d->user_fmt);
-        snprintf(num, sizeof num,
-                 " size=%llu acked=%zu last=", (unsigned long long)d->size,
-                 d->acked);
+        snprintf(num, sizeof num, " size=%llu acked=%zu incr=%u last=",
+                 (unsigned long long)d->size, d->acked, d->incrementals);
         lb_buf_append(&b, num, strlen(num));
         put_esc(&b, d->last_backup);
         lb_buf_append(&b, " new=", 5);

@@ -38,6 +38,7 @@ struct track_disk {
     size_t nov, acked;
     char *ov[TRACK_MAX_OVERLAYS];
     char *newov; /* TRACK_PREPARED: created, not yet switched in */
+    unsigned incrementals; /* backups of it since its last full read */
     char last_backup[PROTO_ID_LEN + 1];
 };
 
@@ -48,6 +49,12 @@ struct track_state {
     enum track_step step;
     char backup[PROTO_ID_LEN + 1];      /* committed, for TRACK_COMMITTED */
     char last_backup[PROTO_ID_LEN + 1]; /* the parent of the next backup */
+    /* for status: the last attempt, and the last backup that committed */
+    int64_t attempt_time;
+    bool attempt_ok;
+    char attempt_msg[512];
+    int64_t last_time;
+    uint64_t last_size, last_freeze_ms;
     size_t nd;
     struct track_disk *d;
 };

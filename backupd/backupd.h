@@ -15,6 +15,7 @@ struct backupd_opts {
     const char *repo;   /* repository path */
     bool append_only;   /* refuse delete, prune and gc */
     bool trusted;       /* do not re-hash uploads (a local child) */
+    bool accept_bridge; /* listen: a session may start with BRIDGE */
     unsigned lock_wait; /* seconds to wait for a conflicting lock */
     unsigned workers;   /* chunk-checking threads (0: one per CPU) */
     /* set by listen mode: a flag polled between frames that asks running
@@ -28,6 +29,23 @@ struct backupd_opts {
  * client ended the session cleanly, -1 otherwise (logged).
  */
 int backupd_session_run(int fd_in, int fd_out, const struct backupd_opts *o);
+
+/*
+ * Listen on a unix socket and serve every client that connects (listen.c).
+ * Returns 0 after a clean shutdown (SIGTERM/SIGINT), -1 on error.
+ */
+int backupd_listen(const struct backupd_opts *o, const char *socket_path);
+
+/*
+ * Bridge this process's stdin/stdout to the daemon listening on
+ * socket_path: the first frame sent is BRIDGE, carrying the restrictions
+ * of this connection (append-only). Returns 0 when both sides closed.
+ */
+int backupd_bridge(int in, int out, const char *socket_path, bool append_only);
+
+/* The socket of the daemon serving repo (REPO/listen), if one answers.
+ * Caller frees; NULL if none. */
+char *backupd_find_daemon(const char *repo);
 
 /* Map the error slot's errno to a PROTO_ERR_* code. */
 uint32_t backupd_err_code(int errnum);

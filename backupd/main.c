@@ -4,9 +4,14 @@
  *
  *   backupd serve --repo PATH [--append-only] [--restrict-to-repo PATH]
  *       one session on stdin/stdout: what `ssh host backupd serve` runs,
- *       and what the agent starts as a child for a local repository.
+ *       and what the agent starts as a child for a local repository. If a
+ *       `backupd listen` daemon serves the repository (or --socket names
+ *       one), the session is bridged to it.
+ *   backupd listen --repo PATH --socket PATH
+ *       the daemon: many agents at once (listen.c).
  *
- * Logs go to stderr (or syslog with --syslog); the protocol owns stdout.
+ * Logs go to stderr, or syslog (--syslog, and by default for listen when
+ * stderr is not a terminal); the protocol owns stdout.
  */
 #include "backupd/backupd.h"
 
@@ -21,7 +26,8 @@ static void
 usage(FILE *f)
 {
     fputs("Usage:\n"
-          "  backupd serve --repo PATH [options]\n"
+          "  backupd serve --repo PATH [--socket PATH] [options]\n"
+          "  backupd listen --repo PATH --socket PATH [options]\n"
           "  backupd --version\n"
           "\n"
           "Options:\n"
@@ -36,6 +42,8 @@ usage(FILE *f)
           "  --lock-wait SECONDS      wait for a conflicting lock (default 0)\n"
           "  --workers N              chunk-checking threads (default: CPUs)\n"
           "  --syslog                 log to syslog instead of stderr\n"
+          "  --log-stderr             log to stderr (listen: the default on a\n"
+          "                           terminal or under systemd)\n"
           "  -v, --verbose            more log output\n",
           f);
 }
@@ -136,6 +144,7 @@ main(int argc, char **argv)
         {"workers", required_argument, NULL, 'w'},
         {"socket", required_argument, NULL, 's'},
         {"syslog", no_argument, NULL, 'S'},
+        {"log-stderr", no_argument, NULL, 'E'},
         {"verbose", no_argument, NULL, 'v'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
@@ -148,6 +157,7 @@ main(int argc, char **argv)
      * user's terminal: stay quiet unless asked (-v). */
     enum lb_log_level level = LB_LOG_WARN;
     int c, in, out;
+    bool log_chosen = false;
 
     lb_log_init("backupd", LB_LOG_INFO);
     signal(SIGPIPE, SIG_IGN);
@@ -175,7 +185,12 @@ main(int argc, char **argv)
             sock = optarg;
             break;
         case 'S':
-            lb_log_use_syslog(true);
+            lb_log_set_target(LB_LOG_TO_SYSLOG);
+            log_chosen = true;
+            break;
+        case 'E':
+            lb_log_set_target(LB_LOG_TO_STDERR);
+            log_chosen = true;
             break;
         case 'v':
             level = LB_LOG_DEBUG;
@@ -197,6 +212,24 @@ main(int argc, char **argv)
         return 2;
     }
     cmd = argv[optind];
+    if (strcmp(cmd, "listen") == 0) {
+        if (!sock || !repo) {
+            fprintf(stderr, "backupd: listen needs --repo PATH and --socket "
+                            "PATH\n");
+            return 2;
+        }
+        /* A daemon logs to the journal/syslog unless on a terminal. */
+        if (!log_chosen)
+            lb_log_target_auto(false);
+        if (level == LB_LOG_WARN)
+            lb_log_set_level(LB_LOG_INFO);
+        o.repo = repo;
+        if (backupd_listen(&o, sock) < 0) {
+            lb_log_error_slot();
+            return 1;
+        }
+        return 0;
+    }
     if (strcmp(cmd, "serve") != 0) {
         fprintf(stderr, "backupd: unknown command '%s'\n", cmd);
         usage(stderr);
@@ -221,6 +254,23 @@ main(int argc, char **argv)
         return 1;
     }
     o.repo = path;
-    (void)sock;
+    {
+        /* A daemon serves this repository: it stays the one writer. */
+        CLEANUP_FREE char *daemon = sock ? lb_xstrdup(sock)
+                                         : backupd_find_daemon(path);
+        if (daemon) {
+            lb_debug("bridging to backupd at %s", daemon);
+            if (backupd_bridge(in, out, daemon, o.append_only) < 0) {
+                struct lb_buf b = {0};
+                lb_log_error_slot();
+                proto_enc_error(&b, PROTO_ERR_BUSY, lb_error_msg(),
+                                "is backupd listen running?");
+                lb_write_full(out, b.data, b.len);
+                lb_buf_free(&b);
+                return 1;
+            }
+            return 0;
+        }
+    }
     return backupd_session_run(in, out, &o) < 0 ? 1 : 0;
 }

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define MAX_WORKERS 8
 
@@ -848,10 +849,45 @@ dispatch(struct session *s, const struct proto_hdr *h, const uint8_t *p)
     }
 }
 
+/*
+ * BRIDGE (PROTOCOL.md, "Bridging"): `backupd serve` relaying an ssh client
+ * to this daemon passes that connection's restrictions first. Accepted
+ * only in listen mode, only as the first frame, only from a peer of our
+ * own uid (or root): a remote client cannot send one, its bytes come
+ * after the bridge's.
+ */
+static int
+do_bridge(struct session *s, struct backupd_opts *so, int fd,
+          const uint8_t *p, uint32_t len)
+{
+    struct ucred cr;
+    socklen_t crlen = sizeof cr;
+    struct proto_kv kv;
+    int st;
+
+    if (!so->accept_bridge ||
+        getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) < 0 ||
+        (cr.uid != 0 && cr.uid != geteuid())) {
+        lb_error(0, "BRIDGE refused");
+        return fail(s, PROTO_ERR_DENIED);
+    }
+    st = proto_dec_kv(p, len, &kv);
+    if (st != PROTO_OK)
+        return proto_fail(s, "BRIDGE", st);
+    if (proto_kv_get_u64(&kv, "append_only", 0))
+        so->append_only = true;
+    if (proto_kv_get(&kv, "peer"))
+        lb_info("bridged session from %s%s", proto_kv_get(&kv, "peer"),
+                so->append_only ? " (append-only)" : "");
+    proto_kv_free(&kv);
+    return 0;
+}
+
 int
 backupd_session_run(int fd_in, int fd_out, const struct backupd_opts *o)
 {
-    struct session s = {.o = o};
+    struct backupd_opts so = *o; /* BRIDGE may restrict this session */
+    struct session s = {.o = &so};
     struct proto_hdr h;
     const uint8_t *p;
     int r = -1;
@@ -861,6 +897,15 @@ backupd_session_run(int fd_in, int fd_out, const struct backupd_opts *o)
         if (!proto_conn_eof(s.conn))
             fail(&s, PROTO_ERR_PROTOCOL);
         goto out;
+    }
+    if (h.type == PROTO_T_BRIDGE) {
+        if (do_bridge(&s, &so, fd_in, p, h.len) < 0)
+            goto out;
+        if (proto_conn_recv(s.conn, &h, &p) < 0) {
+            if (!proto_conn_eof(s.conn))
+                fail(&s, PROTO_ERR_PROTOCOL);
+            goto out;
+        }
     }
     if (h.type != PROTO_T_HELLO) {
         lb_error(0, "the client did not start with HELLO");

@@ -141,8 +141,19 @@ enum lb_log_level {
 void lb_log_init(const char *progname, enum lb_log_level level);
 void lb_log_set_level(enum lb_log_level level);
 enum lb_log_level lb_log_get_level(void);
-/* Send log lines to syslog instead of stderr (daemon use). */
-void lb_log_use_syslog(bool on);
+/* Where log lines go. */
+enum lb_log_target {
+    LB_LOG_TO_STDERR,
+    LB_LOG_TO_SYSLOG,
+    LB_LOG_TO_BOTH,
+};
+void lb_log_set_target(enum lb_log_target t);
+/*
+ * The usual choice: stderr on a terminal or when systemd connects stderr
+ * to the journal (JOURNAL_STREAM); otherwise syslog, and stderr too when
+ * keep_stderr (a cron job mails what a command prints).
+ */
+void lb_log_target_auto(bool keep_stderr);
 void lb_log(enum lb_log_level level, const char *fmt, ...) LB_PRINTF(2, 3);
 #define lb_debug(...) lb_log(LB_LOG_DEBUG, __VA_ARGS__)
 #define lb_info(...) lb_log(LB_LOG_INFO, __VA_ARGS__)
@@ -195,6 +206,9 @@ int64_t lb_wall_time(void);
 
 /* "1.5 GiB" style; buf of at least 16 bytes. Returns buf. */
 char *lb_human_size(char *buf, size_t len, uint64_t bytes);
+
+/* "45s", "3h 02m", "5d 04h"; buf of at least 16 bytes. Returns buf. */
+char *lb_human_age(char *buf, size_t len, int64_t seconds);
 
 /* Parse "20M", "1.5G", "4096", "512k" (binary multiples). -1 on error. */
 int lb_parse_size(const char *s, uint64_t *out);

@@ -133,7 +133,7 @@ lb_error_clear(void)
 
 static const char *log_prog = "livebackup";
 static enum lb_log_level log_level = LB_LOG_INFO;
-static bool log_syslog;
+static bool log_syslog, log_stderr = true;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void
@@ -156,11 +156,25 @@ lb_log_get_level(void)
 }
 
 void
-lb_log_use_syslog(bool on)
+lb_log_set_target(enum lb_log_target t)
 {
-    if (on && !log_syslog)
+    bool sys = t != LB_LOG_TO_STDERR;
+
+    if (sys && !log_syslog)
         openlog(log_prog, LOG_PID, LOG_DAEMON);
-    log_syslog = on;
+    log_syslog = sys;
+    log_stderr = t != LB_LOG_TO_SYSLOG;
+}
+
+void
+lb_log_target_auto(bool keep_stderr)
+{
+    const char *js = getenv("JOURNAL_STREAM");
+
+    if (isatty(2) || (js && *js))
+        lb_log_set_target(LB_LOG_TO_STDERR);
+    else
+        lb_log_set_target(keep_stderr ? LB_LOG_TO_BOTH : LB_LOG_TO_SYSLOG);
 }
 
 void
@@ -177,9 +191,9 @@ lb_log(enum lb_log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    if (log_syslog) {
+    if (log_syslog)
         syslog(prio[level], "%s", line);
-    } else {
+    if (log_stderr) {
         pthread_mutex_lock(&log_lock);
         if (names[level][0])
             fprintf(stderr, "%s: %s: %s\n", log_prog, names[level], line);
@@ -196,9 +210,9 @@ lb_log_error_slot(void)
     lb_log(LB_LOG_ERROR, "%s", lb_error_msg());
     if (!err_hint[0])
         return;
-    if (log_syslog) {
+    if (log_syslog)
         syslog(LOG_ERR, "hint: %s", err_hint);
-    } else {
+    if (log_stderr) {
         pthread_mutex_lock(&log_lock);
         fprintf(stderr, "%s: hint: %s\n", log_prog, err_hint);
         pthread_mutex_unlock(&log_lock);

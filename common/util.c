@@ -314,6 +314,25 @@ lb_human_size(char *buf, size_t len, uint64_t bytes)
     return buf;
 }
 
+char *
+lb_human_age(char *buf, size_t len, int64_t s)
+{
+    if (s < 0)
+        s = 0;
+    if (s < 60)
+        snprintf(buf, len, "%llds", (long long)s);
+    else if (s < 3600)
+        snprintf(buf, len, "%lldm %02llds", (long long)(s / 60),
+                 (long long)(s % 60));
+    else if (s < 86400)
+        snprintf(buf, len, "%lldh %02lldm", (long long)(s / 3600),
+                 (long long)(s % 3600 / 60));
+    else
+        snprintf(buf, len, "%lldd %02lldh", (long long)(s / 86400),
+                 (long long)(s % 86400 / 3600));
+    return buf;
+}
+
 int
 lb_parse_size(const char *s, uint64_t *out)
 {

@@ -54,6 +54,7 @@ static const struct {
     {PROTO_T_PRUNE_ENTRY, "PRUNE_ENTRY"},
     {PROTO_T_GC, "GC"},
     {PROTO_T_GC_END, "GC_END"},
+    {PROTO_T_BRIDGE, "BRIDGE"},
 };
 
 bool

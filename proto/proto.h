@@ -73,6 +73,8 @@ enum proto_type {
     PROTO_T_PRUNE_ENTRY = 0x0055,
     PROTO_T_GC = 0x0056,
     PROTO_T_GC_END = 0x0057,
+
+    PROTO_T_BRIDGE = 0x0060,
 };
 
 /* Decoder results. 0 is success; positive values are "need more bytes". */

@@ -86,7 +86,11 @@ ok "paused: the restore is block-identical to the guest-visible disk"
 
 # Status and the saved domain XML.
 run_ok livebackup status "$vm"
-grep -Eq "^$vm +vda +enrolled +$id" "$T/out" || fail "status: $(cat "$T/out")"
+grep -Eq "^$vm +$id +[0-9]+s +[0-9.]+ MiB +[0-9]+ ms +ok, " "$T/out" &&
+    grep -Eq "^  vda +enrolled +pending" "$T/out" || fail "status: $(cat "$T/out")"
+run_ok livebackup status --json "$vm"
+jq -s -e --arg id "$id" 'map(select(.event == "status"))[0] | .last_backup == $id and .last_run == "ok" and .freeze_ms >= 0 and .age_seconds >= 0' \
+    "$T/out" >/dev/null || fail "status --json: $(cat "$T/out")"
 run_ok livebackup list --json --repo "$R" --name "$vm"
 tail -n 1 "$T/out" | jq -e '.domain_xml | test("^[0-9a-f]{64}$")' >/dev/null ||
     fail "no saved domain XML"

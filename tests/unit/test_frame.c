@@ -47,6 +47,7 @@ static const uint16_t known_types[] = {
     PROTO_T_PRUNE_ENTRY,
     PROTO_T_GC,
     PROTO_T_GC_END,
+    PROTO_T_BRIDGE,
 };
 
 Test(hdr, round_trip_every_known_type)

@@ -65,7 +65,8 @@ dec_any(uint16_t type, const uint8_t *p, size_t len)
     case PROTO_T_PRUNE:
     case PROTO_T_PRUNE_ENTRY:
     case PROTO_T_GC:
-    case PROTO_T_GC_END: {
+    case PROTO_T_GC_END:
+    case PROTO_T_BRIDGE: {
         struct proto_kv kv;
         r = proto_dec_kv(p, len, &kv);
         if (r == PROTO_OK)
@@ -301,7 +302,7 @@ Test(msg, every_known_type_round_trips_strictly)
         free(p);
         lb_buf_free(&b);
     }
-    cr_assert_eq(n, 36, "proto.h lists 36 frame types");
+    cr_assert_eq(n, 37, "proto.h lists 37 frame types");
 }
 
 /* ---- HELLO --------------------------------------------------------------- */
@@ -566,7 +567,7 @@ Test(msg, kv_frames_round_trip)
         PROTO_T_LIST_ENTRY, PROTO_T_DISK_END, PROTO_T_COMMIT,
         PROTO_T_COMMITTED,  PROTO_T_VERIFY,   PROTO_T_VERIFY_EVENT,
         PROTO_T_VERIFY_END, PROTO_T_PRUNE,    PROTO_T_PRUNE_ENTRY,
-        PROTO_T_GC,         PROTO_T_GC_END,
+        PROTO_T_GC,         PROTO_T_GC_END,   PROTO_T_BRIDGE,
     };
 
     for (size_t i = 0; i < LB_ARRAY_SIZE(types); i++) {

@@ -1,0 +1,312 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Retention commands: prune (which backups to keep, per set, under
+ * keep-last/hourly/daily/weekly/monthly/yearly rules) and gc (reclaim the
+ * chunks no backup uses). The decisions and the work happen in backupd
+ * (store/prune.c, store/gc.c); this file parses options, sends one request
+ * and prints what comes back.
+ */
+#include "agent/agent.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <string.h>
+
+#define MAX_KEEP 1000000
+
+static const char *const rules[] = {"last",   "hourly",  "daily",
+                                    "weekly", "monthly", "yearly"};
+
+static const char prune_usage[] =
+    "livebackup prune --repo R [--name NAME] [--keep-last N] "
+    "[--keep-hourly N] [--keep-daily N] [--keep-weekly N] "
+    "[--keep-monthly N] [--keep-yearly N] [--dry-run] [--json]";
+
+static const char gc_usage[] = "livebackup gc --repo R [--dry-run] [--json]";
+
+struct retention_args {
+    const char *repo, *name;
+    uint64_t keep[LB_ARRAY_SIZE(rules)];
+    bool dry_run;
+};
+
+static int
+parse_keep(const char *opt, const char *arg, uint64_t *out)
+{
+    char *end = NULL;
+    unsigned long long v;
+
+    errno = 0;
+    v = strtoull(arg, &end, 10);
+    if (errno || end == arg || *end || arg[0] == '-' || v > MAX_KEEP) {
+        fprintf(stderr,
+                "livebackup: --keep-%s %s: expected a count from 0 to %d\n",
+                opt, arg, MAX_KEEP);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* Parse the options of prune (keep rules allowed) or gc. Returns 0, or the
+ * exit code to return (2 on usage). */
+static int
+parse_retention(int argc, char **argv, bool prune, struct retention_args *a)
+{
+    static const struct option opts[] = {
+        {"repo", required_argument, NULL, 'r'},
+        {"name", required_argument, NULL, 'n'},
+        {"keep-last", required_argument, NULL, 2000},
+        {"keep-hourly", required_argument, NULL, 2001},
+        {"keep-daily", required_argument, NULL, 2002},
+        {"keep-weekly", required_argument, NULL, 2003},
+        {"keep-monthly", required_argument, NULL, 2004},
+        {"keep-yearly", required_argument, NULL, 2005},
+        {"dry-run", no_argument, NULL, 'd'},
+        {"help", no_argument, NULL, 'h'},
+        AGENT_COMMON_LONGOPTS,
+        {0},
+    };
+    const char *usage = prune ? prune_usage : gc_usage;
+    int c;
+
+    memset(a, 0, sizeof *a);
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "vqh", opts, NULL)) != -1) {
+        int k = agent_common_opt(c, optarg);
+        if (k < 0)
+            return 2;
+        if (k)
+            continue;
+        if (prune && c >= 2000 && c < 2000 + (int)LB_ARRAY_SIZE(rules)) {
+            if (parse_keep(rules[c - 2000], optarg, &a->keep[c - 2000]) < 0)
+                return 2;
+            continue;
+        }
+        switch (c) {
+        case 'r':
+            a->repo = optarg;
+            break;
+        case 'n':
+            if (!prune)
+                goto bad;
+            a->name = optarg;
+            break;
+        case 'd':
+            a->dry_run = true;
+            break;
+        case 'h':
+            printf("Usage: %s\n", usage);
+            exit(0);
+        default:
+            goto bad;
+        }
+    }
+    if (optind < argc || !a->repo)
+        goto bad;
+    if (prune) {
+        bool any = false;
+        for (size_t i = 0; i < LB_ARRAY_SIZE(rules); i++)
+            any |= a->keep[i] > 0;
+        if (!any) {
+            fprintf(stderr,
+                    "livebackup prune: give at least one --keep-* rule "
+                    "above 0 (the latest backup of each set is always "
+                    "kept)\nUsage: %s\n",
+                    usage);
+            return 2;
+        }
+        if (a->name && !proto_name_valid(a->name, strlen(a->name))) {
+            fprintf(stderr, "livebackup prune: invalid --name '%s'\n",
+                    a->name);
+            return 2;
+        }
+    }
+    return 0;
+bad:
+    fprintf(stderr, "Usage: %s\n", usage);
+    return 2;
+}
+
+/* One PRUNE_ENTRY: printed, counted. */
+static int
+prune_entry(const struct proto_kv *e, bool dry_run, uint64_t *kept,
+            uint64_t *removed)
+{
+    const char *id = proto_kv_get(e, "id"), *name = proto_kv_get(e, "name");
+    const char *action = proto_kv_get(e, "action");
+    const char *reasons = proto_kv_get(e, "reasons");
+    bool keep;
+    char when[32];
+
+    if (!id || !name || !action ||
+        (strcmp(action, "keep") != 0 && strcmp(action, "remove") != 0))
+        return lb_error(0, "protocol error: malformed PRUNE_ENTRY");
+    keep = strcmp(action, "keep") == 0;
+    (*(keep ? kept : removed))++;
+    if (agent_opts.json) {
+        struct proto_kv kv = {0};
+        for (size_t i = 0; i < e->n; i++)
+            proto_kv_set(&kv, e->e[i].key, e->e[i].val);
+        proto_kv_set_u64(&kv, "dry_run", dry_run);
+        agent_event("prune", &kv);
+        proto_kv_free(&kv);
+        return 0;
+    }
+    lb_format_time(when, sizeof when, (int64_t)proto_kv_get_u64(e, "time", 0));
+    if (keep)
+        printf("keep   %s  %s  %s  (reasons: %s)\n", id, when, name,
+               reasons && *reasons ? reasons : "?");
+    else
+        printf("remove %s  %s  %s\n", id, when, name);
+    return 0;
+}
+
+int
+cmd_prune(int argc, char **argv)
+{
+    struct retention_args a;
+    struct agent_repo *r;
+    struct proto_kv req = {0};
+    uint64_t kept = 0, removed = 0;
+    int rc = parse_retention(argc, argv, true, &a);
+
+    if (rc)
+        return rc;
+    r = agent_repo_connect(a.repo);
+    if (!r)
+        return agent_fail();
+    /* A dry run changes nothing: it needs no exclusive lock, so it works
+     * while backups run. */
+    if (agent_repo_open(r, a.dry_run ? PROTO_OPEN_READ : PROTO_OPEN_ADMIN) < 0)
+        goto fail;
+    proto_kv_set(&req, "name", a.name ? a.name : "");
+    for (size_t i = 0; i < LB_ARRAY_SIZE(rules); i++) {
+        char key[32];
+        snprintf(key, sizeof key, "keep_%s", rules[i]);
+        proto_kv_set_u64(&req, key, a.keep[i]);
+    }
+    proto_kv_set_u64(&req, "dry_run", a.dry_run);
+    proto_enc_kv(&r->out, PROTO_T_PRUNE, &req);
+    proto_kv_free(&req);
+    if (proto_conn_send_buf(r->conn, &r->out) < 0) {
+        agent_repo_explain(r);
+        goto fail;
+    }
+    for (;;) {
+        struct proto_hdr h;
+        const uint8_t *p;
+        struct proto_kv e;
+        int bad;
+
+        if (proto_conn_recv(r->conn, &h, &p) < 0) {
+            agent_repo_explain(r);
+            goto fail;
+        }
+        if (h.type == PROTO_T_ERROR) {
+            proto_conn_take_error(r->conn, p, h.len, NULL);
+            goto fail;
+        }
+        if (h.type == PROTO_T_OK)
+            break;
+        if (h.type != PROTO_T_PRUNE_ENTRY) {
+            lb_error(0, "protocol error: unexpected %s",
+                     proto_type_name(h.type));
+            goto fail;
+        }
+        if (proto_dec_kv(p, h.len, &e) != PROTO_OK) {
+            lb_error(0, "protocol error: malformed PRUNE_ENTRY");
+            goto fail;
+        }
+        bad = prune_entry(&e, a.dry_run, &kept, &removed);
+        proto_kv_free(&e);
+        if (bad < 0)
+            goto fail;
+    }
+    agent_repo_close(r);
+    if (agent_opts.json) {
+        struct proto_kv kv = {0};
+        proto_kv_set_u64(&kv, "kept", kept);
+        proto_kv_set_u64(&kv, "removed", removed);
+        proto_kv_set_u64(&kv, "dry_run", a.dry_run);
+        agent_event("summary", &kv);
+        proto_kv_free(&kv);
+    } else if (a.dry_run) {
+        printf("dry run: would keep %llu and remove %llu backup(s); nothing "
+               "was changed\n",
+               (unsigned long long)kept, (unsigned long long)removed);
+    } else {
+        printf("kept %llu and removed %llu backup(s)%s\n",
+               (unsigned long long)kept, (unsigned long long)removed,
+               removed ? "; livebackup gc reclaims their space" : "");
+    }
+    return 0;
+fail:
+    /* Entries already printed were applied: say so with the error. */
+    if (removed && !a.dry_run && !agent_opts.json)
+        printf("removed %llu backup(s) before the error\n",
+               (unsigned long long)removed);
+    agent_fail();
+    agent_repo_close(r);
+    return 1;
+}
+
+int
+cmd_gc(int argc, char **argv)
+{
+    struct retention_args a;
+    struct agent_repo *r;
+    struct proto_kv req = {0}, end = {0};
+    const uint8_t *p;
+    uint32_t len;
+    int rc = parse_retention(argc, argv, false, &a);
+
+    if (rc)
+        return rc;
+    r = agent_repo_connect(a.repo);
+    if (!r)
+        return agent_fail();
+    /* Shared, like a backup: gc runs while backups do. */
+    if (agent_repo_open(r, PROTO_OPEN_WRITE) < 0)
+        goto fail;
+    proto_kv_set_u64(&req, "dry_run", a.dry_run);
+    proto_enc_kv(&r->out, PROTO_T_GC, &req);
+    proto_kv_free(&req);
+    if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
+        proto_conn_expect(r->conn, PROTO_T_GC_END, &p, &len, NULL) < 0) {
+        agent_repo_explain(r);
+        goto fail;
+    }
+    if (proto_dec_kv(p, len, &end) != PROTO_OK) {
+        lb_error(0, "protocol error: malformed GC_END");
+        goto fail;
+    }
+    agent_repo_close(r);
+    if (agent_opts.json) {
+        agent_event("summary", &end);
+    } else {
+        char sz[16], cut[32];
+        lb_human_size(sz, sizeof sz, proto_kv_get_u64(&end, "bytes_reclaimed", 0));
+        lb_format_time(cut, sizeof cut,
+                       (int64_t)proto_kv_get_u64(&end, "cutoff", 0));
+        printf("%s %llu chunk(s), %s; kept %llu referenced chunk(s) and "
+               "%llu unreferenced one(s) newer than %s (a running backup "
+               "may use them: the next gc decides)\n",
+               a.dry_run ? "dry run: would reclaim" : "reclaimed",
+               (unsigned long long)proto_kv_get_u64(&end, "chunks_reclaimed",
+                                                    0),
+               sz,
+               (unsigned long long)proto_kv_get_u64(&end, "chunks_referenced",
+                                                    0),
+               (unsigned long long)(proto_kv_get_u64(&end, "chunks_recent", 0) +
+                                    proto_kv_get_u64(&end, "chunks_restored",
+                                                     0)),
+               cut);
+    }
+    proto_kv_free(&end);
+    return 0;
+fail:
+    agent_fail();
+    agent_repo_close(r);
+    return 1;
+}

@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * `backupd serve` in front of a `backupd listen` daemon: find the daemon
+ * of a repository (REPO/listen names its socket), then relay the client
+ * (ssh's stdin/stdout, or the agent's pipes) to it byte for byte, after a
+ * BRIDGE frame carrying this connection's restrictions. The daemon stays
+ * the one writer of the repository however many hosts back up into it.
+ */
+#include "backupd/backupd.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+static int
+connect_unix(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd;
+
+    if (strlen(path) >= sizeof sa.sun_path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    strcpy(sa.sun_path, path);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+char *
+backupd_find_daemon(const char *repo)
+{
+    CLEANUP_FREE char *marker = lb_xasprintf("%s/listen", repo);
+    char *text = lb_read_file(marker, 8192, NULL);
+    int fd;
+
+    if (!text) {
+        lb_error_clear();
+        return NULL;
+    }
+    text[strcspn(text, "\n")] = '\0';
+    fd = connect_unix(text);
+    if (fd < 0) {
+        lb_debug("%s names %s, which does not answer: serving directly",
+                 marker, text);
+        free(text);
+        return NULL;
+    }
+    close(fd);
+    return text;
+}
+
+/* Copy what is readable from `from` to `to`; 0 at EOF, -1 on error. */
+static ssize_t
+relay(int from, int to, char *buf, size_t len)
+{
+    ssize_t n = read(from, buf, len);
+
+    if (n < 0)
+        return errno == EINTR || errno == EAGAIN ? 1 : -1;
+    if (n > 0 && lb_write_full(to, buf, (size_t)n) < 0)
+        return -1;
+    return n;
+}
+
+int
+backupd_bridge(int in, int out, const char *socket_path, bool append_only)
+{
+    static char buf[256 << 10];
+    int s = connect_unix(socket_path);
+    struct lb_buf f = {0};
+    struct proto_kv kv = {0};
+    bool in_open = true;
+    const char *peer = getenv("SSH_CLIENT");
+
+    if (s < 0)
+        return lb_error(errno, "connect to backupd at %s", socket_path);
+    proto_kv_set(&kv, "append_only", append_only ? "1" : "0");
+    proto_kv_set(&kv, "peer", peer && *peer ? peer : "local");
+    proto_enc_kv(&f, PROTO_T_BRIDGE, &kv);
+    proto_kv_free(&kv);
+    if (lb_write_full(s, f.data, f.len) < 0) {
+        lb_buf_free(&f);
+        close(s);
+        return lb_error(errno, "send to backupd at %s", socket_path);
+    }
+    lb_buf_free(&f);
+    for (;;) {
+        struct pollfd p[2] = {{in_open ? in : -1, POLLIN, 0}, {s, POLLIN, 0}};
+        ssize_t n;
+
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+            n = relay(in, s, buf, sizeof buf);
+            if (n <= 0) {
+                /* The client is done: the daemon sees end-of-stream. */
+                shutdown(s, SHUT_WR);
+                in_open = false;
+            }
+        }
+        if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+            n = relay(s, out, buf, sizeof buf);
+            if (n <= 0)
+                break; /* the daemon ended the session */
+        }
+    }
+    close(s);
+    return 0;
+}

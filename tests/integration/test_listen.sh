@@ -1,0 +1,105 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# backupd listen: one daemon owns the repository and serves many agents.
+# Local agents (whose backupd child bridges to the daemon) and remote ones
+# (ssh://...?socket=, and a restricted append-only key) back up at once;
+# the daemon is the only writer; SIGTERM mid-backup aborts cleanly: the
+# agent reports it, the repository verifies, the retry succeeds.
+. "$(dirname "$0")/lib.sh"
+
+R=$T/repo
+S=$T/backupd.sock
+run_ok livebackup init --repo "$R"
+
+start_daemon() {
+    "$BACKUPD" listen --repo "$R" --socket "$S" --log-stderr -v \
+        2>>"$T/daemon.log" &
+    DAEMON=$!
+    lb_track "$DAEMON"
+    for _ in $(seq 1 50); do
+        [[ -S $S && -f $R/listen ]] && return 0
+        sleep 0.1
+    done
+    fail "backupd listen did not start: $(cat "$T/daemon.log")"
+}
+start_daemon
+ok "backupd listen runs (pid $DAEMON)"
+
+for n in a b c; do
+    qemu-img create -q -f qcow2 "$T/$n.qcow2" 96M
+    write_random "$T/$n.qcow2" qcow2 0 $((12 << 20))
+done
+# Local agents, three at once: their backupd children bridge to the daemon.
+for n in a b c; do
+    livebackup backup-image --json --bwlimit 12M --repo "$R" --name "$n" \
+        --disk vda="$T/$n.qcow2" >"$T/$n.out" 2>"$T/$n.err" &
+    eval "pid_$n=$!"
+    lb_track $!
+done
+for n in a b c; do
+    p=pid_$n
+    wait "${!p}" || fail "backup $n: $(cat "$T/$n.err")"
+done
+[[ $(grep -c "bridged session from local" "$T/daemon.log") -ge 3 ]] ||
+    fail "the sessions did not go through the daemon: $(cat "$T/daemon.log")"
+ok "three local agents at once, all through the daemon"
+
+# A remote agent naming the socket explicitly.
+sshd_start
+URL="ssh://root@127.0.0.1:$SSH_PORT$R?socket=$S"
+run_ok livebackup backup-image --json --repo "$URL" --rsh "$LB_RSH" \
+    --remote-backupd "$BACKUPD" --name remote --disk vda="$T/a.qcow2"
+grep -q "bridged session from 127.0.0.1" "$T/daemon.log" ||
+    fail "the ssh session was not bridged: $(tail -n 5 "$T/daemon.log")"
+ok "remote agent over ssh, bridged to the daemon (?socket=)"
+
+# An append-only key: its bridged sessions stay append-only.
+key=$(cat "$T/ssh/user_key.pub")
+echo "command=\"$BACKUPD serve --restrict-to-repo $T --append-only\",restrict $key" \
+    >"$T/ssh/authorized_keys"
+RURL="ssh://root@127.0.0.1:$SSH_PORT$R"
+run_ok livebackup list --repo "$RURL" --rsh "$LB_RSH"
+id=$(livebackup list --repo "$R" --json | head -n 1 | jq -r .id)
+expect_fail "append-only" livebackup delete --repo "$RURL" --rsh "$LB_RSH" --backup "$id"
+grep -q "append-only" "$T/daemon.log" || fail "restriction not passed to the daemon"
+ok "an append-only key stays append-only through the daemon"
+
+run_ok livebackup verify --repo "$R"
+for n in a b c; do
+    run_ok livebackup restore-image --repo "$R" --name "$n" --disk vda --to "$T/$n.raw"
+    same_image "$T/$n.raw" raw "$T/$n.qcow2" qcow2
+done
+ok "every backup verifies and restores identical"
+
+# SIGTERM in the middle of a backup.
+qemu-img create -q -f qcow2 "$T/big.qcow2" 128M
+write_random "$T/big.qcow2" qcow2 0 $((48 << 20))
+livebackup backup-image --bwlimit 8M --repo "$R" --name big \
+    --disk vda="$T/big.qcow2" >"$T/big.out" 2>"$T/big.err" &
+agent=$!
+lb_track "$agent"
+for _ in $(seq 1 100); do
+    grep -q "backup .* of big started" "$T/daemon.log" && break
+    sleep 0.1
+done
+sleep 1
+kill -TERM "$DAEMON"
+rc=0
+wait "$agent" || rc=$?
+[[ $rc -eq 1 ]] || fail "agent exit status $rc after SIGTERM: $(cat "$T/big.err")"
+grep -Eq "shutting down|connection" "$T/big.err" || fail "unclear error: $(cat "$T/big.err")"
+rc=0
+wait "$DAEMON" || rc=$?
+[[ $rc -eq 0 ]] || fail "backupd listen exit status $rc"
+[[ ! -e $R/listen && ! -e $S ]] || fail "the daemon left its socket or marker"
+ok "SIGTERM mid-backup: $(grep error "$T/big.err" | head -n 1)"
+run_ok livebackup verify --repo "$R"
+grep -q "all sound" "$T/out" || fail "verify after SIGTERM"
+run_ok livebackup list --repo "$R" --name big --json
+[[ ! -s $T/out ]] || fail "the aborted backup was committed"
+# The retry (no daemon now: backupd serve works as before).
+run_ok livebackup backup-image --repo "$R" --name big --disk vda="$T/big.qcow2"
+run_ok livebackup restore-image --repo "$R" --name big --disk vda --to "$T/big.raw"
+same_image "$T/big.raw" raw "$T/big.qcow2" qcow2
+ok "the repository verifies, the aborted backup left nothing, the retry succeeds"
