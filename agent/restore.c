@@ -286,10 +286,13 @@ sink_close(struct sink *k, bool commit)
 /* ---- the pipeline
  * --------------------------------------------------------------- */
 
-enum rslot_state { R_FREE, R_FETCHING, R_FETCHED, R_WORKING };
+/* FETCHING: chunks requested; FETCHED: received; WORKING: a worker builds
+ * the window; BUILT: ready for the writer; WRITING: being written. */
+enum rslot_state { R_FREE, R_FETCHING, R_FETCHED, R_WORKING, R_BUILT, R_WRITING };
 
 struct rslot {
     enum rslot_state st;
+    uint8_t *win; /* the rebuilt window, until the writer wrote it */
     uint64_t index;
     uint32_t wl;
     struct proto_mf_window w;
@@ -310,7 +313,7 @@ struct restore {
     unsigned fhead, flen;
     bool done_requesting, failed, quit;
     char err[1024], hint[512];
-    pthread_t th[MAX_WORKERS], rx;
+    pthread_t th[MAX_WORKERS], rx, wr;
     unsigned nth;
     struct agent_progress prog;
     uint64_t written;
@@ -385,12 +388,14 @@ block_is_zero(const uint8_t *win, uint32_t off, uint32_t wl)
     return lb_is_zero(win + off, LB_MIN(BLOCK, wl - off));
 }
 
-/* Apply the stack of s into win and write its non-zero blocks. */
+/* Rebuild the window of s in s->win: its stack applied on zeros, every
+ * chunk checked against its digest. */
 static int
-build_and_write(struct restore *x, struct rslot *s, uint8_t *win,
-                uint8_t *plain, struct proto_zctx *z)
+build_window(struct restore *x, struct rslot *s, uint8_t *plain,
+             struct proto_zctx *z)
 {
     uint64_t base = s->index * x->r->window_size;
+    uint8_t *win = s->win;
 
     /* A window starts as zeros, or as its RAW chunk, decompressed in
      * place (RAW sits only at the bottom of a stack). */
@@ -429,7 +434,16 @@ build_and_write(struct restore *x, struct rslot *s, uint8_t *win,
                            x->id, x->disk, (unsigned long long)base,
                            proto_status_str(st));
     }
-    /* Write runs of non-zero blocks; zero blocks stay holes. */
+    return 0;
+}
+
+/* Write the non-zero blocks of a built window; zero blocks stay holes. */
+static int
+write_window(struct restore *x, struct rslot *s)
+{
+    uint64_t base = s->index * x->r->window_size;
+    const uint8_t *win = s->win;
+
     for (uint32_t b = 0; b < s->wl;) {
         uint32_t e;
         while (b < s->wl && block_is_zero(win, b, s->wl))
@@ -444,14 +458,60 @@ build_and_write(struct restore *x, struct rslot *s, uint8_t *win,
         }
         b = e;
     }
+    /* Start writing it to disk now, so the final fsync finds little left
+     * and the disk works while we decompress. */
+    if (x->sink.fmt == AGENT_FMT_RAW)
+        sync_file_range(x->sink.fd, (off_t)base, s->wl, SYNC_FILE_RANGE_WRITE);
     return 0;
+}
+
+/*
+ * The one writer: windows are written by a single thread, whatever order
+ * the workers finish them in (several threads writing one file only
+ * contend on its lock).
+ */
+static void *
+writer(void *arg)
+{
+    struct restore *x = arg;
+
+    pthread_mutex_lock(&x->lock);
+    for (;;) {
+        struct rslot *s = NULL;
+        int r;
+        for (;;) {
+            for (unsigned i = 0; i < x->nslots && !s; i++)
+                if (x->slots[i].st == R_BUILT)
+                    s = &x->slots[i];
+            if (s || x->quit || x->failed)
+                break;
+            pthread_cond_wait(&x->cv, &x->lock);
+        }
+        if (!s)
+            break;
+        s->st = R_WRITING;
+        pthread_mutex_unlock(&x->lock);
+        r = write_window(x, s);
+        if (r == 0) {
+            agent_progress_add(&x->prog, s->wl);
+            lb_fault_point("agent:mid-restore");
+        }
+        pthread_mutex_lock(&x->lock);
+        if (r < 0) {
+            r_fail(x);
+            break;
+        }
+        s->st = R_FREE;
+        pthread_cond_broadcast(&x->cv);
+    }
+    pthread_mutex_unlock(&x->lock);
+    return NULL;
 }
 
 static void *
 worker(void *arg)
 {
     struct restore *x = arg;
-    uint8_t *win = lb_xmalloc(x->r->window_size);
     uint8_t *plain = lb_xmalloc(PROTO_MAX_CHUNK_RAW);
     struct proto_zctx *z = proto_zctx_new(1);
 
@@ -471,21 +531,16 @@ worker(void *arg)
             break;
         s->st = R_WORKING;
         pthread_mutex_unlock(&x->lock);
-        r = build_and_write(x, s, win, plain, z);
-        if (r == 0) {
-            agent_progress_add(&x->prog, s->wl);
-            lb_fault_point("agent:mid-restore");
-        }
+        r = build_window(x, s, plain, z);
         pthread_mutex_lock(&x->lock);
         if (r < 0) {
             r_fail(x);
             break;
         }
-        s->st = R_FREE;
+        s->st = R_BUILT;
         pthread_cond_broadcast(&x->cv);
     }
     pthread_mutex_unlock(&x->lock);
-    free(win);
     free(plain);
     proto_zctx_free(z);
     return NULL;
@@ -534,13 +589,16 @@ agent_restore_disk(struct agent_repo *r, int mfd, const char *id,
     x.nth = LB_MIN(n, MAX_WORKERS);
     x.nslots = 2 * x.nth + 6;
     x.slots = lb_xcalloc(x.nslots, sizeof *x.slots);
+    for (unsigned i = 0; i < x.nslots; i++)
+        x.slots[i].win = lb_xmalloc(r->window_size);
     x.fifo = lb_xcalloc(x.nslots, sizeof *x.fifo);
     pthread_mutex_init(&x.lock, NULL);
     pthread_cond_init(&x.cv, NULL);
     for (unsigned i = 0; i < x.nth; i++)
         if (pthread_create(&x.th[i], NULL, worker, &x) != 0)
             abort();
-    if (pthread_create(&x.rx, NULL, receiver, &x) != 0)
+    if (pthread_create(&x.wr, NULL, writer, &x) != 0 ||
+        pthread_create(&x.rx, NULL, receiver, &x) != 0)
         abort();
 
     for (uint64_t i = 0; i < d.nwindows; i++) {
@@ -604,7 +662,7 @@ agent_restore_disk(struct agent_repo *r, int mfd, const char *id,
     for (;;) {
         bool busy = false;
         for (unsigned i = 0; i < x.nslots; i++)
-            busy |= x.slots[i].st == R_FETCHED || x.slots[i].st == R_WORKING;
+            busy |= x.slots[i].st != R_FREE && x.slots[i].st != R_FETCHING;
         if (!busy || x.failed)
             break;
         pthread_cond_wait(&x.cv, &x.lock);
@@ -614,6 +672,7 @@ agent_restore_disk(struct agent_repo *r, int mfd, const char *id,
     pthread_mutex_unlock(&x.lock);
     for (unsigned i = 0; i < x.nth; i++)
         pthread_join(x.th[i], NULL);
+    pthread_join(x.wr, NULL);
     agent_progress_end(&x.prog);
 
     if (x.failed) {
@@ -627,7 +686,10 @@ agent_restore_disk(struct agent_repo *r, int mfd, const char *id,
         ret = sink_close(&x.sink, true);
     }
     for (unsigned i = 0; i < x.nslots; i++)
+    {
         lb_buf_free(&x.slots[i].data);
+        free(x.slots[i].win);
+    }
     free(x.slots);
     free(x.fifo);
     pthread_mutex_destroy(&x.lock);
