@@ -223,7 +223,6 @@ static void
 report_child(struct child *c)
 {
     struct lb_json *j = NULL;
-    char err[64];
 
     /* The last summary or error event of its output. */
     lb_buf_put_u8(&c->out, 0);
@@ -235,8 +234,10 @@ report_child(struct child *c)
             c->line = lb_xstrdup(line);
         }
     }
-    if (c->line)
+    if (c->line) {
+        char err[64];
         j = lb_json_parse(c->line, strlen(c->line), err, sizeof err);
+    }
     if (agent_opts.json) {
         if (c->line)
             printf("%s\n", c->line);
@@ -615,7 +616,6 @@ status_domain(const struct agent_dom *d, struct track_state *st, bool *header)
 {
     int64_t now = lb_wall_time();
     char age[16] = "-", size[16] = "-", frozen[24] = "-", run[640] = "never";
-    char when[32];
 
     if (st->last_time) {
         lb_human_age(age, sizeof age, now - st->last_time);
@@ -624,6 +624,7 @@ status_domain(const struct agent_dom *d, struct track_state *st, bool *header)
                  (unsigned long long)st->last_freeze_ms);
     }
     if (st->attempt_time) {
+        char when[32];
         lb_format_time(when, sizeof when, st->attempt_time);
         if (st->attempt_ok)
             snprintf(run, sizeof run, "ok, %s", when);

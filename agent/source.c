@@ -399,9 +399,11 @@ agent_source_preadv(struct agent_source *s, const struct agent_read *r,
     int64_t cookie[BATCH];
 
     for (size_t i = 0; i < n; i += BATCH) {
-        size_t k = LB_MIN((size_t)BATCH, n - i), issued = 0;
+        size_t k = n - i, issued = 0;
         int rc = 0;
 
+        if (k > BATCH)
+            k = BATCH;
         for (; issued < k; issued++) {
             const struct agent_read *q = &r[i + issued];
             cookie[issued] = nbd_aio_pread(s->h, q->buf, q->len, q->off,

@@ -14,17 +14,18 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-static int
-connect_unix(const char *path)
+int
+backupd_connect_unix(const char *path)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    size_t len = strlen(path);
     int fd;
 
-    if (strlen(path) >= sizeof sa.sun_path) {
+    if (len >= sizeof sa.sun_path) {
         errno = ENAMETOOLONG;
         return -1;
     }
-    strcpy(sa.sun_path, path);
+    memcpy(sa.sun_path, path, len + 1);
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
@@ -49,7 +50,7 @@ backupd_find_daemon(const char *repo)
         return NULL;
     }
     text[strcspn(text, "\n")] = '\0';
-    fd = connect_unix(text);
+    fd = backupd_connect_unix(text);
     if (fd < 0) {
         lb_debug("%s names %s, which does not answer: serving directly",
                  marker, text);
@@ -77,7 +78,7 @@ int
 backupd_bridge(int in, int out, const char *socket_path, bool append_only)
 {
     static char buf[256 << 10];
-    int s = connect_unix(socket_path);
+    int s = backupd_connect_unix(socket_path);
     struct lb_buf f = {0};
     struct proto_kv kv = {0};
     bool in_open = true;

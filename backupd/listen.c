@@ -152,18 +152,12 @@ on_signal(uv_signal_t *h, int signum)
 static bool
 socket_alive(const char *path)
 {
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    int fd, r;
+    int fd = backupd_connect_unix(path);
 
-    if (strlen(path) >= sizeof sa.sun_path)
-        return false;
-    strcpy(sa.sun_path, path);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return false;
-    r = connect(fd, (struct sockaddr *)&sa, sizeof sa);
     close(fd);
-    return r == 0;
+    return true;
 }
 
 int
@@ -192,10 +186,13 @@ backupd_listen(const struct backupd_opts *o, const char *socket_path)
         }
     }
     if (socket_path[0] != '/') {
-        if (!getcwd(abs, sizeof abs - strlen(socket_path) - 2))
+        char cwd[4096];
+        if (!getcwd(cwd, sizeof cwd))
             return lb_error(errno, "getcwd");
-        strcat(abs, "/");
-        strcat(abs, socket_path);
+        if ((size_t)snprintf(abs, sizeof abs, "%s/%s", cwd, socket_path) >=
+            sizeof abs)
+            return lb_fail(ENAMETOOLONG, "socket path too long: %s",
+                           socket_path);
     } else {
         snprintf(abs, sizeof abs, "%s", socket_path);
     }
