@@ -117,8 +117,7 @@ parse_retention(int argc, char **argv, bool prune, struct retention_args *a)
             return 2;
         }
         if (a->name && !proto_name_valid(a->name, strlen(a->name))) {
-            fprintf(stderr, "livebackup prune: invalid --name '%s'\n",
-                    a->name);
+            fprintf(stderr, "livebackup prune: invalid --name '%s'\n", a->name);
             return 2;
         }
     }
@@ -286,22 +285,21 @@ cmd_gc(int argc, char **argv)
         agent_event("summary", &end);
     } else {
         char sz[16], cut[32];
-        lb_human_size(sz, sizeof sz, proto_kv_get_u64(&end, "bytes_reclaimed", 0));
+        uint64_t recent = proto_kv_get_u64(&end, "chunks_recent", 0) +
+                          proto_kv_get_u64(&end, "chunks_restored", 0);
+        lb_human_size(sz, sizeof sz,
+                      proto_kv_get_u64(&end, "bytes_reclaimed", 0));
         lb_format_time(cut, sizeof cut,
                        (int64_t)proto_kv_get_u64(&end, "cutoff", 0));
-        printf("%s %llu chunk(s), %s; kept %llu referenced chunk(s) and "
-               "%llu unreferenced one(s) newer than %s (a running backup "
-               "may use them: the next gc decides)\n",
-               a.dry_run ? "dry run: would reclaim" : "reclaimed",
-               (unsigned long long)proto_kv_get_u64(&end, "chunks_reclaimed",
-                                                    0),
-               sz,
-               (unsigned long long)proto_kv_get_u64(&end, "chunks_referenced",
-                                                    0),
-               (unsigned long long)(proto_kv_get_u64(&end, "chunks_recent", 0) +
-                                    proto_kv_get_u64(&end, "chunks_restored",
-                                                     0)),
-               cut);
+        printf(
+            "%s %llu chunk(s), %s; kept %llu referenced chunk(s) and "
+            "%llu unreferenced one(s) newer than %s (a running backup "
+            "may use them: the next gc decides)\n",
+            a.dry_run ? "dry run: would reclaim" : "reclaimed",
+            (unsigned long long)proto_kv_get_u64(&end, "chunks_reclaimed", 0),
+            sz,
+            (unsigned long long)proto_kv_get_u64(&end, "chunks_referenced", 0),
+            (unsigned long long)recent, cut);
     }
     proto_kv_free(&end);
     return 0;

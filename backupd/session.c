@@ -327,6 +327,17 @@ do_hello(struct session *s, const uint8_t *p, uint32_t len)
     return send_out(s);
 }
 
+/* delete, prune and gc are refused alike on an append-only connection. */
+static int
+refuse_append_only(struct session *s)
+{
+    lb_fail(EPERM, "this repository connection is append-only: delete, "
+                   "prune and gc are refused");
+    lb_error_hint("run them on the backup server, or through a key "
+                  "without --append-only");
+    return fail(s, PROTO_ERR_DENIED);
+}
+
 static int
 do_open(struct session *s, const uint8_t *p, uint32_t len)
 {
@@ -340,13 +351,8 @@ do_open(struct session *s, const uint8_t *p, uint32_t len)
         lb_error(0, "repository opened twice");
         return fail(s, PROTO_ERR_PROTOCOL);
     }
-    if (mode == PROTO_OPEN_ADMIN && s->o->append_only) {
-        lb_fail(EPERM, "this repository connection is append-only: delete, "
-                       "prune and gc are refused");
-        lb_error_hint("run them on the backup server, or through a key "
-                      "without --append-only");
-        return fail(s, PROTO_ERR_DENIED);
-    }
+    if (mode == PROTO_OPEN_ADMIN && s->o->append_only)
+        return refuse_append_only(s);
     s->st = store_open(s->o->repo,
                        mode == PROTO_OPEN_ADMIN   ? STORE_ADMIN
                        : mode == PROTO_OPEN_WRITE ? STORE_WRITE
@@ -520,9 +526,15 @@ do_query(struct session *s, const uint8_t *p, uint32_t len)
         memcpy(d.b, dg + (size_t)i * PROTO_DIGEST_LEN, PROTO_DIGEST_LEN);
         have = s->txn && store_txn_noted(s->txn, &d);
         if (!have) {
-            have = store_chunk_exists(s->st, &d);
+            /* Touched (for gc) when the repository is open for writing. */
+            have = store_chunk_touch(s->st, &d);
             if (have < 0)
                 return fail(s, 0);
+            /* A gc running now may move this chunk aside for an instant
+             * before it sees the touch and puts it back: the window
+             * records that name it must not find it missing then. */
+            if (have && s->txn)
+                store_txn_note_chunk(s->txn, &d);
         }
         if (have)
             bits[i / 8] |= (uint8_t)(1u << (i % 8));
@@ -808,6 +820,170 @@ do_delete(struct session *s, const uint8_t *p, uint32_t len)
     return send_out(s);
 }
 
+/* A strictly decimal value of a request key, at most max; def if absent.
+ * -1 (error slot set) when malformed. */
+static int
+req_uint(const struct proto_kv *kv, const char *key, uint64_t max, uint64_t def,
+         uint64_t *out)
+{
+    const char *v = proto_kv_get(kv, key);
+    uint64_t x = 0;
+
+    *out = def;
+    if (!v)
+        return 0;
+    if (!*v || strlen(v) > 20)
+        return lb_fail(EINVAL, "%s: not a number: '%.40s'", key, v);
+    for (const char *c = v; *c; c++) {
+        if (*c < '0' || *c > '9' || lb_mul_overflow(x, 10, &x) ||
+            lb_add_overflow(x, (uint64_t)(*c - '0'), &x))
+            return lb_fail(EINVAL, "%s: not a number: '%.40s'", key, v);
+    }
+    if (x > max)
+        return lb_fail(EINVAL, "%s: %llu is more than %llu", key,
+                       (unsigned long long)x, (unsigned long long)max);
+    *out = x;
+    return 0;
+}
+
+struct prune_out {
+    struct session *s;
+    bool dry_run;
+};
+
+static int
+send_prune_entry(void *opaque, const struct store_backup *b,
+                 const struct store_prune_item *it)
+{
+    struct prune_out *o = opaque;
+    struct proto_kv ev = {0};
+    char reasons[256];
+
+    store_prune_reasons(it, reasons, sizeof reasons);
+    proto_kv_set(&ev, "id", b->id);
+    proto_kv_set(&ev, "name", proto_kv_get(&b->meta, "name"));
+    proto_kv_set_u64(&ev, "time", (uint64_t)b->time);
+    proto_kv_set(&ev, "action", it->keep ? "keep" : "remove");
+    proto_kv_set(&ev, "reasons", reasons);
+    proto_enc_kv(&o->s->out, PROTO_T_PRUNE_ENTRY, &ev);
+    proto_kv_free(&ev);
+    if (!it->keep && !o->dry_run)
+        lb_info("backup %s pruned", b->id);
+    /* Batched: one write per 64 KiB of entries. */
+    if (o->s->out.len > (64u << 10))
+        return send_out(o->s);
+    return 0;
+}
+
+static int
+do_prune(struct session *s, const uint8_t *p, uint32_t len)
+{
+    struct proto_kv req;
+    struct store_prune_policy pol = {{0}};
+    struct prune_out o = {s, false};
+    char name[256] = "";
+    const char *nm;
+    uint64_t v, removed;
+    uint8_t need;
+    int st = proto_dec_kv(p, len, &req);
+
+    if (st != PROTO_OK)
+        return proto_fail(s, "PRUNE", st);
+    for (unsigned r = 0; r < STORE_KEEP_NRULES; r++) {
+        char key[32];
+        snprintf(key, sizeof key, "keep_%s",
+                 store_keep_rule_name((enum store_keep_rule)r));
+        if (req_uint(&req, key, 1000000, 0, &v) < 0)
+            goto invalid;
+        pol.keep[r] = (unsigned)v;
+    }
+    if (req_uint(&req, "dry_run", 1, 0, &v) < 0)
+        goto invalid;
+    o.dry_run = v == 1;
+    nm = proto_kv_get(&req, "name");
+    if (nm && *nm) {
+        if (!proto_name_valid(nm, strlen(nm)) || strlen(nm) >= sizeof name) {
+            lb_fail(EINVAL, "invalid name in PRUNE");
+            goto invalid;
+        }
+        snprintf(name, sizeof name, "%s", nm);
+    }
+    proto_kv_free(&req);
+    if (!store_prune_policy_any(&pol)) {
+        lb_fail(EINVAL, "prune needs at least one keep rule above 0");
+        return fail(s, PROTO_ERR_INVALID);
+    }
+    if (s->o->append_only)
+        return refuse_append_only(s);
+    /* A dry run changes nothing: any opener may ask for it. */
+    need = o.dry_run ? PROTO_OPEN_READ : PROTO_OPEN_ADMIN;
+    if (need_store(s, need, "PRUNE") < 0)
+        return -1;
+    if (s->txn) {
+        lb_error(0, "PRUNE during a backup in the same session");
+        return fail(s, PROTO_ERR_PROTOCOL);
+    }
+    if (store_prune(s->st, name[0] ? name : NULL, &pol, o.dry_run,
+                    send_prune_entry, &o, &removed) < 0) {
+        /* The entries of what was done go out before the error. */
+        if (proto_conn_broken(s->conn) || (s->out.len && send_out(s) < 0))
+            return -1;
+        return fail(s, 0);
+    }
+    proto_enc_ok(&s->out, removed);
+    return send_out(s);
+invalid:
+    proto_kv_free(&req);
+    return fail(s, PROTO_ERR_INVALID);
+}
+
+static int
+do_gc(struct session *s, const uint8_t *p, uint32_t len)
+{
+    struct proto_kv req, out = {0};
+    struct store_gc_opts go = {0};
+    struct store_gc_stats gs;
+    uint64_t v;
+    int st = proto_dec_kv(p, len, &req);
+
+    if (st != PROTO_OK)
+        return proto_fail(s, "GC", st);
+    st = req_uint(&req, "dry_run", 1, 0, &v);
+    proto_kv_free(&req);
+    if (st < 0)
+        return fail(s, PROTO_ERR_INVALID);
+    go.dry_run = v == 1;
+    if (s->o->append_only)
+        return refuse_append_only(s);
+    if (need_store(s, PROTO_OPEN_WRITE, "GC") < 0)
+        return -1;
+    if (s->txn) {
+        lb_error(0, "GC during a backup in the same session");
+        return fail(s, PROTO_ERR_PROTOCOL);
+    }
+    if (store_gc(s->st, &go, &gs) < 0)
+        return fail(s, 0);
+    lb_info("gc%s: %llu chunks (%llu bytes) reclaimed, %llu referenced, "
+            "%llu too recent, %llu put back",
+            go.dry_run ? " (dry run)" : "", (unsigned long long)gs.reclaimed,
+            (unsigned long long)gs.bytes_reclaimed,
+            (unsigned long long)gs.referenced, (unsigned long long)gs.recent,
+            (unsigned long long)gs.restored);
+    proto_kv_set_u64(&out, "dry_run", go.dry_run);
+    proto_kv_set_u64(&out, "backups", gs.backups);
+    proto_kv_set_u64(&out, "chunks", gs.chunks);
+    proto_kv_set_u64(&out, "chunks_referenced", gs.referenced);
+    proto_kv_set_u64(&out, "chunks_recent", gs.recent);
+    proto_kv_set_u64(&out, "chunks_restored", gs.restored);
+    proto_kv_set_u64(&out, "chunks_reclaimed", gs.reclaimed);
+    proto_kv_set_u64(&out, "bytes_reclaimed", gs.bytes_reclaimed);
+    proto_kv_set_u64(&out, "sessions", gs.sessions);
+    proto_kv_set_u64(&out, "cutoff", (uint64_t)gs.cutoff);
+    proto_enc_kv(&s->out, PROTO_T_GC_END, &out);
+    proto_kv_free(&out);
+    return send_out(s);
+}
+
 static int
 dispatch(struct session *s, const struct proto_hdr *h, const uint8_t *p)
 {
@@ -842,6 +1018,10 @@ dispatch(struct session *s, const struct proto_hdr *h, const uint8_t *p)
         return do_verify(s, p, h->len);
     case PROTO_T_DELETE:
         return do_delete(s, p, h->len);
+    case PROTO_T_PRUNE:
+        return do_prune(s, p, h->len);
+    case PROTO_T_GC:
+        return do_gc(s, p, h->len);
     default:
         lb_error(0, "unexpected %s frame from the client",
                  proto_type_name(h->type));

@@ -3,7 +3,7 @@
  * Chunk files (FORMAT.md, "Chunk files"): chunks/ab/<sha256 hex>, a 16-byte
  * header and the stored (usually zstd) bytes. A chunk is checked before it
  * is stored, so a client can never plant data under a digest it does not
- * match, and written by temp file + fdatasync + rename, so a chunk that is
+ * match, and written by temp file + fdatasync + link, so a chunk that is
  * present is complete: a later backup may safely reuse it.
  */
 #include "store/store_int.h"
@@ -58,6 +58,27 @@ store_chunk_exists(struct store *st, const struct proto_digest *d)
     if (errno == ENOENT)
         return 0;
     return lb_error(errno, "stat %s/%s", st->path, rel);
+}
+
+int
+store_chunk_touch(struct store *st, const struct proto_digest *d)
+{
+    char rel[80];
+
+    if (st->mode == STORE_READ)
+        return store_chunk_exists(st, d);
+    /* The mtime says "a backup that is running depends on this chunk":
+     * gc keeps every chunk not older than its cutoff, which is earlier
+     * than the start of every running backup (FORMAT.md, "Garbage
+     * collection"). A chunk gc has just moved aside reads as missing and
+     * is uploaded again. */
+    store_chunk_relpath(rel, d);
+    if (utimensat(st->dir_fd, rel, NULL, 0) == 0)
+        return 1;
+    if (errno == ENOENT)
+        return 0;
+    return lb_error(errno, "touch %s/%s (gc must see it is in use)", st->path,
+                    rel);
 }
 
 /* Decompress and check plaintext against digest and type rules. */
@@ -115,7 +136,8 @@ store_chunk_put(struct store *st, struct store_scratch *s,
     *stored_bytes = 0;
     if (st->mode == STORE_READ)
         return lb_fail(EPERM, "repository opened read-only");
-    r = store_chunk_exists(st, &c->d);
+    /* Already stored: touched like a chunk a QUERY finds (gc). */
+    r = store_chunk_touch(st, &c->d);
     if (r != 0)
         return r; /* 1: already stored; -1: error */
     if (st->trusted) {
@@ -156,11 +178,17 @@ store_chunk_put(struct store *st, struct store_scratch *s,
     }
     store_chunk_relpath(rel, &c->d);
     dst = lb_xasprintf("%s/%s", st->path, rel);
-    if (rename(tmp, dst) < 0) {
+    /* link, not rename: when two sessions store the same chunk at once,
+     * exactly one publishes it and counts it; the other learns it was
+     * already stored. */
+    if (link(tmp, dst) < 0) {
         int e = errno;
         unlink(tmp);
-        return lb_error(e, "rename chunk into %s", dst);
+        if (e == EEXIST)
+            return 1;
+        return lb_error(e, "publish chunk %s", dst);
     }
+    unlink(tmp);
     *stored_bytes = STORE_CHUNK_HDR + (uint64_t)c->data_len;
     return 0;
 }

@@ -253,6 +253,19 @@ take_lock(struct store *st, unsigned wait_secs)
     return 0;
 }
 
+/* Remove a dead session's directory. A gc that died may have left a chunk
+ * it had moved aside in its trash: that goes back first. */
+static void
+remove_session(const struct store *st, const char *name, const char *dir)
+{
+    size_t n = strlen(STORE_GC_TRASH_PREFIX);
+
+    if (strncmp(name, STORE_GC_TRASH_PREFIX, n) == 0 &&
+        store_gc_restore_trash(st, dir) < 0)
+        return;
+    store_rm_tree(dir);
+}
+
 /* Remove session directories whose owner is gone (its lock is free). */
 static void
 clean_stale_sessions(struct store *st)
@@ -279,39 +292,66 @@ clean_stale_sessions(struct store *st)
             struct stat sb;
             if (errno == ENOENT && stat(dir, &sb) == 0 &&
                 sb.st_mtime < time(NULL) - 60)
-                store_rm_tree(dir);
+                remove_session(st, e->d_name, dir);
             continue;
         }
         if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
             lb_debug("removing files of an interrupted session: %s", dir);
-            store_rm_tree(dir);
+            remove_session(st, e->d_name, dir);
         }
         close(fd);
     }
     closedir(d);
 }
 
+int
+store_session_create(const struct store *st, const char *name, char **dir,
+                     int *lock_fd)
+{
+    CLEANUP_FREE char *d = lb_xasprintf("%s/tmp/%s", st->path, name);
+    CLEANUP_FREE char *tmp = lb_xasprintf("%s/.lock.new", d);
+    CLEANUP_FREE char *lock = lb_xasprintf("%s/.lock", d);
+    int fd, e;
+
+    *dir = NULL;
+    *lock_fd = -1;
+    if (mkdir(d, 0700) < 0)
+        return lb_error(errno, "create %s", d);
+    fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        e = errno;
+        rmdir(d);
+        return lb_error(e, "create %s", tmp);
+    }
+    /* Nobody else knows .lock.new: the lock cannot fail, and the file is
+     * locked before anyone can see it as .lock. Its mtime marks the start
+     * of the session for gc (set explicitly: it must not be older). */
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0 || futimens(fd, NULL) < 0 ||
+        rename(tmp, lock) < 0) {
+        e = errno;
+        close(fd);
+        unlink(tmp);
+        rmdir(d);
+        return lb_error(e, "lock %s", lock);
+    }
+    *dir = d;
+    d = NULL;
+    *lock_fd = fd;
+    return 0;
+}
+
 static int
 make_session(struct store *st)
 {
     uint8_t rnd[8];
-    char hex[17];
-    CLEANUP_FREE char *lock = NULL;
+    char hex[17], name[64];
 
     if (lb_random(rnd, sizeof rnd) < 0)
         return -1;
     lb_hex_encode(hex, rnd, sizeof rnd);
-    st->session_dir =
-        lb_xasprintf("%s/tmp/%ld-%s", st->path, (long)getpid(), hex);
-    if (mkdir(st->session_dir, 0700) < 0)
-        return lb_error(errno, "create %s", st->session_dir);
-    lock = lb_xasprintf("%s/.lock", st->session_dir);
-    st->session_lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (st->session_lock_fd < 0)
-        return lb_error(errno, "create %s", lock);
-    if (flock(st->session_lock_fd, LOCK_EX | LOCK_NB) < 0)
-        return lb_error(errno, "lock %s", lock);
-    return 0;
+    snprintf(name, sizeof name, "%ld-%s", (long)getpid(), hex);
+    return store_session_create(st, name, &st->session_dir,
+                                &st->session_lock_fd);
 }
 
 struct store *

@@ -8,9 +8,10 @@
  * of every disk, the stack of chunks that rebuilds it.
  *
  * Concurrency: any number of STORE_READ and STORE_WRITE openers may work
- * at once (shared lock); STORE_ADMIN (delete, prune, gc) is exclusive.
- * Chunk writes are atomic and idempotent, manifests are committed by
- * rename, so concurrent writers never corrupt each other.
+ * at once (shared lock); STORE_ADMIN (delete, prune) is exclusive. Chunk
+ * writes are atomic and idempotent, manifests are committed by rename, so
+ * concurrent writers never corrupt each other. gc runs beside backups (a
+ * STORE_WRITE opener; one gc at a time).
  *
  * Thread safety: store_chunk_* may be called from several threads on one
  * struct store; a struct store_txn belongs to one thread.
@@ -31,8 +32,8 @@
 
 enum store_mode {
     STORE_READ,  /* list, read manifests and chunks, verify */
-    STORE_WRITE, /* + write chunks and commit backups */
-    STORE_ADMIN, /* + delete backups, prune, gc (exclusive) */
+    STORE_WRITE, /* + write chunks, commit backups, gc */
+    STORE_ADMIN, /* + delete backups, prune (exclusive) */
 };
 
 struct store;
@@ -72,6 +73,15 @@ bool store_append_only(const struct store *st);
 /* 1 if the chunk is stored, 0 if not, -1 on error. */
 int store_chunk_exists(struct store *st, const struct proto_digest *d);
 
+/*
+ * Answer "is this chunk stored?" for a backup that will reuse it: 1 if it
+ * is, 0 if not, -1 on error. For a STORE_WRITE or STORE_ADMIN opener the
+ * chunk file's mtime is also set to now, which tells a concurrent gc that a
+ * running backup depends on it (FORMAT.md, "Garbage collection"); a
+ * STORE_READ opener (a restore) only checks, like store_chunk_exists.
+ */
+int store_chunk_touch(struct store *st, const struct proto_digest *d);
+
 /* Scratch space one thread reuses for chunk work (plaintext buffer and a
  * zstd context). */
 struct store_scratch;
@@ -82,8 +92,9 @@ void store_scratch_free(struct store_scratch *s);
  * Check a received chunk (decompress, re-hash, validate a DELTA's runs
  * against the window size; only its sizes for a trusted client) and store
  * it atomically (temp file, fdatasync, rename). Returns 1 if it was already
- * stored, 0 if written, -1 on error (EPROTO: the data does not match its
- * digest). *stored_bytes receives the bytes written to disk (0 if it existed).
+ * stored (then touched, as by store_chunk_touch), 0 if written, -1 on error
+ * (EPROTO: the data does not match its digest). *stored_bytes receives the
+ * bytes written to disk (0 if it existed).
  * Needs STORE_WRITE.
  */
 int store_chunk_put(struct store *st, struct store_scratch *s,
@@ -142,7 +153,9 @@ int store_txn_disk_begin(struct store_txn *t, const char *disk, uint64_t size,
  * Tell the transaction that a chunk is being stored on its behalf (by a
  * worker thread): window records may then reference it before the write
  * completes. The caller must make sure every such write succeeded before
- * store_txn_commit.
+ * store_txn_commit. Also for a chunk store_chunk_touch just found for this
+ * backup: a concurrent gc may move it aside for an instant, but never
+ * deletes it (FORMAT.md, "Garbage collection").
  */
 void store_txn_note_chunk(struct store_txn *t, const struct proto_digest *d);
 
@@ -202,6 +215,112 @@ int store_manifest_open(struct store *st, const char *id);
 
 /* Delete a backup (STORE_ADMIN, refused in append-only mode). */
 int store_delete(struct store *st, const char *id);
+
+/* ---- retention (store/prune.c) ------------------------------------------
+ */
+
+/* The keep rules, in the order their reasons are printed. */
+enum store_keep_rule {
+    STORE_KEEP_LAST,
+    STORE_KEEP_HOURLY,
+    STORE_KEEP_DAILY,
+    STORE_KEEP_WEEKLY, /* ISO 8601 weeks: Monday to Sunday, UTC */
+    STORE_KEEP_MONTHLY,
+    STORE_KEEP_YEARLY,
+    STORE_KEEP_NRULES,
+};
+
+/* How many backups (last) or periods (the others) each rule keeps; 0 turns
+ * a rule off. */
+struct store_prune_policy {
+    unsigned keep[STORE_KEEP_NRULES];
+};
+
+/* One backup of a set, as store_prune_decide sees it. */
+struct store_prune_item {
+    int64_t time; /* in: the backup's start (UTC seconds) */
+    bool keep;    /* out: kept by a rule or as the latest */
+    bool latest;  /* out: the set's latest backup (always kept) */
+    /* out: for each rule, 0 or the 1-based rank of the period (of the
+     * backup, for STORE_KEEP_LAST) it keeps this backup for */
+    unsigned rank[STORE_KEEP_NRULES];
+};
+
+/* Name of a rule as used in reasons and PRUNE keys: "last", "hourly", ... */
+const char *store_keep_rule_name(enum store_keep_rule r);
+
+/* True if at least one rule keeps something. */
+bool store_prune_policy_any(const struct store_prune_policy *p);
+
+/*
+ * Decide which backups of one set to keep (restic semantics: every rule
+ * counts independently; a backup is kept if any rule keeps it). items are
+ * in commit order, oldest first (as store_list returns them); recency is
+ * by time, ties broken by commit order. Rule r with count N keeps, for
+ * each of the N most recent periods that hold backups, the most recent
+ * backup of that period (keep-last: the N most recent backups). The last
+ * item -- the set's latest backup, which incrementals build on -- is
+ * always kept. Pure: no I/O, no logging; allocates a scratch index only.
+ */
+void store_prune_decide(const struct store_prune_policy *p,
+                        struct store_prune_item *items, size_t n);
+
+/* The reasons an item is kept, "last 1, daily 3" ("latest" when no rule
+ * kept it; "" for a removed item), into buf (truncated to len). */
+void store_prune_reasons(const struct store_prune_item *it, char *buf,
+                         size_t len);
+
+/* Called by store_prune once per backup, after a removal was applied. A
+ * non-zero return stops the prune (with the error slot set). */
+typedef int (*store_prune_fn)(void *opaque, const struct store_backup *b,
+                              const struct store_prune_item *it);
+
+/*
+ * Apply the policy to every set (or only to set `name` if not NULL): sets
+ * in name order, each set's backups oldest first. Removes the backups no
+ * rule keeps with store_delete unless dry_run. Needs STORE_ADMIN (dry
+ * run: any mode); refused in append-only mode. *removed (if not NULL)
+ * counts the backups removed (or that would be). Backups whose manifest
+ * names no set are left alone.
+ */
+int store_prune(struct store *st, const char *name,
+                const struct store_prune_policy *p, bool dry_run,
+                store_prune_fn fn, void *opaque, uint64_t *removed);
+
+/* ---- garbage collection (store/gc.c) -------------------------------------
+ */
+
+struct store_gc_opts {
+    bool dry_run; /* count what would be reclaimed, change nothing */
+    /* Test hook (NULL in production): called with the trash path of each
+     * chunk just moved aside, before its mtime is checked again. */
+    void (*after_trash)(void *opaque, const char *trash_path);
+    void *opaque;
+};
+
+struct store_gc_stats {
+    uint64_t backups;    /* manifests read (the mark) */
+    uint64_t chunks;     /* chunk files seen */
+    uint64_t referenced; /* kept: named by a manifest */
+    uint64_t recent;     /* kept: unreferenced but not older than cutoff */
+    uint64_t reclaimed;  /* deleted (dry run: would be) */
+    uint64_t bytes_reclaimed;
+    uint64_t restored; /* moved aside, then put back: touched meanwhile */
+    uint64_t sessions; /* live writer sessions seen */
+    int64_t cutoff;    /* chunks with an older mtime may be reclaimed */
+};
+
+/*
+ * Delete the chunk files no manifest references and that are older than
+ * the cutoff (FORMAT.md, "Garbage collection"): safe while backups run.
+ * Needs STORE_WRITE or STORE_ADMIN (a shared lock keeps delete and prune
+ * away); refused in append-only mode; takes REPO/gc.lock itself (EWOULDBLOCK
+ * with a message naming the holder if another gc runs). Refuses to sweep
+ * (EPROTO) if any manifest cannot be read whole: it could not tell which
+ * chunks that backup uses. Fills *stats (also on a dry run).
+ */
+int store_gc(struct store *st, const struct store_gc_opts *o,
+             struct store_gc_stats *stats);
 
 /* ---- verify ---------------------------------------------------------------
  */

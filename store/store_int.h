@@ -47,6 +47,28 @@ bool store_dset_has(const struct digest_set *s, const struct proto_digest *d);
 void store_dset_add(struct digest_set *s, const struct proto_digest *d);
 void store_dset_free(struct digest_set *s);
 
+/*
+ * Create the session directory REPO/tmp/NAME and its lock file, locked
+ * exclusively (FORMAT.md, "Locking"). The lock file is created under a
+ * temporary name, locked, and only then renamed to .lock: whoever finds a
+ * .lock finds it locked while its owner lives. Its mtime is the session's
+ * start (gc reads it). On success *dir (caller frees) and *lock_fd are set.
+ */
+int store_session_create(const struct store *st, const char *name, char **dir,
+                         int *lock_fd);
+
+/* The prefix of gc's trash session directories (tmp/gc-PID-RANDOM). */
+#define STORE_GC_TRASH_PREFIX "gc-"
+
+/*
+ * Put every chunk file found in a trash directory of gc back into chunks/
+ * (a gc that died between moving a chunk aside and deciding on it). Only
+ * for a directory whose owner is gone, or by gc itself. Returns 0 when no
+ * chunk is left in dir (it may be removed), -1 if one could not be put
+ * back (logged; dir must then stay).
+ */
+int store_gc_restore_trash(const struct store *st, const char *dir);
+
 /* rm -rf; best effort. */
 int store_rm_tree(const char *path);
 /* A fresh temp path in this session's directory. Caller frees. */

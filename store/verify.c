@@ -100,6 +100,12 @@ chunk_worker(void *arg)
                 continue;
             }
             r = store_chunk_load(v->st, s, &dg, &plain, &len, &type);
+            if (r < 0 && lb_error_errno() == ENOENT) {
+                /* Listed, then collected by a concurrent gc: not damage
+                 * (pass 2 still reports it if a manifest needs it). */
+                lb_error_clear();
+                continue;
+            }
             if (fstatat(dirfd(d), e->d_name, &sb, 0) < 0)
                 sb.st_size = 0;
             pthread_mutex_lock(&v->lock);
