@@ -19,8 +19,10 @@ declare -a LB_MOUNTS=()
 LB_TEST_NAME=$(basename "$0" .sh)
 LB_CHECKS=0
 
+# lb_cleanup [RC]: RC defaults to the status the script is exiting with
+# (a trap that runs other commands first passes it on).
 lb_cleanup() {
-    local rc=$?
+    local rc=${1:-$?}
     local p m
     for p in "${LB_PIDS[@]}"; do
         kill -TERM "$p" 2>/dev/null || true

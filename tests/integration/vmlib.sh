@@ -28,8 +28,10 @@ vm_test_cleanup() {
     vm_cleanup_all "$VM_PREFIX" >/dev/null 2>&1 || true
     lv_down "$T/libvirt" >/dev/null 2>&1 || true
 }
-# Run before lib.sh's cleanup (which removes $T).
-trap 'rc=$?; vm_test_cleanup; (exit $rc); lb_cleanup' EXIT
+# Run before lib.sh's cleanup (which removes $T). Not `(exit $rc)` to pass
+# the status on: under set -e that ends the trap before lb_cleanup stops
+# the processes the test recorded.
+trap 'rc=$?; vm_test_cleanup; lb_cleanup "$rc"' EXIT
 
 # new_vm NAME [vm_define options]: define and start, wait for the agent
 # (unless --noagent) and the workload's first files.
