@@ -287,8 +287,8 @@ cmd_restore_image(int argc, char **argv)
         fprintf(stderr, "Usage: %s\n", usage);
         return 2;
     }
-    t0 = lb_now_ns();
     r = agent_repo_connect(repo);
+    t0 = lb_now_ns(); /* like a backup's: from the open, not the ssh login */
     if (!r || agent_repo_open(r, PROTO_OPEN_READ) < 0 ||
         agent_repo_list(r, name, &l) < 0)
         goto fail;
@@ -329,6 +329,8 @@ cmd_restore_image(int argc, char **argv)
             proto_kv_set(&kv, "to", to);
             proto_kv_set(&kv, "format", fmt == AGENT_FMT_RAW ? "raw" : "qcow2");
             proto_kv_setf(&kv, "seconds", "%.3f", secs);
+            proto_kv_set_u64(&kv, "agent_bytes_received",
+                             proto_conn_bytes_in(r->conn));
             agent_event("summary", &kv);
             proto_kv_free(&kv);
         } else {

@@ -4,7 +4,9 @@
  * pipe to backupd (local child or ssh), and backupd serve's side of stdin/
  * stdout. Reads are buffered (many small frames per read(2)); sends are
  * serialised by a lock so a sender and a receiver thread can share a
- * connection, and can be paced by a token bucket (--bwlimit).
+ * connection. --bwlimit paces each direction with its own token bucket:
+ * the bytes sent (a backup) and the bytes read (a restore; the peer then
+ * waits on the full pipe or socket).
  */
 #include "proto/proto.h"
 
@@ -25,10 +27,12 @@ struct proto_conn {
     _Atomic bool broken;
     pthread_mutex_t send_lock;
     uint64_t bytes_in, bytes_out;
-    /* token bucket, in bytes; rate 0 means unlimited */
+    /* token buckets, in bytes; rate 0 means unlimited */
     uint64_t rate;
-    double tokens;
-    uint64_t last_ns;
+    struct bucket {
+        double tokens;
+        uint64_t last_ns;
+    } out_bucket, in_bucket;
 };
 
 struct proto_conn *
@@ -65,32 +69,32 @@ proto_conn_set_bwlimit(struct proto_conn *c, uint64_t rate)
 {
     pthread_mutex_lock(&c->send_lock);
     c->rate = rate;
-    c->tokens = 0;
-    c->last_ns = lb_now_ns();
+    c->out_bucket.tokens = c->in_bucket.tokens = 0;
+    c->out_bucket.last_ns = c->in_bucket.last_ns = lb_now_ns();
     pthread_mutex_unlock(&c->send_lock);
 }
 
-/* Wait until n bytes may be sent. The bucket holds at most 1/20 s of
- * credit so the rate stays close to the limit over any few seconds. */
+/* Account n bytes moved, waiting as long as the rate asks. The bucket
+ * holds at most 1/20 s of credit so the rate stays close to the limit over
+ * any few seconds; the debt is paid by sleeping, and time overslept counts
+ * as credit for the next bytes. */
 static void
-pace(struct proto_conn *c, size_t n)
+pace(struct bucket *b, uint64_t rate, size_t n)
 {
     uint64_t now = lb_now_ns();
-    double cap = (double)c->rate / 20;
+    double cap = (double)rate / 20;
 
-    c->tokens += (double)(now - c->last_ns) * (double)c->rate / 1e9;
-    if (c->tokens > cap)
-        c->tokens = cap;
-    c->last_ns = now;
-    c->tokens -= (double)n;
-    if (c->tokens < 0) {
-        double secs = -c->tokens / (double)c->rate;
+    b->tokens += (double)(now - b->last_ns) * (double)rate / 1e9;
+    if (b->tokens > cap)
+        b->tokens = cap;
+    b->last_ns = now;
+    b->tokens -= (double)n;
+    if (b->tokens < 0) {
+        double secs = -b->tokens / (double)rate;
         struct timespec ts = {(time_t)secs,
                               (long)((secs - (double)(time_t)secs) * 1e9)};
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
             ;
-        c->tokens = 0;
-        c->last_ns = lb_now_ns();
     }
 }
 
@@ -105,7 +109,7 @@ proto_conn_send(struct proto_conn *c, const void *p, size_t len)
         /* Pace in slices so a large frame does not burst. */
         size_t n = c->rate ? LB_MIN(len, (size_t)64 << 10) : len;
         if (c->rate)
-            pace(c, n);
+            pace(&c->out_bucket, c->rate, n);
         if (lb_write_full(c->fd_out, b, n) < 0) {
             c->broken = true;
             r = lb_error(errno, "send to peer");
@@ -148,7 +152,10 @@ fill(struct proto_conn *c, size_t n)
                 c->rbuf = lb_xrealloc(c->rbuf, c->rcap);
             }
         }
-        got = read(c->fd_in, c->rbuf + c->rend, c->rcap - c->rend);
+        /* Paced: small reads, so the peer feels the limit at once. */
+        got = read(c->fd_in, c->rbuf + c->rend,
+                   c->rate ? LB_MIN(c->rcap - c->rend, (size_t)64 << 10)
+                           : c->rcap - c->rend);
         if (got < 0) {
             if (errno == EINTR)
                 continue;
@@ -165,6 +172,8 @@ fill(struct proto_conn *c, size_t n)
         }
         c->rend += (size_t)got;
         c->bytes_in += (uint64_t)got;
+        if (c->rate)
+            pace(&c->in_bucket, c->rate, (size_t)got);
     }
     return 0;
 }
