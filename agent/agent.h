@@ -210,6 +210,8 @@ struct agent_restore_disk {
     char name[65];
     uint64_t size;
     uint64_t nonempty_windows; /* for the space estimate */
+    char mode[16];             /* full or incremental read of the source */
+    char full_reason[256];     /* why a tracked disk was read whole */
 };
 
 /*

@@ -701,6 +701,10 @@ cmd_show(int argc, char **argv)
             proto_kv_set(&dk, "disk", ds[i].name);
             proto_kv_set_u64(&dk, "size", ds[i].size);
             proto_kv_set_u64(&dk, "windows_with_data", ds[i].nonempty_windows);
+            if (ds[i].mode[0])
+                proto_kv_set(&dk, "mode", ds[i].mode);
+            if (ds[i].full_reason[0])
+                proto_kv_set(&dk, "full_reason", ds[i].full_reason);
             agent_event("disk", &dk);
             proto_kv_free(&dk);
         }
@@ -730,8 +734,13 @@ cmd_show(int argc, char **argv)
             lb_human_size(dsz, sizeof dsz, ds[i].size);
             lb_human_size(dat, sizeof dat,
                           ds[i].nonempty_windows * r->window_size);
-            printf("  %-8s %10s  (data in %s of windows)\n", ds[i].name, dsz,
+            printf("  %-8s %10s  (data in %s of windows)", ds[i].name, dsz,
                    dat);
+            if (ds[i].mode[0])
+                printf(", %s", ds[i].mode);
+            if (ds[i].full_reason[0])
+                printf(": %s", ds[i].full_reason);
+            putchar('\n');
         }
         if (xml)
             printf("domain XML:\n%s\n", xml);

@@ -95,6 +95,19 @@ agent_manifest_disks(int mfd, struct agent_restore_disk **out, size_t *n)
                 goto fail;
             x->nonempty_windows += w.depth != 0;
         }
+        {
+            struct proto_kv dm = {0};
+            if (proto_mf_read_disk_end(r, &dm) < 0)
+                goto fail;
+            snprintf(x->mode, sizeof x->mode, "%s",
+                     proto_kv_get(&dm, "mode") ? proto_kv_get(&dm, "mode")
+                                               : "");
+            snprintf(x->full_reason, sizeof x->full_reason, "%s",
+                     proto_kv_get(&dm, "full_reason")
+                         ? proto_kv_get(&dm, "full_reason")
+                         : "");
+            proto_kv_free(&dm);
+        }
     }
     if (got < 0 || proto_mf_read_meta(r, &meta) < 0 || proto_mf_finish(r) < 0)
         goto fail;

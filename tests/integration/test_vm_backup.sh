@@ -149,5 +149,23 @@ backup_off
 m=$(restore_verify "$R" "$off" vda "$before")
 ok "started again, it tracks on: incremental restores ($m files)"
 
+# --full-every 3: two incrementals since the first full, so this one reads
+# the disk whole (and says why), the next is incremental again.
+virsh -q -c qemu:///system destroy "$off" >/dev/null
+kinds=()
+for _ in 1 2; do
+    run_ok livebackup backup --json --full-every 3 "$off" --repo "$R"
+    id=$(json_field "$T/out" summary id)
+    kinds+=("$(json_field "$T/out" summary kind)")
+done
+[[ ${kinds[*]} == "full incremental" ]] || fail "--full-every 3 gave: ${kinds[*]}"
+run_ok livebackup show --repo "$R" --backup "$id"
+grep -Eq "^  vda .*, incremental$" "$T/out" || fail "show: $(cat "$T/out")"
+prev=$(livebackup list --json --repo "$R" --name "$off" | grep '"event":"backup"' | tail -n 2 | head -n 1 |
+    sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
+run_ok livebackup show --repo "$R" --backup "$prev"
+grep -Eq "^  vda .*, full: --full-every 3$" "$T/out" || fail "show of the full: $(cat "$T/out")"
+ok "--full-every 3: the third backup since a full is full (recorded in the manifest), then incremental"
+
 run_ok livebackup verify --repo "$R"
 ok "repository verifies"
