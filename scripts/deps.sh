@@ -20,6 +20,8 @@ pkgs=(
     # for the sanitizer runtime and the fuzzers
     openssh-server jq util-linux clang libclang-rt-14-dev time
     clang-tidy cppcheck
+    # tests: systemd-analyze checks the installed units (not run as init)
+    systemd
 )
 # the test VM (libvirt without systemd, see tests/vm/README.md)
 mapfile -t vm < <(grep -v '^#' "$here/tests/vm/packages.txt")
