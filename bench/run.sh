@@ -14,7 +14,8 @@
 #      ~65% of the size, converted to qcow2. The same at 4x SIZE. Both are
 #      cached in the workdir (default /var/tmp/livebackup-bench).
 #   2. baselines: zstd -1 -T0 over the image's allocated data (and over the
-#      whole raw file, holes read as zeros), qemu-img convert (read limit),
+#      whole raw file, holes read as zeros), zstd -d of that back to a file
+#      (the restore's baseline), qemu-img convert (read limit),
 #      nbdcopy through qemu-nbd (NBD read limit, if nbdcopy is installed).
 #   3. livebackup: full backup, incremental after rewriting 1% of the 4 KiB
 #      clusters with random data, the same on the 4x image with the same
@@ -518,6 +519,17 @@ baseline "zstd -1 -T0 over the allocated data" "$SMALL.data.bin" zstd_size "$SMA
 Z_DATA_S=$BL_S Z_DATA_ALL=$BL_ALL Z_DATA_BYTES=$BL_OUT
 baseline "zstd -1 -T0 over the whole raw image" "$SMALL.raw" zstd_size "$SMALL.raw"
 Z_RAW_S=$BL_S Z_RAW_ALL=$BL_ALL Z_RAW_BYTES=$BL_OUT
+# The restore's baseline: decompress the same data, zstd -1 compressed, to
+# a file on the repository's filesystem and make it durable (a restore
+# fsyncs its image before renaming it into place).
+zstd -1 -T0 -q -f "$SMALL.data.bin" -o "$T/data.zst"
+zstd_dec() {
+    rm -f "$T/zstd-d.raw"
+    zstd -d -T0 -q "$T/data.zst" -o "$T/zstd-d.raw" && sync "$T/zstd-d.raw"
+}
+baseline "zstd -d of the same data to a file, then sync" "$T/data.zst" zstd_dec
+ZD_S=$BL_S ZD_ALL=$BL_ALL
+rm -f "$T/zstd-d.raw" "$T/data.zst"
 baseline "qemu-img convert qcow2 -> null-co" "$SMALL.qcow2" \
     qemu-img convert -n -f qcow2 "$SMALL.qcow2" --target-image-opts "driver=null-co,size=$VSIZE"
 C_NULL_S=$BL_S C_NULL_ALL=$BL_ALL
@@ -726,6 +738,7 @@ BASE_ROWS=(
     "measurement|seconds|MB/s|output bytes"
     "zstd -1 -T0 of the allocated data (qemu-img map data ranges, concatenated)|$(both "$Z_DATA_S" "$Z_DATA_ALL")|$(mbps "$ALLOC" "$Z_DATA_S")|$Z_DATA_BYTES"
     "zstd -1 -T0 of the whole raw image (holes read as zeros; MB/s of allocated data)|$(both "$Z_RAW_S" "$Z_RAW_ALL")|$(mbps "$ALLOC" "$Z_RAW_S")|$Z_RAW_BYTES"
+    "zstd -d -T0 of that zstd -1 output to a file, then sync (restore's baseline)|$(both "$ZD_S" "$ZD_ALL")|$(mbps "$ALLOC" "$ZD_S")|$ALLOC"
     "qemu-img convert qcow2 -> null-co (read limit)|$(both "$C_NULL_S" "$C_NULL_ALL")|$(mbps "$ALLOC" "$C_NULL_S")|-"
     "qemu-img convert qcow2 -> raw file|$(both "$C_RAW_S" "$C_RAW_ALL")|$(mbps "$ALLOC" "$C_RAW_S")|-"
 )
@@ -784,6 +797,7 @@ R_FULL=$(calc "$Z_DATA_S / ${W[full]}")
 R_FULL_BIG=$(calc "($ALLOC_BIG / ${W[full_big]}) / ($ALLOC / $Z_DATA_S)")
 R_INCR=$(calc "${W[incr_big]} / ${W[incr]}")
 R_BYTES=$(calc "${STORED[incr]} / ${ZCHG[incr]}" 3)
+R_RESTORE=$(calc "($RESTORE_DATA / ${W[restore]}) / ($ALLOC / $ZD_S)")
 R_BYTES_BIG=$(calc "${STORED[incr_big]} / ${ZCHG[incr_big]}" 3)
 PK_LB=0 PK_BD=0 PK_NBD=0
 for k in full incr full_big incr_big restore empty empty_big; do
@@ -802,6 +816,7 @@ table "## Targets" \
     "peak RSS backupd, MiB (max over all runs)|$(mib "$PK_BD")|< 256|$(verdict "$PK_BD" '<' $((256 * 1024)))" \
     "peak RSS qemu-nbd, MiB (max over all runs)|$(mib "$PK_NBD")|< 256|$(verdict "$PK_NBD" '<' $((256 * 1024)))" \
     "(info) full backup bytes stored / zstd -1 -T0 of the allocated data (${STORED[full]} / $Z_DATA_BYTES)|$(calc "${STORED[full]} / $Z_DATA_BYTES" 3)|-|-" \
+    "restore MB/s / zstd -d MB/s, $SIZE_GIB GiB ($(mbps "$RESTORE_DATA" "${W[restore]}") / $(mbps "$ALLOC" "$ZD_S"))|$R_RESTORE|>= 0.8|$(verdict "$R_RESTORE" '>=' 0.8)" \
     "(info) restore MB/s / qemu-img convert to raw MB/s ($(mbps "$RESTORE_DATA" "${W[restore]}") / $(mbps "$ALLOC" "$C_RAW_S"))|$(calc "($RESTORE_DATA / ${W[restore]}) / ($ALLOC / $C_RAW_S)")|-|-"
 
 HEAD="livebackup benchmark ($REV), $(date -u +%Y-%m-%d): $CPUS x $CPU_MODEL, $MEM_GIB GiB RAM, kernel $(uname -r), QEMU $QEMU_VER, zstd $ZSTD_VER; CPU busy before the run ${IDLE_BUSY}%; whole run ${TOTAL_S} s"
