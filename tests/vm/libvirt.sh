@@ -34,10 +34,9 @@ lv_answers() {
 _lv_pids_named() {
 	local c
 	for c in /proc/[0-9]*/comm; do
-		[[ "$(cat "$c" 2>/dev/null)" == "$1" ]] && {
-			c=${c#/proc/}
-			echo "${c%/comm}"
-		}
+		c=${c#/proc/}
+		c=${c%/comm}
+		_lv_pid_is "$c" "$1" && echo "$c"
 	done
 	return 0
 }
@@ -134,9 +133,11 @@ lv_up() {
 		return 0
 	fi
 	if [[ -n "$(_lv_pids_named libvirtd)" ]]; then
-		# a libvirtd that does not answer (yet): give it a moment, never kill it
+		# a libvirtd that does not answer (yet, or any more: one that is
+		# exiting): give it a moment, never kill it
 		for ((i = 0; i < 100; i++)); do
 			lv_answers && break
+			[[ -z "$(_lv_pids_named libvirtd)" ]] && break
 			sleep 0.1
 		done
 		if lv_answers; then
@@ -144,8 +145,10 @@ lv_up() {
 			lv_log "using the libvirtd already running on $(lv_uri) (not ours)"
 			return 0
 		fi
-		lv_log "ERROR: a libvirtd process ($(_lv_pids_named libvirtd | tr '\n' ' ')) runs but does not answer on $(lv_uri)"
-		return 1
+		if [[ -n "$(_lv_pids_named libvirtd)" ]]; then
+			lv_log "ERROR: a libvirtd process ($(_lv_pids_named libvirtd | tr '\n' ' ')) runs but does not answer on $(lv_uri)"
+			return 1
+		fi
 	fi
 
 	_lv_install_missing || return 1
