@@ -270,14 +270,15 @@ report_child(struct child *c)
 /*
  * Back up names[] with up to jobs children at a time, each one
  * `livebackup backup NAME --json OPTIONS`: a crash in one never touches
- * the others. Returns the number that failed.
+ * the others. --bwlimit is the host's: each child gets an equal share.
+ * Returns the number that failed.
  */
 static size_t
 backup_parallel(const struct dom_args *a, char **names, size_t n)
 {
     struct child *c = lb_xcalloc(n, sizeof *c);
     size_t next = 0, running = 0, failed = 0;
-    char exe[4096];
+    char exe[4096], rate[24] = "";
     ssize_t el = readlink("/proc/self/exe", exe, sizeof exe - 1);
 
     if (el <= 0) {
@@ -285,6 +286,11 @@ backup_parallel(const struct dom_args *a, char **names, size_t n)
         return n;
     }
     exe[el] = '\0';
+    if (agent_opts.bwlimit) {
+        uint64_t share = agent_opts.bwlimit / LB_MIN((uint64_t)a->jobs, n);
+        snprintf(rate, sizeof rate, "%llu",
+                 (unsigned long long)LB_MAX(share, 1));
+    }
     if (!agent_opts.json)
         printf("%-20s %-7s %s\n", "DOMAIN", "RESULT", "BACKUP");
     while (next < n || running) {
@@ -294,7 +300,7 @@ backup_parallel(const struct dom_args *a, char **names, size_t n)
         while (next < n && running < a->jobs) {
             struct child *k = &c[next];
             int p[2];
-            char **argv = lb_xcalloc((size_t)a->opt_argc + 6, sizeof *argv);
+            char **argv = lb_xcalloc((size_t)a->opt_argc + 8, sizeof *argv);
             int ac = 0;
 
             k->name = names[next++];
@@ -310,9 +316,18 @@ backup_parallel(const struct dom_args *a, char **names, size_t n)
                     i++;
                     continue;
                 }
-                if (strncmp(o, "-j", 2) == 0 || strncmp(o, "--jobs=", 7) == 0)
+                if (strncmp(o, "-j", 2) == 0 || strncmp(o, "--jobs=", 7) == 0 ||
+                    strncmp(o, "--bwlimit=", 10) == 0)
                     continue;
+                if (strcmp(o, "--bwlimit") == 0) {
+                    i++;
+                    continue;
+                }
                 argv[ac++] = (char *)o;
+            }
+            if (rate[0]) {
+                argv[ac++] = "--bwlimit";
+                argv[ac++] = rate;
             }
             argv[ac] = NULL;
             if (pipe2(p, O_CLOEXEC) < 0) {
@@ -411,9 +426,9 @@ int
 cmd_backup(int argc, char **argv)
 {
     static const char usage[] =
-        "livebackup backup DOMAIN... --repo R [-c URI] [--full] [--disks "
-        "vda,vdb] [--consistency quiesce|crash] [--freeze-timeout SEC] "
-        "[--overlay-dir DIR] [--all]";
+        "livebackup backup DOMAIN...|--all --repo R [-j N] [-c URI] [--full] "
+        "[--full-every N] [--disks vda,vdb] [--consistency quiesce|crash] "
+        "[--freeze-timeout SEC] [--overlay-dir DIR] [--state-dir DIR]";
     struct dom_args a;
     struct agent_virt *v = NULL;
     char **names = NULL;
