@@ -51,6 +51,12 @@ backupd_find_daemon(const char *repo)
     }
     text[strcspn(text, "\n")] = '\0';
     fd = backupd_connect_unix(text);
+    if (fd < 0 && (errno == EACCES || errno == EPERM)) {
+        /* A daemon runs but this user may not talk to it: serving beside
+         * it would make a second writer, under another user. The bridge
+         * fails with the reason. */
+        return text;
+    }
     if (fd < 0) {
         lb_debug("%s names %s, which does not answer: serving directly",
                  marker, text);
@@ -84,6 +90,15 @@ backupd_bridge(int in, int out, const char *socket_path, bool append_only)
     bool in_open = true;
     const char *peer = getenv("SSH_CLIENT");
 
+    if (s < 0 && (errno == EACCES || errno == EPERM)) {
+        lb_error(errno,
+                 "backupd listen serves this repository on %s, but user %u "
+                 "may not connect to it",
+                 socket_path, (unsigned)getuid());
+        lb_error_hint("run backupd listen as the user the agents log in as "
+                      "(User= in backupd.service), or stop it");
+        return -1;
+    }
     if (s < 0)
         return lb_error(errno, "connect to backupd at %s", socket_path);
     proto_kv_set(&kv, "append_only", append_only ? "1" : "0");

@@ -18,8 +18,10 @@
 #include "backupd/backupd.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -166,6 +168,7 @@ backupd_listen(const struct backupd_opts *o, const char *socket_path)
     struct listener l;
     char abs[4096];
     CLEANUP_FREE char *marker_text = NULL;
+    CLEANUP_CLOSE int lock_fd = -1;
     int r, ret = -1;
 
     memset(&l, 0, sizeof l);
@@ -199,6 +202,27 @@ backupd_listen(const struct backupd_opts *o, const char *socket_path)
     if (socket_alive(abs))
         return lb_fail(EADDRINUSE, "another backupd already listens on %s",
                        abs);
+    /* One daemon per repository: REPO/listen.lock, held while we run. */
+    {
+        CLEANUP_FREE char *lk = lb_xasprintf("%s/listen.lock", o->repo);
+        lock_fd = open(lk, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (lock_fd < 0)
+            return lb_error(errno, "create %s", lk);
+        if (flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
+            int e = errno;
+            CLEANUP_FREE char *m = lb_xasprintf("%s/listen", o->repo);
+            CLEANUP_FREE char *other = lb_read_file(m, 8192, NULL);
+            lb_error_clear();
+            close(lock_fd);
+            if (e != EWOULDBLOCK)
+                return lb_error(e, "lock %s", lk);
+            if (other)
+                other[strcspn(other, "\n")] = '\0';
+            return lb_fail(EADDRINUSE,
+                           "another backupd listen serves %s (on %s)",
+                           o->repo, other ? other : "an unknown socket");
+        }
+    }
     unlink(abs); /* a stale socket of a daemon that died */
 
     if (uv_loop_init(&l.loop) != 0)

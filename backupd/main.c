@@ -264,7 +264,9 @@ main(int argc, char **argv)
                 struct lb_buf b = {0};
                 lb_log_error_slot();
                 proto_enc_error(&b, PROTO_ERR_BUSY, lb_error_msg(),
-                                "is backupd listen running?");
+                                lb_error_hint_msg()[0]
+                                    ? lb_error_hint_msg()
+                                    : "is backupd listen running?");
                 lb_write_full(out, b.data, b.len);
                 lb_buf_free(&b);
                 return 1;

@@ -103,3 +103,32 @@ run_ok livebackup backup-image --repo "$R" --name big --disk vda="$T/big.qcow2"
 run_ok livebackup restore-image --repo "$R" --name big --disk vda --to "$T/big.raw"
 same_image "$T/big.raw" raw "$T/big.qcow2" qcow2
 ok "the repository verifies, the aborted backup left nothing, the retry succeeds"
+
+# A repository owned by another user (the ssh login of the agents) with the
+# daemon running as root: that user's backupd serve cannot reach the
+# daemon's socket; it says so instead of writing beside the daemon.
+chmod 711 "$T"
+mkdir "$T/nb"
+chown nobody "$T/nb"
+# (copies of the programs: the build tree may not be reachable for nobody)
+mkdir "$T/nb/bin"
+cp "$LIVEBACKUP" "$BACKUPD" "$T/nb/bin/"
+as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
+as_nobody "$T/nb/bin/livebackup" init --repo "$T/nb/repo" >"$T/out" 2>&1 || fail "init as nobody: $(cat "$T/out")"
+R=$T/nb/repo S=$T/nb.sock
+start_daemon
+rc=0
+as_nobody "$T/nb/bin/livebackup" list --repo "$R" >"$T/out" 2>&1 || rc=$?
+[[ $rc -eq 1 ]] || fail "list as nobody beside a root daemon: exit $rc: $(cat "$T/out")"
+grep -q "backupd listen serves this repository on $S, but user $(id -u nobody) may not connect" "$T/out" ||
+    fail "no clear error: $(cat "$T/out")"
+grep -q "User= in backupd.service" "$T/out" || fail "no hint: $(cat "$T/out")"
+ok "a user who may not reach the daemon's socket gets a clear error, not a second writer"
+
+# One daemon per repository, whatever its socket.
+rc=0
+"$BACKUPD" listen --repo "$R" --socket "$T/second.sock" --log-stderr >"$T/out" 2>&1 || rc=$?
+[[ $rc -eq 1 ]] || fail "a second daemon on one repository: exit $rc: $(cat "$T/out")"
+grep -q "another backupd listen serves $R (on $S)" "$T/out" || fail "second daemon: $(cat "$T/out")"
+[[ ! -e $T/second.sock ]] || fail "the second daemon left a socket"
+ok "a second backupd listen on the same repository refuses to start, naming the first"
