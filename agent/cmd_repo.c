@@ -198,13 +198,13 @@ cmd_list(int argc, char **argv)
         return 1;
     }
     agent_repo_close(r);
-    if (a.latest) {
+    if (l.n == 0 && !agent_opts.json) {
+        printf("no backups%s%s\n", a.name ? " of " : "", a.name ? a.name : "");
+    } else if (a.latest) {
         print_latest(&l);
     } else if (agent_opts.json) {
         for (size_t i = 0; i < l.n; i++)
             agent_event("backup", &l.b[i]);
-    } else if (l.n == 0) {
-        printf("no backups%s%s\n", a.name ? " of " : "", a.name ? a.name : "");
     } else {
         int nw = 4;
         for (size_t i = 0; i < l.n; i++) {

@@ -8,6 +8,11 @@
 
 R=$T/repo
 run_ok livebackup init --repo "$R"
+for latest in "" --latest; do
+    run_ok livebackup list $latest --repo "$R"
+    [[ $(cat "$T/out") == "no backups" ]] || fail "list $latest of an empty repository: $(cat "$T/out")"
+done
+ok "list and list --latest of an empty repository say so"
 qemu-img create -q -f qcow2 "$T/d.qcow2" 256M
 write_random "$T/d.qcow2" qcow2 0 $((48 << 20))
 
