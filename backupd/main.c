@@ -21,6 +21,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 
 static void
 usage(FILE *f)
@@ -161,6 +162,16 @@ main(int argc, char **argv)
 
     lb_log_init("backupd", LB_LOG_INFO);
     signal(SIGPIPE, SIG_IGN);
+    {
+        /* Each session keeps up to ~40 chunk files open while they are
+         * made durable: a daemon with many sessions needs more than the
+         * usual soft limit of 1024 descriptors. */
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+            rl.rlim_cur = rl.rlim_max;
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
+    }
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
         switch (c) {
         case 'r':
@@ -260,7 +271,7 @@ main(int argc, char **argv)
                                          : backupd_find_daemon(path);
         if (daemon) {
             lb_debug("bridging to backupd at %s", daemon);
-            if (backupd_bridge(in, out, daemon, o.append_only) < 0) {
+            if (backupd_bridge(in, out, daemon, o.append_only, o.trusted) < 0) {
                 struct lb_buf b = {0};
                 lb_log_error_slot();
                 proto_enc_error(&b, PROTO_ERR_BUSY, lb_error_msg(),

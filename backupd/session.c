@@ -8,6 +8,11 @@
  * Chunk uploads are checked and written by a small pool of worker threads
  * fed through a bounded queue: the session thread blocks when the queue is
  * full, so a slow disk slows the client down instead of growing memory.
+ * Written chunks then go through a second bounded queue to sync threads,
+ * which make each durable (fdatasync) and link it into place: many
+ * fdatasyncs at once share the filesystem's journal commits, where one
+ * after the other each paid for its own (and they hold no chunk data, so
+ * there can be more of them than workers).
  */
 #include "backupd/backupd.h"
 #include "store/store.h"
@@ -18,6 +23,8 @@
 #include <sys/socket.h>
 
 #define MAX_WORKERS 8
+#define SYNC_THREADS 8
+#define SYNC_QUEUE 32 /* written chunks waiting for their fdatasync */
 
 /* ---- the chunk worker pool ------------------------------------------------
  */
@@ -48,7 +55,69 @@ struct pool {
     uint64_t chunks_new, bytes_new;
     pthread_t th[MAX_WORKERS];
     unsigned nth;
+    /* written, not yet durable: a ring of SYNC_QUEUE, for the sync threads */
+    struct store_written sq[SYNC_QUEUE];
+    unsigned sq_head, sq_len, syncing;
+    bool sync_quit; /* set once the workers are gone */
+    pthread_cond_t sq_work, sq_room;
+    pthread_t sth[SYNC_THREADS];
+    unsigned nsth;
 };
+
+/* Record the first failure (the caller holds p->lock). */
+static void
+pool_fail_locked(struct pool *p)
+{
+    if (p->failed)
+        return;
+    p->failed = true;
+    p->err_errno = lb_error_errno();
+    snprintf(p->err_msg, sizeof p->err_msg, "%s", lb_error_msg());
+    snprintf(p->err_hint, sizeof p->err_hint, "%s", lb_error_hint_msg());
+}
+
+static void *
+sync_worker(void *arg)
+{
+    struct pool *p = arg;
+
+    pthread_mutex_lock(&p->lock);
+    for (;;) {
+        struct store_written w;
+        uint64_t stored = 0;
+        int r = 0;
+
+        while (!p->sync_quit && p->sq_len == 0)
+            pthread_cond_wait(&p->sq_work, &p->lock);
+        if (p->sq_len == 0)
+            break;
+        w = p->sq[p->sq_head];
+        p->sq_head = (p->sq_head + 1) % SYNC_QUEUE;
+        p->sq_len--;
+        p->syncing++;
+        pthread_cond_signal(&p->sq_room);
+        if (p->failed) {
+            store_chunk_written_drop(&w);
+        } else {
+            pthread_mutex_unlock(&p->lock);
+            r = store_chunk_publish(p->st, &w, &stored);
+            pthread_mutex_lock(&p->lock);
+        }
+        if (r < 0) {
+            pool_fail_locked(p);
+        } else if (r == 0 && stored) {
+            p->chunks_new++;
+            p->bytes_new += stored;
+            pthread_mutex_unlock(&p->lock);
+            lb_fault_point("backupd:chunk-stored");
+            pthread_mutex_lock(&p->lock);
+        }
+        p->syncing--;
+        pthread_cond_broadcast(&p->room);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return NULL;
+}
 
 static void *
 pool_worker(void *arg)
@@ -59,7 +128,7 @@ pool_worker(void *arg)
     pthread_mutex_lock(&p->lock);
     for (;;) {
         unsigned slot;
-        uint64_t stored = 0;
+        struct store_written w;
         int r;
 
         while (!p->quit && p->qlen == 0)
@@ -72,22 +141,20 @@ pool_worker(void *arg)
         p->busy++;
         pthread_mutex_unlock(&p->lock);
 
-        r = p->failed ? 0
-                      : store_chunk_put(p->st, s, &p->jobs[slot].c, &stored);
+        r = p->failed ? 1
+                      : store_chunk_write(p->st, s, &p->jobs[slot].c, &w);
 
         pthread_mutex_lock(&p->lock);
-        if (r < 0 && !p->failed) {
-            p->failed = true;
-            p->err_errno = lb_error_errno();
-            snprintf(p->err_msg, sizeof p->err_msg, "%s", lb_error_msg());
-            snprintf(p->err_hint, sizeof p->err_hint, "%s",
-                     lb_error_hint_msg());
-        } else if (r == 0 && stored) {
-            p->chunks_new++;
-            p->bytes_new += stored;
+        if (r < 0) {
+            pool_fail_locked(p);
+        } else if (r == 0) {
+            /* To the sync threads; wait for room (backpressure). */
+            while (p->sq_len == SYNC_QUEUE)
+                pthread_cond_wait(&p->sq_room, &p->lock);
+            p->sq[(p->sq_head + p->sq_len) % SYNC_QUEUE] = w;
+            p->sq_len++;
+            pthread_cond_signal(&p->sq_work);
         }
-        if (r == 0)
-            lb_fault_point("backupd:chunk-stored");
         p->busy--;
         p->free_slots[p->nfree++] = slot;
         pthread_cond_broadcast(&p->room);
@@ -116,9 +183,14 @@ pool_start(struct pool *p, struct store *st, unsigned nworkers)
     p->queue = lb_xcalloc(p->nslots, sizeof *p->queue);
     for (unsigned i = 0; i < p->nslots; i++)
         p->free_slots[p->nfree++] = i;
+    pthread_cond_init(&p->sq_work, NULL);
+    pthread_cond_init(&p->sq_room, NULL);
     for (unsigned i = 0; i < nworkers; i++)
         if (pthread_create(&p->th[p->nth], NULL, pool_worker, p) == 0)
             p->nth++;
+    for (unsigned i = 0; i < SYNC_THREADS; i++)
+        if (pthread_create(&p->sth[p->nsth], NULL, sync_worker, p) == 0)
+            p->nsth++;
 }
 
 /* Queue a copy of a received chunk; blocks while all slots are busy. */
@@ -159,7 +231,7 @@ pool_drain(struct pool *p)
     int r = 0;
 
     pthread_mutex_lock(&p->lock);
-    while (p->qlen || p->busy)
+    while (p->qlen || p->busy || p->sq_len || p->syncing)
         pthread_cond_wait(&p->room, &p->lock);
     if (p->failed) {
         lb_error(0, "%s", p->err_msg);
@@ -194,6 +266,13 @@ pool_stop(struct pool *p)
     pthread_mutex_unlock(&p->lock);
     for (unsigned i = 0; i < p->nth; i++)
         pthread_join(p->th[i], NULL);
+    /* The workers are gone: the sync threads empty the queue, then end. */
+    pthread_mutex_lock(&p->lock);
+    p->sync_quit = true;
+    pthread_cond_broadcast(&p->sq_work);
+    pthread_mutex_unlock(&p->lock);
+    for (unsigned i = 0; i < p->nsth; i++)
+        pthread_join(p->sth[i], NULL);
     for (unsigned i = 0; i < p->nslots; i++)
         free(p->jobs[i].buf);
     free(p->jobs);
@@ -202,6 +281,8 @@ pool_stop(struct pool *p)
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->work);
     pthread_cond_destroy(&p->room);
+    pthread_cond_destroy(&p->sq_work);
+    pthread_cond_destroy(&p->sq_room);
     p->jobs = NULL;
 }
 
@@ -1056,9 +1137,15 @@ do_bridge(struct session *s, struct backupd_opts *so, int fd,
         return proto_fail(s, "BRIDGE", st);
     if (proto_kv_get_u64(&kv, "append_only", 0))
         so->append_only = true;
+    /* The peer is root or our own user: it could write the repository's
+     * files itself, so its word that it is a local agent's child (which
+     * hashed every chunk it sends) is good enough. */
+    if (proto_kv_get_u64(&kv, "trusted", 0) && !so->append_only)
+        so->trusted = true;
     if (proto_kv_get(&kv, "peer"))
-        lb_info("bridged session from %s%s", proto_kv_get(&kv, "peer"),
-                so->append_only ? " (append-only)" : "");
+        lb_info("bridged session from %s%s%s", proto_kv_get(&kv, "peer"),
+                so->append_only ? " (append-only)" : "",
+                so->trusted ? " (trusted)" : "");
     proto_kv_free(&kv);
     return 0;
 }

@@ -124,16 +124,14 @@ check_chunk(struct store *st, struct store_scratch *s,
 }
 
 int
-store_chunk_put(struct store *st, struct store_scratch *s,
-                const struct proto_chunk *c, uint64_t *stored_bytes)
+store_chunk_write(struct store *st, struct store_scratch *s,
+                  const struct proto_chunk *c, struct store_written *w)
 {
-    char rel[80];
     uint8_t hdr[STORE_CHUNK_HDR];
-    CLEANUP_FREE char *tmp = NULL;
-    CLEANUP_FREE char *dst = NULL;
     int fd, r;
 
-    *stored_bytes = 0;
+    memset(w, 0, sizeof *w);
+    w->fd = -1;
     if (st->mode == STORE_READ)
         return lb_fail(EPERM, "repository opened read-only");
     /* Already stored: touched like a chunk a QUERY finds (gc). */
@@ -160,37 +158,82 @@ store_chunk_put(struct store *st, struct store_scratch *s,
     lb_store_be32(hdr + 8, c->raw_len);
     lb_store_be32(hdr + 12, c->data_len);
 
-    tmp = store_tmp_name(st, "chunk");
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return lb_error(errno, "create %s", tmp);
+    w->tmp = store_tmp_name(st, "chunk");
+    fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        int e = errno;
+        lb_error(e, "create %s", w->tmp);
+        free(w->tmp);
+        w->tmp = NULL;
+        return -1;
+    }
+    w->fd = fd;
     if (lb_write_full(fd, hdr, sizeof hdr) < 0 ||
-        lb_write_full(fd, c->data, c->data_len) < 0 || fdatasync(fd) < 0) {
+        lb_write_full(fd, c->data, c->data_len) < 0) {
         int e = errno;
-        close(fd);
-        unlink(tmp);
+        store_chunk_written_drop(w);
         return lb_error(e, "write chunk to %s", st->path);
     }
-    if (close(fd) < 0) {
-        int e = errno;
-        unlink(tmp);
+    w->d = c->d;
+    w->size = STORE_CHUNK_HDR + (uint64_t)c->data_len;
+    return 0;
+}
+
+void
+store_chunk_written_drop(struct store_written *w)
+{
+    if (w->fd >= 0)
+        close(w->fd);
+    if (w->tmp) {
+        unlink(w->tmp);
+        free(w->tmp);
+    }
+    w->fd = -1;
+    w->tmp = NULL;
+}
+
+int
+store_chunk_publish(struct store *st, struct store_written *w,
+                    uint64_t *stored_bytes)
+{
+    char rel[80];
+    CLEANUP_FREE char *dst = NULL;
+    int e;
+
+    *stored_bytes = 0;
+    if (fdatasync(w->fd) < 0 || close(w->fd) < 0) {
+        e = errno;
+        w->fd = -1;
+        store_chunk_written_drop(w);
         return lb_error(e, "write chunk to %s", st->path);
     }
-    store_chunk_relpath(rel, &c->d);
+    w->fd = -1;
+    store_chunk_relpath(rel, &w->d);
     dst = lb_xasprintf("%s/%s", st->path, rel);
     /* link, not rename: when two sessions store the same chunk at once,
      * exactly one publishes it and counts it; the other learns it was
      * already stored. */
-    if (link(tmp, dst) < 0) {
-        int e = errno;
-        unlink(tmp);
-        if (e == EEXIST)
-            return 1;
+    e = link(w->tmp, dst) < 0 ? errno : 0;
+    store_chunk_written_drop(w);
+    if (e == EEXIST)
+        return 1;
+    if (e)
         return lb_error(e, "publish chunk %s", dst);
-    }
-    unlink(tmp);
-    *stored_bytes = STORE_CHUNK_HDR + (uint64_t)c->data_len;
+    *stored_bytes = w->size;
     return 0;
+}
+
+int
+store_chunk_put(struct store *st, struct store_scratch *s,
+                const struct proto_chunk *c, uint64_t *stored_bytes)
+{
+    struct store_written w;
+    int r = store_chunk_write(st, s, c, &w);
+
+    *stored_bytes = 0;
+    if (r != 0)
+        return r;
+    return store_chunk_publish(st, &w, stored_bytes);
 }
 
 int

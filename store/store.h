@@ -91,7 +91,7 @@ void store_scratch_free(struct store_scratch *s);
 /*
  * Check a received chunk (decompress, re-hash, validate a DELTA's runs
  * against the window size; only its sizes for a trusted client) and store
- * it atomically (temp file, fdatasync, rename). Returns 1 if it was already
+ * it atomically (temp file, fdatasync, link). Returns 1 if it was already
  * stored (then touched, as by store_chunk_touch), 0 if written, -1 on error
  * (EPROTO: the data does not match its digest). *stored_bytes receives the
  * bytes written to disk (0 if it existed).
@@ -99,6 +99,29 @@ void store_scratch_free(struct store_scratch *s);
  */
 int store_chunk_put(struct store *st, struct store_scratch *s,
                     const struct proto_chunk *c, uint64_t *stored_bytes);
+
+/*
+ * store_chunk_put in two steps, so that a caller can make many chunks
+ * durable at once from several threads (concurrent fdatasyncs share the
+ * filesystem's journal commits): store_chunk_write checks the chunk and
+ * writes its temp file (returns 1 if already stored, 0 with *w filled, -1
+ * on error); store_chunk_publish makes that file durable and links it
+ * into place (returns 1 if another writer published it first, 0 with
+ * *stored_bytes set, -1 on error); store_chunk_written_drop removes a
+ * written chunk that will not be published. Until it is published, a
+ * written chunk does not exist for anyone.
+ */
+struct store_written {
+    int fd;
+    char *tmp;
+    struct proto_digest d;
+    uint64_t size;
+};
+int store_chunk_write(struct store *st, struct store_scratch *s,
+                      const struct proto_chunk *c, struct store_written *w);
+int store_chunk_publish(struct store *st, struct store_written *w,
+                        uint64_t *stored_bytes);
+void store_chunk_written_drop(struct store_written *w);
 
 /*
  * Read a chunk's stored form: fills *c (data points into out, which is
