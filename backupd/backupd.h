@@ -39,9 +39,11 @@ int backupd_listen(const struct backupd_opts *o, const char *socket_path);
 /*
  * Bridge this process's stdin/stdout to the daemon listening on
  * socket_path: the first frame sent is BRIDGE, carrying the restrictions
- * of this connection (append-only). Returns 0 when both sides closed.
+ * of this connection (append-only) or its trust (a local agent's own
+ * child, --trusted-client). Returns 0 when both sides closed.
  */
-int backupd_bridge(int in, int out, const char *socket_path, bool append_only);
+int backupd_bridge(int in, int out, const char *socket_path, bool append_only,
+                   bool trusted);
 
 /* A connected AF_UNIX stream socket to path (close-on-exec), or -1 with
  * errno set (ENAMETOOLONG when path does not fit sun_path). */

@@ -81,7 +81,8 @@ relay(int from, int to, char *buf, size_t len)
 }
 
 int
-backupd_bridge(int in, int out, const char *socket_path, bool append_only)
+backupd_bridge(int in, int out, const char *socket_path, bool append_only,
+               bool trusted)
 {
     static char buf[256 << 10];
     int s = backupd_connect_unix(socket_path);
@@ -102,6 +103,8 @@ backupd_bridge(int in, int out, const char *socket_path, bool append_only)
     if (s < 0)
         return lb_error(errno, "connect to backupd at %s", socket_path);
     proto_kv_set(&kv, "append_only", append_only ? "1" : "0");
+    if (trusted && !append_only)
+        proto_kv_set(&kv, "trusted", "1");
     proto_kv_set(&kv, "peer", peer && *peer ? peer : "local");
     proto_enc_kv(&f, PROTO_T_BRIDGE, &kv);
     proto_kv_free(&kv);

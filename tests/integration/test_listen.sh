@@ -41,9 +41,9 @@ for n in a b c; do
     p=pid_$n
     wait "${!p}" || fail "backup $n: $(cat "$T/$n.err")"
 done
-[[ $(grep -c "bridged session from local" "$T/daemon.log") -ge 3 ]] ||
+[[ $(grep -c "bridged session from local (trusted)" "$T/daemon.log") -ge 3 ]] ||
     fail "the sessions did not go through the daemon: $(cat "$T/daemon.log")"
-ok "three local agents at once, all through the daemon"
+ok "three local agents at once, all through the daemon (as trusted local children)"
 
 # A remote agent naming the socket explicitly.
 sshd_start
@@ -52,7 +52,9 @@ run_ok livebackup backup-image --json --repo "$URL" --rsh "$LB_RSH" \
     --remote-backupd "$BACKUPD" --name remote --disk vda="$T/a.qcow2"
 grep -q "bridged session from 127.0.0.1" "$T/daemon.log" ||
     fail "the ssh session was not bridged: $(tail -n 5 "$T/daemon.log")"
-ok "remote agent over ssh, bridged to the daemon (?socket=)"
+! grep "bridged session from 127.0.0.1" "$T/daemon.log" | grep -q trusted ||
+    fail "the ssh session was trusted: $(grep "from 127.0.0.1" "$T/daemon.log")"
+ok "remote agent over ssh, bridged to the daemon (?socket=), its chunks checked"
 
 # An append-only key: its bridged sessions stay append-only.
 key=$(cat "$T/ssh/user_key.pub")
@@ -124,6 +126,15 @@ grep -q "backupd listen serves this repository on $S, but user $(id -u nobody) m
     fail "no clear error: $(cat "$T/out")"
 grep -q "User= in backupd.service" "$T/out" || fail "no hint: $(cat "$T/out")"
 ok "a user who may not reach the daemon's socket gets a clear error, not a second writer"
+# Should that user reach the socket anyway (its mode widened by hand), the
+# daemon still refuses its BRIDGE (SO_PEERCRED: neither root nor its user),
+# and with it any claim to be a trusted local child.
+chmod 666 "$S"
+rc=0
+as_nobody "$T/nb/bin/livebackup" list --repo "$R" >"$T/out" 2>&1 || rc=$?
+[[ $rc -eq 1 ]] && grep -q "BRIDGE refused" "$T/out" ||
+    fail "a BRIDGE from nobody: exit $rc: $(cat "$T/out")"
+ok "the daemon refuses a BRIDGE from a user other than root or its own"
 
 # One daemon per repository, whatever its socket.
 rc=0
