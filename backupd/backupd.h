@@ -45,10 +45,6 @@ int backupd_listen(const struct backupd_opts *o, const char *socket_path);
 int backupd_bridge(int in, int out, const char *socket_path, bool append_only,
                    bool trusted);
 
-/* A connected AF_UNIX stream socket to path (close-on-exec), or -1 with
- * errno set (ENAMETOOLONG when path does not fit sun_path). */
-int backupd_connect_unix(const char *path);
-
 /* The socket of the daemon serving repo (REPO/listen), if one answers.
  * Caller frees; NULL if none. */
 char *backupd_find_daemon(const char *repo);

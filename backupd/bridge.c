@@ -12,31 +12,6 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
-
-int
-backupd_connect_unix(const char *path)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    size_t len = strlen(path);
-    int fd;
-
-    if (len >= sizeof sa.sun_path) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(sa.sun_path, path, len + 1);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-        int e = errno;
-        close(fd);
-        errno = e;
-        return -1;
-    }
-    return fd;
-}
 
 char *
 backupd_find_daemon(const char *repo)
@@ -50,7 +25,7 @@ backupd_find_daemon(const char *repo)
         return NULL;
     }
     text[strcspn(text, "\n")] = '\0';
-    fd = backupd_connect_unix(text);
+    fd = lb_unix_connect(text);
     if (fd < 0 && (errno == EACCES || errno == EPERM)) {
         /* A daemon runs but this user may not talk to it: serving beside
          * it would make a second writer, under another user. The bridge
@@ -85,7 +60,7 @@ backupd_bridge(int in, int out, const char *socket_path, bool append_only,
                bool trusted)
 {
     static char buf[256 << 10];
-    int s = backupd_connect_unix(socket_path);
+    int s = lb_unix_connect(socket_path);
     struct lb_buf f = {0};
     struct proto_kv kv = {0};
     bool in_open = true;

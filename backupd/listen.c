@@ -154,7 +154,7 @@ on_signal(uv_signal_t *h, int signum)
 static bool
 socket_alive(const char *path)
 {
-    int fd = backupd_connect_unix(path);
+    int fd = lb_unix_connect(path);
 
     if (fd < 0)
         return false;

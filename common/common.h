@@ -189,6 +189,10 @@ int lb_write_file_atomic(const char *dir, const char *name, const void *buf,
  * larger than max. Caller frees. */
 char *lb_read_file(const char *path, size_t max, size_t *len_out);
 
+/* A connected AF_UNIX stream socket to path (close-on-exec), or -1 with
+ * errno set (ENAMETOOLONG when path does not fit sun_path). */
+int lb_unix_connect(const char *path);
+
 /* malloc/calloc/realloc/strdup that abort on failure: used only for small
  * bounded allocations (never sizes taken from the wire). */
 #define LB_NONNULL_RET __attribute__((returns_nonnull))
