@@ -201,13 +201,16 @@ store_chunk_publish(struct store *st, struct store_written *w,
     int e;
 
     *stored_bytes = 0;
-    if (fdatasync(w->fd) < 0 || close(w->fd) < 0) {
+    if (!w->tmp || w->fd < 0)
+        return lb_fail(EINVAL, "publish: no chunk was written");
+    e = fdatasync(w->fd) < 0 ? errno : 0;
+    if (close(w->fd) < 0 && !e)
         e = errno;
-        w->fd = -1;
+    w->fd = -1;
+    if (e) {
         store_chunk_written_drop(w);
         return lb_error(e, "write chunk to %s", st->path);
     }
-    w->fd = -1;
     store_chunk_relpath(rel, &w->d);
     dst = lb_xasprintf("%s/%s", st->path, rel);
     /* link, not rename: when two sessions store the same chunk at once,
