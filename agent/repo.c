@@ -85,10 +85,11 @@ parse_ssh_url(const char *url, char **userhost, char **port, char **path,
         if (q) {
             *q++ = '\0';
             if (strncmp(q, "socket=", 7) != 0 || !q[7])
-                return lb_fail(EINVAL,
-                               "bad repository URL '%s': the only option is "
-                               "?socket=PATH (a backupd listen daemon's socket)",
-                               url);
+                return lb_fail(
+                    EINVAL,
+                    "bad repository URL '%s': the only option is "
+                    "?socket=PATH (a backupd listen daemon's socket)",
+                    url);
             *socket_path = lb_xstrdup(q + 7);
         }
     }
@@ -238,18 +239,14 @@ agent_repo_explain(struct agent_repo *r)
 static struct proto_conn *
 daemon_conn(const char *repo)
 {
-    CLEANUP_FREE char *marker = lb_xasprintf("%s/listen", repo);
-    CLEANUP_FREE char *sock = lb_read_file(marker, 8192, NULL);
+    CLEANUP_FREE char *sock = lb_repo_daemon_socket(repo);
     struct proto_conn *c;
     struct proto_kv kv = {0};
     struct lb_buf f = {0};
     int fd;
 
-    if (!sock) {
-        lb_error_clear();
+    if (!sock)
         return NULL;
-    }
-    sock[strcspn(sock, "\n")] = '\0';
     fd = lb_unix_connect(sock);
     if (fd < 0)
         return NULL;
@@ -302,9 +299,9 @@ agent_repo_connect(const char *url)
             goto fail;
         qpath = shell_quote(r->path);
         qsock = sock ? shell_quote(sock) : NULL;
-        remote = lb_xasprintf("%s serve --repo %s --lock-wait %s%s%s", rb, qpath,
-                              wait_s, sock ? " --socket " : "",
-                              sock ? qsock : "");
+        remote =
+            lb_xasprintf("%s serve --repo %s --lock-wait %s%s%s", rb, qpath,
+                         wait_s, sock ? " --socket " : "", sock ? qsock : "");
         argv = lb_split_words(rsh, &n);
         argv = lb_xrealloc(argv, (n + 6) * sizeof *argv);
         if (port) {

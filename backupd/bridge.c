@@ -16,15 +16,11 @@
 char *
 backupd_find_daemon(const char *repo)
 {
-    CLEANUP_FREE char *marker = lb_xasprintf("%s/listen", repo);
-    char *text = lb_read_file(marker, 8192, NULL);
+    char *text = lb_repo_daemon_socket(repo);
     int fd;
 
-    if (!text) {
-        lb_error_clear();
+    if (!text)
         return NULL;
-    }
-    text[strcspn(text, "\n")] = '\0';
     fd = lb_unix_connect(text);
     if (fd < 0 && (errno == EACCES || errno == EPERM)) {
         /* A daemon runs but this user may not talk to it: serving beside
@@ -33,8 +29,9 @@ backupd_find_daemon(const char *repo)
         return text;
     }
     if (fd < 0) {
-        lb_debug("%s names %s, which does not answer: serving directly",
-                 marker, text);
+        lb_debug("%s/listen names %s, which does not answer: serving "
+                 "directly",
+                 repo, text);
         free(text);
         return NULL;
     }

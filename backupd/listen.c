@@ -210,17 +210,12 @@ backupd_listen(const struct backupd_opts *o, const char *socket_path)
             return lb_error(errno, "create %s", lk);
         if (flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
             int e = errno;
-            CLEANUP_FREE char *m = lb_xasprintf("%s/listen", o->repo);
-            CLEANUP_FREE char *other = lb_read_file(m, 8192, NULL);
-            lb_error_clear();
-            close(lock_fd);
+            CLEANUP_FREE char *other = lb_repo_daemon_socket(o->repo);
             if (e != EWOULDBLOCK)
                 return lb_error(e, "lock %s", lk);
-            if (other)
-                other[strcspn(other, "\n")] = '\0';
             return lb_fail(EADDRINUSE,
-                           "another backupd listen serves %s (on %s)",
-                           o->repo, other ? other : "an unknown socket");
+                           "another backupd listen serves %s (on %s)", o->repo,
+                           other ? other : "an unknown socket");
         }
     }
     unlink(abs); /* a stale socket of a daemon that died */
@@ -275,11 +270,10 @@ backupd_listen(const struct backupd_opts *o, const char *socket_path)
     reap(&l, true);
     lb_info("stopped after %u session(s)", l.served);
     ret = 0;
-out:
-    {
-        CLEANUP_FREE char *m = lb_xasprintf("%s/listen", o->repo);
-        unlink(m);
-    }
+out : {
+    CLEANUP_FREE char *m = lb_xasprintf("%s/listen", o->repo);
+    unlink(m);
+}
     unlink(abs);
     uv_loop_close(&l.loop);
     pthread_mutex_destroy(&l.lock);

@@ -193,6 +193,11 @@ char *lb_read_file(const char *path, size_t max, size_t *len_out);
  * errno set (ENAMETOOLONG when path does not fit sun_path). */
 int lb_unix_connect(const char *path);
 
+/* The socket a `backupd listen` daemon of repository repo announced in
+ * REPO/listen (its first line; store/FORMAT.md), or NULL if there is none
+ * (the error slot left clear). Caller frees. */
+char *lb_repo_daemon_socket(const char *repo);
+
 /* malloc/calloc/realloc/strdup that abort on failure: used only for small
  * bounded allocations (never sizes taken from the wire). */
 #define LB_NONNULL_RET __attribute__((returns_nonnull))

@@ -610,3 +610,17 @@ lb_unix_connect(const char *path)
     }
     return fd;
 }
+
+char *
+lb_repo_daemon_socket(const char *repo)
+{
+    CLEANUP_FREE char *marker = lb_xasprintf("%s/listen", repo);
+    char *text = lb_read_file(marker, 8192, NULL);
+
+    if (!text) {
+        lb_error_clear();
+        return NULL;
+    }
+    text[strcspn(text, "\n")] = '\0';
+    return text;
+}
