@@ -7,6 +7,7 @@
 #include "agent/livebk.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <libvirt/libvirt.h>
 #include <string.h>
@@ -112,12 +113,22 @@ fmt_name(enum agent_format f)
     return f == AGENT_FMT_RAW ? "raw" : "qcow2";
 }
 
+/* DIR/.NAME.restore-incomplete: from the first rename of a restored disk
+ * into place until its XML is written. A rerun that finds it may replace
+ * the files that restore left without --force. */
+static char *
+incomplete_marker(const char *dir, const char *newname)
+{
+    return lb_xasprintf("%s/.%s.restore-incomplete", dir, newname);
+}
+
 /* Restore the selected disks to final[i], via temporary names: nothing
- * looks complete until every disk is. */
+ * looks complete until every disk is (and its XML, written after, says
+ * so); marker is created before the first rename. */
 static int
 restore_disks(struct agent_repo *r, int mfd, const char *id,
               struct agent_restore_disk *ds, size_t nd, char **final,
-              const enum agent_format *fmts)
+              const enum agent_format *fmts, const char *marker)
 {
     char **tmp = lb_xcalloc(nd ? nd : 1, sizeof *tmp);
     int ret = -1;
@@ -133,6 +144,16 @@ restore_disks(struct agent_repo *r, int mfd, const char *id,
             0)
             goto out;
     }
+    if (marker) {
+        int fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0 || fsync(fd) < 0) {
+            lb_error(errno, "create %s", marker);
+            if (fd >= 0)
+                close(fd);
+            goto out;
+        }
+        close(fd);
+    }
     for (i = 0; i < nd; i++) {
         if (!final[i])
             continue;
@@ -140,6 +161,7 @@ restore_disks(struct agent_repo *r, int mfd, const char *id,
             lb_error(errno, "rename %s to %s", tmp[i], final[i]);
             goto out;
         }
+        lb_fault_point("agent:restore-renamed");
     }
     ret = 0;
 out:
@@ -247,7 +269,7 @@ restore_in_place(struct restore_args *a, struct agent_repo *r, int mfd,
     for (size_t i = 0; i < nd; i++)
         if (final[i] && agent_restore_check(r, mfd, id, ds[i].name) < 0)
             goto out;
-    if (restore_disks(r, mfd, id, ds, nd, final, fmts) < 0)
+    if (restore_disks(r, mfd, id, ds, nd, final, fmts, NULL) < 0)
         goto out;
     /* Back on its own images, untracked: drop our overlays and state. */
     {
@@ -332,6 +354,7 @@ cmd_restore(int argc, char **argv)
     CLEANUP_FREE char *xml = NULL;
     CLEANUP_FREE char *newxml = NULL;
     CLEANUP_FREE char *newname = NULL;
+    CLEANUP_FREE char *marker = NULL;
     char **final = NULL;
     enum agent_format *fmts = NULL;
     const char *id;
@@ -473,6 +496,7 @@ cmd_restore(int argc, char **argv)
     }
     if (lb_mkdir_p(a.to, 0755) < 0)
         goto fail;
+    marker = incomplete_marker(a.to, newname);
     final = lb_xcalloc(nd ? nd : 1, sizeof *final);
     fmts = lb_xcalloc(nd ? nd : 1, sizeof *fmts);
     {
@@ -486,14 +510,19 @@ cmd_restore(int argc, char **argv)
         struct agent_restore_xml rx = {0};
         CLEANUP_FREE char *xmlpath = lb_xasprintf("%s/%s.xml", a.to, newname);
         struct stat sb;
+        /* Files an interrupted run of this restore left are ours. */
+        bool resuming = stat(marker, &sb) == 0;
 
+        if (resuming)
+            lb_info("%s: finishing an interrupted restore of %s into %s",
+                    a.domain, newname, a.to);
         for (size_t i = 0; i < nd; i++) {
             if (!disk_wanted(&a, ds[i].name))
                 continue;
             fmts[i] = a.fmt;
             final[i] = lb_xasprintf("%s/%s-%s.%s", a.to, newname, ds[i].name,
                                     fmt_name(a.fmt));
-            if (stat(final[i], &sb) == 0) {
+            if (!resuming && stat(final[i], &sb) == 0) {
                 lb_buf_append(&exists, " ", 1);
                 lb_buf_append(&exists, final[i], strlen(final[i]));
             }
@@ -503,7 +532,7 @@ cmd_restore(int argc, char **argv)
             ps[nt] = final[i];
             nt++;
         }
-        if (stat(xmlpath, &sb) == 0) {
+        if (!resuming && stat(xmlpath, &sb) == 0) {
             lb_buf_append(&exists, " ", 1);
             lb_buf_append(&exists, xmlpath, strlen(xmlpath));
         }
@@ -551,12 +580,13 @@ cmd_restore(int argc, char **argv)
         if (c0)
             virConnectClose(c0);
     }
-    if (restore_disks(r, mfd, id, ds, nd, final, fmts) < 0)
+    if (restore_disks(r, mfd, id, ds, nd, final, fmts, marker) < 0)
         goto fail;
     {
         CLEANUP_FREE char *name = lb_xasprintf("%s.xml", newname);
         if (lb_write_file_atomic(a.to, name, newxml, strlen(newxml), 0644) < 0)
             goto fail;
+        unlink(marker);
     }
     if (a.define) {
         struct agent_virt *v = agent_virt_open(a.uri);

@@ -81,6 +81,22 @@ expect_fail "already exist.*--force" livebackup restore "$vm" --repo "$R" \
     --to "$T/busy" --name "${VM_PREFIX}again"
 run_ok livebackup restore "$vm" --repo "$R" --to "$T/busy" --name "${VM_PREFIX}again" --force
 ok "--force replaces existing files"
+# Killed after its disk is in place, before its XML: the rerun, without
+# --force, finishes it (the files it finds are its own).
+rc=0
+LIVEBACKUP_FAULT=agent:restore-renamed livebackup restore "$vm" --repo "$R" \
+    --to "$T/int" --name "${VM_PREFIX}int" >"$T/out" 2>&1 || rc=$?
+[[ $rc -eq 137 ]] || fail "restore-renamed: exit $rc: $(cat "$T/out")"
+[[ -e $T/int/${VM_PREFIX}int-vda.qcow2 && ! -e $T/int/${VM_PREFIX}int.xml ]] ||
+    fail "not interrupted between the disk and the XML: $(ls -A "$T/int")"
+run_ok livebackup restore "$vm" --repo "$R" --to "$T/int" --name "${VM_PREFIX}int"
+grep -q "finishing an interrupted restore" "$T/err" || fail "no note: $(cat "$T/err")"
+[[ $(ls -A "$T/int" | sort | tr '\n' ' ') == "${VM_PREFIX}int-vda.qcow2 ${VM_PREFIX}int.xml " ]] ||
+    fail "left: $(ls -A "$T/int")"
+qemu-img convert -O raw "$T/int/${VM_PREFIX}int-vda.qcow2" "$T/int.raw"
+m=$(bash "$LB_SRC/tests/vm/wl-verify.sh" "$T/int.raw" 0) ||
+    fail "the finished restore does not verify"
+ok "a restore killed before its XML is finished by a plain rerun ($m files)"
 mkdir "$T/tiny"
 mount -t tmpfs -o size=2m tmpfs "$T/tiny"
 LB_MOUNTS+=("$T/tiny")
