@@ -269,7 +269,7 @@ proto_mf_next_disk(struct proto_mf_reader *r, struct proto_mf_disk *d)
     if (flags != 0)
         return mf_fail(r, "disk flags", PROTO_E_RESERVED);
     if (!proto_window_size_valid(d->window_size) || d->size == 0 ||
-        d->size > PROTO_MF_MAX_SIZE ||
+        d->size > PROTO_MF_MAX_SIZE || d->nwindows > PROTO_MF_MAX_WINDOWS ||
         d->nwindows != proto_mf_windows_for(d->size, d->window_size))
         return mf_fail(r, "disk geometry", PROTO_E_RANGE);
     proto_str_copy(d->name, sizeof d->name, name);
@@ -494,7 +494,8 @@ proto_mf_write_disk(struct proto_mf_writer *w, const char *name, uint64_t size,
     if (w->failed || w->in_disk || w->ndisks >= PROTO_MF_MAX_DISKS ||
         !proto_disk_name_valid(name, strlen(name)) ||
         !proto_window_size_valid(window_size) || size == 0 ||
-        size > PROTO_MF_MAX_SIZE)
+        size > PROTO_MF_MAX_SIZE ||
+        proto_mf_windows_for(size, window_size) > PROTO_MF_MAX_WINDOWS)
         return lb_error(0, "manifest: invalid disk section for %s", name);
     lb_buf_put_be32(&w->out, PROTO_MF_DISK_MAGIC);
     lb_buf_put_str16(&w->out, name, strlen(name));

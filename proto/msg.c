@@ -411,7 +411,7 @@ proto_dec_disk_ready(const uint8_t *p, size_t len, uint64_t *nwindows,
     if (pr.err)
         return pr.err;
     if (!proto_window_size_valid(*window_size) ||
-        *nwindows > PROTO_MF_MAX_SIZE / PROTO_MIN_WINDOW)
+        *nwindows > PROTO_MF_MAX_WINDOWS)
         return PROTO_E_RANGE;
     return proto_rd_done(&pr);
 }

@@ -520,6 +520,11 @@ int proto_dec_window_next(struct proto_rd *pr, struct proto_window_rec *r);
 #define PROTO_MF_MAX_DISKS 64
 #define PROTO_MF_MAX_META (1u << 20)
 #define PROTO_MF_MAX_SIZE (1ull << 50) /* 1 PiB per disk */
+/* Windows per disk (64 TiB with 4 MiB windows) and per backup: what a
+ * client can make the server write and hash is bounded by what it sends
+ * plus these, not by the sizes it declares. */
+#define PROTO_MF_MAX_WINDOWS (1ull << 24)
+#define PROTO_MF_MAX_BACKUP_WINDOWS (1ull << 26)
 
 struct proto_mf_hdr {
     uint32_t ndisks;

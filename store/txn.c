@@ -37,6 +37,7 @@ struct store_txn {
     char disk[65];
     uint8_t mode;
     uint64_t size, nwindows, next;
+    uint64_t windows_total; /* over every disk begun: bounded */
     int parent_fd;
     struct proto_mf_reader *prd;
     struct proto_kv disk_meta;
@@ -284,6 +285,19 @@ store_txn_disk_begin(struct store_txn *t, const char *disk, uint64_t size,
             return lb_fail(EINVAL, "disk %s sent twice", disk);
 
     t->nwindows = proto_mf_windows_for(size, ws);
+    if (t->nwindows > PROTO_MF_MAX_WINDOWS)
+        return lb_fail(EFBIG,
+                       "disk %s: %llu bytes is more than this repository "
+                       "takes in one disk (%llu windows of %u bytes)",
+                       disk, (unsigned long long)size,
+                       (unsigned long long)PROTO_MF_MAX_WINDOWS, ws);
+    if (t->windows_total + t->nwindows > PROTO_MF_MAX_BACKUP_WINDOWS)
+        return lb_fail(EFBIG,
+                       "disk %s: the disks of this backup add up to more "
+                       "than %llu windows of %u bytes",
+                       disk, (unsigned long long)PROTO_MF_MAX_BACKUP_WINDOWS,
+                       ws);
+    t->windows_total += t->nwindows;
     if (mode == PROTO_DISK_INCR) {
         struct proto_mf_window w;
         struct proto_mf_reader *r;

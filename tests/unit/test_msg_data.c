@@ -72,13 +72,12 @@ Test(msg, disk_ready_fields_and_ranges)
     size_t len;
     uint8_t *p;
 
-    proto_enc_disk_ready(&b, PROTO_MF_MAX_SIZE / PROTO_MIN_WINDOW,
-                         PROTO_MIN_WINDOW);
+    proto_enc_disk_ready(&b, PROTO_MF_MAX_WINDOWS, PROTO_MIN_WINDOW);
     p = tu_payload(&b, PROTO_T_DISK_READY, &len);
     cr_assert_eq(proto_dec_disk_ready(p, len, &nw, &ws), PROTO_OK);
-    cr_assert_eq(nw, PROTO_MF_MAX_SIZE / PROTO_MIN_WINDOW);
+    cr_assert_eq(nw, PROTO_MF_MAX_WINDOWS);
     cr_assert_eq(ws, PROTO_MIN_WINDOW);
-    lb_store_be64(p, PROTO_MF_MAX_SIZE / PROTO_MIN_WINDOW + 1);
+    lb_store_be64(p, PROTO_MF_MAX_WINDOWS + 1);
     cr_assert_eq(proto_dec_disk_ready(p, len, &nw, &ws), PROTO_E_RANGE);
     lb_store_be64(p, 0);
     cr_assert_eq(proto_dec_disk_ready(p, len, &nw, &ws), PROTO_OK);

@@ -690,3 +690,42 @@ Test(txn, list_skips_damaged_manifests)
     cr_assert_str_eq(l.b[0].id, id2);
     store_list_free(&l);
 }
+
+/* A client's declared sizes cannot make the server write and hash more
+ * than PROTO_MF_MAX_WINDOWS records per disk and PROTO_MF_MAX_BACKUP_WINDOWS
+ * per backup (with 64 KiB windows: 1 TiB per disk, 4 TiB per backup). */
+Test(txn, windows_per_disk_and_per_backup_are_bounded)
+{
+    struct proto_kv meta = {0}, dmeta = {0};
+    struct store_txn *t = store_txn_begin(st, "vm1", "", &meta);
+    const uint64_t disk_max = PROTO_MF_MAX_WINDOWS * (uint64_t)WS;
+    char name[8];
+    uint64_t nw;
+    uint8_t *depths;
+
+    cr_assert_not_null(t);
+    cr_assert_eq(tu_disk_begin(t, "vda", disk_max + 1, PROTO_DISK_FULL, &dmeta,
+                               &nw, &depths),
+                 -1);
+    cr_assert_eq(lb_error_errno(), EFBIG);
+    cr_assert(strstr(lb_error_msg(), "more than this repository takes"), "%s",
+              lb_error_msg());
+    store_txn_abort(t);
+
+    t = store_txn_begin(st, "vm1", "", &meta);
+    cr_assert_not_null(t);
+    for (unsigned i = 0;
+         i < PROTO_MF_MAX_BACKUP_WINDOWS / PROTO_MF_MAX_WINDOWS; i++) {
+        snprintf(name, sizeof name, "vd%c", 'a' + i);
+        cr_assert_eq(tu_disk_begin(t, name, disk_max, PROTO_DISK_FULL, &dmeta,
+                                   &nw, &depths),
+                     0, "%s", lb_error_msg());
+        cr_assert_eq(nw, PROTO_MF_MAX_WINDOWS);
+        cr_assert_eq(store_txn_disk_end(t, &dmeta), 0, "%s", lb_error_msg());
+    }
+    cr_assert_eq(tu_disk_begin(t, "vdz", WS, PROTO_DISK_FULL, &dmeta, &nw,
+                               &depths),
+                 -1, "one window past the backup's bound");
+    cr_assert_eq(lb_error_errno(), EFBIG);
+    store_txn_abort(t);
+}
