@@ -714,8 +714,8 @@ Test(txn, windows_per_disk_and_per_backup_are_bounded)
 
     t = store_txn_begin(st, "vm1", "", &meta);
     cr_assert_not_null(t);
-    for (unsigned i = 0;
-         i < PROTO_MF_MAX_BACKUP_WINDOWS / PROTO_MF_MAX_WINDOWS; i++) {
+    for (unsigned i = 0; i < PROTO_MF_MAX_BACKUP_WINDOWS / PROTO_MF_MAX_WINDOWS;
+         i++) {
         snprintf(name, sizeof name, "vd%c", 'a' + i);
         cr_assert_eq(tu_disk_begin(t, name, disk_max, PROTO_DISK_FULL, &dmeta,
                                    &nw, &depths),
@@ -723,9 +723,9 @@ Test(txn, windows_per_disk_and_per_backup_are_bounded)
         cr_assert_eq(nw, PROTO_MF_MAX_WINDOWS);
         cr_assert_eq(store_txn_disk_end(t, &dmeta), 0, "%s", lb_error_msg());
     }
-    cr_assert_eq(tu_disk_begin(t, "vdz", WS, PROTO_DISK_FULL, &dmeta, &nw,
-                               &depths),
-                 -1, "one window past the backup's bound");
+    cr_assert_eq(
+        tu_disk_begin(t, "vdz", WS, PROTO_DISK_FULL, &dmeta, &nw, &depths), -1,
+        "one window past the backup's bound");
     cr_assert_eq(lb_error_errno(), EFBIG);
     store_txn_abort(t);
 }
