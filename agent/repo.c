@@ -336,8 +336,11 @@ agent_repo_connect(const char *url)
         if (spawn(r, argv) < 0)
             goto fail;
     }
-    if (agent_opts.bwlimit)
+    if (agent_opts.bwlimit) {
+        lb_debug("pacing the connection at %llu bytes/s",
+                 (unsigned long long)agent_opts.bwlimit);
         proto_conn_set_bwlimit(r->conn, agent_opts.bwlimit);
+    }
     proto_enc_hello(&r->out, PROTO_T_HELLO, &h);
     if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
         proto_conn_expect(r->conn, PROTO_T_HELLO_REPLY, &p, &len, NULL) < 0) {
