@@ -81,6 +81,11 @@ void agent_repo_close(struct agent_repo *r);
 /* After a failure: collect an ERROR frame the server may have sent, and
  * the child's exit status, to explain a broken connection. */
 void agent_repo_explain(struct agent_repo *r);
+/* Send the request encoded in r->out and wait for a reply of `type` (its
+ * payload in *p, *len; *code, if not NULL, the code of an ERROR instead).
+ * On failure the error slot explains it (agent_repo_explain). */
+int agent_repo_call(struct agent_repo *r, uint16_t type, const uint8_t **p,
+                    uint32_t *len, uint32_t *code);
 
 /* All backups (of name, or all if NULL), oldest first. */
 struct agent_list {

@@ -184,7 +184,8 @@ cmd_list(int argc, char **argv)
     struct agent_repo *r;
     struct agent_list l;
     int rc = parse_simple(
-        argc, argv, "livebackup list --repo R [--name NAME] [--latest] [--json]", &a);
+        argc, argv,
+        "livebackup list --repo R [--name NAME] [--latest] [--json]", &a);
 
     if (rc)
         return rc;
@@ -354,11 +355,8 @@ cmd_delete(int argc, char **argv)
     if (agent_repo_open(r, PROTO_OPEN_ADMIN) < 0)
         goto fail;
     proto_enc_str(&r->out, PROTO_T_DELETE, a.backup);
-    if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
-        proto_conn_expect(r->conn, PROTO_T_OK, &p, &len, NULL) < 0) {
-        agent_repo_explain(r);
+    if (agent_repo_call(r, PROTO_T_OK, &p, &len, NULL) < 0)
         goto fail;
-    }
     agent_repo_close(r);
     if (!agent_opts.json)
         printf("deleted backup %s (its data is reclaimed by livebackup gc)\n",

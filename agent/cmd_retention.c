@@ -271,11 +271,8 @@ cmd_gc(int argc, char **argv)
     proto_kv_set_u64(&req, "dry_run", a.dry_run);
     proto_enc_kv(&r->out, PROTO_T_GC, &req);
     proto_kv_free(&req);
-    if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
-        proto_conn_expect(r->conn, PROTO_T_GC_END, &p, &len, NULL) < 0) {
-        agent_repo_explain(r);
+    if (agent_repo_call(r, PROTO_T_GC_END, &p, &len, NULL) < 0)
         goto fail;
-    }
     if (proto_dec_kv(p, len, &end) != PROTO_OK) {
         lb_error(0, "protocol error: malformed GC_END");
         goto fail;

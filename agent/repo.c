@@ -342,11 +342,8 @@ agent_repo_connect(const char *url)
         proto_conn_set_bwlimit(r->conn, agent_opts.bwlimit);
     }
     proto_enc_hello(&r->out, PROTO_T_HELLO, &h);
-    if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
-        proto_conn_expect(r->conn, PROTO_T_HELLO_REPLY, &p, &len, NULL) < 0) {
-        agent_repo_explain(r);
+    if (agent_repo_call(r, PROTO_T_HELLO_REPLY, &p, &len, NULL) < 0)
         goto fail;
-    }
     {
         struct proto_hello reply;
         if (proto_dec_hello(p, len, &reply) != PROTO_OK ||
@@ -394,8 +391,15 @@ agent_repo_init(struct agent_repo *r, uint32_t window_size)
     uint32_t len;
 
     proto_enc_init(&r->out, window_size);
+    return agent_repo_call(r, PROTO_T_OK, &p, &len, NULL);
+}
+
+int
+agent_repo_call(struct agent_repo *r, uint16_t type, const uint8_t **p,
+                uint32_t *len, uint32_t *code)
+{
     if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
-        proto_conn_expect(r->conn, PROTO_T_OK, &p, &len, NULL) < 0) {
+        proto_conn_expect(r->conn, type, p, len, code) < 0) {
         agent_repo_explain(r);
         return -1;
     }
@@ -412,9 +416,7 @@ agent_repo_open(struct agent_repo *r, uint8_t mode)
     uint32_t code = 0;
 
     proto_enc_open(&r->out, mode);
-    if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
-        proto_conn_expect(r->conn, PROTO_T_REPO_INFO, &p, &len, &code) < 0) {
-        agent_repo_explain(r);
+    if (agent_repo_call(r, PROTO_T_REPO_INFO, &p, &len, &code) < 0) {
         /* backupd knows only its path: name the URL the user gave. */
         if (code == PROTO_ERR_NO_REPO && r->host &&
             strstr(lb_error_msg(), "no repository"))

@@ -149,11 +149,8 @@ agent_restore_check(struct agent_repo *r, int mfd, const char *id,
             const uint8_t *p, *bits;
             uint32_t len, n;
             proto_enc_query(&r->out, PROTO_T_QUERY, batch, nb);
-            if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
-                proto_conn_expect(r->conn, PROTO_T_HAVE, &p, &len, NULL) < 0) {
-                agent_repo_explain(r);
+            if (agent_repo_call(r, PROTO_T_HAVE, &p, &len, NULL) < 0)
                 goto out;
-            }
             if (proto_dec_have(p, len, &bits, &n) != PROTO_OK || n != nb) {
                 lb_error(0, "protocol error: bad HAVE");
                 goto out;
