@@ -475,6 +475,23 @@ write_window(struct restore *x, struct rslot *s)
     return 0;
 }
 
+/* With x->lock held: wait for a slot in state `want` and mark it `next`;
+ * NULL once the restore stops or failed. */
+static struct rslot *
+take_slot(struct restore *x, enum rslot_state want, enum rslot_state next)
+{
+    for (;;) {
+        for (unsigned i = 0; i < x->nslots; i++)
+            if (x->slots[i].st == want) {
+                x->slots[i].st = next;
+                return &x->slots[i];
+            }
+        if (x->quit || x->failed)
+            return NULL;
+        pthread_cond_wait(&x->cv, &x->lock);
+    }
+}
+
 /*
  * The one writer: windows are written by a single thread, whatever order
  * the workers finish them in (several threads writing one file only
@@ -487,19 +504,10 @@ writer(void *arg)
 
     pthread_mutex_lock(&x->lock);
     for (;;) {
-        struct rslot *s = NULL;
+        struct rslot *s = take_slot(x, R_BUILT, R_WRITING);
         int r;
-        for (;;) {
-            for (unsigned i = 0; i < x->nslots && !s; i++)
-                if (x->slots[i].st == R_BUILT)
-                    s = &x->slots[i];
-            if (s || x->quit || x->failed)
-                break;
-            pthread_cond_wait(&x->cv, &x->lock);
-        }
         if (!s)
             break;
-        s->st = R_WRITING;
         pthread_mutex_unlock(&x->lock);
         r = write_window(x, s);
         if (r == 0) {
@@ -527,19 +535,10 @@ worker(void *arg)
 
     pthread_mutex_lock(&x->lock);
     for (;;) {
-        struct rslot *s = NULL;
+        struct rslot *s = take_slot(x, R_FETCHED, R_WORKING);
         int r;
-        for (;;) {
-            for (unsigned i = 0; i < x->nslots && !s; i++)
-                if (x->slots[i].st == R_FETCHED)
-                    s = &x->slots[i];
-            if (s || x->quit || x->failed)
-                break;
-            pthread_cond_wait(&x->cv, &x->lock);
-        }
         if (!s)
             break;
-        s->st = R_WORKING;
         pthread_mutex_unlock(&x->lock);
         r = build_window(x, s, plain, z);
         pthread_mutex_lock(&x->lock);
