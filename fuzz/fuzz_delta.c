@@ -8,17 +8,10 @@
  * success the DELTA re-encodes to the same bytes, every run's range holds
  * its data or zeros, and every byte outside the runs is untouched.
  */
+#include "fuzz/fuzz.h"
 #include "proto/proto.h"
 
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                               \
-    do {                                                                       \
-        if (!(c))                                                              \
-            __builtin_trap();                                                  \
-    } while (0)
 
 /* Windows up to this size are really applied (larger ones only
  * validated), to keep each run fast. */

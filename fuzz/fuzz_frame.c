@@ -8,17 +8,10 @@
  * that decodes must re-encode to exactly the same bytes, and a header that
  * decodes must re-encode to itself.
  */
+#include "fuzz/fuzz.h"
 #include "proto/proto.h"
 
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                               \
-    do {                                                                       \
-        if (!(c))                                                              \
-            __builtin_trap();                                                  \
-    } while (0)
 
 /* A NUL-terminated copy of a decoded string view (no NUL inside). */
 static char *

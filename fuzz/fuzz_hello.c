@@ -7,17 +7,10 @@
  * encodes, decodes, and passes the client's check of its own offer; no
  * version is chosen when the ranges are disjoint.
  */
+#include "fuzz/fuzz.h"
 #include "proto/proto.h"
 
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                               \
-    do {                                                                       \
-        if (!(c))                                                              \
-            __builtin_trap();                                                  \
-    } while (0)
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

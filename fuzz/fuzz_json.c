@@ -7,16 +7,9 @@
  * numbers as their text) and parsed again; both trees must be equal.
  */
 #include "common/json.h"
+#include "fuzz/fuzz.h"
 
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                               \
-    do {                                                                       \
-        if (!(c))                                                              \
-            __builtin_trap();                                                  \
-    } while (0)
 
 static void
 write_json(struct lb_buf *b, const struct lb_json *j)

@@ -11,19 +11,12 @@
  * written again with proto_mf_writer as it is read, and a manifest the
  * reader accepts whole must come out byte for byte the same.
  */
+#include "fuzz/fuzz.h"
 #include "proto/proto.h"
 
 #include <openssl/evp.h>
 #include <string.h>
 #include <sys/mman.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                               \
-    do {                                                                       \
-        if (!(c))                                                              \
-            __builtin_trap();                                                  \
-    } while (0)
 
 struct src {
     const uint8_t *p;

@@ -11,6 +11,7 @@
  * (a hostile client cannot plant data under a wrong digest).
  */
 #include "backupd/backupd.h"
+#include "fuzz/fuzz.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -18,8 +19,6 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char repo[64];
 static unsigned runs;

@@ -7,10 +7,9 @@
  * that parses again to a state that formats to the same text.
  */
 #include "agent/track.h"
+#include "fuzz/fuzz.h"
 
 #include <string.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

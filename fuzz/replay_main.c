@@ -7,6 +7,8 @@
  * fails the test; so does finding no input at all (an empty corpus would
  * otherwise pass without testing anything).
  */
+#include "fuzz/fuzz.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <stdint.h>
@@ -14,8 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Run one file; -1 if it cannot be read. */
 static int
