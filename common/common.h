@@ -128,6 +128,21 @@ void lb_error_set_errno(int errnum);
 /* Clear the slot. */
 void lb_error_clear(void);
 
+/*
+ * Keep the first error while rolling back: lb_error_save copies the slot
+ * (message, hint, errno) into *s; the undo steps may then fail and
+ * overwrite the slot; lb_error_restore puts the saved error back and
+ * returns -1. A struct on the caller's stack, no allocation.
+ */
+#define LB_ERR_MAX 1024
+struct lb_error_saved {
+    int errnum;
+    char msg[LB_ERR_MAX];
+    char hint[LB_ERR_MAX / 2];
+};
+void lb_error_save(struct lb_error_saved *s);
+int lb_error_restore(const struct lb_error_saved *s);
+
 /* ---- logging ----------------------------------------------------------- */
 
 enum lb_log_level {

@@ -16,8 +16,6 @@
 #include <syslog.h>
 #include <time.h>
 
-#define LB_ERR_MAX 1024
-
 static _Thread_local char err_msg[LB_ERR_MAX];
 static _Thread_local char err_hint[LB_ERR_MAX / 2];
 static _Thread_local int err_errno;
@@ -119,6 +117,23 @@ void
 lb_error_set_errno(int errnum)
 {
     err_errno = errnum;
+}
+
+void
+lb_error_save(struct lb_error_saved *s)
+{
+    snprintf(s->msg, sizeof s->msg, "%s", err_msg);
+    snprintf(s->hint, sizeof s->hint, "%s", err_hint);
+    s->errnum = err_errno;
+}
+
+int
+lb_error_restore(const struct lb_error_saved *s)
+{
+    snprintf(err_msg, sizeof err_msg, "%s", s->msg);
+    snprintf(err_hint, sizeof err_hint, "%s", s->hint);
+    err_errno = s->errnum;
+    return -1;
 }
 
 void

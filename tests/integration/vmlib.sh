@@ -6,6 +6,20 @@
 # running one) and down again, and destroys every domain the test defined.
 # Source after lib.sh.
 
+# One VM test at a time on this machine, whichever build tree it runs
+# from: they share libvirtd on qemu:///system (ctest's RESOURCE_LOCK covers
+# one ctest only) and the test VM cache. A recorded holder process keeps
+# the lock until lb_cleanup stops it, after libvirtd went down; it says
+# "locked" once it holds it.
+coproc VM_LOCK {
+    exec 9>>/run/lock/livebackup-vm-tests.lock
+    flock 9 && echo locked && exec sleep 100000
+}
+lb_track "$VM_LOCK_PID"
+read -r -t "${LB_VM_LOCK_WAIT:-3000}" _vm_locked <&"${VM_LOCK[0]}" || true
+[[ ${_vm_locked:-} == locked ]] ||
+    fail "another VM test held /run/lock/livebackup-vm-tests.lock too long"
+
 export LB_TESTVM_DIR=${LB_TESTVM_DIR:-/var/cache/livebackup-testvm}
 export LIVEBACKUP_STATE_DIR=$T/state
 VM_PREFIX="lbt$$-"

@@ -145,3 +145,19 @@ Test(error, slot_is_per_thread)
     cr_assert_str_eq(lb_error_msg(), "main thread: No such file or directory");
     cr_assert_str_eq(lb_error_hint_msg(), "");
 }
+
+Test(error, save_restore_keeps_the_first_error_through_a_rollback)
+{
+    struct lb_error_saved first;
+
+    lb_fail(ENOSPC, "upload of chunk %d", 7);
+    lb_error_hint("free space and retry");
+    lb_error_save(&first);
+    /* the rollback fails too and overwrites the slot */
+    lb_error(EIO, "undo overlay");
+    cr_assert_str_eq(lb_error_msg(), "undo overlay: Input/output error");
+    cr_assert_eq(lb_error_restore(&first), -1);
+    cr_assert_str_eq(lb_error_msg(), "upload of chunk 7");
+    cr_assert_str_eq(lb_error_hint_msg(), "free space and retry");
+    cr_assert_eq(lb_error_errno(), ENOSPC);
+}
