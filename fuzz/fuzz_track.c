@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * libFuzzer target: track_parse (the agent's per-domain tracking state,
- * agent/track.c) on the input bytes.
+ * agent/live/track.c) on the input bytes.
  *
  * Oracle beyond "no crash, no leak": an accepted state formats to text
  * that parses again to a state that formats to the same text.
  */
-#include "agent/track.h"
+#include "agent/live/track.h"
 #include "fuzz/fuzz.h"
 
 #include <string.h>

@@ -22,7 +22,7 @@ fi
 echo "== clang-tidy"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-for f in $(ls common/*.c proto/*.c store/*.c backupd/*.c agent/*.c); do
+for f in $(ls common/*.c proto/*.c store/*.c backupd/*.c agent/*/*.c); do
     clang-tidy -p "$build" --quiet "$f" 2>/dev/null || true
 done >"$out"
 if grep -E "(warning|error):" "$out"; then

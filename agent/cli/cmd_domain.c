@@ -2,15 +2,16 @@
 /*
  * Domain commands: backup, recover, status, untrack.
  */
-#include "agent/livebk.h"
+#include "agent/cli/cli.h"
+#include "agent/live/live.h"
 #include "common/json.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
-#include <sys/wait.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 
 struct dom_args {
@@ -205,7 +206,6 @@ all_domains(struct agent_virt *v, char ***names, size_t *n)
     free(all);
     return 0;
 }
-
 
 /* ---- several domains at once (-j N) ------------------------------------- */
 

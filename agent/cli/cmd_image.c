@@ -3,7 +3,8 @@
  * backup-image and restore-image: the data path on plain disk images,
  * which the live VM backup and restore are built on.
  */
-#include "agent/agent.h"
+#include "agent/cli/cli.h"
+#include "agent/client/client.h"
 
 #include <getopt.h>
 #include <limits.h>

@@ -2,7 +2,8 @@
 /*
  * Repository commands: init, list, verify, delete.
  */
-#include "agent/agent.h"
+#include "agent/cli/cli.h"
+#include "agent/client/client.h"
 
 #include <getopt.h>
 #include <string.h>

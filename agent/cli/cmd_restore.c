@@ -4,15 +4,13 @@
  * new domain beside the original or in place of it; and show: what a
  * backup holds.
  */
-#include "agent/livebk.h"
+#include "agent/cli/cli.h"
+#include "agent/live/live.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <libvirt/libvirt.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <time.h>
 
 struct restore_args {
@@ -77,42 +75,6 @@ saved_xml(struct agent_repo *r, const struct proto_kv *meta)
     return xml;
 }
 
-/* Free bytes in dir, or UINT64_MAX if unknown. */
-static uint64_t
-free_bytes(const char *dir)
-{
-    struct statvfs sv;
-
-    if (statvfs(dir, &sv) < 0)
-        return UINT64_MAX;
-    return (uint64_t)sv.f_bavail * sv.f_frsize;
-}
-
-static int
-check_space(const char *dir, uint64_t need)
-{
-    uint64_t have = free_bytes(dir);
-
-    if (have != UINT64_MAX && need > have) {
-        char n[16], h[16];
-        lb_human_size(n, sizeof n, need);
-        lb_human_size(h, sizeof h, have);
-        lb_fail(ENOSPC,
-                "not enough space in %s: the restore needs up to %s, "
-                "%s are free",
-                dir, n, h);
-        lb_error_hint("free space there, or restore elsewhere with --to DIR");
-        return -1;
-    }
-    return 0;
-}
-
-static const char *
-fmt_name(enum agent_format f)
-{
-    return f == AGENT_FMT_RAW ? "raw" : "qcow2";
-}
-
 /* DIR/.NAME.restore-incomplete: from the first rename of a restored disk
  * into place until its XML is written. A rerun that finds it may replace
  * the files that restore left without --force. */
@@ -120,203 +82,6 @@ static char *
 incomplete_marker(const char *dir, const char *newname)
 {
     return lb_xasprintf("%s/.%s.restore-incomplete", dir, newname);
-}
-
-/* Restore the selected disks to final[i], via temporary names: nothing
- * looks complete until every disk is (and its XML, written after, says
- * so); marker is created before the first rename. */
-static int
-restore_disks(struct agent_repo *r, int mfd, const char *id,
-              struct agent_restore_disk *ds, size_t nd, char **final,
-              const enum agent_format *fmts, const char *marker)
-{
-    char **tmp = lb_xcalloc(nd ? nd : 1, sizeof *tmp);
-    int ret = -1;
-    size_t i;
-
-    for (i = 0; i < nd; i++) {
-        if (!final[i])
-            continue;
-        const char *slash = strrchr(final[i], '/');
-        tmp[i] = lb_xasprintf("%.*s/.%s.restoring", (int)(slash - final[i]),
-                              final[i], slash + 1);
-        if (agent_restore_disk(r, mfd, id, ds[i].name, tmp[i], fmts[i], true) <
-            0)
-            goto out;
-    }
-    if (marker) {
-        int fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-        if (fd < 0 || fsync(fd) < 0) {
-            lb_error(errno, "create %s", marker);
-            if (fd >= 0)
-                close(fd);
-            goto out;
-        }
-        close(fd);
-    }
-    for (i = 0; i < nd; i++) {
-        if (!final[i])
-            continue;
-        if (rename(tmp[i], final[i]) < 0) {
-            lb_error(errno, "rename %s to %s", tmp[i], final[i]);
-            goto out;
-        }
-        lb_fault_point("agent:restore-renamed");
-    }
-    ret = 0;
-out:
-    for (i = 0; i < nd; i++) {
-        if (ret < 0 && tmp[i])
-            unlink(tmp[i]);
-        free(tmp[i]);
-    }
-    free(tmp);
-    return ret;
-}
-
-/* In place: over the domain's own images, which must be at rest; the
- * domain ends untracked so the next backup enrols it afresh. */
-static int
-restore_in_place(struct restore_args *a, struct agent_repo *r, int mfd,
-                 const char *id, const char *xml, struct agent_restore_disk *ds,
-                 size_t nd)
-{
-    struct agent_virt *v = agent_virt_open(a->uri);
-    struct livebk b = {0};
-    struct agent_vdisk *sd = NULL;
-    size_t nsd = 0;
-    char **final = lb_xcalloc(nd ? nd : 1, sizeof *final);
-    char **fmts_s = lb_xcalloc(nd ? nd : 1, sizeof *fmts_s);
-    char **tg = lb_xcalloc(nd ? nd : 1, sizeof *tg);
-    enum agent_format *fmts = lb_xcalloc(nd ? nd : 1, sizeof *fmts);
-    size_t nt = 0;
-    int ret = -1;
-
-    if (!v)
-        goto out;
-    if (agent_virt_lookup(v, a->domain, &b.dom) < 0)
-        goto out;
-    b.v = v;
-    b.h = track_open(b.dom.uuid, b.dom.name, &b.st);
-    if (!b.h)
-        goto out;
-    if (b.dom.running) {
-        lb_fail(EBUSY, "%s is running: an in-place restore needs it shut off",
-                b.dom.name);
-        lb_error_hint("virsh shutdown %s, then run the restore again",
-                      b.dom.name);
-        goto out;
-    }
-    /* The domain's own images, from the XML saved with the backup. */
-    if (agent_xml_disks(xml, &sd, &nsd) < 0)
-        goto out;
-    for (size_t i = 0; i < nd; i++) {
-        const struct agent_vdisk *d = NULL;
-        if (!disk_wanted(a, ds[i].name))
-            continue;
-        for (size_t k = 0; k < nsd; k++)
-            if (strcmp(sd[k].target, ds[i].name) == 0)
-                d = &sd[k];
-        if (!d || !d->source) {
-            lb_fail(EINVAL, "disk %s is not in the saved XML", ds[i].name);
-            goto out;
-        }
-        if (strncmp(d->source, "/dev/", 5) == 0) {
-            lb_fail(EINVAL,
-                    "disk %s is the block device %s: in-place restore "
-                    "of block devices is not supported yet",
-                    d->target, d->source);
-            lb_error_hint("restore it elsewhere with --to DIR and copy it");
-            goto out;
-        }
-        if (strcmp(d->format, "raw") != 0 && strcmp(d->format, "qcow2") != 0) {
-            lb_fail(EINVAL,
-                    "disk %s is %s: in-place restore writes raw or "
-                    "qcow2 only",
-                    d->target, d->format);
-            goto out;
-        }
-        final[i] = lb_xstrdup(d->source);
-        fmts[i] =
-            strcmp(d->format, "raw") == 0 ? AGENT_FMT_RAW : AGENT_FMT_QCOW2;
-        fmts_s[nt] = (char *)fmt_name(fmts[i]);
-        tg[nt] = ds[i].name;
-        nt++;
-    }
-    /* The new images sit beside the old ones until renamed over them:
-     * each filesystem needs room for all the disks restored into it. */
-    for (size_t i = 0; i < nd; i++) {
-        CLEANUP_FREE char *dir = NULL;
-        uint64_t need = 0;
-        bool seen = false;
-        if (!final[i])
-            continue;
-        dir = lb_xstrdup(final[i]);
-        *strrchr(dir, '/') = '\0';
-        for (size_t k = 0; k < nd; k++) {
-            CLEANUP_FREE char *dk = final[k] ? lb_xstrdup(final[k]) : NULL;
-            if (!dk)
-                continue;
-            *strrchr(dk, '/') = '\0';
-            if (strcmp(dk, dir) != 0)
-                continue;
-            seen |= k < i;
-            need += ds[k].nonempty_windows * r->window_size;
-        }
-        if (!seen && check_space(*dir ? dir : "/", need) < 0)
-            goto out;
-    }
-    for (size_t i = 0; i < nd; i++)
-        if (final[i] && agent_restore_check(r, mfd, id, ds[i].name) < 0)
-            goto out;
-    if (restore_disks(r, mfd, id, ds, nd, final, fmts, NULL) < 0)
-        goto out;
-    /* Back on its own images, untracked: drop our overlays and state. */
-    {
-        CLEANUP_FREE char *ix = agent_virt_xml(&b.dom, VIR_DOMAIN_XML_INACTIVE);
-        char **paths = lb_xcalloc(nt ? nt : 1, sizeof *paths);
-        CLEANUP_FREE char *nx = NULL;
-        size_t k = 0;
-        for (size_t i = 0; i < nd; i++)
-            if (final[i])
-                paths[k++] = final[i];
-        nx = ix ? agent_xml_set_disks(ix, nt, tg, paths, fmts_s) : NULL;
-        free(paths);
-        if (!nx || agent_virt_define(v, nx) < 0)
-            goto out;
-    }
-    for (size_t i = 0; i < b.st->nd; i++) {
-        struct track_disk *td = &b.st->d[i];
-        bool restored = false;
-        for (size_t k = 0; k < nt; k++)
-            restored |= strcmp(tg[k], td->target) == 0;
-        if (!restored)
-            continue;
-        for (size_t k = 0; k < td->nov; k++)
-            if (unlink(td->ov[k]) < 0 && errno != ENOENT)
-                lb_warn("cannot delete %s: %s", td->ov[k], strerror(errno));
-        track_disk_reset(td);
-    }
-    {
-        bool any = false;
-        for (size_t i = 0; i < b.st->nd; i++)
-            any |= b.st->d[i].nov > 0;
-        if (any ? track_save(b.h) < 0 : track_remove(b.h) < 0)
-            goto out;
-    }
-    ret = 0;
-out:
-    for (size_t i = 0; i < nd; i++)
-        free(final[i]);
-    free(final);
-    free(fmts);
-    free(fmts_s);
-    free(tg);
-    agent_vdisks_free(sd, nsd);
-    track_close(b.h);
-    agent_dom_free(&b.dom);
-    agent_virt_close(v);
-    return ret;
 }
 
 int
@@ -473,7 +238,8 @@ cmd_restore(int argc, char **argv)
     }
 
     if (a.in_place) {
-        if (restore_in_place(&a, r, mfd, id, xml, ds, nd) < 0)
+        struct livebk_inplace io = {a.uri, a.domain, a.disks, a.ndisks};
+        if (livebk_restore_in_place(&io, r, mfd, id, xml, ds, nd) < 0)
             goto fail;
         if (!agent_opts.json)
             printf("restored %s in place from backup %s in %.1f s; it is "
@@ -521,14 +287,14 @@ cmd_restore(int argc, char **argv)
                 continue;
             fmts[i] = a.fmt;
             final[i] = lb_xasprintf("%s/%s-%s.%s", a.to, newname, ds[i].name,
-                                    fmt_name(a.fmt));
+                                    agent_format_name(a.fmt));
             if (!resuming && stat(final[i], &sb) == 0) {
                 lb_buf_append(&exists, " ", 1);
                 lb_buf_append(&exists, final[i], strlen(final[i]));
             }
             need += ds[i].nonempty_windows * r->window_size;
             tg[nt] = ds[i].name;
-            fs[nt] = (char *)fmt_name(a.fmt);
+            fs[nt] = (char *)agent_format_name(a.fmt);
             ps[nt] = final[i];
             nt++;
         }
@@ -560,7 +326,7 @@ cmd_restore(int argc, char **argv)
             goto fail;
         }
         lb_buf_free(&exists);
-        if (!newxml || check_space(a.to, need) < 0)
+        if (!newxml || agent_restore_check_space(a.to, need) < 0)
             goto fail;
         /* Every chunk must be there before anything is written. */
         for (size_t i = 0; i < nd; i++)
@@ -569,18 +335,12 @@ cmd_restore(int argc, char **argv)
     }
     if (!a.new_mac) {
         /* Two guests with one MAC collide: warn if the original exists. */
-        virConnectPtr c0 = virConnectOpenReadOnly(a.uri);
-        virDomainPtr d0 = c0 ? virDomainLookupByName(c0, a.domain) : NULL;
-        if (d0 && strstr(newxml, "<interface"))
+        if (strstr(newxml, "<interface") && agent_virt_defined(a.uri, a.domain))
             lb_warn("%s is still defined: the restored domain has the same MAC "
                     "address(es); use --new-mac before starting both",
                     a.domain);
-        if (d0)
-            virDomainFree(d0);
-        if (c0)
-            virConnectClose(c0);
     }
-    if (restore_disks(r, mfd, id, ds, nd, final, fmts, marker) < 0)
+    if (agent_restore_disks(r, mfd, id, ds, nd, final, fmts, marker) < 0)
         goto fail;
     {
         CLEANUP_FREE char *name = lb_xasprintf("%s.xml", newname);

@@ -6,7 +6,8 @@
  * (store/prune.c, store/gc.c); this file parses options, sends one request
  * and prints what comes back.
  */
-#include "agent/agent.h"
+#include "agent/cli/cli.h"
+#include "agent/client/client.h"
 
 #include <errno.h>
 #include <getopt.h>

@@ -1,23 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * livebackup: the command-line front end on the VM host. One file per
- * group of subcommands (cmd_*.c); this one dispatches and owns the options
- * every command shares.
+ * group of subcommands (cmd_*.c); this one dispatches (opts.c parses the
+ * options every command shares).
  *
  * Exit status: 0 success, 1 failure (the message says what and what to
  * do), 2 usage error.
  */
-#include "agent/agent.h"
-#include "agent/virt.h"
+#include "agent/cli/cli.h"
+#include "agent/live/live.h"
 
-#include <getopt.h>
 #include <signal.h>
 #include <string.h>
-
-struct agent_opts agent_opts = {
-    .zlevel = 1,
-    .max_stack = 8,
-};
 
 static const struct {
     const char *name;
@@ -64,76 +58,6 @@ usage(FILE *f)
           "  -v, --verbose / -q, --quiet\n"
           "\nRun 'livebackup COMMAND --help' for a command's options.\n",
           f);
-}
-
-int
-agent_common_opt(int opt, const char *arg)
-{
-    switch (opt) {
-    case 1000:
-        agent_opts.json = true;
-        agent_opts.progress = false;
-        return 1;
-    case 1001:
-        agent_opts.rsh = arg;
-        return 1;
-    case 1002:
-        agent_opts.remote_backupd = arg;
-        return 1;
-    case 1003:
-        if (lb_parse_size(arg, &agent_opts.bwlimit) < 0 ||
-            agent_opts.bwlimit == 0) {
-            fprintf(stderr,
-                    "livebackup: --bwlimit %s: expected a rate like "
-                    "20M (bytes per second)\n",
-                    arg);
-            return -1;
-        }
-        return 1;
-    case 1004:
-        agent_opts.zlevel = atoi(arg);
-        if (agent_opts.zlevel < -5 || agent_opts.zlevel > 19) {
-            fprintf(stderr, "livebackup: --compress-level must be -5..19\n");
-            return -1;
-        }
-        return 1;
-    case 1005:
-        agent_opts.lock_wait = (unsigned)strtoul(arg, NULL, 10);
-        return 1;
-    case 1006:
-        agent_opts.progress = !agent_opts.json;
-        return 1;
-    case 1007:
-        agent_opts.progress = false;
-        return 1;
-    case 1008:
-        agent_opts.threads = (unsigned)strtoul(arg, NULL, 10);
-        return 1;
-    case 'v':
-        lb_log_set_level(LB_LOG_DEBUG);
-        return 1;
-    case 'q':
-        lb_log_set_level(LB_LOG_WARN);
-        agent_opts.progress = false;
-        return 1;
-    default:
-        return 0;
-    }
-}
-
-int
-agent_fail(void)
-{
-    lb_log_error_slot();
-    if (agent_opts.json) {
-        struct proto_kv kv = {0};
-        proto_kv_set(&kv, "message", lb_error_msg());
-        if (lb_error_hint_msg()[0])
-            proto_kv_set(&kv, "hint", lb_error_hint_msg());
-        agent_event("error", &kv);
-        proto_kv_free(&kv);
-    }
-    return 1;
 }
 
 int

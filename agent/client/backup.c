@@ -14,8 +14,8 @@
  * chunk) when most of it changed or its stack is already max_stack deep,
  * which keeps restores bounded.
  */
-#include "agent/agent.h"
-#include "agent/upload.h"
+#include "agent/client/client.h"
+#include "agent/client/upload.h"
 
 #include <errno.h>
 #include <string.h>
@@ -61,7 +61,8 @@ read_window(struct disk_job *j, uint8_t *buf, uint64_t off, uint32_t wl,
         const struct agent_extent *e = &j->ext[i];
         if (e->zero)
             continue;
-        j->reads[nr++] = (struct agent_read){buf + (e->off - off), e->len, e->off};
+        j->reads[nr++] =
+            (struct agent_read){buf + (e->off - off), e->len, e->off};
         *got += e->len;
     }
     if (agent_source_preadv(j->src, j->reads, nr) < 0)
@@ -133,8 +134,8 @@ send_delta(struct disk_job *j, struct agent_upload *u, uint64_t i, uint64_t off,
         for (uint32_t k = 0; k < nruns; k++) {
             if (j->runs[k].kind != PROTO_RUN_DATA)
                 continue;
-            j->reads[nr++] = (struct agent_read){
-                s->plain + at, j->runs[k].len, off + j->runs[k].off};
+            j->reads[nr++] = (struct agent_read){s->plain + at, j->runs[k].len,
+                                                 off + j->runs[k].off};
             at += j->runs[k].len;
             j->bytes_read += j->runs[k].len;
         }

@@ -1,15 +1,20 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The agent's internal contracts (livebackup, on the VM host).
+ * The agent's repository client (agent/client/, library lb_agent_client):
+ * the repository session, uploads, restores, listings and manifests, and
+ * disk images read through qemu-nbd. The command line (agent/cli) and the
+ * live layer (agent/live) are its callers; it needs neither libvirt nor
+ * libxml2 (CMake checks that it does not link them).
  *
  * The agent reaches a repository only through the protocol: a local
- * repository is served by a `backupd serve` child, a remote one by
- * `ssh host backupd serve`. It reads disk images only through QEMU's block
+ * repository is served by a `backupd serve` child (or a `backupd listen`
+ * daemon), a remote one by `ssh host backupd serve`. Every frame the agent
+ * sends is encoded here. It reads disk images only through QEMU's block
  * layer (qemu-nbd + libnbd), so raw, qcow2 and backing chains all work the
  * way QEMU sees them.
  */
-#ifndef LB_AGENT_H
-#define LB_AGENT_H
+#ifndef LB_AGENT_CLIENT_H
+#define LB_AGENT_CLIENT_H
 
 #include "common/common.h"
 #include "proto/proto.h"
@@ -29,6 +34,8 @@ struct agent_opts {
     unsigned threads;           /* worker threads (0: CPUs) */
 };
 
+/* The settings of this process's client work, set by the command line
+ * (defined in repo.c, with its defaults). */
 extern struct agent_opts agent_opts;
 
 /* ---- progress and events
@@ -211,6 +218,9 @@ int agent_get_blob(struct agent_repo *r, const struct proto_digest *d,
 
 enum agent_format { AGENT_FMT_RAW, AGENT_FMT_QCOW2 };
 
+/* "raw" or "qcow2". */
+const char *agent_format_name(enum agent_format f);
+
 struct agent_restore_disk {
     char name[65];
     uint64_t size;
@@ -241,42 +251,22 @@ int agent_restore_disk(struct agent_repo *r, int mfd, const char *id,
                        const char *disk, const char *out_path,
                        enum agent_format fmt, bool force);
 
-/* ---- commands
- * ------------------------------------------------------------------- */
+/*
+ * Restore several disks of one backup: ds[i] goes to final[i] (skipped
+ * when NULL) in format fmts[i]. Each is written under a temporary name
+ * beside its target (DIR/.NAME.restoring) and nothing is renamed into
+ * place until every one is written, so nothing looks complete before all
+ * of it is; marker (may be NULL) is created and fsync'd before the first
+ * rename. Existing targets are replaced. On failure the temporary files
+ * are removed (renamed ones stay). 0 or -1.
+ */
+int agent_restore_disks(struct agent_repo *r, int mfd, const char *id,
+                        const struct agent_restore_disk *ds, size_t nd,
+                        char *const *final, const enum agent_format *fmts,
+                        const char *marker);
 
-int cmd_init(int argc, char **argv);
-int cmd_backup_image(int argc, char **argv);
-int cmd_list(int argc, char **argv);
-int cmd_verify(int argc, char **argv);
-int cmd_restore_image(int argc, char **argv);
-int cmd_delete(int argc, char **argv);
-int cmd_backup(int argc, char **argv);
-int cmd_recover(int argc, char **argv);
-int cmd_status(int argc, char **argv);
-int cmd_untrack(int argc, char **argv);
-int cmd_restore(int argc, char **argv);
-int cmd_show(int argc, char **argv);
-int cmd_prune(int argc, char **argv);
-int cmd_gc(int argc, char **argv);
+/* Fail (ENOSPC, with a hint) if the filesystem of dir has less than need
+ * bytes free; an unknown amount passes. */
+int agent_restore_check_space(const char *dir, uint64_t need);
 
-/* Shared option parsing for the global options (--json, --rsh, ...).
- * Returns 1 if opt was one of them (consumed), 0 if not, -1 on error. */
-int agent_common_opt(int opt, const char *arg);
-#define AGENT_COMMON_LONGOPTS                                                  \
-    {"json", no_argument, NULL, 1000}, {"rsh", required_argument, NULL, 1001}, \
-        {"remote-backupd", required_argument, NULL, 1002},                     \
-        {"bwlimit", required_argument, NULL, 1003},                            \
-        {"compress-level", required_argument, NULL, 1004},                     \
-        {"lock-wait", required_argument, NULL, 1005},                          \
-        {"progress", no_argument, NULL, 1006},                                 \
-        {"no-progress", no_argument, NULL, 1007},                              \
-        {"verbose", no_argument, NULL, 'v'},                                   \
-        {"quiet", no_argument, NULL, 'q'},                                     \
-    {                                                                          \
-        "threads", required_argument, NULL, 1008                               \
-    }
-
-/* Print the error slot (and hint) for the user; returns exit code 1. */
-int agent_fail(void);
-
-#endif /* LB_AGENT_H */
+#endif /* LB_AGENT_CLIENT_H */

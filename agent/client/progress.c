@@ -4,7 +4,7 @@
  * done of total, rate, ETA), JSON "progress" events with --json (at most
  * one a second), nothing otherwise (cron, systemd).
  */
-#include "agent/agent.h"
+#include "agent/client/client.h"
 #include "common/json.h"
 
 #include <pthread.h>

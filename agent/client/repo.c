@@ -7,7 +7,7 @@
  * the protocol, over the child's stdin/stdout; the child's stderr goes to
  * ours so ssh and backupd messages reach the user.
  */
-#include "agent/agent.h"
+#include "agent/client/client.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +16,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+
+struct agent_opts agent_opts = {
+    .zlevel = 1,
+    .max_stack = 8,
+};
 
 /* 'quoted' for the remote shell. */
 static char *

@@ -11,8 +11,8 @@
  * renamed when complete, so a half-restored disk never looks complete; an
  * interrupted restore can simply be run again.
  */
-#include "agent/agent.h"
-#include "agent/run.h"
+#include "agent/client/client.h"
+#include "agent/client/run.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #define MAX_WORKERS 16
 #define BLOCK 4096
@@ -298,7 +299,14 @@ sink_close(struct sink *k, bool commit)
 
 /* FETCHING: chunks requested; FETCHED: received; WORKING: a worker builds
  * the window; BUILT: ready for the writer; WRITING: being written. */
-enum rslot_state { R_FREE, R_FETCHING, R_FETCHED, R_WORKING, R_BUILT, R_WRITING };
+enum rslot_state {
+    R_FREE,
+    R_FETCHING,
+    R_FETCHED,
+    R_WORKING,
+    R_BUILT,
+    R_WRITING
+};
 
 struct rslot {
     enum rslot_state st;
@@ -694,8 +702,7 @@ agent_restore_disk(struct agent_repo *r, int mfd, const char *id,
     } else {
         ret = sink_close(&x.sink, true);
     }
-    for (unsigned i = 0; i < x.nslots; i++)
-    {
+    for (unsigned i = 0; i < x.nslots; i++) {
         lb_buf_free(&x.slots[i].data);
         free(x.slots[i].win);
     }
@@ -704,4 +711,92 @@ agent_restore_disk(struct agent_repo *r, int mfd, const char *id,
     pthread_mutex_destroy(&x.lock);
     pthread_cond_destroy(&x.cv);
     return ret;
+}
+
+/* ---- several disks, and the room they need ---------------------------- */
+
+const char *
+agent_format_name(enum agent_format f)
+{
+    return f == AGENT_FMT_RAW ? "raw" : "qcow2";
+}
+
+int
+agent_restore_disks(struct agent_repo *r, int mfd, const char *id,
+                    const struct agent_restore_disk *ds, size_t nd,
+                    char *const *final, const enum agent_format *fmts,
+                    const char *marker)
+{
+    char **tmp = lb_xcalloc(nd ? nd : 1, sizeof *tmp);
+    int ret = -1;
+    size_t i;
+
+    for (i = 0; i < nd; i++) {
+        if (!final[i])
+            continue;
+        const char *slash = strrchr(final[i], '/');
+        tmp[i] = lb_xasprintf("%.*s/.%s.restoring", (int)(slash - final[i]),
+                              final[i], slash + 1);
+        if (agent_restore_disk(r, mfd, id, ds[i].name, tmp[i], fmts[i], true) <
+            0)
+            goto out;
+    }
+    if (marker) {
+        int fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0 || fsync(fd) < 0) {
+            lb_error(errno, "create %s", marker);
+            if (fd >= 0)
+                close(fd);
+            goto out;
+        }
+        close(fd);
+    }
+    for (i = 0; i < nd; i++) {
+        if (!final[i])
+            continue;
+        if (rename(tmp[i], final[i]) < 0) {
+            lb_error(errno, "rename %s to %s", tmp[i], final[i]);
+            goto out;
+        }
+        lb_fault_point("agent:restore-renamed");
+    }
+    ret = 0;
+out:
+    for (i = 0; i < nd; i++) {
+        if (ret < 0 && tmp[i])
+            unlink(tmp[i]);
+        free(tmp[i]);
+    }
+    free(tmp);
+    return ret;
+}
+
+/* Free bytes in dir, or UINT64_MAX if unknown. */
+static uint64_t
+free_bytes(const char *dir)
+{
+    struct statvfs sv;
+
+    if (statvfs(dir, &sv) < 0)
+        return UINT64_MAX;
+    return (uint64_t)sv.f_bavail * sv.f_frsize;
+}
+
+int
+agent_restore_check_space(const char *dir, uint64_t need)
+{
+    uint64_t have = free_bytes(dir);
+
+    if (have != UINT64_MAX && need > have) {
+        char n[16], h[16];
+        lb_human_size(n, sizeof n, need);
+        lb_human_size(h, sizeof h, have);
+        lb_fail(ENOSPC,
+                "not enough space in %s: the restore needs up to %s, "
+                "%s are free",
+                dir, n, h);
+        lb_error_hint("free space there, or restore elsewhere with --to DIR");
+        return -1;
+    }
+    return 0;
 }

@@ -4,7 +4,7 @@
  * output. Arguments are passed as a vector, so image paths with spaces or
  * shell characters are safe.
  */
-#include "agent/run.h"
+#include "agent/client/run.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -10,8 +10,8 @@
  * Block status is asked for large ranges and cached, so mapping a disk
  * costs a round trip per gigabyte, not per window.
  */
-#include "agent/agent.h"
-#include "agent/run.h"
+#include "agent/client/client.h"
+#include "agent/client/run.h"
 #include "common/json.h"
 
 #include <errno.h>
@@ -423,9 +423,9 @@ agent_source_preadv(struct agent_source *s, const struct agent_read *r,
                     break;
                 }
             if (done < 0 && rc == 0)
-                rc = lb_error(0, "read at offset %llu: %s",
-                              (unsigned long long)r[i + j].off,
-                              nbd_get_error());
+                rc =
+                    lb_error(0, "read at offset %llu: %s",
+                             (unsigned long long)r[i + j].off, nbd_get_error());
         }
         if (rc < 0)
             return -1;

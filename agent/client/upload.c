@@ -5,7 +5,7 @@
  * compressing a 4 MiB window) is large enough that contention does not
  * matter, and a single lock keeps the state machine easy to check.
  */
-#include "agent/upload.h"
+#include "agent/client/upload.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -4,7 +4,7 @@
  * overlays a backup switches onto, the saved XML with the VM's own images,
  * and the XML of a restored domain (new name, UUID, disks, MACs).
  */
-#include "agent/virt.h"
+#include "agent/live/virt.h"
 
 #include <errno.h>
 #include <libxml/parser.h>

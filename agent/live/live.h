@@ -1,14 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Backing up libvirt domains on tracking overlays (livebk.c), and the
- * recovery that finishes or undoes an interrupted run.
+ * The agent's live layer (agent/live/, library lb_agent_live): everything
+ * that needs libvirt or libxml2, and the journal. Backing up libvirt
+ * domains on tracking overlays (livebk.c), the recovery that finishes or
+ * undoes an interrupted run, and the in-place restore of a domain
+ * (restore.c); the libvirt wrapper (virt.h) and the journal (track.h) it
+ * builds on. The repository work goes through the client layer
+ * (agent/client/client.h). This header compiles without libvirt's.
  */
-#ifndef LB_AGENT_LIVEBK_H
-#define LB_AGENT_LIVEBK_H
+#ifndef LB_AGENT_LIVE_H
+#define LB_AGENT_LIVE_H
 
-#include "agent/agent.h"
-#include "agent/track.h"
-#include "agent/virt.h"
+#include "agent/client/client.h"
+#include "agent/live/track.h"
+#include "agent/live/virt.h"
 
 struct livebk_opts {
     bool full;               /* read every disk whole */
@@ -45,5 +50,25 @@ int livebk_backup(struct livebk *b, struct agent_repo *r,
                   struct livebk_result *res);
 /* Commit the tracking overlays and return the domain to its images. */
 int livebk_untrack(struct livebk *b);
+
+/* restore --in-place: which domain, which of its disks. */
+struct livebk_inplace {
+    const char *uri;    /* the libvirt connection */
+    const char *domain; /* name or UUID */
+    char *const *disks; /* only these targets (every disk if ndisks is 0) */
+    size_t ndisks;
+};
+
+/*
+ * Restore the disks ds[] of backup id (manifest mfd, saved domain XML xml)
+ * over the domain's own images, which must be at rest (raw or qcow2
+ * files): every chunk is checked first, the new images replace the old
+ * ones only when all are written, the definition is pointed back at them
+ * and the domain's tracking is dropped (its next backup enrols it afresh).
+ */
+int livebk_restore_in_place(const struct livebk_inplace *o,
+                            struct agent_repo *r, int mfd, const char *id,
+                            const char *xml,
+                            const struct agent_restore_disk *ds, size_t nd);
 
 #endif

@@ -18,8 +18,8 @@
  * livebk_recover runs before every backup and for `livebackup recover`:
  * thaw first, always; then finish or undo whatever a crash left.
  */
-#include "agent/livebk.h"
-#include "agent/run.h"
+#include "agent/client/run.h"
+#include "agent/live/live.h"
 
 #include <errno.h>
 #include <libvirt/libvirt.h>
@@ -551,8 +551,7 @@ livebk_backup(struct livebk *b, struct agent_repo *r, struct livebk_result *res)
                      "bytes)",
                      (unsigned long long)p->td->size,
                      (unsigned long long)p->size);
-        } else if (o->full_every &&
-                   p->td->incrementals + 1 >= o->full_every) {
+        } else if (o->full_every && p->td->incrementals + 1 >= o->full_every) {
             snprintf(p->why, sizeof p->why, "--full-every %u", o->full_every);
             p->keep = true;
         } else {

@@ -13,7 +13,7 @@
  *   disk TARGET top=PATH fmt=FMT size=N acked=N incr=N last=ID|- new=PATH|-
  *        ov=PATH,PATH  (all on one line)
  */
-#include "agent/track.h"
+#include "agent/live/track.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -37,7 +37,7 @@ struct track_disk {
     uint64_t size;
     size_t nov, acked;
     char *ov[TRACK_MAX_OVERLAYS];
-    char *newov; /* TRACK_PREPARED: created, not yet switched in */
+    char *newov;           /* TRACK_PREPARED: created, not yet switched in */
     unsigned incrementals; /* backups of it since its last full read */
     char last_backup[PROTO_ID_LEN + 1];
 };

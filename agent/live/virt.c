@@ -4,10 +4,11 @@
  * up; track.c and cmd_backup.c do. Every libvirt failure is turned into the
  * error slot with libvirt's own message and the operation that failed.
  */
-#include "agent/virt.h"
+#include "agent/live/virt.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 #include <libxml/tree.h>
 #include <poll.h>
@@ -277,6 +278,22 @@ agent_virt_start(struct agent_virt *v, const char *name)
     if (d)
         virDomainFree(d);
     return r < 0 ? -1 : 0;
+}
+
+int
+agent_virt_defined(const char *uri, const char *name)
+{
+    virConnectPtr c;
+    virDomainPtr d;
+
+    virSetErrorFunc(NULL, silent_error);
+    c = virConnectOpenReadOnly(uri);
+    d = c ? virDomainLookupByName(c, name) : NULL;
+    if (d)
+        virDomainFree(d);
+    if (c)
+        virConnectClose(c);
+    return d != NULL;
 }
 
 int

@@ -10,9 +10,13 @@
 #ifndef LB_AGENT_VIRT_H
 #define LB_AGENT_VIRT_H
 
-#include "agent/agent.h"
+#include "agent/client/client.h"
 
-#include <libvirt/libvirt.h>
+/* libvirt's virDomainPtr, without its headers: only the live layer's .c
+ * files include libvirt. */
+struct _virDomain;
+/* VIR_UUID_STRING_BUFLEN (live/restore.c checks that they agree) */
+#define AGENT_UUID_STRING_BUFLEN 37
 
 struct agent_virt;
 
@@ -21,9 +25,9 @@ void agent_virt_close(struct agent_virt *v);
 const char *agent_virt_uri(const struct agent_virt *v);
 
 struct agent_dom {
-    virDomainPtr d;
+    struct _virDomain *d; /* virDomainPtr */
     char name[256];
-    char uuid[VIR_UUID_STRING_BUFLEN];
+    char uuid[AGENT_UUID_STRING_BUFLEN];
     bool running; /* running or paused: QEMU has the disks open */
     bool paused;
     bool persistent;
@@ -93,6 +97,9 @@ char *agent_xml_restore(const char *xml, const struct agent_restore_xml *o);
 int agent_virt_define(struct agent_virt *v, const char *xml);
 /* Start a defined domain by name. */
 int agent_virt_start(struct agent_virt *v, const char *name);
+/* 1 if a domain of that name is defined on uri (a read-only connection of
+ * its own), 0 if not or if libvirt cannot tell: for warnings only. */
+int agent_virt_defined(const char *uri, const char *name);
 
 /*
  * Freeze the guest's filesystems through the guest agent, waiting at most
