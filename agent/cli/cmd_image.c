@@ -209,8 +209,15 @@ out:
     return rc;
 }
 
-int
-cmd_restore_image(int argc, char **argv)
+struct restore_image_args {
+    const char *repo, *name, *spec, *disk, *to;
+    enum agent_format fmt;
+    bool force;
+};
+
+/* Returns 0, or the exit code to return (2 on usage, 0 for --help). */
+static int
+parse_restore_image(int argc, char **argv, struct restore_image_args *a)
 {
     static const char usage[] =
         "livebackup restore-image --repo R --name NAME [--backup "
@@ -227,19 +234,11 @@ cmd_restore_image(int argc, char **argv)
         AGENT_COMMON_LONGOPTS,
         {0},
     };
-    const char *repo = NULL, *name = NULL, *spec = "latest", *disk = NULL;
-    const char *to = NULL;
-    enum agent_format fmt = AGENT_FMT_RAW;
-    bool force = false;
-    struct agent_repo *r = NULL;
-    struct agent_list l = {0};
-    struct agent_restore_disk *ds = NULL;
-    size_t nd = 0;
-    const char *id;
-    ssize_t pick;
-    int c, mfd = -1, rc = 1;
-    uint64_t t0;
+    int c;
 
+    memset(a, 0, sizeof *a);
+    a->spec = "latest";
+    a->fmt = AGENT_FMT_RAW;
     optind = 1;
     while ((c = getopt_long(argc, argv, "vqh", opts, NULL)) != -1) {
         int k = agent_common_opt(c, optarg);
@@ -249,106 +248,81 @@ cmd_restore_image(int argc, char **argv)
             continue;
         switch (c) {
         case 'r':
-            repo = optarg;
+            a->repo = optarg;
             break;
         case 'n':
-            name = optarg;
+            a->name = optarg;
             break;
         case 'b':
-            spec = optarg;
+            a->spec = optarg;
             break;
         case 'd':
-            disk = optarg;
+            a->disk = optarg;
             break;
         case 't':
-            to = optarg;
+            a->to = optarg;
             break;
         case 'f':
             if (strcmp(optarg, "raw") == 0)
-                fmt = AGENT_FMT_RAW;
+                a->fmt = AGENT_FMT_RAW;
             else if (strcmp(optarg, "qcow2") == 0)
-                fmt = AGENT_FMT_QCOW2;
+                a->fmt = AGENT_FMT_QCOW2;
             else {
                 fprintf(stderr, "livebackup: --format raw or qcow2\n");
                 return 2;
             }
             break;
         case 'F':
-            force = true;
+            a->force = true;
             break;
         case 'h':
             printf("Usage: %s\n", usage);
-            return 0;
+            return -1;
         default:
             fprintf(stderr, "Usage: %s\n", usage);
             return 2;
         }
     }
-    if (optind < argc || !repo || !name || !disk || !to) {
+    if (optind < argc || !a->repo || !a->name || !a->disk || !a->to) {
         fprintf(stderr, "Usage: %s\n", usage);
         return 2;
     }
-    r = agent_repo_connect(repo);
-    t0 = lb_now_ns(); /* like a backup's: from the open, not the ssh login */
-    if (!r || agent_repo_open(r, PROTO_OPEN_READ) < 0 ||
-        agent_repo_list(r, name, &l) < 0)
-        goto fail;
-    pick = agent_list_pick(&l, name, spec);
-    if (pick < 0)
-        goto fail;
-    id = proto_kv_get(&l.b[pick], "id");
-    mfd = agent_repo_get_manifest(r, id);
-    if (mfd < 0 || agent_manifest_disks(mfd, &ds, &nd) < 0)
-        goto fail;
-    {
-        size_t i;
-        for (i = 0; i < nd && strcmp(ds[i].name, disk) != 0; i++)
-            ;
-        if (i == nd) {
-            struct lb_buf names = {0};
-            for (size_t k = 0; k < nd; k++) {
-                if (k)
-                    lb_buf_append(&names, ", ", 2);
-                lb_buf_append(&names, ds[k].name, strlen(ds[k].name));
-            }
-            lb_buf_put_u8(&names, 0);
-            lb_error(0, "backup %s has no disk %s (it has: %s)", id, disk,
-                     (char *)names.data);
-            lb_buf_free(&names);
-            goto fail;
-        }
+    return 0;
+}
+
+int
+cmd_restore_image(int argc, char **argv)
+{
+    struct restore_image_args a;
+    struct agent_backup b = {0};
+    int rc = parse_restore_image(argc, argv, &a);
+    double secs;
+
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    /* Timed like a backup: from the open, not the ssh login. */
+    if (agent_backup_open(a.repo, a.name, a.spec, &b) < 0 ||
+        !agent_backup_disk(&b, a.disk) || agent_restore_check(&b, a.disk) < 0 ||
+        agent_restore_disk(&b, a.disk, a.to, a.fmt, a.force) < 0) {
+        agent_fail();
+        agent_backup_close(&b);
+        return 1;
     }
-    if (agent_restore_check(r, mfd, id, disk) < 0 ||
-        agent_restore_disk(r, mfd, id, disk, to, fmt, force) < 0)
-        goto fail;
-    {
-        double secs = (double)(lb_now_ns() - t0) / 1e9;
-        if (agent_opts.json) {
-            struct proto_kv kv = {0};
-            proto_kv_set(&kv, "id", id);
-            proto_kv_set(&kv, "disk", disk);
-            proto_kv_set(&kv, "to", to);
-            proto_kv_set(&kv, "format", fmt == AGENT_FMT_RAW ? "raw" : "qcow2");
-            proto_kv_setf(&kv, "seconds", "%.3f", secs);
-            proto_kv_set_u64(&kv, "agent_bytes_received",
-                             proto_conn_bytes_in(r->conn));
-            agent_event("summary", &kv);
-            proto_kv_free(&kv);
-        } else {
-            printf("restored disk %s of backup %s (%s) to %s (%s) in %.1f s\n",
-                   disk, id, name, to, fmt == AGENT_FMT_RAW ? "raw" : "qcow2",
-                   secs);
-        }
+    secs = (double)(lb_now_ns() - b.connected_ns) / 1e9;
+    if (agent_opts.json) {
+        struct proto_kv kv = {0};
+        proto_kv_set(&kv, "id", b.id);
+        proto_kv_set(&kv, "disk", a.disk);
+        proto_kv_set(&kv, "to", a.to);
+        proto_kv_set(&kv, "format", agent_format_name(a.fmt));
+        proto_kv_setf(&kv, "seconds", "%.3f", secs);
+        proto_kv_set_u64(&kv, "agent_bytes_received", agent_repo_bytes_in(b.r));
+        agent_event("summary", &kv);
+        proto_kv_free(&kv);
+    } else {
+        printf("restored disk %s of backup %s (%s) to %s (%s) in %.1f s\n",
+               a.disk, b.id, a.name, a.to, agent_format_name(a.fmt), secs);
     }
-    rc = 0;
-    goto out;
-fail:
-    agent_fail();
-out:
-    if (mfd >= 0)
-        close(mfd);
-    free(ds);
-    agent_list_free(&l);
-    agent_repo_close(r);
-    return rc;
+    agent_backup_close(&b);
+    return 0;
 }

@@ -223,62 +223,66 @@ cmd_list(int argc, char **argv)
     return 0;
 }
 
-static int
-verify_events(struct agent_repo *r, bool *damaged, struct proto_kv *end)
-{
+/* What verify prints as its events arrive: progress, and each damage. */
+struct verify_out {
     struct agent_progress prog;
-    bool started = false;
+    bool started, damaged;
+};
 
-    *damaged = false;
-    for (;;) {
-        struct proto_hdr h;
-        const uint8_t *p;
-        struct proto_kv ev;
+static int
+verify_event(void *opaque, struct proto_kv *ev)
+{
+    struct verify_out *o = opaque;
+    const char *id, *name, *disk;
 
-        if (proto_conn_recv(r->conn, &h, &p) < 0) {
-            agent_repo_explain(r);
-            return -1;
+    if (strcmp(proto_kv_get(ev, "event"), "progress") == 0) {
+        uint64_t done = proto_kv_get_u64(ev, "done", 0);
+        if (!o->started) {
+            agent_progress_begin(&o->prog, "verify",
+                                 proto_kv_get_u64(ev, "total", 0));
+            o->started = true;
         }
-        if (h.type == PROTO_T_ERROR)
-            return proto_conn_take_error(r->conn, p, h.len, NULL);
-        if (h.type != PROTO_T_VERIFY_EVENT && h.type != PROTO_T_VERIFY_END)
-            return lb_error(0, "protocol error: unexpected %s",
-                            proto_type_name(h.type));
-        if (proto_dec_kv(p, h.len, &ev) != PROTO_OK)
-            return lb_error(0, "protocol error: malformed verify event");
-        if (h.type == PROTO_T_VERIFY_END) {
-            if (started)
-                agent_progress_end(&prog);
-            *end = ev;
-            return 0;
-        }
-        if (proto_kv_get(&ev, "event") &&
-            strcmp(proto_kv_get(&ev, "event"), "progress") == 0) {
-            uint64_t done = proto_kv_get_u64(&ev, "done", 0);
-            if (!started) {
-                agent_progress_begin(&prog, "verify",
-                                     proto_kv_get_u64(&ev, "total", 0));
-                started = true;
-            }
-            agent_progress_add(&prog, done - prog.done);
-        } else {
-            const char *id = proto_kv_get(&ev, "id");
-            const char *name = proto_kv_get(&ev, "name");
-            const char *disk = proto_kv_get(&ev, "disk");
-            *damaged = true;
-            if (agent_opts.json) {
-                agent_event("damage", &ev);
-            } else if (id && *id) {
-                printf("DAMAGED backup %s (%s)%s%s: %s\n", id,
-                       name && *name ? name : "name unreadable",
-                       disk && *disk ? " disk " : "", disk ? disk : "",
-                       proto_kv_get(&ev, "what"));
-            } else {
-                printf("DAMAGED %s\n", proto_kv_get(&ev, "what"));
-            }
-        }
-        proto_kv_free(&ev);
+        agent_progress_add(&o->prog, done - o->prog.done);
+        return 0;
     }
+    id = proto_kv_get(ev, "id");
+    name = proto_kv_get(ev, "name");
+    disk = proto_kv_get(ev, "disk");
+    o->damaged = true;
+    if (agent_opts.json)
+        agent_event("damage", ev);
+    else if (id && *id)
+        printf("DAMAGED backup %s (%s)%s%s: %s\n", id,
+               name && *name ? name : "name unreadable",
+               disk && *disk ? " disk " : "", disk ? disk : "",
+               proto_kv_get(ev, "what"));
+    else
+        printf("DAMAGED %s\n", proto_kv_get(ev, "what"));
+    return 0;
+}
+
+static void
+print_verify_summary(const struct proto_kv *end, bool damaged)
+{
+    char sz[16];
+
+    if (agent_opts.json) {
+        agent_event("summary", end);
+        return;
+    }
+    lb_human_size(sz, sizeof sz, proto_kv_get_u64(end, "bytes", 0));
+    printf("verified %llu backups and %llu chunks (%s): %s\n",
+           (unsigned long long)proto_kv_get_u64(end, "backups", 0),
+           (unsigned long long)proto_kv_get_u64(end, "chunks", 0), sz,
+           damaged ? "DAMAGE FOUND (see above)" : "all sound");
+    if (damaged)
+        printf(
+            "%llu damaged backup(s), %llu damaged chunk(s), %llu "
+            "missing chunk reference(s); the other backups restore "
+            "normally\n",
+            (unsigned long long)proto_kv_get_u64(end, "backups_damaged", 0),
+            (unsigned long long)proto_kv_get_u64(end, "chunks_damaged", 0),
+            (unsigned long long)proto_kv_get_u64(end, "chunk_refs_missing", 0));
 }
 
 int
@@ -286,8 +290,8 @@ cmd_verify(int argc, char **argv)
 {
     struct simple_args a;
     struct agent_repo *r;
-    struct proto_kv req = {0}, end = {0};
-    bool damaged;
+    struct verify_out o = {0};
+    struct proto_kv end = {0};
     int rc =
         parse_simple(argc, argv, "livebackup verify --repo R [--json]", &a);
 
@@ -296,42 +300,18 @@ cmd_verify(int argc, char **argv)
     r = agent_repo_connect(a.repo);
     if (!r)
         return agent_fail();
-    if (agent_repo_open(r, PROTO_OPEN_READ) < 0)
-        goto fail;
-    proto_enc_kv(&r->out, PROTO_T_VERIFY, &req);
-    if (proto_conn_send_buf(r->conn, &r->out) < 0) {
-        agent_repo_explain(r);
-        goto fail;
+    if (agent_repo_open(r, PROTO_OPEN_READ) < 0 ||
+        agent_repo_verify(r, verify_event, &o, &end) < 0) {
+        agent_fail();
+        agent_repo_close(r);
+        return 1;
     }
-    if (verify_events(r, &damaged, &end) < 0)
-        goto fail;
+    if (o.started)
+        agent_progress_end(&o.prog);
     agent_repo_close(r);
-    if (agent_opts.json) {
-        agent_event("summary", &end);
-    } else {
-        char sz[16];
-        lb_human_size(sz, sizeof sz, proto_kv_get_u64(&end, "bytes", 0));
-        printf("verified %llu backups and %llu chunks (%s): %s\n",
-               (unsigned long long)proto_kv_get_u64(&end, "backups", 0),
-               (unsigned long long)proto_kv_get_u64(&end, "chunks", 0), sz,
-               damaged ? "DAMAGE FOUND (see above)" : "all sound");
-        if (damaged)
-            printf(
-                "%llu damaged backup(s), %llu damaged chunk(s), %llu "
-                "missing chunk reference(s); the other backups restore "
-                "normally\n",
-                (unsigned long long)proto_kv_get_u64(&end, "backups_damaged",
-                                                     0),
-                (unsigned long long)proto_kv_get_u64(&end, "chunks_damaged", 0),
-                (unsigned long long)proto_kv_get_u64(&end, "chunk_refs_missing",
-                                                     0));
-    }
+    print_verify_summary(&end, o.damaged);
     proto_kv_free(&end);
-    return damaged ? 1 : 0;
-fail:
-    agent_fail();
-    agent_repo_close(r);
-    return 1;
+    return o.damaged ? 1 : 0;
 }
 
 int
@@ -339,8 +319,6 @@ cmd_delete(int argc, char **argv)
 {
     struct simple_args a;
     struct agent_repo *r;
-    const uint8_t *p;
-    uint32_t len;
     int rc =
         parse_simple(argc, argv, "livebackup delete --repo R --backup ID", &a);
 
@@ -353,10 +331,8 @@ cmd_delete(int argc, char **argv)
     r = agent_repo_connect(a.repo);
     if (!r)
         return agent_fail();
-    if (agent_repo_open(r, PROTO_OPEN_ADMIN) < 0)
-        goto fail;
-    proto_enc_str(&r->out, PROTO_T_DELETE, a.backup);
-    if (agent_repo_call(r, PROTO_T_OK, &p, &len, NULL) < 0)
+    if (agent_repo_open(r, PROTO_OPEN_ADMIN) < 0 ||
+        agent_repo_delete(r, a.backup) < 0)
         goto fail;
     agent_repo_close(r);
     if (!agent_opts.json)

@@ -3,8 +3,8 @@
  * Retention commands: prune (which backups to keep, per set, under
  * keep-last/hourly/daily/weekly/monthly/yearly rules) and gc (reclaim the
  * chunks no backup uses). The decisions and the work happen in backupd
- * (store/prune.c, store/gc.c); this file parses options, sends one request
- * and prints what comes back.
+ * (store/prune.c, store/gc.c); this file parses options, makes one request
+ * through the client and prints what comes back.
  */
 #include "agent/cli/cli.h"
 #include "agent/client/client.h"
@@ -15,9 +15,6 @@
 
 #define MAX_KEEP 1000000
 
-static const char *const rules[] = {"last",   "hourly",  "daily",
-                                    "weekly", "monthly", "yearly"};
-
 static const char prune_usage[] =
     "livebackup prune --repo R [--name NAME] [--keep-last N] "
     "[--keep-hourly N] [--keep-daily N] [--keep-weekly N] "
@@ -27,7 +24,7 @@ static const char gc_usage[] = "livebackup gc --repo R [--dry-run] [--json]";
 
 struct retention_args {
     const char *repo, *name;
-    uint64_t keep[LB_ARRAY_SIZE(rules)];
+    uint64_t keep[AGENT_KEEP_NRULES];
     bool dry_run;
 };
 
@@ -79,8 +76,9 @@ parse_retention(int argc, char **argv, bool prune, struct retention_args *a)
             return 2;
         if (k)
             continue;
-        if (prune && c >= 2000 && c < 2000 + (int)LB_ARRAY_SIZE(rules)) {
-            if (parse_keep(rules[c - 2000], optarg, &a->keep[c - 2000]) < 0)
+        if (prune && c >= 2000 && c < 2000 + AGENT_KEEP_NRULES) {
+            if (parse_keep(agent_keep_rules[c - 2000], optarg,
+                           &a->keep[c - 2000]) < 0)
                 return 2;
             continue;
         }
@@ -107,7 +105,7 @@ parse_retention(int argc, char **argv, bool prune, struct retention_args *a)
         goto bad;
     if (prune) {
         bool any = false;
-        for (size_t i = 0; i < LB_ARRAY_SIZE(rules); i++)
+        for (size_t i = 0; i < AGENT_KEEP_NRULES; i++)
             any |= a->keep[i] > 0;
         if (!any) {
             fprintf(stderr,
@@ -128,29 +126,27 @@ bad:
     return 2;
 }
 
-/* One PRUNE_ENTRY: printed, counted. */
+/* What prune prints as its decisions arrive. */
+struct prune_out {
+    bool dry_run;
+    uint64_t kept, removed;
+};
+
+/* One PRUNE_ENTRY (the client checked it holds id, name, and action keep
+ * or remove): printed, counted. */
 static int
-prune_entry(const struct proto_kv *e, bool dry_run, uint64_t *kept,
-            uint64_t *removed)
+prune_entry(void *opaque, struct proto_kv *e)
 {
+    struct prune_out *o = opaque;
     const char *id = proto_kv_get(e, "id"), *name = proto_kv_get(e, "name");
-    const char *action = proto_kv_get(e, "action");
     const char *reasons = proto_kv_get(e, "reasons");
-    bool keep;
+    bool keep = strcmp(proto_kv_get(e, "action"), "keep") == 0;
     char when[32];
 
-    if (!id || !name || !action ||
-        (strcmp(action, "keep") != 0 && strcmp(action, "remove") != 0))
-        return lb_error(0, "protocol error: malformed PRUNE_ENTRY");
-    keep = strcmp(action, "keep") == 0;
-    (*(keep ? kept : removed))++;
+    (*(keep ? &o->kept : &o->removed))++;
     if (agent_opts.json) {
-        struct proto_kv kv = {0};
-        for (size_t i = 0; i < e->n; i++)
-            proto_kv_set(&kv, e->e[i].key, e->e[i].val);
-        proto_kv_set_u64(&kv, "dry_run", dry_run);
-        agent_event("prune", &kv);
-        proto_kv_free(&kv);
+        proto_kv_set_u64(e, "dry_run", o->dry_run);
+        agent_event("prune", e);
         return 0;
     }
     lb_format_time(when, sizeof when, (int64_t)proto_kv_get_u64(e, "time", 0));
@@ -167,8 +163,8 @@ cmd_prune(int argc, char **argv)
 {
     struct retention_args a;
     struct agent_repo *r;
-    struct proto_kv req = {0};
-    uint64_t kept = 0, removed = 0;
+    struct agent_prune_req q = {0};
+    struct prune_out o = {0};
     int rc = parse_retention(argc, argv, true, &a);
 
     if (rc)
@@ -176,76 +172,38 @@ cmd_prune(int argc, char **argv)
     r = agent_repo_connect(a.repo);
     if (!r)
         return agent_fail();
+    q.name = a.name;
+    memcpy(q.keep, a.keep, sizeof q.keep);
+    q.dry_run = o.dry_run = a.dry_run;
     /* A dry run changes nothing: it needs no exclusive lock, so it works
      * while backups run. */
-    if (agent_repo_open(r, a.dry_run ? PROTO_OPEN_READ : PROTO_OPEN_ADMIN) < 0)
+    if (agent_repo_open(r, a.dry_run ? PROTO_OPEN_READ : PROTO_OPEN_ADMIN) <
+            0 ||
+        agent_repo_prune(r, &q, prune_entry, &o) < 0)
         goto fail;
-    proto_kv_set(&req, "name", a.name ? a.name : "");
-    for (size_t i = 0; i < LB_ARRAY_SIZE(rules); i++) {
-        char key[32];
-        snprintf(key, sizeof key, "keep_%s", rules[i]);
-        proto_kv_set_u64(&req, key, a.keep[i]);
-    }
-    proto_kv_set_u64(&req, "dry_run", a.dry_run);
-    proto_enc_kv(&r->out, PROTO_T_PRUNE, &req);
-    proto_kv_free(&req);
-    if (proto_conn_send_buf(r->conn, &r->out) < 0) {
-        agent_repo_explain(r);
-        goto fail;
-    }
-    for (;;) {
-        struct proto_hdr h;
-        const uint8_t *p;
-        struct proto_kv e;
-        int bad;
-
-        if (proto_conn_recv(r->conn, &h, &p) < 0) {
-            agent_repo_explain(r);
-            goto fail;
-        }
-        if (h.type == PROTO_T_ERROR) {
-            proto_conn_take_error(r->conn, p, h.len, NULL);
-            goto fail;
-        }
-        if (h.type == PROTO_T_OK)
-            break;
-        if (h.type != PROTO_T_PRUNE_ENTRY) {
-            lb_error(0, "protocol error: unexpected %s",
-                     proto_type_name(h.type));
-            goto fail;
-        }
-        if (proto_dec_kv(p, h.len, &e) != PROTO_OK) {
-            lb_error(0, "protocol error: malformed PRUNE_ENTRY");
-            goto fail;
-        }
-        bad = prune_entry(&e, a.dry_run, &kept, &removed);
-        proto_kv_free(&e);
-        if (bad < 0)
-            goto fail;
-    }
     agent_repo_close(r);
     if (agent_opts.json) {
         struct proto_kv kv = {0};
-        proto_kv_set_u64(&kv, "kept", kept);
-        proto_kv_set_u64(&kv, "removed", removed);
+        proto_kv_set_u64(&kv, "kept", o.kept);
+        proto_kv_set_u64(&kv, "removed", o.removed);
         proto_kv_set_u64(&kv, "dry_run", a.dry_run);
         agent_event("summary", &kv);
         proto_kv_free(&kv);
     } else if (a.dry_run) {
         printf("dry run: would keep %llu and remove %llu backup(s); nothing "
                "was changed\n",
-               (unsigned long long)kept, (unsigned long long)removed);
+               (unsigned long long)o.kept, (unsigned long long)o.removed);
     } else {
         printf("kept %llu and removed %llu backup(s)%s\n",
-               (unsigned long long)kept, (unsigned long long)removed,
-               removed ? "; livebackup gc reclaims their space" : "");
+               (unsigned long long)o.kept, (unsigned long long)o.removed,
+               o.removed ? "; livebackup gc reclaims their space" : "");
     }
     return 0;
 fail:
     /* Entries already printed were applied: say so with the error. */
-    if (removed && !a.dry_run && !agent_opts.json)
+    if (o.removed && !a.dry_run && !agent_opts.json)
         printf("removed %llu backup(s) before the error\n",
-               (unsigned long long)removed);
+               (unsigned long long)o.removed);
     agent_fail();
     agent_repo_close(r);
     return 1;
@@ -256,9 +214,7 @@ cmd_gc(int argc, char **argv)
 {
     struct retention_args a;
     struct agent_repo *r;
-    struct proto_kv req = {0}, end = {0};
-    const uint8_t *p;
-    uint32_t len;
+    struct proto_kv end = {0};
     int rc = parse_retention(argc, argv, false, &a);
 
     if (rc)
@@ -267,17 +223,9 @@ cmd_gc(int argc, char **argv)
     if (!r)
         return agent_fail();
     /* Shared, like a backup: gc runs while backups do. */
-    if (agent_repo_open(r, PROTO_OPEN_WRITE) < 0)
+    if (agent_repo_open(r, PROTO_OPEN_WRITE) < 0 ||
+        agent_repo_gc(r, a.dry_run, &end) < 0)
         goto fail;
-    proto_kv_set_u64(&req, "dry_run", a.dry_run);
-    proto_enc_kv(&r->out, PROTO_T_GC, &req);
-    proto_kv_free(&req);
-    if (agent_repo_call(r, PROTO_T_GC_END, &p, &len, NULL) < 0)
-        goto fail;
-    if (proto_dec_kv(p, len, &end) != PROTO_OK) {
-        lb_error(0, "protocol error: malformed GC_END");
-        goto fail;
-    }
     agent_repo_close(r);
     if (agent_opts.json) {
         agent_event("summary", &end);

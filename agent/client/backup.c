@@ -14,7 +14,7 @@
  * chunk) when most of it changed or its stack is already max_stack deep,
  * which keeps restores bounded.
  */
-#include "agent/client/client.h"
+#include "agent/client/client_int.h"
 #include "agent/client/upload.h"
 
 #include <errno.h>
@@ -310,11 +310,10 @@ int
 agent_put_blob(struct agent_repo *r, const void *data, size_t len,
                struct proto_digest *d)
 {
-    const uint8_t *p, *bits;
-    uint32_t plen, n;
     struct proto_zctx *z;
     CLEANUP_FREE uint8_t *comp = NULL;
     struct proto_chunk c = {.type = PROTO_CHUNK_BLOB};
+    uint8_t have = 0;
     ssize_t clen;
 
     if (len == 0 || len > PROTO_MAX_BLOB)
@@ -322,13 +321,9 @@ agent_put_blob(struct agent_repo *r, const void *data, size_t len,
                        PROTO_MAX_BLOB);
     if (proto_chunk_digest(PROTO_CHUNK_BLOB, data, len, d) < 0)
         return -1;
-    proto_enc_query(&r->out, PROTO_T_QUERY, d, 1);
-    if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
-        proto_conn_expect(r->conn, PROTO_T_HAVE, &p, &plen, NULL) < 0)
+    if (agent_repo_have(r, d, 1, &have) < 0)
         return -1;
-    if (proto_dec_have(p, plen, &bits, &n) != PROTO_OK || n != 1)
-        return lb_fail(EPROTO, "protocol error: bad HAVE");
-    if (proto_bit(bits, 0))
+    if (proto_bit(&have, 0))
         return 0;
     comp = lb_xmalloc(proto_chunk_compress_bound(len));
     z = proto_zctx_new(agent_opts.zlevel);
@@ -345,41 +340,51 @@ agent_put_blob(struct agent_repo *r, const void *data, size_t len,
     return proto_conn_send_buf(r->conn, &r->out);
 }
 
+struct blob {
+    char *data;
+    size_t len;
+};
+
+/* The one chunk of agent_get_blob, decompressed and checked. */
+static int
+blob_chunk(void *opaque, const struct proto_chunk *c)
+{
+    struct blob *b = opaque;
+    char **buf = &b->data;
+    struct proto_digest got;
+    struct proto_zctx *z;
+    int rc;
+
+    if (c->type != PROTO_CHUNK_BLOB)
+        return lb_fail(EPROTO, "protocol error: bad CHUNK_DATA for a blob");
+    *buf = lb_xmalloc((size_t)c->raw_len + 1);
+    z = proto_zctx_new(1);
+    rc = proto_chunk_decompress(z, (uint8_t *)*buf, c->raw_len, c->data,
+                                c->data_len, c->comp);
+    proto_zctx_free(z);
+    if (rc < 0 ||
+        proto_chunk_digest(PROTO_CHUNK_BLOB, *buf, c->raw_len, &got) < 0 ||
+        memcmp(got.b, c->d.b, PROTO_DIGEST_LEN) != 0) {
+        free(*buf);
+        *buf = NULL;
+        return lb_fail(EPROTO, "the saved domain XML is damaged in the "
+                               "repository");
+    }
+    (*buf)[c->raw_len] = '\0';
+    b->len = c->raw_len;
+    return 0;
+}
+
 int
 agent_get_blob(struct agent_repo *r, const struct proto_digest *d, char **data,
                size_t *len)
 {
-    const uint8_t *p;
-    uint32_t plen;
-    struct proto_chunk c;
-    struct proto_digest got;
-    struct proto_zctx *z;
-    char *buf;
-    int rc;
+    struct blob b = {NULL, 0};
 
-    proto_enc_query(&r->out, PROTO_T_GET_CHUNKS, d, 1);
-    if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
-        proto_conn_expect(r->conn, PROTO_T_CHUNK_DATA, &p, &plen, NULL) < 0)
+    if (agent_repo_get_chunks(r, d, 1, blob_chunk, &b) < 0)
         return -1;
-    if (proto_dec_chunk(p, plen, &c) != PROTO_OK ||
-        c.type != PROTO_CHUNK_BLOB ||
-        memcmp(c.d.b, d->b, PROTO_DIGEST_LEN) != 0)
-        return lb_fail(EPROTO, "protocol error: bad CHUNK_DATA for a blob");
-    buf = lb_xmalloc((size_t)c.raw_len + 1);
-    z = proto_zctx_new(1);
-    rc = proto_chunk_decompress(z, (uint8_t *)buf, c.raw_len, c.data,
-                                c.data_len, c.comp);
-    proto_zctx_free(z);
-    if (rc < 0 ||
-        proto_chunk_digest(PROTO_CHUNK_BLOB, buf, c.raw_len, &got) < 0 ||
-        memcmp(got.b, d->b, PROTO_DIGEST_LEN) != 0) {
-        free(buf);
-        return lb_fail(EPROTO, "the saved domain XML is damaged in the "
-                               "repository");
-    }
-    buf[c.raw_len] = '\0';
-    *data = buf;
-    *len = c.raw_len;
+    *data = b.data;
+    *len = b.len;
     return 0;
 }
 

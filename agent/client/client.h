@@ -9,9 +9,14 @@
  * The agent reaches a repository only through the protocol: a local
  * repository is served by a `backupd serve` child (or a `backupd listen`
  * daemon), a remote one by `ssh host backupd serve`. Every frame the agent
- * sends is encoded here. It reads disk images only through QEMU's block
- * layer (qemu-nbd + libnbd), so raw, qcow2 and backing chains all work the
- * way QEMU sees them.
+ * sends is encoded here, behind one call per request. It reads disk images
+ * only through QEMU's block layer (qemu-nbd + libnbd), so raw, qcow2 and
+ * backing chains all work the way QEMU sees them.
+ *
+ * Unless a contract says otherwise: functions that can fail return 0 (or a
+ * pointer) on success and -1 (NULL) with the error slot set (common.h);
+ * a session that failed a request is closed, not used again; nothing is
+ * thread-safe but what says so.
  */
 #ifndef LB_AGENT_CLIENT_H
 #define LB_AGENT_CLIENT_H
@@ -19,8 +24,7 @@
 #include "common/common.h"
 #include "proto/proto.h"
 
-/* ---- global options ---------------------------------------------------------
- */
+/* ---- settings ---------------------------------------------------------- */
 
 struct agent_opts {
     bool json;       /* machine-readable events and summary on stdout */
@@ -38,8 +42,7 @@ struct agent_opts {
  * (defined in repo.c, with its defaults). */
 extern struct agent_opts agent_opts;
 
-/* ---- progress and events
- * ------------------------------------------------------ */
+/* ---- progress and events ----------------------------------------------- */
 
 struct agent_progress {
     const char *what; /* "backup vda", "restore vda" */
@@ -56,45 +59,61 @@ void agent_progress_add(struct agent_progress *p, uint64_t n);
 void agent_progress_end(struct agent_progress *p);
 
 /* --json: one JSON object per line on stdout. kv values that are all
- * digits are emitted as numbers. */
+ * digits are emitted as numbers. Thread-safe. */
 void agent_event(const char *event, const struct proto_kv *kv);
 
-/* ---- repository connection
- * ---------------------------------------------------- */
+/* ---- repository URLs --------------------------------------------------- */
 
-struct agent_repo {
-    char *url;
-    char *path; /* repository path (local or on the remote host) */
-    char *host; /* ssh host, NULL for local */
-    struct proto_conn *conn;
-    pid_t child; /* backupd or ssh */
-    uint32_t window_size;
-    bool append_only;
-    char repo_id[128];
-    bool established; /* HELLO went through: a later failure is a cut */
-    struct lb_buf out;
+/* A repository URL: a path, or ssh://[user@]host[:port]/path[?socket=PATH]
+ * (PATH: the socket of a `backupd listen` daemon on that host). */
+struct agent_url {
+    char *host;   /* [user@]host; NULL for a local path */
+    char *port;   /* NULL: ssh's default */
+    char *path;   /* the repository's path (on the host) */
+    char *socket; /* ?socket=, or NULL */
 };
 
-/* Connect to the repository at url (a path or ssh://[user@]host[:port]/path)
- * and exchange HELLO. Errors say what to do (ssh failing, backupd
- * missing on the remote host, ...). */
+/* Parse url into *u (every field owned by u). A pure function. */
+int agent_url_parse(const char *url, struct agent_url *u);
+void agent_url_free(struct agent_url *u);
+
+/* ---- the repository session -------------------------------------------- */
+
+/* One session with one repository (a backupd child, an ssh pipe or a
+ * backupd listen daemon). Opaque. */
+struct agent_repo;
+
+/* Connect to the repository at url and exchange HELLO. Errors say what to
+ * do (ssh failing, backupd missing on the remote host, ...). */
 struct agent_repo *agent_repo_connect(const char *url);
 /* INIT then nothing else (the session ends with close). */
 int agent_repo_init(struct agent_repo *r, uint32_t window_size);
-/* OPEN in mode (PROTO_OPEN_*). */
+/* OPEN in mode (PROTO_OPEN_READ, _WRITE or _ADMIN): every other request
+ * needs it. */
 int agent_repo_open(struct agent_repo *r, uint8_t mode);
-/* Close the connection and reap the child. */
+/* End the session and reap its process. NULL is a no-op. */
 void agent_repo_close(struct agent_repo *r);
-/* After a failure: collect an ERROR frame the server may have sent, and
- * the child's exit status, to explain a broken connection. */
-void agent_repo_explain(struct agent_repo *r);
-/* Send the request encoded in r->out and wait for a reply of `type` (its
- * payload in *p, *len; *code, if not NULL, the code of an ERROR instead).
- * On failure the error slot explains it (agent_repo_explain). */
-int agent_repo_call(struct agent_repo *r, uint16_t type, const uint8_t **p,
-                    uint32_t *len, uint32_t *code);
 
-/* All backups (of name, or all if NULL), oldest first. */
+/* After OPEN: the repository's window size and id (REPO_INFO). */
+uint32_t agent_repo_window_size(const struct agent_repo *r);
+const char *agent_repo_id(const struct agent_repo *r);
+/* Bytes received on the session so far. */
+uint64_t agent_repo_bytes_in(const struct agent_repo *r);
+
+/*
+ * A request answered by a stream of entries calls fn once per entry, in
+ * order, as it arrives. fn may take the entry (move it out and leave *e
+ * zeroed); otherwise it is freed when fn returns. fn returns 0 to go on,
+ * or -1 (error slot set) to stop: the request fails with that error.
+ */
+typedef int (*agent_entry_fn)(void *opaque, struct proto_kv *e);
+
+/* LIST: the backups of name (every backup if NULL), oldest first (commit
+ * order), one listing entry each: id, name, time, kind, size, ... */
+int agent_repo_list_each(struct agent_repo *r, const char *name,
+                         agent_entry_fn fn, void *opaque);
+
+/* The same, collected. */
 struct agent_list {
     size_t n;
     struct proto_kv *b; /* metadata of each */
@@ -109,12 +128,106 @@ void agent_list_free(struct agent_list *l);
 ssize_t agent_list_pick(const struct agent_list *l, const char *name,
                         const char *spec);
 
-/* Download a backup's manifest into an anonymous temp file; returns its
- * fd positioned at 0, or -1. */
-int agent_repo_get_manifest(struct agent_repo *r, const char *id);
+/* VERIFY: fn gets each event (event=progress: done, total; event=damage:
+ * id, name, disk, what); *summary (caller frees) the final counts. Needs
+ * OPEN for reading. */
+int agent_repo_verify(struct agent_repo *r, agent_entry_fn fn, void *opaque,
+                      struct proto_kv *summary);
 
-/* ---- image sources (qemu-nbd + libnbd)
- * ------------------------------------------ */
+/* The keep rules of prune, in protocol order (request keys keep_RULE). */
+#define AGENT_KEEP_NRULES 6
+extern const char *const agent_keep_rules[AGENT_KEEP_NRULES];
+
+struct agent_prune_req {
+    const char *name; /* only this set (every set if NULL) */
+    uint64_t keep[AGENT_KEEP_NRULES];
+    bool dry_run;
+};
+
+/* PRUNE: fn gets the decision on each backup (id, name, time, action keep
+ * or remove, reasons), checked to hold those; a removal is done when its
+ * entry arrives. Needs OPEN for administration (reading for a dry run). */
+int agent_repo_prune(struct agent_repo *r, const struct agent_prune_req *q,
+                     agent_entry_fn fn, void *opaque);
+
+/* DELETE one backup (needs OPEN for administration). */
+int agent_repo_delete(struct agent_repo *r, const char *id);
+
+/* GC (needs OPEN for writing); *summary (caller frees) its counts. */
+int agent_repo_gc(struct agent_repo *r, bool dry_run, struct proto_kv *summary);
+
+/* ---- chunks ------------------------------------------------------------ */
+
+/*
+ * QUERY: which of the n digests (1 to PROTO_MAX_QUERY) the repository
+ * holds: bit i of have (proto_bit; the caller's (n + 7) / 8 bytes) for
+ * d[i]. On a session OPENed for writing, the chunks it holds are kept from
+ * gc as if this backup wrote them (FORMAT.md, "Garbage collection").
+ */
+int agent_repo_have(struct agent_repo *r, const struct proto_digest *d,
+                    uint32_t n, uint8_t *have);
+
+/* One chunk as the repository stores it (compressed; not yet checked
+ * against its digest). Its data is valid during the call only. */
+typedef int (*agent_chunk_fn)(void *opaque, const struct proto_chunk *c);
+
+/* GET_CHUNKS: the chunks of the n digests (1 to PROTO_MAX_GET_CHUNKS), in
+ * order, one call of fn each. */
+int agent_repo_get_chunks(struct agent_repo *r, const struct proto_digest *d,
+                          uint32_t n, agent_chunk_fn fn, void *opaque);
+
+/* ---- a backup, opened for reading ------------------------------------- */
+
+/* A disk of a backup, from its manifest. */
+struct agent_restore_disk {
+    char name[65];
+    uint64_t size;
+    uint64_t nonempty_windows; /* for the space estimate */
+    char mode[16];             /* full or incremental read of the source */
+    char full_reason[256];     /* why a tracked disk was read whole */
+};
+
+/* One backup: its listing entry and its manifest, checked whole. What map,
+ * restore and show read a backup through. */
+struct agent_backup {
+    struct agent_repo *r;  /* the session it is read through */
+    bool own_repo;         /* r was connected for it: closed with it */
+    uint64_t connected_ns; /* lb_now_ns() when r was connected */
+    struct proto_kv meta;  /* its listing entry */
+    const char *id;        /* meta's id */
+    int mfd;               /* the manifest, in an anonymous temp file */
+    struct agent_restore_disk *disks;
+    size_t ndisks;
+};
+
+/*
+ * On a session OPENed for reading: pick the backup of name by spec (an
+ * id, "latest" or a time: agent_list_pick), or with name NULL the backup
+ * whose id spec is, and download and check its manifest into *b.
+ */
+int agent_backup_pick(struct agent_repo *r, const char *name, const char *spec,
+                      struct agent_backup *b);
+/* The same on a session of its own: connect to url, OPEN it for reading,
+ * pick. */
+int agent_backup_open(const char *url, const char *name, const char *spec,
+                      struct agent_backup *b);
+/* Free *b (and close its session if it owns it). A zeroed *b is a no-op. */
+void agent_backup_close(struct agent_backup *b);
+/* The disk of that name, or NULL (error: the disks the backup has). */
+const struct agent_restore_disk *agent_backup_disk(const struct agent_backup *b,
+                                                   const char *disk);
+/* The domain XML saved with the backup (caller frees), or NULL: an error
+ * also when it holds none (a backup-image backup). */
+char *agent_backup_domain_xml(struct agent_backup *b);
+
+/* Store a blob (a saved domain XML) as a chunk; *d receives its digest. */
+int agent_put_blob(struct agent_repo *r, const void *data, size_t len,
+                   struct proto_digest *d);
+/* Fetch a blob by digest (caller frees *data). */
+int agent_get_blob(struct agent_repo *r, const struct proto_digest *d,
+                   char **data, size_t *len);
+
+/* ---- image sources (qemu-nbd + libnbd) --------------------------------- */
 
 struct agent_extent {
     uint64_t off, len;
@@ -159,8 +272,7 @@ struct agent_read {
 int agent_source_preadv(struct agent_source *s, const struct agent_read *r,
                         size_t n);
 
-/* ---- backing chains
- * ------------------------------------------------------------- */
+/* ---- backing chains ---------------------------------------------------- */
 
 struct agent_layer {
     char *path;   /* absolute */
@@ -173,8 +285,7 @@ int agent_chain(const char *path, bool force_share, struct agent_layer **out,
                 size_t *n);
 void agent_chain_free(struct agent_layer *l, size_t n);
 
-/* ---- backups
- * ------------------------------------------------------------------ */
+/* ---- backups ----------------------------------------------------------- */
 
 struct agent_disk_spec {
     const char *name;  /* vda */
@@ -194,9 +305,9 @@ struct agent_backup_result {
 };
 
 /*
- * Back up disks into the repository as one backup of set `name`.
- * parent: "" for no parent (every disk must be full), else the parent's
- * id (disks with `since` become incrementals on it). meta: backup
+ * Back up disks into the repository (OPENed for writing) as one backup of
+ * set `name`. parent: "" for no parent (every disk must be full), else the
+ * parent's id (disks with `since` become incrementals on it). meta: backup
  * metadata (kind, consistency, ...). xml (may be NULL): a domain XML saved
  * with the backup, as a BLOB chunk named by the meta key "domain_xml".
  */
@@ -206,64 +317,38 @@ int agent_backup_disks(struct agent_repo *r, const char *name,
                        const char *xml, struct agent_backup_result *res);
 void agent_backup_result_free(struct agent_backup_result *res);
 
-/* Store a blob (a saved domain XML) as a chunk; *d receives its digest. */
-int agent_put_blob(struct agent_repo *r, const void *data, size_t len,
-                   struct proto_digest *d);
-/* Fetch a blob by digest (caller frees *data). */
-int agent_get_blob(struct agent_repo *r, const struct proto_digest *d,
-                   char **data, size_t *len);
-
-/* ---- restore
- * --------------------------------------------------------------------- */
+/* ---- restore ----------------------------------------------------------- */
 
 enum agent_format { AGENT_FMT_RAW, AGENT_FMT_QCOW2 };
 
 /* "raw" or "qcow2". */
 const char *agent_format_name(enum agent_format f);
 
-struct agent_restore_disk {
-    char name[65];
-    uint64_t size;
-    uint64_t nonempty_windows; /* for the space estimate */
-    char mode[16];             /* full or incremental read of the source */
-    char full_reason[256];     /* why a tracked disk was read whole */
-};
+/*
+ * Check that the repository holds every chunk disk of b needs (QUERY);
+ * names the first missing one in the error.
+ */
+int agent_restore_check(struct agent_backup *b, const char *disk);
 
 /*
- * From a downloaded manifest (fd from agent_repo_get_manifest): the disks
- * it holds, after checking the manifest whole.
+ * Rebuild disk of b into out_path (written as out_path's temp sibling,
+ * renamed at the end), sparse, in format fmt. force: replace an existing
+ * file.
  */
-int agent_manifest_disks(int mfd, struct agent_restore_disk **out, size_t *n);
+int agent_restore_disk(struct agent_backup *b, const char *disk,
+                       const char *out_path, enum agent_format fmt, bool force);
 
 /*
- * Check that the repository holds every chunk disk needs (QUERY); names
- * the first missing one in the error.
+ * Restore several disks of b: b->disks[i] goes to final[i] (skipped when
+ * NULL) in format fmts[i]. Each is written under a temporary name beside
+ * its target (DIR/.NAME.restoring) and nothing is renamed into place
+ * until every one is written, so nothing looks complete before all of it
+ * is; marker (may be NULL) is created and fsync'd before the first rename.
+ * Existing targets are replaced. On failure the temporary files are
+ * removed (renamed ones stay).
  */
-int agent_restore_check(struct agent_repo *r, int mfd, const char *id,
-                        const char *disk);
-
-/*
- * Rebuild disk from the manifest into out_path (written as out_path's
- * temp sibling, renamed at the end), sparse, in format fmt. force:
- * replace an existing file.
- */
-int agent_restore_disk(struct agent_repo *r, int mfd, const char *id,
-                       const char *disk, const char *out_path,
-                       enum agent_format fmt, bool force);
-
-/*
- * Restore several disks of one backup: ds[i] goes to final[i] (skipped
- * when NULL) in format fmts[i]. Each is written under a temporary name
- * beside its target (DIR/.NAME.restoring) and nothing is renamed into
- * place until every one is written, so nothing looks complete before all
- * of it is; marker (may be NULL) is created and fsync'd before the first
- * rename. Existing targets are replaced. On failure the temporary files
- * are removed (renamed ones stay). 0 or -1.
- */
-int agent_restore_disks(struct agent_repo *r, int mfd, const char *id,
-                        const struct agent_restore_disk *ds, size_t nd,
-                        char *const *final, const enum agent_format *fmts,
-                        const char *marker);
+int agent_restore_disks(struct agent_backup *b, char *const *final,
+                        const enum agent_format *fmts, const char *marker);
 
 /* Fail (ENOSPC, with a hint) if the filesystem of dir has less than need
  * bytes free; an unknown amount passes. */

@@ -7,7 +7,7 @@
  * the protocol, over the child's stdin/stdout; the child's stderr goes to
  * ours so ssh and backupd messages reach the user.
  */
-#include "agent/client/client.h"
+#include "agent/client/client_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -61,42 +61,51 @@ local_backupd(void)
     return lb_xstrdup("backupd");
 }
 
-/* Parse ssh://[user@]host[:port]/path. */
-/* ssh://[user@]host[:port]/path[?socket=/run/backupd.sock] */
-static int
-parse_ssh_url(const char *url, char **userhost, char **port, char **path,
-              char **socket_path)
+void
+agent_url_free(struct agent_url *u)
 {
-    const char *p = url + 6, *slash = strchr(p, '/'), *colon;
-    char *hostpart;
+    free(u->host);
+    free(u->port);
+    free(u->path);
+    free(u->socket);
+    memset(u, 0, sizeof *u);
+}
 
+int
+agent_url_parse(const char *url, struct agent_url *u)
+{
+    const char *p = url + 6, *slash, *colon, *q;
+
+    memset(u, 0, sizeof *u);
+    if (strncmp(url, "ssh://", 6) != 0) {
+        u->path = lb_xstrdup(url);
+        return 0;
+    }
+    slash = strchr(p, '/');
     if (!slash || slash == p || !slash[1])
         return lb_fail(EINVAL,
                        "bad repository URL '%s': expected "
                        "ssh://[user@]host[:port]/path",
                        url);
-    hostpart = strndup(p, (size_t)(slash - p));
-    colon = strrchr(hostpart, ':');
-    *port = NULL;
-    if (colon && !strchr(colon, ']')) {
-        *port = lb_xstrdup(colon + 1);
-        hostpart[colon - hostpart] = '\0';
+    u->host = strndup(p, (size_t)(slash - p));
+    colon = strrchr(u->host, ':');
+    if (colon && !strchr(colon, ']')) { /* not inside [v6 address] */
+        u->port = lb_xstrdup(colon + 1);
+        u->host[colon - u->host] = '\0';
     }
-    *userhost = hostpart;
-    *path = lb_xstrdup(slash);
-    *socket_path = NULL;
-    {
-        char *q = strchr(*path, '?');
-        if (q) {
-            *q++ = '\0';
-            if (strncmp(q, "socket=", 7) != 0 || !q[7])
-                return lb_fail(
-                    EINVAL,
-                    "bad repository URL '%s': the only option is "
-                    "?socket=PATH (a backupd listen daemon's socket)",
-                    url);
-            *socket_path = lb_xstrdup(q + 7);
+    u->path = lb_xstrdup(slash);
+    q = strchr(slash, '?');
+    if (q) {
+        u->path[q - slash] = '\0';
+        q++;
+        if (strncmp(q, "socket=", 7) != 0 || !q[7]) {
+            agent_url_free(u);
+            return lb_fail(EINVAL,
+                           "bad repository URL '%s': the only option is "
+                           "?socket=PATH (a backupd listen daemon's socket)",
+                           url);
         }
+        u->socket = lb_xstrdup(q + 7);
     }
     return 0;
 }
@@ -288,8 +297,9 @@ agent_repo_connect(const char *url)
     r->url = lb_xstrdup(url);
     snprintf(wait_s, sizeof wait_s, "%u", agent_opts.lock_wait);
     if (strncmp(url, "ssh://", 6) == 0) {
-        CLEANUP_FREE char *port = NULL;
+        struct agent_url u;
         CLEANUP_FREE char *qpath = NULL;
+        CLEANUP_FREE char *qsock = NULL;
         CLEANUP_FREE char *remote = NULL;
         const char *rsh = agent_opts.rsh ? agent_opts.rsh : "ssh";
         const char *rb =
@@ -297,22 +307,23 @@ agent_repo_connect(const char *url)
         size_t n;
         char **argv;
 
-        CLEANUP_FREE char *sock = NULL;
-        CLEANUP_FREE char *qsock = NULL;
-
-        if (parse_ssh_url(url, &r->host, &port, &r->path, &sock) < 0)
+        if (agent_url_parse(url, &u) < 0)
             goto fail;
+        r->host = u.host;
+        r->path = u.path;
+        u.host = u.path = NULL;
         qpath = shell_quote(r->path);
-        qsock = sock ? shell_quote(sock) : NULL;
-        remote =
-            lb_xasprintf("%s serve --repo %s --lock-wait %s%s%s", rb, qpath,
-                         wait_s, sock ? " --socket " : "", sock ? qsock : "");
+        qsock = u.socket ? shell_quote(u.socket) : NULL;
+        remote = lb_xasprintf("%s serve --repo %s --lock-wait %s%s%s", rb,
+                              qpath, wait_s, u.socket ? " --socket " : "",
+                              u.socket ? qsock : "");
         argv = lb_split_words(rsh, &n);
         argv = lb_xrealloc(argv, (n + 6) * sizeof *argv);
-        if (port) {
+        if (u.port) {
             argv[n++] = lb_xstrdup("-p");
-            argv[n++] = lb_xstrdup(port);
+            argv[n++] = lb_xstrdup(u.port);
         }
+        agent_url_free(&u);
         argv[n++] = lb_xstrdup(r->host);
         argv[n++] = lb_xstrdup(remote);
         argv[n] = NULL;
@@ -436,153 +447,20 @@ agent_repo_open(struct agent_repo *r, uint8_t mode)
     return 0;
 }
 
-int
-agent_repo_list(struct agent_repo *r, const char *name, struct agent_list *out)
+uint32_t
+agent_repo_window_size(const struct agent_repo *r)
 {
-    struct proto_hdr h;
-    const uint8_t *p;
-
-    out->n = 0;
-    out->b = NULL;
-    proto_enc_str(&r->out, PROTO_T_LIST, name ? name : "");
-    if (proto_conn_send_buf(r->conn, &r->out) < 0)
-        goto fail;
-    for (;;) {
-        if (proto_conn_recv(r->conn, &h, &p) < 0)
-            goto fail;
-        if (h.type == PROTO_T_LIST_END)
-            return 0;
-        if (h.type == PROTO_T_ERROR) {
-            proto_conn_take_error(r->conn, p, h.len, NULL);
-            agent_list_free(out);
-            return -1;
-        }
-        if (h.type != PROTO_T_LIST_ENTRY) {
-            lb_error(0, "protocol error: unexpected %s in a listing",
-                     proto_type_name(h.type));
-            agent_list_free(out);
-            return -1;
-        }
-        out->b = lb_xrealloc(out->b, (out->n + 1) * sizeof *out->b);
-        if (proto_dec_kv(p, h.len, &out->b[out->n]) != PROTO_OK) {
-            agent_list_free(out);
-            return lb_error(0, "protocol error: malformed LIST_ENTRY");
-        }
-        out->n++;
-    }
-fail:
-    agent_list_free(out);
-    agent_repo_explain(r);
-    return -1;
+    return r->window_size;
 }
 
-void
-agent_list_free(struct agent_list *l)
+const char *
+agent_repo_id(const struct agent_repo *r)
 {
-    for (size_t i = 0; i < l->n; i++)
-        proto_kv_free(&l->b[i]);
-    free(l->b);
-    l->b = NULL;
-    l->n = 0;
+    return r->repo_id;
 }
 
-ssize_t
-agent_list_pick(const struct agent_list *l, const char *name, const char *spec)
+uint64_t
+agent_repo_bytes_in(const struct agent_repo *r)
 {
-    int64_t t;
-
-    if (l->n == 0) {
-        lb_fail(ENOENT, "no backups of %s in this repository", name);
-        lb_error_hint("livebackup list shows the backups and their names");
-        return -1;
-    }
-    if (!spec || strcmp(spec, "latest") == 0)
-        return (ssize_t)l->n - 1;
-    if (proto_backup_id_valid(spec, strlen(spec))) {
-        for (size_t i = 0; i < l->n; i++)
-            if (strcmp(proto_kv_get(&l->b[i], "id"), spec) == 0)
-                return (ssize_t)i;
-        lb_fail(ENOENT, "no backup %s of %s", spec, name);
-        lb_error_hint("livebackup list --name %s shows its backups", name);
-        return -1;
-    }
-    if (lb_parse_time(spec, &t) == 0) {
-        ssize_t best = -1;
-        for (size_t i = 0; i < l->n; i++)
-            if ((int64_t)proto_kv_get_u64(&l->b[i], "time", 0) <= t)
-                best = (ssize_t)i;
-        if (best < 0) {
-            char first[32];
-            lb_format_time(first, sizeof first,
-                           (int64_t)proto_kv_get_u64(&l->b[0], "time", 0));
-            lb_fail(ENOENT,
-                    "no backup of %s at or before %s (the first is "
-                    "from %s)",
-                    name, spec, first);
-        }
-        return best;
-    }
-    lb_fail(EINVAL,
-            "'%s' is neither a backup id, 'latest', nor a time "
-            "(YYYY-MM-DD[THH:MM[:SS]], UTC)",
-            spec);
-    return -1;
-}
-
-int
-agent_repo_get_manifest(struct agent_repo *r, const char *id)
-{
-    char tmpl[] = "/tmp/livebackup-manifest-XXXXXX";
-    const char *dir = getenv("TMPDIR");
-    CLEANUP_FREE char *path = NULL;
-    uint64_t total = 0, want;
-    const uint8_t *p;
-    struct proto_hdr h;
-    int fd;
-
-    path = dir && *dir ? lb_xasprintf("%s/livebackup-manifest-XXXXXX", dir)
-                       : lb_xstrdup(tmpl);
-    fd = mkstemp(path);
-    if (fd < 0)
-        return lb_error(errno, "create a temporary file in %s",
-                        dir ? dir : "/tmp");
-    unlink(path);
-    proto_enc_str(&r->out, PROTO_T_GET_MANIFEST, id);
-    if (proto_conn_send_buf(r->conn, &r->out) < 0)
-        goto conn_fail;
-    for (;;) {
-        if (proto_conn_recv(r->conn, &h, &p) < 0)
-            goto conn_fail;
-        if (h.type == PROTO_T_MANIFEST_DATA) {
-            if (lb_write_full(fd, p, h.len) < 0) {
-                lb_error(errno, "write the manifest to a temporary file");
-                goto fail;
-            }
-            total += h.len;
-            continue;
-        }
-        if (h.type == PROTO_T_MANIFEST_END) {
-            if (proto_dec_u64(p, h.len, &want) != PROTO_OK || want != total) {
-                lb_error(0, "manifest of %s: transfer incomplete", id);
-                goto fail;
-            }
-            break;
-        }
-        if (h.type == PROTO_T_ERROR) {
-            proto_conn_take_error(r->conn, p, h.len, NULL);
-            goto fail;
-        }
-        lb_error(0, "protocol error: unexpected %s", proto_type_name(h.type));
-        goto fail;
-    }
-    if (lseek(fd, 0, SEEK_SET) < 0) {
-        lb_error(errno, "seek");
-        goto fail;
-    }
-    return fd;
-conn_fail:
-    agent_repo_explain(r);
-fail:
-    close(fd);
-    return -1;
+    return r->conn ? proto_conn_bytes_in(r->conn) : 0;
 }

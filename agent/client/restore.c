@@ -11,7 +11,7 @@
  * renamed when complete, so a half-restored disk never looks complete; an
  * interrupted restore can simply be run again.
  */
-#include "agent/client/client.h"
+#include "agent/client/client_int.h"
 #include "agent/client/run.h"
 
 #include <errno.h>
@@ -126,9 +126,11 @@ fail:
 }
 
 int
-agent_restore_check(struct agent_repo *r, int mfd, const char *id,
-                    const char *disk)
+agent_restore_check(struct agent_backup *b, const char *disk)
 {
+    uint8_t bits[PROTO_MAX_QUERY / 8];
+    const char *id = b->id;
+    int mfd = b->mfd;
     struct proto_mf_reader *rd;
     struct proto_mf_disk d;
     struct proto_digest *batch = lb_xmalloc(PROTO_MAX_QUERY * sizeof *batch);
@@ -147,15 +149,8 @@ agent_restore_check(struct agent_repo *r, int mfd, const char *id,
             goto out;
         /* Flush when the batch could overflow, and at the end. */
         if (nb && (nb + w.depth > PROTO_MAX_QUERY || i == d.nwindows)) {
-            const uint8_t *p, *bits;
-            uint32_t len, n;
-            proto_enc_query(&r->out, PROTO_T_QUERY, batch, nb);
-            if (agent_repo_call(r, PROTO_T_HAVE, &p, &len, NULL) < 0)
+            if (agent_repo_have(b->r, batch, nb, bits) < 0)
                 goto out;
-            if (proto_dec_have(p, len, &bits, &n) != PROTO_OK || n != nb) {
-                lb_error(0, "protocol error: bad HAVE");
-                goto out;
-            }
             for (uint32_t k = 0; k < nb; k++) {
                 if (proto_bit(bits, k))
                     continue;
@@ -564,29 +559,22 @@ worker(void *arg)
 }
 
 int
-agent_restore_disk(struct agent_repo *r, int mfd, const char *id,
-                   const char *disk, const char *out_path,
-                   enum agent_format fmt, bool force)
+agent_restore_disk(struct agent_backup *b, const char *disk,
+                   const char *out_path, enum agent_format fmt, bool force)
 {
-    struct restore x = {.r = r, .id = id, .disk = disk};
+    struct agent_repo *r = b->r;
+    struct restore x = {.r = r, .id = b->id, .disk = disk};
     struct proto_mf_reader *rd;
     struct proto_mf_disk d;
     unsigned n = agent_opts.threads ? agent_opts.threads : lb_ncpus();
     uint64_t total = 0;
     char what[96];
-    int ret = -1;
+    int mfd = b->mfd, ret = -1;
 
     /* The amount of work, for progress: the non-empty windows. */
-    {
-        struct agent_restore_disk *ds;
-        size_t nd;
-        if (agent_manifest_disks(mfd, &ds, &nd) < 0)
-            return -1;
-        for (size_t i = 0; i < nd; i++)
-            if (strcmp(ds[i].name, disk) == 0)
-                total = ds[i].nonempty_windows * r->window_size;
-        free(ds);
-    }
+    for (size_t i = 0; i < b->ndisks; i++)
+        if (strcmp(b->disks[i].name, disk) == 0)
+            total = b->disks[i].nonempty_windows * r->window_size;
     rd = seek_disk(&mfd, disk, &d);
     if (!rd)
         return -1;
@@ -722,11 +710,10 @@ agent_format_name(enum agent_format f)
 }
 
 int
-agent_restore_disks(struct agent_repo *r, int mfd, const char *id,
-                    const struct agent_restore_disk *ds, size_t nd,
-                    char *const *final, const enum agent_format *fmts,
-                    const char *marker)
+agent_restore_disks(struct agent_backup *b, char *const *final,
+                    const enum agent_format *fmts, const char *marker)
 {
+    size_t nd = b->ndisks;
     char **tmp = lb_xcalloc(nd ? nd : 1, sizeof *tmp);
     int ret = -1;
     size_t i;
@@ -737,8 +724,7 @@ agent_restore_disks(struct agent_repo *r, int mfd, const char *id,
         const char *slash = strrchr(final[i], '/');
         tmp[i] = lb_xasprintf("%.*s/.%s.restoring", (int)(slash - final[i]),
                               final[i], slash + 1);
-        if (agent_restore_disk(r, mfd, id, ds[i].name, tmp[i], fmts[i], true) <
-            0)
+        if (agent_restore_disk(b, b->disks[i].name, tmp[i], fmts[i], true) < 0)
             goto out;
     }
     if (marker) {

@@ -15,7 +15,7 @@
 #ifndef LB_AGENT_UPLOAD_H
 #define LB_AGENT_UPLOAD_H
 
-#include "agent/client/client.h"
+#include "agent/client/client_int.h"
 
 struct agent_upload;
 

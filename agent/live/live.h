@@ -60,15 +60,13 @@ struct livebk_inplace {
 };
 
 /*
- * Restore the disks ds[] of backup id (manifest mfd, saved domain XML xml)
- * over the domain's own images, which must be at rest (raw or qcow2
- * files): every chunk is checked first, the new images replace the old
- * ones only when all are written, the definition is pointed back at them
- * and the domain's tracking is dropped (its next backup enrols it afresh).
+ * Restore the disks of backup b (its saved domain XML: xml) over the
+ * domain's own images, which must be at rest (raw or qcow2 files): every
+ * chunk is checked first, the new images replace the old ones only when
+ * all are written, the definition is pointed back at them and the
+ * domain's tracking is dropped (its next backup enrols it afresh).
  */
 int livebk_restore_in_place(const struct livebk_inplace *o,
-                            struct agent_repo *r, int mfd, const char *id,
-                            const char *xml,
-                            const struct agent_restore_disk *ds, size_t nd);
+                            struct agent_backup *b, const char *xml);
 
 #endif

@@ -491,7 +491,7 @@ livebk_backup(struct livebk *b, struct agent_repo *r, struct livebk_result *res)
      * still be in this repository. */
     if (agent_repo_list(r, st->name, &l) < 0)
         goto out;
-    if (st->last_backup[0] && strcmp(st->repo_id, r->repo_id) == 0)
+    if (st->last_backup[0] && strcmp(st->repo_id, agent_repo_id(r)) == 0)
         for (size_t i = 0; i < l.n; i++)
             parent_ok |=
                 strcmp(proto_kv_get(&l.b[i], "id"), st->last_backup) == 0;
@@ -534,7 +534,7 @@ livebk_backup(struct livebk *b, struct agent_repo *r, struct livebk_result *res)
         } else if (o->full) {
             snprintf(p->why, sizeof p->why, "--full");
         } else if (!parent_ok) {
-            if (st->last_backup[0] && strcmp(st->repo_id, r->repo_id) != 0)
+            if (st->last_backup[0] && strcmp(st->repo_id, agent_repo_id(r)) != 0)
                 snprintf(p->why, sizeof p->why,
                          "tracking refers to another repository");
             else
@@ -729,7 +729,7 @@ livebk_backup(struct livebk *b, struct agent_repo *r, struct livebk_result *res)
     st->step = TRACK_COMMITTED;
     snprintf(st->backup, sizeof st->backup, "%s", res->bk.id);
     snprintf(st->last_backup, sizeof st->last_backup, "%s", res->bk.id);
-    snprintf(st->repo_id, sizeof st->repo_id, "%s", r->repo_id);
+    snprintf(st->repo_id, sizeof st->repo_id, "%s", agent_repo_id(r));
     for (size_t i = 0; i < np; i++) {
         pl[i].td->acked = pl[i].td->nov - 1;
         pl[i].td->incrementals =

@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * show: what a backup holds (its metadata, its disks and how each was
+ * read, its saved domain XML).
+ */
+#include "agent/cli/cli.h"
+#include "agent/client/client.h"
+
+#include <getopt.h>
+#include <string.h>
+
+static const char usage[] =
+    "livebackup show --repo R --backup ID [--name NAME] [--json]";
+
+static void
+show_json(const struct agent_backup *b, const char *xml)
+{
+    const struct proto_kv *m = &b->meta;
+    struct proto_kv kv = {0};
+
+    for (size_t i = 0; i < m->n; i++)
+        proto_kv_set(&kv, m->e[i].key, m->e[i].val);
+    if (xml)
+        proto_kv_set(&kv, "domain_xml_text", xml);
+    agent_event("backup", &kv);
+    proto_kv_free(&kv);
+    for (size_t i = 0; i < b->ndisks; i++) {
+        const struct agent_restore_disk *d = &b->disks[i];
+        struct proto_kv dk = {0};
+        proto_kv_set(&dk, "disk", d->name);
+        proto_kv_set_u64(&dk, "size", d->size);
+        proto_kv_set_u64(&dk, "windows_with_data", d->nonempty_windows);
+        if (d->mode[0])
+            proto_kv_set(&dk, "mode", d->mode);
+        if (d->full_reason[0])
+            proto_kv_set(&dk, "full_reason", d->full_reason);
+        agent_event("disk", &dk);
+        proto_kv_free(&dk);
+    }
+}
+
+static void
+show_text(const struct agent_backup *b, const char *xml)
+{
+    const struct proto_kv *m = &b->meta;
+    const char *par = proto_kv_get(m, "parent");
+    char when[32], sz[16];
+
+    lb_format_time(when, sizeof when, (int64_t)proto_kv_get_u64(m, "time", 0));
+    printf("backup:      %s\n", proto_kv_get(m, "id"));
+    printf("name:        %s\n", proto_kv_get(m, "name"));
+    if (proto_kv_get(m, "domain_uuid"))
+        printf("domain uuid: %s\n", proto_kv_get(m, "domain_uuid"));
+    printf("time:        %s\n", when);
+    printf("kind:        %s\n",
+           proto_kv_get(m, "kind") ? proto_kv_get(m, "kind") : "?");
+    printf("parent:      %s\n", par && *par ? par : "-");
+    if (proto_kv_get(m, "consistency"))
+        printf("consistency: %s (guest frozen %s ms)\n",
+               proto_kv_get(m, "consistency"),
+               proto_kv_get(m, "freeze_ms") ? proto_kv_get(m, "freeze_ms")
+                                            : "0");
+    lb_human_size(sz, sizeof sz, proto_kv_get_u64(m, "bytes_new", 0));
+    printf("stored new:  %s\n", sz);
+    printf("disks:\n");
+    for (size_t i = 0; i < b->ndisks; i++) {
+        const struct agent_restore_disk *d = &b->disks[i];
+        char dsz[16], dat[16];
+        lb_human_size(dsz, sizeof dsz, d->size);
+        lb_human_size(dat, sizeof dat,
+                      d->nonempty_windows * agent_repo_window_size(b->r));
+        printf("  %-8s %10s  (data in %s of windows)", d->name, dsz, dat);
+        if (d->mode[0])
+            printf(", %s", d->mode);
+        if (d->full_reason[0])
+            printf(": %s", d->full_reason);
+        putchar('\n');
+    }
+    if (xml)
+        printf("domain XML:\n%s\n", xml);
+}
+
+int
+cmd_show(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"repo", required_argument, NULL, 'r'},
+        {"backup", required_argument, NULL, 'b'},
+        {"name", required_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        AGENT_COMMON_LONGOPTS,
+        {0},
+    };
+    const char *repo = NULL, *spec = NULL, *name = NULL;
+    struct agent_backup b = {0};
+    CLEANUP_FREE char *xml = NULL;
+    int c;
+
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "vqh", opts, NULL)) != -1) {
+        int k = agent_common_opt(c, optarg);
+        if (k < 0)
+            return 2;
+        if (k)
+            continue;
+        switch (c) {
+        case 'r':
+            repo = optarg;
+            break;
+        case 'b':
+            spec = optarg;
+            break;
+        case 'n':
+            name = optarg;
+            break;
+        case 'h':
+            printf("Usage: %s\n", usage);
+            return 0;
+        default:
+            fprintf(stderr, "Usage: %s\n", usage);
+            return 2;
+        }
+    }
+    if (optind != argc || !repo || !spec ||
+        (!name && !proto_backup_id_valid(spec, strlen(spec)))) {
+        fprintf(stderr,
+                "Usage: %s\n(--name NAME is needed with latest or a "
+                "time)\n",
+                usage);
+        return 2;
+    }
+    if (agent_backup_open(repo, name, spec, &b) < 0) {
+        agent_fail();
+        agent_backup_close(&b);
+        return 1;
+    }
+    /* A damaged saved XML does not hide the rest. */
+    if (proto_kv_get(&b.meta, "domain_xml"))
+        xml = agent_backup_domain_xml(&b);
+    if (agent_opts.json)
+        show_json(&b, xml);
+    else
+        show_text(&b, xml);
+    agent_backup_close(&b);
+    return 0;
+}

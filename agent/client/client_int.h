@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Internals shared by the client's files: the session's state and the
+ * helpers every request is built on. Nothing outside agent/client
+ * includes this.
+ */
+#ifndef LB_AGENT_CLIENT_INT_H
+#define LB_AGENT_CLIENT_INT_H
+
+#include "agent/client/client.h"
+
+struct agent_repo {
+    char *url;
+    char *path; /* repository path (local or on the remote host) */
+    char *host; /* ssh host, NULL for local */
+    struct proto_conn *conn;
+    pid_t child; /* backupd or ssh */
+    uint32_t window_size;
+    bool append_only;
+    char repo_id[128];
+    bool established;  /* HELLO went through: a later failure is a cut */
+    struct lb_buf out; /* the request being sent */
+};
+
+/* After a failure: collect an ERROR frame the server may have sent, and
+ * the child's exit status, to explain a broken connection. */
+void agent_repo_explain(struct agent_repo *r);
+
+/* Send the request encoded in r->out and wait for a reply of `type` (its
+ * payload in *p, *len; *code, if not NULL, the code of an ERROR instead).
+ * On failure the error slot explains it (agent_repo_explain). */
+int agent_repo_call(struct agent_repo *r, uint16_t type, const uint8_t **p,
+                    uint32_t *len, uint32_t *code);
+
+/* One frame of a reply stream (agent_repo_stream): 0 to go on, -1 (error
+ * slot set) to stop. */
+typedef int (*agent_frame_fn)(void *opaque, const uint8_t *p, uint32_t len);
+
+/*
+ * Send the request encoded in r->out and receive its reply stream: frames
+ * of type `entry`, each passed to fn, until one of type `end` (its payload
+ * in *endp, *endlen, valid until the next receive). An ERROR frame, any
+ * other frame or a broken connection ends it with the error slot set. The
+ * one receive loop of every streamed reply.
+ */
+int agent_repo_stream(struct agent_repo *r, uint16_t entry, uint16_t end,
+                      agent_frame_fn fn, void *opaque, const uint8_t **endp,
+                      uint32_t *endlen);
+
+/* Download a backup's manifest into an anonymous temp file; returns its
+ * fd positioned at 0, or -1. */
+int agent_repo_get_manifest(struct agent_repo *r, const char *id);
+
+/* From a downloaded manifest: the disks it holds, after checking the
+ * manifest whole (restore.c). */
+int agent_manifest_disks(int mfd, struct agent_restore_disk **out, size_t *n);
+
+#endif /* LB_AGENT_CLIENT_INT_H */
