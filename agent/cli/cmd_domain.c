@@ -422,6 +422,34 @@ print_result(const char *name, const struct livebk_result *res)
                name, res->commit_failures);
 }
 
+/* One domain, in this process: its summary, or its error. */
+static int
+backup_one(struct agent_virt *v, const struct dom_args *a, const char *name)
+{
+    struct livebk b;
+    struct livebk_result res;
+    struct agent_repo *r = NULL;
+    int ok = -1;
+
+    memset(&res, 0, sizeof res);
+    if (open_dom(&b, v, name, &a->o) == 0) {
+        r = agent_repo_connect(a->repo);
+        if (r && agent_repo_open(r, PROTO_OPEN_WRITE) == 0)
+            ok = livebk_backup(&b, r, &res);
+        livebk_record_attempt(&b, ok == 0, &res);
+        close_dom(&b);
+    }
+    if (ok == 0) {
+        print_result(b.dom.name[0] ? b.dom.name : name, &res);
+    } else {
+        lb_error_prefix("%s", name);
+        agent_fail();
+    }
+    agent_backup_result_free(&res.bk);
+    agent_repo_close(r);
+    return ok;
+}
+
 int
 cmd_backup(int argc, char **argv)
 {
@@ -459,51 +487,8 @@ cmd_backup(int argc, char **argv)
         failed = backup_parallel(&a, names, n);
         goto done;
     }
-    for (size_t i = 0; i < n; i++) {
-        struct livebk b;
-        struct livebk_result res;
-        struct agent_repo *r = NULL;
-        int ok = -1;
-
-        memset(&res, 0, sizeof res);
-        if (open_dom(&b, v, names[i], &a.o) == 0) {
-            r = agent_repo_connect(a.repo);
-            if (r && agent_repo_open(r, PROTO_OPEN_WRITE) == 0)
-                ok = livebk_backup(&b, r, &res);
-            /* What status shows: this attempt and how it went. */
-            {
-                char msg[512], hint[256];
-                snprintf(msg, sizeof msg, "%s", ok == 0 ? "" : lb_error_msg());
-                snprintf(hint, sizeof hint, "%s", lb_error_hint_msg());
-                b.st->attempt_time = lb_wall_time();
-                b.st->attempt_ok = ok == 0;
-                snprintf(b.st->attempt_msg, sizeof b.st->attempt_msg, "%s",
-                         msg);
-                if (ok == 0) {
-                    b.st->last_time = b.st->attempt_time;
-                    b.st->last_size = proto_kv_get_u64(&res.bk.meta, "size", 0);
-                    b.st->last_freeze_ms = res.freeze_ms;
-                }
-                if (track_save(b.h) < 0)
-                    lb_warn("cannot record the attempt: %s", lb_error_msg());
-                if (ok < 0) {
-                    lb_fail(EIO, "%s", msg);
-                    if (hint[0])
-                        lb_error_hint("%s", hint);
-                }
-            }
-            close_dom(&b);
-        }
-        if (ok == 0) {
-            print_result(b.dom.name[0] ? b.dom.name : names[i], &res);
-        } else {
-            lb_error_prefix("%s", names[i]);
-            agent_fail();
-            failed++;
-        }
-        agent_backup_result_free(&res.bk);
-        agent_repo_close(r);
-    }
+    for (size_t i = 0; i < n; i++)
+        failed += backup_one(v, &a, names[i]) < 0;
 done:
     if (a.all || n > 1) {
         if (agent_opts.json) {

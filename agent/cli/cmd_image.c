@@ -47,12 +47,80 @@ print_summary(const struct agent_backup_result *res, const char *name,
     }
 }
 
-int
-cmd_backup_image(int argc, char **argv)
+static const char backup_image_usage[] =
+    "livebackup backup-image --repo R --name NAME --disk vda=PATH "
+    "[--disk vdb=PATH ...] [--since [DISK=]LAYER ...] [--force-share]";
+
+struct image_args {
+    const char *repo, *name;
+    struct agent_disk_spec disks[MAX_DISKS];
+    size_t ndisks;
+    const char *since[MAX_DISKS];
+    size_t nsince;
+    bool force_share;
+};
+
+/* --disk NAME=PATH (NAME like vda). */
+static int
+add_disk(struct image_args *a, char *arg)
 {
-    static const char usage[] =
-        "livebackup backup-image --repo R --name NAME --disk vda=PATH "
-        "[--disk vdb=PATH ...] [--since [DISK=]LAYER ...] [--force-share]";
+    char *eq = strchr(arg, '=');
+
+    if (!eq || a->ndisks == MAX_DISKS ||
+        !proto_disk_name_valid(arg, (size_t)(eq - arg))) {
+        fprintf(stderr,
+                "livebackup: --disk %s: expected NAME=PATH (NAME like vda)\n",
+                arg);
+        return -1;
+    }
+    *eq = '\0';
+    a->disks[a->ndisks].name = arg;
+    a->disks[a->ndisks].path = eq + 1;
+    a->ndisks++;
+    return 0;
+}
+
+/* --since LAYER (one disk) or --since DISK=LAYER, onto their disks; no
+ * disk twice. */
+static int
+pair_since(struct image_args *a)
+{
+    for (size_t i = 0; i < a->nsince; i++) {
+        const char *s = a->since[i], *eq = strchr(s, '=');
+        size_t d;
+        if (!eq || eq == s) {
+            if (a->ndisks != 1) {
+                fprintf(stderr, "livebackup: with several disks, use --since "
+                                "DISK=LAYER\n");
+                return -1;
+            }
+            a->disks[0].since = s;
+            continue;
+        }
+        for (d = 0; d < a->ndisks; d++)
+            if (strlen(a->disks[d].name) == (size_t)(eq - s) &&
+                strncmp(a->disks[d].name, s, (size_t)(eq - s)) == 0)
+                break;
+        if (d == a->ndisks) {
+            fprintf(stderr, "livebackup: --since %s names no --disk\n", s);
+            return -1;
+        }
+        a->disks[d].since = eq + 1;
+    }
+    for (size_t i = 0; i < a->ndisks; i++)
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(a->disks[k].name, a->disks[i].name) == 0) {
+                fprintf(stderr, "livebackup: disk %s given twice\n",
+                        a->disks[i].name);
+                return -1;
+            }
+    return 0;
+}
+
+/* Returns 0, or the exit code to return (2 on usage, -1 for --help). */
+static int
+parse_backup_image(int argc, char **argv, struct image_args *a)
+{
     static const struct option opts[] = {
         {"repo", required_argument, NULL, 'r'},
         {"name", required_argument, NULL, 'n'},
@@ -63,19 +131,9 @@ cmd_backup_image(int argc, char **argv)
         AGENT_COMMON_LONGOPTS,
         {0},
     };
-    struct agent_disk_spec disks[MAX_DISKS];
-    const char *since[MAX_DISKS];
-    size_t ndisks = 0, nsince = 0;
-    const char *repo = NULL, *name = NULL;
-    bool force_share = false, incremental = false;
-    struct agent_repo *r = NULL;
-    struct agent_list l = {0};
-    struct agent_backup_result res = {0};
-    struct proto_kv meta = {0};
-    char parent[PROTO_ID_LEN + 1] = "";
-    int c, rc = 1;
+    int c;
 
-    memset(disks, 0, sizeof disks);
+    memset(a, 0, sizeof *a);
     optind = 1;
     while ((c = getopt_long(argc, argv, "vqh", opts, NULL)) != -1) {
         int k = agent_common_opt(c, optarg);
@@ -85,126 +143,101 @@ cmd_backup_image(int argc, char **argv)
             continue;
         switch (c) {
         case 'r':
-            repo = optarg;
+            a->repo = optarg;
             break;
         case 'n':
-            name = optarg;
+            a->name = optarg;
             break;
-        case 'd': {
-            char *eq = strchr(optarg, '=');
-            if (!eq || ndisks == MAX_DISKS ||
-                !proto_disk_name_valid(optarg, (size_t)(eq - optarg))) {
-                fprintf(stderr,
-                        "livebackup: --disk %s: expected NAME=PATH "
-                        "(NAME like vda)\n",
-                        optarg);
+        case 'd':
+            if (add_disk(a, optarg) < 0)
                 return 2;
-            }
-            *eq = '\0';
-            disks[ndisks].name = optarg;
-            disks[ndisks].path = eq + 1;
-            ndisks++;
             break;
-        }
         case 's':
-            if (nsince == MAX_DISKS)
+            if (a->nsince == MAX_DISKS)
                 return 2;
-            since[nsince++] = optarg;
+            a->since[a->nsince++] = optarg;
             break;
         case 'U':
-            force_share = true;
+            a->force_share = true;
             break;
         case 'h':
-            printf("Usage: %s\n", usage);
-            return 0;
+            printf("Usage: %s\n", backup_image_usage);
+            return -1;
         default:
-            fprintf(stderr, "Usage: %s\n", usage);
+            fprintf(stderr, "Usage: %s\n", backup_image_usage);
             return 2;
         }
     }
-    if (optind < argc || !repo || !name || ndisks == 0) {
-        fprintf(stderr, "Usage: %s\n", usage);
+    if (optind < argc || !a->repo || !a->name || a->ndisks == 0) {
+        fprintf(stderr, "Usage: %s\n", backup_image_usage);
         return 2;
     }
-    if (!proto_name_valid(name, strlen(name))) {
+    if (!proto_name_valid(a->name, strlen(a->name))) {
         fprintf(stderr,
                 "livebackup: --name %s: use 1-200 printable "
                 "characters without '/'\n",
-                name);
+                a->name);
         return 2;
     }
-    /* --since LAYER (one disk) or --since DISK=LAYER. */
-    for (size_t i = 0; i < nsince; i++) {
-        char *eq = strchr(since[i], '=');
-        size_t d;
-        if (!eq || eq == since[i]) {
-            if (ndisks != 1) {
-                fprintf(stderr, "livebackup: with several disks, use --since "
-                                "DISK=LAYER\n");
-                return 2;
-            }
-            disks[0].since = since[i];
-            continue;
-        }
-        for (d = 0; d < ndisks; d++)
-            if (strlen(disks[d].name) == (size_t)(eq - since[i]) &&
-                strncmp(disks[d].name, since[i], (size_t)(eq - since[i])) == 0)
-                break;
-        if (d == ndisks) {
-            fprintf(stderr, "livebackup: --since %s names no --disk\n",
-                    since[i]);
-            return 2;
-        }
-        disks[d].since = eq + 1;
-    }
-    for (size_t i = 0; i < ndisks; i++) {
-        char real[PATH_MAX];
-        disks[i].force_share = force_share;
-        incremental |= disks[i].since != NULL;
-        proto_kv_set(&disks[i].meta, "source",
-                     realpath(disks[i].path, real) ? real : disks[i].path);
-        for (size_t k = 0; k < i; k++)
-            if (strcmp(disks[k].name, disks[i].name) == 0) {
-                fprintf(stderr, "livebackup: disk %s given twice\n",
-                        disks[i].name);
-                return 2;
-            }
-    }
+    return pair_since(a) < 0 ? 2 : 0;
+}
 
-    r = agent_repo_connect(repo);
-    if (!r)
-        goto fail;
-    if (agent_repo_open(r, PROTO_OPEN_WRITE) < 0)
-        goto fail;
-    if (incremental) {
-        if (agent_repo_list(r, name, &l) < 0)
-            goto fail;
-        if (l.n == 0) {
-            lb_error(0, "no earlier backup of %s to build an incremental on",
-                     name);
-            lb_error_hint("the first backup must be full: run it without "
-                          "--since");
-            goto fail;
-        }
-        snprintf(parent, sizeof parent, "%s",
-                 proto_kv_get(&l.b[l.n - 1], "id"));
+/* The parent of an incremental: the latest backup of the set. */
+static int
+latest_backup(struct agent_repo *r, const char *name, char *parent, size_t len)
+{
+    struct agent_list l = {0};
+
+    if (agent_repo_list(r, name, &l) < 0)
+        return -1;
+    if (l.n == 0) {
+        lb_error(0, "no earlier backup of %s to build an incremental on", name);
+        lb_error_hint("the first backup must be full: run it without "
+                      "--since");
+        return -1;
+    }
+    snprintf(parent, len, "%s", proto_kv_get(&l.b[l.n - 1], "id"));
+    agent_list_free(&l);
+    return 0;
+}
+
+int
+cmd_backup_image(int argc, char **argv)
+{
+    struct image_args a;
+    struct agent_repo *r = NULL;
+    struct agent_backup_result res = {0};
+    struct proto_kv meta = {0};
+    char parent[PROTO_ID_LEN + 1] = "";
+    bool incremental = false;
+    int rc = parse_backup_image(argc, argv, &a);
+
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    rc = 1;
+    for (size_t i = 0; i < a.ndisks; i++) {
+        char real[PATH_MAX];
+        a.disks[i].force_share = a.force_share;
+        incremental |= a.disks[i].since != NULL;
+        proto_kv_set(&a.disks[i].meta, "source",
+                     realpath(a.disks[i].path, real) ? real : a.disks[i].path);
     }
     proto_kv_set(&meta, "kind", incremental ? "incremental" : "full");
     proto_kv_set(&meta, "source", "image");
-    if (agent_backup_disks(r, name, parent, disks, ndisks, &meta, NULL, &res) <
-        0)
-        goto fail;
-    print_summary(&res, name, ndisks);
-    rc = 0;
-    goto out;
-fail:
-    agent_fail();
-out:
+    r = agent_repo_connect(a.repo);
+    if (!r || agent_repo_open(r, PROTO_OPEN_WRITE) < 0 ||
+        (incremental && latest_backup(r, a.name, parent, sizeof parent) < 0) ||
+        agent_backup_disks(r, a.name, parent, a.disks, a.ndisks, &meta, NULL,
+                           &res) < 0) {
+        agent_fail();
+    } else {
+        print_summary(&res, a.name, a.ndisks);
+        rc = 0;
+    }
     agent_backup_result_free(&res);
-    agent_list_free(&l);
     proto_kv_free(&meta);
-    for (size_t i = 0; i < ndisks; i++)
-        proto_kv_free(&disks[i].meta);
+    for (size_t i = 0; i < a.ndisks; i++)
+        proto_kv_free(&a.disks[i].meta);
     agent_repo_close(r);
     return rc;
 }

@@ -233,14 +233,10 @@ backup_one_disk(struct disk_job *j, uint8_t mode)
     if (r < 0) {
         /* A local failure (reading the image) keeps its own message; if
          * the engine stopped, finish reports why. */
-        char msg[1024], hint[512];
-        snprintf(msg, sizeof msg, "%s", lb_error_msg());
-        snprintf(hint, sizeof hint, "%s", lb_error_hint_msg());
-        if (agent_upload_finish(u, NULL) == 0 || !j->engine_failed) {
-            lb_error(0, "%s", msg);
-            if (hint[0])
-                lb_error_hint("%s", hint);
-        }
+        struct lb_error_saved e;
+        lb_error_save(&e);
+        if (agent_upload_finish(u, NULL) == 0 || !j->engine_failed)
+            lb_error_restore(&e);
         agent_progress_end(&j->prog);
         return -1;
     }
@@ -481,21 +477,17 @@ disk_fail:
      * backup, keep our error. */
     proto_kv_free(&fin);
     {
-        char msg[1024], hint[512];
+        struct lb_error_saved e;
         const uint8_t *q;
         uint32_t ql;
-        snprintf(msg, sizeof msg, "%s", lb_error_msg());
-        snprintf(hint, sizeof hint, "%s", lb_error_hint_msg());
+        lb_error_save(&e);
         if (r->conn && !proto_conn_eof(r->conn)) {
             proto_enc_empty(&r->out, PROTO_T_ABORT);
             if (proto_conn_send_buf(r->conn, &r->out) == 0)
                 proto_conn_expect(r->conn, PROTO_T_OK, &q, &ql, NULL);
         }
-        lb_error(0, "%s", msg);
-        if (hint[0])
-            lb_error_hint("%s", hint);
+        return lb_error_restore(&e);
     }
-    return -1;
 conn_fail:
     proto_kv_free(&fin);
     agent_repo_explain(r);

@@ -171,11 +171,11 @@ reap(struct agent_repo *r, int ms)
 void
 agent_repo_explain(struct agent_repo *r)
 {
-    char msg[1024], hint[512];
+    struct lb_error_saved e;
+    const char *msg = e.msg;
     int status;
 
-    snprintf(msg, sizeof msg, "%s", lb_error_msg());
-    snprintf(hint, sizeof hint, "%s", lb_error_hint_msg());
+    lb_error_save(&e);
     /* The server may have said why before it closed: read what it sent
      * (an ERROR frame), waiting a little for it. */
     while (r->conn && !proto_conn_got_error(r->conn) &&
@@ -190,16 +190,10 @@ agent_repo_explain(struct agent_repo *r)
             return;
         }
     }
-    if (r->conn && proto_conn_got_error(r->conn)) {
-        /* The server's message is in the slot: it says it all. */
-        lb_error(0, "%s", msg);
-        if (hint[0])
-            lb_error_hint("%s", hint);
+    /* The server's message (got earlier) says it all. */
+    lb_error_restore(&e);
+    if (r->conn && proto_conn_got_error(r->conn))
         return;
-    }
-    lb_error(0, "%s", msg);
-    if (hint[0])
-        lb_error_hint("%s", hint);
     proto_conn_free(r->conn, true);
     r->conn = NULL;
     status = reap(r, 5000);
@@ -238,8 +232,8 @@ agent_repo_explain(struct agent_repo *r)
     } else if (WIFEXITED(status) && WEXITSTATUS(status) != 0) {
         lb_error(0, "%s (%s exited with status %d)", msg,
                  r->host ? "the remote side" : "backupd", WEXITSTATUS(status));
-        if (hint[0])
-            lb_error_hint("%s", hint);
+        if (e.hint[0])
+            lb_error_hint("%s", e.hint);
     }
 }
 
@@ -372,13 +366,10 @@ agent_repo_connect(const char *url)
     r->established = true;
     return r;
 fail : {
-    char msg[1024], hint[512];
-    snprintf(msg, sizeof msg, "%s", lb_error_msg());
-    snprintf(hint, sizeof hint, "%s", lb_error_hint_msg());
+    struct lb_error_saved e;
+    lb_error_save(&e);
     agent_repo_close(r);
-    lb_error(0, "%s", msg);
-    if (hint[0])
-        lb_error_hint("%s", hint);
+    lb_error_restore(&e);
 }
     return NULL;
 }

@@ -325,7 +325,7 @@ struct restore {
     unsigned *fifo; /* slots waiting for their CHUNK_DATA, in request order */
     unsigned fhead, flen;
     bool done_requesting, failed, quit;
-    char err[1024], hint[512];
+    struct lb_error_saved err; /* the first failure, of whichever thread */
     pthread_t th[MAX_WORKERS], rx, wr;
     unsigned nth;
     struct agent_progress prog;
@@ -335,10 +335,8 @@ struct restore {
 static void
 r_fail(struct restore *x)
 {
-    if (!x->failed) {
-        snprintf(x->err, sizeof x->err, "%s", lb_error_msg());
-        snprintf(x->hint, sizeof x->hint, "%s", lb_error_hint_msg());
-    }
+    if (!x->failed)
+        lb_error_save(&x->err);
     x->failed = true;
     pthread_cond_broadcast(&x->cv);
 }
@@ -681,10 +679,8 @@ agent_restore_disk(struct agent_backup *b, const char *disk,
     agent_progress_end(&x.prog);
 
     if (x.failed) {
-        lb_error(0, "%s", x.err);
-        if (x.hint[0])
-            lb_error_hint("%s", x.hint);
-        if (strncmp(x.err, "connection closed", 17) == 0)
+        lb_error_restore(&x.err);
+        if (strncmp(x.err.msg, "connection closed", 17) == 0)
             agent_repo_explain(r);
         sink_close(&x.sink, false);
     } else {

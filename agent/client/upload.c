@@ -58,8 +58,7 @@ struct agent_upload {
     struct batch *batches; /* FIFO of outstanding QUERY batches */
     unsigned bhead, blen, bcap;
     bool finishing, quit, failed, server_error;
-    char err[1024], hint[512];
-    int err_errno;
+    struct lb_error_saved err; /* the first failure (the server's wins) */
     pthread_t workers[MAX_WORKERS], sender, receiver;
     unsigned nworkers;
     struct agent_upload_stats stats;
@@ -82,9 +81,7 @@ static void
 set_failed(struct agent_upload *u, bool from_server)
 {
     if (!u->failed || (from_server && !u->server_error)) {
-        snprintf(u->err, sizeof u->err, "%s", lb_error_msg());
-        snprintf(u->hint, sizeof u->hint, "%s", lb_error_hint_msg());
-        u->err_errno = lb_error_errno();
+        lb_error_save(&u->err);
         u->server_error = from_server;
     }
     u->failed = true;
@@ -438,13 +435,7 @@ agent_upload_finish(struct agent_upload *u, struct agent_upload_stats *stats)
         pthread_join(u->workers[i], NULL);
     pthread_join(u->receiver, NULL);
 
-    r = u->failed ? -1 : 0;
-    if (r < 0) {
-        lb_error(0, "%s", u->err);
-        lb_error_set_errno(u->err_errno);
-        if (u->hint[0])
-            lb_error_hint("%s", u->hint);
-    }
+    r = u->failed ? lb_error_restore(&u->err) : 0;
     if (stats)
         *stats = u->stats;
     for (unsigned i = 0; i < u->nslots; i++) {

@@ -48,8 +48,49 @@ int livebk_recover(struct livebk *b, bool verbose);
 /* One backup of the domain into the repository (OPENed for writing). */
 int livebk_backup(struct livebk *b, struct agent_repo *r,
                   struct livebk_result *res);
+/* What status shows of the last attempt: when, how it went (the error
+ * slot's message if it failed) and, if it committed, its size and freeze
+ * time; journaled. The error slot is kept. */
+void livebk_record_attempt(struct livebk *b, bool ok,
+                           const struct livebk_result *res);
 /* Commit the tracking overlays and return the domain to its images. */
 int livebk_untrack(struct livebk *b);
+
+/* ---- full or incremental, and why (decide.c) --------------------------- */
+
+/* What is known of one disk when a backup is planned. */
+struct livebk_disk_facts {
+    bool tracked;            /* the journal has tracking overlays for it */
+    bool full;               /* --full */
+    bool parent_ok;          /* the journal's last backup (the parent of an
+                                incremental) is in this repository */
+    bool other_repo;         /* the journal refers to another repository */
+    const char *last_backup; /* the journal's last backup, for the message */
+    bool chain_intact;       /* tracked: the disk runs on our overlays, its
+                                backing chain as the journal has it */
+    const char *chain_why;   /* !chain_intact: what changed */
+    uint64_t tracked_size;   /* tracked: its size when tracking began */
+    uint64_t size;           /* its size now */
+    unsigned full_every;     /* --full-every N (0: none) */
+    unsigned incrementals;   /* incrementals in a row since its last full */
+};
+
+struct livebk_decision {
+    bool incremental; /* send what changed above the acknowledged point */
+    bool keep;        /* its tracking overlays stay in its chain (they are
+                         acknowledged by this backup and committed after) */
+    bool lost;        /* tracking was lost, not a full asked for: warn */
+    char why[512];    /* why full ("" when incremental) */
+};
+
+/*
+ * Full or incremental for this disk, and why: the first backup of a disk,
+ * --full, a parent gone (or in another repository), a changed chain, a
+ * resize or --full-every make it full; else it is incremental. A pure
+ * function (tests/unit/test_decide.c holds its table).
+ */
+void livebk_decide(const struct livebk_disk_facts *f,
+                   struct livebk_decision *d);
 
 /* restore --in-place: which domain, which of its disks. */
 struct livebk_inplace {
