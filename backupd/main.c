@@ -133,6 +133,67 @@ pick_repo(const char *repo, const char *restrict_to)
     return lb_xstrdup(want);
 }
 
+/* Each session keeps up to ~40 chunk files open while they are made
+ * durable: a daemon with many sessions needs more than the usual soft
+ * limit of 1024 descriptors. */
+static void
+raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+/* Before a session could start: tell the client why, in the protocol. */
+static int
+refuse_client(int out, uint32_t code, const char *hint)
+{
+    struct lb_buf b = {0};
+
+    lb_log_error_slot();
+    proto_enc_error(&b, code, lb_error_msg(), hint);
+    lb_write_full(out, b.data, b.len);
+    lb_buf_free(&b);
+    return 1;
+}
+
+/* serve: one session on stdin/stdout, or relayed to the daemon that
+ * serves the repository (it stays the one writer). The exit code. */
+static int
+serve(struct backupd_opts *o, const char *repo, const char *restrict_to,
+      const char *sock)
+{
+    CLEANUP_FREE char *path = NULL;
+    CLEANUP_FREE char *daemon = NULL;
+    int in, out;
+
+    if (take_stdio(&in, &out) < 0) {
+        lb_log_error_slot();
+        return 1;
+    }
+    path = pick_repo(repo, restrict_to);
+    if (!path) {
+        if (!repo && !restrict_to)
+            lb_fail(EINVAL, "--repo PATH is required");
+        return refuse_client(out, PROTO_ERR_DENIED, "");
+    }
+    o->repo = path;
+    daemon = sock ? lb_xstrdup(sock) : backupd_find_daemon(path);
+    if (daemon) {
+        lb_debug("bridging to backupd at %s", daemon);
+        if (backupd_bridge(in, out, daemon, o->append_only, o->trusted) < 0)
+            return refuse_client(out, PROTO_ERR_BUSY,
+                                 lb_error_hint_msg()[0]
+                                     ? lb_error_hint_msg()
+                                     : "is backupd listen running?");
+        return 0;
+    }
+    return backupd_session_run(in, out, o) < 0 ? 1 : 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -153,25 +214,15 @@ main(int argc, char **argv)
     };
     struct backupd_opts o = {0};
     const char *repo = NULL, *restrict_to = NULL, *sock = NULL, *cmd;
-    CLEANUP_FREE char *path = NULL;
     /* serve: errors reach the client in ERROR frames and our stderr is the
      * user's terminal: stay quiet unless asked (-v). */
     enum lb_log_level level = LB_LOG_WARN;
-    int c, in, out;
+    int c;
     bool log_chosen = false;
 
     lb_log_init("backupd", LB_LOG_INFO);
     signal(SIGPIPE, SIG_IGN);
-    {
-        /* Each session keeps up to ~40 chunk files open while they are
-         * made durable: a daemon with many sessions needs more than the
-         * usual soft limit of 1024 descriptors. */
-        struct rlimit rl;
-        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-            rl.rlim_cur = rl.rlim_max;
-            setrlimit(RLIMIT_NOFILE, &rl);
-        }
-    }
+    raise_nofile();
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
         switch (c) {
         case 'r':
@@ -246,44 +297,5 @@ main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (take_stdio(&in, &out) < 0) {
-        lb_log_error_slot();
-        return 1;
-    }
-    path = pick_repo(repo, restrict_to);
-    if (!path) {
-        if (!repo && !restrict_to)
-            lb_fail(EINVAL, "--repo PATH is required");
-        lb_log_error_slot();
-        {
-            /* Tell the client why, in the protocol. */
-            struct lb_buf b = {0};
-            proto_enc_error(&b, PROTO_ERR_DENIED, lb_error_msg(), "");
-            lb_write_full(out, b.data, b.len);
-            lb_buf_free(&b);
-        }
-        return 1;
-    }
-    o.repo = path;
-    {
-        /* A daemon serves this repository: it stays the one writer. */
-        CLEANUP_FREE char *daemon = sock ? lb_xstrdup(sock)
-                                         : backupd_find_daemon(path);
-        if (daemon) {
-            lb_debug("bridging to backupd at %s", daemon);
-            if (backupd_bridge(in, out, daemon, o.append_only, o.trusted) < 0) {
-                struct lb_buf b = {0};
-                lb_log_error_slot();
-                proto_enc_error(&b, PROTO_ERR_BUSY, lb_error_msg(),
-                                lb_error_hint_msg()[0]
-                                    ? lb_error_hint_msg()
-                                    : "is backupd listen running?");
-                lb_write_full(out, b.data, b.len);
-                lb_buf_free(&b);
-                return 1;
-            }
-            return 0;
-        }
-    }
-    return backupd_session_run(in, out, &o) < 0 ? 1 : 0;
+    return serve(&o, repo, restrict_to, sock);
 }

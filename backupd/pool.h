@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The chunk pool of a session that writes (pool.c): received chunks are
+ * checked and written by worker threads fed through a bounded queue, then
+ * made durable (fdatasync) and linked into place by sync threads behind a
+ * second bounded queue. The session thread blocks in submit when the
+ * queue is full, so a slow disk slows the client down instead of growing
+ * memory; many fdatasyncs at once share the filesystem's journal commits.
+ *
+ * The session thread alone calls these (the pool's threads are its own).
+ */
+#ifndef LB_BACKUPD_POOL_H
+#define LB_BACKUPD_POOL_H
+
+#include "store/store.h"
+
+struct backupd_pool;
+
+/* Start nworkers checking threads (0: one per CPU, at most 8) and the
+ * sync threads, writing into st. */
+struct backupd_pool *backupd_pool_start(struct store *st, unsigned nworkers);
+
+/* Queue a copy of c (the caller's buffer is free again on return); blocks
+ * while every slot is busy. After a failure the chunk is dropped: wait
+ * reports the failure. */
+void backupd_pool_submit(struct backupd_pool *p, const struct proto_chunk *c);
+
+/* Wait until every queued chunk is durable. 0, or -1 with the first
+ * failure of any pool thread in this thread's error slot. */
+int backupd_pool_wait(struct backupd_pool *p);
+
+/* Has a chunk failed (without waiting)? */
+bool backupd_pool_failed(struct backupd_pool *p);
+
+/* The chunks and bytes stored new since the last call (after a wait:
+ * exact), and start counting again. */
+void backupd_pool_take_stats(struct backupd_pool *p, uint64_t *chunks_new,
+                             uint64_t *bytes_new);
+
+/* Stop the threads (what is queued is finished first) and free the pool.
+ * NULL is a no-op. */
+void backupd_pool_stop(struct backupd_pool *p);
+
+#endif /* LB_BACKUPD_POOL_H */

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Internals of a backupd session, shared by its files: session.c (the
+ * connection: BRIDGE, HELLO, OPEN/INIT, the request loop and its errors),
+ * session_backup.c (the requests of a backup: BACKUP_BEGIN to COMMIT)
+ * and session_repo.c (the others: LIST, GET_MANIFEST, GET_CHUNKS, VERIFY,
+ * DELETE, PRUNE, GC). Nothing outside backupd/ includes this.
+ */
+#ifndef LB_BACKUPD_SESSION_H
+#define LB_BACKUPD_SESSION_H
+
+#include "backupd/backupd.h"
+#include "backupd/pool.h"
+#include "store/store.h"
+
+struct session {
+    const struct backupd_opts *o;
+    struct proto_conn *conn;
+    struct lb_buf out; /* the reply being built */
+    struct store *st;  /* after OPEN */
+    uint8_t mode;      /* PROTO_OPEN_* */
+    struct store_txn *txn;
+    bool in_disk;
+    struct backupd_pool *pool; /* opened for writing: the chunk pool */
+    uint64_t bytes_received_at_begin;
+    uint64_t verify_last_ns;
+};
+
+/* Send the error slot to the client (code 0: from its errno class) and
+ * log it. Always -1: every error ends the session (PROTOCOL.md,
+ * "Errors"). */
+int backupd_session_fail(struct session *s, uint32_t code);
+/* A frame that did not decode (status: PROTO_E_*): PROTO_ERR_PROTOCOL. */
+int backupd_session_proto_fail(struct session *s, const char *what, int status);
+/* Send what s->out holds. */
+int backupd_session_send(struct session *s);
+/* The request `what` needs the repository opened in mode or above; -1
+ * (the client told) if not. */
+int backupd_session_need_store(struct session *s, uint8_t mode,
+                               const char *what);
+/* delete, prune and gc are refused alike on an append-only connection. */
+int backupd_session_refuse(struct session *s);
+
+/* The request handlers: each decodes its frame's payload, does the work
+ * and replies; -1 ends the session (the client was told why). */
+int backupd_req_backup_begin(struct session *s, const uint8_t *p, uint32_t len);
+int backupd_req_disk_begin(struct session *s, const uint8_t *p, uint32_t len);
+int backupd_req_query(struct session *s, const uint8_t *p, uint32_t len);
+int backupd_req_chunk(struct session *s, const uint8_t *p, uint32_t len);
+int backupd_req_windows(struct session *s, const uint8_t *p, uint32_t len);
+int backupd_req_disk_end(struct session *s, const uint8_t *p, uint32_t len);
+int backupd_req_commit(struct session *s, const uint8_t *p, uint32_t len);
+int backupd_req_abort(struct session *s, uint32_t len);
+
+int backupd_req_list(struct session *s, const uint8_t *p, uint32_t len);
+int backupd_req_get_manifest(struct session *s, const uint8_t *p, uint32_t len);
+int backupd_req_get_chunks(struct session *s, const uint8_t *p, uint32_t len);
+int backupd_req_verify(struct session *s, const uint8_t *p, uint32_t len);
+int backupd_req_delete(struct session *s, const uint8_t *p, uint32_t len);
+int backupd_req_prune(struct session *s, const uint8_t *p, uint32_t len);
+int backupd_req_gc(struct session *s, const uint8_t *p, uint32_t len);
+
+#endif /* LB_BACKUPD_SESSION_H */

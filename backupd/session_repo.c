@@ -1,0 +1,362 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The requests of a session besides a backup's: reading (LIST,
+ * GET_MANIFEST, GET_CHUNKS, VERIFY) and administration (DELETE, PRUNE,
+ * GC). Streamed replies are batched into few writes.
+ */
+#include "backupd/session.h"
+
+#include <errno.h>
+#include <string.h>
+
+int
+backupd_req_list(struct session *s, const uint8_t *p, uint32_t len)
+{
+    struct proto_str name;
+    struct store_list l;
+    char filter[256];
+    int st = proto_dec_str(p, len, &name);
+
+    if (st != PROTO_OK)
+        return backupd_session_proto_fail(s, "LIST", st);
+    if (backupd_session_need_store(s, PROTO_OPEN_READ, "LIST") < 0)
+        return -1;
+    if (name.len && (!proto_name_valid(name.p, name.len) ||
+                     !proto_str_copy(filter, sizeof filter, name))) {
+        lb_fail(EINVAL, "invalid name in LIST");
+        return backupd_session_fail(s, PROTO_ERR_INVALID);
+    }
+    if (store_list(s->st, name.len ? filter : NULL, &l) < 0)
+        return backupd_session_fail(s, 0);
+    for (size_t i = 0; i < l.n; i++) {
+        proto_enc_kv(&s->out, PROTO_T_LIST_ENTRY, &l.b[i].meta);
+        if (s->out.len > (256u << 10) && backupd_session_send(s) < 0)
+            break;
+    }
+    store_list_free(&l);
+    proto_enc_u64(&s->out, PROTO_T_LIST_END, l.n);
+    return backupd_session_send(s);
+}
+
+int
+backupd_req_get_manifest(struct session *s, const uint8_t *p, uint32_t len)
+{
+    struct proto_str sid;
+    char id[PROTO_ID_LEN + 1];
+    CLEANUP_CLOSE int fd = -1;
+    uint64_t total = 0;
+    int st = proto_dec_str(p, len, &sid);
+
+    if (st != PROTO_OK)
+        return backupd_session_proto_fail(s, "GET_MANIFEST", st);
+    if (backupd_session_need_store(s, PROTO_OPEN_READ, "GET_MANIFEST") < 0)
+        return -1;
+    if (!proto_backup_id_valid(sid.p, sid.len)) {
+        lb_fail(EINVAL, "invalid backup id");
+        return backupd_session_fail(s, PROTO_ERR_INVALID);
+    }
+    proto_str_copy(id, sizeof id, sid);
+    fd = store_manifest_open(s->st, id);
+    if (fd < 0)
+        return backupd_session_fail(s, 0);
+    for (;;) {
+        size_t f = proto_frame_begin(&s->out, PROTO_T_MANIFEST_DATA);
+        ssize_t n;
+        lb_buf_reserve(&s->out, 1u << 20);
+        n = lb_read_full(fd, s->out.data + s->out.len, 1u << 20);
+        if (n < 0) {
+            lb_buf_reset(&s->out);
+            lb_error(errno, "read manifest of %s", id);
+            return backupd_session_fail(s, 0);
+        }
+        if (n == 0) {
+            s->out.len = f;
+            break;
+        }
+        s->out.len += (size_t)n;
+        proto_frame_end(&s->out, f);
+        total += (uint64_t)n;
+        if (backupd_session_send(s) < 0)
+            return -1;
+    }
+    proto_enc_u64(&s->out, PROTO_T_MANIFEST_END, total);
+    return backupd_session_send(s);
+}
+
+int
+backupd_req_get_chunks(struct session *s, const uint8_t *p, uint32_t len)
+{
+    const uint8_t *dg;
+    uint32_t n;
+    CLEANUP_BUF struct lb_buf file = {0};
+    int st = proto_dec_query(p, len, &dg, &n);
+
+    if (st != PROTO_OK)
+        return backupd_session_proto_fail(s, "GET_CHUNKS", st);
+    if (n > PROTO_MAX_GET_CHUNKS)
+        return backupd_session_proto_fail(s, "GET_CHUNKS", PROTO_E_RANGE);
+    if (backupd_session_need_store(s, PROTO_OPEN_READ, "GET_CHUNKS") < 0)
+        return -1;
+    for (uint32_t i = 0; i < n; i++) {
+        struct proto_digest d;
+        struct proto_chunk c;
+        memcpy(d.b, dg + (size_t)i * PROTO_DIGEST_LEN, PROTO_DIGEST_LEN);
+        if (store_chunk_read(s->st, &d, &file, &c) < 0) {
+            lb_buf_reset(&s->out);
+            return backupd_session_fail(s, 0);
+        }
+        /* Header, then the file's bytes as they are: no copy. */
+        proto_enc_chunk_head(&s->out, PROTO_T_CHUNK_DATA, &c);
+        if (backupd_session_send(s) < 0 ||
+            proto_conn_send(s->conn, c.data, c.data_len) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void
+verify_damage(void *opaque, const char *id, const char *name, const char *disk,
+              const char *what)
+{
+    struct session *s = opaque;
+    struct proto_kv ev = {0};
+
+    proto_kv_set(&ev, "event", "damage");
+    proto_kv_set(&ev, "id", id);
+    proto_kv_set(&ev, "name", name);
+    proto_kv_set(&ev, "disk", disk);
+    proto_kv_set(&ev, "what", what);
+    proto_enc_kv(&s->out, PROTO_T_VERIFY_EVENT, &ev);
+    proto_kv_free(&ev);
+    backupd_session_send(s);
+}
+
+static void
+verify_progress(void *opaque, uint64_t done, uint64_t total)
+{
+    struct session *s = opaque;
+    struct proto_kv ev = {0};
+    uint64_t now = lb_now_ns();
+
+    if (now - s->verify_last_ns < 250000000u && done != total)
+        return;
+    s->verify_last_ns = now;
+    proto_kv_set(&ev, "event", "progress");
+    proto_kv_set_u64(&ev, "done", done);
+    proto_kv_set_u64(&ev, "total", total);
+    proto_enc_kv(&s->out, PROTO_T_VERIFY_EVENT, &ev);
+    proto_kv_free(&ev);
+    backupd_session_send(s);
+}
+
+int
+backupd_req_verify(struct session *s, const uint8_t *p, uint32_t len)
+{
+    struct proto_kv req, stats = {0};
+    struct store_verify_cb cb = {s, verify_damage, verify_progress};
+    int st = proto_dec_kv(p, len, &req);
+    int r;
+
+    if (st != PROTO_OK)
+        return backupd_session_proto_fail(s, "VERIFY", st);
+    proto_kv_free(&req);
+    if (backupd_session_need_store(s, PROTO_OPEN_READ, "VERIFY") < 0)
+        return -1;
+    r = store_verify(s->st, &cb, &stats);
+    if (r < 0) {
+        proto_kv_free(&stats);
+        return backupd_session_fail(s, 0);
+    }
+    proto_kv_set(&stats, "result", r ? "damaged" : "ok");
+    proto_enc_kv(&s->out, PROTO_T_VERIFY_END, &stats);
+    proto_kv_free(&stats);
+    return backupd_session_send(s);
+}
+
+int
+backupd_req_delete(struct session *s, const uint8_t *p, uint32_t len)
+{
+    struct proto_str sid;
+    char id[PROTO_ID_LEN + 1];
+    int st = proto_dec_str(p, len, &sid);
+
+    if (st != PROTO_OK)
+        return backupd_session_proto_fail(s, "DELETE", st);
+    if (backupd_session_need_store(s, PROTO_OPEN_ADMIN, "DELETE") < 0)
+        return -1;
+    if (!proto_backup_id_valid(sid.p, sid.len)) {
+        lb_fail(EINVAL, "invalid backup id");
+        return backupd_session_fail(s, PROTO_ERR_INVALID);
+    }
+    proto_str_copy(id, sizeof id, sid);
+    if (store_delete(s->st, id) < 0)
+        return backupd_session_fail(s, 0);
+    lb_info("backup %s deleted", id);
+    proto_enc_ok(&s->out, 0);
+    return backupd_session_send(s);
+}
+
+/* A strictly decimal value of a request key, at most max; def if absent.
+ * -1 (error slot set) when malformed. */
+static int
+req_uint(const struct proto_kv *kv, const char *key, uint64_t max, uint64_t def,
+         uint64_t *out)
+{
+    const char *v = proto_kv_get(kv, key);
+    uint64_t x = 0;
+
+    *out = def;
+    if (!v)
+        return 0;
+    if (!*v || strlen(v) > 20)
+        return lb_fail(EINVAL, "%s: not a number: '%.40s'", key, v);
+    for (const char *c = v; *c; c++) {
+        if (*c < '0' || *c > '9' || lb_mul_overflow(x, 10, &x) ||
+            lb_add_overflow(x, (uint64_t)(*c - '0'), &x))
+            return lb_fail(EINVAL, "%s: not a number: '%.40s'", key, v);
+    }
+    if (x > max)
+        return lb_fail(EINVAL, "%s: %llu is more than %llu", key,
+                       (unsigned long long)x, (unsigned long long)max);
+    *out = x;
+    return 0;
+}
+
+struct prune_out {
+    struct session *s;
+    bool dry_run;
+};
+
+static int
+send_prune_entry(void *opaque, const struct store_backup *b,
+                 const struct store_prune_item *it)
+{
+    struct prune_out *o = opaque;
+    struct proto_kv ev = {0};
+    char reasons[256];
+
+    store_prune_reasons(it, reasons, sizeof reasons);
+    proto_kv_set(&ev, "id", b->id);
+    proto_kv_set(&ev, "name", proto_kv_get(&b->meta, "name"));
+    proto_kv_set_u64(&ev, "time", (uint64_t)b->time);
+    proto_kv_set(&ev, "action", it->keep ? "keep" : "remove");
+    proto_kv_set(&ev, "reasons", reasons);
+    proto_enc_kv(&o->s->out, PROTO_T_PRUNE_ENTRY, &ev);
+    proto_kv_free(&ev);
+    if (!it->keep && !o->dry_run)
+        lb_info("backup %s pruned", b->id);
+    /* Batched: one write per 64 KiB of entries. */
+    if (o->s->out.len > (64u << 10))
+        return backupd_session_send(o->s);
+    return 0;
+}
+
+int
+backupd_req_prune(struct session *s, const uint8_t *p, uint32_t len)
+{
+    struct proto_kv req;
+    struct store_prune_policy pol = {{0}};
+    struct prune_out o = {s, false};
+    char name[256] = "";
+    const char *nm;
+    uint64_t v, removed;
+    uint8_t need;
+    int st = proto_dec_kv(p, len, &req);
+
+    if (st != PROTO_OK)
+        return backupd_session_proto_fail(s, "PRUNE", st);
+    for (unsigned r = 0; r < STORE_KEEP_NRULES; r++) {
+        char key[32];
+        snprintf(key, sizeof key, "keep_%s",
+                 store_keep_rule_name((enum store_keep_rule)r));
+        if (req_uint(&req, key, 1000000, 0, &v) < 0)
+            goto invalid;
+        pol.keep[r] = (unsigned)v;
+    }
+    if (req_uint(&req, "dry_run", 1, 0, &v) < 0)
+        goto invalid;
+    o.dry_run = v == 1;
+    nm = proto_kv_get(&req, "name");
+    if (nm && *nm) {
+        if (!proto_name_valid(nm, strlen(nm)) || strlen(nm) >= sizeof name) {
+            lb_fail(EINVAL, "invalid name in PRUNE");
+            goto invalid;
+        }
+        snprintf(name, sizeof name, "%s", nm);
+    }
+    proto_kv_free(&req);
+    if (!store_prune_policy_any(&pol)) {
+        lb_fail(EINVAL, "prune needs at least one keep rule above 0");
+        return backupd_session_fail(s, PROTO_ERR_INVALID);
+    }
+    if (s->o->append_only)
+        return backupd_session_refuse(s);
+    /* A dry run changes nothing: any opener may ask for it. */
+    need = o.dry_run ? PROTO_OPEN_READ : PROTO_OPEN_ADMIN;
+    if (backupd_session_need_store(s, need, "PRUNE") < 0)
+        return -1;
+    if (s->txn) {
+        lb_error(0, "PRUNE during a backup in the same session");
+        return backupd_session_fail(s, PROTO_ERR_PROTOCOL);
+    }
+    if (store_prune(s->st, name[0] ? name : NULL, &pol, o.dry_run,
+                    send_prune_entry, &o, &removed) < 0) {
+        /* The entries of what was done go out before the error. */
+        if (proto_conn_broken(s->conn) ||
+            (s->out.len && backupd_session_send(s) < 0))
+            return -1;
+        return backupd_session_fail(s, 0);
+    }
+    proto_enc_ok(&s->out, removed);
+    return backupd_session_send(s);
+invalid:
+    proto_kv_free(&req);
+    return backupd_session_fail(s, PROTO_ERR_INVALID);
+}
+
+int
+backupd_req_gc(struct session *s, const uint8_t *p, uint32_t len)
+{
+    struct proto_kv req, out = {0};
+    struct store_gc_opts go = {0};
+    struct store_gc_stats gs;
+    uint64_t v;
+    int st = proto_dec_kv(p, len, &req);
+
+    if (st != PROTO_OK)
+        return backupd_session_proto_fail(s, "GC", st);
+    st = req_uint(&req, "dry_run", 1, 0, &v);
+    proto_kv_free(&req);
+    if (st < 0)
+        return backupd_session_fail(s, PROTO_ERR_INVALID);
+    go.dry_run = v == 1;
+    if (s->o->append_only)
+        return backupd_session_refuse(s);
+    if (backupd_session_need_store(s, PROTO_OPEN_WRITE, "GC") < 0)
+        return -1;
+    if (s->txn) {
+        lb_error(0, "GC during a backup in the same session");
+        return backupd_session_fail(s, PROTO_ERR_PROTOCOL);
+    }
+    if (store_gc(s->st, &go, &gs) < 0)
+        return backupd_session_fail(s, 0);
+    lb_info("gc%s: %llu chunks (%llu bytes) reclaimed, %llu referenced, "
+            "%llu too recent, %llu put back",
+            go.dry_run ? " (dry run)" : "", (unsigned long long)gs.reclaimed,
+            (unsigned long long)gs.bytes_reclaimed,
+            (unsigned long long)gs.referenced, (unsigned long long)gs.recent,
+            (unsigned long long)gs.restored);
+    proto_kv_set_u64(&out, "dry_run", go.dry_run);
+    proto_kv_set_u64(&out, "backups", gs.backups);
+    proto_kv_set_u64(&out, "chunks", gs.chunks);
+    proto_kv_set_u64(&out, "chunks_referenced", gs.referenced);
+    proto_kv_set_u64(&out, "chunks_recent", gs.recent);
+    proto_kv_set_u64(&out, "chunks_restored", gs.restored);
+    proto_kv_set_u64(&out, "chunks_reclaimed", gs.reclaimed);
+    proto_kv_set_u64(&out, "bytes_reclaimed", gs.bytes_reclaimed);
+    proto_kv_set_u64(&out, "sessions", gs.sessions);
+    proto_kv_set_u64(&out, "cutoff", (uint64_t)gs.cutoff);
+    proto_enc_kv(&s->out, PROTO_T_GC_END, &out);
+    proto_kv_free(&out);
+    return backupd_session_send(s);
+}
