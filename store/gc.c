@@ -217,7 +217,6 @@ mark_manifest(struct store *st, const char *id, struct u64set *refs)
 {
     CLEANUP_CLOSE int fd = store_manifest_open(st, id);
     struct proto_mf_reader *r = NULL;
-    struct proto_mf_hdr h;
     struct proto_mf_disk disk;
     struct proto_mf_window w;
     struct proto_kv meta = {0};
@@ -226,8 +225,8 @@ mark_manifest(struct store *st, const char *id, struct u64set *refs)
 
     if (fd < 0)
         return lb_error_errno() == ENOENT ? 0 : -1;
-    r = proto_mf_reader_new(store_fd_read, &fd);
-    if (!r || proto_mf_read_header(r, &h) < 0)
+    r = store_manifest_reader(&fd);
+    if (!r)
         goto out;
     while ((got = proto_mf_next_disk(r, &disk)) == 1) {
         for (uint64_t i = 0; i < disk.nwindows; i++) {

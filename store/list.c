@@ -15,24 +15,10 @@ static int
 read_meta(struct store *st, const char *id, struct proto_kv *meta)
 {
     CLEANUP_CLOSE int fd = store_manifest_open(st, id);
-    uint8_t hb[PROTO_MF_HDR_SIZE];
-    CLEANUP_FREE uint8_t *blk = NULL;
-    struct proto_mf_hdr h;
-    int s;
 
     if (fd < 0)
         return -1;
-    if (lb_pread_full(fd, hb, sizeof hb, 0) != (ssize_t)sizeof hb)
-        return lb_fail(EPROTO, "backup %s: manifest truncated", id);
-    s = proto_mf_hdr_decode(hb, sizeof hb, &h);
-    if (s != PROTO_OK)
-        return lb_fail(EPROTO, "backup %s: manifest header: %s", id,
-                       proto_status_str(s));
-    blk = lb_xmalloc(h.meta_len ? h.meta_len : 1);
-    if (lb_pread_full(fd, blk, h.meta_len, (off_t)h.meta_off) !=
-        (ssize_t)h.meta_len)
-        return lb_fail(EPROTO, "backup %s: manifest truncated", id);
-    if (proto_mf_meta_decode(&h, blk, h.meta_len, meta) < 0) {
+    if (store_manifest_read_meta(fd, meta) < 0) {
         lb_error_prefix("backup %s", id);
         return -1;
     }

@@ -75,10 +75,35 @@ int store_rm_tree(const char *path);
 char *store_tmp_name(struct store *st, const char *what);
 /* "chunks/ab/abcd..." relative to the repository. */
 void store_chunk_relpath(char out[80], const struct proto_digest *d);
+/* ---- reading manifests (manifests.c) ---------------------------------- */
+
 /* Path of a backup's manifest. Caller frees. */
 char *store_manifest_path(const struct store *st, const char *id);
 /* Read callback for proto_mf_reader over a file descriptor (opaque is a
  * pointer to the int fd). */
 ssize_t store_fd_read(void *opaque, void *buf, size_t len);
+/* The meta block of the manifest open on fd, checked against the header's
+ * digest, without reading its windows. 0, or -1 (EPROTO, the message
+ * without the backup's id: callers prefix it). */
+int store_manifest_read_meta(int fd, struct proto_kv *meta);
+/* A reader over the manifest open on *fd (which must outlive it), past
+ * its header; NULL (error set) if the header is bad. */
+struct proto_mf_reader *store_manifest_reader(int *fd);
+/* A reader positioned at the windows of disk in the parent backup id (its
+ * file in *fd_out, closed with the reader by the caller; *d filled); NULL
+ * (error set: ENOENT if the parent has no such disk). */
+struct proto_mf_reader *store_parent_disk(struct store *st, const char *id,
+                                          const char *disk, int *fd_out,
+                                          struct proto_mf_disk *d);
+
+/* ---- commit order (seq.c) ---------------------------------------------- */
+
+/*
+ * The seq of the backup about to commit (FORMAT.md, "Meta block"): one
+ * more than the last one handed out in this repository, kept in REPO/seq.
+ * Two writers never get the same number; the number is durable once the
+ * commit's syncfs has run, before its manifest is linked.
+ */
+int store_seq_next(struct store *st, uint64_t *seq);
 
 #endif /* LB_STORE_INT_H */

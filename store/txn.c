@@ -16,9 +16,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* ---- transactions
- * ------------------------------------------------------------ */
-
 struct store_txn {
     struct store *st;
     char id[PROTO_ID_LEN + 1];
@@ -50,87 +47,6 @@ struct store_txn {
     uint64_t windows_set, windows_pushed;
 };
 
-char *
-store_manifest_path(const struct store *st, const char *id)
-{
-    return lb_xasprintf("%s/backups/%s", st->path, id);
-}
-
-ssize_t
-store_fd_read(void *opaque, void *buf, size_t len)
-{
-    int fd = *(int *)opaque;
-    ssize_t r = lb_read_full(fd, buf, len);
-
-    if (r < 0)
-        return lb_error(errno, "read manifest");
-    return r;
-}
-
-int
-store_manifest_open(struct store *st, const char *id)
-{
-    CLEANUP_FREE char *path = NULL;
-    int fd;
-
-    if (!proto_backup_id_valid(id, strlen(id))) {
-        lb_fail(EINVAL, "'%s' is not a backup id", id);
-        errno = EINVAL;
-        return -1;
-    }
-    path = store_manifest_path(st, id);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        if (e == ENOENT) {
-            lb_fail(ENOENT, "no backup %s in %s", id, st->path);
-            lb_error_hint("livebackup list shows the backups");
-        } else {
-            lb_error(e, "open %s", path);
-        }
-        errno = e;
-        return -1;
-    }
-    return fd;
-}
-
-static struct proto_mf_reader *
-open_parent_disk(struct store_txn *t, const char *disk, int *fd_out,
-                 struct proto_mf_disk *d)
-{
-    struct proto_mf_reader *r;
-    struct proto_mf_hdr h;
-    int fd = store_manifest_open(t->st, t->parent);
-
-    *fd_out = -1;
-    if (fd < 0)
-        return NULL;
-    r = proto_mf_reader_new(store_fd_read, fd_out);
-    *fd_out = fd;
-    if (!r || proto_mf_read_header(r, &h) < 0)
-        goto fail;
-    for (;;) {
-        int got = proto_mf_next_disk(r, d);
-        if (got < 0)
-            goto fail;
-        if (got == 0) {
-            lb_fail(ENOENT, "parent backup %s has no disk %s", t->parent, disk);
-            errno = ENOENT;
-            goto fail;
-        }
-        if (strcmp(d->name, disk) == 0)
-            return r;
-        if (proto_mf_skip_disk(r) < 0 || proto_mf_read_disk_end(r, NULL) < 0)
-            goto fail;
-    }
-fail:
-    proto_mf_reader_free(r);
-    if (*fd_out >= 0)
-        close(*fd_out);
-    *fd_out = -1;
-    return NULL;
-}
-
 struct store_txn *
 store_txn_begin(struct store *st, const char *name, const char *parent_id,
                 const struct proto_kv *meta)
@@ -158,23 +74,12 @@ store_txn_begin(struct store *st, const char *name, const char *parent_id,
 
     if (parent_id && *parent_id) {
         int fd = store_manifest_open(st, parent_id);
-        struct proto_mf_reader *r = NULL;
-        struct proto_mf_hdr h;
         struct proto_kv pm = {0};
-        CLEANUP_FREE uint8_t *blk = NULL;
-        int ok = -1;
+        int ok;
 
         if (fd < 0)
             goto fail;
-        r = proto_mf_reader_new(store_fd_read, &fd);
-        if (r && proto_mf_read_header(r, &h) == 0) {
-            blk = lb_xmalloc(h.meta_len ? h.meta_len : 1);
-            if (lb_pread_full(fd, blk, h.meta_len, (off_t)h.meta_off) ==
-                    (ssize_t)h.meta_len &&
-                proto_mf_meta_decode(&h, blk, h.meta_len, &pm) == 0)
-                ok = 0;
-        }
-        proto_mf_reader_free(r);
+        ok = store_manifest_read_meta(fd, &pm);
         close(fd);
         if (ok < 0) {
             lb_error_prefix("parent backup %s", parent_id);
@@ -311,7 +216,7 @@ store_txn_disk_begin(struct store_txn *t, const char *disk, uint64_t size,
                            disk);
         /* Pass 1: read the whole parent (checking its trailer) for the
          * depth map. Pass 2 (t->prd) streams the merge. */
-        r = open_parent_disk(t, disk, &fd, &pd);
+        r = store_parent_disk(t->st, t->parent, disk, &fd, &pd);
         if (!r)
             return txn_fail(t);
         if (pd.size != size || pd.window_size != ws) {
@@ -354,7 +259,7 @@ store_txn_disk_begin(struct store_txn *t, const char *disk, uint64_t size,
         }
         proto_mf_reader_free(r);
         close(fd);
-        t->prd = open_parent_disk(t, disk, &t->parent_fd, &pd);
+        t->prd = store_parent_disk(t->st, t->parent, disk, &t->parent_fd, &pd);
         if (!t->prd)
             return txn_fail(t);
         goto started;
@@ -523,18 +428,13 @@ store_txn_commit(struct store_txn *t, const struct proto_kv *meta,
     for (size_t i = 0; i < meta->n; i++)
         proto_kv_set(&t->meta, meta->e[i].key, meta->e[i].val);
     {
-        /* The commit order: one more than any backup's. Backups of one set
-         * never commit at once, so their order is exact; concurrent
-         * commits of different sets may tie, which only matters to the
-         * tie-breakers (time, id). */
-        struct store_list l;
-        uint64_t seq = 0;
-        if (store_list(st, NULL, &l) < 0)
+        /* The commit order: a number no backup of this repository had
+         * (seq.c); the manifest is linked after this commit's syncfs made
+         * the number durable. */
+        uint64_t seq;
+        if (store_seq_next(st, &seq) < 0)
             goto done;
-        for (size_t i = 0; i < l.n; i++)
-            seq = LB_MAX(seq, l.b[i].seq);
-        store_list_free(&l);
-        proto_kv_set_u64(&t->meta, "seq", seq + 1);
+        proto_kv_set_u64(&t->meta, "seq", seq);
     }
     {
         /* The server's own fields win over anything the client sent. */

@@ -134,7 +134,6 @@ verify_backup(struct vctx *v, const char *id, uint64_t *missing)
 {
     CLEANUP_CLOSE int fd = -1;
     struct proto_mf_reader *r = NULL;
-    struct proto_mf_hdr h;
     struct proto_mf_disk d;
     struct proto_kv meta = {0};
     char name[256] = "";
@@ -146,22 +145,11 @@ verify_backup(struct vctx *v, const char *id, uint64_t *missing)
         return 1;
     }
     /* The name, for the report, from the meta block (if it is sound). */
-    {
-        uint8_t hb[PROTO_MF_HDR_SIZE];
-        if (lb_pread_full(fd, hb, sizeof hb, 0) == (ssize_t)sizeof hb &&
-            proto_mf_hdr_decode(hb, sizeof hb, &h) == PROTO_OK) {
-            uint8_t *blk = lb_xmalloc(h.meta_len ? h.meta_len : 1);
-            if (lb_pread_full(fd, blk, h.meta_len, (off_t)h.meta_off) ==
-                    (ssize_t)h.meta_len &&
-                proto_mf_meta_decode(&h, blk, h.meta_len, &meta) == 0 &&
-                proto_kv_get(&meta, "name"))
-                snprintf(name, sizeof name, "%s", proto_kv_get(&meta, "name"));
-            free(blk);
-            proto_kv_free(&meta);
-        }
-    }
-    r = proto_mf_reader_new(store_fd_read, &fd);
-    if (!r || proto_mf_read_header(r, &h) < 0)
+    if (store_manifest_read_meta(fd, &meta) == 0 && proto_kv_get(&meta, "name"))
+        snprintf(name, sizeof name, "%s", proto_kv_get(&meta, "name"));
+    proto_kv_free(&meta);
+    r = store_manifest_reader(&fd);
+    if (!r)
         goto bad_manifest;
     while ((got = proto_mf_next_disk(r, &d)) == 1) {
         uint64_t bad_windows = 0, first_bad = 0;
