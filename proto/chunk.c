@@ -77,8 +77,7 @@ proto_digest_parse(const char *hex, struct proto_digest *out)
     return lb_hex_decode(out->b, PROTO_DIGEST_LEN, hex);
 }
 
-/* ---- DELTA
- * ------------------------------------------------------------------- */
+/* ---- DELTA --------------------------------------------------------------- */
 
 size_t
 proto_delta_size(uint32_t nruns, size_t data_len)
@@ -173,8 +172,7 @@ proto_delta_apply(uint8_t *win, uint32_t window_len, const uint8_t *p,
     return PROTO_OK;
 }
 
-/* ---- zstd
- * ---------------------------------------------------------------------- */
+/* ---- zstd ---------------------------------------------------------------- */
 
 struct proto_zctx {
     ZSTD_CCtx *c;

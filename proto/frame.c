@@ -152,8 +152,7 @@ proto_frame_end(struct lb_buf *b, size_t start)
     lb_store_be32(b->data + start + 8, (uint32_t)len);
 }
 
-/* ---- cursor ----------------------------------------------------------------
- */
+/* ---- cursor -------------------------------------------------------------- */
 
 void
 proto_rd_init(struct proto_rd *pr, const uint8_t *p, size_t len)
@@ -267,8 +266,7 @@ proto_str_eq(struct proto_str s, const char *c)
     return strlen(c) == s.len && memcmp(s.p, c, s.len) == 0;
 }
 
-/* ---- key/value lists -------------------------------------------------------
- */
+/* ---- key/value lists ----------------------------------------------------- */
 
 bool
 proto_kv_key_valid(const char *k, size_t len)
@@ -442,8 +440,7 @@ proto_kv_free(struct proto_kv *kv)
     kv->n = 0;
 }
 
-/* ---- names ------------------------------------------------------------------
- */
+/* ---- names --------------------------------------------------------------- */
 
 bool
 proto_name_valid(const char *s, size_t len)

@@ -26,8 +26,7 @@ proto_mf_windows_for(uint64_t size, uint32_t window_size)
     return size / window_size + (size % window_size != 0);
 }
 
-/* ---- header
- * ------------------------------------------------------------------ */
+/* ---- header -------------------------------------------------------------- */
 
 /*
  *  0 magic "LBMANIF1"     8 u16 version   10 u16 flags (0)
@@ -105,8 +104,7 @@ proto_mf_meta_decode(const struct proto_mf_hdr *h, const uint8_t *p, size_t len,
     return 0;
 }
 
-/* ---- reader
- * ------------------------------------------------------------------ */
+/* ---- reader -------------------------------------------------------------- */
 
 enum mf_state {
     MF_START,
@@ -421,8 +419,7 @@ proto_mf_finish(struct proto_mf_reader *r)
     return 0;
 }
 
-/* ---- writer
- * ------------------------------------------------------------------ */
+/* ---- writer -------------------------------------------------------------- */
 
 struct proto_mf_writer {
     int fd;

@@ -44,8 +44,7 @@ put_str(struct lb_buf *b, const char *s)
     lb_buf_put_str16(b, s ? s : "", n);
 }
 
-/* ---- HELLO ------------------------------------------------------------------
- */
+/* ---- HELLO --------------------------------------------------------------- */
 
 void
 proto_enc_hello(struct lb_buf *b, uint16_t type, const struct proto_hello *h)
@@ -103,8 +102,7 @@ proto_hello_check_reply(const struct proto_hello *reply, uint16_t my_min,
     return PROTO_OK;
 }
 
-/* ---- ERROR, OK --------------------------------------------------------------
- */
+/* ---- ERROR, OK ----------------------------------------------------------- */
 
 void
 proto_enc_error(struct lb_buf *b, uint32_t code, const char *msg,
@@ -157,8 +155,7 @@ proto_enc_empty(struct lb_buf *b, uint16_t type)
     proto_frame_end(b, proto_frame_begin(b, type));
 }
 
-/* ---- INIT, OPEN, REPO_INFO --------------------------------------------------
- */
+/* ---- INIT, OPEN, REPO_INFO ----------------------------------------------- */
 
 void
 proto_enc_init(struct lb_buf *b, uint32_t window_size)
@@ -233,8 +230,7 @@ proto_dec_repo_info(const uint8_t *p, size_t len, struct proto_repo_info *out)
     return proto_rd_done(&pr);
 }
 
-/* ---- one string, one KV list -----------------------------------------------
- */
+/* ---- one string, one KV list --------------------------------------------- */
 
 void
 proto_enc_str(struct lb_buf *b, uint16_t type, const char *s)
@@ -280,8 +276,7 @@ proto_dec_kv(const uint8_t *p, size_t len, struct proto_kv *out)
     return r;
 }
 
-/* ---- backups ----------------------------------------------------------------
- */
+/* ---- backups ------------------------------------------------------------- */
 
 void
 proto_enc_backup_begin(struct lb_buf *b, const char *name, const char *parent,
@@ -446,8 +441,7 @@ proto_dec_depths(const uint8_t *p, size_t len, uint64_t *first,
     return proto_rd_done(&pr);
 }
 
-/* ---- QUERY, HAVE, GET_CHUNKS ------------------------------------------------
- */
+/* ---- QUERY, HAVE, GET_CHUNKS --------------------------------------------- */
 
 void
 proto_enc_query(struct lb_buf *b, uint16_t type, const struct proto_digest *d,
@@ -507,8 +501,7 @@ proto_dec_have(const uint8_t *p, size_t len, const uint8_t **bits, uint32_t *n)
     return proto_rd_done(&pr);
 }
 
-/* ---- CHUNK, CHUNK_DATA
- * ------------------------------------------------------- */
+/* ---- CHUNK, CHUNK_DATA --------------------------------------------------- */
 
 void
 proto_enc_chunk(struct lb_buf *b, uint16_t type, const struct proto_chunk *c)
@@ -571,8 +564,7 @@ proto_dec_chunk(const uint8_t *p, size_t len, struct proto_chunk *out)
     return proto_rd_done(&pr);
 }
 
-/* ---- WINDOWS
- * ------------------------------------------------------------------ */
+/* ---- WINDOWS ------------------------------------------------------------- */
 
 size_t
 proto_enc_windows_start(struct lb_buf *b)

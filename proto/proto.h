@@ -497,7 +497,9 @@ struct proto_window_rec {
     struct proto_ref refs[PROTO_MAX_STACK];
 };
 /* Append records to a WINDOWS frame being built: proto_frame_begin, then
- * proto_enc_windows_count placeholder, records, proto_enc_windows_finish. */
+ * proto_enc_windows_start (a count placeholder; returns where it is), the
+ * records, proto_enc_windows_finish (the count written there), then
+ * proto_frame_end. */
 size_t proto_enc_windows_start(struct lb_buf *b);
 void proto_enc_window_rec(struct lb_buf *b, const struct proto_window_rec *r);
 void proto_enc_windows_finish(struct lb_buf *b, size_t start, uint32_t count);
@@ -596,8 +598,7 @@ int proto_mf_write_finish(struct proto_mf_writer *w,
                           const struct proto_kv *meta);
 uint64_t proto_mf_windows_for(uint64_t size, uint32_t window_size);
 
-/* ---- connections -----------------------------------------------------------
- */
+/* ---- connections --------------------------------------------------------- */
 
 /*
  * Blocking frame I/O on a pair of descriptors (the same fd twice for a

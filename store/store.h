@@ -139,8 +139,7 @@ int store_chunk_load(struct store *st, struct store_scratch *s,
                      const struct proto_digest *d, const uint8_t **plain,
                      size_t *plain_len, uint8_t *type);
 
-/* ---- backups (writing) ----------------------------------------------------
- */
+/* ---- backups (writing) --------------------------------------------------- */
 
 struct store_txn;
 
@@ -209,8 +208,7 @@ bool store_txn_noted(const struct store_txn *t, const struct proto_digest *d);
 void store_txn_add_stats(struct store_txn *t, uint64_t chunks_new,
                          uint64_t bytes_new, uint64_t bytes_received);
 
-/* ---- backups (reading) ----------------------------------------------------
- */
+/* ---- backups (reading) --------------------------------------------------- */
 
 /* One backup as listed: its id and manifest metadata (owned by the list). */
 struct store_backup {
@@ -239,8 +237,7 @@ int store_manifest_open(struct store *st, const char *id);
 /* Delete a backup (STORE_ADMIN, refused in append-only mode). */
 int store_delete(struct store *st, const char *id);
 
-/* ---- retention (store/prune.c) ------------------------------------------
- */
+/* ---- retention (store/prune.c) ------------------------------------------- */
 
 /* The keep rules, in the order their reasons are printed. */
 enum store_keep_rule {
@@ -310,8 +307,7 @@ int store_prune(struct store *st, const char *name,
                 const struct store_prune_policy *p, bool dry_run,
                 store_prune_fn fn, void *opaque, uint64_t *removed);
 
-/* ---- garbage collection (store/gc.c) -------------------------------------
- */
+/* ---- garbage collection (store/gc.c) ------------------------------------- */
 
 struct store_gc_opts {
     bool dry_run; /* count what would be reclaimed, change nothing */
@@ -345,8 +341,7 @@ struct store_gc_stats {
 int store_gc(struct store *st, const struct store_gc_opts *o,
              struct store_gc_stats *stats);
 
-/* ---- verify ---------------------------------------------------------------
- */
+/* ---- verify -------------------------------------------------------------- */
 
 struct store_verify_cb {
     void *opaque;

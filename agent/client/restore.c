@@ -26,8 +26,7 @@
 #define MAX_WORKERS 16
 #define BLOCK 4096
 
-/* ---- manifest helpers
- * -------------------------------------------------------- */
+/* ---- manifest helpers ---------------------------------------------------- */
 
 static ssize_t
 fd_read(void *opaque, void *buf, size_t len)
@@ -184,8 +183,7 @@ out:
     return ret;
 }
 
-/* ---- the output image
- * ---------------------------------------------------------- */
+/* ---- the output image ---------------------------------------------------- */
 
 struct sink {
     enum agent_format fmt;
@@ -289,8 +287,7 @@ sink_close(struct sink *k, bool commit)
     return r;
 }
 
-/* ---- the pipeline
- * --------------------------------------------------------------- */
+/* ---- the pipeline -------------------------------------------------------- */
 
 /* FETCHING: chunks requested; FETCHED: received; WORKING: a worker builds
  * the window; BUILT: ready for the writer; WRITING: being written. */

@@ -88,8 +88,7 @@ set_failed(struct agent_upload *u, bool from_server)
     pthread_cond_broadcast(&u->cv);
 }
 
-/* ---- workers: hash, compress
- * ------------------------------------------------- */
+/* ---- workers: hash, compress --------------------------------------------- */
 
 static struct slot *
 next_work(struct agent_upload *u)
@@ -150,8 +149,7 @@ worker(void *arg)
     return NULL;
 }
 
-/* ---- receiver: HAVE
- * ------------------------------------------------------------- */
+/* ---- receiver: HAVE ------------------------------------------------------ */
 
 static void *
 receiver(void *arg)
@@ -201,8 +199,7 @@ receiver(void *arg)
     return NULL;
 }
 
-/* ---- sender: QUERY ahead, CHUNK + WINDOWS in order
- * ------------------------------ */
+/* ---- sender: QUERY ahead, CHUNK + WINDOWS in order ----------------------- */
 
 static int
 flush_records(struct agent_upload *u)
@@ -334,8 +331,7 @@ sender(void *arg)
     return NULL;
 }
 
-/* ---- the producer's API
- * --------------------------------------------------------- */
+/* ---- the producer's API -------------------------------------------------- */
 
 struct agent_upload *
 agent_upload_start(struct agent_repo *r, uint32_t window_size,

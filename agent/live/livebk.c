@@ -127,8 +127,7 @@ livebk_create_overlay(const char *path, const char *backing, const char *fmt,
     return 0;
 }
 
-/* ---- chain checks ---------------------------------------------------------
- */
+/* ---- chain checks -------------------------------------------------------- */
 
 /*
  * Does the disk still run on our overlays exactly? Its top must be our
@@ -172,8 +171,7 @@ livebk_chain_intact(const struct agent_vdisk *vd, const struct track_disk *td,
     return ok;
 }
 
-/* ---- the commit phase
- * -------------------------------------------------------- */
+/* ---- the commit phase ---------------------------------------------------- */
 
 static void
 drop_committed(struct track_disk *td)
@@ -274,8 +272,7 @@ livebk_commit_acked(struct livebk *b)
     return failed;
 }
 
-/* ---- recovery
- * -------------------------------------------------------------------- */
+/* ---- recovery ------------------------------------------------------------ */
 
 int
 livebk_recover(struct livebk *b, bool verbose)
@@ -376,8 +373,7 @@ fail:
     return -1;
 }
 
-/* ---- untrack
- * --------------------------------------------------------------------- */
+/* ---- untrack ------------------------------------------------------------- */
 
 int
 livebk_untrack(struct livebk *b)

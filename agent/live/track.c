@@ -420,8 +420,7 @@ track_format(const struct track_state *st)
     return (char *)b.data;
 }
 
-/* ---- files ------------------------------------------------------------------
- */
+/* ---- files --------------------------------------------------------------- */
 
 struct track_handle {
     char *dir, *file;

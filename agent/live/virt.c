@@ -310,8 +310,7 @@ agent_virt_disks(struct agent_dom *d, bool inactive, struct agent_vdisk **out,
     return agent_xml_disks(xml, out, n);
 }
 
-/* ---- freeze and thaw -------------------------------------------------------
- */
+/* ---- freeze and thaw ----------------------------------------------------- */
 
 /* Start the guard and wait until it is connected and watching. */
 static int
@@ -487,8 +486,7 @@ cmd_thaw_guard(int argc, char **argv)
     return 0;
 }
 
-/* ---- snapshots and block jobs
- * ---------------------------------------------------- */
+/* ---- snapshots and block jobs -------------------------------------------- */
 
 int
 agent_virt_snapshot(struct agent_dom *d, size_t n, char *const *targets,

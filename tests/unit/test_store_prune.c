@@ -13,8 +13,7 @@
 #include <errno.h>
 #include <string.h>
 
-/* ---- the pure decision ---------------------------------------------------
- */
+/* ---- the pure decision --------------------------------------------------- */
 
 enum { LAST, HOURLY, DAILY, WEEKLY, MONTHLY, YEARLY };
 
@@ -378,8 +377,7 @@ Test(decide, policy_and_rule_names)
     cr_assert_str_eq(store_keep_rule_name(STORE_KEEP_NRULES), "?");
 }
 
-/* ---- applied to a repository ---------------------------------------------
- */
+/* ---- applied to a repository --------------------------------------------- */
 
 #define WS (64u << 10)
 
