@@ -122,9 +122,9 @@ lb_error_set_errno(int errnum)
 void
 lb_error_save(struct lb_error_saved *s)
 {
+    *s = (struct lb_error_saved){.errnum = err_errno};
     snprintf(s->msg, sizeof s->msg, "%s", err_msg);
     snprintf(s->hint, sizeof s->hint, "%s", err_hint);
-    s->errnum = err_errno;
 }
 
 int

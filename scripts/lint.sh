@@ -1,8 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
-# Static checks of the project's sources: cppcheck and clang-tidy (its
-# configuration is .clang-tidy). Fails on any finding.
+# Static checks of the project's sources: the project's shape (file and
+# function sizes, the agent's layers: scripts/size-check.sh), cppcheck and
+# clang-tidy (its configuration is .clang-tidy). Fails on any finding.
 #
 #   scripts/lint.sh [BUILD_DIR]    (a configured build: compile_commands.json)
 set -euo pipefail
@@ -12,6 +13,11 @@ build=${1:-$here/build}
 cd "$here"
 dirs=(common proto store backupd agent)
 rc=0
+
+echo "== size-check"
+if ! bash scripts/size-check.sh; then
+    rc=1
+fi
 
 echo "== cppcheck"
 if ! cppcheck --enable=style,warning,performance,portability --inline-suppr \

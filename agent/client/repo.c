@@ -82,11 +82,13 @@ agent_url_parse(const char *url, struct agent_url *u)
         return 0;
     }
     slash = strchr(p, '/');
-    if (!slash || slash == p || !slash[1])
-        return lb_fail(EINVAL,
-                       "bad repository URL '%s': expected "
-                       "ssh://[user@]host[:port]/path",
-                       url);
+    if (!slash || slash == p || !slash[1]) {
+        lb_fail(EINVAL,
+                "bad repository URL '%s': expected "
+                "ssh://[user@]host[:port]/path",
+                url);
+        return -1;
+    }
     u->host = strndup(p, (size_t)(slash - p));
     colon = strrchr(u->host, ':');
     if (colon && !strchr(colon, ']')) { /* not inside [v6 address] */
@@ -100,10 +102,11 @@ agent_url_parse(const char *url, struct agent_url *u)
         q++;
         if (strncmp(q, "socket=", 7) != 0 || !q[7]) {
             agent_url_free(u);
-            return lb_fail(EINVAL,
-                           "bad repository URL '%s': the only option is "
-                           "?socket=PATH (a backupd listen daemon's socket)",
-                           url);
+            lb_fail(EINVAL,
+                    "bad repository URL '%s': the only option is "
+                    "?socket=PATH (a backupd listen daemon's socket)",
+                    url);
+            return -1;
         }
         u->socket = lb_xstrdup(q + 7);
     }

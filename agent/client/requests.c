@@ -19,6 +19,8 @@ agent_repo_stream(struct agent_repo *r, uint16_t entry, uint16_t end,
                   agent_frame_fn fn, void *opaque, const uint8_t **endp,
                   uint32_t *endlen)
 {
+    *endp = NULL;
+    *endlen = 0;
     if (proto_conn_send_buf(r->conn, &r->out) < 0) {
         agent_repo_explain(r);
         return -1;
@@ -36,11 +38,15 @@ agent_repo_stream(struct agent_repo *r, uint16_t entry, uint16_t end,
             *endlen = h.len;
             return 0;
         }
-        if (h.type == PROTO_T_ERROR)
-            return proto_conn_take_error(r->conn, p, h.len, NULL);
-        if (h.type != entry)
-            return lb_error(0, "protocol error: unexpected %s (expected %s)",
-                            proto_type_name(h.type), proto_type_name(entry));
+        if (h.type == PROTO_T_ERROR) {
+            proto_conn_take_error(r->conn, p, h.len, NULL);
+            return -1;
+        }
+        if (h.type != entry) {
+            lb_error(0, "protocol error: unexpected %s (expected %s)",
+                     proto_type_name(h.type), proto_type_name(entry));
+            return -1;
+        }
         if (fn(opaque, p, h.len) < 0)
             return -1;
     }
