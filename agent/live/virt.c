@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * libvirt for the agent (see virt.h). Nothing here decides what to back
- * up; track.c and cmd_backup.c do. Every libvirt failure is turned into the
+ * up; backup.c and decide.c do. Every libvirt failure is turned into the
  * error slot with libvirt's own message and the operation that failed.
  */
 #include "agent/live/virt.h"
