@@ -78,6 +78,10 @@ int agent_repo_init(struct agent_repo *r, uint32_t window_size);
 int agent_repo_open(struct agent_repo *r, uint8_t mode);
 /* Close the connection and reap the child. */
 void agent_repo_close(struct agent_repo *r);
+/* End the session now (its locks on the repository go with it): close
+ * the connection, reap the child; r stays for agent_repo_close, and no
+ * other call may use it. */
+void agent_repo_end(struct agent_repo *r);
 /* After a failure: collect an ERROR frame the server may have sent, and
  * the child's exit status, to explain a broken connection. */
 void agent_repo_explain(struct agent_repo *r);

@@ -205,15 +205,64 @@ commit_at_rest(struct track_disk *td)
     return 0;
 }
 
+/* Commit one disk's acknowledged overlays: live (a job a crash left
+ * behind is waited for first) or, shut off, with qemu-img. */
+static int
+commit_disk(struct livebk *b, struct track_disk *td)
+{
+    struct agent_vdisk *vd;
+    size_t nd;
+    bool still = true;
+    int r;
+
+    if (!b->dom.running)
+        return commit_at_rest(td);
+    r = agent_virt_wait_job(b->v, &b->dom, td->target, COMMIT_TIMEOUT);
+    if (r < 0)
+        return -1;
+    /* Was it already committed (a job a crash left behind)? */
+    if (agent_virt_disks(&b->dom, false, &vd, &nd) == 0) {
+        for (size_t k = 0; k < nd; k++) {
+            if (strcmp(vd[k].target, td->target) != 0)
+                continue;
+            still = false;
+            for (size_t c = 0; c < vd[k].nchain; c++)
+                still |= same_path(vd[k].chain[c], td->ov[td->acked - 1]);
+        }
+        agent_vdisks_free(vd, nd);
+    }
+    if (!still)
+        return 0;
+    return agent_virt_commit(b->v, &b->dom, td->target, td->user_top,
+                             td->ov[td->acked - 1], COMMIT_TIMEOUT);
+}
+
+/* What a failed commit leaves, and what the next run does about it. */
+static void
+commit_warn(const struct livebk *b, const struct track_disk *td)
+{
+    int e = lb_error_errno();
+
+    lb_warn("disk %s: %s; the backup is stored: the next backup or "
+            "`livebackup recover %s` commits the overlay%s",
+            td->target, lb_error_msg(), b->st->name,
+            e == ESRCH      ? " (live once the domain runs again, or offline "
+                              "while it is shut off)"
+            : e == ENOTCONN ? " once libvirtd answers again"
+                            : "");
+}
+
 /*
  * Commit every disk's acknowledged overlays into its user_top. A failure
  * leaves the overlays in the chain (the guest is healthy) and is reported;
- * the next run retries. Returns the number of disks that failed.
+ * the next run retries. A domain whose QEMU ended meanwhile is committed
+ * at rest. Returns the number of disks that failed.
  */
 static int
 commit_acked(struct livebk *b)
 {
     int failed = 0;
+    bool was_running = b->dom.running;
 
     b->st->step = TRACK_BLOCKCOMMIT;
     if (track_save(b->h) < 0)
@@ -224,39 +273,19 @@ commit_acked(struct livebk *b)
 
         if (td->acked == 0 || td->nov <= td->acked)
             continue;
-        if (agent_dom_refresh(&b->dom) < 0)
-            return -1;
-        if (b->dom.running) {
-            r = agent_virt_wait_job(b->v, &b->dom, td->target, COMMIT_TIMEOUT);
-            if (r == 0) {
-                /* Was it already committed (a job a crash left behind)? */
-                struct agent_vdisk *vd;
-                size_t nd;
-                bool still = true;
-                if (agent_virt_disks(&b->dom, false, &vd, &nd) == 0) {
-                    for (size_t k = 0; k < nd; k++) {
-                        if (strcmp(vd[k].target, td->target) != 0)
-                            continue;
-                        still = false;
-                        for (size_t c = 0; c < vd[k].nchain; c++)
-                            still |= same_path(vd[k].chain[c],
-                                               td->ov[td->acked - 1]);
-                    }
-                    agent_vdisks_free(vd, nd);
-                }
-                r = still
-                        ? agent_virt_commit(b->v, &b->dom, td->target,
-                                            td->user_top, td->ov[td->acked - 1],
-                                            COMMIT_TIMEOUT)
-                        : 0;
-            }
-        } else {
-            r = commit_at_rest(td);
+        r = agent_dom_refresh(&b->dom);
+        if (r == 0 && was_running && !b->dom.running) {
+            char why[128];
+            agent_dom_state_text(&b->dom, why, sizeof why);
+            lb_warn("QEMU of %s ended during this run (%s): committing the "
+                    "backed-up overlays offline",
+                    b->st->name, why);
+            was_running = false;
         }
+        if (r == 0)
+            r = commit_disk(b, td);
         if (r < 0) {
-            lb_warn("disk %s: committing the backed-up overlay failed: %s; it "
-                    "stays in the chain and the next run commits it",
-                    td->target, lb_error_msg());
+            commit_warn(b, td);
             failed++;
             continue;
         }
@@ -357,9 +386,22 @@ livebk_recover(struct livebk *b, bool verbose)
      * commit, whose job may still run): finish. */
     for (size_t i = 0; i < st->nd; i++)
         if (st->d[i].acked > 0) {
+            int left;
             acted = true;
-            if (commit_acked(b) < 0)
+            left = commit_acked(b);
+            if (left < 0)
                 goto fail;
+            if (left > 0 && verbose) {
+                lb_fail(EAGAIN,
+                        "%d disk(s) still keep a backed-up overlay that "
+                        "could not be committed",
+                        left);
+                lb_error_hint("run livebackup recover %s again once the "
+                              "domain runs (or is shut off) and libvirtd "
+                              "answers",
+                              st->name);
+                goto fail;
+            }
             break;
         }
     if (verbose && !acted)
@@ -453,6 +495,36 @@ undo_prepare(struct livebk *b, struct plan *pl, size_t np)
     }
     b->st->step = TRACK_IDLE;
     track_save(b->h);
+}
+
+/*
+ * The switch failed; keeps the error. If libvirtd went away during the
+ * snapshot, the switch may have happened: the journal (PREPARED, naming the
+ * new overlays) stays, and the next run sees from the domain whether it
+ * runs on them. Else nothing was switched: remove the new overlays.
+ */
+static void
+switch_failed(struct livebk *b, struct plan *pl, size_t np, bool tried)
+{
+    struct lb_error_saved err = {0};
+
+    lb_error_save(&err);
+    if (tried && err.errnum == ENOTCONN) {
+        lb_error_hint("nothing is lost: once libvirtd answers again, the "
+                      "next backup or `livebackup recover %s` sees whether "
+                      "the guest runs on the new overlays, and keeps or "
+                      "removes them",
+                      b->st->name);
+        return;
+    }
+    undo_prepare(b, pl, np);
+    lb_error_restore(&err);
+    if (err.errnum == ENOTCONN)
+        lb_error_hint("nothing was switched; the next backup (once libvirtd "
+                      "answers again) includes every change");
+    else if (err.errnum == ESRCH)
+        lb_error_hint("nothing was switched; the next backup (the domain "
+                      "started again or shut off) includes every change");
 }
 
 int
@@ -606,6 +678,7 @@ livebk_backup(struct livebk *b, struct agent_repo *r, struct livebk_result *res)
         char **t = lb_xcalloc(np, sizeof *t), **ov = lb_xcalloc(np, sizeof *ov);
         char **f = lb_xcalloc(np, sizeof *f);
         int rc = 0;
+        bool tried = false;
         for (size_t i = 0; i < np; i++) {
             t[i] = (char *)pl[i].vd->target;
             ov[i] = pl[i].newov;
@@ -619,30 +692,26 @@ livebk_backup(struct livebk *b, struct agent_repo *r, struct livebk_result *res)
                     lb_fault_point("agent:after-freeze");
             }
             if (rc == 0) {
+                struct lb_error_saved err = {0};
+                tried = true;
                 rc = agent_virt_snapshot(&b->dom, np, t, ov);
+                lb_error_save(&err);
                 if (quiesce) {
-                    char msg[1024];
-                    snprintf(msg, sizeof msg, "%s",
-                             rc < 0 ? lb_error_msg() : "");
                     if (agent_virt_thaw(b->v, &b->dom, true) < 0)
                         lb_warn("%s", lb_error_msg());
                     t_thaw = lb_now_ns();
-                    if (rc < 0)
-                        lb_fail(EIO, "%s", msg);
                 }
+                if (rc < 0)
+                    lb_error_restore(&err);
             }
             if (quiesce) {
                 /* The domain keeps libvirt's own agent timeout. */
-                char msg[1024], hint[512];
-                snprintf(msg, sizeof msg, "%s", lb_error_msg());
-                snprintf(hint, sizeof hint, "%s", lb_error_hint_msg());
+                struct lb_error_saved err = {0};
+                lb_error_save(&err);
                 agent_virt_set_agent_timeout(
                     &b->dom, VIR_DOMAIN_AGENT_RESPONSE_TIMEOUT_DEFAULT);
-                if (rc < 0) {
-                    lb_fail(EIO, "%s", msg);
-                    if (hint[0])
-                        lb_error_hint("%s", hint);
-                }
+                if (rc < 0)
+                    lb_error_restore(&err);
             }
         } else {
             CLEANUP_FREE char *ix =
@@ -655,13 +724,7 @@ livebk_backup(struct livebk *b, struct agent_repo *r, struct livebk_result *res)
         free(ov);
         free(f);
         if (rc < 0) {
-            char msg[1024], hint[512];
-            snprintf(msg, sizeof msg, "%s", lb_error_msg());
-            snprintf(hint, sizeof hint, "%s", lb_error_hint_msg());
-            undo_prepare(b, pl, np);
-            lb_fail(EIO, "%s", msg);
-            if (hint[0])
-                lb_error_hint("%s", hint);
+            switch_failed(b, pl, np, tried);
             goto out;
         }
     }
@@ -740,6 +803,10 @@ livebk_backup(struct livebk *b, struct agent_repo *r, struct livebk_result *res)
     }
     if (track_save(b->h) < 0)
         goto out;
+    /* The repository has what it needs: let it go before any wait on QEMU
+     * (a slow or stuck commit must not hold its shared lock). */
+    agent_repo_end(r);
+    lb_fault_point("agent:after-ack");
     res->commit_failures = commit_acked(b);
     if (res->commit_failures < 0)
         goto out;
@@ -750,15 +817,15 @@ failed_backup:
     /* The guest runs on the new overlays; the old ones keep their data,
      * and the next backup sends all of it. */
     {
-        char msg[1024], hint[512];
-        snprintf(msg, sizeof msg, "%s", lb_error_msg());
-        snprintf(hint, sizeof hint, "%s", lb_error_hint_msg());
+        struct lb_error_saved err = {0};
+        lb_error_save(&err);
         st->step = TRACK_IDLE;
         track_save(b->h);
-        lb_fail(lb_error_errno(), "%s", msg);
-        lb_error_hint("%s", hint[0] ? hint
-                                    : "nothing is lost: the next backup of "
-                                      "this domain includes these changes");
+        lb_error_restore(&err);
+        /* libvirtd or QEMU gone: what matters is that nothing is lost. */
+        if (!err.hint[0] || err.errnum == ENOTCONN || err.errnum == ESRCH)
+            lb_error_hint("nothing is lost: the next backup of this domain "
+                          "includes these changes");
     }
 out:
     for (size_t i = 0; specs && i < np; i++)
