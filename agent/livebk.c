@@ -205,6 +205,39 @@ commit_at_rest(struct track_disk *td)
     return 0;
 }
 
+/*
+ * After a commit at rest: a persistent definition that names our active
+ * overlay may also spell out its backing chain (libvirt records it at a
+ * live snapshot: a domain whose QEMU ended during the run), which names
+ * the overlay just committed. Name the active overlay alone; libvirt reads
+ * the chain from the images. A definition naming another image is the
+ * user's: left alone.
+ */
+static int
+rest_redefine(struct livebk *b, struct track_disk *td)
+{
+    char *t[] = {td->target}, *p[] = {td->ov[td->nov - 1]}, *f[] = {"qcow2"};
+    CLEANUP_FREE char *ix = NULL;
+    CLEANUP_FREE char *nx = NULL;
+    struct agent_vdisk *vd;
+    size_t nd;
+    bool ours = false;
+
+    if (!b->dom.persistent)
+        return 0;
+    ix = agent_virt_xml(&b->dom, VIR_DOMAIN_XML_INACTIVE);
+    if (!ix || agent_xml_disks(ix, &vd, &nd) < 0)
+        return -1;
+    for (size_t k = 0; k < nd; k++)
+        ours |= strcmp(vd[k].target, td->target) == 0 &&
+                same_path(vd[k].source, p[0]) && vd[k].nchain > 0;
+    agent_vdisks_free(vd, nd);
+    if (!ours)
+        return 0;
+    nx = agent_xml_set_disks(ix, 1, t, p, f);
+    return nx ? agent_virt_define(b->v, nx) : -1;
+}
+
 /* Commit one disk's acknowledged overlays: live (a job a crash left
  * behind is waited for first) or, shut off, with qemu-img. */
 static int
@@ -216,7 +249,7 @@ commit_disk(struct livebk *b, struct track_disk *td)
     int r;
 
     if (!b->dom.running)
-        return commit_at_rest(td);
+        return commit_at_rest(td) < 0 ? -1 : rest_redefine(b, td);
     r = agent_virt_wait_job(b->v, &b->dom, td->target, COMMIT_TIMEOUT);
     if (r < 0)
         return -1;

@@ -473,7 +473,10 @@ agent_virt_snapshot(struct agent_dom *d, size_t n, char *const *targets,
                      VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT;
 
     if (agent_virt_disks(d, false, &disks, &nd) < 0)
-        return -1;
+        return agent_virt_lost(d->v)
+                   ? virt_lost_fail(d->v, "the disk-only snapshot onto the "
+                                          "tracking overlays")
+                   : -1;
     lb_buf_append(&x, "<domainsnapshot><disks>", 23);
     for (size_t i = 0; i < nd; i++) {
         size_t k;

@@ -126,7 +126,7 @@ int agent_virt_set_agent_timeout(struct agent_dom *d, int secs);
  * guest whose QEMU ended is not frozen (0). If libvirtd is gone, the guard
  * is left running: it takes the domain's lock once this process lets go
  * of it, and thaws the guest as soon as libvirtd answers again (for up to
- * 10 minutes); a warning says so. */
+ * 10 minutes); a warning says so, and it returns 0. */
 int agent_virt_thaw(struct agent_virt *v, struct agent_dom *d, bool must);
 
 /*

@@ -168,7 +168,7 @@ agent_virt_thaw(struct agent_virt *v, struct agent_dom *d, bool must)
                 "thawed; the thaw guard (pid %ld) thaws it as soon as "
                 "libvirtd answers again, and so does `livebackup recover %s`",
                 d->name, (long)left, d->name);
-        return must ? virt_lost_fail(v, "the thaw") : 0;
+        return 0;
     }
     if (must && !virt_dom_ended(d)) {
         virt_dom_fail(d, "the thaw");
@@ -216,7 +216,7 @@ static void
 guard_thaw(const char *uri, const char *uuid, virConnectPtr c,
            uint64_t deadline)
 {
-    virDomainPtr d = c ? virDomainLookupByUUIDString(c, uuid) : NULL;
+    virDomainPtr d = NULL;
 
     for (;;) {
         if (c && virConnectIsAlive(c) == 0) {
@@ -226,9 +226,12 @@ guard_thaw(const char *uri, const char *uuid, virConnectPtr c,
             c = NULL;
             d = NULL;
         }
-        if (!c) {
+        if (!c)
             c = virConnectOpen(uri);
-            d = c ? virDomainLookupByUUIDString(c, uuid) : NULL;
+        if (c && !d) {
+            d = virDomainLookupByUUIDString(c, uuid);
+            if (!d && virGetLastErrorCode() == VIR_ERR_NO_DOMAIN)
+                break; /* gone: nothing is frozen */
         }
         if (d && virDomainIsActive(d) == 0)
             break;
