@@ -273,8 +273,10 @@ unsigned lb_ncpus(void);
 /*
  * Test-only fault injection: when the environment variable
  * LIVEBACKUP_FAULT names this point ("agent:after-freeze", ...), the
- * process kills itself with SIGKILL. Documented in docs/reliability.md;
- * never set it in production.
+ * process kills itself with SIGKILL; when LIVEBACKUP_FAULT_HOOK names it
+ * ("agent:after-freeze:COMMAND"), COMMAND runs there (sh -c) and the
+ * process goes on once it returned (a test kills QEMU or libvirtd there).
+ * Documented in docs/reliability.md; never set them in production.
  */
 void lb_fault_point(const char *name);
 

@@ -12,7 +12,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <syslog.h>
 #include <time.h>
 
@@ -236,25 +238,87 @@ lb_log_error_slot(void)
 
 /* ---- fault injection (tests only) --------------------------------------- */
 
+/* Does spec ("POINT[@N]..." ) name this point? Sets *nth, returns the rest
+ * after POINT[@N], or NULL. */
+static const char *
+fault_match(const char *spec, const char *name, unsigned long *nth)
+{
+    size_t n = strlen(name);
+    char *end;
+
+    if (strncmp(spec, name, n) != 0)
+        return NULL;
+    *nth = 1;
+    spec += n;
+    if (*spec == '@') {
+        *nth = strtoul(spec + 1, &end, 10);
+        spec = end;
+    }
+    return spec;
+}
+
+/* Run the hook synchronously, its environment ours less the fault
+ * variables, plus LIVEBACKUP_FAULT_POINT=name. */
+static void
+fault_hook_run(const char *name, const char *cmd)
+{
+    extern char **environ;
+    size_t n = 0, k = 0;
+    char **envp;
+    char point[128];
+    char *argv[] = {"/bin/sh", "-c", (char *)cmd, NULL};
+    pid_t pid;
+    int status = 0, rc;
+
+    while (environ[n])
+        n++;
+    envp = calloc(n + 2, sizeof *envp);
+    if (!envp)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "LIVEBACKUP_FAULT", 16) != 0)
+            envp[k++] = environ[i];
+    snprintf(point, sizeof point, "LIVEBACKUP_FAULT_POINT=%s", name);
+    envp[k] = point;
+    fprintf(stderr, "%s: fault injection: running the hook at %s\n", log_prog,
+            name);
+    rc = posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, envp);
+    free(envp);
+    if (rc != 0) {
+        fprintf(stderr, "%s: fault injection: cannot run the hook: %s\n",
+                log_prog, strerror(rc));
+        return;
+    }
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fprintf(stderr, "%s: fault injection: the hook at %s failed (%#x)\n",
+                log_prog, name, (unsigned)status);
+}
+
 /*
  * LIVEBACKUP_FAULT=POINT or POINT@N: SIGKILL ourselves the N-th time (1 by
- * default) POINT is reached. The counter is per process.
+ * default) POINT is reached. LIVEBACKUP_FAULT_HOOK=POINT[@N]:COMMAND: run
+ * COMMAND (sh -c) there instead, wait for it, and go on. The counters are
+ * per process.
  */
 void
 lb_fault_point(const char *name)
 {
-    static _Atomic unsigned hits;
+    static _Atomic unsigned hits, hook_hits;
     const char *want = getenv("LIVEBACKUP_FAULT");
-    size_t n;
-    unsigned long nth = 1;
+    const char *hook = getenv("LIVEBACKUP_FAULT_HOOK");
+    const char *rest;
+    unsigned long nth;
 
+    if (hook && (rest = fault_match(hook, name, &nth)) && *rest == ':' &&
+        ++hook_hits == nth)
+        fault_hook_run(name, rest + 1);
     if (want == NULL || *want == '\0')
         return;
-    n = strcspn(want, "@");
-    if (strlen(name) != n || strncmp(want, name, n) != 0)
+    rest = fault_match(want, name, &nth);
+    if (!rest || *rest != '\0')
         return;
-    if (want[n] == '@')
-        nth = strtoul(want + n + 1, NULL, 10);
     if (++hits < nth)
         return;
     fprintf(stderr, "%s: fault injection: killed at %s\n", log_prog, name);

@@ -95,7 +95,7 @@ main(int argc, char **argv)
                PROTO_VERSION);
         return 0;
     }
-    if (strcmp(cmd, "__thaw-guard") == 0) /* internal, see virt.c */
+    if (strcmp(cmd, "__thaw-guard") == 0) /* internal, see virt_freeze.c */
         return cmd_thaw_guard(argc - 1, argv + 1);
     for (size_t i = 0; i < LB_ARRAY_SIZE(commands); i++)
         if (strcmp(cmd, commands[i].name) == 0)

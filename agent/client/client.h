@@ -93,6 +93,10 @@ int agent_repo_init(struct agent_repo *r, uint32_t window_size);
 int agent_repo_open(struct agent_repo *r, uint8_t mode);
 /* End the session and reap its process. NULL is a no-op. */
 void agent_repo_close(struct agent_repo *r);
+/* End the session now (its locks on the repository go with it): close
+ * the connection, reap the child; r stays for agent_repo_close, and no
+ * other call may use it. */
+void agent_repo_end(struct agent_repo *r);
 
 /* After OPEN: the repository's window size and id (REPO_INFO). */
 uint32_t agent_repo_window_size(const struct agent_repo *r);

@@ -378,15 +378,22 @@ fail : {
 }
 
 void
-agent_repo_close(struct agent_repo *r)
+agent_repo_end(struct agent_repo *r)
 {
-    if (!r)
-        return;
     proto_conn_free(r->conn, true);
+    r->conn = NULL;
     if (r->child > 0 && reap(r, 10000) < 0) {
         kill(r->child, SIGTERM);
         reap(r, 2000);
     }
+}
+
+void
+agent_repo_close(struct agent_repo *r)
+{
+    if (!r)
+        return;
+    agent_repo_end(r);
     lb_buf_free(&r->out);
     free(r->url);
     free(r->path);

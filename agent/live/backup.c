@@ -42,6 +42,7 @@ struct run {
     struct plan *pl; /* the disks backed up (nd entries allocated) */
     size_t np;
     bool any_incr, quiesce;
+    bool snapshot_tried; /* the snapshot call was made (it may have run) */
     uint64_t t_freeze, t_thaw;
 };
 
@@ -275,12 +276,15 @@ snapshot_live(struct run *k, size_t n, char **targets, char **overlays)
     struct lb_error_saved e;
     int rc;
 
-    if (!k->quiesce)
+    if (!k->quiesce) {
+        k->snapshot_tried = true;
         return agent_virt_snapshot(&b->dom, n, targets, overlays);
+    }
     k->t_freeze = lb_now_ns();
     rc = agent_virt_freeze(b->v, &b->dom, b->o->freeze_timeout);
     if (rc == 0) {
         lb_fault_point("agent:after-freeze");
+        k->snapshot_tried = true;
         rc = agent_virt_snapshot(&b->dom, n, targets, overlays);
         lb_error_save(&e);
         if (agent_virt_thaw(b->v, &b->dom, true) < 0)
@@ -296,9 +300,41 @@ snapshot_live(struct run *k, size_t n, char **targets, char **overlays)
     return rc < 0 ? lb_error_restore(&e) : 0;
 }
 
+/*
+ * The switch failed; keeps the error. If libvirtd went away during the
+ * snapshot, the switch may have happened: the journal (PREPARED, naming the
+ * new overlays) stays, and the next run sees from the domain whether it
+ * runs on them. Else nothing was switched: remove the new overlays.
+ */
+static int
+switch_failed(struct run *k)
+{
+    struct lb_error_saved err;
+
+    lb_error_save(&err);
+    if (k->snapshot_tried && err.errnum == ENOTCONN) {
+        lb_error_hint("nothing is lost: once libvirtd answers again, the "
+                      "next backup or `livebackup recover %s` sees whether "
+                      "the guest runs on the new overlays, and keeps or "
+                      "removes them",
+                      k->b->st->name);
+        return -1;
+    }
+    undo_prepare(k->b, k->pl, k->np);
+    lb_error_restore(&err);
+    if (err.errnum == ENOTCONN)
+        lb_error_hint("nothing was switched; the next backup (once libvirtd "
+                      "answers again) includes every change");
+    else if (err.errnum == ESRCH)
+        lb_error_hint("nothing was switched; the next backup (the domain "
+                      "started again or shut off) includes every change");
+    return -1;
+}
+
 /* Switch every disk onto its overlay: the snapshot of a running domain,
  * or its definition redefined at rest. If that fails, the overlays are
- * removed (the domain never ran on them) and the first error kept. */
+ * removed (unless the domain may run on them: switch_failed) and the
+ * first error kept. */
 static int
 switch_disks(struct run *k)
 {
@@ -325,13 +361,7 @@ switch_disks(struct run *k)
     free(t);
     free(ov);
     free(f);
-    if (rc < 0) {
-        struct lb_error_saved e;
-        lb_error_save(&e);
-        undo_prepare(b, k->pl, k->np);
-        return lb_error_restore(&e);
-    }
-    return 0;
+    return rc < 0 ? switch_failed(k) : 0;
 }
 
 /* Journal the switch. A disk whose chain was changed starts tracking
@@ -418,7 +448,8 @@ backup_failed(struct livebk *b)
     b->st->step = TRACK_IDLE;
     track_save(b->h);
     lb_error_restore(&e);
-    if (!lb_error_hint_msg()[0])
+    /* libvirtd or QEMU gone: what matters is that nothing is lost. */
+    if (!e.hint[0] || e.errnum == ENOTCONN || e.errnum == ESRCH)
         lb_error_hint("nothing is lost: the next backup of this domain "
                       "includes these changes");
 }
@@ -443,6 +474,10 @@ acknowledge(struct run *k)
     }
     if (track_save(k->b->h) < 0)
         return -1;
+    /* The repository has what it needs: let it go before any wait on QEMU
+     * (a slow or stuck commit must not hold its shared lock). */
+    agent_repo_end(k->r);
+    lb_fault_point("agent:after-ack");
     k->res->commit_failures = livebk_commit_acked(k->b);
     return k->res->commit_failures < 0 ? -1 : 0;
 }

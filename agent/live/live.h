@@ -42,8 +42,10 @@ struct livebk_result {
     int commit_failures; /* overlays left for the next run to commit */
 };
 
-/* Thaw first, then finish or undo an interrupted run. verbose: say when
- * there was nothing to do. */
+/* Thaw first, then finish or undo an interrupted run. verbose (the
+ * recover command): say when there was nothing to do, and fail when a
+ * backed-up overlay could not be committed (the domain or libvirtd is
+ * gone). */
 int livebk_recover(struct livebk *b, bool verbose);
 /* One backup of the domain into the repository (OPENed for writing). */
 int livebk_backup(struct livebk *b, struct agent_repo *r,

@@ -208,14 +208,96 @@ commit_at_rest(struct track_disk *td)
 }
 
 /*
+ * After a commit at rest: a persistent definition that names our active
+ * overlay may also spell out its backing chain (libvirt records it at a
+ * live snapshot: a domain whose QEMU ended during the run), which names
+ * the overlay just committed. Name the active overlay alone; libvirt reads
+ * the chain from the images. A definition naming another image is the
+ * user's: left alone.
+ */
+static int
+rest_redefine(struct livebk *b, struct track_disk *td)
+{
+    char *t[] = {td->target}, *p[] = {td->ov[td->nov - 1]}, *f[] = {"qcow2"};
+    CLEANUP_FREE char *ix = NULL;
+    CLEANUP_FREE char *nx = NULL;
+    struct agent_vdisk *vd;
+    size_t nd;
+    bool ours = false;
+
+    if (!b->dom.persistent)
+        return 0;
+    ix = agent_virt_xml(&b->dom, VIR_DOMAIN_XML_INACTIVE);
+    if (!ix || agent_xml_disks(ix, &vd, &nd) < 0)
+        return -1;
+    for (size_t k = 0; k < nd; k++)
+        ours |= strcmp(vd[k].target, td->target) == 0 &&
+                same_path(vd[k].source, p[0]) && vd[k].nchain > 0;
+    agent_vdisks_free(vd, nd);
+    if (!ours)
+        return 0;
+    nx = agent_xml_set_disks(ix, 1, t, p, f);
+    return nx ? agent_virt_define(b->v, nx) : -1;
+}
+
+/* Commit one disk's acknowledged overlays: live (a job a crash left
+ * behind is waited for first) or, shut off, with qemu-img. */
+static int
+commit_disk(struct livebk *b, struct track_disk *td)
+{
+    struct agent_vdisk *vd;
+    size_t nd;
+    bool still = true;
+    int r;
+
+    if (!b->dom.running)
+        return commit_at_rest(td) < 0 ? -1 : rest_redefine(b, td);
+    r = agent_virt_wait_job(b->v, &b->dom, td->target, COMMIT_TIMEOUT);
+    if (r < 0)
+        return -1;
+    /* Was it already committed (a job a crash left behind)? */
+    if (agent_virt_disks(&b->dom, false, &vd, &nd) == 0) {
+        for (size_t k = 0; k < nd; k++) {
+            if (strcmp(vd[k].target, td->target) != 0)
+                continue;
+            still = false;
+            for (size_t c = 0; c < vd[k].nchain; c++)
+                still |= same_path(vd[k].chain[c], td->ov[td->acked - 1]);
+        }
+        agent_vdisks_free(vd, nd);
+    }
+    if (!still)
+        return 0;
+    return agent_virt_commit(b->v, &b->dom, td->target, td->user_top,
+                             td->ov[td->acked - 1], COMMIT_TIMEOUT);
+}
+
+/* What a failed commit leaves, and what the next run does about it. */
+static void
+commit_warn(const struct livebk *b, const struct track_disk *td)
+{
+    int e = lb_error_errno();
+
+    lb_warn("disk %s: %s; the backup is stored: the next backup or "
+            "`livebackup recover %s` commits the overlay%s",
+            td->target, lb_error_msg(), b->st->name,
+            e == ESRCH      ? " (live once the domain runs again, or offline "
+                              "while it is shut off)"
+            : e == ENOTCONN ? " once libvirtd answers again"
+                            : "");
+}
+
+/*
  * Commit every disk's acknowledged overlays into its user_top. A failure
  * leaves the overlays in the chain (the guest is healthy) and is reported;
- * the next run retries. Returns the number of disks that failed.
+ * the next run retries. A domain whose QEMU ended meanwhile is committed
+ * at rest. Returns the number of disks that failed.
  */
 int
 livebk_commit_acked(struct livebk *b)
 {
     int failed = 0;
+    bool was_running = b->dom.running;
 
     b->st->step = TRACK_BLOCKCOMMIT;
     if (track_save(b->h) < 0)
@@ -226,39 +308,19 @@ livebk_commit_acked(struct livebk *b)
 
         if (td->acked == 0 || td->nov <= td->acked)
             continue;
-        if (agent_dom_refresh(&b->dom) < 0)
-            return -1;
-        if (b->dom.running) {
-            r = agent_virt_wait_job(b->v, &b->dom, td->target, COMMIT_TIMEOUT);
-            if (r == 0) {
-                /* Was it already committed (a job a crash left behind)? */
-                struct agent_vdisk *vd;
-                size_t nd;
-                bool still = true;
-                if (agent_virt_disks(&b->dom, false, &vd, &nd) == 0) {
-                    for (size_t k = 0; k < nd; k++) {
-                        if (strcmp(vd[k].target, td->target) != 0)
-                            continue;
-                        still = false;
-                        for (size_t c = 0; c < vd[k].nchain; c++)
-                            still |= same_path(vd[k].chain[c],
-                                               td->ov[td->acked - 1]);
-                    }
-                    agent_vdisks_free(vd, nd);
-                }
-                r = still
-                        ? agent_virt_commit(b->v, &b->dom, td->target,
-                                            td->user_top, td->ov[td->acked - 1],
-                                            COMMIT_TIMEOUT)
-                        : 0;
-            }
-        } else {
-            r = commit_at_rest(td);
+        r = agent_dom_refresh(&b->dom);
+        if (r == 0 && was_running && !b->dom.running) {
+            char why[128];
+            agent_dom_state_text(&b->dom, why, sizeof why);
+            lb_warn("QEMU of %s ended during this run (%s): committing the "
+                    "backed-up overlays offline",
+                    b->st->name, why);
+            was_running = false;
         }
+        if (r == 0)
+            r = commit_disk(b, td);
         if (r < 0) {
-            lb_warn("disk %s: committing the backed-up overlay failed: %s; it "
-                    "stays in the chain and the next run commits it",
-                    td->target, lb_error_msg());
+            commit_warn(b, td);
             failed++;
             continue;
         }
@@ -359,9 +421,22 @@ livebk_recover(struct livebk *b, bool verbose)
      * commit, whose job may still run): finish. */
     for (size_t i = 0; i < st->nd; i++)
         if (st->d[i].acked > 0) {
+            int left;
             acted = true;
-            if (livebk_commit_acked(b) < 0)
+            left = livebk_commit_acked(b);
+            if (left < 0)
                 goto fail;
+            if (left > 0 && verbose) {
+                lb_fail(EAGAIN,
+                        "%d disk(s) still keep a backed-up overlay that "
+                        "could not be committed",
+                        left);
+                lb_error_hint("run livebackup recover %s again once the "
+                              "domain runs (or is shut off) and libvirtd "
+                              "answers",
+                              st->name);
+                goto fail;
+            }
             break;
         }
     if (verbose && !acted)

@@ -1,59 +1,100 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * libvirt for the agent (see virt.h). Nothing here decides what to back
- * up; backup.c and decide.c do. Every libvirt failure is turned into the
+ * libvirt for the agent (see virt.h): the connection and its event loop
+ * thread, the lifecycle, block job and close callbacks, domains, their
+ * XML and the disk-only snapshot. Freeze and thaw are in virt_freeze.c,
+ * block jobs in virt_job.c. Nothing here decides what to back up;
+ * backup.c and decide.c do. Every libvirt failure is turned into the
  * error slot with libvirt's own message and the operation that failed.
  */
-#include "agent/live/virt.h"
+#include "agent/live/virt_int.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 #include <libxml/tree.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
-#define MAX_JOBS 64
-
-struct job_event {
-    char uuid[VIR_UUID_STRING_BUFLEN];
-    char target[65];
-    int status; /* -1: none yet, else VIR_DOMAIN_BLOCK_JOB_* */
-    int type;
-};
-
-struct agent_virt {
-    char *uri;
-    virConnectPtr conn;
-    pthread_t loop;
-    bool loop_running;
-    volatile int stop;
-    int cb_id;
-    pthread_mutex_t lock;
-    pthread_cond_t cv;
-    struct job_event ev[MAX_JOBS];
-    size_t nev;
-    /* the thaw guard of the guest being frozen */
-    pid_t guard;
-    int guard_fd;
-};
-
-static void
-silent_error(void *opaque, virErrorPtr err)
+void
+virt_silent_error(void *opaque, virErrorPtr err)
 {
     (void)opaque;
     (void)err;
 }
 
-static int
+int
 virt_fail(const char *what)
 {
     const char *m = virGetLastErrorMessage();
     return lb_fail(EIO, "%s: %s", what, m ? m : "unknown libvirt error");
+}
+
+bool
+agent_virt_lost(struct agent_virt *v)
+{
+    bool closed;
+
+    pthread_mutex_lock(&v->lock);
+    closed = v->closed != 0;
+    pthread_mutex_unlock(&v->lock);
+    /* The close callback may not have run yet when a call failed on the
+     * dead socket; the client already knows. */
+    return closed || virConnectIsAlive(v->conn) == 0;
+}
+
+int
+virt_lost_fail(struct agent_virt *v, const char *what)
+{
+    lb_fail(ENOTCONN, "libvirtd closed the connection (%s) during %s", v->uri,
+            what);
+    lb_error_hint("start libvirtd again; QEMU and the guest are not "
+                  "affected by it");
+    return -1;
+}
+
+/* A libvirt call that needs only the connection failed. */
+static int
+conn_fail(struct agent_virt *v, const char *what)
+{
+    char msg[512];
+
+    snprintf(msg, sizeof msg, "%s",
+             virGetLastErrorMessage() ? virGetLastErrorMessage() : "");
+    if (v && agent_virt_lost(v))
+        return virt_lost_fail(v, what);
+    return lb_fail(EIO, "%s: %s", what, msg[0] ? msg : "unknown libvirt error");
+}
+
+bool
+virt_dom_ended(struct agent_dom *d)
+{
+    bool ended = false;
+
+    pthread_mutex_lock(&d->v->lock);
+    for (size_t i = 0; i < d->v->ndw; i++)
+        if (strcmp(d->v->dw[i].uuid, d->uuid) == 0)
+            ended = d->v->dw[i].ended;
+    pthread_mutex_unlock(&d->v->lock);
+    return ended || virDomainIsActive(d->d) == 0;
+}
+
+int
+virt_dom_fail(struct agent_dom *d, const char *what)
+{
+    char msg[512];
+
+    snprintf(msg, sizeof msg, "%s",
+             virGetLastErrorMessage() ? virGetLastErrorMessage() : "");
+    if (agent_virt_lost(d->v))
+        return virt_lost_fail(d->v, what);
+    if (virt_dom_ended(d)) {
+        char st[128];
+        agent_dom_state_text(d, st, sizeof st);
+        return lb_fail(ESRCH, "QEMU of %s ended during %s (%s)", d->name, what,
+                       st);
+    }
+    return lb_fail(EIO, "%s: %s", what, msg[0] ? msg : "unknown libvirt error");
 }
 
 static void *
@@ -100,18 +141,92 @@ on_block_job(virConnectPtr conn, virDomainPtr dom, const char *disk, int type,
     return 0;
 }
 
+/* STOPPED ends every wait on the domain; SHUTDOWN and CRASHED (QEMU may
+ * live on, paused) make the waiters look at their jobs again. */
+static int
+on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail,
+             void *opaque)
+{
+    struct agent_virt *v = opaque;
+    char uuid[VIR_UUID_STRING_BUFLEN];
+
+    (void)conn;
+    if (event != VIR_DOMAIN_EVENT_STOPPED &&
+        event != VIR_DOMAIN_EVENT_STARTED &&
+        event != VIR_DOMAIN_EVENT_SHUTDOWN && event != VIR_DOMAIN_EVENT_CRASHED)
+        return 0;
+    if (virDomainGetUUIDString(dom, uuid) < 0)
+        return 0;
+    pthread_mutex_lock(&v->lock);
+    for (size_t i = 0; i < v->ndw; i++) {
+        if (strcmp(v->dw[i].uuid, uuid) != 0)
+            continue;
+        if (event == VIR_DOMAIN_EVENT_STOPPED)
+            v->dw[i].ended = true;
+        else if (event == VIR_DOMAIN_EVENT_STARTED)
+            v->dw[i].ended = false;
+        v->wakes++;
+        pthread_cond_broadcast(&v->cv);
+    }
+    pthread_mutex_unlock(&v->lock);
+    lb_debug("lifecycle event: %s event %d detail %d", uuid, event, detail);
+    return 0;
+}
+
+static void
+on_close(virConnectPtr conn, int reason, void *opaque)
+{
+    struct agent_virt *v = opaque;
+
+    (void)conn;
+    pthread_mutex_lock(&v->lock);
+    v->closed = 1 + reason;
+    pthread_cond_broadcast(&v->cv);
+    pthread_mutex_unlock(&v->lock);
+    lb_debug("libvirt connection closed (reason %d)", reason);
+}
+
+/* Events and callbacks on a new connection (the event loop runs). */
+static int
+virt_register(struct agent_virt *v)
+{
+    v->cb_id = virConnectDomainEventRegisterAny(
+        v->conn, NULL, VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2,
+        VIR_DOMAIN_EVENT_CALLBACK(on_block_job), v, NULL);
+    if (v->cb_id < 0)
+        return virt_fail("libvirt block job events");
+    v->life_id = virConnectDomainEventRegisterAny(
+        v->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+        VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), v, NULL);
+    if (v->life_id < 0)
+        return virt_fail("libvirt lifecycle events");
+    if (virConnectRegisterCloseCallback(v->conn, on_close, v, NULL) < 0)
+        return virt_fail("libvirt close callback");
+    v->close_cb = true;
+    /* A libvirtd that hangs would hold every call: keepalive closes the
+     * connection, which ends them. Local drivers have none (ignored). */
+    if (virConnectSetKeepAlive(v->conn, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT) <
+        0)
+        lb_debug("no keepalive on %s: %s", v->uri, virGetLastErrorMessage());
+    return 0;
+}
+
 struct agent_virt *
 agent_virt_open(const char *uri)
 {
     static bool registered;
     struct agent_virt *v = lb_xcalloc(1, sizeof *v);
+    pthread_condattr_t ca;
 
     v->uri = lb_xstrdup(uri);
-    v->cb_id = -1;
+    v->cb_id = v->life_id = -1;
     v->guard_fd = -1;
     pthread_mutex_init(&v->lock, NULL);
-    pthread_cond_init(&v->cv, NULL);
-    virSetErrorFunc(NULL, silent_error);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&v->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    virSetErrorFunc(NULL, virt_silent_error);
     if (!registered) {
         if (virEventRegisterDefaultImpl() < 0) {
             virt_fail("libvirt event loop");
@@ -127,13 +242,8 @@ agent_virt_open(const char *uri)
                       "connection)");
         goto fail;
     }
-    v->cb_id = virConnectDomainEventRegisterAny(
-        v->conn, NULL, VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2,
-        VIR_DOMAIN_EVENT_CALLBACK(on_block_job), v, NULL);
-    if (v->cb_id < 0) {
-        virt_fail("libvirt block job events");
+    if (virt_register(v) < 0)
         goto fail;
-    }
     if (pthread_create(&v->loop, NULL, event_loop, v) != 0) {
         lb_error(errno, "event loop thread");
         goto fail;
@@ -157,6 +267,13 @@ agent_virt_close(struct agent_virt *v)
         close(v->guard_fd);
         waitpid(v->guard, NULL, 0);
     }
+    /* A guard left to thaw goes on alone; reap it if it is done. */
+    if (v->guard_left > 0)
+        waitpid(v->guard_left, NULL, WNOHANG);
+    if (v->close_cb)
+        virConnectUnregisterCloseCallback(v->conn, on_close);
+    if (v->life_id >= 0)
+        virConnectDomainEventDeregisterAny(v->conn, v->life_id);
     if (v->cb_id >= 0)
         virConnectDomainEventDeregisterAny(v->conn, v->cb_id);
     if (v->loop_running) {
@@ -184,7 +301,7 @@ agent_dom_refresh(struct agent_dom *d)
     int state, reason;
 
     if (virDomainGetState(d->d, &state, &reason, 0) < 0)
-        return virt_fail("domain state");
+        return conn_fail(d->v, "a domain state query");
     d->running = state == VIR_DOMAIN_RUNNING || state == VIR_DOMAIN_PAUSED ||
                  state == VIR_DOMAIN_BLOCKED || state == VIR_DOMAIN_PMSUSPENDED;
     d->paused = state == VIR_DOMAIN_PAUSED;
@@ -192,14 +309,59 @@ agent_dom_refresh(struct agent_dom *d)
     return 0;
 }
 
+void
+agent_dom_state_text(struct agent_dom *d, char *buf, size_t len)
+{
+    static const char *const shutoff[] = {
+        [VIR_DOMAIN_SHUTOFF_UNKNOWN] = "shut off",
+        [VIR_DOMAIN_SHUTOFF_SHUTDOWN] = "shut off: the guest shut down",
+        [VIR_DOMAIN_SHUTOFF_DESTROYED] = "shut off: destroyed",
+        [VIR_DOMAIN_SHUTOFF_CRASHED] = "shut off: crashed",
+        [VIR_DOMAIN_SHUTOFF_MIGRATED] = "shut off: migrated",
+        [VIR_DOMAIN_SHUTOFF_SAVED] = "shut off: saved",
+        [VIR_DOMAIN_SHUTOFF_FAILED] = "shut off: failed to start",
+        [VIR_DOMAIN_SHUTOFF_FROM_SNAPSHOT] = "shut off: snapshot reverted",
+    };
+    int state, reason;
+
+    if (virDomainGetState(d->d, &state, &reason, 0) < 0)
+        snprintf(buf, len, "state unknown");
+    else if (state != VIR_DOMAIN_SHUTOFF)
+        snprintf(buf, len, "%s",
+                 state == VIR_DOMAIN_CRASHED ? "crashed" : "still active");
+    else
+        snprintf(buf, len, "%s",
+                 reason >= 0 && (size_t)reason < LB_ARRAY_SIZE(shutoff) &&
+                         shutoff[reason]
+                     ? shutoff[reason]
+                     : "shut off");
+}
+
+static void
+watch_add(struct agent_virt *v, const char *uuid)
+{
+    pthread_mutex_lock(&v->lock);
+    for (size_t i = 0; i < v->ndw; i++)
+        if (strcmp(v->dw[i].uuid, uuid) == 0)
+            goto out;
+    /* Past MAX_DOMS a domain's end is found by polling alone. */
+    if (v->ndw < MAX_DOMS)
+        snprintf(v->dw[v->ndw++].uuid, sizeof v->dw[0].uuid, "%s", uuid);
+out:
+    pthread_mutex_unlock(&v->lock);
+}
+
 int
 agent_virt_lookup(struct agent_virt *v, const char *what, struct agent_dom *out)
 {
     memset(out, 0, sizeof *out);
+    out->v = v;
     out->d = virDomainLookupByName(v->conn, what);
     if (!out->d)
         out->d = virDomainLookupByUUIDString(v->conn, what);
     if (!out->d) {
+        if (agent_virt_lost(v))
+            return virt_lost_fail(v, "the domain lookup");
         lb_fail(ENOENT, "no domain %s on %s", what, v->uri);
         lb_error_hint("virsh -c %s list --all shows the domains", v->uri);
         return -1;
@@ -207,6 +369,7 @@ agent_virt_lookup(struct agent_virt *v, const char *what, struct agent_dom *out)
     snprintf(out->name, sizeof out->name, "%s", virDomainGetName(out->d));
     if (virDomainGetUUIDString(out->d, out->uuid) < 0)
         return virt_fail("domain UUID");
+    watch_add(v, out->uuid);
     return agent_dom_refresh(out);
 }
 
@@ -252,7 +415,7 @@ agent_virt_xml(struct agent_dom *d, unsigned flags)
     char *x = virDomainGetXMLDesc(d->d, flags);
 
     if (!x)
-        virt_fail("domain XML");
+        conn_fail(d->v, "a domain XML query");
     return x;
 }
 
@@ -286,7 +449,7 @@ agent_virt_defined(const char *uri, const char *name)
     virConnectPtr c;
     virDomainPtr d;
 
-    virSetErrorFunc(NULL, silent_error);
+    virSetErrorFunc(NULL, virt_silent_error);
     c = virConnectOpenReadOnly(uri);
     d = c ? virDomainLookupByName(c, name) : NULL;
     if (d)
@@ -310,183 +473,7 @@ agent_virt_disks(struct agent_dom *d, bool inactive, struct agent_vdisk **out,
     return agent_xml_disks(xml, out, n);
 }
 
-/* ---- freeze and thaw ----------------------------------------------------- */
-
-/* Start the guard and wait until it is connected and watching. */
-static int
-guard_start(struct agent_virt *v, struct agent_dom *d)
-{
-    int in[2], ready[2];
-    char exe[4096], c;
-    ssize_t n;
-    pid_t pid;
-    struct pollfd pfd;
-
-    n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0)
-        return lb_error(errno, "find our own executable");
-    exe[n] = '\0';
-    if (pipe2(in, O_CLOEXEC) < 0 || pipe2(ready, O_CLOEXEC) < 0)
-        return lb_error(errno, "pipe");
-    pid = fork();
-    if (pid < 0)
-        return lb_error(errno, "fork");
-    if (pid == 0) {
-        char *argv[] = {exe, "__thaw-guard", v->uri, d->uuid, NULL};
-        dup2(in[0], 0);
-        dup2(ready[1], 1);
-        /* Its own session: a Ctrl-C to the agent must not kill it. */
-        setsid();
-        execv(exe, argv);
-        _exit(127);
-    }
-    close(in[0]);
-    close(ready[1]);
-    pfd.fd = ready[0];
-    pfd.events = POLLIN;
-    n = poll(&pfd, 1, 15000) == 1 ? read(ready[0], &c, 1) : 0;
-    close(ready[0]);
-    if (n != 1 || c != 'R') {
-        close(in[1]);
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        return lb_fail(EIO, "the thaw guard did not start: not freezing the "
-                            "guest without it");
-    }
-    v->guard = pid;
-    v->guard_fd = in[1];
-    return 0;
-}
-
-static void
-guard_stop(struct agent_virt *v)
-{
-    if (v->guard <= 0)
-        return;
-    (void)!write(v->guard_fd, "T", 1);
-    close(v->guard_fd);
-    waitpid(v->guard, NULL, 0);
-    v->guard = 0;
-    v->guard_fd = -1;
-}
-
-int
-agent_virt_freeze(struct agent_virt *v, struct agent_dom *d, unsigned timeout_s)
-{
-    int r;
-
-    if (guard_start(v, d) < 0)
-        return -1;
-    if (agent_virt_set_agent_timeout(d, (int)timeout_s) < 0) {
-        guard_stop(v);
-        return -1;
-    }
-    lb_fault_point("agent:before-freeze");
-    r = virDomainFSFreeze(d->d, NULL, 0, 0);
-    if (r < 0) {
-        virErrorPtr e = virGetLastError();
-        int code = e ? e->code : 0;
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s",
-                 virGetLastErrorMessage() ? virGetLastErrorMessage() : "");
-        /* The agent may have frozen the guest after all (late answer):
-         * thaw in any case. */
-        agent_virt_thaw(v, d, false);
-        if (strstr(msg, "not connected") || strstr(msg, "not configured"))
-            lb_fail(EIO, "cannot quiesce %s: no guest agent is connected (%s)",
-                    d->name, msg);
-        else if (code == VIR_ERR_AGENT_UNRESPONSIVE ||
-                 code == VIR_ERR_OPERATION_TIMEOUT ||
-                 strstr(msg, "timed out") || strstr(msg, "timeout"))
-            lb_fail(EIO,
-                    "cannot quiesce %s: the guest agent did not answer "
-                    "within %u s (%s); the guest was left thawed",
-                    d->name, timeout_s, msg);
-        else
-            lb_fail(EIO,
-                    "cannot quiesce %s: freezing its filesystems "
-                    "failed: %s",
-                    d->name, msg);
-        lb_error_hint("install and start qemu-guest-agent in the guest, or "
-                      "back up crash-consistent with --consistency crash");
-        return -1;
-    }
-    return 0;
-}
-
-int
-agent_virt_set_agent_timeout(struct agent_dom *d, int secs)
-{
-    if (virDomainAgentSetResponseTimeout(d->d, secs, 0) < 0)
-        return virt_fail("set the guest agent timeout");
-    return 0;
-}
-
-int
-agent_virt_thaw(struct agent_virt *v, struct agent_dom *d, bool must)
-{
-    int ret = 0;
-
-    /* Thawing a thawed guest succeeds (0 filesystems); a guest without a
-     * responsive agent cannot have been frozen by us, so that only
-     * matters when we froze it. */
-    if (virDomainFSThaw(d->d, NULL, 0, 0) < 0 && must) {
-        virt_fail("thaw the guest");
-        ret = -1;
-    }
-    if (v)
-        guard_stop(v);
-    return ret;
-}
-
-/*
- * livebackup __thaw-guard URI UUID: started by agent_virt_freeze with a
- * pipe on stdin. It connects, says 'R' on stdout, then waits: 'T' means
- * the agent thawed the guest itself; end-of-file means the agent died, and
- * the guard thaws the guest.
- */
-int
-cmd_thaw_guard(int argc, char **argv)
-{
-    virConnectPtr c;
-    virDomainPtr d;
-    char ch = 0;
-    ssize_t n;
-
-    if (argc != 3)
-        return 2;
-    signal(SIGINT, SIG_IGN);
-    signal(SIGHUP, SIG_IGN);
-    virSetErrorFunc(NULL, silent_error);
-    c = virConnectOpen(argv[1]);
-    d = c ? virDomainLookupByUUIDString(c, argv[2]) : NULL;
-    if (!d)
-        return 1;
-    if (write(1, "R", 1) != 1)
-        return 1;
-    close(1);
-    do
-        n = read(0, &ch, 1);
-    while (n < 0 && errno == EINTR);
-    if (n == 1 && ch == 'T') {
-        virDomainFree(d);
-        virConnectClose(c);
-        return 0;
-    }
-    for (int i = 0; i < 30; i++) {
-        if (virDomainFSThaw(d, NULL, 0, 0) >= 0) {
-            fprintf(stderr, "livebackup: the backup ended while the guest "
-                            "was frozen: thawed it\n");
-            break;
-        }
-        sleep(1);
-    }
-    virDomainFree(d);
-    virConnectClose(c);
-    return 0;
-}
-
-/* ---- snapshots and block jobs -------------------------------------------- */
+/* ---- snapshots ---------------------------------------------------------- */
 
 int
 agent_virt_snapshot(struct agent_dom *d, size_t n, char *const *targets,
@@ -502,7 +489,10 @@ agent_virt_snapshot(struct agent_dom *d, size_t n, char *const *targets,
                      VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT;
 
     if (agent_virt_disks(d, false, &disks, &nd) < 0)
-        return -1;
+        return agent_virt_lost(d->v)
+                   ? virt_lost_fail(d->v, "the disk-only snapshot onto the "
+                                          "tracking overlays")
+                   : -1;
     lb_buf_append(&x, "<domainsnapshot><disks>", 23);
     for (size_t i = 0; i < nd; i++) {
         size_t k;
@@ -529,159 +519,8 @@ agent_virt_snapshot(struct agent_dom *d, size_t n, char *const *targets,
     s = virDomainSnapshotCreateXML(d->d, (const char *)x.data, flags);
     lb_buf_free(&x);
     if (!s)
-        return virt_fail("disk-only snapshot onto the tracking overlays");
+        return virt_dom_fail(
+            d, "the disk-only snapshot onto the tracking overlays");
     virDomainSnapshotFree(s);
-    return 0;
-}
-
-static struct job_event *
-job_slot(struct agent_virt *v, struct agent_dom *d, const char *target)
-{
-    struct job_event *e = NULL;
-
-    pthread_mutex_lock(&v->lock);
-    for (size_t i = 0; i < v->nev; i++)
-        if (strcmp(v->ev[i].uuid, d->uuid) == 0 &&
-            strcmp(v->ev[i].target, target) == 0)
-            e = &v->ev[i];
-    if (!e && v->nev < MAX_JOBS)
-        e = &v->ev[v->nev++];
-    if (e) {
-        snprintf(e->uuid, sizeof e->uuid, "%s", d->uuid);
-        snprintf(e->target, sizeof e->target, "%s", target);
-        e->status = -1;
-    }
-    pthread_mutex_unlock(&v->lock);
-    return e;
-}
-
-/* Wait for an event among want (bitmask of 1 << status). */
-static int
-wait_event(struct agent_virt *v, struct job_event *e, unsigned want,
-           unsigned timeout_s, int *status)
-{
-    struct timespec dl;
-    int r = 0;
-
-    clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_sec += timeout_s;
-    pthread_mutex_lock(&v->lock);
-    while (e->status < 0 || !(want & (1u << e->status))) {
-        if (pthread_cond_timedwait(&v->cv, &v->lock, &dl) == ETIMEDOUT) {
-            r = -1;
-            break;
-        }
-    }
-    *status = e->status;
-    pthread_mutex_unlock(&v->lock);
-    return r;
-}
-
-static int
-job_outcome(const char *what, const char *target, int status)
-{
-    if (status == VIR_DOMAIN_BLOCK_JOB_COMPLETED)
-        return 0;
-    return lb_fail(EIO, "%s of %s %s", what, target,
-                   status == VIR_DOMAIN_BLOCK_JOB_FAILED     ? "failed"
-                   : status == VIR_DOMAIN_BLOCK_JOB_CANCELED ? "was cancelled"
-                                                             : "ended oddly");
-}
-
-int
-agent_virt_commit(struct agent_virt *v, struct agent_dom *d, const char *target,
-                  const char *base, const char *top, unsigned timeout_s)
-{
-    struct job_event *e = job_slot(v, d, target);
-    unsigned want = 1u << VIR_DOMAIN_BLOCK_JOB_COMPLETED |
-                    1u << VIR_DOMAIN_BLOCK_JOB_FAILED |
-                    1u << VIR_DOMAIN_BLOCK_JOB_CANCELED;
-    int status;
-
-    if (!e)
-        return lb_fail(EIO, "too many block jobs");
-    if (virDomainBlockCommit(d->d, target, base, top, 0, 0) < 0)
-        return virt_fail("start the block commit");
-    lb_fault_point("agent:during-block-commit");
-    if (wait_event(v, e, want, timeout_s, &status) < 0)
-        return lb_fail(ETIMEDOUT,
-                       "block commit of %s did not finish within "
-                       "%u s (it goes on in QEMU; livebackup "
-                       "recover finishes it)",
-                       target, timeout_s);
-    return job_outcome("block commit", target, status);
-}
-
-int
-agent_virt_commit_active(struct agent_virt *v, struct agent_dom *d,
-                         const char *target, const char *base,
-                         unsigned timeout_s)
-{
-    struct job_event *e = job_slot(v, d, target);
-    unsigned want = 1u << VIR_DOMAIN_BLOCK_JOB_READY |
-                    1u << VIR_DOMAIN_BLOCK_JOB_COMPLETED |
-                    1u << VIR_DOMAIN_BLOCK_JOB_FAILED |
-                    1u << VIR_DOMAIN_BLOCK_JOB_CANCELED;
-    int status;
-
-    if (!e)
-        return lb_fail(EIO, "too many block jobs");
-    if (virDomainBlockCommit(d->d, target, base, NULL, 0,
-                             VIR_DOMAIN_BLOCK_COMMIT_ACTIVE) < 0)
-        return virt_fail("start the active block commit");
-    if (wait_event(v, e, want, timeout_s, &status) < 0)
-        return lb_fail(ETIMEDOUT, "active commit of %s not ready within %u s",
-                       target, timeout_s);
-    if (status != VIR_DOMAIN_BLOCK_JOB_READY)
-        return job_outcome("active commit", target, status);
-    job_slot(v, d, target); /* reset for the pivot's completion */
-    if (virDomainBlockJobAbort(d->d, target, VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT) <
-        0)
-        return virt_fail("pivot onto the committed image");
-    if (wait_event(v, e, want & ~(1u << VIR_DOMAIN_BLOCK_JOB_READY), timeout_s,
-                   &status) < 0)
-        return lb_fail(ETIMEDOUT, "pivot of %s did not finish", target);
-    return job_outcome("active commit", target, status);
-}
-
-int
-agent_virt_job_running(struct agent_dom *d, const char *target)
-{
-    virDomainBlockJobInfo info;
-    int r = virDomainGetBlockJobInfo(d->d, target, &info, 0);
-
-    if (r < 0)
-        return virt_fail("block job status");
-    return r > 0;
-}
-
-int
-agent_virt_wait_job(struct agent_virt *v, struct agent_dom *d,
-                    const char *target, unsigned timeout_s)
-{
-    struct job_event *e = job_slot(v, d, target);
-    unsigned want = 1u << VIR_DOMAIN_BLOCK_JOB_COMPLETED |
-                    1u << VIR_DOMAIN_BLOCK_JOB_FAILED |
-                    1u << VIR_DOMAIN_BLOCK_JOB_CANCELED |
-                    1u << VIR_DOMAIN_BLOCK_JOB_READY;
-    int status, r;
-
-    if (!e)
-        return lb_fail(EIO, "too many block jobs");
-    /* Registered before asking: an event cannot slip between. */
-    r = agent_virt_job_running(d, target);
-    if (r <= 0)
-        return r;
-    if (wait_event(v, e, want, timeout_s, &status) < 0)
-        return lb_fail(ETIMEDOUT,
-                       "the block job on %s did not finish within "
-                       "%u s",
-                       target, timeout_s);
-    if (status == VIR_DOMAIN_BLOCK_JOB_READY) {
-        /* An active commit someone left ready: abort (keeps the top). */
-        if (virDomainBlockJobAbort(d->d, target, 0) < 0)
-            return virt_fail("end a leftover block job");
-        return 0;
-    }
     return 0;
 }

@@ -1,11 +1,20 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The agent's libvirt layer: one connection with an event loop thread
- * (block jobs are awaited through VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2, never
- * polled), domain lookup, disk discovery from the domain XML (libxml2),
- * guest freeze/thaw with a deadline and a guard process that thaws the
- * guest if the agent dies while it is frozen, disk-only snapshots onto
- * pre-created overlays, and block commits.
+ * The agent's libvirt layer: one connection with an event loop thread,
+ * domain lookup, disk discovery from the domain XML (libxml2), guest
+ * freeze/thaw with a deadline and a guard process that thaws the guest if
+ * the agent dies while it is frozen, disk-only snapshots onto pre-created
+ * overlays, and block commits.
+ *
+ * No wait outlives QEMU or libvirtd. Block jobs are awaited through
+ * VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2, with virDomainGetBlockJobInfo polled
+ * every second as the fallback for a job that ends without its event; a
+ * lifecycle event (the domain stopped) or the connection closing (the
+ * close callback; keepalive finds a libvirtd that stopped answering) ends
+ * every wait on the domain at once. Such a failure sets the error slot's
+ * errno to ESRCH (QEMU of the domain ended: "QEMU of D ended during the
+ * block commit of vda (shut off: crashed)") or ENOTCONN (libvirtd closed
+ * the connection), so callers can say what the next run does.
  */
 #ifndef LB_AGENT_VIRT_H
 #define LB_AGENT_VIRT_H
@@ -23,8 +32,12 @@ struct agent_virt;
 struct agent_virt *agent_virt_open(const char *uri);
 void agent_virt_close(struct agent_virt *v);
 const char *agent_virt_uri(const struct agent_virt *v);
+/* True once libvirtd closed the connection (it died, or keepalive gave it
+ * up): every later call fails at once. Thread-safe. */
+bool agent_virt_lost(struct agent_virt *v);
 
 struct agent_dom {
+    struct agent_virt *v; /* the connection it was looked up on */
     struct _virDomain *d; /* virDomainPtr */
     char name[256];
     char uuid[AGENT_UUID_STRING_BUFLEN];
@@ -39,6 +52,9 @@ int agent_virt_lookup(struct agent_virt *v, const char *what,
 void agent_dom_free(struct agent_dom *d);
 /* Refresh running/paused. */
 int agent_dom_refresh(struct agent_dom *d);
+/* The domain's state for a message ("shut off: crashed"); "unknown" when
+ * libvirtd cannot say. */
+void agent_dom_state_text(struct agent_dom *d, char *buf, size_t len);
 /* Every domain (running or not), names sorted. Caller frees. */
 int agent_virt_list(struct agent_virt *v, char ***names, size_t *n);
 
@@ -113,7 +129,11 @@ int agent_virt_freeze(struct agent_virt *v, struct agent_dom *d,
  * domain: put VIR_DOMAIN_AGENT_RESPONSE_TIMEOUT_DEFAULT back after). */
 int agent_virt_set_agent_timeout(struct agent_dom *d, int secs);
 /* Thaw (always safe to call: a thawed guest stays thawed) and stop the
- * guard. must: we froze it, so a failure is an error (else ignored). */
+ * guard. must: we froze it, so a failure is an error (else ignored). A
+ * guest whose QEMU ended is not frozen (0). If libvirtd is gone, the guard
+ * is left running: it takes the domain's lock once this process lets go
+ * of it, and thaws the guest as soon as libvirtd answers again (for up to
+ * 10 minutes); a warning says so, and it returns 0. */
 int agent_virt_thaw(struct agent_virt *v, struct agent_dom *d, bool must);
 
 /*
@@ -125,7 +145,9 @@ int agent_virt_snapshot(struct agent_dom *d, size_t n, char *const *targets,
 
 /*
  * Non-active block commit of the layers from top down to (not including)
- * base into base, waiting for the job's COMPLETED event (timeout_s).
+ * base into base, waiting for the job's COMPLETED event (timeout_s). A job
+ * that vanished without its event is judged by the chain: done if top
+ * left it. LIVEBACKUP_COMMIT_BANDWIDTH (bytes/s, tests only) throttles it.
  */
 int agent_virt_commit(struct agent_virt *v, struct agent_dom *d,
                       const char *target, const char *base, const char *top,
@@ -134,7 +156,8 @@ int agent_virt_commit(struct agent_virt *v, struct agent_dom *d,
 int agent_virt_commit_active(struct agent_virt *v, struct agent_dom *d,
                              const char *target, const char *base,
                              unsigned timeout_s);
-/* 1 if a block job runs on target, 0 if not; wait for it to end. */
+/* 1 if a block job runs on target, 0 if not; wait for it to end (0 also
+ * when it vanished without its event: the caller checks the chain). */
 int agent_virt_job_running(struct agent_dom *d, const char *target);
 int agent_virt_wait_job(struct agent_virt *v, struct agent_dom *d,
                         const char *target, unsigned timeout_s);

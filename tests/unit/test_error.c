@@ -8,7 +8,10 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void
 clear(void)
@@ -160,4 +163,80 @@ Test(error, save_restore_keeps_the_first_error_through_a_rollback)
     cr_assert_str_eq(lb_error_msg(), "upload of chunk 7");
     cr_assert_str_eq(lb_error_hint_msg(), "free space and retry");
     cr_assert_eq(lb_error_errno(), ENOSPC);
+}
+
+/* ---- LIVEBACKUP_FAULT_HOOK ---------------------------------------------- */
+
+static char *
+read_small(const char *path)
+{
+    static char buf[4096];
+    FILE *f = fopen(path, "r");
+    size_t n;
+
+    if (!f)
+        return NULL;
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* The hook writes to $LBHOOK_LOG (DIR/log, returned in log). */
+static void
+hook_setup(char *dir, char *log, size_t len, const char *spec)
+{
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(log, len, "%s/log", dir);
+    setenv("LBHOOK_LOG", log, 1);
+    setenv("LIVEBACKUP_FAULT_HOOK", spec, 1);
+    setenv("LIVEBACKUP_FAULT", "unit:never", 1);
+}
+
+Test(error, fault_hook_runs_at_its_point_and_goes_on)
+{
+    char dir[] = "/tmp/lbhook.XXXXXX", path[64];
+
+    hook_setup(dir, path, sizeof path,
+               "unit:point:echo \"$LIVEBACKUP_FAULT_POINT "
+               "${LIVEBACKUP_FAULT_HOOK:-none} "
+               "${LIVEBACKUP_FAULT:-none}\" >>\"$LBHOOK_LOG\"");
+    lb_fault_point("unit:other");
+    lb_fault_point("unit:point-2");
+    lb_fault_point("unit:point");
+    lb_fault_point("unit:point");
+    cr_assert_str_eq(read_small(path), "unit:point none none\n",
+                     "once, at its point only, without the fault variables");
+    unlink(path);
+    rmdir(dir);
+}
+
+Test(error, fault_hook_at_the_nth_hit)
+{
+    char dir[] = "/tmp/lbhook.XXXXXX", path[64];
+
+    hook_setup(dir, path, sizeof path,
+               "unit:p@3:echo $LIVEBACKUP_FAULT_POINT >>\"$LBHOOK_LOG\"");
+    lb_fault_point("unit:p");
+    lb_fault_point("unit:p");
+    cr_assert_null(read_small(path), "not before the third hit");
+    lb_fault_point("unit:p");
+    cr_assert_str_eq(read_small(path), "unit:p\n");
+    lb_fault_point("unit:p");
+    cr_assert_str_eq(read_small(path), "unit:p\n", "not after it");
+    unlink(path);
+    rmdir(dir);
+}
+
+Test(error, fault_hook_that_fails_is_waited_for)
+{
+    char dir[] = "/tmp/lbhook.XXXXXX", path[64];
+
+    hook_setup(dir, path, sizeof path,
+               "unit:q:sleep 0.2; echo ran >>\"$LBHOOK_LOG\"; exit 3");
+    lb_fault_point("unit:q");
+    cr_assert_str_eq(read_small(path), "ran\n",
+                     "lb_fault_point returns after the hook ended");
+    unlink(path);
+    rmdir(dir);
 }
