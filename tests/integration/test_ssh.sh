@@ -61,19 +61,21 @@ rate_within() { # WHAT BYTES SECONDS LIMIT
 qemu-img create -q -f qcow2 "$T/n.qcow2" 64M
 write_random "$T/n.qcow2" qcow2 0 $((24 << 20))
 run_ok ssh_lb backup-image --json --bwlimit 4M --repo "$URL" --name host2 --disk vda="$T/n.qcow2"
-msg=$(rate_within backup "$(json_field "$T/out" summary agent_bytes_sent)" \
-    "$(json_field "$T/out" summary seconds)" $((4 << 20))) || fail "--bwlimit 4M: $msg"
+bytes=$(json_field "$T/out" summary agent_bytes_sent)
+secs=$(json_field "$T/out" summary seconds)
+msg=$(rate_within backup "$bytes" "$secs" $((4 << 20))) || fail "--bwlimit 4M: $msg"
 ok "--bwlimit paces a backup: $msg"
 run_ok ssh_lb restore-image --json --bwlimit 4M --repo "$URL" --name host2 --disk vda --to "$T/n.raw"
-msg=$(rate_within restore "$(json_field "$T/out" summary agent_bytes_received)" \
-    "$(json_field "$T/out" summary seconds)" $((4 << 20))) || fail "--bwlimit 4M: $msg"
+bytes=$(json_field "$T/out" summary agent_bytes_received)
+secs=$(json_field "$T/out" summary seconds)
+msg=$(rate_within restore "$bytes" "$secs" $((4 << 20))) || fail "--bwlimit 4M: $msg"
 same_image "$T/n.raw" raw "$T/n.qcow2" qcow2
 ok "--bwlimit paces a restore: $msg"
 
-# ssh itself failing: a port nobody listens on.
-closed=$((SSH_PORT + 1))
+# ssh itself failing: a port nobody listens on (held by the test).
+closed_port
 expect_fail "ssh to root@127.0.0.1 failed.*--rsh" livebackup list \
-    --repo "ssh://root@127.0.0.1:$closed$T/remote-repo" --rsh "$LB_RSH"
+    --repo "ssh://root@127.0.0.1:$CLOSED_PORT$T/remote-repo" --rsh "$LB_RSH"
 # backupd missing on the remote host.
 expect_fail "backupd is not installed on root@127.0.0.1.*--remote-backupd" \
     livebackup list --repo "$URL" --rsh "$LB_RSH" --remote-backupd /nonexistent/backupd
