@@ -296,8 +296,11 @@ livebk_recover(struct livebk *b, bool verbose)
         bool pending = false;
         for (size_t i = 0; i < st->nd; i++)
             pending |= st->d[i].acked > 0 || st->d[i].newov;
-        if (!pending)
+        if (!pending) {
+            if (verbose)
+                lb_info("%s: nothing to recover", st->name);
             return 0;
+        }
     }
     if (verbose || st->step != TRACK_IDLE)
         lb_info("%s: recovering from an interrupted run (step %s)", st->name,
@@ -531,6 +534,12 @@ livebk_backup(struct livebk *b, struct agent_repo *r, struct livebk_result *res)
             goto out;
         if (!p->td || p->td->nov == 0) {
             snprintf(p->why, sizeof p->why, "first backup of this disk");
+            /* Beside tracked disks: one added since (the README promises
+             * a message for each disk that falls back to full). */
+            if (!p->td && st->nd > 0)
+                lb_info("%s: disk %s is new since the last backup: full "
+                        "backup of this disk",
+                        st->name, d->target);
         } else if (o->full) {
             snprintf(p->why, sizeof p->why, "--full");
         } else if (!parent_ok) {
