@@ -31,7 +31,7 @@ LB_CHECKS=0
 LB_SANITIZER_RE="ERROR: (Address|Leak)Sanitizer|runtime error:"
 
 # lb_alive PID: PID is a live process. A process that ended stays a
-# zombie until its parent reaps it (PID 1 may be slow to here): a zombie
+# zombie until its parent reaps it (here PID 1 may be slow to): a zombie
 # is not alive.
 lb_alive() {
     local st
