@@ -196,6 +196,12 @@ plan_disk(struct run *k, const struct agent_vdisk *d, bool parent_ok,
         f.incrementals = p->td->incrementals;
     }
     livebk_decide(&f, &dec);
+    /* Beside tracked disks: one added since (the README promises a
+     * message for each disk that falls back to full). */
+    if (!p->td && st->nd > 0)
+        lb_info("%s: disk %s is new since the last backup: full backup of "
+                "this disk",
+                st->name, d->target);
     p->incremental = dec.incremental;
     p->keep = dec.keep;
     snprintf(p->why, sizeof p->why, "%s", dec.why);

@@ -359,8 +359,11 @@ livebk_recover(struct livebk *b, bool verbose)
         bool pending = false;
         for (size_t i = 0; i < st->nd; i++)
             pending |= st->d[i].acked > 0 || st->d[i].newov;
-        if (!pending)
+        if (!pending) {
+            if (verbose)
+                lb_info("%s: nothing to recover", st->name);
             return 0;
+        }
     }
     if (verbose || st->step != TRACK_IDLE)
         lb_info("%s: recovering from an interrupted run (step %s)", st->name,

@@ -4,6 +4,12 @@
 # Helpers for the integration tests: a scratch directory, processes tracked
 # by PID and stopped on exit, assertions that print what they compared, and
 # a private sshd on 127.0.0.1. Every test sources this file first.
+#
+# Waiting: never a fixed sleep. A test waits for the event itself (a line
+# a process writes, a lock it can take, a file that appears) with
+# wait_until, which fails the test, saying what it waited for, after a
+# deadline meant for a loaded 2-core machine; it returns as soon as the
+# event happened.
 
 set -euo pipefail
 
@@ -16,22 +22,63 @@ BACKUPD=$LB_BUILD/backupd/backupd
 T=$(mktemp -d "${TMPDIR:-/tmp}/lbtest.XXXXXX")
 declare -a LB_PIDS=()
 declare -a LB_MOUNTS=()
+declare -a LB_LOGS=()
+declare -a LB_LOOPS=()
 LB_TEST_NAME=$(basename "$0" .sh)
 LB_CHECKS=0
 
+# The sanitizer reports a test looks for in what its programs print.
+LB_SANITIZER_RE="ERROR: (Address|Leak)Sanitizer|runtime error:"
+
+# lb_alive PID: PID is a live process. A process that ended stays a
+# zombie until its parent reaps it (here PID 1 may be slow to): a zombie
+# is not alive.
+lb_alive() {
+    local st
+    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    st=${st##*) }
+    [[ ${st:0:1} != Z ]]
+}
+
+# _lb_our_child PID: PID is still an unreaped child of the test's shell. A
+# recorded process that ended and was reaped may have its number reused by
+# anyone's process (pid_max is 32768 on these machines): never signal it.
+_lb_our_child() {
+    local st ppid
+    st=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    st=${st##*) }
+    read -r _ ppid _ <<<"$st"
+    [[ $ppid == "$$" ]]
+}
+
 # lb_cleanup [RC]: RC defaults to the status the script is exiting with
-# (a trap that runs other commands first passes it on).
+# (a trap that runs other commands first passes it on). Stops the recorded
+# processes, then looks for sanitizer reports in the recorded logs (a
+# daemon writes its LeakSanitizer report when it exits): one fails the
+# test.
 lb_cleanup() {
     local rc=${1:-$?}
-    local p m
+    local p m f
     for p in "${LB_PIDS[@]}"; do
-        kill -TERM "$p" 2>/dev/null || true
+        if _lb_our_child "$p"; then
+            kill -TERM "$p" 2>/dev/null || true
+        fi
     done
     for p in "${LB_PIDS[@]}"; do
         wait "$p" 2>/dev/null || true
     done
+    for f in "${LB_LOGS[@]}"; do
+        if grep -Eq "$LB_SANITIZER_RE" "$f" 2>/dev/null; then
+            echo "FAIL: sanitizer report in $f:" >&2
+            grep -E -A 30 "$LB_SANITIZER_RE" "$f" | head -n 120 >&2
+            [[ $rc -ne 0 ]] || rc=1
+        fi
+    done
     for m in "${LB_MOUNTS[@]}"; do
         umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+    done
+    for m in "${LB_LOOPS[@]}"; do
+        losetup -d "$m" 2>/dev/null || true
     done
     if [[ $rc -ne 0 && -n ${LB_KEEP:-} ]]; then
         echo "$LB_TEST_NAME: keeping $T" >&2
@@ -43,26 +90,66 @@ lb_cleanup() {
     else
         echo "$LB_TEST_NAME: FAIL" >&2
     fi
+    exit "$rc"
 }
 trap lb_cleanup EXIT
 
+# lb_watch_log FILE: FILE (the log of a daemon or of a program run in the
+# background) is searched for sanitizer reports when the test ends.
+lb_watch_log() { LB_LOGS+=("$1"); }
+
+# wait_until SECONDS WHAT CMD...: run CMD every 0.1 s until it succeeds;
+# after SECONDS, fail saying what was awaited.
+wait_until() {
+    local tmo=$1 what=$2 end
+    shift 2
+    end=$((SECONDS + tmo))
+    until "$@"; do
+        ((SECONDS < end)) || fail "timeout (${tmo} s) waiting for $what"
+        sleep 0.1
+    done
+}
+
+# A pipe a background process signals readiness on: _lb_ready_open sets
+# LB_READY (its path; the background process writes one line to it) and
+# opens it; _lb_ready_read SECONDS WHAT reads that line into LB_READY_LINE
+# or fails (a process that died before writing it never does).
+_lb_ready_open() {
+    LB_READY=$(mktemp -u "$T/.ready.XXXXXX")
+    mkfifo "$LB_READY"
+    # read-write: opening never blocks, whether or not the writer lives
+    exec {_lb_ready_fd}<>"$LB_READY"
+}
+_lb_ready_read() {
+    LB_READY_LINE=""
+    read -r -t "$1" -u "$_lb_ready_fd" LB_READY_LINE || true
+    exec {_lb_ready_fd}>&-
+    rm -f "$LB_READY"
+    [[ -n $LB_READY_LINE ]] || fail "timeout ($1 s) waiting for $2"
+}
+
 # hold_lock MODE FILE: hold an flock (-x or -s) on FILE in a background
 # process (recorded, stopped on exit); LOCK_PID is that process, which is
-# itself the holder (exec), so killing it releases the lock.
+# itself the holder (exec), so killing it releases the lock. Returns once
+# the lock is held (the holder says so).
 hold_lock() {
+    _lb_ready_open
     (
         exec 9>>"$2"
         flock "$1" 9
+        echo locked >"$LB_READY"
         exec sleep 300
     ) &
     LOCK_PID=$!
     lb_track "$LOCK_PID"
-    sleep 0.3
+    _lb_ready_read 60 "the $1 lock on $2"
 }
 
 # release_lock: stop the process hold_lock started.
 release_lock() {
-    kill "$LOCK_PID" 2>/dev/null || true
+    if _lb_our_child "$LOCK_PID"; then
+        kill "$LOCK_PID" 2>/dev/null || true
+    fi
     wait "$LOCK_PID" 2>/dev/null || true
 }
 
@@ -82,7 +169,7 @@ ok() {
 # A sanitizer report (ASan, LeakSanitizer, UBSan) fails the test even
 # when the command was expected to fail.
 no_sanitizer_report() {
-    if grep -Eq "ERROR: (Address|Leak)Sanitizer|runtime error:" "$@" 2>/dev/null; then
+    if grep -Eq "$LB_SANITIZER_RE" "$@" 2>/dev/null; then
         cat "$@" >&2
         fail "sanitizer report"
     fi
@@ -134,11 +221,23 @@ snapshot_raw() {
 # Allocated bytes of a file.
 alloc_bytes() { echo $(($(stat -c %b "$1") * $(stat -c %B "$1"))); }
 
-# A field of the last JSON event line of a given type in FILE.
+# json_field FILE EVENT KEY: the field KEY of the last JSON event of type
+# EVENT in FILE (lines that are not JSON are skipped). A missing event or
+# field is an error (exit status 1, a FAIL line on stderr), never an empty
+# value: assign it (x=$(json_field ...), which set -e stops on) before
+# comparing it, so that a missing field fails the test.
 json_field() {
-    local file=$1 event=$2 key=$3
-    grep "\"event\":\"$event\"" "$file" | tail -n 1 |
-        sed -n "s/.*\"$key\":\(\"[^\"]*\"\|[0-9]*\).*/\1/p" | tr -d '"'
+    local file=$1 event=$2 key=$3 v
+    if ! v=$(jq -R -n -r --arg e "$event" --arg k "$key" '
+        [inputs | (fromjson? // empty) | select(type == "object" and .event == $e)]
+        | last
+        | if . == null then error("no \"\($e)\" event")
+          elif has($k) | not then error("its last \"\($e)\" event has no field \($k)")
+          else .[$k] | tostring end' "$file" 2>&1); then
+        echo "FAIL: $file: ${v#jq: error (at *): }" >&2
+        return 1
+    fi
+    printf '%s\n' "$v"
 }
 
 # mkimage FILE FMT MIB: an image of MIB MiB with patterns at scattered
@@ -170,23 +269,118 @@ overlay() {
         -b "$2" -F "$3" "$1"
 }
 
+# ---- repository internals (store/FORMAT.md) -----------------------------------
+
+# manifest_chunks MANIFEST DISK: the chunks a manifest (REPO/backups/ID)
+# names for DISK, one line per ref: "WINDOW TYPE DIGEST" (TYPE 1 RAW, 2
+# DELTA), windows in order, each window's stack bottom first. Read with
+# perl (always there: perl-base is essential), by the layout FORMAT.md
+# gives; a manifest that does not follow it is an error.
+manifest_chunks() {
+    perl -e '
+        use strict;
+        use warnings;
+        my ($path, $want) = @ARGV;
+        open(my $f, "<:raw", $path) or die "$path: $!\n";
+        my $m = do { local $/; <$f> };
+        my $at = 0;
+        my $take = sub {
+            my ($n) = @_;
+            die "$path: truncated at $at\n" if $at + $n > length($m);
+            my $b = substr($m, $at, $n);
+            $at += $n;
+            return $b;
+        };
+        my ($magic, $ver, $flags, $nd) = unpack("a8 n n N", $take->(16));
+        die "$path: not a version 1 manifest\n"
+            unless $magic eq "LBMANIF1" && $ver == 1;
+        $at = 64;
+        for (1 .. $nd) {
+            my ($dm, $nl) = unpack("N n", $take->(6));
+            die "$path: bad disk magic at $at\n" unless $dm == 0x4C42444B;
+            my $name = $take->($nl);
+            my ($size, $ws, $fl, $nw) = unpack("Q> N N Q>", $take->(24));
+            for my $w (0 .. $nw - 1) {
+                my $depth = unpack("C", $take->(1));
+                for (1 .. $depth) {
+                    my ($type, $dg) = unpack("C a32", $take->(33));
+                    print "$w $type ", unpack("H*", $dg), "\n"
+                        if $name eq $want;
+                }
+            }
+            my $ml = unpack("N", $take->(4));
+            $take->($ml);
+        }' "$1" "$2"
+}
+
+# chunk_file REPO DIGEST: the path of a chunk file.
+chunk_file() { echo "$1/chunks/${2:0:2}/$2"; }
+
+# wait_sessions_ended REPO: every writer session of REPO ended (their
+# processes may outlive the command that started them: a backupd whose
+# agent was killed notices only when it reads its pipe). Each holds the
+# flock on REPO/tmp/SESSION/.lock while it lives.
+wait_sessions_ended() {
+    local f fd=
+    for f in "$1"/tmp/*/.lock; do
+        [[ -e $f ]] || continue
+        # read-only: flock(1) with a path would create a file the session
+        # is removing (gone meanwhile: that session ended)
+        { exec {fd}<"$f"; } 2>/dev/null || continue
+        flock -x -w 120 "$fd" ||
+            fail "a writer session of $1 still holds $f after 120 s"
+        exec {fd}<&-
+    done
+}
+
+# writer_sessions REPO: how many writer sessions REPO has (each holds the
+# repository's shared lock from before its REPO/tmp/SESSION/.lock exists
+# until after it is removed).
+writer_sessions() {
+    local f n=0
+    for f in "$1"/tmp/*/.lock; do
+        [[ -e $f ]] && n=$((n + 1))
+    done
+    echo "$n"
+}
+
+# loop_attach FILE: a loop device over FILE, detached when the test ends;
+# sets LOOP_DEV.
+loop_attach() {
+    LOOP_DEV=$(losetup -f --show "$1") || fail "losetup -f --show $1 failed"
+    LB_LOOPS+=("$LOOP_DEV")
+}
+
 # ---- a private sshd on 127.0.0.1 -------------------------------------------
 
+# _lb_free_port_pick: a port at random below the kernel's ephemeral range
+# (no client socket is ever bound there), above 10000.
+_lb_free_port_pick() {
+    local lo hi
+    read -r lo hi </proc/sys/net/ipv4/ip_local_port_range
+    if ((lo > 11000)); then
+        echo $((10000 + RANDOM % (lo - 10000)))
+    else
+        echo $((hi + 1 + RANDOM % (65535 - hi)))
+    fi
+}
+
 # sshd_start: host key, user key, authorized_keys for root in $T/ssh; sets
-# SSH_PORT and LB_RSH (the --rsh value).
+# SSH_PORT, SSHD_PID and LB_RSH (the --rsh value). Returns once the sshd
+# says it listens. The port is picked at random; another process (a test
+# run in another tree) may hold it: sshd then says so and exits, and
+# another port is picked.
 sshd_start() {
-    local d=$T/ssh i
+    local d=$T/ssh try end
     mkdir -p "$d" /run/sshd
     chmod 700 "$d"
     ssh-keygen -q -t ed25519 -N '' -f "$d/host_key"
     ssh-keygen -q -t ed25519 -N '' -f "$d/user_key"
     cp "$d/user_key.pub" "$d/authorized_keys"
     chmod 600 "$d/authorized_keys"
-    for i in $(seq 1 50); do
-        SSH_PORT=$((20000 + RANDOM % 20000))
-        (exec 3<>"/dev/tcp/127.0.0.1/$SSH_PORT") 2>/dev/null || break
-    done
-    cat >"$d/sshd_config" <<EOF
+    for try in $(seq 1 20); do
+        SSH_PORT=$(_lb_free_port_pick)
+        cat >"$d/sshd_config" <<EOF
 Port $SSH_PORT
 ListenAddress 127.0.0.1
 HostKey $d/host_key
@@ -197,17 +391,42 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
-LogLevel ERROR
+LogLevel INFO
 EOF
-    /usr/sbin/sshd -D -e -f "$d/sshd_config" 2>"$d/sshd.log" &
-    SSHD_PID=$!
-    lb_track "$SSHD_PID"
-    for i in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$SSH_PORT") 2>/dev/null; then
-            break
-        fi
-        sleep 0.1
+        /usr/sbin/sshd -D -e -f "$d/sshd_config" 2>"$d/sshd.log" &
+        SSHD_PID=$!
+        lb_track "$SSHD_PID"
+        end=$((SECONDS + 60))
+        while ! grep -q "Server listening on 127.0.0.1 port $SSH_PORT\." "$d/sshd.log"; do
+            if ! lb_alive "$SSHD_PID"; then
+                wait "$SSHD_PID" 2>/dev/null || true
+                grep -q "Address already in use" "$d/sshd.log" && continue 2
+                fail "sshd did not start: $(cat "$d/sshd.log")"
+            fi
+            ((SECONDS < end)) || fail "sshd did not listen within 60 s: $(cat "$d/sshd.log")"
+            sleep 0.05
+        done
+        LB_RSH="ssh -i $d/user_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR"
+        export SSH_PORT LB_RSH
+        return 0
     done
-    LB_RSH="ssh -i $d/user_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR"
-    export SSH_PORT LB_RSH
+    fail "sshd found no free port in 20 tries: $(cat "$d/sshd.log")"
+}
+
+# closed_port: a port on 127.0.0.1 that refuses every connection while the
+# test runs (a process of ours holds it bound and never listens); sets
+# CLOSED_PORT.
+closed_port() {
+    _lb_ready_open
+    perl -MSocket -e '
+        socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!\n";
+        bind($s, pack_sockaddr_in(0, INADDR_LOOPBACK)) or die "bind: $!\n";
+        my ($port) = unpack_sockaddr_in(getsockname($s));
+        open(my $r, ">", $ARGV[0]) or die "$ARGV[0]: $!\n";
+        print $r "$port\n";
+        close($r);
+        sleep 3600;' "$LB_READY" &
+    lb_track $!
+    _lb_ready_read 60 "a bound port"
+    CLOSED_PORT=$LB_READY_LINE
 }

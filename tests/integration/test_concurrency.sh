@@ -20,9 +20,18 @@ for n in a b; do
     livebackup backup-image --json --bwlimit 16M --repo "$R" --name "$n" \
         --disk vda="$T/$n.qcow2" >"$T/$n.out" 2>"$T/$n.err" &
     lb_track $!
+    lb_watch_log "$T/$n.err"
     eval "pid_$n=$!"
 done
-sleep 1
+# Both hold the repository (their writer sessions exist) and send for
+# 2.5 s at least (40 MiB each at 16 MiB/s): a delete now meets both.
+both_running() {
+    # shellcheck disable=SC2154
+    lb_alive "$pid_a" && lb_alive "$pid_b" ||
+        fail "a backup ended before both ran: $(cat "$T/a.err" "$T/b.err")"
+    [[ $(writer_sessions "$R") -eq 2 ]]
+}
+wait_until 60 "both backups to open the repository" both_running
 expect_fail "in use by running backups" livebackup delete --repo "$R" \
     --backup 20200101-000000-abcd
 # shellcheck disable=SC2154
@@ -31,7 +40,9 @@ wait "$pid_b" || fail "backup b: $(cat "$T/b.err")"
 no_sanitizer_report "$T/a.err" "$T/b.err"
 ok "two backups into one repository at once both committed"
 
-stored=$(($(json_field "$T/a.out" summary bytes_new) + $(json_field "$T/b.out" summary bytes_new)))
+new_a=$(json_field "$T/a.out" summary bytes_new)
+new_b=$(json_field "$T/b.out" summary bytes_new)
+stored=$((new_a + new_b))
 # 24 MiB shared + 2 x 16 MiB own, incompressible: about 56 MiB, not 80.
 [[ $stored -lt $((64 << 20)) ]] || fail "shared data stored twice ($stored bytes)"
 ok "shared chunks stored once ($((stored >> 20)) MiB for 80 MiB of data)"

@@ -13,21 +13,31 @@ ids=()
 for n in flip trunc gone good; do
     qemu-img create -q -f qcow2 "$T/$n.qcow2" 64M
     write_random "$T/$n.qcow2" qcow2 $((8 << 20)) $((6 << 20))
-    touch "$T/before-$n"
-    sleep 1.1 # chunk files of this backup are newer than the marker
     run_ok livebackup backup-image --json --repo "$R" --name "$n" --disk vda="$T/$n.qcow2"
     ids+=("$(json_field "$T/out" summary id)")
 done
-chunks_of() { find "$R/chunks" -type f -newer "$T/before-$1" ! -newer "$T/before-$2"; }
+# own_chunk I: the file of a chunk that backup I's manifest names and no
+# other backup's does.
+own_chunk() {
+    local i c
+    for i in "${!ids[@]}"; do
+        [[ $i -eq $1 ]] || manifest_chunks "$R/backups/${ids[$i]}" vda
+    done | awk '{ print $3 }' >"$T/others"
+    c=$(manifest_chunks "$R/backups/${ids[$1]}" vda | awk '{ print $3 }' |
+        grep -vxF -f "$T/others" | head -n 1 || true)
+    [[ -n $c ]] || fail "backup ${ids[$1]} has no chunk of its own"
+    chunk_file "$R" "$c"
+}
+flip_chunk=$(own_chunk 0)
+gone_chunk=$(own_chunk 2)
 
 # flip: bytes flipped in the middle of one of its chunks
-c=$(chunks_of flip trunc | head -n 1)
-size=$(stat -c %s "$c")
-printf '\xde\xad\xbe\xef' | dd of="$c" bs=1 seek=$((size / 2)) conv=notrunc status=none
+size=$(stat -c %s "$flip_chunk")
+printf '\xde\xad\xbe\xef' | dd of="$flip_chunk" bs=1 seek=$((size / 2)) conv=notrunc status=none
 # trunc: its manifest cut short
 truncate -s -100 "$R/backups/${ids[1]}"
 # gone: one of its chunks deleted
-rm "$(chunks_of gone good | head -n 1)"
+rm "$gone_chunk"
 
 rc=0
 livebackup verify --repo "$R" >"$T/v.out" 2>&1 || rc=$?

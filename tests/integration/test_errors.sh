@@ -85,10 +85,11 @@ echo "an exclusive operation (pid 4242 on testhost since 2026-01-01T00:00:00Z)" 
 hold_lock -x "$R/lock"
 expect_fail "locked by an exclusive operation \(pid 4242 on testhost" \
     timeout 20 livebackup backup-image --repo "$R" --name x --disk vda="$T/a.qcow2"
-start=$(date +%s)
+start=$(date +%s%N)
 expect_fail "locked by" timeout 20 livebackup backup-image --lock-wait 2 \
     --repo "$R" --name x --disk vda="$T/a.qcow2"
-[[ $(($(date +%s) - start)) -ge 2 ]] || fail "--lock-wait did not wait"
+waited_ms=$((($(date +%s%N) - start) / 1000000))
+[[ $waited_ms -ge 2000 ]] || fail "--lock-wait 2 waited $waited_ms ms"
 ok "--lock-wait waits, then fails clearly"
 release_lock
 # Two writers at once are fine (shared lock).
@@ -101,9 +102,15 @@ release_lock
 
 # A damaged chunk: restore refuses to write bad data and names the backup.
 mkimage "$T/d.qcow2" qcow2 16
-run_ok livebackup backup-image --repo "$R" --name dmg --disk vda="$T/d.qcow2"
-chunk=$(find "$R/chunks" -type f -newer "$T/d.qcow2" | head -n 1)
-[[ -n $chunk ]] || fail "no chunk found"
+run_ok livebackup backup-image --json --repo "$R" --name dmg --disk vda="$T/d.qcow2"
+dmg=$(json_field "$T/out" summary id)
+# a chunk of dmg's that no other backup names
+for f in "$R"/backups/*; do
+    [[ $f == */$dmg ]] || manifest_chunks "$f" vda
+done | awk '{ print $3 }' >"$T/others"
+chunk=$(manifest_chunks "$R/backups/$dmg" vda | awk '{ print $3 }' | grep -vxF -f "$T/others" | head -n 1 || true)
+[[ -n $chunk ]] || fail "backup $dmg has no chunk of its own"
+chunk=$(chunk_file "$R" "$chunk")
 printf '\x00\x01\x02\x03' | dd of="$chunk" bs=1 seek=40 conv=notrunc status=none
 expect_fail "backup [0-9a-f-]+, disk vda: chunk [0-9a-f]+ .* is damaged" \
     livebackup restore-image --repo "$R" --name dmg --disk vda --to "$T/dmg.raw"

@@ -12,16 +12,19 @@ R=$T/repo
 S=$T/backupd.sock
 run_ok livebackup init --repo "$R"
 
+lb_watch_log "$T/daemon.log"
+# daemon_up: the daemon listens (its socket and REPO/listen exist); it
+# must not have exited meanwhile.
+daemon_up() {
+    lb_alive "$DAEMON" || fail "backupd listen exited: $(cat "$T/daemon.log")"
+    [[ -S $S && -f $R/listen ]]
+}
 start_daemon() {
     "$BACKUPD" listen --repo "$R" --socket "$S" --log-stderr -v \
         2>>"$T/daemon.log" &
     DAEMON=$!
     lb_track "$DAEMON"
-    for _ in $(seq 1 50); do
-        [[ -S $S && -f $R/listen ]] && return 0
-        sleep 0.1
-    done
-    fail "backupd listen did not start: $(cat "$T/daemon.log")"
+    wait_until 60 "backupd listen to serve $R on $S" daemon_up
 }
 start_daemon
 ok "backupd listen runs (pid $DAEMON)"
@@ -36,6 +39,7 @@ for n in a b c; do
         --disk vda="$T/$n.qcow2" >"$T/$n.out" 2>"$T/$n.err" &
     eval "pid_$n=$!"
     lb_track $!
+    lb_watch_log "$T/$n.err"
 done
 for n in a b c; do
     p=pid_$n
@@ -77,15 +81,19 @@ ok "every backup verifies and restores identical"
 # SIGTERM in the middle of a backup.
 qemu-img create -q -f qcow2 "$T/big.qcow2" 128M
 write_random "$T/big.qcow2" qcow2 0 $((48 << 20))
+nchunks() { find "$R/chunks" -type f | wc -l; }
+before=$(nchunks)
 livebackup backup-image --bwlimit 8M --repo "$R" --name big \
     --disk vda="$T/big.qcow2" >"$T/big.out" 2>"$T/big.err" &
 agent=$!
 lb_track "$agent"
-for _ in $(seq 1 100); do
-    grep -q "backup .* of big started" "$T/daemon.log" && break
-    sleep 0.1
-done
-sleep 1
+lb_watch_log "$T/big.err"
+# Its first chunk stored, 44 of its 48 MiB still to send (5 s at 8 MiB/s).
+big_flowing() {
+    lb_alive "$agent" || fail "the backup of big ended early: $(cat "$T/big.err")"
+    grep -q "backup .* of big started" "$T/daemon.log" && [[ $(nchunks) -gt $before ]]
+}
+wait_until 60 "the backup of big to store its first chunk" big_flowing
 kill -TERM "$DAEMON"
 rc=0
 wait "$agent" || rc=$?

@@ -99,8 +99,9 @@ run_ok livebackup prune --repo "$R" "${keep[@]}" --dry-run --json
 [[ $(grep -c '"event":"prune"' "$T/out") -eq 8 ]] || fail "one event per backup"
 got=$(grep '"action":"remove"' "$T/out" | sed 's/.*"id":"\([^"]*\)".*/\1/' | tr '\n' ' ')
 [[ $got == "$expect_removed " ]] || fail "json dry run removes '$got'"
-[[ $(json_field "$T/out" summary removed) -eq 3 && $(json_field "$T/out" summary kept) -eq 5 ]] ||
-    fail "json summary"
+removed=$(json_field "$T/out" summary removed)
+kept=$(json_field "$T/out" summary kept)
+[[ $removed -eq 3 && $kept -eq 5 ]] || fail "json summary: removed $removed, kept $kept"
 ok "prune --json: one event per decision and a summary"
 
 # A dry run needs no exclusive lock: it works beside a running backup; the
@@ -137,8 +138,10 @@ ok "prune is idempotent"
 # ---- gc ----------------------------------------------------------------------
 # Right after the backups every chunk is too recent for gc to judge.
 run_ok livebackup gc --repo "$R" --json
-[[ $(json_field "$T/out" summary chunks_reclaimed) -eq 0 ]] || fail "gc took recent chunks"
-[[ $(json_field "$T/out" summary chunks_recent) -eq 6 ]] || fail "recent: $(cat "$T/out")"
+reclaimed=$(json_field "$T/out" summary chunks_reclaimed)
+recent=$(json_field "$T/out" summary chunks_recent)
+[[ $reclaimed -eq 0 ]] || fail "gc took $reclaimed recent chunks"
+[[ $recent -eq 6 ]] || fail "recent: $(cat "$T/out")"
 ok "gc keeps unreferenced chunks newer than its cutoff"
 
 age_chunks
@@ -147,8 +150,10 @@ run_ok livebackup gc --repo "$R" --dry-run
 grep -q "dry run: would reclaim 6 chunk(s)" "$T/out" || { cat "$T/out"; fail "gc dry run"; }
 [[ $(nchunks) -eq $nbefore ]] || fail "gc --dry-run deleted chunks"
 run_ok livebackup gc --repo "$R" --json
-[[ $(json_field "$T/out" summary chunks_reclaimed) -eq 6 ]] || fail "gc: $(cat "$T/out")"
-[[ $(json_field "$T/out" summary bytes_reclaimed) -gt $((6 * W)) ]] || fail "bytes"
+reclaimed=$(json_field "$T/out" summary chunks_reclaimed)
+bytes=$(json_field "$T/out" summary bytes_reclaimed)
+[[ $reclaimed -eq 6 ]] || fail "gc: $(cat "$T/out")"
+[[ $bytes -gt $((6 * W)) ]] || fail "bytes reclaimed: $bytes"
 chunk_files "$T/after"
 comm -23 "$T/before" "$T/after" >"$T/gone"
 [[ $(wc -l <"$T/gone") -eq 6 && $(nchunks) -eq $((nbefore - 6)) ]] ||
@@ -187,8 +192,8 @@ run_ok livebackup prune --repo "$R" --name inc --keep-last 1
 [[ $(grep -c "^remove" "$T/out") -eq 3 ]] || fail "inc prune"
 age_chunks
 run_ok livebackup gc --repo "$R" --json
-[[ $(json_field "$T/out" summary chunks_reclaimed) -eq 0 ]] ||
-    fail "gc took chunks the kept incremental inherits: $(cat "$T/out")"
+reclaimed=$(json_field "$T/out" summary chunks_reclaimed)
+[[ $reclaimed -eq 0 ]] || fail "gc took chunks the kept incremental inherits: $(cat "$T/out")"
 restores_identical inc "$inc_last" "$T/truth-inc.raw"
 run_ok livebackup verify --repo "$R"
 ok "pruning an incremental's parents keeps what it inherits"
@@ -205,24 +210,28 @@ for k in $(seq 1 2 127); do
 done
 age_chunks
 touch -d '-30 min' "$T/aged"
+# (4 MiB of new data at 512 KiB/s: gc has 8 s to run beside it)
 livebackup backup-image --json --repo "$R" --name race --disk vda="$T/race.raw" \
-    --bwlimit 1M --no-progress >"$T/race.out" 2>"$T/race.err" &
+    --bwlimit 512K --no-progress >"$T/race.out" 2>"$T/race.err" &
 race_pid=$!
 lb_track "$race_pid"
+lb_watch_log "$T/race.err"
 # Until the backup has reused (touched) or stored a few chunks.
-for _ in $(seq 1 200); do
-    [[ $(find "$R/chunks" -type f -newer "$T/aged" | wc -l) -ge 8 ]] && break
-    sleep 0.05
-done
+race_going() {
+    lb_alive "$race_pid" || fail "the backup ended early: $(cat "$T/race.err")"
+    [[ $(find "$R/chunks" -type f -newer "$T/aged" | wc -l) -ge 8 ]]
+}
+wait_until 60 "the racing backup to use 8 chunks" race_going
 find "$R/chunks" -type f -newer "$T/aged" | sort >"$T/in-use"
 start=$(date +%s%N)
 run_ok timeout 60 livebackup gc --repo "$R" --json
 gc_ms=$((($(date +%s%N) - start) / 1000000))
-kill -0 "$race_pid" 2>/dev/null || fail "the backup ended before gc: no race was tested"
+lb_alive "$race_pid" || fail "the backup ended before gc did ($gc_ms ms): no race was tested"
 cp "$T/out" "$T/gc-race.out"
-[[ $(json_field "$T/gc-race.out" summary sessions) -ge 1 ]] || fail "gc did not see the backup"
-[[ $(json_field "$T/gc-race.out" summary chunks_reclaimed) -gt 0 ]] ||
-    fail "gc reclaimed no garbage: $(cat "$T/gc-race.out")"
+sessions=$(json_field "$T/gc-race.out" summary sessions)
+reclaimed=$(json_field "$T/gc-race.out" summary chunks_reclaimed)
+[[ $sessions -ge 1 ]] || fail "gc did not see the backup"
+[[ $reclaimed -gt 0 ]] || fail "gc reclaimed no garbage: $(cat "$T/gc-race.out")"
 while read -r f; do
     [[ -e $f ]] || fail "gc deleted $f, which the running backup uses"
 done <"$T/in-use"

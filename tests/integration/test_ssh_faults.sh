@@ -11,8 +11,10 @@ sshd_start
 R=$T/repo
 run_ok livebackup init --repo "$R"
 URL="ssh://root@127.0.0.1:$SSH_PORT$R"
+# 16 windows of new data: each cut below stores 2 to 4 of them before its
+# kill, and leaves at least 3 s of transfer (at 8 MiB/s) for the next.
 qemu-img create -q -f qcow2 "$T/d.qcow2" 256M
-write_random "$T/d.qcow2" qcow2 0 $((40 << 20))
+write_random "$T/d.qcow2" qcow2 0 $((64 << 20))
 snapshot_raw "$T/d.qcow2" "$T/truth.raw"
 
 # Descendants of a PID (recorded), breadth first.
@@ -28,28 +30,30 @@ descendants() {
 
 # The PID of who (ssh, sshd or backupd) for the running agent: the ssh
 # client is its child; the sshd serving it and the backupd under that are
-# found from the listener's PID, newest session first.
+# found from the listener's PID (its only session: each cut waits for the
+# sessions of the one before to end).
 find_victim() {
     local who=$1 agent=$2 p sess
     case $who in
-    ssh) cat /proc/"$agent"/task/"$agent"/children 2>/dev/null | awk '{print $1}' ;;
+    ssh)
+        p=$(cat /proc/"$agent"/task/"$agent"/children 2>/dev/null | awk '{print $1}')
+        [[ -n $p && $(cat /proc/"$p"/comm 2>/dev/null) == ssh ]] && echo "$p" ;;
     sshd | backupd)
-        sess=$(cat /proc/"$SSHD_PID"/task/*/children 2>/dev/null | tr ' ' '\n' |
-            grep . | sort -n | tail -n 1)
-        [[ -n $sess ]] || return 0
-        if [[ $who == sshd ]]; then
+        for sess in $(cat /proc/"$SSHD_PID"/task/*/children 2>/dev/null); do
             # only once backupd runs under it: the stream is then flowing
             for p in $(descendants "$sess"); do
-                [[ $(cat /proc/"$p"/comm 2>/dev/null) == backupd ]] && echo "$sess" && return 0
+                if [[ $(cat /proc/"$p"/comm 2>/dev/null) == backupd ]] && lb_alive "$p"; then
+                    if [[ $who == sshd ]]; then echo "$sess"; else echo "$p"; fi
+                    return 0
+                fi
             done
-        else
-            for p in $(descendants "$sess"); do
-                [[ $(cat /proc/"$p"/comm 2>/dev/null) == backupd ]] && echo "$p" && return 0
-            done
-        fi ;;
+        done ;;
     esac
     return 0
 }
+
+# sshd_idle: the listener serves no session.
+sshd_idle() { [[ -z $(cat /proc/"$SSHD_PID"/task/*/children 2>/dev/null) ]]; }
 
 # cut WHO: start a paced backup, wait a random moment, kill WHO's process,
 # expect a clear failure, then verify and retry.
@@ -61,27 +65,34 @@ cut() {
         >"$T/bg.out" 2>"$T/bg.err" &
     agent=$!
     lb_track "$agent"
+    lb_watch_log "$T/bg.err"
+    running() { lb_alive "$agent" || fail "killing $who: the backup ended first: $(cat "$T/bg.err")"; }
     # Wait for the process, then a random moment of the transfer.
-    for _ in $(seq 1 100); do
+    found() {
+        running
         victim=$(find_victim "$who" "$agent")
-        [[ -n $victim ]] && break
-        sleep 0.1
-    done
-    [[ -n $victim ]] || fail "no $who process found"
+        [[ -n $victim ]]
+    }
+    wait_until 60 "the $who process of the backup" found
     # Some data stored first (the retry must reuse it), then a random
     # moment within the next window's transfer.
-    for _ in $(seq 1 100); do
-        [[ $(find "$R/chunks" -type f | wc -l) -ge $((chunks_before + 2)) ]] && break
-        sleep 0.1
-    done
+    stored() {
+        running
+        [[ $(find "$R/chunks" -type f | wc -l) -ge $((chunks_before + 2)) ]]
+    }
+    wait_until 60 "two chunks of the backup stored" stored
     sleep "0.$((RANDOM % 5))"
+    running
     kill -9 "$victim"
     wait "$agent" || rc=$?
     [[ $rc -eq 1 ]] || fail "killing $who: agent exit status $rc: $(cat "$T/bg.err")"
     grep -Eq "connection to root@127.0.0.1 was cut|ssh was killed by signal 9" "$T/bg.err" ||
         fail "killing $who: unclear error: $(cat "$T/bg.err")"
     ok "$who killed mid-backup: $(grep error "$T/bg.err" | head -n 1)"
-    sleep 0.5
+    # what outlives the cut ends on its own: the repository's writer
+    # session, the sshd session
+    wait_sessions_ended "$R"
+    wait_until 60 "the sshd session of the cut backup to end" sshd_idle
     run_ok livebackup verify --repo "$R"
     grep -q "all sound" "$T/out" || fail "verify after killing $who"
 }
@@ -93,7 +104,7 @@ cut backupd
 run_ok livebackup backup-image --json --repo "$URL" --rsh "$LB_RSH" \
     --remote-backupd "$BACKUPD" --name d --disk vda="$T/d.qcow2"
 new=$(json_field "$T/out" summary bytes_received)
-[[ $new -lt $((40 << 20)) ]] || fail "the retry sent everything again ($new bytes)"
+[[ $new -lt $((64 << 20)) ]] || fail "the retry sent everything again ($new bytes)"
 run_ok livebackup restore-image --repo "$R" --name d --disk vda --to "$T/r.raw"
 same_image "$T/r.raw" raw "$T/truth.raw" raw
-ok "retry over ssh reuses the stored chunks ($new of $((40 << 20)) bytes sent) and restores identical"
+ok "retry over ssh reuses the stored chunks ($new of $((64 << 20)) bytes sent) and restores identical"

@@ -61,23 +61,35 @@ rc=0
 LIVEBACKUP_FAULT=agent:mid-transfer@2 livebackup backup-image --repo "$R" \
     --name d --disk vda="$T/o2.qcow2" --since "$T/o1.qcow2" >/dev/null 2>&1 || rc=$?
 [[ $rc -eq 137 ]] || fail "agent fault point: exit status $rc"
-sleep 0.5 # backupd sees the pipe close and cleans up
+# its backupd sees the pipe close, drops the backup and ends its session
+wait_sessions_ended "$R"
 verify_clean
 ok "agent killed mid-transfer: repository sound"
 
-# 4. backupd killed from outside, by its PID, while data flows.
+# 4. backupd killed from outside, by its PID, while data flows: 16 MiB
+# more that no earlier attempt stored (4 windows, 4 s at 4 MiB/s); killed
+# once the first of them is stored.
+write_random "$T/o2.qcow2" qcow2 $((100 << 20)) $((16 << 20))
+snapshot_raw "$T/o2.qcow2" "$T/truth2.raw"
+nchunks() { find "$R/chunks" -type f | wc -l; }
+before=$(nchunks)
 livebackup backup-image --bwlimit 4M --repo "$R" --name d \
     --disk vda="$T/o2.qcow2" --since "$T/o1.qcow2" >"$T/bg.out" 2>"$T/bg.err" &
 agent=$!
 lb_track "$agent"
+lb_watch_log "$T/bg.err"
 bd=""
-for _ in $(seq 1 100); do
+backupd_child() {
+    lb_alive "$agent" || fail "the backup ended early: $(cat "$T/bg.err")"
     bd=$(cat "/proc/$agent/task/$agent/children" 2>/dev/null | awk '{print $1}')
-    [[ -n $bd ]] && break
-    sleep 0.05
-done
-[[ -n $bd ]] || fail "backupd child of $agent not found"
-sleep 0.7
+    [[ -n $bd && $(cat "/proc/$bd/comm" 2>/dev/null) == backupd ]]
+}
+wait_until 60 "the backupd child of the agent" backupd_child
+data_flows() {
+    lb_alive "$agent" || fail "the backup ended early: $(cat "$T/bg.err")"
+    [[ $(nchunks) -gt $before ]]
+}
+wait_until 60 "the backup's first new chunk" data_flows
 kill -9 "$bd"
 rc=0
 wait "$agent" || rc=$?
@@ -99,6 +111,18 @@ for i in 0 1 2; do
     same_image "$T/r$i.raw" raw "$T/truth$i.raw" raw
 done
 ok "every backup restores identical after the faults"
+
+# 4b. backupd dies after the manifest is committed, before the agent hears
+# of it: the agent reports the failure, the repository holds a complete
+# backup that verifies and restores.
+LIVEBACKUP_FAULT=backupd:after-commit expect_fail "backupd was killed by signal 9|connection closed" \
+    livebackup backup-image --repo "$R" --name ack --disk vda="$T/disk.qcow2"
+verify_clean
+run_ok livebackup list --repo "$R" --name ack --json
+[[ $(grep -c '"event":"backup"' "$T/out") -eq 1 ]] || fail "the committed backup is not listed: $(cat "$T/out")"
+run_ok livebackup restore-image --repo "$R" --name ack --disk vda --to "$T/rack.raw"
+same_image "$T/rack.raw" raw "$T/truth0.raw" raw
+ok "killed after its commit, before the ack: the backup is there, verifies and restores identical"
 
 # 5. The repository's filesystem fills up.
 mkdir "$T/small"

@@ -104,7 +104,8 @@ backup
 grep -q "disk vdb: tracking lost (it was resized" "$T/err" ||
     fail "no tracking-lost message: $(cat "$T/err")"
 grep -q "disk vda: tracking lost" "$T/err" && fail "vda lost tracking too"
-[[ $(json_field "$T/out" summary disks_full) -eq 1 ]] || fail "not exactly one full disk"
+nfull=$(json_field "$T/out" summary disks_full)
+[[ $nfull -eq 1 ]] || fail "$nfull full disks, not exactly one"
 ok "resized disk falls back to a full backup of that disk"
 
 # untrack: back on the user's images, state gone; the next backup is full.

@@ -18,7 +18,12 @@ run_ok livebackup init --repo "$R"
 "$BACKUPD" listen --repo "$R" --socket "$S" --log-stderr 2>"$T/daemon.log" &
 DAEMON=$!
 lb_track "$DAEMON"
-for _ in $(seq 1 50); do [[ -S $S ]] && break; sleep 0.1; done
+lb_watch_log "$T/daemon.log"
+daemon_up() {
+    lb_alive "$DAEMON" || fail "backupd listen exited: $(cat "$T/daemon.log")"
+    [[ -S $S && -f $R/listen ]]
+}
+wait_until 60 "backupd listen to serve $R on $S" daemon_up
 
 vms=()
 for n in 1 2 3; do
@@ -41,7 +46,9 @@ for round in 1 2 3; do
         vm_guest_exec "$v" sh -c "dd if=/dev/urandom of=/data/r$round bs=64k count=$((round * 16)) 2>/dev/null; echo round $round >>/data/log; sync" ||
             fail "write in $v"
     done
-    sleep 6 # ext4 commits its journal every 5 s: let it settle
+    # (no wait for ext4's 5 s journal commit: the freeze flushes the
+    # journal, so the frozen disk is the reference and the guest writes
+    # nothing after the thaw but its superblock)
     rc=0
     livebackup backup "${which[@]}" -j 3 --repo "$R" >"$T/out" 2>"$T/err" || rc=$?
     [[ $rc -eq 0 ]] || fail "round $round: exit status $rc: $(cat "$T/out" "$T/err")"

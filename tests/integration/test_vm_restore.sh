@@ -2,19 +2,22 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
 # Restoring whole VMs: every backup of a guest running its workload is
-# restored as a new domain (--define --start --new-mac) and checked from
-# inside the restored guest, through its agent: every file the workload
-# finished before that backup is there with the right content. Then an
-# in-place restore of a shut-off domain to an older backup (and a backup
-# of it afterwards, which re-enrols it), a restore from an ssh://
-# repository, and bad input.
+# restored as a new domain (--define --start --new-mac: its MAC is a new
+# one) and checked from inside the restored guest, through its agent:
+# every file the workload finished before that backup is there with the
+# right content. Then an in-place restore of a shut-off domain to an older
+# backup (and a backup of it afterwards, which re-enrols it), a restore
+# from an ssh:// repository, and bad input: a chunk of the disk or of the
+# saved domain XML missing.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vmlib.sh"
 
 R=$T/repo
 run_ok livebackup init --repo "$R"
 cp "$LB_TESTVM_DISK_QCOW2" "$VMDIR/src.qcow2"
-vm=$(new_vm src --disk "vda=$VMDIR/src.qcow2:qcow2")
+MAC=52:54:00:1b:00:01
+vm=$(new_vm src --disk "vda=$VMDIR/src.qcow2:qcow2" \
+    --device "<interface type='user'><mac address='$MAC'/><model type='virtio'/></interface>")
 vm_wait_agent "$vm" 120 >/dev/null
 
 ids=()
@@ -45,10 +48,14 @@ for i in 0 1 2; do
         fail "the restored domain kept the UUID"
     [[ -f $T/r$i/$name-vda.qcow2 && -f $T/r$i/$name.xml ]] || fail "restored files"
     grep -q "lbtrack" "$T/r$i/$name.xml" && fail "the restored XML points at a tracking overlay"
+    mac=$(virsh -q -c qemu:///system domiflist "$name" | awk '{ print $NF }')
+    [[ $mac =~ ^52:54:00(:[0-9a-f]{2}){3}$ && $mac != "$MAC" ]] ||
+        fail "--new-mac: the restored domain's MAC is '$mac' (the original's: $MAC)"
+    grep -Eq "<mac address=['\"]$mac['\"]" "$T/r$i/$name.xml" || fail "the restored XML lacks the new MAC $mac"
     vm_wait_agent "$name" 120 >/dev/null
     in_guest_check "$name" "${mins[$i]}"
     vm_destroy "$name"
-    ok "backup $i restored as $name, started, ${mins[$i]} files checked inside the guest"
+    ok "backup $i restored as $name (MAC $mac), started, ${mins[$i]} files checked inside the guest"
 done
 
 # show: what a backup holds.
@@ -81,6 +88,13 @@ expect_fail "already exist.*--force" livebackup restore "$vm" --repo "$R" \
     --to "$T/busy" --name "${VM_PREFIX}again"
 run_ok livebackup restore "$vm" --repo "$R" --to "$T/busy" --name "${VM_PREFIX}again" --force
 ok "--force replaces existing files"
+# Without --new-mac the MAC is kept, with a warning while the original is
+# defined.
+grep -Eq "<mac address=['\"]$MAC['\"]" "$T/busy/${VM_PREFIX}again.xml" ||
+    fail "without --new-mac the MAC changed: $(grep "<mac" "$T/busy/${VM_PREFIX}again.xml")"
+grep -q "$vm is still defined: the restored domain has the same MAC address(es); use --new-mac" "$T/err" ||
+    fail "no warning about the shared MAC: $(cat "$T/err")"
+ok "without --new-mac: the MAC is kept, and a warning says the original is still defined"
 # Killed after its disk is in place, before its XML: the rerun, without
 # --force, finishes it (the files it finds are its own).
 rc=0
@@ -102,14 +116,31 @@ mount -t tmpfs -o size=2m tmpfs "$T/tiny"
 LB_MOUNTS+=("$T/tiny")
 expect_fail "not enough space in $T/tiny" livebackup restore "$vm" --repo "$R" --to "$T/tiny"
 [[ -z $(ls -A "$T/tiny") ]] || fail "a refused restore wrote files: $(ls -A "$T/tiny")"
+# A damaged repository: a chunk of the disk gone (one the manifest of the
+# backup restored names for vda), or the chunk of its saved domain XML
+# gone (the BLOB its domain_xml names). Each restore fails before writing
+# or defining anything, naming the backup.
+damaged_restore() { # REPO REGEX
+    expect_fail "$2" livebackup restore "$vm" --repo "$1" --backup "${ids[2]}" \
+        --to "$T/d" --name "${VM_PREFIX}dmg" --define
+    virsh -q -c qemu:///system dominfo "${VM_PREFIX}dmg" >/dev/null 2>&1 &&
+        fail "a failed restore defined a domain"
+    ls -A "$T/d" 2>/dev/null | grep -q . && fail "a failed restore left files: $(ls -A "$T/d")"
+    return 0
+}
 cp -a "$R" "$T/damaged"
-chunk=$(find "$T/damaged/chunks" -type f | head -n 1)
-rm "$chunk"
-expect_fail "backup ${ids[2]}, disk vda: [0-9]+ chunk\(s\) missing" \
-    livebackup restore "$vm" --repo "$T/damaged" --to "$T/d" --name "${VM_PREFIX}dmg" --define
-virsh -q -c qemu:///system dominfo "${VM_PREFIX}dmg" >/dev/null 2>&1 && fail "a failed restore defined a domain"
-ls "$T/d" 2>/dev/null | grep -q . && fail "a failed restore left files: $(ls "$T/d")"
-ok "a missing chunk: clear error, nothing written or defined"
+chunk=$(manifest_chunks "$R/backups/${ids[2]}" vda | awk 'NR == 1 { print $3 }')
+[[ -n $chunk ]] || fail "backup ${ids[2]} names no chunk for vda"
+rm "$(chunk_file "$T/damaged" "$chunk")"
+damaged_restore "$T/damaged" "backup ${ids[2]}, disk vda: [0-9]+ chunk\(s\) missing"
+ok "a missing chunk of the disk: clear error, nothing written or defined"
+cp -a "$R" "$T/noxml"
+xmlchunk=$(livebackup list --json --repo "$R" --name "$vm" |
+    jq -r --arg id "${ids[2]}" 'select(.event == "backup" and .id == $id) | .domain_xml')
+[[ $xmlchunk =~ ^[0-9a-f]{64}$ ]] || fail "no domain_xml in the listing of ${ids[2]}: '$xmlchunk'"
+rm "$(chunk_file "$T/noxml" "$xmlchunk")"
+damaged_restore "$T/noxml" "backup ${ids[2]}: saved domain XML: .*(No such file|missing)"
+ok "the saved domain XML's chunk missing: clear error naming the backup, nothing written or defined"
 
 # In place, to an older backup, on the shut-off domain.
 expect_fail "is running: an in-place restore needs it shut off" \

@@ -9,7 +9,9 @@
 #   vm_new_disk OUT qcow2|raw          copy of the empty ext4 data disk
 #   vm_define NAME STATEDIR [--disk vda=PATH:FMT]... [--noagent]
 #             [--noworkload] [--mem MIB] [--vcpus N] [--interval SECONDS]
-#             [--cmdline 'EXTRA ARGS']
+#             [--cmdline 'EXTRA ARGS'] [--device 'XML']...
+#             (a --disk PATH that is a block device is a <disk type='block'>;
+#             --device adds that XML to <devices> as it is)
 #   vm_start NAME
 #   vm_wait_ready NAME [TIMEOUT]       console shows "lbtest: ready"
 #   vm_wait_agent NAME [TIMEOUT]       guest-ping answers
@@ -106,11 +108,24 @@ vm_define() {
 				_vm_log "vm_define: disk image $path does not exist"
 				return 1
 			}
-			disks+="    <disk type='file' device='disk'>
+			if [[ -b $path ]]; then
+				disks+="    <disk type='block' device='disk'>
+      <driver name='qemu' type='$(_vm_xml_escape "$fmt")'/>
+      <source dev='$(_vm_xml_escape "$path")'/>
+"
+			else
+				disks+="    <disk type='file' device='disk'>
       <driver name='qemu' type='$(_vm_xml_escape "$fmt")'/>
       <source file='$(_vm_xml_escape "$path")'/>
-      <target dev='$dev' bus='virtio'/>
+"
+			fi
+			disks+="      <target dev='$dev' bus='virtio'/>
     </disk>
+"
+			shift 2
+			;;
+		--device)
+			disks+="    ${2:?--device needs XML}
 "
 			shift 2
 			;;

@@ -1,0 +1,162 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# The disks of a domain, as the README describes them, on a running guest:
+# a block device (a loop device over an ext4 image) is backed up live,
+# incrementally, and restores with what the guest wrote to it; a cdrom, a
+# read-only and a shareable disk are skipped with a note and left alone;
+# a chain edited by hand under one disk (the user's own external
+# snapshot) and a disk added make that disk, and only it, fall back to a
+# full backup with a message saying why; an in-place restore refuses the
+# block device, a restore to files rewrites it as a file.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/vmlib.sh"
+
+R=$T/repo
+OV=$VMDIR/ov
+mkdir -p "$OV"
+run_ok livebackup init --repo "$R"
+
+cp "$LB_TESTVM_DISK_QCOW2" "$VMDIR/vda.qcow2"
+cp --sparse=always "$LB_TESTVM_DISK_RAW" "$VMDIR/blk.raw"
+loop_attach "$VMDIR/blk.raw"
+blk=$LOOP_DEV
+qemu-img create -q -f raw "$VMDIR/cd.iso" 1M
+qemu-img create -q -f raw "$VMDIR/ro.raw" 16M
+qemu-img create -q -f raw "$VMDIR/sh.raw" 16M
+skipped_sums() { sha256sum "$VMDIR/cd.iso" "$VMDIR/ro.raw" "$VMDIR/sh.raw"; }
+sums=$(skipped_sums)
+vm=$(new_vm disks --disk "vda=$VMDIR/vda.qcow2:qcow2" --disk "vdb=$blk:raw" \
+    --device "<disk type='file' device='cdrom'><driver name='qemu' type='raw'/><source file='$VMDIR/cd.iso'/><target dev='hdc' bus='ide'/><readonly/></disk>" \
+    --device "<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='$VMDIR/ro.raw'/><target dev='vdc' bus='virtio'/><readonly/></disk>" \
+    --device "<disk type='file' device='disk'><driver name='qemu' type='raw' cache='none'/><source file='$VMDIR/sh.raw'/><target dev='vdd' bus='virtio'/><shareable/></disk>")
+vm_wait_agent "$vm" 120 >/dev/null
+vm_wait_workload "$vm" 3 >/dev/null
+ok "guest $vm runs on a qcow2 file (vda) and the block device $blk (vdb), with a cdrom, a read-only and a shareable disk"
+
+# backup [OPTIONS]: sets id; the overlays go to $OV (not next to /dev/loopN).
+backup() {
+    run_ok livebackup backup --json "$vm" --repo "$R" --overlay-dir "$OV" "$@"
+    id=$(json_field "$T/out" summary id)
+}
+# disk_mode ID DISK: "full: REASON" or "incremental", from show --json.
+disk_mode() {
+    livebackup show --json --repo "$R" --backup "$1" >"$T/show" ||
+        fail "show $1: $(cat "$T/show")"
+    jq -r --arg d "$2" 'select(.event == "disk" and .disk == $d) |
+        .mode + (if .full_reason then ": " + .full_reason else "" end)' "$T/show"
+}
+shown_disks() {
+    livebackup show --json --repo "$R" --backup "$1" |
+        jq -r 'select(.event == "disk") | .disk' | tr '\n' ' '
+}
+# guest_write FILE KIB: random data into the guest's FILE, synced.
+guest_write() {
+    vm_guest_exec "$vm" sh -c "dd if=/dev/urandom of=$1 bs=1k count=$2 2>/dev/null && sync" ||
+        fail "guest write to $1"
+}
+# restored_file DISK ID FILE KIB: the restored DISK of backup ID is a clean
+# ext4 holding FILE of KIB KiB.
+restored_file() {
+    rm -f "$T/rd.raw"
+    run_ok livebackup restore-image --repo "$R" --name "$vm" --backup "$2" \
+        --disk "$1" --to "$T/rd.raw"
+    e2fsck -fn "$T/rd.raw" >/dev/null 2>&1 || fail "restored $1 of $2 fails e2fsck -fn"
+    debugfs -R "stat $3" "$T/rd.raw" 2>/dev/null | grep -q "Size: $(($4 * 1024))\b" ||
+        fail "restored $1 of $2 lacks $3 ($4 KiB)"
+}
+
+# ---- full: the block device backed up, the other three skipped with a note --
+before=$(wl_done "$vm")
+backup
+grep -q "disk hdc is a cdrom: skipped" "$T/err" &&
+    grep -q "disk vdc is read-only: skipped" "$T/err" &&
+    grep -q "disk vdd is shareable: skipped" "$T/err" ||
+    fail "no note for the skipped disks: $(cat "$T/err")"
+[[ $(shown_disks "$id") == "vda vdb " ]] || fail "backup $id holds: $(shown_disks "$id")"
+[[ $(active_image "$vm" vdb) == "$OV"/*.lbtrack-*.qcow2 ]] ||
+    fail "vdb is not on a tracking overlay in $OV: $(active_image "$vm" vdb)"
+for d in hdc vdc vdd; do
+    [[ $(active_image "$vm" $d) != *lbtrack* ]] || fail "$d was switched to an overlay"
+done
+ls /dev | grep -q lbtrack && fail "an overlay was made in /dev: $(ls /dev | grep lbtrack)"
+assert_thawed "$vm"
+full=$id
+m=$(restore_verify "$R" "$vm" vda "$before" "$id")
+ok "full backup $id: vda and the block device vdb; cdrom, read-only and shareable disks skipped with a note ($m files on vda)"
+
+# ---- incremental: what the guest wrote to the block device ----------------
+guest_write /data2/b1 3072
+backup
+[[ $(json_field "$T/out" summary kind) == incremental ]] || fail "not incremental"
+[[ $(disk_mode "$id" vdb) == incremental ]] || fail "vdb: $(disk_mode "$id" vdb)"
+restored_file vdb "$id" /b1 3072
+restored_file vdb "$full" /lost+found 16
+ok "incremental $id: the block device's changes restore (e2fsck clean, /b1 whole)"
+
+# ---- the chain edited by hand under vda: vda alone is read whole ------------
+ov_vda=$(active_image "$vm" vda)
+virsh -q -c qemu:///system snapshot-create-as "$vm" --disk-only --atomic --no-metadata \
+    --diskspec "vda,file=$VMDIR/user-snap.qcow2" --diskspec vdb,snapshot=no \
+    --diskspec vdc,snapshot=no --diskspec vdd,snapshot=no --diskspec hdc,snapshot=no \
+    >/dev/null || fail "the user's snapshot failed"
+[[ $(active_image "$vm" vda) == "$VMDIR/user-snap.qcow2" ]] || fail "vda: $(active_image "$vm" vda)"
+vm_wait_workload "$vm" $(($(wl_done "$vm") + 2)) >/dev/null
+guest_write /data2/b2 1024
+before=$(wl_done "$vm")
+backup
+grep -q "disk vda: tracking lost (its image is now $VMDIR/user-snap.qcow2, not the tracking overlay): full backup of this disk" "$T/err" ||
+    fail "no tracking-lost message for vda: $(cat "$T/err")"
+grep -q "disk vdb: tracking lost" "$T/err" && fail "vdb lost tracking too: $(cat "$T/err")"
+[[ $(disk_mode "$id" vda) == "full: its image is now $VMDIR/user-snap.qcow2, not the tracking overlay" ]] ||
+    fail "vda: $(disk_mode "$id" vda)"
+[[ $(disk_mode "$id" vdb) == incremental ]] || fail "vdb: $(disk_mode "$id" vdb)"
+# The user's chain (their snapshot over the overlay they found) is theirs:
+# intact, and the guest keeps writing through it.
+[[ -e $ov_vda ]] || fail "the overlay under the user's snapshot was deleted"
+qemu-img info -U --backing-chain "$VMDIR/user-snap.qcow2" >"$T/chain" 2>&1 ||
+    fail "the user's chain is broken: $(cat "$T/chain")"
+grep -q "image: $ov_vda" "$T/chain" || fail "the user's chain lost $ov_vda: $(cat "$T/chain")"
+m=$(restore_verify "$R" "$vm" vda "$before" "$id")
+restored_file vdb "$id" /b2 1024
+vm_wait_workload "$vm" $(($(wl_done "$vm") + 2)) >/dev/null
+before=$(wl_done "$vm")
+backup
+[[ $(disk_mode "$id" vda) == incremental && $(disk_mode "$id" vdb) == incremental ]] ||
+    fail "after the full of vda: vda $(disk_mode "$id" vda), vdb $(disk_mode "$id" vdb)"
+m=$(restore_verify "$R" "$vm" vda "$before" "$id")
+ok "a snapshot taken by hand under vda: vda alone read whole, with the reason; the user's chain left intact; then incremental again ($m files)"
+
+# ---- a disk added: read whole, the others incremental ----------------------
+cp --sparse=always "$LB_TESTVM_DISK_RAW" "$VMDIR/vde.raw"
+virsh -q -c qemu:///system attach-disk "$vm" "$VMDIR/vde.raw" vde --targetbus virtio \
+    --driver qemu --subdriver raw --live --persistent >/dev/null || fail "attach-disk vde"
+backup
+[[ $(disk_mode "$id" vde) == "full: first backup of this disk" ]] || fail "vde: $(disk_mode "$id" vde)"
+[[ $(disk_mode "$id" vda) == incremental && $(disk_mode "$id" vdb) == incremental ]] ||
+    fail "with vde added: vda $(disk_mode "$id" vda), vdb $(disk_mode "$id" vdb)"
+grep -q "disk vde is new since the last backup: full backup of this disk" "$T/err" ||
+    fail "no message for the added disk: $(cat "$T/err")"
+run_ok livebackup restore-image --repo "$R" --name "$vm" --backup "$id" --disk vde --to "$T/vde.raw"
+same_image "$T/vde.raw" raw "$VMDIR/vde.raw" raw
+ok "a disk added: read whole with the reason, the others incremental"
+
+[[ $(skipped_sums) == "$sums" ]] || fail "a skipped disk was written to"
+ok "the cdrom, read-only and shareable disks are untouched"
+
+# ---- restores: in place refuses the block device; to files rewrites it -----
+virsh -q -c qemu:///system destroy "$vm" >/dev/null
+expect_fail "disk vdb is the block device $blk: in-place restore of block devices is not supported" \
+    livebackup restore "$vm" --repo "$R" --in-place --force
+[[ $(active_image "$vm" vdb) == "$OV"/*.lbtrack-*.qcow2 ]] || fail "a refused in-place restore changed vdb"
+run_ok livebackup restore "$vm" --repo "$R" --to "$T/r" --name "${VM_PREFIX}r" --define
+virsh -q -c qemu:///system dumpxml "${VM_PREFIX}r" >"$T/r.xml"
+grep -q "<source file='$T/r/${VM_PREFIX}r-vdb.qcow2'" "$T/r.xml" ||
+    fail "the restored vdb is not a file: $(grep -A3 "<disk" "$T/r.xml")"
+grep -q "device='cdrom'" "$T/r.xml" || fail "the restored domain lost its cdrom"
+qemu-img convert -O raw "$T/r/${VM_PREFIX}r-vdb.qcow2" "$T/rvdb.raw"
+debugfs -R "stat /b2" "$T/rvdb.raw" 2>/dev/null | grep -q "Size: 1048576\b" || fail "restored vdb lacks /b2"
+ok "in-place restore refuses the block device; a restore to files defines it on a file"
+
+run_ok livebackup verify --repo "$R"
+ok "repository verifies"
