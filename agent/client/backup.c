@@ -315,28 +315,27 @@ agent_put_blob(struct agent_repo *r, const void *data, size_t len,
     if (len == 0 || len > PROTO_MAX_BLOB)
         return lb_fail(EINVAL, "blob of %zu bytes (at most %u)", len,
                        PROTO_MAX_BLOB);
-    if (proto_chunk_digest(PROTO_CHUNK_BLOB, data, len, d) < 0)
+    if (agent_chunk_id(r, PROTO_CHUNK_BLOB, data, len, d) < 0)
         return -1;
     if (agent_repo_have(r, d, 1, &have) < 0)
         return -1;
     if (proto_bit(&have, 0))
         return 0;
-    comp = lb_xmalloc(proto_chunk_compress_bound(len));
+    comp = lb_xmalloc(agent_chunk_seal_bound(r, len));
+    c.d = *d;
+    c.raw_len = (uint32_t)len;
     z = proto_zctx_new(agent_opts.zlevel);
-    clen = proto_chunk_compress(z, comp, proto_chunk_compress_bound(len), data,
-                                len, &c.comp);
+    clen =
+        agent_chunk_seal(r, z, &c, data, comp, agent_chunk_seal_bound(r, len));
     proto_zctx_free(z);
     if (clen < 0)
         return -1;
-    c.d = *d;
-    c.raw_len = (uint32_t)len;
-    c.data = comp;
-    c.data_len = (uint32_t)clen;
     proto_enc_chunk(&r->out, PROTO_T_CHUNK, &c);
     return proto_conn_send_buf(r->conn, &r->out);
 }
 
 struct blob {
+    const struct agent_repo *r;
     char *data;
     size_t len;
 };
@@ -347,7 +346,6 @@ blob_chunk(void *opaque, const struct proto_chunk *c)
 {
     struct blob *b = opaque;
     char **buf = &b->data;
-    struct proto_digest got;
     struct proto_zctx *z;
     int rc;
 
@@ -355,12 +353,9 @@ blob_chunk(void *opaque, const struct proto_chunk *c)
         return lb_fail(EPROTO, "protocol error: bad CHUNK_DATA for a blob");
     *buf = lb_xmalloc((size_t)c->raw_len + 1);
     z = proto_zctx_new(1);
-    rc = proto_chunk_decompress(z, (uint8_t *)*buf, c->raw_len, c->data,
-                                c->data_len, c->comp);
+    rc = agent_chunk_open(b->r, z, c, (uint8_t *)*buf);
     proto_zctx_free(z);
-    if (rc < 0 ||
-        proto_chunk_digest(PROTO_CHUNK_BLOB, *buf, c->raw_len, &got) < 0 ||
-        memcmp(got.b, c->d.b, PROTO_DIGEST_LEN) != 0) {
+    if (rc < 0) {
         free(*buf);
         *buf = NULL;
         return lb_fail(EPROTO, "the saved domain XML is damaged in the "
@@ -375,7 +370,7 @@ int
 agent_get_blob(struct agent_repo *r, const struct proto_digest *d, char **data,
                size_t *len)
 {
-    struct blob b = {NULL, 0};
+    struct blob b = {r, NULL, 0};
 
     if (agent_repo_get_chunks(r, d, 1, blob_chunk, &b) < 0)
         return -1;

@@ -224,6 +224,37 @@ const struct agent_restore_disk *agent_backup_disk(const struct agent_backup *b,
  * also when it holds none (a backup-image backup). */
 char *agent_backup_domain_xml(struct agent_backup *b);
 
+/* ---- chunks: what the repository stores, made and read in one place ---- */
+
+/*
+ * The id of a chunk of type (PROTO_CHUNK_*) holding plain (len bytes): the
+ * name the repository stores it under and dedups by. 0, or -1 (error set).
+ * Thread-safe.
+ */
+int agent_chunk_id(const struct agent_repo *r, uint8_t type, const void *plain,
+                   size_t len, struct proto_digest *d);
+/* Worst-case stored size of a chunk of len plaintext bytes. */
+size_t agent_chunk_seal_bound(const struct agent_repo *r, size_t len);
+/*
+ * The stored form of c's plaintext: c->d, c->type and c->raw_len set by the
+ * caller (the id from agent_chunk_id); writes into dst (capacity cap, at
+ * least agent_chunk_seal_bound) and sets c->comp, c->data = dst and
+ * c->data_len. Returns the stored length, or -1 (error set). Thread-safe
+ * with one z per thread.
+ */
+ssize_t agent_chunk_seal(const struct agent_repo *r, struct proto_zctx *z,
+                         struct proto_chunk *c, const void *plain, uint8_t *dst,
+                         size_t cap);
+/*
+ * The plaintext of a chunk the repository sent (CHUNK_DATA) into dst
+ * (capacity >= c->raw_len), checked against its id: 0, or -1 with EPROTO
+ * and "chunk HEX is damaged: ..." in the error slot (the caller adds which
+ * backup and disk). Nothing derived from a chunk is used before this
+ * returned 0. Thread-safe with one z per thread.
+ */
+int agent_chunk_open(const struct agent_repo *r, struct proto_zctx *z,
+                     const struct proto_chunk *c, uint8_t *dst);
+
 /* Store a blob (a saved domain XML) as a chunk; *d receives its digest. */
 int agent_put_blob(struct agent_repo *r, const void *data, size_t len,
                    struct proto_digest *d);

@@ -413,7 +413,6 @@ build_window(struct restore *x, struct rslot *s, uint8_t *plain,
         struct proto_chunk *c = &s->c[k];
         bool raw = c->type == PROTO_CHUNK_RAW;
         uint8_t *dst = raw ? win : plain;
-        struct proto_digest d;
         int st;
 
         if (raw && (k != 0 || c->raw_len != s->wl))
@@ -422,16 +421,12 @@ build_window(struct restore *x, struct rslot *s, uint8_t *plain,
                            "wrong size or place at offset %llu",
                            x->id, x->disk, (unsigned long long)base);
         c->data = s->data.data + s->off[k];
-        if (proto_chunk_decompress(z, dst, c->raw_len, c->data, c->data_len,
-                                   c->comp) < 0 ||
-            proto_chunk_digest(c->type, dst, c->raw_len, &d) < 0 ||
-            memcmp(d.b, c->d.b, PROTO_DIGEST_LEN) != 0) {
+        if (agent_chunk_open(x->r, z, c, dst) < 0) {
             char hex[65];
             proto_digest_hex(&c->d, hex);
             return lb_fail(EPROTO,
-                           "backup %s, disk %s: chunk %s (offset "
-                           "%llu) is damaged: its data does not "
-                           "match its digest",
+                           "backup %s, disk %s: chunk %s (offset %llu) is "
+                           "damaged: its data does not match its id",
                            x->id, x->disk, hex, (unsigned long long)base);
         }
         if (!raw &&

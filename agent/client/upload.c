@@ -126,10 +126,13 @@ worker(void *arg)
         pthread_mutex_unlock(&u->lock);
 
         if (was == S_FILLED) {
-            r = proto_chunk_digest(s->type, s->pub.plain, s->len, &s->d);
+            r = agent_chunk_id(u->repo, s->type, s->pub.plain, s->len, &s->d);
         } else {
-            ssize_t n = proto_chunk_compress(
-                z, s->comp, u->comp_cap, s->pub.plain, s->len, &s->comp_kind);
+            struct proto_chunk c = {
+                .d = s->d, .type = s->type, .raw_len = (uint32_t)s->len};
+            ssize_t n = agent_chunk_seal(u->repo, z, &c, s->pub.plain, s->comp,
+                                         u->comp_cap);
+            s->comp_kind = c.comp;
             r = n < 0 ? -1 : 0;
             s->comp_len = n < 0 ? 0 : (size_t)n;
         }
@@ -345,7 +348,7 @@ agent_upload_start(struct agent_repo *r, uint32_t window_size,
     u->window_size = window_size;
     u->plain_cap = PROTO_DELTA_HDR +
                    (size_t)(window_size / 512) * PROTO_DELTA_RUN + window_size;
-    u->comp_cap = proto_chunk_compress_bound(u->plain_cap);
+    u->comp_cap = agent_chunk_seal_bound(u->repo, u->plain_cap);
     u->nworkers = LB_MIN(n, MAX_WORKERS);
     /* Enough slots to keep every worker busy while a QUERY round trip and
      * a send are in flight. */
