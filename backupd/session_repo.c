@@ -121,11 +121,13 @@ verify_damage(void *opaque, const char *id, const char *name, const char *disk,
     struct session *s = opaque;
     struct proto_kv ev = {0};
 
+    /* Texts read from the repository or made of error messages: made
+     * valid, never a reason to stop. */
     proto_kv_set(&ev, "event", "damage");
-    proto_kv_set(&ev, "id", id);
-    proto_kv_set(&ev, "name", name);
-    proto_kv_set(&ev, "disk", disk);
-    proto_kv_set(&ev, "what", what);
+    proto_kv_set_lossy(&ev, "id", id);
+    proto_kv_set_lossy(&ev, "name", name);
+    proto_kv_set_lossy(&ev, "disk", disk);
+    proto_kv_set_lossy(&ev, "what", what);
     proto_enc_kv(&s->out, PROTO_T_VERIFY_EVENT, &ev);
     proto_kv_free(&ev);
     backupd_session_send(s);

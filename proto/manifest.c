@@ -15,7 +15,7 @@
 #include <string.h>
 
 #define MF_BUF (128u << 10)
-#define MF_MAX_DISK_META (64u << 10)
+#define MF_MAX_DISK_META PROTO_MF_MAX_DISK_META
 
 _Static_assert(sizeof PROTO_MF_MAGIC - 1 == 8, "manifest magic is 8 bytes");
 _Static_assert(MF_BUF > MF_MAX_DISK_META + 256, "disk meta fits the buffer");

@@ -188,6 +188,21 @@ uint64_t proto_kv_get_u64(const struct proto_kv *kv, const char *key,
                           uint64_t def);
 void proto_kv_free(struct proto_kv *kv);
 bool proto_kv_key_valid(const char *k, size_t len);
+/* Bytes of the encoding of kv (proto_kv_encode). */
+size_t proto_kv_encoded_len(const struct proto_kv *kv);
+/*
+ * Merge src into dst: each key of src is set in dst (replacing its
+ * value). For lists that came from a peer: unlike proto_kv_set, it never
+ * aborts; if the result would hold more than max_n entries or encode to
+ * more than max_bytes it fails, -1 with the error slot set (EINVAL), and
+ * dst is left as it was. Returns 0 on success.
+ */
+int proto_kv_merge(struct proto_kv *dst, const struct proto_kv *src,
+                   size_t max_n, size_t max_bytes);
+/* Set key to val made valid: bytes a value may not hold become '?', and
+ * it is cut at PROTO_MAX_VALUE bytes (for text from outside, such as an
+ * error message naming a file). The key must be valid. */
+void proto_kv_set_lossy(struct proto_kv *kv, const char *key, const char *val);
 
 /* ---- names --------------------------------------------------------------- */
 
@@ -521,6 +536,7 @@ int proto_dec_window_next(struct proto_rd *pr, struct proto_window_rec *r);
 #define PROTO_MF_DISK_MAGIC 0x4C42444Bu /* "LBDK" */
 #define PROTO_MF_MAX_DISKS 64
 #define PROTO_MF_MAX_META (1u << 20)
+#define PROTO_MF_MAX_DISK_META (64u << 10)
 #define PROTO_MF_MAX_SIZE (1ull << 50) /* 1 PiB per disk */
 /* Windows per disk (64 TiB with 4 MiB windows) and per backup: what a
  * client can make the server write and hash is bounded by what it sends

@@ -69,8 +69,12 @@ store_txn_begin(struct store *st, const char *name, const char *parent_id,
     t->parent_fd = -1;
     t->name = lb_xstrdup(name);
     t->start = lb_wall_time();
-    for (size_t i = 0; i < meta->n; i++)
-        proto_kv_set(&t->meta, meta->e[i].key, meta->e[i].val);
+    if (proto_kv_merge(&t->meta, meta, STORE_MAX_META_KEYS,
+                       STORE_MAX_META_BYTES) < 0) {
+        lb_error_prefix("backup of %s", name);
+        errno = EINVAL;
+        goto fail;
+    }
 
     if (parent_id && *parent_id) {
         int fd = store_manifest_open(st, parent_id);
@@ -274,6 +278,12 @@ store_txn_disk_begin(struct store_txn *t, const char *disk, uint64_t size,
         return lb_fail(EINVAL, "disk %s: unknown mode %u", disk, mode);
     }
 started:
+    proto_kv_free(&t->disk_meta);
+    if (proto_kv_merge(&t->disk_meta, meta, STORE_MAX_DISK_META_KEYS,
+                       STORE_MAX_DISK_META_BYTES) < 0) {
+        lb_error_prefix("disk %s", disk);
+        return txn_fail(t);
+    }
     if (proto_mf_write_disk(t->w, disk, size, ws) < 0)
         return txn_fail(t);
     t->in_disk = true;
@@ -281,9 +291,6 @@ started:
     t->mode = mode;
     t->size = size;
     t->next = 0;
-    proto_kv_free(&t->disk_meta);
-    for (size_t i = 0; i < meta->n; i++)
-        proto_kv_set(&t->disk_meta, meta->e[i].key, meta->e[i].val);
     t->disk_names =
         lb_xrealloc(t->disk_names, (t->ndisks + 1) * sizeof *t->disk_names);
     t->disk_names[t->ndisks++] = lb_xstrdup(disk);
@@ -386,8 +393,11 @@ store_txn_disk_end(struct store_txn *t, const struct proto_kv *meta)
         return lb_fail(EINVAL, "disk end outside a disk");
     if (fill_until(t, t->nwindows) < 0)
         return txn_fail(t);
-    for (size_t i = 0; i < meta->n; i++)
-        proto_kv_set(&t->disk_meta, meta->e[i].key, meta->e[i].val);
+    if (proto_kv_merge(&t->disk_meta, meta, STORE_MAX_DISK_META_KEYS,
+                       STORE_MAX_DISK_META_BYTES) < 0) {
+        lb_error_prefix("disk %s", t->disk);
+        return txn_fail(t);
+    }
     proto_kv_set(&t->disk_meta, "mode",
                  t->mode == PROTO_DISK_INCR ? "incremental" : "full");
     if (proto_mf_write_disk_end(t->w, &t->disk_meta) < 0)
@@ -425,8 +435,11 @@ store_txn_commit(struct store_txn *t, const struct proto_kv *meta,
         lb_fail(EINVAL, "a backup needs at least one disk");
         goto done;
     }
-    for (size_t i = 0; i < meta->n; i++)
-        proto_kv_set(&t->meta, meta->e[i].key, meta->e[i].val);
+    if (proto_kv_merge(&t->meta, meta, STORE_MAX_META_KEYS,
+                       STORE_MAX_META_BYTES) < 0) {
+        lb_error_prefix("commit of backup %s", t->id);
+        goto done;
+    }
     {
         /* The commit order: a number no backup of this repository had
          * (seq.c); the manifest is linked after this commit's syncfs made

@@ -395,15 +395,13 @@ print_result(const char *name, const struct livebk_result *res)
 
     if (agent_opts.json) {
         struct proto_kv kv = {0};
-        for (size_t i = 0; i < m->n; i++)
-            proto_kv_set(&kv, m->e[i].key, m->e[i].val);
         proto_kv_set(&kv, "domain", name);
         proto_kv_set_u64(&kv, "disks_full", res->disks_full);
         proto_kv_set_u64(&kv, "disks_incremental", res->disks_incremental);
         proto_kv_set_u64(&kv, "commit_failures",
                          (uint64_t)res->commit_failures);
         proto_kv_setf(&kv, "seconds", "%.3f", res->bk.seconds);
-        agent_event("summary", &kv);
+        agent_event_merge("summary", m, &kv, NULL, NULL);
         proto_kv_free(&kv);
         return;
     }

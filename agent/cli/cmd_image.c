@@ -20,11 +20,9 @@ print_summary(const struct agent_backup_result *res, const char *name,
 
     if (agent_opts.json) {
         struct proto_kv kv = {0};
-        for (size_t i = 0; i < m->n; i++)
-            proto_kv_set(&kv, m->e[i].key, m->e[i].val);
         proto_kv_set_u64(&kv, "agent_bytes_sent", res->bytes_sent);
         proto_kv_setf(&kv, "seconds", "%.3f", res->seconds);
-        agent_event("summary", &kv);
+        agent_event_merge("summary", m, &kv, NULL, NULL);
         proto_kv_free(&kv);
         return;
     }

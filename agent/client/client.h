@@ -61,6 +61,13 @@ void agent_progress_end(struct agent_progress *p);
 /* --json: one JSON object per line on stdout. kv values that are all
  * digits are emitted as numbers. Thread-safe. */
 void agent_event(const char *event, const struct proto_kv *kv);
+/* The same for an event made of the repository's metadata (theirs, any
+ * number of keys, as a server sent them) with the agent's own keys (ours,
+ * which win over theirs) and, if text_key is not NULL, one text of any
+ * length (a saved domain XML). Never aborts on what theirs holds. */
+void agent_event_merge(const char *event, const struct proto_kv *theirs,
+                       const struct proto_kv *ours, const char *text_key,
+                       const char *text);
 
 /* ---- repository URLs --------------------------------------------------- */
 
