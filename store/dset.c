@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * A set of chunk digests (open addressing on the digest's first 8 bytes,
- * which are already uniformly distributed). Used for the chunks a
- * transaction has noted and for the damaged chunks verify found.
+ * which are already uniformly distributed), each with its chunk's type and
+ * raw length when known. Used for the chunks a transaction has noted and
+ * for the damaged chunks verify found.
  */
 #include "store/store_int.h"
 
@@ -21,49 +22,80 @@ dset_grow(struct digest_set *s)
 
     n.cap = s->cap ? s->cap * 2 : 1024;
     n.slot = lb_xcalloc(n.cap, sizeof *n.slot);
-    n.used = lb_xcalloc(n.cap, 1);
+    n.type = lb_xcalloc(n.cap, sizeof *n.type);
+    n.raw_len = lb_xcalloc(n.cap, sizeof *n.raw_len);
     for (size_t i = 0; i < s->cap; i++)
-        if (s->used[i])
-            store_dset_add(&n, &s->slot[i]);
+        if (s->type[i])
+            store_dset_put(&n, &s->slot[i], s->type[i], s->raw_len[i]);
     free(s->slot);
-    free(s->used);
+    free(s->type);
+    free(s->raw_len);
     *s = n;
+}
+
+/* The slot of d, or of the empty slot where it would go; SIZE_MAX when
+ * the set has no slots. */
+static size_t
+dset_find(const struct digest_set *s, const struct proto_digest *d)
+{
+    if (!s->cap)
+        return SIZE_MAX;
+    for (size_t i = dset_hash(d, s->cap);; i = (i + 1) & (s->cap - 1))
+        if (!s->type[i] || memcmp(s->slot[i].b, d->b, PROTO_DIGEST_LEN) == 0)
+            return i;
+}
+
+bool
+store_dset_get(const struct digest_set *s, const struct proto_digest *d,
+               uint8_t *type, uint32_t *raw_len)
+{
+    size_t i = dset_find(s, d);
+
+    if (i == SIZE_MAX || !s->type[i])
+        return false;
+    if (type)
+        *type = s->type[i];
+    if (raw_len)
+        *raw_len = s->raw_len[i];
+    return true;
 }
 
 bool
 store_dset_has(const struct digest_set *s, const struct proto_digest *d)
 {
-    if (!s->cap)
-        return false;
-    for (size_t i = dset_hash(d, s->cap);; i = (i + 1) & (s->cap - 1)) {
-        if (!s->used[i])
-            return false;
-        if (memcmp(s->slot[i].b, d->b, PROTO_DIGEST_LEN) == 0)
-            return true;
+    return store_dset_get(s, d, NULL, NULL);
+}
+
+void
+store_dset_put(struct digest_set *s, const struct proto_digest *d, uint8_t type,
+               uint32_t raw_len)
+{
+    size_t i = dset_find(s, d);
+
+    if (i == SIZE_MAX || !s->type[i]) {
+        if ((s->n + 1) * 4 > s->cap * 3) {
+            dset_grow(s);
+            i = dset_find(s, d);
+        }
+        s->slot[i] = *d;
+        s->n++;
     }
+    s->type[i] = type ? type : STORE_DSET_ANY;
+    s->raw_len[i] = raw_len;
 }
 
 void
 store_dset_add(struct digest_set *s, const struct proto_digest *d)
 {
-    if (store_dset_has(s, d))
-        return;
-    if ((s->n + 1) * 4 > s->cap * 3)
-        dset_grow(s);
-    for (size_t i = dset_hash(d, s->cap);; i = (i + 1) & (s->cap - 1)) {
-        if (!s->used[i]) {
-            s->used[i] = 1;
-            s->slot[i] = *d;
-            s->n++;
-            return;
-        }
-    }
+    if (!store_dset_has(s, d))
+        store_dset_put(s, d, STORE_DSET_ANY, 0);
 }
 
 void
 store_dset_free(struct digest_set *s)
 {
     free(s->slot);
-    free(s->used);
+    free(s->type);
+    free(s->raw_len);
     memset(s, 0, sizeof *s);
 }

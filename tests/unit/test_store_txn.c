@@ -417,7 +417,7 @@ Test(txn, refs_must_name_stored_or_noted_chunks)
     struct store_txn *t = begin_full_vda();
     struct tu_chunk unknown;
 
-    tu_chunk_raw(&unknown, 1000, 77);
+    tu_chunk_raw(&unknown, WS, 77);
     cr_assert_not(store_txn_noted(t, &unknown.c.d));
     cr_assert_eq(try_window(t, 0, SET, RAW, &unknown.c.d), -1);
     cr_assert_eq(lb_error_errno(), EINVAL);
@@ -426,7 +426,7 @@ Test(txn, refs_must_name_stored_or_noted_chunks)
 
     /* Noted (a worker is storing it): accepted before it is on disk. */
     t = begin_full_vda();
-    store_txn_note_chunk(t, &unknown.c.d);
+    store_txn_note_chunk(t, &unknown.c.d, RAW, WS);
     cr_assert(store_txn_noted(t, &unknown.c.d));
     cr_assert_eq(try_window(t, 0, SET, RAW, &unknown.c.d), 0, "%s",
                  lb_error_msg());
