@@ -275,9 +275,12 @@ mwin(uint64_t i, struct proto_mf_window *w)
     }
 }
 
+/* pattern (may be NULL): a window is empty where it says '.', else as
+ * mwin makes it. */
 static void
-manifest(struct out *o, const char *name, const struct mdisk *disks, size_t n,
-         const struct proto_kv *meta)
+manifest(struct out *o, const char *name, uint16_t version,
+         const struct mdisk *disks, size_t n, const struct proto_kv *meta,
+         const char *pattern)
 {
     int fd = memfd_create("seed", MFD_CLOEXEC);
     struct proto_mf_writer *w;
@@ -285,7 +288,7 @@ manifest(struct out *o, const char *name, const struct mdisk *disks, size_t n,
     off_t len;
     uint8_t *buf;
 
-    if (fd < 0 || !(w = proto_mf_writer_new(fd))) {
+    if (fd < 0 || !(w = proto_mf_writer_new_version(fd, version))) {
         fprintf(stderr, "make_seeds: memfd: %s\n", strerror(errno));
         exit(1);
     }
@@ -299,6 +302,8 @@ manifest(struct out *o, const char *name, const struct mdisk *disks, size_t n,
             goto fail;
         for (uint64_t i = 0; i < nw; i++) {
             mwin(i + d, &win);
+            if (pattern && pattern[i % strlen(pattern)] == '.')
+                win.depth = 0;
             if (proto_mf_write_window(w, &win) < 0)
                 goto fail;
         }
@@ -339,10 +344,17 @@ manifests(struct out *o)
     proto_kv_set(&meta, "parent", "");
     proto_kv_set(&meta, "kind", "full");
     proto_kv_set_u64(&meta, "time", 1795434360);
-    manifest(o, "one_disk", one, 1, &meta);
-    manifest(o, "three_disks", three, 3, &meta);
-    manifest(o, "big_window", big_window, 1, &none);
-    manifest(o, "no_disks", NULL, 0, &meta);
+    static const struct mdisk empty[] = {{"vda", 1ull << 40, 65536}};
+
+    /* Version 1, what older backupds wrote. */
+    manifest(o, "one_disk", 1, one, 1, &meta, NULL);
+    manifest(o, "three_disks", 1, three, 3, &meta, NULL);
+    manifest(o, "big_window", 1, big_window, 1, &none, NULL);
+    manifest(o, "no_disks", 1, NULL, 0, &meta, NULL);
+    /* Version 2: runs of empty windows. */
+    manifest(o, "v2_three_disks", 2, three, 3, &meta, NULL);
+    manifest(o, "v2_runs", 2, three, 3, &meta, "X...X.XX..");
+    manifest(o, "v2_empty_tib", 2, empty, 1, &meta, ".");
     proto_kv_free(&meta);
 }
 

@@ -531,7 +531,10 @@ int proto_dec_window_next(struct proto_rd *pr, struct proto_window_rec *r);
 /* ---- manifests ----------------------------------------------------------- */
 
 #define PROTO_MF_MAGIC "LBMANIF1"
-#define PROTO_MF_VERSION 1
+/* The version written (2: runs of empty windows are one record, see
+ * FORMAT.md "Disk section"); readers take 1 and 2. */
+#define PROTO_MF_VERSION 2
+#define PROTO_MF_VERSION_MIN 1
 #define PROTO_MF_HDR_SIZE 64
 #define PROTO_MF_DISK_MAGIC 0x4C42444Bu /* "LBDK" */
 #define PROTO_MF_MAX_DISKS 64
@@ -545,6 +548,7 @@ int proto_dec_window_next(struct proto_rd *pr, struct proto_window_rec *r);
 #define PROTO_MF_MAX_BACKUP_WINDOWS (1ull << 26)
 
 struct proto_mf_hdr {
+    uint16_t version; /* encode: 0 is PROTO_MF_VERSION */
     uint32_t ndisks;
     uint64_t meta_off;
     uint32_t meta_len;
@@ -598,9 +602,12 @@ int proto_mf_finish(struct proto_mf_reader *r);
 int proto_mf_meta_decode(const struct proto_mf_hdr *h, const uint8_t *p,
                          size_t len, struct proto_kv *meta);
 
-/* A streaming manifest writer to a file descriptor (a temp file). */
+/* A streaming manifest writer to a file descriptor (a temp file), of
+ * version PROTO_MF_VERSION, or of an older one that readers still take
+ * (for tests, and for copying a manifest as it is). */
 struct proto_mf_writer;
 struct proto_mf_writer *proto_mf_writer_new(int fd);
+struct proto_mf_writer *proto_mf_writer_new_version(int fd, uint16_t version);
 void proto_mf_writer_free(struct proto_mf_writer *w);
 int proto_mf_write_disk(struct proto_mf_writer *w, const char *name,
                         uint64_t size, uint32_t window_size);
