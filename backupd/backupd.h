@@ -11,6 +11,9 @@
 #include "common/common.h"
 #include "proto/proto.h"
 
+/* The default of --idle-timeout, seconds. */
+#define BACKUPD_IDLE_TIMEOUT 600
+
 struct backupd_opts {
     const char *repo;   /* repository path */
     bool append_only;   /* refuse delete, prune and gc */
@@ -18,6 +21,10 @@ struct backupd_opts {
     bool accept_bridge; /* listen: a session may start with BRIDGE */
     unsigned lock_wait; /* seconds to wait for a conflicting lock */
     unsigned workers;   /* chunk-checking threads (0: one per CPU) */
+    /* a session that makes no progress (no byte received while it waits
+     * for a request, none taken while it sends) for this many seconds is
+     * closed; 0: never (BACKUPD_IDLE_TIMEOUT by default) */
+    unsigned idle_timeout;
     /* set by listen mode: a flag polled between frames that asks running
      * sessions to end (SIGTERM) */
     volatile int *stop;

@@ -42,11 +42,31 @@ usage(FILE *f)
           "                           behind ssh or a socket)\n"
           "  --lock-wait SECONDS      wait for a conflicting lock (default 0)\n"
           "  --workers N              chunk-checking threads (default: CPUs)\n"
+          "  --idle-timeout SECONDS   close a session that waits this long\n"
+          "                           for a request or for the client to\n"
+          "                           read (default 600; 0: never)\n"
           "  --syslog                 log to syslog instead of stderr\n"
           "  --log-stderr             log to stderr (listen: the default on a\n"
           "                           terminal or under systemd)\n"
           "  -v, --verbose            more log output\n",
           f);
+}
+
+/* A whole number of seconds, at most a day; -1 if malformed. */
+static int
+parse_seconds(const char *s, unsigned *out)
+{
+    char *end;
+    unsigned long v;
+
+    if (!*s || *s == '-')
+        return -1;
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (errno || *end || v > 86400)
+        return -1;
+    *out = (unsigned)v;
+    return 0;
 }
 
 /*
@@ -204,6 +224,7 @@ main(int argc, char **argv)
         {"trusted-client", no_argument, NULL, 'T'},
         {"lock-wait", required_argument, NULL, 'l'},
         {"workers", required_argument, NULL, 'w'},
+        {"idle-timeout", required_argument, NULL, 'i'},
         {"socket", required_argument, NULL, 's'},
         {"syslog", no_argument, NULL, 'S'},
         {"log-stderr", no_argument, NULL, 'E'},
@@ -212,7 +233,7 @@ main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {0},
     };
-    struct backupd_opts o = {0};
+    struct backupd_opts o = {.idle_timeout = BACKUPD_IDLE_TIMEOUT};
     const char *repo = NULL, *restrict_to = NULL, *sock = NULL, *cmd;
     /* serve: errors reach the client in ERROR frames and our stderr is the
      * user's terminal: stay quiet unless asked (-v). */
@@ -242,6 +263,15 @@ main(int argc, char **argv)
             break;
         case 'w':
             o.workers = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 'i':
+            if (parse_seconds(optarg, &o.idle_timeout) < 0) {
+                fprintf(stderr,
+                        "backupd: --idle-timeout %s: a number of seconds "
+                        "(0: never)\n",
+                        optarg);
+                return 2;
+            }
             break;
         case 's':
             sock = optarg;
@@ -278,6 +308,16 @@ main(int argc, char **argv)
         if (!sock || !repo) {
             fprintf(stderr, "backupd: listen needs --repo PATH and --socket "
                             "PATH\n");
+            return 2;
+        }
+        if (o.trusted) {
+            /* Every client of the socket would skip the checks of its
+             * uploads. A local agent's own child says it is trusted in its
+             * BRIDGE frame, believed only from the daemon's user or root. */
+            fprintf(stderr,
+                    "backupd: listen --trusted-client would trust every "
+                    "client of the socket: refused (a local agent's "
+                    "backupd child is trusted through its BRIDGE frame)\n");
             return 2;
         }
         /* A daemon logs to the journal/syslog unless on a terminal. */

@@ -275,6 +275,26 @@ do_bridge(struct session *s, struct backupd_opts *so, int fd, const uint8_t *p,
     return 0;
 }
 
+/* A receive failed: tell the client why, if it can still read it. An
+ * idle session (--idle-timeout) is told it was closed. */
+static void
+recv_failed(struct session *s)
+{
+    if (lb_error_errno() == ETIMEDOUT) {
+        lb_error_prefix("backupd closed the session");
+        lb_error_hint("a session that waits %u s for a request is closed "
+                      "(backupd --idle-timeout)",
+                      s->o->idle_timeout);
+        lb_warn("%s", lb_error_msg());
+        /* Cut in the middle of a frame: nothing more can be said. */
+        if (!proto_conn_broken(s->conn))
+            backupd_session_fail(s, PROTO_ERR_BUSY);
+        return;
+    }
+    if (!proto_conn_eof(s->conn))
+        backupd_session_fail(s, PROTO_ERR_PROTOCOL);
+}
+
 int
 backupd_session_run(int fd_in, int fd_out, const struct backupd_opts *o)
 {
@@ -285,17 +305,20 @@ backupd_session_run(int fd_in, int fd_out, const struct backupd_opts *o)
     int r = -1;
 
     s.conn = proto_conn_new(fd_in, fd_out);
+    if (o->idle_timeout &&
+        proto_conn_set_timeout(s.conn, o->idle_timeout * 1000u) < 0) {
+        lb_log_error_slot();
+        goto out;
+    }
     if (proto_conn_recv(s.conn, &h, &p) < 0) {
-        if (!proto_conn_eof(s.conn))
-            backupd_session_fail(&s, PROTO_ERR_PROTOCOL);
+        recv_failed(&s);
         goto out;
     }
     if (h.type == PROTO_T_BRIDGE) {
         if (do_bridge(&s, &so, fd_in, p, h.len) < 0)
             goto out;
         if (proto_conn_recv(s.conn, &h, &p) < 0) {
-            if (!proto_conn_eof(s.conn))
-                backupd_session_fail(&s, PROTO_ERR_PROTOCOL);
+            recv_failed(&s);
             goto out;
         }
     }
@@ -322,6 +345,8 @@ backupd_session_run(int fd_in, int fd_out, const struct backupd_opts *o)
             if (proto_conn_eof(s.conn) && !s.txn &&
                 strcmp(lb_error_msg(), "connection closed by the peer") == 0) {
                 r = 0;
+            } else if (lb_error_errno() == ETIMEDOUT) {
+                recv_failed(&s);
             } else {
                 /* The client's doing, not ours: a warning. */
                 lb_warn("session ended: %s", lb_error_msg());

@@ -645,6 +645,14 @@ int proto_conn_wait_readable(struct proto_conn *c, int timeout_ms);
 /* Byte counters (payload + headers). */
 uint64_t proto_conn_bytes_out(const struct proto_conn *c);
 uint64_t proto_conn_bytes_in(const struct proto_conn *c);
+/*
+ * Fail a read or write that makes no progress for timeout_ms (0: wait for
+ * ever) with ETIMEDOUT: "nothing received from the peer for N s" (then,
+ * if no frame was cut short, the connection is not broken: an answer can
+ * still be sent) or "nothing taken by the peer". Makes both descriptors
+ * non-blocking. 0, or -1 (error slot set).
+ */
+int proto_conn_set_timeout(struct proto_conn *c, unsigned timeout_ms);
 /* Throttle sends to rate bytes/s (0: unlimited): a token bucket. */
 void proto_conn_set_bwlimit(struct proto_conn *c, uint64_t rate);
 
