@@ -13,6 +13,23 @@
 
 /* The default of --idle-timeout, seconds. */
 #define BACKUPD_IDLE_TIMEOUT 600
+/* backupd listen's defaults for --max-sessions and --max-memory. */
+#define BACKUPD_MAX_SESSIONS 64
+#define BACKUPD_MAX_MEMORY (1ull << 30)
+
+/*
+ * backupd listen's bound on the memory its sessions may hold (limits.c):
+ * each session reserves what it may allocate at worst (its frames, its
+ * chunk pool's buffers, verify's threads) before it allocates it, and
+ * gets BUSY ("retry later") when the reservation does not fit. Thread-safe.
+ */
+struct backupd_limits;
+struct backupd_limits *backupd_limits_new(uint64_t max_bytes);
+void backupd_limits_free(struct backupd_limits *l);
+/* Reserve bytes: true if they fit (l NULL: always). */
+bool backupd_limits_take(struct backupd_limits *l, uint64_t bytes);
+void backupd_limits_give(struct backupd_limits *l, uint64_t bytes);
+uint64_t backupd_limits_max(const struct backupd_limits *l);
 
 struct backupd_opts {
     const char *repo;   /* repository path */
@@ -25,6 +42,12 @@ struct backupd_opts {
      * for a request, none taken while it sends) for this many seconds is
      * closed; 0: never (BACKUPD_IDLE_TIMEOUT by default) */
     unsigned idle_timeout;
+    /* listen: the memory bound shared by every session (NULL: none) and
+     * the most sessions served at once (0: no bound) */
+    struct backupd_limits *limits;
+    unsigned max_sessions;
+    /* listen, past max_sessions: answer BUSY and end */
+    bool refuse;
     /* set by listen mode: a flag polled between frames that asks running
      * sessions to end (SIGTERM) */
     volatile int *stop;

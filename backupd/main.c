@@ -42,6 +42,10 @@ usage(FILE *f)
           "                           behind ssh or a socket)\n"
           "  --lock-wait SECONDS      wait for a conflicting lock (default 0)\n"
           "  --workers N              chunk-checking threads (default: CPUs)\n"
+          "  --max-sessions N         listen: sessions served at once; more\n"
+          "                           are answered BUSY (default 64)\n"
+          "  --max-memory SIZE        listen: what its sessions may allocate\n"
+          "                           at worst, in all (default 1G)\n"
           "  --idle-timeout SECONDS   close a session that waits this long\n"
           "                           for a request or for the client to\n"
           "                           read (default 600; 0: never)\n"
@@ -50,6 +54,23 @@ usage(FILE *f)
           "                           terminal or under systemd)\n"
           "  -v, --verbose            more log output\n",
           f);
+}
+
+/* A count from 1 to 100000; -1 if malformed. */
+static int
+parse_count(const char *s, unsigned *out)
+{
+    char *end;
+    unsigned long v;
+
+    if (!*s || *s == '-')
+        return -1;
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (errno || *end || v < 1 || v > 100000)
+        return -1;
+    *out = (unsigned)v;
+    return 0;
 }
 
 /* A whole number of seconds, at most a day; -1 if malformed. */
@@ -225,6 +246,8 @@ main(int argc, char **argv)
         {"lock-wait", required_argument, NULL, 'l'},
         {"workers", required_argument, NULL, 'w'},
         {"idle-timeout", required_argument, NULL, 'i'},
+        {"max-sessions", required_argument, NULL, 'm'},
+        {"max-memory", required_argument, NULL, 'M'},
         {"socket", required_argument, NULL, 's'},
         {"syslog", no_argument, NULL, 'S'},
         {"log-stderr", no_argument, NULL, 'E'},
@@ -233,7 +256,10 @@ main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {0},
     };
-    struct backupd_opts o = {.idle_timeout = BACKUPD_IDLE_TIMEOUT};
+    struct backupd_opts o = {.idle_timeout = BACKUPD_IDLE_TIMEOUT,
+                             .max_sessions = BACKUPD_MAX_SESSIONS};
+    uint64_t max_memory = BACKUPD_MAX_MEMORY;
+    int rc;
     const char *repo = NULL, *restrict_to = NULL, *sock = NULL, *cmd;
     /* serve: errors reach the client in ERROR frames and our stderr is the
      * user's terminal: stay quiet unless asked (-v). */
@@ -263,6 +289,22 @@ main(int argc, char **argv)
             break;
         case 'w':
             o.workers = (unsigned)strtoul(optarg, NULL, 10);
+            break;
+        case 'm':
+            if (parse_count(optarg, &o.max_sessions) < 0) {
+                fprintf(stderr, "backupd: --max-sessions %s: 1 to 100000\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case 'M':
+            if (lb_parse_size(optarg, &max_memory) < 0 ||
+                max_memory < (64u << 20)) {
+                fprintf(stderr,
+                        "backupd: --max-memory %s: a size of 64M or more\n",
+                        optarg);
+                return 2;
+            }
             break;
         case 'i':
             if (parse_seconds(optarg, &o.idle_timeout) < 0) {
@@ -326,11 +368,12 @@ main(int argc, char **argv)
         if (level == LB_LOG_WARN)
             lb_log_set_level(LB_LOG_INFO);
         o.repo = repo;
-        if (backupd_listen(&o, sock) < 0) {
+        o.limits = backupd_limits_new(max_memory);
+        rc = backupd_listen(&o, sock);
+        if (rc < 0)
             lb_log_error_slot();
-            return 1;
-        }
-        return 0;
+        backupd_limits_free(o.limits);
+        return rc < 0 ? 1 : 0;
     }
     if (strcmp(cmd, "serve") != 0) {
         fprintf(stderr, "backupd: unknown command '%s'\n", cmd);

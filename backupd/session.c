@@ -14,6 +14,7 @@
 #include "backupd/session.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -97,6 +98,51 @@ backupd_session_need_store(struct session *s, uint8_t mode, const char *what)
     return 0;
 }
 
+bool
+backupd_session_reserve(struct session *s, uint64_t bytes, const char *what)
+{
+    char max[16];
+
+    if (backupd_limits_take(s->o->limits, bytes)) {
+        s->reserved += bytes;
+        return true;
+    }
+    lb_human_size(max, sizeof max, backupd_limits_max(s->o->limits));
+    lb_fail(EBUSY,
+            "backupd has reserved as much memory for its sessions as it "
+            "may (--max-memory %s): %s refused",
+            max, what);
+    lb_error_hint("retry later, when other backups or restores are done");
+    return false;
+}
+
+void
+backupd_session_unreserve(struct session *s, uint64_t bytes)
+{
+    bytes = LB_MIN(bytes, s->reserved);
+    backupd_limits_give(s->o->limits, bytes);
+    s->reserved -= bytes;
+}
+
+/* A writer's chunk pool: as many checking threads as the memory bound
+ * lets it reserve (at least one). */
+static int
+start_pool(struct session *s)
+{
+    unsigned n = backupd_pool_nworkers(s->o->workers);
+
+    while (n > 1 &&
+           !backupd_limits_take(s->o->limits, n * BACKUPD_POOL_WORKER_BYTES))
+        n--;
+    if (n == 1 &&
+        !backupd_session_reserve(s, BACKUPD_POOL_WORKER_BYTES, "a backup"))
+        return -1;
+    if (n > 1)
+        s->reserved += n * BACKUPD_POOL_WORKER_BYTES;
+    s->pool = backupd_pool_start(s->st, n);
+    return 0;
+}
+
 static int
 do_hello(struct session *s, const uint8_t *p, uint32_t len)
 {
@@ -159,8 +205,8 @@ do_open(struct session *s, const uint8_t *p, uint32_t len)
     store_set_append_only(s->st, s->o->append_only);
     store_set_trusted(s->st, s->o->trusted && !s->o->append_only);
     s->mode = mode;
-    if (mode != PROTO_OPEN_READ)
-        s->pool = backupd_pool_start(s->st, s->o->workers);
+    if (mode != PROTO_OPEN_READ && start_pool(s) < 0)
+        return backupd_session_fail(s, PROTO_ERR_BUSY);
     ri.format_version = STORE_FORMAT_VERSION;
     ri.window_size = store_window_size(s->st);
     ri.flags = s->o->append_only ? PROTO_REPO_F_APPEND_ONLY : 0;
@@ -295,6 +341,32 @@ recv_failed(struct session *s)
         backupd_session_fail(s, PROTO_ERR_PROTOCOL);
 }
 
+/*
+ * Turn the client away before the session starts (backupd listen at its
+ * bounds): the answer it reads is ERROR BUSY; what it sends meanwhile is
+ * read and dropped until it closes (closing a socket with unread data
+ * would reset the connection before it reads the answer), for at most a
+ * few seconds.
+ */
+static void
+refuse_session(struct session *s, int fd_in)
+{
+    char buf[4096];
+    uint64_t deadline = lb_now_ns() + 5000000000ull;
+
+    lb_warn("session refused: %s", lb_error_msg());
+    backupd_session_fail(s, PROTO_ERR_BUSY);
+    shutdown(fd_in, SHUT_WR);
+    for (;;) {
+        struct pollfd pfd = {fd_in, POLLIN, 0};
+        uint64_t now = lb_now_ns();
+        if (now >= deadline ||
+            poll(&pfd, 1, (int)((deadline - now) / 1000000) + 1) <= 0 ||
+            read(fd_in, buf, sizeof buf) <= 0)
+            break;
+    }
+}
+
 int
 backupd_session_run(int fd_in, int fd_out, const struct backupd_opts *o)
 {
@@ -305,6 +377,19 @@ backupd_session_run(int fd_in, int fd_out, const struct backupd_opts *o)
     int r = -1;
 
     s.conn = proto_conn_new(fd_in, fd_out);
+    if (o->refuse ||
+        !backupd_session_reserve(&s, SESSION_BASE_BYTES, "a new session")) {
+        if (o->refuse) {
+            lb_fail(EBUSY,
+                    "backupd serves as many sessions as it may at once "
+                    "(--max-sessions %u)",
+                    o->max_sessions);
+            lb_error_hint("retry later, when other backups or restores are "
+                          "done");
+        }
+        refuse_session(&s, fd_in);
+        goto out;
+    }
     if (o->idle_timeout &&
         proto_conn_set_timeout(s.conn, o->idle_timeout * 1000u) < 0) {
         lb_log_error_slot();
@@ -366,6 +451,7 @@ out:
         store_txn_abort(s.txn);
     }
     backupd_pool_stop(s.pool);
+    backupd_session_unreserve(&s, s.reserved);
     store_close(s.st);
     lb_buf_free(&s.out);
     proto_conn_free(s.conn, false);

@@ -24,7 +24,24 @@ struct session {
     struct backupd_pool *pool; /* opened for writing: the chunk pool */
     uint64_t bytes_received_at_begin;
     uint64_t verify_last_ns;
+    uint64_t reserved;         /* of o->limits, given back at the end */
+    bool chunk_reads_reserved; /* GET_CHUNKS's buffer */
 };
+
+/* What a session may allocate at worst besides its pool (backupd listen
+ * reserves it in o->limits first): a received frame and the replies it
+ * builds; a chunk file read for GET_CHUNKS; a verify thread's scratch. */
+#define SESSION_BASE_BYTES                                                     \
+    ((uint64_t)PROTO_HDR_SIZE + PROTO_MAX_PAYLOAD + (2u << 20))
+#define SESSION_CHUNK_READ_BYTES ((uint64_t)PROTO_MAX_CHUNK_RAW + (1u << 20))
+#define SESSION_VERIFY_THREAD_BYTES                                            \
+    (2 * (uint64_t)PROTO_MAX_CHUNK_RAW + (1u << 20))
+
+/* Reserve bytes of the daemon's memory bound for what (true if they fit;
+ * always without a bound); else the error slot says BUSY and why. */
+bool backupd_session_reserve(struct session *s, uint64_t bytes,
+                             const char *what);
+void backupd_session_unreserve(struct session *s, uint64_t bytes);
 
 /* Send the error slot to the client (code 0: from its errno class) and
  * log it. Always -1: every error ends the session (PROTOCOL.md,

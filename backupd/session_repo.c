@@ -97,6 +97,12 @@ backupd_req_get_chunks(struct session *s, const uint8_t *p, uint32_t len)
         return backupd_session_proto_fail(s, "GET_CHUNKS", PROTO_E_RANGE);
     if (backupd_session_need_store(s, PROTO_OPEN_READ, "GET_CHUNKS") < 0)
         return -1;
+    if (!s->chunk_reads_reserved) {
+        if (!backupd_session_reserve(s, SESSION_CHUNK_READ_BYTES,
+                                     "reading chunks"))
+            return backupd_session_fail(s, PROTO_ERR_BUSY);
+        s->chunk_reads_reserved = true;
+    }
     for (uint32_t i = 0; i < n; i++) {
         struct proto_digest d;
         struct proto_chunk c;
@@ -157,6 +163,7 @@ backupd_req_verify(struct session *s, const uint8_t *p, uint32_t len)
     struct proto_kv req, stats = {0};
     struct store_verify_cb cb = {s, verify_damage, verify_progress};
     int st = proto_dec_kv(p, len, &req);
+    uint64_t need;
     int r;
 
     if (st != PROTO_OK)
@@ -164,7 +171,12 @@ backupd_req_verify(struct session *s, const uint8_t *p, uint32_t len)
     proto_kv_free(&req);
     if (backupd_session_need_store(s, PROTO_OPEN_READ, "VERIFY") < 0)
         return -1;
+    /* store_verify's threads, each with its scratch, while it runs. */
+    need = LB_MIN(lb_ncpus(), 8u) * SESSION_VERIFY_THREAD_BYTES;
+    if (!backupd_session_reserve(s, need, "a verify"))
+        return backupd_session_fail(s, PROTO_ERR_BUSY);
     r = store_verify(s->st, &cb, &stats);
+    backupd_session_unreserve(s, need);
     if (r < 0) {
         proto_kv_free(&stats);
         return backupd_session_fail(s, 0);
