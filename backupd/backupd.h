@@ -48,6 +48,10 @@ struct backupd_opts {
     unsigned max_sessions;
     /* listen, past max_sessions: answer BUSY and end */
     bool refuse;
+    /* --restrict-names: the sets this connection may create, read and
+     * list (globs, fnmatch(3)); none: every set */
+    char *const *names;
+    size_t nnames;
     /* set by listen mode: a flag polled between frames that asks running
      * sessions to end (SIGTERM) */
     volatile int *stop;
@@ -69,11 +73,17 @@ int backupd_listen(const struct backupd_opts *o, const char *socket_path);
 /*
  * Bridge this process's stdin/stdout to the daemon listening on
  * socket_path: the first frame sent is BRIDGE, carrying the restrictions
- * of this connection (append-only) or its trust (a local agent's own
- * child, --trusted-client). Returns 0 when both sides closed.
+ * of this connection (append-only, the sets it may use) or its trust (a
+ * local agent's own child, --trusted-client). Returns 0 when both sides
+ * closed.
  */
 int backupd_bridge(int in, int out, const char *socket_path, bool append_only,
-                   bool trusted);
+                   bool trusted, char *const *names, size_t nnames);
+
+/* A --restrict-names glob: 1..256 bytes of text, no newline (BRIDGE
+ * carries them one per line). */
+bool backupd_name_glob_valid(const char *glob);
+#define BACKUPD_MAX_NAME_GLOBS 64
 
 /* The socket of the daemon serving repo (REPO/listen), if one answers.
  * Caller frees; NULL if none. */

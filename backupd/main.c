@@ -37,6 +37,9 @@ usage(FILE *f)
           "PATH\n"
           "                           (for ssh authorized_keys command=)\n"
           "  --append-only            refuse delete, prune and gc\n"
+          "  --restrict-names GLOB    only the sets whose names match GLOB\n"
+          "                           (repeatable) can be created, read and\n"
+          "                           listed through this connection\n"
           "  --trusted-client         do not re-hash uploaded chunks (the\n"
           "                           agent's own local child only: never\n"
           "                           behind ssh or a socket)\n"
@@ -225,7 +228,8 @@ serve(struct backupd_opts *o, const char *repo, const char *restrict_to,
     daemon = sock ? lb_xstrdup(sock) : backupd_find_daemon(path);
     if (daemon) {
         lb_debug("bridging to backupd at %s", daemon);
-        if (backupd_bridge(in, out, daemon, o->append_only, o->trusted) < 0)
+        if (backupd_bridge(in, out, daemon, o->append_only, o->trusted,
+                           o->names, o->nnames) < 0)
             return refuse_client(out, PROTO_ERR_BUSY,
                                  lb_error_hint_msg()[0]
                                      ? lb_error_hint_msg()
@@ -242,6 +246,7 @@ main(int argc, char **argv)
         {"repo", required_argument, NULL, 'r'},
         {"restrict-to-repo", required_argument, NULL, 'R'},
         {"append-only", no_argument, NULL, 'a'},
+        {"restrict-names", required_argument, NULL, 'N'},
         {"trusted-client", no_argument, NULL, 'T'},
         {"lock-wait", required_argument, NULL, 'l'},
         {"workers", required_argument, NULL, 'w'},
@@ -259,6 +264,8 @@ main(int argc, char **argv)
     struct backupd_opts o = {.idle_timeout = BACKUPD_IDLE_TIMEOUT,
                              .max_sessions = BACKUPD_MAX_SESSIONS};
     uint64_t max_memory = BACKUPD_MAX_MEMORY;
+    char *names[BACKUPD_MAX_NAME_GLOBS];
+    size_t nnames = 0;
     int rc;
     const char *repo = NULL, *restrict_to = NULL, *sock = NULL, *cmd;
     /* serve: errors reach the client in ERROR frames and our stderr is the
@@ -280,6 +287,17 @@ main(int argc, char **argv)
             break;
         case 'a':
             o.append_only = true;
+            break;
+        case 'N':
+            if (!backupd_name_glob_valid(optarg) ||
+                nnames == BACKUPD_MAX_NAME_GLOBS) {
+                fprintf(stderr,
+                        "backupd: --restrict-names '%s': a glob of 1-256 "
+                        "printable characters, at most %d of them\n",
+                        optarg, BACKUPD_MAX_NAME_GLOBS);
+                return 2;
+            }
+            names[nnames++] = optarg;
             break;
         case 'T':
             o.trusted = true;
@@ -341,6 +359,8 @@ main(int argc, char **argv)
         }
     }
     lb_log_set_level(level);
+    o.names = names;
+    o.nnames = nnames;
     if (optind >= argc) {
         usage(stderr);
         return 2;

@@ -14,6 +14,7 @@
 #include "backupd/session.h"
 
 #include <errno.h>
+#include <fnmatch.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -177,6 +178,77 @@ backupd_session_refuse(struct session *s)
     return backupd_session_fail(s, PROTO_ERR_DENIED);
 }
 
+bool
+backupd_name_glob_valid(const char *glob)
+{
+    size_t n = strlen(glob);
+
+    if (n == 0 || n > 256)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)glob[i];
+        if (c < 0x20 || c == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+static bool
+any_glob(char *const *globs, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (fnmatch(globs[i], name, 0) == 0)
+            return true;
+    return false;
+}
+
+bool
+backupd_session_restricted(const struct session *s)
+{
+    return s->o->nnames || s->nbridge_names;
+}
+
+bool
+backupd_session_name_allowed(const struct session *s, const char *name)
+{
+    if (s->o->nnames && !any_glob(s->o->names, s->o->nnames, name))
+        return false;
+    return !s->nbridge_names ||
+           any_glob(s->bridge_names, s->nbridge_names, name);
+}
+
+int
+backupd_session_deny_name(struct session *s, const char *name)
+{
+    lb_fail(EPERM,
+            "this repository connection may not use the set '%.200s' "
+            "(backupd --restrict-names)",
+            name);
+    lb_error_hint("back up under a name the key's --restrict-names allows");
+    return backupd_session_fail(s, PROTO_ERR_DENIED);
+}
+
+int
+backupd_session_check_backup(struct session *s, const char *id)
+{
+    struct proto_kv meta;
+    const char *name;
+    bool ok;
+
+    if (!backupd_session_restricted(s))
+        return 0;
+    if (store_backup_meta(s->st, id, &meta) < 0)
+        return backupd_session_fail(s, 0);
+    name = proto_kv_get(&meta, "name");
+    ok = name && backupd_session_name_allowed(s, name);
+    proto_kv_free(&meta);
+    if (ok)
+        return 0;
+    /* Like a backup that does not exist: nothing is told of other sets. */
+    lb_fail(ENOENT, "no backup %s in a set this connection may read", id);
+    return backupd_session_fail(s, PROTO_ERR_NOT_FOUND);
+}
+
 static int
 do_open(struct session *s, const uint8_t *p, uint32_t len)
 {
@@ -281,6 +353,28 @@ dispatch(struct session *s, const struct proto_hdr *h, const uint8_t *p)
     }
 }
 
+/* BRIDGE's restrict_names: globs, one per line (none: no restriction). */
+static int
+bridge_names(struct session *s, const char *v)
+{
+    CLEANUP_FREE char *copy = NULL;
+    char *save = NULL;
+
+    if (!v)
+        return 0;
+    copy = lb_xstrdup(v);
+    for (char *g = strtok_r(copy, "\n", &save); g;
+         g = strtok_r(NULL, "\n", &save)) {
+        if (!backupd_name_glob_valid(g) ||
+            s->nbridge_names == BACKUPD_MAX_NAME_GLOBS)
+            return -1;
+        s->bridge_names = lb_xrealloc(
+            s->bridge_names, (s->nbridge_names + 1) * sizeof *s->bridge_names);
+        s->bridge_names[s->nbridge_names++] = lb_xstrdup(g);
+    }
+    return s->nbridge_names ? 0 : -1;
+}
+
 /*
  * BRIDGE (PROTOCOL.md, "Bridging"): `backupd serve` relaying an ssh client
  * to this daemon passes that connection's restrictions first. Accepted
@@ -308,15 +402,21 @@ do_bridge(struct session *s, struct backupd_opts *so, int fd, const uint8_t *p,
         return backupd_session_proto_fail(s, "BRIDGE", st);
     if (proto_kv_get_u64(&kv, "append_only", 0))
         so->append_only = true;
+    if (bridge_names(s, proto_kv_get(&kv, "restrict_names")) < 0) {
+        proto_kv_free(&kv);
+        lb_error(0, "BRIDGE: restrict_names: not one glob per line");
+        return backupd_session_fail(s, PROTO_ERR_PROTOCOL);
+    }
     /* The peer is root or our own user: it could write the repository's
      * files itself, so its word that it is a local agent's child (which
      * hashed every chunk it sends) is good enough. */
     if (proto_kv_get_u64(&kv, "trusted", 0) && !so->append_only)
         so->trusted = true;
     if (proto_kv_get(&kv, "peer"))
-        lb_info("bridged session from %s%s%s", proto_kv_get(&kv, "peer"),
+        lb_info("bridged session from %s%s%s%s", proto_kv_get(&kv, "peer"),
                 so->append_only ? " (append-only)" : "",
-                so->trusted ? " (trusted)" : "");
+                so->trusted ? " (trusted)" : "",
+                s->nbridge_names ? " (restricted names)" : "");
     proto_kv_free(&kv);
     return 0;
 }
@@ -452,6 +552,9 @@ out:
     }
     backupd_pool_stop(s.pool);
     backupd_session_unreserve(&s, s.reserved);
+    for (size_t i = 0; i < s.nbridge_names; i++)
+        free(s.bridge_names[i]);
+    free(s.bridge_names);
     store_close(s.st);
     lb_buf_free(&s.out);
     proto_conn_free(s.conn, false);

@@ -24,7 +24,11 @@ struct session {
     struct backupd_pool *pool; /* opened for writing: the chunk pool */
     uint64_t bytes_received_at_begin;
     uint64_t verify_last_ns;
-    uint64_t reserved;         /* of o->limits, given back at the end */
+    uint64_t reserved; /* of o->limits, given back at the end */
+    /* the sets the bridge restricts this session to (BRIDGE
+     * restrict_names), besides o->names */
+    char **bridge_names;
+    size_t nbridge_names;
     bool chunk_reads_reserved; /* GET_CHUNKS's buffer */
 };
 
@@ -57,6 +61,17 @@ int backupd_session_need_store(struct session *s, uint8_t mode,
                                const char *what);
 /* delete, prune and gc are refused alike on an append-only connection. */
 int backupd_session_refuse(struct session *s);
+/* May this session use set name (--restrict-names, here and at the
+ * bridge)? */
+bool backupd_session_name_allowed(const struct session *s, const char *name);
+/* Whether this session is confined to some sets. */
+bool backupd_session_restricted(const struct session *s);
+/* Refuse a request on a set this session may not use: DENIED, -1. */
+int backupd_session_deny_name(struct session *s, const char *name);
+/* The name of backup id, which the session must be allowed to use:
+ * 0, or -1 (the client was told: NOT_FOUND for a backup of another set,
+ * as for none). */
+int backupd_session_check_backup(struct session *s, const char *id);
 
 /* The request handlers: each decodes its frame's payload, does the work
  * and replies; -1 ends the session (the client was told why). */

@@ -30,6 +30,13 @@ backupd_req_backup_begin(struct session *s, const uint8_t *p, uint32_t len)
     }
     proto_str_copy(name, sizeof name, bb.name);
     proto_str_copy(parent, sizeof parent, bb.parent);
+    if (!backupd_session_name_allowed(s, name) ||
+        (parent[0] && backupd_session_check_backup(s, parent) < 0)) {
+        proto_kv_free(&bb.meta);
+        if (!backupd_session_name_allowed(s, name))
+            return backupd_session_deny_name(s, name);
+        return -1;
+    }
     s->txn = store_txn_begin(s->st, name, parent, &bb.meta);
     proto_kv_free(&bb.meta);
     if (!s->txn)

@@ -272,6 +272,10 @@ struct store_list {
 int store_list(struct store *st, const char *name, struct store_list *out);
 void store_list_free(struct store_list *l);
 
+/* A backup's metadata (its meta block, checked against the header's
+ * digest); ENOENT if unknown, EPROTO if damaged. Caller frees meta. */
+int store_backup_meta(struct store *st, const char *id, struct proto_kv *meta);
+
 /* Open a backup's manifest file for reading; ENOENT if unknown. */
 int store_manifest_open(struct store *st, const char *id);
 

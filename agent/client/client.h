@@ -69,6 +69,23 @@ void agent_event_merge(const char *event, const struct proto_kv *theirs,
                        const struct proto_kv *ours, const char *text_key,
                        const char *text);
 
+/* ---- the agent's own record (parents.c) --------------------------------- */
+
+/* Where the agent keeps its state: $LIVEBACKUP_STATE_DIR or
+ * /var/lib/livebackup. */
+const char *agent_state_dir(void);
+
+/*
+ * The parent of a disk image's incremental: the last backup of set name
+ * this host committed to the repository repo_id (backup-image records it
+ * once the repository acknowledged it). get: 0 with id filled, 1 when
+ * there is no record, -1 on error (EPROTO: a damaged record).
+ */
+int agent_image_parent_get(const char *repo_id, const char *name,
+                           char id[PROTO_ID_LEN + 1]);
+int agent_image_parent_set(const char *repo_id, const char *name,
+                           const char *id);
+
 /* ---- repository URLs --------------------------------------------------- */
 
 /* A repository URL: a path, or ssh://[user@]host[:port]/path[?socket=PATH]

@@ -20,6 +20,9 @@ LIVEBACKUP=$LB_BUILD/agent/livebackup
 BACKUPD=$LB_BUILD/backupd/backupd
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/lbtest.XXXXXX")
+# The agent's own state (the VM journal, the parents of image
+# incrementals): the test's, never the host's.
+export LIVEBACKUP_STATE_DIR=$T/state
 declare -a LB_PIDS=()
 declare -a LB_MOUNTS=()
 declare -a LB_LOGS=()
