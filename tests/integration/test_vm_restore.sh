@@ -40,8 +40,11 @@ in_guest_check() {
 }
 
 for i in 0 1 2; do
+    # The test guest boots its kernel from a host file: kept on request.
     run_ok livebackup restore --json "$vm" --repo "$R" --backup "${ids[$i]}" \
-        --to "$T/r$i" --define --start --new-mac
+        --to "$T/r$i" --define --start --new-mac --keep-host-access
+    grep -q "keeps what runs host programs or opens host files (--keep-host-access): .*<kernel>" "$T/err" ||
+        fail "no warning on the kept host access: $(cat "$T/err")"
     name=$(json_field "$T/out" summary name)
     [[ $name == "$vm-restore-"* ]] || fail "restored name $name"
     [[ $(virsh -q -c qemu:///system domuuid "$name") != $(virsh -q -c qemu:///system domuuid "$vm") ]] ||
@@ -141,6 +144,17 @@ xmlchunk=$(livebackup list --json --repo "$R" --name "$vm" |
 rm "$(chunk_file "$T/noxml" "$xmlchunk")"
 damaged_restore "$T/noxml" "backup ${ids[2]}: saved domain XML: .*(No such file|missing)"
 ok "the saved domain XML's chunk missing: clear error naming the backup, nothing written or defined"
+
+# Without --keep-host-access the saved XML's host programs and files
+# (the emulator, the kernel and initrd it boots) are left out, and named.
+run_ok livebackup restore "$vm" --repo "$R" --to "$T/safe" --name "${VM_PREFIX}safe" --define
+grep -q "leaves out what would run host programs or open host files: .*<emulator> /usr/bin/qemu-system-x86_64: a host program.*<kernel>" "$T/err" ||
+    fail "no warning on the host access left out: $(cat "$T/err")"
+virsh -q -c qemu:///system dumpxml --inactive "${VM_PREFIX}safe" >"$T/safe.xml"
+! grep -Eq "<kernel>|<initrd>" "$T/safe.xml" || fail "the kernel was kept: $(cat "$T/safe.xml")"
+grep -q "org.qemu.guest_agent.0" "$T/safe.xml" || fail "the guest agent's channel was lost"
+virsh -q -c qemu:///system undefine "${VM_PREFIX}safe" >/dev/null
+ok "a restored domain leaves out the host programs and files of its saved XML, saying which"
 
 # In place, to an older backup, on the shut-off domain.
 expect_fail "is running: an in-place restore needs it shut off" \
