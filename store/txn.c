@@ -586,8 +586,25 @@ store_txn_commit(struct store_txn *t, const struct proto_kv *meta,
     }
     unlink(t->tmp);
     dir = lb_xasprintf("%s/backups", st->path);
-    if (lb_fsync_dir(dir) < 0)
-        goto done;
+    if (lb_fsync_dir(dir) < 0) {
+        /* Not durable: the backup is not committed, so it must not exist
+         * (a client that is told the commit failed retries it, and a
+         * backup is in the repository only if COMMITTED was sent). */
+        int e = lb_error_errno();
+        char why[512];
+        snprintf(why, sizeof why, "%s", lb_error_msg());
+        if (unlink(dst) < 0 && errno != ENOENT) {
+            lb_warn("backup %s: %s, and it cannot be removed (%s): it "
+                    "stays, committed",
+                    t->id, why, strerror(errno));
+            lb_error_clear();
+        } else {
+            if (lb_fsync_dir(dir) < 0)
+                lb_debug("fsync %s again: %s", dir, lb_error_msg());
+            lb_fail(e, "backup %s was not committed: %s", t->id, why);
+            goto done;
+        }
+    }
     lb_fault_point("backupd:after-commit");
     if (out)
         for (size_t i = 0; i < t->meta.n; i++)
