@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <libvirt/libvirt.h>
 #include <string.h>
+#include <sys/stat.h>
 
 _Static_assert(AGENT_UUID_STRING_BUFLEN == VIR_UUID_STRING_BUFLEN,
                "live/virt.h: AGENT_UUID_STRING_BUFLEN");
@@ -76,6 +77,7 @@ own_image(const struct agent_vdisk *cur, size_t ncur, struct track_state *st,
 {
     const struct agent_vdisk *d = NULL;
     const struct track_disk *td;
+    struct stat sb;
 
     for (size_t k = 0; k < ncur; k++)
         if (strcmp(cur[k].target, target) == 0)
@@ -120,6 +122,21 @@ own_image(const struct agent_vdisk *cur, size_t ncur, struct track_state *st,
     if ((*path)[0] != '/' || strcmp(*path, "/") == 0) {
         lb_fail(EINVAL, "disk %s of %s: '%s' is not an absolute file path",
                 target, domain, *path);
+        return -1;
+    }
+    if (stat(*path, &sb) < 0)
+        return lb_error(errno, "disk %s of %s: %s", target, domain, *path);
+    if (S_ISBLK(sb.st_mode)) {
+        lb_fail(EINVAL,
+                "disk %s is the block device %s: in-place restore "
+                "of block devices is not supported yet",
+                target, *path);
+        lb_error_hint("restore it elsewhere with --to DIR and copy it");
+        return -1;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        lb_fail(EINVAL, "disk %s of %s: %s is not a regular file", target,
+                domain, *path);
         return -1;
     }
     if (strcmp(*fmt, "raw") != 0 && strcmp(*fmt, "qcow2") != 0) {
