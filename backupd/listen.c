@@ -64,7 +64,15 @@ sess_thread(void *arg)
     lb_debug("session on fd %d started", s->fd);
     backupd_session_run(s->fd, s->fd, &o);
     shutdown(s->fd, SHUT_RDWR);
+    /* Counted out now, not when reaped: its place is free at once. */
+    pthread_mutex_lock(&s->l->lock);
+    if (s->refuse)
+        s->l->nrefusing--;
+    else
+        s->l->nsessions--;
     s->done = true;
+    pthread_mutex_unlock(&s->l->lock);
+    lb_debug("session on fd %d ended", s->fd);
     return NULL;
 }
 
@@ -82,10 +90,6 @@ reap(struct listener *l, bool all)
             continue;
         }
         *pp = s->next;
-        if (s->refuse)
-            l->nrefusing--;
-        else
-            l->nsessions--;
         pthread_mutex_unlock(&l->lock);
         pthread_join(s->th, NULL);
         close(s->fd);
@@ -122,19 +126,6 @@ on_connection(uv_stream_t *server, int status)
     }
     s = lb_xcalloc(1, sizeof *s);
     s->l = l;
-    /* Past --max-sessions: told BUSY by a session of its own, or, past
-     * as many of these, closed at once. */
-    pthread_mutex_lock(&l->lock);
-    s->refuse = l->o.max_sessions && l->nsessions >= l->o.max_sessions;
-    if (s->refuse && l->nrefusing >= REFUSERS) {
-        pthread_mutex_unlock(&l->lock);
-        lb_warn("%u sessions and %u refused ones: connection closed",
-                l->nsessions, l->nrefusing);
-        uv_close((uv_handle_t *)client, (uv_close_cb)free);
-        free(s);
-        return;
-    }
-    pthread_mutex_unlock(&l->lock);
     /* The session owns its own descriptor, in blocking mode; libuv's
      * handle is closed. */
     s->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
@@ -145,19 +136,36 @@ on_connection(uv_stream_t *server, int status)
         return;
     }
     fcntl(s->fd, F_SETFL, fcntl(s->fd, F_GETFL) & ~O_NONBLOCK);
+    /* Past --max-sessions: told BUSY by a session of its own, or, past
+     * as many of these, closed at once. Counted before it starts (it
+     * counts itself out when it ends). */
+    pthread_mutex_lock(&l->lock);
+    s->refuse = l->o.max_sessions && l->nsessions >= l->o.max_sessions;
+    if (s->refuse && l->nrefusing >= REFUSERS) {
+        lb_warn("%u sessions and %u refused ones: connection closed",
+                l->nsessions, l->nrefusing);
+        pthread_mutex_unlock(&l->lock);
+        close(s->fd);
+        free(s);
+        return;
+    }
+    if (s->refuse)
+        l->nrefusing++;
+    else
+        l->nsessions++;
     if (pthread_create(&s->th, NULL, sess_thread, s) != 0) {
+        if (s->refuse)
+            l->nrefusing--;
+        else
+            l->nsessions--;
+        pthread_mutex_unlock(&l->lock);
         lb_warn("cannot start a session thread");
         close(s->fd);
         free(s);
         return;
     }
-    pthread_mutex_lock(&l->lock);
     s->next = l->sessions;
     l->sessions = s;
-    if (s->refuse)
-        l->nrefusing++;
-    else
-        l->nsessions++;
     l->served++;
     pthread_mutex_unlock(&l->lock);
 }
@@ -284,8 +292,12 @@ backupd_listen(const struct backupd_opts *o, const char *socket_path)
 
     /* Stopping: sessions end at their next frame; wake idle ones. */
     for (int waited = 0; waited < GRACE_MS; waited += 50) {
+        unsigned live;
         reap(&l, false);
-        if (l.nsessions + l.nrefusing == 0)
+        pthread_mutex_lock(&l.lock);
+        live = l.nsessions + l.nrefusing;
+        pthread_mutex_unlock(&l.lock);
+        if (live == 0)
             break;
         usleep(50 * 1000);
     }

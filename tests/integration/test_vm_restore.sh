@@ -168,6 +168,38 @@ m=$(qemu-img convert -O raw "$VMDIR/src.qcow2" "$T/inplace.raw" &&
     bash "$LB_SRC/tests/vm/wl-verify.sh" "$T/inplace.raw" "${mins[0]}")
 [[ $m -lt ${mins[2]} ]] || fail "in-place restore did not go back in time ($m files)"
 ok "in-place restore to backup 0 ($m files, the disk went back in time)"
+# A forged backup (issue 10, item 7), as a broken-into host or a hostile
+# repository can make one: backup 2's disks, with a saved XML that names
+# another file as vda's image and runs a host command. In place, the
+# restore writes over the domain's own image as it is defined now; a
+# restored domain leaves the command out.
+echo precious >"$T/victim"
+run_ok livebackup show --json --repo "$R" --backup "${ids[2]}"
+jq -r 'select(.event == "backup") | .domain_xml_text' "$T/out" >"$T/saved.xml"
+grep -q "$VMDIR/src.qcow2" "$T/saved.xml" || fail "backup 2's XML does not name src.qcow2"
+perl -pe 's{\Q'"$VMDIR/src.qcow2"'\E}{'"$T/victim"'}g;
+    s{<domain }{<domain xmlns:qemu="http://libvirt.org/schemas/domain/qemu/1.0" };
+    s{</domain>}{<qemu:commandline><qemu:arg value="-name"/><qemu:arg value="pwned"/></qemu:commandline></domain>}' \
+    "$T/saved.xml" >"$T/forged.xml"
+"$LB_BUILD/tests/lbhostile" recommit "${ids[2]}" "$vm" "$T/forged.xml" \
+    -- "$BACKUPD" serve --repo "$R" >"$T/out" 2>&1 || fail "recommit: $(cat "$T/out")"
+fid=$(awk '/COMMITTED/ { print $3 }' "$T/out")
+[[ -n $fid ]] || fail "no forged backup: $(cat "$T/out")"
+run_ok livebackup restore "$vm" --repo "$R" --backup "$fid" --in-place --force
+[[ $(cat "$T/victim") == precious ]] || fail "the forged XML's file was written"
+[[ $(virsh -q -c qemu:///system domblklist "$vm" | awk '$1 == "vda" {print $2}') == "$VMDIR/src.qcow2" ]] ||
+    fail "in-place (forged): the domain is not on its own image"
+m=$(qemu-img convert -O raw "$VMDIR/src.qcow2" "$T/forged.raw" &&
+    bash "$LB_SRC/tests/vm/wl-verify.sh" "$T/forged.raw" "${mins[2]}") ||
+    fail "in-place (forged): the image is not backup 2's"
+ok "a forged saved XML naming another file: in place writes only the domain's own image ($m files), the file is untouched"
+run_ok livebackup restore "$vm" --repo "$R" --backup "$fid" --to "$T/forged" \
+    --name "${VM_PREFIX}forged" --define
+grep -q "leaves out .*<qemu:commandline>: QEMU arguments" "$T/err" || fail "no warning: $(cat "$T/err")"
+virsh -q -c qemu:///system dumpxml --inactive "${VM_PREFIX}forged" >"$T/forged-def.xml"
+! grep -q "pwned\|$T/victim" "$T/forged-def.xml" || fail "the forged XML was defined: $(cat "$T/forged-def.xml")"
+virsh -q -c qemu:///system undefine "${VM_PREFIX}forged" >/dev/null
+ok "a forged saved XML's host command is left out of the restored domain, with a warning"
 vm_start "$vm" >/dev/null
 vm_wait_agent "$vm" 120 >/dev/null
 vm_wait_workload "$vm" $((m + 2)) >/dev/null
