@@ -431,9 +431,14 @@ backup_one(struct agent_virt *v, const struct dom_args *a, const char *name)
 
     memset(&res, 0, sizeof res);
     if (open_dom(&b, v, name, &a->o) == 0) {
-        r = agent_repo_connect(a->repo);
-        if (r && agent_repo_open(r, PROTO_OPEN_WRITE) == 0)
-            ok = livebk_backup(&b, r, &res);
+        /* An interrupted run is finished before the repository session
+         * starts: its block commit may take long, and a session that
+         * waits idle is closed (backupd --idle-timeout). */
+        if (livebk_recover(&b, false) == 0) {
+            r = agent_repo_connect(a->repo);
+            if (r && agent_repo_open(r, PROTO_OPEN_WRITE) == 0)
+                ok = livebk_backup(&b, r, &res);
+        }
         livebk_record_attempt(&b, ok == 0, &res);
         close_dom(&b);
     }
