@@ -412,14 +412,16 @@ main(int argc, char **argv)
         .level = LB_LOG_WARN,
     };
     const char *cmd;
-    int c, r;
+    int c;
 
     lb_log_init("backupd", LB_LOG_INFO);
     signal(SIGPIPE, SIG_IGN);
     raise_nofile();
-    while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1)
-        if ((r = one_opt(c, &cl)) != 0)
+    while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+        int r = one_opt(c, &cl);
+        if (r != 0)
             return r < 0 ? 0 : r;
+    }
     lb_log_set_level(cl.level);
     cl.o.names = cl.names;
     cl.o.nnames = cl.nnames;

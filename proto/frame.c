@@ -442,14 +442,16 @@ proto_kv_merge(struct proto_kv *dst, const struct proto_kv *src, size_t max_n,
 void
 proto_kv_set_lossy(struct proto_kv *kv, const char *key, const char *val)
 {
-    size_t n = LB_MIN(strlen(val), (size_t)PROTO_MAX_VALUE);
+    size_t n = strnlen(val, PROTO_MAX_VALUE);
     char *v = lb_xmalloc(n + 1);
 
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)val[i];
-        v[i] = (c < 0x20 && c != '\n' && c != '\t') || c == 0x7f ? '?' : val[i];
-    }
+    memcpy(v, val, n);
     v[n] = '\0';
+    for (char *c = v; *c; c++) {
+        unsigned char u = (unsigned char)*c;
+        if ((u < 0x20 && u != '\n' && u != '\t') || u == 0x7f)
+            *c = '?';
+    }
     proto_kv_set(kv, key, v);
     free(v);
 }

@@ -183,7 +183,7 @@ store_chunk_write(struct store *st, struct store_scratch *s,
      * header must be what the frame declares: the window records that
      * name it are checked against the frame's (store_txn_note_chunk). */
     {
-        struct store_chunk_head h;
+        struct store_chunk_head h = {0};
         if (store_chunk_head(st, &c->d, true, &h) == 0) {
             char hex[65];
             if (h.type == c->type && h.raw_len == c->raw_len)

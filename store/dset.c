@@ -15,24 +15,6 @@ dset_hash(const struct proto_digest *d, size_t cap)
     return (size_t)lb_load_be64(d->b) & (cap - 1);
 }
 
-static void
-dset_grow(struct digest_set *s)
-{
-    struct digest_set n = {0};
-
-    n.cap = s->cap ? s->cap * 2 : 1024;
-    n.slot = lb_xcalloc(n.cap, sizeof *n.slot);
-    n.type = lb_xcalloc(n.cap, sizeof *n.type);
-    n.raw_len = lb_xcalloc(n.cap, sizeof *n.raw_len);
-    for (size_t i = 0; i < s->cap; i++)
-        if (s->type[i])
-            store_dset_put(&n, &s->slot[i], s->type[i], s->raw_len[i]);
-    free(s->slot);
-    free(s->type);
-    free(s->raw_len);
-    *s = n;
-}
-
 /* The slot of d, or of the empty slot where it would go; SIZE_MAX when
  * the set has no slots. */
 static size_t
@@ -43,6 +25,34 @@ dset_find(const struct digest_set *s, const struct proto_digest *d)
     for (size_t i = dset_hash(d, s->cap);; i = (i + 1) & (s->cap - 1))
         if (!s->type[i] || memcmp(s->slot[i].b, d->b, PROTO_DIGEST_LEN) == 0)
             return i;
+}
+
+static void
+dset_grow(struct digest_set *s)
+{
+    size_t cap = s->cap ? s->cap * 2 : 1024;
+    struct proto_digest *slot = lb_xcalloc(cap, sizeof *slot);
+    uint8_t *type = lb_xcalloc(cap, sizeof *type);
+    uint32_t *raw_len = lb_xcalloc(cap, sizeof *raw_len);
+
+    /* Every entry moves to a free slot of the larger table. */
+    for (size_t i = 0; i < s->cap; i++) {
+        size_t k;
+        if (!s->type[i])
+            continue;
+        for (k = dset_hash(&s->slot[i], cap); type[k]; k = (k + 1) & (cap - 1))
+            ;
+        slot[k] = s->slot[i];
+        type[k] = s->type[i];
+        raw_len[k] = s->raw_len[i];
+    }
+    free(s->slot);
+    free(s->type);
+    free(s->raw_len);
+    s->slot = slot;
+    s->type = type;
+    s->raw_len = raw_len;
+    s->cap = cap;
 }
 
 bool

@@ -497,7 +497,7 @@ check_meta_refs(struct store_txn *t)
 
     if (!xml || !*xml)
         return 0;
-    if (strlen(xml) != 2 * PROTO_DIGEST_LEN || proto_digest_parse(xml, &d) < 0)
+    if (strlen(xml) != (size_t)2 * PROTO_DIGEST_LEN || proto_digest_parse(xml, &d) < 0)
         return lb_fail(EINVAL, "backup %s: its domain_xml is not a digest",
                        t->id);
     if (store_chunk_check_ref(t->st, &t->noted, PROTO_CHUNK_BLOB, 0, &d, why,

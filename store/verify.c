@@ -230,7 +230,7 @@ meta_problem(struct vctx *v, const struct proto_kv *meta, uint64_t *missing,
     if (!xml || !*xml)
         return NULL;
     /* The words gc uses when it stops on this backup. */
-    if (strlen(xml) != 2 * PROTO_DIGEST_LEN || proto_digest_parse(xml, &d) < 0)
+    if (strlen(xml) != (size_t)2 * PROTO_DIGEST_LEN || proto_digest_parse(xml, &d) < 0)
         return "its domain_xml is not a digest";
     why = ref_problem(v, PROTO_CHUNK_BLOB, 0, &d, &miss, sub, sizeof sub);
     if (!why)

@@ -214,12 +214,12 @@ pick_parent(struct agent_repo *r, const char *name, const char *want,
     char rec[PROTO_ID_LEN + 1] = "";
     const char *latest;
     bool found = false;
-    int got, rc = -1;
+    int rc = -1;
 
     if (strcmp(want, "auto") != 0) {
         snprintf(rec, sizeof rec, "%s", want);
     } else {
-        got = agent_image_parent_get(agent_repo_id(r), name, rec);
+        int got = agent_image_parent_get(agent_repo_id(r), name, rec);
         if (got < 0)
             return -1;
         if (got == 1) {

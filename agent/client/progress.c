@@ -45,7 +45,7 @@ agent_event_merge(const char *event, const struct proto_kv *theirs,
     }
     for (size_t i = 0; ours && i < ours->n; i++)
         event_pair(&b, ours->e[i].key, ours->e[i].val);
-    if (text_key)
+    if (text_key && text)
         event_pair(&b, text_key, text);
     lb_buf_append(&b, "}\n", 2);
     pthread_mutex_lock(&draw_lock);
