@@ -167,12 +167,14 @@ int store_chunk_load(struct store *st, struct store_scratch *s,
 /*
  * What a client's metadata may hold (PROTOCOL.md, "Key/value lists"): the
  * backup's (BACKUP_BEGIN and COMMIT merged) leaves room in the manifest's
- * meta block for the keys the server sets; a disk's (DISK_BEGIN and
- * DISK_END merged) for its "mode". Past them the request fails (EINVAL).
+ * meta block for the keys the server sets, and is small: a listing holds
+ * every backup's metadata at once (an agent sends under 1 KiB); a disk's
+ * (DISK_BEGIN and DISK_END merged) leaves room for its "mode". Past them
+ * the request fails (EINVAL).
  */
 #define STORE_SERVER_KEYS 16
 #define STORE_MAX_META_KEYS (PROTO_MAX_KV - STORE_SERVER_KEYS)
-#define STORE_MAX_META_BYTES (PROTO_MF_MAX_META - (16u << 10))
+#define STORE_MAX_META_BYTES (64u << 10)
 #define STORE_MAX_DISK_META_KEYS (PROTO_MAX_KV - 1)
 #define STORE_MAX_DISK_META_BYTES (PROTO_MF_MAX_DISK_META - 64)
 

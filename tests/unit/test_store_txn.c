@@ -778,10 +778,18 @@ Test(txn, client_metadata_is_bounded)
     proto_kv_free(&meta);
     proto_kv_free(&more);
 
-    /* Bytes: four values of 256 KiB are more than a meta block holds. */
-    many_keys(&meta, "big", 4, PROTO_MAX_VALUE);
+    /* Bytes: a value of 64 KiB is more than a backup's metadata may hold
+     * (every listing holds all of them); one of 32 KiB is not. */
+    many_keys(&meta, "big", 1, STORE_MAX_META_BYTES);
     cr_assert_null(store_txn_begin(st, "vm1", "", &meta));
     cr_assert_eq(lb_error_errno(), EINVAL);
+    cr_assert(strstr(lb_error_msg(), "bytes, at most 65536"), "%s",
+              lb_error_msg());
+    proto_kv_free(&meta);
+    many_keys(&meta, "big", 1, STORE_MAX_META_BYTES / 2);
+    t = store_txn_begin(st, "vm1", "", &meta);
+    cr_assert_not_null(t, "%s", lb_error_msg());
+    store_txn_abort(t);
     proto_kv_free(&meta);
 
     /* A disk's: DISK_BEGIN and DISK_END together. */
