@@ -11,6 +11,26 @@
 #include "common/common.h"
 #include "proto/proto.h"
 
+/* The default of --idle-timeout, seconds. */
+#define BACKUPD_IDLE_TIMEOUT 600
+/* backupd listen's defaults for --max-sessions and --max-memory. */
+#define BACKUPD_MAX_SESSIONS 64
+#define BACKUPD_MAX_MEMORY (1ull << 30)
+
+/*
+ * backupd listen's bound on the memory its sessions may hold (limits.c):
+ * each session reserves what it may allocate at worst (its frames, its
+ * chunk pool's buffers, verify's threads) before it allocates it, and
+ * gets BUSY ("retry later") when the reservation does not fit. Thread-safe.
+ */
+struct backupd_limits;
+struct backupd_limits *backupd_limits_new(uint64_t max_bytes);
+void backupd_limits_free(struct backupd_limits *l);
+/* Reserve bytes: true if they fit (l NULL: always). */
+bool backupd_limits_take(struct backupd_limits *l, uint64_t bytes);
+void backupd_limits_give(struct backupd_limits *l, uint64_t bytes);
+uint64_t backupd_limits_max(const struct backupd_limits *l);
+
 struct backupd_opts {
     const char *repo;   /* repository path */
     bool append_only;   /* refuse delete, prune and gc */
@@ -18,6 +38,20 @@ struct backupd_opts {
     bool accept_bridge; /* listen: a session may start with BRIDGE */
     unsigned lock_wait; /* seconds to wait for a conflicting lock */
     unsigned workers;   /* chunk-checking threads (0: one per CPU) */
+    /* a session that makes no progress (no byte received while it waits
+     * for a request, none taken while it sends) for this many seconds is
+     * closed; 0: never (BACKUPD_IDLE_TIMEOUT by default) */
+    unsigned idle_timeout;
+    /* listen: the memory bound shared by every session (NULL: none) and
+     * the most sessions served at once (0: no bound) */
+    struct backupd_limits *limits;
+    unsigned max_sessions;
+    /* listen, past max_sessions: answer BUSY and end */
+    bool refuse;
+    /* --restrict-names: the sets this connection may create, read and
+     * list (globs, fnmatch(3)); none: every set */
+    char *const *names;
+    size_t nnames;
     /* set by listen mode: a flag polled between frames that asks running
      * sessions to end (SIGTERM) */
     volatile int *stop;
@@ -39,11 +73,17 @@ int backupd_listen(const struct backupd_opts *o, const char *socket_path);
 /*
  * Bridge this process's stdin/stdout to the daemon listening on
  * socket_path: the first frame sent is BRIDGE, carrying the restrictions
- * of this connection (append-only) or its trust (a local agent's own
- * child, --trusted-client). Returns 0 when both sides closed.
+ * of this connection (append-only, the sets it may use) or its trust (a
+ * local agent's own child, --trusted-client). Returns 0 when both sides
+ * closed.
  */
 int backupd_bridge(int in, int out, const char *socket_path, bool append_only,
-                   bool trusted);
+                   bool trusted, char *const *names, size_t nnames);
+
+/* A --restrict-names glob: 1..256 bytes of text, no newline (BRIDGE
+ * carries them one per line). */
+bool backupd_name_glob_valid(const char *glob);
+#define BACKUPD_MAX_NAME_GLOBS 64
 
 /* The socket of the daemon serving repo (REPO/listen), if one answers.
  * Caller frees; NULL if none. */

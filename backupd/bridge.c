@@ -54,7 +54,7 @@ relay(int from, int to, char *buf, size_t len)
 
 int
 backupd_bridge(int in, int out, const char *socket_path, bool append_only,
-               bool trusted)
+               bool trusted, char *const *names, size_t nnames)
 {
     static char buf[256 << 10];
     int s = lb_unix_connect(socket_path);
@@ -78,6 +78,15 @@ backupd_bridge(int in, int out, const char *socket_path, bool append_only,
     if (trusted && !append_only)
         proto_kv_set(&kv, "trusted", "1");
     proto_kv_set(&kv, "peer", peer && *peer ? peer : "local");
+    if (nnames) {
+        struct lb_buf g = {0};
+        for (size_t i = 0; i < nnames; i++) {
+            lb_buf_append(&g, names[i], strlen(names[i]));
+            lb_buf_put_u8(&g, i + 1 < nnames ? '\n' : '\0');
+        }
+        proto_kv_set(&kv, "restrict_names", (const char *)g.data);
+        lb_buf_free(&g);
+    }
     proto_enc_kv(&f, PROTO_T_BRIDGE, &kv);
     proto_kv_free(&kv);
     if (lb_write_full(s, f.data, f.len) < 0) {

@@ -28,12 +28,16 @@
 #include <uv.h>
 
 #define GRACE_MS 3000
+/* Connections past --max-sessions that are told BUSY at once (each in a
+ * thread for at most a few seconds); past these, they are closed. */
+#define REFUSERS 16
 
 struct sess {
     struct sess *next;
     int fd;
     pthread_t th;
     _Atomic bool done;
+    bool refuse; /* past --max-sessions: told BUSY */
     struct listener *l;
 };
 
@@ -46,7 +50,7 @@ struct listener {
     volatile int stop;
     pthread_mutex_t lock;
     struct sess *sessions;
-    unsigned nsessions, served;
+    unsigned nsessions, nrefusing, served;
     char *marker;
 };
 
@@ -54,11 +58,21 @@ static void *
 sess_thread(void *arg)
 {
     struct sess *s = arg;
+    struct backupd_opts o = s->l->o;
 
+    o.refuse = s->refuse;
     lb_debug("session on fd %d started", s->fd);
-    backupd_session_run(s->fd, s->fd, &s->l->o);
+    backupd_session_run(s->fd, s->fd, &o);
     shutdown(s->fd, SHUT_RDWR);
+    /* Counted out now, not when reaped: its place is free at once. */
+    pthread_mutex_lock(&s->l->lock);
+    if (s->refuse)
+        s->l->nrefusing--;
+    else
+        s->l->nsessions--;
     s->done = true;
+    pthread_mutex_unlock(&s->l->lock);
+    lb_debug("session on fd %d ended", s->fd);
     return NULL;
 }
 
@@ -76,7 +90,6 @@ reap(struct listener *l, bool all)
             continue;
         }
         *pp = s->next;
-        l->nsessions--;
         pthread_mutex_unlock(&l->lock);
         pthread_join(s->th, NULL);
         close(s->fd);
@@ -123,16 +136,36 @@ on_connection(uv_stream_t *server, int status)
         return;
     }
     fcntl(s->fd, F_SETFL, fcntl(s->fd, F_GETFL) & ~O_NONBLOCK);
+    /* Past --max-sessions: told BUSY by a session of its own, or, past
+     * as many of these, closed at once. Counted before it starts (it
+     * counts itself out when it ends). */
+    pthread_mutex_lock(&l->lock);
+    s->refuse = l->o.max_sessions && l->nsessions >= l->o.max_sessions;
+    if (s->refuse && l->nrefusing >= REFUSERS) {
+        lb_warn("%u sessions and %u refused ones: connection closed",
+                l->nsessions, l->nrefusing);
+        pthread_mutex_unlock(&l->lock);
+        close(s->fd);
+        free(s);
+        return;
+    }
+    if (s->refuse)
+        l->nrefusing++;
+    else
+        l->nsessions++;
     if (pthread_create(&s->th, NULL, sess_thread, s) != 0) {
+        if (s->refuse)
+            l->nrefusing--;
+        else
+            l->nsessions--;
+        pthread_mutex_unlock(&l->lock);
         lb_warn("cannot start a session thread");
         close(s->fd);
         free(s);
         return;
     }
-    pthread_mutex_lock(&l->lock);
     s->next = l->sessions;
     l->sessions = s;
-    l->nsessions++;
     l->served++;
     pthread_mutex_unlock(&l->lock);
 }
@@ -175,6 +208,7 @@ backupd_listen(const struct backupd_opts *o, const char *socket_path)
     l.o = *o;
     l.o.stop = &l.stop;
     l.o.accept_bridge = true;
+
     pthread_mutex_init(&l.lock, NULL);
 
     /* The repository must exist: every session opens it itself. */
@@ -258,8 +292,12 @@ backupd_listen(const struct backupd_opts *o, const char *socket_path)
 
     /* Stopping: sessions end at their next frame; wake idle ones. */
     for (int waited = 0; waited < GRACE_MS; waited += 50) {
+        unsigned live;
         reap(&l, false);
-        if (l.nsessions == 0)
+        pthread_mutex_lock(&l.lock);
+        live = l.nsessions + l.nrefusing;
+        pthread_mutex_unlock(&l.lock);
+        if (live == 0)
             break;
         usleep(50 * 1000);
     }

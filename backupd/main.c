@@ -37,16 +37,60 @@ usage(FILE *f)
           "PATH\n"
           "                           (for ssh authorized_keys command=)\n"
           "  --append-only            refuse delete, prune and gc\n"
+          "  --restrict-names GLOB    only the sets whose names match GLOB\n"
+          "                           (repeatable) can be created, read and\n"
+          "                           listed through this connection\n"
           "  --trusted-client         do not re-hash uploaded chunks (the\n"
           "                           agent's own local child only: never\n"
           "                           behind ssh or a socket)\n"
           "  --lock-wait SECONDS      wait for a conflicting lock (default 0)\n"
           "  --workers N              chunk-checking threads (default: CPUs)\n"
+          "  --max-sessions N         listen: sessions served at once; more\n"
+          "                           are answered BUSY (default 64)\n"
+          "  --max-memory SIZE        listen: what its sessions may allocate\n"
+          "                           at worst, in all (default 1G)\n"
+          "  --idle-timeout SECONDS   close a session that waits this long\n"
+          "                           for a request or for the client to\n"
+          "                           read (default 600; 0: never)\n"
           "  --syslog                 log to syslog instead of stderr\n"
           "  --log-stderr             log to stderr (listen: the default on a\n"
           "                           terminal or under systemd)\n"
           "  -v, --verbose            more log output\n",
           f);
+}
+
+/* A count from 1 to 100000; -1 if malformed. */
+static int
+parse_count(const char *s, unsigned *out)
+{
+    char *end;
+    unsigned long v;
+
+    if (!*s || *s == '-')
+        return -1;
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (errno || *end || v < 1 || v > 100000)
+        return -1;
+    *out = (unsigned)v;
+    return 0;
+}
+
+/* A whole number of seconds, at most a day; -1 if malformed. */
+static int
+parse_seconds(const char *s, unsigned *out)
+{
+    char *end;
+    unsigned long v;
+
+    if (!*s || *s == '-')
+        return -1;
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (errno || *end || v > 86400)
+        return -1;
+    *out = (unsigned)v;
+    return 0;
 }
 
 /*
@@ -184,7 +228,8 @@ serve(struct backupd_opts *o, const char *repo, const char *restrict_to,
     daemon = sock ? lb_xstrdup(sock) : backupd_find_daemon(path);
     if (daemon) {
         lb_debug("bridging to backupd at %s", daemon);
-        if (backupd_bridge(in, out, daemon, o->append_only, o->trusted) < 0)
+        if (backupd_bridge(in, out, daemon, o->append_only, o->trusted,
+                           o->names, o->nnames) < 0)
             return refuse_client(out, PROTO_ERR_BUSY,
                                  lb_error_hint_msg()[0]
                                      ? lb_error_hint_msg()
@@ -194,6 +239,148 @@ serve(struct backupd_opts *o, const char *repo, const char *restrict_to,
     return backupd_session_run(in, out, o) < 0 ? 1 : 0;
 }
 
+/* What the command line says. */
+struct cmdline {
+    struct backupd_opts o;
+    uint64_t max_memory;
+    char *names[BACKUPD_MAX_NAME_GLOBS];
+    size_t nnames;
+    const char *repo, *restrict_to, *sock;
+    enum lb_log_level level;
+    bool log_chosen;
+};
+
+/* The options of the bounds and restrictions: 0, or the exit code (2). */
+static int
+bound_opt(int c, struct cmdline *cl)
+{
+    switch (c) {
+    case 'N':
+        if (!backupd_name_glob_valid(optarg) ||
+            cl->nnames == BACKUPD_MAX_NAME_GLOBS) {
+            fprintf(stderr,
+                    "backupd: --restrict-names '%s': a glob of 1-256 "
+                    "printable characters, at most %d of them\n",
+                    optarg, BACKUPD_MAX_NAME_GLOBS);
+            return 2;
+        }
+        cl->names[cl->nnames++] = optarg;
+        return 0;
+    case 'm':
+        if (parse_count(optarg, &cl->o.max_sessions) < 0) {
+            fprintf(stderr, "backupd: --max-sessions %s: 1 to 100000\n",
+                    optarg);
+            return 2;
+        }
+        return 0;
+    case 'M':
+        if (lb_parse_size(optarg, &cl->max_memory) < 0 ||
+            cl->max_memory < (64u << 20)) {
+            fprintf(stderr, "backupd: --max-memory %s: a size of 64M or more\n",
+                    optarg);
+            return 2;
+        }
+        return 0;
+    default: /* 'i' */
+        if (parse_seconds(optarg, &cl->o.idle_timeout) < 0) {
+            fprintf(stderr,
+                    "backupd: --idle-timeout %s: a number of seconds (0: "
+                    "never)\n",
+                    optarg);
+            return 2;
+        }
+        return 0;
+    }
+}
+
+/* One option: 0 to go on, else the exit code (-1: exit 0). */
+static int
+one_opt(int c, struct cmdline *cl)
+{
+    switch (c) {
+    case 'r':
+        cl->repo = optarg;
+        return 0;
+    case 'R':
+        cl->restrict_to = optarg;
+        return 0;
+    case 'a':
+        cl->o.append_only = true;
+        return 0;
+    case 'N':
+    case 'm':
+    case 'M':
+    case 'i':
+        return bound_opt(c, cl);
+    case 'T':
+        cl->o.trusted = true;
+        return 0;
+    case 'l':
+        cl->o.lock_wait = (unsigned)strtoul(optarg, NULL, 10);
+        return 0;
+    case 'w':
+        cl->o.workers = (unsigned)strtoul(optarg, NULL, 10);
+        return 0;
+    case 's':
+        cl->sock = optarg;
+        return 0;
+    case 'S':
+        lb_log_set_target(LB_LOG_TO_SYSLOG);
+        cl->log_chosen = true;
+        return 0;
+    case 'E':
+        lb_log_set_target(LB_LOG_TO_STDERR);
+        cl->log_chosen = true;
+        return 0;
+    case 'v':
+        cl->level = LB_LOG_DEBUG;
+        return 0;
+    case 'V':
+        printf("backupd %s (protocol %d)\n", LB_VERSION, PROTO_VERSION);
+        return -1;
+    case 'h':
+        usage(stdout);
+        return -1;
+    default:
+        usage(stderr);
+        return 2;
+    }
+}
+
+/* listen: the daemon. The exit code. */
+static int
+listen_cmd(struct cmdline *cl)
+{
+    int rc;
+
+    if (!cl->sock || !cl->repo) {
+        fprintf(stderr, "backupd: listen needs --repo PATH and --socket "
+                        "PATH\n");
+        return 2;
+    }
+    if (cl->o.trusted) {
+        /* Every client of the socket would skip the checks of its
+         * uploads. A local agent's own child says it is trusted in its
+         * BRIDGE frame, believed only from the daemon's user or root. */
+        fprintf(stderr, "backupd: listen --trusted-client would trust every "
+                        "client of the socket: refused (a local agent's "
+                        "backupd child is trusted through its BRIDGE frame)\n");
+        return 2;
+    }
+    /* A daemon logs to the journal/syslog unless on a terminal. */
+    if (!cl->log_chosen)
+        lb_log_target_auto(false);
+    if (cl->level == LB_LOG_WARN)
+        lb_log_set_level(LB_LOG_INFO);
+    cl->o.repo = cl->repo;
+    cl->o.limits = backupd_limits_new(cl->max_memory);
+    rc = backupd_listen(&cl->o, cl->sock);
+    if (rc < 0)
+        lb_log_error_slot();
+    backupd_limits_free(cl->o.limits);
+    return rc < 0 ? 1 : 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -201,9 +388,13 @@ main(int argc, char **argv)
         {"repo", required_argument, NULL, 'r'},
         {"restrict-to-repo", required_argument, NULL, 'R'},
         {"append-only", no_argument, NULL, 'a'},
+        {"restrict-names", required_argument, NULL, 'N'},
         {"trusted-client", no_argument, NULL, 'T'},
         {"lock-wait", required_argument, NULL, 'l'},
         {"workers", required_argument, NULL, 'w'},
+        {"idle-timeout", required_argument, NULL, 'i'},
+        {"max-sessions", required_argument, NULL, 'm'},
+        {"max-memory", required_argument, NULL, 'M'},
         {"socket", required_argument, NULL, 's'},
         {"syslog", no_argument, NULL, 'S'},
         {"log-stderr", no_argument, NULL, 'E'},
@@ -212,90 +403,39 @@ main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {0},
     };
-    struct backupd_opts o = {0};
-    const char *repo = NULL, *restrict_to = NULL, *sock = NULL, *cmd;
     /* serve: errors reach the client in ERROR frames and our stderr is the
      * user's terminal: stay quiet unless asked (-v). */
-    enum lb_log_level level = LB_LOG_WARN;
+    static struct cmdline cl = {
+        .o = {.idle_timeout = BACKUPD_IDLE_TIMEOUT,
+              .max_sessions = BACKUPD_MAX_SESSIONS},
+        .max_memory = BACKUPD_MAX_MEMORY,
+        .level = LB_LOG_WARN,
+    };
+    const char *cmd;
     int c;
-    bool log_chosen = false;
 
     lb_log_init("backupd", LB_LOG_INFO);
     signal(SIGPIPE, SIG_IGN);
     raise_nofile();
     while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'r':
-            repo = optarg;
-            break;
-        case 'R':
-            restrict_to = optarg;
-            break;
-        case 'a':
-            o.append_only = true;
-            break;
-        case 'T':
-            o.trusted = true;
-            break;
-        case 'l':
-            o.lock_wait = (unsigned)strtoul(optarg, NULL, 10);
-            break;
-        case 'w':
-            o.workers = (unsigned)strtoul(optarg, NULL, 10);
-            break;
-        case 's':
-            sock = optarg;
-            break;
-        case 'S':
-            lb_log_set_target(LB_LOG_TO_SYSLOG);
-            log_chosen = true;
-            break;
-        case 'E':
-            lb_log_set_target(LB_LOG_TO_STDERR);
-            log_chosen = true;
-            break;
-        case 'v':
-            level = LB_LOG_DEBUG;
-            break;
-        case 'V':
-            printf("backupd %s (protocol %d)\n", LB_VERSION, PROTO_VERSION);
-            return 0;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
+        int r = one_opt(c, &cl);
+        if (r != 0)
+            return r < 0 ? 0 : r;
     }
-    lb_log_set_level(level);
+    lb_log_set_level(cl.level);
+    cl.o.names = cl.names;
+    cl.o.nnames = cl.nnames;
     if (optind >= argc) {
         usage(stderr);
         return 2;
     }
     cmd = argv[optind];
-    if (strcmp(cmd, "listen") == 0) {
-        if (!sock || !repo) {
-            fprintf(stderr, "backupd: listen needs --repo PATH and --socket "
-                            "PATH\n");
-            return 2;
-        }
-        /* A daemon logs to the journal/syslog unless on a terminal. */
-        if (!log_chosen)
-            lb_log_target_auto(false);
-        if (level == LB_LOG_WARN)
-            lb_log_set_level(LB_LOG_INFO);
-        o.repo = repo;
-        if (backupd_listen(&o, sock) < 0) {
-            lb_log_error_slot();
-            return 1;
-        }
-        return 0;
-    }
+    if (strcmp(cmd, "listen") == 0)
+        return listen_cmd(&cl);
     if (strcmp(cmd, "serve") != 0) {
         fprintf(stderr, "backupd: unknown command '%s'\n", cmd);
         usage(stderr);
         return 2;
     }
-    return serve(&o, repo, restrict_to, sock);
+    return serve(&cl.o, cl.repo, cl.restrict_to, cl.sock);
 }

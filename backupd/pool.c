@@ -144,6 +144,14 @@ pool_worker(void *arg)
     return NULL;
 }
 
+unsigned
+backupd_pool_nworkers(unsigned nworkers)
+{
+    if (nworkers == 0)
+        nworkers = lb_ncpus();
+    return LB_MAX(1u, LB_MIN(nworkers, (unsigned)MAX_WORKERS));
+}
+
 struct backupd_pool *
 backupd_pool_start(struct store *st, unsigned nworkers)
 {
@@ -153,10 +161,7 @@ backupd_pool_start(struct store *st, unsigned nworkers)
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->work, NULL);
     pthread_cond_init(&p->room, NULL);
-    if (nworkers == 0)
-        nworkers = lb_ncpus();
-    if (nworkers > MAX_WORKERS)
-        nworkers = MAX_WORKERS;
+    nworkers = backupd_pool_nworkers(nworkers);
     /* Two jobs per worker: one being processed, one waiting. */
     p->nslots = 2 * nworkers;
     p->jobs = lb_xcalloc(p->nslots, sizeof *p->jobs);

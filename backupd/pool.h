@@ -16,7 +16,15 @@
 
 struct backupd_pool;
 
-/* Start nworkers checking threads (0: one per CPU, at most 8) and the
+/* How many checking threads backupd_pool_start makes of nworkers (0: one
+ * per CPU; at most 8). */
+unsigned backupd_pool_nworkers(unsigned nworkers);
+/* What one checking thread may allocate at worst: its two job slots (a
+ * frame each) and its scratch (a plaintext window, a zstd context). */
+#define BACKUPD_POOL_WORKER_BYTES                                              \
+    (2 * (uint64_t)PROTO_MAX_PAYLOAD + PROTO_MAX_CHUNK_RAW + (1u << 20))
+
+/* Start the checking threads (backupd_pool_nworkers(nworkers)) and the
  * sync threads, writing into st. */
 struct backupd_pool *backupd_pool_start(struct store *st, unsigned nworkers);
 

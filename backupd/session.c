@@ -14,6 +14,8 @@
 #include "backupd/session.h"
 
 #include <errno.h>
+#include <fnmatch.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -97,6 +99,51 @@ backupd_session_need_store(struct session *s, uint8_t mode, const char *what)
     return 0;
 }
 
+bool
+backupd_session_reserve(struct session *s, uint64_t bytes, const char *what)
+{
+    char max[16];
+
+    if (backupd_limits_take(s->o->limits, bytes)) {
+        s->reserved += bytes;
+        return true;
+    }
+    lb_human_size(max, sizeof max, backupd_limits_max(s->o->limits));
+    lb_fail(EBUSY,
+            "backupd has reserved as much memory for its sessions as it "
+            "may (--max-memory %s): %s refused",
+            max, what);
+    lb_error_hint("retry later, when other backups or restores are done");
+    return false;
+}
+
+void
+backupd_session_unreserve(struct session *s, uint64_t bytes)
+{
+    bytes = LB_MIN(bytes, s->reserved);
+    backupd_limits_give(s->o->limits, bytes);
+    s->reserved -= bytes;
+}
+
+/* A writer's chunk pool: as many checking threads as the memory bound
+ * lets it reserve (at least one). */
+static int
+start_pool(struct session *s)
+{
+    unsigned n = backupd_pool_nworkers(s->o->workers);
+
+    while (n > 1 &&
+           !backupd_limits_take(s->o->limits, n * BACKUPD_POOL_WORKER_BYTES))
+        n--;
+    if (n == 1 &&
+        !backupd_session_reserve(s, BACKUPD_POOL_WORKER_BYTES, "a backup"))
+        return -1;
+    if (n > 1)
+        s->reserved += n * BACKUPD_POOL_WORKER_BYTES;
+    s->pool = backupd_pool_start(s->st, n);
+    return 0;
+}
+
 static int
 do_hello(struct session *s, const uint8_t *p, uint32_t len)
 {
@@ -131,6 +178,77 @@ backupd_session_refuse(struct session *s)
     return backupd_session_fail(s, PROTO_ERR_DENIED);
 }
 
+bool
+backupd_name_glob_valid(const char *glob)
+{
+    size_t n = strlen(glob);
+
+    if (n == 0 || n > 256)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)glob[i];
+        if (c < 0x20 || c == 0x7f)
+            return false;
+    }
+    return true;
+}
+
+static bool
+any_glob(char *const *globs, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (fnmatch(globs[i], name, 0) == 0)
+            return true;
+    return false;
+}
+
+bool
+backupd_session_restricted(const struct session *s)
+{
+    return s->o->nnames || s->nbridge_names;
+}
+
+bool
+backupd_session_name_allowed(const struct session *s, const char *name)
+{
+    if (s->o->nnames && !any_glob(s->o->names, s->o->nnames, name))
+        return false;
+    return !s->nbridge_names ||
+           any_glob(s->bridge_names, s->nbridge_names, name);
+}
+
+int
+backupd_session_deny_name(struct session *s, const char *name)
+{
+    lb_fail(EPERM,
+            "this repository connection may not use the set '%.200s' "
+            "(backupd --restrict-names)",
+            name);
+    lb_error_hint("back up under a name the key's --restrict-names allows");
+    return backupd_session_fail(s, PROTO_ERR_DENIED);
+}
+
+int
+backupd_session_check_backup(struct session *s, const char *id)
+{
+    struct proto_kv meta;
+    const char *name;
+    bool ok;
+
+    if (!backupd_session_restricted(s))
+        return 0;
+    if (store_backup_meta(s->st, id, &meta) < 0)
+        return backupd_session_fail(s, 0);
+    name = proto_kv_get(&meta, "name");
+    ok = name && backupd_session_name_allowed(s, name);
+    proto_kv_free(&meta);
+    if (ok)
+        return 0;
+    /* Like a backup that does not exist: nothing is told of other sets. */
+    lb_fail(ENOENT, "no backup %s in a set this connection may read", id);
+    return backupd_session_fail(s, PROTO_ERR_NOT_FOUND);
+}
+
 static int
 do_open(struct session *s, const uint8_t *p, uint32_t len)
 {
@@ -159,8 +277,8 @@ do_open(struct session *s, const uint8_t *p, uint32_t len)
     store_set_append_only(s->st, s->o->append_only);
     store_set_trusted(s->st, s->o->trusted && !s->o->append_only);
     s->mode = mode;
-    if (mode != PROTO_OPEN_READ)
-        s->pool = backupd_pool_start(s->st, s->o->workers);
+    if (mode != PROTO_OPEN_READ && start_pool(s) < 0)
+        return backupd_session_fail(s, PROTO_ERR_BUSY);
     ri.format_version = STORE_FORMAT_VERSION;
     ri.window_size = store_window_size(s->st);
     ri.flags = s->o->append_only ? PROTO_REPO_F_APPEND_ONLY : 0;
@@ -235,6 +353,28 @@ dispatch(struct session *s, const struct proto_hdr *h, const uint8_t *p)
     }
 }
 
+/* BRIDGE's restrict_names: globs, one per line (none: no restriction). */
+static int
+bridge_names(struct session *s, const char *v)
+{
+    CLEANUP_FREE char *copy = NULL;
+    char *save = NULL;
+
+    if (!v)
+        return 0;
+    copy = lb_xstrdup(v);
+    for (char *g = strtok_r(copy, "\n", &save); g;
+         g = strtok_r(NULL, "\n", &save)) {
+        if (!backupd_name_glob_valid(g) ||
+            s->nbridge_names == BACKUPD_MAX_NAME_GLOBS)
+            return -1;
+        s->bridge_names = lb_xrealloc(
+            s->bridge_names, (s->nbridge_names + 1) * sizeof *s->bridge_names);
+        s->bridge_names[s->nbridge_names++] = lb_xstrdup(g);
+    }
+    return s->nbridge_names ? 0 : -1;
+}
+
 /*
  * BRIDGE (PROTOCOL.md, "Bridging"): `backupd serve` relaying an ssh client
  * to this daemon passes that connection's restrictions first. Accepted
@@ -262,17 +402,69 @@ do_bridge(struct session *s, struct backupd_opts *so, int fd, const uint8_t *p,
         return backupd_session_proto_fail(s, "BRIDGE", st);
     if (proto_kv_get_u64(&kv, "append_only", 0))
         so->append_only = true;
+    if (bridge_names(s, proto_kv_get(&kv, "restrict_names")) < 0) {
+        proto_kv_free(&kv);
+        lb_error(0, "BRIDGE: restrict_names: not one glob per line");
+        return backupd_session_fail(s, PROTO_ERR_PROTOCOL);
+    }
     /* The peer is root or our own user: it could write the repository's
      * files itself, so its word that it is a local agent's child (which
      * hashed every chunk it sends) is good enough. */
     if (proto_kv_get_u64(&kv, "trusted", 0) && !so->append_only)
         so->trusted = true;
     if (proto_kv_get(&kv, "peer"))
-        lb_info("bridged session from %s%s%s", proto_kv_get(&kv, "peer"),
+        lb_info("bridged session from %s%s%s%s", proto_kv_get(&kv, "peer"),
                 so->append_only ? " (append-only)" : "",
-                so->trusted ? " (trusted)" : "");
+                so->trusted ? " (trusted)" : "",
+                s->nbridge_names ? " (restricted names)" : "");
     proto_kv_free(&kv);
     return 0;
+}
+
+/* A receive failed: tell the client why, if it can still read it. An
+ * idle session (--idle-timeout) is told it was closed. */
+static void
+recv_failed(struct session *s)
+{
+    if (lb_error_errno() == ETIMEDOUT) {
+        lb_error_prefix("backupd closed the session");
+        lb_error_hint("a session that waits %u s for a request is closed "
+                      "(backupd --idle-timeout)",
+                      s->o->idle_timeout);
+        lb_warn("%s", lb_error_msg());
+        /* Cut in the middle of a frame: nothing more can be said. */
+        if (!proto_conn_broken(s->conn))
+            backupd_session_fail(s, PROTO_ERR_BUSY);
+        return;
+    }
+    if (!proto_conn_eof(s->conn))
+        backupd_session_fail(s, PROTO_ERR_PROTOCOL);
+}
+
+/*
+ * Turn the client away before the session starts (backupd listen at its
+ * bounds): the answer it reads is ERROR BUSY; what it sends meanwhile is
+ * read and dropped until it closes (closing a socket with unread data
+ * would reset the connection before it reads the answer), for at most a
+ * few seconds.
+ */
+static void
+refuse_session(struct session *s, int fd_in)
+{
+    char buf[4096];
+    uint64_t deadline = lb_now_ns() + 5000000000ull;
+
+    lb_warn("session refused: %s", lb_error_msg());
+    backupd_session_fail(s, PROTO_ERR_BUSY);
+    shutdown(fd_in, SHUT_WR);
+    for (;;) {
+        struct pollfd pfd = {fd_in, POLLIN, 0};
+        uint64_t now = lb_now_ns();
+        if (now >= deadline ||
+            poll(&pfd, 1, (int)((deadline - now) / 1000000) + 1) <= 0 ||
+            read(fd_in, buf, sizeof buf) <= 0)
+            break;
+    }
 }
 
 int
@@ -285,17 +477,33 @@ backupd_session_run(int fd_in, int fd_out, const struct backupd_opts *o)
     int r = -1;
 
     s.conn = proto_conn_new(fd_in, fd_out);
+    if (o->refuse ||
+        !backupd_session_reserve(&s, SESSION_BASE_BYTES, "a new session")) {
+        if (o->refuse) {
+            lb_fail(EBUSY,
+                    "backupd serves as many sessions as it may at once "
+                    "(--max-sessions %u)",
+                    o->max_sessions);
+            lb_error_hint("retry later, when other backups or restores are "
+                          "done");
+        }
+        refuse_session(&s, fd_in);
+        goto out;
+    }
+    if (o->idle_timeout &&
+        proto_conn_set_timeout(s.conn, o->idle_timeout * 1000u) < 0) {
+        lb_log_error_slot();
+        goto out;
+    }
     if (proto_conn_recv(s.conn, &h, &p) < 0) {
-        if (!proto_conn_eof(s.conn))
-            backupd_session_fail(&s, PROTO_ERR_PROTOCOL);
+        recv_failed(&s);
         goto out;
     }
     if (h.type == PROTO_T_BRIDGE) {
         if (do_bridge(&s, &so, fd_in, p, h.len) < 0)
             goto out;
         if (proto_conn_recv(s.conn, &h, &p) < 0) {
-            if (!proto_conn_eof(s.conn))
-                backupd_session_fail(&s, PROTO_ERR_PROTOCOL);
+            recv_failed(&s);
             goto out;
         }
     }
@@ -322,6 +530,8 @@ backupd_session_run(int fd_in, int fd_out, const struct backupd_opts *o)
             if (proto_conn_eof(s.conn) && !s.txn &&
                 strcmp(lb_error_msg(), "connection closed by the peer") == 0) {
                 r = 0;
+            } else if (lb_error_errno() == ETIMEDOUT) {
+                recv_failed(&s);
             } else {
                 /* The client's doing, not ours: a warning. */
                 lb_warn("session ended: %s", lb_error_msg());
@@ -341,6 +551,10 @@ out:
         store_txn_abort(s.txn);
     }
     backupd_pool_stop(s.pool);
+    backupd_session_unreserve(&s, s.reserved);
+    for (size_t i = 0; i < s.nbridge_names; i++)
+        free(s.bridge_names[i]);
+    free(s.bridge_names);
     store_close(s.st);
     lb_buf_free(&s.out);
     proto_conn_free(s.conn, false);

@@ -24,7 +24,28 @@ struct session {
     struct backupd_pool *pool; /* opened for writing: the chunk pool */
     uint64_t bytes_received_at_begin;
     uint64_t verify_last_ns;
+    uint64_t reserved; /* of o->limits, given back at the end */
+    /* the sets the bridge restricts this session to (BRIDGE
+     * restrict_names), besides o->names */
+    char **bridge_names;
+    size_t nbridge_names;
+    bool chunk_reads_reserved; /* GET_CHUNKS's buffer */
 };
+
+/* What a session may allocate at worst besides its pool (backupd listen
+ * reserves it in o->limits first): a received frame and the replies it
+ * builds; a chunk file read for GET_CHUNKS; a verify thread's scratch. */
+#define SESSION_BASE_BYTES                                                     \
+    ((uint64_t)PROTO_HDR_SIZE + PROTO_MAX_PAYLOAD + (2u << 20))
+#define SESSION_CHUNK_READ_BYTES ((uint64_t)PROTO_MAX_CHUNK_RAW + (1u << 20))
+#define SESSION_VERIFY_THREAD_BYTES                                            \
+    (2 * (uint64_t)PROTO_MAX_CHUNK_RAW + (1u << 20))
+
+/* Reserve bytes of the daemon's memory bound for what (true if they fit;
+ * always without a bound); else the error slot says BUSY and why. */
+bool backupd_session_reserve(struct session *s, uint64_t bytes,
+                             const char *what);
+void backupd_session_unreserve(struct session *s, uint64_t bytes);
 
 /* Send the error slot to the client (code 0: from its errno class) and
  * log it. Always -1: every error ends the session (PROTOCOL.md,
@@ -40,6 +61,17 @@ int backupd_session_need_store(struct session *s, uint8_t mode,
                                const char *what);
 /* delete, prune and gc are refused alike on an append-only connection. */
 int backupd_session_refuse(struct session *s);
+/* May this session use set name (--restrict-names, here and at the
+ * bridge)? */
+bool backupd_session_name_allowed(const struct session *s, const char *name);
+/* Whether this session is confined to some sets. */
+bool backupd_session_restricted(const struct session *s);
+/* Refuse a request on a set this session may not use: DENIED, -1. */
+int backupd_session_deny_name(struct session *s, const char *name);
+/* The name of backup id, which the session must be allowed to use:
+ * 0, or -1 (the client was told: NOT_FOUND for a backup of another set,
+ * as for none). */
+int backupd_session_check_backup(struct session *s, const char *id);
 
 /* The request handlers: each decodes its frame's payload, does the work
  * and replies; -1 ends the session (the client was told why). */

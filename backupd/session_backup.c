@@ -30,6 +30,13 @@ backupd_req_backup_begin(struct session *s, const uint8_t *p, uint32_t len)
     }
     proto_str_copy(name, sizeof name, bb.name);
     proto_str_copy(parent, sizeof parent, bb.parent);
+    if (!backupd_session_name_allowed(s, name) ||
+        (parent[0] && backupd_session_check_backup(s, parent) < 0)) {
+        proto_kv_free(&bb.meta);
+        if (!backupd_session_name_allowed(s, name))
+            return backupd_session_deny_name(s, name);
+        return -1;
+    }
     s->txn = store_txn_begin(s->st, name, parent, &bb.meta);
     proto_kv_free(&bb.meta);
     if (!s->txn)
@@ -111,16 +118,26 @@ backupd_req_query(struct session *s, const uint8_t *p, uint32_t len)
         int have;
         memcpy(d.b, dg + (size_t)i * PROTO_DIGEST_LEN, PROTO_DIGEST_LEN);
         have = s->txn && store_txn_noted(s->txn, &d);
-        if (!have) {
-            /* Touched (for gc) when the repository is open for writing. */
+        if (!have && s->txn) {
+            /* Touched (for gc), and its header noted: a gc running now
+             * may move this chunk aside for an instant before it sees the
+             * touch and puts it back, and the window records that name it
+             * must not find it missing then. A damaged header is noted as
+             * unknown: the records that name it fail on it. */
+            struct store_chunk_head hd;
+            if (store_chunk_head(s->st, &d, true, &hd) == 0) {
+                store_txn_note_chunk(s->txn, &d, hd.type, hd.raw_len);
+                have = 1;
+            } else if (lb_error_errno() == EPROTO) {
+                store_txn_note_chunk(s->txn, &d, STORE_TYPE_UNKNOWN, 0);
+                have = 1;
+            } else if (lb_error_errno() != ENOENT) {
+                return backupd_session_fail(s, 0);
+            }
+        } else if (!have) {
             have = store_chunk_touch(s->st, &d);
             if (have < 0)
                 return backupd_session_fail(s, 0);
-            /* A gc running now may move this chunk aside for an instant
-             * before it sees the touch and puts it back: the window
-             * records that name it must not find it missing then. */
-            if (have && s->txn)
-                store_txn_note_chunk(s->txn, &d);
         }
         if (have)
             bits[i / 8] |= (uint8_t)(1u << (i % 8));
@@ -144,7 +161,7 @@ backupd_req_chunk(struct session *s, const uint8_t *p, uint32_t len)
         return backupd_session_fail(s, PROTO_ERR_INVALID);
     }
     if (s->txn)
-        store_txn_note_chunk(s->txn, &c.d);
+        store_txn_note_chunk(s->txn, &c.d, c.type, c.raw_len);
     backupd_pool_submit(s->pool, &c);
     return 0;
 }

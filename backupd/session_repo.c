@@ -15,6 +15,7 @@ backupd_req_list(struct session *s, const uint8_t *p, uint32_t len)
     struct proto_str name;
     struct store_list l;
     char filter[256];
+    uint64_t sent = 0;
     int st = proto_dec_str(p, len, &name);
 
     if (st != PROTO_OK)
@@ -26,15 +27,22 @@ backupd_req_list(struct session *s, const uint8_t *p, uint32_t len)
         lb_fail(EINVAL, "invalid name in LIST");
         return backupd_session_fail(s, PROTO_ERR_INVALID);
     }
+    if (name.len && !backupd_session_name_allowed(s, filter))
+        return backupd_session_deny_name(s, filter);
     if (store_list(s->st, name.len ? filter : NULL, &l) < 0)
         return backupd_session_fail(s, 0);
     for (size_t i = 0; i < l.n; i++) {
+        const char *set = proto_kv_get(&l.b[i].meta, "name");
+        /* Other sets are not listed through a restricted key. */
+        if (!set || !backupd_session_name_allowed(s, set))
+            continue;
         proto_enc_kv(&s->out, PROTO_T_LIST_ENTRY, &l.b[i].meta);
+        sent++;
         if (s->out.len > (256u << 10) && backupd_session_send(s) < 0)
             break;
     }
     store_list_free(&l);
-    proto_enc_u64(&s->out, PROTO_T_LIST_END, l.n);
+    proto_enc_u64(&s->out, PROTO_T_LIST_END, sent);
     return backupd_session_send(s);
 }
 
@@ -56,6 +64,8 @@ backupd_req_get_manifest(struct session *s, const uint8_t *p, uint32_t len)
         return backupd_session_fail(s, PROTO_ERR_INVALID);
     }
     proto_str_copy(id, sizeof id, sid);
+    if (backupd_session_check_backup(s, id) < 0)
+        return -1;
     fd = store_manifest_open(s->st, id);
     if (fd < 0)
         return backupd_session_fail(s, 0);
@@ -97,6 +107,12 @@ backupd_req_get_chunks(struct session *s, const uint8_t *p, uint32_t len)
         return backupd_session_proto_fail(s, "GET_CHUNKS", PROTO_E_RANGE);
     if (backupd_session_need_store(s, PROTO_OPEN_READ, "GET_CHUNKS") < 0)
         return -1;
+    if (!s->chunk_reads_reserved) {
+        if (!backupd_session_reserve(s, SESSION_CHUNK_READ_BYTES,
+                                     "reading chunks"))
+            return backupd_session_fail(s, PROTO_ERR_BUSY);
+        s->chunk_reads_reserved = true;
+    }
     for (uint32_t i = 0; i < n; i++) {
         struct proto_digest d;
         struct proto_chunk c;
@@ -121,11 +137,18 @@ verify_damage(void *opaque, const char *id, const char *name, const char *disk,
     struct session *s = opaque;
     struct proto_kv ev = {0};
 
+    /* Through a restricted key, no word of other sets' backups (nor of
+     * one whose set is unknown: its manifest is unreadable). */
+    if (*id && backupd_session_restricted(s) &&
+        (!*name || !backupd_session_name_allowed(s, name)))
+        return;
+    /* Texts read from the repository or made of error messages: made
+     * valid, never a reason to stop. */
     proto_kv_set(&ev, "event", "damage");
-    proto_kv_set(&ev, "id", id);
-    proto_kv_set(&ev, "name", name);
-    proto_kv_set(&ev, "disk", disk);
-    proto_kv_set(&ev, "what", what);
+    proto_kv_set_lossy(&ev, "id", id);
+    proto_kv_set_lossy(&ev, "name", name);
+    proto_kv_set_lossy(&ev, "disk", disk);
+    proto_kv_set_lossy(&ev, "what", what);
     proto_enc_kv(&s->out, PROTO_T_VERIFY_EVENT, &ev);
     proto_kv_free(&ev);
     backupd_session_send(s);
@@ -155,6 +178,7 @@ backupd_req_verify(struct session *s, const uint8_t *p, uint32_t len)
     struct proto_kv req, stats = {0};
     struct store_verify_cb cb = {s, verify_damage, verify_progress};
     int st = proto_dec_kv(p, len, &req);
+    uint64_t need;
     int r;
 
     if (st != PROTO_OK)
@@ -162,7 +186,12 @@ backupd_req_verify(struct session *s, const uint8_t *p, uint32_t len)
     proto_kv_free(&req);
     if (backupd_session_need_store(s, PROTO_OPEN_READ, "VERIFY") < 0)
         return -1;
+    /* store_verify's threads, each with its scratch, while it runs. */
+    need = LB_MIN(lb_ncpus(), 8u) * SESSION_VERIFY_THREAD_BYTES;
+    if (!backupd_session_reserve(s, need, "a verify"))
+        return backupd_session_fail(s, PROTO_ERR_BUSY);
     r = store_verify(s->st, &cb, &stats);
+    backupd_session_unreserve(s, need);
     if (r < 0) {
         proto_kv_free(&stats);
         return backupd_session_fail(s, 0);
@@ -189,6 +218,8 @@ backupd_req_delete(struct session *s, const uint8_t *p, uint32_t len)
         return backupd_session_fail(s, PROTO_ERR_INVALID);
     }
     proto_str_copy(id, sizeof id, sid);
+    if (backupd_session_check_backup(s, id) < 0)
+        return -1;
     if (store_delete(s->st, id) < 0)
         return backupd_session_fail(s, 0);
     lb_info("backup %s deleted", id);
@@ -285,6 +316,15 @@ backupd_req_prune(struct session *s, const uint8_t *p, uint32_t len)
         snprintf(name, sizeof name, "%s", nm);
     }
     proto_kv_free(&req);
+    if (backupd_session_restricted(s) &&
+        (!name[0] || !backupd_session_name_allowed(s, name))) {
+        if (!name[0]) {
+            lb_fail(EPERM, "this repository connection may prune only the "
+                           "sets it may use: name one");
+            return backupd_session_fail(s, PROTO_ERR_DENIED);
+        }
+        return backupd_session_deny_name(s, name);
+    }
     if (!store_prune_policy_any(&pol)) {
         lb_fail(EINVAL, "prune needs at least one keep rule above 0");
         return backupd_session_fail(s, PROTO_ERR_INVALID);

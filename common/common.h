@@ -193,8 +193,10 @@ int lb_fsync_dir(const char *dir);
 int lb_mkdir_p(const char *path, mode_t mode);
 
 /*
- * Write a small file atomically: DIR/.NAME.tmp.PID, fsync, rename to
- * DIR/NAME, fsync DIR. Sets the error slot.
+ * Write a small file atomically: DIR/.NAME.tmp.RANDOM (created with
+ * O_EXCL|O_NOFOLLOW: never through a link or over a file someone else
+ * planted in DIR), fsync, rename to DIR/NAME (which replaces a link
+ * there, never follows it), fsync DIR. Sets the error slot.
  */
 int lb_write_file_atomic(const char *dir, const char *name, const void *buf,
                          size_t len, mode_t mode);

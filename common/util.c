@@ -155,11 +155,18 @@ int
 lb_write_file_atomic(const char *dir, const char *name, const void *buf,
                      size_t len, mode_t mode)
 {
-    CLEANUP_FREE char *tmp =
-        lb_xasprintf("%s/.%s.tmp.%ld", dir, name, (long)getpid());
+    CLEANUP_FREE char *tmp = NULL;
     CLEANUP_FREE char *dst = lb_xasprintf("%s/%s", dir, name);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    uint8_t rnd[8];
+    char hex[17];
+    int fd;
 
+    /* A name nobody can guess, created only if it does not exist. */
+    if (lb_random(rnd, sizeof rnd) < 0)
+        return -1;
+    lb_hex_encode(hex, rnd, sizeof rnd);
+    tmp = lb_xasprintf("%s/.%s.tmp.%s", dir, name, hex);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0)
         return lb_error(errno, "create %s", tmp);
     if (lb_write_full(fd, buf, len) < 0 || fsync(fd) < 0) {

@@ -8,8 +8,9 @@
  * recomputed, so that mutations also reach what the digests guard.
  *
  * Oracle beyond "no crash, no leak": everything the reader accepts is
- * written again with proto_mf_writer as it is read, and a manifest the
- * reader accepts whole must come out byte for byte the same.
+ * written again with proto_mf_writer (of the version the header says) as
+ * it is read, and a manifest the reader accepts whole must come out byte
+ * for byte the same: version 2's runs of empty windows have one encoding.
  */
 #include "fuzz/fuzz.h"
 #include "proto/proto.h"
@@ -40,20 +41,24 @@ src_read(void *opaque, void *buf, size_t len)
     return (ssize_t)n;
 }
 
-/* Read everything through r, copying what is read into w. 0 if the reader
- * accepted the whole manifest. */
+/* Read everything through r, copying what is read into *w (a writer of
+ * the version read, on fd). 0 if the reader accepted the whole manifest. */
 static int
-read_all(struct proto_mf_reader *r, struct proto_mf_writer *w)
+read_all(struct proto_mf_reader *r, int fd, struct proto_mf_writer **wp)
 {
     struct proto_mf_hdr h;
     struct proto_mf_disk d;
     struct proto_mf_window win;
     struct proto_kv meta;
+    struct proto_mf_writer *w;
     int got;
 
     if (proto_mf_read_header(r, &h) < 0)
         return -1;
     CHECK(h.ndisks <= PROTO_MF_MAX_DISKS && h.meta_len <= PROTO_MF_MAX_META);
+    CHECK(h.version >= PROTO_MF_VERSION_MIN && h.version <= PROTO_MF_VERSION);
+    w = *wp = proto_mf_writer_new_version(fd, h.version);
+    CHECK(w != NULL);
     while ((got = proto_mf_next_disk(r, &d)) == 1) {
         CHECK(proto_disk_name_valid(d.name, strlen(d.name)));
         CHECK(d.nwindows == proto_mf_windows_for(d.size, d.window_size));
@@ -100,9 +105,8 @@ one(const uint8_t *data, size_t size)
     if (fd < 0)
         fd = memfd_create("fuzz_manifest", MFD_CLOEXEC);
     CHECK(fd >= 0 && ftruncate(fd, 0) == 0 && lseek(fd, 0, SEEK_SET) == 0);
-    w = proto_mf_writer_new(fd);
-    CHECK(r != NULL && w != NULL);
-    if (read_all(r, w) == 0) {
+    CHECK(r != NULL);
+    if (read_all(r, fd, &w) == 0) {
         uint8_t *back = lb_xmalloc(size);
         CHECK(s.off == size);
         CHECK(lseek(fd, 0, SEEK_END) == (off_t)size);

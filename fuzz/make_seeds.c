@@ -275,9 +275,12 @@ mwin(uint64_t i, struct proto_mf_window *w)
     }
 }
 
+/* pattern (may be NULL): a window is empty where it says '.', else as
+ * mwin makes it. */
 static void
-manifest(struct out *o, const char *name, const struct mdisk *disks, size_t n,
-         const struct proto_kv *meta)
+manifest(struct out *o, const char *name, uint16_t version,
+         const struct mdisk *disks, size_t n, const struct proto_kv *meta,
+         const char *pattern)
 {
     int fd = memfd_create("seed", MFD_CLOEXEC);
     struct proto_mf_writer *w;
@@ -285,7 +288,7 @@ manifest(struct out *o, const char *name, const struct mdisk *disks, size_t n,
     off_t len;
     uint8_t *buf;
 
-    if (fd < 0 || !(w = proto_mf_writer_new(fd))) {
+    if (fd < 0 || !(w = proto_mf_writer_new_version(fd, version))) {
         fprintf(stderr, "make_seeds: memfd: %s\n", strerror(errno));
         exit(1);
     }
@@ -299,6 +302,8 @@ manifest(struct out *o, const char *name, const struct mdisk *disks, size_t n,
             goto fail;
         for (uint64_t i = 0; i < nw; i++) {
             mwin(i + d, &win);
+            if (pattern && pattern[i % strlen(pattern)] == '.')
+                win.depth = 0;
             if (proto_mf_write_window(w, &win) < 0)
                 goto fail;
         }
@@ -339,10 +344,17 @@ manifests(struct out *o)
     proto_kv_set(&meta, "parent", "");
     proto_kv_set(&meta, "kind", "full");
     proto_kv_set_u64(&meta, "time", 1795434360);
-    manifest(o, "one_disk", one, 1, &meta);
-    manifest(o, "three_disks", three, 3, &meta);
-    manifest(o, "big_window", big_window, 1, &none);
-    manifest(o, "no_disks", NULL, 0, &meta);
+    static const struct mdisk empty[] = {{"vda", 1ull << 40, 65536}};
+
+    /* Version 1, what older backupds wrote. */
+    manifest(o, "one_disk", 1, one, 1, &meta, NULL);
+    manifest(o, "three_disks", 1, three, 3, &meta, NULL);
+    manifest(o, "big_window", 1, big_window, 1, &none, NULL);
+    manifest(o, "no_disks", 1, NULL, 0, &meta, NULL);
+    /* Version 2: runs of empty windows. */
+    manifest(o, "v2_three_disks", 2, three, 3, &meta, NULL);
+    manifest(o, "v2_runs", 2, three, 3, &meta, "X...X.XX..");
+    manifest(o, "v2_empty_tib", 2, empty, 1, &meta, ".");
     proto_kv_free(&meta);
 }
 
@@ -480,6 +492,189 @@ deltas(struct out *o)
     }
 }
 
+/* ---- whole sessions (fuzz_session, fuzz_listen) -------------------------- */
+
+#define SEED_WINDOW PROTO_MIN_WINDOW /* the fuzz repositories' */
+#define SEED_SPLIT "\nLBSPLIT\n"     /* fuzz_listen: between connections */
+
+static void
+s_hello(struct lb_buf *b, uint8_t mode)
+{
+    struct proto_hello h = {PROTO_VERSION, PROTO_VERSION, 0, {"seed", 4}};
+
+    proto_enc_hello(b, PROTO_T_HELLO, &h);
+    proto_enc_open(b, mode);
+}
+
+/* A chunk of len bytes of a pattern (stored as it is: no zstd output in
+ * a seed), sent as CHUNK. */
+static struct proto_digest
+s_chunk(struct lb_buf *b, uint8_t type, const uint8_t *plain, size_t len)
+{
+    struct proto_chunk c = {.type = type, .comp = PROTO_COMP_NONE};
+
+    c.raw_len = (uint32_t)len;
+    c.data = plain;
+    c.data_len = (uint32_t)len;
+    if (proto_chunk_digest(type, plain, len, &c.d) < 0)
+        exit(1);
+    proto_enc_chunk(b, PROTO_T_CHUNK, &c);
+    return c.d;
+}
+
+static void
+s_window(struct lb_buf *b, uint64_t index, uint8_t type, struct proto_digest d)
+{
+    struct proto_window_rec r = {.index = index, .op = PROTO_WIN_SET, .n = 1};
+    size_t f = proto_frame_begin(b, PROTO_T_WINDOWS);
+    size_t at = proto_enc_windows_start(b);
+
+    r.refs[0].type = type;
+    r.refs[0].d = d;
+    proto_enc_window_rec(b, &r);
+    proto_enc_windows_finish(b, at, 1);
+    proto_frame_end(b, f);
+}
+
+static void
+s_keys(struct proto_kv *kv, const char *prefix, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        char k[32];
+        snprintf(k, sizeof k, "%s%u", prefix, i);
+        proto_kv_set(kv, k, "v");
+    }
+}
+
+/* A full backup of name: vda of 2 whole windows and a short one (RAW,
+ * DELTA, short RAW), nkeys keys at BACKUP_BEGIN and at COMMIT, a saved
+ * domain XML if xml. */
+static void
+s_backup(struct lb_buf *b, const char *name, unsigned nkeys, bool xml)
+{
+    static uint8_t win[SEED_WINDOW], dplain[1024];
+    static const char dom[] = "<domain><name>vm1</name></domain>";
+    struct proto_run run = {4096, 512, PROTO_RUN_DATA};
+    struct proto_kv bm = {0}, cm = {0}, none = {0};
+    size_t dl;
+
+    for (size_t i = 0; i < sizeof win; i++)
+        win[i] = (uint8_t)(i * 7 + 1);
+    dl = proto_delta_encode(dplain, sizeof dplain, SEED_WINDOW, &run, 1, win);
+    proto_kv_set(&bm, "kind", "full");
+    s_keys(&bm, "b", nkeys);
+    s_keys(&cm, "c", nkeys);
+    proto_enc_backup_begin(b, name, "", &bm);
+    proto_enc_disk_begin(b, "vda", 2 * SEED_WINDOW + 1000, PROTO_DISK_FULL,
+                         &none);
+    s_window(b, 0, PROTO_CHUNK_RAW,
+             s_chunk(b, PROTO_CHUNK_RAW, win, SEED_WINDOW));
+    s_window(b, 1, PROTO_CHUNK_DELTA,
+             s_chunk(b, PROTO_CHUNK_DELTA, dplain, dl));
+    s_window(b, 2, PROTO_CHUNK_RAW, s_chunk(b, PROTO_CHUNK_RAW, win, 1000));
+    proto_enc_kv(b, PROTO_T_DISK_END, &none);
+    if (xml) {
+        char hex[65];
+        struct proto_digest d =
+            s_chunk(b, PROTO_CHUNK_BLOB, (const uint8_t *)dom, sizeof dom - 1);
+        proto_digest_hex(&d, hex);
+        proto_kv_set(&cm, "domain_xml", hex);
+    }
+    proto_enc_kv(b, PROTO_T_COMMIT, &cm);
+    proto_kv_free(&bm);
+    proto_kv_free(&cm);
+}
+
+static void
+s_bridge(struct lb_buf *b, bool append_only, bool trusted, const char *names)
+{
+    struct proto_kv kv = {0};
+
+    proto_kv_set(&kv, "append_only", append_only ? "1" : "0");
+    if (trusted)
+        proto_kv_set(&kv, "trusted", "1");
+    proto_kv_set(&kv, "peer", "192.0.2.1 40000 22");
+    if (names)
+        proto_kv_set(&kv, "restrict_names", names);
+    proto_enc_kv(b, PROTO_T_BRIDGE, &kv);
+    proto_kv_free(&kv);
+}
+
+static void
+s_kv_frame(struct lb_buf *b, uint16_t type, const char *k1, const char *v1,
+           const char *k2, const char *v2)
+{
+    struct proto_kv kv = {0};
+
+    if (k1)
+        proto_kv_set(&kv, k1, v1);
+    if (k2)
+        proto_kv_set(&kv, k2, v2);
+    proto_enc_kv(b, type, &kv);
+    proto_kv_free(&kv);
+}
+
+/* The sessions, each a seed of fuzz_session; fuzz_listen's seeds are
+ * several of them at once, one per connection. */
+static void
+sessions(struct out *o)
+{
+    struct lb_buf b = {0}, all = {0};
+    struct proto_kv none = {0};
+
+    s_bridge(&b, true, false, "host1*\nweb?");
+    s_hello(&b, PROTO_OPEN_WRITE);
+    proto_enc_str(&b, PROTO_T_LIST, "");
+    s_backup(&b, "host1-a", 2, true);
+    proto_enc_str(&b, PROTO_T_LIST, "host1-a");
+    s_backup(&b, "db1", 0, false); /* not allowed: DENIED */
+    lb_buf_append(&all, b.data, b.len);
+    emit_buf(o, "session", "bridge_restricted", &b);
+
+    s_bridge(&b, false, true, NULL);
+    s_hello(&b, PROTO_OPEN_WRITE);
+    s_backup(&b, "vm1", 1, true);
+    emit_buf(o, "session", "bridge_trusted", &b);
+
+    /* Issue 10, item 1: 200 keys at BACKUP_BEGIN and 200 at COMMIT, then
+     * 256 at BACKUP_BEGIN. */
+    s_hello(&b, PROTO_OPEN_WRITE);
+    s_backup(&b, "vm1", 200, false);
+    lb_buf_append(&all, SEED_SPLIT, strlen(SEED_SPLIT));
+    lb_buf_append(&all, b.data, b.len);
+    emit_buf(o, "session", "meta_heavy", &b);
+    s_hello(&b, PROTO_OPEN_WRITE);
+    s_keys(&none, "k", PROTO_MAX_KV);
+    proto_enc_backup_begin(&b, "vm1", "", &none);
+    proto_kv_free(&none);
+    emit_buf(o, "session", "meta_256", &b);
+
+    s_hello(&b, PROTO_OPEN_WRITE);
+    s_backup(&b, "vm1", 0, true);
+    s_kv_frame(&b, PROTO_T_GC, "dry_run", "1", NULL, NULL);
+    s_kv_frame(&b, PROTO_T_GC, "dry_run", "0", NULL, NULL);
+    lb_buf_append(&all, SEED_SPLIT, strlen(SEED_SPLIT));
+    lb_buf_append(&all, b.data, b.len);
+    emit_buf(o, "session", "gc", &b);
+
+    s_hello(&b, PROTO_OPEN_ADMIN);
+    s_kv_frame(&b, PROTO_T_PRUNE, "keep_last", "1", "name", "vm1");
+    s_kv_frame(&b, PROTO_T_PRUNE, "keep_daily", "2", "keep_weekly", "1");
+    proto_enc_str(&b, PROTO_T_DELETE, "20260101-000000-0000");
+    lb_buf_append(&all, SEED_SPLIT, strlen(SEED_SPLIT));
+    lb_buf_append(&all, b.data, b.len);
+    emit_buf(o, "session", "prune", &b);
+
+    s_hello(&b, PROTO_OPEN_READ);
+    s_kv_frame(&b, PROTO_T_PRUNE, "keep_last", "1", "dry_run", "1");
+    s_kv_frame(&b, PROTO_T_VERIFY, NULL, NULL, NULL, NULL);
+    emit_buf(o, "session", "prune_dry_verify", &b);
+
+    emit_buf(o, "listen", "four_at_once", &all);
+    lb_buf_free(&b);
+    lb_buf_free(&all);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -498,6 +693,7 @@ main(int argc, char **argv)
     manifests(&o);
     json(&o);
     deltas(&o);
+    sessions(&o);
     if (o.check) {
         printf("make_seeds: %u seeds checked, %u differ\n", o.n, o.bad);
         return o.bad ? 1 : 0;

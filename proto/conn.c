@@ -11,6 +11,7 @@
 #include "proto/proto.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <string.h>
@@ -24,6 +25,7 @@ struct proto_conn {
     size_t rcap, rstart, rend, consume;
     bool eof;
     bool got_error;
+    int timeout_ms; /* no progress for this long fails I/O; 0: none */
     _Atomic bool broken;
     pthread_mutex_t send_lock;
     uint64_t bytes_in, bytes_out;
@@ -74,6 +76,63 @@ proto_conn_set_bwlimit(struct proto_conn *c, uint64_t rate)
     pthread_mutex_unlock(&c->send_lock);
 }
 
+int
+proto_conn_set_timeout(struct proto_conn *c, unsigned timeout_ms)
+{
+    int fds[2] = {c->fd_in, c->fd_out};
+
+    /* Non-blocking, so that no read or write can outwait the timeout
+     * (poll says when there is room, not how much). */
+    for (int i = 0; i < 2; i++) {
+        int fl = fcntl(fds[i], F_GETFL);
+        if (fl < 0 || fcntl(fds[i], F_SETFL, fl | O_NONBLOCK) < 0)
+            return lb_error(errno, "set the connection non-blocking");
+    }
+    c->timeout_ms = timeout_ms > INT32_MAX ? INT32_MAX : (int)timeout_ms;
+    return 0;
+}
+
+/* Wait until fd is ready for events, at most the timeout: 0, or -1 with
+ * ETIMEDOUT (the error slot set). */
+static int
+wait_ready(struct proto_conn *c, int fd, short events)
+{
+    struct pollfd pfd = {fd, events, 0};
+    int r;
+
+    do
+        r = poll(&pfd, 1, c->timeout_ms ? c->timeout_ms : -1);
+    while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return lb_error(errno, "poll");
+    if (r == 0)
+        return lb_fail(ETIMEDOUT, "nothing %s the peer for %d s",
+                       events == POLLIN ? "received from" : "taken by",
+                       c->timeout_ms / 1000);
+    return 0;
+}
+
+/* write(2) all of p, waiting for room with the timeout. */
+static int
+write_all(struct proto_conn *c, const uint8_t *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(c->fd_out, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (wait_ready(c, c->fd_out, POLLOUT) < 0)
+                return -1;
+            continue;
+        }
+        if (n < 0)
+            return lb_error(errno, "send to peer");
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
 /* Account n bytes moved, waiting as long as the rate asks. The bucket
  * holds at most 1/20 s of credit so the rate stays close to the limit over
  * any few seconds; the debt is paid by sleeping, and time overslept counts
@@ -110,10 +169,10 @@ proto_conn_send(struct proto_conn *c, const void *p, size_t len)
         size_t n = c->rate ? LB_MIN(len, (size_t)64 << 10) : len;
         if (c->rate)
             pace(&c->out_bucket, c->rate, n);
-        if (lb_write_full(c->fd_out, b, n) < 0) {
+        if (write_all(c, b, n) < 0) {
             c->broken = true;
-            r = lb_error(errno, "send to peer");
-            if (errno == EPIPE)
+            r = -1;
+            if (lb_error_errno() == EPIPE)
                 lb_error(0, "connection closed by the peer while sending");
             break;
         }
@@ -159,6 +218,15 @@ fill(struct proto_conn *c, size_t n)
         if (got < 0) {
             if (errno == EINTR)
                 continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                if (wait_ready(c, c->fd_in, POLLIN) == 0)
+                    continue;
+                /* Idle between frames: the stream is still whole (the
+                 * server can say why it ends the session). */
+                if (c->rend != c->rstart)
+                    c->broken = true;
+                return -1;
+            }
             c->broken = true;
             return lb_error(errno, "receive from peer");
         }

@@ -6,6 +6,8 @@
  */
 #include "proto/proto.h"
 
+#include <errno.h>
+
 #include <string.h>
 #include <time.h>
 
@@ -384,6 +386,74 @@ proto_kv_set(struct proto_kv *kv, const char *key, const char *val)
     kv->e[kv->n].key = lb_xstrdup(key);
     kv->e[kv->n].val = lb_xstrdup(val);
     kv->n++;
+}
+
+static size_t
+kv_entry_len(const char *key, const char *val)
+{
+    return 2 + strlen(key) + 4 + strlen(val);
+}
+
+size_t
+proto_kv_encoded_len(const struct proto_kv *kv)
+{
+    size_t n = 2;
+
+    for (size_t i = 0; i < kv->n; i++)
+        n += kv_entry_len(kv->e[i].key, kv->e[i].val);
+    return n;
+}
+
+int
+proto_kv_merge(struct proto_kv *dst, const struct proto_kv *src, size_t max_n,
+               size_t max_bytes)
+{
+    size_t n = dst->n, bytes = proto_kv_encoded_len(dst);
+
+    /* What the result would be, before anything changes. */
+    for (size_t i = 0; i < src->n; i++) {
+        const char *old = proto_kv_get(dst, src->e[i].key);
+        if (!proto_kv_key_valid(src->e[i].key, strlen(src->e[i].key)) ||
+            strlen(src->e[i].val) > PROTO_MAX_VALUE ||
+            !text_valid(src->e[i].val, strlen(src->e[i].val)))
+            return lb_fail(EINVAL,
+                           "metadata key '%.64s' or its value is "
+                           "not valid",
+                           src->e[i].key);
+        if (old) {
+            bytes -= strlen(old);
+            bytes += strlen(src->e[i].val);
+        } else {
+            n++;
+            bytes += kv_entry_len(src->e[i].key, src->e[i].val);
+        }
+    }
+    if (n > max_n)
+        return lb_fail(EINVAL, "too much metadata: %zu keys, at most %zu", n,
+                       max_n);
+    if (bytes > max_bytes)
+        return lb_fail(EINVAL, "too much metadata: %zu bytes, at most %zu",
+                       bytes, max_bytes);
+    for (size_t i = 0; i < src->n; i++)
+        proto_kv_set(dst, src->e[i].key, src->e[i].val);
+    return 0;
+}
+
+void
+proto_kv_set_lossy(struct proto_kv *kv, const char *key, const char *val)
+{
+    size_t n = strnlen(val, PROTO_MAX_VALUE);
+    char *v = lb_xmalloc(n + 1);
+
+    memcpy(v, val, n);
+    v[n] = '\0';
+    for (char *c = v; *c; c++) {
+        unsigned char u = (unsigned char)*c;
+        if ((u < 0x20 && u != '\n' && u != '\t') || u == 0x7f)
+            *c = '?';
+    }
+    proto_kv_set(kv, key, v);
+    free(v);
 }
 
 void

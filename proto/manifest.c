@@ -7,6 +7,9 @@
  *
  * Layout: a 64-byte header, the disk sections, the meta block, and a
  * 32-byte trailer = SHA-256(header || SHA-256(disk sections || meta)).
+ * Version 2 (written) encodes each run of empty windows as one record, so
+ * that a manifest's size follows the data a backup holds, not the size
+ * its disks declare; version 1 (read) has a byte per empty window.
  */
 #include "proto/proto.h"
 
@@ -15,7 +18,7 @@
 #include <string.h>
 
 #define MF_BUF (128u << 10)
-#define MF_MAX_DISK_META (64u << 10)
+#define MF_MAX_DISK_META PROTO_MF_MAX_DISK_META
 
 _Static_assert(sizeof PROTO_MF_MAGIC - 1 == 8, "manifest magic is 8 bytes");
 _Static_assert(MF_BUF > MF_MAX_DISK_META + 256, "disk meta fits the buffer");
@@ -40,7 +43,8 @@ proto_mf_hdr_decode(const uint8_t *p, size_t len, struct proto_mf_hdr *out)
         return PROTO_E_TRUNCATED;
     if (memcmp(p, PROTO_MF_MAGIC, 8) != 0)
         return PROTO_E_MAGIC;
-    if (lb_load_be16(p + 8) != PROTO_MF_VERSION)
+    out->version = lb_load_be16(p + 8);
+    if (out->version < PROTO_MF_VERSION_MIN || out->version > PROTO_MF_VERSION)
         return PROTO_E_RANGE;
     if (lb_load_be16(p + 10) != 0 || lb_load_be32(p + 28) != 0)
         return PROTO_E_RESERVED;
@@ -62,7 +66,7 @@ proto_mf_hdr_encode(uint8_t out[PROTO_MF_HDR_SIZE],
     /* 8 magic bytes, no NUL: a binary field */
     // NOLINTNEXTLINE(bugprone-not-null-terminated-result)
     memcpy(out, PROTO_MF_MAGIC, 8);
-    lb_store_be16(out + 8, PROTO_MF_VERSION);
+    lb_store_be16(out + 8, h->version ? h->version : PROTO_MF_VERSION);
     lb_store_be32(out + 12, h->ndisks);
     lb_store_be64(out + 16, h->meta_off);
     lb_store_be32(out + 24, h->meta_len);
@@ -130,6 +134,8 @@ struct proto_mf_reader {
     enum mf_state state;
     uint32_t disks_read;
     uint64_t windows_left;
+    uint64_t empty_left; /* version 2: empty windows left in this run */
+    bool after_run;      /* version 2: the last record was a run */
 };
 
 struct proto_mf_reader *
@@ -274,6 +280,8 @@ proto_mf_next_disk(struct proto_mf_reader *r, struct proto_mf_disk *d)
     mf_consume(r, pr.off, true);
     r->disks_read++;
     r->windows_left = d->nwindows;
+    r->empty_left = 0;
+    r->after_run = false;
     r->state = MF_WINDOWS;
     return 1;
 }
@@ -312,6 +320,28 @@ proto_mf_read_disk_end(struct proto_mf_reader *r, struct proto_kv *meta)
     return 0;
 }
 
+/* Version 2: a record of depth 0 is a run, u32 n (1 <= n <= the windows
+ * left) empty windows; never two runs in a row (one encoding only). The
+ * run's first window is the one being read. */
+static int
+mf_read_run(struct proto_mf_reader *r)
+{
+    uint32_t n;
+
+    if (mf_need(r, 5) < 0)
+        return -1;
+    n = lb_load_be32(r->buf + r->start + 1);
+    if (n == 0 || n > r->windows_left)
+        return mf_fail(r, "run of empty windows", PROTO_E_RANGE);
+    if (r->after_run)
+        return mf_fail(r, "two runs of empty windows in a row", PROTO_E_ORDER);
+    mf_consume(r, 5, true);
+    r->after_run = true;
+    r->empty_left = n - 1;
+    r->windows_left--;
+    return 0;
+}
+
 int
 proto_mf_next_window(struct proto_mf_reader *r, struct proto_mf_window *w)
 {
@@ -320,11 +350,20 @@ proto_mf_next_window(struct proto_mf_reader *r, struct proto_mf_window *w)
 
     if (r->state != MF_WINDOWS || r->windows_left == 0)
         return lb_error(0, "manifest: no window left to read");
+    if (r->empty_left) {
+        r->empty_left--;
+        r->windows_left--;
+        w->depth = 0;
+        return 0;
+    }
     if (mf_need(r, 1) < 0)
         return -1;
     w->depth = r->buf[r->start];
     if (w->depth > PROTO_MAX_STACK)
         return mf_fail(r, "window stack depth", PROTO_E_RANGE);
+    if (w->depth == 0 && r->hdr.version >= 2)
+        return mf_read_run(r);
+    r->after_run = false;
     need = 1 + (size_t)w->depth * (1 + PROTO_DIGEST_LEN);
     if (mf_need(r, need) < 0)
         return -1;
@@ -347,9 +386,13 @@ proto_mf_skip_disk(struct proto_mf_reader *r)
 {
     struct proto_mf_window w;
 
-    while (r->state == MF_WINDOWS && r->windows_left > 0)
-        if (proto_mf_next_window(r, &w) < 0)
+    while (r->state == MF_WINDOWS && r->windows_left > 0) {
+        /* A run of empty windows is passed in one step. */
+        r->windows_left -= r->empty_left;
+        r->empty_left = 0;
+        if (r->windows_left > 0 && proto_mf_next_window(r, &w) < 0)
             return -1;
+    }
     return 0;
 }
 
@@ -423,6 +466,8 @@ proto_mf_finish(struct proto_mf_reader *r)
 
 struct proto_mf_writer {
     int fd;
+    uint16_t version;
+    uint64_t empty_run; /* version 2: empty windows not written yet */
     struct lb_buf out;
     uint64_t pos; /* bytes handed to write(2) so far */
     EVP_MD_CTX *body;
@@ -435,10 +480,22 @@ struct proto_mf_writer {
 struct proto_mf_writer *
 proto_mf_writer_new(int fd)
 {
-    struct proto_mf_writer *w = lb_xcalloc(1, sizeof *w);
+    return proto_mf_writer_new_version(fd, PROTO_MF_VERSION);
+}
+
+struct proto_mf_writer *
+proto_mf_writer_new_version(int fd, uint16_t version)
+{
+    struct proto_mf_writer *w;
     uint8_t zero[PROTO_MF_HDR_SIZE] = {0};
 
+    if (version < PROTO_MF_VERSION_MIN || version > PROTO_MF_VERSION) {
+        lb_error(0, "manifest: no version %u", version);
+        return NULL;
+    }
+    w = lb_xcalloc(1, sizeof *w);
     w->fd = fd;
+    w->version = version;
     w->body = EVP_MD_CTX_new();
     if (!w->body || EVP_DigestInit_ex(w->body, EVP_sha256(), NULL) != 1) {
         lb_error(0, "OpenSSL: cannot start a digest");
@@ -506,13 +563,30 @@ proto_mf_write_disk(struct proto_mf_writer *w, const char *name, uint64_t size,
     return mf_body_done(w, mark);
 }
 
-int
-proto_mf_write_disk_end(struct proto_mf_writer *w, const struct proto_kv *meta)
+/* Version 2: the pending run of empty windows, as one record. */
+static int
+mf_flush_run(struct proto_mf_writer *w)
 {
     size_t mark = w->out.len;
 
+    if (!w->empty_run)
+        return 0;
+    lb_buf_put_u8(&w->out, 0);
+    lb_buf_put_be32(&w->out, (uint32_t)w->empty_run);
+    w->empty_run = 0;
+    return mf_body_done(w, mark);
+}
+
+int
+proto_mf_write_disk_end(struct proto_mf_writer *w, const struct proto_kv *meta)
+{
+    size_t mark;
+
     if (w->failed || !w->in_disk || w->windows_left != 0)
         return lb_error(0, "manifest: disk end before its last window");
+    if (mf_flush_run(w) < 0)
+        return -1;
+    mark = w->out.len;
     lb_buf_put_be32(&w->out, 0);
     proto_kv_encode(&w->out, meta);
     if (w->out.len - mark - 4 > MF_MAX_DISK_META)
@@ -526,11 +600,20 @@ int
 proto_mf_write_window(struct proto_mf_writer *w,
                       const struct proto_mf_window *win)
 {
-    size_t mark = w->out.len;
+    size_t mark;
 
     if (w->failed || !w->in_disk || w->windows_left == 0 ||
         win->depth > PROTO_MAX_STACK)
         return lb_error(0, "manifest: window written out of order");
+    if (win->depth == 0 && w->version >= 2) {
+        /* A disk has at most 2^24 windows: a run fits its u32. */
+        w->empty_run++;
+        w->windows_left--;
+        return 0;
+    }
+    if (mf_flush_run(w) < 0)
+        return -1;
+    mark = w->out.len;
     lb_buf_put_u8(&w->out, win->depth);
     for (uint8_t i = 0; i < win->depth; i++) {
         lb_buf_put_u8(&w->out, win->refs[i].type);
@@ -552,6 +635,7 @@ proto_mf_write_finish(struct proto_mf_writer *w, const struct proto_kv *meta)
 
     if (w->failed || w->in_disk)
         return lb_error(0, "manifest: finish before the last disk ended");
+    h.version = w->version;
     h.ndisks = w->ndisks;
     h.meta_off = w->pos + w->out.len;
     proto_kv_encode(&w->out, meta);

@@ -188,6 +188,21 @@ uint64_t proto_kv_get_u64(const struct proto_kv *kv, const char *key,
                           uint64_t def);
 void proto_kv_free(struct proto_kv *kv);
 bool proto_kv_key_valid(const char *k, size_t len);
+/* Bytes of the encoding of kv (proto_kv_encode). */
+size_t proto_kv_encoded_len(const struct proto_kv *kv);
+/*
+ * Merge src into dst: each key of src is set in dst (replacing its
+ * value). For lists that came from a peer: unlike proto_kv_set, it never
+ * aborts; if the result would hold more than max_n entries or encode to
+ * more than max_bytes it fails, -1 with the error slot set (EINVAL), and
+ * dst is left as it was. Returns 0 on success.
+ */
+int proto_kv_merge(struct proto_kv *dst, const struct proto_kv *src,
+                   size_t max_n, size_t max_bytes);
+/* Set key to val made valid: bytes a value may not hold become '?', and
+ * it is cut at PROTO_MAX_VALUE bytes (for text from outside, such as an
+ * error message naming a file). The key must be valid. */
+void proto_kv_set_lossy(struct proto_kv *kv, const char *key, const char *val);
 
 /* ---- names --------------------------------------------------------------- */
 
@@ -516,11 +531,15 @@ int proto_dec_window_next(struct proto_rd *pr, struct proto_window_rec *r);
 /* ---- manifests ----------------------------------------------------------- */
 
 #define PROTO_MF_MAGIC "LBMANIF1"
-#define PROTO_MF_VERSION 1
+/* The version written (2: runs of empty windows are one record, see
+ * FORMAT.md "Disk section"); readers take 1 and 2. */
+#define PROTO_MF_VERSION 2
+#define PROTO_MF_VERSION_MIN 1
 #define PROTO_MF_HDR_SIZE 64
 #define PROTO_MF_DISK_MAGIC 0x4C42444Bu /* "LBDK" */
 #define PROTO_MF_MAX_DISKS 64
 #define PROTO_MF_MAX_META (1u << 20)
+#define PROTO_MF_MAX_DISK_META (64u << 10)
 #define PROTO_MF_MAX_SIZE (1ull << 50) /* 1 PiB per disk */
 /* Windows per disk (64 TiB with 4 MiB windows) and per backup: what a
  * client can make the server write and hash is bounded by what it sends
@@ -529,6 +548,7 @@ int proto_dec_window_next(struct proto_rd *pr, struct proto_window_rec *r);
 #define PROTO_MF_MAX_BACKUP_WINDOWS (1ull << 26)
 
 struct proto_mf_hdr {
+    uint16_t version; /* encode: 0 is PROTO_MF_VERSION */
     uint32_t ndisks;
     uint64_t meta_off;
     uint32_t meta_len;
@@ -582,9 +602,12 @@ int proto_mf_finish(struct proto_mf_reader *r);
 int proto_mf_meta_decode(const struct proto_mf_hdr *h, const uint8_t *p,
                          size_t len, struct proto_kv *meta);
 
-/* A streaming manifest writer to a file descriptor (a temp file). */
+/* A streaming manifest writer to a file descriptor (a temp file), of
+ * version PROTO_MF_VERSION, or of an older one that readers still take
+ * (for tests, and for copying a manifest as it is). */
 struct proto_mf_writer;
 struct proto_mf_writer *proto_mf_writer_new(int fd);
+struct proto_mf_writer *proto_mf_writer_new_version(int fd, uint16_t version);
 void proto_mf_writer_free(struct proto_mf_writer *w);
 int proto_mf_write_disk(struct proto_mf_writer *w, const char *name,
                         uint64_t size, uint32_t window_size);
@@ -622,6 +645,14 @@ int proto_conn_wait_readable(struct proto_conn *c, int timeout_ms);
 /* Byte counters (payload + headers). */
 uint64_t proto_conn_bytes_out(const struct proto_conn *c);
 uint64_t proto_conn_bytes_in(const struct proto_conn *c);
+/*
+ * Fail a read or write that makes no progress for timeout_ms (0: wait for
+ * ever) with ETIMEDOUT: "nothing received from the peer for N s" (then,
+ * if no frame was cut short, the connection is not broken: an answer can
+ * still be sent) or "nothing taken by the peer". Makes both descriptors
+ * non-blocking. 0, or -1 (error slot set).
+ */
+int proto_conn_set_timeout(struct proto_conn *c, unsigned timeout_ms);
 /* Throttle sends to rate bytes/s (0: unlimited): a token bucket. */
 void proto_conn_set_bwlimit(struct proto_conn *c, uint64_t rate);
 

@@ -81,6 +81,51 @@ store_chunk_touch(struct store *st, const struct proto_digest *d)
                     rel);
 }
 
+int
+store_chunk_head(struct store *st, const struct proto_digest *d, bool touch,
+                 struct store_chunk_head *h)
+{
+    char rel[80];
+    uint8_t b[STORE_CHUNK_HDR];
+    struct stat sb;
+    CLEANUP_CLOSE int fd = -1;
+    ssize_t n;
+
+    store_chunk_relpath(rel, d);
+    fd = openat(st->dir_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        if (e == ENOENT)
+            return lb_fail(ENOENT, "chunk %s is not stored", rel + 10);
+        return lb_error(e == ELOOP ? EPROTO : e, "open %s/%s", st->path, rel);
+    }
+    if (touch && st->mode != STORE_READ && futimens(fd, NULL) < 0)
+        return lb_error(errno, "touch %s/%s (gc must see it is in use)",
+                        st->path, rel);
+    if (fstat(fd, &sb) < 0)
+        return lb_error(errno, "stat %s/%s", st->path, rel);
+    n = lb_pread_full(fd, b, sizeof b, 0);
+    if (n < 0)
+        return lb_error(errno, "read %s/%s", st->path, rel);
+    memset(h, 0, sizeof *h);
+    if (n == (ssize_t)sizeof b) {
+        h->type = b[5];
+        h->comp = b[6];
+        h->raw_len = lb_load_be32(b + 8);
+        h->stored_len = lb_load_be32(b + 12);
+    }
+    if (n != (ssize_t)sizeof b || !S_ISREG(sb.st_mode) ||
+        lb_load_be32(b) != STORE_CHUNK_MAGIC || b[4] != STORE_CHUNK_VERSION ||
+        b[7] != 0 || !proto_chunk_type_valid(h->type) ||
+        h->comp > PROTO_COMP_ZSTD || h->raw_len == 0 ||
+        h->raw_len > PROTO_MAX_CHUNK_RAW ||
+        (h->type == PROTO_CHUNK_RAW && h->raw_len > st->window_size) ||
+        (h->type == PROTO_CHUNK_BLOB && h->raw_len > PROTO_MAX_BLOB) ||
+        (uint64_t)sb.st_size != STORE_CHUNK_HDR + (uint64_t)h->stored_len)
+        return lb_fail(EPROTO, "chunk %s: bad header", rel + 10);
+    return 0;
+}
+
 /* Decompress and check plaintext against digest and type rules. */
 static int
 check_chunk(struct store *st, struct store_scratch *s,
@@ -128,16 +173,31 @@ store_chunk_write(struct store *st, struct store_scratch *s,
                   const struct proto_chunk *c, struct store_written *w)
 {
     uint8_t hdr[STORE_CHUNK_HDR];
-    int fd, r;
+    int fd;
 
     memset(w, 0, sizeof *w);
     w->fd = -1;
     if (st->mode == STORE_READ)
         return lb_fail(EPERM, "repository opened read-only");
-    /* Already stored: touched like a chunk a QUERY finds (gc). */
-    r = store_chunk_touch(st, &c->d);
-    if (r != 0)
-        return r; /* 1: already stored; -1: error */
+    /* Already stored: touched like a chunk a QUERY finds (gc), and its
+     * header must be what the frame declares: the window records that
+     * name it are checked against the frame's (store_txn_note_chunk). */
+    {
+        struct store_chunk_head h = {0};
+        if (store_chunk_head(st, &c->d, true, &h) == 0) {
+            char hex[65];
+            if (h.type == c->type && h.raw_len == c->raw_len)
+                return 1;
+            proto_digest_hex(&c->d, hex);
+            return lb_fail(EPROTO,
+                           "chunk %s is stored as type %u of %u bytes, "
+                           "sent as type %u of %u bytes",
+                           hex, h.type, h.raw_len, c->type, c->raw_len);
+        }
+        if (lb_error_errno() != ENOENT)
+            return -1;
+        lb_error_clear();
+    }
     if (st->trusted) {
         /* The frame only (the decoder checked the rest); the content is
          * the client's business, and verify re-checks it. */

@@ -10,12 +10,13 @@
 #include <errno.h>
 #include <string.h>
 
-/* Read one manifest's metadata. */
-static int
-read_meta(struct store *st, const char *id, struct proto_kv *meta)
+int
+store_backup_meta(struct store *st, const char *id, struct proto_kv *meta)
 {
-    CLEANUP_CLOSE int fd = store_manifest_open(st, id);
+    CLEANUP_CLOSE int fd = -1;
 
+    memset(meta, 0, sizeof *meta);
+    fd = store_manifest_open(st, id);
     if (fd < 0)
         return -1;
     if (store_manifest_read_meta(fd, meta) < 0) {
@@ -56,7 +57,7 @@ store_list(struct store *st, const char *name, struct store_list *out)
 
         if (!proto_backup_id_valid(e->d_name, strlen(e->d_name)))
             continue;
-        if (read_meta(st, e->d_name, &meta) < 0) {
+        if (store_backup_meta(st, e->d_name, &meta) < 0) {
             lb_warn("%s (run livebackup verify)", lb_error_msg());
             continue;
         }

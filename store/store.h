@@ -82,6 +82,29 @@ int store_chunk_exists(struct store *st, const struct proto_digest *d);
  */
 int store_chunk_touch(struct store *st, const struct proto_digest *d);
 
+/* A chunk type not known (yet): a header that could not be read. */
+#define STORE_TYPE_UNKNOWN 0xff
+
+/* What a chunk file's header says (FORMAT.md, "Chunk files"): readable
+ * without its content (and under encryption). */
+struct store_chunk_head {
+    uint8_t type; /* enum proto_chunk_type */
+    uint8_t comp;
+    uint32_t raw_len;
+    uint32_t stored_len;
+};
+
+/*
+ * Read and check a stored chunk's header: magic, version, type,
+ * compression, lengths in range (a RAW chunk at most a window, a BLOB at
+ * most PROTO_MAX_BLOB) and the file's size. Returns 0, or -1 with the
+ * error slot set: ENOENT if the chunk is not stored, EPROTO if its header
+ * is bad. With touch, a STORE_WRITE or STORE_ADMIN opener also sets the
+ * file's mtime to now, as store_chunk_touch does.
+ */
+int store_chunk_head(struct store *st, const struct proto_digest *d, bool touch,
+                     struct store_chunk_head *h);
+
 /* Scratch space one thread reuses for chunk work (plaintext buffer and a
  * zstd context). */
 struct store_scratch;
@@ -141,6 +164,20 @@ int store_chunk_load(struct store *st, struct store_scratch *s,
 
 /* ---- backups (writing) --------------------------------------------------- */
 
+/*
+ * What a client's metadata may hold (PROTOCOL.md, "Key/value lists"): the
+ * backup's (BACKUP_BEGIN and COMMIT merged) leaves room in the manifest's
+ * meta block for the keys the server sets, and is small: a listing holds
+ * every backup's metadata at once (an agent sends under 1 KiB); a disk's
+ * (DISK_BEGIN and DISK_END merged) leaves room for its "mode". Past them
+ * the request fails (EINVAL).
+ */
+#define STORE_SERVER_KEYS 16
+#define STORE_MAX_META_KEYS (PROTO_MAX_KV - STORE_SERVER_KEYS)
+#define STORE_MAX_META_BYTES (64u << 10)
+#define STORE_MAX_DISK_META_KEYS (PROTO_MAX_KV - 1)
+#define STORE_MAX_DISK_META_BYTES (PROTO_MF_MAX_DISK_META - 64)
+
 struct store_txn;
 
 /*
@@ -173,16 +210,22 @@ int store_txn_disk_begin(struct store_txn *t, const char *disk, uint64_t size,
 
 /*
  * Tell the transaction that a chunk is being stored on its behalf (by a
- * worker thread): window records may then reference it before the write
- * completes. The caller must make sure every such write succeeded before
- * store_txn_commit. Also for a chunk store_chunk_touch just found for this
- * backup: a concurrent gc may move it aside for an instant, but never
- * deletes it (FORMAT.md, "Garbage collection").
+ * worker thread), with the type and raw_len its CHUNK frame declares
+ * (store_chunk_write refuses a chunk already stored with another header):
+ * window records may then reference it before the write completes. The
+ * caller must make sure every such write succeeded before
+ * store_txn_commit. Also for a chunk store_chunk_head just found (and
+ * touched) for this backup, with what its header says (STORE_TYPE_UNKNOWN
+ * for the type when it could not be read: the window records that name
+ * it then read it again): a concurrent gc may move it aside for an
+ * instant, but never deletes it (FORMAT.md, "Garbage collection").
  */
-void store_txn_note_chunk(struct store_txn *t, const struct proto_digest *d);
+void store_txn_note_chunk(struct store_txn *t, const struct proto_digest *d,
+                          uint8_t type, uint32_t raw_len);
 
 /* Apply window records, in strictly increasing index order per disk.
- * Every referenced chunk must be stored or noted. */
+ * Every referenced chunk must be stored or noted, of the ref's type, and
+ * a RAW chunk exactly as long as its window (EINVAL otherwise). */
 int store_txn_window(struct store_txn *t, const struct proto_window_rec *r);
 
 /* Finish the current disk; meta is merged into the disk's metadata. */
@@ -230,6 +273,10 @@ struct store_list {
  */
 int store_list(struct store *st, const char *name, struct store_list *out);
 void store_list_free(struct store_list *l);
+
+/* A backup's metadata (its meta block, checked against the header's
+ * digest); ENOENT if unknown, EPROTO if damaged. Caller frees meta. */
+int store_backup_meta(struct store *st, const char *id, struct proto_kv *meta);
 
 /* Open a backup's manifest file for reading; ENOENT if unknown. */
 int store_manifest_open(struct store *st, const char *id);

@@ -37,14 +37,24 @@ struct store_scratch {
     struct proto_zctx *z;
 };
 
-/* A set of digests. Zero-initialise; free with store_dset_free. */
+/* A set of digests, each with what is known of its chunk (type and
+ * raw_len, from its header; STORE_DSET_ANY when unknown or irrelevant).
+ * Zero-initialise; free with store_dset_free. */
+#define STORE_DSET_ANY STORE_TYPE_UNKNOWN
 struct digest_set {
     struct proto_digest *slot;
-    uint8_t *used;
+    uint8_t *type; /* 0: an empty slot */
+    uint32_t *raw_len;
     size_t cap, n;
 };
 bool store_dset_has(const struct digest_set *s, const struct proto_digest *d);
 void store_dset_add(struct digest_set *s, const struct proto_digest *d);
+/* Add d, or update what is known of it. */
+void store_dset_put(struct digest_set *s, const struct proto_digest *d,
+                    uint8_t type, uint32_t raw_len);
+/* true (and *type, *raw_len) if d is in the set. */
+bool store_dset_get(const struct digest_set *s, const struct proto_digest *d,
+                    uint8_t *type, uint32_t *raw_len);
 void store_dset_free(struct digest_set *s);
 
 /*
@@ -68,6 +78,17 @@ int store_session_create(const struct store *st, const char *name, char **dir,
  * back (logged; dir must then stay).
  */
 int store_gc_restore_trash(const struct store *st, const char *dir);
+
+/*
+ * Check that the chunk d (noted in a transaction, or stored) is what a
+ * ref of type want in a window of wl bytes needs (txn.c): 0, or -1 with
+ * the error slot set (EINVAL: not there or not of that kind; EPROTO:
+ * damaged) and why (without the backup's context) in why.
+ */
+int store_chunk_check_ref(struct store *st, const struct digest_set *noted,
+                          uint8_t want, uint32_t wl,
+                          const struct proto_digest *d, char *why,
+                          size_t why_len);
 
 /* rm -rf; best effort. */
 int store_rm_tree(const char *path);

@@ -69,8 +69,12 @@ store_txn_begin(struct store *st, const char *name, const char *parent_id,
     t->parent_fd = -1;
     t->name = lb_xstrdup(name);
     t->start = lb_wall_time();
-    for (size_t i = 0; i < meta->n; i++)
-        proto_kv_set(&t->meta, meta->e[i].key, meta->e[i].val);
+    if (proto_kv_merge(&t->meta, meta, STORE_MAX_META_KEYS,
+                       STORE_MAX_META_BYTES) < 0) {
+        lb_error_prefix("backup of %s", name);
+        errno = EINVAL;
+        goto fail;
+    }
 
     if (parent_id && *parent_id) {
         int fd = store_manifest_open(st, parent_id);
@@ -141,9 +145,10 @@ store_txn_parent(const struct store_txn *t)
 }
 
 void
-store_txn_note_chunk(struct store_txn *t, const struct proto_digest *d)
+store_txn_note_chunk(struct store_txn *t, const struct proto_digest *d,
+                     uint8_t type, uint32_t raw_len)
 {
-    store_dset_add(&t->noted, d);
+    store_dset_put(&t->noted, d, type, raw_len);
 }
 
 bool
@@ -274,6 +279,12 @@ store_txn_disk_begin(struct store_txn *t, const char *disk, uint64_t size,
         return lb_fail(EINVAL, "disk %s: unknown mode %u", disk, mode);
     }
 started:
+    proto_kv_free(&t->disk_meta);
+    if (proto_kv_merge(&t->disk_meta, meta, STORE_MAX_DISK_META_KEYS,
+                       STORE_MAX_DISK_META_BYTES) < 0) {
+        lb_error_prefix("disk %s", disk);
+        return txn_fail(t);
+    }
     if (proto_mf_write_disk(t->w, disk, size, ws) < 0)
         return txn_fail(t);
     t->in_disk = true;
@@ -281,9 +292,6 @@ started:
     t->mode = mode;
     t->size = size;
     t->next = 0;
-    proto_kv_free(&t->disk_meta);
-    for (size_t i = 0; i < meta->n; i++)
-        proto_kv_set(&t->disk_meta, meta->e[i].key, meta->e[i].val);
     t->disk_names =
         lb_xrealloc(t->disk_names, (t->ndisks + 1) * sizeof *t->disk_names);
     t->disk_names[t->ndisks++] = lb_xstrdup(disk);
@@ -310,24 +318,93 @@ fill_until(struct store_txn *t, uint64_t upto)
     return 0;
 }
 
-static int
-check_ref(struct store_txn *t, const struct proto_ref *ref)
+/* The length of window i of the disk being written. */
+static uint32_t
+window_len(const struct store_txn *t, uint64_t i)
 {
-    char hex[65];
-    int r;
+    uint64_t ws = t->st->window_size, left = t->size - i * ws;
 
-    if (store_dset_has(&t->noted, &ref->d))
+    return (uint32_t)(left < ws ? left : ws);
+}
+
+static const char *
+type_name(uint8_t type)
+{
+    switch (type) {
+    case PROTO_CHUNK_RAW:
+        return "RAW";
+    case PROTO_CHUNK_DELTA:
+        return "DELTA";
+    case PROTO_CHUNK_BLOB:
+        return "BLOB";
+    default:
+        return "unknown";
+    }
+}
+
+/*
+ * A chunk a backup names must be there (stored, or noted: being stored
+ * for it) and be what the name says: of the ref's type, a RAW chunk as
+ * long as its window, a DELTA no longer than one can be for it. Checked
+ * on the chunk's header (what the frame declared, for one noted), so it
+ * holds under encryption; verify also checks a DELTA's window length in
+ * its plaintext. 0, or -1 (EINVAL, or EPROTO for a damaged chunk).
+ */
+int
+store_chunk_check_ref(struct store *st, const struct digest_set *noted,
+                      uint8_t want, uint32_t wl, const struct proto_digest *d,
+                      char *why, size_t why_len)
+{
+    struct store_chunk_head h = {0};
+    char hex[65];
+
+    proto_digest_hex(d, hex);
+    if (!store_dset_get(noted, d, &h.type, &h.raw_len) ||
+        h.type == STORE_DSET_ANY) {
+        if (store_chunk_head(st, d, false, &h) < 0) {
+            if (lb_error_errno() == ENOENT) {
+                snprintf(why, why_len,
+                         "chunk %s, which was neither sent "
+                         "nor stored",
+                         hex);
+                return lb_fail(EINVAL, "%s", why);
+            }
+            snprintf(why, why_len, "%s", lb_error_msg());
+            return -1;
+        }
+    }
+    if (h.type != want) {
+        snprintf(why, why_len, "chunk %s as %s, but it is a %s chunk", hex,
+                 type_name(want), type_name(h.type));
+        return lb_fail(EINVAL, "%s", why);
+    }
+    if (want == PROTO_CHUNK_RAW && h.raw_len != wl) {
+        snprintf(why, why_len,
+                 "RAW chunk %s of %u bytes for a window of %u bytes", hex,
+                 h.raw_len, wl);
+        return lb_fail(EINVAL, "%s", why);
+    }
+    if (want == PROTO_CHUNK_DELTA &&
+        (h.raw_len < PROTO_DELTA_HDR + PROTO_DELTA_RUN ||
+         h.raw_len > proto_delta_size(wl / 512, wl))) {
+        snprintf(why, why_len,
+                 "DELTA chunk %s of %u bytes for a window of %u bytes", hex,
+                 h.raw_len, wl);
+        return lb_fail(EINVAL, "%s", why);
+    }
+    return 0;
+}
+
+static int
+check_ref(struct store_txn *t, uint64_t index, const struct proto_ref *ref)
+{
+    char why[256];
+
+    if (store_chunk_check_ref(t->st, &t->noted, ref->type, window_len(t, index),
+                              &ref->d, why, sizeof why) == 0)
         return 0;
-    r = store_chunk_exists(t->st, &ref->d);
-    if (r == 1)
-        return 0;
-    if (r < 0)
-        return -1;
-    proto_digest_hex(&ref->d, hex);
-    return lb_fail(EINVAL,
-                   "disk %s references chunk %s, which was neither "
-                   "sent nor stored",
-                   t->disk, hex);
+    lb_error_prefix("disk %s, window %llu", t->disk, (unsigned long long)index);
+    return -1;
 }
 
 int
@@ -367,7 +444,7 @@ store_txn_window(struct store_txn *t, const struct proto_window_rec *r)
                     t->disk, (unsigned long long)r->index);
             return txn_fail(t);
         }
-        if (check_ref(t, &r->refs[i]) < 0)
+        if (check_ref(t, r->index, &r->refs[i]) < 0)
             return txn_fail(t);
         w.refs[w.depth++] = r->refs[i];
     }
@@ -386,8 +463,11 @@ store_txn_disk_end(struct store_txn *t, const struct proto_kv *meta)
         return lb_fail(EINVAL, "disk end outside a disk");
     if (fill_until(t, t->nwindows) < 0)
         return txn_fail(t);
-    for (size_t i = 0; i < meta->n; i++)
-        proto_kv_set(&t->disk_meta, meta->e[i].key, meta->e[i].val);
+    if (proto_kv_merge(&t->disk_meta, meta, STORE_MAX_DISK_META_KEYS,
+                       STORE_MAX_DISK_META_BYTES) < 0) {
+        lb_error_prefix("disk %s", t->disk);
+        return txn_fail(t);
+    }
     proto_kv_set(&t->disk_meta, "mode",
                  t->mode == PROTO_DISK_INCR ? "incremental" : "full");
     if (proto_mf_write_disk_end(t->w, &t->disk_meta) < 0)
@@ -402,6 +482,29 @@ store_txn_disk_end(struct store_txn *t, const struct proto_kv *meta)
              (unsigned long long)t->size);
     lb_buf_append(&t->disks, line, strlen(line));
     t->in_disk = false;
+    return 0;
+}
+
+/* What the backup's metadata names outside its window stacks, which gc
+ * keeps and restore reads (FORMAT.md, "Meta block"): the saved domain XML,
+ * a BLOB chunk stored or sent in this session. */
+static int
+check_meta_refs(struct store_txn *t)
+{
+    const char *xml = proto_kv_get(&t->meta, "domain_xml");
+    struct proto_digest d;
+    char why[256];
+
+    if (!xml || !*xml)
+        return 0;
+    if (strlen(xml) != (size_t)2 * PROTO_DIGEST_LEN || proto_digest_parse(xml, &d) < 0)
+        return lb_fail(EINVAL, "backup %s: its domain_xml is not a digest",
+                       t->id);
+    if (store_chunk_check_ref(t->st, &t->noted, PROTO_CHUNK_BLOB, 0, &d, why,
+                              sizeof why) < 0) {
+        lb_error_prefix("backup %s: its domain_xml names", t->id);
+        return -1;
+    }
     return 0;
 }
 
@@ -425,8 +528,13 @@ store_txn_commit(struct store_txn *t, const struct proto_kv *meta,
         lb_fail(EINVAL, "a backup needs at least one disk");
         goto done;
     }
-    for (size_t i = 0; i < meta->n; i++)
-        proto_kv_set(&t->meta, meta->e[i].key, meta->e[i].val);
+    if (proto_kv_merge(&t->meta, meta, STORE_MAX_META_KEYS,
+                       STORE_MAX_META_BYTES) < 0) {
+        lb_error_prefix("commit of backup %s", t->id);
+        goto done;
+    }
+    if (check_meta_refs(t) < 0)
+        goto done;
     {
         /* The commit order: a number no backup of this repository had
          * (seq.c); the manifest is linked after this commit's syncfs made
@@ -478,8 +586,25 @@ store_txn_commit(struct store_txn *t, const struct proto_kv *meta,
     }
     unlink(t->tmp);
     dir = lb_xasprintf("%s/backups", st->path);
-    if (lb_fsync_dir(dir) < 0)
-        goto done;
+    if (lb_fsync_dir(dir) < 0) {
+        /* Not durable: the backup is not committed, so it must not exist
+         * (a client that is told the commit failed retries it, and a
+         * backup is in the repository only if COMMITTED was sent). */
+        int e = lb_error_errno();
+        char why[512];
+        snprintf(why, sizeof why, "%s", lb_error_msg());
+        if (unlink(dst) < 0 && errno != ENOENT) {
+            lb_warn("backup %s: %s, and it cannot be removed (%s): it "
+                    "stays, committed",
+                    t->id, why, strerror(errno));
+            lb_error_clear();
+        } else {
+            if (lb_fsync_dir(dir) < 0)
+                lb_debug("fsync %s again: %s", dir, lb_error_msg());
+            lb_fail(e, "backup %s was not committed: %s", t->id, why);
+            goto done;
+        }
+    }
     lb_fault_point("backupd:after-commit");
     if (out)
         for (size_t i = 0; i < t->meta.n; i++)

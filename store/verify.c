@@ -2,7 +2,10 @@
 /*
  * verify: re-read and re-hash every chunk (in parallel, once each, however
  * many backups share it), then read every manifest whole (its trailing
- * digest) and check that each chunk it names is present and sound. Damage
+ * digest) and check that each chunk it names is present, sound and what
+ * restore needs there (its type; a RAW chunk filling its window, a DELTA
+ * made for a window of that length), and what its metadata names (the
+ * saved domain XML, a BLOB: what gc keeps). Damage
  * is reported per backup and disk, so the user knows which backups are
  * affected and which are still good.
  */
@@ -21,6 +24,11 @@ struct vctx {
     unsigned next_dir; /* fan-out directories are handed out one by one */
     uint64_t total, done, chunks;
     struct digest_set bad;
+    /* DELTA chunks for a window shorter than the repository's (a disk's
+     * last window), with that length: what a ref to a DELTA is checked
+     * against besides its header */
+    struct digest_set short_deltas;
+    struct store_scratch *scratch; /* pass 2 */
 };
 
 static void
@@ -109,6 +117,10 @@ chunk_worker(void *arg)
             if (fstatat(dirfd(d), e->d_name, &sb, 0) < 0)
                 sb.st_size = 0;
             pthread_mutex_lock(&v->lock);
+            if (r == 0 && type == PROTO_CHUNK_DELTA &&
+                lb_load_be32(plain + 4) != v->st->window_size)
+                store_dset_put(&v->short_deltas, &dg, PROTO_CHUNK_DELTA,
+                               lb_load_be32(plain + 4));
             v->chunks++;
             v->done += (uint64_t)sb.st_size;
             if (r < 0) {
@@ -128,6 +140,106 @@ chunk_worker(void *arg)
     return NULL;
 }
 
+/* The window length a DELTA chunk was made for, from its plaintext. */
+static int
+delta_window_len(struct vctx *v, const struct proto_digest *d, uint32_t *wl)
+{
+    const uint8_t *plain;
+    size_t len;
+    uint8_t type;
+
+    if (store_dset_get(&v->short_deltas, d, NULL, wl))
+        return 0;
+    /* Not a short one when pass 1 read it, or stored since. */
+    if (store_chunk_load(v->st, v->scratch, d, &plain, &len, &type) < 0)
+        return -1;
+    *wl = lb_load_be32(plain + 4);
+    return 0;
+}
+
+/*
+ * Is the chunk d what a ref of type want in a window of wl bytes needs,
+ * as restore (and gc) rely on? NULL if so, else what is wrong (in buf):
+ * missing, damaged, of another type, a RAW chunk that does not fill its
+ * window, a DELTA made for a window of another length.
+ */
+static const char *
+ref_problem(struct vctx *v, uint8_t want, uint32_t wl,
+            const struct proto_digest *d, bool *missing, char *buf, size_t len)
+{
+    static const char *const names[] = {"?", "RAW", "DELTA", "BLOB"};
+    struct store_chunk_head h;
+    char hex[65];
+    uint32_t dwl;
+
+    *missing = false;
+    proto_digest_hex(d, hex);
+    if (store_dset_has(&v->bad, d)) {
+        snprintf(buf, len, "chunk %s damaged", hex);
+        return buf;
+    }
+    if (store_chunk_head(v->st, d, false, &h) < 0) {
+        *missing = lb_error_errno() == ENOENT;
+        snprintf(buf, len, "chunk %s %s", hex,
+                 *missing ? "missing" : "damaged");
+        lb_error_clear();
+        return buf;
+    }
+    if (h.type != want) {
+        snprintf(buf, len, "chunk %s is a %s chunk, named as %s", hex,
+                 names[h.type], names[want]);
+        return buf;
+    }
+    if (want == PROTO_CHUNK_RAW && h.raw_len != wl) {
+        snprintf(buf, len, "RAW chunk %s holds %u bytes for a window of %u",
+                 hex, h.raw_len, wl);
+        return buf;
+    }
+    if (want == PROTO_CHUNK_DELTA) {
+        dwl = v->st->window_size;
+        if ((store_dset_has(&v->short_deltas, d) || wl != v->st->window_size) &&
+            delta_window_len(v, d, &dwl) < 0) {
+            snprintf(buf, len, "chunk %s damaged", hex);
+            lb_error_clear();
+            return buf;
+        }
+        if (dwl != wl) {
+            snprintf(buf, len,
+                     "DELTA chunk %s was made for a window of %u bytes, "
+                     "named in one of %u",
+                     hex, dwl, wl);
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+/* What the meta block names outside the window stacks (FORMAT.md, "Meta
+ * block"), as gc and restore read it: the saved domain XML, a BLOB. NULL
+ * if sound, else what is wrong (in buf). */
+static const char *
+meta_problem(struct vctx *v, const struct proto_kv *meta, uint64_t *missing,
+             char *buf, size_t len)
+{
+    const char *xml = proto_kv_get(meta, "domain_xml");
+    struct proto_digest d;
+    const char *why;
+    char sub[256];
+    bool miss;
+
+    if (!xml || !*xml)
+        return NULL;
+    /* The words gc uses when it stops on this backup. */
+    if (strlen(xml) != (size_t)2 * PROTO_DIGEST_LEN || proto_digest_parse(xml, &d) < 0)
+        return "its domain_xml is not a digest";
+    why = ref_problem(v, PROTO_CHUNK_BLOB, 0, &d, &miss, sub, sizeof sub);
+    if (!why)
+        return NULL;
+    *missing += miss;
+    snprintf(buf, len, "saved domain XML: %s", why);
+    return buf;
+}
+
 /* Check one backup's manifest and the chunks it names. 1 if damaged. */
 static int
 verify_backup(struct vctx *v, const char *id, uint64_t *missing)
@@ -136,7 +248,8 @@ verify_backup(struct vctx *v, const char *id, uint64_t *missing)
     struct proto_mf_reader *r = NULL;
     struct proto_mf_disk d;
     struct proto_kv meta = {0};
-    char name[256] = "";
+    char name[256] = "", mwhy[400];
+    const char *bad_meta;
     int damaged = 0, got;
 
     fd = store_manifest_open(v->st, id);
@@ -153,30 +266,28 @@ verify_backup(struct vctx *v, const char *id, uint64_t *missing)
         goto bad_manifest;
     while ((got = proto_mf_next_disk(r, &d)) == 1) {
         uint64_t bad_windows = 0, first_bad = 0;
-        char first_what[200] = "";
+        char first_what[300] = "";
 
         for (uint64_t i = 0; i < d.nwindows; i++) {
             struct proto_mf_window w;
+            uint64_t left = d.size - i * d.window_size;
+            uint32_t wl = (uint32_t)LB_MIN(left, (uint64_t)d.window_size);
             if (proto_mf_next_window(r, &w) < 0)
                 goto bad_manifest;
             for (uint8_t k = 0; k < w.depth; k++) {
-                const char *why = NULL;
-                if (store_dset_has(&v->bad, &w.refs[k].d))
-                    why = "damaged";
-                else if (store_chunk_exists(v->st, &w.refs[k].d) != 1) {
-                    why = "missing";
-                    (*missing)++;
+                char buf[300];
+                bool miss;
+                const char *why =
+                    ref_problem(v, w.refs[k].type, wl, &w.refs[k].d, &miss, buf,
+                                sizeof buf);
+                if (!why)
+                    continue;
+                *missing += miss;
+                if (bad_windows++ == 0) {
+                    first_bad = i;
+                    snprintf(first_what, sizeof first_what, "%s", why);
                 }
-                if (why) {
-                    if (bad_windows++ == 0) {
-                        char hex[65];
-                        first_bad = i;
-                        proto_digest_hex(&w.refs[k].d, hex);
-                        snprintf(first_what, sizeof first_what, "chunk %s %s",
-                                 hex, why);
-                    }
-                    break;
-                }
+                break;
             }
         }
         if (bad_windows) {
@@ -193,6 +304,11 @@ verify_backup(struct vctx *v, const char *id, uint64_t *missing)
     }
     if (got < 0 || proto_mf_read_meta(r, &meta) < 0 || proto_mf_finish(r) < 0)
         goto bad_manifest;
+    bad_meta = meta_problem(v, &meta, missing, mwhy, sizeof mwhy);
+    if (bad_meta) {
+        report(v, id, name, "", bad_meta);
+        damaged = 1;
+    }
     proto_kv_free(&meta);
     proto_mf_reader_free(r);
     return damaged;
@@ -236,6 +352,7 @@ store_verify(struct store *st, const struct store_verify_cb *cb,
     d = opendir(bdir);
     if (!d) {
         store_dset_free(&v.bad);
+        store_dset_free(&v.short_deltas);
         pthread_mutex_destroy(&v.lock);
         return lb_error(errno, "open %s", bdir);
     }
@@ -248,11 +365,13 @@ store_verify(struct store *st, const struct store_verify_cb *cb,
     closedir(d);
     if (nids)
         qsort(ids, nids, sizeof *ids, cmp_str);
+    v.scratch = store_scratch_new();
     for (size_t i = 0; i < nids; i++) {
         damaged += (uint64_t)verify_backup(&v, ids[i], &missing);
         free(ids[i]);
     }
     free(ids);
+    store_scratch_free(v.scratch);
 
     proto_kv_set_u64(stats, "backups", nids);
     proto_kv_set_u64(stats, "backups_damaged", damaged);
@@ -263,6 +382,7 @@ store_verify(struct store *st, const struct store_verify_cb *cb,
     {
         bool bad = damaged || v.bad.n;
         store_dset_free(&v.bad);
+        store_dset_free(&v.short_deltas);
         pthread_mutex_destroy(&v.lock);
         return bad ? 1 : 0;
     }

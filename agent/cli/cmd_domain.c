@@ -395,15 +395,13 @@ print_result(const char *name, const struct livebk_result *res)
 
     if (agent_opts.json) {
         struct proto_kv kv = {0};
-        for (size_t i = 0; i < m->n; i++)
-            proto_kv_set(&kv, m->e[i].key, m->e[i].val);
         proto_kv_set(&kv, "domain", name);
         proto_kv_set_u64(&kv, "disks_full", res->disks_full);
         proto_kv_set_u64(&kv, "disks_incremental", res->disks_incremental);
         proto_kv_set_u64(&kv, "commit_failures",
                          (uint64_t)res->commit_failures);
         proto_kv_setf(&kv, "seconds", "%.3f", res->bk.seconds);
-        agent_event("summary", &kv);
+        agent_event_merge("summary", m, &kv, NULL, NULL);
         proto_kv_free(&kv);
         return;
     }
@@ -433,9 +431,14 @@ backup_one(struct agent_virt *v, const struct dom_args *a, const char *name)
 
     memset(&res, 0, sizeof res);
     if (open_dom(&b, v, name, &a->o) == 0) {
-        r = agent_repo_connect(a->repo);
-        if (r && agent_repo_open(r, PROTO_OPEN_WRITE) == 0)
-            ok = livebk_backup(&b, r, &res);
+        /* An interrupted run is finished before the repository session
+         * starts: its block commit may take long, and a session that
+         * waits idle is closed (backupd --idle-timeout). */
+        if (livebk_recover(&b, false) == 0) {
+            r = agent_repo_connect(a->repo);
+            if (r && agent_repo_open(r, PROTO_OPEN_WRITE) == 0)
+                ok = livebk_backup(&b, r, &res);
+        }
         livebk_record_attempt(&b, ok == 0, &res);
         close_dom(&b);
     }

@@ -6,6 +6,7 @@
 #include "agent/cli/cli.h"
 #include "agent/client/client.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <string.h>
@@ -20,11 +21,9 @@ print_summary(const struct agent_backup_result *res, const char *name,
 
     if (agent_opts.json) {
         struct proto_kv kv = {0};
-        for (size_t i = 0; i < m->n; i++)
-            proto_kv_set(&kv, m->e[i].key, m->e[i].val);
         proto_kv_set_u64(&kv, "agent_bytes_sent", res->bytes_sent);
         proto_kv_setf(&kv, "seconds", "%.3f", res->seconds);
-        agent_event("summary", &kv);
+        agent_event_merge("summary", m, &kv, NULL, NULL);
         proto_kv_free(&kv);
         return;
     }
@@ -49,7 +48,8 @@ print_summary(const struct agent_backup_result *res, const char *name,
 
 static const char backup_image_usage[] =
     "livebackup backup-image --repo R --name NAME --disk vda=PATH "
-    "[--disk vdb=PATH ...] [--since [DISK=]LAYER ...] [--force-share]";
+    "[--disk vdb=PATH ...] [--since [DISK=]LAYER ... [--parent ID|auto]] "
+    "[--force-share] [--state-dir DIR]";
 
 struct image_args {
     const char *repo, *name;
@@ -57,6 +57,7 @@ struct image_args {
     size_t ndisks;
     const char *since[MAX_DISKS];
     size_t nsince;
+    const char *parent; /* --parent ID|auto (auto with --since) */
     bool force_share;
 };
 
@@ -127,6 +128,8 @@ parse_backup_image(int argc, char **argv, struct image_args *a)
         {"disk", required_argument, NULL, 'd'},
         {"since", required_argument, NULL, 's'},
         {"force-share", no_argument, NULL, 'U'},
+        {"parent", required_argument, NULL, 'p'},
+        {"state-dir", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},
         AGENT_COMMON_LONGOPTS,
         {0},
@@ -160,6 +163,12 @@ parse_backup_image(int argc, char **argv, struct image_args *a)
         case 'U':
             a->force_share = true;
             break;
+        case 'p':
+            a->parent = optarg;
+            break;
+        case 'S':
+            setenv("LIVEBACKUP_STATE_DIR", optarg, 1);
+            break;
         case 'h':
             printf("Usage: %s\n", backup_image_usage);
             return -1;
@@ -172,6 +181,13 @@ parse_backup_image(int argc, char **argv, struct image_args *a)
         fprintf(stderr, "Usage: %s\n", backup_image_usage);
         return 2;
     }
+    if (a->parent && (a->nsince == 0 ||
+                      (strcmp(a->parent, "auto") != 0 &&
+                       !proto_backup_id_valid(a->parent, strlen(a->parent))))) {
+        fprintf(stderr, "livebackup: --parent ID|auto goes with --since (the "
+                        "backup an incremental builds on)\n");
+        return 2;
+    }
     if (!proto_name_valid(a->name, strlen(a->name))) {
         fprintf(stderr,
                 "livebackup: --name %s: use 1-200 printable "
@@ -182,23 +198,71 @@ parse_backup_image(int argc, char **argv, struct image_args *a)
     return pair_since(a) < 0 ? 2 : 0;
 }
 
-/* The parent of an incremental: the latest backup of the set. */
+/*
+ * The parent of an incremental (--since): --parent ID, a backup of the set;
+ * or auto, the last backup of the set this host committed to this
+ * repository (its record), and only while it is still the set's latest: a
+ * newer one (another host's, a junk commit, or one of ours whose
+ * acknowledgement was lost) makes which backup LAYER was the top of
+ * ambiguous, an error rather than an incremental over the wrong data.
+ */
 static int
-latest_backup(struct agent_repo *r, const char *name, char *parent, size_t len)
+pick_parent(struct agent_repo *r, const char *name, const char *want,
+            char *parent, size_t len)
 {
     struct agent_list l = {0};
+    char rec[PROTO_ID_LEN + 1] = "";
+    const char *latest;
+    bool found = false;
+    int rc = -1;
 
+    if (strcmp(want, "auto") != 0) {
+        snprintf(rec, sizeof rec, "%s", want);
+    } else {
+        int got = agent_image_parent_get(agent_repo_id(r), name, rec);
+        if (got < 0)
+            return -1;
+        if (got == 1) {
+            lb_fail(ENOENT,
+                    "this host has made no backup of %s to this repository "
+                    "(none recorded in %s): an incremental needs the backup "
+                    "--since's layer was the top of",
+                    name, agent_state_dir());
+            lb_error_hint("give it with --parent ID (livebackup list --name "
+                          "%s), or back up in full: without --since",
+                          name);
+            return -1;
+        }
+    }
     if (agent_repo_list(r, name, &l) < 0)
         return -1;
-    if (l.n == 0) {
-        lb_error(0, "no earlier backup of %s to build an incremental on", name);
-        lb_error_hint("the first backup must be full: run it without "
-                      "--since");
-        return -1;
+    for (size_t i = 0; i < l.n; i++)
+        found |= strcmp(proto_kv_get(&l.b[i], "id"), rec) == 0;
+    latest = l.n ? proto_kv_get(&l.b[l.n - 1], "id") : "";
+    if (!found) {
+        lb_fail(ENOENT, "backup %s%s is not a backup of %s in the repository",
+                rec,
+                strcmp(want, "auto") == 0 ? " (the last this host made)" : "",
+                name);
+        lb_error_hint("back up in full (without --since), or give --parent ID "
+                      "of a backup of %s",
+                      name);
+    } else if (strcmp(want, "auto") == 0 && strcmp(latest, rec) != 0) {
+        lb_fail(EEXIST,
+                "%s has a newer backup (%s) than the last this host made "
+                "(%s): which of them --since's layer was the top of is "
+                "ambiguous",
+                name, latest, rec);
+        lb_error_hint("give it with --parent ID; if %s is not yours, another "
+                      "host backs up under the name %s (see livebackup show "
+                      "--backup %s)",
+                      latest, name, latest);
+    } else {
+        snprintf(parent, len, "%s", rec);
+        rc = 0;
     }
-    snprintf(parent, len, "%s", proto_kv_get(&l.b[l.n - 1], "id"));
     agent_list_free(&l);
-    return 0;
+    return rc;
 }
 
 int
@@ -226,11 +290,17 @@ cmd_backup_image(int argc, char **argv)
     proto_kv_set(&meta, "source", "image");
     r = agent_repo_connect(a.repo);
     if (!r || agent_repo_open(r, PROTO_OPEN_WRITE) < 0 ||
-        (incremental && latest_backup(r, a.name, parent, sizeof parent) < 0) ||
+        (incremental && pick_parent(r, a.name, a.parent ? a.parent : "auto",
+                                    parent, sizeof parent) < 0) ||
         agent_backup_disks(r, a.name, parent, a.disks, a.ndisks, &meta, NULL,
                            &res) < 0) {
         agent_fail();
     } else {
+        /* Acknowledged: the parent of this host's next incremental. */
+        if (agent_image_parent_set(agent_repo_id(r), a.name, res.id) < 0)
+            lb_warn("backup %s is stored, but this host could not record "
+                    "it as the parent of its next incremental: %s",
+                    res.id, lb_error_msg());
         print_summary(&res, a.name, a.ndisks);
         rc = 0;
     }

@@ -16,7 +16,7 @@
 static const char usage[] =
     "livebackup restore DOMAIN --repo R [--backup ID|latest|TIME] --to DIR "
     "[--name NEWNAME] [--format qcow2|raw] [--disks vda,...] [--define] "
-    "[--start] [--new-mac] [--force] [-c URI]\n"
+    "[--start] [--new-mac] [--keep-host-access] [--force] [-c URI]\n"
     "       livebackup restore DOMAIN --repo R [--backup ...] --in-place "
     "--force [-c URI]";
 
@@ -24,7 +24,7 @@ struct restore_args {
     const char *repo, *uri, *backup, *to, *name;
     const char *domain;
     enum agent_format fmt;
-    bool define, start, new_mac, in_place, force;
+    bool define, start, new_mac, in_place, force, keep_host_access;
     char **disks; /* --disks vda,vdb (each string owned) */
     size_t ndisks;
 };
@@ -119,6 +119,9 @@ restore_opt(int c, struct restore_args *a)
     case 'M':
         a->new_mac = true;
         return 0;
+    case 'K':
+        a->keep_host_access = true;
+        return 0;
     case 'I':
         a->in_place = true;
         return 0;
@@ -152,6 +155,7 @@ parse_restore(int argc, char **argv, struct restore_args *a)
         {"define", no_argument, NULL, 'D'},
         {"start", no_argument, NULL, 'S'},
         {"new-mac", no_argument, NULL, 'M'},
+        {"keep-host-access", no_argument, NULL, 'K'},
         {"in-place", no_argument, NULL, 'I'},
         {"force", no_argument, NULL, 'F'},
         {"state-dir", required_argument, NULL, 's'},
@@ -218,6 +222,25 @@ new_name(const struct restore_args *a, const struct agent_backup *b)
     return lb_xasprintf("%s-restore-%s", a->domain, stamp);
 }
 
+/* The saved XML came from the repository: say what of it would reach
+ * into this host, and whether it was kept. */
+static void
+warn_host_access(const char *access, bool kept)
+{
+    if (!access || !*access)
+        return;
+    if (kept)
+        lb_warn("the restored domain keeps what runs host programs or opens "
+                "host files (--keep-host-access): %s",
+                access);
+    else
+        lb_warn("the restored domain leaves out what would run host "
+                "programs or open host files: %s; restore with "
+                "--keep-host-access to keep them, only from a backup you "
+                "trust",
+                access);
+}
+
 static void
 add_existing(struct lb_buf *exists, const char *path)
 {
@@ -249,6 +272,7 @@ plan_new_domain(const struct restore_args *a, const struct agent_backup *b,
     char uuid[37];
     struct stat sb;
     bool resuming;
+    CLEANUP_FREE char *access = NULL;
 
     n->name = new_name(a, b);
     n->marker = lb_xasprintf("%s/.%s.restore-incomplete", a->to, n->name);
@@ -284,7 +308,10 @@ plan_new_domain(const struct restore_args *a, const struct agent_backup *b,
     rx.drop_others = true;
     rx.new_mac = a->new_mac;
     rx.log_dir = a->to;
+    rx.keep_host_access = a->keep_host_access;
+    rx.host_access = &access;
     n->xml = agent_xml_restore(xml, &rx);
+    warn_host_access(access, a->keep_host_access);
     free(tg);
     free(fs);
     free(ps);
@@ -388,7 +415,7 @@ cmd_restore(int argc, char **argv)
             goto fail;
     if (a.in_place) {
         struct livebk_inplace io = {a.uri, a.domain, a.disks, a.ndisks};
-        if (livebk_restore_in_place(&io, &b, xml) < 0)
+        if (livebk_restore_in_place(&io, &b) < 0)
             goto fail;
         if (!agent_opts.json)
             printf("restored %s in place from backup %s in %.1f s; it is "

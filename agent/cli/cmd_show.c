@@ -15,15 +15,8 @@ static const char usage[] =
 static void
 show_json(const struct agent_backup *b, const char *xml)
 {
-    const struct proto_kv *m = &b->meta;
-    struct proto_kv kv = {0};
-
-    for (size_t i = 0; i < m->n; i++)
-        proto_kv_set(&kv, m->e[i].key, m->e[i].val);
-    if (xml)
-        proto_kv_set(&kv, "domain_xml_text", xml);
-    agent_event("backup", &kv);
-    proto_kv_free(&kv);
+    agent_event_merge("backup", &b->meta, NULL, xml ? "domain_xml_text" : NULL,
+                      xml);
     for (size_t i = 0; i < b->ndisks; i++) {
         const struct agent_restore_disk *d = &b->disks[i];
         struct proto_kv dk = {0};

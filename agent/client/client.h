@@ -61,6 +61,30 @@ void agent_progress_end(struct agent_progress *p);
 /* --json: one JSON object per line on stdout. kv values that are all
  * digits are emitted as numbers. Thread-safe. */
 void agent_event(const char *event, const struct proto_kv *kv);
+/* The same for an event made of the repository's metadata (theirs, any
+ * number of keys, as a server sent them) with the agent's own keys (ours,
+ * which win over theirs) and, if text_key is not NULL, one text of any
+ * length (a saved domain XML). Never aborts on what theirs holds. */
+void agent_event_merge(const char *event, const struct proto_kv *theirs,
+                       const struct proto_kv *ours, const char *text_key,
+                       const char *text);
+
+/* ---- the agent's own record (parents.c) --------------------------------- */
+
+/* Where the agent keeps its state: $LIVEBACKUP_STATE_DIR or
+ * /var/lib/livebackup. */
+const char *agent_state_dir(void);
+
+/*
+ * The parent of a disk image's incremental: the last backup of set name
+ * this host committed to the repository repo_id (backup-image records it
+ * once the repository acknowledged it). get: 0 with id filled, 1 when
+ * there is no record, -1 on error (EPROTO: a damaged record).
+ */
+int agent_image_parent_get(const char *repo_id, const char *name,
+                           char id[PROTO_ID_LEN + 1]);
+int agent_image_parent_set(const char *repo_id, const char *name,
+                           const char *id);
 
 /* ---- repository URLs --------------------------------------------------- */
 

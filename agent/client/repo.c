@@ -89,6 +89,13 @@ agent_url_parse(const char *url, struct agent_url *u)
                 url);
         return -1;
     }
+    if (*p == '-') {
+        lb_fail(EINVAL,
+                "bad repository URL '%s': a host name does not start with "
+                "'-'",
+                url);
+        return -1;
+    }
     u->host = strndup(p, (size_t)(slash - p));
     colon = strrchr(u->host, ':');
     if (colon && !strchr(colon, ']')) { /* not inside [v6 address] */
@@ -315,12 +322,14 @@ agent_repo_connect(const char *url)
                               qpath, wait_s, u.socket ? " --socket " : "",
                               u.socket ? qsock : "");
         argv = lb_split_words(rsh, &n);
-        argv = lb_xrealloc(argv, (n + 6) * sizeof *argv);
+        argv = lb_xrealloc(argv, (n + 7) * sizeof *argv);
         if (u.port) {
             argv[n++] = lb_xstrdup("-p");
             argv[n++] = lb_xstrdup(u.port);
         }
         agent_url_free(&u);
+        /* Whatever the host is, ssh takes it as the host: no option. */
+        argv[n++] = lb_xstrdup("--");
         argv[n++] = lb_xstrdup(r->host);
         argv[n++] = lb_xstrdup(remote);
         argv[n] = NULL;

@@ -213,7 +213,8 @@ sink_open(struct sink *k, const char *out, enum agent_format fmt, uint64_t size,
     k->tmp = lb_xasprintf("%s/.%s.livebackup-partial", dir, base);
     unlink(k->tmp); /* left by an interrupted restore */
     if (fmt == AGENT_FMT_RAW) {
-        k->fd = open(k->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        k->fd = open(
+            k->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (k->fd < 0)
             return lb_error(errno, "create %s", k->tmp);
         if (ftruncate(k->fd, (off_t)size) < 0)
@@ -227,6 +228,14 @@ sink_open(struct sink *k, const char *out, enum agent_format fmt, uint64_t size,
         char *serve[] = {"qemu-nbd", "-f",   "qcow2", "--cache=writeback",
                          "--",       k->tmp, NULL};
         snprintf(sz, sizeof sz, "%llu", (unsigned long long)size);
+        /* Created here first, exclusively: qemu-img then writes over our
+         * own file, never through a link planted under that name. */
+        k->fd = open(
+            k->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (k->fd < 0)
+            return lb_error(errno, "create %s", k->tmp);
+        close(k->fd);
+        k->fd = -1;
         if (agent_run_ok(create, NULL) < 0)
             return -1;
         k->h = nbd_create();
@@ -716,7 +725,10 @@ agent_restore_disks(struct agent_backup *b, char *const *final,
             goto out;
     }
     if (marker) {
-        int fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+        /* Ours if it exists (an interrupted run of this restore); never
+         * through a link someone put in its place. */
+        int fd =
+            open(marker, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (fd < 0 || fsync(fd) < 0) {
             lb_error(errno, "create %s", marker);
             if (fd >= 0)

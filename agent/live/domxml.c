@@ -5,6 +5,7 @@
  * and the XML of a restored domain (new name, UUID, disks, MACs).
  */
 #include "agent/live/virt.h"
+#include "agent/live/xmlsafe.h"
 
 #include <errno.h>
 #include <libxml/parser.h>
@@ -281,8 +282,11 @@ agent_xml_restore(const char *xml, const struct agent_restore_xml *o)
         xmlXPathFreeObject(r);
     }
     if (o->log_dir && o->name) {
-        /* File consoles: one file per domain, next to the restore. */
-        r = xpath(doc, "/domain/devices/*[self::serial or self::console]"
+        /* Character devices on files (consoles' logs): one file per
+         * domain, next to the restore, never a path the repository
+         * chose. */
+        r = xpath(doc, "/domain/devices/*[self::serial or self::console or "
+                       "self::parallel or self::channel]"
                        "[@type='file']/source[@path]");
         for (int i = 0; r && r->nodesetval && i < r->nodesetval->nodeNr; i++) {
             CLEANUP_FREE char *p = xprop(r->nodesetval->nodeTab[i], "path");
@@ -293,6 +297,17 @@ agent_xml_restore(const char *xml, const struct agent_restore_xml *o)
                        (const xmlChar *)np);
         }
         xmlXPathFreeObject(r);
+    }
+    {
+        struct lb_buf found = {0};
+        if (agent_xml_host_access(doc, o->keep_host_access, &found) < 0) {
+            lb_buf_free(&found);
+            xmlFreeDoc(doc);
+            return NULL;
+        }
+        if (o->host_access)
+            *o->host_access = lb_xstrdup(found.len ? (char *)found.data : "");
+        lb_buf_free(&found);
     }
     out = dump_xml(doc);
     xmlFreeDoc(doc);

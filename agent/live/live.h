@@ -103,13 +103,16 @@ struct livebk_inplace {
 };
 
 /*
- * Restore the disks of backup b (its saved domain XML: xml) over the
- * domain's own images, which must be at rest (raw or qcow2 files): every
- * chunk is checked first, the new images replace the old ones only when
- * all are written, the definition is pointed back at them and the
- * domain's tracking is dropped (its next backup enrols it afresh).
+ * Restore the disks of backup b over the domain's own images, which must
+ * be at rest (raw or qcow2 files): the disks of the domain as it is
+ * defined now, matched by target (below this host's tracking overlays),
+ * never paths the backup's saved XML names; a disk of the backup the
+ * domain has not, or not as such a file, is refused. Every chunk is
+ * checked first, the new images replace the old ones only when all are
+ * written, the definition is pointed back at them and the domain's
+ * tracking is dropped (its next backup enrols it afresh).
  */
 int livebk_restore_in_place(const struct livebk_inplace *o,
-                            struct agent_backup *b, const char *xml);
+                            struct agent_backup *b);
 
 #endif

@@ -3,6 +3,9 @@
  * restore --in-place: a backup's disks written over the domain's own
  * images (which must be at rest), the domain's definition pointed back at
  * them and its tracking dropped, so that its next backup enrols it afresh.
+ * Which files those are comes from the domain as it is defined now and
+ * this host's journal, matched by target, never from the backup's saved
+ * XML: a hostile repository cannot name a file on the host.
  * The disks themselves are rebuilt by the client layer; this file does
  * what needs libvirt and the journal.
  */
@@ -11,6 +14,7 @@
 #include <errno.h>
 #include <libvirt/libvirt.h>
 #include <string.h>
+#include <sys/stat.h>
 
 _Static_assert(AGENT_UUID_STRING_BUFLEN == VIR_UUID_STRING_BUFLEN,
                "live/virt.h: AGENT_UUID_STRING_BUFLEN");
@@ -48,43 +52,109 @@ disk_wanted(const struct livebk_inplace *a, const char *disk)
     return false;
 }
 
-/* The disk's own image, from the XML saved with the backup: a raw or
- * qcow2 file. */
-static const struct agent_vdisk *
-own_image(const struct agent_vdisk *sd, size_t nsd, const char *disk)
+/* Is path one of the tracking overlays of td (a disk on them runs on
+ * ours, and its own image is td->user_top)? */
+static bool
+our_overlay(const struct track_disk *td, const char *path)
+{
+    for (size_t k = 0; k < td->nov; k++)
+        if (strcmp(td->ov[k], path) == 0)
+            return true;
+    return td->newov && strcmp(td->newov, path) == 0;
+}
+
+/*
+ * The image an in-place restore of disk target writes over: the disk of
+ * that target in the domain as it is defined now (never a path the
+ * backup's saved XML names: a repository is not trusted with the host's
+ * files), its own image below our tracking overlays, a raw or qcow2 file
+ * at an absolute path. *path and *fmt point into cur or st.
+ */
+static int
+own_image(const struct agent_vdisk *cur, size_t ncur, struct track_state *st,
+          const char *domain, const char *target, const char **path,
+          const char **fmt)
 {
     const struct agent_vdisk *d = NULL;
+    const struct track_disk *td;
+    struct stat sb;
 
-    for (size_t k = 0; k < nsd; k++)
-        if (strcmp(sd[k].target, disk) == 0)
-            d = &sd[k];
-    if (!d || !d->source) {
-        lb_fail(EINVAL, "disk %s is not in the saved XML", disk);
-        return NULL;
+    for (size_t k = 0; k < ncur; k++)
+        if (strcmp(cur[k].target, target) == 0)
+            d = &cur[k];
+    if (!d || strcmp(d->device, "disk") != 0 || !d->source) {
+        lb_fail(EINVAL,
+                "disk %s of the backup is not a disk of %s as it is "
+                "defined now: an in-place restore writes only over the "
+                "domain's own disks",
+                target, domain);
+        lb_error_hint("restore it with --to DIR instead");
+        return -1;
     }
-    if (strncmp(d->source, "/dev/", 5) == 0) {
+    if (d->kind == AGENT_DISK_BLOCK) {
         lb_fail(EINVAL,
                 "disk %s is the block device %s: in-place restore "
                 "of block devices is not supported yet",
-                d->target, d->source);
+                target, d->source);
         lb_error_hint("restore it elsewhere with --to DIR and copy it");
-        return NULL;
+        return -1;
     }
-    if (strcmp(d->format, "raw") != 0 && strcmp(d->format, "qcow2") != 0) {
+    if (d->kind != AGENT_DISK_FILE) {
+        lb_fail(EINVAL, "disk %s of %s is not a file", target, domain);
+        return -1;
+    }
+    *path = d->source;
+    *fmt = d->format;
+    td = track_disk_get(st, target);
+    if (td && td->nov && td->user_top) {
+        if (!our_overlay(td, d->source)) {
+            lb_fail(EINVAL,
+                    "disk %s of %s runs on %s, not on the tracking overlay "
+                    "this host made: in-place restore cannot tell its own "
+                    "image",
+                    target, domain, d->source);
+            lb_error_hint("restore it with --to DIR instead");
+            return -1;
+        }
+        *path = td->user_top;
+        *fmt = td->user_fmt ? td->user_fmt : "raw";
+    }
+    if ((*path)[0] != '/' || strcmp(*path, "/") == 0) {
+        lb_fail(EINVAL, "disk %s of %s: '%s' is not an absolute file path",
+                target, domain, *path);
+        return -1;
+    }
+    if (stat(*path, &sb) < 0)
+        return lb_error(errno, "disk %s of %s: %s", target, domain, *path);
+    if (S_ISBLK(sb.st_mode)) {
+        lb_fail(EINVAL,
+                "disk %s is the block device %s: in-place restore "
+                "of block devices is not supported yet",
+                target, *path);
+        lb_error_hint("restore it elsewhere with --to DIR and copy it");
+        return -1;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        lb_fail(EINVAL, "disk %s of %s: %s is not a regular file", target,
+                domain, *path);
+        return -1;
+    }
+    if (strcmp(*fmt, "raw") != 0 && strcmp(*fmt, "qcow2") != 0) {
         lb_fail(EINVAL,
                 "disk %s is %s: in-place restore writes raw or qcow2 only",
-                d->target, d->format);
-        return NULL;
+                target, *fmt);
+        return -1;
     }
-    return d;
+    return 0;
 }
 
 static int
 plan_targets(const struct livebk_inplace *a, const struct agent_backup *b,
-             const char *xml, struct inplace_plan *p)
+             struct livebk *lb, struct inplace_plan *p)
 {
-    struct agent_vdisk *sd = NULL;
-    size_t nsd = 0, nd = b->ndisks;
+    CLEANUP_FREE char *xml = agent_virt_xml(&lb->dom, VIR_DOMAIN_XML_INACTIVE);
+    struct agent_vdisk *cur = NULL;
+    size_t ncur = 0, nd = b->ndisks;
     int ret = -1;
 
     p->nd = nd;
@@ -93,18 +163,17 @@ plan_targets(const struct livebk_inplace *a, const struct agent_backup *b,
     p->targets = lb_xcalloc(nd ? nd : 1, sizeof *p->targets);
     p->paths = lb_xcalloc(nd ? nd : 1, sizeof *p->paths);
     p->formats = lb_xcalloc(nd ? nd : 1, sizeof *p->formats);
-    if (agent_xml_disks(xml, &sd, &nsd) < 0)
+    if (!xml || agent_xml_disks(xml, &cur, &ncur) < 0)
         return -1;
     for (size_t i = 0; i < nd; i++) {
-        const struct agent_vdisk *d;
+        const char *path, *fmt;
         if (!disk_wanted(a, b->disks[i].name))
             continue;
-        d = own_image(sd, nsd, b->disks[i].name);
-        if (!d)
+        if (own_image(cur, ncur, lb->st, lb->dom.name, b->disks[i].name, &path,
+                      &fmt) < 0)
             goto out;
-        p->final[i] = lb_xstrdup(d->source);
-        p->fmts[i] =
-            strcmp(d->format, "raw") == 0 ? AGENT_FMT_RAW : AGENT_FMT_QCOW2;
+        p->final[i] = lb_xstrdup(path);
+        p->fmts[i] = strcmp(fmt, "raw") == 0 ? AGENT_FMT_RAW : AGENT_FMT_QCOW2;
         p->targets[p->n] = (char *)b->disks[i].name; /* only read */
         p->paths[p->n] = p->final[i];
         p->formats[p->n] = (char *)agent_format_name(p->fmts[i]);
@@ -112,8 +181,22 @@ plan_targets(const struct livebk_inplace *a, const struct agent_backup *b,
     }
     ret = 0;
 out:
-    agent_vdisks_free(sd, nsd);
+    agent_vdisks_free(cur, ncur);
     return ret;
+}
+
+/* The directory of an absolute file path (own_image checked it). */
+static char *
+dir_of(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *d;
+
+    if (!slash || slash == path)
+        return lb_xstrdup("/");
+    d = lb_xstrdup(path);
+    d[slash - path] = '\0';
+    return d;
 }
 
 /* The new images sit beside the old ones until renamed over them: each
@@ -129,20 +212,15 @@ check_room(const struct agent_backup *b, const struct inplace_plan *p)
         bool seen = false;
         if (!p->final[i])
             continue;
-        dir = lb_xstrdup(p->final[i]);
-        *strrchr(dir, '/') = '\0';
+        dir = dir_of(p->final[i]);
         for (size_t k = 0; k < p->nd; k++) {
-            CLEANUP_FREE char *dk =
-                p->final[k] ? lb_xstrdup(p->final[k]) : NULL;
-            if (!dk)
-                continue;
-            *strrchr(dk, '/') = '\0';
-            if (strcmp(dk, dir) != 0)
+            CLEANUP_FREE char *dk = p->final[k] ? dir_of(p->final[k]) : NULL;
+            if (!dk || strcmp(dk, dir) != 0)
                 continue;
             seen |= k < i;
             need += b->disks[k].nonempty_windows * ws;
         }
-        if (!seen && agent_restore_check_space(*dir ? dir : "/", need) < 0)
+        if (!seen && agent_restore_check_space(dir, need) < 0)
             return -1;
     }
     return 0;
@@ -180,8 +258,7 @@ untrack_restored(struct livebk *lb, const struct inplace_plan *p)
 }
 
 int
-livebk_restore_in_place(const struct livebk_inplace *a, struct agent_backup *b,
-                        const char *xml)
+livebk_restore_in_place(const struct livebk_inplace *a, struct agent_backup *b)
 {
     struct livebk lb = {0};
     struct inplace_plan p = {0};
@@ -200,7 +277,7 @@ livebk_restore_in_place(const struct livebk_inplace *a, struct agent_backup *b,
                       lb.dom.name);
         goto out;
     }
-    if (plan_targets(a, b, xml, &p) < 0 || check_room(b, &p) < 0)
+    if (plan_targets(a, b, &lb, &p) < 0 || check_room(b, &p) < 0)
         goto out;
     /* Every chunk must be there before anything is written. */
     for (size_t i = 0; i < p.nd; i++)

@@ -14,6 +14,7 @@
  *        ov=PATH,PATH  (all on one line)
  */
 #include "agent/live/track.h"
+#include "agent/client/client.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -431,9 +432,7 @@ struct track_handle {
 const char *
 track_dir(void)
 {
-    const char *e = getenv("LIVEBACKUP_STATE_DIR");
-
-    return e && *e ? e : "/var/lib/livebackup";
+    return agent_state_dir();
 }
 
 struct track_handle *

@@ -106,6 +106,12 @@ struct agent_restore_xml {
     bool drop_others;    /* leave out disks that were not restored */
     bool new_mac;        /* fresh 52:54:00 MAC addresses */
     const char *log_dir; /* file consoles go here (NULL: keep) */
+    /* what runs host programs or opens host files, devices or sockets
+     * (xmlsafe.c) is left out unless keep_host_access; either way
+     * host_access (if not NULL) gets what it was, "" if none (caller
+     * frees) */
+    bool keep_host_access;
+    char **host_access;
 };
 char *agent_xml_restore(const char *xml, const struct agent_restore_xml *o);
 

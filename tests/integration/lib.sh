@@ -20,6 +20,9 @@ LIVEBACKUP=$LB_BUILD/agent/livebackup
 BACKUPD=$LB_BUILD/backupd/backupd
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/lbtest.XXXXXX")
+# The agent's own state (the VM journal, the parents of image
+# incrementals): the test's, never the host's.
+export LIVEBACKUP_STATE_DIR=$T/state
 declare -a LB_PIDS=()
 declare -a LB_MOUNTS=()
 declare -a LB_LOGS=()
@@ -292,21 +295,30 @@ manifest_chunks() {
             return $b;
         };
         my ($magic, $ver, $flags, $nd) = unpack("a8 n n N", $take->(16));
-        die "$path: not a version 1 manifest\n"
-            unless $magic eq "LBMANIF1" && $ver == 1;
+        die "$path: not a version 1 or 2 manifest\n"
+            unless $magic eq "LBMANIF1" && ($ver == 1 || $ver == 2);
         $at = 64;
         for (1 .. $nd) {
             my ($dm, $nl) = unpack("N n", $take->(6));
             die "$path: bad disk magic at $at\n" unless $dm == 0x4C42444B;
             my $name = $take->($nl);
             my ($size, $ws, $fl, $nw) = unpack("Q> N N Q>", $take->(24));
-            for my $w (0 .. $nw - 1) {
+            my $w = 0;
+            while ($w < $nw) {
                 my $depth = unpack("C", $take->(1));
+                if ($depth == 0 && $ver == 2) {
+                    # a run of empty windows
+                    my $n = unpack("N", $take->(4));
+                    die "$path: bad run at $at\n" if $n == 0 || $w + $n > $nw;
+                    $w += $n;
+                    next;
+                }
                 for (1 .. $depth) {
                     my ($type, $dg) = unpack("C a32", $take->(33));
                     print "$w $type ", unpack("H*", $dg), "\n"
                         if $name eq $want;
                 }
+                $w++;
             }
             my $ml = unpack("N", $take->(4));
             $take->($ml);

@@ -36,7 +36,7 @@ head -c 1M /dev/urandom >"$T/garbage.qcow2"
 printf 'QFI\xfb' | dd of="$T/garbage.qcow2" conv=notrunc status=none
 expect_fail "cannot read image $T/garbage.qcow2" \
     livebackup backup-image --repo "$R" --name x --disk vda="$T/garbage.qcow2"
-expect_fail "no earlier backup of x.*without --since" \
+expect_fail "has made no backup of x.*without --since" \
     livebackup backup-image --repo "$R" --name x --disk vda="$T/a.qcow2" \
     --since "$T/a.qcow2"
 run_ok livebackup backup-image --repo "$R" --name x --disk vda="$T/a.qcow2"
@@ -57,6 +57,42 @@ expect_fail "differs from the parent's.*incremental is not possible" \
 run_ok livebackup list --repo "$R" --name x --json
 [[ $(grep -c '"event":"backup"' "$T/out") -eq 1 ]] || fail "a failed backup was committed"
 ok "failed backups leave nothing behind"
+
+# The parent of an image incremental (issue 10, item 3) is the backup this
+# host made, never merely the set's newest: another host's backup of the
+# same name (or a junk commit, or one of ours whose acknowledgement was
+# lost) makes it ambiguous, an error; --parent ID names it.
+snapshot_raw "$T/o.qcow2" "$T/truth-o.raw"
+xid=$(livebackup list --repo "$R" --name x --json | jq -r .id)
+expect_fail "has made no backup of x" env LIVEBACKUP_STATE_DIR="$T/host2" \
+    livebackup backup-image --repo "$R" --name x --disk vda="$T/o.qcow2" \
+    --since "$T/a.qcow2"
+mkimage "$T/host2.qcow2" qcow2 32
+LIVEBACKUP_STATE_DIR="$T/host2" run_ok livebackup backup-image --json \
+    --repo "$R" --name x --disk vda="$T/host2.qcow2"
+hid=$(json_field "$T/out" summary id)
+expect_fail "x has a newer backup \($hid\) than the last this host made \($xid\).*ambiguous.*--parent ID" \
+    livebackup backup-image --repo "$R" --name x --disk vda="$T/o.qcow2" \
+    --since "$T/a.qcow2"
+run_ok livebackup backup-image --json --repo "$R" --name x \
+    --disk vda="$T/o.qcow2" --since "$T/a.qcow2" --parent "$xid"
+[[ $(json_field "$T/out" summary parent) == "$xid" ]] || fail "--parent not taken"
+run_ok livebackup restore-image --repo "$R" --name x --disk vda --to "$T/ro.raw"
+same_image "$T/ro.raw" raw "$T/truth-o.raw" raw
+ok "another host's backup of x: an ambiguous parent is refused; --parent ID restores identical"
+expect_fail "is not a backup of nobody" livebackup backup-image --repo "$R" \
+    --name nobody --disk vda="$T/o.qcow2" --since "$T/a.qcow2" --parent "$xid"
+# An acknowledgement lost (backupd killed after its commit): the next
+# incremental does not guess.
+LIVEBACKUP_FAULT=backupd:after-commit expect_fail "killed|connection closed" \
+    livebackup backup-image --repo "$R" --name x --disk vda="$T/o.qcow2" \
+    --since "$T/a.qcow2"
+expect_fail "x has a newer backup .* than the last this host made" \
+    livebackup backup-image --repo "$R" --name x --disk vda="$T/o.qcow2" \
+    --since "$T/a.qcow2"
+run_ok livebackup list --repo "$R" --name x --json
+[[ $(grep -c '"event":"backup"' "$T/out") -eq 4 ]] || fail "backups of x: $(cat "$T/out")"
+ok "a lost acknowledgement: the next incremental refuses to guess its parent"
 
 # Unknown names, ids, disks and times.
 expect_fail "no backups of nobody" livebackup restore-image --repo "$R" \

@@ -40,8 +40,11 @@ in_guest_check() {
 }
 
 for i in 0 1 2; do
+    # The test guest boots its kernel from a host file: kept on request.
     run_ok livebackup restore --json "$vm" --repo "$R" --backup "${ids[$i]}" \
-        --to "$T/r$i" --define --start --new-mac
+        --to "$T/r$i" --define --start --new-mac --keep-host-access
+    grep -q "keeps what runs host programs or opens host files (--keep-host-access): .*<kernel>" "$T/err" ||
+        fail "no warning on the kept host access: $(cat "$T/err")"
     name=$(json_field "$T/out" summary name)
     [[ $name == "$vm-restore-"* ]] || fail "restored name $name"
     [[ $(virsh -q -c qemu:///system domuuid "$name") != $(virsh -q -c qemu:///system domuuid "$vm") ]] ||
@@ -142,6 +145,17 @@ rm "$(chunk_file "$T/noxml" "$xmlchunk")"
 damaged_restore "$T/noxml" "backup ${ids[2]}: saved domain XML: .*(No such file|missing)"
 ok "the saved domain XML's chunk missing: clear error naming the backup, nothing written or defined"
 
+# Without --keep-host-access the saved XML's host programs and files
+# (the emulator, the kernel and initrd it boots) are left out, and named.
+run_ok livebackup restore "$vm" --repo "$R" --to "$T/safe" --name "${VM_PREFIX}safe" --define
+grep -q "leaves out what would run host programs or open host files: .*<emulator> /usr/bin/qemu-system-x86_64: a host program.*<kernel>" "$T/err" ||
+    fail "no warning on the host access left out: $(cat "$T/err")"
+virsh -q -c qemu:///system dumpxml --inactive "${VM_PREFIX}safe" >"$T/safe.xml"
+! grep -Eq "<kernel>|<initrd>" "$T/safe.xml" || fail "the kernel was kept: $(cat "$T/safe.xml")"
+grep -q "org.qemu.guest_agent.0" "$T/safe.xml" || fail "the guest agent's channel was lost"
+virsh -q -c qemu:///system undefine "${VM_PREFIX}safe" >/dev/null
+ok "a restored domain leaves out the host programs and files of its saved XML, saying which"
+
 # In place, to an older backup, on the shut-off domain.
 expect_fail "is running: an in-place restore needs it shut off" \
     livebackup restore "$vm" --repo "$R" --backup "${ids[0]}" --in-place --force
@@ -154,6 +168,38 @@ m=$(qemu-img convert -O raw "$VMDIR/src.qcow2" "$T/inplace.raw" &&
     bash "$LB_SRC/tests/vm/wl-verify.sh" "$T/inplace.raw" "${mins[0]}")
 [[ $m -lt ${mins[2]} ]] || fail "in-place restore did not go back in time ($m files)"
 ok "in-place restore to backup 0 ($m files, the disk went back in time)"
+# A forged backup (issue 10, item 7), as a broken-into host or a hostile
+# repository can make one: backup 2's disks, with a saved XML that names
+# another file as vda's image and runs a host command. In place, the
+# restore writes over the domain's own image as it is defined now; a
+# restored domain leaves the command out.
+echo precious >"$T/victim"
+run_ok livebackup show --json --repo "$R" --backup "${ids[2]}"
+jq -r 'select(.event == "backup") | .domain_xml_text' "$T/out" >"$T/saved.xml"
+grep -q "$VMDIR/src.qcow2" "$T/saved.xml" || fail "backup 2's XML does not name src.qcow2"
+perl -pe 's{\Q'"$VMDIR/src.qcow2"'\E}{'"$T/victim"'}g;
+    s{<domain }{<domain xmlns:qemu="http://libvirt.org/schemas/domain/qemu/1.0" };
+    s{</domain>}{<qemu:commandline><qemu:arg value="-name"/><qemu:arg value="pwned"/></qemu:commandline></domain>}' \
+    "$T/saved.xml" >"$T/forged.xml"
+"$LB_BUILD/tests/lbhostile" recommit "${ids[2]}" "$vm" "$T/forged.xml" \
+    -- "$BACKUPD" serve --repo "$R" >"$T/out" 2>&1 || fail "recommit: $(cat "$T/out")"
+fid=$(awk '/COMMITTED/ { print $3 }' "$T/out")
+[[ -n $fid ]] || fail "no forged backup: $(cat "$T/out")"
+run_ok livebackup restore "$vm" --repo "$R" --backup "$fid" --in-place --force
+[[ $(cat "$T/victim") == precious ]] || fail "the forged XML's file was written"
+[[ $(virsh -q -c qemu:///system domblklist "$vm" | awk '$1 == "vda" {print $2}') == "$VMDIR/src.qcow2" ]] ||
+    fail "in-place (forged): the domain is not on its own image"
+m=$(qemu-img convert -O raw "$VMDIR/src.qcow2" "$T/forged.raw" &&
+    bash "$LB_SRC/tests/vm/wl-verify.sh" "$T/forged.raw" "${mins[2]}") ||
+    fail "in-place (forged): the image is not backup 2's"
+ok "a forged saved XML naming another file: in place writes only the domain's own image ($m files), the file is untouched"
+run_ok livebackup restore "$vm" --repo "$R" --backup "$fid" --to "$T/forged" \
+    --name "${VM_PREFIX}forged" --define
+grep -q "leaves out .*<qemu:commandline>: QEMU arguments" "$T/err" || fail "no warning: $(cat "$T/err")"
+virsh -q -c qemu:///system dumpxml --inactive "${VM_PREFIX}forged" >"$T/forged-def.xml"
+! grep -q "pwned\|$T/victim" "$T/forged-def.xml" || fail "the forged XML was defined: $(cat "$T/forged-def.xml")"
+virsh -q -c qemu:///system undefine "${VM_PREFIX}forged" >/dev/null
+ok "a forged saved XML's host command is left out of the restored domain, with a warning"
 vm_start "$vm" >/dev/null
 vm_wait_agent "$vm" 120 >/dev/null
 vm_wait_workload "$vm" $((m + 2)) >/dev/null

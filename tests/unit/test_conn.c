@@ -260,3 +260,63 @@ Test(conn, bandwidth_limit_paces_sends)
     cr_assert_geq(lb_now_ns() - t0, 150000000ull, "sent too fast");
     free(data);
 }
+
+/* --idle-timeout (issue 10, item 4): a read or a write that makes no
+ * progress for the timeout fails with ETIMEDOUT; between frames the
+ * connection stays usable (the server can still say why it closes). */
+Test(conn, a_receive_times_out_between_frames)
+{
+    struct lb_buf out = {0};
+    struct proto_hdr h;
+    const uint8_t *p;
+    uint64_t t0 = lb_now_ns();
+
+    cr_assert_eq(proto_conn_set_timeout(b, 300), 0);
+    proto_enc_ok(&out, 1);
+    cr_assert_eq(proto_conn_send_buf(a, &out), 0);
+    cr_assert_eq(proto_conn_recv(b, &h, &p), 0, "a frame there: no wait");
+    cr_assert_eq(proto_conn_recv(b, &h, &p), -1);
+    cr_assert_eq(lb_error_errno(), ETIMEDOUT);
+    cr_assert(strstr(lb_error_msg(), "nothing received from the peer"), "%s",
+              lb_error_msg());
+    cr_assert_geq(lb_now_ns() - t0, 300 * 1000000ull, "it waited");
+    cr_assert_not(proto_conn_broken(b), "between frames: still whole");
+    proto_enc_ok(&out, 2);
+    cr_assert_eq(proto_conn_send_buf(b, &out), 0, "an answer still goes");
+    cr_assert_eq(proto_conn_recv(a, &h, &p), 0);
+    lb_buf_free(&out);
+}
+
+Test(conn, a_receive_times_out_inside_a_frame)
+{
+    struct lb_buf out = {0};
+    struct proto_hdr h;
+    const uint8_t *p;
+
+    cr_assert_eq(proto_conn_set_timeout(b, 200), 0);
+    proto_enc_str(&out, PROTO_T_LIST, "web1");
+    cr_assert_eq(write(sv[0], out.data, out.len - 2), (ssize_t)out.len - 2);
+    cr_assert_eq(proto_conn_recv(b, &h, &p), -1);
+    cr_assert_eq(lb_error_errno(), ETIMEDOUT);
+    cr_assert(proto_conn_broken(b), "half a frame: broken");
+    lb_buf_free(&out);
+}
+
+Test(conn, a_send_to_a_peer_that_does_not_read_times_out)
+{
+    struct lb_buf out = {0};
+    uint8_t *big = lb_xcalloc(1, 4u << 20);
+    int rc = 0;
+
+    cr_assert_eq(proto_conn_set_timeout(a, 200), 0);
+    /* The socket buffers hold far less than 64 MiB. */
+    for (int i = 0; i < 16 && rc == 0; i++)
+        rc = proto_conn_send(a, big, 4u << 20);
+    cr_assert_eq(rc, -1, "the peer never read");
+    cr_assert_eq(lb_error_errno(), ETIMEDOUT);
+    cr_assert(strstr(lb_error_msg(), "nothing taken by the peer"), "%s",
+              lb_error_msg());
+    cr_assert(proto_conn_broken(a));
+    free(big);
+    lb_buf_free(&out);
+}

@@ -6,6 +6,7 @@
 #include "proto/proto.h"
 
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <string.h>
 
 /* ---- frame headers ------------------------------------------------------- */
@@ -342,6 +343,80 @@ Test(kv, get_u64_defaults_on_malformed_values)
     cr_assert_eq(proto_kv_get_u64(&kv, "empty", 9), 9);
     cr_assert_eq(proto_kv_get_u64(&kv, "absent", 9), 9);
     proto_kv_free(&kv);
+}
+
+/* Merging lists from a peer never aborts: past either bound it fails and
+ * leaves the destination as it was (issue 10: 256 keys from a client made
+ * backupd's merge abort). */
+Test(kv, merge_is_bounded_and_never_aborts)
+{
+    struct proto_kv dst = {0}, src = {0};
+    size_t before;
+
+    proto_kv_set(&dst, "a", "1");
+    proto_kv_set(&dst, "b", "22");
+    proto_kv_set(&src, "b", "333");
+    proto_kv_set(&src, "c", "4");
+    cr_assert_eq(proto_kv_encoded_len(&dst), 2 + (2 + 1 + 4 + 1) * 2 + 1);
+    cr_assert_eq(proto_kv_merge(&dst, &src, 3, 1000), 0, "%s", lb_error_msg());
+    cr_assert_eq(dst.n, 3);
+    cr_assert_str_eq(proto_kv_get(&dst, "b"), "333", "src wins");
+    before = proto_kv_encoded_len(&dst);
+    proto_kv_free(&src);
+
+    /* One key too many: refused, dst unchanged. */
+    proto_kv_set(&src, "d", "5");
+    cr_assert_eq(proto_kv_merge(&dst, &src, 3, 1000), -1);
+    cr_assert_eq(lb_error_errno(), EINVAL);
+    cr_assert(strstr(lb_error_msg(), "4 keys, at most 3"), "%s",
+              lb_error_msg());
+    cr_assert_eq(dst.n, 3);
+    cr_assert_null(proto_kv_get(&dst, "d"));
+    /* Replacing a value counts its new length, not a new key. */
+    proto_kv_free(&src);
+    proto_kv_set(&src, "a", "123456");
+    cr_assert_eq(proto_kv_merge(&dst, &src, 3, before + 4), -1);
+    cr_assert_str_eq(proto_kv_get(&dst, "a"), "1");
+    cr_assert_eq(proto_kv_merge(&dst, &src, 3, before + 5), 0);
+    cr_assert_str_eq(proto_kv_get(&dst, "a"), "123456");
+    proto_kv_free(&src);
+
+    /* PROTO_MAX_KV + PROTO_MAX_KV keys, as two full lists from a client. */
+    proto_kv_free(&dst);
+    for (unsigned i = 0; i < PROTO_MAX_KV; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%u", i);
+        proto_kv_set(&dst, k, "x");
+        snprintf(k, sizeof k, "j%u", i);
+        proto_kv_set(&src, k, "y");
+    }
+    cr_assert_eq(proto_kv_merge(&dst, &src, PROTO_MAX_KV, SIZE_MAX), -1);
+    cr_assert_eq(dst.n, PROTO_MAX_KV);
+    proto_kv_free(&dst);
+    proto_kv_free(&src);
+}
+
+Test(kv, set_lossy_makes_any_text_valid)
+{
+    struct proto_kv kv = {0};
+    char *big = lb_xmalloc(PROTO_MAX_VALUE + 11);
+    struct lb_buf b = {0};
+    struct proto_kv back;
+
+    memset(big, 'x', PROTO_MAX_VALUE + 10);
+    big[PROTO_MAX_VALUE + 10] = '\0';
+    proto_kv_set_lossy(&kv, "what",
+                       "a\x01"
+                       "b\x7f\tc\r");
+    proto_kv_set_lossy(&kv, "big", big);
+    cr_assert_str_eq(proto_kv_get(&kv, "what"), "a?b?\tc?");
+    cr_assert_eq(strlen(proto_kv_get(&kv, "big")), PROTO_MAX_VALUE);
+    proto_kv_encode(&b, &kv);
+    cr_assert_eq(kv_dec(&b, &back), PROTO_OK);
+    proto_kv_free(&back);
+    proto_kv_free(&kv);
+    lb_buf_free(&b);
+    free(big);
 }
 
 Test(kv, empty_list)

@@ -333,7 +333,7 @@ Test(mf, header_round_trip_and_meta_decode)
 
 Test(mf, header_decode_rejects)
 {
-    struct proto_mf_hdr h = {1, 100, 10, {0}}, o;
+    struct proto_mf_hdr h = {.ndisks = 1, .meta_off = 100, .meta_len = 10}, o;
     uint8_t b[PROTO_MF_HDR_SIZE];
 
     proto_mf_hdr_encode(b, &h);
@@ -341,10 +341,14 @@ Test(mf, header_decode_rejects)
     cr_assert_eq(proto_mf_hdr_decode(b, sizeof b - 1, &o), PROTO_E_TRUNCATED);
     b[7] = '2';
     cr_assert_eq(proto_mf_hdr_decode(b, sizeof b, &o), PROTO_E_MAGIC);
-    proto_mf_hdr_encode(b, &h);
-    lb_store_be16(b + 8, 2);
-    cr_assert_eq(proto_mf_hdr_decode(b, sizeof b, &o), PROTO_E_RANGE,
-                 "version 2");
+    cr_assert_eq(o.version, PROTO_MF_VERSION, "0 encodes the current one");
+    for (uint16_t v = 0; v < 4; v++) {
+        proto_mf_hdr_encode(b, &h);
+        lb_store_be16(b + 8, v);
+        cr_assert_eq(proto_mf_hdr_decode(b, sizeof b, &o),
+                     v == 1 || v == 2 ? PROTO_OK : PROTO_E_RANGE, "version %u",
+                     v);
+    }
     for (int off = 10; off < 12; off++) {
         proto_mf_hdr_encode(b, &h);
         b[off] = 0x40;

@@ -496,7 +496,7 @@ Test(gc, many_references)
         tu_fill_random(r.refs[0].d.b, PROTO_DIGEST_LEN, k + 1);
         if (k == 7)
             r.refs[0].d = U1.c.d; /* one real chunk among them */
-        store_txn_note_chunk(t, &r.refs[0].d);
+        store_txn_note_chunk(t, &r.refs[0].d, PROTO_CHUNK_RAW, WS);
         cr_assert_eq(store_txn_window(t, &r), 0, "%s", lb_error_msg());
     }
     cr_assert_eq(store_txn_disk_end(t, &meta), 0);

@@ -417,7 +417,7 @@ Test(txn, refs_must_name_stored_or_noted_chunks)
     struct store_txn *t = begin_full_vda();
     struct tu_chunk unknown;
 
-    tu_chunk_raw(&unknown, 1000, 77);
+    tu_chunk_raw(&unknown, WS, 77);
     cr_assert_not(store_txn_noted(t, &unknown.c.d));
     cr_assert_eq(try_window(t, 0, SET, RAW, &unknown.c.d), -1);
     cr_assert_eq(lb_error_errno(), EINVAL);
@@ -426,7 +426,7 @@ Test(txn, refs_must_name_stored_or_noted_chunks)
 
     /* Noted (a worker is storing it): accepted before it is on disk. */
     t = begin_full_vda();
-    store_txn_note_chunk(t, &unknown.c.d);
+    store_txn_note_chunk(t, &unknown.c.d, RAW, WS);
     cr_assert(store_txn_noted(t, &unknown.c.d));
     cr_assert_eq(try_window(t, 0, SET, RAW, &unknown.c.d), 0, "%s",
                  lb_error_msg());
@@ -728,4 +728,100 @@ Test(txn, windows_per_disk_and_per_backup_are_bounded)
         "one window past the backup's bound");
     cr_assert_eq(lb_error_errno(), EFBIG);
     store_txn_abort(t);
+}
+
+/* A client's metadata is merged with the server's keys and the COMMIT's:
+ * too many keys or bytes are refused with EINVAL (INVALID to the client),
+ * never an abort (issue 10, item 1). */
+static void
+many_keys(struct proto_kv *kv, const char *prefix, unsigned n, size_t vlen)
+{
+    char *v = lb_xmalloc(vlen + 1);
+
+    memset(v, 'v', vlen);
+    v[vlen] = '\0';
+    for (unsigned i = 0; i < n; i++) {
+        char k[32];
+        snprintf(k, sizeof k, "%s%u", prefix, i);
+        proto_kv_set(kv, k, v);
+    }
+    free(v);
+}
+
+Test(txn, client_metadata_is_bounded)
+{
+    struct proto_kv meta = {0}, more = {0}, dmeta = {0};
+    struct store_txn *t;
+    uint64_t nw;
+    uint8_t *depths;
+
+    /* PROTO_MAX_KV keys at BACKUP_BEGIN: the decoder takes them, the
+     * server's own keys would not fit. */
+    many_keys(&meta, "k", PROTO_MAX_KV, 1);
+    cr_assert_null(store_txn_begin(st, "vm1", "", &meta));
+    cr_assert_eq(lb_error_errno(), EINVAL);
+    cr_assert(strstr(lb_error_msg(), "too much metadata"), "%s",
+              lb_error_msg());
+    proto_kv_free(&meta);
+
+    /* Half at BACKUP_BEGIN, the rest at COMMIT. */
+    many_keys(&meta, "a", STORE_MAX_META_KEYS / 2, 1);
+    many_keys(&more, "b", STORE_MAX_META_KEYS / 2 + 1, 1);
+    t = store_txn_begin(st, "vm1", "", &meta);
+    cr_assert_not_null(t, "%s", lb_error_msg());
+    cr_assert_eq(tu_disk_begin(t, "vdb", VDB_SIZE, PROTO_DISK_FULL, &dmeta, &nw,
+                               &depths),
+                 0);
+    cr_assert_eq(store_txn_disk_end(t, &dmeta), 0);
+    cr_assert_eq(store_txn_commit(t, &more, NULL), -1);
+    cr_assert_eq(lb_error_errno(), EINVAL);
+    proto_kv_free(&meta);
+    proto_kv_free(&more);
+
+    /* Bytes: a value of 64 KiB is more than a backup's metadata may hold
+     * (every listing holds all of them); one of 32 KiB is not. */
+    many_keys(&meta, "big", 1, STORE_MAX_META_BYTES);
+    cr_assert_null(store_txn_begin(st, "vm1", "", &meta));
+    cr_assert_eq(lb_error_errno(), EINVAL);
+    cr_assert(strstr(lb_error_msg(), "bytes, at most 65536"), "%s",
+              lb_error_msg());
+    proto_kv_free(&meta);
+    many_keys(&meta, "big", 1, STORE_MAX_META_BYTES / 2);
+    t = store_txn_begin(st, "vm1", "", &meta);
+    cr_assert_not_null(t, "%s", lb_error_msg());
+    store_txn_abort(t);
+    proto_kv_free(&meta);
+
+    /* A disk's: DISK_BEGIN and DISK_END together. */
+    t = store_txn_begin(st, "vm1", "", &meta);
+    cr_assert_not_null(t);
+    many_keys(&dmeta, "d", PROTO_MAX_KV, 1);
+    cr_assert_eq(tu_disk_begin(t, "vdb", VDB_SIZE, PROTO_DISK_FULL, &dmeta, &nw,
+                               &depths),
+                 -1);
+    cr_assert_eq(lb_error_errno(), EINVAL);
+    store_txn_abort(t);
+    proto_kv_free(&dmeta);
+    t = store_txn_begin(st, "vm1", "", &meta);
+    many_keys(&dmeta, "d", 1, STORE_MAX_DISK_META_BYTES / 2);
+    cr_assert_eq(tu_disk_begin(t, "vdb", VDB_SIZE, PROTO_DISK_FULL, &dmeta, &nw,
+                               &depths),
+                 0, "%s", lb_error_msg());
+    proto_kv_free(&dmeta);
+    many_keys(&dmeta, "e", 1, STORE_MAX_DISK_META_BYTES / 2);
+    cr_assert_eq(store_txn_disk_end(t, &dmeta), -1);
+    cr_assert_eq(lb_error_errno(), EINVAL);
+    store_txn_abort(t);
+    proto_kv_free(&dmeta);
+
+    /* At the bounds exactly: committed. */
+    many_keys(&meta, "m", STORE_MAX_META_KEYS, 1);
+    t = store_txn_begin(st, "vm1", "", &meta);
+    cr_assert_not_null(t, "%s", lb_error_msg());
+    cr_assert_eq(tu_disk_begin(t, "vdb", VDB_SIZE, PROTO_DISK_FULL, &dmeta, &nw,
+                               &depths),
+                 0);
+    cr_assert_eq(store_txn_disk_end(t, &dmeta), 0);
+    cr_assert_eq(store_txn_commit(t, &more, NULL), 0, "%s", lb_error_msg());
+    proto_kv_free(&meta);
 }

@@ -56,13 +56,11 @@ Test(url, parses)
 
 Test(url, refuses)
 {
-    static const char *const bad[] = {"ssh://",
-                                      "ssh:///srv/b",
-                                      "ssh://host",
-                                      "ssh://host/",
-                                      "ssh://host/p?other=1",
-                                      "ssh://host/p?socket=",
-                                      "ssh://host/p?sock=x"};
+    static const char *const bad[] = {
+        "ssh://", "ssh:///srv/b", "ssh://host", "ssh://host/",
+        "ssh://host/p?other=1", "ssh://host/p?socket=", "ssh://host/p?sock=x",
+        /* an ssh option, not a host */
+        "ssh://-oProxyCommand=touch%20x/p"};
 
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct agent_url u;

@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * agent/live/domxml.c and xmlsafe.c: the XML of a restored domain comes
+ * from the repository, which a broken-into VM host may have written. What
+ * would run host programs or open host files, devices or sockets is left
+ * out (or kept, and listed, with keep_host_access); character devices on
+ * files go into the restore's directory.
+ */
+#include "agent/live/virt.h"
+#include "tests/unit/testutil.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+static const char hostile[] =
+    "<domain type='qemu' "
+    "xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>"
+    "<name>web1</name><uuid>0b0b0b0b-0000-4000-8000-000000000001</uuid>"
+    "<memory unit='MiB'>128</memory>"
+    "<seclabel type='none'/>"
+    "<os><type arch='x86_64' machine='pc'>hvm</type>"
+    "<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE.fd</loader>"
+    "<nvram>/etc/shadow</nvram>"
+    "<kernel>/boot/vmlinuz</kernel><initrd>/etc/shadow</initrd>"
+    "<cmdline>console=ttyS0</cmdline><acpi><table type='slic'>/root/x</table>"
+    "</acpi></os>"
+    "<devices><emulator>/tmp/evil</emulator>"
+    "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+    "<source file='/var/lib/x.qcow2'><dataStore type='file'><format "
+    "type='raw'/><source file='/etc/passwd'/></dataStore>"
+    "<reservations managed='no'><source type='unix' path='/run/x.sock' "
+    "mode='client'/></reservations></source>"
+    "<target dev='vda' bus='virtio'/></disk>"
+    "<disk type='file' device='cdrom'><source file='/etc/shadow'/>"
+    "<target dev='hdc' bus='ide'/><readonly/></disk>"
+    "<disk type='block' device='lun'><source dev='/dev/sda'/>"
+    "<target dev='sdb' bus='scsi'/></disk>"
+    "<interface type='network'><source network='default'/>"
+    "<mac address='52:54:00:11:22:33'/>"
+    "<script path='/tmp/evil.sh'/><downscript path='/tmp/evil2.sh'/>"
+    "<backend tap='/dev/net/tun' vhost='/dev/vhost-net'/></interface>"
+    "<interface type='vhostuser'><source type='unix' path='/tmp/vu' "
+    "mode='client'/></interface>"
+    "<hostdev mode='subsystem' type='pci'><source><address domain='0' "
+    "bus='1' slot='0' function='0'/></source></hostdev>"
+    "<filesystem type='mount'><source dir='/'/><target dir='root'/>"
+    "</filesystem>"
+    "<serial type='file'><source path='/etc/cron.d/x'/><target port='0'/>"
+    "<log file='/etc/profile' append='on'/></serial>"
+    "<serial type='dev'><source path='/dev/sda'/><target port='1'/></serial>"
+    "<parallel type='file'><source path='/etc/passwd'/></parallel>"
+    "<channel type='pipe'><source path='/tmp/p'/></channel>"
+    "<channel type='unix'><source mode='bind' path='/etc/x'/>"
+    "<target type='virtio' name='org.qemu.guest_agent.0'/></channel>"
+    "<console type='unix'><source mode='connect' path='/run/docker.sock'/>"
+    "</console>"
+    "<console type='pty'><target type='serial'/></console>"
+    "<tpm model='tpm-tis'><backend type='passthrough'><device "
+    "path='/dev/tpm0'/></backend></tpm>"
+    "<rng model='virtio'><backend model='random'>/etc/shadow</backend></rng>"
+    "<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>"
+    "<input type='evdev'><source dev='/dev/input/event0'/></input>"
+    "<graphics type='vnc' socket='/etc/vnc.sock'/>"
+    "<audio id='1' type='file' path='/etc/a.wav'/>"
+    "<memory model='nvdimm'><source><path>/etc/nv</path></source>"
+    "<target><size unit='KiB'>1024</size></target></memory>"
+    "<smartcard mode='passthrough' type='unix'><source mode='connect' "
+    "path='/tmp/sc'/></smartcard>"
+    "</devices>"
+    "<qemu:commandline><qemu:arg value='-chardev'/><qemu:arg "
+    "value='file,id=x,path=/etc/passwd'/></qemu:commandline>"
+    "<qemu:capabilities><qemu:add capability='blockdev'/>"
+    "</qemu:capabilities>"
+    "</domain>";
+
+/* Strings that must not be in a restored XML made without
+ * keep_host_access. */
+static const char *const unsafe[] = {
+    "commandline",   "qemu:arg",     "qemu:capabilities",
+    "/tmp/evil",     "<emulator",    "<kernel",
+    "/etc/shadow",   "<loader",      "<nvram",
+    "<table",        "dataStore",    "reservations",
+    "/dev/sda",      "<script",      "<downscript",
+    "tap=",          "vhost=",       "vhostuser",
+    "<hostdev",      "<filesystem",  "/etc/cron.d",
+    "<log",          "type=\"dev\"", "type=\"pipe\"",
+    "/etc/x",        "docker.sock",  "<tpm",
+    "/dev/input",    "/etc/vnc",     "<audio",
+    "<memory model", "<smartcard",   "<seclabel",
+    "/etc/passwd",
+};
+
+static char *
+restore(bool keep, char **access)
+{
+    char *t[] = {"vda"}, *p[] = {"/restore/web1-r-vda.qcow2"}, *f[] = {"qcow2"};
+    struct agent_restore_xml rx = {.name = "web1-r",
+                                   .uuid =
+                                       "0b0b0b0b-0000-4000-8000-000000000002",
+                                   .n = 1,
+                                   .targets = t,
+                                   .paths = p,
+                                   .formats = f,
+                                   .drop_others = true,
+                                   .log_dir = "/restore",
+                                   .keep_host_access = keep,
+                                   .host_access = access};
+    char *out = agent_xml_restore(hostile, &rx);
+
+    cr_assert_not_null(out, "%s", lb_error_msg());
+    return out;
+}
+
+Test(domxml, host_access_is_left_out)
+{
+    CLEANUP_FREE char *access = NULL;
+    CLEANUP_FREE char *x = restore(false, &access);
+
+    for (size_t i = 0; i < LB_ARRAY_SIZE(unsafe); i++)
+        cr_assert_null(strstr(x, unsafe[i]), "'%s' kept:\n%s", unsafe[i], x);
+    /* What stays: the restored disk, the cdrom drive (without its
+     * medium), the network interface, the guest agent's channel (its
+     * socket chosen by libvirt), the pty console, an rng on
+     * /dev/urandom (the one on a host file reads it now). */
+    cr_assert(strstr(x, "/restore/web1-r-vda.qcow2"), "%s", x);
+    cr_assert(strstr(x, "device=\"cdrom\""), "%s", x);
+    cr_assert(strstr(x, "<interface type=\"network\""), "%s", x);
+    cr_assert(strstr(x, "org.qemu.guest_agent.0"), "%s", x);
+    cr_assert(strstr(x, "<console type=\"pty\""), "%s", x);
+    cr_assert_eq(strstr(strstr(x, "/dev/urandom") + 1, "/dev/urandom") != NULL,
+                 true, "two rngs on /dev/urandom: %s", x);
+    cr_assert(strstr(x, "<cmdline>"), "the kernel command line is no access");
+    /* The serial console's file: into the restore's directory. */
+    cr_assert(strstr(x, "/restore/web1-r-x"), "%s", x);
+    /* And the warning names them. */
+    cr_assert(strstr(access, "<qemu:commandline>: QEMU arguments"), "%s",
+              access);
+    cr_assert(strstr(access, "<emulator> /tmp/evil: a host program"), "%s",
+              access);
+    cr_assert(strstr(access, "<script> /tmp/evil.sh: a host program"), "%s",
+              access);
+    cr_assert(strstr(access, "<initrd> /etc/shadow: a host file"), "%s",
+              access);
+    cr_assert(strstr(access, "(now /dev/urandom)"), "%s", access);
+}
+
+Test(domxml, host_access_is_kept_when_asked_and_still_named)
+{
+    CLEANUP_FREE char *access = NULL;
+    CLEANUP_FREE char *x = restore(true, &access);
+
+    cr_assert(strstr(x, "qemu:commandline"), "%s", x);
+    cr_assert(strstr(x, "<emulator>/tmp/evil</emulator>"), "%s", x);
+    cr_assert(strstr(x, "<kernel>/boot/vmlinuz</kernel>"), "%s", x);
+    cr_assert(strstr(access, "<emulator> /tmp/evil: a host program"), "%s",
+              access);
+    /* Files of character devices still go into the restore's directory. */
+    cr_assert_null(strstr(x, "/etc/cron.d"), "%s", x);
+}
+
+Test(domxml, a_plain_domain_has_no_host_access)
+{
+    static const char plain[] =
+        "<domain type='kvm'><name>db1</name><os><type>hvm</type></os>"
+        "<devices><disk type='file' device='disk'><source file='/v/db1.qcow2'/>"
+        "<target dev='vda'/></disk><console type='pty'/></devices></domain>";
+    char *t[] = {"vda"}, *p[] = {"/r/db1-vda.qcow2"}, *f[] = {"qcow2"};
+    CLEANUP_FREE char *access = NULL;
+    struct agent_restore_xml rx = {
+        .n = 1, .targets = t, .paths = p, .formats = f, .host_access = &access};
+    CLEANUP_FREE char *x = agent_xml_restore(plain, &rx);
+
+    cr_assert_not_null(x);
+    cr_assert_str_eq(access, "");
+}
