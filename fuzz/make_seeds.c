@@ -10,7 +10,7 @@
  * the committed seeds can always be regenerated bit for bit. Inputs found
  * by fuzzing live beside them under other names and are not touched.
  */
-#include "proto/proto.h"
+#include "proto/crypt.h"
 
 #include <errno.h>
 #include <string.h>
@@ -136,6 +136,44 @@ frames(struct out *o)
     emit_buf(o, "frame", "ok", &b);
     proto_enc_init(&b, 4u << 20);
     emit_buf(o, "frame", "init", &b);
+    {
+        uint8_t kb[PROTO_KEYFILE_LEN];
+        struct proto_keyfile kf;
+        struct proto_key_info k = {PROTO_ENC_REPOKEY, {0}, kb, sizeof kb};
+        uint8_t mac[PROTO_SEAL_MAC_LEN];
+        memset(&kf, 0, sizeof kf);
+        kf.kdf = PROTO_KDF_SCRYPT;
+        kf.log2n = 15;
+        kf.r = 8;
+        kf.p = 4;
+        for (size_t i = 0; i < sizeof kf.key_id; i++)
+            k.key_id[i] = kf.key_id[i] = (uint8_t)(0xA0 + i);
+        memset(kf.salt, 0x5A, sizeof kf.salt);
+        memset(kf.wrapped, 0xC3, sizeof kf.wrapped);
+        proto_keyfile_encode(kb, &kf);
+        proto_enc_init_keyed(&b, 4u << 20, &k);
+        emit_buf(o, "frame", "init_repokey", &b);
+        proto_enc_key_data(&b, &k);
+        emit_buf(o, "frame", "key_data", &b);
+        {
+            size_t f = proto_frame_begin(&b, PROTO_T_KEY_SET);
+            lb_buf_append(&b, kb, sizeof kb);
+            proto_frame_end(&b, f);
+            emit_buf(o, "frame", "key_set", &b);
+        }
+        k.encryption = PROTO_ENC_KEYFILE;
+        k.key = NULL;
+        k.key_len = 0;
+        proto_enc_init_keyed(&b, 4u << 20, &k);
+        emit_buf(o, "frame", "init_keyfile", &b);
+        proto_enc_empty(&b, PROTO_T_KEY_GET);
+        emit_buf(o, "frame", "key_get", &b);
+        memset(mac, 0x77, sizeof mac);
+        proto_enc_seal(&b, mac);
+        emit_buf(o, "frame", "seal", &b);
+        proto_enc_kv(&b, PROTO_T_COMMIT_META, &kv);
+        emit_buf(o, "frame", "commit_meta", &b);
+    }
     proto_enc_open(&b, PROTO_OPEN_WRITE);
     emit_buf(o, "frame", "open", &b);
     proto_enc_repo_info(&b, &ri);
@@ -170,6 +208,16 @@ frames(struct out *o)
     c.data_len = sizeof zframe;
     proto_enc_chunk(&b, PROTO_T_CHUNK, &c);
     emit_buf(o, "frame", "chunk_zstd", &b);
+    {
+        /* A sealed chunk's shape (not one that opens: no key here). */
+        static uint8_t env[PROTO_SEAL_OVERHEAD + 1 + 5];
+        struct proto_chunk sc = {dg(5), PROTO_CHUNK_RAW, PROTO_COMP_SEALED, 5,
+                                 env,   sizeof env};
+        for (size_t i = 0; i < sizeof env; i++)
+            env[i] = (uint8_t)(i * 13 + 1);
+        proto_enc_chunk(&b, PROTO_T_CHUNK, &sc);
+        emit_buf(o, "frame", "chunk_sealed", &b);
+    }
     frame_windows(&b);
     emit_buf(o, "frame", "windows", &b);
     proto_enc_kv(&b, PROTO_T_DISK_END, &kv);
