@@ -4,7 +4,10 @@
  * many backups share it), then read every manifest whole (its trailing
  * digest) and check that each chunk it names is present and sound. Damage
  * is reported per backup and disk, so the user knows which backups are
- * affected and which are still good.
+ * affected and which are still good. Without a key, an encrypted
+ * repository's chunks are checked against the checksum of their stored
+ * bytes and their manifests for a MAC; the client's `verify --key`
+ * authenticates both (FORMAT.md, "verify").
  */
 #include "store/store_int.h"
 
@@ -81,9 +84,6 @@ chunk_worker(void *arg)
         }
         while ((e = readdir(d)) != NULL) {
             struct proto_digest dg;
-            const uint8_t *plain;
-            size_t len = 0;
-            uint8_t type;
             struct stat sb;
             int r;
 
@@ -99,7 +99,7 @@ chunk_worker(void *arg)
                 pthread_mutex_unlock(&v->lock);
                 continue;
             }
-            r = store_chunk_load(v->st, s, &dg, &plain, &len, &type);
+            r = store_chunk_check(v->st, s, &dg);
             if (r < 0 && lb_error_errno() == ENOENT) {
                 /* Listed, then collected by a concurrent gc: not damage
                  * (pass 2 still reports it if a manifest needs it). */
@@ -193,6 +193,18 @@ verify_backup(struct vctx *v, const char *id, uint64_t *missing)
     }
     if (got < 0 || proto_mf_read_meta(r, &meta) < 0 || proto_mf_finish(r) < 0)
         goto bad_manifest;
+    /* Whether the MAC is right needs the key (verify --key); that there is
+     * one does not. */
+    if (store_encryption(v->st) != PROTO_ENC_NONE) {
+        const char *mac = proto_kv_get(&meta, "mac");
+        uint8_t b[32];
+        if (!mac || lb_hex_decode(b, sizeof b, mac) < 0) {
+            report(v, id, name, "",
+                   "manifest: no MAC (every manifest of an encrypted "
+                   "repository has one)");
+            damaged = 1;
+        }
+    }
     proto_kv_free(&meta);
     proto_mf_reader_free(r);
     return damaged;
