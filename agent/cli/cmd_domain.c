@@ -434,7 +434,10 @@ backup_one(struct agent_virt *v, const struct dom_args *a, const char *name)
     memset(&res, 0, sizeof res);
     if (open_dom(&b, v, name, &a->o) == 0) {
         r = agent_repo_connect(a->repo);
-        if (r && agent_repo_open(r, PROTO_OPEN_WRITE) == 0)
+        /* The key before anything happens to the guest: a wrong
+         * passphrase leaves the domain as it was. */
+        if (r && agent_repo_open(r, PROTO_OPEN_WRITE) == 0 &&
+            agent_repo_unlock(r) == 0)
             ok = livebk_backup(&b, r, &res);
         livebk_record_attempt(&b, ok == 0, &res);
         close_dom(&b);

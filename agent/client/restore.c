@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <libnbd.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -38,9 +39,8 @@ fd_read(void *opaque, void *buf, size_t len)
     return r;
 }
 
-/* Open a reader on mfd positioned at the windows of disk (d filled). */
-static struct proto_mf_reader *
-seek_disk(int *mfd, const char *disk, struct proto_mf_disk *d)
+struct proto_mf_reader *
+agent_manifest_seek_disk(int *mfd, const char *disk, struct proto_mf_disk *d)
 {
     struct proto_mf_reader *r;
     struct proto_mf_hdr h;
@@ -66,62 +66,150 @@ fail:
     return NULL;
 }
 
-int
-agent_manifest_disks(int mfd, struct agent_restore_disk **out, size_t *n)
+/* An encrypted repository's manifest: its MAC (FORMAT.md, "Manifest
+ * MAC") must be the one the key gives, before anything sealed in it is
+ * opened. */
+static int
+check_mac(const struct agent_repo *r, struct proto_mf_mac *mac,
+          const struct proto_kv *meta, const char *id)
 {
-    struct proto_mf_reader *r;
+    const char *hex = proto_kv_get(meta, PROTO_META_MAC);
+    uint8_t want[PROTO_MAC_LEN], got[PROTO_MAC_LEN];
+
+    if (!hex || lb_hex_decode(want, sizeof want, hex) < 0)
+        return lb_fail(EPROTO,
+                       "backup %s: its manifest has no MAC (every manifest "
+                       "of an encrypted repository has one)",
+                       id);
+    if (proto_mf_mac_finish(mac, r->keys->k.mac, meta, got) < 0)
+        return -1;
+    if (CRYPTO_memcmp(want, got, sizeof got) != 0)
+        return lb_fail(EPROTO,
+                       "backup %s: its manifest does not authenticate with "
+                       "the repository's key (changed in the repository, or "
+                       "not made with this key)",
+                       id);
+    return 0;
+}
+
+/* One disk of a manifest being read: its windows (counted, and fed to the
+ * MAC) and its metadata, kept in *dm. */
+static int
+read_disk(struct proto_mf_reader *rd, struct proto_mf_mac *mac,
+          const struct proto_mf_disk *d, struct agent_restore_disk *x,
+          struct proto_kv *dm)
+{
+    memset(x, 0, sizeof *x);
+    snprintf(x->name, sizeof x->name, "%s", d->name);
+    x->size = d->size;
+    if (mac && proto_mf_mac_disk_begin(mac, d) < 0)
+        return -1;
+    for (uint64_t i = 0; i < d->nwindows; i++) {
+        struct proto_mf_window w;
+        if (proto_mf_next_window(rd, &w) < 0 ||
+            (mac && proto_mf_mac_window(mac, &w) < 0))
+            return -1;
+        x->nonempty_windows += w.depth != 0;
+    }
+    if (proto_mf_read_disk_end(rd, dm) < 0)
+        return -1;
+    if (mac &&
+        (proto_mf_mac_disk_end(mac) < 0 ||
+         proto_mf_mac_disk_meta(mac, proto_mf_mac_ndisks(mac) - 1, dm) < 0))
+        return -1;
+    return 0;
+}
+
+/* What the caller sees of a disk: its metadata, sealed keys opened. */
+static int
+disk_info(const struct agent_repo *r, const char *id, struct proto_kv *dm,
+          struct agent_restore_disk *x)
+{
+    const char *v;
+
+    if (r->keys && proto_meta_unseal(r->keys->k.meta, id, x->name, dm) < 0) {
+        lb_error_prefix("backup %s, disk %s", id, x->name);
+        return -1;
+    }
+    v = proto_kv_get(dm, "mode");
+    snprintf(x->mode, sizeof x->mode, "%s", v ? v : "");
+    v = proto_kv_get(dm, "full_reason");
+    snprintf(x->full_reason, sizeof x->full_reason, "%s", v ? v : "");
+    return 0;
+}
+
+int
+agent_manifest_read(const struct agent_repo *r, int mfd, const char *id,
+                    struct agent_restore_disk **out, size_t *n,
+                    struct proto_kv *meta)
+{
+    struct proto_mf_reader *rd = NULL;
+    struct proto_mf_mac *mac = NULL;
     struct proto_mf_hdr h;
     struct proto_mf_disk d;
-    struct proto_kv meta = {0};
-    int got;
+    struct proto_kv m = {0}, dms[PROTO_MF_MAX_DISKS];
+    const char *mid;
+    int got, ret = -1;
 
+    memset(dms, 0, sizeof dms);
     *out = NULL;
     *n = 0;
+    if (r->encrypted && !r->keys)
+        return lb_fail(EINVAL, "internal error: manifest read before the "
+                               "repository's key was loaded");
     if (lseek(mfd, 0, SEEK_SET) < 0)
         return lb_error(errno, "seek manifest");
-    r = proto_mf_reader_new(fd_read, &mfd);
-    if (!r || proto_mf_read_header(r, &h) < 0)
-        goto fail;
-    while ((got = proto_mf_next_disk(r, &d)) == 1) {
-        struct agent_restore_disk *x;
+    if (r->keys && !(mac = proto_mf_mac_new()))
+        return -1;
+    rd = proto_mf_reader_new(fd_read, &mfd);
+    if (!rd || proto_mf_read_header(rd, &h) < 0)
+        goto bad;
+    while ((got = proto_mf_next_disk(rd, &d)) == 1) {
         *out = lb_xrealloc(*out, (*n + 1) * sizeof **out);
-        x = &(*out)[(*n)++];
-        memset(x, 0, sizeof *x);
-        snprintf(x->name, sizeof x->name, "%s", d.name);
-        x->size = d.size;
-        for (uint64_t i = 0; i < d.nwindows; i++) {
-            struct proto_mf_window w;
-            if (proto_mf_next_window(r, &w) < 0)
-                goto fail;
-            x->nonempty_windows += w.depth != 0;
+        if (read_disk(rd, mac, &d, &(*out)[*n], &dms[*n]) < 0) {
+            (*n)++;
+            goto bad;
         }
-        {
-            struct proto_kv dm = {0};
-            if (proto_mf_read_disk_end(r, &dm) < 0)
-                goto fail;
-            snprintf(x->mode, sizeof x->mode, "%s",
-                     proto_kv_get(&dm, "mode") ? proto_kv_get(&dm, "mode")
-                                               : "");
-            snprintf(x->full_reason, sizeof x->full_reason, "%s",
-                     proto_kv_get(&dm, "full_reason")
-                         ? proto_kv_get(&dm, "full_reason")
-                         : "");
-            proto_kv_free(&dm);
-        }
+        (*n)++;
     }
-    if (got < 0 || proto_mf_read_meta(r, &meta) < 0 || proto_mf_finish(r) < 0)
-        goto fail;
-    proto_kv_free(&meta);
-    proto_mf_reader_free(r);
-    return 0;
-fail:
+    if (got < 0 || proto_mf_read_meta(rd, &m) < 0 || proto_mf_finish(rd) < 0)
+        goto bad;
+    mid = proto_kv_get(&m, "id");
+    if (id && (!mid || strcmp(mid, id) != 0)) {
+        lb_fail(EPROTO, "the manifest of backup %s is backup %s's", id,
+                mid ? mid : "?");
+        goto out;
+    }
+    if (mac && check_mac(r, mac, &m, id ? id : "?") < 0)
+        goto out;
+    for (size_t i = 0; i < *n; i++)
+        if (disk_info(r, id ? id : "?", &dms[i], &(*out)[i]) < 0)
+            goto out;
+    if (r->keys &&
+        proto_meta_unseal(r->keys->k.meta, id ? id : "?", "", &m) < 0) {
+        lb_error_prefix("backup %s", id ? id : "?");
+        goto out;
+    }
+    if (meta) {
+        *meta = m;
+        memset(&m, 0, sizeof m);
+    }
+    ret = 0;
+    goto out;
+bad:
     lb_error_prefix("manifest");
-    proto_kv_free(&meta);
-    proto_mf_reader_free(r);
-    free(*out);
-    *out = NULL;
-    *n = 0;
-    return -1;
+out:
+    for (size_t i = 0; i < PROTO_MF_MAX_DISKS; i++)
+        proto_kv_free(&dms[i]);
+    proto_kv_free(&m);
+    proto_mf_reader_free(rd);
+    proto_mf_mac_free(mac);
+    if (ret < 0) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return ret;
 }
 
 int
@@ -139,7 +227,7 @@ agent_restore_check(struct agent_backup *b, const char *disk)
     char first[65] = "";
     int ret = -1;
 
-    rd = seek_disk(&mfd, disk, &d);
+    rd = agent_manifest_seek_disk(&mfd, disk, &d);
     if (!rd)
         goto out;
     for (uint64_t i = 0; i <= d.nwindows; i++) {
@@ -422,12 +510,14 @@ build_window(struct restore *x, struct rslot *s, uint8_t *plain,
                            x->id, x->disk, (unsigned long long)base);
         c->data = s->data.data + s->off[k];
         if (agent_chunk_open(x->r, z, c, dst) < 0) {
-            char hex[65];
+            char hex[65], why[512];
+            const char *w = strstr(lb_error_msg(), "is damaged: ");
+            /* a copy: the message is rewritten below */
+            snprintf(why, sizeof why, "%s", w ? w : "is damaged");
             proto_digest_hex(&c->d, hex);
             return lb_fail(EPROTO,
-                           "backup %s, disk %s: chunk %s (offset %llu) is "
-                           "damaged: its data does not match its id",
-                           x->id, x->disk, hex, (unsigned long long)base);
+                           "backup %s, disk %s: chunk %s (offset %llu) %s",
+                           x->id, x->disk, hex, (unsigned long long)base, why);
         }
         if (!raw &&
             (st = proto_delta_apply(win, s->wl, plain, c->raw_len)) != PROTO_OK)
@@ -565,7 +655,7 @@ agent_restore_disk(struct agent_backup *b, const char *disk,
     for (size_t i = 0; i < b->ndisks; i++)
         if (strcmp(b->disks[i].name, disk) == 0)
             total = b->disks[i].nonempty_windows * r->window_size;
-    rd = seek_disk(&mfd, disk, &d);
+    rd = agent_manifest_seek_disk(&mfd, disk, &d);
     if (!rd)
         return -1;
     if (d.window_size != r->window_size) {

@@ -18,6 +18,13 @@ LB_BUILD=${LB_BUILD:-$LB_SRC/build}
 export PATH="$LB_BUILD/agent:$LB_BUILD/backupd:$PATH"
 LIVEBACKUP=$LB_BUILD/agent/livebackup
 BACKUPD=$LB_BUILD/backupd/backupd
+# `init` encrypts unless told otherwise (README, "Encryption"); the tests
+# of everything else make unencrypted repositories, the encryption tests
+# say --encryption themselves. No passphrase leaks in from outside.
+export LIVEBACKUP_ENCRYPTION=none
+unset LIVEBACKUP_PASSPHRASE LIVEBACKUP_PASSPHRASE_FILE LIVEBACKUP_NEW_PASSPHRASE \
+    LIVEBACKUP_NEW_PASSPHRASE_FILE LIVEBACKUP_KEY_FILE LIVEBACKUP_KEYS_DIR \
+    CREDENTIALS_DIRECTORY
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/lbtest.XXXXXX")
 declare -a LB_PIDS=()
