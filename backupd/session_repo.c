@@ -146,11 +146,13 @@ backupd_req_key_get(struct session *s, uint32_t len)
     k.encryption = store_encryption(s->st);
     memcpy(k.key_id, store_key_id(s->st), sizeof k.key_id);
     if (k.encryption == PROTO_ENC_REPOKEY) {
+        /* A lost or damaged key file is no reason to end the session:
+         * the client says what to do (import an exported copy). */
         n = store_key_get(s->st, key, sizeof key);
         if (n < 0)
-            return backupd_session_fail(s, 0);
-        k.key = key;
-        k.key_len = (uint32_t)n;
+            lb_warn("%s", lb_error_msg());
+        k.key = n > 0 ? key : NULL;
+        k.key_len = n > 0 ? (uint32_t)n : 0;
     }
     proto_enc_key_data(&s->out, &k);
     return backupd_session_send(s);

@@ -200,8 +200,9 @@ dec_key_info(struct proto_rd *pr, struct proto_key_info *k)
     if (pr->err)
         return pr->err;
     memcpy(k->key_id, id, sizeof k->key_id);
-    /* A repokey repository hands out its key file; a keyfile one none. */
-    if ((k->encryption == PROTO_ENC_REPOKEY &&
+    /* A repokey repository hands out its key file (none: it lost it); a
+     * keyfile one none. */
+    if ((k->encryption == PROTO_ENC_REPOKEY && k->key_len != 0 &&
          k->key_len != PROTO_KEYFILE_LEN) ||
         (k->encryption == PROTO_ENC_KEYFILE && k->key_len != 0) ||
         (k->encryption != PROTO_ENC_REPOKEY &&

@@ -398,8 +398,8 @@ enum proto_encryption {
 
 /* INIT of an encrypted repository (ENCRYPTION feature): window size,
  * then u8 encryption, key id, u32 length + the key file (128 bytes for
- * REPOKEY, none for KEYFILE). KEY_DATA carries the same after its u8
- * encryption, without the window size. */
+ * REPOKEY, none for KEYFILE). KEY_DATA carries the same without the
+ * window size (REPOKEY with no key file: the repository lost it). */
 struct proto_key_info {
     uint8_t encryption; /* enum proto_encryption */
     uint8_t key_id[PROTO_KEY_ID_BYTES];

@@ -164,7 +164,7 @@ write_keyfile(const char *path, const struct proto_keyfile *kf, bool replace)
 /* KEY_GET: the repository's encryption, key id and (repokey) key file. */
 static int
 key_get(struct agent_repo *r, uint8_t *encryption, uint8_t *key_id,
-        struct proto_keyfile *kf)
+        struct proto_keyfile *kf, bool *have)
 {
     const uint8_t *p;
     uint32_t len;
@@ -177,6 +177,7 @@ key_get(struct agent_repo *r, uint8_t *encryption, uint8_t *key_id,
         (k.key && proto_keyfile_decode(k.key, k.key_len, kf) != PROTO_OK))
         return lb_fail(EPROTO, "backupd sent a malformed KEY_DATA");
     *encryption = k.encryption;
+    *have = k.key != NULL;
     memcpy(key_id, k.key_id, PROTO_KEY_ID_BYTES);
     if (k.key && memcmp(kf->key_id, key_id, PROTO_KEY_ID_BYTES) != 0)
         return lb_fail(EPROTO,
@@ -198,9 +199,10 @@ find_key(struct agent_repo *r, uint8_t *encryption, struct proto_keyfile *kf,
     uint8_t id[PROTO_KEY_ID_BYTES];
     char want[2 * PROTO_KEY_ID_BYTES + 1], got[2 * PROTO_KEY_ID_BYTES + 1];
     CLEANUP_FREE char *path = NULL;
+    bool have;
 
     *where = NULL;
-    if (key_get(r, encryption, id, kf) < 0)
+    if (key_get(r, encryption, id, kf, &have) < 0)
         return -1;
     if (*encryption == PROTO_ENC_REPOKEY) {
         if (agent_opts.key_file)
@@ -209,6 +211,16 @@ find_key(struct agent_repo *r, uint8_t *encryption, struct proto_keyfile *kf,
                            "(repokey): --key-file is for keyfile "
                            "repositories",
                            r->url);
+        if (!have) {
+            lb_fail(ENOENT,
+                    "repository %s has lost its key file (keys/repokey is "
+                    "missing or damaged)",
+                    r->url);
+            lb_error_hint("put an exported copy back: livebackup key import "
+                          "--repo %s --from FILE",
+                          r->url);
+            return -1;
+        }
         return 0;
     }
     path = key_path(id);
@@ -410,13 +422,15 @@ agent_key_import(struct agent_repo *r, const char *path)
     CLEANUP_FREE char *dst = NULL;
     const uint8_t *p;
     uint32_t len;
+    bool have;
 
     if (!r->encrypted)
         return lb_fail(EINVAL,
                        "repository %s is not encrypted: it takes no "
                        "key",
                        r->url);
-    if (read_keyfile(path, &kf) < 0 || key_get(r, &enc, id, &cur) < 0)
+    if (read_keyfile(path, &kf) < 0 ||
+        key_get(r, &enc, id, &cur, &have) < 0)
         return -1;
     lb_hex_encode(want, id, sizeof id);
     lb_hex_encode(got, kf.key_id, sizeof kf.key_id);

@@ -530,7 +530,10 @@ Test(msg, keyed_init_and_key_data)
     cr_assert_eq(proto_dec_key_data(p, len, &o), PROTO_OK);
     cr_assert_eq(o.encryption, PROTO_ENC_KEYFILE);
     cr_assert_null(o.key);
-    p[0] = PROTO_ENC_REPOKEY; /* repokey without its key file */
+    p[0] = PROTO_ENC_REPOKEY; /* repokey that lost its key file */
+    cr_assert_eq(proto_dec_key_data(p, len, &o), PROTO_OK);
+    cr_assert_null(o.key);
+    lb_store_be32(p + 17, 5); /* neither none nor a key file */
     cr_assert_eq(proto_dec_key_data(p, len, &o), PROTO_E_RANGE);
     free(p);
     lb_buf_free(&b);
