@@ -157,6 +157,7 @@ store_chunk_write(struct store *st, struct store_scratch *s,
                   const struct proto_chunk *c, struct store_written *w)
 {
     uint8_t hdr[STORE_CHUNK_HDR_SEALED];
+    struct store_chunk_hdr h;
     size_t hdr_len;
     int fd, r;
 
@@ -179,18 +180,16 @@ store_chunk_write(struct store *st, struct store_scratch *s,
 
     /* A sealed chunk's name says nothing about its bytes to us: it keeps
      * a checksum of them, for verify to find bit rot without the key. */
-    hdr_len =
-        c->comp == PROTO_COMP_SEALED ? STORE_CHUNK_HDR_SEALED : STORE_CHUNK_HDR;
-    memset(hdr, 0, sizeof hdr);
-    lb_store_be32(hdr, STORE_CHUNK_MAGIC);
-    hdr[4] = c->comp == PROTO_COMP_SEALED ? STORE_CHUNK_VERSION_SEALED
-                                          : STORE_CHUNK_VERSION;
-    hdr[5] = c->type;
-    hdr[6] = c->comp;
-    lb_store_be32(hdr + 8, c->raw_len);
-    lb_store_be32(hdr + 12, c->data_len);
-    if (c->comp == PROTO_COMP_SEALED)
-        lb_store_be32(hdr + 16, proto_crc32c(0, c->data, c->data_len));
+    h.version = c->comp == PROTO_COMP_SEALED ? STORE_CHUNK_VERSION_SEALED
+                                             : STORE_CHUNK_VERSION;
+    h.type = c->type;
+    h.comp = c->comp;
+    h.raw_len = c->raw_len;
+    h.stored_len = c->data_len;
+    h.crc = c->comp == PROTO_COMP_SEALED ? proto_crc32c(0, c->data, c->data_len)
+                                         : 0;
+    store_chunk_hdr_encode(hdr, &h);
+    hdr_len = h.hdr_len;
 
     w->tmp = store_tmp_name(st, "chunk");
     fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -271,6 +270,23 @@ store_chunk_put(struct store *st, struct store_scratch *s,
     if (r != 0)
         return r;
     return store_chunk_publish(st, &w, stored_bytes);
+}
+
+void
+store_chunk_hdr_encode(uint8_t *out, struct store_chunk_hdr *h)
+{
+    bool sealed = h->version == STORE_CHUNK_VERSION_SEALED;
+
+    h->hdr_len = sealed ? STORE_CHUNK_HDR_SEALED : STORE_CHUNK_HDR;
+    memset(out, 0, h->hdr_len);
+    lb_store_be32(out, STORE_CHUNK_MAGIC);
+    out[4] = h->version;
+    out[5] = h->type;
+    out[6] = h->comp;
+    lb_store_be32(out + 8, h->raw_len);
+    lb_store_be32(out + 12, h->stored_len);
+    if (sealed)
+        lb_store_be32(out + 16, h->crc);
 }
 
 int
@@ -375,7 +391,7 @@ int
 store_chunk_check(struct store *st, struct store_scratch *s,
                   const struct proto_digest *d)
 {
-    struct store_chunk_hdr h;
+    struct store_chunk_hdr h = {0};
     struct proto_chunk c = {0};
     char rel[80];
 

@@ -174,6 +174,9 @@ struct store_chunk_hdr {
  * the file is exactly as long as it says. PROTO_OK or a PROTO_E_* code. */
 int store_chunk_hdr_decode(const uint8_t *p, size_t len, size_t file_len,
                            struct store_chunk_hdr *h);
+/* The header of h (its version's length: h->hdr_len, set here) into out
+ * (at least 24 bytes). */
+void store_chunk_hdr_encode(uint8_t *out, struct store_chunk_hdr *h);
 
 /*
  * Check a stored chunk as verify does without a key: a plain one is
