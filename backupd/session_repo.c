@@ -5,6 +5,7 @@
  * GC). Streamed replies are batched into few writes.
  */
 #include "backupd/session.h"
+#include "proto/crypt.h"
 
 #include <errno.h>
 #include <string.h>
@@ -136,8 +137,6 @@ int
 backupd_req_key_get(struct session *s, uint32_t len)
 {
     struct proto_key_info k = {0};
-    uint8_t key[4096];
-    ssize_t n = 0;
 
     if (len != 0)
         return backupd_session_proto_fail(s, "KEY_GET", PROTO_E_TRAILING);
@@ -148,13 +147,16 @@ backupd_req_key_get(struct session *s, uint32_t len)
     if (k.encryption == PROTO_ENC_REPOKEY) {
         /* A lost or damaged key file is no reason to end the session:
          * the client says what to do (import an exported copy). */
-        n = store_key_get(s->st, key, sizeof key);
+        uint8_t key[PROTO_KEYFILE_LEN];
+        ssize_t n = store_key_get(s->st, key, sizeof key);
         if (n < 0)
             lb_warn("%s", lb_error_msg());
         k.key = n > 0 ? key : NULL;
         k.key_len = n > 0 ? (uint32_t)n : 0;
+        proto_enc_key_data(&s->out, &k);
+    } else {
+        proto_enc_key_data(&s->out, &k);
     }
-    proto_enc_key_data(&s->out, &k);
     return backupd_session_send(s);
 }
 

@@ -138,7 +138,7 @@ proto_hkdf_sha256(const uint8_t *ikm, size_t ikmlen, const uint8_t *salt,
     size_t done = 0;
     int r = -1;
 
-    if (outlen > 255 * PROTO_MAC_LEN)
+    if (outlen > (size_t)255 * PROTO_MAC_LEN)
         return lb_error(0, "HKDF: %zu bytes asked, at most %d", outlen,
                         255 * PROTO_MAC_LEN);
     /* Extract: PRK = HMAC(salt, IKM). Expand: T(i) = HMAC(PRK, T(i-1) ||

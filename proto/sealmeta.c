@@ -18,8 +18,7 @@
 static int
 cmp_entry(const void *a, const void *b)
 {
-    const struct proto_kv_entry *x = *(const struct proto_kv_entry *const *)a;
-    const struct proto_kv_entry *y = *(const struct proto_kv_entry *const *)b;
+    const struct proto_kv_entry *x = a, *y = b;
 
     return strcmp(x->key, y->key);
 }
@@ -28,20 +27,20 @@ void
 proto_kv_canonical(struct lb_buf *b, const struct proto_kv *kv,
                    const char *skip)
 {
-    const struct proto_kv_entry **e =
-        lb_xmalloc((kv->n ? kv->n : 1) * sizeof *e);
+    /* Sorted copies of the entries (their strings stay kv's). */
+    struct proto_kv_entry *e = lb_xmalloc((kv->n ? kv->n : 1) * sizeof *e);
     uint32_t n = 0;
 
     for (size_t i = 0; i < kv->n; i++)
         if (!skip || strcmp(kv->e[i].key, skip) != 0)
-            e[n++] = &kv->e[i];
+            e[n++] = kv->e[i];
     qsort(e, n, sizeof *e, cmp_entry);
     lb_buf_put_be32(b, n);
     for (uint32_t i = 0; i < n; i++) {
-        size_t vl = strlen(e[i]->val);
-        lb_buf_put_str16(b, e[i]->key, strlen(e[i]->key));
+        size_t vl = strlen(e[i].val);
+        lb_buf_put_str16(b, e[i].key, strlen(e[i].key));
         lb_buf_put_be32(b, (uint32_t)vl);
-        lb_buf_append(b, e[i]->val, vl);
+        lb_buf_append(b, e[i].val, vl);
     }
     free(e);
 }

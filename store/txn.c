@@ -417,7 +417,6 @@ int
 store_txn_prepare(struct store_txn *t, const struct proto_kv *meta)
 {
     struct store *st = t->st;
-    uint64_t total = 0;
 
     if (t->failed || t->in_disk || t->prepared)
         return lb_fail(EINVAL, "commit of an unfinished backup");
@@ -438,6 +437,7 @@ store_txn_prepare(struct store_txn *t, const struct proto_kv *meta)
         /* The server's own fields win over anything the client sent. */
         char *disks = lb_xmalloc(t->disks.len + 1);
         const char *p;
+        uint64_t total = 0;
         memcpy(disks, t->disks.data, t->disks.len);
         disks[t->disks.len] = '\0';
         for (p = disks; (p = strchr(p, '=')) != NULL; p++)

@@ -106,12 +106,13 @@ key_path(const uint8_t *key_id)
 {
     const char *dir = getenv("LIVEBACKUP_KEYS_DIR");
     const char *home = getenv("HOME");
+    const char *file = getenv("LIVEBACKUP_KEY_FILE");
     char hex[2 * PROTO_KEY_ID_BYTES + 1];
 
     if (agent_opts.key_file)
         return lb_xstrdup(agent_opts.key_file);
-    if (getenv("LIVEBACKUP_KEY_FILE") && *getenv("LIVEBACKUP_KEY_FILE"))
-        return lb_xstrdup(getenv("LIVEBACKUP_KEY_FILE"));
+    if (file && *file)
+        return lb_xstrdup(file);
     lb_hex_encode(hex, key_id, PROTO_KEY_ID_BYTES);
     if (dir && *dir)
         return lb_xasprintf("%s/%s.key", dir, hex);
@@ -170,6 +171,8 @@ key_get(struct agent_repo *r, uint8_t *encryption, uint8_t *key_id,
     uint32_t len;
     struct proto_key_info k;
 
+    *encryption = PROTO_ENC_NONE;
+    *have = false;
     proto_enc_empty(&r->out, PROTO_T_KEY_GET);
     if (agent_repo_call(r, PROTO_T_KEY_DATA, &p, &len, NULL) < 0)
         return -1;
@@ -400,7 +403,7 @@ int
 agent_key_export(struct agent_repo *r, const char *path)
 {
     struct proto_keyfile kf;
-    uint8_t enc;
+    uint8_t enc = 0;
     CLEANUP_FREE char *where = NULL;
 
     if (!r->encrypted)
@@ -417,7 +420,7 @@ int
 agent_key_import(struct agent_repo *r, const char *path)
 {
     struct proto_keyfile kf, cur;
-    uint8_t enc, id[PROTO_KEY_ID_BYTES], master[PROTO_KEY_LEN];
+    uint8_t enc = 0, id[PROTO_KEY_ID_BYTES], master[PROTO_KEY_LEN];
     char want[2 * PROTO_KEY_ID_BYTES + 1], got[2 * PROTO_KEY_ID_BYTES + 1];
     CLEANUP_FREE char *dst = NULL;
     const uint8_t *p;
@@ -429,8 +432,7 @@ agent_key_import(struct agent_repo *r, const char *path)
                        "repository %s is not encrypted: it takes no "
                        "key",
                        r->url);
-    if (read_keyfile(path, &kf) < 0 ||
-        key_get(r, &enc, id, &cur, &have) < 0)
+    if (read_keyfile(path, &kf) < 0 || key_get(r, &enc, id, &cur, &have) < 0)
         return -1;
     lb_hex_encode(want, id, sizeof id);
     lb_hex_encode(got, kf.key_id, sizeof kf.key_id);
@@ -461,7 +463,7 @@ int
 agent_key_change_passphrase(struct agent_repo *r, char **where)
 {
     struct proto_keyfile kf;
-    uint8_t enc, master[PROTO_KEY_LEN];
+    uint8_t enc = 0, master[PROTO_KEY_LEN];
     char *pass = NULL, *path = NULL;
     size_t plen = 0;
     const uint8_t *p;

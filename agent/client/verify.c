@@ -187,7 +187,6 @@ got_chunk(void *opaque, const struct proto_chunk *c)
     struct vstate *v = opaque;
     const struct ref *f;
     size_t i;
-    uint32_t wl;
 
     /* The missing ones were not asked for. */
     while (v->bad[v->next] == 1)
@@ -199,9 +198,9 @@ got_chunk(void *opaque, const struct proto_chunk *c)
     if (c->type == f->type && agent_chunk_open(v->r, v->z, c, v->plain) == 0) {
         /* What a restore would refuse besides: a RAW chunk longer than a
          * window, a DELTA that does not apply to one. */
-        wl = c->type == PROTO_CHUNK_DELTA && c->raw_len >= 8
-                 ? lb_load_be32(v->plain + 4)
-                 : 0;
+        uint32_t wl = c->type == PROTO_CHUNK_DELTA && c->raw_len >= 8
+                          ? lb_load_be32(v->plain + 4)
+                          : 0;
         if ((c->type != PROTO_CHUNK_RAW ||
              c->raw_len <= agent_repo_window_size(v->r)) &&
             (c->type != PROTO_CHUNK_DELTA ||
@@ -224,7 +223,8 @@ check_chunks(struct vstate *v)
     int rc = -1;
 
     while (i < v->n) {
-        uint32_t n = (uint32_t)LB_MIN(v->n - i, (size_t)PROTO_MAX_QUERY);
+        size_t left = v->n - i;
+        uint32_t n = left < PROTO_MAX_QUERY ? (uint32_t)left : PROTO_MAX_QUERY;
         for (uint32_t k = 0; k < n; k++)
             memcpy(d[k].b, v->refs[i + k].d, PROTO_DIGEST_LEN);
         if (agent_repo_have(v->r, d, n, bits) < 0)
