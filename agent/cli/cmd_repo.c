@@ -351,10 +351,11 @@ verify_key(struct agent_repo *r, struct verify_out *o)
         proto_kv_set(&end, "with_key", "1");
         agent_event("summary", &end);
     } else {
-        printf("authenticated %llu backups and %llu chunks with the key: "
-               "%s\n",
+        printf("%s %llu backups and %llu chunks %s: %s\n",
+               agent_repo_encrypted(r) ? "authenticated" : "checked",
                (unsigned long long)proto_kv_get_u64(&end, "backups", 0),
                (unsigned long long)proto_kv_get_u64(&end, "chunks", 0),
+               agent_repo_encrypted(r) ? "with the key" : "on this host",
                damaged ? "DAMAGE FOUND (see above)" : "all sound");
     }
     o->damaged |= damaged;
