@@ -93,8 +93,10 @@ export LIVEBACKUP_PASSPHRASE_FILE=$T/passphrase
 if [[ -z $OUTDIR ]]; then
     OUTDIR=$T
     avail=$(df --output=avail -B1 /dev/shm 2>/dev/null | tail -n 1 || echo 0)
-    (($(qemu-img info --output=json "$IMAGE" | awk -F: '/"virtual-size"/ { print $2 + 0 }') + (1 << 30) < avail)) &&
+    vsize=$(qemu-img info --output=json "$IMAGE" | awk -F: '/"virtual-size"/ { printf "%.0f", $2 }')
+    if ((vsize + (1 << 30) < avail)); then
         OUTDIR=/dev/shm
+    fi
 fi
 OUT=$OUTDIR/livebackup-bench-restore.$$.raw
 DATA=$(qemu-img map --output=json "$IMAGE" |

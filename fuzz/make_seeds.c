@@ -145,7 +145,7 @@ frames(struct out *o)
         kf.kdf = PROTO_KDF_SCRYPT;
         kf.log2n = 15;
         kf.r = 8;
-        kf.p = 4;
+        kf.p = 3;
         for (size_t i = 0; i < sizeof kf.key_id; i++)
             k.key_id[i] = kf.key_id[i] = (uint8_t)(0xA0 + i);
         memset(kf.salt, 0x5A, sizeof kf.salt);

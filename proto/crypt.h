@@ -104,10 +104,11 @@ int proto_chunk_id(const struct proto_keys *k, uint8_t type, const void *plain,
 #define PROTO_KEYFILE_LEN 128
 #define PROTO_KEYFILE_AAD 80 /* the header the tag also covers */
 #define PROTO_KDF_SCRYPT 1
-/* Parameters of new key files: 32 MiB of memory, about 0.25 s. */
+/* Parameters of new key files (OWASP's for scrypt with 32 MiB of memory):
+ * about 0.2 s. */
 #define PROTO_SCRYPT_LOG2N 15
 #define PROTO_SCRYPT_R 8
-#define PROTO_SCRYPT_P 4
+#define PROTO_SCRYPT_P 3
 /* What a reader accepts: a key file from a hostile repository must not
  * make the client spend more than this. */
 #define PROTO_SCRYPT_MAX_MEM (256u << 20)
