@@ -217,9 +217,9 @@ int proto_meta_unseal(const uint8_t meta_key[PROTO_KEY_LEN], const char *id,
  * The MAC of a manifest (FORMAT.md, "Manifest MAC"): HMAC-SHA256 under
  * the mac key of a canonical form: per disk its geometry, the SHA-256 of
  * its window stacks in the stack form of FORMAT.md version 1 and its
- * metadata, then the backup's metadata without "mac"; every kv list
- * sorted by key. Fed disk by disk, window by window, in manifest order;
- * a disk's metadata may come any time before finish.
+ * metadata, then the backup's metadata but the keys proto_mf_mac_covers
+ * leaves out; every kv list sorted by key. Fed disk by disk, window by window,
+ * in manifest order; a disk's metadata may come any time before finish.
  */
 struct proto_mf_mac;
 struct proto_mf_mac *proto_mf_mac_new(void);
@@ -239,9 +239,13 @@ int proto_mf_mac_finish(struct proto_mf_mac *m,
                         const struct proto_kv *meta,
                         uint8_t out[PROTO_MAC_LEN]);
 
-/* The canonical form of kv (entries sorted by key, skip left out): u32
- * count, then per entry str16 key and u32 length + value. */
+/* The canonical form of kv (entries sorted by key; only those keep
+ * accepts, every one if keep is NULL): u32 count, then per entry str16
+ * key and u32 length + value. */
 void proto_kv_canonical(struct lb_buf *b, const struct proto_kv *kv,
-                        const char *skip);
+                        bool (*keep)(const char *key));
+/* Whether the MAC covers a meta block's key: all but "mac" and the
+ * repository's bookkeeping (seq, chunks_new, bytes_new, bytes_received). */
+bool proto_mf_mac_covers(const char *key);
 
 #endif /* LB_PROTO_CRYPT_H */

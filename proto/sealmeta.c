@@ -23,16 +23,32 @@ cmp_entry(const void *a, const void *b)
     return strcmp(x->key, y->key);
 }
 
+/* The keys of a meta block the MAC leaves out: the MAC itself, and the
+ * bookkeeping of the repository the backup is in (its commit number and
+ * what the commit added there), which a copy into another repository of
+ * the same key rewrites without the key (FORMAT.md, "Manifest MAC"). */
+static const char *const unmacked[] = {PROTO_META_MAC, "seq", "chunks_new",
+                                       "bytes_new", "bytes_received"};
+
+bool
+proto_mf_mac_covers(const char *key)
+{
+    for (size_t i = 0; i < LB_ARRAY_SIZE(unmacked); i++)
+        if (strcmp(key, unmacked[i]) == 0)
+            return false;
+    return true;
+}
+
 void
 proto_kv_canonical(struct lb_buf *b, const struct proto_kv *kv,
-                   const char *skip)
+                   bool (*keep)(const char *key))
 {
     /* Sorted copies of the entries (their strings stay kv's). */
     struct proto_kv_entry *e = lb_xmalloc((kv->n ? kv->n : 1) * sizeof *e);
     uint32_t n = 0;
 
     for (size_t i = 0; i < kv->n; i++)
-        if (!skip || strcmp(kv->e[i].key, skip) != 0)
+        if (!keep || keep(kv->e[i].key))
             e[n++] = kv->e[i];
     qsort(e, n, sizeof *e, cmp_entry);
     lb_buf_put_be32(b, n);
@@ -305,7 +321,7 @@ proto_mf_mac_finish(struct proto_mf_mac *m, const uint8_t key[PROTO_KEY_LEN],
         lb_buf_append(&b, x->stacks, sizeof x->stacks);
         lb_buf_append(&b, x->meta.data, x->meta.len);
     }
-    proto_kv_canonical(&b, meta, PROTO_META_MAC);
+    proto_kv_canonical(&b, meta, proto_mf_mac_covers);
     r = proto_hmac_sha256(key, PROTO_KEY_LEN, b.data, b.len, NULL, 0, out);
 out:
     lb_buf_free(&b);

@@ -63,11 +63,13 @@ int agent_repo_stream(struct agent_repo *r, uint16_t entry, uint16_t end,
  * fd positioned at 0, or -1. */
 int agent_repo_get_manifest(struct agent_repo *r, const char *id);
 
+/* ---- manifests (manifest.c) ---------------------------------------------- */
+
 /*
  * Check a downloaded manifest whole (its trailer; in an encrypted
  * repository its MAC under r's keys, which must be unlocked) and read the
  * disks it holds and its metadata, sealed metadata opened; the metadata's
- * id must be id. *meta may be NULL. (restore.c)
+ * id must be id. *meta may be NULL.
  */
 int agent_manifest_read(const struct agent_repo *r, int mfd, const char *id,
                         struct agent_restore_disk **out, size_t *n,
@@ -77,6 +79,12 @@ int agent_manifest_read(const struct agent_repo *r, int mfd, const char *id,
  * filled); NULL (error set: ENOENT if it has no such disk). */
 struct proto_mf_reader *agent_manifest_seek_disk(int *mfd, const char *disk,
                                                  struct proto_mf_disk *d);
+
+/* The read callback of a proto_mf_reader over a manifest's fd (opaque:
+ * the int *). */
+ssize_t agent_manifest_fd_read(void *opaque, void *buf, size_t len);
+
+/* ---- keys (keys.c, seal.c) ------------------------------------------------- */
 
 /* Free the keys (wiped). */
 void agent_keys_free(struct agent_keys *k);

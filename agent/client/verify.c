@@ -68,16 +68,6 @@ cmp_ref(const void *a, const void *b)
     return memcmp(a, b, sizeof(struct ref));
 }
 
-static ssize_t
-fd_read(void *opaque, void *buf, size_t len)
-{
-    ssize_t r = lb_read_full(*(int *)opaque, buf, len);
-
-    if (r < 0)
-        return lb_error(errno, "read manifest");
-    return r;
-}
-
 /*
  * Walk the windows of a manifest already authenticated: collect each ref
  * (report false), or report the windows of each disk that name a damaged
@@ -93,7 +83,7 @@ walk(struct vstate *v, int fd, const char *id, const char *name, bool report)
 
     if (lseek(fd, 0, SEEK_SET) < 0)
         return lb_error(errno, "seek manifest");
-    rd = proto_mf_reader_new(fd_read, &fd);
+    rd = proto_mf_reader_new(agent_manifest_fd_read, &fd);
     if (!rd || proto_mf_read_header(rd, &h) < 0)
         goto out;
     while ((got = proto_mf_next_disk(rd, &d)) == 1) {

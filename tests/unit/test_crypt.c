@@ -682,10 +682,16 @@ Test(mac, covers_every_part_and_no_order)
     proto_kv_set(&meta2, "id", "20261123-114600-abcd");
     mac_of(&meta2, &dm, 1, false, b);
     cr_assert_arr_eq(a, b, 32, "kv order does not matter");
-    /* the mac key itself is left out */
+    /* the mac key itself, and the repository's bookkeeping, are left out */
     proto_kv_set(&meta2, PROTO_META_MAC, "ffff");
+    proto_kv_set(&meta2, "seq", "7");
+    proto_kv_set(&meta2, "chunks_new", "1");
+    proto_kv_set(&meta2, "bytes_new", "2");
+    proto_kv_set(&meta2, "bytes_received", "3");
     mac_of(&meta2, &dm, 1, false, b);
     cr_assert_arr_eq(a, b, 32);
+    cr_assert(proto_mf_mac_covers("time") && proto_mf_mac_covers("id") &&
+              !proto_mf_mac_covers("seq") && !proto_mf_mac_covers("mac"));
     /* a window, a value, a disk's metadata: each changes it */
     mac_of(&meta, &dm, 3, false, b);
     cr_assert_arr_neq(a, b, 32);
