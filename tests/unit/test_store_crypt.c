@@ -14,6 +14,7 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 
 #define WS (64u << 10)
@@ -435,4 +436,38 @@ Test(crypt, verify_without_the_key)
     proto_kv_free(&mac);
     lb_buf_free(&seen);
     free(buf);
+}
+
+/* A manifest without a MAC in an encrypted repository (one an older or
+ * broken writer left, or the server made up): verify names it. */
+Test(crypt, verify_names_a_manifest_without_a_mac)
+{
+    CLEANUP_FREE char *path =
+        lb_xasprintf("%s/backups/20261201-000000-abcd", repo);
+    struct proto_kv meta = {0}, stats = {0};
+    struct lb_buf seen = {0};
+    struct store_verify_cb cb = {&seen, damage, NULL};
+    struct proto_mf_window w = {0};
+    struct proto_mf_writer *mw;
+    int fd;
+
+    fd = open(path, O_RDWR | O_CREAT | O_EXCL, 0600);
+    cr_assert_geq(fd, 0);
+    mw = proto_mf_writer_new(fd);
+    cr_assert_eq(proto_mf_write_disk(mw, "vda", WS, WS), 0);
+    cr_assert_eq(proto_mf_write_window(mw, &w), 0);
+    cr_assert_eq(proto_mf_write_disk_end(mw, &meta), 0);
+    proto_kv_set(&meta, "id", "20261201-000000-abcd");
+    proto_kv_set(&meta, "name", "forged");
+    cr_assert_eq(proto_mf_write_finish(mw, &meta), 0);
+    proto_mf_writer_free(mw);
+    close(fd);
+    cr_assert_eq(store_verify(st, &cb, &stats), 1);
+    lb_buf_put_u8(&seen, 0);
+    cr_assert(
+        strstr((char *)seen.data, "20261201-000000-abcd: manifest: no MAC"),
+        "%s", (char *)seen.data);
+    proto_kv_free(&stats);
+    proto_kv_free(&meta);
+    lb_buf_free(&seen);
 }
