@@ -164,6 +164,7 @@ do_hello(struct session *s, const uint8_t *p, uint32_t len)
     }
     mine.software.p = sw;
     mine.software.len = (uint16_t)strlen(sw);
+    s->features = mine.features;
     proto_enc_hello(&s->out, PROTO_T_HELLO_REPLY, &mine);
     return backupd_session_send(s);
 }
@@ -274,14 +275,28 @@ do_open(struct session *s, const uint8_t *p, uint32_t len)
         return backupd_session_fail(s, e == ENOENT ? PROTO_ERR_NO_REPO
                                                    : backupd_err_code(e));
     }
+    /* A client that does not know encryption would read the repository
+     * as an unencrypted one: it gets a reason instead. */
+    if (store_encryption(s->st) != PROTO_ENC_NONE &&
+        !(s->features & PROTO_FEATURE_ENCRYPTION)) {
+        lb_fail(EPERM,
+                "repository %s is encrypted, and this livebackup is too old "
+                "to use encrypted repositories",
+                s->o->repo);
+        lb_error_hint("upgrade livebackup on this host to the version of "
+                      "the backup server");
+        return backupd_session_fail(s, PROTO_ERR_DENIED);
+    }
     store_set_append_only(s->st, s->o->append_only);
     store_set_trusted(s->st, s->o->trusted && !s->o->append_only);
     s->mode = mode;
     if (mode != PROTO_OPEN_READ && start_pool(s) < 0)
         return backupd_session_fail(s, PROTO_ERR_BUSY);
-    ri.format_version = STORE_FORMAT_VERSION;
+    ri.format_version = store_format_version(s->st);
     ri.window_size = store_window_size(s->st);
     ri.flags = s->o->append_only ? PROTO_REPO_F_APPEND_ONLY : 0;
+    if (store_encryption(s->st) != PROTO_ENC_NONE)
+        ri.flags |= PROTO_REPO_F_ENCRYPTED;
     ri.repo_id.p = store_repo_id(s->st);
     ri.repo_id.len = (uint16_t)strlen(ri.repo_id.p);
     proto_enc_repo_info(&s->out, &ri);
@@ -292,18 +307,30 @@ static int
 do_init(struct session *s, const uint8_t *p, uint32_t len)
 {
     uint32_t ws;
-    int st = proto_dec_init(p, len, &ws);
+    struct proto_key_info k;
+    struct store_key sk = {0};
+    int st = proto_dec_init_keyed(p, len, &ws, &k);
 
     if (st != PROTO_OK)
         return backupd_session_proto_fail(s, "INIT", st);
+    if (k.encryption != PROTO_ENC_NONE &&
+        !(s->features & PROTO_FEATURE_ENCRYPTION))
+        return backupd_session_proto_fail(s, "INIT", PROTO_E_TRAILING);
     if (s->o->append_only) {
         lb_fail(EPERM, "this connection is append-only: it cannot create "
                        "repositories");
         return backupd_session_fail(s, PROTO_ERR_DENIED);
     }
-    if (store_init(s->o->repo, ws) < 0)
+    sk.encryption = k.encryption;
+    memcpy(sk.key_id, k.key_id, sizeof sk.key_id);
+    sk.keyfile = k.key;
+    sk.keyfile_len = k.key_len;
+    if (store_init_keyed(s->o->repo, ws, &sk) < 0)
         return backupd_session_fail(s, 0);
-    lb_info("created repository %s (window %u KiB)", s->o->repo, ws >> 10);
+    lb_info("created repository %s (window %u KiB%s)", s->o->repo, ws >> 10,
+            k.encryption == PROTO_ENC_REPOKEY   ? ", encrypted, repokey"
+            : k.encryption == PROTO_ENC_KEYFILE ? ", encrypted, keyfile"
+                                                : "");
     proto_enc_ok(&s->out, 0);
     return backupd_session_send(s);
 }
@@ -334,6 +361,10 @@ dispatch(struct session *s, const struct proto_hdr *h, const uint8_t *p)
         return backupd_req_commit(s, p, h->len);
     case PROTO_T_ABORT:
         return backupd_req_abort(s, h->len);
+    case PROTO_T_KEY_GET:
+        return backupd_req_key_get(s, h->len);
+    case PROTO_T_KEY_SET:
+        return backupd_req_key_set(s, p, h->len);
     case PROTO_T_GET_MANIFEST:
         return backupd_req_get_manifest(s, p, h->len);
     case PROTO_T_GET_CHUNKS:

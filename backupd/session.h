@@ -19,6 +19,7 @@ struct session {
     struct lb_buf out; /* the reply being built */
     struct store *st;  /* after OPEN */
     uint8_t mode;      /* PROTO_OPEN_* */
+    uint64_t features; /* negotiated in HELLO (PROTO_FEATURE_*) */
     struct store_txn *txn;
     bool in_disk;
     struct backupd_pool *pool; /* opened for writing: the chunk pool */
@@ -83,6 +84,8 @@ int backupd_req_windows(struct session *s, const uint8_t *p, uint32_t len);
 int backupd_req_disk_end(struct session *s, const uint8_t *p, uint32_t len);
 int backupd_req_commit(struct session *s, const uint8_t *p, uint32_t len);
 int backupd_req_abort(struct session *s, uint32_t len);
+int backupd_req_key_get(struct session *s, uint32_t len);
+int backupd_req_key_set(struct session *s, const uint8_t *p, uint32_t len);
 
 int backupd_req_list(struct session *s, const uint8_t *p, uint32_t len);
 int backupd_req_get_manifest(struct session *s, const uint8_t *p, uint32_t len);

@@ -124,7 +124,7 @@ backupd_req_query(struct session *s, const uint8_t *p, uint32_t len)
              * touch and puts it back, and the window records that name it
              * must not find it missing then. A damaged header is noted as
              * unknown: the records that name it fail on it. */
-            struct store_chunk_head hd;
+            struct store_chunk_hdr hd;
             if (store_chunk_head(s->st, &d, true, &hd) == 0) {
                 store_txn_note_chunk(s->txn, &d, hd.type, hd.raw_len);
                 have = 1;
@@ -212,6 +212,46 @@ backupd_req_disk_end(struct session *s, const uint8_t *p, uint32_t len)
     return st < 0 ? backupd_session_fail(s, 0) : 0;
 }
 
+/*
+ * An encrypted repository's commit (PROTOCOL.md, "Backup flow"): the
+ * final metadata of each disk, then of the backup, go to the client
+ * (COMMIT_META), which answers with the manifest's MAC (SEAL). On return
+ * *meta holds the one key left to commit: "mac". -1: the client was told
+ * why (or is gone).
+ */
+static int
+seal_exchange(struct session *s, struct proto_kv *meta)
+{
+    struct proto_hdr h;
+    const uint8_t *p, *mac;
+    char hex[2 * PROTO_SEAL_MAC_LEN + 1];
+    int st;
+
+    if (store_txn_prepare(s->txn, meta) < 0)
+        return backupd_session_fail(s, 0);
+    proto_kv_free(meta);
+    for (size_t i = 0; i < store_txn_ndisks(s->txn); i++)
+        proto_enc_kv(&s->out, PROTO_T_COMMIT_META,
+                     store_txn_disk_meta(s->txn, i));
+    proto_enc_kv(&s->out, PROTO_T_COMMIT_META, store_txn_meta(s->txn));
+    if (backupd_session_send(s) < 0)
+        return -1;
+    if (proto_conn_recv(s->conn, &h, &p) < 0) {
+        lb_warn("session ended: %s", lb_error_msg());
+        return -1;
+    }
+    if (h.type != PROTO_T_SEAL) {
+        lb_error(0, "expected SEAL, got %s", proto_type_name(h.type));
+        return backupd_session_fail(s, PROTO_ERR_PROTOCOL);
+    }
+    st = proto_dec_seal(p, h.len, &mac);
+    if (st != PROTO_OK)
+        return backupd_session_proto_fail(s, "SEAL", st);
+    lb_hex_encode(hex, mac, PROTO_SEAL_MAC_LEN);
+    proto_kv_set(meta, "mac", hex);
+    return 0;
+}
+
 int
 backupd_req_commit(struct session *s, const uint8_t *p, uint32_t len)
 {
@@ -240,6 +280,13 @@ backupd_req_commit(struct session *s, const uint8_t *p, uint32_t len)
                         proto_conn_bytes_in(s->conn) -
                             s->bytes_received_at_begin);
     snprintf(id, sizeof id, "%s", store_txn_id(s->txn));
+    if (store_encryption(s->st) != PROTO_ENC_NONE &&
+        seal_exchange(s, &meta) < 0) {
+        proto_kv_free(&meta);
+        store_txn_abort(s->txn);
+        s->txn = NULL;
+        return -1;
+    }
     st = store_txn_commit(s->txn, &meta, &out);
     s->txn = NULL;
     proto_kv_free(&meta);

@@ -5,6 +5,7 @@
  * GC). Streamed replies are batched into few writes.
  */
 #include "backupd/session.h"
+#include "proto/crypt.h"
 
 #include <errno.h>
 #include <string.h>
@@ -128,6 +129,70 @@ backupd_req_get_chunks(struct session *s, const uint8_t *p, uint32_t len)
             return -1;
     }
     return 0;
+}
+
+/* KEY_GET and KEY_SET exist with the ENCRYPTION feature only, on an
+ * encrypted repository. */
+static int
+need_keys(struct session *s, uint8_t mode, const char *what)
+{
+    if (!(s->features & PROTO_FEATURE_ENCRYPTION)) {
+        lb_error(0, "%s without the encryption feature", what);
+        return backupd_session_fail(s, PROTO_ERR_PROTOCOL);
+    }
+    if (backupd_session_need_store(s, mode, what) < 0)
+        return -1;
+    if (store_encryption(s->st) == PROTO_ENC_NONE) {
+        lb_fail(EINVAL, "repository %s is not encrypted", s->o->repo);
+        return backupd_session_fail(s, PROTO_ERR_INVALID);
+    }
+    return 0;
+}
+
+int
+backupd_req_key_get(struct session *s, uint32_t len)
+{
+    struct proto_key_info k = {0};
+
+    if (len != 0)
+        return backupd_session_proto_fail(s, "KEY_GET", PROTO_E_TRAILING);
+    if (need_keys(s, PROTO_OPEN_READ, "KEY_GET") < 0)
+        return -1;
+    k.encryption = store_encryption(s->st);
+    memcpy(k.key_id, store_key_id(s->st), sizeof k.key_id);
+    if (k.encryption == PROTO_ENC_REPOKEY) {
+        /* A lost or damaged key file is no reason to end the session:
+         * the client says what to do (import an exported copy). */
+        uint8_t key[PROTO_KEYFILE_LEN];
+        ssize_t n = store_key_get(s->st, key, sizeof key);
+        if (n < 0)
+            lb_warn("%s", lb_error_msg());
+        k.key = n > 0 ? key : NULL;
+        k.key_len = n > 0 ? (uint32_t)n : 0;
+        proto_enc_key_data(&s->out, &k);
+    } else {
+        proto_enc_key_data(&s->out, &k);
+    }
+    return backupd_session_send(s);
+}
+
+int
+backupd_req_key_set(struct session *s, const uint8_t *p, uint32_t len)
+{
+    if (need_keys(s, PROTO_OPEN_WRITE, "KEY_SET") < 0)
+        return -1;
+    if (s->o->append_only) {
+        lb_fail(EPERM, "this repository connection is append-only: the "
+                       "repository's key cannot be replaced");
+        lb_error_hint("change the passphrase on the backup server, or "
+                      "through a key without --append-only");
+        return backupd_session_fail(s, PROTO_ERR_DENIED);
+    }
+    if (store_key_set(s->st, p, len) < 0)
+        return backupd_session_fail(s, 0);
+    lb_info("the key file of %s was replaced", s->o->repo);
+    proto_enc_ok(&s->out, 0);
+    return backupd_session_send(s);
 }
 
 static void

@@ -94,7 +94,7 @@ calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
 run() {
     local cfg=$1 n=$2 repo=$T/repo t0 t1 pids=() rss=0 i k
     rm -rf "$repo"
-    "$LB" init --repo "$repo" >/dev/null
+    "$LB" init --encryption none --repo "$repo" >/dev/null
     sync
     cat "$T"/part*.raw >/dev/null
     if [[ $cfg == listen ]]; then

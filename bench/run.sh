@@ -620,7 +620,7 @@ ngood=0 r=0
 while ((ngood < REPEAT && r < 2 * REPEAT)); do
     r=$((r + 1))
     rm -rf "$REPO"
-    lb init --repo "$REPO" >/dev/null
+    lb init --encryption none --repo "$REPO" >/dev/null
     settle "$SMALL.qcow2"
     backup "full.$r" "$REPO" --name small --disk "vda=$SMALL.qcow2"
     fulls+=("full.$r")
@@ -638,7 +638,7 @@ incrementals incr "$REPO" small "$SMALL.qcow2" "$T/small-ovl.qcow2" "$K" "$SEED"
 log "livebackup: full backup, $BIG_GIB GiB (once, again if disturbed: the parent of the incrementals)"
 for r in 1 2; do
     rm -rf "$REPO_BIG"
-    lb init --repo "$REPO_BIG" >/dev/null
+    lb init --encryption none --repo "$REPO_BIG" >/dev/null
     settle "$BIG.qcow2"
     backup "full_big.$r" "$REPO_BIG" --name big --disk "vda=$BIG.qcow2"
     bigs+=("full_big.$r")
@@ -696,7 +696,7 @@ incrementals empty_big "$REPO_BIG" big "$BIG.qcow2" "$T/big-empty.qcow2" 0 0
 if ((PROFILE)); then
     if perf record -q -o "$T/perf.test" -e cpu-clock true >/dev/null 2>&1; then
         log "profiling a full backup with perf record -e cpu-clock (livebackup and its children; not in the figures)"
-        lb init --repo "$T/repo-prof" >/dev/null
+        lb init --encryption none --repo "$T/repo-prof" >/dev/null
         settle "$SMALL.qcow2"
         perf record -q -e cpu-clock -F 999 -o "$T/perf.data" -- \
             env PATH="$T/wrap:$PATH" LIVEBACKUP_BACKUPD="$BACKUPD" \

@@ -9,7 +9,7 @@
  * decodes must re-encode to itself.
  */
 #include "fuzz/fuzz.h"
-#include "proto/proto.h"
+#include "proto/crypt.h"
 
 #include <string.h>
 
@@ -119,10 +119,51 @@ decode(struct lb_buf *b, uint16_t type, const uint8_t *p, size_t len)
     }
     case PROTO_T_INIT: {
         uint32_t ws;
-        if (proto_dec_init(p, len, &ws) != PROTO_OK)
+        struct proto_key_info k;
+        if (proto_dec_init_keyed(p, len, &ws, &k) != PROTO_OK) {
+            CHECK(proto_dec_init(p, len, &ws) != PROTO_OK);
             return;
+        }
         CHECK(proto_window_size_valid(ws));
-        proto_enc_init(b, ws);
+        if (k.encryption == PROTO_ENC_NONE) {
+            CHECK(proto_dec_init(p, len, &ws) == PROTO_OK);
+            proto_enc_init(b, ws);
+        } else {
+            CHECK(k.key_len ==
+                  (k.encryption == PROTO_ENC_REPOKEY ? PROTO_KEYFILE_LEN : 0));
+            proto_enc_init_keyed(b, ws, &k);
+        }
+        same(b, p, len);
+        return;
+    }
+    case PROTO_T_KEY_DATA: {
+        struct proto_key_info k;
+        if (proto_dec_key_data(p, len, &k) != PROTO_OK)
+            return;
+        proto_enc_key_data(b, &k);
+        same(b, p, len);
+        return;
+    }
+    case PROTO_T_KEY_SET: {
+        /* What a server does with it: a key file's layout. */
+        struct proto_keyfile kf;
+        uint8_t out[PROTO_KEYFILE_LEN];
+        size_t f;
+        if (proto_keyfile_decode(p, len, &kf) != PROTO_OK)
+            return;
+        CHECK(len == PROTO_KEYFILE_LEN);
+        proto_keyfile_encode(out, &kf);
+        f = proto_frame_begin(b, type);
+        lb_buf_append(b, out, sizeof out);
+        proto_frame_end(b, f);
+        same(b, p, len);
+        return;
+    }
+    case PROTO_T_SEAL: {
+        const uint8_t *mac;
+        if (proto_dec_seal(p, len, &mac) != PROTO_OK)
+            return;
+        proto_enc_seal(b, mac);
         same(b, p, len);
         return;
     }
@@ -253,6 +294,9 @@ decode(struct lb_buf *b, uint16_t type, const uint8_t *p, size_t len)
             return;
         CHECK(c.raw_len >= 1 && c.raw_len <= PROTO_MAX_CHUNK_RAW);
         CHECK(c.data_len >= 1 && c.data == p + PROTO_CHUNK_HDR);
+        CHECK(c.comp != PROTO_COMP_SEALED ||
+              (c.data_len >= PROTO_SEALED_MIN &&
+               c.data_len <= PROTO_SEALED_MAX(c.raw_len)));
         proto_enc_chunk(b, type, &c);
         same(b, p, len);
         return;
@@ -261,6 +305,7 @@ decode(struct lb_buf *b, uint16_t type, const uint8_t *p, size_t len)
         windows(b, p, len);
         return;
     case PROTO_T_ABORT:
+    case PROTO_T_KEY_GET:
         if (len == 0) {
             proto_enc_empty(b, type);
             same(b, p, len);

@@ -10,7 +10,7 @@
  * the committed seeds can always be regenerated bit for bit. Inputs found
  * by fuzzing live beside them under other names and are not touched.
  */
-#include "proto/proto.h"
+#include "proto/crypt.h"
 
 #include <errno.h>
 #include <string.h>
@@ -136,6 +136,44 @@ frames(struct out *o)
     emit_buf(o, "frame", "ok", &b);
     proto_enc_init(&b, 4u << 20);
     emit_buf(o, "frame", "init", &b);
+    {
+        uint8_t kb[PROTO_KEYFILE_LEN];
+        struct proto_keyfile kf;
+        struct proto_key_info k = {PROTO_ENC_REPOKEY, {0}, kb, sizeof kb};
+        uint8_t mac[PROTO_SEAL_MAC_LEN];
+        memset(&kf, 0, sizeof kf);
+        kf.kdf = PROTO_KDF_SCRYPT;
+        kf.log2n = 15;
+        kf.r = 8;
+        kf.p = 3;
+        for (size_t i = 0; i < sizeof kf.key_id; i++)
+            k.key_id[i] = kf.key_id[i] = (uint8_t)(0xA0 + i);
+        memset(kf.salt, 0x5A, sizeof kf.salt);
+        memset(kf.wrapped, 0xC3, sizeof kf.wrapped);
+        proto_keyfile_encode(kb, &kf);
+        proto_enc_init_keyed(&b, 4u << 20, &k);
+        emit_buf(o, "frame", "init_repokey", &b);
+        proto_enc_key_data(&b, &k);
+        emit_buf(o, "frame", "key_data", &b);
+        {
+            size_t f = proto_frame_begin(&b, PROTO_T_KEY_SET);
+            lb_buf_append(&b, kb, sizeof kb);
+            proto_frame_end(&b, f);
+            emit_buf(o, "frame", "key_set", &b);
+        }
+        k.encryption = PROTO_ENC_KEYFILE;
+        k.key = NULL;
+        k.key_len = 0;
+        proto_enc_init_keyed(&b, 4u << 20, &k);
+        emit_buf(o, "frame", "init_keyfile", &b);
+        proto_enc_empty(&b, PROTO_T_KEY_GET);
+        emit_buf(o, "frame", "key_get", &b);
+        memset(mac, 0x77, sizeof mac);
+        proto_enc_seal(&b, mac);
+        emit_buf(o, "frame", "seal", &b);
+        proto_enc_kv(&b, PROTO_T_COMMIT_META, &kv);
+        emit_buf(o, "frame", "commit_meta", &b);
+    }
     proto_enc_open(&b, PROTO_OPEN_WRITE);
     emit_buf(o, "frame", "open", &b);
     proto_enc_repo_info(&b, &ri);
@@ -170,6 +208,16 @@ frames(struct out *o)
     c.data_len = sizeof zframe;
     proto_enc_chunk(&b, PROTO_T_CHUNK, &c);
     emit_buf(o, "frame", "chunk_zstd", &b);
+    {
+        /* A sealed chunk's shape (not one that opens: no key here). */
+        static uint8_t env[PROTO_SEAL_OVERHEAD + 1 + 5];
+        struct proto_chunk sc = {dg(5), PROTO_CHUNK_RAW, PROTO_COMP_SEALED, 5,
+                                 env,   sizeof env};
+        for (size_t i = 0; i < sizeof env; i++)
+            env[i] = (uint8_t)(i * 13 + 1);
+        proto_enc_chunk(&b, PROTO_T_CHUNK, &sc);
+        emit_buf(o, "frame", "chunk_sealed", &b);
+    }
     frame_windows(&b);
     emit_buf(o, "frame", "windows", &b);
     proto_enc_kv(&b, PROTO_T_DISK_END, &kv);
@@ -675,6 +723,132 @@ sessions(struct out *o)
     lb_buf_free(&all);
 }
 
+/* ---- encryption ---------------------------------------------------------- */
+
+static const uint8_t fuzz_key[PROTO_KEY_LEN] = {1, 2, 3, 4, 5, 6, 7, 8};
+
+/* A sealer with a fixed salt (not random: the seeds are deterministic). */
+static void
+fixed_sealer(struct proto_sealer *s, const uint8_t *base)
+{
+    static const char info[] = "livebackup v1 session";
+
+    for (size_t i = 0; i < sizeof s->salt; i++)
+        s->salt[i] = (uint8_t)(0x40 + i);
+    if (proto_hkdf_sha256(base, PROTO_KEY_LEN, s->salt, sizeof s->salt, info,
+                          sizeof info - 1, s->key, sizeof s->key) < 0)
+        exit(1);
+    s->next = 0;
+}
+
+static bool
+clear_a(const char *k)
+{
+    return k[0] == 'a';
+}
+
+/* A key file of master 00 ... 1f under passphrase "fuzz", scrypt N 16,
+ * r 1, p 1 (cheap enough for the fuzzer to unwrap), fixed salt and nonce. */
+static void
+keyfiles(struct out *o)
+{
+    uint8_t m[PROTO_KEY_LEN], kek[PROTO_KEY_LEN], b[PROTO_KEYFILE_LEN];
+    struct proto_keyfile kf;
+    struct proto_keys k;
+
+    memset(&kf, 0, sizeof kf);
+    for (int i = 0; i < PROTO_KEY_LEN; i++)
+        m[i] = (uint8_t)i;
+    kf.kdf = PROTO_KDF_SCRYPT;
+    kf.log2n = 4;
+    kf.r = 1;
+    kf.p = 1;
+    if (proto_keys_derive(m, &k) < 0)
+        exit(1);
+    memcpy(kf.key_id, k.key_id, sizeof kf.key_id);
+    memset(kf.salt, 0x33, sizeof kf.salt);
+    memset(kf.nonce, 0x44, sizeof kf.nonce);
+    if (proto_scrypt("fuzz", 4, kf.salt, sizeof kf.salt, 16, 1, 1, kek,
+                     sizeof kek) < 0)
+        exit(1);
+    proto_keyfile_encode(b, &kf);
+    if (proto_gcm_seal(kek, kf.nonce, b, PROTO_KEYFILE_AAD, m, sizeof m,
+                       kf.wrapped, kf.tag) < 0)
+        exit(1);
+    proto_keyfile_encode(b, &kf);
+    emit(o, "keyfile", "opens", b, sizeof b);
+    b[0] ^= 1;
+    emit(o, "keyfile", "bad_magic", b, sizeof b);
+    b[0] ^= 1;
+    kf.log2n = PROTO_SCRYPT_LOG2N;
+    kf.r = PROTO_SCRYPT_R;
+    kf.p = PROTO_SCRYPT_P;
+    proto_keyfile_encode(b, &kf);
+    emit(o, "keyfile", "default_params", b, sizeof b);
+    emit(o, "keyfile", "short", b, sizeof b - 1);
+}
+
+static void
+sealed(struct out *o)
+{
+    struct proto_sealer s;
+    struct proto_kv kv, out = {0};
+    struct lb_buf b = {0};
+    uint8_t env[PROTO_SEAL_OVERHEAD + 1 + 5], aad[PROTO_CHUNK_AAD];
+    struct proto_chunk c = {dg(6), PROTO_CHUNK_BLOB, PROTO_COMP_SEALED, 5,
+                            env,   sizeof env};
+
+    kv_sample(&kv);
+    fixed_sealer(&s, fuzz_key);
+    if (proto_meta_seal(&s, "ID", "vda", &kv, clear_a, &out) < 0)
+        exit(1);
+    lb_buf_put_u8(&b, 0);
+    lb_buf_append(&b, proto_kv_get(&out, PROTO_META_SEALED),
+                  strlen(proto_kv_get(&out, PROTO_META_SEALED)));
+    emit_buf(o, "sealed", "meta_value", &b);
+    lb_buf_put_u8(&b, 1);
+    proto_kv_encode(&b, &kv);
+    emit_buf(o, "sealed", "kv_to_seal", &b);
+    /* a sealed BLOB "hello", stored as is (inner byte 0) */
+    env[PROTO_SEAL_HDR] = PROTO_COMP_NONE;
+    memcpy(env + PROTO_SEAL_HDR + 1, "hello", 5);
+    fixed_sealer(&s, fuzz_key);
+    proto_chunk_aad(aad, &c);
+    if (proto_seal(&s, aad, sizeof aad, env, 6) < 0)
+        exit(1);
+    proto_enc_chunk(&b, PROTO_T_CHUNK_DATA, &c);
+    b.data[PROTO_HDR_SIZE - 1] = 2; /* the selector, over the frame header */
+    emit(o, "sealed", "chunk", b.data + PROTO_HDR_SIZE - 1,
+         b.len - PROTO_HDR_SIZE + 1);
+    lb_buf_reset(&b);
+    /* and as a chunk file (version 2) */
+    {
+        uint8_t hdr[24] = {
+            0x4C, 0x42, 0x43, 0x4B, 2, PROTO_CHUNK_BLOB, PROTO_COMP_SEALED};
+        lb_store_be32(hdr + 8, 5);
+        lb_store_be32(hdr + 12, sizeof env);
+        lb_store_be32(hdr + 16, proto_crc32c(0, env, sizeof env));
+        lb_buf_append(&b, hdr, sizeof hdr);
+        lb_buf_append(&b, env, sizeof env);
+        emit_buf(o, "chunkfile", "sealed", &b);
+    }
+    {
+        uint8_t hdr[16] = {0x4C,           0x42, 0x43, 0x4B, 1, PROTO_CHUNK_RAW,
+                           PROTO_COMP_NONE};
+        lb_store_be32(hdr + 8, 5);
+        lb_store_be32(hdr + 12, 5);
+        lb_buf_append(&b, hdr, sizeof hdr);
+        lb_buf_append(&b, "hello", 5);
+        emit_buf(o, "chunkfile", "plain", &b);
+        lb_buf_append(&b, hdr, sizeof hdr);
+        lb_buf_append(&b, "hello!", 6);
+        emit_buf(o, "chunkfile", "trailing", &b);
+    }
+    proto_kv_free(&kv);
+    proto_kv_free(&out);
+    lb_buf_free(&b);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -694,6 +868,8 @@ main(int argc, char **argv)
     json(&o);
     deltas(&o);
     sessions(&o);
+    keyfiles(&o);
+    sealed(&o);
     if (o.check) {
         printf("make_seeds: %u seeds checked, %u differ\n", o.n, o.bad);
         return o.bad ? 1 : 0;

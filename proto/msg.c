@@ -4,7 +4,7 @@
  * decoder per layout. Decoders check every length before use, reject
  * reserved fields that are not zero and trailing bytes.
  */
-#include "proto/proto.h"
+#include "proto/crypt.h"
 
 #include <string.h>
 
@@ -178,6 +178,105 @@ proto_dec_init(const uint8_t *p, size_t len, uint32_t *window_size)
     return proto_rd_done(&pr);
 }
 
+/* The key fields of INIT and KEY_DATA, after what precedes them. */
+static void
+enc_key_info(struct lb_buf *b, const struct proto_key_info *k)
+{
+    lb_buf_put_u8(b, k->encryption);
+    lb_buf_append(b, k->key_id, sizeof k->key_id);
+    lb_buf_put_be32(b, k->key_len);
+    if (k->key_len)
+        lb_buf_append(b, k->key, k->key_len);
+}
+
+static int
+dec_key_info(struct proto_rd *pr, struct proto_key_info *k)
+{
+    const uint8_t *id;
+
+    k->encryption = proto_rd_u8(pr);
+    id = proto_rd_bytes(pr, sizeof k->key_id);
+    k->key_len = proto_rd_be32(pr);
+    if (pr->err)
+        return pr->err;
+    memcpy(k->key_id, id, sizeof k->key_id);
+    /* A repokey repository hands out its key file (none: it lost it); a
+     * keyfile one none. */
+    if ((k->encryption == PROTO_ENC_REPOKEY && k->key_len != 0 &&
+         k->key_len != PROTO_KEYFILE_LEN) ||
+        (k->encryption == PROTO_ENC_KEYFILE && k->key_len != 0) ||
+        (k->encryption != PROTO_ENC_REPOKEY &&
+         k->encryption != PROTO_ENC_KEYFILE))
+        return PROTO_E_RANGE;
+    k->key = k->key_len ? proto_rd_bytes(pr, k->key_len) : NULL;
+    return proto_rd_done(pr);
+}
+
+void
+proto_enc_init_keyed(struct lb_buf *b, uint32_t window_size,
+                     const struct proto_key_info *k)
+{
+    size_t f = proto_frame_begin(b, PROTO_T_INIT);
+
+    lb_buf_put_be32(b, window_size);
+    enc_key_info(b, k);
+    proto_frame_end(b, f);
+}
+
+int
+proto_dec_init_keyed(const uint8_t *p, size_t len, uint32_t *window_size,
+                     struct proto_key_info *k)
+{
+    struct proto_rd pr;
+
+    memset(k, 0, sizeof *k);
+    proto_rd_init(&pr, p, len);
+    *window_size = proto_rd_be32(&pr);
+    if (!pr.err && !proto_window_size_valid(*window_size))
+        return PROTO_E_RANGE;
+    if (pr.err || proto_rd_left(&pr) == 0)
+        return proto_rd_done(&pr);
+    return dec_key_info(&pr, k);
+}
+
+void
+proto_enc_key_data(struct lb_buf *b, const struct proto_key_info *k)
+{
+    size_t f = proto_frame_begin(b, PROTO_T_KEY_DATA);
+
+    enc_key_info(b, k);
+    proto_frame_end(b, f);
+}
+
+int
+proto_dec_key_data(const uint8_t *p, size_t len, struct proto_key_info *k)
+{
+    struct proto_rd pr;
+
+    memset(k, 0, sizeof *k);
+    proto_rd_init(&pr, p, len);
+    return dec_key_info(&pr, k);
+}
+
+void
+proto_enc_seal(struct lb_buf *b, const uint8_t *mac)
+{
+    size_t f = proto_frame_begin(b, PROTO_T_SEAL);
+
+    lb_buf_append(b, mac, PROTO_SEAL_MAC_LEN);
+    proto_frame_end(b, f);
+}
+
+int
+proto_dec_seal(const uint8_t *p, size_t len, const uint8_t **mac)
+{
+    struct proto_rd pr;
+
+    proto_rd_init(&pr, p, len);
+    *mac = proto_rd_bytes(&pr, PROTO_SEAL_MAC_LEN);
+    return proto_rd_done(&pr);
+}
+
 void
 proto_enc_open(struct lb_buf *b, uint8_t mode)
 {
@@ -225,7 +324,7 @@ proto_dec_repo_info(const uint8_t *p, size_t len, struct proto_repo_info *out)
         return pr.err;
     if (!proto_window_size_valid(out->window_size))
         return PROTO_E_RANGE;
-    if (out->flags & ~PROTO_REPO_F_APPEND_ONLY)
+    if (out->flags & ~(PROTO_REPO_F_APPEND_ONLY | PROTO_REPO_F_ENCRYPTED))
         return PROTO_E_RESERVED;
     return proto_rd_done(&pr);
 }
@@ -551,7 +650,7 @@ proto_dec_chunk(const uint8_t *p, size_t len, struct proto_chunk *out)
     memcpy(out->d.b, d, PROTO_DIGEST_LEN);
     if (reserved != 0)
         return PROTO_E_RESERVED;
-    if (!proto_chunk_type_valid(out->type) || out->comp > PROTO_COMP_ZSTD)
+    if (!proto_chunk_type_valid(out->type) || out->comp > PROTO_COMP_SEALED)
         return PROTO_E_RANGE;
     if (out->raw_len == 0 || out->raw_len > PROTO_MAX_CHUNK_RAW ||
         (out->type == PROTO_CHUNK_BLOB && out->raw_len > PROTO_MAX_BLOB))
@@ -561,6 +660,8 @@ proto_dec_chunk(const uint8_t *p, size_t len, struct proto_chunk *out)
         return PROTO_E_RANGE;
     out->data = proto_rd_bytes(&pr, left);
     out->data_len = (uint32_t)left;
+    if (out->comp == PROTO_COMP_SEALED && proto_chunk_sealed_check(out) != 0)
+        return PROTO_E_RANGE;
     return proto_rd_done(&pr);
 }
 

@@ -28,8 +28,9 @@
 #define PROTO_HDR_SIZE 12
 #define PROTO_MAX_PAYLOAD (9u << 20) /* 9 MiB: one compressed 8 MiB window */
 
-/* Feature bits offered in HELLO (none defined in version 1). */
-#define PROTO_FEATURES_KNOWN 0ull
+/* Feature bits offered in HELLO (PROTOCOL.md, "Version negotiation"). */
+#define PROTO_FEATURE_ENCRYPTION 1ull /* encrypted repositories */
+#define PROTO_FEATURES_KNOWN PROTO_FEATURE_ENCRYPTION
 
 enum proto_type {
     PROTO_T_HELLO = 0x0001,
@@ -40,6 +41,9 @@ enum proto_type {
     PROTO_T_INIT = 0x0010,
     PROTO_T_OPEN = 0x0011,
     PROTO_T_REPO_INFO = 0x0012,
+    PROTO_T_KEY_GET = 0x0013,  /* ENCRYPTION feature */
+    PROTO_T_KEY_DATA = 0x0014, /* ENCRYPTION feature */
+    PROTO_T_KEY_SET = 0x0015,  /* ENCRYPTION feature */
 
     PROTO_T_LIST = 0x0020,
     PROTO_T_LIST_ENTRY = 0x0021,
@@ -58,6 +62,8 @@ enum proto_type {
     PROTO_T_COMMIT = 0x003A,
     PROTO_T_COMMITTED = 0x003B,
     PROTO_T_ABORT = 0x003C,
+    PROTO_T_COMMIT_META = 0x003D, /* ENCRYPTION feature */
+    PROTO_T_SEAL = 0x003E,        /* ENCRYPTION feature */
 
     PROTO_T_GET_MANIFEST = 0x0040,
     PROTO_T_MANIFEST_DATA = 0x0041,
@@ -241,6 +247,7 @@ enum proto_chunk_type {
 enum proto_compression {
     PROTO_COMP_NONE = 0,
     PROTO_COMP_ZSTD = 1,
+    PROTO_COMP_SEALED = 2, /* encrypted (proto/crypt.h): no plaintext view */
 };
 
 struct proto_digest {
@@ -395,6 +402,36 @@ enum proto_open_mode {
 };
 void proto_enc_init(struct lb_buf *b, uint32_t window_size);
 int proto_dec_init(const uint8_t *p, size_t len, uint32_t *window_size);
+
+/* A repository's encryption (store/FORMAT.md, "Encryption"). */
+enum proto_encryption {
+    PROTO_ENC_NONE = 0,
+    PROTO_ENC_REPOKEY = 1, /* the wrapped key is in the repository */
+    PROTO_ENC_KEYFILE = 2, /* the wrapped key is on the client */
+};
+#define PROTO_KEY_ID_BYTES 16
+
+/* INIT of an encrypted repository (ENCRYPTION feature): window size,
+ * then u8 encryption, key id, u32 length + the key file (128 bytes for
+ * REPOKEY, none for KEYFILE). KEY_DATA carries the same without the
+ * window size (REPOKEY with no key file: the repository lost it). */
+struct proto_key_info {
+    uint8_t encryption; /* enum proto_encryption */
+    uint8_t key_id[PROTO_KEY_ID_BYTES];
+    const uint8_t *key; /* the key file's bytes, or NULL */
+    uint32_t key_len;
+};
+void proto_enc_init_keyed(struct lb_buf *b, uint32_t window_size,
+                          const struct proto_key_info *k);
+/* Either form of INIT: k->encryption is NONE for the plain one. */
+int proto_dec_init_keyed(const uint8_t *p, size_t len, uint32_t *window_size,
+                         struct proto_key_info *k);
+void proto_enc_key_data(struct lb_buf *b, const struct proto_key_info *k);
+int proto_dec_key_data(const uint8_t *p, size_t len, struct proto_key_info *k);
+/* SEAL: the manifest's MAC (PROTO_SEAL_MAC_LEN bytes). */
+#define PROTO_SEAL_MAC_LEN 32
+void proto_enc_seal(struct lb_buf *b, const uint8_t *mac);
+int proto_dec_seal(const uint8_t *p, size_t len, const uint8_t **mac);
 void proto_enc_open(struct lb_buf *b, uint8_t mode);
 int proto_dec_open(const uint8_t *p, size_t len, uint8_t *mode);
 
@@ -405,6 +442,7 @@ struct proto_repo_info {
     struct proto_str repo_id;
 };
 #define PROTO_REPO_F_APPEND_ONLY 1ull
+#define PROTO_REPO_F_ENCRYPTED 2ull /* ENCRYPTION feature only */
 void proto_enc_repo_info(struct lb_buf *b, const struct proto_repo_info *ri);
 int proto_dec_repo_info(const uint8_t *p, size_t len,
                         struct proto_repo_info *out);
@@ -481,7 +519,8 @@ proto_bit(const uint8_t *bits, uint32_t i)
 }
 
 /* CHUNK and CHUNK_DATA: digest, u8 type, u8 compression, u16 reserved,
- * u32 raw_len, then the stored bytes. */
+ * u32 raw_len, then the stored bytes (for PROTO_COMP_SEALED, an envelope
+ * of the sizes proto_chunk_sealed_check accepts). */
 #define PROTO_CHUNK_HDR (PROTO_DIGEST_LEN + 8)
 struct proto_chunk {
     struct proto_digest d;

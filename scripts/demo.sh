@@ -49,7 +49,10 @@ vm_wait_agent "$vm" 120 >/dev/null
 vm_wait_workload "$vm" 3 >/dev/null
 echo "running; the workload has written $(vm_workload_last "$vm") files"
 
-step "livebackup init --repo $work/repo"
+step "livebackup init --repo $work/repo (encrypted: the passphrase from a file)"
+head -c 24 /dev/urandom | base64 >"$work/passphrase"
+chmod 600 "$work/passphrase"
+export LIVEBACKUP_PASSPHRASE_FILE=$work/passphrase
 livebackup init --repo "$work/repo"
 
 step "Full backup, live, guest quiesced through its agent"

@@ -6,6 +6,7 @@
  * match, and written by temp file + fdatasync + link, so a chunk that is
  * present is complete: a later backup may safely reuse it.
  */
+#include "proto/crypt.h"
 #include "store/store_int.h"
 
 #include <errno.h>
@@ -15,6 +16,8 @@
 
 _Static_assert(STORE_CHUNK_HDR == 4 + 1 + 1 + 1 + 1 + 4 + 4,
                "chunk file header layout");
+_Static_assert(STORE_CHUNK_HDR_SEALED == STORE_CHUNK_HDR + 4 + 4,
+               "sealed chunk file header layout");
 
 void
 store_chunk_relpath(char out[80], const struct proto_digest *d)
@@ -83,10 +86,10 @@ store_chunk_touch(struct store *st, const struct proto_digest *d)
 
 int
 store_chunk_head(struct store *st, const struct proto_digest *d, bool touch,
-                 struct store_chunk_head *h)
+                 struct store_chunk_hdr *h)
 {
     char rel[80];
-    uint8_t b[STORE_CHUNK_HDR];
+    uint8_t b[STORE_CHUNK_HDR_SEALED];
     struct stat sb;
     CLEANUP_CLOSE int fd = -1;
     ssize_t n;
@@ -108,36 +111,54 @@ store_chunk_head(struct store *st, const struct proto_digest *d, bool touch,
     if (n < 0)
         return lb_error(errno, "read %s/%s", st->path, rel);
     memset(h, 0, sizeof *h);
-    if (n == (ssize_t)sizeof b) {
-        h->type = b[5];
-        h->comp = b[6];
-        h->raw_len = lb_load_be32(b + 8);
-        h->stored_len = lb_load_be32(b + 12);
-    }
-    if (n != (ssize_t)sizeof b || !S_ISREG(sb.st_mode) ||
-        lb_load_be32(b) != STORE_CHUNK_MAGIC || b[4] != STORE_CHUNK_VERSION ||
-        b[7] != 0 || !proto_chunk_type_valid(h->type) ||
-        h->comp > PROTO_COMP_ZSTD || h->raw_len == 0 ||
-        h->raw_len > PROTO_MAX_CHUNK_RAW ||
+    if (!S_ISREG(sb.st_mode) ||
+        store_chunk_hdr_decode(b, (size_t)n, (size_t)sb.st_size, h) !=
+            PROTO_OK ||
         (h->type == PROTO_CHUNK_RAW && h->raw_len > st->window_size) ||
         (h->type == PROTO_CHUNK_BLOB && h->raw_len > PROTO_MAX_BLOB) ||
-        (uint64_t)sb.st_size != STORE_CHUNK_HDR + (uint64_t)h->stored_len)
+        (h->comp == PROTO_COMP_SEALED) != (st->encryption != PROTO_ENC_NONE))
         return lb_fail(EPROTO, "chunk %s: bad header", rel + 10);
     return 0;
 }
 
-/* Decompress and check plaintext against digest and type rules. */
+/* A chunk's form must be the repository's: sealed in an encrypted one,
+ * plain or zstd in another; a RAW chunk is at most a window. */
 static int
-check_chunk(struct store *st, struct store_scratch *s,
-            const struct proto_chunk *c)
+check_form(const struct store *st, const struct proto_chunk *c)
 {
-    struct proto_digest got;
+    char hex[65];
 
     if (c->type == PROTO_CHUNK_RAW && c->raw_len > st->window_size)
         return lb_fail(EPROTO,
                        "RAW chunk of %u bytes exceeds the window "
                        "size %u",
                        c->raw_len, st->window_size);
+    if ((c->comp == PROTO_COMP_SEALED) == (st->encryption != PROTO_ENC_NONE))
+        return c->comp == PROTO_COMP_SEALED &&
+                       proto_chunk_sealed_check(c) != PROTO_OK
+                   ? lb_fail(EPROTO, "sealed chunk of %u bytes for %u",
+                             c->data_len, c->raw_len)
+                   : 0;
+    proto_digest_hex(&c->d, hex);
+    return lb_fail(EPROTO,
+                   c->comp == PROTO_COMP_SEALED
+                       ? "chunk %s is encrypted, and this repository is not"
+                       : "chunk %s is not encrypted, and this repository is",
+                   hex);
+}
+
+/* Decompress and check plaintext against digest and type rules. A sealed
+ * chunk's content cannot be checked without the key: only its form. */
+static int
+check_chunk(struct store *st, struct store_scratch *s,
+            const struct proto_chunk *c)
+{
+    struct proto_digest got;
+
+    if (check_form(st, c) < 0)
+        return -1;
+    if (c->comp == PROTO_COMP_SEALED)
+        return 0;
     if (proto_chunk_decompress(s->z, s->plain, c->raw_len, c->data, c->data_len,
                                c->comp) < 0) {
         /* The slot's errno is the class (EPROTO: damaged data), not
@@ -172,7 +193,9 @@ int
 store_chunk_write(struct store *st, struct store_scratch *s,
                   const struct proto_chunk *c, struct store_written *w)
 {
-    uint8_t hdr[STORE_CHUNK_HDR];
+    uint8_t hdr[STORE_CHUNK_HDR_SEALED];
+    struct store_chunk_hdr h;
+    size_t hdr_len;
     int fd;
 
     memset(w, 0, sizeof *w);
@@ -182,41 +205,40 @@ store_chunk_write(struct store *st, struct store_scratch *s,
     /* Already stored: touched like a chunk a QUERY finds (gc), and its
      * header must be what the frame declares: the window records that
      * name it are checked against the frame's (store_txn_note_chunk). */
-    {
-        struct store_chunk_head h = {0};
-        if (store_chunk_head(st, &c->d, true, &h) == 0) {
-            char hex[65];
-            if (h.type == c->type && h.raw_len == c->raw_len)
-                return 1;
-            proto_digest_hex(&c->d, hex);
-            return lb_fail(EPROTO,
-                           "chunk %s is stored as type %u of %u bytes, "
-                           "sent as type %u of %u bytes",
-                           hex, h.type, h.raw_len, c->type, c->raw_len);
-        }
-        if (lb_error_errno() != ENOENT)
-            return -1;
-        lb_error_clear();
+    if (store_chunk_head(st, &c->d, true, &h) == 0) {
+        char hex[65];
+        if (h.type == c->type && h.raw_len == c->raw_len)
+            return 1;
+        proto_digest_hex(&c->d, hex);
+        return lb_fail(EPROTO,
+                       "chunk %s is stored as type %u of %u bytes, "
+                       "sent as type %u of %u bytes",
+                       hex, h.type, h.raw_len, c->type, c->raw_len);
     }
+    if (lb_error_errno() != ENOENT)
+        return -1;
+    lb_error_clear();
     if (st->trusted) {
         /* The frame only (the decoder checked the rest); the content is
          * the client's business, and verify re-checks it. */
-        if (c->type == PROTO_CHUNK_RAW && c->raw_len > st->window_size)
-            return lb_fail(EPROTO,
-                           "RAW chunk of %u bytes exceeds the window "
-                           "size %u",
-                           c->raw_len, st->window_size);
+        if (check_form(st, c) < 0)
+            return -1;
     } else if (check_chunk(st, s, c) < 0) {
         return -1;
     }
 
-    lb_store_be32(hdr, STORE_CHUNK_MAGIC);
-    hdr[4] = STORE_CHUNK_VERSION;
-    hdr[5] = c->type;
-    hdr[6] = c->comp;
-    hdr[7] = 0;
-    lb_store_be32(hdr + 8, c->raw_len);
-    lb_store_be32(hdr + 12, c->data_len);
+    /* A sealed chunk's name says nothing about its bytes to us: it keeps
+     * a checksum of them, for verify to find bit rot without the key. */
+    h.version = c->comp == PROTO_COMP_SEALED ? STORE_CHUNK_VERSION_SEALED
+                                             : STORE_CHUNK_VERSION;
+    h.type = c->type;
+    h.comp = c->comp;
+    h.raw_len = c->raw_len;
+    h.stored_len = c->data_len;
+    h.crc = c->comp == PROTO_COMP_SEALED ? proto_crc32c(0, c->data, c->data_len)
+                                         : 0;
+    store_chunk_hdr_encode(hdr, &h);
+    hdr_len = h.hdr_len;
 
     w->tmp = store_tmp_name(st, "chunk");
     fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -228,14 +250,14 @@ store_chunk_write(struct store *st, struct store_scratch *s,
         return -1;
     }
     w->fd = fd;
-    if (lb_write_full(fd, hdr, sizeof hdr) < 0 ||
+    if (lb_write_full(fd, hdr, hdr_len) < 0 ||
         lb_write_full(fd, c->data, c->data_len) < 0) {
         int e = errno;
         store_chunk_written_drop(w);
         return lb_error(e, "write chunk to %s", st->path);
     }
     w->d = c->d;
-    w->size = STORE_CHUNK_HDR + (uint64_t)c->data_len;
+    w->size = hdr_len + (uint64_t)c->data_len;
     return 0;
 }
 
@@ -299,23 +321,85 @@ store_chunk_put(struct store *st, struct store_scratch *s,
     return store_chunk_publish(st, &w, stored_bytes);
 }
 
+void
+store_chunk_hdr_encode(uint8_t *out, struct store_chunk_hdr *h)
+{
+    bool sealed = h->version == STORE_CHUNK_VERSION_SEALED;
+
+    h->hdr_len = sealed ? STORE_CHUNK_HDR_SEALED : STORE_CHUNK_HDR;
+    memset(out, 0, h->hdr_len);
+    lb_store_be32(out, STORE_CHUNK_MAGIC);
+    out[4] = h->version;
+    out[5] = h->type;
+    out[6] = h->comp;
+    lb_store_be32(out + 8, h->raw_len);
+    lb_store_be32(out + 12, h->stored_len);
+    if (sealed)
+        lb_store_be32(out + 16, h->crc);
+}
+
 int
-store_chunk_read(struct store *st, const struct proto_digest *d,
-                 struct lb_buf *out, struct proto_chunk *c)
+store_chunk_hdr_decode(const uint8_t *p, size_t len, size_t file_len,
+                       struct store_chunk_hdr *h)
+{
+    if (len < STORE_CHUNK_HDR || file_len < STORE_CHUNK_HDR)
+        return PROTO_E_TRUNCATED;
+    if (lb_load_be32(p) != STORE_CHUNK_MAGIC)
+        return PROTO_E_MAGIC;
+    h->version = p[4];
+    h->type = p[5];
+    h->comp = p[6];
+    h->raw_len = lb_load_be32(p + 8);
+    h->stored_len = lb_load_be32(p + 12);
+    h->crc = 0;
+    h->hdr_len = STORE_CHUNK_HDR;
+    if (p[7] != 0)
+        return PROTO_E_RESERVED;
+    if (!proto_chunk_type_valid(h->type) || h->raw_len == 0 ||
+        h->raw_len > PROTO_MAX_CHUNK_RAW)
+        return PROTO_E_RANGE;
+    /* Version 1 holds plain or zstd bytes, version 2 sealed ones. */
+    if (h->version == STORE_CHUNK_VERSION_SEALED) {
+        if (len < STORE_CHUNK_HDR_SEALED || file_len < STORE_CHUNK_HDR_SEALED)
+            return PROTO_E_TRUNCATED;
+        if (h->comp != PROTO_COMP_SEALED)
+            return PROTO_E_RANGE;
+        if (lb_load_be32(p + 20) != 0)
+            return PROTO_E_RESERVED;
+        h->crc = lb_load_be32(p + 16);
+        h->hdr_len = STORE_CHUNK_HDR_SEALED;
+    } else if (h->version != STORE_CHUNK_VERSION || h->comp > PROTO_COMP_ZSTD) {
+        return PROTO_E_RANGE;
+    }
+    if ((uint64_t)h->hdr_len + h->stored_len != file_len)
+        return (uint64_t)h->hdr_len + h->stored_len > file_len
+                   ? PROTO_E_TRUNCATED
+                   : PROTO_E_TRAILING;
+    return PROTO_OK;
+}
+
+/* The file of chunk d into out, its header into *h and the chunk into *c
+ * (data pointing into out). */
+static int
+read_chunk_file(struct store *st, const struct proto_digest *d,
+                struct lb_buf *out, struct store_chunk_hdr *h,
+                struct proto_chunk *c)
 {
     char rel[80];
     struct stat sb;
     CLEANUP_CLOSE int fd = -1;
     ssize_t n;
+    int r;
 
     store_chunk_relpath(rel, d);
-    fd = openat(st->dir_fd, rel, O_RDONLY | O_CLOEXEC);
+    fd = openat(st->dir_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return lb_error(errno, "chunk %s", rel);
     if (fstat(fd, &sb) < 0)
         return lb_error(errno, "stat %s", rel);
     if (sb.st_size < STORE_CHUNK_HDR ||
-        (uint64_t)sb.st_size > STORE_CHUNK_HDR + (uint64_t)PROTO_MAX_CHUNK_RAW +
+        (uint64_t)sb.st_size > STORE_CHUNK_HDR_SEALED +
+                                   (uint64_t)PROTO_MAX_CHUNK_RAW +
                                    PROTO_MAX_CHUNK_RAW / 64 + 4096)
         return lb_fail(EPROTO, "chunk %s: bad size %lld", rel,
                        (long long)sb.st_size);
@@ -327,20 +411,52 @@ store_chunk_read(struct store *st, const struct proto_digest *d,
     if (n != sb.st_size)
         return lb_fail(EPROTO, "chunk %s: short read", rel);
     out->len = (size_t)n;
-    if (lb_load_be32(out->data) != STORE_CHUNK_MAGIC ||
-        out->data[4] != STORE_CHUNK_VERSION || out->data[7] != 0 ||
-        !proto_chunk_type_valid(out->data[5]) || out->data[6] > PROTO_COMP_ZSTD)
-        return lb_fail(EPROTO, "chunk %s: bad header", rel);
+    r = store_chunk_hdr_decode(out->data, out->len, out->len, h);
+    if (r != PROTO_OK)
+        return lb_fail(EPROTO, "chunk %s: bad header (%s)", rel,
+                       proto_status_str(r));
     c->d = *d;
-    c->type = out->data[5];
-    c->comp = out->data[6];
-    c->raw_len = lb_load_be32(out->data + 8);
-    c->data_len = lb_load_be32(out->data + 12);
-    c->data = out->data + STORE_CHUNK_HDR;
-    if ((uint64_t)c->data_len + STORE_CHUNK_HDR != (uint64_t)n ||
-        c->raw_len == 0 || c->raw_len > PROTO_MAX_CHUNK_RAW)
-        return lb_fail(EPROTO, "chunk %s: truncated or bad lengths", rel);
+    c->type = h->type;
+    c->comp = h->comp;
+    c->raw_len = h->raw_len;
+    c->data_len = h->stored_len;
+    c->data = out->data + h->hdr_len;
+    if (c->comp == PROTO_COMP_SEALED && proto_chunk_sealed_check(c) != 0)
+        return lb_fail(EPROTO, "chunk %s: %u stored bytes for %u", rel,
+                       c->data_len, c->raw_len);
     return 0;
+}
+
+int
+store_chunk_read(struct store *st, const struct proto_digest *d,
+                 struct lb_buf *out, struct proto_chunk *c)
+{
+    struct store_chunk_hdr h;
+
+    return read_chunk_file(st, d, out, &h, c);
+}
+
+int
+store_chunk_check(struct store *st, struct store_scratch *s,
+                  const struct proto_digest *d, struct store_chunk_hdr *hp)
+{
+    struct store_chunk_hdr h = {0};
+    struct proto_chunk c = {0};
+    char rel[80];
+
+    if (read_chunk_file(st, d, &s->file, &h, &c) < 0)
+        return -1;
+    if (hp)
+        *hp = h;
+    if (h.version != STORE_CHUNK_VERSION_SEALED)
+        return check_chunk(st, s, &c);
+    store_chunk_relpath(rel, d);
+    if (proto_crc32c(0, c.data, c.data_len) != h.crc)
+        return lb_fail(EPROTO,
+                       "chunk %s: its bytes do not match their checksum "
+                       "(damaged on disk)",
+                       rel);
+    return check_form(st, &c);
 }
 
 int
@@ -352,6 +468,8 @@ store_chunk_load(struct store *st, struct store_scratch *s,
 
     if (store_chunk_read(st, d, &s->file, &c) < 0)
         return -1;
+    if (c.comp == PROTO_COMP_SEALED)
+        return lb_fail(EPROTO, "chunk is encrypted: no plaintext here");
     if (check_chunk(st, s, &c) < 0)
         return -1;
     *plain = s->plain;

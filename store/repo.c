@@ -4,6 +4,7 @@
  * cleanup of crashed sessions) and close. See FORMAT.md, "Layout" and
  * "Locking".
  */
+#include "proto/crypt.h"
 #include "store/store_int.h"
 
 #include <dirent.h>
@@ -16,8 +17,8 @@
 
 #define CONFIG_MAGIC "livebackup-repository"
 
-static const char *const repo_entries[] = {"config", "chunks", "backups", "tmp",
-                                           "lock"};
+static const char *const repo_entries[] = {"config", "chunks", "backups",
+                                           "tmp",    "lock",   "keys"};
 
 static bool
 is_repo_entry(const char *name)
@@ -52,13 +53,55 @@ dir_state(const char *path, bool *has_config)
     return r;
 }
 
+static const char *
+encryption_name(uint8_t e)
+{
+    return e == PROTO_ENC_REPOKEY   ? "repokey"
+           : e == PROTO_ENC_KEYFILE ? "keyfile"
+                                    : "none";
+}
+
+/* Check what init is asked to record of a key; write keys/ (the key file
+ * of a repokey repository) before the config makes it a repository. */
+static int
+init_keys(const char *path, const struct store_key *k)
+{
+    CLEANUP_FREE char *dir = lb_xasprintf("%s/keys", path);
+    struct proto_keyfile kf;
+
+    if (k->encryption != PROTO_ENC_REPOKEY &&
+        k->encryption != PROTO_ENC_KEYFILE)
+        return lb_fail(EINVAL, "unknown encryption %u", k->encryption);
+    if (lb_mkdir_p(dir, 0700) < 0)
+        return -1;
+    if (k->encryption == PROTO_ENC_KEYFILE) {
+        if (k->keyfile_len)
+            return lb_fail(EINVAL, "a keyfile repository keeps no key");
+        return 0;
+    }
+    if (proto_keyfile_decode(k->keyfile, k->keyfile_len, &kf) != PROTO_OK ||
+        memcmp(kf.key_id, k->key_id, sizeof kf.key_id) != 0)
+        return lb_fail(EINVAL, "the key file sent is not one of the "
+                               "repository's key");
+    return lb_write_file_atomic(dir, "repokey", k->keyfile, k->keyfile_len,
+                                0600);
+}
+
 int
 store_init(const char *path, uint32_t window_size)
 {
+    return store_init_keyed(path, window_size, NULL);
+}
+
+int
+store_init_keyed(const char *path, uint32_t window_size,
+                 const struct store_key *k)
+{
     struct stat sb;
     uint8_t id[16];
-    char idhex[33], when[32];
+    char idhex[33], when[32], keyhex[2 * PROTO_KEY_ID_BYTES + 1] = "";
     bool has_config;
+    bool enc = k && k->encryption != PROTO_ENC_NONE;
 
     if (!proto_window_size_valid(window_size))
         return lb_fail(EINVAL,
@@ -109,14 +152,23 @@ store_init(const char *path, uint32_t window_size)
             return lb_error(errno, "create %s", l);
         close(fd);
     }
+    if (enc && init_keys(path, k) < 0)
+        return -1;
+    if (enc)
+        lb_hex_encode(keyhex, k->key_id, sizeof k->key_id);
     if (lb_random(id, sizeof id) < 0)
         return -1;
     lb_hex_encode(idhex, id, sizeof id);
     lb_format_time(when, sizeof when, lb_wall_time());
     {
+        /* An unencrypted repository stays version 1, which every backupd
+         * reads; an encrypted one is version 2, which an older backupd
+         * refuses rather than serve it as an unencrypted one. */
         CLEANUP_FREE char *cfg = lb_xasprintf(
-            "%s %d\nwindow_size %u\nid %s\ncreated %s\n", CONFIG_MAGIC,
-            STORE_FORMAT_VERSION, window_size, idhex, when);
+            "%s %d\nwindow_size %u\nid %s\ncreated %s\n%s%s%s%s%s",
+            CONFIG_MAGIC, enc ? 2 : 1, window_size, idhex, when,
+            enc ? "encryption " : "", enc ? encryption_name(k->encryption) : "",
+            enc ? "\nkey_id " : "", keyhex, enc ? "\n" : "");
         /* The config is written last: without it the directory is not a
          * repository, and init can simply be run again. */
         if (lb_write_file_atomic(path, "config", cfg, strlen(cfg), 0600) < 0)
@@ -132,6 +184,7 @@ parse_config(struct store *st)
     CLEANUP_FREE char *text = NULL;
     char *line, *save = NULL;
     int version = -1;
+    bool has_key_id = false;
 
     text = lb_read_file(path, 64 << 10, NULL);
     if (!text) {
@@ -163,6 +216,13 @@ parse_config(struct store *st)
             st->window_size = (uint32_t)strtoul(val, NULL, 10);
         else if (strcmp(key, "id") == 0)
             snprintf(st->repo_id, sizeof st->repo_id, "%s", val);
+        else if (strcmp(key, "encryption") == 0)
+            st->encryption = strcmp(val, "repokey") == 0   ? PROTO_ENC_REPOKEY
+                             : strcmp(val, "keyfile") == 0 ? PROTO_ENC_KEYFILE
+                                                           : 0xFF;
+        else if (strcmp(key, "key_id") == 0 &&
+                 lb_hex_decode(st->key_id, sizeof st->key_id, val) == 0)
+            has_key_id = true;
     }
     if (version < 0) {
         lb_fail(ENOTDIR, "%s/config is not a livebackup repository config",
@@ -183,6 +243,21 @@ parse_config(struct store *st)
     if (!proto_window_size_valid(st->window_size)) {
         lb_fail(EPROTO, "%s/config: invalid window size %u", st->path,
                 st->window_size);
+        errno = EPROTO;
+        return -1;
+    }
+    /* Version 2 is an encrypted repository and says how; version 1 never
+     * is (its keys, if any, are not ours). */
+    st->format_version = (unsigned)version;
+    if (version < 2) {
+        st->encryption = PROTO_ENC_NONE;
+    } else if ((st->encryption != PROTO_ENC_REPOKEY &&
+                st->encryption != PROTO_ENC_KEYFILE) ||
+               !has_key_id) {
+        lb_fail(EPROTO,
+                "%s/config: format version 2 without a valid encryption "
+                "and key_id",
+                st->path);
         errno = EPROTO;
         return -1;
     }
@@ -425,6 +500,77 @@ const char *
 store_path(const struct store *st)
 {
     return st->path;
+}
+
+unsigned
+store_format_version(const struct store *st)
+{
+    return st->format_version;
+}
+
+uint8_t
+store_encryption(const struct store *st)
+{
+    return st->encryption;
+}
+
+const uint8_t *
+store_key_id(const struct store *st)
+{
+    return st->key_id;
+}
+
+ssize_t
+store_key_get(struct store *st, uint8_t *out, size_t cap)
+{
+    CLEANUP_FREE char *path = lb_xasprintf("%s/keys/repokey", st->path);
+    CLEANUP_FREE char *text = NULL;
+    struct proto_keyfile kf;
+    size_t len = 0;
+
+    if (st->encryption != PROTO_ENC_REPOKEY)
+        return lb_fail(EINVAL, "repository %s keeps no key", st->path);
+    text = lb_read_file(path, 4096, &len);
+    if (!text)
+        return -1;
+    if (len > cap ||
+        proto_keyfile_decode((const uint8_t *)text, len, &kf) != PROTO_OK) {
+        lb_fail(EPROTO, "%s is damaged", path);
+        lb_error_hint("import the key again (livebackup key import) from "
+                      "an exported copy");
+        return -1;
+    }
+    if (memcmp(kf.key_id, st->key_id, sizeof kf.key_id) != 0)
+        return lb_fail(EPROTO, "%s holds another key than the repository's",
+                       path);
+    memcpy(out, text, len);
+    return (ssize_t)len;
+}
+
+int
+store_key_set(struct store *st, const uint8_t *p, size_t len)
+{
+    CLEANUP_FREE char *dir = lb_xasprintf("%s/keys", st->path);
+    struct proto_keyfile kf;
+
+    if (st->mode == STORE_READ)
+        return lb_fail(EPERM, "repository opened read-only");
+    if (st->append_only)
+        return lb_fail(EPERM, "this repository connection is append-only: "
+                              "its key cannot be replaced");
+    if (st->encryption != PROTO_ENC_REPOKEY)
+        return lb_fail(EINVAL, "repository %s keeps no key (%s)", st->path,
+                       st->encryption == PROTO_ENC_KEYFILE
+                           ? "its key is kept on the clients"
+                           : "it is not encrypted");
+    if (proto_keyfile_decode(p, len, &kf) != PROTO_OK)
+        return lb_fail(EINVAL, "not a key file");
+    if (memcmp(kf.key_id, st->key_id, sizeof kf.key_id) != 0)
+        return lb_fail(EINVAL, "the key file holds another key than the "
+                               "repository's");
+    if (lb_mkdir_p(dir, 0700) < 0)
+        return -1;
+    return lb_write_file_atomic(dir, "repokey", p, len, 0600);
 }
 
 void

@@ -28,7 +28,9 @@
 #include "common/common.h"
 #include "proto/proto.h"
 
-#define STORE_FORMAT_VERSION 1
+/* The newest format this store reads and writes: 1 for an unencrypted
+ * repository, 2 for an encrypted one (FORMAT.md, "config"). */
+#define STORE_FORMAT_VERSION 2
 
 enum store_mode {
     STORE_READ,  /* list, read manifests and chunks, verify */
@@ -45,6 +47,23 @@ struct store;
  */
 int store_init(const char *path, uint32_t window_size);
 
+/* What an encrypted repository records of its key (FORMAT.md,
+ * "Encryption"). The store never sees a key, only these. */
+struct store_key {
+    uint8_t encryption;                 /* enum proto_encryption */
+    uint8_t key_id[PROTO_KEY_ID_BYTES]; /* names the master key */
+    const uint8_t *keyfile;             /* REPOKEY: the key file */
+    size_t keyfile_len;
+};
+
+/*
+ * store_init of an encrypted repository (k NULL or PROTO_ENC_NONE: an
+ * unencrypted one): a REPOKEY repository keeps the key file, checked to be
+ * one (its layout) of key k->key_id, in keys/repokey.
+ */
+int store_init_keyed(const char *path, uint32_t window_size,
+                     const struct store_key *k);
+
 /*
  * Open the repository at path. lock_wait_secs: how long to wait for a
  * conflicting lock (0: fail at once with EWOULDBLOCK and a message naming
@@ -57,6 +76,18 @@ void store_close(struct store *st);
 uint32_t store_window_size(const struct store *st);
 const char *store_repo_id(const struct store *st);
 const char *store_path(const struct store *st);
+/* The repository's format version (1 or 2) and encryption. */
+unsigned store_format_version(const struct store *st);
+uint8_t store_encryption(const struct store *st);
+/* The key id of an encrypted repository (PROTO_KEY_ID_BYTES). */
+const uint8_t *store_key_id(const struct store *st);
+/* A REPOKEY repository's key file into out (at most cap bytes); returns
+ * its length, or -1 (ENOENT: keys/repokey is missing, EPROTO: damaged). */
+ssize_t store_key_get(struct store *st, uint8_t *out, size_t cap);
+/* Replace a REPOKEY repository's key file by one of the same key id
+ * (another passphrase), atomically. Needs STORE_WRITE; refused in
+ * append-only mode. */
+int store_key_set(struct store *st, const uint8_t *p, size_t len);
 /*
  * Trust the client's digests: store_chunk_put checks only a chunk's frame
  * (sizes, type), not its content. Only for a client that could write the
@@ -85,25 +116,26 @@ int store_chunk_touch(struct store *st, const struct proto_digest *d);
 /* A chunk type not known (yet): a header that could not be read. */
 #define STORE_TYPE_UNKNOWN 0xff
 
-/* What a chunk file's header says (FORMAT.md, "Chunk files"): readable
- * without its content (and under encryption). */
-struct store_chunk_head {
-    uint8_t type; /* enum proto_chunk_type */
-    uint8_t comp;
-    uint32_t raw_len;
-    uint32_t stored_len;
+/* A chunk file's header (FORMAT.md, "Chunk files"): version 1 (plain or
+ * zstd) or 2 (sealed, with a CRC-32C of the stored bytes). */
+struct store_chunk_hdr {
+    uint8_t version, type, comp;
+    uint32_t raw_len, stored_len;
+    uint32_t crc;   /* version 2 */
+    size_t hdr_len; /* where the stored bytes start */
 };
 
 /*
  * Read and check a stored chunk's header: magic, version, type,
  * compression, lengths in range (a RAW chunk at most a window, a BLOB at
- * most PROTO_MAX_BLOB) and the file's size. Returns 0, or -1 with the
+ * most PROTO_MAX_BLOB), the file's size, and the repository's form (sealed
+ * in an encrypted one, plain or zstd in another). Returns 0, or -1 with the
  * error slot set: ENOENT if the chunk is not stored, EPROTO if its header
  * is bad. With touch, a STORE_WRITE or STORE_ADMIN opener also sets the
  * file's mtime to now, as store_chunk_touch does.
  */
 int store_chunk_head(struct store *st, const struct proto_digest *d, bool touch,
-                     struct store_chunk_head *h);
+                     struct store_chunk_hdr *h);
 
 /* Scratch space one thread reuses for chunk work (plaintext buffer and a
  * zstd context). */
@@ -152,6 +184,24 @@ void store_chunk_written_drop(struct store_written *w);
  */
 int store_chunk_read(struct store *st, const struct proto_digest *d,
                      struct lb_buf *out, struct proto_chunk *c);
+
+/* Pure: decode the header of a chunk file of file_len bytes (p holds at
+ * least its first min(file_len, 24) bytes), checking its fields and that
+ * the file is exactly as long as it says. PROTO_OK or a PROTO_E_* code. */
+int store_chunk_hdr_decode(const uint8_t *p, size_t len, size_t file_len,
+                           struct store_chunk_hdr *h);
+/* The header of h (its version's length: h->hdr_len, set here) into out
+ * (at least 24 bytes). */
+void store_chunk_hdr_encode(uint8_t *out, struct store_chunk_hdr *h);
+
+/*
+ * Check a stored chunk as verify does without a key: a plain one is
+ * decompressed and re-hashed against its name, a sealed one's stored
+ * bytes against their CRC-32C and its sizes against its raw length.
+ * Its header into *h if h. 0, or -1 (EPROTO: damaged; ENOENT: gone).
+ */
+int store_chunk_check(struct store *st, struct store_scratch *s,
+                      const struct proto_digest *d, struct store_chunk_hdr *h);
 
 /*
  * Read, decompress and check a chunk against its digest; *plain points
@@ -236,7 +286,8 @@ int store_txn_disk_end(struct store_txn *t, const struct proto_kv *meta);
  * manifest with meta merged into the begin metadata and the server's
  * statistics, fsync, rename, fsync the directory. On success *out (if not
  * NULL) receives the final metadata (caller frees with proto_kv_free).
- * The transaction is freed either way.
+ * After store_txn_prepare, meta may only add the "mac" key. The
+ * transaction is freed either way.
  */
 int store_txn_commit(struct store_txn *t, const struct proto_kv *meta,
                      struct proto_kv *out);
@@ -250,6 +301,20 @@ bool store_txn_noted(const struct store_txn *t, const struct proto_digest *d);
 /* Bytes of chunk data written for this transaction (server statistics). */
 void store_txn_add_stats(struct store_txn *t, uint64_t chunks_new,
                          uint64_t bytes_new, uint64_t bytes_received);
+
+/*
+ * The commit of an encrypted repository's backup goes in two steps
+ * (PROTOCOL.md, "Backup flow"): store_txn_prepare merges meta and the
+ * server's own keys (its commit number too) into the final metadata,
+ * which the client then sees (store_txn_meta, and each disk's,
+ * store_txn_disk_meta) and seals with its MAC; store_txn_commit with the
+ * "mac" key then writes the manifest. An encrypted repository refuses a
+ * commit without a MAC.
+ */
+int store_txn_prepare(struct store_txn *t, const struct proto_kv *meta);
+const struct proto_kv *store_txn_meta(const struct store_txn *t);
+size_t store_txn_ndisks(const struct store_txn *t);
+const struct proto_kv *store_txn_disk_meta(const struct store_txn *t, size_t i);
 
 /* ---- backups (reading) --------------------------------------------------- */
 

@@ -10,10 +10,13 @@
 
 #include <pthread.h>
 
-/* Chunk file header (FORMAT.md, "Chunk files"). */
+/* Chunk file header (FORMAT.md, "Chunk files"): version 1 for plain
+ * chunks, 2 (a longer header with a checksum) for sealed ones. */
 #define STORE_CHUNK_MAGIC 0x4C42434Bu /* "LBCK" */
 #define STORE_CHUNK_VERSION 1
 #define STORE_CHUNK_HDR 16
+#define STORE_CHUNK_VERSION_SEALED 2
+#define STORE_CHUNK_HDR_SEALED 24
 
 struct store {
     char *path;
@@ -21,6 +24,9 @@ struct store {
     enum store_mode mode;
     uint32_t window_size;
     char repo_id[128];
+    unsigned format_version;
+    uint8_t encryption; /* enum proto_encryption */
+    uint8_t key_id[PROTO_KEY_ID_BYTES];
     int lock_fd;
     bool append_only;
     bool trusted;

@@ -42,7 +42,9 @@ struct store_txn {
     /* summary */
     struct lb_buf disks; /* "vda=SIZE vdb=SIZE" */
     char **disk_names;
+    struct proto_kv *disk_metas; /* each disk's final metadata */
     size_t ndisks;
+    bool prepared; /* the final metadata is in meta (store_txn_prepare) */
     uint64_t chunks_new, bytes_new, bytes_received;
     uint64_t windows_set, windows_pushed;
 };
@@ -294,6 +296,9 @@ started:
     t->next = 0;
     t->disk_names =
         lb_xrealloc(t->disk_names, (t->ndisks + 1) * sizeof *t->disk_names);
+    t->disk_metas =
+        lb_xrealloc(t->disk_metas, (t->ndisks + 1) * sizeof *t->disk_metas);
+    memset(&t->disk_metas[t->ndisks], 0, sizeof *t->disk_metas);
     t->disk_names[t->ndisks++] = lb_xstrdup(disk);
     *nwindows = t->nwindows;
     return 0;
@@ -355,7 +360,7 @@ store_chunk_check_ref(struct store *st, const struct digest_set *noted,
                       uint8_t want, uint32_t wl, const struct proto_digest *d,
                       char *why, size_t why_len)
 {
-    struct store_chunk_head h = {0};
+    struct store_chunk_hdr h = {0};
     char hex[65];
 
     proto_digest_hex(d, hex);
@@ -472,6 +477,9 @@ store_txn_disk_end(struct store_txn *t, const struct proto_kv *meta)
                  t->mode == PROTO_DISK_INCR ? "incremental" : "full");
     if (proto_mf_write_disk_end(t->w, &t->disk_meta) < 0)
         return txn_fail(t);
+    for (size_t i = 0; i < t->disk_meta.n; i++)
+        proto_kv_set(&t->disk_metas[t->ndisks - 1], t->disk_meta.e[i].key,
+                     t->disk_meta.e[i].val);
     if (t->prd) {
         proto_mf_reader_free(t->prd);
         t->prd = NULL;
@@ -509,45 +517,35 @@ check_meta_refs(struct store_txn *t)
 }
 
 int
-store_txn_commit(struct store_txn *t, const struct proto_kv *meta,
-                 struct proto_kv *out)
+store_txn_prepare(struct store_txn *t, const struct proto_kv *meta)
 {
     struct store *st = t->st;
-    CLEANUP_FREE char *dst = NULL;
-    CLEANUP_FREE char *dir = NULL;
-    uint64_t total = 0;
-    int r = -1;
 
-    if (out)
-        memset(out, 0, sizeof *out);
-    if (t->failed || t->in_disk) {
-        lb_fail(EINVAL, "commit of an unfinished backup");
-        goto done;
-    }
-    if (t->ndisks == 0) {
-        lb_fail(EINVAL, "a backup needs at least one disk");
-        goto done;
-    }
+    if (t->failed || t->in_disk || t->prepared)
+        return lb_fail(EINVAL, "commit of an unfinished backup");
+    if (t->ndisks == 0)
+        return lb_fail(EINVAL, "a backup needs at least one disk");
     if (proto_kv_merge(&t->meta, meta, STORE_MAX_META_KEYS,
                        STORE_MAX_META_BYTES) < 0) {
         lb_error_prefix("commit of backup %s", t->id);
-        goto done;
+        return -1;
     }
     if (check_meta_refs(t) < 0)
-        goto done;
+        return -1;
     {
         /* The commit order: a number no backup of this repository had
          * (seq.c); the manifest is linked after this commit's syncfs made
          * the number durable. */
         uint64_t seq;
         if (store_seq_next(st, &seq) < 0)
-            goto done;
+            return -1;
         proto_kv_set_u64(&t->meta, "seq", seq);
     }
     {
         /* The server's own fields win over anything the client sent. */
         char *disks = lb_xmalloc(t->disks.len + 1);
         const char *p;
+        uint64_t total = 0;
         memcpy(disks, t->disks.data, t->disks.len);
         disks[t->disks.len] = '\0';
         for (p = disks; (p = strchr(p, '=')) != NULL; p++)
@@ -566,6 +564,74 @@ store_txn_commit(struct store_txn *t, const struct proto_kv *meta,
         proto_kv_set_u64(&t->meta, "windows_pushed", t->windows_pushed);
         free(disks);
     }
+    t->prepared = true;
+    return 0;
+}
+
+const struct proto_kv *
+store_txn_meta(const struct store_txn *t)
+{
+    return &t->meta;
+}
+
+size_t
+store_txn_ndisks(const struct store_txn *t)
+{
+    return t->ndisks;
+}
+
+const struct proto_kv *
+store_txn_disk_meta(const struct store_txn *t, size_t i)
+{
+    return i < t->ndisks ? &t->disk_metas[i] : NULL;
+}
+
+/* After prepare, a commit adds only the manifest's MAC: everything else
+ * is what the client saw and sealed. An encrypted repository's manifests
+ * all have one. */
+static int
+commit_meta(struct store_txn *t, const struct proto_kv *meta)
+{
+    if (!t->prepared) {
+        if (store_txn_prepare(t, meta) < 0)
+            return -1;
+    } else {
+        for (size_t i = 0; i < meta->n; i++) {
+            if (strcmp(meta->e[i].key, "mac") != 0)
+                return lb_fail(EINVAL,
+                               "commit: key '%s' after the final "
+                               "metadata was sent",
+                               meta->e[i].key);
+            proto_kv_set(&t->meta, "mac", meta->e[i].val);
+        }
+    }
+    if (t->st->encryption != PROTO_ENC_NONE) {
+        const char *mac = proto_kv_get(&t->meta, "mac");
+        uint8_t b[32];
+        if (!mac || lb_hex_decode(b, sizeof b, mac) < 0)
+            return lb_fail(EINVAL, "a backup of an encrypted repository "
+                                   "needs the MAC of its manifest");
+    }
+    return 0;
+}
+
+int
+store_txn_commit(struct store_txn *t, const struct proto_kv *meta,
+                 struct proto_kv *out)
+{
+    struct store *st = t->st;
+    CLEANUP_FREE char *dst = NULL;
+    CLEANUP_FREE char *dir = NULL;
+    int r = -1;
+
+    if (out)
+        memset(out, 0, sizeof *out);
+    if (t->failed || t->in_disk) {
+        lb_fail(EINVAL, "commit of an unfinished backup");
+        goto done;
+    }
+    if (commit_meta(t, meta) < 0)
+        goto done;
     if (proto_mf_write_finish(t->w, &t->meta) < 0)
         goto done;
     if (fsync(t->fd) < 0) {
@@ -635,9 +701,12 @@ store_txn_abort(struct store_txn *t)
         close(t->parent_fd);
     proto_kv_free(&t->meta);
     proto_kv_free(&t->disk_meta);
-    for (size_t i = 0; i < t->ndisks; i++)
+    for (size_t i = 0; i < t->ndisks; i++) {
         free(t->disk_names[i]);
+        proto_kv_free(&t->disk_metas[i]);
+    }
     free(t->disk_names);
+    free(t->disk_metas);
     lb_buf_free(&t->disks);
     store_dset_free(&t->noted);
     free(t->name);

@@ -7,7 +7,10 @@
  * made for a window of that length), and what its metadata names (the
  * saved domain XML, a BLOB: what gc keeps). Damage
  * is reported per backup and disk, so the user knows which backups are
- * affected and which are still good.
+ * affected and which are still good. Without a key, an encrypted
+ * repository's chunks are checked against the checksum of their stored
+ * bytes and their manifests for a MAC; the client's `verify --key`
+ * authenticates both (FORMAT.md, "verify").
  */
 #include "store/store_int.h"
 
@@ -89,9 +92,7 @@ chunk_worker(void *arg)
         }
         while ((e = readdir(d)) != NULL) {
             struct proto_digest dg;
-            const uint8_t *plain;
-            size_t len = 0;
-            uint8_t type;
+            struct store_chunk_hdr h = {0};
             struct stat sb;
             int r;
 
@@ -107,7 +108,7 @@ chunk_worker(void *arg)
                 pthread_mutex_unlock(&v->lock);
                 continue;
             }
-            r = store_chunk_load(v->st, s, &dg, &plain, &len, &type);
+            r = store_chunk_check(v->st, s, &dg, &h);
             if (r < 0 && lb_error_errno() == ENOENT) {
                 /* Listed, then collected by a concurrent gc: not damage
                  * (pass 2 still reports it if a manifest needs it). */
@@ -117,10 +118,12 @@ chunk_worker(void *arg)
             if (fstatat(dirfd(d), e->d_name, &sb, 0) < 0)
                 sb.st_size = 0;
             pthread_mutex_lock(&v->lock);
-            if (r == 0 && type == PROTO_CHUNK_DELTA &&
-                lb_load_be32(plain + 4) != v->st->window_size)
+            /* A plain DELTA's plaintext is in the scratch space. */
+            if (r == 0 && h.type == PROTO_CHUNK_DELTA &&
+                h.version == STORE_CHUNK_VERSION &&
+                lb_load_be32(s->plain + 4) != v->st->window_size)
                 store_dset_put(&v->short_deltas, &dg, PROTO_CHUNK_DELTA,
-                               lb_load_be32(plain + 4));
+                               lb_load_be32(s->plain + 4));
             v->chunks++;
             v->done += (uint64_t)sb.st_size;
             if (r < 0) {
@@ -168,7 +171,7 @@ ref_problem(struct vctx *v, uint8_t want, uint32_t wl,
             const struct proto_digest *d, bool *missing, char *buf, size_t len)
 {
     static const char *const names[] = {"?", "RAW", "DELTA", "BLOB"};
-    struct store_chunk_head h;
+    struct store_chunk_hdr h;
     char hex[65];
     uint32_t dwl;
 
@@ -195,7 +198,9 @@ ref_problem(struct vctx *v, uint8_t want, uint32_t wl,
                  hex, h.raw_len, wl);
         return buf;
     }
-    if (want == PROTO_CHUNK_DELTA) {
+    /* A sealed DELTA's window length is in its plaintext: verify --key
+     * checks it on the client. */
+    if (want == PROTO_CHUNK_DELTA && h.comp != PROTO_COMP_SEALED) {
         dwl = v->st->window_size;
         if ((store_dset_has(&v->short_deltas, d) || wl != v->st->window_size) &&
             delta_window_len(v, d, &dwl) < 0) {
@@ -215,8 +220,10 @@ ref_problem(struct vctx *v, uint8_t want, uint32_t wl,
 }
 
 /* What the meta block names outside the window stacks (FORMAT.md, "Meta
- * block"), as gc and restore read it: the saved domain XML, a BLOB. NULL
- * if sound, else what is wrong (in buf). */
+ * block"), as gc and restore read it: the saved domain XML, a BLOB; and in
+ * an encrypted repository the manifest's MAC (whether it is right needs
+ * the key: verify --key; that there is one does not). NULL if sound, else
+ * what is wrong (in buf). */
 static const char *
 meta_problem(struct vctx *v, const struct proto_kv *meta, uint64_t *missing,
              char *buf, size_t len)
@@ -227,6 +234,13 @@ meta_problem(struct vctx *v, const struct proto_kv *meta, uint64_t *missing,
     char sub[256];
     bool miss;
 
+    if (store_encryption(v->st) != PROTO_ENC_NONE) {
+        const char *mac = proto_kv_get(meta, "mac");
+        uint8_t b[32];
+        if (!mac || lb_hex_decode(b, sizeof b, mac) < 0)
+            return "manifest: no MAC (every manifest of an encrypted "
+                   "repository has one)";
+    }
     if (!xml || !*xml)
         return NULL;
     /* The words gc uses when it stops on this backup. */

@@ -30,6 +30,7 @@ int cmd_restore(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
+int cmd_key(int argc, char **argv);
 
 /* ---- options every command takes (opts.c) ------------------------------ */
 
@@ -50,8 +51,11 @@ int agent_common_opt(int opt, const char *arg);
         {"no-progress", no_argument, NULL, 1007},                              \
         {"verbose", no_argument, NULL, 'v'},                                   \
         {"quiet", no_argument, NULL, 'q'},                                     \
+        {"threads", required_argument, NULL, 1008},                            \
+        {"passphrase-file", required_argument, NULL, 1009},                    \
+        {"key-file", required_argument, NULL, 1010},                           \
     {                                                                          \
-        "threads", required_argument, NULL, 1008                               \
+        "new-passphrase-file", required_argument, NULL, 1011                   \
     }
 
 /* Print the error slot (and hint) for the user, and with --json an error

@@ -433,10 +433,13 @@ backup_one(struct agent_virt *v, const struct dom_args *a, const char *name)
     if (open_dom(&b, v, name, &a->o) == 0) {
         /* An interrupted run is finished before the repository session
          * starts: its block commit may take long, and a session that
-         * waits idle is closed (backupd --idle-timeout). */
+         * waits idle is closed (backupd --idle-timeout). The key is
+         * unlocked before anything happens to the guest: a wrong
+         * passphrase leaves the domain as it was. */
         if (livebk_recover(&b, false) == 0) {
             r = agent_repo_connect(a->repo);
-            if (r && agent_repo_open(r, PROTO_OPEN_WRITE) == 0)
+            if (r && agent_repo_open(r, PROTO_OPEN_WRITE) == 0 &&
+                agent_repo_unlock(r) == 0)
                 ok = livebk_backup(&b, r, &res);
         }
         livebk_record_attempt(&b, ok == 0, &res);

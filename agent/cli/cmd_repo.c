@@ -11,8 +11,8 @@
 /* Parse the options of a simple command: --repo, --name, --backup and the
  * common ones. Returns 0, or the exit code to return (2 on usage). */
 struct simple_args {
-    const char *repo, *name, *backup;
-    bool latest;
+    const char *repo, *name, *backup, *encryption;
+    bool latest, key;
     uint64_t window;
 };
 
@@ -25,6 +25,8 @@ parse_simple(int argc, char **argv, const char *usage, struct simple_args *a)
         {"backup", required_argument, NULL, 'b'},
         {"window-size", required_argument, NULL, 'w'},
         {"latest", no_argument, NULL, 'L'},
+        {"encryption", required_argument, NULL, 'e'},
+        {"key", no_argument, NULL, 'K'},
         {"help", no_argument, NULL, 'h'},
         AGENT_COMMON_LONGOPTS,
         {0},
@@ -53,6 +55,12 @@ parse_simple(int argc, char **argv, const char *usage, struct simple_args *a)
         case 'L':
             a->latest = true;
             break;
+        case 'e':
+            a->encryption = optarg;
+            break;
+        case 'K':
+            a->key = true;
+            break;
         case 'w':
             if (lb_parse_size(optarg, &a->window) < 0 ||
                 !proto_window_size_valid((uint32_t)a->window) ||
@@ -77,35 +85,80 @@ parse_simple(int argc, char **argv, const char *usage, struct simple_args *a)
     return 0;
 }
 
+/* --encryption (default: LIVEBACKUP_ENCRYPTION, else repokey): -1 on a
+ * name that is none of the three. */
+static int
+encryption_mode(const char *arg)
+{
+    const char *e = arg ? arg : getenv("LIVEBACKUP_ENCRYPTION");
+
+    if (!e || !*e || strcmp(e, "repokey") == 0)
+        return PROTO_ENC_REPOKEY;
+    if (strcmp(e, "keyfile") == 0)
+        return PROTO_ENC_KEYFILE;
+    if (strcmp(e, "none") == 0)
+        return PROTO_ENC_NONE;
+    fprintf(stderr, "livebackup: %s '%s': expected repokey, keyfile or none\n",
+            arg ? "--encryption" : "LIVEBACKUP_ENCRYPTION", e);
+    return -1;
+}
+
+static void
+print_init(const struct simple_args *a, int enc, const char *key_path)
+{
+    static const char *const names[] = {"none", "repokey", "keyfile"};
+
+    if (agent_opts.json) {
+        struct proto_kv kv = {0};
+        proto_kv_set(&kv, "repo", a->repo);
+        proto_kv_set_u64(&kv, "window_size", a->window);
+        proto_kv_set(&kv, "encryption", names[enc]);
+        if (key_path)
+            proto_kv_set(&kv, "key_file", key_path);
+        agent_event("initialized", &kv);
+        proto_kv_free(&kv);
+        return;
+    }
+    printf("created repository %s (window size %llu KiB, encryption %s)\n",
+           a->repo, (unsigned long long)a->window >> 10, names[enc]);
+    if (enc == PROTO_ENC_REPOKEY)
+        printf("its key is in the repository, wrapped by your passphrase: "
+               "keep the passphrase, and a copy of the key (livebackup key "
+               "export): without both every backup is lost\n");
+    else if (enc == PROTO_ENC_KEYFILE)
+        printf("its key is in %s, wrapped by your passphrase: keep a copy "
+               "of that file and the passphrase elsewhere: without both "
+               "every backup is lost\n",
+               key_path);
+}
+
 int
 cmd_init(int argc, char **argv)
 {
     struct simple_args a;
     struct agent_repo *r;
-    int rc = parse_simple(argc, argv,
-                          "livebackup init --repo R [--window-size 4M]", &a);
+    CLEANUP_FREE char *key_path = NULL;
+    int enc, rc = parse_simple(argc, argv,
+                               "livebackup init --repo R [--window-size 4M] "
+                               "[--encryption repokey|keyfile|none]",
+                               &a);
 
     if (rc)
         return rc;
+    enc = encryption_mode(a.encryption);
+    if (enc < 0)
+        return 2;
     r = agent_repo_connect(a.repo);
     if (!r)
         return agent_fail();
-    if (agent_repo_init(r, (uint32_t)a.window) < 0) {
+    if (agent_repo_init_keyed(r, (uint32_t)a.window, (uint8_t)enc, &key_path) <
+        0) {
         agent_fail();
         agent_repo_close(r);
         return 1;
     }
     agent_repo_close(r);
-    if (agent_opts.json) {
-        struct proto_kv kv = {0};
-        proto_kv_set(&kv, "repo", a.repo);
-        proto_kv_set_u64(&kv, "window_size", a.window);
-        agent_event("initialized", &kv);
-        proto_kv_free(&kv);
-    } else {
-        printf("created repository %s (window size %llu KiB)\n", a.repo,
-               (unsigned long long)a.window >> 10);
-    }
+    print_init(&a, enc, key_path);
     return 0;
 }
 
@@ -285,6 +338,31 @@ print_verify_summary(const struct proto_kv *end, bool damaged)
             (unsigned long long)proto_kv_get_u64(end, "chunk_refs_missing", 0));
 }
 
+/* verify --key: the chunks and manifests authenticated on this host. */
+static int
+verify_key(struct agent_repo *r, struct verify_out *o)
+{
+    struct proto_kv end = {0};
+    bool damaged = false;
+
+    if (agent_verify_data(r, verify_event, o, &end, &damaged) < 0)
+        return -1;
+    if (agent_opts.json) {
+        proto_kv_set(&end, "with_key", "1");
+        agent_event("summary", &end);
+    } else {
+        printf("%s %llu backups and %llu chunks %s: %s\n",
+               agent_repo_encrypted(r) ? "authenticated" : "checked",
+               (unsigned long long)proto_kv_get_u64(&end, "backups", 0),
+               (unsigned long long)proto_kv_get_u64(&end, "chunks", 0),
+               agent_repo_encrypted(r) ? "with the key" : "on this host",
+               damaged ? "DAMAGE FOUND (see above)" : "all sound");
+    }
+    o->damaged |= damaged;
+    proto_kv_free(&end);
+    return 0;
+}
+
 int
 cmd_verify(int argc, char **argv)
 {
@@ -292,26 +370,32 @@ cmd_verify(int argc, char **argv)
     struct agent_repo *r;
     struct verify_out o = {0};
     struct proto_kv end = {0};
-    int rc =
-        parse_simple(argc, argv, "livebackup verify --repo R [--json]", &a);
+    int rc = parse_simple(argc, argv,
+                          "livebackup verify --repo R [--key] [--json]", &a);
 
     if (rc)
         return rc;
     r = agent_repo_connect(a.repo);
     if (!r)
         return agent_fail();
+    /* --key: the key first, so a wrong passphrase fails at once. */
     if (agent_repo_open(r, PROTO_OPEN_READ) < 0 ||
-        agent_repo_verify(r, verify_event, &o, &end) < 0) {
-        agent_fail();
-        agent_repo_close(r);
-        return 1;
-    }
+        (a.key && agent_repo_unlock(r) < 0) ||
+        agent_repo_verify(r, verify_event, &o, &end) < 0)
+        goto fail;
     if (o.started)
         agent_progress_end(&o.prog);
-    agent_repo_close(r);
     print_verify_summary(&end, o.damaged);
     proto_kv_free(&end);
+    if (a.key && verify_key(r, &o) < 0)
+        goto fail;
+    agent_repo_close(r);
     return o.damaged ? 1 : 0;
+fail:
+    agent_fail();
+    proto_kv_free(&end);
+    agent_repo_close(r);
+    return 1;
 }
 
 int

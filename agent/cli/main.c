@@ -25,7 +25,10 @@ static const struct {
     {"restore", cmd_restore,
      "restore a VM (disks and definition) from a backup"},
     {"show", cmd_show, "what a backup holds, and its saved domain XML"},
-    {"init", cmd_init, "create a repository"},
+    {"init", cmd_init,
+     "create a repository (encrypted unless --encryption "
+     "none)"},
+    {"key", cmd_key, "a repository's key: export, import, change-passphrase"},
     {"backup-image", cmd_backup_image, "back up disk images (full or --since)"},
     {"list", cmd_list, "list backups"},
     {"verify", cmd_verify, "re-read and check every chunk and manifest"},
@@ -53,6 +56,9 @@ usage(FILE *f)
           "  --lock-wait SECONDS         wait for a locked repository\n"
           "  --compress-level N          zstd level (default 1)\n"
           "  --threads N                 worker threads (default: CPUs)\n"
+          "  --passphrase-file FILE      an encrypted repository's passphrase\n"
+          "                              (or LIVEBACKUP_PASSPHRASE_FILE, ...)\n"
+          "  --key-file FILE             the key of a keyfile repository\n"
           "  --progress / --no-progress  progress line on stderr (default: "
           "on a terminal)\n"
           "  -v, --verbose / -q, --quiet\n"

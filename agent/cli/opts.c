@@ -50,6 +50,15 @@ agent_common_opt(int opt, const char *arg)
     case 1008:
         agent_opts.threads = (unsigned)strtoul(arg, NULL, 10);
         return 1;
+    case 1009:
+        agent_opts.passphrase_file = arg;
+        return 1;
+    case 1010:
+        agent_opts.key_file = arg;
+        return 1;
+    case 1011:
+        agent_opts.new_passphrase_file = arg;
+        return 1;
     case 'v':
         lb_log_set_level(LB_LOG_DEBUG);
         return 1;

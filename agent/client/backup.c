@@ -15,6 +15,7 @@
  * which keeps restores bounded.
  */
 #include "agent/client/client_int.h"
+#include "agent/client/seal.h"
 #include "agent/client/upload.h"
 
 #include <errno.h>
@@ -32,7 +33,8 @@ struct disk_job {
     struct proto_run *runs;
     struct agent_read *reads; /* one window's reads, issued together */
     struct agent_progress prog;
-    bool engine_failed; /* the upload engine stopped (its error wins) */
+    struct agent_seal *seal; /* an encrypted repository's backup, or NULL */
+    bool engine_failed;      /* the upload engine stopped (its error wins) */
     uint64_t bytes_read, changed_bytes, windows_full, windows_delta;
 };
 
@@ -191,7 +193,8 @@ backup_one_disk(struct disk_job *j, uint8_t mode)
     snprintf(what, sizeof what, "%s %s", incr ? "incremental" : "full",
              j->spec->name);
     agent_progress_begin(&j->prog, what, total);
-    u = agent_upload_start(j->r, j->ws, &j->prog);
+    u = agent_upload_start(j->r, j->ws, &j->prog,
+                           j->seal ? agent_seal_record : NULL, j->seal);
     j->runs = lb_xmalloc((j->ws / 512 + 1) * sizeof *j->runs);
     j->reads = lb_xmalloc((j->ws / 512 + 1) * sizeof *j->reads);
     for (uint64_t i = 0; i < j->nwin && r == 0; i++) {
@@ -379,114 +382,195 @@ agent_get_blob(struct agent_repo *r, const struct proto_digest *d, char **data,
     return 0;
 }
 
+/*
+ * A failed backup: when the session is broken or backupd reported an
+ * error, explain it; after a local failure (an image unreadable, a parent
+ * that does not authenticate), tell backupd to drop the backup and keep
+ * our error. Always -1.
+ */
+static int
+backup_fail(struct agent_repo *r)
+{
+    struct lb_error_saved e;
+    const uint8_t *q;
+    uint32_t ql;
+
+    if (!r->conn || proto_conn_broken(r->conn) ||
+        proto_conn_got_error(r->conn)) {
+        agent_repo_explain(r);
+        return -1;
+    }
+    lb_error_save(&e);
+    if (!proto_conn_eof(r->conn)) {
+        proto_enc_empty(&r->out, PROTO_T_ABORT);
+        if (proto_conn_send_buf(r->conn, &r->out) == 0)
+            proto_conn_expect(r->conn, PROTO_T_OK, &q, &ql, NULL);
+    }
+    return lb_error_restore(&e);
+}
+
+/* One disk: DISK_BEGIN, its windows, DISK_END. In an encrypted
+ * repository the keys that tell about the guest go sealed, with DISK_END. */
+static int
+send_disk(struct agent_repo *r, struct agent_seal *seal,
+          struct agent_disk_spec *spec, struct agent_backup_result *res)
+{
+    struct disk_job j = {
+        .r = r, .spec = spec, .ws = r->window_size, .seal = seal};
+    uint8_t mode = spec->since ? PROTO_DISK_INCR : PROTO_DISK_FULL;
+    struct proto_kv dm = {0}, clear = {0}, held = {0}, end = {0};
+    int rc = -1;
+
+    j.src = agent_source_open(spec->path, spec->since, spec->force_share);
+    if (!j.src)
+        return -1;
+    j.size = agent_source_size(j.src);
+    for (size_t k = 0; k < spec->meta.n; k++)
+        proto_kv_set(&dm, spec->meta.e[k].key, spec->meta.e[k].val);
+    proto_kv_set(&dm, "source_format", agent_source_format(j.src));
+    proto_kv_set(&dm, "source_chain", agent_source_chain(j.src));
+    if (seal)
+        agent_seal_split(&dm, &clear, &held);
+    if (disk_begin(&j, mode, seal ? &clear : &dm) < 0)
+        goto out;
+    if (seal) {
+        if (agent_seal_disk_begin(seal, spec->name, j.size, j.ws, j.nwin,
+                                  mode == PROTO_DISK_INCR) < 0)
+            goto out;
+        agent_seal_sent(seal, spec->name, &clear);
+    }
+    if (backup_one_disk(&j, mode) < 0)
+        goto out;
+    res->bytes_read += j.bytes_read;
+    res->changed_bytes +=
+        mode == PROTO_DISK_INCR ? j.changed_bytes : j.bytes_read;
+    proto_kv_set_u64(&held, "bytes_read", j.bytes_read);
+    proto_kv_set_u64(&held, "bytes_changed", j.changed_bytes);
+    proto_kv_set_u64(&held, "windows_full", j.windows_full);
+    proto_kv_set_u64(&held, "windows_delta", j.windows_delta);
+    if (!seal)
+        rc = 0;
+    else if (agent_seal_disk_end(seal) == 0)
+        rc = agent_seal_meta(seal, spec->name, &held, &end);
+    if (rc == 0) {
+        proto_enc_kv(&r->out, PROTO_T_DISK_END, seal ? &end : &held);
+        rc = proto_conn_send_buf(r->conn, &r->out);
+    }
+out:
+    agent_source_close(j.src);
+    free(j.depths);
+    free(j.ext);
+    if (rc < 0 && !proto_conn_broken(r->conn) && !proto_conn_got_error(r->conn))
+        lb_error_prefix("disk %s", spec->name);
+    proto_kv_free(&dm);
+    proto_kv_free(&clear);
+    proto_kv_free(&held);
+    proto_kv_free(&end);
+    return rc;
+}
+
+/* BACKUP_BEGIN: the backup's id and parent into res. */
+static int
+begin(struct agent_repo *r, const char *name, const char *parent,
+      const struct proto_kv *meta, struct agent_backup_result *res)
+{
+    const uint8_t *p;
+    uint32_t len;
+    struct proto_str id, par;
+
+    proto_enc_backup_begin(&r->out, name, parent, meta);
+    if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
+        proto_conn_expect(r->conn, PROTO_T_BACKUP_STARTED, &p, &len, NULL) < 0)
+        return -1;
+    if (proto_dec_backup_started(p, len, &id, &par) != PROTO_OK)
+        return lb_error(0, "protocol error: bad BACKUP_STARTED");
+    proto_str_copy(res->id, sizeof res->id, id);
+    proto_str_copy(res->parent, sizeof res->parent, par);
+    return 0;
+}
+
+/* COMMIT (in an encrypted repository with the sealed keys of the backup,
+ * then the seal exchange), and COMMITTED into res->meta. */
+static int
+commit(struct agent_repo *r, struct agent_seal *seal, struct proto_kv *fin,
+       struct agent_backup_result *res)
+{
+    struct proto_kv out = {0};
+    int rc = 0;
+
+    if (seal)
+        rc = agent_seal_meta(seal, "", fin, &out);
+    if (rc == 0) {
+        proto_enc_kv(&r->out, PROTO_T_COMMIT, seal ? &out : fin);
+        rc = proto_conn_send_buf(r->conn, &r->out);
+    }
+    proto_kv_free(&out);
+    if (rc < 0 || (seal && agent_seal_commit(seal) < 0) ||
+        kv_expect_committed(r, &res->meta) < 0)
+        return -1;
+    /* The caller sees its own keys, not the sealed value. */
+    if (seal && proto_meta_unseal(r->keys->k.meta, res->id, "", &res->meta) < 0)
+        return -1;
+    return 0;
+}
+
 int
 agent_backup_disks(struct agent_repo *r, const char *name, const char *parent,
                    struct agent_disk_spec *disks, size_t ndisks,
                    const struct proto_kv *meta, const char *xml,
                    struct agent_backup_result *res)
 {
-    const uint8_t *p;
-    uint32_t len;
-    struct proto_str id, par;
     uint64_t t0 = lb_now_ns(), sent0 = proto_conn_bytes_out(r->conn);
-    struct proto_kv fin = {0};
+    struct proto_kv clear = {0}, fin = {0};
+    struct agent_seal *seal = NULL;
+    int rc = -1;
 
     memset(res, 0, sizeof *res);
-    proto_enc_backup_begin(&r->out, name, parent, meta);
-    if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
-        proto_conn_expect(r->conn, PROTO_T_BACKUP_STARTED, &p, &len, NULL) < 0)
-        goto conn_fail;
-    if (proto_dec_backup_started(p, len, &id, &par) != PROTO_OK)
-        return lb_error(0, "protocol error: bad BACKUP_STARTED");
-    proto_str_copy(res->id, sizeof res->id, id);
-    proto_str_copy(res->parent, sizeof res->parent, par);
+    /* The key first: a wrong passphrase fails before anything is sent. */
+    if (agent_repo_unlock(r) < 0)
+        return -1;
+    if (r->keys)
+        agent_seal_split(meta, &clear, &fin);
+    if (begin(r, name, parent, r->keys ? &clear : meta, res) < 0) {
+        agent_repo_explain(r);
+        goto out;
+    }
     lb_fault_point("agent:backup-started");
+    if (r->keys) {
+        seal = agent_seal_start(r, res->id, name, res->parent);
+        if (!seal)
+            goto fail;
+        agent_seal_sent(seal, "", &clear);
+    }
     if (xml) {
         struct proto_digest xd;
         char hex[65];
         if (agent_put_blob(r, xml, strlen(xml), &xd) < 0)
-            goto conn_fail;
+            goto fail;
         proto_digest_hex(&xd, hex);
         proto_kv_set(&fin, "domain_xml", hex);
     }
-
-    for (size_t i = 0; i < ndisks; i++) {
-        struct disk_job j = {.r = r, .spec = &disks[i], .ws = r->window_size};
-        uint8_t mode = disks[i].since ? PROTO_DISK_INCR : PROTO_DISK_FULL;
-        struct proto_kv dm = {0};
-        int rc;
-
-        j.src = agent_source_open(disks[i].path, disks[i].since,
-                                  disks[i].force_share);
-        if (!j.src)
-            goto disk_fail;
-        j.size = agent_source_size(j.src);
-        for (size_t k = 0; k < disks[i].meta.n; k++)
-            proto_kv_set(&dm, disks[i].meta.e[k].key, disks[i].meta.e[k].val);
-        proto_kv_set(&dm, "source_format", agent_source_format(j.src));
-        proto_kv_set(&dm, "source_chain", agent_source_chain(j.src));
-        rc = disk_begin(&j, mode, &dm);
-        proto_kv_free(&dm);
-        if (rc < 0) {
-            agent_source_close(j.src);
-            goto conn_fail;
-        }
-        rc = backup_one_disk(&j, mode);
-        agent_source_close(j.src);
-        free(j.depths);
-        free(j.ext);
-        if (rc < 0) {
-            if (proto_conn_broken(r->conn) || proto_conn_got_error(r->conn))
-                goto conn_fail;
-            lb_error_prefix("disk %s", disks[i].name);
-            goto disk_fail;
-        }
-        res->bytes_read += j.bytes_read;
-        res->changed_bytes +=
-            mode == PROTO_DISK_INCR ? j.changed_bytes : j.bytes_read;
-        proto_kv_set_u64(&dm, "bytes_read", j.bytes_read);
-        proto_kv_set_u64(&dm, "bytes_changed", j.changed_bytes);
-        proto_kv_set_u64(&dm, "windows_full", j.windows_full);
-        proto_kv_set_u64(&dm, "windows_delta", j.windows_delta);
-        proto_enc_kv(&r->out, PROTO_T_DISK_END, &dm);
-        proto_kv_free(&dm);
-        if (proto_conn_send_buf(r->conn, &r->out) < 0)
-            goto conn_fail;
-    }
+    for (size_t i = 0; i < ndisks; i++)
+        if (send_disk(r, seal, &disks[i], res) < 0)
+            goto fail;
     lb_fault_point("agent:before-commit");
     proto_kv_set_u64(&fin, "agent_bytes_read", res->bytes_read);
     proto_kv_set_u64(&fin, "agent_seconds_x1000",
                      (lb_now_ns() - t0) / 1000000u);
-    proto_enc_kv(&r->out, PROTO_T_COMMIT, &fin);
-    proto_kv_free(&fin);
-    if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
-        kv_expect_committed(r, &res->meta) < 0)
-        goto conn_fail;
+    if (commit(r, seal, &fin, res) < 0)
+        goto fail;
     lb_fault_point("agent:after-commit");
     res->bytes_sent = proto_conn_bytes_out(r->conn) - sent0;
     res->seconds = (double)(lb_now_ns() - t0) / 1e9;
-    return 0;
-
-disk_fail:
-    /* A local failure (image unreadable, ...): tell backupd to drop the
-     * backup, keep our error. */
+    rc = 0;
+    goto out;
+fail:
+    backup_fail(r);
+out:
+    agent_seal_free(seal);
+    proto_kv_free(&clear);
     proto_kv_free(&fin);
-    {
-        struct lb_error_saved e;
-        const uint8_t *q;
-        uint32_t ql;
-        lb_error_save(&e);
-        if (r->conn && !proto_conn_eof(r->conn)) {
-            proto_enc_empty(&r->out, PROTO_T_ABORT);
-            if (proto_conn_send_buf(r->conn, &r->out) == 0)
-                proto_conn_expect(r->conn, PROTO_T_OK, &q, &ql, NULL);
-        }
-        return lb_error_restore(&e);
-    }
-conn_fail:
-    proto_kv_free(&fin);
-    agent_repo_explain(r);
-    return -1;
+    return rc;
 }
 
 void

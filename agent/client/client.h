@@ -30,12 +30,15 @@ struct agent_opts {
     bool json;       /* machine-readable events and summary on stdout */
     bool progress;   /* progress line on stderr (default: if a tty) */
     const char *rsh; /* ssh command line, like rsync -e */
-    const char *remote_backupd; /* backupd command on the remote host */
-    uint64_t bwlimit;           /* bytes/s, 0 = unlimited */
-    int zlevel;                 /* zstd level */
-    unsigned lock_wait;         /* seconds */
-    unsigned max_stack;         /* deltas per window before a full window */
-    unsigned threads;           /* worker threads (0: CPUs) */
+    const char *remote_backupd;  /* backupd command on the remote host */
+    uint64_t bwlimit;            /* bytes/s, 0 = unlimited */
+    int zlevel;                  /* zstd level */
+    unsigned lock_wait;          /* seconds */
+    unsigned max_stack;          /* deltas per window before a full window */
+    unsigned threads;            /* worker threads (0: CPUs) */
+    const char *passphrase_file; /* --passphrase-file */
+    const char *new_passphrase_file; /* --new-passphrase-file */
+    const char *key_file;            /* --key-file (keyfile repositories) */
 };
 
 /* The settings of this process's client work, set by the command line
@@ -247,6 +250,59 @@ const struct agent_restore_disk *agent_backup_disk(const struct agent_backup *b,
 /* The domain XML saved with the backup (caller frees), or NULL: an error
  * also when it holds none (a backup-image backup). */
 char *agent_backup_domain_xml(struct agent_backup *b);
+
+/* ---- encryption (store/FORMAT.md, "Encryption") ----------------------- */
+
+/* After OPEN: whether the repository is encrypted. */
+bool agent_repo_encrypted(const struct agent_repo *r);
+
+/*
+ * Load the repository's key (after OPEN): the wrapped master key from the
+ * repository (repokey) or the client's key file (keyfile: --key-file,
+ * LIVEBACKUP_KEY_FILE, or LIVEBACKUP_KEYS_DIR/KEYID.key, by default
+ * ~/.config/livebackup/keys/), unwrapped with the passphrase (from
+ * --passphrase-file, LIVEBACKUP_PASSPHRASE_FILE, LIVEBACKUP_PASSPHRASE, or
+ * the systemd credential livebackup-passphrase). A no-op for an
+ * unencrypted repository, and once done. Every call below that makes or
+ * reads backup data unlocks by itself; a caller that must fail early
+ * (before freezing a guest) calls it first. Errors name the repository
+ * and the cause: no passphrase, wrong passphrase, no key file, a key file
+ * of another key, a --key-file for a repository that keeps its key.
+ */
+int agent_repo_unlock(struct agent_repo *r);
+
+/*
+ * INIT an encrypted repository (PROTO_ENC_REPOKEY or _KEYFILE; NONE is
+ * agent_repo_init): a random master key, wrapped under the passphrase;
+ * for KEYFILE written to the client's key file first (*key_path, caller
+ * frees, receives where). The server must know encryption.
+ */
+int agent_repo_init_keyed(struct agent_repo *r, uint32_t window_size,
+                          uint8_t encryption, char **key_path);
+
+/* `livebackup key export`: the repository's key file (its wrapped master
+ * key, useless without the passphrase) to path (which must not exist). */
+int agent_key_export(struct agent_repo *r, const char *path);
+/* `livebackup key import`: a key file of the repository's key (checked:
+ * its key id, and that the passphrase opens it) becomes the repository's
+ * (repokey: needs OPEN for writing) or this client's (keyfile). */
+int agent_key_import(struct agent_repo *r, const char *path);
+/* `livebackup key change-passphrase`: the key wrapped again under the new
+ * passphrase (--new-passphrase-file, LIVEBACKUP_NEW_PASSPHRASE_FILE,
+ * LIVEBACKUP_NEW_PASSPHRASE, credential livebackup-new-passphrase);
+ * repokey needs OPEN for writing. *where receives what was rewritten. */
+int agent_key_change_passphrase(struct agent_repo *r, char **where);
+
+/*
+ * `verify --key`: read every manifest and every chunk they name through
+ * this session and authenticate them with the key (for an unencrypted
+ * repository: check each chunk's digest). fn gets damage events (id,
+ * name, disk, what) as VERIFY_EVENT does; *summary (caller frees): backups,
+ * backups_damaged, chunks, chunks_damaged, chunk_refs_missing, bytes.
+ * Returns 0 (1 in *damaged if damage was found) or -1.
+ */
+int agent_verify_data(struct agent_repo *r, agent_entry_fn fn, void *opaque,
+                      struct proto_kv *summary, bool *damaged);
 
 /* ---- chunks: what the repository stores, made and read in one place ---- */
 

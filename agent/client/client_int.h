@@ -8,6 +8,15 @@
 #define LB_AGENT_CLIENT_INT_H
 
 #include "agent/client/client.h"
+#include "proto/crypt.h"
+
+/* The keys of an unlocked encrypted repository: derived from its master
+ * key, and the sessions that seal this process's chunks and metadata. */
+struct agent_keys {
+    uint8_t encryption; /* PROTO_ENC_REPOKEY or _KEYFILE */
+    struct proto_keys k;
+    struct proto_sealer data, meta;
+};
 
 struct agent_repo {
     char *url;
@@ -17,6 +26,9 @@ struct agent_repo {
     pid_t child; /* backupd or ssh */
     uint32_t window_size;
     bool append_only;
+    bool encrypted;          /* REPO_INFO said so */
+    uint64_t features;       /* acknowledged in HELLO_REPLY */
+    struct agent_keys *keys; /* after agent_repo_unlock (encrypted only) */
     char repo_id[128];
     bool established;  /* HELLO went through: a later failure is a cut */
     struct lb_buf out; /* the request being sent */
@@ -51,8 +63,34 @@ int agent_repo_stream(struct agent_repo *r, uint16_t entry, uint16_t end,
  * fd positioned at 0, or -1. */
 int agent_repo_get_manifest(struct agent_repo *r, const char *id);
 
-/* From a downloaded manifest: the disks it holds, after checking the
- * manifest whole (restore.c). */
-int agent_manifest_disks(int mfd, struct agent_restore_disk **out, size_t *n);
+/* ---- manifests (manifest.c) ---------------------------------------------- */
+
+/*
+ * Check a downloaded manifest whole (its trailer; in an encrypted
+ * repository its MAC under r's keys, which must be unlocked) and read the
+ * disks it holds and its metadata, sealed metadata opened; the metadata's
+ * id must be id. *meta may be NULL.
+ */
+int agent_manifest_read(const struct agent_repo *r, int mfd, const char *id,
+                        struct agent_restore_disk **out, size_t *n,
+                        struct proto_kv *meta);
+
+/* A reader on the manifest in *mfd positioned at the windows of disk (*d
+ * filled); NULL (error set: ENOENT if it has no such disk). */
+struct proto_mf_reader *agent_manifest_seek_disk(int *mfd, const char *disk,
+                                                 struct proto_mf_disk *d);
+
+/* The read callback of a proto_mf_reader over a manifest's fd (opaque:
+ * the int *). */
+ssize_t agent_manifest_fd_read(void *opaque, void *buf, size_t len);
+
+/* ---- keys (keys.c, seal.c) ------------------------------------------------- */
+
+/* Free the keys (wiped). */
+void agent_keys_free(struct agent_keys *k);
+
+/* The metadata keys a backup keeps readable in an encrypted repository
+ * (FORMAT.md, "Sealed metadata"): what list, prune and gc show or need. */
+bool agent_meta_clear(const char *key);
 
 #endif /* LB_AGENT_CLIENT_INT_H */

@@ -143,6 +143,9 @@ spawn(struct agent_repo *r, char **argv)
          * ends the session cleanly instead of killing backupd mid-write. */
         setpgid(0, 0);
         signal(SIGPIPE, SIG_DFL);
+        /* Passphrases are ours, not backupd's or ssh's. */
+        unsetenv("LIVEBACKUP_PASSPHRASE");
+        unsetenv("LIVEBACKUP_NEW_PASSPHRASE");
         execvp(argv[0], argv);
         dprintf(2, "livebackup: cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
@@ -292,7 +295,7 @@ agent_repo_connect(const char *url)
     struct proto_hello h = {
         PROTO_VERSION,
         PROTO_VERSION,
-        0,
+        PROTO_FEATURES_KNOWN,
         {"livebackup " LB_VERSION, sizeof("livebackup " LB_VERSION) - 1}};
     const uint8_t *p;
     uint32_t len;
@@ -374,6 +377,7 @@ agent_repo_connect(const char *url)
             lb_error(0, "backupd answered HELLO with an unsupported version");
             goto fail;
         }
+        r->features = reply.features;
     }
     r->established = true;
     return r;
@@ -404,6 +408,7 @@ agent_repo_close(struct agent_repo *r)
         return;
     agent_repo_end(r);
     lb_buf_free(&r->out);
+    agent_keys_free(r->keys);
     free(r->url);
     free(r->path);
     free(r->host);
@@ -453,6 +458,7 @@ agent_repo_open(struct agent_repo *r, uint8_t mode)
         return lb_error(0, "backupd sent a malformed REPO_INFO");
     r->window_size = ri.window_size;
     r->append_only = ri.flags & PROTO_REPO_F_APPEND_ONLY;
+    r->encrypted = ri.flags & PROTO_REPO_F_ENCRYPTED;
     proto_str_copy(r->repo_id, sizeof r->repo_id, ri.repo_id);
     return 0;
 }

@@ -382,6 +382,7 @@ agent_backup_pick(struct agent_repo *r, const char *name, const char *spec,
                   struct agent_backup *b)
 {
     struct agent_list l = {0};
+    struct proto_kv m = {0};
     ssize_t pick = -1;
 
     memset(b, 0, sizeof *b);
@@ -406,9 +407,18 @@ agent_backup_pick(struct agent_repo *r, const char *name, const char *spec,
     memset(&l.b[pick], 0, sizeof l.b[pick]);
     agent_list_free(&l);
     b->id = proto_kv_get(&b->meta, "id");
-    b->mfd = agent_repo_get_manifest(r, b->id);
-    if (b->mfd < 0 || agent_manifest_disks(b->mfd, &b->disks, &b->ndisks) < 0)
+    if (agent_repo_unlock(r) < 0)
         return -1;
+    b->mfd = agent_repo_get_manifest(r, b->id);
+    if (b->mfd < 0 ||
+        agent_manifest_read(r, b->mfd, b->id, &b->disks, &b->ndisks, &m) < 0)
+        return -1;
+    /* From here on the backup's metadata is its manifest's, checked (and
+     * in an encrypted repository authenticated and opened), not the
+     * listing's. */
+    proto_kv_free(&b->meta);
+    b->meta = m;
+    b->id = proto_kv_get(&b->meta, "id");
     return 0;
 }
 

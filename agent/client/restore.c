@@ -26,104 +26,6 @@
 #define MAX_WORKERS 16
 #define BLOCK 4096
 
-/* ---- manifest helpers ---------------------------------------------------- */
-
-static ssize_t
-fd_read(void *opaque, void *buf, size_t len)
-{
-    ssize_t r = lb_read_full(*(int *)opaque, buf, len);
-
-    if (r < 0)
-        return lb_error(errno, "read manifest");
-    return r;
-}
-
-/* Open a reader on mfd positioned at the windows of disk (d filled). */
-static struct proto_mf_reader *
-seek_disk(int *mfd, const char *disk, struct proto_mf_disk *d)
-{
-    struct proto_mf_reader *r;
-    struct proto_mf_hdr h;
-    int got;
-
-    if (lseek(*mfd, 0, SEEK_SET) < 0) {
-        lb_error(errno, "seek manifest");
-        return NULL;
-    }
-    r = proto_mf_reader_new(fd_read, mfd);
-    if (!r || proto_mf_read_header(r, &h) < 0)
-        goto fail;
-    while ((got = proto_mf_next_disk(r, d)) == 1) {
-        if (strcmp(d->name, disk) == 0)
-            return r;
-        if (proto_mf_skip_disk(r) < 0)
-            goto fail;
-    }
-    if (got == 0)
-        lb_fail(ENOENT, "the backup has no disk %s", disk);
-fail:
-    proto_mf_reader_free(r);
-    return NULL;
-}
-
-int
-agent_manifest_disks(int mfd, struct agent_restore_disk **out, size_t *n)
-{
-    struct proto_mf_reader *r;
-    struct proto_mf_hdr h;
-    struct proto_mf_disk d;
-    struct proto_kv meta = {0};
-    int got;
-
-    *out = NULL;
-    *n = 0;
-    if (lseek(mfd, 0, SEEK_SET) < 0)
-        return lb_error(errno, "seek manifest");
-    r = proto_mf_reader_new(fd_read, &mfd);
-    if (!r || proto_mf_read_header(r, &h) < 0)
-        goto fail;
-    while ((got = proto_mf_next_disk(r, &d)) == 1) {
-        struct agent_restore_disk *x;
-        *out = lb_xrealloc(*out, (*n + 1) * sizeof **out);
-        x = &(*out)[(*n)++];
-        memset(x, 0, sizeof *x);
-        snprintf(x->name, sizeof x->name, "%s", d.name);
-        x->size = d.size;
-        for (uint64_t i = 0; i < d.nwindows; i++) {
-            struct proto_mf_window w;
-            if (proto_mf_next_window(r, &w) < 0)
-                goto fail;
-            x->nonempty_windows += w.depth != 0;
-        }
-        {
-            struct proto_kv dm = {0};
-            if (proto_mf_read_disk_end(r, &dm) < 0)
-                goto fail;
-            snprintf(x->mode, sizeof x->mode, "%s",
-                     proto_kv_get(&dm, "mode") ? proto_kv_get(&dm, "mode")
-                                               : "");
-            snprintf(x->full_reason, sizeof x->full_reason, "%s",
-                     proto_kv_get(&dm, "full_reason")
-                         ? proto_kv_get(&dm, "full_reason")
-                         : "");
-            proto_kv_free(&dm);
-        }
-    }
-    if (got < 0 || proto_mf_read_meta(r, &meta) < 0 || proto_mf_finish(r) < 0)
-        goto fail;
-    proto_kv_free(&meta);
-    proto_mf_reader_free(r);
-    return 0;
-fail:
-    lb_error_prefix("manifest");
-    proto_kv_free(&meta);
-    proto_mf_reader_free(r);
-    free(*out);
-    *out = NULL;
-    *n = 0;
-    return -1;
-}
-
 int
 agent_restore_check(struct agent_backup *b, const char *disk)
 {
@@ -139,7 +41,7 @@ agent_restore_check(struct agent_backup *b, const char *disk)
     char first[65] = "";
     int ret = -1;
 
-    rd = seek_disk(&mfd, disk, &d);
+    rd = agent_manifest_seek_disk(&mfd, disk, &d);
     if (!rd)
         goto out;
     for (uint64_t i = 0; i <= d.nwindows; i++) {
@@ -431,12 +333,14 @@ build_window(struct restore *x, struct rslot *s, uint8_t *plain,
                            x->id, x->disk, (unsigned long long)base);
         c->data = s->data.data + s->off[k];
         if (agent_chunk_open(x->r, z, c, dst) < 0) {
-            char hex[65];
+            char hex[65], why[512];
+            const char *w = strstr(lb_error_msg(), "is damaged: ");
+            /* a copy: the message is rewritten below */
+            snprintf(why, sizeof why, "%s", w ? w : "is damaged");
             proto_digest_hex(&c->d, hex);
             return lb_fail(EPROTO,
-                           "backup %s, disk %s: chunk %s (offset %llu) is "
-                           "damaged: its data does not match its id",
-                           x->id, x->disk, hex, (unsigned long long)base);
+                           "backup %s, disk %s: chunk %s (offset %llu) %s",
+                           x->id, x->disk, hex, (unsigned long long)base, why);
         }
         if (!raw &&
             (st = proto_delta_apply(win, s->wl, plain, c->raw_len)) != PROTO_OK)
@@ -574,7 +478,7 @@ agent_restore_disk(struct agent_backup *b, const char *disk,
     for (size_t i = 0; i < b->ndisks; i++)
         if (strcmp(b->disks[i].name, disk) == 0)
             total = b->disks[i].nonempty_windows * r->window_size;
-    rd = seek_disk(&mfd, disk, &d);
+    rd = agent_manifest_seek_disk(&mfd, disk, &d);
     if (!rd)
         return -1;
     if (d.window_size != r->window_size) {

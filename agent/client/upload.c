@@ -63,6 +63,8 @@ struct agent_upload {
     unsigned nworkers;
     struct agent_upload_stats stats;
     struct agent_progress *prog;
+    agent_record_fn rec_fn;
+    void *rec_opaque;
     /* the sender's frame buffers */
     struct lb_buf out, rec;
     size_t rec_frame, rec_count_at;
@@ -229,6 +231,8 @@ add_record(struct agent_upload *u, const struct slot *s)
         r.refs[0].type = s->type;
         r.refs[0].d = s->d;
     }
+    if (u->rec_fn && u->rec_fn(u->rec_opaque, &r) < 0)
+        return -1;
     proto_enc_window_rec(&u->rec, &r);
     if (++u->nrec >= RECORDS_PER_FRAME)
         return flush_records(u);
@@ -338,13 +342,16 @@ sender(void *arg)
 
 struct agent_upload *
 agent_upload_start(struct agent_repo *r, uint32_t window_size,
-                   struct agent_progress *prog)
+                   struct agent_progress *prog, agent_record_fn rec,
+                   void *opaque)
 {
     struct agent_upload *u = lb_xcalloc(1, sizeof *u);
     unsigned n = agent_opts.threads ? agent_opts.threads : lb_ncpus();
 
     u->repo = r;
     u->prog = prog;
+    u->rec_fn = rec;
+    u->rec_opaque = opaque;
     u->window_size = window_size;
     u->plain_cap = PROTO_DELTA_HDR +
                    (size_t)(window_size / 512) * PROTO_DELTA_RUN + window_size;

@@ -27,11 +27,17 @@ struct agent_upload_stats {
     uint64_t chunks_sent, chunks_reused, bytes_sent, windows;
 };
 
+/* Called with each window record as it is sent, in index order, on the
+ * sender's thread; -1 (error set) stops the upload. */
+typedef int (*agent_record_fn)(void *opaque, const struct proto_window_rec *r);
+
 /* prog (may be NULL) advances as windows are sent (or found in the
- * repository), by the work each was submitted with. */
+ * repository), by the work each was submitted with. rec (may be NULL)
+ * sees every window record sent. */
 struct agent_upload *agent_upload_start(struct agent_repo *r,
                                         uint32_t window_size,
-                                        struct agent_progress *prog);
+                                        struct agent_progress *prog,
+                                        agent_record_fn rec, void *opaque);
 size_t agent_upload_plain_cap(const struct agent_upload *u);
 /* The next free slot (blocks); NULL if the engine failed. */
 struct agent_upload_slot *agent_upload_slot(struct agent_upload *u);

@@ -18,6 +18,13 @@ LB_BUILD=${LB_BUILD:-$LB_SRC/build}
 export PATH="$LB_BUILD/agent:$LB_BUILD/backupd:$PATH"
 LIVEBACKUP=$LB_BUILD/agent/livebackup
 BACKUPD=$LB_BUILD/backupd/backupd
+# `init` encrypts unless told otherwise (README, "Encryption"); the tests
+# of everything else make unencrypted repositories, the encryption tests
+# say --encryption themselves. No passphrase leaks in from outside.
+export LIVEBACKUP_ENCRYPTION=none
+unset LIVEBACKUP_PASSPHRASE LIVEBACKUP_PASSPHRASE_FILE LIVEBACKUP_NEW_PASSPHRASE \
+    LIVEBACKUP_NEW_PASSPHRASE_FILE LIVEBACKUP_KEY_FILE LIVEBACKUP_KEYS_DIR \
+    CREDENTIALS_DIRECTORY
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/lbtest.XXXXXX")
 # The agent's own state (the VM journal, the parents of image
@@ -325,7 +332,82 @@ manifest_chunks() {
         }' "$1" "$2"
 }
 
-# chunk_file REPO DIGEST: the path of a chunk file.
+# pieces_found PATTERN DIR: how many files under DIR hold a piece of the
+# file PATTERN: any of its 32-byte blocks (at offsets that are multiples
+# of 32), at any offset of the file. A 64-byte piece of PATTERN anywhere
+# holds one of them, so 0 means no file holds any 64-byte piece.
+pieces_found() {
+    find "$2" -type f -print0 | perl -0 -e '
+        use strict;
+        use warnings;
+        my $pat = shift @ARGV;
+        open(my $f, "<:raw", $pat) or die "$pat: $!\n";
+        my $p = do { local $/; <$f> };
+        my %blocks;
+        for (my $i = 0; $i + 32 <= length($p); $i += 32) {
+            $blocks{substr($p, $i, 32)} = 1;
+        }
+        my $found = 0;
+        while (my $name = <STDIN>) {
+            chomp $name;
+            open(my $g, "<:raw", $name) or die "$name: $!\n";
+            my $d = do { local $/; <$g> };
+            next unless defined $d;
+            for (my $j = 0; $j + 32 <= length($d); $j++) {
+                if (exists $blocks{substr($d, $j, 32)}) {
+                    print STDERR "piece of $pat in $name at $j\n";
+                    $found++;
+                    last;
+                }
+            }
+        }
+        print "$found\n";' "$1"
+}
+
+# manifest_swap_ref MANIFEST DISK: the first window of DISK that has a
+# chunk gets the stack of the next such window instead, and the header's
+# meta digest and the trailer are computed again (store/FORMAT.md): the
+# file is a well-formed manifest naming chunks that exist, so only its
+# MAC can tell it was changed.
+manifest_swap_ref() {
+    perl -e '
+        use strict;
+        use warnings;
+        use Digest::SHA qw(sha256);
+        my ($path, $want) = @ARGV;
+        open(my $f, "<:raw", $path) or die "$path: $!\n";
+        my $m = do { local $/; <$f> };
+        close($f);
+        my ($nd, $moff, $mlen) = unpack("x12 N Q> N", $m);
+        my $at = 64;
+        my @stacks; # [offset, length] of the first two non-empty stacks
+        for (1 .. $nd) {
+            my $nl = unpack("n", substr($m, $at + 4, 2));
+            my $name = substr($m, $at + 6, $nl);
+            $at += 6 + $nl;
+            my $nw = unpack("x16 Q>", substr($m, $at, 24));
+            $at += 24;
+            for (1 .. $nw) {
+                my $depth = unpack("C", substr($m, $at, 1));
+                push @stacks, [$at, 1 + 33 * $depth]
+                    if $depth && $name eq $want && @stacks < 2;
+                $at += 1 + 33 * $depth;
+            }
+            $at += 4 + unpack("N", substr($m, $at, 4));
+        }
+        die "$path: fewer than two windows with chunks in $want\n" if @stacks < 2;
+        my ($a, $b) = @stacks;
+        die "$path: the two stacks differ in depth\n" if $a->[1] != $b->[1];
+        substr($m, $a->[0], $a->[1]) = substr($m, $b->[0], $b->[1]);
+        my $hdr = substr($m, 0, 32) . sha256(substr($m, $moff, $mlen));
+        my $body = sha256(substr($m, 64, $moff + $mlen - 64));
+        $m = $hdr . substr($m, 64, $moff + $mlen - 64) . sha256($hdr . $body);
+        open($f, ">:raw", $path) or die "$path: $!\n";
+        print $f $m;
+        close($f) or die "$path: $!\n";' "$1" "$2"
+}
+
+# chunk_file REPO DIGEST: the path of a chunk file.# chunk_file REPO DIGEST: the path of a chunk file.
 chunk_file() { echo "$1/chunks/${2:0:2}/$2"; }
 
 # wait_sessions_ended REPO: every writer session of REPO ended (their

@@ -6,7 +6,7 @@
  * string and KV frames and BACKUP_* are compared field by field with their
  * bad-input classes. test_msg_data.c covers the backup data messages.
  */
-#include "proto/proto.h"
+#include "proto/crypt.h"
 #include "tests/unit/testutil.h"
 
 #include <criterion/criterion.h>
@@ -41,6 +41,20 @@ dec_any(uint16_t type, const uint8_t *p, size_t len)
         uint32_t ws;
         return proto_dec_init(p, len, &ws);
     }
+    case PROTO_T_KEY_GET:
+        return len == 0 ? PROTO_OK : PROTO_E_TRAILING;
+    case PROTO_T_KEY_DATA: {
+        struct proto_key_info k;
+        return proto_dec_key_data(p, len, &k);
+    }
+    case PROTO_T_KEY_SET: {
+        struct proto_keyfile kf;
+        return proto_keyfile_decode(p, len, &kf);
+    }
+    case PROTO_T_SEAL: {
+        const uint8_t *mac;
+        return proto_dec_seal(p, len, &mac);
+    }
     case PROTO_T_OPEN: {
         uint8_t m;
         return proto_dec_open(p, len, &m);
@@ -66,6 +80,7 @@ dec_any(uint16_t type, const uint8_t *p, size_t len)
     case PROTO_T_PRUNE_ENTRY:
     case PROTO_T_GC:
     case PROTO_T_GC_END:
+    case PROTO_T_COMMIT_META:
     case PROTO_T_BRIDGE: {
         struct proto_kv kv;
         r = proto_dec_kv(p, len, &kv);
@@ -165,6 +180,18 @@ sample_kv(struct proto_kv *kv)
     proto_kv_set_u64(kv, "bytes", 1234567);
 }
 
+/* A key file as a repokey repository sends it (not a key that opens). */
+static void
+sample_keyfile(uint8_t out[PROTO_KEYFILE_LEN])
+{
+    struct proto_keyfile kf = {
+        PROTO_KDF_SCRYPT, 15, 8, 4, {0}, {0}, {0}, {0}, {0}};
+
+    memset(kf.key_id, 0x11, sizeof kf.key_id);
+    memset(kf.wrapped, 0x22, sizeof kf.wrapped);
+    proto_keyfile_encode(out, &kf);
+}
+
 /* ---- one sample of every message type ------------------------------------ */
 
 static void
@@ -191,6 +218,30 @@ enc_sample(struct lb_buf *b, uint16_t type)
     case PROTO_T_INIT:
         proto_enc_init(b, PROTO_DEFAULT_WINDOW);
         break;
+    case PROTO_T_KEY_GET:
+        proto_enc_empty(b, type);
+        break;
+    case PROTO_T_KEY_DATA: {
+        uint8_t kb[PROTO_KEYFILE_LEN];
+        struct proto_key_info k = {PROTO_ENC_REPOKEY, {1, 2, 3}, kb, sizeof kb};
+        sample_keyfile(kb);
+        proto_enc_key_data(b, &k);
+        break;
+    }
+    case PROTO_T_KEY_SET: {
+        uint8_t kb[PROTO_KEYFILE_LEN];
+        size_t f = proto_frame_begin(b, type);
+        sample_keyfile(kb);
+        lb_buf_append(b, kb, sizeof kb);
+        proto_frame_end(b, f);
+        break;
+    }
+    case PROTO_T_SEAL: {
+        uint8_t mac[PROTO_SEAL_MAC_LEN];
+        memset(mac, 0xAB, sizeof mac);
+        proto_enc_seal(b, mac);
+        break;
+    }
     case PROTO_T_OPEN:
         proto_enc_open(b, PROTO_OPEN_WRITE);
         break;
@@ -302,7 +353,7 @@ Test(msg, every_known_type_round_trips_strictly)
         free(p);
         lb_buf_free(&b);
     }
-    cr_assert_eq(n, 37, "proto.h lists 37 frame types");
+    cr_assert_eq(n, 42, "proto.h lists 42 frame types");
 }
 
 /* ---- HELLO --------------------------------------------------------------- */
@@ -430,6 +481,64 @@ Test(msg, abort_is_empty)
 
 /* ---- INIT, OPEN, REPO_INFO ----------------------------------------------- */
 
+/* INIT of an encrypted repository, and KEY_DATA: the key fields, with a
+ * key file exactly for repokey and none for keyfile. */
+Test(msg, keyed_init_and_key_data)
+{
+    uint8_t kb[PROTO_KEYFILE_LEN];
+    struct proto_key_info k = {PROTO_ENC_REPOKEY, {0}, kb, sizeof kb}, o;
+    struct lb_buf b = {0};
+    uint32_t ws = 0;
+    size_t len;
+    uint8_t *p;
+
+    sample_keyfile(kb);
+    memset(k.key_id, 0x5A, sizeof k.key_id);
+    proto_enc_init_keyed(&b, PROTO_DEFAULT_WINDOW, &k);
+    p = tu_payload(&b, PROTO_T_INIT, &len);
+    cr_assert_eq(len, 4 + 1 + 16 + 4 + PROTO_KEYFILE_LEN);
+    cr_assert_eq(proto_dec_init_keyed(p, len, &ws, &o), PROTO_OK);
+    cr_assert_eq(ws, PROTO_DEFAULT_WINDOW);
+    cr_assert_eq(o.encryption, PROTO_ENC_REPOKEY);
+    cr_assert_arr_eq(o.key_id, k.key_id, sizeof k.key_id);
+    cr_assert_eq(o.key_len, PROTO_KEYFILE_LEN);
+    cr_assert(o.key == p + 25, "the key file is a view into the payload");
+    /* the plain INIT is the same decoder's other form */
+    cr_assert_eq(proto_dec_init_keyed(p, 4, &ws, &o), PROTO_OK);
+    cr_assert_eq(o.encryption, PROTO_ENC_NONE);
+    cr_assert_eq(proto_dec_init(p, len, &ws), PROTO_E_TRAILING,
+                 "the old decoder takes only the plain form");
+    /* every cut between the window size and the end fails */
+    for (size_t n = 5; n < len; n++)
+        cr_assert_lt(proto_dec_init_keyed(p, n, &ws, &o), 0, "%zu bytes", n);
+    p[4] = PROTO_ENC_KEYFILE; /* with a key file: wrong */
+    cr_assert_eq(proto_dec_init_keyed(p, len, &ws, &o), PROTO_E_RANGE);
+    p[4] = 3;
+    cr_assert_eq(proto_dec_init_keyed(p, len, &ws, &o), PROTO_E_RANGE);
+    p[4] = PROTO_ENC_NONE;
+    cr_assert_eq(proto_dec_init_keyed(p, len, &ws, &o), PROTO_E_RANGE);
+    free(p);
+    lb_buf_reset(&b);
+
+    /* keyfile: no key file */
+    k.encryption = PROTO_ENC_KEYFILE;
+    k.key = NULL;
+    k.key_len = 0;
+    proto_enc_key_data(&b, &k);
+    p = tu_payload(&b, PROTO_T_KEY_DATA, &len);
+    cr_assert_eq(len, 1 + 16 + 4);
+    cr_assert_eq(proto_dec_key_data(p, len, &o), PROTO_OK);
+    cr_assert_eq(o.encryption, PROTO_ENC_KEYFILE);
+    cr_assert_null(o.key);
+    p[0] = PROTO_ENC_REPOKEY; /* repokey that lost its key file */
+    cr_assert_eq(proto_dec_key_data(p, len, &o), PROTO_OK);
+    cr_assert_null(o.key);
+    lb_store_be32(p + 17, 5); /* neither none nor a key file */
+    cr_assert_eq(proto_dec_key_data(p, len, &o), PROTO_E_RANGE);
+    free(p);
+    lb_buf_free(&b);
+}
+
 Test(msg, init_window_sizes)
 {
     static const uint32_t good[] = {PROTO_MIN_WINDOW, 1u << 17, 1u << 20,
@@ -507,7 +616,10 @@ Test(msg, repo_info_fields_and_reserved_flags)
     cr_assert_eq(o.window_size, PROTO_MAX_WINDOW);
     cr_assert_eq(o.flags, PROTO_REPO_F_APPEND_ONLY);
     cr_assert(proto_str_eq(o.repo_id, "abcd"));
-    for (int bit = 1; bit < 64; bit++) {
+    lb_store_be64(p + 8, PROTO_REPO_F_ENCRYPTED);
+    cr_assert_eq(proto_dec_repo_info(p, len, &o), PROTO_OK);
+    cr_assert_eq(o.flags, PROTO_REPO_F_ENCRYPTED);
+    for (int bit = 2; bit < 64; bit++) {
         lb_store_be64(p + 8, 1ull << bit);
         cr_assert_eq(proto_dec_repo_info(p, len, &o), PROTO_E_RESERVED,
                      "flag bit %d", bit);

@@ -194,14 +194,14 @@ Test(repo, open_a_foreign_config_is_enotdir)
 Test(repo, open_a_newer_format_is_erange)
 {
     CLEANUP_FREE char *cfg = at("config");
-    static const char text[] = "livebackup-repository 2\nwindow_size 65536\n"
+    static const char text[] = "livebackup-repository 3\nwindow_size 65536\n"
                                "id 0123\ncreated 2030-01-01T00:00:00Z\n";
 
     cr_assert_eq(store_init(repo, PROTO_MIN_WINDOW), 0);
     tu_write_file(cfg, text, sizeof text - 1);
     cr_assert_null(store_open(repo, STORE_READ, 0));
     cr_assert_eq(lb_error_errno(), ERANGE);
-    cr_assert_neq(strstr(lb_error_msg(), "version 2"), NULL, "%s",
+    cr_assert_neq(strstr(lb_error_msg(), "version 3"), NULL, "%s",
                   lb_error_msg());
     cr_assert_neq(lb_error_hint_msg()[0], '\0');
 }

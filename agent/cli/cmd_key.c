@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * key: an encrypted repository's key (store/FORMAT.md, "Key files").
+ *
+ *   livebackup key export --repo R --to FILE
+ *   livebackup key import --repo R --from FILE
+ *   livebackup key change-passphrase --repo R [--new-passphrase-file F]
+ *
+ * Export writes the wrapped master key (useless without the passphrase)
+ * for safekeeping; import puts such a copy back (into the repository, or
+ * this host's key file for a keyfile repository); change-passphrase wraps
+ * the same key again, so every backup stays readable.
+ */
+#include "agent/cli/cli.h"
+#include "agent/client/client.h"
+
+#include <getopt.h>
+#include <string.h>
+
+static const char usage[] =
+    "livebackup key export --repo R --to FILE\n"
+    "       livebackup key import --repo R --from FILE\n"
+    "       livebackup key change-passphrase --repo R "
+    "[--new-passphrase-file FILE]";
+
+static int
+key_done(const char *what, const char *repo, const char *where)
+{
+    if (agent_opts.json) {
+        struct proto_kv kv = {0};
+        proto_kv_set(&kv, "action", what);
+        proto_kv_set(&kv, "repo", repo);
+        if (where)
+            proto_kv_set(&kv, "file", where);
+        agent_event("key", &kv);
+        proto_kv_free(&kv);
+    } else if (strcmp(what, "export") == 0) {
+        printf("exported the key of %s to %s (keep it apart from the "
+               "repository; it is useless without the passphrase)\n",
+               repo, where);
+    } else if (strcmp(what, "import") == 0) {
+        printf("imported the key of %s from %s\n", repo, where);
+    } else {
+        printf("changed the passphrase of the key of %s (%s); every backup "
+               "stays readable with the new one\n",
+               repo, where);
+    }
+    return 0;
+}
+
+int
+cmd_key(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"repo", required_argument, NULL, 'r'},
+        {"to", required_argument, NULL, 't'},
+        {"from", required_argument, NULL, 'f'},
+        {"help", no_argument, NULL, 'h'},
+        AGENT_COMMON_LONGOPTS,
+        {0},
+    };
+    const char *repo = NULL, *to = NULL, *from = NULL, *what;
+    struct agent_repo *r;
+    CLEANUP_FREE char *where = NULL;
+    int c, rc;
+
+    if (argc < 2 || argv[1][0] == '-') {
+        fprintf(stderr, "Usage: %s\n", usage);
+        return argc >= 2 && strcmp(argv[1], "--help") == 0 ? 0 : 2;
+    }
+    what = argv[1];
+    optind = 2;
+    while ((c = getopt_long(argc, argv, "vqh", opts, NULL)) != -1) {
+        int k = agent_common_opt(c, optarg);
+        if (k < 0)
+            return 2;
+        if (k)
+            continue;
+        switch (c) {
+        case 'r':
+            repo = optarg;
+            break;
+        case 't':
+            to = optarg;
+            break;
+        case 'f':
+            from = optarg;
+            break;
+        case 'h':
+            printf("Usage: %s\n", usage);
+            return 0;
+        default:
+            fprintf(stderr, "Usage: %s\n", usage);
+            return 2;
+        }
+    }
+    if (optind != argc || !repo ||
+        !((strcmp(what, "export") == 0 && to && !from) ||
+          (strcmp(what, "import") == 0 && from && !to) ||
+          (strcmp(what, "change-passphrase") == 0 && !to && !from))) {
+        fprintf(stderr, "Usage: %s\n", usage);
+        return 2;
+    }
+    r = agent_repo_connect(repo);
+    if (!r)
+        return agent_fail();
+    /* Replacing the repository's key file needs a writer's session. */
+    rc = agent_repo_open(r, strcmp(what, "export") == 0 ? PROTO_OPEN_READ
+                                                        : PROTO_OPEN_WRITE);
+    if (rc == 0 && strcmp(what, "export") == 0)
+        rc = agent_key_export(r, to);
+    else if (rc == 0 && strcmp(what, "import") == 0)
+        rc = agent_key_import(r, from);
+    else if (rc == 0)
+        rc = agent_key_change_passphrase(r, &where);
+    agent_repo_close(r);
+    if (rc < 0)
+        return agent_fail();
+    return key_done(what, repo, to ? to : from ? from : where);
+}
