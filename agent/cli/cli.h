@@ -30,6 +30,7 @@ int cmd_restore(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
+int cmd_map(int argc, char **argv);
 
 /* ---- options every command takes (opts.c) ------------------------------ */
 

@@ -25,6 +25,7 @@ static const struct {
     {"restore", cmd_restore,
      "restore a VM (disks and definition) from a backup"},
     {"show", cmd_show, "what a backup holds, and its saved domain XML"},
+    {"map", cmd_map, "serve a disk of a backup over NBD (read on demand)"},
     {"init", cmd_init, "create a repository"},
     {"backup-image", cmd_backup_image, "back up disk images (full or --since)"},
     {"list", cmd_list, "list backups"},

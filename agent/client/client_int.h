@@ -51,6 +51,12 @@ int agent_repo_stream(struct agent_repo *r, uint16_t entry, uint16_t end,
  * fd positioned at 0, or -1. */
 int agent_repo_get_manifest(struct agent_repo *r, const char *id);
 
+/* A reader of the downloaded manifest *mfd positioned at the windows of
+ * disk (*d filled); NULL (error set) if it has no such disk. The caller
+ * frees it (proto_mf_reader_free); *mfd must outlive it. */
+struct proto_mf_reader *agent_manifest_seek_disk(int *mfd, const char *disk,
+                                                 struct proto_mf_disk *d);
+
 /* From a downloaded manifest: the disks it holds, after checking the
  * manifest whole (restore.c). */
 int agent_manifest_disks(int mfd, struct agent_restore_disk **out, size_t *n);

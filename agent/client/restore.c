@@ -38,9 +38,8 @@ fd_read(void *opaque, void *buf, size_t len)
     return r;
 }
 
-/* Open a reader on mfd positioned at the windows of disk (d filled). */
-static struct proto_mf_reader *
-seek_disk(int *mfd, const char *disk, struct proto_mf_disk *d)
+struct proto_mf_reader *
+agent_manifest_seek_disk(int *mfd, const char *disk, struct proto_mf_disk *d)
 {
     struct proto_mf_reader *r;
     struct proto_mf_hdr h;
@@ -139,7 +138,7 @@ agent_restore_check(struct agent_backup *b, const char *disk)
     char first[65] = "";
     int ret = -1;
 
-    rd = seek_disk(&mfd, disk, &d);
+    rd = agent_manifest_seek_disk(&mfd, disk, &d);
     if (!rd)
         goto out;
     for (uint64_t i = 0; i <= d.nwindows; i++) {
@@ -565,7 +564,7 @@ agent_restore_disk(struct agent_backup *b, const char *disk,
     for (size_t i = 0; i < b->ndisks; i++)
         if (strcmp(b->disks[i].name, disk) == 0)
             total = b->disks[i].nonempty_windows * r->window_size;
-    rd = seek_disk(&mfd, disk, &d);
+    rd = agent_manifest_seek_disk(&mfd, disk, &d);
     if (!rd)
         return -1;
     if (d.window_size != r->window_size) {
