@@ -19,7 +19,7 @@ pkgs=(
     qemu-utils openssh-client zstd nbdkit fuse3 fuse2fs
     # tests: a real sshd, JSON checks, locks and ttys (util-linux), clang
     # for the sanitizer runtime and the fuzzers
-    openssh-server jq util-linux clang libclang-rt-14-dev time libnbd-bin
+    openssh-server jq util-linux fdisk clang libclang-rt-14-dev time libnbd-bin
     clang-tidy cppcheck
     # tests: systemd-analyze checks the installed units (not run as init)
     systemd
