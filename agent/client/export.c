@@ -205,5 +205,12 @@ agent_export_start(const struct agent_export *e, const char *log)
         return lb_fail(EIO, "the export of disk %s did not start: %.*s",
                        e->disk, (int)len, last);
     }
+    /* its background process writes the pid file as it starts serving */
+    for (int i = 0; e->pidfile && i < 100; i++) {
+        struct stat sb;
+        if (stat(e->pidfile, &sb) == 0 && sb.st_size > 0)
+            break;
+        usleep(50 * 1000);
+    }
     return 0;
 }

@@ -346,27 +346,45 @@ out:
  * is back, on its first read of it). */
 #define PULL_TRIES 3
 
-/* One pass over a disk of a running domain: its export up, the guest
- * resumed if a read of the export paused it, its pull running. */
+/* One pass over a disk of a running domain: its export up, its pull
+ * running. An export that had to be started again means QEMU's
+ * connection to it is gone, and QEMU 7.2's NBD client does not connect
+ * again by itself: the domain is saved and started again from its saved
+ * state (managedsave), which opens its disks afresh; a guest paused on a
+ * read of the vanished export goes on where it was. */
 static int
 pull_running(struct agent_virt *v, struct agent_dom *dom,
-             const struct instant_state *st, const struct instant_disk *d)
+             const struct instant_state *st, const struct instant_disk *d,
+             bool reopen)
 {
     uint64_t cur, end;
+    bool ioerr;
     int job;
 
+    reopen |= export_pid(d) == 0;
     if (export_up(st, d) < 0 || agent_dom_refresh(dom) < 0)
         return -1;
-    if (dom->paused && agent_dom_ioerror(dom) == 1) {
+    job = agent_virt_job_info(dom, d->target, &cur, &end);
+    if (job < 0)
+        return -1;
+    ioerr = dom->paused && agent_dom_ioerror(dom) == 1;
+    if (reopen) {
+        lb_info("%s: saving the domain and starting it again, so that it "
+                "connects to the export afresh",
+                st->name);
+        if ((job > 0 && agent_virt_job_abort(dom, d->target) < 0) ||
+            agent_virt_save_restart(dom) < 0)
+            return -1;
+        job = 0;
+    }
+    /* (saved while paused on the error, it comes back paused) */
+    if (ioerr && dom->paused) {
         lb_info("%s: resuming the guest (a read of the backup failed while "
                 "the export was away)",
                 st->name);
         if (agent_virt_resume(dom) < 0)
             return -1;
     }
-    job = agent_virt_job_info(dom, d->target, &cur, &end);
-    if (job < 0)
-        return -1;
     if (job == 0) {
         lb_info("%s: pulling %s from backup %s", st->name, d->target,
                 st->backup);
@@ -377,7 +395,8 @@ pull_running(struct agent_virt *v, struct agent_dom *dom,
 }
 
 /* A disk of a running domain, until its overlay stands alone (with wait;
- * else once its pull runs). */
+ * else once its pull runs). A pull that ends unfinished is started again
+ * on a fresh connection, PULL_TRIES times at most. */
 static int
 finish_live(struct agent_virt *v, struct agent_dom *dom,
             const struct instant_state *st, const struct instant_disk *d,
@@ -386,7 +405,7 @@ finish_live(struct agent_virt *v, struct agent_dom *dom,
     bool backed = true;
 
     for (int tries = 0; backed && tries < PULL_TRIES; tries++) {
-        if (pull_running(v, dom, st, d) < 0)
+        if (pull_running(v, dom, st, d, tries > 0) < 0)
             return -1;
         if (!wait)
             return 0;

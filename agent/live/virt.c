@@ -462,6 +462,16 @@ agent_virt_resume(struct agent_dom *d)
 }
 
 int
+agent_virt_save_restart(struct agent_dom *d)
+{
+    if (virDomainManagedSave(d->d, 0) < 0)
+        return virt_dom_fail(d, "saving the domain (managedsave)");
+    if (virDomainCreate(d->d) < 0)
+        return virt_fail("starting the domain again from its saved state");
+    return agent_dom_refresh(d);
+}
+
+int
 agent_virt_destroy(struct agent_dom *d, bool undefine)
 {
     int r = 0;

@@ -175,8 +175,14 @@ int agent_virt_job_info(struct agent_dom *d, const char *target, uint64_t *cur,
                         uint64_t *end);
 /* 1 if the domain is paused on an I/O error, 0 if not, -1. */
 int agent_dom_ioerror(struct agent_dom *d);
+/* End the block job on target (no pivot). */
+int agent_virt_job_abort(struct agent_dom *d, const char *target);
 /* Resume a paused domain. */
 int agent_virt_resume(struct agent_dom *d);
+/* Save the running domain's state (virDomainManagedSave: it stops) and
+ * start it again from it: its QEMU opens its disks afresh (a dead NBD
+ * connection gets a new one); the guest goes on where it was. */
+int agent_virt_save_restart(struct agent_dom *d);
 /* Destroy the domain if it runs, and undefine it if asked (rollback of a
  * restore that started it). */
 int agent_virt_destroy(struct agent_dom *d, bool undefine);

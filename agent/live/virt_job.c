@@ -353,3 +353,11 @@ agent_virt_job_info(struct agent_dom *d, const char *target, uint64_t *cur,
     *end = r ? info.end : 0;
     return r;
 }
+
+int
+agent_virt_job_abort(struct agent_dom *d, const char *target)
+{
+    if (virDomainBlockJobAbort(d->d, target, 0) < 0)
+        return virt_dom_fail(d, "ending a block job");
+    return 0;
+}

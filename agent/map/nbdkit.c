@@ -174,8 +174,12 @@ map_block_size(void *h, uint32_t *minimum, uint32_t *preferred,
                uint32_t *maximum)
 {
     (void)h;
+    /* Not the window size: clients keep many requests of the preferred
+     * size in flight, and nbdkit holds a buffer for each (measured with
+     * nbdcopy: 4 MiB gave a 212 MiB peak RSS and 3.2 s for 1 GiB, 256 KiB
+     * 89 MiB and 1.8 s). */
     *minimum = 1;
-    *preferred = LB_MIN(agent_reader_window_size(map.rd), 32u << 20);
+    *preferred = 256u << 10;
     *maximum = 0xffffffff;
     return 0;
 }

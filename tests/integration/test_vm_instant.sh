@@ -1,6 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
+# mount --fs of a backup of the guest: a file it wrote reads right.
 # restore --instant: the restored guest runs on local overlays backed by
 # NBD exports of the backup while its disks are pulled in the background.
 # Checked: its guest agent answers and it holds the files written before
@@ -23,6 +24,17 @@ min=$(wl_done "$vm")
 run_ok livebackup backup --json "$vm" --repo "$R"
 id=$(json_field "$T/out" summary id)
 ok "backup $id of $vm ($min workload files)"
+
+# mount --fs: a file the guest wrote before the backup, read back from
+# the ext4 filesystem inside the backup's disk; umount leaves nothing.
+mkdir -p "$T/mnt"
+run_ok livebackup mount --repo "$R" --name "$vm" --backup "$id" --fs "$T/mnt"
+awk -v n=1 -f "$LB_TESTVM_WLGEN" | cmp - "$T/mnt/$vm/$id/vda.fs/wl/f000001" ||
+    fail "wl/f000001 read through mount --fs differs from what the guest wrote"
+run_ok livebackup umount "$T/mnt"
+! grep -q " $T/mnt" /proc/self/mountinfo || fail "left mounted: $(grep " $T/mnt" /proc/self/mountinfo)"
+[[ -z $(pgrep -f "fuse2fs $T/mnt|livebackup mount --repo $R") ]] || fail "mount processes left"
+ok "mount --fs: a file the guest wrote before the backup reads right; umount leaves nothing"
 
 # A check that runs inside a guest: files 1..N are intact.
 in_guest_check() {
