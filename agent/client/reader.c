@@ -38,7 +38,8 @@
 #define RD_RAW_BOTTOM 0x80u /* depth byte: a RAW chunk is at the bottom */
 #define RD_DEPTH_MASK 0x3fu
 #define RD_MIN_SLOTS 4u
-#define RD_MAX_BATCH 16u /* windows fetched in one batch (pipelined) */
+#define RD_MAX_BATCH 16u  /* windows fetched in one batch (pipelined) */
+#define RD_MAX_WORKERS 8u /* threads decoding a batch's windows */
 
 _Static_assert(PROTO_MAX_STACK <= RD_DEPTH_MASK, "depth fits its byte");
 _Static_assert(PROTO_MAX_STACK <= PROTO_MAX_GET_CHUNKS,
@@ -71,8 +72,12 @@ struct agent_reader {
     pthread_mutex_t fetch;
     uint64_t last_miss; /* the last window fetched on demand, + 1 */
     unsigned readahead;
-    struct proto_zctx *z;
-    uint8_t *plain; /* a DELTA's plaintext */
+    /* decoding a batch: a thread per window, at most nworkers, each with
+     * its zstd context and DELTA plaintext buffer */
+    unsigned nworkers, nworkers_busy;
+    struct proto_zctx *wz[RD_MAX_WORKERS];
+    uint8_t *wplain[RD_MAX_WORKERS];
+    struct lb_buf raw[RD_MAX_BATCH]; /* a batch's chunks as received */
     struct agent_reader_stats st;
 };
 
@@ -167,12 +172,13 @@ index_stack(struct agent_reader *rd, uint64_t w, struct proto_mf_window *win)
     for (uint64_t k = w - w % RD_GROUP; k < w; k++)
         at += depth_of(rd, k);
     if (lb_pread_full(rd->stacks, buf, (size_t)n * RD_REF,
-                      (off_t)(at * RD_REF)) != (ssize_t)(n * RD_REF))
+                      (off_t)(at * RD_REF)) != (ssize_t)n * RD_REF)
         return lb_fail(EIO, "read the stack index: %s", strerror(errno));
     win->depth = (uint8_t)n;
     for (unsigned k = 0; k < n; k++) {
-        win->refs[k].type = buf[k * RD_REF];
-        memcpy(win->refs[k].d.b, buf + k * RD_REF + 1, PROTO_DIGEST_LEN);
+        win->refs[k].type = buf[(size_t)k * RD_REF];
+        memcpy(win->refs[k].d.b, buf + (size_t)k * RD_REF + 1,
+               PROTO_DIGEST_LEN);
     }
     return 0;
 }
@@ -205,8 +211,12 @@ agent_reader_open(const char *url, const char *name, const char *spec,
     rd->readahead = o && o->readahead ? o->readahead : 4;
     rd->readahead = LB_MIN(rd->readahead, RD_MAX_BATCH - 1);
     rd->readahead = LB_MIN(rd->readahead, rd->nslots / 2);
-    rd->z = proto_zctx_new(1);
-    rd->plain = lb_xmalloc(PROTO_MAX_CHUNK_RAW);
+    rd->nworkers = LB_MIN(LB_MAX(lb_ncpus(), 1u), RD_MAX_WORKERS);
+    rd->nworkers = LB_MIN(rd->nworkers, rd->readahead + 1);
+    for (unsigned i = 0; i < rd->nworkers; i++) {
+        rd->wz[i] = proto_zctx_new(1);
+        rd->wplain[i] = lb_xmalloc(PROTO_MAX_CHUNK_RAW);
+    }
     return rd;
 }
 
@@ -225,8 +235,12 @@ agent_reader_close(struct agent_reader *rd)
     free(rd->depth);
     free(rd->group);
     agent_backup_close(&rd->b);
-    proto_zctx_free(rd->z);
-    free(rd->plain);
+    for (unsigned i = 0; i < rd->nworkers; i++) {
+        proto_zctx_free(rd->wz[i]);
+        free(rd->wplain[i]);
+    }
+    for (unsigned i = 0; i < RD_MAX_BATCH; i++)
+        lb_buf_free(&rd->raw[i]);
     free(rd->url);
     pthread_mutex_destroy(&rd->lock);
     pthread_mutex_destroy(&rd->fetch);
@@ -354,7 +368,7 @@ map_apply_delta(uint8_t *map, const uint8_t *plain)
 /* Chunk k of window w's stack, as received, into the slot. */
 static int
 apply_chunk(struct agent_reader *rd, struct rd_slot *s, uint64_t w, unsigned k,
-            const struct proto_chunk *c)
+            const struct proto_chunk *c, struct proto_zctx *z, uint8_t *plain)
 {
     uint32_t wl = (uint32_t)LB_MIN((uint64_t)rd->ws, rd->size - w * rd->ws);
     uint32_t nblocks = (wl + RD_BLOCK - 1) / RD_BLOCK;
@@ -369,7 +383,7 @@ apply_chunk(struct agent_reader *rd, struct rd_slot *s, uint64_t w, unsigned k,
                            "backup %s, disk %s: RAW chunk %s of the wrong "
                            "size or place at offset %llu",
                            rd->b.id, rd->disk, hex, (unsigned long long)at);
-        if (agent_chunk_open(rd->b.r, rd->z, c, s->win) < 0)
+        if (agent_chunk_open(rd->b.r, z, c, s->win) < 0)
             goto damaged;
         map_set(s->map, 0, nblocks, true);
         return 0;
@@ -381,16 +395,16 @@ apply_chunk(struct agent_reader *rd, struct rd_slot *s, uint64_t w, unsigned k,
     if (c->raw_len > PROTO_MAX_CHUNK_RAW)
         return lb_fail(EIO, "backup %s, disk %s: chunk %s is too large",
                        rd->b.id, rd->disk, hex);
-    if (agent_chunk_open(rd->b.r, rd->z, c, rd->plain) < 0)
+    if (agent_chunk_open(rd->b.r, z, c, plain) < 0)
         goto damaged;
-    bad = proto_delta_apply(s->win, wl, rd->plain, c->raw_len);
+    bad = proto_delta_apply(s->win, wl, plain, c->raw_len);
     if (bad != PROTO_OK)
         return lb_fail(EIO,
                        "backup %s, disk %s: bad DELTA chunk %s at "
                        "offset %llu: %s",
                        rd->b.id, rd->disk, hex, (unsigned long long)at,
                        proto_status_str(bad));
-    map_apply_delta(s->map, rd->plain);
+    map_apply_delta(s->map, plain);
     return 0;
 damaged:
     return lb_fail(EIO,
@@ -404,23 +418,28 @@ struct rd_batch {
     uint64_t w[RD_MAX_BATCH];
     struct rd_slot *s[RD_MAX_BATCH];
     struct proto_mf_window st[RD_MAX_BATCH];
+    struct proto_chunk c[RD_MAX_BATCH][PROTO_MAX_STACK];
+    size_t at[RD_MAX_BATCH][PROTO_MAX_STACK]; /* in rd->raw[i] */
     int rc[RD_MAX_BATCH];
     uint64_t bytes_in;
     struct lb_error_saved err; /* the first window's error */
+    unsigned next;             /* the next window to decode (atomic) */
+    struct agent_reader *rd;
 };
 
-/* Receive the chunks of the batch's windows, in request order, and build
- * each. A broken session fails this and every later window; a damaged
- * chunk fails its window only. */
+/* Receive the chunks of the batch's windows, in request order, as stored
+ * (copied out of the frames). A broken session fails this and every later
+ * window. */
 static void
 batch_receive(struct agent_reader *rd, struct rd_batch *bt)
 {
     for (unsigned i = 0; i < bt->n; i++) {
         const struct proto_mf_window *st = &bt->st[i];
+        lb_buf_reset(&rd->raw[i]);
         for (unsigned k = 0; k < st->depth; k++) {
             const uint8_t *p;
             uint32_t len;
-            struct proto_chunk c;
+            struct proto_chunk *c = &bt->c[i][k];
             if (!rd->b.r || proto_conn_expect(rd->b.r->conn, PROTO_T_CHUNK_DATA,
                                               &p, &len, NULL) < 0) {
                 if (rd->b.r) {
@@ -433,22 +452,65 @@ batch_receive(struct agent_reader *rd, struct rd_batch *bt)
                 break;
             }
             bt->bytes_in += len;
-            if (bt->rc[i] < 0)
-                continue; /* its window failed: drain its other chunks */
-            if (proto_dec_chunk(p, len, &c) != PROTO_OK ||
-                memcmp(c.d.b, st->refs[k].d.b, PROTO_DIGEST_LEN) != 0 ||
-                c.type != st->refs[k].type) {
+            if (proto_dec_chunk(p, len, c) != PROTO_OK ||
+                memcmp(c->d.b, st->refs[k].d.b, PROTO_DIGEST_LEN) != 0 ||
+                c->type != st->refs[k].type) {
                 lb_fail(EIO, "protocol error: CHUNK_DATA does not answer "
                              "GET_CHUNKS");
                 session_lost(rd);
                 bt->rc[i] = -1;
                 break;
             }
-            bt->rc[i] = apply_chunk(rd, bt->s[i], bt->w[i], k, &c);
+            bt->at[i][k] = rd->raw[i].len;
+            lb_buf_append(&rd->raw[i], c->data, c->data_len);
         }
         if (i == 0 && bt->rc[0] < 0)
             lb_error_save(&bt->err);
     }
+}
+
+/* Decode the received windows of the batch, worker by worker (worker k
+ * has its own zstd context and DELTA buffer): each takes the next window
+ * not yet taken. */
+static void *
+batch_decode(void *arg)
+{
+    struct rd_batch *bt = arg;
+    struct agent_reader *rd = bt->rd;
+    unsigned me = __atomic_fetch_add(&rd->nworkers_busy, 1, __ATOMIC_RELAXED);
+    unsigned i;
+
+    while ((i = __atomic_fetch_add(&bt->next, 1, __ATOMIC_RELAXED)) < bt->n) {
+        if (bt->rc[i] < 0)
+            continue;
+        for (unsigned k = 0; k < bt->st[i].depth && bt->rc[i] == 0; k++) {
+            struct proto_chunk c = bt->c[i][k];
+            c.data = rd->raw[i].data + bt->at[i][k];
+            bt->rc[i] = apply_chunk(rd, bt->s[i], bt->w[i], k, &c, rd->wz[me],
+                                    rd->wplain[me]);
+        }
+        if (i == 0 && bt->rc[0] < 0)
+            lb_error_save(&bt->err);
+    }
+    return NULL;
+}
+
+/* The windows of a batch decoded by up to rd->nworkers threads. */
+static void
+batch_build(struct agent_reader *rd, struct rd_batch *bt)
+{
+    pthread_t th[RD_MAX_WORKERS];
+    unsigned n = LB_MIN(rd->nworkers, bt->n), started = 0;
+
+    bt->rd = rd;
+    bt->next = 0;
+    rd->nworkers_busy = 0;
+    for (unsigned k = 1; k < n; k++)
+        if (pthread_create(&th[started], NULL, batch_decode, bt) == 0)
+            started++;
+    batch_decode(bt);
+    for (unsigned k = 0; k < started; k++)
+        pthread_join(th[k], NULL);
 }
 
 /* Add window w to the batch (a slot reserved for it) unless it is cached,
@@ -483,12 +545,10 @@ batch_add(struct agent_reader *rd, struct rd_batch *bt, uint64_t w)
 static int
 fetch(struct agent_reader *rd, uint64_t w)
 {
-    struct rd_batch bt;
+    struct rd_batch bt = {0};
     bool seq = w == rd->last_miss;
     int rc;
 
-    bt.n = 0;
-    bt.bytes_in = 0;
     pthread_mutex_lock(&rd->lock);
     batch_add(rd, &bt, w);
     if (bt.n == 0) {
@@ -532,6 +592,7 @@ fetch(struct agent_reader *rd, uint64_t w)
                 bt.rc[i] = -1;
         } else {
             batch_receive(rd, &bt);
+            batch_build(rd, &bt);
         }
     }
     pthread_mutex_lock(&rd->lock);

@@ -461,7 +461,7 @@ livebk_instant_finish(const char *uri, const char *name, bool wait)
         goto out;
     for (size_t i = 0; i < st.nd; i++) {
         const struct instant_disk *d = &st.d[i];
-        bool backed;
+        bool backed = true;
         if (overlay_backed(d, &backed) < 0)
             goto out;
         if (backed && dom.running && finish_live(v, &dom, &st, d, wait) < 0)

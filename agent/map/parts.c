@@ -87,7 +87,8 @@ map_parts_parse(const uint8_t *head, size_t len, uint64_t disk_size,
     if (len < 512 || head[MBR_SIG_OFF] != 0x55 || head[MBR_SIG_OFF + 1] != 0xAA)
         return MAP_TABLE_NONE;
     for (unsigned i = 0; i < 4; i++)
-        protective |= head[MBR_TABLE_OFF + i * MBR_ENTRY + 4] == MBR_PROTECTIVE;
+        protective |=
+            head[MBR_TABLE_OFF + (size_t)i * MBR_ENTRY + 4] == MBR_PROTECTIVE;
     if (protective) {
         if (gpt_parse(head, len, 512, disk_size, out, n))
             return MAP_TABLE_GPT;
@@ -97,7 +98,7 @@ map_parts_parse(const uint8_t *head, size_t len, uint64_t disk_size,
     /* An ext2/3/4 or XFS filesystem on the whole disk has no 0x55AA here
      * by design; a FAT boot sector has one but no valid entries. */
     for (unsigned i = 0; i < 4; i++) {
-        const uint8_t *e = head + MBR_TABLE_OFF + i * MBR_ENTRY;
+        const uint8_t *e = head + MBR_TABLE_OFF + (size_t)i * MBR_ENTRY;
         uint8_t type = e[4];
         if (type == 0 || type == 0x05 || type == 0x0F || type == 0x85 ||
             (e[0] != 0 && e[0] != 0x80))
