@@ -498,12 +498,14 @@ cli_status_instant(struct agent_dom *d)
         return;
     }
     lb_format_time(when, sizeof when, in.st.started);
-    if (!agent_opts.json)
-        printf("  instant restore of backup %s (%s), started %s: %s\n",
-               in.st.backup, in.st.set, when,
-               in.finishing ? "being finished in the background"
-                            : "nothing is finishing it: run livebackup "
-                              "recover to");
+    if (!agent_opts.json && in.finishing)
+        printf("  instant restore of backup %s (%s), started %s: being "
+               "finished in the background\n",
+               in.st.backup, in.st.set, when);
+    else if (!agent_opts.json)
+        printf("  instant restore of backup %s (%s), started %s: nothing is "
+               "finishing it (livebackup recover %s does)\n",
+               in.st.backup, in.st.set, when, d->name);
     for (size_t i = 0; i < in.st.nd; i++) {
         const struct livebk_instant_disk *x = &in.d[i];
         const char *state = x->done      ? "done"

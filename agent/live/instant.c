@@ -424,16 +424,42 @@ finish_live(struct agent_virt *v, struct agent_dom *dom,
     return 0;
 }
 
+/* An option value for --image-opts: commas doubled. */
+static void
+opt_escape(struct lb_buf *b, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == ',')
+            lb_buf_put_u8(b, ',');
+        lb_buf_put_u8(b, (uint8_t)*v);
+    }
+}
+
 /* One disk of a shut-off domain: copy what the overlay lacks from the
- * export, offline. */
+ * export, offline. The backing is given as options (QEMU's raw format over
+ * a json: nbd backing file name does not open outside libvirt). */
 static int
 finish_offline(const struct instant_state *st, const struct instant_disk *d)
 {
-    char *argv[] = {"qemu-img", "rebase", "-q", "-f",       "qcow2",
-                    "-b",       "",       "--", d->overlay, NULL};
+    CLEANUP_BUF struct lb_buf o = {0};
+    char *argv[] = {"qemu-img", "rebase",       "-q", "-b",
+                    "",         "--image-opts", NULL, NULL};
 
     if (export_up(st, d) < 0)
         return -1;
+    {
+        static const char q[] = "driver=qcow2,file.filename=";
+        lb_buf_append(&o, q, sizeof q - 1);
+    }
+    opt_escape(&o, d->overlay);
+    {
+        static const char b[] = ",backing.driver=nbd,backing.server.type="
+                                "unix,backing.server.path=";
+        lb_buf_append(&o, b, sizeof b - 1);
+    }
+    opt_escape(&o, d->socket);
+    lb_buf_put_u8(&o, 0);
+    argv[6] = (char *)o.data;
     lb_info("%s is shut off: pulling %s from backup %s offline", st->name,
             d->target, st->backup);
     return agent_run_ok(argv, NULL);

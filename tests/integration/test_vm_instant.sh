@@ -8,11 +8,28 @@
 # the backup while the pull runs; status shows the pull; the watcher and
 # the export killed mid-pull (the guest having written meanwhile), then
 # recover: the export comes back, the pull completes, the guest keeps its
-# writes; afterwards the disk chain holds no NBD layer, nothing of the
+# writes; the host killed mid-pull (the domain destroyed too): recover
+# finishes offline; afterwards the disk chain holds no NBD layer, nothing of the
 # restore is left running, and restore-image of a later backup of the
 # restored domain equals its disk exactly.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vmlib.sh"
+
+# What an instant restore leaves running when a test fails midway: its
+# exports (nbdkit daemons) and its watcher, by the pids in the state
+# directory, each checked to be that program still.
+instant_cleanup() {
+    local f p
+    for f in "$LIVEBACKUP_STATE_DIR"/*.export.pid "$LIVEBACKUP_STATE_DIR"/*.instant.lock; do
+        [[ -e $f ]] || continue
+        p=$(sed -n 's/^pid //; s/^\([0-9][0-9]*\)$/\1/p' "$f")
+        [[ $p =~ ^[0-9]+$ ]] && lb_alive "$p" || continue
+        case $(cat "/proc/$p/comm" 2>/dev/null) in
+        nbdkit | livebackup) kill -TERM "$p" 2>/dev/null || true ;;
+        esac
+    done
+}
+trap 'rc=$?; instant_cleanup; vm_test_cleanup; lb_cleanup "$rc"' EXIT
 
 R=$T/repo
 run_ok livebackup init --repo "$R"
@@ -119,6 +136,32 @@ out=$(VM_EXEC_TIMEOUT=60 vm_guest_exec "$new" cat /data/instant-marker) ||
 [[ $out == written-during-the-pull ]] || fail "the guest's write reads '$out'"
 in_guest_check "$new" "$min"
 ok "recover ($how): export restarted, pull completed, no NBD layer, the guest's write kept"
+
+# The host "killed" mid-pull: the domain destroyed, the watcher and the
+# export killed. recover finishes the pull offline through a restarted
+# export; the domain then starts on its own image.
+host=${VM_PREFIX}host
+LIVEBACKUP_PULL_BANDWIDTH=524288 run_ok livebackup restore "$vm" --repo "$R" \
+    --backup "$id" --instant --to "$T/host" --name "$host" --new-mac
+vm_wait_agent "$host" 120 >/dev/null
+watcher=$(sed -n 's/^pid //p' "$LIVEBACKUP_STATE_DIR/$host.instant.lock")
+export_pid=$(cat "$LIVEBACKUP_STATE_DIR/$host-vda.export.pid")
+virsh -q -c qemu:///system destroy "$host" >/dev/null
+kill -KILL "$watcher" "$export_pid" 2>/dev/null || true
+wait_until 30 "the watcher and the export to die" eval "! lb_alive $watcher && ! lb_alive $export_pid"
+run_ok livebackup recover "$host"
+grep -q "is shut off: pulling vda from backup $id offline" "$T/err" ||
+    fail "recover of a shut-off domain: $(cat "$T/out" "$T/err")"
+[[ -z $(qemu-img info -U --output=json "$T/host/$host-vda.qcow2" | jq -r '."backing-filename" // empty') ]] ||
+    fail "the overlay still has a backing file after an offline recover"
+[[ ! -e $LIVEBACKUP_STATE_DIR/$host.instant ]] || fail "the journal is left"
+lb_alive "$(cat "$LIVEBACKUP_STATE_DIR/$host-vda.export.pid" 2>/dev/null || echo 0)" &&
+    fail "the restarted export still runs"
+vm_start "$host"
+vm_wait_agent "$host" 120 >/dev/null
+in_guest_check "$host" "$min"
+vm_destroy "$host"
+ok "host killed mid-pull: recover finishes the pull offline, the domain starts on its own image"
 
 # A later backup of the restored domain restores exactly.
 virsh -q -c qemu:///system destroy "$new" >/dev/null
