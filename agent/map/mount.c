@@ -533,15 +533,15 @@ map_mount(const struct map_mount_opts *o)
     bool th_started = false;
     int ret = -1, bg;
 
-    for (size_t i = 0; i < LB_ARRAY_SIZE(argv) - 1; i++)
-        fuse_opt_add_arg(&args, argv[i]);
     M.o = *o;
     M.now = time(NULL);
     if (!realpath(o->dir, M.dir))
         return lb_error(errno, "%s", o->dir);
     M.o.dir = M.dir;
-    if (tree_load() < 0)
+    if (tree_load() < 0) {
+        tree_free();
         return -1;
+    }
     if (o->fs)
         for (size_t i = 0; i < M.nsets; i++)
             for (size_t k = 0; k < M.sets[i].nb; k++)
@@ -554,6 +554,8 @@ map_mount(const struct map_mount_opts *o)
             return bg < 0 ? -1 : ret;
         }
     }
+    for (size_t i = 0; i < LB_ARRAY_SIZE(argv) - 1; i++)
+        fuse_opt_add_arg(&args, argv[i]);
     {
         /* umount finds us by the pid in our source name */
         CLEANUP_FREE char *fsname =
