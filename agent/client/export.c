@@ -90,17 +90,13 @@ agent_export_argv_free(char **v)
     free(v);
 }
 
-/* nbdkit finds backupd through the plugin, not beside itself; a plugin
- * built with the sanitizers needs their runtimes loaded first. */
+/* nbdkit finds backupd through the plugin, not beside itself. */
 static void
 export_env(void)
 {
     CLEANUP_FREE char *bd = agent_backupd_path();
 
     setenv("LIVEBACKUP_BACKUPD", bd, 0);
-#ifdef LB_SANITIZER_PRELOAD
-    setenv("LD_PRELOAD", LB_SANITIZER_PRELOAD, 1);
-#endif
 }
 
 /*
