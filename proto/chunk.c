@@ -172,6 +172,20 @@ proto_delta_apply(uint8_t *win, uint32_t window_len, const uint8_t *p,
     return PROTO_OK;
 }
 
+uint32_t
+proto_delta_nruns(const uint8_t *p)
+{
+    return lb_load_be32(p + 8);
+}
+
+struct proto_run
+proto_delta_run(const uint8_t *p, uint32_t i)
+{
+    const uint8_t *r = p + PROTO_DELTA_HDR + (size_t)i * PROTO_DELTA_RUN;
+
+    return (struct proto_run){lb_load_be32(r), lb_load_be32(r + 4), r[8]};
+}
+
 /* ---- zstd ---------------------------------------------------------------- */
 
 struct proto_zctx {

@@ -308,6 +308,13 @@ size_t proto_delta_encode(uint8_t *out, size_t cap, uint32_t window_len,
  */
 int proto_delta_apply(uint8_t *win, uint32_t window_len, const uint8_t *p,
                       size_t len);
+/*
+ * The runs of a DELTA plaintext that proto_delta_apply accepted (and only
+ * such a one: nothing is checked again): their count, and run i (i below
+ * it). Pure. What a reader of a backup reports as data or zero.
+ */
+uint32_t proto_delta_nruns(const uint8_t *p);
+struct proto_run proto_delta_run(const uint8_t *p, uint32_t i);
 
 /* A reusable (de)compression context, one per thread. */
 struct proto_zctx;

@@ -13,12 +13,13 @@ pkgs=(
     # build
     build-essential cmake pkg-config
     libzstd-dev libssl-dev libuv1-dev libnbd-dev libvirt-dev libxml2-dev
-    libcriterion-dev
-    # run: images through QEMU's block layer, ssh transport
-    qemu-utils openssh-client zstd
+    libcriterion-dev nbdkit-plugin-dev libfuse3-dev
+    # run: images through QEMU's block layer, ssh transport; map (nbdkit),
+    # mount (FUSE, fuse2fs for ext2/3/4 inside disks)
+    qemu-utils openssh-client zstd nbdkit fuse3 fuse2fs
     # tests: a real sshd, JSON checks, locks and ttys (util-linux), clang
     # for the sanitizer runtime and the fuzzers
-    openssh-server jq util-linux clang libclang-rt-14-dev time
+    openssh-server jq util-linux fdisk clang libclang-rt-14-dev time libnbd-bin
     clang-tidy cppcheck
     # tests: systemd-analyze checks the installed units (not run as init)
     systemd

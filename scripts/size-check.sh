@@ -44,20 +44,22 @@ if ! awk -v max="$max_fn" '
     rc=1
 fi
 
-if grep -nE '\bproto_(enc|frame|conn)_[a-z_]*\(' agent/cli/*.[ch] agent/live/*.[ch]; then
+if grep -nE '\bproto_(enc|frame|conn)_[a-z_]*\(' agent/cli/*.[ch] agent/live/*.[ch] \
+    agent/map/*.[ch]; then
     echo "the lines above speak the wire outside agent/client"
     rc=1
 fi
 
 if git grep -nE '#include <(libvirt|libxml)/' -- common proto store backupd \
-    agent/client agent/cli; then
+    agent/client agent/cli agent/map; then
     echo "the lines above include libvirt or libxml2 outside agent/live"
     rc=1
 fi
 
 cc=${CC:-cc}
 for h in common/common.h proto/proto.h store/store.h backupd/backupd.h \
-    agent/client/client.h agent/live/live.h agent/cli/cli.h; do
+    agent/client/client.h agent/live/live.h agent/cli/cli.h agent/map/map.h \
+    agent/live/instant.h; do
     if ! echo "#include \"$h\"" | "$cc" -std=gnu11 -D_GNU_SOURCE -I. \
         -Wall -Werror -fsyntax-only -x c -; then
         echo "$h does not compile on its own"

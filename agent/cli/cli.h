@@ -31,6 +31,13 @@ int cmd_show(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_key(int argc, char **argv);
+int cmd_map(int argc, char **argv);
+int cmd_mount(int argc, char **argv);
+int cmd_umount(int argc, char **argv);
+
+/* status of a domain's instant restore, if it has one (cmd_restore.c). */
+struct agent_dom;
+void cli_status_instant(struct agent_dom *d);
 
 /* ---- options every command takes (opts.c) ------------------------------ */
 

@@ -535,8 +535,15 @@ cmd_recover(int argc, char **argv)
     }
     for (size_t i = 0; i < a.nnames; i++) {
         struct livebk b;
-        if (open_dom(&b, v, a.names[i], &a.o) < 0 ||
-            livebk_recover(&b, true) < 0) {
+        /* An instant restore of it first: its pulls finished (waited
+         * for), its exports stopped. */
+        int inst = livebk_instant_finish(a.uri, a.names[i], true);
+        if (inst == 0 && !agent_opts.json)
+            printf("%s: the instant restore is finished\n", a.names[i]);
+        if (inst < 0 || open_dom(&b, v, a.names[i], &a.o) < 0 ||
+            livebk_recover(&b, inst == 1) < 0) {
+            if (inst < 0)
+                memset(&b, 0, sizeof b);
             lb_error_prefix("%s", a.names[i]);
             agent_fail();
             failed++;
@@ -750,6 +757,7 @@ cmd_status(int argc, char **argv)
         if (r == 1)
             memset(&st, 0, sizeof st);
         status_domain(&d, &st, &header);
+        cli_status_instant(&d);
         if (r == 0)
             track_free(&st);
         agent_dom_free(&d);

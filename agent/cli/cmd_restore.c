@@ -17,6 +17,8 @@ static const char usage[] =
     "livebackup restore DOMAIN --repo R [--backup ID|latest|TIME] --to DIR "
     "[--name NEWNAME] [--format qcow2|raw] [--disks vda,...] [--define] "
     "[--start] [--new-mac] [--keep-host-access] [--force] [-c URI]\n"
+    "       livebackup restore DOMAIN --repo R [--backup ...] --instant --to "
+    "DIR [--name NEWNAME] [--disks ...] [--new-mac] [--force] [-c URI]\n"
     "       livebackup restore DOMAIN --repo R [--backup ...] --in-place "
     "--force [-c URI]";
 
@@ -24,7 +26,7 @@ struct restore_args {
     const char *repo, *uri, *backup, *to, *name;
     const char *domain;
     enum agent_format fmt;
-    bool define, start, new_mac, in_place, force, keep_host_access;
+    bool define, start, new_mac, in_place, force, keep_host_access, instant;
     char **disks; /* --disks vda,vdb (each string owned) */
     size_t ndisks;
 };
@@ -33,6 +35,7 @@ struct restore_args {
 struct new_domain {
     char *name;   /* NEWNAME */
     char *marker; /* DIR/.NAME.restore-incomplete */
+    char uuid[37];
     char **final; /* per disk of the backup: its path, NULL if not restored */
     enum agent_format *fmts;
     char *xml;
@@ -128,6 +131,9 @@ restore_opt(int c, struct restore_args *a)
     case 'F':
         a->force = true;
         return 0;
+    case 'i':
+        a->instant = true;
+        return 0;
     case 's':
         setenv("LIVEBACKUP_STATE_DIR", optarg, 1);
         return 0;
@@ -158,6 +164,7 @@ parse_restore(int argc, char **argv, struct restore_args *a)
         {"keep-host-access", no_argument, NULL, 'K'},
         {"in-place", no_argument, NULL, 'I'},
         {"force", no_argument, NULL, 'F'},
+        {"instant", no_argument, NULL, 'i'},
         {"state-dir", required_argument, NULL, 's'},
         {"help", no_argument, NULL, 'h'},
         AGENT_COMMON_LONGOPTS,
@@ -180,7 +187,8 @@ parse_restore(int argc, char **argv, struct restore_args *a)
             return k;
     }
     if (optind + 1 != argc || !a->repo || (!a->to && !a->in_place) ||
-        (a->in_place && (a->to || a->name || a->define || !a->force))) {
+        (a->in_place && (a->to || a->name || a->define || !a->force)) ||
+        (a->instant && (a->in_place || a->fmt != AGENT_FMT_QCOW2))) {
         if (a->in_place && !a->force)
             fprintf(stderr, "livebackup: --in-place replaces the domain's "
                             "disks: add --force if that is what you want\n");
@@ -269,7 +277,6 @@ plan_new_domain(const struct restore_args *a, const struct agent_backup *b,
     char **fs = lb_xcalloc(b->ndisks + 1, sizeof *fs);
     char **ps = lb_xcalloc(b->ndisks + 1, sizeof *ps);
     uint64_t need = 0;
-    char uuid[37];
     struct stat sb;
     bool resuming;
     CLEANUP_FREE char *access = NULL;
@@ -299,9 +306,9 @@ plan_new_domain(const struct restore_args *a, const struct agent_backup *b,
     if (!resuming)
         add_existing(&exists, xmlpath);
     lb_buf_put_u8(&exists, 0);
-    new_uuid(uuid);
+    new_uuid(n->uuid);
     rx.name = n->name;
-    rx.uuid = uuid;
+    rx.uuid = n->uuid;
     rx.targets = tg;
     rx.paths = ps;
     rx.formats = fs;
@@ -310,6 +317,7 @@ plan_new_domain(const struct restore_args *a, const struct agent_backup *b,
     rx.log_dir = a->to;
     rx.keep_host_access = a->keep_host_access;
     rx.host_access = &access;
+    rx.stop_on_error = a->instant;
     n->xml = agent_xml_restore(xml, &rx);
     warn_host_access(access, a->keep_host_access);
     free(tg);
@@ -364,6 +372,45 @@ restore_new_domain(const struct restore_args *a, struct agent_backup *b,
     return 0;
 }
 
+/* --instant: the domain runs on overlays over exports of the backup, its
+ * disks pulled in the background (the live layer's instant.c). */
+static int
+restore_instant(const struct restore_args *a, struct agent_backup *b,
+                const char *xml, struct new_domain *n)
+{
+    CLEANUP_FREE char *xmlname = NULL;
+    CLEANUP_FREE char *xmlpath = NULL;
+    struct livebk_instant io = {0};
+
+    if (lb_mkdir_p(a->to, 0755) < 0 || plan_new_domain(a, b, xml, n) < 0)
+        return -1;
+    for (size_t i = 0; i < b->ndisks; i++)
+        if (n->final[i] && agent_restore_check(b, b->disks[i].name) < 0)
+            return -1;
+    if (!a->new_mac && strstr(n->xml, "<interface") &&
+        agent_virt_defined(a->uri, a->domain))
+        lb_warn("%s is still defined: the restored domain has the same MAC "
+                "address(es); use --new-mac before starting both",
+                a->domain);
+    xmlname = lb_xasprintf("%s.xml", n->name);
+    if (lb_write_file_atomic(a->to, xmlname, n->xml, strlen(n->xml), 0644) < 0)
+        return -1;
+    io.uri = a->uri;
+    io.url = a->repo;
+    io.name = n->name;
+    io.uuid = n->uuid;
+    io.xml = n->xml;
+    io.overlays = n->final;
+    if (livebk_instant_restore(&io, b) < 0) {
+        struct lb_error_saved e;
+        lb_error_save(&e);
+        xmlpath = lb_xasprintf("%s/%s", a->to, xmlname);
+        unlink(xmlpath);
+        return lb_error_restore(&e);
+    }
+    return 0;
+}
+
 static void
 print_restored(const struct restore_args *a, const struct agent_backup *b,
                const struct new_domain *n, double secs)
@@ -386,6 +433,32 @@ print_restored(const struct restore_args *a, const struct agent_backup *b,
            a->start    ? ": defined and started"
            : a->define ? ": defined"
                        : "");
+    for (size_t i = 0; i < b->ndisks; i++)
+        if (n->final[i])
+            printf("  %s: %s\n", b->disks[i].name, n->final[i]);
+    printf("  XML: %s/%s.xml\n", a->to, n->name);
+}
+
+static void
+print_instant(const struct restore_args *a, const struct agent_backup *b,
+              const struct new_domain *n, double secs)
+{
+    if (agent_opts.json) {
+        struct proto_kv kv = {0};
+        proto_kv_set(&kv, "id", b->id);
+        proto_kv_set(&kv, "domain", a->domain);
+        proto_kv_set(&kv, "name", n->name);
+        proto_kv_set(&kv, "to", a->to);
+        proto_kv_set(&kv, "instant", "yes");
+        proto_kv_set(&kv, "started", "yes");
+        proto_kv_setf(&kv, "seconds", "%.3f", secs);
+        agent_event("summary", &kv);
+        proto_kv_free(&kv);
+        return;
+    }
+    printf("started %s from backup %s of %s in %.1f s; its disks are pulled "
+           "from the repository in the background (livebackup status %s)\n",
+           n->name, b->id, a->domain, secs, n->name);
     for (size_t i = 0; i < b->ndisks; i++)
         if (n->final[i])
             printf("  %s: %s\n", b->disks[i].name, n->final[i]);
@@ -421,6 +494,10 @@ cmd_restore(int argc, char **argv)
             printf("restored %s in place from backup %s in %.1f s; it is "
                    "untracked: its next backup is full\n",
                    a.domain, b.id, (double)(lb_now_ns() - t0) / 1e9);
+    } else if (a.instant) {
+        if (restore_instant(&a, &b, xml, &n) < 0)
+            goto fail;
+        print_instant(&a, &b, &n, (double)(lb_now_ns() - t0) / 1e9);
     } else {
         if (restore_new_domain(&a, &b, xml, &n) < 0)
             goto fail;
@@ -435,4 +512,60 @@ out:
     agent_backup_close(&b);
     free_args(&a);
     return rc;
+}
+
+void
+cli_status_instant(struct agent_dom *d)
+{
+    struct livebk_instant_info in;
+    char when[32];
+
+    if (livebk_instant_query(d, &in) != 0) {
+        lb_error_clear();
+        return;
+    }
+    lb_format_time(when, sizeof when, in.st.started);
+    if (!agent_opts.json && in.finishing)
+        printf("  instant restore of backup %s (%s), started %s: being "
+               "finished in the background\n",
+               in.st.backup, in.st.set, when);
+    else if (!agent_opts.json)
+        printf("  instant restore of backup %s (%s), started %s: nothing is "
+               "finishing it (livebackup recover %s does)\n",
+               in.st.backup, in.st.set, when, d->name);
+    for (size_t i = 0; i < in.st.nd; i++) {
+        const struct livebk_instant_disk *x = &in.d[i];
+        const char *state = x->done      ? "done"
+                            : x->pulling ? "pulling"
+                                         : "interrupted";
+        if (agent_opts.json) {
+            struct proto_kv kv = {0};
+            proto_kv_set(&kv, "domain", d->name);
+            proto_kv_set(&kv, "backup", in.st.backup);
+            proto_kv_set(&kv, "disk", in.st.d[i].target);
+            proto_kv_set(&kv, "state", state);
+            proto_kv_set_u64(&kv, "pulled", x->cur);
+            proto_kv_set_u64(&kv, "total", x->end);
+            proto_kv_set_u64(&kv, "export_pid", (uint64_t)x->export_pid);
+            proto_kv_set(&kv, "finishing", in.finishing ? "yes" : "no");
+            agent_event("instant", &kv);
+            proto_kv_free(&kv);
+            continue;
+        }
+        if (x->pulling) {
+            char cur[16], end[16];
+            lb_human_size(cur, sizeof cur, x->cur);
+            lb_human_size(end, sizeof end, x->end);
+            printf("    %-8s pulling %3.0f%% (%s of %s)", in.st.d[i].target,
+                   x->end ? 100.0 * (double)x->cur / (double)x->end : 0.0, cur,
+                   end);
+        } else {
+            printf("    %-8s %s", in.st.d[i].target, state);
+        }
+        if (x->export_pid)
+            printf(", export pid %ld\n", (long)x->export_pid);
+        else
+            printf(", export stopped\n");
+    }
+    livebk_instant_info_free(&in);
 }

@@ -25,6 +25,9 @@ static const struct {
     {"restore", cmd_restore,
      "restore a VM (disks and definition) from a backup"},
     {"show", cmd_show, "what a backup holds, and its saved domain XML"},
+    {"map", cmd_map, "serve a disk of a backup over NBD (read on demand)"},
+    {"mount", cmd_mount, "backups as read-only files (FUSE), --fs their files"},
+    {"umount", cmd_umount, "unmount what livebackup mount mounted"},
     {"init", cmd_init,
      "create a repository (encrypted unless --encryption "
      "none)"},
@@ -103,6 +106,8 @@ main(int argc, char **argv)
     }
     if (strcmp(cmd, "__thaw-guard") == 0) /* internal, see virt_freeze.c */
         return cmd_thaw_guard(argc - 1, argv + 1);
+    if (strcmp(cmd, "__instant-watch") == 0) /* internal, see instant.c */
+        return cmd_instant_watch(argc - 1, argv + 1);
     for (size_t i = 0; i < LB_ARRAY_SIZE(commands); i++)
         if (strcmp(cmd, commands[i].name) == 0)
             return commands[i].fn(argc - 1, argv + 1);

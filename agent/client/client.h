@@ -110,6 +110,10 @@ void agent_url_free(struct agent_url *u);
  * backupd listen daemon). Opaque. */
 struct agent_repo;
 
+/* The backupd a local repository is served by (caller frees):
+ * $LIVEBACKUP_BACKUPD, else the one beside this program (installed side
+ * by side, or in the build tree), else "backupd" from PATH. */
+char *agent_backupd_path(void);
 /* Connect to the repository at url and exchange HELLO. Errors say what to
  * do (ssh failing, backupd missing on the remote host, ...). */
 struct agent_repo *agent_repo_connect(const char *url);
@@ -341,6 +345,106 @@ int agent_put_blob(struct agent_repo *r, const void *data, size_t len,
 /* Fetch a blob by digest (caller frees *data). */
 int agent_get_blob(struct agent_repo *r, const struct proto_digest *d,
                    char **data, size_t *len);
+
+/* ---- random access to a disk of a backup (reader.c) ------------------- */
+
+/*
+ * One disk of one backup read at any offset: map, mount and the instant
+ * restore serve it. Reads fetch, check and decode only the windows they
+ * touch (the window's RAW chunk and the DELTAs above it), through a
+ * session of the reader's own, and keep the decoded windows in an LRU
+ * cache; sequential reads fetch the next windows in the same batch.
+ * Memory: the cache, plus about 1.1 bytes per window of the disk for the
+ * index of its stacks (kept in an unlinked file in $TMPDIR).
+ *
+ * Thread-safe: reads of cached windows run in parallel; fetches (one
+ * repository session) run one at a time. A read that fails sets errno EIO
+ * in the error slot (a damaged or missing chunk, the repository gone) and
+ * affects no other read; a session that failed is replaced on the next
+ * fetch.
+ */
+struct agent_reader;
+
+#define AGENT_READER_CACHE (64u << 20) /* default cache: 16 windows of 4M */
+
+struct agent_reader_opts {
+    uint64_t cache_bytes; /* 0: AGENT_READER_CACHE (at least 4 windows) */
+    unsigned readahead;   /* windows read ahead of sequential reads
+                             (0: 4; at most 15 and half the cache) */
+};
+
+struct agent_reader_stats {
+    uint64_t hits, misses;    /* window lookups of reads */
+    uint64_t windows_fetched; /* decoded into the cache */
+    uint64_t bytes_in;        /* chunk frames received */
+    uint64_t reconnects;      /* sessions opened again after a failure */
+};
+
+/* Open disk of the backup of name picked by spec (agent_backup_open: with
+ * name NULL, spec is a backup id) on a session of its own to url; o may
+ * be NULL. */
+struct agent_reader *agent_reader_open(const char *url, const char *name,
+                                       const char *spec, const char *disk,
+                                       const struct agent_reader_opts *o);
+/* Close it and its session. NULL is a no-op. */
+void agent_reader_close(struct agent_reader *rd);
+uint64_t agent_reader_size(const struct agent_reader *rd);
+uint32_t agent_reader_window_size(const struct agent_reader *rd);
+const char *agent_reader_backup_id(const struct agent_reader *rd);
+void agent_reader_get_stats(struct agent_reader *rd,
+                            struct agent_reader_stats *s);
+
+/* len bytes at off (inside the disk) into buf. 0, or -1 (EIO; EINVAL
+ * past the end). */
+int agent_reader_pread(struct agent_reader *rd, void *buf, size_t len,
+                       uint64_t off);
+
+enum agent_extent_kind {
+    AGENT_EXTENT_DATA = 0, /* data (a RAW window, or a DELTA's data run) */
+    AGENT_EXTENT_ZERO = 1, /* reads as zeros (a DELTA's zero run, or the
+                              zeros a window of DELTAs starts from) */
+    AGENT_EXTENT_HOLE = 2, /* nothing stored: reads as zeros */
+};
+/* One extent: fn returns 0 to go on, -1 (error set) to stop. */
+typedef int (*agent_extent_fn)(void *opaque, uint64_t off, uint64_t len,
+                               unsigned kind);
+/*
+ * The extents from off, in order, merged, covering [off, off+len) or a
+ * prefix of it (at least one extent; the caller asks again for the rest):
+ * a window of DELTAs not yet cached is fetched when it is the first,
+ * otherwise the answer stops before it. 0 or -1 (error set).
+ */
+int agent_reader_extents(struct agent_reader *rd, uint64_t off, uint64_t len,
+                         agent_extent_fn fn, void *opaque);
+
+/* ---- an NBD export of a disk of a backup (export.c) -------------------- */
+
+/* nbdkit with our plugin (agent/map/nbdkit.c), which serves the disk
+ * through an agent_reader; the session settings (--rsh, ...) are
+ * agent_opts'. */
+struct agent_export {
+    const char *url, *name, *spec, *disk; /* as agent_reader_open */
+    const char *socket;                   /* a unix socket, or: */
+    const char *port, *bind;              /* TCP (bind NULL: 127.0.0.1) */
+    const char *pidfile;                  /* NULL: none */
+    uint64_t cache_bytes;                 /* 0: the reader's default */
+    bool daemon;                          /* nbdkit forks once ready */
+    bool verbose;                         /* nbdkit --verbose */
+    bool log_stderr;                      /* nbdkit --log=stderr */
+};
+
+/* The plugin: $LIVEBACKUP_NBDKIT_PLUGIN, the build tree's, or the
+ * installed one (caller frees). */
+char *agent_export_plugin(void);
+/* nbdkit's command line (NULL-ended; free with agent_export_argv_free). */
+char **agent_export_argv(const struct agent_export *e);
+void agent_export_argv_free(char **v);
+/* Become nbdkit: returns only on failure (-1, error set). */
+int agent_export_exec(const struct agent_export *e);
+/* Start nbdkit as a daemon of its own (its own session, stdout and stderr
+ * appended to log) and return once it serves: 0, or -1 with the last
+ * line it logged. Its pid is in e->pidfile (which it needs). */
+int agent_export_start(const struct agent_export *e, const char *log);
 
 /* ---- image sources (qemu-nbd + libnbd) --------------------------------- */
 

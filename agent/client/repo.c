@@ -39,8 +39,8 @@ shell_quote(const char *s)
     return (char *)b.data;
 }
 
-static char *
-local_backupd(void)
+char *
+agent_backupd_path(void)
 {
     const char *env = getenv("LIVEBACKUP_BACKUPD");
     CLEANUP_FREE char *dir = NULL;
@@ -346,7 +346,7 @@ agent_repo_connect(const char *url)
     } else if ((r->conn = daemon_conn(url)) != NULL) {
         r->path = lb_xstrdup(url);
     } else {
-        CLEANUP_FREE char *bd = local_backupd();
+        CLEANUP_FREE char *bd = agent_backupd_path();
         /* Our own child, on files we could write ourselves: re-hashing
          * every upload would protect nothing (verify still checks). */
         char *argv[] = {bd,
@@ -395,7 +395,10 @@ agent_repo_end(struct agent_repo *r)
 {
     proto_conn_free(r->conn, true);
     r->conn = NULL;
-    if (r->child > 0 && reap(r, 10000) < 0) {
+    /* reap clears child when it is not ours to wait for (a process that
+     * forked since, like nbdkit going into the background): never kill
+     * pid 0, our own process group. */
+    if (r->child > 0 && reap(r, 10000) < 0 && r->child > 0) {
         kill(r->child, SIGTERM);
         reap(r, 2000);
     }

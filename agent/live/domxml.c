@@ -261,6 +261,13 @@ agent_xml_restore(const char *xml, const struct agent_restore_xml *o)
             if (strcmp(tdev, o->targets[k]) == 0) {
                 set_disk_source(disk, o->paths[k], o->formats[k]);
                 found = true;
+                if (o->stop_on_error) {
+                    xmlNodePtr drv = child(disk, "driver");
+                    xmlSetProp(drv, (const xmlChar *)"error_policy",
+                               (const xmlChar *)"stop");
+                    xmlSetProp(drv, (const xmlChar *)"rerror_policy",
+                               (const xmlChar *)"stop");
+                }
             }
         if (!found && o->drop_others && (!dev || strcmp(dev, "disk") == 0)) {
             xmlUnlinkNode(disk);

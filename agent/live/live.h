@@ -12,6 +12,7 @@
 #define LB_AGENT_LIVE_H
 
 #include "agent/client/client.h"
+#include "agent/live/instant.h"
 #include "agent/live/track.h"
 #include "agent/live/virt.h"
 
@@ -114,5 +115,58 @@ struct livebk_inplace {
  */
 int livebk_restore_in_place(const struct livebk_inplace *o,
                             struct agent_backup *b);
+
+/* ---- instant restore (instant.c) -------------------------------------- */
+
+struct livebk_instant {
+    const char *uri;         /* libvirt */
+    const char *url;         /* the repository: the exports read from it */
+    const char *name, *uuid; /* the new domain */
+    const char *xml;         /* its XML: disks on the overlays (qcow2),
+                                error_policy and rerror_policy stop */
+    char *const *overlays;   /* per disk of the backup: its overlay, NULL
+                                when not restored */
+    uint64_t cache_bytes;    /* the exports' cache (0: default) */
+};
+
+/*
+ * Restore backup b as a new domain that runs at once on local overlays
+ * backed by NBD exports of its disks (one nbdkit each, daemons of their
+ * own), and start pulling every block into the overlays; a detached
+ * watcher finishes it (livebk_instant_finish). Journaled (instant.h); a
+ * failure before the domain runs undoes everything. 0 once the domain
+ * runs and its pulls have started.
+ */
+int livebk_instant_restore(const struct livebk_instant *o,
+                           struct agent_backup *b);
+/*
+ * Finish the instant restore of domain name (recover, and the watcher):
+ * restart what is gone (exports, pulls; a guest paused on a read of a
+ * vanished export is resumed), pull a shut-off domain's disks offline,
+ * and with wait, wait for the pulls; once every overlay stands alone, stop
+ * the exports and drop the journal. 1 if there is no instant restore of
+ * name, 0, or -1 (error set; the journal stays for the next try).
+ */
+int livebk_instant_finish(const char *uri, const char *name, bool wait);
+/* The hidden command the restore starts: __instant-watch NAME -c URI. */
+int cmd_instant_watch(int argc, char **argv);
+
+struct livebk_instant_disk {
+    bool done;    /* its overlay stands alone */
+    bool pulling; /* a pull runs: cur of end */
+    uint64_t cur, end;
+    pid_t export_pid; /* 0: its export does not run */
+};
+
+struct livebk_instant_info {
+    struct instant_state st;
+    bool finishing; /* a watcher or recover is at work on it */
+    struct livebk_instant_disk d[INSTANT_MAX_DISKS];
+};
+
+/* For status: the instant restore of dom, if any (1 if none). */
+int livebk_instant_query(struct agent_dom *dom,
+                         struct livebk_instant_info *out);
+void livebk_instant_info_free(struct livebk_instant_info *i);
 
 #endif

@@ -444,6 +444,46 @@ agent_virt_start(struct agent_virt *v, const char *name)
 }
 
 int
+agent_dom_ioerror(struct agent_dom *d)
+{
+    int state, reason;
+
+    if (virDomainGetState(d->d, &state, &reason, 0) < 0)
+        return conn_fail(d->v, "a domain state query");
+    return state == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_IOERROR;
+}
+
+int
+agent_virt_resume(struct agent_dom *d)
+{
+    if (virDomainResume(d->d) < 0)
+        return virt_dom_fail(d, "resuming the domain");
+    return 0;
+}
+
+int
+agent_virt_save_restart(struct agent_dom *d)
+{
+    if (virDomainManagedSave(d->d, 0) < 0)
+        return virt_dom_fail(d, "saving the domain (managedsave)");
+    if (virDomainCreate(d->d) < 0)
+        return virt_fail("starting the domain again from its saved state");
+    return agent_dom_refresh(d);
+}
+
+int
+agent_virt_destroy(struct agent_dom *d, bool undefine)
+{
+    int r = 0;
+
+    if (agent_dom_refresh(d) == 0 && d->running && virDomainDestroy(d->d) < 0)
+        r = virt_fail("destroy the domain");
+    if (undefine && virDomainUndefine(d->d) < 0)
+        r = virt_fail("undefine the domain");
+    return r;
+}
+
+int
 agent_virt_defined(const char *uri, const char *name)
 {
     virConnectPtr c;

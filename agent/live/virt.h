@@ -112,6 +112,8 @@ struct agent_restore_xml {
      * frees) */
     bool keep_host_access;
     char **host_access;
+    bool stop_on_error;  /* restored disks: the guest pauses on an I/O
+                            error (error_policy, rerror_policy stop) */
 };
 char *agent_xml_restore(const char *xml, const struct agent_restore_xml *o);
 
@@ -167,6 +169,29 @@ int agent_virt_commit_active(struct agent_virt *v, struct agent_dom *d,
 int agent_virt_job_running(struct agent_dom *d, const char *target);
 int agent_virt_wait_job(struct agent_virt *v, struct agent_dom *d,
                         const char *target, unsigned timeout_s);
+
+/* Start a block pull of every layer below target's top into it
+ * (virDomainBlockPull): when it completes, the top stands alone. bandwidth
+ * in bytes/s, 0 unlimited. Does not wait (agent_virt_wait_job). */
+int agent_virt_pull(struct agent_virt *v, struct agent_dom *d,
+                    const char *target, unsigned long bandwidth);
+/* The progress of the block job on target: 1 with *cur of *end, 0 if none
+ * runs, -1 (error set). */
+int agent_virt_job_info(struct agent_dom *d, const char *target, uint64_t *cur,
+                        uint64_t *end);
+/* 1 if the domain is paused on an I/O error, 0 if not, -1. */
+int agent_dom_ioerror(struct agent_dom *d);
+/* End the block job on target (no pivot). */
+int agent_virt_job_abort(struct agent_dom *d, const char *target);
+/* Resume a paused domain. */
+int agent_virt_resume(struct agent_dom *d);
+/* Save the running domain's state (virDomainManagedSave: it stops) and
+ * start it again from it: its QEMU opens its disks afresh (a dead NBD
+ * connection gets a new one); the guest goes on where it was. */
+int agent_virt_save_restart(struct agent_dom *d);
+/* Destroy the domain if it runs, and undefine it if asked (rollback of a
+ * restore that started it). */
+int agent_virt_destroy(struct agent_dom *d, bool undefine);
 
 /* The thaw guard (a hidden command the agent execs). */
 int cmd_thaw_guard(int argc, char **argv);

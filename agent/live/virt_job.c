@@ -324,3 +324,40 @@ agent_virt_wait_job(struct agent_virt *v, struct agent_dom *d,
     }
     return 0;
 }
+
+int
+agent_virt_pull(struct agent_virt *v, struct agent_dom *d, const char *target,
+                unsigned long bandwidth)
+{
+    char what[128];
+
+    (void)v;
+    snprintf(what, sizeof what, "the block pull of %s", target);
+    if (virDomainBlockPull(d->d, target, bandwidth,
+                           bandwidth ? VIR_DOMAIN_BLOCK_PULL_BANDWIDTH_BYTES
+                                     : 0) < 0)
+        return virt_dom_fail(d, what);
+    return 0;
+}
+
+int
+agent_virt_job_info(struct agent_dom *d, const char *target, uint64_t *cur,
+                    uint64_t *end)
+{
+    virDomainBlockJobInfo info;
+    int r = virDomainGetBlockJobInfo(d->d, target, &info, 0);
+
+    if (r < 0)
+        return virt_dom_fail(d, "a block job query");
+    *cur = r ? info.cur : 0;
+    *end = r ? info.end : 0;
+    return r;
+}
+
+int
+agent_virt_job_abort(struct agent_dom *d, const char *target)
+{
+    if (virDomainBlockJobAbort(d->d, target, 0) < 0)
+        return virt_dom_fail(d, "ending a block job");
+    return 0;
+}

@@ -17,6 +17,13 @@ units=$root$prefix/lib/systemd/system
 for f in "$bin/livebackup" "$bin/backupd"; do
     [[ -x $f ]] || fail "not installed: $f"
 done
+libdir=$(sed -n 's/^CMAKE_INSTALL_LIBDIR:PATH=//p' "$LB_BUILD/CMakeCache.txt")
+[[ $libdir == /* ]] || libdir=$prefix/$libdir
+[[ -f $root$libdir/livebackup/nbdkit-livebackup-plugin.so ]] ||
+    fail "the nbdkit plugin is not installed in $libdir/livebackup"
+strings "$bin/livebackup" >"$T/strings"
+grep -qx "$libdir/livebackup/nbdkit-livebackup-plugin.so" "$T/strings" ||
+    fail "the installed livebackup does not look for the plugin in $libdir/livebackup"
 for u in backupd.service livebackup@.service livebackup@.timer \
     livebackup-all.service livebackup-all.timer; do
     [[ -f $units/$u ]] || fail "unit not installed: $u"
@@ -24,7 +31,7 @@ done
 for d in README.md PROTOCOL.md FORMAT.md reliability.md examples/livebackup.default; do
     [[ -f $root$prefix/share/doc/livebackup/$d ]] || fail "doc not installed: $d"
 done
-ok "cmake --install: binaries, 5 units, docs and the example settings"
+ok "cmake --install: binaries, the nbdkit plugin, 5 units, docs and the example settings"
 
 # verify resolves dependencies like sysinit.target inside --root: give it
 # the system's own units there.

@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * An NBD export of one disk of a backup: nbdkit running our plugin
+ * (agent/map/nbdkit.c), started by `livebackup map` in the foreground and
+ * by the instant restore as a daemon that outlives it. Here: where the
+ * plugin is, nbdkit's command line, and starting it in the background.
+ */
+#include "agent/client/client_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#define PLUGIN "nbdkit-livebackup-plugin.so"
+
+char *
+agent_export_plugin(void)
+{
+    const char *env = getenv("LIVEBACKUP_NBDKIT_PLUGIN");
+    CLEANUP_FREE char *dir = NULL;
+
+    if (env && *env)
+        return lb_xstrdup(env);
+    dir = lb_exe_dir();
+    if (dir) {
+        /* the build tree: build/agent/livebackup, build/agent/map/ */
+        char *p = lb_xasprintf("%s/map/%s", dir, PLUGIN);
+        if (access(p, R_OK) == 0)
+            return p;
+        free(p);
+    }
+    return lb_xstrdup(LB_PLUGIN_DIR "/" PLUGIN);
+}
+
+static void
+add(char ***v, size_t *n, char *s)
+{
+    *v = lb_xrealloc(*v, (*n + 2) * sizeof **v);
+    (*v)[(*n)++] = s;
+    (*v)[*n] = NULL;
+}
+
+char **
+agent_export_argv(const struct agent_export *e)
+{
+    char **v = NULL;
+    size_t n = 0;
+
+    add(&v, &n, lb_xstrdup("nbdkit"));
+    if (!e->daemon)
+        add(&v, &n, lb_xstrdup("--foreground"));
+    add(&v, &n, lb_xstrdup("--readonly"));
+    if (e->verbose)
+        add(&v, &n, lb_xstrdup("--verbose"));
+    if (e->log_stderr)
+        add(&v, &n, lb_xstrdup("--log=stderr"));
+    if (e->socket) {
+        add(&v, &n, lb_xasprintf("--unix=%s", e->socket));
+    } else {
+        add(&v, &n, lb_xasprintf("--port=%s", e->port));
+        add(&v, &n,
+            lb_xasprintf("--ipaddr=%s", e->bind ? e->bind : "127.0.0.1"));
+    }
+    if (e->pidfile)
+        add(&v, &n, lb_xasprintf("--pidfile=%s", e->pidfile));
+    add(&v, &n, agent_export_plugin());
+    add(&v, &n, lb_xasprintf("repo=%s", e->url));
+    if (e->name)
+        add(&v, &n, lb_xasprintf("name=%s", e->name));
+    add(&v, &n, lb_xasprintf("backup=%s", e->spec ? e->spec : "latest"));
+    add(&v, &n, lb_xasprintf("disk=%s", e->disk));
+    if (e->cache_bytes)
+        add(&v, &n,
+            lb_xasprintf("cache=%llu", (unsigned long long)e->cache_bytes));
+    if (agent_opts.rsh)
+        add(&v, &n, lb_xasprintf("rsh=%s", agent_opts.rsh));
+    if (agent_opts.remote_backupd)
+        add(&v, &n,
+            lb_xasprintf("remote_backupd=%s", agent_opts.remote_backupd));
+    return v;
+}
+
+void
+agent_export_argv_free(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* Name a file the plugin reads (from nbdkit's working directory, which
+ * may not be ours) in the environment it inherits. */
+static void
+export_env_path(const char *var, const char *path)
+{
+    CLEANUP_FREE char *abs = path ? realpath(path, NULL) : NULL;
+
+    if (path)
+        setenv(var, abs ? abs : path, 1);
+}
+
+/* nbdkit finds backupd through the plugin, not beside itself; an
+ * encrypted repository's passphrase and key file as this command was
+ * given them (the plugin reads them as any command does: keys.c). */
+static void
+export_env(void)
+{
+    CLEANUP_FREE char *bd = agent_backupd_path();
+
+    setenv("LIVEBACKUP_BACKUPD", bd, 0);
+    export_env_path("LIVEBACKUP_PASSPHRASE_FILE", agent_opts.passphrase_file);
+    export_env_path("LIVEBACKUP_KEY_FILE", agent_opts.key_file);
+}
+
+/*
+ * nbdkit leaves its socket behind when it exits: one that nothing listens
+ * on any more is removed; one that is served is an error.
+ */
+static int
+socket_clear(const char *path)
+{
+    struct stat sb;
+    int fd;
+
+    if (!path || lstat(path, &sb) < 0)
+        return 0;
+    if (!S_ISSOCK(sb.st_mode))
+        return lb_fail(EEXIST, "%s exists and is not a socket", path);
+    fd = lb_unix_connect(path);
+    if (fd >= 0) {
+        close(fd);
+        return lb_fail(EADDRINUSE, "%s is in use: something serves on it",
+                       path);
+    }
+    lb_error_clear();
+    if (unlink(path) < 0 && errno != ENOENT)
+        return lb_error(errno, "remove the stale socket %s", path);
+    return 0;
+}
+
+int
+agent_export_exec(const struct agent_export *e)
+{
+    char **v;
+
+    if (socket_clear(e->socket) < 0)
+        return -1;
+    v = agent_export_argv(e);
+    export_env();
+    execvp(v[0], v);
+    lb_error(errno, "cannot run nbdkit");
+    lb_error_hint("install nbdkit (scripts/deps.sh)");
+    agent_export_argv_free(v);
+    return -1;
+}
+
+int
+agent_export_start(const struct agent_export *e, const char *log)
+{
+    struct agent_export d = *e;
+    char **v;
+    pid_t pid;
+    int st, fd;
+
+    d.daemon = true;
+    d.log_stderr = true;
+    if (socket_clear(e->socket) < 0)
+        return -1;
+    v = agent_export_argv(&d);
+    export_env();
+    fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        agent_export_argv_free(v);
+        return lb_error(errno, "open %s", log);
+    }
+    pid = fork();
+    if (pid < 0) {
+        close(fd);
+        agent_export_argv_free(v);
+        return lb_error(errno, "fork");
+    }
+    if (pid == 0) {
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        /* its own session: a terminal's signals are not for it */
+        setsid();
+        if (null >= 0)
+            dup2(null, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execvp(v[0], v);
+        dprintf(2, "cannot run nbdkit: %s\n", strerror(errno));
+        _exit(127);
+    }
+    close(fd);
+    agent_export_argv_free(v);
+    /* nbdkit forks once it listens and its plugin is ready: its parent
+     * exits 0 then, or non-zero on any error (said in the log). */
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return lb_error(errno, "wait for nbdkit");
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        CLEANUP_FREE char *text = lb_read_file(log, 1u << 20, NULL);
+        const char *last = text ? text : "";
+        size_t len = strlen(last);
+        /* the last line it wrote */
+        while (len > 0 && last[len - 1] == '\n')
+            len--;
+        for (size_t i = len; i > 0; i--)
+            if (last[i - 1] == '\n') {
+                last += i;
+                len -= i;
+                break;
+            }
+        return lb_fail(EIO, "the export of disk %s did not start: %.*s",
+                       e->disk, (int)len, last);
+    }
+    /* its background process writes the pid file as it starts serving */
+    for (int i = 0; e->pidfile && i < 100; i++) {
+        struct stat sb;
+        if (stat(e->pidfile, &sb) == 0 && sb.st_size > 0)
+            break;
+        usleep(50 * 1000);
+    }
+    return 0;
+}

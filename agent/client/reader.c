@@ -1,0 +1,802 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Random access to one disk of one backup: what `livebackup map` (the
+ * nbdkit plugin), `mount` and the instant restore read a backup through.
+ *
+ * A read of (offset, length) touches windows; each window is its stack of
+ * chunks from the manifest (a RAW at the bottom or zeros, DELTAs above),
+ * fetched through the repository session (GET_CHUNKS, the window asked
+ * for and the windows read ahead of it in one pipelined batch), opened by
+ * agent_chunk_open (checked against its id) and applied in order, then
+ * kept in a small LRU cache of decoded windows. Extents (NBD block status)
+ * come from the manifest and the DELTAs' runs, never from the data: a
+ * window with an empty stack is a hole, a DELTA's zero run is zero.
+ *
+ * Memory: the stack index is built once by streaming the manifest: one
+ * byte per window in memory (its depth, and whether a RAW chunk is at the
+ * bottom) and 8 bytes per RD_GROUP windows (where its group's stacks start);
+ * the stacks themselves (33 bytes per chunk reference) go to an unlinked
+ * temporary file read with pread. A 1 TiB disk in 4 MiB windows costs
+ * 288 KiB of memory for its index. The cache holds cache_bytes of windows
+ * (each with a bitmap of its 4 KiB blocks: data or zero).
+ *
+ * A failed session (the repository went away, or ended the session on an
+ * error such as a chunk it does not have) fails the reads that needed it
+ * with EIO; the next read connects again. A damaged chunk fails the reads
+ * of the windows it is in, and nothing else.
+ */
+#include "agent/client/client_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <string.h>
+
+#define RD_BLOCK 4096u
+#define RD_GROUP 64u        /* windows per entry of the group offset table */
+#define RD_REF 33u          /* type byte + digest, in the stack file */
+#define RD_RAW_BOTTOM 0x80u /* depth byte: a RAW chunk is at the bottom */
+#define RD_DEPTH_MASK 0x3fu
+#define RD_MIN_SLOTS 4u
+#define RD_MAX_BATCH 16u  /* windows fetched in one batch (pipelined) */
+#define RD_MAX_WORKERS 8u /* threads decoding a batch's windows */
+
+_Static_assert(PROTO_MAX_STACK <= RD_DEPTH_MASK, "depth fits its byte");
+_Static_assert(PROTO_MAX_STACK <= PROTO_MAX_GET_CHUNKS,
+               "one window's stack is one GET_CHUNKS");
+
+struct rd_slot {
+    uint64_t index; /* the window held */
+    uint64_t used;  /* LRU stamp; 0: holds nothing */
+    bool filling;   /* being fetched: neither read nor evicted */
+    uint8_t *win;
+    uint8_t *map; /* a bit per 4 KiB block: 1 data, 0 zero */
+};
+
+struct agent_reader {
+    char *url;
+    struct agent_backup b; /* b.r: the session, NULL once it failed */
+    char disk[65];
+    uint64_t size, nwindows;
+    uint32_t ws;
+    /* the stack index */
+    uint8_t *depth;
+    uint64_t *group; /* per RD_GROUP windows: its first ref in the file */
+    int stacks;      /* unlinked temp file: every window's refs in order */
+    /* the cache (lock) */
+    pthread_mutex_t lock;
+    struct rd_slot *slots;
+    unsigned nslots;
+    uint64_t clock;
+    /* the session (fetch, held across a fetch; taken before lock) */
+    pthread_mutex_t fetch;
+    uint64_t last_miss; /* the last window fetched on demand, + 1 */
+    unsigned readahead;
+    /* decoding a batch: a thread per window, at most nworkers, each with
+     * its zstd context and DELTA plaintext buffer */
+    unsigned nworkers, nworkers_busy;
+    struct proto_zctx *wz[RD_MAX_WORKERS];
+    uint8_t *wplain[RD_MAX_WORKERS];
+    struct lb_buf raw[RD_MAX_BATCH]; /* a batch's chunks as received */
+    struct agent_reader_stats st;
+};
+
+/* ---- the stack index ------------------------------------------------------ */
+
+static int
+temp_file(void)
+{
+    const char *dir = getenv("TMPDIR");
+    CLEANUP_FREE char *path =
+        dir && *dir ? lb_xasprintf("%s/livebackup-stacks-XXXXXX", dir)
+                    : lb_xstrdup("/tmp/livebackup-stacks-XXXXXX");
+    int fd = mkostemp(path, O_CLOEXEC);
+
+    if (fd < 0)
+        return lb_error(errno, "create a temporary file like %s", path);
+    unlink(path);
+    return fd;
+}
+
+/* Stream the disk's windows from the manifest into the index. */
+static int
+index_build(struct agent_reader *rd)
+{
+    struct proto_mf_reader *mr;
+    struct proto_mf_disk d;
+    CLEANUP_BUF struct lb_buf out = {0};
+    uint64_t refs = 0;
+    int mfd = rd->b.mfd, ret = -1;
+
+    mr = agent_manifest_seek_disk(&mfd, rd->disk, &d);
+    if (!mr)
+        return -1;
+    if (d.window_size != agent_repo_window_size(rd->b.r)) {
+        lb_fail(EPROTO,
+                "backup %s, disk %s: its window size differs from "
+                "the repository's",
+                rd->b.id, rd->disk);
+        goto out;
+    }
+    rd->size = d.size;
+    rd->ws = d.window_size;
+    rd->nwindows = d.nwindows;
+    rd->depth = lb_xcalloc(d.nwindows ? d.nwindows : 1, 1);
+    rd->group = lb_xcalloc(d.nwindows / RD_GROUP + 1, sizeof *rd->group);
+    if ((rd->stacks = temp_file()) < 0)
+        goto out;
+    for (uint64_t i = 0; i < d.nwindows; i++) {
+        struct proto_mf_window w;
+        if (proto_mf_next_window(mr, &w) < 0)
+            goto out;
+        if (i % RD_GROUP == 0)
+            rd->group[i / RD_GROUP] = refs;
+        rd->depth[i] = w.depth;
+        if (w.depth && w.refs[0].type == PROTO_CHUNK_RAW)
+            rd->depth[i] |= RD_RAW_BOTTOM;
+        for (uint8_t k = 0; k < w.depth; k++) {
+            lb_buf_put_u8(&out, w.refs[k].type);
+            lb_buf_append(&out, w.refs[k].d.b, PROTO_DIGEST_LEN);
+        }
+        refs += w.depth;
+        if (out.len >= (1u << 20) || i + 1 == d.nwindows) {
+            if (lb_write_full(rd->stacks, out.data, out.len) < 0) {
+                lb_error(errno, "write a temporary file");
+                goto out;
+            }
+            lb_buf_reset(&out);
+        }
+    }
+    ret = 0;
+out:
+    if (ret < 0)
+        lb_error_prefix("manifest of backup %s", rd->b.id);
+    proto_mf_reader_free(mr);
+    return ret;
+}
+
+static unsigned
+depth_of(const struct agent_reader *rd, uint64_t w)
+{
+    return rd->depth[w] & RD_DEPTH_MASK;
+}
+
+/* The stack of window w into *win. */
+static int
+index_stack(struct agent_reader *rd, uint64_t w, struct proto_mf_window *win)
+{
+    uint8_t buf[PROTO_MAX_STACK * RD_REF];
+    uint64_t at = rd->group[w / RD_GROUP];
+    unsigned n = depth_of(rd, w);
+
+    for (uint64_t k = w - w % RD_GROUP; k < w; k++)
+        at += depth_of(rd, k);
+    if (lb_pread_full(rd->stacks, buf, (size_t)n * RD_REF,
+                      (off_t)(at * RD_REF)) != (ssize_t)n * RD_REF)
+        return lb_fail(EIO, "read the stack index: %s", strerror(errno));
+    win->depth = (uint8_t)n;
+    for (unsigned k = 0; k < n; k++) {
+        win->refs[k].type = buf[(size_t)k * RD_REF];
+        memcpy(win->refs[k].d.b, buf + (size_t)k * RD_REF + 1,
+               PROTO_DIGEST_LEN);
+    }
+    return 0;
+}
+
+/* ---- open and close --------------------------------------------------------- */
+
+struct agent_reader *
+agent_reader_open(const char *url, const char *name, const char *spec,
+                  const char *disk, const struct agent_reader_opts *o)
+{
+    struct agent_reader *rd = lb_xcalloc(1, sizeof *rd);
+    uint64_t cache = o && o->cache_bytes ? o->cache_bytes : AGENT_READER_CACHE;
+
+    rd->stacks = -1;
+    rd->url = lb_xstrdup(url);
+    snprintf(rd->disk, sizeof rd->disk, "%s", disk);
+    pthread_mutex_init(&rd->lock, NULL);
+    pthread_mutex_init(&rd->fetch, NULL);
+    if (agent_backup_open(url, name, spec, &rd->b) < 0 ||
+        !agent_backup_disk(&rd->b, disk) || index_build(rd) < 0) {
+        agent_reader_close(rd);
+        return NULL;
+    }
+    rd->nslots = (unsigned)LB_MAX(cache / rd->ws, (uint64_t)RD_MIN_SLOTS);
+    rd->slots = lb_xcalloc(rd->nslots, sizeof *rd->slots);
+    for (unsigned i = 0; i < rd->nslots; i++) {
+        rd->slots[i].win = lb_xmalloc(rd->ws);
+        rd->slots[i].map = lb_xmalloc(rd->ws / RD_BLOCK / 8 + 1);
+    }
+    rd->readahead = o && o->readahead ? o->readahead : 4;
+    rd->readahead = LB_MIN(rd->readahead, RD_MAX_BATCH - 1);
+    rd->readahead = LB_MIN(rd->readahead, rd->nslots / 2);
+    rd->nworkers = LB_MIN(LB_MAX(lb_ncpus(), 1u), RD_MAX_WORKERS);
+    rd->nworkers = LB_MIN(rd->nworkers, rd->readahead + 1);
+    for (unsigned i = 0; i < rd->nworkers; i++) {
+        rd->wz[i] = proto_zctx_new(1);
+        rd->wplain[i] = lb_xmalloc(PROTO_MAX_CHUNK_RAW);
+    }
+    return rd;
+}
+
+void
+agent_reader_close(struct agent_reader *rd)
+{
+    if (!rd)
+        return;
+    for (unsigned i = 0; i < rd->nslots; i++) {
+        free(rd->slots[i].win);
+        free(rd->slots[i].map);
+    }
+    free(rd->slots);
+    if (rd->stacks >= 0)
+        close(rd->stacks);
+    free(rd->depth);
+    free(rd->group);
+    agent_backup_close(&rd->b);
+    for (unsigned i = 0; i < rd->nworkers; i++) {
+        proto_zctx_free(rd->wz[i]);
+        free(rd->wplain[i]);
+    }
+    for (unsigned i = 0; i < RD_MAX_BATCH; i++)
+        lb_buf_free(&rd->raw[i]);
+    free(rd->url);
+    pthread_mutex_destroy(&rd->lock);
+    pthread_mutex_destroy(&rd->fetch);
+    free(rd);
+}
+
+uint64_t
+agent_reader_size(const struct agent_reader *rd)
+{
+    return rd->size;
+}
+
+uint32_t
+agent_reader_window_size(const struct agent_reader *rd)
+{
+    return rd->ws;
+}
+
+const char *
+agent_reader_backup_id(const struct agent_reader *rd)
+{
+    return rd->b.id;
+}
+
+void
+agent_reader_get_stats(struct agent_reader *rd, struct agent_reader_stats *s)
+{
+    pthread_mutex_lock(&rd->lock);
+    *s = rd->st;
+    pthread_mutex_unlock(&rd->lock);
+}
+
+/* ---- the cache (rd->lock held) ------------------------------------------- */
+
+static struct rd_slot *
+cache_find(struct agent_reader *rd, uint64_t w)
+{
+    for (unsigned i = 0; i < rd->nslots; i++) {
+        struct rd_slot *s = &rd->slots[i];
+        if (s->used && !s->filling && s->index == w)
+            return s;
+    }
+    return NULL;
+}
+
+/* The least recently used slot that is not being filled. */
+static struct rd_slot *
+cache_victim(struct agent_reader *rd)
+{
+    struct rd_slot *v = NULL;
+
+    for (unsigned i = 0; i < rd->nslots; i++) {
+        struct rd_slot *s = &rd->slots[i];
+        if (!s->filling && (!v || s->used < v->used))
+            v = s;
+    }
+    return v;
+}
+
+/* ---- fetching (rd->fetch held) --------------------------------------------- */
+
+/* A session that failed is replaced by a new one before the next fetch. */
+static int
+session_ensure(struct agent_reader *rd)
+{
+    struct agent_repo *r;
+
+    if (rd->b.r)
+        return 0;
+    r = agent_repo_connect(rd->url);
+    if (!r || agent_repo_open(r, PROTO_OPEN_READ) < 0) {
+        agent_repo_close(r);
+        return -1;
+    }
+    lb_debug("reader of %s/%s: connected again", rd->b.id, rd->disk);
+    rd->b.r = r;
+    pthread_mutex_lock(&rd->lock);
+    rd->st.reconnects++;
+    pthread_mutex_unlock(&rd->lock);
+    return 0;
+}
+
+static void
+session_lost(struct agent_reader *rd)
+{
+    struct lb_error_saved e;
+
+    lb_error_save(&e);
+    agent_repo_close(rd->b.r);
+    rd->b.r = NULL;
+    lb_error_restore(&e);
+}
+
+static void
+map_set(uint8_t *map, uint32_t first, uint32_t end, bool data)
+{
+    for (uint32_t b = first; b < end; b++) {
+        if (data)
+            map[b / 8] |= (uint8_t)(1u << (b % 8));
+        else
+            map[b / 8] &= (uint8_t) ~(1u << (b % 8));
+    }
+}
+
+/* A DELTA's runs over the block map: a data run makes the blocks it
+ * touches data; a zero run makes the blocks it covers whole zero. */
+static void
+map_apply_delta(uint8_t *map, const uint8_t *plain)
+{
+    uint32_t n = proto_delta_nruns(plain);
+
+    for (uint32_t i = 0; i < n; i++) {
+        struct proto_run r = proto_delta_run(plain, i);
+        if (r.kind == PROTO_RUN_DATA)
+            map_set(
+                map, r.off / RD_BLOCK,
+                (uint32_t)(((uint64_t)r.off + r.len + RD_BLOCK - 1) / RD_BLOCK),
+                true);
+        else
+            map_set(map, (r.off + RD_BLOCK - 1) / RD_BLOCK,
+                    (r.off + r.len) / RD_BLOCK, false);
+    }
+}
+
+/* Chunk k of window w's stack, as received, into the slot. */
+static int
+apply_chunk(struct agent_reader *rd, struct rd_slot *s, uint64_t w, unsigned k,
+            const struct proto_chunk *c, struct proto_zctx *z, uint8_t *plain)
+{
+    uint32_t wl = (uint32_t)LB_MIN((uint64_t)rd->ws, rd->size - w * rd->ws);
+    uint32_t nblocks = (wl + RD_BLOCK - 1) / RD_BLOCK;
+    uint64_t at = w * rd->ws;
+    char hex[65];
+    int bad;
+
+    proto_digest_hex(&c->d, hex);
+    if (c->type == PROTO_CHUNK_RAW) {
+        if (k != 0 || c->raw_len != wl)
+            return lb_fail(EIO,
+                           "backup %s, disk %s: RAW chunk %s of the wrong "
+                           "size or place at offset %llu",
+                           rd->b.id, rd->disk, hex, (unsigned long long)at);
+        if (agent_chunk_open(rd->b.r, z, c, s->win) < 0)
+            goto damaged;
+        map_set(s->map, 0, nblocks, true);
+        return 0;
+    }
+    if (k == 0) {
+        memset(s->win, 0, wl);
+        map_set(s->map, 0, nblocks, false);
+    }
+    if (c->raw_len > PROTO_MAX_CHUNK_RAW)
+        return lb_fail(EIO, "backup %s, disk %s: chunk %s is too large",
+                       rd->b.id, rd->disk, hex);
+    if (agent_chunk_open(rd->b.r, z, c, plain) < 0)
+        goto damaged;
+    bad = proto_delta_apply(s->win, wl, plain, c->raw_len);
+    if (bad != PROTO_OK)
+        return lb_fail(EIO,
+                       "backup %s, disk %s: bad DELTA chunk %s at "
+                       "offset %llu: %s",
+                       rd->b.id, rd->disk, hex, (unsigned long long)at,
+                       proto_status_str(bad));
+    map_apply_delta(s->map, plain);
+    return 0;
+damaged:
+    return lb_fail(EIO,
+                   "backup %s, disk %s: chunk %s (offset %llu) is damaged: "
+                   "its data does not match its id",
+                   rd->b.id, rd->disk, hex, (unsigned long long)at);
+}
+
+struct rd_batch {
+    unsigned n;
+    uint64_t w[RD_MAX_BATCH];
+    struct rd_slot *s[RD_MAX_BATCH];
+    struct proto_mf_window st[RD_MAX_BATCH];
+    struct proto_chunk c[RD_MAX_BATCH][PROTO_MAX_STACK];
+    size_t at[RD_MAX_BATCH][PROTO_MAX_STACK]; /* in rd->raw[i] */
+    int rc[RD_MAX_BATCH];
+    uint64_t bytes_in;
+    struct lb_error_saved err; /* the first window's error */
+    unsigned next;             /* the next window to decode (atomic) */
+    struct agent_reader *rd;
+};
+
+/* Receive the chunks of the batch's windows, in request order, as stored
+ * (copied out of the frames). A broken session fails this and every later
+ * window. */
+static void
+batch_receive(struct agent_reader *rd, struct rd_batch *bt)
+{
+    for (unsigned i = 0; i < bt->n; i++) {
+        const struct proto_mf_window *st = &bt->st[i];
+        lb_buf_reset(&rd->raw[i]);
+        for (unsigned k = 0; k < st->depth; k++) {
+            const uint8_t *p;
+            uint32_t len;
+            struct proto_chunk *c = &bt->c[i][k];
+            if (!rd->b.r || proto_conn_expect(rd->b.r->conn, PROTO_T_CHUNK_DATA,
+                                              &p, &len, NULL) < 0) {
+                if (rd->b.r) {
+                    agent_repo_explain(rd->b.r);
+                    lb_error_prefix("backup %s, disk %s", rd->b.id, rd->disk);
+                    lb_error_set_errno(EIO);
+                    session_lost(rd);
+                }
+                bt->rc[i] = -1;
+                break;
+            }
+            bt->bytes_in += len;
+            if (proto_dec_chunk(p, len, c) != PROTO_OK ||
+                memcmp(c->d.b, st->refs[k].d.b, PROTO_DIGEST_LEN) != 0 ||
+                c->type != st->refs[k].type) {
+                lb_fail(EIO, "protocol error: CHUNK_DATA does not answer "
+                             "GET_CHUNKS");
+                session_lost(rd);
+                bt->rc[i] = -1;
+                break;
+            }
+            bt->at[i][k] = rd->raw[i].len;
+            lb_buf_append(&rd->raw[i], c->data, c->data_len);
+        }
+        if (i == 0 && bt->rc[0] < 0)
+            lb_error_save(&bt->err);
+    }
+}
+
+/* Decode the received windows of the batch, worker by worker (worker k
+ * has its own zstd context and DELTA buffer): each takes the next window
+ * not yet taken. */
+static void *
+batch_decode(void *arg)
+{
+    struct rd_batch *bt = arg;
+    struct agent_reader *rd = bt->rd;
+    unsigned me = __atomic_fetch_add(&rd->nworkers_busy, 1, __ATOMIC_RELAXED);
+    unsigned i;
+
+    while ((i = __atomic_fetch_add(&bt->next, 1, __ATOMIC_RELAXED)) < bt->n) {
+        if (bt->rc[i] < 0)
+            continue;
+        for (unsigned k = 0; k < bt->st[i].depth && bt->rc[i] == 0; k++) {
+            struct proto_chunk c = bt->c[i][k];
+            c.data = rd->raw[i].data + bt->at[i][k];
+            bt->rc[i] = apply_chunk(rd, bt->s[i], bt->w[i], k, &c, rd->wz[me],
+                                    rd->wplain[me]);
+        }
+        if (i == 0 && bt->rc[0] < 0)
+            lb_error_save(&bt->err);
+    }
+    return NULL;
+}
+
+/* The windows of a batch decoded by up to rd->nworkers threads. */
+static void
+batch_build(struct agent_reader *rd, struct rd_batch *bt)
+{
+    pthread_t th[RD_MAX_WORKERS];
+    unsigned n = LB_MIN(rd->nworkers, bt->n), started = 0;
+
+    bt->rd = rd;
+    bt->next = 0;
+    rd->nworkers_busy = 0;
+    for (unsigned k = 1; k < n; k++)
+        if (pthread_create(&th[started], NULL, batch_decode, bt) == 0)
+            started++;
+    batch_decode(bt);
+    for (unsigned k = 0; k < started; k++)
+        pthread_join(th[k], NULL);
+}
+
+/* Add window w to the batch (a slot reserved for it) unless it is cached,
+ * empty or already there. rd->lock held. */
+static void
+batch_add(struct agent_reader *rd, struct rd_batch *bt, uint64_t w)
+{
+    struct rd_slot *s;
+
+    if (bt->n == RD_MAX_BATCH || w >= rd->nwindows || depth_of(rd, w) == 0 ||
+        cache_find(rd, w))
+        return;
+    for (unsigned i = 0; i < bt->n; i++)
+        if (bt->w[i] == w)
+            return;
+    s = cache_victim(rd);
+    if (!s)
+        return;
+    s->filling = true;
+    s->used = 0;
+    bt->w[bt->n] = w;
+    bt->s[bt->n] = s;
+    bt->rc[bt->n] = 0;
+    bt->n++;
+}
+
+/*
+ * Fetch window w (and, when the reads look sequential, the windows after
+ * it) into the cache. rd->fetch held, rd->lock not. 0 once w is cached
+ * (or was cached meanwhile), -1 (EIO, error set) if w could not be.
+ */
+static int
+fetch(struct agent_reader *rd, uint64_t w)
+{
+    struct rd_batch bt = {0};
+    bool seq = w == rd->last_miss;
+    int rc;
+
+    pthread_mutex_lock(&rd->lock);
+    batch_add(rd, &bt, w);
+    if (bt.n == 0) {
+        pthread_mutex_unlock(&rd->lock);
+        return 0;
+    }
+    for (uint64_t k = 1; seq && k <= rd->readahead; k++)
+        batch_add(rd, &bt, w + k);
+    pthread_mutex_unlock(&rd->lock);
+    rd->last_miss = w + 1;
+
+    if (session_ensure(rd) < 0) {
+        lb_error_prefix("backup %s, disk %s: cannot reach the repository",
+                        rd->b.id, rd->disk);
+        lb_error_set_errno(EIO);
+        lb_error_save(&bt.err);
+        for (unsigned i = 0; i < bt.n; i++)
+            bt.rc[i] = -1;
+    } else {
+        for (unsigned i = 0; i < bt.n; i++) {
+            struct proto_digest d[PROTO_MAX_STACK];
+            if (index_stack(rd, bt.w[i], &bt.st[i]) < 0) {
+                bt.n = i; /* nothing of it was asked for */
+                break;
+            }
+            for (unsigned k = 0; k < bt.st[i].depth; k++)
+                d[k] = bt.st[i].refs[k].d;
+            proto_enc_query(&rd->b.r->out, PROTO_T_GET_CHUNKS, d,
+                            bt.st[i].depth);
+        }
+        if (bt.n == 0) {
+            lb_error_save(&bt.err);
+            bt.rc[0] = -1;
+            bt.n = 1; /* w's slot is released below */
+        } else if (proto_conn_send_buf(rd->b.r->conn, &rd->b.r->out) < 0) {
+            agent_repo_explain(rd->b.r);
+            lb_error_set_errno(EIO);
+            lb_error_save(&bt.err);
+            session_lost(rd);
+            for (unsigned i = 0; i < bt.n; i++)
+                bt.rc[i] = -1;
+        } else {
+            batch_receive(rd, &bt);
+            batch_build(rd, &bt);
+        }
+    }
+    pthread_mutex_lock(&rd->lock);
+    for (unsigned i = 0; i < bt.n; i++) {
+        bt.s[i]->filling = false;
+        bt.s[i]->index = bt.w[i];
+        bt.s[i]->used = bt.rc[i] == 0 ? ++rd->clock : 0;
+        rd->st.windows_fetched += bt.rc[i] == 0;
+    }
+    /* A batch cut short by a failed stack read: release the rest. */
+    for (unsigned i = 0; i < rd->nslots; i++)
+        if (rd->slots[i].filling) {
+            rd->slots[i].filling = false;
+            rd->slots[i].used = 0;
+        }
+    rd->st.bytes_in += bt.bytes_in;
+    rc = bt.rc[0];
+    pthread_mutex_unlock(&rd->lock);
+    if (rc < 0)
+        return lb_error_restore(&bt.err);
+    return 0;
+}
+
+/* ---- reads ------------------------------------------------------------------ */
+
+/* Copy [from, from+len) of window w into buf if cached: true if it was.
+ * rd->lock held. */
+static bool
+copy_cached(struct agent_reader *rd, uint64_t w, uint32_t from, size_t len,
+            uint8_t *buf)
+{
+    struct rd_slot *s = cache_find(rd, w);
+
+    if (!s)
+        return false;
+    memcpy(buf, s->win + from, len);
+    s->used = ++rd->clock;
+    return true;
+}
+
+/* Read part of one window. */
+static int
+read_window(struct agent_reader *rd, uint64_t w, uint32_t from, size_t len,
+            uint8_t *buf)
+{
+    int rc = 0;
+
+    if (depth_of(rd, w) == 0) {
+        memset(buf, 0, len);
+        return 0;
+    }
+    pthread_mutex_lock(&rd->lock);
+    if (copy_cached(rd, w, from, len, buf)) {
+        rd->st.hits++;
+        pthread_mutex_unlock(&rd->lock);
+        return 0;
+    }
+    rd->st.misses++;
+    pthread_mutex_unlock(&rd->lock);
+    /* One fetch at a time (one session); the cache stays readable. Only
+     * a fetch evicts, so what it cached is there until we let go. */
+    pthread_mutex_lock(&rd->fetch);
+    rc = fetch(rd, w);
+    if (rc == 0) {
+        pthread_mutex_lock(&rd->lock);
+        if (!copy_cached(rd, w, from, len, buf))
+            rc = lb_fail(EIO, "window %llu of disk %s was not cached",
+                         (unsigned long long)w, rd->disk);
+        pthread_mutex_unlock(&rd->lock);
+    }
+    pthread_mutex_unlock(&rd->fetch);
+    return rc;
+}
+
+int
+agent_reader_pread(struct agent_reader *rd, void *buf, size_t len, uint64_t off)
+{
+    uint8_t *p = buf;
+
+    if (off > rd->size || len > rd->size - off)
+        return lb_fail(EINVAL,
+                       "read of %zu bytes at %llu past the end of "
+                       "disk %s (%llu bytes)",
+                       len, (unsigned long long)off, rd->disk,
+                       (unsigned long long)rd->size);
+    while (len > 0) {
+        uint64_t w = off / rd->ws;
+        uint32_t from = (uint32_t)(off % rd->ws);
+        size_t n = LB_MIN(len, (size_t)(rd->ws - from));
+        if (read_window(rd, w, from, n, p) < 0)
+            return -1;
+        p += n;
+        off += n;
+        len -= n;
+    }
+    return 0;
+}
+
+/* ---- extents ------------------------------------------------------------------ */
+
+/* The block map of a cached window into map; false if it is not cached.
+ * rd->lock held. */
+static bool
+map_cached(struct agent_reader *rd, uint64_t w, uint8_t *map)
+{
+    struct rd_slot *s = cache_find(rd, w);
+
+    if (!s)
+        return false;
+    memcpy(map, s->map, rd->ws / RD_BLOCK / 8 + 1);
+    return true;
+}
+
+struct ext_out {
+    agent_extent_fn fn;
+    void *opaque;
+    uint64_t off, len; /* pending extent */
+    unsigned kind;
+};
+
+static int
+ext_emit(struct ext_out *o, uint64_t off, uint64_t len, unsigned kind)
+{
+    if (o->len && o->kind == kind && o->off + o->len == off) {
+        o->len += len;
+        return 0;
+    }
+    if (o->len && o->fn(o->opaque, o->off, o->len, o->kind) < 0)
+        return -1;
+    o->off = off;
+    o->len = len;
+    o->kind = kind;
+    return 0;
+}
+
+/* The extents of [from, to) inside window w, from its block map. */
+static int
+ext_window_map(struct agent_reader *rd, struct ext_out *o, uint64_t w,
+               const uint8_t *map, uint64_t from, uint64_t to)
+{
+    uint64_t base = w * rd->ws;
+
+    while (from < to) {
+        uint32_t b = (uint32_t)((from - base) / RD_BLOCK);
+        bool data = map[b / 8] >> (b % 8) & 1;
+        uint64_t end = LB_MIN(base + (uint64_t)(b + 1) * RD_BLOCK, to);
+        if (ext_emit(o, from, end - from,
+                     data ? AGENT_EXTENT_DATA : AGENT_EXTENT_ZERO) < 0)
+            return -1;
+        from = end;
+    }
+    return 0;
+}
+
+int
+agent_reader_extents(struct agent_reader *rd, uint64_t off, uint64_t len,
+                     agent_extent_fn fn, void *opaque)
+{
+    struct ext_out o = {fn, opaque, 0, 0, 0};
+    CLEANUP_FREE uint8_t *map = lb_xmalloc(rd->ws / RD_BLOCK / 8 + 1);
+    uint64_t end;
+
+    if (off > rd->size || len > rd->size - off)
+        return lb_fail(EINVAL, "extents past the end of disk %s", rd->disk);
+    end = off + len;
+    while (off < end) {
+        uint64_t w = off / rd->ws;
+        uint64_t wend = LB_MIN((w + 1) * rd->ws, end);
+        unsigned d = rd->depth[w];
+        int got;
+
+        if ((d & RD_DEPTH_MASK) == 0) {
+            if (ext_emit(&o, off, wend - off, AGENT_EXTENT_HOLE) < 0)
+                return -1;
+        } else if (d & RD_RAW_BOTTOM) {
+            if (ext_emit(&o, off, wend - off, AGENT_EXTENT_DATA) < 0)
+                return -1;
+        } else {
+            /* DELTAs on zeros: their runs say, once the window is
+             * decoded. Beyond the first window only cached ones are
+             * looked at: the caller asks again for the rest. */
+            pthread_mutex_lock(&rd->lock);
+            got = map_cached(rd, w, map);
+            pthread_mutex_unlock(&rd->lock);
+            if (!got && o.len)
+                break;
+            if (!got) {
+                pthread_mutex_lock(&rd->fetch);
+                got = fetch(rd, w);
+                pthread_mutex_lock(&rd->lock);
+                if (got == 0 && !map_cached(rd, w, map))
+                    got = lb_fail(EIO, "window %llu of disk %s was not cached",
+                                  (unsigned long long)w, rd->disk);
+                pthread_mutex_unlock(&rd->lock);
+                pthread_mutex_unlock(&rd->fetch);
+                if (got < 0)
+                    return -1;
+            }
+            if (ext_window_map(rd, &o, w, map, off, wend) < 0)
+                return -1;
+        }
+        off = wend;
+    }
+    if (o.len && fn(opaque, o.off, o.len, o.kind) < 0)
+        return -1;
+    return 0;
+}

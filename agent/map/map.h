@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Instant access to backups (agent/map/, library lb_agent_map, on the
+ * client layer): `livebackup mount`, a FUSE filesystem of backups and
+ * their disks (mount.c), with the filesystems inside the disks mounted
+ * by fuse2fs (--fs); the partition tables those are found through
+ * (parts.c, a pure parser). The nbdkit plugin of `map` is built from
+ * nbdkit.c in this folder as a module of its own.
+ */
+#ifndef LB_AGENT_MAP_H
+#define LB_AGENT_MAP_H
+
+#include "common/common.h"
+
+/* ---- partition tables (parts.c) ----------------------------------------- */
+
+#define MAP_MAX_PARTS 128
+/* What map_parts_parse reads: the disk's first MAP_PARTS_HEAD bytes
+ * (MBR, GPT header and 128 entries at 512- or 4096-byte sectors). */
+#define MAP_PARTS_HEAD (1u << 20)
+
+struct map_part {
+    unsigned index;    /* 1-based, as Linux numbers them (sda1) */
+    uint64_t off, len; /* bytes */
+};
+
+enum map_table { MAP_TABLE_NONE, MAP_TABLE_MBR, MAP_TABLE_GPT };
+
+/*
+ * The partitions of a disk of disk_size bytes whose first len bytes are
+ * head (len <= MAP_PARTS_HEAD; a GPT whose entries lie beyond them counts
+ * as none). Primary MBR partitions (an extended one's logical partitions
+ * are not listed) or GPT entries, each inside the disk; empty and
+ * malformed entries are left out. Returns the table found and fills
+ * out[0..*n). Pure: never allocates, never logs (fuzzed:
+ * fuzz/fuzz_parts.c).
+ */
+enum map_table map_parts_parse(const uint8_t *head, size_t len,
+                               uint64_t disk_size, struct map_part *out,
+                               size_t *n);
+
+/* What a listing's "disks" field says ("vda=SIZE vdb=SIZE"): up to max
+ * names (65 bytes each) and sizes. -1 if malformed. Pure. */
+int map_list_disks(const char *s, char (*names)[65], uint64_t *sizes,
+                   size_t max, size_t *n);
+
+/* ---- mount (mount.c) ------------------------------------------------------ */
+
+struct map_mount_opts {
+    const char *url;      /* the repository */
+    const char *name;     /* only this set (NULL: every one) */
+    const char *spec;     /* only this backup of it (NULL: every one) */
+    const char *dir;      /* the mountpoint */
+    bool fs;              /* mount the filesystems inside the disks */
+    bool foreground;      /* do not go into the background */
+    uint64_t cache_bytes; /* per open disk (0: 32 MiB) */
+};
+
+/*
+ * Mount the backups at dir (read-only): DIR/NAME/BACKUP/DISK, and with fs
+ * DIR/NAME/BACKUP/DISK.fs (a whole-disk filesystem) or DISK.pN (partition
+ * N) with the ext2/3/4 filesystems found mounted by fuse2fs. Returns once
+ * unmounted (in the background unless foreground: the caller's process
+ * returns 0 when the mount is ready). 0 or -1 (error set).
+ */
+int map_mount(const struct map_mount_opts *o);
+/* Unmount dir and every mount below it (deepest first). */
+int map_umount(const char *dir);
+
+#endif

@@ -1,0 +1,741 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * livebackup mount: the backups of a repository as a read-only FUSE
+ * filesystem (like borg's and restic's mount), DIR/NAME/BACKUP/DISK, each
+ * disk a file served by the client layer's reader (agent_reader: only the
+ * windows a read touches are fetched). With --fs the ext2/3/4 filesystems
+ * found on each disk (the whole disk, or the partitions of its MBR or GPT)
+ * are mounted by fuse2fs (read-only, at an offset into the disk file) on
+ * DIR/NAME/BACKUP/DISK.fs or DISK.pN. Nothing needs a kernel NBD client or
+ * a loop device.
+ *
+ * The tree comes from one listing at mount time (the backups and their
+ * disks' sizes); a disk's reader, with a session of its own, opens on the
+ * first open of its file and closes with the last.
+ */
+#define FUSE_USE_VERSION 312
+#include <fuse.h>
+
+#include "agent/client/client.h"
+#include "agent/client/run.h"
+#include "agent/map/map.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MOUNT_CACHE (32u << 20)
+#define EXT_MAGIC_OFF 1080 /* superblock at 1024, s_magic at 56 */
+
+struct m_mnt {
+    char name[80]; /* vda.fs, vda.p1 */
+    uint64_t off;
+};
+
+struct m_disk {
+    char name[65];
+    uint64_t size;
+    struct agent_reader *rd;
+    unsigned opens;
+    struct m_mnt *mnt;
+    size_t nmnt;
+};
+
+struct m_backup {
+    char id[PROTO_ID_LEN + 1];
+    int64_t time;
+    struct m_disk *d;
+    size_t nd;
+};
+
+struct m_set {
+    char *name;
+    struct m_backup *b;
+    size_t nb;
+};
+
+static struct {
+    struct map_mount_opts o;
+    struct m_set *sets;
+    size_t nsets;
+    pthread_mutex_t lock; /* the readers' opening and closing */
+    time_t now;
+    int ready_fd; /* in the background: tells the command we are ready */
+    char dir[4096];
+} M = {.lock = PTHREAD_MUTEX_INITIALIZER, .ready_fd = -1};
+
+/* Tell the waiting command (map_mount's parent) how the mount went: 0,
+ * or the error slot's message. */
+static void
+ready(int rc)
+{
+    const char *msg = rc == 0 ? "" : lb_error_msg();
+    int null;
+
+    if (M.ready_fd < 0)
+        return;
+    (void)!write(M.ready_fd, msg, strlen(msg) + 1);
+    close(M.ready_fd);
+    M.ready_fd = -1;
+    /* from now on nothing to print to: the command has returned */
+    null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+        close(null);
+    }
+}
+
+/* ---- the tree --------------------------------------------------------------- */
+
+static int
+add_entry(void *opaque, struct proto_kv *e)
+{
+    const char *name = proto_kv_get(e, "name");
+    const char *id = proto_kv_get(e, "id");
+    const char *disks = proto_kv_get(e, "disks");
+    char names[PROTO_MF_MAX_DISKS][65];
+    uint64_t sizes[PROTO_MF_MAX_DISKS];
+    struct m_set *s = NULL;
+    struct m_backup *b;
+    size_t nd;
+
+    (void)opaque;
+    if (!name || !id || !disks || !proto_name_valid(name, strlen(name)) ||
+        !proto_backup_id_valid(id, strlen(id)) ||
+        map_list_disks(disks, names, sizes, PROTO_MF_MAX_DISKS, &nd) < 0)
+        return lb_fail(EPROTO, "a malformed listing entry");
+    if (M.o.spec && strcmp(M.o.spec, id) != 0)
+        return 0;
+    for (size_t i = 0; i < M.nsets; i++)
+        if (strcmp(M.sets[i].name, name) == 0)
+            s = &M.sets[i];
+    if (!s) {
+        M.sets = lb_xrealloc(M.sets, (M.nsets + 1) * sizeof *M.sets);
+        s = &M.sets[M.nsets++];
+        memset(s, 0, sizeof *s);
+        s->name = lb_xstrdup(name);
+    }
+    s->b = lb_xrealloc(s->b, (s->nb + 1) * sizeof *s->b);
+    b = &s->b[s->nb++];
+    memset(b, 0, sizeof *b);
+    snprintf(b->id, sizeof b->id, "%s", id);
+    b->time = (int64_t)proto_kv_get_u64(e, "time", 0);
+    b->nd = nd;
+    b->d = lb_xcalloc(nd ? nd : 1, sizeof *b->d);
+    for (size_t i = 0; i < nd; i++) {
+        memcpy(b->d[i].name, names[i], sizeof b->d[i].name);
+        b->d[i].size = sizes[i];
+    }
+    return 0;
+}
+
+static int
+tree_load(void)
+{
+    struct agent_repo *r = agent_repo_connect(M.o.url);
+    int rc;
+
+    if (!r)
+        return -1;
+    rc = agent_repo_open(r, PROTO_OPEN_READ);
+    if (rc == 0)
+        rc = agent_repo_list_each(r, M.o.name, add_entry, NULL);
+    agent_repo_close(r);
+    if (rc == 0 && M.nsets == 0) {
+        lb_fail(ENOENT, "no backups%s%s%s%s in %s", M.o.name ? " of " : "",
+                M.o.name ? M.o.name : "", M.o.spec ? " with id " : "",
+                M.o.spec ? M.o.spec : "", M.o.url);
+        return -1;
+    }
+    return rc;
+}
+
+static void
+tree_free(void)
+{
+    for (size_t i = 0; i < M.nsets; i++) {
+        for (size_t k = 0; k < M.sets[i].nb; k++) {
+            struct m_backup *b = &M.sets[i].b[k];
+            for (size_t d = 0; d < b->nd; d++) {
+                agent_reader_close(b->d[d].rd);
+                free(b->d[d].mnt);
+            }
+            free(b->d);
+        }
+        free(M.sets[i].b);
+        free(M.sets[i].name);
+    }
+    free(M.sets);
+    M.sets = NULL;
+    M.nsets = 0;
+}
+
+/* What a path names: depth 0 root, 1 a set, 2 a backup, 3 a disk or a
+ * mountpoint (mnt set); -1 nothing. */
+struct m_node {
+    int depth;
+    struct m_set *s;
+    struct m_backup *b;
+    struct m_disk *d;
+    struct m_mnt *mnt;
+};
+
+static int
+lookup(const char *path, struct m_node *n)
+{
+    char buf[1024], *save = NULL, *part[4];
+    int k = 0;
+
+    memset(n, 0, sizeof *n);
+    if (strlen(path) >= sizeof buf)
+        return -1;
+    memcpy(buf, path, strlen(path) + 1);
+    for (char *t = strtok_r(buf, "/", &save); t; t = strtok_r(NULL, "/", &save))
+        if (k == 4 || !(part[k++] = t))
+            return -1;
+    n->depth = k;
+    if (k == 0)
+        return 0;
+    for (size_t i = 0; i < M.nsets && !n->s; i++)
+        if (strcmp(M.sets[i].name, part[0]) == 0)
+            n->s = &M.sets[i];
+    if (!n->s)
+        return -1;
+    if (k == 1)
+        return 0;
+    for (size_t i = 0; i < n->s->nb && !n->b; i++)
+        if (strcmp(n->s->b[i].id, part[1]) == 0)
+            n->b = &n->s->b[i];
+    if (!n->b)
+        return -1;
+    if (k == 2)
+        return 0;
+    for (size_t i = 0; i < n->b->nd; i++) {
+        struct m_disk *d = &n->b->d[i];
+        if (strcmp(d->name, part[2]) == 0) {
+            n->d = d;
+            return 0;
+        }
+        for (size_t m = 0; m < d->nmnt; m++)
+            if (strcmp(d->mnt[m].name, part[2]) == 0) {
+                n->d = d;
+                n->mnt = &d->mnt[m];
+                return 0;
+            }
+    }
+    return -1;
+}
+
+/* ---- FUSE operations ------------------------------------------------------------ */
+
+static int
+m_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+{
+    struct m_node n;
+
+    (void)fi;
+    if (lookup(path, &n) < 0)
+        return -ENOENT;
+    memset(st, 0, sizeof *st);
+    st->st_uid = getuid();
+    st->st_gid = getgid();
+    st->st_mtime = st->st_ctime = st->st_atime = n.b ? n.b->time : M.now;
+    if (n.depth == 3 && !n.mnt) {
+        st->st_mode = S_IFREG | 0444;
+        st->st_nlink = 1;
+        st->st_size = (off_t)n.d->size;
+        st->st_blocks = (blkcnt_t)(n.d->size / 512);
+    } else {
+        st->st_mode = S_IFDIR | 0555;
+        st->st_nlink = 2;
+    }
+    return 0;
+}
+
+static int
+m_readdir(const char *path, void *buf, fuse_fill_dir_t fill, off_t off,
+          struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+{
+    struct m_node n;
+
+    (void)off;
+    (void)fi;
+    (void)flags;
+    if (lookup(path, &n) < 0)
+        return -ENOENT;
+    if (n.depth == 3)
+        return n.mnt ? 0 : -ENOTDIR;
+    fill(buf, ".", NULL, 0, 0);
+    fill(buf, "..", NULL, 0, 0);
+    if (n.depth == 0)
+        for (size_t i = 0; i < M.nsets; i++)
+            fill(buf, M.sets[i].name, NULL, 0, 0);
+    if (n.depth == 1)
+        for (size_t i = 0; i < n.s->nb; i++)
+            fill(buf, n.s->b[i].id, NULL, 0, 0);
+    if (n.depth == 2)
+        for (size_t i = 0; i < n.b->nd; i++) {
+            fill(buf, n.b->d[i].name, NULL, 0, 0);
+            for (size_t m = 0; m < n.b->d[i].nmnt; m++)
+                fill(buf, n.b->d[i].mnt[m].name, NULL, 0, 0);
+        }
+    return 0;
+}
+
+/* The reader of (b, d), opened on its first user. */
+static struct agent_reader *
+disk_ref(struct m_backup *b, struct m_disk *d)
+{
+    struct agent_reader_opts ro = {
+        .cache_bytes = M.o.cache_bytes ? M.o.cache_bytes : MOUNT_CACHE};
+    struct agent_reader *rd;
+
+    pthread_mutex_lock(&M.lock);
+    if (!d->rd) {
+        d->rd = agent_reader_open(M.o.url, NULL, b->id, d->name, &ro);
+        if (!d->rd)
+            lb_warn("%s/%s: %s", b->id, d->name, lb_error_msg());
+    }
+    if (d->rd)
+        d->opens++;
+    rd = d->rd;
+    pthread_mutex_unlock(&M.lock);
+    return rd;
+}
+
+static void
+disk_unref(struct m_disk *d)
+{
+    pthread_mutex_lock(&M.lock);
+    if (d->opens && --d->opens == 0) {
+        agent_reader_close(d->rd);
+        d->rd = NULL;
+    }
+    pthread_mutex_unlock(&M.lock);
+}
+
+static int
+m_open(const char *path, struct fuse_file_info *fi)
+{
+    struct m_node n;
+
+    if (lookup(path, &n) < 0)
+        return -ENOENT;
+    if (n.depth != 3 || n.mnt)
+        return -EISDIR;
+    if ((fi->flags & O_ACCMODE) != O_RDONLY)
+        return -EROFS;
+    if (!disk_ref(n.b, n.d))
+        return -EIO;
+    fi->fh = (uint64_t)(uintptr_t)n.d;
+    fi->keep_cache = 1; /* a backup never changes */
+    return 0;
+}
+
+static int
+m_read(const char *path, char *buf, size_t len, off_t off,
+       struct fuse_file_info *fi)
+{
+    /* FUSE keeps a file's handle as an integer: ours is its disk */
+    // NOLINTNEXTLINE(performance-no-int-to-ptr)
+    struct m_disk *d = (struct m_disk *)(uintptr_t)fi->fh;
+
+    (void)path;
+    if (off < 0 || (uint64_t)off >= d->size)
+        return 0;
+    len = (size_t)LB_MIN((uint64_t)len, d->size - (uint64_t)off);
+    if (agent_reader_pread(d->rd, buf, len, (uint64_t)off) < 0) {
+        lb_warn("read of %s at %lld: %s", path, (long long)off, lb_error_msg());
+        return -EIO;
+    }
+    return (int)len;
+}
+
+static int
+m_release(const char *path, struct fuse_file_info *fi)
+{
+    (void)path;
+    // NOLINTNEXTLINE(performance-no-int-to-ptr)
+    disk_unref((struct m_disk *)(uintptr_t)fi->fh);
+    return 0;
+}
+
+static void *
+m_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+    (void)conn;
+    cfg->kernel_cache = 1;
+    cfg->entry_timeout = cfg->attr_timeout = 3600;
+    return NULL;
+}
+
+static const struct fuse_operations m_ops = {
+    .init = m_init,
+    .getattr = m_getattr,
+    .readdir = m_readdir,
+    .open = m_open,
+    .read = m_read,
+    .release = m_release,
+};
+
+/* ---- filesystems inside the disks (--fs) ---------------------------------------- */
+
+static void
+add_mnt(struct m_disk *d, const char *name, uint64_t off)
+{
+    d->mnt = lb_xrealloc(d->mnt, (d->nmnt + 1) * sizeof *d->mnt);
+    snprintf(d->mnt[d->nmnt].name, sizeof d->mnt[d->nmnt].name, "%s", name);
+    d->mnt[d->nmnt].off = off;
+    d->nmnt++;
+}
+
+/* Is there an ext2/3/4 superblock at off? Else say what it is not. */
+static bool
+is_ext(struct agent_reader *rd, uint64_t off, uint64_t len, const char *what)
+{
+    uint8_t sb[2];
+    uint8_t xfs[4];
+
+    if (len < EXT_MAGIC_OFF + 2 ||
+        agent_reader_pread(rd, sb, 2, off + EXT_MAGIC_OFF) < 0 ||
+        agent_reader_pread(rd, xfs, 4, off) < 0)
+        return false;
+    if (sb[0] == 0x53 && sb[1] == 0xEF)
+        return true;
+    if (memcmp(xfs, "XFSB", 4) == 0)
+        lb_warn("%s: an XFS filesystem: not mounted (Debian 12 has no FUSE "
+                "driver for XFS; see README, \"Mounting backups\")",
+                what);
+    return false;
+}
+
+/* Find the filesystems of one disk: mountpoints in the tree. */
+static void
+fs_scan(struct m_backup *b, struct m_disk *d)
+{
+    struct map_part parts[MAP_MAX_PARTS];
+    CLEANUP_FREE uint8_t *head = NULL;
+    struct agent_reader *rd = disk_ref(b, d);
+    size_t n = 0, len;
+    char what[128], name[80];
+
+    if (!rd)
+        return;
+    len = (size_t)LB_MIN((uint64_t)MAP_PARTS_HEAD, d->size);
+    head = lb_xmalloc(len);
+    if (agent_reader_pread(rd, head, len, 0) == 0 &&
+        map_parts_parse(head, len, d->size, parts, &n) == MAP_TABLE_NONE) {
+        snprintf(what, sizeof what, "%s/%s", b->id, d->name);
+        if (is_ext(rd, 0, d->size, what)) {
+            snprintf(name, sizeof name, "%s.fs", d->name);
+            add_mnt(d, name, 0);
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        snprintf(what, sizeof what, "%s/%s partition %u", b->id, d->name,
+                 parts[i].index);
+        if (is_ext(rd, parts[i].off, parts[i].len, what)) {
+            snprintf(name, sizeof name, "%s.p%u", d->name, parts[i].index);
+            add_mnt(d, name, parts[i].off);
+        }
+    }
+    disk_unref(d);
+}
+
+/* Mount every filesystem found with fuse2fs (it goes into the background
+ * once mounted); run once our own mount serves. */
+static void *
+fs_mount_all(void *arg)
+{
+    (void)arg;
+    for (size_t i = 0; M.o.fs && i < M.nsets; i++)
+        for (size_t k = 0; k < M.sets[i].nb; k++) {
+            struct m_backup *b = &M.sets[i].b[k];
+            for (size_t d = 0; d < b->nd; d++)
+                for (size_t m = 0; m < b->d[d].nmnt; m++) {
+                    CLEANUP_FREE char *img =
+                        lb_xasprintf("%s/%s/%s/%s", M.o.dir, M.sets[i].name,
+                                     b->id, b->d[d].name);
+                    CLEANUP_FREE char *at =
+                        lb_xasprintf("%s/%s/%s/%s", M.o.dir, M.sets[i].name,
+                                     b->id, b->d[d].mnt[m].name);
+                    CLEANUP_FREE char *opt =
+                        lb_xasprintf("ro,fakeroot,offset=%llu",
+                                     (unsigned long long)b->d[d].mnt[m].off);
+                    char *argv[] = {"fuse2fs", img, at, "-o", opt, NULL};
+                    if (agent_run_ok(argv, NULL) < 0)
+                        lb_warn("%s: fuse2fs failed: %s", at, lb_error_msg());
+                }
+        }
+    ready(0);
+    return NULL;
+}
+
+/* ---- mount and umount -------------------------------------------------------------- */
+
+/* Fork: the parent waits for the child's word (it is mounted, or why
+ * not) and returns; the child goes on as the mount's daemon. 1 in the
+ * parent (0 or -1 in *rc), 0 in the child, -1 on error. */
+static int
+background(int *rc)
+{
+    int p[2];
+    pid_t pid;
+    char msg[LB_ERR_MAX];
+    ssize_t n, got = 0;
+
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return lb_error(errno, "pipe");
+    pid = fork();
+    if (pid < 0)
+        return lb_error(errno, "fork");
+    if (pid == 0) {
+        close(p[0]);
+        setsid();
+        M.ready_fd = p[1];
+        return 0;
+    }
+    close(p[1]);
+    while (got < (ssize_t)sizeof msg - 1 &&
+           (n = read(p[0], msg + got, sizeof msg - 1 - (size_t)got)) != 0) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            break;
+        got += n;
+        if (memchr(msg, 0, (size_t)got))
+            break;
+    }
+    close(p[0]);
+    msg[got] = '\0';
+    if (got == 0)
+        *rc = lb_fail(EIO, "the mount's process ended before it was ready");
+    else if (msg[0])
+        *rc = lb_fail(EIO, "%s", msg);
+    else
+        *rc = 0;
+    return 1;
+}
+
+int
+map_mount(const struct map_mount_opts *o)
+{
+    char *argv[] = {"livebackup", "-o", "ro,default_permissions", NULL};
+    struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+    struct fuse_loop_config *lc = NULL;
+    struct fuse *f = NULL;
+    pthread_t th;
+    bool th_started = false;
+    int ret = -1, bg;
+
+    M.o = *o;
+    M.now = time(NULL);
+    if (!realpath(o->dir, M.dir))
+        return lb_error(errno, "%s", o->dir);
+    M.o.dir = M.dir;
+    if (tree_load() < 0) {
+        tree_free();
+        return -1;
+    }
+    if (o->fs)
+        for (size_t i = 0; i < M.nsets; i++)
+            for (size_t k = 0; k < M.sets[i].nb; k++)
+                for (size_t d = 0; d < M.sets[i].b[k].nd; d++)
+                    fs_scan(&M.sets[i].b[k], &M.sets[i].b[k].d[d]);
+    if (!o->foreground) {
+        bg = background(&ret);
+        if (bg != 0) {
+            tree_free();
+            return bg < 0 ? -1 : ret;
+        }
+    }
+    for (size_t i = 0; i < LB_ARRAY_SIZE(argv) - 1; i++)
+        fuse_opt_add_arg(&args, argv[i]);
+    {
+        /* umount finds us by the pid in our source name */
+        CLEANUP_FREE char *fsname =
+            lb_xasprintf("fsname=livebackup:%ld", (long)getpid());
+        fuse_opt_add_arg(&args, "-o");
+        fuse_opt_add_arg(&args, fsname);
+    }
+    f = fuse_new(&args, &m_ops, sizeof m_ops, NULL);
+    if (!f) {
+        lb_fail(EIO, "FUSE: cannot set up the filesystem");
+        goto out;
+    }
+    if (fuse_mount(f, o->dir) < 0) {
+        lb_fail(EIO, "FUSE: cannot mount on %s", o->dir);
+        lb_error_hint("is /dev/fuse there, and %s an empty directory?", o->dir);
+        fuse_destroy(f);
+        f = NULL;
+        goto out;
+    }
+    /* the filesystems inside are mounted once we serve */
+    if (pthread_create(&th, NULL, fs_mount_all, NULL) == 0)
+        th_started = true;
+    lc = fuse_loop_cfg_create();
+    fuse_loop_cfg_set_max_threads(lc, 16);
+    ret = fuse_loop_mt(f, lc) == 0 ? 0 : lb_fail(EIO, "FUSE: the loop failed");
+    if (th_started)
+        pthread_join(th, NULL);
+    fuse_loop_cfg_destroy(lc);
+out:
+    ready(ret);
+    if (f) {
+        fuse_unmount(f);
+        fuse_destroy(f);
+    }
+    fuse_opt_free_args(&args);
+    tree_free();
+    if (!o->foreground)
+        _exit(ret < 0 ? 1 : 0);
+    return ret;
+}
+
+struct m_below {
+    char *mp;
+    pid_t pid; /* the process that serves it, 0 if unknown */
+};
+
+/* Who serves the FUSE mount mp from source src: our own mount says its
+ * pid in its source name; fuse2fs is the process with mp as its second
+ * argument. */
+static pid_t
+server_of(const char *mp, const char *src)
+{
+    CLEANUP_FREE char *path = NULL;
+    DIR *proc;
+    struct dirent *e;
+    pid_t pid = 0;
+
+    if (strncmp(src, "livebackup:", 11) == 0)
+        return (pid_t)strtol(src + 11, NULL, 10);
+    proc = opendir("/proc");
+    while (proc && pid == 0 && (e = readdir(proc)) != NULL) {
+        char cl[8192];
+        CLEANUP_CLOSE int fd = -1;
+        ssize_t n;
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        free(path);
+        path = lb_xasprintf("/proc/%s/cmdline", e->d_name);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || (n = read(fd, cl, sizeof cl - 1)) <= 0)
+            continue;
+        cl[n] = '\0';
+        /* argv[0] fuse2fs, argv[1] the image, argv[2] the mountpoint */
+        {
+            const char *a0 = cl, *a1 = a0 + strlen(a0) + 1, *a2;
+            const char *base = strrchr(a0, '/');
+            if (strcmp(base ? base + 1 : a0, "fuse2fs") != 0 || a1 >= cl + n)
+                continue;
+            a2 = a1 + strlen(a1) + 1;
+            if (a2 < cl + n && strcmp(a2, mp) == 0)
+                pid = (pid_t)strtol(e->d_name, NULL, 10);
+        }
+    }
+    if (proc)
+        closedir(proc);
+    return pid;
+}
+
+/* The FUSE mounts at or below dir, deepest first, from mountinfo. */
+static size_t
+mounts_below(const char *dir, struct m_below **out)
+{
+    CLEANUP_CLOSE int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+    CLEANUP_BUF struct lb_buf b = {0};
+    size_t n = 0, dl = strlen(dir);
+    char *save = NULL, *info;
+    ssize_t got;
+
+    *out = NULL;
+    /* procfs files have no size: read to the end */
+    do {
+        lb_buf_reserve(&b, 65536);
+        got = fd < 0 ? 0 : read(fd, b.data + b.len, 65536);
+        if (got > 0)
+            b.len += (size_t)got;
+    } while (got > 0 || (got < 0 && errno == EINTR));
+    lb_buf_put_u8(&b, 0);
+    info = (char *)b.data;
+    for (char *line = strtok_r(info, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        char mp[4096], type[64], src[4096];
+        const char *sep = strstr(line, " - ");
+        /* ID PARENT MAJ:MIN ROOT MOUNTPOINT ... - TYPE SOURCE ... */
+        if (!sep || sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1 ||
+            sscanf(sep, " - %63s %4095s", type, src) != 2)
+            continue;
+        if (strncmp(mp, dir, dl) != 0 || (mp[dl] != '\0' && mp[dl] != '/') ||
+            strncmp(type, "fuse", 4) != 0)
+            continue;
+        *out = lb_xrealloc(*out, (n + 1) * sizeof **out);
+        (*out)[n].mp = lb_xstrdup(mp);
+        (*out)[n].pid = server_of(mp, src);
+        n++;
+    }
+    /* deepest (longest) first */
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = i + 1; k < n; k++)
+            if (strlen((*out)[k].mp) > strlen((*out)[i].mp)) {
+                struct m_below t = (*out)[i];
+                (*out)[i] = (*out)[k];
+                (*out)[k] = t;
+            }
+    return n;
+}
+
+static bool
+alive(pid_t pid)
+{
+    char path[64], st[512], *p;
+    CLEANUP_CLOSE int fd = -1;
+    ssize_t n;
+
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || (n = read(fd, st, sizeof st - 1)) <= 0)
+        return false;
+    st[n] = '\0';
+    p = strrchr(st, ')');
+    return p && p[1] == ' ' && p[2] != 'Z';
+}
+
+int
+map_umount(const char *dir)
+{
+    char real[4096];
+    struct m_below *mps;
+    size_t n;
+    int ret = 0;
+
+    if (!realpath(dir, real))
+        return lb_error(errno, "%s", dir);
+    n = mounts_below(real, &mps);
+    if (n == 0)
+        ret = lb_fail(EINVAL, "nothing is mounted on %s", real);
+    for (size_t i = 0; i < n; i++) {
+        char *argv[] = {"fusermount3", "-u", mps[i].mp, NULL};
+        if (ret == 0 && agent_run_ok(argv, NULL) < 0)
+            ret = -1;
+        /* its process ends once it sees the unmount: wait for it, so
+         * that nothing of ours is left when we return */
+        for (int t = 0; ret == 0 && mps[i].pid > 0 && alive(mps[i].pid); t++) {
+            if (t == 200) {
+                lb_warn("%s: its process %ld did not end within 10 s",
+                        mps[i].mp, (long)mps[i].pid);
+                break;
+            }
+            usleep(50 * 1000);
+        }
+        free(mps[i].mp);
+    }
+    free(mps);
+    return ret;
+}

@@ -1,0 +1,208 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# livebackup map: a disk of a backup as a read-only NBD export (nbdkit with
+# our plugin). nbdcopy of the export equals restore-image of the same disk,
+# for a full and an incremental backup, from a local repository, over ssh
+# and through backupd listen; block status reports the holes and the zero
+# runs (nbdcopy and qemu-img convert stay sparse); a damaged chunk gives an
+# I/O error on the reads that touch its window and nothing else, a missing
+# one too (the export connects to the repository again for the next read);
+# --daemon runs until SIGTERM; bad input fails clearly.
+. "$(dirname "$0")/lib.sh"
+
+R=$T/repo
+run_ok livebackup init --repo "$R"
+# 96 MiB, 4 MiB windows: data at 0 (3 MiB), 20M (8 KiB), 40M (4 MiB),
+# incompressible data at 64M; the rest holes.
+qemu-img create -q -f qcow2 "$T/a.qcow2" 96M
+qemu-io -f qcow2 -c "write -P 7 0 3M" -c "write -P 9 20M 8k" \
+    -c "write -P 3 40M 4M" "$T/a.qcow2" >/dev/null
+write_random "$T/a.qcow2" qcow2 $((64 << 20)) $((4 << 20))
+run_ok livebackup backup-image --json --repo "$R" --name img --disk vda="$T/a.qcow2"
+full=$(json_field "$T/out" summary id)
+# The incremental: a 4 KiB write, a zeroed 64 KiB run inside the RAW
+# window at 40M, data in an empty window (88M).
+overlay "$T/t.qcow2" "$T/a.qcow2" qcow2
+qemu-io -f qcow2 -c "write -P 5 1M 4k" -c "write -z 40M 64k" \
+    -c "write -P 1 88M 12k" "$T/t.qcow2" >/dev/null
+run_ok livebackup backup-image --json --repo "$R" --name img \
+    --disk vda="$T/t.qcow2" --since "$T/a.qcow2"
+incr=$(json_field "$T/out" summary id)
+ok "a full ($full) and an incremental ($incr) backup of a 96 MiB image"
+
+# map_start ID SOCKET [livebackup options...]: an export in the
+# foreground (recorded), ready once its pid file is written.
+map_start() {
+    local id=$1 sock=$2
+    shift 2
+    rm -f "$sock.pid"
+    livebackup map --repo "$R" --name img --backup "$id" --disk vda \
+        --socket "$sock" --pid-file "$sock.pid" "$@" 2>>"$T/map.log" &
+    MAP_PID=$!
+    lb_track "$MAP_PID"
+    wait_until 60 "the export of $id on $sock" map_ready "$sock"
+}
+map_ready() {
+    lb_alive "$MAP_PID" || fail "livebackup map exited: $(tail -n 5 "$T/map.log")"
+    [[ -S $1 && -s $1.pid ]]
+}
+map_stop() {
+    kill -TERM "$MAP_PID"
+    wait "$MAP_PID" || true
+}
+lb_watch_log "$T/map.log"
+nbd() { echo "nbd+unix:///?socket=$1"; }
+
+# copy_equals ID SOCKET WHAT: nbdcopy of the export equals restore-image.
+copy_equals() {
+    rm -f "$T/copy.raw" "$T/ref.raw"
+    nbdcopy "$(nbd "$2")" "$T/copy.raw" 2>"$T/nbdcopy.err" ||
+        fail "nbdcopy of $3: $(cat "$T/nbdcopy.err")"
+    run_ok livebackup restore-image --repo "$R" --name img --backup "$1" \
+        --disk vda --to "$T/ref.raw"
+    cmp "$T/copy.raw" "$T/ref.raw" || fail "$3: the export differs from restore-image"
+    (($(alloc_bytes "$T/copy.raw") <= $(alloc_bytes "$T/ref.raw") + (1 << 20))) ||
+        fail "$3: nbdcopy's copy is not sparse ($(alloc_bytes "$T/copy.raw") bytes allocated)"
+}
+
+S=$T/m.sock
+for id in "$full" "$incr"; do
+    map_start "$id" "$S"
+    copy_equals "$id" "$S" "backup $id"
+    map_stop
+done
+qemu-img compare -q -f raw -F qcow2 "$T/copy.raw" "$T/t.qcow2" ||
+    fail "the incremental's export differs from the image it was taken from"
+ok "nbdcopy of the export equals restore-image, full and incremental (local)"
+
+# Block status: the holes, the data, and the zero run of a DELTA (88M: 12
+# KiB of data on zeros).
+map_start "$incr" "$S"
+nbdinfo --map "$(nbd "$S")" >"$T/map.txt"
+status_at() { # OFFSET: the type description of the extent holding it
+    awk -v o="$1" '$1 <= o && o < $1 + $2 { $1 = $2 = $3 = ""; gsub(/^ +/, ""); print }' "$T/map.txt"
+}
+[[ $(status_at 0) == data && $(status_at $((8 << 20))) == hole,zero &&
+    $(status_at $((20 << 20))) == data && $(status_at $((88 << 20))) == data &&
+    $(status_at $(((88 << 20) + (64 << 10)))) == zero ]] ||
+    fail "block status: $(cat "$T/map.txt")"
+holes=$(awk '$NF == "hole,zero" { n += $2 } END { print n + 0 }' "$T/map.txt")
+((holes >= (60 << 20))) || fail "only $holes bytes reported as holes: $(cat "$T/map.txt")"
+qemu-img convert -f raw -O qcow2 "$(nbd "$S")" "$T/conv.qcow2"
+qemu-img compare -q -f qcow2 -F raw "$T/conv.qcow2" "$T/ref.raw" ||
+    fail "qemu-img convert of the export differs"
+(($(alloc_bytes "$T/conv.qcow2") < (20 << 20))) ||
+    fail "qemu-img convert did not stay sparse: $(alloc_bytes "$T/conv.qcow2") bytes"
+map_stop
+ok "block status: $((holes >> 20)) MiB of holes, data and a DELTA's zero run; qemu-img convert stays sparse"
+
+# Over ssh: the export reads through the same protocol session.
+sshd_start
+URL="ssh://root@127.0.0.1:$SSH_PORT$R"
+rm -f "$S.pid"
+livebackup map --repo "$URL" --rsh "$LB_RSH" --remote-backupd "$BACKUPD" \
+    --name img --backup "$incr" --disk vda --socket "$S" --pid-file "$S.pid" 2>>"$T/map.log" &
+MAP_PID=$!
+lb_track "$MAP_PID"
+wait_until 60 "the export over ssh" map_ready "$S"
+copy_equals "$incr" "$S" "the incremental over ssh"
+map_stop
+ok "over ssh: nbdcopy of the export equals restore-image"
+
+# Through backupd listen: the plugin's session is bridged to the daemon.
+lb_watch_log "$T/daemon.log"
+"$BACKUPD" listen --repo "$R" --socket "$T/bd.sock" --log-stderr -v 2>>"$T/daemon.log" &
+DAEMON=$!
+lb_track "$DAEMON"
+daemon_up() {
+    lb_alive "$DAEMON" || fail "backupd listen exited: $(cat "$T/daemon.log")"
+    [[ -S $T/bd.sock && -f $R/listen ]]
+}
+wait_until 60 "backupd listen" daemon_up
+map_start "$full" "$S"
+copy_equals "$full" "$S" "the full through backupd listen"
+map_stop
+grep -q "bridged session from local" "$T/daemon.log" ||
+    fail "the export's session did not go through the daemon: $(tail -n 5 "$T/daemon.log")"
+kill -TERM "$DAEMON"
+wait "$DAEMON" || true
+ok "through backupd listen: the export's session is bridged, the copy equals"
+
+# A damaged chunk: the reads of its window fail (EIO), never wrong data;
+# the others are served. Window 16 (64M) holds the incompressible RAW chunk.
+cp -a "$R" "$T/bad"
+chunk=$(manifest_chunks "$R/backups/$full" vda | awk '$1 == 16 { print $3 }')
+[[ -n $chunk ]] || fail "no chunk for window 16"
+f=$(chunk_file "$T/bad" "$chunk")
+size=$(stat -c %s "$f")
+printf '\xff\xfe\xfd\xfc' | dd of="$f" bs=1 seek=$((size / 2)) conv=notrunc status=none
+R_SAVE=$R
+R=$T/bad
+map_start "$full" "$S"
+if qemu-io -r -f raw -c "read 64M 4k" "$(nbd "$S")" >"$T/qio.out" 2>&1; then
+    fail "a read of the damaged window succeeded: $(cat "$T/qio.out")"
+fi
+grep -q "Input/output error" "$T/qio.out" || fail "not an I/O error: $(cat "$T/qio.out")"
+qemu-io -r -f raw -c "read -P 7 0 3M" -c "read -P 9 20M 8k" -c "read -P 3 40M 4M" \
+    "$(nbd "$S")" >"$T/qio.out" 2>&1 || fail "reads elsewhere failed: $(cat "$T/qio.out")"
+! grep -qi "error\|mismatch" "$T/qio.out" || fail "reads elsewhere: $(cat "$T/qio.out")"
+grep -q "chunk $chunk (offset 67108864) is damaged" "$T/map.log" ||
+    fail "the export did not say which chunk: $(tail -n 5 "$T/map.log")"
+if nbdcopy "$(nbd "$S")" "$T/copy.raw" 2>"$T/nbdcopy.err"; then
+    fail "nbdcopy of a damaged backup succeeded"
+fi
+map_stop
+ok "a damaged chunk: EIO on the reads of its window, the others read right"
+# A missing chunk: the repository ends the session; that read fails, the
+# next one connects again.
+rm "$f"
+map_start "$full" "$S"
+if qemu-io -r -f raw -c "read 66M 4k" "$(nbd "$S")" >"$T/qio.out" 2>&1; then
+    fail "a read of a missing chunk succeeded"
+fi
+grep -q "Input/output error" "$T/qio.out" || fail "not an I/O error: $(cat "$T/qio.out")"
+qemu-io -r -f raw -c "read -P 3 40M 4M" "$(nbd "$S")" >"$T/qio.out" 2>&1 ||
+    fail "the read after a missing chunk failed: $(cat "$T/qio.out")"
+! grep -qi "error\|mismatch" "$T/qio.out" || fail "after a missing chunk: $(cat "$T/qio.out")"
+map_stop
+R=$R_SAVE
+ok "a missing chunk: EIO on its window, the export reconnects for the next read"
+
+# --daemon: the command returns once the export serves; SIGTERM stops it.
+run_ok livebackup map --repo "$R" --name img --disk vda --socket "$S" \
+    --daemon --pid-file "$T/d.pid"
+pid=$(cat "$T/d.pid")
+lb_alive "$pid" || fail "the daemon $pid is not running"
+nbdinfo --size "$(nbd "$S")" >"$T/size" || fail "the daemon does not serve"
+[[ $(cat "$T/size") == $((96 << 20)) ]] || fail "size $(cat "$T/size")"
+kill -TERM "$pid"
+wait_until 30 "the daemon to stop" eval "! lb_alive $pid"
+ok "--daemon serves until SIGTERM"
+
+# An encrypted repository: the plugin (in nbdkit, a process of its own)
+# unlocks the key from the passphrase file the command was given, by a
+# relative path; without a passphrase the export fails to start, clearly.
+E=$T/enc
+printf 'map passphrase\n' >"$T/pass"
+(cd "$T" && run_ok livebackup init --repo "$E" --encryption repokey --passphrase-file pass)
+(cd "$T" && run_ok livebackup backup-image --repo "$E" --name img --disk vda="$T/a.qcow2" \
+    --passphrase-file pass)
+(cd "$T" && run_ok livebackup map --repo "$E" --name img --disk vda --socket "$S" \
+    --daemon --pid-file "$T/e.pid" --passphrase-file pass)
+pid=$(cat "$T/e.pid")
+nbdcopy "$(nbd "$S")" "$T/enc.raw" 2>"$T/nbdcopy.err" || fail "nbdcopy (encrypted): $(cat "$T/nbdcopy.err")"
+kill -TERM "$pid"
+wait_until 30 "the encrypted export to stop" eval "! lb_alive $pid"
+qemu-img compare -q -f raw -F qcow2 "$T/enc.raw" "$T/a.qcow2" ||
+    fail "the export of an encrypted repository differs from its image"
+expect_fail "its passphrase is needed" livebackup map --repo "$E" --name img \
+    --disk vda --socket "$T/x.sock" --daemon --pid-file "$T/x.pid"
+ok "an encrypted repository: the export opens the key from --passphrase-file; none given, it fails"
+
+# Bad input.
+expect_fail "has no disk vdz \(it has: vda\)" livebackup map --repo "$R" --name img \
+    --disk vdz --socket "$T/x.sock"
+expect_fail "no backups of nosuch" livebackup map --repo "$R" --name nosuch \
+    --disk vda --socket "$T/x.sock"
+[[ ! -e $T/x.sock ]] || fail "a failed map left its socket"

@@ -1,0 +1,76 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# livebackup mount: backups as read-only files (FUSE), DIR/NAME/BACKUP/DISK,
+# equal to restore-image; with --fs the ext4 filesystems inside the disks
+# (the whole disk, or GPT and MBR partitions) mounted by fuse2fs, a file
+# copied out byte for byte; umount leaves no mount and no process behind. No loop device or kernel
+# NBD client is used.
+. "$(dirname "$0")/lib.sh"
+
+R=$T/repo
+run_ok livebackup init --repo "$R"
+# Two ext4 filesystems with known files: one for a whole disk, one put
+# into partition 1 of a GPT disk and partition 2 of an MBR disk.
+mkdir -p "$T/src/sub"
+echo "hello from a backup" >"$T/src/sub/hello.txt"
+random_file "$T/src/rand.bin" 3
+mkfs.ext4 -q -F -d "$T/src" "$T/fs.img" 40M
+cp --sparse=always "$T/fs.img" "$T/whole.raw"
+truncate -s 96M "$T/whole.raw"
+truncate -s 96M "$T/gpt.raw"
+printf 'label: gpt\nstart=2048, size=81920, type=L\nstart=86016, size=40960, type=L\n' |
+    sfdisk -q "$T/gpt.raw"
+dd if="$T/fs.img" of="$T/gpt.raw" bs=512 seek=2048 conv=notrunc,sparse status=none
+truncate -s 96M "$T/mbr.raw"
+printf 'label: dos\nstart=2048, size=20480, type=83\nstart=22528, size=81920, type=83\n' |
+    sfdisk -q "$T/mbr.raw"
+dd if="$T/fs.img" of="$T/mbr.raw" bs=512 seek=22528 conv=notrunc,sparse status=none
+run_ok livebackup backup-image --json --repo "$R" --name disks \
+    --disk vda="$T/whole.raw" --disk vdb="$T/gpt.raw" --disk vdc="$T/mbr.raw"
+id=$(json_field "$T/out" summary id)
+ok "a backup ($id) of three disks: ext4 on the whole disk, in a GPT and an MBR partition"
+
+M=$T/mnt
+mkdir -p "$M"
+lb_watch_log "$T/mount.err"
+# unmount_all: what a failed test leaves mounted goes (deepest first)
+unmount_all() { livebackup umount "$M" >/dev/null 2>&1 || true; }
+trap 'rc=$?; unmount_all; lb_cleanup "$rc"' EXIT
+
+run_ok livebackup mount --repo "$R" "$M"
+for d in vda vdb vdc; do
+    [[ -f $M/disks/$id/$d ]] || fail "no $M/disks/$id/$d: $(find "$M" | head)"
+done
+rm -f "$T/ref.raw"
+run_ok livebackup restore-image --repo "$R" --name disks --disk vdb --to "$T/ref.raw"
+cmp "$M/disks/$id/vdb" "$T/ref.raw" || fail "the mounted disk differs from restore-image"
+[[ $(stat -c %s "$M/disks/$id/vdb") == $((96 << 20)) ]] || fail "size of the mounted disk"
+if { echo x >>"$M/disks/$id/vda"; } 2>/dev/null; then fail "a mounted disk is writable"; fi
+run_ok livebackup umount "$M"
+grep -q " $M " /proc/self/mountinfo && fail "still mounted"
+ok "mount: the disks are read-only files equal to restore-image"
+
+run_ok livebackup mount --repo "$R" --name disks --fs "$M"
+for fs in vda.fs vdb.p1 vdc.p2; do
+    cmp "$M/disks/$id/$fs/rand.bin" "$T/src/rand.bin" ||
+        fail "$fs/rand.bin differs"
+    [[ $(cat "$M/disks/$id/$fs/sub/hello.txt") == "hello from a backup" ]] ||
+        fail "$fs/sub/hello.txt"
+done
+[[ ! -e $M/disks/$id/vdb.p2 && ! -e $M/disks/$id/vdc.p1 ]] ||
+    fail "a partition without a filesystem got a mountpoint"
+mounts=$(grep -c " $M" /proc/self/mountinfo)
+[[ $mounts == 4 ]] || fail "$mounts mounts under $M: $(grep " $M" /proc/self/mountinfo)"
+ok "--fs: ext4 on the whole disk, in GPT partition 1 and MBR partition 2, files read right"
+
+run_ok livebackup umount "$M"
+! grep -q " $M" /proc/self/mountinfo || fail "left mounted: $(grep " $M" /proc/self/mountinfo)"
+pids=$(pgrep -f "fuse2fs $M|livebackup mount --repo $R" || true)
+[[ -z $pids ]] || fail "processes left: $(ps -o pid,args -p "${pids//$'\n'/,}")"
+[[ -z $(ls -A "$M") ]] || fail "files left in $M: $(ls -A "$M")"
+ok "umount: no mount and no process left"
+
+expect_fail "nothing is mounted on" livebackup umount "$M"
+expect_fail "no backups of nosuch" livebackup mount --repo "$R" --name nosuch "$M"
+! grep -q " $M" /proc/self/mountinfo || fail "a failed mount left a mount"

@@ -1,0 +1,173 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# mount --fs of a backup of the guest: a file it wrote reads right.
+# restore --instant: the restored guest runs on local overlays backed by
+# NBD exports of the backup while its disks are pulled in the background.
+# Checked: its guest agent answers and it holds the files written before
+# the backup while the pull runs; status shows the pull; the watcher and
+# the export killed mid-pull (the guest having written meanwhile), then
+# recover: the export comes back, the pull completes, the guest keeps its
+# writes; the host killed mid-pull (the domain destroyed too): recover
+# finishes offline; afterwards the disk chain holds no NBD layer, nothing of the
+# restore is left running, and restore-image of a later backup of the
+# restored domain equals its disk exactly.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/vmlib.sh"
+
+# What an instant restore leaves running when a test fails midway: its
+# exports (nbdkit daemons) and its watcher, by the pids in the state
+# directory, each checked to be that program still.
+instant_cleanup() {
+    local f p
+    for f in "$LIVEBACKUP_STATE_DIR"/*.export.pid "$LIVEBACKUP_STATE_DIR"/*.instant.lock; do
+        [[ -e $f ]] || continue
+        p=$(sed -n 's/^pid //; s/^\([0-9][0-9]*\)$/\1/p' "$f")
+        [[ $p =~ ^[0-9]+$ ]] && lb_alive "$p" || continue
+        case $(cat "/proc/$p/comm" 2>/dev/null) in
+        nbdkit | livebackup) kill -TERM "$p" 2>/dev/null || true ;;
+        esac
+    done
+}
+trap 'rc=$?; instant_cleanup; vm_test_cleanup; lb_cleanup "$rc"' EXIT
+
+R=$T/repo
+run_ok livebackup init --repo "$R"
+cp "$LB_TESTVM_DISK_QCOW2" "$VMDIR/src.qcow2"
+vm=$(new_vm src --disk "vda=$VMDIR/src.qcow2:qcow2")
+vm_wait_agent "$vm" 120 >/dev/null
+vm_wait_workload "$vm" 3 >/dev/null
+min=$(wl_done "$vm")
+run_ok livebackup backup --json "$vm" --repo "$R"
+id=$(json_field "$T/out" summary id)
+ok "backup $id of $vm ($min workload files)"
+
+# mount --fs: a file the guest wrote before the backup, read back from
+# the ext4 filesystem inside the backup's disk; umount leaves nothing.
+mkdir -p "$T/mnt"
+run_ok livebackup mount --repo "$R" --name "$vm" --backup "$id" --fs "$T/mnt"
+awk -v n=1 -f "$LB_TESTVM_WLGEN" | cmp - "$T/mnt/$vm/$id/vda.fs/wl/f000001" ||
+    fail "wl/f000001 read through mount --fs differs from what the guest wrote"
+run_ok livebackup umount "$T/mnt"
+! grep -q " $T/mnt" /proc/self/mountinfo || fail "left mounted: $(grep " $T/mnt" /proc/self/mountinfo)"
+[[ -z $(pgrep -f "fuse2fs $T/mnt|livebackup mount --repo $R") ]] || fail "mount processes left"
+ok "mount --fs: a file the guest wrote before the backup reads right; umount leaves nothing"
+
+# A check that runs inside a guest: files 1..N are intact.
+in_guest_check() {
+    local dom=$1 n=$2 out
+    out=$(VM_EXEC_TIMEOUT=120 vm_guest_exec "$dom" sh -c \
+        "for n in \$(seq 1 $n); do f=\$(printf /data/wl/f%06d \$n); awk -v n=\$n -f /lbtest/wlgen.awk | cmp -s - \$f || { echo BAD \$n; exit 1; }; done; echo GOOD") ||
+        fail "in $dom: $out"
+    [[ $out == *GOOD* ]] || fail "in $dom: $out"
+}
+
+# The pull is slowed down (512 KiB/s) so that the test acts during it.
+new=${VM_PREFIX}inst
+t0=$(date +%s.%N)
+LIVEBACKUP_PULL_BANDWIDTH=524288 run_ok livebackup restore --json "$vm" --repo "$R" \
+    --backup "$id" --instant --to "$T/inst" --name "$new" --new-mac
+[[ $(json_field "$T/out" summary name) == "$new" ]] || fail "summary: $(cat "$T/out")"
+vm_wait_agent "$new" 120 >/dev/null
+t1=$(date +%s.%N)
+ok "restore --instant: the guest agent of $new answers $(echo "$t1 - $t0" | bc) s after the command started"
+ov=$T/inst/$new-vda.qcow2
+backing=$(qemu-img info -U --output=json "$ov" | jq -r '."backing-filename" // empty')
+[[ $backing == *'"driver":"nbd"'* ]] || fail "the overlay's backing is not the export: '$backing'"
+virsh -q -c qemu:///system dumpxml "$new" | grep -q "protocol='nbd'" ||
+    fail "the running domain has no NBD layer"
+
+run_ok livebackup status --json "$new"
+st=$(jq -r 'select(.event == "instant" and .disk == "vda") | .state' "$T/out")
+fin=$(jq -r 'select(.event == "instant" and .disk == "vda") | .finishing' "$T/out")
+[[ $st == pulling && $fin == yes ]] || fail "status while pulling: $(cat "$T/out")"
+in_guest_check "$new" "$min"
+ok "while the pull runs: status says pulling, files 1..$min intact inside the guest"
+
+# The guest writes; then the watcher and the export are killed mid-pull.
+VM_EXEC_TIMEOUT=60 vm_guest_exec "$new" sh -c \
+    'echo written-during-the-pull >/data/instant-marker && sync' >/dev/null ||
+    fail "the guest could not write"
+pulled=$(jq -r 'select(.event == "instant" and .disk == "vda") | .pulled' "$T/out")
+run_ok livebackup status --json "$new"
+[[ $(jq -r 'select(.event == "instant") | .state' "$T/out") == pulling ]] ||
+    fail "the pull ended before the test could interrupt it: $(cat "$T/out")"
+watcher=$(sed -n 's/^pid //p' "$LIVEBACKUP_STATE_DIR/$new.instant.lock")
+export_pid=$(cat "$LIVEBACKUP_STATE_DIR/$new-vda.export.pid")
+[[ $watcher =~ ^[0-9]+$ && $export_pid =~ ^[0-9]+$ ]] ||
+    fail "watcher '$watcher', export '$export_pid'"
+kill -KILL "$watcher" "$export_pid"
+wait_until 30 "the watcher and the export to die" eval "! lb_alive $watcher && ! lb_alive $export_pid"
+run_ok livebackup status "$new"
+grep -q "nothing is finishing it" "$T/out" || fail "status after the kills: $(cat "$T/out")"
+ok "watcher and export killed mid-pull (pulled $pulled bytes by then): status says so"
+
+# QEMU 7.2's NBD client may crash when its server vanishes mid-request (a
+# segfault, seen in 2 of 4 runs): the domain is then shut off, and
+# recover finishes the pull offline. Either way the pull completes and the
+# guest's write, synced before the kill, is kept.
+state=$(virsh -q -c qemu:///system domstate "$new")
+run_ok livebackup recover "$new"
+grep -q "the instant restore is finished" "$T/out" || fail "recover: $(cat "$T/out" "$T/err")"
+[[ -z $(qemu-img info -U --output=json "$ov" | jq -r '."backing-filename" // empty') ]] ||
+    fail "the overlay still has a backing file after recover"
+for p in $export_pid $(cat "$LIVEBACKUP_STATE_DIR/$new-vda.export.pid" 2>/dev/null); do
+    lb_alive "$p" && fail "an export ($p) still runs"
+done
+ls "$LIVEBACKUP_STATE_DIR" | grep -q "^$new\.\|\.sock$" &&
+    fail "left in the state directory: $(ls "$LIVEBACKUP_STATE_DIR")"
+if [[ $state == "shut off" ]]; then
+    grep -q "is shut off: pulling vda from backup $id offline" "$T/err" ||
+        fail "recover of a shut-off domain: $(cat "$T/err")"
+    [[ $(virsh -q -c qemu:///system domstate "$new") == "shut off" ]] ||
+        fail "recover started $new"
+    vm_start "$new"
+    vm_wait_agent "$new" 120 >/dev/null
+    how="QEMU had crashed: the pull finished offline"
+else
+    [[ $(virsh -q -c qemu:///system domstate "$new") == running ]] ||
+        fail "$new is $(virsh -q -c qemu:///system domstate "$new")"
+    how="the guest ran on: the pull finished live"
+fi
+virsh -q -c qemu:///system dumpxml "$new" | grep -q "protocol='nbd'" &&
+    fail "the domain still has an NBD layer"
+out=$(VM_EXEC_TIMEOUT=60 vm_guest_exec "$new" cat /data/instant-marker) ||
+    fail "the guest's write is gone: $out"
+[[ $out == written-during-the-pull ]] || fail "the guest's write reads '$out'"
+in_guest_check "$new" "$min"
+ok "recover ($how): export restarted, pull completed, no NBD layer, the guest's write kept"
+
+# The host "killed" mid-pull: the domain destroyed, the watcher and the
+# export killed. recover finishes the pull offline through a restarted
+# export; the domain then starts on its own image.
+host=${VM_PREFIX}host
+LIVEBACKUP_PULL_BANDWIDTH=524288 run_ok livebackup restore "$vm" --repo "$R" \
+    --backup "$id" --instant --to "$T/host" --name "$host" --new-mac
+vm_wait_agent "$host" 120 >/dev/null
+watcher=$(sed -n 's/^pid //p' "$LIVEBACKUP_STATE_DIR/$host.instant.lock")
+export_pid=$(cat "$LIVEBACKUP_STATE_DIR/$host-vda.export.pid")
+virsh -q -c qemu:///system destroy "$host" >/dev/null
+kill -KILL "$watcher" "$export_pid" 2>/dev/null || true
+wait_until 30 "the watcher and the export to die" eval "! lb_alive $watcher && ! lb_alive $export_pid"
+run_ok livebackup recover "$host"
+grep -q "is shut off: pulling vda from backup $id offline" "$T/err" ||
+    fail "recover of a shut-off domain: $(cat "$T/out" "$T/err")"
+[[ -z $(qemu-img info -U --output=json "$T/host/$host-vda.qcow2" | jq -r '."backing-filename" // empty') ]] ||
+    fail "the overlay still has a backing file after an offline recover"
+[[ ! -e $LIVEBACKUP_STATE_DIR/$host.instant ]] || fail "the journal is left"
+lb_alive "$(cat "$LIVEBACKUP_STATE_DIR/$host-vda.export.pid" 2>/dev/null || echo 0)" &&
+    fail "the restarted export still runs"
+vm_start "$host"
+vm_wait_agent "$host" 120 >/dev/null
+in_guest_check "$host" "$min"
+vm_destroy "$host"
+ok "host killed mid-pull: recover finishes the pull offline, the domain starts on its own image"
+
+# A later backup of the restored domain restores exactly.
+virsh -q -c qemu:///system destroy "$new" >/dev/null
+run_ok livebackup backup --json "$new" --repo "$R"
+id2=$(json_field "$T/out" summary id)
+rm -f "$T/later.raw"
+run_ok livebackup restore-image --repo "$R" --name "$new" --backup "$id2" --disk vda --to "$T/later.raw"
+same_image "$T/later.raw" raw "$(active_image "$new" vda)" qcow2
+ok "a later backup ($id2) of the restored domain restores exactly"

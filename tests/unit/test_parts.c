@@ -1,0 +1,182 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * agent/map/parts.c: the partition tables mount --fs finds filesystems
+ * through, and a listing's "disks" field. MBR and GPT (512- and 4096-byte
+ * sectors) as sfdisk writes them, and what must be left out: entries past
+ * the disk's end, extended partitions, GPT entries beyond the bytes read,
+ * no table at all. Also fuzzed (fuzz/fuzz_parts.c).
+ */
+#include "agent/map/map.h"
+#include "proto/proto.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+#define MiB (1ull << 20)
+
+static uint8_t head[MAP_PARTS_HEAD];
+static struct map_part p[MAP_MAX_PARTS];
+
+static void
+le32(uint8_t *b, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void
+le64(uint8_t *b, uint64_t v)
+{
+    le32(b, (uint32_t)v);
+    le32(b + 4, (uint32_t)(v >> 32));
+}
+
+static void
+mbr_entry(unsigned i, uint8_t type, uint32_t lba, uint32_t count)
+{
+    uint8_t *e = head + 446 + 16 * i;
+
+    e[4] = type;
+    le32(e + 8, lba);
+    le32(e + 12, count);
+    head[510] = 0x55;
+    head[511] = 0xAA;
+}
+
+/* A protective MBR and a GPT header at sector sz, entries at LBA 2. */
+static void
+gpt(uint32_t sz, uint32_t count)
+{
+    uint8_t *h = head + sz;
+
+    mbr_entry(0, 0xEE, 1, 0xffffffff);
+    memcpy(h, "EFI PART", 8);
+    le64(h + 72, 2);
+    le32(h + 80, count);
+    le32(h + 84, 128);
+}
+
+static void
+gpt_entry(uint32_t sz, unsigned i, uint64_t first, uint64_t last)
+{
+    uint8_t *e = head + 2 * sz + 128 * i;
+
+    memset(e, 0xab, 16);
+    le64(e + 32, first);
+    le64(e + 40, last);
+}
+
+static void
+clear(void)
+{
+    memset(head, 0, sizeof head);
+}
+
+TestSuite(parts, .init = clear);
+
+Test(parts, none)
+{
+    size_t n = 1;
+
+    cr_assert_eq(map_parts_parse(head, sizeof head, 64 * MiB, p, &n),
+                 MAP_TABLE_NONE);
+    cr_assert_eq(n, 0);
+    /* an ext4 superblock on the whole disk: no table either */
+    head[1080] = 0x53;
+    head[1081] = 0xEF;
+    cr_assert_eq(map_parts_parse(head, sizeof head, 64 * MiB, p, &n),
+                 MAP_TABLE_NONE);
+}
+
+Test(parts, mbr)
+{
+    size_t n;
+
+    mbr_entry(0, 0x83, 2048, 20480);
+    mbr_entry(1, 0x05, 22528, 2048); /* extended: not listed */
+    mbr_entry(2, 0x83, 24576, 81920);
+    mbr_entry(3, 0x83, 200000, 0x7fffffff); /* past the end */
+    cr_assert_eq(map_parts_parse(head, sizeof head, 96 * MiB, p, &n),
+                 MAP_TABLE_MBR);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(p[0].index, 1);
+    cr_assert_eq(p[0].off, 2048 * 512);
+    cr_assert_eq(p[0].len, 20480 * 512);
+    cr_assert_eq(p[1].index, 3);
+    cr_assert_eq(p[1].off, 24576ull * 512);
+}
+
+Test(parts, gpt_512_and_4096)
+{
+    size_t n;
+
+    gpt(512, 128);
+    gpt_entry(512, 0, 2048, 83967);
+    gpt_entry(512, 3, 86016, 126975);
+    cr_assert_eq(map_parts_parse(head, sizeof head, 96 * MiB, p, &n),
+                 MAP_TABLE_GPT);
+    cr_assert_eq(n, 2);
+    cr_assert_eq(p[0].index, 1);
+    cr_assert_eq(p[0].len, 81920 * 512);
+    cr_assert_eq(p[1].index, 4);
+    cr_assert_eq(p[1].off, 86016ull * 512);
+
+    clear();
+    gpt(4096, 4);
+    gpt_entry(4096, 0, 256, 10495);
+    cr_assert_eq(map_parts_parse(head, sizeof head, 96 * MiB, p, &n),
+                 MAP_TABLE_GPT);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(p[0].off, 256ull * 4096);
+    cr_assert_eq(p[0].len, 10240ull * 4096);
+}
+
+Test(parts, gpt_bad)
+{
+    size_t n;
+
+    gpt(512, 128);
+    gpt_entry(512, 0, 2048, 4095);
+    gpt_entry(512, 1, 9000, 8000);       /* last before first */
+    gpt_entry(512, 2, 2048, 1ull << 40); /* past the end */
+    cr_assert_eq(map_parts_parse(head, sizeof head, 96 * MiB, p, &n),
+                 MAP_TABLE_GPT);
+    cr_assert_eq(n, 1);
+    /* entries beyond the bytes at hand: a GPT, nothing listed */
+    cr_assert_eq(map_parts_parse(head, 1024 + 100, 96 * MiB, p, &n),
+                 MAP_TABLE_GPT);
+    cr_assert_eq(n, 0);
+    le64(head + 512 + 72, 1ull << 62); /* an LBA that overflows */
+    cr_assert_eq(map_parts_parse(head, sizeof head, 96 * MiB, p, &n),
+                 MAP_TABLE_GPT);
+    cr_assert_eq(n, 0);
+}
+
+Test(parts, list_disks)
+{
+    char names[4][65];
+    uint64_t sizes[4];
+    size_t n;
+
+    cr_assert_eq(map_list_disks("vda=67108864 vdb=5", names, sizes, 4, &n), 0);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(names[1], "vdb");
+    cr_assert_eq(sizes[0], 67108864);
+    cr_assert_eq(map_list_disks("", names, sizes, 4, &n), 0);
+    cr_assert_eq(n, 0);
+    static const char *const bad[] = {
+        "vda",
+        "vda=",
+        "=5",
+        "vda=5x",
+        "vda=0",
+        ".x=5",
+        "a/b=5",
+        "vda=99999999999999999999",
+        "a=1 b=1 c=1 d=1 e=1",
+        "vda=5  vdb=6",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        cr_assert_eq(map_list_disks(bad[i], names, sizes, 4, &n), -1, "%s",
+                     bad[i]);
+}
