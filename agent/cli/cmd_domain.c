@@ -403,6 +403,7 @@ print_result(const char *name, const struct livebk_result *res)
         proto_kv_set_u64(&kv, "commit_failures",
                          (uint64_t)res->commit_failures);
         proto_kv_setf(&kv, "seconds", "%.3f", res->bk.seconds);
+        agent_phases_kv(&res->ph, &res->bk.ph, &kv);
         agent_event("summary", &kv);
         proto_kv_free(&kv);
         return;
@@ -422,6 +423,9 @@ print_result(const char *name, const struct livebk_result *res)
                name, res->commit_failures);
 }
 
+/* The libvirt connection's time, counted in the first domain's phases. */
+static uint64_t connect_ns;
+
 /* One domain, in this process: its summary, or its error. */
 static int
 backup_one(struct agent_virt *v, const struct dom_args *a, const char *name)
@@ -429,13 +433,21 @@ backup_one(struct agent_virt *v, const struct dom_args *a, const char *name)
     struct livebk b;
     struct livebk_result res;
     struct agent_repo *r = NULL;
+    struct agent_phases ph = {0};
+    uint64_t t = lb_now_ns() - connect_ns;
     int ok = -1;
 
+    connect_ns = 0;
     memset(&res, 0, sizeof res);
     if (open_dom(&b, v, name, &a->o) == 0) {
+        t = agent_phase_add(&ph, AGENT_PH_LIBVIRT, t);
         r = agent_repo_connect(a->repo);
-        if (r && agent_repo_open(r, PROTO_OPEN_WRITE) == 0)
+        if (r && agent_repo_open(r, PROTO_OPEN_WRITE) == 0) {
+            agent_phase_add(&ph, AGENT_PH_REPO, t);
             ok = livebk_backup(&b, r, &res);
+            res.ph.us[AGENT_PH_LIBVIRT] += ph.us[AGENT_PH_LIBVIRT];
+            res.ph.us[AGENT_PH_REPO] += ph.us[AGENT_PH_REPO];
+        }
         livebk_record_attempt(&b, ok == 0, &res);
         close_dom(&b);
     }
@@ -466,11 +478,13 @@ cmd_backup(int argc, char **argv)
 
     if (rc)
         return rc;
+    connect_ns = lb_now_ns();
     v = agent_virt_open(a.uri);
     if (!v) {
         free_args(&a);
         return agent_fail();
     }
+    connect_ns = lb_now_ns() - connect_ns;
     names = a.names;
     n = a.nnames;
     if (a.all) {

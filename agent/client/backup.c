@@ -389,6 +389,7 @@ agent_backup_disks(struct agent_repo *r, const char *name, const char *parent,
     uint32_t len;
     struct proto_str id, par;
     uint64_t t0 = lb_now_ns(), sent0 = proto_conn_bytes_out(r->conn);
+    uint64_t t = t0;
     struct proto_kv fin = {0};
 
     memset(res, 0, sizeof *res);
@@ -409,6 +410,7 @@ agent_backup_disks(struct agent_repo *r, const char *name, const char *parent,
         proto_digest_hex(&xd, hex);
         proto_kv_set(&fin, "domain_xml", hex);
     }
+    t = agent_phase_add(&res->ph, AGENT_PH_BEGIN, t);
 
     for (size_t i = 0; i < ndisks; i++) {
         struct disk_job j = {.r = r, .spec = &disks[i], .ws = r->window_size};
@@ -418,6 +420,7 @@ agent_backup_disks(struct agent_repo *r, const char *name, const char *parent,
 
         j.src = agent_source_open(disks[i].path, disks[i].since,
                                   disks[i].force_share);
+        t = agent_phase_add(&res->ph, AGENT_PH_OPEN, t);
         if (!j.src)
             goto disk_fail;
         j.size = agent_source_size(j.src);
@@ -432,7 +435,9 @@ agent_backup_disks(struct agent_repo *r, const char *name, const char *parent,
             goto conn_fail;
         }
         rc = backup_one_disk(&j, mode);
+        t = agent_phase_add(&res->ph, AGENT_PH_DATA, t);
         agent_source_close(j.src);
+        t = agent_phase_add(&res->ph, AGENT_PH_CLOSE, t);
         free(j.depths);
         free(j.ext);
         if (rc < 0) {
@@ -452,6 +457,7 @@ agent_backup_disks(struct agent_repo *r, const char *name, const char *parent,
         proto_kv_free(&dm);
         if (proto_conn_send_buf(r->conn, &r->out) < 0)
             goto conn_fail;
+        t = agent_phase_add(&res->ph, AGENT_PH_DATA, t);
     }
     lb_fault_point("agent:before-commit");
     proto_kv_set_u64(&fin, "agent_bytes_read", res->bytes_read);
@@ -462,6 +468,7 @@ agent_backup_disks(struct agent_repo *r, const char *name, const char *parent,
     if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
         kv_expect_committed(r, &res->meta) < 0)
         goto conn_fail;
+    agent_phase_add(&res->ph, AGENT_PH_COMMIT, t);
     lb_fault_point("agent:after-commit");
     res->bytes_sent = proto_conn_bytes_out(r->conn) - sent0;
     res->seconds = (double)(lb_now_ns() - t0) / 1e9;

@@ -39,7 +39,8 @@ struct livebk_result {
     uint64_t freeze_ms;
     bool quiesced;
     unsigned disks_full, disks_incremental;
-    int commit_failures; /* overlays left for the next run to commit */
+    int commit_failures;    /* overlays left for the next run to commit */
+    struct agent_phases ph; /* where the time went, but in bk (its own) */
 };
 
 /* Thaw first, then finish or undo an interrupted run. verbose (the

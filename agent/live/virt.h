@@ -121,10 +121,12 @@ int agent_virt_defined(const char *uri, const char *name);
  * Freeze the guest's filesystems through the guest agent, waiting at most
  * timeout_s. Starts a guard process first: if this process dies before
  * agent_virt_thaw, the guard thaws the guest. On failure the guest is
- * thawed before returning.
+ * thawed before returning. t_call (may be NULL) gets lb_now_ns() of the
+ * moment the freeze itself was asked for (after the guard started): the
+ * start of the guest's frozen time.
  */
 int agent_virt_freeze(struct agent_virt *v, struct agent_dom *d,
-                      unsigned timeout_s);
+                      unsigned timeout_s, uint64_t *t_call);
 /* Bound every guest agent call on d to secs (libvirt keeps it for the
  * domain: put VIR_DOMAIN_AGENT_RESPONSE_TIMEOUT_DEFAULT back after). */
 int agent_virt_set_agent_timeout(struct agent_dom *d, int secs);
