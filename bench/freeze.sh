@@ -13,10 +13,11 @@
 # more files. Per backup, from the --json summary: the frozen time
 # (freeze_ms: from the freeze request to the thaw's return) and its parts
 # (us_freeze, us_snapshot, us_thaw: the three libvirt calls; us_guard:
-# the thaw guard's start, before the freeze). For the last 5 backups,
-# libvirtd's monitor and agent traffic is logged (virt-admin
-# daemon-log-filters, restored after) and the snapshot call is cut into
-# the QMP commands it sends and the time between them (libvirt's own).
+# the snapshot's XML and the thaw guard's start, before the freeze). For
+# the last 5 backups, libvirtd's monitor and agent traffic is logged
+# (virt-admin daemon-log-filters, restored after) and the frozen window
+# is cut into the agent's freeze and thaw, the QMP commands libvirt sends,
+# and the time between them (libvirt's and livebackup's own work).
 BENCH_NAME=freeze
 RUNS=20
 bench_opt() {
@@ -95,7 +96,7 @@ table "## Frozen time over $RUNS incremental backups (ms)" \
     "$(stat_row "  freeze call (guest agent: sync and freeze)" us_freeze 1000)" \
     "$(stat_row "  snapshot call (libvirt + QEMU)" us_snapshot 1000)" \
     "$(stat_row "  thaw call" us_thaw 1000)" \
-    "$(stat_row "(before the freeze: thaw guard start, agent timeout)" us_guard 1000)"
+    "$(stat_row "(before the freeze: snapshot XML, thaw guard, agent timeout)" us_guard 1000)"
 FZ=()
 for l in "${LBL[@]}"; do FZ+=("$(sum_of "$l" freeze_ms)"); done
 P95=$(pctl 95 "${FZ[@]}")

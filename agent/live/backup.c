@@ -273,7 +273,8 @@ prepare_overlays(struct run *k)
 /*
  * A running domain: freeze (when quiesced), one atomic snapshot of every
  * disk onto its overlay, thaw at once. The freeze covers the snapshot
- * call, nothing else; the first error is kept through the thaw.
+ * call, nothing else (its XML is made before); the first error is kept
+ * through the thaw.
  */
 static int
 snapshot_live(struct run *k, size_t n, char **targets, char **overlays)
@@ -282,14 +283,19 @@ snapshot_live(struct run *k, size_t n, char **targets, char **overlays)
     struct agent_phases *ph = &k->res->ph;
     struct lb_error_saved e;
     uint64_t t = lb_now_ns();
+    CLEANUP_FREE char *xml =
+        agent_virt_snapshot_xml(&b->dom, n, targets, overlays);
     int rc;
 
+    if (!xml)
+        return -1;
     if (!k->quiesce) {
         k->snapshot_tried = true;
-        rc = agent_virt_snapshot(&b->dom, n, targets, overlays);
+        rc = agent_virt_snapshot(&b->dom, xml);
         agent_phase_add(ph, AGENT_PH_SNAPSHOT, t);
         return rc;
     }
+    t = agent_phase_add(ph, AGENT_PH_GUARD, t);
     k->t_freeze = t;
     rc = agent_virt_freeze(b->v, &b->dom, b->o->freeze_timeout, &k->t_freeze);
     ph->us[AGENT_PH_GUARD] += (k->t_freeze - t) / 1000u;
@@ -297,7 +303,7 @@ snapshot_live(struct run *k, size_t n, char **targets, char **overlays)
     if (rc == 0) {
         lb_fault_point("agent:after-freeze");
         k->snapshot_tried = true;
-        rc = agent_virt_snapshot(&b->dom, n, targets, overlays);
+        rc = agent_virt_snapshot(&b->dom, xml);
         t = agent_phase_add(ph, AGENT_PH_SNAPSHOT, t);
         lb_error_save(&e);
         if (agent_virt_thaw(b->v, &b->dom, true) < 0)

@@ -141,9 +141,14 @@ int agent_virt_thaw(struct agent_virt *v, struct agent_dom *d, bool must);
 /*
  * One atomic disk-only external snapshot: disk targets[i] switches onto
  * the pre-created overlays[i] (qcow2); every other disk is left alone.
+ * In two steps, so that the guest is frozen for the call alone:
+ * agent_virt_snapshot_xml reads the domain's disks and returns the
+ * snapshot's XML (the caller frees it; NULL on failure), and
+ * agent_virt_snapshot makes the snapshot from it.
  */
-int agent_virt_snapshot(struct agent_dom *d, size_t n, char *const *targets,
-                        char *const *overlays);
+char *agent_virt_snapshot_xml(struct agent_dom *d, size_t n,
+                              char *const *targets, char *const *overlays);
+int agent_virt_snapshot(struct agent_dom *d, const char *xml);
 
 /*
  * Non-active block commit of the layers from top down to (not including)
