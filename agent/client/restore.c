@@ -5,7 +5,9 @@
  * chunks are fetched ahead (GET_CHUNKS, pipelined), checked against their
  * digests and applied by worker threads, which write only the non-zero
  * 4 KiB blocks: holes stay holes. raw output is written directly; qcow2
- * output goes through qemu-nbd into an image qemu-img created.
+ * output goes through qemu-nbd into an image qemu-img created, with
+ * several windows' writes in flight (one synchronous 4 MiB write at a time
+ * left the writer waiting on each of qemu-nbd's round trips).
  *
  * The image is written under a temporary name next to the target and
  * renamed when complete, so a half-restored disk never looks complete; an
@@ -18,6 +20,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <libnbd.h>
+#include <limits.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -25,6 +28,8 @@
 
 #define MAX_WORKERS 16
 #define BLOCK 4096
+/* qcow2: windows whose writes may be in flight in qemu-nbd at once. */
+#define MAX_INFLIGHT 4
 
 /* ---- manifest helpers ---------------------------------------------------- */
 
@@ -190,6 +195,8 @@ struct sink {
     int fd;               /* raw: the temp file */
     struct nbd_handle *h; /* qcow2: qemu-nbd on the temp file */
     char *tmp, *dst;
+    int write_error; /* qcow2: the first failed write's errno */
+    uint64_t error_off;
 };
 
 static int
@@ -236,16 +243,74 @@ sink_open(struct sink *k, const char *out, enum agent_format fmt, uint64_t size,
     return 0;
 }
 
+/* A qcow2 write's completion: one write less pending for its window. */
+struct wdone {
+    struct sink *k;
+    unsigned *pending;
+    uint64_t off;
+};
+
 static int
-sink_write(struct sink *k, const uint8_t *buf, size_t len, uint64_t off)
+write_done(void *user, int *error)
 {
+    struct wdone *w = user;
+
+    if (*error && !w->k->write_error) {
+        w->k->write_error = *error;
+        w->k->error_off = w->off;
+    }
+    (*w->pending)--;
+    return 1; /* retire the command */
+}
+
+static void
+write_done_free(void *user)
+{
+    free(user);
+}
+
+/*
+ * Write buf at off. raw: at once. qcow2: queued (buf must stay valid
+ * until *pending, incremented here, drops back: sink_wait).
+ */
+static int
+sink_write(struct sink *k, const uint8_t *buf, size_t len, uint64_t off,
+           unsigned *pending)
+{
+    struct wdone *w;
+
     if (k->fmt == AGENT_FMT_RAW) {
         if (lb_pwrite_full(k->fd, buf, len, (off_t)off) < 0)
             return lb_error(errno, "write %s", k->tmp);
         return 0;
     }
-    if (nbd_pwrite(k->h, buf, len, off, 0) < 0)
+    w = lb_xmalloc(sizeof *w);
+    *w = (struct wdone){k, pending, off};
+    (*pending)++;
+    if (nbd_aio_pwrite(k->h, buf, len, off,
+                       (nbd_completion_callback){.callback = write_done,
+                                                 .user_data = w,
+                                                 .free = write_done_free},
+                       0) < 0) {
+        (*pending)--;
         return lb_error(0, "write %s: %s", k->tmp, nbd_get_error());
+    }
+    return 0;
+}
+
+/* qcow2: wait until at most `left` writes are in flight; fails on the
+ * first write that failed. */
+static int
+sink_wait(struct sink *k, int left)
+{
+    if (!k->h)
+        return 0;
+    while (nbd_aio_in_flight(k->h) > left)
+        if (nbd_poll(k->h, -1) < 0)
+            return lb_error(0, "write %s: %s", k->tmp, nbd_get_error());
+    if (k->write_error)
+        return lb_error(k->write_error, "write %s at offset %llu", k->tmp,
+                        (unsigned long long)k->error_off);
     return 0;
 }
 
@@ -256,7 +321,10 @@ sink_close(struct sink *k, bool commit)
     int r = 0;
 
     if (k->h) {
-        if (commit && (nbd_flush(k->h, 0) < 0 || nbd_shutdown(k->h, 0) < 0))
+        if (commit && sink_wait(k, 0) < 0)
+            r = -1;
+        else if (commit &&
+                 (nbd_flush(k->h, 0) < 0 || nbd_shutdown(k->h, 0) < 0))
             r = lb_error(0, "flush %s: %s", k->tmp, nbd_get_error());
         nbd_close(k->h);
         k->h = NULL;
@@ -302,7 +370,8 @@ enum rslot_state {
 
 struct rslot {
     enum rslot_state st;
-    uint8_t *win; /* the rebuilt window, until the writer wrote it */
+    unsigned pending; /* qcow2: its writes still in flight */
+    uint8_t *win;     /* the rebuilt window, until the writer wrote it */
     uint64_t index;
     uint32_t wl;
     struct proto_mf_window w;
@@ -455,7 +524,7 @@ write_window(struct restore *x, struct rslot *s)
             ;
         e = LB_MIN(e, s->wl);
         if (e > b) {
-            if (sink_write(&x->sink, win + b, e - b, base + b) < 0)
+            if (sink_write(&x->sink, win + b, e - b, base + b, &s->pending) < 0)
                 return -1;
             __atomic_add_fetch(&x->written, e - b, __ATOMIC_RELAXED);
         }
@@ -485,10 +554,72 @@ take_slot(struct restore *x, enum rslot_state want, enum rslot_state next)
     }
 }
 
+/* With x->lock held: free the written windows (qcow2: once their writes
+ * completed); returns how many are still in flight. */
+static unsigned
+retire_written(struct restore *x)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < x->nslots; i++) {
+        struct rslot *s = &x->slots[i];
+        if (s->st != R_WRITING)
+            continue;
+        if (s->pending) {
+            n++;
+            continue;
+        }
+        s->st = R_FREE;
+        pthread_cond_broadcast(&x->cv);
+    }
+    return n;
+}
+
+/* With x->lock held: wait (lock dropped) until at most max windows have
+ * writes in flight, freeing the others. */
+static int
+settle_writes(struct restore *x, unsigned max)
+{
+    while (retire_written(x) > max) {
+        int r;
+        pthread_mutex_unlock(&x->lock);
+        r = nbd_poll(x->sink.h, -1) < 0
+                ? lb_error(0, "write %s: %s", x->sink.tmp, nbd_get_error())
+                : sink_wait(&x->sink, INT_MAX);
+        pthread_mutex_lock(&x->lock);
+        if (r < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* With x->lock held: a built window, without waiting while writes are in
+ * flight (they are settled first); NULL once the restore stops. */
+static struct rslot *
+next_built(struct restore *x)
+{
+    for (;;) {
+        for (unsigned i = 0; i < x->nslots; i++)
+            if (x->slots[i].st == R_BUILT) {
+                x->slots[i].st = R_WRITING;
+                return &x->slots[i];
+            }
+        if (x->quit || x->failed)
+            return NULL;
+        if (retire_written(x) == 0) {
+            pthread_cond_wait(&x->cv, &x->lock);
+        } else if (settle_writes(x, 0) < 0) {
+            r_fail(x);
+            return NULL;
+        }
+    }
+}
+
 /*
  * The one writer: windows are written by a single thread, whatever order
  * the workers finish them in (several threads writing one file only
- * contend on its lock).
+ * contend on its lock). qcow2: up to MAX_INFLIGHT windows' writes go to
+ * qemu-nbd at once; a window is freed when its writes completed.
  */
 static void *
 writer(void *arg)
@@ -497,7 +628,7 @@ writer(void *arg)
 
     pthread_mutex_lock(&x->lock);
     for (;;) {
-        struct rslot *s = take_slot(x, R_BUILT, R_WRITING);
+        struct rslot *s = next_built(x);
         int r;
         if (!s)
             break;
@@ -508,12 +639,10 @@ writer(void *arg)
             lb_fault_point("agent:mid-restore");
         }
         pthread_mutex_lock(&x->lock);
-        if (r < 0) {
+        if (r < 0 || settle_writes(x, MAX_INFLIGHT) < 0) {
             r_fail(x);
             break;
         }
-        s->st = R_FREE;
-        pthread_cond_broadcast(&x->cv);
     }
     pthread_mutex_unlock(&x->lock);
     return NULL;
