@@ -18,6 +18,7 @@
 #     in between), then incrementals, each after the guest rewrote 1% of
 #     the disk's 4 KiB clusters scattered inside its files (bench/scatter.c
 #     run in the guest: half random bytes, half their own data edited),
+#     the same with --background-commit (and when QEMU's commit ended),
 #     then incrementals with the workload paused and nothing rewritten
 #     (the fixed cost); every backup's phases (the --json summary's us_*);
 #   - restores of the latest backup to raw and to qcow2 (checked: e2fsck
@@ -51,8 +52,8 @@ QUIET_PCT=$((GUEST_BUSY + 10))
 OTHER_FLOOR=$(calc "$GUEST_BUSY * $CPUS / 100")
 log "guest $DOM runs; it keeps the machine ${GUEST_BUSY}% busy"
 
-backup() { # backup LABEL REPO KIND: a measured backup of DOM, checked
-    lb_run "$1" backup --json "$DOM" --repo "$2"
+backup() { # backup LABEL REPO KIND [OPTION...]: a measured backup of DOM, checked
+    lb_run "$1" backup --json "$DOM" --repo "$2" "${@:4}"
     rec "$1"
     [[ $(sum_of "$1" kind) == "$3" ]] || die "$1: not a $3 backup: ${SUM[$1]}"
 }
@@ -73,6 +74,22 @@ for ((r = 1; r <= REPEAT; r++)); do
     settle
     backup "incr.$r" "$REPO" incremental
     INCRS+=("incr.$r")
+done
+
+# The same with --background-commit, and when QEMU's commit ended.
+declare -A COMMIT_DONE
+BGS=()
+for ((r = 1; r <= REPEAT; r++)); do
+    scatter "$DOM" "$K" "$((100 + r))" 50
+    settle
+    backup "bg.$r" "$REPO" incremental --background-commit
+    t0=$(now)
+    while [[ $(virsh -q -c qemu:///system blockjob "$DOM" vda 2>&1) == *"Block Commit"* ]]; do
+        read -rt 0.02 -u "$SLEEPFD" || true
+    done
+    COMMIT_DONE[bg.$r]=$(calc "${W[bg.$r]} + $(now) - $t0")
+    lb recover "$DOM" >/dev/null 2>&1 || die "recover after a background commit failed"
+    BGS+=("bg.$r")
 done
 
 vm_guest_exec "$DOM" touch /run/lbtest.pause >/dev/null || die "cannot pause the workload"
@@ -107,16 +124,17 @@ rm -f "$T/restore.raw" "$T/restore.qcow2"
 # ---- report --------------------------------------------------------------------
 F=$(pick "${FULLS[@]}") I=$(pick "${INCRS[@]}") E=$(pick "${EMPTYS[@]}")
 RR=$(pick "${RAWS[@]}") RQ=$(pick "${QCOWS[@]}")
-ALL_RUNS=("${FULLS[@]}" "${INCRS[@]}" "${EMPTYS[@]}" "${RAWS[@]}" "${QCOWS[@]}")
+B=$(pick "${BGS[@]}")
+ALL_RUNS=("${FULLS[@]}" "${INCRS[@]}" "${BGS[@]}" "${EMPTYS[@]}" "${RAWS[@]}" "${QCOWS[@]}")
 Z_MBS=$(calc "$ALLOC / $Z_S / 1e6" 0)
 rate() { calc "$(sum_of "$1" agent_bytes_read) / ${W[$1]} / 1e6" 0; }
 
 table "## Time and bytes (local repository; median of $REPEAT runs, every run in brackets)" \
     "run|seconds|MB/s read|bytes read|bytes stored|frozen ms|peak RSS MiB livebackup / backupd / qemu-nbd" \
     "zstd -1 -T0 of the allocated data ($(mb "$ALLOC") MB)|$Z_S ($Z_ALL)|$Z_MBS|$ALLOC|$Z_BYTES|-|-" \
-    "$(for k in F I E; do
+    "$(for k in F I B E; do
         l=${!k}
-        case $k in F) set -- "${FULLS[@]}"; n="full backup" ;; I) set -- "${INCRS[@]}"; n="incremental, $K x 4 KiB rewritten in files (1%)" ;; E) set -- "${EMPTYS[@]}"; n="incremental, workload paused, nothing rewritten" ;; esac
+        case $k in F) set -- "${FULLS[@]}"; n="full backup" ;; I) set -- "${INCRS[@]}"; n="incremental, $K x 4 KiB rewritten in files (1%)" ;; B) set -- "${BGS[@]}"; n="the same, --background-commit (QEMU's commit done after $(printf '%s\n' "${COMMIT_DONE[@]}" | sort -g | sed -n "$((${#BGS[@]} / 2 + 1))p") s)" ;; E) set -- "${EMPTYS[@]}"; n="incremental, workload paused, nothing rewritten" ;; esac
         echo "$n|${W[$l]} ($(walls "$@"))|$(rate "$l")|$(sum_of "$l" agent_bytes_read)|$(sum_of "$l" bytes_new)|$(sum_of "$l" freeze_ms)|$(mib "$(peak RSS_LB "$@")") / $(mib "$(peak RSS_BD "$@")") / $(mib "$(peak RSS_NBD "$@")")"
     done)" \
     "restore of the latest backup to raw|${W[$RR]} ($(walls "${RAWS[@]}"))|$(calc "$RESTORED / ${W[$RR]} / 1e6" 0)|-|-|-|$(mib "$(peak RSS_LB "${RAWS[@]}")") / $(mib "$(peak RSS_BD "${RAWS[@]}")") / -" \
@@ -135,7 +153,7 @@ phase_row() { # phase_row NAME LABEL
 }
 table "## Where the time goes (ms; the median run of each; \"outside\" = wall - phases: process start and exit, and the rest)" \
     "run|$(IFS='|'; echo "${PHASES[*]}")|sum|wall" \
-    "$(phase_row full "$F")" "$(phase_row incremental "$I")" "$(phase_row "nothing rewritten" "$E")"
+    "$(phase_row full "$F")" "$(phase_row incremental "$I")" "$(phase_row "incremental, --background-commit" "$B")" "$(phase_row "nothing rewritten" "$E")"
 
 R_FULL=$(calc "$(rate "$F") / $Z_MBS")
 PK=$(peak RSS_LB "${ALL_RUNS[@]}")
@@ -147,6 +165,7 @@ table "## Targets" \
     "figure|value|target|result" \
     "live full MB/s / zstd -1 -T0 MB/s ($(rate "$F") / $Z_MBS)|$R_FULL|>= 0.9|$(verdict "$R_FULL" '>=' 0.9)" \
     "live incremental of 1% scattered rewrites, end to end, s|${W[$I]}|<= 1.0|$(verdict "${W[$I]}" '<=' 1.0)" \
+    "the same with --background-commit (the command's wall time; QEMU's commit runs on), s|${W[$B]}|<= 1.0|$(verdict "${W[$B]}" '<=' 1.0)" \
     "restore to qcow2 speed / restore to raw (${W[$RR]} s / ${W[$RQ]} s)|$R_RESTORE|>= 0.9|$(verdict "$R_RESTORE" '>=' 0.9)" \
     "peak RSS, any process, MiB (livebackup $(mib "$PK"), backupd $(mib "$PKB"), qemu-nbd $(mib "$PKN"))|$(mib "$PKMAX")|< 256|$(verdict "$PKMAX" '<' $((256 * 1024)))"
 
@@ -154,6 +173,7 @@ note "Guest: tests/vm (TCG, 256 MiB, 1 vCPU), its workload writing one file ever
 note "Backups are \`livebackup backup --json DOMAIN\` into a local repository (a \`backupd serve\` child, trusted: no re-hashing), quiesced (guest agent freeze), wall clock of the command: libvirt, freeze, snapshot, thaw, qemu-nbd, read, compress, send, the repository's commit, block commit."
 note "MB/s = 10^6 bytes of the disk's data read per second (agent_bytes_read); the baseline's of the image's allocated data. bytes stored = bytes_new of the backup."
 note "Incrementals: each after \`scatter /data $K SEED 50\` in the guest (bench/scatter.c: $K distinct 4 KiB blocks inside existing files, half random bytes, half their own data with 64 bytes changed, fsync'd), on the previous backup; the guest's workload and ext4 journal add their own changes."
+note "--background-commit: the command returns once the repository acknowledged the backup and QEMU's block commit of the layer is started; \"commit done after\" is when virsh blockjob stopped showing it, from the command's start (median run). \`livebackup recover\` then deletes the committed overlay (not measured)."
 note "Restores: \`restore-image --backup LATEST\` (the last incremental) of vda, the repository's files read once before (warm); MB/s of the restored image's allocated data ($(mb "$RESTORED") MB)."
 bench_report "livebackup live VM benchmark" \
     "Disk: ext4 of $SIZE_GIB GiB filled with files from /usr ($(mb "$ALLOC") MB allocated in the qcow2, $NRANGES ranges), the guest's vda (a qcow2 copy)."

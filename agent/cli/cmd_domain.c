@@ -49,6 +49,7 @@ parse_dom_args(int argc, char **argv, const char *usage, bool need_repo,
         {"all", no_argument, NULL, 'a'},
         {"jobs", required_argument, NULL, 'j'},
         {"full-every", required_argument, NULL, 'E'},
+        {"background-commit", no_argument, NULL, 'B'},
         {"help", no_argument, NULL, 'h'},
         AGENT_COMMON_LONGOPTS,
         {0},
@@ -121,6 +122,9 @@ parse_dom_args(int argc, char **argv, const char *usage, bool need_repo,
                 fprintf(stderr, "livebackup: -j N: 1 to 64 domains at once\n");
                 return 2;
             }
+            break;
+        case 'B':
+            a->o.background_commit = true;
             break;
         case 'E':
             a->o.full_every = (unsigned)strtoul(optarg, NULL, 10);
@@ -467,7 +471,8 @@ cmd_backup(int argc, char **argv)
 {
     static const char usage[] =
         "livebackup backup DOMAIN...|--all --repo R [-j N] [-c URI] [--full] "
-        "[--full-every N] [--disks vda,vdb] [--consistency quiesce|crash] "
+        "[--full-every N] [--background-commit] [--disks vda,vdb] "
+        "[--consistency quiesce|crash] "
         "[--freeze-timeout SEC] [--overlay-dir DIR] [--state-dir DIR]";
     struct dom_args a;
     struct agent_virt *v = NULL;
@@ -705,7 +710,11 @@ status_domain(const struct agent_dom *d, struct track_state *st, bool *header)
                    td->nov ? td->ov[td->nov - 1] : td->user_top);
         }
     }
-    if (st->step != TRACK_IDLE && !agent_opts.json)
+    if (st->step == TRACK_COMMITTING && !agent_opts.json)
+        printf("  the last backup's block commit runs in QEMU: the next run "
+               "(or livebackup recover %s) deletes the committed overlay\n",
+               d->name);
+    else if (st->step != TRACK_IDLE && !agent_opts.json)
         printf("  a run was interrupted at step %s: livebackup recover %s "
                "finishes it\n",
                track_step_name(st->step), d->name);

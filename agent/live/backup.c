@@ -503,7 +503,9 @@ acknowledge(struct run *k)
     agent_repo_end(k->r);
     t = agent_phase_add(&k->res->ph, AGENT_PH_ACK, t);
     lb_fault_point("agent:after-ack");
-    k->res->commit_failures = livebk_commit_acked(k->b);
+    k->res->commit_failures = k->b->o->background_commit
+                                  ? livebk_commit_start(k->b)
+                                  : livebk_commit_acked(k->b);
     agent_phase_add(&k->res->ph, AGENT_PH_BLOCKCOMMIT, t);
     return k->res->commit_failures < 0 ? -1 : 0;
 }

@@ -21,6 +21,7 @@ struct livebk_opts {
     bool crash;              /* --consistency crash: no freeze */
     unsigned freeze_timeout; /* seconds */
     const char *overlay_dir; /* NULL: next to each disk's image */
+    bool background_commit;  /* start the block commits, do not wait */
     char **disks;            /* --disks: only these targets */
     size_t ndisks;
 };

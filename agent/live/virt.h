@@ -159,6 +159,10 @@ int agent_virt_snapshot(struct agent_dom *d, const char *xml);
 int agent_virt_commit(struct agent_virt *v, struct agent_dom *d,
                       const char *target, const char *base, const char *top,
                       unsigned timeout_s);
+/* The same commit, started and not waited for: QEMU runs it on; a later
+ * agent_virt_wait_job (or the chain) says when it ended. */
+int agent_virt_commit_start(struct agent_dom *d, const char *target,
+                            const char *base, const char *top);
 /* Active commit of the top into base, then pivot onto base. */
 int agent_virt_commit_active(struct agent_virt *v, struct agent_dom *d,
                              const char *target, const char *base,
