@@ -6,7 +6,8 @@
 # writes its bench/results*.md (the commit, and whether the tree was
 # clean, in its first line). Stops at the first that fails.
 #
-#   bench/all.sh [--repeat N] [--workdir DIR] [--bin-dir BUILD] [--only NAME,...]
+#   bench/all.sh [--repeat N] [--quiet-wait S] [--workdir DIR] [--bin-dir BUILD]
+#                [--only NAME,...]
 #
 #   run          the image path, full / incremental / restore vs zstd (bench/run.sh)
 #   concurrency  1, 2, 4 agents into one backupd listen (bench/concurrency.sh)
@@ -21,10 +22,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 WORKDIR=/var/tmp/livebackup-bench
 BIN_DIR=
 REPEAT=3
+QUIET=300
 ONLY=run,concurrency,live,peer,ssh,steady,freeze,scale
 while (($#)); do
     case $1 in
     --repeat) REPEAT=${2:?}; shift 2 ;;
+    --quiet-wait) QUIET=${2:?}; shift 2 ;;
     --workdir) WORKDIR=${2:?}; shift 2 ;;
     --bin-dir) BIN_DIR=${2:?}; shift 2 ;;
     --only) ONLY=${2:?}; shift 2 ;;
@@ -41,13 +44,18 @@ if [[ -z $BIN_DIR ]]; then
         { tail -n 30 "$WORKDIR/all-build.log" >&2; exit 1; }
 fi
 common=(--bin-dir "$BIN_DIR" --workdir "$WORKDIR" --repeat "$REPEAT")
+# concurrency.sh has no --quiet-wait (it does not wait)
 start=$SECONDS
 IFS=, read -ra names <<<"$ONLY"
 for n in "${names[@]}"; do
     [[ -x $here/$n.sh ]] || { echo "all: no bench/$n.sh" >&2; exit 2; }
     t=$SECONDS
     echo "all: === $n ===" >&2
-    "$here/$n.sh" "${common[@]}"
+    if [[ $n == concurrency ]]; then
+        "$here/$n.sh" "${common[@]}"
+    else
+        "$here/$n.sh" "${common[@]}" --quiet-wait "$QUIET"
+    fi
     echo "all: $n took $((SECONDS - t)) s" >&2
 done
 echo "all: everything took $((SECONDS - start)) s" >&2

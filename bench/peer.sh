@@ -16,7 +16,8 @@
 #   livebackup      full (new repository), the guest rewrites 1% of the
 #                   disk's 4 KiB clusters in its files (bench/scatter.c,
 #                   seed = repetition), incremental, restore of that
-#                   incremental to qcow2 and to raw
+#                   incremental to qcow2 and to raw; another such rewrite
+#                   and an incremental with --background-commit
 #   virtnbdbackup   full --compress (lz4) into its own directory, full
 #                   uncompressed into another (a new checkpoint chain),
 #                   the same rewrite, incremental into the uncompressed
@@ -76,6 +77,12 @@ for ((r = 1; r <= REPEAT; r++)); do
     done
     e2fsck -fn "$T/restore.raw" >"$T/e2fsck.log" 2>&1 || die "livebackup's restore fails e2fsck"
     rm -f "$T/restore.raw" "$T/restore.qcow2"
+    # the same change again, backed up with --background-commit
+    scatter "$DOM" "$K" "$((100 + r))" 50
+    settle
+    lb_run "lb_bg.$r" backup --json "$DOM" --repo "$REPO" --background-commit
+    rec "lb_bg.$r"
+    lb recover "$DOM" >/dev/null 2>&1 || die "recover after a background commit failed"
 done
 vm_destroy "$DOM"
 
@@ -125,16 +132,17 @@ vm_destroy "$DOM"
 labels() { local r; for ((r = 1; r <= REPEAT; r++)); do echo "$1.$r"; done; }
 Z_MBS=$(calc "$ALLOC / $Z_S / 1e6" 0)
 declare -A MED
-for p in lb_full lb_incr lb_restore_qcow2 lb_restore_raw vnb_full vnb_full_lz4 vnb_incr vnb_restore; do
+for p in lb_full lb_incr lb_bg lb_restore_qcow2 lb_restore_raw vnb_full vnb_full_lz4 vnb_incr vnb_restore; do
     mapfile -t ls < <(labels "$p")
     MED[$p]=${W[$(pick "${ls[@]}")]}
 done
 row() { # row NAME PREFIX BYTES_WRITTEN [DATA_BYTES KERNEL_BYTES]
     local -a ls
     mapfile -t ls < <(labels "$2")
-    local rss
+    local rss rate=-
     rss=$(printf '%s\n' "$(peak RSS_LB "${ls[@]}")" "$(peak RSS_BD "${ls[@]}")" "$(peak RSS_NBD "${ls[@]}")" | sort -n | tail -n1)
-    echo "$1|${MED[$2]} ($(walls "${ls[@]}"))|$(calc "$ALLOC / ${MED[$2]} / 1e6" 0)|$3|${4:--}|${5:--}|$(mib "$rss")"
+    [[ $2 != *full* ]] || rate=$(calc "$ALLOC / ${MED[$2]} / 1e6" 0)
+    echo "$1|${MED[$2]} ($(walls "${ls[@]}"))|$rate|$3|${4:--}|${5:--}|$(mib "$rss")"
 }
 LR=$REPEAT
 table "## Same VM, same disk, same changes (median of $REPEAT runs, every run in brackets; bytes of the last run)" \
@@ -144,12 +152,13 @@ table "## Same VM, same disk, same changes (median of $REPEAT runs, every run in
     "$(row "virtnbdbackup full, uncompressed" vnb_full "${VNB_FULL_ALL[LR]}" "${VNB_FULL_DATA[LR]}" "${VNB_KERNEL[LR]}")" \
     "$(row "virtnbdbackup full --compress (lz4)" vnb_full_lz4 "${VNB_LZ4_ALL[LR]}" "${VNB_LZ4_DATA[LR]}" "${VNB_KERNEL[LR]}")" \
     "$(row "livebackup incremental, $K x 4 KiB rewritten" lb_incr "${LB_INCR_STORED[LR]}")" \
+    "$(row "livebackup incremental, the same again, --background-commit" lb_bg -)" \
     "$(row "virtnbdbackup incremental, same rewrite" vnb_incr "${VNB_INCR_ALL[LR]}" "${VNB_INCR_DATA[LR]}" "${VNB_INCR_KERNEL[LR]}")" \
     "$(row "livebackup restore of the incremental to qcow2" lb_restore_qcow2 -)" \
     "$(row "livebackup restore of the incremental to raw" lb_restore_raw -)" \
     "$(row "virtnbdrestore of full + incremental (qcow2)" vnb_restore -)"
 
-mapfile -t ALLLB < <(labels lb_full; labels lb_incr; labels lb_restore_qcow2; labels lb_restore_raw)
+mapfile -t ALLLB < <(labels lb_full; labels lb_incr; labels lb_bg; labels lb_restore_qcow2; labels lb_restore_raw)
 PK=$(printf '%s\n' "$(peak RSS_LB "${ALLLB[@]}")" "$(peak RSS_BD "${ALLLB[@]}")" "$(peak RSS_NBD "${ALLLB[@]}")" | sort -n | tail -n1)
 FASTEST=$(printf '%s\n' "${MED[vnb_full]}" "${MED[vnb_full_lz4]}" | sort -g | head -n1)
 R_FULL=$(calc "$FASTEST / ${MED[lb_full]}")
@@ -158,13 +167,15 @@ table "## Targets" \
     "figure|value|target|result" \
     "livebackup full speed / virtnbdbackup's fastest full (${MED[lb_full]} s / $FASTEST s)|$R_FULL|>= 1.7|$(verdict "$R_FULL" '>=' 1.7)" \
     "livebackup incremental speed / virtnbdbackup's (${MED[lb_incr]} s / ${MED[vnb_incr]} s)|$R_INCR|>= 3|$(verdict "$R_INCR" '>=' 3)" \
+    "the same with --background-commit (${MED[lb_bg]} s / ${MED[vnb_incr]} s)|$(calc "${MED[vnb_incr]} / ${MED[lb_bg]}")|>= 3|$(verdict "$(calc "${MED[vnb_incr]} / ${MED[lb_bg]}")" '>=' 3)" \
     "(info) livebackup restore to qcow2 speed / virtnbdrestore's (${MED[lb_restore_qcow2]} s / ${MED[vnb_restore]} s)|$(calc "${MED[vnb_restore]} / ${MED[lb_restore_qcow2]}")|-|-" \
     "peak RSS of livebackup's processes (livebackup, backupd, qemu-nbd), MiB|$(mib "$PK")|< 256|$(verdict "$PK" '<' $((256 * 1024)))"
 
 note "Guest: tests/vm (TCG, 256 MiB, 1 vCPU) running its workload (one file every 0.5 s); each tool on its own copy of the VM, one after the other, on a fresh qcow2 copy of the same disk."
 note "livebackup: \`livebackup backup --json DOMAIN\` into a local repository (trusted \`backupd serve\` child), quiesced; bytes written = growth of the repository directory (du -sb); restores with \`restore-image --format qcow2|raw\`."
 note "virtnbdbackup $(virtnbdbackup -V 2>&1 | tail -n1): \`virtnbdbackup -n -d DOMAIN -l full|inc [--compress] -o DIR -S SCRATCH\` (libvirt backup job in pull mode, QEMU's NBD export, checkpoints as qcow2 bitmaps; it freezes the guest through its agent too); \`virtnbdrestore -n -i DIR -o OUT\` (qcow2). bytes written = du -sb of its directory (for the incremental: its growth); disk data = its *.data files; it also copies the domain's kernel and initrd into every backup directory."
-note "MB/s = 10^6 bytes of the disk's allocated data ($(mb "$ALLOC") MB) per second, for every row, so the rows compare by time."
+note "MB/s (full backups) = 10^6 bytes of the disk's allocated data ($(mb "$ALLOC") MB) per second."
+note "--background-commit: livebackup returns once the repository acknowledged the backup and QEMU's block commit is started (README); virtnbdbackup has no commit (QEMU's dirty bitmaps track the changes)."
 note "Peak RSS: livebackup's rows, the largest of livebackup (VmHWM), backupd and qemu-nbd; virtnbdbackup's, the largest process of its tree (time -v)."
 bench_report "livebackup vs virtnbdbackup" \
     "Disk: ext4 of $SIZE_GIB GiB filled with files from /usr ($(mb "$ALLOC") MB allocated), the guest's vda (qcow2); changes: $K distinct 4 KiB blocks rewritten inside files (bench/scatter.c, half random, half edited)."
