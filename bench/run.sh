@@ -56,362 +56,24 @@
 #   /proc/PID/status VmHWM every 20 ms (a high-water mark, so only a peak in
 #   the last 20 ms could be missed); its own CPU is its time -v CPU minus
 #   the children's.
-set -euo pipefail
-
-SIZE_GIB=3
-WORKDIR=/var/tmp/livebackup-bench
-BIN_DIR=
+BENCH_NAME=run
 PROFILE=0
 PREPARE=0
-QUIET_MAX=300
-KEEP=0
-REPEAT=3
 SEED=20240601
-FILL_PCT=65
-
-usage() {
-    sed -n '/^#   bench\/run.sh/,/--keep\]/p' "$0" | sed 's/^# //'
-    cat <<EOF
-  --size GIB      image size in GiB (default $SIZE_GIB); the large image is 4x
-  --workdir DIR   cache and scratch directory (default $WORKDIR)
-  --bin-dir DIR   use the build tree DIR (DIR/agent/livebackup,
-                  DIR/backupd/backupd) instead of building in WORKDIR/build
-  --repeat N      run each measurement (but the 4x full backup) N times and
-                  report the median (default $REPEAT)
-  --quiet-wait S  before each measurement, wait up to S seconds (default
-                  $QUIET_MAX) for other processes to leave the CPUs under 10% busy
-  --profile       also profile a full backup with perf record (livebackup,
-                  backupd, qemu-nbd) and print where the CPU time goes
-  --keep          keep the repositories, overlays and restored image
-  --prepare       only build, make the images and data.bin (cached), then stop
-EOF
-}
-
-while (($#)); do
+bench_opt() {
     case $1 in
-    --size) SIZE_GIB=${2:?--size needs a value}; shift 2 ;;
-    --size=*) SIZE_GIB=${1#*=}; shift ;;
-    --workdir) WORKDIR=${2:?--workdir needs a value}; shift 2 ;;
-    --workdir=*) WORKDIR=${1#*=}; shift ;;
-    --bin-dir) BIN_DIR=${2:?--bin-dir needs a value}; shift 2 ;;
-    --bin-dir=*) BIN_DIR=${1#*=}; shift ;;
-    --repeat) REPEAT=${2:?--repeat needs a value}; shift 2 ;;
-    --repeat=*) REPEAT=${1#*=}; shift ;;
-    --profile) PROFILE=1; shift ;;
-    --keep) KEEP=1; shift ;;
-    --prepare) PREPARE=1; shift ;;
-    --quiet-wait) QUIET_MAX=${2:?--quiet-wait needs a value}; shift 2 ;;
-    --quiet-wait=*) QUIET_MAX=${1#*=}; shift ;;
-    -h | --help) usage; exit 0 ;;
-    *) echo "bench: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+    --profile) PROFILE=1; BENCH_USED=1 ;;
+    --prepare) PREPARE=1; BENCH_USED=1 ;;
     esac
-done
-[[ $SIZE_GIB =~ ^[1-9][0-9]*$ ]] || { echo "bench: --size wants a whole number of GiB" >&2; exit 2; }
-[[ $QUIET_MAX =~ ^[0-9]+$ ]] || { echo "bench: --quiet-wait wants seconds" >&2; exit 2; }
-[[ $REPEAT =~ ^[1-9][0-9]*$ ]] || { echo "bench: --repeat wants a positive number" >&2; exit 2; }
-
-SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BENCH_DIR=$SRC/bench
-export PATH=$PATH:/usr/sbin:/sbin
-export LC_ALL=C
-
-log() { printf 'bench: %s\n' "$*" >&2; }
-die() {
-    printf 'bench: error: %s\n' "$*" >&2
-    exit 1
 }
-
-# ---- processes we start: killed (by pid) on exit --------------------------------
-BG=()
-declare -A BGLABEL
-SLEEPFD=
-cleanup() {
-    local rc=$? p f
-    for p in "${BG[@]}"; do
-        if kill -0 "$p" 2>/dev/null; then
-            # the livebackup under that time(1) first, then time(1)
-            f=$T/runs/${BGLABEL[$p]:-}/livebackup.pid
-            if [[ -s $f ]] && read -r f <"$f" && kill -0 "$f" 2>/dev/null; then
-                kill -TERM "$f" 2>/dev/null || true
-            fi
-            kill -TERM "$p" 2>/dev/null || true
-        fi
-    done
-    for p in "${BG[@]}"; do wait "$p" 2>/dev/null || true; done
-    if ((rc != 0)); then
-        log "failed (exit $rc); logs are in ${T:-$WORKDIR}"
-    fi
-    if [[ -n ${T:-} && $KEEP == 0 && -d $T ]]; then
-        rm -rf "$T"/repo* "$T"/*.qcow2 "$T"/*.raw "$T"/blocks* "$T"/perf.data* 2>/dev/null || true
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# ---- tools --------------------------------------------------------------------------
-need_pkgs=()
-for pair in qemu-img:qemu-utils qemu-nbd:qemu-utils qemu-io:qemu-utils \
-    zstd:zstd mkfs.ext4:e2fsprogs dumpe2fs:e2fsprogs; do
-    command -v "${pair%%:*}" >/dev/null || need_pkgs+=("${pair#*:}")
-done
-[[ -x /usr/bin/time ]] || need_pkgs+=(time)
-if ((${#need_pkgs[@]})); then
-    mapfile -t need_pkgs < <(printf '%s\n' "${need_pkgs[@]}" | sort -u)
-    if [[ $EUID == 0 ]] && command -v apt-get >/dev/null; then
-        log "installing ${need_pkgs[*]}"
-        apt-get install -y --no-install-recommends "${need_pkgs[@]}" >&2 ||
-            { apt-get update >&2 && apt-get install -y --no-install-recommends "${need_pkgs[@]}" >&2; } ||
-            die "cannot install ${need_pkgs[*]}"
-    else
-        die "missing tools; install the Debian packages: ${need_pkgs[*]}"
-    fi
-fi
+. "$(dirname "$0")/lib.sh"
+bench_parse "$@"
+bench_setup
 HAVE_NBDCOPY=0
 command -v nbdcopy >/dev/null && HAVE_NBDCOPY=1
-REAL_QEMU_NBD=$(command -v qemu-nbd)
-CLK_TCK=$(getconf CLK_TCK)
-CPUS=$(nproc)
-
-mkdir -p "$WORKDIR" || die "cannot create $WORKDIR"
-WORKDIR=$(cd "$WORKDIR" && pwd)
-IMG=$WORKDIR/images # cached images
-T=$WORKDIR/run      # this run's scratch (wiped at start)
-rm -rf "$T"
-mkdir -p "$IMG" "$T/runs" "$T/wrap"
-exec {SLEEPFD}<> <(:)
-
-# ---- build ---------------------------------------------------------------------------
-if [[ -n $BIN_DIR ]]; then
-    BUILD=$(cd "$BIN_DIR" 2>/dev/null && pwd) || die "no build tree $BIN_DIR"
-else
-    BUILD=$WORKDIR/build
-    for t in cmake make cc pkg-config; do
-        command -v "$t" >/dev/null || die "building needs $t (or pass --bin-dir BUILD_TREE)"
-    done
-    log "building livebackup and backupd in $BUILD (log: $T/build.log)"
-    if ! { cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLB_TESTS=OFF &&
-        cmake --build "$BUILD" -j "$(nproc)" --target livebackup backupd; } >"$T/build.log" 2>&1; then
-        tail -n 30 "$T/build.log" >&2
-        die "build failed (full log: $T/build.log)"
-    fi
-fi
-LB=$BUILD/agent/livebackup
-BACKUPD=$BUILD/backupd/backupd
-[[ -x $LB && -x $BACKUPD ]] || die "no $LB or $BACKUPD (build first, or check --bin-dir)"
-
-# Wrappers measuring backupd and qemu-nbd (see the header).
-cat >"$T/wrap/backupd" <<EOF
-#!/bin/sh
-[ -n "\${LB_BENCH_RSS_DIR:-}" ] || exec "$BACKUPD" "\$@"
-exec /usr/bin/time -v -o "\$LB_BENCH_RSS_DIR/backupd.\$\$.time" "$BACKUPD" "\$@"
-EOF
-cat >"$T/wrap/qemu-nbd" <<EOF
-#!/bin/bash
-# libnbd starts qemu-nbd by socket activation (LISTEN_PID must be its pid,
-# the socket is fd 3) and ends it with SIGTERM: keep both working.
-[ -n "\${LB_BENCH_RSS_DIR:-}" ] || exec "$REAL_QEMU_NBD" "\$@"
-out=\$LB_BENCH_RSS_DIR/qemu-nbd.\$\$
-/usr/bin/time -v -o "\$out.time" /bin/sh -c 'echo \$\$ > "\$0.pid"; LISTEN_PID=\$\$; export LISTEN_PID; exec "\$@"' "\$out" "$REAL_QEMU_NBD" "\$@" &
-tp=\$!
-fwd() {
-    for _ in 1 2 3 4 5 6 7 8 9 10; do [ -s "\$out.pid" ] && break; sleep 0.05; done
-    [ -s "\$out.pid" ] && kill -"\$1" "\$(cat "\$out.pid")" 2>/dev/null
-}
-trap 'fwd TERM' TERM
-trap 'fwd INT' INT
-wait "\$tp"; rc=\$?
-while kill -0 "\$tp" 2>/dev/null; do wait "\$tp"; rc=\$?; done
-exit \$rc
-EOF
-chmod +x "$T/wrap/backupd" "$T/wrap/qemu-nbd"
-
-# ---- helpers -------------------------------------------------------------------------
-calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
-now() { echo "$EPOCHREALTIME"; }
-mb() { calc "$1 / 1e6" 1; }
-warm() { if (($#)); then cat "$@" >/dev/null; fi; }
-# The machine may be shared: before a measurement, wait (up to
-# QUIET_MAX seconds) until other processes use less than 10% of the CPUs.
-cpu_busy_pct() { # over $1 seconds
-    local b0 t0 b1 t1
-    read -r b0 t0 < <(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat)
-    read -rt "$1" -u "$SLEEPFD" || true
-    read -r b1 t1 < <(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat)
-    echo $((100 * (b1 - b0) / (t1 - t0 > 0 ? t1 - t0 : 1)))
-}
-wait_quiet() {
-    local start=$SECONDS p
-    while p=$(cpu_busy_pct 1) && ((p >= 10)); do
-        if ((SECONDS - start >= QUIET_MAX)); then
-            log "warning: the machine stayed ${p}% busy for ${QUIET_MAX} s; measuring anyway"
-            return
-        fi
-    done
-    ((SECONDS - start < 2)) || log "waited $((SECONDS - start)) s for the machine to be quiet"
-}
-# CPU time the rest of the machine uses during a measurement: all busy
-# jiffies minus ours (this shell and every child it reaped, which includes
-# the measured commands). A measurement is "disturbed" when the rest used
-# more than 15% of the machine.
-jiffies_busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
-jiffies_self() { sed 's/.*) //' /proc/$$/stat | awk '{ print $12 + $13 + $14 + $15 }'; }
-other_begin() {
-    OB0=$(jiffies_busy) OS0=$(jiffies_self)
-}
-other_end() { # other_end WALL_SECONDS: sets OTHER_S, DISTURBED (0/1)
-    local b1 s1
-    b1=$(jiffies_busy) s1=$(jiffies_self)
-    OTHER_S=$(calc "(($b1 - $OB0) - ($s1 - $OS0)) / $CLK_TCK")
-    DISTURBED=$(awk -v o="$OTHER_S" -v w="$1" -v n="$CPUS" 'BEGIN { print (o > 0.15 * w * n) ? 1 : 0 }')
-}
-settle() {
-    sync
-    wait_quiet
-    warm "$@"
-}
-json_get() { # json_get KEY < line: number or string value
-    grep -o "\"$1\":\(\"[^\"]*\"\|[^,}]*\)" | sed -n '1{s/^[^:]*://; s/"//g; p}'
-}
-# time -v field (sum or max over files)
-tv_max() {
-    local key=$1; shift
-    (($#)) || { echo 0; return; }
-    awk -F': ' -v k="$key" '$1 ~ k { v = $2 + 0; if (v > m) m = v } END { print m + 0 }' "$@"
-}
-tv_cpu() {
-    (($#)) || { echo 0; return; }
-    awk -F': ' '/User time|System time/ { s += $2 } END { printf "%.2f", s }' "$@"
-}
-tv_wall() { # "Elapsed (wall clock) time (h:mm:ss or m:ss): 0:01.23"
-    awk '/Elapsed/ { n = split($NF, a, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + a[i]; printf "%.2f", s }' "$1"
-}
-mib() { if [[ ${1:-0} == 0 ]]; then echo -; else calc "$1 / 1024" 0; fi; } # KiB -> MiB
-
-# Allocated data ranges of an image ("start length", merged) from qemu-img map.
-data_ranges() {
-    qemu-img map --output=json "$1" | awk '
-        /"data": true/ {
-            match($0, /"start": [0-9]+/); s = substr($0, RSTART + 9, RLENGTH - 9) + 0
-            match($0, /"length": [0-9]+/); l = substr($0, RSTART + 10, RLENGTH - 10) + 0
-            if (n && s == cs + cl) { cl += l } else { if (n) printf "%.0f %.0f\n", cs, cl; cs = s; cl = l; n = 1 }
-        }
-        END { if (n) printf "%.0f %.0f\n", cs, cl }'
-}
-sum_ranges() { awk '{ s += $2 } END { printf "%.0f\n", s }' "$1"; }
-
-# ---- images --------------------------------------------------------------------------
-USR_LIST=$IMG/usr-files.txt
-make_file_list() {
-    [[ -s $USR_LIST ]] && return
-    log "listing files under /usr/bin /usr/lib /usr/share"
-    find /usr/bin /usr/lib /usr/share -xdev -type f ! -name $'*\n*' -printf '%s %p\n' 2>/dev/null |
-        sort -k2 >"$USR_LIST.tmp" || true
-    [[ -s $USR_LIST.tmp ]] || die "found no files under /usr to fill the image with"
-    mv "$USR_LIST.tmp" "$USR_LIST"
-}
-
-# make_image GIB PREFIX KEEP_RAW: PREFIX.qcow2 (and PREFIX.raw), cached.
-make_image() {
-    local gib=$1 pre=$2 keep_raw=$3
-    local bytes=$((gib << 30))
-    if [[ -f $pre.done && -f $pre.qcow2 && ($keep_raw == 0 || -f $pre.raw) ]]; then
-        log "using the cached $gib GiB image $pre.qcow2"
-        return
-    fi
-    make_file_list
-    local tree=$pre.tree remaining=$((bytes * FILL_PCT / 100)) pass=0 dest
-    rm -rf "$tree" "$pre".{raw,qcow2,done,sel}
-    mkdir -p "$tree"
-    log "building a $gib GiB ext4 image filled to ~$FILL_PCT% with files from /usr"
-    while ((remaining > 0)); do
-        remaining=$(awk -v r="$remaining" -v out="$pre.sel" '
-            r <= 0 { exit }
-            { b = int(($1 + 4095) / 4096) * 4096; r -= b; print substr($0, index($0, " ") + 1) > out }
-            END { printf "%.0f\n", (r > 0 ? r : 0) }' "$USR_LIST")
-        [[ -s $pre.sel ]] || die "no files selected"
-        dest=$tree
-        if ((pass == 0)); then
-            # hard links cost nothing; mkfs.ext4 -d copies the data
-            if ! tr '\n' '\0' <"$pre.sel" | xargs -0 cp -l --parents -t "$dest" 2>/dev/null; then
-                tr '\n' '\0' <"$pre.sel" | xargs -0 cp --parents -t "$dest"
-            fi
-        else
-            # later passes need real copies: mkfs.ext4 -d stores hard links once
-            dest=$tree/copy$pass
-            mkdir -p "$dest"
-            tr '\n' '\0' <"$pre.sel" | xargs -0 cp --parents -t "$dest"
-        fi
-        rm -f "$pre.sel"
-        pass=$((pass + 1))
-    done
-    truncate -s "${gib}G" "$pre.raw"
-    mkfs.ext4 -q -F -b 4096 -E lazy_itable_init=0,lazy_journal_init=0 -L lbbench \
-        -d "$tree" "$pre.raw" >"$T/mkfs.log" 2>&1 || { cat "$T/mkfs.log" >&2; die "mkfs.ext4 -d failed"; }
-    rm -rf "$tree"
-    log "converting to qcow2"
-    qemu-img convert -O qcow2 "$pre.raw" "$pre.qcow2"
-    ((keep_raw)) || rm -f "$pre.raw"
-    touch "$pre.done"
-}
 
 fs_used_pct() { # of a raw ext4 image
     dumpe2fs -h "$1" 2>/dev/null | awk -F: '/^Block count/ { c = $2 } /^Free blocks/ { f = $2 } END { if (c) printf "%.0f", 100 * (c - f) / c; else print "?" }'
-}
-
-# ---- running livebackup, measured -------------------------------------------------------
-# lb_run LABEL ARGS...: sets R_WALL R_CPU_LB R_CPU_BD R_CPU_NBD R_RSS_LB
-# R_RSS_BD R_RSS_NBD (KiB) R_OUT (stdout file).
-lb_run() {
-    local label=$1
-    shift
-    local d=$T/runs/$label
-    rm -rf "$d"
-    mkdir -p "$d"
-    other_begin
-    LB_BENCH_RSS_DIR=$d PATH="$T/wrap:$PATH" LIVEBACKUP_BACKUPD="$T/wrap/backupd" \
-        /usr/bin/time -v -o "$d/livebackup.time" \
-        /bin/sh -c 'echo $$ > "$0"; exec "$@"' "$d/livebackup.pid" "$LB" "$@" \
-        >"$d/out" 2>"$d/err" &
-    local tp=$! pid='' hwm=0 k v rc=0
-    BG+=("$tp")
-    BGLABEL[$tp]=$label
-    while kill -0 "$tp" 2>/dev/null; do
-        [[ -z $pid && -s $d/livebackup.pid ]] && read -r pid <"$d/livebackup.pid"
-        if [[ -n $pid && -r /proc/$pid/status ]]; then
-            { while read -r k v _; do
-                [[ $k == VmHWM: ]] && ((v > hwm)) && hwm=$v
-            done </proc/"$pid"/status; } 2>/dev/null || true
-        fi
-        read -rt 0.02 -u "$SLEEPFD" || true
-    done
-    wait "$tp" || rc=$?
-    if ((rc != 0)); then
-        cat "$d/err" >&2
-        die "livebackup $* failed (exit $rc); see $d"
-    fi
-    local bd=("$d"/backupd.*.time) nb=("$d"/qemu-nbd.*.time)
-    [[ -e ${bd[0]} ]] || bd=()
-    [[ -e ${nb[0]} ]] || nb=()
-    R_WALL=$(tv_wall "$d/livebackup.time")
-    R_CPU_BD=$(tv_cpu "${bd[@]}")
-    R_CPU_NBD=$(tv_cpu "${nb[@]}")
-    R_CPU_LB=$(calc "$(tv_cpu "$d/livebackup.time") - $R_CPU_BD - $R_CPU_NBD")
-    other_end "$R_WALL"
-    R_CPU_OTHER=$OTHER_S R_DISTURBED=$DISTURBED
-    R_RSS_LB=$hwm
-    R_RSS_TREE=$(tv_max 'Maximum resident' "$d/livebackup.time")
-    R_RSS_BD=$(tv_max 'Maximum resident' "${bd[@]}")
-    R_RSS_NBD=$(tv_max 'Maximum resident' "${nb[@]}")
-    R_OUT=$d/out
-    ((R_RSS_LB > 0)) || R_RSS_LB=$R_RSS_TREE # too short to sample
-}
-
-lb() { PATH="$T/wrap:$PATH" LIVEBACKUP_BACKUPD=$BACKUPD "$LB" "$@"; }
-
-# backup_bytes REPO ID KEY: a field of a backup from list --json
-backup_field() {
-    lb list --repo "$1" --json | grep "\"id\":\"$2\"" | json_get "$3"
 }
 
 # make_changes BASE OVERLAY K SEED: overlay over BASE (qcow2) with K random
@@ -444,14 +106,12 @@ make_changes() {
 }
 
 # ============================================================================================
-START=$(now)
 # Room for the images (if not cached), the repositories and a restore.
 FREE_GIB=$(($(stat -f -c '%a * %S' "$WORKDIR") >> 30))
 NEED_GIB=$((SIZE_GIB * 3 + 1))
 [[ -f $IMG/ext4-${SIZE_GIB}g.done && -f $IMG/ext4-$((SIZE_GIB * 4))g.done ]] || NEED_GIB=$((NEED_GIB + SIZE_GIB * 8))
 ((FREE_GIB >= NEED_GIB)) || die "$WORKDIR has $FREE_GIB GiB free, the benchmark needs about $NEED_GIB GiB"
 # Other load on the machine skews everything: measure it for a second.
-IDLE_BUSY=$(cpu_busy_pct 1)
 ((IDLE_BUSY < 10)) || log "warning: the machine is already ${IDLE_BUSY}% busy; measurements will wait for it to be quiet"
 BIG_GIB=$((SIZE_GIB * 4))
 SMALL=$IMG/ext4-${SIZE_GIB}g
@@ -718,24 +378,17 @@ if ((PROFILE)); then
         log "perf does not work here; skipping --profile"
     fi
 fi
-TOTAL_S=$(calc "$(now) - $START" 0)
+TOTAL_S=$(calc "$(now) - $BENCH_START" 0)
 
 # ---- report ----------------------------------------------------------------------------
 mbps() { calc "$1 / $2 / 1e6" 0; } # bytes seconds
-verdict() { # value op target
-    if awk "BEGIN { exit !($1 $2 $3) }"; then echo PASS; else echo MISS; fi
-}
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 MEM_GIB=$(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo)
 QEMU_VER=$(qemu-img --version | awk 'NR == 1 { print $3 }')
 ZSTD_VER=$(zstd -V | grep -o 'v[0-9.]*' | sed -n 1p)
-REV=$(git -C "$SRC" rev-parse --short HEAD 2>/dev/null || echo unknown)
-git -C "$SRC" diff --quiet HEAD -- 2>/dev/null || REV="$REV+changes"
 
 
 # table rows: fields separated by |, first row is the header
-TABLES=()
-table() { TABLES+=("$(printf '%s\n' "$@")"); }
 
 both() { if ((REPEAT > 1)); then echo "$1 ($2)"; else echo "$1"; fi; }
 BASE_ROWS=(
@@ -823,7 +476,7 @@ table "## Targets" \
     "restore MB/s / zstd -d MB/s, $SIZE_GIB GiB ($(mbps "$RESTORE_DATA" "${W[restore]}") / $(mbps "$ALLOC" "$ZD_S"))|$R_RESTORE|>= 0.8|$(verdict "$R_RESTORE" '>=' 0.8)" \
     "(info) restore MB/s / qemu-img convert to raw MB/s ($(mbps "$RESTORE_DATA" "${W[restore]}") / $(mbps "$ALLOC" "$C_RAW_S"))|$(calc "($RESTORE_DATA / ${W[restore]}) / ($ALLOC / $C_RAW_S)")|-|-"
 
-HEAD="livebackup benchmark ($REV), $(date -u +%Y-%m-%d): $CPUS x $CPU_MODEL, $MEM_GIB GiB RAM, kernel $(uname -r), QEMU $QEMU_VER, zstd $ZSTD_VER; CPU busy before the run ${IDLE_BUSY}%; whole run ${TOTAL_S} s"
+HEAD="livebackup benchmark ($REV, $CLEAN), $(date -u +%Y-%m-%d): $CPUS x $CPU_MODEL, $MEM_GIB GiB RAM, kernel $(uname -r), QEMU $QEMU_VER, zstd $ZSTD_VER; CPU busy before the run ${IDLE_BUSY}%; whole run ${TOTAL_S} s"
 IMGLINE="Images: ext4 (mkfs.ext4 -d, files from /usr), $SIZE_GIB GiB with ${USED_PCT}% used, $(mb "$ALLOC") MB allocated in the qcow2 ($NRANGES ranges); $BIG_GIB GiB with $(mb "$ALLOC_BIG") MB allocated. Changes: $K distinct random 4 KiB clusters (1% of $SIZE_GIB GiB) of /dev/urandom data written with qemu-io into a qcow2 overlay (cluster_size=128k, extended_l2=on); the same number on the $BIG_GIB GiB image."
 NOTES=(
     "Before every measurement: sync, then the inputs are read once (page cache warm)."
@@ -832,26 +485,6 @@ NOTES=(
     "CPU s other processes: CPU time the rest of the machine used during the run (from /proc/stat; includes the kernel's writeback of the repository); * marks runs where it exceeded 15% of the machine (disturbed). Every measurement first waits (up to ${QUIET_MAX} s) for the machine to be under 10% busy; a disturbed run of a repeated measurement is run again (at most 2x the runs) and left out of the median (of an even number of runs: the slower middle one)."
     "CPU and peak RSS: backupd and qemu-nbd under /usr/bin/time -v (through wrappers); livebackup's peak RSS is its VmHWM sampled every 20 ms, its CPU its time -v CPU minus its children's."
 )
-
-render_text() {
-    local t
-    for t in "${TABLES[@]}"; do
-        awk -F'|' 'NR == 1 { print ""; print substr($0, 4); next }
-            { n++; for (i = 1; i <= NF; i++) { c[n, i] = $i; if (length($i) > w[i]) w[i] = length($i) }; if (NF > nf) nf = NF }
-            END { for (r = 1; r <= n; r++) { line = ""
-                    for (i = 1; i <= nf; i++) line = line sprintf(i == 1 ? "%-" w[i] "s" : "  %" w[i] "s", c[r, i])
-                    print line
-                    if (r == 1) { gsub(/./, "-", line); print line } } }' <<<"$t"
-    done
-}
-render_md() {
-    local t
-    for t in "${TABLES[@]}"; do
-        awk -F'|' 'NR == 1 { print ""; print; print ""; next }
-            { gsub(/\*/, "\\*"); line = "|"; for (i = 1; i <= NF; i++) line = line " " $i " |"; print line
-              if (NR == 2) { line = "|"; for (i = 1; i <= NF; i++) line = line (i == 1 ? "---|" : "---:|"); print line } }' <<<"$t"
-    done
-}
 
 {
     echo "$HEAD"

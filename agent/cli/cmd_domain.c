@@ -49,6 +49,7 @@ parse_dom_args(int argc, char **argv, const char *usage, bool need_repo,
         {"all", no_argument, NULL, 'a'},
         {"jobs", required_argument, NULL, 'j'},
         {"full-every", required_argument, NULL, 'E'},
+        {"background-commit", no_argument, NULL, 'B'},
         {"help", no_argument, NULL, 'h'},
         AGENT_COMMON_LONGOPTS,
         {0},
@@ -121,6 +122,9 @@ parse_dom_args(int argc, char **argv, const char *usage, bool need_repo,
                 fprintf(stderr, "livebackup: -j N: 1 to 64 domains at once\n");
                 return 2;
             }
+            break;
+        case 'B':
+            a->o.background_commit = true;
             break;
         case 'E':
             a->o.full_every = (unsigned)strtoul(optarg, NULL, 10);
@@ -401,6 +405,7 @@ print_result(const char *name, const struct livebk_result *res)
         proto_kv_set_u64(&kv, "commit_failures",
                          (uint64_t)res->commit_failures);
         proto_kv_setf(&kv, "seconds", "%.3f", res->bk.seconds);
+        agent_phases_kv(&res->ph, &res->bk.ph, &kv);
         agent_event_merge("summary", m, &kv, NULL, NULL);
         proto_kv_free(&kv);
         return;
@@ -420,6 +425,9 @@ print_result(const char *name, const struct livebk_result *res)
                name, res->commit_failures);
 }
 
+/* The libvirt connection's time, counted in the first domain's phases. */
+static uint64_t connect_ns;
+
 /* One domain, in this process: its summary, or its error. */
 static int
 backup_one(struct agent_virt *v, const struct dom_args *a, const char *name)
@@ -427,8 +435,11 @@ backup_one(struct agent_virt *v, const struct dom_args *a, const char *name)
     struct livebk b;
     struct livebk_result res;
     struct agent_repo *r = NULL;
+    struct agent_phases ph = {0};
+    uint64_t t = lb_now_ns() - connect_ns;
     int ok = -1;
 
+    connect_ns = 0;
     memset(&res, 0, sizeof res);
     if (open_dom(&b, v, name, &a->o) == 0) {
         /* An interrupted run is finished before the repository session
@@ -436,11 +447,17 @@ backup_one(struct agent_virt *v, const struct dom_args *a, const char *name)
          * waits idle is closed (backupd --idle-timeout). The key is
          * unlocked before anything happens to the guest: a wrong
          * passphrase leaves the domain as it was. */
+        t = agent_phase_add(&ph, AGENT_PH_LIBVIRT, t);
         if (livebk_recover(&b, false) == 0) {
+            t = agent_phase_add(&ph, AGENT_PH_RECOVER, t);
             r = agent_repo_connect(a->repo);
             if (r && agent_repo_open(r, PROTO_OPEN_WRITE) == 0 &&
-                agent_repo_unlock(r) == 0)
+                agent_repo_unlock(r) == 0) {
+                agent_phase_add(&ph, AGENT_PH_REPO, t);
                 ok = livebk_backup(&b, r, &res);
+                for (int i = AGENT_PH_LIBVIRT; i <= AGENT_PH_RECOVER; i++)
+                    res.ph.us[i] += ph.us[i];
+            }
         }
         livebk_record_attempt(&b, ok == 0, &res);
         close_dom(&b);
@@ -461,7 +478,8 @@ cmd_backup(int argc, char **argv)
 {
     static const char usage[] =
         "livebackup backup DOMAIN...|--all --repo R [-j N] [-c URI] [--full] "
-        "[--full-every N] [--disks vda,vdb] [--consistency quiesce|crash] "
+        "[--full-every N] [--background-commit] [--disks vda,vdb] "
+        "[--consistency quiesce|crash] "
         "[--freeze-timeout SEC] [--overlay-dir DIR] [--state-dir DIR]";
     struct dom_args a;
     struct agent_virt *v = NULL;
@@ -472,11 +490,13 @@ cmd_backup(int argc, char **argv)
 
     if (rc)
         return rc;
+    connect_ns = lb_now_ns();
     v = agent_virt_open(a.uri);
     if (!v) {
         free_args(&a);
         return agent_fail();
     }
+    connect_ns = lb_now_ns() - connect_ns;
     names = a.names;
     n = a.nnames;
     if (a.all) {
@@ -704,7 +724,11 @@ status_domain(const struct agent_dom *d, struct track_state *st, bool *header)
                    td->nov ? td->ov[td->nov - 1] : td->user_top);
         }
     }
-    if (st->step != TRACK_IDLE && !agent_opts.json)
+    if (st->step == TRACK_COMMITTING && !agent_opts.json)
+        printf("  the last backup's block commit runs in QEMU: the next run "
+               "(or livebackup recover %s) deletes the committed overlay\n",
+               d->name);
+    else if (st->step != TRACK_IDLE && !agent_opts.json)
         printf("  a run was interrupted at step %s: livebackup recover %s "
                "finishes it\n",
                track_step_name(st->step), d->name);

@@ -56,17 +56,25 @@ read_window(struct disk_job *j, uint8_t *buf, uint64_t off, uint32_t wl,
             uint64_t *got)
 {
     size_t nr = 0;
+    uint64_t pos = off;
 
+    /* Zeros only where nothing is read (a window of data is read whole:
+     * clearing it first cost a memset of every window). The extents come
+     * in order and do not overlap. */
     *got = 0;
-    memset(buf, 0, wl);
     for (size_t i = 0; i < j->next; i++) {
         const struct agent_extent *e = &j->ext[i];
         if (e->zero)
             continue;
+        if (e->off > pos)
+            memset(buf + (pos - off), 0, e->off - pos);
         j->reads[nr++] =
             (struct agent_read){buf + (e->off - off), e->len, e->off};
         *got += e->len;
+        pos = e->off + e->len;
     }
+    if (off + wl > pos)
+        memset(buf + (pos - off), 0, off + wl - pos);
     if (agent_source_preadv(j->src, j->reads, nr) < 0)
         return -1;
     j->bytes_read += *got;
@@ -413,7 +421,8 @@ backup_fail(struct agent_repo *r)
  * repository the keys that tell about the guest go sealed, with DISK_END. */
 static int
 send_disk(struct agent_repo *r, struct agent_seal *seal,
-          struct agent_disk_spec *spec, struct agent_backup_result *res)
+          struct agent_disk_spec *spec, struct agent_backup_result *res,
+          uint64_t *t)
 {
     struct disk_job j = {
         .r = r, .spec = spec, .ws = r->window_size, .seal = seal};
@@ -422,6 +431,7 @@ send_disk(struct agent_repo *r, struct agent_seal *seal,
     int rc = -1;
 
     j.src = agent_source_open(spec->path, spec->since, spec->force_share);
+    *t = agent_phase_add(&res->ph, AGENT_PH_OPEN, *t);
     if (!j.src)
         return -1;
     j.size = agent_source_size(j.src);
@@ -439,8 +449,11 @@ send_disk(struct agent_repo *r, struct agent_seal *seal,
             goto out;
         agent_seal_sent(seal, spec->name, &clear);
     }
-    if (backup_one_disk(&j, mode) < 0)
+    rc = backup_one_disk(&j, mode);
+    *t = agent_phase_add(&res->ph, AGENT_PH_DATA, *t);
+    if (rc < 0)
         goto out;
+    rc = -1;
     res->bytes_read += j.bytes_read;
     res->changed_bytes +=
         mode == PROTO_DISK_INCR ? j.changed_bytes : j.bytes_read;
@@ -457,7 +470,9 @@ send_disk(struct agent_repo *r, struct agent_seal *seal,
         rc = proto_conn_send_buf(r->conn, &r->out);
     }
 out:
+    *t = agent_phase_add(&res->ph, AGENT_PH_DATA, *t);
     agent_source_close(j.src);
+    *t = agent_phase_add(&res->ph, AGENT_PH_CLOSE, *t);
     free(j.depths);
     free(j.ext);
     if (rc < 0 && !proto_conn_broken(r->conn) && !proto_conn_got_error(r->conn))
@@ -521,6 +536,7 @@ agent_backup_disks(struct agent_repo *r, const char *name, const char *parent,
                    struct agent_backup_result *res)
 {
     uint64_t t0 = lb_now_ns(), sent0 = proto_conn_bytes_out(r->conn);
+    uint64_t t = t0;
     struct proto_kv clear = {0}, fin = {0};
     struct agent_seal *seal = NULL;
     int rc = -1;
@@ -550,8 +566,9 @@ agent_backup_disks(struct agent_repo *r, const char *name, const char *parent,
         proto_digest_hex(&xd, hex);
         proto_kv_set(&fin, "domain_xml", hex);
     }
+    t = agent_phase_add(&res->ph, AGENT_PH_BEGIN, t);
     for (size_t i = 0; i < ndisks; i++)
-        if (send_disk(r, seal, &disks[i], res) < 0)
+        if (send_disk(r, seal, &disks[i], res, &t) < 0)
             goto fail;
     lb_fault_point("agent:before-commit");
     proto_kv_set_u64(&fin, "agent_bytes_read", res->bytes_read);
@@ -559,6 +576,7 @@ agent_backup_disks(struct agent_repo *r, const char *name, const char *parent,
                      (lb_now_ns() - t0) / 1000000u);
     if (commit(r, seal, &fin, res) < 0)
         goto fail;
+    agent_phase_add(&res->ph, AGENT_PH_COMMIT, t);
     lb_fault_point("agent:after-commit");
     res->bytes_sent = proto_conn_bytes_out(r->conn) - sent0;
     res->seconds = (double)(lb_now_ns() - t0) / 1e9;

@@ -61,6 +61,45 @@ void agent_progress_begin(struct agent_progress *p, const char *what,
 void agent_progress_add(struct agent_progress *p, uint64_t n);
 void agent_progress_end(struct agent_progress *p);
 
+/* ---- where a backup's time went ---------------------------------------- */
+
+/* The phases of one backup, in the order they run. Each slot adds up the
+ * wall time spent in it; --json prints them in the summary as "us_NAME"
+ * (microseconds), which bench/ reads for its breakdowns. */
+enum agent_phase {
+    AGENT_PH_LIBVIRT,     /* libvirtd: the domain looked up, its journal */
+    AGENT_PH_REPO,        /* backupd (or ssh) started, HELLO, OPEN */
+    AGENT_PH_RECOVER,     /* recovery check, the domain's state and disks */
+    AGENT_PH_PLAN,        /* the set's backups listed, image info, chains */
+    AGENT_PH_OVERLAY,     /* the new overlays journaled and created */
+    AGENT_PH_GUARD,       /* thaw guard and agent timeout, before freezing */
+    AGENT_PH_FREEZE,      /* the freeze call (guest agent) */
+    AGENT_PH_SNAPSHOT,    /* the snapshot call (libvirt, QEMU) */
+    AGENT_PH_THAW,        /* the thaw call */
+    AGENT_PH_JOURNAL,     /* the switch journaled */
+    AGENT_PH_BEGIN,       /* BACKUP_BEGIN answered, domain XML sent */
+    AGENT_PH_OPEN,        /* image info, qemu-nbd started, NBD handshake */
+    AGENT_PH_DATA,        /* map, read, compress and send the data */
+    AGENT_PH_CLOSE,       /* qemu-nbd closed */
+    AGENT_PH_COMMIT,      /* COMMIT until COMMITTED (durable) */
+    AGENT_PH_ACK,         /* acknowledgement journaled, session ended */
+    AGENT_PH_BLOCKCOMMIT, /* the acknowledged overlays block-committed */
+    AGENT_PH_N
+};
+
+struct agent_phases {
+    uint64_t us[AGENT_PH_N];
+};
+
+/* Add the time since t0 (lb_now_ns) to phase ph of p (p may be NULL);
+ * returns lb_now_ns(), the start of the next phase. */
+uint64_t agent_phase_add(struct agent_phases *p, enum agent_phase ph,
+                         uint64_t t0);
+/* Set "us_NAME" in kv for every phase of p that took time; a phase that
+ * is also in q (may be NULL) counts the sum of both. */
+void agent_phases_kv(const struct agent_phases *p, const struct agent_phases *q,
+                     struct proto_kv *kv);
+
 /* --json: one JSON object per line on stdout. kv values that are all
  * digits are emitted as numbers. Thread-safe. */
 void agent_event(const char *event, const struct proto_kv *kv);
@@ -521,6 +560,7 @@ struct agent_backup_result {
     uint64_t bytes_read, bytes_sent, chunks_sent, chunks_reused;
     uint64_t changed_bytes;
     double seconds;
+    struct agent_phases ph; /* BEGIN to COMMIT */
 };
 
 /*

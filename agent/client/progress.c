@@ -2,12 +2,14 @@
 /*
  * Progress for long work: a line on stderr when it is a terminal (bytes
  * done of total, rate, ETA), JSON "progress" events with --json (at most
- * one a second), nothing otherwise (cron, systemd).
+ * one a second), nothing otherwise (cron, systemd). And where a backup's
+ * time went (agent_phases), for --json summaries.
  */
 #include "agent/client/client.h"
 #include "common/json.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 static pthread_mutex_t draw_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -132,4 +134,49 @@ agent_progress_end(struct agent_progress *p)
 {
     if ((agent_opts.progress && p->shown) || agent_opts.json)
         draw(p, true);
+}
+
+uint64_t
+agent_phase_add(struct agent_phases *p, enum agent_phase ph, uint64_t t0)
+{
+    uint64_t now = lb_now_ns();
+
+    if (p && now > t0)
+        p->us[ph] += (now - t0) / 1000u;
+    return now;
+}
+
+void
+agent_phases_kv(const struct agent_phases *p, const struct agent_phases *q,
+                struct proto_kv *kv)
+{
+    static const char *const names[AGENT_PH_N] = {
+        [AGENT_PH_LIBVIRT] = "libvirt",
+        [AGENT_PH_REPO] = "repo",
+        [AGENT_PH_RECOVER] = "recover",
+        [AGENT_PH_PLAN] = "plan",
+        [AGENT_PH_OVERLAY] = "overlay",
+        [AGENT_PH_GUARD] = "guard",
+        [AGENT_PH_FREEZE] = "freeze",
+        [AGENT_PH_SNAPSHOT] = "snapshot",
+        [AGENT_PH_THAW] = "thaw",
+        [AGENT_PH_JOURNAL] = "journal",
+        [AGENT_PH_BEGIN] = "begin",
+        [AGENT_PH_OPEN] = "open",
+        [AGENT_PH_DATA] = "data",
+        [AGENT_PH_CLOSE] = "close",
+        [AGENT_PH_COMMIT] = "commit",
+        [AGENT_PH_ACK] = "ack",
+        [AGENT_PH_BLOCKCOMMIT] = "blockcommit",
+    };
+
+    for (int i = 0; i < AGENT_PH_N; i++) {
+        uint64_t us = p->us[i] + (q ? q->us[i] : 0);
+        char key[32];
+
+        if (us == 0)
+            continue;
+        snprintf(key, sizeof key, "us_%s", names[i]);
+        proto_kv_set_u64(kv, key, us);
+    }
 }

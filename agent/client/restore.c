@@ -4,27 +4,28 @@
  * every window is its stack of chunks applied in order on zeros. The
  * chunks are fetched ahead (GET_CHUNKS, pipelined), checked against their
  * digests and applied by worker threads, which write only the non-zero
- * 4 KiB blocks: holes stay holes. raw output is written directly; qcow2
- * output goes through qemu-nbd into an image qemu-img created.
+ * 4 KiB blocks: holes stay holes, into the output image (sink.c). For
+ * qcow2, several windows' writes are in flight in qemu-nbd at once (one
+ * synchronous 4 MiB write at a time left the writer waiting on each of
+ * qemu-nbd's round trips).
  *
  * The image is written under a temporary name next to the target and
  * renamed when complete, so a half-restored disk never looks complete; an
  * interrupted restore can simply be run again.
  */
 #include "agent/client/client_int.h"
-#include "agent/client/run.h"
+#include "agent/client/sink.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
-#include <libnbd.h>
 #include <pthread.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #define MAX_WORKERS 16
 #define BLOCK 4096
+/* qcow2: windows whose writes may be in flight in qemu-nbd at once. */
+#define MAX_INFLIGHT 4
 
 int
 agent_restore_check(struct agent_backup *b, const char *disk)
@@ -85,119 +86,6 @@ out:
     return ret;
 }
 
-/* ---- the output image ---------------------------------------------------- */
-
-struct sink {
-    enum agent_format fmt;
-    int fd;               /* raw: the temp file */
-    struct nbd_handle *h; /* qcow2: qemu-nbd on the temp file */
-    char *tmp, *dst;
-};
-
-static int
-sink_open(struct sink *k, const char *out, enum agent_format fmt, uint64_t size,
-          bool force)
-{
-    CLEANUP_FREE char *copy = lb_xstrdup(out);
-    CLEANUP_FREE char *copy2 = lb_xstrdup(out);
-    const char *dir = dirname(copy), *base = basename(copy2);
-    struct stat sb;
-
-    memset(k, 0, sizeof *k);
-    k->fd = -1;
-    k->fmt = fmt;
-    if (stat(out, &sb) == 0 && !force) {
-        lb_fail(EEXIST, "%s already exists", out);
-        lb_error_hint("choose another path, or replace it with --force");
-        return -1;
-    }
-    k->dst = lb_xstrdup(out);
-    k->tmp = lb_xasprintf("%s/.%s.livebackup-partial", dir, base);
-    unlink(k->tmp); /* left by an interrupted restore */
-    if (fmt == AGENT_FMT_RAW) {
-        k->fd = open(
-            k->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (k->fd < 0)
-            return lb_error(errno, "create %s", k->tmp);
-        if (ftruncate(k->fd, (off_t)size) < 0)
-            return lb_error(errno, "resize %s", k->tmp);
-        return 0;
-    }
-    {
-        char sz[32];
-        char *create[] = {"qemu-img", "create", "-q", "-f", "qcow2",
-                          "--",       k->tmp,   sz,   NULL};
-        char *serve[] = {"qemu-nbd", "-f",   "qcow2", "--cache=writeback",
-                         "--",       k->tmp, NULL};
-        snprintf(sz, sizeof sz, "%llu", (unsigned long long)size);
-        /* Created here first, exclusively: qemu-img then writes over our
-         * own file, never through a link planted under that name. */
-        k->fd = open(
-            k->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (k->fd < 0)
-            return lb_error(errno, "create %s", k->tmp);
-        close(k->fd);
-        k->fd = -1;
-        if (agent_run_ok(create, NULL) < 0)
-            return -1;
-        k->h = nbd_create();
-        if (!k->h || nbd_connect_systemd_socket_activation(k->h, serve) < 0)
-            return lb_error(0, "qemu-nbd on %s: %s", k->tmp, nbd_get_error());
-    }
-    return 0;
-}
-
-static int
-sink_write(struct sink *k, const uint8_t *buf, size_t len, uint64_t off)
-{
-    if (k->fmt == AGENT_FMT_RAW) {
-        if (lb_pwrite_full(k->fd, buf, len, (off_t)off) < 0)
-            return lb_error(errno, "write %s", k->tmp);
-        return 0;
-    }
-    if (nbd_pwrite(k->h, buf, len, off, 0) < 0)
-        return lb_error(0, "write %s: %s", k->tmp, nbd_get_error());
-    return 0;
-}
-
-/* Finish (commit: flush and rename) or throw away. */
-static int
-sink_close(struct sink *k, bool commit)
-{
-    int r = 0;
-
-    if (k->h) {
-        if (commit && (nbd_flush(k->h, 0) < 0 || nbd_shutdown(k->h, 0) < 0))
-            r = lb_error(0, "flush %s: %s", k->tmp, nbd_get_error());
-        nbd_close(k->h);
-        k->h = NULL;
-        if (r == 0 && commit) {
-            k->fd = open(k->tmp, O_RDONLY | O_CLOEXEC);
-            if (k->fd < 0)
-                r = lb_error(errno, "open %s", k->tmp);
-        }
-    }
-    if (k->fd >= 0) {
-        if (r == 0 && commit && fsync(k->fd) < 0)
-            r = lb_error(errno, "fsync %s", k->tmp);
-        close(k->fd);
-        k->fd = -1;
-    }
-    if (r == 0 && commit) {
-        CLEANUP_FREE char *copy = lb_xstrdup(k->dst);
-        if (rename(k->tmp, k->dst) < 0)
-            r = lb_error(errno, "rename %s to %s", k->tmp, k->dst);
-        else
-            lb_fsync_dir(dirname(copy));
-    }
-    if ((r < 0 || !commit) && k->tmp)
-        unlink(k->tmp);
-    free(k->tmp);
-    free(k->dst);
-    k->tmp = k->dst = NULL;
-    return r;
-}
-
 /* ---- the pipeline -------------------------------------------------------- */
 
 /* FETCHING: chunks requested; FETCHED: received; WORKING: a worker builds
@@ -213,7 +101,8 @@ enum rslot_state {
 
 struct rslot {
     enum rslot_state st;
-    uint8_t *win; /* the rebuilt window, until the writer wrote it */
+    unsigned pending; /* qcow2: its writes still in flight */
+    uint8_t *win;     /* the rebuilt window, until the writer wrote it */
     uint64_t index;
     uint32_t wl;
     struct proto_mf_window w;
@@ -224,7 +113,7 @@ struct rslot {
 
 struct restore {
     struct agent_repo *r;
-    struct sink sink;
+    struct agent_sink sink;
     const char *id, *disk;
     pthread_mutex_t lock;
     pthread_cond_t cv;
@@ -368,7 +257,8 @@ write_window(struct restore *x, struct rslot *s)
             ;
         e = LB_MIN(e, s->wl);
         if (e > b) {
-            if (sink_write(&x->sink, win + b, e - b, base + b) < 0)
+            if (agent_sink_write(&x->sink, win + b, e - b, base + b,
+                                 &s->pending) < 0)
                 return -1;
             __atomic_add_fetch(&x->written, e - b, __ATOMIC_RELAXED);
         }
@@ -376,8 +266,7 @@ write_window(struct restore *x, struct rslot *s)
     }
     /* Start writing it to disk now, so the final fsync finds little left
      * and the disk works while we decompress. */
-    if (x->sink.fmt == AGENT_FMT_RAW)
-        sync_file_range(x->sink.fd, (off_t)base, s->wl, SYNC_FILE_RANGE_WRITE);
+    agent_sink_writeback(&x->sink, base, s->wl);
     return 0;
 }
 
@@ -398,10 +287,70 @@ take_slot(struct restore *x, enum rslot_state want, enum rslot_state next)
     }
 }
 
+/* With x->lock held: free the written windows (qcow2: once their writes
+ * completed); returns how many are still in flight. */
+static unsigned
+retire_written(struct restore *x)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < x->nslots; i++) {
+        struct rslot *s = &x->slots[i];
+        if (s->st != R_WRITING)
+            continue;
+        if (s->pending) {
+            n++;
+            continue;
+        }
+        s->st = R_FREE;
+        pthread_cond_broadcast(&x->cv);
+    }
+    return n;
+}
+
+/* With x->lock held: wait (lock dropped) until at most max windows have
+ * writes in flight, freeing the others. */
+static int
+settle_writes(struct restore *x, unsigned max)
+{
+    while (retire_written(x) > max) {
+        int r;
+        pthread_mutex_unlock(&x->lock);
+        r = agent_sink_poll(&x->sink);
+        pthread_mutex_lock(&x->lock);
+        if (r < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* With x->lock held: a built window, without waiting while writes are in
+ * flight (they are settled first); NULL once the restore stops. */
+static struct rslot *
+next_built(struct restore *x)
+{
+    for (;;) {
+        for (unsigned i = 0; i < x->nslots; i++)
+            if (x->slots[i].st == R_BUILT) {
+                x->slots[i].st = R_WRITING;
+                return &x->slots[i];
+            }
+        if (x->quit || x->failed)
+            return NULL;
+        if (retire_written(x) == 0) {
+            pthread_cond_wait(&x->cv, &x->lock);
+        } else if (settle_writes(x, 0) < 0) {
+            r_fail(x);
+            return NULL;
+        }
+    }
+}
+
 /*
  * The one writer: windows are written by a single thread, whatever order
  * the workers finish them in (several threads writing one file only
- * contend on its lock).
+ * contend on its lock). qcow2: up to MAX_INFLIGHT windows' writes go to
+ * qemu-nbd at once; a window is freed when its writes completed.
  */
 static void *
 writer(void *arg)
@@ -410,7 +359,7 @@ writer(void *arg)
 
     pthread_mutex_lock(&x->lock);
     for (;;) {
-        struct rslot *s = take_slot(x, R_BUILT, R_WRITING);
+        struct rslot *s = next_built(x);
         int r;
         if (!s)
             break;
@@ -421,12 +370,10 @@ writer(void *arg)
             lb_fault_point("agent:mid-restore");
         }
         pthread_mutex_lock(&x->lock);
-        if (r < 0) {
+        if (r < 0 || settle_writes(x, MAX_INFLIGHT) < 0) {
             r_fail(x);
             break;
         }
-        s->st = R_FREE;
-        pthread_cond_broadcast(&x->cv);
     }
     pthread_mutex_unlock(&x->lock);
     return NULL;
@@ -486,9 +433,9 @@ agent_restore_disk(struct agent_backup *b, const char *disk,
         return lb_fail(EPROTO, "manifest window size differs from the "
                                "repository's");
     }
-    if (sink_open(&x.sink, out_path, fmt, d.size, force) < 0) {
+    if (agent_sink_open(&x.sink, out_path, fmt, d.size, force) < 0) {
         proto_mf_reader_free(rd);
-        sink_close(&x.sink, false);
+        agent_sink_close(&x.sink, false);
         return -1;
     }
     snprintf(what, sizeof what, "restore %s", disk);
@@ -587,9 +534,9 @@ agent_restore_disk(struct agent_backup *b, const char *disk,
         lb_error_restore(&x.err);
         if (strncmp(x.err.msg, "connection closed", 17) == 0)
             agent_repo_explain(r);
-        sink_close(&x.sink, false);
+        agent_sink_close(&x.sink, false);
     } else {
-        ret = sink_close(&x.sink, true);
+        ret = agent_sink_close(&x.sink, true);
     }
     for (unsigned i = 0; i < x.nslots; i++) {
         lb_buf_free(&x.slots[i].data);

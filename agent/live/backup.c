@@ -273,29 +273,42 @@ prepare_overlays(struct run *k)
 /*
  * A running domain: freeze (when quiesced), one atomic snapshot of every
  * disk onto its overlay, thaw at once. The freeze covers the snapshot
- * call, nothing else; the first error is kept through the thaw.
+ * call, nothing else (its XML is made before); the first error is kept
+ * through the thaw.
  */
 static int
 snapshot_live(struct run *k, size_t n, char **targets, char **overlays)
 {
     struct livebk *b = k->b;
+    struct agent_phases *ph = &k->res->ph;
     struct lb_error_saved e;
+    uint64_t t = lb_now_ns();
+    CLEANUP_FREE char *xml =
+        agent_virt_snapshot_xml(&b->dom, n, targets, overlays);
     int rc;
 
+    if (!xml)
+        return -1;
     if (!k->quiesce) {
         k->snapshot_tried = true;
-        return agent_virt_snapshot(&b->dom, n, targets, overlays);
+        rc = agent_virt_snapshot(&b->dom, xml);
+        agent_phase_add(ph, AGENT_PH_SNAPSHOT, t);
+        return rc;
     }
-    k->t_freeze = lb_now_ns();
-    rc = agent_virt_freeze(b->v, &b->dom, b->o->freeze_timeout);
+    t = agent_phase_add(ph, AGENT_PH_GUARD, t);
+    k->t_freeze = t;
+    rc = agent_virt_freeze(b->v, &b->dom, b->o->freeze_timeout, &k->t_freeze);
+    ph->us[AGENT_PH_GUARD] += (k->t_freeze - t) / 1000u;
+    t = agent_phase_add(ph, AGENT_PH_FREEZE, k->t_freeze);
     if (rc == 0) {
         lb_fault_point("agent:after-freeze");
         k->snapshot_tried = true;
-        rc = agent_virt_snapshot(&b->dom, n, targets, overlays);
+        rc = agent_virt_snapshot(&b->dom, xml);
+        t = agent_phase_add(ph, AGENT_PH_SNAPSHOT, t);
         lb_error_save(&e);
         if (agent_virt_thaw(b->v, &b->dom, true) < 0)
             lb_warn("%s", lb_error_msg());
-        k->t_thaw = lb_now_ns();
+        k->t_thaw = agent_phase_add(ph, AGENT_PH_THAW, t);
         if (rc < 0)
             lb_error_restore(&e);
     }
@@ -358,11 +371,13 @@ switch_disks(struct run *k)
     if (b->dom.running) {
         rc = snapshot_live(k, k->np, t, ov);
     } else {
+        uint64_t t0 = lb_now_ns();
         CLEANUP_FREE char *ix =
             agent_virt_xml(&b->dom, VIR_DOMAIN_XML_INACTIVE);
         CLEANUP_FREE char *nx =
             ix ? agent_xml_set_disks(ix, k->np, t, ov, f) : NULL;
         rc = nx ? agent_virt_define(b->v, nx) : -1;
+        agent_phase_add(&k->res->ph, AGENT_PH_SNAPSHOT, t0);
     }
     free(t);
     free(ov);
@@ -407,6 +422,7 @@ send_layers(struct run *k)
     struct proto_kv meta = {0};
     CLEANUP_FREE char *xml = NULL;
     char host[256] = "";
+    uint64_t t = lb_now_ns();
     int rc = -1;
 
     for (size_t i = 0; i < k->np; i++) {
@@ -433,6 +449,7 @@ send_layers(struct run *k)
                  b->dom.running ? "running" : "shut off");
     gethostname(host, sizeof host - 1);
     proto_kv_set(&meta, "host", host);
+    agent_phase_add(&k->res->ph, AGENT_PH_BEGIN, t);
     rc = agent_backup_disks(k->r, st->name, k->any_incr ? st->last_backup : "",
                             specs, k->np, &meta, xml, &k->res->bk);
 out:
@@ -467,6 +484,7 @@ acknowledge(struct run *k)
 {
     struct track_state *st = k->b->st;
     const char *id = k->res->bk.id;
+    uint64_t t = lb_now_ns();
 
     st->step = TRACK_COMMITTED;
     snprintf(st->backup, sizeof st->backup, "%s", id);
@@ -483,8 +501,12 @@ acknowledge(struct run *k)
     /* The repository has what it needs: let it go before any wait on QEMU
      * (a slow or stuck commit must not hold its shared lock). */
     agent_repo_end(k->r);
+    t = agent_phase_add(&k->res->ph, AGENT_PH_ACK, t);
     lb_fault_point("agent:after-ack");
-    k->res->commit_failures = livebk_commit_acked(k->b);
+    k->res->commit_failures = k->b->o->background_commit
+                                  ? livebk_commit_start(k->b)
+                                  : livebk_commit_acked(k->b);
+    agent_phase_add(&k->res->ph, AGENT_PH_BLOCKCOMMIT, t);
     return k->res->commit_failures < 0 ? -1 : 0;
 }
 
@@ -492,6 +514,8 @@ int
 livebk_backup(struct livebk *b, struct agent_repo *r, struct livebk_result *res)
 {
     struct run k = {.b = b, .r = r, .res = res};
+    struct agent_phases *ph = &res->ph;
+    uint64_t t = lb_now_ns();
     int ret = -1;
 
     memset(res, 0, sizeof *res);
@@ -507,9 +531,19 @@ livebk_backup(struct livebk *b, struct agent_repo *r, struct livebk_result *res)
     }
     if (agent_virt_disks(&b->dom, !b->dom.running, &k.vd, &k.nd) < 0)
         return -1;
-    if (plan_disks(&k) < 0 || prepare_overlays(&k) < 0 ||
-        switch_disks(&k) < 0 || journal_switch(&k) < 0)
+    t = agent_phase_add(ph, AGENT_PH_RECOVER, t);
+    if (plan_disks(&k) < 0)
         goto out;
+    t = agent_phase_add(ph, AGENT_PH_PLAN, t);
+    if (prepare_overlays(&k) < 0)
+        goto out;
+    agent_phase_add(ph, AGENT_PH_OVERLAY, t);
+    if (switch_disks(&k) < 0)
+        goto out;
+    t = lb_now_ns();
+    if (journal_switch(&k) < 0)
+        goto out;
+    agent_phase_add(ph, AGENT_PH_JOURNAL, t);
     lb_fault_point("agent:after-snapshot");
     if (k.t_thaw)
         res->freeze_ms = (k.t_thaw - k.t_freeze) / 1000000u;

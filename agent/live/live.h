@@ -22,6 +22,7 @@ struct livebk_opts {
     bool crash;              /* --consistency crash: no freeze */
     unsigned freeze_timeout; /* seconds */
     const char *overlay_dir; /* NULL: next to each disk's image */
+    bool background_commit;  /* start the block commits, do not wait */
     char **disks;            /* --disks: only these targets */
     size_t ndisks;
 };
@@ -40,7 +41,8 @@ struct livebk_result {
     uint64_t freeze_ms;
     bool quiesced;
     unsigned disks_full, disks_incremental;
-    int commit_failures; /* overlays left for the next run to commit */
+    int commit_failures;    /* overlays left for the next run to commit */
+    struct agent_phases ph; /* where the time went, but in bk (its own) */
 };
 
 /* Thaw first, then finish or undo an interrupted run. verbose (the

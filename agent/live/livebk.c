@@ -334,6 +334,35 @@ livebk_commit_acked(struct livebk *b)
     return failed;
 }
 
+int
+livebk_commit_start(struct livebk *b)
+{
+    int failed = 0;
+
+    if (agent_dom_refresh(&b->dom) == 0 && !b->dom.running)
+        return livebk_commit_acked(b);
+    b->st->step = TRACK_COMMITTING;
+    if (track_save(b->h) < 0)
+        return -1;
+    for (size_t i = 0; i < b->st->nd; i++) {
+        struct track_disk *td = &b->st->d[i];
+        int r;
+
+        if (td->acked == 0 || td->nov <= td->acked)
+            continue;
+        /* A job a crash left behind goes on; the next run waits for it. */
+        r = agent_virt_job_running(&b->dom, td->target);
+        if (r == 0)
+            r = agent_virt_commit_start(&b->dom, td->target, td->user_top,
+                                        td->ov[td->acked - 1]);
+        if (r < 0) {
+            commit_warn(b, td);
+            failed++;
+        }
+    }
+    return failed;
+}
+
 /* ---- recovery ------------------------------------------------------------ */
 
 int
@@ -365,7 +394,10 @@ livebk_recover(struct livebk *b, bool verbose)
             return 0;
         }
     }
-    if (verbose || st->step != TRACK_IDLE)
+    if (st->step == TRACK_COMMITTING)
+        lb_debug("%s: finishing the block commit the last backup started",
+                 st->name);
+    else if (verbose || st->step != TRACK_IDLE)
         lb_info("%s: recovering from an interrupted run (step %s)", st->name,
                 track_step_name(st->step));
     if (agent_virt_disks(&b->dom, !b->dom.running, &vd, &nd) < 0)

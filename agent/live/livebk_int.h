@@ -28,5 +28,10 @@ bool livebk_chain_intact(const struct agent_vdisk *vd,
 /* Commit every disk's acknowledged overlays into its user_top: the number
  * of disks that failed (left for the next run), or -1. */
 int livebk_commit_acked(struct livebk *b);
+/* A running domain: start the block commits of the acknowledged overlays
+ * and return (step committing); the next run's recovery waits for them and
+ * deletes the overlays. At rest: livebk_commit_acked. Returns the number
+ * of disks whose commit could not be started. */
+int livebk_commit_start(struct livebk *b);
 
 #endif /* LB_AGENT_LIVEBK_INT_H */

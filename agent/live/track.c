@@ -7,7 +7,7 @@
  *   name NAME
  *   uuid UUID
  *   repo REPO-ID
- *   step idle|prepared|switched|committed|blockcommit
+ *   step idle|prepared|switched|committed|blockcommit|committing
  *   backup ID|-
  *   last ID|-
  *   disk TARGET top=PATH fmt=FMT size=N acked=N incr=N last=ID|- new=PATH|-
@@ -24,8 +24,8 @@
 
 #define TRACK_MAX_FILE (1u << 20)
 
-static const char *const step_names[] = {"idle", "prepared", "switched",
-                                         "committed", "blockcommit"};
+static const char *const step_names[] = {
+    "idle", "prepared", "switched", "committed", "blockcommit", "committing"};
 
 const char *
 track_step_name(enum track_step s)

@@ -28,6 +28,9 @@ enum track_step {
     TRACK_SWITCHED,  /* the guest runs on the new overlays; backup in flight */
     TRACK_COMMITTED, /* the repository acknowledged `backup` */
     TRACK_BLOCKCOMMIT, /* committing acknowledged overlays into user_top */
+    TRACK_COMMITTING,  /* their block commits run in QEMU, not waited for
+                          (backup --background-commit): the next run
+                          waits for them and deletes the overlays */
 };
 
 struct track_disk {

@@ -515,24 +515,20 @@ agent_virt_disks(struct agent_dom *d, bool inactive, struct agent_vdisk **out,
 
 /* ---- snapshots ---------------------------------------------------------- */
 
-int
-agent_virt_snapshot(struct agent_dom *d, size_t n, char *const *targets,
-                    char *const *overlays)
+char *
+agent_virt_snapshot_xml(struct agent_dom *d, size_t n, char *const *targets,
+                        char *const *overlays)
 {
     struct agent_vdisk *disks;
     size_t nd;
     struct lb_buf x = {0};
-    virDomainSnapshotPtr s;
-    unsigned flags = VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY |
-                     VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC |
-                     VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA |
-                     VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT;
 
-    if (agent_virt_disks(d, false, &disks, &nd) < 0)
-        return agent_virt_lost(d->v)
-                   ? virt_lost_fail(d->v, "the disk-only snapshot onto the "
-                                          "tracking overlays")
-                   : -1;
+    if (agent_virt_disks(d, false, &disks, &nd) < 0) {
+        if (agent_virt_lost(d->v))
+            virt_lost_fail(d->v, "the disk-only snapshot onto the tracking "
+                                 "overlays");
+        return NULL;
+    }
     lb_buf_append(&x, "<domainsnapshot><disks>", 23);
     for (size_t i = 0; i < nd; i++) {
         size_t k;
@@ -556,8 +552,18 @@ agent_virt_snapshot(struct agent_dom *d, size_t n, char *const *targets,
     }
     lb_buf_append(&x, "</disks></domainsnapshot>", 26);
     agent_vdisks_free(disks, nd);
-    s = virDomainSnapshotCreateXML(d->d, (const char *)x.data, flags);
-    lb_buf_free(&x);
+    return (char *)x.data;
+}
+
+int
+agent_virt_snapshot(struct agent_dom *d, const char *xml)
+{
+    unsigned flags = VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY |
+                     VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC |
+                     VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA |
+                     VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT;
+    virDomainSnapshotPtr s = virDomainSnapshotCreateXML(d->d, xml, flags);
+
     if (!s)
         return virt_dom_fail(
             d, "the disk-only snapshot onto the tracking overlays");

@@ -129,10 +129,12 @@ int agent_virt_defined(const char *uri, const char *name);
  * Freeze the guest's filesystems through the guest agent, waiting at most
  * timeout_s. Starts a guard process first: if this process dies before
  * agent_virt_thaw, the guard thaws the guest. On failure the guest is
- * thawed before returning.
+ * thawed before returning. t_call (may be NULL) gets lb_now_ns() of the
+ * moment the freeze itself was asked for (after the guard started): the
+ * start of the guest's frozen time.
  */
 int agent_virt_freeze(struct agent_virt *v, struct agent_dom *d,
-                      unsigned timeout_s);
+                      unsigned timeout_s, uint64_t *t_call);
 /* Bound every guest agent call on d to secs (libvirt keeps it for the
  * domain: put VIR_DOMAIN_AGENT_RESPONSE_TIMEOUT_DEFAULT back after). */
 int agent_virt_set_agent_timeout(struct agent_dom *d, int secs);
@@ -147,9 +149,14 @@ int agent_virt_thaw(struct agent_virt *v, struct agent_dom *d, bool must);
 /*
  * One atomic disk-only external snapshot: disk targets[i] switches onto
  * the pre-created overlays[i] (qcow2); every other disk is left alone.
+ * In two steps, so that the guest is frozen for the call alone:
+ * agent_virt_snapshot_xml reads the domain's disks and returns the
+ * snapshot's XML (the caller frees it; NULL on failure), and
+ * agent_virt_snapshot makes the snapshot from it.
  */
-int agent_virt_snapshot(struct agent_dom *d, size_t n, char *const *targets,
-                        char *const *overlays);
+char *agent_virt_snapshot_xml(struct agent_dom *d, size_t n,
+                              char *const *targets, char *const *overlays);
+int agent_virt_snapshot(struct agent_dom *d, const char *xml);
 
 /*
  * Non-active block commit of the layers from top down to (not including)
@@ -160,6 +167,10 @@ int agent_virt_snapshot(struct agent_dom *d, size_t n, char *const *targets,
 int agent_virt_commit(struct agent_virt *v, struct agent_dom *d,
                       const char *target, const char *base, const char *top,
                       unsigned timeout_s);
+/* The same commit, started and not waited for: QEMU runs it on; a later
+ * agent_virt_wait_job (or the chain) says when it ended. */
+int agent_virt_commit_start(struct agent_dom *d, const char *target,
+                            const char *base, const char *top);
 /* Active commit of the top into base, then pivot onto base. */
 int agent_virt_commit_active(struct agent_virt *v, struct agent_dom *d,
                              const char *target, const char *base,

@@ -92,7 +92,8 @@ guard_leave(struct agent_virt *v)
 }
 
 int
-agent_virt_freeze(struct agent_virt *v, struct agent_dom *d, unsigned timeout_s)
+agent_virt_freeze(struct agent_virt *v, struct agent_dom *d, unsigned timeout_s,
+                  uint64_t *t_call)
 {
     int r;
 
@@ -103,6 +104,8 @@ agent_virt_freeze(struct agent_virt *v, struct agent_dom *d, unsigned timeout_s)
         return -1;
     }
     lb_fault_point("agent:before-freeze");
+    if (t_call)
+        *t_call = lb_now_ns();
     r = virDomainFSFreeze(d->d, NULL, 0, 0);
     if (r < 0) {
         virErrorPtr e = virGetLastError();

@@ -244,6 +244,20 @@ agent_virt_commit(struct agent_virt *v, struct agent_dom *d, const char *target,
 }
 
 int
+agent_virt_commit_start(struct agent_dom *d, const char *target,
+                        const char *base, const char *top)
+{
+    unsigned flags = 0;
+    unsigned long bw = commit_bandwidth(&flags);
+    char what[128];
+
+    snprintf(what, sizeof what, "the block commit of %s", target);
+    if (virDomainBlockCommit(d->d, target, base, top, bw, flags) < 0)
+        return virt_dom_fail(d, what);
+    return 0;
+}
+
+int
 agent_virt_commit_active(struct agent_virt *v, struct agent_dom *d,
                          const char *target, const char *base,
                          unsigned timeout_s)

@@ -260,5 +260,6 @@ Test(track, step_names)
 {
     cr_assert_str_eq(track_step_name(TRACK_IDLE), "idle");
     cr_assert_str_eq(track_step_name(TRACK_BLOCKCOMMIT), "blockcommit");
+    cr_assert_str_eq(track_step_name(TRACK_COMMITTING), "committing");
     cr_assert_str_eq(track_step_name((enum track_step)99), "?");
 }

@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The output image of a restore (see sink.h): raw through pwrite, qcow2
+ * through qemu-nbd (socket activation by libnbd) with asynchronous writes.
+ */
+#include "agent/client/sink.h"
+#include "agent/client/run.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <libnbd.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int
+agent_sink_open(struct agent_sink *k, const char *out, enum agent_format fmt,
+                uint64_t size, bool force)
+{
+    CLEANUP_FREE char *copy = lb_xstrdup(out);
+    CLEANUP_FREE char *copy2 = lb_xstrdup(out);
+    const char *dir = dirname(copy), *base = basename(copy2);
+    struct stat sb;
+
+    memset(k, 0, sizeof *k);
+    k->fd = -1;
+    k->fmt = fmt;
+    if (stat(out, &sb) == 0 && !force) {
+        lb_fail(EEXIST, "%s already exists", out);
+        lb_error_hint("choose another path, or replace it with --force");
+        return -1;
+    }
+    k->dst = lb_xstrdup(out);
+    k->tmp = lb_xasprintf("%s/.%s.livebackup-partial", dir, base);
+    unlink(k->tmp); /* left by an interrupted restore */
+    if (fmt == AGENT_FMT_RAW) {
+        k->fd = open(
+            k->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (k->fd < 0)
+            return lb_error(errno, "create %s", k->tmp);
+        if (ftruncate(k->fd, (off_t)size) < 0)
+            return lb_error(errno, "resize %s", k->tmp);
+        return 0;
+    }
+    {
+        char sz[32];
+        char *create[] = {"qemu-img", "create", "-q", "-f", "qcow2",
+                          "--",       k->tmp,   sz,   NULL};
+        char *serve[] = {"qemu-nbd", "-f",   "qcow2", "--cache=writeback",
+                         "--",       k->tmp, NULL};
+        snprintf(sz, sizeof sz, "%llu", (unsigned long long)size);
+        /* Created here first, exclusively: qemu-img then writes over our
+         * own file, never through a link planted under that name. */
+        k->fd = open(
+            k->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (k->fd < 0)
+            return lb_error(errno, "create %s", k->tmp);
+        close(k->fd);
+        k->fd = -1;
+        if (agent_run_ok(create, NULL) < 0)
+            return -1;
+        k->h = nbd_create();
+        if (!k->h || nbd_connect_systemd_socket_activation(k->h, serve) < 0)
+            return lb_error(0, "qemu-nbd on %s: %s", k->tmp, nbd_get_error());
+        /* only to start its write-back early (agent_sink_writeback) */
+        k->fd = open(k->tmp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    return 0;
+}
+
+/* A qcow2 write's completion: one write less pending for its window. The
+ * callback's type is libnbd's (error is in-out). */
+struct wdone {
+    struct agent_sink *k;
+    unsigned *pending;
+    uint64_t off;
+};
+
+static int
+write_done(void *user, int *error) // cppcheck-suppress constParameter
+{
+    struct wdone *w = user;
+
+    if (*error && !w->k->write_error) {
+        w->k->write_error = *error;
+        w->k->error_off = w->off;
+    }
+    (*w->pending)--;
+    return 1; /* retire the command */
+}
+
+static void
+write_done_free(void *user)
+{
+    free(user);
+}
+
+int
+agent_sink_write(struct agent_sink *k, const uint8_t *buf, size_t len,
+                 uint64_t off, unsigned *pending)
+{
+    struct wdone *w;
+
+    if (k->fmt == AGENT_FMT_RAW) {
+        if (lb_pwrite_full(k->fd, buf, len, (off_t)off) < 0)
+            return lb_error(errno, "write %s", k->tmp);
+        return 0;
+    }
+    w = lb_xmalloc(sizeof *w);
+    *w = (struct wdone){k, pending, off};
+    (*pending)++;
+    if (nbd_aio_pwrite(k->h, buf, len, off,
+                       (nbd_completion_callback){.callback = write_done,
+                                                 .user_data = w,
+                                                 .free = write_done_free},
+                       0) < 0) {
+        (*pending)--;
+        return lb_error(0, "write %s: %s", k->tmp, nbd_get_error());
+    }
+    return 0;
+}
+
+int
+agent_sink_wait(struct agent_sink *k, int left)
+{
+    if (!k->h)
+        return 0;
+    while (nbd_aio_in_flight(k->h) > left)
+        if (nbd_poll(k->h, -1) < 0)
+            return lb_error(0, "write %s: %s", k->tmp, nbd_get_error());
+    if (k->write_error)
+        return lb_error(k->write_error, "write %s at offset %llu", k->tmp,
+                        (unsigned long long)k->error_off);
+    return 0;
+}
+
+int
+agent_sink_close(struct agent_sink *k, bool commit)
+{
+    int r = 0;
+
+    if (k->h) {
+        if (commit && agent_sink_wait(k, 0) < 0)
+            r = -1;
+        else if (commit &&
+                 (nbd_flush(k->h, 0) < 0 || nbd_shutdown(k->h, 0) < 0))
+            r = lb_error(0, "flush %s: %s", k->tmp, nbd_get_error());
+        nbd_close(k->h);
+        k->h = NULL;
+        if (r == 0 && commit && k->fd < 0) {
+            k->fd = open(k->tmp, O_RDONLY | O_CLOEXEC);
+            if (k->fd < 0)
+                r = lb_error(errno, "open %s", k->tmp);
+        }
+    }
+    if (k->fd >= 0) {
+        if (r == 0 && commit && fsync(k->fd) < 0)
+            r = lb_error(errno, "fsync %s", k->tmp);
+        close(k->fd);
+        k->fd = -1;
+    }
+    if (r == 0 && commit) {
+        CLEANUP_FREE char *copy = lb_xstrdup(k->dst);
+        if (rename(k->tmp, k->dst) < 0)
+            r = lb_error(errno, "rename %s to %s", k->tmp, k->dst);
+        else
+            lb_fsync_dir(dirname(copy));
+    }
+    if ((r < 0 || !commit) && k->tmp)
+        unlink(k->tmp);
+    free(k->tmp);
+    free(k->dst);
+    k->tmp = k->dst = NULL;
+    return r;
+}
+
+void
+agent_sink_writeback(struct agent_sink *k, uint64_t off, uint64_t len)
+{
+    /* qemu-nbd writes the image through the page cache, where in the file
+     * is its business: start the write-back of all it wrote so far. */
+    if (k->fmt == AGENT_FMT_RAW)
+        sync_file_range(k->fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE);
+    else if (k->fd >= 0)
+        sync_file_range(k->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
+int
+agent_sink_poll(struct agent_sink *k)
+{
+    if (nbd_poll(k->h, -1) < 0)
+        return lb_error(0, "write %s: %s", k->tmp, nbd_get_error());
+    return agent_sink_wait(k, INT_MAX);
+}
