@@ -94,7 +94,7 @@ for G in $sizes; do
     warm "$R"
     t0=$(now)
     run_ok livebackup restore "$vm" --repo "$R" --backup "$id" --instant \
-        --to "$T/i$G" --name "$new"
+        --to "$T/i$G" --name "$new" --keep-host-access
     agent_wait_fast "$new"
     boot[$G]=$(since "$t0")
     sample_hwm "$(cat "$LIVEBACKUP_STATE_DIR/$new-vda.export.pid")" "$T/hwm$G" &

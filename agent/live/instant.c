@@ -102,9 +102,18 @@ export_stop(const struct instant_disk *d)
 {
     pid_t pid = export_pid(d);
 
-    if (pid > 0 && kill(pid, SIGTERM) == 0)
+    if (pid > 0 && kill(pid, SIGTERM) == 0) {
         for (int i = 0; i < 200 && export_pid(d) == pid; i++)
             usleep(50 * 1000);
+        /* nbdkit waits for its plugin's requests in flight: one stuck on
+         * a repository that does not answer must not keep it (and its
+         * socket) for ever once its pid file is gone. */
+        if (export_pid(d) == pid) {
+            lb_warn("the export of %s (pid %ld) did not stop in 10 s: killed",
+                    d->target, (long)pid);
+            kill(pid, SIGKILL);
+        }
+    }
     unlink(d->socket);
     unlink(d->pidfile);
 }

@@ -55,6 +55,9 @@ static const struct rule {
     /* A guest agent's channel: libvirt makes its own socket. */
     {CHARDEVS "[@type='unix']/source", DROP, "a host socket"},
     {"/domain/devices/*/log[@file]", DROP, "a host file"},
+    /* Before the kernel: QEMU refuses a command line without it. */
+    {"/domain/os[kernel]/cmdline", DROP,
+     "the command line of a kernel left out"},
     {"/domain/os/kernel | /domain/os/initrd | /domain/os/dtb | "
      "/domain/os/loader | /domain/os/nvram | /domain/os/acpi/table",
      DROP, "a host file"},

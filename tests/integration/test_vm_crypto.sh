@@ -95,7 +95,7 @@ grep -q "^domain uuid: *$uuid" "$T/out" && grep -q "<domain type=.qemu." "$T/out
 ok "show, with the key, prints the saved XML and UUID"
 
 run_ok livebackup restore --json "$vm" --repo "$R" --backup "$id" --to "$T/r" --define \
-    --start --new-mac
+    --start --new-mac --keep-host-access
 name=$(json_field "$T/out" summary name)
 vm_wait_agent "$name" 120 >/dev/null
 out=$(VM_EXEC_TIMEOUT=120 vm_guest_exec "$name" sh -c \

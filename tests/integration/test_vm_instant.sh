@@ -66,7 +66,8 @@ in_guest_check() {
 new=${VM_PREFIX}inst
 t0=$(date +%s.%N)
 LIVEBACKUP_PULL_BANDWIDTH=524288 run_ok livebackup restore --json "$vm" --repo "$R" \
-    --backup "$id" --instant --to "$T/inst" --name "$new" --new-mac
+    --backup "$id" --instant --to "$T/inst" --name "$new" --new-mac \
+    --keep-host-access
 [[ $(json_field "$T/out" summary name) == "$new" ]] || fail "summary: $(cat "$T/out")"
 vm_wait_agent "$new" 120 >/dev/null
 t1=$(date +%s.%N)
@@ -142,7 +143,8 @@ ok "recover ($how): export restarted, pull completed, no NBD layer, the guest's 
 # export; the domain then starts on its own image.
 host=${VM_PREFIX}host
 LIVEBACKUP_PULL_BANDWIDTH=524288 run_ok livebackup restore "$vm" --repo "$R" \
-    --backup "$id" --instant --to "$T/host" --name "$host" --new-mac
+    --backup "$id" --instant --to "$T/host" --name "$host" --new-mac \
+    --keep-host-access
 vm_wait_agent "$host" 120 >/dev/null
 watcher=$(sed -n 's/^pid //p' "$LIVEBACKUP_STATE_DIR/$host.instant.lock")
 export_pid=$(cat "$LIVEBACKUP_STATE_DIR/$host-vda.export.pid")
