@@ -60,6 +60,8 @@ cmd_help(int argc, char **argv)
     }
     if (argc > 2)
         return cli_usage("help", "one COMMAND at a time");
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+        return cli_help("help");
     return cli_help(argv[1]);
 }
 

@@ -31,7 +31,14 @@ done
 for d in README.md PROTOCOL.md FORMAT.md reliability.md examples/livebackup.default; do
     [[ -f $root$prefix/share/doc/livebackup/$d ]] || fail "doc not installed: $d"
 done
-ok "cmake --install: binaries, the nbdkit plugin, 5 units, docs and the example settings"
+mandir=$(sed -n 's/^CMAKE_INSTALL_MANDIR:PATH=//p' "$LB_BUILD/CMakeCache.txt")
+[[ $mandir == /* ]] || mandir=$prefix/$mandir
+for m in man1/livebackup.1 man8/backupd.8; do
+    [[ -s $root$mandir/$m ]] || fail "man page not installed: $mandir/$m"
+    LANG=C man --warnings=all -l "$root$mandir/$m" >/dev/null 2>"$T/out" && [[ ! -s $T/out ]] ||
+        fail "installed $m does not render cleanly: $(cat "$T/out")"
+done
+ok "cmake --install: binaries, the nbdkit plugin, 5 units, docs, man pages and the example settings"
 
 # verify resolves dependencies like sysinit.target inside --root: give it
 # the system's own units there.
