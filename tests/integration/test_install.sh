@@ -32,6 +32,7 @@ for d in README.md PROTOCOL.md FORMAT.md reliability.md examples/livebackup.defa
     [[ -f $root$prefix/share/doc/livebackup/$d ]] || fail "doc not installed: $d"
 done
 mandir=$(sed -n 's/^CMAKE_INSTALL_MANDIR:PATH=//p' "$LB_BUILD/CMakeCache.txt")
+[[ -n $mandir ]] || mandir=share/man # GNUInstallDirs: DATAROOTDIR/man
 [[ $mandir == /* ]] || mandir=$prefix/$mandir
 for m in man1/livebackup.1 man8/backupd.8; do
     [[ -s $root$mandir/$m ]] || fail "man page not installed: $mandir/$m"
