@@ -269,6 +269,8 @@ cmd_config(int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage("config", "unexpected argument '%s'", argv[optind]);
+    if (!agent_opts.json)
+        printf("%-15s %-40s %s\n", "SETTING", "VALUE", "FROM");
     for (size_t k = 0; k < CLI_CONF_N; k++) {
         const char *src = conf[k].source ? conf[k].source : "unset";
 

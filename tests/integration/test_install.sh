@@ -28,7 +28,8 @@ for u in backupd.service livebackup@.service livebackup@.timer \
     livebackup-all.service livebackup-all.timer; do
     [[ -f $units/$u ]] || fail "unit not installed: $u"
 done
-for d in README.md PROTOCOL.md FORMAT.md reliability.md examples/livebackup.default; do
+for d in README.md PROTOCOL.md FORMAT.md reliability.md examples/livebackup.default \
+    examples/livebackup.conf; do
     [[ -f $root$prefix/share/doc/livebackup/$d ]] || fail "doc not installed: $d"
 done
 mandir=$(sed -n 's/^CMAKE_INSTALL_MANDIR:PATH=//p' "$LB_BUILD/CMakeCache.txt")
@@ -49,6 +50,12 @@ systemd-analyze verify --root="$root" "$units"/*.service "$units"/*.timer >"$T/o
     fail "systemd-analyze verify: $(cat "$T/out")"
 grep -q "ExecStart=$prefix/bin/livebackup backup --all" "$units/livebackup-all.service" ||
     fail "livebackup-all.service: $(grep ExecStart "$units/livebackup-all.service")"
+! grep -q -- "--repo" "$units/livebackup@.service" "$units/livebackup-all.service" ||
+    fail "the livebackup units pass --repo: livebackup reads livebackup.conf itself"
+# The example configuration is one livebackup accepts.
+LIVEBACKUP_CONFIG=$root$prefix/share/doc/livebackup/examples/livebackup.conf \
+    "$bin/livebackup" config >"$T/out" 2>&1 || fail "the example livebackup.conf: $(cat "$T/out")"
+grep -q "^keep-daily *7" "$T/out" || fail "the example livebackup.conf: $(cat "$T/out")"
 grep -q "ExecStart=$prefix/bin/backupd listen" "$units/backupd.service" ||
     fail "backupd.service: $(grep ExecStart "$units/backupd.service")"
 for t in "$units"/*.timer; do
