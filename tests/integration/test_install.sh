@@ -40,7 +40,9 @@ for m in man1/livebackup.1 man8/backupd.8; do
     LANG=C man --warnings=all -l "$root$mandir/$m" >/dev/null 2>"$T/out" && [[ ! -s $T/out ]] ||
         fail "installed $m does not render cleanly: $(cat "$T/out")"
 done
-ok "cmake --install: binaries, the nbdkit plugin, 5 units, docs, man pages and the example settings"
+[[ -s $root$prefix/share/bash-completion/completions/livebackup ]] ||
+    fail "bash completion not installed in $prefix/share/bash-completion/completions"
+ok "cmake --install: binaries, the nbdkit plugin, 5 units, docs, man pages, completion and the example settings"
 
 # verify resolves dependencies like sysinit.target inside --root: give it
 # the system's own units there. It runs man for the units' man:
