@@ -31,6 +31,9 @@ free_args(struct dom_args *a)
 {
     free(a->o.disks);
     free(a->disks_arg);
+    a->o.disks = NULL;
+    a->o.ndisks = 0;
+    a->disks_arg = NULL;
 }
 
 static int
