@@ -105,6 +105,34 @@ enum cli_conf_key {
     CLI_CONF_N = CLI_CONF_KEEP_LAST + 6,
 };
 
+/* ---- the file's parser (conffile.c; pure: fuzz/fuzz_conffile.c) ---- */
+
+/* The settings one file sets: value[k] NULL if it does not, else the
+ * value (owned) and the line it is on. */
+struct cli_conf {
+    char *value[CLI_CONF_N];
+    unsigned line[CLI_CONF_N];
+};
+
+/*
+ * Parse a file's text (len bytes, NUL-terminated or not) into c. 0, or -1
+ * with the line (*err_line, 0 if it is not one line's fault) and a message
+ * in err (errlen bytes), c then empty. Never logs. Free c with
+ * cli_conf_free.
+ */
+int cli_conf_parse(const char *text, size_t len, struct cli_conf *c,
+                   unsigned *err_line, char *err, size_t errlen);
+void cli_conf_free(struct cli_conf *c);
+
+/* The name of setting k in the file ("keep-daily"). */
+const char *cli_conf_name(enum cli_conf_key k);
+
+/* Whether v is a valid value of k: 0, or -1 with a message in err. */
+int cli_conf_check(enum cli_conf_key k, const char *v, char *err,
+                   size_t errlen);
+
+/* ---- the settings in effect (config.c) ---------------------------------- */
+
 /* Read the files and the environment, and apply the defaults they set to
  * agent_opts. -1 (a message printed: exit 2) on a bad file or value. */
 int cli_config_load(void);

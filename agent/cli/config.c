@@ -5,9 +5,9 @@
  * and `livebackup config`, which shows each effective value and where it
  * came from.
  *
- * The file is lines of "key = value" ('#' starts a comment line); an
- * unknown key or a bad value is an error naming the file and line, so a
- * typo never silently falls back to a default. Precedence, highest
+ * The file's format and its parser: conffile.c. An unknown key or a bad
+ * value is an error naming the file and line, so a typo never silently
+ * falls back to a default. Precedence, highest
  * first: the command line, the environment (LIVEBACKUP_REPO, ...), the
  * user's file, the system's file.
  */
@@ -18,22 +18,21 @@
 #include <string.h>
 
 #define CONF_SYSTEM_FILE "/etc/livebackup/livebackup.conf"
-#define CONF_MAX_KEEP 1000000
+#define CONF_MAX_SIZE (64 << 10)
 
-static const struct {
-    const char *key, *env;
-} conf_keys[CLI_CONF_N] = {
-    [CLI_CONF_REPO] = {"repo", "LIVEBACKUP_REPO"},
-    [CLI_CONF_RSH] = {"rsh", "LIVEBACKUP_RSH"},
-    [CLI_CONF_REMOTE_BACKUPD] = {"remote-backupd", "LIVEBACKUP_REMOTE_BACKUPD"},
-    [CLI_CONF_BWLIMIT] = {"bwlimit", "LIVEBACKUP_BWLIMIT"},
-    [CLI_CONF_COMPRESS_LEVEL] = {"compress-level", "LIVEBACKUP_COMPRESS_LEVEL"},
-    [CLI_CONF_KEEP_LAST] = {"keep-last", "LIVEBACKUP_KEEP_LAST"},
-    [CLI_CONF_KEEP_LAST + 1] = {"keep-hourly", "LIVEBACKUP_KEEP_HOURLY"},
-    [CLI_CONF_KEEP_LAST + 2] = {"keep-daily", "LIVEBACKUP_KEEP_DAILY"},
-    [CLI_CONF_KEEP_LAST + 3] = {"keep-weekly", "LIVEBACKUP_KEEP_WEEKLY"},
-    [CLI_CONF_KEEP_LAST + 4] = {"keep-monthly", "LIVEBACKUP_KEEP_MONTHLY"},
-    [CLI_CONF_KEEP_LAST + 5] = {"keep-yearly", "LIVEBACKUP_KEEP_YEARLY"},
+/* The variable that overrides each setting. */
+static const char *const conf_env[CLI_CONF_N] = {
+    [CLI_CONF_REPO] = "LIVEBACKUP_REPO",
+    [CLI_CONF_RSH] = "LIVEBACKUP_RSH",
+    [CLI_CONF_REMOTE_BACKUPD] = "LIVEBACKUP_REMOTE_BACKUPD",
+    [CLI_CONF_BWLIMIT] = "LIVEBACKUP_BWLIMIT",
+    [CLI_CONF_COMPRESS_LEVEL] = "LIVEBACKUP_COMPRESS_LEVEL",
+    [CLI_CONF_KEEP_LAST] = "LIVEBACKUP_KEEP_LAST",
+    [CLI_CONF_KEEP_LAST + 1] = "LIVEBACKUP_KEEP_HOURLY",
+    [CLI_CONF_KEEP_LAST + 2] = "LIVEBACKUP_KEEP_DAILY",
+    [CLI_CONF_KEEP_LAST + 3] = "LIVEBACKUP_KEEP_WEEKLY",
+    [CLI_CONF_KEEP_LAST + 4] = "LIVEBACKUP_KEEP_MONTHLY",
+    [CLI_CONF_KEEP_LAST + 5] = "LIVEBACKUP_KEEP_YEARLY",
 };
 
 /* The effective value of each key and where it came from ("FILE:LINE",
@@ -51,118 +50,32 @@ conf_set(enum cli_conf_key k, const char *value, char *source)
     conf[k].source = source;
 }
 
-/* A value's form; -1 with a message naming where it came from. */
-static int
-conf_check(enum cli_conf_key k, const char *v, const char *where)
-{
-    uint64_t n;
-    char *end;
-    long l;
-
-    switch (k) {
-    case CLI_CONF_BWLIMIT:
-        if (lb_parse_size(v, &n) < 0 || n == 0) {
-            fprintf(stderr,
-                    "livebackup: %s: bwlimit '%s': expected a rate "
-                    "like 20M (bytes per second)\n",
-                    where, v);
-            return -1;
-        }
-        return 0;
-    case CLI_CONF_COMPRESS_LEVEL:
-        errno = 0;
-        l = strtol(v, &end, 10);
-        if (errno || end == v || *end || l < -5 || l > 19) {
-            fprintf(stderr,
-                    "livebackup: %s: compress-level '%s': expected -5..19\n",
-                    where, v);
-            return -1;
-        }
-        return 0;
-    default:
-        if (k < CLI_CONF_KEEP_LAST)
-            return 0;
-        errno = 0;
-        l = strtol(v, &end, 10);
-        if (errno || end == v || *end || v[0] == '-' || l > CONF_MAX_KEEP) {
-            fprintf(stderr,
-                    "livebackup: %s: %s '%s': expected a count from 0 to "
-                    "%d\n",
-                    where, conf_keys[k].key, v, CONF_MAX_KEEP);
-            return -1;
-        }
-        return 0;
-    }
-}
-
-static char *
-trim(char *s)
-{
-    size_t n;
-
-    s += strspn(s, " \t");
-    n = strlen(s);
-    while (n > 0 && strchr(" \t\r\n", s[n - 1]))
-        s[--n] = '\0';
-    return s;
-}
-
-/* One line of path; 0 (set or blank), -1 with a message. */
-static int
-conf_line(const char *path, unsigned lineno, char *line)
-{
-    char *eq, *key, *val, *where;
-    size_t k;
-
-    key = trim(line);
-    if (!*key || *key == '#')
-        return 0;
-    eq = strchr(key, '=');
-    if (!eq) {
-        fprintf(stderr, "livebackup: %s:%u: expected 'key = value'\n", path,
-                lineno);
-        return -1;
-    }
-    *eq = '\0';
-    key = trim(key);
-    val = trim(eq + 1);
-    for (k = 0; k < CLI_CONF_N; k++)
-        if (strcmp(key, conf_keys[k].key) == 0)
-            break;
-    if (k == CLI_CONF_N) {
-        fprintf(stderr,
-                "livebackup: %s:%u: unknown setting '%s' (livebackup "
-                "config lists them)\n",
-                path, lineno, key);
-        return -1;
-    }
-    where = lb_xasprintf("%s:%u", path, lineno);
-    if (conf_check((enum cli_conf_key)k, val, where) < 0) {
-        free(where);
-        return -1;
-    }
-    conf_set((enum cli_conf_key)k, val, where);
-    return 0;
-}
-
-/* One file: a missing one is no error, an unreadable one is. */
+/* One file: a missing one is no error, an unreadable or bad one is (a
+ * message printed). */
 static int
 conf_file(const char *path)
 {
-    CLEANUP_FCLOSE FILE *f = fopen(path, "re");
-    CLEANUP_FREE char *line = NULL;
-    size_t cap = 0;
-    unsigned lineno = 0;
+    size_t len;
+    CLEANUP_FREE char *text = lb_read_file(path, CONF_MAX_SIZE, &len);
+    struct cli_conf c;
+    unsigned line;
+    char err[256];
 
-    if (!f) {
+    if (!text) {
         if (errno == ENOENT || errno == ENOTDIR)
             return 0;
-        fprintf(stderr, "livebackup: %s: %s\n", path, strerror(errno));
+        fprintf(stderr, "livebackup: %s\n", lb_error_msg());
         return -1;
     }
-    while (getline(&line, &cap, f) >= 0)
-        if (conf_line(path, ++lineno, line) < 0)
-            return -1;
+    if (cli_conf_parse(text, len, &c, &line, err, sizeof err) < 0) {
+        fprintf(stderr, "livebackup: %s:%u: %s\n", path, line, err);
+        return -1;
+    }
+    for (size_t k = 0; k < CLI_CONF_N; k++)
+        if (c.value[k])
+            conf_set((enum cli_conf_key)k, c.value[k],
+                     lb_xasprintf("%s:%u", path, c.line[k]));
+    cli_conf_free(&c);
     return 0;
 }
 
@@ -200,16 +113,18 @@ cli_config_load(void)
     if (conf_files() < 0)
         return -1;
     for (size_t k = 0; k < CLI_CONF_N; k++) {
-        CLEANUP_FREE char *where = NULL;
+        char err[256];
 
-        v = getenv(conf_keys[k].env);
+        v = getenv(conf_env[k]);
         if (!v || !*v)
             continue;
-        where = lb_xasprintf("environment (%s)", conf_keys[k].env);
-        if (conf_check((enum cli_conf_key)k, v, where) < 0)
+        if (cli_conf_check((enum cli_conf_key)k, v, err, sizeof err) < 0) {
+            fprintf(stderr, "livebackup: environment (%s): %s\n", conf_env[k],
+                    err);
             return -1;
-        conf_set((enum cli_conf_key)k, v, where);
-        where = NULL;
+        }
+        conf_set((enum cli_conf_key)k, v,
+                 lb_xasprintf("environment (%s)", conf_env[k]));
     }
     /* The defaults of the common options; the command line's come later
      * (agent_common_opt) and win. */
@@ -276,16 +191,16 @@ cmd_config(int argc, char **argv)
 
         if (agent_opts.json) {
             struct proto_kv kv = {0};
-            proto_kv_set(&kv, "key", conf_keys[k].key);
+            proto_kv_set(&kv, "key", cli_conf_name((enum cli_conf_key)k));
             if (conf[k].value)
                 proto_kv_set(&kv, "value", conf[k].value);
             proto_kv_set(&kv, "source", src);
-            proto_kv_set(&kv, "env", conf_keys[k].env);
+            proto_kv_set(&kv, "env", conf_env[k]);
             agent_event("setting", &kv);
             proto_kv_free(&kv);
             continue;
         }
-        printf("%-15s %-40s %s\n", conf_keys[k].key,
+        printf("%-15s %-40s %s\n", cli_conf_name((enum cli_conf_key)k),
                conf[k].value ? conf[k].value : "-", src);
     }
     return 0;
