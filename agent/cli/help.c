@@ -79,10 +79,10 @@ const struct lb_help_opt cli_common_opts[] = {
             "(UTC: "                                                           \
             "the latest backup at or before it); default latest."              \
     }
-#define OPT_CACHE_SIZE                                                         \
+#define OPT_CACHE_SIZE(dflt)                                                   \
     {                                                                          \
         "cache-size", 0, 'C', "SIZE",                                          \
-            "Memory for decoded windows (default 64M)."                        \
+            "Memory for decoded windows (default " dflt ")."                   \
     }
 
 static const struct lb_help_opt backup_opts[] = {
@@ -166,7 +166,7 @@ static const struct lb_help_opt map_opts[] = {
      "authentication)."},
     {"daemon", 0, 'D', NULL, "Run in the background once serving."},
     {"pid-file", 0, 'P', "FILE", "Write the server's pid to FILE."},
-    OPT_CACHE_SIZE,
+    OPT_CACHE_SIZE("64M"),
     {0},
 };
 
@@ -178,7 +178,7 @@ static const struct lb_help_opt mount_opts[] = {
      "Also mount the ext2/3/4 filesystems inside each disk (fuse2fs), "
      "read-only."},
     {"foreground", 'f', 'f', NULL, "Stay in the foreground."},
-    OPT_CACHE_SIZE,
+    OPT_CACHE_SIZE("32M"),
     {0},
 };
 
