@@ -51,12 +51,12 @@ key_check(const char *what, const char *to, const char *from, int nargs)
         return cli_usage("key", "unexpected argument");
     if (strcmp(what, "export") == 0) {
         if (!to)
-            return cli_missing("key", "key export: --to FILE");
+            return cli_missing("key", "export: --to FILE");
         return from ? cli_usage("key", "export takes --to, not --from") : 0;
     }
     if (strcmp(what, "import") == 0) {
         if (!from)
-            return cli_missing("key", "key import: --from FILE");
+            return cli_missing("key", "import: --from FILE");
         return to ? cli_usage("key", "import takes --from, not --to") : 0;
     }
     if (strcmp(what, "change-passphrase") == 0)

@@ -74,7 +74,7 @@ usage_err "--to FILE is required" restore-image --repo "$T/r" --name n --disk vd
 usage_err "--backup ID is required" delete --repo "$T/r"
 usage_err "--to DIR is required" restore web1 --repo "$T/r"
 usage_err "give one of --socket PATH and --port N" map --repo "$T/r" --name n --disk vda
-usage_err "key export: --to FILE is required" key export --repo "$T/r"
+usage_err "livebackup key: export: --to FILE is required" key export --repo "$T/r"
 usage_err "unrecognized option '--nope'" list --repo "$T/r" --nope
 usage_err "Try 'livebackup list --help'" list --repo "$T/r" --nope
 usage_err "unknown command 'nope'" nope
