@@ -9,6 +9,7 @@
 #define LB_BACKUPD_H
 
 #include "common/common.h"
+#include "common/help.h"
 #include "proto/proto.h"
 
 /* The default of --idle-timeout, seconds. */
@@ -91,5 +92,19 @@ char *backupd_find_daemon(const char *repo);
 
 /* Map the error slot's errno to a PROTO_ERR_* code. */
 uint32_t backupd_err_code(int errnum);
+
+/* ---- command line (help.c) ------------------------------------------- */
+
+/* The commands and options of backupd: getopt's table, --help, the man
+ * page's COMMANDS section. */
+extern const struct lb_help_cmd backupd_commands[];
+extern const struct lb_help_opt backupd_common_opts[];
+/* `backupd help`: the commands, on f. */
+void backupd_usage(FILE *f);
+/* `backupd CMD --help` on stdout (cmd NULL: the command list); the exit
+ * code (2 for an unknown command). */
+int backupd_help(const char *cmd);
+/* `backupd __man`: the man page's COMMANDS section, in scdoc. */
+int backupd_man(void);
 
 #endif /* LB_BACKUPD_H */

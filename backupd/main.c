@@ -14,6 +14,7 @@
  * stderr is not a terminal); the protocol owns stdout.
  */
 #include "backupd/backupd.h"
+#include "common/help.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,42 +23,6 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
-
-static void
-usage(FILE *f)
-{
-    fputs("Usage:\n"
-          "  backupd serve --repo PATH [--socket PATH] [options]\n"
-          "  backupd listen --repo PATH --socket PATH [options]\n"
-          "  backupd --version\n"
-          "\n"
-          "Options:\n"
-          "  --repo PATH              the repository this backupd owns\n"
-          "  --restrict-to-repo PATH  only serve repositories at or below "
-          "PATH\n"
-          "                           (for ssh authorized_keys command=)\n"
-          "  --append-only            refuse delete, prune and gc\n"
-          "  --restrict-names GLOB    only the sets whose names match GLOB\n"
-          "                           (repeatable) can be created, read and\n"
-          "                           listed through this connection\n"
-          "  --trusted-client         do not re-hash uploaded chunks (the\n"
-          "                           agent's own local child only: never\n"
-          "                           behind ssh or a socket)\n"
-          "  --lock-wait SECONDS      wait for a conflicting lock (default 0)\n"
-          "  --workers N              chunk-checking threads (default: CPUs)\n"
-          "  --max-sessions N         listen: sessions served at once; more\n"
-          "                           are answered BUSY (default 64)\n"
-          "  --max-memory SIZE        listen: what its sessions may allocate\n"
-          "                           at worst, in all (default 1G)\n"
-          "  --idle-timeout SECONDS   close a session that waits this long\n"
-          "                           for a request or for the client to\n"
-          "                           read (default 600; 0: never)\n"
-          "  --syslog                 log to syslog instead of stderr\n"
-          "  --log-stderr             log to stderr (listen: the default on a\n"
-          "                           terminal or under systemd)\n"
-          "  -v, --verbose            more log output\n",
-          f);
-}
 
 /* A count from 1 to 100000; -1 if malformed. */
 static int
@@ -247,7 +212,7 @@ struct cmdline {
     size_t nnames;
     const char *repo, *restrict_to, *sock;
     enum lb_log_level level;
-    bool log_chosen;
+    bool log_chosen, help;
 };
 
 /* The options of the bounds and restrictions: 0, or the exit code (2). */
@@ -339,10 +304,12 @@ one_opt(int c, struct cmdline *cl)
         printf("backupd %s (protocol %d)\n", LB_VERSION, PROTO_VERSION);
         return -1;
     case 'h':
-        usage(stdout);
-        return -1;
+        cl->help = true; /* of the command, once it is known */
+        return 0;
     default:
-        usage(stderr);
+        fputs("Try 'backupd help' for the commands, 'backupd COMMAND --help' "
+              "for their options.\n",
+              stderr);
         return 2;
     }
 }
@@ -353,9 +320,11 @@ listen_cmd(struct cmdline *cl)
 {
     int rc;
 
-    if (!cl->sock || !cl->repo) {
-        fprintf(stderr, "backupd: listen needs --repo PATH and --socket "
-                        "PATH\n");
+    if (!cl->repo || !cl->sock) {
+        fprintf(stderr,
+                "backupd listen: %s is required\nTry 'backupd listen "
+                "--help' for its options.\n",
+                cl->repo ? "--socket PATH" : "--repo PATH");
         return 2;
     }
     if (cl->o.trusted) {
@@ -384,25 +353,8 @@ listen_cmd(struct cmdline *cl)
 int
 main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"repo", required_argument, NULL, 'r'},
-        {"restrict-to-repo", required_argument, NULL, 'R'},
-        {"append-only", no_argument, NULL, 'a'},
-        {"restrict-names", required_argument, NULL, 'N'},
-        {"trusted-client", no_argument, NULL, 'T'},
-        {"lock-wait", required_argument, NULL, 'l'},
-        {"workers", required_argument, NULL, 'w'},
-        {"idle-timeout", required_argument, NULL, 'i'},
-        {"max-sessions", required_argument, NULL, 'm'},
-        {"max-memory", required_argument, NULL, 'M'},
-        {"socket", required_argument, NULL, 's'},
-        {"syslog", no_argument, NULL, 'S'},
-        {"log-stderr", no_argument, NULL, 'E'},
-        {"verbose", no_argument, NULL, 'v'},
-        {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},
-        {0},
-    };
+    struct option opts[LB_HELP_MAX_OPTS];
+    char shortopts[2 * LB_HELP_MAX_OPTS + 1];
     /* serve: errors reach the client in ERROR frames and our stderr is the
      * user's terminal: stay quiet unless asked (-v). */
     static struct cmdline cl = {
@@ -417,7 +369,12 @@ main(int argc, char **argv)
     lb_log_init("backupd", LB_LOG_INFO);
     signal(SIGPIPE, SIG_IGN);
     raise_nofile();
-    while ((c = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+    if (argc >= 2 && strcmp(argv[1], "help") == 0)
+        return backupd_help(argc >= 3 ? argv[2] : NULL);
+    if (argc == 2 && strcmp(argv[1], "__man") == 0)
+        return backupd_man();
+    lb_help_getopt_all(backupd_commands, backupd_common_opts, opts, shortopts);
+    while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
         int r = one_opt(c, &cl);
         if (r != 0)
             return r < 0 ? 0 : r;
@@ -425,16 +382,20 @@ main(int argc, char **argv)
     lb_log_set_level(cl.level);
     cl.o.names = cl.names;
     cl.o.nnames = cl.nnames;
-    if (optind >= argc) {
-        usage(stderr);
+    cmd = optind < argc ? argv[optind] : NULL;
+    if (cl.help)
+        return backupd_help(cmd);
+    if (!cmd) {
+        backupd_usage(stderr);
         return 2;
     }
-    cmd = argv[optind];
     if (strcmp(cmd, "listen") == 0)
         return listen_cmd(&cl);
     if (strcmp(cmd, "serve") != 0) {
-        fprintf(stderr, "backupd: unknown command '%s'\n", cmd);
-        usage(stderr);
+        fprintf(stderr,
+                "backupd: unknown command '%s'\nTry 'backupd help' for the "
+                "commands.\n",
+                cmd);
         return 2;
     }
     return serve(&cl.o, cl.repo, cl.restrict_to, cl.sock);

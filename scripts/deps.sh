@@ -23,6 +23,10 @@ pkgs=(
     clang-tidy cppcheck
     # tests: systemd-analyze checks the installed units (not run as init)
     systemd
+    # man pages (scdoc, built from the help tables), rendering checks
+    # (man-db, groff-base), bash completion, the .deb (cpack -G DEB needs
+    # dpkg-shlibdeps from dpkg-dev; fakeroot for building as a user)
+    scdoc man-db groff-base bash-completion dpkg-dev fakeroot
 )
 # the test VM (libvirt without systemd, see tests/vm/README.md)
 mapfile -t vm < <(grep -v '^#' "$here/tests/vm/packages.txt")

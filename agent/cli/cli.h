@@ -12,6 +12,9 @@
 #ifndef LB_AGENT_CLI_H
 #define LB_AGENT_CLI_H
 
+#include "common/common.h"
+#include "common/help.h"
+
 #include <getopt.h>
 
 /* ---- commands ---------------------------------------------------------- */
@@ -39,31 +42,112 @@ int cmd_umount(int argc, char **argv);
 struct agent_dom;
 void cli_status_instant(struct agent_dom *d);
 
-/* ---- options every command takes (opts.c) ------------------------------ */
+/* ---- options and help (help.c, opts.c) -------------------------------- */
 
 /*
- * Parse one of the global options (--json, --rsh, ...) into agent_opts
- * (agent/client/client.h) or the log level. Returns 1 if opt was one of
- * them (consumed), 0 if not, -1 on a bad value (a message was printed:
- * exit 2).
+ * Every command and its options (help.c): the one source of getopt's
+ * tables, --help, `help`, the man page and the completion.
+ */
+extern const struct lb_help_cmd cli_commands[];
+extern const struct lb_help_opt cli_common_opts[];
+const struct lb_help_cmd *cli_command(const char *name);
+
+/* getopt_long's tables for the command name (its entry in cli_commands). */
+struct cli_getopt {
+    const struct lb_help_cmd *cmd;
+    struct option opts[LB_HELP_MAX_OPTS];
+    char shortopts[2 * LB_HELP_MAX_OPTS + 1];
+};
+void cli_getopt(const char *name, struct cli_getopt *g);
+
+/* Print name's --help on stdout; 0 (2 if there is no such command). */
+int cli_help(const char *name);
+
+/*
+ * A usage error of cmd (NULL: of livebackup itself): print "livebackup
+ * CMD: MESSAGE" (if fmt) and where to find the options; returns the exit
+ * code 2.
+ */
+int cli_usage(const char *cmd, const char *fmt, ...) LB_PRINTF(2, 3);
+
+/* A usage error: "livebackup CMD: WHAT is required"; returns 2. */
+int cli_missing(const char *cmd, const char *what);
+
+/* The repository: repo (from --repo) if set, else the configuration's
+ * (cli_config_repo); NULL after a usage error naming what is missing. */
+const char *cli_need_repo(const char *cmd, const char *repo);
+
+/*
+ * Parse one of the common options (cli_common_opts: --json, --rsh, ...)
+ * into agent_opts (agent/client/client.h) or the log level. Returns 1 if
+ * opt was one of them (consumed), 0 if not, -1 on a bad value (a message
+ * was printed: exit 2).
  */
 int agent_common_opt(int opt, const char *arg);
-#define AGENT_COMMON_LONGOPTS                                                  \
-    {"json", no_argument, NULL, 1000}, {"rsh", required_argument, NULL, 1001}, \
-        {"remote-backupd", required_argument, NULL, 1002},                     \
-        {"bwlimit", required_argument, NULL, 1003},                            \
-        {"compress-level", required_argument, NULL, 1004},                     \
-        {"lock-wait", required_argument, NULL, 1005},                          \
-        {"progress", no_argument, NULL, 1006},                                 \
-        {"no-progress", no_argument, NULL, 1007},                              \
-        {"verbose", no_argument, NULL, 'v'},                                   \
-        {"quiet", no_argument, NULL, 'q'},                                     \
-        {"threads", required_argument, NULL, 1008},                            \
-        {"passphrase-file", required_argument, NULL, 1009},                    \
-        {"key-file", required_argument, NULL, 1010},                           \
-    {                                                                          \
-        "new-passphrase-file", required_argument, NULL, 1011                   \
-    }
+
+/* ---- configuration (config.c) ------------------------------------------ */
+
+/*
+ * The settings of livebackup.conf (config.c): read from the system file
+ * (/etc/livebackup/livebackup.conf), then the user's
+ * ($XDG_CONFIG_HOME or ~/.config/livebackup/livebackup.conf), or the
+ * ':'-separated files of LIVEBACKUP_CONFIG instead, later files winning;
+ * the environment (LIVEBACKUP_REPO, ...) wins over the files and the
+ * command line over both.
+ */
+enum cli_conf_key {
+    CLI_CONF_REPO,
+    CLI_CONF_RSH,
+    CLI_CONF_REMOTE_BACKUPD,
+    CLI_CONF_BWLIMIT,
+    CLI_CONF_COMPRESS_LEVEL,
+    CLI_CONF_KEEP_LAST, /* then hourly, daily, weekly, monthly, yearly */
+    CLI_CONF_N = CLI_CONF_KEEP_LAST + 6,
+};
+
+/* ---- the file's parser (conffile.c; pure: fuzz/fuzz_conffile.c) ---- */
+
+/* The settings one file sets: value[k] NULL if it does not, else the
+ * value (owned) and the line it is on. */
+struct cli_conf {
+    char *value[CLI_CONF_N];
+    unsigned line[CLI_CONF_N];
+};
+
+/*
+ * Parse a file's text (len bytes, NUL-terminated or not) into c. 0, or -1
+ * with the line (*err_line, 0 if it is not one line's fault) and a message
+ * in err (errlen bytes), c then empty. Never logs. Free c with
+ * cli_conf_free.
+ */
+int cli_conf_parse(const char *text, size_t len, struct cli_conf *c,
+                   unsigned *err_line, char *err, size_t errlen);
+void cli_conf_free(struct cli_conf *c);
+
+/* The name of setting k in the file ("keep-daily"). */
+const char *cli_conf_name(enum cli_conf_key k);
+
+/* Whether v is a valid value of k: 0, or -1 with a message in err. */
+int cli_conf_check(enum cli_conf_key k, const char *v, char *err,
+                   size_t errlen);
+
+/* ---- the settings in effect (config.c) ---------------------------------- */
+
+/* Read the files and the environment, and apply the defaults they set to
+ * agent_opts. -1 (a message printed: exit 2) on a bad file or value. */
+int cli_config_load(void);
+
+/* The option of key was given on the command line (for `config`). */
+void cli_config_note(enum cli_conf_key key, const char *value);
+
+/* The repository: repo from the command line if set (noted), else the
+ * configured one, or NULL. */
+const char *cli_config_repo(const char *repo);
+
+/* The configured value of key, or NULL. */
+const char *cli_config_get(enum cli_conf_key key);
+
+int cmd_config(int argc, char **argv);
 
 /* Print the error slot (and hint) for the user, and with --json an error
  * event; returns the exit code 1. */

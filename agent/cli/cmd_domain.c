@@ -31,29 +31,16 @@ free_args(struct dom_args *a)
 {
     free(a->o.disks);
     free(a->disks_arg);
+    a->o.disks = NULL;
+    a->o.ndisks = 0;
+    a->disks_arg = NULL;
 }
 
 static int
-parse_dom_args(int argc, char **argv, const char *usage, bool need_repo,
+parse_dom_args(int argc, char **argv, const char *cmd, bool need_repo,
                bool need_names, struct dom_args *a)
 {
-    static const struct option opts[] = {
-        {"repo", required_argument, NULL, 'r'},
-        {"connect", required_argument, NULL, 'c'},
-        {"full", no_argument, NULL, 'F'},
-        {"disks", required_argument, NULL, 'd'},
-        {"consistency", required_argument, NULL, 'C'},
-        {"freeze-timeout", required_argument, NULL, 't'},
-        {"overlay-dir", required_argument, NULL, 'o'},
-        {"state-dir", required_argument, NULL, 's'},
-        {"all", no_argument, NULL, 'a'},
-        {"jobs", required_argument, NULL, 'j'},
-        {"full-every", required_argument, NULL, 'E'},
-        {"background-commit", no_argument, NULL, 'B'},
-        {"help", no_argument, NULL, 'h'},
-        AGENT_COMMON_LONGOPTS,
-        {0},
-    };
+    struct cli_getopt g;
     int c;
 
     memset(a, 0, sizeof *a);
@@ -62,8 +49,9 @@ parse_dom_args(int argc, char **argv, const char *usage, bool need_repo,
     if (!a->uri || !*a->uri)
         a->uri = "qemu:///system";
     a->o.freeze_timeout = 10;
+    cli_getopt(cmd, &g);
     optind = 1;
-    while ((c = getopt_long(argc, argv, "c:j:vqh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, g.shortopts, g.opts, NULL)) != -1) {
         int k = agent_common_opt(c, optarg);
         if (k < 0)
             return 2;
@@ -134,11 +122,11 @@ parse_dom_args(int argc, char **argv, const char *usage, bool need_repo,
             }
             break;
         case 'h':
-            printf("Usage: %s\n", usage);
-            exit(0);
+            free_args(a);
+            exit(cli_help(cmd));
         default:
-            fprintf(stderr, "Usage: %s\n", usage);
-            return 2;
+            free_args(a);
+            return cli_usage(cmd, NULL);
         }
     }
     a->names = argv + optind;
@@ -146,8 +134,13 @@ parse_dom_args(int argc, char **argv, const char *usage, bool need_repo,
     /* getopt moved the operands to the end: argv[1..optind) are options */
     a->opt_argv = argv + 1;
     a->opt_argc = optind - 1;
-    if ((need_repo && !a->repo) || (need_names && a->nnames == 0 && !a->all)) {
-        fprintf(stderr, "Usage: %s\n", usage);
+    if (need_names && a->nnames == 0 && !a->all) {
+        free_args(a);
+        return cli_usage(cmd, "name a DOMAIN%s",
+                         strcmp(cmd, "backup") == 0 ? " (or --all)" : "");
+    }
+    if (need_repo && !(a->repo = cli_need_repo(cmd, a->repo))) {
+        free_args(a);
         return 2;
     }
     return 0;
@@ -476,17 +469,12 @@ backup_one(struct agent_virt *v, const struct dom_args *a, const char *name)
 int
 cmd_backup(int argc, char **argv)
 {
-    static const char usage[] =
-        "livebackup backup DOMAIN...|--all --repo R [-j N] [-c URI] [--full] "
-        "[--full-every N] [--background-commit] [--disks vda,vdb] "
-        "[--consistency quiesce|crash] "
-        "[--freeze-timeout SEC] [--overlay-dir DIR] [--state-dir DIR]";
     struct dom_args a;
     struct agent_virt *v = NULL;
     char **names = NULL;
     size_t n, failed = 0;
     bool own_names = false;
-    int rc = parse_dom_args(argc, argv, usage, true, true, &a);
+    int rc = parse_dom_args(argc, argv, "backup", true, true, &a);
 
     if (rc)
         return rc;
@@ -543,8 +531,7 @@ cmd_recover(int argc, char **argv)
     struct dom_args a;
     struct agent_virt *v;
     size_t failed = 0;
-    int rc = parse_dom_args(argc, argv, "livebackup recover DOMAIN... [-c URI]",
-                            false, true, &a);
+    int rc = parse_dom_args(argc, argv, "recover", false, true, &a);
 
     if (rc)
         return rc;
@@ -582,8 +569,7 @@ cmd_untrack(int argc, char **argv)
     struct dom_args a;
     struct agent_virt *v;
     size_t failed = 0;
-    int rc = parse_dom_args(argc, argv, "livebackup untrack DOMAIN... [-c URI]",
-                            false, true, &a);
+    int rc = parse_dom_args(argc, argv, "untrack", false, true, &a);
 
     if (rc)
         return rc;
@@ -742,9 +728,7 @@ cmd_status(int argc, char **argv)
     char **names;
     size_t n;
     bool own = false, header = false;
-    int rc = parse_dom_args(argc, argv,
-                            "livebackup status [DOMAIN...] [-c URI] [--json]",
-                            false, false, &a);
+    int rc = parse_dom_args(argc, argv, "status", false, false, &a);
 
     if (rc)
         return rc;

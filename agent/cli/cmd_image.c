@@ -46,11 +46,6 @@ print_summary(const struct agent_backup_result *res, const char *name,
     }
 }
 
-static const char backup_image_usage[] =
-    "livebackup backup-image --repo R --name NAME --disk vda=PATH "
-    "[--disk vdb=PATH ...] [--since [DISK=]LAYER ... [--parent ID|auto]] "
-    "[--force-share] [--state-dir DIR]";
-
 struct image_args {
     const char *repo, *name;
     struct agent_disk_spec disks[MAX_DISKS];
@@ -122,23 +117,13 @@ pair_since(struct image_args *a)
 static int
 parse_backup_image(int argc, char **argv, struct image_args *a)
 {
-    static const struct option opts[] = {
-        {"repo", required_argument, NULL, 'r'},
-        {"name", required_argument, NULL, 'n'},
-        {"disk", required_argument, NULL, 'd'},
-        {"since", required_argument, NULL, 's'},
-        {"force-share", no_argument, NULL, 'U'},
-        {"parent", required_argument, NULL, 'p'},
-        {"state-dir", required_argument, NULL, 'S'},
-        {"help", no_argument, NULL, 'h'},
-        AGENT_COMMON_LONGOPTS,
-        {0},
-    };
+    struct cli_getopt g;
     int c;
 
     memset(a, 0, sizeof *a);
+    cli_getopt("backup-image", &g);
     optind = 1;
-    while ((c = getopt_long(argc, argv, "vqh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, g.shortopts, g.opts, NULL)) != -1) {
         int k = agent_common_opt(c, optarg);
         if (k < 0)
             return 2;
@@ -157,7 +142,8 @@ parse_backup_image(int argc, char **argv, struct image_args *a)
             break;
         case 's':
             if (a->nsince == MAX_DISKS)
-                return 2;
+                return cli_usage("backup-image", "more than %d --since",
+                                 MAX_DISKS);
             a->since[a->nsince++] = optarg;
             break;
         case 'U':
@@ -170,17 +156,21 @@ parse_backup_image(int argc, char **argv, struct image_args *a)
             setenv("LIVEBACKUP_STATE_DIR", optarg, 1);
             break;
         case 'h':
-            printf("Usage: %s\n", backup_image_usage);
+            cli_help("backup-image");
             return -1;
         default:
-            fprintf(stderr, "Usage: %s\n", backup_image_usage);
-            return 2;
+            return cli_usage("backup-image", NULL);
         }
     }
-    if (optind < argc || !a->repo || !a->name || a->ndisks == 0) {
-        fprintf(stderr, "Usage: %s\n", backup_image_usage);
+    if (optind < argc)
+        return cli_usage("backup-image", "unexpected argument '%s'",
+                         argv[optind]);
+    if (!a->name)
+        return cli_missing("backup-image", "--name NAME");
+    if (a->ndisks == 0)
+        return cli_missing("backup-image", "--disk DISK=PATH");
+    if (!(a->repo = cli_need_repo("backup-image", a->repo)))
         return 2;
-    }
     if (a->parent && (a->nsince == 0 ||
                       (strcmp(a->parent, "auto") != 0 &&
                        !proto_backup_id_valid(a->parent, strlen(a->parent))))) {
@@ -322,28 +312,15 @@ struct restore_image_args {
 static int
 parse_restore_image(int argc, char **argv, struct restore_image_args *a)
 {
-    static const char usage[] =
-        "livebackup restore-image --repo R --name NAME [--backup "
-        "ID|latest|TIME] --disk vda --to OUT [--format raw|qcow2] [--force]";
-    static const struct option opts[] = {
-        {"repo", required_argument, NULL, 'r'},
-        {"name", required_argument, NULL, 'n'},
-        {"backup", required_argument, NULL, 'b'},
-        {"disk", required_argument, NULL, 'd'},
-        {"to", required_argument, NULL, 't'},
-        {"format", required_argument, NULL, 'f'},
-        {"force", no_argument, NULL, 'F'},
-        {"help", no_argument, NULL, 'h'},
-        AGENT_COMMON_LONGOPTS,
-        {0},
-    };
+    struct cli_getopt g;
     int c;
 
     memset(a, 0, sizeof *a);
     a->spec = "latest";
     a->fmt = AGENT_FMT_RAW;
+    cli_getopt("restore-image", &g);
     optind = 1;
-    while ((c = getopt_long(argc, argv, "vqh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, g.shortopts, g.opts, NULL)) != -1) {
         int k = agent_common_opt(c, optarg);
         if (k < 0)
             return 2;
@@ -379,18 +356,22 @@ parse_restore_image(int argc, char **argv, struct restore_image_args *a)
             a->force = true;
             break;
         case 'h':
-            printf("Usage: %s\n", usage);
+            cli_help("restore-image");
             return -1;
         default:
-            fprintf(stderr, "Usage: %s\n", usage);
-            return 2;
+            return cli_usage("restore-image", NULL);
         }
     }
-    if (optind < argc || !a->repo || !a->name || !a->disk || !a->to) {
-        fprintf(stderr, "Usage: %s\n", usage);
-        return 2;
-    }
-    return 0;
+    if (optind < argc)
+        return cli_usage("restore-image", "unexpected argument '%s'",
+                         argv[optind]);
+    if (!a->name)
+        return cli_missing("restore-image", "--name NAME");
+    if (!a->disk)
+        return cli_missing("restore-image", "--disk DISK");
+    if (!a->to)
+        return cli_missing("restore-image", "--to FILE");
+    return (a->repo = cli_need_repo("restore-image", a->repo)) ? 0 : 2;
 }
 
 int

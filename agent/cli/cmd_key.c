@@ -17,12 +17,6 @@
 #include <getopt.h>
 #include <string.h>
 
-static const char usage[] =
-    "livebackup key export --repo R --to FILE\n"
-    "       livebackup key import --repo R --from FILE\n"
-    "       livebackup key change-passphrase --repo R "
-    "[--new-passphrase-file FILE]";
-
 static int
 key_done(const char *what, const char *repo, const char *where)
 {
@@ -48,29 +42,51 @@ key_done(const char *what, const char *repo, const char *where)
     return 0;
 }
 
+/* The subcommand and its options: 0, or a usage error naming the
+ * problem. */
+static int
+key_check(const char *what, const char *to, const char *from, int nargs)
+{
+    if (nargs > 0)
+        return cli_usage("key", "unexpected argument");
+    if (strcmp(what, "export") == 0) {
+        if (!to)
+            return cli_missing("key", "export: --to FILE");
+        return from ? cli_usage("key", "export takes --to, not --from") : 0;
+    }
+    if (strcmp(what, "import") == 0) {
+        if (!from)
+            return cli_missing("key", "import: --from FILE");
+        return to ? cli_usage("key", "import takes --from, not --to") : 0;
+    }
+    if (strcmp(what, "change-passphrase") == 0)
+        return to || from ? cli_usage("key", "change-passphrase takes no "
+                                             "--to or --from")
+                          : 0;
+    return cli_usage("key",
+                     "unknown subcommand '%s' (export, import, "
+                     "change-passphrase)",
+                     what);
+}
+
 int
 cmd_key(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"repo", required_argument, NULL, 'r'},
-        {"to", required_argument, NULL, 't'},
-        {"from", required_argument, NULL, 'f'},
-        {"help", no_argument, NULL, 'h'},
-        AGENT_COMMON_LONGOPTS,
-        {0},
-    };
+    struct cli_getopt g;
     const char *repo = NULL, *to = NULL, *from = NULL, *what;
     struct agent_repo *r;
     CLEANUP_FREE char *where = NULL;
     int c, rc;
 
-    if (argc < 2 || argv[1][0] == '-') {
-        fprintf(stderr, "Usage: %s\n", usage);
-        return argc >= 2 && strcmp(argv[1], "--help") == 0 ? 0 : 2;
-    }
+    if (argc >= 2 &&
+        (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
+        return cli_help("key");
+    if (argc < 2 || argv[1][0] == '-')
+        return cli_usage("key", "export, import or change-passphrase?");
     what = argv[1];
+    cli_getopt("key", &g);
     optind = 2;
-    while ((c = getopt_long(argc, argv, "vqh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, g.shortopts, g.opts, NULL)) != -1) {
         int k = agent_common_opt(c, optarg);
         if (k < 0)
             return 2;
@@ -87,20 +103,15 @@ cmd_key(int argc, char **argv)
             from = optarg;
             break;
         case 'h':
-            printf("Usage: %s\n", usage);
-            return 0;
+            return cli_help("key");
         default:
-            fprintf(stderr, "Usage: %s\n", usage);
-            return 2;
+            return cli_usage("key", NULL);
         }
     }
-    if (optind != argc || !repo ||
-        !((strcmp(what, "export") == 0 && to && !from) ||
-          (strcmp(what, "import") == 0 && from && !to) ||
-          (strcmp(what, "change-passphrase") == 0 && !to && !from))) {
-        fprintf(stderr, "Usage: %s\n", usage);
+    if ((rc = key_check(what, to, from, argc - optind)) != 0)
+        return rc;
+    if (!(repo = cli_need_repo("key", repo)))
         return 2;
-    }
     r = agent_repo_connect(repo);
     if (!r)
         return agent_fail();

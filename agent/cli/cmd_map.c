@@ -10,35 +10,16 @@
 #include <getopt.h>
 #include <string.h>
 
-static const char usage[] =
-    "livebackup map --repo R --name NAME [--backup ID|latest|TIME] --disk "
-    "DISK\n"
-    "       (--socket PATH | --port N [--bind ADDR]) [--daemon] "
-    "[--pid-file FILE] [--cache-size SIZE]";
-
 int
 cmd_map(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"repo", required_argument, NULL, 'r'},
-        {"name", required_argument, NULL, 'n'},
-        {"backup", required_argument, NULL, 'b'},
-        {"disk", required_argument, NULL, 'd'},
-        {"socket", required_argument, NULL, 's'},
-        {"port", required_argument, NULL, 'p'},
-        {"bind", required_argument, NULL, 'B'},
-        {"daemon", no_argument, NULL, 'D'},
-        {"pid-file", required_argument, NULL, 'P'},
-        {"cache-size", required_argument, NULL, 'C'},
-        {"help", no_argument, NULL, 'h'},
-        AGENT_COMMON_LONGOPTS,
-        {0},
-    };
+    struct cli_getopt g;
     struct agent_export e = {.spec = "latest"};
     int c;
 
+    cli_getopt("map", &g);
     optind = 1;
-    while ((c = getopt_long(argc, argv, "vqh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, g.shortopts, g.opts, NULL)) != -1) {
         int k = agent_common_opt(c, optarg);
         if (k < 0)
             return 2;
@@ -82,18 +63,21 @@ cmd_map(int argc, char **argv)
             }
             break;
         case 'h':
-            printf("Usage: %s\n", usage);
-            return 0;
+            return cli_help("map");
         default:
-            fprintf(stderr, "Usage: %s\n", usage);
-            return 2;
+            return cli_usage("map", NULL);
         }
     }
-    if (optind != argc || !e.url || !e.disk || !e.name ||
-        !e.socket == !e.port) {
-        fprintf(stderr, "Usage: %s\n", usage);
+    if (optind != argc)
+        return cli_usage("map", "unexpected argument '%s'", argv[optind]);
+    if (!e.name)
+        return cli_missing("map", "--name NAME");
+    if (!e.disk)
+        return cli_missing("map", "--disk DISK");
+    if (!e.socket == !e.port)
+        return cli_usage("map", "give one of --socket PATH and --port N");
+    if (!(e.url = cli_need_repo("map", e.url)))
         return 2;
-    }
     e.verbose = lb_log_get_level() >= LB_LOG_DEBUG;
     agent_export_exec(&e);
     return agent_fail();

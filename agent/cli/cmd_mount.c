@@ -9,29 +9,16 @@
 #include <getopt.h>
 #include <string.h>
 
-static const char mount_usage[] =
-    "livebackup mount --repo R [--name NAME] [--backup ID] [--fs] "
-    "[--foreground] [--cache-size SIZE] DIR";
-
 int
 cmd_mount(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"repo", required_argument, NULL, 'r'},
-        {"name", required_argument, NULL, 'n'},
-        {"backup", required_argument, NULL, 'b'},
-        {"fs", no_argument, NULL, 'F'},
-        {"foreground", no_argument, NULL, 'f'},
-        {"cache-size", required_argument, NULL, 'C'},
-        {"help", no_argument, NULL, 'h'},
-        AGENT_COMMON_LONGOPTS,
-        {0},
-    };
+    struct cli_getopt g;
     struct map_mount_opts o = {0};
     int c;
 
+    cli_getopt("mount", &g);
     optind = 1;
-    while ((c = getopt_long(argc, argv, "vqhf", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, g.shortopts, g.opts, NULL)) != -1) {
         int k = agent_common_opt(c, optarg);
         if (k < 0)
             return 2;
@@ -60,17 +47,17 @@ cmd_mount(int argc, char **argv)
             }
             break;
         case 'h':
-            printf("Usage: %s\n", mount_usage);
-            return 0;
+            return cli_help("mount");
         default:
-            fprintf(stderr, "Usage: %s\n", mount_usage);
-            return 2;
+            return cli_usage("mount", NULL);
         }
     }
-    if (optind + 1 != argc || !o.url) {
-        fprintf(stderr, "Usage: %s\n", mount_usage);
+    if (optind == argc)
+        return cli_missing("mount", "the mount point DIR");
+    if (optind + 1 != argc)
+        return cli_usage("mount", "one DIR at a time");
+    if (!(o.url = cli_need_repo("mount", o.url)))
         return 2;
-    }
     o.dir = argv[optind];
     if (map_mount(&o) < 0)
         return agent_fail();
@@ -80,10 +67,12 @@ cmd_mount(int argc, char **argv)
 int
 cmd_umount(int argc, char **argv)
 {
-    if (argc != 2 || argv[1][0] == '-') {
-        fprintf(stderr, "Usage: livebackup umount DIR\n");
-        return 2;
-    }
+    if (argc == 2 &&
+        (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
+        return cli_help("umount");
+    if (argc != 2 || argv[1][0] == '-')
+        return cli_usage("umount", argc < 2 ? "the mount point DIR is required"
+                                            : "expected only DIR");
     if (map_umount(argv[1]) < 0)
         return agent_fail();
     return 0;

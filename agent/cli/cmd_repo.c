@@ -17,26 +17,16 @@ struct simple_args {
 };
 
 static int
-parse_simple(int argc, char **argv, const char *usage, struct simple_args *a)
+parse_simple(int argc, char **argv, const char *cmd, struct simple_args *a)
 {
-    static const struct option opts[] = {
-        {"repo", required_argument, NULL, 'r'},
-        {"name", required_argument, NULL, 'n'},
-        {"backup", required_argument, NULL, 'b'},
-        {"window-size", required_argument, NULL, 'w'},
-        {"latest", no_argument, NULL, 'L'},
-        {"encryption", required_argument, NULL, 'e'},
-        {"key", no_argument, NULL, 'K'},
-        {"help", no_argument, NULL, 'h'},
-        AGENT_COMMON_LONGOPTS,
-        {0},
-    };
+    struct cli_getopt g;
     int c;
 
     memset(a, 0, sizeof *a);
     a->window = PROTO_DEFAULT_WINDOW;
+    cli_getopt(cmd, &g);
     optind = 1;
-    while ((c = getopt_long(argc, argv, "vqh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, g.shortopts, g.opts, NULL)) != -1) {
         int k = agent_common_opt(c, optarg);
         if (k < 0)
             return 2;
@@ -71,18 +61,15 @@ parse_simple(int argc, char **argv, const char *usage, struct simple_args *a)
             }
             break;
         case 'h':
-            printf("Usage: %s\n", usage);
-            exit(0);
+            exit(cli_help(cmd));
         default:
-            fprintf(stderr, "Usage: %s\n", usage);
-            return 2;
+            return cli_usage(cmd, NULL);
         }
     }
-    if (optind < argc || !a->repo) {
-        fprintf(stderr, "Usage: %s\n", usage);
-        return 2;
-    }
-    return 0;
+    if (optind < argc)
+        return cli_usage(cmd, "unexpected argument '%s'", argv[optind]);
+    a->repo = cli_need_repo(cmd, a->repo);
+    return a->repo ? 0 : 2;
 }
 
 /* --encryption (default: LIVEBACKUP_ENCRYPTION, else repokey): -1 on a
@@ -138,10 +125,7 @@ cmd_init(int argc, char **argv)
     struct simple_args a;
     struct agent_repo *r;
     CLEANUP_FREE char *key_path = NULL;
-    int enc, rc = parse_simple(argc, argv,
-                               "livebackup init --repo R [--window-size 4M] "
-                               "[--encryption repokey|keyfile|none]",
-                               &a);
+    int enc, rc = parse_simple(argc, argv, "init", &a);
 
     if (rc)
         return rc;
@@ -237,9 +221,7 @@ cmd_list(int argc, char **argv)
     struct simple_args a;
     struct agent_repo *r;
     struct agent_list l;
-    int rc = parse_simple(
-        argc, argv,
-        "livebackup list --repo R [--name NAME] [--latest] [--json]", &a);
+    int rc = parse_simple(argc, argv, "list", &a);
 
     if (rc)
         return rc;
@@ -370,8 +352,7 @@ cmd_verify(int argc, char **argv)
     struct agent_repo *r;
     struct verify_out o = {0};
     struct proto_kv end = {0};
-    int rc = parse_simple(argc, argv,
-                          "livebackup verify --repo R [--key] [--json]", &a);
+    int rc = parse_simple(argc, argv, "verify", &a);
 
     if (rc)
         return rc;
@@ -403,15 +384,12 @@ cmd_delete(int argc, char **argv)
 {
     struct simple_args a;
     struct agent_repo *r;
-    int rc =
-        parse_simple(argc, argv, "livebackup delete --repo R --backup ID", &a);
+    int rc = parse_simple(argc, argv, "delete", &a);
 
     if (rc)
         return rc;
-    if (!a.backup) {
-        fprintf(stderr, "Usage: livebackup delete --repo R --backup ID\n");
-        return 2;
-    }
+    if (!a.backup)
+        return cli_usage("delete", "--backup ID is required");
     r = agent_repo_connect(a.repo);
     if (!r)
         return agent_fail();

@@ -13,15 +13,6 @@
 #include <sys/stat.h>
 #include <time.h>
 
-static const char usage[] =
-    "livebackup restore DOMAIN --repo R [--backup ID|latest|TIME] --to DIR "
-    "[--name NEWNAME] [--format qcow2|raw] [--disks vda,...] [--define] "
-    "[--start] [--new-mac] [--keep-host-access] [--force] [-c URI]\n"
-    "       livebackup restore DOMAIN --repo R [--backup ...] --instant --to "
-    "DIR [--name NEWNAME] [--disks ...] [--new-mac] [--force] [-c URI]\n"
-    "       livebackup restore DOMAIN --repo R [--backup ...] --in-place "
-    "--force [-c URI]";
-
 struct restore_args {
     const char *repo, *uri, *backup, *to, *name;
     const char *domain;
@@ -138,38 +129,45 @@ restore_opt(int c, struct restore_args *a)
         setenv("LIVEBACKUP_STATE_DIR", optarg, 1);
         return 0;
     case 'h':
-        printf("Usage: %s\n", usage);
+        cli_help("restore");
         return -1;
     default:
-        fprintf(stderr, "Usage: %s\n", usage);
-        return 2;
+        return cli_usage("restore", NULL);
     }
+}
+
+/* The combination of options: 0, or a usage error naming what is wrong. */
+static int
+restore_check(const struct restore_args *a, int nargs)
+{
+    if (nargs == 0)
+        return cli_missing("restore", "the DOMAIN of the backup");
+    if (nargs > 1)
+        return cli_usage("restore", "one DOMAIN at a time");
+    if (a->in_place) {
+        if (a->to || a->name || a->define || a->instant)
+            return cli_usage("restore", "--in-place goes without --to, "
+                                        "--name, --define, --start and "
+                                        "--instant");
+        if (!a->force)
+            return cli_usage("restore", "--in-place replaces the domain's "
+                                        "disks: add --force if that is "
+                                        "what you want");
+        return 0;
+    }
+    if (!a->to)
+        return cli_usage("restore", "--to DIR is required (or --in-place "
+                                    "--force)");
+    if (a->instant && a->fmt != AGENT_FMT_QCOW2)
+        return cli_usage("restore", "--instant restores to qcow2 only");
+    return 0;
 }
 
 /* Returns 0, or the exit code to return (2 on usage, -1 for --help). */
 static int
 parse_restore(int argc, char **argv, struct restore_args *a)
 {
-    static const struct option opts[] = {
-        {"repo", required_argument, NULL, 'r'},
-        {"connect", required_argument, NULL, 'c'},
-        {"backup", required_argument, NULL, 'b'},
-        {"to", required_argument, NULL, 't'},
-        {"name", required_argument, NULL, 'n'},
-        {"format", required_argument, NULL, 'f'},
-        {"disks", required_argument, NULL, 'd'},
-        {"define", no_argument, NULL, 'D'},
-        {"start", no_argument, NULL, 'S'},
-        {"new-mac", no_argument, NULL, 'M'},
-        {"keep-host-access", no_argument, NULL, 'K'},
-        {"in-place", no_argument, NULL, 'I'},
-        {"force", no_argument, NULL, 'F'},
-        {"instant", no_argument, NULL, 'i'},
-        {"state-dir", required_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'},
-        AGENT_COMMON_LONGOPTS,
-        {0},
-    };
+    struct cli_getopt g;
     int c;
 
     memset(a, 0, sizeof *a);
@@ -178,23 +176,19 @@ parse_restore(int argc, char **argv, struct restore_args *a)
     a->uri = getenv("LIVEBACKUP_DEFAULT_URI");
     if (!a->uri || !*a->uri)
         a->uri = "qemu:///system";
+    cli_getopt("restore", &g);
     optind = 1;
-    while ((c = getopt_long(argc, argv, "c:vqh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, g.shortopts, g.opts, NULL)) != -1) {
         int k = agent_common_opt(c, optarg);
         if (k < 0)
             return 2;
         if (!k && (k = restore_opt(c, a)) != 0)
             return k;
     }
-    if (optind + 1 != argc || !a->repo || (!a->to && !a->in_place) ||
-        (a->in_place && (a->to || a->name || a->define || !a->force)) ||
-        (a->instant && (a->in_place || a->fmt != AGENT_FMT_QCOW2))) {
-        if (a->in_place && !a->force)
-            fprintf(stderr, "livebackup: --in-place replaces the domain's "
-                            "disks: add --force if that is what you want\n");
-        fprintf(stderr, "Usage: %s\n", usage);
+    if ((c = restore_check(a, argc - optind)) != 0)
+        return c;
+    if (!(a->repo = cli_need_repo("restore", a->repo)))
         return 2;
-    }
     a->domain = argv[optind];
     return 0;
 }

@@ -15,13 +15,6 @@
 
 #define MAX_KEEP 1000000
 
-static const char prune_usage[] =
-    "livebackup prune --repo R [--name NAME] [--keep-last N] "
-    "[--keep-hourly N] [--keep-daily N] [--keep-weekly N] "
-    "[--keep-monthly N] [--keep-yearly N] [--dry-run] [--json]";
-
-static const char gc_usage[] = "livebackup gc --repo R [--dry-run] [--json]";
-
 struct retention_args {
     const char *repo, *name;
     uint64_t keep[AGENT_KEEP_NRULES];
@@ -46,31 +39,47 @@ parse_keep(const char *opt, const char *arg, uint64_t *out)
     return 0;
 }
 
+/*
+ * prune's rules: those of the command line, or if it gave none, the keep-*
+ * settings (livebackup.conf, LIVEBACKUP_KEEP_*) as a whole, so that a
+ * --keep-* option never mixes with a configured rule it did not name.
+ */
+static int
+prune_check(struct retention_args *a, bool keep_given)
+{
+    bool any = false;
+
+    for (size_t i = 0; !keep_given && i < AGENT_KEEP_NRULES; i++) {
+        const char *v =
+            cli_config_get((enum cli_conf_key)(CLI_CONF_KEEP_LAST + i));
+        if (v && parse_keep(agent_keep_rules[i], v, &a->keep[i]) < 0)
+            return 2;
+    }
+    for (size_t i = 0; i < AGENT_KEEP_NRULES; i++)
+        any |= a->keep[i] > 0;
+    if (!any)
+        return cli_usage("prune", "give at least one --keep-* rule above 0, "
+                                  "or keep-* in livebackup.conf (the latest "
+                                  "backup of each set is always kept)");
+    if (a->name && !proto_name_valid(a->name, strlen(a->name)))
+        return cli_usage("prune", "invalid --name '%s'", a->name);
+    return 0;
+}
+
 /* Parse the options of prune (keep rules allowed) or gc. Returns 0, or the
  * exit code to return (2 on usage). */
 static int
 parse_retention(int argc, char **argv, bool prune, struct retention_args *a)
 {
-    static const struct option opts[] = {
-        {"repo", required_argument, NULL, 'r'},
-        {"name", required_argument, NULL, 'n'},
-        {"keep-last", required_argument, NULL, 2000},
-        {"keep-hourly", required_argument, NULL, 2001},
-        {"keep-daily", required_argument, NULL, 2002},
-        {"keep-weekly", required_argument, NULL, 2003},
-        {"keep-monthly", required_argument, NULL, 2004},
-        {"keep-yearly", required_argument, NULL, 2005},
-        {"dry-run", no_argument, NULL, 'd'},
-        {"help", no_argument, NULL, 'h'},
-        AGENT_COMMON_LONGOPTS,
-        {0},
-    };
-    const char *usage = prune ? prune_usage : gc_usage;
+    const char *cmd = prune ? "prune" : "gc";
+    struct cli_getopt g;
+    bool keep_given = false;
     int c;
 
     memset(a, 0, sizeof *a);
+    cli_getopt(cmd, &g);
     optind = 1;
-    while ((c = getopt_long(argc, argv, "vqh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, g.shortopts, g.opts, NULL)) != -1) {
         int k = agent_common_opt(c, optarg);
         if (k < 0)
             return 2;
@@ -80,6 +89,7 @@ parse_retention(int argc, char **argv, bool prune, struct retention_args *a)
             if (parse_keep(agent_keep_rules[c - 2000], optarg,
                            &a->keep[c - 2000]) < 0)
                 return 2;
+            keep_given = true;
             continue;
         }
         switch (c) {
@@ -87,43 +97,22 @@ parse_retention(int argc, char **argv, bool prune, struct retention_args *a)
             a->repo = optarg;
             break;
         case 'n':
-            if (!prune)
-                goto bad;
             a->name = optarg;
             break;
         case 'd':
             a->dry_run = true;
             break;
         case 'h':
-            printf("Usage: %s\n", usage);
-            exit(0);
+            exit(cli_help(cmd));
         default:
-            goto bad;
+            return cli_usage(cmd, NULL);
         }
     }
-    if (optind < argc || !a->repo)
-        goto bad;
-    if (prune) {
-        bool any = false;
-        for (size_t i = 0; i < AGENT_KEEP_NRULES; i++)
-            any |= a->keep[i] > 0;
-        if (!any) {
-            fprintf(stderr,
-                    "livebackup prune: give at least one --keep-* rule "
-                    "above 0 (the latest backup of each set is always "
-                    "kept)\nUsage: %s\n",
-                    usage);
-            return 2;
-        }
-        if (a->name && !proto_name_valid(a->name, strlen(a->name))) {
-            fprintf(stderr, "livebackup prune: invalid --name '%s'\n", a->name);
-            return 2;
-        }
-    }
-    return 0;
-bad:
-    fprintf(stderr, "Usage: %s\n", usage);
-    return 2;
+    if (optind < argc)
+        return cli_usage(cmd, "unexpected argument '%s'", argv[optind]);
+    if (!(a->repo = cli_need_repo(cmd, a->repo)))
+        return 2;
+    return prune ? prune_check(a, keep_given) : 0;
 }
 
 /* What prune prints as its decisions arrive. */

@@ -9,9 +9,6 @@
 #include <getopt.h>
 #include <string.h>
 
-static const char usage[] =
-    "livebackup show --repo R --backup ID [--name NAME] [--json]";
-
 static void
 show_json(const struct agent_backup *b, const char *xml)
 {
@@ -76,21 +73,15 @@ show_text(const struct agent_backup *b, const char *xml)
 int
 cmd_show(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"repo", required_argument, NULL, 'r'},
-        {"backup", required_argument, NULL, 'b'},
-        {"name", required_argument, NULL, 'n'},
-        {"help", no_argument, NULL, 'h'},
-        AGENT_COMMON_LONGOPTS,
-        {0},
-    };
+    struct cli_getopt g;
     const char *repo = NULL, *spec = NULL, *name = NULL;
     struct agent_backup b = {0};
     CLEANUP_FREE char *xml = NULL;
     int c;
 
+    cli_getopt("show", &g);
     optind = 1;
-    while ((c = getopt_long(argc, argv, "vqh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, g.shortopts, g.opts, NULL)) != -1) {
         int k = agent_common_opt(c, optarg);
         if (k < 0)
             return 2;
@@ -107,21 +98,22 @@ cmd_show(int argc, char **argv)
             name = optarg;
             break;
         case 'h':
-            printf("Usage: %s\n", usage);
-            return 0;
+            return cli_help("show");
         default:
-            fprintf(stderr, "Usage: %s\n", usage);
-            return 2;
+            return cli_usage("show", NULL);
         }
     }
-    if (optind != argc || !repo || !spec ||
-        (!name && !proto_backup_id_valid(spec, strlen(spec)))) {
-        fprintf(stderr,
-                "Usage: %s\n(--name NAME is needed with latest or a "
-                "time)\n",
-                usage);
+    if (optind != argc)
+        return cli_usage("show", "unexpected argument '%s'", argv[optind]);
+    if (!spec)
+        return cli_missing("show", "--backup ID");
+    if (!name && !proto_backup_id_valid(spec, strlen(spec)))
+        return cli_usage("show",
+                         "--name NAME is required with --backup %s "
+                         "(latest or a time)",
+                         spec);
+    if (!(repo = cli_need_repo("show", repo)))
         return 2;
-    }
     if (agent_backup_open(repo, name, spec, &b) < 0) {
         agent_fail();
         agent_backup_close(&b);

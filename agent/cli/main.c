@@ -13,66 +13,106 @@
 #include <signal.h>
 #include <string.h>
 
+/* What runs each command; what it does and its options are in its entry
+ * of cli_commands (help.c). */
 static const struct {
     const char *name;
     int (*fn)(int, char **);
-    const char *help;
 } commands[] = {
-    {"backup", cmd_backup, "back up libvirt domains (live, incremental)"},
-    {"status", cmd_status, "change tracking state of domains"},
-    {"recover", cmd_recover, "finish or undo an interrupted run"},
-    {"untrack", cmd_untrack, "stop tracking: return a domain to its images"},
-    {"restore", cmd_restore,
-     "restore a VM (disks and definition) from a backup"},
-    {"show", cmd_show, "what a backup holds, and its saved domain XML"},
-    {"map", cmd_map, "serve a disk of a backup over NBD (read on demand)"},
-    {"mount", cmd_mount, "backups as read-only files (FUSE), --fs their files"},
-    {"umount", cmd_umount, "unmount what livebackup mount mounted"},
-    {"init", cmd_init,
-     "create a repository (encrypted unless --encryption "
-     "none)"},
-    {"key", cmd_key, "a repository's key: export, import, change-passphrase"},
-    {"backup-image", cmd_backup_image, "back up disk images (full or --since)"},
-    {"list", cmd_list, "list backups"},
-    {"verify", cmd_verify, "re-read and check every chunk and manifest"},
-    {"restore-image", cmd_restore_image, "restore one disk of a backup"},
-    {"delete", cmd_delete, "delete a backup"},
-    {"prune", cmd_prune,
-     "remove backups by keep rules (last, hourly, daily, ...)"},
-    {"gc", cmd_gc, "reclaim the space of chunks no backup uses"},
+    {"backup", cmd_backup},
+    {"status", cmd_status},
+    {"recover", cmd_recover},
+    {"untrack", cmd_untrack},
+    {"restore", cmd_restore},
+    {"show", cmd_show},
+    {"map", cmd_map},
+    {"mount", cmd_mount},
+    {"umount", cmd_umount},
+    {"init", cmd_init},
+    {"key", cmd_key},
+    {"backup-image", cmd_backup_image},
+    {"list", cmd_list},
+    {"verify", cmd_verify},
+    {"restore-image", cmd_restore_image},
+    {"delete", cmd_delete},
+    {"prune", cmd_prune},
+    {"gc", cmd_gc},
+    {"config", cmd_config},
 };
 
 static void
 usage(FILE *f)
 {
     fputs("Usage: livebackup COMMAND [options]\n\nCommands:\n", f);
-    for (size_t i = 0; i < LB_ARRAY_SIZE(commands); i++)
-        fprintf(f, "  %-15s %s\n", commands[i].name, commands[i].help);
-    fputs("\nOptions every command takes:\n"
-          "  --repo PATH|ssh://[user@]host[:port]/path   the repository\n"
-          "  --rsh \"ssh -i KEY -o ...\"   ssh command line (like rsync -e)\n"
-          "  --remote-backupd PATH       backupd on the remote host\n"
-          "  --json                      machine-readable output on stdout\n"
-          "  --bwlimit RATE              limit the bytes per second to or from "
-          "the\n"
-          "                              repository (e.g. 20M)\n"
-          "  --lock-wait SECONDS         wait for a locked repository\n"
-          "  --compress-level N          zstd level (default 1)\n"
-          "  --threads N                 worker threads (default: CPUs)\n"
-          "  --passphrase-file FILE      an encrypted repository's passphrase\n"
-          "                              (or LIVEBACKUP_PASSPHRASE_FILE, ...)\n"
-          "  --key-file FILE             the key of a keyfile repository\n"
-          "  --progress / --no-progress  progress line on stderr (default: "
-          "on a terminal)\n"
-          "  -v, --verbose / -q, --quiet\n"
-          "\nRun 'livebackup COMMAND --help' for a command's options.\n",
+    lb_help_print_list(f, cli_commands);
+    fputs("\nRun 'livebackup help COMMAND' or 'livebackup COMMAND --help' for "
+          "a command's\noptions, 'man livebackup' for the whole story.\n",
           f);
+}
+
+/* livebackup help [COMMAND] */
+static int
+cmd_help(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc > 2)
+        return cli_usage("help", "one COMMAND at a time");
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+        return cli_help("help");
+    return cli_help(argv[1]);
+}
+
+/* livebackup __man: the COMMANDS and common options sections of
+ * livebackup(1), in scdoc (docs/man/livebackup.1.scd.in). */
+static int
+cmd_man(void)
+{
+    fputs("# COMMANDS\n\n", stdout);
+    for (const struct lb_help_cmd *c = cli_commands; c->name; c++)
+        lb_help_print_scdoc(stdout, "livebackup", c, "##");
+    fputs("# COMMON OPTIONS\n\nEvery command that works on a repository "
+          "takes these, and *-h*, *--help*.\n\n",
+          stdout);
+    lb_help_print_scdoc_opts(stdout, cli_common_opts);
+    return 0;
+}
+
+/*
+ * livebackup __complete commands | options COMMAND: the words the bash
+ * completion offers (contrib/livebackup.bash-completion), one a line.
+ */
+static int
+cmd_complete(int argc, char **argv)
+{
+    const struct lb_help_cmd *c;
+
+    if (argc == 2 && strcmp(argv[1], "commands") == 0) {
+        for (c = cli_commands; c->name; c++)
+            puts(c->name);
+        return 0;
+    }
+    if (argc != 3 || strcmp(argv[1], "options") != 0)
+        return 2;
+    c = cli_command(argv[2]);
+    if (!c)
+        return 1;
+    for (const struct lb_help_opt *o = c->opts; o && o->name; o++)
+        printf("--%s%s\n", o->name, o->arg ? "=" : "");
+    for (const struct lb_help_opt *o = cli_common_opts; c->common && o->name;
+         o++)
+        printf("--%s%s\n", o->name, o->arg ? "=" : "");
+    puts("--help");
+    return 0;
 }
 
 int
 main(int argc, char **argv)
 {
     const char *cmd;
+    char prog[64];
 
     lb_log_init("livebackup", LB_LOG_INFO);
     signal(SIGPIPE, SIG_IGN);
@@ -95,23 +135,32 @@ main(int argc, char **argv)
     }
     cmd = argv[1];
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 ||
-        strcmp(cmd, "help") == 0) {
-        usage(stdout);
-        return 0;
-    }
+        strcmp(cmd, "help") == 0)
+        return cmd_help(argc - 1, argv + 1);
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
         printf("livebackup %s (protocol %d, repository format 1)\n", LB_VERSION,
                PROTO_VERSION);
         return 0;
     }
+    if (strcmp(cmd, "__man") == 0)
+        return cmd_man();
+    if (strcmp(cmd, "__complete") == 0)
+        return cmd_complete(argc - 1, argv + 1);
     if (strcmp(cmd, "__thaw-guard") == 0) /* internal, see virt_freeze.c */
         return cmd_thaw_guard(argc - 1, argv + 1);
     if (strcmp(cmd, "__instant-watch") == 0) /* internal, see instant.c */
         return cmd_instant_watch(argc - 1, argv + 1);
-    for (size_t i = 0; i < LB_ARRAY_SIZE(commands); i++)
-        if (strcmp(cmd, commands[i].name) == 0)
-            return commands[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "livebackup: unknown command '%s'\n\n", cmd);
-    usage(stderr);
-    return 2;
+    /* The settings of every other command: a bad file stops them all
+     * (the guards above must run whatever it says). */
+    if (cli_config_load() < 0)
+        return 2;
+    for (size_t i = 0; i < LB_ARRAY_SIZE(commands); i++) {
+        if (strcmp(cmd, commands[i].name) != 0)
+            continue;
+        /* getopt's own messages then start "livebackup COMMAND: ". */
+        snprintf(prog, sizeof prog, "livebackup %s", cmd);
+        argv[1] = prog;
+        return commands[i].fn(argc - 1, argv + 1);
+    }
+    return cli_usage(NULL, "unknown command '%s'", cmd);
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The options every command takes (AGENT_COMMON_LONGOPTS), parsed into the
+ * The options every command takes (cli_common_opts), parsed into the
  * client's settings (agent_opts), and the one way a command reports its
  * failure.
  */
@@ -17,9 +17,11 @@ agent_common_opt(int opt, const char *arg)
         return 1;
     case 1001:
         agent_opts.rsh = arg;
+        cli_config_note(CLI_CONF_RSH, arg);
         return 1;
     case 1002:
         agent_opts.remote_backupd = arg;
+        cli_config_note(CLI_CONF_REMOTE_BACKUPD, arg);
         return 1;
     case 1003:
         if (lb_parse_size(arg, &agent_opts.bwlimit) < 0 ||
@@ -30,6 +32,7 @@ agent_common_opt(int opt, const char *arg)
                     arg);
             return -1;
         }
+        cli_config_note(CLI_CONF_BWLIMIT, arg);
         return 1;
     case 1004:
         agent_opts.zlevel = atoi(arg);
@@ -37,6 +40,7 @@ agent_common_opt(int opt, const char *arg)
             fprintf(stderr, "livebackup: --compress-level must be -5..19\n");
             return -1;
         }
+        cli_config_note(CLI_CONF_COMPRESS_LEVEL, arg);
         return 1;
     case 1005:
         agent_opts.lock_wait = (unsigned)strtoul(arg, NULL, 10);

@@ -28,19 +28,37 @@ for u in backupd.service livebackup@.service livebackup@.timer \
     livebackup-all.service livebackup-all.timer; do
     [[ -f $units/$u ]] || fail "unit not installed: $u"
 done
-for d in README.md PROTOCOL.md FORMAT.md reliability.md examples/livebackup.default; do
+for d in README.md PROTOCOL.md FORMAT.md reliability.md examples/livebackup.default \
+    examples/livebackup.conf; do
     [[ -f $root$prefix/share/doc/livebackup/$d ]] || fail "doc not installed: $d"
 done
-ok "cmake --install: binaries, the nbdkit plugin, 5 units, docs and the example settings"
+mandir=$(sed -n 's/^CMAKE_INSTALL_MANDIR:PATH=//p' "$LB_BUILD/CMakeCache.txt")
+[[ -n $mandir ]] || mandir=share/man # GNUInstallDirs: DATAROOTDIR/man
+[[ $mandir == /* ]] || mandir=$prefix/$mandir
+for m in man1/livebackup.1 man8/backupd.8; do
+    [[ -s $root$mandir/$m ]] || fail "man page not installed: $mandir/$m"
+    LANG=C man --warnings=all -l "$root$mandir/$m" >/dev/null 2>"$T/out" && [[ ! -s $T/out ]] ||
+        fail "installed $m does not render cleanly: $(cat "$T/out")"
+done
+[[ -s $root$prefix/share/bash-completion/completions/livebackup ]] ||
+    fail "bash completion not installed in $prefix/share/bash-completion/completions"
+ok "cmake --install: binaries, the nbdkit plugin, 5 units, docs, man pages, completion and the example settings"
 
 # verify resolves dependencies like sysinit.target inside --root: give it
-# the system's own units there.
+# the system's own units there. It runs man for the units' man:
+# Documentation, which must find the installed pages.
 mkdir -p "$root/lib/systemd"
 cp -a /lib/systemd/system "$root/lib/systemd/"
-systemd-analyze verify --root="$root" "$units"/*.service "$units"/*.timer >"$T/out" 2>&1 ||
+MANPATH=$root$mandir systemd-analyze verify --root="$root" "$units"/*.service "$units"/*.timer >"$T/out" 2>&1 ||
     fail "systemd-analyze verify: $(cat "$T/out")"
 grep -q "ExecStart=$prefix/bin/livebackup backup --all" "$units/livebackup-all.service" ||
     fail "livebackup-all.service: $(grep ExecStart "$units/livebackup-all.service")"
+! grep -q -- "--repo" "$units/livebackup@.service" "$units/livebackup-all.service" ||
+    fail "the livebackup units pass --repo: livebackup reads livebackup.conf itself"
+# The example configuration is one livebackup accepts.
+LIVEBACKUP_CONFIG=$root$prefix/share/doc/livebackup/examples/livebackup.conf \
+    "$bin/livebackup" config >"$T/out" 2>&1 || fail "the example livebackup.conf: $(cat "$T/out")"
+grep -q "^keep-daily *7" "$T/out" || fail "the example livebackup.conf: $(cat "$T/out")"
 grep -q "ExecStart=$prefix/bin/backupd listen" "$units/backupd.service" ||
     fail "backupd.service: $(grep ExecStart "$units/backupd.service")"
 for t in "$units"/*.timer; do

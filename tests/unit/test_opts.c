@@ -2,7 +2,7 @@
 /*
  * agent/cli/opts.c: the options every command takes, parsed into the
  * client's settings (agent_opts) and the log level, through getopt_long
- * and AGENT_COMMON_LONGOPTS as the commands parse them.
+ * and cli_common_opts as the commands parse them.
  */
 #include "agent/cli/cli.h"
 #include "agent/client/client.h"
@@ -15,12 +15,15 @@
 static int
 parse(int argc, char **argv)
 {
-    static const struct option opts[] = {AGENT_COMMON_LONGOPTS, {0}};
+    static const struct lb_help_cmd cmd = {"test", "", "", "", NULL, true};
+    struct option opts[LB_HELP_MAX_OPTS];
+    char shortopts[2 * LB_HELP_MAX_OPTS + 1];
     int c;
 
+    lb_help_getopt(&cmd, cli_common_opts, opts, shortopts);
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "vq", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
         int k = agent_common_opt(c, optarg);
         if (k <= 0)
             return 2;

@@ -1,0 +1,101 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# Help (issue 15): `livebackup help` lists every command with a line; each
+# command's --help explains every option it has, and every option it
+# explains is one the command accepts (getopt's table and the help are
+# one table: agent/cli/help.c); a usage error names what is missing
+# instead of reprinting the usage. The same for backupd.
+. "$(dirname "$0")/lib.sh"
+
+livebackup help >"$T/help" || fail "livebackup help failed"
+mapfile -t cmds < <(livebackup __complete commands)
+[[ ${#cmds[@]} -ge 18 ]] || fail "only ${#cmds[@]} commands: ${cmds[*]}"
+for c in "${cmds[@]}"; do
+    grep -Eq "^  $c +[a-z]" "$T/help" || fail "livebackup help: no line for $c"
+done
+ok "livebackup help lists ${#cmds[@]} commands, one line each"
+
+# A plausible argument for an option, from its name in the help.
+arg_for() {
+    case ${1%%|*} in
+    SIZE) echo 64K ;;
+    N | SECONDS) echo 1 ;;
+    RATE) echo 1M ;;
+    *) echo "${1%%|*}" ;;
+    esac
+}
+nopts=0
+for c in "${cmds[@]}"; do
+    [[ $c == help ]] && continue
+    livebackup "$c" --help >"$T/h.$c" 2>"$T/e.$c" || fail "$c --help: exit $?: $(cat "$T/e.$c")"
+    head -1 "$T/h.$c" | grep -q "^Usage: livebackup $c" || fail "$c --help: $(head -1 "$T/h.$c")"
+    # Every option the command completes to is explained in its --help.
+    while read -r o; do
+        o=${o%=}
+        grep -Eq -- "^(  -., |      )$o( |$)" "$T/h.$c" ||
+            fail "$c --help does not explain $o"
+    done < <(livebackup __complete options "$c")
+    # Every option line has text (on its line or the next one).
+    awk '/^(  -., |      )--/ { if (NF < 3 && (getline nxt) > 0 && nxt !~ /^ {20,}[^ ]/) { print; exit 1 } }' \
+        "$T/h.$c" || fail "$c --help: an option without an explanation"
+    # Every option --help names is one getopt accepts.
+    [[ $c == key || $c == umount ]] && continue
+    while read -r o a; do
+        nopts=$((nopts + 1))
+        if [[ -n $a && $a != -* ]]; then
+            set -- "$o" "$(arg_for "$a")"
+        else
+            set -- "$o"
+        fi
+        rc=0
+        livebackup "$c" "$@" --help >/dev/null 2>"$T/err" || rc=$?
+        [[ $rc -eq 0 ]] || fail "$c $*: exit $rc: $(cat "$T/err")"
+    done < <(sed -En 's/^(  -., |      )(--[a-z-]+)( ([^ ]+))?.*/\2 \4/p' "$T/h.$c" | grep -v '^--help')
+done
+livebackup help backup | cmp -s - "$T/h.backup" || fail "help backup is not backup --help"
+ok "every command's --help explains each option it takes, and takes each it explains ($nopts)"
+
+# Usage errors: what is missing, not the whole usage again; exit 2.
+usage_err() {
+    local want=$1 rc=0
+    shift
+    livebackup "$@" >"$T/out" 2>"$T/err" || rc=$?
+    no_sanitizer_report "$T/err"
+    [[ $rc -eq 2 ]] || fail "livebackup $*: exit $rc, not 2"
+    grep -qF -- "$want" "$T/err" || fail "livebackup $*: said '$(cat "$T/err")', not '$want'"
+    ! grep -q "^Usage:" "$T/err" || fail "livebackup $*: reprinted the usage"
+}
+usage_err "livebackup list: --repo is required (or set LIVEBACKUP_REPO" list
+usage_err "--repo is required (or set LIVEBACKUP_REPO" backup web1
+usage_err "name a DOMAIN (or --all)" backup --repo "$T/r"
+usage_err "--name NAME is required" restore-image --repo "$T/r" --disk vda --to x
+usage_err "--to FILE is required" restore-image --repo "$T/r" --name n --disk vda
+usage_err "--backup ID is required" delete --repo "$T/r"
+usage_err "--to DIR is required" restore web1 --repo "$T/r"
+usage_err "give one of --socket PATH and --port N" map --repo "$T/r" --name n --disk vda
+usage_err "livebackup key: export: --to FILE is required" key export --repo "$T/r"
+usage_err "unrecognized option '--nope'" list --repo "$T/r" --nope
+usage_err "Try 'livebackup list --help'" list --repo "$T/r" --nope
+usage_err "unknown command 'nope'" nope
+usage_err "unrecognized option '--window-size'" list --repo "$T/r" --window-size 4M
+ok "usage errors name what is missing or wrong and exit 2"
+
+# backupd
+backupd help >"$T/bh" || fail "backupd help"
+for c in serve listen; do
+    grep -Eq "^  $c +[a-z]" "$T/bh" || fail "backupd help: no line for $c"
+    backupd "$c" --help >"$T/bh.$c" || fail "backupd $c --help"
+    head -1 "$T/bh.$c" | grep -q "^Usage: backupd $c" || fail "backupd $c --help: $(head -1 "$T/bh.$c")"
+    for o in --repo --append-only --restrict-names --lock-wait --idle-timeout --verbose; do
+        grep -Eq -- "^(  -., |      )$o( |$)" "$T/bh.$c" || fail "backupd $c --help: no $o"
+    done
+done
+grep -q -- "--max-memory SIZE" "$T/bh.listen" || fail "backupd listen --help: no --max-memory"
+grep -q -- "--restrict-to-repo PATH" "$T/bh.serve" || fail "backupd serve --help: no --restrict-to-repo"
+cmp -s "$T/bh.serve" <(backupd --help serve) || fail "backupd --help serve differs"
+rc=0
+backupd listen --repo "$T/r" >"$T/out" 2>"$T/err" || rc=$?
+[[ $rc -eq 2 ]] && grep -q -- "--socket PATH is required" "$T/err" ||
+    fail "backupd listen without --socket: exit $rc, $(cat "$T/err")"
+ok "backupd help, serve --help, listen --help; a usage error names what is missing"
