@@ -463,9 +463,14 @@ _lb_free_port_pick() {
 # SSH_PORT, SSHD_PID and LB_RSH (the --rsh value). Returns once the sshd
 # says it listens. The port is picked at random; another process (a test
 # run in another tree) may hold it: sshd then says so and exits, and
-# another port is picked.
+# another port is picked. Where the machine has an IPv6 loopback (::1 on
+# lo), the sshd listens there too and SSH_V6=1.
 sshd_start() {
     local d=$T/ssh try end
+    SSH_V6=0
+    if ip -6 addr show dev lo 2>/dev/null | grep -q 'inet6 ::1/128'; then
+        SSH_V6=1
+    fi
     mkdir -p "$d" /run/sshd
     chmod 700 "$d"
     ssh-keygen -q -t ed25519 -N '' -f "$d/host_key"
@@ -477,6 +482,7 @@ sshd_start() {
         cat >"$d/sshd_config" <<EOF
 Port $SSH_PORT
 ListenAddress 127.0.0.1
+$( ((SSH_V6)) && echo "ListenAddress [::1]:$SSH_PORT")
 HostKey $d/host_key
 PidFile $d/sshd.pid
 AuthorizedKeysFile $d/authorized_keys
@@ -491,7 +497,8 @@ EOF
         SSHD_PID=$!
         lb_track "$SSHD_PID"
         end=$((SECONDS + 60))
-        while ! grep -q "Server listening on 127.0.0.1 port $SSH_PORT\." "$d/sshd.log"; do
+        while ! grep -q "Server listening on 127.0.0.1 port $SSH_PORT\." "$d/sshd.log" ||
+            { ((SSH_V6)) && ! grep -q "Server listening on ::1 port $SSH_PORT\." "$d/sshd.log"; }; do
             if ! lb_alive "$SSHD_PID"; then
                 wait "$SSHD_PID" 2>/dev/null || true
                 grep -q "Address already in use" "$d/sshd.log" && continue 2
@@ -501,7 +508,7 @@ EOF
             sleep 0.05
         done
         LB_RSH="ssh -i $d/user_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR"
-        export SSH_PORT LB_RSH
+        export SSH_PORT LB_RSH SSH_V6
         return 0
     done
     fail "sshd found no free port in 20 tries: $(cat "$d/sshd.log")"
