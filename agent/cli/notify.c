@@ -231,7 +231,7 @@ cli_run_finish(struct cli_run *r, const struct cli_notify *n, int exit_status)
         json_object_object_add(o, "time", json_object_new_int64(r->start));
         json_object_object_add(o, "seconds",
                                agent_event_value("seconds", secs));
-        json_object_object_add(o, "domains", json_object_get(r->domains));
+        json_object_object_add(o, "results", json_object_get(r->domains));
         if (run_hook(
                 n->on_failure,
                 json_object_to_json_string_ext(

@@ -531,3 +531,34 @@ closed_port() {
     _lb_ready_read 60 "a bound port"
     CLOSED_PORT=$LB_READY_LINE
 }
+
+# json_schema_check FILE: every JSON event in FILE (lines that are not JSON
+# are skipped) has the types docs/json.md gives its fields: the table's
+# rows "| `field` | type |", us_* integers, every other field a string.
+# Fails naming each field that does not.
+json_schema_check() {
+    local doc bad
+    doc=$(dirname "${BASH_SOURCE[0]}")/../../docs/json.md
+    [[ -f $doc ]] || fail "json_schema_check: no $doc"
+    bad=$(sed -n 's/^| `\([a-z_0-9]*\)` | \([a-z]*\) |$/\1 \2/p' "$doc" |
+        jq -R -n -r --slurpfile ev <(jq -R 'fromjson? // empty' "$1" | jq -s .) '
+        ([inputs | split(" ") | {(.[0]): .[1]}] | add) as $t
+        | def ok($ty):
+            if $ty == "string" then type == "string"
+            elif $ty == "integer" then . == null or (type == "number" and . == floor)
+            elif $ty == "number" then . == null or type == "number"
+            elif $ty == "boolean" then . == null or type == "boolean"
+            elif $ty == "strings" then type == "array" and all(.[]; type == "string")
+            elif $ty == "disks" then type == "array" and all(.[]; type == "object"
+                and (.name | type) == "string" and (.size == null or (.size | type) == "number"))
+            else false end;
+          $ev[0][] | select(type == "object") | . as $o | to_entries[]
+          | (if $t[.key] then $t[.key] elif (.key | startswith("us_")) then "integer"
+             else "string" end) as $ty
+          | select(.value | ok($ty) | not)
+          | "\($o.event // "?"): \(.key) is \(.value | tojson), not \($ty)"') ||
+        fail "json_schema_check: jq failed on $1"
+    [[ -z $bad ]] || fail "$1: fields against docs/json.md: $bad"
+    [[ $(jq -R 'fromjson? // empty | select(type == "object") | .event' "$1" | wc -l) -gt 0 ]] ||
+        fail "$1: no JSON event to check"
+}
