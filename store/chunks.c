@@ -393,6 +393,15 @@ read_chunk_file(struct store *st, const struct proto_digest *d,
 
     store_chunk_relpath(rel, d);
     fd = openat(st->dir_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == EACCES) {
+        /* Not damage: a file another user (root) wrote, private to it. */
+        lb_error(EACCES, "chunk %s", rel);
+        lb_error_hint("another user wrote this file, and this backupd may "
+                      "not read it: chown -R OWNER %s gives the repository "
+                      "back to its owner",
+                      st->path);
+        return -1;
+    }
     if (fd < 0)
         return lb_error(errno, "chunk %s", rel);
     if (fstat(fd, &sb) < 0)
