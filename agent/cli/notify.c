@@ -130,7 +130,7 @@ metric_rows(FILE *f, struct cli_run *r, size_t m, int64_t now)
             continue;
         fprintf(f, "%s{domain=\"", metrics[m].name);
         label(f, agent_event_str(d, "domain"));
-        fprintf(f, "\"} %.17g\n", x);
+        fprintf(f, "\"} %.15g\n", x);
     }
 }
 
