@@ -4,7 +4,8 @@
  * (a command that gets the run's JSON on stdin and its status in the
  * environment, when the run did not fully succeed) and the
  * --metrics-file (a Prometheus node-exporter textfile, replaced
- * atomically after every run). See docs/monitoring.md.
+ * atomically after every run). See the README, "Notifications and
+ * metrics", and docs/json.md for the hook's document.
  */
 #include "agent/cli/cli.h"
 #include "agent/client/event.h"

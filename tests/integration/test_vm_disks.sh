@@ -49,7 +49,7 @@ backup() {
     json_schema_check "$T/out"
     if ((want == 3)); then
         jq -e 'select(.event == "summary") | .status == "warning" and
-            .skipped == ["hdc: a cdrom", "vdc: read-only", "vdd: shareable"]' "$T/out" >/dev/null ||
+            (.skipped | sort) == ["hdc: a cdrom", "vdc: read-only", "vdd: shareable"]' "$T/out" >/dev/null ||
             fail "summary of a backup that skipped disks: $(grep summary "$T/out")"
     fi
 }
@@ -161,7 +161,8 @@ json_schema_check "$T/out"
 jq -e 'select(.event == "status") | .last_run == "warning" and (.message | contains("hdc: a cdrom"))' \
     "$T/out" >/dev/null || fail "status --json after a warning: $(cat "$T/out")"
 run_ok livebackup status "$vm"
-grep -q "WARN, .*: skipped hdc: a cdrom, vdc: read-only, vdd: shareable" "$T/out" ||
+grep "WARN, .*: skipped " "$T/out" | grep "hdc: a cdrom" | grep "vdc: read-only" |
+    grep -q "vdd: shareable" ||
     fail "status after a warning: $(cat "$T/out")"
 [[ $(cat "$T/hook.env") == "warning 3" ]] || fail "hook env: $(cat "$T/hook.env")"
 jq -e --arg vm "$vm" --arg id "$id" '.event == "run" and .status == "warning" and .exit_status == 3
@@ -188,7 +189,7 @@ livebackup backup -j 2 "$vm" "${VM_PREFIX}nosuch" --repo "$R" --overlay-dir "$OV
     --on-failure "$HOOK" --metrics-file "$T/metrics.prom" >"$T/out" 2>"$T/err" || rc=$?
 [[ $rc -eq 1 ]] || fail "-j with a missing domain: exit $rc: $(cat "$T/out" "$T/err")"
 grep -Eq "^$vm +WARN +[0-9]{8}-[0-9]{6}-[0-9a-f]{4} incremental" "$T/out" &&
-    grep -Eq "^ +skipped hdc: a cdrom" "$T/out" &&
+    grep -Eq "^ +skipped .*hdc: a cdrom" "$T/out" &&
     grep -Eq "^${VM_PREFIX}nosuch +FAILED +.*${VM_PREFIX}nosuch" "$T/out" &&
     grep -q "2 domain(s) backed up (1 with a warning), 1 failed" "$T/out" ||
     fail "-j table: $(cat "$T/out")"
