@@ -236,9 +236,13 @@ print_result(const char *name, const struct livebk_result *res)
 
     proto_kv_set(&kv, "domain", name);
     proto_kv_set(&kv, "status", res->skipped[0] ? "warning" : "ok");
-    proto_kv_set(&kv, "skipped", res->skipped);
-    if (res->skipped[0])
-        proto_kv_setf(&kv, "warning", "skipped %s", res->skipped);
+    /* Disk names from the domain's XML: made valid, never an abort. */
+    proto_kv_set_lossy(&kv, "skipped", res->skipped);
+    if (res->skipped[0]) {
+        char w[sizeof res->skipped + 16];
+        snprintf(w, sizeof w, "skipped %s", res->skipped);
+        proto_kv_set_lossy(&kv, "warning", w);
+    }
     proto_kv_set_u64(&kv, "disks_full", res->disks_full);
     proto_kv_set_u64(&kv, "disks_incremental", res->disks_incremental);
     proto_kv_set_u64(&kv, "commit_failures", (uint64_t)res->commit_failures);
@@ -280,10 +284,10 @@ error_result(const char *name)
     struct proto_kv kv = {0};
     struct json_object *o;
 
-    proto_kv_set(&kv, "domain", name);
-    proto_kv_set(&kv, "message", lb_error_msg());
+    proto_kv_set_lossy(&kv, "domain", name);
+    proto_kv_set_lossy(&kv, "message", lb_error_msg());
     if (lb_error_hint_msg()[0])
-        proto_kv_set(&kv, "hint", lb_error_hint_msg());
+        proto_kv_set_lossy(&kv, "hint", lb_error_hint_msg());
     o = agent_event_new("error", NULL, &kv, NULL, NULL);
     proto_kv_free(&kv);
     return o;

@@ -69,7 +69,7 @@ grep -q "a permission problem, not damage" "$T/err" || fail "verify: $(cat "$T/e
 grep -q "chown -R" "$T/err" || fail "verify: no hint: $(cat "$T/err")"
 grep -qi "damaged" "$T/out" "$T/err" && grep -v "not damage" "$T/out" "$T/err" | grep -qi damage &&
     fail "verify calls it damage: $(cat "$T/out" "$T/err")"
-jq -e 'select(.event == "damage")' "$T/out" >/dev/null && fail "damage events: $(cat "$T/out")"
+jq -s -e 'any(.[]; .event == "damage")' "$T/out" >/dev/null && fail "damage events: $(cat "$T/out")"
 rc=0
 as_nobody "$T/nb/bin/livebackup" restore-image --repo "$R" --name d --disk vda \
     --to "$T/nb/r.raw" >"$T/out" 2>&1 || rc=$?

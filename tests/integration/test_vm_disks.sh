@@ -48,7 +48,7 @@ backup() {
     id=$(json_field "$T/out" summary id)
     json_schema_check "$T/out"
     if ((want == 3)); then
-        jq -e 'select(.event == "summary") | .status == "warning" and
+        jq -s -e 'map(select(.event == "summary"))[-1] | .status == "warning" and
             (.skipped | sort) == ["hdc: a cdrom", "vdc: read-only", "vdd: shareable"]' "$T/out" >/dev/null ||
             fail "summary of a backup that skipped disks: $(grep summary "$T/out")"
     fi
@@ -158,7 +158,7 @@ ok "a disk added: read whole with the reason, the others incremental"
 # ---- the warning: status, the hook, the metrics; -j; --disks; a failure ----
 run_ok livebackup status --json "$vm"
 json_schema_check "$T/out"
-jq -e 'select(.event == "status") | .last_run == "warning" and (.message | contains("hdc: a cdrom"))' \
+jq -s -e 'map(select(.event == "status"))[0] | .last_run == "warning" and (.message | contains("hdc: a cdrom"))' \
     "$T/out" >/dev/null || fail "status --json after a warning: $(cat "$T/out")"
 run_ok livebackup status "$vm"
 grep "WARN, .*: skipped " "$T/out" | grep "hdc: a cdrom" | grep "vdc: read-only" |
@@ -216,7 +216,7 @@ ok "-j: a WARN row and a FAILED row, exit 1, the hook and the metrics for both; 
 # Only the disks it can back up: no warning, no hook.
 rm -f "$T/hook.json" "$T/hook.env"
 WANT_RC=0 backup --disks vda,vdb,vde
-jq -e 'select(.event == "summary") | .status == "ok" and .skipped == []' "$T/out" >/dev/null ||
+jq -s -e 'map(select(.event == "summary"))[-1] | .status == "ok" and .skipped == []' "$T/out" >/dev/null ||
     fail "summary with --disks: $(grep summary "$T/out")"
 [[ ! -e $T/hook.json ]] || fail "the hook ran after a clean backup"
 grep -q "^livebackup_last_run_exit_status{domain=\"$vm\"} 0$" "$T/metrics.prom" ||
