@@ -194,7 +194,7 @@ store_chunk_write(struct store *st, struct store_scratch *s,
                   const struct proto_chunk *c, struct store_written *w)
 {
     uint8_t hdr[STORE_CHUNK_HDR_SEALED];
-    struct store_chunk_hdr h;
+    struct store_chunk_hdr h = {0};
     size_t hdr_len;
     int fd;
 
@@ -393,17 +393,17 @@ read_chunk_file(struct store *st, const struct proto_digest *d,
 
     store_chunk_relpath(rel, d);
     fd = openat(st->dir_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 && errno == EACCES) {
-        /* Not damage: a file another user (root) wrote, private to it. */
-        lb_error(EACCES, "chunk %s", rel);
-        lb_error_hint("another user wrote this file, and this backupd may "
-                      "not read it: chown -R OWNER %s gives the repository "
-                      "back to its owner",
-                      st->path);
+    if (fd < 0) {
+        int e = errno;
+        lb_error(e, "chunk %s", rel);
+        /* EACCES is not damage: a file another user (root) wrote. */
+        if (e == EACCES)
+            lb_error_hint("another user wrote this file, and this backupd "
+                          "may not read it: chown -R OWNER %s gives the "
+                          "repository back to its owner",
+                          st->path);
         return -1;
     }
-    if (fd < 0)
-        return lb_error(errno, "chunk %s", rel);
     if (fstat(fd, &sb) < 0)
         return lb_error(errno, "stat %s", rel);
     if (sb.st_size < STORE_CHUNK_HDR ||

@@ -83,12 +83,12 @@ url_host_split(struct agent_url *u)
 {
     char *at = strrchr(u->host, '@');
     char *h = at ? at + 1 : u->host;
-    char *colon, *close;
+    char *close;
 
     if (*h != '[') {
+        char *colon = strrchr(h, ':');
         if (strchr(h, ']'))
             return -1;
-        colon = strrchr(h, ':');
         if (colon) {
             u->port = lb_xstrdup(colon + 1);
             *colon = '\0';
