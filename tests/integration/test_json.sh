@@ -24,7 +24,8 @@ keep
 id0=$(json_field "$T/out" summary id)
 overlay "$T/o.qcow2" "$T/d.qcow2" qcow2
 write_random "$T/o.qcow2" qcow2 $((20 << 20)) $((1 << 20))
-run_ok livebackup backup-image --json --repo "$R" --name 2024 \
+# --bwlimit: long enough for progress events (one a second).
+run_ok livebackup backup-image --json --bwlimit 2M --repo "$R" --name 2024 \
     --disk vda="$T/o.qcow2" --since vda="$T/d.qcow2" --disk vdb="$T/e.raw"
 keep
 id1=$(json_field "$T/out" summary id)
@@ -36,10 +37,14 @@ for cmd in "list" "list --latest" "show --backup $id1" "verify" \
     keep
 done
 livebackup list --json --repo "$T/nope" >>"$J" 2>/dev/null && fail "list of no repository"
+# damage events: a byte flipped in a chunk.
+chunk=$(find "$R/chunks" -type f -name '[0-9a-f]*' -size +1k | head -n 1)
+printf '\xff' | dd of="$chunk" bs=1 seek=100 conv=notrunc status=none
+livebackup verify --json --repo "$R" >>"$J" 2>/dev/null && fail "verify of a damaged chunk"
 
 json_schema_check "$J"
 events=$(jq -R -r 'fromjson? // empty | .event' "$J" | sort -u | tr '\n' ' ')
-for e in initialized summary backup disk prune error; do
+for e in initialized progress summary backup set disk prune damage error; do
     [[ " $events" == *" $e "* ]] || fail "no $e event among: $events"
 done
 ok "every event's fields have docs/json.md's types ($events)"
