@@ -58,6 +58,18 @@ child_result(struct lb_buf *out)
     return last;
 }
 
+/* A field of a child's event as text, or def (a child is another
+ * process: what it printed is checked, not trusted). */
+static const char *
+field(struct json_object *j, const char *key, const char *def)
+{
+    struct json_object *f;
+
+    if (!json_object_object_get_ex(j, key, &f) || !f)
+        return def;
+    return json_object_get_string(f);
+}
+
 static const char *
 result_word(int status)
 {
@@ -74,7 +86,8 @@ report_child(struct child *c, struct cli_run *run)
     const char *msg = agent_event_str(j, "message");
     const char *ev = agent_event_str(j, "event");
 
-    if (!j || !ev || (strcmp(ev, "summary") != 0 && c->status != 1)) {
+    if (!j || !ev ||
+        (strcmp(ev, "summary") != 0 && c->status != LB_EXIT_FAILURE)) {
         /* No result: a crash, or a summary it never printed. */
         json_object_put(j);
         j = json_object_new_object();
@@ -83,28 +96,20 @@ report_child(struct child *c, struct cli_run *run)
         json_object_object_add(
             j, "message",
             json_object_new_string("no result: see the messages above"));
-        c->status = 1;
+        c->status = LB_EXIT_FAILURE;
     }
     if (agent_opts.json) {
         agent_event_print(j);
-    } else if (c->status != 1) {
-        json_object *f;
+    } else if (c->status != LB_EXIT_FAILURE) {
         printf("%-20s %-7s %s %-11s %s, frozen %s ms, sent %s bytes in %s "
                "s\n",
                c->name, c->status == LB_EXIT_OK ? "ok" : "WARN",
-               agent_event_str(j, "id"), agent_event_str(j, "kind"),
-               agent_event_str(j, "consistency"),
-               json_object_object_get_ex(j, "freeze_ms", &f)
-                   ? json_object_get_string(f)
-                   : "0",
-               json_object_object_get_ex(j, "bytes_received", &f)
-                   ? json_object_get_string(f)
-                   : "?",
-               json_object_object_get_ex(j, "seconds", &f)
-                   ? json_object_get_string(f)
-                   : "?");
+               field(j, "id", "?"), field(j, "kind", "?"),
+               field(j, "consistency", "?"), field(j, "freeze_ms", "0"),
+               field(j, "bytes_received", "?"), field(j, "seconds", "?"));
         if (c->status == LB_EXIT_WARNING)
-            printf("%-20s %-7s %s\n", "", "", agent_event_str(j, "warning"));
+            printf("%-20s %-7s %s\n", "", "",
+                   field(j, "warning", "(see the messages above)"));
     } else {
         printf("%-20s FAILED  %s\n", c->name,
                msg ? msg : "(no result: see the messages above)");

@@ -175,14 +175,14 @@ static int
 run_hook(const char *cmd, const char *doc, const char *status, int exit_status)
 {
     char tmpl[] = "/tmp/livebackup-hook-XXXXXX";
-    int fd = mkstemp(tmpl), ws;
+    int fd = mkostemp(tmpl, O_CLOEXEC), ws;
     size_t len = strlen(doc);
     pid_t pid;
 
     if (fd < 0)
         return lb_error(errno, "--on-failure: temporary file");
     unlink(tmpl);
-    if (write(fd, doc, len) != (ssize_t)len || lseek(fd, 0, SEEK_SET) < 0) {
+    if (lb_write_full(fd, doc, len) < 0 || lseek(fd, 0, SEEK_SET) < 0) {
         close(fd);
         return lb_error(errno, "--on-failure: temporary file");
     }
@@ -195,6 +195,7 @@ run_hook(const char *cmd, const char *doc, const char *status, int exit_status)
         char es[16];
         snprintf(es, sizeof es, "%d", exit_status);
         dup2(fd, 0);
+        dup2(2, 1); /* stdout is --json's: the hook's output is a message */
         setenv("LIVEBACKUP_STATUS", status, 1);
         setenv("LIVEBACKUP_EXIT_STATUS", es, 1);
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
