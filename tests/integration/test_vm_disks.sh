@@ -13,7 +13,9 @@
 . "$(dirname "$0")/vmlib.sh"
 
 R=$T/repo
-OV=$VMDIR/ov
+# An apostrophe in the overlays' directory: the snapshot's XML must carry
+# it (it was printed into a '...' attribute and broke).
+OV="$VMDIR/o'brien"
 mkdir -p "$OV"
 run_ok livebackup init --repo "$R"
 
