@@ -14,6 +14,7 @@ pkgs=(
     build-essential cmake pkg-config
     libzstd-dev libssl-dev libuv1-dev libnbd-dev libvirt-dev libxml2-dev
     libcriterion-dev nbdkit-plugin-dev libfuse3-dev
+    libjson-c-dev
     # run: images through QEMU's block layer, ssh transport; map (nbdkit),
     # mount (FUSE, fuse2fs for ext2/3/4 inside disks)
     qemu-utils openssh-client zstd nbdkit fuse3 fuse2fs

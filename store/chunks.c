@@ -393,8 +393,17 @@ read_chunk_file(struct store *st, const struct proto_digest *d,
 
     store_chunk_relpath(rel, d);
     fd = openat(st->dir_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return lb_error(errno, "chunk %s", rel);
+    if (fd < 0) {
+        int e = errno;
+        lb_error(e, "chunk %s", rel);
+        /* EACCES is not damage: a file another user (root) wrote. */
+        if (e == EACCES)
+            lb_error_hint("another user wrote this file, and this backupd "
+                          "may not read it: chown -R OWNER %s gives the "
+                          "repository back to its owner",
+                          st->path);
+        return -1;
+    }
     if (fstat(fd, &sb) < 0)
         return lb_error(errno, "stat %s", rel);
     if (sb.st_size < STORE_CHUNK_HDR ||

@@ -10,10 +10,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define CONFIG_MAGIC "livebackup-repository"
 
@@ -87,6 +89,44 @@ init_keys(const char *path, const struct store_key *k)
                                 0600);
 }
 
+/* A user's name, or its number. */
+static void
+user_name(uid_t uid, char *buf, size_t len)
+{
+    struct passwd pw, *res = NULL;
+    char tmp[1024];
+
+    if (getpwuid_r(uid, &pw, tmp, sizeof tmp, &res) == 0 && res)
+        snprintf(buf, len, "%s", pw.pw_name);
+    else
+        snprintf(buf, len, "%u", (unsigned)uid);
+}
+
+int
+store_owner_check(const char *path)
+{
+    struct stat sb;
+    char owner[256], me[256];
+    uid_t uid = geteuid();
+
+    if (stat(path, &sb) < 0)
+        return lb_error(errno, "stat %s", path);
+    if (sb.st_uid == uid)
+        return 0;
+    user_name(sb.st_uid, owner, sizeof owner);
+    user_name(uid, me, sizeof me);
+    lb_fail(EPERM,
+            "repository %s belongs to user %s, and this backupd runs as %s: "
+            "it writes only a repository it owns (files it wrote would be "
+            "private to %s, unreadable to %s)",
+            path, owner, me, me, owner);
+    lb_error_hint("run it as %s: runuser -u %s -- livebackup ... on this "
+                  "host, ssh://%s@HOST%s from another, or a backupd listen "
+                  "daemon running as %s",
+                  owner, owner, owner, path, owner);
+    return -1;
+}
+
 int
 store_init(const char *path, uint32_t window_size)
 {
@@ -129,6 +169,8 @@ store_init_keyed(const char *path, uint32_t window_size,
             errno = ENOTEMPTY;
             return -1;
         }
+        if (store_owner_check(path) < 0)
+            return -1;
     } else if (errno != ENOENT) {
         return lb_error(errno, "stat %s", path);
     } else if (lb_mkdir_p(path, 0700) < 0) {
@@ -440,7 +482,9 @@ store_open(const char *path, enum store_mode mode, unsigned lock_wait_secs)
     st->session_lock_fd = -1;
     st->dir_fd = -1;
     pthread_mutex_init(&st->tmp_lock, NULL);
-    if (parse_config(st) < 0 || take_lock(st, lock_wait_secs) < 0)
+    if (parse_config(st) < 0 ||
+        (mode != STORE_READ && store_owner_check(path) < 0) ||
+        take_lock(st, lock_wait_secs) < 0)
         goto fail;
     st->dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (st->dir_fd < 0) {

@@ -65,6 +65,16 @@ int store_init_keyed(const char *path, uint32_t window_size,
                      const struct store_key *k);
 
 /*
+ * The repository's files are private to their owner (0600): a writer
+ * running as another user (root) would leave files the owner's backupd
+ * cannot read. 0 if the directory path belongs to the effective user,
+ * else -1 with EPERM and a hint naming the owner and what to run.
+ * store_open (but STORE_READ) and store_init (an existing directory)
+ * check it.
+ */
+int store_owner_check(const char *path);
+
+/*
  * Open the repository at path. lock_wait_secs: how long to wait for a
  * conflicting lock (0: fail at once with EWOULDBLOCK and a message naming
  * the holder). Also removes temporary files left by crashed sessions.
@@ -468,7 +478,9 @@ struct store_verify_cb {
 /*
  * Re-read and re-hash every chunk and manifest. Fills stats (backups,
  * backups_damaged, chunks, chunks_damaged, chunks_missing, bytes). Returns
- * 0 if all is well, 1 if damage was found, -1 on error.
+ * 0 if all is well, 1 if damage was found, -1 on error: EACCES when a file
+ * could not be read for lack of permission (files another user wrote),
+ * which is never counted as damage.
  */
 int store_verify(struct store *st, const struct store_verify_cb *cb,
                  struct proto_kv *stats);

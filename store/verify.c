@@ -32,7 +32,25 @@ struct vctx {
      * against besides its header */
     struct digest_set short_deltas;
     struct store_scratch *scratch; /* pass 2 */
+    /* The first file this user may not read (EACCES): a permission
+     * problem, which verify reports as such, never as damage. */
+    char denied[600];
 };
+
+/* Is the error slot's failure a permission one? Then keep its message
+ * (the first one; the caller holds v->lock or runs alone) and clear it. */
+static bool
+denied(struct vctx *v)
+{
+    int e = lb_error_errno();
+
+    if (e != EACCES && e != EPERM)
+        return false;
+    if (!v->denied[0])
+        snprintf(v->denied, sizeof v->denied, "%s", lb_error_msg());
+    lb_error_clear();
+    return true;
+}
 
 static void
 report(struct vctx *v, const char *id, const char *name, const char *disk,
@@ -84,9 +102,15 @@ chunk_worker(void *arg)
         d = opendir(dir);
         if (!d) {
             char what[256];
+            int e0 = errno;
             snprintf(what, sizeof what, "cannot open %s", dir);
             pthread_mutex_lock(&v->lock);
-            report(v, "", "", "", what);
+            if (e0 == EACCES || e0 == EPERM) {
+                lb_error(e0, "open %s", dir);
+                denied(v);
+            } else {
+                report(v, "", "", "", what);
+            }
             pthread_mutex_unlock(&v->lock);
             continue;
         }
@@ -118,6 +142,10 @@ chunk_worker(void *arg)
             if (fstatat(dirfd(d), e->d_name, &sb, 0) < 0)
                 sb.st_size = 0;
             pthread_mutex_lock(&v->lock);
+            if (r < 0 && denied(v)) {
+                pthread_mutex_unlock(&v->lock);
+                continue;
+            }
             /* A plain DELTA's plaintext is in the scratch space. */
             if (r == 0 && h.type == PROTO_CHUNK_DELTA &&
                 h.version == STORE_CHUNK_VERSION &&
@@ -182,6 +210,8 @@ ref_problem(struct vctx *v, uint8_t want, uint32_t wl,
         return buf;
     }
     if (store_chunk_head(v->st, d, false, &h) < 0) {
+        if (denied(v))
+            return NULL;
         *missing = lb_error_errno() == ENOENT;
         snprintf(buf, len, "chunk %s %s", hex,
                  *missing ? "missing" : "damaged");
@@ -244,7 +274,8 @@ meta_problem(struct vctx *v, const struct proto_kv *meta, uint64_t *missing,
     if (!xml || !*xml)
         return NULL;
     /* The words gc uses when it stops on this backup. */
-    if (strlen(xml) != (size_t)2 * PROTO_DIGEST_LEN || proto_digest_parse(xml, &d) < 0)
+    if (strlen(xml) != (size_t)2 * PROTO_DIGEST_LEN ||
+        proto_digest_parse(xml, &d) < 0)
         return "its domain_xml is not a digest";
     why = ref_problem(v, PROTO_CHUNK_BLOB, 0, &d, &miss, sub, sizeof sub);
     if (!why)
@@ -267,6 +298,8 @@ verify_backup(struct vctx *v, const char *id, uint64_t *missing)
     int damaged = 0, got;
 
     fd = store_manifest_open(v->st, id);
+    if (fd < 0 && denied(v))
+        return 0;
     if (fd < 0) {
         report(v, id, "", "", lb_error_msg());
         return 1;
@@ -331,6 +364,21 @@ bad_manifest:
     proto_kv_free(&meta);
     proto_mf_reader_free(r);
     return 1;
+}
+
+/* verify could not read everything: say what and why, not "damaged". */
+static int
+denied_fail(struct store *st, const char *first)
+{
+    lb_fail(EACCES,
+            "verify cannot read all of repository %s as this user (first: "
+            "%s): a permission problem, not damage",
+            store_path(st), first);
+    lb_error_hint("files another user (root) wrote into the repository are "
+                  "private to it: give them back to the repository's owner "
+                  "(chown -R OWNER %s) and verify again",
+                  store_path(st));
+    return -1;
 }
 
 static int
@@ -398,6 +446,8 @@ store_verify(struct store *st, const struct store_verify_cb *cb,
         store_dset_free(&v.bad);
         store_dset_free(&v.short_deltas);
         pthread_mutex_destroy(&v.lock);
+        if (v.denied[0])
+            return denied_fail(st, v.denied);
         return bad ? 1 : 0;
     }
 }

@@ -3,8 +3,8 @@
  * Domain commands: backup, recover, status, untrack.
  */
 #include "agent/cli/cli.h"
+#include "agent/client/event.h"
 #include "agent/live/live.h"
-#include "common/json.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +24,7 @@ struct dom_args {
     char **names;
     size_t nnames;
     char *disks_arg;
+    struct cli_notify notify;
 };
 
 static void
@@ -49,6 +50,10 @@ parse_dom_args(int argc, char **argv, const char *cmd, bool need_repo,
     if (!a->uri || !*a->uri)
         a->uri = "qemu:///system";
     a->o.freeze_timeout = 10;
+    a->notify.on_failure = getenv("LIVEBACKUP_ON_FAILURE");
+    a->notify.metrics_file = getenv("LIVEBACKUP_METRICS_FILE");
+    if (a->notify.metrics_file && !*a->notify.metrics_file)
+        a->notify.metrics_file = NULL;
     cli_getopt(cmd, &g);
     optind = 1;
     while ((c = getopt_long(argc, argv, g.shortopts, g.opts, NULL)) != -1) {
@@ -113,6 +118,12 @@ parse_dom_args(int argc, char **argv, const char *cmd, bool need_repo,
             break;
         case 'B':
             a->o.background_commit = true;
+            break;
+        case 'O':
+            a->notify.on_failure = optarg;
+            break;
+        case 'M':
+            a->notify.metrics_file = optarg;
             break;
         case 'E':
             a->o.full_every = (unsigned)strtoul(optarg, NULL, 10);
@@ -204,204 +215,37 @@ all_domains(struct agent_virt *v, char ***names, size_t *n)
     return 0;
 }
 
-/* ---- several domains at once (-j N) ------------------------------------- */
-
-struct child {
-    const char *name;
-    pid_t pid;
-    int fd;
-    struct lb_buf out;
-    bool ok;
-    char *line; /* the summary or error event */
-};
-
-/* One line per domain as it finishes. */
-static void
-report_child(struct child *c)
-{
-    struct lb_json *j = NULL;
-
-    /* The last summary or error event of its output. */
-    lb_buf_put_u8(&c->out, 0);
-    for (char *line = strtok((char *)c->out.data, "\n"); line;
-         line = strtok(NULL, "\n")) {
-        if (strstr(line, "\"event\":\"summary\"") ||
-            strstr(line, "\"event\":\"error\"")) {
-            free(c->line);
-            c->line = lb_xstrdup(line);
-        }
-    }
-    if (c->line) {
-        char err[64];
-        j = lb_json_parse(c->line, strlen(c->line), err, sizeof err);
-    }
-    if (agent_opts.json) {
-        if (c->line)
-            printf("%s\n", c->line);
-        else
-            printf("{\"event\":\"error\",\"domain\":\"%s\",\"message\":\"no "
-                   "result\"}\n",
-                   c->name);
-    } else if (c->ok && j) {
-        printf("%-20s ok      %s %-11s %s, frozen %s ms, sent %s bytes in %s "
-               "s\n",
-               c->name, lb_json_str(lb_json_get(j, "id")),
-               lb_json_str(lb_json_get(j, "kind")),
-               lb_json_str(lb_json_get(j, "consistency")),
-               lb_json_get(j, "freeze_ms") ? lb_json_get(j, "freeze_ms")->str
-                                           : "0",
-               lb_json_get(j, "bytes_received")
-                   ? lb_json_get(j, "bytes_received")->str
-                   : "?",
-               lb_json_str(lb_json_get(j, "seconds")));
-    } else {
-        printf("%-20s FAILED  %s\n", c->name,
-               j && lb_json_str(lb_json_get(j, "message"))
-                   ? lb_json_str(lb_json_get(j, "message"))
-                   : "(no result: see the messages above)");
-    }
-    fflush(stdout);
-    lb_json_free(j);
-}
-
-/*
- * Back up names[] with up to jobs children at a time, each one
- * `livebackup backup NAME --json OPTIONS`: a crash in one never touches
- * the others. --bwlimit is the host's: each child gets an equal share.
- * Returns the number that failed.
- */
-static size_t
-backup_parallel(const struct dom_args *a, char **names, size_t n)
-{
-    struct child *c = lb_xcalloc(n, sizeof *c);
-    size_t next = 0, running = 0, failed = 0;
-    char exe[4096], rate[24] = "";
-    ssize_t el = readlink("/proc/self/exe", exe, sizeof exe - 1);
-
-    if (el <= 0) {
-        free(c);
-        return n;
-    }
-    exe[el] = '\0';
-    if (agent_opts.bwlimit) {
-        uint64_t share = agent_opts.bwlimit / LB_MIN((uint64_t)a->jobs, n);
-        snprintf(rate, sizeof rate, "%llu",
-                 (unsigned long long)LB_MAX(share, 1));
-    }
-    if (!agent_opts.json)
-        printf("%-20s %-7s %s\n", "DOMAIN", "RESULT", "BACKUP");
-    while (next < n || running) {
-        struct pollfd pfd[64];
-        size_t idx[64], np = 0;
-
-        while (next < n && running < a->jobs) {
-            struct child *k = &c[next];
-            int p[2];
-            char **argv = lb_xcalloc((size_t)a->opt_argc + 8, sizeof *argv);
-            int ac = 0;
-
-            k->name = names[next++];
-            argv[ac++] = exe;
-            argv[ac++] = "backup";
-            argv[ac++] = (char *)k->name;
-            argv[ac++] = "--json";
-            for (int i = 0; i < a->opt_argc; i++) {
-                const char *o = a->opt_argv[i];
-                if (strcmp(o, "--all") == 0 || strcmp(o, "--json") == 0)
-                    continue;
-                if (strcmp(o, "-j") == 0 || strcmp(o, "--jobs") == 0) {
-                    i++;
-                    continue;
-                }
-                if (strncmp(o, "-j", 2) == 0 || strncmp(o, "--jobs=", 7) == 0 ||
-                    strncmp(o, "--bwlimit=", 10) == 0)
-                    continue;
-                if (strcmp(o, "--bwlimit") == 0) {
-                    i++;
-                    continue;
-                }
-                argv[ac++] = (char *)o;
-            }
-            if (rate[0]) {
-                argv[ac++] = "--bwlimit";
-                argv[ac++] = rate;
-            }
-            argv[ac] = NULL;
-            if (pipe2(p, O_CLOEXEC) < 0) {
-                free(argv);
-                k->pid = -1;
-                failed++;
-                report_child(k);
-                continue;
-            }
-            k->pid = fork();
-            if (k->pid == 0) {
-                dup2(p[1], 1);
-                execv(exe, argv);
-                _exit(127);
-            }
-            free(argv);
-            close(p[1]);
-            k->fd = p[0];
-            running++;
-        }
-        for (size_t i = 0; i < n && np < LB_ARRAY_SIZE(pfd); i++)
-            if (c[i].pid > 0 && c[i].fd >= 0) {
-                pfd[np] = (struct pollfd){c[i].fd, POLLIN, 0};
-                idx[np++] = i;
-            }
-        if (np == 0)
-            break;
-        if (poll(pfd, np, -1) < 0 && errno != EINTR)
-            break;
-        for (size_t i = 0; i < np; i++) {
-            struct child *k = &c[idx[i]];
-            char buf[4096];
-            ssize_t r;
-            int status;
-
-            if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
-                continue;
-            r = read(k->fd, buf, sizeof buf);
-            if (r > 0) {
-                lb_buf_append(&k->out, buf, (size_t)r);
-                continue;
-            }
-            close(k->fd);
-            k->fd = -1;
-            waitpid(k->pid, &status, 0);
-            k->ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-            failed += !k->ok;
-            running--;
-            report_child(k);
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        lb_buf_free(&c[i].out);
-        free(c[i].line);
-    }
-    free(c);
-    return failed;
-}
-
-static void
+/* The summary of a backup: printed (an event with --json) and returned
+ * for the run's hook and metrics. */
+static struct json_object *
 print_result(const char *name, const struct livebk_result *res)
 {
     const struct proto_kv *m = &res->bk.meta;
     char rd[16], snt[16];
+    struct proto_kv kv = {0};
+    struct json_object *o;
 
+    proto_kv_set(&kv, "domain", name);
+    proto_kv_set(&kv, "status", res->skipped[0] ? "warning" : "ok");
+    /* Disk names from the domain's XML: made valid, never an abort. */
+    proto_kv_set_lossy(&kv, "skipped", res->skipped);
+    if (res->skipped[0]) {
+        char w[sizeof res->skipped + 16];
+        snprintf(w, sizeof w, "skipped %s", res->skipped);
+        proto_kv_set_lossy(&kv, "warning", w);
+    }
+    proto_kv_set_u64(&kv, "disks_full", res->disks_full);
+    proto_kv_set_u64(&kv, "disks_incremental", res->disks_incremental);
+    proto_kv_set_u64(&kv, "commit_failures", (uint64_t)res->commit_failures);
+    proto_kv_set_u64(&kv, "bytes_read", res->bk.bytes_read);
+    proto_kv_set_u64(&kv, "bytes_sent", res->bk.bytes_sent);
+    proto_kv_setf(&kv, "seconds", "%.3f", res->bk.seconds);
+    agent_phases_kv(&res->ph, &res->bk.ph, &kv);
+    o = agent_event_new("summary", m, &kv, NULL, NULL);
+    proto_kv_free(&kv);
     if (agent_opts.json) {
-        struct proto_kv kv = {0};
-        proto_kv_set(&kv, "domain", name);
-        proto_kv_set_u64(&kv, "disks_full", res->disks_full);
-        proto_kv_set_u64(&kv, "disks_incremental", res->disks_incremental);
-        proto_kv_set_u64(&kv, "commit_failures",
-                         (uint64_t)res->commit_failures);
-        proto_kv_setf(&kv, "seconds", "%.3f", res->bk.seconds);
-        agent_phases_kv(&res->ph, &res->bk.ph, &kv);
-        agent_event_merge("summary", m, &kv, NULL, NULL);
-        proto_kv_free(&kv);
-        return;
+        agent_event_print(o);
+        return o;
     }
     lb_human_size(rd, sizeof rd, res->bk.bytes_read);
     lb_human_size(snt, sizeof snt, res->bk.bytes_sent);
@@ -416,14 +260,35 @@ print_result(const char *name, const struct livebk_result *res)
         printf("%s: warning: %d disk(s) keep a backed-up overlay in their "
                "chain until the next run commits it\n",
                name, res->commit_failures);
+    if (res->skipped[0])
+        printf("%s: warning: not backed up: %s\n", name, res->skipped);
+    return o;
 }
 
 /* The libvirt connection's time, counted in the first domain's phases. */
 static uint64_t connect_ns;
 
-/* One domain, in this process: its summary, or its error. */
+/* The error event of a domain that failed (after agent_fail). */
+static struct json_object *
+error_result(const char *name)
+{
+    struct proto_kv kv = {0};
+    struct json_object *o;
+
+    proto_kv_set_lossy(&kv, "domain", name);
+    proto_kv_set_lossy(&kv, "message", lb_error_msg());
+    if (lb_error_hint_msg()[0])
+        proto_kv_set_lossy(&kv, "hint", lb_error_hint_msg());
+    o = agent_event_new("error", NULL, &kv, NULL, NULL);
+    proto_kv_free(&kv);
+    return o;
+}
+
+/* One domain, in this process: its summary, or its error; the result
+ * goes to run. Returns LB_EXIT_OK, _WARNING or _FAILURE. */
 static int
-backup_one(struct agent_virt *v, const struct dom_args *a, const char *name)
+backup_one(struct agent_virt *v, const struct dom_args *a, const char *name,
+           struct cli_run *run)
 {
     struct livebk b;
     struct livebk_result res;
@@ -456,14 +321,38 @@ backup_one(struct agent_virt *v, const struct dom_args *a, const char *name)
         close_dom(&b);
     }
     if (ok == 0) {
-        print_result(b.dom.name[0] ? b.dom.name : name, &res);
+        ok = res.skipped[0] ? LB_EXIT_WARNING : LB_EXIT_OK;
+        cli_run_add(run, name, ok ? "warning" : "ok", ok,
+                    print_result(b.dom.name[0] ? b.dom.name : name, &res));
     } else {
         lb_error_prefix("%s", name);
         agent_fail();
+        ok = LB_EXIT_FAILURE;
+        cli_run_add(run, name, "failed", ok, error_result(name));
     }
     agent_backup_result_free(&res.bk);
     agent_repo_close(r);
     return ok;
+}
+
+/* The run's metrics need each domain's last committed backup, which a
+ * failed run leaves as it was: from the journal. */
+static void
+last_successes(struct agent_virt *v, char **names, size_t n,
+               struct cli_run *run)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct agent_dom d;
+        struct track_state st;
+
+        if (agent_virt_lookup(v, names[i], &d) < 0)
+            continue;
+        if (track_peek(d.uuid, &st) == 0) {
+            cli_run_last_success(run, names[i], st.last_time);
+            track_free(&st);
+        }
+        agent_dom_free(&d);
+    }
 }
 
 int
@@ -472,49 +361,73 @@ cmd_backup(int argc, char **argv)
     struct dom_args a;
     struct agent_virt *v = NULL;
     char **names = NULL;
-    size_t n, failed = 0;
+    size_t n, failed = 0, warned = 0;
     bool own_names = false;
+    struct cli_run run;
     int rc = parse_dom_args(argc, argv, "backup", true, true, &a);
 
     if (rc)
         return rc;
+    cli_run_init(&run);
     connect_ns = lb_now_ns();
     v = agent_virt_open(a.uri);
     if (!v) {
+        agent_fail();
+        cli_run_add(&run, "", "failed", LB_EXIT_FAILURE, error_result(""));
+        cli_run_finish(&run, &a.notify, LB_EXIT_FAILURE);
         free_args(&a);
-        return agent_fail();
+        return LB_EXIT_FAILURE;
     }
     connect_ns = lb_now_ns() - connect_ns;
     names = a.names;
     n = a.nnames;
     if (a.all) {
         if (all_domains(v, &names, &n) < 0) {
+            agent_fail();
+            cli_run_add(&run, "", "failed", LB_EXIT_FAILURE, error_result(""));
+            cli_run_finish(&run, &a.notify, LB_EXIT_FAILURE);
             agent_virt_close(v);
             free_args(&a);
-            return agent_fail();
+            return LB_EXIT_FAILURE;
         }
         own_names = true;
         if (n == 0)
             printf("no domains with disks on %s\n", a.uri);
     }
     if (a.jobs > 1 && n > 1) {
-        failed = backup_parallel(&a, names, n);
+        failed =
+            cli_backup_jobs(a.opt_argc, a.opt_argv, a.jobs, names, n, &run);
         goto done;
     }
-    for (size_t i = 0; i < n; i++)
-        failed += backup_one(v, &a, names[i]) < 0;
+    for (size_t i = 0; i < n; i++) {
+        int st = backup_one(v, &a, names[i], &run);
+        failed += st == LB_EXIT_FAILURE;
+        warned += st == LB_EXIT_WARNING;
+    }
 done:
+    for (size_t i = 0; i < json_object_array_length(run.domains); i++) {
+        struct json_object *d = json_object_array_get_idx(run.domains, i);
+        const char *st = agent_event_str(d, "status");
+        warned += a.jobs > 1 && n > 1 && st && strcmp(st, "warning") == 0;
+    }
+    last_successes(v, names, n, &run);
     if (a.all || n > 1) {
         if (agent_opts.json) {
             struct proto_kv kv = {0};
             proto_kv_set_u64(&kv, "domains", n);
             proto_kv_set_u64(&kv, "failed", failed);
+            proto_kv_set_u64(&kv, "warned", warned);
             agent_event("done", &kv);
             proto_kv_free(&kv);
+        } else if (warned) {
+            printf("%zu domain(s) backed up (%zu with a warning), %zu failed\n",
+                   n - failed, warned, failed);
         } else {
             printf("%zu domain(s) backed up, %zu failed\n", n - failed, failed);
         }
     }
+    rc = failed ? LB_EXIT_FAILURE : warned ? LB_EXIT_WARNING : LB_EXIT_OK;
+    cli_run_finish(&run, &a.notify, rc);
     if (own_names) {
         for (size_t i = 0; i < n; i++)
             free(names[i]);
@@ -522,7 +435,7 @@ done:
     }
     agent_virt_close(v);
     free_args(&a);
-    return failed ? 1 : 0;
+    return rc;
 }
 
 int
@@ -645,7 +558,9 @@ status_domain(const struct agent_dom *d, struct track_state *st, bool *header)
     if (st->attempt_time) {
         char when[32];
         lb_format_time(when, sizeof when, st->attempt_time);
-        if (st->attempt_ok)
+        if (st->attempt_ok && st->attempt_warning)
+            snprintf(run, sizeof run, "WARN, %s: %s", when, st->attempt_msg);
+        else if (st->attempt_ok)
             snprintf(run, sizeof run, "ok, %s", when);
         else
             snprintf(run, sizeof run, "FAILED, %s: %s", when, st->attempt_msg);
@@ -662,9 +577,10 @@ status_domain(const struct agent_dom *d, struct track_state *st, bool *header)
             proto_kv_set_u64(&kv, "freeze_ms", st->last_freeze_ms);
         }
         proto_kv_set(&kv, "last_run",
-                     !st->attempt_time ? "never"
-                     : st->attempt_ok  ? "ok"
-                                       : "failed");
+                     !st->attempt_time     ? "never"
+                     : !st->attempt_ok     ? "failed"
+                     : st->attempt_warning ? "warning"
+                                           : "ok");
         if (st->attempt_time) {
             proto_kv_set_u64(&kv, "last_run_time", (uint64_t)st->attempt_time);
             proto_kv_set(&kv, "message", st->attempt_msg);

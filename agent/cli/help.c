@@ -110,6 +110,13 @@ static const struct lb_help_opt backup_opts[] = {
     {"overlay-dir", 0, 'o', "DIR",
      "Create the tracking overlays in DIR instead of beside each image."},
     OPT_STATE_DIR('s'),
+    {"on-failure", 0, 'O', "CMD",
+     "Run CMD (through sh) when a domain failed or warned: the run's JSON on "
+     "its stdin, LIVEBACKUP_STATUS and LIVEBACKUP_EXIT_STATUS in its "
+     "environment (or LIVEBACKUP_ON_FAILURE)."},
+    {"metrics-file", 0, 'M', "PATH",
+     "Write a Prometheus textfile of the run per domain to PATH, replaced "
+     "atomically (or LIVEBACKUP_METRICS_FILE)."},
     {0},
 };
 

@@ -100,8 +100,8 @@ uint64_t agent_phase_add(struct agent_phases *p, enum agent_phase ph,
 void agent_phases_kv(const struct agent_phases *p, const struct agent_phases *q,
                      struct proto_kv *kv);
 
-/* --json: one JSON object per line on stdout. kv values that are all
- * digits are emitted as numbers. Thread-safe. */
+/* --json: one JSON object per line on stdout, each field typed by its
+ * name (agent/client/event.h, docs/json.md). Thread-safe. */
 void agent_event(const char *event, const struct proto_kv *kv);
 /* The same for an event made of the repository's metadata (theirs, any
  * number of keys, as a server sent them) with the agent's own keys (ours,

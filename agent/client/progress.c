@@ -6,7 +6,7 @@
  * time went (agent_phases), for --json summaries.
  */
 #include "agent/client/client.h"
-#include "common/json.h"
+#include "agent/client/event.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -14,53 +14,18 @@
 
 static pthread_mutex_t draw_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void
-event_pair(struct lb_buf *b, const char *key, const char *v)
-{
-    bool num = *v && strspn(v, "0123456789") == strlen(v) &&
-               (v[0] != '0' || v[1] == '\0');
-
-    lb_buf_put_u8(b, ',');
-    lb_json_escape(b, key);
-    lb_buf_put_u8(b, ':');
-    if (num)
-        lb_buf_append(b, v, strlen(v));
-    else
-        lb_json_escape(b, v);
-}
-
 void
-agent_event_merge(const char *event, const struct proto_kv *theirs,
-                  const struct proto_kv *ours, const char *text_key,
-                  const char *text)
+agent_event_print(struct json_object *o)
 {
-    struct lb_buf b = {0};
+    size_t len;
+    const char *text = json_object_to_json_string_length(
+        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 
-    lb_buf_append(&b, "{\"event\":", 9);
-    lb_json_escape(&b, event);
-    for (size_t i = 0; theirs && i < theirs->n; i++) {
-        const char *k = theirs->e[i].key;
-        if (strcmp(k, "event") == 0 || (ours && proto_kv_get(ours, k)) ||
-            (text_key && strcmp(k, text_key) == 0))
-            continue;
-        event_pair(&b, k, theirs->e[i].val);
-    }
-    for (size_t i = 0; ours && i < ours->n; i++)
-        event_pair(&b, ours->e[i].key, ours->e[i].val);
-    if (text_key && text)
-        event_pair(&b, text_key, text);
-    lb_buf_append(&b, "}\n", 2);
     pthread_mutex_lock(&draw_lock);
-    fwrite(b.data, 1, b.len, stdout);
+    fwrite(text, 1, len, stdout);
+    fputc('\n', stdout);
     fflush(stdout);
     pthread_mutex_unlock(&draw_lock);
-    lb_buf_free(&b);
-}
-
-void
-agent_event(const char *event, const struct proto_kv *kv)
-{
-    agent_event_merge(event, NULL, kv, NULL, NULL);
 }
 
 static void

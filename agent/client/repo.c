@@ -73,10 +73,42 @@ agent_url_free(struct agent_url *u)
     memset(u, 0, sizeof *u);
 }
 
+/*
+ * u->host is [user@]host[:port]: split the port off, and take the
+ * brackets off an IPv6 address ([user@][ADDR][:port]): ssh wants the
+ * bare address (with -p for the port), as in ssh user@::1.
+ */
+static int
+url_host_split(struct agent_url *u)
+{
+    char *at = strrchr(u->host, '@');
+    char *h = at ? at + 1 : u->host;
+    char *close;
+
+    if (*h != '[') {
+        char *colon = strrchr(h, ':');
+        if (strchr(h, ']'))
+            return -1;
+        if (colon) {
+            u->port = lb_xstrdup(colon + 1);
+            *colon = '\0';
+        }
+        return 0;
+    }
+    close = strchr(h, ']');
+    if (!close || close == h + 1 || (close[1] && close[1] != ':'))
+        return -1;
+    if (close[1] == ':')
+        u->port = lb_xstrdup(close + 2);
+    *close = '\0';
+    memmove(h, h + 1, strlen(h + 1) + 1);
+    return 0;
+}
+
 int
 agent_url_parse(const char *url, struct agent_url *u)
 {
-    const char *p = url + 6, *slash, *colon, *q;
+    const char *p = url + 6, *slash, *q;
 
     memset(u, 0, sizeof *u);
     if (strncmp(url, "ssh://", 6) != 0) {
@@ -99,10 +131,13 @@ agent_url_parse(const char *url, struct agent_url *u)
         return -1;
     }
     u->host = strndup(p, (size_t)(slash - p));
-    colon = strrchr(u->host, ':');
-    if (colon && !strchr(colon, ']')) { /* not inside [v6 address] */
-        u->port = lb_xstrdup(colon + 1);
-        u->host[colon - u->host] = '\0';
+    if (url_host_split(u) < 0) {
+        agent_url_free(u);
+        lb_fail(EINVAL,
+                "bad repository URL '%s': an IPv6 address is written "
+                "[ADDRESS] or [ADDRESS]:PORT",
+                url);
+        return -1;
     }
     u->path = lb_xstrdup(slash);
     q = strchr(slash, '?');

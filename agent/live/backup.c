@@ -134,31 +134,51 @@ parent_in_repo(struct run *k, bool *ok)
     return 0;
 }
 
-/* Is d a disk the backup reads? If not, say why. */
+/* A disk with a medium that the backup leaves out: a warning, and a note
+ * in res->skipped. */
+static void
+skip_disk(struct livebk_result *res, const char *name,
+          const struct agent_vdisk *d, const char *why)
+{
+    size_t len = strlen(res->skipped);
+
+    lb_warn("%s: disk %s is %s: skipped (--disks names the disks to back "
+            "up)",
+            name, d->target, why);
+    snprintf(res->skipped + len, sizeof res->skipped - len, "%s%s: %s",
+             len ? ", " : "", d->target, why);
+}
+
+/* Is d a disk the backup reads? If not, say why: a disk left out by
+ * --disks or an empty drive silently, any other with a warning. */
 static bool
-readable_disk(const struct livebk *b, const struct agent_vdisk *d)
+readable_disk(const struct livebk *b, const struct agent_vdisk *d,
+              struct livebk_result *res)
 {
     const char *name = b->st->name;
 
     if (!wanted(b->o, d->target))
         return false;
+    if (!d->source) {
+        lb_info("%s: disk %s has no medium: skipped", name, d->target);
+        return false;
+    }
     if (strcmp(d->device, "disk") != 0 && strcmp(d->device, "lun") != 0) {
-        lb_info("%s: disk %s is a %s: skipped", name, d->target, d->device);
+        skip_disk(res, name, d,
+                  strcmp(d->device, "cdrom") == 0    ? "a cdrom"
+                  : strcmp(d->device, "floppy") == 0 ? "a floppy"
+                                                     : "not a disk");
         return false;
     }
     if (d->readonly || d->shareable) {
-        lb_info("%s: disk %s is %s: skipped", name, d->target,
-                d->readonly ? "read-only" : "shareable");
+        skip_disk(res, name, d, d->readonly ? "read-only" : "shareable");
         return false;
     }
     if (d->kind == AGENT_DISK_NETWORK || d->kind == AGENT_DISK_OTHER) {
-        lb_warn("%s: disk %s: %s disks are not supported yet: skipped", name,
-                d->target,
-                d->kind == AGENT_DISK_NETWORK ? "network" : "this kind of");
-        return false;
-    }
-    if (!d->source) {
-        lb_info("%s: disk %s has no medium: skipped", name, d->target);
+        skip_disk(res, name, d,
+                  d->kind == AGENT_DISK_NETWORK
+                      ? "a network disk (not supported yet)"
+                      : "of a kind not supported yet");
         return false;
     }
     return true;
@@ -221,7 +241,7 @@ plan_disks(struct run *k)
         return -1;
     k->pl = lb_xcalloc(k->nd ? k->nd : 1, sizeof *k->pl);
     for (size_t i = 0; i < k->nd; i++) {
-        if (!readable_disk(k->b, &k->vd[i]))
+        if (!readable_disk(k->b, &k->vd[i], k->res))
             continue;
         if (plan_disk(k, &k->vd[i], parent_ok, &k->pl[k->np]) < 0)
             return -1;
@@ -571,8 +591,13 @@ livebk_record_attempt(struct livebk *b, bool ok,
     lb_error_save(&e);
     st->attempt_time = lb_wall_time();
     st->attempt_ok = ok;
-    snprintf(st->attempt_msg, sizeof st->attempt_msg, "%s",
-             ok ? "" : lb_error_msg());
+    st->attempt_warning = ok && res->skipped[0];
+    if (st->attempt_warning)
+        snprintf(st->attempt_msg, sizeof st->attempt_msg, "skipped %s",
+                 res->skipped);
+    else
+        snprintf(st->attempt_msg, sizeof st->attempt_msg, "%s",
+                 ok ? "" : lb_error_msg());
     if (ok) {
         st->last_time = st->attempt_time;
         st->last_size = proto_kv_get_u64(&res->bk.meta, "size", 0);

@@ -213,6 +213,44 @@ agent_xml_set_disks(const char *xml, size_t n, char *const *targets,
     return out;
 }
 
+char *
+agent_xml_snapshot(const struct agent_vdisk *disks, size_t nd, size_t n,
+                   char *const *targets, char *const *overlays)
+{
+    xmlDocPtr doc = xmlNewDoc((const xmlChar *)"1.0");
+    xmlNodePtr root = xmlNewNode(NULL, (const xmlChar *)"domainsnapshot");
+    xmlNodePtr list;
+    char *out;
+
+    xmlDocSetRootElement(doc, root);
+    list = xmlNewChild(root, NULL, (const xmlChar *)"disks", NULL);
+    for (size_t i = 0; i < nd; i++) {
+        xmlNodePtr disk =
+            xmlNewChild(list, NULL, (const xmlChar *)"disk", NULL);
+        size_t k;
+
+        for (k = 0; k < n && strcmp(targets[k], disks[i].target) != 0; k++)
+            ;
+        xmlSetProp(disk, (const xmlChar *)"name",
+                   (const xmlChar *)disks[i].target);
+        if (k == n) {
+            xmlSetProp(disk, (const xmlChar *)"snapshot",
+                       (const xmlChar *)"no");
+            continue;
+        }
+        xmlSetProp(disk, (const xmlChar *)"snapshot",
+                   (const xmlChar *)"external");
+        xmlSetProp(disk, (const xmlChar *)"type", (const xmlChar *)"file");
+        xmlSetProp(xmlNewChild(disk, NULL, (const xmlChar *)"driver", NULL),
+                   (const xmlChar *)"type", (const xmlChar *)"qcow2");
+        xmlSetProp(xmlNewChild(disk, NULL, (const xmlChar *)"source", NULL),
+                   (const xmlChar *)"file", (const xmlChar *)overlays[k]);
+    }
+    out = dump_xml(doc);
+    xmlFreeDoc(doc);
+    return out;
+}
+
 static xmlXPathObjectPtr
 xpath(xmlDocPtr doc, const char *expr)
 {

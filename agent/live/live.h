@@ -41,7 +41,10 @@ struct livebk_result {
     uint64_t freeze_ms;
     bool quiesced;
     unsigned disks_full, disks_incremental;
-    int commit_failures;    /* overlays left for the next run to commit */
+    int commit_failures; /* overlays left for the next run to commit */
+    /* Disks with a medium the backup left out, and why ("hdc: a cdrom,
+     * vdb: a network disk"): a warning (exit status 3), not a success. */
+    char skipped[400];
     struct agent_phases ph; /* where the time went, but in bk (its own) */
 };
 

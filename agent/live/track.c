@@ -333,7 +333,8 @@ track_parse(const char *text, size_t len, struct track_state *st)
                 if (sscanf(val, "%lld %7s", &t, res) != 2)
                     goto bad;
                 st->attempt_time = t;
-                st->attempt_ok = strcmp(res, "ok") == 0;
+                st->attempt_warning = strcmp(res, "warning") == 0;
+                st->attempt_ok = strcmp(res, "ok") == 0 || st->attempt_warning;
             } else if (klen == 11 && memcmp(p, "attempt_msg", 11) == 0) {
                 snprintf(st->attempt_msg, sizeof st->attempt_msg, "%s", val);
             } else if (klen == 8 && memcmp(p, "lastinfo", 8) == 0) {
@@ -380,7 +381,9 @@ track_format(const struct track_state *st)
     if (st->attempt_time) {
         char v[64];
         snprintf(v, sizeof v, "%lld %s", (long long)st->attempt_time,
-                 st->attempt_ok ? "ok" : "failed");
+                 !st->attempt_ok       ? "failed"
+                 : st->attempt_warning ? "warning"
+                                       : "ok");
         LINE("attempt", v);
         LINE("attempt_msg", st->attempt_msg);
     }

@@ -55,6 +55,7 @@ struct track_state {
     /* for status: the last attempt, and the last backup that committed */
     int64_t attempt_time;
     bool attempt_ok;
+    bool attempt_warning; /* ok, but disks were skipped (attempt_msg) */
     char attempt_msg[512];
     int64_t last_time;
     uint64_t last_size, last_freeze_ms;

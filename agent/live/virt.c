@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <libvirt/virterror.h>
-#include <libxml/tree.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -521,7 +520,7 @@ agent_virt_snapshot_xml(struct agent_dom *d, size_t n, char *const *targets,
 {
     struct agent_vdisk *disks;
     size_t nd;
-    struct lb_buf x = {0};
+    char *xml;
 
     if (agent_virt_disks(d, false, &disks, &nd) < 0) {
         if (agent_virt_lost(d->v))
@@ -529,30 +528,9 @@ agent_virt_snapshot_xml(struct agent_dom *d, size_t n, char *const *targets,
                                  "overlays");
         return NULL;
     }
-    lb_buf_append(&x, "<domainsnapshot><disks>", 23);
-    for (size_t i = 0; i < nd; i++) {
-        size_t k;
-        char *line;
-        for (k = 0; k < n && strcmp(targets[k], disks[i].target) != 0; k++)
-            ;
-        if (k == n) {
-            line = lb_xasprintf("<disk name='%s' snapshot='no'/>",
-                                disks[i].target);
-        } else {
-            xmlChar *esc =
-                xmlEncodeSpecialChars(NULL, (const xmlChar *)overlays[k]);
-            line = lb_xasprintf("<disk name='%s' snapshot='external' "
-                                "type='file'><driver type='qcow2'/><source "
-                                "file='%s'/></disk>",
-                                disks[i].target, (const char *)esc);
-            xmlFree(esc);
-        }
-        lb_buf_append(&x, line, strlen(line));
-        free(line);
-    }
-    lb_buf_append(&x, "</disks></domainsnapshot>", 26);
+    xml = agent_xml_snapshot(disks, nd, n, targets, overlays);
     agent_vdisks_free(disks, nd);
-    return (char *)x.data;
+    return xml;
 }
 
 int

@@ -97,6 +97,16 @@ char *agent_virt_xml(struct agent_dom *d, unsigned flags);
 char *agent_xml_set_disks(const char *xml, size_t n, char *const *targets,
                           char *const *paths, char *const *formats);
 
+/*
+ * The <domainsnapshot> XML that switches disk targets[i] (of the domain's
+ * disks[0..nd)) onto the qcow2 file overlays[i], and leaves every other
+ * disk out of the snapshot (snapshot='no'). Built with libxml2, so any
+ * character of a path (an apostrophe, '&', '<') reaches libvirt as it is.
+ * Returns the XML (caller frees) or NULL.
+ */
+char *agent_xml_snapshot(const struct agent_vdisk *disks, size_t nd, size_t n,
+                         char *const *targets, char *const *overlays);
+
 /* The XML of a restored domain (agent_xml_restore). */
 struct agent_restore_xml {
     const char *name; /* new name (NULL: keep) */
@@ -112,8 +122,8 @@ struct agent_restore_xml {
      * frees) */
     bool keep_host_access;
     char **host_access;
-    bool stop_on_error;  /* restored disks: the guest pauses on an I/O
-                            error (error_policy, rerror_policy stop) */
+    bool stop_on_error; /* restored disks: the guest pauses on an I/O
+                           error (error_policy, rerror_policy stop) */
 };
 char *agent_xml_restore(const char *xml, const struct agent_restore_xml *o);
 

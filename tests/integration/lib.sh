@@ -470,9 +470,14 @@ _lb_free_port_pick() {
 # SSH_PORT, SSHD_PID and LB_RSH (the --rsh value). Returns once the sshd
 # says it listens. The port is picked at random; another process (a test
 # run in another tree) may hold it: sshd then says so and exits, and
-# another port is picked.
+# another port is picked. Where the machine has an IPv6 loopback (::1 on
+# lo), the sshd listens there too and SSH_V6=1.
 sshd_start() {
     local d=$T/ssh try end
+    SSH_V6=0
+    if ip -6 addr show dev lo 2>/dev/null | grep -q 'inet6 ::1/128'; then
+        SSH_V6=1
+    fi
     mkdir -p "$d" /run/sshd
     chmod 700 "$d"
     ssh-keygen -q -t ed25519 -N '' -f "$d/host_key"
@@ -484,6 +489,7 @@ sshd_start() {
         cat >"$d/sshd_config" <<EOF
 Port $SSH_PORT
 ListenAddress 127.0.0.1
+$( ((SSH_V6)) && echo "ListenAddress [::1]:$SSH_PORT")
 HostKey $d/host_key
 PidFile $d/sshd.pid
 AuthorizedKeysFile $d/authorized_keys
@@ -498,7 +504,8 @@ EOF
         SSHD_PID=$!
         lb_track "$SSHD_PID"
         end=$((SECONDS + 60))
-        while ! grep -q "Server listening on 127.0.0.1 port $SSH_PORT\." "$d/sshd.log"; do
+        while ! grep -q "Server listening on 127.0.0.1 port $SSH_PORT\." "$d/sshd.log" ||
+            { ((SSH_V6)) && ! grep -q "Server listening on ::1 port $SSH_PORT\." "$d/sshd.log"; }; do
             if ! lb_alive "$SSHD_PID"; then
                 wait "$SSHD_PID" 2>/dev/null || true
                 grep -q "Address already in use" "$d/sshd.log" && continue 2
@@ -508,7 +515,7 @@ EOF
             sleep 0.05
         done
         LB_RSH="ssh -i $d/user_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR"
-        export SSH_PORT LB_RSH
+        export SSH_PORT LB_RSH SSH_V6
         return 0
     done
     fail "sshd found no free port in 20 tries: $(cat "$d/sshd.log")"
@@ -530,4 +537,35 @@ closed_port() {
     lb_track $!
     _lb_ready_read 60 "a bound port"
     CLOSED_PORT=$LB_READY_LINE
+}
+
+# json_schema_check FILE: every JSON event in FILE (lines that are not JSON
+# are skipped) has the types docs/json.md gives its fields: the table's
+# rows "| `field` | type |", us_* integers, every other field a string.
+# Fails naming each field that does not.
+json_schema_check() {
+    local doc bad
+    doc=$(dirname "${BASH_SOURCE[0]}")/../../docs/json.md
+    [[ -f $doc ]] || fail "json_schema_check: no $doc"
+    bad=$(sed -n 's/^| `\([a-z_0-9]*\)` | \([a-z]*\) |$/\1 \2/p' "$doc" |
+        jq -R -n -r --slurpfile ev <(jq -R 'fromjson? // empty' "$1" | jq -s .) '
+        ([inputs | split(" ") | {(.[0]): .[1]}] | add) as $t
+        | def ok($ty):
+            if $ty == "string" then type == "string"
+            elif $ty == "integer" then . == null or (type == "number" and . == floor)
+            elif $ty == "number" then . == null or type == "number"
+            elif $ty == "boolean" then . == null or type == "boolean"
+            elif $ty == "strings" then type == "array" and all(.[]; type == "string")
+            elif $ty == "disks" then type == "array" and all(.[]; type == "object"
+                and (.name | type) == "string" and (.size == null or (.size | type) == "number"))
+            else false end;
+          $ev[0][] | select(type == "object") | . as $o | to_entries[]
+          | (if $t[.key] then $t[.key] elif (.key | startswith("us_")) then "integer"
+             else "string" end) as $ty
+          | select(.value | ok($ty) | not)
+          | "\($o.event // "?"): \(.key) is \(.value | tojson), not \($ty)"') ||
+        fail "json_schema_check: jq failed on $1"
+    [[ -z $bad ]] || fail "$1: fields against docs/json.md: $bad"
+    [[ $(jq -R 'fromjson? // empty | select(type == "object") | .event' "$1" | wc -l) -gt 0 ]] ||
+        fail "$1: no JSON event to check"
 }

@@ -25,7 +25,8 @@ strings "$bin/livebackup" >"$T/strings"
 grep -qx "$libdir/livebackup/nbdkit-livebackup-plugin.so" "$T/strings" ||
     fail "the installed livebackup does not look for the plugin in $libdir/livebackup"
 for u in backupd.service livebackup@.service livebackup@.timer \
-    livebackup-all.service livebackup-all.timer; do
+    livebackup-all.service livebackup-all.timer livebackup-failure@.service \
+    livebackup-prune.service livebackup-prune.timer; do
     [[ -f $units/$u ]] || fail "unit not installed: $u"
 done
 for d in README.md PROTOCOL.md FORMAT.md reliability.md examples/livebackup.default \
@@ -42,13 +43,14 @@ for m in man1/livebackup.1 man8/backupd.8; do
 done
 [[ -s $root$prefix/share/bash-completion/completions/livebackup ]] ||
     fail "bash completion not installed in $prefix/share/bash-completion/completions"
-ok "cmake --install: binaries, the nbdkit plugin, 5 units, docs, man pages, completion and the example settings"
+ok "cmake --install: binaries, the nbdkit plugin, 8 units, docs, man pages, completion and the example settings"
 
 # verify resolves dependencies like sysinit.target inside --root: give it
 # the system's own units there. It runs man for the units' man:
 # Documentation, which must find the installed pages.
-mkdir -p "$root/lib/systemd"
+mkdir -p "$root/lib/systemd" "$root/bin"
 cp -a /lib/systemd/system "$root/lib/systemd/"
+cp -L /bin/sh "$root/bin/sh" # the failure unit's ExecStart
 MANPATH=$root$mandir systemd-analyze verify --root="$root" "$units"/*.service "$units"/*.timer >"$T/out" 2>&1 ||
     fail "systemd-analyze verify: $(cat "$T/out")"
 grep -q "ExecStart=$prefix/bin/livebackup backup --all" "$units/livebackup-all.service" ||
@@ -66,6 +68,23 @@ for t in "$units"/*.timer; do
     systemd-analyze calendar "$cal" >/dev/null || fail "$t: OnCalendar=$cal does not parse"
 done
 ok "units verify against the installed binaries; timers' schedules parse"
+
+# Failures report: every backup unit and the prune unit name the failure
+# unit; its command (the unit's ExecStart, $$ unescaped, run by sh as
+# systemd would) hands the failed unit's log to LIVEBACKUP_NOTIFY.
+for u in livebackup@.service livebackup-all.service livebackup-prune.service; do
+    grep -qx 'OnFailure=livebackup-failure@%n.service' "$units/$u" || fail "$u: no OnFailure="
+done
+grep -q "ExecStart=$prefix/bin/livebackup prune --repo \${BACKUPD_REPO} \$LIVEBACKUP_KEEP" \
+    "$units/livebackup-prune.service" &&
+    grep -q "ExecStart=$prefix/bin/livebackup gc --repo \${BACKUPD_REPO}" "$units/livebackup-prune.service" ||
+    fail "livebackup-prune.service: $(grep ExecStart "$units/livebackup-prune.service")"
+cmd=$(sed -n "s/^ExecStart=\/bin\/sh -c '\(.*\)'$/\1/p" "$units/livebackup-failure@.service" | sed 's/\$\$/$/g')
+[[ -n $cmd ]] || fail "livebackup-failure@.service: $(grep ExecStart "$units/livebackup-failure@.service")"
+LIVEBACKUP_FAILED_UNIT=livebackup@web1.service LIVEBACKUP_NOTIFY="cat >$T/notified; echo done >$T/notify.ran" \
+    sh -c "$cmd" >"$T/out" 2>&1 || fail "the failure unit's command: $(cat "$T/out")"
+[[ $(cat "$T/notify.ran") == done ]] || fail "LIVEBACKUP_NOTIFY did not run: $(cat "$T/out")"
+ok "OnFailure= on the backup and prune units; the failure unit runs LIVEBACKUP_NOTIFY; prune + gc unit"
 
 # The installed programs alone (PATH without the build tree).
 qemu-img create -q -f qcow2 "$T/d.qcow2" 16M

@@ -41,6 +41,18 @@ grep -q "$id0" "$T/out" && grep -q "$id1" "$T/out" || fail "list: $(cat "$T/out"
 run_ok ssh_lb verify --repo "$URL"
 ok "list and verify over ssh"
 
+# An IPv6 address in brackets: ssh gets the bare address (it does not
+# resolve "[::1]") and the port apart.
+if ((SSH_V6)); then
+    run_ok ssh_lb list --repo "ssh://root@[::1]:$SSH_PORT$T/remote-repo" --name host1
+    grep -q "$id1" "$T/out" || fail "list over [::1]: $(cat "$T/out")"
+    grep -q "Accepted publickey for root from ::1" "$T/ssh/sshd.log" ||
+        fail "the session did not come over ::1: $(cat "$T/ssh/sshd.log")"
+    ok "ssh://root@[::1]:PORT/... reaches the sshd on ::1"
+else
+    echo "# no IPv6 loopback on this machine: ssh://[::1] not tried"
+fi
+
 for i in 0 1; do
     id=id$i
     run_ok ssh_lb restore-image --repo "$URL" --name host1 --backup "${!id}" \

@@ -13,7 +13,9 @@
 . "$(dirname "$0")/vmlib.sh"
 
 R=$T/repo
-OV=$VMDIR/ov
+# An apostrophe in the overlays' directory: the snapshot's XML must carry
+# it (it was printed into a '...' attribute and broke).
+OV="$VMDIR/o'brien"
 mkdir -p "$OV"
 run_ok livebackup init --repo "$R"
 
@@ -35,9 +37,23 @@ vm_wait_workload "$vm" 3 >/dev/null
 ok "guest $vm runs on a qcow2 file (vda) and the block device $blk (vdb), with a cdrom, a read-only and a shareable disk"
 
 # backup [OPTIONS]: sets id; the overlays go to $OV (not next to /dev/loopN).
+# The cdrom, read-only and shareable disks are left out: a warning (exit
+# status 3, status "warning", the skipped disks listed), unless WANT_RC=0.
+# Every run writes the metrics file; the hook records what it got.
+HOOK="cat >$T/hook.json; echo \$LIVEBACKUP_STATUS \$LIVEBACKUP_EXIT_STATUS >$T/hook.env"
 backup() {
-    run_ok livebackup backup --json "$vm" --repo "$R" --overlay-dir "$OV" "$@"
+    local rc=0 want=${WANT_RC:-3}
+    livebackup backup --json "$vm" --repo "$R" --overlay-dir "$OV" \
+        --on-failure "$HOOK" --metrics-file "$T/metrics.prom" "$@" >"$T/out" 2>"$T/err" || rc=$?
+    no_sanitizer_report "$T/err"
+    [[ $rc -eq $want ]] || { cat "$T/out" "$T/err" >&2; fail "backup $*: exit $rc, not $want"; }
     id=$(json_field "$T/out" summary id)
+    json_schema_check "$T/out"
+    if ((want == 3)); then
+        jq -s -e 'map(select(.event == "summary"))[-1] | .status == "warning" and
+            (.skipped | sort) == ["hdc: a cdrom", "vdc: read-only", "vdd: shareable"]' "$T/out" >/dev/null ||
+            fail "summary of a backup that skipped disks: $(grep summary "$T/out")"
+    fi
 }
 # disk_mode ID DISK: "full: REASON" or "incremental", from show --json.
 disk_mode() {
@@ -140,6 +156,74 @@ grep -q "disk vde is new since the last backup: full backup of this disk" "$T/er
 run_ok livebackup restore-image --repo "$R" --name "$vm" --backup "$id" --disk vde --to "$T/vde.raw"
 same_image "$T/vde.raw" raw "$VMDIR/vde.raw" raw
 ok "a disk added: read whole with the reason, the others incremental"
+
+# ---- the warning: status, the hook, the metrics; -j; --disks; a failure ----
+run_ok livebackup status --json "$vm"
+json_schema_check "$T/out"
+jq -s -e 'map(select(.event == "status"))[0] | .last_run == "warning" and (.message | contains("hdc: a cdrom"))' \
+    "$T/out" >/dev/null || fail "status --json after a warning: $(cat "$T/out")"
+run_ok livebackup status "$vm"
+grep "WARN, .*: skipped " "$T/out" | grep "hdc: a cdrom" | grep "vdc: read-only" |
+    grep -q "vdd: shareable" ||
+    fail "status after a warning: $(cat "$T/out")"
+[[ $(cat "$T/hook.env") == "warning 3" ]] || fail "hook env: $(cat "$T/hook.env")"
+jq -e --arg vm "$vm" --arg id "$id" '.event == "run" and .status == "warning" and .exit_status == 3
+    and (.results | length) == 1 and .results[0].domain == $vm and .results[0].status == "warning"
+    and .results[0].result.id == $id and (.results[0].last_success_time | type) == "number"' \
+    "$T/hook.json" >/dev/null || fail "hook stdin: $(cat "$T/hook.json")"
+# The textfile: HELP/TYPE comments and "name{domain=...} number" rows only.
+grep -Ev '^# (HELP|TYPE) livebackup_[a-z_]+ ' "$T/metrics.prom" |
+    grep -Ev '^livebackup_[a-z_]+\{domain="[^"]+"\} [0-9.e+]+$' &&
+    fail "metrics file lines: $(cat "$T/metrics.prom")"
+grep -q "^livebackup_last_run_exit_status{domain=\"$vm\"} 3$" "$T/metrics.prom" ||
+    fail "metrics: exit status of $vm: $(cat "$T/metrics.prom")"
+for m in last_success_timestamp_seconds last_run_timestamp_seconds last_run_duration_seconds \
+    last_run_read_bytes last_run_sent_bytes last_run_frozen_milliseconds; do
+    grep -Eq "^livebackup_$m\{domain=\"$vm\"\} [0-9.e+]+$" "$T/metrics.prom" ||
+        fail "metrics: no $m for $vm: $(cat "$T/metrics.prom")"
+done
+ls "$T"/metrics.prom.*.tmp 2>/dev/null && fail "a temporary metrics file is left"
+ok "a backup that skipped disks: exit 3, status WARN, the hook got the run (warning), metrics written"
+
+# -j: a WARN row for the domain, a FAILED row for a domain that is not.
+rc=0
+livebackup backup -j 2 "$vm" "${VM_PREFIX}nosuch" --repo "$R" --overlay-dir "$OV" \
+    --on-failure "$HOOK" --metrics-file "$T/metrics.prom" >"$T/out" 2>"$T/err" || rc=$?
+[[ $rc -eq 1 ]] || fail "-j with a missing domain: exit $rc: $(cat "$T/out" "$T/err")"
+grep -Eq "^$vm +WARN +[0-9]{8}-[0-9]{6}-[0-9a-f]{4} incremental" "$T/out" &&
+    grep -Eq "^ +skipped .*hdc: a cdrom" "$T/out" &&
+    grep -Eq "^${VM_PREFIX}nosuch +FAILED +.*${VM_PREFIX}nosuch" "$T/out" &&
+    grep -q "1 domain(s) backed up (1 with a warning), 1 failed" "$T/out" ||
+    fail "-j table: $(cat "$T/out")"
+[[ $(cat "$T/hook.env") == "failed 1" ]] || fail "hook env after -j: $(cat "$T/hook.env")"
+jq -e --arg vm "$vm" '[.results[] | {(.domain): .status}] | add
+    | .[$vm] == "warning" and .["'"${VM_PREFIX}nosuch"'"] == "failed"' "$T/hook.json" >/dev/null ||
+    fail "hook stdin after -j: $(cat "$T/hook.json")"
+grep -q "^livebackup_last_run_exit_status{domain=\"${VM_PREFIX}nosuch\"} 1$" "$T/metrics.prom" &&
+    grep -q "^livebackup_last_run_exit_status{domain=\"$vm\"} 3$" "$T/metrics.prom" ||
+    fail "metrics after -j: $(cat "$T/metrics.prom")"
+grep -q "last_success_timestamp_seconds{domain=\"${VM_PREFIX}nosuch\"}" "$T/metrics.prom" &&
+    fail "a last success for a domain that never had one: $(cat "$T/metrics.prom")"
+rc=0
+livebackup backup --json -j 2 "$vm" "${VM_PREFIX}nosuch" --repo "$R" --overlay-dir "$OV" \
+    >"$T/out" 2>"$T/err" || rc=$?
+[[ $rc -eq 1 ]] || fail "-j --json: exit $rc"
+json_schema_check "$T/out"
+jq -s -e --arg vm "$vm" '(map(select(.event == "summary" and .domain == $vm and .status == "warning")) | length) == 1
+    and (map(select(.event == "error")) | length) == 1
+    and (map(select(.event == "done"))[0] | .failed == 1 and .warned == 1)' "$T/out" >/dev/null ||
+    fail "-j --json: $(cat "$T/out")"
+ok "-j: a WARN row and a FAILED row, exit 1, the hook and the metrics for both; --json typed"
+
+# Only the disks it can back up: no warning, no hook.
+rm -f "$T/hook.json" "$T/hook.env"
+WANT_RC=0 backup --disks vda,vdb,vde
+jq -s -e 'map(select(.event == "summary"))[-1] | .status == "ok" and .skipped == []' "$T/out" >/dev/null ||
+    fail "summary with --disks: $(grep summary "$T/out")"
+[[ ! -e $T/hook.json ]] || fail "the hook ran after a clean backup"
+grep -q "^livebackup_last_run_exit_status{domain=\"$vm\"} 0$" "$T/metrics.prom" ||
+    fail "metrics after a clean backup: $(cat "$T/metrics.prom")"
+ok "--disks naming the disks it can back up: exit 0, status ok, no hook"
 
 [[ $(skipped_sums) == "$sums" ]] || fail "a skipped disk was written to"
 ok "the cdrom, read-only and shareable disks are untouched"

@@ -81,7 +81,7 @@ virsh -q -c qemu:///system dumpxml "$new" | grep -q "protocol='nbd'" ||
 run_ok livebackup status --json "$new"
 st=$(jq -r 'select(.event == "instant" and .disk == "vda") | .state' "$T/out")
 fin=$(jq -r 'select(.event == "instant" and .disk == "vda") | .finishing' "$T/out")
-[[ $st == pulling && $fin == yes ]] || fail "status while pulling: $(cat "$T/out")"
+[[ $st == pulling && $fin == true ]] || fail "status while pulling: $(cat "$T/out")"
 in_guest_check "$new" "$min"
 ok "while the pull runs: status says pulling, files 1..$min intact inside the guest"
 

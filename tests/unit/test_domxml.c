@@ -10,6 +10,7 @@
 #include "tests/unit/testutil.h"
 
 #include <criterion/criterion.h>
+#include <libxml/parser.h>
 #include <string.h>
 
 static const char hostile[] =
@@ -174,4 +175,57 @@ Test(domxml, a_plain_domain_has_no_host_access)
 
     cr_assert_not_null(x);
     cr_assert_str_eq(access, "");
+}
+
+/* ---- agent_xml_snapshot ------------------------------------------------- */
+
+/* The snapshot's XML, read back with libxml2: every character of an
+ * overlay's path (an apostrophe broke the printf-built XML) survives. */
+Test(domxml, snapshot_paths_survive_any_character)
+{
+    static const char dom[] =
+        "<domain type='qemu'><name>x</name><devices>"
+        "<disk type='file' device='disk'><source file='/a.qcow2'/>"
+        "<target dev='vda'/></disk>"
+        "<disk type='file' device='disk'><source file='/b.qcow2'/>"
+        "<target dev='vdb'/></disk>"
+        "<disk type='file' device='cdrom'><target dev='hdc'/></disk>"
+        "</devices></domain>";
+    char *targets[] = {"vda"};
+    char *overlays[] = {"/var/lib/o'brien's \"vms\" & <co>/vda.qcow2"};
+    struct agent_vdisk *d = NULL;
+    size_t nd = 0;
+    char *xml;
+    xmlDocPtr doc;
+    xmlNodePtr disk;
+    int seen = 0;
+
+    cr_assert_eq(agent_xml_disks(dom, &d, &nd), 0);
+    cr_assert_eq(nd, 3);
+    xml = agent_xml_snapshot(d, nd, 1, targets, overlays);
+    cr_assert_not_null(xml);
+    doc = xmlReadMemory(xml, (int)strlen(xml), NULL, NULL, XML_PARSE_NONET);
+    cr_assert_not_null(doc, "the snapshot XML does not parse: %s", xml);
+    disk = xmlDocGetRootElement(doc)->children->children;
+    for (; disk; disk = disk->next) {
+        xmlChar *name = xmlGetProp(disk, (const xmlChar *)"name");
+        xmlChar *snap = xmlGetProp(disk, (const xmlChar *)"snapshot");
+        if (strcmp((char *)name, "vda") == 0) {
+            xmlNodePtr src = disk->children->next;
+            xmlChar *file = xmlGetProp(src, (const xmlChar *)"file");
+            cr_expect_str_eq((char *)snap, "external");
+            cr_expect_str_eq((char *)src->name, "source");
+            cr_expect_str_eq((char *)file, overlays[0], "%s", xml);
+            xmlFree(file);
+        } else {
+            cr_expect_str_eq((char *)snap, "no", "%s", (char *)name);
+        }
+        seen++;
+        xmlFree(name);
+        xmlFree(snap);
+    }
+    cr_expect_eq(seen, 3, "%s", xml);
+    xmlFreeDoc(doc);
+    free(xml);
+    agent_vdisks_free(d, nd);
 }

@@ -32,8 +32,10 @@ Test(url, parses)
         {"ssh://backup.example/srv/b", "backup.example", NULL, "/srv/b", NULL},
         {"ssh://backup@server:2222/srv/b", "backup@server", "2222", "/srv/b",
          NULL},
-        {"ssh://[::1]/srv/b", "[::1]", NULL, "/srv/b", NULL},
-        {"ssh://u@[fe80::1]:22/r", "u@[fe80::1]", "22", "/r", NULL},
+        /* ssh takes an IPv6 address bare, the port apart */
+        {"ssh://[::1]/srv/b", "::1", NULL, "/srv/b", NULL},
+        {"ssh://u@[fe80::1]:22/r", "u@fe80::1", "22", "/r", NULL},
+        {"ssh://user@[::1]:2222/srv/b", "user@::1", "2222", "/srv/b", NULL},
         {"ssh://h/srv/b?socket=/run/backupd/backupd.sock", "h", NULL, "/srv/b",
          "/run/backupd/backupd.sock"},
         {"ssh://h:7/a b/c?socket=s", "h", "7", "/a b/c", "s"},
@@ -59,6 +61,8 @@ Test(url, refuses)
     static const char *const bad[] = {
         "ssh://", "ssh:///srv/b", "ssh://host", "ssh://host/",
         "ssh://host/p?other=1", "ssh://host/p?socket=", "ssh://host/p?sock=x",
+        /* brackets: only around a whole address, then only :PORT */
+        "ssh://[::1/p", "ssh://u@[]/p", "ssh://[::1]x/p", "ssh://h]/p",
         /* an ssh option, not a host */
         "ssh://-oProxyCommand=touch%20x/p"};
 
