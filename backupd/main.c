@@ -2,7 +2,8 @@
 /*
  * backupd: owns a livebackup repository and speaks the protocol.
  *
- *   backupd serve --repo PATH [--append-only] [--restrict-to-repo PATH]
+ *   backupd serve --repo PATH [--append-only | --read-only]
+ *                 [--restrict-to-repo PATH]
  *       one session on stdin/stdout: what `ssh host backupd serve` runs,
  *       and what the agent starts as a child for a local repository. If a
  *       `backupd listen` daemon serves the repository (or --socket names
@@ -37,6 +38,9 @@ usage(FILE *f)
           "PATH\n"
           "                           (for ssh authorized_keys command=)\n"
           "  --append-only            refuse delete, prune and gc\n"
+          "  --read-only              list and read only: refuse backups,\n"
+          "                           copies into the repository, delete,\n"
+          "                           prune, gc and init (a pull's key)\n"
           "  --restrict-names GLOB    only the sets whose names match GLOB\n"
           "                           (repeatable) can be created, read and\n"
           "                           listed through this connection\n"
@@ -228,8 +232,8 @@ serve(struct backupd_opts *o, const char *repo, const char *restrict_to,
     daemon = sock ? lb_xstrdup(sock) : backupd_find_daemon(path);
     if (daemon) {
         lb_debug("bridging to backupd at %s", daemon);
-        if (backupd_bridge(in, out, daemon, o->append_only, o->trusted,
-                           o->names, o->nnames) < 0)
+        if (backupd_bridge(in, out, daemon, o->append_only, o->read_only,
+                           o->trusted, o->names, o->nnames) < 0)
             return refuse_client(out, PROTO_ERR_BUSY,
                                  lb_error_hint_msg()[0]
                                      ? lb_error_hint_msg()
@@ -306,6 +310,9 @@ one_opt(int c, struct cmdline *cl)
         return 0;
     case 'a':
         cl->o.append_only = true;
+        return 0;
+    case 'O':
+        cl->o.read_only = true;
         return 0;
     case 'N':
     case 'm':
@@ -388,6 +395,7 @@ main(int argc, char **argv)
         {"repo", required_argument, NULL, 'r'},
         {"restrict-to-repo", required_argument, NULL, 'R'},
         {"append-only", no_argument, NULL, 'a'},
+        {"read-only", no_argument, NULL, 'O'},
         {"restrict-names", required_argument, NULL, 'N'},
         {"trusted-client", no_argument, NULL, 'T'},
         {"lock-wait", required_argument, NULL, 'l'},

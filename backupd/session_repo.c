@@ -131,6 +131,63 @@ backupd_req_get_chunks(struct session *s, const uint8_t *p, uint32_t len)
     return 0;
 }
 
+/*
+ * GET_STORED (PROTOCOL.md, "Copy"): chunks as GET_CHUNKS sends them, each
+ * checked first as verify checks it without a key (a plain chunk
+ * re-hashed, a sealed one's bytes against their CRC-32C): a chunk that is
+ * missing or damaged is answered CHUNK_BAD, and the session goes on, so
+ * that a copy fails only the backups that use it.
+ */
+int
+backupd_req_get_stored(struct session *s, const uint8_t *p, uint32_t len)
+{
+    const uint8_t *dg;
+    uint32_t n;
+    int st;
+
+    if (!(s->features & PROTO_FEATURE_COPY)) {
+        lb_error(0, "GET_STORED without the copy feature");
+        return backupd_session_fail(s, PROTO_ERR_PROTOCOL);
+    }
+    st = proto_dec_query(p, len, &dg, &n);
+    if (st != PROTO_OK)
+        return backupd_session_proto_fail(s, "GET_STORED", st);
+    if (n > PROTO_MAX_GET_CHUNKS)
+        return backupd_session_proto_fail(s, "GET_STORED", PROTO_E_RANGE);
+    if (backupd_session_need_store(s, PROTO_OPEN_READ, "GET_STORED") < 0)
+        return -1;
+    if (!s->scratch) {
+        if (!backupd_session_reserve(s, SESSION_VERIFY_THREAD_BYTES,
+                                     "reading chunks for a copy"))
+            return backupd_session_fail(s, PROTO_ERR_BUSY);
+        s->scratch = store_scratch_new();
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        struct proto_digest d;
+        struct proto_chunk c;
+        memcpy(d.b, dg + (size_t)i * PROTO_DIGEST_LEN, PROTO_DIGEST_LEN);
+        if (store_chunk_read_checked(s->st, s->scratch, &d, &c) < 0) {
+            int e = lb_error_errno();
+            if (e != ENOENT && e != EPROTO)
+                return backupd_session_fail(s, 0);
+            lb_warn("copy: %s", lb_error_msg());
+            proto_enc_chunk_bad(&s->out, &d,
+                                e == ENOENT ? PROTO_CHUNK_MISSING
+                                            : PROTO_CHUNK_DAMAGED,
+                                lb_error_msg());
+            lb_error_clear();
+            if (backupd_session_send(s) < 0)
+                return -1;
+            continue;
+        }
+        proto_enc_chunk_head(&s->out, PROTO_T_CHUNK_DATA, &c);
+        if (backupd_session_send(s) < 0 ||
+            proto_conn_send(s->conn, c.data, c.data_len) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* KEY_GET and KEY_SET exist with the ENCRYPTION feature only, on an
  * encrypted repository. */
 static int

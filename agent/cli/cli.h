@@ -31,6 +31,7 @@ int cmd_show(int argc, char **argv);
 int cmd_prune(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_key(int argc, char **argv);
+int cmd_copy(int argc, char **argv);
 
 /* ---- options every command takes (opts.c) ------------------------------ */
 

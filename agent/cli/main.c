@@ -37,6 +37,8 @@ static const struct {
     {"prune", cmd_prune,
      "remove backups by keep rules (last, hourly, daily, ...)"},
     {"gc", cmd_gc, "reclaim the space of chunks no backup uses"},
+    {"copy", cmd_copy,
+     "copy backups to another repository (off-site, or pulled)"},
 };
 
 static void

@@ -342,6 +342,55 @@ int agent_put_blob(struct agent_repo *r, const void *data, size_t len,
 int agent_get_blob(struct agent_repo *r, const struct proto_digest *d,
                    char **data, size_t *len);
 
+/* ---- copy (copy.c) -------------------------------------------------------- */
+
+/* agent_repo_connect for a repository that receives data from another
+ * (a copy's destination): never as a trusted client, so backupd checks
+ * every chunk it receives as it checks any upload. */
+struct agent_repo *agent_repo_connect_checked(const char *url);
+
+/* Which backups of the source a copy takes: those of the sets matching
+ * one of names (fnmatch(3); every set if none), with one of ids (any if
+ * none), started at or after since, and of each set the last `last`
+ * of those (every one if 0). */
+struct agent_copy_req {
+    char *const *names;
+    size_t nnames;
+    char *const *ids;
+    size_t nids;
+    unsigned last;
+    int64_t since; /* INT64_MIN: any */
+    bool dry_run;
+};
+
+struct agent_copy_stats {
+    uint64_t selected, copied, present, skipped, failed;
+    uint64_t chunks_sent, chunks_reused, bytes_sent;
+    double seconds;
+};
+
+/*
+ * Whether backups can be copied from src to dst (both OPENed): both
+ * servers know copies, one window size, both unencrypted or both
+ * encrypted with one key (its id compared, no key loaded). 0 or -1.
+ */
+int agent_copy_check(struct agent_repo *src, struct agent_repo *dst);
+
+/*
+ * Copy the selected backups of src (OPENed for reading) that dst (OPENed
+ * for writing) lacks, oldest first (PROTOCOL.md, "Copy"). fn gets one
+ * entry per selected backup: id, name, time, action (copied, present,
+ * skipped: older than dst's latest of its set, failed: the source lacks
+ * or holds damaged a chunk it needs, would-copy: --dry-run) and reason,
+ * and for copied and failed ones chunks_sent, chunks_reused, bytes_sent.
+ * Returns 0 when every backup was gone through (st->failed may be
+ * non-zero), -1 when the copy stopped (error slot set; what was
+ * committed stays).
+ */
+int agent_copy(struct agent_repo *src, struct agent_repo *dst,
+               const struct agent_copy_req *q, agent_entry_fn fn, void *opaque,
+               struct agent_copy_stats *st);
+
 /* ---- image sources (qemu-nbd + libnbd) --------------------------------- */
 
 struct agent_extent {
