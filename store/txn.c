@@ -158,10 +158,10 @@ import_append_only(struct store *st, const char *name, int64_t time)
     for (size_t i = 0; i < l.n; i++)
         newest = LB_MAX(newest, l.b[i].time);
     store_list_free(&l);
-    if (time <= newest)
+    if (time < newest)
         return lb_fail(EPERM,
                        "this connection is append-only: it can import only "
-                       "backups newer than the latest of their set (%s)",
+                       "backups not older than the latest of their set (%s)",
                        name);
     return 0;
 }

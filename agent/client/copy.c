@@ -503,6 +503,22 @@ listed(const struct agent_list *l, const char *id)
     return false;
 }
 
+/* Whether backup i of src comes before the destination's latest of its
+ * set: a later backup of the set (in src's commit order) is in dst, or
+ * dst's latest of the set started after it. */
+static bool
+behind(const struct agent_list *src, size_t i, const struct agent_list *dst)
+{
+    const char *name = proto_kv_get(&src->b[i], "name");
+
+    for (size_t k = i + 1; k < src->n; k++)
+        if (strcmp(proto_kv_get(&src->b[k], "name"), name) == 0 &&
+            listed(dst, proto_kv_get(&src->b[k], "id")))
+            return true;
+    return (int64_t)proto_kv_get_u64(&src->b[i], "time", 0) <
+           newest_of(dst, name);
+}
+
 /* --last K: only the K latest selected backups of each set. */
 static bool
 within_last(const struct agent_copy_req *q, const struct agent_list *l,
@@ -594,7 +610,6 @@ agent_copy(struct agent_repo *src, struct agent_repo *dst,
     for (size_t i = 0; i < ls.n; i++) {
         const struct proto_kv *b = &ls.b[i];
         const char *name = proto_kv_get(b, "name");
-        int64_t newest;
         int rc;
         if (!sel[i])
             continue;
@@ -607,8 +622,7 @@ agent_copy(struct agent_repo *src, struct agent_repo *dst,
         }
         /* A set's backups stay in commit order: a backup older than the
          * destination's latest of its set is not put behind it. */
-        newest = newest_of(&ld, name);
-        if ((int64_t)proto_kv_get_u64(b, "time", 0) <= newest) {
+        if (behind(&ls, i, &ld)) {
             st->skipped++;
             if (report(fn, opaque, b, "skipped",
                        "older than the destination's latest backup of its "
