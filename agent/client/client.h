@@ -280,6 +280,15 @@ int agent_repo_unlock(struct agent_repo *r);
 int agent_repo_init_keyed(struct agent_repo *r, uint32_t window_size,
                           uint8_t encryption, char **key_path);
 
+/* INIT an encrypted repository with the key of the key file at from (a
+ * `key export` of another repository, or a keyfile repository's key
+ * file): a repository of the same key, which backups copy into as they
+ * are stored (PROTOCOL.md, "Copy"). KEYFILE: *key_path as for
+ * agent_repo_init_keyed (written there when it is not yet). */
+int agent_repo_init_from_key(struct agent_repo *r, uint32_t window_size,
+                             uint8_t encryption, const char *from,
+                             char **key_path);
+
 /* `livebackup key export`: the repository's key file (its wrapped master
  * key, useless without the passphrase) to path (which must not exist). */
 int agent_key_export(struct agent_repo *r, const char *path);
