@@ -22,6 +22,8 @@ pkgs=(
     clang-tidy cppcheck
     # tests: systemd-analyze checks the installed units (not run as init)
     systemd
+    # bench/copy.sh compares livebackup copy with rsync
+    rsync
 )
 # the test VM (libvirt without systemd, see tests/vm/README.md)
 mapfile -t vm < <(grep -v '^#' "$here/tests/vm/packages.txt")

@@ -18,13 +18,14 @@ for f in "$bin/livebackup" "$bin/backupd"; do
     [[ -x $f ]] || fail "not installed: $f"
 done
 for u in backupd.service livebackup@.service livebackup@.timer \
-    livebackup-all.service livebackup-all.timer; do
+    livebackup-all.service livebackup-all.timer livebackup-pull.service \
+    livebackup-pull.timer; do
     [[ -f $units/$u ]] || fail "unit not installed: $u"
 done
 for d in README.md PROTOCOL.md FORMAT.md reliability.md examples/livebackup.default; do
     [[ -f $root$prefix/share/doc/livebackup/$d ]] || fail "doc not installed: $d"
 done
-ok "cmake --install: binaries, 5 units, docs and the example settings"
+ok "cmake --install: binaries, 7 units, docs and the example settings"
 
 # verify resolves dependencies like sysinit.target inside --root: give it
 # the system's own units there.
@@ -36,6 +37,8 @@ grep -q "ExecStart=$prefix/bin/livebackup backup --all" "$units/livebackup-all.s
     fail "livebackup-all.service: $(grep ExecStart "$units/livebackup-all.service")"
 grep -q "ExecStart=$prefix/bin/backupd listen" "$units/backupd.service" ||
     fail "backupd.service: $(grep ExecStart "$units/backupd.service")"
+grep -q "ExecStart=$prefix/bin/livebackup copy --from" "$units/livebackup-pull.service" ||
+    fail "livebackup-pull.service: $(grep ExecStart "$units/livebackup-pull.service")"
 for t in "$units"/*.timer; do
     cal=$(sed -n 's/^OnCalendar=//p' "$t")
     systemd-analyze calendar "$cal" >/dev/null || fail "$t: OnCalendar=$cal does not parse"
