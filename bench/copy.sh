@@ -127,7 +127,6 @@ log "source repository: $(calc "$FULL / 1e6" 0) MB in $FILES files"
 
 declare -A W
 for i in $(seq 1 "$REPEAT"); do
-    rm -rf "$T"/copy-* "$T"/rsync-*
     "$LB" init --repo "$T/copy-$i" >/dev/null
     cat "$T"/src/chunks/*/* >/dev/null
     order="copy rsync rsync-sync"

@@ -194,12 +194,16 @@ cmd_copy(int argc, char **argv)
 
     if (rc)
         return rc;
-    /* The source is only read (a --read-only key will do); the
-     * destination checks every chunk it receives. */
+    /* The source is only read (a --read-only key will do), and checks
+     * every chunk it sends (GET_STORED). A source on this host is as
+     * much ours as a disk we back up: the destination then takes the
+     * chunks as a local backup's, checking their form; one elsewhere may
+     * lie, and the destination checks every chunk's content again. */
     src = agent_repo_connect(a.from);
     if (!src || agent_repo_open(src, PROTO_OPEN_READ) < 0)
         goto fail;
-    dst = agent_repo_connect_checked(a.to);
+    dst = strncmp(a.from, "ssh://", 6) == 0 ? agent_repo_connect_checked(a.to)
+                                            : agent_repo_connect(a.to);
     if (!dst || agent_repo_open(dst, a.q.dry_run ? PROTO_OPEN_READ
                                                  : PROTO_OPEN_WRITE) < 0)
         goto fail;

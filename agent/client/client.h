@@ -353,9 +353,9 @@ int agent_get_blob(struct agent_repo *r, const struct proto_digest *d,
 
 /* ---- copy (copy.c) -------------------------------------------------------- */
 
-/* agent_repo_connect for a repository that receives data from another
- * (a copy's destination): never as a trusted client, so backupd checks
- * every chunk it receives as it checks any upload. */
+/* agent_repo_connect for a repository that receives data this host did
+ * not check (a copy's destination, from a remote source): never as a
+ * trusted client, so backupd re-hashes every chunk it receives. */
 struct agent_repo *agent_repo_connect_checked(const char *url);
 
 /* Which backups of the source a copy takes: those of the sets matching
