@@ -849,15 +849,18 @@ Test(msg, import_refuses_a_bad_id_and_chunk_bad_an_unknown_reason)
     proto_enc_import(&b, "not-an-id", "web1", "", &kv);
     p = tu_payload(&b, PROTO_T_IMPORT, &len);
     cr_assert_eq(proto_dec_import(p, len, &im), PROTO_E_STRING);
+    free(p);
     lb_buf_reset(&b);
     proto_enc_import(&b, "20261123-120000-beef", "", "", &kv);
     p = tu_payload(&b, PROTO_T_IMPORT, &len);
     cr_assert_eq(proto_dec_import(p, len, &im), PROTO_E_STRING);
+    free(p);
     lb_buf_reset(&b);
     proto_enc_chunk_bad(&b, &d, 3, "?");
     p = tu_payload(&b, PROTO_T_CHUNK_BAD, &len);
     cr_assert_eq(proto_dec_chunk_bad(p, len, &got, &reason, &msg),
                  PROTO_E_RANGE);
+    free(p);
     lb_buf_reset(&b);
     proto_enc_chunk_bad(&b, &d, PROTO_CHUNK_MISSING, "gone");
     p = tu_payload(&b, PROTO_T_CHUNK_BAD, &len);
@@ -865,5 +868,6 @@ Test(msg, import_refuses_a_bad_id_and_chunk_bad_an_unknown_reason)
     cr_assert_eq(reason, PROTO_CHUNK_MISSING);
     cr_assert_eq(memcmp(got.b, d.b, sizeof d.b), 0);
     cr_assert_eq(msg.len, 4);
+    free(p);
     lb_buf_free(&b);
 }
