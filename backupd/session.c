@@ -608,7 +608,8 @@ out:
         store_txn_abort(s.txn);
     }
     backupd_pool_stop(s.pool);
-    store_scratch_free(s.scratch);
+    for (unsigned i = 0; i < s.nscratch; i++)
+        store_scratch_free(s.scratch[i]);
     backupd_session_unreserve(&s, s.reserved);
     for (size_t i = 0; i < s.nbridge_names; i++)
         free(s.bridge_names[i]);

@@ -13,6 +13,9 @@
 #include "backupd/pool.h"
 #include "store/store.h"
 
+/* GET_STORED checks this many chunks at once, at most. */
+#define SESSION_STORED_THREADS 4
+
 struct session {
     const struct backupd_opts *o;
     struct proto_conn *conn;
@@ -31,8 +34,10 @@ struct session {
      * restrict_names), besides o->names */
     char **bridge_names;
     size_t nbridge_names;
-    bool chunk_reads_reserved;     /* GET_CHUNKS's buffer */
-    struct store_scratch *scratch; /* GET_STORED's (reserved with it) */
+    bool chunk_reads_reserved; /* GET_CHUNKS's buffer */
+    /* GET_STORED's checking threads' scratch (each reserved with it) */
+    struct store_scratch *scratch[SESSION_STORED_THREADS];
+    unsigned nscratch;
 };
 
 /* What a session may allocate at worst besides its pool (backupd listen
