@@ -303,6 +303,26 @@ out:
     return r;
 }
 
+/* The chunk a backup names outside its window stacks: the saved domain
+ * XML (a BLOB), which the destination checks at the commit. */
+static int
+copy_meta_chunks(struct copy_one *c, const struct proto_kv *meta)
+{
+    const char *hex = proto_kv_get(meta, "domain_xml");
+    struct proto_digest d;
+    uint8_t have[1];
+
+    if (!hex || !*hex || proto_digest_parse(hex, &d) < 0)
+        return 0; /* none, or one the destination refuses, naming it */
+    if (agent_repo_have(c->dst, &d, 1, have) < 0)
+        return -1;
+    if (proto_bit(have, 0)) {
+        c->st->chunks_reused++;
+        return 0;
+    }
+    return move_chunks(c, &d, 1);
+}
+
 /* IMPORT, then each disk, then COMMIT; or ABORT when the source could
  * not give a chunk (c->bad: the session goes on). */
 static int
@@ -338,6 +358,8 @@ copy_import(struct copy_one *c, int *mfd, struct mf_info *m)
             return -1;
         }
     }
+    if (!c->bad && copy_meta_chunks(c, &m->meta) < 0)
+        return -1;
     if (c->bad) {
         proto_enc_empty(&dst->out, PROTO_T_ABORT);
         return agent_repo_call(dst, PROTO_T_OK, &p, &len, NULL);

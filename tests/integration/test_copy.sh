@@ -34,6 +34,14 @@ write_random "$T/b.qcow2" qcow2 $((4 << 20)) $((3 << 20))
 snapshot_raw "$T/b.qcow2" "$T/truthb.raw"
 run_ok livebackup backup-image --json --repo "$S" --name other --disk vda="$T/b.qcow2"
 idb=$(json_field "$T/out" summary id)
+# a backup with a saved domain XML (a BLOB outside the window stacks), as
+# a VM's backup has: made by lbhostile's recommit, the windows of idb
+printf '<domain type="kvm"><name>vmx</name><uuid>%s</uuid></domain>\n' \
+    "$(cat /proc/sys/kernel/random/uuid)" >"$T/vmx.xml"
+"$LB_BUILD/tests/lbhostile" recommit "$idb" vmx "$T/vmx.xml" -- "$BACKUPD" serve --repo "$S" \
+    >"$T/out" 2>&1 || fail "recommit: $(cat "$T/out")"
+idx=$(livebackup list --repo "$S" --name vmx --json | jq -r 'select(.event == "backup") | .id')
+[[ -n $idx ]] || fail "no backup of vmx"
 
 # listing SRC DST: what both list of DST's backups is the same, but for
 # the repository's own bookkeeping (seq, and what each commit added).
@@ -59,7 +67,7 @@ nchunks() { find "$1/chunks" -type f | wc -l; }
 D=$T/dst
 run_ok livebackup init --repo "$D"
 run_ok livebackup copy --from "$S" --to "$D" --json
-[[ $(json_field "$T/out" summary copied) == 3 ]] || fail "copied: $(cat "$T/out")"
+[[ $(json_field "$T/out" summary copied) == 4 ]] || fail "copied: $(cat "$T/out")"
 [[ $(json_field "$T/out" summary failed) == 0 ]] || fail "failed: $(cat "$T/out")"
 same_listing "$S" "$D"
 for id in "$id0" "$id1" "$idb"; do same_stacks "$S" "$D" "$id"; done
@@ -69,13 +77,16 @@ run_ok livebackup restore-image --repo "$D" --name img --backup "$id1" --disk vd
 same_image "$T/r1.raw" raw "$T/truth1.raw" raw
 run_ok livebackup restore-image --repo "$D" --name other --backup latest --disk vda --to "$T/rb.raw"
 same_image "$T/rb.raw" raw "$T/truthb.raw" raw
+run_ok livebackup show --repo "$D" --name vmx --backup latest --json
+[[ $(json_field "$T/out" backup domain_xml_text) == "$(cat "$T/vmx.xml")" ]] ||
+    fail "the saved domain XML was not copied: $(cat "$T/out")"
 run_ok livebackup verify --repo "$D"
-grep -q "verified 3 backups.*all sound" "$T/out" || fail "verify: $(cat "$T/out")"
+grep -q "verified 4 backups.*all sound" "$T/out" || fail "verify: $(cat "$T/out")"
 [[ $(nchunks "$D") == $(nchunks "$S") ]] || fail "the copy has $(nchunks "$D") chunks, the source $(nchunks "$S")"
-ok "full and incremental backups copied to an empty repository: same listing and stacks, restored identical, verified"
+ok "full and incremental backups, and one with a saved domain XML, copied to an empty repository: same listing and stacks, restored identical, XML shown, verified"
 
 run_ok livebackup copy --from "$S" --to "$D" --json
-for k in copied:0 present:3 chunks_sent:0 bytes_sent:0; do
+for k in copied:0 present:4 chunks_sent:0 bytes_sent:0; do
     [[ $(json_field "$T/out" summary "${k%%:*}") == "${k#*:}" ]] ||
         fail "second copy: ${k%%:*} is not ${k#*:}: $(cat "$T/out")"
 done
@@ -97,7 +108,7 @@ same_image "$T/r2.raw" raw "$T/truth2.raw" raw
 ok "the next copy moves the new backup's data only ($sent bytes for 3 MiB)"
 
 run_ok livebackup copy --from "$S" --to "$D" --dry-run --json
-[[ $(json_field "$T/out" summary present) == 4 ]] || fail "dry run: $(cat "$T/out")"
+[[ $(json_field "$T/out" summary present) == 5 ]] || fail "dry run: $(cat "$T/out")"
 D2=$T/dst2
 run_ok livebackup init --repo "$D2"
 run_ok livebackup copy --from "$S" --to "$D2" --name img --last 1 --json
@@ -106,7 +117,7 @@ run_ok livebackup copy --from "$S" --to "$D2" --name img --last 1 --json
 run_ok livebackup copy --from "$S" --to "$D2" --json
 grep -q "\"id\":\"$id0\".*\"action\":\"skipped\",\"reason\":\"older than" "$T/out" ||
     fail "an older backup was not skipped: $(cat "$T/out")"
-[[ $(nbackups "$D2") == 2 ]] || fail "$D2: $(nbackups "$D2") backups"
+[[ $(nbackups "$D2") == 3 ]] || fail "$D2: $(nbackups "$D2") backups"
 run_ok livebackup copy --from "$S" --to "$D2" --backup "$idb" --json
 [[ $(json_field "$T/out" summary selected) == 1 ]] || fail "--backup: $(cat "$T/out")"
 ok "--dry-run, --last, --backup; a backup older than the destination's latest of its set is skipped"
@@ -187,13 +198,15 @@ D3=$T/dst3
 run_ok livebackup init --repo "$D3"
 expect_fail "backup $idb of other not copied: chunk $bad is damaged in the source" \
     livebackup copy --from "$C" --to "$D3"
-grep -q "3 backup(s) copied.*1 failed" "$T/out" || fail "summary: $(cat "$T/out")"
+grep -q "3 backup(s) copied.*2 failed" "$T/out" || fail "summary: $(cat "$T/out")"
+grep -q "backup $idx of vmx not copied: chunk $bad is damaged" "$T/err" ||
+    fail "the other backup that uses it is not named: $(cat "$T/err")"
 [[ $(nbackups "$D3") == 3 ]] || fail "$D3 has $(nbackups "$D3") backups"
 run_ok livebackup verify --repo "$D3"
 rm -f "$f"
 expect_fail "backup $idb of other not copied: chunk $bad is missing in the source" \
     livebackup copy --from "$C" --to "$D3"
-ok "a damaged (then missing) chunk fails only the backup that uses it, by name; the destination is sound"
+ok "a damaged (then missing) chunk fails only the backups that use it, by name; the destination is sound"
 
 # ---- pull through a --read-only key -------------------------------------------
 P=$T/pulled
@@ -202,7 +215,7 @@ find "$S" -type f -printf '%P %s %T@\n' | sort >"$T/src.before"
 URL="ssh://root@127.0.0.1:$SSH_PORT$S"
 rlb() { livebackup "$@" --rsh "$LB_RSH"; }
 run_ok rlb copy --from "$URL" --to "$P" --json
-[[ $(json_field "$T/out" summary copied) == 4 ]] || fail "pull: $(cat "$T/out")"
+[[ $(json_field "$T/out" summary copied) == 5 ]] || fail "pull: $(cat "$T/out")"
 same_listing "$S" "$P"
 run_ok livebackup verify --repo "$P"
 expect_fail "read-only" rlb delete --repo "$URL" --backup "$id0"
@@ -252,7 +265,7 @@ DAEMON=$!
 lb_track "$DAEMON"
 wait_until 60 "backupd listen" test -S "$T/l.sock"
 run_ok livebackup copy --from "$S" --to "$L" --json
-[[ $(json_field "$T/out" summary copied) == 4 ]] || fail "to listen: $(cat "$T/out")"
+[[ $(json_field "$T/out" summary copied) == 5 ]] || fail "to listen: $(cat "$T/out")"
 grep -q "import of backup $id0 of img started" "$T/daemon.log" || fail "not through the daemon"
 kill -TERM "$DAEMON"
 wait "$DAEMON" || true
@@ -262,8 +275,8 @@ ok "a push through an append-only key, and a copy into a repository served by ba
 # ---- prune and gc on the source --------------------------------------------------
 run_ok livebackup prune --repo "$S" --keep-last 1
 run_ok livebackup gc --repo "$S"
-[[ $(nbackups "$S") == 2 ]] || fail "the source kept $(nbackups "$S") backups"
-[[ $(nbackups "$D") == 4 ]] || fail "the copy has $(nbackups "$D") backups after the source's prune"
+[[ $(nbackups "$S") == 3 ]] || fail "the source kept $(nbackups "$S") backups"
+[[ $(nbackups "$D") == 5 ]] || fail "the copy has $(nbackups "$D") backups after the source's prune"
 run_ok livebackup verify --repo "$D"
 run_ok livebackup restore-image --repo "$D" --name img --backup "$id0" --disk vda --to "$T/r0b.raw"
 same_image "$T/r0b.raw" raw "$T/truth0.raw" raw
