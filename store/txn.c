@@ -197,7 +197,8 @@ store_txn_import(struct store *st, const char *id, const char *name,
     }
     v = proto_kv_get(meta, "time");
     time = proto_kv_get_u64(meta, "time", UINT64_MAX);
-    if (!v || time > (uint64_t)INT64_MAX / 2 ||
+    /* 9999-12-31T23:59:59Z: the last time an id can name */
+    if (!v || time > 253402300799ull ||
         !import_id_time(id, (int64_t)time)) {
         lb_fail(EINVAL, "import of %s: its time is missing or not its id's",
                 id);

@@ -69,28 +69,29 @@ batch_reset(struct batch *b)
     memset(b->slot, 0, DSET_SLOTS * sizeof *b->slot);
 }
 
-/* A source that cannot give a chunk: the backup fails, named. */
-static void
-chunk_bad(struct copy_one *c, const uint8_t *p, uint32_t len)
+/* A source that cannot give chunk *want: the backup fails, named (the
+ * first such chunk). -1: not an answer for *want. */
+static int
+chunk_bad(struct copy_one *c, const struct proto_digest *want, const uint8_t *p,
+          uint32_t len)
 {
     struct proto_digest d;
     struct proto_str msg;
     uint8_t reason;
     char hex[65], text[400];
 
+    if (proto_dec_chunk_bad(p, len, &d, &reason, &msg) != PROTO_OK ||
+        memcmp(d.b, want->b, PROTO_DIGEST_LEN) != 0)
+        return lb_fail(EPROTO, "protocol error: the source did not answer "
+                               "GET_STORED");
     if (c->bad)
-        return;
+        return 0;
     c->bad = true;
-    if (proto_dec_chunk_bad(p, len, &d, &reason, &msg) != PROTO_OK) {
-        snprintf(c->why, sizeof c->why,
-                 "the source sent a malformed "
-                 "CHUNK_BAD");
-        return;
-    }
     proto_digest_hex(&d, hex);
     proto_str_copy(text, sizeof text, msg);
     snprintf(c->why, sizeof c->why, "chunk %s is %s in the source (%s)", hex,
              reason == PROTO_CHUNK_MISSING ? "missing" : "damaged", text);
+    return 0;
 }
 
 static int
@@ -119,7 +120,8 @@ move_chunks(struct copy_one *c, const struct proto_digest *d, uint32_t n)
         if (proto_conn_recv(src->conn, &h, &p) < 0)
             return src_failed(src);
         if (h.type == PROTO_T_CHUNK_BAD) {
-            chunk_bad(c, p, h.len);
+            if (chunk_bad(c, &d[i], p, h.len) < 0)
+                return -1;
             continue;
         }
         if (h.type == PROTO_T_ERROR) {

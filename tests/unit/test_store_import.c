@@ -152,6 +152,12 @@ Test(import, refuses_what_is_not_the_backup_it_names)
     cr_assert_null(store_txn_import(st, ID1, "vm1", "", &m));
     cr_assert_eq(lb_error_errno(), EINVAL);
     proto_kv_free(&m);
+    /* a time past the last an id can name (year 10000) */
+    source_meta(&m, "99991231-235959-0000", 253402300800);
+    cr_assert_null(store_txn_import(st, "99991231-235959-0000", "vm1",
+                                    "20261122-013000-1ad2", &m));
+    cr_assert_eq(lb_error_errno(), EINVAL);
+    proto_kv_free(&m);
     /* meta naming another set, another id, another parent */
     source_meta(&m, ID1, T1);
     cr_assert_null(
