@@ -228,6 +228,7 @@ proto_dec_init_keyed(const uint8_t *p, size_t len, uint32_t *window_size,
                      struct proto_key_info *k)
 {
     struct proto_rd pr;
+    int r;
 
     memset(k, 0, sizeof *k);
     proto_rd_init(&pr, p, len);
@@ -236,7 +237,12 @@ proto_dec_init_keyed(const uint8_t *p, size_t len, uint32_t *window_size,
         return PROTO_E_RANGE;
     if (pr.err || proto_rd_left(&pr) == 0)
         return proto_rd_done(&pr);
-    return dec_key_info(&pr, k);
+    r = dec_key_info(&pr, k);
+    /* KEY_DATA's repokey may have lost its key file; INIT's brings it. */
+    if (r == PROTO_OK && k->encryption == PROTO_ENC_REPOKEY &&
+        k->key_len != PROTO_KEYFILE_LEN)
+        return PROTO_E_RANGE;
+    return r;
 }
 
 void
