@@ -35,6 +35,7 @@ uint64_t backupd_limits_max(const struct backupd_limits *l);
 struct backupd_opts {
     const char *repo;   /* repository path */
     bool append_only;   /* refuse delete, prune and gc */
+    bool read_only;     /* refuse every write: OPEN for reading only */
     bool trusted;       /* do not re-hash uploads (a local child) */
     bool accept_bridge; /* listen: a session may start with BRIDGE */
     unsigned lock_wait; /* seconds to wait for a conflicting lock */
@@ -75,11 +76,13 @@ int backupd_listen(const struct backupd_opts *o, const char *socket_path);
  * Bridge this process's stdin/stdout to the daemon listening on
  * socket_path: the first frame sent is BRIDGE, carrying the restrictions
  * of this connection (append-only, the sets it may use) or its trust (a
- * local agent's own child, --trusted-client). Returns 0 when both sides
+ * local agent's own child, --trusted-client; never with a restriction).
+ * Returns 0 when both sides
  * closed.
  */
 int backupd_bridge(int in, int out, const char *socket_path, bool append_only,
-                   bool trusted, char *const *names, size_t nnames);
+                   bool read_only, bool trusted, char *const *names,
+                   size_t nnames);
 
 /* A --restrict-names glob: 1..256 bytes of text, no newline (BRIDGE
  * carries them one per line). */

@@ -54,7 +54,7 @@ relay(int from, int to, char *buf, size_t len)
 
 int
 backupd_bridge(int in, int out, const char *socket_path, bool append_only,
-               bool trusted, char *const *names, size_t nnames)
+               bool read_only, bool trusted, char *const *names, size_t nnames)
 {
     static char buf[256 << 10];
     int s = lb_unix_connect(socket_path);
@@ -75,7 +75,9 @@ backupd_bridge(int in, int out, const char *socket_path, bool append_only,
     if (s < 0)
         return lb_error(errno, "connect to backupd at %s", socket_path);
     proto_kv_set(&kv, "append_only", append_only ? "1" : "0");
-    if (trusted && !append_only)
+    if (read_only)
+        proto_kv_set(&kv, "read_only", "1");
+    if (trusted && !append_only && !read_only)
         proto_kv_set(&kv, "trusted", "1");
     proto_kv_set(&kv, "peer", peer && *peer ? peer : "local");
     if (nnames) {

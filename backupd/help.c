@@ -13,6 +13,10 @@ const struct lb_help_opt backupd_common_opts[] = {
     {"append-only", 0, 'a', NULL,
      "Refuse delete, prune and gc (and their dry runs): a VM host can add "
      "backups but not remove them."},
+    {"read-only", 0, 'O', NULL,
+     "List and read only: refuse backups, copies into the repository, "
+     "delete, prune, gc and init, and touch nothing (the key an off-site "
+     "server pulls with)."},
     {"restrict-names", 0, 'N', "GLOB",
      "Only the sets whose names match GLOB can be created, read and listed "
      "through this connection; repeatable."},
@@ -56,7 +60,8 @@ static const struct lb_help_opt listen_opts[] = {
 
 const struct lb_help_cmd backupd_commands[] = {
     {"serve", "one session on stdin/stdout (ssh, local child)",
-     "[--repo PATH] [--restrict-to-repo PATH] [--append-only] [options]",
+     "[--repo PATH] [--restrict-to-repo PATH] [--append-only | --read-only] "
+     "[options]",
      "Serve one protocol session on stdin and stdout: what `ssh host backupd "
      "serve` runs (like borg serve or rsync's server) and what livebackup "
      "starts as a child for a local repository. If a backupd listen daemon "

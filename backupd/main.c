@@ -2,7 +2,8 @@
 /*
  * backupd: owns a livebackup repository and speaks the protocol.
  *
- *   backupd serve --repo PATH [--append-only] [--restrict-to-repo PATH]
+ *   backupd serve --repo PATH [--append-only | --read-only]
+ *                 [--restrict-to-repo PATH]
  *       one session on stdin/stdout: what `ssh host backupd serve` runs,
  *       and what the agent starts as a child for a local repository. If a
  *       `backupd listen` daemon serves the repository (or --socket names
@@ -193,8 +194,8 @@ serve(struct backupd_opts *o, const char *repo, const char *restrict_to,
     daemon = sock ? lb_xstrdup(sock) : backupd_find_daemon(path);
     if (daemon) {
         lb_debug("bridging to backupd at %s", daemon);
-        if (backupd_bridge(in, out, daemon, o->append_only, o->trusted,
-                           o->names, o->nnames) < 0)
+        if (backupd_bridge(in, out, daemon, o->append_only, o->read_only,
+                           o->trusted, o->names, o->nnames) < 0)
             return refuse_client(out, PROTO_ERR_BUSY,
                                  lb_error_hint_msg()[0]
                                      ? lb_error_hint_msg()
@@ -271,6 +272,9 @@ one_opt(int c, struct cmdline *cl)
         return 0;
     case 'a':
         cl->o.append_only = true;
+        return 0;
+    case 'O':
+        cl->o.read_only = true;
         return 0;
     case 'N':
     case 'm':

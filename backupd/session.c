@@ -250,6 +250,20 @@ backupd_session_check_backup(struct session *s, const char *id)
     return backupd_session_fail(s, PROTO_ERR_NOT_FOUND);
 }
 
+/* backupd serve --read-only (a pull's key): every request that would
+ * change the repository is refused at OPEN or INIT. */
+static int
+refuse_read_only(struct session *s, const char *what)
+{
+    lb_fail(EPERM,
+            "this repository connection is read-only: it may list and "
+            "read backups, not %s",
+            what);
+    lb_error_hint("back up, delete, prune and gc through a key without "
+                  "--read-only");
+    return backupd_session_fail(s, PROTO_ERR_DENIED);
+}
+
 static int
 do_open(struct session *s, const uint8_t *p, uint32_t len)
 {
@@ -265,6 +279,8 @@ do_open(struct session *s, const uint8_t *p, uint32_t len)
     }
     if (mode == PROTO_OPEN_ADMIN && s->o->append_only)
         return backupd_session_refuse(s);
+    if (mode != PROTO_OPEN_READ && s->o->read_only)
+        return refuse_read_only(s, "open the repository for writing");
     s->st = store_open(s->o->repo,
                        mode == PROTO_OPEN_ADMIN   ? STORE_ADMIN
                        : mode == PROTO_OPEN_WRITE ? STORE_WRITE
@@ -321,6 +337,8 @@ do_init(struct session *s, const uint8_t *p, uint32_t len)
                        "repositories");
         return backupd_session_fail(s, PROTO_ERR_DENIED);
     }
+    if (s->o->read_only)
+        return refuse_read_only(s, "create a repository");
     sk.encryption = k.encryption;
     memcpy(sk.key_id, k.key_id, sizeof sk.key_id);
     sk.keyfile = k.key;
@@ -347,6 +365,8 @@ dispatch(struct session *s, const struct proto_hdr *h, const uint8_t *p)
         return backupd_req_list(s, p, h->len);
     case PROTO_T_BACKUP_BEGIN:
         return backupd_req_backup_begin(s, p, h->len);
+    case PROTO_T_IMPORT:
+        return backupd_req_import(s, p, h->len);
     case PROTO_T_DISK_BEGIN:
         return backupd_req_disk_begin(s, p, h->len);
     case PROTO_T_QUERY:
@@ -369,6 +389,8 @@ dispatch(struct session *s, const struct proto_hdr *h, const uint8_t *p)
         return backupd_req_get_manifest(s, p, h->len);
     case PROTO_T_GET_CHUNKS:
         return backupd_req_get_chunks(s, p, h->len);
+    case PROTO_T_GET_STORED:
+        return backupd_req_get_stored(s, p, h->len);
     case PROTO_T_VERIFY:
         return backupd_req_verify(s, p, h->len);
     case PROTO_T_DELETE:
@@ -433,6 +455,8 @@ do_bridge(struct session *s, struct backupd_opts *so, int fd, const uint8_t *p,
         return backupd_session_proto_fail(s, "BRIDGE", st);
     if (proto_kv_get_u64(&kv, "append_only", 0))
         so->append_only = true;
+    if (proto_kv_get_u64(&kv, "read_only", 0))
+        so->read_only = true;
     if (bridge_names(s, proto_kv_get(&kv, "restrict_names")) < 0) {
         proto_kv_free(&kv);
         lb_error(0, "BRIDGE: restrict_names: not one glob per line");
@@ -441,11 +465,13 @@ do_bridge(struct session *s, struct backupd_opts *so, int fd, const uint8_t *p,
     /* The peer is root or our own user: it could write the repository's
      * files itself, so its word that it is a local agent's child (which
      * hashed every chunk it sends) is good enough. */
-    if (proto_kv_get_u64(&kv, "trusted", 0) && !so->append_only)
+    if (proto_kv_get_u64(&kv, "trusted", 0) && !so->append_only &&
+        !so->read_only)
         so->trusted = true;
     if (proto_kv_get(&kv, "peer"))
-        lb_info("bridged session from %s%s%s%s", proto_kv_get(&kv, "peer"),
+        lb_info("bridged session from %s%s%s%s%s", proto_kv_get(&kv, "peer"),
                 so->append_only ? " (append-only)" : "",
+                so->read_only ? " (read-only)" : "",
                 so->trusted ? " (trusted)" : "",
                 s->nbridge_names ? " (restricted names)" : "");
     proto_kv_free(&kv);
@@ -582,6 +608,8 @@ out:
         store_txn_abort(s.txn);
     }
     backupd_pool_stop(s.pool);
+    for (unsigned i = 0; i < s.nscratch; i++)
+        store_scratch_free(s.scratch[i]);
     backupd_session_unreserve(&s, s.reserved);
     for (size_t i = 0; i < s.nbridge_names; i++)
         free(s.bridge_names[i]);

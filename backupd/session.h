@@ -13,6 +13,9 @@
 #include "backupd/pool.h"
 #include "store/store.h"
 
+/* GET_STORED checks this many chunks at once, at most. */
+#define SESSION_STORED_THREADS 4
+
 struct session {
     const struct backupd_opts *o;
     struct proto_conn *conn;
@@ -22,6 +25,7 @@ struct session {
     uint64_t features; /* negotiated in HELLO (PROTO_FEATURE_*) */
     struct store_txn *txn;
     bool in_disk;
+    bool importing;            /* s->txn is an IMPORT */
     struct backupd_pool *pool; /* opened for writing: the chunk pool */
     uint64_t bytes_received_at_begin;
     uint64_t verify_last_ns;
@@ -31,6 +35,9 @@ struct session {
     char **bridge_names;
     size_t nbridge_names;
     bool chunk_reads_reserved; /* GET_CHUNKS's buffer */
+    /* GET_STORED's checking threads' scratch (each reserved with it) */
+    struct store_scratch *scratch[SESSION_STORED_THREADS];
+    unsigned nscratch;
 };
 
 /* What a session may allocate at worst besides its pool (backupd listen
@@ -77,6 +84,7 @@ int backupd_session_check_backup(struct session *s, const char *id);
 /* The request handlers: each decodes its frame's payload, does the work
  * and replies; -1 ends the session (the client was told why). */
 int backupd_req_backup_begin(struct session *s, const uint8_t *p, uint32_t len);
+int backupd_req_import(struct session *s, const uint8_t *p, uint32_t len);
 int backupd_req_disk_begin(struct session *s, const uint8_t *p, uint32_t len);
 int backupd_req_query(struct session *s, const uint8_t *p, uint32_t len);
 int backupd_req_chunk(struct session *s, const uint8_t *p, uint32_t len);
@@ -90,6 +98,7 @@ int backupd_req_key_set(struct session *s, const uint8_t *p, uint32_t len);
 int backupd_req_list(struct session *s, const uint8_t *p, uint32_t len);
 int backupd_req_get_manifest(struct session *s, const uint8_t *p, uint32_t len);
 int backupd_req_get_chunks(struct session *s, const uint8_t *p, uint32_t len);
+int backupd_req_get_stored(struct session *s, const uint8_t *p, uint32_t len);
 int backupd_req_verify(struct session *s, const uint8_t *p, uint32_t len);
 int backupd_req_delete(struct session *s, const uint8_t *p, uint32_t len);
 int backupd_req_prune(struct session *s, const uint8_t *p, uint32_t len);

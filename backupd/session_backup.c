@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The requests of a backup (PROTOCOL.md, "Backup flow"): BACKUP_BEGIN,
+ * The requests of a backup (PROTOCOL.md, "Backup flow"): BACKUP_BEGIN
+ * (or IMPORT, "Copy"),
  * then per disk DISK_BEGIN (DISK_READY and the parent's DEPTHS back),
  * QUERY/HAVE, CHUNK (to the pool) and WINDOWS, DISK_END; COMMIT once every
  * chunk is durable, or ABORT. The manifest is built by store/txn.c.
@@ -45,6 +46,54 @@ backupd_req_backup_begin(struct session *s, const uint8_t *p, uint32_t len)
     lb_info("backup %s of %s started%s%s", store_txn_id(s->txn), name,
             parent[0] ? ", parent " : "", parent);
     proto_enc_backup_started(&s->out, store_txn_id(s->txn), parent);
+    return backupd_session_send(s);
+}
+
+/*
+ * IMPORT (PROTOCOL.md, "Copy"): a backup of another repository, under its
+ * own id and with its whole metadata; its disks follow as a full
+ * backup's, and COMMIT (no keys) makes it the same backup here. Needs the
+ * COPY feature and a writer; the store checks the rest (the id new here
+ * and its time, an append-only connection's rule).
+ */
+int
+backupd_req_import(struct session *s, const uint8_t *p, uint32_t len)
+{
+    struct proto_import im;
+    char id[PROTO_ID_LEN + 1], name[256], parent[PROTO_ID_LEN + 1];
+    int st;
+
+    if (!(s->features & PROTO_FEATURE_COPY)) {
+        lb_error(0, "IMPORT without the copy feature");
+        return backupd_session_fail(s, PROTO_ERR_PROTOCOL);
+    }
+    st = proto_dec_import(p, len, &im);
+    if (st != PROTO_OK)
+        return backupd_session_proto_fail(s, "IMPORT", st);
+    if (backupd_session_need_store(s, PROTO_OPEN_WRITE, "IMPORT") < 0 ||
+        s->txn) {
+        proto_kv_free(&im.b.meta);
+        if (s->txn) {
+            lb_error(0, "a backup is already in progress in this session");
+            return backupd_session_fail(s, PROTO_ERR_PROTOCOL);
+        }
+        return -1;
+    }
+    proto_str_copy(id, sizeof id, im.id);
+    proto_str_copy(name, sizeof name, im.b.name);
+    proto_str_copy(parent, sizeof parent, im.b.parent);
+    if (!backupd_session_name_allowed(s, name)) {
+        proto_kv_free(&im.b.meta);
+        return backupd_session_deny_name(s, name);
+    }
+    s->txn = store_txn_import(s->st, id, name, parent, &im.b.meta);
+    proto_kv_free(&im.b.meta);
+    if (!s->txn)
+        return backupd_session_fail(s, 0);
+    s->importing = true;
+    s->bytes_received_at_begin = proto_conn_bytes_in(s->conn);
+    lb_info("import of backup %s of %s started", id, name);
+    proto_enc_backup_started(&s->out, id, parent);
     return backupd_session_send(s);
 }
 
@@ -280,7 +329,15 @@ backupd_req_commit(struct session *s, const uint8_t *p, uint32_t len)
                         proto_conn_bytes_in(s->conn) -
                             s->bytes_received_at_begin);
     snprintf(id, sizeof id, "%s", store_txn_id(s->txn));
-    if (store_encryption(s->st) != PROTO_ENC_NONE &&
+    if (s->importing && meta.n) {
+        /* Everything an import commits came with IMPORT (its MAC too). */
+        proto_kv_free(&meta);
+        store_txn_abort(s->txn);
+        s->txn = NULL;
+        lb_fail(EINVAL, "the COMMIT of an import carries no metadata");
+        return backupd_session_fail(s, PROTO_ERR_INVALID);
+    }
+    if (store_encryption(s->st) != PROTO_ENC_NONE && !s->importing &&
         seal_exchange(s, &meta) < 0) {
         proto_kv_free(&meta);
         store_txn_abort(s->txn);
@@ -289,6 +346,7 @@ backupd_req_commit(struct session *s, const uint8_t *p, uint32_t len)
     }
     st = store_txn_commit(s->txn, &meta, &out);
     s->txn = NULL;
+    s->importing = false;
     proto_kv_free(&meta);
     if (st < 0)
         return backupd_session_fail(s, 0);
@@ -309,6 +367,7 @@ backupd_req_abort(struct session *s, uint32_t len)
         store_txn_abort(s->txn);
         s->txn = NULL;
         s->in_disk = false;
+        s->importing = false;
     }
     proto_enc_ok(&s->out, 0);
     return backupd_session_send(s);

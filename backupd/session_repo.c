@@ -8,6 +8,7 @@
 #include "proto/crypt.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 
 int
@@ -127,6 +128,132 @@ backupd_req_get_chunks(struct session *s, const uint8_t *p, uint32_t len)
         if (backupd_session_send(s) < 0 ||
             proto_conn_send(s->conn, c.data, c.data_len) < 0)
             return -1;
+    }
+    return 0;
+}
+
+/* One chunk GET_STORED checks, on a thread of its own. */
+struct stored_job {
+    struct store *st;
+    struct store_scratch *sc;
+    struct proto_digest d;
+    struct proto_chunk c;
+    int rc, err;
+    char msg[LB_ERR_MAX];
+};
+
+static void *
+stored_check(void *opaque)
+{
+    struct stored_job *j = opaque;
+
+    j->rc = store_chunk_read_checked(j->st, j->sc, &j->d, &j->c);
+    if (j->rc < 0) {
+        j->err = lb_error_errno();
+        snprintf(j->msg, sizeof j->msg, "%s", lb_error_msg());
+    }
+    return NULL;
+}
+
+/* The checking threads' scratch: as many as the CPUs, up to
+ * SESSION_STORED_THREADS, and as the memory bound lets it reserve (at
+ * least one). */
+static int
+stored_scratch(struct session *s)
+{
+    unsigned want = LB_MIN(lb_ncpus(), (unsigned)SESSION_STORED_THREADS);
+
+    if (s->nscratch)
+        return 0;
+    if (!backupd_session_reserve(s, SESSION_VERIFY_THREAD_BYTES,
+                                 "reading chunks for a copy"))
+        return -1;
+    s->scratch[s->nscratch++] = store_scratch_new();
+    while (s->nscratch < want &&
+           backupd_limits_take(s->o->limits, SESSION_VERIFY_THREAD_BYTES)) {
+        s->reserved += SESSION_VERIFY_THREAD_BYTES;
+        s->scratch[s->nscratch++] = store_scratch_new();
+    }
+    return 0;
+}
+
+/* Send one checked chunk, or CHUNK_BAD for one that is missing or
+ * damaged. -1: the session ends. */
+static int
+stored_send(struct session *s, struct stored_job *j)
+{
+    if (j->rc < 0) {
+        if (j->err != ENOENT && j->err != EPROTO) {
+            lb_fail(j->err, "%s", j->msg);
+            return backupd_session_fail(s, 0);
+        }
+        lb_warn("copy: %s", j->msg);
+        proto_enc_chunk_bad(&s->out, &j->d,
+                            j->err == ENOENT ? PROTO_CHUNK_MISSING
+                                             : PROTO_CHUNK_DAMAGED,
+                            j->msg);
+        return backupd_session_send(s);
+    }
+    proto_enc_chunk_head(&s->out, PROTO_T_CHUNK_DATA, &j->c);
+    if (backupd_session_send(s) < 0 ||
+        proto_conn_send(s->conn, j->c.data, j->c.data_len) < 0)
+        return -1;
+    return 0;
+}
+
+/*
+ * GET_STORED (PROTOCOL.md, "Copy"): chunks as GET_CHUNKS sends them, each
+ * checked first as verify checks it without a key (a plain chunk
+ * re-hashed, a sealed one's bytes against their CRC-32C): a chunk that is
+ * missing or damaged is answered CHUNK_BAD, and the session goes on, so
+ * that a copy fails only the backups that use it. Up to nscratch chunks
+ * are checked at once, and sent in order.
+ */
+int
+backupd_req_get_stored(struct session *s, const uint8_t *p, uint32_t len)
+{
+    struct stored_job jobs[SESSION_STORED_THREADS];
+    const uint8_t *dg;
+    uint32_t n;
+    int st;
+
+    if (!(s->features & PROTO_FEATURE_COPY)) {
+        lb_error(0, "GET_STORED without the copy feature");
+        return backupd_session_fail(s, PROTO_ERR_PROTOCOL);
+    }
+    st = proto_dec_query(p, len, &dg, &n);
+    if (st != PROTO_OK)
+        return backupd_session_proto_fail(s, "GET_STORED", st);
+    if (n > PROTO_MAX_GET_CHUNKS)
+        return backupd_session_proto_fail(s, "GET_STORED", PROTO_E_RANGE);
+    if (backupd_session_need_store(s, PROTO_OPEN_READ, "GET_STORED") < 0)
+        return -1;
+    if (stored_scratch(s) < 0)
+        return backupd_session_fail(s, PROTO_ERR_BUSY);
+    for (uint32_t i = 0; i < n; i += s->nscratch) {
+        unsigned k = (unsigned)LB_MIN(n - i, s->nscratch);
+        pthread_t th[SESSION_STORED_THREADS];
+        bool started[SESSION_STORED_THREADS] = {false};
+        for (unsigned t = 0; t < k; t++) {
+            memset(&jobs[t], 0, sizeof jobs[t]);
+            jobs[t].st = s->st;
+            jobs[t].sc = s->scratch[t];
+            memcpy(jobs[t].d.b, dg + (size_t)(i + t) * PROTO_DIGEST_LEN,
+                   PROTO_DIGEST_LEN);
+            /* The first on this thread; the others on their own, or here
+             * when no thread can be made. */
+            started[t] = t > 0 && pthread_create(&th[t], NULL, stored_check,
+                                                 &jobs[t]) == 0;
+        }
+        for (unsigned t = 0; t < k; t++)
+            if (!started[t])
+                stored_check(&jobs[t]);
+        for (unsigned t = 0; t < k; t++)
+            if (started[t])
+                pthread_join(th[t], NULL);
+        for (unsigned t = 0; t < k; t++)
+            if (stored_send(s, &jobs[t]) < 0)
+                return -1;
     }
     return 0;
 }

@@ -214,6 +214,38 @@ decode(struct lb_buf *b, uint16_t type, const uint8_t *p, size_t len)
         free(parent);
         return;
     }
+    case PROTO_T_IMPORT: {
+        struct proto_import im;
+        char *id, *name, *parent;
+        if (proto_dec_import(p, len, &im) != PROTO_OK)
+            return;
+        CHECK(proto_backup_id_valid(im.id.p, im.id.len));
+        CHECK(proto_name_valid(im.b.name.p, im.b.name.len));
+        id = cstr(im.id);
+        name = cstr(im.b.name);
+        parent = cstr(im.b.parent);
+        proto_enc_import(b, id, name, parent, &im.b.meta);
+        same(b, p, len);
+        proto_kv_free(&im.b.meta);
+        free(id);
+        free(name);
+        free(parent);
+        return;
+    }
+    case PROTO_T_CHUNK_BAD: {
+        struct proto_digest d;
+        struct proto_str msg;
+        uint8_t reason;
+        char *m;
+        if (proto_dec_chunk_bad(p, len, &d, &reason, &msg) != PROTO_OK)
+            return;
+        CHECK(reason == PROTO_CHUNK_MISSING || reason == PROTO_CHUNK_DAMAGED);
+        m = cstr(msg);
+        proto_enc_chunk_bad(b, &d, reason, m);
+        same(b, p, len);
+        free(m);
+        return;
+    }
     case PROTO_T_BACKUP_STARTED: {
         struct proto_str id, parent;
         char *i, *pa;
@@ -264,7 +296,8 @@ decode(struct lb_buf *b, uint16_t type, const uint8_t *p, size_t len)
         return;
     }
     case PROTO_T_QUERY:
-    case PROTO_T_GET_CHUNKS: {
+    case PROTO_T_GET_CHUNKS:
+    case PROTO_T_GET_STORED: {
         const uint8_t *d;
         struct proto_digest *dg;
         uint32_t n;

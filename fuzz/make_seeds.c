@@ -240,6 +240,14 @@ frames(struct out *o)
     emit_buf(o, "frame", "manifest_end", &b);
     proto_enc_query(&b, PROTO_T_GET_CHUNKS, q, 2);
     emit_buf(o, "frame", "get_chunks", &b);
+    proto_enc_query(&b, PROTO_T_GET_STORED, q, 2);
+    emit_buf(o, "frame", "get_stored", &b);
+    proto_enc_chunk_bad(&b, &q[0], PROTO_CHUNK_DAMAGED,
+                        "chunk ab/cd: data does not match its digest");
+    emit_buf(o, "frame", "chunk_bad", &b);
+    proto_enc_import(&b, "20261123-114600-abcd", "web1", "20261122-013000-1ad2",
+                     &kv);
+    emit_buf(o, "frame", "import", &b);
     c.type = PROTO_CHUNK_BLOB;
     proto_enc_chunk(&b, PROTO_T_CHUNK_DATA, &c);
     emit_buf(o, "frame", "chunk_data", &b);
@@ -648,6 +656,40 @@ s_bridge(struct lb_buf *b, bool append_only, bool trusted, const char *names)
     proto_kv_free(&kv);
 }
 
+/* A copy's session (PROTOCOL.md, "Copy"): HELLO with the COPY feature,
+ * IMPORT of a backup of name under id (whose time it is) with a disk of
+ * one RAW window, COMMIT; then GET_STORED of that chunk and of one the
+ * repository lacks. */
+static void
+s_import(struct lb_buf *b, const char *id, int64_t time, const char *name)
+{
+    static uint8_t win[SEED_WINDOW];
+    struct proto_hello h = {
+        PROTO_VERSION, PROTO_VERSION, PROTO_FEATURE_COPY, {"seed", 4}};
+    struct proto_kv meta = {0}, dm = {0}, none = {0};
+    struct proto_digest d[2];
+
+    for (size_t i = 0; i < sizeof win; i++)
+        win[i] = (uint8_t)(i * 5 + 3);
+    proto_enc_hello(b, PROTO_T_HELLO, &h);
+    proto_enc_open(b, PROTO_OPEN_WRITE);
+    proto_kv_set(&meta, "kind", "incremental");
+    proto_kv_set_u64(&meta, "time", (uint64_t)time);
+    proto_kv_set_u64(&meta, "end_time", (uint64_t)time + 7);
+    proto_kv_set(&meta, "windows_set", "1");
+    proto_kv_set(&dm, "mode", "incremental");
+    proto_enc_import(b, id, name, "20250101-000000-0001", &meta);
+    proto_enc_disk_begin(b, "vda", SEED_WINDOW, PROTO_DISK_FULL, &dm);
+    d[0] = s_chunk(b, PROTO_CHUNK_RAW, win, SEED_WINDOW);
+    s_window(b, 0, PROTO_CHUNK_RAW, d[0]);
+    proto_enc_kv(b, PROTO_T_DISK_END, &none);
+    proto_enc_kv(b, PROTO_T_COMMIT, &none);
+    memset(d[1].b, 0xee, sizeof d[1].b);
+    proto_enc_query(b, PROTO_T_GET_STORED, d, 2);
+    proto_kv_free(&meta);
+    proto_kv_free(&dm);
+}
+
 static void
 s_kv_frame(struct lb_buf *b, uint16_t type, const char *k1, const char *v1,
            const char *k2, const char *v2)
@@ -717,6 +759,15 @@ sessions(struct out *o)
     s_kv_frame(&b, PROTO_T_PRUNE, "keep_last", "1", "dry_run", "1");
     s_kv_frame(&b, PROTO_T_VERIFY, NULL, NULL, NULL, NULL);
     emit_buf(o, "session", "prune_dry_verify", &b);
+
+    /* 2026-11-23 11:46:00 UTC */
+    s_import(&b, "20261123-114600-abcd", 1795434360, "vm1");
+    lb_buf_append(&all, SEED_SPLIT, strlen(SEED_SPLIT));
+    lb_buf_append(&all, b.data, b.len);
+    emit_buf(o, "session", "import", &b);
+    s_kv_frame(&b, PROTO_T_BRIDGE, "read_only", "1", "peer", "local");
+    s_import(&b, "20261123-114600-abcd", 1795434360, "vm1");
+    emit_buf(o, "session", "bridge_read_only", &b);
 
     emit_buf(o, "listen", "four_at_once", &all);
     lb_buf_free(&b);

@@ -228,6 +228,7 @@ proto_dec_init_keyed(const uint8_t *p, size_t len, uint32_t *window_size,
                      struct proto_key_info *k)
 {
     struct proto_rd pr;
+    int r;
 
     memset(k, 0, sizeof *k);
     proto_rd_init(&pr, p, len);
@@ -236,7 +237,12 @@ proto_dec_init_keyed(const uint8_t *p, size_t len, uint32_t *window_size,
         return PROTO_E_RANGE;
     if (pr.err || proto_rd_left(&pr) == 0)
         return proto_rd_done(&pr);
-    return dec_key_info(&pr, k);
+    r = dec_key_info(&pr, k);
+    /* KEY_DATA's repokey may have lost its key file; INIT's brings it. */
+    if (r == PROTO_OK && k->encryption == PROTO_ENC_REPOKEY &&
+        k->key_len != PROTO_KEYFILE_LEN)
+        return PROTO_E_RANGE;
+    return r;
 }
 
 void
@@ -414,6 +420,36 @@ proto_dec_backup_begin(const uint8_t *p, size_t len,
     if (r != PROTO_OK)
         proto_kv_free(&out->meta);
     return r;
+}
+
+void
+proto_enc_import(struct lb_buf *b, const char *id, const char *name,
+                 const char *parent, const struct proto_kv *meta)
+{
+    size_t f = proto_frame_begin(b, PROTO_T_IMPORT);
+
+    put_str(b, id);
+    put_str(b, name);
+    put_str(b, parent);
+    proto_kv_encode(b, meta);
+    proto_frame_end(b, f);
+}
+
+int
+proto_dec_import(const uint8_t *p, size_t len, struct proto_import *out)
+{
+    struct proto_rd pr;
+    size_t off;
+
+    memset(out, 0, sizeof *out);
+    proto_rd_init(&pr, p, len);
+    out->id = proto_rd_str16(&pr);
+    if (pr.err)
+        return pr.err;
+    if (!proto_backup_id_valid(out->id.p, out->id.len))
+        return PROTO_E_STRING;
+    off = 2 + (size_t)out->id.len;
+    return proto_dec_backup_begin(p + off, len - off, &out->b);
 }
 
 void
@@ -597,6 +633,37 @@ proto_dec_have(const uint8_t *p, size_t len, const uint8_t **bits, uint32_t *n)
     /* Bits past n in the last byte are reserved. */
     if (*n % 8 && ((*bits)[*n / 8] >> (*n % 8)) != 0)
         return PROTO_E_RESERVED;
+    return proto_rd_done(&pr);
+}
+
+void
+proto_enc_chunk_bad(struct lb_buf *b, const struct proto_digest *d,
+                    uint8_t reason, const char *msg)
+{
+    size_t f = proto_frame_begin(b, PROTO_T_CHUNK_BAD);
+
+    lb_buf_append(b, d->b, PROTO_DIGEST_LEN);
+    lb_buf_put_u8(b, reason);
+    put_str(b, msg);
+    proto_frame_end(b, f);
+}
+
+int
+proto_dec_chunk_bad(const uint8_t *p, size_t len, struct proto_digest *d,
+                    uint8_t *reason, struct proto_str *msg)
+{
+    struct proto_rd pr;
+    const uint8_t *dg;
+
+    proto_rd_init(&pr, p, len);
+    dg = proto_rd_bytes(&pr, PROTO_DIGEST_LEN);
+    *reason = proto_rd_u8(&pr);
+    *msg = proto_rd_str16(&pr);
+    if (pr.err)
+        return pr.err;
+    if (*reason != PROTO_CHUNK_MISSING && *reason != PROTO_CHUNK_DAMAGED)
+        return PROTO_E_RANGE;
+    memcpy(d->b, dg, PROTO_DIGEST_LEN);
     return proto_rd_done(&pr);
 }
 

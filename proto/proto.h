@@ -30,7 +30,8 @@
 
 /* Feature bits offered in HELLO (PROTOCOL.md, "Version negotiation"). */
 #define PROTO_FEATURE_ENCRYPTION 1ull /* encrypted repositories */
-#define PROTO_FEATURES_KNOWN PROTO_FEATURE_ENCRYPTION
+#define PROTO_FEATURE_COPY 2ull       /* IMPORT, GET_STORED, CHUNK_BAD (copy) */
+#define PROTO_FEATURES_KNOWN (PROTO_FEATURE_ENCRYPTION | PROTO_FEATURE_COPY)
 
 enum proto_type {
     PROTO_T_HELLO = 0x0001,
@@ -64,12 +65,15 @@ enum proto_type {
     PROTO_T_ABORT = 0x003C,
     PROTO_T_COMMIT_META = 0x003D, /* ENCRYPTION feature */
     PROTO_T_SEAL = 0x003E,        /* ENCRYPTION feature */
+    PROTO_T_IMPORT = 0x003F,      /* COPY feature */
 
     PROTO_T_GET_MANIFEST = 0x0040,
     PROTO_T_MANIFEST_DATA = 0x0041,
     PROTO_T_MANIFEST_END = 0x0042,
     PROTO_T_GET_CHUNKS = 0x0043,
     PROTO_T_CHUNK_DATA = 0x0044,
+    PROTO_T_GET_STORED = 0x0045, /* COPY feature */
+    PROTO_T_CHUNK_BAD = 0x0046,  /* COPY feature */
 
     PROTO_T_VERIFY = 0x0050,
     PROTO_T_VERIFY_EVENT = 0x0051,
@@ -476,6 +480,17 @@ void proto_enc_backup_begin(struct lb_buf *b, const char *name,
 int proto_dec_backup_begin(const uint8_t *p, size_t len,
                            struct proto_backup_begin *out);
 
+/* IMPORT (COPY feature): str16 id, then BACKUP_BEGIN's payload: a
+ * backup copied from another repository, under its own id, with its
+ * whole metadata (PROTOCOL.md, "Copy"). */
+struct proto_import {
+    struct proto_str id;
+    struct proto_backup_begin b; /* b.meta owned: proto_kv_free */
+};
+void proto_enc_import(struct lb_buf *b, const char *id, const char *name,
+                      const char *parent, const struct proto_kv *meta);
+int proto_dec_import(const uint8_t *p, size_t len, struct proto_import *out);
+
 /* BACKUP_STARTED: str16 id, str16 parent id. */
 void proto_enc_backup_started(struct lb_buf *b, const char *id,
                               const char *parent);
@@ -573,6 +588,18 @@ int proto_dec_window_next(struct proto_rd *pr, struct proto_window_rec *r);
 
 /* GET_CHUNKS: same layout as QUERY. MANIFEST_DATA: raw bytes. */
 #define PROTO_MAX_GET_CHUNKS 64
+
+/* GET_STORED (COPY feature): same layout as GET_CHUNKS; each digest is
+ * answered by CHUNK_DATA, or by CHUNK_BAD: digest, u8 reason, str16
+ * message (a chunk the repository lacks or holds damaged). */
+enum proto_chunk_bad {
+    PROTO_CHUNK_MISSING = 1,
+    PROTO_CHUNK_DAMAGED = 2,
+};
+void proto_enc_chunk_bad(struct lb_buf *b, const struct proto_digest *d,
+                         uint8_t reason, const char *msg);
+int proto_dec_chunk_bad(const uint8_t *p, size_t len, struct proto_digest *d,
+                        uint8_t *reason, struct proto_str *msg);
 
 /* ---- manifests ----------------------------------------------------------- */
 

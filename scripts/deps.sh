@@ -28,6 +28,8 @@ pkgs=(
     # (man-db, groff-base), bash completion, the .deb (cpack -G DEB needs
     # dpkg-shlibdeps from dpkg-dev; fakeroot for building as a user)
     scdoc man-db groff-base bash-completion dpkg-dev fakeroot
+    # bench/copy.sh compares livebackup copy with rsync
+    rsync
 )
 # the test VM (libvirt without systemd, see tests/vm/README.md)
 mapfile -t vm < <(grep -v '^#' "$here/tests/vm/packages.txt")

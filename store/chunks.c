@@ -445,27 +445,49 @@ store_chunk_read(struct store *st, const struct proto_digest *d,
     return read_chunk_file(st, d, out, &h, c);
 }
 
+/* Read a chunk and check it as verify does without a key: *h its
+ * header, *c its stored form (data in s->file). */
+static int
+read_checked(struct store *st, struct store_scratch *s,
+             const struct proto_digest *d, struct store_chunk_hdr *h,
+             struct proto_chunk *c)
+{
+    char rel[80];
+
+    if (read_chunk_file(st, d, &s->file, h, c) < 0)
+        return -1;
+    if (h->version != STORE_CHUNK_VERSION_SEALED)
+        return check_chunk(st, s, c);
+    store_chunk_relpath(rel, d);
+    if (proto_crc32c(0, c->data, c->data_len) != h->crc)
+        return lb_fail(EPROTO,
+                       "chunk %s: its bytes do not match their checksum "
+                       "(damaged on disk)",
+                       rel);
+    return check_form(st, c);
+}
+
 int
 store_chunk_check(struct store *st, struct store_scratch *s,
                   const struct proto_digest *d, struct store_chunk_hdr *hp)
 {
     struct store_chunk_hdr h = {0};
     struct proto_chunk c = {0};
-    char rel[80];
+    int r = read_checked(st, s, d, &h, &c);
 
-    if (read_chunk_file(st, d, &s->file, &h, &c) < 0)
-        return -1;
     if (hp)
         *hp = h;
-    if (h.version != STORE_CHUNK_VERSION_SEALED)
-        return check_chunk(st, s, &c);
-    store_chunk_relpath(rel, d);
-    if (proto_crc32c(0, c.data, c.data_len) != h.crc)
-        return lb_fail(EPROTO,
-                       "chunk %s: its bytes do not match their checksum "
-                       "(damaged on disk)",
-                       rel);
-    return check_form(st, &c);
+    return r;
+}
+
+int
+store_chunk_read_checked(struct store *st, struct store_scratch *s,
+                         const struct proto_digest *d, struct proto_chunk *c)
+{
+    struct store_chunk_hdr h = {0};
+
+    memset(c, 0, sizeof *c);
+    return read_checked(st, s, d, &h, c);
 }
 
 int

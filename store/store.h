@@ -214,6 +214,15 @@ int store_chunk_check(struct store *st, struct store_scratch *s,
                       const struct proto_digest *d, struct store_chunk_hdr *h);
 
 /*
+ * store_chunk_check, and the chunk's stored form into *c (data valid
+ * until s is used again): what a copy reads (GET_STORED), checked before
+ * it leaves. 0, or -1 (EPROTO: damaged; ENOENT: not stored).
+ */
+int store_chunk_read_checked(struct store *st, struct store_scratch *s,
+                             const struct proto_digest *d,
+                             struct proto_chunk *c);
+
+/*
  * Read, decompress and check a chunk against its digest; *plain points
  * into the scratch space (valid until its next use), *plain_len its size,
  * *type its type.
@@ -248,6 +257,27 @@ struct store_txn;
 struct store_txn *store_txn_begin(struct store *st, const char *name,
                                   const char *parent_id,
                                   const struct proto_kv *meta);
+/*
+ * Start the import of a backup copied from another repository
+ * (PROTOCOL.md, "Copy"): its id, set name and parent are the source's
+ * (the parent need not be here: every manifest is whole), meta its whole
+ * metadata (the source's meta block: time, kind, domain_xml, mac, ...),
+ * kept as it is but for the repository's own bookkeeping (seq,
+ * chunks_new, bytes_new, bytes_received; disks and size follow the disks
+ * sent). Its disks are sent whole (PROTO_DISK_FULL) with the source's
+ * disk metadata, "mode" included. The id must be new here (EEXIST) and
+ * name its time; an append-only repository takes only a new latest
+ * backup of its set, not later than now (EPERM).
+ */
+struct store_txn *store_txn_import(struct store *st, const char *id,
+                                   const char *name, const char *parent_id,
+                                   const struct proto_kv *meta);
+/* An import's metadata: at most PROTO_MAX_KV keys and this many bytes,
+ * the server's keys included (a backup's own: 64 KiB from the client, and
+ * the server's); its time at most this many seconds ahead of the clock
+ * on an append-only connection. */
+#define STORE_MAX_IMPORT_META_BYTES (STORE_MAX_META_BYTES + (16u << 10))
+#define STORE_IMPORT_SKEW 300
 const char *store_txn_id(const struct store_txn *t);
 const char *store_txn_parent(const struct store_txn *t);
 

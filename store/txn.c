@@ -45,9 +45,22 @@ struct store_txn {
     struct proto_kv *disk_metas; /* each disk's final metadata */
     size_t ndisks;
     bool prepared; /* the final metadata is in meta (store_txn_prepare) */
+    bool import;   /* a copy of another repository's backup (IMPORT) */
     uint64_t chunks_new, bytes_new, bytes_received;
     uint64_t windows_set, windows_pushed;
 };
+
+/* The manifest's temporary file and its writer. */
+static int
+txn_open_tmp(struct store_txn *t)
+{
+    t->tmp = store_tmp_name(t->st, "manifest");
+    t->fd = open(t->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (t->fd < 0)
+        return lb_error(errno, "create %s", t->tmp);
+    t->w = proto_mf_writer_new(t->fd);
+    return t->w ? 0 : -1;
+}
 
 struct store_txn *
 store_txn_begin(struct store *st, const char *name, const char *parent_id,
@@ -119,14 +132,107 @@ store_txn_begin(struct store *st, const char *name, const char *parent_id,
             goto fail;
         }
     }
-    t->tmp = store_tmp_name(st, "manifest");
-    t->fd = open(t->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (t->fd < 0) {
-        lb_error(errno, "create %s", t->tmp);
+    if (txn_open_tmp(t) < 0)
+        goto fail;
+    return t;
+fail:
+    store_txn_abort(t);
+    return NULL;
+}
+
+/* The append-only rule of an import: the backup must be what a
+ * BACKUP_BEGIN through the same connection could make, a new latest
+ * backup of its set, not later than now (PROTOCOL.md, "Copy"). */
+static int
+import_append_only(struct store *st, const char *name, int64_t time)
+{
+    struct store_list l;
+    int64_t newest = INT64_MIN;
+
+    if (time > lb_wall_time() + STORE_IMPORT_SKEW)
+        return lb_fail(EPERM,
+                       "this connection is append-only: it cannot import a "
+                       "backup from the future");
+    if (store_list(st, name, &l) < 0)
+        return -1;
+    for (size_t i = 0; i < l.n; i++)
+        newest = LB_MAX(newest, l.b[i].time);
+    store_list_free(&l);
+    if (time < newest)
+        return lb_fail(EPERM,
+                       "this connection is append-only: it can import only "
+                       "backups not older than the latest of their set (%s)",
+                       name);
+    return 0;
+}
+
+/* The id of a backup names its start time: YYYYMMDD-HHMMSS. */
+static bool
+import_id_time(const char *id, int64_t time)
+{
+    char want[PROTO_ID_LEN + 1];
+
+    proto_backup_id_make(want, time, 0);
+    return strncmp(want, id, 15) == 0;
+}
+
+struct store_txn *
+store_txn_import(struct store *st, const char *id, const char *name,
+                 const char *parent_id, const struct proto_kv *meta)
+{
+    struct store_txn *t;
+    const char *v;
+    CLEANUP_FREE char *path = NULL;
+    uint64_t time;
+
+    if (st->mode == STORE_READ) {
+        lb_fail(EPERM, "repository opened read-only");
+        return NULL;
+    }
+    if (!proto_backup_id_valid(id, strlen(id)) ||
+        !proto_name_valid(name, strlen(name)) ||
+        (*parent_id && !proto_backup_id_valid(parent_id, strlen(parent_id)))) {
+        lb_fail(EINVAL, "import: invalid backup id, name or parent");
+        return NULL;
+    }
+    v = proto_kv_get(meta, "time");
+    time = proto_kv_get_u64(meta, "time", UINT64_MAX);
+    /* 9999-12-31T23:59:59Z: the last time an id can name */
+    if (!v || time > 253402300799ull ||
+        !import_id_time(id, (int64_t)time)) {
+        lb_fail(EINVAL, "import of %s: its time is missing or not its id's",
+                id);
+        return NULL;
+    }
+    if (((v = proto_kv_get(meta, "id")) && strcmp(v, id) != 0) ||
+        ((v = proto_kv_get(meta, "name")) && strcmp(v, name) != 0) ||
+        ((v = proto_kv_get(meta, "parent")) && strcmp(v, parent_id) != 0)) {
+        lb_fail(EINVAL, "import of %s: its metadata names another backup", id);
+        return NULL;
+    }
+    if (st->append_only && import_append_only(st, name, (int64_t)time) < 0)
+        return NULL;
+    path = store_manifest_path(st, id);
+    if (access(path, F_OK) == 0) {
+        lb_fail(EEXIST, "backup %s is already in the repository", id);
+        return NULL;
+    }
+    t = lb_xcalloc(1, sizeof *t);
+    t->st = st;
+    t->fd = -1;
+    t->parent_fd = -1;
+    t->import = true;
+    t->name = lb_xstrdup(name);
+    t->start = (int64_t)time;
+    snprintf(t->id, sizeof t->id, "%s", id);
+    snprintf(t->parent, sizeof t->parent, "%s", parent_id);
+    if (proto_kv_merge(&t->meta, meta, PROTO_MAX_KV,
+                       STORE_MAX_IMPORT_META_BYTES) < 0) {
+        lb_error_prefix("import of %s", id);
+        errno = EINVAL;
         goto fail;
     }
-    t->w = proto_mf_writer_new(t->fd);
-    if (!t->w)
+    if (txn_open_tmp(t) < 0)
         goto fail;
     return t;
 fail:
@@ -209,6 +315,11 @@ store_txn_disk_begin(struct store_txn *t, const char *disk, uint64_t size,
                        "than %llu windows of %u bytes",
                        disk, (unsigned long long)PROTO_MF_MAX_BACKUP_WINDOWS,
                        ws);
+    if (t->import && mode != PROTO_DISK_FULL)
+        return lb_fail(EINVAL,
+                       "disk %s: an imported backup's disks are sent "
+                       "whole (mode full)",
+                       disk);
     t->windows_total += t->nwindows;
     if (mode == PROTO_DISK_INCR) {
         struct proto_mf_window w;
@@ -282,8 +393,12 @@ store_txn_disk_begin(struct store_txn *t, const char *disk, uint64_t size,
     }
 started:
     proto_kv_free(&t->disk_meta);
-    if (proto_kv_merge(&t->disk_meta, meta, STORE_MAX_DISK_META_KEYS,
-                       STORE_MAX_DISK_META_BYTES) < 0) {
+    /* An import's disk metadata is the whole of the source's, the
+     * server's "mode" included: it is kept as it is. */
+    if (proto_kv_merge(&t->disk_meta, meta,
+                       t->import ? PROTO_MAX_KV : STORE_MAX_DISK_META_KEYS,
+                       t->import ? PROTO_MF_MAX_DISK_META - 64
+                                 : STORE_MAX_DISK_META_BYTES) < 0) {
         lb_error_prefix("disk %s", disk);
         return txn_fail(t);
     }
@@ -468,13 +583,24 @@ store_txn_disk_end(struct store_txn *t, const struct proto_kv *meta)
         return lb_fail(EINVAL, "disk end outside a disk");
     if (fill_until(t, t->nwindows) < 0)
         return txn_fail(t);
-    if (proto_kv_merge(&t->disk_meta, meta, STORE_MAX_DISK_META_KEYS,
-                       STORE_MAX_DISK_META_BYTES) < 0) {
+    if (proto_kv_merge(&t->disk_meta, meta,
+                       t->import ? PROTO_MAX_KV : STORE_MAX_DISK_META_KEYS,
+                       t->import ? PROTO_MF_MAX_DISK_META - 64
+                                 : STORE_MAX_DISK_META_BYTES) < 0) {
         lb_error_prefix("disk %s", t->disk);
         return txn_fail(t);
     }
-    proto_kv_set(&t->disk_meta, "mode",
-                 t->mode == PROTO_DISK_INCR ? "incremental" : "full");
+    if (!t->import) {
+        proto_kv_set(&t->disk_meta, "mode",
+                     t->mode == PROTO_DISK_INCR ? "incremental" : "full");
+    } else if (!proto_kv_get(&t->disk_meta, "mode") ||
+               (strcmp(proto_kv_get(&t->disk_meta, "mode"), "full") != 0 &&
+                strcmp(proto_kv_get(&t->disk_meta, "mode"), "incremental") !=
+                    0)) {
+        lb_fail(EINVAL, "imported disk %s: its mode is not full or incremental",
+                t->disk);
+        return txn_fail(t);
+    }
     if (proto_mf_write_disk_end(t->w, &t->disk_meta) < 0)
         return txn_fail(t);
     for (size_t i = 0; i < t->disk_meta.n; i++)
@@ -505,7 +631,8 @@ check_meta_refs(struct store_txn *t)
 
     if (!xml || !*xml)
         return 0;
-    if (strlen(xml) != (size_t)2 * PROTO_DIGEST_LEN || proto_digest_parse(xml, &d) < 0)
+    if (strlen(xml) != (size_t)2 * PROTO_DIGEST_LEN ||
+        proto_digest_parse(xml, &d) < 0)
         return lb_fail(EINVAL, "backup %s: its domain_xml is not a digest",
                        t->id);
     if (store_chunk_check_ref(t->st, &t->noted, PROTO_CHUNK_BLOB, 0, &d, why,
@@ -514,6 +641,20 @@ check_meta_refs(struct store_txn *t)
         return -1;
     }
     return 0;
+}
+
+/* A key the server sets on a backup: an import keeps the source's value
+ * (a decimal number; what the original commit recorded, which the
+ * manifest's MAC covers). */
+static void
+set_own(struct store_txn *t, const char *key, uint64_t v)
+{
+    const char *have = proto_kv_get(&t->meta, key);
+
+    if (t->import && have && *have && strlen(have) <= 20 &&
+        strspn(have, "0123456789") == strlen(have))
+        return;
+    proto_kv_set_u64(&t->meta, key, v);
 }
 
 int
@@ -525,8 +666,10 @@ store_txn_prepare(struct store_txn *t, const struct proto_kv *meta)
         return lb_fail(EINVAL, "commit of an unfinished backup");
     if (t->ndisks == 0)
         return lb_fail(EINVAL, "a backup needs at least one disk");
-    if (proto_kv_merge(&t->meta, meta, STORE_MAX_META_KEYS,
-                       STORE_MAX_META_BYTES) < 0) {
+    if (proto_kv_merge(&t->meta, meta,
+                       t->import ? PROTO_MAX_KV : STORE_MAX_META_KEYS,
+                       t->import ? STORE_MAX_IMPORT_META_BYTES
+                                 : STORE_MAX_META_BYTES) < 0) {
         lb_error_prefix("commit of backup %s", t->id);
         return -1;
     }
@@ -554,16 +697,20 @@ store_txn_prepare(struct store_txn *t, const struct proto_kv *meta)
         proto_kv_set(&t->meta, "name", t->name);
         proto_kv_set(&t->meta, "parent", t->parent);
         proto_kv_set_u64(&t->meta, "time", (uint64_t)t->start);
-        proto_kv_set_u64(&t->meta, "end_time", (uint64_t)lb_wall_time());
+        set_own(t, "end_time", (uint64_t)lb_wall_time());
         proto_kv_set(&t->meta, "disks", disks);
         proto_kv_set_u64(&t->meta, "size", total);
         proto_kv_set_u64(&t->meta, "chunks_new", t->chunks_new);
         proto_kv_set_u64(&t->meta, "bytes_new", t->bytes_new);
         proto_kv_set_u64(&t->meta, "bytes_received", t->bytes_received);
-        proto_kv_set_u64(&t->meta, "windows_set", t->windows_set);
-        proto_kv_set_u64(&t->meta, "windows_pushed", t->windows_pushed);
+        set_own(t, "windows_set", t->windows_set);
+        set_own(t, "windows_pushed", t->windows_pushed);
         free(disks);
     }
+    if (t->import &&
+        (t->meta.n > PROTO_MAX_KV ||
+         proto_kv_encoded_len(&t->meta) > STORE_MAX_IMPORT_META_BYTES))
+        return lb_fail(EINVAL, "imported backup %s: too much metadata", t->id);
     t->prepared = true;
     return 0;
 }

@@ -40,6 +40,7 @@ int cmd_key(int argc, char **argv);
 int cmd_map(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
 int cmd_umount(int argc, char **argv);
+int cmd_copy(int argc, char **argv);
 
 /* status of a domain's instant restore, if it has one (cmd_restore.c). */
 struct agent_dom;

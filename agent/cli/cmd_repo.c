@@ -11,7 +11,7 @@
 /* Parse the options of a simple command: --repo, --name, --backup and the
  * common ones. Returns 0, or the exit code to return (2 on usage). */
 struct simple_args {
-    const char *repo, *name, *backup, *encryption;
+    const char *repo, *name, *backup, *encryption, *key_from;
     bool latest, key;
     uint64_t window;
 };
@@ -50,6 +50,9 @@ parse_simple(int argc, char **argv, const char *cmd, struct simple_args *a)
             break;
         case 'K':
             a->key = true;
+            break;
+        case 'k':
+            a->key_from = optarg;
             break;
         case 'w':
             if (lb_parse_size(optarg, &a->window) < 0 ||
@@ -132,11 +135,19 @@ cmd_init(int argc, char **argv)
     enc = encryption_mode(a.encryption);
     if (enc < 0)
         return 2;
+    if (a.key_from && enc == PROTO_ENC_NONE) {
+        fprintf(stderr, "livebackup init: --key-from makes an encrypted "
+                        "repository: not with --encryption none\n");
+        return 2;
+    }
     r = agent_repo_connect(a.repo);
     if (!r)
         return agent_fail();
-    if (agent_repo_init_keyed(r, (uint32_t)a.window, (uint8_t)enc, &key_path) <
-        0) {
+    if ((a.key_from
+             ? agent_repo_init_from_key(r, (uint32_t)a.window, (uint8_t)enc,
+                                        a.key_from, &key_path)
+             : agent_repo_init_keyed(r, (uint32_t)a.window, (uint8_t)enc,
+                                     &key_path)) < 0) {
         agent_fail();
         agent_repo_close(r);
         return 1;

@@ -198,6 +198,25 @@ static const struct lb_help_opt init_opts[] = {
      "repokey (default, or LIVEBACKUP_ENCRYPTION): the key in the "
      "repository, wrapped by the passphrase; keyfile: the wrapped key on "
      "this host; none: not encrypted."},
+    {"key-from", 0, 'k', "KEYFILE",
+     "Make an encrypted repository of the key in KEYFILE (livebackup key "
+     "export of another repository): copies between the two move chunks as "
+     "they are."},
+    {0},
+};
+
+static const struct lb_help_opt copy_opts[] = {
+    {"from", 0, 'f', "SRC", "The repository to copy from (read only)."},
+    {"to", 0, 't', "DST", "The repository to copy into."},
+    {"name", 0, 'n', "GLOB",
+     "Copy the sets whose names match GLOB (fnmatch; repeatable; default "
+     "every set)."},
+    {"backup", 0, 'b', "ID", "Copy this backup (repeatable)."},
+    {"last", 0, 'l', "K", "Of each set, only the last K backups selected."},
+    {"since", 0, 's', "TIME",
+     "Only backups started at or after TIME (YYYY-MM-DD[THH:MM[:SS]], "
+     "UTC)."},
+    {"dry-run", 0, 'd', NULL, "Say what would be copied; copy nothing."},
     {0},
 };
 
@@ -342,10 +361,20 @@ const struct lb_help_cmd cli_commands[] = {
      "processes that served it.",
      NULL, false},
     {"init", "create a repository (encrypted unless --encryption none)",
-     "[--repo REPO] [--window-size SIZE] [--encryption MODE] [options]",
+     "[--repo REPO] [--window-size SIZE] [--encryption MODE] "
+     "[--key-from KEYFILE] [options]",
      "Create a repository. Keep the passphrase and a copy of the key "
      "(livebackup key export): without both every backup is lost.",
      init_opts, true},
+    {"copy", "copy backups to another repository (off-site, or pulled)",
+     "--from SRC --to DST [--name GLOB...] [--backup ID...] [--last K] "
+     "[--since TIME] [--dry-run] [options]",
+     "Copy every selected backup of SRC that DST lacks, with its id, time "
+     "and metadata; only the chunks DST lacks travel, and a backup appears "
+     "in DST once all its chunks are there. Both repositories unencrypted, "
+     "or encrypted with one key (no passphrase needed). A rerun after an "
+     "interruption goes on where it stopped.",
+     copy_opts, true},
     {"key", "a repository's key: export, import, change-passphrase",
      "export [--repo REPO] --to FILE\n"
      "import [--repo REPO] --from FILE\n"

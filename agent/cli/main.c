@@ -38,6 +38,7 @@ static const struct {
     {"prune", cmd_prune},
     {"gc", cmd_gc},
     {"config", cmd_config},
+    {"copy", cmd_copy},
 };
 
 static void

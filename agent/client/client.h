@@ -323,6 +323,15 @@ int agent_repo_unlock(struct agent_repo *r);
 int agent_repo_init_keyed(struct agent_repo *r, uint32_t window_size,
                           uint8_t encryption, char **key_path);
 
+/* INIT an encrypted repository with the key of the key file at from (a
+ * `key export` of another repository, or a keyfile repository's key
+ * file): a repository of the same key, which backups copy into as they
+ * are stored (PROTOCOL.md, "Copy"). KEYFILE: *key_path as for
+ * agent_repo_init_keyed (written there when it is not yet). */
+int agent_repo_init_from_key(struct agent_repo *r, uint32_t window_size,
+                             uint8_t encryption, const char *from,
+                             char **key_path);
+
 /* `livebackup key export`: the repository's key file (its wrapped master
  * key, useless without the passphrase) to path (which must not exist). */
 int agent_key_export(struct agent_repo *r, const char *path);
@@ -484,6 +493,55 @@ int agent_export_exec(const struct agent_export *e);
  * appended to log) and return once it serves: 0, or -1 with the last
  * line it logged. Its pid is in e->pidfile (which it needs). */
 int agent_export_start(const struct agent_export *e, const char *log);
+
+/* ---- copy (copy.c) -------------------------------------------------------- */
+
+/* agent_repo_connect for a repository that receives data this host did
+ * not check (a copy's destination, from a remote source): never as a
+ * trusted client, so backupd re-hashes every chunk it receives. */
+struct agent_repo *agent_repo_connect_checked(const char *url);
+
+/* Which backups of the source a copy takes: those of the sets matching
+ * one of names (fnmatch(3); every set if none), with one of ids (any if
+ * none), started at or after since, and of each set the last `last`
+ * of those (every one if 0). */
+struct agent_copy_req {
+    char *const *names;
+    size_t nnames;
+    char *const *ids;
+    size_t nids;
+    unsigned last;
+    int64_t since; /* INT64_MIN: any */
+    bool dry_run;
+};
+
+struct agent_copy_stats {
+    uint64_t selected, copied, present, skipped, failed;
+    uint64_t chunks_sent, chunks_reused, bytes_sent;
+    double seconds;
+};
+
+/*
+ * Whether backups can be copied from src to dst (both OPENed): both
+ * servers know copies, one window size, both unencrypted or both
+ * encrypted with one key (its id compared, no key loaded). 0 or -1.
+ */
+int agent_copy_check(struct agent_repo *src, struct agent_repo *dst);
+
+/*
+ * Copy the selected backups of src (OPENed for reading) that dst (OPENed
+ * for writing) lacks, oldest first (PROTOCOL.md, "Copy"). fn gets one
+ * entry per selected backup: id, name, time, action (copied, present,
+ * skipped: older than dst's latest of its set, failed: the source lacks
+ * or holds damaged a chunk it needs, would-copy: --dry-run) and reason,
+ * and for copied and failed ones chunks_sent, chunks_reused, bytes_sent.
+ * Returns 0 when every backup was gone through (st->failed may be
+ * non-zero), -1 when the copy stopped (error slot set; what was
+ * committed stays).
+ */
+int agent_copy(struct agent_repo *src, struct agent_repo *dst,
+               const struct agent_copy_req *q, agent_entry_fn fn, void *opaque,
+               struct agent_copy_stats *st);
 
 /* ---- image sources (qemu-nbd + libnbd) --------------------------------- */
 

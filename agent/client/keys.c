@@ -400,6 +400,58 @@ agent_repo_init_keyed(struct agent_repo *r, uint32_t window_size,
 }
 
 int
+agent_repo_init_from_key(struct agent_repo *r, uint32_t window_size,
+                         uint8_t encryption, const char *from, char **key_out)
+{
+    struct proto_keyfile kf, mine;
+    struct proto_key_info ki = {.encryption = encryption};
+    uint8_t kb[PROTO_KEYFILE_LEN];
+    char *path = NULL;
+    bool wrote = false;
+    const uint8_t *p;
+    uint32_t len;
+    struct stat sb;
+
+    *key_out = NULL;
+    if (!(r->features & PROTO_FEATURE_ENCRYPTION))
+        return lb_fail(EINVAL,
+                       "backupd serving %s does not know encrypted "
+                       "repositories (it is older than this livebackup)",
+                       r->url);
+    if (read_keyfile(from, &kf) < 0)
+        return -1;
+    memcpy(ki.key_id, kf.key_id, sizeof ki.key_id);
+    if (encryption == PROTO_ENC_KEYFILE) {
+        /* This client's key file of that key: the one given, unless it
+         * has one already (of the same key). */
+        path = key_path(kf.key_id);
+        if (stat(path, &sb) < 0) {
+            if (write_keyfile(path, &kf, false) < 0)
+                goto fail;
+            wrote = true;
+        } else if (read_keyfile(path, &mine) < 0 ||
+                   memcmp(mine.key_id, kf.key_id, sizeof kf.key_id) != 0) {
+            lb_fail(EEXIST, "%s holds another key than %s", path, from);
+            goto fail;
+        }
+    } else {
+        proto_keyfile_encode(kb, &kf);
+        ki.key = kb;
+        ki.key_len = sizeof kb;
+    }
+    proto_enc_init_keyed(&r->out, window_size, &ki);
+    if (agent_repo_call(r, PROTO_T_OK, &p, &len, NULL) < 0)
+        goto fail;
+    *key_out = path;
+    return 0;
+fail:
+    if (wrote)
+        unlink(path); /* it names a key no repository uses */
+    free(path);
+    return -1;
+}
+
+int
 agent_key_export(struct agent_repo *r, const char *path)
 {
     struct proto_keyfile kf;

@@ -317,7 +317,7 @@ agent_repo_explain(struct agent_repo *r)
  * it may not be reached (then the child reports why).
  */
 static struct proto_conn *
-daemon_conn(const char *repo)
+daemon_conn(const char *repo, bool trusted)
 {
     CLEANUP_FREE char *sock = lb_repo_daemon_socket(repo);
     struct proto_conn *c;
@@ -333,7 +333,8 @@ daemon_conn(const char *repo)
     lb_debug("talking to backupd listen at %s", sock);
     c = proto_conn_new(fd, fd);
     proto_kv_set(&kv, "append_only", "0");
-    proto_kv_set(&kv, "trusted", "1"); /* as our own child would be */
+    if (trusted)
+        proto_kv_set(&kv, "trusted", "1"); /* as our own child would be */
     proto_kv_set(&kv, "peer", "local");
     proto_enc_kv(&f, PROTO_T_BRIDGE, &kv);
     proto_kv_free(&kv);
@@ -347,8 +348,8 @@ daemon_conn(const char *repo)
     return c;
 }
 
-struct agent_repo *
-agent_repo_connect(const char *url)
+static struct agent_repo *
+repo_connect(const char *url, bool trusted)
 {
     struct agent_repo *r = lb_xcalloc(1, sizeof *r);
     struct proto_hello h = {
@@ -402,7 +403,7 @@ agent_repo_connect(const char *url)
         free(argv);
         if (sr < 0)
             goto fail;
-    } else if ((r->conn = daemon_conn(url)) != NULL) {
+    } else if ((r->conn = daemon_conn(url, trusted)) != NULL) {
         r->path = lb_xstrdup(url);
     } else {
         CLEANUP_FREE char *bd = agent_backupd_path();
@@ -414,7 +415,7 @@ agent_repo_connect(const char *url)
                         (char *)url,
                         "--lock-wait",
                         wait_s,
-                        "--trusted-client",
+                        trusted ? "--trusted-client" : NULL,
                         NULL};
         r->path = lb_xstrdup(url);
         if (spawn(r, argv) < 0)
@@ -447,6 +448,18 @@ fail : {
     lb_error_restore(&e);
 }
     return NULL;
+}
+
+struct agent_repo *
+agent_repo_connect(const char *url)
+{
+    return repo_connect(url, true);
+}
+
+struct agent_repo *
+agent_repo_connect_checked(const char *url)
+{
+    return repo_connect(url, false);
 }
 
 void

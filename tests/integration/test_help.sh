@@ -20,7 +20,9 @@ ok "livebackup help lists ${#cmds[@]} commands, one line each"
 arg_for() {
     case ${1%%|*} in
     SIZE) echo 64K ;;
-    N | SECONDS) echo 1 ;;
+    N | K | SECONDS) echo 1 ;;
+    ID) echo 20260101-000000-abcd ;;
+    TIME) echo 2026-01-01 ;;
     RATE) echo 1M ;;
     *) echo "${1%%|*}" ;;
     esac

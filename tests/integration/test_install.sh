@@ -26,7 +26,8 @@ grep -qx "$libdir/livebackup/nbdkit-livebackup-plugin.so" "$T/strings" ||
     fail "the installed livebackup does not look for the plugin in $libdir/livebackup"
 for u in backupd.service livebackup@.service livebackup@.timer \
     livebackup-all.service livebackup-all.timer livebackup-failure@.service \
-    livebackup-prune.service livebackup-prune.timer; do
+    livebackup-prune.service livebackup-prune.timer livebackup-pull.service \
+    livebackup-pull.timer; do
     [[ -f $units/$u ]] || fail "unit not installed: $u"
 done
 for d in README.md PROTOCOL.md FORMAT.md reliability.md examples/livebackup.default \
@@ -43,7 +44,7 @@ for m in man1/livebackup.1 man8/backupd.8; do
 done
 [[ -s $root$prefix/share/bash-completion/completions/livebackup ]] ||
     fail "bash completion not installed in $prefix/share/bash-completion/completions"
-ok "cmake --install: binaries, the nbdkit plugin, 8 units, docs, man pages, completion and the example settings"
+ok "cmake --install: binaries, the nbdkit plugin, 10 units, docs, man pages, completion and the example settings"
 
 # verify resolves dependencies like sysinit.target inside --root: give it
 # the system's own units there. It runs man for the units' man:
@@ -63,6 +64,8 @@ LIVEBACKUP_CONFIG=$root$prefix/share/doc/livebackup/examples/livebackup.conf \
 grep -q "^keep-daily *7" "$T/out" || fail "the example livebackup.conf: $(cat "$T/out")"
 grep -q "ExecStart=$prefix/bin/backupd listen" "$units/backupd.service" ||
     fail "backupd.service: $(grep ExecStart "$units/backupd.service")"
+grep -q "ExecStart=$prefix/bin/livebackup copy --from" "$units/livebackup-pull.service" ||
+    fail "livebackup-pull.service: $(grep ExecStart "$units/livebackup-pull.service")"
 for t in "$units"/*.timer; do
     cal=$(sed -n 's/^OnCalendar=//p' "$t")
     systemd-analyze calendar "$cal" >/dev/null || fail "$t: OnCalendar=$cal does not parse"

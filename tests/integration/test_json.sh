@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
 # --json that machines can trust: the events of init, backup-image, list,
-# show, verify, restore-image, prune, gc and an error, from real runs,
+# show, verify, restore-image, prune, gc, copy and an error, from real runs,
 # checked field by field against the types docs/json.md gives (jq). A set
 # named 2024 stays a string, disks are an array of objects, seconds a
 # number. (backup, status and backup -j are checked in test_vm_disks.)
@@ -36,6 +36,10 @@ for cmd in "list" "list --latest" "show --backup $id1" "verify" \
     run_ok livebackup $cmd --json --repo "$R"
     keep
 done
+# copy: its per-backup events and summary (counts are integers).
+run_ok livebackup init --repo "$T/dst" --encryption none
+run_ok livebackup copy --json --from "$R" --to "$T/dst"
+keep
 livebackup list --json --repo "$T/nope" >>"$J" 2>/dev/null && fail "list of no repository"
 # damage events: a byte flipped in a chunk.
 chunk=$(find "$R/chunks" -type f -name '[0-9a-f]*' -size +1k | head -n 1)
@@ -44,7 +48,7 @@ livebackup verify --json --repo "$R" >>"$J" 2>/dev/null && fail "verify of a dam
 
 json_schema_check "$J"
 events=$(jq -R -r 'fromjson? // empty | .event' "$J" | sort -u | tr '\n' ' ')
-for e in initialized progress summary backup set disk prune damage error; do
+for e in initialized progress summary backup set disk prune copy damage error; do
     [[ " $events" == *" $e "* ]] || fail "no $e event among: $events"
 done
 ok "every event's fields have docs/json.md's types ($events)"

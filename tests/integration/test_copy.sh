@@ -1,0 +1,285 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# livebackup copy (README, "Off-site copies"; PROTOCOL.md, "Copy"): a set
+# of full and incremental backups copied to an empty repository is the
+# same there (listing, window stacks, restores), the destination verifies,
+# a second copy moves nothing and the next one only a new backup's data;
+# a copy killed, or whose ssh is cut, mid-way leaves no partial backup and
+# its rerun sends only what is missing; a chunk damaged in the source
+# fails the backups that use it, by name, and no other; a pull through a
+# --read-only key (direct and bridged to backupd listen) works and the key
+# can change nothing; a push through an append-only key works; prune and
+# gc on the source leave the copies intact.
+. "$(dirname "$0")/lib.sh"
+
+S=$T/src
+run_ok livebackup init --repo "$S"
+
+# ---- a set with a full and two incrementals, and another set ------------------
+mkimage "$T/d.qcow2" qcow2 64
+write_random "$T/d.qcow2" qcow2 $((8 << 20)) $((6 << 20))
+snapshot_raw "$T/d.qcow2" "$T/truth0.raw"
+run_ok livebackup backup-image --json --repo "$S" --name img --disk vda="$T/d.qcow2"
+id0=$(json_field "$T/out" summary id)
+overlay "$T/o1.qcow2" "$T/d.qcow2" qcow2
+qemu-io -c "write -P 7 30M 8k" -c "write -z 8M 4k" "$T/o1.qcow2" >/dev/null
+write_random "$T/o1.qcow2" qcow2 $((40 << 20)) $((1 << 20))
+snapshot_raw "$T/o1.qcow2" "$T/truth1.raw"
+run_ok livebackup backup-image --json --repo "$S" --name img --disk vda="$T/o1.qcow2" \
+    --since "$T/d.qcow2"
+id1=$(json_field "$T/out" summary id)
+mkimage "$T/b.qcow2" qcow2 32
+write_random "$T/b.qcow2" qcow2 $((4 << 20)) $((3 << 20))
+snapshot_raw "$T/b.qcow2" "$T/truthb.raw"
+run_ok livebackup backup-image --json --repo "$S" --name other --disk vda="$T/b.qcow2"
+idb=$(json_field "$T/out" summary id)
+# a backup with a saved domain XML (a BLOB outside the window stacks), as
+# a VM's backup has: made by lbhostile's recommit, the windows of idb
+printf '<domain type="kvm"><name>vmx</name><uuid>%s</uuid></domain>\n' \
+    "$(cat /proc/sys/kernel/random/uuid)" >"$T/vmx.xml"
+"$LB_BUILD/tests/lbhostile" recommit "$idb" vmx "$T/vmx.xml" -- "$BACKUPD" serve --repo "$S" \
+    >"$T/out" 2>&1 || fail "recommit: $(cat "$T/out")"
+idx=$(livebackup list --repo "$S" --name vmx --json | jq -r 'select(.event == "backup") | .id')
+[[ -n $idx ]] || fail "no backup of vmx"
+
+# listing SRC DST: what both list of DST's backups is the same, but for
+# the repository's own bookkeeping (seq, and what each commit added).
+same_listing() {
+    livebackup list --repo "$2" --json >"$T/l2" || fail "list $2"
+    livebackup list --repo "$1" --json >"$T/l1" || fail "list $1"
+    local f='select(.event == "backup") | del(.seq, .chunks_new, .bytes_new, .bytes_received)'
+    jq -cS "$f" "$T/l2" | sort >"$T/l2.n"
+    jq -cS "$f" "$T/l1" | sort | grep -Ff <(jq -r 'select(.event == "backup") | .id' "$T/l2") \
+        >"$T/l1.n" || true
+    [[ -s $T/l2.n ]] || fail "$2 lists no backup"
+    diff "$T/l1.n" "$T/l2.n" >&2 || fail "$1 and $2 list their backups differently"
+}
+# same_stacks SRC DST ID: the manifests' window stacks are the same.
+same_stacks() {
+    cmp -s <(manifest_chunks "$1/backups/$3" vda) <(manifest_chunks "$2/backups/$3" vda) ||
+        fail "backup $3: its window stacks differ in $2"
+}
+nbackups() { livebackup list --repo "$1" --json | jq -s '[.[] | select(.event == "backup")] | length'; }
+nchunks() { find "$1/chunks" -type f | wc -l; }
+
+# ---- to an empty repository ------------------------------------------------------
+D=$T/dst
+run_ok livebackup init --repo "$D"
+run_ok livebackup copy --from "$S" --to "$D" --json
+[[ $(json_field "$T/out" summary copied) == 4 ]] || fail "copied: $(cat "$T/out")"
+[[ $(json_field "$T/out" summary failed) == 0 ]] || fail "failed: $(cat "$T/out")"
+same_listing "$S" "$D"
+for id in "$id0" "$id1" "$idb"; do same_stacks "$S" "$D" "$id"; done
+run_ok livebackup restore-image --repo "$D" --name img --backup "$id0" --disk vda --to "$T/r0.raw"
+same_image "$T/r0.raw" raw "$T/truth0.raw" raw
+run_ok livebackup restore-image --repo "$D" --name img --backup "$id1" --disk vda --to "$T/r1.raw"
+same_image "$T/r1.raw" raw "$T/truth1.raw" raw
+run_ok livebackup restore-image --repo "$D" --name other --backup latest --disk vda --to "$T/rb.raw"
+same_image "$T/rb.raw" raw "$T/truthb.raw" raw
+run_ok livebackup show --repo "$D" --name vmx --backup latest --json
+[[ $(json_field "$T/out" backup domain_xml_text) == "$(cat "$T/vmx.xml")" ]] ||
+    fail "the saved domain XML was not copied: $(cat "$T/out")"
+run_ok livebackup verify --repo "$D"
+grep -q "verified 4 backups.*all sound" "$T/out" || fail "verify: $(cat "$T/out")"
+[[ $(nchunks "$D") == $(nchunks "$S") ]] || fail "the copy has $(nchunks "$D") chunks, the source $(nchunks "$S")"
+ok "full and incremental backups, and one with a saved domain XML, copied to an empty repository: same listing and stacks, restored identical, XML shown, verified"
+
+run_ok livebackup copy --from "$S" --to "$D" --json
+for k in copied:0 present:4 chunks_sent:0 bytes_sent:0; do
+    [[ $(json_field "$T/out" summary "${k%%:*}") == "${k#*:}" ]] ||
+        fail "second copy: ${k%%:*} is not ${k#*:}: $(cat "$T/out")"
+done
+ok "a second copy moves no chunk"
+
+overlay "$T/o2.qcow2" "$T/o1.qcow2" qcow2
+write_random "$T/o2.qcow2" qcow2 $((20 << 20)) $((3 << 20))
+snapshot_raw "$T/o2.qcow2" "$T/truth2.raw"
+run_ok livebackup backup-image --json --repo "$S" --name img --disk vda="$T/o2.qcow2" \
+    --since "$T/o1.qcow2"
+id2=$(json_field "$T/out" summary id)
+run_ok livebackup copy --from "$S" --to "$D" --json --name img
+[[ $(json_field "$T/out" summary copied) == 1 ]] || fail "third copy: $(cat "$T/out")"
+sent=$(json_field "$T/out" summary bytes_sent)
+((sent >= 3 << 20 && sent < 4 << 20)) ||
+    fail "the copy of a backup with 3 MiB of new data sent $sent bytes"
+run_ok livebackup restore-image --repo "$D" --name img --backup latest --disk vda --to "$T/r2.raw"
+same_image "$T/r2.raw" raw "$T/truth2.raw" raw
+ok "the next copy moves the new backup's data only ($sent bytes for 3 MiB)"
+
+run_ok livebackup copy --from "$S" --to "$D" --dry-run --json
+[[ $(json_field "$T/out" summary present) == 5 ]] || fail "dry run: $(cat "$T/out")"
+D2=$T/dst2
+run_ok livebackup init --repo "$D2"
+run_ok livebackup copy --from "$S" --to "$D2" --name img --last 1 --json
+[[ $(json_field "$T/out" copy id) == "$id2" && $(nbackups "$D2") == 1 ]] ||
+    fail "--last 1: $(cat "$T/out")"
+run_ok livebackup copy --from "$S" --to "$D2" --json
+grep -q "\"id\":\"$id0\".*\"action\":\"skipped\",\"reason\":\"older than" "$T/out" ||
+    fail "an older backup was not skipped: $(cat "$T/out")"
+[[ $(nbackups "$D2") == 3 ]] || fail "$D2: $(nbackups "$D2") backups"
+run_ok livebackup copy --from "$S" --to "$D2" --backup "$idb" --json
+[[ $(json_field "$T/out" summary selected) == 1 ]] || fail "--backup: $(cat "$T/out")"
+ok "--dry-run, --last, --backup; a backup older than the destination's latest of its set is skipped"
+
+# ---- killed mid-way, ssh cut mid-way -------------------------------------------
+K=$T/big
+run_ok livebackup init --repo "$K"
+qemu-img create -q -f raw "$T/k.raw" 48M
+head -c $((40 << 20)) /dev/urandom | dd of="$T/k.raw" conv=notrunc status=none
+run_ok livebackup backup-image --repo "$K" --name big --disk vda="$T/k.raw"
+head -c $((8 << 20)) /dev/urandom | dd of="$T/k.raw" bs=1M seek=40 conv=notrunc status=none
+run_ok livebackup backup-image --repo "$K" --name big --disk vda="$T/k.raw"
+cp "$T/k.raw" "$T/truthk.raw"
+total=$(nchunks "$K")
+
+# interrupted DST HOW: a copy of $K to DST slowed down, stopped by HOW
+# (kill: SIGKILL to livebackup; cut: SIGTERM to its ssh) once DST holds
+# two chunks; then DST verifies and lists nothing partial, and the rerun
+# sends exactly the chunks DST lacks.
+interrupted() {
+    local dst=$1 how=$2 from=$K pid kids k n before
+    [[ $how == kill ]] || from="ssh://root@127.0.0.1:$SSH_PORT$K"
+    run_ok livebackup init --repo "$dst"
+    livebackup copy --from "$from" --to "$dst" --bwlimit 4M --rsh "${LB_RSH:-ssh}" \
+        >"$T/int.out" 2>"$T/int.err" &
+    pid=$!
+    lb_track "$pid"
+    wait_until 120 "two chunks in $dst" bash -c "(( \$(find '$dst/chunks' -type f | wc -l) >= 2 ))"
+    kids=$(pgrep -P "$pid" || true)
+    if [[ $how == kill ]]; then
+        kill -KILL "$pid"
+    else
+        for k in $kids; do
+            [[ $(cat "/proc/$k/comm" 2>/dev/null) == ssh ]] && kill -TERM "$k"
+        done
+    fi
+    n=0
+    wait "$pid" || n=$?
+    [[ $n != 0 ]] || fail "the interrupted copy ended well"
+    if [[ $how == cut ]]; then
+        grep -Eq "cut|closed|broken|ssh" "$T/int.err" || fail "no reason given: $(cat "$T/int.err")"
+    fi
+    for k in $kids; do wait_until 60 "process $k ended" bash -c "! kill -0 $k 2>/dev/null"; done
+    [[ $(nbackups "$dst") == 0 ]] || fail "$how: a partial backup is listed"
+    run_ok livebackup verify --repo "$dst"
+    before=$(nchunks "$dst")
+    ((before >= 2 && before < total)) || fail "$how: $before of $total chunks before the rerun"
+    run_ok livebackup copy --from "$from" --to "$dst" --rsh "${LB_RSH:-ssh}" --json
+    [[ $(json_field "$T/out" summary copied) == 2 ]] || fail "$how: rerun: $(cat "$T/out")"
+    n=$(json_field "$T/out" summary chunks_sent)
+    [[ $n == $((total - before)) ]] ||
+        fail "$how: the rerun sent $n chunks, $dst lacked $((total - before))"
+    run_ok livebackup restore-image --repo "$dst" --name big --backup latest --disk vda \
+        --to "$T/rk-$how.raw"
+    same_image "$T/rk-$how.raw" raw "$T/truthk.raw" raw
+    run_ok livebackup verify --repo "$dst"
+    ok "copy $how mid-way: nothing partial listed, verified; the rerun sent the $n missing chunks of $total"
+}
+interrupted "$T/dk" kill
+
+sshd_start
+key=$(cat "$T/ssh/user_key.pub")
+echo "command=\"$BACKUPD serve --restrict-to-repo $T --read-only\",restrict $key" \
+    >"$T/ssh/authorized_keys"
+interrupted "$T/dc" cut
+
+# ---- a damaged chunk in the source ------------------------------------------------
+C=$T/damaged
+cp -a "$S" "$C"
+# a chunk only the backup of set "other" uses
+bad=$(comm -23 <(manifest_chunks "$C/backups/$idb" vda | awk '{print $3}' | sort -u) \
+    <(for id in "$id0" "$id1" "$id2"; do manifest_chunks "$C/backups/$id" vda; done |
+        awk '{print $3}' | sort -u) | head -n 1)
+[[ -n $bad ]] || fail "no chunk of its own in backup $idb"
+f=$(chunk_file "$C" "$bad")
+printf '\xff\xfe' | dd of="$f" bs=1 seek=$(($(stat -c %s "$f") / 2)) conv=notrunc status=none
+D3=$T/dst3
+run_ok livebackup init --repo "$D3"
+expect_fail "backup $idb of other not copied: chunk $bad is damaged in the source" \
+    livebackup copy --from "$C" --to "$D3"
+grep -q "3 backup(s) copied.*2 failed" "$T/out" || fail "summary: $(cat "$T/out")"
+grep -q "backup $idx of vmx not copied: chunk $bad is damaged" "$T/err" ||
+    fail "the other backup that uses it is not named: $(cat "$T/err")"
+[[ $(nbackups "$D3") == 3 ]] || fail "$D3 has $(nbackups "$D3") backups"
+run_ok livebackup verify --repo "$D3"
+rm -f "$f"
+expect_fail "backup $idb of other not copied: chunk $bad is missing in the source" \
+    livebackup copy --from "$C" --to "$D3"
+ok "a damaged (then missing) chunk fails only the backups that use it, by name; the destination is sound"
+
+# ---- pull through a --read-only key -------------------------------------------
+P=$T/pulled
+run_ok livebackup init --repo "$P"
+find "$S" -type f -printf '%P %s %T@\n' | sort >"$T/src.before"
+URL="ssh://root@127.0.0.1:$SSH_PORT$S"
+rlb() { livebackup "$@" --rsh "$LB_RSH"; }
+run_ok rlb copy --from "$URL" --to "$P" --json
+[[ $(json_field "$T/out" summary copied) == 5 ]] || fail "pull: $(cat "$T/out")"
+same_listing "$S" "$P"
+run_ok livebackup verify --repo "$P"
+expect_fail "read-only" rlb delete --repo "$URL" --backup "$id0"
+expect_fail "read-only" rlb prune --repo "$URL" --keep-last 1
+expect_fail "read-only" rlb gc --repo "$URL"
+expect_fail "read-only" rlb backup-image --repo "$URL" --name img --disk vda="$T/d.qcow2"
+expect_fail "read-only" rlb init --repo "ssh://root@127.0.0.1:$SSH_PORT$T/new"
+[[ ! -e $T/new ]] || fail "a repository was made through the read-only key"
+run_ok livebackup init --repo "$T/pushsrc"
+run_ok livebackup backup-image --repo "$T/pushsrc" --name pushed --disk vda="$T/b.qcow2"
+expect_fail "read-only" rlb copy --from "$T/pushsrc" --to "$URL"
+run_ok rlb prune --repo "$URL" --keep-last 1 --dry-run
+find "$S" -type f -printf '%P %s %T@\n' | sort >"$T/src.after"
+diff "$T/src.before" "$T/src.after" >&2 || fail "the source changed through the read-only key"
+ok "a pull through a --read-only key copies; the key cannot delete, prune, gc, back up, copy in or init, and touched nothing"
+
+# the same key bridged to a backupd listen daemon serving the source
+SOCK=$T/backupd.sock
+lb_watch_log "$T/daemon.log"
+"$BACKUPD" listen --repo "$S" --socket "$SOCK" --log-stderr -v 2>>"$T/daemon.log" &
+DAEMON=$!
+lb_track "$DAEMON"
+wait_until 60 "backupd listen" test -S "$SOCK"
+P2=$T/pulled2
+run_ok livebackup init --repo "$P2"
+run_ok rlb copy --from "$URL" --to "$P2" --name other --json
+[[ $(json_field "$T/out" summary copied) == 1 ]] || fail "bridged pull: $(cat "$T/out")"
+grep -q "bridged session from .*(read-only)" "$T/daemon.log" || fail "not bridged: $(cat "$T/daemon.log")"
+expect_fail "read-only" rlb delete --repo "$URL" --backup "$id0"
+expect_fail "read-only" rlb gc --repo "$URL"
+kill -TERM "$DAEMON"
+wait "$DAEMON" || true
+ok "the --read-only key bridged to backupd listen: the pull works, writes are refused"
+
+# ---- push through an append-only key, into a repository served by listen --------
+echo "command=\"$BACKUPD serve --restrict-to-repo $T --append-only\",restrict $key" \
+    >"$T/ssh/authorized_keys"
+A=$T/offsite
+run_ok livebackup init --repo "$A"
+run_ok rlb copy --from "$S" --to "ssh://root@127.0.0.1:$SSH_PORT$A" --name img --json
+[[ $(json_field "$T/out" summary copied) == 3 ]] || fail "push: $(cat "$T/out")"
+same_listing "$S" "$A"
+L=$T/listened
+run_ok livebackup init --repo "$L"
+"$BACKUPD" listen --repo "$L" --socket "$T/l.sock" --log-stderr -v 2>>"$T/daemon.log" &
+DAEMON=$!
+lb_track "$DAEMON"
+wait_until 60 "backupd listen" test -S "$T/l.sock"
+run_ok livebackup copy --from "$S" --to "$L" --json
+[[ $(json_field "$T/out" summary copied) == 5 ]] || fail "to listen: $(cat "$T/out")"
+grep -q "import of backup $id0 of img started" "$T/daemon.log" || fail "not through the daemon"
+kill -TERM "$DAEMON"
+wait "$DAEMON" || true
+run_ok livebackup verify --repo "$L"
+ok "a push through an append-only key, and a copy into a repository served by backupd listen"
+
+# ---- prune and gc on the source --------------------------------------------------
+run_ok livebackup prune --repo "$S" --keep-last 1
+run_ok livebackup gc --repo "$S"
+[[ $(nbackups "$S") == 3 ]] || fail "the source kept $(nbackups "$S") backups"
+[[ $(nbackups "$D") == 5 ]] || fail "the copy has $(nbackups "$D") backups after the source's prune"
+run_ok livebackup verify --repo "$D"
+run_ok livebackup restore-image --repo "$D" --name img --backup "$id0" --disk vda --to "$T/r0b.raw"
+same_image "$T/r0b.raw" raw "$T/truth0.raw" raw
+run_ok livebackup copy --from "$S" --to "$D" --json
+[[ $(json_field "$T/out" summary chunks_sent) == 0 ]] || fail "after prune: $(cat "$T/out")"
+ok "prune and gc on the source leave the copies intact"
