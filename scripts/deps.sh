@@ -23,6 +23,9 @@ pkgs=(
     clang-tidy cppcheck
     # tests: systemd-analyze checks the installed units (not run as init)
     systemd
+    # RADOS backend (librados, no pkg-config: -lrados) and a throwaway
+    # single-node cluster for its tests (one mon, one memstore OSD)
+    ceph-mon ceph-osd ceph-common librados-dev
 )
 # the test VM (libvirt without systemd, see tests/vm/README.md)
 mapfile -t vm < <(grep -v '^#' "$here/tests/vm/packages.txt")

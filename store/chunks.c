@@ -7,6 +7,7 @@
  * present is complete: a later backup may safely reuse it.
  */
 #include "proto/crypt.h"
+#include "store/backend.h"
 #include "store/store_int.h"
 
 #include <errno.h>
@@ -56,6 +57,14 @@ store_chunk_exists(struct store *st, const struct proto_digest *d)
     struct stat sb;
 
     store_chunk_relpath(rel, d);
+    if (st->be) {
+        if (st->be->ops->stat(st->be, rel, NULL, NULL) == 0)
+            return 1;
+        if (lb_error_errno() != ENOENT)
+            return -1;
+        lb_error_clear();
+        return 0;
+    }
     if (fstatat(st->dir_fd, rel, &sb, 0) == 0)
         return S_ISREG(sb.st_mode) ? 1 : 0;
     if (errno == ENOENT)
@@ -76,12 +85,54 @@ store_chunk_touch(struct store *st, const struct proto_digest *d)
      * collection"). A chunk gc has just moved aside reads as missing and
      * is uploaded again. */
     store_chunk_relpath(rel, d);
+    if (st->be) {
+        if (st->be->ops->touch(st->be, rel) == 0)
+            return 1;
+        if (lb_error_errno() != ENOENT)
+            return -1;
+        lb_error_clear();
+        return 0;
+    }
     if (utimensat(st->dir_fd, rel, NULL, 0) == 0)
         return 1;
     if (errno == ENOENT)
         return 0;
     return lb_error(errno, "touch %s/%s (gc must see it is in use)", st->path,
                     rel);
+}
+
+/* A chunk object's header and size (touched first if asked). */
+static int
+obj_chunk_head(struct store *st, const char *rel, bool touch, uint8_t *b,
+               size_t len, ssize_t *n, uint64_t *size)
+{
+    struct store_be *be = st->be;
+
+    if ((touch && st->mode != STORE_READ
+             ? be->ops->touch(be, rel)
+             : be->ops->stat(be, rel, size, NULL)) < 0) {
+        if (lb_error_errno() == ENOENT)
+            return lb_fail(ENOENT, "chunk %s is not stored", rel + 10);
+        return -1;
+    }
+    if (touch && st->mode != STORE_READ &&
+        be->ops->stat(be, rel, size, NULL) < 0)
+        return -1;
+    *n = be->ops->read(be, rel, b, len, 0);
+    return *n < 0 ? -1 : 0;
+}
+
+static int
+chunk_head_check(const struct store *st, const char *rel, const uint8_t *b,
+                 size_t n, uint64_t size, struct store_chunk_hdr *h)
+{
+    memset(h, 0, sizeof *h);
+    if (store_chunk_hdr_decode(b, n, (size_t)size, h) != PROTO_OK ||
+        (h->type == PROTO_CHUNK_RAW && h->raw_len > st->window_size) ||
+        (h->type == PROTO_CHUNK_BLOB && h->raw_len > PROTO_MAX_BLOB) ||
+        (h->comp == PROTO_COMP_SEALED) != (st->encryption != PROTO_ENC_NONE))
+        return lb_fail(EPROTO, "chunk %s: bad header", rel + 10);
+    return 0;
 }
 
 int
@@ -92,9 +143,15 @@ store_chunk_head(struct store *st, const struct proto_digest *d, bool touch,
     uint8_t b[STORE_CHUNK_HDR_SEALED];
     struct stat sb;
     CLEANUP_CLOSE int fd = -1;
-    ssize_t n;
+    ssize_t n = 0;
 
     store_chunk_relpath(rel, d);
+    if (st->be) {
+        uint64_t size = 0;
+        if (obj_chunk_head(st, rel, touch, b, sizeof b, &n, &size) < 0)
+            return -1;
+        return chunk_head_check(st, rel, b, (size_t)n, size, h);
+    }
     fd = openat(st->dir_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
@@ -110,15 +167,11 @@ store_chunk_head(struct store *st, const struct proto_digest *d, bool touch,
     n = lb_pread_full(fd, b, sizeof b, 0);
     if (n < 0)
         return lb_error(errno, "read %s/%s", st->path, rel);
-    memset(h, 0, sizeof *h);
-    if (!S_ISREG(sb.st_mode) ||
-        store_chunk_hdr_decode(b, (size_t)n, (size_t)sb.st_size, h) !=
-            PROTO_OK ||
-        (h->type == PROTO_CHUNK_RAW && h->raw_len > st->window_size) ||
-        (h->type == PROTO_CHUNK_BLOB && h->raw_len > PROTO_MAX_BLOB) ||
-        (h->comp == PROTO_COMP_SEALED) != (st->encryption != PROTO_ENC_NONE))
+    if (!S_ISREG(sb.st_mode)) {
+        memset(h, 0, sizeof *h);
         return lb_fail(EPROTO, "chunk %s: bad header", rel + 10);
-    return 0;
+    }
+    return chunk_head_check(st, rel, b, (size_t)n, (uint64_t)sb.st_size, h);
 }
 
 /* A chunk's form must be the repository's: sealed in an encrypted one,
@@ -239,6 +292,15 @@ store_chunk_write(struct store *st, struct store_scratch *s,
                                          : 0;
     store_chunk_hdr_encode(hdr, &h);
     hdr_len = h.hdr_len;
+    w->d = c->d;
+    w->size = hdr_len + (uint64_t)c->data_len;
+    if (st->be) {
+        /* Created whole by one operation when published. */
+        w->data = lb_xmalloc((size_t)w->size);
+        memcpy(w->data, hdr, hdr_len);
+        memcpy(w->data + hdr_len, c->data, c->data_len);
+        return 0;
+    }
 
     w->tmp = store_tmp_name(st, "chunk");
     fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -256,8 +318,6 @@ store_chunk_write(struct store *st, struct store_scratch *s,
         store_chunk_written_drop(w);
         return lb_error(e, "write chunk to %s", st->path);
     }
-    w->d = c->d;
-    w->size = hdr_len + (uint64_t)c->data_len;
     return 0;
 }
 
@@ -270,8 +330,10 @@ store_chunk_written_drop(struct store_written *w)
         unlink(w->tmp);
         free(w->tmp);
     }
+    free(w->data);
     w->fd = -1;
     w->tmp = NULL;
+    w->data = NULL;
 }
 
 int
@@ -283,6 +345,16 @@ store_chunk_publish(struct store *st, struct store_written *w,
     int e;
 
     *stored_bytes = 0;
+    if (w->data) {
+        /* Exclusive: one that exists is a dedup hit, never overwritten. */
+        int r;
+        store_chunk_relpath(rel, &w->d);
+        r = st->be->ops->create(st->be, rel, w->data, (size_t)w->size);
+        store_chunk_written_drop(w);
+        if (r == 0)
+            *stored_bytes = w->size;
+        return r;
+    }
     if (!w->tmp || w->fd < 0)
         return lb_fail(EINVAL, "publish: no chunk was written");
     e = fdatasync(w->fd) < 0 ? errno : 0;
@@ -392,11 +464,18 @@ read_chunk_file(struct store *st, const struct proto_digest *d,
     int r;
 
     store_chunk_relpath(rel, d);
-    fd = openat(st->dir_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return lb_error(errno, "chunk %s", rel);
-    if (fstat(fd, &sb) < 0)
-        return lb_error(errno, "stat %s", rel);
+    if (st->be) {
+        uint64_t size;
+        if (st->be->ops->stat(st->be, rel, &size, NULL) < 0)
+            return -1;
+        sb.st_size = (off_t)LB_MIN(size, (uint64_t)INT64_MAX);
+    } else {
+        fd = openat(st->dir_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            return lb_error(errno, "chunk %s", rel);
+        if (fstat(fd, &sb) < 0)
+            return lb_error(errno, "stat %s", rel);
+    }
     if (sb.st_size < STORE_CHUNK_HDR ||
         (uint64_t)sb.st_size > STORE_CHUNK_HDR_SEALED +
                                    (uint64_t)PROTO_MAX_CHUNK_RAW +
@@ -405,7 +484,11 @@ read_chunk_file(struct store *st, const struct proto_digest *d,
                        (long long)sb.st_size);
     lb_buf_reset(out);
     lb_buf_reserve(out, (size_t)sb.st_size);
-    n = lb_read_full(fd, out->data, (size_t)sb.st_size);
+    n = st->be
+            ? st->be->ops->read(st->be, rel, out->data, (size_t)sb.st_size, 0)
+            : lb_read_full(fd, out->data, (size_t)sb.st_size);
+    if (n < 0 && st->be)
+        return -1;
     if (n < 0)
         return lb_error(errno, "read %s", rel);
     if (n != sb.st_size)

@@ -169,6 +169,7 @@ int store_chunk_put(struct store *st, struct store_scratch *s,
 struct store_written {
     int fd;
     char *tmp;
+    uint8_t *data; /* an object backend: the whole chunk file, in memory */
     struct proto_digest d;
     uint64_t size;
 };

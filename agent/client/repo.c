@@ -104,6 +104,12 @@ agent_url_parse(const char *url, struct agent_url *u)
         u->port = lb_xstrdup(colon + 1);
         u->host[colon - u->host] = '\0';
     }
+    if (strncmp(slash + 1, "rados:", 6) == 0) {
+        /* ssh://host/rados:POOL/NS?conf=...&id=...: the remote backupd
+         * opens that RADOS repository; its options are its own. */
+        u->path = lb_xstrdup(slash + 1);
+        return 0;
+    }
     u->path = lb_xstrdup(slash);
     q = strchr(slash, '?');
     if (q) {
