@@ -45,6 +45,9 @@ struct be_rados {
     pthread_t renewer;
     bool renewer_on, stopping;
     struct rados_lock locks[RADOS_MAX_LOCKS];
+    /* Operations sent, by kind (bench/rados.sh reads them: the
+     * LIVEBACKUP_RADOS_OPS file gets a line when the backend closes). */
+    _Atomic uint64_t n_read, n_stat, n_touch, n_create, n_other;
 };
 
 static struct be_rados *
@@ -80,6 +83,7 @@ rados_be_read(struct store_be *be, const char *obj, void *buf, size_t len,
     while (done < len) {
         size_t n = LB_MIN(len - done, (size_t)64 << 20);
         int r = rados_read(b->io, obj, (char *)buf + done, n, off + done);
+        b->n_read++;
         if (r < 0)
             return rfail(r, "read", obj, b);
         done += (size_t)r;
@@ -98,6 +102,7 @@ rados_be_stat(struct store_be *be, const char *obj, uint64_t *size,
     time_t mt = 0;
     int r = rados_stat(b->io, obj, &sz, &mt);
 
+    b->n_stat++;
     if (r < 0)
         return rfail(r, "stat", obj, b);
     if (size)
@@ -121,6 +126,7 @@ rados_be_touch(struct store_be *be, const char *obj)
     rados_write_op_setxattr(op, RADOS_TOUCH_XATTR, v, strlen(v));
     r = rados_write_op_operate(op, b->io, obj, NULL, 0);
     rados_release_write_op(op);
+    b->n_touch++;
     if (r < 0)
         return rfail(r, "touch", obj, b);
     return 0;
@@ -139,6 +145,7 @@ rados_be_create(struct store_be *be, const char *obj, const void *p, size_t len)
         rados_write_op_write_full(op, p, len);
     r = rados_write_op_operate(op, b->io, obj, NULL, 0);
     rados_release_write_op(op);
+    b->n_create++;
     if (r == -EEXIST)
         return 1;
     if (r == -E2BIG || r == -EFBIG)
@@ -159,6 +166,7 @@ rados_be_replace(struct store_be *be, const char *obj, const void *p,
     rados_write_op_t op = rados_create_write_op();
     int r;
 
+    b->n_other++;
     rados_write_op_write_full(op, p, len);
     r = rados_write_op_operate(op, b->io, obj, NULL, 0);
     rados_release_write_op(op);
@@ -173,6 +181,7 @@ rados_be_remove(struct store_be *be, const char *obj)
     struct be_rados *b = to_rados(be);
     int r = rados_remove(b->io, obj);
 
+    b->n_other++;
     if (r < 0)
         return rfail(r, "remove", obj, b);
     return 0;
@@ -192,6 +201,7 @@ rados_be_remove_if_old(struct store_be *be, const char *obj, int64_t cutoff,
     time_t mt = 0;
     int r, rval = 0;
 
+    b->n_other++;
     pthread_mutex_lock(&b->gc_lock);
     rop = rados_create_read_op();
     rados_read_op_stat(rop, &sz, &mt, &rval);
@@ -237,6 +247,7 @@ rados_be_list(struct store_be *be, const char *prefix, store_be_list_fn fn,
     const char *name;
     int r = rados_nobjects_list_open(b->io, &ctx);
 
+    b->n_other++;
     if (r < 0)
         return rfail(r, "list", prefix, b);
     while ((r = rados_nobjects_list_next(ctx, &name, NULL, NULL)) == 0) {
@@ -278,6 +289,7 @@ rados_be_counter_next(struct store_be *be, const char *obj, uint64_t *v)
     struct be_rados *b = to_rados(be);
     uint64_t floor = *v;
 
+    b->n_other++;
     for (int tries = 0; tries < 1000; tries++) {
         char old[COUNTER_DIGITS + 1], nv[COUNTER_DIGITS + 1];
         uint64_t cur = 0;
@@ -384,6 +396,7 @@ rados_be_lock(struct store_be *be, const char *obj, bool excl,
     uint8_t rnd[16];
     int r, slot = -1;
 
+    b->n_other++;
     (void)lease_secs; /* the backend's lease (lease= in the spec) */
     if (lb_random(rnd, sizeof rnd) < 0)
         return -1;
@@ -482,6 +495,7 @@ rados_be_lock_held(struct store_be *be, const char *obj, bool *held)
     ssize_t n = rados_list_lockers(b->io, obj, RADOS_LOCK_NAME, &excl, tag, &tl,
                                    clients, &cl, cookies, &kl, addrs, &al);
 
+    b->n_other++;
     if (n == -ENOENT) {
         *held = false;
         return 0;
@@ -493,10 +507,26 @@ rados_be_lock_held(struct store_be *be, const char *obj, bool *held)
 }
 
 static void
+ops_report(struct be_rados *b)
+{
+    const char *path = getenv("LIVEBACKUP_RADOS_OPS");
+    FILE *f;
+
+    if (!path || !*path || !(f = fopen(path, "a")))
+        return;
+    fprintf(f, "read %llu stat %llu touch %llu create %llu other %llu\n",
+            (unsigned long long)b->n_read, (unsigned long long)b->n_stat,
+            (unsigned long long)b->n_touch, (unsigned long long)b->n_create,
+            (unsigned long long)b->n_other);
+    fclose(f);
+}
+
+static void
 rados_be_close(struct store_be *be)
 {
     struct be_rados *b = to_rados(be);
 
+    ops_report(b);
     pthread_mutex_lock(&b->lock);
     b->stopping = true;
     pthread_cond_signal(&b->wake);

@@ -367,7 +367,6 @@ struct oldest {
     struct store *st;
     int64_t oldest;
     uint64_t live;
-    int rc;
 };
 
 static int
@@ -409,7 +408,7 @@ int
 store_obj_oldest_session(struct store *st, int64_t t0, int64_t *oldest,
                          uint64_t *live)
 {
-    struct oldest o = {st, t0, 0, 0};
+    struct oldest o = {st, t0, 0};
 
     if (st->be->ops->list(st->be, "sessions/", session_seen, &o) < 0)
         return -1;
