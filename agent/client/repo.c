@@ -73,6 +73,40 @@ agent_url_free(struct agent_url *u)
     memset(u, 0, sizeof *u);
 }
 
+/*
+ * ssh://host/rados:POOL/NS?conf=...&id=...[&socket=PATH]: the remote
+ * backupd opens that RADOS repository (its options are its own, passed on
+ * whole), or relays to the `backupd listen` daemon on socket=PATH there.
+ */
+static int
+url_rados(const char *spec, struct agent_url *u)
+{
+    const char *q = strchr(spec, '?');
+    const char *p = q;
+
+    while (p && (p = strstr(p + 1, "socket=")) != NULL) {
+        const char *end;
+        if (p[-1] != '?' && p[-1] != '&')
+            continue;
+        end = strchr(p, '&');
+        u->socket =
+            end ? strndup(p + 7, (size_t)(end - p - 7)) : lb_xstrdup(p + 7);
+        if (!u->socket || !u->socket[0]) {
+            agent_url_free(u);
+            return lb_fail(EINVAL, "bad repository URL: empty socket=");
+        }
+        /* The spec without socket=PATH and one separator. */
+        if (p[-1] == '?' && end)
+            u->path = lb_xasprintf("%.*s%s", (int)(p - spec), spec, end + 1);
+        else
+            u->path = lb_xasprintf("%.*s%s", (int)(p - 1 - spec), spec,
+                                   end ? end : "");
+        return 0;
+    }
+    u->path = lb_xstrdup(spec);
+    return 0;
+}
+
 int
 agent_url_parse(const char *url, struct agent_url *u)
 {
@@ -104,12 +138,8 @@ agent_url_parse(const char *url, struct agent_url *u)
         u->port = lb_xstrdup(colon + 1);
         u->host[colon - u->host] = '\0';
     }
-    if (strncmp(slash + 1, "rados:", 6) == 0) {
-        /* ssh://host/rados:POOL/NS?conf=...&id=...: the remote backupd
-         * opens that RADOS repository; its options are its own. */
-        u->path = lb_xstrdup(slash + 1);
-        return 0;
-    }
+    if (strncmp(slash + 1, "rados:", 6) == 0)
+        return url_rados(slash + 1, u);
     u->path = lb_xstrdup(slash);
     q = strchr(slash, '?');
     if (q) {
@@ -290,12 +320,16 @@ agent_repo_explain(struct agent_repo *r)
 static struct proto_conn *
 daemon_conn(const char *repo)
 {
-    CLEANUP_FREE char *sock = lb_repo_daemon_socket(repo);
+    CLEANUP_FREE char *sock = NULL;
     struct proto_conn *c;
     struct proto_kv kv = {0};
     struct lb_buf f = {0};
     int fd;
 
+    /* A RADOS repository has no REPO/listen: its child opens it. */
+    if (strncmp(repo, "rados:", 6) == 0)
+        return NULL;
+    sock = lb_repo_daemon_socket(repo);
     if (!sock)
         return NULL;
     fd = lb_unix_connect(sock);

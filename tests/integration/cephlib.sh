@@ -40,7 +40,8 @@ rados_cmd() { timeout "$CEPH_TIMEOUT" rados -c "$CEPH_CONF" "$@"; }
 
 ceph_repo() {
     local ns=$1
-    echo "rados:$CEPH_POOL/$ns?conf=$CEPH_CONF&id=admin"
+    # timeout: a client of a cluster stopped under it fails in 30 s
+    echo "rados:$CEPH_POOL/$ns?conf=$CEPH_CONF&id=admin&timeout=30"
 }
 
 ceph_stop() {

@@ -14,7 +14,9 @@
 #      holds the admin lock off until its lease ends, then delete works and
 #      gc removes its session;
 #   4. gc run from another front end in the middle of a backup that reuses
-#      aged chunks of a deleted backup: nothing that backup needs is lost.
+#      aged chunks of a deleted backup: nothing that backup needs is lost;
+#   5. agents through ssh://host/rados:...&socket=PATH to two `backupd
+#      listen` daemons serving one RADOS repository at once.
 # Registered in the plain build only (tests/CMakeLists.txt): the issue's
 # CI budget.
 . "$(dirname "$0")/lib.sh"
@@ -189,6 +191,42 @@ grep -q "all sound" "$T/out" || fail "verify after the race: $(cat "$T/out")"
 run_ok livebackup restore-image --repo "$R" --name g --disk vda --to "$T/g.back"
 same_image "$T/g.back" raw "$T/g.raw" raw
 ok "gc raced a backup: reclaimed $(json_field "$gcjson" summary chunks_reclaimed) junk chunks, the backup restores exact"
+
+# ---- 5. agents through ssh to two `backupd listen` front ends ----------
+sshd_start
+R=$(repo five)
+ssh_url() { echo "ssh://root@127.0.0.1:$SSH_PORT/$R${1:+&socket=$1}"; }
+ssh_lb() { livebackup "$@" --rsh "$LB_RSH" --remote-backupd "$BACKUPD"; }
+run_ok ssh_lb init --repo "$(ssh_url)"
+ns_objects five | grep -qx config || fail "init over ssh made no config object"
+for i in 1 2; do
+    "$BACKUPD" listen --repo "$R" --socket "$T/fe$i.sock" --log-stderr -v \
+        >"$T/fe$i.log" 2>&1 &
+    lb_track $!
+    lb_watch_log "$T/fe$i.log"
+    wait_until 60 "front end $i to listen" grep -q "listening on" "$T/fe$i.log"
+done
+ok "two backupd listen daemons on one RADOS repository"
+pids=()
+for i in 1 2; do
+    s=$([[ $i == 1 ]] && echo x || echo y)
+    ssh_lb backup-image --json --repo "$(ssh_url "$T/fe$i.sock")" --name "$s" \
+        --disk vda="$T/$s.raw" >"$T/$s.out" 2>"$T/$s.err" &
+    pids+=($!)
+    lb_track $!
+done
+for i in 0 1; do
+    wait "${pids[$i]}" || fail "agent $i failed: $(cat "$T/x.err" "$T/y.err")"
+done
+for i in 1 2; do
+    grep -q "bridged session" "$T/fe$i.log" || fail "front end $i served nothing: $(cat "$T/fe$i.log")"
+done
+for s in x y; do
+    run_ok ssh_lb restore-image --repo "$(ssh_url)" --name "$s" --disk vda \
+        --to "$T/$s.ssh"
+    same_image "$T/$s.ssh" raw "$T/$s.raw" raw
+done
+ok "agents through ssh to two listen front ends at once: both restored exact"
 
 t0=$(date +%s.%N)
 ceph_stop
