@@ -151,7 +151,7 @@ file_create(struct store_be *be, const char *obj, const void *p, size_t len)
     CLEANUP_FREE char *tmp = NULL;
     int e;
 
-    if (name_ok(b, obj) < 0 || write_temp(b, obj, p, len, &tmp) < 0)
+    if (name_ok(b, obj) < 0 || write_temp(b, obj, p, len, &tmp) < 0 || !tmp)
         return -1;
     e = linkat(b->dir_fd, tmp, b->dir_fd, obj, 0) < 0 ? errno : 0;
     unlinkat(b->dir_fd, tmp, 0);
@@ -168,7 +168,7 @@ file_replace(struct store_be *be, const char *obj, const void *p, size_t len)
     struct be_file *b = to_file(be);
     CLEANUP_FREE char *tmp = NULL;
 
-    if (name_ok(b, obj) < 0 || write_temp(b, obj, p, len, &tmp) < 0)
+    if (name_ok(b, obj) < 0 || write_temp(b, obj, p, len, &tmp) < 0 || !tmp)
         return -1;
     if (renameat(b->dir_fd, tmp, b->dir_fd, obj) < 0) {
         int e = errno;
@@ -296,7 +296,7 @@ file_counter_next(struct store_be *be, const char *obj, uint64_t *v)
     cur = LB_MAX(cur, *v);
     if (cur == UINT64_MAX)
         return lb_fail(ERANGE, "counter %s: no number left", obj);
-    snprintf(buf, sizeof buf, "%020llu\n", (unsigned long long)(cur + 1));
+    snprintf(buf, sizeof buf, "%020llu\n", (unsigned long long)cur + 1);
     if (lb_pwrite_full(fd, buf, 21, 0) < 0 || fdatasync(fd) < 0)
         return lb_error(errno, "write %s/%s", be->where, obj);
     *v = cur + 1;

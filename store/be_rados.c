@@ -44,6 +44,9 @@ struct be_rados {
     pthread_cond_t wake;
     pthread_t renewer;
     bool renewer_on, stopping;
+    /* A renewal found a lock gone (its lease ended before it was renewed):
+     * whatever it protected may have been acted on by others. */
+    bool lapsed;
     struct rados_lock locks[RADOS_MAX_LOCKS];
     /* Operations sent, by kind (bench/rados.sh reads them: the
      * LIVEBACKUP_RADOS_OPS file gets a line when the backend closes). */
@@ -307,7 +310,7 @@ rados_be_counter_next(struct store_be *be, const char *obj, uint64_t *v)
         cur = LB_MAX(cur, floor);
         if (cur == UINT64_MAX)
             return lb_fail(ERANGE, "counter %s: no number left", obj);
-        snprintf(nv, sizeof nv, "%020llu", (unsigned long long)(cur + 1));
+        snprintf(nv, sizeof nv, "%020llu", (unsigned long long)cur + 1);
         op = rados_create_write_op();
         if (r >= 0)
             rados_write_op_cmpxattr(op, RADOS_COUNTER_XATTR,
@@ -375,10 +378,16 @@ renewer_main(void *arg)
             int r;
             if (!l->used)
                 continue;
-            r = lock_once(b, l, "", LIBRADOS_LOCK_FLAG_MAY_RENEW);
-            if (r < 0)
-                lb_warn("cannot renew the lease of lock %s in %s: %s", l->obj,
-                        b->be.where, strerror(-r));
+            /* MUST_RENEW: a lock whose lease ended is not taken again
+             * behind the back of whoever relied on it. */
+            r = lock_once(b, l, "", LIBRADOS_LOCK_FLAG_MUST_RENEW);
+            if (r < 0 && !b->lapsed) {
+                b->lapsed = true;
+                lb_warn("the lease of lock %s in %s was lost (%s): this "
+                        "process stalled longer than its lease, or lost the "
+                        "cluster",
+                        l->obj, b->be.where, strerror(-r));
+            }
         }
     }
     pthread_mutex_unlock(&b->lock);
@@ -451,15 +460,23 @@ rados_be_lock_renew(struct store_be *be)
     int rc = 0;
 
     pthread_mutex_lock(&b->lock);
-    for (int i = 0; i < RADOS_MAX_LOCKS; i++) {
+    for (int i = 0; i < RADOS_MAX_LOCKS && !b->lapsed; i++) {
         struct rados_lock *l = &b->locks[i];
         int r;
         if (!l->used)
             continue;
-        r = lock_once(b, l, "", LIBRADOS_LOCK_FLAG_MAY_RENEW);
-        if (r < 0)
+        r = lock_once(b, l, "", LIBRADOS_LOCK_FLAG_MUST_RENEW);
+        if (r < 0) {
+            b->lapsed = true;
             rc = rfail(r, "renew lock", l->obj, b);
+        }
     }
+    if (b->lapsed && rc == 0)
+        rc = lb_fail(ENOLCK,
+                     "a lock's lease in %s ended before it was renewed: "
+                     "a gc elsewhere may have taken chunks this session "
+                     "relies on",
+                     b->be.where);
     pthread_mutex_unlock(&b->lock);
     return rc;
 }

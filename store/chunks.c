@@ -247,7 +247,7 @@ store_chunk_write(struct store *st, struct store_scratch *s,
                   const struct proto_chunk *c, struct store_written *w)
 {
     uint8_t hdr[STORE_CHUNK_HDR_SEALED];
-    struct store_chunk_hdr h;
+    struct store_chunk_hdr h = {0};
     size_t hdr_len;
     int fd;
 

@@ -93,7 +93,8 @@ url_rados(const char *spec, struct agent_url *u)
             end ? strndup(p + 7, (size_t)(end - p - 7)) : lb_xstrdup(p + 7);
         if (!u->socket || !u->socket[0]) {
             agent_url_free(u);
-            return lb_fail(EINVAL, "bad repository URL: empty socket=");
+            lb_fail(EINVAL, "bad repository URL: empty socket=");
+            return -1;
         }
         /* The spec without socket=PATH and one separator. */
         if (p[-1] == '?' && end)

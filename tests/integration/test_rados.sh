@@ -12,7 +12,7 @@
 #   3. a front end killed mid-backup (SIGKILL after a few chunks, and just
 #      before its commit) leaves nothing listed; its repository lock
 #      holds the admin lock off until its lease ends, then delete works and
-#      gc removes its session;
+#      gc removes its session; one stopped past its lease does not commit;
 #   4. gc run from another front end in the middle of a backup that reuses
 #      aged chunks of a deleted backup: nothing that backup needs is lost;
 #   5. agents through ssh://host/rados:...&socket=PATH to two `backupd
@@ -159,6 +159,20 @@ run_ok livebackup backup-image --json --repo "$R" --name k --disk vda="$T/k.raw"
 run_ok livebackup restore-image --repo "$R" --name k --disk vda --to "$T/k.back"
 same_image "$T/k.back" raw "$T/k.raw" raw
 ok "gc removed the dead sessions; a new backup restores exact"
+
+# A front end stopped longer than its lease (SIGSTOP for 9 s, the lease
+# being 6 s) just before its commit: its locks lapsed meanwhile, so a gc
+# elsewhere could have taken what it relied on; it must not commit.
+run_ok livebackup list --repo "$R" --json
+before=$(jq -r 'select(.event == "backup") | .id' "$T/out")
+write_random "$T/k.raw" raw 50M 1M
+LIVEBACKUP_FAULT_HOOK='backupd:commit-received:kill -STOP $PPID; sleep 9; kill -CONT $PPID' \
+    expect_fail "lease" livebackup backup-image --repo "$R" --name k \
+    --disk vda="$T/k.raw"
+run_ok livebackup list --repo "$R" --json
+after=$(jq -r 'select(.event == "backup") | .id' "$T/out")
+[[ $after == "$before" ]] || fail "committed after its lease lapsed: $after"
+ok "a front end whose lease lapsed refuses to commit"
 
 # ---- 4. gc from another front end racing a backup ------------------------
 R=$(repo four)
