@@ -17,6 +17,9 @@
 #   incremental   the overlay, --since the base (64 windows changed)
 #   2 front ends  two backup-image at once (two backupd processes), each
 #                 its own image of half the size, into one repository
+#   64 KiB windows  the same full, then 1024 windows changed by 4 KiB each
+#                 (many small delta objects), and a listing of that
+#                 repository (which walks every object of the namespace)
 # MB/s = 10^6 bytes of image / wall time of the command; the median of
 # --repeat runs (default 3). RADOS operations per backed-up window: what
 # the backend sent during the incremental (LIVEBACKUP_RADOS_OPS), divided
@@ -32,7 +35,7 @@ while (($#)); do
     --bin-dir) BIN_DIR=${2:?}; shift 2 ;;
     --size) SIZE=${2:?}; shift 2 ;;
     --repeat) REPEAT=${2:?}; shift 2 ;;
-    -h | --help) sed -n '3,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '3,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "rados: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -54,6 +57,13 @@ for k in $(seq 0 63); do
     cmds+=(-c "write -P $((k + 1)) $(((k * 7919 % (SIZE * 256 - 1)) * 4096)) 4k")
 done
 qemu-io "${cmds[@]}" "$T/top.qcow2" >/dev/null
+# Many small deltas: 1024 windows of 64 KiB changed by 4 KiB each.
+qemu-img create -q -f qcow2 -b "$T/base.raw" -F raw "$T/many.qcow2"
+cmds=()
+for k in $(seq 0 1023); do
+    cmds+=(-c "write -P $((k % 250 + 1)) $(((k * 7919 % (SIZE * 16)) * 65536 + 8192)) 4k")
+done
+qemu-io "${cmds[@]}" "$T/many.qcow2" >/dev/null
 
 # secs CMD...: wall seconds of CMD (which must succeed)
 secs() {
@@ -77,9 +87,9 @@ newrepo() {
     fi
 }
 
-declare -A full incr two ops
+declare -A full incr two ops sfull sincr slist sops
 for kind in file rados; do
-    f=() i=() w=()
+    f=() i=() w=() sf=() si=() sl=()
     for _ in $(seq "$REPEAT"); do
         newrepo "$kind"
         run_ok livebackup init --repo "$R"
@@ -106,7 +116,25 @@ for kind in file rados; do
         p2=$!
         wait "$p1" && wait "$p2" || fail "two front ends: $(cat "$T/p1.out" "$T/p2.out")"
         w+=("$(echo "$(date +%s.%N) - $t0" | bc)")
+        # 64 KiB windows: many small objects
+        newrepo "$kind"
+        run_ok livebackup init --repo "$R" --window-size 64K
+        sf+=("$(secs livebackup backup-image --json --repo "$R" --name b \
+            --disk vda="$T/base.raw")")
+        rm -f "$T/ops"
+        si+=("$(LIVEBACKUP_RADOS_OPS=$T/ops secs livebackup backup-image \
+            --json --repo "$R" --name b --disk vda="$T/many.qcow2" \
+            --since vda="$T/base.raw")")
+        windows=$(($(json_field "$T/out" summary windows_set) + $(json_field "$T/out" summary windows_pushed)))
+        if [[ $kind == rados ]]; then
+            total=$(awk '{s += $2 + $4 + $6 + $8 + $10} END {print s}' "$T/ops")
+            sops[$kind]="$total ops for $windows windows: $(echo "scale=1; $total / $windows" | bc) per window ($(tr '\n' ' ' <"$T/ops"))"
+        fi
+        sl+=("$(secs livebackup list --repo "$R")")
     done
+    sfull[$kind]=$(printf '%s\n' "${sf[@]}" | median)
+    sincr[$kind]=$(printf '%s\n' "${si[@]}" | median)
+    slist[$kind]=$(printf '%s\n' "${sl[@]}" | median)
     full[$kind]=$(printf '%s\n' "${f[@]}" | median)
     incr[$kind]=$(printf '%s\n' "${i[@]}" | median)
     two[$kind]=$(printf '%s\n' "${w[@]}" | median)
@@ -128,6 +156,11 @@ ratio() { echo "scale=2; $1 / $2" | bc; }
     echo "| full | ${full[file]} | $(mbps "$SIZE" "${full[file]}") | ${full[rados]} | $(mbps "$SIZE" "${full[rados]}") | $(ratio "${full[file]}" "${full[rados]}") |"
     echo "| incremental (64 x 4 KiB) | ${incr[file]} | $(mbps "$SIZE" "${incr[file]}") | ${incr[rados]} | $(mbps "$SIZE" "${incr[rados]}") | $(ratio "${incr[file]}" "${incr[rados]}") |"
     echo "| 2 front ends at once | ${two[file]} | $(mbps "$SIZE" "${two[file]}") | ${two[rados]} | $(mbps "$SIZE" "${two[rados]}") | $(ratio "${two[file]}" "${two[rados]}") |"
+    echo "| full, 64 KiB windows ($((SIZE * 16)) chunks) | ${sfull[file]} | $(mbps "$SIZE" "${sfull[file]}") | ${sfull[rados]} | $(mbps "$SIZE" "${sfull[rados]}") | $(ratio "${sfull[file]}" "${sfull[rados]}") |"
+    echo "| incremental, 64 KiB windows (1024 x 4 KiB) | ${sincr[file]} | $(mbps "$SIZE" "${sincr[file]}") | ${sincr[rados]} | $(mbps "$SIZE" "${sincr[rados]}") | $(ratio "${sincr[file]}" "${sincr[rados]}") |"
+    echo "| list, 64 KiB windows (2 backups, $((SIZE * 16))+ chunks) | ${slist[file]} | | ${slist[rados]} | | $(ratio "${slist[file]}" "${slist[rados]}") |"
     echo
-    echo "RADOS operations in the incremental: ${ops[rados]}."
+    echo "RADOS operations in the incremental (4 MiB windows): ${ops[rados]}."
+    echo
+    echo "RADOS operations in the incremental (64 KiB windows): ${sops[rados]}."
 } | tee "$here/bench/results-rados.md"

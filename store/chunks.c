@@ -242,6 +242,36 @@ check_chunk(struct store *st, struct store_scratch *s,
     return 0;
 }
 
+/*
+ * Is chunk d stored, with the type and raw length a CHUNK frame declares?
+ * 1 if so (and touched, like a chunk a QUERY finds: gc), 0 if it is not
+ * stored, -1 otherwise (EPROTO: stored with another header; the window
+ * records that name it are checked against the frame's,
+ * store_txn_note_chunk).
+ */
+static int
+stored_as_sent(struct store *st, const struct proto_digest *d, uint8_t type,
+               uint32_t raw_len)
+{
+    struct store_chunk_hdr h = {0};
+    char hex[65];
+
+    if (store_chunk_head(st, d, true, &h) < 0) {
+        if (lb_error_errno() != ENOENT)
+            return -1;
+        lb_error_clear();
+        return 0;
+    }
+    if (h.type == type && h.raw_len == raw_len)
+        return 1;
+    proto_digest_hex(d, hex);
+    lb_fail(EPROTO,
+            "chunk %s is stored as type %u of %u bytes, sent as type %u of "
+            "%u bytes",
+            hex, h.type, h.raw_len, type, raw_len);
+    return -1;
+}
+
 int
 store_chunk_write(struct store *st, struct store_scratch *s,
                   const struct proto_chunk *c, struct store_written *w)
@@ -255,22 +285,14 @@ store_chunk_write(struct store *st, struct store_scratch *s,
     w->fd = -1;
     if (st->mode == STORE_READ)
         return lb_fail(EPERM, "repository opened read-only");
-    /* Already stored: touched like a chunk a QUERY finds (gc), and its
-     * header must be what the frame declares: the window records that
-     * name it are checked against the frame's (store_txn_note_chunk). */
-    if (store_chunk_head(st, &c->d, true, &h) == 0) {
-        char hex[65];
-        if (h.type == c->type && h.raw_len == c->raw_len)
-            return 1;
-        proto_digest_hex(&c->d, hex);
-        return lb_fail(EPROTO,
-                       "chunk %s is stored as type %u of %u bytes, "
-                       "sent as type %u of %u bytes",
-                       hex, h.type, h.raw_len, c->type, c->raw_len);
+    /* Already stored? On an object backend the exclusive create answers
+     * that when the chunk is published (one operation less for every new
+     * chunk; clients send only what a QUERY found missing). */
+    if (!st->be) {
+        int r = stored_as_sent(st, &c->d, c->type, c->raw_len);
+        if (r != 0)
+            return r;
     }
-    if (lb_error_errno() != ENOENT)
-        return -1;
-    lb_error_clear();
     if (st->trusted) {
         /* The frame only (the decoder checked the rest); the content is
          * the client's business, and verify re-checks it. */
@@ -293,6 +315,8 @@ store_chunk_write(struct store *st, struct store_scratch *s,
     store_chunk_hdr_encode(hdr, &h);
     hdr_len = h.hdr_len;
     w->d = c->d;
+    w->type = c->type;
+    w->raw_len = c->raw_len;
     w->size = hdr_len + (uint64_t)c->data_len;
     if (st->be) {
         /* Created whole by one operation when published. */
@@ -349,10 +373,21 @@ store_chunk_publish(struct store *st, struct store_written *w,
         /* Exclusive: one that exists is a dedup hit, never overwritten. */
         int r;
         store_chunk_relpath(rel, &w->d);
-        r = st->be->ops->create(st->be, rel, w->data, (size_t)w->size);
+        /* It existed: touched, and it must be what was sent. Gone again
+         * in between (a gc took it): create it again. */
+        for (int tries = 0; tries < 3; tries++) {
+            r = st->be->ops->create(st->be, rel, w->data, (size_t)w->size);
+            if (r == 1)
+                r = stored_as_sent(st, &w->d, w->type, w->raw_len);
+            else if (r == 0)
+                *stored_bytes = w->size;
+            if (r != 0 || *stored_bytes)
+                break;
+        }
+        if (r == 0 && !*stored_bytes)
+            r = lb_fail(EAGAIN, "chunk %s: stored and removed again, 3 times",
+                        rel);
         store_chunk_written_drop(w);
-        if (r == 0)
-            *stored_bytes = w->size;
         return r;
     }
     if (!w->tmp || w->fd < 0)

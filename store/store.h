@@ -164,13 +164,18 @@ int store_chunk_put(struct store *st, struct store_scratch *s,
  * into place (returns 1 if another writer published it first, 0 with
  * *stored_bytes set, -1 on error); store_chunk_written_drop removes a
  * written chunk that will not be published. Until it is published, a
- * written chunk does not exist for anyone.
+ * written chunk does not exist for anyone. On an object backend (RADOS)
+ * the chunk stays in memory until store_chunk_publish creates it in one
+ * exclusive operation, and only then is a stored one found: publish then
+ * returns 1 (the chunk touched) or fails (EPROTO) as write would.
  */
 struct store_written {
     int fd;
     char *tmp;
     uint8_t *data; /* an object backend: the whole chunk file, in memory */
     struct proto_digest d;
+    uint8_t type;
+    uint32_t raw_len;
     uint64_t size;
 };
 int store_chunk_write(struct store *st, struct store_scratch *s,
