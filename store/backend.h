@@ -82,7 +82,19 @@ struct store_be_ops {
     void (*unlock)(struct store_be *be, int handle);
     /* The lock named obj is held by someone (for gc: a live session). */
     int (*lock_held)(struct store_be *be, const char *obj, bool *held);
+    /* For each of n objects at once (a QUERY's batch): touch it if asked,
+     * then its size into size[i] and up to head_len first bytes into
+     * head + i * head_len (got[i] of them); err[i] is 0 or ENOENT. A
+     * backend sends the operations together. -1 on another error. */
+    int (*head_many)(struct store_be *be, const char *const *objs, size_t n,
+                     bool touch, uint8_t *head, size_t head_len, size_t *got,
+                     uint64_t *size, int *err);
 };
+
+/* head_many from read, stat and touch, one object after the other. */
+int store_be_head_many_seq(struct store_be *be, const char *const *objs,
+                           size_t n, bool touch, uint8_t *head, size_t head_len,
+                           size_t *got, uint64_t *size, int *err);
 
 struct store_be {
     const struct store_be_ops *ops;

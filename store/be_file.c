@@ -433,6 +433,7 @@ static const struct store_be_ops file_ops = {
     .lock_renew = file_lock_renew,
     .unlock = file_unlock,
     .lock_held = file_lock_held,
+    .head_many = store_be_head_many_seq,
 };
 
 struct store_be *

@@ -565,6 +565,96 @@ rados_be_close(struct store_be *be)
     free(b);
 }
 
+/* One object's part of a batch: its touch and its read, in flight. */
+struct head_op {
+    rados_completion_t touch_c, read_c;
+    rados_write_op_t wop;
+    rados_read_op_t rop;
+    time_t mtime;
+    int stat_rval, read_rval;
+};
+
+static void
+head_op_free(struct head_op *h)
+{
+    if (h->touch_c)
+        rados_aio_release(h->touch_c);
+    if (h->read_c)
+        rados_aio_release(h->read_c);
+    if (h->wop)
+        rados_release_write_op(h->wop);
+    if (h->rop)
+        rados_release_read_op(h->rop);
+}
+
+/* Every touch and every read sent at once, then waited for: one round
+ * trip for the batch instead of three per object. A touch that finds no
+ * object, or a read that finds none (removed after its touch), says
+ * ENOENT: the client sends that chunk again. */
+static int
+rados_be_head_many(struct store_be *be, const char *const *objs, size_t n,
+                   bool touch, uint8_t *head, size_t head_len, size_t *got,
+                   uint64_t *size, int *err)
+{
+    struct be_rados *b = to_rados(be);
+    struct head_op *h = lb_xcalloc(n ? n : 1, sizeof *h);
+    char v[32];
+    int rc = 0;
+
+    snprintf(v, sizeof v, "%lld", (long long)time(NULL));
+    for (size_t i = 0; i < n; i++) {
+        err[i] = 0;
+        got[i] = 0;
+        if (touch) {
+            h[i].wop = rados_create_write_op();
+            rados_write_op_assert_exists(h[i].wop);
+            rados_write_op_setxattr(h[i].wop, RADOS_TOUCH_XATTR, v, strlen(v));
+            if (rados_aio_create_completion2(NULL, NULL, &h[i].touch_c) < 0 ||
+                rados_aio_write_op_operate(h[i].wop, b->io, h[i].touch_c,
+                                           objs[i], NULL, 0) < 0) {
+                rc = lb_fail(EIO, "%s: cannot send a touch", be->where);
+                break;
+            }
+            b->n_touch++;
+        }
+        h[i].rop = rados_create_read_op();
+        rados_read_op_stat(h[i].rop, &size[i], &h[i].mtime, &h[i].stat_rval);
+        rados_read_op_read(h[i].rop, 0, head_len, (char *)head + i * head_len,
+                           &got[i], &h[i].read_rval);
+        if (rados_aio_create_completion2(NULL, NULL, &h[i].read_c) < 0 ||
+            rados_aio_read_op_operate(h[i].rop, b->io, h[i].read_c, objs[i],
+                                      0) < 0) {
+            rc = lb_fail(EIO, "%s: cannot send a read", be->where);
+            break;
+        }
+        b->n_read++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int tr = 0, rr = 0;
+        if (h[i].touch_c) {
+            rados_aio_wait_for_complete(h[i].touch_c);
+            tr = rados_aio_get_return_value(h[i].touch_c);
+        }
+        if (h[i].read_c) {
+            rados_aio_wait_for_complete(h[i].read_c);
+            rr = rados_aio_get_return_value(h[i].read_c);
+            if (rr == 0)
+                rr = h[i].stat_rval < 0 ? h[i].stat_rval : h[i].read_rval;
+        }
+        head_op_free(&h[i]);
+        if (rc < 0)
+            continue;
+        if (tr == -ENOENT || rr == -ENOENT) {
+            err[i] = ENOENT;
+            got[i] = 0;
+        } else if (tr < 0 || rr < 0) {
+            rc = rfail(tr < 0 ? tr : rr, tr < 0 ? "touch" : "read", objs[i], b);
+        }
+    }
+    free(h);
+    return rc;
+}
+
 static const struct store_be_ops rados_ops = {
     .kind = "rados",
     .close = rados_be_close,
@@ -581,6 +671,7 @@ static const struct store_be_ops rados_ops = {
     .lock_renew = rados_be_lock_renew,
     .unlock = rados_be_unlock,
     .lock_held = rados_be_lock_held,
+    .head_many = rados_be_head_many,
 };
 
 unsigned

@@ -174,6 +174,59 @@ store_chunk_head(struct store *st, const struct proto_digest *d, bool touch,
     return chunk_head_check(st, rel, b, (size_t)n, (uint64_t)sb.st_size, h);
 }
 
+int
+store_chunk_head_many(struct store *st, const struct proto_digest *d, size_t n,
+                      bool touch, struct store_chunk_hdr *h, int *err)
+{
+    char(*rel)[80] = NULL;
+    const char **objs = NULL;
+    uint8_t *head = NULL;
+    size_t *got = NULL;
+    uint64_t *size = NULL;
+    int rc = 0;
+
+    if (!st->be) {
+        for (size_t i = 0; i < n; i++) {
+            err[i] = 0;
+            if (store_chunk_head(st, &d[i], touch, &h[i]) == 0)
+                continue;
+            err[i] = lb_error_errno();
+            if (err[i] != ENOENT && err[i] != EPROTO)
+                return -1;
+            lb_error_clear();
+        }
+        return 0;
+    }
+    rel = lb_xcalloc(n ? n : 1, sizeof *rel);
+    objs = lb_xcalloc(n ? n : 1, sizeof *objs);
+    head = lb_xcalloc(n ? n : 1, STORE_CHUNK_HDR_SEALED);
+    got = lb_xcalloc(n ? n : 1, sizeof *got);
+    size = lb_xcalloc(n ? n : 1, sizeof *size);
+    for (size_t i = 0; i < n; i++) {
+        store_chunk_relpath(rel[i], &d[i]);
+        objs[i] = rel[i];
+    }
+    rc =
+        st->be->ops->head_many(st->be, objs, n, touch && st->mode != STORE_READ,
+                               head, STORE_CHUNK_HDR_SEALED, got, size, err);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        memset(&h[i], 0, sizeof h[i]);
+        if (err[i])
+            continue;
+        if (chunk_head_check(st, rel[i], head + i * STORE_CHUNK_HDR_SEALED,
+                             got[i], size[i], &h[i]) < 0) {
+            err[i] = EPROTO;
+            lb_error_clear();
+        }
+    }
+    free(rel);
+    free(objs);
+    free(head);
+    free(got);
+    free(size);
+    return rc;
+}
+
 /* A chunk's form must be the repository's: sealed in an encrypted one,
  * plain or zstd in another; a RAW chunk is at most a window. */
 static int

@@ -137,6 +137,16 @@ struct store_chunk_hdr {
 int store_chunk_head(struct store *st, const struct proto_digest *d, bool touch,
                      struct store_chunk_hdr *h);
 
+/*
+ * store_chunk_head for n chunks at once (a QUERY's batch; at most
+ * PROTO_MAX_QUERY): h[i] and err[i] (0, ENOENT: not stored, EPROTO: a bad
+ * header). An object backend sends the operations together. -1 on another
+ * error (the slot set).
+ */
+int store_chunk_head_many(struct store *st, const struct proto_digest *d,
+                          size_t n, bool touch, struct store_chunk_hdr *h,
+                          int *err);
+
 /* Scratch space one thread reuses for chunk work (plaintext buffer and a
  * zstd context). */
 struct store_scratch;

@@ -7,7 +7,8 @@
  * (kept if newer than the cutoff or touched, removed otherwise), the
  * counter (from a floor, from threads: no number twice), locks (shared
  * with shared, exclusive against both, who holds it, released on unlock),
- * and names that would climb out of the directory.
+ * head_many (a batch of touches and header reads), and names that would
+ * climb out of the directory.
  */
 #include "store/backend.h"
 #include "tests/unit/testutil.h"
@@ -239,4 +240,27 @@ Test(store_backend, locks)
     cr_assert_geq(a, 0, "free again after unlock");
     cr_assert_eq(be->ops->lock_renew(be), 0);
     store_be_close(other);
+}
+
+Test(store_backend, head_many)
+{
+    const char *objs[] = {"chunks/ab/x", "chunks/ab/missing", "config"};
+    uint8_t head[3 * 4];
+    size_t got[3];
+    uint64_t size[3];
+    int err[3];
+
+    cr_assert_eq(be->ops->create(be, "chunks/ab/x", "abcdefgh", 8), 0);
+    cr_assert_eq(be->ops->replace(be, "config", "xy", 2), 0);
+    cr_assert_eq(be->ops->head_many(be, objs, 3, true, head, 4, got, size, err),
+                 0);
+    cr_assert_eq(err[0], 0);
+    cr_assert_eq(got[0], 4);
+    cr_assert_eq(size[0], 8);
+    cr_assert_eq(memcmp(head, "abcd", 4), 0);
+    cr_assert_eq(err[1], ENOENT);
+    cr_assert_eq(err[2], 0);
+    cr_assert_eq(got[2], 2, "a short object: what it has");
+    cr_assert_eq(size[2], 2);
+    cr_assert_eq(memcmp(head + 8, "xy", 2), 0);
 }
