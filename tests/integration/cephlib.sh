@@ -72,6 +72,26 @@ ceph_stop() {
 }
 trap '_ceph_rc=$?; ceph_stop; lb_cleanup "$_ceph_rc"' EXIT
 
+# The pool, ready when a real write goes through.
+_ceph_pool_create() {
+    ceph_cmd osd pool create "$CEPH_POOL" 8 >/dev/null 2>&1
+    ceph_cmd osd pool set "$CEPH_POOL" size 1 --yes-i-really-mean-it \
+        >/dev/null 2>&1
+    echo probe >"$CEPH_DIR/probe"
+    wait_until 60 "the test cluster to accept a write" \
+        timeout 10 rados -c "$CEPH_CONF" -p "$CEPH_POOL" put probe \
+        "$CEPH_DIR/probe"
+    rados_cmd -p "$CEPH_POOL" rm probe
+}
+
+# ceph_pool_reset: the pool deleted and created again, empty (memstore
+# gives its memory back).
+ceph_pool_reset() {
+    ceph_cmd osd pool delete "$CEPH_POOL" "$CEPH_POOL" \
+        --yes-i-really-really-mean-it >/dev/null 2>&1
+    _ceph_pool_create
+}
+
 ceph_start() {
     local port t0 fsid uuid
     t0=$(date +%s.%N)
@@ -140,15 +160,7 @@ CONF
         -i "$CEPH_DIR/osd/keyring" >/dev/null 2>&1
     CEPH_PIDFILES+=("$CEPH_DIR/run/osd.0.pid")
     ceph-osd -c "$CEPH_CONF" -i 0 </dev/null >>"$CEPH_DIR/start.log" 2>&1
-    ceph_cmd osd pool create "$CEPH_POOL" 8 >/dev/null 2>&1
-    ceph_cmd osd pool set "$CEPH_POOL" size 1 --yes-i-really-mean-it \
-        >/dev/null 2>&1
-    # Ready when a real write goes through.
-    echo probe >"$CEPH_DIR/probe"
-    wait_until 60 "the test cluster to accept a write" \
-        timeout 10 rados -c "$CEPH_CONF" -p "$CEPH_POOL" put probe \
-        "$CEPH_DIR/probe"
-    rados_cmd -p "$CEPH_POOL" rm probe
+    _ceph_pool_create
     CEPH_START_SECS=$(echo "$(date +%s.%N) - $t0" | bc)
     echo "# ceph: cluster up in ${CEPH_START_SECS}s (mon port $port)"
 }
