@@ -290,9 +290,10 @@ store_obj_manifest_commit(struct store *st, const char *id, int fd)
     if (n != sb.st_size)
         return lb_error(n < 0 ? errno : EIO, "read manifest %s", id);
     /* The commit point: one exclusive create, after every chunk the
-     * manifest names was created (store_txn_commit checks them all). A
-     * lost renewal of the session's lease could have let a gc elsewhere
-     * take chunks this backup touched: refuse to commit then. */
+     * manifest names was created (the caller of store_txn_commit waited
+     * for every write it noted). A lapsed lease of the session could have
+     * let a gc elsewhere take chunks this backup touched: refuse to commit
+     * then. */
     if (st->be->ops->lock_renew(st->be) < 0) {
         lb_error_prefix("backup %s not committed", id);
         return -1;

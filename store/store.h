@@ -2,7 +2,8 @@
 /*
  * store: the backup repository (store/FORMAT.md is the normative format).
  *
- * A repository is a directory holding content-addressed chunks (zstd,
+ * A repository is a directory (or a Ceph RADOS pool namespace,
+ * "rados:POOL/NS?...": backend.h) holding content-addressed chunks (zstd,
  * named by SHA-256), one manifest per backup, a config file and a lock.
  * Every backup is a synthetic full: its manifest names, for every window
  * of every disk, the stack of chunks that rebuilds it.
