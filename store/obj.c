@@ -13,14 +13,17 @@
  *   every chunk it names was created (a completed RADOS write is durable);
  * - seq: the backend's atomic counter;
  * - the temp files of a writer (its manifest being written) stay on the
- *   local disk, in a private directory under $TMPDIR.
+ *   local disk, in a private directory $TMPDIR/livebackup-rados-*, locked
+ *   while it lives; the next writer removes those of writers gone.
  */
 #include "store/backend.h"
 #include "store/store_int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -74,6 +77,63 @@ out:
     return r < 0 ? -1 : 0;
 }
 
+#define LOCAL_PREFIX "livebackup-rados-"
+
+/* Remove the local temp directories of writers that are gone: their
+ * .lock is no longer locked (a SIGKILLed front end leaves its manifest
+ * being written behind). */
+static void
+local_clean(const char *tmpdir)
+{
+    DIR *d = opendir(tmpdir);
+    struct dirent *e;
+
+    if (!d)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        CLEANUP_FREE char *dir = NULL;
+        CLEANUP_FREE char *lock = NULL;
+        CLEANUP_CLOSE int fd = -1;
+
+        if (strncmp(e->d_name, LOCAL_PREFIX, strlen(LOCAL_PREFIX)) != 0)
+            continue;
+        dir = lb_xasprintf("%s/%s", tmpdir, e->d_name);
+        lock = lb_xasprintf("%s/.lock", dir);
+        fd = open(lock, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            lb_debug("removing the temp files of a writer that is gone: %s",
+                     dir);
+            store_rm_tree(dir);
+        }
+    }
+    closedir(d);
+}
+
+/* The writer's local temp directory (its manifest being written), with a
+ * .lock held while it lives. */
+static int
+local_dir(struct store *st, const char *tmpdir, const char *hex)
+{
+    CLEANUP_FREE char *lock = NULL;
+
+    local_clean(tmpdir);
+    st->session_dir = lb_xasprintf("%s/" LOCAL_PREFIX "%s-XXXXXX", tmpdir, hex);
+    if (!mkdtemp(st->session_dir)) {
+        int e = errno;
+        lb_error(e, "create a temp directory %s", st->session_dir);
+        free(st->session_dir);
+        st->session_dir = NULL;
+        return -1;
+    }
+    lock = lb_xasprintf("%s/.lock", st->session_dir);
+    st->session_lock_fd =
+        open(lock, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (st->session_lock_fd < 0 ||
+        flock(st->session_lock_fd, LOCK_EX | LOCK_NB) < 0)
+        return lb_error(errno, "lock %s", lock);
+    return 0;
+}
+
 /* The writer's session: sessions/NAME, created once (its mtime is the
  * session's start for gc), and the lock sessions/NAME.lock. */
 static int
@@ -107,16 +167,7 @@ obj_session(struct store *st)
     if (r != 0)
         return r < 0 ? -1
                      : lb_fail(EEXIST, "session %s exists", st->be_session);
-    st->session_dir = lb_xasprintf("%s/livebackup-%s-XXXXXX",
-                                   tmpdir && *tmpdir ? tmpdir : "/tmp", hex);
-    if (!mkdtemp(st->session_dir)) {
-        int e = errno;
-        lb_error(e, "create a temp directory %s", st->session_dir);
-        free(st->session_dir);
-        st->session_dir = NULL;
-        return -1;
-    }
-    return 0;
+    return local_dir(st, tmpdir && *tmpdir ? tmpdir : "/tmp", hex);
 }
 
 int

@@ -24,6 +24,9 @@
 
 ceph_start
 ok "cluster started in ${CEPH_START_SECS}s"
+# backupd's local temp files (a manifest being written) go under TMPDIR.
+export TMPDIR=$T/tmp
+mkdir -p "$TMPDIR"
 # Locks with a 6 s lease, so a dead holder's expiry fits in the test.
 repo() { echo "$(ceph_repo "$1")&lease=6"; }
 ns_objects() { rados_cmd -p "$CEPH_POOL" --namespace "$1" ls | sort; }
@@ -159,6 +162,9 @@ run_ok livebackup backup-image --json --repo "$R" --name k --disk vda="$T/k.raw"
 run_ok livebackup restore-image --repo "$R" --name k --disk vda --to "$T/k.back"
 same_image "$T/k.back" raw "$T/k.raw" raw
 ok "gc removed the dead sessions; a new backup restores exact"
+left=$(find "$TMPDIR" -maxdepth 1 -name 'livebackup-rados-*')
+[[ -z $left ]] || fail "temp files of the killed front ends left: $left"
+ok "the next writer removed the killed front ends' local temp files"
 
 # A front end stopped longer than its lease (SIGSTOP for 9 s, the lease
 # being 6 s) just before its commit: its locks lapsed meanwhile, so a gc
