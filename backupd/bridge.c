@@ -7,6 +7,7 @@
  * the one writer of the repository however many hosts back up into it.
  */
 #include "backupd/backupd.h"
+#include "store/backend.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -16,9 +17,14 @@
 char *
 backupd_find_daemon(const char *repo)
 {
-    char *text = lb_repo_daemon_socket(repo);
+    char *text;
     int fd;
 
+    /* A RADOS repository has many front ends, none of them the one
+     * writer: every serve session opens it itself. */
+    if (store_be_is_rados(repo))
+        return NULL;
+    text = lb_repo_daemon_socket(repo);
     if (!text)
         return NULL;
     fd = lb_unix_connect(text);

@@ -16,6 +16,8 @@
  * (what ssh runs) can bridge to it: one writer however many hosts back up.
  */
 #include "backupd/backupd.h"
+#include "store/backend.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -212,7 +214,12 @@ backupd_listen(const struct backupd_opts *o, const char *socket_path)
     pthread_mutex_init(&l.lock, NULL);
 
     /* The repository must exist: every session opens it itself. */
-    {
+    if (store_be_is_rados(o->repo)) {
+        struct store *st = store_open(o->repo, STORE_READ, 0);
+        if (!st)
+            return -1;
+        store_close(st);
+    } else {
         CLEANUP_FREE char *cfg = lb_xasprintf("%s/config", o->repo);
         struct stat sb;
         if (stat(cfg, &sb) < 0) {
@@ -236,8 +243,10 @@ backupd_listen(const struct backupd_opts *o, const char *socket_path)
     if (socket_alive(abs))
         return lb_fail(EADDRINUSE, "another backupd already listens on %s",
                        abs);
-    /* One daemon per repository: REPO/listen.lock, held while we run. */
-    {
+    /* One daemon per repository: REPO/listen.lock, held while we run.
+     * A RADOS repository takes any number of front ends (README,
+     * "Scale out on Ceph"): no lock, no marker. */
+    if (!store_be_is_rados(o->repo)) {
         CLEANUP_FREE char *lk = lb_xasprintf("%s/listen.lock", o->repo);
         lock_fd = open(lk, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
         if (lock_fd < 0)
@@ -280,7 +289,8 @@ backupd_listen(const struct backupd_opts *o, const char *socket_path)
 
     /* Tell `backupd serve` where we are. */
     marker_text = lb_xasprintf("%s\n%ld\n", abs, (long)getpid());
-    if (lb_write_file_atomic(o->repo, "listen", marker_text,
+    if (!store_be_is_rados(o->repo) &&
+        lb_write_file_atomic(o->repo, "listen", marker_text,
                              strlen(marker_text), 0644) < 0) {
         on_signal(&l.sigterm, 0); /* closes every handle */
         uv_run(&l.loop, UV_RUN_DEFAULT);
@@ -308,10 +318,11 @@ backupd_listen(const struct backupd_opts *o, const char *socket_path)
     reap(&l, true);
     lb_info("stopped after %u session(s)", l.served);
     ret = 0;
-out : {
-    CLEANUP_FREE char *m = lb_xasprintf("%s/listen", o->repo);
-    unlink(m);
-}
+out:
+    if (!store_be_is_rados(o->repo)) {
+        CLEANUP_FREE char *m = lb_xasprintf("%s/listen", o->repo);
+        unlink(m);
+    }
     unlink(abs);
     uv_loop_close(&l.loop);
     pthread_mutex_destroy(&l.lock);

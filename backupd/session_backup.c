@@ -150,6 +150,55 @@ backupd_req_disk_begin(struct session *s, const uint8_t *p, uint32_t len)
     return backupd_session_send(s);
 }
 
+/*
+ * A QUERY during a backup: every chunk not noted yet is looked up in one
+ * batch (store_chunk_head_many: one round trip on RADOS), touched (for
+ * gc), and its header noted: a gc running now may move a chunk aside for
+ * an instant before it sees the touch and puts it back, and the window
+ * records that name it must not find it missing then. A damaged header is
+ * noted as unknown: the records that name it fail on it.
+ */
+static int
+query_txn(struct session *s, const uint8_t *dg, uint32_t n)
+{
+    uint8_t bits[PROTO_MAX_QUERY / 8] = {0};
+    struct proto_digest *d = lb_xcalloc(n ? n : 1, sizeof *d);
+    struct store_chunk_hdr *hd = lb_xcalloc(n ? n : 1, sizeof *hd);
+    int *err = lb_xcalloc(n ? n : 1, sizeof *err);
+    uint32_t *idx = lb_xcalloc(n ? n : 1, sizeof *idx);
+    uint32_t m = 0;
+    int rc = 0;
+
+    for (uint32_t i = 0; i < n; i++) {
+        memcpy(d[m].b, dg + (size_t)i * PROTO_DIGEST_LEN, PROTO_DIGEST_LEN);
+        if (store_txn_noted(s->txn, &d[m]))
+            bits[i / 8] |= (uint8_t)(1u << (i % 8));
+        else
+            idx[m++] = i;
+    }
+    if (store_chunk_head_many(s->st, d, m, true, hd, err) < 0) {
+        rc = -1;
+        goto out;
+    }
+    for (uint32_t k = 0; k < m; k++) {
+        if (err[k] == ENOENT)
+            continue;
+        store_txn_note_chunk(s->txn, &d[k],
+                             err[k] ? STORE_TYPE_UNKNOWN : hd[k].type,
+                             err[k] ? 0 : hd[k].raw_len);
+        bits[idx[k] / 8] |= (uint8_t)(1u << (idx[k] % 8));
+    }
+out:
+    free(d);
+    free(hd);
+    free(err);
+    free(idx);
+    if (rc < 0)
+        return backupd_session_fail(s, 0);
+    proto_enc_have(&s->out, bits, n);
+    return backupd_session_send(s);
+}
+
 int
 backupd_req_query(struct session *s, const uint8_t *p, uint32_t len)
 {
@@ -162,32 +211,15 @@ backupd_req_query(struct session *s, const uint8_t *p, uint32_t len)
         return backupd_session_proto_fail(s, "QUERY", st);
     if (backupd_session_need_store(s, PROTO_OPEN_READ, "QUERY") < 0)
         return -1;
+    if (s->txn)
+        return query_txn(s, dg, n);
     for (uint32_t i = 0; i < n; i++) {
         struct proto_digest d;
         int have;
         memcpy(d.b, dg + (size_t)i * PROTO_DIGEST_LEN, PROTO_DIGEST_LEN);
-        have = s->txn && store_txn_noted(s->txn, &d);
-        if (!have && s->txn) {
-            /* Touched (for gc), and its header noted: a gc running now
-             * may move this chunk aside for an instant before it sees the
-             * touch and puts it back, and the window records that name it
-             * must not find it missing then. A damaged header is noted as
-             * unknown: the records that name it fail on it. */
-            struct store_chunk_hdr hd;
-            if (store_chunk_head(s->st, &d, true, &hd) == 0) {
-                store_txn_note_chunk(s->txn, &d, hd.type, hd.raw_len);
-                have = 1;
-            } else if (lb_error_errno() == EPROTO) {
-                store_txn_note_chunk(s->txn, &d, STORE_TYPE_UNKNOWN, 0);
-                have = 1;
-            } else if (lb_error_errno() != ENOENT) {
-                return backupd_session_fail(s, 0);
-            }
-        } else if (!have) {
-            have = store_chunk_touch(s->st, &d);
-            if (have < 0)
-                return backupd_session_fail(s, 0);
-        }
+        have = store_chunk_touch(s->st, &d);
+        if (have < 0)
+            return backupd_session_fail(s, 0);
         if (have)
             bits[i / 8] |= (uint8_t)(1u << (i % 8));
     }

@@ -30,6 +30,9 @@ pkgs=(
     scdoc man-db groff-base bash-completion dpkg-dev fakeroot
     # bench/copy.sh compares livebackup copy with rsync
     rsync
+    # RADOS backend (librados, no pkg-config: -lrados) and a throwaway
+    # single-node cluster for its tests (one mon, one memstore OSD)
+    ceph-mon ceph-osd ceph-common librados-dev
 )
 # the test VM (libvirt without systemd, see tests/vm/README.md)
 mapfile -t vm < <(grep -v '^#' "$here/tests/vm/packages.txt")

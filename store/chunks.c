@@ -7,6 +7,7 @@
  * present is complete: a later backup may safely reuse it.
  */
 #include "proto/crypt.h"
+#include "store/backend.h"
 #include "store/store_int.h"
 
 #include <errno.h>
@@ -56,6 +57,14 @@ store_chunk_exists(struct store *st, const struct proto_digest *d)
     struct stat sb;
 
     store_chunk_relpath(rel, d);
+    if (st->be) {
+        if (st->be->ops->stat(st->be, rel, NULL, NULL) == 0)
+            return 1;
+        if (lb_error_errno() != ENOENT)
+            return -1;
+        lb_error_clear();
+        return 0;
+    }
     if (fstatat(st->dir_fd, rel, &sb, 0) == 0)
         return S_ISREG(sb.st_mode) ? 1 : 0;
     if (errno == ENOENT)
@@ -76,12 +85,54 @@ store_chunk_touch(struct store *st, const struct proto_digest *d)
      * collection"). A chunk gc has just moved aside reads as missing and
      * is uploaded again. */
     store_chunk_relpath(rel, d);
+    if (st->be) {
+        if (st->be->ops->touch(st->be, rel) == 0)
+            return 1;
+        if (lb_error_errno() != ENOENT)
+            return -1;
+        lb_error_clear();
+        return 0;
+    }
     if (utimensat(st->dir_fd, rel, NULL, 0) == 0)
         return 1;
     if (errno == ENOENT)
         return 0;
     return lb_error(errno, "touch %s/%s (gc must see it is in use)", st->path,
                     rel);
+}
+
+/* A chunk object's header and size (touched first if asked). */
+static int
+obj_chunk_head(struct store *st, const char *rel, bool touch, uint8_t *b,
+               size_t len, ssize_t *n, uint64_t *size)
+{
+    struct store_be *be = st->be;
+
+    if ((touch && st->mode != STORE_READ
+             ? be->ops->touch(be, rel)
+             : be->ops->stat(be, rel, size, NULL)) < 0) {
+        if (lb_error_errno() == ENOENT)
+            return lb_fail(ENOENT, "chunk %s is not stored", rel + 10);
+        return -1;
+    }
+    if (touch && st->mode != STORE_READ &&
+        be->ops->stat(be, rel, size, NULL) < 0)
+        return -1;
+    *n = be->ops->read(be, rel, b, len, 0);
+    return *n < 0 ? -1 : 0;
+}
+
+static int
+chunk_head_check(const struct store *st, const char *rel, const uint8_t *b,
+                 size_t n, uint64_t size, struct store_chunk_hdr *h)
+{
+    memset(h, 0, sizeof *h);
+    if (store_chunk_hdr_decode(b, n, (size_t)size, h) != PROTO_OK ||
+        (h->type == PROTO_CHUNK_RAW && h->raw_len > st->window_size) ||
+        (h->type == PROTO_CHUNK_BLOB && h->raw_len > PROTO_MAX_BLOB) ||
+        (h->comp == PROTO_COMP_SEALED) != (st->encryption != PROTO_ENC_NONE))
+        return lb_fail(EPROTO, "chunk %s: bad header", rel + 10);
+    return 0;
 }
 
 int
@@ -92,9 +143,15 @@ store_chunk_head(struct store *st, const struct proto_digest *d, bool touch,
     uint8_t b[STORE_CHUNK_HDR_SEALED];
     struct stat sb;
     CLEANUP_CLOSE int fd = -1;
-    ssize_t n;
+    ssize_t n = 0;
 
     store_chunk_relpath(rel, d);
+    if (st->be) {
+        uint64_t size = 0;
+        if (obj_chunk_head(st, rel, touch, b, sizeof b, &n, &size) < 0)
+            return -1;
+        return chunk_head_check(st, rel, b, (size_t)n, size, h);
+    }
     fd = openat(st->dir_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
@@ -110,15 +167,64 @@ store_chunk_head(struct store *st, const struct proto_digest *d, bool touch,
     n = lb_pread_full(fd, b, sizeof b, 0);
     if (n < 0)
         return lb_error(errno, "read %s/%s", st->path, rel);
-    memset(h, 0, sizeof *h);
-    if (!S_ISREG(sb.st_mode) ||
-        store_chunk_hdr_decode(b, (size_t)n, (size_t)sb.st_size, h) !=
-            PROTO_OK ||
-        (h->type == PROTO_CHUNK_RAW && h->raw_len > st->window_size) ||
-        (h->type == PROTO_CHUNK_BLOB && h->raw_len > PROTO_MAX_BLOB) ||
-        (h->comp == PROTO_COMP_SEALED) != (st->encryption != PROTO_ENC_NONE))
+    if (!S_ISREG(sb.st_mode)) {
+        memset(h, 0, sizeof *h);
         return lb_fail(EPROTO, "chunk %s: bad header", rel + 10);
-    return 0;
+    }
+    return chunk_head_check(st, rel, b, (size_t)n, (uint64_t)sb.st_size, h);
+}
+
+int
+store_chunk_head_many(struct store *st, const struct proto_digest *d, size_t n,
+                      bool touch, struct store_chunk_hdr *h, int *err)
+{
+    char(*rel)[80] = NULL;
+    const char **objs = NULL;
+    uint8_t *head = NULL;
+    size_t *got = NULL;
+    uint64_t *size = NULL;
+    int rc = 0;
+
+    if (!st->be) {
+        for (size_t i = 0; i < n; i++) {
+            err[i] = 0;
+            if (store_chunk_head(st, &d[i], touch, &h[i]) == 0)
+                continue;
+            err[i] = lb_error_errno();
+            if (err[i] != ENOENT && err[i] != EPROTO)
+                return -1;
+            lb_error_clear();
+        }
+        return 0;
+    }
+    rel = lb_xcalloc(n ? n : 1, sizeof *rel);
+    objs = lb_xcalloc(n ? n : 1, sizeof *objs);
+    head = lb_xcalloc(n ? n : 1, STORE_CHUNK_HDR_SEALED);
+    got = lb_xcalloc(n ? n : 1, sizeof *got);
+    size = lb_xcalloc(n ? n : 1, sizeof *size);
+    for (size_t i = 0; i < n; i++) {
+        store_chunk_relpath(rel[i], &d[i]);
+        objs[i] = rel[i];
+    }
+    rc =
+        st->be->ops->head_many(st->be, objs, n, touch && st->mode != STORE_READ,
+                               head, STORE_CHUNK_HDR_SEALED, got, size, err);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        memset(&h[i], 0, sizeof h[i]);
+        if (err[i])
+            continue;
+        if (chunk_head_check(st, rel[i], head + i * STORE_CHUNK_HDR_SEALED,
+                             got[i], size[i], &h[i]) < 0) {
+            err[i] = EPROTO;
+            lb_error_clear();
+        }
+    }
+    free(rel);
+    free(objs);
+    free(head);
+    free(got);
+    free(size);
+    return rc;
 }
 
 /* A chunk's form must be the repository's: sealed in an encrypted one,
@@ -189,6 +295,36 @@ check_chunk(struct store *st, struct store_scratch *s,
     return 0;
 }
 
+/*
+ * Is chunk d stored, with the type and raw length a CHUNK frame declares?
+ * 1 if so (and touched, like a chunk a QUERY finds: gc), 0 if it is not
+ * stored, -1 otherwise (EPROTO: stored with another header; the window
+ * records that name it are checked against the frame's,
+ * store_txn_note_chunk).
+ */
+static int
+stored_as_sent(struct store *st, const struct proto_digest *d, uint8_t type,
+               uint32_t raw_len)
+{
+    struct store_chunk_hdr h = {0};
+    char hex[65];
+
+    if (store_chunk_head(st, d, true, &h) < 0) {
+        if (lb_error_errno() != ENOENT)
+            return -1;
+        lb_error_clear();
+        return 0;
+    }
+    if (h.type == type && h.raw_len == raw_len)
+        return 1;
+    proto_digest_hex(d, hex);
+    lb_fail(EPROTO,
+            "chunk %s is stored as type %u of %u bytes, sent as type %u of "
+            "%u bytes",
+            hex, h.type, h.raw_len, type, raw_len);
+    return -1;
+}
+
 int
 store_chunk_write(struct store *st, struct store_scratch *s,
                   const struct proto_chunk *c, struct store_written *w)
@@ -202,22 +338,14 @@ store_chunk_write(struct store *st, struct store_scratch *s,
     w->fd = -1;
     if (st->mode == STORE_READ)
         return lb_fail(EPERM, "repository opened read-only");
-    /* Already stored: touched like a chunk a QUERY finds (gc), and its
-     * header must be what the frame declares: the window records that
-     * name it are checked against the frame's (store_txn_note_chunk). */
-    if (store_chunk_head(st, &c->d, true, &h) == 0) {
-        char hex[65];
-        if (h.type == c->type && h.raw_len == c->raw_len)
-            return 1;
-        proto_digest_hex(&c->d, hex);
-        return lb_fail(EPROTO,
-                       "chunk %s is stored as type %u of %u bytes, "
-                       "sent as type %u of %u bytes",
-                       hex, h.type, h.raw_len, c->type, c->raw_len);
+    /* Already stored? On an object backend the exclusive create answers
+     * that when the chunk is published (one operation less for every new
+     * chunk; clients send only what a QUERY found missing). */
+    if (!st->be) {
+        int r = stored_as_sent(st, &c->d, c->type, c->raw_len);
+        if (r != 0)
+            return r;
     }
-    if (lb_error_errno() != ENOENT)
-        return -1;
-    lb_error_clear();
     if (st->trusted) {
         /* The frame only (the decoder checked the rest); the content is
          * the client's business, and verify re-checks it. */
@@ -239,6 +367,17 @@ store_chunk_write(struct store *st, struct store_scratch *s,
                                          : 0;
     store_chunk_hdr_encode(hdr, &h);
     hdr_len = h.hdr_len;
+    w->d = c->d;
+    w->type = c->type;
+    w->raw_len = c->raw_len;
+    w->size = hdr_len + (uint64_t)c->data_len;
+    if (st->be) {
+        /* Created whole by one operation when published. */
+        w->data = lb_xmalloc((size_t)w->size);
+        memcpy(w->data, hdr, hdr_len);
+        memcpy(w->data + hdr_len, c->data, c->data_len);
+        return 0;
+    }
 
     w->tmp = store_tmp_name(st, "chunk");
     fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -256,8 +395,6 @@ store_chunk_write(struct store *st, struct store_scratch *s,
         store_chunk_written_drop(w);
         return lb_error(e, "write chunk to %s", st->path);
     }
-    w->d = c->d;
-    w->size = hdr_len + (uint64_t)c->data_len;
     return 0;
 }
 
@@ -270,8 +407,10 @@ store_chunk_written_drop(struct store_written *w)
         unlink(w->tmp);
         free(w->tmp);
     }
+    free(w->data);
     w->fd = -1;
     w->tmp = NULL;
+    w->data = NULL;
 }
 
 int
@@ -283,6 +422,27 @@ store_chunk_publish(struct store *st, struct store_written *w,
     int e;
 
     *stored_bytes = 0;
+    if (w->data) {
+        /* Exclusive: one that exists is a dedup hit, never overwritten. */
+        int r;
+        store_chunk_relpath(rel, &w->d);
+        /* It existed: touched, and it must be what was sent. Gone again
+         * in between (a gc took it): create it again. */
+        for (int tries = 0; tries < 3; tries++) {
+            r = st->be->ops->create(st->be, rel, w->data, (size_t)w->size);
+            if (r == 1)
+                r = stored_as_sent(st, &w->d, w->type, w->raw_len);
+            else if (r == 0)
+                *stored_bytes = w->size;
+            if (r != 0 || *stored_bytes)
+                break;
+        }
+        if (r == 0 && !*stored_bytes)
+            r = lb_fail(EAGAIN, "chunk %s: stored and removed again, 3 times",
+                        rel);
+        store_chunk_written_drop(w);
+        return r;
+    }
     if (!w->tmp || w->fd < 0)
         return lb_fail(EINVAL, "publish: no chunk was written");
     e = fdatasync(w->fd) < 0 ? errno : 0;
@@ -392,20 +552,27 @@ read_chunk_file(struct store *st, const struct proto_digest *d,
     int r;
 
     store_chunk_relpath(rel, d);
-    fd = openat(st->dir_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        lb_error(e, "chunk %s", rel);
-        /* EACCES is not damage: a file another user (root) wrote. */
-        if (e == EACCES)
-            lb_error_hint("another user wrote this file, and this backupd "
-                          "may not read it: chown -R OWNER %s gives the "
-                          "repository back to its owner",
-                          st->path);
-        return -1;
+    if (st->be) {
+        uint64_t size;
+        if (st->be->ops->stat(st->be, rel, &size, NULL) < 0)
+            return -1;
+        sb.st_size = (off_t)LB_MIN(size, (uint64_t)INT64_MAX);
+    } else {
+        fd = openat(st->dir_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+            int e = errno;
+            lb_error(e, "chunk %s", rel);
+            /* EACCES is not damage: a file another user (root) wrote. */
+            if (e == EACCES)
+                lb_error_hint("another user wrote this file, and this "
+                              "backupd may not read it: chown -R OWNER %s "
+                              "gives the repository back to its owner",
+                              st->path);
+            return -1;
+        }
+        if (fstat(fd, &sb) < 0)
+            return lb_error(errno, "stat %s", rel);
     }
-    if (fstat(fd, &sb) < 0)
-        return lb_error(errno, "stat %s", rel);
     if (sb.st_size < STORE_CHUNK_HDR ||
         (uint64_t)sb.st_size > STORE_CHUNK_HDR_SEALED +
                                    (uint64_t)PROTO_MAX_CHUNK_RAW +
@@ -414,7 +581,11 @@ read_chunk_file(struct store *st, const struct proto_digest *d,
                        (long long)sb.st_size);
     lb_buf_reset(out);
     lb_buf_reserve(out, (size_t)sb.st_size);
-    n = lb_read_full(fd, out->data, (size_t)sb.st_size);
+    n = st->be
+            ? st->be->ops->read(st->be, rel, out->data, (size_t)sb.st_size, 0)
+            : lb_read_full(fd, out->data, (size_t)sb.st_size);
+    if (n < 0 && st->be)
+        return -1;
     if (n < 0)
         return lb_error(errno, "read %s", rel);
     if (n != sb.st_size)

@@ -18,6 +18,7 @@
  * A backup that asks for a chunk gc has just moved aside is told it is
  * missing and uploads it again.
  */
+#include "store/backend.h"
 #include "store/store_int.h"
 
 #include <dirent.h>
@@ -101,13 +102,41 @@ u64set_add_digest(struct u64set *s, const struct proto_digest *d)
 
 /* ---- gc.lock ------------------------------------------------------------ */
 
+/* One gc at a time on an object backend: the lock gc.lock, with a lease.
+ * The handle, or -1. */
+static int
+gc_lock_obj(const struct store *st)
+{
+    char host[128] = "?", when[32], line[384], holder[384];
+    int h;
+
+    gethostname(host, sizeof host - 1);
+    lb_format_time(when, sizeof when, (int64_t)time(NULL));
+    snprintf(line, sizeof line, "gc pid %ld on %s since %s", (long)getpid(),
+             host, when);
+    h = st->be->ops->lock(st->be, "gc.lock", true, store_be_lease(st->be), 0,
+                          line, holder, sizeof holder);
+    if (h < 0 && lb_error_errno() == EWOULDBLOCK) {
+        lb_fail(EWOULDBLOCK, "another gc is running on %s (%s)", st->path,
+                holder);
+        lb_error_hint("wait until it is done: one gc at a time (a gc that "
+                      "died loses its lock after %u s)",
+                      store_be_lease(st->be));
+        errno = EWOULDBLOCK;
+    }
+    return h;
+}
+
 static int
 gc_lock(const struct store *st)
 {
     CLEANUP_FREE char *path = lb_xasprintf("%s/gc.lock", st->path);
     char host[128] = "?", when[32], line[384];
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int fd;
 
+    if (st->be)
+        return gc_lock_obj(st);
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)
         return lb_error(errno, "open %s", path);
     if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
@@ -134,10 +163,14 @@ gc_lock(const struct store *st)
 }
 
 static void
-gc_unlock(int fd)
+gc_unlock(const struct store *st, int fd)
 {
     if (fd < 0)
         return;
+    if (st->be) {
+        st->be->ops->unlock(st->be, fd);
+        return;
+    }
     if (ftruncate(fd, 0) < 0)
         lb_debug("cannot clear gc.lock");
     close(fd);
@@ -259,22 +292,19 @@ out:
 static int
 gc_mark(struct store *st, struct u64set *refs, uint64_t *nbackups)
 {
-    CLEANUP_FREE char *dir = lb_xasprintf("%s/backups", st->path);
-    DIR *d = opendir(dir);
-    struct dirent *e;
+    char **ids = NULL;
+    size_t nids = 0;
     int rc = 0;
 
     *nbackups = 0;
-    if (!d)
-        return lb_error(errno, "open %s", dir);
-    while (rc == 0 && (e = readdir(d)) != NULL) {
-        if (!proto_backup_id_valid(e->d_name, strlen(e->d_name)))
-            continue;
-        if (mark_manifest(st, e->d_name, refs) < 0) {
+    if (store_backup_ids(st, &ids, &nids) < 0)
+        return -1;
+    for (size_t i = 0; rc == 0 && i < nids; i++) {
+        if (mark_manifest(st, ids[i], refs) < 0) {
             int err = lb_error_errno();
             lb_error_prefix("gc: backup %s cannot be read whole, so the "
                             "chunks it uses are unknown",
-                            e->d_name);
+                            ids[i]);
             lb_error_hint("nothing was deleted; run livebackup verify, and "
                           "delete or repair that backup before gc");
             lb_error_set_errno(err ? err : EPROTO);
@@ -284,7 +314,7 @@ gc_mark(struct store *st, struct u64set *refs, uint64_t *nbackups)
         }
         (*nbackups)++;
     }
-    closedir(d);
+    store_ids_free(ids, nids);
     return rc;
 }
 
@@ -369,8 +399,60 @@ sweep_one(struct sweep *w, int dir_fd, const char *dir, const char *name)
 }
 
 static int
+sweep_obj_one(void *opaque, const char *obj)
+{
+    struct sweep *w = opaque;
+    struct store_be *be = w->st->be;
+    struct proto_digest dg;
+    uint64_t size = 0;
+    int64_t mtime;
+    int r;
+
+    if (strlen(obj) != 10 + 64 || proto_digest_parse(obj + 10, &dg) < 0)
+        return 0; /* not a chunk: verify reports strays */
+    w->s->chunks++;
+    if (u64set_has(w->refs, lb_load_be64(dg.b))) {
+        w->s->referenced++;
+        return 0;
+    }
+    if (w->o->dry_run) {
+        if (be->ops->stat(be, obj, &size, &mtime) < 0) {
+            if (lb_error_errno() != ENOENT)
+                return -1;
+            lb_error_clear();
+            return 0;
+        }
+        if (mtime >= w->s->cutoff) {
+            w->s->recent++;
+            return 0;
+        }
+        w->s->reclaimed++;
+        w->s->bytes_reclaimed += size;
+        return 0;
+    }
+    /* Removed only if nobody touched it since its mtime was read: a
+     * backup on another host that reuses it now keeps it. */
+    r = be->ops->remove_if_old(be, obj, w->s->cutoff, &size);
+    if (r < 0)
+        return -1;
+    if (r == 1) {
+        w->s->reclaimed++;
+        w->s->bytes_reclaimed += size;
+    } else if (r == 2) {
+        w->s->restored++;
+    } else {
+        w->s->recent++;
+    }
+    if (w->o->after_trash && r != 1)
+        w->o->after_trash(w->o->opaque, obj);
+    return 0;
+}
+
+static int
 gc_sweep(struct sweep *w)
 {
+    if (w->st->be)
+        return w->st->be->ops->list(w->st->be, "chunks/", sweep_obj_one, w);
     for (unsigned i = 0; i < 256; i++) {
         char sub[16];
         int dfd, rc = 0;
@@ -472,14 +554,16 @@ store_gc(struct store *st, const struct store_gc_opts *o,
     lock_fd = gc_lock(st);
     if (lock_fd < 0)
         return -1;
-    if (!o->dry_run &&
+    if (!o->dry_run && !st->be &&
         make_trash(st, trash_name, sizeof trash_name, &trash, &trash_lock) < 0)
         goto out;
     /* The real clock, as the file system's (never LIVEBACKUP_FAKE_TIME).
      * The cutoff is taken before the manifests are listed: a backup that
      * commits after the listing was live now, or starts after now. */
     t0 = (int64_t)time(NULL);
-    if (oldest_session(st, trash_name, t0, &oldest, &stats->sessions) < 0)
+    if ((st->be ? store_obj_oldest_session(st, t0, &oldest, &stats->sessions)
+                : oldest_session(st, trash_name, t0, &oldest,
+                                 &stats->sessions)) < 0)
         goto out;
     stats->cutoff = oldest - GC_MARGIN_SECS;
     if (gc_mark(st, &refs, &stats->backups) < 0)
@@ -506,6 +590,6 @@ out:
     if (trash_lock >= 0)
         close(trash_lock);
     free(refs.slot);
-    gc_unlock(lock_fd);
+    gc_unlock(st, lock_fd);
     return rc;
 }

@@ -39,25 +39,57 @@ cmp_backup(const void *a, const void *b)
 }
 
 int
-store_list(struct store *st, const char *name, struct store_list *out)
+store_backup_ids(struct store *st, char ***ids, size_t *n)
 {
-    CLEANUP_FREE char *dir = lb_xasprintf("%s/backups", st->path);
-    DIR *d = opendir(dir);
+    CLEANUP_FREE char *dir = NULL;
+    DIR *d;
     struct dirent *e;
-    size_t cap = 0;
 
-    out->n = 0;
-    out->b = NULL;
+    *ids = NULL;
+    *n = 0;
+    if (st->be)
+        return store_obj_backup_ids(st, ids, n);
+    dir = lb_xasprintf("%s/backups", st->path);
+    d = opendir(dir);
     if (!d)
         return lb_error(errno, "open %s", dir);
     while ((e = readdir(d)) != NULL) {
+        if (!proto_backup_id_valid(e->d_name, strlen(e->d_name)))
+            continue;
+        *ids = lb_xrealloc(*ids, (*n + 1) * sizeof **ids);
+        (*ids)[(*n)++] = lb_xstrdup(e->d_name);
+    }
+    closedir(d);
+    return 0;
+}
+
+void
+store_ids_free(char **ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
+}
+
+int
+store_list(struct store *st, const char *name, struct store_list *out)
+{
+    char **ids = NULL;
+    size_t nids = 0, cap = 0;
+
+    out->n = 0;
+    out->b = NULL;
+    if (store_backup_ids(st, &ids, &nids) < 0)
+        return -1;
+    for (size_t i = 0; i < nids; i++) {
         struct proto_kv meta = {0};
         const char *n;
         struct store_backup *b;
+        const char *id = ids[i];
 
-        if (!proto_backup_id_valid(e->d_name, strlen(e->d_name)))
-            continue;
-        if (store_backup_meta(st, e->d_name, &meta) < 0) {
+        if (store_backup_meta(st, id, &meta) < 0) {
+            if (st->be && lb_error_errno() == ENOENT)
+                continue; /* deleted since it was listed */
             lb_warn("%s (run livebackup verify)", lb_error_msg());
             continue;
         }
@@ -71,12 +103,12 @@ store_list(struct store *st, const char *name, struct store_list *out)
             out->b = lb_xrealloc(out->b, cap * sizeof *out->b);
         }
         b = &out->b[out->n++];
-        snprintf(b->id, sizeof b->id, "%s", e->d_name);
+        snprintf(b->id, sizeof b->id, "%s", id);
         b->time = (int64_t)proto_kv_get_u64(&meta, "time", 0);
         b->seq = proto_kv_get_u64(&meta, "seq", 0);
         b->meta = meta;
     }
-    closedir(d);
+    store_ids_free(ids, nids);
     if (out->n)
         qsort(out->b, out->n, sizeof *out->b, cmp_backup);
     return 0;
@@ -109,6 +141,8 @@ store_delete(struct store *st, const char *id)
     }
     if (!proto_backup_id_valid(id, strlen(id)))
         return lb_fail(EINVAL, "'%s' is not a backup id", id);
+    if (st->be)
+        return store_obj_manifest_remove(st, id);
     path = store_manifest_path(st, id);
     if (unlink(path) < 0) {
         if (errno == ENOENT) {

@@ -41,6 +41,8 @@ store_manifest_open(struct store *st, const char *id)
         errno = EINVAL;
         return -1;
     }
+    if (st->be)
+        return store_obj_manifest_open(st, id);
     path = store_manifest_path(st, id);
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {

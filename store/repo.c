@@ -5,6 +5,7 @@
  * "Locking".
  */
 #include "proto/crypt.h"
+#include "store/backend.h"
 #include "store/store_int.h"
 
 #include <dirent.h>
@@ -127,6 +128,60 @@ store_owner_check(const char *path)
     return -1;
 }
 
+/* The config file's text (FORMAT.md, "config"); NULL on error. */
+static char *
+config_text(uint32_t window_size, const struct store_key *k)
+{
+    bool enc = k && k->encryption != PROTO_ENC_NONE;
+    char idhex[33], when[32], keyhex[2 * PROTO_KEY_ID_BYTES + 1] = "";
+    uint8_t id[16];
+
+    if (enc)
+        lb_hex_encode(keyhex, k->key_id, sizeof k->key_id);
+    if (lb_random(id, sizeof id) < 0)
+        return NULL;
+    lb_hex_encode(idhex, id, sizeof id);
+    lb_format_time(when, sizeof when, lb_wall_time());
+    /* An unencrypted repository stays version 1, which every backupd
+     * reads; an encrypted one is version 2, which an older backupd refuses
+     * rather than serve it as an unencrypted one. */
+    return lb_xasprintf("%s %d\nwindow_size %u\nid %s\ncreated %s\n%s%s%s%s%s",
+                        CONFIG_MAGIC, enc ? 2 : 1, window_size, idhex, when,
+                        enc ? "encryption " : "",
+                        enc ? encryption_name(k->encryption) : "",
+                        enc ? "\nkey_id " : "", keyhex, enc ? "\n" : "");
+}
+
+/* init of a repository on an object backend (rados:...). */
+static int
+init_obj(const char *spec, uint32_t window_size, const struct store_key *k)
+{
+    CLEANUP_FREE char *cfg = NULL;
+    struct proto_keyfile kf;
+    bool enc = k && k->encryption != PROTO_ENC_NONE;
+
+    if (enc) {
+        if (k->encryption != PROTO_ENC_REPOKEY &&
+            k->encryption != PROTO_ENC_KEYFILE)
+            return lb_fail(EINVAL, "unknown encryption %u", k->encryption);
+        if (k->encryption == PROTO_ENC_KEYFILE && k->keyfile_len)
+            return lb_fail(EINVAL, "a keyfile repository keeps no key");
+        if (k->encryption == PROTO_ENC_REPOKEY &&
+            (proto_keyfile_decode(k->keyfile, k->keyfile_len, &kf) !=
+                 PROTO_OK ||
+             memcmp(kf.key_id, k->key_id, sizeof kf.key_id) != 0))
+            return lb_fail(EINVAL, "the key file sent is not one of the "
+                                   "repository's key");
+    }
+    cfg = config_text(window_size, k);
+    if (!cfg)
+        return -1;
+    return store_obj_init(spec, cfg,
+                          enc && k->encryption == PROTO_ENC_REPOKEY ? k->keyfile
+                                                                    : NULL,
+                          enc ? k->keyfile_len : 0);
+}
+
 int
 store_init(const char *path, uint32_t window_size)
 {
@@ -138,8 +193,6 @@ store_init_keyed(const char *path, uint32_t window_size,
                  const struct store_key *k)
 {
     struct stat sb;
-    uint8_t id[16];
-    char idhex[33], when[32], keyhex[2 * PROTO_KEY_ID_BYTES + 1] = "";
     bool has_config;
     bool enc = k && k->encryption != PROTO_ENC_NONE;
 
@@ -149,6 +202,8 @@ store_init_keyed(const char *path, uint32_t window_size,
                        "%u KiB and %u MiB",
                        window_size, PROTO_MIN_WINDOW >> 10,
                        PROTO_MAX_WINDOW >> 20);
+    if (store_be_is_rados(path))
+        return init_obj(path, window_size, k);
     if (stat(path, &sb) == 0) {
         int s;
         if (!S_ISDIR(sb.st_mode))
@@ -196,24 +251,12 @@ store_init_keyed(const char *path, uint32_t window_size,
     }
     if (enc && init_keys(path, k) < 0)
         return -1;
-    if (enc)
-        lb_hex_encode(keyhex, k->key_id, sizeof k->key_id);
-    if (lb_random(id, sizeof id) < 0)
-        return -1;
-    lb_hex_encode(idhex, id, sizeof id);
-    lb_format_time(when, sizeof when, lb_wall_time());
     {
-        /* An unencrypted repository stays version 1, which every backupd
-         * reads; an encrypted one is version 2, which an older backupd
-         * refuses rather than serve it as an unencrypted one. */
-        CLEANUP_FREE char *cfg = lb_xasprintf(
-            "%s %d\nwindow_size %u\nid %s\ncreated %s\n%s%s%s%s%s",
-            CONFIG_MAGIC, enc ? 2 : 1, window_size, idhex, when,
-            enc ? "encryption " : "", enc ? encryption_name(k->encryption) : "",
-            enc ? "\nkey_id " : "", keyhex, enc ? "\n" : "");
+        CLEANUP_FREE char *cfg = config_text(window_size, k);
         /* The config is written last: without it the directory is not a
          * repository, and init can simply be run again. */
-        if (lb_write_file_atomic(path, "config", cfg, strlen(cfg), 0600) < 0)
+        if (!cfg ||
+            lb_write_file_atomic(path, "config", cfg, strlen(cfg), 0600) < 0)
             return -1;
     }
     return 0;
@@ -224,9 +267,6 @@ parse_config(struct store *st)
 {
     CLEANUP_FREE char *path = lb_xasprintf("%s/config", st->path);
     CLEANUP_FREE char *text = NULL;
-    char *line, *save = NULL;
-    int version = -1;
-    bool has_key_id = false;
 
     text = lb_read_file(path, 64 << 10, NULL);
     if (!text) {
@@ -247,6 +287,16 @@ parse_config(struct store *st)
         errno = ENOTDIR;
         return -1;
     }
+    return store_config_parse(st, text);
+}
+
+int
+store_config_parse(struct store *st, char *text)
+{
+    char *line, *save = NULL;
+    int version = -1;
+    bool has_key_id = false;
+
     for (line = strtok_r(text, "\n", &save); line;
          line = strtok_r(NULL, "\n", &save)) {
         char key[64], val[128];
@@ -481,7 +531,14 @@ store_open(const char *path, enum store_mode mode, unsigned lock_wait_secs)
     st->lock_fd = -1;
     st->session_lock_fd = -1;
     st->dir_fd = -1;
+    st->be_lock = -1;
+    st->be_session_lock = -1;
     pthread_mutex_init(&st->tmp_lock, NULL);
+    if (store_be_is_rados(path)) {
+        if (store_obj_open(st, lock_wait_secs) < 0)
+            goto fail;
+        return st;
+    }
     if (parse_config(st) < 0 ||
         (mode != STORE_READ && store_owner_check(path) < 0) ||
         take_lock(st, lock_wait_secs) < 0)
@@ -523,6 +580,7 @@ store_close(struct store *st)
     }
     if (st->dir_fd >= 0)
         close(st->dir_fd);
+    store_obj_close(st);
     pthread_mutex_destroy(&st->tmp_lock);
     free(st->path);
     free(st);
@@ -574,7 +632,16 @@ store_key_get(struct store *st, uint8_t *out, size_t cap)
 
     if (st->encryption != PROTO_ENC_REPOKEY)
         return lb_fail(EINVAL, "repository %s keeps no key", st->path);
-    text = lb_read_file(path, 4096, &len);
+    if (st->be) {
+        ssize_t n;
+        text = lb_xmalloc(4096);
+        n = store_obj_get(st, "keys/repokey", (uint8_t *)text, 4096);
+        if (n < 0)
+            return -1;
+        len = (size_t)n;
+    } else {
+        text = lb_read_file(path, 4096, &len);
+    }
     if (!text)
         return -1;
     if (len > cap ||
@@ -612,6 +679,8 @@ store_key_set(struct store *st, const uint8_t *p, size_t len)
     if (memcmp(kf.key_id, st->key_id, sizeof kf.key_id) != 0)
         return lb_fail(EINVAL, "the key file holds another key than the "
                                "repository's");
+    if (st->be)
+        return st->be->ops->replace(st->be, "keys/repokey", p, len);
     if (lb_mkdir_p(dir, 0700) < 0)
         return -1;
     return lb_write_file_atomic(dir, "repokey", p, len, 0600);

@@ -2,7 +2,8 @@
 /*
  * store: the backup repository (store/FORMAT.md is the normative format).
  *
- * A repository is a directory holding content-addressed chunks (zstd,
+ * A repository is a directory (or a Ceph RADOS pool namespace,
+ * "rados:POOL/NS?...": backend.h) holding content-addressed chunks (zstd,
  * named by SHA-256), one manifest per backup, a config file and a lock.
  * Every backup is a synthetic full: its manifest names, for every window
  * of every disk, the stack of chunks that rebuilds it.
@@ -147,6 +148,16 @@ struct store_chunk_hdr {
 int store_chunk_head(struct store *st, const struct proto_digest *d, bool touch,
                      struct store_chunk_hdr *h);
 
+/*
+ * store_chunk_head for n chunks at once (a QUERY's batch; at most
+ * PROTO_MAX_QUERY): h[i] and err[i] (0, ENOENT: not stored, EPROTO: a bad
+ * header). An object backend sends the operations together. -1 on another
+ * error (the slot set).
+ */
+int store_chunk_head_many(struct store *st, const struct proto_digest *d,
+                          size_t n, bool touch, struct store_chunk_hdr *h,
+                          int *err);
+
 /* Scratch space one thread reuses for chunk work (plaintext buffer and a
  * zstd context). */
 struct store_scratch;
@@ -174,12 +185,18 @@ int store_chunk_put(struct store *st, struct store_scratch *s,
  * into place (returns 1 if another writer published it first, 0 with
  * *stored_bytes set, -1 on error); store_chunk_written_drop removes a
  * written chunk that will not be published. Until it is published, a
- * written chunk does not exist for anyone.
+ * written chunk does not exist for anyone. On an object backend (RADOS)
+ * the chunk stays in memory until store_chunk_publish creates it in one
+ * exclusive operation, and only then is a stored one found: publish then
+ * returns 1 (the chunk touched) or fails (EPROTO) as write would.
  */
 struct store_written {
     int fd;
     char *tmp;
+    uint8_t *data; /* an object backend: the whole chunk file, in memory */
     struct proto_digest d;
+    uint8_t type;
+    uint32_t raw_len;
     uint64_t size;
 };
 int store_chunk_write(struct store *st, struct store_scratch *s,

@@ -35,6 +35,12 @@ struct store {
     int session_lock_fd;
     pthread_mutex_t tmp_lock;
     unsigned long tmp_seq;
+    /* An object backend (RADOS), NULL for a file repository: its
+     * repository lock, its session object and that session's lock. */
+    struct store_be *be;
+    int be_lock;
+    char *be_session;
+    int be_session_lock;
 };
 
 struct store_scratch {
@@ -123,6 +129,11 @@ struct proto_mf_reader *store_parent_disk(struct store *st, const char *id,
                                           const char *disk, int *fd_out,
                                           struct proto_mf_disk *d);
 
+/* The ids of every backup in the repository, in no order (caller frees
+ * with store_ids_free). */
+int store_backup_ids(struct store *st, char ***ids, size_t *n);
+void store_ids_free(char **ids, size_t n);
+
 /* ---- commit order (seq.c) ---------------------------------------------- */
 
 /*
@@ -132,5 +143,35 @@ struct proto_mf_reader *store_parent_disk(struct store *st, const char *id,
  * commit's syncfs has run, before its manifest is linked.
  */
 int store_seq_next(struct store *st, uint64_t *seq);
+
+/* ---- repositories on an object backend (obj.c) ------------------------ */
+
+/* Parse the config text into st (repo.c). */
+int store_config_parse(struct store *st, char *text);
+/* Create the repository at spec: keys/repokey (if keyfile), then the
+ * config object, exclusively. */
+int store_obj_init(const char *spec, const char *cfg, const uint8_t *keyfile,
+                   size_t keyfile_len);
+/* Connect st->be, read the config, take the repository lock and (writers)
+ * a session. */
+int store_obj_open(struct store *st, unsigned lock_wait_secs);
+void store_obj_close(struct store *st);
+/* A small object whole into out: its length, or -1. */
+ssize_t store_obj_get(struct store *st, const char *obj, uint8_t *out,
+                      size_t cap);
+/* A manifest in a memory file, read from its start (caller closes). */
+int store_obj_manifest_open(struct store *st, const char *id);
+/* 1 if backup id exists, 0 if not, -1 on error. */
+int store_obj_manifest_exists(struct store *st, const char *id);
+/* Commit: create backups/ID exclusively from the whole file fd. */
+int store_obj_manifest_commit(struct store *st, const char *id, int fd);
+int store_obj_manifest_remove(struct store *st, const char *id);
+/* The ids of every backup (caller frees each and the array). */
+int store_obj_backup_ids(struct store *st, char ***ids, size_t *n);
+int store_obj_seq_next(struct store *st, uint64_t *seq);
+/* gc's cutoff: the start of the oldest live session (or t0); sessions of
+ * writers that are gone are removed. */
+int store_obj_oldest_session(struct store *st, int64_t t0, int64_t *oldest,
+                             uint64_t *live);
 
 #endif /* LB_STORE_INT_H */

@@ -124,9 +124,16 @@ store_txn_begin(struct store *st, const char *name, const char *parent_id,
         if (lb_random(&rnd, sizeof rnd) < 0)
             goto fail;
         proto_backup_id_make(t->id, t->start, rnd);
-        p = store_manifest_path(st, t->id);
-        if (stat(p, &sb) < 0 && errno == ENOENT)
+        if (st->be) {
+            int e = store_obj_manifest_exists(st, t->id);
+            if (e < 0)
+                goto fail;
+            if (e == 0)
+                break;
+        } else if (p = store_manifest_path(st, t->id),
+                   stat(p, &sb) < 0 && errno == ENOENT) {
             break;
+        }
         if (tries > 100) {
             lb_fail(EEXIST, "cannot find a free backup id");
             goto fail;
@@ -786,6 +793,11 @@ store_txn_commit(struct store_txn *t, const struct proto_kv *meta,
         goto done;
     }
     lb_fault_point("backupd:before-commit");
+    if (st->be) {
+        if (store_obj_manifest_commit(st, t->id, t->fd) < 0)
+            goto done;
+        goto committed;
+    }
     /* Every chunk this backup names was fdatasync'd when written; syncfs
      * makes their directory entries durable before the manifest is. */
     if (syncfs(st->dir_fd) < 0) {
@@ -818,6 +830,7 @@ store_txn_commit(struct store_txn *t, const struct proto_kv *meta,
             goto done;
         }
     }
+committed:
     lb_fault_point("backupd:after-commit");
     if (out)
         for (size_t i = 0; i < t->meta.n; i++)

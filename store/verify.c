@@ -12,6 +12,7 @@
  * bytes and their manifests for a MAC; the client's `verify --key`
  * authenticates both (FORMAT.md, "verify").
  */
+#include "store/backend.h"
 #include "store/store_int.h"
 
 #include <dirent.h>
@@ -20,11 +21,14 @@
 #include <string.h>
 #include <sys/stat.h>
 
+struct obj_names;
+
 struct vctx {
     struct store *st;
     const struct store_verify_cb *cb;
     pthread_mutex_t lock;
-    unsigned next_dir; /* fan-out directories are handed out one by one */
+    size_t next_dir;        /* fan-out directories (or objects) one by one */
+    struct obj_names *objs; /* an object backend's chunks */
     uint64_t total, done, chunks;
     struct digest_set bad;
     /* DELTA chunks for a window shorter than the repository's (a disk's
@@ -60,10 +64,49 @@ report(struct vctx *v, const char *id, const char *name, const char *disk,
         v->cb->damage(v->cb->opaque, id, name, disk, what);
 }
 
+/* An object backend's chunks, listed once (names "chunks/ab/<hex>"). */
+struct obj_names {
+    struct vctx *v;
+    char **names;
+    uint64_t *sizes;
+    size_t n, cap;
+};
+
+static int
+obj_chunk_seen(void *opaque, const char *name)
+{
+    struct obj_names *o = opaque;
+    uint64_t size = 0;
+
+    if (o->n == o->cap) {
+        o->cap = o->cap ? 2 * o->cap : 1024;
+        o->names = lb_xrealloc(o->names, o->cap * sizeof *o->names);
+        o->sizes = lb_xrealloc(o->sizes, o->cap * sizeof *o->sizes);
+    }
+    if (o->v->st->be->ops->stat(o->v->st->be, name, &size, NULL) < 0)
+        lb_error_clear(); /* gone: the check says so, or not */
+    o->names[o->n] = lb_xstrdup(name);
+    o->sizes[o->n++] = size;
+    o->v->total += size;
+    return 0;
+}
+
 /* Pass 0: the size of all chunks, for progress. */
 static void
 count_chunks(struct vctx *v)
 {
+    if (v->st->be) {
+        struct obj_names *o = lb_xcalloc(1, sizeof *o);
+        o->v = v;
+        if (v->st->be->ops->list(v->st->be, "chunks/", obj_chunk_seen, o) < 0) {
+            char what[512];
+            snprintf(what, sizeof what, "cannot list the chunks: %s",
+                     lb_error_msg());
+            report(v, "", "", "", what);
+        }
+        v->objs = o;
+        return;
+    }
     for (unsigned i = 0; i < 256; i++) {
         CLEANUP_FREE char *dir = lb_xasprintf("%s/chunks/%02x", v->st->path, i);
         DIR *d = opendir(dir);
@@ -81,12 +124,110 @@ count_chunks(struct vctx *v)
     }
 }
 
+static void
+objs_free(struct obj_names *o)
+{
+    if (!o)
+        return;
+    for (size_t i = 0; i < o->n; i++)
+        free(o->names[i]);
+    free(o->names);
+    free(o->sizes);
+    free(o);
+}
+
+static void
+report_locked(struct vctx *v, const char *what)
+{
+    pthread_mutex_lock(&v->lock);
+    report(v, "", "", "", what);
+    pthread_mutex_unlock(&v->lock);
+}
+
+/* Check one chunk: name is its hex digest, dir2 the fan-out it was found
+ * in (NULL on an object backend: the name holds it), size its size. */
+static void
+verify_chunk(struct vctx *v, struct store_scratch *s, const char *name,
+             const char *dir2, uint64_t size)
+{
+    struct proto_digest dg;
+    struct store_chunk_hdr h = {0};
+    int r;
+
+    if (proto_digest_parse(name, &dg) < 0 ||
+        (dir2 && strncmp(name, dir2, 2) != 0)) {
+        char what[512];
+        snprintf(what, sizeof what, "stray file chunks/%s%s%.200s",
+                 dir2 ? dir2 : "", dir2 ? "/" : "", name);
+        report_locked(v, what);
+        return;
+    }
+    r = store_chunk_check(v->st, s, &dg, &h);
+    if (r < 0 && lb_error_errno() == ENOENT) {
+        /* Listed, then collected by a concurrent gc: not damage (pass 2
+         * still reports it if a manifest needs it). */
+        lb_error_clear();
+        return;
+    }
+    pthread_mutex_lock(&v->lock);
+    if (r < 0 && denied(v)) {
+        pthread_mutex_unlock(&v->lock);
+        return;
+    }
+    /* A plain DELTA's plaintext is in the scratch space. */
+    if (r == 0 && h.type == PROTO_CHUNK_DELTA &&
+        h.version == STORE_CHUNK_VERSION &&
+        lb_load_be32(s->plain + 4) != v->st->window_size)
+        store_dset_put(&v->short_deltas, &dg, PROTO_CHUNK_DELTA,
+                       lb_load_be32(s->plain + 4));
+    v->chunks++;
+    v->done += size;
+    if (r < 0) {
+        char what[1200];
+        snprintf(what, sizeof what, "chunk %s: %s", name, lb_error_msg());
+        store_dset_add(&v->bad, &dg);
+        report(v, "", "", "", what);
+    }
+    if (v->cb && v->cb->progress)
+        v->cb->progress(v->cb->opaque, v->done, v->total);
+    pthread_mutex_unlock(&v->lock);
+}
+
+static void
+obj_worker(struct vctx *v, struct store_scratch *s)
+{
+    struct obj_names *o = v->objs;
+
+    for (;;) {
+        size_t i;
+        const char *name;
+        pthread_mutex_lock(&v->lock);
+        i = v->next_dir++;
+        pthread_mutex_unlock(&v->lock);
+        if (i >= o->n)
+            break;
+        name = o->names[i];
+        if (strlen(name) != 10 + 64 || strncmp(name + 7, name + 10, 2) != 0) {
+            char what[512];
+            snprintf(what, sizeof what, "stray object %.200s", name);
+            report_locked(v, what);
+            continue;
+        }
+        verify_chunk(v, s, name + 10, NULL, o->sizes[i]);
+    }
+}
+
 static void *
 chunk_worker(void *arg)
 {
     struct vctx *v = arg;
     struct store_scratch *s = store_scratch_new();
 
+    if (v->objs) {
+        obj_worker(v, s);
+        store_scratch_free(s);
+        return NULL;
+    }
     for (;;) {
         unsigned i;
         DIR *d;
@@ -115,55 +256,13 @@ chunk_worker(void *arg)
             continue;
         }
         while ((e = readdir(d)) != NULL) {
-            struct proto_digest dg;
-            struct store_chunk_hdr h = {0};
             struct stat sb;
-            int r;
-
             if (e->d_name[0] == '.')
                 continue;
-            if (proto_digest_parse(e->d_name, &dg) < 0 ||
-                strncmp(e->d_name, dir + strlen(dir) - 2, 2) != 0) {
-                char what[512];
-                snprintf(what, sizeof what, "stray file chunks/%02x/%.200s", i,
-                         e->d_name);
-                pthread_mutex_lock(&v->lock);
-                report(v, "", "", "", what);
-                pthread_mutex_unlock(&v->lock);
-                continue;
-            }
-            r = store_chunk_check(v->st, s, &dg, &h);
-            if (r < 0 && lb_error_errno() == ENOENT) {
-                /* Listed, then collected by a concurrent gc: not damage
-                 * (pass 2 still reports it if a manifest needs it). */
-                lb_error_clear();
-                continue;
-            }
             if (fstatat(dirfd(d), e->d_name, &sb, 0) < 0)
                 sb.st_size = 0;
-            pthread_mutex_lock(&v->lock);
-            if (r < 0 && denied(v)) {
-                pthread_mutex_unlock(&v->lock);
-                continue;
-            }
-            /* A plain DELTA's plaintext is in the scratch space. */
-            if (r == 0 && h.type == PROTO_CHUNK_DELTA &&
-                h.version == STORE_CHUNK_VERSION &&
-                lb_load_be32(s->plain + 4) != v->st->window_size)
-                store_dset_put(&v->short_deltas, &dg, PROTO_CHUNK_DELTA,
-                               lb_load_be32(s->plain + 4));
-            v->chunks++;
-            v->done += (uint64_t)sb.st_size;
-            if (r < 0) {
-                char what[1200];
-                snprintf(what, sizeof what, "chunk %s: %s", e->d_name,
-                         lb_error_msg());
-                store_dset_add(&v->bad, &dg);
-                report(v, "", "", "", what);
-            }
-            if (v->cb && v->cb->progress)
-                v->cb->progress(v->cb->opaque, v->done, v->total);
-            pthread_mutex_unlock(&v->lock);
+            verify_chunk(v, s, e->d_name, dir + strlen(dir) - 2,
+                         (uint64_t)sb.st_size);
         }
         closedir(d);
     }
@@ -394,9 +493,6 @@ store_verify(struct store *st, const struct store_verify_cb *cb,
     struct vctx v = {.st = st, .cb = cb};
     pthread_t th[8];
     unsigned nth = LB_MIN(lb_ncpus(), LB_ARRAY_SIZE(th));
-    CLEANUP_FREE char *bdir = lb_xasprintf("%s/backups", st->path);
-    DIR *d;
-    struct dirent *e;
     char **ids = NULL;
     size_t nids = 0;
     uint64_t damaged = 0, missing = 0;
@@ -411,20 +507,13 @@ store_verify(struct store *st, const struct store_verify_cb *cb,
     for (unsigned i = 0; i < nth; i++)
         pthread_join(th[i], NULL);
 
-    d = opendir(bdir);
-    if (!d) {
+    objs_free(v.objs);
+    if (store_backup_ids(st, &ids, &nids) < 0) {
         store_dset_free(&v.bad);
         store_dset_free(&v.short_deltas);
         pthread_mutex_destroy(&v.lock);
-        return lb_error(errno, "open %s", bdir);
+        return -1;
     }
-    while ((e = readdir(d)) != NULL) {
-        if (!proto_backup_id_valid(e->d_name, strlen(e->d_name)))
-            continue;
-        ids = lb_xrealloc(ids, (nids + 1) * sizeof *ids);
-        ids[nids++] = lb_xstrdup(e->d_name);
-    }
-    closedir(d);
     if (nids)
         qsort(ids, nids, sizeof *ids, cmp_str);
     v.scratch = store_scratch_new();

@@ -105,6 +105,41 @@ url_host_split(struct agent_url *u)
     return 0;
 }
 
+/*
+ * ssh://host/rados:POOL/NS?conf=...&id=...[&socket=PATH]: the remote
+ * backupd opens that RADOS repository (its options are its own, passed on
+ * whole), or relays to the `backupd listen` daemon on socket=PATH there.
+ */
+static int
+url_rados(const char *spec, struct agent_url *u)
+{
+    const char *q = strchr(spec, '?');
+    const char *p = q;
+
+    while (p && (p = strstr(p + 1, "socket=")) != NULL) {
+        const char *end;
+        if (p[-1] != '?' && p[-1] != '&')
+            continue;
+        end = strchr(p, '&');
+        u->socket =
+            end ? strndup(p + 7, (size_t)(end - p - 7)) : lb_xstrdup(p + 7);
+        if (!u->socket || !u->socket[0]) {
+            agent_url_free(u);
+            lb_fail(EINVAL, "bad repository URL: empty socket=");
+            return -1;
+        }
+        /* The spec without socket=PATH and one separator. */
+        if (p[-1] == '?' && end)
+            u->path = lb_xasprintf("%.*s%s", (int)(p - spec), spec, end + 1);
+        else
+            u->path = lb_xasprintf("%.*s%s", (int)(p - 1 - spec), spec,
+                                   end ? end : "");
+        return 0;
+    }
+    u->path = lb_xstrdup(spec);
+    return 0;
+}
+
 int
 agent_url_parse(const char *url, struct agent_url *u)
 {
@@ -139,6 +174,8 @@ agent_url_parse(const char *url, struct agent_url *u)
                 url);
         return -1;
     }
+    if (strncmp(slash + 1, "rados:", 6) == 0)
+        return url_rados(slash + 1, u);
     u->path = lb_xstrdup(slash);
     q = strchr(slash, '?');
     if (q) {
@@ -319,12 +356,16 @@ agent_repo_explain(struct agent_repo *r)
 static struct proto_conn *
 daemon_conn(const char *repo, bool trusted)
 {
-    CLEANUP_FREE char *sock = lb_repo_daemon_socket(repo);
+    CLEANUP_FREE char *sock = NULL;
     struct proto_conn *c;
     struct proto_kv kv = {0};
     struct lb_buf f = {0};
     int fd;
 
+    /* A RADOS repository has no REPO/listen: its child opens it. */
+    if (strncmp(repo, "rados:", 6) == 0)
+        return NULL;
+    sock = lb_repo_daemon_socket(repo);
     if (!sock)
         return NULL;
     fd = lb_unix_connect(sock);

@@ -39,6 +39,18 @@ Test(url, parses)
         {"ssh://h/srv/b?socket=/run/backupd/backupd.sock", "h", NULL, "/srv/b",
          "/run/backupd/backupd.sock"},
         {"ssh://h:7/a b/c?socket=s", "h", "7", "/a b/c", "s"},
+        /* a RADOS repository behind the remote backupd: its options are
+         * its own, passed on whole */
+        {"ssh://fe1/rados:pool/ns?conf=/etc/ceph/ceph.conf&id=backup", "fe1",
+         NULL, "rados:pool/ns?conf=/etc/ceph/ceph.conf&id=backup", NULL},
+        {"rados:pool?id=x", NULL, NULL, "rados:pool?id=x", NULL},
+        {"ssh://h/rados:p/n?conf=c&socket=/s", "h", NULL, "rados:p/n?conf=c",
+         "/s"},
+        {"ssh://h/rados:p/n?socket=/s&id=x", "h", NULL, "rados:p/n?id=x", "/s"},
+        {"ssh://h/rados:p?socket=/s", "h", NULL, "rados:p", "/s"},
+        {"ssh://h/rados:p?conf=c&socket=/s&id=x", "h", NULL,
+         "rados:p?conf=c&id=x", "/s"},
+        {"ssh://h/rados:p?mysocket=1", "h", NULL, "rados:p?mysocket=1", NULL},
     };
 
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {

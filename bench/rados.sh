@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# bench/rados.sh: the RADOS backend against the file backend on this
+# machine (issue 16), on a throwaway single-node cluster (one mon, one
+# memstore OSD: tests/integration/cephlib.sh) started and stopped here.
+# Run by hand; prints the figures and writes them as Markdown to
+# bench/results-rados.md. Not a test: a missed target (>= 0.7x) fails
+# nothing.
+#
+#   bench/rados.sh [--bin-dir BUILD] [--size MIB] [--repeat N]
+#
+# Data: a raw image of --size MiB (default 512) of incompressible data
+# (no chunk is deduplicated away); the incremental changes 4 KiB at 64
+# scattered offsets on a qcow2 overlay above it (--since the base).
+#   full          backup-image into a new repository
+#   incremental   the overlay, --since the base (64 windows changed)
+#   2 front ends  two backup-image at once (two backupd processes), each
+#                 its own image of half the size, into one repository
+#   64 KiB windows  the same full, then 1024 windows changed by 4 KiB each
+#                 (many small delta objects), and a listing of that
+#                 repository (which walks every object of the namespace)
+# MB/s = 10^6 bytes of image / wall time of the command; the median of
+# --repeat runs (default 3). RADOS operations per backed-up window: what
+# the backend sent during the incremental (LIVEBACKUP_RADOS_OPS), divided
+# by the windows it backed up.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+BIN_DIR=$here/build
+SIZE=512
+REPEAT=3
+while (($#)); do
+    case $1 in
+    --bin-dir) BIN_DIR=${2:?}; shift 2 ;;
+    --size) SIZE=${2:?}; shift 2 ;;
+    --repeat) REPEAT=${2:?}; shift 2 ;;
+    -h | --help) sed -n '3,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "rados: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+    esac
+done
+export LB_BUILD=$BIN_DIR LB_SRC=$here
+# The tests' helpers: $T, cleanup by recorded PID, the cluster.
+. "$here/tests/integration/lib.sh"
+. "$here/tests/integration/cephlib.sh"
+
+ceph_start
+start_secs=$CEPH_START_SECS
+
+head -c "$((SIZE << 20))" /dev/urandom >"$T/base.raw"
+half=$((SIZE / 2))
+head -c "$((half << 20))" /dev/urandom >"$T/p1.raw"
+head -c "$((half << 20))" /dev/urandom >"$T/p2.raw"
+qemu-img create -q -f qcow2 -b "$T/base.raw" -F raw "$T/top.qcow2"
+cmds=()
+for k in $(seq 0 63); do
+    cmds+=(-c "write -P $((k + 1)) $(((k * 7919 % (SIZE * 256 - 1)) * 4096)) 4k")
+done
+qemu-io "${cmds[@]}" "$T/top.qcow2" >/dev/null
+# Many small deltas: 1024 windows of 64 KiB changed by 4 KiB each.
+qemu-img create -q -f qcow2 -b "$T/base.raw" -F raw "$T/many.qcow2"
+cmds=()
+for k in $(seq 0 1023); do
+    cmds+=(-c "write -P $((k % 250 + 1)) $(((k * 7919 % (SIZE * 16)) * 65536 + 8192)) 4k")
+done
+qemu-io "${cmds[@]}" "$T/many.qcow2" >/dev/null
+
+# secs CMD...: wall seconds of CMD (which must succeed)
+secs() {
+    local t0 t1
+    t0=$(date +%s.%N)
+    "$@" >"$T/out" 2>"$T/err" || { cat "$T/err" >&2; fail "failed: $*"; }
+    t1=$(date +%s.%N)
+    echo "$t1 - $t0" | bc
+}
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
+mbps() { echo "scale=1; $1 * 1048576 / 1000000 / $2" | bc; }
+
+n=0
+# newrepo KIND: a fresh repository argument in R
+newrepo() {
+    n=$((n + 1))
+    if [[ $1 == file ]]; then
+        R=$T/repo$n
+    else
+        R=$(ceph_repo "b$n")
+    fi
+}
+
+declare -A full incr two ops sfull sincr slist sops
+for kind in file rados; do
+    f=() i=() w=() sf=() si=() sl=()
+    for _ in $(seq "$REPEAT"); do
+        # memstore keeps everything in memory: an empty pool each round
+        [[ $kind == file ]] || ceph_pool_reset
+        newrepo "$kind"
+        run_ok livebackup init --repo "$R"
+        f+=("$(secs livebackup backup-image --json --repo "$R" --name b \
+            --disk vda="$T/base.raw")")
+        rm -f "$T/ops"
+        i+=("$(LIVEBACKUP_RADOS_OPS=$T/ops secs livebackup backup-image \
+            --json --repo "$R" --name b --disk vda="$T/top.qcow2" \
+            --since vda="$T/base.raw")")
+        windows=$(($(json_field "$T/out" summary windows_set) + $(json_field "$T/out" summary windows_pushed)))
+        if [[ $kind == rados ]]; then
+            # the backupd session's line (the agent opens no backend)
+            total=$(awk '{s += $2 + $4 + $6 + $8 + $10} END {print s}' "$T/ops")
+            ops[$kind]="$total ops for $windows windows: $(echo "scale=1; $total / $windows" | bc) per window ($(tr '\n' ' ' <"$T/ops"))"
+        fi
+        newrepo "$kind"
+        run_ok livebackup init --repo "$R"
+        t0=$(date +%s.%N)
+        livebackup backup-image --repo "$R" --name p1 --disk vda="$T/p1.raw" \
+            >"$T/p1.out" 2>&1 &
+        p1=$!
+        livebackup backup-image --repo "$R" --name p2 --disk vda="$T/p2.raw" \
+            >"$T/p2.out" 2>&1 &
+        p2=$!
+        wait "$p1" && wait "$p2" || fail "two front ends: $(cat "$T/p1.out" "$T/p2.out")"
+        w+=("$(echo "$(date +%s.%N) - $t0" | bc)")
+        # 64 KiB windows: many small objects
+        newrepo "$kind"
+        run_ok livebackup init --repo "$R" --window-size 64K
+        sf+=("$(secs livebackup backup-image --json --repo "$R" --name b \
+            --disk vda="$T/base.raw")")
+        rm -f "$T/ops"
+        si+=("$(LIVEBACKUP_RADOS_OPS=$T/ops secs livebackup backup-image \
+            --json --repo "$R" --name b --disk vda="$T/many.qcow2" \
+            --since vda="$T/base.raw")")
+        windows=$(($(json_field "$T/out" summary windows_set) + $(json_field "$T/out" summary windows_pushed)))
+        if [[ $kind == rados ]]; then
+            total=$(awk '{s += $2 + $4 + $6 + $8 + $10} END {print s}' "$T/ops")
+            sops[$kind]="$total ops for $windows windows: $(echo "scale=1; $total / $windows" | bc) per window ($(tr '\n' ' ' <"$T/ops"))"
+        fi
+        sl+=("$(secs livebackup list --repo "$R")")
+    done
+    sfull[$kind]=$(printf '%s\n' "${sf[@]}" | median)
+    sincr[$kind]=$(printf '%s\n' "${si[@]}" | median)
+    slist[$kind]=$(printf '%s\n' "${sl[@]}" | median)
+    full[$kind]=$(printf '%s\n' "${f[@]}" | median)
+    incr[$kind]=$(printf '%s\n' "${i[@]}" | median)
+    two[$kind]=$(printf '%s\n' "${w[@]}" | median)
+done
+
+t0=$(date +%s.%N)
+ceph_stop
+stop_secs=$(echo "$(date +%s.%N) - $t0" | bc)
+
+ratio() { echo "scale=2; $1 / $2" | bc; }
+{
+    echo "# bench/rados.sh — $(git -C "$here" rev-parse --short HEAD)$(git -C "$here" diff --quiet || echo ' (dirty)'), $(date -u +%F)"
+    echo
+    echo "One mon + one memstore OSD on this 2-core machine (cluster up in ${start_secs}s, down in ${stop_secs}s);"
+    echo "image ${SIZE} MiB of random data; median of $REPEAT. Ratio = RADOS speed / file speed (target >= 0.7)."
+    echo
+    echo "| run | file s | file MB/s | rados s | rados MB/s | ratio |"
+    echo "|---|---|---|---|---|---|"
+    echo "| full | ${full[file]} | $(mbps "$SIZE" "${full[file]}") | ${full[rados]} | $(mbps "$SIZE" "${full[rados]}") | $(ratio "${full[file]}" "${full[rados]}") |"
+    echo "| incremental (64 x 4 KiB) | ${incr[file]} | $(mbps "$SIZE" "${incr[file]}") | ${incr[rados]} | $(mbps "$SIZE" "${incr[rados]}") | $(ratio "${incr[file]}" "${incr[rados]}") |"
+    echo "| 2 front ends at once | ${two[file]} | $(mbps "$SIZE" "${two[file]}") | ${two[rados]} | $(mbps "$SIZE" "${two[rados]}") | $(ratio "${two[file]}" "${two[rados]}") |"
+    echo "| full, 64 KiB windows ($((SIZE * 16)) chunks) | ${sfull[file]} | $(mbps "$SIZE" "${sfull[file]}") | ${sfull[rados]} | $(mbps "$SIZE" "${sfull[rados]}") | $(ratio "${sfull[file]}" "${sfull[rados]}") |"
+    echo "| incremental, 64 KiB windows (1024 x 4 KiB) | ${sincr[file]} | $(mbps "$SIZE" "${sincr[file]}") | ${sincr[rados]} | $(mbps "$SIZE" "${sincr[rados]}") | $(ratio "${sincr[file]}" "${sincr[rados]}") |"
+    echo "| list, 64 KiB windows (2 backups, $((SIZE * 16))+ chunks) | ${slist[file]} | | ${slist[rados]} | | $(ratio "${slist[file]}" "${slist[rados]}") |"
+    echo
+    echo "RADOS operations in the incremental (4 MiB windows): ${ops[rados]}."
+    echo
+    echo "RADOS operations in the incremental (64 KiB windows): ${sops[rados]}."
+} | tee "$here/bench/results-rados.md"

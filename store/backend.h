@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Storage backends: the few operations a repository needs from whatever
+ * holds its objects (FORMAT.md, "Backends"). An object has a name
+ * ("config", "chunks/ab/<sha256 hex>", "backups/<id>", ...), bytes, and a
+ * modification time; names are the same on every backend.
+ *
+ *   file   a directory (the embedded default); an object is a file under
+ *          it. The repository code keeps its own tuned paths for it (temp
+ *          files in a session directory, syncfs, gc's trash).
+ *   rados  a Ceph RADOS pool (and namespace) through librados: an object
+ *          is a RADOS object; creates are exclusive, completion is
+ *          durability, locks are RADOS advisory locks with a lease.
+ *
+ * Every operation returns -1 with the error slot set on failure; errno
+ * classes as in store.h (ENOENT, EEXIST, EWOULDBLOCK, EPROTO, ...).
+ * Thread safety: the data operations (read, stat, touch, create, remove,
+ * remove_if_old, list) may be called from several threads at once.
+ */
+#ifndef LB_STORE_BACKEND_H
+#define LB_STORE_BACKEND_H
+
+#include "common/common.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct store_be;
+
+/* Called once per object whose name starts with the listing's prefix. A
+ * non-zero return stops the listing and is returned. */
+typedef int (*store_be_list_fn)(void *opaque, const char *name);
+
+struct store_be_ops {
+    const char *kind; /* "file", "rados" */
+    void (*close)(struct store_be *be);
+    /* Up to len bytes from off into buf: the count (short at the end), or
+     * -1 (ENOENT: no such object). */
+    ssize_t (*read)(struct store_be *be, const char *obj, void *buf, size_t len,
+                    uint64_t off);
+    /* Size and modification time (UTC seconds). */
+    int (*stat)(struct store_be *be, const char *obj, uint64_t *size,
+                int64_t *mtime);
+    /* Set the modification time to now: 0, or -1 (ENOENT). */
+    int (*touch)(struct store_be *be, const char *obj);
+    /* Create obj holding p[0..len) unless it exists: all of it or nothing,
+     * durable when this returns. 0 created, 1 it existed (left as it
+     * was), -1 error. */
+    int (*create)(struct store_be *be, const char *obj, const void *p,
+                  size_t len);
+    /* Replace obj (or create it) atomically and durably. */
+    int (*replace)(struct store_be *be, const char *obj, const void *p,
+                   size_t len);
+    /* Remove obj: 0, or -1 (ENOENT). */
+    int (*remove)(struct store_be *be, const char *obj);
+    /* Remove obj only if its modification time is older than cutoff and
+     * nobody touched it between this call's check and the removal (gc,
+     * FORMAT.md "Garbage collection"): 1 removed (*size its size), 0 kept
+     * (not older, or gone), 2 kept (touched meanwhile), -1 error. */
+    int (*remove_if_old)(struct store_be *be, const char *obj, int64_t cutoff,
+                         uint64_t *size);
+    /* Every object whose name starts with prefix, in no particular order. */
+    int (*list)(struct store_be *be, const char *prefix, store_be_list_fn fn,
+                void *opaque);
+    /* Advance the counter in obj by one atomically and return the new
+     * value; a missing or unreadable counter starts from *v (the caller's
+     * floor) and the new value is at least *v + 1. */
+    int (*counter_next)(struct store_be *be, const char *obj, uint64_t *v);
+    /* Take the advisory lock named obj: exclusive, or shared with every
+     * other shared holder. A lock has a lease: a holder that dies loses it
+     * after lease_secs (the file backend's flock goes with the process at
+     * once); a live holder keeps it with store_be_lock_renew. wait_secs: how
+     * long to wait for a conflicting holder (EWOULDBLOCK then, with who
+     * holds it in holder). desc describes this holder for others. Returns
+     * a lock handle >= 0. */
+    int (*lock)(struct store_be *be, const char *obj, bool excl,
+                unsigned lease_secs, unsigned wait_secs, const char *desc,
+                char *holder, size_t holder_len);
+    /* Renew every lock this backend holds (the lease starts again). */
+    int (*lock_renew)(struct store_be *be);
+    void (*unlock)(struct store_be *be, int handle);
+    /* The lock named obj is held by someone (for gc: a live session). */
+    int (*lock_held)(struct store_be *be, const char *obj, bool *held);
+    /* For each of n objects at once (a QUERY's batch): touch it if asked,
+     * then its size into size[i] and up to head_len first bytes into
+     * head + i * head_len (got[i] of them); err[i] is 0 or ENOENT. A
+     * backend sends the operations together. -1 on another error. */
+    int (*head_many)(struct store_be *be, const char *const *objs, size_t n,
+                     bool touch, uint8_t *head, size_t head_len, size_t *got,
+                     uint64_t *size, int *err);
+};
+
+/* head_many from read, stat and touch, one object after the other. */
+int store_be_head_many_seq(struct store_be *be, const char *const *objs,
+                           size_t n, bool touch, uint8_t *head, size_t head_len,
+                           size_t *got, uint64_t *size, int *err);
+
+struct store_be {
+    const struct store_be_ops *ops;
+    char *where; /* for messages: the path, or rados:POOL/NS */
+};
+
+/* True if repo names a RADOS repository ("rados:..."). */
+bool store_be_is_rados(const char *repo);
+
+/* A file backend over the directory path (which must exist). */
+struct store_be *store_be_file_open(const char *path);
+
+/*
+ * A RADOS backend: spec is "rados:POOL[/NAMESPACE][?conf=PATH&id=NAME&
+ * lease=SECS&timeout=SECS]" (conf: the Ceph config file, default
+ * /etc/ceph/ceph.conf; id: the client name without "client.", default
+ * admin; lease: the lease of its locks, default 60 s; timeout: the client's
+ * op timeout, default 120 s). NULL with the error slot set (EINVAL: bad
+ * spec, else what librados said) if it cannot connect.
+ */
+struct store_be *store_be_rados_open(const char *spec);
+/* The lease, in seconds, a RADOS backend gives its locks (0: none). */
+unsigned store_be_lease(const struct store_be *be);
+
+static inline void
+store_be_close(struct store_be *be)
+{
+    if (be)
+        be->ops->close(be);
+}
+
+#endif /* LB_STORE_BACKEND_H */

@@ -1,0 +1,458 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The file backend's objects (backend.h): an object is a regular file
+ * under the repository directory, named by its object name. Creates are
+ * temp file + fdatasync + link (EEXIST: it existed) + fsync of the
+ * directory; replaces go by rename. Locks are flock(2) of a file, released
+ * by the kernel when the holder dies (no lease to renew). gc's conditional
+ * remove moves the file aside, reads its mtime again and puts it back if
+ * it was touched meanwhile (the same inode: a touch before the move shows
+ * after it).
+ */
+#include "store/backend.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define FILE_MAX_LOCKS 8
+
+struct be_file {
+    struct store_be be;
+    int dir_fd;
+    pthread_mutex_t lock;
+    unsigned long tmp_seq;
+    int locks[FILE_MAX_LOCKS];
+};
+
+static struct be_file *
+to_file(struct store_be *be)
+{
+    return (struct be_file *)be;
+}
+
+/* Object names never climb out of the directory. */
+static int
+name_ok(const struct be_file *b, const char *obj)
+{
+    if (!*obj || obj[0] == '/' || strstr(obj, "..") != NULL)
+        return lb_fail(EINVAL, "bad object name '%s' in %s", obj, b->be.where);
+    return 0;
+}
+
+static ssize_t
+file_read(struct store_be *be, const char *obj, void *buf, size_t len,
+          uint64_t off)
+{
+    struct be_file *b = to_file(be);
+    CLEANUP_CLOSE int fd = -1;
+    ssize_t n;
+
+    if (name_ok(b, obj) < 0)
+        return -1;
+    fd = openat(b->dir_fd, obj, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT
+                   ? lb_fail(ENOENT, "no object %s in %s", obj, be->where)
+                   : lb_error(errno == ELOOP ? EPROTO : errno, "open %s/%s",
+                              be->where, obj);
+    n = lb_pread_full(fd, buf, len, (off_t)off);
+    if (n < 0)
+        return lb_error(errno, "read %s/%s", be->where, obj);
+    return n;
+}
+
+static int
+file_stat(struct store_be *be, const char *obj, uint64_t *size, int64_t *mtime)
+{
+    struct be_file *b = to_file(be);
+    struct stat sb;
+
+    if (name_ok(b, obj) < 0)
+        return -1;
+    if (fstatat(b->dir_fd, obj, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+        return errno == ENOENT
+                   ? lb_fail(ENOENT, "no object %s in %s", obj, be->where)
+                   : lb_error(errno, "stat %s/%s", be->where, obj);
+    if (!S_ISREG(sb.st_mode))
+        return lb_fail(EPROTO, "%s/%s is not a file", be->where, obj);
+    if (size)
+        *size = (uint64_t)sb.st_size;
+    if (mtime)
+        *mtime = (int64_t)sb.st_mtime;
+    return 0;
+}
+
+static int
+file_touch(struct store_be *be, const char *obj)
+{
+    struct be_file *b = to_file(be);
+
+    if (name_ok(b, obj) < 0)
+        return -1;
+    if (utimensat(b->dir_fd, obj, NULL, AT_SYMLINK_NOFOLLOW) < 0)
+        return errno == ENOENT
+                   ? lb_fail(ENOENT, "no object %s in %s", obj, be->where)
+                   : lb_error(errno, "touch %s/%s", be->where, obj);
+    return 0;
+}
+
+/* The directory part of obj ("." if none) and its fsync. */
+static int
+sync_parent(struct be_file *b, const char *obj)
+{
+    CLEANUP_FREE char *dir = lb_xasprintf("%s/%s", b->be.where, obj);
+
+    *strrchr(dir, '/') = '\0';
+    return lb_fsync_dir(dir);
+}
+
+/* A temp file beside obj, written and fdatasync'd: its name in tmp. */
+static int
+write_temp(struct be_file *b, const char *obj, const void *p, size_t len,
+           char **tmp)
+{
+    unsigned long n;
+    int fd, e = 0;
+
+    pthread_mutex_lock(&b->lock);
+    n = ++b->tmp_seq;
+    pthread_mutex_unlock(&b->lock);
+    *tmp = lb_xasprintf("%s.tmp-%ld-%lu", obj, (long)getpid(), n);
+    fd = openat(b->dir_fd, *tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        e = errno;
+        free(*tmp);
+        *tmp = NULL;
+        return lb_error(e, "create %s/%s", b->be.where, obj);
+    }
+    if (lb_write_full(fd, p, len) < 0 || fdatasync(fd) < 0)
+        e = errno;
+    if (close(fd) < 0 && !e)
+        e = errno;
+    if (e) {
+        unlinkat(b->dir_fd, *tmp, 0);
+        free(*tmp);
+        *tmp = NULL;
+        return lb_error(e, "write %s/%s", b->be.where, obj);
+    }
+    return 0;
+}
+
+static int
+file_create(struct store_be *be, const char *obj, const void *p, size_t len)
+{
+    struct be_file *b = to_file(be);
+    CLEANUP_FREE char *tmp = NULL;
+    int e;
+
+    if (name_ok(b, obj) < 0 || write_temp(b, obj, p, len, &tmp) < 0 || !tmp)
+        return -1;
+    e = linkat(b->dir_fd, tmp, b->dir_fd, obj, 0) < 0 ? errno : 0;
+    unlinkat(b->dir_fd, tmp, 0);
+    if (e == EEXIST)
+        return 1;
+    if (e)
+        return lb_error(e, "create %s/%s", be->where, obj);
+    return sync_parent(b, obj);
+}
+
+static int
+file_replace(struct store_be *be, const char *obj, const void *p, size_t len)
+{
+    struct be_file *b = to_file(be);
+    CLEANUP_FREE char *tmp = NULL;
+
+    if (name_ok(b, obj) < 0 || write_temp(b, obj, p, len, &tmp) < 0 || !tmp)
+        return -1;
+    if (renameat(b->dir_fd, tmp, b->dir_fd, obj) < 0) {
+        int e = errno;
+        unlinkat(b->dir_fd, tmp, 0);
+        return lb_error(e, "replace %s/%s", be->where, obj);
+    }
+    return sync_parent(b, obj);
+}
+
+static int
+file_remove(struct store_be *be, const char *obj)
+{
+    struct be_file *b = to_file(be);
+
+    if (name_ok(b, obj) < 0)
+        return -1;
+    if (unlinkat(b->dir_fd, obj, 0) < 0)
+        return errno == ENOENT
+                   ? lb_fail(ENOENT, "no object %s in %s", obj, be->where)
+                   : lb_error(errno, "remove %s/%s", be->where, obj);
+    return sync_parent(b, obj);
+}
+
+static int
+file_remove_if_old(struct store_be *be, const char *obj, int64_t cutoff,
+                   uint64_t *size)
+{
+    struct be_file *b = to_file(be);
+    CLEANUP_FREE char *aside = lb_xasprintf("%s.gc-%ld", obj, (long)getpid());
+    struct stat sb;
+
+    if (name_ok(b, obj) < 0)
+        return -1;
+    if (fstatat(b->dir_fd, obj, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+        return errno == ENOENT ? 0 : lb_error(errno, "stat %s", obj);
+    if ((int64_t)sb.st_mtime >= cutoff)
+        return 0;
+    if (renameat(b->dir_fd, obj, b->dir_fd, aside) < 0)
+        return errno == ENOENT ? 0 : lb_error(errno, "move %s aside", obj);
+    /* A touch before the move shows now: the file is the same inode. */
+    if (fstatat(b->dir_fd, aside, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
+        (int64_t)sb.st_mtime >= cutoff) {
+        if (renameat2(b->dir_fd, aside, b->dir_fd, obj, RENAME_NOREPLACE) < 0 &&
+            errno == EEXIST)
+            unlinkat(b->dir_fd, aside, 0); /* stored again meanwhile */
+        return 2;
+    }
+    if (unlinkat(b->dir_fd, aside, 0) < 0)
+        return lb_error(errno, "remove %s", obj);
+    *size = (uint64_t)sb.st_size;
+    return 1;
+}
+
+/* List dir (relative, "" for the top) and below, names joined to rel. */
+static int
+list_dir(struct be_file *b, const char *rel, const char *prefix,
+         store_be_list_fn fn, void *opaque)
+{
+    int fd = *rel ? openat(b->dir_fd, rel,
+                           O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                  : dup(b->dir_fd);
+    DIR *d;
+    struct dirent *e;
+    int r = 0;
+
+    if (fd < 0)
+        return errno == ENOENT ? 0 : lb_error(errno, "open %s", rel);
+    d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return lb_error(errno, "open %s", rel);
+    }
+    rewinddir(d);
+    while (r == 0 && (e = readdir(d)) != NULL) {
+        CLEANUP_FREE char *name = NULL;
+        size_t n;
+        if (e->d_name[0] == '.' || strstr(e->d_name, ".tmp-") ||
+            strstr(e->d_name, ".gc-"))
+            continue;
+        name = *rel ? lb_xasprintf("%s/%s", rel, e->d_name)
+                    : lb_xstrdup(e->d_name);
+        n = LB_MIN(strlen(name), strlen(prefix));
+        if (strncmp(name, prefix, n) != 0)
+            continue;
+        if (e->d_type == DT_DIR)
+            r = list_dir(b, name, prefix, fn, opaque);
+        else if (e->d_type == DT_REG && strlen(name) >= strlen(prefix))
+            r = fn(opaque, name);
+    }
+    closedir(d);
+    return r;
+}
+
+static int
+file_list(struct store_be *be, const char *prefix, store_be_list_fn fn,
+          void *opaque)
+{
+    return list_dir(to_file(be), "", prefix, fn, opaque);
+}
+
+static int
+file_counter_next(struct store_be *be, const char *obj, uint64_t *v)
+{
+    struct be_file *b = to_file(be);
+    CLEANUP_CLOSE int fd = -1;
+    char buf[32];
+    uint64_t cur = 0;
+    ssize_t n;
+
+    if (name_ok(b, obj) < 0)
+        return -1;
+    fd =
+        openat(b->dir_fd, obj, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return lb_error(errno, "open %s/%s", be->where, obj);
+    while (flock(fd, LOCK_EX) < 0)
+        if (errno != EINTR)
+            return lb_error(errno, "lock %s/%s", be->where, obj);
+    n = lb_pread_full(fd, buf, sizeof buf - 1, 0);
+    if (n < 0)
+        return lb_error(errno, "read %s/%s", be->where, obj);
+    buf[n] = '\0';
+    if (n == 21 && buf[20] == '\n')
+        cur = strtoull(buf, NULL, 10);
+    cur = LB_MAX(cur, *v);
+    if (cur == UINT64_MAX)
+        return lb_fail(ERANGE, "counter %s: no number left", obj);
+    snprintf(buf, sizeof buf, "%020llu\n", (unsigned long long)cur + 1);
+    if (lb_pwrite_full(fd, buf, 21, 0) < 0 || fdatasync(fd) < 0)
+        return lb_error(errno, "write %s/%s", be->where, obj);
+    *v = cur + 1;
+    return 0;
+}
+
+static int
+file_lock(struct store_be *be, const char *obj, bool excl, unsigned lease_secs,
+          unsigned wait_secs, const char *desc, char *holder, size_t holder_len)
+{
+    struct be_file *b = to_file(be);
+    uint64_t deadline = lb_now_ns() + (uint64_t)wait_secs * 1000000000u;
+    int fd, slot = -1;
+
+    (void)lease_secs; /* the kernel drops a dead holder's flock at once */
+    if (name_ok(b, obj) < 0)
+        return -1;
+    fd =
+        openat(b->dir_fd, obj, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return lb_error(errno, "open %s/%s", be->where, obj);
+    while (flock(fd, (excl ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0) {
+        ssize_t n;
+        if (errno != EWOULDBLOCK && errno != EINTR) {
+            int e = errno;
+            close(fd);
+            return lb_error(e, "lock %s/%s", be->where, obj);
+        }
+        if (lb_now_ns() < deadline) {
+            struct timespec ts = {0, 200L * 1000 * 1000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        n = pread(fd, holder, holder_len - 1, 0);
+        holder[n > 0 ? n : 0] = '\0';
+        holder[strcspn(holder, "\n")] = '\0';
+        if (!holder[0])
+            snprintf(holder, holder_len, "another process");
+        close(fd);
+        errno = EWOULDBLOCK;
+        return lb_fail(EWOULDBLOCK, "%s/%s is locked by %s", be->where, obj,
+                       holder);
+    }
+    if (excl && ftruncate(fd, 0) == 0)
+        (void)!pwrite(fd, desc, strlen(desc), 0);
+    pthread_mutex_lock(&b->lock);
+    for (int i = 0; i < FILE_MAX_LOCKS; i++)
+        if (b->locks[i] < 0) {
+            b->locks[i] = fd;
+            slot = i;
+            break;
+        }
+    pthread_mutex_unlock(&b->lock);
+    if (slot < 0) {
+        close(fd);
+        return lb_fail(EAGAIN, "too many locks held in %s", be->where);
+    }
+    return slot;
+}
+
+static int
+file_lock_renew(struct store_be *be)
+{
+    (void)be;
+    return 0;
+}
+
+static void
+file_unlock(struct store_be *be, int handle)
+{
+    struct be_file *b = to_file(be);
+
+    if (handle < 0 || handle >= FILE_MAX_LOCKS)
+        return;
+    pthread_mutex_lock(&b->lock);
+    if (b->locks[handle] >= 0) {
+        close(b->locks[handle]);
+        b->locks[handle] = -1;
+    }
+    pthread_mutex_unlock(&b->lock);
+}
+
+static int
+file_lock_held(struct store_be *be, const char *obj, bool *held)
+{
+    struct be_file *b = to_file(be);
+    CLEANUP_CLOSE int fd = -1;
+
+    if (name_ok(b, obj) < 0)
+        return -1;
+    fd = openat(b->dir_fd, obj, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        *held = false;
+        return errno == ENOENT ? 0 : lb_error(errno, "open %s", obj);
+    }
+    /* A shared try conflicts only with an exclusive holder. */
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        *held = false;
+        return 0;
+    }
+    if (errno != EWOULDBLOCK)
+        return lb_error(errno, "lock %s", obj);
+    *held = true;
+    return 0;
+}
+
+static void
+file_close(struct store_be *be)
+{
+    struct be_file *b = to_file(be);
+
+    for (int i = 0; i < FILE_MAX_LOCKS; i++)
+        file_unlock(be, i);
+    if (b->dir_fd >= 0)
+        close(b->dir_fd);
+    pthread_mutex_destroy(&b->lock);
+    free(b->be.where);
+    free(b);
+}
+
+static const struct store_be_ops file_ops = {
+    .kind = "file",
+    .close = file_close,
+    .read = file_read,
+    .stat = file_stat,
+    .touch = file_touch,
+    .create = file_create,
+    .replace = file_replace,
+    .remove = file_remove,
+    .remove_if_old = file_remove_if_old,
+    .list = file_list,
+    .counter_next = file_counter_next,
+    .lock = file_lock,
+    .lock_renew = file_lock_renew,
+    .unlock = file_unlock,
+    .lock_held = file_lock_held,
+    .head_many = store_be_head_many_seq,
+};
+
+struct store_be *
+store_be_file_open(const char *path)
+{
+    struct be_file *b = lb_xcalloc(1, sizeof *b);
+
+    b->be.ops = &file_ops;
+    b->be.where = lb_xstrdup(path);
+    pthread_mutex_init(&b->lock, NULL);
+    for (int i = 0; i < FILE_MAX_LOCKS; i++)
+        b->locks[i] = -1;
+    b->dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (b->dir_fd < 0) {
+        int e = errno;
+        lb_error(e, "open %s", path);
+        file_close(&b->be);
+        errno = e;
+        return NULL;
+    }
+    return &b->be;
+}

@@ -1,0 +1,810 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The RADOS backend (FORMAT.md, "RADOS backend"): a repository's objects in
+ * a Ceph pool and namespace, through librados. Every write is one RADOS
+ * operation, applied whole or not at all and durable on every replica when
+ * it completes; an exclusive create that meets an existing object fails
+ * with EEXIST (a dedup hit, never an overwrite). Locks are cls_lock
+ * advisory locks with a lease that a thread of this process renews while
+ * the backend is open; a holder that dies loses them when the lease ends.
+ */
+#include "store/backend.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <rados/librados.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define RADOS_LOCK_NAME "livebackup"
+#define RADOS_LOCK_TAG "livebackup"
+#define RADOS_HOLDER_XATTR "lb.holder"
+#define RADOS_TOUCH_XATTR "lb.t"
+#define RADOS_COUNTER_XATTR "lb.counter"
+#define RADOS_MAX_LOCKS 8
+#define COUNTER_DIGITS 20
+
+struct rados_lock {
+    char *obj;
+    char cookie[33];
+    bool excl, used;
+};
+
+struct be_rados {
+    struct store_be be;
+    rados_t cluster;
+    rados_ioctx_t io;
+    /* gc's conditional removes read an object's version, which librados
+     * keeps per ioctx: one ioctx for them, one at a time. */
+    rados_ioctx_t gc_io;
+    pthread_mutex_t gc_lock;
+    unsigned lease;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_t renewer;
+    bool renewer_on, stopping;
+    /* A renewal found a lock gone (its lease ended before it was renewed):
+     * whatever it protected may have been acted on by others. */
+    bool lapsed;
+    struct rados_lock locks[RADOS_MAX_LOCKS];
+    /* Operations sent, by kind (bench/rados.sh reads them: the
+     * LIVEBACKUP_RADOS_OPS file gets a line when the backend closes). */
+    _Atomic uint64_t n_read, n_stat, n_touch, n_create, n_other;
+};
+
+static struct be_rados *
+to_rados(struct store_be *be)
+{
+    return (struct be_rados *)be;
+}
+
+/* librados returns -errno. */
+static int
+rfail(int r, const char *what, const char *obj, const struct be_rados *b)
+{
+    int e = -r;
+
+    if (e == ENOENT)
+        return lb_fail(ENOENT, "%s: no object %s in %s", what, obj,
+                       b->be.where);
+    if (e == ETIMEDOUT)
+        lb_error_hint("the Ceph cluster did not answer in time: check "
+                      "`ceph -s` (a full OSD blocks writes)");
+    return lb_error(e, "%s %s in %s", what, obj, b->be.where);
+}
+
+static ssize_t
+rados_be_read(struct store_be *be, const char *obj, void *buf, size_t len,
+              uint64_t off)
+{
+    struct be_rados *b = to_rados(be);
+    size_t done = 0;
+
+    /* One RADOS read returns at most what was asked; large reads go in
+     * pieces librados accepts (< 2 GiB). */
+    while (done < len) {
+        size_t n = LB_MIN(len - done, (size_t)64 << 20);
+        int r = rados_read(b->io, obj, (char *)buf + done, n, off + done);
+        b->n_read++;
+        if (r < 0)
+            return rfail(r, "read", obj, b);
+        done += (size_t)r;
+        if ((size_t)r < n)
+            break;
+    }
+    return (ssize_t)done;
+}
+
+static int
+rados_be_stat(struct store_be *be, const char *obj, uint64_t *size,
+              int64_t *mtime)
+{
+    struct be_rados *b = to_rados(be);
+    uint64_t sz = 0;
+    time_t mt = 0;
+    int r = rados_stat(b->io, obj, &sz, &mt);
+
+    b->n_stat++;
+    if (r < 0)
+        return rfail(r, "stat", obj, b);
+    if (size)
+        *size = sz;
+    if (mtime)
+        *mtime = (int64_t)mt;
+    return 0;
+}
+
+/* A write to the object sets its mtime (the OSD's clock) and version. */
+static int
+rados_be_touch(struct store_be *be, const char *obj)
+{
+    struct be_rados *b = to_rados(be);
+    rados_write_op_t op = rados_create_write_op();
+    char v[32];
+    int r;
+
+    snprintf(v, sizeof v, "%lld", (long long)time(NULL));
+    rados_write_op_assert_exists(op);
+    rados_write_op_setxattr(op, RADOS_TOUCH_XATTR, v, strlen(v));
+    r = rados_write_op_operate(op, b->io, obj, NULL, 0);
+    rados_release_write_op(op);
+    b->n_touch++;
+    if (r < 0)
+        return rfail(r, "touch", obj, b);
+    return 0;
+}
+
+static int
+rados_be_create(struct store_be *be, const char *obj, const void *p, size_t len)
+{
+    struct be_rados *b = to_rados(be);
+    rados_write_op_t op = rados_create_write_op();
+    int r;
+
+    /* One operation: the object appears whole or not at all. */
+    rados_write_op_create(op, LIBRADOS_CREATE_EXCLUSIVE, NULL);
+    if (len)
+        rados_write_op_write_full(op, p, len);
+    r = rados_write_op_operate(op, b->io, obj, NULL, 0);
+    rados_release_write_op(op);
+    b->n_create++;
+    if (r == -EEXIST)
+        return 1;
+    if (r == -E2BIG || r == -EFBIG)
+        return lb_fail(EFBIG,
+                       "object %s of %zu bytes is larger than the cluster "
+                       "accepts in one write (osd_max_write_size)",
+                       obj, len);
+    if (r < 0)
+        return rfail(r, "create", obj, b);
+    return 0;
+}
+
+static int
+rados_be_replace(struct store_be *be, const char *obj, const void *p,
+                 size_t len)
+{
+    struct be_rados *b = to_rados(be);
+    rados_write_op_t op = rados_create_write_op();
+    int r;
+
+    b->n_other++;
+    rados_write_op_write_full(op, p, len);
+    r = rados_write_op_operate(op, b->io, obj, NULL, 0);
+    rados_release_write_op(op);
+    if (r < 0)
+        return rfail(r, "write", obj, b);
+    return 0;
+}
+
+static int
+rados_be_remove(struct store_be *be, const char *obj)
+{
+    struct be_rados *b = to_rados(be);
+    int r = rados_remove(b->io, obj);
+
+    b->n_other++;
+    if (r < 0)
+        return rfail(r, "remove", obj, b);
+    return 0;
+}
+
+/* Read the object's mtime and version, then remove it only if its version
+ * is still that one: a touch in between (a backup reusing the chunk)
+ * changes the version, and the remove fails. */
+static int
+rados_be_remove_if_old(struct store_be *be, const char *obj, int64_t cutoff,
+                       uint64_t *size)
+{
+    struct be_rados *b = to_rados(be);
+    rados_read_op_t rop;
+    rados_write_op_t wop;
+    uint64_t sz = 0, ver;
+    time_t mt = 0;
+    int r, rval = 0;
+
+    b->n_other++;
+    pthread_mutex_lock(&b->gc_lock);
+    rop = rados_create_read_op();
+    rados_read_op_stat(rop, &sz, &mt, &rval);
+    r = rados_read_op_operate(rop, b->gc_io, obj, 0);
+    rados_release_read_op(rop);
+    ver = rados_get_last_version(b->gc_io);
+    if (r == -ENOENT) {
+        pthread_mutex_unlock(&b->gc_lock);
+        return 0;
+    }
+    if (r < 0 || rval < 0) {
+        pthread_mutex_unlock(&b->gc_lock);
+        return rfail(r < 0 ? r : rval, "stat", obj, b);
+    }
+    if ((int64_t)mt >= cutoff) {
+        pthread_mutex_unlock(&b->gc_lock);
+        return 0;
+    }
+    wop = rados_create_write_op();
+    rados_write_op_assert_version(wop, ver);
+    rados_write_op_remove(wop);
+    r = rados_write_op_operate(wop, b->gc_io, obj, NULL, 0);
+    rados_release_write_op(wop);
+    pthread_mutex_unlock(&b->gc_lock);
+    /* -ERANGE / -EOVERFLOW: the version moved (touched meanwhile). */
+    if (r == -ENOENT)
+        return 0;
+    if (r == -ERANGE || r == -EOVERFLOW)
+        return 2;
+    if (r < 0)
+        return rfail(r, "remove", obj, b);
+    *size = sz;
+    return 1;
+}
+
+static int
+rados_be_list(struct store_be *be, const char *prefix, store_be_list_fn fn,
+              void *opaque)
+{
+    struct be_rados *b = to_rados(be);
+    rados_list_ctx_t ctx;
+    size_t plen = strlen(prefix);
+    const char *name;
+    int r = rados_nobjects_list_open(b->io, &ctx);
+
+    b->n_other++;
+    if (r < 0)
+        return rfail(r, "list", prefix, b);
+    while ((r = rados_nobjects_list_next(ctx, &name, NULL, NULL)) == 0) {
+        if (strncmp(name, prefix, plen) != 0)
+            continue;
+        r = fn(opaque, name);
+        if (r != 0) {
+            rados_nobjects_list_close(ctx);
+            return r;
+        }
+    }
+    rados_nobjects_list_close(ctx);
+    if (r != -ENOENT)
+        return rfail(r, "list", prefix, b);
+    return 0;
+}
+
+static bool
+counter_parse(const char *s, int n, uint64_t *v)
+{
+    uint64_t x = 0;
+
+    if (n != COUNTER_DIGITS)
+        return false;
+    for (int i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9' || lb_mul_overflow(x, 10, &x) ||
+            lb_add_overflow(x, (uint64_t)(s[i] - '0'), &x))
+            return false;
+    *v = x;
+    return true;
+}
+
+/* Compare-and-swap on an xattr: the new value is written only if the old
+ * one is still what was read (or, for a counter not there yet, only by
+ * the one writer whose exclusive create succeeds). */
+static int
+rados_be_counter_next(struct store_be *be, const char *obj, uint64_t *v)
+{
+    struct be_rados *b = to_rados(be);
+    uint64_t floor = *v;
+
+    b->n_other++;
+    for (int tries = 0; tries < 1000; tries++) {
+        char old[COUNTER_DIGITS + 1], nv[COUNTER_DIGITS + 1];
+        uint64_t cur = 0;
+        bool have;
+        rados_write_op_t op;
+        int r = rados_getxattr(b->io, obj, RADOS_COUNTER_XATTR, old,
+                               sizeof old - 1);
+
+        if (r < 0 && r != -ENOENT && r != -ENODATA)
+            return rfail(r, "read counter", obj, b);
+        have = r >= 0 && counter_parse(old, r, &cur);
+        if (r >= 0 && !have)
+            lb_warn("counter %s in %s does not read back: starting from %llu",
+                    obj, be->where, (unsigned long long)floor);
+        cur = LB_MAX(cur, floor);
+        if (cur == UINT64_MAX)
+            return lb_fail(ERANGE, "counter %s: no number left", obj);
+        snprintf(nv, sizeof nv, "%020llu", (unsigned long long)cur + 1);
+        op = rados_create_write_op();
+        if (r >= 0)
+            rados_write_op_cmpxattr(op, RADOS_COUNTER_XATTR,
+                                    LIBRADOS_CMPXATTR_OP_EQ, old, (size_t)r);
+        else if (r == -ENOENT)
+            rados_write_op_create(op, LIBRADOS_CREATE_EXCLUSIVE, NULL);
+        else
+            rados_write_op_assert_exists(op);
+        rados_write_op_setxattr(op, RADOS_COUNTER_XATTR, nv, COUNTER_DIGITS);
+        r = rados_write_op_operate(op, b->io, obj, NULL, 0);
+        rados_release_write_op(op);
+        if (r == 0) {
+            *v = cur + 1;
+            return 0;
+        }
+        /* Another writer got there first: read again. */
+        if (r != -ECANCELED && r != -EEXIST && r != -ENODATA)
+            return rfail(r, "advance counter", obj, b);
+    }
+    return lb_fail(EAGAIN, "counter %s: too much contention", obj);
+}
+
+/* ---- locks -------------------------------------------------------------- */
+
+static void
+holder_read(struct be_rados *b, const char *obj, char *out, size_t len)
+{
+    int r = rados_getxattr(b->io, obj, RADOS_HOLDER_XATTR, out, len - 1);
+
+    if (r <= 0)
+        snprintf(out, len, "another process");
+    else
+        out[r] = '\0';
+}
+
+static int
+lock_once(struct be_rados *b, const struct rados_lock *l, const char *desc,
+          uint8_t flags)
+{
+    struct timeval tv = {(time_t)b->lease, 0};
+    struct timeval *dur = b->lease ? &tv : NULL;
+
+    if (l->excl)
+        return rados_lock_exclusive(b->io, l->obj, RADOS_LOCK_NAME, l->cookie,
+                                    desc, dur, flags);
+    return rados_lock_shared(b->io, l->obj, RADOS_LOCK_NAME, l->cookie,
+                             RADOS_LOCK_TAG, desc, dur, flags);
+}
+
+static void *
+renewer_main(void *arg)
+{
+    struct be_rados *b = arg;
+
+    pthread_mutex_lock(&b->lock);
+    while (!b->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += LB_MAX(1u, b->lease / 3);
+        pthread_cond_timedwait(&b->wake, &b->lock, &ts);
+        if (b->stopping)
+            break;
+        for (int i = 0; i < RADOS_MAX_LOCKS; i++) {
+            struct rados_lock *l = &b->locks[i];
+            int r;
+            if (!l->used)
+                continue;
+            /* MUST_RENEW: a lock whose lease ended is not taken again
+             * behind the back of whoever relied on it. */
+            r = lock_once(b, l, "", LIBRADOS_LOCK_FLAG_MUST_RENEW);
+            if (r < 0 && !b->lapsed) {
+                b->lapsed = true;
+                lb_warn("the lease of lock %s in %s was lost (%s): this "
+                        "process stalled longer than its lease, or lost the "
+                        "cluster",
+                        l->obj, b->be.where, strerror(-r));
+            }
+        }
+    }
+    pthread_mutex_unlock(&b->lock);
+    return NULL;
+}
+
+static int
+rados_be_lock(struct store_be *be, const char *obj, bool excl,
+              unsigned lease_secs, unsigned wait_secs, const char *desc,
+              char *holder, size_t holder_len)
+{
+    struct be_rados *b = to_rados(be);
+    uint64_t deadline = lb_now_ns() + (uint64_t)wait_secs * 1000000000u;
+    struct rados_lock l = {.excl = excl, .used = true};
+    uint8_t rnd[16];
+    int r, slot = -1;
+
+    b->n_other++;
+    (void)lease_secs; /* the backend's lease (lease= in the spec) */
+    if (lb_random(rnd, sizeof rnd) < 0)
+        return -1;
+    lb_hex_encode(l.cookie, rnd, sizeof rnd);
+    l.obj = lb_xstrdup(obj);
+    while ((r = lock_once(b, &l, desc, 0)) == -EBUSY || r == -EEXIST) {
+        if (lb_now_ns() < deadline) {
+            struct timespec ts = {0, 200L * 1000 * 1000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        holder_read(b, obj, holder, holder_len);
+        free(l.obj);
+        errno = EWOULDBLOCK;
+        return lb_fail(EWOULDBLOCK, "%s in %s is locked by %s", obj, be->where,
+                       holder);
+    }
+    if (r < 0) {
+        free(l.obj);
+        return rfail(r, "lock", obj, b);
+    }
+    if (excl) {
+        /* Who holds it, for the message of whoever waits. */
+        int e =
+            rados_setxattr(b->io, obj, RADOS_HOLDER_XATTR, desc, strlen(desc));
+        if (e < 0)
+            lb_debug("lock %s: holder not recorded: %s", obj, strerror(-e));
+    }
+    pthread_mutex_lock(&b->lock);
+    for (int i = 0; i < RADOS_MAX_LOCKS; i++)
+        if (!b->locks[i].used) {
+            slot = i;
+            b->locks[i] = l;
+            break;
+        }
+    if (slot >= 0 && b->lease && !b->renewer_on &&
+        pthread_create(&b->renewer, NULL, renewer_main, b) == 0)
+        b->renewer_on = true;
+    pthread_mutex_unlock(&b->lock);
+    if (slot < 0) {
+        rados_unlock(b->io, obj, RADOS_LOCK_NAME, l.cookie);
+        free(l.obj);
+        return lb_fail(EAGAIN, "too many locks held in %s", be->where);
+    }
+    return slot;
+}
+
+static int
+rados_be_lock_renew(struct store_be *be)
+{
+    struct be_rados *b = to_rados(be);
+    int rc = 0;
+
+    pthread_mutex_lock(&b->lock);
+    for (int i = 0; i < RADOS_MAX_LOCKS && !b->lapsed; i++) {
+        struct rados_lock *l = &b->locks[i];
+        int r;
+        if (!l->used)
+            continue;
+        r = lock_once(b, l, "", LIBRADOS_LOCK_FLAG_MUST_RENEW);
+        if (r < 0) {
+            b->lapsed = true;
+            rc = rfail(r, "renew lock", l->obj, b);
+        }
+    }
+    if (b->lapsed && rc == 0)
+        rc = lb_fail(ENOLCK,
+                     "a lock's lease in %s ended before it was renewed: "
+                     "a gc elsewhere may have taken chunks this session "
+                     "relies on",
+                     b->be.where);
+    pthread_mutex_unlock(&b->lock);
+    return rc;
+}
+
+static void
+rados_be_unlock(struct store_be *be, int handle)
+{
+    struct be_rados *b = to_rados(be);
+    struct rados_lock *l;
+
+    if (handle < 0 || handle >= RADOS_MAX_LOCKS)
+        return;
+    pthread_mutex_lock(&b->lock);
+    l = &b->locks[handle];
+    if (l->used) {
+        if (l->excl)
+            (void)rados_rmxattr(b->io, l->obj, RADOS_HOLDER_XATTR);
+        (void)rados_unlock(b->io, l->obj, RADOS_LOCK_NAME, l->cookie);
+        free(l->obj);
+        memset(l, 0, sizeof *l);
+    }
+    pthread_mutex_unlock(&b->lock);
+}
+
+static int
+rados_be_lock_held(struct store_be *be, const char *obj, bool *held)
+{
+    struct be_rados *b = to_rados(be);
+    char tag[256], clients[4096], cookies[4096], addrs[4096];
+    size_t tl = sizeof tag, cl = sizeof clients, kl = sizeof cookies,
+           al = sizeof addrs;
+    int excl = 0;
+    ssize_t n = rados_list_lockers(b->io, obj, RADOS_LOCK_NAME, &excl, tag, &tl,
+                                   clients, &cl, cookies, &kl, addrs, &al);
+
+    b->n_other++;
+    if (n == -ENOENT) {
+        *held = false;
+        return 0;
+    }
+    if (n < 0)
+        return rfail((int)n, "list lockers of", obj, b);
+    *held = n > 0;
+    return 0;
+}
+
+static void
+ops_report(struct be_rados *b)
+{
+    const char *path = getenv("LIVEBACKUP_RADOS_OPS");
+    FILE *f;
+
+    if (!path || !*path || !(f = fopen(path, "a")))
+        return;
+    fprintf(f, "read %llu stat %llu touch %llu create %llu other %llu\n",
+            (unsigned long long)b->n_read, (unsigned long long)b->n_stat,
+            (unsigned long long)b->n_touch, (unsigned long long)b->n_create,
+            (unsigned long long)b->n_other);
+    fclose(f);
+}
+
+static void
+rados_be_close(struct store_be *be)
+{
+    struct be_rados *b = to_rados(be);
+
+    ops_report(b);
+    pthread_mutex_lock(&b->lock);
+    b->stopping = true;
+    pthread_cond_signal(&b->wake);
+    pthread_mutex_unlock(&b->lock);
+    if (b->renewer_on)
+        pthread_join(b->renewer, NULL);
+    for (int i = 0; i < RADOS_MAX_LOCKS; i++)
+        rados_be_unlock(be, i);
+    if (b->gc_io)
+        rados_ioctx_destroy(b->gc_io);
+    if (b->io)
+        rados_ioctx_destroy(b->io);
+    if (b->cluster)
+        rados_shutdown(b->cluster);
+    pthread_mutex_destroy(&b->gc_lock);
+    pthread_mutex_destroy(&b->lock);
+    pthread_cond_destroy(&b->wake);
+    free(b->be.where);
+    free(b);
+}
+
+/* One object's part of a batch: its touch and its read, in flight. */
+struct head_op {
+    rados_completion_t touch_c, read_c;
+    rados_write_op_t wop;
+    rados_read_op_t rop;
+    time_t mtime;
+    int stat_rval, read_rval;
+};
+
+static void
+head_op_free(struct head_op *h)
+{
+    if (h->touch_c)
+        rados_aio_release(h->touch_c);
+    if (h->read_c)
+        rados_aio_release(h->read_c);
+    if (h->wop)
+        rados_release_write_op(h->wop);
+    if (h->rop)
+        rados_release_read_op(h->rop);
+}
+
+/* Every touch and every read sent at once, then waited for: one round
+ * trip for the batch instead of three per object. A touch that finds no
+ * object, or a read that finds none (removed after its touch), says
+ * ENOENT: the client sends that chunk again. */
+static int
+rados_be_head_many(struct store_be *be, const char *const *objs, size_t n,
+                   bool touch, uint8_t *head, size_t head_len, size_t *got,
+                   uint64_t *size, int *err)
+{
+    struct be_rados *b = to_rados(be);
+    struct head_op *h = lb_xcalloc(n ? n : 1, sizeof *h);
+    char v[32];
+    int rc = 0;
+
+    snprintf(v, sizeof v, "%lld", (long long)time(NULL));
+    for (size_t i = 0; i < n; i++) {
+        err[i] = 0;
+        got[i] = 0;
+        if (touch) {
+            h[i].wop = rados_create_write_op();
+            rados_write_op_assert_exists(h[i].wop);
+            rados_write_op_setxattr(h[i].wop, RADOS_TOUCH_XATTR, v, strlen(v));
+            if (rados_aio_create_completion2(NULL, NULL, &h[i].touch_c) < 0 ||
+                rados_aio_write_op_operate(h[i].wop, b->io, h[i].touch_c,
+                                           objs[i], NULL, 0) < 0) {
+                rc = lb_fail(EIO, "%s: cannot send a touch", be->where);
+                break;
+            }
+            b->n_touch++;
+        }
+        h[i].rop = rados_create_read_op();
+        rados_read_op_stat(h[i].rop, &size[i], &h[i].mtime, &h[i].stat_rval);
+        rados_read_op_read(h[i].rop, 0, head_len, (char *)head + i * head_len,
+                           &got[i], &h[i].read_rval);
+        if (rados_aio_create_completion2(NULL, NULL, &h[i].read_c) < 0 ||
+            rados_aio_read_op_operate(h[i].rop, b->io, h[i].read_c, objs[i],
+                                      0) < 0) {
+            rc = lb_fail(EIO, "%s: cannot send a read", be->where);
+            break;
+        }
+        b->n_read++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int tr = 0, rr = 0;
+        if (h[i].touch_c) {
+            rados_aio_wait_for_complete(h[i].touch_c);
+            tr = rados_aio_get_return_value(h[i].touch_c);
+        }
+        if (h[i].read_c) {
+            rados_aio_wait_for_complete(h[i].read_c);
+            rr = rados_aio_get_return_value(h[i].read_c);
+            if (rr == 0)
+                rr = h[i].stat_rval < 0 ? h[i].stat_rval : h[i].read_rval;
+        }
+        head_op_free(&h[i]);
+        if (rc < 0)
+            continue;
+        if (tr == -ENOENT || rr == -ENOENT) {
+            err[i] = ENOENT;
+            got[i] = 0;
+        } else if (tr < 0 || rr < 0) {
+            rc = rfail(tr < 0 ? tr : rr, tr < 0 ? "touch" : "read", objs[i], b);
+        }
+    }
+    free(h);
+    return rc;
+}
+
+static const struct store_be_ops rados_ops = {
+    .kind = "rados",
+    .close = rados_be_close,
+    .read = rados_be_read,
+    .stat = rados_be_stat,
+    .touch = rados_be_touch,
+    .create = rados_be_create,
+    .replace = rados_be_replace,
+    .remove = rados_be_remove,
+    .remove_if_old = rados_be_remove_if_old,
+    .list = rados_be_list,
+    .counter_next = rados_be_counter_next,
+    .lock = rados_be_lock,
+    .lock_renew = rados_be_lock_renew,
+    .unlock = rados_be_unlock,
+    .lock_held = rados_be_lock_held,
+    .head_many = rados_be_head_many,
+};
+
+unsigned
+store_be_lease(const struct store_be *be)
+{
+    if (strcmp(be->ops->kind, "rados") != 0)
+        return 0;
+    return ((const struct be_rados *)be)->lease;
+}
+
+/* The parts of a spec, each in its own buffer. */
+struct rados_spec {
+    char pool[128], ns[128], conf[1024], id[128];
+    unsigned lease, timeout;
+};
+
+static bool
+spec_name_ok(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' || *s == '.'))
+            return false;
+    return true;
+}
+
+static int
+spec_parse(const char *spec, struct rados_spec *o)
+{
+    CLEANUP_FREE char *s = lb_xstrdup(spec + 6);
+    char *q = strchr(s, '?'), *slash, *save = NULL;
+
+    memset(o, 0, sizeof *o);
+    snprintf(o->conf, sizeof o->conf, "/etc/ceph/ceph.conf");
+    snprintf(o->id, sizeof o->id, "admin");
+    o->lease = 60;
+    o->timeout = 120;
+    if (q)
+        *q++ = '\0';
+    slash = strchr(s, '/');
+    if (slash)
+        *slash++ = '\0';
+    if (strlen(s) >= sizeof o->pool || !spec_name_ok(s) ||
+        (slash && (strlen(slash) >= sizeof o->ns || !spec_name_ok(slash))))
+        return lb_fail(
+            EINVAL, "%s: not rados:POOL[/NAMESPACE][?conf=PATH&id=NAME]", spec);
+    snprintf(o->pool, sizeof o->pool, "%s", s);
+    if (slash)
+        snprintf(o->ns, sizeof o->ns, "%s", slash);
+    for (char *kv = q ? strtok_r(q, "&", &save) : NULL; kv;
+         kv = strtok_r(NULL, "&", &save)) {
+        char *eq = strchr(kv, '=');
+        unsigned long n;
+        if (!eq)
+            return lb_fail(EINVAL, "%s: '%s' is not KEY=VALUE", spec, kv);
+        *eq++ = '\0';
+        n = strtoul(eq, NULL, 10);
+        if (strcmp(kv, "conf") == 0 && strlen(eq) < sizeof o->conf)
+            snprintf(o->conf, sizeof o->conf, "%s", eq);
+        else if (strcmp(kv, "id") == 0 && spec_name_ok(eq) &&
+                 strlen(eq) < sizeof o->id)
+            snprintf(o->id, sizeof o->id, "%s", eq);
+        else if (strcmp(kv, "lease") == 0 && n >= 3 && n <= 86400)
+            o->lease = (unsigned)n;
+        else if (strcmp(kv, "timeout") == 0 && n >= 1 && n <= 86400)
+            o->timeout = (unsigned)n;
+        else
+            return lb_fail(EINVAL, "%s: bad option '%s'", spec, kv);
+    }
+    return 0;
+}
+
+static int
+connect_cluster(struct be_rados *b, const struct rados_spec *o)
+{
+    char t[32];
+    int r = rados_create(&b->cluster, o->id);
+
+    if (r < 0)
+        return lb_error(-r, "%s: rados_create", b->be.where);
+    r = rados_conf_read_file(b->cluster, o->conf);
+    if (r < 0)
+        return lb_error(-r, "%s: read Ceph config %s", b->be.where, o->conf);
+    /* A full OSD blocks writes: fail them instead of hanging. */
+    snprintf(t, sizeof t, "%u", o->timeout);
+    if (rados_conf_set(b->cluster, "rados_osd_op_timeout", t) < 0 ||
+        rados_conf_set(b->cluster, "rados_mon_op_timeout", t) < 0 ||
+        rados_conf_set(b->cluster, "client_mount_timeout", t) < 0)
+        return lb_fail(EINVAL, "%s: cannot set the op timeouts", b->be.where);
+    r = rados_connect(b->cluster);
+    if (r < 0) {
+        lb_error(-r, "%s: connect to the Ceph cluster of %s as client.%s",
+                 b->be.where, o->conf, o->id);
+        lb_error_hint("check the config, the keyring and `ceph -s`");
+        return -1;
+    }
+    r = rados_ioctx_create(b->cluster, o->pool, &b->io);
+    if (r == 0)
+        r = rados_ioctx_create(b->cluster, o->pool, &b->gc_io);
+    if (r < 0) {
+        lb_error(-r, "%s: open pool %s", b->be.where, o->pool);
+        if (r == -ENOENT)
+            lb_error_hint("create it: ceph osd pool create %s", o->pool);
+        return -1;
+    }
+    rados_ioctx_set_namespace(b->io, o->ns);
+    rados_ioctx_set_namespace(b->gc_io, o->ns);
+    return 0;
+}
+
+struct store_be *
+store_be_rados_open(const char *spec)
+{
+    struct rados_spec o;
+    struct be_rados *b;
+
+    if (spec_parse(spec, &o) < 0)
+        return NULL;
+    b = lb_xcalloc(1, sizeof *b);
+    b->be.ops = &rados_ops;
+    b->be.where = o.ns[0] ? lb_xasprintf("rados:%s/%s", o.pool, o.ns)
+                          : lb_xasprintf("rados:%s", o.pool);
+    b->lease = o.lease;
+    pthread_mutex_init(&b->lock, NULL);
+    pthread_mutex_init(&b->gc_lock, NULL);
+    pthread_cond_init(&b->wake, NULL);
+    if (connect_cluster(b, &o) < 0) {
+        int e = errno;
+        rados_be_close(&b->be);
+        errno = e;
+        return NULL;
+    }
+    return &b->be;
+}

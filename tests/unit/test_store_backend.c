@@ -1,0 +1,266 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * store/backend.h on the file backend (be_file.c): the contract every
+ * backend keeps. Exclusive create (1 and the old bytes kept when it
+ * exists), ranged reads, stat and touch, replace, remove (ENOENT after),
+ * listing by prefix (not temp files, not other prefixes), remove_if_old
+ * (kept if newer than the cutoff or touched, removed otherwise), the
+ * counter (from a floor, from threads: no number twice), locks (shared
+ * with shared, exclusive against both, who holds it, released on unlock),
+ * head_many (a batch of touches and header reads), and names that would
+ * climb out of the directory.
+ */
+#include "store/backend.h"
+#include "tests/unit/testutil.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+static char *tmp;
+static struct store_be *be;
+
+static void
+setup(void)
+{
+    CLEANUP_FREE char *c = NULL;
+
+    tmp = tu_mkdtemp();
+    lb_log_set_level(LB_LOG_ERROR);
+    c = lb_xasprintf("%s/chunks/ab", tmp);
+    cr_assert_eq(lb_mkdir_p(c, 0700), 0);
+    be = store_be_file_open(tmp);
+    cr_assert_not_null(be, "%s", lb_error_msg());
+    cr_assert_str_eq(be->ops->kind, "file");
+}
+
+static void
+teardown(void)
+{
+    store_be_close(be);
+    tu_rm_rf(tmp);
+    free(tmp);
+}
+
+TestSuite(store_backend, .init = setup, .fini = teardown);
+
+Test(store_backend, create_is_exclusive)
+{
+    char buf[16] = {0};
+
+    cr_assert_eq(be->ops->create(be, "chunks/ab/x", "hello", 5), 0);
+    cr_assert_eq(be->ops->create(be, "chunks/ab/x", "other", 5), 1);
+    cr_assert_eq(be->ops->read(be, "chunks/ab/x", buf, sizeof buf, 0), 5);
+    cr_assert_str_eq(buf, "hello");
+    memset(buf, 0, sizeof buf);
+    cr_assert_eq(be->ops->read(be, "chunks/ab/x", buf, 3, 2), 3);
+    cr_assert_str_eq(buf, "llo");
+}
+
+Test(store_backend, missing_objects)
+{
+    char buf[4];
+    uint64_t size;
+
+    cr_assert_eq(be->ops->read(be, "nope", buf, sizeof buf, 0), -1);
+    cr_assert_eq(lb_error_errno(), ENOENT);
+    cr_assert_eq(be->ops->stat(be, "nope", &size, NULL), -1);
+    cr_assert_eq(lb_error_errno(), ENOENT);
+    cr_assert_eq(be->ops->touch(be, "nope"), -1);
+    cr_assert_eq(lb_error_errno(), ENOENT);
+    cr_assert_eq(be->ops->remove(be, "nope"), -1);
+    cr_assert_eq(lb_error_errno(), ENOENT);
+}
+
+Test(store_backend, bad_names)
+{
+    char buf[4];
+
+    cr_assert_eq(be->ops->read(be, "../etc/passwd", buf, sizeof buf, 0), -1);
+    cr_assert_eq(lb_error_errno(), EINVAL);
+    cr_assert_eq(be->ops->create(be, "/abs", "x", 1), -1);
+    cr_assert_eq(lb_error_errno(), EINVAL);
+}
+
+Test(store_backend, stat_touch_replace_remove)
+{
+    CLEANUP_FREE char *path = lb_xasprintf("%s/config", tmp);
+    struct timespec old[2] = {{1000, 0}, {1000, 0}};
+    uint64_t size;
+    int64_t mtime;
+    char buf[16] = {0};
+
+    cr_assert_eq(be->ops->replace(be, "config", "one", 3), 0);
+    cr_assert_eq(be->ops->replace(be, "config", "second", 6), 0);
+    cr_assert_eq(be->ops->read(be, "config", buf, sizeof buf, 0), 6);
+    cr_assert_str_eq(buf, "second");
+    cr_assert_eq(utimensat(AT_FDCWD, path, old, 0), 0);
+    cr_assert_eq(be->ops->stat(be, "config", &size, &mtime), 0);
+    cr_assert_eq(size, 6);
+    cr_assert_eq(mtime, 1000);
+    cr_assert_eq(be->ops->touch(be, "config"), 0);
+    cr_assert_eq(be->ops->stat(be, "config", NULL, &mtime), 0);
+    cr_assert_geq(mtime, time(NULL) - 5);
+    cr_assert_eq(be->ops->remove(be, "config"), 0);
+    cr_assert_eq(be->ops->stat(be, "config", NULL, NULL), -1);
+}
+
+struct seen {
+    char names[8][64];
+    int n;
+};
+
+static int
+collect(void *opaque, const char *name)
+{
+    struct seen *s = opaque;
+
+    cr_assert_lt(s->n, 8);
+    snprintf(s->names[s->n++], 64, "%s", name);
+    return 0;
+}
+
+static int
+stop_at_first(void *opaque, const char *name)
+{
+    (void)opaque;
+    (void)name;
+    return 7;
+}
+
+Test(store_backend, list_by_prefix)
+{
+    CLEANUP_FREE char *stray = lb_xasprintf("%s/chunks/ab/y.tmp-1-1", tmp);
+    struct seen s = {0};
+    FILE *f;
+
+    cr_assert_eq(be->ops->create(be, "chunks/ab/x", "1", 1), 0);
+    cr_assert_eq(be->ops->create(be, "backups/b1", "2", 1), -1,
+                 "no backups/ directory yet");
+    cr_assert_eq(be->ops->replace(be, "config", "3", 1), 0);
+    f = fopen(stray, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    cr_assert_eq(be->ops->list(be, "chunks/", collect, &s), 0);
+    cr_assert_eq(s.n, 1, "a temp file or another prefix was listed");
+    cr_assert_str_eq(s.names[0], "chunks/ab/x");
+    cr_assert_eq(be->ops->list(be, "chunks/", stop_at_first, NULL), 7);
+    s.n = 0;
+    cr_assert_eq(be->ops->list(be, "conf", collect, &s), 0);
+    cr_assert_eq(s.n, 1);
+    cr_assert_str_eq(s.names[0], "config");
+}
+
+Test(store_backend, remove_if_old)
+{
+    CLEANUP_FREE char *path = lb_xasprintf("%s/chunks/ab/x", tmp);
+    struct timespec old[2] = {{1000, 0}, {1000, 0}};
+    uint64_t size = 0;
+
+    cr_assert_eq(be->ops->create(be, "chunks/ab/x", "12345", 5), 0);
+    /* Newer than the cutoff: kept. */
+    cr_assert_eq(be->ops->remove_if_old(be, "chunks/ab/x", 500, &size), 0);
+    cr_assert_eq(be->ops->stat(be, "chunks/ab/x", NULL, NULL), 0);
+    cr_assert_eq(utimensat(AT_FDCWD, path, old, 0), 0);
+    cr_assert_eq(be->ops->remove_if_old(be, "chunks/ab/x", 2000, &size), 1);
+    cr_assert_eq(size, 5);
+    cr_assert_eq(be->ops->stat(be, "chunks/ab/x", NULL, NULL), -1);
+    /* Gone already: nothing to do. */
+    cr_assert_eq(be->ops->remove_if_old(be, "chunks/ab/x", 2000, &size), 0);
+}
+
+static void *
+count_many(void *arg)
+{
+    uint64_t *out = arg;
+
+    for (int i = 0; i < 50; i++) {
+        out[i] = 0;
+        cr_assert_eq(be->ops->counter_next(be, "seq", &out[i]), 0);
+    }
+    return NULL;
+}
+
+Test(store_backend, counter)
+{
+    uint64_t v = 41, got[4][50];
+    pthread_t th[4];
+    uint8_t seen[256] = {0};
+
+    cr_assert_eq(be->ops->counter_next(be, "seq", &v), 0);
+    cr_assert_eq(v, 42, "the floor is respected");
+    v = 0;
+    cr_assert_eq(be->ops->counter_next(be, "seq", &v), 0);
+    cr_assert_eq(v, 43, "the stored value wins over a lower floor");
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(pthread_create(&th[i], NULL, count_many, got[i]), 0);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < 50; k++) {
+            cr_assert(got[i][k] > 43 && got[i][k] <= 243);
+            cr_assert_eq(seen[got[i][k] - 43]++, 0, "%llu twice",
+                         (unsigned long long)got[i][k]);
+        }
+}
+
+Test(store_backend, locks)
+{
+    struct store_be *other = store_be_file_open(tmp);
+    char holder[128];
+    int a, b, c;
+    bool held;
+
+    cr_assert_not_null(other);
+    cr_assert_eq(be->ops->lock_held(be, "lock", &held), 0);
+    cr_assert(!held);
+    a = be->ops->lock(be, "lock", false, 0, 0, "", holder, sizeof holder);
+    b = other->ops->lock(other, "lock", false, 0, 0, "", holder, sizeof holder);
+    cr_assert_geq(a, 0);
+    cr_assert_geq(b, 0, "shared with shared");
+    c = other->ops->lock(other, "lock", true, 0, 0, "x", holder, sizeof holder);
+    cr_assert_eq(c, -1, "exclusive against shared");
+    cr_assert_eq(lb_error_errno(), EWOULDBLOCK);
+    be->ops->unlock(be, a);
+    other->ops->unlock(other, b);
+    c = other->ops->lock(other, "lock", true, 0, 0, "gc pid 1 on h", holder,
+                         sizeof holder);
+    cr_assert_geq(c, 0);
+    cr_assert_eq(be->ops->lock_held(be, "lock", &held), 0);
+    cr_assert(held);
+    a = be->ops->lock(be, "lock", false, 0, 0, "", holder, sizeof holder);
+    cr_assert_eq(a, -1, "shared against exclusive");
+    cr_assert_str_eq(holder, "gc pid 1 on h");
+    other->ops->unlock(other, c);
+    a = be->ops->lock(be, "lock", true, 0, 0, "", holder, sizeof holder);
+    cr_assert_geq(a, 0, "free again after unlock");
+    cr_assert_eq(be->ops->lock_renew(be), 0);
+    store_be_close(other);
+}
+
+Test(store_backend, head_many)
+{
+    const char *objs[] = {"chunks/ab/x", "chunks/ab/missing", "config"};
+    uint8_t head[3 * 4];
+    size_t got[3];
+    uint64_t size[3];
+    int err[3];
+
+    cr_assert_eq(be->ops->create(be, "chunks/ab/x", "abcdefgh", 8), 0);
+    cr_assert_eq(be->ops->replace(be, "config", "xy", 2), 0);
+    cr_assert_eq(be->ops->head_many(be, objs, 3, true, head, 4, got, size, err),
+                 0);
+    cr_assert_eq(err[0], 0);
+    cr_assert_eq(got[0], 4);
+    cr_assert_eq(size[0], 8);
+    cr_assert_eq(memcmp(head, "abcd", 4), 0);
+    cr_assert_eq(err[1], ENOENT);
+    cr_assert_eq(err[2], 0);
+    cr_assert_eq(got[2], 2, "a short object: what it has");
+    cr_assert_eq(size[2], 2);
+    cr_assert_eq(memcmp(head + 8, "xy", 2), 0);
+}
