@@ -96,10 +96,10 @@ parse_copy(int argc, char **argv, struct copy_args *a)
     }
     if (optind < argc)
         return cli_usage("copy", "unexpected argument '%s'", argv[optind]);
-    if (!a->from)
-        return cli_missing("copy", "--from SRC");
-    if (!a->to)
-        return cli_missing("copy", "--to DST");
+    if (!a->from || !a->to) {
+        cli_missing("copy", !a->from ? "--from SRC" : "--to DST");
+        return 2;
+    }
     if (strcmp(a->from, a->to) == 0)
         return cli_usage("copy", "--from and --to are the same repository");
     return 0;
@@ -175,8 +175,8 @@ cmd_copy(int argc, char **argv)
     struct agent_copy_stats st;
     int rc = parse_copy(argc, argv, &a);
 
-    if (rc)
-        return rc;
+    if (rc || !a.from || !a.to) /* (parse_copy checked both) */
+        return rc ? rc : 2;
     /* The source is only read (a --read-only key will do), and checks
      * every chunk it sends (GET_STORED). A source on this host is as
      * much ours as a disk we back up: the destination then takes the
