@@ -23,6 +23,11 @@
 
 set -euo pipefail
 export LC_ALL=C
+# `init` encrypts unless told otherwise (README, "Encryption"): these
+# benchmarks measure unencrypted repositories; bench/crypto.sh compares the
+# two. No configuration file or passphrase of the host's leaks in.
+export LIVEBACKUP_ENCRYPTION=none LIVEBACKUP_CONFIG=
+unset LIVEBACKUP_REPO LIVEBACKUP_PASSPHRASE LIVEBACKUP_PASSPHRASE_FILE
 export PATH=$PATH:/usr/sbin:/sbin
 
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
