@@ -144,6 +144,12 @@ void store_ids_free(char **ids, size_t n);
  */
 int store_seq_next(struct store *st, uint64_t *seq);
 
+/* Whether a manifest's meta block may be committed and read as this
+ * repository's: in an encrypted one it holds the MAC of the manifest
+ * (FORMAT.md, "Manifest MAC"; whether it is right needs the key), in
+ * another nothing is needed (txn.c). */
+bool store_meta_has_mac(const struct store *st, const struct proto_kv *meta);
+
 /* ---- repositories on an object backend (obj.c) ------------------------ */
 
 /* Parse the config text into st (repo.c). */

@@ -759,14 +759,20 @@ commit_meta(struct store_txn *t, const struct proto_kv *meta)
             proto_kv_set(&t->meta, "mac", meta->e[i].val);
         }
     }
-    if (t->st->encryption != PROTO_ENC_NONE) {
-        const char *mac = proto_kv_get(&t->meta, "mac");
-        uint8_t b[32];
-        if (!mac || lb_hex_decode(b, sizeof b, mac) < 0)
-            return lb_fail(EINVAL, "a backup of an encrypted repository "
-                                   "needs the MAC of its manifest");
-    }
+    if (!store_meta_has_mac(t->st, &t->meta))
+        return lb_fail(EINVAL, "a backup of an encrypted repository "
+                               "needs the MAC of its manifest");
     return 0;
+}
+
+bool
+store_meta_has_mac(const struct store *st, const struct proto_kv *meta)
+{
+    const char *mac = proto_kv_get(meta, "mac");
+    uint8_t b[32];
+
+    return st->encryption == PROTO_ENC_NONE ||
+           (mac && lb_hex_decode(b, sizeof b, mac) == 0);
 }
 
 int

@@ -363,13 +363,9 @@ meta_problem(struct vctx *v, const struct proto_kv *meta, uint64_t *missing,
     char sub[256];
     bool miss;
 
-    if (store_encryption(v->st) != PROTO_ENC_NONE) {
-        const char *mac = proto_kv_get(meta, "mac");
-        uint8_t b[32];
-        if (!mac || lb_hex_decode(b, sizeof b, mac) < 0)
-            return "manifest: no MAC (every manifest of an encrypted "
-                   "repository has one)";
-    }
+    if (!store_meta_has_mac(v->st, meta))
+        return "manifest: no MAC (every manifest of an encrypted "
+               "repository has one)";
     if (!xml || !*xml)
         return NULL;
     /* The words gc uses when it stops on this backup. */
