@@ -328,17 +328,14 @@ plan_new_domain(const struct restore_args *a, const struct agent_backup *b,
     return 0;
 }
 
-/* A new domain beside the original: disks, then its XML (which says the
- * restore is complete), then define and start if asked. */
+/* What a new domain beside the original needs before anything is written,
+ * restored or instant: DIR, its plan, every chunk of its disks there. */
 static int
-restore_new_domain(const struct restore_args *a, struct agent_backup *b,
+prepare_new_domain(const struct restore_args *a, struct agent_backup *b,
                    const char *xml, struct new_domain *n)
 {
-    CLEANUP_FREE char *xmlname = NULL;
-
     if (lb_mkdir_p(a->to, 0755) < 0 || plan_new_domain(a, b, xml, n) < 0)
         return -1;
-    /* Every chunk must be there before anything is written. */
     for (size_t i = 0; i < b->ndisks; i++)
         if (n->final[i] && agent_restore_check(b, b->disks[i].name) < 0)
             return -1;
@@ -348,6 +345,19 @@ restore_new_domain(const struct restore_args *a, struct agent_backup *b,
         lb_warn("%s is still defined: the restored domain has the same MAC "
                 "address(es); use --new-mac before starting both",
                 a->domain);
+    return 0;
+}
+
+/* A new domain beside the original: disks, then its XML (which says the
+ * restore is complete), then define and start if asked. */
+static int
+restore_new_domain(const struct restore_args *a, struct agent_backup *b,
+                   const char *xml, struct new_domain *n)
+{
+    CLEANUP_FREE char *xmlname = NULL;
+
+    if (prepare_new_domain(a, b, xml, n) < 0)
+        return -1;
     if (agent_restore_disks(b, n->final, n->fmts, n->marker) < 0)
         return -1;
     xmlname = lb_xasprintf("%s.xml", n->name);
@@ -376,16 +386,8 @@ restore_instant(const struct restore_args *a, struct agent_backup *b,
     CLEANUP_FREE char *xmlpath = NULL;
     struct livebk_instant io = {0};
 
-    if (lb_mkdir_p(a->to, 0755) < 0 || plan_new_domain(a, b, xml, n) < 0)
+    if (prepare_new_domain(a, b, xml, n) < 0)
         return -1;
-    for (size_t i = 0; i < b->ndisks; i++)
-        if (n->final[i] && agent_restore_check(b, b->disks[i].name) < 0)
-            return -1;
-    if (!a->new_mac && strstr(n->xml, "<interface") &&
-        agent_virt_defined(a->uri, a->domain))
-        lb_warn("%s is still defined: the restored domain has the same MAC "
-                "address(es); use --new-mac before starting both",
-                a->domain);
     xmlname = lb_xasprintf("%s.xml", n->name);
     if (lb_write_file_atomic(a->to, xmlname, n->xml, strlen(n->xml), 0644) < 0)
         return -1;
