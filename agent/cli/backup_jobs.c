@@ -152,7 +152,7 @@ cli_backup_jobs(int opt_argc, char **opt_argv, unsigned jobs, char **names,
         while (next < n && running < jobs) {
             struct child *k = &c[next];
             int p[2];
-            char **argv = lb_xcalloc((size_t)opt_argc + 8, sizeof *argv);
+            char **argv = lb_xcalloc((size_t)opt_argc + 10, sizeof *argv);
             int ac = 0;
 
             k->name = names[next++];
@@ -186,6 +186,11 @@ cli_backup_jobs(int opt_argc, char **opt_argv, unsigned jobs, char **names,
                 argv[ac++] = "--bwlimit";
                 argv[ac++] = rate;
             }
+            /* The parent runs the hook and writes the metrics, for the
+             * whole run: the children turn off configured ones (file or
+             * environment). */
+            argv[ac++] = "--on-failure=";
+            argv[ac++] = "--metrics-file=";
             argv[ac] = NULL;
             if (pipe2(p, O_CLOEXEC) < 0) {
                 free(argv);
@@ -198,9 +203,6 @@ cli_backup_jobs(int opt_argc, char **opt_argv, unsigned jobs, char **names,
             k->pid = fork();
             if (k->pid == 0) {
                 dup2(p[1], 1);
-                /* The parent runs the hook, for the whole run. */
-                unsetenv("LIVEBACKUP_ON_FAILURE");
-                unsetenv("LIVEBACKUP_METRICS_FILE");
                 execv(exe, argv);
                 _exit(127);
             }

@@ -50,10 +50,10 @@ parse_dom_args(int argc, char **argv, const char *cmd, bool need_repo,
     if (!a->uri || !*a->uri)
         a->uri = "qemu:///system";
     a->o.freeze_timeout = 10;
-    a->notify.on_failure = getenv("LIVEBACKUP_ON_FAILURE");
-    a->notify.metrics_file = getenv("LIVEBACKUP_METRICS_FILE");
-    if (a->notify.metrics_file && !*a->notify.metrics_file)
-        a->notify.metrics_file = NULL;
+    /* livebackup.conf or the environment; --on-failure '' and
+     * --metrics-file '' turn a configured one off. */
+    a->notify.on_failure = cli_config_get(CLI_CONF_ON_FAILURE);
+    a->notify.metrics_file = cli_config_get(CLI_CONF_METRICS_FILE);
     cli_getopt(cmd, &g);
     optind = 1;
     while ((c = getopt_long(argc, argv, g.shortopts, g.opts, NULL)) != -1) {
@@ -140,6 +140,10 @@ parse_dom_args(int argc, char **argv, const char *cmd, bool need_repo,
             return cli_usage(cmd, NULL);
         }
     }
+    if (a->notify.on_failure && !*a->notify.on_failure)
+        a->notify.on_failure = NULL;
+    if (a->notify.metrics_file && !*a->notify.metrics_file)
+        a->notify.metrics_file = NULL;
     a->names = argv + optind;
     a->nnames = (size_t)(argc - optind);
     /* getopt moved the operands to the end: argv[1..optind) are options */

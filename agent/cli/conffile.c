@@ -23,6 +23,8 @@ static const char *const conf_names[CLI_CONF_N] = {
     [CLI_CONF_REMOTE_BACKUPD] = "remote-backupd",
     [CLI_CONF_BWLIMIT] = "bwlimit",
     [CLI_CONF_COMPRESS_LEVEL] = "compress-level",
+    [CLI_CONF_ON_FAILURE] = "on-failure",
+    [CLI_CONF_METRICS_FILE] = "metrics-file",
     [CLI_CONF_KEEP_LAST] = "keep-last",
     [CLI_CONF_KEEP_LAST + 1] = "keep-hourly",
     [CLI_CONF_KEEP_LAST + 2] = "keep-daily",
@@ -60,6 +62,8 @@ cli_conf_check(enum cli_conf_key k, const char *v, char *err, size_t errlen)
     case CLI_CONF_REPO:
     case CLI_CONF_RSH:
     case CLI_CONF_REMOTE_BACKUPD:
+    case CLI_CONF_ON_FAILURE:
+    case CLI_CONF_METRICS_FILE:
         if (*v)
             return 0;
         snprintf(err, errlen, "%s: an empty value", conf_names[k]);

@@ -113,10 +113,12 @@ static const struct lb_help_opt backup_opts[] = {
     {"on-failure", 0, 'O', "CMD",
      "Run CMD (through sh) when a domain failed or warned: the run's JSON on "
      "its stdin, LIVEBACKUP_STATUS and LIVEBACKUP_EXIT_STATUS in its "
-     "environment (or LIVEBACKUP_ON_FAILURE)."},
+     "environment (default: on-failure in livebackup.conf, or "
+     "LIVEBACKUP_ON_FAILURE; '' turns it off)."},
     {"metrics-file", 0, 'M', "PATH",
      "Write a Prometheus textfile of the run per domain to PATH, replaced "
-     "atomically (or LIVEBACKUP_METRICS_FILE)."},
+     "atomically (default: metrics-file in livebackup.conf, or "
+     "LIVEBACKUP_METRICS_FILE; '' turns it off)."},
     {0},
 };
 

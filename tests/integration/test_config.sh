@@ -19,6 +19,9 @@ declare -A v=(
     [remote-backupd]="/sys/backupd /user/backupd /env/backupd /cmd/backupd"
     [bwlimit]="10M 20M 30M 40M"
     [compress-level]="2 3 4 5"
+    # backup's options, which config does not take: three layers
+    [on-failure]="hook-sys hook-user hook-env"
+    [metrics-file]="/sys/m.prom /user/m.prom /env/m.prom"
 )
 for k in keep-last keep-hourly keep-daily keep-weekly keep-monthly keep-yearly; do
     v[$k]="1 2 3"
@@ -120,6 +123,41 @@ run_ok livebackup prune
     fail "prune with keep-last = 1 did not remove two backups"
 ok "prune takes keep-* from the file or the environment; --keep-* replaces them all"
 
+# backup's failure hook and metrics file from the file, run once by the
+# parent of a -j run, and turned off by an empty option. Two domains of
+# libvirt's test driver whose disks do not exist: every backup fails.
+cat >"$T/node.xml" <<EOF
+<node>
+  <domain type='test'><name>web1</name><memory>8192</memory><os><type>hvm</type></os>
+    <devices><disk type='file' device='disk'><source file='$T/none/web1.qcow2'/><target dev='vda'/></disk></devices></domain>
+  <domain type='test'><name>web2</name><memory>8192</memory><os><type>hvm</type></os>
+    <devices><disk type='file' device='disk'><source file='$T/none/web2.qcow2'/><target dev='vda'/></disk></devices></domain>
+</node>
+EOF
+printf 'repo = %s\non-failure = cat >>%s/hook.json\nmetrics-file = %s/m.prom\n' \
+    "$T/repo" "$T" "$T" >"$user"
+hooked() { if [[ -e $T/hook.json ]]; then jq -s length "$T/hook.json"; else echo 0; fi; }
+for jobs in 1 2; do
+    rm -f "$T/hook.json" "$T/m.prom"
+    expect_fail "cannot read image" livebackup backup --all -j $jobs -c "test://$T/node.xml"
+    [[ $(hooked) -eq 1 ]] || fail "-j $jobs: the configured hook ran $(hooked) times, want 1"
+    jq -e '.event == "run" and .status == "failed" and (.results | length) == 2' \
+        "$T/hook.json" >/dev/null || fail "-j $jobs: hook input $(cat "$T/hook.json")"
+    for d in web1 web2; do
+        grep -qx "livebackup_last_run_exit_status{domain=\"$d\"} 1" "$T/m.prom" ||
+            fail "-j $jobs: metrics-file from the file lacks $d: $(cat "$T/m.prom")"
+    done
+done
+rm -f "$T/hook.json" "$T/m.prom"
+expect_fail "cannot read image" livebackup backup --all -j 2 -c "test://$T/node.xml" \
+    --on-failure '' --metrics-file ''
+[[ $(hooked) -eq 0 && ! -e $T/m.prom ]] ||
+    fail "--on-failure '' --metrics-file '': hook ran $(hooked) times, metrics $(ls "$T")"
+LIVEBACKUP_METRICS_FILE=$T/env.prom expect_fail "cannot read image" \
+    livebackup backup web1 -c "test://$T/node.xml"
+[[ -e $T/env.prom && ! -e $T/m.prom ]] || fail "LIVEBACKUP_METRICS_FILE did not win over the file"
+ok "on-failure and metrics-file from livebackup.conf: run once for a -j run, off with ''"
+
 # Bad settings: exit 2, naming where.
 bad() {
     local want=$1 rc=0
@@ -133,6 +171,7 @@ bad "$user:2: unknown setting 'repository'" "# x" "repository = /x"
 bad "$user:1: bwlimit 'fast'" "bwlimit = fast"
 bad "$user:1: compress-level '40'" "compress-level = 40"
 bad "$user:1: keep-daily '-1'" "keep-daily = -1"
+bad "$user:1: on-failure: an empty value" "on-failure ="
 bad "$user:1: expected 'key = value'" "repo /x"
 : >"$user"
 rc=0
