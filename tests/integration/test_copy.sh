@@ -6,7 +6,9 @@
 # same there (listing, window stacks, restores), the destination verifies,
 # a second copy moves nothing and the next one only a new backup's data;
 # a copy killed, or whose ssh is cut, mid-way leaves no partial backup and
-# its rerun sends only what is missing; a chunk damaged in the source
+# its rerun sends only what is missing; a copy that fills the destination's
+# filesystem fails clearly, leaves nothing partial, and its rerun with
+# room sends only what is missing; a chunk damaged in the source
 # fails the backups that use it, by name, and no other; a pull through a
 # --read-only key (direct and bridged to backupd listen) works and the key
 # can change nothing; a push through an append-only key works; prune and
@@ -177,6 +179,40 @@ interrupted() {
     ok "copy $how mid-way: nothing partial listed, verified; the rerun sent the $n missing chunks of $total"
 }
 interrupted "$T/dk" kill
+
+# ---- the destination's filesystem full mid-way -------------------------------------
+# DST on a 24 MiB tmpfs, $K's 48 MiB of incompressible data: the copy
+# fails naming DST and the cause, leaves no partial backup and no temp
+# file, and once the filesystem has room the rerun sends only what DST
+# lacks.
+mkdir "$T/small"
+mount -t tmpfs -o size=24m tmpfs "$T/small"
+LB_MOUNTS+=("$T/small")
+F=$T/small/dst
+run_ok livebackup init --repo "$F"
+expect_fail "$F[^ ]*: No space left on device.*free space on the repository's filesystem and run the copy again" \
+    livebackup copy --from "$K" --to "$F"
+grep -q "0 backup(s) copied" "$T/out" || fail "summary: $(cat "$T/out")"
+[[ $(nbackups "$F") == 0 ]] || fail "disk full: a partial backup is listed"
+[[ -z $(find "$F/tmp" -type f) ]] || fail "disk full: temp files left: $(find "$F/tmp" -type f)"
+run_ok livebackup verify --repo "$F"
+before=$(nchunks "$F")
+((before >= 1 && before < total)) || fail "disk full: $before of $total chunks stored"
+mount -o remount,size=128m "$T/small"
+run_ok livebackup copy --from "$K" --to "$F" --json
+[[ $(json_field "$T/out" summary copied) == 2 ]] || fail "disk full: rerun: $(cat "$T/out")"
+n=$(json_field "$T/out" summary chunks_sent)
+[[ $n == $((total - before)) ]] || fail "disk full: the rerun sent $n chunks, $F lacked $((total - before))"
+run_ok livebackup verify --repo "$F"
+first=$(livebackup list --repo "$K" --json | jq -r 'select(.event == "backup") | .id' | head -n 1)
+run_ok livebackup restore-image --repo "$K" --name big --backup "$first" --disk vda --to "$T/rf-src.raw"
+run_ok livebackup restore-image --repo "$F" --name big --backup "$first" --disk vda --to "$T/rf-0.raw"
+same_image "$T/rf-0.raw" raw "$T/rf-src.raw" raw
+run_ok livebackup restore-image --repo "$F" --name big --backup latest --disk vda --to "$T/rf-1.raw"
+same_image "$T/rf-1.raw" raw "$T/truthk.raw" raw
+umount "$T/small"
+LB_MOUNTS=()
+ok "copy onto a full filesystem: fails naming it, nothing partial listed, verified; with room, the rerun sent the $n missing chunks of $total and both backups restore exact"
 
 sshd_start
 key=$(cat "$T/ssh/user_key.pub")
