@@ -244,6 +244,41 @@ expect_fail "backup $idb of other not copied: chunk $bad is missing in the sourc
     livebackup copy --from "$C" --to "$D3"
 ok "a damaged (then missing) chunk fails only the backups that use it, by name; the destination is sound"
 
+# a damaged chunk in the middle of a long copy: 256 chunks (64 KiB windows)
+# go in four GET_STORED requests, each sent before the answers to the last
+# are read; the damaged one (window 100, in the second request) fails its
+# backup, the answers already asked for are read to their end, and the
+# session goes on to the next backup. Repaired, the rerun sends the rest.
+M=$T/many
+run_ok livebackup init --repo "$M" --window-size 64K
+qemu-img create -q -f raw "$T/m.raw" 16M
+head -c $((16 << 20)) /dev/urandom | dd of="$T/m.raw" conv=notrunc status=none
+run_ok livebackup backup-image --json --repo "$M" --name many --disk vda="$T/m.raw"
+idm=$(json_field "$T/out" summary id)
+run_ok livebackup backup-image --json --repo "$M" --name few --disk vda="$T/b.qcow2"
+mtotal=$(nchunks "$M")
+((mtotal > 3 * 64 + 1)) || fail "$M has $mtotal chunks"
+bad=$(manifest_chunks "$M/backups/$idm" vda | awk '$1 == 100 { print $3 }')
+f=$(chunk_file "$M" "$bad")
+cp "$f" "$T/good.chunk"
+printf '\xff\xfe' | dd of="$f" bs=1 seek=$(($(stat -c %s "$f") / 2)) conv=notrunc status=none
+D4=$T/dst4
+run_ok livebackup init --repo "$D4" --window-size 64K
+expect_fail "backup $idm of many not copied: chunk $bad is damaged in the source" \
+    livebackup copy --from "$M" --to "$D4"
+grep -q "1 backup(s) copied.*1 failed" "$T/out" || fail "summary: $(cat "$T/out")"
+[[ $(nbackups "$D4") == 1 ]] || fail "$D4 has $(nbackups "$D4") backups"
+run_ok livebackup verify --repo "$D4"
+before=$(nchunks "$D4")
+cp "$T/good.chunk" "$f"
+run_ok livebackup copy --from "$M" --to "$D4" --json
+[[ $(json_field "$T/out" summary copied) == 1 ]] || fail "repaired: $(cat "$T/out")"
+n=$(json_field "$T/out" summary chunks_sent)
+[[ $n == $((mtotal - before)) ]] || fail "repaired: sent $n chunks, $D4 lacked $((mtotal - before))"
+run_ok livebackup restore-image --repo "$D4" --name many --backup latest --disk vda --to "$T/rm.raw"
+same_image "$T/rm.raw" raw "$T/m.raw" raw
+ok "a damaged chunk amid four pipelined requests fails its backup only; repaired, the rerun sent the $n missing chunks and restores exact"
+
 # ---- pull through a --read-only key -------------------------------------------
 P=$T/pulled
 run_ok livebackup init --repo "$P"
