@@ -48,7 +48,7 @@ make_image "$SIZE_GIB" "$PRE" 0
 VSIZE=$((SIZE_GIB << 30))
 S=$T/src
 
-# timed CMD...: wall seconds into WALL, CPU seconds (user + system, of
+# timed CMD...: (a program, not a function) wall seconds into WALL, CPU seconds (user + system, of
 # every process of the command: copy's backupd children, rsync's own) into
 # CPU; DISTURBS counts the measurements during which the rest of the
 # machine was busy (lib.sh, other_end): on a loaded machine the CPU time
@@ -66,7 +66,6 @@ timed() {
     DISTURBS=$((DISTURBS + DISTURBED))
     CPU=$(awk 'END { printf "%.2f", $1 + $2 }' "$T/cmd.time")
 }
-rsync_sync() { rsync -a "$1" "$2" && sync -f "$2"; }
 
 # night N: about 2% of the image rewritten, 64 KiB at a time, then an
 # incremental backup of the overlay.
@@ -97,9 +96,9 @@ round() {
     ((i % 2)) || order="rsync-sync rsync copy"
     for tool in $order; do
         case $tool in
-        copy) timed lb copy --from "$S" --to "$T/copy" ;;
+        copy) timed env LIVEBACKUP_BACKUPD="$BACKUPD" "$LB" copy --from "$S" --to "$T/copy" ;;
         rsync) timed rsync -a "$S/" "$T/rsync/" ;;
-        rsync-sync) timed rsync_sync "$S/" "$T/rsync-sync/" ;;
+        rsync-sync) timed sh -c 'rsync -a "$1" "$2" && sync -f "$2"' sh "$S/" "$T/rsync-sync/" ;;
         esac
         W[$what-$n-$tool]+="$WALL "
         C[$what-$n-$tool]+="$CPU "
