@@ -158,14 +158,14 @@ stored_check(void *opaque)
 
 /* The checking threads' scratch: one per CPU and one for the chunk
  * being sent, up to SESSION_STORED_THREADS, and as the memory bound lets
- * it reserve (at least one). */
+ * it reserve. Returns how many (at least one), or -1. */
 static int
 stored_scratch(struct session *s)
 {
     unsigned want = LB_MIN(lb_ncpus() + 1, (unsigned)SESSION_STORED_THREADS);
 
     if (s->nscratch)
-        return 0;
+        return (int)s->nscratch;
     if (!backupd_session_reserve(s, SESSION_VERIFY_THREAD_BYTES,
                                  "reading chunks for a copy"))
         return -1;
@@ -175,7 +175,7 @@ stored_scratch(struct session *s)
         s->reserved += SESSION_VERIFY_THREAD_BYTES;
         s->scratch[s->nscratch++] = store_scratch_new();
     }
-    return 0;
+    return (int)s->nscratch;
 }
 
 /* Send one checked chunk, or CHUNK_BAD for one that is missing or
@@ -234,7 +234,7 @@ backupd_req_get_stored(struct session *s, const uint8_t *p, uint32_t len)
     bool running[SESSION_STORED_THREADS] = {false};
     const uint8_t *dg;
     uint32_t n, started = 0;
-    int st, r = 0;
+    int st, ns, r = 0;
 
     if (!(s->features & PROTO_FEATURE_COPY)) {
         lb_error(0, "GET_STORED without the copy feature");
@@ -247,13 +247,14 @@ backupd_req_get_stored(struct session *s, const uint8_t *p, uint32_t len)
         return backupd_session_proto_fail(s, "GET_STORED", PROTO_E_RANGE);
     if (backupd_session_need_store(s, PROTO_OPEN_READ, "GET_STORED") < 0)
         return -1;
-    if (stored_scratch(s) < 0)
+    ns = stored_scratch(s);
+    if (ns <= 0)
         return backupd_session_fail(s, PROTO_ERR_BUSY);
-    for (; started < n && started < s->nscratch; started++)
+    for (; started < n && started < (unsigned)ns; started++)
         stored_start(s, &jobs[started], &running[started], started, dg,
                      started);
     for (uint32_t i = 0; i < n; i++) {
-        unsigned t = i % s->nscratch;
+        unsigned t = i % (unsigned)ns;
         if (running[t]) {
             pthread_join(jobs[t].th, NULL);
             running[t] = false;
