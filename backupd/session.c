@@ -62,8 +62,12 @@ backupd_session_fail(struct session *s, uint32_t code)
     if (code == 0)
         code = backupd_err_code(lb_error_errno());
     if (code == PROTO_ERR_NO_SPACE && !hint[0])
-        hint = "free space on the repository's filesystem and run the backup "
-               "again: the data already stored will be reused";
+        hint = s->importing
+                   ? "free space on the repository's filesystem and run the "
+                     "copy again: the chunks already stored will not be "
+                     "sent again"
+                   : "free space on the repository's filesystem and run the "
+                     "backup again: the data already stored will be reused";
     lb_info("session error: %s", lb_error_msg());
     lb_buf_reset(&s->out);
     proto_enc_error(&s->out, code, lb_error_msg(), hint);

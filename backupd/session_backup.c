@@ -378,10 +378,10 @@ backupd_req_commit(struct session *s, const uint8_t *p, uint32_t len)
     }
     st = store_txn_commit(s->txn, &meta, &out);
     s->txn = NULL;
-    s->importing = false;
     proto_kv_free(&meta);
     if (st < 0)
-        return backupd_session_fail(s, 0);
+        return backupd_session_fail(s, 0); /* its hint knows a copy's */
+    s->importing = false;
     lb_info("backup %s committed", id);
     proto_enc_kv(&s->out, PROTO_T_COMMITTED, &out);
     proto_kv_free(&out);

@@ -140,6 +140,7 @@ struct stored_job {
     struct proto_chunk c;
     int rc, err;
     char msg[LB_ERR_MAX];
+    pthread_t th;
 };
 
 static void *
@@ -155,16 +156,16 @@ stored_check(void *opaque)
     return NULL;
 }
 
-/* The checking threads' scratch: as many as the CPUs, up to
- * SESSION_STORED_THREADS, and as the memory bound lets it reserve (at
- * least one). */
+/* The checking threads' scratch: one per CPU and one for the chunk
+ * being sent, up to SESSION_STORED_THREADS, and as the memory bound lets
+ * it reserve. Returns how many (at least one), or -1. */
 static int
 stored_scratch(struct session *s)
 {
-    unsigned want = LB_MIN(lb_ncpus(), (unsigned)SESSION_STORED_THREADS);
+    unsigned want = LB_MIN(lb_ncpus() + 1, (unsigned)SESSION_STORED_THREADS);
 
     if (s->nscratch)
-        return 0;
+        return (int)s->nscratch;
     if (!backupd_session_reserve(s, SESSION_VERIFY_THREAD_BYTES,
                                  "reading chunks for a copy"))
         return -1;
@@ -174,7 +175,7 @@ stored_scratch(struct session *s)
         s->reserved += SESSION_VERIFY_THREAD_BYTES;
         s->scratch[s->nscratch++] = store_scratch_new();
     }
-    return 0;
+    return (int)s->nscratch;
 }
 
 /* Send one checked chunk, or CHUNK_BAD for one that is missing or
@@ -201,21 +202,39 @@ stored_send(struct session *s, struct stored_job *j)
     return 0;
 }
 
+/* Start checking chunk i of dg on slot t (its scratch): on a thread of
+ * its own, or here when no thread can be made. */
+static void
+stored_start(struct session *s, struct stored_job *j, bool *running, unsigned t,
+             const uint8_t *dg, uint32_t i)
+{
+    memset(j, 0, sizeof *j);
+    j->st = s->st;
+    j->sc = s->scratch[t];
+    memcpy(j->d.b, dg + (size_t)i * PROTO_DIGEST_LEN, PROTO_DIGEST_LEN);
+    *running = pthread_create(&j->th, NULL, stored_check, j) == 0;
+    if (!*running)
+        stored_check(j);
+}
+
 /*
  * GET_STORED (PROTOCOL.md, "Copy"): chunks as GET_CHUNKS sends them, each
  * checked first as verify checks it without a key (a plain chunk
  * re-hashed, a sealed one's bytes against their CRC-32C): a chunk that is
  * missing or damaged is answered CHUNK_BAD, and the session goes on, so
- * that a copy fails only the backups that use it. Up to nscratch chunks
- * are checked at once, and sent in order.
+ * that a copy fails only the backups that use it. The chunks are checked
+ * nscratch at a time, ahead of the one being sent: chunk i is sent, in
+ * order, while the next ones are checked, and its slot then checks chunk
+ * i + nscratch (checking is the cost here; sending waits on the client).
  */
 int
 backupd_req_get_stored(struct session *s, const uint8_t *p, uint32_t len)
 {
     struct stored_job jobs[SESSION_STORED_THREADS];
+    bool running[SESSION_STORED_THREADS] = {false};
     const uint8_t *dg;
-    uint32_t n;
-    int st;
+    uint32_t n, started = 0;
+    int st, ns, r = 0;
 
     if (!(s->features & PROTO_FEATURE_COPY)) {
         lb_error(0, "GET_STORED without the copy feature");
@@ -228,34 +247,27 @@ backupd_req_get_stored(struct session *s, const uint8_t *p, uint32_t len)
         return backupd_session_proto_fail(s, "GET_STORED", PROTO_E_RANGE);
     if (backupd_session_need_store(s, PROTO_OPEN_READ, "GET_STORED") < 0)
         return -1;
-    if (stored_scratch(s) < 0)
+    ns = stored_scratch(s);
+    if (ns <= 0)
         return backupd_session_fail(s, PROTO_ERR_BUSY);
-    for (uint32_t i = 0; i < n; i += s->nscratch) {
-        unsigned k = (unsigned)LB_MIN(n - i, s->nscratch);
-        pthread_t th[SESSION_STORED_THREADS];
-        bool started[SESSION_STORED_THREADS] = {false};
-        for (unsigned t = 0; t < k; t++) {
-            memset(&jobs[t], 0, sizeof jobs[t]);
-            jobs[t].st = s->st;
-            jobs[t].sc = s->scratch[t];
-            memcpy(jobs[t].d.b, dg + (size_t)(i + t) * PROTO_DIGEST_LEN,
-                   PROTO_DIGEST_LEN);
-            /* The first on this thread; the others on their own, or here
-             * when no thread can be made. */
-            started[t] = t > 0 && pthread_create(&th[t], NULL, stored_check,
-                                                 &jobs[t]) == 0;
+    for (; started < n && started < (unsigned)ns; started++)
+        stored_start(s, &jobs[started], &running[started], started, dg,
+                     started);
+    for (uint32_t i = 0; i < n; i++) {
+        unsigned t = i % (unsigned)ns;
+        if (running[t]) {
+            pthread_join(jobs[t].th, NULL);
+            running[t] = false;
         }
-        for (unsigned t = 0; t < k; t++)
-            if (!started[t])
-                stored_check(&jobs[t]);
-        for (unsigned t = 0; t < k; t++)
-            if (started[t])
-                pthread_join(th[t], NULL);
-        for (unsigned t = 0; t < k; t++)
-            if (stored_send(s, &jobs[t]) < 0)
-                return -1;
+        if (r == 0 && stored_send(s, &jobs[t]) < 0)
+            r = -1;
+        /* After a failure, only the threads still running are joined. */
+        if (r == 0 && started < n) {
+            stored_start(s, &jobs[t], &running[t], t, dg, started);
+            started++;
+        }
     }
-    return 0;
+    return r;
 }
 
 /* KEY_GET and KEY_SET exist with the ENCRYPTION feature only, on an

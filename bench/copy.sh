@@ -6,179 +6,157 @@
 # bench/results-copy.md. Not a test: nothing fails because a target is
 # missed.
 #
-#   bench/copy.sh [--image QCOW2] [--workdir DIR] [--bin-dir BUILD] [--repeat N] [--nights N]
+#   bench/copy.sh [--nights N,M...] [common options, see --help]
 #
-# A source repository gets a full backup-image of the image (default:
-# bench/run.sh's cached 1 GiB ext4 image, made by `bench/run.sh --prepare`
-# if missing), then N nights (default 7) of incrementals, each changing
-# about 2% of the image (random 64 KiB writes, incompressible). In the
-# same run, alternating which goes first:
+# A source repository gets a full backup-image of bench/lib.sh's ext4 test
+# image (--size GIB, default 1 here), then nights of incrementals, each
+# changing about 2% of the image (random 64 KiB writes, incompressible).
+# At each size in --nights (default 7,30: the size this benchmark had,
+# and a month of nightly backups, where rsync's walk of every file of the
+# repository starts to show), in the same run, alternating which goes
+# first:
 #   - to an empty repository: `livebackup copy` of every backup, against
 #     `rsync -a` of the repository's files (and `rsync -a` then `sync -f`,
 #     since copy returns only once every chunk and manifest is durable);
 #   - after one more night's backup: the copy of that backup into the
 #     copy, against `rsync -a` of the repository onto the rsync'd one
-#     (the same change: its new chunks, its manifest, seq).
+#     (the same change: its new chunks, its manifest, seq); --repeat
+#     nights, one after the other, each measured once.
+# It needs about 5 times the largest source's size free in --workdir (30
+# nights of a 1 GiB image: a 1.7 GB source, about 8 GB in all).
 # Both ends are local directories (the agent's backupd children; rsync
 # local to local), page cache warm. Targets: the full copy no slower than
 # rsync -a; the incremental copy at least 3 times faster.
-set -euo pipefail
-
-WORKDIR=/var/tmp/livebackup-bench/copy
-IMAGE=/var/tmp/livebackup-bench/images/ext4-1g.qcow2
-BIN_DIR=
-REPEAT=3
-NIGHTS=7
-
-while (($#)); do
+BENCH_NAME=copy
+. "$(dirname "$0")/lib.sh"
+SIZE_GIB=1
+NIGHTS_AT=7,30
+bench_opt() {
     case $1 in
-    --image) IMAGE=${2:?}; shift 2 ;;
-    --workdir) WORKDIR=${2:?}; shift 2 ;;
-    --bin-dir) BIN_DIR=${2:?}; shift 2 ;;
-    --repeat) REPEAT=${2:?}; shift 2 ;;
-    --nights) NIGHTS=${2:?}; shift 2 ;;
-    -h | --help) sed -n '/^#   bench\/copy.sh/p' "$0" | sed 's/^# //'; exit 0 ;;
-    *) echo "bench: unknown argument '$1'" >&2; exit 2 ;;
+    --nights) NIGHTS_AT=${2:?--nights needs a value}; BENCH_USED=2 ;;
     esac
-done
-[[ $REPEAT =~ ^[1-9][0-9]*$ && $NIGHTS =~ ^[0-9]+$ ]] ||
-    { echo "bench: --repeat and --nights want numbers" >&2; exit 2; }
-
-SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-export LC_ALL=C
-export LIVEBACKUP_ENCRYPTION=none
-log() { printf 'bench: %s\n' "$*" >&2; }
-die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
-
-mkdir -p "$WORKDIR"
-T=$WORKDIR/run
-rm -rf "$T"
-mkdir -p "$T"
-trap 'rm -rf "$T"' EXIT
-export LIVEBACKUP_STATE_DIR=$T/state
-
-if [[ ! -f $IMAGE ]]; then
-    log "no $IMAGE: making it with bench/run.sh --prepare"
-    bash "$SRC/bench/run.sh" --prepare >&2
-fi
-[[ -f $IMAGE ]] || die "no image $IMAGE"
-if [[ -n $BIN_DIR ]]; then
-    BUILD=$(cd "$BIN_DIR" && pwd)
-else
-    BUILD=$WORKDIR/build
-    log "building in $BUILD"
-    { cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLB_TESTS=OFF &&
-        cmake --build "$BUILD" -j "$(nproc)" --target livebackup backupd; } >"$T/build.log" 2>&1 ||
-        { tail -n 30 "$T/build.log" >&2; die "build failed"; }
-fi
-LB=$BUILD/agent/livebackup
-[[ -x $LB && -x $BUILD/backupd/backupd ]] || die "no $LB or backupd in $BUILD"
+}
+bench_parse "$@"
+[[ $NIGHTS_AT =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--nights wants counts, e.g. 7,30"
+IFS=, read -ra AT <<<"$NIGHTS_AT"
+mapfile -t AT < <(printf '%s\n' "${AT[@]}" | sort -n -u)
+bench_setup
 command -v rsync >/dev/null || die "rsync is not installed (scripts/deps.sh installs it)"
 
-calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
-busy_pct() { # over one second
-    local b0 t0 b1 t1
-    read -r b0 t0 < <(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat)
-    sleep 1
-    read -r b1 t1 < <(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat)
-    echo $((100 * (b1 - b0) / (t1 - t0 > 0 ? t1 - t0 : 1)))
-}
-wait_quiet() {
-    local start=$SECONDS
-    while (($(busy_pct) >= 20 && SECONDS - start < 60)); do :; done
-}
-median() { tr ' ' '\n' | grep . | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-# timed CMD...: wall seconds into WALL.
-timed() {
-    local t0 t1
-    wait_quiet
-    t0=$(date +%s.%N)
-    "$@" >"$T/cmd.out" 2>"$T/cmd.err" || { cat "$T/cmd.err" >&2; die "$* failed"; }
-    t1=$(date +%s.%N)
-    WALL=$(calc "$t1 - $t0" 3)
-}
-rsync_sync() { rsync -a "$1" "$2" && sync -f "$2"; }
+PRE=$IMG/ext4-${SIZE_GIB}g
+make_image "$SIZE_GIB" "$PRE" 0
+VSIZE=$((SIZE_GIB << 30))
+S=$T/src
 
-# a night: about 2% of the image rewritten, 64 KiB at a time, then an
+# timed CMD...: (a program, not a function) wall seconds into WALL, CPU seconds (user + system, of
+# every process of the command: copy's backupd children, rsync's own) into
+# CPU; DISTURBS counts the measurements during which the rest of the
+# machine was busy (lib.sh, other_end): on a loaded machine the CPU time
+# is the steadier figure.
+DISTURBS=0
+timed() {
+    local t0
+    settle "$S"/chunks/*/*
+    other_begin
+    t0=$(now)
+    /usr/bin/time -f "%U %S" -o "$T/cmd.time" "$@" >"$T/cmd.out" 2>"$T/cmd.err" ||
+        { cat "$T/cmd.err" >&2; die "$* failed"; }
+    WALL=$(calc "$(now) - $t0" 3)
+    other_end "$WALL"
+    DISTURBS=$((DISTURBS + DISTURBED))
+    CPU=$(awk 'END { printf "%.2f", $1 + $2 }' "$T/cmd.time")
+}
+
+# night N: about 2% of the image rewritten, 64 KiB at a time, then an
 # incremental backup of the overlay.
-VSIZE=$(qemu-img info --output=json "$IMAGE" | awk -F: '/"virtual-size"/ { printf "%.0f", $2 }')
 TOP=$T/base.qcow2
+NIGHT=0
 night() {
-    local n=$1 cmds=() k off count=$((VSIZE / 50 / 65536))
-    qemu-img create -q -f qcow2 -o cluster_size=128k,extended_l2=on -b "$TOP" -F qcow2 "$T/n$n.qcow2"
+    local cmds=() k off count=$((VSIZE / 50 / 65536))
+    NIGHT=$((NIGHT + 1))
+    qemu-img create -q -f qcow2 -o cluster_size=128k,extended_l2=on -b "$TOP" -F qcow2 \
+        "$T/n$NIGHT.qcow2"
     head -c $((count * 65536)) /dev/urandom >"$T/night.bin"
     for ((k = 0; k < count; k++)); do
         off=$(((RANDOM * 32768 + RANDOM) % (VSIZE / 65536) * 65536))
         cmds+=(-c "write -s $T/night.bin $off 64k")
     done
-    qemu-io -f qcow2 "${cmds[@]}" "$T/n$n.qcow2" >/dev/null
-    "$LB" backup-image --repo "$T/src" --name bench --disk vda="$T/n$n.qcow2" --since "$TOP" >/dev/null
-    TOP=$T/n$n.qcow2
+    qemu-io -f qcow2 "${cmds[@]}" "$T/n$NIGHT.qcow2" >/dev/null
+    lb backup-image --repo "$S" --name bench --disk vda="$T/n$NIGHT.qcow2" --since "$TOP" >/dev/null
+    TOP=$T/n$NIGHT.qcow2
 }
 
-log "source: a full backup of $IMAGE and $NIGHTS nights"
-cp "$IMAGE" "$T/base.qcow2"
-"$LB" init --repo "$T/src" >/dev/null
-"$LB" backup-image --repo "$T/src" --name bench --disk vda="$T/base.qcow2" >/dev/null
-for ((i = 1; i <= NIGHTS; i++)); do night "$i"; done
-FULL=$(du -sb "$T/src" | cut -f1)
-FILES=$(find "$T/src" -type f | wc -l)
-log "source repository: $(calc "$FULL / 1e6" 0) MB in $FILES files"
-
-declare -A W
-for i in $(seq 1 "$REPEAT"); do
-    "$LB" init --repo "$T/copy-$i" >/dev/null
-    cat "$T"/src/chunks/*/* >/dev/null
+# round WHAT N I: copy, rsync -a and rsync -a + sync of the source into
+# T/copy, T/rsync, T/rsync-sync, in an order that alternates with I;
+# walls into W[WHAT-N-tool], CPU times into C[...].
+declare -A W C
+round() {
+    local what=$1 n=$2 i=$3 order tool
     order="copy rsync rsync-sync"
     ((i % 2)) || order="rsync-sync rsync copy"
-    for what in $order; do
-        case $what in
-        copy) timed "$LB" copy --from "$T/src" --to "$T/copy-$i" ;;
-        rsync) timed rsync -a "$T/src/" "$T/rsync-$i/" ;;
-        rsync-sync) timed rsync_sync "$T/src/" "$T/rsync-sync-$i/" ;;
+    for tool in $order; do
+        case $tool in
+        copy) timed env LIVEBACKUP_BACKUPD="$BACKUPD" "$LB" copy --from "$S" --to "$T/copy" ;;
+        rsync) timed rsync -a "$S/" "$T/rsync/" ;;
+        rsync-sync) timed sh -c 'rsync -a "$1" "$2" && sync -f "$2"' sh "$S/" "$T/rsync-sync/" ;;
         esac
-        W[full-$what]+="$WALL "
-        log "full $what $i: $WALL s"
+        W[$what-$n-$tool]+="$WALL "
+        C[$what-$n-$tool]+="$CPU "
+        log "$n nights, $what, $tool $i: $WALL s (CPU $CPU s)"
     done
-done
-log "one more night"
-night $((NIGHTS + 1))
-NEW=$(($(du -sb "$T/src" | cut -f1) - FULL))
-# every round starts from the state the full copies left (copy-N and
-# rsync-N of the same run); the incremental is measured once per copy.
-for i in $(seq 1 "$REPEAT"); do
-    cat "$T"/src/chunks/*/* >/dev/null
-    order="copy rsync rsync-sync"
-    ((i % 2)) || order="rsync-sync rsync copy"
-    for what in $order; do
-        case $what in
-        copy) timed "$LB" copy --from "$T/src" --to "$T/copy-$i" ;;
-        rsync) timed rsync -a "$T/src/" "$T/rsync-$i/" ;;
-        rsync-sync) timed rsync_sync "$T/src/" "$T/rsync-sync-$i/" ;;
-        esac
-        W[incr-$what]+="$WALL "
-        log "incremental $what $i: $WALL s"
-    done
-    "$LB" verify --repo "$T/copy-$i" >/dev/null || die "copy-$i does not verify"
-done
+}
 
-{
-    echo "# Copy: livebackup copy against rsync -a of the repository, same run"
-    echo
-    echo "$(date -u +%Y-%m-%d), $(nproc) CPUs, $(uname -r), $(df --output=fstype "$T" | tail -n 1) on the work directory;"
-    echo "source: a full backup of $(basename "$IMAGE") and $NIGHTS nights of 2% changes:"
-    echo "$(calc "$FULL / 1e6" 0) MB in $FILES files; one more night adds $(calc "$NEW / 1e6" 1) MB."
-    echo "Medians of $REPEAT alternating runs, local to local, warm page cache."
-    echo
-    echo "| copy | livebackup copy, s | rsync -a, s | ratio | rsync -a + sync, s | ratio | target |"
-    echo "|---|---:|---:|---:|---:|---:|---:|"
+log "source: a full backup of $PRE.qcow2, then ${AT[*]} nights of 2% changes"
+cp "$PRE.qcow2" "$T/base.qcow2"
+lb init --repo "$S" >/dev/null
+lb backup-image --repo "$S" --name bench --disk vda="$T/base.qcow2" >/dev/null
+rows=()
+for n in "${AT[@]}"; do
+    while ((NIGHT < n)); do night; done # a size's extra nights count
+    full=$(du -sb "$S" | cut -f1)
+    files=$(find "$S" -type f | wc -l)
+    log "$n nights: $(mb "$full") MB in $files files"
+    # to empty directories, REPEAT times; the last round's copies stay
+    for ((i = 1; i <= REPEAT; i++)); do
+        rm -rf "$T/copy" "$T/rsync" "$T/rsync-sync"
+        lb init --repo "$T/copy" >/dev/null
+        round full "$n" "$i"
+    done
+    # then REPEAT more nights, each copied onto the last round's copies
+    news=()
+    for ((i = 1; i <= REPEAT; i++)); do
+        before=$(du -sb "$S" | cut -f1)
+        night
+        news+=($(($(du -sb "$S" | cut -f1) - before)))
+        round incr "$n" "$i"
+    done
+    lb verify --repo "$T/copy" >/dev/null || die "the copy does not verify"
+    rm -rf "$T/copy" "$T/rsync" "$T/rsync-sync"
+    new=$(median "${news[@]}")
     for what in full incr; do
-        c=$(echo "${W[$what-copy]}" | median)
-        r=$(echo "${W[$what-rsync]}" | median)
-        s=$(echo "${W[$what-rsync-sync]}" | median)
-        [[ $what == full ]] && t=">= 1" || t=">= 3"
-        echo "| $([[ $what == full ]] && echo "to an empty repository" || echo "one night's backup") | $c | $r | **$(calc "$r / $c")** | $s | **$(calc "$s / $c")** | $t |"
+        # shellcheck disable=SC2086 # word lists of walls
+        {
+            c=$(median ${W[$what-$n-copy]})
+            r=$(median ${W[$what-$n-rsync]})
+            s=$(median ${W[$what-$n-rsync-sync]})
+            cc=$(median ${C[$what-$n-copy]})
+            cr=$(median ${C[$what-$n-rsync]})
+        }
+        if [[ $what == full ]]; then
+            label="$n nights ($(mb "$full") MB, $files files) to an empty repository"
+            target=1
+        else
+            label="$n nights: one more night's backup ($(mb "$new") MB; median of $REPEAT nights)"
+            target=3
+        fi
+        rows+=("$label|$c|$r|$(calc "$r / $c")|$s|$(calc "$s / $c")|>= $target $(verdict "$(calc "$r / $c")" ">=" "$target")|$cc / $cr")
     done
-    echo
-    echo "Ratio: rsync's time over copy's (above 1: copy is faster)."
-} | tee "$SRC/bench/results-copy.md"
+done
+
+table "## livebackup copy against rsync -a of the repository (medians of $REPEAT alternating runs, local to local, warm page cache)" \
+    "copy|livebackup copy, s|rsync -a, s|ratio|rsync -a + sync, s|ratio|target (rsync -a)|CPU s, copy / rsync -a" \
+    "${rows[@]}"
+note "Ratio: rsync's time over copy's (above 1: copy is faster). The source is a full backup of a ${SIZE_GIB} GiB ext4 image (bench/lib.sh, make_image) and nights of 2% random 64 KiB rewrites."
+note "copy checks every chunk it reads in the source (decompressed and re-hashed: PROTOCOL.md, GET_STORED) and makes every chunk and the manifest durable before it returns; rsync -a does neither (rsync -a + sync is durable, unchecked)."
+((DISTURBS == 0)) || note "$DISTURBS measurement(s) ran while the rest of the machine was busy (more than 15% of its CPUs): figures from a loaded machine."
+bench_report "bench/copy.sh: livebackup copy against rsync -a"

@@ -102,16 +102,25 @@ src_failed(struct agent_repo *src)
     return -1;
 }
 
-/* GET_STORED n chunks from the source and send each on to the
- * destination as a CHUNK (no answer). */
+/* Ask the source for n chunks (GET_STORED); the answers are read by
+ * forward_chunks. */
 static int
-move_chunks(struct copy_one *c, const struct proto_digest *d, uint32_t n)
+request_chunks(struct agent_repo *src, const struct proto_digest *d, uint32_t n)
 {
-    struct agent_repo *src = c->src, *dst = c->dst;
-
     proto_enc_query(&src->out, PROTO_T_GET_STORED, d, n);
     if (proto_conn_send_buf(src->conn, &src->out) < 0)
         return src_failed(src);
+    return 0;
+}
+
+/* Read the source's n answers to a GET_STORED of d and send each chunk on
+ * to the destination as a CHUNK (no answer). After a CHUNK_BAD the rest
+ * is read and sent nowhere. */
+static int
+forward_chunks(struct copy_one *c, const struct proto_digest *d, uint32_t n)
+{
+    struct agent_repo *src = c->src, *dst = c->dst;
+
     for (uint32_t i = 0; i < n; i++) {
         struct proto_hdr h;
         const uint8_t *p;
@@ -148,6 +157,32 @@ move_chunks(struct copy_one *c, const struct proto_digest *d, uint32_t n)
     return 0;
 }
 
+/* Move n chunks from the source to the destination, up to
+ * PROTO_MAX_GET_CHUNKS a request, the next request sent before the
+ * answers to the current one are read: the source checks the next chunks
+ * while these travel on. Stops asking after a CHUNK_BAD. */
+static int
+move_chunks(struct copy_one *c, const struct proto_digest *d, uint32_t n)
+{
+    const uint32_t step = PROTO_MAX_GET_CHUNKS;
+
+    if (n == 0)
+        return 0;
+    if (request_chunks(c->src, d, LB_MIN(n, step)) < 0)
+        return -1;
+    for (uint32_t i = 0; i < n; i += step) {
+        bool more = i + step < n && !c->bad;
+        if (more && request_chunks(c->src, d + i + step,
+                                   LB_MIN(n - i - step, step)) < 0)
+            return -1;
+        if (forward_chunks(c, d + i, LB_MIN(n - i, step)) < 0)
+            return -1;
+        if (!more)
+            break;
+    }
+    return 0;
+}
+
 /* Send the batch: which chunks the destination lacks, those chunks,
  * then the window records that name them. */
 static int
@@ -158,7 +193,7 @@ batch_flush(struct copy_one *c)
     struct proto_digest *miss;
     uint32_t nmiss = 0;
 
-    if (b->nrecs == 0)
+    if (b->nrecs == 0 || c->bad)
         goto done;
     if (b->ndg) {
         if (agent_repo_have(c->dst, b->dg, b->ndg, have) < 0)
@@ -170,12 +205,10 @@ batch_flush(struct copy_one *c)
             else
                 miss[nmiss++] = b->dg[i];
         }
-        for (uint32_t i = 0; i < nmiss && !c->bad; i += PROTO_MAX_GET_CHUNKS)
-            if (move_chunks(c, miss + i,
-                            LB_MIN(nmiss - i, PROTO_MAX_GET_CHUNKS)) < 0) {
-                free(miss);
-                return -1;
-            }
+        if (move_chunks(c, miss, nmiss) < 0) {
+            free(miss);
+            return -1;
+        }
         free(miss);
     }
     if (c->bad)

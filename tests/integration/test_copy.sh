@@ -6,7 +6,9 @@
 # same there (listing, window stacks, restores), the destination verifies,
 # a second copy moves nothing and the next one only a new backup's data;
 # a copy killed, or whose ssh is cut, mid-way leaves no partial backup and
-# its rerun sends only what is missing; a chunk damaged in the source
+# its rerun sends only what is missing; a copy that fills the destination's
+# filesystem fails clearly, leaves nothing partial, and its rerun with
+# room sends only what is missing; a chunk damaged in the source
 # fails the backups that use it, by name, and no other; a pull through a
 # --read-only key (direct and bridged to backupd listen) works and the key
 # can change nothing; a push through an append-only key works; prune and
@@ -178,6 +180,40 @@ interrupted() {
 }
 interrupted "$T/dk" kill
 
+# ---- the destination's filesystem full mid-way -------------------------------------
+# DST on a 24 MiB tmpfs, $K's 48 MiB of incompressible data: the copy
+# fails naming DST and the cause, leaves no partial backup and no temp
+# file, and once the filesystem has room the rerun sends only what DST
+# lacks.
+mkdir "$T/small"
+mount -t tmpfs -o size=24m tmpfs "$T/small"
+LB_MOUNTS+=("$T/small")
+F=$T/small/dst
+run_ok livebackup init --repo "$F"
+expect_fail "$F[^ ]*: No space left on device.*free space on the repository's filesystem and run the copy again" \
+    livebackup copy --from "$K" --to "$F"
+grep -q "0 backup(s) copied" "$T/out" || fail "summary: $(cat "$T/out")"
+[[ $(nbackups "$F") == 0 ]] || fail "disk full: a partial backup is listed"
+[[ -z $(find "$F/tmp" -type f) ]] || fail "disk full: temp files left: $(find "$F/tmp" -type f)"
+run_ok livebackup verify --repo "$F"
+before=$(nchunks "$F")
+((before >= 1 && before < total)) || fail "disk full: $before of $total chunks stored"
+mount -o remount,size=128m "$T/small"
+run_ok livebackup copy --from "$K" --to "$F" --json
+[[ $(json_field "$T/out" summary copied) == 2 ]] || fail "disk full: rerun: $(cat "$T/out")"
+n=$(json_field "$T/out" summary chunks_sent)
+[[ $n == $((total - before)) ]] || fail "disk full: the rerun sent $n chunks, $F lacked $((total - before))"
+run_ok livebackup verify --repo "$F"
+first=$(livebackup list --repo "$K" --json | jq -r 'select(.event == "backup") | .id' | head -n 1)
+run_ok livebackup restore-image --repo "$K" --name big --backup "$first" --disk vda --to "$T/rf-src.raw"
+run_ok livebackup restore-image --repo "$F" --name big --backup "$first" --disk vda --to "$T/rf-0.raw"
+same_image "$T/rf-0.raw" raw "$T/rf-src.raw" raw
+run_ok livebackup restore-image --repo "$F" --name big --backup latest --disk vda --to "$T/rf-1.raw"
+same_image "$T/rf-1.raw" raw "$T/truthk.raw" raw
+umount "$T/small"
+LB_MOUNTS=()
+ok "copy onto a full filesystem: fails naming it, nothing partial listed, verified; with room, the rerun sent the $n missing chunks of $total and both backups restore exact"
+
 sshd_start
 key=$(cat "$T/ssh/user_key.pub")
 echo "command=\"$BACKUPD serve --restrict-to-repo $T --read-only\",restrict $key" \
@@ -207,6 +243,41 @@ rm -f "$f"
 expect_fail "backup $idb of other not copied: chunk $bad is missing in the source" \
     livebackup copy --from "$C" --to "$D3"
 ok "a damaged (then missing) chunk fails only the backups that use it, by name; the destination is sound"
+
+# a damaged chunk in the middle of a long copy: 256 chunks (64 KiB windows)
+# go in four GET_STORED requests, each sent before the answers to the last
+# are read; the damaged one (window 100, in the second request) fails its
+# backup, the answers already asked for are read to their end, and the
+# session goes on to the next backup. Repaired, the rerun sends the rest.
+M=$T/many
+run_ok livebackup init --repo "$M" --window-size 64K
+qemu-img create -q -f raw "$T/m.raw" 16M
+head -c $((16 << 20)) /dev/urandom | dd of="$T/m.raw" conv=notrunc status=none
+run_ok livebackup backup-image --json --repo "$M" --name many --disk vda="$T/m.raw"
+idm=$(json_field "$T/out" summary id)
+run_ok livebackup backup-image --json --repo "$M" --name few --disk vda="$T/b.qcow2"
+mtotal=$(nchunks "$M")
+((mtotal > 3 * 64 + 1)) || fail "$M has $mtotal chunks"
+bad=$(manifest_chunks "$M/backups/$idm" vda | awk '$1 == 100 { print $3 }')
+f=$(chunk_file "$M" "$bad")
+cp "$f" "$T/good.chunk"
+printf '\xff\xfe' | dd of="$f" bs=1 seek=$(($(stat -c %s "$f") / 2)) conv=notrunc status=none
+D4=$T/dst4
+run_ok livebackup init --repo "$D4" --window-size 64K
+expect_fail "backup $idm of many not copied: chunk $bad is damaged in the source" \
+    livebackup copy --from "$M" --to "$D4"
+grep -q "1 backup(s) copied.*1 failed" "$T/out" || fail "summary: $(cat "$T/out")"
+[[ $(nbackups "$D4") == 1 ]] || fail "$D4 has $(nbackups "$D4") backups"
+run_ok livebackup verify --repo "$D4"
+before=$(nchunks "$D4")
+cp "$T/good.chunk" "$f"
+run_ok livebackup copy --from "$M" --to "$D4" --json
+[[ $(json_field "$T/out" summary copied) == 1 ]] || fail "repaired: $(cat "$T/out")"
+n=$(json_field "$T/out" summary chunks_sent)
+[[ $n == $((mtotal - before)) ]] || fail "repaired: sent $n chunks, $D4 lacked $((mtotal - before))"
+run_ok livebackup restore-image --repo "$D4" --name many --backup latest --disk vda --to "$T/rm.raw"
+same_image "$T/rm.raw" raw "$T/m.raw" raw
+ok "a damaged chunk amid four pipelined requests fails its backup only; repaired, the rerun sent the $n missing chunks and restores exact"
 
 # ---- pull through a --read-only key -------------------------------------------
 P=$T/pulled
