@@ -682,72 +682,8 @@ store_be_lease(const struct store_be *be)
     return ((const struct be_rados *)be)->lease;
 }
 
-/* The parts of a spec, each in its own buffer. */
-struct rados_spec {
-    char pool[128], ns[128], conf[1024], id[128];
-    unsigned lease, timeout;
-};
-
-static bool
-spec_name_ok(const char *s)
-{
-    if (!*s)
-        return false;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-              (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' || *s == '.'))
-            return false;
-    return true;
-}
-
 static int
-spec_parse(const char *spec, struct rados_spec *o)
-{
-    CLEANUP_FREE char *s = lb_xstrdup(spec + 6);
-    char *q = strchr(s, '?'), *slash, *save = NULL;
-
-    memset(o, 0, sizeof *o);
-    snprintf(o->conf, sizeof o->conf, "/etc/ceph/ceph.conf");
-    snprintf(o->id, sizeof o->id, "admin");
-    o->lease = 60;
-    o->timeout = 120;
-    if (q)
-        *q++ = '\0';
-    slash = strchr(s, '/');
-    if (slash)
-        *slash++ = '\0';
-    if (strlen(s) >= sizeof o->pool || !spec_name_ok(s) ||
-        (slash && (strlen(slash) >= sizeof o->ns || !spec_name_ok(slash))))
-        return lb_fail(
-            EINVAL, "%s: not rados:POOL[/NAMESPACE][?conf=PATH&id=NAME]", spec);
-    snprintf(o->pool, sizeof o->pool, "%s", s);
-    if (slash)
-        snprintf(o->ns, sizeof o->ns, "%s", slash);
-    for (char *kv = q ? strtok_r(q, "&", &save) : NULL; kv;
-         kv = strtok_r(NULL, "&", &save)) {
-        char *eq = strchr(kv, '=');
-        unsigned long n;
-        if (!eq)
-            return lb_fail(EINVAL, "%s: '%s' is not KEY=VALUE", spec, kv);
-        *eq++ = '\0';
-        n = strtoul(eq, NULL, 10);
-        if (strcmp(kv, "conf") == 0 && strlen(eq) < sizeof o->conf)
-            snprintf(o->conf, sizeof o->conf, "%s", eq);
-        else if (strcmp(kv, "id") == 0 && spec_name_ok(eq) &&
-                 strlen(eq) < sizeof o->id)
-            snprintf(o->id, sizeof o->id, "%s", eq);
-        else if (strcmp(kv, "lease") == 0 && n >= 3 && n <= 86400)
-            o->lease = (unsigned)n;
-        else if (strcmp(kv, "timeout") == 0 && n >= 1 && n <= 86400)
-            o->timeout = (unsigned)n;
-        else
-            return lb_fail(EINVAL, "%s: bad option '%s'", spec, kv);
-    }
-    return 0;
-}
-
-static int
-connect_cluster(struct be_rados *b, const struct rados_spec *o)
+connect_cluster(struct be_rados *b, const struct store_be_rados_spec *o)
 {
     char t[32];
     int r = rados_create(&b->cluster, o->id);
@@ -787,10 +723,10 @@ connect_cluster(struct be_rados *b, const struct rados_spec *o)
 struct store_be *
 store_be_rados_open(const char *spec)
 {
-    struct rados_spec o;
+    struct store_be_rados_spec o;
     struct be_rados *b;
 
-    if (spec_parse(spec, &o) < 0)
+    if (store_be_rados_spec_parse(spec, &o) < 0)
         return NULL;
     b = lb_xcalloc(1, sizeof *b);
     b->be.ops = &rados_ops;

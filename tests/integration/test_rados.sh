@@ -20,6 +20,8 @@
 #   6. map (nbdcopy of the export of a full and an incremental equals
 #      restore-image), mount (the disk files equal their images), copy
 #      rados -> file -> rados (both copies verify clean, restore exact).
+#   7. a key restricted by `backupd serve --restrict-to-repo rados:...`
+#      reaches that pool and namespace only, with the server's options.
 # Registered in the plain build only (tests/CMakeLists.txt): the issue's
 # CI budget.
 . "$(dirname "$0")/lib.sh"
@@ -330,6 +332,42 @@ for r in "$F" "$R2"; do
     same_image "$T/c.raw" raw "$T/m.qcow2" qcow2
 done
 ok "copy rados -> file -> rados: both copies verify clean and restore exact"
+
+# ---- 7. a key restricted to one RADOS repository -----------------------
+# authorized_keys forces `backupd serve --restrict-to-repo rados:...`: the
+# client reaches that pool and namespace (with or without the server's
+# options in its URL), nothing else.
+R=$(repo five)
+key=$(cat "$T/ssh/user_key.pub")
+echo "command=\"$BACKUPD serve --restrict-to-repo '$R' --append-only\",restrict $key" \
+    >"$T/ssh/authorized_keys"
+# rurl REPO: the URL of REPO (rados:... or an absolute path) through sshd
+rurl() { echo "ssh://root@127.0.0.1:$SSH_PORT/${1#/}"; }
+rlb() { livebackup "$@" --rsh "$LB_RSH"; }
+write_random "$T/x.raw" raw 30M 1M
+run_ok rlb backup-image --json --repo "$(rurl "$R")" --name x --disk vda="$T/x.raw"
+xid=$(json_field "$T/out" summary id)
+run_ok rlb list --repo "$(rurl "rados:$CEPH_POOL/five")" --json
+grep -q "\"$xid\"" "$T/out" || fail "the restricted key's backup not listed: $(cat "$T/out")"
+run_ok rlb restore-image --repo "$(rurl "rados:$CEPH_POOL/five?id=admin")" \
+    --name x --backup "$xid" --disk vda --to "$T/x.rr"
+same_image "$T/x.rr" raw "$T/x.raw" raw
+ok "a key restricted to rados:$CEPH_POOL/five backs up, lists and restores there"
+expect_fail "append-only.*refused" rlb delete --repo "$(rurl "$R")" --backup "$xid"
+expect_fail "rados:$CEPH_POOL/six is outside the allowed RADOS repository rados:$CEPH_POOL/five" \
+    rlb list --repo "$(rurl "rados:$CEPH_POOL/six")"
+expect_fail "outside the allowed RADOS repository" rlb list --repo "$(rurl "rados:$CEPH_POOL")"
+expect_fail "its conf= is not the allowed" \
+    rlb list --repo "$(rurl "rados:$CEPH_POOL/five?conf=$T/other.conf")"
+expect_fail "its id= is not the allowed" \
+    rlb list --repo "$(rurl "rados:$CEPH_POOL/five?id=other")"
+expect_fail "outside the allowed RADOS repository" rlb list --repo "$(rurl "$T/frepo")"
+ok "other namespaces, other Ceph options and directories are refused"
+echo "command=\"$BACKUPD serve --restrict-to-repo $T --read-only\",restrict $key" \
+    >"$T/ssh/authorized_keys"
+run_ok rlb list --repo "$(rurl "$T/frepo")"
+expect_fail "outside the allowed path" rlb list --repo "$(rurl "$R")"
+ok "a key restricted to a directory reaches no RADOS repository"
 
 t0=$(date +%s.%N)
 ceph_stop
