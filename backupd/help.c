@@ -38,7 +38,9 @@ const struct lb_help_opt backupd_common_opts[] = {
 static const struct lb_help_opt serve_opts[] = {
     {"restrict-to-repo", 0, 'R', "PATH",
      "Only serve repositories at or below PATH: for a forced command in ssh's "
-     "authorized_keys, where the client names the repository."},
+     "authorized_keys, where the client names the repository. A "
+     "rados:POOL[/NAMESPACE]?... PATH allows that pool and namespace only, "
+     "with its own conf=, id=, lease= and timeout=."},
     {"socket", 0, 's', "PATH",
      "Bridge the session to the backupd listen daemon on this socket (by "
      "default, to the daemon serving the repository, if one runs)."},

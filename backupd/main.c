@@ -16,6 +16,7 @@
  */
 #include "backupd/backupd.h"
 #include "common/help.h"
+#include "store/backend.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -85,7 +86,8 @@ take_stdio(int *in, int *out)
 /*
  * --restrict-to-repo: under a forced ssh command, the repository the
  * client asked for is in SSH_ORIGINAL_COMMAND ("backupd serve --repo X").
- * Allow it only if it resolves at or below the restriction.
+ * Allow it only if it resolves at or below the restriction, or, for a
+ * rados: restriction, names the same pool and namespace.
  */
 static char *
 pick_repo(const char *repo, const char *restrict_to)
@@ -112,6 +114,17 @@ pick_repo(const char *repo, const char *restrict_to)
     }
     if (!repo)
         repo = restrict_to;
+    /* A RADOS repository: the pool and namespace the forced command
+     * names, served as it names them (its Ceph config and key). */
+    if (store_be_is_rados(restrict_to))
+        return store_be_rados_restrict(restrict_to, repo) < 0
+                   ? NULL
+                   : lb_xstrdup(restrict_to);
+    if (store_be_is_rados(repo)) {
+        lb_fail(EPERM, "repository %s is outside the allowed path %s", repo,
+                restrict_to);
+        return NULL;
+    }
     if (!realpath(restrict_to, base)) {
         lb_error(errno, "--restrict-to-repo %s", restrict_to);
         return NULL;

@@ -8,7 +8,10 @@
 # bench/results-rados.md. Not a test: a missed target (>= 0.7x) fails
 # nothing.
 #
-#   bench/rados.sh [--bin-dir BUILD] [--size MIB] [--repeat N]
+#   bench/rados.sh [--bin-dir BUILD] [--size MIB] [--repeat N] [--note TEXT]
+#
+# --note TEXT goes into the results' header (say "loaded machine" there
+# when other jobs ran).
 #
 # Data: a raw image of --size MiB (default 512) of incompressible data
 # (no chunk is deduplicated away); the incremental changes 4 KiB at 64
@@ -30,12 +33,14 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 BIN_DIR=$here/build
 SIZE=512
 REPEAT=3
+NOTE=
 while (($#)); do
     case $1 in
     --bin-dir) BIN_DIR=${2:?}; shift 2 ;;
     --size) SIZE=${2:?}; shift 2 ;;
     --repeat) REPEAT=${2:?}; shift 2 ;;
-    -h | --help) sed -n '3,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --note) NOTE=${2:?}; shift 2 ;;
+    -h | --help) sed -n '3,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "rados: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -151,7 +156,7 @@ ratio() { echo "scale=2; $1 / $2" | bc; }
     echo "# bench/rados.sh — $(git -C "$here" rev-parse --short HEAD)$(git -C "$here" diff --quiet || echo ' (dirty)'), $(date -u +%F)"
     echo
     echo "One mon + one memstore OSD on this 2-core machine (cluster up in ${start_secs}s, down in ${stop_secs}s);"
-    echo "image ${SIZE} MiB of random data; median of $REPEAT. Ratio = RADOS speed / file speed (target >= 0.7)."
+    echo "image ${SIZE} MiB of random data; median of $REPEAT. Ratio = RADOS speed / file speed (target >= 0.7).${NOTE:+ $NOTE.}"
     echo
     echo "| run | file s | file MB/s | rados s | rados MB/s | ratio |"
     echo "|---|---|---|---|---|---|"

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Which backend a repository argument names (backend.h): "rados:..." is a
- * RADOS pool, anything else a directory.
+ * RADOS pool, anything else a directory; the parts of a RADOS spec, and
+ * whether a client's spec stays inside --restrict-to-repo's.
  */
 #include "store/backend.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 int
@@ -36,4 +38,140 @@ bool
 store_be_is_rados(const char *repo)
 {
     return strncmp(repo, "rados:", 6) == 0;
+}
+
+static bool
+spec_name_ok(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' || *s == '.'))
+            return false;
+    return true;
+}
+
+/* A whole decimal number in [lo, hi]. */
+static bool
+spec_number(const char *s, unsigned long lo, unsigned long hi, unsigned *v)
+{
+    char *end;
+    unsigned long n;
+
+    if (*s < '0' || *s > '9')
+        return false;
+    errno = 0;
+    n = strtoul(s, &end, 10);
+    if (errno || *end || n < lo || n > hi)
+        return false;
+    *v = (unsigned)n;
+    return true;
+}
+
+/* One KEY=VALUE option of a spec into o. */
+static int
+spec_option(const char *spec, char *kv, struct store_be_rados_spec *o)
+{
+    char *eq = strchr(kv, '=');
+
+    if (!eq)
+        return lb_fail(EINVAL, "%s: '%s' is not KEY=VALUE", spec, kv);
+    *eq++ = '\0';
+    if (strcmp(kv, "conf") == 0 && *eq && strlen(eq) < sizeof o->conf) {
+        snprintf(o->conf, sizeof o->conf, "%s", eq);
+        o->given |= STORE_BE_RADOS_CONF;
+    } else if (strcmp(kv, "id") == 0 && spec_name_ok(eq) &&
+               strlen(eq) < sizeof o->id) {
+        snprintf(o->id, sizeof o->id, "%s", eq);
+        o->given |= STORE_BE_RADOS_ID;
+    } else if (strcmp(kv, "lease") == 0 &&
+               spec_number(eq, 3, 86400, &o->lease)) {
+        o->given |= STORE_BE_RADOS_LEASE;
+    } else if (strcmp(kv, "timeout") == 0 &&
+               spec_number(eq, 1, 86400, &o->timeout)) {
+        o->given |= STORE_BE_RADOS_TIMEOUT;
+    } else {
+        return lb_fail(EINVAL, "%s: bad option '%s=%s'", spec, kv, eq);
+    }
+    return 0;
+}
+
+int
+store_be_rados_spec_parse(const char *spec, struct store_be_rados_spec *o)
+{
+    CLEANUP_FREE char *s = NULL;
+    char *q, *slash, *save = NULL;
+
+    memset(o, 0, sizeof *o);
+    if (!store_be_is_rados(spec))
+        return lb_fail(EINVAL, "%s: not rados:POOL[/NAMESPACE]", spec);
+    s = lb_xstrdup(spec + 6);
+    snprintf(o->conf, sizeof o->conf, "/etc/ceph/ceph.conf");
+    snprintf(o->id, sizeof o->id, "admin");
+    o->lease = 60;
+    o->timeout = 120;
+    q = strchr(s, '?');
+    if (q)
+        *q++ = '\0';
+    slash = strchr(s, '/');
+    if (slash)
+        *slash++ = '\0';
+    if (strlen(s) >= sizeof o->pool || !spec_name_ok(s) ||
+        (slash && (strlen(slash) >= sizeof o->ns || !spec_name_ok(slash))))
+        return lb_fail(
+            EINVAL, "%s: not rados:POOL[/NAMESPACE][?conf=PATH&id=NAME]", spec);
+    snprintf(o->pool, sizeof o->pool, "%s", s);
+    if (slash)
+        snprintf(o->ns, sizeof o->ns, "%s", slash);
+    for (char *kv = q ? strtok_r(q, "&", &save) : NULL; kv;
+         kv = strtok_r(NULL, "&", &save))
+        if (spec_option(spec, kv, o) < 0)
+            return -1;
+    return 0;
+}
+
+int
+store_be_rados_restrict(const char *allowed, const char *asked)
+{
+    struct store_be_rados_spec a, c;
+    const char *what = NULL;
+
+    if (store_be_rados_spec_parse(allowed, &a) < 0) {
+        lb_error_prefix("--restrict-to-repo");
+        return -1;
+    }
+    if (!store_be_is_rados(asked))
+        return lb_fail(EPERM,
+                       "repository %s is outside the allowed RADOS "
+                       "repository %s",
+                       asked, allowed);
+    if (store_be_rados_spec_parse(asked, &c) < 0) {
+        lb_error_set_errno(EPERM);
+        return -1;
+    }
+    if (strcmp(a.pool, c.pool) != 0 || strcmp(a.ns, c.ns) != 0)
+        return lb_fail(EPERM,
+                       "repository rados:%s%s%s is outside the allowed "
+                       "RADOS repository rados:%s%s%s",
+                       c.pool, c.ns[0] ? "/" : "", c.ns, a.pool,
+                       a.ns[0] ? "/" : "", a.ns);
+    if ((c.given & STORE_BE_RADOS_CONF) && strcmp(a.conf, c.conf) != 0)
+        what = "conf";
+    else if ((c.given & STORE_BE_RADOS_ID) && strcmp(a.id, c.id) != 0)
+        what = "id";
+    else if ((c.given & STORE_BE_RADOS_LEASE) && a.lease != c.lease)
+        what = "lease";
+    else if ((c.given & STORE_BE_RADOS_TIMEOUT) && a.timeout != c.timeout)
+        what = "timeout";
+    if (what) {
+        lb_fail(EPERM,
+                "repository %s: its %s= is not the allowed repository's "
+                "(%s)",
+                asked, what, allowed);
+        lb_error_hint("leave %s= out: the server's --restrict-to-repo sets it",
+                      what);
+        return -1;
+    }
+    return 0;
 }

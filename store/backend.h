@@ -104,6 +104,33 @@ struct store_be {
 /* True if repo names a RADOS repository ("rados:..."). */
 bool store_be_is_rados(const char *repo);
 
+/* The parts of a RADOS spec (below), each in its own buffer; given says
+ * which options the spec names itself (the others hold their defaults). */
+struct store_be_rados_spec {
+    char pool[128], ns[128], conf[1024], id[128];
+    unsigned lease, timeout;
+    unsigned given; /* STORE_BE_RADOS_* */
+};
+#define STORE_BE_RADOS_CONF 0x1u
+#define STORE_BE_RADOS_ID 0x2u
+#define STORE_BE_RADOS_LEASE 0x4u
+#define STORE_BE_RADOS_TIMEOUT 0x8u
+
+/* Parse spec (store_be_rados_open's form) into o: 0, or -1 with the error
+ * slot set (EINVAL, saying what is wrong). Needs no cluster. */
+int store_be_rados_spec_parse(const char *spec, struct store_be_rados_spec *o);
+
+/*
+ * --restrict-to-repo for RADOS (backupd serve under a forced ssh command):
+ * may a client that asked for the repository `asked` be served the one
+ * `allowed` names? Yes if asked is a rados: spec of the same pool and
+ * namespace whose options, those it names, are allowed's (the client
+ * cannot pick the server's Ceph config, key, lease or timeout). 0 yes
+ * (serve allowed, as it is written), or -1 with the error slot set (EPERM:
+ * saying what differs; EINVAL: allowed itself is not a spec).
+ */
+int store_be_rados_restrict(const char *allowed, const char *asked);
+
 /* A file backend over the directory path (which must exist). */
 struct store_be *store_be_file_open(const char *path);
 

@@ -587,36 +587,13 @@ head_op_free(struct head_op *h)
         rados_release_read_op(h->rop);
 }
 
-/* Every touch and every read sent at once, then waited for: one round
- * trip for the batch instead of three per object. A touch that finds no
- * object, or a read that finds none (removed after its touch), says
- * ENOENT: the client sends that chunk again. */
+/* Send every read (stat + the header) at once. */
 static int
-rados_be_head_many(struct store_be *be, const char *const *objs, size_t n,
-                   bool touch, uint8_t *head, size_t head_len, size_t *got,
-                   uint64_t *size, int *err)
+head_reads_send(struct be_rados *b, const char *const *objs, size_t n,
+                struct head_op *h, uint8_t *head, size_t head_len, size_t *got,
+                uint64_t *size)
 {
-    struct be_rados *b = to_rados(be);
-    struct head_op *h = lb_xcalloc(n ? n : 1, sizeof *h);
-    char v[32];
-    int rc = 0;
-
-    snprintf(v, sizeof v, "%lld", (long long)time(NULL));
     for (size_t i = 0; i < n; i++) {
-        err[i] = 0;
-        got[i] = 0;
-        if (touch) {
-            h[i].wop = rados_create_write_op();
-            rados_write_op_assert_exists(h[i].wop);
-            rados_write_op_setxattr(h[i].wop, RADOS_TOUCH_XATTR, v, strlen(v));
-            if (rados_aio_create_completion2(NULL, NULL, &h[i].touch_c) < 0 ||
-                rados_aio_write_op_operate(h[i].wop, b->io, h[i].touch_c,
-                                           objs[i], NULL, 0) < 0) {
-                rc = lb_fail(EIO, "%s: cannot send a touch", be->where);
-                break;
-            }
-            b->n_touch++;
-        }
         h[i].rop = rados_create_read_op();
         rados_read_op_stat(h[i].rop, &size[i], &h[i].mtime, &h[i].stat_rval);
         rados_read_op_read(h[i].rop, 0, head_len, (char *)head + i * head_len,
@@ -624,33 +601,106 @@ rados_be_head_many(struct store_be *be, const char *const *objs, size_t n,
         if (rados_aio_create_completion2(NULL, NULL, &h[i].read_c) < 0 ||
             rados_aio_read_op_operate(h[i].rop, b->io, h[i].read_c, objs[i],
                                       0) < 0) {
-            rc = lb_fail(EIO, "%s: cannot send a read", be->where);
-            break;
+            /* Not sent: nothing to wait for. */
+            if (h[i].read_c)
+                rados_aio_release(h[i].read_c);
+            h[i].read_c = NULL;
+            return lb_fail(EIO, "%s: cannot send a read", b->be.where);
         }
         b->n_read++;
     }
+    return 0;
+}
+
+/* Send a touch of every object the reads found, at once. */
+static int
+head_touches_send(struct be_rados *b, const char *const *objs, size_t n,
+                  struct head_op *h, const int *err)
+{
+    char v[32];
+
+    snprintf(v, sizeof v, "%lld", (long long)time(NULL));
     for (size_t i = 0; i < n; i++) {
-        int tr = 0, rr = 0;
-        if (h[i].touch_c) {
-            rados_aio_wait_for_complete(h[i].touch_c);
-            tr = rados_aio_get_return_value(h[i].touch_c);
-        }
-        if (h[i].read_c) {
-            rados_aio_wait_for_complete(h[i].read_c);
-            rr = rados_aio_get_return_value(h[i].read_c);
-            if (rr == 0)
-                rr = h[i].stat_rval < 0 ? h[i].stat_rval : h[i].read_rval;
-        }
-        head_op_free(&h[i]);
-        if (rc < 0)
+        if (err[i])
             continue;
-        if (tr == -ENOENT || rr == -ENOENT) {
+        h[i].wop = rados_create_write_op();
+        rados_write_op_assert_exists(h[i].wop);
+        rados_write_op_setxattr(h[i].wop, RADOS_TOUCH_XATTR, v, strlen(v));
+        if (rados_aio_create_completion2(NULL, NULL, &h[i].touch_c) < 0 ||
+            rados_aio_write_op_operate(h[i].wop, b->io, h[i].touch_c, objs[i],
+                                       NULL, 0) < 0) {
+            if (h[i].touch_c)
+                rados_aio_release(h[i].touch_c);
+            h[i].touch_c = NULL;
+            return lb_fail(EIO, "%s: cannot send a touch", b->be.where);
+        }
+        b->n_touch++;
+    }
+    return 0;
+}
+
+/* Wait for what was sent of one kind (touch or read) and free it; the
+ * first error other than ENOENT in rc (unless it holds one already). An
+ * object not found says ENOENT in err. */
+static void
+head_wait(struct be_rados *b, const char *const *objs, size_t n,
+          struct head_op *h, bool touch, int *err, size_t *got, int *rc)
+{
+    for (size_t i = 0; i < n; i++) {
+        rados_completion_t c = touch ? h[i].touch_c : h[i].read_c;
+        int r;
+        if (!c)
+            continue;
+        rados_aio_wait_for_complete(c);
+        r = rados_aio_get_return_value(c);
+        if (r == 0 && !touch)
+            r = h[i].stat_rval < 0 ? h[i].stat_rval : h[i].read_rval;
+        rados_aio_release(c);
+        if (touch) {
+            h[i].touch_c = NULL;
+            rados_release_write_op(h[i].wop);
+            h[i].wop = NULL;
+        } else {
+            h[i].read_c = NULL;
+            rados_release_read_op(h[i].rop);
+            h[i].rop = NULL;
+        }
+        if (r == -ENOENT) {
             err[i] = ENOENT;
             got[i] = 0;
-        } else if (tr < 0 || rr < 0) {
-            rc = rfail(tr < 0 ? tr : rr, tr < 0 ? "touch" : "read", objs[i], b);
+        } else if (r < 0 && *rc == 0) {
+            *rc = rfail(r, touch ? "touch" : "read", objs[i], b);
         }
     }
+}
+
+/* Every header read sent at once, then (if asked) every touch of what
+ * they found at once: two round trips for the batch, and no touch for a
+ * chunk that is not stored (most of what a backup asks about is new). A
+ * chunk the read or the touch does not find (removed between them) says
+ * ENOENT: the client sends it again. A touch that did find it changed
+ * its version, so a gc judging it old before cannot remove it. */
+static int
+rados_be_head_many(struct store_be *be, const char *const *objs, size_t n,
+                   bool touch, uint8_t *head, size_t head_len, size_t *got,
+                   uint64_t *size, int *err)
+{
+    struct be_rados *b = to_rados(be);
+    struct head_op *h = lb_xcalloc(n ? n : 1, sizeof *h);
+    int rc;
+
+    for (size_t i = 0; i < n; i++) {
+        err[i] = 0;
+        got[i] = 0;
+    }
+    rc = head_reads_send(b, objs, n, h, head, head_len, got, size);
+    head_wait(b, objs, n, h, false, err, got, &rc);
+    if (rc == 0 && touch) {
+        rc = head_touches_send(b, objs, n, h, err);
+        head_wait(b, objs, n, h, true, err, got, &rc);
+    }
+    for (size_t i = 0; i < n; i++)
+        head_op_free(&h[i]);
     free(h);
     return rc;
 }
@@ -682,72 +732,8 @@ store_be_lease(const struct store_be *be)
     return ((const struct be_rados *)be)->lease;
 }
 
-/* The parts of a spec, each in its own buffer. */
-struct rados_spec {
-    char pool[128], ns[128], conf[1024], id[128];
-    unsigned lease, timeout;
-};
-
-static bool
-spec_name_ok(const char *s)
-{
-    if (!*s)
-        return false;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-              (*s >= '0' && *s <= '9') || *s == '-' || *s == '_' || *s == '.'))
-            return false;
-    return true;
-}
-
 static int
-spec_parse(const char *spec, struct rados_spec *o)
-{
-    CLEANUP_FREE char *s = lb_xstrdup(spec + 6);
-    char *q = strchr(s, '?'), *slash, *save = NULL;
-
-    memset(o, 0, sizeof *o);
-    snprintf(o->conf, sizeof o->conf, "/etc/ceph/ceph.conf");
-    snprintf(o->id, sizeof o->id, "admin");
-    o->lease = 60;
-    o->timeout = 120;
-    if (q)
-        *q++ = '\0';
-    slash = strchr(s, '/');
-    if (slash)
-        *slash++ = '\0';
-    if (strlen(s) >= sizeof o->pool || !spec_name_ok(s) ||
-        (slash && (strlen(slash) >= sizeof o->ns || !spec_name_ok(slash))))
-        return lb_fail(
-            EINVAL, "%s: not rados:POOL[/NAMESPACE][?conf=PATH&id=NAME]", spec);
-    snprintf(o->pool, sizeof o->pool, "%s", s);
-    if (slash)
-        snprintf(o->ns, sizeof o->ns, "%s", slash);
-    for (char *kv = q ? strtok_r(q, "&", &save) : NULL; kv;
-         kv = strtok_r(NULL, "&", &save)) {
-        char *eq = strchr(kv, '=');
-        unsigned long n;
-        if (!eq)
-            return lb_fail(EINVAL, "%s: '%s' is not KEY=VALUE", spec, kv);
-        *eq++ = '\0';
-        n = strtoul(eq, NULL, 10);
-        if (strcmp(kv, "conf") == 0 && strlen(eq) < sizeof o->conf)
-            snprintf(o->conf, sizeof o->conf, "%s", eq);
-        else if (strcmp(kv, "id") == 0 && spec_name_ok(eq) &&
-                 strlen(eq) < sizeof o->id)
-            snprintf(o->id, sizeof o->id, "%s", eq);
-        else if (strcmp(kv, "lease") == 0 && n >= 3 && n <= 86400)
-            o->lease = (unsigned)n;
-        else if (strcmp(kv, "timeout") == 0 && n >= 1 && n <= 86400)
-            o->timeout = (unsigned)n;
-        else
-            return lb_fail(EINVAL, "%s: bad option '%s'", spec, kv);
-    }
-    return 0;
-}
-
-static int
-connect_cluster(struct be_rados *b, const struct rados_spec *o)
+connect_cluster(struct be_rados *b, const struct store_be_rados_spec *o)
 {
     char t[32];
     int r = rados_create(&b->cluster, o->id);
@@ -787,10 +773,10 @@ connect_cluster(struct be_rados *b, const struct rados_spec *o)
 struct store_be *
 store_be_rados_open(const char *spec)
 {
-    struct rados_spec o;
+    struct store_be_rados_spec o;
     struct be_rados *b;
 
-    if (spec_parse(spec, &o) < 0)
+    if (store_be_rados_spec_parse(spec, &o) < 0)
         return NULL;
     b = lb_xcalloc(1, sizeof *b);
     b->be.ops = &rados_ops;

@@ -173,15 +173,17 @@ obj_session(struct store *st)
 int
 store_obj_open(struct store *st, unsigned lock_wait_secs)
 {
-    CLEANUP_FREE char *cfg = NULL;
-    uint64_t size = 0;
+    const size_t max = 64 << 10;
+    CLEANUP_FREE char *cfg = lb_xmalloc(max + 2);
     char desc[256], holder[256];
     ssize_t n;
 
     st->be = store_be_rados_open(st->path);
     if (!st->be)
         return -1;
-    if (st->be->ops->stat(st->be, "config", &size, NULL) < 0) {
+    /* One read (no stat first): one round trip less for every session. */
+    n = st->be->ops->read(st->be, "config", cfg, max + 1, 0);
+    if (n < 0) {
         if (lb_error_errno() == ENOENT) {
             lb_fail(ENOENT, "no repository at %s", st->path);
             lb_error_hint("create one with: livebackup init --repo '%s'",
@@ -190,13 +192,8 @@ store_obj_open(struct store *st, unsigned lock_wait_secs)
         }
         return -1;
     }
-    if (size > 64 << 10)
-        return lb_fail(EPROTO, "%s: config of %llu bytes", st->path,
-                       (unsigned long long)size);
-    cfg = lb_xmalloc(size + 1);
-    n = st->be->ops->read(st->be, "config", cfg, size, 0);
-    if (n < 0)
-        return -1;
+    if ((size_t)n > max)
+        return lb_fail(EPROTO, "%s: config larger than 64 KiB", st->path);
     cfg[n] = '\0';
     if (store_config_parse(st, cfg) < 0)
         return -1;

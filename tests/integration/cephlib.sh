@@ -123,6 +123,9 @@ mon allow pool size one = true
 mon warn on pool no redundancy = false
 mon allow pool delete = true
 paxos propose interval = 0.1
+# The mon's store is a few MB here: never shut it down (ENOSPC to every
+# client) because the shared disk runs low (default: at 5 % free).
+mon data avail crit = 0
 osd objectstore = memstore
 memstore device bytes = 4294967296
 osd fast shutdown notify mon = false

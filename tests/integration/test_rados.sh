@@ -17,6 +17,11 @@
 #      aged chunks of a deleted backup: nothing that backup needs is lost;
 #   5. agents through ssh://host/rados:...&socket=PATH to two `backupd
 #      listen` daemons serving one RADOS repository at once.
+#   6. map (nbdcopy of the export of a full and an incremental equals
+#      restore-image), mount (the disk files equal their images), copy
+#      rados -> file -> rados (both copies verify clean, restore exact).
+#   7. a key restricted by `backupd serve --restrict-to-repo rados:...`
+#      reaches that pool and namespace only, with the server's options.
 # Registered in the plain build only (tests/CMakeLists.txt): the issue's
 # CI budget.
 . "$(dirname "$0")/lib.sh"
@@ -30,6 +35,12 @@ mkdir -p "$TMPDIR"
 # Locks with a 6 s lease, so a dead holder's expiry fits in the test.
 repo() { echo "$(ceph_repo "$1")&lease=6"; }
 ns_objects() { rados_cmd -p "$CEPH_POOL" --namespace "$1" ls | sort; }
+# map_ready PID SOCKET: the export PID serves on SOCKET (its pid file is
+# written once nbdkit listens).
+map_ready() {
+    lb_alive "$1" || fail "livebackup map exited: $(tail -n 5 "$T/map.log")"
+    [[ -S $2 && -s $T/map.pid ]]
+}
 
 # ---- 1. the data path ------------------------------------------------------
 R=$(repo one)
@@ -247,6 +258,116 @@ for s in x y; do
     same_image "$T/$s.ssh" raw "$T/$s.raw" raw
 done
 ok "agents through ssh to two listen front ends at once: both restored exact"
+
+# ---- 6. map, mount and copy on a RADOS repository ----------------------
+# Each goes through the backupd child the agent starts, which opens the
+# RADOS repository (read-only for map, mount and copy's source).
+R=$(repo six)
+run_ok livebackup init --repo "$R"
+# 48 MiB: data, a hole, and (incremental) a zeroed run and a 4 KiB write.
+qemu-img create -q -f qcow2 "$T/m.qcow2" 48M
+qemu-io -f qcow2 -c "write -P 7 0 3M" -c "write -P 3 20M 4M" "$T/m.qcow2" >/dev/null
+write_random "$T/m.qcow2" qcow2 36M 2M
+run_ok livebackup backup-image --json --repo "$R" --name m --disk vda="$T/m.qcow2"
+mfull=$(json_field "$T/out" summary id)
+overlay "$T/m1.qcow2" "$T/m.qcow2" qcow2
+qemu-io -f qcow2 -c "write -P 5 1M 4k" -c "write -z 20M 64k" \
+    -c "write -P 1 44M 12k" "$T/m1.qcow2" >/dev/null
+run_ok livebackup backup-image --json --repo "$R" --name m \
+    --disk vda="$T/m1.qcow2" --since vda="$T/m.qcow2"
+mincr=$(json_field "$T/out" summary id)
+lb_watch_log "$T/map.log"
+for id in "$mfull" "$mincr"; do
+    rm -f "$T/map.sock" "$T/map.pid" "$T/map.raw" "$T/ref.raw"
+    livebackup map --repo "$R" --name m --backup "$id" --disk vda \
+        --socket "$T/map.sock" --pid-file "$T/map.pid" 2>>"$T/map.log" &
+    mp=$!
+    lb_track "$mp"
+    wait_until 60 "the export of $id" map_ready "$mp" "$T/map.sock"
+    nbdcopy "nbd+unix:///?socket=$T/map.sock" "$T/map.raw" 2>"$T/nbdcopy.err" ||
+        fail "nbdcopy of $id: $(cat "$T/nbdcopy.err")"
+    kill -TERM "$mp"
+    wait "$mp" || true
+    run_ok livebackup restore-image --repo "$R" --name m --backup "$id" \
+        --disk vda --to "$T/ref.raw"
+    cmp "$T/map.raw" "$T/ref.raw" || fail "the export of $id differs from restore-image"
+done
+qemu-img compare -q -f raw -F qcow2 "$T/map.raw" "$T/m1.qcow2" ||
+    fail "the incremental's export differs from the image it was taken from"
+ok "map: nbdcopy of the export of the full and the incremental equals restore-image"
+
+M=$T/mnt
+mkdir -p "$M"
+LB_MOUNTS+=("$M")
+run_ok livebackup mount --repo "$R" --name m "$M"
+cmp "$M/m/$mincr/vda" "$T/ref.raw" || fail "the mounted disk differs from restore-image"
+qemu-img compare -q -f raw -F qcow2 "$M/m/$mfull/vda" "$T/m.qcow2" ||
+    fail "the mounted full differs from its image"
+run_ok livebackup umount "$M"
+grep -q " $M " /proc/self/mountinfo && fail "still mounted after umount"
+ok "mount: both backups' disks are files equal to their images; umount"
+
+# Copies both ways: rados -> file, then that file repository -> a new
+# RADOS namespace; each copy restores exact and verifies clean.
+F=$T/frepo
+run_ok livebackup init --repo "$F"
+run_ok livebackup copy --json --from "$R" --to "$F"
+[[ $(json_field "$T/out" summary copied) -eq 2 ]] ||
+    fail "copy rados -> file: $(cat "$T/out")"
+R2=$(repo seven)
+run_ok livebackup init --repo "$R2"
+run_ok livebackup copy --json --from "$F" --to "$R2"
+[[ $(json_field "$T/out" summary copied) -eq 2 ]] ||
+    fail "copy file -> rados: $(cat "$T/out")"
+for r in "$F" "$R2"; do
+    run_ok livebackup verify --repo "$r"
+    grep -q "all sound" "$T/out" || fail "verify of $r: $(cat "$T/out")"
+    rm -f "$T/c.raw"
+    run_ok livebackup restore-image --repo "$r" --name m --backup "$mincr" \
+        --disk vda --to "$T/c.raw"
+    same_image "$T/c.raw" raw "$T/m1.qcow2" qcow2
+    rm -f "$T/c.raw"
+    run_ok livebackup restore-image --repo "$r" --name m --backup "$mfull" \
+        --disk vda --to "$T/c.raw"
+    same_image "$T/c.raw" raw "$T/m.qcow2" qcow2
+done
+ok "copy rados -> file -> rados: both copies verify clean and restore exact"
+
+# ---- 7. a key restricted to one RADOS repository -----------------------
+# authorized_keys forces `backupd serve --restrict-to-repo rados:...`: the
+# client reaches that pool and namespace (with or without the server's
+# options in its URL), nothing else.
+R=$(repo five)
+key=$(cat "$T/ssh/user_key.pub")
+echo "command=\"$BACKUPD serve --restrict-to-repo '$R' --append-only\",restrict $key" \
+    >"$T/ssh/authorized_keys"
+# rurl REPO: the URL of REPO (rados:... or an absolute path) through sshd
+rurl() { echo "ssh://root@127.0.0.1:$SSH_PORT/${1#/}"; }
+rlb() { livebackup "$@" --rsh "$LB_RSH"; }
+write_random "$T/x.raw" raw 30M 1M
+run_ok rlb backup-image --json --repo "$(rurl "$R")" --name x --disk vda="$T/x.raw"
+xid=$(json_field "$T/out" summary id)
+run_ok rlb list --repo "$(rurl "rados:$CEPH_POOL/five")" --json
+grep -q "\"$xid\"" "$T/out" || fail "the restricted key's backup not listed: $(cat "$T/out")"
+run_ok rlb restore-image --repo "$(rurl "rados:$CEPH_POOL/five?id=admin")" \
+    --name x --backup "$xid" --disk vda --to "$T/x.rr"
+same_image "$T/x.rr" raw "$T/x.raw" raw
+ok "a key restricted to rados:$CEPH_POOL/five backs up, lists and restores there"
+expect_fail "append-only.*refused" rlb delete --repo "$(rurl "$R")" --backup "$xid"
+expect_fail "rados:$CEPH_POOL/six is outside the allowed RADOS repository rados:$CEPH_POOL/five" \
+    rlb list --repo "$(rurl "rados:$CEPH_POOL/six")"
+expect_fail "outside the allowed RADOS repository" rlb list --repo "$(rurl "rados:$CEPH_POOL")"
+expect_fail "its conf= is not the allowed" \
+    rlb list --repo "$(rurl "rados:$CEPH_POOL/five?conf=$T/other.conf")"
+expect_fail "its id= is not the allowed" \
+    rlb list --repo "$(rurl "rados:$CEPH_POOL/five?id=other")"
+expect_fail "outside the allowed RADOS repository" rlb list --repo "$(rurl "$T/frepo")"
+ok "other namespaces, other Ceph options and directories are refused"
+echo "command=\"$BACKUPD serve --restrict-to-repo $T --read-only\",restrict $key" \
+    >"$T/ssh/authorized_keys"
+run_ok rlb list --repo "$(rurl "$T/frepo")"
+expect_fail "outside the allowed path" rlb list --repo "$(rurl "$R")"
+ok "a key restricted to a directory reaches no RADOS repository"
 
 t0=$(date +%s.%N)
 ceph_stop

@@ -8,7 +8,8 @@
  * counter (from a floor, from threads: no number twice), locks (shared
  * with shared, exclusive against both, who holds it, released on unlock),
  * head_many (a batch of touches and header reads), and names that would
- * climb out of the directory.
+ * climb out of the directory. Then rados: specs (parsed without a cluster)
+ * and --restrict-to-repo's check of them.
  */
 #include "store/backend.h"
 #include "tests/unit/testutil.h"
@@ -263,4 +264,93 @@ Test(store_backend, head_many)
     cr_assert_eq(got[2], 2, "a short object: what it has");
     cr_assert_eq(size[2], 2);
     cr_assert_eq(memcmp(head + 8, "xy", 2), 0);
+}
+
+/* rados: specs, parsed without a cluster: the parts, the defaults, and
+ * what is refused (names, options, numbers that are not whole). */
+Test(store_rados_spec, parse)
+{
+    static const char *const bad[] = {
+        "rados:",           "rados:/ns",
+        "rados:p/",         "rados:p/a/b",
+        "rados:p o",        "rados:p?conf",
+        "rados:p?conf=",    "rados:p?id=a/b",
+        "rados:p?lease=2",  "rados:p?lease=9x",
+        "rados:p?lease=-5", "rados:p?timeout=0",
+        "rados:p?other=1",  "rados:p?lease=99999999999999999999",
+        "/srv/backups",
+    };
+    struct store_be_rados_spec o;
+
+    cr_assert_eq(store_be_rados_spec_parse("rados:pool", &o), 0);
+    cr_assert_str_eq(o.pool, "pool");
+    cr_assert_str_eq(o.ns, "");
+    cr_assert_str_eq(o.conf, "/etc/ceph/ceph.conf");
+    cr_assert_str_eq(o.id, "admin");
+    cr_assert_eq(o.lease, 60);
+    cr_assert_eq(o.timeout, 120);
+    cr_assert_eq(o.given, 0);
+    cr_assert_eq(store_be_rados_spec_parse(
+                     "rados:p-1/n.s?conf=/c/x.conf&id=backup&lease=6&"
+                     "timeout=30",
+                     &o),
+                 0);
+    cr_assert_str_eq(o.pool, "p-1");
+    cr_assert_str_eq(o.ns, "n.s");
+    cr_assert_str_eq(o.conf, "/c/x.conf");
+    cr_assert_str_eq(o.id, "backup");
+    cr_assert_eq(o.lease, 6);
+    cr_assert_eq(o.timeout, 30);
+    cr_assert_eq(o.given, STORE_BE_RADOS_CONF | STORE_BE_RADOS_ID |
+                              STORE_BE_RADOS_LEASE | STORE_BE_RADOS_TIMEOUT);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        lb_error_clear();
+        cr_assert_eq(store_be_rados_spec_parse(bad[i], &o), -1, "%s", bad[i]);
+        cr_assert_eq(lb_error_errno(), EINVAL, "%s", bad[i]);
+    }
+}
+
+/* --restrict-to-repo rados:...: the same pool and namespace, with none of
+ * the options the server set changed; anything else refused (EPERM),
+ * saying what differs. */
+Test(store_rados_spec, restrict)
+{
+    static const char *allowed = "rados:bk/h1?conf=/etc/ceph/c.conf&id=h1";
+    static const struct {
+        const char *asked, *why;
+    } no[] = {
+        {"rados:bk/h2?conf=/etc/ceph/c.conf&id=h1", "outside the allowed"},
+        {"rados:bk?conf=/etc/ceph/c.conf&id=h1", "outside the allowed"},
+        {"rados:other/h1", "outside the allowed"},
+        {"rados:bk/h1?conf=/tmp/mine.conf", "its conf= is not"},
+        {"rados:bk/h1?id=admin", "its id= is not"},
+        {"rados:bk/h1?lease=86400", "its lease= is not"},
+        {"rados:bk/h1?timeout=1", "its timeout= is not"},
+        {"rados:bk/h1?bogus=1", "bad option"},
+        {"/srv/backups/h1", "outside the allowed RADOS repository"},
+        {"rados:bk/../h2", "not rados:POOL"},
+    };
+
+    cr_assert_eq(store_be_rados_restrict(allowed, allowed), 0);
+    cr_assert_eq(store_be_rados_restrict(allowed, "rados:bk/h1"), 0);
+    cr_assert_eq(store_be_rados_restrict(allowed, "rados:bk/h1?id=h1"), 0);
+    cr_assert_eq(store_be_rados_restrict(allowed,
+                                         "rados:bk/h1?id=h1&conf=/etc/ceph/"
+                                         "c.conf"),
+                 0);
+    cr_assert_eq(store_be_rados_restrict("rados:bk", "rados:bk"), 0);
+    cr_assert_eq(store_be_rados_restrict("rados:bk", "rados:bk?lease=60"), 0);
+    for (size_t i = 0; i < sizeof no / sizeof *no; i++) {
+        lb_error_clear();
+        cr_assert_eq(store_be_rados_restrict(allowed, no[i].asked), -1, "%s",
+                     no[i].asked);
+        cr_assert_eq(lb_error_errno(), EPERM, "%s", no[i].asked);
+        cr_assert(strstr(lb_error_msg(), no[i].why), "%s: %s", no[i].asked,
+                  lb_error_msg());
+    }
+    lb_error_clear();
+    cr_assert_eq(store_be_rados_restrict("rados:bk?lease=1", "rados:bk"), -1);
+    cr_assert_eq(lb_error_errno(), EINVAL);
+    cr_assert(strstr(lb_error_msg(), "--restrict-to-repo"), "%s",
+              lb_error_msg());
 }
