@@ -217,11 +217,18 @@ agent_export_start(const struct agent_export *e, const char *log)
         return lb_fail(EIO, "the export of disk %s did not start: %.*s",
                        e->disk, (int)len, last);
     }
-    /* its background process writes the pid file as it starts serving */
-    for (int i = 0; e->pidfile && i < 100; i++) {
+    /* Its background process writes the pid file just after the fork,
+     * racing with us: on a busy machine that can take seconds. A minute
+     * without one is an error, not a daemon nobody can stop. */
+    for (int i = 0; e->pidfile; i++) {
         struct stat sb;
         if (stat(e->pidfile, &sb) == 0 && sb.st_size > 0)
             break;
+        if (i == 1200)
+            return lb_fail(EIO,
+                           "the export of disk %s started but wrote no pid "
+                           "file %s in 60 s (its log: %s)",
+                           e->disk, e->pidfile, log);
         usleep(50 * 1000);
     }
     return 0;
