@@ -17,13 +17,14 @@
 #   steady       30 nightly incrementals, restore of the last vs the first (bench/steady.sh)
 #   freeze       frozen time over 20 backups, the snapshot call's parts (bench/freeze.sh)
 #   scale        the same changes on a 4x larger disk, live path (bench/scale.sh)
+#   commit       QEMU's block commit of an incremental's layer, no guest (bench/commit.sh)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 WORKDIR=/var/tmp/livebackup-bench
 BIN_DIR=
 REPEAT=3
 QUIET=300
-ONLY=run,concurrency,live,peer,ssh,steady,freeze,scale
+ONLY=run,concurrency,live,peer,ssh,steady,freeze,scale,commit
 while (($#)); do
     case $1 in
     --repeat) REPEAT=${2:?}; shift 2 ;;

@@ -18,6 +18,7 @@
 #   --quiet-wait S  wait up to S s before each measurement for the machine
 #                   to be under 10% busy (default 300)
 #   --keep          keep the scratch directory WORKDIR/NAME
+#   --label TEXT    the conditions of the run, in the results' first line
 # A script's own options: a function bench_opt ARG... that returns the
 # number of arguments it used (0: not its option) in BENCH_USED.
 
@@ -38,6 +39,7 @@ SIZE_GIB=3
 REPEAT=3
 QUIET_MAX=300
 KEEP=0
+LABEL=
 FILL_PCT=65
 
 log() { printf '%s: %s\n' "${BENCH_NAME:-bench}" "$*" >&2; }
@@ -57,6 +59,8 @@ Common options:
   --quiet-wait S  before each measurement wait up to S s for the machine to
                   be under 10% busy (default $QUIET_MAX)
   --keep          keep the scratch directory
+  --label TEXT    the conditions, in the results' first line (e.g. "loaded
+                  machine (helpers running)")
 EOF
 }
 
@@ -70,6 +74,7 @@ bench_parse() {
         --repeat) REPEAT=${2:?--repeat needs a value}; shift 2 ;;
         --quiet-wait) QUIET_MAX=${2:?--quiet-wait needs a value}; shift 2 ;;
         --keep) KEEP=1; shift ;;
+        --label) LABEL=${2:?--label needs a value}; shift 2 ;;
         -h | --help) bench_usage; exit 0 ;;
         *)
             BENCH_USED=0
@@ -625,7 +630,7 @@ bench_report() {
     total=$(calc "$(now) - $BENCH_START" 0)
     cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
     qemu=$(qemu-img --version | awk 'NR == 1 { print $3 }')
-    head="$title ($REV, $CLEAN), $(date -u +%Y-%m-%d): $CPUS x $cpu, $(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo) GiB RAM, kernel $(uname -r), QEMU $qemu, libvirt $(virsh --version 2>/dev/null || echo -); CPU busy before the run ${IDLE_BUSY}%, load average $(cut -d' ' -f1-3 /proc/loadavg); whole run ${total} s"
+    head="$title ($REV, $CLEAN${LABEL:+, $LABEL}), $(date -u +%Y-%m-%d): $CPUS x $cpu, $(awk '/^MemTotal/ { printf "%.0f", $2 / 1048576 }' /proc/meminfo) GiB RAM, kernel $(uname -r), QEMU $qemu, libvirt $(virsh --version 2>/dev/null || echo -); CPU busy before the run ${IDLE_BUSY}%, load average $(cut -d' ' -f1-3 /proc/loadavg); whole run ${total} s"
     {
         echo "$head"
         if (($#)); then printf '\n%s\n' "$@"; fi

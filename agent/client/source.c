@@ -174,7 +174,12 @@ agent_source_open(const char *path, const char *since, bool force_share)
         lb_error(0, "libnbd: %s", nbd_get_error());
         goto fail;
     }
-    if (nbd_add_meta_context(s->h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
+    /* Every read's status is checked before its buffer is used, and the
+     * server is our own qemu-nbd child: libnbd's zeroing of each read
+     * buffer first (a guard for callers that ignore errors) only costs a
+     * pass over all the data. */
+    if (nbd_set_pread_initialize(s->h, false) < 0 ||
+        nbd_add_meta_context(s->h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
         (since && nbd_add_meta_context(s->h, "qemu:allocation-depth") < 0)) {
         lb_error(0, "libnbd: %s", nbd_get_error());
         goto fail;
