@@ -256,7 +256,7 @@ static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
  * CRC of B (both started from 0). The shift over a fixed length is a
  * linear map of the 32 CRC bits, applied by four byte tables.
  */
-#define STREAM 4096
+#define STREAM ((size_t)4096)
 static uint32_t crc_shift_tab[4][256];
 
 /* mat (32 columns) times vec, over GF(2). */
@@ -290,7 +290,7 @@ crc_shift_init(void)
     for (int n = 1; n < 32; n++)
         op[n] = 1u << (n - 1);
     /* Squared: 2, 4, ... 8 * STREAM zero bits (STREAM is a power of 2). */
-    for (size_t bits = 1; bits < 8 * (size_t)STREAM; bits *= 2) {
+    for (size_t bits = 1; bits < 8 * STREAM; bits *= 2) {
         uint32_t *t = sq;
         gf2_square(sq, op);
         sq = op;
