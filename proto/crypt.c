@@ -241,8 +241,106 @@ proto_gcm_open(const uint8_t key[PROTO_KEY_LEN],
 
 /* ---- CRC-32C ------------------------------------------------------------- */
 
+#define CRC_POLY 0x82F63B78u /* reflected */
+
 static uint32_t crc_table[256];
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+#if defined(__x86_64__)
+/*
+ * The SSE 4.2 instruction computes exactly this CRC, 8 bytes at a time,
+ * one a cycle but with a latency of three: one dependent chain runs at a
+ * third of the unit's speed. So a long buffer is done as three streams
+ * of STREAM bytes side by side, whose CRCs are then put together: the
+ * CRC of A || B is the CRC of A "shifted" over len(B) zero bytes, xor the
+ * CRC of B (both started from 0). The shift over a fixed length is a
+ * linear map of the 32 CRC bits, applied by four byte tables.
+ */
+#define STREAM ((size_t)4096)
+static uint32_t crc_shift_tab[4][256];
+
+/* mat (32 columns) times vec, over GF(2). */
+static uint32_t
+gf2_times(const uint32_t *mat, uint32_t vec)
+{
+    uint32_t sum = 0;
+
+    for (; vec; vec >>= 1, mat++)
+        if (vec & 1)
+            sum ^= *mat;
+    return sum;
+}
+
+static void
+gf2_square(uint32_t *sq, const uint32_t *mat)
+{
+    for (int n = 0; n < 32; n++)
+        sq[n] = gf2_times(mat, mat[n]);
+}
+
+/* The tables that shift a CRC over STREAM zero bytes. */
+static void
+crc_shift_init(void)
+{
+    uint32_t a[32], b[32], *op = a, *sq = b;
+
+    /* One zero bit: the register shifts right, the polynomial comes in
+     * when the low bit falls out. */
+    op[0] = CRC_POLY;
+    for (int n = 1; n < 32; n++)
+        op[n] = 1u << (n - 1);
+    /* Squared: 2, 4, ... 8 * STREAM zero bits (STREAM is a power of 2). */
+    for (size_t bits = 1; bits < 8 * STREAM; bits *= 2) {
+        uint32_t *t = sq;
+        gf2_square(sq, op);
+        sq = op;
+        op = t;
+    }
+    for (uint32_t n = 0; n < 256; n++)
+        for (int k = 0; k < 4; k++)
+            crc_shift_tab[k][n] = gf2_times(op, n << (8 * k));
+}
+
+static uint32_t
+crc_shift(uint32_t c)
+{
+    return crc_shift_tab[0][c & 0xFF] ^ crc_shift_tab[1][(c >> 8) & 0xFF] ^
+           crc_shift_tab[2][(c >> 16) & 0xFF] ^ crc_shift_tab[3][c >> 24];
+}
+
+static uint64_t
+load64(const uint8_t *p)
+{
+    uint64_t w;
+
+    memcpy(&w, p, 8);
+    return w;
+}
+
+__attribute__((target("sse4.2"))) static uint32_t
+crc_hw(uint32_t c, const uint8_t *p, size_t len)
+{
+    uint64_t c0 = c;
+
+    for (; len >= 3 * STREAM; p += 3 * STREAM, len -= 3 * STREAM) {
+        uint64_t c1 = 0, c2 = 0;
+        for (size_t i = 0; i < STREAM; i += 8) {
+            c0 = __builtin_ia32_crc32di(c0, load64(p + i));
+            c1 = __builtin_ia32_crc32di(c1, load64(p + STREAM + i));
+            c2 = __builtin_ia32_crc32di(c2, load64(p + 2 * STREAM + i));
+        }
+        /* The register, not the finished CRC: no inversions here. */
+        c0 = crc_shift((uint32_t)c0) ^ (uint32_t)c1;
+        c0 = crc_shift((uint32_t)c0) ^ (uint32_t)c2;
+    }
+    for (; len >= 8; p += 8, len -= 8)
+        c0 = __builtin_ia32_crc32di(c0, load64(p));
+    c = (uint32_t)c0;
+    for (; len; p++, len--)
+        c = __builtin_ia32_crc32qi(c, *p);
+    return c;
+}
+#endif
 
 static void
 crc_init(void)
@@ -250,29 +348,13 @@ crc_init(void)
     for (uint32_t i = 0; i < 256; i++) {
         uint32_t c = i;
         for (int k = 0; k < 8; k++)
-            c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+            c = c & 1 ? (c >> 1) ^ CRC_POLY : c >> 1;
         crc_table[i] = c;
     }
-}
-
 #if defined(__x86_64__)
-/* SSE 4.2 computes exactly this polynomial, 8 bytes an instruction. */
-__attribute__((target("sse4.2"))) static uint32_t
-crc_hw(uint32_t c, const uint8_t *p, size_t len)
-{
-    uint64_t c64 = c;
-
-    for (; len >= 8; p += 8, len -= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        c64 = __builtin_ia32_crc32di(c64, w);
-    }
-    c = (uint32_t)c64;
-    for (; len; p++, len--)
-        c = __builtin_ia32_crc32qi(c, *p);
-    return c;
-}
+    crc_shift_init();
 #endif
+}
 
 uint32_t
 proto_crc32c(uint32_t crc, const void *buf, size_t len)
@@ -280,11 +362,11 @@ proto_crc32c(uint32_t crc, const void *buf, size_t len)
     const uint8_t *p = buf;
     uint32_t c = ~crc;
 
+    pthread_once(&crc_once, crc_init);
 #if defined(__x86_64__)
     if (__builtin_cpu_supports("sse4.2"))
         return ~crc_hw(c, p, len);
 #endif
-    pthread_once(&crc_once, crc_init);
     for (; len; p++, len--)
         c = crc_table[(c ^ *p) & 0xFF] ^ (c >> 8);
     return ~c;

@@ -279,7 +279,10 @@ cmd_backup_image(int argc, char **argv)
     proto_kv_set(&meta, "kind", incremental ? "incremental" : "full");
     proto_kv_set(&meta, "source", "image");
     r = agent_repo_connect(a.repo);
+    /* The key's KDF runs on its thread while the parent is picked and
+     * the sources open (agent_repo_unlock_start). */
     if (!r || agent_repo_open(r, PROTO_OPEN_WRITE) < 0 ||
+        agent_repo_unlock_start(r) < 0 ||
         (incremental && pick_parent(r, a.name, a.parent ? a.parent : "auto",
                                     parent, sizeof parent) < 0) ||
         agent_backup_disks(r, a.name, parent, a.disks, a.ndisks, &meta, NULL,

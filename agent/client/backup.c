@@ -418,11 +418,12 @@ backup_fail(struct agent_repo *r)
 }
 
 /* One disk: DISK_BEGIN, its windows, DISK_END. In an encrypted
- * repository the keys that tell about the guest go sealed, with DISK_END. */
+ * repository the keys that tell about the guest go sealed, with DISK_END.
+ * *opened: the disk's source if it is open already (taken), or NULL. */
 static int
 send_disk(struct agent_repo *r, struct agent_seal *seal,
-          struct agent_disk_spec *spec, struct agent_backup_result *res,
-          uint64_t *t)
+          struct agent_disk_spec *spec, struct agent_source **opened,
+          struct agent_backup_result *res, uint64_t *t)
 {
     struct disk_job j = {
         .r = r, .spec = spec, .ws = r->window_size, .seal = seal};
@@ -430,7 +431,10 @@ send_disk(struct agent_repo *r, struct agent_seal *seal,
     struct proto_kv dm = {0}, clear = {0}, held = {0}, end = {0};
     int rc = -1;
 
-    j.src = agent_source_open(spec->path, spec->since, spec->force_share);
+    j.src = *opened
+                ? *opened
+                : agent_source_open(spec->path, spec->since, spec->force_share);
+    *opened = NULL;
     *t = agent_phase_add(&res->ph, AGENT_PH_OPEN, *t);
     if (!j.src)
         return -1;
@@ -539,12 +543,29 @@ agent_backup_disks(struct agent_repo *r, const char *name, const char *parent,
     uint64_t t = t0;
     struct proto_kv clear = {0}, fin = {0};
     struct agent_seal *seal = NULL;
+    struct agent_source *first = NULL, *none = NULL;
     int rc = -1;
 
     memset(res, 0, sizeof *res);
-    /* The key first: a wrong passphrase fails before anything is sent. */
-    if (agent_repo_unlock(r) < 0)
+    /* The key first: a wrong passphrase fails before anything is sent.
+     * The KDF runs on its thread while the first disk's source opens
+     * (qemu-img info, qemu-nbd, its handshake: none of it needs the key
+     * or writes anything). */
+    if (agent_repo_unlock_start(r) < 0)
         return -1;
+    if (r->unlock && ndisks) {
+        first = agent_source_open(disks[0].path, disks[0].since,
+                                  disks[0].force_share);
+        t = agent_phase_add(&res->ph, AGENT_PH_OPEN, t);
+        if (!first) {
+            agent_repo_unlock_drop(r);
+            return -1;
+        }
+    }
+    if (agent_repo_unlock(r) < 0) {
+        agent_source_close(first);
+        return -1;
+    }
     if (r->keys)
         agent_seal_split(meta, &clear, &fin);
     if (begin(r, name, parent, r->keys ? &clear : meta, res) < 0) {
@@ -568,7 +589,7 @@ agent_backup_disks(struct agent_repo *r, const char *name, const char *parent,
     }
     t = agent_phase_add(&res->ph, AGENT_PH_BEGIN, t);
     for (size_t i = 0; i < ndisks; i++)
-        if (send_disk(r, seal, &disks[i], res, &t) < 0)
+        if (send_disk(r, seal, &disks[i], i == 0 ? &first : &none, res, &t) < 0)
             goto fail;
     lb_fault_point("agent:before-commit");
     proto_kv_set_u64(&fin, "agent_bytes_read", res->bytes_read);
@@ -585,6 +606,7 @@ agent_backup_disks(struct agent_repo *r, const char *name, const char *parent,
 fail:
     backup_fail(r);
 out:
+    agent_source_close(first);
     agent_seal_free(seal);
     proto_kv_free(&clear);
     proto_kv_free(&fin);

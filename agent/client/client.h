@@ -311,8 +311,22 @@ bool agent_repo_encrypted(const struct agent_repo *r);
  * (before freezing a guest) calls it first. Errors name the repository
  * and the cause: no passphrase, wrong passphrase, no key file, a key file
  * of another key, a --key-file for a repository that keeps its key.
+ * After agent_repo_unlock_start it waits for the KDF's thread.
  */
 int agent_repo_unlock(struct agent_repo *r);
+
+/*
+ * The same in two steps, to hide the KDF's time (scrypt: about 0.2 s)
+ * behind work that does not need the key: find the key file and read the
+ * passphrase now (their errors come now), and run the KDF on a thread of
+ * its own; agent_repo_unlock then waits for it and reports its errors
+ * (a wrong passphrase) where the key is first needed, so a command still
+ * fails before it writes anything if it calls agent_repo_unlock before
+ * its first write. Uses r's connection: call it from the thread that
+ * owns r. A no-op when unlocked or started already, or unencrypted.
+ * agent_repo_close waits for a thread still running.
+ */
+int agent_repo_unlock_start(struct agent_repo *r);
 
 /*
  * INIT an encrypted repository (PROTO_ENC_REPOKEY or _KEYFILE; NONE is

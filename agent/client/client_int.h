@@ -26,9 +26,10 @@ struct agent_repo {
     pid_t child; /* backupd or ssh */
     uint32_t window_size;
     bool append_only;
-    bool encrypted;          /* REPO_INFO said so */
-    uint64_t features;       /* acknowledged in HELLO_REPLY */
-    struct agent_keys *keys; /* after agent_repo_unlock (encrypted only) */
+    bool encrypted;              /* REPO_INFO said so */
+    uint64_t features;           /* acknowledged in HELLO_REPLY */
+    struct agent_keys *keys;     /* after agent_repo_unlock (encrypted only) */
+    struct agent_unlock *unlock; /* its KDF running (unlock_start) */
     char repo_id[128];
     bool established;  /* HELLO went through: a later failure is a cut */
     struct lb_buf out; /* the request being sent */
@@ -88,6 +89,10 @@ ssize_t agent_manifest_fd_read(void *opaque, void *buf, size_t len);
 
 /* Free the keys (wiped). */
 void agent_keys_free(struct agent_keys *k);
+
+/* Wait for a KDF thread still running (a command that failed before it
+ * needed the key) and drop its result; the error slot is kept. */
+void agent_repo_unlock_drop(struct agent_repo *r);
 
 /* The metadata keys a backup keeps readable in an encrypted repository
  * (FORMAT.md, "Sealed metadata"): what list, prune and gc show or need. */

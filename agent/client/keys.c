@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -250,6 +251,31 @@ find_key(struct agent_repo *r, uint8_t *encryption, struct proto_keyfile *kf,
     return 0;
 }
 
+/* The wrong-passphrase error for repository url (slot set by the open). */
+static void
+wrong_passphrase(const char *url)
+{
+    if (lb_error_errno() != EBADMSG)
+        return;
+    lb_fail(EACCES, "wrong passphrase for the key of repository %s", url);
+    lb_error_hint("check the passphrase source (--passphrase-file, "
+                  "LIVEBACKUP_PASSPHRASE_FILE, LIVEBACKUP_PASSPHRASE); "
+                  "nothing was written");
+}
+
+/* The passphrase of repository r's key (*pass: caller frees, pass_free). */
+static int
+repo_passphrase(const struct agent_repo *r, char **pass, size_t *plen)
+{
+    if (passphrase(false, pass, plen) < 0) {
+        lb_error_prefix("repository %s is encrypted: its passphrase is "
+                        "needed",
+                        r->url);
+        return -1;
+    }
+    return 0;
+}
+
 /* Open kf with the passphrase. */
 static int
 unwrap(const struct agent_repo *r, const struct proto_keyfile *kf,
@@ -259,21 +285,12 @@ unwrap(const struct agent_repo *r, const struct proto_keyfile *kf,
     size_t plen = 0;
     int rc;
 
-    if (passphrase(false, &pass, &plen) < 0) {
-        lb_error_prefix("repository %s is encrypted: its passphrase is "
-                        "needed",
-                        r->url);
+    if (repo_passphrase(r, &pass, &plen) < 0)
         return -1;
-    }
     rc = proto_keyfile_unwrap(kf, pass, plen, master);
     pass_free(pass, plen);
-    if (rc < 0 && lb_error_errno() == EBADMSG) {
-        lb_fail(EACCES, "wrong passphrase for the key of repository %s",
-                r->url);
-        lb_error_hint("check the passphrase source (--passphrase-file, "
-                      "LIVEBACKUP_PASSPHRASE_FILE, LIVEBACKUP_PASSPHRASE); "
-                      "nothing was written");
-    }
+    if (rc < 0)
+        wrong_passphrase(r->url);
     return rc;
 }
 
@@ -308,14 +325,67 @@ agent_repo_encrypted(const struct agent_repo *r)
     return r->encrypted;
 }
 
-int
-agent_repo_unlock(struct agent_repo *r)
-{
+/*
+ * Unlocking on a thread. The KDF (scrypt, about 0.2 s of one CPU) is
+ * the one step that needs neither the connection nor anything else of
+ * the command: agent_repo_unlock_start finds the key file and reads the
+ * passphrase (their errors come at once), then runs the KDF on its own
+ * thread while the command goes on with what does not need the key;
+ * agent_repo_unlock joins it where the key is first needed. The thread
+ * touches nothing but its struct unlock.
+ */
+struct agent_unlock {
+    pthread_t th;
+    char *url; /* for the messages */
     struct proto_keyfile kf;
-    uint8_t master[PROTO_KEY_LEN], enc = 0;
-    CLEANUP_FREE char *where = NULL;
+    char *pass;
+    size_t plen;
+    uint8_t enc;
+    char *where;               /* keyfile: the key file's path */
+    struct agent_keys *keys;   /* the result, or NULL */
+    struct lb_error_saved err; /* why not */
+    uint64_t t_start, t_done;  /* lb_now_ns: for the debug log */
+};
 
-    if (r->keys)
+static void *
+unlock_run(void *arg)
+{
+    struct agent_unlock *u = arg;
+    uint8_t master[PROTO_KEY_LEN];
+
+    lb_fault_point("agent:unlock-kdf");
+    if (proto_keyfile_unwrap(&u->kf, u->pass, u->plen, master) < 0) {
+        wrong_passphrase(u->url);
+    } else {
+        u->keys = keys_new(u->enc, master);
+        proto_wipe(master, sizeof master);
+    }
+    pass_free(u->pass, u->plen);
+    u->pass = NULL;
+    if (!u->keys)
+        lb_error_save(&u->err);
+    u->t_done = lb_now_ns();
+    return NULL;
+}
+
+static void
+unlock_free(struct agent_unlock *u)
+{
+    pass_free(u->pass, u->plen);
+    agent_keys_free(u->keys);
+    free(u->where);
+    free(u->url);
+    proto_wipe(u, sizeof *u);
+    free(u);
+}
+
+int
+agent_repo_unlock_start(struct agent_repo *r)
+{
+    struct agent_unlock *u;
+    int e;
+
+    if (r->keys || r->unlock)
         return 0;
     if (!r->encrypted) {
         if (agent_opts.key_file)
@@ -325,15 +395,68 @@ agent_repo_unlock(struct agent_repo *r)
                            r->url);
         return 0;
     }
-    if (find_key(r, &enc, &kf, &where) < 0 || unwrap(r, &kf, master) < 0)
+    u = lb_xcalloc(1, sizeof *u);
+    u->url = lb_xstrdup(r->url);
+    if (find_key(r, &u->enc, &u->kf, &u->where) < 0 ||
+        repo_passphrase(r, &u->pass, &u->plen) < 0) {
+        unlock_free(u);
         return -1;
-    r->keys = keys_new(enc, master);
-    proto_wipe(master, sizeof master);
-    if (!r->keys)
-        return -1;
-    lb_debug("repository %s unlocked (%s)", r->url,
-             enc == PROTO_ENC_REPOKEY ? "repokey" : where);
+    }
+    u->t_start = lb_now_ns();
+    e = pthread_create(&u->th, NULL, unlock_run, u);
+    if (e != 0) {
+        unlock_free(u);
+        return lb_error(e, "cannot start a thread");
+    }
+    r->unlock = u;
     return 0;
+}
+
+/* Wait for the KDF thread; its keys (or its error) become r's. */
+static int
+unlock_join(struct agent_repo *r)
+{
+    struct agent_unlock *u = r->unlock;
+    uint64_t t = lb_now_ns();
+    int rc = 0;
+
+    r->unlock = NULL;
+    pthread_join(u->th, NULL);
+    if (u->keys) {
+        r->keys = u->keys;
+        u->keys = NULL;
+        lb_debug("repository %s unlocked (%s): the KDF took %llu ms, %llu "
+                 "of them waited for",
+                 r->url, u->enc == PROTO_ENC_REPOKEY ? "repokey" : u->where,
+                 (unsigned long long)(u->t_done - u->t_start) / 1000000u,
+                 (unsigned long long)(u->t_done > t ? u->t_done - t : 0) /
+                     1000000u);
+    } else {
+        rc = lb_error_restore(&u->err);
+    }
+    unlock_free(u);
+    return rc;
+}
+
+void
+agent_repo_unlock_drop(struct agent_repo *r)
+{
+    if (r->unlock) {
+        struct lb_error_saved keep;
+        lb_error_save(&keep);
+        (void)unlock_join(r);
+        lb_error_restore(&keep);
+    }
+}
+
+int
+agent_repo_unlock(struct agent_repo *r)
+{
+    if (r->keys)
+        return 0;
+    if (agent_repo_unlock_start(r) < 0)
+        return -1;
+    return r->unlock ? unlock_join(r) : 0;
 }
 
 /* ---- init, export, import, change-passphrase ---------------------------- */

@@ -522,6 +522,7 @@ agent_repo_close(struct agent_repo *r)
 {
     if (!r)
         return;
+    agent_repo_unlock_drop(r);
     agent_repo_end(r);
     lb_buf_free(&r->out);
     agent_keys_free(r->keys);

@@ -407,10 +407,10 @@ agent_backup_pick(struct agent_repo *r, const char *name, const char *spec,
     memset(&l.b[pick], 0, sizeof l.b[pick]);
     agent_list_free(&l);
     b->id = proto_kv_get(&b->meta, "id");
-    if (agent_repo_unlock(r) < 0)
-        return -1;
+    /* The manifest comes while the key's KDF may still run; it is read
+     * (and authenticated) with the key. */
     b->mfd = agent_repo_get_manifest(r, b->id);
-    if (b->mfd < 0 ||
+    if (b->mfd < 0 || agent_repo_unlock(r) < 0 ||
         agent_manifest_read(r, b->mfd, b->id, &b->disks, &b->ndisks, &m) < 0)
         return -1;
     /* From here on the backup's metadata is its manifest's, checked (and
@@ -435,6 +435,9 @@ agent_backup_open(const char *url, const char *name, const char *spec,
     if (!r)
         return -1;
     rc = agent_repo_open(r, PROTO_OPEN_READ);
+    /* The key's KDF runs on its thread while the listing comes. */
+    if (rc == 0)
+        rc = agent_repo_unlock_start(r);
     if (rc == 0)
         rc = agent_backup_pick(r, name, spec, b);
     b->r = r;

@@ -258,8 +258,12 @@ agent_verify_data(struct agent_repo *r, agent_entry_fn fn, void *opaque,
 
     memset(summary, 0, sizeof *summary);
     *damaged = false;
-    if (agent_repo_unlock(r) < 0 || agent_repo_list(r, NULL, &l) < 0)
+    /* The KDF runs while the listing comes. */
+    if (agent_repo_unlock_start(r) < 0 || agent_repo_list(r, NULL, &l) < 0 ||
+        agent_repo_unlock(r) < 0) {
+        agent_list_free(&l);
         return -1;
+    }
     for (size_t i = 0; i < l.n; i++) {
         int b = one_backup(&v, &l.b[i], false);
         if (b < 0)

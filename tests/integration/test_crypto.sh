@@ -114,6 +114,32 @@ diff "$T/before" "$T/after" >&2 || fail "a refused command changed the repositor
 [[ ! -e $T/wrong.raw ]] || fail "a refused restore wrote a file"
 ok "a wrong passphrase is refused before anything is written"
 
+# ---- the KDF on its own thread ----------------------------------------------
+# The key's KDF runs on a thread while the command does what needs no key
+# (the listing, picking the parent, the first source's qemu-nbd): a wrong
+# passphrase is still refused before anything is written, and the source
+# opened meanwhile is closed; a failure of the command's own while the KDF
+# runs is the error reported, and the thread is waited for (the
+# sanitizers' builds: nothing leaks).
+run_ok livebackup backup-image -v --repo "$R" --name host1 --disk vda="$T/o.qcow2" --since "$D"
+grep -Eq "unlocked \(repokey\): the KDF took [0-9]+ ms, [0-9]+ of them waited for" "$T/err" ||
+    fail "backup-image did not unlock on the KDF's thread: $(cat "$T/err")"
+tree_sum >"$T/before"
+LIVEBACKUP_PASSPHRASE_FILE=$T/wrong expect_fail \
+    "wrong passphrase for the key of repository $R.*nothing was written" \
+    livebackup backup-image --repo "$R" --name host1 --disk vda="$T/o.qcow2" --since "$D"
+! pgrep -f "qemu-nbd .*$T/o.qcow2" >/dev/null || fail "the refused backup left its qemu-nbd running"
+expect_fail "cannot read image $T/no-such-disk.qcow2" \
+    livebackup backup-image --repo "$R" --name host1 --disk vda="$T/no-such-disk.qcow2"
+expect_fail "no backups of no-such-name" \
+    livebackup restore-image --repo "$R" --name no-such-name --disk vda --to "$T/none.raw"
+expect_fail "this host has made no backup of no-such-name" \
+    livebackup backup-image --repo "$R" --name no-such-name --disk vda="$T/o.qcow2" --since "$D"
+tree_sum >"$T/after"
+diff "$T/before" "$T/after" >&2 || fail "a refused command changed the repository"
+[[ ! -e $T/none.raw ]] || fail "a refused restore wrote a file"
+ok "the KDF on its thread: a wrong passphrase still refused first, the command's own errors while it runs reported, nothing written"
+
 # ---- the key: export, change-passphrase, import -------------------------------
 run_ok livebackup key export --repo "$R" --to "$T/exported.key"
 cmp -s "$T/exported.key" "$R/keys/repokey" || fail "export is not the repository's key file"
