@@ -3,9 +3,9 @@
  * Instant access to backups (agent/map/, library lb_agent_map, on the
  * client layer): `livebackup mount`, a FUSE filesystem of backups and
  * their disks (mount.c), with the filesystems inside the disks mounted
- * by fuse2fs (--fs); the partition tables those are found through
- * (parts.c, a pure parser). The nbdkit plugin of `map` is built from
- * nbdkit.c in this folder as a module of its own.
+ * (--fs) by fuse2fs (ext2/3/4); the partition tables and superblocks
+ * those are found through (parts.c, pure parsers). The nbdkit plugin of `map`
+ * is built from nbdkit.c in this folder as a module of its own.
  */
 #ifndef LB_AGENT_MAP_H
 #define LB_AGENT_MAP_H
@@ -43,6 +43,22 @@ enum map_table map_parts_parse(const uint8_t *head, size_t len,
  * names (65 bytes each) and sizes. -1 if malformed. Pure. */
 int map_list_disks(const char *s, char (*names)[65], uint64_t *sizes,
                    size_t max, size_t *n);
+
+/* ---- filesystems (parts.c) ---------------------------------------------- */
+
+/* What map_fs_probe reads: a filesystem's first bytes (the ext2/3/4
+ * superblock ends at 2048). */
+#define MAP_FS_HEAD 2048
+
+enum map_fs { MAP_FS_NONE, MAP_FS_EXT, MAP_FS_XFS };
+
+/*
+ * The filesystem whose first len bytes are head, from its superblock:
+ * ext2/3/4 (magic 0xEF53 at 1080) or XFS (magic "XFSB" at 0 with a
+ * plausible block and sector size and version 4 or 5); MAP_FS_NONE for
+ * anything else or too few bytes. Pure (fuzzed: fuzz/fuzz_parts.c).
+ */
+enum map_fs map_fs_probe(const uint8_t *head, size_t len);
 
 /* ---- mount (mount.c) ------------------------------------------------------ */
 
