@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * libFuzzer target: map_parts_parse (the partition tables mount --fs
- * reads, agent/map/parts.c) and map_list_disks (a listing's "disks") on
- * the input bytes.
+ * reads, agent/map/parts.c), map_fs_probe (the superblocks it tells
+ * filesystems by) and map_list_disks (a listing's "disks") on the input
+ * bytes.
  *
  * Oracle beyond "no crash": every partition found lies inside the disk
- * and is not empty; every disk listed has a valid name and a size.
+ * and is not empty; a filesystem found has its magic where it belongs;
+ * every disk listed has a valid name and a size.
  */
 #include "agent/map/map.h"
 #include "fuzz/fuzz.h"
@@ -33,6 +35,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < n; i++)
         CHECK(parts[i].len > 0 && parts[i].off < disk &&
               parts[i].len <= disk - parts[i].off);
+
+    /* the disk's first bytes after its size, as a filesystem's */
+    if (size >= 8) {
+        const uint8_t *fs = data + 8;
+        size_t len = size - 8;
+        switch (map_fs_probe(fs, len)) {
+        case MAP_FS_XFS:
+            CHECK(len >= 104 && memcmp(fs, "XFSB", 4) == 0);
+            break;
+        case MAP_FS_EXT:
+            CHECK(len >= 1082 && fs[1080] == 0x53 && fs[1081] == 0xEF);
+            break;
+        case MAP_FS_NONE:
+            break;
+        }
+    }
 
     s = malloc(size + 1);
     if (!s)

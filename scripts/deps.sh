@@ -16,8 +16,13 @@ pkgs=(
     libcriterion-dev nbdkit-plugin-dev libfuse3-dev
     libjson-c-dev
     # run: images through QEMU's block layer, ssh transport; map (nbdkit),
-    # mount (FUSE, fuse2fs for ext2/3/4 inside disks)
+    # mount (FUSE, fuse2fs for ext2/3/4 inside disks; guestmount for XFS,
+    # whose libguestfs appliance is built from the host's kernel: no
+    # kernel package, no appliance)
     qemu-utils openssh-client zstd nbdkit fuse3 fuse2fs
+    libguestfs-tools libguestfs-xfs linux-image-amd64
+    # tests: XFS images made without a loop device (mkfs.xfs -p)
+    xfsprogs
     # tests: a real sshd, JSON checks, locks and ttys (util-linux), clang
     # for the sanitizer runtime and the fuzzers
     openssh-server jq util-linux fdisk clang libclang-rt-14-dev time libnbd-bin

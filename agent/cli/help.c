@@ -184,8 +184,9 @@ static const struct lb_help_opt mount_opts[] = {
     {"name", 0, 'n', "NAME", "Show only this set."},
     {"backup", 0, 'b', "ID", "Show only this backup."},
     {"fs", 0, 'F', NULL,
-     "Also mount the ext2/3/4 filesystems inside each disk (fuse2fs), "
-     "read-only."},
+     "Also mount the filesystems inside each disk, read-only: ext2/3/4 "
+     "(fuse2fs) and XFS (guestmount, which boots a libguestfs appliance: "
+     "tens of seconds each)."},
     {"foreground", 'f', 'f', NULL, "Stay in the foreground."},
     OPT_CACHE_SIZE("32M"),
     {0},

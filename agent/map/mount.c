@@ -3,11 +3,12 @@
  * livebackup mount: the backups of a repository as a read-only FUSE
  * filesystem (like borg's and restic's mount), DIR/NAME/BACKUP/DISK, each
  * disk a file served by the client layer's reader (agent_reader: only the
- * windows a read touches are fetched). With --fs the ext2/3/4 filesystems
- * found on each disk (the whole disk, or the partitions of its MBR or GPT)
- * are mounted by fuse2fs (read-only, at an offset into the disk file) on
- * DIR/NAME/BACKUP/DISK.fs or DISK.pN. Nothing needs a kernel NBD client or
- * a loop device.
+ * windows a read touches are fetched). With --fs the filesystems found on
+ * each disk (the whole disk, or the partitions of its MBR or GPT) are
+ * mounted read-only on DIR/NAME/BACKUP/DISK.fs or DISK.pN: ext2/3/4 by
+ * fuse2fs (at an offset into the disk file), XFS by guestmount
+ * (guestmount.c: a libguestfs appliance reads the disk file). Nothing
+ * needs a kernel NBD client or a loop device.
  *
  * The tree comes from one listing at mount time (the backups and their
  * disks' sizes); a disk's reader, with a session of its own, opens on the
@@ -28,11 +29,14 @@
 #include <sys/stat.h>
 
 #define MOUNT_CACHE (32u << 20)
-#define EXT_MAGIC_OFF 1080 /* superblock at 1024, s_magic at 56 */
+#define UMOUNT_WAIT_MS 60000 /* for a process that serves a mount to end */
 
 struct m_mnt {
     char name[80]; /* vda.fs, vda.p1 */
     uint64_t off;
+    unsigned part; /* 1-based, 0 for the whole disk */
+    enum map_fs fs;
+    pid_t pid; /* the guestmount serving it, 0 if none */
 };
 
 struct m_disk {
@@ -385,33 +389,36 @@ static const struct fuse_operations m_ops = {
 
 /* ---- filesystems inside the disks (--fs) ---------------------------------------- */
 
+/* Give disk d a mountpoint name for the filesystem fs found on partition
+ * part (0: the whole disk) at off, if it is one we mount. */
 static void
-add_mnt(struct m_disk *d, const char *name, uint64_t off)
+add_mnt(struct m_disk *d, enum map_fs fs, unsigned part, uint64_t off)
 {
+    struct m_mnt *m;
+
+    if (fs == MAP_FS_NONE)
+        return;
     d->mnt = lb_xrealloc(d->mnt, (d->nmnt + 1) * sizeof *d->mnt);
-    snprintf(d->mnt[d->nmnt].name, sizeof d->mnt[d->nmnt].name, "%s", name);
-    d->mnt[d->nmnt].off = off;
-    d->nmnt++;
+    m = &d->mnt[d->nmnt++];
+    memset(m, 0, sizeof *m);
+    if (part)
+        snprintf(m->name, sizeof m->name, "%s.p%u", d->name, part);
+    else
+        snprintf(m->name, sizeof m->name, "%s.fs", d->name);
+    m->off = off;
+    m->part = part;
+    m->fs = fs;
 }
 
-/* Is there an ext2/3/4 superblock at off? Else say what it is not. */
-static bool
-is_ext(struct agent_reader *rd, uint64_t off, uint64_t len, const char *what)
+/* The filesystem of the len bytes at off, from its superblock. */
+static enum map_fs
+fs_at(struct agent_reader *rd, uint64_t off, uint64_t len)
 {
-    uint8_t sb[2];
-    uint8_t xfs[4];
+    uint8_t sb[MAP_FS_HEAD];
 
-    if (len < EXT_MAGIC_OFF + 2 ||
-        agent_reader_pread(rd, sb, 2, off + EXT_MAGIC_OFF) < 0 ||
-        agent_reader_pread(rd, xfs, 4, off) < 0)
-        return false;
-    if (sb[0] == 0x53 && sb[1] == 0xEF)
-        return true;
-    if (memcmp(xfs, "XFSB", 4) == 0)
-        lb_warn("%s: an XFS filesystem: not mounted (Debian 12 has no FUSE "
-                "driver for XFS; see README, \"Mounting backups\")",
-                what);
-    return false;
+    if (len < sizeof sb || agent_reader_pread(rd, sb, sizeof sb, off) < 0)
+        return MAP_FS_NONE;
+    return map_fs_probe(sb, sizeof sb);
 }
 
 /* Find the filesystems of one disk: mountpoints in the tree. */
@@ -422,38 +429,50 @@ fs_scan(struct m_backup *b, struct m_disk *d)
     CLEANUP_FREE uint8_t *head = NULL;
     struct agent_reader *rd = disk_ref(b, d);
     size_t n = 0, len;
-    char what[128], name[80];
 
     if (!rd)
         return;
     len = (size_t)LB_MIN((uint64_t)MAP_PARTS_HEAD, d->size);
     head = lb_xmalloc(len);
     if (agent_reader_pread(rd, head, len, 0) == 0 &&
-        map_parts_parse(head, len, d->size, parts, &n) == MAP_TABLE_NONE) {
-        snprintf(what, sizeof what, "%s/%s", b->id, d->name);
-        if (is_ext(rd, 0, d->size, what)) {
-            snprintf(name, sizeof name, "%s.fs", d->name);
-            add_mnt(d, name, 0);
-        }
-    }
-    for (size_t i = 0; i < n; i++) {
-        snprintf(what, sizeof what, "%s/%s partition %u", b->id, d->name,
-                 parts[i].index);
-        if (is_ext(rd, parts[i].off, parts[i].len, what)) {
-            snprintf(name, sizeof name, "%s.p%u", d->name, parts[i].index);
-            add_mnt(d, name, parts[i].off);
-        }
-    }
+        map_parts_parse(head, len, d->size, parts, &n) == MAP_TABLE_NONE)
+        add_mnt(d, fs_at(rd, 0, d->size), 0, 0);
+    for (size_t i = 0; i < n; i++)
+        add_mnt(d, fs_at(rd, parts[i].off, parts[i].len), parts[i].index,
+                parts[i].off);
     disk_unref(d);
 }
 
-/* Mount every filesystem found with fuse2fs (it goes into the background
- * once mounted); run once our own mount serves. */
-static void *
-fs_mount_all(void *arg)
+/* Mount one filesystem: ext2/3/4 with fuse2fs (it goes into the
+ * background once mounted), XFS with guestmount (our child). A failure is
+ * a warning: the disk stays readable as a file. */
+static void
+fs_mount(const char *img, const char *at, struct m_mnt *m)
 {
-    (void)arg;
-    for (size_t i = 0; M.o.fs && i < M.nsets; i++)
+    if (m->fs == MAP_FS_XFS) {
+        if (map_guestmount_start(img, m->part, at, MAP_GUESTMOUNT_TIMEOUT,
+                                 &m->pid) < 0) {
+            const char *hint = lb_error_hint_msg();
+            lb_warn("XFS not mounted: %s%s%s", lb_error_msg(),
+                    hint[0] ? "; " : "", hint);
+        }
+        return;
+    }
+    {
+        CLEANUP_FREE char *opt =
+            lb_xasprintf("ro,fakeroot,offset=%llu", (unsigned long long)m->off);
+        char *argv[] = {"fuse2fs", (char *)img, (char *)at, "-o", opt, NULL};
+        if (agent_run_ok(argv, NULL) < 0)
+            lb_warn("%s: fuse2fs failed: %s", at, lb_error_msg());
+    }
+}
+
+/* Every filesystem found, in every backup: call fn on each with its disk
+ * file and its mountpoint. */
+static void
+fs_each(void (*fn)(const char *img, const char *at, struct m_mnt *m))
+{
+    for (size_t i = 0; i < M.nsets; i++)
         for (size_t k = 0; k < M.sets[i].nb; k++) {
             struct m_backup *b = &M.sets[i].b[k];
             for (size_t d = 0; d < b->nd; d++)
@@ -464,16 +483,30 @@ fs_mount_all(void *arg)
                     CLEANUP_FREE char *at =
                         lb_xasprintf("%s/%s/%s/%s", M.o.dir, M.sets[i].name,
                                      b->id, b->d[d].mnt[m].name);
-                    CLEANUP_FREE char *opt =
-                        lb_xasprintf("ro,fakeroot,offset=%llu",
-                                     (unsigned long long)b->d[d].mnt[m].off);
-                    char *argv[] = {"fuse2fs", img, at, "-o", opt, NULL};
-                    if (agent_run_ok(argv, NULL) < 0)
-                        lb_warn("%s: fuse2fs failed: %s", at, lb_error_msg());
+                    fn(img, at, &b->d[d].mnt[m]);
                 }
         }
+}
+
+/* Run once our own mount serves. */
+static void *
+fs_mount_all(void *arg)
+{
+    (void)arg;
+    if (M.o.fs)
+        fs_each(fs_mount);
     ready(0);
     return NULL;
+}
+
+/* Our mount has ended: a guestmount still serving (our mount was lazily
+ * unmounted, or never served) is ended and reaped, by its recorded pid. */
+static void
+fs_stop(const char *img, const char *at, struct m_mnt *m)
+{
+    (void)img;
+    map_guestmount_stop(m->pid, at);
+    m->pid = 0;
 }
 
 /* ---- mount and umount -------------------------------------------------------------- */
@@ -584,6 +617,7 @@ map_mount(const struct map_mount_opts *o)
     if (th_started)
         pthread_join(th, NULL);
     fuse_loop_cfg_destroy(lc);
+    fs_each(fs_stop);
 out:
     ready(ret);
     if (f) {
@@ -602,9 +636,9 @@ struct m_below {
     pid_t pid; /* the process that serves it, 0 if unknown */
 };
 
-/* Who serves the FUSE mount mp from source src: our own mount says its
- * pid in its source name; fuse2fs is the process with mp as its second
- * argument. */
+/* Who serves the FUSE mount mp from source src: our own mount and a
+ * guestmount say their pid in their source name; fuse2fs is the process
+ * with mp as its second argument. */
 static pid_t
 server_of(const char *mp, const char *src)
 {
@@ -615,6 +649,8 @@ server_of(const char *mp, const char *src)
 
     if (strncmp(src, "livebackup:", 11) == 0)
         return (pid_t)strtol(src + 11, NULL, 10);
+    if ((pid = map_guestmount_pid(src)) > 0)
+        return pid;
     proc = opendir("/proc");
     while (proc && pid == 0 && (e = readdir(proc)) != NULL) {
         char cl[8192];
@@ -691,22 +727,6 @@ mounts_below(const char *dir, struct m_below **out)
     return n;
 }
 
-static bool
-alive(pid_t pid)
-{
-    char path[64], st[512], *p;
-    CLEANUP_CLOSE int fd = -1;
-    ssize_t n;
-
-    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || (n = read(fd, st, sizeof st - 1)) <= 0)
-        return false;
-    st[n] = '\0';
-    p = strrchr(st, ')');
-    return p && p[1] == ' ' && p[2] != 'Z';
-}
-
 int
 map_umount(const char *dir)
 {
@@ -724,16 +744,13 @@ map_umount(const char *dir)
         char *argv[] = {"fusermount3", "-u", mps[i].mp, NULL};
         if (ret == 0 && agent_run_ok(argv, NULL) < 0)
             ret = -1;
-        /* its process ends once it sees the unmount: wait for it, so
-         * that nothing of ours is left when we return */
-        for (int t = 0; ret == 0 && mps[i].pid > 0 && alive(mps[i].pid); t++) {
-            if (t == 200) {
-                lb_warn("%s: its process %ld did not end within 10 s",
-                        mps[i].mp, (long)mps[i].pid);
-                break;
-            }
-            usleep(50 * 1000);
-        }
+        /* its process ends once it sees the unmount (a guestmount after
+         * its appliance): wait for it, so that nothing of ours is left
+         * when we return, and nothing holds the disk file above */
+        if (ret == 0 && mps[i].pid > 0 &&
+            !map_pid_wait_end(mps[i].pid, UMOUNT_WAIT_MS))
+            lb_warn("%s: its process %ld did not end within %d s", mps[i].mp,
+                    (long)mps[i].pid, UMOUNT_WAIT_MS / 1000);
         free(mps[i].mp);
     }
     free(mps);

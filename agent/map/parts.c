@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Partition tables, read from a disk's first bytes (map.h): the MBR's four
- * primary entries and a GPT's entries (UEFI 2.x, chapter 5). Untrusted
- * input: every field is checked against the bytes at hand and the disk's
- * size before use, little-endian fields read byte by byte.
+ * primary entries and a GPT's entries (UEFI 2.x, chapter 5); and the
+ * superblocks that say which filesystem a disk or partition holds.
+ * Untrusted input: every field is checked against the bytes at hand and
+ * the disk's size before use, fields read byte by byte.
  */
 #include "agent/map/map.h"
 
@@ -21,6 +22,13 @@ le32(const uint8_t *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
            (uint32_t)p[3] << 24;
+}
+
+static uint32_t
+be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+           (uint32_t)p[3];
 }
 
 static uint64_t
@@ -106,6 +114,39 @@ map_parts_parse(const uint8_t *head, size_t len, uint64_t disk_size,
         add(out, n, i + 1, le32(e + 8), le32(e + 12), 512, disk_size);
     }
     return *n ? MAP_TABLE_MBR : MAP_TABLE_NONE;
+}
+
+/* ext2/3/4: the superblock at 1024, s_magic (le16) at 56 in it */
+#define EXT_MAGIC_OFF 1080
+/* XFS (xfs_format.h, struct xfs_dsb, big-endian): sb_magicnum at 0,
+ * sb_blocksize at 4, sb_versionnum (its low 4 bits the version) at 100,
+ * sb_sectsize at 102 */
+#define XFS_BLOCKSIZE_OFF 4
+#define XFS_VERSION_OFF 100
+#define XFS_SECTSIZE_OFF 102
+
+static bool
+pow2_in(uint32_t v, uint32_t lo, uint32_t hi)
+{
+    return v >= lo && v <= hi && (v & (v - 1)) == 0;
+}
+
+enum map_fs
+map_fs_probe(const uint8_t *head, size_t len)
+{
+    if (len >= XFS_SECTSIZE_OFF + 2 && memcmp(head, "XFSB", 4) == 0) {
+        uint32_t bsize = be32(head + XFS_BLOCKSIZE_OFF);
+        unsigned version = head[XFS_VERSION_OFF + 1] & 0x0f;
+        uint32_t ssize =
+            (uint32_t)head[XFS_SECTSIZE_OFF] << 8 | head[XFS_SECTSIZE_OFF + 1];
+        if (pow2_in(bsize, 512, 65536) && pow2_in(ssize, 512, 32768) &&
+            (version == 4 || version == 5))
+            return MAP_FS_XFS;
+    }
+    if (len >= EXT_MAGIC_OFF + 2 && head[EXT_MAGIC_OFF] == 0x53 &&
+        head[EXT_MAGIC_OFF + 1] == 0xEF)
+        return MAP_FS_EXT;
+    return MAP_FS_NONE;
 }
 
 int

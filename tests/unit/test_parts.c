@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * agent/map/parts.c: the partition tables mount --fs finds filesystems
- * through, and a listing's "disks" field. MBR and GPT (512- and 4096-byte
+ * through, the superblocks it tells them by, and a listing's "disks"
+ * field. MBR and GPT (512- and 4096-byte
  * sectors) as sfdisk writes them, and what must be left out: entries past
  * the disk's end, extended partitions, GPT entries beyond the bytes read,
  * no table at all. Also fuzzed (fuzz/fuzz_parts.c).
@@ -179,4 +180,49 @@ Test(parts, list_disks)
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         cr_assert_eq(map_list_disks(bad[i], names, sizes, 4, &n), -1, "%s",
                      bad[i]);
+}
+
+/* An XFS superblock as mkfs.xfs 6.1 writes it (the fields probed). */
+static void
+xfs_sb(uint32_t bsize, uint16_t version, uint16_t ssize)
+{
+    memcpy(head, "XFSB", 4);
+    for (int i = 0; i < 4; i++)
+        head[4 + i] = (uint8_t)(bsize >> (24 - 8 * i));
+    head[100] = (uint8_t)(version >> 8);
+    head[101] = (uint8_t)version;
+    head[102] = (uint8_t)(ssize >> 8);
+    head[103] = (uint8_t)ssize;
+}
+
+Test(parts, fs_probe)
+{
+    cr_assert_eq(map_fs_probe(head, MAP_FS_HEAD), MAP_FS_NONE);
+    xfs_sb(4096, 0xb4a5, 512); /* version 5 with feature bits */
+    cr_assert_eq(map_fs_probe(head, MAP_FS_HEAD), MAP_FS_XFS);
+    cr_assert_eq(map_fs_probe(head, 104), MAP_FS_XFS);
+    cr_assert_eq(map_fs_probe(head, 103), MAP_FS_NONE); /* too short */
+    xfs_sb(65536, 0x0004, 4096);                        /* version 4 */
+    cr_assert_eq(map_fs_probe(head, MAP_FS_HEAD), MAP_FS_XFS);
+    static const uint32_t bad[][3] = {
+        {4097, 0xb4a5, 512},   /* block size not a power of two */
+        {256, 0xb4a5, 512},    /* block size too small */
+        {131072, 0xb4a5, 512}, /* too large */
+        {4096, 0xb4a5, 256},   /* sector size */
+        {4096, 0xb4a5, 65535}, {4096, 0xb4a3, 512}, /* version 3 */
+        {4096, 0xb4a6, 512},                        /* version 6 */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        xfs_sb(bad[i][0], (uint16_t)bad[i][1], (uint16_t)bad[i][2]);
+        cr_assert_eq(map_fs_probe(head, MAP_FS_HEAD), MAP_FS_NONE, "%zu", i);
+    }
+
+    clear();
+    head[1080] = 0x53;
+    head[1081] = 0xEF;
+    cr_assert_eq(map_fs_probe(head, MAP_FS_HEAD), MAP_FS_EXT);
+    cr_assert_eq(map_fs_probe(head, 1082), MAP_FS_EXT);
+    cr_assert_eq(map_fs_probe(head, 1081), MAP_FS_NONE);
+    head[1081] = 0xEE;
+    cr_assert_eq(map_fs_probe(head, MAP_FS_HEAD), MAP_FS_NONE);
 }
