@@ -152,8 +152,11 @@ ceph_stop
 stop_secs=$(echo "$(date +%s.%N) - $t0" | bc)
 
 ratio() { echo "scale=2; $1 / $2" | bc; }
+# before the results file is truncated below, which would make the tree
+# look dirty
+commit="$(git -C "$here" rev-parse --short HEAD)$(git -C "$here" diff --quiet || echo ' (dirty)')"
 {
-    echo "# bench/rados.sh — $(git -C "$here" rev-parse --short HEAD)$(git -C "$here" diff --quiet || echo ' (dirty)'), $(date -u +%F)"
+    echo "# bench/rados.sh — $commit, $(date -u +%F)"
     echo
     echo "One mon + one memstore OSD on this 2-core machine (cluster up in ${start_secs}s, down in ${stop_secs}s);"
     echo "image ${SIZE} MiB of random data; median of $REPEAT. Ratio = RADOS speed / file speed (target >= 0.7).${NOTE:+ $NOTE.}"
