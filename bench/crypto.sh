@@ -93,7 +93,7 @@ for what in backup restore; do
     mapfile -t ln < <(labels "$what" none)
     mapfile -t le < <(labels "$what" repokey)
     a=$(pick "${ln[@]}") b=$(pick "${le[@]}")
-    rows+=("full $what: s (MB/s)|${W[$a]} ($(calc "$DATA / 1e6 / ${W[$a]}" 0))|${W[$b]} ($(calc "$DATA / 1e6 / ${W[$b]}" 0))|**$(calc "${W[$a]} / ${W[$b]}")**|>= 0.95")
+    rows+=("full $what: s (MB/s)|${W[$a]} ($(calc "$DATA / 1e6 / ${W[$a]}" 0))|${W[$b]} ($(calc "$DATA / 1e6 / ${W[$b]}" 0))|$(calc "${W[$a]} / ${W[$b]}")|>= 0.95")
     ca=$(cpu3 "$a") cb=$(cpu3 "$b")
     rows+=("full $what: CPU s, livebackup + backupd + qemu-nbd|$ca (${CPU_LB[$a]} + ${CPU_BD[$a]} + ${CPU_NBD[$a]})|$cb (${CPU_LB[$b]} + ${CPU_BD[$b]} + ${CPU_NBD[$b]})|$(calc "$ca / $cb")|")
     rows+=("full $what: peak RSS livebackup / backupd, MiB|$(mib "$(peak RSS_LB "${ln[@]}")") / $(mib "$(peak RSS_BD "${ln[@]}")")|$(mib "$(peak RSS_LB "${le[@]}")") / $(mib "$(peak RSS_BD "${le[@]}")")||unchanged")
