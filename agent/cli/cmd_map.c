@@ -54,13 +54,9 @@ cmd_map(int argc, char **argv)
             e.pidfile = optarg;
             break;
         case 'C':
-            if (lb_parse_size(optarg, &e.cache_bytes) < 0) {
-                fprintf(stderr,
-                        "livebackup: --cache-size %s: a size like "
-                        "64M\n",
-                        optarg);
-                return 2;
-            }
+            if (lb_parse_size(optarg, &e.cache_bytes) < 0)
+                return cli_usage("map", "--cache-size '%s': a size like 64M",
+                                 optarg);
             break;
         case 'h':
             return cli_help("map");

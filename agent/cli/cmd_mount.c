@@ -41,10 +41,9 @@ cmd_mount(int argc, char **argv)
             o.foreground = true;
             break;
         case 'C':
-            if (lb_parse_size(optarg, &o.cache_bytes) < 0) {
-                fprintf(stderr, "livebackup: --cache-size: a size like 32M\n");
-                return 2;
-            }
+            if (lb_parse_size(optarg, &o.cache_bytes) < 0)
+                return cli_usage("mount", "--cache-size '%s': a size like 64M",
+                                 optarg);
             break;
         case 'h':
             return cli_help("mount");

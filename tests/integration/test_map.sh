@@ -206,3 +206,17 @@ expect_fail "has no disk vdz \(it has: vda\)" livebackup map --repo "$R" --name 
 expect_fail "no backups of nosuch" livebackup map --repo "$R" --name nosuch \
     --disk vda --socket "$T/x.sock"
 [[ ! -e $T/x.sock ]] || fail "a failed map left its socket"
+# A bad --cache-size is a usage error (exit 2) naming the value, for map
+# and for mount alike.
+for c in map mount; do
+    rc=0
+    if [[ $c == map ]]; then
+        args=(--name img --disk vda --socket "$T/x.sock")
+    else
+        args=("$T/mnt")
+    fi
+    livebackup $c --repo "$R" --cache-size 12Q "${args[@]}" >"$T/out" 2>"$T/err" || rc=$?
+    [[ $rc -eq 2 ]] && grep -qF "livebackup $c: --cache-size '12Q': a size like 64M" "$T/err" ||
+        fail "$c --cache-size 12Q: exit $rc, $(cat "$T/err")"
+done
+ok "bad input fails clearly"
