@@ -112,6 +112,15 @@ struct cli_getopt {
 };
 void cli_getopt(const char *name, struct cli_getopt *g);
 
+/*
+ * The command's next option of its own (getopt_long over g's tables,
+ * from optind on): the options every command takes are applied on the way
+ * (agent_common_opt). -1: no more; CLI_OPT_ERROR: a bad value of a common
+ * option, said on stderr (exit 2).
+ */
+#define CLI_OPT_ERROR (-2)
+int cli_getopt_next(struct cli_getopt *g, int argc, char **argv);
+
 /* Print name's --help on stdout; 0 (2 if there is no such command). */
 int cli_help(const char *name);
 

@@ -87,11 +87,10 @@ parse_copy(int argc, char **argv, struct copy_args *a)
     a->q.ids = a->ids;
     cli_getopt("copy", &g);
     optind = 1;
-    while ((c = getopt_long(argc, argv, g.shortopts, g.opts, NULL)) != -1) {
-        int k = agent_common_opt(c, optarg);
-        if (k < 0)
+    while ((c = cli_getopt_next(&g, argc, argv)) != -1) {
+        if (c == CLI_OPT_ERROR)
             return 2;
-        if (k == 0 && copy_opt(c, a) < 0)
+        if (copy_opt(c, a) < 0)
             return cli_usage("copy", NULL);
     }
     if (optind < argc)

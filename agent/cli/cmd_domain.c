@@ -56,12 +56,9 @@ parse_dom_args(int argc, char **argv, const char *cmd, bool need_repo,
     a->notify.metrics_file = cli_config_get(CLI_CONF_METRICS_FILE);
     cli_getopt(cmd, &g);
     optind = 1;
-    while ((c = getopt_long(argc, argv, g.shortopts, g.opts, NULL)) != -1) {
-        int k = agent_common_opt(c, optarg);
-        if (k < 0)
+    while ((c = cli_getopt_next(&g, argc, argv)) != -1) {
+        if (c == CLI_OPT_ERROR)
             return 2;
-        if (k)
-            continue;
         switch (c) {
         case 'r':
             a->repo = optarg;

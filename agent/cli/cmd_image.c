@@ -123,12 +123,9 @@ parse_backup_image(int argc, char **argv, struct image_args *a)
     memset(a, 0, sizeof *a);
     cli_getopt("backup-image", &g);
     optind = 1;
-    while ((c = getopt_long(argc, argv, g.shortopts, g.opts, NULL)) != -1) {
-        int k = agent_common_opt(c, optarg);
-        if (k < 0)
+    while ((c = cli_getopt_next(&g, argc, argv)) != -1) {
+        if (c == CLI_OPT_ERROR)
             return 2;
-        if (k)
-            continue;
         switch (c) {
         case 'r':
             a->repo = optarg;
@@ -323,12 +320,9 @@ parse_restore_image(int argc, char **argv, struct restore_image_args *a)
     a->fmt = AGENT_FMT_RAW;
     cli_getopt("restore-image", &g);
     optind = 1;
-    while ((c = getopt_long(argc, argv, g.shortopts, g.opts, NULL)) != -1) {
-        int k = agent_common_opt(c, optarg);
-        if (k < 0)
+    while ((c = cli_getopt_next(&g, argc, argv)) != -1) {
+        if (c == CLI_OPT_ERROR)
             return 2;
-        if (k)
-            continue;
         switch (c) {
         case 'r':
             a->repo = optarg;

@@ -26,12 +26,9 @@ parse_simple(int argc, char **argv, const char *cmd, struct simple_args *a)
     a->window = PROTO_DEFAULT_WINDOW;
     cli_getopt(cmd, &g);
     optind = 1;
-    while ((c = getopt_long(argc, argv, g.shortopts, g.opts, NULL)) != -1) {
-        int k = agent_common_opt(c, optarg);
-        if (k < 0)
+    while ((c = cli_getopt_next(&g, argc, argv)) != -1) {
+        if (c == CLI_OPT_ERROR)
             return 2;
-        if (k)
-            continue;
         switch (c) {
         case 'r':
             a->repo = optarg;

@@ -178,11 +178,11 @@ parse_restore(int argc, char **argv, struct restore_args *a)
         a->uri = "qemu:///system";
     cli_getopt("restore", &g);
     optind = 1;
-    while ((c = getopt_long(argc, argv, g.shortopts, g.opts, NULL)) != -1) {
-        int k = agent_common_opt(c, optarg);
-        if (k < 0)
+    while ((c = cli_getopt_next(&g, argc, argv)) != -1) {
+        int k;
+        if (c == CLI_OPT_ERROR)
             return 2;
-        if (!k && (k = restore_opt(c, a)) != 0)
+        if ((k = restore_opt(c, a)) != 0)
             return k;
     }
     if ((c = restore_check(a, argc - optind)) != 0)

@@ -79,12 +79,9 @@ parse_retention(int argc, char **argv, bool prune, struct retention_args *a)
     memset(a, 0, sizeof *a);
     cli_getopt(cmd, &g);
     optind = 1;
-    while ((c = getopt_long(argc, argv, g.shortopts, g.opts, NULL)) != -1) {
-        int k = agent_common_opt(c, optarg);
-        if (k < 0)
+    while ((c = cli_getopt_next(&g, argc, argv)) != -1) {
+        if (c == CLI_OPT_ERROR)
             return 2;
-        if (k)
-            continue;
         if (prune && c >= 2000 && c < 2000 + AGENT_KEEP_NRULES) {
             if (parse_keep(agent_keep_rules[c - 2000], optarg,
                            &a->keep[c - 2000]) < 0)

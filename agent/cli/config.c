@@ -171,12 +171,9 @@ cmd_config(int argc, char **argv)
 
     cli_getopt("config", &g);
     optind = 1;
-    while ((c = getopt_long(argc, argv, g.shortopts, g.opts, NULL)) != -1) {
-        int k = agent_common_opt(c, optarg);
-        if (k < 0)
+    while ((c = cli_getopt_next(&g, argc, argv)) != -1) {
+        if (c == CLI_OPT_ERROR)
             return 2;
-        if (k)
-            continue;
         if (c == 'r')
             (void)cli_config_repo(optarg);
         else if (c == 'h')

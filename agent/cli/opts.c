@@ -89,3 +89,18 @@ agent_fail(void)
     }
     return 1;
 }
+
+int
+cli_getopt_next(struct cli_getopt *g, int argc, char **argv)
+{
+    int c;
+
+    while ((c = getopt_long(argc, argv, g->shortopts, g->opts, NULL)) != -1) {
+        int k = agent_common_opt(c, optarg);
+        if (k < 0)
+            return CLI_OPT_ERROR;
+        if (k == 0)
+            return c;
+    }
+    return -1;
+}
