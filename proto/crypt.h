@@ -21,7 +21,8 @@
  * authentication failure (a wrong key or passphrase, or damaged bytes) is
  * errno EBADMSG in the slot. Decoders named _decode are pure (no logging,
  * no allocation) and return a PROTO_E_* status. Everything is thread-safe
- * (OpenSSL contexts are kept per thread and freed when the thread ends).
+ * (OpenSSL contexts are kept per thread, set up with the last key each was
+ * given, and wiped and freed when the thread ends).
  * Key material on the stack is wiped with proto_wipe when done.
  */
 #ifndef LB_PROTO_CRYPT_H

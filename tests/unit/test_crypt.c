@@ -461,6 +461,62 @@ Test(seal, round_trip_nonces_and_tampering)
     }
 }
 
+#define HMAC_KEY_LONG 131 /* over SHA-256's block of 64: hashed first */
+
+/* A thread keeps the keys it last set up (HMAC, GCM, the session key of
+ * proto_unseal): every change of key, salt or direction must still be
+ * seen, also right after a failure. */
+Test(seal, kept_keys_follow_every_change)
+{
+    uint8_t a[PROTO_KEY_LEN], b[PROTO_KEY_LEN], out[64], m1[32], m2[32];
+    uint8_t ea[PROTO_SEAL_OVERHEAD + 64], eb[PROTO_SEAL_OVERHEAD + 64];
+    uint8_t big[HMAC_KEY_LONG], nonce[PROTO_GCM_NONCE] = {0}, tag[16];
+    struct proto_sealer sa, sb;
+
+    memset(a, 7, sizeof a);
+    memcpy(b, a, sizeof b);
+    b[31] ^= 1; /* differs in its last byte only */
+    cr_assert_eq(proto_sealer_init(&sa, a), 0);
+    cr_assert_eq(proto_sealer_init(&sb, b), 0);
+    memset(ea + PROTO_SEAL_HDR, 'a', 64);
+    memset(eb + PROTO_SEAL_HDR, 'b', 64);
+    cr_assert_eq(proto_seal(&sa, NULL, 0, ea, 64), 0);
+    cr_assert_eq(proto_seal(&sb, NULL, 0, eb, 64), 0);
+    for (int round = 0; round < 2; round++) {
+        cr_assert_eq(proto_unseal(a, NULL, 0, ea, sizeof ea, out), 0);
+        cr_assert_eq(out[63], 'a');
+        cr_assert_eq(proto_unseal(b, NULL, 0, ea, sizeof ea, out), -1);
+        cr_assert_eq(proto_unseal(a, NULL, 0, eb, sizeof eb, out), -1);
+        cr_assert_eq(proto_unseal(b, NULL, 0, eb, sizeof eb, out), 0);
+        cr_assert_eq(out[63], 'b');
+        /* in place, as a restore opens a chunk */
+        memcpy(big, eb, sizeof eb);
+        cr_assert_eq(
+            proto_unseal(b, NULL, 0, big, sizeof eb, big + PROTO_SEAL_HDR), 0);
+        cr_assert_eq(big[PROTO_SEAL_HDR + 63], 'b');
+    }
+    /* GCM: a key that differs in its last byte, in either direction */
+    cr_assert_eq(proto_gcm_seal(a, nonce, NULL, 0, m1, 0, out, tag), 0);
+    cr_assert_eq(proto_gcm_seal(b, nonce, NULL, 0, m1, 0, out, out + 32), 0);
+    cr_assert_arr_neq(out + 32, tag, 16);
+    cr_assert_eq(proto_gcm_open(a, nonce, NULL, 0, out, 0, out, tag), 0);
+    cr_assert_eq(proto_gcm_open(b, nonce, NULL, 0, out, 0, out, tag), -1);
+    cr_assert_eq(proto_gcm_open(a, nonce, NULL, 0, out, 0, out, tag), 0);
+    /* HMAC: keys of one length differing in the last byte, and a key too
+     * long to be kept (hashed first) */
+    memset(big, 0xaa, sizeof big);
+    cr_assert_eq(proto_hmac_sha256(a, 32, "x", 1, NULL, 0, m1), 0);
+    cr_assert_eq(proto_hmac_sha256(b, 32, "x", 1, NULL, 0, m2), 0);
+    cr_assert_arr_neq(m1, m2, 32);
+    cr_assert_eq(proto_hmac_sha256(big, sizeof big, "x", 1, NULL, 0, m2), 0);
+    cr_assert_eq(proto_hmac_sha256(a, 32, "x", 1, NULL, 0, m2), 0);
+    cr_assert_arr_eq(m1, m2, 32);
+    cr_assert_eq(proto_hmac_sha256(big, sizeof big, "x", 1, NULL, 0, m1), 0);
+    big[sizeof big - 1] ^= 1;
+    cr_assert_eq(proto_hmac_sha256(big, sizeof big, "x", 1, NULL, 0, m2), 0);
+    cr_assert_arr_neq(m1, m2, 32);
+}
+
 Test(seal, sealed_chunk_sizes)
 {
     struct proto_chunk c = {.comp = PROTO_COMP_SEALED, .raw_len = 100};
