@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The primitives of repository encryption (proto/crypt.h): OpenSSL's
- * HMAC-SHA256, scrypt and AES-256-GCM behind small functions, HKDF on top
- * of the HMAC, CRC-32C, the keys derived from a master key, and the
- * envelope every sealed byte string uses. OpenSSL objects are fetched
- * once per process and their contexts kept per thread: chunk ids and
- * seals are the hot path of an encrypted backup.
+ * HMAC-SHA256 and AES-256-GCM behind small functions, HKDF on top of the
+ * HMAC, CRC-32C, the keys derived from a master key, and the envelope
+ * every sealed byte string uses (scrypt is scrypt.c's). OpenSSL objects
+ * are fetched once per process and their contexts kept per thread, set up
+ * with the last key each was given: chunk ids, seals and opens are the
+ * hot path of an encrypted backup and restore.
  */
 #include "proto/crypt.h"
 
@@ -25,9 +26,25 @@ static EVP_CIPHER *g_gcm;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static pthread_key_t g_key;
 
+/*
+ * A thread's contexts remember the key they were last set up with: a
+ * restore opens every chunk of a backup under one session key and checks
+ * each one's id under one id key, so setting a key up again (AES's key
+ * schedule and GHASH table, HMAC's padded key blocks, HKDF's two HMACs
+ * for the session key) is done once per key instead of once per chunk.
+ */
+#define HMAC_BLOCK 64 /* longer HMAC keys are hashed first: not kept */
+
 struct tctx {
     EVP_MAC_CTX *mac;
     EVP_CIPHER_CTX *gcm;
+    bool mac_keyed, gcm_keyed, gcm_enc, sess_valid;
+    size_t mac_klen;
+    uint8_t mac_key[HMAC_BLOCK];
+    uint8_t gcm_key[PROTO_KEY_LEN];
+    /* the last session key proto_unseal derived, and from what */
+    uint8_t sess_base[PROTO_KEY_LEN], sess_salt[PROTO_SEAL_SALT];
+    uint8_t sess_key[PROTO_KEY_LEN];
 };
 
 static void
@@ -37,6 +54,7 @@ tctx_free(void *p)
 
     EVP_MAC_CTX_free(t->mac);
     EVP_CIPHER_CTX_free(t->gcm);
+    proto_wipe(t, sizeof *t);
     free(t);
 }
 
@@ -93,6 +111,18 @@ hmac_start(const uint8_t *key, size_t klen)
 
     if (!t)
         return NULL;
+    /* The same key as last time: a NULL key restarts the HMAC from the
+     * key state the context kept. */
+    if (t->mac_keyed && t->mac_klen == klen &&
+        CRYPTO_memcmp(t->mac_key, klen ? key : nokey, klen) == 0) {
+        if (EVP_MAC_init(t->mac, NULL, 0, NULL) != 1) {
+            t->mac_keyed = false;
+            lb_error(0, "OpenSSL: HMAC-SHA256 failed");
+            return NULL;
+        }
+        return t->mac;
+    }
+    t->mac_keyed = false;
     params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
                                                  (char *)"SHA256", 0);
     params[1] = OSSL_PARAM_construct_end();
@@ -101,6 +131,12 @@ hmac_start(const uint8_t *key, size_t klen)
     if (EVP_MAC_init(t->mac, klen ? key : nokey, klen, params) != 1) {
         lb_error(0, "OpenSSL: HMAC-SHA256 failed");
         return NULL;
+    }
+    if (klen <= sizeof t->mac_key) {
+        if (klen) /* key may be NULL then */
+            memcpy(t->mac_key, key, klen);
+        t->mac_klen = klen;
+        t->mac_keyed = true;
     }
     return t->mac;
 }
@@ -167,22 +203,6 @@ out:
     return r;
 }
 
-int
-proto_scrypt(const void *pass, size_t passlen, const uint8_t *salt,
-             size_t saltlen, uint64_t n, uint32_t r, uint32_t p, uint8_t *out,
-             size_t outlen)
-{
-    /* OpenSSL refuses to use more than maxmem; the caller bounded N and r
-     * (a key file's decoder does), this only has to let that through. */
-    uint64_t maxmem = 128ull * r * (n + 2) + 128ull * r * p + (1u << 20);
-
-    if (EVP_PBE_scrypt(pass, passlen, salt, saltlen, n, r, p, maxmem, out,
-                       outlen) != 1)
-        return lb_error(0, "OpenSSL: scrypt (N %llu, r %u, p %u) failed",
-                        (unsigned long long)n, r, p);
-    return 0;
-}
-
 /* ---- AES-256-GCM --------------------------------------------------------- */
 
 static int
@@ -199,15 +219,33 @@ gcm(bool enc, const uint8_t *key, const uint8_t *nonce, const void *aad,
     if (len > INT_MAX || aadlen > INT_MAX)
         return lb_error(0, "AES-256-GCM: %zu bytes is too long", len);
     c = t->gcm;
-    ok = EVP_CipherInit_ex(c, g_gcm, NULL, key, nonce, enc) == 1 &&
+    /* The key set up last time on this context: only the nonce changes
+     * (a NULL cipher and key keep both; a new cipher resets the context
+     * and sets the key up again). */
+    if (t->gcm_keyed && t->gcm_enc == enc &&
+        CRYPTO_memcmp(t->gcm_key, key, PROTO_KEY_LEN) == 0) {
+        ok = EVP_CipherInit_ex(c, NULL, NULL, NULL, nonce, enc) == 1;
+    } else {
+        t->gcm_keyed = false;
+        ok = EVP_CipherInit_ex(c, g_gcm, NULL, key, nonce, enc) == 1;
+        if (ok) {
+            memcpy(t->gcm_key, key, PROTO_KEY_LEN);
+            t->gcm_enc = enc;
+            t->gcm_keyed = true;
+        }
+    }
+    ok = ok &&
          (!aadlen || EVP_CipherUpdate(c, NULL, &n, aad, (int)aadlen) == 1) &&
          (!len || EVP_CipherUpdate(c, out, &n, in, (int)len) == 1);
     if (ok && !enc &&
         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, PROTO_GCM_TAG, tag) != 1)
         ok = 0;
-    if (!ok)
+    if (!ok) {
+        t->gcm_keyed = false;
         return lb_error(0, "OpenSSL: AES-256-GCM failed");
+    }
     if (EVP_CipherFinal_ex(c, fin, &n) != 1) {
+        t->gcm_keyed = false;
         if (enc)
             return lb_error(0, "OpenSSL: AES-256-GCM failed");
         return lb_fail(EBADMSG, "authentication failed");
@@ -453,20 +491,30 @@ int
 proto_unseal(const uint8_t base[PROTO_KEY_LEN], const void *aad, size_t aadlen,
              const uint8_t *env, size_t envlen, uint8_t *out)
 {
-    uint8_t key[PROTO_KEY_LEN];
+    struct tctx *t = tctx();
     size_t len;
-    int r;
 
+    if (!t)
+        return -1;
     if (envlen < PROTO_SEAL_OVERHEAD)
         return lb_fail(EPROTO, "sealed data of %zu bytes is too short", envlen);
     len = envlen - PROTO_SEAL_OVERHEAD;
-    if (session_key(base, env, key) < 0)
-        return -1;
-    r = proto_gcm_open(key, env + PROTO_SEAL_SALT, aad, aadlen,
-                       env + PROTO_SEAL_HDR, len, out,
-                       env + PROTO_SEAL_HDR + len);
-    proto_wipe(key, sizeof key);
-    return r;
+    /* The chunks of one backup share their session (the writer's salt):
+     * its key is derived once per thread, not per envelope. */
+    if (!t->sess_valid ||
+        CRYPTO_memcmp(t->sess_salt, env, PROTO_SEAL_SALT) != 0 ||
+        CRYPTO_memcmp(t->sess_base, base, PROTO_KEY_LEN) != 0) {
+        t->sess_valid = false;
+        if (session_key(base, env, t->sess_key) < 0)
+            return -1;
+        memcpy(t->sess_base, base, PROTO_KEY_LEN);
+        memcpy(t->sess_salt, env, PROTO_SEAL_SALT);
+        t->sess_valid = true;
+    }
+    /* The tag is copied out first: out may overlap the envelope. */
+    return proto_gcm_open(t->sess_key, env + PROTO_SEAL_SALT, aad, aadlen,
+                          env + PROTO_SEAL_HDR, len, out,
+                          env + PROTO_SEAL_HDR + len);
 }
 
 /* ---- sealed chunks ------------------------------------------------------- */

@@ -81,8 +81,9 @@ agent_chunk_seal(const struct agent_repo *r, struct proto_zctx *z,
     return (ssize_t)c->data_len;
 }
 
-/* A per-thread buffer for the opened envelope (freed with the thread):
- * stored bytes are the caller's and stay as they are. */
+/* A per-thread buffer for the opened envelope (freed with the thread),
+ * for agent_chunk_open, whose stored bytes are the caller's and stay as
+ * they are; agent_chunk_open_own opens in place instead. */
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 
@@ -115,10 +116,12 @@ scratch(size_t len)
     return b->data;
 }
 
-/* The plaintext of a sealed chunk into dst: opened, then decompressed. */
+/* The plaintext of a sealed chunk into dst: opened (in place when the
+ * caller gave its stored bytes as writable, else into this thread's
+ * scratch buffer), then decompressed. */
 static int
 open_sealed(const struct agent_repo *r, struct proto_zctx *z,
-            const struct proto_chunk *c, uint8_t *dst)
+            const struct proto_chunk *c, uint8_t *stored, uint8_t *dst)
 {
     uint8_t aad[PROTO_CHUNK_AAD], *in;
     size_t len;
@@ -126,7 +129,7 @@ open_sealed(const struct agent_repo *r, struct proto_zctx *z,
     if (proto_chunk_sealed_check(c) != PROTO_OK)
         return -1;
     len = c->data_len - PROTO_SEAL_OVERHEAD;
-    in = scratch(len);
+    in = stored ? stored + PROTO_SEAL_HDR : scratch(len);
     proto_chunk_aad(aad, c);
     if (proto_unseal(r->keys->k.data, aad, sizeof aad, c->data, c->data_len,
                      in) < 0)
@@ -136,9 +139,9 @@ open_sealed(const struct agent_repo *r, struct proto_zctx *z,
     return proto_chunk_decompress(z, dst, c->raw_len, in + 1, len - 1, in[0]);
 }
 
-int
-agent_chunk_open(const struct agent_repo *r, struct proto_zctx *z,
-                 const struct proto_chunk *c, uint8_t *dst)
+static int
+chunk_open(const struct agent_repo *r, struct proto_zctx *z,
+           const struct proto_chunk *c, uint8_t *stored, uint8_t *dst)
 {
     struct proto_digest d;
     char hex[65];
@@ -148,7 +151,8 @@ agent_chunk_open(const struct agent_repo *r, struct proto_zctx *z,
         return locked();
     /* An encrypted repository holds sealed chunks only, another none. */
     if (r->keys)
-        ok = c->comp == PROTO_COMP_SEALED && open_sealed(r, z, c, dst) == 0;
+        ok = c->comp == PROTO_COMP_SEALED &&
+             open_sealed(r, z, c, stored, dst) == 0;
     else
         ok = c->comp != PROTO_COMP_SEALED &&
              proto_chunk_decompress(z, dst, c->raw_len, c->data, c->data_len,
@@ -165,4 +169,21 @@ agent_chunk_open(const struct agent_repo *r, struct proto_zctx *z,
                        hex);
     return lb_fail(EPROTO,
                    "chunk %s is damaged: its data does not match its id", hex);
+}
+
+int
+agent_chunk_open(const struct agent_repo *r, struct proto_zctx *z,
+                 const struct proto_chunk *c, uint8_t *dst)
+{
+    return chunk_open(r, z, c, NULL, dst);
+}
+
+int
+agent_chunk_open_own(const struct agent_repo *r, struct proto_zctx *z,
+                     const struct proto_chunk *c, uint8_t *stored, uint8_t *dst)
+{
+    if (stored != c->data)
+        return lb_fail(EINVAL, "internal error: a chunk's own stored bytes "
+                               "are not its data");
+    return chunk_open(r, z, c, stored, dst);
 }

@@ -400,6 +400,15 @@ ssize_t agent_chunk_seal(const struct agent_repo *r, struct proto_zctx *z,
  */
 int agent_chunk_open(const struct agent_repo *r, struct proto_zctx *z,
                      const struct proto_chunk *c, uint8_t *dst);
+/*
+ * The same for a caller that owns the chunk's stored bytes (stored ==
+ * c->data, writable): an encrypted chunk is opened in place, without a
+ * buffer of its own, and the stored bytes are consumed (unspecified
+ * afterwards, whatever the result).
+ */
+int agent_chunk_open_own(const struct agent_repo *r, struct proto_zctx *z,
+                         const struct proto_chunk *c, uint8_t *stored,
+                         uint8_t *dst);
 
 /* Store a blob (a saved domain XML) as a chunk; *d receives its digest. */
 int agent_put_blob(struct agent_repo *r, const void *data, size_t len,

@@ -6,11 +6,12 @@
  * A read of (offset, length) touches windows; each window is its stack of
  * chunks from the manifest (a RAW at the bottom or zeros, DELTAs above),
  * fetched through the repository session (GET_CHUNKS, the window asked
- * for and the windows read ahead of it in one pipelined batch), opened by
- * agent_chunk_open (checked against its id) and applied in order, then
- * kept in a small LRU cache of decoded windows. Extents (NBD block status)
- * come from the manifest and the DELTAs' runs, never from the data: a
- * window with an empty stack is a hole, a DELTA's zero run is zero.
+ * for and the windows read ahead of it in one pipelined batch), opened in
+ * place by agent_chunk_open_own (checked against its id) and applied in
+ * order, then kept in a small LRU cache of decoded windows. Extents (NBD
+ * block status) come from the manifest and the DELTAs' runs, never from
+ * the data: a window with an empty stack is a hole, a DELTA's zero run is
+ * zero.
  *
  * Memory: the stack index is built once by streaming the manifest: one
  * byte per window in memory (its depth, and whether a RAW chunk is at the
@@ -365,10 +366,12 @@ map_apply_delta(uint8_t *map, const uint8_t *plain)
     }
 }
 
-/* Chunk k of window w's stack, as received, into the slot. */
+/* Chunk k of window w's stack, as received (its stored bytes, ours to
+ * consume: opened in place), into the slot. */
 static int
 apply_chunk(struct agent_reader *rd, struct rd_slot *s, uint64_t w, unsigned k,
-            const struct proto_chunk *c, struct proto_zctx *z, uint8_t *plain)
+            const struct proto_chunk *c, uint8_t *stored, struct proto_zctx *z,
+            uint8_t *plain)
 {
     uint32_t wl = (uint32_t)LB_MIN((uint64_t)rd->ws, rd->size - w * rd->ws);
     uint32_t nblocks = (wl + RD_BLOCK - 1) / RD_BLOCK;
@@ -383,7 +386,7 @@ apply_chunk(struct agent_reader *rd, struct rd_slot *s, uint64_t w, unsigned k,
                            "backup %s, disk %s: RAW chunk %s of the wrong "
                            "size or place at offset %llu",
                            rd->b.id, rd->disk, hex, (unsigned long long)at);
-        if (agent_chunk_open(rd->b.r, z, c, s->win) < 0)
+        if (agent_chunk_open_own(rd->b.r, z, c, stored, s->win) < 0)
             goto damaged;
         map_set(s->map, 0, nblocks, true);
         return 0;
@@ -395,7 +398,7 @@ apply_chunk(struct agent_reader *rd, struct rd_slot *s, uint64_t w, unsigned k,
     if (c->raw_len > PROTO_MAX_CHUNK_RAW)
         return lb_fail(EIO, "backup %s, disk %s: chunk %s is too large",
                        rd->b.id, rd->disk, hex);
-    if (agent_chunk_open(rd->b.r, z, c, plain) < 0)
+    if (agent_chunk_open_own(rd->b.r, z, c, stored, plain) < 0)
         goto damaged;
     bad = proto_delta_apply(s->win, wl, plain, c->raw_len);
     if (bad != PROTO_OK)
@@ -486,7 +489,8 @@ batch_decode(void *arg)
         for (unsigned k = 0; k < bt->st[i].depth && bt->rc[i] == 0; k++) {
             struct proto_chunk c = bt->c[i][k];
             c.data = rd->raw[i].data + bt->at[i][k];
-            bt->rc[i] = apply_chunk(rd, bt->s[i], bt->w[i], k, &c, rd->wz[me],
+            bt->rc[i] = apply_chunk(rd, bt->s[i], bt->w[i], k, &c,
+                                    rd->raw[i].data + bt->at[i][k], rd->wz[me],
                                     rd->wplain[me]);
         }
         if (i == 0 && bt->rc[0] < 0)

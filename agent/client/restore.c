@@ -221,7 +221,9 @@ build_window(struct restore *x, struct rslot *s, uint8_t *plain,
                            "wrong size or place at offset %llu",
                            x->id, x->disk, (unsigned long long)base);
         c->data = s->data.data + s->off[k];
-        if (agent_chunk_open(x->r, z, c, dst) < 0) {
+        /* the slot's own copy: opened in place */
+        if (agent_chunk_open_own(x->r, z, c, s->data.data + s->off[k], dst) <
+            0) {
             char hex[65], why[512];
             const char *w = strstr(lb_error_msg(), "is damaged: ");
             /* a copy: the message is rewritten below */

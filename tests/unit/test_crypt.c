@@ -13,6 +13,7 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <openssl/evp.h>
 #include <string.h>
 
 /* Hex to bytes into a fresh buffer of *len bytes (caller frees). */
@@ -175,6 +176,81 @@ Test(scrypt, rfc7914)
                      0, "%s", lb_error_msg());
         assert_hex(out, sizeof out, v[i].dk);
     }
+}
+
+/* The lanes run on threads (as many as fit): the same bytes as OpenSSL's
+ * scrypt, which runs them one after the other, for every shape of input. */
+Test(scrypt, same_as_openssl)
+{
+    static const struct {
+        uint64_t n;
+        uint32_t r, p;
+        size_t passlen, saltlen, outlen;
+    } v[] = {
+        {2, 1, 1, 0, 0, 1},       {4, 1, 5, 3, 1, 33},
+        {1024, 2, 3, 17, 32, 32}, {256, 8, 3, 64, 32, 64},
+        {64, 3, 7, 1024, 5, 97},  {1u << 15, 8, 3, 12, 32, 32},
+    };
+    uint8_t pass[1024], salt[32];
+
+    for (size_t i = 0; i < sizeof pass; i++)
+        pass[i] = (uint8_t)(i * 7 + 1);
+    for (size_t i = 0; i < sizeof salt; i++)
+        salt[i] = (uint8_t)(i * 13 + 5);
+    for (size_t i = 0; i < LB_ARRAY_SIZE(v); i++) {
+        uint8_t a[97], b[97];
+        uint64_t mem = 128ull * v[i].r * (v[i].n + v[i].p + 2) + (1u << 20);
+        cr_assert_eq(proto_scrypt(pass, v[i].passlen, salt, v[i].saltlen,
+                                  v[i].n, v[i].r, v[i].p, a, v[i].outlen),
+                     0, "%s", lb_error_msg());
+        cr_assert_eq(EVP_PBE_scrypt((const char *)pass, v[i].passlen, salt,
+                                    v[i].saltlen, v[i].n, v[i].r, v[i].p, mem,
+                                    b, v[i].outlen),
+                     1);
+        cr_assert_arr_eq(a, b, v[i].outlen, "case %zu", i);
+    }
+    /* N not a power of two, r or p 0, a table over the limit: refused */
+    cr_assert_eq(proto_scrypt("x", 1, salt, 1, 1000, 8, 1, pass, 32), -1);
+    cr_assert_eq(proto_scrypt("x", 1, salt, 1, 1, 8, 1, pass, 32), -1);
+    cr_assert_eq(proto_scrypt("x", 1, salt, 1, 16, 0, 1, pass, 32), -1);
+    cr_assert_eq(proto_scrypt("x", 1, salt, 1, 16, 8, 0, pass, 32), -1);
+    cr_assert_eq(proto_scrypt("x", 1, salt, 1, 1u << 20, 8, 1, pass, 32), -1);
+    cr_assert_eq(lb_error_errno(), EINVAL);
+}
+
+/* This process's VmRSS or VmHWM (its peak), KiB. */
+static long
+status_kib(const char *field)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+
+    cr_assert_not_null(f);
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, field, strlen(field)) == 0)
+            v = strtol(line + strlen(field), NULL, 10);
+    fclose(f);
+    cr_assert_geq(v, 0);
+    return v;
+}
+
+/* The default parameters' three lanes overlap but hold at most one and a
+ * half 32 MiB tables at once, however the threads run (each test is a
+ * process of its own: its peak is this test's). */
+Test(scrypt, lanes_hold_one_and_a_half_tables)
+{
+    uint8_t out[32], again[32];
+    long before = status_kib("VmRSS:");
+
+    cr_assert_eq(proto_scrypt("pw", 2, (const uint8_t *)"s", 1, 1u << 15, 8, 3,
+                              out, sizeof out),
+                 0);
+    cr_assert_leq(status_kib("VmHWM:") - before, 48 * 1024 + 2048);
+    cr_assert_eq(EVP_PBE_scrypt("pw", 2, (const uint8_t *)"s", 1, 1u << 15, 8,
+                                3, 64u << 20, again, sizeof again),
+                 1);
+    cr_assert_arr_eq(out, again, sizeof out);
 }
 
 /* ---- AES-256-GCM: the GCM specification's test cases 13 to 16 ----------- */
@@ -459,6 +535,62 @@ Test(seal, round_trip_nonces_and_tampering)
         cr_assert_arr_neq(s2.salt, s.salt, PROTO_SEAL_SALT);
         cr_assert_arr_neq(s2.key, s.key, PROTO_KEY_LEN);
     }
+}
+
+#define HMAC_KEY_LONG 131 /* over SHA-256's block of 64: hashed first */
+
+/* A thread keeps the keys it last set up (HMAC, GCM, the session key of
+ * proto_unseal): every change of key, salt or direction must still be
+ * seen, also right after a failure. */
+Test(seal, kept_keys_follow_every_change)
+{
+    uint8_t a[PROTO_KEY_LEN], b[PROTO_KEY_LEN], out[64], m1[32], m2[32];
+    uint8_t ea[PROTO_SEAL_OVERHEAD + 64], eb[PROTO_SEAL_OVERHEAD + 64];
+    uint8_t big[HMAC_KEY_LONG], nonce[PROTO_GCM_NONCE] = {0}, tag[16];
+    struct proto_sealer sa, sb;
+
+    memset(a, 7, sizeof a);
+    memcpy(b, a, sizeof b);
+    b[31] ^= 1; /* differs in its last byte only */
+    cr_assert_eq(proto_sealer_init(&sa, a), 0);
+    cr_assert_eq(proto_sealer_init(&sb, b), 0);
+    memset(ea + PROTO_SEAL_HDR, 'a', 64);
+    memset(eb + PROTO_SEAL_HDR, 'b', 64);
+    cr_assert_eq(proto_seal(&sa, NULL, 0, ea, 64), 0);
+    cr_assert_eq(proto_seal(&sb, NULL, 0, eb, 64), 0);
+    for (int round = 0; round < 2; round++) {
+        cr_assert_eq(proto_unseal(a, NULL, 0, ea, sizeof ea, out), 0);
+        cr_assert_eq(out[63], 'a');
+        cr_assert_eq(proto_unseal(b, NULL, 0, ea, sizeof ea, out), -1);
+        cr_assert_eq(proto_unseal(a, NULL, 0, eb, sizeof eb, out), -1);
+        cr_assert_eq(proto_unseal(b, NULL, 0, eb, sizeof eb, out), 0);
+        cr_assert_eq(out[63], 'b');
+        /* in place, as a restore opens a chunk */
+        memcpy(big, eb, sizeof eb);
+        cr_assert_eq(
+            proto_unseal(b, NULL, 0, big, sizeof eb, big + PROTO_SEAL_HDR), 0);
+        cr_assert_eq(big[PROTO_SEAL_HDR + 63], 'b');
+    }
+    /* GCM: a key that differs in its last byte, in either direction */
+    cr_assert_eq(proto_gcm_seal(a, nonce, NULL, 0, m1, 0, out, tag), 0);
+    cr_assert_eq(proto_gcm_seal(b, nonce, NULL, 0, m1, 0, out, out + 32), 0);
+    cr_assert_arr_neq(out + 32, tag, 16);
+    cr_assert_eq(proto_gcm_open(a, nonce, NULL, 0, out, 0, out, tag), 0);
+    cr_assert_eq(proto_gcm_open(b, nonce, NULL, 0, out, 0, out, tag), -1);
+    cr_assert_eq(proto_gcm_open(a, nonce, NULL, 0, out, 0, out, tag), 0);
+    /* HMAC: keys of one length differing in the last byte, and a key too
+     * long to be kept (hashed first) */
+    memset(big, 0xaa, sizeof big);
+    cr_assert_eq(proto_hmac_sha256(a, 32, "x", 1, NULL, 0, m1), 0);
+    cr_assert_eq(proto_hmac_sha256(b, 32, "x", 1, NULL, 0, m2), 0);
+    cr_assert_arr_neq(m1, m2, 32);
+    cr_assert_eq(proto_hmac_sha256(big, sizeof big, "x", 1, NULL, 0, m2), 0);
+    cr_assert_eq(proto_hmac_sha256(a, 32, "x", 1, NULL, 0, m2), 0);
+    cr_assert_arr_eq(m1, m2, 32);
+    cr_assert_eq(proto_hmac_sha256(big, sizeof big, "x", 1, NULL, 0, m1), 0);
+    big[sizeof big - 1] ^= 1;
+    cr_assert_eq(proto_hmac_sha256(big, sizeof big, "x", 1, NULL, 0, m2), 0);
+    cr_assert_arr_neq(m1, m2, 32);
 }
 
 Test(seal, sealed_chunk_sizes)
