@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The primitives of repository encryption (proto/crypt.h): OpenSSL's
- * HMAC-SHA256 and AES-256-GCM behind small functions, HKDF on top of the
- * HMAC, CRC-32C, the keys derived from a master key, and the envelope
- * every sealed byte string uses (scrypt is scrypt.c's). OpenSSL objects
- * are fetched once per process and their contexts kept per thread, set up
- * with the last key each was given: chunk ids, seals and opens are the
- * hot path of an encrypted backup and restore.
+ * HMAC-SHA256, scrypt and AES-256-GCM behind small functions, HKDF on top
+ * of the HMAC, CRC-32C, the keys derived from a master key, and the
+ * envelope every sealed byte string uses. OpenSSL objects are fetched
+ * once per process and their contexts kept per thread, set up with the
+ * last key each was given: chunk ids, seals and opens are the hot path of
+ * an encrypted backup and restore.
  */
 #include "proto/crypt.h"
 
@@ -201,6 +201,22 @@ out:
     proto_wipe(prk, sizeof prk);
     proto_wipe(t, sizeof t);
     return r;
+}
+
+int
+proto_scrypt(const void *pass, size_t passlen, const uint8_t *salt,
+             size_t saltlen, uint64_t n, uint32_t r, uint32_t p, uint8_t *out,
+             size_t outlen)
+{
+    /* OpenSSL refuses to use more than maxmem; the caller bounded N and r
+     * (a key file's decoder does), this only has to let that through. */
+    uint64_t maxmem = 128ull * r * (n + 2) + 128ull * r * p + (1u << 20);
+
+    if (EVP_PBE_scrypt(pass, passlen, salt, saltlen, n, r, p, maxmem, out,
+                       outlen) != 1)
+        return lb_error(0, "OpenSSL: scrypt (N %llu, r %u, p %u) failed",
+                        (unsigned long long)n, r, p);
+    return 0;
 }
 
 /* ---- AES-256-GCM --------------------------------------------------------- */

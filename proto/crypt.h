@@ -53,10 +53,7 @@ int proto_hkdf_sha256(const uint8_t *ikm, size_t ikmlen, const uint8_t *salt,
                       uint8_t *out, size_t outlen);
 
 /* scrypt (RFC 7914) of pass and salt with cost N (a power of two), block
- * size r and parallelism p into out. 128·r·N at most
- * PROTO_SCRYPT_MAX_MEM (else EINVAL). The p lanes overlap on a second
- * thread where there are two CPUs, holding at most 1.5 of their 128·r·N
- * tables at once (scrypt.c); ENOMEM if a table cannot be had. */
+ * size r and parallelism p into out. */
 int proto_scrypt(const void *pass, size_t passlen, const uint8_t *salt,
                  size_t saltlen, uint64_t n, uint32_t r, uint32_t p,
                  uint8_t *out, size_t outlen);

@@ -13,7 +13,6 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
-#include <openssl/evp.h>
 #include <string.h>
 
 /* Hex to bytes into a fresh buffer of *len bytes (caller frees). */
@@ -176,81 +175,6 @@ Test(scrypt, rfc7914)
                      0, "%s", lb_error_msg());
         assert_hex(out, sizeof out, v[i].dk);
     }
-}
-
-/* The lanes run on threads (as many as fit): the same bytes as OpenSSL's
- * scrypt, which runs them one after the other, for every shape of input. */
-Test(scrypt, same_as_openssl)
-{
-    static const struct {
-        uint64_t n;
-        uint32_t r, p;
-        size_t passlen, saltlen, outlen;
-    } v[] = {
-        {2, 1, 1, 0, 0, 1},       {4, 1, 5, 3, 1, 33},
-        {1024, 2, 3, 17, 32, 32}, {256, 8, 3, 64, 32, 64},
-        {64, 3, 7, 1024, 5, 97},  {1u << 15, 8, 3, 12, 32, 32},
-    };
-    uint8_t pass[1024], salt[32];
-
-    for (size_t i = 0; i < sizeof pass; i++)
-        pass[i] = (uint8_t)(i * 7 + 1);
-    for (size_t i = 0; i < sizeof salt; i++)
-        salt[i] = (uint8_t)(i * 13 + 5);
-    for (size_t i = 0; i < LB_ARRAY_SIZE(v); i++) {
-        uint8_t a[97], b[97];
-        uint64_t mem = 128ull * v[i].r * (v[i].n + v[i].p + 2) + (1u << 20);
-        cr_assert_eq(proto_scrypt(pass, v[i].passlen, salt, v[i].saltlen,
-                                  v[i].n, v[i].r, v[i].p, a, v[i].outlen),
-                     0, "%s", lb_error_msg());
-        cr_assert_eq(EVP_PBE_scrypt((const char *)pass, v[i].passlen, salt,
-                                    v[i].saltlen, v[i].n, v[i].r, v[i].p, mem,
-                                    b, v[i].outlen),
-                     1);
-        cr_assert_arr_eq(a, b, v[i].outlen, "case %zu", i);
-    }
-    /* N not a power of two, r or p 0, a table over the limit: refused */
-    cr_assert_eq(proto_scrypt("x", 1, salt, 1, 1000, 8, 1, pass, 32), -1);
-    cr_assert_eq(proto_scrypt("x", 1, salt, 1, 1, 8, 1, pass, 32), -1);
-    cr_assert_eq(proto_scrypt("x", 1, salt, 1, 16, 0, 1, pass, 32), -1);
-    cr_assert_eq(proto_scrypt("x", 1, salt, 1, 16, 8, 0, pass, 32), -1);
-    cr_assert_eq(proto_scrypt("x", 1, salt, 1, 1u << 20, 8, 1, pass, 32), -1);
-    cr_assert_eq(lb_error_errno(), EINVAL);
-}
-
-/* This process's VmRSS or VmHWM (its peak), KiB. */
-static long
-status_kib(const char *field)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long v = -1;
-
-    cr_assert_not_null(f);
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, field, strlen(field)) == 0)
-            v = strtol(line + strlen(field), NULL, 10);
-    fclose(f);
-    cr_assert_geq(v, 0);
-    return v;
-}
-
-/* The default parameters' three lanes overlap but hold at most one and a
- * half 32 MiB tables at once, however the threads run (each test is a
- * process of its own: its peak is this test's). */
-Test(scrypt, lanes_hold_one_and_a_half_tables)
-{
-    uint8_t out[32], again[32];
-    long before = status_kib("VmRSS:");
-
-    cr_assert_eq(proto_scrypt("pw", 2, (const uint8_t *)"s", 1, 1u << 15, 8, 3,
-                              out, sizeof out),
-                 0);
-    cr_assert_leq(status_kib("VmHWM:") - before, 48 * 1024 + 2048);
-    cr_assert_eq(EVP_PBE_scrypt("pw", 2, (const uint8_t *)"s", 1, 1u << 15, 8,
-                                3, 64u << 20, again, sizeof again),
-                 1);
-    cr_assert_arr_eq(out, again, sizeof out);
 }
 
 /* ---- AES-256-GCM: the GCM specification's test cases 13 to 16 ----------- */
