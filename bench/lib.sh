@@ -519,7 +519,10 @@ bench_vm_up() {
         exec 9>>/run/lock/livebackup-vm-tests.lock
         flock 9 && echo locked && exec sleep 100000
     }
-    bench_track "$VM_LOCK_PID"
+    # Released last, after _bench_vm_down (registered below, so run
+    # before it): the next holder must not meet our domains or libvirtd.
+    BENCH_VM_LOCK_PID=$VM_LOCK_PID
+    bench_on_exit _bench_vm_unlock
     read -r -t 7200 locked <&"${VM_LOCK[0]}" || true
     [[ $locked == locked ]] || die "the VM lock stayed held for 2 hours"
     export LB_TESTVM_DIR=${LB_TESTVM_DIR:-/var/cache/livebackup-testvm}
@@ -538,6 +541,10 @@ bench_vm_up() {
     bench_on_exit _bench_vm_down
     lv_up "$T/libvirt" >"$T/libvirt.log" 2>&1 ||
         die "libvirtd did not come up: $(tail -n 20 "$T/libvirt.log")"
+}
+_bench_vm_unlock() {
+    _our_child "$BENCH_VM_LOCK_PID" && kill -TERM "$BENCH_VM_LOCK_PID" 2>/dev/null
+    wait "$BENCH_VM_LOCK_PID" 2>/dev/null
 }
 _bench_vm_down() {
     vm_cleanup_all "$VM_PREFIX" >/dev/null 2>&1
