@@ -28,6 +28,16 @@
 
 struct store_be;
 
+/* Bytes staged for a create (stage, publish): a temp file of the
+ * session (fd, path) or a copy in memory (data, len). */
+struct store_be_staged {
+    int fd;
+    char *path;
+    bool synced;
+    uint8_t *data;
+    size_t len;
+};
+
 /* Called once per object whose name starts with the listing's prefix. A
  * non-zero return stops the listing and is returned. */
 typedef int (*store_be_list_fn)(void *opaque, const char *name);
@@ -84,11 +94,46 @@ struct store_be_ops {
     int (*lock_held)(struct store_be *be, const char *obj, bool *held);
     /* For each of n objects at once (a QUERY's batch): touch it if asked,
      * then its size into size[i] and up to head_len first bytes into
-     * head + i * head_len (got[i] of them); err[i] is 0 or ENOENT. A
+     * head + i * head_len (got[i] of them); err[i] is 0, ENOENT, or
+     * EPROTO (not an object: a file backend's symlink or directory). A
      * backend sends the operations together. -1 on another error. */
     int (*head_many)(struct store_be *be, const char *const *objs, size_t n,
                      bool touch, uint8_t *head, size_t head_len, size_t *got,
                      uint64_t *size, int *err);
+    /* ---- a writer's session, creates in two steps, the commit ---------
+     * Begin this writer's session (FORMAT.md, "Locking"; RADOS backend):
+     * a private temp directory on local disk (tmp_dir below) for its temp
+     * files, locked while it lives, and a mark whose start gc's cutoff
+     * respects; the sessions of writers that are gone are removed first.
+     * It ends when the backend is closed. */
+    int (*session_begin)(struct store_be *be);
+    /* Stage obj's bytes (hdr, then p) for publish where no reader sees
+     * them (file: a temp file in the session's directory; rados: memory):
+     * 0 (*out set), or 1 if the backend can tell at once that obj exists
+     * (file: a stat; nothing staged), -1 error. */
+    int (*stage)(struct store_be *be, const char *obj, const void *hdr,
+                 size_t hdr_len, const void *p, size_t len,
+                 struct store_be_staged **out);
+    /* Create obj from staged bytes, as create (0 created, 1 it existed);
+     * may be called again (it was removed meanwhile). Durable at the next
+     * barrier (file: the data at once, the name at the barrier; rados:
+     * completion is durability). */
+    int (*publish)(struct store_be *be, struct store_be_staged *s,
+                   const char *obj);
+    void (*unstage)(struct store_be *be, struct store_be_staged *s);
+    /* Everything published before is durable, and this writer still holds
+     * its locks (a commit follows): file syncfs; rados a lock renewal
+     * that fails if a lease lapsed. */
+    int (*barrier)(struct store_be *be);
+    /* The commit point: create obj exclusively from the whole temp file
+     * tmp of the session (open on fd, fsync'd), after a barrier; durable
+     * when this returns. 0, or -1 (EEXIST: obj exists). */
+    int (*commit)(struct store_be *be, const char *tmp, int fd,
+                  const char *obj);
+    /* A descriptor reading obj from its start (what a streaming reader of
+     * a manifest takes): the file itself, or a copy of the object in
+     * memory. The caller closes it; -1 (ENOENT: no such object). */
+    int (*open)(struct store_be *be, const char *obj);
 };
 
 /* head_many from read, stat and touch, one object after the other. */
@@ -96,9 +141,36 @@ int store_be_head_many_seq(struct store_be *be, const char *const *objs,
                            size_t n, bool touch, uint8_t *head, size_t head_len,
                            size_t *got, uint64_t *size, int *err);
 
+/* open from stat and read: the object copied into a memory file. */
+int store_be_open_copy(struct store_be *be, const char *obj);
+
+/* An object backend's parts from the basic operations (be_obj.c): a
+ * session as objects (sessions/NAME and its lock) with a local temp
+ * directory, staging in memory, publish and commit by exclusive create. */
+int store_be_obj_session_begin(struct store_be *be);
+void store_be_obj_session_end(struct store_be *be);
+int store_be_stage_copy(struct store_be *be, const char *obj, const void *hdr,
+                        size_t hdr_len, const void *p, size_t len,
+                        struct store_be_staged **out);
+int store_be_publish_create(struct store_be *be, struct store_be_staged *s,
+                            const char *obj);
+void store_be_unstage_copy(struct store_be *be, struct store_be_staged *s);
+int store_be_commit_copy(struct store_be *be, const char *tmp, int fd,
+                         const char *obj);
+
+/* rm -rf; best effort. */
+int store_rm_tree(const char *path);
+
 struct store_be {
     const struct store_be_ops *ops;
     char *where; /* for messages: the path, or rados:POOL/NS */
+    /* The writer's session (session_begin): its temp directory on local
+     * disk and that directory's .lock (held); on an object backend the
+     * session's object and its lock handle. */
+    char *tmp_dir;
+    int tmp_lock_fd;
+    char *session;
+    int session_lock;
 };
 
 /* True if repo names a RADOS repository ("rados:..."). */

@@ -543,6 +543,7 @@ rados_be_close(struct store_be *be)
 {
     struct be_rados *b = to_rados(be);
 
+    store_be_obj_session_end(be);
     ops_report(b);
     pthread_mutex_lock(&b->lock);
     b->stopping = true;
@@ -722,6 +723,13 @@ static const struct store_be_ops rados_ops = {
     .unlock = rados_be_unlock,
     .lock_held = rados_be_lock_held,
     .head_many = rados_be_head_many,
+    .open = store_be_open_copy,
+    .session_begin = store_be_obj_session_begin,
+    .stage = store_be_stage_copy,
+    .publish = store_be_publish_create,
+    .unstage = store_be_unstage_copy,
+    .barrier = rados_be_lock_renew,
+    .commit = store_be_commit_copy,
 };
 
 unsigned
@@ -783,6 +791,8 @@ store_be_rados_open(const char *spec)
     b->be.where = o.ns[0] ? lb_xasprintf("rados:%s/%s", o.pool, o.ns)
                           : lb_xasprintf("rados:%s", o.pool);
     b->lease = o.lease;
+    b->be.tmp_lock_fd = -1;
+    b->be.session_lock = -1;
     pthread_mutex_init(&b->lock, NULL);
     pthread_mutex_init(&b->gc_lock, NULL);
     pthread_cond_init(&b->wake, NULL);

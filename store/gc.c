@@ -18,7 +18,7 @@
  * A backup that asks for a chunk gc has just moved aside is told it is
  * missing and uploads it again.
  */
-#include "store/backend.h"
+#include "store/be_file_int.h" /* transitional */
 #include "store/store_int.h"
 
 #include <dirent.h>
@@ -134,7 +134,7 @@ gc_lock(const struct store *st)
     char host[128] = "?", when[32], line[384];
     int fd;
 
-    if (st->be)
+    if (!store_on_files(st))
         return gc_lock_obj(st);
     fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)
@@ -167,7 +167,7 @@ gc_unlock(const struct store *st, int fd)
 {
     if (fd < 0)
         return;
-    if (st->be) {
+    if (!store_on_files(st)) {
         st->be->ops->unlock(st->be, fd);
         return;
     }
@@ -212,7 +212,7 @@ oldest_session(const struct store *st, const char *own_trash, int64_t t0,
         struct stat sb;
 
         if (e->d_name[0] == '.' ||
-            strcmp(e->d_name, base_name(st->session_dir)) == 0 ||
+            strcmp(e->d_name, base_name(st->be->tmp_dir)) == 0 ||
             strcmp(e->d_name, own_trash) == 0)
             continue;
         lock = lb_xasprintf("%s/%s/.lock", tmp, e->d_name);
@@ -320,20 +320,6 @@ gc_mark(struct store *st, struct u64set *refs, uint64_t *nbackups)
 
 /* ---- 3. sweep ----------------------------------------------------------- */
 
-/* Move a chunk from the trash back to chunks/ (never over a fresh copy a
- * backup stored meanwhile: same content, keep that one). */
-static int
-put_back(int trash_fd, int dir_fd, const char *name)
-{
-    if (renameat2(trash_fd, name, dir_fd, name, RENAME_NOREPLACE) == 0)
-        return 0;
-    if (errno == EEXIST)
-        return unlinkat(trash_fd, name, 0) == 0 || errno == ENOENT ? 0 : -1;
-    if (errno == EINVAL || errno == ENOSYS) /* no RENAME_NOREPLACE here */
-        return renameat(trash_fd, name, dir_fd, name);
-    return -1;
-}
-
 struct sweep {
     struct store *st;
     const struct store_gc_opts *o;
@@ -385,7 +371,7 @@ sweep_one(struct sweep *w, int dir_fd, const char *dir, const char *name)
     /* A touch before the rename shows now: the file is the same inode. */
     if (fstatat(w->trash_fd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
         sb.st_mtime >= w->s->cutoff) {
-        if (put_back(w->trash_fd, dir_fd, name) < 0)
+        if (be_file_put_back(w->trash_fd, dir_fd, name) < 0)
             return lb_error(errno, "put chunks/%s/%s back from %s", dir, name,
                             w->trash);
         w->s->restored++;
@@ -451,7 +437,7 @@ sweep_obj_one(void *opaque, const char *obj)
 static int
 gc_sweep(struct sweep *w)
 {
-    if (w->st->be)
+    if (!store_on_files(w->st))
         return w->st->be->ops->list(w->st->be, "chunks/", sweep_obj_one, w);
     for (unsigned i = 0; i < 256; i++) {
         char sub[16];
@@ -482,37 +468,6 @@ gc_sweep(struct sweep *w)
     return 0;
 }
 
-int
-store_gc_restore_trash(const struct store *st, const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    int rc = 0;
-
-    if (!d)
-        return errno == ENOENT ? 0 : -1;
-    while ((e = readdir(d)) != NULL) {
-        struct proto_digest dg;
-        char rel[80];
-        CLEANUP_CLOSE int cfd = -1;
-
-        if (proto_digest_parse(e->d_name, &dg) < 0)
-            continue;
-        store_chunk_relpath(rel, &dg);
-        rel[9] = '\0'; /* "chunks/ab" */
-        cfd = openat(st->dir_fd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (cfd < 0 || put_back(dirfd(d), cfd, e->d_name) < 0) {
-            lb_warn("cannot put chunk %s back from %s: %s", e->d_name, dir,
-                    strerror(errno));
-            rc = -1;
-        } else {
-            lb_info("put chunk %s back from the trash of gc", e->d_name);
-        }
-    }
-    closedir(d);
-    return rc;
-}
-
 /* ---- the whole ---------------------------------------------------------- */
 
 /* gc's trash: a session directory of its own, tmp/gc-PID-RANDOM. */
@@ -526,8 +481,8 @@ make_trash(const struct store *st, char *name, size_t len, char **dir,
     if (lb_random(rnd, sizeof rnd) < 0)
         return -1;
     lb_hex_encode(hex, rnd, sizeof rnd);
-    snprintf(name, len, "%s%ld-%s", STORE_GC_TRASH_PREFIX, (long)getpid(), hex);
-    return store_session_create(st, name, dir, lock_fd);
+    snprintf(name, len, "gc-%ld-%s", (long)getpid(), hex);
+    return be_file_session_create(st->be, name, dir, lock_fd);
 }
 
 int
@@ -554,16 +509,17 @@ store_gc(struct store *st, const struct store_gc_opts *o,
     lock_fd = gc_lock(st);
     if (lock_fd < 0)
         return -1;
-    if (!o->dry_run && !st->be &&
+    if (!o->dry_run && store_on_files(st) &&
         make_trash(st, trash_name, sizeof trash_name, &trash, &trash_lock) < 0)
         goto out;
     /* The real clock, as the file system's (never LIVEBACKUP_FAKE_TIME).
      * The cutoff is taken before the manifests are listed: a backup that
      * commits after the listing was live now, or starts after now. */
     t0 = (int64_t)time(NULL);
-    if ((st->be ? store_obj_oldest_session(st, t0, &oldest, &stats->sessions)
-                : oldest_session(st, trash_name, t0, &oldest,
-                                 &stats->sessions)) < 0)
+    if ((!store_on_files(st)
+             ? store_obj_oldest_session(st, t0, &oldest, &stats->sessions)
+             : oldest_session(st, trash_name, t0, &oldest, &stats->sessions)) <
+        0)
         goto out;
     stats->cutoff = oldest - GC_MARGIN_SECS;
     if (gc_mark(st, &refs, &stats->backups) < 0)
@@ -583,7 +539,7 @@ out:
     if (trash) {
         /* Normally empty; after an error, whatever is left goes back (and
          * what cannot stays for the next writer to put back). */
-        if (store_gc_restore_trash(st, trash) == 0)
+        if (be_file_restore_trash(st->be, trash) == 0)
             store_rm_tree(trash);
         free(trash);
     }

@@ -420,107 +420,6 @@ take_lock(struct store *st, unsigned wait_secs)
     return 0;
 }
 
-/* Remove a dead session's directory. A gc that died may have left a chunk
- * it had moved aside in its trash: that goes back first. */
-static void
-remove_session(const struct store *st, const char *name, const char *dir)
-{
-    size_t n = strlen(STORE_GC_TRASH_PREFIX);
-
-    if (strncmp(name, STORE_GC_TRASH_PREFIX, n) == 0 &&
-        store_gc_restore_trash(st, dir) < 0)
-        return;
-    store_rm_tree(dir);
-}
-
-/* Remove session directories whose owner is gone (its lock is free). */
-static void
-clean_stale_sessions(struct store *st)
-{
-    CLEANUP_FREE char *tmp = lb_xasprintf("%s/tmp", st->path);
-    DIR *d = opendir(tmp);
-    struct dirent *e;
-
-    if (!d)
-        return;
-    while ((e = readdir(d)) != NULL) {
-        CLEANUP_FREE char *dir = NULL;
-        CLEANUP_FREE char *lock = NULL;
-        int fd;
-
-        if (e->d_name[0] == '.')
-            continue;
-        dir = lb_xasprintf("%s/%s", tmp, e->d_name);
-        lock = lb_xasprintf("%s/.lock", dir);
-        fd = open(lock, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            /* A session that died before creating its lock, or one being
-             * created right now: only the former is old. */
-            struct stat sb;
-            if (errno == ENOENT && stat(dir, &sb) == 0 &&
-                sb.st_mtime < time(NULL) - 60)
-                remove_session(st, e->d_name, dir);
-            continue;
-        }
-        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-            lb_debug("removing files of an interrupted session: %s", dir);
-            remove_session(st, e->d_name, dir);
-        }
-        close(fd);
-    }
-    closedir(d);
-}
-
-int
-store_session_create(const struct store *st, const char *name, char **dir,
-                     int *lock_fd)
-{
-    CLEANUP_FREE char *d = lb_xasprintf("%s/tmp/%s", st->path, name);
-    CLEANUP_FREE char *tmp = lb_xasprintf("%s/.lock.new", d);
-    CLEANUP_FREE char *lock = lb_xasprintf("%s/.lock", d);
-    int fd, e;
-
-    *dir = NULL;
-    *lock_fd = -1;
-    if (mkdir(d, 0700) < 0)
-        return lb_error(errno, "create %s", d);
-    fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        e = errno;
-        rmdir(d);
-        return lb_error(e, "create %s", tmp);
-    }
-    /* Nobody else knows .lock.new: the lock cannot fail, and the file is
-     * locked before anyone can see it as .lock. Its mtime marks the start
-     * of the session for gc (set explicitly: it must not be older). */
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0 || futimens(fd, NULL) < 0 ||
-        rename(tmp, lock) < 0) {
-        e = errno;
-        close(fd);
-        unlink(tmp);
-        rmdir(d);
-        return lb_error(e, "lock %s", lock);
-    }
-    *dir = d;
-    d = NULL;
-    *lock_fd = fd;
-    return 0;
-}
-
-static int
-make_session(struct store *st)
-{
-    uint8_t rnd[8];
-    char hex[17], name[64];
-
-    if (lb_random(rnd, sizeof rnd) < 0)
-        return -1;
-    lb_hex_encode(hex, rnd, sizeof rnd);
-    snprintf(name, sizeof name, "%ld-%s", (long)getpid(), hex);
-    return store_session_create(st, name, &st->session_dir,
-                                &st->session_lock_fd);
-}
-
 struct store *
 store_open(const char *path, enum store_mode mode, unsigned lock_wait_secs)
 {
@@ -529,10 +428,8 @@ store_open(const char *path, enum store_mode mode, unsigned lock_wait_secs)
     st->path = lb_xstrdup(path);
     st->mode = mode;
     st->lock_fd = -1;
-    st->session_lock_fd = -1;
     st->dir_fd = -1;
     st->be_lock = -1;
-    st->be_session_lock = -1;
     pthread_mutex_init(&st->tmp_lock, NULL);
     if (store_be_is_rados(path)) {
         if (store_obj_open(st, lock_wait_secs) < 0)
@@ -548,11 +445,11 @@ store_open(const char *path, enum store_mode mode, unsigned lock_wait_secs)
         lb_error(errno, "open %s", path);
         goto fail;
     }
-    if (mode != STORE_READ) {
-        clean_stale_sessions(st);
-        if (make_session(st) < 0)
-            goto fail;
-    }
+    st->be = store_be_file_open(path);
+    if (!st->be)
+        goto fail;
+    if (mode != STORE_READ && st->be->ops->session_begin(st->be) < 0)
+        goto fail;
     return st;
 fail : {
     int saved = errno;
@@ -567,12 +464,8 @@ store_close(struct store *st)
 {
     if (!st)
         return;
-    if (st->session_dir) {
-        store_rm_tree(st->session_dir);
-        free(st->session_dir);
-    }
-    if (st->session_lock_fd >= 0)
-        close(st->session_lock_fd);
+    /* The session ends (its directory removed) before the locks go. */
+    store_be_close(st->be);
     if (st->lock_fd >= 0) {
         if (st->mode == STORE_ADMIN && ftruncate(st->lock_fd, 0) < 0)
             lb_debug("cannot clear the lock owner line");
@@ -580,7 +473,6 @@ store_close(struct store *st)
     }
     if (st->dir_fd >= 0)
         close(st->dir_fd);
-    store_obj_close(st);
     pthread_mutex_destroy(&st->tmp_lock);
     free(st->path);
     free(st);
@@ -629,21 +521,15 @@ store_key_get(struct store *st, uint8_t *out, size_t cap)
     CLEANUP_FREE char *text = NULL;
     struct proto_keyfile kf;
     size_t len = 0;
+    ssize_t n;
 
     if (st->encryption != PROTO_ENC_REPOKEY)
         return lb_fail(EINVAL, "repository %s keeps no key", st->path);
-    if (st->be) {
-        ssize_t n;
-        text = lb_xmalloc(4096);
-        n = store_obj_get(st, "keys/repokey", (uint8_t *)text, 4096);
-        if (n < 0)
-            return -1;
-        len = (size_t)n;
-    } else {
-        text = lb_read_file(path, 4096, &len);
-    }
-    if (!text)
+    text = lb_xmalloc(4096);
+    n = store_obj_get(st, "keys/repokey", (uint8_t *)text, 4096);
+    if (n < 0)
         return -1;
+    len = (size_t)n;
     if (len > cap ||
         proto_keyfile_decode((const uint8_t *)text, len, &kf) != PROTO_OK) {
         lb_fail(EPROTO, "%s is damaged", path);
@@ -661,7 +547,6 @@ store_key_get(struct store *st, uint8_t *out, size_t cap)
 int
 store_key_set(struct store *st, const uint8_t *p, size_t len)
 {
-    CLEANUP_FREE char *dir = lb_xasprintf("%s/keys", st->path);
     struct proto_keyfile kf;
 
     if (st->mode == STORE_READ)
@@ -679,11 +564,7 @@ store_key_set(struct store *st, const uint8_t *p, size_t len)
     if (memcmp(kf.key_id, st->key_id, sizeof kf.key_id) != 0)
         return lb_fail(EINVAL, "the key file holds another key than the "
                                "repository's");
-    if (st->be)
-        return st->be->ops->replace(st->be, "keys/repokey", p, len);
-    if (lb_mkdir_p(dir, 0700) < 0)
-        return -1;
-    return lb_write_file_atomic(dir, "repokey", p, len, 0600);
+    return st->be->ops->replace(st->be, "keys/repokey", p, len);
 }
 
 void
@@ -704,28 +585,6 @@ store_append_only(const struct store *st)
     return st->append_only;
 }
 
-int
-store_rm_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    struct dirent *e;
-
-    if (!d)
-        return unlink(path) == 0 || errno == ENOENT ? 0 : -1;
-    while ((e = readdir(d)) != NULL) {
-        CLEANUP_FREE char *p = NULL;
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        p = lb_xasprintf("%s/%s", path, e->d_name);
-        if (e->d_type == DT_DIR)
-            store_rm_tree(p);
-        else
-            unlink(p);
-    }
-    closedir(d);
-    return rmdir(path);
-}
-
 char *
 store_tmp_name(struct store *st, const char *what)
 {
@@ -734,5 +593,5 @@ store_tmp_name(struct store *st, const char *what)
     pthread_mutex_lock(&st->tmp_lock);
     n = ++st->tmp_seq;
     pthread_mutex_unlock(&st->tmp_lock);
-    return lb_xasprintf("%s/%s.%lu", st->session_dir, what, n);
+    return lb_xasprintf("%s/%s.%lu", st->be->tmp_dir, what, n);
 }

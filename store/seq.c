@@ -65,7 +65,7 @@ store_seq_next(struct store *st, uint64_t *seq)
     uint64_t last;
     ssize_t n;
 
-    if (st->be)
+    if (!store_on_files(st))
         return store_obj_seq_next(st, seq);
     fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)

@@ -95,7 +95,7 @@ obj_chunk_seen(void *opaque, const char *name)
 static void
 count_chunks(struct vctx *v)
 {
-    if (v->st->be) {
+    if (!store_on_files(v->st)) {
         struct obj_names *o = lb_xcalloc(1, sizeof *o);
         o->v = v;
         if (v->st->be->ops->list(v->st->be, "chunks/", obj_chunk_seen, o) < 0) {

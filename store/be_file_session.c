@@ -1,0 +1,321 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The file backend's writer side (backend.h; FORMAT.md, "Locking",
+ * "Chunk files", "Committing a backup"):
+ *
+ * - a session is the directory tmp/PID-RAND/ with its .lock, locked
+ *   exclusively while the writer lives (its mtime is the session's start);
+ *   opening one first removes those of writers that are gone, putting back
+ *   into chunks/ what a dead gc left in its trash (tmp/gc-*);
+ * - a create in two steps writes a temp file in the session's directory
+ *   (stage), then fdatasyncs it and links it into place (publish: EEXIST
+ *   means stored already). The names become durable at the barrier, one
+ *   syncfs of the repository's filesystem before the commit, instead of
+ *   an fsync of a directory per chunk;
+ * - the commit links the manifest's temp file to its name (never
+ *   replacing one) and fsyncs backups/.
+ */
+#include "store/be_file_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The prefix of gc's trash session directories (tmp/gc-PID-RANDOM). */
+#define TRASH_PREFIX "gc-"
+
+int
+be_file_session_create(struct store_be *be, const char *name, char **dir,
+                       int *lock_fd)
+{
+    CLEANUP_FREE char *d = lb_xasprintf("%s/tmp/%s", be->where, name);
+    CLEANUP_FREE char *tmp = lb_xasprintf("%s/.lock.new", d);
+    CLEANUP_FREE char *lock = lb_xasprintf("%s/.lock", d);
+    int fd, e;
+
+    *dir = NULL;
+    *lock_fd = -1;
+    if (mkdir(d, 0700) < 0)
+        return lb_error(errno, "create %s", d);
+    fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        e = errno;
+        rmdir(d);
+        return lb_error(e, "create %s", tmp);
+    }
+    /* Nobody else knows .lock.new: the lock cannot fail, and the file is
+     * locked before anyone can see it as .lock. Its mtime marks the start
+     * of the session for gc (set explicitly: it must not be older). */
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0 || futimens(fd, NULL) < 0 ||
+        rename(tmp, lock) < 0) {
+        e = errno;
+        close(fd);
+        unlink(tmp);
+        rmdir(d);
+        return lb_error(e, "lock %s", lock);
+    }
+    *dir = d;
+    d = NULL;
+    *lock_fd = fd;
+    return 0;
+}
+
+/* Move a chunk from the trash back to chunks/ (never over a fresh copy a
+ * backup stored meanwhile: same content, keep that one). */
+int
+be_file_put_back(int trash_fd, int dir_fd, const char *name)
+{
+    if (renameat2(trash_fd, name, dir_fd, name, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno == EEXIST)
+        return unlinkat(trash_fd, name, 0) == 0 || errno == ENOENT ? 0 : -1;
+    if (errno == EINVAL || errno == ENOSYS) /* no RENAME_NOREPLACE here */
+        return renameat(trash_fd, name, dir_fd, name);
+    return -1;
+}
+
+static bool
+is_digest_hex(const char *s)
+{
+    size_t i;
+
+    for (i = 0; s[i]; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return i == 64;
+}
+
+int
+be_file_restore_trash(struct store_be *be, const char *dir)
+{
+    struct be_file *b = to_file(be);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int rc = 0;
+
+    if (!d)
+        return errno == ENOENT ? 0 : -1;
+    while ((e = readdir(d)) != NULL) {
+        char rel[16];
+        CLEANUP_CLOSE int cfd = -1;
+
+        if (!is_digest_hex(e->d_name))
+            continue;
+        snprintf(rel, sizeof rel, "chunks/%.2s", e->d_name);
+        cfd = openat(b->dir_fd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (cfd < 0 || be_file_put_back(dirfd(d), cfd, e->d_name) < 0) {
+            lb_warn("cannot put chunk %s back from %s: %s", e->d_name, dir,
+                    strerror(errno));
+            rc = -1;
+        } else {
+            lb_info("put chunk %s back from the trash of gc", e->d_name);
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
+/* Remove a dead session's directory. A gc that died may have left a chunk
+ * it had moved aside in its trash: that goes back first. */
+static void
+remove_session(struct store_be *be, const char *name, const char *dir)
+{
+    if (strncmp(name, TRASH_PREFIX, strlen(TRASH_PREFIX)) == 0 &&
+        be_file_restore_trash(be, dir) < 0)
+        return;
+    store_rm_tree(dir);
+}
+
+/* Remove session directories whose owner is gone (its lock is free). */
+static void
+clean_stale_sessions(struct store_be *be)
+{
+    CLEANUP_FREE char *tmp = lb_xasprintf("%s/tmp", be->where);
+    DIR *d = opendir(tmp);
+    struct dirent *e;
+
+    if (!d)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        CLEANUP_FREE char *dir = NULL;
+        CLEANUP_FREE char *lock = NULL;
+        int fd;
+
+        if (e->d_name[0] == '.')
+            continue;
+        dir = lb_xasprintf("%s/%s", tmp, e->d_name);
+        lock = lb_xasprintf("%s/.lock", dir);
+        fd = open(lock, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            /* A session that died before creating its lock, or one being
+             * created right now: only the former is old. */
+            struct stat sb;
+            if (errno == ENOENT && stat(dir, &sb) == 0 &&
+                sb.st_mtime < time(NULL) - 60)
+                remove_session(be, e->d_name, dir);
+            continue;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            lb_debug("removing files of an interrupted session: %s", dir);
+            remove_session(be, e->d_name, dir);
+        }
+        close(fd);
+    }
+    closedir(d);
+}
+
+int
+be_file_session_begin(struct store_be *be)
+{
+    uint8_t rnd[8];
+    char hex[17], name[64];
+
+    if (be->tmp_dir)
+        return lb_fail(EINVAL, "%s: a session is open already", be->where);
+    clean_stale_sessions(be);
+    if (lb_random(rnd, sizeof rnd) < 0)
+        return -1;
+    lb_hex_encode(hex, rnd, sizeof rnd);
+    snprintf(name, sizeof name, "%ld-%s", (long)getpid(), hex);
+    return be_file_session_create(be, name, &be->tmp_dir, &be->tmp_lock_fd);
+}
+
+void
+be_file_session_end(struct store_be *be)
+{
+    if (be->tmp_dir) {
+        store_rm_tree(be->tmp_dir);
+        free(be->tmp_dir);
+        be->tmp_dir = NULL;
+    }
+    if (be->tmp_lock_fd >= 0)
+        close(be->tmp_lock_fd);
+    be->tmp_lock_fd = -1;
+}
+
+/* ---- creates in two steps ----------------------------------------------- */
+
+int
+be_file_stage(struct store_be *be, const char *obj, const void *hdr,
+              size_t hdr_len, const void *p, size_t len,
+              struct store_be_staged **out)
+{
+    struct be_file *b = to_file(be);
+    struct store_be_staged *s;
+    struct stat sb;
+    unsigned long n;
+
+    *out = NULL;
+    if (!be->tmp_dir)
+        return lb_fail(EINVAL, "%s: no session to stage %s in", be->where, obj);
+    /* Stored already: one stat instead of a temp file and its sync. */
+    if (fstatat(b->dir_fd, obj, &sb, AT_SYMLINK_NOFOLLOW) == 0)
+        return 1;
+    if (errno != ENOENT)
+        return lb_error(errno, "stat %s/%s", be->where, obj);
+    pthread_mutex_lock(&b->lock);
+    n = ++b->tmp_seq;
+    pthread_mutex_unlock(&b->lock);
+    s = lb_xcalloc(1, sizeof *s);
+    s->path = lb_xasprintf("%s/chunk.%lu", be->tmp_dir, n);
+    s->fd = open(s->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (s->fd < 0) {
+        int e = errno;
+        free(s->path);
+        free(s);
+        return lb_error(e, "create a temp file in %s", be->tmp_dir);
+    }
+    if (lb_write_full(s->fd, hdr, hdr_len) < 0 ||
+        lb_write_full(s->fd, p, len) < 0) {
+        int e = errno;
+        be_file_unstage(be, s);
+        return lb_error(e, "write %s to %s", obj, be->where);
+    }
+    *out = s;
+    return 0;
+}
+
+int
+be_file_publish(struct store_be *be, struct store_be_staged *s, const char *obj)
+{
+    struct be_file *b = to_file(be);
+
+    if (!s->synced) {
+        int e = fdatasync(s->fd) < 0 ? errno : 0;
+        if (close(s->fd) < 0 && !e)
+            e = errno;
+        s->fd = -1;
+        if (e)
+            return lb_error(e, "write %s to %s", obj, be->where);
+        s->synced = true;
+    }
+    /* link, not rename: when two sessions store the same object at once,
+     * exactly one creates it; the other learns it was stored already. The
+     * name is durable at the barrier (syncfs). */
+    if (linkat(AT_FDCWD, s->path, b->dir_fd, obj, 0) == 0)
+        return 0;
+    if (errno == EEXIST)
+        return 1;
+    return lb_error(errno, "publish %s/%s", be->where, obj);
+}
+
+void
+be_file_unstage(struct store_be *be, struct store_be_staged *s)
+{
+    (void)be;
+    if (!s)
+        return;
+    if (s->fd >= 0)
+        close(s->fd);
+    unlink(s->path);
+    free(s->path);
+    free(s);
+}
+
+int
+be_file_barrier(struct store_be *be)
+{
+    /* Every staged file was fdatasync'd when published; syncfs makes the
+     * names (and seq) durable. */
+    if (syncfs(to_file(be)->dir_fd) < 0)
+        return lb_error(errno, "sync repository %s", be->where);
+    return 0;
+}
+
+int
+be_file_commit(struct store_be *be, const char *tmp, int fd, const char *obj)
+{
+    struct be_file *b = to_file(be);
+    char why[512];
+    int e;
+
+    (void)fd;
+    if (linkat(AT_FDCWD, tmp, b->dir_fd, obj, 0) < 0) {
+        e = errno;
+        lb_error(e, "commit %s/%s", be->where, obj);
+        errno = e;
+        return -1;
+    }
+    unlink(tmp);
+    if (be_file_sync_parent(b, obj) == 0)
+        return 0;
+    /* Not durable: not committed, so it must not exist (a client told
+     * that the commit failed retries it). */
+    e = lb_error_errno();
+    snprintf(why, sizeof why, "%s", lb_error_msg());
+    if (unlinkat(b->dir_fd, obj, 0) < 0 && errno != ENOENT) {
+        lb_warn("%s/%s: %s, and it cannot be removed (%s): it stays, "
+                "committed",
+                be->where, obj, why, strerror(errno));
+        lb_error_clear();
+        return 0;
+    }
+    if (be_file_sync_parent(b, obj) < 0)
+        lb_debug("fsync again: %s", lb_error_msg());
+    return lb_fail(e, "%s", why);
+}
