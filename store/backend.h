@@ -41,6 +41,8 @@ struct store_be_staged {
 /* Called once per object whose name starts with the listing's prefix. A
  * non-zero return stops the listing and is returned. */
 typedef int (*store_be_list_fn)(void *opaque, const char *name);
+/* A counter's floor (counter_next): 0 and *floor, or -1. */
+typedef int (*store_be_floor_fn)(void *opaque, uint64_t *floor);
 
 struct store_be_ops {
     const char *kind; /* "file", "rados" */
@@ -73,10 +75,12 @@ struct store_be_ops {
     /* Every object whose name starts with prefix, in no particular order. */
     int (*list)(struct store_be *be, const char *prefix, store_be_list_fn fn,
                 void *opaque);
-    /* Advance the counter in obj by one atomically and return the new
-     * value; a missing or unreadable counter starts from *v (the caller's
-     * floor) and the new value is at least *v + 1. */
-    int (*counter_next)(struct store_be *be, const char *obj, uint64_t *v);
+    /* Advance the counter in obj by one atomically: the new value into
+     * *v. A missing counter, or one that does not read back, continues
+     * from what floor gives (called only then, at most once; NULL: 0).
+     * Durable at the next barrier. */
+    int (*counter_next)(struct store_be *be, const char *obj,
+                        store_be_floor_fn floor, void *opaque, uint64_t *v);
     /* Take the advisory lock named obj: exclusive, or shared with every
      * other shared holder. A lock has a lease: a holder that dies loses it
      * after lease_secs (the file backend's flock goes with the process at

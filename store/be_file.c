@@ -350,12 +350,35 @@ file_list(struct store_be *be, const char *prefix, store_be_list_fn fn,
     return list_dir(to_file(be), "", prefix, fn, opaque);
 }
 
+/* "%020llu\n": fixed width, so a rewrite covers the whole record. */
+#define COUNTER_RECORD 21
+
+static bool
+counter_parse(const char *buf, ssize_t n, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (n != COUNTER_RECORD || buf[COUNTER_RECORD - 1] != '\n')
+        return false;
+    for (int i = 0; i < COUNTER_RECORD - 1; i++) {
+        if (buf[i] < '0' || buf[i] > '9' || lb_mul_overflow(v, 10, &v) ||
+            lb_add_overflow(v, (uint64_t)(buf[i] - '0'), &v))
+            return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* Read and advance under an exclusive flock of the file, held for the
+ * read and the write only. No fsync: the commit's barrier (syncfs) makes
+ * it durable before the manifest that holds the number. */
 static int
-file_counter_next(struct store_be *be, const char *obj, uint64_t *v)
+file_counter_next(struct store_be *be, const char *obj, store_be_floor_fn floor,
+                  void *opaque, uint64_t *v)
 {
     struct be_file *b = to_file(be);
     CLEANUP_CLOSE int fd = -1;
-    char buf[32];
+    char buf[COUNTER_RECORD + 1];
     uint64_t cur = 0;
     ssize_t n;
 
@@ -368,17 +391,22 @@ file_counter_next(struct store_be *be, const char *obj, uint64_t *v)
     while (flock(fd, LOCK_EX) < 0)
         if (errno != EINTR)
             return lb_error(errno, "lock %s/%s", be->where, obj);
-    n = lb_pread_full(fd, buf, sizeof buf - 1, 0);
+    n = lb_pread_full(fd, buf, sizeof buf, 0);
     if (n < 0)
         return lb_error(errno, "read %s/%s", be->where, obj);
-    buf[n] = '\0';
-    if (n == 21 && buf[20] == '\n')
-        cur = strtoull(buf, NULL, 10);
-    cur = LB_MAX(cur, *v);
+    if (!counter_parse(buf, n, &cur)) {
+        if (n > 0)
+            lb_warn("%s/%s does not read back (%zd bytes): starting again "
+                    "from its floor",
+                    be->where, obj, n);
+        cur = 0;
+        if (floor && floor(opaque, &cur) < 0)
+            return -1;
+    }
     if (cur == UINT64_MAX)
-        return lb_fail(ERANGE, "counter %s: no number left", obj);
+        return lb_fail(ERANGE, "%s/%s: no number left", be->where, obj);
     snprintf(buf, sizeof buf, "%020llu\n", (unsigned long long)cur + 1);
-    if (lb_pwrite_full(fd, buf, 21, 0) < 0 || fdatasync(fd) < 0)
+    if (lb_pwrite_full(fd, buf, COUNTER_RECORD, 0) < 0)
         return lb_error(errno, "write %s/%s", be->where, obj);
     *v = cur + 1;
     return 0;
@@ -421,12 +449,16 @@ file_lock(struct store_be *be, const char *obj, bool excl, unsigned lease_secs,
         return lb_fail(EWOULDBLOCK, "%s/%s is locked by %s", be->where, obj,
                        holder);
     }
-    if (excl && ftruncate(fd, 0) == 0)
-        (void)!pwrite(fd, desc, strlen(desc), 0);
+    /* An exclusive holder says who it is, one line (emptied at unlock). */
+    if (excl && ftruncate(fd, 0) == 0) {
+        CLEANUP_FREE char *line = lb_xasprintf("%s\n", desc);
+        (void)!pwrite(fd, line, strlen(line), 0);
+    }
     pthread_mutex_lock(&b->lock);
     for (int i = 0; i < FILE_MAX_LOCKS; i++)
         if (b->locks[i] < 0) {
             b->locks[i] = fd;
+            b->lock_excl[i] = excl;
             slot = i;
             break;
         }
@@ -454,6 +486,8 @@ file_unlock(struct store_be *be, int handle)
         return;
     pthread_mutex_lock(&b->lock);
     if (b->locks[handle] >= 0) {
+        if (b->lock_excl[handle] && ftruncate(b->locks[handle], 0) < 0)
+            lb_debug("cannot empty a lock's holder line in %s", be->where);
         close(b->locks[handle]);
         b->locks[handle] = -1;
     }

@@ -19,6 +19,7 @@ struct be_file {
     pthread_mutex_t lock;
     unsigned long tmp_seq;
     int locks[FILE_MAX_LOCKS];
+    bool lock_excl[FILE_MAX_LOCKS];
 };
 
 static inline struct be_file *

@@ -287,10 +287,12 @@ counter_parse(const char *s, int n, uint64_t *v)
  * one is still what was read (or, for a counter not there yet, only by
  * the one writer whose exclusive create succeeds). */
 static int
-rados_be_counter_next(struct store_be *be, const char *obj, uint64_t *v)
+rados_be_counter_next(struct store_be *be, const char *obj,
+                      store_be_floor_fn floor_fn, void *opaque, uint64_t *v)
 {
     struct be_rados *b = to_rados(be);
-    uint64_t floor = *v;
+    uint64_t floor = 0;
+    bool have_floor = false;
 
     b->n_other++;
     for (int tries = 0; tries < 1000; tries++) {
@@ -304,10 +306,18 @@ rados_be_counter_next(struct store_be *be, const char *obj, uint64_t *v)
         if (r < 0 && r != -ENOENT && r != -ENODATA)
             return rfail(r, "read counter", obj, b);
         have = r >= 0 && counter_parse(old, r, &cur);
-        if (r >= 0 && !have)
-            lb_warn("counter %s in %s does not read back: starting from %llu",
-                    obj, be->where, (unsigned long long)floor);
-        cur = LB_MAX(cur, floor);
+        if (!have && !have_floor) {
+            /* Missing or unreadable: from its floor (asked once). */
+            if (floor_fn && floor_fn(opaque, &floor) < 0)
+                return -1;
+            have_floor = true;
+            if (r >= 0)
+                lb_warn("counter %s in %s does not read back: starting "
+                        "from %llu",
+                        obj, be->where, (unsigned long long)floor);
+        }
+        if (!have)
+            cur = floor;
         if (cur == UINT64_MAX)
             return lb_fail(ERANGE, "counter %s: no number left", obj);
         snprintf(nv, sizeof nv, "%020llu", (unsigned long long)cur + 1);

@@ -102,78 +102,33 @@ u64set_add_digest(struct u64set *s, const struct proto_digest *d)
 
 /* ---- gc.lock ------------------------------------------------------------ */
 
-/* One gc at a time on an object backend: the lock gc.lock, with a lease.
- * The handle, or -1. */
+/* One gc at a time: the exclusive lock gc.lock (with the backend's
+ * lease), whose holder says who it is. The handle, or -1. */
 static int
-gc_lock_obj(const struct store *st)
+gc_lock(const struct store *st)
 {
     char host[128] = "?", when[32], line[384], holder[384];
+    unsigned lease = store_be_lease(st->be);
     int h;
 
     gethostname(host, sizeof host - 1);
     lb_format_time(when, sizeof when, (int64_t)time(NULL));
     snprintf(line, sizeof line, "gc pid %ld on %s since %s", (long)getpid(),
              host, when);
-    h = st->be->ops->lock(st->be, "gc.lock", true, store_be_lease(st->be), 0,
-                          line, holder, sizeof holder);
+    h = st->be->ops->lock(st->be, "gc.lock", true, lease, 0, line, holder,
+                          sizeof holder);
     if (h < 0 && lb_error_errno() == EWOULDBLOCK) {
         lb_fail(EWOULDBLOCK, "another gc is running on %s (%s)", st->path,
                 holder);
-        lb_error_hint("wait until it is done: one gc at a time (a gc that "
-                      "died loses its lock after %u s)",
-                      store_be_lease(st->be));
+        if (lease)
+            lb_error_hint("wait until it is done: one gc at a time (a gc "
+                          "that died loses its lock after %u s)",
+                          lease);
+        else
+            lb_error_hint("wait until it is done: one gc at a time");
         errno = EWOULDBLOCK;
     }
     return h;
-}
-
-static int
-gc_lock(const struct store *st)
-{
-    CLEANUP_FREE char *path = lb_xasprintf("%s/gc.lock", st->path);
-    char host[128] = "?", when[32], line[384];
-    int fd;
-
-    if (!store_on_files(st))
-        return gc_lock_obj(st);
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return lb_error(errno, "open %s", path);
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        int e = errno;
-        ssize_t n = pread(fd, line, sizeof line - 1, 0);
-        close(fd);
-        if (e != EWOULDBLOCK)
-            return lb_error(e, "lock %s", path);
-        line[n > 0 ? n : 0] = '\0';
-        line[strcspn(line, "\n")] = '\0';
-        lb_fail(EWOULDBLOCK, "another gc is running on %s (%s)", st->path,
-                line[0] ? line : "its holder is unknown");
-        lb_error_hint("wait until it is done: one gc at a time");
-        errno = EWOULDBLOCK;
-        return -1;
-    }
-    gethostname(host, sizeof host - 1);
-    lb_format_time(when, sizeof when, (int64_t)time(NULL));
-    snprintf(line, sizeof line, "gc pid %ld on %s since %s\n", (long)getpid(),
-             host, when);
-    if (ftruncate(fd, 0) == 0)
-        (void)!pwrite(fd, line, strlen(line), 0);
-    return fd;
-}
-
-static void
-gc_unlock(const struct store *st, int fd)
-{
-    if (fd < 0)
-        return;
-    if (!store_on_files(st)) {
-        st->be->ops->unlock(st->be, fd);
-        return;
-    }
-    if (ftruncate(fd, 0) < 0)
-        lb_debug("cannot clear gc.lock");
-    close(fd);
 }
 
 /* ---- 1. the cutoff ------------------------------------------------------ */
@@ -546,6 +501,7 @@ out:
     if (trash_lock >= 0)
         close(trash_lock);
     free(refs.slot);
-    gc_unlock(st, lock_fd);
+    if (lock_fd >= 0)
+        st->be->ops->unlock(st->be, lock_fd);
     return rc;
 }

@@ -17,17 +17,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static void
-describe(char *buf, size_t len, const char *what)
-{
-    char host[128] = "?", when[32];
-
-    gethostname(host, sizeof host - 1);
-    lb_format_time(when, sizeof when, lb_wall_time());
-    snprintf(buf, len, "%s (pid %ld on %s since %s)", what, (long)getpid(),
-             host, when);
-}
-
 int
 store_obj_init(const char *spec, const char *cfg, const uint8_t *keyfile,
                size_t keyfile_len)
@@ -67,7 +56,6 @@ store_obj_open(struct store *st, unsigned lock_wait_secs)
 {
     const size_t max = 64 << 10;
     CLEANUP_FREE char *cfg = lb_xmalloc(max + 2);
-    char desc[256], holder[256];
     ssize_t n;
 
     st->be = store_be_rados_open(st->path);
@@ -89,24 +77,8 @@ store_obj_open(struct store *st, unsigned lock_wait_secs)
     cfg[n] = '\0';
     if (store_config_parse(st, cfg) < 0)
         return -1;
-    describe(desc, sizeof desc,
-             st->mode == STORE_ADMIN ? "an exclusive operation"
-                                     : "a backup, restore or gc");
-    st->be_lock = st->be->ops->lock(st->be, "lock", st->mode == STORE_ADMIN,
-                                    store_be_lease(st->be), lock_wait_secs,
-                                    desc, holder, sizeof holder);
-    if (st->be_lock < 0) {
-        if (lb_error_errno() == EWOULDBLOCK) {
-            lb_fail(EWOULDBLOCK, "repository %s is locked by %s", st->path,
-                    holder);
-            lb_error_hint("try again when that is done (or wait with "
-                          "--lock-wait SECONDS); a holder that died loses "
-                          "its lock after %u s",
-                          store_be_lease(st->be));
-            errno = EWOULDBLOCK;
-        }
+    if (store_repo_lock(st, lock_wait_secs) < 0)
         return -1;
-    }
     if (st->mode != STORE_READ && st->be->ops->session_begin(st->be) < 0)
         return -1;
     return 0;
@@ -126,13 +98,6 @@ store_obj_get(struct store *st, const char *obj, uint8_t *out, size_t cap)
 }
 
 /* ---- manifests ---------------------------------------------------------- */
-
-int
-store_obj_seq_next(struct store *st, uint64_t *seq)
-{
-    *seq = 0;
-    return st->be->ops->counter_next(st->be, "seq", seq);
-}
 
 /* ---- gc's cutoff -------------------------------------------------------- */
 

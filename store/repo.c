@@ -356,68 +356,53 @@ store_config_parse(struct store *st, char *text)
     return 0;
 }
 
-/* Describe who holds the exclusive lock (written by its holder). */
+/* What a lock's holder says of itself (others are told who holds it). */
 static void
-lock_holder(int fd, char *buf, size_t len)
+describe(char *buf, size_t len, const char *what)
 {
-    ssize_t n = pread(fd, buf, len - 1, 0);
+    char host[128] = "?", when[32];
 
-    if (n <= 0) {
-        snprintf(buf, len, "another process");
-        return;
-    }
-    buf[n] = '\0';
-    buf[strcspn(buf, "\n")] = '\0';
+    gethostname(host, sizeof host - 1);
+    lb_format_time(when, sizeof when, lb_wall_time());
+    snprintf(buf, len, "%s (pid %ld on %s since %s)", what, (long)getpid(),
+             host, when);
 }
 
-static int
-take_lock(struct store *st, unsigned wait_secs)
+int
+store_repo_lock(struct store *st, unsigned wait_secs)
 {
-    CLEANUP_FREE char *path = lb_xasprintf("%s/lock", st->path);
-    int op = st->mode == STORE_ADMIN ? LOCK_EX : LOCK_SH;
-    uint64_t deadline = lb_now_ns() + (uint64_t)wait_secs * 1000000000u;
+    bool excl = st->mode == STORE_ADMIN;
+    unsigned lease = store_be_lease(st->be);
+    char desc[256], holder[256], died[96] = "";
 
-    st->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (st->lock_fd < 0)
-        return lb_error(errno, "open %s", path);
-    while (flock(st->lock_fd, op | LOCK_NB) < 0) {
-        if (errno != EWOULDBLOCK && errno != EINTR)
-            return lb_error(errno, "lock %s", path);
-        if (lb_now_ns() < deadline) {
-            struct timespec ts = {0, 200L * 1000 * 1000};
-            nanosleep(&ts, NULL);
-            continue;
-        }
-        if (op == LOCK_EX) {
-            lb_fail(EWOULDBLOCK,
-                    "repository %s is in use by running backups or "
-                    "restores",
-                    st->path);
-            lb_error_hint("try again when they are done (or wait with "
-                          "--lock-wait SECONDS)");
-        } else {
-            char who[256];
-            lock_holder(st->lock_fd, who, sizeof who);
-            lb_fail(EWOULDBLOCK, "repository %s is locked by %s", st->path,
-                    who);
-            lb_error_hint("it is being pruned or garbage-collected; try "
-                          "again when that is done (or wait with "
-                          "--lock-wait SECONDS)");
-        }
-        errno = EWOULDBLOCK;
+    describe(desc, sizeof desc,
+             excl ? "an exclusive operation" : "a backup, restore or gc");
+    st->be_lock = st->be->ops->lock(st->be, "lock", excl, lease, wait_secs,
+                                    desc, holder, sizeof holder);
+    if (st->be_lock >= 0)
+        return 0;
+    if (lb_error_errno() != EWOULDBLOCK)
         return -1;
+    if (lease)
+        snprintf(died, sizeof died,
+                 "; a holder that died loses its lock after %u s", lease);
+    if (excl) {
+        lb_fail(EWOULDBLOCK,
+                "repository %s is in use by running backups or restores "
+                "(locked by %s)",
+                st->path, holder);
+        lb_error_hint("try again when they are done (or wait with "
+                      "--lock-wait SECONDS)%s",
+                      died);
+    } else {
+        lb_fail(EWOULDBLOCK, "repository %s is locked by %s", st->path, holder);
+        lb_error_hint("it is being pruned or garbage-collected; try again "
+                      "when that is done (or wait with --lock-wait "
+                      "SECONDS)%s",
+                      died);
     }
-    if (op == LOCK_EX) {
-        char host[128] = "?", when[32], line[384];
-        gethostname(host, sizeof host - 1);
-        lb_format_time(when, sizeof when, lb_wall_time());
-        snprintf(line, sizeof line,
-                 "an exclusive operation (pid %ld on %s since %s)\n",
-                 (long)getpid(), host, when);
-        if (ftruncate(st->lock_fd, 0) == 0)
-            (void)!pwrite(st->lock_fd, line, strlen(line), 0);
-    }
-    return 0;
+    errno = EWOULDBLOCK;
+    return -1;
 }
 
 struct store *
@@ -427,7 +412,6 @@ store_open(const char *path, enum store_mode mode, unsigned lock_wait_secs)
 
     st->path = lb_xstrdup(path);
     st->mode = mode;
-    st->lock_fd = -1;
     st->dir_fd = -1;
     st->be_lock = -1;
     pthread_mutex_init(&st->tmp_lock, NULL);
@@ -437,8 +421,7 @@ store_open(const char *path, enum store_mode mode, unsigned lock_wait_secs)
         return st;
     }
     if (parse_config(st) < 0 ||
-        (mode != STORE_READ && store_owner_check(path) < 0) ||
-        take_lock(st, lock_wait_secs) < 0)
+        (mode != STORE_READ && store_owner_check(path) < 0))
         goto fail;
     st->dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (st->dir_fd < 0) {
@@ -446,7 +429,7 @@ store_open(const char *path, enum store_mode mode, unsigned lock_wait_secs)
         goto fail;
     }
     st->be = store_be_file_open(path);
-    if (!st->be)
+    if (!st->be || store_repo_lock(st, lock_wait_secs) < 0)
         goto fail;
     if (mode != STORE_READ && st->be->ops->session_begin(st->be) < 0)
         goto fail;
@@ -464,13 +447,9 @@ store_close(struct store *st)
 {
     if (!st)
         return;
-    /* The session ends (its directory removed) before the locks go. */
+    /* The session ends (its directory removed) before the locks go (an
+     * exclusive holder's line emptied). */
     store_be_close(st->be);
-    if (st->lock_fd >= 0) {
-        if (st->mode == STORE_ADMIN && ftruncate(st->lock_fd, 0) < 0)
-            lb_debug("cannot clear the lock owner line");
-        close(st->lock_fd);
-    }
     if (st->dir_fd >= 0)
         close(st->dir_fd);
     pthread_mutex_destroy(&st->tmp_lock);

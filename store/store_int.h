@@ -28,7 +28,6 @@ struct store {
     unsigned format_version;
     uint8_t encryption; /* enum proto_encryption */
     uint8_t key_id[PROTO_KEY_ID_BYTES];
-    int lock_fd;
     bool append_only;
     bool trusted;
     /* Temp file names in the session's directory (st->be->tmp_dir). */
@@ -137,6 +136,10 @@ bool store_meta_has_mac(const struct store *st, const struct proto_kv *meta);
 
 /* ---- repositories on an object backend (obj.c) ------------------------ */
 
+/* Take the repository lock "lock" (FORMAT.md, "Locking"): shared, or
+ * exclusive for STORE_ADMIN, waiting up to wait_secs (EWOULDBLOCK then,
+ * saying who holds it). Released when st->be closes. */
+int store_repo_lock(struct store *st, unsigned wait_secs);
 /* Parse the config text into st (repo.c). */
 int store_config_parse(struct store *st, char *text);
 /* Create the repository at spec: keys/repokey (if keyfile), then the
@@ -149,7 +152,6 @@ int store_obj_open(struct store *st, unsigned lock_wait_secs);
 /* A small object whole into out: its length, or -1. */
 ssize_t store_obj_get(struct store *st, const char *obj, uint8_t *out,
                       size_t cap);
-int store_obj_seq_next(struct store *st, uint64_t *seq);
 /* gc's cutoff: the start of the oldest live session (or t0); sessions of
  * writers that are gone are removed. */
 int store_obj_oldest_session(struct store *st, int64_t t0, int64_t *oldest,

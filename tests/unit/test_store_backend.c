@@ -186,22 +186,42 @@ count_many(void *arg)
 
     for (int i = 0; i < 50; i++) {
         out[i] = 0;
-        cr_assert_eq(be->ops->counter_next(be, "seq", &out[i]), 0);
+        cr_assert_eq(be->ops->counter_next(be, "seq", NULL, NULL, &out[i]), 0);
     }
     return NULL;
 }
 
+static int
+floor_of(void *opaque, uint64_t *floor)
+{
+    unsigned *calls = opaque;
+
+    (*calls)++;
+    *floor = 41;
+    return 0;
+}
+
 Test(store_backend, counter)
 {
-    uint64_t v = 41, got[4][50];
+    CLEANUP_FREE char *path = lb_xasprintf("%s/seq", tmp);
+    uint64_t v = 0, got[4][50];
     pthread_t th[4];
     uint8_t seen[256] = {0};
+    unsigned calls = 0;
+    char rec[32] = {0};
+    FILE *f;
 
-    cr_assert_eq(be->ops->counter_next(be, "seq", &v), 0);
-    cr_assert_eq(v, 42, "the floor is respected");
-    v = 0;
-    cr_assert_eq(be->ops->counter_next(be, "seq", &v), 0);
-    cr_assert_eq(v, 43, "the stored value wins over a lower floor");
+    cr_assert_eq(be->ops->counter_next(be, "seq", floor_of, &calls, &v), 0);
+    cr_assert_eq(v, 42, "a missing counter starts from its floor");
+    cr_assert_eq(calls, 1);
+    cr_assert_eq(be->ops->counter_next(be, "seq", floor_of, &calls, &v), 0);
+    cr_assert_eq(v, 43, "the stored value");
+    cr_assert_eq(calls, 1, "the floor asked for with a counter there");
+    f = fopen(path, "r");
+    cr_assert_not_null(f);
+    cr_assert_eq(fread(rec, 1, sizeof rec, f), 21);
+    fclose(f);
+    cr_assert_str_eq(rec, "00000000000000000043\n", "FORMAT.md's record");
     for (int i = 0; i < 4; i++)
         cr_assert_eq(pthread_create(&th[i], NULL, count_many, got[i]), 0);
     for (int i = 0; i < 4; i++)
@@ -212,6 +232,13 @@ Test(store_backend, counter)
             cr_assert_eq(seen[got[i][k] - 43]++, 0, "%llu twice",
                          (unsigned long long)got[i][k]);
         }
+    f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("garbage\n", f);
+    fclose(f);
+    cr_assert_eq(be->ops->counter_next(be, "seq", floor_of, &calls, &v), 0);
+    cr_assert_eq(v, 42, "an unreadable counter starts from its floor");
+    cr_assert_eq(calls, 2);
 }
 
 Test(store_backend, locks)
