@@ -41,6 +41,8 @@ struct store_be_staged {
 /* Called once per object whose name starts with the listing's prefix. A
  * non-zero return stops the listing and is returned. */
 typedef int (*store_be_list_fn)(void *opaque, const char *name);
+/* A test hook (remove_if_old). */
+typedef void (*store_be_hook_fn)(void *opaque, const char *what);
 /* A counter's floor (counter_next): 0 and *floor, or -1. */
 typedef int (*store_be_floor_fn)(void *opaque, uint64_t *floor);
 
@@ -68,10 +70,18 @@ struct store_be_ops {
     int (*remove)(struct store_be *be, const char *obj);
     /* Remove obj only if its modification time is older than cutoff and
      * nobody touched it between this call's check and the removal (gc,
-     * FORMAT.md "Garbage collection"): 1 removed (*size its size), 0 kept
-     * (not older, or gone), 2 kept (touched meanwhile), -1 error. */
+     * FORMAT.md "Garbage collection"; file: it goes through gc's trash
+     * directory tmp/gc-PID-RAND, until sweep_end or close):
+     * 1 removed (*size its size), 0 kept (not older, or gone), 2 kept
+     * (touched meanwhile), -1 error. between (a test hook, NULL in
+     * production) is called inside that window: with the path of the file
+     * moved into the trash, or with obj. */
     int (*remove_if_old)(struct store_be *be, const char *obj, int64_t cutoff,
-                         uint64_t *size);
+                         uint64_t *size, store_be_hook_fn between,
+                         void *opaque);
+    /* gc is done with remove_if_old (file: its trash is emptied back into
+     * chunks/, if anything is left, and removed; rados: nothing). */
+    void (*sweep_end)(struct store_be *be);
     /* Every object whose name starts with prefix, in no particular order. */
     int (*list)(struct store_be *be, const char *prefix, store_be_list_fn fn,
                 void *opaque);
@@ -111,6 +121,11 @@ struct store_be_ops {
      * respects; the sessions of writers that are gone are removed first.
      * It ends when the backend is closed. */
     int (*session_begin)(struct store_be *be);
+    /* gc's cutoff: the start (UTC seconds) of the oldest live session of
+     * another writer, or t0, and how many are live; sessions of writers
+     * that are gone (their lock free) are not counted (RADOS: removed). */
+    int (*sessions_oldest)(struct store_be *be, int64_t t0, int64_t *oldest,
+                           uint64_t *live);
     /* Stage obj's bytes (hdr, then p) for publish where no reader sees
      * them (file: a temp file in the session's directory; rados: memory):
      * 0 (*out set), or 1 if the backend can tell at once that obj exists
@@ -152,6 +167,8 @@ int store_be_open_copy(struct store_be *be, const char *obj);
  * session as objects (sessions/NAME and its lock) with a local temp
  * directory, staging in memory, publish and commit by exclusive create. */
 int store_be_obj_session_begin(struct store_be *be);
+int store_be_obj_sessions_oldest(struct store_be *be, int64_t t0,
+                                 int64_t *oldest, uint64_t *live);
 void store_be_obj_session_end(struct store_be *be);
 int store_be_stage_copy(struct store_be *be, const char *obj, const void *hdr,
                         size_t hdr_len, const void *p, size_t len,

@@ -257,36 +257,6 @@ file_remove(struct store_be *be, const char *obj)
     return be_file_sync_parent(b, obj);
 }
 
-static int
-file_remove_if_old(struct store_be *be, const char *obj, int64_t cutoff,
-                   uint64_t *size)
-{
-    struct be_file *b = to_file(be);
-    CLEANUP_FREE char *aside = lb_xasprintf("%s.gc-%ld", obj, (long)getpid());
-    struct stat sb;
-
-    if (name_ok(b, obj) < 0)
-        return -1;
-    if (fstatat(b->dir_fd, obj, &sb, AT_SYMLINK_NOFOLLOW) < 0)
-        return errno == ENOENT ? 0 : lb_error(errno, "stat %s", obj);
-    if ((int64_t)sb.st_mtime >= cutoff)
-        return 0;
-    if (renameat(b->dir_fd, obj, b->dir_fd, aside) < 0)
-        return errno == ENOENT ? 0 : lb_error(errno, "move %s aside", obj);
-    /* A touch before the move shows now: the file is the same inode. */
-    if (fstatat(b->dir_fd, aside, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
-        (int64_t)sb.st_mtime >= cutoff) {
-        if (renameat2(b->dir_fd, aside, b->dir_fd, obj, RENAME_NOREPLACE) < 0 &&
-            errno == EEXIST)
-            unlinkat(b->dir_fd, aside, 0); /* stored again meanwhile */
-        return 2;
-    }
-    if (unlinkat(b->dir_fd, aside, 0) < 0)
-        return lb_error(errno, "remove %s", obj);
-    *size = (uint64_t)sb.st_size;
-    return 1;
-}
-
 /* List dir (relative, "" for the top) and below, names joined to rel. */
 static int
 list_dir(struct be_file *b, const char *rel, const char *prefix,
@@ -524,6 +494,7 @@ file_close(struct store_be *be)
     struct be_file *b = to_file(be);
 
     be_file_session_end(be);
+    be_file_trash_end(be);
     for (int i = 0; i < FILE_MAX_LOCKS; i++)
         file_unlock(be, i);
     if (b->dir_fd >= 0)
@@ -542,7 +513,8 @@ static const struct store_be_ops file_ops = {
     .create = file_create,
     .replace = file_replace,
     .remove = file_remove,
-    .remove_if_old = file_remove_if_old,
+    .remove_if_old = be_file_remove_if_old,
+    .sweep_end = be_file_trash_end,
     .list = file_list,
     .counter_next = file_counter_next,
     .lock = file_lock,
@@ -552,6 +524,7 @@ static const struct store_be_ops file_ops = {
     .head_many = file_head_many,
     .open = file_open,
     .session_begin = be_file_session_begin,
+    .sessions_oldest = be_file_sessions_oldest,
     .stage = be_file_stage,
     .publish = be_file_publish,
     .unstage = be_file_unstage,
@@ -568,6 +541,8 @@ store_be_file_open(const char *path)
     b->be.where = lb_xstrdup(path);
     b->be.tmp_lock_fd = -1;
     b->be.session_lock = -1;
+    b->trash_fd = -1;
+    b->trash_lock_fd = -1;
     pthread_mutex_init(&b->lock, NULL);
     for (int i = 0; i < FILE_MAX_LOCKS; i++)
         b->locks[i] = -1;

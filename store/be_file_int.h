@@ -20,6 +20,9 @@ struct be_file {
     unsigned long tmp_seq;
     int locks[FILE_MAX_LOCKS];
     bool lock_excl[FILE_MAX_LOCKS];
+    /* gc's trash (remove_if_old): tmp/gc-PID-RAND, made on first use. */
+    char *trash_dir;
+    int trash_fd, trash_lock_fd;
 };
 
 static inline struct be_file *
@@ -32,16 +35,7 @@ to_file(struct store_be *be)
 int be_file_sync_parent(struct be_file *b, const char *obj);
 
 int be_file_session_begin(struct store_be *be);
-/* The session directory tmp/NAME and its .lock, locked (also gc's trash):
- * its path into *dir (caller frees), the lock's descriptor into *lock_fd. */
-int be_file_session_create(struct store_be *be, const char *name, char **dir,
-                           int *lock_fd);
-/* Put every chunk of a dead gc's trash dir back into chunks/: 0 when
- * none is left there (dir may go), -1 if one could not be (logged). */
-int be_file_restore_trash(struct store_be *be, const char *dir);
-/* Move name from trash_fd's directory back to dir_fd's, never over a
- * file there (then the trash's copy goes). 0, or -1 (errno). */
-int be_file_put_back(int trash_fd, int dir_fd, const char *name);
+
 void be_file_session_end(struct store_be *be);
 int be_file_stage(struct store_be *be, const char *obj, const void *hdr,
                   size_t hdr_len, const void *p, size_t len,
@@ -50,6 +44,13 @@ int be_file_publish(struct store_be *be, struct store_be_staged *s,
                     const char *obj);
 void be_file_unstage(struct store_be *be, struct store_be_staged *s);
 int be_file_barrier(struct store_be *be);
+int be_file_remove_if_old(struct store_be *be, const char *obj, int64_t cutoff,
+                          uint64_t *size, store_be_hook_fn between,
+                          void *opaque);
+/* Empty gc's trash back into chunks/ and remove it (close). */
+void be_file_trash_end(struct store_be *be);
+int be_file_sessions_oldest(struct store_be *be, int64_t t0, int64_t *oldest,
+                            uint64_t *live);
 int be_file_commit(struct store_be *be, const char *tmp, int fd,
                    const char *obj);
 

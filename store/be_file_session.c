@@ -29,9 +29,13 @@
 /* The prefix of gc's trash session directories (tmp/gc-PID-RANDOM). */
 #define TRASH_PREFIX "gc-"
 
-int
-be_file_session_create(struct store_be *be, const char *name, char **dir,
-                       int *lock_fd)
+/* The session directory tmp/NAME and its .lock, locked (also gc's trash):
+ * its path into *dir (caller frees), the lock's descriptor into *lock_fd.
+ * The lock file is created under a temporary name, locked, and only then
+ * renamed to .lock: whoever finds a .lock finds it locked while its owner
+ * lives. */
+static int
+session_create(struct store_be *be, const char *name, char **dir, int *lock_fd)
 {
     CLEANUP_FREE char *d = lb_xasprintf("%s/tmp/%s", be->where, name);
     CLEANUP_FREE char *tmp = lb_xasprintf("%s/.lock.new", d);
@@ -67,15 +71,15 @@ be_file_session_create(struct store_be *be, const char *name, char **dir,
 
 /* Move a chunk from the trash back to chunks/ (never over a fresh copy a
  * backup stored meanwhile: same content, keep that one). */
-int
-be_file_put_back(int trash_fd, int dir_fd, const char *name)
+static int
+put_back(int trash_fd, const char *name, int dir_fd, const char *to)
 {
-    if (renameat2(trash_fd, name, dir_fd, name, RENAME_NOREPLACE) == 0)
+    if (renameat2(trash_fd, name, dir_fd, to, RENAME_NOREPLACE) == 0)
         return 0;
     if (errno == EEXIST)
         return unlinkat(trash_fd, name, 0) == 0 || errno == ENOENT ? 0 : -1;
     if (errno == EINVAL || errno == ENOSYS) /* no RENAME_NOREPLACE here */
-        return renameat(trash_fd, name, dir_fd, name);
+        return renameat(trash_fd, name, dir_fd, to);
     return -1;
 }
 
@@ -90,8 +94,10 @@ is_digest_hex(const char *s)
     return i == 64;
 }
 
-int
-be_file_restore_trash(struct store_be *be, const char *dir)
+/* Put every chunk of a gc's trash dir back into chunks/: 0 when none is
+ * left there (dir may go), -1 if one could not be (logged). */
+static int
+restore_trash(struct store_be *be, const char *dir)
 {
     struct be_file *b = to_file(be);
     DIR *d = opendir(dir);
@@ -108,7 +114,7 @@ be_file_restore_trash(struct store_be *be, const char *dir)
             continue;
         snprintf(rel, sizeof rel, "chunks/%.2s", e->d_name);
         cfd = openat(b->dir_fd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (cfd < 0 || be_file_put_back(dirfd(d), cfd, e->d_name) < 0) {
+        if (cfd < 0 || put_back(dirfd(d), e->d_name, cfd, e->d_name) < 0) {
             lb_warn("cannot put chunk %s back from %s: %s", e->d_name, dir,
                     strerror(errno));
             rc = -1;
@@ -126,7 +132,7 @@ static void
 remove_session(struct store_be *be, const char *name, const char *dir)
 {
     if (strncmp(name, TRASH_PREFIX, strlen(TRASH_PREFIX)) == 0 &&
-        be_file_restore_trash(be, dir) < 0)
+        restore_trash(be, dir) < 0)
         return;
     store_rm_tree(dir);
 }
@@ -182,7 +188,7 @@ be_file_session_begin(struct store_be *be)
         return -1;
     lb_hex_encode(hex, rnd, sizeof rnd);
     snprintf(name, sizeof name, "%ld-%s", (long)getpid(), hex);
-    return be_file_session_create(be, name, &be->tmp_dir, &be->tmp_lock_fd);
+    return session_create(be, name, &be->tmp_dir, &be->tmp_lock_fd);
 }
 
 void
@@ -318,4 +324,162 @@ be_file_commit(struct store_be *be, const char *tmp, int fd, const char *obj)
     if (be_file_sync_parent(b, obj) < 0)
         lb_debug("fsync again: %s", lb_error_msg());
     return lb_fail(e, "%s", why);
+}
+
+/* ---- gc ----------------------------------------------------------------- */
+
+static const char *
+base_name(const char *path)
+{
+    const char *s = path ? strrchr(path, '/') : NULL;
+
+    return s ? s + 1 : path ? path : "";
+}
+
+/*
+ * The start of the oldest live writer session, or t0: a session is live
+ * while its .lock is locked (session_create renames the lock file into
+ * place already locked), and its start is the lock file's mtime. A
+ * directory without .lock is a session that died before locking (it has
+ * nothing to protect) or one being created now (its every write and touch
+ * comes after t0).
+ */
+int
+be_file_sessions_oldest(struct store_be *be, int64_t t0, int64_t *oldest,
+                        uint64_t *nlive)
+{
+    CLEANUP_FREE char *tmp = lb_xasprintf("%s/tmp", be->where);
+    DIR *d = opendir(tmp);
+    struct dirent *e;
+
+    *oldest = t0;
+    *nlive = 0;
+    if (!d)
+        return lb_error(errno, "open %s", tmp);
+    while ((e = readdir(d)) != NULL) {
+        CLEANUP_FREE char *lock = NULL;
+        CLEANUP_CLOSE int fd = -1;
+        struct stat sb;
+
+        if (e->d_name[0] == '.' ||
+            strcmp(e->d_name, base_name(be->tmp_dir)) == 0 ||
+            strcmp(e->d_name, base_name(to_file(be)->trash_dir)) == 0)
+            continue;
+        lock = lb_xasprintf("%s/%s/.lock", tmp, e->d_name);
+        fd = open(lock, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT)
+            continue;
+        if (fd < 0) {
+            /* Whether it is live is unknown: gc cannot be safe. */
+            int err = errno;
+            closedir(d);
+            return lb_error(err, "open %s", lock);
+        }
+        if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
+            flock(fd, LOCK_UN); /* its owner is gone */
+            continue;
+        }
+        /* Held (or unknown: count it, which only keeps more). */
+        if (fstat(fd, &sb) < 0) {
+            int err = errno;
+            closedir(d);
+            return lb_error(err, "stat %s", lock);
+        }
+        if (sb.st_mtime < *oldest)
+            *oldest = sb.st_mtime;
+        (*nlive)++;
+    }
+    closedir(d);
+    return 0;
+}
+
+/* gc's trash: a session directory of its own, tmp/gc-PID-RANDOM, locked
+ * like a writer's (a writer that finds it unlocked puts its chunks back). */
+static int
+trash_open(struct be_file *b)
+{
+    uint8_t rnd[4];
+    char hex[9], name[64];
+    int r = 0;
+
+    pthread_mutex_lock(&b->lock);
+    if (b->trash_fd >= 0)
+        goto out;
+    r = lb_random(rnd, sizeof rnd);
+    if (r < 0)
+        goto out;
+    lb_hex_encode(hex, rnd, sizeof rnd);
+    snprintf(name, sizeof name, TRASH_PREFIX "%ld-%s", (long)getpid(), hex);
+    r = session_create(&b->be, name, &b->trash_dir, &b->trash_lock_fd);
+    if (r < 0)
+        goto out;
+    b->trash_fd = open(b->trash_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (b->trash_fd < 0)
+        r = lb_error(errno, "open %s", b->trash_dir);
+out:
+    pthread_mutex_unlock(&b->lock);
+    return r;
+}
+
+/* Rename the chunk into the trash, read its mtime again (a touch before
+ * the rename shows: the same inode) and put it back if it is now at or
+ * after the cutoff, else unlink it. A touch after the rename finds no
+ * file: the backup is told the chunk is missing and sends it again. */
+int
+be_file_remove_if_old(struct store_be *be, const char *obj, int64_t cutoff,
+                      uint64_t *size, store_be_hook_fn between, void *opaque)
+{
+    struct be_file *b = to_file(be);
+    const char *name = base_name(obj);
+    struct stat sb;
+
+    if (strstr(obj, "..") || obj[0] == '/')
+        return lb_fail(EINVAL, "bad object name '%s' in %s", obj, be->where);
+    if (fstatat(b->dir_fd, obj, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+        return errno == ENOENT ? 0
+                               : lb_error(errno, "stat %s/%s", be->where, obj);
+    if (!S_ISREG(sb.st_mode) || (int64_t)sb.st_mtime >= cutoff)
+        return 0;
+    if (trash_open(b) < 0)
+        return -1;
+    if (renameat(b->dir_fd, obj, b->trash_fd, name) < 0)
+        return errno == ENOENT ? 0
+                               : lb_error(errno, "move %s/%s to %s", be->where,
+                                          obj, b->trash_dir);
+    if (between) {
+        CLEANUP_FREE char *p = lb_xasprintf("%s/%s", b->trash_dir, name);
+        between(opaque, p);
+    }
+    if (fstatat(b->trash_fd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
+        (int64_t)sb.st_mtime >= cutoff) {
+        if (put_back(b->trash_fd, name, b->dir_fd, obj) < 0)
+            return lb_error(errno, "put %s/%s back from %s", be->where, obj,
+                            b->trash_dir);
+        return 2;
+    }
+    if (unlinkat(b->trash_fd, name, 0) < 0)
+        return lb_error(errno, "delete %s/%s", b->trash_dir, name);
+    *size = (uint64_t)sb.st_size;
+    return 1;
+}
+
+void
+be_file_trash_end(struct store_be *be)
+{
+    struct be_file *b = to_file(be);
+
+    if (b->trash_fd >= 0)
+        close(b->trash_fd);
+    b->trash_fd = -1;
+    if (b->trash_dir) {
+        /* Normally empty; whatever is left goes back (and what cannot
+         * stays for the next writer to put back). */
+        if (restore_trash(be, b->trash_dir) == 0)
+            store_rm_tree(b->trash_dir);
+        free(b->trash_dir);
+        b->trash_dir = NULL;
+    }
+    if (b->trash_lock_fd >= 0)
+        close(b->trash_lock_fd);
+    b->trash_lock_fd = -1;
 }

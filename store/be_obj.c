@@ -201,3 +201,59 @@ store_be_commit_copy(struct store_be *be, const char *tmp, int fd,
         return lb_fail(EEXIST, "%s exists already", obj);
     return r;
 }
+
+/* ---- gc's cutoff -------------------------------------------------------- */
+
+struct oldest {
+    struct store_be *be;
+    int64_t oldest;
+    uint64_t live;
+};
+
+static int
+session_seen(void *opaque, const char *name)
+{
+    struct oldest *o = opaque;
+    struct store_be *be = o->be;
+    CLEANUP_FREE char *lk = NULL;
+    int64_t mtime;
+    bool held;
+    size_t n = strlen(name);
+
+    if ((n > 5 && strcmp(name + n - 5, ".lock") == 0) ||
+        (be->session && strcmp(name, be->session) == 0))
+        return 0;
+    lk = lb_xasprintf("%s.lock", name);
+    if (be->ops->lock_held(be, lk, &held) < 0)
+        return -1;
+    if (!held) {
+        /* Its writer is gone (its lease ended): nothing of it to keep. */
+        lb_debug("removing the session %s of a writer that is gone", name);
+        if (be->ops->remove(be, name) < 0 || be->ops->remove(be, lk) < 0)
+            lb_error_clear();
+        return 0;
+    }
+    if (be->ops->stat(be, name, NULL, &mtime) < 0) {
+        if (lb_error_errno() == ENOENT) {
+            lb_error_clear();
+            return 0;
+        }
+        return -1;
+    }
+    o->oldest = LB_MIN(o->oldest, mtime);
+    o->live++;
+    return 0;
+}
+
+int
+store_be_obj_sessions_oldest(struct store_be *be, int64_t t0, int64_t *oldest,
+                             uint64_t *live)
+{
+    struct oldest o = {be, t0, 0};
+
+    if (be->ops->list(be, "sessions/", session_seen, &o) < 0)
+        return -1;
+    *oldest = o.oldest;
+    *live = o.live;
+    return 0;
+}

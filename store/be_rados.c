@@ -195,7 +195,7 @@ rados_be_remove(struct store_be *be, const char *obj)
  * changes the version, and the remove fails. */
 static int
 rados_be_remove_if_old(struct store_be *be, const char *obj, int64_t cutoff,
-                       uint64_t *size)
+                       uint64_t *size, store_be_hook_fn between, void *opaque)
 {
     struct be_rados *b = to_rados(be);
     rados_read_op_t rop;
@@ -223,6 +223,8 @@ rados_be_remove_if_old(struct store_be *be, const char *obj, int64_t cutoff,
         pthread_mutex_unlock(&b->gc_lock);
         return 0;
     }
+    if (between)
+        between(opaque, obj);
     wop = rados_create_write_op();
     rados_write_op_assert_version(wop, ver);
     rados_write_op_remove(wop);
@@ -685,6 +687,12 @@ head_wait(struct be_rados *b, const char *const *objs, size_t n,
     }
 }
 
+static void
+rados_be_sweep_end(struct store_be *be)
+{
+    (void)be; /* each removal was one operation: nothing kept aside */
+}
+
 /* Every header read sent at once, then (if asked) every touch of what
  * they found at once: two round trips for the batch, and no touch for a
  * chunk that is not stored (most of what a backup asks about is new). A
@@ -726,6 +734,7 @@ static const struct store_be_ops rados_ops = {
     .replace = rados_be_replace,
     .remove = rados_be_remove,
     .remove_if_old = rados_be_remove_if_old,
+    .sweep_end = rados_be_sweep_end,
     .list = rados_be_list,
     .counter_next = rados_be_counter_next,
     .lock = rados_be_lock,
@@ -735,6 +744,7 @@ static const struct store_be_ops rados_ops = {
     .head_many = rados_be_head_many,
     .open = store_be_open_copy,
     .session_begin = store_be_obj_session_begin,
+    .sessions_oldest = store_be_obj_sessions_oldest,
     .stage = store_be_stage_copy,
     .publish = store_be_publish_create,
     .unstage = store_be_unstage_copy,

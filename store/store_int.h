@@ -152,9 +152,5 @@ int store_obj_open(struct store *st, unsigned lock_wait_secs);
 /* A small object whole into out: its length, or -1. */
 ssize_t store_obj_get(struct store *st, const char *obj, uint8_t *out,
                       size_t cap);
-/* gc's cutoff: the start of the oldest live session (or t0); sessions of
- * writers that are gone are removed. */
-int store_obj_oldest_session(struct store *st, int64_t t0, int64_t *oldest,
-                             uint64_t *live);
 
 #endif /* LB_STORE_INT_H */

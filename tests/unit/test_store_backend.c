@@ -164,19 +164,24 @@ Test(store_backend, list_by_prefix)
 Test(store_backend, remove_if_old)
 {
     CLEANUP_FREE char *path = lb_xasprintf("%s/chunks/ab/x", tmp);
+    CLEANUP_FREE char *t = lb_xasprintf("%s/tmp", tmp);
     struct timespec old[2] = {{1000, 0}, {1000, 0}};
     uint64_t size = 0;
 
+    cr_assert_eq(mkdir(t, 0700), 0, "gc's trash goes in tmp/");
     cr_assert_eq(be->ops->create(be, "chunks/ab/x", "12345", 5), 0);
     /* Newer than the cutoff: kept. */
-    cr_assert_eq(be->ops->remove_if_old(be, "chunks/ab/x", 500, &size), 0);
+    cr_assert_eq(
+        be->ops->remove_if_old(be, "chunks/ab/x", 500, &size, NULL, NULL), 0);
     cr_assert_eq(be->ops->stat(be, "chunks/ab/x", NULL, NULL), 0);
     cr_assert_eq(utimensat(AT_FDCWD, path, old, 0), 0);
-    cr_assert_eq(be->ops->remove_if_old(be, "chunks/ab/x", 2000, &size), 1);
+    cr_assert_eq(
+        be->ops->remove_if_old(be, "chunks/ab/x", 2000, &size, NULL, NULL), 1);
     cr_assert_eq(size, 5);
     cr_assert_eq(be->ops->stat(be, "chunks/ab/x", NULL, NULL), -1);
     /* Gone already: nothing to do. */
-    cr_assert_eq(be->ops->remove_if_old(be, "chunks/ab/x", 2000, &size), 0);
+    cr_assert_eq(
+        be->ops->remove_if_old(be, "chunks/ab/x", 2000, &size, NULL, NULL), 0);
 }
 
 static void *
