@@ -412,7 +412,6 @@ store_open(const char *path, enum store_mode mode, unsigned lock_wait_secs)
 
     st->path = lb_xstrdup(path);
     st->mode = mode;
-    st->dir_fd = -1;
     st->be_lock = -1;
     pthread_mutex_init(&st->tmp_lock, NULL);
     if (store_be_is_rados(path)) {
@@ -423,11 +422,6 @@ store_open(const char *path, enum store_mode mode, unsigned lock_wait_secs)
     if (parse_config(st) < 0 ||
         (mode != STORE_READ && store_owner_check(path) < 0))
         goto fail;
-    st->dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (st->dir_fd < 0) {
-        lb_error(errno, "open %s", path);
-        goto fail;
-    }
     st->be = store_be_file_open(path);
     if (!st->be || store_repo_lock(st, lock_wait_secs) < 0)
         goto fail;
@@ -450,8 +444,6 @@ store_close(struct store *st)
     /* The session ends (its directory removed) before the locks go (an
      * exclusive holder's line emptied). */
     store_be_close(st->be);
-    if (st->dir_fd >= 0)
-        close(st->dir_fd);
     pthread_mutex_destroy(&st->tmp_lock);
     free(st->path);
     free(st);

@@ -21,7 +21,6 @@
 
 struct store {
     char *path;
-    int dir_fd;
     enum store_mode mode;
     uint32_t window_size;
     char repo_id[128];
