@@ -1,21 +1,28 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Storage backends: the few operations a repository needs from whatever
+ * Storage backends: the operations a repository needs from whatever
  * holds its objects (FORMAT.md, "Backends"). An object has a name
  * ("config", "chunks/ab/<sha256 hex>", "backups/<id>", ...), bytes, and a
- * modification time; names are the same on every backend.
+ * modification time; names are the same on every backend. The repository
+ * code (store/) has one path for both backends: every repository, file or
+ * RADOS, is opened with its backend (st->be is never NULL), and what
+ * differs between them is behind these operations.
  *
- *   file   a directory (the embedded default); an object is a file under
- *          it. The repository code keeps its own tuned paths for it (temp
- *          files in a session directory, syncfs, gc's trash).
- *   rados  a Ceph RADOS pool (and namespace) through librados: an object
- *          is a RADOS object; creates are exclusive, completion is
- *          durability, locks are RADOS advisory locks with a lease.
+ *   file   a directory (the embedded default; be_file.c,
+ *          be_file_session.c); an object is a file under it. Its tuned
+ *          paths are operations too: chunks staged as temp files in the
+ *          writer's session directory and made durable by one syncfs at
+ *          the commit (barrier), gc's trash directory (remove_if_old).
+ *   rados  a Ceph RADOS pool (and namespace) through librados
+ *          (be_rados.c, be_obj.c): an object is a RADOS object; creates
+ *          are exclusive, completion is durability (the barrier only
+ *          renews the locks), locks are RADOS advisory locks with a lease.
  *
  * Every operation returns -1 with the error slot set on failure; errno
  * classes as in store.h (ENOENT, EEXIST, EWOULDBLOCK, EPROTO, ...).
  * Thread safety: the data operations (read, stat, touch, create, remove,
- * remove_if_old, list) may be called from several threads at once.
+ * remove_if_old, list, stage, publish, unstage, head_many, open) may be
+ * called from several threads at once.
  */
 #ifndef LB_STORE_BACKEND_H
 #define LB_STORE_BACKEND_H
