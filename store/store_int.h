@@ -39,13 +39,6 @@ struct store {
     int be_lock;
 };
 
-/* Transitional: the file backend's paths still outside the backend. */
-static inline bool
-store_on_files(const struct store *st)
-{
-    return st->be->ops->kind[0] == 'f';
-}
-
 struct store_scratch {
     uint8_t *plain; /* PROTO_MAX_CHUNK_RAW bytes */
     struct lb_buf file;
