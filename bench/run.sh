@@ -252,12 +252,20 @@ pick_median() {
 incrementals() {
     local key=$1 repo=$2 name=$3 base=$4 ovl=$5 k=$6 seed=$7 r=0 ngood=0 prev=''
     local -a keys=()
+    local parent
+    # Every run builds on the same parent, named: the agent's memory of
+    # the last backup this host made of NAME is the one just deleted.
+    parent=$(lb list --repo "$repo" --json | jq -r --arg n "$name" \
+        'select(.event == "backup" and .name == $n) | "\(.seq) \(.id)"' |
+        sort -n | tail -n 1 | cut -d' ' -f2)
+    [[ -n $parent ]] || die "no backup of $name in $repo to build on"
     while ((ngood < REPEAT && r < 2 * REPEAT)); do
         r=$((r + 1))
         [[ -z $prev ]] || lb delete --repo "$repo" --backup "$prev" >/dev/null
         make_changes "$base" "$ovl" "$k" "$((seed + r))"
         settle "$base" "$ovl"
-        backup "$key.$r" "$repo" --name "$name" --disk "vda=$ovl" --since "$base"
+        backup "$key.$r" "$repo" --name "$name" --disk "vda=$ovl" --since "$base" \
+            --parent "$parent"
         prev=$BACKUP_ID
         ZCHG[$key.$r]=$(zstd -1 -T0 -q -c "$ovl.chg" | wc -c)
         keys+=("$key.$r")
