@@ -400,6 +400,7 @@ trash_open(struct be_file *b)
 {
     uint8_t rnd[4];
     char hex[9], name[64];
+    char *dir = NULL;
     int r = 0;
 
     pthread_mutex_lock(&b->lock);
@@ -410,12 +411,15 @@ trash_open(struct be_file *b)
         goto out;
     lb_hex_encode(hex, rnd, sizeof rnd);
     snprintf(name, sizeof name, TRASH_PREFIX "%ld-%s", (long)getpid(), hex);
-    r = session_create(&b->be, name, &b->trash_dir, &b->trash_lock_fd);
-    if (r < 0)
+    r = session_create(&b->be, name, &dir, &b->trash_lock_fd);
+    if (r < 0 || !dir) {
+        r = r < 0 ? r : lb_fail(EIO, "%s: no trash made", b->be.where);
         goto out;
-    b->trash_fd = open(b->trash_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    }
+    b->trash_dir = dir;
+    b->trash_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (b->trash_fd < 0)
-        r = lb_error(errno, "open %s", b->trash_dir);
+        r = lb_error(errno, "open %s", dir);
 out:
     pthread_mutex_unlock(&b->lock);
     return r;
