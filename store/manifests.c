@@ -14,12 +14,6 @@
 #include <string.h>
 
 char *
-store_manifest_path(const struct store *st, const char *id)
-{
-    return lb_xasprintf("%s/backups/%s", st->path, id);
-}
-
-char *
 store_manifest_obj(const char *id)
 {
     return lb_xasprintf("backups/%s", id);

@@ -82,8 +82,6 @@ char *store_tmp_name(struct store *st, const char *what);
 void store_chunk_relpath(char out[80], const struct proto_digest *d);
 /* ---- reading manifests (manifests.c) ---------------------------------- */
 
-/* Path of a backup's manifest. Caller frees. */
-char *store_manifest_path(const struct store *st, const char *id);
 /* A backup's manifest's object name, "backups/ID". Caller frees. */
 char *store_manifest_obj(const char *id);
 /* 1 if backup id exists, 0 if not, -1 on error. */
