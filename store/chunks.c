@@ -455,6 +455,8 @@ read_chunk_file(struct store *st, const struct proto_digest *d,
 
     store_chunk_relpath(rel, d);
     if (st->be->ops->stat(st->be, rel, &size, NULL) < 0) {
+        if (lb_error_errno() == ENOENT)
+            return lb_fail(ENOENT, "chunk %s is missing", rel);
         /* EACCES is not damage: a file another user (root) wrote. */
         if (lb_error_errno() == EACCES)
             lb_error_hint("another user wrote this file, and this "
