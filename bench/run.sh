@@ -252,12 +252,20 @@ pick_median() {
 incrementals() {
     local key=$1 repo=$2 name=$3 base=$4 ovl=$5 k=$6 seed=$7 r=0 ngood=0 prev=''
     local -a keys=()
+    local parent
+    # Every run builds on the same parent, named: the agent's memory of
+    # the last backup this host made of NAME is the one just deleted.
+    parent=$(lb list --repo "$repo" --json | jq -r --arg n "$name" \
+        'select(.event == "backup" and .name == $n) | "\(.seq) \(.id)"' |
+        sort -n | tail -n 1 | cut -d' ' -f2)
+    [[ -n $parent ]] || die "no backup of $name in $repo to build on"
     while ((ngood < REPEAT && r < 2 * REPEAT)); do
         r=$((r + 1))
         [[ -z $prev ]] || lb delete --repo "$repo" --backup "$prev" >/dev/null
         make_changes "$base" "$ovl" "$k" "$((seed + r))"
         settle "$base" "$ovl"
-        backup "$key.$r" "$repo" --name "$name" --disk "vda=$ovl" --since "$base"
+        backup "$key.$r" "$repo" --name "$name" --disk "vda=$ovl" --since "$base" \
+            --parent "$parent"
         prev=$BACKUP_ID
         ZCHG[$key.$r]=$(zstd -1 -T0 -q -c "$ovl.chg" | wc -c)
         keys+=("$key.$r")
@@ -476,7 +484,7 @@ table "## Targets" \
     "restore MB/s / zstd -d MB/s, $SIZE_GIB GiB ($(mbps "$RESTORE_DATA" "${W[restore]}") / $(mbps "$ALLOC" "$ZD_S"))|$R_RESTORE|>= 0.8|$(verdict "$R_RESTORE" '>=' 0.8)" \
     "(info) restore MB/s / qemu-img convert to raw MB/s ($(mbps "$RESTORE_DATA" "${W[restore]}") / $(mbps "$ALLOC" "$C_RAW_S"))|$(calc "($RESTORE_DATA / ${W[restore]}) / ($ALLOC / $C_RAW_S)")|-|-"
 
-HEAD="livebackup benchmark ($REV, $CLEAN), $(date -u +%Y-%m-%d): $CPUS x $CPU_MODEL, $MEM_GIB GiB RAM, kernel $(uname -r), QEMU $QEMU_VER, zstd $ZSTD_VER; CPU busy before the run ${IDLE_BUSY}%; whole run ${TOTAL_S} s"
+HEAD="livebackup benchmark ($REV, $CLEAN${LABEL:+, $LABEL}), $(date -u +%Y-%m-%d): $CPUS x $CPU_MODEL, $MEM_GIB GiB RAM, kernel $(uname -r), QEMU $QEMU_VER, zstd $ZSTD_VER; CPU busy before the run ${IDLE_BUSY}%; whole run ${TOTAL_S} s"
 IMGLINE="Images: ext4 (mkfs.ext4 -d, files from /usr), $SIZE_GIB GiB with ${USED_PCT}% used, $(mb "$ALLOC") MB allocated in the qcow2 ($NRANGES ranges); $BIG_GIB GiB with $(mb "$ALLOC_BIG") MB allocated. Changes: $K distinct random 4 KiB clusters (1% of $SIZE_GIB GiB) of /dev/urandom data written with qemu-io into a qcow2 overlay (cluster_size=128k, extended_l2=on); the same number on the $BIG_GIB GiB image."
 NOTES=(
     "Before every measurement: sync, then the inputs are read once (page cache warm)."

@@ -6,9 +6,12 @@
  */
 #include "store/backend.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 int
 store_be_head_many_seq(struct store_be *be, const char *const *objs, size_t n,
@@ -32,6 +35,40 @@ store_be_head_many_seq(struct store_be *be, const char *const *objs, size_t n,
         got[i] = (size_t)r;
     }
     return 0;
+}
+
+int
+store_be_open_copy(struct store_be *be, const char *obj)
+{
+    CLEANUP_FREE uint8_t *buf = NULL;
+    uint64_t size, off = 0;
+    int fd;
+
+    if (be->ops->stat(be, obj, &size, NULL) < 0)
+        return -1;
+    fd = memfd_create("object", MFD_CLOEXEC);
+    if (fd < 0)
+        return lb_error(errno, "memfd_create");
+    buf = lb_xmalloc(4u << 20);
+    while (off < size) {
+        size_t n = (size_t)LB_MIN(size - off, (uint64_t)(4u << 20));
+        ssize_t got = be->ops->read(be, obj, buf, n, off);
+        if (got <= 0 || lb_write_full(fd, buf, (size_t)got) < 0) {
+            int e = got < 0 ? lb_error_errno() : got == 0 ? EPROTO : errno;
+            close(fd);
+            if (got >= 0)
+                lb_error(e, "copy %s from %s", obj, be->where);
+            errno = e;
+            return -1;
+        }
+        off += (uint64_t)got;
+    }
+    if (lseek(fd, 0, SEEK_SET) < 0) {
+        int e = errno;
+        close(fd);
+        return lb_error(e, "seek");
+    }
+    return fd;
 }
 
 bool
@@ -174,4 +211,26 @@ store_be_rados_restrict(const char *allowed, const char *asked)
         return -1;
     }
     return 0;
+}
+
+int
+store_rm_tree(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+
+    if (!d)
+        return unlink(path) == 0 || errno == ENOENT ? 0 : -1;
+    while ((e = readdir(d)) != NULL) {
+        CLEANUP_FREE char *p = NULL;
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        p = lb_xasprintf("%s/%s", path, e->d_name);
+        if (e->d_type == DT_DIR)
+            store_rm_tree(p);
+        else
+            unlink(p);
+    }
+    closedir(d);
+    return rmdir(path);
 }

@@ -1,21 +1,28 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Storage backends: the few operations a repository needs from whatever
+ * Storage backends: the operations a repository needs from whatever
  * holds its objects (FORMAT.md, "Backends"). An object has a name
  * ("config", "chunks/ab/<sha256 hex>", "backups/<id>", ...), bytes, and a
- * modification time; names are the same on every backend.
+ * modification time; names are the same on every backend. The repository
+ * code (store/) has one path for both backends: every repository, file or
+ * RADOS, is opened with its backend (st->be is never NULL), and what
+ * differs between them is behind these operations.
  *
- *   file   a directory (the embedded default); an object is a file under
- *          it. The repository code keeps its own tuned paths for it (temp
- *          files in a session directory, syncfs, gc's trash).
- *   rados  a Ceph RADOS pool (and namespace) through librados: an object
- *          is a RADOS object; creates are exclusive, completion is
- *          durability, locks are RADOS advisory locks with a lease.
+ *   file   a directory (the embedded default; be_file.c,
+ *          be_file_session.c); an object is a file under it. Its tuned
+ *          paths are operations too: chunks staged as temp files in the
+ *          writer's session directory and made durable by one syncfs at
+ *          the commit (barrier), gc's trash directory (remove_if_old).
+ *   rados  a Ceph RADOS pool (and namespace) through librados
+ *          (be_rados.c, be_obj.c): an object is a RADOS object; creates
+ *          are exclusive, completion is durability (the barrier only
+ *          renews the locks), locks are RADOS advisory locks with a lease.
  *
  * Every operation returns -1 with the error slot set on failure; errno
  * classes as in store.h (ENOENT, EEXIST, EWOULDBLOCK, EPROTO, ...).
  * Thread safety: the data operations (read, stat, touch, create, remove,
- * remove_if_old, list) may be called from several threads at once.
+ * remove_if_old, list, stage, publish, unstage, head_many, open) may be
+ * called from several threads at once.
  */
 #ifndef LB_STORE_BACKEND_H
 #define LB_STORE_BACKEND_H
@@ -28,9 +35,23 @@
 
 struct store_be;
 
+/* Bytes staged for a create (stage, publish): a temp file of the
+ * session (fd, path) or a copy in memory (data, len). */
+struct store_be_staged {
+    int fd;
+    char *path;
+    bool synced;
+    uint8_t *data;
+    size_t len;
+};
+
 /* Called once per object whose name starts with the listing's prefix. A
  * non-zero return stops the listing and is returned. */
 typedef int (*store_be_list_fn)(void *opaque, const char *name);
+/* A test hook (remove_if_old). */
+typedef void (*store_be_hook_fn)(void *opaque, const char *what);
+/* A counter's floor (counter_next): 0 and *floor, or -1. */
+typedef int (*store_be_floor_fn)(void *opaque, uint64_t *floor);
 
 struct store_be_ops {
     const char *kind; /* "file", "rados" */
@@ -56,17 +77,27 @@ struct store_be_ops {
     int (*remove)(struct store_be *be, const char *obj);
     /* Remove obj only if its modification time is older than cutoff and
      * nobody touched it between this call's check and the removal (gc,
-     * FORMAT.md "Garbage collection"): 1 removed (*size its size), 0 kept
-     * (not older, or gone), 2 kept (touched meanwhile), -1 error. */
+     * FORMAT.md "Garbage collection"; file: it goes through gc's trash
+     * directory tmp/gc-PID-RAND, until sweep_end or close):
+     * 1 removed (*size its size), 0 kept (not older, or gone), 2 kept
+     * (touched meanwhile), -1 error. between (a test hook, NULL in
+     * production) is called inside that window: with the path of the file
+     * moved into the trash, or with obj. */
     int (*remove_if_old)(struct store_be *be, const char *obj, int64_t cutoff,
-                         uint64_t *size);
+                         uint64_t *size, store_be_hook_fn between,
+                         void *opaque);
+    /* gc is done with remove_if_old (file: its trash is emptied back into
+     * chunks/, if anything is left, and removed; rados: nothing). */
+    void (*sweep_end)(struct store_be *be);
     /* Every object whose name starts with prefix, in no particular order. */
     int (*list)(struct store_be *be, const char *prefix, store_be_list_fn fn,
                 void *opaque);
-    /* Advance the counter in obj by one atomically and return the new
-     * value; a missing or unreadable counter starts from *v (the caller's
-     * floor) and the new value is at least *v + 1. */
-    int (*counter_next)(struct store_be *be, const char *obj, uint64_t *v);
+    /* Advance the counter in obj by one atomically: the new value into
+     * *v. A missing counter, or one that does not read back, continues
+     * from what floor gives (called only then, at most once; NULL: 0).
+     * Durable at the next barrier. */
+    int (*counter_next)(struct store_be *be, const char *obj,
+                        store_be_floor_fn floor, void *opaque, uint64_t *v);
     /* Take the advisory lock named obj: exclusive, or shared with every
      * other shared holder. A lock has a lease: a holder that dies loses it
      * after lease_secs (the file backend's flock goes with the process at
@@ -84,11 +115,51 @@ struct store_be_ops {
     int (*lock_held)(struct store_be *be, const char *obj, bool *held);
     /* For each of n objects at once (a QUERY's batch): touch it if asked,
      * then its size into size[i] and up to head_len first bytes into
-     * head + i * head_len (got[i] of them); err[i] is 0 or ENOENT. A
+     * head + i * head_len (got[i] of them); err[i] is 0, ENOENT, or
+     * EPROTO (not an object: a file backend's symlink or directory). A
      * backend sends the operations together. -1 on another error. */
     int (*head_many)(struct store_be *be, const char *const *objs, size_t n,
                      bool touch, uint8_t *head, size_t head_len, size_t *got,
                      uint64_t *size, int *err);
+    /* ---- a writer's session, creates in two steps, the commit ---------
+     * Begin this writer's session (FORMAT.md, "Locking"; RADOS backend):
+     * a private temp directory on local disk (tmp_dir below) for its temp
+     * files, locked while it lives, and a mark whose start gc's cutoff
+     * respects; the sessions of writers that are gone are removed first.
+     * It ends when the backend is closed. */
+    int (*session_begin)(struct store_be *be);
+    /* gc's cutoff: the start (UTC seconds) of the oldest live session of
+     * another writer, or t0, and how many are live; sessions of writers
+     * that are gone (their lock free) are not counted (RADOS: removed). */
+    int (*sessions_oldest)(struct store_be *be, int64_t t0, int64_t *oldest,
+                           uint64_t *live);
+    /* Stage obj's bytes (hdr, then p) for publish where no reader sees
+     * them (file: a temp file in the session's directory; rados: memory):
+     * 0 (*out set), or 1 if the backend can tell at once that obj exists
+     * (file: a stat; nothing staged), -1 error. */
+    int (*stage)(struct store_be *be, const char *obj, const void *hdr,
+                 size_t hdr_len, const void *p, size_t len,
+                 struct store_be_staged **out);
+    /* Create obj from staged bytes, as create (0 created, 1 it existed);
+     * may be called again (it was removed meanwhile). Durable at the next
+     * barrier (file: the data at once, the name at the barrier; rados:
+     * completion is durability). */
+    int (*publish)(struct store_be *be, struct store_be_staged *s,
+                   const char *obj);
+    void (*unstage)(struct store_be *be, struct store_be_staged *s);
+    /* Everything published before is durable, and this writer still holds
+     * its locks (a commit follows): file syncfs; rados a lock renewal
+     * that fails if a lease lapsed. */
+    int (*barrier)(struct store_be *be);
+    /* The commit point: create obj exclusively from the whole temp file
+     * tmp of the session (open on fd, fsync'd), after a barrier; durable
+     * when this returns. 0, or -1 (EEXIST: obj exists). */
+    int (*commit)(struct store_be *be, const char *tmp, int fd,
+                  const char *obj);
+    /* A descriptor reading obj from its start (what a streaming reader of
+     * a manifest takes): the file itself, or a copy of the object in
+     * memory. The caller closes it; -1 (ENOENT: no such object). */
+    int (*open)(struct store_be *be, const char *obj);
 };
 
 /* head_many from read, stat and touch, one object after the other. */
@@ -96,9 +167,38 @@ int store_be_head_many_seq(struct store_be *be, const char *const *objs,
                            size_t n, bool touch, uint8_t *head, size_t head_len,
                            size_t *got, uint64_t *size, int *err);
 
+/* open from stat and read: the object copied into a memory file. */
+int store_be_open_copy(struct store_be *be, const char *obj);
+
+/* An object backend's parts from the basic operations (be_obj.c): a
+ * session as objects (sessions/NAME and its lock) with a local temp
+ * directory, staging in memory, publish and commit by exclusive create. */
+int store_be_obj_session_begin(struct store_be *be);
+int store_be_obj_sessions_oldest(struct store_be *be, int64_t t0,
+                                 int64_t *oldest, uint64_t *live);
+void store_be_obj_session_end(struct store_be *be);
+int store_be_stage_copy(struct store_be *be, const char *obj, const void *hdr,
+                        size_t hdr_len, const void *p, size_t len,
+                        struct store_be_staged **out);
+int store_be_publish_create(struct store_be *be, struct store_be_staged *s,
+                            const char *obj);
+void store_be_unstage_copy(struct store_be *be, struct store_be_staged *s);
+int store_be_commit_copy(struct store_be *be, const char *tmp, int fd,
+                         const char *obj);
+
+/* rm -rf; best effort. */
+int store_rm_tree(const char *path);
+
 struct store_be {
     const struct store_be_ops *ops;
     char *where; /* for messages: the path, or rados:POOL/NS */
+    /* The writer's session (session_begin): its temp directory on local
+     * disk and that directory's .lock (held); on an object backend the
+     * session's object and its lock handle. */
+    char *tmp_dir;
+    int tmp_lock_fd;
+    char *session;
+    int session_lock;
 };
 
 /* True if repo names a RADOS repository ("rados:..."). */

@@ -9,32 +9,15 @@
  * it was touched meanwhile (the same inode: a touch before the move shows
  * after it).
  */
-#include "store/backend.h"
+#include "store/be_file_int.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
-
-#define FILE_MAX_LOCKS 8
-
-struct be_file {
-    struct store_be be;
-    int dir_fd;
-    pthread_mutex_t lock;
-    unsigned long tmp_seq;
-    int locks[FILE_MAX_LOCKS];
-};
-
-static struct be_file *
-to_file(struct store_be *be)
-{
-    return (struct be_file *)be;
-}
 
 /* Object names never climb out of the directory. */
 static int
@@ -102,9 +85,79 @@ file_touch(struct store_be *be, const char *obj)
     return 0;
 }
 
-/* The directory part of obj ("." if none) and its fsync. */
 static int
-sync_parent(struct be_file *b, const char *obj)
+file_open(struct store_be *be, const char *obj)
+{
+    struct be_file *b = to_file(be);
+    int fd;
+
+    if (name_ok(b, obj) < 0)
+        return -1;
+    fd = openat(b->dir_fd, obj, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT
+                   ? lb_fail(ENOENT, "no object %s in %s", obj, be->where)
+                   : lb_error(errno, "open %s/%s", be->where, obj);
+    return fd;
+}
+
+/* One object of a batch: open, touch (futimens: the same inode whose
+ * header is read), fstat, pread. err: ENOENT, or EPROTO for what is not
+ * a regular file (a symlink, a directory). */
+static int
+file_head_one(struct be_file *b, const char *obj, bool touch, uint8_t *head,
+              size_t head_len, size_t *got, uint64_t *size, int *err)
+{
+    CLEANUP_CLOSE int fd = -1;
+    struct stat sb;
+    ssize_t n;
+
+    if (name_ok(b, obj) < 0)
+        return -1;
+    fd = openat(b->dir_fd, obj, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT || errno == ELOOP) {
+            *err = errno == ENOENT ? ENOENT : EPROTO;
+            return 0;
+        }
+        return lb_error(errno, "open %s/%s", b->be.where, obj);
+    }
+    if (touch && futimens(fd, NULL) < 0)
+        return lb_error(errno, "touch %s/%s (gc must see it is in use)",
+                        b->be.where, obj);
+    if (fstat(fd, &sb) < 0)
+        return lb_error(errno, "stat %s/%s", b->be.where, obj);
+    if (!S_ISREG(sb.st_mode)) {
+        *err = EPROTO;
+        return 0;
+    }
+    n = lb_pread_full(fd, head, head_len, 0);
+    if (n < 0)
+        return lb_error(errno, "read %s/%s", b->be.where, obj);
+    *got = (size_t)n;
+    *size = (uint64_t)sb.st_size;
+    return 0;
+}
+
+static int
+file_head_many(struct store_be *be, const char *const *objs, size_t n,
+               bool touch, uint8_t *head, size_t head_len, size_t *got,
+               uint64_t *size, int *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        err[i] = 0;
+        got[i] = 0;
+        size[i] = 0;
+        if (file_head_one(to_file(be), objs[i], touch, head + i * head_len,
+                          head_len, &got[i], &size[i], &err[i]) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The directory part of obj ("." if none) and its fsync. */
+int
+be_file_sync_parent(struct be_file *b, const char *obj)
 {
     CLEANUP_FREE char *dir = lb_xasprintf("%s/%s", b->be.where, obj);
 
@@ -115,7 +168,7 @@ sync_parent(struct be_file *b, const char *obj)
 /* A temp file beside obj, written and fdatasync'd: its name in tmp. */
 static int
 write_temp(struct be_file *b, const char *obj, const void *p, size_t len,
-           char **tmp)
+           bool mkdirs, char **tmp)
 {
     unsigned long n;
     int fd, e = 0;
@@ -125,6 +178,16 @@ write_temp(struct be_file *b, const char *obj, const void *p, size_t len,
     pthread_mutex_unlock(&b->lock);
     *tmp = lb_xasprintf("%s.tmp-%ld-%lu", obj, (long)getpid(), n);
     fd = openat(b->dir_fd, *tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == ENOENT && mkdirs && strchr(obj, '/')) {
+        /* A replace makes its directory on first use (keys/). */
+        CLEANUP_FREE char *dir = lb_xasprintf("%s/%s", b->be.where, obj);
+        *strrchr(dir, '/') = '\0';
+        if (lb_mkdir_p(dir, 0700) == 0)
+            fd = openat(b->dir_fd, *tmp,
+                        O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        else
+            errno = lb_error_errno();
+    }
     if (fd < 0) {
         e = errno;
         free(*tmp);
@@ -151,7 +214,8 @@ file_create(struct store_be *be, const char *obj, const void *p, size_t len)
     CLEANUP_FREE char *tmp = NULL;
     int e;
 
-    if (name_ok(b, obj) < 0 || write_temp(b, obj, p, len, &tmp) < 0 || !tmp)
+    if (name_ok(b, obj) < 0 || write_temp(b, obj, p, len, false, &tmp) < 0 ||
+        !tmp)
         return -1;
     e = linkat(b->dir_fd, tmp, b->dir_fd, obj, 0) < 0 ? errno : 0;
     unlinkat(b->dir_fd, tmp, 0);
@@ -159,7 +223,7 @@ file_create(struct store_be *be, const char *obj, const void *p, size_t len)
         return 1;
     if (e)
         return lb_error(e, "create %s/%s", be->where, obj);
-    return sync_parent(b, obj);
+    return be_file_sync_parent(b, obj);
 }
 
 static int
@@ -168,14 +232,15 @@ file_replace(struct store_be *be, const char *obj, const void *p, size_t len)
     struct be_file *b = to_file(be);
     CLEANUP_FREE char *tmp = NULL;
 
-    if (name_ok(b, obj) < 0 || write_temp(b, obj, p, len, &tmp) < 0 || !tmp)
+    if (name_ok(b, obj) < 0 || write_temp(b, obj, p, len, true, &tmp) < 0 ||
+        !tmp)
         return -1;
     if (renameat(b->dir_fd, tmp, b->dir_fd, obj) < 0) {
         int e = errno;
         unlinkat(b->dir_fd, tmp, 0);
         return lb_error(e, "replace %s/%s", be->where, obj);
     }
-    return sync_parent(b, obj);
+    return be_file_sync_parent(b, obj);
 }
 
 static int
@@ -189,37 +254,7 @@ file_remove(struct store_be *be, const char *obj)
         return errno == ENOENT
                    ? lb_fail(ENOENT, "no object %s in %s", obj, be->where)
                    : lb_error(errno, "remove %s/%s", be->where, obj);
-    return sync_parent(b, obj);
-}
-
-static int
-file_remove_if_old(struct store_be *be, const char *obj, int64_t cutoff,
-                   uint64_t *size)
-{
-    struct be_file *b = to_file(be);
-    CLEANUP_FREE char *aside = lb_xasprintf("%s.gc-%ld", obj, (long)getpid());
-    struct stat sb;
-
-    if (name_ok(b, obj) < 0)
-        return -1;
-    if (fstatat(b->dir_fd, obj, &sb, AT_SYMLINK_NOFOLLOW) < 0)
-        return errno == ENOENT ? 0 : lb_error(errno, "stat %s", obj);
-    if ((int64_t)sb.st_mtime >= cutoff)
-        return 0;
-    if (renameat(b->dir_fd, obj, b->dir_fd, aside) < 0)
-        return errno == ENOENT ? 0 : lb_error(errno, "move %s aside", obj);
-    /* A touch before the move shows now: the file is the same inode. */
-    if (fstatat(b->dir_fd, aside, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
-        (int64_t)sb.st_mtime >= cutoff) {
-        if (renameat2(b->dir_fd, aside, b->dir_fd, obj, RENAME_NOREPLACE) < 0 &&
-            errno == EEXIST)
-            unlinkat(b->dir_fd, aside, 0); /* stored again meanwhile */
-        return 2;
-    }
-    if (unlinkat(b->dir_fd, aside, 0) < 0)
-        return lb_error(errno, "remove %s", obj);
-    *size = (uint64_t)sb.st_size;
-    return 1;
+    return be_file_sync_parent(b, obj);
 }
 
 /* List dir (relative, "" for the top) and below, names joined to rel. */
@@ -245,6 +280,7 @@ list_dir(struct be_file *b, const char *rel, const char *prefix,
     while (r == 0 && (e = readdir(d)) != NULL) {
         CLEANUP_FREE char *name = NULL;
         size_t n;
+        unsigned char type;
         if (e->d_name[0] == '.' || strstr(e->d_name, ".tmp-") ||
             strstr(e->d_name, ".gc-"))
             continue;
@@ -253,9 +289,24 @@ list_dir(struct be_file *b, const char *rel, const char *prefix,
         n = LB_MIN(strlen(name), strlen(prefix));
         if (strncmp(name, prefix, n) != 0)
             continue;
-        if (e->d_type == DT_DIR)
+        type = e->d_type;
+        if (type == DT_UNKNOWN) {
+            /* Not every filesystem fills d_type (a missed manifest would
+             * let gc sweep what it names). */
+            struct stat sb;
+            if (fstatat(b->dir_fd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
+                if (errno == ENOENT)
+                    continue;
+                r = lb_error(errno, "stat %s/%s", b->be.where, name);
+                break;
+            }
+            type = S_ISDIR(sb.st_mode)   ? DT_DIR
+                   : S_ISREG(sb.st_mode) ? DT_REG
+                                         : DT_UNKNOWN;
+        }
+        if (type == DT_DIR)
             r = list_dir(b, name, prefix, fn, opaque);
-        else if (e->d_type == DT_REG && strlen(name) >= strlen(prefix))
+        else if (type == DT_REG && strlen(name) >= strlen(prefix))
             r = fn(opaque, name);
     }
     closedir(d);
@@ -269,12 +320,35 @@ file_list(struct store_be *be, const char *prefix, store_be_list_fn fn,
     return list_dir(to_file(be), "", prefix, fn, opaque);
 }
 
+/* "%020llu\n": fixed width, so a rewrite covers the whole record. */
+#define COUNTER_RECORD 21
+
+static bool
+counter_parse(const char *buf, ssize_t n, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (n != COUNTER_RECORD || buf[COUNTER_RECORD - 1] != '\n')
+        return false;
+    for (int i = 0; i < COUNTER_RECORD - 1; i++) {
+        if (buf[i] < '0' || buf[i] > '9' || lb_mul_overflow(v, 10, &v) ||
+            lb_add_overflow(v, (uint64_t)(buf[i] - '0'), &v))
+            return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* Read and advance under an exclusive flock of the file, held for the
+ * read and the write only. No fsync: the commit's barrier (syncfs) makes
+ * it durable before the manifest that holds the number. */
 static int
-file_counter_next(struct store_be *be, const char *obj, uint64_t *v)
+file_counter_next(struct store_be *be, const char *obj, store_be_floor_fn floor,
+                  void *opaque, uint64_t *v)
 {
     struct be_file *b = to_file(be);
     CLEANUP_CLOSE int fd = -1;
-    char buf[32];
+    char buf[COUNTER_RECORD + 1];
     uint64_t cur = 0;
     ssize_t n;
 
@@ -287,17 +361,22 @@ file_counter_next(struct store_be *be, const char *obj, uint64_t *v)
     while (flock(fd, LOCK_EX) < 0)
         if (errno != EINTR)
             return lb_error(errno, "lock %s/%s", be->where, obj);
-    n = lb_pread_full(fd, buf, sizeof buf - 1, 0);
+    n = lb_pread_full(fd, buf, sizeof buf, 0);
     if (n < 0)
         return lb_error(errno, "read %s/%s", be->where, obj);
-    buf[n] = '\0';
-    if (n == 21 && buf[20] == '\n')
-        cur = strtoull(buf, NULL, 10);
-    cur = LB_MAX(cur, *v);
+    if (!counter_parse(buf, n, &cur)) {
+        if (n > 0)
+            lb_warn("%s/%s does not read back (%zd bytes): starting again "
+                    "from its floor",
+                    be->where, obj, n);
+        cur = 0;
+        if (floor && floor(opaque, &cur) < 0)
+            return -1;
+    }
     if (cur == UINT64_MAX)
-        return lb_fail(ERANGE, "counter %s: no number left", obj);
+        return lb_fail(ERANGE, "%s/%s: no number left", be->where, obj);
     snprintf(buf, sizeof buf, "%020llu\n", (unsigned long long)cur + 1);
-    if (lb_pwrite_full(fd, buf, 21, 0) < 0 || fdatasync(fd) < 0)
+    if (lb_pwrite_full(fd, buf, COUNTER_RECORD, 0) < 0)
         return lb_error(errno, "write %s/%s", be->where, obj);
     *v = cur + 1;
     return 0;
@@ -340,12 +419,16 @@ file_lock(struct store_be *be, const char *obj, bool excl, unsigned lease_secs,
         return lb_fail(EWOULDBLOCK, "%s/%s is locked by %s", be->where, obj,
                        holder);
     }
-    if (excl && ftruncate(fd, 0) == 0)
-        (void)!pwrite(fd, desc, strlen(desc), 0);
+    /* An exclusive holder says who it is, one line (emptied at unlock). */
+    if (excl && ftruncate(fd, 0) == 0) {
+        CLEANUP_FREE char *line = lb_xasprintf("%s\n", desc);
+        (void)!pwrite(fd, line, strlen(line), 0);
+    }
     pthread_mutex_lock(&b->lock);
     for (int i = 0; i < FILE_MAX_LOCKS; i++)
         if (b->locks[i] < 0) {
             b->locks[i] = fd;
+            b->lock_excl[i] = excl;
             slot = i;
             break;
         }
@@ -373,6 +456,8 @@ file_unlock(struct store_be *be, int handle)
         return;
     pthread_mutex_lock(&b->lock);
     if (b->locks[handle] >= 0) {
+        if (b->lock_excl[handle] && ftruncate(b->locks[handle], 0) < 0)
+            lb_debug("cannot empty a lock's holder line in %s", be->where);
         close(b->locks[handle]);
         b->locks[handle] = -1;
     }
@@ -408,6 +493,8 @@ file_close(struct store_be *be)
 {
     struct be_file *b = to_file(be);
 
+    be_file_session_end(be);
+    be_file_trash_end(be);
     for (int i = 0; i < FILE_MAX_LOCKS; i++)
         file_unlock(be, i);
     if (b->dir_fd >= 0)
@@ -426,14 +513,23 @@ static const struct store_be_ops file_ops = {
     .create = file_create,
     .replace = file_replace,
     .remove = file_remove,
-    .remove_if_old = file_remove_if_old,
+    .remove_if_old = be_file_remove_if_old,
+    .sweep_end = be_file_trash_end,
     .list = file_list,
     .counter_next = file_counter_next,
     .lock = file_lock,
     .lock_renew = file_lock_renew,
     .unlock = file_unlock,
     .lock_held = file_lock_held,
-    .head_many = store_be_head_many_seq,
+    .head_many = file_head_many,
+    .open = file_open,
+    .session_begin = be_file_session_begin,
+    .sessions_oldest = be_file_sessions_oldest,
+    .stage = be_file_stage,
+    .publish = be_file_publish,
+    .unstage = be_file_unstage,
+    .barrier = be_file_barrier,
+    .commit = be_file_commit,
 };
 
 struct store_be *
@@ -443,6 +539,10 @@ store_be_file_open(const char *path)
 
     b->be.ops = &file_ops;
     b->be.where = lb_xstrdup(path);
+    b->be.tmp_lock_fd = -1;
+    b->be.session_lock = -1;
+    b->trash_fd = -1;
+    b->trash_lock_fd = -1;
     pthread_mutex_init(&b->lock, NULL);
     for (int i = 0; i < FILE_MAX_LOCKS; i++)
         b->locks[i] = -1;

@@ -195,7 +195,7 @@ rados_be_remove(struct store_be *be, const char *obj)
  * changes the version, and the remove fails. */
 static int
 rados_be_remove_if_old(struct store_be *be, const char *obj, int64_t cutoff,
-                       uint64_t *size)
+                       uint64_t *size, store_be_hook_fn between, void *opaque)
 {
     struct be_rados *b = to_rados(be);
     rados_read_op_t rop;
@@ -223,6 +223,8 @@ rados_be_remove_if_old(struct store_be *be, const char *obj, int64_t cutoff,
         pthread_mutex_unlock(&b->gc_lock);
         return 0;
     }
+    if (between)
+        between(opaque, obj);
     wop = rados_create_write_op();
     rados_write_op_assert_version(wop, ver);
     rados_write_op_remove(wop);
@@ -287,10 +289,12 @@ counter_parse(const char *s, int n, uint64_t *v)
  * one is still what was read (or, for a counter not there yet, only by
  * the one writer whose exclusive create succeeds). */
 static int
-rados_be_counter_next(struct store_be *be, const char *obj, uint64_t *v)
+rados_be_counter_next(struct store_be *be, const char *obj,
+                      store_be_floor_fn floor_fn, void *opaque, uint64_t *v)
 {
     struct be_rados *b = to_rados(be);
-    uint64_t floor = *v;
+    uint64_t floor = 0;
+    bool have_floor = false;
 
     b->n_other++;
     for (int tries = 0; tries < 1000; tries++) {
@@ -304,10 +308,18 @@ rados_be_counter_next(struct store_be *be, const char *obj, uint64_t *v)
         if (r < 0 && r != -ENOENT && r != -ENODATA)
             return rfail(r, "read counter", obj, b);
         have = r >= 0 && counter_parse(old, r, &cur);
-        if (r >= 0 && !have)
-            lb_warn("counter %s in %s does not read back: starting from %llu",
-                    obj, be->where, (unsigned long long)floor);
-        cur = LB_MAX(cur, floor);
+        if (!have && !have_floor) {
+            /* Missing or unreadable: from its floor (asked once). */
+            if (floor_fn && floor_fn(opaque, &floor) < 0)
+                return -1;
+            have_floor = true;
+            if (r >= 0)
+                lb_warn("counter %s in %s does not read back: starting "
+                        "from %llu",
+                        obj, be->where, (unsigned long long)floor);
+        }
+        if (!have)
+            cur = floor;
         if (cur == UINT64_MAX)
             return lb_fail(ERANGE, "counter %s: no number left", obj);
         snprintf(nv, sizeof nv, "%020llu", (unsigned long long)cur + 1);
@@ -543,6 +555,7 @@ rados_be_close(struct store_be *be)
 {
     struct be_rados *b = to_rados(be);
 
+    store_be_obj_session_end(be);
     ops_report(b);
     pthread_mutex_lock(&b->lock);
     b->stopping = true;
@@ -674,6 +687,12 @@ head_wait(struct be_rados *b, const char *const *objs, size_t n,
     }
 }
 
+static void
+rados_be_sweep_end(struct store_be *be)
+{
+    (void)be; /* each removal was one operation: nothing kept aside */
+}
+
 /* Every header read sent at once, then (if asked) every touch of what
  * they found at once: two round trips for the batch, and no touch for a
  * chunk that is not stored (most of what a backup asks about is new). A
@@ -715,6 +734,7 @@ static const struct store_be_ops rados_ops = {
     .replace = rados_be_replace,
     .remove = rados_be_remove,
     .remove_if_old = rados_be_remove_if_old,
+    .sweep_end = rados_be_sweep_end,
     .list = rados_be_list,
     .counter_next = rados_be_counter_next,
     .lock = rados_be_lock,
@@ -722,6 +742,14 @@ static const struct store_be_ops rados_ops = {
     .unlock = rados_be_unlock,
     .lock_held = rados_be_lock_held,
     .head_many = rados_be_head_many,
+    .open = store_be_open_copy,
+    .session_begin = store_be_obj_session_begin,
+    .sessions_oldest = store_be_obj_sessions_oldest,
+    .stage = store_be_stage_copy,
+    .publish = store_be_publish_create,
+    .unstage = store_be_unstage_copy,
+    .barrier = rados_be_lock_renew,
+    .commit = store_be_commit_copy,
 };
 
 unsigned
@@ -783,6 +811,8 @@ store_be_rados_open(const char *spec)
     b->be.where = o.ns[0] ? lb_xasprintf("rados:%s/%s", o.pool, o.ns)
                           : lb_xasprintf("rados:%s", o.pool);
     b->lease = o.lease;
+    b->be.tmp_lock_fd = -1;
+    b->be.session_lock = -1;
     pthread_mutex_init(&b->lock, NULL);
     pthread_mutex_init(&b->gc_lock, NULL);
     pthread_cond_init(&b->wake, NULL);

@@ -54,22 +54,15 @@ int
 store_chunk_exists(struct store *st, const struct proto_digest *d)
 {
     char rel[80];
-    struct stat sb;
 
     store_chunk_relpath(rel, d);
-    if (st->be) {
-        if (st->be->ops->stat(st->be, rel, NULL, NULL) == 0)
-            return 1;
-        if (lb_error_errno() != ENOENT)
-            return -1;
-        lb_error_clear();
-        return 0;
-    }
-    if (fstatat(st->dir_fd, rel, &sb, 0) == 0)
-        return S_ISREG(sb.st_mode) ? 1 : 0;
-    if (errno == ENOENT)
-        return 0;
-    return lb_error(errno, "stat %s/%s", st->path, rel);
+    if (st->be->ops->stat(st->be, rel, NULL, NULL) == 0)
+        return 1;
+    /* Not there, or not a chunk file (EPROTO: a directory, a symlink). */
+    if (lb_error_errno() != ENOENT && lb_error_errno() != EPROTO)
+        return -1;
+    lb_error_clear();
+    return 0;
 }
 
 int
@@ -85,41 +78,12 @@ store_chunk_touch(struct store *st, const struct proto_digest *d)
      * collection"). A chunk gc has just moved aside reads as missing and
      * is uploaded again. */
     store_chunk_relpath(rel, d);
-    if (st->be) {
-        if (st->be->ops->touch(st->be, rel) == 0)
-            return 1;
-        if (lb_error_errno() != ENOENT)
-            return -1;
-        lb_error_clear();
-        return 0;
-    }
-    if (utimensat(st->dir_fd, rel, NULL, 0) == 0)
+    if (st->be->ops->touch(st->be, rel) == 0)
         return 1;
-    if (errno == ENOENT)
-        return 0;
-    return lb_error(errno, "touch %s/%s (gc must see it is in use)", st->path,
-                    rel);
-}
-
-/* A chunk object's header and size (touched first if asked). */
-static int
-obj_chunk_head(struct store *st, const char *rel, bool touch, uint8_t *b,
-               size_t len, ssize_t *n, uint64_t *size)
-{
-    struct store_be *be = st->be;
-
-    if ((touch && st->mode != STORE_READ
-             ? be->ops->touch(be, rel)
-             : be->ops->stat(be, rel, size, NULL)) < 0) {
-        if (lb_error_errno() == ENOENT)
-            return lb_fail(ENOENT, "chunk %s is not stored", rel + 10);
+    if (lb_error_errno() != ENOENT)
         return -1;
-    }
-    if (touch && st->mode != STORE_READ &&
-        be->ops->stat(be, rel, size, NULL) < 0)
-        return -1;
-    *n = be->ops->read(be, rel, b, len, 0);
-    return *n < 0 ? -1 : 0;
+    lb_error_clear();
+    return 0;
 }
 
 static int
@@ -139,39 +103,21 @@ int
 store_chunk_head(struct store *st, const struct proto_digest *d, bool touch,
                  struct store_chunk_hdr *h)
 {
-    char rel[80];
-    uint8_t b[STORE_CHUNK_HDR_SEALED];
-    struct stat sb;
-    CLEANUP_CLOSE int fd = -1;
-    ssize_t n = 0;
+    int err = 0;
 
-    store_chunk_relpath(rel, d);
-    if (st->be) {
-        uint64_t size = 0;
-        if (obj_chunk_head(st, rel, touch, b, sizeof b, &n, &size) < 0)
-            return -1;
-        return chunk_head_check(st, rel, b, (size_t)n, size, h);
+    if (store_chunk_head_many(st, d, 1, touch, h, &err) < 0)
+        return -1;
+    if (err == ENOENT) {
+        char hex[65];
+        proto_digest_hex(d, hex);
+        return lb_fail(ENOENT, "chunk %s is not stored", hex);
     }
-    fd = openat(st->dir_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        if (e == ENOENT)
-            return lb_fail(ENOENT, "chunk %s is not stored", rel + 10);
-        return lb_error(e == ELOOP ? EPROTO : e, "open %s/%s", st->path, rel);
+    if (err) {
+        char hex[65];
+        proto_digest_hex(d, hex);
+        return lb_fail(EPROTO, "chunk %s: bad header", hex);
     }
-    if (touch && st->mode != STORE_READ && futimens(fd, NULL) < 0)
-        return lb_error(errno, "touch %s/%s (gc must see it is in use)",
-                        st->path, rel);
-    if (fstat(fd, &sb) < 0)
-        return lb_error(errno, "stat %s/%s", st->path, rel);
-    n = lb_pread_full(fd, b, sizeof b, 0);
-    if (n < 0)
-        return lb_error(errno, "read %s/%s", st->path, rel);
-    if (!S_ISREG(sb.st_mode)) {
-        memset(h, 0, sizeof *h);
-        return lb_fail(EPROTO, "chunk %s: bad header", rel + 10);
-    }
-    return chunk_head_check(st, rel, b, (size_t)n, (uint64_t)sb.st_size, h);
+    return 0;
 }
 
 int
@@ -185,18 +131,6 @@ store_chunk_head_many(struct store *st, const struct proto_digest *d, size_t n,
     uint64_t *size = NULL;
     int rc = 0;
 
-    if (!st->be) {
-        for (size_t i = 0; i < n; i++) {
-            err[i] = 0;
-            if (store_chunk_head(st, &d[i], touch, &h[i]) == 0)
-                continue;
-            err[i] = lb_error_errno();
-            if (err[i] != ENOENT && err[i] != EPROTO)
-                return -1;
-            lb_error_clear();
-        }
-        return 0;
-    }
     rel = lb_xcalloc(n ? n : 1, sizeof *rel);
     objs = lb_xcalloc(n ? n : 1, sizeof *objs);
     head = lb_xcalloc(n ? n : 1, STORE_CHUNK_HDR_SEALED);
@@ -325,35 +259,47 @@ stored_as_sent(struct store *st, const struct proto_digest *d, uint8_t type,
     return -1;
 }
 
+/* Stage the chunk file (header, stored bytes) for publish: 0 (w->staged
+ * set), 1 if it is stored already as sent (touched), -1 on error. */
+static int
+chunk_stage(struct store *st, const struct proto_chunk *c, const uint8_t *hdr,
+            size_t hdr_len, struct store_written *w)
+{
+    char rel[80];
+
+    store_chunk_relpath(rel, &c->d);
+    /* A backend that can tell cheaply that the chunk is there (a file's
+     * stat) says so now; another's exclusive create answers it when the
+     * chunk is published (one operation less for every new chunk:
+     * clients send only what a QUERY found missing). */
+    for (int tries = 0; tries < 3; tries++) {
+        int r = st->be->ops->stage(st->be, rel, hdr, hdr_len, c->data,
+                                   c->data_len, &w->staged);
+        if (r <= 0)
+            return r;
+        r = stored_as_sent(st, &c->d, c->type, c->raw_len);
+        if (r != 0)
+            return r;
+        /* Gone again in between (a gc took it): stage it. */
+    }
+    return lb_fail(EAGAIN, "chunk %s: stored and removed again, 3 times", rel);
+}
+
 int
 store_chunk_write(struct store *st, struct store_scratch *s,
                   const struct proto_chunk *c, struct store_written *w)
 {
     uint8_t hdr[STORE_CHUNK_HDR_SEALED];
     struct store_chunk_hdr h = {0};
-    size_t hdr_len;
-    int fd;
+    int r;
 
     memset(w, 0, sizeof *w);
-    w->fd = -1;
+    w->be = st->be;
     if (st->mode == STORE_READ)
         return lb_fail(EPERM, "repository opened read-only");
-    /* Already stored? On an object backend the exclusive create answers
-     * that when the chunk is published (one operation less for every new
-     * chunk; clients send only what a QUERY found missing). */
-    if (!st->be) {
-        int r = stored_as_sent(st, &c->d, c->type, c->raw_len);
-        if (r != 0)
-            return r;
-    }
-    if (st->trusted) {
-        /* The frame only (the decoder checked the rest); the content is
-         * the client's business, and verify re-checks it. */
-        if (check_form(st, c) < 0)
-            return -1;
-    } else if (check_chunk(st, s, c) < 0) {
+    /* The form first (sizes, no data read): what is staged below fits. */
+    if (check_form(st, c) < 0)
         return -1;
-    }
 
     /* A sealed chunk's name says nothing about its bytes to us: it keeps
      * a checksum of them, for verify to find bit rot without the key. */
@@ -366,34 +312,24 @@ store_chunk_write(struct store *st, struct store_scratch *s,
     h.crc = c->comp == PROTO_COMP_SEALED ? proto_crc32c(0, c->data, c->data_len)
                                          : 0;
     store_chunk_hdr_encode(hdr, &h);
-    hdr_len = h.hdr_len;
     w->d = c->d;
     w->type = c->type;
     w->raw_len = c->raw_len;
-    w->size = hdr_len + (uint64_t)c->data_len;
-    if (st->be) {
-        /* Created whole by one operation when published. */
-        w->data = lb_xmalloc((size_t)w->size);
-        memcpy(w->data, hdr, hdr_len);
-        memcpy(w->data + hdr_len, c->data, c->data_len);
-        return 0;
-    }
-
-    w->tmp = store_tmp_name(st, "chunk");
-    fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        int e = errno;
-        lb_error(e, "create %s", w->tmp);
-        free(w->tmp);
-        w->tmp = NULL;
-        return -1;
-    }
-    w->fd = fd;
-    if (lb_write_full(fd, hdr, hdr_len) < 0 ||
-        lb_write_full(fd, c->data, c->data_len) < 0) {
-        int e = errno;
+    w->size = h.hdr_len + (uint64_t)c->data_len;
+    /* Staged first: a chunk stored already is answered before its
+     * content is checked; a staged one is seen by nobody until published,
+     * and dropped if the check fails. */
+    r = chunk_stage(st, c, hdr, h.hdr_len, w);
+    if (r != 0)
+        return r;
+    /* Trusted: the frame only (the decoder checked the rest); the
+     * content is the client's business, and verify re-checks it. */
+    if (!st->trusted && check_chunk(st, s, c) < 0) {
+        struct lb_error_saved saved;
+        lb_error_save(&saved);
         store_chunk_written_drop(w);
-        return lb_error(e, "write chunk to %s", st->path);
+        lb_error_restore(&saved);
+        return -1;
     }
     return 0;
 }
@@ -401,16 +337,9 @@ store_chunk_write(struct store *st, struct store_scratch *s,
 void
 store_chunk_written_drop(struct store_written *w)
 {
-    if (w->fd >= 0)
-        close(w->fd);
-    if (w->tmp) {
-        unlink(w->tmp);
-        free(w->tmp);
-    }
-    free(w->data);
-    w->fd = -1;
-    w->tmp = NULL;
-    w->data = NULL;
+    if (w->staged)
+        w->be->ops->unstage(w->be, w->staged);
+    w->staged = NULL;
 }
 
 int
@@ -418,54 +347,28 @@ store_chunk_publish(struct store *st, struct store_written *w,
                     uint64_t *stored_bytes)
 {
     char rel[80];
-    CLEANUP_FREE char *dst = NULL;
-    int e;
+    int r = 0;
 
     *stored_bytes = 0;
-    if (w->data) {
-        /* Exclusive: one that exists is a dedup hit, never overwritten. */
-        int r;
-        store_chunk_relpath(rel, &w->d);
-        /* It existed: touched, and it must be what was sent. Gone again
-         * in between (a gc took it): create it again. */
-        for (int tries = 0; tries < 3; tries++) {
-            r = st->be->ops->create(st->be, rel, w->data, (size_t)w->size);
-            if (r == 1)
-                r = stored_as_sent(st, &w->d, w->type, w->raw_len);
-            else if (r == 0)
-                *stored_bytes = w->size;
-            if (r != 0 || *stored_bytes)
-                break;
-        }
-        if (r == 0 && !*stored_bytes)
-            r = lb_fail(EAGAIN, "chunk %s: stored and removed again, 3 times",
-                        rel);
-        store_chunk_written_drop(w);
-        return r;
-    }
-    if (!w->tmp || w->fd < 0)
+    if (!w->staged)
         return lb_fail(EINVAL, "publish: no chunk was written");
-    e = fdatasync(w->fd) < 0 ? errno : 0;
-    if (close(w->fd) < 0 && !e)
-        e = errno;
-    w->fd = -1;
-    if (e) {
-        store_chunk_written_drop(w);
-        return lb_error(e, "write chunk to %s", st->path);
-    }
     store_chunk_relpath(rel, &w->d);
-    dst = lb_xasprintf("%s/%s", st->path, rel);
-    /* link, not rename: when two sessions store the same chunk at once,
-     * exactly one publishes it and counts it; the other learns it was
-     * already stored. */
-    e = link(w->tmp, dst) < 0 ? errno : 0;
+    /* Exclusive: one that exists is a dedup hit, never overwritten. It
+     * existed: touched, and it must be what was sent. Gone again in
+     * between (a gc took it): create it again. */
+    for (int tries = 0; tries < 3; tries++) {
+        r = st->be->ops->publish(st->be, w->staged, rel);
+        if (r == 1)
+            r = stored_as_sent(st, &w->d, w->type, w->raw_len);
+        else if (r == 0)
+            *stored_bytes = w->size;
+        if (r != 0 || *stored_bytes)
+            break;
+    }
+    if (r == 0 && !*stored_bytes)
+        r = lb_fail(EAGAIN, "chunk %s: stored and removed again, 3 times", rel);
     store_chunk_written_drop(w);
-    if (e == EEXIST)
-        return 1;
-    if (e)
-        return lb_error(e, "publish chunk %s", dst);
-    *stored_bytes = w->size;
-    return 0;
+    return r;
 }
 
 int
@@ -546,49 +449,39 @@ read_chunk_file(struct store *st, const struct proto_digest *d,
                 struct proto_chunk *c)
 {
     char rel[80];
-    struct stat sb;
-    CLEANUP_CLOSE int fd = -1;
+    uint64_t size;
     ssize_t n;
     int r;
 
     store_chunk_relpath(rel, d);
-    if (st->be) {
-        uint64_t size;
-        if (st->be->ops->stat(st->be, rel, &size, NULL) < 0)
-            return -1;
-        sb.st_size = (off_t)LB_MIN(size, (uint64_t)INT64_MAX);
-    } else {
-        fd = openat(st->dir_fd, rel, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0) {
-            int e = errno;
-            lb_error(e, "chunk %s", rel);
-            /* EACCES is not damage: a file another user (root) wrote. */
-            if (e == EACCES)
-                lb_error_hint("another user wrote this file, and this "
-                              "backupd may not read it: chown -R OWNER %s "
-                              "gives the repository back to its owner",
-                              st->path);
-            return -1;
-        }
-        if (fstat(fd, &sb) < 0)
-            return lb_error(errno, "stat %s", rel);
-    }
-    if (sb.st_size < STORE_CHUNK_HDR ||
-        (uint64_t)sb.st_size > STORE_CHUNK_HDR_SEALED +
-                                   (uint64_t)PROTO_MAX_CHUNK_RAW +
-                                   PROTO_MAX_CHUNK_RAW / 64 + 4096)
-        return lb_fail(EPROTO, "chunk %s: bad size %lld", rel,
-                       (long long)sb.st_size);
-    lb_buf_reset(out);
-    lb_buf_reserve(out, (size_t)sb.st_size);
-    n = st->be
-            ? st->be->ops->read(st->be, rel, out->data, (size_t)sb.st_size, 0)
-            : lb_read_full(fd, out->data, (size_t)sb.st_size);
-    if (n < 0 && st->be)
+    if (st->be->ops->stat(st->be, rel, &size, NULL) < 0) {
+        if (lb_error_errno() == ENOENT)
+            return lb_fail(ENOENT, "chunk %s is missing", rel);
+        /* EACCES is not damage: a file another user (root) wrote. */
+        if (lb_error_errno() == EACCES)
+            lb_error_hint("another user wrote this file, and this "
+                          "backupd may not read it: chown -R OWNER %s "
+                          "gives the repository back to its owner",
+                          st->path);
         return -1;
-    if (n < 0)
-        return lb_error(errno, "read %s", rel);
-    if (n != sb.st_size)
+    }
+    if (size < STORE_CHUNK_HDR || size > STORE_CHUNK_HDR_SEALED +
+                                             (uint64_t)PROTO_MAX_CHUNK_RAW +
+                                             PROTO_MAX_CHUNK_RAW / 64 + 4096)
+        return lb_fail(EPROTO, "chunk %s: bad size %llu", rel,
+                       (unsigned long long)size);
+    lb_buf_reset(out);
+    lb_buf_reserve(out, (size_t)size);
+    n = st->be->ops->read(st->be, rel, out->data, (size_t)size, 0);
+    if (n < 0) {
+        if (lb_error_errno() == EACCES)
+            lb_error_hint("another user wrote this file, and this "
+                          "backupd may not read it: chown -R OWNER %s "
+                          "gives the repository back to its owner",
+                          st->path);
+        return -1;
+    }
+    if ((uint64_t)n != size)
         return lb_fail(EPROTO, "chunk %s: short read", rel);
     out->len = (size_t)n;
     r = store_chunk_hdr_decode(out->data, out->len, out->len, h);

@@ -11,23 +11,22 @@
  *      that commits later was live when the cutoff was taken;
  *   2. marks: reads every manifest whole and notes the 64-bit prefix of
  *      every digest it names (a collision only keeps garbage);
- *   3. sweeps: an unreferenced chunk file older than the cutoff is moved to
- *      gc's own trash session directory, its mtime is read again, and it is
- *      put back if a backup touched it meanwhile (backupd touches every
- *      chunk it answers "have" for), else unlinked.
+ *   3. sweeps: an unreferenced chunk older than the cutoff is removed by
+ *      the backend's remove_if_old unless a backup touched it meanwhile
+ *      (backupd touches every chunk it answers "have" for): the file
+ *      backend moves it to gc's own trash session directory, reads its
+ *      mtime again and puts it back if touched, else unlinks it; RADOS
+ *      removes it only if its version did not move.
  * A backup that asks for a chunk gc has just moved aside is told it is
- * missing and uploads it again.
+ * missing and uploads it again. The lock, the sessions, the listing and
+ * the removal are the backend's (backend.h): this file has one path.
  */
 #include "store/backend.h"
 #include "store/store_int.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <time.h>
 
 /* Margin below the cutoff for clock granularity and skew between this
@@ -102,145 +101,33 @@ u64set_add_digest(struct u64set *s, const struct proto_digest *d)
 
 /* ---- gc.lock ------------------------------------------------------------ */
 
-/* One gc at a time on an object backend: the lock gc.lock, with a lease.
- * The handle, or -1. */
+/* One gc at a time: the exclusive lock gc.lock (with the backend's
+ * lease), whose holder says who it is. The handle, or -1. */
 static int
-gc_lock_obj(const struct store *st)
+gc_lock(const struct store *st)
 {
     char host[128] = "?", when[32], line[384], holder[384];
+    unsigned lease = store_be_lease(st->be);
     int h;
 
     gethostname(host, sizeof host - 1);
     lb_format_time(when, sizeof when, (int64_t)time(NULL));
     snprintf(line, sizeof line, "gc pid %ld on %s since %s", (long)getpid(),
              host, when);
-    h = st->be->ops->lock(st->be, "gc.lock", true, store_be_lease(st->be), 0,
-                          line, holder, sizeof holder);
+    h = st->be->ops->lock(st->be, "gc.lock", true, lease, 0, line, holder,
+                          sizeof holder);
     if (h < 0 && lb_error_errno() == EWOULDBLOCK) {
         lb_fail(EWOULDBLOCK, "another gc is running on %s (%s)", st->path,
                 holder);
-        lb_error_hint("wait until it is done: one gc at a time (a gc that "
-                      "died loses its lock after %u s)",
-                      store_be_lease(st->be));
+        if (lease)
+            lb_error_hint("wait until it is done: one gc at a time (a gc "
+                          "that died loses its lock after %u s)",
+                          lease);
+        else
+            lb_error_hint("wait until it is done: one gc at a time");
         errno = EWOULDBLOCK;
     }
     return h;
-}
-
-static int
-gc_lock(const struct store *st)
-{
-    CLEANUP_FREE char *path = lb_xasprintf("%s/gc.lock", st->path);
-    char host[128] = "?", when[32], line[384];
-    int fd;
-
-    if (st->be)
-        return gc_lock_obj(st);
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return lb_error(errno, "open %s", path);
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        int e = errno;
-        ssize_t n = pread(fd, line, sizeof line - 1, 0);
-        close(fd);
-        if (e != EWOULDBLOCK)
-            return lb_error(e, "lock %s", path);
-        line[n > 0 ? n : 0] = '\0';
-        line[strcspn(line, "\n")] = '\0';
-        lb_fail(EWOULDBLOCK, "another gc is running on %s (%s)", st->path,
-                line[0] ? line : "its holder is unknown");
-        lb_error_hint("wait until it is done: one gc at a time");
-        errno = EWOULDBLOCK;
-        return -1;
-    }
-    gethostname(host, sizeof host - 1);
-    lb_format_time(when, sizeof when, (int64_t)time(NULL));
-    snprintf(line, sizeof line, "gc pid %ld on %s since %s\n", (long)getpid(),
-             host, when);
-    if (ftruncate(fd, 0) == 0)
-        (void)!pwrite(fd, line, strlen(line), 0);
-    return fd;
-}
-
-static void
-gc_unlock(const struct store *st, int fd)
-{
-    if (fd < 0)
-        return;
-    if (st->be) {
-        st->be->ops->unlock(st->be, fd);
-        return;
-    }
-    if (ftruncate(fd, 0) < 0)
-        lb_debug("cannot clear gc.lock");
-    close(fd);
-}
-
-/* ---- 1. the cutoff ------------------------------------------------------ */
-
-static const char *
-base_name(const char *path)
-{
-    const char *s = path ? strrchr(path, '/') : NULL;
-
-    return s ? s + 1 : path ? path : "";
-}
-
-/*
- * The start of the oldest live writer session, or t0: a session is live
- * while its .lock is locked (store_session_create renames the lock file
- * into place already locked), and its start is the lock file's mtime.
- * A directory without .lock is a session that died before locking (it has
- * nothing to protect) or one being created now (its every write and touch
- * comes after t0).
- */
-static int
-oldest_session(const struct store *st, const char *own_trash, int64_t t0,
-               int64_t *oldest, uint64_t *nlive)
-{
-    CLEANUP_FREE char *tmp = lb_xasprintf("%s/tmp", st->path);
-    DIR *d = opendir(tmp);
-    struct dirent *e;
-
-    *oldest = t0;
-    *nlive = 0;
-    if (!d)
-        return lb_error(errno, "open %s", tmp);
-    while ((e = readdir(d)) != NULL) {
-        CLEANUP_FREE char *lock = NULL;
-        CLEANUP_CLOSE int fd = -1;
-        struct stat sb;
-
-        if (e->d_name[0] == '.' ||
-            strcmp(e->d_name, base_name(st->session_dir)) == 0 ||
-            strcmp(e->d_name, own_trash) == 0)
-            continue;
-        lock = lb_xasprintf("%s/%s/.lock", tmp, e->d_name);
-        fd = open(lock, O_RDONLY | O_CLOEXEC);
-        if (fd < 0 && errno == ENOENT)
-            continue;
-        if (fd < 0) {
-            /* Whether it is live is unknown: gc cannot be safe. */
-            int err = errno;
-            closedir(d);
-            return lb_error(err, "open %s", lock);
-        }
-        if (flock(fd, LOCK_SH | LOCK_NB) == 0) {
-            flock(fd, LOCK_UN); /* its owner is gone */
-            continue;
-        }
-        /* Held (or unknown: count it, which only keeps more). */
-        if (fstat(fd, &sb) < 0) {
-            int err = errno;
-            closedir(d);
-            return lb_error(err, "stat %s", lock);
-        }
-        if (sb.st_mtime < *oldest)
-            *oldest = sb.st_mtime;
-        (*nlive)++;
-    }
-    closedir(d);
-    return 0;
 }
 
 /* ---- 2. mark ------------------------------------------------------------ */
@@ -320,86 +207,17 @@ gc_mark(struct store *st, struct u64set *refs, uint64_t *nbackups)
 
 /* ---- 3. sweep ----------------------------------------------------------- */
 
-/* Move a chunk from the trash back to chunks/ (never over a fresh copy a
- * backup stored meanwhile: same content, keep that one). */
-static int
-put_back(int trash_fd, int dir_fd, const char *name)
-{
-    if (renameat2(trash_fd, name, dir_fd, name, RENAME_NOREPLACE) == 0)
-        return 0;
-    if (errno == EEXIST)
-        return unlinkat(trash_fd, name, 0) == 0 || errno == ENOENT ? 0 : -1;
-    if (errno == EINVAL || errno == ENOSYS) /* no RENAME_NOREPLACE here */
-        return renameat(trash_fd, name, dir_fd, name);
-    return -1;
-}
-
 struct sweep {
     struct store *st;
     const struct store_gc_opts *o;
     const struct u64set *refs;
     struct store_gc_stats *s;
-    int trash_fd;
-    const char *trash;
 };
 
-/* Decide on one chunk file of a fan-out directory. */
+/* Decide on one chunk: referenced, recent, or removed unless a backup
+ * touches it meanwhile (the backend's remove_if_old). */
 static int
-sweep_one(struct sweep *w, int dir_fd, const char *dir, const char *name)
-{
-    struct proto_digest dg;
-    struct stat sb;
-
-    if (proto_digest_parse(name, &dg) < 0 || strncmp(name, dir, 2) != 0)
-        return 0; /* not a chunk: verify reports strays */
-    w->s->chunks++;
-    if (u64set_has(w->refs, lb_load_be64(dg.b))) {
-        w->s->referenced++;
-        return 0;
-    }
-    if (fstatat(dir_fd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
-        if (errno == ENOENT)
-            return 0;
-        return lb_error(errno, "stat chunks/%s/%s", dir, name);
-    }
-    if (!S_ISREG(sb.st_mode))
-        return 0;
-    if (sb.st_mtime >= w->s->cutoff) {
-        w->s->recent++;
-        return 0;
-    }
-    if (w->o->dry_run) {
-        w->s->reclaimed++;
-        w->s->bytes_reclaimed += (uint64_t)sb.st_size;
-        return 0;
-    }
-    if (renameat(dir_fd, name, w->trash_fd, name) < 0) {
-        if (errno == ENOENT)
-            return 0;
-        return lb_error(errno, "move chunks/%s/%s to %s", dir, name, w->trash);
-    }
-    if (w->o->after_trash) {
-        CLEANUP_FREE char *p = lb_xasprintf("%s/%s", w->trash, name);
-        w->o->after_trash(w->o->opaque, p);
-    }
-    /* A touch before the rename shows now: the file is the same inode. */
-    if (fstatat(w->trash_fd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
-        sb.st_mtime >= w->s->cutoff) {
-        if (put_back(w->trash_fd, dir_fd, name) < 0)
-            return lb_error(errno, "put chunks/%s/%s back from %s", dir, name,
-                            w->trash);
-        w->s->restored++;
-        return 0;
-    }
-    if (unlinkat(w->trash_fd, name, 0) < 0)
-        return lb_error(errno, "delete %s/%s", w->trash, name);
-    w->s->reclaimed++;
-    w->s->bytes_reclaimed += (uint64_t)sb.st_size;
-    return 0;
-}
-
-static int
-sweep_obj_one(void *opaque, const char *obj)
+sweep_one(void *opaque, const char *obj)
 {
     struct sweep *w = opaque;
     struct store_be *be = w->st->be;
@@ -408,7 +226,8 @@ sweep_obj_one(void *opaque, const char *obj)
     int64_t mtime;
     int r;
 
-    if (strlen(obj) != 10 + 64 || proto_digest_parse(obj + 10, &dg) < 0)
+    if (strlen(obj) != 10 + 64 || strncmp(obj + 7, obj + 10, 2) != 0 ||
+        proto_digest_parse(obj + 10, &dg) < 0)
         return 0; /* not a chunk: verify reports strays */
     w->s->chunks++;
     if (u64set_has(w->refs, lb_load_be64(dg.b))) {
@@ -417,7 +236,7 @@ sweep_obj_one(void *opaque, const char *obj)
     }
     if (w->o->dry_run) {
         if (be->ops->stat(be, obj, &size, &mtime) < 0) {
-            if (lb_error_errno() != ENOENT)
+            if (lb_error_errno() != ENOENT && lb_error_errno() != EPROTO)
                 return -1;
             lb_error_clear();
             return 0;
@@ -430,9 +249,8 @@ sweep_obj_one(void *opaque, const char *obj)
         w->s->bytes_reclaimed += size;
         return 0;
     }
-    /* Removed only if nobody touched it since its mtime was read: a
-     * backup on another host that reuses it now keeps it. */
-    r = be->ops->remove_if_old(be, obj, w->s->cutoff, &size);
+    r = be->ops->remove_if_old(be, obj, w->s->cutoff, &size, w->o->after_trash,
+                               w->o->opaque);
     if (r < 0)
         return -1;
     if (r == 1) {
@@ -443,103 +261,18 @@ sweep_obj_one(void *opaque, const char *obj)
     } else {
         w->s->recent++;
     }
-    if (w->o->after_trash && r != 1)
-        w->o->after_trash(w->o->opaque, obj);
     return 0;
-}
-
-static int
-gc_sweep(struct sweep *w)
-{
-    if (w->st->be)
-        return w->st->be->ops->list(w->st->be, "chunks/", sweep_obj_one, w);
-    for (unsigned i = 0; i < 256; i++) {
-        char sub[16];
-        int dfd, rc = 0;
-        DIR *d;
-        struct dirent *e;
-
-        snprintf(sub, sizeof sub, "chunks/%02x", i);
-        dfd = openat(w->st->dir_fd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd < 0) {
-            if (errno == ENOENT)
-                continue;
-            return lb_error(errno, "open %s/%s", w->st->path, sub);
-        }
-        d = fdopendir(dfd);
-        if (!d) {
-            int e0 = errno;
-            close(dfd);
-            return lb_error(e0, "open %s/%s", w->st->path, sub);
-        }
-        while (rc == 0 && (e = readdir(d)) != NULL)
-            if (e->d_name[0] != '.')
-                rc = sweep_one(w, dirfd(d), sub + 7, e->d_name);
-        closedir(d);
-        if (rc < 0)
-            return -1;
-    }
-    return 0;
-}
-
-int
-store_gc_restore_trash(const struct store *st, const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    int rc = 0;
-
-    if (!d)
-        return errno == ENOENT ? 0 : -1;
-    while ((e = readdir(d)) != NULL) {
-        struct proto_digest dg;
-        char rel[80];
-        CLEANUP_CLOSE int cfd = -1;
-
-        if (proto_digest_parse(e->d_name, &dg) < 0)
-            continue;
-        store_chunk_relpath(rel, &dg);
-        rel[9] = '\0'; /* "chunks/ab" */
-        cfd = openat(st->dir_fd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (cfd < 0 || put_back(dirfd(d), cfd, e->d_name) < 0) {
-            lb_warn("cannot put chunk %s back from %s: %s", e->d_name, dir,
-                    strerror(errno));
-            rc = -1;
-        } else {
-            lb_info("put chunk %s back from the trash of gc", e->d_name);
-        }
-    }
-    closedir(d);
-    return rc;
 }
 
 /* ---- the whole ---------------------------------------------------------- */
-
-/* gc's trash: a session directory of its own, tmp/gc-PID-RANDOM. */
-static int
-make_trash(const struct store *st, char *name, size_t len, char **dir,
-           int *lock_fd)
-{
-    uint8_t rnd[4];
-    char hex[9];
-
-    if (lb_random(rnd, sizeof rnd) < 0)
-        return -1;
-    lb_hex_encode(hex, rnd, sizeof rnd);
-    snprintf(name, len, "%s%ld-%s", STORE_GC_TRASH_PREFIX, (long)getpid(), hex);
-    return store_session_create(st, name, dir, lock_fd);
-}
 
 int
 store_gc(struct store *st, const struct store_gc_opts *o,
          struct store_gc_stats *stats)
 {
     struct u64set refs = {0};
-    struct sweep w = {
-        .st = st, .o = o, .refs = &refs, .s = stats, .trash_fd = -1};
-    char trash_name[64] = "";
-    char *trash = NULL;
-    int lock_fd = -1, trash_lock = -1, rc = -1;
+    struct sweep w = {.st = st, .o = o, .refs = &refs, .s = stats};
+    int lock = -1, rc = -1;
     int64_t t0, oldest;
 
     memset(stats, 0, sizeof *stats);
@@ -551,45 +284,22 @@ store_gc(struct store *st, const struct store_gc_opts *o,
     }
     if (st->mode == STORE_READ)
         return lb_fail(EPERM, "gc needs the repository opened for writing");
-    lock_fd = gc_lock(st);
-    if (lock_fd < 0)
+    lock = gc_lock(st);
+    if (lock < 0)
         return -1;
-    if (!o->dry_run && !st->be &&
-        make_trash(st, trash_name, sizeof trash_name, &trash, &trash_lock) < 0)
-        goto out;
     /* The real clock, as the file system's (never LIVEBACKUP_FAKE_TIME).
      * The cutoff is taken before the manifests are listed: a backup that
      * commits after the listing was live now, or starts after now. */
     t0 = (int64_t)time(NULL);
-    if ((st->be ? store_obj_oldest_session(st, t0, &oldest, &stats->sessions)
-                : oldest_session(st, trash_name, t0, &oldest,
-                                 &stats->sessions)) < 0)
+    if (st->be->ops->sessions_oldest(st->be, t0, &oldest, &stats->sessions) < 0)
         goto out;
     stats->cutoff = oldest - GC_MARGIN_SECS;
     if (gc_mark(st, &refs, &stats->backups) < 0)
         goto out;
-    if (trash) {
-        w.trash = trash;
-        w.trash_fd = open(trash, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (w.trash_fd < 0) {
-            lb_error(errno, "open %s", trash);
-            goto out;
-        }
-    }
-    rc = gc_sweep(&w);
+    rc = st->be->ops->list(st->be, "chunks/", sweep_one, &w);
+    st->be->ops->sweep_end(st->be);
 out:
-    if (w.trash_fd >= 0)
-        close(w.trash_fd);
-    if (trash) {
-        /* Normally empty; after an error, whatever is left goes back (and
-         * what cannot stays for the next writer to put back). */
-        if (store_gc_restore_trash(st, trash) == 0)
-            store_rm_tree(trash);
-        free(trash);
-    }
-    if (trash_lock >= 0)
-        close(trash_lock);
     free(refs.slot);
-    gc_unlock(st, lock_fd);
+    st->be->ops->unlock(st->be, lock);
     return rc;
 }

@@ -6,7 +6,6 @@
  */
 #include "store/store_int.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <string.h>
 
@@ -38,28 +37,40 @@ cmp_backup(const void *a, const void *b)
     return strcmp(x->id, y->id);
 }
 
+struct id_list {
+    char **ids;
+    size_t n, cap;
+};
+
+static int
+add_id(void *opaque, const char *name)
+{
+    struct id_list *l = opaque;
+    const char *id = name + strlen("backups/");
+
+    if (!proto_backup_id_valid(id, strlen(id)))
+        return 0;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->ids = lb_xrealloc(l->ids, l->cap * sizeof *l->ids);
+    }
+    l->ids[l->n++] = lb_xstrdup(id);
+    return 0;
+}
+
 int
 store_backup_ids(struct store *st, char ***ids, size_t *n)
 {
-    CLEANUP_FREE char *dir = NULL;
-    DIR *d;
-    struct dirent *e;
+    struct id_list l = {0};
 
     *ids = NULL;
     *n = 0;
-    if (st->be)
-        return store_obj_backup_ids(st, ids, n);
-    dir = lb_xasprintf("%s/backups", st->path);
-    d = opendir(dir);
-    if (!d)
-        return lb_error(errno, "open %s", dir);
-    while ((e = readdir(d)) != NULL) {
-        if (!proto_backup_id_valid(e->d_name, strlen(e->d_name)))
-            continue;
-        *ids = lb_xrealloc(*ids, (*n + 1) * sizeof **ids);
-        (*ids)[(*n)++] = lb_xstrdup(e->d_name);
+    if (st->be->ops->list(st->be, "backups/", add_id, &l) < 0) {
+        store_ids_free(l.ids, l.n);
+        return -1;
     }
-    closedir(d);
+    *ids = l.ids;
+    *n = l.n;
     return 0;
 }
 
@@ -88,7 +99,7 @@ store_list(struct store *st, const char *name, struct store_list *out)
         const char *id = ids[i];
 
         if (store_backup_meta(st, id, &meta) < 0) {
-            if (st->be && lb_error_errno() == ENOENT)
+            if (lb_error_errno() == ENOENT)
                 continue; /* deleted since it was listed */
             lb_warn("%s (run livebackup verify)", lb_error_msg());
             continue;
@@ -127,8 +138,7 @@ store_list_free(struct store_list *l)
 int
 store_delete(struct store *st, const char *id)
 {
-    CLEANUP_FREE char *path = NULL;
-    CLEANUP_FREE char *dir = NULL;
+    CLEANUP_FREE char *obj = NULL;
 
     if (st->mode != STORE_ADMIN)
         return lb_fail(EPERM, "deleting needs the repository's exclusive "
@@ -141,16 +151,12 @@ store_delete(struct store *st, const char *id)
     }
     if (!proto_backup_id_valid(id, strlen(id)))
         return lb_fail(EINVAL, "'%s' is not a backup id", id);
-    if (st->be)
-        return store_obj_manifest_remove(st, id);
-    path = store_manifest_path(st, id);
-    if (unlink(path) < 0) {
-        if (errno == ENOENT) {
+    obj = store_manifest_obj(id);
+    /* Unlinked, and backups/ fsynced, when this returns. */
+    if (st->be->ops->remove(st->be, obj) < 0) {
+        if (lb_error_errno() == ENOENT)
             lb_fail(ENOENT, "no backup %s in %s", id, st->path);
-            return -1;
-        }
-        return lb_error(errno, "delete %s", path);
+        return -1;
     }
-    dir = lb_xasprintf("%s/backups", st->path);
-    return lb_fsync_dir(dir);
+    return 0;
 }

@@ -14,9 +14,9 @@
 #include <string.h>
 
 char *
-store_manifest_path(const struct store *st, const char *id)
+store_manifest_obj(const char *id)
 {
-    return lb_xasprintf("%s/backups/%s", st->path, id);
+    return lb_xasprintf("backups/%s", id);
 }
 
 ssize_t
@@ -33,7 +33,7 @@ store_fd_read(void *opaque, void *buf, size_t len)
 int
 store_manifest_open(struct store *st, const char *id)
 {
-    CLEANUP_FREE char *path = NULL;
+    CLEANUP_FREE char *obj = NULL;
     int fd;
 
     if (!proto_backup_id_valid(id, strlen(id))) {
@@ -41,22 +41,27 @@ store_manifest_open(struct store *st, const char *id)
         errno = EINVAL;
         return -1;
     }
-    if (st->be)
-        return store_obj_manifest_open(st, id);
-    path = store_manifest_path(st, id);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        if (e == ENOENT) {
-            lb_fail(ENOENT, "no backup %s in %s", id, st->path);
-            lb_error_hint("livebackup list shows the backups");
-        } else {
-            lb_error(e, "open %s", path);
-        }
-        errno = e;
-        return -1;
+    obj = store_manifest_obj(id);
+    fd = st->be->ops->open(st->be, obj);
+    if (fd < 0 && lb_error_errno() == ENOENT) {
+        lb_fail(ENOENT, "no backup %s in %s", id, st->path);
+        lb_error_hint("livebackup list shows the backups");
+        errno = ENOENT;
     }
     return fd;
+}
+
+int
+store_manifest_exists(struct store *st, const char *id)
+{
+    CLEANUP_FREE char *obj = store_manifest_obj(id);
+
+    if (st->be->ops->stat(st->be, obj, NULL, NULL) == 0)
+        return 1;
+    if (lb_error_errno() != ENOENT)
+        return -1;
+    lb_error_clear();
+    return 0;
 }
 
 int

@@ -356,169 +356,53 @@ store_config_parse(struct store *st, char *text)
     return 0;
 }
 
-/* Describe who holds the exclusive lock (written by its holder). */
+/* What a lock's holder says of itself (others are told who holds it). */
 static void
-lock_holder(int fd, char *buf, size_t len)
+describe(char *buf, size_t len, const char *what)
 {
-    ssize_t n = pread(fd, buf, len - 1, 0);
+    char host[128] = "?", when[32];
 
-    if (n <= 0) {
-        snprintf(buf, len, "another process");
-        return;
-    }
-    buf[n] = '\0';
-    buf[strcspn(buf, "\n")] = '\0';
-}
-
-static int
-take_lock(struct store *st, unsigned wait_secs)
-{
-    CLEANUP_FREE char *path = lb_xasprintf("%s/lock", st->path);
-    int op = st->mode == STORE_ADMIN ? LOCK_EX : LOCK_SH;
-    uint64_t deadline = lb_now_ns() + (uint64_t)wait_secs * 1000000000u;
-
-    st->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (st->lock_fd < 0)
-        return lb_error(errno, "open %s", path);
-    while (flock(st->lock_fd, op | LOCK_NB) < 0) {
-        if (errno != EWOULDBLOCK && errno != EINTR)
-            return lb_error(errno, "lock %s", path);
-        if (lb_now_ns() < deadline) {
-            struct timespec ts = {0, 200L * 1000 * 1000};
-            nanosleep(&ts, NULL);
-            continue;
-        }
-        if (op == LOCK_EX) {
-            lb_fail(EWOULDBLOCK,
-                    "repository %s is in use by running backups or "
-                    "restores",
-                    st->path);
-            lb_error_hint("try again when they are done (or wait with "
-                          "--lock-wait SECONDS)");
-        } else {
-            char who[256];
-            lock_holder(st->lock_fd, who, sizeof who);
-            lb_fail(EWOULDBLOCK, "repository %s is locked by %s", st->path,
-                    who);
-            lb_error_hint("it is being pruned or garbage-collected; try "
-                          "again when that is done (or wait with "
-                          "--lock-wait SECONDS)");
-        }
-        errno = EWOULDBLOCK;
-        return -1;
-    }
-    if (op == LOCK_EX) {
-        char host[128] = "?", when[32], line[384];
-        gethostname(host, sizeof host - 1);
-        lb_format_time(when, sizeof when, lb_wall_time());
-        snprintf(line, sizeof line,
-                 "an exclusive operation (pid %ld on %s since %s)\n",
-                 (long)getpid(), host, when);
-        if (ftruncate(st->lock_fd, 0) == 0)
-            (void)!pwrite(st->lock_fd, line, strlen(line), 0);
-    }
-    return 0;
-}
-
-/* Remove a dead session's directory. A gc that died may have left a chunk
- * it had moved aside in its trash: that goes back first. */
-static void
-remove_session(const struct store *st, const char *name, const char *dir)
-{
-    size_t n = strlen(STORE_GC_TRASH_PREFIX);
-
-    if (strncmp(name, STORE_GC_TRASH_PREFIX, n) == 0 &&
-        store_gc_restore_trash(st, dir) < 0)
-        return;
-    store_rm_tree(dir);
-}
-
-/* Remove session directories whose owner is gone (its lock is free). */
-static void
-clean_stale_sessions(struct store *st)
-{
-    CLEANUP_FREE char *tmp = lb_xasprintf("%s/tmp", st->path);
-    DIR *d = opendir(tmp);
-    struct dirent *e;
-
-    if (!d)
-        return;
-    while ((e = readdir(d)) != NULL) {
-        CLEANUP_FREE char *dir = NULL;
-        CLEANUP_FREE char *lock = NULL;
-        int fd;
-
-        if (e->d_name[0] == '.')
-            continue;
-        dir = lb_xasprintf("%s/%s", tmp, e->d_name);
-        lock = lb_xasprintf("%s/.lock", dir);
-        fd = open(lock, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            /* A session that died before creating its lock, or one being
-             * created right now: only the former is old. */
-            struct stat sb;
-            if (errno == ENOENT && stat(dir, &sb) == 0 &&
-                sb.st_mtime < time(NULL) - 60)
-                remove_session(st, e->d_name, dir);
-            continue;
-        }
-        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-            lb_debug("removing files of an interrupted session: %s", dir);
-            remove_session(st, e->d_name, dir);
-        }
-        close(fd);
-    }
-    closedir(d);
+    gethostname(host, sizeof host - 1);
+    lb_format_time(when, sizeof when, lb_wall_time());
+    snprintf(buf, len, "%s (pid %ld on %s since %s)", what, (long)getpid(),
+             host, when);
 }
 
 int
-store_session_create(const struct store *st, const char *name, char **dir,
-                     int *lock_fd)
+store_repo_lock(struct store *st, unsigned wait_secs)
 {
-    CLEANUP_FREE char *d = lb_xasprintf("%s/tmp/%s", st->path, name);
-    CLEANUP_FREE char *tmp = lb_xasprintf("%s/.lock.new", d);
-    CLEANUP_FREE char *lock = lb_xasprintf("%s/.lock", d);
-    int fd, e;
+    bool excl = st->mode == STORE_ADMIN;
+    unsigned lease = store_be_lease(st->be);
+    char desc[256], holder[256], died[96] = "";
 
-    *dir = NULL;
-    *lock_fd = -1;
-    if (mkdir(d, 0700) < 0)
-        return lb_error(errno, "create %s", d);
-    fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        e = errno;
-        rmdir(d);
-        return lb_error(e, "create %s", tmp);
-    }
-    /* Nobody else knows .lock.new: the lock cannot fail, and the file is
-     * locked before anyone can see it as .lock. Its mtime marks the start
-     * of the session for gc (set explicitly: it must not be older). */
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0 || futimens(fd, NULL) < 0 ||
-        rename(tmp, lock) < 0) {
-        e = errno;
-        close(fd);
-        unlink(tmp);
-        rmdir(d);
-        return lb_error(e, "lock %s", lock);
-    }
-    *dir = d;
-    d = NULL;
-    *lock_fd = fd;
-    return 0;
-}
-
-static int
-make_session(struct store *st)
-{
-    uint8_t rnd[8];
-    char hex[17], name[64];
-
-    if (lb_random(rnd, sizeof rnd) < 0)
+    describe(desc, sizeof desc,
+             excl ? "an exclusive operation" : "a backup, restore or gc");
+    st->be_lock = st->be->ops->lock(st->be, "lock", excl, lease, wait_secs,
+                                    desc, holder, sizeof holder);
+    if (st->be_lock >= 0)
+        return 0;
+    if (lb_error_errno() != EWOULDBLOCK)
         return -1;
-    lb_hex_encode(hex, rnd, sizeof rnd);
-    snprintf(name, sizeof name, "%ld-%s", (long)getpid(), hex);
-    return store_session_create(st, name, &st->session_dir,
-                                &st->session_lock_fd);
+    if (lease)
+        snprintf(died, sizeof died,
+                 "; a holder that died loses its lock after %u s", lease);
+    if (excl) {
+        lb_fail(EWOULDBLOCK,
+                "repository %s is in use by running backups or restores "
+                "(locked by %s)",
+                st->path, holder);
+        lb_error_hint("try again when they are done (or wait with "
+                      "--lock-wait SECONDS)%s",
+                      died);
+    } else {
+        lb_fail(EWOULDBLOCK, "repository %s is locked by %s", st->path, holder);
+        lb_error_hint("it is being pruned or garbage-collected; try again "
+                      "when that is done (or wait with --lock-wait "
+                      "SECONDS)%s",
+                      died);
+    }
+    errno = EWOULDBLOCK;
+    return -1;
 }
 
 struct store *
@@ -528,11 +412,7 @@ store_open(const char *path, enum store_mode mode, unsigned lock_wait_secs)
 
     st->path = lb_xstrdup(path);
     st->mode = mode;
-    st->lock_fd = -1;
-    st->session_lock_fd = -1;
-    st->dir_fd = -1;
     st->be_lock = -1;
-    st->be_session_lock = -1;
     pthread_mutex_init(&st->tmp_lock, NULL);
     if (store_be_is_rados(path)) {
         if (store_obj_open(st, lock_wait_secs) < 0)
@@ -540,19 +420,13 @@ store_open(const char *path, enum store_mode mode, unsigned lock_wait_secs)
         return st;
     }
     if (parse_config(st) < 0 ||
-        (mode != STORE_READ && store_owner_check(path) < 0) ||
-        take_lock(st, lock_wait_secs) < 0)
+        (mode != STORE_READ && store_owner_check(path) < 0))
         goto fail;
-    st->dir_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (st->dir_fd < 0) {
-        lb_error(errno, "open %s", path);
+    st->be = store_be_file_open(path);
+    if (!st->be || store_repo_lock(st, lock_wait_secs) < 0)
         goto fail;
-    }
-    if (mode != STORE_READ) {
-        clean_stale_sessions(st);
-        if (make_session(st) < 0)
-            goto fail;
-    }
+    if (mode != STORE_READ && st->be->ops->session_begin(st->be) < 0)
+        goto fail;
     return st;
 fail : {
     int saved = errno;
@@ -567,20 +441,9 @@ store_close(struct store *st)
 {
     if (!st)
         return;
-    if (st->session_dir) {
-        store_rm_tree(st->session_dir);
-        free(st->session_dir);
-    }
-    if (st->session_lock_fd >= 0)
-        close(st->session_lock_fd);
-    if (st->lock_fd >= 0) {
-        if (st->mode == STORE_ADMIN && ftruncate(st->lock_fd, 0) < 0)
-            lb_debug("cannot clear the lock owner line");
-        close(st->lock_fd);
-    }
-    if (st->dir_fd >= 0)
-        close(st->dir_fd);
-    store_obj_close(st);
+    /* The session ends (its directory removed) before the locks go (an
+     * exclusive holder's line emptied). */
+    store_be_close(st->be);
     pthread_mutex_destroy(&st->tmp_lock);
     free(st->path);
     free(st);
@@ -629,21 +492,15 @@ store_key_get(struct store *st, uint8_t *out, size_t cap)
     CLEANUP_FREE char *text = NULL;
     struct proto_keyfile kf;
     size_t len = 0;
+    ssize_t n;
 
     if (st->encryption != PROTO_ENC_REPOKEY)
         return lb_fail(EINVAL, "repository %s keeps no key", st->path);
-    if (st->be) {
-        ssize_t n;
-        text = lb_xmalloc(4096);
-        n = store_obj_get(st, "keys/repokey", (uint8_t *)text, 4096);
-        if (n < 0)
-            return -1;
-        len = (size_t)n;
-    } else {
-        text = lb_read_file(path, 4096, &len);
-    }
-    if (!text)
+    text = lb_xmalloc(4096);
+    n = store_obj_get(st, "keys/repokey", (uint8_t *)text, 4096);
+    if (n < 0)
         return -1;
+    len = (size_t)n;
     if (len > cap ||
         proto_keyfile_decode((const uint8_t *)text, len, &kf) != PROTO_OK) {
         lb_fail(EPROTO, "%s is damaged", path);
@@ -661,7 +518,6 @@ store_key_get(struct store *st, uint8_t *out, size_t cap)
 int
 store_key_set(struct store *st, const uint8_t *p, size_t len)
 {
-    CLEANUP_FREE char *dir = lb_xasprintf("%s/keys", st->path);
     struct proto_keyfile kf;
 
     if (st->mode == STORE_READ)
@@ -679,11 +535,7 @@ store_key_set(struct store *st, const uint8_t *p, size_t len)
     if (memcmp(kf.key_id, st->key_id, sizeof kf.key_id) != 0)
         return lb_fail(EINVAL, "the key file holds another key than the "
                                "repository's");
-    if (st->be)
-        return st->be->ops->replace(st->be, "keys/repokey", p, len);
-    if (lb_mkdir_p(dir, 0700) < 0)
-        return -1;
-    return lb_write_file_atomic(dir, "repokey", p, len, 0600);
+    return st->be->ops->replace(st->be, "keys/repokey", p, len);
 }
 
 void
@@ -704,28 +556,6 @@ store_append_only(const struct store *st)
     return st->append_only;
 }
 
-int
-store_rm_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    struct dirent *e;
-
-    if (!d)
-        return unlink(path) == 0 || errno == ENOENT ? 0 : -1;
-    while ((e = readdir(d)) != NULL) {
-        CLEANUP_FREE char *p = NULL;
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        p = lb_xasprintf("%s/%s", path, e->d_name);
-        if (e->d_type == DT_DIR)
-            store_rm_tree(p);
-        else
-            unlink(p);
-    }
-    closedir(d);
-    return rmdir(path);
-}
-
 char *
 store_tmp_name(struct store *st, const char *what)
 {
@@ -734,5 +564,5 @@ store_tmp_name(struct store *st, const char *what)
     pthread_mutex_lock(&st->tmp_lock);
     n = ++st->tmp_seq;
     pthread_mutex_unlock(&st->tmp_lock);
-    return lb_xasprintf("%s/%s.%lu", st->session_dir, what, n);
+    return lb_xasprintf("%s/%s.%lu", st->be->tmp_dir, what, n);
 }

@@ -180,20 +180,22 @@ int store_chunk_put(struct store *st, struct store_scratch *s,
  * store_chunk_put in two steps, so that a caller can make many chunks
  * durable at once from several threads (concurrent fdatasyncs share the
  * filesystem's journal commits): store_chunk_write checks the chunk and
- * writes its temp file (returns 1 if already stored, 0 with *w filled, -1
- * on error); store_chunk_publish makes that file durable and links it
- * into place (returns 1 if another writer published it first, 0 with
- * *stored_bytes set, -1 on error); store_chunk_written_drop removes a
- * written chunk that will not be published. Until it is published, a
- * written chunk does not exist for anyone. On an object backend (RADOS)
- * the chunk stays in memory until store_chunk_publish creates it in one
- * exclusive operation, and only then is a stored one found: publish then
- * returns 1 (the chunk touched) or fails (EPROTO) as write would.
+ * stages it with the backend (backend.h: a temp file of the session, or
+ * memory), and returns 1 if the backend tells at once that it is stored
+ * (then touched, and its header checked as sent), 0 with *w filled, -1 on
+ * error; store_chunk_publish creates it exclusively (the file backend:
+ * fdatasync and link; its name durable at the commit's barrier) and
+ * returns 1 if it was stored already (touched, checked), 0 with
+ * *stored_bytes set, -1 on error (EPROTO: stored with another header);
+ * store_chunk_written_drop drops a staged chunk that will not be
+ * published. Until it is published, a staged chunk does not exist for
+ * anyone.
  */
+struct store_be;
+struct store_be_staged;
 struct store_written {
-    int fd;
-    char *tmp;
-    uint8_t *data; /* an object backend: the whole chunk file, in memory */
+    struct store_be *be;
+    struct store_be_staged *staged;
     struct proto_digest d;
     uint8_t type;
     uint32_t raw_len;

@@ -6,6 +6,7 @@
 #ifndef LB_STORE_INT_H
 #define LB_STORE_INT_H
 
+#include "store/backend.h"
 #include "store/store.h"
 
 #include <pthread.h>
@@ -20,27 +21,22 @@
 
 struct store {
     char *path;
-    int dir_fd;
     enum store_mode mode;
     uint32_t window_size;
     char repo_id[128];
     unsigned format_version;
     uint8_t encryption; /* enum proto_encryption */
     uint8_t key_id[PROTO_KEY_ID_BYTES];
-    int lock_fd;
     bool append_only;
     bool trusted;
-    /* Writers: a private directory for temp files, locked while alive. */
-    char *session_dir;
-    int session_lock_fd;
+    /* Temp file names in the session's directory (st->be->tmp_dir). */
     pthread_mutex_t tmp_lock;
     unsigned long tmp_seq;
-    /* An object backend (RADOS), NULL for a file repository: its
-     * repository lock, its session object and that session's lock. */
+    /* The backend holding the repository's objects (backend.h): the
+     * directory's (file) or a RADOS pool's; an object backend's
+     * repository lock. */
     struct store_be *be;
     int be_lock;
-    char *be_session;
-    int be_session_lock;
 };
 
 struct store_scratch {
@@ -70,28 +66,6 @@ bool store_dset_get(const struct digest_set *s, const struct proto_digest *d,
 void store_dset_free(struct digest_set *s);
 
 /*
- * Create the session directory REPO/tmp/NAME and its lock file, locked
- * exclusively (FORMAT.md, "Locking"). The lock file is created under a
- * temporary name, locked, and only then renamed to .lock: whoever finds a
- * .lock finds it locked while its owner lives. Its mtime is the session's
- * start (gc reads it). On success *dir (caller frees) and *lock_fd are set.
- */
-int store_session_create(const struct store *st, const char *name, char **dir,
-                         int *lock_fd);
-
-/* The prefix of gc's trash session directories (tmp/gc-PID-RANDOM). */
-#define STORE_GC_TRASH_PREFIX "gc-"
-
-/*
- * Put every chunk file found in a trash directory of gc back into chunks/
- * (a gc that died between moving a chunk aside and deciding on it). Only
- * for a directory whose owner is gone, or by gc itself. Returns 0 when no
- * chunk is left in dir (it may be removed), -1 if one could not be put
- * back (logged; dir must then stay).
- */
-int store_gc_restore_trash(const struct store *st, const char *dir);
-
-/*
  * Check that the chunk d (noted in a transaction, or stored) is what a
  * ref of type want in a window of wl bytes needs (txn.c): 0, or -1 with
  * the error slot set (EINVAL: not there or not of that kind; EPROTO:
@@ -102,16 +76,16 @@ int store_chunk_check_ref(struct store *st, const struct digest_set *noted,
                           const struct proto_digest *d, char *why,
                           size_t why_len);
 
-/* rm -rf; best effort. */
-int store_rm_tree(const char *path);
 /* A fresh temp path in this session's directory. Caller frees. */
 char *store_tmp_name(struct store *st, const char *what);
 /* "chunks/ab/abcd..." relative to the repository. */
 void store_chunk_relpath(char out[80], const struct proto_digest *d);
 /* ---- reading manifests (manifests.c) ---------------------------------- */
 
-/* Path of a backup's manifest. Caller frees. */
-char *store_manifest_path(const struct store *st, const char *id);
+/* A backup's manifest's object name, "backups/ID". Caller frees. */
+char *store_manifest_obj(const char *id);
+/* 1 if backup id exists, 0 if not, -1 on error. */
+int store_manifest_exists(struct store *st, const char *id);
 /* Read callback for proto_mf_reader over a file descriptor (opaque is a
  * pointer to the int fd). */
 ssize_t store_fd_read(void *opaque, void *buf, size_t len);
@@ -152,6 +126,10 @@ bool store_meta_has_mac(const struct store *st, const struct proto_kv *meta);
 
 /* ---- repositories on an object backend (obj.c) ------------------------ */
 
+/* Take the repository lock "lock" (FORMAT.md, "Locking"): shared, or
+ * exclusive for STORE_ADMIN, waiting up to wait_secs (EWOULDBLOCK then,
+ * saying who holds it). Released when st->be closes. */
+int store_repo_lock(struct store *st, unsigned wait_secs);
 /* Parse the config text into st (repo.c). */
 int store_config_parse(struct store *st, char *text);
 /* Create the repository at spec: keys/repokey (if keyfile), then the
@@ -161,23 +139,8 @@ int store_obj_init(const char *spec, const char *cfg, const uint8_t *keyfile,
 /* Connect st->be, read the config, take the repository lock and (writers)
  * a session. */
 int store_obj_open(struct store *st, unsigned lock_wait_secs);
-void store_obj_close(struct store *st);
 /* A small object whole into out: its length, or -1. */
 ssize_t store_obj_get(struct store *st, const char *obj, uint8_t *out,
                       size_t cap);
-/* A manifest in a memory file, read from its start (caller closes). */
-int store_obj_manifest_open(struct store *st, const char *id);
-/* 1 if backup id exists, 0 if not, -1 on error. */
-int store_obj_manifest_exists(struct store *st, const char *id);
-/* Commit: create backups/ID exclusively from the whole file fd. */
-int store_obj_manifest_commit(struct store *st, const char *id, int fd);
-int store_obj_manifest_remove(struct store *st, const char *id);
-/* The ids of every backup (caller frees each and the array). */
-int store_obj_backup_ids(struct store *st, char ***ids, size_t *n);
-int store_obj_seq_next(struct store *st, uint64_t *seq);
-/* gc's cutoff: the start of the oldest live session (or t0); sessions of
- * writers that are gone are removed. */
-int store_obj_oldest_session(struct store *st, int64_t t0, int64_t *oldest,
-                             uint64_t *live);
 
 #endif /* LB_STORE_INT_H */

@@ -6,8 +6,9 @@
  * parent's stack for an incremental disk and are empty for a full one).
  * Both manifests are streamed: memory does not grow with disk size.
  *
- * Commit: syncfs (every chunk and directory entry is durable), then the
- * manifest: fsync, link into backups/ (never replacing), fsync backups/.
+ * Commit: the backend's barrier (file: syncfs, every chunk and directory
+ * entry is durable), then the manifest, fsync'd, created exclusively by
+ * the backend's commit (file: link into backups/, fsync backups/).
  */
 #include "store/store_int.h"
 
@@ -119,21 +120,15 @@ store_txn_begin(struct store *st, const char *name, const char *parent_id,
 
     /* A fresh id: time plus 16 random bits, never an existing one. */
     for (int tries = 0;; tries++) {
-        CLEANUP_FREE char *p = NULL;
-        struct stat sb;
+        int e;
         if (lb_random(&rnd, sizeof rnd) < 0)
             goto fail;
         proto_backup_id_make(t->id, t->start, rnd);
-        if (st->be) {
-            int e = store_obj_manifest_exists(st, t->id);
-            if (e < 0)
-                goto fail;
-            if (e == 0)
-                break;
-        } else if (p = store_manifest_path(st, t->id),
-                   stat(p, &sb) < 0 && errno == ENOENT) {
+        e = store_manifest_exists(st, t->id);
+        if (e < 0)
+            goto fail;
+        if (e == 0)
             break;
-        }
         if (tries > 100) {
             lb_fail(EEXIST, "cannot find a free backup id");
             goto fail;
@@ -189,7 +184,6 @@ store_txn_import(struct store *st, const char *id, const char *name,
 {
     struct store_txn *t;
     const char *v;
-    CLEANUP_FREE char *path = NULL;
     uint64_t time;
 
     if (st->mode == STORE_READ) {
@@ -205,8 +199,7 @@ store_txn_import(struct store *st, const char *id, const char *name,
     v = proto_kv_get(meta, "time");
     time = proto_kv_get_u64(meta, "time", UINT64_MAX);
     /* 9999-12-31T23:59:59Z: the last time an id can name */
-    if (!v || time > 253402300799ull ||
-        !import_id_time(id, (int64_t)time)) {
+    if (!v || time > 253402300799ull || !import_id_time(id, (int64_t)time)) {
         lb_fail(EINVAL, "import of %s: its time is missing or not its id's",
                 id);
         return NULL;
@@ -219,9 +212,13 @@ store_txn_import(struct store *st, const char *id, const char *name,
     }
     if (st->append_only && import_append_only(st, name, (int64_t)time) < 0)
         return NULL;
-    path = store_manifest_path(st, id);
-    if (access(path, F_OK) == 0) {
+    switch (store_manifest_exists(st, id)) {
+    case 0:
+        break;
+    case 1:
         lb_fail(EEXIST, "backup %s is already in the repository", id);
+        return NULL;
+    default:
         return NULL;
     }
     t = lb_xcalloc(1, sizeof *t);
@@ -780,8 +777,7 @@ store_txn_commit(struct store_txn *t, const struct proto_kv *meta,
                  struct proto_kv *out)
 {
     struct store *st = t->st;
-    CLEANUP_FREE char *dst = NULL;
-    CLEANUP_FREE char *dir = NULL;
+    CLEANUP_FREE char *obj = NULL;
     int r = -1;
 
     if (out)
@@ -799,44 +795,16 @@ store_txn_commit(struct store_txn *t, const struct proto_kv *meta,
         goto done;
     }
     lb_fault_point("backupd:before-commit");
-    if (st->be) {
-        if (store_obj_manifest_commit(st, t->id, t->fd) < 0)
-            goto done;
-        goto committed;
-    }
-    /* Every chunk this backup names was fdatasync'd when written; syncfs
-     * makes their directory entries durable before the manifest is. */
-    if (syncfs(st->dir_fd) < 0) {
-        lb_error(errno, "sync repository %s", st->path);
+    /* Every chunk this backup names is durable after the barrier (the
+     * file backend: each was fdatasync'd, syncfs makes the names durable;
+     * RADOS: each completed, and the lease still holds), then the
+     * manifest is created exclusively: the commit point. */
+    obj = store_manifest_obj(t->id);
+    if (st->be->ops->barrier(st->be) < 0 ||
+        st->be->ops->commit(st->be, t->tmp, t->fd, obj) < 0) {
+        lb_error_prefix("backup %s was not committed", t->id);
         goto done;
     }
-    dst = store_manifest_path(st, t->id);
-    if (link(t->tmp, dst) < 0) {
-        lb_error(errno, "commit manifest %s", dst);
-        goto done;
-    }
-    unlink(t->tmp);
-    dir = lb_xasprintf("%s/backups", st->path);
-    if (lb_fsync_dir(dir) < 0) {
-        /* Not durable: the backup is not committed, so it must not exist
-         * (a client that is told the commit failed retries it, and a
-         * backup is in the repository only if COMMITTED was sent). */
-        int e = lb_error_errno();
-        char why[512];
-        snprintf(why, sizeof why, "%s", lb_error_msg());
-        if (unlink(dst) < 0 && errno != ENOENT) {
-            lb_warn("backup %s: %s, and it cannot be removed (%s): it "
-                    "stays, committed",
-                    t->id, why, strerror(errno));
-            lb_error_clear();
-        } else {
-            if (lb_fsync_dir(dir) < 0)
-                lb_debug("fsync %s again: %s", dir, lb_error_msg());
-            lb_fail(e, "backup %s was not committed: %s", t->id, why);
-            goto done;
-        }
-    }
-committed:
     lb_fault_point("backupd:after-commit");
     if (out)
         for (size_t i = 0; i < t->meta.n; i++)

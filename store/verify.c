@@ -15,20 +15,23 @@
 #include "store/backend.h"
 #include "store/store_int.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
-#include <sys/stat.h>
 
-struct obj_names;
+/* The chunk names of pass 1's listing waiting for a worker: a bounded
+ * queue, so memory does not grow with the repository. */
+#define VERIFY_QUEUE 256
 
 struct vctx {
     struct store *st;
     const struct store_verify_cb *cb;
     pthread_mutex_t lock;
-    size_t next_dir;        /* fan-out directories (or objects) one by one */
-    struct obj_names *objs; /* an object backend's chunks */
+    pthread_cond_t q_work, q_room;
+    char *q[VERIFY_QUEUE];
+    size_t qhead, qlen;
+    bool listed;                /* the listing is over */
+    struct store_scratch *solo; /* no worker thread: the lister checks */
     uint64_t total, done, chunks;
     struct digest_set bad;
     /* DELTA chunks for a window shorter than the repository's (a disk's
@@ -64,30 +67,15 @@ report(struct vctx *v, const char *id, const char *name, const char *disk,
         v->cb->damage(v->cb->opaque, id, name, disk, what);
 }
 
-/* An object backend's chunks, listed once (names "chunks/ab/<hex>"). */
-struct obj_names {
-    struct vctx *v;
-    char **names;
-    uint64_t *sizes;
-    size_t n, cap;
-};
-
 static int
-obj_chunk_seen(void *opaque, const char *name)
+chunk_sized(void *opaque, const char *name)
 {
-    struct obj_names *o = opaque;
+    struct vctx *v = opaque;
     uint64_t size = 0;
 
-    if (o->n == o->cap) {
-        o->cap = o->cap ? 2 * o->cap : 1024;
-        o->names = lb_xrealloc(o->names, o->cap * sizeof *o->names);
-        o->sizes = lb_xrealloc(o->sizes, o->cap * sizeof *o->sizes);
-    }
-    if (o->v->st->be->ops->stat(o->v->st->be, name, &size, NULL) < 0)
-        lb_error_clear(); /* gone: the check says so, or not */
-    o->names[o->n] = lb_xstrdup(name);
-    o->sizes[o->n++] = size;
-    o->v->total += size;
+    if (v->st->be->ops->stat(v->st->be, name, &size, NULL) < 0)
+        lb_error_clear(); /* gone, or unreadable: the check says so */
+    v->total += size;
     return 0;
 }
 
@@ -95,45 +83,8 @@ obj_chunk_seen(void *opaque, const char *name)
 static void
 count_chunks(struct vctx *v)
 {
-    if (v->st->be) {
-        struct obj_names *o = lb_xcalloc(1, sizeof *o);
-        o->v = v;
-        if (v->st->be->ops->list(v->st->be, "chunks/", obj_chunk_seen, o) < 0) {
-            char what[512];
-            snprintf(what, sizeof what, "cannot list the chunks: %s",
-                     lb_error_msg());
-            report(v, "", "", "", what);
-        }
-        v->objs = o;
-        return;
-    }
-    for (unsigned i = 0; i < 256; i++) {
-        CLEANUP_FREE char *dir = lb_xasprintf("%s/chunks/%02x", v->st->path, i);
-        DIR *d = opendir(dir);
-        struct dirent *e;
-        if (!d)
-            continue;
-        while ((e = readdir(d)) != NULL) {
-            struct stat sb;
-            if (e->d_name[0] == '.')
-                continue;
-            if (fstatat(dirfd(d), e->d_name, &sb, 0) == 0)
-                v->total += (uint64_t)sb.st_size;
-        }
-        closedir(d);
-    }
-}
-
-static void
-objs_free(struct obj_names *o)
-{
-    if (!o)
-        return;
-    for (size_t i = 0; i < o->n; i++)
-        free(o->names[i]);
-    free(o->names);
-    free(o->sizes);
-    free(o);
+    if (v->st->be->ops->list(v->st->be, "chunks/", chunk_sized, v) < 0)
+        lb_error_clear(); /* pass 1 lists again, and reports it */
 }
 
 static void
@@ -147,21 +98,23 @@ report_locked(struct vctx *v, const char *what)
 /* Check one chunk: name is its hex digest, dir2 the fan-out it was found
  * in (NULL on an object backend: the name holds it), size its size. */
 static void
-verify_chunk(struct vctx *v, struct store_scratch *s, const char *name,
-             const char *dir2, uint64_t size)
+verify_chunk(struct vctx *v, struct store_scratch *s, const char *obj)
 {
+    const char *name = obj + 10;
     struct proto_digest dg;
     struct store_chunk_hdr h = {0};
+    uint64_t size = 0;
     int r;
 
-    if (proto_digest_parse(name, &dg) < 0 ||
-        (dir2 && strncmp(name, dir2, 2) != 0)) {
+    if (strlen(obj) != 10 + 64 || strncmp(obj + 7, name, 2) != 0 ||
+        proto_digest_parse(name, &dg) < 0) {
         char what[512];
-        snprintf(what, sizeof what, "stray file chunks/%s%s%.200s",
-                 dir2 ? dir2 : "", dir2 ? "/" : "", name);
+        snprintf(what, sizeof what, "stray file %.200s", obj);
         report_locked(v, what);
         return;
     }
+    if (v->st->be->ops->stat(v->st->be, obj, &size, NULL) < 0)
+        lb_error_clear(); /* the check says what is wrong */
     r = store_chunk_check(v->st, s, &dg, &h);
     if (r < 0 && lb_error_errno() == ENOENT) {
         /* Listed, then collected by a concurrent gc: not damage (pass 2
@@ -193,28 +146,24 @@ verify_chunk(struct vctx *v, struct store_scratch *s, const char *name,
     pthread_mutex_unlock(&v->lock);
 }
 
-static void
-obj_worker(struct vctx *v, struct store_scratch *s)
+/* Pass 1's listing: each chunk's name to the queue (or checked at once
+ * without worker threads). */
+static int
+chunk_listed(void *opaque, const char *name)
 {
-    struct obj_names *o = v->objs;
+    struct vctx *v = opaque;
 
-    for (;;) {
-        size_t i;
-        const char *name;
-        pthread_mutex_lock(&v->lock);
-        i = v->next_dir++;
-        pthread_mutex_unlock(&v->lock);
-        if (i >= o->n)
-            break;
-        name = o->names[i];
-        if (strlen(name) != 10 + 64 || strncmp(name + 7, name + 10, 2) != 0) {
-            char what[512];
-            snprintf(what, sizeof what, "stray object %.200s", name);
-            report_locked(v, what);
-            continue;
-        }
-        verify_chunk(v, s, name + 10, NULL, o->sizes[i]);
+    if (v->solo) {
+        verify_chunk(v, v->solo, name);
+        return 0;
     }
+    pthread_mutex_lock(&v->lock);
+    while (v->qlen == VERIFY_QUEUE)
+        pthread_cond_wait(&v->q_room, &v->lock);
+    v->q[(v->qhead + v->qlen++) % VERIFY_QUEUE] = lb_xstrdup(name);
+    pthread_cond_signal(&v->q_work);
+    pthread_mutex_unlock(&v->lock);
+    return 0;
 }
 
 static void *
@@ -223,51 +172,58 @@ chunk_worker(void *arg)
     struct vctx *v = arg;
     struct store_scratch *s = store_scratch_new();
 
-    if (v->objs) {
-        obj_worker(v, s);
-        store_scratch_free(s);
-        return NULL;
-    }
     for (;;) {
-        unsigned i;
-        DIR *d;
-        struct dirent *e;
-        CLEANUP_FREE char *dir = NULL;
-
+        char *name;
         pthread_mutex_lock(&v->lock);
-        i = v->next_dir++;
-        pthread_mutex_unlock(&v->lock);
-        if (i >= 256)
-            break;
-        dir = lb_xasprintf("%s/chunks/%02x", v->st->path, i);
-        d = opendir(dir);
-        if (!d) {
-            char what[256];
-            int e0 = errno;
-            snprintf(what, sizeof what, "cannot open %s", dir);
-            pthread_mutex_lock(&v->lock);
-            if (e0 == EACCES || e0 == EPERM) {
-                lb_error(e0, "open %s", dir);
-                denied(v);
-            } else {
-                report(v, "", "", "", what);
-            }
+        while (!v->listed && v->qlen == 0)
+            pthread_cond_wait(&v->q_work, &v->lock);
+        if (v->qlen == 0) {
             pthread_mutex_unlock(&v->lock);
-            continue;
+            break;
         }
-        while ((e = readdir(d)) != NULL) {
-            struct stat sb;
-            if (e->d_name[0] == '.')
-                continue;
-            if (fstatat(dirfd(d), e->d_name, &sb, 0) < 0)
-                sb.st_size = 0;
-            verify_chunk(v, s, e->d_name, dir + strlen(dir) - 2,
-                         (uint64_t)sb.st_size);
-        }
-        closedir(d);
+        name = v->q[v->qhead];
+        v->qhead = (v->qhead + 1) % VERIFY_QUEUE;
+        v->qlen--;
+        pthread_cond_signal(&v->q_room);
+        pthread_mutex_unlock(&v->lock);
+        verify_chunk(v, s, name);
+        free(name);
     }
     store_scratch_free(s);
     return NULL;
+}
+
+/* Pass 1: every chunk listed once and checked, by nth workers. */
+static void
+check_chunks(struct vctx *v, unsigned nth)
+{
+    pthread_t th[8];
+    unsigned n = 0;
+
+    while (n < LB_MIN(nth, LB_ARRAY_SIZE(th)) &&
+           pthread_create(&th[n], NULL, chunk_worker, v) == 0)
+        n++;
+    if (n == 0)
+        v->solo = store_scratch_new();
+    if (v->st->be->ops->list(v->st->be, "chunks/", chunk_listed, v) < 0) {
+        pthread_mutex_lock(&v->lock);
+        if (!denied(v)) {
+            char what[600];
+            snprintf(what, sizeof what, "cannot list the chunks: %s",
+                     lb_error_msg());
+            lb_error_clear();
+            report(v, "", "", "", what);
+        }
+        pthread_mutex_unlock(&v->lock);
+    }
+    pthread_mutex_lock(&v->lock);
+    v->listed = true;
+    pthread_cond_broadcast(&v->q_work);
+    pthread_mutex_unlock(&v->lock);
+    for (unsigned i = 0; i < n; i++)
+        pthread_join(th[i], NULL);
+    store_scratch_free(v->solo);
+    v->solo = NULL;
 }
 
 /* The window length a DELTA chunk was made for, from its plaintext. */
@@ -487,28 +443,19 @@ store_verify(struct store *st, const struct store_verify_cb *cb,
              struct proto_kv *stats)
 {
     struct vctx v = {.st = st, .cb = cb};
-    pthread_t th[8];
-    unsigned nth = LB_MIN(lb_ncpus(), LB_ARRAY_SIZE(th));
     char **ids = NULL;
     size_t nids = 0;
     uint64_t damaged = 0, missing = 0;
+    int rc;
 
     pthread_mutex_init(&v.lock, NULL);
+    pthread_cond_init(&v.q_work, NULL);
+    pthread_cond_init(&v.q_room, NULL);
     count_chunks(&v);
-    for (unsigned i = 0; i < nth; i++)
-        if (pthread_create(&th[i], NULL, chunk_worker, &v) != 0)
-            nth = i;
-    if (nth == 0)
-        chunk_worker(&v);
-    for (unsigned i = 0; i < nth; i++)
-        pthread_join(th[i], NULL);
-
-    objs_free(v.objs);
+    check_chunks(&v, lb_ncpus());
     if (store_backup_ids(st, &ids, &nids) < 0) {
-        store_dset_free(&v.bad);
-        store_dset_free(&v.short_deltas);
-        pthread_mutex_destroy(&v.lock);
-        return -1;
+        rc = -1;
+        goto out;
     }
     if (nids)
         qsort(ids, nids, sizeof *ids, cmp_str);
@@ -526,13 +473,14 @@ store_verify(struct store *st, const struct store_verify_cb *cb,
     proto_kv_set_u64(stats, "chunks_damaged", v.bad.n);
     proto_kv_set_u64(stats, "chunk_refs_missing", missing);
     proto_kv_set_u64(stats, "bytes", v.done);
-    {
-        bool bad = damaged || v.bad.n;
-        store_dset_free(&v.bad);
-        store_dset_free(&v.short_deltas);
-        pthread_mutex_destroy(&v.lock);
-        if (v.denied[0])
-            return denied_fail(st, v.denied);
-        return bad ? 1 : 0;
-    }
+    rc = damaged || v.bad.n ? 1 : 0;
+    if (v.denied[0])
+        rc = denied_fail(st, v.denied);
+out:
+    store_dset_free(&v.bad);
+    store_dset_free(&v.short_deltas);
+    pthread_cond_destroy(&v.q_work);
+    pthread_cond_destroy(&v.q_room);
+    pthread_mutex_destroy(&v.lock);
+    return rc;
 }

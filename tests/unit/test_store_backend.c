@@ -7,9 +7,10 @@
  * (kept if newer than the cutoff or touched, removed otherwise), the
  * counter (from a floor, from threads: no number twice), locks (shared
  * with shared, exclusive against both, who holds it, released on unlock),
- * head_many (a batch of touches and header reads), and names that would
- * climb out of the directory. Then rados: specs (parsed without a cluster)
- * and --restrict-to-repo's check of them.
+ * head_many (a batch of touches and header reads), open, a writer's
+ * session with creates in two steps (stage, publish) and the commit, and
+ * names that would climb out of the directory. Then rados: specs (parsed
+ * without a cluster) and --restrict-to-repo's check of them.
  */
 #include "store/backend.h"
 #include "tests/unit/testutil.h"
@@ -21,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static char *tmp;
 static struct store_be *be;
@@ -108,6 +110,9 @@ Test(store_backend, stat_touch_replace_remove)
     cr_assert_geq(mtime, time(NULL) - 5);
     cr_assert_eq(be->ops->remove(be, "config"), 0);
     cr_assert_eq(be->ops->stat(be, "config", NULL, NULL), -1);
+    cr_assert_eq(be->ops->replace(be, "keys/repokey", "k", 1), 0,
+                 "a replace makes its directory: %s", lb_error_msg());
+    cr_assert_eq(be->ops->read(be, "keys/repokey", buf, sizeof buf, 0), 1);
 }
 
 struct seen {
@@ -159,19 +164,24 @@ Test(store_backend, list_by_prefix)
 Test(store_backend, remove_if_old)
 {
     CLEANUP_FREE char *path = lb_xasprintf("%s/chunks/ab/x", tmp);
+    CLEANUP_FREE char *t = lb_xasprintf("%s/tmp", tmp);
     struct timespec old[2] = {{1000, 0}, {1000, 0}};
     uint64_t size = 0;
 
+    cr_assert_eq(mkdir(t, 0700), 0, "gc's trash goes in tmp/");
     cr_assert_eq(be->ops->create(be, "chunks/ab/x", "12345", 5), 0);
     /* Newer than the cutoff: kept. */
-    cr_assert_eq(be->ops->remove_if_old(be, "chunks/ab/x", 500, &size), 0);
+    cr_assert_eq(
+        be->ops->remove_if_old(be, "chunks/ab/x", 500, &size, NULL, NULL), 0);
     cr_assert_eq(be->ops->stat(be, "chunks/ab/x", NULL, NULL), 0);
     cr_assert_eq(utimensat(AT_FDCWD, path, old, 0), 0);
-    cr_assert_eq(be->ops->remove_if_old(be, "chunks/ab/x", 2000, &size), 1);
+    cr_assert_eq(
+        be->ops->remove_if_old(be, "chunks/ab/x", 2000, &size, NULL, NULL), 1);
     cr_assert_eq(size, 5);
     cr_assert_eq(be->ops->stat(be, "chunks/ab/x", NULL, NULL), -1);
     /* Gone already: nothing to do. */
-    cr_assert_eq(be->ops->remove_if_old(be, "chunks/ab/x", 2000, &size), 0);
+    cr_assert_eq(
+        be->ops->remove_if_old(be, "chunks/ab/x", 2000, &size, NULL, NULL), 0);
 }
 
 static void *
@@ -181,22 +191,42 @@ count_many(void *arg)
 
     for (int i = 0; i < 50; i++) {
         out[i] = 0;
-        cr_assert_eq(be->ops->counter_next(be, "seq", &out[i]), 0);
+        cr_assert_eq(be->ops->counter_next(be, "seq", NULL, NULL, &out[i]), 0);
     }
     return NULL;
 }
 
+static int
+floor_of(void *opaque, uint64_t *floor)
+{
+    unsigned *calls = opaque;
+
+    (*calls)++;
+    *floor = 41;
+    return 0;
+}
+
 Test(store_backend, counter)
 {
-    uint64_t v = 41, got[4][50];
+    CLEANUP_FREE char *path = lb_xasprintf("%s/seq", tmp);
+    uint64_t v = 0, got[4][50];
     pthread_t th[4];
     uint8_t seen[256] = {0};
+    unsigned calls = 0;
+    char rec[32] = {0};
+    FILE *f;
 
-    cr_assert_eq(be->ops->counter_next(be, "seq", &v), 0);
-    cr_assert_eq(v, 42, "the floor is respected");
-    v = 0;
-    cr_assert_eq(be->ops->counter_next(be, "seq", &v), 0);
-    cr_assert_eq(v, 43, "the stored value wins over a lower floor");
+    cr_assert_eq(be->ops->counter_next(be, "seq", floor_of, &calls, &v), 0);
+    cr_assert_eq(v, 42, "a missing counter starts from its floor");
+    cr_assert_eq(calls, 1);
+    cr_assert_eq(be->ops->counter_next(be, "seq", floor_of, &calls, &v), 0);
+    cr_assert_eq(v, 43, "the stored value");
+    cr_assert_eq(calls, 1, "the floor asked for with a counter there");
+    f = fopen(path, "r");
+    cr_assert_not_null(f);
+    cr_assert_eq(fread(rec, 1, sizeof rec, f), 21);
+    fclose(f);
+    cr_assert_str_eq(rec, "00000000000000000043\n", "FORMAT.md's record");
     for (int i = 0; i < 4; i++)
         cr_assert_eq(pthread_create(&th[i], NULL, count_many, got[i]), 0);
     for (int i = 0; i < 4; i++)
@@ -207,6 +237,13 @@ Test(store_backend, counter)
             cr_assert_eq(seen[got[i][k] - 43]++, 0, "%llu twice",
                          (unsigned long long)got[i][k]);
         }
+    f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs("garbage\n", f);
+    fclose(f);
+    cr_assert_eq(be->ops->counter_next(be, "seq", floor_of, &calls, &v), 0);
+    cr_assert_eq(v, 42, "an unreadable counter starts from its floor");
+    cr_assert_eq(calls, 2);
 }
 
 Test(store_backend, locks)
@@ -268,6 +305,68 @@ Test(store_backend, head_many)
 
 /* rados: specs, parsed without a cluster: the parts, the defaults, and
  * what is refused (names, options, numbers that are not whole). */
+/* A writer's session, creates in two steps and the commit: a staged
+ * object is seen by nobody until published, publish is exclusive, a
+ * stored one is told at stage, the commit never replaces, and the
+ * session's directory goes with the backend. */
+Test(store_backend, session_stage_publish_commit)
+{
+    CLEANUP_FREE char *t = lb_xasprintf("%s/tmp", tmp);
+    CLEANUP_FREE char *b = lb_xasprintf("%s/backups", tmp);
+    CLEANUP_FREE char *m = NULL;
+    CLEANUP_FREE char *sess = NULL;
+    struct store_be_staged *s = NULL;
+    char buf[16] = {0};
+    int fd;
+
+    cr_assert_eq(mkdir(t, 0700), 0);
+    cr_assert_eq(mkdir(b, 0700), 0);
+    cr_assert_eq(be->ops->stage(be, "chunks/ab/x", "he", 2, "llo", 3, &s), -1,
+                 "no session yet");
+    cr_assert_eq(be->ops->session_begin(be), 0, "%s", lb_error_msg());
+    cr_assert_not_null(be->tmp_dir);
+    sess = lb_xstrdup(be->tmp_dir);
+    m = lb_xasprintf("%s/.lock", sess);
+    cr_assert_eq(access(m, F_OK), 0, "the session's lock");
+    free(m);
+    cr_assert_eq(be->ops->stage(be, "chunks/ab/x", "he", 2, "llo", 3, &s), 0);
+    cr_assert_eq(be->ops->stat(be, "chunks/ab/x", NULL, NULL), -1,
+                 "seen before it was published");
+    cr_assert_eq(be->ops->publish(be, s, "chunks/ab/x"), 0);
+    cr_assert_eq(be->ops->publish(be, s, "chunks/ab/x"), 1, "not exclusive");
+    be->ops->unstage(be, s);
+    cr_assert_eq(be->ops->read(be, "chunks/ab/x", buf, sizeof buf, 0), 5);
+    cr_assert_str_eq(buf, "hello");
+    cr_assert_eq(be->ops->stage(be, "chunks/ab/x", "a", 1, "b", 1, &s), 1,
+                 "stored already, and not told at once");
+    cr_assert_eq(be->ops->barrier(be), 0);
+
+    m = lb_xasprintf("%s/manifest.1", sess);
+    fd = open(m, O_RDWR | O_CREAT | O_EXCL, 0600);
+    cr_assert_eq(write(fd, "M1", 2), 2);
+    cr_assert_eq(be->ops->commit(be, m, fd, "backups/b1"), 0, "%s",
+                 lb_error_msg());
+    close(fd);
+    fd = open(m, O_RDWR | O_CREAT | O_EXCL, 0600);
+    cr_assert_geq(fd, 0, "the temp name stayed after the commit");
+    cr_assert_eq(write(fd, "M2", 2), 2);
+    cr_assert_eq(be->ops->commit(be, m, fd, "backups/b1"), -1);
+    cr_assert_eq(lb_error_errno(), EEXIST);
+    close(fd);
+    memset(buf, 0, sizeof buf);
+    fd = be->ops->open(be, "backups/b1");
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(read(fd, buf, sizeof buf), 2);
+    close(fd);
+    cr_assert_str_eq(buf, "M1", "a commit replaced a manifest");
+    cr_assert_eq(be->ops->open(be, "backups/b2"), -1);
+    cr_assert_eq(lb_error_errno(), ENOENT);
+
+    store_be_close(be);
+    be = store_be_file_open(tmp);
+    cr_assert_neq(access(sess, F_OK), 0, "the session's directory stayed");
+}
+
 Test(store_rados_spec, parse)
 {
     static const char *const bad[] = {
