@@ -69,6 +69,14 @@ agent_wait_fast() {
     done
 }
 
+# what was measured: the commit, and whether the tree was clean
+rev=$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ -n $(git -C "$here" status --porcelain 2>/dev/null) ]]; then
+    rev="$rev, uncommitted changes"
+else
+    rev="$rev, clean tree"
+fi
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 R=$T/repo
 run_ok livebackup init --repo "$R"
 declare -A boot pull plain seq rimg p50 p99 rss
@@ -142,7 +150,7 @@ for G in $sizes; do
 done
 
 {
-    echo "# Instant access (bench/instant.sh, $(date -u +%Y-%m-%d), $(nproc) CPUs)"
+    echo "# Instant access (bench/instant.sh at $rev, $(date -u +%Y-%m-%d), $(nproc) CPUs, load average before the run $load0)"
     echo
     echo "| figure | $(for G in $sizes; do printf '%s GiB | ' "$G"; done)target |"
     echo "|---|$(for G in $sizes; do printf -- '---:|'; done)---:|"
