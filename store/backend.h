@@ -177,6 +177,8 @@ int store_be_obj_session_begin(struct store_be *be);
 int store_be_obj_sessions_oldest(struct store_be *be, int64_t t0,
                                  int64_t *oldest, uint64_t *live);
 void store_be_obj_session_end(struct store_be *be);
+/* Remove the session's local temp directory (tmp_dir) and its lock. */
+void store_be_tmp_drop(struct store_be *be);
 int store_be_stage_copy(struct store_be *be, const char *obj, const void *hdr,
                         size_t hdr_len, const void *p, size_t len,
                         struct store_be_staged **out);

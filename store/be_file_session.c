@@ -194,14 +194,7 @@ be_file_session_begin(struct store_be *be)
 void
 be_file_session_end(struct store_be *be)
 {
-    if (be->tmp_dir) {
-        store_rm_tree(be->tmp_dir);
-        free(be->tmp_dir);
-        be->tmp_dir = NULL;
-    }
-    if (be->tmp_lock_fd >= 0)
-        close(be->tmp_lock_fd);
-    be->tmp_lock_fd = -1;
+    store_be_tmp_drop(be);
 }
 
 /* ---- creates in two steps ----------------------------------------------- */

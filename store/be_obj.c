@@ -130,6 +130,12 @@ store_be_obj_session_end(struct store_be *be)
         free(be->session);
         be->session = NULL;
     }
+    store_be_tmp_drop(be);
+}
+
+void
+store_be_tmp_drop(struct store_be *be)
+{
     if (be->tmp_dir) {
         store_rm_tree(be->tmp_dir);
         free(be->tmp_dir);

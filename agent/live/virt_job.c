@@ -258,6 +258,45 @@ agent_virt_commit_start(struct agent_dom *d, const char *target,
     return 0;
 }
 
+/* A mirror job (a block copy, an active commit) that is gone without the
+ * event we waited for: done if the domain runs on onto, its target. */
+static int
+job_mirror_vanished(struct agent_dom *d, const char *target, const char *onto,
+                    const char *what)
+{
+    int at = chain_index(d, target, onto);
+
+    if (at == -1)
+        return -1;
+    return at == 0 ? 0 : lb_fail(EIO, "%s ended without finishing", what);
+}
+
+/* A mirror job that is ready: switch the domain onto its target (onto)
+ * and wait for the job to end. */
+static int
+job_pivot(struct agent_virt *v, struct agent_dom *d, const char *target,
+          const char *onto, const char *how, unsigned timeout_s)
+{
+    struct job_event *e = job_slot(v, d, target); /* for the completion */
+    unsigned want = 1u << VIR_DOMAIN_BLOCK_JOB_COMPLETED |
+                    1u << VIR_DOMAIN_BLOCK_JOB_FAILED |
+                    1u << VIR_DOMAIN_BLOCK_JOB_CANCELED;
+    char what[128];
+    int status;
+
+    snprintf(what, sizeof what, "the pivot of %s%s", target, how);
+    if (!e)
+        return lb_fail(EIO, "too many block jobs");
+    if (virDomainBlockJobAbort(d->d, target, VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT) <
+        0)
+        return virt_dom_fail(d, what);
+    if (wait_event(d, e, want, timeout_s, what, &status) < 0)
+        return -1;
+    if (status == JOB_VANISHED)
+        return job_mirror_vanished(d, target, onto, what);
+    return job_outcome(what, status);
+}
+
 int
 agent_virt_commit_active(struct agent_virt *v, struct agent_dom *d,
                          const char *target, const char *base,
@@ -285,19 +324,7 @@ agent_virt_commit_active(struct agent_virt *v, struct agent_dom *d,
                    : lb_fail(EIO, "%s ended before it was ready", what);
     if (status != VIR_DOMAIN_BLOCK_JOB_READY)
         return job_outcome(what, status);
-    job_slot(v, d, target); /* reset for the pivot's completion */
-    snprintf(what, sizeof what, "the pivot of %s", target);
-    if (virDomainBlockJobAbort(d->d, target, VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT) <
-        0)
-        return virt_dom_fail(d, what);
-    if (wait_event(d, e, want & ~(1u << VIR_DOMAIN_BLOCK_JOB_READY), timeout_s,
-                   what, &status) < 0)
-        return -1;
-    if (status == JOB_VANISHED)
-        return chain_index(d, target, base) == 0
-                   ? 0
-                   : lb_fail(EIO, "%s ended without finishing", what);
-    return job_outcome(what, status);
+    return job_pivot(v, d, target, base, "", timeout_s);
 }
 
 int
@@ -388,19 +415,6 @@ agent_virt_copy_start(struct agent_dom *d, const char *target, const char *copy,
     return 0;
 }
 
-/* A copy job that is gone without the event we waited for: done if the
- * domain runs on its copy. */
-static int
-copy_vanished(struct agent_dom *d, const char *target, const char *copy,
-              const char *what)
-{
-    int at = chain_index(d, target, copy);
-
-    if (at == -1)
-        return -1;
-    return at == 0 ? 0 : lb_fail(EIO, "%s ended without finishing", what);
-}
-
 int
 agent_virt_copy_finish(struct agent_virt *v, struct agent_dom *d,
                        const char *target, const char *copy, unsigned timeout_s)
@@ -421,25 +435,15 @@ agent_virt_copy_finish(struct agent_virt *v, struct agent_dom *d,
     if (r < 0)
         return -1;
     if (r == 0)
-        return copy_vanished(d, target, copy, what);
+        return job_mirror_vanished(d, target, copy, what);
     if (wait_event(d, e, want, timeout_s, what, &status) < 0)
         return -1;
     if (status == JOB_VANISHED || status == VIR_DOMAIN_BLOCK_JOB_COMPLETED)
-        return copy_vanished(d, target, copy, what);
+        return job_mirror_vanished(d, target, copy, what);
     if (status != VIR_DOMAIN_BLOCK_JOB_READY)
         return job_outcome(what, status);
     /* Ready: the copy holds every block and mirrors every write. */
-    job_slot(v, d, target); /* reset for the pivot's completion */
-    snprintf(what, sizeof what, "the pivot of %s onto its copy", target);
-    if (virDomainBlockJobAbort(d->d, target, VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT) <
-        0)
-        return virt_dom_fail(d, what);
-    if (wait_event(d, e, want & ~(1u << VIR_DOMAIN_BLOCK_JOB_READY), timeout_s,
-                   what, &status) < 0)
-        return -1;
-    if (status == JOB_VANISHED)
-        return copy_vanished(d, target, copy, what);
-    return job_outcome(what, status);
+    return job_pivot(v, d, target, copy, " onto its copy", timeout_s);
 }
 
 int
