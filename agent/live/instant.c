@@ -482,7 +482,7 @@ pull_running(struct agent_dom *dom, const struct instant_state *st,
              const struct instant_disk *d, bool reopen)
 {
     uint64_t cur, end;
-    bool ioerr;
+    bool resume;
     int job;
 
     reopen |= export_pid(d) == 0;
@@ -491,7 +491,11 @@ pull_running(struct agent_dom *dom, const struct instant_state *st,
     job = agent_virt_job_info(dom, d->target, &cur, &end);
     if (job < 0)
         return -1;
-    ioerr = dom->paused && agent_dom_ioerror(dom) == 1;
+    /* Resume it afterwards if it runs now or paused on a read error: a
+     * guest that reads the vanished export between this look and the save
+     * pauses meanwhile, and comes back from its saved state paused. A
+     * guest paused for another reason (a user) stays paused. */
+    resume = !dom->paused || agent_dom_ioerror(dom) == 1;
     if (reopen) {
         lb_info("%s: saving the domain and starting it again, so that it "
                 "connects to the export afresh",
@@ -501,8 +505,7 @@ pull_running(struct agent_dom *dom, const struct instant_state *st,
             return -1;
         job = 0;
     }
-    /* (saved while paused on the error, it comes back paused) */
-    if (ioerr && dom->paused) {
+    if (resume && dom->paused) {
         lb_info("%s: resuming the guest (a read of the backup failed while "
                 "the export was away)",
                 st->name);

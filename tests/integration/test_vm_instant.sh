@@ -140,7 +140,7 @@ if [[ $state == "shut off" ]]; then
     [[ $img == "$ov" ]] || fail "offline, $new moved onto $img"
 else
     [[ $(virsh -q -c qemu:///system domstate "$new") == running ]] ||
-        fail "$new is $(virsh -q -c qemu:///system domstate "$new")"
+        fail "$new is $(virsh -q -c qemu:///system domstate --reason "$new") after recover (it was $state): $(cat "$T/out" "$T/err")"
     how="the guest ran on: the pull finished live"
     [[ $img == "$copy" && $(active_image "$new" vda) == "$copy" ]] ||
         fail "after a live pull $new runs on $(active_image "$new" vda), is defined on $img"
