@@ -15,6 +15,7 @@
 #include "agent/client/client.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define CONF_SYSTEM_FILE "/etc/livebackup/livebackup.conf"
@@ -138,6 +139,20 @@ cli_config_load(void)
         (void)lb_parse_size(v, &agent_opts.bwlimit);
     if ((v = cli_config_get(CLI_CONF_COMPRESS_LEVEL)))
         agent_opts.zlevel = atoi(v);
+    /* Deltas per window before it is compacted or sent whole (a knob for
+     * tests and measurements, not a setting). */
+    if ((v = getenv("LIVEBACKUP_MAX_STACK")) && *v) {
+        char *end;
+        unsigned long n = strtoul(v, &end, 10);
+        if (*end || n < 1 || n > PROTO_MAX_STACK - 1) {
+            fprintf(stderr,
+                    "livebackup: environment (LIVEBACKUP_MAX_STACK): not a "
+                    "number from 1 to %u\n",
+                    (unsigned)PROTO_MAX_STACK - 1);
+            return -1;
+        }
+        agent_opts.max_stack = (unsigned)n;
+    }
     return 0;
 }
 

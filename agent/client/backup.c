@@ -11,10 +11,13 @@
  * touched. Such a window gets a DELTA chunk (PUSHed onto the parent's
  * stack) of its changed runs, data or zero, so an incremental costs about
  * the changed 4 KiB clusters. It is sent whole instead (SET to a RAW
- * chunk) when most of it changed or its stack is already max_stack deep,
- * which keeps restores bounded.
+ * chunk) when most of it changed. A stack already max_stack deep is
+ * compacted (send_compact: SET to its bottom and one DELTA of everything
+ * changed since), which keeps restores bounded, or sent whole if half of
+ * the window changed since its bottom.
  */
 #include "agent/client/client_int.h"
+#include "agent/client/compact.h"
 #include "agent/client/seal.h"
 #include "agent/client/upload.h"
 
@@ -34,15 +37,21 @@ struct disk_job {
     struct agent_read *reads; /* one window's reads, issued together */
     struct agent_progress prog;
     struct agent_seal *seal; /* an encrypted repository's backup, or NULL */
-    bool engine_failed;      /* the upload engine stopped (its error wins) */
+    const char *parent;      /* the parent backup's id (incremental) */
+    struct agent_upload *u;  /* the upload engine */
+    struct agent_upload_stats st; /* of the engines drained so far */
+    struct agent_compact *cmp;    /* the parent's stacks (compaction) */
+    uint8_t *ubits, *dbits;       /* a window's compacted and data blocks */
+    bool engine_failed; /* the upload engine stopped (its error wins) */
     uint64_t bytes_read, changed_bytes, windows_full, windows_delta;
+    uint64_t windows_compacted;
 };
 
 /* A free slot of the engine, or NULL (and engine_failed) if it stopped. */
 static struct agent_upload_slot *
-get_slot(struct disk_job *j, struct agent_upload *u)
+get_slot(struct disk_job *j)
 {
-    struct agent_upload_slot *s = agent_upload_slot(u);
+    struct agent_upload_slot *s = agent_upload_slot(j->u);
 
     if (!s)
         j->engine_failed = true;
@@ -84,10 +93,10 @@ read_window(struct disk_job *j, uint8_t *buf, uint64_t off, uint32_t wl,
 /* Send window i whole. work: what it counts for progress (0: the bytes
  * read). */
 static int
-send_raw(struct disk_job *j, struct agent_upload *u, uint64_t i, uint64_t off,
-         uint32_t wl, uint64_t work)
+send_raw(struct disk_job *j, uint64_t i, uint64_t off, uint32_t wl,
+         uint64_t work)
 {
-    struct agent_upload_slot *s = get_slot(j, u);
+    struct agent_upload_slot *s = get_slot(j);
     uint64_t got;
 
     if (!s)
@@ -99,41 +108,27 @@ send_raw(struct disk_job *j, struct agent_upload *u, uint64_t i, uint64_t off,
     if (lb_is_zero(s->plain, wl)) {
         /* Nothing to store: the window becomes empty (for an incremental,
          * over whatever the parent had). */
-        agent_upload_submit(u, s, i, PROTO_WIN_SET, 0, 0, work);
+        agent_upload_submit(j->u, s, i, PROTO_WIN_SET, 0, 0, work);
         return 0;
     }
     j->windows_full++;
-    agent_upload_submit(u, s, i, PROTO_WIN_SET, PROTO_CHUNK_RAW, wl, work);
+    agent_upload_submit(j->u, s, i, PROTO_WIN_SET, PROTO_CHUNK_RAW, wl, work);
     return 0;
 }
 
-/* Build and send a DELTA of the changed runs of window i. */
+/* Send a DELTA of the nruns runs in j->runs of window i, their data read
+ * from the image: PUSHed, or with base SET on top of it. */
 static int
-send_delta(struct disk_job *j, struct agent_upload *u, uint64_t i, uint64_t off,
-           uint32_t wl, uint64_t changed)
+send_runs(struct disk_job *j, uint64_t i, uint64_t off, uint32_t wl,
+          uint32_t nruns, const struct proto_ref *base, uint64_t work)
 {
     struct agent_upload_slot *s;
-    uint32_t nruns = 0;
     size_t data_len = 0, at;
 
-    for (size_t k = 0; k < j->next; k++) {
-        const struct agent_extent *e = &j->ext[k];
-        uint8_t kind = e->zero ? PROTO_RUN_ZERO : PROTO_RUN_DATA;
-        uint32_t roff = (uint32_t)(e->off - off);
-        if (!e->changed)
-            continue;
-        if (nruns && j->runs[nruns - 1].kind == kind &&
-            j->runs[nruns - 1].off + j->runs[nruns - 1].len == roff) {
-            j->runs[nruns - 1].len += (uint32_t)e->len;
-        } else {
-            if (nruns == wl / 512)
-                return send_raw(j, u, i, off, wl, changed);
-            j->runs[nruns++] = (struct proto_run){roff, (uint32_t)e->len, kind};
-        }
-        if (kind == PROTO_RUN_DATA)
-            data_len += e->len;
-    }
-    s = get_slot(j, u);
+    for (uint32_t k = 0; k < nruns; k++)
+        if (j->runs[k].kind == PROTO_RUN_DATA)
+            data_len += j->runs[k].len;
+    s = get_slot(j);
     if (!s)
         return -1;
     /* Data goes straight to its place after the run table, every run of
@@ -162,10 +157,145 @@ send_delta(struct disk_job *j, struct agent_upload *u, uint64_t i, uint64_t off,
         lb_store_be32(r + 4, j->runs[k].len);
         r[8] = j->runs[k].kind;
     }
-    j->windows_delta++;
-    agent_upload_submit(u, s, i, PROTO_WIN_PUSH, PROTO_CHUNK_DELTA,
-                        proto_delta_size(nruns, data_len), changed);
+    agent_upload_submit_on(
+        j->u, s, i, base, base ? PROTO_WIN_SET : PROTO_WIN_PUSH,
+        PROTO_CHUNK_DELTA, proto_delta_size(nruns, data_len), work);
     return 0;
+}
+
+/* Build and send a DELTA of the changed runs of window i. */
+static int
+send_delta(struct disk_job *j, uint64_t i, uint64_t off, uint32_t wl,
+           uint64_t changed)
+{
+    uint32_t nruns = 0;
+
+    for (size_t k = 0; k < j->next; k++) {
+        const struct agent_extent *e = &j->ext[k];
+        uint8_t kind = e->zero ? PROTO_RUN_ZERO : PROTO_RUN_DATA;
+        uint32_t roff = (uint32_t)(e->off - off);
+        if (!e->changed)
+            continue;
+        if (nruns && j->runs[nruns - 1].kind == kind &&
+            j->runs[nruns - 1].off + j->runs[nruns - 1].len == roff) {
+            j->runs[nruns - 1].len += (uint32_t)e->len;
+        } else {
+            if (nruns == wl / 512)
+                return send_raw(j, i, off, wl, changed);
+            j->runs[nruns++] = (struct proto_run){roff, (uint32_t)e->len, kind};
+        }
+    }
+    j->windows_delta++;
+    return send_runs(j, i, off, wl, nruns, NULL, changed);
+}
+
+/* Window i's changed and data bytes, from j->ext (agent_source_map). */
+static void
+window_counts(const struct disk_job *j, uint64_t *changed, uint64_t *data)
+{
+    *changed = *data = 0;
+    for (size_t k = 0; k < j->next; k++) {
+        if (j->ext[k].changed)
+            *changed += j->ext[k].len;
+        if (!j->ext[k].zero)
+            *data += j->ext[k].len;
+    }
+}
+
+/* Whether window i (changed bytes of wl) goes on top of its stack but the
+ * stack is at the limit. */
+static bool
+at_limit(const struct disk_job *j, uint64_t i, uint32_t wl, uint64_t changed)
+{
+    return changed && changed * 2 <= wl &&
+           j->depths[i] + 1u > agent_opts.max_stack;
+}
+
+/*
+ * The parent's stacks for the windows at the limit from window i on (a
+ * batch of them, within a bounded look-ahead): the upload engine is
+ * drained first (GET_CHUNKS needs the session to itself), then started
+ * again. j->ext is left mapping window i.
+ */
+static int
+compact_batch(struct disk_job *j, uint64_t i)
+{
+    struct agent_upload_stats st;
+    uint64_t end = LB_MIN(j->nwin, i + 16ull * AGENT_COMPACT_BATCH);
+    struct agent_upload *u = j->u;
+    int r;
+
+    j->u = NULL;
+    r = agent_upload_finish(u, &st);
+    j->st.chunks_sent += st.chunks_sent;
+    j->st.chunks_reused += st.chunks_reused;
+    j->st.bytes_sent += st.bytes_sent;
+    j->st.windows += st.windows;
+    if (r < 0) {
+        j->engine_failed = true;
+        return -1;
+    }
+    if (!j->cmp)
+        j->cmp =
+            agent_compact_new(j->r, j->parent, j->spec->name, j->size, j->ws);
+    agent_compact_reset(j->cmp);
+    for (uint64_t k = i; k < end; k++) {
+        uint64_t off = k * j->ws, changed, data;
+        uint32_t wl = (uint32_t)LB_MIN((uint64_t)j->ws, j->size - off);
+        if (agent_source_map(j->src, off, wl, &j->ext, &j->next, &j->capext) <
+            0)
+            return -1;
+        window_counts(j, &changed, &data);
+        if (at_limit(j, k, wl, changed) && !agent_compact_want(j->cmp, k))
+            break;
+    }
+    if (agent_compact_fetch(j->cmp) < 0)
+        return -1;
+    j->u = agent_upload_start(j->r, j->ws, &j->prog,
+                              j->seal ? agent_seal_record : NULL, j->seal);
+    return agent_source_map(
+        j->src, i * j->ws,
+        (uint32_t)LB_MIN((uint64_t)j->ws, j->size - i * j->ws), &j->ext,
+        &j->next, &j->capext);
+}
+
+/*
+ * Window i is at the stack limit: send one DELTA of every block changed
+ * since its stack's bottom (the deltas above it, and tonight's extents)
+ * SET on that bottom, or the window whole when that is half of it or more.
+ */
+static int
+send_compact(struct disk_job *j, uint64_t i, uint64_t off, uint32_t wl,
+             uint64_t changed)
+{
+    size_t mb = agent_compact_map_bytes(wl);
+    struct proto_ref bottom;
+    const uint8_t *above;
+    uint32_t nruns;
+
+    if (agent_opts.max_stack < 2 || !j->parent || !j->parent[0])
+        return send_raw(j, i, off, wl, changed);
+    if ((!j->cmp || !agent_compact_has(j->cmp, i)) && compact_batch(j, i) < 0)
+        return -1;
+    above = agent_compact_get(j->cmp, i, &bottom);
+    if (!above)
+        return send_raw(j, i, off, wl, changed);
+    memcpy(j->ubits, above, mb);
+    memset(j->dbits, 0, mb);
+    for (size_t k = 0; k < j->next; k++) {
+        const struct agent_extent *e = &j->ext[k];
+        if (e->changed)
+            agent_compact_mark(j->ubits, wl, e->off - off, e->len);
+        if (!e->zero)
+            agent_compact_mark(j->dbits, wl, e->off - off, e->len);
+    }
+    if (agent_compact_bytes(j->ubits, wl) * 2 >= wl)
+        return send_raw(j, i, off, wl, changed);
+    nruns = agent_compact_runs(j->ubits, j->dbits, wl, j->runs);
+    if (nruns > wl / 512) /* a short last window, every block a run */
+        return send_raw(j, i, off, wl, changed);
+    j->windows_compacted++;
+    return send_runs(j, i, off, wl, nruns, &bottom, changed);
 }
 
 /* Bytes the backup will read: data (full) or changed extents (since). */
@@ -186,11 +316,43 @@ count_work(struct disk_job *j, bool incremental, uint64_t *total)
     return 0;
 }
 
+/* Drain the upload engine (if it runs) after the disk's windows (r: how
+ * producing them went). */
+static int
+finish_disk(struct disk_job *j, int r)
+{
+    struct agent_upload_stats st = {0};
+    struct agent_upload *u = j->u;
+
+    j->u = NULL;
+    if (r < 0) {
+        /* A local failure (reading the image) keeps its own message; if
+         * the engine stopped, finish reports why. */
+        struct lb_error_saved e;
+        lb_error_save(&e);
+        if (!u || agent_upload_finish(u, NULL) == 0 || !j->engine_failed)
+            lb_error_restore(&e);
+        agent_progress_end(&j->prog);
+        return -1;
+    }
+    r = agent_upload_finish(u, &st);
+    agent_progress_end(&j->prog);
+    if (r < 0)
+        return -1;
+    lb_debug("disk %s: %llu windows sent (%llu full, %llu delta, %llu "
+             "compacted), %llu chunks sent, %llu reused",
+             j->spec->name, (unsigned long long)(j->st.windows + st.windows),
+             (unsigned long long)j->windows_full,
+             (unsigned long long)j->windows_delta,
+             (unsigned long long)j->windows_compacted,
+             (unsigned long long)(j->st.chunks_sent + st.chunks_sent),
+             (unsigned long long)(j->st.chunks_reused + st.chunks_reused));
+    return 0;
+}
+
 static int
 backup_one_disk(struct disk_job *j, uint8_t mode)
 {
-    struct agent_upload *u;
-    struct agent_upload_stats st;
     bool incr = mode == PROTO_DISK_INCR;
     uint64_t total;
     char what[96];
@@ -201,30 +363,27 @@ backup_one_disk(struct disk_job *j, uint8_t mode)
     snprintf(what, sizeof what, "%s %s", incr ? "incremental" : "full",
              j->spec->name);
     agent_progress_begin(&j->prog, what, total);
-    u = agent_upload_start(j->r, j->ws, &j->prog,
-                           j->seal ? agent_seal_record : NULL, j->seal);
+    j->u = agent_upload_start(j->r, j->ws, &j->prog,
+                              j->seal ? agent_seal_record : NULL, j->seal);
     j->runs = lb_xmalloc((j->ws / 512 + 1) * sizeof *j->runs);
     j->reads = lb_xmalloc((j->ws / 512 + 1) * sizeof *j->reads);
+    j->ubits = lb_xmalloc(agent_compact_map_bytes(j->ws));
+    j->dbits = lb_xmalloc(agent_compact_map_bytes(j->ws));
     for (uint64_t i = 0; i < j->nwin && r == 0; i++) {
         uint64_t off = i * j->ws;
         uint32_t wl = (uint32_t)LB_MIN((uint64_t)j->ws, j->size - off);
-        uint64_t changed = 0, data = 0;
+        uint64_t changed, data;
 
         if (agent_source_map(j->src, off, wl, &j->ext, &j->next, &j->capext) <
             0) {
             r = -1;
             break;
         }
-        for (size_t k = 0; k < j->next; k++) {
-            if (j->ext[k].changed)
-                changed += j->ext[k].len;
-            if (!j->ext[k].zero)
-                data += j->ext[k].len;
-        }
+        window_counts(j, &changed, &data);
         if (!incr) {
             if (data) {
                 lb_fault_point("agent:mid-transfer");
-                r = send_raw(j, u, i, off, wl, 0);
+                r = send_raw(j, i, off, wl, 0);
             }
             continue;
         }
@@ -232,37 +391,21 @@ backup_one_disk(struct disk_job *j, uint8_t mode)
             continue;
         lb_fault_point("agent:mid-transfer");
         j->changed_bytes += changed;
-        if (changed * 2 > wl || j->depths[i] + 1u > agent_opts.max_stack)
-            r = send_raw(j, u, i, off, wl, changed);
+        if (changed * 2 > wl)
+            r = send_raw(j, i, off, wl, changed);
+        else if (at_limit(j, i, wl, changed))
+            r = send_compact(j, i, off, wl, changed);
         else
-            r = send_delta(j, u, i, off, wl, changed);
+            r = send_delta(j, i, off, wl, changed);
     }
     free(j->runs);
     free(j->reads);
+    free(j->ubits);
+    free(j->dbits);
     j->runs = NULL;
     j->reads = NULL;
-    if (r < 0) {
-        /* A local failure (reading the image) keeps its own message; if
-         * the engine stopped, finish reports why. */
-        struct lb_error_saved e;
-        lb_error_save(&e);
-        if (agent_upload_finish(u, NULL) == 0 || !j->engine_failed)
-            lb_error_restore(&e);
-        agent_progress_end(&j->prog);
-        return -1;
-    }
-    r = agent_upload_finish(u, &st);
-    agent_progress_end(&j->prog);
-    if (r < 0)
-        return -1;
-    lb_debug("disk %s: %llu windows sent (%llu full, %llu delta), %llu "
-             "chunks sent, %llu reused",
-             j->spec->name, (unsigned long long)st.windows,
-             (unsigned long long)j->windows_full,
-             (unsigned long long)j->windows_delta,
-             (unsigned long long)st.chunks_sent,
-             (unsigned long long)st.chunks_reused);
-    return 0;
+    j->ubits = j->dbits = NULL;
+    return finish_disk(j, r);
 }
 
 /* Ask the server for DISK_READY (and the parent's depths). */
@@ -425,8 +568,11 @@ send_disk(struct agent_repo *r, struct agent_seal *seal,
           struct agent_disk_spec *spec, struct agent_source **opened,
           struct agent_backup_result *res, uint64_t *t)
 {
-    struct disk_job j = {
-        .r = r, .spec = spec, .ws = r->window_size, .seal = seal};
+    struct disk_job j = {.r = r,
+                         .spec = spec,
+                         .ws = r->window_size,
+                         .seal = seal,
+                         .parent = res->parent};
     uint8_t mode = spec->since ? PROTO_DISK_INCR : PROTO_DISK_FULL;
     struct proto_kv dm = {0}, clear = {0}, held = {0}, end = {0};
     int rc = -1;
@@ -465,6 +611,7 @@ send_disk(struct agent_repo *r, struct agent_seal *seal,
     proto_kv_set_u64(&held, "bytes_changed", j.changed_bytes);
     proto_kv_set_u64(&held, "windows_full", j.windows_full);
     proto_kv_set_u64(&held, "windows_delta", j.windows_delta);
+    proto_kv_set_u64(&held, "windows_compacted", j.windows_compacted);
     if (!seal)
         rc = 0;
     else if (agent_seal_disk_end(seal) == 0)
@@ -479,6 +626,7 @@ out:
     *t = agent_phase_add(&res->ph, AGENT_PH_CLOSE, *t);
     free(j.depths);
     free(j.ext);
+    agent_compact_free(j.cmp);
     if (rc < 0 && !proto_conn_broken(r->conn) && !proto_conn_got_error(r->conn))
         lb_error_prefix("disk %s", spec->name);
     proto_kv_free(&dm);

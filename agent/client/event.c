@@ -67,6 +67,7 @@ static const struct {
     {"total", AGENT_EV_INT},
     {"warned", AGENT_EV_INT},
     {"window_size", AGENT_EV_INT},
+    {"windows_compacted", AGENT_EV_INT},
     {"windows_delta", AGENT_EV_INT},
     {"windows_full", AGENT_EV_INT},
     {"windows_pushed", AGENT_EV_INT},

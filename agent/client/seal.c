@@ -17,10 +17,10 @@
  * "Sealed metadata"); every other key a client sets is sealed, so a new
  * key is sealed unless it is added here. */
 static const char *const clear_keys[] = {
-    "kind",          "consistency",      "freeze_ms",
-    "domain_xml",    "agent_bytes_read", "agent_seconds_x1000",
-    "bytes_read",    "bytes_changed",    "windows_full",
-    "windows_delta",
+    "kind",          "consistency",       "freeze_ms",
+    "domain_xml",    "agent_bytes_read",  "agent_seconds_x1000",
+    "bytes_read",    "bytes_changed",     "windows_full",
+    "windows_delta", "windows_compacted",
 };
 
 bool

@@ -32,6 +32,8 @@ struct slot {
     enum slot_state st;
     uint64_t seq, index;
     uint8_t op, type; /* type 0: SET to empty */
+    bool has_base;    /* SET [base, this chunk] */
+    struct proto_ref base;
     size_t len;
     uint64_t work;
     uint8_t *comp;
@@ -226,10 +228,11 @@ add_record(struct agent_upload *u, const struct slot *s)
         u->rec_frame = proto_frame_begin(&u->rec, PROTO_T_WINDOWS);
         u->rec_count_at = proto_enc_windows_start(&u->rec);
     }
+    if (s->has_base)
+        r.refs[r.n++] = s->base;
     if (s->type) {
-        r.n = 1;
-        r.refs[0].type = s->type;
-        r.refs[0].d = s->d;
+        r.refs[r.n].type = s->type;
+        r.refs[r.n++].d = s->d;
     }
     if (u->rec_fn && u->rec_fn(u->rec_opaque, &r) < 0)
         return -1;
@@ -407,9 +410,20 @@ agent_upload_submit(struct agent_upload *u, struct agent_upload_slot *ps,
                     uint64_t index, uint8_t op, uint8_t type, size_t len,
                     uint64_t work)
 {
+    agent_upload_submit_on(u, ps, index, NULL, op, type, len, work);
+}
+
+void
+agent_upload_submit_on(struct agent_upload *u, struct agent_upload_slot *ps,
+                       uint64_t index, const struct proto_ref *base, uint8_t op,
+                       uint8_t type, size_t len, uint64_t work)
+{
     struct slot *s = (struct slot *)ps;
 
     pthread_mutex_lock(&u->lock);
+    s->has_base = base != NULL;
+    if (base)
+        s->base = *base;
     s->seq = u->next_seq++;
     s->index = index;
     s->op = op;

@@ -49,6 +49,13 @@ struct agent_upload_slot *agent_upload_slot(struct agent_upload *u);
 void agent_upload_submit(struct agent_upload *u, struct agent_upload_slot *s,
                          uint64_t index, uint8_t op, uint8_t type, size_t len,
                          uint64_t work);
+/* The same, a SET (op) whose record holds base (a chunk the repository
+ * stores: not queried, not sent) under the chunk: [base, chunk]. base
+ * NULL is agent_upload_submit. */
+void agent_upload_submit_on(struct agent_upload *u, struct agent_upload_slot *s,
+                            uint64_t index, const struct proto_ref *base,
+                            uint8_t op, uint8_t type, size_t len,
+                            uint64_t work);
 /* Send everything still queued, stop the threads, free the engine.
  * Returns 0 or -1 (error slot set, server's message preferred). */
 int agent_upload_finish(struct agent_upload *u,
