@@ -6,17 +6,9 @@
  * our plugin, a daemon of its own on a unix socket in the state
  * directory); the guest's writes go to the overlay only (the export is
  * read-only), its reads of what it has not written come from the export.
- * In the background a block copy (libvirt's blockcopy: QEMU's mirror job,
- * up to 16 requests of 1 MiB in flight) copies the whole chain, overlay
- * and export, into a second local qcow2 (DIR/NAME-vda.local.qcow2), and
- * mirrors the guest's writes into it; once it has everything the domain
- * pivots onto it (libvirt rewrites the persistent definition too), the
- * overlay is removed, the exports stop and the journal goes. Until the
- * pivot the overlay holds every guest write: a copy that fails or is cut
- * is thrown away and started again from the start. (QEMU 7.2's
- * block-stream, the first way, copies 512 KiB at a time with one request
- * in flight, and reads the backup's holes too: measured on a bare QEMU
- * (bench/pull.sh), 42.7 s for an 8 GiB disk against the mirror's 29.9 s.)
+ * A block pull (QEMU's block-stream) copies every block into the overlay
+ * in the background; when it completes, the overlay stands alone, the
+ * exports stop and the journal goes.
  *
  * Who finishes it: a watcher process (`livebackup __instant-watch NAME`,
  * started detached by the restore) waits for the pulls; if it is gone
@@ -24,8 +16,7 @@
  * went away), `livebackup recover NAME` does the same in the foreground:
  * it restarts what is gone (the exports, the pulls), resumes a guest that
  * paused on a read error, and waits. A shut-off domain is finished
- * offline (qemu-img rebase of the overlay onto nothing, through the
- * export): it keeps running on the overlay, and a partial copy goes.
+ * offline (qemu-img rebase onto nothing, through the export).
  *
  * The disks are restored with error_policy and rerror_policy "stop": while
  * an export is unreachable, a guest read that needs it pauses the guest
@@ -41,7 +32,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libvirt/libvirt.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/file.h>
@@ -177,100 +167,7 @@ overlay_backed(const struct instant_disk *d, bool *backed)
     return 0;
 }
 
-/* A fresh, empty copy of the disk for the pull to fill (any earlier one is
- * partial: never used). */
-static int
-copy_create(const struct instant_disk *d)
-{
-    char sz[32];
-    char *argv[] = {"qemu-img", "create", "-q", "-f", "qcow2",
-                    "--",       d->copy,  sz,   NULL};
-
-    snprintf(sz, sizeof sz, "%llu", (unsigned long long)d->size);
-    if (unlink(d->copy) < 0 && errno != ENOENT)
-        return lb_error(errno, "remove %s", d->copy);
-    return agent_run_ok(argv, NULL);
-}
-
-/* 1 if disk target of the domain's persistent (inactive) or live
- * definition has path as its top image, 0 if not, -1. */
-static int
-dom_on(struct agent_dom *dom, const char *target, const char *path,
-       bool inactive)
-{
-    struct agent_vdisk *vd;
-    size_t nd;
-    int on = 0;
-
-    if (agent_virt_disks(dom, inactive, &vd, &nd) < 0)
-        return -1;
-    for (size_t k = 0; k < nd; k++)
-        if (strcmp(vd[k].target, target) == 0 && vd[k].source &&
-            strcmp(vd[k].source, path) == 0)
-            on = 1;
-    agent_vdisks_free(vd, nd);
-    return on;
-}
-
-/* Is disk d pulled: the domain pivoted onto its copy (its live or its
- * persistent definition names it), or its overlay stands alone (finished
- * offline)? */
-static int
-disk_done(struct agent_dom *dom, const struct instant_disk *d, bool *done)
-{
-    bool backed = true;
-    int on = dom_on(dom, d->target, d->copy, false);
-
-    if (on == 0)
-        on = dom_on(dom, d->target, d->copy, true);
-    if (on < 0)
-        return -1;
-    if (on == 0 && overlay_backed(d, &backed) < 0)
-        return -1;
-    *done = on == 1 || !backed;
-    return 0;
-}
-
-/* Once the domain runs on the copy, its persistent definition must name
- * the copy too, or the next start would boot on the overlay (without the
- * writes made since the pivot): libvirt rewrites it on a pivot; one it did
- * not rewrite (or a pivot whose finisher was killed before it checked)
- * is rewritten here. */
-static int
-copy_persist(struct agent_virt *v, struct agent_dom *dom,
-             const struct instant_disk *d)
-{
-    char *t[] = {(char *)d->target}, *p[] = {d->copy}, *f[] = {"qcow2"};
-    CLEANUP_FREE char *ix = NULL;
-    CLEANUP_FREE char *nx = NULL;
-    int on = dom_on(dom, d->target, d->copy, false);
-
-    if (on <= 0)
-        return on;
-    on = dom_on(dom, d->target, d->copy, true);
-    if (on != 0)
-        return on < 0 ? -1 : 0;
-    lb_warn("%s: libvirt left the persistent definition of %s on the "
-            "overlay after the pivot: it is rewritten onto %s",
-            dom->name, d->target, d->copy);
-    ix = agent_virt_xml(dom, VIR_DOMAIN_XML_INACTIVE);
-    nx = ix ? agent_xml_set_disks(ix, 1, t, p, f) : NULL;
-    return nx ? agent_virt_define(v, nx) : -1;
-}
-
-/* The file a finished disk no longer uses: the overlay once the domain
- * runs on the copy, else a partial copy. */
-static void
-disk_tidy(struct agent_dom *dom, const struct instant_disk *d)
-{
-    int on = dom_on(dom, d->target, d->copy, true);
-
-    if (on == 1 && dom_on(dom, d->target, d->overlay, false) == 0)
-        unlink(d->overlay);
-    else if (on == 0)
-        unlink(d->copy);
-    lb_error_clear();
-}
+/* ---- the restore -------------------------------------------------------------- */
 
 static unsigned long
 pull_bandwidth(void)
@@ -280,18 +177,6 @@ pull_bandwidth(void)
 
     return e ? strtoul(e, NULL, 10) : 0;
 }
-
-/* Start the pull of disk d: a fresh copy, then the block copy into it. */
-static int
-pull_start(struct agent_dom *dom, const struct instant_disk *d)
-{
-    if (copy_create(d) < 0 ||
-        agent_virt_copy_start(dom, d->target, d->copy, pull_bandwidth()) < 0)
-        return -1;
-    return 0;
-}
-
-/* ---- the restore -------------------------------------------------------------- */
 
 /* Where disk i's export lives: the state directory (a unix socket path
  * must fit in 108 bytes). */
@@ -305,7 +190,6 @@ plan_disk(struct instant_state *st, const struct agent_restore_disk *rd,
     snprintf(d->target, sizeof d->target, "%s", rd->name);
     d->size = rd->size;
     d->overlay = lb_xstrdup(overlay);
-    d->copy = instant_copy_path(overlay);
     d->socket = lb_xasprintf("%s/%.8s-%s.sock", dir, st->uuid, rd->name);
     d->pidfile = lb_xasprintf("%s/%s-%s.export.pid", dir, st->name, rd->name);
     d->log = lb_xasprintf("%s/%s-%s.export.log", dir, st->name, rd->name);
@@ -392,7 +276,6 @@ rollback(struct agent_virt *v, const struct instant_state *st, bool defined)
     for (size_t i = 0; i < st->nd; i++) {
         export_stop(&st->d[i]);
         unlink(st->d[i].overlay);
-        unlink(st->d[i].copy);
         unlink(st->d[i].log);
     }
     instant_remove(st->name);
@@ -405,6 +288,7 @@ livebk_instant_restore(const struct livebk_instant *o, struct agent_backup *b)
     struct instant_state st = {0};
     struct agent_virt *v = NULL;
     struct agent_dom dom = {0};
+    unsigned long bw = pull_bandwidth();
     bool defined = false;
     int lock = -1, ret = -1;
 
@@ -441,7 +325,7 @@ livebk_instant_restore(const struct livebk_instant *o, struct agent_backup *b)
         agent_virt_lookup(v, o->name, &dom) < 0)
         goto undo;
     for (size_t i = 0; i < st.nd; i++)
-        if (pull_start(&dom, &st.d[i]) < 0)
+        if (agent_virt_pull(v, &dom, st.d[i].target, bw) < 0)
             goto undo;
     st.pulling = true;
     if (instant_save(&st) < 0)
@@ -478,8 +362,9 @@ out:
  * state (managedsave), which opens its disks afresh; a guest paused on a
  * read of the vanished export goes on where it was. */
 static int
-pull_running(struct agent_dom *dom, const struct instant_state *st,
-             const struct instant_disk *d, bool reopen)
+pull_running(struct agent_virt *v, struct agent_dom *dom,
+             const struct instant_state *st, const struct instant_disk *d,
+             bool reopen)
 {
     uint64_t cur, end;
     bool resume;
@@ -515,43 +400,40 @@ pull_running(struct agent_dom *dom, const struct instant_state *st,
     if (job == 0) {
         lb_info("%s: pulling %s from backup %s", st->name, d->target,
                 st->backup);
-        if (pull_start(dom, d) < 0)
+        if (agent_virt_pull(v, dom, d->target, pull_bandwidth()) < 0)
             return -1;
     }
     return 0;
 }
 
-/* A disk of a running domain, until it runs on its copy (with wait; else
- * once its pull runs). A pull that ends unfinished while the domain runs
- * is started again on a fresh connection, PULL_TRIES times at most. */
+/* A disk of a running domain, until its overlay stands alone (with wait;
+ * else once its pull runs). A pull that ends unfinished is started again
+ * on a fresh connection, PULL_TRIES times at most. */
 static int
 finish_live(struct agent_virt *v, struct agent_dom *dom,
             const struct instant_state *st, const struct instant_disk *d,
             bool wait)
 {
-    for (int tries = 0; tries < PULL_TRIES; tries++) {
-        struct lb_error_saved e;
-        if (pull_running(dom, st, d, tries > 0) < 0)
+    bool backed = true;
+
+    for (int tries = 0; backed && tries < PULL_TRIES; tries++) {
+        if (pull_running(v, dom, st, d, tries > 0) < 0)
             return -1;
         if (!wait)
             return 0;
-        if (agent_virt_copy_finish(v, dom, d->target, d->copy, PULL_WAIT_S) ==
-            0)
-            return 0;
-        lb_error_save(&e);
-        if (agent_dom_refresh(dom) < 0 || !dom->running) {
-            lb_error_restore(&e);
+        if (agent_virt_wait_job(v, dom, d->target, PULL_WAIT_S) < 0 ||
+            overlay_backed(d, &backed) < 0)
             return -1;
-        }
-        lb_error_restore(&e);
-        lb_info("%s: the pull of %s ended before it finished: %s", st->name,
-                d->target, lb_error_msg());
-        lb_error_clear();
+        if (backed)
+            lb_info("%s: the pull of %s ended before it finished", st->name,
+                    d->target);
     }
-    return lb_fail(EIO,
-                   "%s: the pull of %s did not complete in %d tries (the "
-                   "export's log: %s)",
-                   st->name, d->target, PULL_TRIES, d->log);
+    if (backed)
+        return lb_fail(EIO,
+                       "%s: the pull of %s did not complete in %d tries (the "
+                       "export's log: %s)",
+                       st->name, d->target, PULL_TRIES, d->log);
+    return 0;
 }
 
 /* An option value for --image-opts: commas doubled. */
@@ -592,10 +474,7 @@ finish_offline(const struct instant_state *st, const struct instant_disk *d)
     argv[6] = (char *)o.data;
     lb_info("%s is shut off: pulling %s from backup %s offline", st->name,
             d->target, st->backup);
-    if (agent_run_ok(argv, NULL) < 0)
-        return -1;
-    unlink(d->copy); /* a pull's partial copy */
-    return 0;
+    return agent_run_ok(argv, NULL);
 }
 
 int
@@ -620,17 +499,16 @@ livebk_instant_finish(const char *uri, const char *name, bool wait)
         goto out;
     for (size_t i = 0; i < st.nd; i++) {
         const struct instant_disk *d = &st.d[i];
-        bool pulled = false;
-        if (disk_done(&dom, d, &pulled) < 0)
+        bool backed = true;
+        if (overlay_backed(d, &backed) < 0)
             goto out;
-        if (!pulled && dom.running && finish_live(v, &dom, &st, d, wait) < 0)
+        if (backed && dom.running && finish_live(v, &dom, &st, d, wait) < 0)
             goto out;
-        if (!pulled && !dom.running && finish_offline(&st, d) < 0)
+        if (backed && !dom.running && finish_offline(&st, d) < 0)
             goto out;
-        if (disk_done(&dom, d, &pulled) < 0 ||
-            (pulled && copy_persist(v, &dom, d) < 0))
+        if (overlay_backed(d, &backed) < 0)
             goto out;
-        done += pulled;
+        done += !backed;
     }
     if (done < st.nd) {
         ret = 0; /* pulls running, not waited for */
@@ -638,7 +516,6 @@ livebk_instant_finish(const char *uri, const char *name, bool wait)
     }
     for (size_t i = 0; i < st.nd; i++) {
         export_stop(&st.d[i]);
-        disk_tidy(&dom, &st.d[i]);
         unlink(st.d[i].log);
     }
     {
@@ -695,9 +572,10 @@ livebk_instant_query(struct agent_dom *dom, struct livebk_instant_info *out)
     lb_error_clear();
     for (size_t i = 0; i < out->st.nd; i++) {
         struct livebk_instant_disk *x = &out->d[i];
+        bool backed = true;
         x->export_pid = export_pid(&out->st.d[i]);
-        if (disk_done(dom, &out->st.d[i], &x->done) < 0)
-            x->done = false;
+        if (overlay_backed(&out->st.d[i], &backed) == 0)
+            x->done = !backed;
         lb_error_clear();
         if (dom->running && !x->done &&
             agent_virt_job_info(dom, out->st.d[i].target, &x->cur, &x->end) ==

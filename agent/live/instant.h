@@ -16,9 +16,7 @@
 
 struct instant_disk {
     char target[65];
-    char *overlay; /* the local qcow2 the domain starts on */
-    char *copy;    /* the local qcow2 the pull copies into (derived from
-                      overlay: instant_copy_path, not in the journal) */
+    char *overlay; /* the local qcow2 the domain runs on */
     char *socket;  /* the export's unix socket (the overlay's backing) */
     char *pidfile; /* the export's nbdkit */
     char *log;     /* its log */
@@ -42,8 +40,6 @@ struct instant_state {
 /* Parse a journal's text (fuzzed: fuzz/fuzz_instant.c): 0, or -1 with the
  * error slot set; st is cleared first and freed on failure. */
 int instant_parse(const char *text, size_t len, struct instant_state *st);
-/* The pull's copy of overlay: X.qcow2 -> X.local.qcow2 (caller frees). */
-char *instant_copy_path(const char *overlay);
 /* Serialise (caller frees). */
 char *instant_format(const struct instant_state *st);
 void instant_free(struct instant_state *st);

@@ -19,7 +19,6 @@ instant_free(struct instant_state *st)
 {
     for (size_t i = 0; i < st->nd; i++) {
         free(st->d[i].overlay);
-        free(st->d[i].copy);
         free(st->d[i].socket);
         free(st->d[i].pidfile);
         free(st->d[i].log);
@@ -29,16 +28,6 @@ instant_free(struct instant_state *st)
     free(st->rsh);
     free(st->remote_backupd);
     memset(st, 0, sizeof *st);
-}
-
-char *
-instant_copy_path(const char *overlay)
-{
-    size_t n = strlen(overlay);
-
-    if (n > 6 && strcmp(overlay + n - 6, ".qcow2") == 0)
-        return lb_xasprintf("%.*s.local.qcow2", (int)(n - 6), overlay);
-    return lb_xasprintf("%s.local.qcow2", overlay);
 }
 
 /* A string field into a fixed buffer; absent or too long is an error. */
@@ -79,7 +68,6 @@ parse_disk(const struct lb_json *j, struct instant_disk *d)
         lb_json_u64(lb_json_get(j, "size"), &d->size) < 0 || d->size == 0)
         return lb_fail(EINVAL, "disk %s: a field is missing or invalid",
                        d->target);
-    d->copy = instant_copy_path(d->overlay);
     return 0;
 }
 

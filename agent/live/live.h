@@ -157,8 +157,7 @@ int livebk_instant_finish(const char *uri, const char *name, bool wait);
 int cmd_instant_watch(int argc, char **argv);
 
 struct livebk_instant_disk {
-    bool done;    /* pulled: it runs on its copy (or its overlay
-                     stands alone) */
+    bool done;    /* its overlay stands alone */
     bool pulling; /* a pull runs: cur of end */
     uint64_t cur, end;
     pid_t export_pid; /* 0: its export does not run */

@@ -191,22 +191,11 @@ int agent_virt_job_running(struct agent_dom *d, const char *target);
 int agent_virt_wait_job(struct agent_virt *v, struct agent_dom *d,
                         const char *target, unsigned timeout_s);
 
-/* Start a block copy (virDomainBlockCopy: QEMU's mirror, several requests
- * in flight) of target's whole chain into copy, a qcow2 file created
- * beforehand with the disk's size and no backing file (REUSE_EXT). The
- * guest's writes go on to its current top and are mirrored into the copy.
- * bandwidth in bytes/s, 0 unlimited. Does not wait
- * (agent_virt_copy_finish). */
-int agent_virt_copy_start(struct agent_dom *d, const char *target,
-                          const char *copy, unsigned long bandwidth);
-/* Wait (timeout_s) for the block copy on target to be ready, then pivot
- * the domain onto copy (libvirt rewrites its persistent definition too).
- * 0 once the domain runs on copy; -1 with the error set if the copy
- * failed, was cancelled or is not running and the domain is not on copy:
- * the domain then stays on its source, which holds every write. */
-int agent_virt_copy_finish(struct agent_virt *v, struct agent_dom *d,
-                           const char *target, const char *copy,
-                           unsigned timeout_s);
+/* Start a block pull of every layer below target's top into it
+ * (virDomainBlockPull): when it completes, the top stands alone. bandwidth
+ * in bytes/s, 0 unlimited. Does not wait (agent_virt_wait_job). */
+int agent_virt_pull(struct agent_virt *v, struct agent_dom *d,
+                    const char *target, unsigned long bandwidth);
 /* The progress of the block job on target: 1 with *cur of *end, 0 if none
  * runs, -1 (error set). */
 int agent_virt_job_info(struct agent_dom *d, const char *target, uint64_t *cur,

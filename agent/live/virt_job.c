@@ -8,7 +8,6 @@
 #include "agent/live/virt_int.h"
 
 #include <errno.h>
-#include <libxml/tree.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -367,83 +366,19 @@ agent_virt_wait_job(struct agent_virt *v, struct agent_dom *d,
     return 0;
 }
 
-/* The <disk> of a block copy's destination: the qcow2 file path (in
- * double quotes: xmlEncodeSpecialChars leaves apostrophes alone). */
-static char *
-copy_dest_xml(const char *path)
-{
-    xmlChar *p = xmlEncodeSpecialChars(NULL, BAD_CAST path);
-    char *xml;
-
-    if (!p) {
-        lb_fail(ENOMEM, "the block copy's XML");
-        return NULL;
-    }
-    xml = lb_xasprintf("<disk type=\"file\"><source file=\"%s\"/>"
-                       "<driver type=\"qcow2\"/></disk>",
-                       (const char *)p);
-    xmlFree(p);
-    return xml;
-}
-
 int
-agent_virt_copy_start(struct agent_dom *d, const char *target, const char *copy,
-                      unsigned long bandwidth)
+agent_virt_pull(struct agent_virt *v, struct agent_dom *d, const char *target,
+                unsigned long bandwidth)
 {
-    CLEANUP_FREE char *xml = copy_dest_xml(copy);
-    virTypedParameterPtr params = NULL;
-    int np = 0, maxp = 0, r;
     char what[128];
 
-    snprintf(what, sizeof what, "the block copy of %s", target);
-    if (!xml)
-        return -1;
-    if (bandwidth &&
-        virTypedParamsAddULLong(&params, &np, &maxp,
-                                VIR_DOMAIN_BLOCK_COPY_BANDWIDTH, bandwidth) < 0)
-        return virt_fail(what);
-    /* TRANSIENT_JOB: libvirt 9.0 refuses a copy of a persistent domain's
-     * disk without it ("domain is not transient"); the job is not kept
-     * across a restart of the domain anyway, and recover starts a new
-     * one. */
-    r = virDomainBlockCopy(d->d, target, xml, params, np,
-                           VIR_DOMAIN_BLOCK_COPY_REUSE_EXT |
-                               VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB);
-    virTypedParamsFree(params, np);
-    if (r < 0)
+    (void)v;
+    snprintf(what, sizeof what, "the block pull of %s", target);
+    if (virDomainBlockPull(d->d, target, bandwidth,
+                           bandwidth ? VIR_DOMAIN_BLOCK_PULL_BANDWIDTH_BYTES
+                                     : 0) < 0)
         return virt_dom_fail(d, what);
     return 0;
-}
-
-int
-agent_virt_copy_finish(struct agent_virt *v, struct agent_dom *d,
-                       const char *target, const char *copy, unsigned timeout_s)
-{
-    struct job_event *e = job_slot(v, d, target);
-    unsigned want = 1u << VIR_DOMAIN_BLOCK_JOB_READY |
-                    1u << VIR_DOMAIN_BLOCK_JOB_COMPLETED |
-                    1u << VIR_DOMAIN_BLOCK_JOB_FAILED |
-                    1u << VIR_DOMAIN_BLOCK_JOB_CANCELED;
-    char what[128];
-    int status, r;
-
-    snprintf(what, sizeof what, "the block copy of %s", target);
-    if (!e)
-        return lb_fail(EIO, "too many block jobs");
-    /* Registered before asking: an event cannot slip between. */
-    r = agent_virt_job_running(d, target);
-    if (r < 0)
-        return -1;
-    if (r == 0)
-        return job_mirror_vanished(d, target, copy, what);
-    if (wait_event(d, e, want, timeout_s, what, &status) < 0)
-        return -1;
-    if (status == JOB_VANISHED || status == VIR_DOMAIN_BLOCK_JOB_COMPLETED)
-        return job_mirror_vanished(d, target, copy, what);
-    if (status != VIR_DOMAIN_BLOCK_JOB_READY)
-        return job_outcome(what, status);
-    /* Ready: the copy holds every block and mirrors every write. */
-    return job_pivot(v, d, target, copy, " onto its copy", timeout_s);
 }
 
 int
