@@ -15,20 +15,6 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vmlib.sh"
 
-# What an instant restore leaves running when a test fails midway: its
-# exports (nbdkit daemons) and its watcher, by the pids in the state
-# directory, each checked to be that program still.
-instant_cleanup() {
-    local f p
-    for f in "$LIVEBACKUP_STATE_DIR"/*.export.pid "$LIVEBACKUP_STATE_DIR"/*.instant.lock; do
-        [[ -e $f ]] || continue
-        p=$(sed -n 's/^pid //; s/^\([0-9][0-9]*\)$/\1/p' "$f")
-        [[ $p =~ ^[0-9]+$ ]] && lb_alive "$p" || continue
-        case $(cat "/proc/$p/comm" 2>/dev/null) in
-        nbdkit | livebackup) kill -TERM "$p" 2>/dev/null || true ;;
-        esac
-    done
-}
 trap 'rc=$?; instant_cleanup; vm_test_cleanup; lb_cleanup "$rc"' EXIT
 
 R=$T/repo
