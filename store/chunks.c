@@ -441,6 +441,18 @@ store_chunk_hdr_decode(const uint8_t *p, size_t len, size_t file_len,
     return PROTO_OK;
 }
 
+/* EACCES is not damage: a file another user (root) wrote. Say how to
+ * give the repository back (the error slot holds the failure). */
+static void
+chunk_hint_owner(const struct store *st)
+{
+    if (lb_error_errno() == EACCES)
+        lb_error_hint("another user wrote this file, and this backupd may "
+                      "not read it: chown -R OWNER %s gives the repository "
+                      "back to its owner",
+                      st->path);
+}
+
 /* The file of chunk d into out, its header into *h and the chunk into *c
  * (data pointing into out). */
 static int
@@ -457,12 +469,7 @@ read_chunk_file(struct store *st, const struct proto_digest *d,
     if (st->be->ops->stat(st->be, rel, &size, NULL) < 0) {
         if (lb_error_errno() == ENOENT)
             return lb_fail(ENOENT, "chunk %s is missing", rel);
-        /* EACCES is not damage: a file another user (root) wrote. */
-        if (lb_error_errno() == EACCES)
-            lb_error_hint("another user wrote this file, and this "
-                          "backupd may not read it: chown -R OWNER %s "
-                          "gives the repository back to its owner",
-                          st->path);
+        chunk_hint_owner(st);
         return -1;
     }
     if (size < STORE_CHUNK_HDR || size > STORE_CHUNK_HDR_SEALED +
@@ -474,11 +481,7 @@ read_chunk_file(struct store *st, const struct proto_digest *d,
     lb_buf_reserve(out, (size_t)size);
     n = st->be->ops->read(st->be, rel, out->data, (size_t)size, 0);
     if (n < 0) {
-        if (lb_error_errno() == EACCES)
-            lb_error_hint("another user wrote this file, and this "
-                          "backupd may not read it: chown -R OWNER %s "
-                          "gives the repository back to its owner",
-                          st->path);
+        chunk_hint_owner(st);
         return -1;
     }
     if ((uint64_t)n != size)
