@@ -385,7 +385,7 @@ pull_running(struct agent_virt *v, struct agent_dom *dom,
         lb_info("%s: saving the domain and starting it again, so that it "
                 "connects to the export afresh",
                 st->name);
-        if ((job > 0 && agent_virt_job_abort(dom, d->target) < 0) ||
+        if ((job > 0 && agent_virt_job_abort(v, dom, d->target) < 0) ||
             agent_virt_save_restart(dom) < 0)
             return -1;
         job = 0;

@@ -203,7 +203,8 @@ int agent_virt_job_info(struct agent_dom *d, const char *target, uint64_t *cur,
 /* 1 if the domain is paused on an I/O error, 0 if not, -1. */
 int agent_dom_ioerror(struct agent_dom *d);
 /* End the block job on target (no pivot). */
-int agent_virt_job_abort(struct agent_dom *d, const char *target);
+int agent_virt_job_abort(struct agent_virt *v, struct agent_dom *d,
+                         const char *target);
 /* Resume a paused domain. */
 int agent_virt_resume(struct agent_dom *d);
 /* Save the running domain's state (virDomainManagedSave: it stops) and

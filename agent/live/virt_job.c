@@ -395,10 +395,34 @@ agent_virt_job_info(struct agent_dom *d, const char *target, uint64_t *cur,
     return r;
 }
 
+/* How long a job QEMU refused to cancel may take to be gone. */
+#define JOB_ABORT_WAIT_S 30
+
 int
-agent_virt_job_abort(struct agent_dom *d, const char *target)
+agent_virt_job_abort(struct agent_virt *v, struct agent_dom *d,
+                     const char *target)
 {
-    if (virDomainBlockJobAbort(d->d, target, 0) < 0)
-        return virt_dom_fail(d, "ending a block job");
+    if (virDomainBlockJobAbort(d->d, target, 0) == 0)
+        return 0;
+    /* A job that ended by itself after the caller looked (a pull failing
+     * on a read of a vanished export) is refused by QEMU ("in state
+     * 'concluded' cannot accept command verb 'cancel'") until libvirt has
+     * dismissed it: what the caller wanted is then on its way. Wait for
+     * the job to be gone; keep libvirt's refusal if it is not. */
+    virt_dom_fail(d, "ending a block job");
+    /* Its end event may come before libvirt lets go of it: a second wait
+     * then sees it vanish (the poll of wait_event). */
+    for (int tries = 0;; tries++) {
+        int r;
+
+        if (agent_virt_wait_job(v, d, target, JOB_ABORT_WAIT_S) < 0)
+            return -1;
+        r = agent_virt_job_running(d, target);
+        if (r < 0 || (r > 0 && tries == 1))
+            return -1;
+        if (r == 0)
+            break;
+    }
+    lb_debug("the block job on %s ended by itself before its cancel", target);
     return 0;
 }
