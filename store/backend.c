@@ -8,9 +8,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 int
@@ -233,4 +237,43 @@ store_rm_tree(const char *path)
     }
     closedir(d);
     return rmdir(path);
+}
+
+void
+store_tmp_sweep(const char *dir, const char *prefix, time_t lockless_age,
+                void (*gone)(const char *path, const char *name, void *opaque),
+                void *opaque)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+
+    if (!d)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        CLEANUP_FREE char *path = NULL;
+        CLEANUP_FREE char *lock = NULL;
+        CLEANUP_CLOSE int fd = -1;
+        struct stat sb;
+
+        if (e->d_name[0] == '.' ||
+            strncmp(e->d_name, prefix, strlen(prefix)) != 0)
+            continue;
+        path = lb_xasprintf("%s/%s", dir, e->d_name);
+        /* Never through a symlink, never someone else's (dir may be a
+         * shared $TMPDIR). */
+        if (lstat(path, &sb) < 0 || !S_ISDIR(sb.st_mode) ||
+            sb.st_uid != geteuid())
+            continue;
+        lock = lb_xasprintf("%s/.lock", path);
+        fd = open(lock, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+            if (errno == ENOENT && lockless_age > 0 &&
+                sb.st_mtime <= time(NULL) - lockless_age)
+                gone(path, e->d_name, opaque);
+            continue;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            gone(path, e->d_name, opaque);
+    }
+    closedir(d);
 }

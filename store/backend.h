@@ -190,6 +190,18 @@ int store_be_commit_copy(struct store_be *be, const char *tmp, int fd,
 
 /* rm -rf; best effort. */
 int store_rm_tree(const char *path);
+/*
+ * The temp directories in dir of writers that are gone: each directory
+ * (ours, not a symlink) whose name starts with prefix and does not start
+ * with '.', whose .lock nobody holds (gone runs with it held), or, when
+ * lockless_age > 0, that has no .lock and was changed lockless_age
+ * seconds ago or more (its writer died before making it; a younger one
+ * may be being made). gone(path, name, opaque) removes it. Best effort.
+ */
+void store_tmp_sweep(const char *dir, const char *prefix, time_t lockless_age,
+                     void (*gone)(const char *path, const char *name,
+                                  void *opaque),
+                     void *opaque);
 
 struct store_be {
     const struct store_be_ops *ops;

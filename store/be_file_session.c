@@ -137,42 +137,20 @@ remove_session(struct store_be *be, const char *name, const char *dir)
     store_rm_tree(dir);
 }
 
+static void
+stale_session(const char *dir, const char *name, void *opaque)
+{
+    lb_debug("removing files of an interrupted session: %s", dir);
+    remove_session(opaque, name, dir);
+}
+
 /* Remove session directories whose owner is gone (its lock is free). */
 static void
 clean_stale_sessions(struct store_be *be)
 {
     CLEANUP_FREE char *tmp = lb_xasprintf("%s/tmp", be->where);
-    DIR *d = opendir(tmp);
-    struct dirent *e;
 
-    if (!d)
-        return;
-    while ((e = readdir(d)) != NULL) {
-        CLEANUP_FREE char *dir = NULL;
-        CLEANUP_FREE char *lock = NULL;
-        int fd;
-
-        if (e->d_name[0] == '.')
-            continue;
-        dir = lb_xasprintf("%s/%s", tmp, e->d_name);
-        lock = lb_xasprintf("%s/.lock", dir);
-        fd = open(lock, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            /* A session that died before creating its lock, or one being
-             * created right now: only the former is old. */
-            struct stat sb;
-            if (errno == ENOENT && stat(dir, &sb) == 0 &&
-                sb.st_mtime < time(NULL) - 60)
-                remove_session(be, e->d_name, dir);
-            continue;
-        }
-        if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
-            lb_debug("removing files of an interrupted session: %s", dir);
-            remove_session(be, e->d_name, dir);
-        }
-        close(fd);
-    }
-    closedir(d);
+    store_tmp_sweep(tmp, "", 60, stale_session, be);
 }
 
 int

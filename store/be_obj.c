@@ -28,34 +28,13 @@
 #define OBJ_MAX_MANIFEST (64u << 20)
 #define LOCAL_PREFIX "livebackup-rados-"
 
-/* Remove the local temp directories of writers that are gone: their
- * .lock is no longer locked (a SIGKILLed front end leaves its manifest
- * being written behind). */
 static void
-local_clean(const char *tmpdir)
+local_gone(const char *dir, const char *name, void *opaque)
 {
-    DIR *d = opendir(tmpdir);
-    struct dirent *e;
-
-    if (!d)
-        return;
-    while ((e = readdir(d)) != NULL) {
-        CLEANUP_FREE char *dir = NULL;
-        CLEANUP_FREE char *lock = NULL;
-        CLEANUP_CLOSE int fd = -1;
-
-        if (strncmp(e->d_name, LOCAL_PREFIX, strlen(LOCAL_PREFIX)) != 0)
-            continue;
-        dir = lb_xasprintf("%s/%s", tmpdir, e->d_name);
-        lock = lb_xasprintf("%s/.lock", dir);
-        fd = open(lock, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
-            lb_debug("removing the temp files of a writer that is gone: %s",
-                     dir);
-            store_rm_tree(dir);
-        }
-    }
-    closedir(d);
+    (void)name;
+    (void)opaque;
+    lb_debug("removing the temp files of a writer that is gone: %s", dir);
+    store_rm_tree(dir);
 }
 
 /* The writer's local temp directory, with a .lock held while it lives. */
@@ -64,7 +43,10 @@ local_dir(struct store_be *be, const char *tmpdir, const char *hex)
 {
     CLEANUP_FREE char *lock = NULL;
 
-    local_clean(tmpdir);
+    /* The local temp directories of writers that are gone: their .lock
+     * is no longer locked (a SIGKILLed front end leaves its manifest
+     * being written behind). */
+    store_tmp_sweep(tmpdir, LOCAL_PREFIX, 0, local_gone, NULL);
     be->tmp_dir = lb_xasprintf("%s/" LOCAL_PREFIX "%s-XXXXXX", tmpdir, hex);
     if (!mkdtemp(be->tmp_dir)) {
         int e = errno;

@@ -350,3 +350,27 @@ Test(repo, a_live_session_is_not_removed)
     cr_assert_eq(tu_count_entries(t), 1);
     store_close(w1);
 }
+
+Test(repo, a_symlink_in_tmp_is_never_followed)
+{
+    CLEANUP_FREE char *t = at("tmp");
+    CLEANUP_FREE char *elsewhere = lb_xasprintf("%s/elsewhere", tmp);
+    CLEANUP_FREE char *lock = lb_xasprintf("%s/elsewhere/.lock", tmp);
+    CLEANUP_FREE char *keep = lb_xasprintf("%s/elsewhere/keep", tmp);
+    CLEANUP_FREE char *link = at("tmp/4245-2222");
+    struct store *w;
+
+    /* What looks like a dead session (a free .lock) behind a symlink: a
+     * sweep must not remove what the link points to. */
+    cr_assert_eq(store_init(repo, PROTO_MIN_WINDOW), 0);
+    cr_assert_eq(mkdir(elsewhere, 0700), 0);
+    tu_write_file(lock, "", 0);
+    tu_write_file(keep, "data", 4);
+    cr_assert_eq(symlink(elsewhere, link), 0);
+    w = store_open(repo, STORE_WRITE, 0);
+    cr_assert_not_null(w);
+    cr_assert(tu_exists(keep), "the symlink's target was swept");
+    store_close(w);
+    cr_assert(tu_exists(keep));
+    cr_assert_eq(unlink(link), 0);
+}
