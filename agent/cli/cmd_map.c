@@ -72,6 +72,10 @@ cmd_map(int argc, char **argv)
     if (!(e.url = cli_need_repo("map", e.url)))
         return 2;
     e.verbose = lb_log_get_level() >= LB_LOG_DEBUG;
+    /* --daemon returns once the export serves and its pid file is there
+     * (nbdkit's parent exits before its child writes it). */
+    if (e.daemon)
+        return agent_export_start(&e, NULL) < 0 ? agent_fail() : 0;
     agent_export_exec(&e);
     return agent_fail();
 }

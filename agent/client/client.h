@@ -513,8 +513,10 @@ void agent_export_argv_free(char **v);
 /* Become nbdkit: returns only on failure (-1, error set). */
 int agent_export_exec(const struct agent_export *e);
 /* Start nbdkit as a daemon of its own (its own session, stdout and stderr
- * appended to log) and return once it serves: 0, or -1 with the last
- * line it logged. Its pid is in e->pidfile (which it needs). */
+ * appended to log) and return once it serves and its pid is in
+ * e->pidfile: 0, or -1 with the last line it logged. log NULL: nbdkit
+ * keeps our stderr until it forks (then logs as e says), and says itself
+ * why it did not start. */
 int agent_export_start(const struct agent_export *e, const char *log);
 
 /* ---- copy (copy.c) -------------------------------------------------------- */

@@ -166,15 +166,16 @@ agent_export_start(const struct agent_export *e, const char *log)
     int st, fd;
 
     d.daemon = true;
-    d.log_stderr = true;
+    d.log_stderr |= log != NULL;
     if (socket_clear(e->socket) < 0)
         return -1;
     v = agent_export_argv(&d);
     export_env();
-    fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    fd = log ? open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)
+             : dup(2);
     if (fd < 0) {
         agent_export_argv_free(v);
-        return lb_error(errno, "open %s", log);
+        return lb_error(errno, "open %s", log ? log : "stderr");
     }
     pid = fork();
     if (pid < 0) {
@@ -201,6 +202,8 @@ agent_export_start(const struct agent_export *e, const char *log)
     while (waitpid(pid, &st, 0) < 0)
         if (errno != EINTR)
             return lb_error(errno, "wait for nbdkit");
+    if ((!WIFEXITED(st) || WEXITSTATUS(st) != 0) && !log)
+        return lb_fail(EIO, "the export of disk %s did not start", e->disk);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         CLEANUP_FREE char *text = lb_read_file(log, 1u << 20, NULL);
         const char *last = text ? text : "";
@@ -228,7 +231,7 @@ agent_export_start(const struct agent_export *e, const char *log)
             return lb_fail(EIO,
                            "the export of disk %s started but wrote no pid "
                            "file %s in 60 s (its log: %s)",
-                           e->disk, e->pidfile, log);
+                           e->disk, e->pidfile, log ? log : "syslog");
         usleep(50 * 1000);
     }
     return 0;
