@@ -449,6 +449,7 @@ struct agent_reader_stats {
     uint64_t windows_fetched; /* decoded into the cache */
     uint64_t bytes_in;        /* chunk frames received */
     uint64_t reconnects;      /* sessions opened again after a failure */
+    uint64_t prefetches;      /* batches read ahead in the background */
 };
 
 /* Open disk of the backup of name picked by spec (agent_backup_open: with

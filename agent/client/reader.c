@@ -8,7 +8,12 @@
  * fetched through the repository session (GET_CHUNKS, the window asked
  * for and the windows read ahead of it in one pipelined batch), opened in
  * place by agent_chunk_open_own (checked against its id) and applied in
- * order, then kept in a small LRU cache of decoded windows. Extents (NBD
+ * order, then kept in a small LRU cache of decoded windows. Reads that go
+ * forward (QEMU's block-stream, nbdcopy with one request in flight) also
+ * start a background thread that fetches the next windows while the
+ * reader still has some ahead of it, so a sequential reader waits on no
+ * fetch but the first; a read ahead never evicts a window the reader has
+ * not reached. Extents (NBD
  * block status) come from the manifest and the DELTAs' runs, never from
  * the data: a window with an empty stack is a hole, a DELTA's zero run is
  * zero.
@@ -73,6 +78,15 @@ struct agent_reader {
     pthread_mutex_t fetch;
     uint64_t last_miss; /* the last window fetched on demand, + 1 */
     unsigned readahead;
+    /* reading ahead in the background (lock): a thread started by the
+     * first sequential read (not at open: nbdkit forks after that) that
+     * fetches the windows ahead of the reads while the client is busy
+     * with what it got, instead of on its next miss */
+    pthread_t pf_thread;
+    bool pf_started, pf_stop;
+    pthread_cond_t pf_cond;
+    uint64_t pf_want;   /* the first window to fetch; UINT64_MAX: none */
+    uint64_t last_read; /* the last window a read hit, + 1 */
     /* decoding a batch: a thread per window, at most nworkers, each with
      * its zstd context and DELTA plaintext buffer */
     unsigned nworkers, nworkers_busy;
@@ -198,6 +212,8 @@ agent_reader_open(const char *url, const char *name, const char *spec,
     snprintf(rd->disk, sizeof rd->disk, "%s", disk);
     pthread_mutex_init(&rd->lock, NULL);
     pthread_mutex_init(&rd->fetch, NULL);
+    pthread_cond_init(&rd->pf_cond, NULL);
+    rd->pf_want = UINT64_MAX;
     if (agent_backup_open(url, name, spec, &rd->b) < 0 ||
         !agent_backup_disk(&rd->b, disk) || index_build(rd) < 0) {
         agent_reader_close(rd);
@@ -226,6 +242,12 @@ agent_reader_close(struct agent_reader *rd)
 {
     if (!rd)
         return;
+    pthread_mutex_lock(&rd->lock);
+    rd->pf_stop = true;
+    pthread_cond_signal(&rd->pf_cond);
+    pthread_mutex_unlock(&rd->lock);
+    if (rd->pf_started)
+        pthread_join(rd->pf_thread, NULL);
     for (unsigned i = 0; i < rd->nslots; i++) {
         free(rd->slots[i].win);
         free(rd->slots[i].map);
@@ -245,6 +267,7 @@ agent_reader_close(struct agent_reader *rd)
     free(rd->url);
     pthread_mutex_destroy(&rd->lock);
     pthread_mutex_destroy(&rd->fetch);
+    pthread_cond_destroy(&rd->pf_cond);
     free(rd);
 }
 
@@ -287,15 +310,19 @@ cache_find(struct agent_reader *rd, uint64_t w)
     return NULL;
 }
 
-/* The least recently used slot that is not being filled. */
+/* The least recently used slot that is not being filled; with behind,
+ * only an empty one or one holding a window before window behind - 1 (a
+ * read ahead must not evict what the reader has not reached). */
 static struct rd_slot *
-cache_victim(struct agent_reader *rd)
+cache_victim(struct agent_reader *rd, uint64_t behind)
 {
     struct rd_slot *v = NULL;
 
     for (unsigned i = 0; i < rd->nslots; i++) {
         struct rd_slot *s = &rd->slots[i];
-        if (!s->filling && (!v || s->used < v->used))
+        if (s->filling || (behind && s->used && s->index + 1 >= behind))
+            continue;
+        if (!v || s->used < v->used)
             v = s;
     }
     return v;
@@ -425,6 +452,7 @@ struct rd_batch {
     size_t at[RD_MAX_BATCH][PROTO_MAX_STACK]; /* in rd->raw[i] */
     int rc[RD_MAX_BATCH];
     uint64_t bytes_in;
+    uint64_t behind;           /* cache_victim's: 0 for a fetch on demand */
     struct lb_error_saved err; /* the first window's error */
     unsigned next;             /* the next window to decode (atomic) */
     struct agent_reader *rd;
@@ -530,7 +558,7 @@ batch_add(struct agent_reader *rd, struct rd_batch *bt, uint64_t w)
     for (unsigned i = 0; i < bt->n; i++)
         if (bt->w[i] == w)
             return;
-    s = cache_victim(rd);
+    s = cache_victim(rd, bt->behind);
     if (!s)
         return;
     s->filling = true;
@@ -547,13 +575,13 @@ batch_add(struct agent_reader *rd, struct rd_batch *bt, uint64_t w)
  * (or was cached meanwhile), -1 (EIO, error set) if w could not be.
  */
 static int
-fetch(struct agent_reader *rd, uint64_t w)
+fetch_batch(struct agent_reader *rd, uint64_t w, bool seq, bool ahead)
 {
     struct rd_batch bt = {0};
-    bool seq = w == rd->last_miss;
     int rc;
 
     pthread_mutex_lock(&rd->lock);
+    bt.behind = ahead ? LB_MAX(rd->last_read, (uint64_t)1) : 0;
     batch_add(rd, &bt, w);
     if (bt.n == 0) {
         pthread_mutex_unlock(&rd->lock);
@@ -620,6 +648,79 @@ fetch(struct agent_reader *rd, uint64_t w)
     return 0;
 }
 
+static int
+fetch(struct agent_reader *rd, uint64_t w)
+{
+    return fetch_batch(rd, w, w == rd->last_miss, false);
+}
+
+/* ---- reading ahead ----------------------------------------------------------- */
+
+static void *
+prefetch_main(void *arg)
+{
+    struct agent_reader *rd = arg;
+
+    pthread_mutex_lock(&rd->lock);
+    while (!rd->pf_stop) {
+        uint64_t w = rd->pf_want;
+
+        if (w == UINT64_MAX) {
+            pthread_cond_wait(&rd->pf_cond, &rd->lock);
+            continue;
+        }
+        rd->pf_want = UINT64_MAX;
+        pthread_mutex_unlock(&rd->lock);
+        /* A failure is the next read's to see (it fetches again). */
+        pthread_mutex_lock(&rd->fetch);
+        if (fetch_batch(rd, w, true, true) < 0)
+            lb_debug("reader of %s/%s: reading ahead at window %llu: %s",
+                     rd->b.id, rd->disk, (unsigned long long)w, lb_error_msg());
+        rd->last_miss = w + 1 + rd->readahead;
+        pthread_mutex_unlock(&rd->fetch);
+        pthread_mutex_lock(&rd->lock);
+        rd->st.prefetches++;
+    }
+    pthread_mutex_unlock(&rd->lock);
+    return NULL;
+}
+
+/*
+ * A read hit window w (rd->lock held): when the reads go forward, ask the
+ * thread to fetch the first window of the next readahead that is neither
+ * cached nor being fetched, while half of them are still ahead of w.
+ */
+static void
+prefetch_maybe(struct agent_reader *rd, uint64_t w)
+{
+    bool seq = w == rd->last_read || w + 1 == rd->last_read;
+
+    rd->last_read = w + 1;
+    if (!seq || rd->readahead < 2 || rd->pf_stop)
+        return;
+    for (uint64_t k = 1; k <= rd->readahead / 2 + 1; k++) {
+        uint64_t n = w + k;
+        bool busy = false;
+
+        if (n >= rd->nwindows)
+            return;
+        if (depth_of(rd, n) == 0 || cache_find(rd, n))
+            continue;
+        for (unsigned i = 0; i < rd->nslots; i++)
+            busy |= rd->slots[i].filling && rd->slots[i].index == n;
+        if (busy)
+            return;
+        if (!rd->pf_started) {
+            if (pthread_create(&rd->pf_thread, NULL, prefetch_main, rd) != 0)
+                return;
+            rd->pf_started = true;
+        }
+        rd->pf_want = n;
+        pthread_cond_signal(&rd->pf_cond);
+        return;
+    }
+}
+
 /* ---- reads ------------------------------------------------------------------ */
 
 /* Copy [from, from+len) of window w into buf if cached: true if it was.
@@ -651,6 +752,7 @@ read_window(struct agent_reader *rd, uint64_t w, uint32_t from, size_t len,
     pthread_mutex_lock(&rd->lock);
     if (copy_cached(rd, w, from, len, buf)) {
         rd->st.hits++;
+        prefetch_maybe(rd, w);
         pthread_mutex_unlock(&rd->lock);
         return 0;
     }

@@ -11,8 +11,11 @@
  *
  * Threads: nbdkit's parallel model. Every connection shares the one
  * reader (one repository session, one cache): reads of cached windows run
- * side by side, fetches one at a time. The export never changes, so
- * several connections see the same data (multi-conn is safe).
+ * side by side, fetches one at a time (sequential reads have the reader's
+ * read-ahead thread fetch ahead of them, started on the first such read:
+ * after nbdkit's fork). The export never changes, so several connections
+ * see the same data (multi-conn is safe). With nbdkit -v (`livebackup
+ * map -v`), the reader's counts are logged when the export stops.
  *
  * The reader is opened in .get_ready, before nbdkit forks into the
  * background, so that a wrong repository, name or disk fails `nbdkit`
@@ -24,6 +27,7 @@
 #include "agent/client/client.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <string.h>
 
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
@@ -37,6 +41,16 @@ static struct {
 static void
 map_unload(void)
 {
+    if (map.rd) {
+        struct agent_reader_stats st;
+        agent_reader_get_stats(map.rd, &st);
+        nbdkit_debug("reader: %" PRIu64 " window hits, %" PRIu64
+                     " misses, %" PRIu64 " windows fetched, %" PRIu64
+                     " batches read ahead in the background, %" PRIu64
+                     " reconnects",
+                     st.hits, st.misses, st.windows_fetched, st.prefetches,
+                     st.reconnects);
+    }
     agent_reader_close(map.rd);
     free(map.repo);
     free(map.name);

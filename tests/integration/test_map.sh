@@ -76,6 +76,30 @@ qemu-img compare -q -f raw -F qcow2 "$T/copy.raw" "$T/t.qcow2" ||
     fail "the incremental's export differs from the image it was taken from"
 ok "nbdcopy of the export equals restore-image, full and incremental (local)"
 
+# Reading ahead: reads one at a time, 512 KiB each, front to back (what
+# QEMU's block-stream does during an instant restore's pull) find the
+# windows ahead fetched in the background while they copy; the copy is
+# exact. 48 MiB of random data: 12 windows of 4 MiB.
+qemu-img create -q -f qcow2 "$T/seq.qcow2" 48M
+write_random "$T/seq.qcow2" qcow2 0 $((48 << 20))
+run_ok livebackup backup-image --json --repo "$R" --name seq --disk vda="$T/seq.qcow2"
+seq_id=$(json_field "$T/out" summary id)
+rm -f "$S.pid"
+livebackup map -v --repo "$R" --name seq --disk vda --socket "$S" \
+    --pid-file "$S.pid" 2>"$T/seq.log" &
+MAP_PID=$!
+lb_track "$MAP_PID"
+wait_until 60 "the export of $seq_id" map_ready "$S"
+nbdcopy --requests=1 --request-size=524288 "$(nbd "$S")" "$T/seq.raw" ||
+    fail "nbdcopy of the export of $seq_id"
+map_stop
+qemu-img compare -q -f raw -F qcow2 "$T/seq.raw" "$T/seq.qcow2" ||
+    fail "the sequential copy differs from the image"
+line=$(grep -a "reader: " "$T/seq.log") || fail "no reader statistics: $(tail -n 5 "$T/seq.log")"
+ahead=$(sed -n 's/.* \([0-9]*\) batches read ahead in the background.*/\1/p' <<<"$line")
+[[ $ahead =~ ^[0-9]+$ ]] && ((ahead >= 1)) || fail "nothing read ahead in the background: $line"
+ok "sequential reads one at a time: $ahead batches read ahead in the background, the copy exact (${line#*reader: })"
+
 # Block status: the holes, the data, and the zero run of a DELTA (88M: 12
 # KiB of data on zeros).
 map_start "$incr" "$S"
