@@ -2,7 +2,8 @@
 /*
  * The QUERY thread of a writing session (see query.h): a bounded FIFO of
  * a backup's QUERY frames, answered in order by one thread while the
- * session thread goes on reading CHUNK frames. One lock guards the FIFO
+ * session thread goes on reading CHUNK frames; the frames that wait for
+ * it are looked up together. One lock guards the FIFO
  * and the backup's noted chunks (store_txn_note_chunk, store_txn_noted),
  * which the session thread also notes for every CHUNK.
  */
@@ -31,65 +32,74 @@ struct backupd_query {
     struct lb_buf out; /* the HAVE, or the ERROR, being built */
 };
 
-/* Look up the digests of j not noted yet in one batch
- * (store_chunk_head_many: one round trip on RADOS), touch them (for gc),
- * and note their headers: a gc running now may move a chunk aside for an
- * instant before it sees the touch and puts it back, and the window
- * records that name it must not find it missing then. A damaged header is
- * noted as unknown: the records that name it fail on it. The HAVE into
- * q->out; -1 on error. */
+/* Look up the digests of the k jobs from first on that are not noted
+ * yet, in one batch (store_chunk_head_many: one round trip on RADOS, for
+ * every QUERY that waited meanwhile), touch them (for gc), and note their
+ * headers: a gc running now may move a chunk aside for an instant before
+ * it sees the touch and puts it back, and the window records that name it
+ * must not find it missing then. A damaged header is noted as unknown:
+ * the records that name it fail on it. Their HAVEs into q->out, in order;
+ * -1 on error. */
 static int
-query_answer(struct backupd_query *q, const struct job *j)
+query_answer(struct backupd_query *q, unsigned first, unsigned k,
+             uint32_t total)
 {
     struct session *s = q->s;
-    uint8_t bits[PROTO_MAX_QUERY / 8] = {0};
-    struct proto_digest *d = lb_xcalloc(j->n ? j->n : 1, sizeof *d);
-    struct store_chunk_hdr *hd = lb_xcalloc(j->n ? j->n : 1, sizeof *hd);
-    int *err = lb_xcalloc(j->n ? j->n : 1, sizeof *err);
-    uint32_t *idx = lb_xcalloc(j->n ? j->n : 1, sizeof *idx);
+    uint8_t(*bits)[PROTO_MAX_QUERY / 8] = lb_xcalloc(k, sizeof *bits);
+    struct proto_digest *d = lb_xcalloc(total ? total : 1, sizeof *d);
+    struct store_chunk_hdr *hd = lb_xcalloc(total ? total : 1, sizeof *hd);
+    int *err = lb_xcalloc(total ? total : 1, sizeof *err);
+    uint32_t *idx = lb_xcalloc(total ? total : 1, sizeof *idx);
     uint32_t m = 0;
     int rc;
 
     pthread_mutex_lock(&q->lock);
-    for (uint32_t i = 0; i < j->n; i++) {
-        memcpy(d[m].b, j->dg + (size_t)i * PROTO_DIGEST_LEN, PROTO_DIGEST_LEN);
-        if (store_txn_noted(s->txn, &d[m]))
-            bits[i / 8] |= (uint8_t)(1u << (i % 8));
-        else
-            idx[m++] = i;
+    for (unsigned b = 0; b < k; b++) {
+        const struct job *j = &q->jobs[(first + b) % BACKUPD_QUERY_DEPTH];
+        for (uint32_t i = 0; i < j->n; i++) {
+            memcpy(d[m].b, j->dg + (size_t)i * PROTO_DIGEST_LEN,
+                   PROTO_DIGEST_LEN);
+            if (store_txn_noted(s->txn, &d[m]))
+                bits[b][i / 8] |= (uint8_t)(1u << (i % 8));
+            else
+                idx[m++] = b * PROTO_MAX_QUERY + i;
+        }
     }
     pthread_mutex_unlock(&q->lock);
     rc = store_chunk_head_many(s->st, d, m, true, hd, err);
     pthread_mutex_lock(&q->lock);
-    for (uint32_t k = 0; rc == 0 && k < m; k++) {
-        if (err[k] == ENOENT)
+    for (uint32_t x = 0; rc == 0 && x < m; x++) {
+        uint32_t b = idx[x] / PROTO_MAX_QUERY, i = idx[x] % PROTO_MAX_QUERY;
+        if (err[x] == ENOENT)
             continue;
-        store_txn_note_chunk(s->txn, &d[k],
-                             err[k] ? STORE_TYPE_UNKNOWN : hd[k].type,
-                             err[k] ? 0 : hd[k].raw_len);
-        bits[idx[k] / 8] |= (uint8_t)(1u << (idx[k] % 8));
+        store_txn_note_chunk(s->txn, &d[x],
+                             err[x] ? STORE_TYPE_UNKNOWN : hd[x].type,
+                             err[x] ? 0 : hd[x].raw_len);
+        bits[b][i / 8] |= (uint8_t)(1u << (i % 8));
     }
     pthread_mutex_unlock(&q->lock);
+    for (unsigned b = 0; rc == 0 && b < k; b++)
+        proto_enc_have(&q->out, bits[b],
+                       q->jobs[(first + b) % BACKUPD_QUERY_DEPTH].n);
+    free(bits);
     free(d);
     free(hd);
     free(err);
     free(idx);
-    if (rc == 0)
-        proto_enc_have(&q->out, bits, j->n);
     return rc;
 }
 
-/* Answer j (HAVE), or send the client the error: 0, or -1 with the
- * failure in *e. */
+/* Answer k jobs from first on (their HAVEs), or send the client the
+ * error: 0, or -1 with the failure in *e. */
 static int
-query_one(struct backupd_query *q, const struct job *j,
-          struct lb_error_saved *e)
+query_some(struct backupd_query *q, unsigned first, unsigned k, uint32_t total,
+           struct lb_error_saved *e)
 {
-    if (query_answer(q, j) < 0) {
+    if (query_answer(q, first, k, total) < 0) {
         lb_error_save(e);
-        /* The client waits for this HAVE: it gets the error instead, from
-         * here (the session thread may be waiting for the client's next
-         * frame). */
+        /* The client waits for these HAVEs: it gets the error instead,
+         * from here (the session thread may be waiting for the client's
+         * next frame). */
         backupd_session_send_error(q->s, &q->out, 0);
         return -1;
     }
@@ -107,26 +117,35 @@ query_main(void *arg)
 
     pthread_mutex_lock(&q->lock);
     for (;;) {
+        unsigned k = 1;
+        uint32_t total;
+
         while (!q->quit && q->len == 0)
             pthread_cond_wait(&q->work, &q->lock);
         if (q->len == 0)
             break;
+        /* Every QUERY waiting, up to one frame's worth of digests. */
+        total = q->jobs[q->head].n;
+        while (k < q->len &&
+               total + q->jobs[(q->head + k) % BACKUPD_QUERY_DEPTH].n <=
+                   PROTO_MAX_QUERY)
+            total += q->jobs[(q->head + k++) % BACKUPD_QUERY_DEPTH].n;
         q->busy = true;
         /* Stopped with queries left: the session is ending anyway. */
         if (!q->failed && !q->quit) {
-            const struct job *j = &q->jobs[q->head];
+            unsigned first = q->head;
             struct lb_error_saved e = {0};
             int r;
             pthread_mutex_unlock(&q->lock);
-            r = query_one(q, j, &e);
+            r = query_some(q, first, k, total, &e);
             pthread_mutex_lock(&q->lock);
             if (r < 0) {
                 q->failed = true;
                 q->err = e;
             }
         }
-        q->head = (q->head + 1) % BACKUPD_QUERY_DEPTH;
-        q->len--;
+        q->head = (q->head + k) % BACKUPD_QUERY_DEPTH;
+        q->len -= k;
         q->busy = false;
         pthread_cond_broadcast(&q->room);
     }

@@ -20,14 +20,17 @@
 
 #include "backupd/session.h"
 
-/* How many QUERY frames wait for the thread at most (the client's own
- * bound on them is its ring of windows). */
-#define BACKUPD_QUERY_DEPTH 4
+/* How many QUERY frames wait for the thread at most (the agent keeps
+ * fewer in flight: its ring of windows): looked up together, up to
+ * PROTO_MAX_QUERY digests. */
+#define BACKUPD_QUERY_DEPTH 8
 /* What the QUERY thread may allocate at worst: its queue of frames
- * (PROTO_MAX_QUERY digests each) and a HAVE. */
+ * (PROTO_MAX_QUERY digests each), the working memory of one lookup of
+ * PROTO_MAX_QUERY digests (512 bytes each is more than the store and
+ * librados take for one), the HAVEs. */
 #define BACKUPD_QUERY_BYTES                                                    \
     (BACKUPD_QUERY_DEPTH * (uint64_t)PROTO_MAX_QUERY * PROTO_DIGEST_LEN +      \
-     (64u << 10))
+     (uint64_t)PROTO_MAX_QUERY * 512 + (64u << 10))
 
 /* Start the QUERY thread of session s (its s->st and s->txn are read
  * while a QUERY is answered). NULL with the error slot set. */
