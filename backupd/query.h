@@ -20,14 +20,15 @@
 
 #include "backupd/session.h"
 
-/* How many QUERY frames wait for the thread at most (the agent keeps
- * fewer in flight: its ring of windows): looked up together, up to
- * PROTO_MAX_QUERY digests. */
+/* How many QUERY frames wait for the thread at most (more stay in the
+ * connection: the session thread blocks); those waiting are looked up
+ * together, up to PROTO_MAX_QUERY digests. */
 #define BACKUPD_QUERY_DEPTH 8
 /* What the QUERY thread may allocate at worst: its queue of frames
- * (PROTO_MAX_QUERY digests each), the working memory of one lookup of
- * PROTO_MAX_QUERY digests (512 bytes each is more than the store and
- * librados take for one), the HAVEs. */
+ * (PROTO_MAX_QUERY digests each), the arrays of one lookup of
+ * PROTO_MAX_QUERY digests in query.c, the store and the backend (under
+ * 512 bytes a digest; librados' own state per operation is not counted),
+ * the HAVEs. */
 #define BACKUPD_QUERY_BYTES                                                    \
     (BACKUPD_QUERY_DEPTH * (uint64_t)PROTO_MAX_QUERY * PROTO_DIGEST_LEN +      \
      (uint64_t)PROTO_MAX_QUERY * 512 + (64u << 10))
