@@ -12,6 +12,7 @@
  * before they are stored.
  */
 #include "backupd/session.h"
+#include "backupd/query.h"
 
 #include <errno.h>
 #include <fnmatch.h>
@@ -54,8 +55,8 @@ backupd_err_code(int errnum)
     }
 }
 
-int
-backupd_session_fail(struct session *s, uint32_t code)
+void
+backupd_session_send_error(struct session *s, struct lb_buf *buf, uint32_t code)
 {
     const char *hint = lb_error_hint_msg();
 
@@ -69,9 +70,15 @@ backupd_session_fail(struct session *s, uint32_t code)
                    : "free space on the repository's filesystem and run the "
                      "backup again: the data already stored will be reused";
     lb_info("session error: %s", lb_error_msg());
-    lb_buf_reset(&s->out);
-    proto_enc_error(&s->out, code, lb_error_msg(), hint);
-    proto_conn_send_buf(s->conn, &s->out);
+    lb_buf_reset(buf);
+    proto_enc_error(buf, code, lb_error_msg(), hint);
+    proto_conn_send_buf(s->conn, buf);
+}
+
+int
+backupd_session_fail(struct session *s, uint32_t code)
+{
+    backupd_session_send_error(s, &s->out, code);
     return -1;
 }
 
@@ -86,6 +93,12 @@ int
 backupd_session_send(struct session *s)
 {
     return proto_conn_send_buf(s->conn, &s->out);
+}
+
+int
+backupd_session_send_buf(struct session *s, struct lb_buf *buf)
+{
+    return proto_conn_send_buf(s->conn, buf);
 }
 
 int
@@ -130,7 +143,7 @@ backupd_session_unreserve(struct session *s, uint64_t bytes)
 }
 
 /* A writer's chunk pool: as many checking threads as the memory bound
- * lets it reserve (at least one). */
+ * lets it reserve (at least one); and its QUERY thread. */
 static int
 start_pool(struct session *s)
 {
@@ -145,7 +158,10 @@ start_pool(struct session *s)
     if (n > 1)
         s->reserved += n * BACKUPD_POOL_WORKER_BYTES;
     s->pool = backupd_pool_start(s->st, n);
-    return 0;
+    if (!backupd_session_reserve(s, BACKUPD_QUERY_BYTES, "a backup"))
+        return -1;
+    s->query = backupd_query_start(s);
+    return s->query ? 0 : -1;
 }
 
 static int
@@ -587,6 +603,11 @@ backupd_session_run(int fd_in, int fd_out, const struct backupd_opts *o)
             backupd_session_fail(&s, 0);
             break;
         }
+        /* The QUERY thread told the client already. */
+        if (s.txn && backupd_query_failed(s.query)) {
+            backupd_query_wait(s.query);
+            break;
+        }
         if (proto_conn_recv(s.conn, &h, &p) < 0) {
             if (proto_conn_eof(s.conn) && !s.txn &&
                 strcmp(lb_error_msg(), "connection closed by the peer") == 0) {
@@ -606,11 +627,13 @@ backupd_session_run(int fd_in, int fd_out, const struct backupd_opts *o)
     }
 out:
     if (s.txn) {
+        backupd_query_wait(s.query);
         backupd_pool_wait(s.pool);
         lb_info("backup %s abandoned: only its chunks remain, for reuse",
                 store_txn_id(s.txn));
         store_txn_abort(s.txn);
     }
+    backupd_query_stop(s.query);
     backupd_pool_stop(s.pool);
     for (unsigned i = 0; i < s.nscratch; i++)
         store_scratch_free(s.scratch[i]);

@@ -16,6 +16,8 @@
 /* GET_STORED checks this many chunks at once, at most. */
 #define SESSION_STORED_THREADS 4
 
+struct backupd_query;
+
 struct session {
     const struct backupd_opts *o;
     struct proto_conn *conn;
@@ -25,8 +27,9 @@ struct session {
     uint64_t features; /* negotiated in HELLO (PROTO_FEATURE_*) */
     struct store_txn *txn;
     bool in_disk;
-    bool importing;            /* s->txn is an IMPORT */
-    struct backupd_pool *pool; /* opened for writing: the chunk pool */
+    bool importing;              /* s->txn is an IMPORT */
+    struct backupd_pool *pool;   /* opened for writing: the chunk pool */
+    struct backupd_query *query; /* and a backup's QUERY thread */
     uint64_t bytes_received_at_begin;
     uint64_t verify_last_ns;
     uint64_t reserved; /* of o->limits, given back at the end */
@@ -63,6 +66,13 @@ int backupd_session_fail(struct session *s, uint32_t code);
 int backupd_session_proto_fail(struct session *s, const char *what, int status);
 /* Send what s->out holds. */
 int backupd_session_send(struct session *s);
+/* Send what buf holds (another thread's reply: query.c). */
+int backupd_session_send_buf(struct session *s, struct lb_buf *buf);
+/* Send the error slot, built in buf, to the client (code 0: from its
+ * errno class) and log it, as backupd_session_fail does (which builds it
+ * in s->out). */
+void backupd_session_send_error(struct session *s, struct lb_buf *buf,
+                                uint32_t code);
 /* The request `what` needs the repository opened in mode or above; -1
  * (the client told) if not. */
 int backupd_session_need_store(struct session *s, uint8_t mode,

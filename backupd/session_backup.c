@@ -3,9 +3,11 @@
  * The requests of a backup (PROTOCOL.md, "Backup flow"): BACKUP_BEGIN
  * (or IMPORT, "Copy"),
  * then per disk DISK_BEGIN (DISK_READY and the parent's DEPTHS back),
- * QUERY/HAVE, CHUNK (to the pool) and WINDOWS, DISK_END; COMMIT once every
+ * QUERY/HAVE (to the QUERY thread), CHUNK (to the pool) and WINDOWS,
+ * DISK_END; COMMIT once every
  * chunk is durable, or ABORT. The manifest is built by store/txn.c.
  */
+#include "backupd/query.h"
 #include "backupd/session.h"
 
 #include <errno.h>
@@ -132,6 +134,10 @@ backupd_req_disk_begin(struct session *s, const uint8_t *p, uint32_t len)
         lb_error(0, "DISK_BEGIN outside a backup");
         return backupd_session_fail(s, PROTO_ERR_PROTOCOL);
     }
+    if (backupd_query_wait(s->query) < 0) {
+        proto_kv_free(&db.meta);
+        return -1;
+    }
     proto_str_copy(disk, sizeof disk, db.disk);
     /* The window count is known before the parent is read. */
     o.nwin = proto_mf_windows_for(db.size, store_window_size(s->st));
@@ -150,55 +156,6 @@ backupd_req_disk_begin(struct session *s, const uint8_t *p, uint32_t len)
     return backupd_session_send(s);
 }
 
-/*
- * A QUERY during a backup: every chunk not noted yet is looked up in one
- * batch (store_chunk_head_many: one round trip on RADOS), touched (for
- * gc), and its header noted: a gc running now may move a chunk aside for
- * an instant before it sees the touch and puts it back, and the window
- * records that name it must not find it missing then. A damaged header is
- * noted as unknown: the records that name it fail on it.
- */
-static int
-query_txn(struct session *s, const uint8_t *dg, uint32_t n)
-{
-    uint8_t bits[PROTO_MAX_QUERY / 8] = {0};
-    struct proto_digest *d = lb_xcalloc(n ? n : 1, sizeof *d);
-    struct store_chunk_hdr *hd = lb_xcalloc(n ? n : 1, sizeof *hd);
-    int *err = lb_xcalloc(n ? n : 1, sizeof *err);
-    uint32_t *idx = lb_xcalloc(n ? n : 1, sizeof *idx);
-    uint32_t m = 0;
-    int rc = 0;
-
-    for (uint32_t i = 0; i < n; i++) {
-        memcpy(d[m].b, dg + (size_t)i * PROTO_DIGEST_LEN, PROTO_DIGEST_LEN);
-        if (store_txn_noted(s->txn, &d[m]))
-            bits[i / 8] |= (uint8_t)(1u << (i % 8));
-        else
-            idx[m++] = i;
-    }
-    if (store_chunk_head_many(s->st, d, m, true, hd, err) < 0) {
-        rc = -1;
-        goto out;
-    }
-    for (uint32_t k = 0; k < m; k++) {
-        if (err[k] == ENOENT)
-            continue;
-        store_txn_note_chunk(s->txn, &d[k],
-                             err[k] ? STORE_TYPE_UNKNOWN : hd[k].type,
-                             err[k] ? 0 : hd[k].raw_len);
-        bits[idx[k] / 8] |= (uint8_t)(1u << (idx[k] % 8));
-    }
-out:
-    free(d);
-    free(hd);
-    free(err);
-    free(idx);
-    if (rc < 0)
-        return backupd_session_fail(s, 0);
-    proto_enc_have(&s->out, bits, n);
-    return backupd_session_send(s);
-}
-
 int
 backupd_req_query(struct session *s, const uint8_t *p, uint32_t len)
 {
@@ -212,7 +169,7 @@ backupd_req_query(struct session *s, const uint8_t *p, uint32_t len)
     if (backupd_session_need_store(s, PROTO_OPEN_READ, "QUERY") < 0)
         return -1;
     if (s->txn)
-        return query_txn(s, dg, n);
+        return backupd_query_submit(s->query, dg, n);
     for (uint32_t i = 0; i < n; i++) {
         struct proto_digest d;
         int have;
@@ -242,7 +199,7 @@ backupd_req_chunk(struct session *s, const uint8_t *p, uint32_t len)
         return backupd_session_fail(s, PROTO_ERR_INVALID);
     }
     if (s->txn)
-        store_txn_note_chunk(s->txn, &c.d, c.type, c.raw_len);
+        backupd_query_note_chunk(s->query, s->txn, &c.d, c.type, c.raw_len);
     backupd_pool_submit(s->pool, &c);
     return 0;
 }
@@ -261,6 +218,8 @@ backupd_req_windows(struct session *s, const uint8_t *p, uint32_t len)
         lb_error(0, "WINDOWS outside a disk");
         return backupd_session_fail(s, PROTO_ERR_PROTOCOL);
     }
+    if (backupd_query_wait(s->query) < 0)
+        return -1;
     while ((st = proto_dec_window_next(&pr, &rec)) == 1) {
         if (++seen > count)
             break;
@@ -286,6 +245,10 @@ backupd_req_disk_end(struct session *s, const uint8_t *p, uint32_t len)
         proto_kv_free(&meta);
         lb_error(0, "DISK_END outside a disk");
         return backupd_session_fail(s, PROTO_ERR_PROTOCOL);
+    }
+    if (backupd_query_wait(s->query) < 0) {
+        proto_kv_free(&meta);
+        return -1;
     }
     st = store_txn_disk_end(s->txn, &meta);
     proto_kv_free(&meta);
@@ -349,6 +312,10 @@ backupd_req_commit(struct session *s, const uint8_t *p, uint32_t len)
         return backupd_session_fail(s, PROTO_ERR_PROTOCOL);
     }
     lb_fault_point("backupd:commit-received");
+    if (backupd_query_wait(s->query) < 0) {
+        proto_kv_free(&meta);
+        return -1;
+    }
     /* Every chunk this backup sent must be stored before the manifest. */
     if (backupd_pool_wait(s->pool) < 0) {
         proto_kv_free(&meta);
@@ -394,6 +361,8 @@ backupd_req_abort(struct session *s, uint32_t len)
     if (len != 0)
         return backupd_session_proto_fail(s, "ABORT", PROTO_E_TRAILING);
     if (s->txn) {
+        if (backupd_query_wait(s->query) < 0)
+            return -1;
         backupd_pool_wait(s->pool);
         lb_info("backup %s abandoned by the client", store_txn_id(s->txn));
         store_txn_abort(s->txn);

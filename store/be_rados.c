@@ -39,6 +39,16 @@ struct be_rados {
      * keeps per ioctx: one ioctx for them, one at a time. */
     rados_ioctx_t gc_io;
     pthread_mutex_t gc_lock;
+    /* A QUERY's reads and touches (head_many) on a connection of their
+     * own: on the one that carries the chunks' creates, a read of 24
+     * bytes waits behind megabytes of chunk data queued in the socket,
+     * and the session that asked waits with it. Connected at the first
+     * head_many (q_lock), from spec; the main one if that fails. */
+    struct store_be_rados_spec spec;
+    pthread_mutex_t q_lock;
+    bool q_tried;
+    rados_t q_cluster;
+    rados_ioctx_t q_io;
     unsigned lease;
     pthread_mutex_t lock;
     pthread_cond_t wake;
@@ -569,14 +579,21 @@ rados_be_close(struct store_be *be)
         rados_ioctx_destroy(b->gc_io);
     if (b->io)
         rados_ioctx_destroy(b->io);
+    if (b->q_io)
+        rados_ioctx_destroy(b->q_io);
     if (b->cluster)
         rados_shutdown(b->cluster);
+    if (b->q_cluster)
+        rados_shutdown(b->q_cluster);
     pthread_mutex_destroy(&b->gc_lock);
+    pthread_mutex_destroy(&b->q_lock);
     pthread_mutex_destroy(&b->lock);
     pthread_cond_destroy(&b->wake);
     free(b->be.where);
     free(b);
 }
+
+static rados_ioctx_t query_ioctx(struct be_rados *b);
 
 /* One object's part of a batch: its touch and its read, in flight. */
 struct head_op {
@@ -606,14 +623,16 @@ head_reads_send(struct be_rados *b, const char *const *objs, size_t n,
                 struct head_op *h, uint8_t *head, size_t head_len, size_t *got,
                 uint64_t *size)
 {
+    rados_ioctx_t io = query_ioctx(b);
+
     for (size_t i = 0; i < n; i++) {
         h[i].rop = rados_create_read_op();
         rados_read_op_stat(h[i].rop, &size[i], &h[i].mtime, &h[i].stat_rval);
         rados_read_op_read(h[i].rop, 0, head_len, (char *)head + i * head_len,
                            &got[i], &h[i].read_rval);
         if (rados_aio_create_completion2(NULL, NULL, &h[i].read_c) < 0 ||
-            rados_aio_read_op_operate(h[i].rop, b->io, h[i].read_c, objs[i],
-                                      0) < 0) {
+            rados_aio_read_op_operate(h[i].rop, io, h[i].read_c, objs[i], 0) <
+                0) {
             /* Not sent: nothing to wait for. */
             if (h[i].read_c)
                 rados_aio_release(h[i].read_c);
@@ -630,6 +649,7 @@ static int
 head_touches_send(struct be_rados *b, const char *const *objs, size_t n,
                   struct head_op *h, const int *err)
 {
+    rados_ioctx_t io = query_ioctx(b);
     char v[32];
 
     snprintf(v, sizeof v, "%lld", (long long)time(NULL));
@@ -640,7 +660,7 @@ head_touches_send(struct be_rados *b, const char *const *objs, size_t n,
         rados_write_op_assert_exists(h[i].wop);
         rados_write_op_setxattr(h[i].wop, RADOS_TOUCH_XATTR, v, strlen(v));
         if (rados_aio_create_completion2(NULL, NULL, &h[i].touch_c) < 0 ||
-            rados_aio_write_op_operate(h[i].wop, b->io, h[i].touch_c, objs[i],
+            rados_aio_write_op_operate(h[i].wop, io, h[i].touch_c, objs[i],
                                        NULL, 0) < 0) {
             if (h[i].touch_c)
                 rados_aio_release(h[i].touch_c);
@@ -760,30 +780,44 @@ store_be_lease(const struct store_be *be)
     return ((const struct be_rados *)be)->lease;
 }
 
+/* A cluster handle of client.ID with the op timeouts, connected. */
 static int
-connect_cluster(struct be_rados *b, const struct store_be_rados_spec *o)
+connect_handle(struct be_rados *b, const struct store_be_rados_spec *o,
+               rados_t *cl)
 {
     char t[32];
-    int r = rados_create(&b->cluster, o->id);
+    int r = rados_create(cl, o->id);
 
-    if (r < 0)
+    if (r < 0) {
+        *cl = NULL;
         return lb_error(-r, "%s: rados_create", b->be.where);
-    r = rados_conf_read_file(b->cluster, o->conf);
+    }
+    r = rados_conf_read_file(*cl, o->conf);
     if (r < 0)
         return lb_error(-r, "%s: read Ceph config %s", b->be.where, o->conf);
     /* A full OSD blocks writes: fail them instead of hanging. */
     snprintf(t, sizeof t, "%u", o->timeout);
-    if (rados_conf_set(b->cluster, "rados_osd_op_timeout", t) < 0 ||
-        rados_conf_set(b->cluster, "rados_mon_op_timeout", t) < 0 ||
-        rados_conf_set(b->cluster, "client_mount_timeout", t) < 0)
+    if (rados_conf_set(*cl, "rados_osd_op_timeout", t) < 0 ||
+        rados_conf_set(*cl, "rados_mon_op_timeout", t) < 0 ||
+        rados_conf_set(*cl, "client_mount_timeout", t) < 0)
         return lb_fail(EINVAL, "%s: cannot set the op timeouts", b->be.where);
-    r = rados_connect(b->cluster);
+    r = rados_connect(*cl);
     if (r < 0) {
         lb_error(-r, "%s: connect to the Ceph cluster of %s as client.%s",
                  b->be.where, o->conf, o->id);
         lb_error_hint("check the config, the keyring and `ceph -s`");
         return -1;
     }
+    return 0;
+}
+
+static int
+connect_cluster(struct be_rados *b, const struct store_be_rados_spec *o)
+{
+    int r;
+
+    if (connect_handle(b, o, &b->cluster) < 0)
+        return -1;
     r = rados_ioctx_create(b->cluster, o->pool, &b->io);
     if (r == 0)
         r = rados_ioctx_create(b->cluster, o->pool, &b->gc_io);
@@ -796,6 +830,38 @@ connect_cluster(struct be_rados *b, const struct store_be_rados_spec *o)
     rados_ioctx_set_namespace(b->io, o->ns);
     rados_ioctx_set_namespace(b->gc_io, o->ns);
     return 0;
+}
+
+/* The ioctx of head_many: on its own connection (connected the first
+ * time), or the main one if that cannot be had. */
+static rados_ioctx_t
+query_ioctx(struct be_rados *b)
+{
+    rados_ioctx_t io;
+
+    pthread_mutex_lock(&b->q_lock);
+    if (!b->q_tried) {
+        struct lb_error_saved e;
+        int r = -1;
+        b->q_tried = true;
+        lb_error_save(&e);
+        if (connect_handle(b, &b->spec, &b->q_cluster) == 0) {
+            r = rados_ioctx_create(b->q_cluster, b->spec.pool, &b->q_io);
+            if (r < 0)
+                lb_error(-r, "%s: open pool %s", b->be.where, b->spec.pool);
+        }
+        if (r == 0) {
+            rados_ioctx_set_namespace(b->q_io, b->spec.ns);
+        } else {
+            lb_debug("lookups share the connection of the creates: %s",
+                     lb_error_msg());
+            b->q_io = NULL;
+        }
+        lb_error_restore(&e);
+    }
+    io = b->q_io ? b->q_io : b->io;
+    pthread_mutex_unlock(&b->q_lock);
+    return io;
 }
 
 struct store_be *
@@ -815,7 +881,9 @@ store_be_rados_open(const char *spec)
     b->be.session_lock = -1;
     pthread_mutex_init(&b->lock, NULL);
     pthread_mutex_init(&b->gc_lock, NULL);
+    pthread_mutex_init(&b->q_lock, NULL);
     pthread_cond_init(&b->wake, NULL);
+    b->spec = o;
     if (connect_cluster(b, &o) < 0) {
         int e = errno;
         rados_be_close(&b->be);

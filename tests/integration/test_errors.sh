@@ -160,6 +160,23 @@ run_ok livebackup restore-image --repo "$R" --name x --disk vda --to "$T/x.raw"
 same_image "$T/x.raw" raw "$T/a.qcow2" qcow2
 ok "other backups still restore"
 
+# A chunk lookup that fails (QUERY: backupd answers it on a thread of
+# its own while its session reads on): the backup ends with the store's
+# error, nothing is committed, and the retry succeeds once it is repaired.
+run_ok livebackup init --repo "$T/rq"
+head -c $((12 << 20)) /dev/urandom >"$T/q.raw"
+run_ok livebackup backup-image --repo "$T/rq" --name q --disk vda="$T/q.raw"
+qdir=$(dirname "$(find "$T/rq/chunks" -type f | head -1)")
+mv "$qdir" "$qdir.aside" && echo not-a-directory >"$qdir"
+expect_fail "chunks/.*: Not a directory" \
+    livebackup backup-image --repo "$T/rq" --name q --disk vda="$T/q.raw"
+run_ok livebackup list --repo "$T/rq" --json
+[[ $(grep -c '"id"' "$T/out") -eq 1 ]] || fail "a failed lookup committed: $(cat "$T/out")"
+rm "$qdir" && mv "$qdir.aside" "$qdir"
+run_ok livebackup backup-image --repo "$T/rq" --name q --disk vda="$T/q.raw"
+run_ok livebackup verify --repo "$T/rq"
+ok "a failed chunk lookup ends the backup with its error, nothing committed"
+
 # Usage errors are usage errors (exit 2).
 rc=0
 livebackup backup-image --repo "$R" >/dev/null 2>&1 || rc=$?
