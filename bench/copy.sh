@@ -22,9 +22,16 @@
 #     copy, against `rsync -a` of the repository onto the rsync'd one
 #     (the same change: its new chunks, its manifest, seq); --repeat
 #     nights, one after the other, each measured once.
-# It needs about 5 times the largest source's size free in --workdir (30
-# nights of a 1 GiB image: a 1.7 GB source, about 8 GB in all).
-# Both ends are local directories (the agent's backupd children; rsync
+# The same again with the destination over ssh (what an off-site push
+# is), to a private sshd on 127.0.0.1 (bench/lib.sh, bench_sshd; OpenSSH's
+# default cipher, named in the results): `livebackup copy --to ssh://...`
+# against `rsync -a -e ssh` (and then `ssh ... sync -f`) through the same
+# sshd and key. There the destination's backupd re-hashes every chunk it
+# receives (an ssh client is not trusted) after the source checked it:
+# on one host both checks, and both ends of ssh, share its CPUs.
+# It needs about 8 times the largest source's size free in --workdir (30
+# nights of a 1 GiB image: a 1.7 GB source, about 14 GB in all).
+# Both local ends are directories (the agent's backupd children; rsync
 # local to local), page cache warm. Targets: the full copy no slower than
 # rsync -a; the incremental copy at least 3 times faster.
 BENCH_NAME=copy
@@ -42,6 +49,11 @@ IFS=, read -ra AT <<<"$NIGHTS_AT"
 mapfile -t AT < <(printf '%s\n' "${AT[@]}" | sort -n -u)
 bench_setup
 command -v rsync >/dev/null || die "rsync is not installed (scripts/deps.sh installs it)"
+# the destination over ssh: a shell for rsync and for copy's backupd
+bench_sshd "$T/ssh"
+echo "restrict $(cat "$T/ssh/user_key.pub")" >"$T/ssh/authorized_keys"
+SSH_TO=root@127.0.0.1
+RSYNC_E="$SSH_CMD -p $SSH_PORT"
 
 PRE=$IMG/ext4-${SIZE_GIB}g
 make_image "$SIZE_GIB" "$PRE" 0
@@ -87,24 +99,38 @@ night() {
 }
 
 # round WHAT N I: copy, rsync -a and rsync -a + sync of the source into
-# T/copy, T/rsync, T/rsync-sync, in an order that alternates with I;
-# walls into W[WHAT-N-tool], CPU times into C[...].
+# T/copy, T/rsync, T/rsync-sync, and the same over ssh into T/copy-ssh,
+# T/rsync-ssh, T/rsync-ssh-sync, in an order that alternates with I;
+# walls into W[WHAT-N-tool], CPU times into C[...] (over ssh: this side's
+# only, ssh client included; sshd and what it runs are not counted).
+TOOLS=(copy rsync rsync-sync copy-ssh rsync-ssh rsync-ssh-sync)
 declare -A W C
 round() {
     local what=$1 n=$2 i=$3 order tool
-    order="copy rsync rsync-sync"
-    ((i % 2)) || order="rsync-sync rsync copy"
-    for tool in $order; do
+    order=("${TOOLS[@]}")
+    ((i % 2)) || mapfile -t order < <(printf '%s\n' "${TOOLS[@]}" | tac)
+    for tool in "${order[@]}"; do
         case $tool in
         copy) timed env LIVEBACKUP_BACKUPD="$BACKUPD" "$LB" copy --from "$S" --to "$T/copy" ;;
         rsync) timed rsync -a "$S/" "$T/rsync/" ;;
         rsync-sync) timed sh -c 'rsync -a "$1" "$2" && sync -f "$2"' sh "$S/" "$T/rsync-sync/" ;;
+        copy-ssh)
+            timed env LIVEBACKUP_BACKUPD="$BACKUPD" "$LB" copy --from "$S" \
+                --to "ssh://$SSH_TO:$SSH_PORT$T/copy-ssh" --rsh "$SSH_CMD" --remote-backupd "$BACKUPD"
+            ;;
+        rsync-ssh) timed rsync -a -e "$RSYNC_E" "$S/" "$SSH_TO:$T/rsync-ssh/" ;;
+        rsync-ssh-sync)
+            # shellcheck disable=SC2016 # expanded by sh -c
+            timed sh -c 'rsync -a -e "$1" "$2" "$3:$4" && $1 "$3" sync -f "$4"' sh \
+                "$RSYNC_E" "$S/" "$SSH_TO" "$T/rsync-ssh-sync/"
+            ;;
         esac
         W[$what-$n-$tool]+="$WALL "
         C[$what-$n-$tool]+="$CPU "
         log "$n nights, $what, $tool $i: $WALL s (CPU $CPU s)"
     done
 }
+copies() { echo "$T/copy" "$T/rsync" "$T/rsync-sync" "$T/copy-ssh" "$T/rsync-ssh" "$T/rsync-ssh-sync"; }
 
 log "source: a full backup of $PRE.qcow2, then ${AT[*]} nights of 2% changes"
 cp "$PRE.qcow2" "$T/base.qcow2"
@@ -118,8 +144,10 @@ for n in "${AT[@]}"; do
     log "$n nights: $(mb "$full") MB in $files files"
     # to empty directories, REPEAT times; the last round's copies stay
     for ((i = 1; i <= REPEAT; i++)); do
-        rm -rf "$T/copy" "$T/rsync" "$T/rsync-sync"
+        # shellcheck disable=SC2046 # paths without spaces
+        rm -rf $(copies)
         lb init --repo "$T/copy" >/dev/null
+        lb init --repo "$T/copy-ssh" >/dev/null
         round full "$n" "$i"
     done
     # then REPEAT more nights, each copied onto the last round's copies
@@ -131,32 +159,38 @@ for n in "${AT[@]}"; do
         round incr "$n" "$i"
     done
     lb verify --repo "$T/copy" >/dev/null || die "the copy does not verify"
-    rm -rf "$T/copy" "$T/rsync" "$T/rsync-sync"
+    lb verify --repo "$T/copy-ssh" >/dev/null || die "the copy over ssh does not verify"
+    # shellcheck disable=SC2046 # paths without spaces
+    rm -rf $(copies)
     new=$(median "${news[@]}")
-    for what in full incr; do
-        # shellcheck disable=SC2086 # word lists of walls
-        {
-            c=$(median ${W[$what-$n-copy]})
-            r=$(median ${W[$what-$n-rsync]})
-            s=$(median ${W[$what-$n-rsync-sync]})
-            cc=$(median ${C[$what-$n-copy]})
-            cr=$(median ${C[$what-$n-rsync]})
-        }
-        if [[ $what == full ]]; then
-            label="$n nights ($(mb "$full") MB, $files files) to an empty repository"
-            target=1
-        else
-            label="$n nights: one more night's backup ($(mb "$new") MB; median of $REPEAT nights)"
-            target=3
-        fi
-        rows+=("$label|$c|$r|$(calc "$r / $c")|$s|$(calc "$s / $c")|>= $target $(verdict "$(calc "$r / $c")" ">=" "$target")|$cc / $cr")
+    for via in "" -ssh; do
+        for what in full incr; do
+            # shellcheck disable=SC2086 # word lists of walls
+            {
+                c=$(median ${W[$what-$n-copy$via]})
+                r=$(median ${W[$what-$n-rsync$via]})
+                s=$(median ${W[$what-$n-rsync$via-sync]})
+                cc=$(median ${C[$what-$n-copy$via]})
+                cr=$(median ${C[$what-$n-rsync$via]})
+            }
+            if [[ $what == full ]]; then
+                label="$n nights ($(mb "$full") MB, $files files) to an empty repository"
+                target=1
+            else
+                label="$n nights: one more night's backup ($(mb "$new") MB; median of $REPEAT nights)"
+                target=3
+            fi
+            [[ -z $via ]] || label="$label, over ssh"
+            rows+=("$label|$c|$r|$(calc "$r / $c")|$s|$(calc "$s / $c")|>= $target $(verdict "$(calc "$r / $c")" ">=" "$target")|$cc / $cr")
+        done
     done
 done
 
-table "## livebackup copy against rsync -a of the repository (medians of $REPEAT alternating runs, local to local, warm page cache)" \
+table "## livebackup copy against rsync -a of the repository (medians of $REPEAT alternating runs, local to local and to a local directory over ssh, warm page cache)" \
     "copy|livebackup copy, s|rsync -a, s|ratio|rsync -a + sync, s|ratio|target (rsync -a)|CPU s, copy / rsync -a" \
     "${rows[@]}"
 note "Ratio: rsync's time over copy's (above 1: copy is faster). The source is a full backup of a ${SIZE_GIB} GiB ext4 image (bench/lib.sh, make_image) and nights of 2% random 64 KiB rewrites."
+note "Over ssh: to a private sshd on 127.0.0.1 (OpenSSH's default cipher, $SSH_CIPHER), copy's destination a \`backupd serve\` run by sshd, rsync's an \`rsync --server\`; + sync is \`ssh ... sync -f\` after rsync. The destination's backupd re-hashes every chunk (an ssh client is not trusted) after the source checked it: here both, and both ends of ssh, on the same CPUs. CPU: this side's (copy, its source backupd and ssh client; rsync and its ssh client), not sshd's or what it runs."
 note "copy checks every chunk it reads in the source (decompressed and re-hashed: PROTOCOL.md, GET_STORED) and makes every chunk and the manifest durable before it returns; rsync -a does neither (rsync -a + sync is durable, unchecked)."
 ((DISTURBS == 0)) || note "$DISTURBS measurement(s) ran while the rest of the machine was busy (more than 15% of its CPUs): figures from a loaded machine."
 bench_report "bench/copy.sh: livebackup copy against rsync -a"

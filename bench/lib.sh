@@ -4,9 +4,9 @@
 # bench/lib.sh: what the benchmarks share (sourced, never run). Options,
 # the build, the cached test images, measured runs of livebackup (wall
 # time, CPU and peak RSS of every process), the test VM (under the
-# machine-wide VM lock), the results files. Processes a benchmark starts
-# are recorded and stopped by PID on exit; the VM, libvirtd (if this run
-# started it) and the lock holder too.
+# machine-wide VM lock), a private sshd on 127.0.0.1, the results files.
+# Processes a benchmark starts are recorded and stopped by PID on exit;
+# the VM, libvirtd (if this run started it) and the lock holder too.
 #
 # A script sets BENCH_NAME (its name: results go to bench/results-NAME.md)
 # and BENCH_USAGE (its own options, for --help), then calls
@@ -598,6 +598,58 @@ scatter() {
     out=$(VM_EXEC_TIMEOUT=600 vm_guest_exec "$1" /run/scatter /data "$2" "$3" "$4") ||
         die "scatter in $1 failed: $out"
     [[ $out == "scatter: $2 "* ]] || die "scatter in $1: unexpected output '$out'"
+}
+
+# ---- a private sshd on 127.0.0.1 ------------------------------------------------
+# bench_sshd DIR: an sshd of our own on 127.0.0.1 (a free port between
+# 20000 and 29999), with throwaway host and user keys in DIR, stopped on
+# exit. It accepts the keys in DIR/authorized_keys, which the caller
+# writes (with a forced command, or none: a shell). Sets SSH_PORT,
+# SSH_CMD (ssh with the user key and no host key checks, for --rsh and
+# rsync -e) and SSH_CIPHER (the cipher OpenSSH's client offers first).
+bench_sshd() {
+    local dir=$1 port _
+    [[ -x /usr/sbin/sshd ]] || die "openssh-server is not installed (scripts/deps.sh installs it)"
+    mkdir -p "$dir" /run/sshd
+    chmod 700 "$dir"
+    ssh-keygen -q -t ed25519 -N '' -f "$dir/host_key"
+    ssh-keygen -q -t ed25519 -N '' -f "$dir/user_key"
+    : >"$dir/authorized_keys"
+    chmod 600 "$dir/authorized_keys"
+    SSH_PORT=
+    for _ in $(seq 1 20); do
+        port=$((20000 + RANDOM % 10000))
+        cat >"$dir/sshd_config" <<EOS
+Port $port
+ListenAddress 127.0.0.1
+HostKey $dir/host_key
+PidFile $dir/sshd.pid
+AuthorizedKeysFile $dir/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+LogLevel INFO
+EOS
+        /usr/sbin/sshd -D -e -f "$dir/sshd_config" 2>"$dir/sshd.log" &
+        SSHD_PID=$!
+        bench_track "$SSHD_PID"
+        for _ in $(seq 1 100); do
+            grep -q "Server listening" "$dir/sshd.log" && break
+            _our_child "$SSHD_PID" || break
+            read -rt 0.05 -u "$SLEEPFD" || true
+        done
+        if grep -q "Server listening on 127.0.0.1 port $port\." "$dir/sshd.log"; then
+            SSH_PORT=$port
+            break
+        fi
+        wait "$SSHD_PID" 2>/dev/null || true
+    done
+    [[ -n $SSH_PORT ]] || die "sshd did not start: $(cat "$dir/sshd.log")"
+    SSH_CMD="ssh -i $dir/user_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR"
+    SSH_CIPHER=$(ssh -G 127.0.0.1 2>/dev/null | awk '$1 == "ciphers" { split($2, c, ","); print c[1] }')
+    log "sshd on 127.0.0.1:$SSH_PORT ($(ssh -V 2>&1), cipher $SSH_CIPHER)"
 }
 
 # ---- results ----------------------------------------------------------------------------

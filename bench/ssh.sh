@@ -31,7 +31,6 @@ BENCH_NAME=ssh
 bench_parse "$@"
 bench_setup
 build_scatter
-[[ -x /usr/sbin/sshd ]] || die "openssh-server is not installed (scripts/deps.sh installs it)"
 
 PRE=$IMG/ext4-${SIZE_GIB}g
 make_image "$SIZE_GIB" "$PRE" 1
@@ -40,12 +39,10 @@ K=$(((SIZE_GIB << 30) / 4096 / 100))
 log "baseline: zstd -1 -T0 over the allocated data ($REPEAT runs)"
 zstd_baseline "$PRE.data.bin"
 
-# ---- a private sshd on 127.0.0.1 --------------------------------------------
+# ---- a private sshd on 127.0.0.1 (bench/lib.sh) ------------------------------
 S=$T/ssh
-mkdir -p "$S" /run/sshd "$T/sshrss" "$T/sshcli"
-chmod 700 "$S"
-ssh-keygen -q -t ed25519 -N '' -f "$S/host_key"
-ssh-keygen -q -t ed25519 -N '' -f "$S/user_key"
+mkdir -p "$T/sshrss" "$T/sshcli"
+bench_sshd "$S"
 cat >"$T/wrap/backupd-ssh" <<EOS
 #!/bin/sh
 exec /usr/bin/time -v -o "$T/sshrss/backupd.\$\$.time" "$BACKUPD" serve --restrict-to-repo "$T" --append-only
@@ -58,40 +55,7 @@ exec "$T/wrap/backupd" "\${args[@]}"
 EOS
 chmod +x "$T/wrap/backupd-ssh" "$T/wrap/backupd-untrusted"
 echo "command=\"$T/wrap/backupd-ssh\",restrict $(cat "$S/user_key.pub")" >"$S/authorized_keys"
-chmod 600 "$S/authorized_keys"
-SSH_PORT=
-for try in $(seq 1 20); do
-    port=$((20000 + RANDOM % 10000))
-    cat >"$S/sshd_config" <<EOS
-Port $port
-ListenAddress 127.0.0.1
-HostKey $S/host_key
-PidFile $S/sshd.pid
-AuthorizedKeysFile $S/authorized_keys
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-LogLevel INFO
-EOS
-    /usr/sbin/sshd -D -e -f "$S/sshd_config" 2>"$S/sshd.log" &
-    SSHD_PID=$!
-    bench_track "$SSHD_PID"
-    for _ in $(seq 1 100); do
-        grep -q "Server listening" "$S/sshd.log" && break
-        _our_child "$SSHD_PID" || break
-        read -rt 0.05 -u "$SLEEPFD" || true
-    done
-    if grep -q "Server listening on 127.0.0.1 port $port\." "$S/sshd.log"; then
-        SSH_PORT=$port
-        break
-    fi
-    wait "$SSHD_PID" 2>/dev/null || true
-done
-[[ -n $SSH_PORT ]] || die "sshd did not start: $(cat "$S/sshd.log")"
-RSH="/usr/bin/time -a -v -o $T/sshcli/ssh.time ssh -i $S/user_key -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR"
-log "sshd on 127.0.0.1:$SSH_PORT ($(ssh -V 2>&1))"
+RSH="/usr/bin/time -a -v -o $T/sshcli/ssh.time $SSH_CMD"
 
 bench_vm_up
 cp "$PRE.qcow2" "$T/vm/vda.qcow2"
@@ -177,7 +141,7 @@ table "## Targets" \
     "(info) incremental time, ssh + append-only / local trusted (${MED[ssh-incr]} / ${MED[local-incr]})|$(calc "${MED[ssh-incr]} / ${MED[local-incr]}")|-|-" \
     "(info) full time, local untrusted / local trusted: the re-hash (${MED[untrusted-full]} / ${MED[local-full]})|$(calc "${MED[untrusted-full]} / ${MED[local-full]}")|-|-"
 note "Guest: tests/vm (TCG, 256 MiB, 1 vCPU) running its workload; it kept the machine ${GUEST_BUSY}% busy before the runs."
-note "ssh: OpenSSH's defaults ($(ssh -G 127.0.0.1 2>/dev/null | awk '$1 == "ciphers" { split($2, c, ","); print c[1] }') first; the aes128-gcm rows: \`ssh -c aes128-gcm@openssh.com\`), to a private sshd on 127.0.0.1; backupd's CPU and peak RSS over ssh are its own (time -v in the forced command), not sshd's or ssh's; \"CPU s ssh client\" is the ssh command's (time -v around it); sshd, which decrypts what it encrypts, costs about as much again and is not measured."
+note "ssh: OpenSSH's defaults ($SSH_CIPHER first; the aes128-gcm rows: \`ssh -c aes128-gcm@openssh.com\`), to a private sshd on 127.0.0.1; backupd's CPU and peak RSS over ssh are its own (time -v in the forced command), not sshd's or ssh's; \"CPU s ssh client\" is the ssh command's (time -v around it); sshd, which decrypts what it encrypts, costs about as much again and is not measured."
 note "Incrementals after \`scatter /data $K SEED 50\` in the guest (1% of the disk's 4 KiB clusters inside files); each way gets the same amount of change on its own repetition."
 bench_report "livebackup through ssh + append-only vs local" \
     "Disk: ext4 of $SIZE_GIB GiB filled with files from /usr ($(mb "$ALLOC") MB allocated), the guest's vda (qcow2)."

@@ -322,9 +322,17 @@ decode(struct lb_buf *b, uint16_t type, const uint8_t *p, size_t len)
     }
     case PROTO_T_CHUNK:
     case PROTO_T_CHUNK_DATA: {
-        struct proto_chunk c;
+        struct proto_chunk c, head;
+        /* A relay's head-only decode agrees with the whole decode. */
+        int hs = len >= PROTO_CHUNK_HDR
+                     ? proto_dec_chunk_head(p, len, (uint32_t)len, &head)
+                     : PROTO_E_TRUNCATED;
         if (proto_dec_chunk(p, len, &c) != PROTO_OK)
             return;
+        CHECK(hs == PROTO_OK && !head.data && head.data_len == c.data_len &&
+              head.raw_len == c.raw_len && head.type == c.type &&
+              head.comp == c.comp &&
+              memcmp(head.d.b, c.d.b, PROTO_DIGEST_LEN) == 0);
         CHECK(c.raw_len >= 1 && c.raw_len <= PROTO_MAX_CHUNK_RAW);
         CHECK(c.data_len >= 1 && c.data == p + PROTO_CHUNK_HDR);
         CHECK(c.comp != PROTO_COMP_SEALED ||

@@ -6,7 +6,10 @@
  * serialised by a lock so a sender and a receiver thread can share a
  * connection. --bwlimit paces each direction with its own token bucket:
  * the bytes sent (a backup) and the bytes read (a restore; the peer then
- * waits on the full pipe or socket).
+ * waits on the full pipe or socket). A relay (livebackup copy) moves a
+ * large payload from one connection to another without reading it:
+ * proto_conn_recv_head, then proto_conn_forward, through splice(2) where
+ * both ends allow it.
  */
 #include "proto/proto.h"
 
@@ -23,6 +26,11 @@ struct proto_conn {
     int fd_in, fd_out;
     uint8_t *rbuf;
     size_t rcap, rstart, rend, consume;
+    /* payload bytes of the frame last received still to be forwarded
+     * (proto_conn_recv_head), none of them buffered past consume but
+     * those at its end */
+    size_t left;
+    bool no_splice; /* splice(2) failed with EINVAL: copy instead */
     bool eof;
     bool got_error;
     int timeout_ms; /* no progress for this long fails I/O; 0: none */
@@ -157,13 +165,10 @@ pace(struct bucket *b, uint64_t rate, size_t n)
     }
 }
 
-int
-proto_conn_send(struct proto_conn *c, const void *p, size_t len)
+/* Send len bytes, c->send_lock held: paced, c->broken on failure. */
+static int
+send_locked(struct proto_conn *c, const uint8_t *b, size_t len)
 {
-    const uint8_t *b = p;
-    int r = 0;
-
-    pthread_mutex_lock(&c->send_lock);
     while (len > 0) {
         /* Pace in slices so a large frame does not burst. */
         size_t n = c->rate ? LB_MIN(len, (size_t)64 << 10) : len;
@@ -171,15 +176,24 @@ proto_conn_send(struct proto_conn *c, const void *p, size_t len)
             pace(&c->out_bucket, c->rate, n);
         if (write_all(c, b, n) < 0) {
             c->broken = true;
-            r = -1;
             if (lb_error_errno() == EPIPE)
                 lb_error(0, "connection closed by the peer while sending");
-            break;
+            return -1;
         }
         c->bytes_out += n;
         b += n;
         len -= n;
     }
+    return 0;
+}
+
+int
+proto_conn_send(struct proto_conn *c, const void *p, size_t len)
+{
+    int r;
+
+    pthread_mutex_lock(&c->send_lock);
+    r = send_locked(c, p, len);
     pthread_mutex_unlock(&c->send_lock);
     return r;
 }
@@ -246,12 +260,20 @@ fill(struct proto_conn *c, size_t n)
     return 0;
 }
 
-int
-proto_conn_recv(struct proto_conn *c, struct proto_hdr *h,
-                const uint8_t **payload)
+/* A frame, its payload whole, or only its first head bytes if it is of
+ * type cut (0: none is). */
+static int
+recv_frame(struct proto_conn *c, uint16_t cut, uint32_t head,
+           struct proto_hdr *h, const uint8_t **payload)
 {
+    size_t want;
     int st;
 
+    if (c->left) {
+        c->broken = true;
+        lb_error(0, "internal error: a frame was not forwarded to its end");
+        return -1;
+    }
     c->rstart += c->consume;
     c->consume = 0;
     if (c->rstart == c->rend)
@@ -264,11 +286,139 @@ proto_conn_recv(struct proto_conn *c, struct proto_hdr *h,
         return lb_error(0, "protocol error from peer: %s",
                         proto_status_str(st));
     }
-    if (fill(c, PROTO_HDR_SIZE + (size_t)h->len) < 0)
+    want = cut && h->type == cut ? LB_MIN(head, h->len) : h->len;
+    if (fill(c, PROTO_HDR_SIZE + want) < 0)
         return -1;
     *payload = c->rbuf + c->rstart + PROTO_HDR_SIZE;
-    c->consume = PROTO_HDR_SIZE + (size_t)h->len;
+    c->consume = PROTO_HDR_SIZE + want;
+    c->left = h->len - want;
     return 0;
+}
+
+int
+proto_conn_recv(struct proto_conn *c, struct proto_hdr *h,
+                const uint8_t **payload)
+{
+    return recv_frame(c, 0, 0, h, payload);
+}
+
+int
+proto_conn_recv_head(struct proto_conn *c, uint16_t type, uint32_t head,
+                     struct proto_hdr *h, const uint8_t **payload)
+{
+    return recv_frame(c, type, head, h, payload);
+}
+
+/* Read up to from->left bytes into from->rbuf (nothing is buffered past
+ * the part of the frame already forwarded) and send them on to `to`
+ * (to->send_lock held), or drop them. */
+static int
+forward_copy(struct proto_conn *from, struct proto_conn *to)
+{
+    size_t max = from->rate ? (size_t)64 << 10 : from->rcap;
+    ssize_t got;
+
+    from->rstart = from->rend = from->consume = 0;
+    got = read(from->fd_in, from->rbuf, LB_MIN(from->left, max));
+    if (got < 0) {
+        if (errno == EINTR)
+            return 0;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            if (wait_ready(from, from->fd_in, POLLIN) == 0)
+                return 0;
+            from->broken = true;
+            return -1;
+        }
+        from->broken = true;
+        return lb_error(errno, "receive from peer");
+    }
+    if (got == 0) {
+        from->eof = true;
+        from->broken = true;
+        return lb_error(0, "connection closed by the peer in the middle of "
+                           "a frame");
+    }
+    from->bytes_in += (uint64_t)got;
+    if (from->rate)
+        pace(&from->in_bucket, from->rate, (size_t)got);
+    from->left -= (size_t)got;
+    return to ? send_locked(to, from->rbuf, (size_t)got) : 0;
+}
+
+/* Move up to from->left bytes from from's input to to's output in the
+ * kernel (to->send_lock held). 1: splice(2) cannot join these two (not a
+ * pipe at either end): copy instead. */
+static int
+forward_splice(struct proto_conn *from, struct proto_conn *to)
+{
+    ssize_t n = splice(from->fd_in, NULL, to->fd_out, NULL, from->left,
+                       SPLICE_F_MOVE | SPLICE_F_MORE);
+
+    if (n > 0) {
+        from->bytes_in += (uint64_t)n;
+        to->bytes_out += (uint64_t)n;
+        from->left -= (size_t)n;
+        return 0;
+    }
+    if (n == 0) {
+        from->eof = true;
+        from->broken = true;
+        return lb_error(0, "connection closed by the peer in the middle of "
+                           "a frame");
+    }
+    if (errno == EINTR)
+        return 0;
+    if (errno == EINVAL || errno == ENOSYS) {
+        from->no_splice = true;
+        return 1;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        /* Non-blocking ends (a timeout): room out there, then data in
+         * here; both stay ready until this thread uses them. */
+        if (wait_ready(to, to->fd_out, POLLOUT) < 0) {
+            to->broken = true;
+            return -1;
+        }
+        if (wait_ready(from, from->fd_in, POLLIN) < 0) {
+            from->broken = true;
+            return -1;
+        }
+        return 0;
+    }
+    if (errno == EPIPE) {
+        to->broken = true;
+        return lb_error(0, "connection closed by the peer while sending");
+    }
+    from->broken = true;
+    to->broken = true;
+    return lb_error(errno, "forward between peers");
+}
+
+int
+proto_conn_forward(struct proto_conn *from, struct proto_conn *to)
+{
+    size_t buffered = from->rend - from->rstart - from->consume;
+    size_t k = LB_MIN(buffered, from->left);
+    int r = 0;
+
+    if (to)
+        pthread_mutex_lock(&to->send_lock);
+    /* What the last read took in already, then the rest from the fd. */
+    if (k && to)
+        r = send_locked(to, from->rbuf + from->rstart + from->consume, k);
+    from->consume += k;
+    from->left -= k;
+    while (r == 0 && from->left > 0) {
+        if (to && !from->no_splice && !from->rate && !to->rate) {
+            r = forward_splice(from, to);
+            if (r <= 0)
+                continue;
+        }
+        r = forward_copy(from, to);
+    }
+    if (to)
+        pthread_mutex_unlock(&to->send_lock);
+    return r;
 }
 
 bool

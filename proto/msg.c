@@ -699,21 +699,19 @@ proto_enc_chunk_head(struct lb_buf *b, uint16_t type,
     lb_store_be32(b->data + f + 8, PROTO_CHUNK_HDR + c->data_len);
 }
 
-int
-proto_dec_chunk(const uint8_t *p, size_t len, struct proto_chunk *out)
+/* The chunk header and the data's size: what proto_dec_chunk and
+ * proto_dec_chunk_head both check. */
+static int
+dec_chunk_hdr(struct proto_rd *pr, size_t data_len, struct proto_chunk *out)
 {
-    struct proto_rd pr;
-    const uint8_t *d;
-    size_t left;
+    const uint8_t *d = proto_rd_bytes(pr, PROTO_DIGEST_LEN);
 
-    proto_rd_init(&pr, p, len);
-    d = proto_rd_bytes(&pr, PROTO_DIGEST_LEN);
-    out->type = proto_rd_u8(&pr);
-    out->comp = proto_rd_u8(&pr);
-    uint16_t reserved = proto_rd_be16(&pr);
-    out->raw_len = proto_rd_be32(&pr);
-    if (pr.err)
-        return pr.err;
+    out->type = proto_rd_u8(pr);
+    out->comp = proto_rd_u8(pr);
+    uint16_t reserved = proto_rd_be16(pr);
+    out->raw_len = proto_rd_be32(pr);
+    if (pr->err)
+        return pr->err;
     memcpy(out->d.b, d, PROTO_DIGEST_LEN);
     if (reserved != 0)
         return PROTO_E_RESERVED;
@@ -722,14 +720,43 @@ proto_dec_chunk(const uint8_t *p, size_t len, struct proto_chunk *out)
     if (out->raw_len == 0 || out->raw_len > PROTO_MAX_CHUNK_RAW ||
         (out->type == PROTO_CHUNK_BLOB && out->raw_len > PROTO_MAX_BLOB))
         return PROTO_E_RANGE;
-    left = proto_rd_left(&pr);
-    if (left == 0 || (out->comp == PROTO_COMP_NONE && left != out->raw_len))
+    if (data_len == 0 || data_len > PROTO_MAX_PAYLOAD ||
+        (out->comp == PROTO_COMP_NONE && data_len != out->raw_len))
         return PROTO_E_RANGE;
-    out->data = proto_rd_bytes(&pr, left);
-    out->data_len = (uint32_t)left;
+    out->data = NULL;
+    out->data_len = (uint32_t)data_len;
     if (out->comp == PROTO_COMP_SEALED && proto_chunk_sealed_check(out) != 0)
         return PROTO_E_RANGE;
+    return PROTO_OK;
+}
+
+int
+proto_dec_chunk(const uint8_t *p, size_t len, struct proto_chunk *out)
+{
+    struct proto_rd pr;
+    int st;
+
+    proto_rd_init(&pr, p, len);
+    st = dec_chunk_hdr(&pr, len > PROTO_CHUNK_HDR ? len - PROTO_CHUNK_HDR : 0,
+                       out);
+    if (st != PROTO_OK)
+        return st;
+    out->data = proto_rd_bytes(&pr, out->data_len);
     return proto_rd_done(&pr);
+}
+
+int
+proto_dec_chunk_head(const uint8_t *p, size_t len, uint32_t payload_len,
+                     struct proto_chunk *out)
+{
+    struct proto_rd pr;
+
+    if (len < PROTO_CHUNK_HDR)
+        return PROTO_E_TRUNCATED;
+    proto_rd_init(&pr, p, PROTO_CHUNK_HDR);
+    return dec_chunk_hdr(
+        &pr, payload_len > PROTO_CHUNK_HDR ? payload_len - PROTO_CHUNK_HDR : 0,
+        out);
 }
 
 /* ---- WINDOWS ------------------------------------------------------------- */

@@ -559,6 +559,13 @@ void proto_enc_chunk(struct lb_buf *b, uint16_t type,
 void proto_enc_chunk_head(struct lb_buf *b, uint16_t type,
                           const struct proto_chunk *c);
 int proto_dec_chunk(const uint8_t *p, size_t len, struct proto_chunk *out);
+/* The first len (>= PROTO_CHUNK_HDR) bytes of a CHUNK or CHUNK_DATA
+ * payload of payload_len bytes, checked as proto_dec_chunk checks them but
+ * for the data, which is not at hand: out->data is NULL, out->data_len
+ * the size it must have. For a relay that moves the data unread
+ * (proto_conn_forward). */
+int proto_dec_chunk_head(const uint8_t *p, size_t len, uint32_t payload_len,
+                         struct proto_chunk *out);
 
 /* WINDOWS: u32 count, then per record u64 index, u8 op, u8 n, n refs. */
 enum proto_window_op {
@@ -711,6 +718,24 @@ int proto_conn_send_buf(struct proto_conn *c, struct lb_buf *b);
 /* 0 on a frame, -1 on error or EOF (proto_conn_eof tells which). */
 int proto_conn_recv(struct proto_conn *c, struct proto_hdr *h,
                     const uint8_t **payload);
+/*
+ * proto_conn_recv, but a frame of the given type comes with only its
+ * first head bytes at *payload (all of it if shorter): the rest of its
+ * payload, h->len - head bytes, MUST then be moved by proto_conn_forward
+ * before the next receive (which fails otherwise). Frames of other types
+ * come whole.
+ */
+int proto_conn_recv_head(struct proto_conn *c, uint16_t type, uint32_t head,
+                         struct proto_hdr *h, const uint8_t **payload);
+/*
+ * Send the rest of the frame proto_conn_recv_head cut short on from, as
+ * it comes, to `to` (after the caller sent a frame header that counts
+ * it), or drop it when to is NULL. The bytes move in the kernel
+ * (splice(2)) when either end is a pipe and neither is paced, else
+ * through from's buffer. Takes to's send lock. 0, or -1 (error slot set;
+ * the failing connection is broken).
+ */
+int proto_conn_forward(struct proto_conn *from, struct proto_conn *to);
 bool proto_conn_eof(const struct proto_conn *c);
 /* 1 if a frame's bytes are buffered or the input is readable within
  * timeout_ms, 0 if not, -1 on error. */

@@ -6,7 +6,8 @@
  * destination under the same id with the whole metadata, each disk goes
  * as a full disk whose window records are the manifest's stacks, the
  * chunks the destination lacks (QUERY) are fetched from the source as
- * stored (GET_STORED, which checks them first) and sent on unchanged, and
+ * stored (GET_STORED) and sent on unchanged and unread (the destination
+ * checks them as uploads; proto_conn_forward), and
  * COMMIT, last, makes the backup exist. No key is needed: an encrypted
  * repository's chunks and sealed metadata move as they are, between
  * repositories of one key.
@@ -113,9 +114,24 @@ request_chunks(struct agent_repo *src, const struct proto_digest *d, uint32_t n)
     return 0;
 }
 
+/* Send the rest of a CHUNK_DATA on to the destination (NULL: drop it). */
+static int
+forward_data(struct copy_one *c, struct agent_repo *to)
+{
+    if (proto_conn_forward(c->src->conn, to ? to->conn : NULL) == 0)
+        return 0;
+    if (to && proto_conn_broken(to->conn) && !proto_conn_broken(c->src->conn)) {
+        agent_repo_explain(to);
+        return -1;
+    }
+    return src_failed(c->src);
+}
+
 /* Read the source's n answers to a GET_STORED of d and send each chunk on
- * to the destination as a CHUNK (no answer). After a CHUNK_BAD the rest
- * is read and sent nowhere. */
+ * to the destination as a CHUNK (no answer): the chunk's header is read
+ * here, its data moves from one connection to the other unread (in the
+ * kernel when they are pipes: the destination checks it). After a
+ * CHUNK_BAD the rest is read and sent nowhere. */
 static int
 forward_chunks(struct copy_one *c, const struct proto_digest *d, uint32_t n)
 {
@@ -126,7 +142,8 @@ forward_chunks(struct copy_one *c, const struct proto_digest *d, uint32_t n)
         const uint8_t *p;
         struct proto_chunk ch;
 
-        if (proto_conn_recv(src->conn, &h, &p) < 0)
+        if (proto_conn_recv_head(src->conn, PROTO_T_CHUNK_DATA, PROTO_CHUNK_HDR,
+                                 &h, &p) < 0)
             return src_failed(src);
         if (h.type == PROTO_T_CHUNK_BAD) {
             if (chunk_bad(c, &d[i], p, h.len) < 0)
@@ -139,18 +156,24 @@ forward_chunks(struct copy_one *c, const struct proto_digest *d, uint32_t n)
             return -1;
         }
         if (h.type != PROTO_T_CHUNK_DATA ||
-            proto_dec_chunk(p, h.len, &ch) != PROTO_OK ||
+            proto_dec_chunk_head(p, LB_MIN(h.len, PROTO_CHUNK_HDR), h.len,
+                                 &ch) != PROTO_OK ||
             memcmp(ch.d.b, d[i].b, PROTO_DIGEST_LEN) != 0)
             return lb_fail(EPROTO, "protocol error: the source did not "
                                    "answer GET_STORED");
-        if (c->bad)
-            continue; /* read to the end of the answer, sent nowhere */
+        if (c->bad) {
+            /* read to the end of the answer, sent nowhere */
+            if (forward_data(c, NULL) < 0)
+                return -1;
+            continue;
+        }
         proto_enc_chunk_head(&dst->out, PROTO_T_CHUNK, &ch);
-        if (proto_conn_send_buf(dst->conn, &dst->out) < 0 ||
-            proto_conn_send(dst->conn, ch.data, ch.data_len) < 0) {
+        if (proto_conn_send_buf(dst->conn, &dst->out) < 0) {
             agent_repo_explain(dst);
             return -1;
         }
+        if (forward_data(c, dst) < 0)
+            return -1;
         c->st->chunks_sent++;
         c->st->bytes_sent += ch.data_len;
     }

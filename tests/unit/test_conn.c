@@ -3,13 +3,16 @@
  * proto/conn.c: blocking frame I/O over a socket pair: frames in and out
  * (many per read, or larger than the read buffer), end of stream on and off
  * a frame boundary, bad headers, ERROR frames turned into the error slot,
- * readiness, a closed peer, and the bandwidth limit.
+ * readiness, a closed peer, and the bandwidth limit; a relay (a frame's
+ * head read, the rest forwarded) between pipes, sockets, non-blocking and
+ * paced ends.
  */
 #include "proto/proto.h"
 #include "tests/unit/testutil.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
@@ -318,5 +321,227 @@ Test(conn, a_send_to_a_peer_that_does_not_read_times_out)
               lb_error_msg());
     cr_assert(proto_conn_broken(a));
     free(big);
+    lb_buf_free(&out);
+}
+
+/* ---- a relay: proto_conn_recv_head + proto_conn_forward ---------------- */
+
+enum relay_kind {
+    RELAY_SOCKETS, /* splice cannot join two sockets: copied */
+    RELAY_PIPES,   /* spliced */
+    RELAY_PIPES_NONBLOCKING,
+    RELAY_PIPES_PACED, /* a bandwidth limit: copied, paced */
+};
+
+struct reader {
+    struct proto_conn *c;
+    const uint8_t *want;
+    uint32_t want_len;
+    int r; /* 0: the frames came as sent */
+};
+
+/* The far end: a CHUNK of want, the OK after it, a second CHUNK. */
+static void *
+read_relayed(void *arg)
+{
+    struct reader *rd = arg;
+    struct proto_hdr h;
+    const uint8_t *p;
+    struct proto_chunk c;
+    uint64_t v;
+
+    rd->r = -1;
+    for (int k = 0; k < 2; k++) {
+        if (proto_conn_recv(rd->c, &h, &p) < 0 || h.type != PROTO_T_CHUNK ||
+            proto_dec_chunk(p, h.len, &c) != PROTO_OK ||
+            c.data_len != rd->want_len ||
+            memcmp(c.data, rd->want, rd->want_len) != 0)
+            return NULL;
+        if (k == 0 &&
+            (proto_conn_recv(rd->c, &h, &p) < 0 || h.type != PROTO_T_OK ||
+             proto_dec_u64(p, h.len, &v) != PROTO_OK || v != 9))
+            return NULL;
+    }
+    rd->r = 0;
+    return NULL;
+}
+
+/* One relayed frame: its head read and checked, a new head sent, the
+ * data forwarded. */
+static void
+relay_chunk(struct proto_conn *in, struct proto_conn *out, const uint8_t *d)
+{
+    struct lb_buf head = {0};
+    struct proto_hdr h;
+    const uint8_t *p;
+    struct proto_chunk c;
+
+    cr_assert_eq(
+        proto_conn_recv_head(in, PROTO_T_CHUNK_DATA, PROTO_CHUNK_HDR, &h, &p),
+        0, "%s", lb_error_msg());
+    cr_assert_eq(h.type, PROTO_T_CHUNK_DATA);
+    cr_assert_eq(proto_dec_chunk_head(p, PROTO_CHUNK_HDR, h.len, &c), PROTO_OK);
+    cr_assert_eq(c.data, NULL);
+    cr_assert_arr_eq(c.d.b, d, PROTO_DIGEST_LEN);
+    proto_enc_chunk_head(&head, PROTO_T_CHUNK, &c);
+    cr_assert_eq(proto_conn_send_buf(out, &head), 0);
+    cr_assert_eq(proto_conn_forward(in, out), 0, "%s", lb_error_msg());
+    lb_buf_free(&head);
+}
+
+static void
+relay(enum relay_kind kind)
+{
+    uint32_t len = 3u << 20;
+    uint8_t *data = lb_xmalloc(len);
+    struct proto_chunk c = {.type = PROTO_CHUNK_RAW,
+                            .comp = PROTO_COMP_NONE,
+                            .raw_len = len,
+                            .data_len = len};
+    struct lb_buf out = {0}, ok = {0};
+    int up[2], down[2];
+    struct proto_conn *src, *in, *rout, *far;
+    struct sender s;
+    struct reader rd;
+    pthread_t ts, tr;
+    struct proto_hdr h;
+    const uint8_t *p;
+    uint64_t t0;
+
+    if (kind == RELAY_SOCKETS) {
+        cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, up), 0);
+        cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, down),
+                     0);
+        src = proto_conn_new(up[1], up[1]);
+        in = proto_conn_new(up[0], up[0]);
+        rout = proto_conn_new(down[1], down[1]);
+        far = proto_conn_new(down[0], down[0]);
+    } else {
+        cr_assert_eq(pipe2(up, O_CLOEXEC), 0);
+        cr_assert_eq(pipe2(down, O_CLOEXEC), 0);
+        /* one end each, twice (set_timeout makes both non-blocking) */
+        src = proto_conn_new(up[1], up[1]);
+        in = proto_conn_new(up[0], up[0]);
+        rout = proto_conn_new(down[1], down[1]);
+        far = proto_conn_new(down[0], down[0]);
+    }
+    if (kind == RELAY_PIPES_NONBLOCKING) {
+        cr_assert_eq(proto_conn_set_timeout(in, 5000), 0);
+        cr_assert_eq(proto_conn_set_timeout(rout, 5000), 0);
+    }
+    if (kind == RELAY_PIPES_PACED)
+        proto_conn_set_bwlimit(rout, 16u << 20);
+    tu_fill_random(data, len, 11);
+    memset(c.d.b, 0xd1, PROTO_DIGEST_LEN);
+    c.data = data;
+    /* A chunk, a small frame, the chunk again, a chunk that is dropped. */
+    proto_enc_chunk(&out, PROTO_T_CHUNK_DATA, &c);
+    proto_enc_ok(&out, 9);
+    proto_enc_chunk(&out, PROTO_T_CHUNK_DATA, &c);
+    proto_enc_chunk(&out, PROTO_T_CHUNK_DATA, &c);
+    proto_enc_ok(&out, 10);
+    s = (struct sender){src, out.data, out.len, -2};
+    rd = (struct reader){far, data, len, -2};
+    t0 = lb_now_ns();
+    cr_assert_eq(pthread_create(&ts, NULL, send_thread, &s), 0);
+    cr_assert_eq(pthread_create(&tr, NULL, read_relayed, &rd), 0);
+    relay_chunk(in, rout, c.d.b);
+    /* A frame of another type comes whole. */
+    cr_assert_eq(
+        proto_conn_recv_head(in, PROTO_T_CHUNK_DATA, PROTO_CHUNK_HDR, &h, &p),
+        0);
+    cr_assert_eq(h.type, PROTO_T_OK);
+    proto_enc_ok(&ok, 9);
+    cr_assert_eq(proto_conn_send_buf(rout, &ok), 0);
+    relay_chunk(in, rout, c.d.b);
+    pthread_join(tr, NULL);
+    cr_assert_eq(rd.r, 0, "the far end got the frames as sent");
+    /* Dropped: the next frame reads whole. */
+    cr_assert_eq(
+        proto_conn_recv_head(in, PROTO_T_CHUNK_DATA, PROTO_CHUNK_HDR, &h, &p),
+        0);
+    cr_assert_eq(proto_conn_forward(in, NULL), 0);
+    cr_assert_eq(proto_conn_recv(in, &h, &p), 0, "%s", lb_error_msg());
+    cr_assert_eq(h.type, PROTO_T_OK);
+    pthread_join(ts, NULL);
+    cr_assert_eq(s.r, 0);
+    cr_assert_eq(proto_conn_bytes_in(in), proto_conn_bytes_out(src));
+    cr_assert_eq(proto_conn_bytes_in(far), proto_conn_bytes_out(rout));
+    if (kind == RELAY_PIPES_PACED)
+        /* 6 MiB at 16 MiB/s, less 1/20 s of credit: >= 0.32 s */
+        cr_assert_geq(lb_now_ns() - t0, 250000000ull, "not paced");
+    proto_conn_free(src, true);
+    proto_conn_free(in, true);
+    proto_conn_free(rout, true);
+    proto_conn_free(far, true);
+    lb_buf_free(&out);
+    lb_buf_free(&ok);
+    free(data);
+}
+
+Test(conn, a_relay_between_sockets)
+{
+    relay(RELAY_SOCKETS);
+}
+Test(conn, a_relay_between_pipes)
+{
+    relay(RELAY_PIPES);
+}
+Test(conn, a_relay_between_nonblocking_pipes)
+{
+    relay(RELAY_PIPES_NONBLOCKING);
+}
+Test(conn, a_paced_relay)
+{
+    relay(RELAY_PIPES_PACED);
+}
+
+Test(conn, a_frame_cut_short_must_be_forwarded_first)
+{
+    struct lb_buf out = {0};
+    uint8_t data[100] = {0};
+    struct proto_chunk c = {.type = PROTO_CHUNK_RAW,
+                            .comp = PROTO_COMP_NONE,
+                            .raw_len = sizeof data,
+                            .data = data,
+                            .data_len = sizeof data};
+    struct proto_hdr h;
+    const uint8_t *p;
+
+    proto_enc_chunk(&out, PROTO_T_CHUNK_DATA, &c);
+    proto_enc_ok(&out, 1);
+    cr_assert_eq(proto_conn_send_buf(a, &out), 0);
+    cr_assert_eq(
+        proto_conn_recv_head(b, PROTO_T_CHUNK_DATA, PROTO_CHUNK_HDR, &h, &p),
+        0);
+    cr_assert_eq(h.len, PROTO_CHUNK_HDR + sizeof data);
+    cr_assert_eq(proto_conn_recv(b, &h, &p), -1);
+    cr_assert(strstr(lb_error_msg(), "not forwarded"), "%s", lb_error_msg());
+    cr_assert(proto_conn_broken(b));
+    lb_buf_free(&out);
+}
+
+Test(conn, a_relay_whose_source_ends_inside_a_frame)
+{
+    struct lb_buf out = {0};
+    uint8_t data[100] = {0};
+    struct proto_chunk c = {.type = PROTO_CHUNK_RAW,
+                            .comp = PROTO_COMP_NONE,
+                            .raw_len = sizeof data,
+                            .data = data,
+                            .data_len = sizeof data};
+    struct proto_hdr h;
+    const uint8_t *p;
+
+    proto_enc_chunk(&out, PROTO_T_CHUNK_DATA, &c);
+    cr_assert_eq(write(sv[0], out.data, out.len - 10), (ssize_t)out.len - 10);
+    shutdown(sv[0], SHUT_WR);
+    cr_assert_eq(
+        proto_conn_recv_head(b, PROTO_T_CHUNK_DATA, PROTO_CHUNK_HDR, &h, &p),
+        0);
+    cr_assert_eq(proto_conn_forward(b, NULL), -1);
+    cr_assert(strstr(lb_error_msg(), "middle of a frame"), "%s",
+              lb_error_msg());
+    cr_assert(proto_conn_broken(b));
     lb_buf_free(&out);
 }
