@@ -9,14 +9,11 @@
  * for and the windows read ahead of it in one pipelined batch), opened in
  * place by agent_chunk_open_own (checked against its id) and applied in
  * order, then kept in a small LRU cache of decoded windows. Reads that go
- * forward (QEMU's block-stream, nbdcopy with one request in flight) also
- * start a background thread that fetches the next windows while the
- * reader still has some ahead of it, so a sequential reader waits on no
- * fetch but the first; a read ahead never evicts a window the reader has
- * not reached. Extents (NBD
- * block status) come from the manifest and the DELTAs' runs, never from
- * the data: a window with an empty stack is a hole, a DELTA's zero run is
- * zero.
+ * forward (QEMU's block-stream) have a thread fetch the next windows
+ * while some are still ahead, evicting none the reader has not reached.
+ * Extents (NBD block status) come from the manifest and the DELTAs'
+ * runs, never from the data: a window with an empty stack is a hole, a
+ * DELTA's zero run is zero.
  *
  * Memory: the stack index is built once by streaming the manifest: one
  * byte per window in memory (its depth, and whether a RAW chunk is at the
@@ -79,9 +76,7 @@ struct agent_reader {
     uint64_t last_miss; /* the last window fetched on demand, + 1 */
     unsigned readahead;
     /* reading ahead in the background (lock): a thread started by the
-     * first sequential read (not at open: nbdkit forks after that) that
-     * fetches the windows ahead of the reads while the client is busy
-     * with what it got, instead of on its next miss */
+     * first sequential read (not at open: nbdkit forks after that) */
     pthread_t pf_thread;
     bool pf_started, pf_stop;
     pthread_cond_t pf_cond;
@@ -673,9 +668,7 @@ prefetch_main(void *arg)
         pthread_mutex_unlock(&rd->lock);
         /* A failure is the next read's to see (it fetches again). */
         pthread_mutex_lock(&rd->fetch);
-        if (fetch_batch(rd, w, true, true) < 0)
-            lb_debug("reader of %s/%s: reading ahead at window %llu: %s",
-                     rd->b.id, rd->disk, (unsigned long long)w, lb_error_msg());
+        (void)fetch_batch(rd, w, true, true);
         rd->last_miss = w + 1 + rd->readahead;
         pthread_mutex_unlock(&rd->fetch);
         pthread_mutex_lock(&rd->lock);
@@ -700,16 +693,14 @@ prefetch_maybe(struct agent_reader *rd, uint64_t w)
         return;
     for (uint64_t k = 1; k <= rd->readahead / 2 + 1; k++) {
         uint64_t n = w + k;
-        bool busy = false;
 
         if (n >= rd->nwindows)
             return;
         if (depth_of(rd, n) == 0 || cache_find(rd, n))
             continue;
         for (unsigned i = 0; i < rd->nslots; i++)
-            busy |= rd->slots[i].filling && rd->slots[i].index == n;
-        if (busy)
-            return;
+            if (rd->slots[i].filling && rd->slots[i].index == n)
+                return; /* being fetched */
         if (!rd->pf_started) {
             if (pthread_create(&rd->pf_thread, NULL, prefetch_main, rd) != 0)
                 return;
