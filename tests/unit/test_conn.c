@@ -496,25 +496,33 @@ Test(conn, a_paced_relay)
     relay(RELAY_PIPES_PACED);
 }
 
-Test(conn, a_frame_cut_short_must_be_forwarded_first)
+/* A CHUNK_DATA frame of 100 zero bytes, stored raw, into out. */
+static void
+enc_chunk_data(struct lb_buf *out)
 {
-    struct lb_buf out = {0};
     uint8_t data[100] = {0};
     struct proto_chunk c = {.type = PROTO_CHUNK_RAW,
                             .comp = PROTO_COMP_NONE,
                             .raw_len = sizeof data,
                             .data = data,
                             .data_len = sizeof data};
+
+    proto_enc_chunk(out, PROTO_T_CHUNK_DATA, &c);
+}
+
+Test(conn, a_frame_cut_short_must_be_forwarded_first)
+{
+    struct lb_buf out = {0};
     struct proto_hdr h;
     const uint8_t *p;
 
-    proto_enc_chunk(&out, PROTO_T_CHUNK_DATA, &c);
+    enc_chunk_data(&out);
     proto_enc_ok(&out, 1);
     cr_assert_eq(proto_conn_send_buf(a, &out), 0);
     cr_assert_eq(
         proto_conn_recv_head(b, PROTO_T_CHUNK_DATA, PROTO_CHUNK_HDR, &h, &p),
         0);
-    cr_assert_eq(h.len, PROTO_CHUNK_HDR + sizeof data);
+    cr_assert_eq(h.len, PROTO_CHUNK_HDR + 100);
     cr_assert_eq(proto_conn_recv(b, &h, &p), -1);
     cr_assert(strstr(lb_error_msg(), "not forwarded"), "%s", lb_error_msg());
     cr_assert(proto_conn_broken(b));
@@ -524,16 +532,10 @@ Test(conn, a_frame_cut_short_must_be_forwarded_first)
 Test(conn, a_relay_whose_source_ends_inside_a_frame)
 {
     struct lb_buf out = {0};
-    uint8_t data[100] = {0};
-    struct proto_chunk c = {.type = PROTO_CHUNK_RAW,
-                            .comp = PROTO_COMP_NONE,
-                            .raw_len = sizeof data,
-                            .data = data,
-                            .data_len = sizeof data};
     struct proto_hdr h;
     const uint8_t *p;
 
-    proto_enc_chunk(&out, PROTO_T_CHUNK_DATA, &c);
+    enc_chunk_data(&out);
     cr_assert_eq(write(sv[0], out.data, out.len - 10), (ssize_t)out.len - 10);
     shutdown(sv[0], SHUT_WR);
     cr_assert_eq(
