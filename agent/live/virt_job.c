@@ -402,6 +402,8 @@ int
 agent_virt_job_abort(struct agent_virt *v, struct agent_dom *d,
                      const char *target)
 {
+    struct lb_error_saved refusal;
+
     if (virDomainBlockJobAbort(d->d, target, 0) == 0)
         return 0;
     /* A job that ended by itself after the caller looked (a pull failing
@@ -410,19 +412,21 @@ agent_virt_job_abort(struct agent_virt *v, struct agent_dom *d,
      * dismissed it: what the caller wanted is then on its way. Wait for
      * the job to be gone; keep libvirt's refusal if it is not. */
     virt_dom_fail(d, "ending a block job");
+    lb_error_save(&refusal);
     /* Its end event may come before libvirt lets go of it: a second wait
      * then sees it vanish (the poll of wait_event). */
-    for (int tries = 0;; tries++) {
+    for (int tries = 0; tries < 2; tries++) {
         int r;
 
-        if (agent_virt_wait_job(v, d, target, JOB_ABORT_WAIT_S) < 0)
+        /* the domain ended, a timeout: their own message */
+        if (agent_virt_wait_job(v, d, target, JOB_ABORT_WAIT_S) < 0 ||
+            (r = agent_virt_job_running(d, target)) < 0)
             return -1;
-        r = agent_virt_job_running(d, target);
-        if (r < 0 || (r > 0 && tries == 1))
-            return -1;
-        if (r == 0)
-            break;
+        if (r == 0) {
+            lb_debug("the block job on %s ended by itself before its cancel",
+                     target);
+            return 0;
+        }
     }
-    lb_debug("the block job on %s ended by itself before its cancel", target);
-    return 0;
+    return lb_error_restore(&refusal);
 }
