@@ -558,6 +558,7 @@ batch_add(struct agent_reader *rd, struct rd_batch *bt, uint64_t w)
         return;
     s->filling = true;
     s->used = 0;
+    s->index = w; /* what it is being filled with (prefetch_maybe) */
     bt->w[bt->n] = w;
     bt->s[bt->n] = s;
     bt->rc[bt->n] = 0;
@@ -625,7 +626,6 @@ fetch_batch(struct agent_reader *rd, uint64_t w, bool seq, bool ahead)
     pthread_mutex_lock(&rd->lock);
     for (unsigned i = 0; i < bt.n; i++) {
         bt.s[i]->filling = false;
-        bt.s[i]->index = bt.w[i];
         bt.s[i]->used = bt.rc[i] == 0 ? ++rd->clock : 0;
         rd->st.windows_fetched += bt.rc[i] == 0;
     }
