@@ -8,70 +8,17 @@
  * advisory locks with a lease that a thread of this process renews while
  * the backend is open; a holder that dies loses them when the lease ends.
  */
-#include "store/backend.h"
+#include "store/be_rados_int.h"
 
 #include <errno.h>
-#include <pthread.h>
-#include <rados/librados.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-#define RADOS_LOCK_NAME "livebackup"
-#define RADOS_LOCK_TAG "livebackup"
-#define RADOS_HOLDER_XATTR "lb.holder"
-#define RADOS_TOUCH_XATTR "lb.t"
-#define RADOS_COUNTER_XATTR "lb.counter"
-#define RADOS_MAX_LOCKS 8
-#define COUNTER_DIGITS 20
-
-struct rados_lock {
-    char *obj;
-    char cookie[33];
-    bool excl, used;
-};
-
-struct be_rados {
-    struct store_be be;
-    rados_t cluster;
-    rados_ioctx_t io;
-    /* gc's conditional removes read an object's version, which librados
-     * keeps per ioctx: one ioctx for them, one at a time. */
-    rados_ioctx_t gc_io;
-    pthread_mutex_t gc_lock;
-    /* A QUERY's reads and touches (head_many) on a connection of their
-     * own: on the one that carries the chunks' creates, a read of 24
-     * bytes waits behind megabytes of chunk data queued in the socket,
-     * and the session that asked waits with it. Connected at the first
-     * head_many (q_lock), from spec; the main one if that fails. */
-    struct store_be_rados_spec spec;
-    pthread_mutex_t q_lock;
-    bool q_tried;
-    rados_t q_cluster;
-    rados_ioctx_t q_io;
-    unsigned lease;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    pthread_t renewer;
-    bool renewer_on, stopping;
-    /* A renewal found a lock gone (its lease ended before it was renewed):
-     * whatever it protected may have been acted on by others. */
-    bool lapsed;
-    struct rados_lock locks[RADOS_MAX_LOCKS];
-    /* Operations sent, by kind (bench/rados.sh reads them: the
-     * LIVEBACKUP_RADOS_OPS file gets a line when the backend closes). */
-    _Atomic uint64_t n_read, n_stat, n_touch, n_create, n_other;
-};
-
-static struct be_rados *
-to_rados(struct store_be *be)
-{
-    return (struct be_rados *)be;
-}
-
 /* librados returns -errno. */
-static int
-rfail(int r, const char *what, const char *obj, const struct be_rados *b)
+int
+be_rados_fail(int r, const char *what, const char *obj,
+              const struct be_rados *b)
 {
     int e = -r;
 
@@ -98,7 +45,7 @@ rados_be_read(struct store_be *be, const char *obj, void *buf, size_t len,
         int r = rados_read(b->io, obj, (char *)buf + done, n, off + done);
         b->n_read++;
         if (r < 0)
-            return rfail(r, "read", obj, b);
+            return be_rados_fail(r, "read", obj, b);
         done += (size_t)r;
         if ((size_t)r < n)
             break;
@@ -117,7 +64,7 @@ rados_be_stat(struct store_be *be, const char *obj, uint64_t *size,
 
     b->n_stat++;
     if (r < 0)
-        return rfail(r, "stat", obj, b);
+        return be_rados_fail(r, "stat", obj, b);
     if (size)
         *size = sz;
     if (mtime)
@@ -141,7 +88,7 @@ rados_be_touch(struct store_be *be, const char *obj)
     rados_release_write_op(op);
     b->n_touch++;
     if (r < 0)
-        return rfail(r, "touch", obj, b);
+        return be_rados_fail(r, "touch", obj, b);
     return 0;
 }
 
@@ -167,7 +114,7 @@ rados_be_create(struct store_be *be, const char *obj, const void *p, size_t len)
                        "accepts in one write (osd_max_write_size)",
                        obj, len);
     if (r < 0)
-        return rfail(r, "create", obj, b);
+        return be_rados_fail(r, "create", obj, b);
     return 0;
 }
 
@@ -184,7 +131,7 @@ rados_be_replace(struct store_be *be, const char *obj, const void *p,
     r = rados_write_op_operate(op, b->io, obj, NULL, 0);
     rados_release_write_op(op);
     if (r < 0)
-        return rfail(r, "write", obj, b);
+        return be_rados_fail(r, "write", obj, b);
     return 0;
 }
 
@@ -196,7 +143,7 @@ rados_be_remove(struct store_be *be, const char *obj)
 
     b->n_other++;
     if (r < 0)
-        return rfail(r, "remove", obj, b);
+        return be_rados_fail(r, "remove", obj, b);
     return 0;
 }
 
@@ -227,7 +174,7 @@ rados_be_remove_if_old(struct store_be *be, const char *obj, int64_t cutoff,
     }
     if (r < 0 || rval < 0) {
         pthread_mutex_unlock(&b->gc_lock);
-        return rfail(r < 0 ? r : rval, "stat", obj, b);
+        return be_rados_fail(r < 0 ? r : rval, "stat", obj, b);
     }
     if ((int64_t)mt >= cutoff) {
         pthread_mutex_unlock(&b->gc_lock);
@@ -247,7 +194,7 @@ rados_be_remove_if_old(struct store_be *be, const char *obj, int64_t cutoff,
     if (r == -ERANGE || r == -EOVERFLOW)
         return 2;
     if (r < 0)
-        return rfail(r, "remove", obj, b);
+        return be_rados_fail(r, "remove", obj, b);
     *size = sz;
     return 1;
 }
@@ -264,7 +211,7 @@ rados_be_list(struct store_be *be, const char *prefix, store_be_list_fn fn,
 
     b->n_other++;
     if (r < 0)
-        return rfail(r, "list", prefix, b);
+        return be_rados_fail(r, "list", prefix, b);
     while ((r = rados_nobjects_list_next(ctx, &name, NULL, NULL)) == 0) {
         if (strncmp(name, prefix, plen) != 0)
             continue;
@@ -276,7 +223,7 @@ rados_be_list(struct store_be *be, const char *prefix, store_be_list_fn fn,
     }
     rados_nobjects_list_close(ctx);
     if (r != -ENOENT)
-        return rfail(r, "list", prefix, b);
+        return be_rados_fail(r, "list", prefix, b);
     return 0;
 }
 
@@ -316,7 +263,7 @@ rados_be_counter_next(struct store_be *be, const char *obj,
                                sizeof old - 1);
 
         if (r < 0 && r != -ENOENT && r != -ENODATA)
-            return rfail(r, "read counter", obj, b);
+            return be_rados_fail(r, "read counter", obj, b);
         have = r >= 0 && counter_parse(old, r, &cur);
         if (!have && !have_floor) {
             /* Missing or unreadable: from its floor (asked once). */
@@ -350,7 +297,7 @@ rados_be_counter_next(struct store_be *be, const char *obj,
         }
         /* Another writer got there first: read again. */
         if (r != -ECANCELED && r != -EEXIST && r != -ENODATA)
-            return rfail(r, "advance counter", obj, b);
+            return be_rados_fail(r, "advance counter", obj, b);
     }
     return lb_fail(EAGAIN, "counter %s: too much contention", obj);
 }
@@ -447,7 +394,7 @@ rados_be_lock(struct store_be *be, const char *obj, bool excl,
     }
     if (r < 0) {
         free(l.obj);
-        return rfail(r, "lock", obj, b);
+        return be_rados_fail(r, "lock", obj, b);
     }
     if (excl) {
         /* Who holds it, for the message of whoever waits. */
@@ -490,7 +437,7 @@ rados_be_lock_renew(struct store_be *be)
         r = lock_once(b, l, "", LIBRADOS_LOCK_FLAG_MUST_RENEW);
         if (r < 0) {
             b->lapsed = true;
-            rc = rfail(r, "renew lock", l->obj, b);
+            rc = be_rados_fail(r, "renew lock", l->obj, b);
         }
     }
     if (b->lapsed && rc == 0)
@@ -540,7 +487,7 @@ rados_be_lock_held(struct store_be *be, const char *obj, bool *held)
         return 0;
     }
     if (n < 0)
-        return rfail((int)n, "list lockers of", obj, b);
+        return be_rados_fail((int)n, "list lockers of", obj, b);
     *held = n > 0;
     return 0;
 }
@@ -579,12 +526,9 @@ rados_be_close(struct store_be *be)
         rados_ioctx_destroy(b->gc_io);
     if (b->io)
         rados_ioctx_destroy(b->io);
-    if (b->q_io)
-        rados_ioctx_destroy(b->q_io);
+    be_rados_query_close(b);
     if (b->cluster)
         rados_shutdown(b->cluster);
-    if (b->q_cluster)
-        rados_shutdown(b->q_cluster);
     pthread_mutex_destroy(&b->gc_lock);
     pthread_mutex_destroy(&b->q_lock);
     pthread_mutex_destroy(&b->lock);
@@ -593,155 +537,21 @@ rados_be_close(struct store_be *be)
     free(b);
 }
 
-static rados_ioctx_t query_ioctx(struct be_rados *b);
-
-/* One object's part of a batch: its touch and its read, in flight. */
-struct head_op {
-    rados_completion_t touch_c, read_c;
-    rados_write_op_t wop;
-    rados_read_op_t rop;
-    time_t mtime;
-    int stat_rval, read_rval;
-};
-
-static void
-head_op_free(struct head_op *h)
-{
-    if (h->touch_c)
-        rados_aio_release(h->touch_c);
-    if (h->read_c)
-        rados_aio_release(h->read_c);
-    if (h->wop)
-        rados_release_write_op(h->wop);
-    if (h->rop)
-        rados_release_read_op(h->rop);
-}
-
-/* Send every read (stat + the header) at once. */
-static int
-head_reads_send(struct be_rados *b, const char *const *objs, size_t n,
-                struct head_op *h, uint8_t *head, size_t head_len, size_t *got,
-                uint64_t *size)
-{
-    rados_ioctx_t io = query_ioctx(b);
-
-    for (size_t i = 0; i < n; i++) {
-        h[i].rop = rados_create_read_op();
-        rados_read_op_stat(h[i].rop, &size[i], &h[i].mtime, &h[i].stat_rval);
-        rados_read_op_read(h[i].rop, 0, head_len, (char *)head + i * head_len,
-                           &got[i], &h[i].read_rval);
-        if (rados_aio_create_completion2(NULL, NULL, &h[i].read_c) < 0 ||
-            rados_aio_read_op_operate(h[i].rop, io, h[i].read_c, objs[i], 0) <
-                0) {
-            /* Not sent: nothing to wait for. */
-            if (h[i].read_c)
-                rados_aio_release(h[i].read_c);
-            h[i].read_c = NULL;
-            return lb_fail(EIO, "%s: cannot send a read", b->be.where);
-        }
-        b->n_read++;
-    }
-    return 0;
-}
-
-/* Send a touch of every object the reads found, at once. */
-static int
-head_touches_send(struct be_rados *b, const char *const *objs, size_t n,
-                  struct head_op *h, const int *err)
-{
-    rados_ioctx_t io = query_ioctx(b);
-    char v[32];
-
-    snprintf(v, sizeof v, "%lld", (long long)time(NULL));
-    for (size_t i = 0; i < n; i++) {
-        if (err[i])
-            continue;
-        h[i].wop = rados_create_write_op();
-        rados_write_op_assert_exists(h[i].wop);
-        rados_write_op_setxattr(h[i].wop, RADOS_TOUCH_XATTR, v, strlen(v));
-        if (rados_aio_create_completion2(NULL, NULL, &h[i].touch_c) < 0 ||
-            rados_aio_write_op_operate(h[i].wop, io, h[i].touch_c, objs[i],
-                                       NULL, 0) < 0) {
-            if (h[i].touch_c)
-                rados_aio_release(h[i].touch_c);
-            h[i].touch_c = NULL;
-            return lb_fail(EIO, "%s: cannot send a touch", b->be.where);
-        }
-        b->n_touch++;
-    }
-    return 0;
-}
-
-/* Wait for what was sent of one kind (touch or read) and free it; the
- * first error other than ENOENT in rc (unless it holds one already). An
- * object not found says ENOENT in err. */
-static void
-head_wait(struct be_rados *b, const char *const *objs, size_t n,
-          struct head_op *h, bool touch, int *err, size_t *got, int *rc)
-{
-    for (size_t i = 0; i < n; i++) {
-        rados_completion_t c = touch ? h[i].touch_c : h[i].read_c;
-        int r;
-        if (!c)
-            continue;
-        rados_aio_wait_for_complete(c);
-        r = rados_aio_get_return_value(c);
-        if (r == 0 && !touch)
-            r = h[i].stat_rval < 0 ? h[i].stat_rval : h[i].read_rval;
-        rados_aio_release(c);
-        if (touch) {
-            h[i].touch_c = NULL;
-            rados_release_write_op(h[i].wop);
-            h[i].wop = NULL;
-        } else {
-            h[i].read_c = NULL;
-            rados_release_read_op(h[i].rop);
-            h[i].rop = NULL;
-        }
-        if (r == -ENOENT) {
-            err[i] = ENOENT;
-            got[i] = 0;
-        } else if (r < 0 && *rc == 0) {
-            *rc = rfail(r, touch ? "touch" : "read", objs[i], b);
-        }
-    }
-}
-
 static void
 rados_be_sweep_end(struct store_be *be)
 {
     (void)be; /* each removal was one operation: nothing kept aside */
 }
 
-/* Every header read sent at once, then (if asked) every touch of what
- * they found at once: two round trips for the batch, and no touch for a
- * chunk that is not stored (most of what a backup asks about is new). A
- * chunk the read or the touch does not find (removed between them) says
- * ENOENT: the client sends it again. A touch that did find it changed
- * its version, so a gc judging it old before cannot remove it. */
+/* A writing session: the connection of its QUERYs' lookups is made
+ * beside its first steps (be_rados_query_start). */
 static int
-rados_be_head_many(struct store_be *be, const char *const *objs, size_t n,
-                   bool touch, uint8_t *head, size_t head_len, size_t *got,
-                   uint64_t *size, int *err)
+rados_be_session_begin(struct store_be *be)
 {
-    struct be_rados *b = to_rados(be);
-    struct head_op *h = lb_xcalloc(n ? n : 1, sizeof *h);
-    int rc;
-
-    for (size_t i = 0; i < n; i++) {
-        err[i] = 0;
-        got[i] = 0;
-    }
-    rc = head_reads_send(b, objs, n, h, head, head_len, got, size);
-    head_wait(b, objs, n, h, false, err, got, &rc);
-    if (rc == 0 && touch) {
-        rc = head_touches_send(b, objs, n, h, err);
-        head_wait(b, objs, n, h, true, err, got, &rc);
-    }
-    for (size_t i = 0; i < n; i++)
-        head_op_free(&h[i]);
-    free(h);
-    return rc;
+    if (store_be_obj_session_begin(be) < 0)
+        return -1;
+    be_rados_query_start(to_rados(be));
+    return 0;
 }
 
 static const struct store_be_ops rados_ops = {
@@ -761,9 +571,9 @@ static const struct store_be_ops rados_ops = {
     .lock_renew = rados_be_lock_renew,
     .unlock = rados_be_unlock,
     .lock_held = rados_be_lock_held,
-    .head_many = rados_be_head_many,
+    .head_many = be_rados_head_many,
     .open = store_be_open_copy,
-    .session_begin = store_be_obj_session_begin,
+    .session_begin = rados_be_session_begin,
     .sessions_oldest = store_be_obj_sessions_oldest,
     .stage = store_be_stage_copy,
     .publish = store_be_publish_create,
@@ -780,10 +590,9 @@ store_be_lease(const struct store_be *be)
     return ((const struct be_rados *)be)->lease;
 }
 
-/* A cluster handle of client.ID with the op timeouts, connected. */
-static int
-connect_handle(struct be_rados *b, const struct store_be_rados_spec *o,
-               rados_t *cl)
+int
+be_rados_connect(struct be_rados *b, const struct store_be_rados_spec *o,
+                 rados_t *cl)
 {
     char t[32];
     int r = rados_create(cl, o->id);
@@ -816,7 +625,7 @@ connect_cluster(struct be_rados *b, const struct store_be_rados_spec *o)
 {
     int r;
 
-    if (connect_handle(b, o, &b->cluster) < 0)
+    if (be_rados_connect(b, o, &b->cluster) < 0)
         return -1;
     r = rados_ioctx_create(b->cluster, o->pool, &b->io);
     if (r == 0)
@@ -830,38 +639,6 @@ connect_cluster(struct be_rados *b, const struct store_be_rados_spec *o)
     rados_ioctx_set_namespace(b->io, o->ns);
     rados_ioctx_set_namespace(b->gc_io, o->ns);
     return 0;
-}
-
-/* The ioctx of head_many: on its own connection (connected the first
- * time), or the main one if that cannot be had. */
-static rados_ioctx_t
-query_ioctx(struct be_rados *b)
-{
-    rados_ioctx_t io;
-
-    pthread_mutex_lock(&b->q_lock);
-    if (!b->q_tried) {
-        struct lb_error_saved e;
-        int r = -1;
-        b->q_tried = true;
-        lb_error_save(&e);
-        if (connect_handle(b, &b->spec, &b->q_cluster) == 0) {
-            r = rados_ioctx_create(b->q_cluster, b->spec.pool, &b->q_io);
-            if (r < 0)
-                lb_error(-r, "%s: open pool %s", b->be.where, b->spec.pool);
-        }
-        if (r == 0) {
-            rados_ioctx_set_namespace(b->q_io, b->spec.ns);
-        } else {
-            lb_debug("lookups share the connection of the creates: %s",
-                     lb_error_msg());
-            b->q_io = NULL;
-        }
-        lb_error_restore(&e);
-    }
-    io = b->q_io ? b->q_io : b->io;
-    pthread_mutex_unlock(&b->q_lock);
-    return io;
 }
 
 struct store_be *

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The RADOS backend's parts (be_rados.c: objects, counters, locks, open
+ * and close; be_rados_query.c: the batched lookups of a QUERY and their
+ * connection).
+ */
+#ifndef LB_STORE_BE_RADOS_INT_H
+#define LB_STORE_BE_RADOS_INT_H
+
+#include "store/backend.h"
+
+#include <pthread.h>
+#include <rados/librados.h>
+
+#define RADOS_LOCK_NAME "livebackup"
+#define RADOS_LOCK_TAG "livebackup"
+#define RADOS_HOLDER_XATTR "lb.holder"
+#define RADOS_TOUCH_XATTR "lb.t"
+#define RADOS_COUNTER_XATTR "lb.counter"
+#define RADOS_MAX_LOCKS 8
+#define COUNTER_DIGITS 20
+
+struct rados_lock {
+    char *obj;
+    char cookie[33];
+    bool excl, used;
+};
+
+struct be_rados {
+    struct store_be be;
+    rados_t cluster;
+    rados_ioctx_t io;
+    /* gc's conditional removes read an object's version, which librados
+     * keeps per ioctx: one ioctx for them, one at a time. */
+    rados_ioctx_t gc_io;
+    pthread_mutex_t gc_lock;
+    /* A QUERY's reads and touches (head_many) on a connection of their
+     * own: on the one that carries the chunks' creates, a read of 24
+     * bytes waits behind megabytes of chunk data queued in the socket,
+     * and the session that asked waits with it. Connected from spec by
+     * a thread started when a writing session begins (q_thread: beside
+     * the session's first steps, not in the way of its first QUERY), or
+     * at the first head_many; the main one if that fails (q_lock). */
+    struct store_be_rados_spec spec;
+    pthread_mutex_t q_lock;
+    bool q_tried, q_thread_on;
+    pthread_t q_thread;
+    rados_t q_cluster;
+    rados_ioctx_t q_io;
+    unsigned lease;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    pthread_t renewer;
+    bool renewer_on, stopping;
+    /* A renewal found a lock gone (its lease ended before it was renewed):
+     * whatever it protected may have been acted on by others. */
+    bool lapsed;
+    struct rados_lock locks[RADOS_MAX_LOCKS];
+    /* Operations sent, by kind (bench/rados.sh reads them: the
+     * LIVEBACKUP_RADOS_OPS file gets a line when the backend closes). */
+    _Atomic uint64_t n_read, n_stat, n_touch, n_create, n_other;
+};
+static inline struct be_rados *
+to_rados(struct store_be *be)
+{
+    return (struct be_rados *)be;
+}
+
+/* lb_error for librados's -errno r about obj; returns -1. */
+int be_rados_fail(int r, const char *what, const char *obj,
+                  const struct be_rados *b);
+/* A cluster handle of client.ID with the op timeouts, connected. */
+int be_rados_connect(struct be_rados *b, const struct store_be_rados_spec *o,
+                     rados_t *cl);
+
+/* The lookups' connection: connecting in the background from now on. */
+void be_rados_query_start(struct be_rados *b);
+/* Its thread joined, its handle shut down. */
+void be_rados_query_close(struct be_rados *b);
+int be_rados_head_many(struct store_be *be, const char *const *objs, size_t n,
+                       bool touch, uint8_t *head, size_t head_len, size_t *got,
+                       uint64_t *size, int *err);
+
+#endif

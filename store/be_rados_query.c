@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The RADOS backend's lookups (head_many): a QUERY's chunk reads and
+ * touches, sent together on a connection of their own.
+ */
+#include "store/be_rados_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* Connect the lookups' handle (b->q_cluster, b->q_io): 0, or -1 with
+ * the error left as it is (debug only: the main connection serves). */
+static int
+query_connect(struct be_rados *b)
+{
+    int r = -1;
+
+    if (be_rados_connect(b, &b->spec, &b->q_cluster) == 0) {
+        r = rados_ioctx_create(b->q_cluster, b->spec.pool, &b->q_io);
+        if (r < 0)
+            lb_error(-r, "%s: open pool %s", b->be.where, b->spec.pool);
+    }
+    if (r == 0) {
+        rados_ioctx_set_namespace(b->q_io, b->spec.ns);
+        return 0;
+    }
+    lb_debug("lookups share the connection of the creates: %s", lb_error_msg());
+    b->q_io = NULL;
+    return -1;
+}
+
+static void *
+query_connect_main(void *arg)
+{
+    query_connect(arg);
+    return NULL;
+}
+
+void
+be_rados_query_start(struct be_rados *b)
+{
+    pthread_mutex_lock(&b->q_lock);
+    if (!b->q_tried && !b->q_thread_on &&
+        pthread_create(&b->q_thread, NULL, query_connect_main, b) == 0)
+        b->q_thread_on = true;
+    pthread_mutex_unlock(&b->q_lock);
+}
+
+/* The caller holds q_lock. */
+static void
+query_join(struct be_rados *b)
+{
+    if (b->q_thread_on) {
+        pthread_join(b->q_thread, NULL);
+        b->q_thread_on = false;
+        b->q_tried = true;
+    }
+}
+
+/* The ioctx of head_many: the lookups' own (connecting it now if no
+ * thread does), or the main one if that cannot be had. */
+static rados_ioctx_t
+query_ioctx(struct be_rados *b)
+{
+    rados_ioctx_t io;
+
+    pthread_mutex_lock(&b->q_lock);
+    query_join(b);
+    if (!b->q_tried) {
+        struct lb_error_saved e;
+        b->q_tried = true;
+        lb_error_save(&e);
+        query_connect(b);
+        lb_error_restore(&e);
+    }
+    io = b->q_io ? b->q_io : b->io;
+    pthread_mutex_unlock(&b->q_lock);
+    return io;
+}
+
+void
+be_rados_query_close(struct be_rados *b)
+{
+    pthread_mutex_lock(&b->q_lock);
+    query_join(b);
+    pthread_mutex_unlock(&b->q_lock);
+    if (b->q_io)
+        rados_ioctx_destroy(b->q_io);
+    if (b->q_cluster)
+        rados_shutdown(b->q_cluster);
+    b->q_io = NULL;
+    b->q_cluster = NULL;
+}
+
+/* One object's part of a batch: its touch and its read, in flight. */
+struct head_op {
+    rados_completion_t touch_c, read_c;
+    rados_write_op_t wop;
+    rados_read_op_t rop;
+    time_t mtime;
+    int stat_rval, read_rval;
+};
+
+static void
+head_op_free(struct head_op *h)
+{
+    if (h->touch_c)
+        rados_aio_release(h->touch_c);
+    if (h->read_c)
+        rados_aio_release(h->read_c);
+    if (h->wop)
+        rados_release_write_op(h->wop);
+    if (h->rop)
+        rados_release_read_op(h->rop);
+}
+
+/* Send every read (stat + the header) at once. */
+static int
+head_reads_send(struct be_rados *b, const char *const *objs, size_t n,
+                struct head_op *h, uint8_t *head, size_t head_len, size_t *got,
+                uint64_t *size)
+{
+    rados_ioctx_t io = query_ioctx(b);
+
+    for (size_t i = 0; i < n; i++) {
+        h[i].rop = rados_create_read_op();
+        rados_read_op_stat(h[i].rop, &size[i], &h[i].mtime, &h[i].stat_rval);
+        rados_read_op_read(h[i].rop, 0, head_len, (char *)head + i * head_len,
+                           &got[i], &h[i].read_rval);
+        if (rados_aio_create_completion2(NULL, NULL, &h[i].read_c) < 0 ||
+            rados_aio_read_op_operate(h[i].rop, io, h[i].read_c, objs[i], 0) <
+                0) {
+            /* Not sent: nothing to wait for. */
+            if (h[i].read_c)
+                rados_aio_release(h[i].read_c);
+            h[i].read_c = NULL;
+            return lb_fail(EIO, "%s: cannot send a read", b->be.where);
+        }
+        b->n_read++;
+    }
+    return 0;
+}
+
+/* Send a touch of every object the reads found, at once. */
+static int
+head_touches_send(struct be_rados *b, const char *const *objs, size_t n,
+                  struct head_op *h, const int *err)
+{
+    rados_ioctx_t io = query_ioctx(b);
+    char v[32];
+
+    snprintf(v, sizeof v, "%lld", (long long)time(NULL));
+    for (size_t i = 0; i < n; i++) {
+        if (err[i])
+            continue;
+        h[i].wop = rados_create_write_op();
+        rados_write_op_assert_exists(h[i].wop);
+        rados_write_op_setxattr(h[i].wop, RADOS_TOUCH_XATTR, v, strlen(v));
+        if (rados_aio_create_completion2(NULL, NULL, &h[i].touch_c) < 0 ||
+            rados_aio_write_op_operate(h[i].wop, io, h[i].touch_c, objs[i],
+                                       NULL, 0) < 0) {
+            if (h[i].touch_c)
+                rados_aio_release(h[i].touch_c);
+            h[i].touch_c = NULL;
+            return lb_fail(EIO, "%s: cannot send a touch", b->be.where);
+        }
+        b->n_touch++;
+    }
+    return 0;
+}
+
+/* Wait for what was sent of one kind (touch or read) and free it; the
+ * first error other than ENOENT in rc (unless it holds one already). An
+ * object not found says ENOENT in err. */
+static void
+head_wait(struct be_rados *b, const char *const *objs, size_t n,
+          struct head_op *h, bool touch, int *err, size_t *got, int *rc)
+{
+    for (size_t i = 0; i < n; i++) {
+        rados_completion_t c = touch ? h[i].touch_c : h[i].read_c;
+        int r;
+        if (!c)
+            continue;
+        rados_aio_wait_for_complete(c);
+        r = rados_aio_get_return_value(c);
+        if (r == 0 && !touch)
+            r = h[i].stat_rval < 0 ? h[i].stat_rval : h[i].read_rval;
+        rados_aio_release(c);
+        if (touch) {
+            h[i].touch_c = NULL;
+            rados_release_write_op(h[i].wop);
+            h[i].wop = NULL;
+        } else {
+            h[i].read_c = NULL;
+            rados_release_read_op(h[i].rop);
+            h[i].rop = NULL;
+        }
+        if (r == -ENOENT) {
+            err[i] = ENOENT;
+            got[i] = 0;
+        } else if (r < 0 && *rc == 0) {
+            *rc = be_rados_fail(r, touch ? "touch" : "read", objs[i], b);
+        }
+    }
+}
+
+/* Every header read sent at once, then (if asked) every touch of what
+ * they found at once: two round trips for the batch, and no touch for a
+ * chunk that is not stored (most of what a backup asks about is new). A
+ * chunk the read or the touch does not find (removed between them) says
+ * ENOENT: the client sends it again. A touch that did find it changed
+ * its version, so a gc judging it old before cannot remove it. */
+int
+be_rados_head_many(struct store_be *be, const char *const *objs, size_t n,
+                   bool touch, uint8_t *head, size_t head_len, size_t *got,
+                   uint64_t *size, int *err)
+{
+    struct be_rados *b = to_rados(be);
+    struct head_op *h = lb_xcalloc(n ? n : 1, sizeof *h);
+    int rc;
+
+    for (size_t i = 0; i < n; i++) {
+        err[i] = 0;
+        got[i] = 0;
+    }
+    rc = head_reads_send(b, objs, n, h, head, head_len, got, size);
+    head_wait(b, objs, n, h, false, err, got, &rc);
+    if (rc == 0 && touch) {
+        rc = head_touches_send(b, objs, n, h, err);
+        head_wait(b, objs, n, h, true, err, got, &rc);
+    }
+    for (size_t i = 0; i < n; i++)
+        head_op_free(&h[i]);
+    free(h);
+    return rc;
+}
