@@ -275,10 +275,14 @@ cmd_backup_image(int argc, char **argv)
     }
     proto_kv_set(&meta, "kind", incremental ? "incremental" : "full");
     proto_kv_set(&meta, "source", "image");
-    r = agent_repo_connect(a.repo);
-    /* The key's KDF runs on its thread while the parent is picked and
-     * the sources open (agent_repo_unlock_start). */
-    if (!r || agent_repo_open(r, PROTO_OPEN_WRITE) < 0 ||
+    /* The first disk opens (qemu-img info, qemu-nbd and its handshake)
+     * while backupd starts and opens the repository; the key's KDF runs
+     * on its thread while the parent is picked (agent_repo_unlock_start). */
+    r = agent_repo_open_start(a.repo, PROTO_OPEN_WRITE);
+    if (r && a.ndisks)
+        a.disks[0].src = agent_source_open(a.disks[0].path, a.disks[0].since,
+                                           a.disks[0].force_share);
+    if (!r || (a.ndisks && !a.disks[0].src) || agent_repo_open_finish(r) < 0 ||
         agent_repo_unlock_start(r) < 0 ||
         (incremental && pick_parent(r, a.name, a.parent ? a.parent : "auto",
                                     parent, sizeof parent) < 0) ||
@@ -296,8 +300,10 @@ cmd_backup_image(int argc, char **argv)
     }
     agent_backup_result_free(&res);
     proto_kv_free(&meta);
-    for (size_t i = 0; i < a.ndisks; i++)
+    for (size_t i = 0; i < a.ndisks; i++) {
+        agent_source_close(a.disks[i].src); /* not taken: a failure before */
         proto_kv_free(&a.disks[i].meta);
+    }
     agent_repo_close(r);
     return rc;
 }

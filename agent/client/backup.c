@@ -699,9 +699,15 @@ agent_backup_disks(struct agent_repo *r, const char *name, const char *parent,
      * The KDF runs on its thread while the first disk's source opens
      * (qemu-img info, qemu-nbd, its handshake: none of it needs the key
      * or writes anything). */
-    if (agent_repo_unlock_start(r) < 0)
+    if (ndisks) {
+        first = disks[0].src; /* ours now */
+        disks[0].src = NULL;
+    }
+    if (agent_repo_unlock_start(r) < 0) {
+        agent_source_close(first);
         return -1;
-    if (r->unlock && ndisks) {
+    }
+    if (r->unlock && ndisks && !first) {
         first = agent_source_open(disks[0].path, disks[0].since,
                                   disks[0].force_share);
         t = agent_phase_add(&res->ph, AGENT_PH_OPEN, t);

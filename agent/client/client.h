@@ -161,6 +161,13 @@ int agent_repo_init(struct agent_repo *r, uint32_t window_size);
 /* OPEN in mode (PROTO_OPEN_READ, _WRITE or _ADMIN): every other request
  * needs it. */
 int agent_repo_open(struct agent_repo *r, uint8_t mode);
+/* agent_repo_connect and agent_repo_open in two halves: start sends HELLO
+ * and OPEN at once and returns without an answer, so that the caller's
+ * own work (opening its disks) runs while backupd starts and opens the
+ * repository (a RADOS one connects to its cluster); finish reads both
+ * answers. Nothing else may be sent in between. */
+struct agent_repo *agent_repo_open_start(const char *url, uint8_t mode);
+int agent_repo_open_finish(struct agent_repo *r);
 /* End the session and reap its process. NULL is a no-op. */
 void agent_repo_close(struct agent_repo *r);
 /* End the session now (its locks on the repository go with it): close
@@ -635,6 +642,9 @@ struct agent_disk_spec {
     const char *since; /* NULL: full; else the layer changes are above */
     bool force_share;
     struct proto_kv meta; /* extra per-disk metadata (source path, ...) */
+    /* path opened already (agent_backup_disks takes it, NULL then), or
+     * NULL: opened when its turn comes */
+    struct agent_source *src;
 };
 
 struct agent_backup_result {

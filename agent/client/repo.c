@@ -389,17 +389,57 @@ daemon_conn(const char *repo, bool trusted)
     return c;
 }
 
-static struct agent_repo *
-repo_connect(const char *url, bool trusted)
+/* agent_repo_close, the error slot left as it was. */
+static void
+close_keep_error(struct agent_repo *r)
 {
-    struct agent_repo *r = lb_xcalloc(1, sizeof *r);
+    struct lb_error_saved e;
+
+    lb_error_save(&e);
+    agent_repo_close(r);
+    lb_error_restore(&e);
+}
+
+/* Our HELLO, encoded into r->out. */
+static void
+hello_enc(struct agent_repo *r)
+{
     struct proto_hello h = {
         PROTO_VERSION,
         PROTO_VERSION,
         PROTO_FEATURES_KNOWN,
         {"livebackup " LB_VERSION, sizeof("livebackup " LB_VERSION) - 1}};
+
+    proto_enc_hello(&r->out, PROTO_T_HELLO, &h);
+}
+
+/* Send what r->out holds (HELLO, perhaps more behind it) and read the
+ * HELLO_REPLY. */
+static int
+hello_call(struct agent_repo *r)
+{
     const uint8_t *p;
     uint32_t len;
+    struct proto_hello reply;
+
+    if (agent_repo_call(r, PROTO_T_HELLO_REPLY, &p, &len, NULL) < 0)
+        return -1;
+    if (proto_dec_hello(p, len, &reply) != PROTO_OK ||
+        proto_hello_check_reply(&reply, PROTO_VERSION, PROTO_VERSION,
+                                PROTO_FEATURES_KNOWN) != PROTO_OK)
+        return lb_error(0,
+                        "backupd answered HELLO with an unsupported version");
+    r->features = reply.features;
+    r->established = true;
+    return 0;
+}
+
+/* The backupd of url started (spawned, or its daemon's socket), nothing
+ * sent but a daemon's BRIDGE. */
+static struct agent_repo *
+repo_start(const char *url, bool trusted)
+{
+    struct agent_repo *r = lb_xcalloc(1, sizeof *r);
     char wait_s[16];
 
     r->url = lb_xstrdup(url);
@@ -467,28 +507,25 @@ repo_connect(const char *url, bool trusted)
                  (unsigned long long)agent_opts.bwlimit);
         proto_conn_set_bwlimit(r->conn, agent_opts.bwlimit);
     }
-    proto_enc_hello(&r->out, PROTO_T_HELLO, &h);
-    if (agent_repo_call(r, PROTO_T_HELLO_REPLY, &p, &len, NULL) < 0)
-        goto fail;
-    {
-        struct proto_hello reply;
-        if (proto_dec_hello(p, len, &reply) != PROTO_OK ||
-            proto_hello_check_reply(&reply, PROTO_VERSION, PROTO_VERSION,
-                                    h.features) != PROTO_OK) {
-            lb_error(0, "backupd answered HELLO with an unsupported version");
-            goto fail;
-        }
-        r->features = reply.features;
-    }
-    r->established = true;
     return r;
-fail : {
-    struct lb_error_saved e;
-    lb_error_save(&e);
-    agent_repo_close(r);
-    lb_error_restore(&e);
-}
+fail:
+    close_keep_error(r);
     return NULL;
+}
+
+static struct agent_repo *
+repo_connect(const char *url, bool trusted)
+{
+    struct agent_repo *r = repo_start(url, trusted);
+
+    if (!r)
+        return NULL;
+    hello_enc(r);
+    if (hello_call(r) < 0) {
+        close_keep_error(r);
+        return NULL;
+    }
+    return r;
 }
 
 struct agent_repo *
@@ -554,16 +591,16 @@ agent_repo_call(struct agent_repo *r, uint16_t type, const uint8_t **p,
     return 0;
 }
 
-int
-agent_repo_open(struct agent_repo *r, uint8_t mode)
+/* Send what r->out holds (OPEN, perhaps behind HELLO) and read the
+ * REPO_INFO. */
+static int
+open_call(struct agent_repo *r)
 {
     const uint8_t *p;
     uint32_t len;
     struct proto_repo_info ri;
-
     uint32_t code = 0;
 
-    proto_enc_open(&r->out, mode);
     if (agent_repo_call(r, PROTO_T_REPO_INFO, &p, &len, &code) < 0) {
         /* backupd knows only its path: name the URL the user gave. */
         if (code == PROTO_ERR_NO_REPO && r->host &&
@@ -578,6 +615,39 @@ agent_repo_open(struct agent_repo *r, uint8_t mode)
     r->encrypted = ri.flags & PROTO_REPO_F_ENCRYPTED;
     proto_str_copy(r->repo_id, sizeof r->repo_id, ri.repo_id);
     return 0;
+}
+
+int
+agent_repo_open(struct agent_repo *r, uint8_t mode)
+{
+    proto_enc_open(&r->out, mode);
+    return open_call(r);
+}
+
+struct agent_repo *
+agent_repo_open_start(const char *url, uint8_t mode)
+{
+    struct agent_repo *r = repo_start(url, true);
+
+    if (!r)
+        return NULL;
+    /* Both at once (PROTOCOL.md, "Session"): the server reads OPEN only
+     * after it answered HELLO, and never if it refused it. */
+    hello_enc(r);
+    proto_enc_open(&r->out, mode);
+    if (proto_conn_send_buf(r->conn, &r->out) < 0) {
+        agent_repo_explain(r);
+        close_keep_error(r);
+        return NULL;
+    }
+    return r;
+}
+
+int
+agent_repo_open_finish(struct agent_repo *r)
+{
+    /* r->out is empty: the calls only read the answers. */
+    return hello_call(r) < 0 ? -1 : open_call(r);
 }
 
 uint32_t

@@ -36,11 +36,11 @@ head -c 1M /dev/urandom >"$T/garbage.qcow2"
 printf 'QFI\xfb' | dd of="$T/garbage.qcow2" conv=notrunc status=none
 expect_fail "cannot read image $T/garbage.qcow2" \
     livebackup backup-image --repo "$R" --name x --disk vda="$T/garbage.qcow2"
+overlay "$T/o.qcow2" "$T/a.qcow2" qcow2
 expect_fail "has made no backup of x.*without --since" \
-    livebackup backup-image --repo "$R" --name x --disk vda="$T/a.qcow2" \
+    livebackup backup-image --repo "$R" --name x --disk vda="$T/o.qcow2" \
     --since "$T/a.qcow2"
 run_ok livebackup backup-image --repo "$R" --name x --disk vda="$T/a.qcow2"
-overlay "$T/o.qcow2" "$T/a.qcow2" qcow2
 mkimage "$T/other.qcow2" qcow2 32
 expect_fail "not in the backing chain of $T/o.qcow2" \
     livebackup backup-image --repo "$R" --name x --disk vda="$T/o.qcow2" \
