@@ -92,28 +92,41 @@ newrepo() {
     fi
 }
 
-# One untimed backup first: the first one a freshly started OSD takes
-# runs 1.5-3x slower than the next (its memory is new: page faults), and
-# a deployment's OSDs are not fresh. The rounds' pool reset below gives
-# that memory back only in part.
-newrepo rados
-run_ok livebackup init --repo "$R"
-warm=$(secs livebackup backup-image --repo "$R" --name w --disk vda="$T/base.raw")
+# Each round on a cluster of its own, started afresh: an OSD that removes
+# the last round's pool in the background (memstore gives its memory back
+# only so) runs the next round's backups at a half or a third of the
+# speed, and not the same from one run to the next. And one untimed
+# backup first: the first one a freshly started OSD takes runs 1.5-3x
+# slower than the next (its memory is new: page faults), and a
+# deployment's OSDs are not fresh.
+warm=()
+fresh_cluster() {
+    if (($1 > 1)); then
+        ceph_stop
+        rm -rf "$CEPH_DIR"
+        ceph_start
+    fi
+    newrepo rados
+    run_ok livebackup init --repo "$R"
+    warm+=("$(secs livebackup backup-image --repo "$R" --name w --disk vda="$T/base.raw")")
+}
 
 declare -A full incr two ops sfull sincr slist sops rounds
-for kind in file rados; do
-    f=() i=() w=() sf=() si=() sl=()
-    for _ in $(seq "$REPEAT"); do
-        # memstore keeps everything in memory: an empty pool each round
-        [[ $kind == file ]] || ceph_pool_reset
+declare -A f i w sf si sl
+for round in $(seq "$REPEAT"); do
+    fresh_cluster "$round"
+    # alternating which backend goes first
+    kinds=(file rados)
+    ((round % 2)) || kinds=(rados file)
+    for kind in "${kinds[@]}"; do
         newrepo "$kind"
         run_ok livebackup init --repo "$R"
-        f+=("$(secs livebackup backup-image --json --repo "$R" --name b \
-            --disk vda="$T/base.raw")")
+        f[$kind]+=" $(secs livebackup backup-image --json --repo "$R" --name b \
+            --disk vda="$T/base.raw")"
         rm -f "$T/ops"
-        i+=("$(LIVEBACKUP_RADOS_OPS=$T/ops secs livebackup backup-image \
+        i[$kind]+=" $(LIVEBACKUP_RADOS_OPS=$T/ops secs livebackup backup-image \
             --json --repo "$R" --name b --disk vda="$T/top.qcow2" \
-            --since vda="$T/base.raw")")
+            --since vda="$T/base.raw")"
         windows=$(($(json_field "$T/out" summary windows_set) + $(json_field "$T/out" summary windows_pushed)))
         if [[ $kind == rados ]]; then
             # the backupd session's line (the agent opens no backend)
@@ -130,30 +143,34 @@ for kind in file rados; do
             >"$T/p2.out" 2>&1 &
         p2=$!
         wait "$p1" && wait "$p2" || fail "two front ends: $(cat "$T/p1.out" "$T/p2.out")"
-        w+=("$(echo "$(date +%s.%N) - $t0" | bc)")
+        w[$kind]+=" $(echo "$(date +%s.%N) - $t0" | bc)"
         # 64 KiB windows: many small objects
         newrepo "$kind"
         run_ok livebackup init --repo "$R" --window-size 64K
-        sf+=("$(secs livebackup backup-image --json --repo "$R" --name b \
-            --disk vda="$T/base.raw")")
+        sf[$kind]+=" $(secs livebackup backup-image --json --repo "$R" --name b \
+            --disk vda="$T/base.raw")"
         rm -f "$T/ops"
-        si+=("$(LIVEBACKUP_RADOS_OPS=$T/ops secs livebackup backup-image \
+        si[$kind]+=" $(LIVEBACKUP_RADOS_OPS=$T/ops secs livebackup backup-image \
             --json --repo "$R" --name b --disk vda="$T/many.qcow2" \
-            --since vda="$T/base.raw")")
+            --since vda="$T/base.raw")"
         windows=$(($(json_field "$T/out" summary windows_set) + $(json_field "$T/out" summary windows_pushed)))
         if [[ $kind == rados ]]; then
             total=$(awk '{s += $2 + $4 + $6 + $8 + $10} END {print s}' "$T/ops")
             sops[$kind]="$total ops for $windows windows: $(echo "scale=1; $total / $windows" | bc) per window ($(tr '\n' ' ' <"$T/ops"))"
         fi
-        sl+=("$(secs livebackup list --repo "$R")")
+        sl[$kind]+=" $(secs livebackup list --repo "$R")"
     done
-    sfull[$kind]=$(printf '%s\n' "${sf[@]}" | median)
-    sincr[$kind]=$(printf '%s\n' "${si[@]}" | median)
-    slist[$kind]=$(printf '%s\n' "${sl[@]}" | median)
-    rounds[$kind]="${f[*]}"
-    full[$kind]=$(printf '%s\n' "${f[@]}" | median)
-    incr[$kind]=$(printf '%s\n' "${i[@]}" | median)
-    two[$kind]=$(printf '%s\n' "${w[@]}" | median)
+done
+# med "LIST": the median of a space-separated list
+med() { tr ' ' '\n' <<<"$1" | grep . | median; }
+for kind in file rados; do
+    sfull[$kind]=$(med "${sf[$kind]}")
+    sincr[$kind]=$(med "${si[$kind]}")
+    slist[$kind]=$(med "${sl[$kind]}")
+    rounds[$kind]="${f[$kind]# }"
+    full[$kind]=$(med "${f[$kind]}")
+    incr[$kind]=$(med "${i[$kind]}")
+    two[$kind]=$(med "${w[$kind]}")
 done
 
 t0=$(date +%s.%N)
@@ -167,8 +184,8 @@ commit="$(git -C "$here" rev-parse --short HEAD)$(git -C "$here" diff --quiet ||
 {
     echo "# bench/rados.sh — $commit, $(date -u +%F)"
     echo
-    echo "One mon + one memstore OSD on this 2-core machine (cluster up in ${start_secs}s, down in ${stop_secs}s;"
-    echo "an untimed first RADOS backup warms the fresh OSD up: ${warm}s);"
+    echo "One mon + one memstore OSD on this 2-core machine, started afresh for each round (first cluster up in ${start_secs}s, last down in ${stop_secs}s;"
+    echo "an untimed first RADOS backup warms each fresh OSD up: ${warm[*]} s); rounds alternate which backend goes first;"
     echo "image ${SIZE} MiB of random data; median of $REPEAT. Ratio = RADOS speed / file speed (target >= 0.7).${NOTE:+ $NOTE.}"
     echo
     echo "| run | file s | file MB/s | rados s | rados MB/s | ratio |"
