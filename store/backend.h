@@ -92,6 +92,17 @@ struct store_be_ops {
     /* Every object whose name starts with prefix, in no particular order. */
     int (*list)(struct store_be *be, const char *prefix, store_be_list_fn fn,
                 void *opaque);
+    /* The manifests (backups/ID) by the backend's index, without walking
+     * every object (RADOS: the omap of `index`): 0, -1 error, or 1 when
+     * there is no index (then list "backups/"). It may name a manifest
+     * being committed or removed (not there: ENOENT when read), never
+     * leaves out one that is there. NULL: no index (file). */
+    int (*list_backups)(struct store_be *be, store_be_list_fn fn, void *opaque);
+    /* gc, after it listed the manifests by a walk (ids, n): the index
+     * made to name each of them, and entries older than cutoff whose
+     * manifest is not there dropped. NULL: no index. */
+    int (*index_sync)(struct store_be *be, char *const *ids, size_t n,
+                      int64_t cutoff);
     /* Advance the counter in obj by one atomically: the new value into
      * *v. A missing counter, or one that does not read back, continues
      * from what floor gives (called only then, at most once; NULL: 0).

@@ -144,6 +144,8 @@ rados_be_remove(struct store_be *be, const char *obj)
     b->n_other++;
     if (r < 0)
         return be_rados_fail(r, "remove", obj, b);
+    if (strncmp(obj, "backups/", 8) == 0)
+        be_rados_index_del(b, obj + 8);
     return 0;
 }
 
@@ -543,6 +545,19 @@ rados_be_sweep_end(struct store_be *be)
     (void)be; /* each removal was one operation: nothing kept aside */
 }
 
+/* A manifest is named in the index before it exists (be_rados_index.c):
+ * a listing by the index never misses a committed backup. */
+static int
+rados_be_commit(struct store_be *be, const char *tmp, int fd, const char *obj)
+{
+    if (strncmp(obj, "backups/", 8) == 0) {
+        if (be_rados_index_add(to_rados(be), obj + 8) < 0)
+            return -1;
+        lb_fault_point("backupd:indexed");
+    }
+    return store_be_commit_copy(be, tmp, fd, obj);
+}
+
 /* A writing session: the connection of its QUERYs' lookups is made
  * beside its first steps (be_rados_query_start). */
 static int
@@ -566,6 +581,8 @@ static const struct store_be_ops rados_ops = {
     .remove_if_old = rados_be_remove_if_old,
     .sweep_end = rados_be_sweep_end,
     .list = rados_be_list,
+    .list_backups = be_rados_list_backups,
+    .index_sync = be_rados_index_sync,
     .counter_next = rados_be_counter_next,
     .lock = rados_be_lock,
     .lock_renew = rados_be_lock_renew,
@@ -579,7 +596,7 @@ static const struct store_be_ops rados_ops = {
     .publish = store_be_publish_create,
     .unstage = store_be_unstage_copy,
     .barrier = rados_be_lock_renew,
-    .commit = store_be_commit_copy,
+    .commit = rados_be_commit,
 };
 
 unsigned

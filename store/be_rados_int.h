@@ -77,6 +77,14 @@ int be_rados_connect(struct be_rados *b, const struct store_be_rados_spec *o,
 void be_rados_query_start(struct be_rados *b);
 /* Its thread joined, its handle shut down. */
 void be_rados_query_close(struct be_rados *b);
+/* The index of manifests (be_rados_index.c). */
+int be_rados_index_add(struct be_rados *b, const char *id);
+void be_rados_index_del(struct be_rados *b, const char *id);
+int be_rados_list_backups(struct store_be *be, store_be_list_fn fn,
+                          void *opaque);
+int be_rados_index_sync(struct store_be *be, char *const *ids, size_t n,
+                        int64_t cutoff);
+
 int be_rados_head_many(struct store_be *be, const char *const *objs, size_t n,
                        bool touch, uint8_t *head, size_t head_len, size_t *got,
                        uint64_t *size, int *err);

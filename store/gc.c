@@ -177,14 +177,16 @@ out:
 }
 
 static int
-gc_mark(struct store *st, struct u64set *refs, uint64_t *nbackups)
+gc_mark(struct store *st, int64_t cutoff, struct u64set *refs,
+        uint64_t *nbackups)
 {
     char **ids = NULL;
     size_t nids = 0;
     int rc = 0;
 
     *nbackups = 0;
-    if (store_backup_ids(st, &ids, &nids) < 0)
+    /* Every manifest there is, whatever an index says. */
+    if (store_backup_ids_walk(st, &ids, &nids) < 0)
         return -1;
     for (size_t i = 0; rc == 0 && i < nids; i++) {
         if (mark_manifest(st, ids[i], refs) < 0) {
@@ -200,6 +202,13 @@ gc_mark(struct store *st, struct u64set *refs, uint64_t *nbackups)
             break;
         }
         (*nbackups)++;
+    }
+    /* The listing's index (RADOS) made to agree with what is there. */
+    if (rc == 0 && st->be->ops->index_sync &&
+        st->be->ops->index_sync(st->be, ids, nids, cutoff) < 0) {
+        lb_warn("gc: %s (listings may miss a backup or name a gone one)",
+                lb_error_msg());
+        lb_error_clear();
     }
     store_ids_free(ids, nids);
     return rc;
@@ -294,7 +303,7 @@ store_gc(struct store *st, const struct store_gc_opts *o,
     if (st->be->ops->sessions_oldest(st->be, t0, &oldest, &stats->sessions) < 0)
         goto out;
     stats->cutoff = oldest - GC_MARGIN_SECS;
-    if (gc_mark(st, &refs, &stats->backups) < 0)
+    if (gc_mark(st, stats->cutoff, &refs, &stats->backups) < 0)
         goto out;
     rc = st->be->ops->list(st->be, "chunks/", sweep_one, &w);
     st->be->ops->sweep_end(st->be);

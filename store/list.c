@@ -58,20 +58,38 @@ add_id(void *opaque, const char *name)
     return 0;
 }
 
-int
-store_backup_ids(struct store *st, char ***ids, size_t *n)
+static int
+backup_ids(struct store *st, bool walk, char ***ids, size_t *n)
 {
+    struct store_be *be = st->be;
     struct id_list l = {0};
+    int r = 1;
 
     *ids = NULL;
     *n = 0;
-    if (st->be->ops->list(st->be, "backups/", add_id, &l) < 0) {
+    if (!walk && be->ops->list_backups)
+        r = be->ops->list_backups(be, add_id, &l);
+    if (r == 1)
+        r = be->ops->list(be, "backups/", add_id, &l);
+    if (r < 0) {
         store_ids_free(l.ids, l.n);
         return -1;
     }
     *ids = l.ids;
     *n = l.n;
     return 0;
+}
+
+int
+store_backup_ids(struct store *st, char ***ids, size_t *n)
+{
+    return backup_ids(st, false, ids, n);
+}
+
+int
+store_backup_ids_walk(struct store *st, char ***ids, size_t *n)
+{
+    return backup_ids(st, true, ids, n);
 }
 
 void

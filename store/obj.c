@@ -37,6 +37,10 @@ store_obj_init(const char *spec, const char *cfg, const uint8_t *keyfile,
     if (keyfile &&
         be->ops->replace(be, "keys/repokey", keyfile, keyfile_len) < 0)
         goto out;
+    /* The index of manifests (FORMAT.md, "RADOS backend"), empty; a
+     * second init at once makes the same. */
+    if (be->ops->create(be, "index", NULL, 0) < 0)
+        goto out;
     /* The config last, exclusively: two inits of one namespace make one
      * repository, and the loser is told it exists. */
     r = be->ops->create(be, "config", cfg, strlen(cfg));

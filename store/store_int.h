@@ -104,8 +104,11 @@ struct proto_mf_reader *store_parent_disk(struct store *st, const char *id,
                                           struct proto_mf_disk *d);
 
 /* The ids of every backup in the repository, in no order (caller frees
- * with store_ids_free). */
+ * with store_ids_free): by the backend's index if it has one (which may
+ * name a backup being committed or deleted: not there when read). */
 int store_backup_ids(struct store *st, char ***ids, size_t *n);
+/* The same by walking backups/, never by an index (gc). */
+int store_backup_ids_walk(struct store *st, char ***ids, size_t *n);
 void store_ids_free(char **ids, size_t n);
 
 /* ---- commit order (seq.c) ---------------------------------------------- */

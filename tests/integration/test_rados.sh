@@ -22,6 +22,11 @@
 #      rados -> file -> rados (both copies verify clean, restore exact).
 #   7. a key restricted by `backupd serve --restrict-to-repo rados:...`
 #      reaches that pool and namespace only, with the server's options.
+#   8. the index of manifests: it names each; a commit killed after its
+#      entry is listed nowhere; delete drops the entry; list reads the
+#      index (a backup without an entry is not listed); gc puts a missing
+#      entry back and drops an old one of no manifest; a repository
+#      without an index is listed by a walk.
 # Registered in the plain build only (tests/CMakeLists.txt): the issue's
 # CI budget.
 . "$(dirname "$0")/lib.sh"
@@ -368,6 +373,54 @@ echo "command=\"$BACKUPD serve --restrict-to-repo $T --read-only\",restrict $key
 run_ok rlb list --repo "$(rurl "$T/frepo")"
 expect_fail "outside the allowed path" rlb list --repo "$(rurl "$R")"
 ok "a key restricted to a directory reaches no RADOS repository"
+
+# ---- 8. the index of manifests ------------------------------------------
+R=$(repo idx)
+run_ok livebackup init --repo "$R"
+rados_cmd -p "$CEPH_POOL" --namespace idx stat index >/dev/null ||
+    fail "init made no index object"
+for _ in 1 2 3; do
+    run_ok livebackup backup-image --repo "$R" --name i --disk vda="$T/a0.raw"
+done
+ikeys() { rados_cmd -p "$CEPH_POOL" --namespace idx listomapkeys index | sort; }
+manifests() { ns_objects idx | sed -n 's|^backups/||p'; }
+nlisted() { livebackup list --repo "$R" --json | grep -c '"id"'; }
+[[ $(ikeys) == "$(manifests)" && $(manifests | wc -l) -eq 3 ]] ||
+    fail "index [$(ikeys)] is not the manifests [$(manifests)]"
+ok "the index names each manifest"
+LIVEBACKUP_FAULT=backupd:indexed expect_fail "." livebackup backup-image \
+    --repo "$R" --name i --disk vda="$T/a0.raw"
+[[ $(ikeys | wc -l) -eq 4 && $(manifests | wc -l) -eq 3 ]] ||
+    fail "killed after the index entry: index [$(ikeys)], manifests [$(manifests)]"
+run_ok livebackup list --repo "$R" --json
+[[ $(grep -c '"id"' "$T/out") -eq 3 && ! -s $T/err ]] ||
+    fail "list after a commit killed past its index entry: $(cat "$T/out" "$T/err")"
+ok "a commit killed after its index entry: listed nowhere, no warning"
+victim=$(manifests | head -n 1)
+# (the killed front end holds its lock until its lease ends)
+run_ok livebackup delete --repo "$R" --backup "$victim" --lock-wait 30
+ikeys | grep -qx "$victim" && fail "deleted backup $victim still in the index"
+gone=$(manifests | tail -n 1)
+rados_cmd -p "$CEPH_POOL" --namespace idx rmomapkey index "$gone"
+run_ok livebackup list --repo "$R" --json
+grep -q "$gone" "$T/out" && fail "listed without an index entry: list walked"
+rados_cmd -p "$CEPH_POOL" --namespace idx setomapval index \
+    20200101-000000-0000 "100 0123456789abcdef"
+run_ok livebackup gc --repo "$R"
+grep -q "lacked backup $gone: added" "$T/err" || fail "gc: $(cat "$T/err")"
+ikeys | grep -qx "$gone" || fail "gc did not put $gone back into the index"
+ikeys | grep -qx 20200101-000000-0000 && fail "gc kept an old entry of no manifest"
+# the killed commit's entry is younger than the cutoff: a commit under way
+[[ $(ikeys | wc -l) -eq 3 && $(nlisted) -eq 2 ]] ||
+    fail "after gc: index [$(ikeys)], listed $(nlisted)"
+ok "delete drops its entry; gc puts back a missing one, drops an old stray one"
+rados_cmd -p "$CEPH_POOL" --namespace idx rm index
+run_ok livebackup backup-image --repo "$R" --name i --disk vda="$T/a0.raw"
+[[ $(nlisted) -eq 3 ]] || fail "a repository without an index lists $(nlisted)"
+rados_cmd -p "$CEPH_POOL" --namespace idx stat index >/dev/null 2>&1 &&
+    fail "a writer made an index in a repository made before it"
+run_ok livebackup verify --repo "$R"
+ok "a repository made before the index: listed by a walk, left so"
 
 t0=$(date +%s.%N)
 ceph_stop
