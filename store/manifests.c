@@ -64,25 +64,76 @@ store_manifest_exists(struct store *st, const char *id)
     return 0;
 }
 
-int
-store_manifest_read_meta(int fd, struct proto_kv *meta)
+/* Read len bytes at off of a manifest: what was read, or -1. */
+typedef ssize_t (*mf_pread_fn)(void *opaque, void *buf, size_t len,
+                               uint64_t off);
+
+/* The header, then the meta block alone, checked against the header's
+ * digest. */
+static int
+read_meta(mf_pread_fn rd, void *opaque, struct proto_kv *meta)
 {
     uint8_t hb[PROTO_MF_HDR_SIZE];
     CLEANUP_FREE uint8_t *blk = NULL;
     struct proto_mf_hdr h;
+    ssize_t n;
     int s;
 
     memset(meta, 0, sizeof *meta);
-    if (lb_pread_full(fd, hb, sizeof hb, 0) != (ssize_t)sizeof hb)
+    n = rd(opaque, hb, sizeof hb, 0);
+    if (n < 0)
+        return -1;
+    if (n != (ssize_t)sizeof hb)
         return lb_fail(EPROTO, "manifest truncated");
     s = proto_mf_hdr_decode(hb, sizeof hb, &h);
     if (s != PROTO_OK)
         return lb_fail(EPROTO, "manifest header: %s", proto_status_str(s));
     blk = lb_xmalloc(h.meta_len ? h.meta_len : 1);
-    if (lb_pread_full(fd, blk, h.meta_len, (off_t)h.meta_off) !=
-        (ssize_t)h.meta_len)
+    n = rd(opaque, blk, h.meta_len, h.meta_off);
+    if (n < 0)
+        return -1;
+    if (n != (ssize_t)h.meta_len)
         return lb_fail(EPROTO, "manifest truncated");
     return proto_mf_meta_decode(&h, blk, h.meta_len, meta) < 0 ? -1 : 0;
+}
+
+static ssize_t
+fd_pread(void *opaque, void *buf, size_t len, uint64_t off)
+{
+    ssize_t n = lb_pread_full(*(int *)opaque, buf, len, (off_t)off);
+
+    return n < 0 ? lb_error(errno, "read manifest") : n;
+}
+
+int
+store_manifest_read_meta(int fd, struct proto_kv *meta)
+{
+    return read_meta(fd_pread, &fd, meta);
+}
+
+struct obj_src {
+    struct store_be *be;
+    const char *obj;
+};
+
+static ssize_t
+obj_pread(void *opaque, void *buf, size_t len, uint64_t off)
+{
+    struct obj_src *o = opaque;
+
+    return o->be->ops->read(o->be, o->obj, buf, len, off);
+}
+
+int
+store_manifest_read_meta_obj(struct store *st, const char *id,
+                             struct proto_kv *meta)
+{
+    CLEANUP_FREE char *obj = store_manifest_obj(id);
+    struct obj_src o = {st->be, obj};
+
+    /* Two ranged reads: a RADOS manifest is not copied whole (its
+     * windows can be megabytes). */
+    return read_meta(obj_pread, &o, meta);
 }
 
 struct proto_mf_reader *

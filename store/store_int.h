@@ -93,6 +93,10 @@ ssize_t store_fd_read(void *opaque, void *buf, size_t len);
  * digest, without reading its windows. 0, or -1 (EPROTO, the message
  * without the backup's id: callers prefix it). */
 int store_manifest_read_meta(int fd, struct proto_kv *meta);
+/* The same of backup id, read from the backend in place (ENOENT: no
+ * such manifest). */
+int store_manifest_read_meta_obj(struct store *st, const char *id,
+                                 struct proto_kv *meta);
 /* A reader over the manifest open on *fd (which must outlive it), past
  * its header; NULL (error set) if the header is bad. */
 struct proto_mf_reader *store_manifest_reader(int *fd);
