@@ -12,20 +12,11 @@
 int
 store_backup_meta(struct store *st, const char *id, struct proto_kv *meta)
 {
-    memset(meta, 0, sizeof *meta);
-    if (!proto_backup_id_valid(id, strlen(id))) {
-        lb_fail(EINVAL, "'%s' is not a backup id", id);
-        errno = EINVAL;
-        return -1;
-    }
     if (store_manifest_read_meta_obj(st, id, meta) < 0) {
-        if (lb_error_errno() == ENOENT) {
-            lb_fail(ENOENT, "no backup %s in %s", id, st->path);
-            lb_error_hint("livebackup list shows the backups");
-            errno = ENOENT;
-            return -1;
-        }
-        lb_error_prefix("backup %s", id);
+        int e = lb_error_errno();
+        if (e != ENOENT && e != EINVAL)
+            lb_error_prefix("backup %s", id);
+        errno = e;
         return -1;
     }
     return 0;

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 char *
 store_manifest_obj(const char *id)
@@ -128,12 +129,26 @@ int
 store_manifest_read_meta_obj(struct store *st, const char *id,
                              struct proto_kv *meta)
 {
-    CLEANUP_FREE char *obj = store_manifest_obj(id);
-    struct obj_src o = {st->be, obj};
+    CLEANUP_FREE char *obj = NULL;
+    struct obj_src o = {st->be, NULL};
 
+    memset(meta, 0, sizeof *meta);
+    if (!proto_backup_id_valid(id, strlen(id))) {
+        lb_fail(EINVAL, "'%s' is not a backup id", id);
+        errno = EINVAL;
+        return -1;
+    }
+    o.obj = obj = store_manifest_obj(id);
     /* Two ranged reads: a RADOS manifest is not copied whole (its
      * windows can be megabytes). */
-    return read_meta(obj_pread, &o, meta);
+    if (read_meta(obj_pread, &o, meta) == 0)
+        return 0;
+    if (lb_error_errno() == ENOENT) {
+        lb_fail(ENOENT, "no backup %s in %s", id, st->path);
+        lb_error_hint("livebackup list shows the backups");
+        errno = ENOENT;
+    }
+    return -1;
 }
 
 struct proto_mf_reader *
@@ -148,16 +163,14 @@ store_manifest_reader(int *fd)
     return NULL;
 }
 
-struct proto_mf_reader *
-store_parent_disk(struct store *st, const char *id, const char *disk,
-                  int *fd_out, struct proto_mf_disk *d)
+/* The reader of the manifest open on *fd (at its start), past the
+ * disks before `disk`; on failure *fd is closed (-1). */
+static struct proto_mf_reader *
+parent_disk_at(int *fd, const char *id, const char *disk,
+               struct proto_mf_disk *d)
 {
-    struct proto_mf_reader *r;
+    struct proto_mf_reader *r = store_manifest_reader(fd);
 
-    *fd_out = store_manifest_open(st, id);
-    if (*fd_out < 0)
-        return NULL;
-    r = store_manifest_reader(fd_out);
     if (!r)
         goto fail;
     for (;;) {
@@ -176,8 +189,31 @@ store_parent_disk(struct store *st, const char *id, const char *disk,
     }
 fail:
     proto_mf_reader_free(r);
-    if (*fd_out >= 0)
-        close(*fd_out);
-    *fd_out = -1;
+    close(*fd);
+    *fd = -1;
     return NULL;
+}
+
+struct proto_mf_reader *
+store_parent_disk(struct store *st, const char *id, const char *disk,
+                  int *fd_out, struct proto_mf_disk *d)
+{
+    *fd_out = store_manifest_open(st, id);
+    if (*fd_out < 0)
+        return NULL;
+    return parent_disk_at(fd_out, id, disk, d);
+}
+
+struct proto_mf_reader *
+store_parent_disk_again(int *fd, const char *id, const char *disk,
+                        struct proto_mf_disk *d)
+{
+    if (lseek(*fd, 0, SEEK_SET) < 0) {
+        int e = errno;
+        close(*fd);
+        *fd = -1;
+        lb_error(e, "seek in parent backup %s", id);
+        return NULL;
+    }
+    return parent_disk_at(fd, id, disk, d);
 }

@@ -106,6 +106,12 @@ struct proto_mf_reader *store_manifest_reader(int *fd);
 struct proto_mf_reader *store_parent_disk(struct store *st, const char *id,
                                           const char *disk, int *fd_out,
                                           struct proto_mf_disk *d);
+/* The same reader again over *fd, the manifest store_parent_disk opened
+ * (read from its start: nothing fetched again); on failure *fd is closed
+ * (-1). */
+struct proto_mf_reader *store_parent_disk_again(int *fd, const char *id,
+                                                const char *disk,
+                                                struct proto_mf_disk *d);
 
 /* The ids of every backup in the repository, in no order (caller frees
  * with store_ids_free): by the backend's index if it has one (which may

@@ -93,15 +93,14 @@ store_txn_begin(struct store *st, const char *name, const char *parent_id,
     }
 
     if (parent_id && *parent_id) {
-        int fd = store_manifest_open(st, parent_id);
         struct proto_kv pm = {0};
-        int ok;
 
-        if (fd < 0)
-            goto fail;
-        ok = store_manifest_read_meta(fd, &pm);
-        close(fd);
-        if (ok < 0) {
+        if (store_manifest_read_meta_obj(st, parent_id, &pm) < 0) {
+            int e = lb_error_errno();
+            if (e == ENOENT || e == EINVAL) {
+                errno = e;
+                goto fail;
+            }
             lb_error_prefix("parent backup %s", parent_id);
             errno = EPROTO;
             goto fail;
@@ -380,8 +379,9 @@ store_txn_disk_begin(struct store_txn *t, const char *disk, uint64_t size,
                 goto bad_parent;
         }
         proto_mf_reader_free(r);
-        close(fd);
-        t->prd = store_parent_disk(t->st, t->parent, disk, &t->parent_fd, &pd);
+        /* The same copy again (a RADOS manifest is not fetched twice). */
+        t->parent_fd = fd;
+        t->prd = store_parent_disk_again(&t->parent_fd, t->parent, disk, &pd);
         if (!t->prd)
             return txn_fail(t);
         goto started;
