@@ -40,6 +40,9 @@ struct slot {
     size_t comp_len;
     uint8_t comp_kind;
     bool send; /* compressed and to be sent */
+    /* asked about by QUERY (RAW); a DELTA is almost never stored already:
+     * it is sent without asking (its create tells if it was) */
+    bool ask;
     struct proto_digest d;
 };
 
@@ -146,7 +149,10 @@ worker(void *arg)
             set_failed(u, false);
             break;
         }
-        s->st = was == S_FILLED ? S_HASHED : S_READY;
+        if (was == S_FILLED)
+            s->st = s->ask ? S_HASHED : S_COMPRESS;
+        else
+            s->st = S_READY;
         if (was != S_FILLED)
             s->send = true;
         pthread_cond_broadcast(&u->cv);
@@ -276,10 +282,17 @@ sender(void *arg)
             struct batch *b = &u->batches[(u->bhead + u->blen) % u->bcap];
             struct proto_digest d[QUERY_BATCH];
             b->n = 0;
+            /* Slots sent without asking may be emitted (and their slot
+             * reused) before this loop passed them; every slot before
+             * emit_seq is done. */
+            if (u->query_seq < u->emit_seq)
+                u->query_seq = u->emit_seq;
             while (u->query_seq < u->next_seq && b->n < QUERY_BATCH) {
                 s = slot_of(u, u->query_seq);
-                if (s->st == S_READY && s->type == 0) {
-                    u->query_seq++; /* nothing to ask for an empty window */
+                if ((s->st == S_READY && s->type == 0) ||
+                    (s->type != 0 && !s->ask)) {
+                    /* nothing to ask for an empty window or a DELTA */
+                    u->query_seq++;
                     continue;
                 }
                 if (s->st != S_HASHED)
@@ -431,6 +444,7 @@ agent_upload_submit_on(struct agent_upload *u, struct agent_upload_slot *ps,
     s->len = len;
     s->work = work;
     s->send = false;
+    s->ask = type == PROTO_CHUNK_RAW;
     s->st = type ? S_FILLED : S_READY;
     pthread_cond_broadcast(&u->cv);
     pthread_mutex_unlock(&u->lock);

@@ -53,6 +53,26 @@ run_ok livebackup backup-image --json --repo "$R" --name d \
 id1=$(json_field "$T/out" summary id)
 ok "crash before commit: retried incremental $id1"
 
+# A DELTA is sent without a QUERY: the same incremental again on the same
+# parent sends its deltas again, and none is stored twice.
+run_ok livebackup backup-image --json --repo "$R" --name e --disk vda="$T/disk.qcow2"
+eid=$(json_field "$T/out" summary id)
+overlay "$T/od.qcow2" "$T/disk.qcow2" qcow2
+write_random "$T/od.qcow2" qcow2 $((1 << 20)) 4096
+write_random "$T/od.qcow2" qcow2 $((9 << 20)) 8192
+snapshot_raw "$T/od.qcow2" "$T/truthd.raw"
+for k in 1 2; do
+    run_ok livebackup backup-image --json --repo "$R" --name e --parent "$eid" \
+        --disk vda="$T/od.qcow2" --since "$T/disk.qcow2"
+    new=$(json_field "$T/out" summary chunks_new)
+    sent=$(json_field "$T/out" summary agent_bytes_sent)
+    (( k == 1 ? new == 2 : new == 0 )) || fail "incremental $k stored $new new chunks"
+    ((sent > 8192)) || fail "incremental $k sent $sent bytes: its deltas did not travel"
+done
+run_ok livebackup restore-image --repo "$R" --name e --disk vda --to "$T/e.raw"
+same_image "$T/e.raw" raw "$T/truthd.raw" raw
+ok "deltas sent unasked: sent again, stored once, restored exact"
+
 # 3. The agent itself dies mid-transfer.
 overlay "$T/o2.qcow2" "$T/o1.qcow2" qcow2
 write_random "$T/o2.qcow2" qcow2 $((60 << 20)) $((6 << 20))
