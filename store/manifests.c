@@ -114,7 +114,7 @@ store_manifest_read_meta(int fd, struct proto_kv *meta)
 
 struct obj_src {
     struct store_be *be;
-    const char *obj;
+    char *obj;
 };
 
 static ssize_t
@@ -129,8 +129,8 @@ int
 store_manifest_read_meta_obj(struct store *st, const char *id,
                              struct proto_kv *meta)
 {
-    CLEANUP_FREE char *obj = NULL;
     struct obj_src o = {st->be, NULL};
+    int r;
 
     memset(meta, 0, sizeof *meta);
     if (!proto_backup_id_valid(id, strlen(id))) {
@@ -138,17 +138,17 @@ store_manifest_read_meta_obj(struct store *st, const char *id,
         errno = EINVAL;
         return -1;
     }
-    o.obj = obj = store_manifest_obj(id);
     /* Two ranged reads: a RADOS manifest is not copied whole (its
      * windows can be megabytes). */
-    if (read_meta(obj_pread, &o, meta) == 0)
-        return 0;
-    if (lb_error_errno() == ENOENT) {
+    o.obj = store_manifest_obj(id);
+    r = read_meta(obj_pread, &o, meta);
+    free(o.obj);
+    if (r < 0 && lb_error_errno() == ENOENT) {
         lb_fail(ENOENT, "no backup %s in %s", id, st->path);
         lb_error_hint("livebackup list shows the backups");
         errno = ENOENT;
     }
-    return -1;
+    return r;
 }
 
 struct proto_mf_reader *
