@@ -59,7 +59,12 @@ head -c "$((SIZE << 20))" /dev/urandom >"$T/base.raw"
 half=$((SIZE / 2))
 head -c "$((half << 20))" /dev/urandom >"$T/p1.raw"
 head -c "$((half << 20))" /dev/urandom >"$T/p2.raw"
-qemu-img create -q -f qcow2 -b "$T/base.raw" -F raw "$T/top.qcow2"
+# Overlays as the agent makes them on a live VM (agent/live/livebk.c):
+# 4 KiB subclusters, so that a 4 KiB write changes 4 KiB, not a 64 KiB
+# cluster (with 64 KiB windows, a whole window: RAW, not a delta).
+ovl() { qemu-img create -q -f qcow2 -o cluster_size=128k,extended_l2=on \
+    -b "$T/base.raw" -F raw "$1"; }
+ovl "$T/top.qcow2"
 cmds=()
 for k in $(seq 0 63); do
     cmds+=(-c "write -P $((k + 1)) $(((k * 7919 % (SIZE * 256 - 1)) * 4096)) 4k")
@@ -70,7 +75,7 @@ qemu-io "${cmds[@]}" "$T/top.qcow2" >/dev/null
 nblk=$((SIZE * 256 / 100))
 mkdir -p "$T/blk"
 head -c "$((nblk * 4096))" /dev/urandom | split -b 4096 -a 5 - "$T/blk/b"
-qemu-img create -q -f qcow2 -b "$T/base.raw" -F raw "$T/night.qcow2"
+ovl "$T/night.qcow2"
 cmds=()
 k=0
 for blk in "$T"/blk/b*; do
@@ -79,7 +84,7 @@ for blk in "$T"/blk/b*; do
 done
 qemu-io "${cmds[@]}" "$T/night.qcow2" >/dev/null
 # Many small deltas: 1024 windows of 64 KiB changed by 4 KiB each.
-qemu-img create -q -f qcow2 -b "$T/base.raw" -F raw "$T/many.qcow2"
+ovl "$T/many.qcow2"
 cmds=()
 for k in $(seq 0 1023); do
     cmds+=(-c "write -P $((k % 250 + 1)) $(((k * 7919 % (SIZE * 16)) * 65536 + 8192)) 4k")
