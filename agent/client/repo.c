@@ -389,8 +389,11 @@ daemon_conn(const char *repo, bool trusted)
     return c;
 }
 
+/* Start the session with the repository at url (spawn backupd or ssh, or
+ * connect to backupd listen) and send HELLO; repo_hello reads the
+ * answer. NULL on failure (error set). */
 static struct agent_repo *
-repo_connect(const char *url, bool trusted)
+repo_start(const char *url, bool trusted)
 {
     struct agent_repo *r = lb_xcalloc(1, sizeof *r);
     struct proto_hello h = {
@@ -398,8 +401,6 @@ repo_connect(const char *url, bool trusted)
         PROTO_VERSION,
         PROTO_FEATURES_KNOWN,
         {"livebackup " LB_VERSION, sizeof("livebackup " LB_VERSION) - 1}};
-    const uint8_t *p;
-    uint32_t len;
     char wait_s[16];
 
     r->url = lb_xstrdup(url);
@@ -468,19 +469,10 @@ repo_connect(const char *url, bool trusted)
         proto_conn_set_bwlimit(r->conn, agent_opts.bwlimit);
     }
     proto_enc_hello(&r->out, PROTO_T_HELLO, &h);
-    if (agent_repo_call(r, PROTO_T_HELLO_REPLY, &p, &len, NULL) < 0)
+    if (proto_conn_send_buf(r->conn, &r->out) < 0) {
+        agent_repo_explain(r);
         goto fail;
-    {
-        struct proto_hello reply;
-        if (proto_dec_hello(p, len, &reply) != PROTO_OK ||
-            proto_hello_check_reply(&reply, PROTO_VERSION, PROTO_VERSION,
-                                    h.features) != PROTO_OK) {
-            lb_error(0, "backupd answered HELLO with an unsupported version");
-            goto fail;
-        }
-        r->features = reply.features;
     }
-    r->established = true;
     return r;
 fail : {
     struct lb_error_saved e;
@@ -489,6 +481,44 @@ fail : {
     lb_error_restore(&e);
 }
     return NULL;
+}
+
+/* The HELLO_REPLY to repo_start's HELLO. 0, or -1 (error set; the caller
+ * closes r). */
+static int
+repo_hello(struct agent_repo *r)
+{
+    struct proto_hello reply;
+    const uint8_t *p;
+    uint32_t len;
+
+    if (proto_conn_expect(r->conn, PROTO_T_HELLO_REPLY, &p, &len, NULL) < 0) {
+        agent_repo_explain(r);
+        return -1;
+    }
+    if (proto_dec_hello(p, len, &reply) != PROTO_OK ||
+        proto_hello_check_reply(&reply, PROTO_VERSION, PROTO_VERSION,
+                                PROTO_FEATURES_KNOWN) != PROTO_OK)
+        return lb_error(0, "backupd answered HELLO with an unsupported "
+                           "version");
+    r->features = reply.features;
+    r->established = true;
+    return 0;
+}
+
+static struct agent_repo *
+repo_connect(const char *url, bool trusted)
+{
+    struct agent_repo *r = repo_start(url, trusted);
+
+    if (r && repo_hello(r) < 0) {
+        struct lb_error_saved e;
+        lb_error_save(&e);
+        agent_repo_close(r);
+        lb_error_restore(&e);
+        return NULL;
+    }
+    return r;
 }
 
 struct agent_repo *
@@ -501,6 +531,24 @@ struct agent_repo *
 agent_repo_connect_checked(const char *url)
 {
     return repo_connect(url, false);
+}
+
+int
+agent_repo_connect_two(const char *a, bool a_trusted, const char *b,
+                       bool b_trusted, struct agent_repo **ra,
+                       struct agent_repo **rb)
+{
+    *ra = *rb = NULL;
+    if (strncmp(a, "ssh://", 6) == 0 && strncmp(b, "ssh://", 6) == 0) {
+        /* one ssh at a time: a password or host key prompt each */
+        if (!(*ra = repo_connect(a, a_trusted)) ||
+            !(*rb = repo_connect(b, b_trusted)))
+            return -1;
+        return 0;
+    }
+    if (!(*ra = repo_start(a, a_trusted)) || !(*rb = repo_start(b, b_trusted)))
+        return -1;
+    return repo_hello(*ra) < 0 || repo_hello(*rb) < 0 ? -1 : 0;
 }
 
 void
