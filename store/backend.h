@@ -171,6 +171,10 @@ struct store_be_ops {
      * a manifest takes): the file itself, or a copy of the object in
      * memory. The caller closes it; -1 (ENOENT: no such object). */
     int (*open)(struct store_be *be, const char *obj);
+    /* Optional (NULL: nothing to gain): obj will be read soon; start
+     * fetching it (file: its inode now, its data into the page cache in
+     * the background). A hint: nothing is reported. */
+    void (*prefetch)(struct store_be *be, const char *obj);
 };
 
 /* head_many from read, stat and touch, one object after the other. */

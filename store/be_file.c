@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -101,6 +102,21 @@ file_open(struct store_be *be, const char *obj)
     return fd;
 }
 
+static void
+file_prefetch(struct store_be *be, const char *obj)
+{
+    struct be_file *b = to_file(be);
+    int fd;
+
+    if (!*obj || obj[0] == '/' || strstr(obj, "..") != NULL)
+        return;
+    fd = openat(b->dir_fd, obj, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+    close(fd);
+}
+
 /* One object of a batch: open, touch (futimens: the same inode whose
  * header is read), fstat, pread. err: ENOENT, or EPROTO for what is not
  * a regular file (a symlink, a directory). */
@@ -139,20 +155,92 @@ file_head_one(struct be_file *b, const char *obj, bool touch, uint8_t *head,
     return 0;
 }
 
+/* A batch's lookups share HEAD_THREADS threads: on a cold page cache
+ * each is a few dependent reads from disk (directory, inode, first block)
+ * that one thread would wait for one after the other, where the disk
+ * serves many at once. Below HEAD_PER_THREAD objects a thread, fewer. */
+#define HEAD_THREADS 16
+#define HEAD_PER_THREAD 16
+
+struct head_batch {
+    struct be_file *b;
+    const char *const *objs;
+    size_t n;
+    bool touch;
+    uint8_t *head;
+    size_t head_len;
+    size_t *got;
+    uint64_t *size;
+    int *err;
+    atomic_size_t next;   /* the next object to look up */
+    atomic_bool failed;   /* one failed: the others stop */
+    pthread_mutex_t lock; /* saved: the first failure's error */
+    bool saved_set;
+    struct lb_error_saved saved;
+};
+
+static void *
+head_worker(void *arg)
+{
+    struct head_batch *h = arg;
+
+    for (;;) {
+        size_t i = atomic_fetch_add(&h->next, 1);
+        if (i >= h->n || atomic_load(&h->failed))
+            return NULL;
+        h->err[i] = 0;
+        h->got[i] = 0;
+        h->size[i] = 0;
+        if (file_head_one(h->b, h->objs[i], h->touch, h->head + i * h->head_len,
+                          h->head_len, &h->got[i], &h->size[i],
+                          &h->err[i]) < 0) {
+            pthread_mutex_lock(&h->lock);
+            if (!h->saved_set)
+                lb_error_save(&h->saved);
+            h->saved_set = true;
+            pthread_mutex_unlock(&h->lock);
+            atomic_store(&h->failed, true);
+            return NULL;
+        }
+    }
+}
+
 static int
 file_head_many(struct store_be *be, const char *const *objs, size_t n,
                bool touch, uint8_t *head, size_t head_len, size_t *got,
                uint64_t *size, int *err)
 {
-    for (size_t i = 0; i < n; i++) {
-        err[i] = 0;
-        got[i] = 0;
-        size[i] = 0;
-        if (file_head_one(to_file(be), objs[i], touch, head + i * head_len,
-                          head_len, &got[i], &size[i], &err[i]) < 0)
-            return -1;
-    }
-    return 0;
+    struct head_batch *h = lb_xcalloc(1, sizeof *h);
+    pthread_t th[HEAD_THREADS];
+    size_t want = LB_MIN((n + HEAD_PER_THREAD - 1) / HEAD_PER_THREAD,
+                         (size_t)HEAD_THREADS);
+    size_t nth = 0;
+    int r = 0;
+
+    *h = (struct head_batch){.b = to_file(be),
+                             .objs = objs,
+                             .n = n,
+                             .touch = touch,
+                             .head = head,
+                             .head_len = head_len,
+                             .got = got,
+                             .size = size,
+                             .err = err};
+    atomic_init(&h->next, 0);
+    atomic_init(&h->failed, false);
+    pthread_mutex_init(&h->lock, NULL);
+    /* this thread is one of them; a thread that cannot start is none */
+    while (nth + 1 < want &&
+           pthread_create(&th[nth], NULL, head_worker, h) == 0)
+        nth++;
+    head_worker(h);
+    for (size_t i = 0; i < nth; i++)
+        pthread_join(th[i], NULL);
+    if (h->saved_set)
+        r = lb_error_restore(&h->saved);
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+    return r;
 }
 
 /* The directory part of obj ("." if none) and its fsync. */
@@ -523,6 +611,7 @@ static const struct store_be_ops file_ops = {
     .lock_held = file_lock_held,
     .head_many = file_head_many,
     .open = file_open,
+    .prefetch = file_prefetch,
     .session_begin = be_file_session_begin,
     .sessions_oldest = be_file_sessions_oldest,
     .stage = be_file_stage,

@@ -557,6 +557,17 @@ store_chunk_read_checked(struct store *st, struct store_scratch *s,
     return read_checked(st, s, d, &h, c);
 }
 
+void
+store_chunk_prefetch(struct store *st, const struct proto_digest *d)
+{
+    char rel[80];
+
+    if (!st->be->ops->prefetch)
+        return;
+    store_chunk_relpath(rel, d);
+    st->be->ops->prefetch(st->be, rel);
+}
+
 int
 store_chunk_load(struct store *st, struct store_scratch *s,
                  const struct proto_digest *d, const uint8_t **plain,

@@ -242,6 +242,14 @@ int store_chunk_read_checked(struct store *st, struct store_scratch *s,
                              struct proto_chunk *c);
 
 /*
+ * A hint that chunk d will be read soon (store_chunk_read_checked): the
+ * file backend looks up its file and starts reading it into the page
+ * cache, so that reads of many cold chunks overlap; other backends do
+ * nothing. Never fails. Thread-safe.
+ */
+void store_chunk_prefetch(struct store *st, const struct proto_digest *d);
+
+/*
  * Read, decompress and check a chunk against its digest; *plain points
  * into the scratch space (valid until its next use), *plain_len its size,
  * *type its type.

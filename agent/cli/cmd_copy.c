@@ -181,13 +181,12 @@ cmd_copy(int argc, char **argv)
      * much ours as a disk we back up: the destination then takes the
      * chunks as a local backup's, checking their form; one elsewhere may
      * lie, and the destination checks every chunk's content again. */
-    src = agent_repo_connect(a.from);
-    if (!src || agent_repo_open(src, PROTO_OPEN_READ) < 0)
-        goto fail;
-    dst = strncmp(a.from, "ssh://", 6) == 0 ? agent_repo_connect_checked(a.to)
-                                            : agent_repo_connect(a.to);
-    if (!dst || agent_repo_open(dst, a.q.dry_run ? PROTO_OPEN_READ
-                                                 : PROTO_OPEN_WRITE) < 0)
+    if (agent_repo_connect_two(a.from, true, a.to,
+                               strncmp(a.from, "ssh://", 6) != 0, &src,
+                               &dst) < 0 ||
+        agent_repo_open(src, PROTO_OPEN_READ) < 0 ||
+        agent_repo_open(dst, a.q.dry_run ? PROTO_OPEN_READ : PROTO_OPEN_WRITE) <
+            0)
         goto fail;
     if (agent_copy(src, dst, &a.q, copy_entry, NULL, &st) < 0) {
         agent_fail();

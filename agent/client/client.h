@@ -201,6 +201,12 @@ struct agent_list {
 };
 int agent_repo_list(struct agent_repo *r, const char *name,
                     struct agent_list *out);
+/* agent_repo_list of every backup of two repositories, b's LIST sent
+ * before a's answer is read: both read their manifests at once. On
+ * failure (-1) la and lb hold nothing; b's answer may be unread (its
+ * session is not used again). */
+int agent_repo_list_two(struct agent_repo *a, struct agent_repo *b,
+                        struct agent_list *la, struct agent_list *lb);
 void agent_list_free(struct agent_list *l);
 /*
  * Pick a backup of name: spec is an id, "latest", or a time (the latest
@@ -533,6 +539,15 @@ int agent_export_start(const struct agent_export *e, const char *log);
  * not check (a copy's destination, from a remote source): never as a
  * trusted client, so backupd re-hashes every chunk it receives. */
 struct agent_repo *agent_repo_connect_checked(const char *url);
+/* Connect to two repositories (agent_repo_connect, or _checked where
+ * *_trusted is false), both started before either answer is awaited: the
+ * start-ups of two backupd children overlap. Two ssh URLs connect one
+ * after the other (one prompt at a time). 0, or -1 (error set: the first
+ * failure); the caller closes *ra and *rb (NULL when not started) either
+ * way. */
+int agent_repo_connect_two(const char *a, bool a_trusted, const char *b,
+                           bool b_trusted, struct agent_repo **ra,
+                           struct agent_repo **rb);
 
 /* Which backups of the source a copy takes: those of the sets matching
  * one of names (fnmatch(3); every set if none), with one of ids (any if

@@ -679,8 +679,8 @@ agent_copy(struct agent_repo *src, struct agent_repo *dst,
     int r = -1;
 
     memset(st, 0, sizeof *st);
-    if (agent_copy_check(src, dst) < 0 || agent_repo_list(src, NULL, &ls) < 0 ||
-        agent_repo_list(dst, NULL, &ld) < 0)
+    if (agent_copy_check(src, dst) < 0 ||
+        agent_repo_list_two(src, dst, &ls, &ld) < 0)
         goto out;
     sel = lb_xcalloc(ls.n + 1, sizeof *sel);
     for (size_t i = 0; i < ls.n; i++)

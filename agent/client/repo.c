@@ -513,6 +513,18 @@ fail:
     return NULL;
 }
 
+/* Encode and send HELLO (hello_call reads the answer). */
+static int
+hello_send(struct agent_repo *r)
+{
+    hello_enc(r);
+    if (proto_conn_send_buf(r->conn, &r->out) < 0) {
+        agent_repo_explain(r);
+        return -1;
+    }
+    return 0;
+}
+
 static struct agent_repo *
 repo_connect(const char *url, bool trusted)
 {
@@ -538,6 +550,27 @@ struct agent_repo *
 agent_repo_connect_checked(const char *url)
 {
     return repo_connect(url, false);
+}
+
+int
+agent_repo_connect_two(const char *a, bool a_trusted, const char *b,
+                       bool b_trusted, struct agent_repo **ra,
+                       struct agent_repo **rb)
+{
+    *ra = *rb = NULL;
+    if (strncmp(a, "ssh://", 6) == 0 && strncmp(b, "ssh://", 6) == 0) {
+        /* one ssh at a time: a password or host key prompt each */
+        if (!(*ra = repo_connect(a, a_trusted)) ||
+            !(*rb = repo_connect(b, b_trusted)))
+            return -1;
+        return 0;
+    }
+    if (!(*ra = repo_start(a, a_trusted)) || !(*rb = repo_start(b, b_trusted)))
+        return -1;
+    /* r->out empty after hello_send: hello_call only reads */
+    if (hello_send(*ra) < 0 || hello_send(*rb) < 0)
+        return -1;
+    return hello_call(*ra) < 0 || hello_call(*rb) < 0 ? -1 : 0;
 }
 
 void

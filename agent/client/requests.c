@@ -99,18 +99,26 @@ kv_end(uint16_t type, const uint8_t *p, uint32_t len, struct proto_kv *out)
 
 /* ---- LIST -------------------------------------------------------------- */
 
-int
-agent_repo_list_each(struct agent_repo *r, const char *name, agent_entry_fn fn,
-                     void *opaque)
+/* Send what r->out holds (a LIST, or nothing when it was sent before),
+ * then read the LIST's answer. */
+static int
+list_read(struct agent_repo *r, agent_entry_fn fn, void *opaque)
 {
     static const char *const need[] = {"id", NULL};
     struct kv_stream k = {PROTO_T_LIST_ENTRY, fn, opaque, need};
     const uint8_t *p;
     uint32_t len;
 
-    proto_enc_str(&r->out, PROTO_T_LIST, name ? name : "");
     return agent_repo_stream(r, PROTO_T_LIST_ENTRY, PROTO_T_LIST_END, kv_entry,
                              &k, &p, &len);
+}
+
+int
+agent_repo_list_each(struct agent_repo *r, const char *name, agent_entry_fn fn,
+                     void *opaque)
+{
+    proto_enc_str(&r->out, PROTO_T_LIST, name ? name : "");
+    return list_read(r, fn, opaque);
 }
 
 static int
@@ -131,6 +139,28 @@ agent_repo_list(struct agent_repo *r, const char *name, struct agent_list *out)
     out->b = NULL;
     if (agent_repo_list_each(r, name, list_collect, out) < 0) {
         agent_list_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+int
+agent_repo_list_two(struct agent_repo *a, struct agent_repo *b,
+                    struct agent_list *la, struct agent_list *lb)
+{
+    memset(la, 0, sizeof *la);
+    memset(lb, 0, sizeof *lb);
+    /* b lists its backups while a's listing is read */
+    proto_enc_str(&b->out, PROTO_T_LIST, "");
+    if (proto_conn_send_buf(b->conn, &b->out) < 0) {
+        agent_repo_explain(b);
+        return -1;
+    }
+    if (agent_repo_list(a, NULL, la) < 0)
+        return -1;
+    if (list_read(b, list_collect, lb) < 0) {
+        agent_list_free(la);
+        agent_list_free(lb);
         return -1;
     }
     return 0;

@@ -7,7 +7,9 @@
  * (kept if newer than the cutoff or touched, removed otherwise), the
  * counter (from a floor, from threads: no number twice), locks (shared
  * with shared, exclusive against both, who holds it, released on unlock),
- * head_many (a batch of touches and header reads), open, a writer's
+ * head_many (a batch of touches and header reads; a large one on many
+ * threads, each answer at its index, a failure in its middle reported),
+ * prefetch (a hint), open, a writer's
  * session with creates in two steps (stage, publish) and the commit, and
  * names that would climb out of the directory. Then rados: specs (parsed
  * without a cluster) and --restrict-to-repo's check of them.
@@ -301,6 +303,100 @@ Test(store_backend, head_many)
     cr_assert_eq(got[2], 2, "a short object: what it has");
     cr_assert_eq(size[2], 2);
     cr_assert_eq(memcmp(head + 8, "xy", 2), 0);
+}
+
+/* A batch large enough for many threads (one per 16): every object's
+ * answer at its own index, whichever thread looked it up, and each found
+ * one touched. */
+Test(store_backend, head_many_threads)
+{
+    enum { N = 300 };
+    const char *objs[N];
+    char names[N][32];
+    uint8_t head[N * 8];
+    size_t got[N];
+    uint64_t size[N];
+    int err[N];
+    struct timespec old[2] = {{1000000, 0}, {1000000, 0}};
+    struct stat sb;
+    CLEANUP_FREE char *dir = lb_xasprintf("%s/chunks/ab/dir", tmp);
+    CLEANUP_FREE char *link = lb_xasprintf("%s/chunks/ab/link", tmp);
+    CLEANUP_FREE char *p6 = lb_xasprintf("%s/chunks/ab/o6", tmp);
+
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "chunks/ab/o%d", i);
+        objs[i] = names[i];
+        if (i % 3 != 1) {
+            char data[16];
+            int n = snprintf(data, sizeof data, "%08d+%d", i, i);
+            cr_assert_eq(be->ops->create(be, names[i], data, (size_t)n), 0);
+        }
+    }
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    cr_assert_eq(symlink("o0", link), 0);
+    objs[100] = "chunks/ab/dir";
+    objs[200] = "chunks/ab/link";
+    cr_assert_eq(utimensat(AT_FDCWD, p6, old, 0), 0);
+    cr_assert_eq(be->ops->head_many(be, objs, N, true, head, 8, got, size, err),
+                 0, "%s", lb_error_msg());
+    for (int i = 0; i < N; i++) {
+        char want[16];
+        if (i == 100 || i == 200) {
+            cr_assert_eq(err[i], EPROTO, "object %d: not a file", i);
+            continue;
+        }
+        if (i % 3 == 1) {
+            cr_assert_eq(err[i], ENOENT, "object %d", i);
+            continue;
+        }
+        snprintf(want, sizeof want, "%08d", i);
+        cr_assert_eq(err[i], 0, "object %d", i);
+        cr_assert_eq(got[i], 8, "object %d", i);
+        cr_assert_eq(size[i], (uint64_t)snprintf(NULL, 0, "%08d+%d", i, i),
+                     "object %d: its size", i);
+        cr_assert_eq(memcmp(head + (size_t)i * 8, want, 8), 0, "object %d", i);
+    }
+    cr_assert_eq(stat(p6, &sb), 0);
+    cr_assert_gt(sb.st_mtime, 1000000, "found objects are touched");
+}
+
+/* A failure other than a missing object, in the middle of a batch looked
+ * up by many threads: -1, and the error slot says which object. */
+Test(store_backend, head_many_error)
+{
+    enum { N = 100 };
+    const char *objs[N];
+    uint8_t head[N * 4];
+    size_t got[N];
+    uint64_t size[N];
+    int err[N];
+
+    cr_assert_eq(be->ops->create(be, "chunks/ab/x", "abcdefgh", 8), 0);
+    for (int i = 0; i < N; i++)
+        objs[i] = "chunks/ab/x";
+    objs[57] = "chunks/../../escape";
+    lb_error_clear();
+    cr_assert_eq(
+        be->ops->head_many(be, objs, N, false, head, 4, got, size, err), -1);
+    cr_assert(strstr(lb_error_msg(), "chunks/../../escape") != NULL, "%s",
+              lb_error_msg());
+}
+
+/* prefetch is a hint: a stored object reads the same after it, and a
+ * missing one or a bad name report nothing. */
+Test(store_backend, prefetch)
+{
+    char buf[8] = {0};
+
+    cr_assert_not_null(be->ops->prefetch);
+    cr_assert_eq(be->ops->create(be, "chunks/ab/x", "abcdefgh", 8), 0);
+    lb_error_clear();
+    be->ops->prefetch(be, "chunks/ab/x");
+    be->ops->prefetch(be, "chunks/ab/missing");
+    be->ops->prefetch(be, "../outside");
+    cr_assert_eq(lb_error_errno(), 0, "%s", lb_error_msg());
+    cr_assert_eq(be->ops->read(be, "chunks/ab/x", buf, 8, 0), 8);
+    cr_assert_eq(memcmp(buf, "abcdefgh", 8), 0);
 }
 
 /* rados: specs, parsed without a cluster: the parts, the defaults, and
