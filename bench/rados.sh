@@ -23,8 +23,8 @@
 #                 random data (every window changed), --since the base
 #   2 front ends  two backup-image at once (two backupd processes), each
 #                 its own image of half the size, into one repository
-#   64 KiB windows  the same full, then 1024 windows changed by 4 KiB each
-#                 (many small delta objects), and a listing of that
+#   64 KiB windows  the same full, then 1024 windows changed by 4 KiB of
+#                 random data each (many small delta objects), and a listing of that
 #                 repository (which walks every object of the namespace)
 # MB/s = 10^6 bytes of image / wall time of the command; the median of
 # --repeat runs (default 3). RADOS operations per backed-up window: what
@@ -74,20 +74,28 @@ qemu-io "${cmds[@]}" "$T/top.qcow2" >/dev/null
 # data (every 4 MiB window touched).
 nblk=$((SIZE * 256 / 100))
 mkdir -p "$T/blk"
-head -c "$((nblk * 4096))" /dev/urandom | split -b 4096 -a 5 - "$T/blk/b"
+# (and at least 1024 of them for the 64 KiB windows' deltas below)
+head -c "$(((nblk > 1024 ? nblk : 1024) * 4096))" /dev/urandom |
+    split -b 4096 -a 5 - "$T/blk/b"
 ovl "$T/night.qcow2"
 cmds=()
 k=0
 for blk in "$T"/blk/b*; do
+    ((k < nblk)) || break
     cmds+=(-c "write -s $blk $(((k * 7919 % (SIZE * 256)) * 4096)) 4k")
     k=$((k + 1))
 done
 qemu-io "${cmds[@]}" "$T/night.qcow2" >/dev/null
-# Many small deltas: 1024 windows of 64 KiB changed by 4 KiB each.
+# Many small deltas: 1024 windows of 64 KiB changed by 4 KiB each, of
+# random data (a repeating pattern would make many deltas the same chunk:
+# a 4 KiB run at the same place in its window).
 ovl "$T/many.qcow2"
 cmds=()
-for k in $(seq 0 1023); do
-    cmds+=(-c "write -P $((k % 250 + 1)) $(((k * 7919 % (SIZE * 16)) * 65536 + 8192)) 4k")
+k=0
+for blk in "$T"/blk/b*; do
+    ((k < 1024)) || break
+    cmds+=(-c "write -s $blk $(((k * 7919 % (SIZE * 16)) * 65536 + 8192)) 4k")
+    k=$((k + 1))
 done
 qemu-io "${cmds[@]}" "$T/many.qcow2" >/dev/null
 
