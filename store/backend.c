@@ -41,6 +41,25 @@ store_be_head_many_seq(struct store_be *be, const char *const *objs, size_t n,
     return 0;
 }
 
+void
+store_be_read_many(struct store_be *be, const char *const *objs, size_t n,
+                   uint8_t *const *bufs, const size_t *lens,
+                   const uint64_t *offs, ssize_t *got)
+{
+    if (be->ops->read_many) {
+        be->ops->read_many(be, objs, n, bufs, lens, offs, got);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        got[i] = be->ops->read(be, objs[i], bufs[i], lens[i], offs[i]);
+        if (got[i] < 0) {
+            int e = lb_error_errno();
+            got[i] = -(e ? e : EIO);
+            lb_error_clear();
+        }
+    }
+}
+
 int
 store_be_open_copy(struct store_be *be, const char *obj)
 {

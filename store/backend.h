@@ -60,6 +60,12 @@ struct store_be_ops {
      * -1 (ENOENT: no such object). */
     ssize_t (*read)(struct store_be *be, const char *obj, void *buf, size_t len,
                     uint64_t off);
+    /* Optional (NULL: read, one after the other): n reads sent at once
+     * (a listing's manifests: one round trip on RADOS); got[i] the bytes
+     * read into bufs[i], or -errno (-ENOENT: no such object). */
+    void (*read_many)(struct store_be *be, const char *const *objs, size_t n,
+                      uint8_t *const *bufs, const size_t *lens,
+                      const uint64_t *offs, ssize_t *got);
     /* Size and modification time (UTC seconds). */
     int (*stat)(struct store_be *be, const char *obj, uint64_t *size,
                 int64_t *mtime);
@@ -176,6 +182,11 @@ struct store_be_ops {
      * the background). A hint: nothing is reported. */
     void (*prefetch)(struct store_be *be, const char *obj);
 };
+
+/* The backend's read_many, or its reads one after the other. */
+void store_be_read_many(struct store_be *be, const char *const *objs, size_t n,
+                        uint8_t *const *bufs, const size_t *lens,
+                        const uint64_t *offs, ssize_t *got);
 
 /* head_many from read, stat and touch, one object after the other. */
 int store_be_head_many_seq(struct store_be *be, const char *const *objs,

@@ -573,6 +573,7 @@ static const struct store_be_ops rados_ops = {
     .kind = "rados",
     .close = rados_be_close,
     .read = rados_be_read,
+    .read_many = be_rados_read_many,
     .stat = rados_be_stat,
     .touch = rados_be_touch,
     .create = rados_be_create,

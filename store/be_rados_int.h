@@ -85,6 +85,9 @@ int be_rados_list_backups(struct store_be *be, store_be_list_fn fn,
 int be_rados_index_sync(struct store_be *be, char *const *ids, size_t n,
                         int64_t cutoff);
 
+void be_rados_read_many(struct store_be *be, const char *const *objs, size_t n,
+                        uint8_t *const *bufs, const size_t *lens,
+                        const uint64_t *offs, ssize_t *got);
 int be_rados_head_many(struct store_be *be, const char *const *objs, size_t n,
                        bool touch, uint8_t *head, size_t head_len, size_t *got,
                        uint64_t *size, int *err);

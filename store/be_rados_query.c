@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The RADOS backend's lookups (head_many): a QUERY's chunk reads and
- * touches, sent together on a connection of their own.
+ * touches, sent together on a connection of their own; and reads sent
+ * together (read_many: a listing's manifests).
  */
 #include "store/be_rados_int.h"
 
@@ -235,4 +236,36 @@ be_rados_head_many(struct store_be *be, const char *const *objs, size_t n,
         head_op_free(&h[i]);
     free(h);
     return rc;
+}
+
+void
+be_rados_read_many(struct store_be *be, const char *const *objs, size_t n,
+                   uint8_t *const *bufs, const size_t *lens,
+                   const uint64_t *offs, ssize_t *got)
+{
+    struct be_rados *b = to_rados(be);
+    rados_completion_t *c = lb_xcalloc(n ? n : 1, sizeof *c);
+
+    for (size_t i = 0; i < n; i++) {
+        got[i] = -EIO;
+        if (rados_aio_create_completion2(NULL, NULL, &c[i]) < 0) {
+            c[i] = NULL;
+            continue;
+        }
+        if (rados_aio_read(b->io, objs[i], c[i], (char *)bufs[i], lens[i],
+                           offs[i]) < 0) {
+            rados_aio_release(c[i]);
+            c[i] = NULL;
+            continue;
+        }
+        b->n_read++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!c[i])
+            continue;
+        rados_aio_wait_for_complete(c[i]);
+        got[i] = rados_aio_get_return_value(c[i]);
+        rados_aio_release(c[i]);
+    }
+    free(c);
 }

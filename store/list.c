@@ -102,21 +102,29 @@ store_list(struct store *st, const char *name, struct store_list *out)
 {
     char **ids = NULL;
     size_t nids = 0, cap = 0;
+    struct proto_kv *metas;
+    int *errs;
 
     out->n = 0;
     out->b = NULL;
     if (store_backup_ids(st, &ids, &nids) < 0)
         return -1;
+    metas = lb_xcalloc(nids ? nids : 1, sizeof *metas);
+    errs = lb_xcalloc(nids ? nids : 1, sizeof *errs);
+    store_manifest_read_meta_many(st, ids, nids, metas, errs);
     for (size_t i = 0; i < nids; i++) {
-        struct proto_kv meta = {0};
+        struct proto_kv meta = metas[i];
         const char *n;
         struct store_backup *b;
         const char *id = ids[i];
 
-        if (store_backup_meta(st, id, &meta) < 0) {
-            if (lb_error_errno() == ENOENT)
-                continue; /* deleted since it was listed */
-            lb_warn("%s (run livebackup verify)", lb_error_msg());
+        if (errs[i] == ENOENT)
+            continue; /* deleted since it was listed */
+        /* Damaged (or a read that failed): alone again, for the message. */
+        if (errs[i] && store_backup_meta(st, id, &meta) < 0) {
+            if (lb_error_errno() != ENOENT)
+                lb_warn("%s (run livebackup verify)", lb_error_msg());
+            lb_error_clear();
             continue;
         }
         n = proto_kv_get(&meta, "name");
@@ -135,6 +143,8 @@ store_list(struct store *st, const char *name, struct store_list *out)
         b->meta = meta;
     }
     store_ids_free(ids, nids);
+    free(metas);
+    free(errs);
     if (out->n)
         qsort(out->b, out->n, sizeof *out->b, cmp_backup);
     return 0;

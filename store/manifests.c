@@ -69,6 +69,31 @@ store_manifest_exists(struct store *st, const char *id)
 typedef ssize_t (*mf_pread_fn)(void *opaque, void *buf, size_t len,
                                uint64_t off);
 
+/* A header read (n bytes of hb) decoded into h: 0, or -1 (EPROTO). */
+static int
+meta_hdr(const uint8_t *hb, ssize_t n, struct proto_mf_hdr *h)
+{
+    int s;
+
+    if (n != (ssize_t)PROTO_MF_HDR_SIZE)
+        return lb_fail(EPROTO, "manifest truncated");
+    s = proto_mf_hdr_decode(hb, PROTO_MF_HDR_SIZE, h);
+    if (s != PROTO_OK)
+        return lb_fail(EPROTO, "manifest header: %s", proto_status_str(s));
+    return 0;
+}
+
+/* The meta block read (n bytes of blk) checked against h's digest and
+ * decoded into meta: 0, or -1 (EPROTO). */
+static int
+meta_body(const struct proto_mf_hdr *h, const uint8_t *blk, ssize_t n,
+          struct proto_kv *meta)
+{
+    if (n != (ssize_t)h->meta_len)
+        return lb_fail(EPROTO, "manifest truncated");
+    return proto_mf_meta_decode(h, blk, h->meta_len, meta) < 0 ? -1 : 0;
+}
+
 /* The header, then the meta block alone, checked against the header's
  * digest. */
 static int
@@ -78,24 +103,16 @@ read_meta(mf_pread_fn rd, void *opaque, struct proto_kv *meta)
     CLEANUP_FREE uint8_t *blk = NULL;
     struct proto_mf_hdr h;
     ssize_t n;
-    int s;
 
     memset(meta, 0, sizeof *meta);
     n = rd(opaque, hb, sizeof hb, 0);
-    if (n < 0)
+    if (n < 0 || meta_hdr(hb, n, &h) < 0)
         return -1;
-    if (n != (ssize_t)sizeof hb)
-        return lb_fail(EPROTO, "manifest truncated");
-    s = proto_mf_hdr_decode(hb, sizeof hb, &h);
-    if (s != PROTO_OK)
-        return lb_fail(EPROTO, "manifest header: %s", proto_status_str(s));
     blk = lb_xmalloc(h.meta_len ? h.meta_len : 1);
     n = rd(opaque, blk, h.meta_len, h.meta_off);
     if (n < 0)
         return -1;
-    if (n != (ssize_t)h.meta_len)
-        return lb_fail(EPROTO, "manifest truncated");
-    return proto_mf_meta_decode(&h, blk, h.meta_len, meta) < 0 ? -1 : 0;
+    return meta_body(&h, blk, n, meta);
 }
 
 static ssize_t
@@ -149,6 +166,72 @@ store_manifest_read_meta_obj(struct store *st, const char *id,
         errno = ENOENT;
     }
     return r;
+}
+
+#define META_BATCH 64
+
+/* One batch of store_manifest_read_meta_many: the headers sent at once,
+ * then the meta blocks. */
+static void
+meta_batch(struct store *st, char *const *ids, size_t m, struct proto_kv *metas,
+           int *errs)
+{
+    char *objs[META_BATCH];
+    const char *o[META_BATCH];
+    uint8_t *bufs[META_BATCH];
+    size_t lens[META_BATCH];
+    uint64_t offs[META_BATCH];
+    ssize_t got[META_BATCH];
+    struct proto_mf_hdr h[META_BATCH];
+    uint8_t *hb = lb_xmalloc(m * PROTO_MF_HDR_SIZE);
+    size_t k = 0, idx[META_BATCH];
+
+    for (size_t i = 0; i < m; i++) {
+        memset(&metas[i], 0, sizeof metas[i]);
+        objs[i] = store_manifest_obj(ids[i]);
+        o[i] = objs[i];
+        bufs[i] = hb + i * PROTO_MF_HDR_SIZE;
+        lens[i] = PROTO_MF_HDR_SIZE;
+        offs[i] = 0;
+    }
+    store_be_read_many(st->be, o, m, bufs, lens, offs, got);
+    for (size_t i = 0; i < m; i++) {
+        errs[i] = got[i] < 0                             ? (int)-got[i]
+                  : meta_hdr(bufs[i], got[i], &h[i]) < 0 ? EPROTO
+                                                         : 0;
+        if (errs[i])
+            continue;
+        idx[k] = i;
+        o[k] = objs[i];
+        bufs[k] = lb_xmalloc(h[i].meta_len ? h[i].meta_len : 1);
+        lens[k] = h[i].meta_len;
+        offs[k] = h[i].meta_off;
+        k++;
+    }
+    lb_error_clear();
+    store_be_read_many(st->be, o, k, bufs, lens, offs, got);
+    for (size_t j = 0; j < k; j++) {
+        size_t i = idx[j];
+        errs[i] = got[j] < 0 ? (int)-got[j]
+                  : meta_body(&h[i], bufs[j], got[j], &metas[i]) < 0 ? EPROTO
+                                                                     : 0;
+        if (errs[i])
+            proto_kv_free(&metas[i]);
+        free(bufs[j]);
+    }
+    lb_error_clear();
+    for (size_t i = 0; i < m; i++)
+        free(objs[i]);
+    free(hb);
+}
+
+void
+store_manifest_read_meta_many(struct store *st, char *const *ids, size_t n,
+                              struct proto_kv *metas, int *errs)
+{
+    for (size_t at = 0; at < n; at += META_BATCH)
+        meta_batch(st, ids + at, LB_MIN(n - at, (size_t)META_BATCH), metas + at,
+                   errs + at);
 }
 
 struct proto_mf_reader *

@@ -97,6 +97,11 @@ int store_manifest_read_meta(int fd, struct proto_kv *meta);
  * such manifest). */
 int store_manifest_read_meta_obj(struct store *st, const char *id,
                                  struct proto_kv *meta);
+/* The same of n backups (valid ids), the reads of many sent at once:
+ * errs[i] 0 (metas[i] filled, the caller frees it), ENOENT, or another
+ * errno (read it alone for the message). */
+void store_manifest_read_meta_many(struct store *st, char *const *ids, size_t n,
+                                   struct proto_kv *metas, int *errs);
 /* A reader over the manifest open on *fd (which must outlive it), past
  * its header; NULL (error set) if the header is bad. */
 struct proto_mf_reader *store_manifest_reader(int *fd);

@@ -51,6 +51,17 @@ grep -q "${ids[3]}" "$T/v.out" && fail "verify blames the good backup"
 grep -q "3 damaged backup(s)" "$T/v.out" || fail "verify summary: $(cat "$T/v.out")"
 ok "verify names each damaged backup and disk, and only those"
 
+# A listing reads the manifests' meta blocks together: the damaged one is
+# named with a warning, the others listed.
+run_ok livebackup list --repo "$R" --json
+grep -q "backup ${ids[1]}: manifest truncated (run livebackup verify)" "$T/err" ||
+    fail "list: no warning about ${ids[1]}: $(cat "$T/err")"
+for i in 0 2 3; do
+    grep -q "\"${ids[$i]}\"" "$T/out" || fail "list lacks ${ids[$i]}: $(cat "$T/out")"
+done
+grep -q "\"${ids[1]}\"" "$T/out" && fail "list shows the damaged ${ids[1]}"
+ok "list warns of the truncated manifest and lists the others"
+
 expect_fail "backup ${ids[0]}, disk vda: chunk [0-9a-f]+ .* is damaged" \
     livebackup restore-image --repo "$R" --name flip --disk vda --to "$T/flip.raw"
 [[ ! -e $T/flip.raw ]] || fail "a damaged restore produced a file"

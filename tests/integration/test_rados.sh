@@ -26,7 +26,8 @@
 #      entry is listed nowhere; delete drops the entry; list reads the
 #      index (a backup without an entry is not listed); gc puts a missing
 #      entry back and drops an old one of no manifest; a repository
-#      without an index is listed by a walk.
+#      without an index is listed by a walk; a truncated manifest is
+#      named by list, the others listed.
 # Registered in the plain build only (tests/CMakeLists.txt): the issue's
 # CI budget.
 . "$(dirname "$0")/lib.sh"
@@ -421,6 +422,13 @@ rados_cmd -p "$CEPH_POOL" --namespace idx stat index >/dev/null 2>&1 &&
     fail "a writer made an index in a repository made before it"
 run_ok livebackup verify --repo "$R"
 ok "a repository made before the index: listed by a walk, left so"
+cut=$(manifests | head -n 1)
+rados_cmd -p "$CEPH_POOL" --namespace idx truncate "backups/$cut" 100
+run_ok livebackup list --repo "$R" --json
+grep -q "backup $cut: manifest truncated (run livebackup verify)" "$T/err" ||
+    fail "list: no warning about $cut: $(cat "$T/err")"
+[[ $(grep -c '"id"' "$T/out") -eq 2 ]] || fail "list: $(cat "$T/out")"
+ok "list (manifests read together) warns of a truncated one, lists the others"
 
 t0=$(date +%s.%N)
 ceph_stop
