@@ -101,7 +101,7 @@ read_meta(mf_pread_fn rd, void *opaque, struct proto_kv *meta)
 {
     uint8_t hb[PROTO_MF_HDR_SIZE];
     CLEANUP_FREE uint8_t *blk = NULL;
-    struct proto_mf_hdr h;
+    struct proto_mf_hdr h = {0};
     ssize_t n;
 
     memset(meta, 0, sizeof *meta);
@@ -181,10 +181,10 @@ meta_batch(struct store *st, char *const *ids, size_t m, struct proto_kv *metas,
     uint8_t *bufs[META_BATCH];
     size_t lens[META_BATCH];
     uint64_t offs[META_BATCH];
-    ssize_t got[META_BATCH];
-    struct proto_mf_hdr h[META_BATCH];
+    ssize_t got[META_BATCH] = {0};
+    struct proto_mf_hdr h[META_BATCH] = {0};
     uint8_t *hb = lb_xmalloc(m * PROTO_MF_HDR_SIZE);
-    size_t k = 0, idx[META_BATCH];
+    size_t k = 0, idx[META_BATCH] = {0};
 
     for (size_t i = 0; i < m; i++) {
         memset(&metas[i], 0, sizeof metas[i]);
