@@ -41,7 +41,8 @@ struct slot {
     uint8_t comp_kind;
     bool send; /* compressed and to be sent */
     /* asked about by QUERY (RAW); a DELTA is almost never stored already:
-     * it is sent without asking (its create tells if it was) */
+     * it is sent without asking (its create tells if it was); an empty
+     * window (type 0) has nothing to ask about */
     bool ask;
     struct proto_digest d;
 };
@@ -289,8 +290,7 @@ sender(void *arg)
                 u->query_seq = u->emit_seq;
             while (u->query_seq < u->next_seq && b->n < QUERY_BATCH) {
                 s = slot_of(u, u->query_seq);
-                if ((s->st == S_READY && s->type == 0) ||
-                    (s->type != 0 && !s->ask)) {
+                if (!s->ask) {
                     /* nothing to ask for an empty window or a DELTA */
                     u->query_seq++;
                     continue;
