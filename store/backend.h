@@ -120,8 +120,9 @@ struct store_be_ops {
      * after lease_secs (the file backend's flock goes with the process at
      * once); a live holder keeps it with store_be_lock_renew. wait_secs: how
      * long to wait for a conflicting holder (EWOULDBLOCK then, with who
-     * holds it in holder). desc describes this holder for others. Returns
-     * a lock handle >= 0. */
+     * holds it in holder). desc describes this holder for others; NULL
+     * for a lock no one else takes (a session's: its object says who):
+     * nothing is recorded. Returns a lock handle >= 0. */
     int (*lock)(struct store_be *be, const char *obj, bool excl,
                 unsigned lease_secs, unsigned wait_secs, const char *desc,
                 char *holder, size_t holder_len);
@@ -202,7 +203,6 @@ int store_be_open_copy(struct store_be *be, const char *obj);
 int store_be_obj_session_begin(struct store_be *be);
 int store_be_obj_sessions_oldest(struct store_be *be, int64_t t0,
                                  int64_t *oldest, uint64_t *live);
-void store_be_obj_session_end(struct store_be *be);
 /* Remove the session's local temp directory (tmp_dir) and its lock. */
 void store_be_tmp_drop(struct store_be *be);
 int store_be_stage_copy(struct store_be *be, const char *obj, const void *hdr,

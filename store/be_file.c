@@ -508,7 +508,7 @@ file_lock(struct store_be *be, const char *obj, bool excl, unsigned lease_secs,
                        holder);
     }
     /* An exclusive holder says who it is, one line (emptied at unlock). */
-    if (excl && ftruncate(fd, 0) == 0) {
+    if (excl && desc && ftruncate(fd, 0) == 0) {
         CLEANUP_FREE char *line = lb_xasprintf("%s\n", desc);
         (void)!pwrite(fd, line, strlen(line), 0);
     }

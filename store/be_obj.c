@@ -87,8 +87,8 @@ store_be_obj_session_begin(struct store_be *be)
     snprintf(desc, sizeof desc, "a backup session (pid %ld on %s since %s)",
              (long)getpid(), host, when);
     /* Locked before the session object exists: gc never sees a session
-     * without its holder. */
-    be->session_lock = be->ops->lock(be, lk, true, store_be_lease(be), 0, desc,
+     * without its holder. No one else takes it: the object says who. */
+    be->session_lock = be->ops->lock(be, lk, true, store_be_lease(be), 0, NULL,
                                      holder, sizeof holder);
     if (be->session_lock < 0)
         return -1;
@@ -96,23 +96,6 @@ store_be_obj_session_begin(struct store_be *be)
     if (r != 0)
         return r < 0 ? -1 : lb_fail(EEXIST, "session %s exists", be->session);
     return local_dir(be, tmpdir && *tmpdir ? tmpdir : "/tmp", hex);
-}
-
-void
-store_be_obj_session_end(struct store_be *be)
-{
-    if (be->session) {
-        CLEANUP_FREE char *lk = lb_xasprintf("%s.lock", be->session);
-        if (be->ops->remove(be, be->session) < 0)
-            lb_debug("%s", lb_error_msg());
-        be->ops->unlock(be, be->session_lock);
-        be->session_lock = -1;
-        if (be->ops->remove(be, lk) < 0)
-            lb_debug("%s", lb_error_msg());
-        free(be->session);
-        be->session = NULL;
-    }
-    store_be_tmp_drop(be);
 }
 
 void

@@ -324,6 +324,8 @@ lock_once(struct be_rados *b, const struct rados_lock *l, const char *desc,
     struct timeval tv = {(time_t)b->lease, 0};
     struct timeval *dur = b->lease ? &tv : NULL;
 
+    if (!desc)
+        desc = "";
     if (l->excl)
         return rados_lock_exclusive(b->io, l->obj, RADOS_LOCK_NAME, l->cookie,
                                     desc, dur, flags);
@@ -398,12 +400,13 @@ rados_be_lock(struct store_be *be, const char *obj, bool excl,
         free(l.obj);
         return be_rados_fail(r, "lock", obj, b);
     }
-    if (excl) {
+    if (excl && desc) {
         /* Who holds it, for the message of whoever waits. */
         int e =
             rados_setxattr(b->io, obj, RADOS_HOLDER_XATTR, desc, strlen(desc));
         if (e < 0)
             lb_debug("lock %s: holder not recorded: %s", obj, strerror(-e));
+        l.holder = e >= 0;
     }
     pthread_mutex_lock(&b->lock);
     for (int i = 0; i < RADOS_MAX_LOCKS; i++)
@@ -463,7 +466,7 @@ rados_be_unlock(struct store_be *be, int handle)
     pthread_mutex_lock(&b->lock);
     l = &b->locks[handle];
     if (l->used) {
-        if (l->excl)
+        if (l->holder)
             (void)rados_rmxattr(b->io, l->obj, RADOS_HOLDER_XATTR);
         (void)rados_unlock(b->io, l->obj, RADOS_LOCK_NAME, l->cookie);
         free(l->obj);
@@ -509,21 +512,125 @@ ops_report(struct be_rados *b)
     fclose(f);
 }
 
+/* An operation of release_all in flight: what it was, for its message. */
+struct release_op {
+    rados_completion_t c;
+    rados_write_op_t wop; /* the holder line's removal */
+    const char *what, *obj;
+};
+
+enum release_kind { RELEASE_REMOVE, RELEASE_HOLDER, RELEASE_UNLOCK };
+
+static void
+release_send(struct be_rados *b, struct release_op *op, size_t *n,
+             enum release_kind kind, const char *what, const char *obj,
+             const struct rados_lock *l)
+{
+    struct release_op *o = &op[*n];
+    int r;
+
+    memset(o, 0, sizeof *o);
+    if (rados_aio_create_completion2(NULL, NULL, &o->c) < 0) {
+        lb_debug("%s %s: no completion", what, obj);
+        return;
+    }
+    switch (kind) {
+    case RELEASE_REMOVE:
+        r = rados_aio_remove(b->io, obj, o->c);
+        break;
+    case RELEASE_HOLDER:
+        o->wop = rados_create_write_op();
+        rados_write_op_rmxattr(o->wop, RADOS_HOLDER_XATTR);
+        r = rados_aio_write_op_operate(o->wop, b->io, o->c, obj, NULL, 0);
+        break;
+    default:
+        r = rados_aio_unlock(b->io, obj, RADOS_LOCK_NAME, l->cookie, o->c);
+        break;
+    }
+    if (r < 0) {
+        rados_aio_release(o->c);
+        if (o->wop)
+            rados_release_write_op(o->wop);
+        lb_debug("%s %s: %s", what, obj, strerror(-r));
+        return;
+    }
+    b->n_other++;
+    o->what = what;
+    o->obj = obj;
+    (*n)++;
+}
+
+/*
+ * The end of the session and of every lock, sent at once and waited for
+ * together: one round trip where one after the other took five or more.
+ * The session's lock goes with its object (removing an object removes
+ * its locks); the session object and its lock may go in either order
+ * now that the session is over: gc takes a session without a holder for
+ * one that is gone, which it is. A holder line is removed before its
+ * unlock (one object's operations apply in the order sent). The renewer
+ * is stopped before: it never renews a lock being dropped.
+ */
+static void
+release_all(struct be_rados *b)
+{
+    struct store_be *be = &b->be;
+    struct release_op op[2 + 2 * RADOS_MAX_LOCKS];
+    CLEANUP_FREE char *lk = NULL;
+    size_t n = 0;
+
+    if (be->session) {
+        lk = lb_xasprintf("%s.lock", be->session);
+        release_send(b, op, &n, RELEASE_REMOVE, "remove session", be->session,
+                     NULL);
+        release_send(b, op, &n, RELEASE_REMOVE, "remove session lock", lk,
+                     NULL);
+    }
+    for (int i = 0; i < RADOS_MAX_LOCKS; i++) {
+        struct rados_lock *l = &b->locks[i];
+        if (!l->used || i == be->session_lock)
+            continue;
+        if (l->holder)
+            release_send(b, op, &n, RELEASE_HOLDER, "remove the holder of",
+                         l->obj, l);
+        release_send(b, op, &n, RELEASE_UNLOCK, "unlock", l->obj, l);
+    }
+    for (size_t i = 0; i < n; i++) {
+        int r;
+        rados_aio_wait_for_complete(op[i].c);
+        r = rados_aio_get_return_value(op[i].c);
+        rados_aio_release(op[i].c);
+        if (op[i].wop)
+            rados_release_write_op(op[i].wop);
+        if (r < 0 && r != -ENOENT)
+            lb_debug("%s %s in %s: %s", op[i].what, op[i].obj, be->where,
+                     strerror(-r));
+    }
+    for (int i = 0; i < RADOS_MAX_LOCKS; i++) {
+        free(b->locks[i].obj);
+        memset(&b->locks[i], 0, sizeof b->locks[i]);
+    }
+    be->session_lock = -1;
+    free(be->session);
+    be->session = NULL;
+    store_be_tmp_drop(be);
+}
+
 static void
 rados_be_close(struct store_be *be)
 {
     struct be_rados *b = to_rados(be);
 
-    store_be_obj_session_end(be);
-    ops_report(b);
     pthread_mutex_lock(&b->lock);
     b->stopping = true;
     pthread_cond_signal(&b->wake);
     pthread_mutex_unlock(&b->lock);
     if (b->renewer_on)
         pthread_join(b->renewer, NULL);
-    for (int i = 0; i < RADOS_MAX_LOCKS; i++)
-        rados_be_unlock(be, i);
+    if (b->io)
+        release_all(b);
+    else
+        store_be_tmp_drop(be);
+    ops_report(b);
     if (b->gc_io)
         rados_ioctx_destroy(b->gc_io);
     if (b->io)
@@ -558,17 +665,6 @@ rados_be_commit(struct store_be *be, const char *tmp, int fd, const char *obj)
     return store_be_commit_copy(be, tmp, fd, obj);
 }
 
-/* A writing session: the connection of its QUERYs' lookups is made
- * beside its first steps (be_rados_query_start). */
-static int
-rados_be_session_begin(struct store_be *be)
-{
-    if (store_be_obj_session_begin(be) < 0)
-        return -1;
-    be_rados_query_start(to_rados(be));
-    return 0;
-}
-
 static const struct store_be_ops rados_ops = {
     .kind = "rados",
     .close = rados_be_close,
@@ -591,7 +687,7 @@ static const struct store_be_ops rados_ops = {
     .lock_held = rados_be_lock_held,
     .head_many = be_rados_head_many,
     .open = store_be_open_copy,
-    .session_begin = rados_be_session_begin,
+    .session_begin = store_be_obj_session_begin,
     .sessions_oldest = store_be_obj_sessions_oldest,
     .stage = store_be_stage_copy,
     .publish = store_be_publish_create,

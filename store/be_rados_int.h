@@ -24,6 +24,7 @@ struct rados_lock {
     char *obj;
     char cookie[33];
     bool excl, used;
+    bool holder; /* RADOS_HOLDER_XATTR was set by us */
 };
 
 struct be_rados {
@@ -38,12 +39,14 @@ struct be_rados {
      * own: on the one that carries the chunks' creates, a read of 24
      * bytes waits behind megabytes of chunk data queued in the socket,
      * and the session that asked waits with it. Connected from spec by
-     * a thread started when a writing session begins (q_thread: beside
-     * the session's first steps, not in the way of its first QUERY), or
-     * at the first head_many; the main one if that fails (q_lock). */
+     * a thread (q_thread) that a head_many of several objects, or the
+     * second one, starts (query_ioctx); the lookups
+     * go on the main connection until it is ready (q_ready), and for
+     * good if it fails (q_lock guards these). */
     struct store_be_rados_spec spec;
     pthread_mutex_t q_lock;
-    bool q_tried, q_thread_on;
+    bool q_tried, q_thread_on, q_ready;
+    unsigned q_batches; /* head_many batches of one before q_tried */
     pthread_t q_thread;
     rados_t q_cluster;
     rados_ioctx_t q_io;
@@ -73,9 +76,8 @@ int be_rados_fail(int r, const char *what, const char *obj,
 int be_rados_connect(struct be_rados *b, const struct store_be_rados_spec *o,
                      rados_t *cl);
 
-/* The lookups' connection: connecting in the background from now on. */
-void be_rados_query_start(struct be_rados *b);
-/* Its thread joined, its handle shut down. */
+/* The lookups' connection (made at the first lookup): its thread
+ * joined, its handle shut down. */
 void be_rados_query_close(struct be_rados *b);
 /* The index of manifests (be_rados_index.c). */
 int be_rados_index_add(struct be_rados *b, const char *id);

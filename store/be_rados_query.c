@@ -35,18 +35,13 @@ query_connect(struct be_rados *b)
 static void *
 query_connect_main(void *arg)
 {
-    query_connect(arg);
-    return NULL;
-}
+    struct be_rados *b = arg;
 
-void
-be_rados_query_start(struct be_rados *b)
-{
+    query_connect(b);
     pthread_mutex_lock(&b->q_lock);
-    if (!b->q_tried && !b->q_thread_on &&
-        pthread_create(&b->q_thread, NULL, query_connect_main, b) == 0)
-        b->q_thread_on = true;
+    b->q_ready = true;
     pthread_mutex_unlock(&b->q_lock);
+    return NULL;
 }
 
 /* The caller holds q_lock. */
@@ -56,27 +51,33 @@ query_join(struct be_rados *b)
     if (b->q_thread_on) {
         pthread_join(b->q_thread, NULL);
         b->q_thread_on = false;
-        b->q_tried = true;
     }
 }
 
-/* The ioctx of head_many: the lookups' own (connecting it now if no
- * thread does), or the main one if that cannot be had. */
+/* The ioctx of a head_many of n objects: the lookups' own once it is
+ * connected, the main one until then (and for good if it cannot be had).
+ * A batch of several, or a second batch, starts the connecting thread and
+ * does not wait for it: a session that asks about nothing (an incremental
+ * of deltas) or about one chunk (one sent that was stored) never connects
+ * twice (nor waits at its end for a connection it started late), and one
+ * that asks about many does not wait for the connection to be made. */
 static rados_ioctx_t
-query_ioctx(struct be_rados *b)
+query_ioctx(struct be_rados *b, size_t n)
 {
-    rados_ioctx_t io;
+    rados_ioctx_t io = b->io;
 
     pthread_mutex_lock(&b->q_lock);
-    query_join(b);
-    if (!b->q_tried) {
-        struct lb_error_saved e;
+    if (!b->q_tried && n < 2 && b->q_batches++ == 0) {
+        /* a first lookup of one object: the main connection's */
+    } else if (!b->q_tried) {
         b->q_tried = true;
-        lb_error_save(&e);
-        query_connect(b);
-        lb_error_restore(&e);
+        if (pthread_create(&b->q_thread, NULL, query_connect_main, b) == 0)
+            b->q_thread_on = true;
+    } else if (b->q_ready) {
+        query_join(b);
+        if (b->q_io)
+            io = b->q_io;
     }
-    io = b->q_io ? b->q_io : b->io;
     pthread_mutex_unlock(&b->q_lock);
     return io;
 }
@@ -119,12 +120,10 @@ head_op_free(struct head_op *h)
 
 /* Send every read (stat + the header) at once. */
 static int
-head_reads_send(struct be_rados *b, const char *const *objs, size_t n,
-                struct head_op *h, uint8_t *head, size_t head_len, size_t *got,
-                uint64_t *size)
+head_reads_send(struct be_rados *b, rados_ioctx_t io, const char *const *objs,
+                size_t n, struct head_op *h, uint8_t *head, size_t head_len,
+                size_t *got, uint64_t *size)
 {
-    rados_ioctx_t io = query_ioctx(b);
-
     for (size_t i = 0; i < n; i++) {
         h[i].rop = rados_create_read_op();
         rados_read_op_stat(h[i].rop, &size[i], &h[i].mtime, &h[i].stat_rval);
@@ -146,10 +145,9 @@ head_reads_send(struct be_rados *b, const char *const *objs, size_t n,
 
 /* Send a touch of every object the reads found, at once. */
 static int
-head_touches_send(struct be_rados *b, const char *const *objs, size_t n,
-                  struct head_op *h, const int *err)
+head_touches_send(struct be_rados *b, rados_ioctx_t io, const char *const *objs,
+                  size_t n, struct head_op *h, const int *err)
 {
-    rados_ioctx_t io = query_ioctx(b);
     char v[32];
 
     snprintf(v, sizeof v, "%lld", (long long)time(NULL));
@@ -220,16 +218,17 @@ be_rados_head_many(struct store_be *be, const char *const *objs, size_t n,
 {
     struct be_rados *b = to_rados(be);
     struct head_op *h = lb_xcalloc(n ? n : 1, sizeof *h);
+    rados_ioctx_t io = query_ioctx(b, n);
     int rc;
 
     for (size_t i = 0; i < n; i++) {
         err[i] = 0;
         got[i] = 0;
     }
-    rc = head_reads_send(b, objs, n, h, head, head_len, got, size);
+    rc = head_reads_send(b, io, objs, n, h, head, head_len, got, size);
     head_wait(b, objs, n, h, false, err, got, &rc);
     if (rc == 0 && touch) {
-        rc = head_touches_send(b, objs, n, h, err);
+        rc = head_touches_send(b, io, objs, n, h, err);
         head_wait(b, objs, n, h, true, err, got, &rc);
     }
     for (size_t i = 0; i < n; i++)

@@ -93,6 +93,16 @@ write_random "$T/junk.raw" raw 0 6M
 run_ok livebackup backup-image --json --repo "$R" --name junk \
     --disk vda="$T/junk.raw"
 run_ok livebackup delete --repo "$R" --backup "$(json_field "$T/out" summary id)"
+# Every session's end left nothing behind (its objects and locks go in one
+# batch): no session object, no locker of the repository's lock, and no
+# holder line of the delete's exclusive hold.
+ns_objects one | grep '^sessions/' && fail "sessions left behind: $(ns_objects one | grep '^sessions/')"
+lockers=$(rados_cmd -p "$CEPH_POOL" --namespace one lock info lock livebackup |
+    jq '.lockers | length') || fail "no lock info of the repository's lock"
+[[ $lockers == 0 ]] || fail "the repository's lock still held: $lockers lockers"
+rados_cmd -p "$CEPH_POOL" --namespace one getxattr lock lb.holder 2>/dev/null &&
+    fail "the delete's holder line was left on the repository's lock"
+ok "sessions ended clean: no session object, no locker, no holder line"
 write_random "$T/a.raw" raw 20M 3M
 run_ok livebackup backup-image --json --repo "$R" --name a --disk vda="$T/a.raw"
 id2=$(json_field "$T/out" summary id)
