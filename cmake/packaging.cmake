@@ -31,15 +31,19 @@ set(CPACK_DEBIAN_PACKAGE_LICENSE "LGPL-2.1-or-later")
 set(CPACK_DEBIAN_BACKUPD_PACKAGE_NAME backupd)
 set(CPACK_DEBIAN_BACKUPD_DESCRIPTION
     "livebackup repository server\nbackupd owns a livebackup repository and serves agents over ssh\n(backupd serve) or a unix socket (backupd listen).")
-set(CPACK_DEBIAN_BACKUPD_PACKAGE_SUGGESTS "openssh-server")
+# librados is loaded for a RADOS repository only (store/rados_dl.c): a
+# server of file repositories does without Ceph's libraries.
+set(CPACK_DEBIAN_BACKUPD_PACKAGE_SUGGESTS "openssh-server, librados2 (>= 15)")
 
 set(CPACK_DEBIAN_LIVEBACKUP_PACKAGE_NAME livebackup)
 set(CPACK_DEBIAN_LIVEBACKUP_DESCRIPTION
     "incremental live backup of libvirt/QEMU virtual machines\nlivebackup backs up running domains through qcow2 tracking overlays,\nsending only the 4 KiB clusters the guest changed, to a local or remote\n(ssh) repository; restore, instant restore, map and mount.")
 # qemu-nbd and qemu-img (qemu-utils), ssh for remote repositories; nbdkit,
-# FUSE and fuse2fs for map, mount and instant restore.
+# FUSE and fuse2fs for map, mount and instant restore. libvirt is loaded at
+# a command's first connection (agent/live/virt_dl.c), so shlibdeps does not
+# see it: named here (5.10: virDomainAgentSetResponseTimeout).
 set(CPACK_DEBIAN_LIVEBACKUP_PACKAGE_DEPENDS
-    "backupd (= ${PROJECT_VERSION}), qemu-utils, openssh-client")
+    "backupd (= ${PROJECT_VERSION}), qemu-utils, openssh-client, libvirt0 (>= 5.10)")
 set(CPACK_DEBIAN_LIVEBACKUP_PACKAGE_RECOMMENDS "nbdkit, fuse3, fuse2fs, libvirt-daemon-system")
 set(CPACK_DEBIAN_LIVEBACKUP_PACKAGE_SUGGESTS "qemu-guest-agent")
 

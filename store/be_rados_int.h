@@ -9,8 +9,8 @@
 
 #include "store/backend.h"
 
+#include "store/rados_dl.h"
 #include <pthread.h>
-#include <rados/librados.h>
 
 #define RADOS_LOCK_NAME "livebackup"
 #define RADOS_LOCK_TAG "livebackup"

@@ -9,9 +9,8 @@
 #define LB_AGENT_VIRT_INT_H
 
 #include "agent/live/virt.h"
+#include "agent/live/virt_dl.h"
 
-#include <libvirt/libvirt.h>
-#include <libvirt/virterror.h>
 #include <pthread.h>
 #include <sys/types.h>
 

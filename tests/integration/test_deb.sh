@@ -43,6 +43,10 @@ for d in libuv1 libzstd1 libssl3; do
     [[ $dep_b == *"$d"* ]] || fail "backupd does not depend on $d: $dep_b"
 done
 [[ $dep_b != *libvirt* ]] || fail "backupd depends on libvirt: $dep_b"
+# librados is loaded for a RADOS repository only: suggested, not required.
+[[ $dep_b != *librados* ]] || fail "backupd depends on librados: $dep_b"
+[[ $(dpkg-deb -f "$deb_b" Suggests) == *librados2* ]] ||
+    fail "backupd does not suggest librados2: $(dpkg-deb -f "$deb_b" Suggests)"
 dpkg-deb -c "$deb_a" | awk '{print $6}' >"$T/files_a"
 dpkg-deb -c "$deb_b" | awk '{print $6}' >"$T/files_b"
 for f in ./usr/bin/livebackup ./usr/lib/systemd/system/livebackup@.service \
@@ -67,6 +71,12 @@ inst() { env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$T" LIVEBACKUP_CONFIG= 
     LIVEBACKUP_STATE_DIR="$T/state" LIVEBACKUP_ENCRYPTION=none "$@"; }
 w=$(inst which livebackup)
 [[ $w == /usr/bin/livebackup ]] || fail "livebackup is '$w'"
+# libvirt and librados are loaded when first used, never linked: a command
+# or a server that does not use them does not load them.
+ldd /usr/bin/livebackup | grep -E 'libvirt|librados' &&
+    fail "the installed livebackup links libvirt or librados"
+ldd /usr/bin/backupd | grep -E 'libvirt|librados' &&
+    fail "the installed backupd links libvirt or librados"
 qemu-img create -q -f qcow2 "$T/d.qcow2" 16M
 write_random "$T/d.qcow2" qcow2 $((1 << 20)) $((2 << 20))
 run_ok inst livebackup init --repo "$T/repo"

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libvirt, loaded when a command first talks to a hypervisor (virt_dl.c):
+ * the commands that never do (list, show, restore-image, backup-image,
+ * copy, map, mount, verify, ...) do not load it and the sixty libraries
+ * behind it, about 8 ms of every start on a warm cache and 50 ms or more
+ * on a cold one. Each function the live layer calls is named here once;
+ * a call goes through the table, LV(virConnectOpen)(...), with the type
+ * of libvirt's own declaration.
+ */
+#ifndef LB_AGENT_VIRT_DL_H
+#define LB_AGENT_VIRT_DL_H
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+#define LB_VIRT_FUNCS(X)                                                       \
+    X(virConnectClose)                                                         \
+    X(virConnectDomainEventDeregisterAny)                                      \
+    X(virConnectDomainEventRegisterAny)                                        \
+    X(virConnectIsAlive)                                                       \
+    X(virConnectListAllDomains)                                                \
+    X(virConnectOpen)                                                          \
+    X(virConnectOpenReadOnly)                                                  \
+    X(virConnectRegisterCloseCallback)                                         \
+    X(virConnectSetKeepAlive)                                                  \
+    X(virConnectUnregisterCloseCallback)                                       \
+    X(virDomainAgentSetResponseTimeout)                                        \
+    X(virDomainBlockCommit)                                                    \
+    X(virDomainBlockJobAbort)                                                  \
+    X(virDomainBlockPull)                                                      \
+    X(virDomainCreate)                                                         \
+    X(virDomainDefineXML)                                                      \
+    X(virDomainDestroy)                                                        \
+    X(virDomainFSFreeze)                                                       \
+    X(virDomainFSThaw)                                                         \
+    X(virDomainFree)                                                           \
+    X(virDomainGetBlockJobInfo)                                                \
+    X(virDomainGetName)                                                        \
+    X(virDomainGetState)                                                       \
+    X(virDomainGetUUIDString)                                                  \
+    X(virDomainGetXMLDesc)                                                     \
+    X(virDomainIsActive)                                                       \
+    X(virDomainIsPersistent)                                                   \
+    X(virDomainLookupByName)                                                   \
+    X(virDomainLookupByUUIDString)                                             \
+    X(virDomainManagedSave)                                                    \
+    X(virDomainResume)                                                         \
+    X(virDomainSnapshotCreateXML)                                              \
+    X(virDomainSnapshotFree)                                                   \
+    X(virDomainUndefine)                                                       \
+    X(virEventAddTimeout)                                                      \
+    X(virEventRegisterDefaultImpl)                                             \
+    X(virEventRemoveTimeout)                                                   \
+    X(virEventRunDefaultImpl)                                                  \
+    X(virGetLastError)                                                         \
+    X(virGetLastErrorCode)                                                     \
+    X(virGetLastErrorMessage)                                                  \
+    X(virSetErrorFunc)
+
+#include "common/dl.h"
+
+enum { LB_VIRT_FUNCS(LB_DL_INDEX) LB_VIRT_N };
+
+/* The functions' addresses, set by a successful lb_virt_load. */
+extern void *lb_virt_fn[LB_VIRT_N];
+
+/* Load libvirt (once, for the process): 0, or -1 with an error that says
+ * which package provides it. Every entry point of the live layer that
+ * connects calls it first. */
+int lb_virt_load(void);
+
+/* A call of libvirt's function f through the table. */
+/* NOLINTNEXTLINE(bugprone-macro-parentheses): a function's name */
+#define LV(f) ((__typeof__(f) *)lb_virt_fn[LB_DL_IDX_##f])
+
+#endif
