@@ -42,7 +42,7 @@ rados_be_read(struct store_be *be, const char *obj, void *buf, size_t len,
      * pieces librados accepts (< 2 GiB). */
     while (done < len) {
         size_t n = LB_MIN(len - done, (size_t)64 << 20);
-        int r = LR(rados_read)(b->io, obj, (char *)buf + done, n, off + done);
+        int r = LR(rados_read, b->io, obj, (char *)buf + done, n, off + done);
         b->n_read++;
         if (r < 0)
             return be_rados_fail(r, "read", obj, b);
@@ -60,7 +60,7 @@ rados_be_stat(struct store_be *be, const char *obj, uint64_t *size,
     struct be_rados *b = to_rados(be);
     uint64_t sz = 0;
     time_t mt = 0;
-    int r = LR(rados_stat)(b->io, obj, &sz, &mt);
+    int r = LR(rados_stat, b->io, obj, &sz, &mt);
 
     b->n_stat++;
     if (r < 0)
@@ -77,15 +77,15 @@ static int
 rados_be_touch(struct store_be *be, const char *obj)
 {
     struct be_rados *b = to_rados(be);
-    rados_write_op_t op = LR(rados_create_write_op)();
+    rados_write_op_t op = LR(rados_create_write_op);
     char v[32];
     int r;
 
     snprintf(v, sizeof v, "%lld", (long long)time(NULL));
-    LR(rados_write_op_assert_exists)(op);
-    LR(rados_write_op_setxattr)(op, RADOS_TOUCH_XATTR, v, strlen(v));
-    r = LR(rados_write_op_operate)(op, b->io, obj, NULL, 0);
-    LR(rados_release_write_op)(op);
+    LR(rados_write_op_assert_exists, op);
+    LR(rados_write_op_setxattr, op, RADOS_TOUCH_XATTR, v, strlen(v));
+    r = LR(rados_write_op_operate, op, b->io, obj, NULL, 0);
+    LR(rados_release_write_op, op);
     b->n_touch++;
     if (r < 0)
         return be_rados_fail(r, "touch", obj, b);
@@ -96,15 +96,15 @@ static int
 rados_be_create(struct store_be *be, const char *obj, const void *p, size_t len)
 {
     struct be_rados *b = to_rados(be);
-    rados_write_op_t op = LR(rados_create_write_op)();
+    rados_write_op_t op = LR(rados_create_write_op);
     int r;
 
     /* One operation: the object appears whole or not at all. */
-    LR(rados_write_op_create)(op, LIBRADOS_CREATE_EXCLUSIVE, NULL);
+    LR(rados_write_op_create, op, LIBRADOS_CREATE_EXCLUSIVE, NULL);
     if (len)
-        LR(rados_write_op_write_full)(op, p, len);
-    r = LR(rados_write_op_operate)(op, b->io, obj, NULL, 0);
-    LR(rados_release_write_op)(op);
+        LR(rados_write_op_write_full, op, p, len);
+    r = LR(rados_write_op_operate, op, b->io, obj, NULL, 0);
+    LR(rados_release_write_op, op);
     b->n_create++;
     if (r == -EEXIST)
         return 1;
@@ -123,13 +123,13 @@ rados_be_replace(struct store_be *be, const char *obj, const void *p,
                  size_t len)
 {
     struct be_rados *b = to_rados(be);
-    rados_write_op_t op = LR(rados_create_write_op)();
+    rados_write_op_t op = LR(rados_create_write_op);
     int r;
 
     b->n_other++;
-    LR(rados_write_op_write_full)(op, p, len);
-    r = LR(rados_write_op_operate)(op, b->io, obj, NULL, 0);
-    LR(rados_release_write_op)(op);
+    LR(rados_write_op_write_full, op, p, len);
+    r = LR(rados_write_op_operate, op, b->io, obj, NULL, 0);
+    LR(rados_release_write_op, op);
     if (r < 0)
         return be_rados_fail(r, "write", obj, b);
     return 0;
@@ -139,7 +139,7 @@ static int
 rados_be_remove(struct store_be *be, const char *obj)
 {
     struct be_rados *b = to_rados(be);
-    int r = LR(rados_remove)(b->io, obj);
+    int r = LR(rados_remove, b->io, obj);
 
     b->n_other++;
     if (r < 0)
@@ -165,11 +165,11 @@ rados_be_remove_if_old(struct store_be *be, const char *obj, int64_t cutoff,
 
     b->n_other++;
     pthread_mutex_lock(&b->gc_lock);
-    rop = LR(rados_create_read_op)();
-    LR(rados_read_op_stat)(rop, &sz, &mt, &rval);
-    r = LR(rados_read_op_operate)(rop, b->gc_io, obj, 0);
-    LR(rados_release_read_op)(rop);
-    ver = LR(rados_get_last_version)(b->gc_io);
+    rop = LR(rados_create_read_op);
+    LR(rados_read_op_stat, rop, &sz, &mt, &rval);
+    r = LR(rados_read_op_operate, rop, b->gc_io, obj, 0);
+    LR(rados_release_read_op, rop);
+    ver = LR(rados_get_last_version, b->gc_io);
     if (r == -ENOENT) {
         pthread_mutex_unlock(&b->gc_lock);
         return 0;
@@ -184,11 +184,11 @@ rados_be_remove_if_old(struct store_be *be, const char *obj, int64_t cutoff,
     }
     if (between)
         between(opaque, obj);
-    wop = LR(rados_create_write_op)();
-    LR(rados_write_op_assert_version)(wop, ver);
-    LR(rados_write_op_remove)(wop);
-    r = LR(rados_write_op_operate)(wop, b->gc_io, obj, NULL, 0);
-    LR(rados_release_write_op)(wop);
+    wop = LR(rados_create_write_op);
+    LR(rados_write_op_assert_version, wop, ver);
+    LR(rados_write_op_remove, wop);
+    r = LR(rados_write_op_operate, wop, b->gc_io, obj, NULL, 0);
+    LR(rados_release_write_op, wop);
     pthread_mutex_unlock(&b->gc_lock);
     /* -ERANGE / -EOVERFLOW: the version moved (touched meanwhile). */
     if (r == -ENOENT)
@@ -209,21 +209,21 @@ rados_be_list(struct store_be *be, const char *prefix, store_be_list_fn fn,
     rados_list_ctx_t ctx;
     size_t plen = strlen(prefix);
     const char *name;
-    int r = LR(rados_nobjects_list_open)(b->io, &ctx);
+    int r = LR(rados_nobjects_list_open, b->io, &ctx);
 
     b->n_other++;
     if (r < 0)
         return be_rados_fail(r, "list", prefix, b);
-    while ((r = LR(rados_nobjects_list_next)(ctx, &name, NULL, NULL)) == 0) {
+    while ((r = LR(rados_nobjects_list_next, ctx, &name, NULL, NULL)) == 0) {
         if (strncmp(name, prefix, plen) != 0)
             continue;
         r = fn(opaque, name);
         if (r != 0) {
-            LR(rados_nobjects_list_close)(ctx);
+            LR(rados_nobjects_list_close, ctx);
             return r;
         }
     }
-    LR(rados_nobjects_list_close)(ctx);
+    LR(rados_nobjects_list_close, ctx);
     if (r != -ENOENT)
         return be_rados_fail(r, "list", prefix, b);
     return 0;
@@ -261,8 +261,8 @@ rados_be_counter_next(struct store_be *be, const char *obj,
         uint64_t cur = 0;
         bool have;
         rados_write_op_t op;
-        int r = LR(rados_getxattr)(b->io, obj, RADOS_COUNTER_XATTR, old,
-                                   sizeof old - 1);
+        int r = LR(rados_getxattr, b->io, obj, RADOS_COUNTER_XATTR, old,
+                   sizeof old - 1);
 
         if (r < 0 && r != -ENOENT && r != -ENODATA)
             return be_rados_fail(r, "read counter", obj, b);
@@ -282,18 +282,18 @@ rados_be_counter_next(struct store_be *be, const char *obj,
         if (cur == UINT64_MAX)
             return lb_fail(ERANGE, "counter %s: no number left", obj);
         snprintf(nv, sizeof nv, "%020llu", (unsigned long long)cur + 1);
-        op = LR(rados_create_write_op)();
+        op = LR(rados_create_write_op);
         if (r >= 0)
-            LR(rados_write_op_cmpxattr)
-            (op, RADOS_COUNTER_XATTR, LIBRADOS_CMPXATTR_OP_EQ, old, (size_t)r);
+            LR(rados_write_op_cmpxattr, op, RADOS_COUNTER_XATTR,
+               LIBRADOS_CMPXATTR_OP_EQ, old, (size_t)r);
         else if (r == -ENOENT)
-            LR(rados_write_op_create)(op, LIBRADOS_CREATE_EXCLUSIVE, NULL);
+            LR(rados_write_op_create, op, LIBRADOS_CREATE_EXCLUSIVE, NULL);
         else
-            LR(rados_write_op_assert_exists)(op);
-        LR(rados_write_op_setxattr)
-        (op, RADOS_COUNTER_XATTR, nv, COUNTER_DIGITS);
-        r = LR(rados_write_op_operate)(op, b->io, obj, NULL, 0);
-        LR(rados_release_write_op)(op);
+            LR(rados_write_op_assert_exists, op);
+        LR(rados_write_op_setxattr, op, RADOS_COUNTER_XATTR, nv,
+           COUNTER_DIGITS);
+        r = LR(rados_write_op_operate, op, b->io, obj, NULL, 0);
+        LR(rados_release_write_op, op);
         if (r == 0) {
             *v = cur + 1;
             return 0;
@@ -310,7 +310,7 @@ rados_be_counter_next(struct store_be *be, const char *obj,
 static void
 holder_read(struct be_rados *b, const char *obj, char *out, size_t len)
 {
-    int r = LR(rados_getxattr)(b->io, obj, RADOS_HOLDER_XATTR, out, len - 1);
+    int r = LR(rados_getxattr, b->io, obj, RADOS_HOLDER_XATTR, out, len - 1);
 
     if (r <= 0)
         snprintf(out, len, "another process");
@@ -328,10 +328,10 @@ lock_once(struct be_rados *b, const struct rados_lock *l, const char *desc,
     if (!desc)
         desc = "";
     if (l->excl)
-        return LR(rados_lock_exclusive)(b->io, l->obj, RADOS_LOCK_NAME,
-                                        l->cookie, desc, dur, flags);
-    return LR(rados_lock_shared)(b->io, l->obj, RADOS_LOCK_NAME, l->cookie,
-                                 RADOS_LOCK_TAG, desc, dur, flags);
+        return LR(rados_lock_exclusive, b->io, l->obj, RADOS_LOCK_NAME,
+                  l->cookie, desc, dur, flags);
+    return LR(rados_lock_shared, b->io, l->obj, RADOS_LOCK_NAME, l->cookie,
+              RADOS_LOCK_TAG, desc, dur, flags);
 }
 
 static void *
@@ -403,8 +403,8 @@ rados_be_lock(struct store_be *be, const char *obj, bool excl,
     }
     if (excl && desc) {
         /* Who holds it, for the message of whoever waits. */
-        int e = LR(rados_setxattr)(b->io, obj, RADOS_HOLDER_XATTR, desc,
-                                   strlen(desc));
+        int e = LR(rados_setxattr, b->io, obj, RADOS_HOLDER_XATTR, desc,
+                   strlen(desc));
         if (e < 0)
             lb_debug("lock %s: holder not recorded: %s", obj, strerror(-e));
         l.holder = e >= 0;
@@ -421,7 +421,7 @@ rados_be_lock(struct store_be *be, const char *obj, bool excl,
         b->renewer_on = true;
     pthread_mutex_unlock(&b->lock);
     if (slot < 0) {
-        LR(rados_unlock)(b->io, obj, RADOS_LOCK_NAME, l.cookie);
+        LR(rados_unlock, b->io, obj, RADOS_LOCK_NAME, l.cookie);
         free(l.obj);
         return lb_fail(EAGAIN, "too many locks held in %s", be->where);
     }
@@ -468,8 +468,8 @@ rados_be_unlock(struct store_be *be, int handle)
     l = &b->locks[handle];
     if (l->used) {
         if (l->holder)
-            (void)LR(rados_rmxattr)(b->io, l->obj, RADOS_HOLDER_XATTR);
-        (void)LR(rados_unlock)(b->io, l->obj, RADOS_LOCK_NAME, l->cookie);
+            (void)LR(rados_rmxattr, b->io, l->obj, RADOS_HOLDER_XATTR);
+        (void)LR(rados_unlock, b->io, l->obj, RADOS_LOCK_NAME, l->cookie);
         free(l->obj);
         memset(l, 0, sizeof *l);
     }
@@ -484,9 +484,8 @@ rados_be_lock_held(struct store_be *be, const char *obj, bool *held)
     size_t tl = sizeof tag, cl = sizeof clients, kl = sizeof cookies,
            al = sizeof addrs;
     int excl = 0;
-    ssize_t n =
-        LR(rados_list_lockers)(b->io, obj, RADOS_LOCK_NAME, &excl, tag, &tl,
-                               clients, &cl, cookies, &kl, addrs, &al);
+    ssize_t n = LR(rados_list_lockers, b->io, obj, RADOS_LOCK_NAME, &excl, tag,
+                   &tl, clients, &cl, cookies, &kl, addrs, &al);
 
     b->n_other++;
     if (n == -ENOENT) {
@@ -532,27 +531,27 @@ release_send(struct be_rados *b, struct release_op *op, size_t *n,
     int r;
 
     memset(o, 0, sizeof *o);
-    if (LR(rados_aio_create_completion2)(NULL, NULL, &o->c) < 0) {
+    if (LR(rados_aio_create_completion2, NULL, NULL, &o->c) < 0) {
         lb_debug("%s %s: no completion", what, obj);
         return;
     }
     switch (kind) {
     case RELEASE_REMOVE:
-        r = LR(rados_aio_remove)(b->io, obj, o->c);
+        r = LR(rados_aio_remove, b->io, obj, o->c);
         break;
     case RELEASE_HOLDER:
-        o->wop = LR(rados_create_write_op)();
-        LR(rados_write_op_rmxattr)(o->wop, RADOS_HOLDER_XATTR);
-        r = LR(rados_aio_write_op_operate)(o->wop, b->io, o->c, obj, NULL, 0);
+        o->wop = LR(rados_create_write_op);
+        LR(rados_write_op_rmxattr, o->wop, RADOS_HOLDER_XATTR);
+        r = LR(rados_aio_write_op_operate, o->wop, b->io, o->c, obj, NULL, 0);
         break;
     default:
-        r = LR(rados_aio_unlock)(b->io, obj, RADOS_LOCK_NAME, l->cookie, o->c);
+        r = LR(rados_aio_unlock, b->io, obj, RADOS_LOCK_NAME, l->cookie, o->c);
         break;
     }
     if (r < 0) {
-        LR(rados_aio_release)(o->c);
+        LR(rados_aio_release, o->c);
         if (o->wop)
-            LR(rados_release_write_op)(o->wop);
+            LR(rados_release_write_op, o->wop);
         lb_debug("%s %s: %s", what, obj, strerror(-r));
         return;
     }
@@ -598,11 +597,11 @@ release_all(struct be_rados *b)
     }
     for (size_t i = 0; i < n; i++) {
         int r;
-        LR(rados_aio_wait_for_complete)(op[i].c);
-        r = LR(rados_aio_get_return_value)(op[i].c);
-        LR(rados_aio_release)(op[i].c);
+        LR(rados_aio_wait_for_complete, op[i].c);
+        r = LR(rados_aio_get_return_value, op[i].c);
+        LR(rados_aio_release, op[i].c);
         if (op[i].wop)
-            LR(rados_release_write_op)(op[i].wop);
+            LR(rados_release_write_op, op[i].wop);
         if (r < 0 && r != -ENOENT)
             lb_debug("%s %s in %s: %s", op[i].what, op[i].obj, be->where,
                      strerror(-r));
@@ -634,12 +633,12 @@ rados_be_close(struct store_be *be)
         store_be_tmp_drop(be);
     ops_report(b);
     if (b->gc_io)
-        LR(rados_ioctx_destroy)(b->gc_io);
+        LR(rados_ioctx_destroy, b->gc_io);
     if (b->io)
-        LR(rados_ioctx_destroy)(b->io);
+        LR(rados_ioctx_destroy, b->io);
     be_rados_query_close(b);
     if (b->cluster)
-        LR(rados_shutdown)(b->cluster);
+        LR(rados_shutdown, b->cluster);
     pthread_mutex_destroy(&b->gc_lock);
     pthread_mutex_destroy(&b->q_lock);
     pthread_mutex_destroy(&b->lock);
@@ -711,22 +710,22 @@ be_rados_connect(struct be_rados *b, const struct store_be_rados_spec *o,
                  rados_t *cl)
 {
     char t[32];
-    int r = LR(rados_create)(cl, o->id);
+    int r = LR(rados_create, cl, o->id);
 
     if (r < 0) {
         *cl = NULL;
         return lb_error(-r, "%s: rados_create", b->be.where);
     }
-    r = LR(rados_conf_read_file)(*cl, o->conf);
+    r = LR(rados_conf_read_file, *cl, o->conf);
     if (r < 0)
         return lb_error(-r, "%s: read Ceph config %s", b->be.where, o->conf);
     /* A full OSD blocks writes: fail them instead of hanging. */
     snprintf(t, sizeof t, "%u", o->timeout);
-    if (LR(rados_conf_set)(*cl, "rados_osd_op_timeout", t) < 0 ||
-        LR(rados_conf_set)(*cl, "rados_mon_op_timeout", t) < 0 ||
-        LR(rados_conf_set)(*cl, "client_mount_timeout", t) < 0)
+    if (LR(rados_conf_set, *cl, "rados_osd_op_timeout", t) < 0 ||
+        LR(rados_conf_set, *cl, "rados_mon_op_timeout", t) < 0 ||
+        LR(rados_conf_set, *cl, "client_mount_timeout", t) < 0)
         return lb_fail(EINVAL, "%s: cannot set the op timeouts", b->be.where);
-    r = LR(rados_connect)(*cl);
+    r = LR(rados_connect, *cl);
     if (r < 0) {
         lb_error(-r, "%s: connect to the Ceph cluster of %s as client.%s",
                  b->be.where, o->conf, o->id);
@@ -743,17 +742,17 @@ connect_cluster(struct be_rados *b, const struct store_be_rados_spec *o)
 
     if (be_rados_connect(b, o, &b->cluster) < 0)
         return -1;
-    r = LR(rados_ioctx_create)(b->cluster, o->pool, &b->io);
+    r = LR(rados_ioctx_create, b->cluster, o->pool, &b->io);
     if (r == 0)
-        r = LR(rados_ioctx_create)(b->cluster, o->pool, &b->gc_io);
+        r = LR(rados_ioctx_create, b->cluster, o->pool, &b->gc_io);
     if (r < 0) {
         lb_error(-r, "%s: open pool %s", b->be.where, o->pool);
         if (r == -ENOENT)
             lb_error_hint("create it: ceph osd pool create %s", o->pool);
         return -1;
     }
-    LR(rados_ioctx_set_namespace)(b->io, o->ns);
-    LR(rados_ioctx_set_namespace)(b->gc_io, o->ns);
+    LR(rados_ioctx_set_namespace, b->io, o->ns);
+    LR(rados_ioctx_set_namespace, b->gc_io, o->ns);
     return 0;
 }
 

@@ -56,11 +56,11 @@ be_rados_index_add(struct be_rados *b, const char *id)
         return -1;
     klen[0] = strlen(id);
     vlen[0] = strlen(v);
-    op = LR(rados_create_write_op)();
-    LR(rados_write_op_assert_exists)(op);
-    LR(rados_write_op_omap_set2)(op, keys, vals, klen, vlen, 1);
-    r = LR(rados_write_op_operate)(op, b->io, INDEX_OBJ, NULL, 0);
-    LR(rados_release_write_op)(op);
+    op = LR(rados_create_write_op);
+    LR(rados_write_op_assert_exists, op);
+    LR(rados_write_op_omap_set2, op, keys, vals, klen, vlen, 1);
+    r = LR(rados_write_op_operate, op, b->io, INDEX_OBJ, NULL, 0);
+    LR(rados_release_write_op, op);
     b->n_other++;
     if (r == -ENOENT) {
         lb_debug("%s has no index of backups (made before it): listings "
@@ -78,13 +78,13 @@ be_rados_index_del(struct be_rados *b, const char *id)
 {
     const char *keys[] = {id};
     size_t klen[] = {strlen(id)};
-    rados_write_op_t op = LR(rados_create_write_op)();
+    rados_write_op_t op = LR(rados_create_write_op);
     int r;
 
-    LR(rados_write_op_assert_exists)(op);
-    LR(rados_write_op_omap_rm_keys2)(op, keys, klen, 1);
-    r = LR(rados_write_op_operate)(op, b->io, INDEX_OBJ, NULL, 0);
-    LR(rados_release_write_op)(op);
+    LR(rados_write_op_assert_exists, op);
+    LR(rados_write_op_omap_rm_keys2, op, keys, klen, 1);
+    r = LR(rados_write_op_operate, op, b->io, INDEX_OBJ, NULL, 0);
+    LR(rados_release_write_op, op);
     b->n_other++;
     /* The manifest is gone: a key left behind only costs a listing one
      * read (ENOENT, skipped), and gc drops it. */
@@ -103,28 +103,28 @@ static int
 index_page(struct be_rados *b, char **after, index_fn fn, void *opaque,
            bool *more)
 {
-    rados_read_op_t op = LR(rados_create_read_op)();
+    rados_read_op_t op = LR(rados_create_read_op);
     rados_omap_iter_t it = NULL;
     unsigned char pmore = 0;
     int prval = 0, r, rc = 0;
 
-    LR(rados_read_op_omap_get_vals2)
-    (op, *after, "", INDEX_PAGE, &it, &pmore, &prval);
-    r = LR(rados_read_op_operate)(op, b->io, INDEX_OBJ, 0);
-    LR(rados_release_read_op)(op);
+    LR(rados_read_op_omap_get_vals2, op, *after, "", INDEX_PAGE, &it, &pmore,
+       &prval);
+    r = LR(rados_read_op_operate, op, b->io, INDEX_OBJ, 0);
+    LR(rados_release_read_op, op);
     b->n_read++;
     if (r == 0 && prval < 0)
         r = prval;
     if (r < 0) {
         if (it)
-            LR(rados_omap_get_end)(it);
+            LR(rados_omap_get_end, it);
         return r == -ENOENT ? 1 : be_rados_fail(r, "read", INDEX_OBJ, b);
     }
     *more = false;
     for (;;) {
         char *key = NULL, *val = NULL;
         size_t klen = 0, vlen = 0;
-        if (LR(rados_omap_get_next2)(it, &key, &val, &klen, &vlen) < 0 || !key)
+        if (LR(rados_omap_get_next2, it, &key, &val, &klen, &vlen) < 0 || !key)
             break;
         free(*after);
         *after = lb_xmalloc(klen + 1);
@@ -139,7 +139,7 @@ index_page(struct be_rados *b, char **after, index_fn fn, void *opaque,
         if (rc != 0)
             break;
     }
-    LR(rados_omap_get_end)(it);
+    LR(rados_omap_get_end, it);
     return rc;
 }
 
@@ -204,14 +204,14 @@ index_drop(struct be_rados *b, const char *key, const char *val, size_t val_len)
 {
     const char *keys[] = {key};
     size_t klen[] = {strlen(key)};
-    rados_write_op_t op = LR(rados_create_write_op)();
+    rados_write_op_t op = LR(rados_create_write_op);
     int prval = 0, r;
 
-    LR(rados_write_op_omap_cmp2)
-    (op, key, LIBRADOS_CMPXATTR_OP_EQ, val, klen[0], val_len, &prval);
-    LR(rados_write_op_omap_rm_keys2)(op, keys, klen, 1);
-    r = LR(rados_write_op_operate)(op, b->io, INDEX_OBJ, NULL, 0);
-    LR(rados_release_write_op)(op);
+    LR(rados_write_op_omap_cmp2, op, key, LIBRADOS_CMPXATTR_OP_EQ, val, klen[0],
+       val_len, &prval);
+    LR(rados_write_op_omap_rm_keys2, op, keys, klen, 1);
+    r = LR(rados_write_op_operate, op, b->io, INDEX_OBJ, NULL, 0);
+    LR(rados_release_write_op, op);
     b->n_other++;
     if (r == -ECANCELED || r == -ENOENT)
         return 0;

@@ -19,12 +19,12 @@ query_connect(struct be_rados *b)
     int r = -1;
 
     if (be_rados_connect(b, &b->spec, &b->q_cluster) == 0) {
-        r = LR(rados_ioctx_create)(b->q_cluster, b->spec.pool, &b->q_io);
+        r = LR(rados_ioctx_create, b->q_cluster, b->spec.pool, &b->q_io);
         if (r < 0)
             lb_error(-r, "%s: open pool %s", b->be.where, b->spec.pool);
     }
     if (r == 0) {
-        LR(rados_ioctx_set_namespace)(b->q_io, b->spec.ns);
+        LR(rados_ioctx_set_namespace, b->q_io, b->spec.ns);
         return 0;
     }
     lb_debug("lookups share the connection of the creates: %s", lb_error_msg());
@@ -89,9 +89,9 @@ be_rados_query_close(struct be_rados *b)
     query_join(b);
     pthread_mutex_unlock(&b->q_lock);
     if (b->q_io)
-        LR(rados_ioctx_destroy)(b->q_io);
+        LR(rados_ioctx_destroy, b->q_io);
     if (b->q_cluster)
-        LR(rados_shutdown)(b->q_cluster);
+        LR(rados_shutdown, b->q_cluster);
     b->q_io = NULL;
     b->q_cluster = NULL;
 }
@@ -109,13 +109,13 @@ static void
 head_op_free(struct head_op *h)
 {
     if (h->touch_c)
-        LR(rados_aio_release)(h->touch_c);
+        LR(rados_aio_release, h->touch_c);
     if (h->read_c)
-        LR(rados_aio_release)(h->read_c);
+        LR(rados_aio_release, h->read_c);
     if (h->wop)
-        LR(rados_release_write_op)(h->wop);
+        LR(rados_release_write_op, h->wop);
     if (h->rop)
-        LR(rados_release_read_op)(h->rop);
+        LR(rados_release_read_op, h->rop);
 }
 
 /* Send every read (stat + the header) at once. */
@@ -125,18 +125,17 @@ head_reads_send(struct be_rados *b, rados_ioctx_t io, const char *const *objs,
                 size_t *got, uint64_t *size)
 {
     for (size_t i = 0; i < n; i++) {
-        h[i].rop = LR(rados_create_read_op)();
-        LR(rados_read_op_stat)
-        (h[i].rop, &size[i], &h[i].mtime, &h[i].stat_rval);
-        LR(rados_read_op_read)
-        (h[i].rop, 0, head_len, (char *)head + i * head_len, &got[i],
-         &h[i].read_rval);
-        if (LR(rados_aio_create_completion2)(NULL, NULL, &h[i].read_c) < 0 ||
-            LR(rados_aio_read_op_operate)(h[i].rop, io, h[i].read_c, objs[i],
-                                          0) < 0) {
+        h[i].rop = LR(rados_create_read_op);
+        LR(rados_read_op_stat, h[i].rop, &size[i], &h[i].mtime,
+           &h[i].stat_rval);
+        LR(rados_read_op_read, h[i].rop, 0, head_len,
+           (char *)head + i * head_len, &got[i], &h[i].read_rval);
+        if (LR(rados_aio_create_completion2, NULL, NULL, &h[i].read_c) < 0 ||
+            LR(rados_aio_read_op_operate, h[i].rop, io, h[i].read_c, objs[i],
+               0) < 0) {
             /* Not sent: nothing to wait for. */
             if (h[i].read_c)
-                LR(rados_aio_release)(h[i].read_c);
+                LR(rados_aio_release, h[i].read_c);
             h[i].read_c = NULL;
             return lb_fail(EIO, "%s: cannot send a read", b->be.where);
         }
@@ -156,14 +155,14 @@ head_touches_send(struct be_rados *b, rados_ioctx_t io, const char *const *objs,
     for (size_t i = 0; i < n; i++) {
         if (err[i])
             continue;
-        h[i].wop = LR(rados_create_write_op)();
-        LR(rados_write_op_assert_exists)(h[i].wop);
-        LR(rados_write_op_setxattr)(h[i].wop, RADOS_TOUCH_XATTR, v, strlen(v));
-        if (LR(rados_aio_create_completion2)(NULL, NULL, &h[i].touch_c) < 0 ||
-            LR(rados_aio_write_op_operate)(h[i].wop, io, h[i].touch_c, objs[i],
-                                           NULL, 0) < 0) {
+        h[i].wop = LR(rados_create_write_op);
+        LR(rados_write_op_assert_exists, h[i].wop);
+        LR(rados_write_op_setxattr, h[i].wop, RADOS_TOUCH_XATTR, v, strlen(v));
+        if (LR(rados_aio_create_completion2, NULL, NULL, &h[i].touch_c) < 0 ||
+            LR(rados_aio_write_op_operate, h[i].wop, io, h[i].touch_c, objs[i],
+               NULL, 0) < 0) {
             if (h[i].touch_c)
-                LR(rados_aio_release)(h[i].touch_c);
+                LR(rados_aio_release, h[i].touch_c);
             h[i].touch_c = NULL;
             return lb_fail(EIO, "%s: cannot send a touch", b->be.where);
         }
@@ -184,18 +183,18 @@ head_wait(struct be_rados *b, const char *const *objs, size_t n,
         int r;
         if (!c)
             continue;
-        LR(rados_aio_wait_for_complete)(c);
-        r = LR(rados_aio_get_return_value)(c);
+        LR(rados_aio_wait_for_complete, c);
+        r = LR(rados_aio_get_return_value, c);
         if (r == 0 && !touch)
             r = h[i].stat_rval < 0 ? h[i].stat_rval : h[i].read_rval;
-        LR(rados_aio_release)(c);
+        LR(rados_aio_release, c);
         if (touch) {
             h[i].touch_c = NULL;
-            LR(rados_release_write_op)(h[i].wop);
+            LR(rados_release_write_op, h[i].wop);
             h[i].wop = NULL;
         } else {
             h[i].read_c = NULL;
-            LR(rados_release_read_op)(h[i].rop);
+            LR(rados_release_read_op, h[i].rop);
             h[i].rop = NULL;
         }
         if (r == -ENOENT) {
@@ -249,13 +248,13 @@ be_rados_read_many(struct store_be *be, const char *const *objs, size_t n,
 
     for (size_t i = 0; i < n; i++) {
         got[i] = -EIO;
-        if (LR(rados_aio_create_completion2)(NULL, NULL, &c[i]) < 0) {
+        if (LR(rados_aio_create_completion2, NULL, NULL, &c[i]) < 0) {
             c[i] = NULL;
             continue;
         }
-        if (LR(rados_aio_read)(b->io, objs[i], c[i], (char *)bufs[i], lens[i],
-                               offs[i]) < 0) {
-            LR(rados_aio_release)(c[i]);
+        if (LR(rados_aio_read, b->io, objs[i], c[i], (char *)bufs[i], lens[i],
+               offs[i]) < 0) {
+            LR(rados_aio_release, c[i]);
             c[i] = NULL;
             continue;
         }
@@ -264,9 +263,9 @@ be_rados_read_many(struct store_be *be, const char *const *objs, size_t n,
     for (size_t i = 0; i < n; i++) {
         if (!c[i])
             continue;
-        LR(rados_aio_wait_for_complete)(c[i]);
-        got[i] = LR(rados_aio_get_return_value)(c[i]);
-        LR(rados_aio_release)(c[i]);
+        LR(rados_aio_wait_for_complete, c[i]);
+        got[i] = LR(rados_aio_get_return_value, c[i]);
+        LR(rados_aio_release, c[i]);
     }
     free(c);
 }

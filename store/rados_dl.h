@@ -4,8 +4,9 @@
  * backupd of a file repository (the default, and every `ssh ... backupd
  * serve`) never loads it and its C++ runtime, about 8 ms of every start
  * on a warm cache and more on a cold one. Each function the backend calls
- * is named here once; a call goes through the table, LR(rados_read)(...),
- * with the type of librados's own declaration.
+ * is named here once; LR(f, args...) calls f through the table, with the
+ * type of librados's own declaration: LR(rados_create_write_op) is
+ * rados_create_write_op().
  */
 #ifndef LB_STORE_RADOS_DL_H
 #define LB_STORE_RADOS_DL_H
@@ -79,8 +80,9 @@ extern void *lb_rados_fn[LB_RADOS_N];
  * which package provides it. */
 int lb_rados_load(void);
 
-/* A call of librados's function f through the table: LR(rados_read)(...). */
+/* A call of librados's function f through the table, with its arguments:
+ * LR(rados_read, io, obj, buf, len, off). */
 /* NOLINTNEXTLINE(bugprone-macro-parentheses): a function's name */
-#define LR(f) ((__typeof__(f) *)lb_rados_fn[LB_DL_IDX_##f])
+#define LR(f, ...) ((__typeof__(f) *)lb_rados_fn[LB_DL_IDX_##f])(__VA_ARGS__)
 
 #endif

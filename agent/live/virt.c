@@ -25,7 +25,7 @@ virt_silent_error(void *opaque, virErrorPtr err)
 int
 virt_fail(const char *what)
 {
-    const char *m = LV(virGetLastErrorMessage)();
+    const char *m = LV(virGetLastErrorMessage);
     return lb_fail(EIO, "%s: %s", what, m ? m : "unknown libvirt error");
 }
 
@@ -39,7 +39,7 @@ agent_virt_lost(struct agent_virt *v)
     pthread_mutex_unlock(&v->lock);
     /* The close callback may not have run yet when a call failed on the
      * dead socket; the client already knows. */
-    return closed || LV(virConnectIsAlive)(v->conn) == 0;
+    return closed || LV(virConnectIsAlive, v->conn) == 0;
 }
 
 int
@@ -59,7 +59,7 @@ conn_fail(struct agent_virt *v, const char *what)
     char msg[512];
 
     snprintf(msg, sizeof msg, "%s",
-             LV(virGetLastErrorMessage)() ? LV(virGetLastErrorMessage)() : "");
+             LV(virGetLastErrorMessage) ? LV(virGetLastErrorMessage) : "");
     if (v && agent_virt_lost(v))
         return virt_lost_fail(v, what);
     return lb_fail(EIO, "%s: %s", what, msg[0] ? msg : "unknown libvirt error");
@@ -75,7 +75,7 @@ virt_dom_ended(struct agent_dom *d)
         if (strcmp(d->v->dw[i].uuid, d->uuid) == 0)
             ended = d->v->dw[i].ended;
     pthread_mutex_unlock(&d->v->lock);
-    return ended || LV(virDomainIsActive)(d->d) == 0;
+    return ended || LV(virDomainIsActive, d->d) == 0;
 }
 
 int
@@ -84,7 +84,7 @@ virt_dom_fail(struct agent_dom *d, const char *what)
     char msg[512];
 
     snprintf(msg, sizeof msg, "%s",
-             LV(virGetLastErrorMessage)() ? LV(virGetLastErrorMessage)() : "");
+             LV(virGetLastErrorMessage) ? LV(virGetLastErrorMessage) : "");
     if (agent_virt_lost(d->v))
         return virt_lost_fail(d->v, what);
     if (virt_dom_ended(d)) {
@@ -102,7 +102,7 @@ event_loop(void *arg)
     struct agent_virt *v = arg;
 
     while (!v->stop)
-        if (LV(virEventRunDefaultImpl)() < 0)
+        if (LV(virEventRunDefaultImpl) < 0)
             break;
     return NULL;
 }
@@ -111,7 +111,7 @@ static void
 wake_loop(int timer, void *opaque)
 {
     (void)opaque;
-    LV(virEventRemoveTimeout)(timer);
+    LV(virEventRemoveTimeout, timer);
 }
 
 static int
@@ -122,7 +122,7 @@ on_block_job(virConnectPtr conn, virDomainPtr dom, const char *disk, int type,
     char uuid[VIR_UUID_STRING_BUFLEN];
 
     (void)conn;
-    if (LV(virDomainGetUUIDString)(dom, uuid) < 0)
+    if (LV(virDomainGetUUIDString, dom, uuid) < 0)
         return 0;
     pthread_mutex_lock(&v->lock);
     for (size_t i = 0; i < v->nev; i++) {
@@ -154,7 +154,7 @@ on_lifecycle(virConnectPtr conn, virDomainPtr dom, int event, int detail,
         event != VIR_DOMAIN_EVENT_STARTED &&
         event != VIR_DOMAIN_EVENT_SHUTDOWN && event != VIR_DOMAIN_EVENT_CRASHED)
         return 0;
-    if (LV(virDomainGetUUIDString)(dom, uuid) < 0)
+    if (LV(virDomainGetUUIDString, dom, uuid) < 0)
         return 0;
     pthread_mutex_lock(&v->lock);
     for (size_t i = 0; i < v->ndw; i++) {
@@ -189,25 +189,24 @@ on_close(virConnectPtr conn, int reason, void *opaque)
 static int
 virt_register(struct agent_virt *v)
 {
-    v->cb_id = LV(virConnectDomainEventRegisterAny)(
-        v->conn, NULL, VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2,
-        VIR_DOMAIN_EVENT_CALLBACK(on_block_job), v, NULL);
+    v->cb_id = LV(virConnectDomainEventRegisterAny, v->conn, NULL,
+                  VIR_DOMAIN_EVENT_ID_BLOCK_JOB_2,
+                  VIR_DOMAIN_EVENT_CALLBACK(on_block_job), v, NULL);
     if (v->cb_id < 0)
         return virt_fail("libvirt block job events");
-    v->life_id = LV(virConnectDomainEventRegisterAny)(
-        v->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-        VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), v, NULL);
+    v->life_id = LV(virConnectDomainEventRegisterAny, v->conn, NULL,
+                    VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                    VIR_DOMAIN_EVENT_CALLBACK(on_lifecycle), v, NULL);
     if (v->life_id < 0)
         return virt_fail("libvirt lifecycle events");
-    if (LV(virConnectRegisterCloseCallback)(v->conn, on_close, v, NULL) < 0)
+    if (LV(virConnectRegisterCloseCallback, v->conn, on_close, v, NULL) < 0)
         return virt_fail("libvirt close callback");
     v->close_cb = true;
     /* A libvirtd that hangs would hold every call: keepalive closes the
      * connection, which ends them. Local drivers have none (ignored). */
-    if (LV(virConnectSetKeepAlive)(v->conn, KEEPALIVE_INTERVAL,
-                                   KEEPALIVE_COUNT) < 0)
-        lb_debug("no keepalive on %s: %s", v->uri,
-                 LV(virGetLastErrorMessage)());
+    if (LV(virConnectSetKeepAlive, v->conn, KEEPALIVE_INTERVAL,
+           KEEPALIVE_COUNT) < 0)
+        lb_debug("no keepalive on %s: %s", v->uri, LV(virGetLastErrorMessage));
     return 0;
 }
 
@@ -228,15 +227,15 @@ agent_virt_open(const char *uri)
     pthread_condattr_destroy(&ca);
     if (lb_virt_load() < 0)
         goto fail;
-    LV(virSetErrorFunc)(NULL, virt_silent_error);
+    LV(virSetErrorFunc, NULL, virt_silent_error);
     if (!registered) {
-        if (LV(virEventRegisterDefaultImpl)() < 0) {
+        if (LV(virEventRegisterDefaultImpl) < 0) {
             virt_fail("libvirt event loop");
             goto fail;
         }
         registered = true;
     }
-    v->conn = LV(virConnectOpen)(uri);
+    v->conn = LV(virConnectOpen, uri);
     if (!v->conn) {
         virt_fail("cannot connect to libvirt");
         lb_error_prefix("%s", uri);
@@ -273,18 +272,18 @@ agent_virt_close(struct agent_virt *v)
     if (v->guard_left > 0)
         waitpid(v->guard_left, NULL, WNOHANG);
     if (v->close_cb)
-        LV(virConnectUnregisterCloseCallback)(v->conn, on_close);
+        LV(virConnectUnregisterCloseCallback, v->conn, on_close);
     if (v->life_id >= 0)
-        LV(virConnectDomainEventDeregisterAny)(v->conn, v->life_id);
+        LV(virConnectDomainEventDeregisterAny, v->conn, v->life_id);
     if (v->cb_id >= 0)
-        LV(virConnectDomainEventDeregisterAny)(v->conn, v->cb_id);
+        LV(virConnectDomainEventDeregisterAny, v->conn, v->cb_id);
     if (v->loop_running) {
         v->stop = 1;
-        LV(virEventAddTimeout)(0, wake_loop, NULL, NULL);
+        LV(virEventAddTimeout, 0, wake_loop, NULL, NULL);
         pthread_join(v->loop, NULL);
     }
     if (v->conn)
-        LV(virConnectClose)(v->conn);
+        LV(virConnectClose, v->conn);
     pthread_mutex_destroy(&v->lock);
     pthread_cond_destroy(&v->cv);
     free(v->uri);
@@ -302,12 +301,12 @@ agent_dom_refresh(struct agent_dom *d)
 {
     int state, reason;
 
-    if (LV(virDomainGetState)(d->d, &state, &reason, 0) < 0)
+    if (LV(virDomainGetState, d->d, &state, &reason, 0) < 0)
         return conn_fail(d->v, "a domain state query");
     d->running = state == VIR_DOMAIN_RUNNING || state == VIR_DOMAIN_PAUSED ||
                  state == VIR_DOMAIN_BLOCKED || state == VIR_DOMAIN_PMSUSPENDED;
     d->paused = state == VIR_DOMAIN_PAUSED;
-    d->persistent = LV(virDomainIsPersistent)(d->d) == 1;
+    d->persistent = LV(virDomainIsPersistent, d->d) == 1;
     return 0;
 }
 
@@ -326,7 +325,7 @@ agent_dom_state_text(struct agent_dom *d, char *buf, size_t len)
     };
     int state, reason;
 
-    if (LV(virDomainGetState)(d->d, &state, &reason, 0) < 0)
+    if (LV(virDomainGetState, d->d, &state, &reason, 0) < 0)
         snprintf(buf, len, "state unknown");
     else if (state != VIR_DOMAIN_SHUTOFF)
         snprintf(buf, len, "%s",
@@ -358,9 +357,9 @@ agent_virt_lookup(struct agent_virt *v, const char *what, struct agent_dom *out)
 {
     memset(out, 0, sizeof *out);
     out->v = v;
-    out->d = LV(virDomainLookupByName)(v->conn, what);
+    out->d = LV(virDomainLookupByName, v->conn, what);
     if (!out->d)
-        out->d = LV(virDomainLookupByUUIDString)(v->conn, what);
+        out->d = LV(virDomainLookupByUUIDString, v->conn, what);
     if (!out->d) {
         if (agent_virt_lost(v))
             return virt_lost_fail(v, "the domain lookup");
@@ -368,8 +367,8 @@ agent_virt_lookup(struct agent_virt *v, const char *what, struct agent_dom *out)
         lb_error_hint("virsh -c %s list --all shows the domains", v->uri);
         return -1;
     }
-    snprintf(out->name, sizeof out->name, "%s", LV(virDomainGetName)(out->d));
-    if (LV(virDomainGetUUIDString)(out->d, out->uuid) < 0)
+    snprintf(out->name, sizeof out->name, "%s", LV(virDomainGetName, out->d));
+    if (LV(virDomainGetUUIDString, out->d, out->uuid) < 0)
         return virt_fail("domain UUID");
     watch_add(v, out->uuid);
     return agent_dom_refresh(out);
@@ -379,7 +378,7 @@ void
 agent_dom_free(struct agent_dom *d)
 {
     if (d->d)
-        LV(virDomainFree)(d->d);
+        LV(virDomainFree, d->d);
     d->d = NULL;
 }
 
@@ -393,7 +392,7 @@ int
 agent_virt_list(struct agent_virt *v, char ***names, size_t *n)
 {
     virDomainPtr *doms = NULL;
-    int k = LV(virConnectListAllDomains)(v->conn, &doms, 0);
+    int k = LV(virConnectListAllDomains, v->conn, &doms, 0);
 
     *names = NULL;
     *n = 0;
@@ -401,8 +400,8 @@ agent_virt_list(struct agent_virt *v, char ***names, size_t *n)
         return virt_fail("list domains");
     *names = lb_xcalloc((size_t)k + 1, sizeof **names);
     for (int i = 0; i < k; i++) {
-        (*names)[i] = lb_xstrdup(LV(virDomainGetName)(doms[i]));
-        LV(virDomainFree)(doms[i]);
+        (*names)[i] = lb_xstrdup(LV(virDomainGetName, doms[i]));
+        LV(virDomainFree, doms[i]);
     }
     free(doms);
     *n = (size_t)k;
@@ -414,7 +413,7 @@ agent_virt_list(struct agent_virt *v, char ***names, size_t *n)
 char *
 agent_virt_xml(struct agent_dom *d, unsigned flags)
 {
-    char *x = LV(virDomainGetXMLDesc)(d->d, flags);
+    char *x = LV(virDomainGetXMLDesc, d->d, flags);
 
     if (!x)
         conn_fail(d->v, "a domain XML query");
@@ -424,24 +423,24 @@ agent_virt_xml(struct agent_dom *d, unsigned flags)
 int
 agent_virt_define(struct agent_virt *v, const char *xml)
 {
-    virDomainPtr d = LV(virDomainDefineXML)(v->conn, xml);
+    virDomainPtr d = LV(virDomainDefineXML, v->conn, xml);
 
     if (!d)
         return virt_fail("redefine the domain");
-    LV(virDomainFree)(d);
+    LV(virDomainFree, d);
     return 0;
 }
 
 int
 agent_virt_start(struct agent_virt *v, const char *name)
 {
-    virDomainPtr d = LV(virDomainLookupByName)(v->conn, name);
-    int r = d ? LV(virDomainCreate)(d) : -1;
+    virDomainPtr d = LV(virDomainLookupByName, v->conn, name);
+    int r = d ? LV(virDomainCreate, d) : -1;
 
     if (r < 0)
         virt_fail("start the restored domain");
     if (d)
-        LV(virDomainFree)(d);
+        LV(virDomainFree, d);
     return r < 0 ? -1 : 0;
 }
 
@@ -450,7 +449,7 @@ agent_dom_ioerror(struct agent_dom *d)
 {
     int state, reason;
 
-    if (LV(virDomainGetState)(d->d, &state, &reason, 0) < 0)
+    if (LV(virDomainGetState, d->d, &state, &reason, 0) < 0)
         return conn_fail(d->v, "a domain state query");
     return state == VIR_DOMAIN_PAUSED && reason == VIR_DOMAIN_PAUSED_IOERROR;
 }
@@ -458,7 +457,7 @@ agent_dom_ioerror(struct agent_dom *d)
 int
 agent_virt_resume(struct agent_dom *d)
 {
-    if (LV(virDomainResume)(d->d) < 0)
+    if (LV(virDomainResume, d->d) < 0)
         return virt_dom_fail(d, "resuming the domain");
     return 0;
 }
@@ -466,9 +465,9 @@ agent_virt_resume(struct agent_dom *d)
 int
 agent_virt_save_restart(struct agent_dom *d)
 {
-    if (LV(virDomainManagedSave)(d->d, 0) < 0)
+    if (LV(virDomainManagedSave, d->d, 0) < 0)
         return virt_dom_fail(d, "saving the domain (managedsave)");
-    if (LV(virDomainCreate)(d->d) < 0)
+    if (LV(virDomainCreate, d->d) < 0)
         return virt_fail("starting the domain again from its saved state");
     return agent_dom_refresh(d);
 }
@@ -479,9 +478,9 @@ agent_virt_destroy(struct agent_dom *d, bool undefine)
     int r = 0;
 
     if (agent_dom_refresh(d) == 0 && d->running &&
-        LV(virDomainDestroy)(d->d) < 0)
+        LV(virDomainDestroy, d->d) < 0)
         r = virt_fail("destroy the domain");
-    if (undefine && LV(virDomainUndefine)(d->d) < 0)
+    if (undefine && LV(virDomainUndefine, d->d) < 0)
         r = virt_fail("undefine the domain");
     return r;
 }
@@ -497,13 +496,13 @@ agent_virt_defined(const char *uri, const char *name)
         lb_error_clear();
         return 0;
     }
-    LV(virSetErrorFunc)(NULL, virt_silent_error);
-    c = LV(virConnectOpenReadOnly)(uri);
-    d = c ? LV(virDomainLookupByName)(c, name) : NULL;
+    LV(virSetErrorFunc, NULL, virt_silent_error);
+    c = LV(virConnectOpenReadOnly, uri);
+    d = c ? LV(virDomainLookupByName, c, name) : NULL;
     if (d)
-        LV(virDomainFree)(d);
+        LV(virDomainFree, d);
     if (c)
-        LV(virConnectClose)(c);
+        LV(virConnectClose, c);
     return d != NULL;
 }
 
@@ -549,11 +548,11 @@ agent_virt_snapshot(struct agent_dom *d, const char *xml)
                      VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC |
                      VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA |
                      VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT;
-    virDomainSnapshotPtr s = LV(virDomainSnapshotCreateXML)(d->d, xml, flags);
+    virDomainSnapshotPtr s = LV(virDomainSnapshotCreateXML, d->d, xml, flags);
 
     if (!s)
         return virt_dom_fail(
             d, "the disk-only snapshot onto the tracking overlays");
-    LV(virDomainSnapshotFree)(s);
+    LV(virDomainSnapshotFree, s);
     return 0;
 }

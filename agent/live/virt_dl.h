@@ -5,8 +5,8 @@
  * copy, map, mount, verify, ...) do not load it and the sixty libraries
  * behind it, about 8 ms of every start on a warm cache and 50 ms or more
  * on a cold one. Each function the live layer calls is named here once;
- * a call goes through the table, LV(virConnectOpen)(...), with the type
- * of libvirt's own declaration.
+ * LV(f, args...) calls f through the table, with the type of libvirt's
+ * own declaration: LV(virGetLastError) is virGetLastError().
  */
 #ifndef LB_AGENT_VIRT_DL_H
 #define LB_AGENT_VIRT_DL_H
@@ -70,8 +70,9 @@ extern void *lb_virt_fn[LB_VIRT_N];
  * connects calls it first. */
 int lb_virt_load(void);
 
-/* A call of libvirt's function f through the table. */
+/* A call of libvirt's function f through the table, with its arguments:
+ * LV(virConnectOpen, uri). */
 /* NOLINTNEXTLINE(bugprone-macro-parentheses): a function's name */
-#define LV(f) ((__typeof__(f) *)lb_virt_fn[LB_DL_IDX_##f])
+#define LV(f, ...) ((__typeof__(f) *)lb_virt_fn[LB_DL_IDX_##f])(__VA_ARGS__)
 
 #endif

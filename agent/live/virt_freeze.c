@@ -106,15 +106,14 @@ agent_virt_freeze(struct agent_virt *v, struct agent_dom *d, unsigned timeout_s,
     lb_fault_point("agent:before-freeze");
     if (t_call)
         *t_call = lb_now_ns();
-    r = LV(virDomainFSFreeze)(d->d, NULL, 0, 0);
+    r = LV(virDomainFSFreeze, d->d, NULL, 0, 0);
     if (r < 0) {
-        virErrorPtr e = LV(virGetLastError)();
+        virErrorPtr e = LV(virGetLastError);
         int code = e ? e->code : 0;
         char msg[1024];
         struct lb_error_saved saved = {0};
         snprintf(msg, sizeof msg, "%s",
-                 LV(virGetLastErrorMessage)() ? LV(virGetLastErrorMessage)()
-                                              : "");
+                 LV(virGetLastErrorMessage) ? LV(virGetLastErrorMessage) : "");
         if (agent_virt_lost(v) || virt_dom_ended(d)) {
             virt_dom_fail(d, "the freeze");
             lb_error_save(&saved);
@@ -149,7 +148,7 @@ agent_virt_freeze(struct agent_virt *v, struct agent_dom *d, unsigned timeout_s,
 int
 agent_virt_set_agent_timeout(struct agent_dom *d, int secs)
 {
-    if (LV(virDomainAgentSetResponseTimeout)(d->d, secs, 0) < 0)
+    if (LV(virDomainAgentSetResponseTimeout, d->d, secs, 0) < 0)
         return virt_dom_fail(d, "setting the guest agent timeout");
     return 0;
 }
@@ -162,7 +161,7 @@ agent_virt_thaw(struct agent_virt *v, struct agent_dom *d, bool must)
     /* Thawing a thawed guest succeeds (0 filesystems); a guest without a
      * responsive agent cannot have been frozen by us, so that only
      * matters when we froze it. */
-    if (LV(virDomainFSThaw)(d->d, NULL, 0, 0) >= 0) {
+    if (LV(virDomainFSThaw, d->d, NULL, 0, 0) >= 0) {
         if (v)
             guard_stop(v);
         return 0;
@@ -223,23 +222,23 @@ guard_thaw(const char *uri, const char *uuid, virConnectPtr c,
     virDomainPtr d = NULL;
 
     for (;;) {
-        if (c && LV(virConnectIsAlive)(c) == 0) {
+        if (c && LV(virConnectIsAlive, c) == 0) {
             if (d)
-                LV(virDomainFree)(d);
-            LV(virConnectClose)(c);
+                LV(virDomainFree, d);
+            LV(virConnectClose, c);
             c = NULL;
             d = NULL;
         }
         if (!c)
-            c = LV(virConnectOpen)(uri);
+            c = LV(virConnectOpen, uri);
         if (c && !d) {
-            d = LV(virDomainLookupByUUIDString)(c, uuid);
-            if (!d && LV(virGetLastErrorCode)() == VIR_ERR_NO_DOMAIN)
+            d = LV(virDomainLookupByUUIDString, c, uuid);
+            if (!d && LV(virGetLastErrorCode) == VIR_ERR_NO_DOMAIN)
                 break; /* gone: nothing is frozen */
         }
-        if (d && LV(virDomainIsActive)(d) == 0)
+        if (d && LV(virDomainIsActive, d) == 0)
             break;
-        if (d && LV(virDomainFSThaw)(d, NULL, 0, 0) >= 0) {
+        if (d && LV(virDomainFSThaw, d, NULL, 0, 0) >= 0) {
             fprintf(stderr, "livebackup: the backup ended while the guest "
                             "was frozen: thawed it\n");
             break;
@@ -254,9 +253,9 @@ guard_thaw(const char *uri, const char *uuid, virConnectPtr c,
         sleep(1);
     }
     if (d)
-        LV(virDomainFree)(d);
+        LV(virDomainFree, d);
     if (c)
-        LV(virConnectClose)(c);
+        LV(virConnectClose, c);
 }
 
 /*
@@ -281,8 +280,8 @@ cmd_thaw_guard(int argc, char **argv)
     signal(SIGHUP, SIG_IGN);
     if (lb_virt_load() < 0)
         return 1;
-    LV(virSetErrorFunc)(NULL, virt_silent_error);
-    c = LV(virConnectOpen)(argv[1]);
+    LV(virSetErrorFunc, NULL, virt_silent_error);
+    c = LV(virConnectOpen, argv[1]);
     if (!c || write(1, "R", 1) != 1)
         return 1;
     close(1);
@@ -290,7 +289,7 @@ cmd_thaw_guard(int argc, char **argv)
         n = read(0, &ch, 1);
     while (n < 0 && errno == EINTR);
     if (n == 1 && ch == 'T') {
-        LV(virConnectClose)(c);
+        LV(virConnectClose, c);
         return 0;
     }
     deadline = lb_now_ns() + (uint64_t)GUARD_RETRY_S * 1000000000u;
@@ -298,7 +297,7 @@ cmd_thaw_guard(int argc, char **argv)
     if (lock != -2)
         guard_thaw(argv[1], argv[2], c, deadline);
     else
-        LV(virConnectClose)(c);
+        LV(virConnectClose, c);
     if (lock >= 0) {
         if (ftruncate(lock, 0) < 0)
             lb_debug("cannot clear the lock file");

@@ -39,7 +39,7 @@ static int
 job_poll(struct agent_dom *d, const char *target)
 {
     virDomainBlockJobInfo info;
-    int r = LV(virDomainGetBlockJobInfo)(d->d, target, &info, 0);
+    int r = LV(virDomainGetBlockJobInfo, d->d, target, &info, 0);
 
     if (r <= 0)
         return r;
@@ -233,7 +233,7 @@ agent_virt_commit(struct agent_virt *v, struct agent_dom *d, const char *target,
     snprintf(what, sizeof what, "the block commit of %s", target);
     if (!e)
         return lb_fail(EIO, "too many block jobs");
-    if (LV(virDomainBlockCommit)(d->d, target, base, top, bw, flags) < 0)
+    if (LV(virDomainBlockCommit, d->d, target, base, top, bw, flags) < 0)
         return virt_dom_fail(d, what);
     lb_fault_point("agent:during-block-commit");
     if (wait_event(d, e, want, timeout_s, what, &status) < 0)
@@ -252,7 +252,7 @@ agent_virt_commit_start(struct agent_dom *d, const char *target,
     char what[128];
 
     snprintf(what, sizeof what, "the block commit of %s", target);
-    if (LV(virDomainBlockCommit)(d->d, target, base, top, bw, flags) < 0)
+    if (LV(virDomainBlockCommit, d->d, target, base, top, bw, flags) < 0)
         return virt_dom_fail(d, what);
     return 0;
 }
@@ -286,8 +286,8 @@ job_pivot(struct agent_virt *v, struct agent_dom *d, const char *target,
     snprintf(what, sizeof what, "the pivot of %s%s", target, how);
     if (!e)
         return lb_fail(EIO, "too many block jobs");
-    if (LV(virDomainBlockJobAbort)(d->d, target,
-                                   VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT) < 0)
+    if (LV(virDomainBlockJobAbort, d->d, target,
+           VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT) < 0)
         return virt_dom_fail(d, what);
     if (wait_event(d, e, want, timeout_s, what, &status) < 0)
         return -1;
@@ -312,8 +312,8 @@ agent_virt_commit_active(struct agent_virt *v, struct agent_dom *d,
     snprintf(what, sizeof what, "the active commit of %s", target);
     if (!e)
         return lb_fail(EIO, "too many block jobs");
-    if (LV(virDomainBlockCommit)(d->d, target, base, NULL, 0,
-                                 VIR_DOMAIN_BLOCK_COMMIT_ACTIVE) < 0)
+    if (LV(virDomainBlockCommit, d->d, target, base, NULL, 0,
+           VIR_DOMAIN_BLOCK_COMMIT_ACTIVE) < 0)
         return virt_dom_fail(d, what);
     if (wait_event(d, e, want, timeout_s, what, &status) < 0)
         return -1;
@@ -359,7 +359,7 @@ agent_virt_wait_job(struct agent_virt *v, struct agent_dom *d,
         return -1;
     if (status == VIR_DOMAIN_BLOCK_JOB_READY) {
         /* An active commit someone left ready: abort (keeps the top). */
-        if (LV(virDomainBlockJobAbort)(d->d, target, 0) < 0)
+        if (LV(virDomainBlockJobAbort, d->d, target, 0) < 0)
             return virt_dom_fail(d, "ending a leftover block job");
         return 0;
     }
@@ -374,9 +374,8 @@ agent_virt_pull(struct agent_virt *v, struct agent_dom *d, const char *target,
 
     (void)v;
     snprintf(what, sizeof what, "the block pull of %s", target);
-    if (LV(virDomainBlockPull)(d->d, target, bandwidth,
-                               bandwidth ? VIR_DOMAIN_BLOCK_PULL_BANDWIDTH_BYTES
-                                         : 0) < 0)
+    if (LV(virDomainBlockPull, d->d, target, bandwidth,
+           bandwidth ? VIR_DOMAIN_BLOCK_PULL_BANDWIDTH_BYTES : 0) < 0)
         return virt_dom_fail(d, what);
     return 0;
 }
@@ -386,7 +385,7 @@ agent_virt_job_info(struct agent_dom *d, const char *target, uint64_t *cur,
                     uint64_t *end)
 {
     virDomainBlockJobInfo info;
-    int r = LV(virDomainGetBlockJobInfo)(d->d, target, &info, 0);
+    int r = LV(virDomainGetBlockJobInfo, d->d, target, &info, 0);
 
     if (r < 0)
         return virt_dom_fail(d, "a block job query");
@@ -404,7 +403,7 @@ agent_virt_job_abort(struct agent_virt *v, struct agent_dom *d,
 {
     struct lb_error_saved refusal;
 
-    if (LV(virDomainBlockJobAbort)(d->d, target, 0) == 0)
+    if (LV(virDomainBlockJobAbort, d->d, target, 0) == 0)
         return 0;
     /* A job that ended by itself after the caller looked (a pull failing
      * on a read of a vanished export) is refused by QEMU ("in state
