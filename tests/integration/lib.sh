@@ -273,6 +273,19 @@ mkimage() {
 # random_file FILE MIB: incompressible data.
 random_file() { head -c "$(($2 << 20))" /dev/urandom >"$1"; }
 
+# flip_bytes FILE OFFSET [COUNT]: invert COUNT bytes (default 1) of FILE
+# at OFFSET, in place: always a change, whatever was there (a fixed byte
+# written over random or compressed data is, once in 256, the same byte).
+flip_bytes() {
+    local f=$1 off=$2 n=${3:-1} b out=""
+    for b in $(od -An -v -tu1 -j "$off" -N "$n" "$f"); do
+        out+=$(printf '\\%03o' $((b ^ 255)))
+    done
+    [[ -n $out ]] || fail "flip_bytes: no byte at $off in $f"
+    # shellcheck disable=SC2059 # the octal escapes are the format
+    printf "$out" | dd of="$f" bs=1 seek="$off" conv=notrunc status=none
+}
+
 # write_random IMG FMT OFFSET LEN: incompressible data into an image.
 write_random() {
     local img=$1 fmt=$2 off=$3 len=$4

@@ -229,7 +229,7 @@ bad=$(comm -23 <(manifest_chunks "$C/backups/$idb" vda | awk '{print $3}' | sort
         awk '{print $3}' | sort -u) | head -n 1)
 [[ -n $bad ]] || fail "no chunk of its own in backup $idb"
 f=$(chunk_file "$C" "$bad")
-printf '\xff\xfe' | dd of="$f" bs=1 seek=$(($(stat -c %s "$f") / 2)) conv=notrunc status=none
+flip_bytes "$f" $(($(stat -c %s "$f") / 2)) 2
 D3=$T/dst3
 run_ok livebackup init --repo "$D3"
 expect_fail "backup $idb of other not copied: chunk $bad is damaged in the source" \
@@ -261,7 +261,7 @@ mtotal=$(nchunks "$M")
 bad=$(manifest_chunks "$M/backups/$idm" vda | awk '$1 == 100 { print $3 }')
 f=$(chunk_file "$M" "$bad")
 cp "$f" "$T/good.chunk"
-printf '\xff\xfe' | dd of="$f" bs=1 seek=$(($(stat -c %s "$f") / 2)) conv=notrunc status=none
+flip_bytes "$f" $(($(stat -c %s "$f") / 2)) 2
 D4=$T/dst4
 run_ok livebackup init --repo "$D4" --window-size 64K
 expect_fail "backup $idm of many not copied: chunk $bad is damaged in the source" \

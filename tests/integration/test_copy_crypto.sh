@@ -110,7 +110,7 @@ bad=$(comm -23 <(manifest_chunks "$C/backups/$idb" vda | awk '{print $3}' | sort
         awk '{print $3}' | sort -u) | head -n 1)
 [[ -n $bad ]] || fail "no chunk of its own in backup $idb"
 f=$(chunk_file "$C" "$bad")
-printf '\xff' | dd of="$f" bs=1 seek=$(($(stat -c %s "$f") - 40)) conv=notrunc status=none
+flip_bytes "$f" $(($(stat -c %s "$f") - 40))
 D3=$T/dst3
 run_ok livebackup init --repo "$D3" --encryption repokey --key-from "$T/src.key"
 expect_fail "backup $idb of other not copied: chunk $bad is damaged in the source .*checksum" \

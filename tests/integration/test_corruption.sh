@@ -33,7 +33,7 @@ gone_chunk=$(own_chunk 2)
 
 # flip: bytes flipped in the middle of one of its chunks
 size=$(stat -c %s "$flip_chunk")
-printf '\xde\xad\xbe\xef' | dd of="$flip_chunk" bs=1 seek=$((size / 2)) conv=notrunc status=none
+flip_bytes "$flip_chunk" $((size / 2)) 4
 # trunc: its manifest cut short
 truncate -s -100 "$R/backups/${ids[1]}"
 # gone: one of its chunks deleted

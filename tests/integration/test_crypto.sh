@@ -211,7 +211,7 @@ export LIVEBACKUP_KEYS_DIR=$T/keys
 # checksum) and with it; the restore refuses and writes nothing.
 damaged flip
 f=$(chunk_file "$T/d-flip" "${refs[1]}")
-printf '\x5a' | dd of="$f" bs=1 seek=$(($(stat -c %s "$f") / 2)) conv=notrunc status=none
+flip_bytes "$f" $(($(stat -c %s "$f") / 2))
 expect_fail "DAMAGED backup $did \(flip\) disk vda: .*chunk ${refs[1]} damaged" \
     livebackup verify --repo "$T/d-flip"
 grep -q "its bytes do not match their checksum" "$T/out" || fail "verify: $(cat "$T/out")"
@@ -223,7 +223,7 @@ expect_fail "backup $did, disk vda: chunk ${refs[1]} \(offset 4194304\) is damag
 ok "a flipped byte in a chunk: named by verify (without and with the key), refused by restore"
 # A flipped byte in a manifest: its trailer.
 damaged flipm
-printf '\x01' | dd of="$T/d-flipm/backups/$did" bs=1 seek=100 conv=notrunc status=none
+flip_bytes "$T/d-flipm/backups/$did" 100
 expect_fail "DAMAGED backup $did .*manifest" livebackup verify --repo "$T/d-flipm"
 expect_fail "manifest.*(damaged|mismatch)" livebackup restore-image --repo "$T/d-flipm" \
     --name flipm --disk vda --to "$T/flipm.raw"

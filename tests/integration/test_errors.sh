@@ -147,7 +147,7 @@ done | awk '{ print $3 }' >"$T/others"
 chunk=$(manifest_chunks "$R/backups/$dmg" vda | awk '{ print $3 }' | grep -vxF -f "$T/others" | head -n 1 || true)
 [[ -n $chunk ]] || fail "backup $dmg has no chunk of its own"
 chunk=$(chunk_file "$R" "$chunk")
-printf '\x00\x01\x02\x03' | dd of="$chunk" bs=1 seek=40 conv=notrunc status=none
+flip_bytes "$chunk" 40 4
 expect_fail "backup [0-9a-f-]+, disk vda: chunk [0-9a-f]+ .* is damaged" \
     livebackup restore-image --repo "$R" --name dmg --disk vda --to "$T/dmg.raw"
 [[ ! -e $T/dmg.raw ]] || fail "a damaged restore left its output"

@@ -43,7 +43,7 @@ keep
 livebackup list --json --repo "$T/nope" >>"$J" 2>/dev/null && fail "list of no repository"
 # damage events: a byte flipped in a chunk.
 chunk=$(find "$R/chunks" -type f -name '[0-9a-f]*' -size +1k | head -n 1)
-printf '\xff' | dd of="$chunk" bs=1 seek=100 conv=notrunc status=none
+flip_bytes "$chunk" 100
 livebackup verify --json --repo "$R" >>"$J" 2>/dev/null && fail "verify of a damaged chunk"
 
 json_schema_check "$J"

@@ -160,7 +160,7 @@ chunk=$(manifest_chunks "$R/backups/$full" vda | awk '$1 == 16 { print $3 }')
 [[ -n $chunk ]] || fail "no chunk for window 16"
 f=$(chunk_file "$T/bad" "$chunk")
 size=$(stat -c %s "$f")
-printf '\xff\xfe\xfd\xfc' | dd of="$f" bs=1 seek=$((size / 2)) conv=notrunc status=none
+flip_bytes "$f" $((size / 2)) 4
 R_SAVE=$R
 R=$T/bad
 map_start "$full" "$S"
