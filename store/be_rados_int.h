@@ -42,11 +42,12 @@ struct be_rados {
      * a thread (q_thread) that a head_many of several objects, or the
      * second one, starts (query_ioctx); the lookups
      * go on the main connection until it is ready (q_ready), and for
-     * good if it fails (q_lock guards these). */
+     * good if it fails. q_lock guards the flags; the thread takes it
+     * only to set q_ready, so nothing joins the thread holding it. */
     struct store_be_rados_spec spec;
     pthread_mutex_t q_lock;
     bool q_tried, q_thread_on, q_ready;
-    unsigned q_batches; /* head_many batches of one before q_tried */
+    bool q_asked; /* a head_many of one object came before q_tried */
     pthread_t q_thread;
     rados_t q_cluster;
     rados_ioctx_t q_io;

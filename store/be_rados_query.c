@@ -44,14 +44,20 @@ query_connect_main(void *arg)
     return NULL;
 }
 
-/* The caller holds q_lock. */
+/* Reclaim the connecting thread, once. Never with q_lock held: the
+ * thread takes it to say it is done, and a close that came before that
+ * would wait for it for ever. */
 static void
 query_join(struct be_rados *b)
 {
-    if (b->q_thread_on) {
+    bool on;
+
+    pthread_mutex_lock(&b->q_lock);
+    on = b->q_thread_on;
+    b->q_thread_on = false;
+    pthread_mutex_unlock(&b->q_lock);
+    if (on)
         pthread_join(b->q_thread, NULL);
-        b->q_thread_on = false;
-    }
 }
 
 /* The ioctx of a head_many of n objects: the lookups' own once it is
@@ -65,29 +71,32 @@ static rados_ioctx_t
 query_ioctx(struct be_rados *b, size_t n)
 {
     rados_ioctx_t io = b->io;
+    bool ready = false;
 
     pthread_mutex_lock(&b->q_lock);
-    if (!b->q_tried && n < 2 && b->q_batches++ == 0) {
-        /* a first lookup of one object: the main connection's */
+    if (!b->q_tried && n < 2 && !b->q_asked) {
+        b->q_asked = true; /* a first lookup of one: the main connection */
     } else if (!b->q_tried) {
         b->q_tried = true;
         if (pthread_create(&b->q_thread, NULL, query_connect_main, b) == 0)
             b->q_thread_on = true;
     } else if (b->q_ready) {
-        query_join(b);
+        ready = true;
         if (b->q_io)
             io = b->q_io;
     }
     pthread_mutex_unlock(&b->q_lock);
+    if (ready)
+        query_join(b); /* done connecting: returns at once */
     return io;
 }
 
+/* A session that ends while its lookups' connection is still being made
+ * waits for it (at most the connection's timeout) to shut it down. */
 void
 be_rados_query_close(struct be_rados *b)
 {
-    pthread_mutex_lock(&b->q_lock);
     query_join(b);
-    pthread_mutex_unlock(&b->q_lock);
     if (b->q_io)
         LR(rados_ioctx_destroy, b->q_io);
     if (b->q_cluster)

@@ -582,6 +582,10 @@ agent_repo_end(struct agent_repo *r)
      * forked since, like nbdkit going into the background): never kill
      * pid 0, our own process group. */
     if (r->child > 0 && reap(r, 10000) < 0 && r->child > 0) {
+        /* a server that hangs at its end is a bug worth a line */
+        lb_warn("backupd (pid %ld) did not exit within 10 s of its session's "
+                "end: stopping it",
+                (long)r->child);
         kill(r->child, SIGTERM);
         reap(r, 2000);
     }

@@ -28,6 +28,8 @@
 #      entry back and drops an old one of no manifest; a repository
 #      without an index is listed by a walk; a truncated manifest is
 #      named by list, the others listed.
+#   9. a session that ends while its lookups' second connection is still
+#      being made (the mon's answers delayed) waits for it and exits.
 # Registered in the plain build only (tests/CMakeLists.txt): the issue's
 # CI budget.
 . "$(dirname "$0")/lib.sh"
@@ -439,6 +441,36 @@ grep -q "backup $cut: manifest truncated (run livebackup verify)" "$T/err" ||
     fail "list: no warning about $cut: $(cat "$T/err")"
 [[ $(grep -c '"id"' "$T/out") -eq 2 ]] || fail "list: $(cat "$T/out")"
 ok "list (manifests read together) warns of a truncated one, lists the others"
+
+# ---- 9. a session ending while its lookups' connection is made -----------
+# A QUERY of several chunks starts a second connection in the background
+# (be_rados_query.c). Here Ceph's messenger delays every answer of the mon
+# to this client (up to 0.4 s each, a config of its own), so the session
+# commits before that connection is made: its close must wait for it and
+# shut it down. It once deadlocked there (the join held the lock the
+# connecting thread takes to say it is done): the agent then stopped its
+# backupd after 10 s, with the line checked below.
+cp "$CEPH_CONF" "$T/slow.conf"
+cat >>"$T/slow.conf" <<'CONF'
+[client.admin]
+ms inject delay type = mon
+ms inject delay probability = 1
+ms inject delay max = 0.4
+CONF
+R=$(repo slow)
+run_ok livebackup init --repo "$R"
+mkimage "$T/s.raw" raw 16
+write_random "$T/s.raw" raw 0 16M
+run_ok livebackup backup-image --repo "$R" --name s --disk vda="$T/s.raw"
+R=${R/"$CEPH_CONF"/"$T/slow.conf"}
+[[ $R == *slow.conf* ]] || fail "no slow config in $R"
+# the same data again: one QUERY of its 4 chunks, all stored, then commit
+run_ok livebackup backup-image --json --repo "$R" --name s --disk vda="$T/s.raw"
+[[ $(json_field "$T/out" summary windows_set) -eq 4 &&
+    $(json_field "$T/out" summary chunks_new) -eq 0 ]] ||
+    fail "the second backup did not find its chunks stored: $(cat "$T/out")"
+grep -q "did not exit" "$T/err" && fail "backupd hung at its end: $(cat "$T/err")"
+ok "a session ended before its lookups' connection was made: backupd exits"
 
 t0=$(date +%s.%N)
 ceph_stop
