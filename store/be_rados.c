@@ -456,64 +456,8 @@ rados_be_lock_renew(struct store_be *be)
     return rc;
 }
 
-static void
-rados_be_unlock(struct store_be *be, int handle)
-{
-    struct be_rados *b = to_rados(be);
-    struct rados_lock *l;
-
-    if (handle < 0 || handle >= RADOS_MAX_LOCKS)
-        return;
-    pthread_mutex_lock(&b->lock);
-    l = &b->locks[handle];
-    if (l->used) {
-        if (l->holder)
-            (void)LR(rados_rmxattr, b->io, l->obj, RADOS_HOLDER_XATTR);
-        (void)LR(rados_unlock, b->io, l->obj, RADOS_LOCK_NAME, l->cookie);
-        free(l->obj);
-        memset(l, 0, sizeof *l);
-    }
-    pthread_mutex_unlock(&b->lock);
-}
-
-static int
-rados_be_lock_held(struct store_be *be, const char *obj, bool *held)
-{
-    struct be_rados *b = to_rados(be);
-    char tag[256], clients[4096], cookies[4096], addrs[4096];
-    size_t tl = sizeof tag, cl = sizeof clients, kl = sizeof cookies,
-           al = sizeof addrs;
-    int excl = 0;
-    ssize_t n = LR(rados_list_lockers, b->io, obj, RADOS_LOCK_NAME, &excl, tag,
-                   &tl, clients, &cl, cookies, &kl, addrs, &al);
-
-    b->n_other++;
-    if (n == -ENOENT) {
-        *held = false;
-        return 0;
-    }
-    if (n < 0)
-        return be_rados_fail((int)n, "list lockers of", obj, b);
-    *held = n > 0;
-    return 0;
-}
-
-static void
-ops_report(struct be_rados *b)
-{
-    const char *path = getenv("LIVEBACKUP_RADOS_OPS");
-    FILE *f;
-
-    if (!path || !*path || !(f = fopen(path, "a")))
-        return;
-    fprintf(f, "read %llu stat %llu touch %llu create %llu other %llu\n",
-            (unsigned long long)b->n_read, (unsigned long long)b->n_stat,
-            (unsigned long long)b->n_touch, (unsigned long long)b->n_create,
-            (unsigned long long)b->n_other);
-    fclose(f);
-}
-
-/* An operation of release_all in flight: what it was, for its message. */
+/* A release in flight (release_all, rados_be_unlock): what it was, for
+ * its message. */
 struct release_op {
     rados_completion_t c;
     rados_write_op_t wop; /* the holder line's removal */
@@ -561,6 +505,95 @@ release_send(struct be_rados *b, struct release_op *op, size_t *n,
     (*n)++;
 }
 
+/* A lock's release: its holder line, then its unlock (one object's
+ * operations apply in the order sent). */
+static void
+release_lock_send(struct be_rados *b, struct release_op *op, size_t *n,
+                  const struct rados_lock *l)
+{
+    if (l->holder)
+        release_send(b, op, n, RELEASE_HOLDER, "remove the holder of", l->obj,
+                     l);
+    release_send(b, op, n, RELEASE_UNLOCK, "unlock", l->obj, l);
+}
+
+/* Wait for the n releases sent; failures are debug only: a lease ends a
+ * lock that was not released, gc a session object left. */
+static void
+release_wait(struct be_rados *b, struct release_op *op, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int r;
+        LR(rados_aio_wait_for_complete, op[i].c);
+        r = LR(rados_aio_get_return_value, op[i].c);
+        LR(rados_aio_release, op[i].c);
+        if (op[i].wop)
+            LR(rados_release_write_op, op[i].wop);
+        if (r < 0 && r != -ENOENT)
+            lb_debug("%s %s in %s: %s", op[i].what, op[i].obj, b->be.where,
+                     strerror(-r));
+    }
+}
+
+static void
+rados_be_unlock(struct store_be *be, int handle)
+{
+    struct be_rados *b = to_rados(be);
+    struct rados_lock *l;
+
+    if (handle < 0 || handle >= RADOS_MAX_LOCKS)
+        return;
+    pthread_mutex_lock(&b->lock);
+    l = &b->locks[handle];
+    if (l->used) {
+        struct release_op op[2];
+        size_t n = 0;
+
+        release_lock_send(b, op, &n, l);
+        release_wait(b, op, n);
+        free(l->obj);
+        memset(l, 0, sizeof *l);
+    }
+    pthread_mutex_unlock(&b->lock);
+}
+
+static int
+rados_be_lock_held(struct store_be *be, const char *obj, bool *held)
+{
+    struct be_rados *b = to_rados(be);
+    char tag[256], clients[4096], cookies[4096], addrs[4096];
+    size_t tl = sizeof tag, cl = sizeof clients, kl = sizeof cookies,
+           al = sizeof addrs;
+    int excl = 0;
+    ssize_t n = LR(rados_list_lockers, b->io, obj, RADOS_LOCK_NAME, &excl, tag,
+                   &tl, clients, &cl, cookies, &kl, addrs, &al);
+
+    b->n_other++;
+    if (n == -ENOENT) {
+        *held = false;
+        return 0;
+    }
+    if (n < 0)
+        return be_rados_fail((int)n, "list lockers of", obj, b);
+    *held = n > 0;
+    return 0;
+}
+
+static void
+ops_report(struct be_rados *b)
+{
+    const char *path = getenv("LIVEBACKUP_RADOS_OPS");
+    FILE *f;
+
+    if (!path || !*path || !(f = fopen(path, "a")))
+        return;
+    fprintf(f, "read %llu stat %llu touch %llu create %llu other %llu\n",
+            (unsigned long long)b->n_read, (unsigned long long)b->n_stat,
+            (unsigned long long)b->n_touch, (unsigned long long)b->n_create,
+            (unsigned long long)b->n_other);
+    fclose(f);
+}
+
 /*
  * The end of the session and of every lock, sent at once and waited for
  * together: one round trip where one after the other took five or more.
@@ -588,24 +621,10 @@ release_all(struct be_rados *b)
     }
     for (int i = 0; i < RADOS_MAX_LOCKS; i++) {
         struct rados_lock *l = &b->locks[i];
-        if (!l->used || i == be->session_lock)
-            continue;
-        if (l->holder)
-            release_send(b, op, &n, RELEASE_HOLDER, "remove the holder of",
-                         l->obj, l);
-        release_send(b, op, &n, RELEASE_UNLOCK, "unlock", l->obj, l);
+        if (l->used && i != be->session_lock)
+            release_lock_send(b, op, &n, l);
     }
-    for (size_t i = 0; i < n; i++) {
-        int r;
-        LR(rados_aio_wait_for_complete, op[i].c);
-        r = LR(rados_aio_get_return_value, op[i].c);
-        LR(rados_aio_release, op[i].c);
-        if (op[i].wop)
-            LR(rados_release_write_op, op[i].wop);
-        if (r < 0 && r != -ENOENT)
-            lb_debug("%s %s in %s: %s", op[i].what, op[i].obj, be->where,
-                     strerror(-r));
-    }
+    release_wait(b, op, n);
     for (int i = 0; i < RADOS_MAX_LOCKS; i++) {
         free(b->locks[i].obj);
         memset(&b->locks[i], 0, sizeof b->locks[i]);
