@@ -61,7 +61,8 @@ struct store_be_ops {
     ssize_t (*read)(struct store_be *be, const char *obj, void *buf, size_t len,
                     uint64_t off);
     /* Optional (NULL: read, one after the other): n reads sent at once
-     * (a listing's manifests: one round trip on RADOS); got[i] the bytes
+     * (a listing's manifests: one round trip on RADOS, reads on several
+     * threads on files, where a cold disk serves many at once); got[i] the bytes
      * read into bufs[i], or -errno (-ENOENT: no such object). */
     void (*read_many)(struct store_be *be, const char *const *objs, size_t n,
                       uint8_t *const *bufs, const size_t *lens,

@@ -155,24 +155,18 @@ file_head_one(struct be_file *b, const char *obj, bool touch, uint8_t *head,
     return 0;
 }
 
-/* A batch's lookups share HEAD_THREADS threads: on a cold page cache
- * each is a few dependent reads from disk (directory, inode, first block)
- * that one thread would wait for one after the other, where the disk
- * serves many at once. Below HEAD_PER_THREAD objects a thread, fewer. */
-#define HEAD_THREADS 16
-#define HEAD_PER_THREAD 16
+/* Work on a batch of objects, shared by up to PAR_THREADS threads (this
+ * one among them): on a cold page cache each object is a few dependent
+ * reads from disk (directory, inode, first block) that one thread would
+ * wait for one after the other, where the disk serves many at once.
+ * Below per_thread objects a thread, fewer. */
+#define PAR_THREADS 16
 
-struct head_batch {
-    struct be_file *b;
-    const char *const *objs;
+struct par {
+    int (*fn)(void *arg, size_t i); /* -1: the batch fails, others stop */
+    void *arg;
     size_t n;
-    bool touch;
-    uint8_t *head;
-    size_t head_len;
-    size_t *got;
-    uint64_t *size;
-    int *err;
-    atomic_size_t next;   /* the next object to look up */
+    atomic_size_t next;   /* the next object to work on */
     atomic_bool failed;   /* one failed: the others stop */
     pthread_mutex_t lock; /* saved: the first failure's error */
     bool saved_set;
@@ -180,29 +174,81 @@ struct head_batch {
 };
 
 static void *
-head_worker(void *arg)
+par_worker(void *arg)
 {
-    struct head_batch *h = arg;
+    struct par *p = arg;
 
     for (;;) {
-        size_t i = atomic_fetch_add(&h->next, 1);
-        if (i >= h->n || atomic_load(&h->failed))
+        size_t i = atomic_fetch_add(&p->next, 1);
+        if (i >= p->n || atomic_load(&p->failed))
             return NULL;
-        h->err[i] = 0;
-        h->got[i] = 0;
-        h->size[i] = 0;
-        if (file_head_one(h->b, h->objs[i], h->touch, h->head + i * h->head_len,
-                          h->head_len, &h->got[i], &h->size[i],
-                          &h->err[i]) < 0) {
-            pthread_mutex_lock(&h->lock);
-            if (!h->saved_set)
-                lb_error_save(&h->saved);
-            h->saved_set = true;
-            pthread_mutex_unlock(&h->lock);
-            atomic_store(&h->failed, true);
+        if (p->fn(p->arg, i) < 0) {
+            pthread_mutex_lock(&p->lock);
+            if (!p->saved_set)
+                lb_error_save(&p->saved);
+            p->saved_set = true;
+            pthread_mutex_unlock(&p->lock);
+            atomic_store(&p->failed, true);
             return NULL;
         }
     }
+}
+
+/* fn(arg, i) for every i below n: 0, or -1 with the first failure's
+ * error (the objects after it may not have been worked on). */
+static int
+par_each(size_t n, size_t per_thread, int (*fn)(void *arg, size_t i), void *arg)
+{
+    struct par *p = lb_xcalloc(1, sizeof *p);
+    pthread_t th[PAR_THREADS];
+    size_t want =
+        LB_MIN((n + per_thread - 1) / per_thread, (size_t)PAR_THREADS);
+    size_t nth = 0;
+    int r = 0;
+
+    p->fn = fn;
+    p->arg = arg;
+    p->n = n;
+    atomic_init(&p->next, 0);
+    atomic_init(&p->failed, false);
+    pthread_mutex_init(&p->lock, NULL);
+    /* a thread that cannot start is none */
+    while (nth + 1 < want && pthread_create(&th[nth], NULL, par_worker, p) == 0)
+        nth++;
+    par_worker(p);
+    for (size_t i = 0; i < nth; i++)
+        pthread_join(th[i], NULL);
+    if (p->saved_set)
+        r = lb_error_restore(&p->saved);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+    return r;
+}
+
+/* A QUERY's lookups: 16 a thread (each an open, a touch, a read). */
+#define HEAD_PER_THREAD 16
+
+struct head_batch {
+    struct be_file *b;
+    const char *const *objs;
+    bool touch;
+    uint8_t *head;
+    size_t head_len;
+    size_t *got;
+    uint64_t *size;
+    int *err;
+};
+
+static int
+head_at(void *arg, size_t i)
+{
+    struct head_batch *h = arg;
+
+    h->err[i] = 0;
+    h->got[i] = 0;
+    h->size[i] = 0;
+    return file_head_one(h->b, h->objs[i], h->touch, h->head + i * h->head_len,
+                         h->head_len, &h->got[i], &h->size[i], &h->err[i]);
 }
 
 static int
@@ -210,37 +256,59 @@ file_head_many(struct store_be *be, const char *const *objs, size_t n,
                bool touch, uint8_t *head, size_t head_len, size_t *got,
                uint64_t *size, int *err)
 {
-    struct head_batch *h = lb_xcalloc(1, sizeof *h);
-    pthread_t th[HEAD_THREADS];
-    size_t want = LB_MIN((n + HEAD_PER_THREAD - 1) / HEAD_PER_THREAD,
-                         (size_t)HEAD_THREADS);
-    size_t nth = 0;
-    int r = 0;
+    struct head_batch h = {.b = to_file(be),
+                           .objs = objs,
+                           .touch = touch,
+                           .head = head,
+                           .head_len = head_len,
+                           .got = got,
+                           .size = size,
+                           .err = err};
 
-    *h = (struct head_batch){.b = to_file(be),
-                             .objs = objs,
-                             .n = n,
-                             .touch = touch,
-                             .head = head,
-                             .head_len = head_len,
-                             .got = got,
-                             .size = size,
-                             .err = err};
-    atomic_init(&h->next, 0);
-    atomic_init(&h->failed, false);
-    pthread_mutex_init(&h->lock, NULL);
-    /* this thread is one of them; a thread that cannot start is none */
-    while (nth + 1 < want &&
-           pthread_create(&th[nth], NULL, head_worker, h) == 0)
-        nth++;
-    head_worker(h);
-    for (size_t i = 0; i < nth; i++)
-        pthread_join(th[i], NULL);
-    if (h->saved_set)
-        r = lb_error_restore(&h->saved);
-    pthread_mutex_destroy(&h->lock);
-    free(h);
-    return r;
+    return par_each(n, HEAD_PER_THREAD, head_at, &h);
+}
+
+/* A listing's reads (manifests' headers, then their meta blocks): 4 a
+ * thread, each an open and one small read. */
+#define READ_PER_THREAD 32
+
+struct read_batch {
+    struct store_be *be;
+    const char *const *objs;
+    uint8_t *const *bufs;
+    const size_t *lens;
+    const uint64_t *offs;
+    ssize_t *got;
+};
+
+static int
+read_at(void *arg, size_t i)
+{
+    struct read_batch *r = arg;
+
+    r->got[i] =
+        file_read(r->be, r->objs[i], r->bufs[i], r->lens[i], r->offs[i]);
+    if (r->got[i] < 0) {
+        int e = lb_error_errno();
+        r->got[i] = -(e ? e : EIO);
+        lb_error_clear();
+    }
+    return 0;
+}
+
+static void
+file_read_many(struct store_be *be, const char *const *objs, size_t n,
+               uint8_t *const *bufs, const size_t *lens, const uint64_t *offs,
+               ssize_t *got)
+{
+    struct read_batch r = {.be = be,
+                           .objs = objs,
+                           .bufs = bufs,
+                           .lens = lens,
+                           .offs = offs,
+                           .got = got};
+
+    (void)par_each(n, READ_PER_THREAD, read_at, &r);
 }
 
 /* The directory part of obj ("." if none) and its fsync. */
@@ -610,6 +678,7 @@ static const struct store_be_ops file_ops = {
     .unlock = file_unlock,
     .lock_held = file_lock_held,
     .head_many = file_head_many,
+    .read_many = file_read_many,
     .open = file_open,
     .prefetch = file_prefetch,
     .session_begin = be_file_session_begin,

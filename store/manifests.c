@@ -168,7 +168,12 @@ store_manifest_read_meta_obj(struct store *st, const char *id,
     return r;
 }
 
-#define META_BATCH 64
+/* A listing reads META_BATCH manifests' headers at once (on files, on
+ * several threads: a cold disk serves many reads at once), then their
+ * meta blocks, at most META_BATCH_BYTES of them at once (a damaged
+ * header may claim up to PROTO_MF_MAX_META). */
+#define META_BATCH 256
+#define META_BATCH_BYTES (4u << 20)
 
 /* One batch of store_manifest_read_meta_many: the headers sent at once,
  * then the meta blocks. */
@@ -203,21 +208,31 @@ meta_batch(struct store *st, char *const *ids, size_t m, struct proto_kv *metas,
             continue;
         idx[k] = i;
         o[k] = objs[i];
-        bufs[k] = lb_xmalloc(h[i].meta_len ? h[i].meta_len : 1);
         lens[k] = h[i].meta_len;
         offs[k] = h[i].meta_off;
         k++;
     }
     lb_error_clear();
-    store_be_read_many(st->be, o, k, bufs, lens, offs, got);
-    for (size_t j = 0; j < k; j++) {
-        size_t i = idx[j];
-        errs[i] = got[j] < 0 ? (int)-got[j]
-                  : meta_body(&h[i], bufs[j], got[j], &metas[i]) < 0 ? EPROTO
-                                                                     : 0;
-        if (errs[i])
-            proto_kv_free(&metas[i]);
-        free(bufs[j]);
+    for (size_t j0 = 0, j1; j0 < k; j0 = j1) {
+        size_t bytes = 0;
+        for (j1 = j0;
+             j1 < k && (j1 == j0 || bytes + lens[j1] <= META_BATCH_BYTES);
+             j1++) {
+            bytes += lens[j1];
+            bufs[j1] = lb_xmalloc(lens[j1] ? lens[j1] : 1);
+        }
+        store_be_read_many(st->be, o + j0, j1 - j0, bufs + j0, lens + j0,
+                           offs + j0, got + j0);
+        for (size_t j = j0; j < j1; j++) {
+            size_t i = idx[j];
+            errs[i] = got[j] < 0 ? (int)-got[j]
+                      : meta_body(&h[i], bufs[j], got[j], &metas[i]) < 0
+                          ? EPROTO
+                          : 0;
+            if (errs[i])
+                proto_kv_free(&metas[i]);
+            free(bufs[j]);
+        }
     }
     lb_error_clear();
     for (size_t i = 0; i < m; i++)

@@ -9,7 +9,9 @@
  * with shared, exclusive against both, who holds it, released on unlock),
  * head_many (a batch of touches and header reads; a large one on many
  * threads, each answer at its index, a failure in its middle reported),
- * prefetch (a hint), open, a writer's
+ * read_many (ranged reads of a batch on many threads, each answer at its
+ * index, a missing object or a bad name failing only its own), prefetch
+ * (a hint), open, a writer's
  * session with creates in two steps (stage, publish) and the commit, and
  * names that would climb out of the directory. Then rados: specs (parsed
  * without a cluster) and --restrict-to-repo's check of them.
@@ -380,6 +382,62 @@ Test(store_backend, head_many_error)
         be->ops->head_many(be, objs, N, false, head, 4, got, size, err), -1);
     cr_assert(strstr(lb_error_msg(), "chunks/../../escape") != NULL, "%s",
               lb_error_msg());
+}
+
+/* read_many: many ranged reads at once (threads on files), each answer at
+ * its own index; a missing object, a directory or a bad name fails its
+ * own read only (-errno), never the others. */
+Test(store_backend, read_many)
+{
+    enum { N = 300 };
+    const char *objs[N];
+    char names[N][32];
+    uint8_t bufs_mem[N][8];
+    uint8_t *bufs[N], big[100];
+    size_t lens[N];
+    uint64_t offs[N];
+    ssize_t got[N];
+    CLEANUP_FREE char *dir = lb_xasprintf("%s/chunks/ab/dir", tmp);
+
+    cr_assert_not_null(be->ops->read_many, "the file backend reads batches");
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "chunks/ab/r%d", i);
+        objs[i] = names[i];
+        bufs[i] = bufs_mem[i];
+        offs[i] = (uint64_t)(i % 4);
+        lens[i] = 8;
+        got[i] = 12345;
+        if (i % 5 != 2) {
+            char data[32];
+            int n = snprintf(data, sizeof data, "abc%08d-%d", i, i);
+            cr_assert_eq(be->ops->create(be, names[i], data, (size_t)n), 0);
+        }
+    }
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    objs[101] = "chunks/ab/dir";
+    objs[203] = "chunks/../../escape";
+    bufs[9] = big;
+    lens[9] = sizeof big; /* past its end: what there is */
+    be->ops->read_many(be, objs, N, bufs, lens, offs, got);
+    for (int i = 0; i < N; i++) {
+        char data[32];
+        int n = snprintf(data, sizeof data, "abc%08d-%d", i, i);
+        if (i == 101 || i == 203) {
+            cr_assert_lt(got[i], 0, "object %d: an error", i);
+            continue;
+        }
+        if (i % 5 == 2) {
+            cr_assert_eq(got[i], -ENOENT, "object %d: missing", i);
+            continue;
+        }
+        if (i == 9) {
+            cr_assert_eq(got[i], n - 1, "object 9: to its end");
+            cr_assert_eq(memcmp(bufs[i], data + 1, 8), 0);
+            continue;
+        }
+        cr_assert_eq(got[i], 8, "object %d: %zd", i, got[i]);
+        cr_assert_eq(memcmp(bufs[i], data + offs[i], 8), 0, "object %d", i);
+    }
 }
 
 /* prefetch is a hint: a stored object reads the same after it, and a

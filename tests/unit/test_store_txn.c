@@ -825,3 +825,54 @@ Test(txn, client_metadata_is_bounded)
     cr_assert_eq(store_txn_commit(t, &more, NULL), 0, "%s", lb_error_msg());
     proto_kv_free(&meta);
 }
+
+/* A listing reads the manifests' meta blocks in batches bounded in bytes
+ * (manifests.c): 80 backups of about 60 KiB of metadata each (4.7 MiB,
+ * more than one batch holds) are all listed, each with its own. */
+Test(txn, list_of_large_metas)
+{
+    enum { N = 80 };
+    char *pad = lb_xmalloc(60000 + 1);
+    struct store_list l;
+
+    for (int i = 0; i < N; i++) {
+        struct proto_kv meta = {0}, dmeta = {0}, out;
+        struct store_txn *t;
+        uint64_t nw = 0;
+        uint8_t *depths = NULL;
+        char name[16];
+
+        memset(pad, 'a' + i % 26, 60000);
+        pad[60000] = '\0';
+        snprintf(name, sizeof name, "set%d", i % 3);
+        proto_kv_set(&meta, "kind", "full");
+        proto_kv_set(&meta, "pad", pad);
+        t = store_txn_begin(st, name, "", &meta);
+        cr_assert_not_null(t, "%s", lb_error_msg());
+        cr_assert_eq(tu_disk_begin(t, "vdb", VDB_SIZE, PROTO_DISK_FULL, &dmeta,
+                                   &nw, &depths),
+                     0, "%s", lb_error_msg());
+        window(t, 0, SET, 1, RAW, &R2);
+        cr_assert_eq(store_txn_disk_end(t, &dmeta), 0, "%s", lb_error_msg());
+        cr_assert_eq(store_txn_commit(t, &meta, &out), 0, "%s",
+                     lb_error_msg());
+        proto_kv_free(&out);
+        proto_kv_free(&dmeta);
+        proto_kv_free(&meta);
+    }
+    cr_assert_eq(store_list(st, NULL, &l), 0, "%s", lb_error_msg());
+    cr_assert_eq(l.n, N);
+    for (size_t i = 0; i < l.n; i++) {
+        const char *p = proto_kv_get(&l.b[i].meta, "pad");
+        cr_assert_not_null(p, "backup %zu: its meta", i);
+        cr_assert_eq(strlen(p), 60000);
+        /* listed in commit order: backup i padded with its own letter */
+        cr_assert_eq(p[0], 'a' + (int)(i % 26), "backup %zu", i);
+        cr_assert_eq(p[59999], p[0]);
+    }
+    store_list_free(&l);
+    cr_assert_eq(store_list(st, "set1", &l), 0);
+    cr_assert_eq(l.n, (N + 1) / 3, "set1: backups 1, 4, ... 79");
+    store_list_free(&l);
+    free(pad);
+}
