@@ -201,10 +201,12 @@ par_each(size_t n, size_t per_thread, int (*fn)(void *arg, size_t i), void *arg)
 {
     struct par *p = lb_xcalloc(1, sizeof *p);
     pthread_t th[PAR_THREADS];
-    size_t want =
-        LB_MIN((n + per_thread - 1) / per_thread, (size_t)PAR_THREADS);
+    size_t want = 1; /* threads, this one included: per_thread objects each */
     size_t nth = 0;
     int r = 0;
+
+    while (want < PAR_THREADS && want * per_thread < n)
+        want++;
 
     p->fn = fn;
     p->arg = arg;
