@@ -31,9 +31,24 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 struct store_be;
+
+/* A manifest's object name: STORE_BE_MF_PREFIX then the backup's id. */
+#define STORE_BE_MF_PREFIX "backups/"
+#define STORE_BE_MF_PREFIX_LEN (sizeof STORE_BE_MF_PREFIX - 1)
+
+/* The backup id a manifest's object name ends with, or NULL if obj is
+ * not a manifest's (not checked as an id). */
+static inline const char *
+store_be_mf_id(const char *obj)
+{
+    return strncmp(obj, STORE_BE_MF_PREFIX, STORE_BE_MF_PREFIX_LEN) == 0
+               ? obj + STORE_BE_MF_PREFIX_LEN
+               : NULL;
+}
 
 /* Bytes staged for a create (stage, publish): a temp file of the
  * session (fd, path) or a copy in memory (data, len). */
@@ -61,9 +76,9 @@ struct store_be_ops {
     ssize_t (*read)(struct store_be *be, const char *obj, void *buf, size_t len,
                     uint64_t off);
     /* Optional (NULL: read, one after the other): n reads sent at once
-     * (a listing's manifests: one round trip on RADOS, reads on several
-     * threads on files, where a cold disk serves many at once); got[i] the bytes
-     * read into bufs[i], or -errno (-ENOENT: no such object). */
+     * (a listing's manifests: one round trip on RADOS; on files, reads
+     * on several threads, a cold disk serving many at once); got[i] the
+     * bytes read into bufs[i], or -errno (-ENOENT: no such object). */
     void (*read_many)(struct store_be *be, const char *const *objs, size_t n,
                       uint8_t *const *bufs, const size_t *lens,
                       const uint64_t *offs, ssize_t *got);

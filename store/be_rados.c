@@ -140,12 +140,13 @@ rados_be_remove(struct store_be *be, const char *obj)
 {
     struct be_rados *b = to_rados(be);
     int r = LR(rados_remove, b->io, obj);
+    const char *id;
 
     b->n_other++;
     if (r < 0)
         return be_rados_fail(r, "remove", obj, b);
-    if (strncmp(obj, "backups/", 8) == 0)
-        be_rados_index_del(b, obj + 8);
+    if ((id = store_be_mf_id(obj)) != NULL)
+        be_rados_index_del(b, id);
     return 0;
 }
 
@@ -677,8 +678,10 @@ rados_be_sweep_end(struct store_be *be)
 static int
 rados_be_commit(struct store_be *be, const char *tmp, int fd, const char *obj)
 {
-    if (strncmp(obj, "backups/", 8) == 0) {
-        if (be_rados_index_add(to_rados(be), obj + 8) < 0)
+    const char *id = store_be_mf_id(obj);
+
+    if (id) {
+        if (be_rados_index_add(to_rados(be), id) < 0)
             return -1;
         lb_fault_point("backupd:indexed");
     }

@@ -167,7 +167,7 @@ static int
 list_one(void *opaque, const char *key, const char *val, size_t val_len)
 {
     struct list_ctx *c = opaque;
-    CLEANUP_FREE char *name = lb_xasprintf("backups/%s", key);
+    CLEANUP_FREE char *name = lb_xasprintf(STORE_BE_MF_PREFIX "%s", key);
 
     (void)val;
     (void)val_len;

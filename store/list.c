@@ -43,7 +43,7 @@ static int
 add_id(void *opaque, const char *name)
 {
     struct id_list *l = opaque;
-    const char *id = name + strlen("backups/");
+    const char *id = name + STORE_BE_MF_PREFIX_LEN;
 
     if (!proto_backup_id_valid(id, strlen(id)))
         return 0;
@@ -67,7 +67,7 @@ backup_ids(struct store *st, bool walk, char ***ids, size_t *n)
     if (!walk && be->ops->list_backups)
         r = be->ops->list_backups(be, add_id, &l);
     if (r == 1)
-        r = be->ops->list(be, "backups/", add_id, &l);
+        r = be->ops->list(be, STORE_BE_MF_PREFIX, add_id, &l);
     if (r < 0) {
         store_ids_free(l.ids, l.n);
         return -1;

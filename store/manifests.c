@@ -17,7 +17,7 @@
 char *
 store_manifest_obj(const char *id)
 {
-    return lb_xasprintf("backups/%s", id);
+    return lb_xasprintf(STORE_BE_MF_PREFIX "%s", id);
 }
 
 ssize_t
