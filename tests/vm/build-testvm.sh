@@ -75,11 +75,25 @@ ensure_tools() {
 # --- package selection ------------------------------------------------------
 # One apt-cache call (each costs ~0.6 s here): prints "PKG CANDIDATE" lines
 # for the kernel packages (or LB_TESTVM_KERNEL_PKG) and qemu-guest-agent.
+# apt-cache fails for a moment while an apt or dpkg run elsewhere changes
+# the package cache ("E: Cache is out of sync, can't x-ref a package
+# file"; test_deb installs packages beside the VM tests): it is retried,
+# and a lasting failure says why.
 apt_candidates() {
 	local kq=${LB_TESTVM_KERNEL_PKG:-'^linux-image-6\.1\.0-[0-9]+-amd64$'}
-	apt-cache policy "$kq" qemu-guest-agent 2>/dev/null | awk '
-		/^[^ ]/ { p = $1; sub(/:$/, "", p) }
-		/^ +Candidate:/ && $2 != "(none)" { print p, $2 }'
+	local out i
+	for i in $(seq 30); do
+		if out=$(apt-cache policy "$kq" qemu-guest-agent 2>/dev/null); then
+			awk '
+				/^[^ ]/ { p = $1; sub(/:$/, "", p) }
+				/^ +Candidate:/ && $2 != "(none)" { print p, $2 }' <<<"$out"
+			return 0
+		fi
+		((i > 1)) || log "apt-cache policy failed: retrying"
+		sleep 1
+	done
+	apt-cache policy "$kq" qemu-guest-agent >/dev/null ||
+		die "apt-cache policy failed 30 times (its error above)"
 }
 pick_packages() {
 	local cands
