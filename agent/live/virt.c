@@ -101,7 +101,7 @@ event_loop(void *arg)
 {
     struct agent_virt *v = arg;
 
-    while (!v->stop)
+    while (!atomic_load(&v->stop))
         if (LV(virEventRunDefaultImpl) < 0)
             break;
     return NULL;
@@ -218,6 +218,7 @@ agent_virt_open(const char *uri)
     pthread_condattr_t ca;
 
     v->uri = lb_xstrdup(uri);
+    atomic_init(&v->stop, false);
     v->cb_id = v->life_id = -1;
     v->guard_fd = -1;
     pthread_mutex_init(&v->lock, NULL);
@@ -278,7 +279,7 @@ agent_virt_close(struct agent_virt *v)
     if (v->cb_id >= 0)
         LV(virConnectDomainEventDeregisterAny, v->conn, v->cb_id);
     if (v->loop_running) {
-        v->stop = 1;
+        atomic_store(&v->stop, true);
         LV(virEventAddTimeout, 0, wake_loop, NULL, NULL);
         pthread_join(v->loop, NULL);
     }

@@ -12,6 +12,7 @@
 #include "agent/live/virt_dl.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/types.h>
 
 #define MAX_JOBS 64
@@ -50,7 +51,7 @@ struct agent_virt {
     virConnectPtr conn;
     pthread_t loop;
     bool loop_running;
-    volatile int stop;
+    atomic_bool stop;
     int cb_id, life_id;
     bool close_cb;
     pthread_mutex_t lock;
