@@ -270,8 +270,11 @@ file_head_many(struct store_be *be, const char *const *objs, size_t n,
     return par_each(n, HEAD_PER_THREAD, head_at, &h);
 }
 
-/* A listing's reads (manifests' headers, then their meta blocks): 4 a
- * thread, each an open and one small read. */
+/* A listing's reads (manifests' headers, then their meta blocks): 32 a
+ * thread, each an open and one small read. Measured on 1000 backups:
+ * with 4 a thread a warm listing took 23 ms instead of 18-20 (16 threads
+ * on 2 CPUs for reads the page cache answers), and 32 kept most of the
+ * cold gain (145 -> 90 ms). */
 #define READ_PER_THREAD 32
 
 struct read_batch {
