@@ -41,6 +41,20 @@ store_be_head_many_seq(struct store_be *be, const char *const *objs, size_t n,
     return 0;
 }
 
+ssize_t
+store_be_read_one(struct store_be *be, const char *obj, void *buf, size_t len,
+                  uint64_t off)
+{
+    ssize_t got = be->ops->read(be, obj, buf, len, off);
+
+    if (got < 0) {
+        int e = lb_error_errno();
+        got = -(e ? e : EIO);
+        lb_error_clear();
+    }
+    return got;
+}
+
 void
 store_be_read_many(struct store_be *be, const char *const *objs, size_t n,
                    uint8_t *const *bufs, const size_t *lens,
@@ -50,14 +64,8 @@ store_be_read_many(struct store_be *be, const char *const *objs, size_t n,
         be->ops->read_many(be, objs, n, bufs, lens, offs, got);
         return;
     }
-    for (size_t i = 0; i < n; i++) {
-        got[i] = be->ops->read(be, objs[i], bufs[i], lens[i], offs[i]);
-        if (got[i] < 0) {
-            int e = lb_error_errno();
-            got[i] = -(e ? e : EIO);
-            lb_error_clear();
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        got[i] = store_be_read_one(be, objs[i], bufs[i], lens[i], offs[i]);
 }
 
 int

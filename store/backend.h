@@ -200,6 +200,9 @@ struct store_be_ops {
     void (*prefetch)(struct store_be *be, const char *obj);
 };
 
+/* One read_many answer: read's bytes, or -errno (its error cleared). */
+ssize_t store_be_read_one(struct store_be *be, const char *obj, void *buf,
+                          size_t len, uint64_t off);
 /* The backend's read_many, or its reads one after the other. */
 void store_be_read_many(struct store_be *be, const char *const *objs, size_t n,
                         uint8_t *const *bufs, const size_t *lens,

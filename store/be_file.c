@@ -291,13 +291,8 @@ read_at(void *arg, size_t i)
 {
     struct read_batch *r = arg;
 
-    r->got[i] =
-        file_read(r->be, r->objs[i], r->bufs[i], r->lens[i], r->offs[i]);
-    if (r->got[i] < 0) {
-        int e = lb_error_errno();
-        r->got[i] = -(e ? e : EIO);
-        lb_error_clear();
-    }
+    r->got[i] = store_be_read_one(r->be, r->objs[i], r->bufs[i], r->lens[i],
+                                  r->offs[i]);
     return 0;
 }
 
