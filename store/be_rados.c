@@ -103,7 +103,9 @@ rados_be_create(struct store_be *be, const char *obj, const void *p, size_t len)
     LR(rados_write_op_create, op, LIBRADOS_CREATE_EXCLUSIVE, NULL);
     if (len)
         LR(rados_write_op_write_full, op, p, len);
+    b->create_inflight += len;
     r = LR(rados_write_op_operate, op, b->io, obj, NULL, 0);
+    b->create_inflight -= len;
     LR(rados_release_write_op, op);
     b->n_create++;
     if (r == -EEXIST)
@@ -588,10 +590,13 @@ ops_report(struct be_rados *b)
 
     if (!path || !*path || !(f = fopen(path, "a")))
         return;
-    fprintf(f, "read %llu stat %llu touch %llu create %llu other %llu\n",
+    /* and whether the lookups had a connection of their own */
+    fprintf(f,
+            "read %llu stat %llu touch %llu create %llu other %llu "
+            "connections %d\n",
             (unsigned long long)b->n_read, (unsigned long long)b->n_stat,
             (unsigned long long)b->n_touch, (unsigned long long)b->n_create,
-            (unsigned long long)b->n_other);
+            (unsigned long long)b->n_other, b->q_tried ? 2 : 1);
     fclose(f);
 }
 

@@ -27,6 +27,11 @@ struct rados_lock {
     bool holder; /* RADOS_HOLDER_XATTR was set by us */
 };
 
+/* Bytes of creates in flight from which a lookup sent behind them would
+ * wait long enough to be worth a connection of its own: one 4 MiB
+ * window (about 10 ms of this machine's OSD). */
+#define RADOS_QUERY_BEHIND (4u << 20)
+
 struct be_rados {
     struct store_be be;
     rados_t cluster;
@@ -39,15 +44,17 @@ struct be_rados {
      * own: on the one that carries the chunks' creates, a read of 24
      * bytes waits behind megabytes of chunk data queued in the socket,
      * and the session that asked waits with it. Connected from spec by
-     * a thread (q_thread) that a head_many of several objects, or the
-     * second one, starts (query_ioctx); the lookups
-     * go on the main connection until it is ready (q_ready), and for
-     * good if it fails. q_lock guards the flags; the thread takes it
+     * a thread (q_thread) that the first head_many sent while
+     * RADOS_QUERY_BEHIND bytes of creates or more are in flight
+     * (create_inflight) starts (query_ioctx): a session of small chunks
+     * (an incremental's deltas) never pays for a second connection. The
+     * lookups go on the main connection until it is ready (q_ready), and
+     * for good if it fails. q_lock guards the flags; the thread takes it
      * only to set q_ready, so nothing joins the thread holding it. */
     struct store_be_rados_spec spec;
     pthread_mutex_t q_lock;
     bool q_tried, q_thread_on, q_ready;
-    bool q_asked; /* a head_many of one object came before q_tried */
+    _Atomic uint64_t create_inflight;
     pthread_t q_thread;
     rados_t q_cluster;
     rados_ioctx_t q_io;

@@ -60,27 +60,27 @@ query_join(struct be_rados *b)
         pthread_join(b->q_thread, NULL);
 }
 
-/* The ioctx of a head_many of n objects: the lookups' own once it is
- * connected, the main one until then (and for good if it cannot be had).
- * A batch of several, or a second batch, starts the connecting thread and
- * does not wait for it: a session that asks about nothing (an incremental
- * of deltas) or about one chunk (one sent that was stored) never connects
- * twice (nor waits at its end for a connection it started late), and one
- * that asks about many does not wait for the connection to be made. */
+/* The ioctx of a head_many: the lookups' own once it is connected, the
+ * main one until then (and for good if it cannot be had). The first
+ * head_many sent behind RADOS_QUERY_BEHIND bytes of creates or more
+ * starts the connecting thread and does not wait for it: a session that
+ * sends only small chunks (an incremental's deltas) or none never
+ * connects twice, nor waits at its end for a connection it started late,
+ * and one that sends many large ones does not wait for the connection to
+ * be made. */
 static rados_ioctx_t
-query_ioctx(struct be_rados *b, size_t n)
+query_ioctx(struct be_rados *b)
 {
     rados_ioctx_t io = b->io;
+    bool behind = b->create_inflight >= RADOS_QUERY_BEHIND;
     bool ready = false;
 
     pthread_mutex_lock(&b->q_lock);
-    if (!b->q_tried && n < 2 && !b->q_asked) {
-        b->q_asked = true; /* a first lookup of one: the main connection */
-    } else if (!b->q_tried) {
+    if (!b->q_tried && behind) {
         b->q_tried = true;
         if (pthread_create(&b->q_thread, NULL, query_connect_main, b) == 0)
             b->q_thread_on = true;
-    } else if (b->q_ready) {
+    } else if (b->q_tried && b->q_ready) {
         ready = true;
         if (b->q_io)
             io = b->q_io;
@@ -228,7 +228,7 @@ be_rados_head_many(struct store_be *be, const char *const *objs, size_t n,
 {
     struct be_rados *b = to_rados(be);
     struct head_op *h = lb_xcalloc(n ? n : 1, sizeof *h);
-    rados_ioctx_t io = query_ioctx(b, n);
+    rados_ioctx_t io = query_ioctx(b);
     int rc;
 
     for (size_t i = 0; i < n; i++) {

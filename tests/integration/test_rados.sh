@@ -29,7 +29,9 @@
 #      without an index is listed by a walk; a truncated manifest is
 #      named by list, the others listed.
 #   9. a session that ends while its lookups' second connection is still
-#      being made (the mon's answers delayed) waits for it and exits.
+#      being made (the mon's answers delayed) waits for it and exits; a
+#      session of small deltas makes no second connection.
+#  10. a missing pool, repository or Ceph config is named to the client.
 # Registered in the plain build only (tests/CMakeLists.txt): the issue's
 # CI budget.
 . "$(dirname "$0")/lib.sh"
@@ -443,13 +445,15 @@ grep -q "backup $cut: manifest truncated (run livebackup verify)" "$T/err" ||
 ok "list (manifests read together) warns of a truncated one, lists the others"
 
 # ---- 9. a session ending while its lookups' connection is made -----------
-# A QUERY of several chunks starts a second connection in the background
-# (be_rados_query.c). Here Ceph's messenger delays every answer of the mon
-# to this client (up to 0.4 s each, a config of its own), so the session
-# commits before that connection is made: its close must wait for it and
-# shut it down. It once deadlocked there (the join held the lock the
-# connecting thread takes to say it is done): the agent then stopped its
-# backupd after 10 s, with the line checked below.
+# A QUERY sent while 4 MiB of creates or more are in flight starts a second
+# connection in the background (be_rados_query.c). Here Ceph's messenger
+# delays every answer of the mon to this client (up to 0.4 s each, a
+# config of its own), so the session commits before that connection is
+# made: its close must wait for it and shut it down. It once deadlocked
+# there (the join held the lock the connecting thread takes to say it is
+# done): the agent then stopped its backupd after 10 s, with the line
+# checked below. The backend's line in LIVEBACKUP_RADOS_OPS says how many
+# connections the session made.
 cp "$CEPH_CONF" "$T/slow.conf"
 cat >>"$T/slow.conf" <<'CONF'
 [client.admin]
@@ -459,18 +463,47 @@ ms inject delay max = 0.4
 CONF
 R=$(repo slow)
 run_ok livebackup init --repo "$R"
-mkimage "$T/s.raw" raw 16
-write_random "$T/s.raw" raw 0 16M
-run_ok livebackup backup-image --repo "$R" --name s --disk vda="$T/s.raw"
 R=${R/"$CEPH_CONF"/"$T/slow.conf"}
 [[ $R == *slow.conf* ]] || fail "no slow config in $R"
-# the same data again: one QUERY of its 4 chunks, all stored, then commit
-run_ok livebackup backup-image --json --repo "$R" --name s --disk vda="$T/s.raw"
-[[ $(json_field "$T/out" summary windows_set) -eq 4 &&
-    $(json_field "$T/out" summary chunks_new) -eq 0 ]] ||
-    fail "the second backup did not find its chunks stored: $(cat "$T/out")"
+mkimage "$T/s.raw" raw 128
+write_random "$T/s.raw" raw 0 128M
+rm -f "$T/ops"
+LIVEBACKUP_RADOS_OPS=$T/ops run_ok livebackup backup-image --json --repo "$R" \
+    --name s --disk vda="$T/s.raw"
+[[ $(json_field "$T/out" summary chunks_new) -eq 32 ]] ||
+    fail "the full backup did not store its 32 chunks: $(cat "$T/out")"
+grep -q "connections 2$" "$T/ops" ||
+    fail "the lookups had no connection of their own: $(cat "$T/ops")"
 grep -q "did not exit" "$T/err" && fail "backupd hung at its end: $(cat "$T/err")"
+# An incremental of a 4 KiB block in each window sends small deltas: one
+# connection, also the second time, when every delta's create finds it
+# stored and the lookups of them come one by one.
+qemu-img create -q -f qcow2 -b "$T/s.raw" -F raw "$T/s.qcow2"
+cmds=()
+for i in $(seq 0 31); do cmds+=(-c "write -P $i $((i * 4 + 1))M 4k"); done
+qemu-io "${cmds[@]}" "$T/s.qcow2" >/dev/null
+for n in 1 2; do
+    rm -f "$T/ops"
+    LIVEBACKUP_RADOS_OPS=$T/ops run_ok livebackup backup-image --json \
+        --repo "$R" --name s --disk vda="$T/s.qcow2" --since vda="$T/s.raw"
+    grep -q "connections 1$" "$T/ops" ||
+        fail "incremental $n of small deltas connected twice: $(cat "$T/ops")"
+done
+[[ $(json_field "$T/out" summary chunks_new) -eq 0 ]] ||
+    fail "the second incremental stored its deltas again: $(cat "$T/out")"
 ok "a session ended before its lookups' connection was made: backupd exits"
+
+# ---- 10. what stands in the way of a connection, named to the client -----
+R=$(repo none)
+R=${R/"rados:$CEPH_POOL/"/"rados:nopool/"}
+expect_fail "open pool nopool.*ceph osd pool create nopool" \
+    livebackup list --repo "$R"
+expect_fail "no repository at rados:$CEPH_POOL/empty.*livebackup init" \
+    livebackup list --repo "$(repo empty)"
+R=$(repo none)
+expect_fail "read Ceph config $T/absent.conf" \
+    livebackup list --repo "${R/"$CEPH_CONF"/"$T/absent.conf"}"
+ok "a missing pool, repository or Ceph config is named to the client"
 
 t0=$(date +%s.%N)
 ceph_stop
