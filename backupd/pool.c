@@ -11,7 +11,6 @@
 #include <string.h>
 
 #define MAX_WORKERS 8
-#define SYNC_THREADS 8
 #define SYNC_QUEUE 32 /* written chunks waiting for their fdatasync */
 
 struct job {
@@ -40,10 +39,15 @@ struct backupd_pool {
     unsigned nth;
     /* written, not yet durable: a ring of SYNC_QUEUE, for the sync threads */
     struct store_written sq[SYNC_QUEUE];
+    uint64_t sq_mem[SYNC_QUEUE]; /* what each holds in memory */
+    /* On a backend that stages chunks in memory: what the written chunks
+     * hold (from the start of their write until they are published), at
+     * most staged_cap unless a single chunk is all there is. */
+    uint64_t staged_mem, staged_cap;
     unsigned sq_head, sq_len, syncing;
     bool sync_quit; /* set once the workers are gone */
     pthread_cond_t sq_work, sq_room;
-    pthread_t sth[SYNC_THREADS];
+    pthread_t sth[BACKUPD_POOL_SYNC_THREADS];
     unsigned nsth;
 };
 
@@ -65,7 +69,7 @@ sync_worker(void *arg)
     pthread_mutex_lock(&p->lock);
     for (;;) {
         struct store_written w;
-        uint64_t stored = 0;
+        uint64_t stored = 0, mem;
         int r = 0;
 
         while (!p->sync_quit && p->sq_len == 0)
@@ -73,6 +77,7 @@ sync_worker(void *arg)
         if (p->sq_len == 0)
             break;
         w = p->sq[p->sq_head];
+        mem = p->sq_mem[p->sq_head];
         p->sq_head = (p->sq_head + 1) % SYNC_QUEUE;
         p->sq_len--;
         p->syncing++;
@@ -94,6 +99,10 @@ sync_worker(void *arg)
             pthread_mutex_lock(&p->lock);
         }
         p->syncing--;
+        if (mem) {
+            p->staged_mem -= mem;
+            pthread_cond_broadcast(&p->sq_room);
+        }
         pthread_cond_broadcast(&p->room);
     }
     pthread_mutex_unlock(&p->lock);
@@ -110,6 +119,7 @@ pool_worker(void *arg)
     for (;;) {
         unsigned slot;
         struct store_written w;
+        uint64_t mem;
         int r;
 
         while (!p->quit && p->qlen == 0)
@@ -120,6 +130,13 @@ pool_worker(void *arg)
         p->qhead = (p->qhead + 1) % p->nslots;
         p->qlen--;
         p->busy++;
+        /* Memory for its staged copy first (backpressure): a chunk that
+         * does not fit waits for those staged before it to be published,
+         * unless there are none. */
+        mem = p->failed ? 0 : store_chunk_staged_mem(p->st, &p->jobs[slot].c);
+        while (mem && p->staged_mem && p->staged_mem + mem > p->staged_cap)
+            pthread_cond_wait(&p->sq_room, &p->lock);
+        p->staged_mem += mem;
         pthread_mutex_unlock(&p->lock);
 
         r = p->failed ? 1 : store_chunk_write(p->st, s, &p->jobs[slot].c, &w);
@@ -132,8 +149,14 @@ pool_worker(void *arg)
             while (p->sq_len == SYNC_QUEUE)
                 pthread_cond_wait(&p->sq_room, &p->lock);
             p->sq[(p->sq_head + p->sq_len) % SYNC_QUEUE] = w;
+            p->sq_mem[(p->sq_head + p->sq_len) % SYNC_QUEUE] = mem;
             p->sq_len++;
+            mem = 0; /* the sync thread gives it back */
             pthread_cond_signal(&p->sq_work);
+        }
+        if (mem) {
+            p->staged_mem -= mem; /* nothing staged: stored, or failed */
+            pthread_cond_broadcast(&p->sq_room);
         }
         p->busy--;
         p->free_slots[p->nfree++] = slot;
@@ -153,11 +176,12 @@ backupd_pool_nworkers(unsigned nworkers)
 }
 
 struct backupd_pool *
-backupd_pool_start(struct store *st, unsigned nworkers)
+backupd_pool_start(struct store *st, unsigned nworkers, uint64_t staged_cap)
 {
     struct backupd_pool *p = lb_xcalloc(1, sizeof *p);
 
     p->st = st;
+    p->staged_cap = staged_cap;
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->work, NULL);
     pthread_cond_init(&p->room, NULL);
@@ -174,7 +198,7 @@ backupd_pool_start(struct store *st, unsigned nworkers)
     for (unsigned i = 0; i < nworkers; i++)
         if (pthread_create(&p->th[p->nth], NULL, pool_worker, p) == 0)
             p->nth++;
-    for (unsigned i = 0; i < SYNC_THREADS; i++)
+    for (unsigned i = 0; i < BACKUPD_POOL_SYNC_THREADS; i++)
         if (pthread_create(&p->sth[p->nsth], NULL, sync_worker, p) == 0)
             p->nsth++;
     return p;

@@ -142,22 +142,49 @@ backupd_session_unreserve(struct session *s, uint64_t bytes)
     s->reserved -= bytes;
 }
 
+/* Reserve as many of `unit` bytes as the memory bound lets it, from
+ * most down to 1, or to 0 if none is needed (a needed one that does not
+ * fit is refused, with the reason): how many, or -1. */
+static int
+reserve_units(struct session *s, unsigned most, uint64_t unit, bool need)
+{
+    unsigned n = most;
+
+    while (n > 1 && !backupd_limits_take(s->o->limits, n * unit))
+        n--;
+    if (n == 1 && !backupd_limits_take(s->o->limits, unit)) {
+        if (!need)
+            return 0;
+        return backupd_session_reserve(s, unit, "a backup") ? 1 : -1;
+    }
+    s->reserved += n * unit;
+    return (int)n;
+}
+
 /* A writer's chunk pool: as many checking threads as the memory bound
- * lets it reserve (at least one); and its QUERY thread. */
+ * lets it reserve (at least one). On a backend that keeps chunks in
+ * memory until they are published (RADOS), each thread comes with room
+ * for the chunk it writes, and there is room for one more per sync
+ * thread as far as the bound lets it. And its QUERY thread. */
 static int
 start_pool(struct session *s)
 {
-    unsigned n = backupd_pool_nworkers(s->o->workers);
+    bool mem = store_stages_in_memory(s->st);
+    int n = reserve_units(s, backupd_pool_nworkers(s->o->workers),
+                          BACKUPD_POOL_WORKER_BYTES +
+                              (mem ? BACKUPD_POOL_STAGED_BYTES : 0),
+                          true);
+    int more = 0;
 
-    while (n > 1 &&
-           !backupd_limits_take(s->o->limits, n * BACKUPD_POOL_WORKER_BYTES))
-        n--;
-    if (n == 1 &&
-        !backupd_session_reserve(s, BACKUPD_POOL_WORKER_BYTES, "a backup"))
+    if (n < 0)
         return -1;
-    if (n > 1)
-        s->reserved += n * BACKUPD_POOL_WORKER_BYTES;
-    s->pool = backupd_pool_start(s->st, n);
+    if (mem)
+        more = reserve_units(s, BACKUPD_POOL_SYNC_THREADS,
+                             BACKUPD_POOL_STAGED_BYTES, false);
+    s->pool = backupd_pool_start(s->st, (unsigned)n,
+                                 mem ? (uint64_t)(n + more) *
+                                           BACKUPD_POOL_STAGED_BYTES
+                                     : 0);
     if (!backupd_session_reserve(s, BACKUPD_QUERY_BYTES, "a backup"))
         return -1;
     s->query = backupd_query_start(s);

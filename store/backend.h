@@ -70,6 +70,9 @@ typedef int (*store_be_floor_fn)(void *opaque, uint64_t *floor);
 
 struct store_be_ops {
     const char *kind; /* "file", "rados" */
+    /* stage keeps a chunk in memory until it is published (file: in a
+     * temporary file) */
+    bool stages_in_memory;
     void (*close)(struct store_be *be);
     /* Up to len bytes from off into buf: the count (short at the end), or
      * -1 (ENOENT: no such object). */

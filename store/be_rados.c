@@ -696,6 +696,7 @@ rados_be_commit(struct store_be *be, const char *tmp, int fd, const char *obj)
 static const struct store_be_ops rados_ops = {
     .kind = "rados",
     .close = rados_be_close,
+    .stages_in_memory = true,
     .read = rados_be_read,
     .read_many = be_rados_read_many,
     .stat = rados_be_stat,

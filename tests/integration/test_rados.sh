@@ -32,6 +32,8 @@
 #      being made (the mon's answers delayed) waits for it and exits; a
 #      session of small deltas makes no second connection.
 #  10. a missing pool, repository or Ceph config is named to the client.
+#  11. a `backupd listen --max-memory 64M` on RADOS stays near its bound
+#      (chunks held in memory until created are counted).
 # Registered in the plain build only (tests/CMakeLists.txt): the issue's
 # CI budget.
 . "$(dirname "$0")/lib.sh"
@@ -504,6 +506,37 @@ R=$(repo none)
 expect_fail "read Ceph config $T/absent.conf" \
     livebackup list --repo "${R/"$CEPH_CONF"/"$T/absent.conf"}"
 ok "a missing pool, repository or Ceph config is named to the client"
+
+# ---- 11. a daemon's --max-memory holds on RADOS --------------------------
+# The RADOS backend keeps each chunk in memory until its create is
+# answered (librados copies it too). A daemon at --max-memory 64M once
+# peaked 216 MiB above its start backing up 512 MiB of random data: up to
+# 40 chunks of 4 MiB staged, uncounted. What the daemon holds beyond its
+# start (librados and its connection, about 25 MiB, and the sessions)
+# must stay near the bound.
+cp "$T/ssh/user_key.pub" "$T/ssh/authorized_keys" # unrestricted again (7.)
+R=$(repo mem)
+run_ok livebackup init --repo "$R"
+mkimage "$T/m.raw" raw 256
+write_random "$T/m.raw" raw 0 256M
+"$BACKUPD" listen --repo "$R" --socket "$T/mem.sock" --max-memory 64M \
+    --log-stderr >"$T/mem.log" 2>&1 &
+mem_pid=$!
+lb_track "$mem_pid"
+lb_watch_log "$T/mem.log"
+wait_until 60 "the daemon to listen" grep -q "listening on" "$T/mem.log"
+rss0=$(awk '/^VmRSS/ {print $2}' "/proc/$mem_pid/status")
+run_ok ssh_lb backup-image --json --repo "$(ssh_url "$T/mem.sock")" \
+    --name m --disk vda="$T/m.raw"
+[[ $(json_field "$T/out" summary chunks_new) -eq 64 ]] ||
+    fail "the backup through the daemon stored not its 64 chunks: $(cat "$T/out")"
+hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$mem_pid/status")
+grew=$(((hwm - rss0) / 1024))
+((grew <= 64 + 48)) ||
+    fail "daemon at --max-memory 64M grew $grew MiB (from $((rss0 / 1024)) MiB)"
+kill -TERM "$mem_pid"
+wait "$mem_pid" || fail "the daemon did not exit cleanly: $(cat "$T/mem.log")"
+ok "--max-memory 64M on RADOS: the daemon grew $grew MiB backing up 256 MiB"
 
 t0=$(date +%s.%N)
 ceph_stop
