@@ -29,7 +29,9 @@
 # MB/s = 10^6 bytes of image / wall time of the command; the median of
 # --repeat runs (default 3). RADOS operations per backed-up window: what
 # the backend sent during the incremental (LIVEBACKUP_RADOS_OPS), divided
-# by the windows it backed up.
+# by the windows it backed up (the line also says how many connections to
+# the cluster the session made: a second one for lookups only behind 4 MiB
+# of creates in flight).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
