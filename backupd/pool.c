@@ -61,6 +61,16 @@ pool_fail_locked(struct backupd_pool *p)
     lb_error_save(&p->err);
 }
 
+/* Give back what a staged chunk held (the caller holds p->lock). */
+static void
+staged_give(struct backupd_pool *p, uint64_t mem)
+{
+    if (!mem)
+        return;
+    p->staged_mem -= mem;
+    pthread_cond_broadcast(&p->sq_room);
+}
+
 static void *
 sync_worker(void *arg)
 {
@@ -99,10 +109,7 @@ sync_worker(void *arg)
             pthread_mutex_lock(&p->lock);
         }
         p->syncing--;
-        if (mem) {
-            p->staged_mem -= mem;
-            pthread_cond_broadcast(&p->sq_room);
-        }
+        staged_give(p, mem);
         pthread_cond_broadcast(&p->room);
     }
     pthread_mutex_unlock(&p->lock);
@@ -133,7 +140,7 @@ pool_worker(void *arg)
         /* Memory for its staged copy first (backpressure): a chunk that
          * does not fit waits for those staged before it to be published,
          * unless there are none. */
-        mem = p->failed ? 0 : store_chunk_staged_mem(p->st, &p->jobs[slot].c);
+        mem = p->failed ? 0 : store_staged_mem(p->st, p->jobs[slot].c.data_len);
         while (mem && p->staged_mem && p->staged_mem + mem > p->staged_cap)
             pthread_cond_wait(&p->sq_room, &p->lock);
         p->staged_mem += mem;
@@ -154,10 +161,7 @@ pool_worker(void *arg)
             mem = 0; /* the sync thread gives it back */
             pthread_cond_signal(&p->sq_work);
         }
-        if (mem) {
-            p->staged_mem -= mem; /* nothing staged: stored, or failed */
-            pthread_cond_broadcast(&p->sq_room);
-        }
+        staged_give(p, mem); /* nothing staged: stored, or failed */
         p->busy--;
         p->free_slots[p->nfree++] = slot;
         pthread_cond_broadcast(&p->room);

@@ -24,17 +24,12 @@ unsigned backupd_pool_nworkers(unsigned nworkers);
 #define BACKUPD_POOL_WORKER_BYTES                                              \
     (2 * (uint64_t)PROTO_MAX_PAYLOAD + PROTO_MAX_CHUNK_RAW + (1u << 20))
 
-/* What a chunk staged in memory may hold at worst: the largest frame's
- * data and the chunk file's header, twice (librados copies what it
- * sends). */
-#define BACKUPD_POOL_STAGED_BYTES (2 * ((uint64_t)PROTO_MAX_PAYLOAD + 64))
-
 /* The sync threads: chunks published at once. */
 #define BACKUPD_POOL_SYNC_THREADS 8u
 
 /* Start the checking threads (backupd_pool_nworkers(nworkers)) and the
  * sync threads, writing into st. On a backend that stages chunks in
- * memory (store_stages_in_memory), the chunks written and not yet
+ * memory (store_staged_mem), the chunks written and not yet
  * published hold at most staged_cap bytes (one at a time if a single one
  * does not fit). */
 struct backupd_pool *backupd_pool_start(struct store *st, unsigned nworkers,

@@ -152,11 +152,10 @@ reserve_units(struct session *s, unsigned most, uint64_t unit, bool need)
 
     while (n > 1 && !backupd_limits_take(s->o->limits, n * unit))
         n--;
-    if (n == 1 && !backupd_limits_take(s->o->limits, unit)) {
-        if (!need)
-            return 0;
+    if (n == 1 && need)
         return backupd_session_reserve(s, unit, "a backup") ? 1 : -1;
-    }
+    if (n == 1 && !backupd_limits_take(s->o->limits, unit))
+        return 0;
     s->reserved += n * unit;
     return (int)n;
 }
@@ -169,22 +168,17 @@ reserve_units(struct session *s, unsigned most, uint64_t unit, bool need)
 static int
 start_pool(struct session *s)
 {
-    bool mem = store_stages_in_memory(s->st);
+    /* the largest chunk a frame carries, staged (0: in a file) */
+    uint64_t staged = store_staged_mem(s->st, PROTO_MAX_PAYLOAD);
     int n = reserve_units(s, backupd_pool_nworkers(s->o->workers),
-                          BACKUPD_POOL_WORKER_BYTES +
-                              (mem ? BACKUPD_POOL_STAGED_BYTES : 0),
-                          true);
+                          BACKUPD_POOL_WORKER_BYTES + staged, true);
     int more = 0;
 
     if (n < 0)
         return -1;
-    if (mem)
-        more = reserve_units(s, BACKUPD_POOL_SYNC_THREADS,
-                             BACKUPD_POOL_STAGED_BYTES, false);
-    s->pool = backupd_pool_start(s->st, (unsigned)n,
-                                 mem ? (uint64_t)(n + more) *
-                                           BACKUPD_POOL_STAGED_BYTES
-                                     : 0);
+    if (staged)
+        more = reserve_units(s, BACKUPD_POOL_SYNC_THREADS, staged, false);
+    s->pool = backupd_pool_start(s->st, (unsigned)n, (n + more) * staged);
     if (!backupd_session_reserve(s, BACKUPD_QUERY_BYTES, "a backup"))
         return -1;
     s->query = backupd_query_start(s);

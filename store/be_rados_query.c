@@ -80,7 +80,7 @@ query_ioctx(struct be_rados *b)
         b->q_tried = true;
         if (pthread_create(&b->q_thread, NULL, query_connect_main, b) == 0)
             b->q_thread_on = true;
-    } else if (b->q_tried && b->q_ready) {
+    } else if (b->q_ready) {
         ready = true;
         if (b->q_io)
             io = b->q_io;

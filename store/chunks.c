@@ -334,18 +334,12 @@ store_chunk_write(struct store *st, struct store_scratch *s,
     return 0;
 }
 
-bool
-store_stages_in_memory(const struct store *st)
-{
-    return st->be->ops->stages_in_memory;
-}
-
 uint64_t
-store_chunk_staged_mem(const struct store *st, const struct proto_chunk *c)
+store_staged_mem(const struct store *st, uint64_t data_len)
 {
-    if (!store_stages_in_memory(st))
+    if (!st->be->ops->stages_in_memory)
         return 0;
-    return 2 * (STORE_CHUNK_HDR_SEALED + (uint64_t)c->data_len);
+    return 2 * (STORE_CHUNK_HDR_SEALED + data_len);
 }
 
 void

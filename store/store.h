@@ -203,14 +203,11 @@ struct store_written {
 };
 int store_chunk_write(struct store *st, struct store_scratch *s,
                       const struct proto_chunk *c, struct store_written *w);
-/* Does the backend hold a written chunk in memory until it is published
- * (RADOS), rather than in a temporary file? */
-bool store_stages_in_memory(const struct store *st);
-/* What store_chunk_write of c holds in memory until the chunk is
- * published or dropped, at most, with the copy the backend's library
- * makes to send it: 0 on a backend that stages in files. */
-uint64_t store_chunk_staged_mem(const struct store *st,
-                                const struct proto_chunk *c);
+/* What store_chunk_write of a chunk of data_len stored bytes holds in
+ * memory until the chunk is published or dropped, at most, with the copy
+ * the backend's library makes to send it: 0 on a backend that stages
+ * chunks in temporary files (RADOS keeps them in memory). */
+uint64_t store_staged_mem(const struct store *st, uint64_t data_len);
 int store_chunk_publish(struct store *st, struct store_written *w,
                         uint64_t *stored_bytes);
 void store_chunk_written_drop(struct store_written *w);
