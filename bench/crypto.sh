@@ -16,7 +16,7 @@
 #     (/dev/shm) when it has room, or in --restore-dir: the same bytes
 #     are written either way, and writeback to a shared disk is the
 #     noisiest part of a restore;
-#   - the fixed cost of unlocking a repository (scrypt, on a thread of
+#   - the fixed cost of unlocking a repository (Argon2id, on a thread of
 #     its own while the command does what needs no key): `show` of the
 #     encrypted backup against the unencrypted one;
 # with the CPU time and peak RSS of livebackup, backupd and qemu-nbd
@@ -102,7 +102,7 @@ done
 mapfile -t ln < <(labels show none)
 mapfile -t le < <(labels show repokey)
 a=$(pick "${ln[@]}") b=$(pick "${le[@]}")
-rows+=("show of one backup (unlocking the key: scrypt), s|${W[$a]}|${W[$b]}|+$(calc "${W[$b]} - ${W[$a]}") s|")
+rows+=("show of one backup (unlocking the key: Argon2id), s|${W[$a]}|${W[$b]}|+$(calc "${W[$b]} - ${W[$a]}") s|")
 rows+=("chunk files stored, MB|$(mb "$(du -sb "$T/repo-none/chunks" | cut -f1)")|$(mb "$(du -sb "$T/repo-repokey/chunks" | cut -f1)")||")
 table "${rows[@]}"
 note "image ext4-${SIZE_GIB}g.qcow2, $(mb "$DATA") MB of data; local repositories (the agent's backupd child); warm page cache; restores written to $OUTDIR."

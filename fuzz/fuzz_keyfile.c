@@ -28,11 +28,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (st != PROTO_OK)
         return 0;
     CHECK(size == PROTO_KEYFILE_LEN);
-    CHECK(kf.kdf == PROTO_KDF_SCRYPT);
-    CHECK(128ull * kf.r * (1ull << kf.log2n) <= PROTO_SCRYPT_MAX_MEM);
+    CHECK(kf.kdf == PROTO_KDF_SCRYPT || kf.kdf == PROTO_KDF_ARGON2ID);
+    if (kf.kdf == PROTO_KDF_SCRYPT)
+        CHECK(128ull * kf.r * (1ull << kf.log2n) <= PROTO_KDF_MAX_MEM);
+    else
+        CHECK((1024ull << kf.log2n) <= PROTO_KDF_MAX_MEM &&
+              (1u << kf.log2n) >= 8u * kf.p);
     proto_keyfile_encode(out, &kf);
     CHECK(memcmp(out, data, PROTO_KEYFILE_LEN) == 0);
-    /* Unwrapping costs scrypt: only for cheap parameters. */
+    /* Unwrapping costs the KDF: only for cheap parameters. */
     if (kf.log2n > 8 || kf.r > 4 || kf.p > 2)
         return 0;
     if (proto_keyfile_unwrap(&kf, "fuzz", 4, master) == 0) {

@@ -142,10 +142,10 @@ frames(struct out *o)
         struct proto_key_info k = {PROTO_ENC_REPOKEY, {0}, kb, sizeof kb};
         uint8_t mac[PROTO_SEAL_MAC_LEN];
         memset(&kf, 0, sizeof kf);
-        kf.kdf = PROTO_KDF_SCRYPT;
-        kf.log2n = 15;
-        kf.r = 8;
-        kf.p = 3;
+        kf.kdf = PROTO_KDF_ARGON2ID;
+        kf.log2n = PROTO_ARGON2_LOG2M;
+        kf.r = PROTO_ARGON2_T;
+        kf.p = PROTO_ARGON2_P;
         for (size_t i = 0; i < sizeof kf.key_id; i++)
             k.key_id[i] = kf.key_id[i] = (uint8_t)(0xA0 + i);
         memset(kf.salt, 0x5A, sizeof kf.salt);
@@ -798,45 +798,70 @@ clear_a(const char *k)
     return k[0] == 'a';
 }
 
-/* A key file of master 00 ... 1f under passphrase "fuzz", scrypt N 16,
- * r 1, p 1 (cheap enough for the fuzzer to unwrap), fixed salt and nonce. */
+/* Key files of master 00 ... 1f under passphrase "fuzz", one per KDF
+ * with cheap parameters (scrypt N 16, r 1, p 1; Argon2id m 16 KiB, t 1,
+ * p 2: cheap enough for the fuzzer to unwrap), fixed salt and nonce. */
 static void
-keyfiles(struct out *o)
+keyfile_one(struct out *o, uint8_t kdf, const char *name)
 {
     uint8_t m[PROTO_KEY_LEN], kek[PROTO_KEY_LEN], b[PROTO_KEYFILE_LEN];
     struct proto_keyfile kf;
     struct proto_keys k;
+    char nm[64];
+    int rc;
 
     memset(&kf, 0, sizeof kf);
     for (int i = 0; i < PROTO_KEY_LEN; i++)
         m[i] = (uint8_t)i;
-    kf.kdf = PROTO_KDF_SCRYPT;
+    kf.kdf = kdf;
     kf.log2n = 4;
     kf.r = 1;
-    kf.p = 1;
+    kf.p = kdf == PROTO_KDF_SCRYPT ? 1 : 2;
     if (proto_keys_derive(m, &k) < 0)
         exit(1);
     memcpy(kf.key_id, k.key_id, sizeof kf.key_id);
     memset(kf.salt, 0x33, sizeof kf.salt);
     memset(kf.nonce, 0x44, sizeof kf.nonce);
-    if (proto_scrypt("fuzz", 4, kf.salt, sizeof kf.salt, 16, 1, 1, kek,
-                     sizeof kek) < 0)
+    if (kdf == PROTO_KDF_SCRYPT)
+        rc = proto_scrypt("fuzz", 4, kf.salt, sizeof kf.salt, 16, 1, 1, kek,
+                          sizeof kek);
+    else
+        rc = proto_argon2id("fuzz", 4, kf.salt, sizeof kf.salt, NULL, 0, NULL,
+                            0, 1, 16, 2, kek, sizeof kek);
+    if (rc < 0)
         exit(1);
     proto_keyfile_encode(b, &kf);
     if (proto_gcm_seal(kek, kf.nonce, b, PROTO_KEYFILE_AAD, m, sizeof m,
                        kf.wrapped, kf.tag) < 0)
         exit(1);
     proto_keyfile_encode(b, &kf);
-    emit(o, "keyfile", "opens", b, sizeof b);
+    snprintf(nm, sizeof nm, "opens%s", name);
+    emit(o, "keyfile", nm, b, sizeof b);
     b[0] ^= 1;
-    emit(o, "keyfile", "bad_magic", b, sizeof b);
+    snprintf(nm, sizeof nm, "bad_magic%s", name);
+    emit(o, "keyfile", nm, b, sizeof b);
     b[0] ^= 1;
-    kf.log2n = PROTO_SCRYPT_LOG2N;
-    kf.r = PROTO_SCRYPT_R;
-    kf.p = PROTO_SCRYPT_P;
+    if (kdf == PROTO_KDF_SCRYPT) {
+        kf.log2n = PROTO_SCRYPT_LOG2N;
+        kf.r = PROTO_SCRYPT_R;
+        kf.p = PROTO_SCRYPT_P;
+    } else {
+        kf.log2n = PROTO_ARGON2_LOG2M;
+        kf.r = PROTO_ARGON2_T;
+        kf.p = PROTO_ARGON2_P;
+    }
     proto_keyfile_encode(b, &kf);
-    emit(o, "keyfile", "default_params", b, sizeof b);
-    emit(o, "keyfile", "short", b, sizeof b - 1);
+    snprintf(nm, sizeof nm, "default_params%s", name);
+    emit(o, "keyfile", nm, b, sizeof b);
+    snprintf(nm, sizeof nm, "short%s", name);
+    emit(o, "keyfile", nm, b, sizeof b - 1);
+}
+
+static void
+keyfiles(struct out *o)
+{
+    keyfile_one(o, PROTO_KDF_SCRYPT, "");
+    keyfile_one(o, PROTO_KDF_ARGON2ID, "_argon2id");
 }
 
 static void

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The primitives of repository encryption (proto/crypt.h): OpenSSL's
- * HMAC-SHA256, scrypt and AES-256-GCM behind small functions, HKDF on top
+ * HMAC-SHA256, scrypt and AES-256-GCM and libargon2's Argon2id behind
+ * small functions, HKDF on top
  * of the HMAC, CRC-32C, the keys derived from a master key, and the
  * envelope every sealed byte string uses. OpenSSL objects are fetched
  * once per process and their contexts kept per thread, set up with the
@@ -10,6 +11,7 @@
  */
 #include "proto/crypt.h"
 
+#include <argon2.h>
 #include <errno.h>
 #include <limits.h>
 #include <openssl/core_names.h>
@@ -216,6 +218,46 @@ proto_scrypt(const void *pass, size_t passlen, const uint8_t *salt,
                        outlen) != 1)
         return lb_error(0, "OpenSSL: scrypt (N %llu, r %u, p %u) failed",
                         (unsigned long long)n, r, p);
+    return 0;
+}
+
+int
+proto_argon2id(const void *pass, size_t passlen, const uint8_t *salt,
+               size_t saltlen, const void *secret, size_t secretlen,
+               const void *ad, size_t adlen, uint32_t t, uint32_t m_kib,
+               uint32_t p, uint8_t *out, size_t outlen)
+{
+    /* libargon2 takes non-const pointers: with flags 0 it clears neither
+     * the password nor the secret, it only reads them. */
+    argon2_context c = {
+        .out = out,
+        .outlen = (uint32_t)outlen,
+        .pwd = (uint8_t *)pass,
+        .pwdlen = (uint32_t)passlen,
+        .salt = (uint8_t *)salt,
+        .saltlen = (uint32_t)saltlen,
+        .secret = (uint8_t *)secret,
+        .secretlen = (uint32_t)secretlen,
+        .ad = (uint8_t *)ad,
+        .adlen = (uint32_t)adlen,
+        .t_cost = t,
+        .m_cost = m_kib,
+        .lanes = p,
+        /* the lanes of a pass run side by side, one thread each */
+        .threads = p,
+        .version = ARGON2_VERSION_13,
+        .flags = ARGON2_DEFAULT_FLAGS,
+    };
+    int rc;
+
+    if (passlen > UINT32_MAX || saltlen > UINT32_MAX ||
+        secretlen > UINT32_MAX || adlen > UINT32_MAX || outlen > UINT32_MAX)
+        return lb_fail(EINVAL, "Argon2id: an input is too long");
+    rc = argon2_ctx(&c, Argon2_id);
+    if (rc != ARGON2_OK)
+        return lb_fail(rc == ARGON2_MEMORY_ALLOCATION_ERROR ? ENOMEM : EINVAL,
+                       "Argon2id (t %u, m %u KiB, p %u) failed: %s", t, m_kib,
+                       p, argon2_error_message(rc));
     return 0;
 }
 

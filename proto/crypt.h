@@ -4,7 +4,8 @@
  * (store/FORMAT.md, "Encryption", is the normative description).
  *
  * - primitives, thin wrappers of OpenSSL: HMAC-SHA256, HKDF-SHA256
- *   (RFC 5869), scrypt (RFC 7914), AES-256-GCM with a 96-bit nonce;
+ *   (RFC 5869), scrypt (RFC 7914), AES-256-GCM with a 96-bit nonce; and
+ *   of libargon2: Argon2id (RFC 9106);
  * - the keys: a random master key, the keys derived from it, and the key
  *   file that holds the master key wrapped by a passphrase;
  * - the envelope every sealed byte string uses (chunks, metadata): a
@@ -58,6 +59,14 @@ int proto_scrypt(const void *pass, size_t passlen, const uint8_t *salt,
                  size_t saltlen, uint64_t n, uint32_t r, uint32_t p,
                  uint8_t *out, size_t outlen);
 
+/* Argon2id version 0x13 (RFC 9106) of pass and salt, with an optional
+ * secret and associated data (NULL/0), t passes over m_kib KiB of memory
+ * in p lanes (run on p threads), into out. */
+int proto_argon2id(const void *pass, size_t passlen, const uint8_t *salt,
+                   size_t saltlen, const void *secret, size_t secretlen,
+                   const void *ad, size_t adlen, uint32_t t, uint32_t m_kib,
+                   uint32_t p, uint8_t *out, size_t outlen);
+
 /* AES-256-GCM with a 96-bit nonce: len bytes of in encrypted into out (in
  * == out is allowed), the tag into tag. */
 int proto_gcm_seal(const uint8_t key[PROTO_KEY_LEN],
@@ -97,27 +106,39 @@ int proto_chunk_id(const struct proto_keys *k, uint8_t type, const void *plain,
 
 /*
  * A key file (FORMAT.md, "Key files"): 128 bytes, the master key wrapped
- * by AES-256-GCM under scrypt(passphrase). The same bytes are the
- * repository's REPO/keys/repokey, a client's key file, and what `key
- * export` writes.
+ * by AES-256-GCM under a key derived from a passphrase by Argon2id (what
+ * livebackup writes) or scrypt (what it wrote before, still read). The
+ * same bytes are the repository's REPO/keys/repokey, a client's key file,
+ * and what `key export` writes.
  */
 #define PROTO_KEYFILE_MAGIC "LBKEYFL1"
 #define PROTO_KEYFILE_LEN 128
 #define PROTO_KEYFILE_AAD 80 /* the header the tag also covers */
 #define PROTO_KDF_SCRYPT 1
-/* Parameters of new key files (OWASP's for scrypt with 32 MiB of memory):
+#define PROTO_KDF_ARGON2ID 2
+/* Parameters of new key files: Argon2id over 64 MiB, one pass, two lanes
+ * (at least OWASP's 46 MiB, t = 1; its lanes run on two threads): about
+ * 0.05 s here. */
+#define PROTO_ARGON2_LOG2M 16 /* m = 2^16 KiB */
+#define PROTO_ARGON2_T 1
+#define PROTO_ARGON2_P 2
+/* scrypt's, as livebackup wrote them (OWASP's for 32 MiB of memory):
  * about 0.2 s. */
 #define PROTO_SCRYPT_LOG2N 15
 #define PROTO_SCRYPT_R 8
 #define PROTO_SCRYPT_P 3
 /* What a reader accepts: a key file from a hostile repository must not
- * make the client spend more than this. */
+ * make the client spend more memory than this, nor more than four times
+ * it of work (bytes of memory touched, all passes and lanes). */
 #define PROTO_SCRYPT_MAX_MEM (256u << 20)
+#define PROTO_KDF_MAX_MEM PROTO_SCRYPT_MAX_MEM
 #define PROTO_MAX_PASSPHRASE 1024
 
 struct proto_keyfile {
-    uint8_t kdf; /* PROTO_KDF_SCRYPT */
-    uint8_t log2n, r, p;
+    uint8_t kdf;   /* PROTO_KDF_ARGON2ID or PROTO_KDF_SCRYPT */
+    uint8_t log2n; /* scrypt: log2 N; Argon2id: log2 of m in KiB */
+    uint8_t r;     /* scrypt: r; Argon2id: t, the passes */
+    uint8_t p;     /* the lanes */
     uint8_t key_id[PROTO_KEY_ID_LEN];
     uint8_t salt[32];
     uint8_t nonce[PROTO_GCM_NONCE];
@@ -129,15 +150,20 @@ int proto_keyfile_decode(const uint8_t *p, size_t len,
                          struct proto_keyfile *out);
 void proto_keyfile_encode(uint8_t out[PROTO_KEYFILE_LEN],
                           const struct proto_keyfile *kf);
-/* Wrap master under passphrase (fresh salt and nonce; the default scrypt
- * parameters unless log2n is not 0). */
+/* Wrap master under passphrase (fresh salt and nonce). kdf 0 is the
+ * default: Argon2id with the parameters above. A kdf and a log2n not 0
+ * (tests: a cheap KDF, or scrypt as earlier versions wrote) take that
+ * KDF's default other parameters. */
 int proto_keyfile_wrap(const uint8_t master[PROTO_KEY_LEN], const char *pass,
-                       size_t passlen, uint8_t log2n,
+                       size_t passlen, uint8_t kdf, uint8_t log2n,
                        struct proto_keyfile *out);
 /* Unwrap: -1 with EBADMSG for a wrong passphrase (or a damaged file), and
  * EPROTO when the key inside is not the one key_id names. */
 int proto_keyfile_unwrap(const struct proto_keyfile *kf, const char *pass,
                          size_t passlen, uint8_t master[PROTO_KEY_LEN]);
+/* "Argon2id, 64 MiB, t 1, p 2" or "scrypt, N 2^15, r 8, p 3". */
+void proto_keyfile_kdf_name(const struct proto_keyfile *kf, char *buf,
+                            size_t len);
 
 /* ---- the envelope -------------------------------------------------------- */
 

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Key files (store/FORMAT.md, "Key files"): a repository's master key
- * wrapped by AES-256-GCM under a key scrypt derives from a passphrase.
- * 128 bytes, the same in a repository (keys/repokey), on a client (a
- * keyfile-mode key) and in what `livebackup key export` writes:
+ * wrapped by AES-256-GCM under a key Argon2id (or, in key files of
+ * earlier versions, scrypt) derives from a passphrase. 128 bytes, the
+ * same in a repository (keys/repokey), on a client (a keyfile-mode key)
+ * and in what `livebackup key export` writes:
  *
- *    0  8 magic "LBKEYFL1"      8  2 version 1     10  1 kdf (1 scrypt)
- *   11  1 log2(N)              12  1 r            13  1 p
+ *    0  8 magic "LBKEYFL1"      8  2 version 1     10  1 kdf (1 scrypt,
+ *                                                        2 Argon2id)
+ *   11  1 log2(N) / log2(m)    12  1 r / t        13  1 p
  *   14  2 reserved (0)         16 16 key id       32 32 salt
  *   64 12 nonce                76  4 reserved (0) 80 32 wrapped master key
  *  112 16 tag (its associated data: bytes 0..80)
@@ -14,6 +16,7 @@
 #include "proto/crypt.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 _Static_assert(sizeof PROTO_KEYFILE_MAGIC - 1 == 8, "key file magic");
@@ -21,12 +24,20 @@ _Static_assert(PROTO_KEYFILE_AAD + PROTO_KEY_LEN + PROTO_GCM_TAG ==
                    PROTO_KEYFILE_LEN,
                "key file layout");
 
-/* The work scrypt with these parameters asks for, in bytes of memory
- * touched (128 r N per lane, p lanes one after the other). */
+/* The memory one lane of scrypt, or Argon2id as a whole, takes, and the
+ * work of the KDF: bytes of memory touched, all lanes and passes. */
 static uint64_t
-scrypt_work(const struct proto_keyfile *kf)
+kdf_mem(const struct proto_keyfile *kf)
 {
-    return 128ull * kf->r * (1ull << kf->log2n) * kf->p;
+    if (kf->kdf == PROTO_KDF_SCRYPT)
+        return 128ull * kf->r * (1ull << kf->log2n);
+    return 1024ull << kf->log2n;
+}
+
+static uint64_t
+kdf_work(const struct proto_keyfile *kf)
+{
+    return kdf_mem(kf) * (kf->kdf == PROTO_KDF_SCRYPT ? kf->p : kf->r);
 }
 
 int
@@ -46,12 +57,22 @@ proto_keyfile_decode(const uint8_t *p, size_t len, struct proto_keyfile *out)
     out->log2n = p[11];
     out->r = p[12];
     out->p = p[13];
-    if (out->kdf != PROTO_KDF_SCRYPT || out->log2n < 1 || out->log2n > 24 ||
-        out->r < 1 || out->r > 32 || out->p < 1 || out->p > 16)
+    if (out->p < 1 || out->p > 16)
         return PROTO_E_RANGE;
-    /* One lane's memory, and the work of all of them, stay bounded. */
-    if (128ull * out->r * (1ull << out->log2n) > PROTO_SCRYPT_MAX_MEM ||
-        scrypt_work(out) > 4ull * PROTO_SCRYPT_MAX_MEM)
+    if (out->kdf == PROTO_KDF_SCRYPT) {
+        if (out->log2n < 1 || out->log2n > 24 || out->r < 1 || out->r > 32)
+            return PROTO_E_RANGE;
+    } else if (out->kdf == PROTO_KDF_ARGON2ID) {
+        /* RFC 9106: m >= 8 p KiB; t >= 1 */
+        if (out->log2n > 24 || (1u << out->log2n) < 8u * out->p || out->r < 1 ||
+            out->r > 32)
+            return PROTO_E_RANGE;
+    } else {
+        return PROTO_E_RANGE;
+    }
+    /* The memory, and the work of all lanes and passes, stay bounded. */
+    if (kdf_mem(out) > PROTO_KDF_MAX_MEM ||
+        kdf_work(out) > 4ull * PROTO_KDF_MAX_MEM)
         return PROTO_E_RANGE;
     memcpy(out->key_id, p + 16, sizeof out->key_id);
     memcpy(out->salt, p + 32, sizeof out->salt);
@@ -89,23 +110,47 @@ kek(const struct proto_keyfile *kf, const char *pass, size_t passlen,
     if (passlen == 0 || passlen > PROTO_MAX_PASSPHRASE)
         return lb_fail(EINVAL, "a passphrase has 1 to %d bytes",
                        PROTO_MAX_PASSPHRASE);
-    return proto_scrypt(pass, passlen, kf->salt, sizeof kf->salt,
-                        1ull << kf->log2n, kf->r, kf->p, out, PROTO_KEY_LEN);
+    if (kf->kdf == PROTO_KDF_SCRYPT)
+        return proto_scrypt(pass, passlen, kf->salt, sizeof kf->salt,
+                            1ull << kf->log2n, kf->r, kf->p, out,
+                            PROTO_KEY_LEN);
+    return proto_argon2id(pass, passlen, kf->salt, sizeof kf->salt, NULL, 0,
+                          NULL, 0, kf->r, 1u << kf->log2n, kf->p, out,
+                          PROTO_KEY_LEN);
+}
+
+void
+proto_keyfile_kdf_name(const struct proto_keyfile *kf, char *buf, size_t len)
+{
+    if (kf->kdf == PROTO_KDF_SCRYPT)
+        snprintf(buf, len, "scrypt, N 2^%u, r %u, p %u", kf->log2n, kf->r,
+                 kf->p);
+    else
+        snprintf(buf, len, "Argon2id, m %llu KiB, t %u, p %u",
+                 1ull << kf->log2n, kf->r, kf->p);
 }
 
 int
 proto_keyfile_wrap(const uint8_t master[PROTO_KEY_LEN], const char *pass,
-                   size_t passlen, uint8_t log2n, struct proto_keyfile *out)
+                   size_t passlen, uint8_t kdf, uint8_t log2n,
+                   struct proto_keyfile *out)
 {
     uint8_t k[PROTO_KEY_LEN], hdr[PROTO_KEYFILE_LEN];
     struct proto_keys keys;
     int r = -1;
 
     memset(out, 0, sizeof *out);
-    out->kdf = PROTO_KDF_SCRYPT;
-    out->log2n = log2n ? log2n : PROTO_SCRYPT_LOG2N;
-    out->r = PROTO_SCRYPT_R;
-    out->p = PROTO_SCRYPT_P;
+    if (kdf == PROTO_KDF_SCRYPT) {
+        out->kdf = PROTO_KDF_SCRYPT;
+        out->log2n = log2n ? log2n : PROTO_SCRYPT_LOG2N;
+        out->r = PROTO_SCRYPT_R;
+        out->p = PROTO_SCRYPT_P;
+    } else {
+        out->kdf = PROTO_KDF_ARGON2ID;
+        out->log2n = log2n ? log2n : PROTO_ARGON2_LOG2M;
+        out->r = PROTO_ARGON2_T;
+        out->p = PROTO_ARGON2_P;
+    }
     if (proto_keys_derive(master, &keys) < 0)
         return -1;
     memcpy(out->key_id, keys.key_id, sizeof out->key_id);

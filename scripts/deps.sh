@@ -12,7 +12,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 pkgs=(
     # build
     build-essential cmake pkg-config
-    libzstd-dev libssl-dev libuv1-dev libnbd-dev libvirt-dev libxml2-dev
+    libzstd-dev libssl-dev libargon2-dev libuv1-dev libnbd-dev libvirt-dev
+    libxml2-dev
     libcriterion-dev nbdkit-plugin-dev libfuse3-dev
     libjson-c-dev
     # run: images through QEMU's block layer, ssh transport; map (nbdkit),

@@ -329,7 +329,7 @@ bool agent_repo_encrypted(const struct agent_repo *r);
 int agent_repo_unlock(struct agent_repo *r);
 
 /*
- * The same in two steps, to hide the KDF's time (scrypt: about 0.2 s)
+ * The same in two steps, to hide the KDF's time (Argon2id: about 0.04 s)
  * behind work that does not need the key: find the key file and read the
  * passphrase now (their errors come now), and run the KDF on a thread of
  * its own; agent_repo_unlock then waits for it and reports its errors

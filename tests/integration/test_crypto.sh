@@ -23,7 +23,10 @@ run_ok livebackup init --repo "$R" --encryption repokey
 grep -qx "livebackup-repository 2" "$R/config" && grep -qx "encryption repokey" "$R/config" &&
     grep -Eqx "key_id [0-9a-f]{32}" "$R/config" || fail "config: $(cat "$R/config")"
 [[ $(stat -c %s "$R/keys/repokey") -eq 128 ]] || fail "no key file in the repository"
-ok "init --encryption repokey: format 2, the wrapped key in keys/repokey"
+# KDF byte 2 (Argon2id), log2 m 16 (64 MiB), t 1, p 2 (FORMAT.md)
+kdf=$(od -An -tu1 -j10 -N4 "$R/keys/repokey" | xargs)
+[[ $kdf == "2 16 1 2" ]] || fail "the key file's KDF bytes are '$kdf', not '2 16 1 2'"
+ok "init --encryption repokey: format 2, the key in keys/repokey wrapped under Argon2id"
 (
     unset LIVEBACKUP_PASSPHRASE_FILE
     expect_fail "needs a passphrase.*no passphrase given" \
@@ -122,7 +125,7 @@ ok "a wrong passphrase is refused before anything is written"
 # runs is the error reported, and the thread is waited for (the
 # sanitizers' builds: nothing leaks).
 run_ok livebackup backup-image -v --repo "$R" --name host1 --disk vda="$T/o.qcow2" --since "$D"
-grep -Eq "unlocked \(repokey\): the KDF took [0-9]+ ms, [0-9]+ of them waited for" "$T/err" ||
+grep -Eq "unlocked \(repokey\): the KDF \(Argon2id, [^)]*\) took [0-9]+ ms, [0-9]+ of them waited for" "$T/err" ||
     fail "backup-image did not unlock on the KDF's thread: $(cat "$T/err")"
 tree_sum >"$T/before"
 LIVEBACKUP_PASSPHRASE_FILE=$T/wrong expect_fail \

@@ -60,3 +60,24 @@ for r in plain enc; do
     [[ $(sha256sum <"$T/$r-3.raw" | cut -d' ' -f1) == "$sum1" ]] || fail "$r: new backup restored wrong"
     ok "$r: verify, gc, verify; every backup restores exact"
 done
+
+# The old repokey was wrapped with scrypt (KDF byte 1: N 2^15, r 8, p 3);
+# it opened above. change-passphrase, given the same passphrase, rewraps
+# the same key with Argon2id (KDF 2, m 2^16 KiB, t 1, p 2), and every
+# backup stays readable.
+R=$T/enc
+kdf=$(od -An -tu1 -j10 -N4 "$R/keys/repokey" | xargs)
+[[ $kdf == "1 15 8 3" ]] || fail "the old key file's KDF bytes are '$kdf', not scrypt's '1 15 8 3'"
+id_before=$(od -An -tx1 -j16 -N16 "$R/keys/repokey" | tr -d ' \n')
+run_ok livebackup key change-passphrase --repo "$R" --new-passphrase-file "$T/passphrase"
+kdf=$(od -An -tu1 -j10 -N4 "$R/keys/repokey" | xargs)
+[[ $kdf == "2 16 1 2" ]] || fail "the rewrapped key file's KDF bytes are '$kdf', not Argon2id's '2 16 1 2'"
+id_after=$(od -An -tx1 -j16 -N16 "$R/keys/repokey" | tr -d ' \n')
+[[ $id_before == "$id_after" ]] || fail "the key id changed: $id_before -> $id_after"
+run_ok livebackup restore-image -v --repo "$R" --name old --backup "${ids[1]}" \
+    --disk vda --to "$T/enc-argon.raw"
+grep -q "the KDF (Argon2id, m 65536 KiB, t 1, p 2) took" "$T/err" ||
+    fail "the restore did not unlock with Argon2id: $(grep -i kdf "$T/err")"
+[[ $(sha256sum <"$T/enc-argon.raw" | cut -d' ' -f1) == "$sum2" ]] || fail "enc: restored wrong after the rewrap"
+run_ok livebackup verify --key --repo "$R"
+ok "enc: the scrypt key file opens; change-passphrase rewraps it with Argon2id, backups stay readable"

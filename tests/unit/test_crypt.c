@@ -177,6 +177,57 @@ Test(scrypt, rfc7914)
     }
 }
 
+/* ---- Argon2id: RFC 9106 section 5.3, and the reference implementation's
+ * own vectors (phc-winner-argon2, src/test.c: "password", "somesalt") -- */
+
+Test(argon2id, rfc9106)
+{
+    uint8_t pass[32], salt[16], secret[8], ad[12], out[32];
+
+    memset(pass, 0x01, sizeof pass);
+    memset(salt, 0x02, sizeof salt);
+    memset(secret, 0x03, sizeof secret);
+    memset(ad, 0x04, sizeof ad);
+    /* t 3, m 32 KiB, p 4: four lanes on four threads */
+    cr_assert_eq(proto_argon2id(pass, sizeof pass, salt, sizeof salt, secret,
+                                sizeof secret, ad, sizeof ad, 3, 32, 4, out,
+                                sizeof out),
+                 0, "%s", lb_error_msg());
+    assert_hex(
+        out, sizeof out,
+        "0d640df58d78766c08c037a34a8b53c9d01ef0452d75b65eb52520e96b01e659");
+}
+
+Test(argon2id, reference)
+{
+    static const struct {
+        uint32_t t, m, p;
+        const char *salt, *tag;
+    } v[] = {
+        {2, 1u << 16, 1, "somesalt",
+         "09316115d5cf24ed5a15a31a3ba326e5cf32edc24702987c02b6566f61913cf7"},
+        {2, 1u << 8, 1, "somesalt",
+         "9dfeb910e80bad0311fee20f9c0e2b12c17987b4cac90c2ef54d5b3021c68bfe"},
+    };
+
+    for (size_t i = 0; i < LB_ARRAY_SIZE(v); i++) {
+        uint8_t out[32];
+        cr_assert_eq(proto_argon2id("password", 8, (const uint8_t *)v[i].salt,
+                                    strlen(v[i].salt), NULL, 0, NULL, 0, v[i].t,
+                                    v[i].m, v[i].p, out, sizeof out),
+                     0, "%s", lb_error_msg());
+        assert_hex(out, sizeof out, v[i].tag);
+    }
+    /* below RFC 9106's 8 KiB per lane: an error, not a crash */
+    {
+        uint8_t out[32];
+        cr_assert_eq(proto_argon2id("password", 8, (const uint8_t *)"somesalt",
+                                    8, NULL, 0, NULL, 0, 1, 8, 2, out,
+                                    sizeof out),
+                     -1);
+    }
+}
+
 /* ---- AES-256-GCM: the GCM specification's test cases 13 to 16 ----------- */
 
 #define K_ZERO                                                                 \
@@ -537,19 +588,20 @@ Test(seal, sealed_chunk_sizes)
 
 /* ---- key files ------------------------------------------------------------ */
 
-Test(keyfile, wrap_unwrap_and_wrong_passphrase)
+static void
+wrap_unwrap(uint8_t kdf, uint8_t log2n, uint8_t want_r, uint8_t want_p)
 {
     uint8_t m[PROTO_KEY_LEN], back[PROTO_KEY_LEN], b[PROTO_KEYFILE_LEN];
     struct proto_keyfile kf, d;
     struct proto_keys k;
 
     example_master(m);
-    /* log2(N) 10: a quick key file for the test */
-    cr_assert_eq(proto_keyfile_wrap(m, "pass word", 9, 10, &kf), 0);
-    cr_assert_eq(kf.kdf, PROTO_KDF_SCRYPT);
-    cr_assert_eq(kf.log2n, 10);
-    cr_assert_eq(kf.r, PROTO_SCRYPT_R);
-    cr_assert_eq(kf.p, PROTO_SCRYPT_P);
+    cr_assert_eq(proto_keyfile_wrap(m, "pass word", 9, kdf, log2n, &kf), 0,
+                 "%s", lb_error_msg());
+    cr_assert_eq(kf.kdf, kdf);
+    cr_assert_eq(kf.log2n, log2n);
+    cr_assert_eq(kf.r, want_r);
+    cr_assert_eq(kf.p, want_p);
     cr_assert_eq(proto_keys_derive(m, &k), 0);
     cr_assert_arr_eq(kf.key_id, k.key_id, PROTO_KEY_ID_LEN);
     cr_assert_arr_neq(kf.wrapped, m, PROTO_KEY_LEN, "the key is wrapped");
@@ -564,19 +616,85 @@ Test(keyfile, wrap_unwrap_and_wrong_passphrase)
     cr_assert_neq(strstr(lb_error_msg(), "wrong passphrase"), NULL);
     cr_assert_eq(proto_keyfile_unwrap(&d, "", 0, back), -1);
     cr_assert_eq(lb_error_errno(), EINVAL, "an empty passphrase");
-    /* the header is authenticated too: a cheaper N is not accepted */
-    d.log2n = 9;
+    /* the header is authenticated too: cheaper parameters, or the other
+     * KDF, are not accepted */
+    d.log2n = (uint8_t)(log2n - 1);
     cr_assert_eq(proto_keyfile_unwrap(&d, "pass word", 9, back), -1);
-    d.log2n = 10;
+    d.log2n = log2n;
+    d.r = (uint8_t)(want_r + 1);
+    cr_assert_eq(proto_keyfile_unwrap(&d, "pass word", 9, back), -1);
+    d.r = want_r;
+    d.kdf = kdf == PROTO_KDF_SCRYPT ? PROTO_KDF_ARGON2ID : PROTO_KDF_SCRYPT;
+    cr_assert_eq(proto_keyfile_unwrap(&d, "pass word", 9, back), -1);
+    d.kdf = kdf;
     d.key_id[0] ^= 1;
     cr_assert_eq(proto_keyfile_unwrap(&d, "pass word", 9, back), -1);
     /* a fresh wrapping of the same key: another salt, same key id */
     {
         struct proto_keyfile kf2;
-        cr_assert_eq(proto_keyfile_wrap(m, "pass word", 9, 10, &kf2), 0);
+        cr_assert_eq(proto_keyfile_wrap(m, "pass word", 9, kdf, log2n, &kf2),
+                     0);
         cr_assert_arr_neq(kf2.salt, kf.salt, sizeof kf.salt);
         cr_assert_arr_eq(kf2.key_id, kf.key_id, sizeof kf.key_id);
     }
+}
+
+Test(keyfile, wrap_unwrap_and_wrong_passphrase)
+{
+    /* quick key files for the test: Argon2id over 1 MiB, scrypt N 2^10 */
+    wrap_unwrap(PROTO_KDF_ARGON2ID, 10, PROTO_ARGON2_T, PROTO_ARGON2_P);
+    wrap_unwrap(PROTO_KDF_SCRYPT, 10, PROTO_SCRYPT_R, PROTO_SCRYPT_P);
+}
+
+/* What new key files get: Argon2id with the default parameters, and the
+ * passphrase it was wrapped with opens it. */
+Test(keyfile, default_is_argon2id)
+{
+    uint8_t m[PROTO_KEY_LEN], back[PROTO_KEY_LEN];
+    struct proto_keyfile kf;
+
+    example_master(m);
+    cr_assert_eq(proto_keyfile_wrap(m, "pw", 2, 0, 0, &kf), 0, "%s",
+                 lb_error_msg());
+    cr_assert_eq(kf.kdf, PROTO_KDF_ARGON2ID);
+    cr_assert_eq(kf.log2n, PROTO_ARGON2_LOG2M);
+    cr_assert_eq(kf.r, PROTO_ARGON2_T);
+    cr_assert_eq(kf.p, PROTO_ARGON2_P);
+    cr_assert_eq(proto_keyfile_unwrap(&kf, "pw", 2, back), 0, "%s",
+                 lb_error_msg());
+    cr_assert_arr_eq(back, m, PROTO_KEY_LEN);
+}
+
+/* A key file wrapped as FORMAT.md says, by hand from the primitives, opens
+ * through proto_keyfile_unwrap: the KEK is Argon2id(passphrase, salt) with
+ * the header's parameters, and the tag covers bytes 0 to 80. */
+Test(keyfile, argon2id_as_format_md_says)
+{
+    uint8_t m[PROTO_KEY_LEN], back[PROTO_KEY_LEN], kek[PROTO_KEY_LEN];
+    uint8_t b[PROTO_KEYFILE_LEN];
+    struct proto_keyfile kf = {
+        .kdf = PROTO_KDF_ARGON2ID, .log2n = 5, .r = 2, .p = 3};
+    struct proto_keys k;
+
+    example_master(m);
+    cr_assert_eq(proto_keys_derive(m, &k), 0);
+    memcpy(kf.key_id, k.key_id, sizeof kf.key_id);
+    memset(kf.salt, 0x5a, sizeof kf.salt);
+    memset(kf.nonce, 0xa5, sizeof kf.nonce);
+    cr_assert_eq(proto_argon2id("secret", 6, kf.salt, sizeof kf.salt, NULL, 0,
+                                NULL, 0, 2, 32, 3, kek, sizeof kek),
+                 0);
+    proto_keyfile_encode(b, &kf);
+    cr_assert_eq(b[10], 2);
+    cr_assert_eq(b[11], 5);
+    cr_assert_eq(b[12], 2);
+    cr_assert_eq(b[13], 3);
+    cr_assert_eq(proto_gcm_seal(kek, kf.nonce, b, PROTO_KEYFILE_AAD, m,
+                                sizeof m, kf.wrapped, kf.tag),
+                 0);
+    cr_assert_eq(proto_keyfile_unwrap(&kf, "secret", 6, back), 0, "%s",
+                 lb_error_msg());
+    cr_assert_arr_eq(back, m, PROTO_KEY_LEN);
 }
 
 Test(keyfile, decode_rejects_every_malformation)
@@ -585,7 +703,7 @@ Test(keyfile, decode_rejects_every_malformation)
     struct proto_keyfile kf, d;
 
     example_master(m);
-    cr_assert_eq(proto_keyfile_wrap(m, "p", 1, 10, &kf), 0);
+    cr_assert_eq(proto_keyfile_wrap(m, "p", 1, PROTO_KDF_SCRYPT, 10, &kf), 0);
     proto_keyfile_encode(b, &kf);
     b[PROTO_KEYFILE_LEN] = 0;
     for (size_t n = 0; n < PROTO_KEYFILE_LEN; n++)
@@ -601,7 +719,8 @@ Test(keyfile, decode_rejects_every_malformation)
     } while (0)
     BAD(0, 'X', PROTO_E_MAGIC);
     BAD(9, 2, PROTO_E_RANGE);   /* version */
-    BAD(10, 2, PROTO_E_RANGE);  /* kdf */
+    BAD(10, 0, PROTO_E_RANGE);  /* kdf */
+    BAD(10, 3, PROTO_E_RANGE);  /* kdf */
     BAD(11, 0, PROTO_E_RANGE);  /* log2 N */
     BAD(11, 25, PROTO_E_RANGE); /* log2 N */
     BAD(11, 22, PROTO_E_RANGE); /* 512 MiB with r 8: too much */
@@ -613,6 +732,30 @@ Test(keyfile, decode_rejects_every_malformation)
     BAD(15, 1, PROTO_E_RESERVED);
     BAD(76, 1, PROTO_E_RESERVED);
     BAD(79, 1, PROTO_E_RESERVED);
+    cr_assert_eq(proto_keyfile_decode(b, PROTO_KEYFILE_LEN, &d), PROTO_OK);
+    cr_assert_arr_eq(&d, &kf, sizeof d);
+
+    /* Argon2id: m = 2^log2n KiB, r is t */
+    cr_assert_eq(proto_keyfile_wrap(m, "p", 1, PROTO_KDF_ARGON2ID, 6, &kf), 0);
+    proto_keyfile_encode(b, &kf);
+    BAD(11, 19, PROTO_E_RANGE); /* 512 MiB: too much */
+    BAD(11, 25, PROTO_E_RANGE);
+    BAD(11, 3, PROTO_E_RANGE);  /* 8 KiB for p 2: below 8 KiB a lane */
+    BAD(12, 0, PROTO_E_RANGE);  /* t */
+    BAD(12, 33, PROTO_E_RANGE); /* t */
+    BAD(13, 0, PROTO_E_RANGE);  /* p */
+    BAD(13, 9, PROTO_E_RANGE);  /* 64 KiB for p 9 */
+    BAD(13, 17, PROTO_E_RANGE); /* p */
+    {
+        /* 256 MiB is the most memory, and four times it the most work */
+        uint8_t o11 = b[11], o12 = b[12];
+        b[11] = 18;
+        b[12] = 4;
+        cr_assert_eq(proto_keyfile_decode(b, PROTO_KEYFILE_LEN, &d), PROTO_OK);
+        BAD(12, 5, PROTO_E_RANGE);
+        b[11] = o11;
+        b[12] = o12;
+    }
 #undef BAD
     cr_assert_eq(proto_keyfile_decode(b, PROTO_KEYFILE_LEN, &d), PROTO_OK);
     cr_assert_arr_eq(&d, &kf, sizeof d);

@@ -199,7 +199,7 @@ static void
 sample_keyfile(uint8_t out[PROTO_KEYFILE_LEN])
 {
     struct proto_keyfile kf = {
-        PROTO_KDF_SCRYPT, 15, 8, 4, {0}, {0}, {0}, {0}, {0}};
+        PROTO_KDF_ARGON2ID, 16, 1, 2, {0}, {0}, {0}, {0}, {0}};
 
     memset(kf.key_id, 0x11, sizeof kf.key_id);
     memset(kf.wrapped, 0x22, sizeof kf.wrapped);

@@ -26,7 +26,7 @@ static uint8_t kf_bytes[PROTO_KEYFILE_LEN];
 static struct proto_keys keys;
 static struct proto_sealer sealer;
 
-/* A key file of master 00 .. 1f (cheap scrypt: the store never opens it). */
+/* A key file of master 00 .. 1f (cheap Argon2id: the store never opens it). */
 static void
 make_key(void)
 {
@@ -35,7 +35,7 @@ make_key(void)
 
     for (int i = 0; i < PROTO_KEY_LEN; i++)
         m[i] = (uint8_t)i;
-    cr_assert_eq(proto_keyfile_wrap(m, "pw", 2, 4, &kf), 0);
+    cr_assert_eq(proto_keyfile_wrap(m, "pw", 2, 0, 4, &kf), 0);
     proto_keyfile_encode(kf_bytes, &kf);
     cr_assert_eq(proto_keys_derive(m, &keys), 0);
     cr_assert_eq(proto_sealer_init(&sealer, keys.data), 0);
@@ -170,14 +170,14 @@ Test(crypt, key_set_same_key_only_and_not_append_only)
     /* the same key under another passphrase: taken */
     for (int i = 0; i < PROTO_KEY_LEN; i++)
         m[i] = (uint8_t)i;
-    cr_assert_eq(proto_keyfile_wrap(m, "other", 5, 4, &kf), 0);
+    cr_assert_eq(proto_keyfile_wrap(m, "other", 5, 0, 4, &kf), 0);
     proto_keyfile_encode(b, &kf);
     cr_assert_eq(store_key_set(st, b, sizeof b), 0, "%s", lb_error_msg());
     cr_assert_eq(store_key_get(st, out, sizeof out), PROTO_KEYFILE_LEN);
     cr_assert_arr_eq(out, b, sizeof b);
     /* another key: refused, the key file kept */
     m[0] ^= 1;
-    cr_assert_eq(proto_keyfile_wrap(m, "other", 5, 4, &kf), 0);
+    cr_assert_eq(proto_keyfile_wrap(m, "other", 5, 0, 4, &kf), 0);
     proto_keyfile_encode(out, &kf);
     cr_assert_eq(store_key_set(st, out, PROTO_KEYFILE_LEN), -1);
     cr_assert_eq(lb_error_errno(), EINVAL);
@@ -214,7 +214,8 @@ Test(crypt, sealed_chunks_stored_with_a_checksum)
     cr_assert_eq(store_chunk_read(st, &c.d, &file, &back), 0);
     cr_assert_eq(back.comp, PROTO_COMP_SEALED);
     cr_assert_eq(back.data_len, c.data_len);
-    cr_assert_eq(store_chunk_check(st, sc, &c.d, NULL), 0, "%s", lb_error_msg());
+    cr_assert_eq(store_chunk_check(st, sc, &c.d, NULL), 0, "%s",
+                 lb_error_msg());
     /* bit rot in the stored bytes, or in the checksum: found without the
      * key */
     f[24 + 100] ^= 1;
