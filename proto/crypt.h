@@ -130,8 +130,7 @@ int proto_chunk_id(const struct proto_keys *k, uint8_t type, const void *plain,
 /* What a reader accepts: a key file from a hostile repository must not
  * make the client spend more memory than this, nor more than four times
  * it of work (bytes of memory touched, all passes and lanes). */
-#define PROTO_SCRYPT_MAX_MEM (256u << 20)
-#define PROTO_KDF_MAX_MEM PROTO_SCRYPT_MAX_MEM
+#define PROTO_KDF_MAX_MEM (256u << 20)
 #define PROTO_MAX_PASSPHRASE 1024
 
 struct proto_keyfile {
