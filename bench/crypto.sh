@@ -20,7 +20,9 @@
 #     its own while the command does what needs no key): `show` of the
 #     encrypted backup against the unencrypted one;
 # with the CPU time and peak RSS of livebackup, backupd and qemu-nbd
-# (lib.sh's lb_run). The targets: the encrypted backup's and restore's
+# (lib.sh's lb_run), and for backup and restore the median of each
+# round's ratio as well (a drift of the machine's speed over the run
+# cancels out there). The targets: the encrypted backup's and restore's
 # throughput at least 0.95 of the unencrypted ones; memory unchanged. Both
 # repositories are local (the agent's backupd child), page cache warm (the
 # image is read once before each measurement). Runs during which other
@@ -88,12 +90,21 @@ done
 # labels WHAT MODE: every run's label
 labels() { local k; for ((k = 1; k <= REPEAT; k++)); do echo "$1-$2-$k"; done; }
 cpu3() { calc "${CPU_LB[$1]} + ${CPU_BD[$1]} + ${CPU_NBD[$1]}"; }
+# pairs WHAT: the median of each round's unencrypted time over its
+# encrypted one (the two run back to back, so a drift of the machine's
+# speed over the whole run cancels out in each pair)
+pairs() {
+    local k r=()
+    for ((k = 1; k <= REPEAT; k++)); do r+=("$(calc "${W[$1-none-$k]} / ${W[$1-repokey-$k]}" 3)"); done
+    calc "$(median "${r[@]}")"
+}
 rows=("## Encrypted against unencrypted, same data, same run (medians of $REPEAT alternating runs)" "figure|unencrypted|encrypted (repokey)|ratio (throughput)|target")
 for what in backup restore; do
     mapfile -t ln < <(labels "$what" none)
     mapfile -t le < <(labels "$what" repokey)
     a=$(pick "${ln[@]}") b=$(pick "${le[@]}")
     rows+=("full $what: s (MB/s)|${W[$a]} ($(calc "$DATA / 1e6 / ${W[$a]}" 0))|${W[$b]} ($(calc "$DATA / 1e6 / ${W[$b]}" 0))|$(calc "${W[$a]} / ${W[$b]}")|>= 0.95")
+    rows+=("full $what: median of the rounds' ratios (each pair run back to back)|||$(pairs "$what")|")
     ca=$(cpu3 "$a") cb=$(cpu3 "$b")
     rows+=("full $what: CPU s, livebackup + backupd + qemu-nbd|$ca (${CPU_LB[$a]} + ${CPU_BD[$a]} + ${CPU_NBD[$a]})|$cb (${CPU_LB[$b]} + ${CPU_BD[$b]} + ${CPU_NBD[$b]})|$(calc "$ca / $cb")|")
     rows+=("full $what: peak RSS livebackup / backupd, MiB|$(mib "$(peak RSS_LB "${ln[@]}")") / $(mib "$(peak RSS_BD "${ln[@]}")")|$(mib "$(peak RSS_LB "${le[@]}")") / $(mib "$(peak RSS_BD "${le[@]}")")||unchanged")
