@@ -2,12 +2,11 @@
 /*
  * The primitives of repository encryption (proto/crypt.h): OpenSSL's
  * HMAC-SHA256, scrypt and AES-256-GCM and libargon2's Argon2id behind
- * small functions, HKDF on top
- * of the HMAC, CRC-32C, the keys derived from a master key, and the
- * envelope every sealed byte string uses. OpenSSL objects are fetched
- * once per process and their contexts kept per thread, set up with the
- * last key each was given: chunk ids, seals and opens are the hot path of
- * an encrypted backup and restore.
+ * small functions, HKDF on top of the HMAC, CRC-32C, the keys derived
+ * from a master key, and the envelope every sealed byte string uses.
+ * OpenSSL objects are fetched once per process and their contexts kept
+ * per thread, set up with the last key each was given: chunk ids, seals
+ * and opens are the hot path of an encrypted backup and restore.
  */
 #include "proto/crypt.h"
 

@@ -160,7 +160,7 @@ int proto_keyfile_wrap(const uint8_t master[PROTO_KEY_LEN], const char *pass,
  * EPROTO when the key inside is not the one key_id names. */
 int proto_keyfile_unwrap(const struct proto_keyfile *kf, const char *pass,
                          size_t passlen, uint8_t master[PROTO_KEY_LEN]);
-/* "Argon2id, 64 MiB, t 1, p 2" or "scrypt, N 2^15, r 8, p 3". */
+/* "Argon2id, m 65536 KiB, t 1, p 2" or "scrypt, N 2^15, r 8, p 3". */
 void proto_keyfile_kdf_name(const struct proto_keyfile *kf, char *buf,
                             size_t len);
 

@@ -57,19 +57,17 @@ proto_keyfile_decode(const uint8_t *p, size_t len, struct proto_keyfile *out)
     out->log2n = p[11];
     out->r = p[12];
     out->p = p[13];
-    if (out->p < 1 || out->p > 16)
+    if (out->kdf != PROTO_KDF_SCRYPT && out->kdf != PROTO_KDF_ARGON2ID)
         return PROTO_E_RANGE;
-    if (out->kdf == PROTO_KDF_SCRYPT) {
-        if (out->log2n < 1 || out->log2n > 24 || out->r < 1 || out->r > 32)
-            return PROTO_E_RANGE;
-    } else if (out->kdf == PROTO_KDF_ARGON2ID) {
-        /* RFC 9106: m >= 8 p KiB; t >= 1 */
-        if (out->log2n > 24 || (1u << out->log2n) < 8u * out->p || out->r < 1 ||
-            out->r > 32)
-            return PROTO_E_RANGE;
-    } else {
+    /* r is scrypt's r or Argon2id's t: 1 to 32 either way */
+    if (out->p < 1 || out->p > 16 || out->r < 1 || out->r > 32 ||
+        out->log2n > 24)
         return PROTO_E_RANGE;
-    }
+    if (out->kdf == PROTO_KDF_SCRYPT && out->log2n < 1)
+        return PROTO_E_RANGE;
+    /* RFC 9106: m >= 8 p KiB */
+    if (out->kdf == PROTO_KDF_ARGON2ID && (1u << out->log2n) < 8u * out->p)
+        return PROTO_E_RANGE;
     /* The memory, and the work of all lanes and passes, stay bounded. */
     if (kdf_mem(out) > PROTO_KDF_MAX_MEM ||
         kdf_work(out) > 4ull * PROTO_KDF_MAX_MEM)

@@ -326,7 +326,7 @@ agent_repo_encrypted(const struct agent_repo *r)
 }
 
 /*
- * Unlocking on a thread. The KDF (Argon2id, about 0.05 s of two CPUs;
+ * Unlocking on a thread. The KDF (Argon2id, about 0.04 s of two CPUs;
  * scrypt in key files of earlier versions, 0.2 s of one) is
  * the one step that needs neither the connection nor anything else of
  * the command: agent_repo_unlock_start finds the key file and reads the
