@@ -36,6 +36,9 @@
 
 struct store_be;
 
+/* A backup id's reservation while its backup is written (FORMAT.md,
+ * "Committing a backup"): STORE_BE_ID_PREFIX then the id. */
+#define STORE_BE_ID_PREFIX "ids/"
 /* A manifest's object name: STORE_BE_MF_PREFIX then the backup's id. */
 #define STORE_BE_MF_PREFIX "backups/"
 #define STORE_BE_MF_PREFIX_LEN (sizeof STORE_BE_MF_PREFIX - 1)
@@ -100,6 +103,14 @@ struct store_be_ops {
                    size_t len);
     /* Remove obj: 0, or -1 (ENOENT). */
     int (*remove)(struct store_be *be, const char *obj);
+    /* Reserve obj (ids/ID) for this writer: create it exclusively, empty.
+     * Atomic against every other writer but not durable (file: no sync):
+     * it keeps the writers running now from taking one backup id, and a
+     * crash ends those. 0 reserved, 1 taken, -1 error. */
+    int (*reserve)(struct store_be *be, const char *obj);
+    /* Drop a reservation: best effort, nothing reported (one left behind
+     * names a past second, which no new backup takes; gc removes it). */
+    void (*unreserve)(struct store_be *be, const char *obj);
     /* Remove obj only if its modification time is older than cutoff and
      * nobody touched it between this call's check and the removal (gc,
      * FORMAT.md "Garbage collection"; file: it goes through gc's trash

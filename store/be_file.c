@@ -321,6 +321,27 @@ be_file_sync_parent(struct be_file *b, const char *obj)
     return lb_fsync_dir(dir);
 }
 
+/* Create the file name (relative) exclusively, for writing; with mkdirs,
+ * the directory of obj (name's too) made on first use (keys/, ids/).
+ * A descriptor, or -1 with errno set. */
+static int
+open_new(struct be_file *b, const char *name, const char *obj, bool mkdirs)
+{
+    int fd =
+        openat(b->dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+    if (fd < 0 && errno == ENOENT && mkdirs && strchr(obj, '/')) {
+        CLEANUP_FREE char *dir = lb_xasprintf("%s/%s", b->be.where, obj);
+        *strrchr(dir, '/') = '\0';
+        if (lb_mkdir_p(dir, 0700) == 0)
+            fd = openat(b->dir_fd, name,
+                        O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        else
+            errno = lb_error_errno();
+    }
+    return fd;
+}
+
 /* A temp file beside obj, written and fdatasync'd: its name in tmp. */
 static int
 write_temp(struct be_file *b, const char *obj, const void *p, size_t len,
@@ -333,17 +354,7 @@ write_temp(struct be_file *b, const char *obj, const void *p, size_t len,
     n = ++b->tmp_seq;
     pthread_mutex_unlock(&b->lock);
     *tmp = lb_xasprintf("%s.tmp-%ld-%lu", obj, (long)getpid(), n);
-    fd = openat(b->dir_fd, *tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0 && errno == ENOENT && mkdirs && strchr(obj, '/')) {
-        /* A replace makes its directory on first use (keys/). */
-        CLEANUP_FREE char *dir = lb_xasprintf("%s/%s", b->be.where, obj);
-        *strrchr(dir, '/') = '\0';
-        if (lb_mkdir_p(dir, 0700) == 0)
-            fd = openat(b->dir_fd, *tmp,
-                        O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        else
-            errno = lb_error_errno();
-    }
+    fd = open_new(b, *tmp, obj, mkdirs);
     if (fd < 0) {
         e = errno;
         free(*tmp);
@@ -411,6 +422,33 @@ file_remove(struct store_be *be, const char *obj)
                    ? lb_fail(ENOENT, "no object %s in %s", obj, be->where)
                    : lb_error(errno, "remove %s/%s", be->where, obj);
     return be_file_sync_parent(b, obj);
+}
+
+/* An empty file, no sync: a reservation is for the writers running now. */
+static int
+file_reserve(struct store_be *be, const char *obj)
+{
+    struct be_file *b = to_file(be);
+    int fd;
+
+    if (name_ok(b, obj) < 0)
+        return -1;
+    fd = open_new(b, obj, obj, true);
+    if (fd < 0)
+        return errno == EEXIST
+                   ? 1
+                   : lb_error(errno, "create %s/%s", be->where, obj);
+    close(fd);
+    return 0;
+}
+
+static void
+file_unreserve(struct store_be *be, const char *obj)
+{
+    struct be_file *b = to_file(be);
+
+    if (name_ok(b, obj) == 0)
+        unlinkat(b->dir_fd, obj, 0);
 }
 
 /* List dir (relative, "" for the top) and below, names joined to rel. */
@@ -667,6 +705,8 @@ static const struct store_be_ops file_ops = {
     .stat = file_stat,
     .touch = file_touch,
     .create = file_create,
+    .reserve = file_reserve,
+    .unreserve = file_unreserve,
     .replace = file_replace,
     .remove = file_remove,
     .remove_if_old = be_file_remove_if_old,

@@ -120,6 +120,22 @@ rados_be_create(struct store_be *be, const char *obj, const void *p, size_t len)
     return 0;
 }
 
+/* An empty object: one exclusive create. */
+static int
+rados_be_reserve(struct store_be *be, const char *obj)
+{
+    return rados_be_create(be, obj, NULL, 0);
+}
+
+static void
+rados_be_unreserve(struct store_be *be, const char *obj)
+{
+    struct be_rados *b = to_rados(be);
+
+    b->n_other++;
+    LR(rados_remove, b->io, obj);
+}
+
 static int
 rados_be_replace(struct store_be *be, const char *obj, const void *p,
                  size_t len)
@@ -704,6 +720,8 @@ static const struct store_be_ops rados_ops = {
     .create = rados_be_create,
     .replace = rados_be_replace,
     .remove = rados_be_remove,
+    .reserve = rados_be_reserve,
+    .unreserve = rados_be_unreserve,
     .remove_if_old = rados_be_remove_if_old,
     .sweep_end = rados_be_sweep_end,
     .list = rados_be_list,

@@ -18,8 +18,10 @@
  *      mtime again and puts it back if touched, else unlinks it; RADOS
  *      removes it only if its version did not move.
  * A backup that asks for a chunk gc has just moved aside is told it is
- * missing and uploads it again. The lock, the sessions, the listing and
- * the removal are the backend's (backend.h): this file has one path.
+ * missing and uploads it again. The same walk removes the backup ids'
+ * reservations left by writers that died (older than the cutoff). The
+ * lock, the sessions, the listing and the removal are the backend's
+ * (backend.h): this file has one path.
  */
 #include "store/backend.h"
 #include "store/store_int.h"
@@ -273,6 +275,42 @@ sweep_one(void *opaque, const char *obj)
     return 0;
 }
 
+/* A backup id's reservation (ids/ID) older than the cutoff: its writer is
+ * gone (a live session's backups started after the session did), and its
+ * second has passed for good: removed. */
+static int
+sweep_id(void *opaque, const char *obj)
+{
+    struct sweep *w = opaque;
+    const char *id = obj + strlen(STORE_BE_ID_PREFIX);
+    char cut[PROTO_ID_LEN + 1];
+
+    if (!proto_backup_id_valid(id, strlen(id)))
+        return 0;
+    proto_backup_id_make(cut, w->s->cutoff, 0);
+    /* YYYYMMDD-HHMMSS: in the order of time */
+    if (strncmp(id, cut, 15) >= 0 || w->o->dry_run)
+        return 0;
+    if (w->st->be->ops->remove(w->st->be, obj) < 0) {
+        if (lb_error_errno() != ENOENT)
+            return -1;
+        lb_error_clear();
+    }
+    return 0;
+}
+
+/* The sweep's one walk of the repository (a RADOS listing walks every
+ * object, whatever its prefix): chunks, and reservations. */
+static int
+sweep_obj(void *opaque, const char *obj)
+{
+    if (strncmp(obj, "chunks/", 7) == 0)
+        return sweep_one(opaque, obj);
+    if (strncmp(obj, STORE_BE_ID_PREFIX, strlen(STORE_BE_ID_PREFIX)) == 0)
+        return sweep_id(opaque, obj);
+    return 0;
+}
+
 /* ---- the whole ---------------------------------------------------------- */
 
 int
@@ -305,7 +343,7 @@ store_gc(struct store *st, const struct store_gc_opts *o,
     stats->cutoff = oldest - GC_MARGIN_SECS;
     if (gc_mark(st, stats->cutoff, &refs, &stats->backups) < 0)
         goto out;
-    rc = st->be->ops->list(st->be, "chunks/", sweep_one, &w);
+    rc = st->be->ops->list(st->be, "", sweep_obj, &w);
     st->be->ops->sweep_end(st->be);
 out:
     free(refs.slot);

@@ -47,6 +47,7 @@ struct store_txn {
     size_t ndisks;
     bool prepared; /* the final metadata is in meta (store_txn_prepare) */
     bool import;   /* a copy of another repository's backup (IMPORT) */
+    bool reserved; /* ids/ID is ours (txn_claim_id) */
     uint64_t chunks_new, bytes_new, bytes_received;
     uint64_t windows_set, windows_pushed;
 };
@@ -61,6 +62,29 @@ txn_open_tmp(struct store_txn *t)
         return lb_error(errno, "create %s", t->tmp);
     t->w = proto_mf_writer_new(t->fd);
     return t->w ? 0 : -1;
+}
+
+/* Claim t->id for this transaction: reserve it (ids/ID, exclusively:
+ * two writers that pick one id at once, in two sessions or on two front
+ * ends, cannot both have it), then make sure no committed backup has it
+ * (a backup committed before drops its reservation). 0 claimed, 1 taken
+ * (nothing kept), -1 error. */
+static int
+txn_claim_id(struct store_txn *t)
+{
+    struct store_be *be = t->st->be;
+    CLEANUP_FREE char *obj = lb_xasprintf(STORE_BE_ID_PREFIX "%s", t->id);
+    int r = be->ops->reserve(be, obj);
+
+    if (r != 0)
+        return r;
+    t->reserved = true;
+    r = store_manifest_exists(t->st, t->id);
+    if (r != 0) {
+        be->ops->unreserve(be, obj);
+        t->reserved = false;
+    }
+    return r;
 }
 
 struct store_txn *
@@ -117,13 +141,14 @@ store_txn_begin(struct store *st, const char *name, const char *parent_id,
         snprintf(t->parent, sizeof t->parent, "%s", parent_id);
     }
 
-    /* A fresh id: time plus 16 random bits, never an existing one. */
+    /* A fresh id: time plus 16 random bits, neither an existing backup's
+     * nor one that another writer is using. */
     for (int tries = 0;; tries++) {
         int e;
         if (lb_random(&rnd, sizeof rnd) < 0)
             goto fail;
         proto_backup_id_make(t->id, t->start, rnd);
-        e = store_manifest_exists(st, t->id);
+        e = txn_claim_id(t);
         if (e < 0)
             goto fail;
         if (e == 0)
@@ -211,6 +236,10 @@ store_txn_import(struct store *st, const char *id, const char *name,
     }
     if (st->append_only && import_append_only(st, name, (int64_t)time) < 0)
         return NULL;
+    /* Not reserved: a copied id names a past second, which no new backup
+     * takes, and a copy killed before its commit must not keep its rerun
+     * from the id. Two copies of one backup at once: the second commit
+     * fails (EEXIST). */
     switch (store_manifest_exists(st, id)) {
     case 0:
         break;
@@ -823,6 +852,11 @@ store_txn_abort(struct store_txn *t)
 {
     if (!t)
         return;
+    /* After the commit too: the manifest now keeps the id from others. */
+    if (t->reserved) {
+        CLEANUP_FREE char *obj = lb_xasprintf(STORE_BE_ID_PREFIX "%s", t->id);
+        t->st->be->ops->unreserve(t->st->be, obj);
+    }
     proto_mf_writer_free(t->w);
     if (t->fd >= 0)
         close(t->fd);

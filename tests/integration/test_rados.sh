@@ -8,7 +8,9 @@
 #      reclaimed, the rest kept);
 #   2. two backupd front ends (two processes, separate state) back up
 #      different image sets sharing data into one namespace at once: both
-#      restore exact, verify clean, seq numbers distinct;
+#      restore exact, verify clean, seq numbers distinct; no backup takes
+#      an id reserved by another front end (all of one second reserved:
+#      refused), gc removes stale reservations;
 #   3. a front end killed mid-backup (SIGKILL after a few chunks, and just
 #      before its commit) leaves nothing listed; its repository lock
 #      holds the admin lock off until its lease ends, then delete works and
@@ -165,6 +167,26 @@ done
 run_ok livebackup verify --repo "$R"
 grep -q "all sound" "$T/out" || fail "verify: $(cat "$T/out")"
 ok "two front ends at once: seq $seqx and $seqy, both restored exact"
+
+# Backup ids: a session reserves its id (ids/ID, an exclusive create) so
+# that no front end writing in the same second takes it, and drops the
+# reservation once its manifest exists.
+left=$(ns_objects two | grep '^ids/' || true)
+[[ -z $left ]] || fail "reservations left after the commits: $left"
+# Every id of one second reserved, as by 65536 front ends writing then:
+# a backup in that second finds none free and says so.
+lbrados "$CEPH_CONF" "$CEPH_POOL" two fill ids/20200101-000000- 0
+LIVEBACKUP_FAKE_TIME=2020-01-01T00:00:00Z expect_fail "free backup id" \
+    livebackup backup-image --repo "$R" --name x --disk vda="$T/x.raw"
+# Reservations older than gc's cutoff are of writers that are gone.
+lbrados "$CEPH_CONF" "$CEPH_POOL" two unfill ids/20200101-000000- 3
+[[ $(ns_objects two | grep -c '^ids/') == 3 ]] || fail "not 3 reservations left"
+run_ok livebackup gc --repo "$R"
+left=$(ns_objects two | grep -c '^ids/' || true)
+[[ $left == 0 ]] || fail "gc left $left old reservations"
+LIVEBACKUP_FAKE_TIME=2020-01-01T00:00:00Z run_ok livebackup backup-image \
+    --repo "$R" --name x --disk vda="$T/x.raw"
+ok "backup ids reserved across front ends: all of one second taken, none chosen; gc removed stale ones"
 
 # ---- 3. a front end killed mid-backup -----------------------------------
 R=$(repo three)

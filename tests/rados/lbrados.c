@@ -6,9 +6,14 @@
  *       set the mtime of every object whose name starts with PREFIX to
  *       SECONDS ago (a write op with an explicit mtime), so that gc's
  *       cutoff can be tested without waiting; prints how many.
+ *   lbrados CONF POOL NAMESPACE fill|unfill PREFIX FIRST
+ *       create empty objects PREFIX0000 ... PREFIXffff (four hex digits),
+ *       from FIRST (hex) on, or remove them: 512 operations in flight
+ *       (every backup id of one second reserved, test_rados.sh).
  */
 #include <errno.h>
 #include <rados/librados.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +51,44 @@ age(rados_ioctx_t io, long secs, const char *prefix)
     return r == -ENOENT ? 0 : r;
 }
 
+#define FILL_INFLIGHT 512
+
+static int
+fill(rados_ioctx_t io, bool create, const char *prefix, unsigned first)
+{
+    rados_completion_t c[FILL_INFLIGHT];
+    size_t n = 0;
+    int r = 0;
+
+    for (unsigned k = first; k <= 0xffff || n; k++) {
+        if (k <= 0xffff) {
+            char name[256];
+            snprintf(name, sizeof name, "%s%04x", prefix, k);
+            if (rados_aio_create_completion2(NULL, NULL, &c[n]) < 0)
+                return -ENOMEM;
+            r = create ? rados_aio_write_full(io, name, c[n], "", 0)
+                       : rados_aio_remove(io, name, c[n]);
+            if (r < 0)
+                return r;
+            n++;
+        }
+        if (n == FILL_INFLIGHT || (k >= 0xffff && n)) {
+            for (size_t i = 0; i < n; i++) {
+                int e;
+                rados_aio_wait_for_complete(c[i]);
+                e = rados_aio_get_return_value(c[i]);
+                rados_aio_release(c[i]);
+                if (e < 0 && r == 0)
+                    r = e;
+            }
+            n = 0;
+            if (r < 0)
+                return r;
+        }
+    }
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -53,9 +96,13 @@ main(int argc, char **argv)
     rados_ioctx_t io;
     int r;
 
-    if (argc != 7 || strcmp(argv[4], "age") != 0) {
+    if (argc != 7 ||
+        (strcmp(argv[4], "age") != 0 && strcmp(argv[4], "fill") != 0 &&
+         strcmp(argv[4], "unfill") != 0)) {
         fprintf(stderr,
-                "usage: lbrados CONF POOL NAMESPACE age SECONDS PREFIX\n");
+                "usage: lbrados CONF POOL NAMESPACE age SECONDS PREFIX\n"
+                "       lbrados CONF POOL NAMESPACE fill|unfill PREFIX "
+                "FIRST\n");
         return 2;
     }
     if ((r = rados_create(&cl, "admin")) < 0 ||
@@ -66,7 +113,11 @@ main(int argc, char **argv)
         return 1;
     }
     rados_ioctx_set_namespace(io, argv[3]);
-    r = age(io, strtol(argv[5], NULL, 10), argv[6]);
+    if (strcmp(argv[4], "age") == 0)
+        r = age(io, strtol(argv[5], NULL, 10), argv[6]);
+    else
+        r = fill(io, strcmp(argv[4], "fill") == 0, argv[5],
+                 (unsigned)strtoul(argv[6], NULL, 16));
     if (r < 0)
         fprintf(stderr, "lbrados: %s\n", strerror(-r));
     rados_ioctx_destroy(io);

@@ -386,6 +386,39 @@ Test(gc, a_dead_session_does_not_pin_the_cutoff)
     cr_assert_eq(s.reclaimed, 3);
 }
 
+/* Backup ids' reservations (ids/ID) left by writers that died: those
+ * older than the cutoff go, a newer one (a backup being written) stays;
+ * a dry run removes none. */
+Test(gc, removes_reservations_older_than_the_cutoff)
+{
+    struct store_gc_opts o = {0}, dry = {.dry_run = true};
+    struct store_gc_stats s;
+    CLEANUP_FREE char *dir = lb_xasprintf("%s/ids", repo);
+    char old1[PROTO_ID_LEN + 1], old2[PROTO_ID_LEN + 1], cur[PROTO_ID_LEN + 1];
+    CLEANUP_FREE char *p1 = NULL, *p2 = NULL, *pc = NULL, *junk = NULL;
+    int64_t now = (int64_t)time(NULL);
+
+    proto_backup_id_make(old1, now - 100000, 1);
+    proto_backup_id_make(old2, now - 1000, 2);
+    proto_backup_id_make(cur, now, 3);
+    p1 = lb_xasprintf("%s/%s", dir, old1);
+    p2 = lb_xasprintf("%s/%s", dir, old2);
+    pc = lb_xasprintf("%s/%s", dir, cur);
+    junk = lb_xasprintf("%s/not-an-id", dir);
+    /* the setup's backups made the directory and left nothing in it */
+    cr_assert_eq(tu_count_entries(dir), 0);
+    tu_write_file(p1, "", 0);
+    tu_write_file(p2, "", 0);
+    tu_write_file(pc, "", 0);
+    tu_write_file(junk, "", 0);
+    run_gc(&dry, &s);
+    cr_assert(tu_exists(p1) && tu_exists(p2) && tu_exists(pc));
+    run_gc(&o, &s);
+    cr_assert(!tu_exists(p1) && !tu_exists(p2), "stale reservations stay");
+    cr_assert(tu_exists(pc), "a current reservation was removed");
+    cr_assert(tu_exists(junk), "gc removes only what it knows");
+}
+
 Test(gc, one_gc_at_a_time)
 {
     struct store_gc_opts o = {0};

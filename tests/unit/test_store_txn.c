@@ -14,6 +14,8 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
 #define WS (64u << 10)
 #define VDA_SIZE (4 * (uint64_t)WS + 10) /* 5 windows, the last short */
@@ -631,6 +633,100 @@ Test(txn, abort_leaves_no_manifest)
     cr_assert_eq(store_chunk_exists(st, &R1.c.d), 1, "chunks stay");
 }
 
+/* ---- backup ids ---------------------------------------------------------- */
+
+/* Two writers (two handles: two sessions, or two front ends of a RADOS
+ * pool) beginning many backups in one second never get one id twice:
+ * 1000 ids of 16 random bits in one second would repeat some 7 times
+ * without the reservation (ids/ID). */
+#define NIDS 1000
+Test(txn, two_writers_in_one_second_never_share_an_id)
+{
+    struct store *st2 = store_open(repo, STORE_WRITE, 0);
+    struct store_txn **t = lb_xcalloc(NIDS, sizeof *t);
+    struct proto_kv meta = {0}, out;
+    struct rlimit rl;
+    CLEANUP_FREE char *ids = lb_xasprintf("%s/ids", repo);
+    CLEANUP_FREE char *bk = lb_xasprintf("%s/backups", repo);
+
+    cr_assert_not_null(st2, "%s", lb_error_msg());
+    /* a temp manifest open for each */
+    cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur < NIDS + 256) {
+        rl.rlim_cur = LB_MIN(rl.rlim_max, (rlim_t)NIDS + 256);
+        cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    }
+    cr_assert_geq(rl.rlim_cur, NIDS + 256, "needs %d open files", NIDS + 256);
+    setenv("LIVEBACKUP_FAKE_TIME", "2026-12-02T10:00:00Z", 1);
+    for (int i = 0; i < NIDS; i++) {
+        t[i] = store_txn_begin(i % 2 ? st2 : st, "vm1", "", &meta);
+        cr_assert_not_null(t[i], "%d: %s", i, lb_error_msg());
+        cr_assert(strncmp(store_txn_id(t[i]), "20261202-100000-", 16) == 0);
+    }
+    unsetenv("LIVEBACKUP_FAKE_TIME");
+    for (int i = 0; i < NIDS; i++)
+        for (int j = 0; j < i; j++)
+            cr_assert_str_neq(store_txn_id(t[i]), store_txn_id(t[j]),
+                              "backups %d and %d share an id", j, i);
+    cr_assert_eq(tu_count_entries(ids), NIDS, "one reservation each");
+    /* committed or aborted, a backup's reservation goes (the manifest
+     * keeps its id from then on) */
+    {
+        struct proto_kv dm = {0};
+        uint64_t nw;
+        uint8_t *depths;
+        cr_assert_eq(tu_disk_begin(t[0], "vdb", VDB_SIZE, PROTO_DISK_FULL, &dm,
+                                   &nw, &depths),
+                     0, "%s", lb_error_msg());
+        window(t[0], 0, SET, 1, RAW, &R2);
+        cr_assert_eq(store_txn_disk_end(t[0], &dm), 0, "%s", lb_error_msg());
+        proto_kv_free(&dm);
+    }
+    cr_assert_eq(store_txn_commit(t[0], &meta, &out), 0, "%s", lb_error_msg());
+    proto_kv_free(&out);
+    for (int i = 1; i < NIDS; i++)
+        store_txn_abort(t[i]);
+    cr_assert_eq(tu_count_entries(ids), 0);
+    cr_assert_eq(tu_count_entries(bk), 1);
+    free(t);
+    store_close(st2);
+}
+
+/* A reservation left by a writer that died takes no id from anyone: a
+ * begin that draws it draws again. Seven ids in eight of the second are
+ * reserved: the one chosen is among the free ones (the chance that a
+ * begin's 100 draws all miss them: 1.4e-6). */
+Test(txn, reserved_ids_are_never_chosen)
+{
+    struct proto_kv meta = {0};
+    CLEANUP_FREE char *dir = lb_xasprintf("%s/ids", repo);
+    struct store_txn *t;
+    char id[PROTO_ID_LEN + 1];
+    unsigned long rnd;
+
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    for (unsigned r = 0; r < 65536; r++) {
+        CLEANUP_FREE char *f = NULL;
+        if (r % 8 == 0)
+            continue;
+        proto_backup_id_make(id, 1796205600, (uint16_t)r); /* 10:00:00 */
+        f = lb_xasprintf("%s/%s", dir, id);
+        tu_write_file(f, "", 0);
+    }
+    setenv("LIVEBACKUP_FAKE_TIME", "2026-12-02T10:00:00Z", 1);
+    for (int i = 0; i < 8; i++) {
+        t = store_txn_begin(st, "vm1", "", &meta);
+        cr_assert_not_null(t, "%s", lb_error_msg());
+        cr_assert(strncmp(store_txn_id(t), "20261202-100000-", 16) == 0);
+        rnd = strtoul(store_txn_id(t) + 16, NULL, 16);
+        cr_assert_eq(rnd % 8, 0, "%s was reserved", store_txn_id(t));
+        store_txn_abort(t);
+    }
+    unsetenv("LIVEBACKUP_FAKE_TIME");
+    cr_assert_eq(tu_count_entries(dir), 65536 - 8192,
+                 "the others' reservations stay");
+}
+
 /* ---- manifests and delete ------------------------------------------------ */
 
 Test(txn, manifest_open_errors)
@@ -854,8 +950,7 @@ Test(txn, list_of_large_metas)
                      0, "%s", lb_error_msg());
         window(t, 0, SET, 1, RAW, &R2);
         cr_assert_eq(store_txn_disk_end(t, &dmeta), 0, "%s", lb_error_msg());
-        cr_assert_eq(store_txn_commit(t, &meta, &out), 0, "%s",
-                     lb_error_msg());
+        cr_assert_eq(store_txn_commit(t, &meta, &out), 0, "%s", lb_error_msg());
         proto_kv_free(&out);
         proto_kv_free(&dmeta);
         proto_kv_free(&meta);
