@@ -39,6 +39,7 @@ struct store_be;
 /* A backup id's reservation while its backup is written (FORMAT.md,
  * "Committing a backup"): STORE_BE_ID_PREFIX then the id. */
 #define STORE_BE_ID_PREFIX "ids/"
+#define STORE_BE_ID_PREFIX_LEN (sizeof STORE_BE_ID_PREFIX - 1)
 /* A manifest's object name: STORE_BE_MF_PREFIX then the backup's id. */
 #define STORE_BE_MF_PREFIX "backups/"
 #define STORE_BE_MF_PREFIX_LEN (sizeof STORE_BE_MF_PREFIX - 1)

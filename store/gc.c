@@ -223,6 +223,7 @@ struct sweep {
     const struct store_gc_opts *o;
     const struct u64set *refs;
     struct store_gc_stats *s;
+    char cut_id[PROTO_ID_LEN + 1]; /* an id of the cutoff's second */
 };
 
 /* Decide on one chunk: referenced, recent, or removed unless a backup
@@ -282,14 +283,12 @@ static int
 sweep_id(void *opaque, const char *obj)
 {
     struct sweep *w = opaque;
-    const char *id = obj + strlen(STORE_BE_ID_PREFIX);
-    char cut[PROTO_ID_LEN + 1];
+    const char *id = obj + STORE_BE_ID_PREFIX_LEN;
 
     if (!proto_backup_id_valid(id, strlen(id)))
         return 0;
-    proto_backup_id_make(cut, w->s->cutoff, 0);
     /* YYYYMMDD-HHMMSS: in the order of time */
-    if (strncmp(id, cut, 15) >= 0 || w->o->dry_run)
+    if (strncmp(id, w->cut_id, 15) >= 0 || w->o->dry_run)
         return 0;
     if (w->st->be->ops->remove(w->st->be, obj) < 0) {
         if (lb_error_errno() != ENOENT)
@@ -306,7 +305,7 @@ sweep_obj(void *opaque, const char *obj)
 {
     if (strncmp(obj, "chunks/", 7) == 0)
         return sweep_one(opaque, obj);
-    if (strncmp(obj, STORE_BE_ID_PREFIX, strlen(STORE_BE_ID_PREFIX)) == 0)
+    if (strncmp(obj, STORE_BE_ID_PREFIX, STORE_BE_ID_PREFIX_LEN) == 0)
         return sweep_id(opaque, obj);
     return 0;
 }
@@ -343,6 +342,7 @@ store_gc(struct store *st, const struct store_gc_opts *o,
     stats->cutoff = oldest - GC_MARGIN_SECS;
     if (gc_mark(st, stats->cutoff, &refs, &stats->backups) < 0)
         goto out;
+    proto_backup_id_make(w.cut_id, stats->cutoff, 0);
     rc = st->be->ops->list(st->be, "", sweep_obj, &w);
     st->be->ops->sweep_end(st->be);
 out:

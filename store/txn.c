@@ -64,6 +64,19 @@ txn_open_tmp(struct store_txn *t)
     return t->w ? 0 : -1;
 }
 
+/* Drop t->id's reservation, if it holds one. */
+static void
+txn_unreserve(struct store_txn *t)
+{
+    CLEANUP_FREE char *obj = NULL;
+
+    if (!t->reserved)
+        return;
+    obj = lb_xasprintf(STORE_BE_ID_PREFIX "%s", t->id);
+    t->st->be->ops->unreserve(t->st->be, obj);
+    t->reserved = false;
+}
+
 /* Claim t->id for this transaction: reserve it (ids/ID, exclusively:
  * two writers that pick one id at once, in two sessions or on two front
  * ends, cannot both have it), then make sure no committed backup has it
@@ -72,18 +85,15 @@ txn_open_tmp(struct store_txn *t)
 static int
 txn_claim_id(struct store_txn *t)
 {
-    struct store_be *be = t->st->be;
     CLEANUP_FREE char *obj = lb_xasprintf(STORE_BE_ID_PREFIX "%s", t->id);
-    int r = be->ops->reserve(be, obj);
+    int r = t->st->be->ops->reserve(t->st->be, obj);
 
     if (r != 0)
         return r;
     t->reserved = true;
     r = store_manifest_exists(t->st, t->id);
-    if (r != 0) {
-        be->ops->unreserve(be, obj);
-        t->reserved = false;
-    }
+    if (r != 0)
+        txn_unreserve(t);
     return r;
 }
 
@@ -853,10 +863,7 @@ store_txn_abort(struct store_txn *t)
     if (!t)
         return;
     /* After the commit too: the manifest now keeps the id from others. */
-    if (t->reserved) {
-        CLEANUP_FREE char *obj = lb_xasprintf(STORE_BE_ID_PREFIX "%s", t->id);
-        t->st->be->ops->unreserve(t->st->be, obj);
-    }
+    txn_unreserve(t);
     proto_mf_writer_free(t->w);
     if (t->fd >= 0)
         close(t->fd);
