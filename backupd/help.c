@@ -73,7 +73,10 @@ const struct lb_help_cmd backupd_commands[] = {
      "--repo PATH --socket PATH [options]",
      "Own the repository and serve every agent that connects to the socket "
      "(local ones, and remote ones through backupd serve, which bridges to "
-     "it). SIGTERM ends running sessions at their next frame.",
+     "it). On a RADOS repository it keeps the cluster connections of "
+     "sessions that ended for the next ones (a session then does not "
+     "connect; restart the daemon after changing the Ceph config). SIGTERM "
+     "ends running sessions at their next frame.",
      listen_opts, true},
     {"help", "list the commands, or explain one", "[COMMAND]",
      "Without COMMAND, list the commands; with one, print its --help.", NULL,

@@ -317,6 +317,13 @@ struct store_be *store_be_file_open(const char *path);
  * spec, else what librados said) if it cannot connect.
  */
 struct store_be *store_be_rados_open(const char *spec);
+
+/* A process that serves many sessions (backupd listen) keeps up to
+ * max_idle cluster connections its sessions are done with, for the next
+ * ones of the same cluster and client (be_rados_conn.c); 0 (the default)
+ * shuts each down at its session's end. Close shuts down those kept. */
+void store_rados_keep_connections(unsigned max_idle);
+void store_rados_connections_close(void);
 /* The lease, in seconds, a RADOS backend gives its locks (0: none). */
 unsigned store_be_lease(const struct store_be *be);
 

@@ -18,10 +18,15 @@
 /* librados returns -errno. */
 int
 be_rados_fail(int r, const char *what, const char *obj,
-              const struct be_rados *b)
+              struct be_rados *b)
 {
     int e = -r;
 
+    if (e == ESHUTDOWN) {
+        b->cut_off = true;
+        lb_error_hint("the Ceph cluster refuses this client "
+                      "(blocklisted?): see `ceph osd blocklist ls`");
+    }
     if (e == ENOENT)
         return lb_fail(ENOENT, "%s: no object %s in %s", what, obj,
                        b->be.where);
@@ -609,10 +614,11 @@ ops_report(struct be_rados *b)
     /* and whether the lookups had a connection of their own */
     fprintf(f,
             "read %llu stat %llu touch %llu create %llu other %llu "
-            "connections %d\n",
+            "connections %d reused %u\n",
             (unsigned long long)b->n_read, (unsigned long long)b->n_stat,
             (unsigned long long)b->n_touch, (unsigned long long)b->n_create,
-            (unsigned long long)b->n_other, b->q_tried ? 2 : 1);
+            (unsigned long long)b->n_other, b->q_tried ? 2 : 1,
+            (unsigned)b->n_reused);
     fclose(f);
 }
 
@@ -678,8 +684,7 @@ rados_be_close(struct store_be *be)
     if (b->io)
         LR(rados_ioctx_destroy, b->io);
     be_rados_query_close(b);
-    if (b->cluster)
-        LR(rados_shutdown, b->cluster);
+    be_rados_disconnect(b, &b->spec, false, b->cluster);
     pthread_mutex_destroy(&b->gc_lock);
     pthread_mutex_destroy(&b->q_lock);
     pthread_mutex_destroy(&b->lock);
@@ -751,42 +756,12 @@ store_be_lease(const struct store_be *be)
     return ((const struct be_rados *)be)->lease;
 }
 
-int
-be_rados_connect(struct be_rados *b, const struct store_be_rados_spec *o,
-                 rados_t *cl)
-{
-    char t[32];
-    int r = LR(rados_create, cl, o->id);
-
-    if (r < 0) {
-        *cl = NULL;
-        return lb_error(-r, "%s: rados_create", b->be.where);
-    }
-    r = LR(rados_conf_read_file, *cl, o->conf);
-    if (r < 0)
-        return lb_error(-r, "%s: read Ceph config %s", b->be.where, o->conf);
-    /* A full OSD blocks writes: fail them instead of hanging. */
-    snprintf(t, sizeof t, "%u", o->timeout);
-    if (LR(rados_conf_set, *cl, "rados_osd_op_timeout", t) < 0 ||
-        LR(rados_conf_set, *cl, "rados_mon_op_timeout", t) < 0 ||
-        LR(rados_conf_set, *cl, "client_mount_timeout", t) < 0)
-        return lb_fail(EINVAL, "%s: cannot set the op timeouts", b->be.where);
-    r = LR(rados_connect, *cl);
-    if (r < 0) {
-        lb_error(-r, "%s: connect to the Ceph cluster of %s as client.%s",
-                 b->be.where, o->conf, o->id);
-        lb_error_hint("check the config, the keyring and `ceph -s`");
-        return -1;
-    }
-    return 0;
-}
-
 static int
 connect_cluster(struct be_rados *b, const struct store_be_rados_spec *o)
 {
     int r;
 
-    if (be_rados_connect(b, o, &b->cluster) < 0)
+    if (be_rados_connect(b, o, false, &b->cluster) < 0)
         return -1;
     r = LR(rados_ioctx_create, b->cluster, o->pool, &b->io);
     if (r == 0)

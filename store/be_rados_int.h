@@ -70,6 +70,11 @@ struct be_rados {
     /* Operations sent, by kind (bench/rados.sh reads them: the
      * LIVEBACKUP_RADOS_OPS file gets a line when the backend closes). */
     _Atomic uint64_t n_read, n_stat, n_touch, n_create, n_other;
+    /* Connections taken from those the process keeps (be_rados_conn.c). */
+    _Atomic unsigned n_reused;
+    /* The cluster cut this client off (ESHUTDOWN: blocklisted): its
+     * connections are not kept for another session. */
+    _Atomic bool cut_off;
 };
 static inline struct be_rados *
 to_rados(struct store_be *be)
@@ -79,10 +84,18 @@ to_rados(struct store_be *be)
 
 /* lb_error for librados's -errno r about obj; returns -1. */
 int be_rados_fail(int r, const char *what, const char *obj,
-                  const struct be_rados *b);
-/* A cluster handle of client.ID with the op timeouts, connected. */
+                  struct be_rados *b);
+/* A cluster handle of client.ID with the op timeouts, connected, for the
+ * main connection or the lookups' (query): one the process kept, or a
+ * new one (be_rados_conn.c). 0, or -1 with the error slot set and *cl
+ * NULL. */
 int be_rados_connect(struct be_rados *b, const struct store_be_rados_spec *o,
-                     rados_t *cl);
+                     bool query, rados_t *cl);
+/* The session is done with cl (its ioctxs destroyed): kept for the next
+ * session if the process keeps connections, else shut down. */
+void be_rados_disconnect(struct be_rados *b,
+                         const struct store_be_rados_spec *o, bool query,
+                         rados_t cl);
 
 /* The lookups' connection (made at the first lookup): its thread
  * joined, its handle shut down. */

@@ -18,7 +18,7 @@ query_connect(struct be_rados *b)
 {
     int r = -1;
 
-    if (be_rados_connect(b, &b->spec, &b->q_cluster) == 0) {
+    if (be_rados_connect(b, &b->spec, true, &b->q_cluster) == 0) {
         r = LR(rados_ioctx_create, b->q_cluster, b->spec.pool, &b->q_io);
         if (r < 0)
             lb_error(-r, "%s: open pool %s", b->be.where, b->spec.pool);
@@ -99,8 +99,7 @@ be_rados_query_close(struct be_rados *b)
     query_join(b);
     if (b->q_io)
         LR(rados_ioctx_destroy, b->q_io);
-    if (b->q_cluster)
-        LR(rados_shutdown, b->q_cluster);
+    be_rados_disconnect(b, &b->spec, true, b->q_cluster);
     b->q_io = NULL;
     b->q_cluster = NULL;
 }
