@@ -56,8 +56,9 @@ const struct lb_help_opt cli_common_opts[] = {
 #define OPT_REPO                                                               \
     {                                                                          \
         "repo", 0, 'r', "REPO",                                                \
-            "The repository: a path, or "                                      \
-            "ssh://[user@]host[:port]/path[?socket=PATH] "                     \
+            "The repository: a path, "                                         \
+            "ssh://[user@]host[:port]/path[?socket=PATH], or "                 \
+            "[ssh://...]rados:POOL[/NS]?conf=PATH&id=NAME[&socket=PATH] "      \
             "(default: LIVEBACKUP_REPO, else repo in livebackup.conf)."        \
     }
 #define OPT_CONNECT                                                            \

@@ -347,28 +347,19 @@ agent_repo_explain(struct agent_repo *r)
 }
 
 /*
- * A local repository served by a `backupd listen` daemon (REPO/listen names
- * its socket): talk to it directly, as the backupd child would after its
- * BRIDGE frame, which we send ourselves (PROTOCOL.md, "Bridging"): one
- * process and one copy of every byte fewer. NULL if no daemon answers, or
- * it may not be reached (then the child reports why).
+ * The `backupd listen` daemon on sock: talk to it directly, as a backupd
+ * child would after its BRIDGE frame, which we send ourselves
+ * (PROTOCOL.md, "Bridging"): one process and one copy of every byte
+ * fewer. NULL (errno set) if no daemon answers.
  */
 static struct proto_conn *
-daemon_conn(const char *repo, bool trusted)
+bridge_conn(const char *sock, bool trusted)
 {
-    CLEANUP_FREE char *sock = NULL;
     struct proto_conn *c;
     struct proto_kv kv = {0};
     struct lb_buf f = {0};
-    int fd;
+    int fd = lb_unix_connect(sock);
 
-    /* A RADOS repository has no REPO/listen: its child opens it. */
-    if (strncmp(repo, "rados:", 6) == 0)
-        return NULL;
-    sock = lb_repo_daemon_socket(repo);
-    if (!sock)
-        return NULL;
-    fd = lb_unix_connect(sock);
     if (fd < 0)
         return NULL;
     lb_debug("talking to backupd listen at %s", sock);
@@ -380,13 +371,63 @@ daemon_conn(const char *repo, bool trusted)
     proto_enc_kv(&f, PROTO_T_BRIDGE, &kv);
     proto_kv_free(&kv);
     if (proto_conn_send_buf(c, &f) < 0) {
+        int e = lb_error_errno();
         lb_buf_free(&f);
         proto_conn_free(c, true);
         lb_error_clear();
+        errno = e;
         return NULL;
     }
     lb_buf_free(&f);
     return c;
+}
+
+/* A local directory served by a daemon (REPO/listen names its socket):
+ * its connection. NULL if no daemon answers, or it may not be reached
+ * (then the child reports why). */
+static struct proto_conn *
+daemon_conn(const char *repo, bool trusted)
+{
+    CLEANUP_FREE char *sock = NULL;
+
+    /* A RADOS repository has no REPO/listen: its child opens it, or the
+     * daemon its socket= names (rados_conn). */
+    if (strncmp(repo, "rados:", 6) == 0)
+        return NULL;
+    sock = lb_repo_daemon_socket(repo);
+    return sock ? bridge_conn(sock, trusted) : NULL;
+}
+
+/*
+ * rados:POOL/NS?...&socket=PATH on this host: the `backupd listen` daemon
+ * on PATH serves that repository (it keeps its cluster connections from
+ * one session to the next: README, "Scale out on Ceph"). 0 and *c NULL if
+ * url names no socket; -1 with the error set if the daemon does not
+ * answer there.
+ */
+static int
+rados_conn(const char *url, bool trusted, struct proto_conn **c)
+{
+    struct agent_url u = {0};
+
+    *c = NULL;
+    if (strncmp(url, "rados:", 6) != 0)
+        return 0;
+    if (url_rados(url, &u) < 0)
+        return -1;
+    if (u.socket) {
+        *c = bridge_conn(u.socket, trusted);
+        if (!*c) {
+            lb_error(errno ? errno : ECONNREFUSED,
+                     "cannot reach backupd listen on %s", u.socket);
+            lb_error_hint("is `backupd listen --repo %s --socket %s` "
+                          "running?",
+                          u.path, u.socket);
+        }
+    }
+    int r = u.socket && !*c ? -1 : 0;
+    agent_url_free(&u);
+    return r;
 }
 
 /* agent_repo_close, the error slot left as it was. */
@@ -484,7 +525,9 @@ repo_start(const char *url, bool trusted)
         free(argv);
         if (sr < 0)
             goto fail;
-    } else if ((r->conn = daemon_conn(url, trusted)) != NULL) {
+    } else if (rados_conn(url, trusted, &r->conn) < 0) {
+        goto fail;
+    } else if (r->conn || (r->conn = daemon_conn(url, trusted)) != NULL) {
         r->path = lb_xstrdup(url);
     } else {
         CLEANUP_FREE char *bd = agent_backupd_path();
