@@ -18,7 +18,9 @@
 #   4. gc run from another front end in the middle of a backup that reuses
 #      aged chunks of a deleted backup: nothing that backup needs is lost;
 #   5. agents through ssh://host/rados:...&socket=PATH to two `backupd
-#      listen` daemons serving one RADOS repository at once.
+#      listen` daemons serving one RADOS repository at once; a daemon's
+#      next sessions reuse its cluster connections (a local agent's by
+#      rados:...&socket=PATH), and release the repository lock.
 #   6. map (nbdcopy of the export of a full and an incremental equals
 #      restore-image), mount (the disk files equal their images), copy
 #      rados -> file -> rados (both copies verify clean, restore exact).
@@ -275,8 +277,8 @@ ssh_lb() { livebackup "$@" --rsh "$LB_RSH" --remote-backupd "$BACKUPD"; }
 run_ok ssh_lb init --repo "$(ssh_url)"
 ns_objects five | grep -qx config || fail "init over ssh made no config object"
 for i in 1 2; do
-    "$BACKUPD" listen --repo "$R" --socket "$T/fe$i.sock" --log-stderr -v \
-        >"$T/fe$i.log" 2>&1 &
+    LIVEBACKUP_RADOS_OPS=$T/fe$i.ops "$BACKUPD" listen --repo "$R" \
+        --socket "$T/fe$i.sock" --log-stderr -v >"$T/fe$i.log" 2>&1 &
     lb_track $!
     lb_watch_log "$T/fe$i.log"
     wait_until 60 "front end $i to listen" grep -q "listening on" "$T/fe$i.log"
@@ -302,6 +304,30 @@ for s in x y; do
     same_image "$T/$s.ssh" raw "$T/$s.raw" raw
 done
 ok "agents through ssh to two listen front ends at once: both restored exact"
+
+# A daemon keeps the cluster connections of its sessions for the next
+# ones (be_rados_conn.c): each session's line in LIVEBACKUP_RADOS_OPS says
+# how many it took from those kept. fe1 served one backup, then a local
+# agent reaches it by its socket (rados:...&socket=PATH, no ssh) and
+# restores; the repository lock went with each session, though its
+# connection stayed: a delete (the exclusive lock) goes through at once.
+grep -q "reused 0$" "$T/fe1.ops" ||
+    fail "fe1's first session reused a connection: $(cat "$T/fe1.ops")"
+run_ok livebackup restore-image --repo "$R&socket=$T/fe1.sock" --name x \
+    --disk vda --to "$T/x.local"
+same_image "$T/x.local" raw "$T/x.raw" raw
+[[ $(grep -c "bridged session from local" "$T/fe1.log") -eq 1 ]] ||
+    fail "the local agent did not go through fe1: $(cat "$T/fe1.log")"
+tail -n 1 "$T/fe1.ops" | grep -q "reused 1$" ||
+    fail "fe1's next session connected again: $(cat "$T/fe1.ops")"
+xid=$(json_field "$T/x.out" summary id)
+run_ok livebackup delete --repo "$R&socket=$T/fe1.sock" --lock-wait 0 \
+    --backup "$xid"
+run_ok livebackup list --json --repo "$R"
+grep -q "$xid" "$T/out" && fail "backup $xid still listed after its delete"
+expect_fail "cannot reach backupd listen on $T/none.sock" \
+    livebackup list --repo "$R&socket=$T/none.sock"
+ok "a front end's next sessions reuse its connections; a local agent reaches it by socket="
 
 # ---- 6. map, mount and copy on a RADOS repository ----------------------
 # Each goes through the backupd child the agent starts, which opens the
@@ -496,7 +522,7 @@ LIVEBACKUP_RADOS_OPS=$T/ops run_ok livebackup backup-image --json --repo "$R" \
     --name s --disk vda="$T/s.raw"
 [[ $(json_field "$T/out" summary chunks_new) -eq 32 ]] ||
     fail "the full backup did not store its 32 chunks: $(cat "$T/out")"
-grep -q "connections 2$" "$T/ops" ||
+grep -q "connections 2 reused 0$" "$T/ops" ||
     fail "the lookups had no connection of their own: $(cat "$T/ops")"
 grep -q "did not exit" "$T/err" && fail "backupd hung at its end: $(cat "$T/err")"
 # An incremental of a 4 KiB block in each window sends small deltas: one
@@ -510,7 +536,7 @@ for n in 1 2; do
     rm -f "$T/ops"
     LIVEBACKUP_RADOS_OPS=$T/ops run_ok livebackup backup-image --json \
         --repo "$R" --name s --disk vda="$T/s.qcow2" --since vda="$T/s.raw"
-    grep -q "connections 1$" "$T/ops" ||
+    grep -q "connections 1 reused 0$" "$T/ops" ||
         fail "incremental $n of small deltas connected twice: $(cat "$T/ops")"
 done
 [[ $(json_field "$T/out" summary chunks_new) -eq 0 ]] ||
