@@ -18,7 +18,10 @@
 # scattered offsets on a qcow2 overlay above it (--since the base).
 #   full          backup-image into a new repository
 #   incremental   the overlay, --since the base (64 windows changed):
-#                 fixed costs (connections, round trips) more than data
+#                 fixed costs (connections, round trips) more than data;
+#                 and the same through a `backupd listen` daemon of the
+#                 repository (after one untimed session): a pool's
+#                 daemon keeps its cluster connections between sessions
 #   a night       1 % of the disk rewritten in scattered 4 KiB blocks of
 #                 random data (every window changed), --since the base
 #   2 front ends  two backup-image at once (two backupd processes), each
@@ -45,7 +48,7 @@ while (($#)); do
     --size) SIZE=${2:?}; shift 2 ;;
     --repeat) REPEAT=${2:?}; shift 2 ;;
     --note) NOTE=${2:?}; shift 2 ;;
-    -h | --help) sed -n '3,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '3,37p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "rados: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -142,8 +145,8 @@ fresh_cluster() {
     warm+=("$(secs livebackup backup-image --repo "$R" --name w --disk vda="$T/base.raw")")
 }
 
-declare -A full incr night two ops sfull sincr slist sops rounds
-declare -A f i n1 w sf si sl
+declare -A full incr dincr night two ops sfull sincr slist sops rounds
+declare -A f i di n1 w sf si sl
 for round in $(seq "$REPEAT"); do
     fresh_cluster "$round"
     # alternating which backend goes first
@@ -168,6 +171,29 @@ for round in $(seq "$REPEAT"); do
         n1[$kind]+=" $(secs livebackup backup-image --json --repo "$R" \
             --name b --parent "$fid" --disk vda="$T/night.qcow2" \
             --since vda="$T/base.raw")"
+        # The same incremental through a `backupd listen` daemon of the
+        # repository (a front end's path: agents over ssh with socket=, or
+        # local ones), which keeps its cluster connections from one
+        # session to the next; an untimed one first (a daemon runs for
+        # days: its first session, which loads librados and connects, is
+        # not the steady state). A directory's daemon is found by its
+        # REPO/listen, a pool's named by socket=.
+        sock=$T/d$n.sock
+        "$BACKUPD" listen --repo "$R" --socket "$sock" --log-stderr \
+            >"$T/d$n.log" 2>&1 &
+        dpid=$!
+        lb_track "$dpid"
+        wait_until 60 "backupd listen on $sock" grep -q "listening on" "$T/d$n.log"
+        DR=$R
+        [[ $kind == rados ]] && DR="$R&socket=$sock"
+        run_ok livebackup backup-image --repo "$DR" --name b \
+            --disk vda="$T/top.qcow2" --since vda="$T/base.raw"
+        di[$kind]+=" $(secs livebackup backup-image --json --repo "$DR" \
+            --name b --disk vda="$T/top.qcow2" --since vda="$T/base.raw")"
+        kill -TERM "$dpid"
+        wait "$dpid" || fail "backupd listen did not stop cleanly: $(cat "$T/d$n.log")"
+        grep -q "bridged session" "$T/d$n.log" ||
+            fail "the daemon served nothing: $(cat "$T/d$n.log")"
         newrepo "$kind"
         run_ok livebackup init --repo "$R"
         t0=$(date +%s.%N)
@@ -205,6 +231,7 @@ for kind in file rados; do
     rounds[$kind]="${f[$kind]# }"
     full[$kind]=$(med "${f[$kind]}")
     incr[$kind]=$(med "${i[$kind]}")
+    dincr[$kind]=$(med "${di[$kind]}")
     night[$kind]=$(med "${n1[$kind]}")
     two[$kind]=$(med "${w[$kind]}")
 done
@@ -228,6 +255,7 @@ commit="$(git -C "$here" rev-parse --short HEAD)$(git -C "$here" diff --quiet ||
     echo "|---|---|---|---|---|---|"
     echo "| full | ${full[file]} | $(mbps "$SIZE" "${full[file]}") | ${full[rados]} | $(mbps "$SIZE" "${full[rados]}") | $(ratio "${full[file]}" "${full[rados]}") |"
     echo "| incremental (64 x 4 KiB) | ${incr[file]} | $(mbps "$SIZE" "${incr[file]}") | ${incr[rados]} | $(mbps "$SIZE" "${incr[rados]}") | $(ratio "${incr[file]}" "${incr[rados]}") |"
+    echo "| incremental (64 x 4 KiB) through backupd listen (its connections kept) | ${dincr[file]} | $(mbps "$SIZE" "${dincr[file]}") | ${dincr[rados]} | $(mbps "$SIZE" "${dincr[rados]}") | $(ratio "${dincr[file]}" "${dincr[rados]}") |"
     echo "| incremental, a night: 1 % of the disk ($nblk x 4 KiB) | ${night[file]} | $(mbps "$SIZE" "${night[file]}") | ${night[rados]} | $(mbps "$SIZE" "${night[rados]}") | $(ratio "${night[file]}" "${night[rados]}") |"
     echo "| 2 front ends at once | ${two[file]} | $(mbps "$SIZE" "${two[file]}") | ${two[rados]} | $(mbps "$SIZE" "${two[rados]}") | $(ratio "${two[file]}" "${two[rados]}") |"
     echo "| full, 64 KiB windows ($((SIZE * 16)) chunks) | ${sfull[file]} | $(mbps "$SIZE" "${sfull[file]}") | ${sfull[rados]} | $(mbps "$SIZE" "${sfull[rados]}") | $(ratio "${sfull[file]}" "${sfull[rados]}") |"
