@@ -133,8 +133,11 @@ struct store_be_ops {
      * every object (RADOS: the omap of `index`): 0, -1 error, or 1 when
      * there is no index (then list "backups/"). It may name a manifest
      * being committed or removed (not there: ENOENT when read), never
-     * leaves out one that is there. NULL: no index (file). */
-    int (*list_backups)(struct store_be *be, store_be_list_fn fn, void *opaque);
+     * leaves out one that is there. With set non-NULL it may leave out
+     * the backups its index knows to be of another set (the caller still
+     * checks each one's meta). NULL: no index (file). */
+    int (*list_backups)(struct store_be *be, const char *set,
+                        store_be_list_fn fn, void *opaque);
     /* gc, after it listed the manifests by a walk (ids, n): the index
      * made to name each of them, and entries older than cutoff whose
      * manifest is not there dropped. NULL: no index. */
@@ -202,9 +205,11 @@ struct store_be_ops {
     int (*barrier)(struct store_be *be);
     /* The commit point: create obj exclusively from the whole temp file
      * tmp of the session (open on fd, fsync'd), after a barrier; durable
-     * when this returns. 0, or -1 (EEXIST: obj exists). */
+     * when this returns. 0, or -1 (EEXIST: obj exists). set: the backup's
+     * set name (its meta's "name"), for a backend whose index says it,
+     * or NULL. */
     int (*commit)(struct store_be *be, const char *tmp, int fd,
-                  const char *obj);
+                  const char *obj, const char *set);
     /* A descriptor reading obj from its start (what a streaming reader of
      * a manifest takes): the file itself, or a copy of the object in
      * memory. The caller closes it; -1 (ENOENT: no such object). */

@@ -52,6 +52,6 @@ void be_file_trash_end(struct store_be *be);
 int be_file_sessions_oldest(struct store_be *be, int64_t t0, int64_t *oldest,
                             uint64_t *live);
 int be_file_commit(struct store_be *be, const char *tmp, int fd,
-                   const char *obj);
+                   const char *obj, const char *set);
 
 #endif /* LB_STORE_BE_FILE_INT_H */

@@ -265,13 +265,15 @@ be_file_barrier(struct store_be *be)
 }
 
 int
-be_file_commit(struct store_be *be, const char *tmp, int fd, const char *obj)
+be_file_commit(struct store_be *be, const char *tmp, int fd, const char *obj,
+               const char *set)
 {
     struct be_file *b = to_file(be);
     char why[512];
     int e;
 
     (void)fd;
+    (void)set; /* no index: a listing reads each manifest's meta */
     if (linkat(AT_FDCWD, tmp, b->dir_fd, obj, 0) < 0) {
         e = errno;
         lb_error(e, "commit %s/%s", be->where, obj);

@@ -702,12 +702,13 @@ rados_be_sweep_end(struct store_be *be)
 /* A manifest is named in the index before it exists (be_rados_index.c):
  * a listing by the index never misses a committed backup. */
 static int
-rados_be_commit(struct store_be *be, const char *tmp, int fd, const char *obj)
+rados_be_commit(struct store_be *be, const char *tmp, int fd, const char *obj,
+                const char *set)
 {
     const char *id = store_be_mf_id(obj);
 
     if (id) {
-        if (be_rados_index_add(to_rados(be), id) < 0)
+        if (be_rados_index_add(to_rados(be), id, set) < 0)
             return -1;
         lb_fault_point("backupd:indexed");
     }

@@ -16,8 +16,15 @@
  *   it read: an id committed again meanwhile keeps its key.
  * - A repository made before the index has no `index` object: listings
  *   walk, and writers leave it so (their adds assert the object exists).
+ * - A value set by a commit also says the backup's set name, so that a
+ *   listing of one set (every incremental's parent check) reads only that
+ *   set's manifests, not every backup's. A value without one (written
+ *   before, or by gc's repair) is listed for every set; readers check
+ *   each manifest's own name anyway.
  */
 #include "store/be_rados_int.h"
+
+#include "proto/proto.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -27,11 +34,14 @@
 
 #define INDEX_OBJ "index"
 #define INDEX_PAGE 1000
-#define INDEX_VAL_MAX 64
+/* time, tag, and a set name (proto_name_valid: at most 200 bytes) */
+#define INDEX_VAL_MAX 256
 
-/* "<unix time> <random hex>": when the key was set, and which setting. */
+/* "<unix time> <random hex>[ <set>]": when the key was set, which
+ * setting, and the backup's set (the rest of the value: a name may hold
+ * spaces). A name that is no valid one is left out. */
 static int
-index_value(char *v, size_t len)
+index_value(char *v, size_t len, const char *set)
 {
     uint8_t rnd[8];
     char hex[17];
@@ -39,12 +49,31 @@ index_value(char *v, size_t len)
     if (lb_random(rnd, sizeof rnd) < 0)
         return -1;
     lb_hex_encode(hex, rnd, sizeof rnd);
-    snprintf(v, len, "%lld %s", (long long)time(NULL), hex);
+    if (set && proto_name_valid(set, strlen(set)))
+        snprintf(v, len, "%lld %s %s", (long long)time(NULL), hex, set);
+    else
+        snprintf(v, len, "%lld %s", (long long)time(NULL), hex);
     return 0;
 }
 
+/* The set a value names (not terminated: *len bytes), or NULL. */
+static const char *
+index_value_set(const char *val, size_t val_len, size_t *len)
+{
+    const char *end = val + val_len, *p = val;
+
+    for (int field = 0; field < 2; field++) {
+        p = memchr(p, ' ', (size_t)(end - p));
+        if (!p)
+            return NULL;
+        p++;
+    }
+    *len = (size_t)(end - p);
+    return *len ? p : NULL;
+}
+
 int
-be_rados_index_add(struct be_rados *b, const char *id)
+be_rados_index_add(struct be_rados *b, const char *id, const char *set)
 {
     char v[INDEX_VAL_MAX];
     const char *keys[] = {id}, *vals[] = {v};
@@ -52,7 +81,7 @@ be_rados_index_add(struct be_rados *b, const char *id)
     rados_write_op_t op;
     int r;
 
-    if (index_value(v, sizeof v) < 0)
+    if (index_value(v, sizeof v, set) < 0)
         return -1;
     klen[0] = strlen(id);
     vlen[0] = strlen(v);
@@ -159,6 +188,7 @@ index_walk(struct be_rados *b, index_fn fn, void *opaque)
 }
 
 struct list_ctx {
+    const char *set;
     store_be_list_fn fn;
     void *opaque;
 };
@@ -167,17 +197,22 @@ static int
 list_one(void *opaque, const char *key, const char *val, size_t val_len)
 {
     struct list_ctx *c = opaque;
-    CLEANUP_FREE char *name = lb_xasprintf(STORE_BE_MF_PREFIX "%s", key);
+    CLEANUP_FREE char *name = NULL;
+    size_t slen;
+    const char *s;
 
-    (void)val;
-    (void)val_len;
+    if (c->set && (s = index_value_set(val, val_len, &slen)) != NULL &&
+        (slen != strlen(c->set) || memcmp(s, c->set, slen) != 0))
+        return 0; /* another set's */
+    name = lb_xasprintf(STORE_BE_MF_PREFIX "%s", key);
     return c->fn(c->opaque, name);
 }
 
 int
-be_rados_list_backups(struct store_be *be, store_be_list_fn fn, void *opaque)
+be_rados_list_backups(struct store_be *be, const char *set,
+                      store_be_list_fn fn, void *opaque)
 {
-    struct list_ctx c = {fn, opaque};
+    struct list_ctx c = {set, fn, opaque};
 
     return index_walk(to_rados(be), list_one, &c);
 }
@@ -271,7 +306,7 @@ be_rados_index_sync(struct store_be *be, char *const *ids, size_t n,
         if (!c.indexed[i]) {
             lb_warn("the index of %s lacked backup %s: added", be->where,
                     sorted[i]);
-            r = be_rados_index_add(b, sorted[i]);
+            r = be_rados_index_add(b, sorted[i], NULL);
             added++;
         }
     if (r == 0 && (added || c.dropped))

@@ -101,10 +101,11 @@ void be_rados_disconnect(struct be_rados *b,
  * joined, its handle shut down. */
 void be_rados_query_close(struct be_rados *b);
 /* The index of manifests (be_rados_index.c). */
-int be_rados_index_add(struct be_rados *b, const char *id);
+/* id's key (set: its set name, or NULL) */
+int be_rados_index_add(struct be_rados *b, const char *id, const char *set);
 void be_rados_index_del(struct be_rados *b, const char *id);
-int be_rados_list_backups(struct store_be *be, store_be_list_fn fn,
-                          void *opaque);
+int be_rados_list_backups(struct store_be *be, const char *set,
+                          store_be_list_fn fn, void *opaque);
 int be_rados_index_sync(struct store_be *be, char *const *ids, size_t n,
                         int64_t cutoff);
 

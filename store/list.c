@@ -55,8 +55,11 @@ add_id(void *opaque, const char *name)
     return 0;
 }
 
+/* The manifests' ids, by the index unless walk (and by set there, if
+ * not NULL: those of other sets may be left out). */
 static int
-backup_ids(struct store *st, bool walk, char ***ids, size_t *n)
+backup_ids(struct store *st, bool walk, const char *set, char ***ids,
+           size_t *n)
 {
     struct store_be *be = st->be;
     struct id_list l = {0};
@@ -65,7 +68,7 @@ backup_ids(struct store *st, bool walk, char ***ids, size_t *n)
     *ids = NULL;
     *n = 0;
     if (!walk && be->ops->list_backups)
-        r = be->ops->list_backups(be, add_id, &l);
+        r = be->ops->list_backups(be, set, add_id, &l);
     if (r == 1)
         r = be->ops->list(be, STORE_BE_MF_PREFIX, add_id, &l);
     if (r < 0) {
@@ -80,13 +83,13 @@ backup_ids(struct store *st, bool walk, char ***ids, size_t *n)
 int
 store_backup_ids(struct store *st, char ***ids, size_t *n)
 {
-    return backup_ids(st, false, ids, n);
+    return backup_ids(st, false, NULL, ids, n);
 }
 
 int
 store_backup_ids_walk(struct store *st, char ***ids, size_t *n)
 {
-    return backup_ids(st, true, ids, n);
+    return backup_ids(st, true, NULL, ids, n);
 }
 
 void
@@ -107,7 +110,7 @@ store_list(struct store *st, const char *name, struct store_list *out)
 
     out->n = 0;
     out->b = NULL;
-    if (store_backup_ids(st, &ids, &nids) < 0)
+    if (backup_ids(st, false, name, &ids, &nids) < 0)
         return -1;
     metas = lb_xcalloc(nids ? nids : 1, sizeof *metas);
     errs = lb_xcalloc(nids ? nids : 1, sizeof *errs);

@@ -840,7 +840,8 @@ store_txn_commit(struct store_txn *t, const struct proto_kv *meta,
      * manifest is created exclusively: the commit point. */
     obj = store_manifest_obj(t->id);
     if (st->be->ops->barrier(st->be) < 0 ||
-        st->be->ops->commit(st->be, t->tmp, t->fd, obj) < 0) {
+        st->be->ops->commit(st->be, t->tmp, t->fd, obj,
+                            proto_kv_get(&t->meta, "name")) < 0) {
         lb_error_prefix("backup %s was not committed", t->id);
         goto done;
     }

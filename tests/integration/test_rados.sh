@@ -31,7 +31,8 @@
 #      index (a backup without an entry is not listed); gc puts a missing
 #      entry back and drops an old one of no manifest; a repository
 #      without an index is listed by a walk; a truncated manifest is
-#      named by list, the others listed.
+#      named by list, the others listed; a listing of one set reads only
+#      the manifests of that set (each value names its set).
 #   9. a session that ends while its lookups' second connection is still
 #      being made (the mon's answers delayed) waits for it and exits; a
 #      session of small deltas makes no second connection.
@@ -389,6 +390,10 @@ run_ok livebackup init --repo "$R2"
 run_ok livebackup copy --json --from "$F" --to "$R2"
 [[ $(json_field "$T/out" summary copied) -eq 2 ]] ||
     fail "copy file -> rados: $(cat "$T/out")"
+# an imported backup's index value names its set as a commit's does
+val=$(rados_cmd -p "$CEPH_POOL" --namespace seven getomapval index "$mincr" /dev/stdout)
+[[ $val =~ ^[0-9]+\ [0-9a-f]{16}\ m$ ]] ||
+    fail "the index value of the copied $mincr names not its set: '$val'"
 for r in "$F" "$R2"; do
     run_ok livebackup verify --repo "$r"
     grep -q "all sound" "$T/out" || fail "verify of $r: $(cat "$T/out")"
@@ -493,6 +498,48 @@ grep -q "backup $cut: manifest truncated (run livebackup verify)" "$T/err" ||
     fail "list: no warning about $cut: $(cat "$T/err")"
 [[ $(grep -c '"id"' "$T/out") -eq 2 ]] || fail "list: $(cat "$T/out")"
 ok "list (manifests read together) warns of a truncated one, lists the others"
+
+# A listing of one set (every incremental's parent check) reads only that
+# set's manifests: each commit's index value names its set. Three backups
+# of set i, two of "j k" (a name may hold a space); the backend's line in
+# LIVEBACKUP_RADOS_OPS counts the objects read. A value without a set (as
+# written before, or by gc's repair) is listed for every set.
+R=$(repo idxs)
+run_ok livebackup init --repo "$R"
+for s in i i i "j k" "j k"; do
+    run_ok livebackup backup-image --repo "$R" --name "$s" --disk vda="$T/a0.raw"
+done
+# reads NAME...: objects the backend read for a listing (of set NAME)
+reads() {
+    rm -f "$T/ops"
+    LIVEBACKUP_RADOS_OPS=$T/ops run_ok livebackup list --repo "$R" --json \
+        ${1:+--name "$1"}
+    awk '{print $2}' "$T/ops"
+}
+jid=$(livebackup list --repo "$R" --name "j k" --json | sed -n 's/.*"id": *"\([^"]*\)".*/\1/p' | head -n 1)
+[[ -n $jid ]] || fail "no backup of set 'j k' listed"
+val=$(rados_cmd -p "$CEPH_POOL" --namespace idxs getomapval index "$jid" /dev/stdout)
+[[ $val =~ ^[0-9]+\ [0-9a-f]{16}\ j\ k$ ]] ||
+    fail "the index value of $jid does not name its set: '$val'"
+all=$(reads)
+[[ $(grep -c '"id"' "$T/out") -eq 5 ]] || fail "list: $(cat "$T/out")"
+# what a listing of set i and one of "j k" leave unread: the reads of 2
+# and of 3 manifests (each manifest costs the same reads)
+skip_i=$((all - $(reads i)))
+[[ $(grep -c '"id"' "$T/out") -eq 3 ]] || fail "list --name i: $(cat "$T/out")"
+skip_j=$((all - $(reads "j k")))
+[[ $(grep -c '"id"' "$T/out") -eq 2 ]] || fail "list --name 'j k': $(cat "$T/out")"
+((skip_i > 0 && skip_i * 3 == skip_j * 2)) ||
+    fail "a listing by set read all but $skip_i (i) and $skip_j ('j k') of $all objects"
+rados_cmd -p "$CEPH_POOL" --namespace idxs setomapval index "$jid" \
+    "$(date +%s) 0123456789abcdef"
+((all - $(reads i) == skip_i / 2)) ||
+    fail "a value without a set was not read for set i"
+[[ $(grep -c '"id"' "$T/out") -eq 3 ]] || fail "list --name i: $(cat "$T/out")"
+reads "j k" >/dev/null
+[[ $(grep -c '"id"' "$T/out") -eq 2 ]] ||
+    fail "set 'j k' lost the backup whose value names no set: $(cat "$T/out")"
+ok "a listing of one set reads only its manifests (and those whose value names none)"
 
 # ---- 9. a session ending while its lookups' connection is made -----------
 # A QUERY sent while 4 MiB of creates or more are in flight starts a second

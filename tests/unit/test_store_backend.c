@@ -498,13 +498,13 @@ Test(store_backend, session_stage_publish_commit)
     m = lb_xasprintf("%s/manifest.1", sess);
     fd = open(m, O_RDWR | O_CREAT | O_EXCL, 0600);
     cr_assert_eq(write(fd, "M1", 2), 2);
-    cr_assert_eq(be->ops->commit(be, m, fd, "backups/b1"), 0, "%s",
+    cr_assert_eq(be->ops->commit(be, m, fd, "backups/b1", "s"), 0, "%s",
                  lb_error_msg());
     close(fd);
     fd = open(m, O_RDWR | O_CREAT | O_EXCL, 0600);
     cr_assert_geq(fd, 0, "the temp name stayed after the commit");
     cr_assert_eq(write(fd, "M2", 2), 2);
-    cr_assert_eq(be->ops->commit(be, m, fd, "backups/b1"), -1);
+    cr_assert_eq(be->ops->commit(be, m, fd, "backups/b1", "s"), -1);
     cr_assert_eq(lb_error_errno(), EEXIST);
     close(fd);
     memset(buf, 0, sizeof buf);
