@@ -6,9 +6,12 @@
  */
 #include "store/backend.h"
 
+#include "proto/proto.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -100,6 +103,32 @@ store_be_open_copy(struct store_be *be, const char *obj)
         return lb_error(e, "seek");
     }
     return fd;
+}
+
+void
+store_be_index_value(char *v, size_t len, int64_t time, const char *tag,
+                     const char *set)
+{
+    if (set && proto_name_valid(set, strlen(set)))
+        snprintf(v, len, "%lld %s %s", (long long)time, tag, set);
+    else
+        snprintf(v, len, "%lld %s", (long long)time, tag);
+}
+
+const char *
+store_be_index_value_set(const char *val, size_t val_len, size_t *set_len)
+{
+    const char *end = val + val_len, *p = val;
+
+    *set_len = 0;
+    for (int field = 0; field < 2; field++) {
+        p = memchr(p, ' ', (size_t)(end - p));
+        if (!p)
+            return NULL;
+        p++;
+    }
+    *set_len = (size_t)(end - p);
+    return *set_len ? p : NULL;
 }
 
 bool

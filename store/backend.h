@@ -310,6 +310,17 @@ int store_be_rados_spec_parse(const char *spec, struct store_be_rados_spec *o);
  */
 int store_be_rados_restrict(const char *allowed, const char *asked);
 
+/* The value of a manifest's key in a RADOS repository's index
+ * (FORMAT.md, "Index of manifests"): "<time> <tag>[ <set>]", the set left
+ * out unless proto_name_valid (so at most 200 bytes: len >= 256 holds
+ * any). */
+void store_be_index_value(char *v, size_t len, int64_t time, const char *tag,
+                          const char *set);
+/* The set such a value names (val_len bytes, not a C string): the bytes
+ * after its second space, *set_len of them; NULL if it names none. */
+const char *store_be_index_value_set(const char *val, size_t val_len,
+                                     size_t *set_len);
+
 /* A file backend over the directory path (which must exist). */
 struct store_be *store_be_file_open(const char *path);
 

@@ -24,8 +24,6 @@
  */
 #include "store/be_rados_int.h"
 
-#include "proto/proto.h"
-
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,9 +35,8 @@
 /* time, tag, and a set name (proto_name_valid: at most 200 bytes) */
 #define INDEX_VAL_MAX 256
 
-/* "<unix time> <random hex>[ <set>]": when the key was set, which
- * setting, and the backup's set (the rest of the value: a name may hold
- * spaces). A name that is no valid one is left out. */
+/* A fresh value for a key (store_be_index_value): the time now and a
+ * random tag, which tells one setting of the key from another. */
 static int
 index_value(char *v, size_t len, const char *set)
 {
@@ -49,27 +46,8 @@ index_value(char *v, size_t len, const char *set)
     if (lb_random(rnd, sizeof rnd) < 0)
         return -1;
     lb_hex_encode(hex, rnd, sizeof rnd);
-    if (set && proto_name_valid(set, strlen(set)))
-        snprintf(v, len, "%lld %s %s", (long long)time(NULL), hex, set);
-    else
-        snprintf(v, len, "%lld %s", (long long)time(NULL), hex);
+    store_be_index_value(v, len, (int64_t)time(NULL), hex, set);
     return 0;
-}
-
-/* The set a value names (not terminated: *len bytes), or NULL. */
-static const char *
-index_value_set(const char *val, size_t val_len, size_t *len)
-{
-    const char *end = val + val_len, *p = val;
-
-    for (int field = 0; field < 2; field++) {
-        p = memchr(p, ' ', (size_t)(end - p));
-        if (!p)
-            return NULL;
-        p++;
-    }
-    *len = (size_t)(end - p);
-    return *len ? p : NULL;
 }
 
 int
@@ -201,7 +179,7 @@ list_one(void *opaque, const char *key, const char *val, size_t val_len)
     size_t slen;
     const char *s;
 
-    if (c->set && (s = index_value_set(val, val_len, &slen)) != NULL &&
+    if (c->set && (s = store_be_index_value_set(val, val_len, &slen)) != NULL &&
         (slen != strlen(c->set) || memcmp(s, c->set, slen) != 0))
         return 0; /* another set's */
     name = lb_xasprintf(STORE_BE_MF_PREFIX "%s", key);
