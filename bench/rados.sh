@@ -29,6 +29,8 @@
 #   64 KiB windows  the same full, then 1024 windows changed by 4 KiB of
 #                 random data each (many small delta objects), and a listing of that
 #                 repository (which walks every object of the namespace)
+#   list one set  200 backups of a 64 KiB image in 10 sets, then a listing
+#                 of one set (what every incremental's parent check asks)
 # MB/s = 10^6 bytes of image / wall time of the command; the median of
 # --repeat runs (default 3). RADOS operations per backed-up window: what
 # the backend sent during the incremental (LIVEBACKUP_RADOS_OPS), divided
@@ -48,7 +50,7 @@ while (($#)); do
     --size) SIZE=${2:?}; shift 2 ;;
     --repeat) REPEAT=${2:?}; shift 2 ;;
     --note) NOTE=${2:?}; shift 2 ;;
-    -h | --help) sed -n '3,37p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '3,39p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "rados: unknown argument '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -103,6 +105,8 @@ for blk in "$T"/blk/b*; do
     k=$((k + 1))
 done
 qemu-io "${cmds[@]}" "$T/many.qcow2" >/dev/null
+# 64 KiB of random data: the backups of the listing by set
+head -c 65536 /dev/urandom >"$T/tiny.raw"
 
 # secs CMD...: wall seconds of CMD (which must succeed)
 secs() {
@@ -145,8 +149,8 @@ fresh_cluster() {
     warm+=("$(secs livebackup backup-image --repo "$R" --name w --disk vda="$T/base.raw")")
 }
 
-declare -A full incr dincr night two ops sfull sincr slist sops rounds
-declare -A f i di n1 w sf si sl
+declare -A full incr dincr night two ops sfull sincr slist slist1 sops rounds
+declare -A f i di n1 w sf si sl ls1
 for round in $(seq "$REPEAT"); do
     fresh_cluster "$round"
     # alternating which backend goes first
@@ -220,6 +224,16 @@ for round in $(seq "$REPEAT"); do
             sops[$kind]="$total ops for $windows windows: $(echo "scale=1; $total / $windows" | bc) per window ($(tr '\n' ' ' <"$T/ops"))"
         fi
         sl[$kind]+=" $(secs livebackup list --repo "$R")"
+        # Listing one set among many backups: what every incremental's
+        # parent check asks (200 small backups of 10 sets, 20 each).
+        newrepo "$kind"
+        run_ok livebackup init --repo "$R"
+        for k in $(seq 200); do
+            livebackup backup-image --repo "$R" --name "s$((k % 10))" \
+                --disk vda="$T/tiny.raw" >/dev/null 2>"$T/err" ||
+                fail "backup $k of 200: $(cat "$T/err")"
+        done
+        ls1[$kind]+=" $(secs livebackup list --repo "$R" --name s3)"
     done
 done
 # med "LIST": the median of a space-separated list
@@ -228,6 +242,7 @@ for kind in file rados; do
     sfull[$kind]=$(med "${sf[$kind]}")
     sincr[$kind]=$(med "${si[$kind]}")
     slist[$kind]=$(med "${sl[$kind]}")
+    slist1[$kind]=$(med "${ls1[$kind]}")
     rounds[$kind]="${f[$kind]# }"
     full[$kind]=$(med "${f[$kind]}")
     incr[$kind]=$(med "${i[$kind]}")
@@ -261,6 +276,7 @@ commit="$(git -C "$here" rev-parse --short HEAD)$(git -C "$here" diff --quiet ||
     echo "| full, 64 KiB windows ($((SIZE * 16)) chunks) | ${sfull[file]} | $(mbps "$SIZE" "${sfull[file]}") | ${sfull[rados]} | $(mbps "$SIZE" "${sfull[rados]}") | $(ratio "${sfull[file]}" "${sfull[rados]}") |"
     echo "| incremental, 64 KiB windows (1024 x 4 KiB) | ${sincr[file]} | $(mbps "$SIZE" "${sincr[file]}") | ${sincr[rados]} | $(mbps "$SIZE" "${sincr[rados]}") | $(ratio "${sincr[file]}" "${sincr[rados]}") |"
     echo "| list, 64 KiB windows (2 backups, $((SIZE * 16))+ chunks) | ${slist[file]} | | ${slist[rados]} | | $(ratio "${slist[file]}" "${slist[rados]}") |"
+    echo "| list one set of 20 among 200 backups (the parent check) | ${slist1[file]} | | ${slist1[rados]} | | $(ratio "${slist1[file]}" "${slist1[rados]}") |"
     echo
     echo "Full backup, each round (s): file ${rounds[file]}; rados ${rounds[rados]}."
     echo
