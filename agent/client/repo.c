@@ -409,23 +409,20 @@ static int
 rados_conn(const char *url, bool trusted, struct proto_conn **c)
 {
     struct agent_url u = {0};
+    int r = 0;
 
     *c = NULL;
     if (strncmp(url, "rados:", 6) != 0)
         return 0;
     if (url_rados(url, &u) < 0)
         return -1;
-    if (u.socket) {
-        *c = bridge_conn(u.socket, trusted);
-        if (!*c) {
-            lb_error(errno ? errno : ECONNREFUSED,
-                     "cannot reach backupd listen on %s", u.socket);
-            lb_error_hint("is `backupd listen --repo %s --socket %s` "
-                          "running?",
-                          u.path, u.socket);
-        }
+    if (u.socket && !(*c = bridge_conn(u.socket, trusted))) {
+        lb_error(errno ? errno : ECONNREFUSED,
+                 "cannot reach backupd listen on %s", u.socket);
+        lb_error_hint("is `backupd listen --repo %s --socket %s` running?",
+                      u.path, u.socket);
+        r = -1;
     }
-    int r = u.socket && !*c ? -1 : 0;
     agent_url_free(&u);
     return r;
 }
