@@ -25,7 +25,8 @@
 #      restore-image), mount (the disk files equal their images), copy
 #      rados -> file -> rados (both copies verify clean, restore exact).
 #   7. a key restricted by `backupd serve --restrict-to-repo rados:...`
-#      reaches that pool and namespace only, with the server's options.
+#      reaches that pool and namespace only, with the server's options;
+#      with --socket too, its sessions go to that repository's daemon.
 #   8. the index of manifests: it names each; a commit killed after its
 #      entry is listed nowhere; delete drops the entry; list reads the
 #      index (a backup without an entry is not listed); gc puts a missing
@@ -438,6 +439,21 @@ expect_fail "its id= is not the allowed" \
     rlb list --repo "$(rurl "rados:$CEPH_POOL/five?id=other")"
 expect_fail "outside the allowed RADOS repository" rlb list --repo "$(rurl "$T/frepo")"
 ok "other namespaces, other Ceph options and directories are refused"
+# The same key's forced command relaying to fe1, the daemon of that
+# repository (5.): the session is fe1's, append-only, on a kept
+# connection; the restriction still applies.
+echo "command=\"$BACKUPD serve --restrict-to-repo '$R' --append-only --socket $T/fe1.sock\",restrict $key" \
+    >"$T/ssh/authorized_keys"
+n0=$(grep -c "bridged session" "$T/fe1.log")
+run_ok rlb backup-image --json --repo "$(rurl "$R")" --name x --disk vda="$T/x.raw"
+[[ $(grep -c "bridged session" "$T/fe1.log") -eq $((n0 + 1)) ]] &&
+    tail -n 5 "$T/fe1.log" | grep -q "bridged session.*(append-only)" ||
+    fail "the forced command's --socket did not relay to fe1: $(tail -n 5 "$T/fe1.log")"
+tail -n 1 "$T/fe1.ops" | grep -q "reused 1$" ||
+    fail "the relayed session did not reuse fe1's connection: $(tail -n 1 "$T/fe1.ops")"
+expect_fail "rados:$CEPH_POOL/six is outside the allowed RADOS repository" \
+    rlb list --repo "$(rurl "rados:$CEPH_POOL/six")"
+ok "a restricted key's forced command relays to the repository's daemon (--socket)"
 echo "command=\"$BACKUPD serve --restrict-to-repo $T --read-only\",restrict $key" \
     >"$T/ssh/authorized_keys"
 run_ok rlb list --repo "$(rurl "$T/frepo")"
