@@ -17,18 +17,40 @@
 /* backupd listen's defaults for --max-sessions and --max-memory. */
 #define BACKUPD_MAX_SESSIONS 64
 #define BACKUPD_MAX_MEMORY (1ull << 30)
+/* and of --memory-wait, seconds */
+#define BACKUPD_MEMORY_WAIT 3600
 
 /*
  * backupd listen's bound on the memory its sessions may hold (limits.c):
  * each session reserves what it may allocate at worst (its frames, its
- * chunk pool's buffers, verify's threads) before it allocates it, and
- * gets BUSY ("retry later") when the reservation does not fit. Thread-safe.
+ * chunk pool's buffers, verify's threads) before it allocates it. What
+ * it needs to start it waits for (first come, first served); a
+ * reservation that cannot be had gets BUSY ("retry later"). Thread-safe.
  */
 struct backupd_limits;
 struct backupd_limits *backupd_limits_new(uint64_t max_bytes);
 void backupd_limits_free(struct backupd_limits *l);
 /* Reserve bytes: true if they fit (l NULL: always). */
 bool backupd_limits_take(struct backupd_limits *l, uint64_t bytes);
+/* The same, but only from room no session waits for (what a session
+ * would like, not what it needs). */
+bool backupd_limits_take_spare(struct backupd_limits *l, uint64_t bytes);
+/* Reserve bytes, waiting in turn behind the sessions that wait already
+ * for up to wait_secs while other sessions hold memory they will give
+ * back. held: what the caller holds (it does not come back while the
+ * caller waits). ops->waiting(opaque, ahead) is called once, when the
+ * wait begins (ahead: the sessions waiting before it), without the lock;
+ * ops->gone(opaque), asked at least every second, ends the wait (the
+ * client left, the daemon stops). 0 when reserved, else EBUSY (it cannot
+ * fit: larger than the bound, wait_secs 0, or nothing but waiting
+ * sessions holds memory), ETIMEDOUT or ECONNABORTED (gone). */
+struct backupd_wait_ops {
+    void (*waiting)(void *opaque, unsigned ahead);
+    bool (*gone)(void *opaque);
+};
+int backupd_limits_take_wait(struct backupd_limits *l, uint64_t bytes,
+                             uint64_t held, unsigned wait_secs,
+                             const struct backupd_wait_ops *ops, void *opaque);
 void backupd_limits_give(struct backupd_limits *l, uint64_t bytes);
 uint64_t backupd_limits_max(const struct backupd_limits *l);
 
@@ -48,6 +70,9 @@ struct backupd_opts {
      * the most sessions served at once (0: no bound) */
     struct backupd_limits *limits;
     unsigned max_sessions;
+    /* listen: seconds a session waits for the memory it needs to start
+     * while other sessions hold it (BACKUPD_MEMORY_WAIT by default) */
+    unsigned memory_wait;
     /* listen, past max_sessions: answer BUSY and end */
     bool refuse;
     /* --restrict-names: the sets this connection may create, read and

@@ -55,8 +55,11 @@ static const struct lb_help_opt listen_opts[] = {
     {"max-sessions", 0, 'm', "N",
      "Sessions served at once; more are answered BUSY (default 64)."},
     {"max-memory", 0, 'M', "SIZE",
-     "What its sessions may allocate at worst, in all; a session that would "
-     "pass it is answered BUSY (default 1G)."},
+     "What its sessions may allocate at worst, in all (default 1G); a "
+     "session that needs more waits its turn (--memory-wait)."},
+    {"memory-wait", 0, 'W', "SECONDS",
+     "How long a session waits, first come first served, for memory other "
+     "sessions hold before it is answered BUSY (default 3600; 0: at once)."},
     {0},
 };
 

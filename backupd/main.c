@@ -260,6 +260,15 @@ bound_opt(int c, struct cmdline *cl)
             return 2;
         }
         return 0;
+    case 'W':
+        if (parse_seconds(optarg, &cl->o.memory_wait) < 0) {
+            fprintf(stderr,
+                    "backupd: --memory-wait %s: a number of seconds (0: "
+                    "at once)\n",
+                    optarg);
+            return 2;
+        }
+        return 0;
     default: /* 'i' */
         if (parse_seconds(optarg, &cl->o.idle_timeout) < 0) {
             fprintf(stderr,
@@ -292,6 +301,7 @@ one_opt(int c, struct cmdline *cl)
     case 'N':
     case 'm':
     case 'M':
+    case 'W':
     case 'i':
         return bound_opt(c, cl);
     case 'T':
@@ -376,7 +386,8 @@ main(int argc, char **argv)
      * user's terminal: stay quiet unless asked (-v). */
     static struct cmdline cl = {
         .o = {.idle_timeout = BACKUPD_IDLE_TIMEOUT,
-              .max_sessions = BACKUPD_MAX_SESSIONS},
+              .max_sessions = BACKUPD_MAX_SESSIONS,
+              .memory_wait = BACKUPD_MEMORY_WAIT},
         .max_memory = BACKUPD_MAX_MEMORY,
         .level = LB_LOG_WARN,
     };

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fnmatch.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -116,21 +117,102 @@ backupd_session_need_store(struct session *s, uint8_t mode, const char *what)
     return 0;
 }
 
-bool
-backupd_session_reserve(struct session *s, uint64_t bytes, const char *what)
+static void
+fail_busy(struct session *s, const char *what)
 {
     char max[16];
 
-    if (backupd_limits_take(s->o->limits, bytes)) {
-        s->reserved += bytes;
-        return true;
-    }
     lb_human_size(max, sizeof max, backupd_limits_max(s->o->limits));
     lb_fail(EBUSY,
             "backupd has reserved as much memory for its sessions as it "
             "may (--max-memory %s): %s refused",
             max, what);
     lb_error_hint("retry later, when other backups or restores are done");
+}
+
+bool
+backupd_session_reserve(struct session *s, uint64_t bytes, const char *what)
+{
+    if (backupd_limits_take(s->o->limits, bytes)) {
+        s->reserved += bytes;
+        return true;
+    }
+    fail_busy(s, what);
+    return false;
+}
+
+/* Has the client left (or the daemon been asked to stop) while its
+ * session waits for memory? */
+static bool
+session_gone(void *opaque)
+{
+    const struct session *s = opaque;
+    struct pollfd pfd = {s->fd_in, POLLRDHUP, 0};
+
+    if (s->o->stop && *s->o->stop)
+        return true;
+    return poll(&pfd, 1, 0) > 0 &&
+           (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
+/* A session begins to wait for memory: say so in the log and, if it can
+ * read it, to the client (WAITING, before the OPEN's answer). */
+static void
+session_waiting(void *opaque, unsigned ahead)
+{
+    struct session *s = opaque;
+
+    lb_info("session waits for memory (--max-memory): %u session%s waiting "
+            "before it",
+            ahead, ahead == 1 ? "" : "s");
+    if (s->st && (s->features & PROTO_FEATURE_WAIT)) {
+        struct proto_waiting w = {ahead, s->o->memory_wait};
+        struct lb_buf b = {0};
+
+        proto_enc_waiting(&b, &w);
+        /* a client gone is seen by session_gone */
+        if (proto_conn_send_buf(s->conn, &b) < 0)
+            lb_debug("WAITING not sent: %s", lb_error_msg());
+        lb_buf_free(&b);
+    }
+}
+
+bool
+backupd_session_reserve_wait(struct session *s, uint64_t bytes,
+                             const char *what)
+{
+    static const struct backupd_wait_ops ops = {session_waiting,
+                                                session_gone};
+    uint64_t t0 = lb_now_ns();
+    int e = backupd_limits_take_wait(s->o->limits, bytes, s->reserved,
+                                     s->o->memory_wait, &ops, s);
+    uint64_t ms = (lb_now_ns() - t0) / 1000000;
+
+    if (e == 0) {
+        if (ms >= 1000)
+            lb_info("%s waited %" PRIu64 " s for memory", what, ms / 1000);
+        s->reserved += bytes;
+        return true;
+    }
+    if (e == ETIMEDOUT) {
+        char max[16];
+
+        lb_human_size(max, sizeof max, backupd_limits_max(s->o->limits));
+        lb_fail(EBUSY,
+                "backupd's other sessions held its memory (--max-memory %s) "
+                "for the %u s %s waited (--memory-wait): refused",
+                max, s->o->memory_wait, what);
+        lb_error_hint("retry later, or give backupd listen more "
+                      "--max-memory or --memory-wait");
+    } else if (e == ECONNABORTED && s->o->stop && *s->o->stop) {
+        lb_fail(EBUSY, "backupd is shutting down");
+        lb_error_hint("run the backup again when backupd is back");
+    } else if (e == ECONNABORTED) {
+        lb_fail(ECONNABORTED, "the client left while %s waited for memory",
+                what);
+    } else {
+        fail_busy(s, what);
+    }
     return false;
 }
 
@@ -142,45 +224,39 @@ backupd_session_unreserve(struct session *s, uint64_t bytes)
     s->reserved -= bytes;
 }
 
-/* Reserve as many of `unit` bytes as the memory bound lets it, from
- * most down to 1, or to 0 if none is needed (a needed one that does not
- * fit is refused, with the reason): how many, or -1. */
-static int
-reserve_units(struct session *s, unsigned most, uint64_t unit, bool need)
+/* Reserve as many more of `unit` bytes as there is spare room for, up
+ * to most: how many. */
+static unsigned
+reserve_spare(struct session *s, unsigned most, uint64_t unit)
 {
     unsigned n = most;
 
-    while (n > 1 && !backupd_limits_take(s->o->limits, n * unit))
+    while (n > 0 && !backupd_limits_take_spare(s->o->limits, n * unit))
         n--;
-    if (n == 1 && need)
-        return backupd_session_reserve(s, unit, "a backup") ? 1 : -1;
-    if (n == 1 && !backupd_limits_take(s->o->limits, unit))
-        return 0;
     s->reserved += n * unit;
-    return (int)n;
+    return n;
 }
 
 /* A writer's chunk pool: as many checking threads as the memory bound
- * lets it reserve (at least one). On a backend that keeps chunks in
- * memory until they are published (RADOS), each thread comes with room
- * for the chunk it writes, and there is room for one more per sync
- * thread as far as the bound lets it. And its QUERY thread. */
+ * lets it reserve (at least one, and its QUERY thread: waited for). On a
+ * backend that keeps chunks in memory until they are published (RADOS),
+ * each thread comes with room for the chunk it writes, and there is room
+ * for one more per sync thread as far as the bound lets it. */
 static int
 start_pool(struct session *s)
 {
     /* the largest chunk a frame carries, staged (0: in a file) */
     uint64_t staged = store_staged_mem(s->st, PROTO_MAX_PAYLOAD);
-    int n = reserve_units(s, backupd_pool_nworkers(s->o->workers),
-                          BACKUPD_POOL_WORKER_BYTES + staged, true);
-    int more = 0;
+    uint64_t unit = BACKUPD_POOL_WORKER_BYTES + staged;
+    unsigned n, more = 0;
 
-    if (n < 0)
+    if (!backupd_session_reserve_wait(s, unit + BACKUPD_QUERY_BYTES,
+                                      "a backup"))
         return -1;
+    n = 1 + reserve_spare(s, backupd_pool_nworkers(s->o->workers) - 1, unit);
     if (staged)
-        more = reserve_units(s, BACKUPD_POOL_SYNC_THREADS, staged, false);
-    s->pool = backupd_pool_start(s->st, (unsigned)n, (n + more) * staged);
-    if (!backupd_session_reserve(s, BACKUPD_QUERY_BYTES, "a backup"))
-        return -1;
+        more = reserve_spare(s, BACKUPD_POOL_SYNC_THREADS, staged);
+    s->pool = backupd_pool_start(s->st, n, (n + more) * staged);
     s->query = backupd_query_start(s);
     return s->query ? 0 : -1;
 }
@@ -575,8 +651,9 @@ backupd_session_run(int fd_in, int fd_out, const struct backupd_opts *o)
     int r = -1;
 
     s.conn = proto_conn_new(fd_in, fd_out);
+    s.fd_in = fd_in;
     if (o->refuse ||
-        !backupd_session_reserve(&s, SESSION_BASE_BYTES, "a new session")) {
+        !backupd_session_reserve_wait(&s, SESSION_BASE_BYTES, "a new session")) {
         if (o->refuse) {
             lb_fail(EBUSY,
                     "backupd serves as many sessions as it may at once "

@@ -21,6 +21,7 @@ struct backupd_query;
 struct session {
     const struct backupd_opts *o;
     struct proto_conn *conn;
+    int fd_in;         /* the client's end we read (to see it leave) */
     struct lb_buf out; /* the reply being built */
     struct store *st;  /* after OPEN */
     uint8_t mode;      /* PROTO_OPEN_* */
@@ -56,6 +57,10 @@ struct session {
  * always without a bound); else the error slot says BUSY and why. */
 bool backupd_session_reserve(struct session *s, uint64_t bytes,
                              const char *what);
+/* The same for what a session needs to go on: waits its turn for up to
+ * o->memory_wait seconds while other sessions hold memory. */
+bool backupd_session_reserve_wait(struct session *s, uint64_t bytes,
+                                  const char *what);
 void backupd_session_unreserve(struct session *s, uint64_t bytes);
 
 /* Send the error slot to the client (code 0: from its errno class) and

@@ -183,6 +183,14 @@ decode(struct lb_buf *b, uint16_t type, const uint8_t *p, size_t len)
         same(b, p, len);
         return;
     }
+    case PROTO_T_WAITING: {
+        struct proto_waiting w;
+        if (proto_dec_waiting(p, len, &w) != PROTO_OK)
+            return;
+        proto_enc_waiting(b, &w);
+        same(b, p, len);
+        return;
+    }
     case PROTO_T_LIST:
     case PROTO_T_GET_MANIFEST:
     case PROTO_T_DELETE: {

@@ -178,6 +178,8 @@ frames(struct out *o)
     emit_buf(o, "frame", "open", &b);
     proto_enc_repo_info(&b, &ri);
     emit_buf(o, "frame", "repo_info", &b);
+    proto_enc_waiting(&b, &(struct proto_waiting){2, 3600});
+    emit_buf(o, "frame", "waiting", &b);
     proto_enc_str(&b, PROTO_T_LIST, "web1");
     emit_buf(o, "frame", "list", &b);
     proto_enc_kv(&b, PROTO_T_LIST_ENTRY, &kv);

@@ -487,15 +487,22 @@ proto_conn_broken(const struct proto_conn *c)
 }
 
 int
-proto_conn_expect(struct proto_conn *c, uint16_t type, const uint8_t **payload,
-                  uint32_t *len, uint32_t *err_code)
+proto_conn_expect_noting(struct proto_conn *c, uint16_t type, uint16_t notice,
+                         int (*fn)(void *opaque, const uint8_t *p,
+                                   uint32_t len),
+                         void *opaque, const uint8_t **payload, uint32_t *len,
+                         uint32_t *err_code)
 {
     struct proto_hdr h;
     const uint8_t *p = NULL;
 
     if (err_code)
         *err_code = 0;
-    if (proto_conn_recv(c, &h, &p) < 0)
+    do {
+        if (proto_conn_recv(c, &h, &p) < 0)
+            return -1;
+    } while (notice && h.type == notice && fn(opaque, p, h.len) == 0);
+    if (notice && h.type == notice)
         return -1;
     if (h.type == PROTO_T_ERROR)
         return proto_conn_take_error(c, p, h.len, err_code);
@@ -505,4 +512,12 @@ proto_conn_expect(struct proto_conn *c, uint16_t type, const uint8_t **payload,
     *payload = p;
     *len = h.len;
     return 0;
+}
+
+int
+proto_conn_expect(struct proto_conn *c, uint16_t type, const uint8_t **payload,
+                  uint32_t *len, uint32_t *err_code)
+{
+    return proto_conn_expect_noting(c, type, 0, NULL, NULL, payload, len,
+                                    err_code);
 }

@@ -335,6 +335,29 @@ proto_dec_repo_info(const uint8_t *p, size_t len, struct proto_repo_info *out)
     return proto_rd_done(&pr);
 }
 
+void
+proto_enc_waiting(struct lb_buf *b, const struct proto_waiting *w)
+{
+    size_t f = proto_frame_begin(b, PROTO_T_WAITING);
+
+    lb_buf_put_be32(b, w->ahead);
+    lb_buf_put_be32(b, w->wait);
+    proto_frame_end(b, f);
+}
+
+int
+proto_dec_waiting(const uint8_t *p, size_t len, struct proto_waiting *out)
+{
+    struct proto_rd pr;
+
+    proto_rd_init(&pr, p, len);
+    out->ahead = proto_rd_be32(&pr);
+    out->wait = proto_rd_be32(&pr);
+    if (pr.err)
+        return pr.err;
+    return proto_rd_done(&pr);
+}
+
 /* ---- one string, one KV list --------------------------------------------- */
 
 void

@@ -31,7 +31,9 @@
 /* Feature bits offered in HELLO (PROTOCOL.md, "Version negotiation"). */
 #define PROTO_FEATURE_ENCRYPTION 1ull /* encrypted repositories */
 #define PROTO_FEATURE_COPY 2ull       /* IMPORT, GET_STORED, CHUNK_BAD (copy) */
-#define PROTO_FEATURES_KNOWN (PROTO_FEATURE_ENCRYPTION | PROTO_FEATURE_COPY)
+#define PROTO_FEATURE_WAIT 4ull /* WAITING before an OPEN's answer */
+#define PROTO_FEATURES_KNOWN                                                   \
+    (PROTO_FEATURE_ENCRYPTION | PROTO_FEATURE_COPY | PROTO_FEATURE_WAIT)
 
 enum proto_type {
     PROTO_T_HELLO = 0x0001,
@@ -45,6 +47,7 @@ enum proto_type {
     PROTO_T_KEY_GET = 0x0013,  /* ENCRYPTION feature */
     PROTO_T_KEY_DATA = 0x0014, /* ENCRYPTION feature */
     PROTO_T_KEY_SET = 0x0015,  /* ENCRYPTION feature */
+    PROTO_T_WAITING = 0x0016,  /* WAIT feature */
 
     PROTO_T_LIST = 0x0020,
     PROTO_T_LIST_ENTRY = 0x0021,
@@ -458,6 +461,16 @@ void proto_enc_repo_info(struct lb_buf *b, const struct proto_repo_info *ri);
 int proto_dec_repo_info(const uint8_t *p, size_t len,
                         struct proto_repo_info *out);
 
+/* WAITING (WAIT feature): the server holds the OPEN's answer until the
+ * memory it needs is free, behind `ahead` sessions, for at most `wait`
+ * seconds. */
+struct proto_waiting {
+    uint32_t ahead;
+    uint32_t wait;
+};
+void proto_enc_waiting(struct lb_buf *b, const struct proto_waiting *w);
+int proto_dec_waiting(const uint8_t *p, size_t len, struct proto_waiting *out);
+
 /* Frames whose payload is one str16 (LIST name filter, GET_MANIFEST id,
  * DELETE id). */
 void proto_enc_str(struct lb_buf *b, uint16_t type, const char *s);
@@ -774,5 +787,13 @@ bool proto_conn_broken(const struct proto_conn *c);
 int proto_conn_expect(struct proto_conn *c, uint16_t type,
                       const uint8_t **payload, uint32_t *len,
                       uint32_t *err_code);
+/* The same, handing the frames of type `notice` that come first to
+ * fn(opaque, payload, len) (a non-zero return ends the call with -1). */
+int proto_conn_expect_noting(struct proto_conn *c, uint16_t type,
+                             uint16_t notice,
+                             int (*fn)(void *opaque, const uint8_t *p,
+                                       uint32_t len),
+                             void *opaque, const uint8_t **payload,
+                             uint32_t *len, uint32_t *err_code);
 
 #endif /* LB_PROTO_H */

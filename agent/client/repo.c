@@ -10,6 +10,7 @@
 #include "agent/client/client_int.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -668,6 +669,25 @@ agent_repo_call(struct agent_repo *r, uint16_t type, const uint8_t **p,
     return 0;
 }
 
+/* WAITING before REPO_INFO: backupd holds the OPEN until its other
+ * sessions give back the memory this one needs. Said once. */
+static int
+open_waiting(void *opaque, const uint8_t *p, uint32_t len)
+{
+    struct agent_repo *r = opaque;
+    struct proto_waiting w;
+
+    if (!(r->features & PROTO_FEATURE_WAIT))
+        return lb_error(0, "protocol error: backupd sent WAITING unasked");
+    if (proto_dec_waiting(p, len, &w) != PROTO_OK)
+        return lb_error(0, "backupd sent a malformed WAITING");
+    lb_info("backupd is serving as many sessions as its memory allows "
+            "(--max-memory): waiting for room, %" PRIu32
+            " session%s before this one (at most %" PRIu32 " s)",
+            w.ahead, w.ahead == 1 ? "" : "s", w.wait);
+    return 0;
+}
+
 /* Send what r->out holds (OPEN, perhaps behind HELLO) and read the
  * REPO_INFO. */
 static int
@@ -678,7 +698,10 @@ open_call(struct agent_repo *r)
     struct proto_repo_info ri;
     uint32_t code = 0;
 
-    if (agent_repo_call(r, PROTO_T_REPO_INFO, &p, &len, &code) < 0) {
+    if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
+        proto_conn_expect_noting(r->conn, PROTO_T_REPO_INFO, PROTO_T_WAITING,
+                                 open_waiting, r, &p, &len, &code) < 0) {
+        agent_repo_explain(r);
         /* backupd knows only its path: name the URL the user gave. */
         if (code == PROTO_ERR_NO_REPO && r->host &&
             strstr(lb_error_msg(), "no repository"))

@@ -186,7 +186,7 @@ release_all() {
     HELD_PID=()
 }
 
-start_daemon --max-sessions 2 --max-memory 64M
+start_daemon --max-sessions 2 --max-memory 64M --memory-wait 0
 hold read ok
 hold read ok
 hold read busy
@@ -201,6 +201,87 @@ grep -q "ERROR 15 .*reserved as much memory for its sessions as it may (--max-me
     fail "past --max-memory: $(cat "$T/hold4.out")"
 ok "past --max-memory: BUSY, $(cat "$T/hold4.out")"
 release_all
+stop_daemon
+
+# By default a session that needs memory others hold waits its turn
+# (--memory-wait) instead: first come, first served, until its client
+# leaves or the wait ends.
+release_one() { # index into HELD_FD
+    local rc=0
+    exec {HELD_FD[$1]}>&-
+    wait "${HELD_PID[$1]}" || rc=$?
+    [[ $rc -eq 0 ]] || fail "held session $1: exit $rc: $(cat "$T/hold$(($1 + 1 + HELD_BASE)).out")"
+    unset 'HELD_FD[$1]' 'HELD_PID[$1]'
+}
+mark() { wc -l <"$T/daemon.log"; }
+waits_since() { # MARK: a session said it waits since the mark
+    tail -n +$(($1 + 1)) "$T/daemon.log" | grep -q "session waits for memory"
+}
+answered() { grep -Eq "open$|ERROR" "$T/hold$1.out"; }
+start_daemon --max-memory 64M
+HELD_BASE=$HELD_N
+hold write ok
+first=$HELD_N
+m=$(mark)
+hold_start write ok
+wait_until 60 "the second writer to wait" waits_since "$m"
+m=$(mark)
+hold_start write ok
+wait_until 60 "the third writer to wait" waits_since "$m"
+grep -q "session waits for memory (--max-memory): 1 session waiting before it" "$T/daemon.log" ||
+    fail "the third writer's wait: $(grep 'waits for memory' "$T/daemon.log")"
+! answered $((first + 1)) && ! answered $((first + 2)) ||
+    fail "writers past --max-memory answered: $(cat "$T/hold$((first + 1)).out" "$T/hold$((first + 2)).out")"
+release_one 0
+wait_until 60 "the second writer to be answered" answered $((first + 1))
+grep -qx "open: open" "$T/hold$((first + 1)).out" || fail "second writer: $(cat "$T/hold$((first + 1)).out")"
+! answered $((first + 2)) || fail "the third writer went before its turn: $(cat "$T/hold$((first + 2)).out")"
+release_one 1
+wait_until 60 "the third writer to be answered" answered $((first + 2))
+grep -qx "open: open" "$T/hold$((first + 2)).out" || fail "third writer: $(cat "$T/hold$((first + 2)).out")"
+ok "past --max-memory: writers wait their turn and are served in order"
+# A waiting client that leaves ends its session; the daemon serves on.
+m=$(mark)
+hold_start write ok
+wait_until 60 "the fourth writer to wait" waits_since "$m"
+kill -TERM "${HELD_PID[3]}"
+wait "${HELD_PID[3]}" || true
+exec {HELD_FD[3]}>&-
+wait_until 60 "the daemon to see the waiting client leave" \
+    grep -q "the client left while .* waited for memory" "$T/daemon.log"
+unset 'HELD_FD[3]' 'HELD_PID[3]'
+release_all
+ok "a waiting client that leaves is let go"
+stop_daemon
+# A wait that ends: BUSY, saying so.
+start_daemon --max-memory 64M --memory-wait 2
+hold write ok
+hold write busy
+grep -q "ERROR 15 .*held its memory (--max-memory 64.0 MiB) for the 2 s a backup waited (--memory-wait): refused" "$T/hold$HELD_N.out" ||
+    fail "past --memory-wait: $(cat "$T/hold$HELD_N.out")"
+ok "past --memory-wait: BUSY, $(cat "$T/hold$HELD_N.out")"
+release_all
+stop_daemon
+start_daemon --max-memory 64M
+# An agent that waits says so, and goes on when the room is there.
+hold write ok
+# (without the held session's stdin, which it would keep open)
+(
+    for f in "${HELD_FD[@]}"; do exec {f}>&-; done
+    exec livebackup backup-image --repo "$R" --name honest \
+        --disk vda="$T/honest.qcow2" >"$T/waited.out" 2>"$T/waited.err"
+) &
+waited=$!
+lb_track "$waited"
+wait_until 60 "the agent to say it waits" grep -q "waiting for room" "$T/waited.err"
+grep -q "livebackup: backupd is serving as many sessions as its memory allows (--max-memory): waiting for room, 0 sessions before this one (at most 3600 s)" "$T/waited.err" ||
+    fail "the waiting agent said: $(cat "$T/waited.err")"
+kill -0 "$waited" 2>/dev/null || fail "the agent did not wait: $(cat "$T/waited.err")"
+release_all
+rc=0
+wait "$waited" || rc=$?
+[[ $rc -eq 0 ]] || fail "the agent that waited: exit $rc: $(cat "$T/waited.err")"
+ok "an agent past --max-memory waits, says so, and backs up: $(head -n 1 "$T/waited.err")"
 run_ok livebackup backup-image --repo "$R" --name honest --disk vda="$T/honest.qcow2"
 ok "the sessions done, backups are served again"
 stop_daemon

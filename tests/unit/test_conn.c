@@ -210,6 +210,63 @@ Test(conn, expect_turns_error_frames_into_the_slot)
     lb_buf_free(&out);
 }
 
+static int notices;
+
+static int
+count_notice(void *opaque, const uint8_t *p, uint32_t len)
+{
+    struct proto_waiting w;
+
+    (void)opaque;
+    cr_assert_eq(proto_dec_waiting(p, len, &w), PROTO_OK);
+    notices++;
+    return w.ahead == 99 ? lb_error(0, "enough") : 0;
+}
+
+Test(conn, expect_noting_hands_notices_over_first)
+{
+    struct lb_buf out = {0};
+    const uint8_t *p;
+    uint32_t len, code = 99;
+    struct proto_waiting w = {2, 3600};
+
+    proto_enc_waiting(&out, &w);
+    w.ahead = 1;
+    proto_enc_waiting(&out, &w);
+    proto_enc_ok(&out, 7);
+    proto_enc_waiting(&out, &w);
+    proto_enc_error(&out, PROTO_ERR_BUSY, "busy", "");
+    w.ahead = 99;
+    proto_enc_waiting(&out, &w);
+    proto_enc_waiting(&out, &w);
+    cr_assert_eq(proto_conn_send_buf(b, &out), 0);
+
+    notices = 0;
+    cr_assert_eq(proto_conn_expect_noting(a, PROTO_T_OK, PROTO_T_WAITING,
+                                          count_notice, NULL, &p, &len, &code),
+                 0);
+    cr_assert_eq(notices, 2);
+    cr_assert_eq(code, 0);
+    cr_assert_eq(lb_load_be64(p), 7);
+    /* an ERROR after a notice is still an ERROR */
+    cr_assert_eq(proto_conn_expect_noting(a, PROTO_T_OK, PROTO_T_WAITING,
+                                          count_notice, NULL, &p, &len, &code),
+                 -1);
+    cr_assert_eq(notices, 3);
+    cr_assert_eq(code, PROTO_ERR_BUSY);
+    /* the handler's refusal ends the call at once */
+    cr_assert_eq(proto_conn_expect_noting(a, PROTO_T_OK, PROTO_T_WAITING,
+                                          count_notice, NULL, &p, &len, &code),
+                 -1);
+    cr_assert_eq(notices, 4);
+    cr_assert_str_eq(lb_error_msg(), "enough");
+    /* without a notice type, a notice is a protocol error */
+    cr_assert_eq(proto_conn_expect(a, PROTO_T_OK, &p, &len, &code), -1);
+    cr_assert_neq(strstr(lb_error_msg(), "expected OK, got WAITING"), NULL,
+                  "%s", lb_error_msg());
+    lb_buf_free(&out);
+}
+
 Test(conn, malformed_error_frame)
 {
     struct lb_buf out = {0};

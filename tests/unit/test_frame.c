@@ -27,6 +27,7 @@ static const uint16_t known_types[] = {
     PROTO_T_DELETE,       PROTO_T_PRUNE,        PROTO_T_PRUNE_ENTRY,
     PROTO_T_GC,           PROTO_T_GC_END,       PROTO_T_BRIDGE,
     PROTO_T_IMPORT,       PROTO_T_GET_STORED,   PROTO_T_CHUNK_BAD,
+    PROTO_T_WAITING,
 };
 
 Test(hdr, round_trip_every_known_type)

@@ -63,6 +63,10 @@ dec_any(uint16_t type, const uint8_t *p, size_t len)
         struct proto_repo_info ri;
         return proto_dec_repo_info(p, len, &ri);
     }
+    case PROTO_T_WAITING: {
+        struct proto_waiting w;
+        return proto_dec_waiting(p, len, &w);
+    }
     case PROTO_T_LIST:
     case PROTO_T_GET_MANIFEST:
     case PROTO_T_DELETE: {
@@ -265,6 +269,11 @@ enc_sample(struct lb_buf *b, uint16_t type)
         proto_enc_repo_info(b, &ri);
         break;
     }
+    case PROTO_T_WAITING: {
+        struct proto_waiting w = {3, 3600};
+        proto_enc_waiting(b, &w);
+        break;
+    }
     case PROTO_T_LIST:
     case PROTO_T_GET_MANIFEST:
     case PROTO_T_DELETE:
@@ -377,7 +386,7 @@ Test(msg, every_known_type_round_trips_strictly)
         free(p);
         lb_buf_free(&b);
     }
-    cr_assert_eq(n, 45, "proto.h lists 45 frame types");
+    cr_assert_eq(n, 46, "proto.h lists 46 frame types");
 }
 
 /* ---- HELLO --------------------------------------------------------------- */
