@@ -9,13 +9,16 @@
  * session's lookups would queue behind the other's creates, which is why
  * a session has a second connection for them, be_rados_query.c). Any
  * other process connects per session and shuts down at its end, as
- * before.
+ * before. A kept connection the cluster cut off while it was idle
+ * (blocklisted, `ceph osd blocklist add`: every operation then fails
+ * with ESHUTDOWN) is found by one stat when it is taken, and replaced.
  */
 #include "store/be_rados_int.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* A connection made for one kind of use (the main one, or the lookups')
  * of one cluster as one client, with one op timeout. */
@@ -118,6 +121,19 @@ connect_new(struct be_rados *b, const struct store_be_rados_spec *o,
         lb_error_hint("check the config, the keyring and `ceph -s`");
         goto fail;
     }
+    if (lb_log_get_level() >= LB_LOG_DEBUG) {
+        char *addrs = NULL;
+
+        /* what `ceph osd blocklist add` fences this connection by */
+        if (LR(rados_getaddrs, *cl, &addrs) < 0)
+            addrs = NULL;
+        lb_debug("%s: connected as client.%s (client.%llu at %s)",
+                 b->be.where, o->id,
+                 (unsigned long long)LR(rados_get_instance_id, *cl),
+                 addrs ? addrs : "?");
+        if (addrs)
+            LR(rados_buffer_free, addrs);
+    }
     return 0;
 fail:
     LR(rados_shutdown, *cl);
@@ -125,11 +141,37 @@ fail:
     return -1;
 }
 
+/* Has the cluster cut off this kept connection? One stat of the
+ * repository's config object tells (any other outcome: it has not, and
+ * the operations that follow say what else is wrong). */
+static bool
+cut_off(rados_t cl, const struct store_be_rados_spec *o)
+{
+    rados_ioctx_t io;
+    uint64_t size;
+    time_t mtime;
+    int r = LR(rados_ioctx_create, cl, o->pool, &io);
+
+    if (r < 0)
+        return false;
+    LR(rados_ioctx_set_namespace, io, o->ns);
+    r = LR(rados_stat, io, "config", &size, &mtime);
+    LR(rados_ioctx_destroy, io);
+    return r == -ESHUTDOWN;
+}
+
 int
 be_rados_connect(struct be_rados *b, const struct store_be_rados_spec *o,
                  bool query, rados_t *cl)
 {
     *cl = kept_take(o, query);
+    if (*cl && cut_off(*cl, o)) {
+        lb_info("%s: the Ceph cluster cut off a kept connection "
+                "(blocklisted): connecting again",
+                b->be.where);
+        LR(rados_shutdown, *cl);
+        *cl = NULL;
+    }
     if (*cl) {
         b->n_reused++;
         return 0;

@@ -23,13 +23,16 @@
     X(rados_aio_unlock)                                                        \
     X(rados_aio_wait_for_complete)                                             \
     X(rados_aio_write_op_operate)                                              \
+    X(rados_buffer_free)                                                       \
     X(rados_conf_read_file)                                                    \
     X(rados_conf_set)                                                          \
     X(rados_connect)                                                           \
     X(rados_create)                                                            \
     X(rados_create_read_op)                                                    \
     X(rados_create_write_op)                                                   \
+    X(rados_get_instance_id)                                                   \
     X(rados_get_last_version)                                                  \
+    X(rados_getaddrs)                                                          \
     X(rados_getxattr)                                                          \
     X(rados_ioctx_create)                                                      \
     X(rados_ioctx_destroy)                                                     \

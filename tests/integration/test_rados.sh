@@ -20,7 +20,8 @@
 #   5. agents through ssh://host/rados:...&socket=PATH to two `backupd
 #      listen` daemons serving one RADOS repository at once; a daemon's
 #      next sessions reuse its cluster connections (a local agent's by
-#      rados:...&socket=PATH), and release the repository lock.
+#      rados:...&socket=PATH), and release the repository lock; kept
+#      connections the cluster cut off (blocklisted) are replaced.
 #   6. map (nbdcopy of the export of a full and an incremental equals
 #      restore-image), mount (the disk files equal their images), copy
 #      rados -> file -> rados (both copies verify clean, restore exact).
@@ -334,6 +335,30 @@ grep -q "$xid" "$T/out" && fail "backup $xid still listed after its delete"
 expect_fail "cannot reach backupd listen on $T/none.sock" \
     livebackup list --repo "$R&socket=$T/none.sock"
 ok "a front end's next sessions reuse its connections; a local agent reaches it by socket="
+
+# The cluster cuts a front end's connections off (an operator fences a
+# host with `ceph osd blocklist add`, by the addresses backupd -v logs):
+# every operation on them fails with ESHUTDOWN. fe2 keeps two from its
+# backup; its next session finds them cut off, connects again and serves.
+addrs=$(sed -n 's/.*: connected as client\.[^ ]* (client\.[0-9]* at \(.*\))$/\1/p' "$T/fe2.log")
+[[ $(wc -w <<<"$addrs") -ge 2 ]] || fail "fe2 logged its addresses: $(grep 'connected as' "$T/fe2.log")"
+for a in $addrs; do
+    ceph_cmd osd blocklist add "$a" >"$T/bl.out" 2>&1 || fail "blocklist add $a: $(cat "$T/bl.out")"
+done
+nops=$(wc -l <"$T/fe2.ops")
+run_ok livebackup restore-image --repo "$R&socket=$T/fe2.sock" --name y \
+    --disk vda --to "$T/y.local"
+same_image "$T/y.local" raw "$T/y.raw" raw
+grep -q "cut off a kept connection (blocklisted): connecting again" "$T/fe2.log" ||
+    fail "fe2 did not see its connection cut off: $(tail -n 5 "$T/fe2.log")"
+fe2_ops_grew() { (($(wc -l <"$T/fe2.ops") > nops)); }
+wait_until 30 "fe2 to end the restore's session" fe2_ops_grew
+tail -n 1 "$T/fe2.ops" | grep -q "reused 0$" ||
+    fail "fe2's session used a connection the cluster cut off: $(cat "$T/fe2.ops")"
+for a in $addrs; do
+    ceph_cmd osd blocklist rm "$a" >"$T/bl.out" 2>&1 || fail "blocklist rm $a: $(cat "$T/bl.out")"
+done
+ok "a front end whose kept connections the cluster cut off connects again"
 
 # ---- 6. map, mount and copy on a RADOS repository ----------------------
 # Each goes through the backupd child the agent starts, which opens the
