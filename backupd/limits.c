@@ -56,15 +56,16 @@ backupd_limits_free(struct backupd_limits *l)
     free(l);
 }
 
-bool
-backupd_limits_take(struct backupd_limits *l, uint64_t bytes)
+/* Take bytes if they fit (and, for spare room, nobody waits). */
+static bool
+take_now(struct backupd_limits *l, uint64_t bytes, bool spare)
 {
     bool ok;
 
     if (!l)
         return true;
     pthread_mutex_lock(&l->lock);
-    ok = bytes <= l->max - l->used;
+    ok = (!spare || !l->head) && bytes <= l->max - l->used;
     if (ok)
         l->used += bytes;
     pthread_mutex_unlock(&l->lock);
@@ -72,18 +73,15 @@ backupd_limits_take(struct backupd_limits *l, uint64_t bytes)
 }
 
 bool
+backupd_limits_take(struct backupd_limits *l, uint64_t bytes)
+{
+    return take_now(l, bytes, false);
+}
+
+bool
 backupd_limits_take_spare(struct backupd_limits *l, uint64_t bytes)
 {
-    bool ok;
-
-    if (!l)
-        return true;
-    pthread_mutex_lock(&l->lock);
-    ok = !l->head && bytes <= l->max - l->used;
-    if (ok)
-        l->used += bytes;
-    pthread_mutex_unlock(&l->lock);
-    return ok;
+    return take_now(l, bytes, true);
 }
 
 static void
