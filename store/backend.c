@@ -295,6 +295,30 @@ store_rm_tree(const char *path)
     return rmdir(path);
 }
 
+int
+store_tmp_dir_lock(const char *d, int *lock_fd)
+{
+    CLEANUP_FREE char *tmp = lb_xasprintf("%s/.lock.new", d);
+    CLEANUP_FREE char *lock = lb_xasprintf("%s/.lock", d);
+    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                  0600);
+
+    *lock_fd = -1;
+    if (fd < 0)
+        return lb_error(errno, "create %s", tmp);
+    /* Nobody else knows .lock.new: the lock cannot fail. The mtime marks
+     * the start of the session for gc (set: it must not be older). */
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0 || futimens(fd, NULL) < 0 ||
+        rename(tmp, lock) < 0) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        return lb_error(e, "lock %s", lock);
+    }
+    *lock_fd = fd;
+    return 0;
+}
+
 void
 store_tmp_sweep(const char *dir, const char *prefix, time_t lockless_age,
                 void (*gone)(const char *path, const char *name, void *opaque),

@@ -267,6 +267,13 @@ void store_tmp_sweep(const char *dir, const char *prefix, time_t lockless_age,
                      void (*gone)(const char *path, const char *name,
                                   void *opaque),
                      void *opaque);
+/*
+ * Give the new temp directory d its .lock, locked before anyone can see
+ * it (made as .lock.new, locked, renamed): a sweep never finds it
+ * unlocked while its writer lives. Its mtime is now. 0 with *lock_fd
+ * holding it, or -1 (d left as it was).
+ */
+int store_tmp_dir_lock(const char *d, int *lock_fd);
 
 struct store_be {
     const struct store_be_ops *ops;

@@ -38,34 +38,17 @@ static int
 session_create(struct store_be *be, const char *name, char **dir, int *lock_fd)
 {
     CLEANUP_FREE char *d = lb_xasprintf("%s/tmp/%s", be->where, name);
-    CLEANUP_FREE char *tmp = lb_xasprintf("%s/.lock.new", d);
-    CLEANUP_FREE char *lock = lb_xasprintf("%s/.lock", d);
-    int fd, e;
 
     *dir = NULL;
     *lock_fd = -1;
     if (mkdir(d, 0700) < 0)
         return lb_error(errno, "create %s", d);
-    fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        e = errno;
+    if (store_tmp_dir_lock(d, lock_fd) < 0) {
         rmdir(d);
-        return lb_error(e, "create %s", tmp);
-    }
-    /* Nobody else knows .lock.new: the lock cannot fail, and the file is
-     * locked before anyone can see it as .lock. Its mtime marks the start
-     * of the session for gc (set explicitly: it must not be older). */
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0 || futimens(fd, NULL) < 0 ||
-        rename(tmp, lock) < 0) {
-        e = errno;
-        close(fd);
-        unlink(tmp);
-        rmdir(d);
-        return lb_error(e, "lock %s", lock);
+        return -1;
     }
     *dir = d;
     d = NULL;
-    *lock_fd = fd;
     return 0;
 }
 

@@ -7,8 +7,9 @@
  *   is the session's start for gc), and the exclusive lock
  *   sessions/NAME.lock, taken first, both with the backend's lease; and a
  *   private directory on local disk for its temp files (the manifest
- *   being written), $TMPDIR/livebackup-rados-*, locked while it lives:
- *   the next writer removes those of writers that are gone;
+ *   being written), $TMPDIR/livebackup-rados-*, locked while it lives
+ *   (from before anyone can see it): the next writer removes those of
+ *   writers that are gone;
  * - a create in two steps keeps the bytes in memory until publish creates
  *   the object exclusively in one operation (completion is durability);
  * - the commit creates the manifest exclusively from its whole temp file.
@@ -41,12 +42,11 @@ local_gone(const char *dir, const char *name, void *opaque)
 static int
 local_dir(struct store_be *be, const char *tmpdir, const char *hex)
 {
-    CLEANUP_FREE char *lock = NULL;
-
     /* The local temp directories of writers that are gone: their .lock
      * is no longer locked (a SIGKILLed front end leaves its manifest
-     * being written behind). */
-    store_tmp_sweep(tmpdir, LOCAL_PREFIX, 0, local_gone, NULL);
+     * being written behind), or they have none a minute after they were
+     * made (their writer died before it locked one). */
+    store_tmp_sweep(tmpdir, LOCAL_PREFIX, 60, local_gone, NULL);
     be->tmp_dir = lb_xasprintf("%s/" LOCAL_PREFIX "%s-XXXXXX", tmpdir, hex);
     if (!mkdtemp(be->tmp_dir)) {
         int e = errno;
@@ -55,11 +55,14 @@ local_dir(struct store_be *be, const char *tmpdir, const char *hex)
         be->tmp_dir = NULL;
         return -1;
     }
-    lock = lb_xasprintf("%s/.lock", be->tmp_dir);
-    be->tmp_lock_fd =
-        open(lock, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (be->tmp_lock_fd < 0 || flock(be->tmp_lock_fd, LOCK_EX | LOCK_NB) < 0)
-        return lb_error(errno, "lock %s", lock);
+    /* (a .lock made and then locked could be found unlocked and swept
+     * away, directory and all, by another writer meanwhile) */
+    if (store_tmp_dir_lock(be->tmp_dir, &be->tmp_lock_fd) < 0) {
+        rmdir(be->tmp_dir);
+        free(be->tmp_dir);
+        be->tmp_dir = NULL;
+        return -1;
+    }
     return 0;
 }
 

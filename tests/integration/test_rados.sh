@@ -41,6 +41,8 @@
 #  10. a missing pool, repository or Ceph config is named to the client.
 #  11. a `backupd listen --max-memory 64M` on RADOS stays near its bound
 #      (chunks held in memory until created are counted).
+#  12. eight backups at once through one daemon at --max-memory 256M: the
+#      ones past the bound wait their turn; all restore exact.
 # Registered in the plain build only (tests/CMakeLists.txt): the issue's
 # CI budget.
 . "$(dirname "$0")/lib.sh"
@@ -679,6 +681,47 @@ grew=$(((hwm - rss0) / 1024))
 kill -TERM "$mem_pid"
 wait "$mem_pid" || fail "the daemon did not exit cleanly: $(cat "$T/mem.log")"
 ok "--max-memory 64M on RADOS: the daemon grew $grew MiB backing up 256 MiB"
+
+# ---- 12. eight hosts at once through one front end -------------------------
+# At --max-memory 256M a RADOS backup's worst case lets one or two run at
+# once: the others wait their turn (before, they were answered BUSY and
+# failed), and every session's local temp directory is its own (one made
+# beside another's sweep was once swept away: "create .../manifest.1: No
+# such file or directory").
+R=$(repo eight)
+run_ok livebackup init --repo "$R"
+"$BACKUPD" listen --repo "$R" --socket "$T/eight.sock" --max-memory 256M \
+    --log-stderr -v >"$T/eight.log" 2>&1 &
+eight_pid=$!
+lb_track "$eight_pid"
+lb_watch_log "$T/eight.log"
+wait_until 60 "the daemon to listen" grep -q "listening on" "$T/eight.log"
+pids=()
+for i in 1 2 3 4 5 6 7 8; do
+    mkimage "$T/h$i.raw" raw 16
+    write_random "$T/h$i.raw" raw 0 16M
+done
+for i in 1 2 3 4 5 6 7 8; do
+    livebackup backup-image --repo "$R&socket=$T/eight.sock" --name "h$i" \
+        --disk vda="$T/h$i.raw" >"$T/h$i.out" 2>"$T/h$i.err" &
+    pids+=($!)
+    lb_track $!
+done
+for i in 1 2 3 4 5 6 7 8; do
+    wait "${pids[$((i - 1))]}" || fail "host $i: $(cat "$T/h$i.err")"
+done
+for i in 1 2 3 4 5 6 7 8; do
+    run_ok livebackup restore-image --repo "$R" --name "h$i" --disk vda \
+        --to "$T/h$i.back"
+    same_image "$T/h$i.back" raw "$T/h$i.raw" raw
+    rm -f "$T/h$i.back"
+done
+waited=$(grep -l "waiting for room" "$T"/h?.err | wc -l)
+kill -TERM "$eight_pid"
+wait "$eight_pid" || fail "the daemon did not exit cleanly: $(cat "$T/eight.log")"
+left=$(find "$TMPDIR" -maxdepth 1 -name 'livebackup-rados-*' | wc -l)
+[[ $left -eq 0 ]] || fail "$left local temp directories left: $(ls -a "$TMPDIR")"
+ok "eight hosts at once through one front end at --max-memory 256M: all restored exact ($waited waited their turn)"
 
 t0=$(date +%s.%N)
 ceph_stop
