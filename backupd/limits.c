@@ -110,14 +110,9 @@ backupd_limits_take_wait(struct backupd_limits *l, uint64_t bytes,
     int e = 0;
     bool told = false;
 
-    if (!l)
+    if (take_now(l, bytes, true))
         return 0;
     pthread_mutex_lock(&l->lock);
-    if (!l->head && bytes <= l->max - l->used) {
-        l->used += bytes;
-        pthread_mutex_unlock(&l->lock);
-        return 0;
-    }
     if (bytes > l->max || wait_secs == 0) {
         pthread_mutex_unlock(&l->lock);
         return EBUSY;
@@ -157,13 +152,11 @@ backupd_limits_take_wait(struct backupd_limits *l, uint64_t bytes,
             e = ETIMEDOUT;
             break;
         }
-        /* wake at least every second to see whether the client left */
+        /* wake at least every second to see whether the client left
+         * (lb_now_ns is the condition's clock, CLOCK_MONOTONIC) */
         uint64_t t = LB_MIN(deadline, now + 1000000000ull);
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        uint64_t abs = (uint64_t)until.tv_sec * 1000000000ull +
-                       (uint64_t)until.tv_nsec + (t - now);
-        until.tv_sec = (time_t)(abs / 1000000000ull);
-        until.tv_nsec = (long)(abs % 1000000000ull);
+        until.tv_sec = (time_t)(t / 1000000000ull);
+        until.tv_nsec = (long)(t % 1000000000ull);
         pthread_cond_timedwait(&l->room, &l->lock, &until);
         if (ops->gone(opaque)) {
             e = ECONNABORTED;

@@ -657,16 +657,27 @@ agent_repo_init(struct agent_repo *r, uint32_t window_size)
     return agent_repo_call(r, PROTO_T_OK, &p, &len, NULL);
 }
 
-int
-agent_repo_call(struct agent_repo *r, uint16_t type, const uint8_t **p,
-                uint32_t *len, uint32_t *code)
+/* agent_repo_call, handing the frames of type notice that come before
+ * the answer to fn (proto_conn_expect_noting; notice 0: none). */
+static int
+repo_call_noting(struct agent_repo *r, uint16_t type, uint16_t notice,
+                 int (*fn)(void *opaque, const uint8_t *p, uint32_t len),
+                 const uint8_t **p, uint32_t *len, uint32_t *code)
 {
     if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
-        proto_conn_expect(r->conn, type, p, len, code) < 0) {
+        proto_conn_expect_noting(r->conn, type, notice, fn, r, p, len,
+                                 code) < 0) {
         agent_repo_explain(r);
         return -1;
     }
     return 0;
+}
+
+int
+agent_repo_call(struct agent_repo *r, uint16_t type, const uint8_t **p,
+                uint32_t *len, uint32_t *code)
+{
+    return repo_call_noting(r, type, 0, NULL, p, len, code);
 }
 
 /* WAITING before REPO_INFO: backupd holds the OPEN until its other
@@ -698,10 +709,8 @@ open_call(struct agent_repo *r)
     struct proto_repo_info ri;
     uint32_t code = 0;
 
-    if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
-        proto_conn_expect_noting(r->conn, PROTO_T_REPO_INFO, PROTO_T_WAITING,
-                                 open_waiting, r, &p, &len, &code) < 0) {
-        agent_repo_explain(r);
+    if (repo_call_noting(r, PROTO_T_REPO_INFO, PROTO_T_WAITING, open_waiting,
+                         &p, &len, &code) < 0) {
         /* backupd knows only its path: name the URL the user gave. */
         if (code == PROTO_ERR_NO_REPO && r->host &&
             strstr(lb_error_msg(), "no repository"))
