@@ -458,7 +458,7 @@ cmd_recover(int argc, char **argv)
         struct livebk b;
         /* An instant restore of it first: its pulls finished (waited
          * for), its exports stopped. */
-        int inst = livebk_instant_finish(a.uri, a.names[i], true);
+        int inst = livebk_instant_finish(a.uri, a.names[i]);
         if (inst == 0 && !agent_opts.json)
             printf("%s: the instant restore is finished\n", a.names[i]);
         if (inst < 0 || open_dom(&b, v, a.names[i], &a.o) < 0 ||

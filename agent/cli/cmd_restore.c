@@ -396,7 +396,8 @@ restore_instant(const struct restore_args *a, struct agent_backup *b,
     io.name = n->name;
     io.uuid = n->uuid;
     io.xml = n->xml;
-    io.overlays = n->final;
+    io.tops = n->final;
+    io.force = a->force;
     if (livebk_instant_restore(&io, b) < 0) {
         struct lb_error_saved e;
         lb_error_save(&e);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Run a helper program (qemu-img, ...) without a shell and capture its
- * output. Arguments are passed as a vector, so image paths with spaces or
+ * output; it is sent SIGTERM if the thread that runs it dies. Arguments are passed as a vector, so image paths with spaces or
  * shell characters are safe.
  */
 #include "agent/client/run.h"
@@ -9,7 +9,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 #define RUN_MAX_OUTPUT (16u << 20)
@@ -19,7 +21,7 @@ agent_run(char *const argv[], char **out, char **err)
 {
     int po[2] = {-1, -1}, pe[2] = {-1, -1};
     struct lb_buf bo = {0}, be = {0};
-    pid_t pid;
+    pid_t pid, parent;
     int status;
     bool open_o = true, open_e = true;
 
@@ -31,6 +33,7 @@ agent_run(char *const argv[], char **out, char **err)
         lb_error(errno, "pipe");
         goto fail;
     }
+    parent = getpid();
     pid = fork();
     if (pid < 0) {
         lb_error(errno, "fork");
@@ -38,6 +41,11 @@ agent_run(char *const argv[], char **out, char **err)
     }
     if (pid == 0) {
         int null = open("/dev/null", O_RDONLY);
+        /* A helper does not outlive the command that waits for it (a
+         * killed instant-restore watcher's nbdcopy would fill a file no
+         * one uses). */
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent)
+            _exit(127);
         if (null >= 0)
             dup2(null, 0);
         dup2(po[1], 1);

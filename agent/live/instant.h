@@ -16,7 +16,11 @@
 
 struct instant_disk {
     char target[65];
-    char *overlay; /* the local qcow2 the domain runs on */
+    char *overlay; /* the local qcow2 the domain starts on (NAME-vda.instant.
+                      qcow2): the guest's writes until the pivot */
+    char *base;    /* the disk of the backup, copied from the export (raw) */
+    char *top;     /* the qcow2 over base the domain ends on (the path the
+                      restore's XML names) */
     char *socket;  /* the export's unix socket (the overlay's backing) */
     char *pidfile; /* the export's nbdkit */
     char *log;     /* its log */

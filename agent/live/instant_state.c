@@ -19,6 +19,8 @@ instant_free(struct instant_state *st)
 {
     for (size_t i = 0; i < st->nd; i++) {
         free(st->d[i].overlay);
+        free(st->d[i].base);
+        free(st->d[i].top);
         free(st->d[i].socket);
         free(st->d[i].pidfile);
         free(st->d[i].log);
@@ -62,6 +64,8 @@ parse_disk(const struct lb_json *j, struct instant_disk *d)
         !proto_disk_name_valid(d->target, strlen(d->target)))
         return lb_fail(EINVAL, "a disk without a valid target");
     if (get_str(j, "overlay", true, &d->overlay) < 0 ||
+        get_str(j, "base", true, &d->base) < 0 ||
+        get_str(j, "top", true, &d->top) < 0 ||
         get_str(j, "socket", true, &d->socket) < 0 ||
         get_str(j, "pidfile", true, &d->pidfile) < 0 ||
         get_str(j, "log", true, &d->log) < 0 ||
@@ -77,8 +81,10 @@ parse_fields(const struct lb_json *j, struct instant_state *st)
     const struct lb_json *disks = lb_json_get(j, "disks");
     uint64_t v;
 
-    if (lb_json_u64(lb_json_get(j, "version"), &v) < 0 || v != 1)
-        return lb_fail(EINVAL, "not a version 1 journal");
+    if (lb_json_u64(lb_json_get(j, "version"), &v) < 0 || v != 2)
+        return lb_fail(EINVAL, "not a version 2 journal (one of version 1 "
+                               "was made by a livebackup before 2026-12-03, "
+                               "which finishes it)");
     if (get_fixed(j, "name", st->name, sizeof st->name) < 0 ||
         get_fixed(j, "uuid", st->uuid, sizeof st->uuid) < 0 ||
         get_fixed(j, "backup", st->backup, sizeof st->backup) < 0 ||
@@ -152,7 +158,7 @@ instant_format(const struct instant_state *st)
     struct lb_buf b = {0};
 
     lb_buf_put_u8(&b, '{');
-    kv_num(&b, "version", 1);
+    kv_num(&b, "version", 2);
     kv_str(&b, "name", st->name, false);
     kv_str(&b, "uuid", st->uuid, false);
     kv_str(&b, "url", st->url, false);
@@ -171,6 +177,8 @@ instant_format(const struct instant_state *st)
         lb_buf_append(&b, i ? ",\n{" : "\n{", i ? 3 : 2);
         kv_str(&b, "target", d->target, false);
         kv_str(&b, "overlay", d->overlay, false);
+        kv_str(&b, "base", d->base, false);
+        kv_str(&b, "top", d->top, false);
         kv_str(&b, "socket", d->socket, false);
         kv_str(&b, "pidfile", d->pidfile, false);
         kv_str(&b, "log", d->log, false);

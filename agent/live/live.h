@@ -127,38 +127,43 @@ struct livebk_instant {
     const char *uri;         /* libvirt */
     const char *url;         /* the repository: the exports read from it */
     const char *name, *uuid; /* the new domain */
-    const char *xml;         /* its XML: disks on the overlays (qcow2),
+    const char *xml;         /* its XML: disks on their tops (qcow2),
                                 error_policy and rerror_policy stop */
-    char *const *overlays;   /* per disk of the backup: its overlay, NULL
-                                when not restored */
+    char *const *tops;       /* per disk of the backup: the qcow2 it ends
+                                on (DIR/NAME-vda.qcow2, over DIR/NAME-
+                                vda.raw), NULL when not restored */
     uint64_t cache_bytes;    /* the exports' cache (0: default) */
+    bool force;              /* replace an overlay or base left there */
 };
 
 /*
  * Restore backup b as a new domain that runs at once on local overlays
- * backed by NBD exports of its disks (one nbdkit each, daemons of their
- * own), and start pulling every block into the overlays; a detached
- * watcher finishes it (livebk_instant_finish). Journaled (instant.h); a
- * failure before the domain runs undoes everything. 0 once the domain
- * runs and its pulls have started.
+ * (DIR/NAME-vda.instant.qcow2) backed by NBD exports of its disks (one
+ * nbdkit each, daemons of their own), and start a detached watcher that
+ * pulls them (livebk_instant_finish). Journaled (instant.h); a failure
+ * before the domain runs undoes everything. 0 once the domain runs.
  */
 int livebk_instant_restore(const struct livebk_instant *o,
                            struct agent_backup *b);
 /*
- * Finish the instant restore of domain name (recover, and the watcher):
- * restart what is gone (exports, pulls; a guest paused on a read of a
- * vanished export is resumed), pull a shut-off domain's disks offline,
- * and with wait, wait for the pulls; once every overlay stands alone, stop
- * the exports and drop the journal. 1 if there is no instant restore of
- * name, 0, or -1 (error set; the journal stays for the next try).
+ * Finish the instant restore of domain name (recover, and the watcher), and
+ * wait for it: per disk, the backup's disk copied from its export into its
+ * base (a raw file beside the top), then the domain moved onto its top (a
+ * qcow2 over the base) by a shallow block copy of the overlay (the guest's
+ * writes) and a pivot; a shut-off domain's overlay is rebased onto the base
+ * and moved to the top's name instead. What is gone is restarted (exports;
+ * a guest paused on a read of a vanished export is resumed). Once every
+ * disk runs on its top, the exports stop and the journal goes. 1 if there
+ * is no instant restore of name, 0, or -1 (error set; the journal stays
+ * for the next try).
  */
-int livebk_instant_finish(const char *uri, const char *name, bool wait);
+int livebk_instant_finish(const char *uri, const char *name);
 /* The hidden command the restore starts: __instant-watch NAME -c URI. */
 int cmd_instant_watch(int argc, char **argv);
 
 struct livebk_instant_disk {
-    bool done;    /* its overlay stands alone */
-    bool pulling; /* a pull runs: cur of end */
+    bool done;    /* the domain runs on its top */
+    bool pulling; /* its base is being filled or its copy runs: cur of end */
     uint64_t cur, end;
     pid_t export_pid; /* 0: its export does not run */
 };

@@ -191,11 +191,23 @@ int agent_virt_job_running(struct agent_dom *d, const char *target);
 int agent_virt_wait_job(struct agent_virt *v, struct agent_dom *d,
                         const char *target, unsigned timeout_s);
 
-/* Start a block pull of every layer below target's top into it
- * (virDomainBlockPull): when it completes, the top stands alone. bandwidth
- * in bytes/s, 0 unlimited. Does not wait (agent_virt_wait_job). */
-int agent_virt_pull(struct agent_virt *v, struct agent_dom *d,
-                    const char *target, unsigned long bandwidth);
+/* Start a shallow block copy (virDomainBlockCopy: QEMU's mirror, several
+ * requests in flight) of target's top image into copy, a qcow2 created
+ * beforehand (REUSE_EXT) whose backing chain holds what the top's backing
+ * chain holds: only the top's own clusters travel. Guest writes are
+ * mirrored into copy as they happen (SYNCHRONOUS_WRITES). Does not wait
+ * (agent_virt_copy_finish). */
+int agent_virt_copy_start(struct agent_dom *d, const char *target,
+                          const char *copy);
+/* Wait (timeout_s) for the block copy on target to be ready, then pivot
+ * the domain onto copy. 0 once the domain runs on copy; -1 with the error
+ * set if the copy failed, was cancelled or is gone and the domain is not
+ * on copy: the domain then stays on its top, which holds every write.
+ * libvirt leaves the persistent definition as it was (TRANSIENT_JOB): the
+ * caller rewrites it. */
+int agent_virt_copy_finish(struct agent_virt *v, struct agent_dom *d,
+                           const char *target, const char *copy,
+                           unsigned timeout_s);
 /* The progress of the block job on target: 1 with *cur of *end, 0 if none
  * runs, -1 (error set). */
 int agent_virt_job_info(struct agent_dom *d, const char *target, uint64_t *cur,

@@ -27,8 +27,8 @@
     X(virConnectUnregisterCloseCallback)                                       \
     X(virDomainAgentSetResponseTimeout)                                        \
     X(virDomainBlockCommit)                                                    \
+    X(virDomainBlockCopy)                                                      \
     X(virDomainBlockJobAbort)                                                  \
-    X(virDomainBlockPull)                                                      \
     X(virDomainCreate)                                                         \
     X(virDomainDefineXML)                                                      \
     X(virDomainDestroy)                                                        \

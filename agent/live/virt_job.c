@@ -8,6 +8,7 @@
 #include "agent/live/virt_int.h"
 
 #include <errno.h>
+#include <libxml/tree.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -366,18 +367,74 @@ agent_virt_wait_job(struct agent_virt *v, struct agent_dom *d,
     return 0;
 }
 
-int
-agent_virt_pull(struct agent_virt *v, struct agent_dom *d, const char *target,
-                unsigned long bandwidth)
+/* The <disk> of a block copy's destination: a qcow2 file (its path in
+ * double quotes: xmlEncodeSpecialChars leaves apostrophes alone). */
+static char *
+copy_dest_xml(const char *path)
 {
+    xmlChar *p = xmlEncodeSpecialChars(NULL, BAD_CAST path);
+    char *xml;
+
+    if (!p) {
+        lb_fail(ENOMEM, "the block copy's XML");
+        return NULL;
+    }
+    xml = lb_xasprintf("<disk type=\"file\"><source file=\"%s\"/>"
+                       "<driver type=\"qcow2\"/></disk>",
+                       (const char *)p);
+    xmlFree(p);
+    return xml;
+}
+
+int
+agent_virt_copy_start(struct agent_dom *d, const char *target, const char *copy)
+{
+    CLEANUP_FREE char *xml = copy_dest_xml(copy);
     char what[128];
 
-    (void)v;
-    snprintf(what, sizeof what, "the block pull of %s", target);
-    if (LV(virDomainBlockPull, d->d, target, bandwidth,
-           bandwidth ? VIR_DOMAIN_BLOCK_PULL_BANDWIDTH_BYTES : 0) < 0)
+    snprintf(what, sizeof what, "the block copy of %s", target);
+    if (!xml)
+        return -1;
+    /* TRANSIENT_JOB: libvirt 9.0 refuses a copy of a persistent domain's
+     * disk without it ("domain is not transient"); the job does not
+     * outlive the domain's QEMU anyway, and the caller starts a new one. */
+    if (LV(virDomainBlockCopy, d->d, target, xml, NULL, 0,
+           VIR_DOMAIN_BLOCK_COPY_SHALLOW | VIR_DOMAIN_BLOCK_COPY_REUSE_EXT |
+               VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB |
+               VIR_DOMAIN_BLOCK_COPY_SYNCHRONOUS_WRITES) < 0)
         return virt_dom_fail(d, what);
     return 0;
+}
+
+int
+agent_virt_copy_finish(struct agent_virt *v, struct agent_dom *d,
+                       const char *target, const char *copy, unsigned timeout_s)
+{
+    struct job_event *e = job_slot(v, d, target);
+    unsigned want = 1u << VIR_DOMAIN_BLOCK_JOB_READY |
+                    1u << VIR_DOMAIN_BLOCK_JOB_COMPLETED |
+                    1u << VIR_DOMAIN_BLOCK_JOB_FAILED |
+                    1u << VIR_DOMAIN_BLOCK_JOB_CANCELED;
+    char what[128];
+    int status, r;
+
+    snprintf(what, sizeof what, "the block copy of %s", target);
+    if (!e)
+        return lb_fail(EIO, "too many block jobs");
+    /* Registered before asking: an event cannot slip between. */
+    r = agent_virt_job_running(d, target);
+    if (r < 0)
+        return -1;
+    if (r == 0)
+        return job_mirror_vanished(d, target, copy, what);
+    if (wait_event(d, e, want, timeout_s, what, &status) < 0)
+        return -1;
+    if (status == JOB_VANISHED || status == VIR_DOMAIN_BLOCK_JOB_COMPLETED)
+        return job_mirror_vanished(d, target, copy, what);
+    if (status != VIR_DOMAIN_BLOCK_JOB_READY)
+        return job_outcome(what, status);
+    /* Ready: the copy holds every block and every write since. */
+    return job_pivot(v, d, target, copy, " onto its copy", timeout_s);
 }
 
 int

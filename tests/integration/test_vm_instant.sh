@@ -3,14 +3,17 @@
 #
 # mount --fs of a backup of the guest: a file it wrote reads right.
 # restore --instant: the restored guest runs on local overlays backed by
-# NBD exports of the backup while its disks are pulled in the background.
+# NBD exports of the backup while its disks are pulled in the background
+# (each copied into a local raw base, then the domain moved by a shallow
+# block copy and a pivot onto a qcow2 over that base).
 # Checked: its guest agent answers and it holds the files written before
 # the backup while the pull runs; status shows the pull; the watcher and
 # the export killed mid-pull (the guest having written meanwhile), then
 # recover: the export comes back, the pull completes, the guest keeps its
 # writes; the host killed mid-pull (the domain destroyed too): recover
-# finishes offline; afterwards the disk chain holds no NBD layer, nothing of the
-# restore is left running, and restore-image of a later backup of the
+# finishes offline; afterwards the domain (live and persistent) runs on
+# DIR/NAME-vda.qcow2 over DIR/NAME-vda.raw, no NBD layer, nothing of the
+# restore is left running or lying about, and restore-image of a later backup of the
 # restored domain equals its disk exactly.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vmlib.sh"
@@ -48,6 +51,21 @@ in_guest_check() {
     [[ $out == *GOOD* ]] || fail "in $dom: $out"
 }
 
+# Where a finished disk must be: the domain's live and persistent
+# definitions name DIR/NAME-vda.qcow2, a qcow2 over DIR/NAME-vda.raw, and
+# nothing else of the restore is left in DIR.
+disk_finished() {
+    local dom=$1 dir=$2 top=$2/$1-vda.qcow2 b flags
+    b=$(qemu-img info -U --output=json "$top" | jq -r '."backing-filename" // empty')
+    [[ $b == "$dir/$dom-vda.raw" ]] || fail "$top's backing is '$b', not $dir/$dom-vda.raw"
+    for flags in "" --inactive; do
+        virsh -q -c qemu:///system dumpxml $flags "$dom" | grep -q "<source file='$top'" ||
+            fail "$dom's ${flags:-live} definition is not on $top: $(virsh -q -c qemu:///system dumpxml $flags "$dom" | grep '<source')"
+    done
+    [[ $(ls "$dir" | grep "^$dom-vda\." | tr '\n' ' ') == "$dom-vda.qcow2 $dom-vda.raw " ]] ||
+        fail "left in $dir: $(ls "$dir")"
+}
+
 # The pull is slowed down (512 KiB/s) so that the test acts during it.
 new=${VM_PREFIX}inst
 t0=$(date +%s.%N)
@@ -58,7 +76,7 @@ LIVEBACKUP_PULL_BANDWIDTH=524288 run_ok livebackup restore --json "$vm" --repo "
 vm_wait_agent "$new" 120 >/dev/null
 t1=$(date +%s.%N)
 ok "restore --instant: the guest agent of $new answers $(echo "$t1 - $t0" | bc) s after the command started"
-ov=$T/inst/$new-vda.qcow2
+ov=$T/inst/$new-vda.instant.qcow2
 backing=$(qemu-img info -U --output=json "$ov" | jq -r '."backing-filename" // empty')
 [[ $backing == *'"driver":"nbd"'* ]] || fail "the overlay's backing is not the export: '$backing'"
 virsh -q -c qemu:///system dumpxml "$new" | grep -q "protocol='nbd'" ||
@@ -96,8 +114,6 @@ ok "watcher and export killed mid-pull (pulled $pulled bytes by then): status sa
 state=$(virsh -q -c qemu:///system domstate "$new")
 run_ok livebackup recover "$new"
 grep -q "the instant restore is finished" "$T/out" || fail "recover: $(cat "$T/out" "$T/err")"
-[[ -z $(qemu-img info -U --output=json "$ov" | jq -r '."backing-filename" // empty') ]] ||
-    fail "the overlay still has a backing file after recover"
 for p in $export_pid $(cat "$LIVEBACKUP_STATE_DIR/$new-vda.export.pid" 2>/dev/null); do
     lb_alive "$p" && fail "an export ($p) still runs"
 done
@@ -118,6 +134,7 @@ else
 fi
 virsh -q -c qemu:///system dumpxml "$new" | grep -q "protocol='nbd'" &&
     fail "the domain still has an NBD layer"
+disk_finished "$new" "$T/inst"
 out=$(VM_EXEC_TIMEOUT=60 vm_guest_exec "$new" cat /data/instant-marker) ||
     fail "the guest's write is gone: $out"
 [[ $out == written-during-the-pull ]] || fail "the guest's write reads '$out'"
@@ -140,8 +157,7 @@ wait_until 30 "the watcher and the export to die" eval "! lb_alive $watcher && !
 run_ok livebackup recover "$host"
 grep -q "is shut off: pulling vda from backup $id offline" "$T/err" ||
     fail "recover of a shut-off domain: $(cat "$T/out" "$T/err")"
-[[ -z $(qemu-img info -U --output=json "$T/host/$host-vda.qcow2" | jq -r '."backing-filename" // empty') ]] ||
-    fail "the overlay still has a backing file after an offline recover"
+disk_finished "$host" "$T/host"
 [[ ! -e $LIVEBACKUP_STATE_DIR/$host.instant ]] || fail "the journal is left"
 lb_alive "$(cat "$LIVEBACKUP_STATE_DIR/$host-vda.export.pid" 2>/dev/null || echo 0)" &&
     fail "the restarted export still runs"

@@ -57,9 +57,10 @@ done
 [[ $(virsh -q -c qemu:///system domstate "$new") == running ]] ||
     fail "$new is $(virsh -q -c qemu:///system domstate "$new")"
 img=$(active_image "$new" vdb)
-[[ -n $(qemu-img info -U --output=json "$img" | jq -r '."backing-filename" // empty') ]] &&
-    fail "vdb's image $img still has a backing file"
+[[ $img == "$T/inst/$new-vdb.qcow2" ]] || fail "vdb runs on $img"
+b=$(qemu-img info -U --output=json "$img" | jq -r '."backing-filename" // empty')
+[[ $b == "$T/inst/$new-vdb.raw" ]] || fail "vdb's image $img is backed by '$b'"
 virsh -q -c qemu:///system destroy "$new" >/dev/null
 same_image "$img" qcow2 "$VMDIR/b.raw" raw
-ok "the pull completed: no NBD layer, the exports stopped; vdb equals the backup's disk"
+ok "the pull completed: vdb on its qcow2 over its local raw base, no NBD layer, the exports stopped; vdb equals the backup's disk"
 ok "took $(echo "$(date +%s.%N) - $t_start" | bc) s with the cluster"
