@@ -112,11 +112,18 @@ for G in $sizes; do
         fail "no pid file of the instant restore's export"
     sample_hwm "$export_pid" "$T/hwm$G" &
     hwm_pid=$!
+    # the pull's end, watched beside the wait for the agent (it may come
+    # first)
+    (
+        while [[ -e $LIVEBACKUP_STATE_DIR/$new.instant ]]; do sleep 0.05; done
+        now >"$T/pulled$G"
+    ) &
+    pull_watch=$!
     agent_wait_fast "$new"
     boot[$G]=$(since "$t0")
-    while [[ -e $LIVEBACKUP_STATE_DIR/$new.instant ]]; do sleep 0.1; done
-    pull[$G]=$(since "$t0")
-    pullr[$G]=$(since "$t_ret")
+    wait "$pull_watch"
+    pull[$G]=$(echo "$(cat "$T/pulled$G") - $t0" | bc)
+    pullr[$G]=$(echo "$(cat "$T/pulled$G") - $t_ret" | bc)
     wait "$hwm_pid" || true
     rss[$G]=$(($(cat "$T/hwm$G") / 1024))
     vm_destroy "$new"
