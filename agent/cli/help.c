@@ -146,7 +146,9 @@ static const struct lb_help_opt restore_opts[] = {
      "command lines, host devices, kernels...): only for a trusted backup."},
     {"instant", 0, 'i', NULL,
      "Define and start the domain at once on local overlays backed by an NBD "
-     "export of the backup; a block pull copies the data behind."},
+     "export of the backup; in the background each disk is copied into "
+     "DIR/NAME-DISK.raw and the domain moved onto DIR/NAME-DISK.qcow2 over "
+     "it."},
     {"in-place", 0, 'I', NULL,
      "Write the backup over the shut-off domain's own images (needs "
      "--force)."},
