@@ -37,11 +37,10 @@
  *
  * The pivot: until it, the overlay holds every write the guest flushed
  * (QEMU flushes the top when the copy completes, and the guest's flushes
- * go to the top after it); libvirt leaves the persistent definition on the
- * overlay after a pivot of a TRANSIENT_JOB copy, and it is rewritten right
- * after. A host crash between the two restarts the domain on the overlay
- * without what the guest wrote in those milliseconds (as for any
- * `virsh blockcopy --pivot` of a persistent domain).
+ * go to the top after it). libvirt leaves the persistent definition on the
+ * overlay after a pivot of a TRANSIENT_JOB copy: it is rewritten, and the
+ * guest is paused from before the pivot until after the rewrite, so that
+ * no write falls between the two (pivot_paused).
  *
  * The disks are restored with error_policy and rerror_policy "stop": while
  * an export is unreachable, a guest read that needs it pauses the guest
@@ -624,7 +623,7 @@ out:
  * was. */
 static int
 serve_running(struct agent_virt *v, struct agent_dom *dom,
-              const struct instant_state *st, const struct instant_disk *d,
+              struct instant_state *st, const struct instant_disk *d,
               bool reopen)
 {
     bool resume;
@@ -637,7 +636,7 @@ serve_running(struct agent_virt *v, struct agent_dom *dom,
      * guest that reads the vanished export between this look and the save
      * pauses meanwhile, and comes back from its saved state paused. A
      * guest paused for another reason (a user) stays paused. */
-    resume = !dom->paused || agent_dom_ioerror(dom) == 1;
+    resume = !dom->paused || agent_dom_ioerror(dom) == 1 || st->paused;
     if (reopen) {
         lb_info("%s: saving the domain and starting it again, so that it "
                 "connects to the export afresh",
@@ -649,26 +648,81 @@ serve_running(struct agent_virt *v, struct agent_dom *dom,
             return -1;
     }
     if (resume && dom->paused) {
-        lb_info("%s: resuming the guest (a read of the backup failed while "
-                "the export was away)",
-                st->name);
+        lb_info("%s: resuming the guest (%s)", st->name,
+                st->paused ? "paused for a pivot by a finisher that did not "
+                             "end it"
+                           : "a read of the backup failed while the export "
+                             "was away");
         if (agent_virt_resume(dom) < 0)
             return -1;
+    }
+    if (st->paused) {
+        st->paused = false;
+        return instant_save(st);
     }
     return 0;
 }
 
-/* The copy of a running domain's disk d: its top, made afresh over the
+/*
+ * The pivot of a ready copy, the guest paused (QEMU drains its requests in
+ * flight): the domain switches onto the top (QEMU flushes it first) and
+ * its persistent definition is rewritten to name it before the guest
+ * writes again, so that at no moment can a host crash restart the domain
+ * on a file that lacks a write the guest flushed (the overlay until the
+ * switch, the top after it; between the switch and the rewrite there is
+ * no write). About a tenth of a second. The journal says so first: a
+ * finisher killed meanwhile leaves the guest paused, and the next one
+ * resumes it. A guest paused already (by its user) stays paused.
+ */
+static int
+pivot_paused(struct agent_virt *v, struct agent_dom *dom,
+             struct instant_state *st, const struct instant_disk *d)
+{
+    struct lb_error_saved e;
+    bool ours;
+    int r;
+
+    if (agent_dom_refresh(dom) < 0)
+        return -1;
+    ours = !dom->paused;
+    if (ours) {
+        st->paused = true;
+        if (instant_save(st) < 0)
+            return -1;
+        if (agent_virt_suspend(dom) < 0) {
+            lb_error_save(&e);
+            st->paused = false;
+            instant_save(st);
+            return lb_error_restore(&e);
+        }
+        lb_fault_point("agent:instant-paused");
+    }
+    r = agent_virt_copy_pivot(v, dom, d->target, d->top, PULL_WAIT_S);
+    if (r == 0)
+        r = top_persist(v, dom, d);
+    if (!ours)
+        return r;
+    lb_error_save(&e);
+    /* a resume that fails leaves the journal saying paused: the next
+     * finisher resumes the guest */
+    if (agent_virt_resume(dom) < 0)
+        return -1;
+    st->paused = false;
+    if (instant_save(st) < 0)
+        return -1;
+    return r < 0 ? lb_error_restore(&e) : 0;
+}
+
+/* The move of a running domain's disk d: its top, made afresh over the
  * filled base, takes the overlay's own clusters (the guest's writes) by a
  * shallow block copy that mirrors every write as it happens; once ready,
- * the domain pivots onto the top and its persistent definition follows. A
- * copy left running by a finisher that was killed is ended first: its
- * top is made afresh. */
+ * the domain pivots onto the top (pivot_paused). A copy left running by a
+ * finisher that was killed is ended first: its top is made afresh. */
 static int
-copy_top(struct agent_virt *v, struct agent_dom *dom,
-         const struct instant_state *st, const struct instant_disk *d)
+copy_top(struct agent_virt *v, struct agent_dom *dom, struct instant_state *st,
+         const struct instant_disk *d)
 {
-    int job = agent_virt_job_running(dom, d->target);
+    int job = agent_virt_job_running(dom, d->target), r;
 
     if (job < 0 || (job > 0 && agent_virt_job_abort(v, dom, d->target) < 0))
         return -1;
@@ -677,7 +731,10 @@ copy_top(struct agent_virt *v, struct agent_dom *dom,
             st->name, d->target, d->top);
     if (top_create(d) < 0 || agent_virt_copy_start(dom, d->target, d->top) < 0)
         return -1;
-    if (agent_virt_copy_finish(v, dom, d->target, d->top, PULL_WAIT_S) < 0)
+    r = agent_virt_copy_ready(v, dom, d->target, d->top, PULL_WAIT_S);
+    if (r < 0)
+        return -1;
+    if (r == 0 && pivot_paused(v, dom, st, d) < 0)
         return -1;
     return top_persist(v, dom, d);
 }
@@ -687,7 +744,7 @@ copy_top(struct agent_virt *v, struct agent_dom *dom,
  * export, PULL_TRIES times at most. */
 static int
 finish_live(struct agent_virt *v, struct agent_dom *dom,
-            const struct instant_state *st, const struct instant_disk *d)
+            struct instant_state *st, const struct instant_disk *d)
 {
     for (int tries = 0; tries < PULL_TRIES; tries++) {
         struct lb_error_saved e;

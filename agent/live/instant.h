@@ -37,6 +37,9 @@ struct instant_state {
     uint64_t cache_bytes;          /* the exports' cache (0: default) */
     int64_t started;               /* wall time */
     bool pulling;                  /* the pulls were started */
+    bool paused;                   /* a finisher paused the guest for a
+                                      pivot: whoever finds it paused
+                                      resumes it */
     size_t nd;
     struct instant_disk d[INSTANT_MAX_DISKS];
 };

@@ -97,6 +97,7 @@ parse_fields(const struct lb_json *j, struct instant_state *st)
         lb_json_i64(lb_json_get(j, "started"), &st->started) < 0)
         return lb_fail(EINVAL, "a field is missing or invalid");
     st->pulling = lb_json_bool(lb_json_get(j, "pulling"), false);
+    st->paused = lb_json_bool(lb_json_get(j, "paused"), false);
     if (!disks || disks->type != LB_JSON_ARRAY || disks->n == 0 ||
         disks->n > INSTANT_MAX_DISKS)
         return lb_fail(EINVAL, "no disks, or too many");
@@ -170,6 +171,8 @@ instant_format(const struct instant_state *st)
     kv_num(&b, "started", (long long)st->started);
     lb_json_escape(&b, "pulling");
     lb_buf_append(&b, st->pulling ? ":true," : ":false,", st->pulling ? 6 : 7);
+    lb_json_escape(&b, "paused");
+    lb_buf_append(&b, st->paused ? ":true," : ":false,", st->paused ? 6 : 7);
     lb_json_escape(&b, "disks");
     lb_buf_append(&b, ":[", 2);
     for (size_t i = 0; i < st->nd; i++) {

@@ -464,6 +464,14 @@ agent_virt_resume(struct agent_dom *d)
 }
 
 int
+agent_virt_suspend(struct agent_dom *d)
+{
+    if (LV(virDomainSuspend, d->d) < 0)
+        return virt_dom_fail(d, "pausing the domain");
+    return 0;
+}
+
+int
 agent_virt_save_restart(struct agent_dom *d)
 {
     if (LV(virDomainManagedSave, d->d, 0) < 0)

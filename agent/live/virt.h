@@ -199,15 +199,20 @@ int agent_virt_wait_job(struct agent_virt *v, struct agent_dom *d,
  * (agent_virt_copy_finish). */
 int agent_virt_copy_start(struct agent_dom *d, const char *target,
                           const char *copy);
-/* Wait (timeout_s) for the block copy on target to be ready, then pivot
- * the domain onto copy. 0 once the domain runs on copy; -1 with the error
- * set if the copy failed, was cancelled or is gone and the domain is not
- * on copy: the domain then stays on its top, which holds every write.
- * libvirt leaves the persistent definition as it was (TRANSIENT_JOB): the
- * caller rewrites it. */
-int agent_virt_copy_finish(struct agent_virt *v, struct agent_dom *d,
-                           const char *target, const char *copy,
-                           unsigned timeout_s);
+/* Wait (timeout_s) for the block copy on target to be ready: 0 then (the
+ * copy holds every block and gets every write), 1 if the domain already
+ * runs on copy (the job ended without us), -1 with the error set if the
+ * copy failed, was cancelled or is gone: the domain then stays on its top,
+ * which holds every write. */
+int agent_virt_copy_ready(struct agent_virt *v, struct agent_dom *d,
+                          const char *target, const char *copy,
+                          unsigned timeout_s);
+/* Pivot a ready block copy: 0 once the domain runs on copy, -1 (error set)
+ * if it does not. libvirt leaves the persistent definition as it was
+ * (TRANSIENT_JOB): the caller rewrites it. */
+int agent_virt_copy_pivot(struct agent_virt *v, struct agent_dom *d,
+                          const char *target, const char *copy,
+                          unsigned timeout_s);
 /* The progress of the block job on target: 1 with *cur of *end, 0 if none
  * runs, -1 (error set). */
 int agent_virt_job_info(struct agent_dom *d, const char *target, uint64_t *cur,
@@ -217,6 +222,9 @@ int agent_dom_ioerror(struct agent_dom *d);
 /* End the block job on target (no pivot). */
 int agent_virt_job_abort(struct agent_virt *v, struct agent_dom *d,
                          const char *target);
+/* Pause a running domain (virDomainSuspend: QEMU stops the vCPUs and
+ * drains the disks' requests in flight). */
+int agent_virt_suspend(struct agent_dom *d);
 /* Resume a paused domain. */
 int agent_virt_resume(struct agent_dom *d);
 /* Save the running domain's state (virDomainManagedSave: it stops) and

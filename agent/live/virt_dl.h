@@ -48,6 +48,7 @@
     X(virDomainResume)                                                         \
     X(virDomainSnapshotCreateXML)                                              \
     X(virDomainSnapshotFree)                                                   \
+    X(virDomainSuspend)                                                        \
     X(virDomainUndefine)                                                       \
     X(virEventAddTimeout)                                                      \
     X(virEventRegisterDefaultImpl)                                             \

@@ -407,8 +407,8 @@ agent_virt_copy_start(struct agent_dom *d, const char *target, const char *copy)
 }
 
 int
-agent_virt_copy_finish(struct agent_virt *v, struct agent_dom *d,
-                       const char *target, const char *copy, unsigned timeout_s)
+agent_virt_copy_ready(struct agent_virt *v, struct agent_dom *d,
+                      const char *target, const char *copy, unsigned timeout_s)
 {
     struct job_event *e = job_slot(v, d, target);
     unsigned want = 1u << VIR_DOMAIN_BLOCK_JOB_READY |
@@ -426,14 +426,20 @@ agent_virt_copy_finish(struct agent_virt *v, struct agent_dom *d,
     if (r < 0)
         return -1;
     if (r == 0)
-        return job_mirror_vanished(d, target, copy, what);
+        return job_mirror_vanished(d, target, copy, what) < 0 ? -1 : 1;
     if (wait_event(d, e, want, timeout_s, what, &status) < 0)
         return -1;
     if (status == JOB_VANISHED || status == VIR_DOMAIN_BLOCK_JOB_COMPLETED)
-        return job_mirror_vanished(d, target, copy, what);
+        return job_mirror_vanished(d, target, copy, what) < 0 ? -1 : 1;
     if (status != VIR_DOMAIN_BLOCK_JOB_READY)
         return job_outcome(what, status);
-    /* Ready: the copy holds every block and every write since. */
+    return 0;
+}
+
+int
+agent_virt_copy_pivot(struct agent_virt *v, struct agent_dom *d,
+                      const char *target, const char *copy, unsigned timeout_s)
+{
     return job_pivot(v, d, target, copy, " onto its copy", timeout_s);
 }
 

@@ -112,7 +112,23 @@ ok "watcher and export killed mid-pull (pulled $pulled bytes by then): status sa
 # recover finishes the pull offline. Either way the pull completes and the
 # guest's write, synced before the kill, is kept.
 state=$(virsh -q -c qemu:///system domstate "$new")
-run_ok livebackup recover "$new"
+if [[ $state == running ]]; then
+    # recover killed while it holds the guest paused for its pivot: the
+    # guest stays paused (the journal says whose pause it is), and the
+    # next recover resumes it and finishes.
+    rc=0
+    LIVEBACKUP_FAULT=agent:instant-paused livebackup recover "$new" >"$T/f.out" 2>&1 || rc=$?
+    [[ $rc -eq 137 ]] || fail "recover with a fault at its pivot: exit status $rc: $(cat "$T/f.out")"
+    no_sanitizer_report "$T/f.out"
+    [[ $(virsh -q -c qemu:///system domstate --reason "$new") == "paused (user)" ]] ||
+        fail "$new is $(virsh -q -c qemu:///system domstate --reason "$new") after recover was killed at its pivot"
+    run_ok livebackup recover "$new"
+    grep -q "resuming the guest (paused for a pivot" "$T/err" ||
+        fail "the second recover did not resume the guest: $(cat "$T/out" "$T/err")"
+    ok "recover killed while the guest was paused for its pivot: the next recover resumes it"
+else
+    run_ok livebackup recover "$new"
+fi
 grep -q "the instant restore is finished" "$T/out" || fail "recover: $(cat "$T/out" "$T/err")"
 for p in $export_pid $(cat "$LIVEBACKUP_STATE_DIR/$new-vda.export.pid" 2>/dev/null); do
     lb_alive "$p" && fail "an export ($p) still runs"
