@@ -177,8 +177,8 @@ static int
 top_create(const struct instant_disk *d)
 {
     char sz[32];
-    char *argv[] = {"qemu-img", "create", "-q", "-f", "qcow2", "-b", d->base,
-                    "-F",       "raw",    "--", d->top, sz,    NULL};
+    char *argv[] = {"qemu-img", "create", "-q", "-f",   "qcow2", "-b", d->base,
+                    "-F",       "raw",    "--", d->top, sz,      NULL};
 
     snprintf(sz, sizeof sz, "%llu", (unsigned long long)d->size);
     if (unlink(d->top) < 0 && errno != ENOENT)
@@ -290,11 +290,22 @@ socket_uri(const char *path)
     return (char *)b.data;
 }
 
+/* Rename from to to, the name made durable (the directory synced). */
+static int
+rename_durable(const char *from, const char *to)
+{
+    CLEANUP_FREE char *dir = lb_xstrdup(to);
+
+    if (rename(from, to) < 0)
+        return lb_error(errno, "rename %s", from);
+    *strrchr(dir, '/') = '\0';
+    return lb_fsync_dir(dir[0] ? dir : "/");
+}
+
 /* base made durable under its name: its data, then the name. */
 static int
 base_commit(const char *part, const char *base)
 {
-    CLEANUP_FREE char *dir = lb_xstrdup(base);
     int fd = open(part, O_RDONLY | O_CLOEXEC);
 
     if (fd < 0)
@@ -305,10 +316,7 @@ base_commit(const char *part, const char *base)
         return lb_error(e, "fdatasync %s", part);
     }
     close(fd);
-    if (rename(part, base) < 0)
-        return lb_error(errno, "rename %s", part);
-    *strrchr(dir, '/') = '\0';
-    return lb_fsync_dir(dir[0] ? dir : "/");
+    return rename_durable(part, base);
 }
 
 /*
@@ -357,8 +365,15 @@ fill_base(const struct instant_state *st, const struct instant_disk *d)
     argv[n++] = pfd;
     argv[n++] = "--";
     if (bw) {
-        char *rated[] = {"[",  "nbdkit", "--exit-with-parent", "-r",
-                         "--filter=rate", "nbd", sock, rate, "]"};
+        char *rated[] = {"[",
+                         "nbdkit",
+                         "--exit-with-parent",
+                         "-r",
+                         "--filter=rate",
+                         "nbd",
+                         sock,
+                         rate,
+                         "]"};
         for (size_t k = 0; k < sizeof rated / sizeof *rated; k++)
             argv[n++] = rated[k];
     } else {
@@ -627,7 +642,6 @@ serve_running(struct agent_virt *v, struct agent_dom *dom,
               bool reopen)
 {
     bool resume;
-    int job;
 
     reopen |= export_pid(d) == 0;
     if (export_up(st, d) < 0 || agent_dom_refresh(dom) < 0)
@@ -641,7 +655,7 @@ serve_running(struct agent_virt *v, struct agent_dom *dom,
         lb_info("%s: saving the domain and starting it again, so that it "
                 "connects to the export afresh",
                 st->name);
-        job = agent_virt_job_running(dom, d->target);
+        int job = agent_virt_job_running(dom, d->target);
         if (job < 0 ||
             (job > 0 && agent_virt_job_abort(v, dom, d->target) < 0) ||
             agent_virt_save_restart(dom) < 0)
@@ -779,8 +793,8 @@ static int
 finish_offline(struct agent_virt *v, struct agent_dom *dom,
                const struct instant_state *st, const struct instant_disk *d)
 {
-    char *argv[] = {"qemu-img", "rebase", "-q", "-u",       "-f", "qcow2", "-b",
-                    d->base,    "-F",     "raw", d->overlay, NULL};
+    char *argv[] = {"qemu-img", "rebase", "-q", "-u",  "-f",       "qcow2",
+                    "-b",       d->base,  "-F", "raw", d->overlay, NULL};
     CLEANUP_FREE char *dir = lb_xstrdup(d->top);
     struct stat s;
 
@@ -935,8 +949,7 @@ livebk_instant_query(struct agent_dom *dom, struct livebk_instant_info *out)
             x->cur = d->size / 100 * pct;
             x->end = d->size;
         } else if (dom->running &&
-                   agent_virt_job_info(dom, d->target, &x->cur, &x->end) ==
-                       1) {
+                   agent_virt_job_info(dom, d->target, &x->cur, &x->end) == 1) {
             x->pulling = true;
         }
         lb_error_clear();

@@ -337,27 +337,40 @@ agent_virt_job_running(struct agent_dom *d, const char *target)
     return r > 0;
 }
 
-int
-agent_virt_wait_job(struct agent_virt *v, struct agent_dom *d,
-                    const char *target, unsigned timeout_s)
+/* Wait (timeout_s) for the next event of the job that runs on target: 1
+ * with *status (JOB_VANISHED if it went without one), 0 if no job runs,
+ * -1 (error set). */
+static int
+job_wait_running(struct agent_virt *v, struct agent_dom *d, const char *target,
+                 const char *what, unsigned timeout_s, int *status)
 {
     struct job_event *e = job_slot(v, d, target);
     unsigned want = 1u << VIR_DOMAIN_BLOCK_JOB_COMPLETED |
                     1u << VIR_DOMAIN_BLOCK_JOB_FAILED |
                     1u << VIR_DOMAIN_BLOCK_JOB_CANCELED |
                     1u << VIR_DOMAIN_BLOCK_JOB_READY;
-    char what[128];
-    int status, r;
+    int r;
 
-    snprintf(what, sizeof what, "the block job on %s", target);
     if (!e)
         return lb_fail(EIO, "too many block jobs");
     /* Registered before asking: an event cannot slip between. */
     r = agent_virt_job_running(d, target);
     if (r <= 0)
         return r;
-    if (wait_event(d, e, want, timeout_s, what, &status) < 0)
-        return -1;
+    return wait_event(d, e, want, timeout_s, what, status) < 0 ? -1 : 1;
+}
+
+int
+agent_virt_wait_job(struct agent_virt *v, struct agent_dom *d,
+                    const char *target, unsigned timeout_s)
+{
+    char what[128];
+    int status, r;
+
+    snprintf(what, sizeof what, "the block job on %s", target);
+    r = job_wait_running(v, d, target, what, timeout_s, &status);
+    if (r <= 0)
+        return r;
     if (status == VIR_DOMAIN_BLOCK_JOB_READY) {
         /* An active commit someone left ready: abort (keeps the top). */
         if (LV(virDomainBlockJobAbort, d->d, target, 0) < 0)
@@ -410,26 +423,15 @@ int
 agent_virt_copy_ready(struct agent_virt *v, struct agent_dom *d,
                       const char *target, const char *copy, unsigned timeout_s)
 {
-    struct job_event *e = job_slot(v, d, target);
-    unsigned want = 1u << VIR_DOMAIN_BLOCK_JOB_READY |
-                    1u << VIR_DOMAIN_BLOCK_JOB_COMPLETED |
-                    1u << VIR_DOMAIN_BLOCK_JOB_FAILED |
-                    1u << VIR_DOMAIN_BLOCK_JOB_CANCELED;
     char what[128];
-    int status, r;
+    int status = JOB_VANISHED, r;
 
     snprintf(what, sizeof what, "the block copy of %s", target);
-    if (!e)
-        return lb_fail(EIO, "too many block jobs");
-    /* Registered before asking: an event cannot slip between. */
-    r = agent_virt_job_running(d, target);
+    r = job_wait_running(v, d, target, what, timeout_s, &status);
     if (r < 0)
         return -1;
-    if (r == 0)
-        return job_mirror_vanished(d, target, copy, what) < 0 ? -1 : 1;
-    if (wait_event(d, e, want, timeout_s, what, &status) < 0)
-        return -1;
-    if (status == JOB_VANISHED || status == VIR_DOMAIN_BLOCK_JOB_COMPLETED)
+    if (r == 0 || status == JOB_VANISHED ||
+        status == VIR_DOMAIN_BLOCK_JOB_COMPLETED)
         return job_mirror_vanished(d, target, copy, what) < 0 ? -1 : 1;
     if (status != VIR_DOMAIN_BLOCK_JOB_READY)
         return job_outcome(what, status);
