@@ -793,20 +793,15 @@ static int
 finish_offline(struct agent_virt *v, struct agent_dom *dom,
                const struct instant_state *st, const struct instant_disk *d)
 {
-    char *argv[] = {"qemu-img", "rebase", "-q", "-u",  "-f",       "qcow2",
-                    "-b",       d->base,  "-F", "raw", d->overlay, NULL};
-    CLEANUP_FREE char *dir = lb_xstrdup(d->top);
     struct stat s;
 
     lb_info("%s is shut off: pulling %s from backup %s offline", st->name,
             d->target, st->backup);
     if (stat(d->overlay, &s) == 0) {
-        if (fill_base(st, d) < 0 || agent_run_ok(argv, NULL) < 0)
-            return -1;
-        if (rename(d->overlay, d->top) < 0)
-            return lb_error(errno, "rename %s", d->overlay);
-        *strrchr(dir, '/') = '\0';
-        if (lb_fsync_dir(dir[0] ? dir : "/") < 0)
+        char *argv[] = {"qemu-img", "rebase", "-q", "-u",  "-f",       "qcow2",
+                        "-b",       d->base,  "-F", "raw", d->overlay, NULL};
+        if (fill_base(st, d) < 0 || agent_run_ok(argv, NULL) < 0 ||
+            rename_durable(d->overlay, d->top) < 0)
             return -1;
     } else if (errno != ENOENT) {
         return lb_error(errno, "stat %s", d->overlay);

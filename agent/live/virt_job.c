@@ -365,7 +365,7 @@ agent_virt_wait_job(struct agent_virt *v, struct agent_dom *d,
                     const char *target, unsigned timeout_s)
 {
     char what[128];
-    int status, r;
+    int status = JOB_VANISHED, r;
 
     snprintf(what, sizeof what, "the block job on %s", target);
     r = job_wait_running(v, d, target, what, timeout_s, &status);
