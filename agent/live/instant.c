@@ -68,81 +68,6 @@
 #define PULL_WAIT_S (30u * 24 * 3600)
 #define SUN_PATH_MAX 107
 
-/* ---- the exports ------------------------------------------------------------ */
-
-/* The pid of disk d's export if it runs, else 0. */
-static pid_t
-export_pid(const struct instant_disk *d)
-{
-    CLEANUP_FREE char *text = lb_read_file(d->pidfile, 64, NULL);
-    char path[64], stat[512];
-    CLEANUP_CLOSE int fd = -1;
-    ssize_t n;
-    long pid;
-    char *p;
-
-    lb_error_clear();
-    if (!text || (pid = strtol(text, NULL, 10)) <= 1)
-        return 0;
-    /* "PID (nbdkit) S ...": ours, and not a zombie (procfs files have no
-     * size: read, not lb_read_file) */
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || (n = read(fd, stat, sizeof stat - 1)) <= 0)
-        return 0;
-    stat[n] = '\0';
-    if (!strstr(stat, "(nbdkit)") || !(p = strrchr(stat, ')')) || p[1] != ' ' ||
-        p[2] == 'Z')
-        return 0;
-    return (pid_t)pid;
-}
-
-static int
-export_up(const struct instant_state *st, const struct instant_disk *d)
-{
-    struct agent_export e = {0};
-
-    if (export_pid(d) > 0)
-        return 0;
-    e.url = st->url;
-    e.name = st->set;
-    e.spec = st->backup;
-    e.disk = d->target;
-    e.socket = d->socket;
-    e.pidfile = d->pidfile;
-    e.cache_bytes = st->cache_bytes;
-    agent_opts.rsh = st->rsh[0] ? st->rsh : NULL;
-    agent_opts.remote_backupd =
-        st->remote_backupd[0] ? st->remote_backupd : NULL;
-    unlink(d->pidfile);
-    if (agent_export_start(&e, d->log) < 0)
-        return -1;
-    lb_info("%s: the export of %s from backup %s serves on %s (pid %ld)",
-            st->name, d->target, st->backup, d->socket, (long)export_pid(d));
-    return 0;
-}
-
-static void
-export_stop(const struct instant_disk *d)
-{
-    pid_t pid = export_pid(d);
-
-    if (pid > 0 && kill(pid, SIGTERM) == 0) {
-        for (int i = 0; i < 200 && export_pid(d) == pid; i++)
-            usleep(50 * 1000);
-        /* nbdkit waits for its plugin's requests in flight: one stuck on
-         * a repository that does not answer must not keep it (and its
-         * socket) for ever once its pid file is gone. */
-        if (export_pid(d) == pid) {
-            lb_warn("the export of %s (pid %ld) did not stop in 10 s: killed",
-                    d->target, (long)pid);
-            kill(pid, SIGKILL);
-        }
-    }
-    unlink(d->socket);
-    unlink(d->pidfile);
-}
-
 /* ---- the files -------------------------------------------------------------- */
 
 static char *
@@ -239,161 +164,6 @@ top_persist(struct agent_virt *v, struct agent_dom *dom,
     ix = agent_virt_xml(dom, VIR_DOMAIN_XML_INACTIVE);
     nx = ix ? agent_xml_set_disks(ix, 1, t, p, f) : NULL;
     return nx ? agent_virt_define(v, nx) : -1;
-}
-
-static unsigned long
-pull_bandwidth(void)
-{
-    /* tests slow the pull down to act during it */
-    const char *e = getenv("LIVEBACKUP_PULL_BANDWIDTH");
-
-    return e ? strtoul(e, NULL, 10) : 0;
-}
-
-/* ---- the fill: the backup's disk into base ---------------------------------- */
-
-/* nbdcopy's progress ("N/100" lines) while disk d is filled, for status. */
-static char *
-fill_progress_path(const struct instant_state *st, const struct instant_disk *d)
-{
-    return lb_xasprintf("%s/%s-%s.fill", track_dir(), st->name, d->target);
-}
-
-static bool
-base_filled(const struct instant_disk *d)
-{
-    struct stat s;
-
-    return stat(d->base, &s) == 0;
-}
-
-/* An NBD URI of a unix socket: nbd+unix:///?socket=PATH, the path
- * percent-encoded but for RFC 3986's unreserved characters and '/'. */
-static char *
-socket_uri(const char *path)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    struct lb_buf b = {0};
-
-    lb_buf_append(&b, "nbd+unix:///?socket=", 20);
-    for (const unsigned char *c = (const unsigned char *)path; *c; c++) {
-        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
-            (*c >= '0' && *c <= '9') || strchr("-._~/", *c)) {
-            lb_buf_put_u8(&b, *c);
-            continue;
-        }
-        lb_buf_put_u8(&b, '%');
-        lb_buf_put_u8(&b, (uint8_t)hex[*c >> 4]);
-        lb_buf_put_u8(&b, (uint8_t)hex[*c & 15]);
-    }
-    lb_buf_put_u8(&b, 0);
-    return (char *)b.data;
-}
-
-/* Rename from to to, the name made durable (the directory synced). */
-static int
-rename_durable(const char *from, const char *to)
-{
-    CLEANUP_FREE char *dir = lb_xstrdup(to);
-
-    if (rename(from, to) < 0)
-        return lb_error(errno, "rename %s", from);
-    *strrchr(dir, '/') = '\0';
-    return lb_fsync_dir(dir[0] ? dir : "/");
-}
-
-/* base made durable under its name: its data, then the name. */
-static int
-base_commit(const char *part, const char *base)
-{
-    int fd = open(part, O_RDONLY | O_CLOEXEC);
-
-    if (fd < 0)
-        return lb_error(errno, "open %s", part);
-    if (fdatasync(fd) < 0) {
-        int e = errno;
-        close(fd);
-        return lb_error(e, "fdatasync %s", part);
-    }
-    close(fd);
-    return rename_durable(part, base);
-}
-
-/*
- * Copy disk d of the backup from its export into base: nbdcopy, several
- * requests in flight, the backup's holes skipped (the export reports
- * them), into a fresh sparse BASE.part, flushed, then renamed: base exists
- * only whole. A part an earlier fill left (its nbdcopy may still run,
- * orphaned) is unlinked, not reused. LIVEBACKUP_PULL_BANDWIDTH (bytes/s)
- * puts nbdkit's rate filter between the export and nbdcopy.
- */
-static int
-fill_base(const struct instant_state *st, const struct instant_disk *d)
-{
-    CLEANUP_FREE char *part = lb_xasprintf("%s.part", d->base);
-    CLEANUP_FREE char *prog = fill_progress_path(st, d);
-    CLEANUP_FREE char *uri = socket_uri(d->socket);
-    CLEANUP_FREE char *sock = lb_xasprintf("socket=%s", d->socket);
-    char rate[64], pfd[32];
-    unsigned long bw = pull_bandwidth();
-    char *argv[16];
-    size_t n = 0;
-    int fd, pf, r;
-
-    if (base_filled(d))
-        return 0;
-    if (export_up(st, d) < 0)
-        return -1;
-    if (unlink(part) < 0 && errno != ENOENT)
-        return lb_error(errno, "remove %s", part);
-    fd = open(part, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return lb_error(errno, "create %s", part);
-    r = ftruncate(fd, (off_t)d->size);
-    close(fd);
-    if (r < 0)
-        return lb_error(errno, "size %s", part);
-    /* no O_CLOEXEC: nbdcopy writes its progress there */
-    pf = open(prog, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (pf < 0)
-        return lb_error(errno, "create %s", prog);
-    snprintf(pfd, sizeof pfd, "--progress=%d", pf);
-    snprintf(rate, sizeof rate, "rate=%llu", (unsigned long long)bw * 8);
-    argv[n++] = "nbdcopy";
-    argv[n++] = "--flush";
-    argv[n++] = "--destination-is-zero";
-    argv[n++] = pfd;
-    argv[n++] = "--";
-    if (bw) {
-        char *rated[] = {"[",
-                         "nbdkit",
-                         "--exit-with-parent",
-                         "-r",
-                         "--filter=rate",
-                         "nbd",
-                         sock,
-                         rate,
-                         "]"};
-        for (size_t k = 0; k < sizeof rated / sizeof *rated; k++)
-            argv[n++] = rated[k];
-    } else {
-        argv[n++] = uri;
-    }
-    argv[n++] = part;
-    argv[n] = NULL;
-    lb_info("%s: copying %s of backup %s from its export into %s", st->name,
-            d->target, st->backup, d->base);
-    r = agent_run_ok(argv, NULL);
-    close(pf);
-    if (r < 0) {
-        lb_error_prefix("%s: copying %s from its export", st->name, d->target);
-        unlink(part);
-        return -1;
-    }
-    if (base_commit(part, d->base) < 0)
-        return -1;
-    unlink(prog);
-    return 0;
 }
 
 /* ---- the restore -------------------------------------------------------------- */
@@ -530,7 +300,7 @@ static void
 disk_files_remove(const struct instant_state *st, const struct instant_disk *d)
 {
     CLEANUP_FREE char *part = lb_xasprintf("%s.part", d->base);
-    CLEANUP_FREE char *prog = fill_progress_path(st, d);
+    CLEANUP_FREE char *prog = instant_fill_progress(st, d);
 
     unlink(part);
     unlink(prog);
@@ -550,7 +320,7 @@ rollback(struct agent_virt *v, const struct instant_state *st, bool defined)
         agent_dom_free(&dom);
     }
     for (size_t i = 0; i < st->nd; i++) {
-        export_stop(&st->d[i]);
+        instant_export_stop(&st->d[i]);
         unlink(st->d[i].overlay);
         disk_files_remove(st, &st->d[i]);
     }
@@ -594,7 +364,8 @@ livebk_instant_restore(const struct livebk_instant *o, struct agent_backup *b)
     if (!(xml = overlay_xml(o->xml, &st)) || instant_save(&st) < 0)
         goto undo;
     for (size_t i = 0; i < st.nd; i++)
-        if (export_up(&st, &st.d[i]) < 0 || overlay_create(&st.d[i]) < 0)
+        if (instant_export_up(&st, &st.d[i]) < 0 ||
+            overlay_create(&st.d[i]) < 0)
             goto undo;
     if (agent_virt_define(v, xml) < 0)
         goto undo;
@@ -643,8 +414,8 @@ serve_running(struct agent_virt *v, struct agent_dom *dom,
 {
     bool resume;
 
-    reopen |= export_pid(d) == 0;
-    if (export_up(st, d) < 0 || agent_dom_refresh(dom) < 0)
+    reopen |= instant_export_pid(d) == 0;
+    if (instant_export_up(st, d) < 0 || agent_dom_refresh(dom) < 0)
         return -1;
     /* Resume it afterwards if it runs now or paused on a read error: a
      * guest that reads the vanished export between this look and the save
@@ -764,7 +535,7 @@ finish_live(struct agent_virt *v, struct agent_dom *dom,
         struct lb_error_saved e;
         if (serve_running(v, dom, st, d, tries > 0) < 0)
             return -1;
-        if (fill_base(st, d) == 0 && copy_top(v, dom, st, d) == 0)
+        if (instant_fill(st, d) == 0 && copy_top(v, dom, st, d) == 0)
             return 0;
         lb_error_save(&e);
         if (agent_dom_refresh(dom) < 0 || !dom->running) {
@@ -800,8 +571,8 @@ finish_offline(struct agent_virt *v, struct agent_dom *dom,
     if (stat(d->overlay, &s) == 0) {
         char *argv[] = {"qemu-img", "rebase", "-q", "-u",  "-f",       "qcow2",
                         "-b",       d->base,  "-F", "raw", d->overlay, NULL};
-        if (fill_base(st, d) < 0 || agent_run_ok(argv, NULL) < 0 ||
-            rename_durable(d->overlay, d->top) < 0)
+        if (instant_fill(st, d) < 0 || agent_run_ok(argv, NULL) < 0 ||
+            instant_rename_durable(d->overlay, d->top) < 0)
             return -1;
     } else if (errno != ENOENT) {
         return lb_error(errno, "stat %s", d->overlay);
@@ -845,7 +616,7 @@ livebk_instant_finish(const char *uri, const char *name)
             goto out;
     }
     for (size_t i = 0; i < st.nd; i++) {
-        export_stop(&st.d[i]);
+        instant_export_stop(&st.d[i]);
         if (dom_on(&dom, st.d[i].target, st.d[i].overlay, false) == 0)
             unlink(st.d[i].overlay);
         lb_error_clear();
@@ -888,32 +659,6 @@ cmd_instant_watch(int argc, char **argv)
 
 /* ---- status -------------------------------------------------------------------- */
 
-/* How far the fill of disk d is (nbdcopy's last "N/100" line): 1 with
- * *pct, 0 if no fill runs. */
-static int
-fill_percent(const struct instant_state *st, const struct instant_disk *d,
-             unsigned *pct)
-{
-    CLEANUP_FREE char *path = fill_progress_path(st, d);
-    CLEANUP_FREE char *text = NULL;
-    size_t len;
-    char *line;
-
-    if (base_filled(d))
-        return 0;
-    text = lb_read_file(path, 1u << 20, &len);
-    lb_error_clear();
-    if (!text)
-        return 0;
-    while (len > 0 && text[len - 1] == '\n')
-        text[--len] = '\0';
-    line = strrchr(text, '\n');
-    *pct = (unsigned)strtoul(line ? line + 1 : text, NULL, 10);
-    if (*pct > 100)
-        *pct = 100;
-    return 1;
-}
-
 int
 livebk_instant_query(struct agent_dom *dom, struct livebk_instant_info *out)
 {
@@ -933,13 +678,13 @@ livebk_instant_query(struct agent_dom *dom, struct livebk_instant_info *out)
         const struct instant_disk *d = &out->st.d[i];
         struct livebk_instant_disk *x = &out->d[i];
         unsigned pct = 0;
-        x->export_pid = export_pid(d);
+        x->export_pid = instant_export_pid(d);
         if (disk_done(dom, d, &x->done) < 0)
             x->done = false;
         lb_error_clear();
         if (x->done)
             continue;
-        if (out->finishing && fill_percent(&out->st, d, &pct) == 1) {
+        if (out->finishing && instant_fill_percent(&out->st, d, &pct) == 1) {
             x->pulling = true;
             x->cur = d->size / 100 * pct;
             x->end = d->size;

@@ -63,4 +63,25 @@ int instant_save(const struct instant_state *st);
 /* Remove it (and its lock file). */
 void instant_remove(const char *name);
 
+/* ---- its exports and fill (instant_fill.c) ---- */
+
+/* The pid of disk d's export if it runs, else 0. */
+pid_t instant_export_pid(const struct instant_disk *d);
+/* Start disk d's export unless it runs. */
+int instant_export_up(const struct instant_state *st,
+                      const struct instant_disk *d);
+/* Stop it (SIGTERM; SIGKILL after 10 s) and remove its socket. */
+void instant_export_stop(const struct instant_disk *d);
+/* Copy disk d of the backup from its export into its base unless the base
+ * exists: nbdcopy into BASE.part, flushed, renamed. */
+int instant_fill(const struct instant_state *st, const struct instant_disk *d);
+/* The fill's progress file (nbdcopy's "N/100" lines; caller frees). */
+char *instant_fill_progress(const struct instant_state *st,
+                            const struct instant_disk *d);
+/* 1 with *pct if disk d's base is being filled, 0 if not. */
+int instant_fill_percent(const struct instant_state *st,
+                         const struct instant_disk *d, unsigned *pct);
+/* rename(from, to), the directory of to synced. */
+int instant_rename_durable(const char *from, const char *to);
+
 #endif

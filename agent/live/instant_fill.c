@@ -1,0 +1,275 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * An instant restore's exports and its fill (instant.c has the rest): the
+ * nbdkit daemons that serve each disk of the backup, and the copy of each
+ * disk from its export into its local raw base.
+ */
+#include "agent/client/run.h"
+#include "agent/live/instant.h"
+#include "agent/live/live.h"
+#include "agent/live/track.h"
+#include "common/json.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* ---- the exports ------------------------------------------------------------ */
+
+/* The pid of disk d's export if it runs, else 0. */
+pid_t
+instant_export_pid(const struct instant_disk *d)
+{
+    CLEANUP_FREE char *text = lb_read_file(d->pidfile, 64, NULL);
+    char path[64], stat[512];
+    CLEANUP_CLOSE int fd = -1;
+    ssize_t n;
+    long pid;
+    char *p;
+
+    lb_error_clear();
+    if (!text || (pid = strtol(text, NULL, 10)) <= 1)
+        return 0;
+    /* "PID (nbdkit) S ...": ours, and not a zombie (procfs files have no
+     * size: read, not lb_read_file) */
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || (n = read(fd, stat, sizeof stat - 1)) <= 0)
+        return 0;
+    stat[n] = '\0';
+    if (!strstr(stat, "(nbdkit)") || !(p = strrchr(stat, ')')) || p[1] != ' ' ||
+        p[2] == 'Z')
+        return 0;
+    return (pid_t)pid;
+}
+
+int
+instant_export_up(const struct instant_state *st, const struct instant_disk *d)
+{
+    struct agent_export e = {0};
+
+    if (instant_export_pid(d) > 0)
+        return 0;
+    e.url = st->url;
+    e.name = st->set;
+    e.spec = st->backup;
+    e.disk = d->target;
+    e.socket = d->socket;
+    e.pidfile = d->pidfile;
+    e.cache_bytes = st->cache_bytes;
+    agent_opts.rsh = st->rsh[0] ? st->rsh : NULL;
+    agent_opts.remote_backupd =
+        st->remote_backupd[0] ? st->remote_backupd : NULL;
+    unlink(d->pidfile);
+    if (agent_export_start(&e, d->log) < 0)
+        return -1;
+    lb_info("%s: the export of %s from backup %s serves on %s (pid %ld)",
+            st->name, d->target, st->backup, d->socket,
+            (long)instant_export_pid(d));
+    return 0;
+}
+
+void
+instant_export_stop(const struct instant_disk *d)
+{
+    pid_t pid = instant_export_pid(d);
+
+    if (pid > 0 && kill(pid, SIGTERM) == 0) {
+        for (int i = 0; i < 200 && instant_export_pid(d) == pid; i++)
+            usleep(50 * 1000);
+        /* nbdkit waits for its plugin's requests in flight: one stuck on
+         * a repository that does not answer must not keep it (and its
+         * socket) for ever once its pid file is gone. */
+        if (instant_export_pid(d) == pid) {
+            lb_warn("the export of %s (pid %ld) did not stop in 10 s: killed",
+                    d->target, (long)pid);
+            kill(pid, SIGKILL);
+        }
+    }
+    unlink(d->socket);
+    unlink(d->pidfile);
+}
+
+static unsigned long
+pull_bandwidth(void)
+{
+    /* tests slow the pull down to act during it */
+    const char *e = getenv("LIVEBACKUP_PULL_BANDWIDTH");
+
+    return e ? strtoul(e, NULL, 10) : 0;
+}
+
+/* ---- the fill: the backup's disk into base ---------------------------------- */
+
+/* nbdcopy's progress ("N/100" lines) while disk d is filled, for status. */
+char *
+instant_fill_progress(const struct instant_state *st,
+                      const struct instant_disk *d)
+{
+    return lb_xasprintf("%s/%s-%s.fill", track_dir(), st->name, d->target);
+}
+
+static bool
+base_filled(const struct instant_disk *d)
+{
+    struct stat s;
+
+    return stat(d->base, &s) == 0;
+}
+
+/* An NBD URI of a unix socket: nbd+unix:///?socket=PATH, the path
+ * percent-encoded but for RFC 3986's unreserved characters and '/'. */
+static char *
+socket_uri(const char *path)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    struct lb_buf b = {0};
+
+    lb_buf_append(&b, "nbd+unix:///?socket=", 20);
+    for (const unsigned char *c = (const unsigned char *)path; *c; c++) {
+        if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+            (*c >= '0' && *c <= '9') || strchr("-._~/", *c)) {
+            lb_buf_put_u8(&b, *c);
+            continue;
+        }
+        lb_buf_put_u8(&b, '%');
+        lb_buf_put_u8(&b, (uint8_t)hex[*c >> 4]);
+        lb_buf_put_u8(&b, (uint8_t)hex[*c & 15]);
+    }
+    lb_buf_put_u8(&b, 0);
+    return (char *)b.data;
+}
+
+/* Rename from to to, the name made durable (the directory synced). */
+int
+instant_rename_durable(const char *from, const char *to)
+{
+    CLEANUP_FREE char *dir = lb_xstrdup(to);
+
+    if (rename(from, to) < 0)
+        return lb_error(errno, "rename %s", from);
+    *strrchr(dir, '/') = '\0';
+    return lb_fsync_dir(dir[0] ? dir : "/");
+}
+
+/* base made durable under its name: its data, then the name. */
+static int
+base_commit(const char *part, const char *base)
+{
+    int fd = open(part, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return lb_error(errno, "open %s", part);
+    if (fdatasync(fd) < 0) {
+        int e = errno;
+        close(fd);
+        return lb_error(e, "fdatasync %s", part);
+    }
+    close(fd);
+    return instant_rename_durable(part, base);
+}
+
+/*
+ * Copy disk d of the backup from its export into base: nbdcopy, several
+ * requests in flight, the backup's holes skipped (the export reports
+ * them), into a fresh sparse BASE.part, flushed, then renamed: base exists
+ * only whole. A part an earlier fill left (its nbdcopy may still run,
+ * orphaned) is unlinked, not reused. LIVEBACKUP_PULL_BANDWIDTH (bytes/s)
+ * puts nbdkit's rate filter between the export and nbdcopy.
+ */
+int
+instant_fill(const struct instant_state *st, const struct instant_disk *d)
+{
+    CLEANUP_FREE char *part = lb_xasprintf("%s.part", d->base);
+    CLEANUP_FREE char *prog = instant_fill_progress(st, d);
+    CLEANUP_FREE char *uri = socket_uri(d->socket);
+    CLEANUP_FREE char *sock = lb_xasprintf("socket=%s", d->socket);
+    char rate[64], pfd[32];
+    unsigned long bw = pull_bandwidth();
+    char *argv[16];
+    size_t n = 0;
+    int fd, pf, r;
+
+    if (base_filled(d))
+        return 0;
+    if (instant_export_up(st, d) < 0)
+        return -1;
+    if (unlink(part) < 0 && errno != ENOENT)
+        return lb_error(errno, "remove %s", part);
+    fd = open(part, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return lb_error(errno, "create %s", part);
+    r = ftruncate(fd, (off_t)d->size);
+    close(fd);
+    if (r < 0)
+        return lb_error(errno, "size %s", part);
+    /* no O_CLOEXEC: nbdcopy writes its progress there */
+    pf = open(prog, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (pf < 0)
+        return lb_error(errno, "create %s", prog);
+    snprintf(pfd, sizeof pfd, "--progress=%d", pf);
+    snprintf(rate, sizeof rate, "rate=%llu", (unsigned long long)bw * 8);
+    argv[n++] = "nbdcopy";
+    argv[n++] = "--flush";
+    argv[n++] = "--destination-is-zero";
+    argv[n++] = pfd;
+    argv[n++] = "--";
+    if (bw) {
+        char *rated[] = {"[",
+                         "nbdkit",
+                         "--exit-with-parent",
+                         "-r",
+                         "--filter=rate",
+                         "nbd",
+                         sock,
+                         rate,
+                         "]"};
+        for (size_t k = 0; k < sizeof rated / sizeof *rated; k++)
+            argv[n++] = rated[k];
+    } else {
+        argv[n++] = uri;
+    }
+    argv[n++] = part;
+    argv[n] = NULL;
+    lb_info("%s: copying %s of backup %s from its export into %s", st->name,
+            d->target, st->backup, d->base);
+    r = agent_run_ok(argv, NULL);
+    close(pf);
+    if (r < 0) {
+        lb_error_prefix("%s: copying %s from its export", st->name, d->target);
+        unlink(part);
+        return -1;
+    }
+    if (base_commit(part, d->base) < 0)
+        return -1;
+    unlink(prog);
+    return 0;
+}
+
+/* How far the fill of disk d is (nbdcopy's last "N/100" line): 1 with
+ * *pct, 0 if no fill runs. */
+int
+instant_fill_percent(const struct instant_state *st,
+                     const struct instant_disk *d, unsigned *pct)
+{
+    CLEANUP_FREE char *path = instant_fill_progress(st, d);
+    CLEANUP_FREE char *text = NULL;
+    size_t len;
+    char *line;
+
+    if (base_filled(d))
+        return 0;
+    text = lb_read_file(path, 1u << 20, &len);
+    lb_error_clear();
+    if (!text)
+        return 0;
+    while (len > 0 && text[len - 1] == '\n')
+        text[--len] = '\0';
+    line = strrchr(text, '\n');
+    *pct = (unsigned)strtoul(line ? line + 1 : text, NULL, 10);
+    if (*pct > 100)
+        *pct = 100;
+    return 1;
+}
