@@ -467,7 +467,12 @@ rados_be_lock_renew(struct store_be *be)
         r = lock_once(b, l, "", LIBRADOS_LOCK_FLAG_MUST_RENEW);
         if (r < 0) {
             b->lapsed = true;
-            rc = be_rados_fail(r, "renew lock", l->obj, b);
+            /* gone (its lease ended and the OSD dropped it) or taken by
+             * another: the lease's message below, whichever of this call
+             * and the renewer saw it first; anything else (the cluster
+             * out of reach) as itself */
+            if (r != -ENOENT && r != -EBUSY)
+                rc = be_rados_fail(r, "renew lock", l->obj, b);
         }
     }
     if (b->lapsed && rc == 0)
