@@ -214,8 +214,12 @@ _vm_diag() {
 	fi
 }
 
+# running, or paused for a moment (an instant restore pauses its guest
+# for each pivot): QEMU is there and the wait goes on
 _vm_running() {
-	[[ "$(vm_virsh domstate "$1" 2>/dev/null)" == running ]]
+	local st
+	st=$(vm_virsh domstate "$1" 2>/dev/null)
+	[[ $st == running || $st == paused ]]
 }
 
 vm_wait_console() {
