@@ -21,7 +21,10 @@
 #      backup to qcow2 (target <= 1.3x); also from the command's return
 #      (the domain defined and started: the pull begins) to the same end;
 #      and the export's peak RSS (VmHWM of its nbdkit, sampled every 100
-#      ms; target < 256 MiB);
+#      ms; target < 256 MiB); beside them what else wanted the CPUs
+#      meanwhile: the CPU time of the restored guest's QEMU (booting under
+#      TCG) and how busy the machine's CPUs were (/proc/stat) from the
+#      command's start to the pull's end;
 #   3. `livebackup map` of the disk: nbdcopy of the export to a raw file
 #      against restore-image of the same disk to a raw file (MB/s of the
 #      disk's size; target >= 0.8x);
@@ -81,7 +84,10 @@ fi
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 R=$T/repo
 run_ok livebackup init --repo "$R"
-declare -A boot pull pullr plain seq rimg p50 p99 rss
+declare -A boot pull pullr plain seq rimg p50 p99 rss qcpu busy
+tck=$(getconf CLK_TCK)
+# CPU ticks, busy and total, of the whole machine
+cpu_ticks() { awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat; }
 for G in $sizes; do
     img=$cache/data-$G.raw
     if [[ ! -f $img ]]; then
@@ -102,6 +108,7 @@ for G in $sizes; do
     # 1, 2: restore --instant, the agent, the pull, the export's memory
     new=${VM_PREFIX}i$G
     warm "$R"
+    read -r busy0 total0 < <(cpu_ticks)
     t0=$(now)
     run_ok livebackup restore "$vm" --repo "$R" --backup "$id" --instant \
         --to "$T/i$G" --name "$new" --keep-host-access
@@ -114,9 +121,12 @@ for G in $sizes; do
     hwm_pid=$!
     # the pull's end, watched beside the wait for the agent (it may come
     # first)
+    qemu_pid=$(cat "/run/libvirt/qemu/$new.pid")
     (
         while [[ -e $LIVEBACKUP_STATE_DIR/$new.instant ]]; do sleep 0.05; done
         now >"$T/pulled$G"
+        cpu_ticks >"$T/ticks$G"
+        awk '{ print $14 + $15 }' "/proc/$qemu_pid/stat" >"$T/qemu$G"
     ) &
     pull_watch=$!
     agent_wait_fast "$new"
@@ -124,6 +134,9 @@ for G in $sizes; do
     wait "$pull_watch"
     pull[$G]=$(echo "$(cat "$T/pulled$G") - $t0" | bc)
     pullr[$G]=$(echo "$(cat "$T/pulled$G") - $t_ret" | bc)
+    qcpu[$G]=$(echo "scale=2; $(cat "$T/qemu$G") / $tck" | bc)
+    read -r busy1 total1 <"$T/ticks$G"
+    busy[$G]=$(((busy1 - busy0) * 100 / (total1 - total0)))
     wait "$hwm_pid" || true
     rss[$G]=$(($(cat "$T/hwm$G") / 1024))
     vm_destroy "$new"
@@ -173,6 +186,9 @@ done
     echo ' <= 1.3 |'
     printf '| the pull alone: from the command'"'"'s return (s) / plain restore = ratio |'
     for G in $sizes; do printf ' %.1f / %.1f = %s |' "${pullr[$G]}" "${plain[$G]}" "$(ratio "${pullr[$G]}" "${plain[$G]}")"; done
+    echo ' - |'
+    printf '| meanwhile: CPU-s of the restored guest'"'"'s QEMU (TCG boot) / the machine'"'"'s CPUs busy |'
+    for G in $sizes; do printf ' %s / %s %% |' "${qcpu[$G]}" "${busy[$G]}"; done
     echo ' - |'
     printf '| nbdcopy of the export / restore-image (MB/s) = ratio |'
     for G in $sizes; do printf ' %s / %s = **%s** |' "${seq[$G]}" "${rimg[$G]}" "$(ratio "${seq[$G]}" "${rimg[$G]}")"; done
