@@ -86,8 +86,9 @@ R=$T/repo
 run_ok livebackup init --repo "$R"
 declare -A boot pull pullr plain seq rimg p50 p99 rss qcpu busy
 tck=$(getconf CLK_TCK)
-# CPU ticks, busy and total, of the whole machine
-cpu_ticks() { awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat; }
+# The machine's CPU jiffies, busy and total: bench/lib.sh's cpu_ticks
+# (that file is not sourced here: it sets the benchmarks' environment)
+cpu_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat; }
 for G in $sizes; do
     img=$cache/data-$G.raw
     if [[ ! -f $img ]]; then

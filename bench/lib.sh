@@ -153,11 +153,15 @@ warm() { if (($#)); then cat "$@" >/dev/null; fi; }
 
 # The machine may be shared: before a measurement, wait (up to QUIET_MAX
 # seconds) until other processes use less than 10% of the CPUs.
+# The machine's CPU jiffies: busy (user, nice, system, irq, softirq) and
+# all of those plus idle and iowait (bench/instant.sh has a copy: it
+# cannot source this file, which sets the benchmarks' environment).
+cpu_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat; }
 cpu_busy_pct() { # over $1 seconds
     local b0 t0 b1 t1
-    read -r b0 t0 < <(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat)
+    read -r b0 t0 < <(cpu_ticks)
     read -rt "$1" -u "$SLEEPFD" || true
-    read -r b1 t1 < <(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat)
+    read -r b1 t1 < <(cpu_ticks)
     echo $((100 * (b1 - b0) / (t1 - t0 > 0 ? t1 - t0 : 1)))
 }
 # wait_quiet [PCT]: with a guest running, its idle cost is the floor: pass
@@ -176,7 +180,7 @@ wait_quiet() {
 # jiffies minus ours (this shell and every child it reaped). A measurement
 # is "disturbed" when the rest used more than 15% of the machine (beyond
 # OTHER_FLOOR CPU seconds per second: a running guest's own idle cost).
-jiffies_busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
+jiffies_busy() { cpu_ticks | cut -d' ' -f1; }
 jiffies_self() { sed 's/.*) //' /proc/$$/stat | awk '{ print $12 + $13 + $14 + $15 }'; }
 OTHER_FLOOR=0
 other_begin() { OB0=$(jiffies_busy) OS0=$(jiffies_self); }
