@@ -6,15 +6,16 @@
 # bench/results-copy.md. Not a test: nothing fails because a target is
 # missed.
 #
-#   bench/copy.sh [--nights N,M...] [common options, see --help]
+#   bench/copy.sh [--nights N,M...] [--encryption repokey,none] [--files N]
+#                 [common options, see --help]
 #
-# A source repository gets a full backup-image of bench/lib.sh's ext4 test
-# image (--size GIB, default 1 here), then nights of incrementals, each
-# changing about 2% of the image (random 64 KiB writes, incompressible).
-# At each size in --nights (default 7,30: the size this benchmark had,
-# and a month of nightly backups, where rsync's walk of every file of the
-# repository starts to show), in the same run, alternating which goes
-# first:
+# For each encryption mode in --encryption (default repokey, the default
+# of init and the headline, then none), a source repository gets a full
+# backup-image of bench/lib.sh's ext4 test image (--size GIB, default 1
+# here), then nights of incrementals, each changing about 2% of the image
+# (random 64 KiB writes, incompressible). At each size in --nights
+# (default 30: a month of nightly backups), in the same run, alternating
+# which goes first:
 #   - to an empty repository: `livebackup copy` of every backup, against
 #     `rsync -a` of the repository's files (and `rsync -a` then `sync -f`,
 #     since copy returns only once every chunk and manifest is durable);
@@ -22,17 +23,22 @@
 #     copy, against `rsync -a` of the repository onto the rsync'd one
 #     (the same change: its new chunks, its manifest, seq); --repeat
 #     nights, one after the other, each measured once.
+# Then, with --files N (default 100000; 0: not measured), the same source
+# gets a stand-in set whose small chunks give it about N files, the count
+# of a real repository (see standin_images below), and the one-more-night
+# copies are measured again: rsync walks every file, copy reads only the
+# new backup.
 # The same again with the destination over ssh (what an off-site push
 # is), to a private sshd on 127.0.0.1 (bench/lib.sh, bench_sshd; OpenSSH's
 # default cipher, named in the results): `livebackup copy --to ssh://...`
 # against `rsync -a -e ssh` (and then `ssh ... sync -f`) through the same
-# sshd and key. There the destination's backupd re-hashes every chunk it
-# receives (an ssh client is not trusted) after the source checked it:
-# on one host both checks, and both ends of ssh, share its CPUs.
+# sshd and key. There the destination's backupd checks what it receives
+# (an ssh client is not trusted): an unencrypted chunk is re-hashed after
+# the source checked it, so on one host both checks, and both ends of
+# ssh, share its CPUs.
 # It needs about 8 times the largest source's size free in --workdir (30
 # nights of a 1 GiB image: a 1.7 GB source, about 14 GB in all), and
-# about twice the time it took with warm runs only (every measurement is
-# made cold and warm).
+# about 25 minutes at the defaults.
 # Both local ends are directories (the agent's backupd children; rsync
 # local to local). Targets: the full copy no slower than rsync -a; the
 # incremental copy at least 3 times faster.
@@ -50,14 +56,23 @@
 BENCH_NAME=copy
 . "$(dirname "$0")/lib.sh"
 SIZE_GIB=1
-NIGHTS_AT=7,30
+NIGHTS_AT=30
+ENCS=repokey,none
+STANDIN_FILES=100000
 bench_opt() {
     case $1 in
     --nights) NIGHTS_AT=${2:?--nights needs a value}; BENCH_USED=2 ;;
+    --encryption) ENCS=${2:?--encryption needs a value}; BENCH_USED=2 ;;
+    --files) STANDIN_FILES=${2:?--files needs a value}; BENCH_USED=2 ;;
     esac
 }
 bench_parse "$@"
 [[ $NIGHTS_AT =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--nights wants counts, e.g. 7,30"
+[[ $ENCS =~ ^(repokey|none)(,(repokey|none))*$ ]] || die "--encryption wants repokey and/or none, e.g. repokey,none"
+IFS=, read -ra MODES <<<"$ENCS"
+if ! [[ $STANDIN_FILES =~ ^[0-9]+$ ]] || ((STANDIN_FILES != 0 && STANDIN_FILES < 20000)); then
+    die "--files wants 0 (no stand-in set) or at least 20000"
+fi
 IFS=, read -ra AT <<<"$NIGHTS_AT"
 mapfile -t AT < <(printf '%s\n' "${AT[@]}" | sort -n -u)
 bench_setup
@@ -96,7 +111,8 @@ timed() {
         settle
         drop_caches
     else
-        settle "$S"/chunks/*/*
+        settle
+        find "$S/chunks" -type f -exec cat {} + >/dev/null
     fi
     other_begin
     t0=$(now)
@@ -130,22 +146,23 @@ night() {
 # round WHAT N I: copy, rsync -a and rsync -a + sync of the source into
 # T/copy, T/rsync, T/rsync-sync, and the same over ssh into T/copy-ssh,
 # T/rsync-ssh, T/rsync-ssh-sync, in an order that alternates with I,
-# page cache as CACHE says (cold, warm); walls into W[CACHE-WHAT-N-tool],
+# page cache as CACHE says (cold, warm); walls into
+# W[MODE-CACHE-WHAT-N-tool] (MODE: the repositories' encryption),
 # CPU times into C[...] (over ssh: this side's only, ssh client included;
 # sshd and what it runs are not counted).
 TOOLS=(copy rsync rsync-sync copy-ssh rsync-ssh rsync-ssh-sync)
 declare -A W C
 round() {
-    local what=$CACHE-$1 n=$2 i=$3 order tool
+    local what=$MODE-$CACHE-$1 n=$2 i=$3 order tool
     order=("${TOOLS[@]}")
     ((i % 2)) || mapfile -t order < <(printf '%s\n' "${TOOLS[@]}" | tac)
     for tool in "${order[@]}"; do
         case $tool in
-        copy) timed env LIVEBACKUP_BACKUPD="$BACKUPD" "$LB" copy --from "$S" --to "$T/copy" ;;
+        copy) timed env -u LIVEBACKUP_PASSPHRASE LIVEBACKUP_BACKUPD="$BACKUPD" "$LB" copy --from "$S" --to "$T/copy" ;;
         rsync) timed rsync -a "$S/" "$T/rsync/" ;;
         rsync-sync) timed sh -c 'rsync -a "$1" "$2" && sync -f "$2"' sh "$S/" "$T/rsync-sync/" ;;
         copy-ssh)
-            timed env LIVEBACKUP_BACKUPD="$BACKUPD" "$LB" copy --from "$S" \
+            timed env -u LIVEBACKUP_PASSPHRASE LIVEBACKUP_BACKUPD="$BACKUPD" "$LB" copy --from "$S" \
                 --to "ssh://$SSH_TO:$SSH_PORT$T/copy-ssh" --rsh "$SSH_CMD" --remote-backupd "$BACKUPD"
             ;;
         rsync-ssh) timed rsync -a -e "$RSYNC_E" "$S/" "$SSH_TO:$T/rsync-ssh/" ;;
@@ -157,15 +174,92 @@ round() {
         esac
         W[$what-$n-$tool]+="$WALL "
         C[$what-$n-$tool]+="$CPU "
-        log "$n nights, $what, $tool $i: $WALL s (CPU $CPU s)"
+        log "$n, $what, $tool $i: $WALL s (CPU $CPU s)"
     done
 }
 copies() { echo "$T/copy" "$T/rsync" "$T/rsync-sync" "$T/copy-ssh" "$T/rsync-ssh" "$T/rsync-ssh-sync"; }
 
-log "source: a full backup of $PRE.qcow2, then ${AT[*]} nights of 2% changes"
-cp "$PRE.qcow2" "$T/base.qcow2"
-lb init --repo "$S" >/dev/null
-lb backup-image --repo "$S" --name bench --disk vda="$T/base.qcow2" >/dev/null
+# The repositories' encryption (--encryption): MODE, its environment for
+# lb (a passphrase for repokey; copy itself runs without one: it needs
+# no key), and init of a destination with the source's key.
+BENCH_PASS=livebackup-bench
+mode_env() {
+    MODE=$1
+    if [[ $MODE == none ]]; then
+        export LIVEBACKUP_ENCRYPTION=none
+        unset LIVEBACKUP_PASSPHRASE
+    else
+        export LIVEBACKUP_ENCRYPTION=$MODE LIVEBACKUP_PASSPHRASE=$BENCH_PASS
+    fi
+}
+init_copy() {
+    if [[ $MODE == none ]]; then
+        lb init --repo "$1" >/dev/null
+    else
+        lb init --repo "$1" --key-from "$T/src.key" >/dev/null
+    fi
+}
+mode_label() {
+    case $1 in
+    repokey) echo "encrypted repositories (repokey, the default)" ;;
+    none) echo "unencrypted repositories (init --encryption none)" ;;
+    esac
+}
+
+# The stand-in set (--files): a repository of a month of nights of a
+# 1 GiB disk has about 4,600 files, a real one (a few VMs of tens of GiB)
+# hundreds of thousands, and rsync walks and compares every one of them
+# on every run while copy reads only the new backup's. To give rsync the
+# walk of a realistic repository without hours of backups, a second set
+# ("standin") is added to the source: a 39 GiB qcow2 (10,000 windows of
+# 4 MiB) with two 4 KiB blocks of a byte pattern in each window, then
+# nights writing two such blocks into every window again, STANDIN_FILES
+# chunk files in all (a full chunk or a DELTA per window and backup; the
+# few patterns that repeat dedup). Its files are real chunks of real
+# backups, small ones: it stands for the count of files, not the bytes.
+STANDIN_WINDOWS=10000
+# standin_image OUT [BACKING]: a qcow2 (an overlay of BACKING) with two
+# 4 KiB pattern blocks at random places in every window, written with
+# qemu-io (cache=unsafe: a scratch image, flushed once at exit).
+standin_image() {
+    if [[ -n ${2:-} ]]; then
+        qemu-img create -q -f qcow2 -o cluster_size=128k,extended_l2=on -b "$2" -F qcow2 "$1"
+    else
+        qemu-img create -q -f qcow2 -o cluster_size=128k,extended_l2=on "$1" $((STANDIN_WINDOWS * 4))M
+    fi
+    awk -v n="$STANDIN_WINDOWS" -v seed="$RANDOM$RANDOM" 'BEGIN {
+        srand(seed)
+        for (i = 0; i < n; i++)
+            for (k = 0; k < 2; k++)
+                printf "write -P %d %d 4k\n", int(rand() * 256),
+                    i * 4194304 + (k * 512 + int(rand() * 512)) * 4096
+    }' | qemu-io -t unsafe -f qcow2 "$1" >/dev/null || die "qemu-io could not write $1"
+}
+# standin_images: the base and its nights (once per run, shared by the
+# modes), into STANDIN (the images, oldest first).
+STANDIN=()
+standin_images() {
+    local k nimg=$(((STANDIN_FILES + STANDIN_WINDOWS - 1) / STANDIN_WINDOWS))
+    ((${#STANDIN[@]} == 0)) || return 0
+    mkdir -p "$T/standin"
+    log "stand-in set: a $((STANDIN_WINDOWS * 4)) MiB qcow2, $STANDIN_WINDOWS windows, $((nimg - 1)) nights of a write in every window"
+    standin_image "$T/standin/0.qcow2"
+    STANDIN=("$T/standin/0.qcow2")
+    for ((k = 1; k < nimg; k++)); do
+        standin_image "$T/standin/$k.qcow2" "${STANDIN[k - 1]}"
+        STANDIN+=("$T/standin/$k.qcow2")
+    done
+}
+# standin_backup: the stand-in set backed up into the source.
+standin_backup() {
+    local k
+    lb backup-image --repo "$S" --name standin --disk vda="${STANDIN[0]}" >/dev/null
+    for ((k = 1; k < ${#STANDIN[@]}; k++)); do
+        lb backup-image --repo "$S" --name standin --disk vda="${STANDIN[k]}" \
+            --since "${STANDIN[k - 1]}" >/dev/null
+    done
+}
+
 declare -A ROWS
 FINDS=()
 # find_time: seconds of `find S -type f | wc -l`, page cache as CACHE says
@@ -176,43 +270,37 @@ find_time() {
     find "$S" -type f | wc -l >/dev/null
     calc "$(now) - $t0" 3
 }
-for n in "${AT[@]}"; do
-    while ((NIGHT < n)); do night; done # a size's extra nights count
-    full=$(du -sb "$S" | cut -f1)
-    files=$(find "$S" -type f | wc -l)
-    log "$n nights: $(mb "$full") MB in $files files"
-    CACHE=cold fc=$(find_time)
-    CACHE=warm fw=$(find_time)
-    FINDS+=("$n nights ($files files): cold $fc s, warm $fw s")
-    # to empty directories, REPEAT times per page cache state, cold and
-    # warm alternating; the last round's copies stay
-    for ((i = 1; i <= 2 * REPEAT; i++)); do
-        CACHE=$( ((i % 2)) && echo cold || echo warm)
-        # shellcheck disable=SC2046 # paths without spaces
-        rm -rf $(copies)
-        lb init --repo "$T/copy" >/dev/null
-        lb init --repo "$T/copy-ssh" >/dev/null
-        round full "$n" $(((i + 1) / 2))
-    done
-    # then 2 x REPEAT more nights, each copied onto the last round's
-    # copies, cold and warm alternating
-    news=()
+# fresh_copies: empty destinations (repositories for copy, directories
+# for rsync)
+fresh_copies() {
+    # shellcheck disable=SC2046 # paths without spaces
+    rm -rf $(copies)
+    init_copy "$T/copy"
+    init_copy "$T/copy-ssh"
+}
+# incr_rounds N: 2 x REPEAT more nights, each copied onto the copies, cold
+# and warm alternating; NEWS gets each night's new bytes
+incr_rounds() {
+    local i before
+    NEWS=()
     for ((i = 1; i <= 2 * REPEAT; i++)); do
         CACHE=$( ((i % 2)) && echo cold || echo warm)
         before=$(du -sb "$S" | cut -f1)
         night
-        news+=($(($(du -sb "$S" | cut -f1) - before)))
-        round incr "$n" $(((i + 1) / 2))
+        NEWS+=($(($(du -sb "$S" | cut -f1) - before)))
+        round incr "$1" $(((i + 1) / 2))
     done
-    lb verify --repo "$T/copy" >/dev/null || die "the copy does not verify"
-    lb verify --repo "$T/copy-ssh" >/dev/null || die "the copy over ssh does not verify"
-    # shellcheck disable=SC2046 # paths without spaces
-    rm -rf $(copies)
-    new=$(median "${news[@]}")
+}
+# add_rows N LABEL [FULL_NOTE]: the table rows of size N (cold and warm,
+# local and over ssh, full and incremental) where measured
+add_rows() {
+    local n=$1 full_label=$2 full_note=${3:-} cache via what k c r s cc cr label target new
+    new=$(median "${NEWS[@]}")
     for cache in cold warm; do
         for via in "" -ssh; do
             for what in full incr; do
-                k=$cache-$what-$n
+                k=$MODE-$cache-$what-$n
+                [[ -n ${W[$k-copy$via]:-} ]] || continue
                 # shellcheck disable=SC2086 # word lists of walls
                 {
                     c=$(median ${W[$k-copy$via]})
@@ -222,32 +310,94 @@ for n in "${AT[@]}"; do
                     cr=$(median ${C[$k-rsync$via]})
                 }
                 if [[ $what == full ]]; then
-                    label="$n nights ($(mb "$full") MB, $files files) to an empty repository"
+                    label="$full_label to an empty repository$full_note"
                     target=1
                 else
-                    label="$n nights: one more night's backup ($(mb "$new") MB; median of $REPEAT nights)"
+                    label="$full_label: one more night's backup ($(mb "$new") MB; median of $REPEAT nights)"
                     target=3
                 fi
                 [[ -z $via ]] || label="$label, over ssh"
                 [[ $cache == cold ]] || label="$label, warm page cache"
-                ROWS[$cache]+="$label|$c|$r|$(calc "$r / $c")|$s|$(calc "$s / $c")|>= $target $(verdict "$(calc "$r / $c")" ">=" "$target")|$cc / $cr"$'\n'
+                ROWS[$MODE-$cache]+="$label|$c|$r|$(calc "$r / $c")|$s|$(calc "$s / $c")|>= $target $(verdict "$(calc "$r / $c")" ">=" "$target")|$cc / $cr"$'\n'
             done
         done
     done
+}
+
+for MODE in "${MODES[@]}"; do
+    mode_env "$MODE"
+    S=$T/src-$MODE
+    log "$(mode_label "$MODE"): source a full backup of $PRE.qcow2, then ${AT[*]} nights of 2% changes"
+    cp "$PRE.qcow2" "$T/base.qcow2"
+    TOP=$T/base.qcow2
+    NIGHT=0
+    lb init --repo "$S" >/dev/null
+    rm -f "$T/src.key"
+    [[ $MODE == none ]] || lb key export --repo "$S" --to "$T/src.key" >/dev/null
+    lb backup-image --repo "$S" --name bench --disk vda="$T/base.qcow2" >/dev/null
+    for n in "${AT[@]}"; do
+        while ((NIGHT < n)); do night; done # a size's extra nights count
+        full=$(du -sb "$S" | cut -f1)
+        files=$(find "$S" -type f | wc -l)
+        log "$n nights: $(mb "$full") MB in $files files"
+        CACHE=cold fc=$(find_time)
+        CACHE=warm fw=$(find_time)
+        FINDS+=("$MODE, $n nights ($files files): cold $fc s, warm $fw s")
+        # to empty directories, REPEAT times per page cache state, cold and
+        # warm alternating; the last round's copies stay
+        for ((i = 1; i <= 2 * REPEAT; i++)); do
+            CACHE=$( ((i % 2)) && echo cold || echo warm)
+            fresh_copies
+            round full "$n" $(((i + 1) / 2))
+        done
+        # then 2 x REPEAT more nights, each copied onto the last round's
+        # copies, cold and warm alternating
+        incr_rounds "$n"
+        lb verify --repo "$T/copy" >/dev/null || die "the copy does not verify"
+        lb verify --repo "$T/copy-ssh" >/dev/null || die "the copy over ssh does not verify"
+        add_rows "$n" "$n nights ($(mb "$full") MB, $files files)"
+    done
+    if ((STANDIN_FILES)); then
+        # the stand-in set beside the nights: its full copy once (cold),
+        # then the nights of the 1 GiB set again, each copied
+        standin_images
+        standin_backup
+        full=$(du -sb "$S" | cut -f1)
+        files=$(find "$S" -type f | wc -l)
+        log "with the stand-in set: $(mb "$full") MB in $files files"
+        CACHE=cold fc=$(find_time)
+        CACHE=warm fw=$(find_time)
+        FINDS+=("$MODE, with the stand-in set ($files files): cold $fc s, warm $fw s")
+        CACHE=cold
+        fresh_copies
+        round full standin 1
+        incr_rounds standin
+        lb verify --repo "$T/copy" >/dev/null || die "the copy does not verify"
+        lb verify --repo "$T/copy-ssh" >/dev/null || die "the copy over ssh does not verify"
+        add_rows standin "$NIGHT nights and the stand-in set ($(mb "$full") MB, $files files)" " (one run)"
+    fi
+    # shellcheck disable=SC2046 # paths without spaces
+    rm -rf $(copies) "$S"
 done
 
 finds=$(printf '%s; ' "${FINDS[@]}")
 finds=${finds%; }
 HEAD="copy|livebackup copy, s|rsync -a, s|ratio|rsync -a + sync, s|ratio|target (rsync -a)|CPU s, copy / rsync -a"
-mapfile -t rows < <(printf '%s' "${ROWS[cold]}")
-table "## livebackup copy against rsync -a of the repository, cold (page cache dropped before every run; medians of $REPEAT alternating runs, local to local and to a local directory over ssh)" \
-    "$HEAD" "${rows[@]}"
-mapfile -t rows < <(printf '%s' "${ROWS[warm]}")
-table "## The same, warm page cache (the source's chunks read just before every run: a shortcut, not what a nightly copy meets)" \
-    "$HEAD" "${rows[@]}"
-note "Ratio: rsync's time over copy's (above 1: copy is faster). The source is a full backup of a ${SIZE_GIB} GiB ext4 image (bench/lib.sh, make_image) and nights of 2% random 64 KiB rewrites."
+for MODE in "${MODES[@]}"; do
+    mapfile -t rows < <(printf '%s' "${ROWS[$MODE-cold]}")
+    table "## $(mode_label "$MODE"): livebackup copy against rsync -a of the repository, cold (page cache dropped before every run; medians of $REPEAT alternating runs, local to local and to a local directory over ssh)" \
+        "$HEAD" "${rows[@]}"
+done
+for MODE in "${MODES[@]}"; do
+    mapfile -t rows < <(printf '%s' "${ROWS[$MODE-warm]}")
+    table "## $(mode_label "$MODE"): the same, warm page cache (the source's chunks read just before every run: a shortcut, not what a nightly copy meets)" \
+        "$HEAD" "${rows[@]}"
+done
+note "Ratio: rsync's time over copy's (above 1: copy is faster). The source is a full backup of a ${SIZE_GIB} GiB ext4 image (bench/lib.sh, make_image) and nights of 2% random 64 KiB rewrites; each encryption mode has its own source and nights."
+((STANDIN_FILES == 0)) || note "The stand-in set (rows \"and the stand-in set\"): a second set in the same source, a $((STANDIN_WINDOWS * 4)) MiB qcow2 with two 4 KiB pattern blocks in each of its $STANDIN_WINDOWS windows and nights rewriting two in every window, so that the repository has the file count of a real one (hundreds of GiB of VMs over a month) without its bytes: its chunks are small (a few KiB stored), real chunks of real backups. It is there for rsync's walk of every file; copy reads only the new backup's manifest and chunks. Its full copy (one cold run) is a copy of many small files: the per-chunk cost (a file created, fdatasync'd and linked, each checked) against rsync's per-file cost."
 note "Cold: \`sync; echo 3 >/proc/sys/vm/drop_caches\` before every timed run of either tool (the whole machine's page cache, dentries and inodes; both repositories' files read from disk). Cold rounds and nights alternate with warm ones. As a check, \`find SRC -type f | wc -l\`: $finds."
-note "Over ssh: to a private sshd on 127.0.0.1 (OpenSSH's default cipher, $SSH_CIPHER), copy's destination a \`backupd serve\` run by sshd, rsync's an \`rsync --server\`; + sync is \`ssh ... sync -f\` after rsync. The destination's backupd re-hashes every chunk (an ssh client is not trusted) after the source checked it: here both, and both ends of ssh, on the same CPUs. CPU: this side's (copy, its source backupd and ssh client; rsync and its ssh client), not sshd's or what it runs."
-note "copy checks every chunk it reads in the source (decompressed and re-hashed: PROTOCOL.md, GET_STORED) and makes every chunk and the manifest durable before it returns; rsync -a does neither (rsync -a + sync is durable, unchecked)."
+note "Over ssh: to a private sshd on 127.0.0.1 (OpenSSH's default cipher, $SSH_CIPHER), copy's destination a \`backupd serve\` run by sshd, rsync's an \`rsync --server\`; + sync is \`ssh ... sync -f\` after rsync. CPU: this side's (copy, its source backupd and ssh client; rsync and its ssh client), not sshd's or what it runs."
+note "What copy checks (PROTOCOL.md, GET_STORED; rsync -a checks nothing): in an encrypted repository (the default) the source's backupd checks each chunk's stored bytes against their CRC-32C, and the destination over ssh checks their sizes (neither has the key); in an unencrypted one the source decompresses and re-hashes every chunk (SHA-256 of its plaintext, the whole window), and the destination over ssh, which does not trust its client, does it again: here both, and both ends of ssh, on the same CPUs. copy makes every chunk and the manifest durable before it returns (rsync -a + sync is durable)."
+note "copy runs without the key or a passphrase (it moves sealed chunks as they are); the destinations of the encrypted rows are made with \`init --key-from\` the source's exported key."
 ((DISTURBS == 0)) || note "$DISTURBS measurement(s) ran while the rest of the machine was busy (more than 15% of its CPUs): figures from a loaded machine."
 bench_report "bench/copy.sh: livebackup copy against rsync -a"
