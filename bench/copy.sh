@@ -362,6 +362,7 @@ for MODE in "${MODES[@]}"; do
         # then the nights of the 1 GiB set again, each copied
         standin_images
         standin_backup
+        at=$NIGHT
         full=$(du -sb "$S" | cut -f1)
         files=$(find "$S" -type f | wc -l)
         log "with the stand-in set: $(mb "$full") MB in $files files"
@@ -374,7 +375,7 @@ for MODE in "${MODES[@]}"; do
         incr_rounds standin
         lb verify --repo "$T/copy" >/dev/null || die "the copy does not verify"
         lb verify --repo "$T/copy-ssh" >/dev/null || die "the copy over ssh does not verify"
-        add_rows standin "$NIGHT nights and the stand-in set ($(mb "$full") MB, $files files)" " (one run)"
+        add_rows standin "$at nights and the stand-in set ($(mb "$full") MB, $files files)" " (one run)"
     fi
     # shellcheck disable=SC2046 # paths without spaces
     rm -rf $(copies) "$S"
@@ -394,7 +395,7 @@ for MODE in "${MODES[@]}"; do
         "$HEAD" "${rows[@]}"
 done
 note "Ratio: rsync's time over copy's (above 1: copy is faster). The source is a full backup of a ${SIZE_GIB} GiB ext4 image (bench/lib.sh, make_image) and nights of 2% random 64 KiB rewrites; each encryption mode has its own source and nights."
-((STANDIN_FILES == 0)) || note "The stand-in set (rows \"and the stand-in set\"): a second set in the same source, a $((STANDIN_WINDOWS * 4)) MiB qcow2 with two 4 KiB pattern blocks in each of its $STANDIN_WINDOWS windows and nights rewriting two in every window, so that the repository has the file count of a real one (hundreds of GiB of VMs over a month) without its bytes: its chunks are small (a few KiB stored), real chunks of real backups. It is there for rsync's walk of every file; copy reads only the new backup's manifest and chunks. Its full copy (one cold run) is a copy of many small files: the per-chunk cost (a file created, fdatasync'd and linked, each checked) against rsync's per-file cost."
+((STANDIN_FILES == 0)) || note "The stand-in set (rows \"and the stand-in set\"): a second set in the same source, a $((STANDIN_WINDOWS * 4)) MiB qcow2 (sparse) with two 4 KiB pattern blocks in each of its $STANDIN_WINDOWS windows and nights rewriting two in every window, so that the repository has the file count of a real one (hundreds of GiB of VMs over a month) without its bytes: its chunks are small (a few KiB stored), real chunks of real backups. It is there for rsync's walk of every file; copy reads only the new backup's manifest and chunks. Its full copy (one cold run) is a copy of many small files: the per-chunk cost (a file created, fdatasync'd and linked, each checked) against rsync's per-file cost."
 note "Cold: \`sync; echo 3 >/proc/sys/vm/drop_caches\` before every timed run of either tool (the whole machine's page cache, dentries and inodes; both repositories' files read from disk). Cold rounds and nights alternate with warm ones. As a check, \`find SRC -type f | wc -l\`: $finds."
 note "Over ssh: to a private sshd on 127.0.0.1 (OpenSSH's default cipher, $SSH_CIPHER), copy's destination a \`backupd serve\` run by sshd, rsync's an \`rsync --server\`; + sync is \`ssh ... sync -f\` after rsync. CPU: this side's (copy, its source backupd and ssh client; rsync and its ssh client), not sshd's or what it runs."
 note "What copy checks (PROTOCOL.md, GET_STORED; rsync -a checks nothing): in an encrypted repository (the default) the source's backupd checks each chunk's stored bytes against their CRC-32C, and the destination over ssh checks their sizes (neither has the key); in an unencrypted one the source decompresses and re-hashes every chunk (SHA-256 of its plaintext, the whole window), and the destination over ssh, which does not trust its client, does it again: here both, and both ends of ssh, on the same CPUs. copy makes every chunk and the manifest durable before it returns (rsync -a + sync is durable)."
