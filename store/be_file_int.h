@@ -2,7 +2,8 @@
 /*
  * The file backend's internals, shared by be_file.c (objects, locks) and
  * be_file_session.c (a writer's session, staged creates, commit, gc's
- * trash). Nothing outside these two includes this.
+ * trash). Nothing outside these two includes this but the backend's unit
+ * test (tests/unit/test_store_backend.c: each stage mode).
  */
 #ifndef LB_STORE_BE_FILE_INT_H
 #define LB_STORE_BE_FILE_INT_H
@@ -13,11 +14,23 @@
 
 #define FILE_MAX_LOCKS 8
 
+/* How a session stages a create (be_file_session.c): an unnamed file
+ * (O_TMPFILE) in the session's directory, linked into place through its
+ * descriptor (AT_EMPTY_PATH, which needs CAP_DAC_READ_SEARCH) or through
+ * /proc/self/fd; or, where neither works, a temporary name there. */
+enum be_file_stage_mode {
+    BE_FILE_STAGE_UNKNOWN, /* probed when the session begins */
+    BE_FILE_STAGE_EMPTY_PATH,
+    BE_FILE_STAGE_PROC_FD,
+    BE_FILE_STAGE_NAMED,
+};
+
 struct be_file {
     struct store_be be;
     int dir_fd;
     pthread_mutex_t lock;
     unsigned long tmp_seq;
+    enum be_file_stage_mode stage_mode;
     int locks[FILE_MAX_LOCKS];
     bool lock_excl[FILE_MAX_LOCKS];
     /* gc's trash (remove_if_old): tmp/gc-PID-RAND, made on first use. */

@@ -7,9 +7,12 @@
  *   exclusively while the writer lives (its mtime is the session's start);
  *   opening one first removes those of writers that are gone, putting back
  *   into chunks/ what a dead gc left in its trash (tmp/gc-*);
- * - a create in two steps writes a temp file in the session's directory
- *   (stage), then fdatasyncs it and links it into place (publish: EEXIST
- *   means stored already). The names become durable at the barrier, one
+ * - a create in two steps writes an unnamed file (O_TMPFILE) in the
+ *   session's directory, or a temp file there where the filesystem or the
+ *   process cannot link an unnamed one (stage), then fdatasyncs it and
+ *   links it into place (publish: EEXIST means stored already). No name
+ *   is made and removed per chunk, and a crash leaves nothing of an
+ *   unnamed one behind. The names become durable at the barrier, one
  *   syncfs of the repository's filesystem before the commit, instead of
  *   an fsync of a directory per chunk;
  * - the commit links the manifest's temp file to its name (never
@@ -136,6 +139,46 @@ clean_stale_sessions(struct store_be *be)
     store_tmp_sweep(tmp, "", 60, stale_session, be);
 }
 
+/* Link the unnamed file fd to obj under dir_fd as mode says: 0, or -1
+ * with errno. */
+static int
+link_unnamed(enum be_file_stage_mode mode, int fd, int dir_fd, const char *obj)
+{
+    char proc[64];
+
+    if (mode == BE_FILE_STAGE_EMPTY_PATH)
+        return linkat(fd, "", dir_fd, obj, AT_EMPTY_PATH);
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    return linkat(AT_FDCWD, proc, dir_fd, obj, AT_SYMLINK_FOLLOW);
+}
+
+/* How this process can stage in dir (the session's directory): an
+ * unnamed file linked by its descriptor, or through /proc, or a name. */
+static enum be_file_stage_mode
+stage_probe(const char *dir)
+{
+    static const enum be_file_stage_mode modes[] = {BE_FILE_STAGE_EMPTY_PATH,
+                                                    BE_FILE_STAGE_PROC_FD};
+    enum be_file_stage_mode found = BE_FILE_STAGE_NAMED;
+    CLEANUP_CLOSE int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (dfd < 0)
+        return found;
+    for (size_t i = 0; i < sizeof modes / sizeof *modes; i++) {
+        int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+        if (fd < 0)
+            break; /* no O_TMPFILE here */
+        if (link_unnamed(modes[i], fd, dfd, "probe") == 0) {
+            unlinkat(dfd, "probe", 0);
+            found = modes[i];
+        }
+        close(fd);
+        if (found != BE_FILE_STAGE_NAMED)
+            break;
+    }
+    return found;
+}
+
 int
 be_file_session_begin(struct store_be *be)
 {
@@ -149,7 +192,11 @@ be_file_session_begin(struct store_be *be)
         return -1;
     lb_hex_encode(hex, rnd, sizeof rnd);
     snprintf(name, sizeof name, "%ld-%s", (long)getpid(), hex);
-    return session_create(be, name, &be->tmp_dir, &be->tmp_lock_fd);
+    if (session_create(be, name, &be->tmp_dir, &be->tmp_lock_fd) < 0)
+        return -1;
+    if (be->tmp_dir && to_file(be)->stage_mode == BE_FILE_STAGE_UNKNOWN)
+        to_file(be)->stage_mode = stage_probe(be->tmp_dir);
+    return 0;
 }
 
 void
@@ -182,8 +229,14 @@ be_file_stage(struct store_be *be, const char *obj, const void *hdr,
     n = ++b->tmp_seq;
     pthread_mutex_unlock(&b->lock);
     s = lb_xcalloc(1, sizeof *s);
-    s->path = lb_xasprintf("%s/chunk.%lu", be->tmp_dir, n);
-    s->fd = open(s->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (b->stage_mode == BE_FILE_STAGE_EMPTY_PATH ||
+        b->stage_mode == BE_FILE_STAGE_PROC_FD) {
+        /* no name until publish links it (s->path stays NULL) */
+        s->fd = open(be->tmp_dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+    } else {
+        s->path = lb_xasprintf("%s/chunk.%lu", be->tmp_dir, n);
+        s->fd = open(s->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    }
     if (s->fd < 0) {
         int e = errno;
         free(s->path);
@@ -205,11 +258,16 @@ be_file_publish(struct store_be *be, struct store_be_staged *s, const char *obj)
 {
     struct be_file *b = to_file(be);
 
+    int r;
+
     if (!s->synced) {
         int e = fdatasync(s->fd) < 0 ? errno : 0;
-        if (close(s->fd) < 0 && !e)
-            e = errno;
-        s->fd = -1;
+        /* an unnamed file is linked through its descriptor: kept open */
+        if (s->path) {
+            if (close(s->fd) < 0 && !e)
+                e = errno;
+            s->fd = -1;
+        }
         if (e)
             return lb_error(e, "write %s to %s", obj, be->where);
         s->synced = true;
@@ -217,7 +275,11 @@ be_file_publish(struct store_be *be, struct store_be_staged *s, const char *obj)
     /* link, not rename: when two sessions store the same object at once,
      * exactly one creates it; the other learns it was stored already. The
      * name is durable at the barrier (syncfs). */
-    if (linkat(AT_FDCWD, s->path, b->dir_fd, obj, 0) == 0)
+    if (s->path)
+        r = linkat(AT_FDCWD, s->path, b->dir_fd, obj, 0);
+    else
+        r = link_unnamed(b->stage_mode, s->fd, b->dir_fd, obj);
+    if (r == 0)
         return 0;
     if (errno == EEXIST)
         return 1;
@@ -232,7 +294,8 @@ be_file_unstage(struct store_be *be, struct store_be_staged *s)
         return;
     if (s->fd >= 0)
         close(s->fd);
-    unlink(s->path);
+    if (s->path)
+        unlink(s->path);
     free(s->path);
     free(s);
 }

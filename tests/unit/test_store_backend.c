@@ -17,9 +17,11 @@
  * without a cluster) and --restrict-to-repo's check of them.
  */
 #include "store/backend.h"
+#include "store/be_file_int.h"
 #include "tests/unit/testutil.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -519,6 +521,99 @@ Test(store_backend, session_stage_publish_commit)
     store_be_close(be);
     be = store_be_file_open(tmp);
     cr_assert_neq(access(sess, F_OK), 0, "the session's directory stayed");
+}
+
+/* The names in dir but "." and "..", sorted, each followed by a space. */
+static int
+not_dots(const struct dirent *e)
+{
+    return strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+}
+
+static char *
+dir_names(const char *dir)
+{
+    struct dirent **v = NULL;
+    struct lb_buf b = {0};
+    int n = scandir(dir, &v, not_dots, alphasort);
+
+    cr_assert_geq(n, 0, "scandir %s", dir);
+    for (int i = 0; i < n; i++) {
+        lb_buf_append(&b, v[i]->d_name, strlen(v[i]->d_name));
+        lb_buf_put_u8(&b, ' ');
+        free(v[i]);
+    }
+    free(v);
+    lb_buf_put_u8(&b, 0);
+    return (char *)b.data;
+}
+
+/* Every way a session stages a create (be_file_int.h): an unnamed file
+ * linked by its descriptor (root here) or through /proc/self/fd, or a
+ * temporary name; each is seen by nobody until published, exclusive,
+ * and leaves nothing in the session's directory. The probe picks an
+ * unnamed file where the filesystem has O_TMPFILE. */
+Test(store_backend, stage_modes)
+{
+    static const enum be_file_stage_mode modes[] = {
+        BE_FILE_STAGE_EMPTY_PATH, BE_FILE_STAGE_PROC_FD, BE_FILE_STAGE_NAMED};
+    CLEANUP_FREE char *t = lb_xasprintf("%s/tmp", tmp);
+    char obj[32], buf[16];
+
+    cr_assert_eq(mkdir(t, 0700), 0);
+    cr_assert_eq(be->ops->session_begin(be), 0, "%s", lb_error_msg());
+    {
+        int fd = open(be->tmp_dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            close(fd);
+            cr_assert_neq(((struct be_file *)be)->stage_mode,
+                          BE_FILE_STAGE_NAMED,
+                          "the probe found no way to link an unnamed file");
+            if (geteuid() == 0)
+                cr_assert_eq(((struct be_file *)be)->stage_mode,
+                             BE_FILE_STAGE_EMPTY_PATH);
+        } else {
+            cr_assert_eq(((struct be_file *)be)->stage_mode,
+                         BE_FILE_STAGE_NAMED);
+        }
+    }
+    for (size_t i = 0; i < sizeof modes / sizeof *modes; i++) {
+        struct store_be_staged *s = NULL;
+        CLEANUP_FREE char *during = NULL;
+        CLEANUP_FREE char *after = NULL;
+
+        ((struct be_file *)be)->stage_mode = modes[i];
+        snprintf(obj, sizeof obj, "chunks/ab/m%zu", i);
+        cr_assert_eq(be->ops->stage(be, obj, "he", 2, "llo", 3, &s), 0,
+                     "mode %zu: %s", i, lb_error_msg());
+        during = dir_names(be->tmp_dir);
+        if (modes[i] == BE_FILE_STAGE_NAMED)
+            cr_assert_neq(strcmp(during, ".lock "), 0,
+                          "a named stage made no name: %s", during);
+        else
+            cr_assert_str_eq(during, ".lock ", "an unnamed stage has a name");
+        cr_assert_eq(be->ops->stat(be, obj, NULL, NULL), -1,
+                     "mode %zu: seen before it was published", i);
+        cr_assert_eq(be->ops->publish(be, s, obj), 0, "mode %zu: %s", i,
+                     lb_error_msg());
+        cr_assert_eq(be->ops->publish(be, s, obj), 1,
+                     "mode %zu: not exclusive", i);
+        be->ops->unstage(be, s);
+        after = dir_names(be->tmp_dir);
+        cr_assert_str_eq(after, ".lock ", "mode %zu left %s", i, after);
+        memset(buf, 0, sizeof buf);
+        cr_assert_eq(be->ops->read(be, obj, buf, sizeof buf, 0), 5);
+        cr_assert_str_eq(buf, "hello");
+        /* staged, then dropped unpublished: nothing stays either */
+        snprintf(obj, sizeof obj, "chunks/ab/d%zu", i);
+        cr_assert_eq(be->ops->stage(be, obj, "x", 1, "y", 1, &s), 0);
+        be->ops->unstage(be, s);
+        cr_assert_eq(be->ops->stat(be, obj, NULL, NULL), -1);
+        free(after);
+        after = dir_names(be->tmp_dir);
+        cr_assert_str_eq(after, ".lock ", "mode %zu left %s", i, after);
+    }
+    cr_assert_eq(be->ops->barrier(be), 0);
 }
 
 Test(store_rados_spec, parse)
