@@ -102,21 +102,32 @@ Test(limits, first_come_first_served)
     struct waiter_arg b = {0}, c = {0};
     pthread_t tb, tc;
 
+    int c_order;
+
     served = 0;
     cr_assert(backupd_limits_take(l, 60)); /* a running session */
-    start(&tb, &b, l, 50, 0, 60);
+    /* b waits at most 5 s: were c served first, b would time out */
+    start(&tb, &b, l, 50, 0, 5);
     sem_wait(&b.queued);
     /* c's 30 would fit (60 + 30), but b came first */
     start(&tc, &c, l, 30, 0, 60);
     sem_wait(&c.queued);
     /* and nobody takes spare room while they wait */
     cr_assert_not(backupd_limits_take_spare(l, 1));
-    backupd_limits_give(l, 60);
+    /* room for one of them: b's 50 (50 + 50) or c's 30 (50 + 30), not
+     * both; first come, first served gives it to b, and c waits on */
+    backupd_limits_give(l, 10);
     pthread_join(tb, NULL);
-    pthread_join(tc, NULL);
-    cr_assert_eq(b.rc, 0);
-    cr_assert_eq(c.rc, 0);
+    cr_assert_eq(b.rc, 0, "b was not served: %d", b.rc);
     cr_assert_eq(b.order, 1, "b served %d", b.order);
+    pthread_mutex_lock(&served_lock);
+    c_order = c.order;
+    pthread_mutex_unlock(&served_lock);
+    cr_assert_eq(c_order, 0, "c was served beside b (%d)", c_order);
+    /* the running session ends: c's turn */
+    backupd_limits_give(l, 50);
+    pthread_join(tc, NULL);
+    cr_assert_eq(c.rc, 0);
     cr_assert_eq(c.order, 2, "c served %d", c.order);
     /* both hold theirs: 80 of 100 */
     cr_assert(backupd_limits_take(l, 20));
