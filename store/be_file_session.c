@@ -165,7 +165,7 @@ stage_probe(const char *dir)
     if (dfd < 0)
         return found;
     for (size_t i = 0; i < sizeof modes / sizeof *modes; i++) {
-        int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+        int fd = openat(dfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
         if (fd < 0)
             break; /* no O_TMPFILE here */
         if (link_unnamed(modes[i], fd, dfd, "probe") == 0) {
@@ -215,7 +215,6 @@ be_file_stage(struct store_be *be, const char *obj, const void *hdr,
     struct be_file *b = to_file(be);
     struct store_be_staged *s;
     struct stat sb;
-    unsigned long n;
 
     *out = NULL;
     if (!be->tmp_dir)
@@ -225,15 +224,17 @@ be_file_stage(struct store_be *be, const char *obj, const void *hdr,
         return 1;
     if (errno != ENOENT)
         return lb_error(errno, "stat %s/%s", be->where, obj);
-    pthread_mutex_lock(&b->lock);
-    n = ++b->tmp_seq;
-    pthread_mutex_unlock(&b->lock);
     s = lb_xcalloc(1, sizeof *s);
     if (b->stage_mode == BE_FILE_STAGE_EMPTY_PATH ||
         b->stage_mode == BE_FILE_STAGE_PROC_FD) {
         /* no name until publish links it (s->path stays NULL) */
         s->fd = open(be->tmp_dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
     } else {
+        unsigned long n;
+
+        pthread_mutex_lock(&b->lock);
+        n = ++b->tmp_seq;
+        pthread_mutex_unlock(&b->lock);
         s->path = lb_xasprintf("%s/chunk.%lu", be->tmp_dir, n);
         s->fd = open(s->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     }
@@ -257,7 +258,6 @@ int
 be_file_publish(struct store_be *be, struct store_be_staged *s, const char *obj)
 {
     struct be_file *b = to_file(be);
-
     int r;
 
     if (!s->synced) {
