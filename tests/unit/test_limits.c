@@ -101,7 +101,6 @@ Test(limits, first_come_first_served)
     struct backupd_limits *l = backupd_limits_new(100);
     struct waiter_arg b = {0}, c = {0};
     pthread_t tb, tc;
-
     int c_order;
 
     served = 0;
