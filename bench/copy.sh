@@ -270,6 +270,22 @@ find_time() {
     find "$S" -type f | wc -l >/dev/null
     calc "$(now) - $t0" 3
 }
+# source_size WHAT: the source's bytes into full and its files into
+# files, logged, and the check that cold is cold (find_time) into FINDS
+source_size() {
+    local fc fw
+    full=$(du -sb "$S" | cut -f1)
+    files=$(find "$S" -type f | wc -l)
+    log "$1: $(mb "$full") MB in $files files"
+    CACHE=cold fc=$(find_time)
+    CACHE=warm fw=$(find_time)
+    FINDS+=("$MODE, $1 ($files files): cold $fc s, warm $fw s")
+}
+# verify_copies: both copies that livebackup made verify
+verify_copies() {
+    lb verify --repo "$T/copy" >/dev/null || die "the copy does not verify"
+    lb verify --repo "$T/copy-ssh" >/dev/null || die "the copy over ssh does not verify"
+}
 # fresh_copies: empty destinations (repositories for copy, directories
 # for rsync)
 fresh_copies() {
@@ -337,12 +353,7 @@ for MODE in "${MODES[@]}"; do
     lb backup-image --repo "$S" --name bench --disk vda="$T/base.qcow2" >/dev/null
     for n in "${AT[@]}"; do
         while ((NIGHT < n)); do night; done # a size's extra nights count
-        full=$(du -sb "$S" | cut -f1)
-        files=$(find "$S" -type f | wc -l)
-        log "$n nights: $(mb "$full") MB in $files files"
-        CACHE=cold fc=$(find_time)
-        CACHE=warm fw=$(find_time)
-        FINDS+=("$MODE, $n nights ($files files): cold $fc s, warm $fw s")
+        source_size "$n nights"
         # to empty directories, REPEAT times per page cache state, cold and
         # warm alternating; the last round's copies stay
         for ((i = 1; i <= 2 * REPEAT; i++)); do
@@ -353,8 +364,7 @@ for MODE in "${MODES[@]}"; do
         # then 2 x REPEAT more nights, each copied onto the last round's
         # copies, cold and warm alternating
         incr_rounds "$n"
-        lb verify --repo "$T/copy" >/dev/null || die "the copy does not verify"
-        lb verify --repo "$T/copy-ssh" >/dev/null || die "the copy over ssh does not verify"
+        verify_copies
         add_rows "$n" "$n nights ($(mb "$full") MB, $files files)"
     done
     if ((STANDIN_FILES)); then
@@ -363,18 +373,12 @@ for MODE in "${MODES[@]}"; do
         standin_images
         standin_backup
         at=$NIGHT
-        full=$(du -sb "$S" | cut -f1)
-        files=$(find "$S" -type f | wc -l)
-        log "with the stand-in set: $(mb "$full") MB in $files files"
-        CACHE=cold fc=$(find_time)
-        CACHE=warm fw=$(find_time)
-        FINDS+=("$MODE, with the stand-in set ($files files): cold $fc s, warm $fw s")
+        source_size "with the stand-in set"
         CACHE=cold
         fresh_copies
         round full standin 1
         incr_rounds standin
-        lb verify --repo "$T/copy" >/dev/null || die "the copy does not verify"
-        lb verify --repo "$T/copy-ssh" >/dev/null || die "the copy over ssh does not verify"
+        verify_copies
         add_rows standin "$at nights and the stand-in set ($(mb "$full") MB, $files files)" " (one run)"
     fi
     # shellcheck disable=SC2046 # paths without spaces
