@@ -30,7 +30,9 @@
 # new backup.
 # The same again with the destination over ssh (what an off-site push
 # is), to a private sshd on 127.0.0.1 (bench/lib.sh, bench_sshd; OpenSSH's
-# default cipher, named in the results): `livebackup copy --to ssh://...`
+# default cipher, named in the results) as a user of its own that owns the
+# destinations (bench_ssh_user; not root, whose ~/.bashrc on a development
+# machine is no backup server's): `livebackup copy --to ssh://...`
 # against `rsync -a -e ssh` (and then `ssh ... sync -f`) through the same
 # sshd and key. There the destination's backupd checks what it receives
 # (an ssh client is not trusted): an unencrypted chunk is re-hashed after
@@ -82,13 +84,23 @@ command -v rsync >/dev/null || die "rsync is not installed (scripts/deps.sh inst
 # the destination over ssh: a shell for rsync and for copy's backupd
 bench_sshd "$T/ssh"
 echo "restrict $(cat "$T/ssh/user_key.pub")" >"$T/ssh/authorized_keys"
-SSH_TO=root@127.0.0.1
+bench_ssh_user "$T/ssh"
+SSH_TO=$SSH_USER@127.0.0.1
 RSYNC_E="$SSH_CMD -p $SSH_PORT"
 
 PRE=$IMG/ext4-${SIZE_GIB}g
 make_image "$SIZE_GIB" "$PRE" 0
 VSIZE=$((SIZE_GIB << 30))
 S=$T/src
+
+# ssh_true USER: seconds of `ssh USER@127.0.0.1 true` (the notes compare
+# the ssh user's with root's)
+ssh_true() {
+    local t0
+    t0=$(now)
+    $SSH_CMD -p "$SSH_PORT" "$1@127.0.0.1" true </dev/null || die "ssh $1@127.0.0.1 true failed"
+    calc "$(now) - $t0" 3
+}
 
 # drop_caches: the page cache, dentries and inodes of the whole machine
 # dropped, after writing back what is dirty.
@@ -293,6 +305,9 @@ fresh_copies() {
     rm -rf $(copies)
     init_copy "$T/copy"
     init_copy "$T/copy-ssh"
+    # over ssh: the destinations are the ssh user's (bench_ssh_user)
+    chown -R "$SSH_USER:" "$T/copy-ssh"
+    install -d -o "$SSH_USER" "$T/rsync-ssh" "$T/rsync-ssh-sync"
 }
 # incr_rounds N: 2 x REPEAT more nights, each copied onto the copies, cold
 # and warm alternating; NEWS gets each night's new bytes
@@ -339,6 +354,21 @@ add_rows() {
         done
     done
 }
+
+# an ssh command's own cost, warm and cold, as the ssh user and as root
+declare -A SSHT
+for ((i = 1; i <= 5; i++)); do
+    for u in "$SSH_USER" root; do
+        SSHT[$u-warm]+="$(ssh_true "$u") "
+        if ((i <= 3)); then
+            drop_caches
+            SSHT[$u-cold]+="$(ssh_true "$u") "
+        fi
+    done
+done
+# shellcheck disable=SC2086 # word lists of walls
+SSH_TRUE="as $SSH_USER $(median ${SSHT[$SSH_USER-warm]}) s warm, $(median ${SSHT[$SSH_USER-cold]}) s cold; as root $(median ${SSHT[root-warm]}) s warm, $(median ${SSHT[root-cold]}) s cold"
+log "ssh 127.0.0.1 true: $SSH_TRUE"
 
 for MODE in "${MODES[@]}"; do
     mode_env "$MODE"
@@ -401,7 +431,7 @@ done
 note "Ratio: rsync's time over copy's (above 1: copy is faster). The source is a full backup of a ${SIZE_GIB} GiB ext4 image (bench/lib.sh, make_image) and nights of 2% random 64 KiB rewrites; each encryption mode has its own source and nights."
 ((STANDIN_FILES == 0)) || note "The stand-in set (rows \"and the stand-in set\"): a second set in the same source, a $((STANDIN_WINDOWS * 4)) MiB qcow2 (sparse) with two 4 KiB pattern blocks in each of its $STANDIN_WINDOWS windows and nights rewriting two in every window, so that the repository has the file count of a real one (hundreds of GiB of VMs over a month) without its bytes: its chunks are small (a few KiB stored), real chunks of real backups. It is there for rsync's walk of every file; copy reads only the new backup's manifest and chunks. Its full copy (one cold run) is a copy of many small files: the per-chunk cost (a file created, fdatasync'd and linked, each checked) against rsync's per-file cost."
 note "Cold: \`sync; echo 3 >/proc/sys/vm/drop_caches\` before every timed run of either tool (the whole machine's page cache, dentries and inodes; both repositories' files read from disk). Cold rounds and nights alternate with warm ones. As a check, \`find SRC -type f | wc -l\`: $finds."
-note "Over ssh: to a private sshd on 127.0.0.1 (OpenSSH's default cipher, $SSH_CIPHER), copy's destination a \`backupd serve\` run by sshd, rsync's an \`rsync --server\`; + sync is \`ssh ... sync -f\` after rsync. CPU: this side's (copy, its source backupd and ssh client; rsync and its ssh client), not sshd's or what it runs."
+note "Over ssh: to a private sshd on 127.0.0.1 (OpenSSH's default cipher, $SSH_CIPHER) as the user $SSH_USER (shell /bin/sh, made for the run; bench/lib.sh, bench_ssh_user), who owns the destinations, as README's deployments have a user own the repository: root's shell on this machine reads a ~/.bashrc that runs \`pyenv init\`, which every ssh command would pay, either tool the same, and no backup server does (\`ssh 127.0.0.1 true\`, medians: $SSH_TRUE). copy's destination is a \`backupd serve\` run by sshd, rsync's an \`rsync --server\`; + sync is \`ssh ... sync -f\` after rsync. CPU: this side's (copy, its source backupd and ssh client; rsync and its ssh client), not sshd's or what it runs."
 note "What copy checks (PROTOCOL.md, GET_STORED; rsync -a checks nothing): in an encrypted repository (the default) the source's backupd checks each chunk's stored bytes against their CRC-32C, and the destination over ssh checks their sizes (neither has the key); in an unencrypted one the source decompresses and re-hashes every chunk (SHA-256 of its plaintext, the whole window), and the destination over ssh, which does not trust its client, does it again: here both, and both ends of ssh, on the same CPUs. copy makes every chunk and the manifest durable before it returns (rsync -a + sync is durable)."
 note "copy runs without the key or a passphrase (it moves sealed chunks as they are); the destinations of the encrypted rows are made with \`init --key-from\` the source's exported key."
 ((DISTURBS == 0)) || note "$DISTURBS measurement(s) ran while the rest of the machine was busy (more than 15% of its CPUs): figures from a loaded machine."

@@ -656,6 +656,38 @@ EOS
     log "sshd on 127.0.0.1:$SSH_PORT ($(ssh -V 2>&1), cipher $SSH_CIPHER)"
 }
 
+# bench_ssh_user DIR: the account bench_sshd's clients log in as, the one
+# README's deployments give the repository (ssh://backup@server/...): a
+# system user livebackup-bench (SSH_USER) whose shell is /bin/sh and whose
+# home is DIR/home, made here and removed on exit. Not root: root's shell
+# reads root's ~/.bashrc for every ssh command, which on a backup server
+# does nothing, and on a development machine may do anything (this
+# project's runs `pyenv init`: 0.2 s a command warm, 0.5 s cold, paid by
+# every tool the same and by none in the field). DIR (bench_sshd's) is
+# made searchable and its authorized_keys readable: sshd reads the file
+# as the user. Files the user is to write must be given to it (chown).
+SSH_USER=livebackup-bench
+_bench_ssh_user_gone() { userdel "$SSH_USER" 2>/dev/null || log "could not remove the user $SSH_USER"; }
+bench_ssh_user() {
+    local dir=$1 gecos="livebackup bench, removed at its end"
+    if getent passwd "$SSH_USER" >/dev/null; then
+        # left by a bench that was killed: ours by its comment, or not ours
+        [[ $(getent passwd "$SSH_USER" | cut -d: -f5) == "$gecos" ]] ||
+            die "a user $SSH_USER exists and is not the benchmarks' own"
+        usermod --home "$dir/home" "$SSH_USER" || die "usermod $SSH_USER failed"
+    else
+        # -p '*': no password, not locked (sshd refuses locked accounts)
+        useradd --system --no-create-home --home-dir "$dir/home" --shell /bin/sh \
+            --comment "$gecos" -p '*' "$SSH_USER" || die "useradd $SSH_USER failed"
+    fi
+    bench_on_exit _bench_ssh_user_gone
+    install -d -o "$SSH_USER" -m 700 "$dir/home"
+    chmod 711 "$dir"
+    chmod 644 "$dir/authorized_keys"
+    $SSH_CMD -p "$SSH_PORT" "$SSH_USER@127.0.0.1" true </dev/null ||
+        die "ssh as $SSH_USER to the private sshd failed"
+}
+
 # ---- results ----------------------------------------------------------------------------
 # table rows: fields separated by |, the first row is the header, the
 # argument before them the table's title
