@@ -117,9 +117,12 @@ file_prefetch(struct store_be *be, const char *obj)
     close(fd);
 }
 
-/* One object of a batch: open, touch (futimens: the same inode whose
- * header is read), fstat, pread. err: ENOENT, or EPROTO for what is not
- * a regular file (a symlink, a directory). */
+/* One object of a batch: open, fstat, touch (futimens: the same inode
+ * whose header is read) unless its mtime is at or after the session's
+ * start already (created or touched since: gc's cutoff is before it, and
+ * a touch would only dirty the inode for the commit's syncfs to write),
+ * pread. err: ENOENT, or EPROTO for what is not a regular file (a
+ * symlink, a directory). */
 static int
 file_head_one(struct be_file *b, const char *obj, bool touch, uint8_t *head,
               size_t head_len, size_t *got, uint64_t *size, int *err)
@@ -138,15 +141,17 @@ file_head_one(struct be_file *b, const char *obj, bool touch, uint8_t *head,
         }
         return lb_error(errno, "open %s/%s", b->be.where, obj);
     }
-    if (touch && futimens(fd, NULL) < 0)
-        return lb_error(errno, "touch %s/%s (gc must see it is in use)",
-                        b->be.where, obj);
     if (fstat(fd, &sb) < 0)
         return lb_error(errno, "stat %s/%s", b->be.where, obj);
     if (!S_ISREG(sb.st_mode)) {
         *err = EPROTO;
         return 0;
     }
+    if (touch &&
+        (b->session_start == 0 || (int64_t)sb.st_mtime < b->session_start) &&
+        futimens(fd, NULL) < 0)
+        return lb_error(errno, "touch %s/%s (gc must see it is in use)",
+                        b->be.where, obj);
     n = lb_pread_full(fd, head, head_len, 0);
     if (n < 0)
         return lb_error(errno, "read %s/%s", b->be.where, obj);

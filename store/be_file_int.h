@@ -33,6 +33,10 @@ struct be_file {
     enum be_file_stage_mode stage_mode;
     int locks[FILE_MAX_LOCKS];
     bool lock_excl[FILE_MAX_LOCKS];
+    /* The writer session's start (its .lock's mtime, seconds), 0 without
+     * one: a chunk a lookup finds with an mtime at or after it needs no
+     * touch (FORMAT.md, "gc"). */
+    int64_t session_start;
     /* gc's trash (remove_if_old): tmp/gc-PID-RAND, made on first use. */
     char *trash_dir;
     int trash_fd, trash_lock_fd;

@@ -182,6 +182,7 @@ stage_probe(const char *dir)
 int
 be_file_session_begin(struct store_be *be)
 {
+    struct stat sb;
     uint8_t rnd[8];
     char hex[17], name[64];
 
@@ -196,12 +197,17 @@ be_file_session_begin(struct store_be *be)
         return -1;
     if (be->tmp_dir && to_file(be)->stage_mode == BE_FILE_STAGE_UNKNOWN)
         to_file(be)->stage_mode = stage_probe(be->tmp_dir);
+    /* The start gc's cutoff respects (be_file_sessions_oldest); unknown,
+     * every chunk a lookup finds is touched. */
+    to_file(be)->session_start =
+        fstat(be->tmp_lock_fd, &sb) == 0 ? (int64_t)sb.st_mtime : 0;
     return 0;
 }
 
 void
 be_file_session_end(struct store_be *be)
 {
+    to_file(be)->session_start = 0;
     store_be_tmp_drop(be);
 }
 

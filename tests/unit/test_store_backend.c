@@ -363,6 +363,62 @@ Test(store_backend, head_many_threads)
     cr_assert_gt(sb.st_mtime, 1000000, "found objects are touched");
 }
 
+/* In a writer's session, a lookup touches only what gc could take: a
+ * chunk whose mtime is before the session's start (its .lock's mtime)
+ * gets a new one; one created or touched since keeps its own (gc's cutoff
+ * is before the session's start, FORMAT.md "gc"), and no inode is
+ * dirtied for the commit's syncfs to write. Without a session every
+ * found object is touched (head_many_threads). */
+Test(store_backend, head_many_touches_what_predates_the_session)
+{
+    const char *objs[2] = {"chunks/ab/old", "chunks/ab/new"};
+    uint8_t head[2 * 4];
+    size_t got[2];
+    uint64_t size[2];
+    int err[2];
+    struct stat sb, lk;
+    CLEANUP_FREE char *t = lb_xasprintf("%s/tmp", tmp);
+    CLEANUP_FREE char *lock = NULL;
+    CLEANUP_FREE char *p_old = lb_xasprintf("%s/%s", tmp, objs[0]);
+    CLEANUP_FREE char *p_new = lb_xasprintf("%s/%s", tmp, objs[1]);
+    struct timespec before[2], after[2];
+
+    cr_assert_eq(mkdir(t, 0700), 0);
+    cr_assert_eq(be->ops->create(be, objs[0], "old-data", 8), 0);
+    cr_assert_eq(be->ops->create(be, objs[1], "new-data", 8), 0);
+    cr_assert_eq(be->ops->session_begin(be), 0, "%s", lb_error_msg());
+    lock = lb_xasprintf("%s/.lock", be->tmp_dir);
+    cr_assert_eq(stat(lock, &lk), 0);
+    /* old: a day before the session; new: an hour after its start (a
+     * time no touch can give it) */
+    before[0] = before[1] = (struct timespec){lk.st_mtime - 86400, 0};
+    after[0] = after[1] = (struct timespec){lk.st_mtime + 3600, 0};
+    cr_assert_eq(utimensat(AT_FDCWD, p_old, before, 0), 0);
+    cr_assert_eq(utimensat(AT_FDCWD, p_new, after, 0), 0);
+
+    cr_assert_eq(be->ops->head_many(be, objs, 2, true, head, 4, got, size, err),
+                 0, "%s", lb_error_msg());
+    cr_assert_eq(err[0], 0);
+    cr_assert_eq(err[1], 0);
+    cr_assert_eq(memcmp(head, "old-", 4), 0);
+    cr_assert_eq(memcmp(head + 4, "new-", 4), 0);
+    cr_assert_eq(stat(p_old, &sb), 0);
+    cr_assert_geq(sb.st_mtime, lk.st_mtime,
+                  "a chunk older than the session was not touched");
+    cr_assert_lt(sb.st_mtime, lk.st_mtime + 3600);
+    cr_assert_eq(stat(p_new, &sb), 0);
+    cr_assert_eq(sb.st_mtime, lk.st_mtime + 3600,
+                 "a chunk newer than the session's start was touched");
+
+    /* no touch asked (a reader): neither changes */
+    cr_assert_eq(utimensat(AT_FDCWD, p_old, before, 0), 0);
+    cr_assert_eq(be->ops->head_many(be, objs, 2, false, head, 4, got, size,
+                                    err),
+                 0);
+    cr_assert_eq(stat(p_old, &sb), 0);
+    cr_assert_eq(sb.st_mtime, lk.st_mtime - 86400);
+}
+
 /* A failure other than a missing object, in the middle of a batch looked
  * up by many threads: -1, and the error slot says which object. */
 Test(store_backend, head_many_error)
