@@ -16,8 +16,10 @@
 #                   not re-hash what it receives)
 #   local, untrusted  the same child without --trusted-client: the cost of
 #                   re-hashing alone
-#   ssh, append-only  ssh://root@127.0.0.1 to a private sshd (throwaway
-#                   keys), whose key runs the forced command `backupd serve
+#   ssh, append-only  ssh://livebackup-bench@127.0.0.1 to a private sshd
+#                   (throwaway keys; a user of the bench's own owns the
+#                   repository, bench/lib.sh, bench_ssh_user), whose key
+#                   runs the forced command `backupd serve
 #                   --restrict-to-repo DIR --append-only` (README, Security)
 #   ssh, aes128-gcm   the same with `ssh -c aes128-gcm@openssh.com` instead
 #                   of OpenSSH's default chacha20-poly1305 (cheaper where
@@ -55,6 +57,8 @@ exec "$T/wrap/backupd" "\${args[@]}"
 EOS
 chmod +x "$T/wrap/backupd-ssh" "$T/wrap/backupd-untrusted"
 echo "command=\"$T/wrap/backupd-ssh\",restrict $(cat "$S/user_key.pub")" >"$S/authorized_keys"
+bench_ssh_user "$S"
+chown "$SSH_USER" "$T/sshrss"
 RSH="/usr/bin/time -a -v -o $T/sshcli/ssh.time $SSH_CMD"
 
 bench_vm_up
@@ -74,11 +78,12 @@ one() {
     local cfg=$1 r=$2 repo url extra=() bk=
     repo=$T/repo-$cfg.$r
     lb init --repo "$repo" >/dev/null
+    [[ $cfg != ssh* ]] || chown -R "$SSH_USER:" "$repo"
     case $cfg in
     local) url=$repo ;;
     untrusted) url=$repo bk=$T/wrap/backupd-untrusted ;;
-    ssh) url="ssh://root@127.0.0.1:$SSH_PORT$repo" extra=(--rsh "$RSH") ;;
-    sshgcm) url="ssh://root@127.0.0.1:$SSH_PORT$repo" extra=(--rsh "$RSH -c aes128-gcm@openssh.com") ;;
+    ssh) url="ssh://$SSH_USER@127.0.0.1:$SSH_PORT$repo" extra=(--rsh "$RSH") ;;
+    sshgcm) url="ssh://$SSH_USER@127.0.0.1:$SSH_PORT$repo" extra=(--rsh "$RSH -c aes128-gcm@openssh.com") ;;
     esac
     ((FIRST)) || lb untrack "$DOM" >/dev/null
     FIRST=0
@@ -141,7 +146,7 @@ table "## Targets" \
     "(info) incremental time, ssh + append-only / local trusted (${MED[ssh-incr]} / ${MED[local-incr]})|$(calc "${MED[ssh-incr]} / ${MED[local-incr]}")|-|-" \
     "(info) full time, local untrusted / local trusted: the re-hash (${MED[untrusted-full]} / ${MED[local-full]})|$(calc "${MED[untrusted-full]} / ${MED[local-full]}")|-|-"
 note "Guest: tests/vm (TCG, 256 MiB, 1 vCPU) running its workload; it kept the machine ${GUEST_BUSY}% busy before the runs."
-note "ssh: OpenSSH's defaults ($SSH_CIPHER first; the aes128-gcm rows: \`ssh -c aes128-gcm@openssh.com\`), to a private sshd on 127.0.0.1; backupd's CPU and peak RSS over ssh are its own (time -v in the forced command), not sshd's or ssh's; \"CPU s ssh client\" is the ssh command's (time -v around it); sshd, which decrypts what it encrypts, costs about as much again and is not measured."
+note "ssh: OpenSSH's defaults ($SSH_CIPHER first; the aes128-gcm rows: \`ssh -c aes128-gcm@openssh.com\`), to a private sshd on 127.0.0.1, as a user of the run's own who owns the repository (not root, whose ~/.bashrc on this machine runs \`pyenv init\` for every ssh command); backupd's CPU and peak RSS over ssh are its own (time -v in the forced command), not sshd's or ssh's; \"CPU s ssh client\" is the ssh command's (time -v around it); sshd, which decrypts what it encrypts, costs about as much again and is not measured."
 note "Incrementals after \`scatter /data $K SEED 50\` in the guest (1% of the disk's 4 KiB clusters inside files); each way gets the same amount of change on its own repetition."
 bench_report "livebackup through ssh + append-only vs local" \
     "Disk: ext4 of $SIZE_GIB GiB filled with files from /usr ($(mb "$ALLOC") MB allocated), the guest's vda (qcow2)."
