@@ -11,7 +11,8 @@
 #include <string.h>
 
 #define MAX_WORKERS 8
-#define SYNC_QUEUE 32 /* written chunks waiting for their fdatasync */
+#define SYNC_QUEUE 32 /* written chunks waiting to be made durable */
+#define SYNC_GROUP 32 /* made durable together, at most */
 
 struct job {
     struct proto_chunk c;
@@ -71,46 +72,74 @@ staged_give(struct backupd_pool *p, uint64_t mem)
     pthread_cond_broadcast(&p->sq_room);
 }
 
+/*
+ * A sync thread takes every written chunk waiting (up to SYNC_GROUP) and
+ * makes them durable together (store_chunks_sync: on the file backend one
+ * syncfs, one journal commit and cache flush, instead of an fdatasync
+ * each), then publishes them one by one. A chunk alone is synced by its
+ * publish. The other sync threads meanwhile take the chunks written
+ * since, so the writers never wait on one sync. On a backend whose
+ * publish is the durable write (RADOS) each thread takes one chunk.
+ */
 static void *
 sync_worker(void *arg)
 {
     struct backupd_pool *p = arg;
+    struct store_written w[SYNC_GROUP];
+    uint64_t mem[SYNC_GROUP];
+    /* RADOS: a publish is its own durable write, several threads' at once */
+    unsigned most = store_chunks_sync_together(p->st) ? SYNC_GROUP : 1;
 
     pthread_mutex_lock(&p->lock);
     for (;;) {
-        struct store_written w;
-        uint64_t stored = 0, mem;
-        int r = 0;
+        unsigned n = 0;
+        bool failed;
 
         while (!p->sync_quit && p->sq_len == 0)
             pthread_cond_wait(&p->sq_work, &p->lock);
         if (p->sq_len == 0)
             break;
-        w = p->sq[p->sq_head];
-        mem = p->sq_mem[p->sq_head];
-        p->sq_head = (p->sq_head + 1) % SYNC_QUEUE;
-        p->sq_len--;
-        p->syncing++;
-        pthread_cond_signal(&p->sq_room);
-        if (p->failed) {
-            store_chunk_written_drop(&w);
-        } else {
-            pthread_mutex_unlock(&p->lock);
-            r = store_chunk_publish(p->st, &w, &stored);
-            pthread_mutex_lock(&p->lock);
+        while (p->sq_len > 0 && n < most) {
+            w[n] = p->sq[p->sq_head];
+            mem[n++] = p->sq_mem[p->sq_head];
+            p->sq_head = (p->sq_head + 1) % SYNC_QUEUE;
+            p->sq_len--;
         }
-        if (r < 0) {
+        p->syncing += n;
+        pthread_cond_broadcast(&p->sq_room);
+        failed = p->failed;
+        pthread_mutex_unlock(&p->lock);
+        if (!failed && n > 1 && store_chunks_sync(p->st, w, n) < 0) {
+            pthread_mutex_lock(&p->lock);
             pool_fail_locked(p);
-        } else if (r == 0 && stored) {
-            p->chunks_new++;
-            p->bytes_new += stored;
             pthread_mutex_unlock(&p->lock);
-            lb_fault_point("backupd:chunk-stored");
-            pthread_mutex_lock(&p->lock);
+            failed = true;
         }
-        p->syncing--;
-        staged_give(p, mem);
-        pthread_cond_broadcast(&p->room);
+        for (unsigned i = 0; i < n; i++) {
+            uint64_t stored = 0;
+            int r = 0;
+
+            if (failed)
+                store_chunk_written_drop(&w[i]);
+            else
+                r = store_chunk_publish(p->st, &w[i], &stored);
+            pthread_mutex_lock(&p->lock);
+            if (r < 0) {
+                pool_fail_locked(p);
+            } else if (r == 0 && stored) {
+                p->chunks_new++;
+                p->bytes_new += stored;
+                pthread_mutex_unlock(&p->lock);
+                lb_fault_point("backupd:chunk-stored");
+                pthread_mutex_lock(&p->lock);
+            }
+            p->syncing--;
+            staged_give(p, mem[i]);
+            pthread_cond_broadcast(&p->room);
+            failed = p->failed; /* after a failure the rest is dropped */
+            pthread_mutex_unlock(&p->lock);
+        }
+        pthread_mutex_lock(&p->lock);
     }
     pthread_mutex_unlock(&p->lock);
     return NULL;

@@ -198,6 +198,13 @@ struct store_be_ops {
      * completion is durability). */
     int (*publish)(struct store_be *be, struct store_be_staged *s,
                    const char *obj);
+    /* Make the bytes of n staged creates durable at once, before they are
+     * published (file, n > 1: one syncfs of the repository's filesystem
+     * instead of an fdatasync each: one journal commit and one cache
+     * flush for them all); publish then only names them. 0, or -1 (none
+     * of them counts as durable). NULL: publish does it one by one. */
+    int (*sync_staged)(struct store_be *be, struct store_be_staged *const *s,
+                       size_t n);
     void (*unstage)(struct store_be *be, struct store_be_staged *s);
     /* Everything published before is durable, and this writer still holds
      * its locks (a commit follows): file syncfs; rados a lock renewal

@@ -730,6 +730,7 @@ static const struct store_be_ops file_ops = {
     .sessions_oldest = be_file_sessions_oldest,
     .stage = be_file_stage,
     .publish = be_file_publish,
+    .sync_staged = be_file_sync_staged,
     .unstage = be_file_unstage,
     .barrier = be_file_barrier,
     .commit = be_file_commit,

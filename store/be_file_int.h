@@ -60,6 +60,8 @@ int be_file_stage(struct store_be *be, const char *obj, const void *hdr,
 int be_file_publish(struct store_be *be, struct store_be_staged *s,
                     const char *obj);
 void be_file_unstage(struct store_be *be, struct store_be_staged *s);
+int be_file_sync_staged(struct store_be *be, struct store_be_staged *const *s,
+                        size_t n);
 int be_file_barrier(struct store_be *be);
 int be_file_remove_if_old(struct store_be *be, const char *obj, int64_t cutoff,
                           uint64_t *size, store_be_hook_fn between,

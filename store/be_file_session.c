@@ -267,16 +267,16 @@ be_file_publish(struct store_be *be, struct store_be_staged *s, const char *obj)
     int r;
 
     if (!s->synced) {
-        int e = fdatasync(s->fd) < 0 ? errno : 0;
-        /* an unnamed file is linked through its descriptor: kept open */
-        if (s->path) {
-            if (close(s->fd) < 0 && !e)
-                e = errno;
-            s->fd = -1;
-        }
+        if (fdatasync(s->fd) < 0)
+            return lb_error(errno, "write %s to %s", obj, be->where);
+        s->synced = true;
+    }
+    /* an unnamed file is linked through its descriptor: kept open */
+    if (s->path && s->fd >= 0) {
+        int e = close(s->fd) < 0 ? errno : 0;
+        s->fd = -1;
         if (e)
             return lb_error(e, "write %s to %s", obj, be->where);
-        s->synced = true;
     }
     /* link, not rename: when two sessions store the same object at once,
      * exactly one creates it; the other learns it was stored already. The
@@ -290,6 +290,24 @@ be_file_publish(struct store_be *be, struct store_be_staged *s, const char *obj)
     if (errno == EEXIST)
         return 1;
     return lb_error(errno, "publish %s/%s", be->where, obj);
+}
+
+int
+be_file_sync_staged(struct store_be *be, struct store_be_staged *const *s,
+                    size_t n)
+{
+    /* One file: its fdatasync (publish) costs less than a syncfs, which
+     * also writes what others left dirty on the filesystem. */
+    if (n < 2)
+        return 0;
+    /* syncfs writes back every dirty inode of the filesystem, the
+     * unnamed ones too, and flushes the disk's cache once; since Linux
+     * 5.8 it reports a writeback error of any of them. */
+    if (syncfs(to_file(be)->dir_fd) < 0)
+        return lb_error(errno, "sync repository %s", be->where);
+    for (size_t i = 0; i < n; i++)
+        s[i]->synced = true;
+    return 0;
 }
 
 void

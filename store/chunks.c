@@ -379,6 +379,34 @@ store_chunk_publish(struct store *st, struct store_written *w,
     return r;
 }
 
+bool
+store_chunks_sync_together(const struct store *st)
+{
+    return st->be->ops->sync_staged != NULL;
+}
+
+int
+store_chunks_sync(struct store *st, struct store_written *w, size_t n)
+{
+    enum { GROUP = 64 };
+    struct store_be_staged *staged[GROUP];
+    size_t k = 0;
+
+    if (!st->be->ops->sync_staged)
+        return 0;
+    /* in groups of what fits here: each group one sync */
+    for (size_t i = 0; i < n; i++) {
+        if (w[i].staged)
+            staged[k++] = w[i].staged;
+        if ((k == GROUP || i + 1 == n) && k) {
+            if (st->be->ops->sync_staged(st->be, staged, k) < 0)
+                return -1;
+            k = 0;
+        }
+    }
+    return 0;
+}
+
 int
 store_chunk_put(struct store *st, struct store_scratch *s,
                 const struct proto_chunk *c, uint64_t *stored_bytes)

@@ -210,6 +210,14 @@ int store_chunk_write(struct store *st, struct store_scratch *s,
 uint64_t store_staged_mem(const struct store *st, uint64_t data_len);
 int store_chunk_publish(struct store *st, struct store_written *w,
                         uint64_t *stored_bytes);
+/* Make n written chunks durable together before they are published (the
+ * file backend: one syncfs for them all instead of an fdatasync each;
+ * others: nothing to do). 0, or -1: publish them one by one still works
+ * (each then syncs its own), or drop them. */
+int store_chunks_sync(struct store *st, struct store_written *w, size_t n);
+/* Whether store_chunks_sync does anything here (else publish chunks from
+ * several threads at once: each one makes its own durable). */
+bool store_chunks_sync_together(const struct store *st);
 void store_chunk_written_drop(struct store_written *w);
 
 /*
