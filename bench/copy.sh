@@ -41,6 +41,9 @@
 # It needs about 8 times the largest source's size free in --workdir (30
 # nights of a 1 GiB image: a 1.7 GB source, about 14 GB in all), and
 # about 25 minutes at the defaults.
+# The destinations (both tools') are on a journaled ext4 of their own,
+# loop-mounted (--dest-fs ext4, the default; needs root and a loop
+# device), or in --workdir (--dest-fs workdir).
 # Both local ends are directories (the agent's backupd children; rsync
 # local to local). Targets: the full copy no slower than rsync -a; the
 # incremental copy at least 3 times faster.
@@ -61,8 +64,10 @@ SIZE_GIB=1
 NIGHTS_AT=30
 ENCS=repokey,none
 STANDIN_FILES=100000
+DEST_FS=ext4
 bench_opt() {
     case $1 in
+    --dest-fs) DEST_FS=${2:?--dest-fs needs a value}; BENCH_USED=2 ;;
     --nights) NIGHTS_AT=${2:?--nights needs a value}; BENCH_USED=2 ;;
     --encryption) ENCS=${2:?--encryption needs a value}; BENCH_USED=2 ;;
     --files) STANDIN_FILES=${2:?--files needs a value}; BENCH_USED=2 ;;
@@ -70,6 +75,7 @@ bench_opt() {
 }
 bench_parse "$@"
 [[ $NIGHTS_AT =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--nights wants counts, e.g. 7,30"
+[[ $DEST_FS == ext4 || $DEST_FS == workdir ]] || die "--dest-fs wants ext4 or workdir"
 [[ $ENCS =~ ^(repokey|none)(,(repokey|none))*$ ]] || die "--encryption wants repokey and/or none, e.g. repokey,none"
 IFS=, read -ra MODES <<<"$ENCS"
 if ! [[ $STANDIN_FILES =~ ^[0-9]+$ ]] || ((STANDIN_FILES != 0 && STANDIN_FILES < 20000)); then
@@ -81,6 +87,29 @@ bench_setup
 command -v rsync >/dev/null || die "rsync is not installed (scripts/deps.sh installs it)"
 [[ -w /proc/sys/vm/drop_caches ]] ||
     die "dropping the page cache (the cold rows) needs root: /proc/sys/vm/drop_caches"
+# The destinations: a journaled ext4 of their own (mkfs.ext4's defaults,
+# in a sparse file in the work directory, loop-mounted on D), what a
+# backup server's disk has; --dest-fs workdir: in the work directory.
+# Why: this machine's root filesystem is an ext4 without a journal, where
+# ext4 passes over every inode freed in the last minute (five if its
+# table is dirty) one by one when it allocates one, and each round
+# deletes the previous round's copies right before: the allocations then
+# cost by where each tool's inodes land, not by the tools.
+_dest_umount() { mountpoint -q "$D" && umount "$D"; }
+if [[ $DEST_FS == ext4 ]]; then
+    D=$T/dest
+    mkdir -p "$D"
+    # sparse; its inode tables and journal written now, not by the
+    # kernel's lazy init thread during the measurements
+    truncate -s $((SIZE_GIB * 12 + 8))G "$T/dest.img"
+    mkfs.ext4 -q -F -L lbbench-dest -E lazy_itable_init=0,lazy_journal_init=0 "$T/dest.img" ||
+        die "mkfs.ext4 of the destination failed"
+    mount -o loop "$T/dest.img" "$D" || die "cannot loop-mount the destination's filesystem ($T/dest.img)"
+    bench_on_exit _dest_umount
+    chmod 755 "$D"
+else
+    D=$T
+fi
 # the destination over ssh: a shell for rsync and for copy's backupd
 bench_sshd "$T/ssh"
 echo "restrict $(cat "$T/ssh/user_key.pub")" >"$T/ssh/authorized_keys"
@@ -170,18 +199,18 @@ round() {
     ((i % 2)) || mapfile -t order < <(printf '%s\n' "${TOOLS[@]}" | tac)
     for tool in "${order[@]}"; do
         case $tool in
-        copy) timed env -u LIVEBACKUP_PASSPHRASE LIVEBACKUP_BACKUPD="$BACKUPD" "$LB" copy --from "$S" --to "$T/copy" ;;
-        rsync) timed rsync -a "$S/" "$T/rsync/" ;;
-        rsync-sync) timed sh -c 'rsync -a "$1" "$2" && sync -f "$2"' sh "$S/" "$T/rsync-sync/" ;;
+        copy) timed env -u LIVEBACKUP_PASSPHRASE LIVEBACKUP_BACKUPD="$BACKUPD" "$LB" copy --from "$S" --to "$D/copy" ;;
+        rsync) timed rsync -a "$S/" "$D/rsync/" ;;
+        rsync-sync) timed sh -c 'rsync -a "$1" "$2" && sync -f "$2"' sh "$S/" "$D/rsync-sync/" ;;
         copy-ssh)
             timed env -u LIVEBACKUP_PASSPHRASE LIVEBACKUP_BACKUPD="$BACKUPD" "$LB" copy --from "$S" \
-                --to "ssh://$SSH_TO:$SSH_PORT$T/copy-ssh" --rsh "$SSH_CMD" --remote-backupd "$BACKUPD"
+                --to "ssh://$SSH_TO:$SSH_PORT$D/copy-ssh" --rsh "$SSH_CMD" --remote-backupd "$BACKUPD"
             ;;
-        rsync-ssh) timed rsync -a -e "$RSYNC_E" "$S/" "$SSH_TO:$T/rsync-ssh/" ;;
+        rsync-ssh) timed rsync -a -e "$RSYNC_E" "$S/" "$SSH_TO:$D/rsync-ssh/" ;;
         rsync-ssh-sync)
             # shellcheck disable=SC2016 # expanded by sh -c
             timed sh -c 'rsync -a -e "$1" "$2" "$3:$4" && $1 "$3" sync -f "$4"' sh \
-                "$RSYNC_E" "$S/" "$SSH_TO" "$T/rsync-ssh-sync/"
+                "$RSYNC_E" "$S/" "$SSH_TO" "$D/rsync-ssh-sync/"
             ;;
         esac
         W[$what-$n-$tool]+="$WALL "
@@ -189,7 +218,7 @@ round() {
         log "$n, $what, $tool $i: $WALL s (CPU $CPU s)"
     done
 }
-copies() { echo "$T/copy" "$T/rsync" "$T/rsync-sync" "$T/copy-ssh" "$T/rsync-ssh" "$T/rsync-ssh-sync"; }
+copies() { echo "$D/copy" "$D/rsync" "$D/rsync-sync" "$D/copy-ssh" "$D/rsync-ssh" "$D/rsync-ssh-sync"; }
 
 # The repositories' encryption (--encryption): MODE, its environment for
 # lb (a passphrase for repokey; copy itself runs without one: it needs
@@ -295,19 +324,19 @@ source_size() {
 }
 # verify_copies: both copies that livebackup made verify
 verify_copies() {
-    lb verify --repo "$T/copy" >/dev/null || die "the copy does not verify"
-    lb verify --repo "$T/copy-ssh" >/dev/null || die "the copy over ssh does not verify"
+    lb verify --repo "$D/copy" >/dev/null || die "the copy does not verify"
+    lb verify --repo "$D/copy-ssh" >/dev/null || die "the copy over ssh does not verify"
 }
 # fresh_copies: empty destinations (repositories for copy, directories
 # for rsync)
 fresh_copies() {
     # shellcheck disable=SC2046 # paths without spaces
     rm -rf $(copies)
-    init_copy "$T/copy"
-    init_copy "$T/copy-ssh"
+    init_copy "$D/copy"
+    init_copy "$D/copy-ssh"
     # over ssh: the destinations are the ssh user's (bench_ssh_user)
-    chown -R "$SSH_USER:" "$T/copy-ssh"
-    install -d -o "$SSH_USER" "$T/rsync-ssh" "$T/rsync-ssh-sync"
+    chown -R "$SSH_USER:" "$D/copy-ssh"
+    install -d -o "$SSH_USER" "$D/rsync-ssh" "$D/rsync-ssh-sync"
 }
 # incr_rounds N: 2 x REPEAT more nights, each copied onto the copies, cold
 # and warm alternating; NEWS gets each night's new bytes
@@ -432,6 +461,9 @@ note "Ratio: rsync's time over copy's (above 1: copy is faster). The source is a
 ((STANDIN_FILES == 0)) || note "The stand-in set (rows \"and the stand-in set\"): a second set in the same source, a $((STANDIN_WINDOWS * 4)) MiB qcow2 (sparse) with two 4 KiB pattern blocks in each of its $STANDIN_WINDOWS windows and nights rewriting two in every window, so that the repository has the file count of a real one (hundreds of GiB of VMs over a month) without its bytes: its chunks are small (a few KiB stored), real chunks of real backups. It is there for rsync's walk of every file; copy reads only the new backup's manifest and chunks. Its full copy (one cold run) is a copy of many small files: the per-chunk cost (a file created, fdatasync'd and linked, each checked) against rsync's per-file cost."
 note "Cold: \`sync; echo 3 >/proc/sys/vm/drop_caches\` before every timed run of either tool (the whole machine's page cache, dentries and inodes; both repositories' files read from disk). Cold rounds and nights alternate with warm ones. As a check, \`find SRC -type f | wc -l\`: $finds."
 note "Over ssh: to a private sshd on 127.0.0.1 (OpenSSH's default cipher, $SSH_CIPHER) as the user $SSH_USER (shell /bin/sh, made for the run; bench/lib.sh, bench_ssh_user), who owns the destinations, as README's deployments have a user own the repository: root's shell on this machine reads a ~/.bashrc that runs \`pyenv init\`, which every ssh command would pay, either tool the same, and no backup server does (\`ssh 127.0.0.1 true\`, medians: $SSH_TRUE). copy's destination is a \`backupd serve\` run by sshd, rsync's an \`rsync --server\`; + sync is \`ssh ... sync -f\` after rsync. CPU: this side's (copy, its source backupd and ssh client; rsync and its ssh client), not sshd's or what it runs."
+if [[ $DEST_FS == ext4 ]]; then
+    note "Destinations: a journaled ext4 of their own (mkfs.ext4's defaults, $((SIZE_GIB * 12 + 8)) GiB in a sparse file in the work directory, loop-mounted), what a backup server's disk has, for every destination of both tools (--dest-fs workdir: the work directory's filesystem). On this machine the work directory's filesystem is an ext4 without a journal, where ext4 passes over every inode freed in the last minute one by one when it allocates one; each round deletes the last round's copies right before it, so there the allocations cost by where each tool's inodes land. A journal also makes an fdatasync of a new file a journal commit of its own: copy makes the chunks written and waiting durable by one syncfs for up to 32 (store/FORMAT.md, \"Chunk files\")."
+fi
 note "What copy checks (PROTOCOL.md, GET_STORED; rsync -a checks nothing): in an encrypted repository (the default) the source's backupd checks each chunk's stored bytes against their CRC-32C, and the destination over ssh checks their sizes (neither has the key); in an unencrypted one the source decompresses and re-hashes every chunk (SHA-256 of its plaintext, the whole window), and the destination over ssh, which does not trust its client, does it again: here both, and both ends of ssh, on the same CPUs. copy makes every chunk and the manifest durable before it returns (rsync -a + sync is durable)."
 note "copy runs without the key or a passphrase (it moves sealed chunks as they are); the destinations of the encrypted rows are made with \`init --key-from\` the source's exported key."
 ((DISTURBS == 0)) || note "$DISTURBS measurement(s) ran while the rest of the machine was busy (more than 15% of its CPUs): figures from a loaded machine."
