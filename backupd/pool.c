@@ -13,6 +13,10 @@
 #define MAX_WORKERS 8
 #define SYNC_QUEUE 32 /* written chunks waiting to be made durable */
 #define SYNC_GROUP 32 /* made durable together, at most */
+/* Held by the sync threads at once, at most (two groups: one syncing, one
+ * being linked or synced beside it): with the ring, what a session keeps
+ * staged (on the file backend an open file each) */
+#define SYNC_HELD 64
 
 struct job {
     struct proto_chunk c;
@@ -78,8 +82,9 @@ staged_give(struct backupd_pool *p, uint64_t mem)
  * syncfs, one journal commit and cache flush, instead of an fdatasync
  * each), then publishes them one by one. A chunk alone is synced by its
  * publish. The other sync threads meanwhile take the chunks written
- * since, so the writers never wait on one sync. On a backend whose
- * publish is the durable write (RADOS) each thread takes one chunk.
+ * since (SYNC_HELD in all), so the writers rarely wait on one sync. On a
+ * backend whose publish is the durable write (RADOS) each thread takes
+ * one chunk.
  */
 static void *
 sync_worker(void *arg)
@@ -95,7 +100,10 @@ sync_worker(void *arg)
         unsigned n = 0;
         bool failed;
 
-        while (!p->sync_quit && p->sq_len == 0)
+        /* wait for chunks, and for room to take them all (up to most) */
+        while (p->sq_len == 0
+                   ? !p->sync_quit
+                   : p->syncing + LB_MIN(p->sq_len, most) > SYNC_HELD)
             pthread_cond_wait(&p->sq_work, &p->lock);
         if (p->sq_len == 0)
             break;
@@ -136,6 +144,8 @@ sync_worker(void *arg)
             p->syncing--;
             staged_give(p, mem[i]);
             pthread_cond_broadcast(&p->room);
+            if (p->sq_len > 0) /* room to take more */
+                pthread_cond_signal(&p->sq_work);
             failed = p->failed; /* after a failure the rest is dropped */
             pthread_mutex_unlock(&p->lock);
         }
