@@ -80,8 +80,8 @@ staged_give(struct backupd_pool *p, uint64_t mem)
  * A sync thread takes every written chunk waiting (up to SYNC_GROUP) and
  * makes them durable together (store_chunks_sync: on the file backend one
  * syncfs, one journal commit and cache flush, instead of an fdatasync
- * each), then publishes them one by one. A chunk alone is synced by its
- * publish. The other sync threads meanwhile take the chunks written
+ * each; a chunk alone: its publish's fdatasync, the backend decides),
+ * then publishes them one by one. The other sync threads meanwhile take the chunks written
  * since (SYNC_HELD in all), so the writers rarely wait on one sync. On a
  * backend whose publish is the durable write (RADOS) each thread takes
  * one chunk.
@@ -117,7 +117,7 @@ sync_worker(void *arg)
         pthread_cond_broadcast(&p->sq_room);
         failed = p->failed;
         pthread_mutex_unlock(&p->lock);
-        if (!failed && n > 1 && store_chunks_sync(p->st, w, n) < 0) {
+        if (!failed && store_chunks_sync(p->st, w, n) < 0) {
             pthread_mutex_lock(&p->lock);
             pool_fail_locked(p);
             pthread_mutex_unlock(&p->lock);

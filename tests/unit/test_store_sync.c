@@ -134,6 +134,16 @@ stage_n(size_t m, struct store_be_staged **s)
     }
 }
 
+/* Mode m's turn: the backend stages in mode m, N objects are staged, and
+ * the log starts empty. */
+static void
+begin_mode(size_t m, struct store_be_staged **s)
+{
+    ((struct be_file *)be)->stage_mode = modes[m];
+    stage_n(m, s);
+    nev = 0;
+}
+
 /* Publish what stage_n staged, and read each back. */
 static void
 publish_n(size_t m, struct store_be_staged **s)
@@ -156,9 +166,7 @@ Test(store_sync, several_staged_are_made_durable_by_one_syncfs_before_any_name)
     for (size_t m = 0; m < NMODES; m++) {
         struct store_be_staged *s[N];
 
-        ((struct be_file *)be)->stage_mode = modes[m];
-        stage_n(m, s);
-        nev = 0;
+        begin_mode(m, s);
         cr_assert_eq(be->ops->sync_staged(be, s, N), 0, "%s", lb_error_msg());
         publish_n(m, s);
         /* one sync for all, then only the names: no fdatasync each */
@@ -189,9 +197,7 @@ Test(store_sync, after_a_failed_syncfs_each_syncs_its_own_before_its_name)
     for (size_t m = 0; m < NMODES; m++) {
         struct store_be_staged *s[N];
 
-        ((struct be_file *)be)->stage_mode = modes[m];
-        stage_n(m, s);
-        nev = 0;
+        begin_mode(m, s);
         syncfs_fails = true;
         cr_assert_eq(be->ops->sync_staged(be, s, N), -1);
         cr_assert_eq(lb_error_errno(), EIO);
