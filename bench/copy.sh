@@ -91,17 +91,18 @@ command -v rsync >/dev/null || die "rsync is not installed (scripts/deps.sh inst
 # in a sparse file in the work directory, loop-mounted on D), what a
 # backup server's disk has; --dest-fs workdir: in the work directory.
 # Why: this machine's root filesystem is an ext4 without a journal, where
-# ext4 passes over every inode freed in the last minute (five if its
-# table is dirty) one by one when it allocates one, and each round
+# ext4 passes over every inode freed in the last minute (six if its
+# inode table block is still dirty) one by one when it allocates one, and each round
 # deletes the previous round's copies right before: the allocations then
 # cost by where each tool's inodes land, not by the tools.
 _dest_umount() { mountpoint -q "$D" && umount "$D"; }
+DEST_GIB=$((SIZE_GIB * 12 + 8)) # sparse: room for the six copies
 if [[ $DEST_FS == ext4 ]]; then
     D=$T/dest
     mkdir -p "$D"
     # sparse; its inode tables and journal written now, not by the
     # kernel's lazy init thread during the measurements
-    truncate -s $((SIZE_GIB * 12 + 8))G "$T/dest.img"
+    truncate -s "${DEST_GIB}G" "$T/dest.img"
     mkfs.ext4 -q -F -L lbbench-dest -E lazy_itable_init=0,lazy_journal_init=0 "$T/dest.img" ||
         die "mkfs.ext4 of the destination failed"
     mount -o loop "$T/dest.img" "$D" || die "cannot loop-mount the destination's filesystem ($T/dest.img)"
@@ -462,7 +463,7 @@ note "Ratio: rsync's time over copy's (above 1: copy is faster). The source is a
 note "Cold: \`sync; echo 3 >/proc/sys/vm/drop_caches\` before every timed run of either tool (the whole machine's page cache, dentries and inodes; both repositories' files read from disk). Cold rounds and nights alternate with warm ones. As a check, \`find SRC -type f | wc -l\`: $finds."
 note "Over ssh: to a private sshd on 127.0.0.1 (OpenSSH's default cipher, $SSH_CIPHER) as the user $SSH_USER (shell /bin/sh, made for the run; bench/lib.sh, bench_ssh_user), who owns the destinations, as README's deployments have a user own the repository: root's shell on this machine reads a ~/.bashrc that runs \`pyenv init\`, which every ssh command would pay, either tool the same, and no backup server does (\`ssh 127.0.0.1 true\`, medians: $SSH_TRUE). copy's destination is a \`backupd serve\` run by sshd, rsync's an \`rsync --server\`; + sync is \`ssh ... sync -f\` after rsync. CPU: this side's (copy, its source backupd and ssh client; rsync and its ssh client), not sshd's or what it runs."
 if [[ $DEST_FS == ext4 ]]; then
-    note "Destinations: a journaled ext4 of their own (mkfs.ext4's defaults, $((SIZE_GIB * 12 + 8)) GiB in a sparse file in the work directory, loop-mounted), what a backup server's disk has, for every destination of both tools (--dest-fs workdir: the work directory's filesystem). On this machine the work directory's filesystem is an ext4 without a journal, where ext4 passes over every inode freed in the last minute one by one when it allocates one; each round deletes the last round's copies right before it, so there the allocations cost by where each tool's inodes land. A journal also makes an fdatasync of a new file a journal commit of its own: copy makes the chunks written and waiting durable by one syncfs for up to 32 (store/FORMAT.md, \"Chunk files\")."
+    note "Destinations: a journaled ext4 of their own (mkfs.ext4's defaults, $DEST_GIB GiB in a sparse file in the work directory, loop-mounted), what a backup server's disk has, for every destination of both tools (--dest-fs workdir: the work directory's filesystem). On this machine the work directory's filesystem is an ext4 without a journal, where ext4 passes over every inode freed in the last minute one by one when it allocates one; each round deletes the last round's copies right before it, so there the allocations cost by where each tool's inodes land. A journal also makes an fdatasync of a new file a journal commit of its own: copy makes the chunks written and waiting durable by one syncfs for up to 32 (store/FORMAT.md, \"Chunk files\")."
 fi
 note "What copy checks (PROTOCOL.md, GET_STORED; rsync -a checks nothing): in an encrypted repository (the default) the source's backupd checks each chunk's stored bytes against their CRC-32C, and the destination over ssh checks their sizes (neither has the key); in an unencrypted one the source decompresses and re-hashes every chunk (SHA-256 of its plaintext, the whole window), and the destination over ssh, which does not trust its client, does it again: here both, and both ends of ssh, on the same CPUs. copy makes every chunk and the manifest durable before it returns (rsync -a + sync is durable)."
 note "copy runs without the key or a passphrase (it moves sealed chunks as they are); the destinations of the encrypted rows are made with \`init --key-from\` the source's exported key."
