@@ -733,8 +733,7 @@ out:
     }
     backupd_query_stop(s.query);
     backupd_pool_stop(s.pool);
-    for (unsigned i = 0; i < s.nscratch; i++)
-        store_scratch_free(s.scratch[i]);
+    backupd_stored_free(s.stored);
     backupd_session_unreserve(&s, s.reserved);
     for (size_t i = 0; i < s.nbridge_names; i++)
         free(s.bridge_names[i]);

@@ -17,6 +17,7 @@
 #define SESSION_STORED_THREADS 4
 
 struct backupd_query;
+struct backupd_stored;
 
 struct session {
     const struct backupd_opts *o;
@@ -39,10 +40,12 @@ struct session {
     char **bridge_names;
     size_t nbridge_names;
     bool chunk_reads_reserved; /* GET_CHUNKS's buffer */
-    /* GET_STORED's checking threads' scratch (each reserved with it) */
-    struct store_scratch *scratch[SESSION_STORED_THREADS];
-    unsigned nscratch;
+    /* GET_STORED's checking slots (their threads and scratch) */
+    struct backupd_stored *stored;
 };
+
+/* End GET_STORED's checking threads and free their scratch (NULL: none). */
+void backupd_stored_free(struct backupd_stored *w);
 
 /* What a session may allocate at worst besides its pool (backupd listen
  * reserves it in o->limits first): a received frame and the replies it

@@ -133,7 +133,7 @@ backupd_req_get_chunks(struct session *s, const uint8_t *p, uint32_t len)
     return 0;
 }
 
-/* One chunk GET_STORED checks, on a thread of its own. */
+/* One chunk GET_STORED checks, on a slot's thread. */
 struct stored_job {
     struct store *st;
     struct store_scratch *sc;
@@ -141,42 +141,116 @@ struct stored_job {
     struct proto_chunk c;
     int rc, err;
     char msg[LB_ERR_MAX];
-    pthread_t th;
 };
 
-static void *
-stored_check(void *opaque)
+static void
+stored_check(struct stored_job *j)
 {
-    struct stored_job *j = opaque;
-
     j->rc = store_chunk_read_checked(j->st, j->sc, &j->d, &j->c);
     if (j->rc < 0) {
         j->err = lb_error_errno();
         snprintf(j->msg, sizeof j->msg, "%s", lb_error_msg());
     }
+}
+
+/*
+ * GET_STORED's checking slots: made with the session's first GET_STORED,
+ * each with its scratch (reserved with it) and a thread that waits for a
+ * chunk to check, ended with the session. A copy asks for thousands of
+ * chunks, 64 a request: a thread each cost more than many a check (a
+ * small chunk's). A slot whose thread could not be made checks on the
+ * request's thread.
+ */
+struct stored_slot {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct stored_job job;
+    bool queued; /* job handed to the thread, not yet checked */
+    bool quit;
+    bool running; /* the thread exists */
+    pthread_t th;
+};
+
+struct backupd_stored {
+    struct stored_slot slot[SESSION_STORED_THREADS];
+    unsigned n;
+};
+
+static void *
+stored_slot_main(void *opaque)
+{
+    struct stored_slot *t = opaque;
+
+    pthread_mutex_lock(&t->lock);
+    for (;;) {
+        while (!t->queued && !t->quit)
+            pthread_cond_wait(&t->cond, &t->lock);
+        if (!t->queued)
+            break;
+        pthread_mutex_unlock(&t->lock);
+        stored_check(&t->job);
+        pthread_mutex_lock(&t->lock);
+        t->queued = false;
+        pthread_cond_broadcast(&t->cond);
+    }
+    pthread_mutex_unlock(&t->lock);
     return NULL;
 }
 
-/* The checking threads' scratch: one per CPU and one for the chunk
- * being sent, up to SESSION_STORED_THREADS, and as the memory bound lets
- * it reserve. Returns how many (at least one), or -1. */
+static void
+stored_slot_add(struct backupd_stored *w)
+{
+    struct stored_slot *t = &w->slot[w->n++];
+
+    pthread_mutex_init(&t->lock, NULL);
+    pthread_cond_init(&t->cond, NULL);
+    t->job.sc = store_scratch_new();
+    t->running = pthread_create(&t->th, NULL, stored_slot_main, t) == 0;
+}
+
+void
+backupd_stored_free(struct backupd_stored *w)
+{
+    if (!w)
+        return;
+    for (unsigned i = 0; i < w->n; i++) {
+        struct stored_slot *t = &w->slot[i];
+        if (t->running) {
+            pthread_mutex_lock(&t->lock);
+            t->quit = true;
+            pthread_cond_broadcast(&t->cond);
+            pthread_mutex_unlock(&t->lock);
+            pthread_join(t->th, NULL);
+        }
+        store_scratch_free(t->job.sc);
+        pthread_mutex_destroy(&t->lock);
+        pthread_cond_destroy(&t->cond);
+    }
+    free(w);
+}
+
+/* The session's checking slots: one per CPU and one for the chunk being
+ * sent, up to SESSION_STORED_THREADS, and as the memory bound lets it
+ * reserve. Returns how many (at least one), or -1. */
 static int
-stored_scratch(struct session *s)
+stored_slots(struct session *s)
 {
     unsigned want = LB_MIN(lb_ncpus() + 1, (unsigned)SESSION_STORED_THREADS);
+    struct backupd_stored *w = s->stored;
 
-    if (s->nscratch)
-        return (int)s->nscratch;
+    if (w)
+        return (int)w->n;
     if (!backupd_session_reserve(s, SESSION_VERIFY_THREAD_BYTES,
                                  "reading chunks for a copy"))
         return -1;
-    s->scratch[s->nscratch++] = store_scratch_new();
-    while (s->nscratch < want &&
+    s->stored = w = lb_xcalloc(1, sizeof *w);
+    stored_slot_add(w);
+    while (w->n < want &&
            backupd_limits_take(s->o->limits, SESSION_VERIFY_THREAD_BYTES)) {
         s->reserved += SESSION_VERIFY_THREAD_BYTES;
-        s->scratch[s->nscratch++] = store_scratch_new();
+        stored_slot_add(w);
     }
-    return (int)s->nscratch;
+    return (int)w->n;
 }
 
 /* Send one checked chunk, or CHUNK_BAD for one that is missing or
@@ -203,19 +277,36 @@ stored_send(struct session *s, struct stored_job *j)
     return 0;
 }
 
-/* Start checking chunk i of dg on slot t (its scratch): on a thread of
- * its own, or here when no thread can be made. */
+/* Hand chunk i of dg to slot t: checked on its thread, or here when it
+ * has none. */
 static void
-stored_start(struct session *s, struct stored_job *j, bool *running, unsigned t,
-             const uint8_t *dg, uint32_t i)
+stored_start(struct session *s, struct stored_slot *t, const uint8_t *dg,
+             uint32_t i)
 {
-    memset(j, 0, sizeof *j);
-    j->st = s->st;
-    j->sc = s->scratch[t];
-    memcpy(j->d.b, dg + (size_t)i * PROTO_DIGEST_LEN, PROTO_DIGEST_LEN);
-    *running = pthread_create(&j->th, NULL, stored_check, j) == 0;
-    if (!*running)
-        stored_check(j);
+    struct store_scratch *sc = t->job.sc;
+
+    memset(&t->job, 0, sizeof t->job);
+    t->job.st = s->st;
+    t->job.sc = sc;
+    memcpy(t->job.d.b, dg + (size_t)i * PROTO_DIGEST_LEN, PROTO_DIGEST_LEN);
+    if (!t->running) {
+        stored_check(&t->job);
+        return;
+    }
+    pthread_mutex_lock(&t->lock);
+    t->queued = true;
+    pthread_cond_broadcast(&t->cond);
+    pthread_mutex_unlock(&t->lock);
+}
+
+/* Wait until slot t has checked what it was handed. */
+static void
+stored_wait(struct stored_slot *t)
+{
+    pthread_mutex_lock(&t->lock);
+    while (t->queued)
+        pthread_cond_wait(&t->cond, &t->lock);
+    pthread_mutex_unlock(&t->lock);
 }
 
 /* The chunks of a GET_STORED after the first ones being checked, looked
@@ -258,8 +349,7 @@ stored_ahead_main(void *opaque)
 int
 backupd_req_get_stored(struct session *s, const uint8_t *p, uint32_t len)
 {
-    struct stored_job jobs[SESSION_STORED_THREADS];
-    bool running[SESSION_STORED_THREADS] = {false};
+    struct stored_slot *slot;
     const uint8_t *dg;
     uint32_t n, started = 0;
     int st, ns, r = 0;
@@ -276,9 +366,10 @@ backupd_req_get_stored(struct session *s, const uint8_t *p, uint32_t len)
         return backupd_session_proto_fail(s, "GET_STORED", PROTO_E_RANGE);
     if (backupd_session_need_store(s, PROTO_OPEN_READ, "GET_STORED") < 0)
         return -1;
-    ns = stored_scratch(s);
+    ns = stored_slots(s);
     if (ns <= 0)
         return backupd_session_fail(s, PROTO_ERR_BUSY);
+    slot = s->stored->slot;
     ahead = (struct stored_ahead){
         .st = s->st, .dg = dg, .from = (uint32_t)ns, .n = n};
     atomic_init(&ahead.stop, false);
@@ -286,19 +377,15 @@ backupd_req_get_stored(struct session *s, const uint8_t *p, uint32_t len)
         ahead.running =
             pthread_create(&ahead.th, NULL, stored_ahead_main, &ahead) == 0;
     for (; started < n && started < (unsigned)ns; started++)
-        stored_start(s, &jobs[started], &running[started], started, dg,
-                     started);
+        stored_start(s, &slot[started], dg, started);
     for (uint32_t i = 0; i < n; i++) {
-        unsigned t = i % (unsigned)ns;
-        if (running[t]) {
-            pthread_join(jobs[t].th, NULL);
-            running[t] = false;
-        }
-        if (r == 0 && stored_send(s, &jobs[t]) < 0)
+        struct stored_slot *t = &slot[i % (unsigned)ns];
+        stored_wait(t);
+        if (r == 0 && stored_send(s, &t->job) < 0)
             r = -1;
-        /* After a failure, only the threads still running are joined. */
+        /* After a failure, only what was handed is waited for. */
         if (r == 0 && started < n) {
-            stored_start(s, &jobs[t], &running[t], t, dg, started);
+            stored_start(s, t, dg, started);
             started++;
         }
         if (r < 0)
