@@ -182,6 +182,10 @@ void lb_log_error_slot(void);
  * lb_read_full returns the number of bytes read (< len only at EOF) or -1.
  * Neither sets the error slot: callers add context. */
 int lb_write_full(int fd, const void *buf, size_t len);
+/* Two buffers, one after the other, in one write where the kernel takes
+ * them whole (writev): a file's header and its data. */
+int lb_write2_full(int fd, const void *a, size_t alen, const void *b,
+                   size_t blen);
 ssize_t lb_read_full(int fd, void *buf, size_t len);
 int lb_pwrite_full(int fd, const void *buf, size_t len, off_t off);
 ssize_t lb_pread_full(int fd, void *buf, size_t len, off_t off);

@@ -13,6 +13,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 
@@ -52,6 +53,26 @@ lb_write_full(int fd, const void *buf, size_t len)
         len -= (size_t)r;
     }
     return 0;
+}
+
+int
+lb_write2_full(int fd, const void *a, size_t alen, const void *b, size_t blen)
+{
+    struct iovec iov[2] = {{(void *)a, alen}, {(void *)b, blen}};
+    ssize_t r;
+
+    do
+        r = writev(fd, iov, 2);
+    while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return -1;
+    /* a short write: the rest as lb_write_full writes it */
+    if ((size_t)r < alen)
+        return lb_write_full(fd, (const uint8_t *)a + r, alen - (size_t)r) < 0
+                   ? -1
+                   : lb_write_full(fd, b, blen);
+    return lb_write_full(fd, (const uint8_t *)b + ((size_t)r - alen),
+                         blen - ((size_t)r - alen));
 }
 
 ssize_t

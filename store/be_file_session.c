@@ -250,8 +250,9 @@ be_file_stage(struct store_be *be, const char *obj, const void *hdr,
         free(s);
         return lb_error(e, "create a temp file in %s", be->tmp_dir);
     }
-    if (lb_write_full(s->fd, hdr, hdr_len) < 0 ||
-        lb_write_full(s->fd, p, len) < 0) {
+    /* one write: a header written alone would have the kernel zero the
+     * rest of the file's first page, which the data then overwrites */
+    if (lb_write2_full(s->fd, hdr, hdr_len, p, len) < 0) {
         int e = errno;
         be_file_unstage(be, s);
         return lb_error(e, "write %s to %s", obj, be->where);

@@ -10,7 +10,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <dlfcn.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 
 static char *tmp;
 
@@ -119,6 +121,75 @@ Test(io, full_reads_and_writes_over_a_pipe)
     close(p[0]);
     cr_assert_eq(lb_read_full(-1, in, 10), -1);
     cr_assert_eq(lb_write_full(-1, in, 10), -1);
+}
+
+/* writev as the kernel may do it: at most writev_cap bytes a call (0:
+ * unbounded), and once EINTR before any byte when writev_eintr is set;
+ * the calls counted. */
+static size_t writev_cap;
+static bool writev_eintr;
+static unsigned writev_calls;
+
+ssize_t
+writev(int fd, const struct iovec *iov, int n)
+{
+    ssize_t (*real)(int, const struct iovec *, int) =
+        (ssize_t(*)(int, const struct iovec *, int))dlsym(RTLD_NEXT,
+                                                          "writev");
+    struct iovec cut[8];
+    size_t left = writev_cap;
+    int k = 0;
+
+    writev_calls++;
+    if (writev_eintr) {
+        writev_eintr = false;
+        errno = EINTR;
+        return -1;
+    }
+    if (!writev_cap)
+        return real(fd, iov, n);
+    for (; k < n && k < 8 && left > 0; k++) {
+        cut[k] = iov[k];
+        if (cut[k].iov_len > left)
+            cut[k].iov_len = left;
+        left -= cut[k].iov_len;
+    }
+    return real(fd, cut, k);
+}
+
+/* lb_write2_full writes both buffers whole, in order, whatever a writev
+ * takes: both in one call, or a part of the first, or of the second. */
+Test(io, write2_full_whole_after_short_writes)
+{
+    static const size_t caps[] = {0, 5, 16, 17, 100, 4096};
+    uint8_t hdr[16], data[9000], back[sizeof hdr + sizeof data];
+    char *path = lb_xasprintf("%s/w2", tmp);
+
+    tu_fill_random(hdr, sizeof hdr, 1);
+    tu_fill_random(data, sizeof data, 2);
+    for (size_t i = 0; i < sizeof caps / sizeof *caps; i++) {
+        int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+        cr_assert_geq(fd, 0);
+        writev_cap = caps[i];
+        writev_eintr = i == 1;
+        writev_calls = 0;
+        cr_assert_eq(lb_write2_full(fd, hdr, sizeof hdr, data, sizeof data),
+                     0, "cap %zu", caps[i]);
+        writev_cap = 0;
+        cr_assert_eq(writev_calls, i == 1 ? 2u : 1u,
+                     "one writev (after EINTR another), the rest written "
+                     "as lb_write_full writes it");
+        cr_assert_eq(lb_pread_full(fd, back, sizeof back, 0),
+                     (ssize_t)sizeof back);
+        cr_assert_arr_eq(back, hdr, sizeof hdr, "cap %zu", caps[i]);
+        cr_assert_arr_eq(back + sizeof hdr, data, sizeof data, "cap %zu",
+                         caps[i]);
+        cr_assert_eq(lb_pread_full(fd, back, 1, sizeof back), 0,
+                     "nothing more");
+        close(fd);
+    }
+    cr_assert_eq(lb_write2_full(-1, hdr, 1, data, 1), -1);
+    free(path);
 }
 
 Test(io, pread_pwrite_full)
