@@ -164,6 +164,7 @@ stored_check(struct stored_job *j)
 struct stored_slot {
     pthread_mutex_t lock;
     pthread_cond_t cond;
+    struct store_scratch *sc; /* each job's */
     struct stored_job job;
     bool queued; /* job handed to the thread, not yet checked */
     bool quit;
@@ -204,7 +205,7 @@ stored_slot_add(struct backupd_stored *w)
 
     pthread_mutex_init(&t->lock, NULL);
     pthread_cond_init(&t->cond, NULL);
-    t->job.sc = store_scratch_new();
+    t->sc = store_scratch_new();
     t->running = pthread_create(&t->th, NULL, stored_slot_main, t) == 0;
 }
 
@@ -222,7 +223,7 @@ backupd_stored_free(struct backupd_stored *w)
             pthread_mutex_unlock(&t->lock);
             pthread_join(t->th, NULL);
         }
-        store_scratch_free(t->job.sc);
+        store_scratch_free(t->sc);
         pthread_mutex_destroy(&t->lock);
         pthread_cond_destroy(&t->cond);
     }
@@ -283,11 +284,7 @@ static void
 stored_start(struct session *s, struct stored_slot *t, const uint8_t *dg,
              uint32_t i)
 {
-    struct store_scratch *sc = t->job.sc;
-
-    memset(&t->job, 0, sizeof t->job);
-    t->job.st = s->st;
-    t->job.sc = sc;
+    t->job = (struct stored_job){.st = s->st, .sc = t->sc};
     memcpy(t->job.d.b, dg + (size_t)i * PROTO_DIGEST_LEN, PROTO_DIGEST_LEN);
     if (!t->running) {
         stored_check(&t->job);

@@ -67,10 +67,11 @@ lb_write2_full(int fd, const void *a, size_t alen, const void *b, size_t blen)
     if (r < 0)
         return -1;
     /* a short write: the rest as lb_write_full writes it */
-    if ((size_t)r < alen)
-        return lb_write_full(fd, (const uint8_t *)a + r, alen - (size_t)r) < 0
-                   ? -1
-                   : lb_write_full(fd, b, blen);
+    if ((size_t)r < alen) {
+        if (lb_write_full(fd, (const uint8_t *)a + r, alen - (size_t)r) < 0)
+            return -1;
+        r = (ssize_t)alen;
+    }
     return lb_write_full(fd, (const uint8_t *)b + ((size_t)r - alen),
                          blen - ((size_t)r - alen));
 }

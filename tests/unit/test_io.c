@@ -7,10 +7,10 @@
 #include "tests/unit/testutil.h"
 
 #include <criterion/criterion.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <dlfcn.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 
