@@ -240,6 +240,7 @@ print_result(const char *name, const struct livebk_result *res)
     proto_kv_set_u64(&kv, "commit_failures", (uint64_t)res->commit_failures);
     proto_kv_set_u64(&kv, "bytes_read", res->bk.bytes_read);
     proto_kv_set_u64(&kv, "bytes_sent", res->bk.bytes_sent);
+    agent_chunk_counts_kv(&res->bk, &kv);
     proto_kv_setf(&kv, "seconds", "%.3f", res->bk.seconds);
     agent_phases_kv(&res->ph, &res->bk.ph, &kv);
     o = agent_event_new("summary", m, &kv, NULL, NULL);

@@ -22,6 +22,7 @@ print_summary(const struct agent_backup_result *res, const char *name,
     if (agent_opts.json) {
         struct proto_kv kv = {0};
         proto_kv_set_u64(&kv, "agent_bytes_sent", res->bytes_sent);
+        agent_chunk_counts_kv(res, &kv);
         proto_kv_setf(&kv, "seconds", "%.3f", res->seconds);
         agent_event_merge("summary", m, &kv, NULL, NULL);
         proto_kv_free(&kv);

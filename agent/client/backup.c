@@ -211,6 +211,16 @@ at_limit(const struct disk_job *j, uint64_t i, uint32_t wl, uint64_t changed)
            j->depths[i] + 1u > agent_opts.max_stack;
 }
 
+static void
+stats_add(struct agent_upload_stats *to, const struct agent_upload_stats *st)
+{
+    to->chunks_sent += st->chunks_sent;
+    to->chunks_asked += st->chunks_asked;
+    to->chunks_reused += st->chunks_reused;
+    to->bytes_sent += st->bytes_sent;
+    to->windows += st->windows;
+}
+
 /*
  * The parent's stacks for the windows at the limit from window i on (a
  * batch of them, within a bounded look-ahead): the upload engine is
@@ -227,10 +237,7 @@ compact_batch(struct disk_job *j, uint64_t i)
 
     j->u = NULL;
     r = agent_upload_finish(u, &st);
-    j->st.chunks_sent += st.chunks_sent;
-    j->st.chunks_reused += st.chunks_reused;
-    j->st.bytes_sent += st.bytes_sent;
-    j->st.windows += st.windows;
+    stats_add(&j->st, &st);
     if (r < 0) {
         j->engine_failed = true;
         return -1;
@@ -339,14 +346,16 @@ finish_disk(struct disk_job *j, int r)
     agent_progress_end(&j->prog);
     if (r < 0)
         return -1;
+    stats_add(&j->st, &st);
     lb_debug("disk %s: %llu windows sent (%llu full, %llu delta, %llu "
-             "compacted), %llu chunks sent, %llu reused",
-             j->spec->name, (unsigned long long)(j->st.windows + st.windows),
+             "compacted), %llu chunks sent, %llu asked about, %llu reused",
+             j->spec->name, (unsigned long long)j->st.windows,
              (unsigned long long)j->windows_full,
              (unsigned long long)j->windows_delta,
              (unsigned long long)j->windows_compacted,
-             (unsigned long long)(j->st.chunks_sent + st.chunks_sent),
-             (unsigned long long)(j->st.chunks_reused + st.chunks_reused));
+             (unsigned long long)j->st.chunks_sent,
+             (unsigned long long)j->st.chunks_asked,
+             (unsigned long long)j->st.chunks_reused);
     return 0;
 }
 
@@ -605,6 +614,9 @@ send_disk(struct agent_repo *r, struct agent_seal *seal,
         goto out;
     rc = -1;
     res->bytes_read += j.bytes_read;
+    res->chunks_sent += j.st.chunks_sent;
+    res->chunks_asked += j.st.chunks_asked;
+    res->chunks_reused += j.st.chunks_reused;
     res->changed_bytes +=
         mode == PROTO_DISK_INCR ? j.changed_bytes : j.bytes_read;
     proto_kv_set_u64(&held, "bytes_read", j.bytes_read);
@@ -765,6 +777,15 @@ out:
     proto_kv_free(&clear);
     proto_kv_free(&fin);
     return rc;
+}
+
+void
+agent_chunk_counts_kv(const struct agent_backup_result *res,
+                      struct proto_kv *kv)
+{
+    proto_kv_set_u64(kv, "chunks_asked", res->chunks_asked);
+    proto_kv_set_u64(kv, "chunks_reused", res->chunks_reused);
+    proto_kv_set_u64(kv, "chunks_sent", res->chunks_sent);
 }
 
 void

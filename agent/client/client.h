@@ -666,7 +666,9 @@ struct agent_backup_result {
     char id[PROTO_ID_LEN + 1];
     char parent[PROTO_ID_LEN + 1];
     struct proto_kv meta; /* the committed metadata */
-    uint64_t bytes_read, bytes_sent, chunks_sent, chunks_reused;
+    uint64_t bytes_read, bytes_sent;
+    /* RAW chunks asked about, of them found stored; chunks sent */
+    uint64_t chunks_asked, chunks_reused, chunks_sent;
     uint64_t changed_bytes;
     double seconds;
     struct agent_phases ph; /* BEGIN to COMMIT */
@@ -684,6 +686,10 @@ int agent_backup_disks(struct agent_repo *r, const char *name,
                        size_t ndisks, const struct proto_kv *meta,
                        const char *xml, struct agent_backup_result *res);
 void agent_backup_result_free(struct agent_backup_result *res);
+/* The agent's chunk counts of res into kv: chunks_asked, chunks_reused,
+ * chunks_sent (a backup's --json summary). */
+void agent_chunk_counts_kv(const struct agent_backup_result *res,
+                           struct proto_kv *kv);
 
 /* ---- restore ----------------------------------------------------------- */
 

@@ -35,6 +35,7 @@ static const struct {
     {"bytes_sent", AGENT_EV_INT},
     {"chunk_refs_missing", AGENT_EV_INT},
     {"chunks", AGENT_EV_INT},
+    {"chunks_asked", AGENT_EV_INT},
     {"chunks_damaged", AGENT_EV_INT},
     {"chunks_new", AGENT_EV_INT},
     {"chunks_recent", AGENT_EV_INT},

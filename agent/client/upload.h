@@ -10,7 +10,11 @@
  *                           └──▶ sender ── CHUNK + WINDOWS (in order)
  *
  * A ring of slots bounds memory; only chunks the repository lacks are
- * compressed and sent.
+ * compressed and sent. A RAW chunk is asked about (QUERY) before it is
+ * compressed, while the answers find some stored; after ASK_MISSES
+ * "missing" answers in a row (a first backup of new data) only one RAW
+ * chunk in PROBE_EVERY is asked about and the others are sent unasked,
+ * until an answer finds one stored again. A DELTA is never asked about.
  */
 #ifndef LB_AGENT_UPLOAD_H
 #define LB_AGENT_UPLOAD_H
@@ -24,7 +28,8 @@ struct agent_upload_slot {
 };
 
 struct agent_upload_stats {
-    uint64_t chunks_sent, chunks_reused, bytes_sent, windows;
+    /* chunks_asked: QUERYed; chunks_reused: of those, found stored */
+    uint64_t chunks_sent, chunks_asked, chunks_reused, bytes_sent, windows;
 };
 
 /* Called with each window record as it is sent, in index order, on the
