@@ -16,12 +16,14 @@
 #define RECORDS_PER_FRAME 256
 /* Asking about a chunk saves compressing and sending it when the
  * repository has it, and costs a lookup when it has not (on RADOS an
- * operation of the OSD's, as much as a third of a full backup's cost
- * with 64 KiB windows). After ASK_MISSES "missing" answers in a row only
- * one RAW chunk in PROBE_EVERY is asked about, until one is found stored:
- * a first backup of new data asks about few, a second one of the same
- * data sends (compresses) at most about PROBE_EVERY chunks more than it
- * would asking about each. */
+ * operation of the OSD's beside the chunk's create: a first full of new
+ * data with 64 KiB windows took about 13% less time without them). After
+ * ASK_MISSES "missing" answers in a row only one RAW chunk in PROBE_EVERY
+ * is asked about, until one is found stored: a first backup of new data
+ * asks about few; a run of stored chunks that follows a run of new ones
+ * costs about PROBE_EVERY chunks compressed and sent for nothing (and
+ * those hashed while the answer was on its way) before every one is
+ * asked about again. */
 #define ASK_MISSES 32
 #define PROBE_EVERY 16
 

@@ -5,9 +5,11 @@
 # compresses and sends it (agent/client/upload.c): about every one while
 # the answers find some stored; after 32 "missing" answers in a row about
 # one in 16, the others sent unasked, until an answer finds one stored.
-# With 64 KiB windows (1024 chunks in 64 MiB of random data), locally
-# (the agent's backupd child) and through ssh to `backupd serve
-# --append-only`, which checks every chunk it is sent:
+# With 64 KiB windows (1024 chunks in 64 MiB of random data), unencrypted
+# and encrypted (repokey), locally (the agent's backupd child) and through
+# ssh to `backupd serve --append-only`, which checks every chunk it is
+# sent (unencrypted: decompressed and hashed; encrypted: what it can
+# check without the key):
 #   - a first full backup of new data asks about few and stores all;
 #   - a second full of the same data asks about every chunk, sends none;
 #   - a disk whose first half is new and whose second half is stored
@@ -36,9 +38,11 @@ counts() {
     echo "# $1: asked $ASKED, reused $REUSED, sent $SENT, new $NEW"
 }
 
-for how in local ssh; do
-    run_ok livebackup init --repo "$T/repo-$how" --window-size 64K
-    if [[ $how == local ]]; then
+export LIVEBACKUP_PASSPHRASE=ask-test
+for how in local-none ssh-none local-repokey ssh-repokey; do
+    run_ok livebackup init --repo "$T/repo-$how" --window-size 64K \
+        --encryption "${how#*-}"
+    if [[ $how == local-* ]]; then
         REPO=$T/repo-$how RSH=()
     else
         REPO=ssh://root@127.0.0.1:$SSH_PORT$T/repo-$how
