@@ -59,14 +59,6 @@ export LB_BUILD=$BIN_DIR LB_SRC=$here
 . "$here/tests/integration/lib.sh"
 . "$here/tests/integration/cephlib.sh"
 
-# What fresh memory costs on this host (page faults): a memstore OSD
-# keeps its objects in memory it has just allocated, so its speed follows
-# this, which has varied on these machines from one day to the next by
-# several times (README, the RADOS benchmark).
-t0=$(date +%s.%N)
-dd if=/dev/zero of=/dev/null bs=1G count=1 status=none
-fault_secs=$(echo "$(date +%s.%N) - $t0" | bc)
-
 ceph_start
 start_secs=$CEPH_START_SECS
 
@@ -126,6 +118,12 @@ secs() {
 }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
 mbps() { echo "scale=1; $1 * 1048576 / 1000000 / $2" | bc; }
+
+# What fresh memory costs on this host (page faults): a memstore OSD
+# keeps its objects in memory it has just allocated, so its speed follows
+# this, which has varied on these machines from one day to the next by
+# several times (README, the RADOS benchmark).
+fault_secs=$(secs dd if=/dev/zero of=/dev/null bs=1G count=1 status=none)
 
 n=0
 # newrepo KIND: a fresh repository argument in R

@@ -176,11 +176,10 @@ worker(void *arg)
         if (was == S_FILLED) {
             s->ask = s->ask && want_ask(u);
             s->st = s->ask ? S_HASHED : S_COMPRESS;
-        }
-        else
+        } else {
             s->st = S_READY;
-        if (was != S_FILLED)
             s->send = true;
+        }
         pthread_cond_broadcast(&u->cv);
     }
     pthread_mutex_unlock(&u->lock);
