@@ -81,10 +81,11 @@ staged_give(struct backupd_pool *p, uint64_t mem)
  * makes them durable together (store_chunks_sync: on the file backend one
  * syncfs, one journal commit and cache flush, instead of an fdatasync
  * each; a chunk alone: its publish's fdatasync, the backend decides),
- * then publishes them one by one. The other sync threads meanwhile take the chunks written
- * since (SYNC_HELD in all), so the writers rarely wait on one sync. On a
- * backend whose publish is the durable write (RADOS) each thread takes
- * one chunk.
+ * then publishes them one by one. The other sync thread meanwhile takes
+ * the chunks written since (SYNC_HELD in all: two groups), so the writers
+ * rarely wait on one sync (BACKUPD_POOL_SYNC_GROUPS threads). On a
+ * backend whose publish is the durable write (RADOS) each of
+ * BACKUPD_POOL_SYNC_THREADS threads takes one chunk.
  */
 static void *
 sync_worker(void *arg)
@@ -222,6 +223,7 @@ struct backupd_pool *
 backupd_pool_start(struct store *st, unsigned nworkers, uint64_t staged_cap)
 {
     struct backupd_pool *p = lb_xcalloc(1, sizeof *p);
+    unsigned nsync;
 
     p->st = st;
     p->staged_cap = staged_cap;
@@ -241,7 +243,9 @@ backupd_pool_start(struct store *st, unsigned nworkers, uint64_t staged_cap)
     for (unsigned i = 0; i < nworkers; i++)
         if (pthread_create(&p->th[p->nth], NULL, pool_worker, p) == 0)
             p->nth++;
-    for (unsigned i = 0; i < BACKUPD_POOL_SYNC_THREADS; i++)
+    nsync = store_chunks_sync_together(st) ? BACKUPD_POOL_SYNC_GROUPS
+                                           : BACKUPD_POOL_SYNC_THREADS;
+    for (unsigned i = 0; i < nsync; i++)
         if (pthread_create(&p->sth[p->nsth], NULL, sync_worker, p) == 0)
             p->nsth++;
     return p;

@@ -5,7 +5,8 @@
  * made durable (fdatasync) and linked into place by sync threads behind a
  * second bounded queue. The session thread blocks in submit when the
  * queue is full, so a slow disk slows the client down instead of growing
- * memory; many fdatasyncs at once share the filesystem's journal commits.
+ * memory. On the file backend the chunks written while a sync runs are
+ * made durable together by the next (one syncfs: a group commit).
  *
  * The session thread alone calls these (the pool's threads are its own).
  */
@@ -24,8 +25,16 @@ unsigned backupd_pool_nworkers(unsigned nworkers);
 #define BACKUPD_POOL_WORKER_BYTES                                              \
     (2 * (uint64_t)PROTO_MAX_PAYLOAD + PROTO_MAX_CHUNK_RAW + (1u << 20))
 
-/* The sync threads: chunks published at once. */
+/* The sync threads, at most: on a backend whose publish is itself the
+ * durable write (RADOS), chunks published at once. */
 #define BACKUPD_POOL_SYNC_THREADS 8u
+/* On a backend that makes the chunks waiting durable together (the file
+ * backend: one syncfs a group), two: one syncs its group while the other
+ * gathers the next or links its own. Eight there only handed each other
+ * single chunks (an fdatasync each, a wakeup each): a copy of 18,000
+ * small chunks into a journaled ext4 took 3.04 s with eight against 2.65
+ * s with two (medians of 5), a full backup of 64 KiB windows 21.7 / 20.3 s. */
+#define BACKUPD_POOL_SYNC_GROUPS 2u
 
 /* Start the checking threads (backupd_pool_nworkers(nworkers)) and the
  * sync threads, writing into st. On a backend that stages chunks in
