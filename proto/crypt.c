@@ -19,6 +19,8 @@
 #include <openssl/kdf.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 /* ---- per-process objects, per-thread contexts ---------------------------- */
 
@@ -220,6 +222,52 @@ proto_scrypt(const void *pass, size_t passlen, const uint8_t *salt,
     return 0;
 }
 
+/*
+ * Argon2id's memory (64 MiB for a key file): its own mapping, aligned to
+ * and advised for transparent huge pages and populated at once, instead
+ * of malloc's, whose pages fault in one by one as the first pass touches
+ * them. On a host where a fault of fresh memory is slow (a VM whose
+ * memory its hypervisor backs on first touch) those faults were most of
+ * an unlock: 0.20 s against 0.03-0.08 s measured here (issue 12). Both
+ * advices are hints; without them (an older kernel, THP off) the mapping
+ * faults in as malloc's did. libargon2 wipes the memory before it hands
+ * it back (its default), then it is unmapped.
+ */
+#define ARGON2_ALIGN ((size_t)2 << 20)
+
+static int
+argon2_alloc(uint8_t **memory, size_t bytes)
+{
+    size_t len = bytes + ARGON2_ALIGN, page = (size_t)sysconf(_SC_PAGESIZE);
+    uint8_t *m, *at, *end;
+
+    m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+             -1, 0);
+    if (m == MAP_FAILED)
+        return -1;
+    /* keep the aligned part only */
+    at = (uint8_t *)(((uintptr_t)m + ARGON2_ALIGN - 1) & ~(ARGON2_ALIGN - 1));
+    if (at > m)
+        munmap(m, (size_t)(at - m));
+    end = at + ((bytes + page - 1) & ~(page - 1));
+    if (m + len > end)
+        munmap(end, (size_t)(m + len - end));
+#ifdef MADV_HUGEPAGE
+    (void)madvise(at, bytes, MADV_HUGEPAGE);
+#endif
+#ifdef MADV_POPULATE_WRITE
+    (void)madvise(at, bytes, MADV_POPULATE_WRITE);
+#endif
+    *memory = at;
+    return 0;
+}
+
+static void
+argon2_free(uint8_t *memory, size_t bytes)
+{
+    munmap(memory, bytes);
+}
+
 int
 proto_argon2id(const void *pass, size_t passlen, const uint8_t *salt,
                size_t saltlen, const void *secret, size_t secretlen,
@@ -246,6 +294,8 @@ proto_argon2id(const void *pass, size_t passlen, const uint8_t *salt,
         .threads = p,
         .version = ARGON2_VERSION_13,
         .flags = ARGON2_DEFAULT_FLAGS,
+        .allocate_cbk = argon2_alloc,
+        .free_cbk = argon2_free,
     };
     int rc;
 
