@@ -246,7 +246,8 @@ argon2_alloc(uint8_t **memory, size_t bytes)
     if (m == MAP_FAILED)
         return -1;
     /* keep the aligned part only */
-    at = (uint8_t *)(((uintptr_t)m + ARGON2_ALIGN - 1) & ~(ARGON2_ALIGN - 1));
+    at = m + ((ARGON2_ALIGN - ((uintptr_t)m & (ARGON2_ALIGN - 1))) &
+              (ARGON2_ALIGN - 1));
     if (at > m)
         munmap(m, (size_t)(at - m));
     end = at + ((bytes + page - 1) & ~(page - 1));
