@@ -228,7 +228,9 @@ proto_scrypt(const void *pass, size_t passlen, const uint8_t *salt,
  * of malloc's, whose pages fault in one by one as the first pass touches
  * them. On a host where a fault of fresh memory is slow (a VM whose
  * memory its hypervisor backs on first touch) those faults were most of
- * an unlock: 0.20 s against 0.03-0.08 s measured here (issue 12). Both
+ * an unlock: 0.19-0.23 s, against 0.03-0.08 s so in three benchmark runs
+ * of five (the other two as slow as before: memory not yet backed costs
+ * its time either way; README, "Encryption"). Both
  * advices are hints; without them (an older kernel, THP off) the mapping
  * faults in as malloc's did. libargon2 wipes the memory before it hands
  * it back (its default), then it is unmapped.
