@@ -32,8 +32,11 @@
 #define PROTO_FEATURE_ENCRYPTION 1ull /* encrypted repositories */
 #define PROTO_FEATURE_COPY 2ull       /* IMPORT, GET_STORED, CHUNK_BAD (copy) */
 #define PROTO_FEATURE_WAIT 4ull /* WAITING before an OPEN's answer */
+/* an IMPORT's disks may be incremental on its parent (copy) */
+#define PROTO_FEATURE_COPY_INCR 8ull
 #define PROTO_FEATURES_KNOWN                                                   \
-    (PROTO_FEATURE_ENCRYPTION | PROTO_FEATURE_COPY | PROTO_FEATURE_WAIT)
+    (PROTO_FEATURE_ENCRYPTION | PROTO_FEATURE_COPY | PROTO_FEATURE_WAIT |      \
+     PROTO_FEATURE_COPY_INCR)
 
 enum proto_type {
     PROTO_T_HELLO = 0x0001,

@@ -47,6 +47,7 @@ struct store_txn {
     size_t ndisks;
     bool prepared; /* the final metadata is in meta (store_txn_prepare) */
     bool import;   /* a copy of another repository's backup (IMPORT) */
+    bool parent_checked; /* an import's parent: here, of its set */
     bool reserved; /* ids/ID is ours (txn_claim_id) */
     uint64_t chunks_new, bytes_new, bytes_received;
     uint64_t windows_set, windows_pushed;
@@ -323,6 +324,38 @@ txn_fail(struct store_txn *t)
     return -1;
 }
 
+/* An import's incremental disk (PROTOCOL.md, "Copy"): its parent must be
+ * a backup of its set here, as a backup's (store_txn_begin); its stacks
+ * are then the base the records are merged on. Checked at the first such
+ * disk: an import whose disks are all sent whole needs no parent here. */
+static int
+import_parent_check(struct store_txn *t)
+{
+    struct proto_kv pm = {0};
+    const char *n;
+    bool ok;
+
+    if (t->parent_checked)
+        return 0;
+    if (!t->parent[0])
+        return lb_fail(EINVAL,
+                       "import of %s: an incremental disk without a parent "
+                       "backup",
+                       t->id);
+    if (store_manifest_read_meta_obj(t->st, t->parent, &pm) < 0) {
+        lb_error_prefix("import of %s: its parent %s", t->id, t->parent);
+        return -1;
+    }
+    n = proto_kv_get(&pm, "name");
+    ok = n && strcmp(n, t->name) == 0;
+    proto_kv_free(&pm);
+    if (!ok)
+        return lb_fail(EINVAL, "parent backup %s is not a backup of %s",
+                       t->parent, t->name);
+    t->parent_checked = true;
+    return 0;
+}
+
 int
 store_txn_disk_begin(struct store_txn *t, const char *disk, uint64_t size,
                      uint8_t mode, const struct proto_kv *meta,
@@ -357,11 +390,8 @@ store_txn_disk_begin(struct store_txn *t, const char *disk, uint64_t size,
                        "than %llu windows of %u bytes",
                        disk, (unsigned long long)PROTO_MF_MAX_BACKUP_WINDOWS,
                        ws);
-    if (t->import && mode != PROTO_DISK_FULL)
-        return lb_fail(EINVAL,
-                       "disk %s: an imported backup's disks are sent "
-                       "whole (mode full)",
-                       disk);
+    if (t->import && mode == PROTO_DISK_INCR && import_parent_check(t) < 0)
+        return -1;
     t->windows_total += t->nwindows;
     if (mode == PROTO_DISK_INCR) {
         struct proto_mf_window w;

@@ -424,7 +424,7 @@ disk_begin(struct disk_job *j, uint8_t mode, const struct proto_kv *meta)
     struct agent_repo *r = j->r;
     const uint8_t *p;
     uint32_t len, ws;
-    uint64_t nwin, got = 0;
+    uint64_t nwin;
 
     proto_enc_disk_begin(&r->out, j->spec->name, j->size, mode, meta);
     if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
@@ -437,19 +437,7 @@ disk_begin(struct disk_job *j, uint8_t mode, const struct proto_kv *meta)
     if (mode != PROTO_DISK_INCR)
         return 0;
     j->depths = lb_xmalloc(nwin ? nwin : 1);
-    while (got < nwin) {
-        uint64_t first;
-        const uint8_t *d;
-        size_t n;
-        if (proto_conn_expect(r->conn, PROTO_T_DEPTHS, &p, &len, NULL) < 0)
-            return -1;
-        if (proto_dec_depths(p, len, &first, &d, &n) != PROTO_OK ||
-            first != got || n > nwin - got)
-            return lb_error(0, "protocol error: bad DEPTHS");
-        memcpy(j->depths + got, d, n);
-        got += n;
-    }
-    return 0;
+    return agent_repo_read_depths(r, nwin, j->depths);
 }
 
 static int

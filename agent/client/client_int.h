@@ -64,6 +64,11 @@ int agent_repo_stream(struct agent_repo *r, uint16_t entry, uint16_t end,
  * fd positioned at 0, or -1. */
 int agent_repo_get_manifest(struct agent_repo *r, const char *id);
 
+/* After the DISK_READY of an incremental disk: read the parent's stack
+ * depths (DEPTHS frames covering nwin windows, in order) into out, or
+ * drop them (out NULL). */
+int agent_repo_read_depths(struct agent_repo *r, uint64_t nwin, uint8_t *out);
+
 /* ---- manifests (manifest.c) ---------------------------------------------- */
 
 /*

@@ -4,7 +4,10 @@
  * "Copy"). A copy is a backup whose source is a repository: the source's
  * manifest is read (its trailer checked), IMPORT starts the backup in the
  * destination under the same id with the whole metadata, each disk goes
- * as a full disk whose window records are the manifest's stacks, the
+ * as a full disk whose window records are the manifest's stacks (or, when
+ * the destination has the backup's parent, as an incremental disk on it:
+ * records only for the windows whose stacks differ from the parent's, so
+ * that only their chunks are asked about), the
  * chunks the destination lacks (QUERY) are fetched from the source as
  * stored (GET_STORED) and sent on unchanged and unread (the destination
  * checks them as uploads; proto_conn_forward), and
@@ -32,6 +35,15 @@ struct batch {
     uint64_t work;  /* bytes of disk the batch covers, for progress */
 };
 
+/* What the first pass over a manifest keeps: its disks and the metadata
+ * IMPORT and DISK_BEGIN carry. */
+struct mf_info {
+    size_t ndisks;
+    struct proto_mf_disk disks[PROTO_MF_MAX_DISKS];
+    struct proto_kv dmeta[PROTO_MF_MAX_DISKS];
+    struct proto_kv meta;
+};
+
 /* One backup being copied. */
 struct copy_one {
     struct agent_repo *src, *dst;
@@ -39,6 +51,10 @@ struct copy_one {
     struct batch b;
     struct agent_progress *prog;
     struct agent_copy_stats *st;
+    /* The destination's manifest of the backup's parent (checked whole),
+     * when the disks it holds go as incrementals on it; -1: none. */
+    int pfd;
+    struct mf_info *pm;
     /* set when the source lacks, or holds damaged, a chunk it needs */
     bool bad;
     char why[512];
@@ -256,33 +272,65 @@ done:
     return 0;
 }
 
-/* Stream one disk's windows from the manifest to the destination. */
-static int
-copy_disk_windows(struct copy_one *c, int *mfd, const char *disk)
+static bool
+refs_equal(const struct proto_ref *a, const struct proto_ref *b, uint8_t n)
 {
-    struct proto_mf_disk d;
+    for (uint8_t k = 0; k < n; k++)
+        if (a[k].type != b[k].type ||
+            memcmp(a[k].d.b, b[k].d.b, PROTO_DIGEST_LEN) != 0)
+            return false;
+    return true;
+}
+
+/* The record that makes window w out of pw, the parent's window (NULL: an
+ * empty one, as a full disk's are): none (false) when they are the same,
+ * a PUSH of w's refs above pw's when pw's stack is the bottom of w's (a
+ * night's delta on the last), else a SET of w's whole stack. */
+static bool
+window_record(const struct proto_mf_window *w, const struct proto_mf_window *pw,
+              struct proto_window_rec *rec)
+{
+    uint8_t base = pw ? pw->depth : 0;
+
+    if (base > w->depth || (base && !refs_equal(w->refs, pw->refs, base)))
+        base = 0; /* SET, of an empty stack too */
+    else if (base == w->depth)
+        return false;
+    rec->op = base ? PROTO_WIN_PUSH : PROTO_WIN_SET;
+    rec->n = (uint8_t)(w->depth - base);
+    memcpy(rec->refs, w->refs + base, rec->n * sizeof *w->refs);
+    return true;
+}
+
+/* Stream one disk's windows from the manifest to the destination: the
+ * stacks that differ from the parent's (incr: in c->pfd, the disk's
+ * windows there in step) or, for a full disk, from an empty window. */
+static int
+copy_disk_windows(struct copy_one *c, int *mfd, const char *disk, bool incr)
+{
+    struct proto_mf_disk d, pd;
     struct proto_mf_reader *rd = agent_manifest_seek_disk(mfd, disk, &d);
+    struct proto_mf_reader *prd = NULL;
     int r = -1;
 
     if (!rd)
         return -1;
+    if (incr && !(prd = agent_manifest_seek_disk(&c->pfd, disk, &pd)))
+        goto out;
     for (uint64_t i = 0; i < d.nwindows && !c->bad; i++) {
-        struct proto_mf_window w;
+        struct proto_mf_window w, pw;
+        struct proto_window_rec *rec = &c->b.recs[c->b.nrecs];
         uint64_t left = d.size - i * d.window_size;
-        if (proto_mf_next_window(rd, &w) < 0)
+        if (proto_mf_next_window(rd, &w) < 0 ||
+            (prd && proto_mf_next_window(prd, &pw) < 0))
             goto out;
         c->b.work += LB_MIN(left, d.window_size);
-        if (w.depth == 0)
+        if (!window_record(&w, prd ? &pw : NULL, rec))
             continue;
-        {
-            struct proto_window_rec *rec = &c->b.recs[c->b.nrecs++];
-            rec->index = i;
-            rec->op = PROTO_WIN_SET;
-            rec->n = w.depth;
-            memcpy(rec->refs, w.refs, w.depth * sizeof *w.refs);
-        }
-        for (uint8_t k = 0; k < w.depth; k++)
-            batch_add_digest(&c->b, &w.refs[k].d);
+        rec->index = i;
+        c->b.nrecs++;
+        for (uint8_t k = 0; k < rec->n; k++)
+            batch_add_digest(&c->b, &rec->refs[k].d);
         if ((c->b.nrecs == BATCH_WINDOWS || c->b.ndg >= BATCH_DIGESTS) &&
             batch_flush(c) < 0)
             goto out;
@@ -291,18 +339,10 @@ copy_disk_windows(struct copy_one *c, int *mfd, const char *disk)
         goto out;
     r = 0;
 out:
+    proto_mf_reader_free(prd);
     proto_mf_reader_free(rd);
     return r;
 }
-
-/* What the first pass over a manifest keeps: its disks and the metadata
- * IMPORT and DISK_BEGIN carry. */
-struct mf_info {
-    size_t ndisks;
-    struct proto_mf_disk disks[PROTO_MF_MAX_DISKS];
-    struct proto_kv dmeta[PROTO_MF_MAX_DISKS];
-    struct proto_kv meta;
-};
 
 static void
 mf_info_free(struct mf_info *m)
@@ -381,6 +421,60 @@ copy_meta_chunks(struct copy_one *c, const struct proto_kv *meta)
     return move_chunks(c, &d, 1);
 }
 
+/* Whether disk d goes as an incremental on the destination's parent: the
+ * parent there has a disk of its name and size. */
+static bool
+parent_has(const struct copy_one *c, const struct proto_mf_disk *d)
+{
+    if (c->pfd < 0)
+        return false;
+    for (size_t i = 0; i < c->pm->ndisks; i++)
+        if (strcmp(c->pm->disks[i].name, d->name) == 0)
+            return c->pm->disks[i].size == d->size;
+    return false;
+}
+
+/* When the destination has the backup's parent (in dst_list: committed
+ * there, of the set) and takes incremental imports: its manifest into
+ * c->pfd, checked whole. The destination's, not the source's: the records
+ * are made against what the destination will merge them on. A parent
+ * whose manifest cannot be read there (damaged): the disks go whole, as
+ * without one. -1 only when the session with the destination broke. */
+static int
+parent_open(struct copy_one *c, const struct mf_info *m,
+            const struct agent_list *dst_list)
+{
+    const char *parent = proto_kv_get(&m->meta, "parent");
+    const char *name = proto_kv_get(&m->meta, "name");
+    bool here = false;
+
+    if (!parent || !*parent || !(c->dst->features & PROTO_FEATURE_COPY_INCR))
+        return 0;
+    for (size_t i = 0; i < dst_list->n && !here; i++) {
+        const char *n = proto_kv_get(&dst_list->b[i], "name");
+        here = strcmp(proto_kv_get(&dst_list->b[i], "id"), parent) == 0 &&
+               n && strcmp(n, name) == 0;
+    }
+    if (!here)
+        return 0;
+    c->pm = lb_xcalloc(1, sizeof *c->pm);
+    c->pfd = agent_repo_get_manifest(c->dst, parent);
+    if (c->pfd >= 0 &&
+        mf_info_read(c->pfd, parent, name, c->dst->window_size, c->pm) == 0)
+        return 0;
+    if (proto_conn_broken(c->dst->conn)) {
+        agent_repo_explain(c->dst);
+        return -1;
+    }
+    lb_warn("backup %s of %s in %s: %s; its disks are copied whole", parent,
+            name, c->dst->url, lb_error_msg());
+    lb_error_clear();
+    if (c->pfd >= 0)
+        close(c->pfd);
+    c->pfd = -1;
+    return 0;
+}
+
 /* IMPORT, then each disk, then COMMIT; or ABORT when the source could
  * not give a chunk (c->bad: the session goes on). */
 static int
@@ -399,14 +493,20 @@ copy_import(struct copy_one *c, int *mfd, struct mf_info *m)
     for (size_t i = 0; i < m->ndisks && !c->bad; i++) {
         uint64_t nw;
         uint32_t ws;
+        bool incr = parent_has(c, &m->disks[i]);
         proto_enc_disk_begin(&dst->out, m->disks[i].name, m->disks[i].size,
-                             PROTO_DISK_FULL, &m->dmeta[i]);
+                             incr ? PROTO_DISK_INCR : PROTO_DISK_FULL,
+                             &m->dmeta[i]);
         if (agent_repo_call(dst, PROTO_T_DISK_READY, &p, &len, NULL) < 0)
             return -1;
         if (proto_dec_disk_ready(p, len, &nw, &ws) != PROTO_OK ||
             nw != m->disks[i].nwindows)
             return lb_fail(EPROTO, "protocol error: bad DISK_READY");
-        if (copy_disk_windows(c, mfd, m->disks[i].name) < 0)
+        /* the parent's depths: the client takes its stacks from the
+         * parent's manifest itself */
+        if (incr && agent_repo_read_depths(dst, nw, NULL) < 0)
+            return -1;
+        if (copy_disk_windows(c, mfd, m->disks[i].name, incr) < 0)
             return -1;
         if (c->bad)
             break;
@@ -438,11 +538,12 @@ copy_import(struct copy_one *c, int *mfd, struct mf_info *m)
  * again).
  */
 static int
-copy_backup(struct agent_repo *src, struct agent_repo *dst, const char *id,
+copy_backup(struct agent_repo *src, struct agent_repo *dst,
+            const struct agent_list *dst_list, const char *id,
             const char *name, struct agent_progress *prog,
             struct agent_copy_stats *st, char *why, size_t why_len)
 {
-    struct copy_one c = {src, dst, id, {0}, prog, st, false, ""};
+    struct copy_one c = {src, dst, id, {0}, prog, st, -1, NULL, false, ""};
     struct mf_info *m = lb_xcalloc(1, sizeof *m);
     int mfd, r = -1;
 
@@ -451,7 +552,7 @@ copy_backup(struct agent_repo *src, struct agent_repo *dst, const char *id,
     c.b.slot = lb_xcalloc(DSET_SLOTS, sizeof *c.b.slot);
     mfd = agent_repo_get_manifest(src, id);
     if (mfd >= 0 && mf_info_read(mfd, id, name, dst->window_size, m) == 0 &&
-        copy_import(&c, &mfd, m) == 0)
+        parent_open(&c, m, dst_list) == 0 && copy_import(&c, &mfd, m) == 0)
         r = c.bad ? 1 : 0;
     if (c.bad)
         snprintf(why, why_len, "%s", c.why);
@@ -459,6 +560,12 @@ copy_backup(struct agent_repo *src, struct agent_repo *dst, const char *id,
         lb_error_prefix("backup %s of %s", id, name);
     if (mfd >= 0)
         close(mfd);
+    if (c.pfd >= 0)
+        close(c.pfd);
+    if (c.pm) {
+        mf_info_free(c.pm);
+        free(c.pm);
+    }
     mf_info_free(m);
     free(m);
     free(c.b.recs);
@@ -642,8 +749,8 @@ report(agent_entry_fn fn, void *opaque, const struct proto_kv *b,
  * source's damage (reported), -1 (the copy cannot go on). */
 static int
 copy_listed(struct agent_repo *src, struct agent_repo *dst,
-            const struct proto_kv *b, agent_entry_fn fn, void *opaque,
-            struct agent_copy_stats *st)
+            const struct agent_list *dst_list, const struct proto_kv *b,
+            agent_entry_fn fn, void *opaque, struct agent_copy_stats *st)
 {
     struct agent_copy_stats one = {0};
     struct agent_progress prog;
@@ -652,8 +759,8 @@ copy_listed(struct agent_repo *src, struct agent_repo *dst,
 
     snprintf(what, sizeof what, "copy %s", proto_kv_get(b, "id"));
     agent_progress_begin(&prog, what, proto_kv_get_u64(b, "size", 0));
-    r = copy_backup(src, dst, proto_kv_get(b, "id"), proto_kv_get(b, "name"),
-                    &prog, &one, why, sizeof why);
+    r = copy_backup(src, dst, dst_list, proto_kv_get(b, "id"),
+                    proto_kv_get(b, "name"), &prog, &one, why, sizeof why);
     agent_progress_end(&prog);
     st->chunks_sent += one.chunks_sent;
     st->chunks_reused += one.chunks_reused;
@@ -716,7 +823,7 @@ agent_copy(struct agent_repo *src, struct agent_repo *dst,
                 goto out;
             continue;
         }
-        rc = copy_listed(src, dst, b, fn, opaque, st);
+        rc = copy_listed(src, dst, &ld, b, fn, opaque, st);
         if (rc < 0)
             goto out;
         if (rc == 1)

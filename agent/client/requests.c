@@ -272,6 +272,28 @@ fail:
     return -1;
 }
 
+int
+agent_repo_read_depths(struct agent_repo *r, uint64_t nwin, uint8_t *out)
+{
+    uint64_t got = 0;
+
+    while (got < nwin) {
+        const uint8_t *p, *d;
+        uint32_t len;
+        uint64_t first;
+        size_t n;
+        if (proto_conn_expect(r->conn, PROTO_T_DEPTHS, &p, &len, NULL) < 0)
+            return -1;
+        if (proto_dec_depths(p, len, &first, &d, &n) != PROTO_OK ||
+            first != got || n > nwin - got)
+            return lb_error(0, "protocol error: bad DEPTHS");
+        if (out)
+            memcpy(out + got, d, n);
+        got += n;
+    }
+    return 0;
+}
+
 /* ---- VERIFY, PRUNE, DELETE, GC ----------------------------------------- */
 
 int

@@ -12,7 +12,9 @@
 # fails the backups that use it, by name, and no other; a pull through a
 # --read-only key (direct and bridged to backupd listen) works and the key
 # can change nothing; a push through an append-only key works; prune and
-# gc on the source leave the copies intact.
+# gc on the source leave the copies intact; a night copied onto its
+# parent's copy names only the windows it changed, and with that copy
+# damaged goes whole.
 . "$(dirname "$0")/lib.sh"
 
 S=$T/src
@@ -105,9 +107,15 @@ run_ok livebackup copy --from "$S" --to "$D" --json --name img
 sent=$(json_field "$T/out" summary bytes_sent)
 ((sent >= 3 << 20 && sent < 4 << 20)) ||
     fail "the copy of a backup with 3 MiB of new data sent $sent bytes"
+# its parent is in D: the disk goes as an incremental on the parent's
+# copy, and only the changed window's chunks are asked about (none of
+# them stored there), not every window's
+[[ $(json_field "$T/out" summary chunks_reused) == 0 ]] ||
+    fail "the copy asked about the chunks of unchanged windows: $(cat "$T/out")"
+same_stacks "$S" "$D" "$id2"
 run_ok livebackup restore-image --repo "$D" --name img --backup latest --disk vda --to "$T/r2.raw"
 same_image "$T/r2.raw" raw "$T/truth2.raw" raw
-ok "the next copy moves the new backup's data only ($sent bytes for 3 MiB)"
+ok "the next copy moves the new backup's data only ($sent bytes for 3 MiB), as an incremental on its parent's copy"
 
 run_ok livebackup copy --from "$S" --to "$D" --dry-run --json
 [[ $(json_field "$T/out" summary present) == 5 ]] || fail "dry run: $(cat "$T/out")"
@@ -354,3 +362,44 @@ same_image "$T/r0b.raw" raw "$T/truth0.raw" raw
 run_ok livebackup copy --from "$S" --to "$D" --json
 [[ $(json_field "$T/out" summary chunks_sent) == 0 ]] || fail "after prune: $(cat "$T/out")"
 ok "prune and gc on the source leave the copies intact"
+
+# ---- incrementals on the parent's copy -------------------------------------------
+# A night that changed nothing: its copy onto its parent's copy sends no
+# window record, asks about no chunk and moves none; the stacks are the
+# parent's, the restore exact.
+overlay "$T/o3.qcow2" "$T/o2.qcow2" qcow2
+run_ok livebackup backup-image --json --repo "$S" --name img --disk vda="$T/o3.qcow2" \
+    --since "$T/o2.qcow2"
+id3=$(json_field "$T/out" summary id)
+run_ok livebackup copy --from "$S" --to "$D" --name img --json
+for k in copied:1 chunks_sent:0 chunks_reused:0 bytes_sent:0; do
+    [[ $(json_field "$T/out" summary "${k%%:*}") == "${k#*:}" ]] ||
+        fail "an unchanged night's copy: ${k%%:*} is not ${k#*:}: $(cat "$T/out")"
+done
+same_stacks "$S" "$D" "$id3"
+run_ok livebackup restore-image --repo "$D" --name img --backup "$id3" --disk vda --to "$T/r3.raw"
+same_image "$T/r3.raw" raw "$T/truth2.raw" raw
+ok "an unchanged night copied onto its parent's copy: no record, no query, no chunk; restored exact"
+
+# The parent's copy damaged in the destination: the next night's disks go
+# whole (as to a repository without the parent), with a warning naming
+# it, and the copy is exact.
+overlay "$T/o4.qcow2" "$T/o3.qcow2" qcow2
+write_random "$T/o4.qcow2" qcow2 $((50 << 20)) $((1 << 20))
+snapshot_raw "$T/o4.qcow2" "$T/truth4.raw"
+run_ok livebackup backup-image --json --repo "$S" --name img --disk vda="$T/o4.qcow2" \
+    --since "$T/o3.qcow2"
+id4=$(json_field "$T/out" summary id)
+# a byte of the first window's first digest (store/FORMAT.md: the disk
+# section at 64, its windows 33 bytes in, a stack's depth and type first)
+printf '\xff' | dd of="$D/backups/$id3" bs=1 seek=109 conv=notrunc status=none
+run_ok livebackup copy --from "$S" --to "$D" --name img --json
+grep -q "warning: backup $id3 of img in $D: .*its disks are copied whole" "$T/err" ||
+    fail "no warning about the damaged parent: $(cat "$T/err")"
+[[ $(json_field "$T/out" summary copied) == 1 ]] || fail "copy onto a damaged parent: $(cat "$T/out")"
+(($(json_field "$T/out" summary chunks_reused) > 0)) ||
+    fail "the disk was not sent whole: $(cat "$T/out")"
+same_stacks "$S" "$D" "$id4"
+run_ok livebackup restore-image --repo "$D" --name img --backup "$id4" --disk vda --to "$T/r4.raw"
+same_image "$T/r4.raw" raw "$T/truth4.raw" raw
+ok "a night whose parent's copy is damaged in the destination is copied whole, with a warning, and exact"

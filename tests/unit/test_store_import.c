@@ -4,7 +4,8 @@
  * source's id with the source's metadata, kept but for the repository's
  * own bookkeeping; its disks whole with their own "mode"; and what an
  * import must refuse: an id already here or not naming its time,
- * metadata naming another backup, an incremental disk, a disk without
+ * metadata naming another backup, an incremental disk without its parent
+ * of the set here, a disk without
  * its mode, a commit of an encrypted repository without a MAC, and on an
  * append-only repository a backup older than its set's latest or from
  * the future.
@@ -16,6 +17,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #define WS (64u << 10)
 
@@ -181,23 +183,144 @@ Test(import, refuses_what_is_not_the_backup_it_names)
     cr_assert_null(import(ID1, T1, "delta"));
 }
 
-Test(import, takes_whole_disks_only)
+/* 2026-11-22 01:30:00 UTC: the parent source_meta names; 02:00:00 */
+#define TP 1795311000
+#define IDP "20261122-013000-1ad2"
+#define TQ (TP + 1800)
+#define IDQ "20261122-020000-0bad"
+
+/* Import backup id of time t as a backup of set name: a disk "vda" of two
+ * windows, [R1] and [r2]. */
+static void
+import_parent(const char *id, int64_t t, const char *name,
+              const struct tu_chunk *r2)
 {
-    struct proto_kv m, dm = {0};
+    struct proto_kv m, dm = {0}, none = {0}, out;
+    struct proto_window_rec r = {.op = PROTO_WIN_SET, .n = 1};
     struct store_txn *x;
     uint64_t nw;
     uint8_t *depths = NULL;
 
-    source_meta(&m, ID1, T1);
-    x = store_txn_import(st, ID1, "vm1", "20261122-013000-1ad2", &m);
+    source_meta(&m, id, t);
+    proto_kv_set(&m, "name", name);
+    proto_kv_set(&m, "parent", "");
+    x = store_txn_import(st, id, name, "", &m);
     proto_kv_free(&m);
     cr_assert_not_null(x, "%s", lb_error_msg());
-    proto_kv_set(&dm, "mode", "incremental");
-    cr_assert_lt(
-        tu_disk_begin(x, "vda", WS, PROTO_DISK_INCR, &dm, &nw, &depths), 0);
-    cr_assert(strstr(lb_error_msg(), "sent whole"), "%s", lb_error_msg());
+    proto_kv_set(&dm, "mode", "full");
+    cr_assert_eq(
+        tu_disk_begin(x, "vda", 2 * WS, PROTO_DISK_FULL, &dm, &nw, &depths),
+        0, "%s", lb_error_msg());
     proto_kv_free(&dm);
+    r.refs[0].type = PROTO_CHUNK_RAW;
+    r.refs[0].d = R1.c.d;
+    cr_assert_eq(store_txn_window(x, &r), 0, "%s", lb_error_msg());
+    r.index = 1;
+    r.refs[0].d = r2->c.d;
+    cr_assert_eq(store_txn_window(x, &r), 0, "%s", lb_error_msg());
+    cr_assert_eq(store_txn_disk_end(x, &none), 0, "%s", lb_error_msg());
+    cr_assert_eq(store_txn_commit(x, &none, &out), 0, "%s", lb_error_msg());
+    proto_kv_free(&out);
+}
+
+static ssize_t
+fd_read(void *opaque, void *buf, size_t len)
+{
+    ssize_t r = read(*(int *)opaque, buf, len);
+    return r < 0 ? lb_error(errno, "read") : r;
+}
+
+/* An import's disk may be incremental on its parent when the parent is a
+ * backup of its set here (the copy of a night onto the last night's
+ * copy): its windows keep the parent's stacks but those the records set
+ * or push on. Without the parent here, or with a parent of another set,
+ * it is refused. */
+Test(import, incremental_disks_on_a_parent_of_the_set_here_only)
+{
+    struct proto_kv m, dm = {0}, none = {0}, out;
+    struct proto_window_rec r = {.index = 1, .op = PROTO_WIN_PUSH, .n = 1};
+    struct tu_chunk R2, D1;
+    struct store_txn *x;
+    uint64_t nw, stored;
+    uint8_t *depths = NULL;
+
+    tu_chunk_raw(&R2, WS, 2);
+    tu_chunk_delta(&D1, WS, 0, 3);
+    cr_assert_geq(store_chunk_put(st, sc, &R2.c, &stored), 0);
+    cr_assert_geq(store_chunk_put(st, sc, &D1.c, &stored), 0);
+    proto_kv_set(&dm, "mode", "incremental");
+
+    /* no parent here */
+    source_meta(&m, ID1, T1);
+    x = store_txn_import(st, ID1, "vm1", IDP, &m);
+    cr_assert_not_null(x, "%s", lb_error_msg());
+    cr_assert_lt(
+        tu_disk_begin(x, "vda", 2 * WS, PROTO_DISK_INCR, &dm, &nw, &depths),
+        0);
+    cr_assert_eq(lb_error_errno(), ENOENT, "%s", lb_error_msg());
+    cr_assert(strstr(lb_error_msg(), IDP), "%s", lb_error_msg());
     store_txn_abort(x);
+
+    /* a parent of another set: refused as a backup's would be */
+    import_parent(IDQ, TQ, "vm2", &R2);
+    proto_kv_set(&m, "parent", IDQ);
+    x = store_txn_import(st, ID1, "vm1", IDQ, &m);
+    cr_assert_not_null(x, "%s", lb_error_msg());
+    cr_assert_lt(
+        tu_disk_begin(x, "vda", 2 * WS, PROTO_DISK_INCR, &dm, &nw, &depths),
+        0);
+    cr_assert(strstr(lb_error_msg(), "not a backup of vm1"), "%s",
+              lb_error_msg());
+    store_txn_abort(x);
+
+    /* the parent of the set: window 0 kept, a delta pushed on window 1 */
+    import_parent(IDP, TP, "vm1", &R2);
+    proto_kv_set(&m, "parent", IDP);
+    x = store_txn_import(st, ID1, "vm1", IDP, &m);
+    proto_kv_free(&m);
+    cr_assert_not_null(x, "%s", lb_error_msg());
+    cr_assert_eq(
+        tu_disk_begin(x, "vda", 2 * WS, PROTO_DISK_INCR, &dm, &nw, &depths),
+        0, "%s", lb_error_msg());
+    cr_assert_eq(nw, 2);
+    cr_assert_eq(depths[0], 1);
+    cr_assert_eq(depths[1], 1);
+    r.refs[0].type = PROTO_CHUNK_DELTA;
+    r.refs[0].d = D1.c.d;
+    cr_assert_eq(store_txn_window(x, &r), 0, "%s", lb_error_msg());
+    cr_assert_eq(store_txn_disk_end(x, &none), 0, "%s", lb_error_msg());
+    cr_assert_eq(store_txn_commit(x, &none, &out), 0, "%s", lb_error_msg());
+    proto_kv_free(&out);
+    {
+        int fd = store_manifest_open(st, ID1);
+        struct proto_mf_reader *rd;
+        struct proto_mf_hdr h;
+        struct proto_mf_disk d;
+        struct proto_mf_window w;
+        struct proto_kv dmeta;
+
+        cr_assert_geq(fd, 0, "%s", lb_error_msg());
+        rd = proto_mf_reader_new(fd_read, &fd);
+        cr_assert_eq(proto_mf_read_header(rd, &h), 0);
+        cr_assert_eq(proto_mf_next_disk(rd, &d), 1);
+        cr_assert_eq(proto_mf_next_window(rd, &w), 0);
+        cr_assert_eq(w.depth, 1);
+        cr_assert_arr_eq(w.refs[0].d.b, R1.c.d.b, PROTO_DIGEST_LEN);
+        cr_assert_eq(proto_mf_next_window(rd, &w), 0);
+        cr_assert_eq(w.depth, 2);
+        cr_assert_arr_eq(w.refs[0].d.b, R2.c.d.b, PROTO_DIGEST_LEN);
+        cr_assert_arr_eq(w.refs[1].d.b, D1.c.d.b, PROTO_DIGEST_LEN);
+        /* the source's disk metadata, its mode included, as it was */
+        cr_assert_eq(proto_mf_read_disk_end(rd, &dmeta), 0);
+        cr_assert_str_eq(proto_kv_get(&dmeta, "mode"), "incremental");
+        proto_kv_free(&dmeta);
+        proto_mf_reader_free(rd);
+        close(fd);
+    }
+    proto_kv_free(&dm);
+    free(depths);
+    tu_chunk_free(&R2);
+    tu_chunk_free(&D1);
 }
 
 Test(import, append_only_takes_no_older_backup_and_none_from_the_future)
