@@ -622,3 +622,71 @@ store_chunk_load(struct store *st, struct store_scratch *s,
     *type = c.type;
     return 0;
 }
+
+static const char *
+type_name(uint8_t type)
+{
+    switch (type) {
+    case PROTO_CHUNK_RAW:
+        return "RAW";
+    case PROTO_CHUNK_DELTA:
+        return "DELTA";
+    case PROTO_CHUNK_BLOB:
+        return "BLOB";
+    default:
+        return "unknown";
+    }
+}
+
+/*
+ * A chunk a backup names must be there (stored, or noted: being stored
+ * for it) and be what the name says: of the ref's type, a RAW chunk as
+ * long as its window, a DELTA no longer than one can be for it. Checked
+ * on the chunk's header (what the frame declared, for one noted), so it
+ * holds under encryption; verify also checks a DELTA's window length in
+ * its plaintext. 0, or -1 (EINVAL, or EPROTO for a damaged chunk).
+ */
+int
+store_chunk_check_ref(struct store *st, const struct digest_set *noted,
+                      uint8_t want, uint32_t wl, const struct proto_digest *d,
+                      char *why, size_t why_len)
+{
+    struct store_chunk_hdr h = {0};
+    char hex[65];
+
+    proto_digest_hex(d, hex);
+    if (!store_dset_get(noted, d, &h.type, &h.raw_len) ||
+        h.type == STORE_DSET_ANY) {
+        if (store_chunk_head(st, d, false, &h) < 0) {
+            if (lb_error_errno() == ENOENT) {
+                snprintf(why, why_len,
+                         "chunk %s, which was neither sent "
+                         "nor stored",
+                         hex);
+                return lb_fail(EINVAL, "%s", why);
+            }
+            snprintf(why, why_len, "%s", lb_error_msg());
+            return -1;
+        }
+    }
+    if (h.type != want) {
+        snprintf(why, why_len, "chunk %s as %s, but it is a %s chunk", hex,
+                 type_name(want), type_name(h.type));
+        return lb_fail(EINVAL, "%s", why);
+    }
+    if (want == PROTO_CHUNK_RAW && h.raw_len != wl) {
+        snprintf(why, why_len,
+                 "RAW chunk %s of %u bytes for a window of %u bytes", hex,
+                 h.raw_len, wl);
+        return lb_fail(EINVAL, "%s", why);
+    }
+    if (want == PROTO_CHUNK_DELTA &&
+        (h.raw_len < PROTO_DELTA_HDR + PROTO_DELTA_RUN ||
+         h.raw_len > proto_delta_size(wl / 512, wl))) {
+        snprintf(why, why_len,
+                 "DELTA chunk %s of %u bytes for a window of %u bytes", hex,
+                 h.raw_len, wl);
+        return lb_fail(EINVAL, "%s", why);
+    }
+    return 0;
+}

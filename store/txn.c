@@ -98,6 +98,36 @@ txn_claim_id(struct store_txn *t)
     return r;
 }
 
+/* A backup's parent must be a backup of its set here: 0, or -1 with errno
+ * (ENOENT, EINVAL, EPROTO for one that cannot be read). */
+static int
+parent_of_set(struct store *st, const char *parent_id, const char *name)
+{
+    struct proto_kv pm = {0};
+    const char *n;
+    bool ok;
+
+    if (store_manifest_read_meta_obj(st, parent_id, &pm) < 0) {
+        int e = lb_error_errno();
+        if (e != ENOENT && e != EINVAL) {
+            lb_error_prefix("parent backup %s", parent_id);
+            e = EPROTO;
+        }
+        errno = e;
+        return -1;
+    }
+    n = proto_kv_get(&pm, "name");
+    ok = n && strcmp(n, name) == 0;
+    proto_kv_free(&pm);
+    if (!ok) {
+        lb_fail(EINVAL, "parent backup %s is not a backup of %s", parent_id,
+                name);
+        errno = EINVAL;
+        return -1;
+    }
+    return 0;
+}
+
 struct store_txn *
 store_txn_begin(struct store *st, const char *name, const char *parent_id,
                 const struct proto_kv *meta)
@@ -128,27 +158,8 @@ store_txn_begin(struct store *st, const char *name, const char *parent_id,
     }
 
     if (parent_id && *parent_id) {
-        struct proto_kv pm = {0};
-
-        if (store_manifest_read_meta_obj(st, parent_id, &pm) < 0) {
-            int e = lb_error_errno();
-            if (e == ENOENT || e == EINVAL) {
-                errno = e;
-                goto fail;
-            }
-            lb_error_prefix("parent backup %s", parent_id);
-            errno = EPROTO;
+        if (parent_of_set(st, parent_id, name) < 0)
             goto fail;
-        }
-        if (!proto_kv_get(&pm, "name") ||
-            strcmp(proto_kv_get(&pm, "name"), name) != 0) {
-            lb_fail(EINVAL, "parent backup %s is not a backup of %s", parent_id,
-                    name);
-            proto_kv_free(&pm);
-            errno = EINVAL;
-            goto fail;
-        }
-        proto_kv_free(&pm);
         snprintf(t->parent, sizeof t->parent, "%s", parent_id);
     }
 
@@ -325,34 +336,18 @@ txn_fail(struct store_txn *t)
 }
 
 /* An import's incremental disk (PROTOCOL.md, "Copy"): its parent must be
- * a backup of its set here, as a backup's (store_txn_begin); its stacks
- * are then the base the records are merged on. Checked at the first such
- * disk: an import whose disks are all sent whole needs no parent here. */
+ * a backup of its set here, as a backup's; checked at the first such disk
+ * (an import of whole disks needs no parent here). */
 static int
 import_parent_check(struct store_txn *t)
 {
-    struct proto_kv pm = {0};
-    const char *n;
-    bool ok;
-
     if (t->parent_checked)
         return 0;
-    if (!t->parent[0])
-        return lb_fail(EINVAL,
-                       "import of %s: an incremental disk without a parent "
-                       "backup",
-                       t->id);
-    if (store_manifest_read_meta_obj(t->st, t->parent, &pm) < 0) {
-        lb_error_prefix("import of %s: its parent %s", t->id, t->parent);
+    if (t->parent[0] && parent_of_set(t->st, t->parent, t->name) < 0) {
+        lb_error_prefix("import of %s", t->id);
         return -1;
     }
-    n = proto_kv_get(&pm, "name");
-    ok = n && strcmp(n, t->name) == 0;
-    proto_kv_free(&pm);
-    if (!ok)
-        return lb_fail(EINVAL, "parent backup %s is not a backup of %s",
-                       t->parent, t->name);
-    t->parent_checked = true;
+    t->parent_checked = t->parent[0] != 0;
     return 0;
 }
 
@@ -518,74 +513,6 @@ window_len(const struct store_txn *t, uint64_t i)
     uint64_t ws = t->st->window_size, left = t->size - i * ws;
 
     return (uint32_t)(left < ws ? left : ws);
-}
-
-static const char *
-type_name(uint8_t type)
-{
-    switch (type) {
-    case PROTO_CHUNK_RAW:
-        return "RAW";
-    case PROTO_CHUNK_DELTA:
-        return "DELTA";
-    case PROTO_CHUNK_BLOB:
-        return "BLOB";
-    default:
-        return "unknown";
-    }
-}
-
-/*
- * A chunk a backup names must be there (stored, or noted: being stored
- * for it) and be what the name says: of the ref's type, a RAW chunk as
- * long as its window, a DELTA no longer than one can be for it. Checked
- * on the chunk's header (what the frame declared, for one noted), so it
- * holds under encryption; verify also checks a DELTA's window length in
- * its plaintext. 0, or -1 (EINVAL, or EPROTO for a damaged chunk).
- */
-int
-store_chunk_check_ref(struct store *st, const struct digest_set *noted,
-                      uint8_t want, uint32_t wl, const struct proto_digest *d,
-                      char *why, size_t why_len)
-{
-    struct store_chunk_hdr h = {0};
-    char hex[65];
-
-    proto_digest_hex(d, hex);
-    if (!store_dset_get(noted, d, &h.type, &h.raw_len) ||
-        h.type == STORE_DSET_ANY) {
-        if (store_chunk_head(st, d, false, &h) < 0) {
-            if (lb_error_errno() == ENOENT) {
-                snprintf(why, why_len,
-                         "chunk %s, which was neither sent "
-                         "nor stored",
-                         hex);
-                return lb_fail(EINVAL, "%s", why);
-            }
-            snprintf(why, why_len, "%s", lb_error_msg());
-            return -1;
-        }
-    }
-    if (h.type != want) {
-        snprintf(why, why_len, "chunk %s as %s, but it is a %s chunk", hex,
-                 type_name(want), type_name(h.type));
-        return lb_fail(EINVAL, "%s", why);
-    }
-    if (want == PROTO_CHUNK_RAW && h.raw_len != wl) {
-        snprintf(why, why_len,
-                 "RAW chunk %s of %u bytes for a window of %u bytes", hex,
-                 h.raw_len, wl);
-        return lb_fail(EINVAL, "%s", why);
-    }
-    if (want == PROTO_CHUNK_DELTA &&
-        (h.raw_len < PROTO_DELTA_HDR + PROTO_DELTA_RUN ||
-         h.raw_len > proto_delta_size(wl / 512, wl))) {
-        snprintf(why, why_len,
-                 "DELTA chunk %s of %u bytes for a window of %u bytes", hex,
-                 h.raw_len, wl);
-        return lb_fail(EINVAL, "%s", why);
-    }
-    return 0;
 }
 
 static int
