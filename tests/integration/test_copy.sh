@@ -64,6 +64,17 @@ same_stacks() {
     cmp -s <(manifest_chunks "$1/backups/$3" vda) <(manifest_chunks "$2/backups/$3" vda) ||
         fail "backup $3: its window stacks differ in $2"
 }
+# night N PREV [OFFSET LENGTH]: the overlay T/oN.qcow2 on PREV, LENGTH
+# random bytes written at OFFSET (none without), its content T/truthN.raw,
+# backed up into S as an incremental of set img; its id into ID.
+night() {
+    overlay "$T/o$1.qcow2" "$2" qcow2
+    [[ -z ${3:-} ]] || write_random "$T/o$1.qcow2" qcow2 "$3" "$4"
+    snapshot_raw "$T/o$1.qcow2" "$T/truth$1.raw"
+    run_ok livebackup backup-image --json --repo "$S" --name img --disk vda="$T/o$1.qcow2" \
+        --since "$2"
+    ID=$(json_field "$T/out" summary id)
+}
 nbackups() { livebackup list --repo "$1" --json | jq -s '[.[] | select(.event == "backup")] | length'; }
 nchunks() { find "$1/chunks" -type f | wc -l; }
 
@@ -96,12 +107,8 @@ for k in copied:0 present:4 chunks_sent:0 bytes_sent:0; do
 done
 ok "a second copy moves no chunk"
 
-overlay "$T/o2.qcow2" "$T/o1.qcow2" qcow2
-write_random "$T/o2.qcow2" qcow2 $((20 << 20)) $((3 << 20))
-snapshot_raw "$T/o2.qcow2" "$T/truth2.raw"
-run_ok livebackup backup-image --json --repo "$S" --name img --disk vda="$T/o2.qcow2" \
-    --since "$T/o1.qcow2"
-id2=$(json_field "$T/out" summary id)
+night 2 "$T/o1.qcow2" $((20 << 20)) $((3 << 20))
+id2=$ID
 run_ok livebackup copy --from "$S" --to "$D" --json --name img
 [[ $(json_field "$T/out" summary copied) == 1 ]] || fail "third copy: $(cat "$T/out")"
 sent=$(json_field "$T/out" summary bytes_sent)
@@ -367,10 +374,8 @@ ok "prune and gc on the source leave the copies intact"
 # A night that changed nothing: its copy onto its parent's copy sends no
 # window record, asks about no chunk and moves none; the stacks are the
 # parent's, the restore exact.
-overlay "$T/o3.qcow2" "$T/o2.qcow2" qcow2
-run_ok livebackup backup-image --json --repo "$S" --name img --disk vda="$T/o3.qcow2" \
-    --since "$T/o2.qcow2"
-id3=$(json_field "$T/out" summary id)
+night 3 "$T/o2.qcow2"
+id3=$ID
 run_ok livebackup copy --from "$S" --to "$D" --name img --json
 for k in copied:1 chunks_sent:0 chunks_reused:0 bytes_sent:0; do
     [[ $(json_field "$T/out" summary "${k%%:*}") == "${k#*:}" ]] ||
@@ -378,18 +383,14 @@ for k in copied:1 chunks_sent:0 chunks_reused:0 bytes_sent:0; do
 done
 same_stacks "$S" "$D" "$id3"
 run_ok livebackup restore-image --repo "$D" --name img --backup "$id3" --disk vda --to "$T/r3.raw"
-same_image "$T/r3.raw" raw "$T/truth2.raw" raw
+same_image "$T/r3.raw" raw "$T/truth3.raw" raw
 ok "an unchanged night copied onto its parent's copy: no record, no query, no chunk; restored exact"
 
 # The parent's copy damaged in the destination: the next night's disks go
 # whole (as to a repository without the parent), with a warning naming
 # it, and the copy is exact.
-overlay "$T/o4.qcow2" "$T/o3.qcow2" qcow2
-write_random "$T/o4.qcow2" qcow2 $((50 << 20)) $((1 << 20))
-snapshot_raw "$T/o4.qcow2" "$T/truth4.raw"
-run_ok livebackup backup-image --json --repo "$S" --name img --disk vda="$T/o4.qcow2" \
-    --since "$T/o3.qcow2"
-id4=$(json_field "$T/out" summary id)
+night 4 "$T/o3.qcow2" $((50 << 20)) $((1 << 20))
+id4=$ID
 # a byte of the first window's first digest (store/FORMAT.md: the disk
 # section at 64, its windows 33 bytes in, a stack's depth and type first)
 printf '\xff' | dd of="$D/backups/$id3" bs=1 seek=109 conv=notrunc status=none
