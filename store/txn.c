@@ -47,7 +47,6 @@ struct store_txn {
     size_t ndisks;
     bool prepared; /* the final metadata is in meta (store_txn_prepare) */
     bool import;   /* a copy of another repository's backup (IMPORT) */
-    bool parent_checked; /* an import's parent: here, of its set */
     bool reserved; /* ids/ID is ours (txn_claim_id) */
     uint64_t chunks_new, bytes_new, bytes_received;
     uint64_t windows_set, windows_pushed;
@@ -335,22 +334,6 @@ txn_fail(struct store_txn *t)
     return -1;
 }
 
-/* An import's incremental disk (PROTOCOL.md, "Copy"): its parent must be
- * a backup of its set here, as a backup's; checked at the first such disk
- * (an import of whole disks needs no parent here). */
-static int
-import_parent_check(struct store_txn *t)
-{
-    if (t->parent_checked)
-        return 0;
-    if (t->parent[0] && parent_of_set(t->st, t->parent, t->name) < 0) {
-        lb_error_prefix("import of %s", t->id);
-        return -1;
-    }
-    t->parent_checked = t->parent[0] != 0;
-    return 0;
-}
-
 int
 store_txn_disk_begin(struct store_txn *t, const char *disk, uint64_t size,
                      uint8_t mode, const struct proto_kv *meta,
@@ -385,8 +368,14 @@ store_txn_disk_begin(struct store_txn *t, const char *disk, uint64_t size,
                        "than %llu windows of %u bytes",
                        disk, (unsigned long long)PROTO_MF_MAX_BACKUP_WINDOWS,
                        ws);
-    if (t->import && mode == PROTO_DISK_INCR && import_parent_check(t) < 0)
+    /* An import's incremental disk (PROTOCOL.md, "Copy"): its parent must
+     * be a backup of its set here, as a backup's, before any of its depths
+     * go out (an import of whole disks needs no parent here). */
+    if (t->import && mode == PROTO_DISK_INCR && t->parent[0] &&
+        parent_of_set(t->st, t->parent, t->name) < 0) {
+        lb_error_prefix("import of %s", t->id);
         return -1;
+    }
     t->windows_total += t->nwindows;
     if (mode == PROTO_DISK_INCR) {
         struct proto_mf_window w;

@@ -421,6 +421,18 @@ copy_meta_chunks(struct copy_one *c, const struct proto_kv *meta)
     return move_chunks(c, &d, 1);
 }
 
+/* Whether backup id is in l (and of set name, unless name is NULL). */
+static bool
+listed(const struct agent_list *l, const char *id, const char *name)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        const char *n = proto_kv_get(&l->b[i], "name");
+        if (strcmp(proto_kv_get(&l->b[i], "id"), id) == 0)
+            return !name || (n && strcmp(n, name) == 0);
+    }
+    return false;
+}
+
 /* Whether disk d goes as an incremental on the destination's parent: the
  * parent there has a disk of its name and size. */
 static bool
@@ -446,16 +458,9 @@ parent_open(struct copy_one *c, const struct mf_info *m,
 {
     const char *parent = proto_kv_get(&m->meta, "parent");
     const char *name = proto_kv_get(&m->meta, "name");
-    bool here = false;
 
-    if (!parent || !*parent || !(c->dst->features & PROTO_FEATURE_COPY_INCR))
-        return 0;
-    for (size_t i = 0; i < dst_list->n && !here; i++) {
-        const char *n = proto_kv_get(&dst_list->b[i], "name");
-        here = strcmp(proto_kv_get(&dst_list->b[i], "id"), parent) == 0 &&
-               n && strcmp(n, name) == 0;
-    }
-    if (!here)
+    if (!parent || !*parent || !(c->dst->features & PROTO_FEATURE_COPY_INCR) ||
+        !listed(dst_list, parent, name))
         return 0;
     c->pm = lb_xcalloc(1, sizeof *c->pm);
     c->pfd = agent_repo_get_manifest(c->dst, parent);
@@ -681,15 +686,6 @@ newest_of(const struct agent_list *l, const char *name)
     return t;
 }
 
-static bool
-listed(const struct agent_list *l, const char *id)
-{
-    for (size_t i = 0; i < l->n; i++)
-        if (strcmp(proto_kv_get(&l->b[i], "id"), id) == 0)
-            return true;
-    return false;
-}
-
 /* Whether backup i of src comes before the destination's latest of its
  * set: a later backup of the set (in src's commit order) is in dst, or
  * dst's latest of the set started after it. */
@@ -700,7 +696,7 @@ behind(const struct agent_list *src, size_t i, const struct agent_list *dst)
 
     for (size_t k = i + 1; k < src->n; k++)
         if (strcmp(proto_kv_get(&src->b[k], "name"), name) == 0 &&
-            listed(dst, proto_kv_get(&src->b[k], "id")))
+            listed(dst, proto_kv_get(&src->b[k], "id"), NULL))
             return true;
     return (int64_t)proto_kv_get_u64(&src->b[i], "time", 0) <
            newest_of(dst, name);
@@ -801,7 +797,7 @@ agent_copy(struct agent_repo *src, struct agent_repo *dst,
         if (!sel[i])
             continue;
         st->selected++;
-        if (listed(&ld, proto_kv_get(b, "id"))) {
+        if (listed(&ld, proto_kv_get(b, "id"), NULL)) {
             st->present++;
             if (report(fn, opaque, b, "present", "", NULL) < 0)
                 goto out;

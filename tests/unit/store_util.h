@@ -1,14 +1,26 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * For the store tests: store_txn_disk_begin with the parent's streamed
- * stack depths collected into one array, as the tests compare them whole.
+ * stack depths collected into one array, as the tests compare them whole;
+ * the read callback of a manifest reader over a file.
  */
 #ifndef LB_TESTS_STORE_UTIL_H
 #define LB_TESTS_STORE_UTIL_H
 
 #include "store/store.h"
 
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
+
+/* A proto_mf_reader's read over the fd *opaque, at most 777 bytes a
+ * call: the reader's refills are exercised, not one read of the whole. */
+static inline ssize_t
+tu_fd_read(void *opaque, void *buf, size_t len)
+{
+    ssize_t r = read(*(int *)opaque, buf, LB_MIN(len, 777));
+    return r < 0 ? lb_error(errno, "read") : r;
+}
 
 struct tu_depths {
     uint8_t *d;

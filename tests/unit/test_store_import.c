@@ -223,13 +223,6 @@ import_parent(const char *id, int64_t t, const char *name,
     proto_kv_free(&out);
 }
 
-static ssize_t
-fd_read(void *opaque, void *buf, size_t len)
-{
-    ssize_t r = read(*(int *)opaque, buf, len);
-    return r < 0 ? lb_error(errno, "read") : r;
-}
-
 /* An import's disk may be incremental on its parent when the parent is a
  * backup of its set here (the copy of a night onto the last night's
  * copy): its windows keep the parent's stacks but those the records set
@@ -300,7 +293,7 @@ Test(import, incremental_disks_on_a_parent_of_the_set_here_only)
         struct proto_kv dmeta;
 
         cr_assert_geq(fd, 0, "%s", lb_error_msg());
-        rd = proto_mf_reader_new(fd_read, &fd);
+        rd = proto_mf_reader_new(tu_fd_read, &fd);
         cr_assert_eq(proto_mf_read_header(rd, &h), 0);
         cr_assert_eq(proto_mf_next_disk(rd, &d), 1);
         cr_assert_eq(proto_mf_next_window(rd, &w), 0);

@@ -161,13 +161,6 @@ struct want_disk {
     } w[8];
 };
 
-static ssize_t
-fd_read(void *opaque, void *buf, size_t len)
-{
-    ssize_t r = read(*(int *)opaque, buf, LB_MIN(len, 777));
-    return r < 0 ? lb_error(errno, "read") : r;
-}
-
 static void
 check_manifest(const char *id, const struct want_disk *want, size_t ndisks,
                struct proto_kv *meta_out)
@@ -179,7 +172,7 @@ check_manifest(const char *id, const struct want_disk *want, size_t ndisks,
     struct proto_kv meta;
 
     cr_assert_geq(fd, 0, "%s", lb_error_msg());
-    r = proto_mf_reader_new(fd_read, &fd);
+    r = proto_mf_reader_new(tu_fd_read, &fd);
     cr_assert_eq(proto_mf_read_header(r, &h), 0);
     cr_assert_eq(h.ndisks, ndisks);
     for (size_t i = 0; i < ndisks; i++) {
@@ -242,7 +235,7 @@ Test(txn, full_backup_is_listed_and_reads_back)
     {
         /* The disk metadata carries what the client sent. */
         int fd = store_manifest_open(st, id);
-        struct proto_mf_reader *r = proto_mf_reader_new(fd_read, &fd);
+        struct proto_mf_reader *r = proto_mf_reader_new(tu_fd_read, &fd);
         struct proto_mf_hdr h;
         struct proto_mf_disk d;
         struct proto_kv dm;
