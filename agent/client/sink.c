@@ -4,12 +4,12 @@
  * through qemu-nbd (socket activation by libnbd) with asynchronous writes.
  */
 #include "agent/client/sink.h"
+#include "agent/client/nbd_dl.h"
 #include "agent/client/run.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
-#include <libnbd.h>
 #include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -50,6 +50,8 @@ agent_sink_open(struct agent_sink *k, const char *out, enum agent_format fmt,
                           "--",       k->tmp,   sz,   NULL};
         char *serve[] = {"qemu-nbd", "-f",   "qcow2", "--cache=writeback",
                          "--",       k->tmp, NULL};
+        if (lb_nbd_load() < 0)
+            return -1;
         snprintf(sz, sizeof sz, "%llu", (unsigned long long)size);
         /* Created here first, exclusively: qemu-img then writes over our
          * own file, never through a link planted under that name. */
@@ -61,9 +63,9 @@ agent_sink_open(struct agent_sink *k, const char *out, enum agent_format fmt,
         k->fd = -1;
         if (agent_run_ok(create, NULL) < 0)
             return -1;
-        k->h = nbd_create();
-        if (!k->h || nbd_connect_systemd_socket_activation(k->h, serve) < 0)
-            return lb_error(0, "qemu-nbd on %s: %s", k->tmp, nbd_get_error());
+        k->h = LN(nbd_create);
+        if (!k->h || LN(nbd_connect_systemd_socket_activation, k->h, serve) < 0)
+            return lb_error(0, "qemu-nbd on %s: %s", k->tmp, LN(nbd_get_error));
         /* only to start its write-back early (agent_sink_writeback) */
         k->fd = open(k->tmp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     }
@@ -111,13 +113,12 @@ agent_sink_write(struct agent_sink *k, const uint8_t *buf, size_t len,
     w = lb_xmalloc(sizeof *w);
     *w = (struct wdone){k, pending, off};
     (*pending)++;
-    if (nbd_aio_pwrite(k->h, buf, len, off,
-                       (nbd_completion_callback){.callback = write_done,
-                                                 .user_data = w,
-                                                 .free = write_done_free},
-                       0) < 0) {
+    if (LN(nbd_aio_pwrite, k->h, buf, len, off,
+           (nbd_completion_callback){
+               .callback = write_done, .user_data = w, .free = write_done_free},
+           0) < 0) {
         (*pending)--;
-        return lb_error(0, "write %s: %s", k->tmp, nbd_get_error());
+        return lb_error(0, "write %s: %s", k->tmp, LN(nbd_get_error));
     }
     return 0;
 }
@@ -127,9 +128,9 @@ agent_sink_wait(struct agent_sink *k, int left)
 {
     if (!k->h)
         return 0;
-    while (nbd_aio_in_flight(k->h) > left)
-        if (nbd_poll(k->h, -1) < 0)
-            return lb_error(0, "write %s: %s", k->tmp, nbd_get_error());
+    while (LN(nbd_aio_in_flight, k->h) > left)
+        if (LN(nbd_poll, k->h, -1) < 0)
+            return lb_error(0, "write %s: %s", k->tmp, LN(nbd_get_error));
     if (k->write_error)
         return lb_error(k->write_error, "write %s at offset %llu", k->tmp,
                         (unsigned long long)k->error_off);
@@ -145,9 +146,9 @@ agent_sink_close(struct agent_sink *k, bool commit)
         if (commit && agent_sink_wait(k, 0) < 0)
             r = -1;
         else if (commit &&
-                 (nbd_flush(k->h, 0) < 0 || nbd_shutdown(k->h, 0) < 0))
-            r = lb_error(0, "flush %s: %s", k->tmp, nbd_get_error());
-        nbd_close(k->h);
+                 (LN(nbd_flush, k->h, 0) < 0 || LN(nbd_shutdown, k->h, 0) < 0))
+            r = lb_error(0, "flush %s: %s", k->tmp, LN(nbd_get_error));
+        LN(nbd_close, k->h);
         k->h = NULL;
         if (r == 0 && commit && k->fd < 0) {
             k->fd = open(k->tmp, O_RDONLY | O_CLOEXEC);
@@ -190,7 +191,7 @@ agent_sink_writeback(struct agent_sink *k, uint64_t off, uint64_t len)
 int
 agent_sink_poll(struct agent_sink *k)
 {
-    if (nbd_poll(k->h, -1) < 0)
-        return lb_error(0, "write %s: %s", k->tmp, nbd_get_error());
+    if (LN(nbd_poll, k->h, -1) < 0)
+        return lb_error(0, "write %s: %s", k->tmp, LN(nbd_get_error));
     return agent_sink_wait(k, INT_MAX);
 }

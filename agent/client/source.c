@@ -11,11 +11,11 @@
  * costs a round trip per gigabyte, not per window.
  */
 #include "agent/client/client.h"
+#include "agent/client/nbd_dl.h"
 #include "agent/client/run.h"
 #include "common/json.h"
 
 #include <errno.h>
-#include <libnbd.h>
 #include <limits.h>
 #include <string.h>
 
@@ -169,19 +169,22 @@ agent_source_open(const char *path, const char *since, bool force_share)
         }
     }
 
-    s->h = nbd_create();
+    if (lb_nbd_load() < 0)
+        goto fail;
+    s->h = LN(nbd_create);
     if (!s->h) {
-        lb_error(0, "libnbd: %s", nbd_get_error());
+        lb_error(0, "libnbd: %s", LN(nbd_get_error));
         goto fail;
     }
     /* Every read's status is checked before its buffer is used, and the
      * server is our own qemu-nbd child: libnbd's zeroing of each read
      * buffer first (a guard for callers that ignore errors) only costs a
      * pass over all the data. */
-    if (nbd_set_pread_initialize(s->h, false) < 0 ||
-        nbd_add_meta_context(s->h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
-        (since && nbd_add_meta_context(s->h, "qemu:allocation-depth") < 0)) {
-        lb_error(0, "libnbd: %s", nbd_get_error());
+    if (LN(nbd_set_pread_initialize, s->h, false) < 0 ||
+        LN(nbd_add_meta_context, s->h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
+        (since &&
+         LN(nbd_add_meta_context, s->h, "qemu:allocation-depth") < 0)) {
+        lb_error(0, "libnbd: %s", LN(nbd_get_error));
         goto fail;
     }
     argv[a++] = "qemu-nbd";
@@ -202,20 +205,22 @@ agent_source_open(const char *path, const char *since, bool force_share)
         argv[a++] = (char *)path;
     }
     argv[a] = NULL;
-    if (nbd_connect_systemd_socket_activation(s->h, argv) < 0) {
-        lb_error(0, "cannot open %s with qemu-nbd: %s", path, nbd_get_error());
+    if (LN(nbd_connect_systemd_socket_activation, s->h, argv) < 0) {
+        lb_error(0, "cannot open %s with qemu-nbd: %s", path,
+                 LN(nbd_get_error));
         lb_error_hint("is the image in use by a running VM? (qemu-nbd needs "
                       "a read lock)");
         goto fail;
     }
-    if (nbd_can_meta_context(s->h, LIBNBD_CONTEXT_BASE_ALLOCATION) != 1 ||
-        (since && nbd_can_meta_context(s->h, "qemu:allocation-depth") != 1)) {
+    if (LN(nbd_can_meta_context, s->h, LIBNBD_CONTEXT_BASE_ALLOCATION) != 1 ||
+        (since &&
+         LN(nbd_can_meta_context, s->h, "qemu:allocation-depth") != 1)) {
         lb_error(0, "qemu-nbd does not offer block status for %s", path);
         goto fail;
     }
-    size = nbd_get_size(s->h);
+    size = LN(nbd_get_size, s->h);
     if (size <= 0) {
-        lb_error(0, "%s: cannot get its size: %s", path, nbd_get_error());
+        lb_error(0, "%s: cannot get its size: %s", path, LN(nbd_get_error));
         goto fail;
     }
     s->size = (uint64_t)size;
@@ -233,7 +238,7 @@ agent_source_close(struct agent_source *s)
     if (!s)
         return;
     if (s->h)
-        nbd_close(s->h);
+        LN(nbd_close, s->h);
     free(s->format);
     free(s->chain);
     free(s->cache);
@@ -313,12 +318,10 @@ map_more(struct agent_source *s, uint64_t off)
     uint32_t fa = 0, fb = 0;
 
     s->ctx[0].n = s->ctx[1].n = 0;
-    if (nbd_block_status(
-            s->h, count, off,
-            (nbd_extent_callback){.callback = extent_cb, .user_data = s},
-            0) < 0)
+    if (LN(nbd_block_status, s->h, count, off,
+           (nbd_extent_callback){.callback = extent_cb, .user_data = s}, 0) < 0)
         return lb_error(0, "block status at %llu: %s", (unsigned long long)off,
-                        nbd_get_error());
+                        LN(nbd_get_error));
     if (s->ctx[0].n == 0 || (s->since_depth && s->ctx[1].n == 0))
         return lb_error(0, "qemu-nbd returned no block status at %llu",
                         (unsigned long long)off);
@@ -411,26 +414,26 @@ agent_source_preadv(struct agent_source *s, const struct agent_read *r,
             k = BATCH;
         for (; issued < k; issued++) {
             const struct agent_read *q = &r[i + issued];
-            cookie[issued] = nbd_aio_pread(s->h, q->buf, q->len, q->off,
-                                           NBD_NULL_COMPLETION, 0);
+            cookie[issued] = LN(nbd_aio_pread, s->h, q->buf, q->len, q->off,
+                                NBD_NULL_COMPLETION, 0);
             if (cookie[issued] < 0) {
                 rc = lb_error(0, "read at offset %llu: %s",
-                              (unsigned long long)q->off, nbd_get_error());
+                              (unsigned long long)q->off, LN(nbd_get_error));
                 break;
             }
         }
         /* Wait for every issued read, even after a failure. */
         for (size_t j = 0; j < issued; j++) {
             int done;
-            while ((done = nbd_aio_command_completed(s->h, cookie[j])) == 0)
-                if (nbd_poll(s->h, -1) < 0) {
+            while ((done = LN(nbd_aio_command_completed, s->h, cookie[j])) == 0)
+                if (LN(nbd_poll, s->h, -1) < 0) {
                     done = -1;
                     break;
                 }
             if (done < 0 && rc == 0)
-                rc =
-                    lb_error(0, "read at offset %llu: %s",
-                             (unsigned long long)r[i + j].off, nbd_get_error());
+                rc = lb_error(0, "read at offset %llu: %s",
+                              (unsigned long long)r[i + j].off,
+                              LN(nbd_get_error));
         }
         if (rc < 0)
             return -1;
@@ -441,8 +444,8 @@ agent_source_preadv(struct agent_source *s, const struct agent_read *r,
 int
 agent_source_pread(struct agent_source *s, void *buf, size_t len, uint64_t off)
 {
-    if (nbd_pread(s->h, buf, len, off, 0) < 0)
+    if (LN(nbd_pread, s->h, buf, len, off, 0) < 0)
         return lb_error(0, "read at offset %llu: %s", (unsigned long long)off,
-                        nbd_get_error());
+                        LN(nbd_get_error));
     return 0;
 }

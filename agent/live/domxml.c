@@ -7,19 +7,17 @@
 #include "agent/live/virt.h"
 #include "agent/live/xmlsafe.h"
 
+#include "agent/live/xml_dl.h"
 #include <errno.h>
-#include <libxml/parser.h>
-#include <libxml/tree.h>
-#include <libxml/xpath.h>
 #include <string.h>
 
 static char *
 xprop(xmlNodePtr n, const char *name)
 {
-    xmlChar *p = n ? xmlGetProp(n, (const xmlChar *)name) : NULL;
+    xmlChar *p = n ? LX(xmlGetProp, n, (const xmlChar *)name) : NULL;
     char *s = p ? lb_xstrdup((const char *)p) : NULL;
 
-    xmlFree(p);
+    LX_FREE(p);
     return s;
 }
 
@@ -47,9 +45,12 @@ source_path(xmlNodePtr src)
 static xmlDocPtr
 parse_xml(const char *xml)
 {
-    xmlDocPtr doc = xmlReadMemory(xml, (int)strlen(xml), "domain.xml", NULL,
-                                  XML_PARSE_NONET | XML_PARSE_NOERROR |
-                                      XML_PARSE_NOWARNING);
+    xmlDocPtr doc;
+
+    if (lb_xml_load() < 0)
+        return NULL;
+    doc = LX(xmlReadMemory, xml, (int)strlen(xml), "domain.xml", NULL,
+             XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
     if (!doc)
         lb_fail(EPROTO, "cannot parse the domain XML");
     return doc;
@@ -58,13 +59,12 @@ parse_xml(const char *xml)
 static xmlXPathObjectPtr
 find_disks(xmlDocPtr doc)
 {
-    xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
-    xmlXPathObjectPtr r =
-        ctx ? xmlXPathEvalExpression((const xmlChar *)"/domain/devices/disk",
-                                     ctx)
-            : NULL;
+    xmlXPathContextPtr ctx = LX(xmlXPathNewContext, doc);
+    xmlXPathObjectPtr r = ctx ? LX(xmlXPathEvalExpression,
+                                   (const xmlChar *)"/domain/devices/disk", ctx)
+                              : NULL;
 
-    xmlXPathFreeContext(ctx);
+    LX(xmlXPathFreeContext, ctx);
     return r;
 }
 
@@ -123,8 +123,8 @@ agent_xml_disks(const char *xml, struct agent_vdisk **out, size_t *n)
         }
         (*n)++;
     }
-    xmlXPathFreeObject(r);
-    xmlFreeDoc(doc);
+    LX(xmlXPathFreeObject, r);
+    LX(xmlFreeDoc, doc);
     return 0;
 }
 
@@ -153,22 +153,22 @@ set_disk_source(xmlNodePtr disk, const char *path, const char *fmt)
     bool block = strncmp(path, "/dev/", 5) == 0;
     xmlNodePtr src = child(disk, "source"), drv = child(disk, "driver"), bs;
 
-    xmlSetProp(disk, (const xmlChar *)"type",
-               (const xmlChar *)(block ? "block" : "file"));
+    LX(xmlSetProp, disk, (const xmlChar *)"type",
+       (const xmlChar *)(block ? "block" : "file"));
     if (!src)
-        src = xmlNewChild(disk, NULL, (const xmlChar *)"source", NULL);
-    xmlUnsetProp(src, (const xmlChar *)(block ? "file" : "dev"));
-    xmlUnsetProp(src, (const xmlChar *)"index");
-    xmlSetProp(src, (const xmlChar *)(block ? "dev" : "file"),
-               (const xmlChar *)path);
+        src = LX(xmlNewChild, disk, NULL, (const xmlChar *)"source", NULL);
+    LX(xmlUnsetProp, src, (const xmlChar *)(block ? "file" : "dev"));
+    LX(xmlUnsetProp, src, (const xmlChar *)"index");
+    LX(xmlSetProp, src, (const xmlChar *)(block ? "dev" : "file"),
+       (const xmlChar *)path);
     if (!drv) {
-        drv = xmlNewChild(disk, NULL, (const xmlChar *)"driver", NULL);
-        xmlSetProp(drv, (const xmlChar *)"name", (const xmlChar *)"qemu");
+        drv = LX(xmlNewChild, disk, NULL, (const xmlChar *)"driver", NULL);
+        LX(xmlSetProp, drv, (const xmlChar *)"name", (const xmlChar *)"qemu");
     }
-    xmlSetProp(drv, (const xmlChar *)"type", (const xmlChar *)fmt);
+    LX(xmlSetProp, drv, (const xmlChar *)"type", (const xmlChar *)fmt);
     while ((bs = child(disk, "backingStore")) != NULL) {
-        xmlUnlinkNode(bs);
-        xmlFreeNode(bs);
+        LX(xmlUnlinkNode, bs);
+        LX(xmlFreeNode, bs);
     }
 }
 
@@ -179,12 +179,12 @@ dump_xml(xmlDocPtr doc)
     int outlen = 0;
     char *out = NULL;
 
-    xmlDocDumpMemory(doc, &outx, &outlen);
+    LX(xmlDocDumpMemory, doc, &outx, &outlen);
     if (outx)
         out = lb_xstrdup((const char *)outx);
     else
         lb_fail(ENOMEM, "cannot write the domain XML");
-    xmlFree(outx);
+    LX_FREE(outx);
     return out;
 }
 
@@ -208,8 +208,8 @@ agent_xml_set_disks(const char *xml, size_t n, char *const *targets,
                 set_disk_source(disk, paths[k], formats[k]);
     }
     out = dump_xml(doc);
-    xmlXPathFreeObject(r);
-    xmlFreeDoc(doc);
+    LX(xmlXPathFreeObject, r);
+    LX(xmlFreeDoc, doc);
     return out;
 }
 
@@ -217,60 +217,65 @@ char *
 agent_xml_snapshot(const struct agent_vdisk *disks, size_t nd, size_t n,
                    char *const *targets, char *const *overlays)
 {
-    xmlDocPtr doc = xmlNewDoc((const xmlChar *)"1.0");
-    xmlNodePtr root = xmlNewNode(NULL, (const xmlChar *)"domainsnapshot");
-    xmlNodePtr list;
+    xmlDocPtr doc;
+    xmlNodePtr root, list;
     char *out;
 
-    xmlDocSetRootElement(doc, root);
-    list = xmlNewChild(root, NULL, (const xmlChar *)"disks", NULL);
+    if (lb_xml_load() < 0)
+        return NULL;
+    doc = LX(xmlNewDoc, (const xmlChar *)"1.0");
+    root = LX(xmlNewNode, NULL, (const xmlChar *)"domainsnapshot");
+    LX(xmlDocSetRootElement, doc, root);
+    list = LX(xmlNewChild, root, NULL, (const xmlChar *)"disks", NULL);
     for (size_t i = 0; i < nd; i++) {
         xmlNodePtr disk =
-            xmlNewChild(list, NULL, (const xmlChar *)"disk", NULL);
+            LX(xmlNewChild, list, NULL, (const xmlChar *)"disk", NULL);
         size_t k;
 
         for (k = 0; k < n && strcmp(targets[k], disks[i].target) != 0; k++)
             ;
-        xmlSetProp(disk, (const xmlChar *)"name",
-                   (const xmlChar *)disks[i].target);
+        LX(xmlSetProp, disk, (const xmlChar *)"name",
+           (const xmlChar *)disks[i].target);
         if (k == n) {
-            xmlSetProp(disk, (const xmlChar *)"snapshot",
-                       (const xmlChar *)"no");
+            LX(xmlSetProp, disk, (const xmlChar *)"snapshot",
+               (const xmlChar *)"no");
             continue;
         }
-        xmlSetProp(disk, (const xmlChar *)"snapshot",
-                   (const xmlChar *)"external");
-        xmlSetProp(disk, (const xmlChar *)"type", (const xmlChar *)"file");
-        xmlSetProp(xmlNewChild(disk, NULL, (const xmlChar *)"driver", NULL),
-                   (const xmlChar *)"type", (const xmlChar *)"qcow2");
-        xmlSetProp(xmlNewChild(disk, NULL, (const xmlChar *)"source", NULL),
-                   (const xmlChar *)"file", (const xmlChar *)overlays[k]);
+        LX(xmlSetProp, disk, (const xmlChar *)"snapshot",
+           (const xmlChar *)"external");
+        LX(xmlSetProp, disk, (const xmlChar *)"type", (const xmlChar *)"file");
+        LX(xmlSetProp,
+           LX(xmlNewChild, disk, NULL, (const xmlChar *)"driver", NULL),
+           (const xmlChar *)"type", (const xmlChar *)"qcow2");
+        LX(xmlSetProp,
+           LX(xmlNewChild, disk, NULL, (const xmlChar *)"source", NULL),
+           (const xmlChar *)"file", (const xmlChar *)overlays[k]);
     }
     out = dump_xml(doc);
-    xmlFreeDoc(doc);
+    LX(xmlFreeDoc, doc);
     return out;
 }
 
 static xmlXPathObjectPtr
 xpath(xmlDocPtr doc, const char *expr)
 {
-    xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
+    xmlXPathContextPtr ctx = LX(xmlXPathNewContext, doc);
     xmlXPathObjectPtr r =
-        ctx ? xmlXPathEvalExpression((const xmlChar *)expr, ctx) : NULL;
+        ctx ? LX(xmlXPathEvalExpression, (const xmlChar *)expr, ctx) : NULL;
 
-    xmlXPathFreeContext(ctx);
+    LX(xmlXPathFreeContext, ctx);
     return r;
 }
 
 static void
 set_text(xmlDocPtr doc, const char *elem, const char *text)
 {
-    xmlNodePtr root = xmlDocGetRootElement(doc), n = child(root, elem);
+    xmlNodePtr root = LX(xmlDocGetRootElement, doc), n = child(root, elem);
 
     if (!n)
-        n = xmlNewChild(root, NULL, (const xmlChar *)elem, NULL);
-    xmlNodeSetContent(n, NULL);
-    xmlNodeAddContent(n, (const xmlChar *)text);
+        n = LX(xmlNewChild, root, NULL, (const xmlChar *)elem, NULL);
+    LX(xmlNodeSetContent, n, NULL);
+    LX(xmlNodeAddContent, n, (const xmlChar *)text);
 }
 
 char *
@@ -301,18 +306,18 @@ agent_xml_restore(const char *xml, const struct agent_restore_xml *o)
                 found = true;
                 if (o->stop_on_error) {
                     xmlNodePtr drv = child(disk, "driver");
-                    xmlSetProp(drv, (const xmlChar *)"error_policy",
-                               (const xmlChar *)"stop");
-                    xmlSetProp(drv, (const xmlChar *)"rerror_policy",
-                               (const xmlChar *)"stop");
+                    LX(xmlSetProp, drv, (const xmlChar *)"error_policy",
+                       (const xmlChar *)"stop");
+                    LX(xmlSetProp, drv, (const xmlChar *)"rerror_policy",
+                       (const xmlChar *)"stop");
                 }
             }
         if (!found && o->drop_others && (!dev || strcmp(dev, "disk") == 0)) {
-            xmlUnlinkNode(disk);
-            xmlFreeNode(disk);
+            LX(xmlUnlinkNode, disk);
+            LX(xmlFreeNode, disk);
         }
     }
-    xmlXPathFreeObject(r);
+    LX(xmlXPathFreeObject, r);
     if (o->new_mac) {
         r = xpath(doc, "/domain/devices/interface/mac");
         for (int i = 0; r && r->nodesetval && i < r->nodesetval->nodeNr; i++) {
@@ -321,10 +326,10 @@ agent_xml_restore(const char *xml, const struct agent_restore_xml *o)
             lb_random(b, sizeof b);
             snprintf(mac, sizeof mac, "52:54:00:%02x:%02x:%02x", b[0], b[1],
                      b[2]);
-            xmlSetProp(r->nodesetval->nodeTab[i], (const xmlChar *)"address",
-                       (const xmlChar *)mac);
+            LX(xmlSetProp, r->nodesetval->nodeTab[i],
+               (const xmlChar *)"address", (const xmlChar *)mac);
         }
-        xmlXPathFreeObject(r);
+        LX(xmlXPathFreeObject, r);
     }
     if (o->log_dir && o->name) {
         /* Character devices on files (consoles' logs): one file per
@@ -338,16 +343,16 @@ agent_xml_restore(const char *xml, const struct agent_restore_xml *o)
             const char *base = strrchr(p, '/');
             CLEANUP_FREE char *np = lb_xasprintf("%s/%s-%s", o->log_dir,
                                                  o->name, base ? base + 1 : p);
-            xmlSetProp(r->nodesetval->nodeTab[i], (const xmlChar *)"path",
-                       (const xmlChar *)np);
+            LX(xmlSetProp, r->nodesetval->nodeTab[i], (const xmlChar *)"path",
+               (const xmlChar *)np);
         }
-        xmlXPathFreeObject(r);
+        LX(xmlXPathFreeObject, r);
     }
     {
         struct lb_buf found = {0};
         if (agent_xml_host_access(doc, o->keep_host_access, &found) < 0) {
             lb_buf_free(&found);
-            xmlFreeDoc(doc);
+            LX(xmlFreeDoc, doc);
             return NULL;
         }
         if (o->host_access)
@@ -355,6 +360,6 @@ agent_xml_restore(const char *xml, const struct agent_restore_xml *o)
         lb_buf_free(&found);
     }
     out = dump_xml(doc);
-    xmlFreeDoc(doc);
+    LX(xmlFreeDoc, doc);
     return out;
 }

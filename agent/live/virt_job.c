@@ -7,8 +7,8 @@
  */
 #include "agent/live/virt_int.h"
 
+#include "agent/live/xml_dl.h"
 #include <errno.h>
-#include <libxml/tree.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -385,9 +385,12 @@ agent_virt_wait_job(struct agent_virt *v, struct agent_dom *d,
 static char *
 copy_dest_xml(const char *path)
 {
-    xmlChar *p = xmlEncodeSpecialChars(NULL, BAD_CAST path);
+    xmlChar *p;
     char *xml;
 
+    if (lb_xml_load() < 0)
+        return NULL;
+    p = LX(xmlEncodeSpecialChars, NULL, BAD_CAST path);
     if (!p) {
         lb_fail(ENOMEM, "the block copy's XML");
         return NULL;
@@ -395,7 +398,7 @@ copy_dest_xml(const char *path)
     xml = lb_xasprintf("<disk type=\"file\"><source file=\"%s\"/>"
                        "<driver type=\"qcow2\"/></disk>",
                        (const char *)p);
-    xmlFree(p);
+    LX_FREE(p);
     return xml;
 }
 

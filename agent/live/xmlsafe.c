@@ -14,7 +14,7 @@
  */
 #include "agent/live/xmlsafe.h"
 
-#include <libxml/xpath.h>
+#include "agent/live/xml_dl.h"
 #include <string.h>
 
 #define QEMU_NS "http://libvirt.org/schemas/domain/qemu/1.0"
@@ -102,40 +102,40 @@ describe(xmlNodePtr n, struct lb_buf *out)
     if (n->type == XML_ATTRIBUTE_NODE) {
         lb_buf_append(out, " ", 1);
         lb_buf_append(out, n->name, strlen((const char *)n->name));
-    } else if ((v = xmlGetProp(el, (const xmlChar *)"type")) != NULL) {
+    } else if ((v = LX(xmlGetProp, el, (const xmlChar *)"type")) != NULL) {
         lb_buf_append(out, " type='", 7);
         lb_buf_append(out, v, strlen((char *)v));
         lb_buf_append(out, "'", 1);
-        xmlFree(v);
+        LX_FREE(v);
         v = NULL;
     }
     lb_buf_append(out, ">", 1);
     if (n->type == XML_ATTRIBUTE_NODE)
-        v = xmlNodeGetContent(n);
+        v = LX(xmlNodeGetContent, n);
     for (size_t i = 0; !v && i < LB_ARRAY_SIZE(attrs); i++)
-        v = xmlGetProp(el, (const xmlChar *)attrs[i]);
+        v = LX(xmlGetProp, el, (const xmlChar *)attrs[i]);
     for (xmlNodePtr c = el->children; !v && c; c = c->next)
         if (c->type == XML_ELEMENT_NODE &&
             strcmp((const char *)c->name, "source") == 0)
             for (size_t i = 0; !v && i < LB_ARRAY_SIZE(attrs); i++)
-                v = xmlGetProp(c, (const xmlChar *)attrs[i]);
+                v = LX(xmlGetProp, c, (const xmlChar *)attrs[i]);
     if (!v && el->children && el->children->type == XML_TEXT_NODE &&
         !el->children->next)
-        v = xmlNodeGetContent(el);
+        v = LX(xmlNodeGetContent, el);
     if (v) {
         size_t len = strlen((char *)v);
         lb_buf_append(out, " ", 1);
         lb_buf_append(out, v, LB_MIN(len, (size_t)120));
         if (len > 120)
             lb_buf_append(out, "...", 3);
-        xmlFree(v);
+        LX_FREE(v);
     }
 }
 
 int
 agent_xml_host_access(xmlDocPtr doc, bool keep, struct lb_buf *found)
 {
-    xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
+    xmlXPathContextPtr ctx = LX(xmlXPathNewContext, doc);
     int n = 0;
 
     if (!ctx)
@@ -144,7 +144,7 @@ agent_xml_host_access(xmlDocPtr doc, bool keep, struct lb_buf *found)
         /* Evaluated after the rules before it changed the document: a
          * node is never one an earlier rule freed. */
         xmlXPathObjectPtr res =
-            xmlXPathEvalExpression((const xmlChar *)rules[r].xpath, ctx);
+            LX(xmlXPathEvalExpression, (const xmlChar *)rules[r].xpath, ctx);
         int k = res && res->nodesetval ? res->nodesetval->nodeNr : 0;
 
         for (int i = 0; i < k; i++) {
@@ -158,18 +158,18 @@ agent_xml_host_access(xmlDocPtr doc, bool keep, struct lb_buf *found)
             if (keep)
                 continue;
             if (rules[r].act == URANDOM) {
-                xmlNodeSetContent(node, (const xmlChar *)"/dev/urandom");
+                LX(xmlNodeSetContent, node, (const xmlChar *)"/dev/urandom");
                 lb_buf_append(found, " (now /dev/urandom)", 19);
             } else if (node->type == XML_ATTRIBUTE_NODE) {
-                xmlRemoveProp((xmlAttrPtr)node);
+                LX(xmlRemoveProp, (xmlAttrPtr)node);
             } else {
-                xmlUnlinkNode(node);
-                xmlFreeNode(node);
+                LX(xmlUnlinkNode, node);
+                LX(xmlFreeNode, node);
             }
         }
-        xmlXPathFreeObject(res);
+        LX(xmlXPathFreeObject, res);
     }
-    xmlXPathFreeContext(ctx);
+    LX(xmlXPathFreeContext, ctx);
     lb_buf_put_u8(found, 0);
     found->len--;
     return n;

@@ -177,6 +177,38 @@ run_ok livebackup backup-image --repo "$T/rq" --name q --disk vda="$T/q.raw"
 run_ok livebackup verify --repo "$T/rq"
 ok "a failed chunk lookup ends the backup with its error, nothing committed"
 
+# libnbd is loaded when an image is first opened (agent/client/nbd_dl.c):
+# without it (an empty file bind-mounted over it, in a mount namespace of
+# its own), what needs no image works, and a backup of an image fails with
+# the package to install, nothing committed. The sanitized build links it
+# at start by design (agent/CMakeLists.txt): there it must be linked.
+libnbd=$(readlink -f "$(ldconfig -p | awk '$1 == "libnbd.so.0" { print $NF; exit }')")
+[[ -f $libnbd ]] || fail "libnbd.so.0 is not installed"
+needed=$(readelf -d "$LIVEBACKUP")
+if [[ $needed == *"[libnbd.so.0]"* ]]; then
+    [[ $needed == *"[libasan.so."* ]] ||
+        fail "only the sanitized build links libnbd"
+    ok "the sanitized build links libnbd (so no test without it)"
+else
+    without_nbd() {
+        unshare -m bash -c 'mount --bind /dev/null "$1" && shift && exec "$@"' \
+            _ "$libnbd" "$@"
+    }
+    run_ok livebackup init --repo "$T/nonbd"
+    without_nbd "$LIVEBACKUP" list --repo "$T/nonbd" >"$T/out" 2>"$T/err" ||
+        fail "list without libnbd: $(cat "$T/err")"
+    rc=0
+    without_nbd "$LIVEBACKUP" backup-image --repo "$T/nonbd" --name x \
+        --disk vda="$T/a.qcow2" >"$T/out" 2>"$T/err" || rc=$?
+    [[ $rc -eq 1 ]] || fail "backup-image without libnbd: exit $rc: $(cat "$T/err")"
+    grep -q "cannot load libnbd.so.0 for reading or writing an image" "$T/err" &&
+        grep -q "apt install libnbd0" "$T/err" ||
+        fail "backup-image without libnbd: $(cat "$T/err")"
+    run_ok livebackup list --repo "$T/nonbd" --json
+    ! grep -q '"id"' "$T/out" || fail "a backup without libnbd committed: $(cat "$T/out")"
+    ok "without libnbd: list works, an image backup says which package to install"
+fi
+
 # Usage errors are usage errors (exit 2).
 rc=0
 livebackup backup-image --repo "$R" >/dev/null 2>&1 || rc=$?

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * libnbd, loaded when a command first opens an image through qemu-nbd
+ * (nbd_dl.c): the commands that never do (list, show, copy, prune,
+ * verify, restore into the repository's own files, ...) do not load it
+ * and the libraries behind it (GnuTLS and its nine, libxml2 and ICU),
+ * about 20 ms of every start on a cold cache. Each function the client
+ * calls is named here once; LN(f, args...) calls f through the table, with
+ * the type of libnbd's own declaration: LN(nbd_get_error) is
+ * nbd_get_error().
+ */
+#ifndef LB_AGENT_NBD_DL_H
+#define LB_AGENT_NBD_DL_H
+
+#include <libnbd.h>
+
+#define LB_NBD_FUNCS(X)                                                        \
+    X(nbd_add_meta_context)                                                    \
+    X(nbd_aio_command_completed)                                               \
+    X(nbd_aio_in_flight)                                                       \
+    X(nbd_aio_pread)                                                           \
+    X(nbd_aio_pwrite)                                                          \
+    X(nbd_block_status)                                                        \
+    X(nbd_can_meta_context)                                                    \
+    X(nbd_close)                                                               \
+    X(nbd_connect_systemd_socket_activation)                                   \
+    X(nbd_create)                                                              \
+    X(nbd_flush)                                                               \
+    X(nbd_get_error)                                                           \
+    X(nbd_get_size)                                                            \
+    X(nbd_poll)                                                                \
+    X(nbd_pread)                                                               \
+    X(nbd_set_pread_initialize)                                                \
+    X(nbd_shutdown)
+
+#include "common/dl.h"
+
+enum { LB_NBD_FUNCS(LB_DL_INDEX) LB_NBD_N };
+
+/* The functions' addresses, set by a successful lb_nbd_load. */
+extern void *lb_nbd_fn[LB_NBD_N];
+
+/* Load libnbd (once, for the process): 0, or -1 with an error that says
+ * which package provides it. Whatever creates a handle calls it first. */
+int lb_nbd_load(void);
+
+/* A call of libnbd's function f through the table, with its arguments:
+ * LN(nbd_create). */
+/* NOLINTNEXTLINE(bugprone-macro-parentheses): a function's name */
+#define LN(f, ...) ((__typeof__(f) *)lb_nbd_fn[LB_DL_IDX_##f])(__VA_ARGS__)
+
+#endif
