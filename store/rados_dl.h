@@ -73,19 +73,11 @@
 
 #include "common/dl.h"
 
-enum { LB_RADOS_FUNCS(LB_DL_INDEX) LB_RADOS_N };
-
-/* The functions' addresses, set by a successful lb_rados_load: every
- * call is made after one (a backend is opened only after it). */
-extern void *lb_rados_fn[LB_RADOS_N];
-
-/* Load librados (once, for the process): 0, or -1 with an error that says
- * which package provides it. */
-int lb_rados_load(void);
+/* lb_rados_fn, set by a successful lb_rados_load (once, for the process). */
+LB_DL_DECLARE(lb_rados, LB_RADOS_FUNCS, LB_RADOS_N);
 
 /* A call of librados's function f through the table, with its arguments:
  * LR(rados_read, io, obj, buf, len, off). */
-/* NOLINTNEXTLINE(bugprone-macro-parentheses): a function's name */
-#define LR(f, ...) ((__typeof__(f) *)lb_rados_fn[LB_DL_IDX_##f])(__VA_ARGS__)
+#define LR(f, ...) LB_DL_CALL(lb_rados_fn, f, __VA_ARGS__)
 
 #endif

@@ -5,20 +5,5 @@
  */
 #include "agent/client/nbd_dl.h"
 
-void *lb_nbd_fn[LB_NBD_N];
-
-static const char *const names[] = {LB_NBD_FUNCS(LB_DL_NAME)};
-
-static struct lb_dl nbd = {
-    .soname = "libnbd.so.0",
-    .package = "libnbd0",
-    .names = names,
-    .n = LB_NBD_N,
-    .fn = lb_nbd_fn,
-};
-
-int
-lb_nbd_load(void)
-{
-    return lb_dl_load(&nbd, "reading or writing an image through qemu-nbd");
-}
+LB_DL_DEFINE(lb_nbd, LB_NBD_FUNCS, LB_NBD_N, "libnbd.so.0", "libnbd0",
+             "reading or writing an image through qemu-nbd");

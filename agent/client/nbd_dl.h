@@ -35,18 +35,11 @@
 
 #include "common/dl.h"
 
-enum { LB_NBD_FUNCS(LB_DL_INDEX) LB_NBD_N };
-
-/* The functions' addresses, set by a successful lb_nbd_load. */
-extern void *lb_nbd_fn[LB_NBD_N];
-
-/* Load libnbd (once, for the process): 0, or -1 with an error that says
- * which package provides it. Whatever creates a handle calls it first. */
-int lb_nbd_load(void);
+/* lb_nbd_fn, set by a successful lb_nbd_load (once, for the process). */
+LB_DL_DECLARE(lb_nbd, LB_NBD_FUNCS, LB_NBD_N);
 
 /* A call of libnbd's function f through the table, with its arguments:
  * LN(nbd_create). */
-/* NOLINTNEXTLINE(bugprone-macro-parentheses): a function's name */
-#define LN(f, ...) ((__typeof__(f) *)lb_nbd_fn[LB_DL_IDX_##f])(__VA_ARGS__)
+#define LN(f, ...) LB_DL_CALL(lb_nbd_fn, f, __VA_ARGS__)
 
 #endif

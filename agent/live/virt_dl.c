@@ -5,20 +5,5 @@
  */
 #include "agent/live/virt_dl.h"
 
-void *lb_virt_fn[LB_VIRT_N];
-
-static const char *const names[] = {LB_VIRT_FUNCS(LB_DL_NAME)};
-
-static struct lb_dl virt = {
-    .soname = "libvirt.so.0",
-    .package = "libvirt0",
-    .names = names,
-    .n = LB_VIRT_N,
-    .fn = lb_virt_fn,
-};
-
-int
-lb_virt_load(void)
-{
-    return lb_dl_load(&virt, "a connection to libvirt");
-}
+LB_DL_DEFINE(lb_virt, LB_VIRT_FUNCS, LB_VIRT_N, "libvirt.so.0", "libvirt0",
+             "a connection to libvirt");

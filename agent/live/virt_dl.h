@@ -61,19 +61,11 @@
 
 #include "common/dl.h"
 
-enum { LB_VIRT_FUNCS(LB_DL_INDEX) LB_VIRT_N };
-
-/* The functions' addresses, set by a successful lb_virt_load. */
-extern void *lb_virt_fn[LB_VIRT_N];
-
-/* Load libvirt (once, for the process): 0, or -1 with an error that says
- * which package provides it. Every entry point of the live layer that
- * connects calls it first. */
-int lb_virt_load(void);
+/* lb_virt_fn, set by a successful lb_virt_load (once, for the process). */
+LB_DL_DECLARE(lb_virt, LB_VIRT_FUNCS, LB_VIRT_N);
 
 /* A call of libvirt's function f through the table, with its arguments:
  * LV(virConnectOpen, uri). */
-/* NOLINTNEXTLINE(bugprone-macro-parentheses): a function's name */
-#define LV(f, ...) ((__typeof__(f) *)lb_virt_fn[LB_DL_IDX_##f])(__VA_ARGS__)
+#define LV(f, ...) LB_DL_CALL(lb_virt_fn, f, __VA_ARGS__)
 
 #endif

@@ -42,20 +42,12 @@
 
 #include "common/dl.h"
 
-enum { LB_XML_FUNCS(LB_DL_INDEX) LB_XML_N };
-
-/* The addresses, set by a successful lb_xml_load. */
-extern void *lb_xml_fn[LB_XML_N];
-
-/* Load libxml2 (once, for the process): 0, or -1 with an error that says
- * which package provides it. Whatever makes a document (parses one, or
- * starts a new one) or escapes a string calls it first. */
-int lb_xml_load(void);
+/* lb_xml_fn, set by a successful lb_xml_load (once, for the process). */
+LB_DL_DECLARE(lb_xml, LB_XML_FUNCS, LB_XML_N);
 
 /* A call of libxml2's function f through the table, with its arguments:
  * LX(xmlFreeDoc, doc). */
-/* NOLINTNEXTLINE(bugprone-macro-parentheses): a function's name */
-#define LX(f, ...) ((__typeof__(f) *)lb_xml_fn[LB_DL_IDX_##f])(__VA_ARGS__)
+#define LX(f, ...) LB_DL_CALL(lb_xml_fn, f, __VA_ARGS__)
 /* xmlFree(p): the deallocator the variable xmlFree holds. */
 #define LX_FREE(p) ((*(xmlFreeFunc *)lb_xml_fn[LB_DL_IDX_xmlFree])(p))
 
