@@ -39,11 +39,13 @@ set(CPACK_DEBIAN_LIVEBACKUP_PACKAGE_NAME livebackup)
 set(CPACK_DEBIAN_LIVEBACKUP_DESCRIPTION
     "incremental live backup of libvirt/QEMU virtual machines\nlivebackup backs up running domains through qcow2 tracking overlays,\nsending only the 4 KiB clusters the guest changed, to a local or remote\n(ssh) repository; restore, instant restore, map and mount.")
 # qemu-nbd and qemu-img (qemu-utils), ssh for remote repositories; nbdkit,
-# FUSE and fuse2fs for map, mount and instant restore. libvirt is loaded at
-# a command's first connection (agent/live/virt_dl.c), so shlibdeps does not
-# see it: named here (5.10: virDomainAgentSetResponseTimeout).
+# FUSE and fuse2fs for map, mount and instant restore. libvirt, libxml2
+# and libnbd are loaded when first used (common/dl.h: agent/live/virt_dl.c,
+# xml_dl.c, agent/client/nbd_dl.c), so shlibdeps does not see them: named
+# here (libvirt 5.10: virDomainAgentSetResponseTimeout; libnbd 1.12, as
+# the build asks).
 set(CPACK_DEBIAN_LIVEBACKUP_PACKAGE_DEPENDS
-    "backupd (= ${PROJECT_VERSION}), qemu-utils, openssh-client, libvirt0 (>= 5.10)")
+    "backupd (= ${PROJECT_VERSION}), qemu-utils, openssh-client, libvirt0 (>= 5.10), libnbd0 (>= 1.12), libxml2 (>= 2.9)")
 set(CPACK_DEBIAN_LIVEBACKUP_PACKAGE_RECOMMENDS "nbdkit, fuse3, fuse2fs, libvirt-daemon-system")
 set(CPACK_DEBIAN_LIVEBACKUP_PACKAGE_SUGGESTS "qemu-guest-agent")
 
