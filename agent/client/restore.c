@@ -268,8 +268,7 @@ write_window(struct restore *x, struct rslot *s)
     }
     /* Start writing it to disk now, so the final fsync finds little left
      * and the disk works while we decompress. */
-    agent_sink_writeback(&x->sink, base, s->wl);
-    return 0;
+    return agent_sink_writeback(&x->sink, base, s->wl);
 }
 
 /* With x->lock held: wait for a slot in state `want` and mark it `next`;

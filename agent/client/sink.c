@@ -177,15 +177,52 @@ agent_sink_close(struct agent_sink *k, bool commit)
     return r;
 }
 
-void
+/*
+ * How much of the image, behind the end of what was written, may stay in
+ * the page cache. A restore writes each page once and reads none back: a
+ * page cache full of it would only push out what the host's other users
+ * (its running VMs) read, and on a host whose fresh memory is slow to
+ * fault in (a VM with free page reporting, such as the CI machines) each
+ * new page costs more than writing it: a 2 GiB write and fdatasync took
+ * 4.8-5.6 s there, 1.3-1.4 s with the pages behind 64 MiB dropped (a
+ * window of 256 MiB: 2.1-2.2 s).
+ */
+#define SINK_CACHE_LAG (64u << 20)
+
+int
 agent_sink_writeback(struct agent_sink *k, uint64_t off, uint64_t len)
 {
-    /* qemu-nbd writes the image through the page cache, where in the file
-     * is its business: start the write-back of all it wrote so far. */
-    if (k->fmt == AGENT_FMT_RAW)
+    uint64_t end = off + len, upto;
+    struct stat sb;
+
+    if (k->fd < 0)
+        return 0;
+    if (k->fmt == AGENT_FMT_RAW) {
         sync_file_range(k->fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE);
-    else if (k->fd >= 0)
+    } else {
+        /* qemu-nbd writes the image through the page cache, where in the
+         * file is its business (qcow2 appends its clusters as they come):
+         * start the write-back of all it wrote so far. */
         sync_file_range(k->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+        if (fstat(k->fd, &sb) < 0)
+            return lb_error(errno, "stat %s", k->tmp);
+        end = (uint64_t)sb.st_size;
+    }
+    if (end < k->evicted + 2 * (uint64_t)SINK_CACHE_LAG)
+        return 0;
+    upto = (end - SINK_CACHE_LAG) & ~(uint64_t)4095;
+    /* Its own file's cursor of write-back errors moves here: one seen
+     * now is the restore's failure, the final fsync would not see it. */
+    if (sync_file_range(k->fd, (off_t)k->evicted, (off_t)(upto - k->evicted),
+                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                            SYNC_FILE_RANGE_WAIT_AFTER) < 0)
+        return lb_error(errno, "write %s", k->tmp);
+    /* Pages written again meanwhile (a window written out of order) are
+     * dirty: dropping skips them, the final fsync writes them. */
+    (void)posix_fadvise(k->fd, (off_t)k->evicted, (off_t)(upto - k->evicted),
+                        POSIX_FADV_DONTNEED);
+    k->evicted = upto;
+    return 0;
 }
 
 int

@@ -20,6 +20,7 @@ struct agent_sink {
     char *tmp, *dst;
     int write_error; /* qcow2: the first failed write's errno */
     uint64_t error_off;
+    uint64_t evicted; /* the file's pages below this left the page cache */
 };
 
 /* Create out's temporary sibling, size bytes, in fmt (an existing out
@@ -33,9 +34,15 @@ int agent_sink_open(struct agent_sink *k, const char *out,
  */
 int agent_sink_write(struct agent_sink *k, const uint8_t *buf, size_t len,
                      uint64_t off, unsigned *pending);
-/* Start writing [off, off+len) to disk (raw), or what qemu-nbd wrote so
- * far (qcow2): the final fsync then finds little left. */
-void agent_sink_writeback(struct agent_sink *k, uint64_t off, uint64_t len);
+/*
+ * Start writing [off, off+len) to disk (raw), or what qemu-nbd wrote so
+ * far (qcow2): the final fsync then finds little left. And keep the
+ * image's share of the page cache bounded: what was written more than
+ * SINK_CACHE_LAG bytes before the end of what was written so far is
+ * waited for on disk and dropped from the cache. Fails on a write-back
+ * error (which the final fsync would then no longer see).
+ */
+int agent_sink_writeback(struct agent_sink *k, uint64_t off, uint64_t len);
 /* qcow2: wait for one completion or more; fails on a failed write. */
 int agent_sink_poll(struct agent_sink *k);
 /* qcow2: wait until at most `left` writes are in flight; fails on the
