@@ -2,7 +2,7 @@
 /*
  * libnbd, loaded when a command first opens an image through qemu-nbd
  * (nbd_dl.c): the commands that never do (list, show, copy, prune,
- * verify, restore into the repository's own files, ...) do not load it
+ * verify, a restore to a raw file, ...) do not load it
  * and the libraries behind it (GnuTLS and its nine, libxml2 and ICU),
  * about 20 ms of every start on a cold cache. Each function the client
  * calls is named here once; LN(f, args...) calls f through the table, with
