@@ -133,7 +133,20 @@ ok "restore by time"
     fail "$T is on tmpfs, where a file's pages are its storage: run with TMPDIR on a disk"
 mkimage "$T/big.raw" raw 384
 write_random "$T/big.raw" raw 32M 320M
+# A full reads its source with O_DIRECT (source.c): it leaves the host's
+# page cache as it was. The image's pages dropped first (written back,
+# then POSIX_FADV_DONTNEED through dd's nocache); before this, the
+# backup left all 320 MiB of it cached.
+sync "$T/big.raw"
+dd if="$T/big.raw" iflag=nocache count=0 status=none
+cached=$(fincore --bytes --noheadings --output RES "$T/big.raw")
+((cached <= 4 << 20)) || fail "could not drop big.raw from the page cache ($cached bytes left)"
 run_ok livebackup backup-image --repo "$R" --name big --disk vda="$T/big.raw"
+cached=$(fincore --bytes --noheadings --output RES "$T/big.raw")
+[[ $cached =~ ^[0-9]+$ ]] || fail "fincore $T/big.raw: '$cached'"
+((cached <= 4 << 20)) ||
+    fail "a full backup left $((cached >> 20)) MiB of its source in the page cache"
+ok "a full backup read its source past the page cache ($((cached >> 10)) KiB of it cached)"
 for fmt in raw qcow2; do
     run_ok livebackup restore-image --repo "$R" --name big --disk vda \
         --to "$T/rbig.$fmt" --format $fmt
@@ -145,3 +158,16 @@ for fmt in raw qcow2; do
     rm -f "$T/rbig.$fmt"
     ok "restore to $fmt: identical, $((cached >> 20)) MiB of it left in the page cache"
 done
+
+# A source on a filesystem without O_DIRECT (ramfs; tmpfs before Linux
+# 6.6) is read through the page cache: the full works there as anywhere.
+mkdir "$T/ramfs"
+mount -t ramfs ramfs "$T/ramfs" || fail "cannot mount a ramfs on $T/ramfs"
+LB_MOUNTS+=("$T/ramfs")
+cp "$T/truth-vda-0.raw" "$T/ramfs/vdc.raw"
+! dd if="$T/ramfs/vdc.raw" of=/dev/null bs=4k count=1 iflag=direct status=none 2>/dev/null ||
+    fail "the ramfs takes O_DIRECT: this check tests nothing"
+run_ok livebackup backup-image --repo "$R" --name ram --disk vdc="$T/ramfs/vdc.raw"
+run_ok livebackup restore-image --repo "$R" --name ram --disk vdc --to "$T/rram.raw"
+same_image "$T/rram.raw" raw "$T/truth-vda-0.raw" raw
+ok "a full of an image on a filesystem without O_DIRECT restores identical"
