@@ -150,6 +150,15 @@ json_get() { # json_get KEY < line: number or string value
     grep -o "\"$1\":\(\"[^\"]*\"\|[^,}]*\)" | sed -n '1{s/^[^:]*://; s/"//g; p}'
 }
 warm() { if (($#)); then cat "$@" >/dev/null; fi; }
+# cold FILE...: each FILE written back and dropped from the page cache (a
+# disk image nobody read lately), the rest of the machine's cache left.
+cold() {
+    local f
+    for f; do
+        sync "$f"
+        dd if="$f" iflag=nocache count=0 status=none
+    done
+}
 
 # The machine may be shared: before a measurement, wait (up to QUIET_MAX
 # seconds) until other processes use less than 10% of the CPUs.
@@ -496,10 +505,15 @@ image_data() {
 
 # zstd_baseline FILE: REPEAT runs of zstd -1 -T0 over FILE; sets Z_S
 # (median seconds), Z_ALL (every run) and Z_BYTES (output size).
-zstd_baseline() {
+zstd_baseline() { # zstd_baseline FILE [cold]: Z_S, Z_ALL, Z_BYTES
     local f=$1 r t0 t all=()
     for ((r = 1; r <= REPEAT; r++)); do
-        settle "$f"
+        if [[ ${2:-} == cold ]]; then
+            settle
+            cold "$f"
+        else
+            settle "$f"
+        fi
         t0=$(now)
         Z_BYTES=$(zstd -1 -T0 -q -c "$f" | wc -c)
         t=$(calc "$(now) - $t0" 3)
