@@ -27,7 +27,9 @@
 # The ssh client's CPU is measured (time -v around it) and no longer
 # counted as the agent's; sshd's, which decrypts what the client
 # encrypts, is not measured.
-# Baseline: zstd -1 -T0 over the disk's allocated data.
+# Baseline: zstd -1 -T0 over the disk's allocated data. Fulls and the
+# baseline start from a cold file (written back and dropped from the page
+# cache: a disk nobody read lately, what a nightly full meets).
 BENCH_NAME=ssh
 . "$(dirname "$0")/lib.sh"
 bench_parse "$@"
@@ -38,8 +40,8 @@ PRE=$IMG/ext4-${SIZE_GIB}g
 make_image "$SIZE_GIB" "$PRE" 1
 image_data "$PRE"
 K=$(((SIZE_GIB << 30) / 4096 / 100))
-log "baseline: zstd -1 -T0 over the allocated data ($REPEAT runs)"
-zstd_baseline "$PRE.data.bin"
+log "baseline: zstd -1 -T0 over the allocated data, cold ($REPEAT runs)"
+zstd_baseline "$PRE.data.bin" cold
 
 # ---- a private sshd on 127.0.0.1 (bench/lib.sh) ------------------------------
 S=$T/ssh
@@ -89,7 +91,8 @@ one() {
     FIRST=0
     for kind in full incr; do
         if [[ $kind == incr ]]; then scatter "$DOM" "$K" "$r" 50; fi
-        [[ $kind == full ]] && settle "$T/vm/vda.qcow2" || settle
+        settle
+        [[ $kind != full ]] || cold "$T/vm/vda.qcow2"
         rm -f "$T"/sshrss/* "$T"/sshcli/*
         LB_RUN_BACKUPD=$bk lb_run "$cfg-$kind.$r" backup --json "$DOM" --repo "$url" "${extra[@]}"
         if [[ $cfg == ssh* ]]; then
@@ -147,6 +150,7 @@ table "## Targets" \
     "(info) full time, local untrusted / local trusted: the re-hash (${MED[untrusted-full]} / ${MED[local-full]})|$(calc "${MED[untrusted-full]} / ${MED[local-full]}")|-|-"
 note "Guest: tests/vm (TCG, 256 MiB, 1 vCPU) running its workload; it kept the machine ${GUEST_BUSY}% busy before the runs."
 note "ssh: OpenSSH's defaults ($SSH_CIPHER first; the aes128-gcm rows: \`ssh -c aes128-gcm@openssh.com\`), to a private sshd on 127.0.0.1, as a user of the run's own who owns the repository (not root, whose ~/.bashrc on this machine runs \`pyenv init\` for every ssh command); backupd's CPU and peak RSS over ssh are its own (time -v in the forced command), not sshd's or ssh's; \"CPU s ssh client\" is the ssh command's (time -v around it); sshd, which decrypts what it encrypts, costs about as much again and is not measured."
+note "Cold: before each full and each baseline run, its file (the guest's vda.qcow2, the baseline's data file) written back and dropped from the page cache (\`dd iflag=nocache count=0\`), the rest of the machine's cache left. A full reads past the page cache (O_DIRECT); zstd reads through it."
 note "Incrementals after \`scatter /data $K SEED 50\` in the guest (1% of the disk's 4 KiB clusters inside files); each way gets the same amount of change on its own repetition."
 bench_report "livebackup through ssh + append-only vs local" \
     "Disk: ext4 of $SIZE_GIB GiB filled with files from /usr ($(mb "$ALLOC") MB allocated), the guest's vda (qcow2)."
