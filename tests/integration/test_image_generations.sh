@@ -171,3 +171,36 @@ run_ok livebackup backup-image --repo "$R" --name ram --disk vdc="$T/ramfs/vdc.r
 run_ok livebackup restore-image --repo "$R" --name ram --disk vdc --to "$T/rram.raw"
 same_image "$T/rram.raw" raw "$T/truth-vda-0.raw" raw
 ok "a full of an image on a filesystem without O_DIRECT restores identical"
+
+# An incremental's qemu-nbd reads through io_uring where this host allows
+# it (source.c), and an incremental still works where qemu-nbd cannot (a
+# build without io_uring): a qemu-nbd first in PATH that refuses it, and
+# logs every start.
+real_nbd=$(command -v qemu-nbd)
+mkdir "$T/wrap"
+cat >"$T/wrap/qemu-nbd" <<WRAP
+#!/bin/bash
+echo "\$*" >>"$T/wrap/log"
+for a; do [[ \$a != *io_uring* ]] || { echo "qemu-nbd (test): no io_uring" >&2; exit 1; }; done
+exec "$real_nbd" "\$@"
+WRAP
+chmod +x "$T/wrap/qemu-nbd"
+overlay "$T/ring.qcow2" "$T/truth-vda-0.raw" raw
+qemu-io -c "write -P 0x3c 5M 4k" -c "write -P 0x3d 77M 4k" "$T/ring.qcow2" >/dev/null
+snapshot_raw "$T/ring.qcow2" "$T/truth-ring.raw"
+PATH=$T/wrap:$PATH run_ok livebackup backup-image --repo "$R" --name ring \
+    --disk vda="$T/truth-vda-0.raw"
+PATH=$T/wrap:$PATH run_ok livebackup backup-image --json --repo "$R" --name ring \
+    --disk vda="$T/ring.qcow2" --since vda="$T/truth-vda-0.raw"
+grep -q '"kind":"incremental"' "$T/out" || fail "the ring backup is not incremental"
+# The host allows io_uring (io_uring_setup answers a file descriptor):
+# the incremental asked for it first, then went on without.
+if perl -e 'my $p = "\0" x 120; exit(syscall(425, 1, $p) >= 0 ? 0 : 1)'; then
+    grep -q -- "io_uring" "$T/wrap/log" ||
+        fail "the incremental did not ask qemu-nbd for io_uring: $(cat "$T/wrap/log")"
+    [[ $(grep -c -v -- "io_uring" "$T/wrap/log") -ge 2 ]] ||
+        fail "no qemu-nbd without io_uring after the refusal: $(cat "$T/wrap/log")"
+fi
+run_ok livebackup restore-image --repo "$R" --name ring --disk vda --to "$T/rring.raw"
+same_image "$T/rring.raw" raw "$T/truth-ring.raw" raw
+ok "an incremental asks for io_uring and works where qemu-nbd refuses it"
