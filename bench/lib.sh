@@ -503,9 +503,10 @@ image_data() {
     fi
 }
 
-# zstd_baseline FILE: REPEAT runs of zstd -1 -T0 over FILE; sets Z_S
+# zstd_baseline FILE [cold]: REPEAT runs of zstd -1 -T0 over FILE, read
+# just before each (or, with cold, dropped from the page cache); sets Z_S
 # (median seconds), Z_ALL (every run) and Z_BYTES (output size).
-zstd_baseline() { # zstd_baseline FILE [cold]: Z_S, Z_ALL, Z_BYTES
+zstd_baseline() {
     local f=$1 r t0 t all=()
     for ((r = 1; r <= REPEAT; r++)); do
         if [[ ${2:-} == cold ]]; then
