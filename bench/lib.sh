@@ -223,6 +223,12 @@ tv_wall() { # "Elapsed (wall clock) time (h:mm:ss or m:ss): 0:01.23"
 # Bench-only Debian packages (bench/packages.txt), installed when missing.
 bench_deps() {
     local p missing=()
+    # what the build, the test VM and the tools need (scripts/deps.sh,
+    # idempotent: nothing to do on a machine the README's commands set up);
+    # a fresh machine has none of it, and a bench builds its own tree
+    if [[ $EUID == 0 ]]; then
+        bash "$SRC/scripts/deps.sh" >&2 || die "scripts/deps.sh failed"
+    fi
     while read -r p; do
         [[ -z $p || $p == \#* ]] && continue
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
