@@ -24,6 +24,22 @@
 #include <errno.h>
 #include <string.h>
 
+/* A window whose reads are in flight, submitted to the upload engine once
+ * they are done (in the order the slots were taken): the reads of the
+ * next windows go out meanwhile, so that an incremental's scattered 4 KiB
+ * reads do not wait one window's round trip to qemu-nbd each. */
+struct pend {
+    struct agent_upload_slot *s;
+    uint64_t ticket, index, work;
+    struct proto_ref base;
+    size_t len;
+    uint32_t wl;
+    uint8_t op, type;
+    bool has_base;
+    bool raw; /* a whole window: SET to empty if it reads as all zeros */
+};
+#define PEND_MAX 8
+
 struct disk_job {
     struct agent_repo *r;
     struct agent_disk_spec *spec;
@@ -43,26 +59,83 @@ struct disk_job {
     struct agent_compact *cmp;    /* the parent's stacks (compaction) */
     uint8_t *ubits, *dbits;       /* a window's compacted and data blocks */
     bool engine_failed; /* the upload engine stopped (its error wins) */
+    struct pend pend[PEND_MAX];
+    unsigned phead, pn, pmax;
     uint64_t bytes_read, changed_bytes, windows_full, windows_delta;
     uint64_t windows_compacted;
 };
 
-/* A free slot of the engine, or NULL (and engine_failed) if it stopped. */
+/* Wait for the oldest pending window's reads and submit it. */
+static int
+complete_oldest(struct disk_job *j)
+{
+    struct pend *p = &j->pend[j->phead];
+
+    j->phead = (j->phead + 1) % PEND_MAX;
+    j->pn--;
+    if (agent_source_wait(j->src, p->ticket) < 0)
+        return -1;
+    if (p->raw && lb_is_zero(p->s->plain, p->wl)) {
+        /* Nothing to store: the window becomes empty (for an incremental,
+         * over whatever the parent had). */
+        agent_upload_submit(j->u, p->s, p->index, PROTO_WIN_SET, 0, 0,
+                            p->work);
+        return 0;
+    }
+    if (p->raw)
+        j->windows_full++;
+    agent_upload_submit_on(j->u, p->s, p->index, p->has_base ? &p->base : NULL,
+                           p->op, p->type, p->len, p->work);
+    return 0;
+}
+
+static int
+drain_pending(struct disk_job *j)
+{
+    while (j->pn)
+        if (complete_oldest(j) < 0)
+            return -1;
+    return 0;
+}
+
+static int
+add_pending(struct disk_job *j, const struct pend *p)
+{
+    j->pend[(j->phead + j->pn) % PEND_MAX] = *p;
+    j->pn++;
+    return j->pn >= j->pmax ? complete_oldest(j) : 0;
+}
+
+/* A free slot of the engine (the oldest pending windows submitted first
+ * while there is none), or NULL: a read failed, or the engine stopped
+ * (engine_failed). */
 static struct agent_upload_slot *
 get_slot(struct disk_job *j)
 {
-    struct agent_upload_slot *s = agent_upload_slot(j->u);
+    for (;;) {
+        bool failed;
+        struct agent_upload_slot *s = agent_upload_slot_nowait(j->u, &failed);
 
-    if (!s)
-        j->engine_failed = true;
-    return s;
+        if (s)
+            return s;
+        if (!failed && j->pn) {
+            if (complete_oldest(j) < 0)
+                return NULL;
+            continue;
+        }
+        s = failed ? NULL : agent_upload_slot(j->u);
+        if (!s)
+            j->engine_failed = true;
+        return s;
+    }
 }
 
-/* Read the whole window [off, off+wl) into buf (zeros where the image
- * reads as zero); *got: the bytes read. */
+/* Issue the reads of the whole window [off, off+wl) into buf (zeros
+ * where the image reads as zero); *got: the bytes read, *ticket: what to
+ * wait for. */
 static int
 read_window(struct disk_job *j, uint8_t *buf, uint64_t off, uint32_t wl,
-            uint64_t *got)
+            uint64_t *got, uint64_t *ticket)
 {
     size_t nr = 0;
     uint64_t pos = off;
@@ -84,7 +157,7 @@ read_window(struct disk_job *j, uint8_t *buf, uint64_t off, uint32_t wl,
     }
     if (off + wl > pos)
         memset(buf + (pos - off), 0, off + wl - pos);
-    if (agent_source_preadv(j->src, j->reads, nr) < 0)
+    if (agent_source_issue(j->src, j->reads, nr, ticket) < 0)
         return -1;
     j->bytes_read += *got;
     return 0;
@@ -97,23 +170,16 @@ send_raw(struct disk_job *j, uint64_t i, uint64_t off, uint32_t wl,
          uint64_t work)
 {
     struct agent_upload_slot *s = get_slot(j);
+    struct pend p = {.s = s, .index = i, .wl = wl, .len = wl,
+                     .op = PROTO_WIN_SET, .type = PROTO_CHUNK_RAW, .raw = true};
     uint64_t got;
 
     if (!s)
         return -1;
-    if (read_window(j, s->plain, off, wl, &got) < 0)
+    if (read_window(j, s->plain, off, wl, &got, &p.ticket) < 0)
         return -1;
-    if (work == 0)
-        work = got;
-    if (lb_is_zero(s->plain, wl)) {
-        /* Nothing to store: the window becomes empty (for an incremental,
-         * over whatever the parent had). */
-        agent_upload_submit(j->u, s, i, PROTO_WIN_SET, 0, 0, work);
-        return 0;
-    }
-    j->windows_full++;
-    agent_upload_submit(j->u, s, i, PROTO_WIN_SET, PROTO_CHUNK_RAW, wl, work);
-    return 0;
+    p.work = work ? work : got;
+    return add_pending(j, &p);
 }
 
 /* Send a DELTA of the nruns runs in j->runs of window i, their data read
@@ -123,6 +189,8 @@ send_runs(struct disk_job *j, uint64_t i, uint64_t off, uint32_t wl,
           uint32_t nruns, const struct proto_ref *base, uint64_t work)
 {
     struct agent_upload_slot *s;
+    struct pend p = {.index = i, .wl = wl, .type = PROTO_CHUNK_DELTA,
+                     .work = work, .has_base = base != NULL};
     size_t data_len = 0, at;
 
     for (uint32_t k = 0; k < nruns; k++)
@@ -144,7 +212,7 @@ send_runs(struct disk_job *j, uint64_t i, uint64_t off, uint32_t wl,
             at += j->runs[k].len;
             j->bytes_read += j->runs[k].len;
         }
-        if (agent_source_preadv(j->src, j->reads, nr) < 0)
+        if (agent_source_issue(j->src, j->reads, nr, &p.ticket) < 0)
             return -1;
     }
     /* Encode the header and table in front of the data already read. */
@@ -157,10 +225,12 @@ send_runs(struct disk_job *j, uint64_t i, uint64_t off, uint32_t wl,
         lb_store_be32(r + 4, j->runs[k].len);
         r[8] = j->runs[k].kind;
     }
-    agent_upload_submit_on(
-        j->u, s, i, base, base ? PROTO_WIN_SET : PROTO_WIN_PUSH,
-        PROTO_CHUNK_DELTA, proto_delta_size(nruns, data_len), work);
-    return 0;
+    p.s = s;
+    if (base)
+        p.base = *base;
+    p.op = base ? PROTO_WIN_SET : PROTO_WIN_PUSH;
+    p.len = proto_delta_size(nruns, data_len);
+    return add_pending(j, &p);
 }
 
 /* Build and send a DELTA of the changed runs of window i. */
@@ -235,6 +305,8 @@ compact_batch(struct disk_job *j, uint64_t i)
     struct agent_upload *u = j->u;
     int r;
 
+    if (drain_pending(j) < 0)
+        return -1;
     j->u = NULL;
     r = agent_upload_finish(u, &st);
     stats_add(&j->st, &st);
@@ -331,12 +403,17 @@ finish_disk(struct disk_job *j, int r)
     struct agent_upload_stats st = {0};
     struct agent_upload *u = j->u;
 
+    if (r == 0)
+        r = drain_pending(j);
     j->u = NULL;
     if (r < 0) {
         /* A local failure (reading the image) keeps its own message; if
-         * the engine stopped, finish reports why. */
+         * the engine stopped, finish reports why. Reads still in flight
+         * land in the engine's slots: done with before it frees them. */
         struct lb_error_saved e;
         lb_error_save(&e);
+        (void)agent_source_wait(j->src, UINT64_MAX);
+        j->pn = 0;
         if (!u || agent_upload_finish(u, NULL) == 0 || !j->engine_failed)
             lb_error_restore(&e);
         agent_progress_end(&j->prog);
@@ -374,6 +451,10 @@ backup_one_disk(struct disk_job *j, uint8_t mode)
     agent_progress_begin(&j->prog, what, total);
     j->u = agent_upload_start(j->r, j->ws, &j->prog,
                               j->seal ? agent_seal_record : NULL, j->seal);
+    /* half the engine's slots may wait for their reads, the other half
+     * are hashed, compressed and sent meanwhile */
+    j->pmax = LB_MAX(1u, LB_MIN((unsigned)PEND_MAX,
+                                agent_upload_nslots(j->u) / 2));
     j->runs = lb_xmalloc((j->ws / 512 + 1) * sizeof *j->runs);
     j->reads = lb_xmalloc((j->ws / 512 + 1) * sizeof *j->reads);
     j->ubits = lb_xmalloc(agent_compact_map_bytes(j->ws));

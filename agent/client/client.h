@@ -635,6 +635,18 @@ struct agent_read {
  * many small reads cost one round trip, not one each). 0 or -1. */
 int agent_source_preadv(struct agent_source *s, const struct agent_read *r,
                         size_t n);
+/*
+ * The same in two halves, so that the reads of several windows are in
+ * flight together: issue returns once the reads are queued (waiting for
+ * older ones only when a few hundred are in flight) and sets *ticket;
+ * wait returns once every read issued up to ticket is done, 0 or -1 (a
+ * read failed: this or an earlier one; UINT64_MAX waits for every read
+ * issued). The buffers of reads not waited for must stay valid until
+ * the source is closed or waited on.
+ */
+int agent_source_issue(struct agent_source *s, const struct agent_read *r,
+                       size_t n, uint64_t *ticket);
+int agent_source_wait(struct agent_source *s, uint64_t ticket);
 
 /* ---- backing chains ---------------------------------------------------- */
 

@@ -24,6 +24,9 @@
 #include <unistd.h>
 
 #define MAP_REQUEST (1ull << 30)
+/* Reads in flight at most (qemu-nbd serves 16 at once; the rest wait in
+ * the socket and in libnbd's queue, so that it never waits for us). */
+#define READS_IN_FLIGHT 256
 
 struct agent_source {
     struct nbd_handle *h;
@@ -35,6 +38,16 @@ struct agent_source {
     struct agent_extent *cache;
     size_t nc, capc;
     uint64_t c_off, c_end;
+    /* reads issued and not yet retired, oldest first: a ring of libnbd
+     * cookies (and offsets, for messages); reads_issued and reads_retired
+     * count them all, so a ticket names the reads issued up to it */
+    struct {
+        int64_t cookie;
+        uint64_t off;
+    } fly[READS_IN_FLIGHT];
+    size_t fly_head, fly_n;
+    uint64_t reads_issued, reads_retired;
+    bool read_failed;
     /* scratch for one block status reply */
     struct {
         uint64_t end;
@@ -484,47 +497,79 @@ agent_source_map(struct agent_source *s, uint64_t off, uint64_t len,
     return 0;
 }
 
+/* Wait for the oldest read in flight and retire it. */
+static int
+retire_oldest(struct agent_source *s)
+{
+    int64_t cookie = s->fly[s->fly_head].cookie;
+    uint64_t off = s->fly[s->fly_head].off;
+    int done;
+
+    while ((done = LN(nbd_aio_command_completed, s->h, cookie)) == 0)
+        if (LN(nbd_poll, s->h, -1) < 0) {
+            done = -1;
+            break;
+        }
+    s->fly_head = (s->fly_head + 1) % READS_IN_FLIGHT;
+    s->fly_n--;
+    s->reads_retired++;
+    if (done < 0 && !s->read_failed) {
+        s->read_failed = true;
+        return lb_error(0, "read at offset %llu: %s", (unsigned long long)off,
+                        LN(nbd_get_error));
+    }
+    return 0;
+}
+
+int
+agent_source_issue(struct agent_source *s, const struct agent_read *r,
+                   size_t n, uint64_t *ticket)
+{
+    for (size_t i = 0; i < n; i++) {
+        int64_t cookie;
+
+        if (s->fly_n == READS_IN_FLIGHT && retire_oldest(s) < 0)
+            return -1;
+        cookie = LN(nbd_aio_pread, s->h, r[i].buf, r[i].len, r[i].off,
+                    NBD_NULL_COMPLETION, 0);
+        if (cookie < 0) {
+            s->read_failed = true;
+            return lb_error(0, "read at offset %llu: %s",
+                            (unsigned long long)r[i].off, LN(nbd_get_error));
+        }
+        s->fly[(s->fly_head + s->fly_n) % READS_IN_FLIGHT].cookie = cookie;
+        s->fly[(s->fly_head + s->fly_n) % READS_IN_FLIGHT].off = r[i].off;
+        s->fly_n++;
+        s->reads_issued++;
+    }
+    /* libnbd has sent what the socket took; the rest goes out as we next
+     * wait (qemu-nbd reads no more than 16 requests ahead anyway). */
+    *ticket = s->reads_issued;
+    return 0;
+}
+
+int
+agent_source_wait(struct agent_source *s, uint64_t ticket)
+{
+    if (ticket > s->reads_issued)
+        ticket = s->reads_issued;
+    while (s->reads_retired < ticket)
+        if (retire_oldest(s) < 0)
+            return -1;
+    /* A read failed before: every later wait fails too (its message was
+     * given then). */
+    return s->read_failed ? -1 : 0;
+}
+
 int
 agent_source_preadv(struct agent_source *s, const struct agent_read *r,
                     size_t n)
 {
-    /* Bounded batches: qemu-nbd serves a few dozen requests at once. */
-    enum { BATCH = 64 };
-    int64_t cookie[BATCH];
+    uint64_t ticket;
 
-    for (size_t i = 0; i < n; i += BATCH) {
-        size_t k = n - i, issued = 0;
-        int rc = 0;
-
-        if (k > BATCH)
-            k = BATCH;
-        for (; issued < k; issued++) {
-            const struct agent_read *q = &r[i + issued];
-            cookie[issued] = LN(nbd_aio_pread, s->h, q->buf, q->len, q->off,
-                                NBD_NULL_COMPLETION, 0);
-            if (cookie[issued] < 0) {
-                rc = lb_error(0, "read at offset %llu: %s",
-                              (unsigned long long)q->off, LN(nbd_get_error));
-                break;
-            }
-        }
-        /* Wait for every issued read, even after a failure. */
-        for (size_t j = 0; j < issued; j++) {
-            int done;
-            while ((done = LN(nbd_aio_command_completed, s->h, cookie[j])) == 0)
-                if (LN(nbd_poll, s->h, -1) < 0) {
-                    done = -1;
-                    break;
-                }
-            if (done < 0 && rc == 0)
-                rc = lb_error(0, "read at offset %llu: %s",
-                              (unsigned long long)r[i + j].off,
-                              LN(nbd_get_error));
-        }
-        if (rc < 0)
-            return -1;
-    }
-    return 0;
+    if (agent_source_issue(s, r, n, &ticket) < 0)
+        return -1;
+    return agent_source_wait(s, ticket);
 }
 
 int

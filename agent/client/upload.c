@@ -26,6 +26,11 @@
  * asked about again. */
 #define ASK_MISSES 32
 #define PROBE_EVERY 16
+/* A DELTA up to this size is hashed and compressed by the producer as it
+ * submits it: for an incremental's small deltas (a few 4 KiB blocks) two
+ * hand-offs to a worker and back cost more than the work (each a round of
+ * wake-ups of every thread of the engine). */
+#define INLINE_MAX (64u << 10)
 
 enum slot_state {
     S_FREE,
@@ -71,9 +76,12 @@ struct agent_upload {
     size_t plain_cap, comp_cap;
     pthread_mutex_t lock;
     pthread_cond_t cv;
+    struct proto_zctx *pz; /* the producer's, for INLINE_MAX deltas */
     struct slot *slots;
     unsigned nslots;
-    uint64_t next_seq, query_seq, emit_seq;
+    /* fill_seq: slots handed to the producer; next_seq: of those, the
+     * ones submitted (in the same order) */
+    uint64_t fill_seq, next_seq, query_seq, emit_seq;
     struct batch *batches; /* FIFO of outstanding QUERY batches */
     unsigned bhead, blen, bcap;
     bool finishing, quit, failed, server_error;
@@ -427,22 +435,44 @@ agent_upload_plain_cap(const struct agent_upload *u)
     return u->plain_cap;
 }
 
-struct agent_upload_slot *
-agent_upload_slot(struct agent_upload *u)
+unsigned
+agent_upload_nslots(const struct agent_upload *u)
+{
+    return u->nslots;
+}
+
+static struct agent_upload_slot *
+take_slot(struct agent_upload *u, bool wait, bool *failed)
 {
     struct slot *s;
 
     pthread_mutex_lock(&u->lock);
-    s = slot_of(u, u->next_seq);
-    while (!u->failed && s->st != S_FREE)
+    s = slot_of(u, u->fill_seq);
+    while (wait && !u->failed && s->st != S_FREE)
         pthread_cond_wait(&u->cv, &u->lock);
-    if (u->failed) {
+    *failed = u->failed;
+    if (u->failed || s->st != S_FREE) {
         pthread_mutex_unlock(&u->lock);
         return NULL;
     }
     s->st = S_FILLING;
+    u->fill_seq++;
     pthread_mutex_unlock(&u->lock);
     return &s->pub;
+}
+
+struct agent_upload_slot *
+agent_upload_slot(struct agent_upload *u)
+{
+    bool failed;
+
+    return take_slot(u, true, &failed);
+}
+
+struct agent_upload_slot *
+agent_upload_slot_nowait(struct agent_upload *u, bool *failed)
+{
+    return take_slot(u, false, failed);
 }
 
 void
@@ -459,8 +489,30 @@ agent_upload_submit_on(struct agent_upload *u, struct agent_upload_slot *ps,
                        uint8_t type, size_t len, uint64_t work)
 {
     struct slot *s = (struct slot *)ps;
+    bool inline_done = false;
+    int r = 0;
 
+    if (type == PROTO_CHUNK_DELTA && len <= INLINE_MAX) {
+        /* what a worker would do, here: a DELTA is never asked about */
+        struct proto_chunk c = {.type = type, .raw_len = (uint32_t)len};
+        ssize_t n;
+
+        if (!u->pz)
+            u->pz = proto_zctx_new(agent_opts.zlevel);
+        r = agent_chunk_id(u->repo, type, s->pub.plain, len, &s->d);
+        if (r == 0) {
+            c.d = s->d;
+            n = agent_chunk_seal(u->repo, u->pz, &c, s->pub.plain, s->comp,
+                                 u->comp_cap);
+            s->comp_kind = c.comp;
+            s->comp_len = n < 0 ? 0 : (size_t)n;
+            r = n < 0 ? -1 : 0;
+        }
+        inline_done = true;
+    }
     pthread_mutex_lock(&u->lock);
+    if (r < 0)
+        set_failed(u, false);
     s->has_base = base != NULL;
     if (base)
         s->base = *base;
@@ -470,9 +522,9 @@ agent_upload_submit_on(struct agent_upload *u, struct agent_upload_slot *ps,
     s->type = type;
     s->len = len;
     s->work = work;
-    s->send = false;
+    s->send = inline_done;
     s->ask = type == PROTO_CHUNK_RAW;
-    s->st = type ? S_FILLED : S_READY;
+    s->st = type && !inline_done ? S_FILLED : S_READY;
     pthread_cond_broadcast(&u->cv);
     pthread_mutex_unlock(&u->lock);
 }
@@ -505,6 +557,7 @@ agent_upload_finish(struct agent_upload *u, struct agent_upload_stats *stats)
     }
     free(u->slots);
     free(u->batches);
+    proto_zctx_free(u->pz);
     lb_buf_free(&u->out);
     lb_buf_free(&u->rec);
     pthread_mutex_destroy(&u->lock);

@@ -44,8 +44,16 @@ struct agent_upload *agent_upload_start(struct agent_repo *r,
                                         struct agent_progress *prog,
                                         agent_record_fn rec, void *opaque);
 size_t agent_upload_plain_cap(const struct agent_upload *u);
-/* The next free slot (blocks); NULL if the engine failed. */
+/* The next free slot (blocks); NULL if the engine failed. The producer
+ * may hold fewer than agent_upload_nslots() slots at once (filling them
+ * while the engine works on older ones), and submits them in the order
+ * it took them. */
 struct agent_upload_slot *agent_upload_slot(struct agent_upload *u);
+/* The same without blocking: NULL if the next slot is still busy (or the
+ * engine failed: *failed). */
+struct agent_upload_slot *agent_upload_slot_nowait(struct agent_upload *u,
+                                                   bool *failed);
+unsigned agent_upload_nslots(const struct agent_upload *u);
 /*
  * Queue the slot as window index with op (PROTO_WIN_SET / PUSH) and a
  * chunk of type holding len bytes of plain; type 0 means "SET to empty"
