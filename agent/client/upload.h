@@ -14,7 +14,9 @@
  * compressed, while the answers find some stored; after ASK_MISSES
  * "missing" answers in a row (a first backup of new data) only one RAW
  * chunk in PROBE_EVERY is asked about and the others are sent unasked,
- * until an answer finds one stored again. A DELTA is never asked about.
+ * until an answer finds one stored again. A DELTA is never asked about;
+ * a small one (INLINE_MAX) is hashed and compressed by the producer as it
+ * is submitted, not by a worker.
  */
 #ifndef LB_AGENT_UPLOAD_H
 #define LB_AGENT_UPLOAD_H
