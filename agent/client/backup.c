@@ -78,8 +78,7 @@ complete_oldest(struct disk_job *j)
     if (p->raw && lb_is_zero(p->s->plain, p->wl)) {
         /* Nothing to store: the window becomes empty (for an incremental,
          * over whatever the parent had). */
-        agent_upload_submit(j->u, p->s, p->index, PROTO_WIN_SET, 0, 0,
-                            p->work);
+        agent_upload_submit(j->u, p->s, p->index, PROTO_WIN_SET, 0, 0, p->work);
         return 0;
     }
     if (p->raw)
@@ -170,8 +169,13 @@ send_raw(struct disk_job *j, uint64_t i, uint64_t off, uint32_t wl,
          uint64_t work)
 {
     struct agent_upload_slot *s = get_slot(j);
-    struct pend p = {.s = s, .index = i, .wl = wl, .len = wl,
-                     .op = PROTO_WIN_SET, .type = PROTO_CHUNK_RAW, .raw = true};
+    struct pend p = {.s = s,
+                     .index = i,
+                     .wl = wl,
+                     .len = wl,
+                     .op = PROTO_WIN_SET,
+                     .type = PROTO_CHUNK_RAW,
+                     .raw = true};
     uint64_t got;
 
     if (!s)
@@ -189,8 +193,11 @@ send_runs(struct disk_job *j, uint64_t i, uint64_t off, uint32_t wl,
           uint32_t nruns, const struct proto_ref *base, uint64_t work)
 {
     struct agent_upload_slot *s;
-    struct pend p = {.index = i, .wl = wl, .type = PROTO_CHUNK_DELTA,
-                     .work = work, .has_base = base != NULL};
+    struct pend p = {.index = i,
+                     .wl = wl,
+                     .type = PROTO_CHUNK_DELTA,
+                     .work = work,
+                     .has_base = base != NULL};
     size_t data_len = 0, at;
 
     for (uint32_t k = 0; k < nruns; k++)
@@ -453,8 +460,8 @@ backup_one_disk(struct disk_job *j, uint8_t mode)
                               j->seal ? agent_seal_record : NULL, j->seal);
     /* half the engine's slots may wait for their reads, the other half
      * are hashed, compressed and sent meanwhile */
-    j->pmax = LB_MAX(1u, LB_MIN((unsigned)PEND_MAX,
-                                agent_upload_nslots(j->u) / 2));
+    j->pmax =
+        LB_MAX(1u, LB_MIN((unsigned)PEND_MAX, agent_upload_nslots(j->u) / 2));
     j->runs = lb_xmalloc((j->ws / 512 + 1) * sizeof *j->runs);
     j->reads = lb_xmalloc((j->ws / 512 + 1) * sizeof *j->reads);
     j->ubits = lb_xmalloc(agent_compact_map_bytes(j->ws));

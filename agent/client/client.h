@@ -631,13 +631,10 @@ struct agent_read {
     uint64_t off;
 };
 
-/* Several reads at once (in flight together on the NBD connection, so
- * many small reads cost one round trip, not one each). 0 or -1. */
-int agent_source_preadv(struct agent_source *s, const struct agent_read *r,
-                        size_t n);
 /*
- * The same in two halves, so that the reads of several windows are in
- * flight together: issue returns once the reads are queued (waiting for
+ * Reads in flight together on the NBD connection (so that many small
+ * reads cost one round trip, not one each, and the reads of several
+ * windows overlap): issue returns once the reads are queued (waiting for
  * older ones only when a few hundred are in flight) and sets *ticket;
  * wait returns once every read issued up to ticket is done, 0 or -1 (a
  * read failed: this or an earlier one; UINT64_MAX waits for every read

@@ -522,8 +522,8 @@ retire_oldest(struct agent_source *s)
 }
 
 int
-agent_source_issue(struct agent_source *s, const struct agent_read *r,
-                   size_t n, uint64_t *ticket)
+agent_source_issue(struct agent_source *s, const struct agent_read *r, size_t n,
+                   uint64_t *ticket)
 {
     for (size_t i = 0; i < n; i++) {
         int64_t cookie;
@@ -559,17 +559,6 @@ agent_source_wait(struct agent_source *s, uint64_t ticket)
     /* A read failed before: every later wait fails too (its message was
      * given then). */
     return s->read_failed ? -1 : 0;
-}
-
-int
-agent_source_preadv(struct agent_source *s, const struct agent_read *r,
-                    size_t n)
-{
-    uint64_t ticket;
-
-    if (agent_source_issue(s, r, n, &ticket) < 0)
-        return -1;
-    return agent_source_wait(s, ticket);
 }
 
 int

@@ -495,12 +495,13 @@ agent_upload_submit_on(struct agent_upload *u, struct agent_upload_slot *ps,
     if (type == PROTO_CHUNK_DELTA && len <= INLINE_MAX) {
         /* what a worker would do, here: a DELTA is never asked about */
         struct proto_chunk c = {.type = type, .raw_len = (uint32_t)len};
-        ssize_t n;
 
         if (!u->pz)
             u->pz = proto_zctx_new(agent_opts.zlevel);
         r = agent_chunk_id(u->repo, type, s->pub.plain, len, &s->d);
         if (r == 0) {
+            ssize_t n;
+
             c.d = s->d;
             n = agent_chunk_seal(u->repo, u->pz, &c, s->pub.plain, s->comp,
                                  u->comp_cap);
