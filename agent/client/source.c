@@ -38,14 +38,14 @@ struct agent_source {
     struct agent_extent *cache;
     size_t nc, capc;
     uint64_t c_off, c_end;
-    /* reads issued and not yet retired, oldest first: a ring of libnbd
-     * cookies (and offsets, for messages); reads_issued and reads_retired
-     * count them all, so a ticket names the reads issued up to it */
+    /* reads issued and not yet retired: a ring of libnbd cookies (and
+     * offsets, for messages), read number k at fly[k % READS_IN_FLIGHT];
+     * reads_issued and reads_retired count them all, so a ticket names
+     * the reads issued up to it */
     struct {
         int64_t cookie;
         uint64_t off;
     } fly[READS_IN_FLIGHT];
-    size_t fly_head, fly_n;
     uint64_t reads_issued, reads_retired;
     bool read_failed;
     /* scratch for one block status reply */
@@ -501,8 +501,8 @@ agent_source_map(struct agent_source *s, uint64_t off, uint64_t len,
 static int
 retire_oldest(struct agent_source *s)
 {
-    int64_t cookie = s->fly[s->fly_head].cookie;
-    uint64_t off = s->fly[s->fly_head].off;
+    int64_t cookie = s->fly[s->reads_retired % READS_IN_FLIGHT].cookie;
+    uint64_t off = s->fly[s->reads_retired % READS_IN_FLIGHT].off;
     int done;
 
     while ((done = LN(nbd_aio_command_completed, s->h, cookie)) == 0)
@@ -510,8 +510,6 @@ retire_oldest(struct agent_source *s)
             done = -1;
             break;
         }
-    s->fly_head = (s->fly_head + 1) % READS_IN_FLIGHT;
-    s->fly_n--;
     s->reads_retired++;
     if (done < 0 && !s->read_failed) {
         s->read_failed = true;
@@ -528,7 +526,8 @@ agent_source_issue(struct agent_source *s, const struct agent_read *r, size_t n,
     for (size_t i = 0; i < n; i++) {
         int64_t cookie;
 
-        if (s->fly_n == READS_IN_FLIGHT && retire_oldest(s) < 0)
+        if (s->reads_issued - s->reads_retired == READS_IN_FLIGHT &&
+            retire_oldest(s) < 0)
             return -1;
         cookie = LN(nbd_aio_pread, s->h, r[i].buf, r[i].len, r[i].off,
                     NBD_NULL_COMPLETION, 0);
@@ -537,9 +536,8 @@ agent_source_issue(struct agent_source *s, const struct agent_read *r, size_t n,
             return lb_error(0, "read at offset %llu: %s",
                             (unsigned long long)r[i].off, LN(nbd_get_error));
         }
-        s->fly[(s->fly_head + s->fly_n) % READS_IN_FLIGHT].cookie = cookie;
-        s->fly[(s->fly_head + s->fly_n) % READS_IN_FLIGHT].off = r[i].off;
-        s->fly_n++;
+        s->fly[s->reads_issued % READS_IN_FLIGHT].cookie = cookie;
+        s->fly[s->reads_issued % READS_IN_FLIGHT].off = r[i].off;
         s->reads_issued++;
     }
     /* libnbd has sent what the socket took; the rest goes out as we next

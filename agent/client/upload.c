@@ -144,6 +144,22 @@ next_work(struct agent_upload *u)
     return best;
 }
 
+/* Compress (and, in an encrypted repository, seal) a hashed slot's
+ * plain into its comp: a worker's second step, or the producer's for a
+ * small DELTA. */
+static int
+seal_slot(struct agent_upload *u, struct proto_zctx *z, struct slot *s)
+{
+    struct proto_chunk c = {
+        .d = s->d, .type = s->type, .raw_len = (uint32_t)s->len};
+    ssize_t n =
+        agent_chunk_seal(u->repo, z, &c, s->pub.plain, s->comp, u->comp_cap);
+
+    s->comp_kind = c.comp;
+    s->comp_len = n < 0 ? 0 : (size_t)n;
+    return n < 0 ? -1 : 0;
+}
+
 static void *
 worker(void *arg)
 {
@@ -164,17 +180,10 @@ worker(void *arg)
         s->st = was == S_FILLED ? S_HASHING : S_COMPRESSING;
         pthread_mutex_unlock(&u->lock);
 
-        if (was == S_FILLED) {
+        if (was == S_FILLED)
             r = agent_chunk_id(u->repo, s->type, s->pub.plain, s->len, &s->d);
-        } else {
-            struct proto_chunk c = {
-                .d = s->d, .type = s->type, .raw_len = (uint32_t)s->len};
-            ssize_t n = agent_chunk_seal(u->repo, z, &c, s->pub.plain, s->comp,
-                                         u->comp_cap);
-            s->comp_kind = c.comp;
-            r = n < 0 ? -1 : 0;
-            s->comp_len = n < 0 ? 0 : (size_t)n;
-        }
+        else
+            r = seal_slot(u, z, s);
 
         pthread_mutex_lock(&u->lock);
         if (r < 0) {
@@ -493,22 +502,15 @@ agent_upload_submit_on(struct agent_upload *u, struct agent_upload_slot *ps,
     int r = 0;
 
     if (type == PROTO_CHUNK_DELTA && len <= INLINE_MAX) {
-        /* what a worker would do, here: a DELTA is never asked about */
-        struct proto_chunk c = {.type = type, .raw_len = (uint32_t)len};
-
+        /* what a worker would do, here (the slot is still the producer's):
+         * a DELTA is never asked about */
         if (!u->pz)
             u->pz = proto_zctx_new(agent_opts.zlevel);
+        s->type = type;
+        s->len = len;
         r = agent_chunk_id(u->repo, type, s->pub.plain, len, &s->d);
-        if (r == 0) {
-            ssize_t n;
-
-            c.d = s->d;
-            n = agent_chunk_seal(u->repo, u->pz, &c, s->pub.plain, s->comp,
-                                 u->comp_cap);
-            s->comp_kind = c.comp;
-            s->comp_len = n < 0 ? 0 : (size_t)n;
-            r = n < 0 ? -1 : 0;
-        }
+        if (r == 0)
+            r = seal_slot(u, u->pz, s);
         inline_done = true;
     }
     pthread_mutex_lock(&u->lock);
