@@ -286,8 +286,9 @@ bench_setup() {
 }
 
 # Wrappers that run backupd and qemu-nbd under /usr/bin/time -v when
-# LB_BENCH_RSS_DIR is set (libnbd starts qemu-nbd by socket activation:
-# LISTEN_PID must be its pid, and it ends it with SIGTERM).
+# LB_BENCH_RSS_DIR is set (the agent starts qemu-nbd by socket activation,
+# agent/client/nbd_dl.c: LISTEN_PID must be its pid; a qemu-nbd that
+# outlives its client is sent SIGTERM).
 _bench_wrappers() {
     cat >"$T/wrap/backupd" <<EOF
 #!/bin/sh

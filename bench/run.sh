@@ -50,7 +50,7 @@
 # - Peak RSS / CPU: backupd is run through LIVEBACKUP_BACKUPD=a wrapper that
 #   runs it under /usr/bin/time -v; qemu-nbd through a wrapper first on
 #   PATH that runs it under /usr/bin/time -v (it resets LISTEN_PID so
-#   socket activation still works, and forwards libnbd's SIGTERM).
+#   socket activation still works, and forwards a SIGTERM).
 #   livebackup runs under /usr/bin/time -v too, but the kernel folds
 #   reaped children into that figure, so its own peak is sampled from
 #   /proc/PID/status VmHWM every 20 ms (a high-water mark, so only a peak in

@@ -13,6 +13,7 @@
 #define LB_AGENT_NBD_DL_H
 
 #include <libnbd.h>
+#include <sys/types.h>
 
 #define LB_NBD_FUNCS(X)                                                        \
     X(nbd_add_meta_context)                                                    \
@@ -23,7 +24,7 @@
     X(nbd_block_status)                                                        \
     X(nbd_can_meta_context)                                                    \
     X(nbd_close)                                                               \
-    X(nbd_connect_systemd_socket_activation)                                   \
+    X(nbd_connect_socket)                                                      \
     X(nbd_create)                                                              \
     X(nbd_flush)                                                               \
     X(nbd_get_error)                                                           \
@@ -41,5 +42,20 @@ LB_DL_DECLARE(lb_nbd, LB_NBD_FUNCS, LB_NBD_N);
 /* A call of libnbd's function f through the table, with its arguments:
  * LN(nbd_create). */
 #define LN(f, ...) LB_DL_CALL(lb_nbd_fn, f, __VA_ARGS__)
+
+/*
+ * Start argv, a server that takes systemd socket activation (qemu-nbd),
+ * as a child and connect h to it: what nbd_connect_systemd_socket_activation
+ * does, except that the socket's name (in $TMPDIR or /tmp) is gone as
+ * soon as our connection is queued on it, so a killed process leaves
+ * nothing behind (libnbd 1.14 keeps /tmp/libnbdXXXXXX until nbd_close).
+ * The child leaves when its one client does. Returns its pid, or -1
+ * (error set; no child left).
+ */
+pid_t lb_nbd_child(struct nbd_handle *h, char *const argv[]);
+
+/* nbd_close(h) (if not NULL), then wait for its server child (if > 0) to
+ * exit. Returns the child's wait status, or -1. */
+int lb_nbd_close(struct nbd_handle *h, pid_t child);
 
 #endif

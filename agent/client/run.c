@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Run a helper program (qemu-img, ...) without a shell and capture its
- * output; it is sent SIGTERM if the thread that runs it dies. Arguments are passed as a vector, so image paths with spaces or
- * shell characters are safe.
+ * output; it is sent SIGTERM if the thread that runs it dies. Arguments are
+ * passed as a vector, so image paths with spaces or shell characters are safe.
  */
 #include "agent/client/run.h"
 
@@ -139,4 +139,36 @@ agent_run_ok(char *const argv[], char **out)
         *out = NULL;
     }
     return -1;
+}
+
+char **
+agent_env_without(const char *prefix, size_t extra, size_t *n)
+{
+    extern char **environ;
+    size_t all = 0, k = 0, plen = strlen(prefix);
+    char **env;
+
+    while (environ[all])
+        all++;
+    env = lb_xcalloc(all + extra + 1, sizeof *env);
+    for (size_t i = 0; i < all; i++)
+        if (strncmp(environ[i], prefix, plen) != 0)
+            env[k++] = environ[i];
+    *n = k;
+    return env;
+}
+
+void
+agent_put_decimal(char *buf, size_t size, unsigned long v)
+{
+    char digits[24];
+    size_t n = 0, at = strlen(buf);
+
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    while (n > 0 && at + 1 < size)
+        buf[at++] = digits[--n];
+    buf[at] = '\0';
 }

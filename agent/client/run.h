@@ -17,4 +17,16 @@ int agent_run(char *const argv[], char **out, char **err);
  * program's stderr. Returns 0 or -1. */
 int agent_run_ok(char *const argv[], char **out);
 
+/*
+ * For a child's environment: environ without the variables whose
+ * "NAME=" starts with prefix, then room for extra more entries (their
+ * index from *n) and the NULL. The caller fills the room and frees the
+ * array (not the strings it shares with environ).
+ */
+char **agent_env_without(const char *prefix, size_t extra, size_t *n);
+
+/* Append v in decimal to the string in buf (size bytes, truncated to
+ * fit): async-signal-safe, for a child between fork and exec. */
+void agent_put_decimal(char *buf, size_t size, unsigned long v);
+
 #endif

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The output image of a restore (see sink.h): raw through pwrite, qcow2
- * through qemu-nbd (socket activation by libnbd) with asynchronous writes.
+ * through a qemu-nbd child (lb_nbd_child) with asynchronous writes.
  */
 #include "agent/client/sink.h"
 #include "agent/client/nbd_dl.h"
@@ -64,8 +64,14 @@ agent_sink_open(struct agent_sink *k, const char *out, enum agent_format fmt,
         if (agent_run_ok(create, NULL) < 0)
             return -1;
         k->h = LN(nbd_create);
-        if (!k->h || LN(nbd_connect_systemd_socket_activation, k->h, serve) < 0)
-            return lb_error(0, "qemu-nbd on %s: %s", k->tmp, LN(nbd_get_error));
+        if (!k->h)
+            return lb_error(0, "libnbd: %s", LN(nbd_get_error));
+        k->server = lb_nbd_child(k->h, serve);
+        if (k->server < 0) {
+            k->server = 0;
+            lb_error_prefix("qemu-nbd on %s", k->tmp);
+            return -1;
+        }
         /* only to start its write-back early (agent_sink_writeback) */
         k->fd = open(k->tmp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     }
@@ -148,8 +154,11 @@ agent_sink_close(struct agent_sink *k, bool commit)
         else if (commit &&
                  (LN(nbd_flush, k->h, 0) < 0 || LN(nbd_shutdown, k->h, 0) < 0))
             r = lb_error(0, "flush %s: %s", k->tmp, LN(nbd_get_error));
-        LN(nbd_close, k->h);
+        /* qemu-nbd has written everything back when it has exited */
+        if (lb_nbd_close(k->h, k->server) != 0 && r == 0 && commit)
+            r = lb_fail(EIO, "qemu-nbd on %s did not exit cleanly", k->tmp);
         k->h = NULL;
+        k->server = 0;
         if (r == 0 && commit && k->fd < 0) {
             k->fd = open(k->tmp, O_RDONLY | O_CLOEXEC);
             if (k->fd < 0)

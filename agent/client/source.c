@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Disk images read through QEMU's own block layer: qemu-nbd started by
- * libnbd (systemd socket activation, killed when the handle closes), block
+ * Disk images read through QEMU's own block layer: a qemu-nbd child
+ * (systemd socket activation, lb_nbd_child; it leaves when we do), block
  * status with "base:allocation" (data or zero) and, for --since, with
  * "qemu:allocation-depth" (in which layer of the chain an extent is
  * allocated: 1 is the top). A cluster allocated in a layer above the
@@ -30,6 +30,7 @@
 
 struct agent_source {
     struct nbd_handle *h;
+    pid_t server; /* h's qemu-nbd, 0 if none */
     uint64_t size;
     char *format;
     char *chain;
@@ -191,6 +192,7 @@ nbd_start(struct agent_source *s, const char *path, const char *since,
     CLEANUP_FREE char *imgopts = NULL;
     char *argv[12];
     int a = 0;
+    pid_t pid;
 
     s->h = LN(nbd_create);
     if (!s->h)
@@ -228,13 +230,14 @@ nbd_start(struct agent_source *s, const char *path, const char *since,
         argv[a++] = (char *)path;
     }
     argv[a] = NULL;
-    if (LN(nbd_connect_systemd_socket_activation, s->h, argv) < 0) {
-        lb_error(0, "cannot open %s with qemu-nbd: %s", path,
-                 LN(nbd_get_error));
+    pid = lb_nbd_child(s->h, argv);
+    if (pid < 0) {
+        lb_error_prefix("cannot open %s with qemu-nbd", path);
         lb_error_hint("is the image in use by a running VM? (qemu-nbd needs "
                       "a read lock)");
         return -1;
     }
+    s->server = pid;
     return 0;
 }
 
@@ -305,8 +308,9 @@ agent_source_open(const char *path, const char *since, bool force_share)
                nbd_start(s, path, since, force_share, READ_URING) < 0) {
         if (s->h) {
             lb_debug("qemu-nbd without io_uring: %s", lb_error_msg());
-            LN(nbd_close, s->h);
+            lb_nbd_close(s->h, s->server);
             s->h = NULL;
+            s->server = 0;
         }
         if (nbd_start(s, path, since, force_share, READ_CACHED) < 0)
             goto fail;
@@ -336,8 +340,7 @@ agent_source_close(struct agent_source *s)
 {
     if (!s)
         return;
-    if (s->h)
-        LN(nbd_close, s->h);
+    lb_nbd_close(s->h, s->server);
     free(s->format);
     free(s->chain);
     free(s->cache);

@@ -31,55 +31,6 @@
 #define GM_TERM_WAIT_MS 10000 /* from SIGTERM to SIGKILL */
 #define GM_END_WAIT_MS 30000  /* from its word "failed" to its end */
 
-extern char **environ;
-
-/* The environment for guestmount: ours with LIBGUESTFS_BACKEND=direct.
- * The caller frees the array (not its strings but the last one). */
-static char **
-gm_env(void)
-{
-    size_t n = 0, k = 0;
-    char **env;
-
-    while (environ[n])
-        n++;
-    env = lb_xcalloc(n + 2, sizeof *env);
-    for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], "LIBGUESTFS_BACKEND=", 19) != 0)
-            env[k++] = environ[i];
-    env[k] = lb_xstrdup("LIBGUESTFS_BACKEND=direct");
-    return env;
-}
-
-static void
-gm_env_free(char **env)
-{
-    size_t k = 0;
-
-    if (!env)
-        return;
-    while (env[k + 1])
-        k++;
-    free(env[k]);
-    free(env);
-}
-
-/* Write v in decimal at the end of buf (after fork: no stdio). */
-static void
-put_pid(char *buf, size_t size, pid_t v)
-{
-    char digits[24];
-    size_t n = 0, at = strlen(buf);
-
-    do {
-        digits[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v > 0 && n < sizeof digits);
-    while (n > 0 && at + 1 < size)
-        buf[at++] = digits[--n];
-    buf[at] = '\0';
-}
-
 bool
 map_pid_wait_end(pid_t pid, int ms)
 {
@@ -106,7 +57,7 @@ gm_child(char **argv, char **env, char *opt, size_t opt_size, int ready_fd,
 {
     int null = open("/dev/null", O_RDWR);
 
-    put_pid(opt, opt_size, getpid());
+    agent_put_decimal(opt, opt_size, (unsigned long)getpid());
     if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 ||
         dup2(err_fd, 2) < 0 || fcntl(ready_fd, F_SETFD, 0) < 0)
         _exit(126);
@@ -218,7 +169,8 @@ gm_spawn(const char *img, unsigned part, const char *mp, int ready_fd,
          int err_fd)
 {
     char dev[32], fd_arg[32];
-    char **env = gm_env();
+    size_t n;
+    char **env = agent_env_without("LIBGUESTFS_BACKEND=", 1, &n);
     pid_t child;
 
     if (part)
@@ -226,6 +178,7 @@ gm_spawn(const char *img, unsigned part, const char *mp, int ready_fd,
     else
         snprintf(dev, sizeof dev, "/dev/sda");
     snprintf(fd_arg, sizeof fd_arg, "--fd=%d", ready_fd);
+    env[n] = "LIBGUESTFS_BACKEND=direct";
     child = fork();
     if (child == 0) {
         char opt[96] = "fsname=" GM_FSNAME; /* its pid added in gm_child */
@@ -238,7 +191,7 @@ gm_spawn(const char *img, unsigned part, const char *mp, int ready_fd,
     }
     if (child < 0)
         lb_error(errno, "fork");
-    gm_env_free(env);
+    free(env);
     return child;
 }
 

@@ -78,9 +78,11 @@ overlay "$T/o2.qcow2" "$T/o1.qcow2" qcow2
 write_random "$T/o2.qcow2" qcow2 $((60 << 20)) $((6 << 20))
 snapshot_raw "$T/o2.qcow2" "$T/truth2.raw"
 rc=0
-LIVEBACKUP_FAULT=agent:mid-transfer@2 livebackup backup-image --repo "$R" \
+mkdir "$T/tmp3"
+TMPDIR=$T/tmp3 LIVEBACKUP_FAULT=agent:mid-transfer@2 livebackup backup-image --repo "$R" \
     --name d --disk vda="$T/o2.qcow2" --since "$T/o1.qcow2" >/dev/null 2>&1 || rc=$?
 [[ $rc -eq 137 ]] || fail "agent fault point: exit status $rc"
+[[ -z $(ls -A "$T/tmp3") ]] || fail "the killed agent left files in its TMPDIR: $(ls -A "$T/tmp3")"
 # its backupd sees the pipe close, drops the backup and ends its session
 wait_sessions_ended "$R"
 verify_clean
@@ -93,7 +95,8 @@ write_random "$T/o2.qcow2" qcow2 $((100 << 20)) $((16 << 20))
 snapshot_raw "$T/o2.qcow2" "$T/truth2.raw"
 nchunks() { find "$R/chunks" -type f | wc -l; }
 before=$(nchunks)
-livebackup backup-image --bwlimit 4M --repo "$R" --name d \
+mkdir "$T/tmp4"
+TMPDIR=$T/tmp4 livebackup backup-image --bwlimit 4M --repo "$R" --name d \
     --disk vda="$T/o2.qcow2" --since "$T/o1.qcow2" >"$T/bg.out" 2>"$T/bg.err" &
 agent=$!
 lb_track "$agent"
@@ -105,6 +108,30 @@ backupd_child() {
     [[ -n $bd && $(cat "/proc/$bd/comm" 2>/dev/null) == backupd ]]
 }
 wait_until 60 "the backupd child of the agent" backupd_child
+# The agent's qemu-nbd listens on a socket whose name is gone from the
+# filesystem once the agent is connected: a killed agent leaves no socket
+# or directory behind (libnbd's socket activation kept
+# /tmp/libnbdXXXXXX/sock until its handle closed).
+qnbd=""
+qemu_nbd_child() {
+    lb_alive "$agent" || fail "the backup ended early: $(cat "$T/bg.err")"
+    local p
+    for p in $(cat /proc/"$agent"/task/*/children 2>/dev/null); do
+        [[ $(cat "/proc/$p/comm" 2>/dev/null) == qemu-nbd ]] && qnbd=$p
+    done
+    [[ -n $qnbd ]]
+}
+wait_until 60 "the qemu-nbd child of the agent" qemu_nbd_child
+inodes=$(find "/proc/$qnbd/fd" -lname 'socket:*' -printf '%l\n' | tr -dc '0-9\n')
+[[ -n $inodes ]] || fail "qemu-nbd $qnbd has no socket open"
+names=$(awk -v want=" $(echo $inodes) " 'index(want, " " $7 " ") && $8 != "" {print $8}' /proc/net/unix | sort -u)
+[[ -n $names ]] || fail "no name for qemu-nbd's sockets ($inodes) in /proc/net/unix"
+for n in $names; do
+    [[ $n == "$T/tmp4/"* ]] || fail "qemu-nbd's socket $n is not under the agent's TMPDIR"
+    [[ ! -e $n ]] || fail "qemu-nbd's socket $n is still on the filesystem"
+done
+[[ -z $(ls -A "$T/tmp4") ]] || fail "the agent's TMPDIR holds $(ls -A "$T/tmp4")"
+ok "qemu-nbd's socket ($names) is already gone from the filesystem"
 data_flows() {
     lb_alive "$agent" || fail "the backup ended early: $(cat "$T/bg.err")"
     [[ $(nchunks) -gt $before ]]
