@@ -11,10 +11,13 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -26,7 +29,7 @@ LB_DL_DEFINE(lb_nbd, LB_NBD_FUNCS, LB_NBD_N, "libnbd.so.0", "libnbd0",
 
 /* In the child, between fork and exec: only async-signal-safe calls. */
 static void
-activation_child(int lfd, char *pidvar, size_t pidvar_size, char **env,
+activation_child(int lfd, int log, char *pidvar, size_t pidvar_size, char **env,
                  char *const argv[])
 {
     sigset_t none;
@@ -34,13 +37,13 @@ activation_child(int lfd, char *pidvar, size_t pidvar_size, char **env,
     agent_put_decimal(pidvar, pidvar_size, (unsigned long)getpid());
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    /* fd 3, without close-on-exec: the first socket of the protocol;
-     * lfd is above 3 (F_DUPFD_CLOEXEC, 4) */
-    if (dup2(lfd, 3) < 0)
+    /* stderr to log; fd 3, without close-on-exec, the first socket of
+     * the protocol (lfd and log are above 3: F_DUPFD_CLOEXEC, 4) */
+    if (dup2(log, 2) < 0 || dup2(lfd, 3) < 0)
         _exit(127);
     execvpe(argv[0], argv, env);
     {
-        static const char msg[] = "livebackup: error: cannot run ";
+        static const char msg[] = "cannot run ";
         const char *e = strerror(errno); /* glibc's table: no allocation */
         if (write(2, msg, sizeof msg - 1) < 0 ||
             write(2, argv[0], strlen(argv[0])) < 0 || write(2, ": ", 2) < 0 ||
@@ -50,18 +53,89 @@ activation_child(int lfd, char *pidvar, size_t pidvar_size, char **env,
     _exit(127);
 }
 
-pid_t
-lb_nbd_child(struct nbd_handle *h, char *const argv[])
+/* What srv's child printed since the last call: its lines without the
+ * "qemu-nbd: " each starts with, each line once, joined by "; " (at most
+ * NBD_SAID_MAX bytes of it). NULL if nothing. */
+#define NBD_SAID_MAX 4096
+static char *
+server_said(struct lb_nbd_server *srv)
+{
+    char buf[NBD_SAID_MAX + 1];
+    struct lb_buf out = {0};
+    struct stat st;
+    ssize_t got;
+    char *line, *next;
+
+    if (srv->pid <= 0 || fstat(srv->log, &st) < 0 ||
+        (uint64_t)st.st_size <= srv->seen)
+        return NULL;
+    got = pread(srv->log, buf, NBD_SAID_MAX, (off_t)srv->seen);
+    srv->seen = (uint64_t)st.st_size;
+    if (got <= 0)
+        return NULL;
+    buf[got] = '\0';
+    for (line = buf; line; line = next) {
+        size_t len;
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        if (strncmp(line, "qemu-nbd: ", 10) == 0)
+            line += 10;
+        len = strlen(line);
+        while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\r' ||
+                           line[len - 1] == '\t'))
+            line[--len] = '\0';
+        /* once: the same line for each request in flight */
+        if (len == 0 || (out.len > 0 && memmem(out.data, out.len, line, len)))
+            continue;
+        if (out.len > 0)
+            lb_buf_append(&out, "; ", 2);
+        lb_buf_append(&out, line, len);
+    }
+    if (out.len == 0)
+        return NULL;
+    lb_buf_put_u8(&out, 0);
+    return (char *)out.data;
+}
+
+char *
+lb_nbd_error(struct lb_nbd_server *srv)
+{
+    CLEANUP_FREE char *said = server_said(srv);
+    const char *e = LN(nbd_get_error);
+
+    if (!e || !*e)
+        e = "unknown libnbd error";
+    return said ? lb_xasprintf("%s (qemu-nbd: %s)", e, said) : lb_xstrdup(e);
+}
+
+int
+lb_nbd_fail(struct lb_nbd_server *srv, const char *fmt, ...)
+{
+    CLEANUP_FREE char *why = lb_nbd_error(srv);
+    char what[PATH_MAX + 128];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return lb_error(0, "%s: %s", what, why);
+}
+
+int
+lb_nbd_start(struct nbd_handle *h, char *const argv[],
+             struct lb_nbd_server *srv)
 {
     const char *tmp = getenv("TMPDIR");
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     char dir[sizeof sa.sun_path - sizeof "/s" + 1];
     char pidvar[sizeof LISTEN_PID + 24];
-    int lfd = -1, cfd = -1, fd, e, len = -1;
+    int lfd = -1, cfd = -1, fd, e, len = -1, r = -1;
     size_t n;
     char **env = NULL;
-    pid_t pid = -1;
+    pid_t pid;
 
+    memset(srv, 0, sizeof *srv);
     /* The socket's name lives only until our connection is queued on
      * it: nothing is left behind if we are killed later (libnbd's own
      * socket activation keeps /tmp/libnbdXXXXXX until nbd_close). */
@@ -72,6 +146,16 @@ lb_nbd_child(struct nbd_handle *h, char *const argv[])
     if (!mkdtemp(dir))
         return lb_error(errno, "create %s (for %s's socket)", dir, argv[0]);
     snprintf(sa.sun_path, sizeof sa.sun_path, "%s/s", dir);
+    fd = memfd_create("qemu-nbd-stderr", MFD_CLOEXEC);
+    if (fd >= 0) {
+        srv->log = fcntl(fd, F_DUPFD_CLOEXEC, 4);
+        close(fd);
+    }
+    if (fd < 0 || srv->log < 0) {
+        srv->log = -1;
+        lb_error(errno, "memfd_create");
+        goto out;
+    }
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd >= 0) {
         lfd = fcntl(fd, F_DUPFD_CLOEXEC, 4);
@@ -92,23 +176,30 @@ lb_nbd_child(struct nbd_handle *h, char *const argv[])
     env[n + 1] = "LISTEN_FDS=1";
     pid = fork();
     if (pid == 0)
-        activation_child(lfd, pidvar, sizeof pidvar, env, argv);
+        activation_child(lfd, srv->log, pidvar, sizeof pidvar, env, argv);
     if (pid < 0) {
         lb_error(errno, "fork");
         goto out;
     }
+    srv->pid = pid;
     close(lfd);
     lfd = -1;
     /* h owns cfd from here, whatever the outcome */
     e = LN(nbd_connect_socket, h, cfd);
     cfd = -1;
     if (e < 0) {
-        lb_fail(EIO, "%s", LN(nbd_get_error));
+        /* it has printed why and exited, which is why the connection
+         * failed; or it is stopped here */
+        CLEANUP_FREE char *libnbd = lb_xstrdup(LN(nbd_get_error));
+        CLEANUP_FREE char *said = NULL;
         kill(pid, SIGTERM);
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
             ;
-        pid = -1;
+        said = server_said(srv);
+        lb_fail(EIO, "%s", said ? said : libnbd);
+        goto out;
     }
+    r = 0;
 out:
     if (cfd >= 0)
         close(cfd);
@@ -117,32 +208,51 @@ out:
     unlink(sa.sun_path);
     rmdir(dir);
     free(env);
-    return pid;
+    if (r < 0) {
+        if (srv->log > 0)
+            close(srv->log);
+        memset(srv, 0, sizeof *srv);
+    }
+    return r;
 }
 
 int
-lb_nbd_close(struct nbd_handle *h, pid_t child)
+lb_nbd_stop(struct nbd_handle *h, struct lb_nbd_server *srv)
 {
     int status = 0;
     pid_t r;
+    CLEANUP_FREE char *said = NULL;
 
     if (h)
         LN(nbd_close, h);
-    if (child <= 0)
+    if (srv->pid <= 0)
         return 0;
     /* It leaves as soon as its client is gone; one that does not within
      * 9 s is told to (it still writes back what it holds). */
-    for (int i = 0; (r = waitpid(child, &status, WNOHANG)) == 0 && i < 1000;
+    for (int i = 0; (r = waitpid(srv->pid, &status, WNOHANG)) == 0 && i < 1000;
          i++)
         usleep(i < 100 ? 1000 : 10000);
     if (r == 0) {
         lb_warn("qemu-nbd (pid %d) still running 9 s after its client "
                 "left: sending it SIGTERM",
-                (int)child);
-        kill(child, SIGTERM);
+                (int)srv->pid);
+        kill(srv->pid, SIGTERM);
     }
-    while (r <= 0 && (r = waitpid(child, &status, 0)) < 0)
-        if (errno != EINTR)
-            return -1;
+    while (r <= 0 && (r = waitpid(srv->pid, &status, 0)) < 0)
+        if (errno != EINTR) {
+            status = -1;
+            break;
+        }
+    /* What no error quoted: shown (a warning of its own, say); after an
+     * error that quoted it, more of the same */
+    if (srv->seen == 0) {
+        said = server_said(srv);
+        if (said)
+            lb_warn("qemu-nbd: %s", said);
+    } else if ((said = server_said(srv)) != NULL) {
+        lb_debug("qemu-nbd: %s", said);
+    }
+    close(srv->log);
+    memset(srv, 0, sizeof *srv);
     return status;
 }

@@ -12,7 +12,10 @@
 #ifndef LB_AGENT_NBD_DL_H
 #define LB_AGENT_NBD_DL_H
 
+#include "common/common.h"
+
 #include <libnbd.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define LB_NBD_FUNCS(X)                                                        \
@@ -43,19 +46,39 @@ LB_DL_DECLARE(lb_nbd, LB_NBD_FUNCS, LB_NBD_N);
  * LN(nbd_create). */
 #define LN(f, ...) LB_DL_CALL(lb_nbd_fn, f, __VA_ARGS__)
 
+/* A server child (qemu-nbd) a libnbd handle is connected to; all zero:
+ * none. */
+struct lb_nbd_server {
+    pid_t pid;     /* 0: none */
+    int log;       /* its stderr, a memfd (valid while pid > 0) */
+    uint64_t seen; /* of log, the bytes lb_nbd_error already quoted */
+};
+
 /*
  * Start argv, a server that takes systemd socket activation (qemu-nbd),
  * as a child and connect h to it: what nbd_connect_systemd_socket_activation
  * does, except that the socket's name (in $TMPDIR or /tmp) is gone as
  * soon as our connection is queued on it, so a killed process leaves
- * nothing behind (libnbd 1.14 keeps /tmp/libnbdXXXXXX until nbd_close).
- * The child leaves when its one client does. Returns its pid, or -1
- * (error set; no child left).
+ * nothing behind (libnbd 1.14 keeps /tmp/libnbdXXXXXX until nbd_close),
+ * and that what the server prints goes into our messages, not through to
+ * our stderr. The child leaves when its one client does. Returns 0, or -1
+ * (error set: what the server said, if it did; no child left).
  */
-pid_t lb_nbd_child(struct nbd_handle *h, char *const argv[]);
+int lb_nbd_start(struct nbd_handle *h, char *const argv[],
+                 struct lb_nbd_server *srv);
 
-/* nbd_close(h) (if not NULL), then wait for its server child (if > 0) to
- * exit. Returns the child's wait status, or -1. */
-int lb_nbd_close(struct nbd_handle *h, pid_t child);
+/* Why a call on h failed: libnbd's error, then what the server printed
+ * since last asked, if anything ("..., qemu-nbd: LINE; LINE"). The
+ * caller frees it. */
+char *lb_nbd_error(struct lb_nbd_server *srv);
+
+/* lb_error(0, "FMT...: WHY"), WHY what lb_nbd_error says. Returns -1. */
+int lb_nbd_fail(struct lb_nbd_server *srv, const char *fmt, ...)
+    LB_PRINTF(2, 3);
+
+/* nbd_close(h) (if not NULL), then wait for srv's child to exit; what it
+ * printed and no message quoted is shown as a warning. Returns the
+ * child's wait status (0 if none), or -1. srv is left all zero. */
+int lb_nbd_stop(struct nbd_handle *h, struct lb_nbd_server *srv);
 
 #endif

@@ -66,9 +66,7 @@ agent_sink_open(struct agent_sink *k, const char *out, enum agent_format fmt,
         k->h = LN(nbd_create);
         if (!k->h)
             return lb_error(0, "libnbd: %s", LN(nbd_get_error));
-        k->server = lb_nbd_child(k->h, serve);
-        if (k->server < 0) {
-            k->server = 0;
+        if (lb_nbd_start(k->h, serve, &k->server) < 0) {
             lb_error_prefix("qemu-nbd on %s", k->tmp);
             return -1;
         }
@@ -124,7 +122,7 @@ agent_sink_write(struct agent_sink *k, const uint8_t *buf, size_t len,
                .callback = write_done, .user_data = w, .free = write_done_free},
            0) < 0) {
         (*pending)--;
-        return lb_error(0, "write %s: %s", k->tmp, LN(nbd_get_error));
+        return lb_nbd_fail(&k->server, "write %s", k->tmp);
     }
     return 0;
 }
@@ -136,7 +134,7 @@ agent_sink_wait(struct agent_sink *k, int left)
         return 0;
     while (LN(nbd_aio_in_flight, k->h) > left)
         if (LN(nbd_poll, k->h, -1) < 0)
-            return lb_error(0, "write %s: %s", k->tmp, LN(nbd_get_error));
+            return lb_nbd_fail(&k->server, "write %s", k->tmp);
     if (k->write_error)
         return lb_error(k->write_error, "write %s at offset %llu", k->tmp,
                         (unsigned long long)k->error_off);
@@ -153,12 +151,11 @@ agent_sink_close(struct agent_sink *k, bool commit)
             r = -1;
         else if (commit &&
                  (LN(nbd_flush, k->h, 0) < 0 || LN(nbd_shutdown, k->h, 0) < 0))
-            r = lb_error(0, "flush %s: %s", k->tmp, LN(nbd_get_error));
+            r = lb_nbd_fail(&k->server, "flush %s", k->tmp);
         /* qemu-nbd has written everything back when it has exited */
-        if (lb_nbd_close(k->h, k->server) != 0 && r == 0 && commit)
+        if (lb_nbd_stop(k->h, &k->server) != 0 && r == 0 && commit)
             r = lb_fail(EIO, "qemu-nbd on %s did not exit cleanly", k->tmp);
         k->h = NULL;
-        k->server = 0;
         if (r == 0 && commit && k->fd < 0) {
             k->fd = open(k->tmp, O_RDONLY | O_CLOEXEC);
             if (k->fd < 0)
@@ -238,6 +235,6 @@ int
 agent_sink_poll(struct agent_sink *k)
 {
     if (LN(nbd_poll, k->h, -1) < 0)
-        return lb_error(0, "write %s: %s", k->tmp, LN(nbd_get_error));
+        return lb_nbd_fail(&k->server, "write %s", k->tmp);
     return agent_sink_wait(k, INT_MAX);
 }

@@ -10,6 +10,7 @@
 #define LB_AGENT_SINK_H
 
 #include "agent/client/client_int.h"
+#include "agent/client/nbd_dl.h"
 
 struct nbd_handle;
 
@@ -17,7 +18,7 @@ struct agent_sink {
     enum agent_format fmt;
     int fd;               /* raw: the temp file; qcow2: for its write-back */
     struct nbd_handle *h; /* qcow2: qemu-nbd on the temp file */
-    pid_t server;         /* qcow2: that qemu-nbd, 0 if none */
+    struct lb_nbd_server server; /* qcow2: that qemu-nbd */
     char *tmp, *dst;
     int write_error; /* qcow2: the first failed write's errno */
     uint64_t error_off;

@@ -30,7 +30,7 @@
 
 struct agent_source {
     struct nbd_handle *h;
-    pid_t server; /* h's qemu-nbd, 0 if none */
+    struct lb_nbd_server server; /* h's qemu-nbd */
     uint64_t size;
     char *format;
     char *chain;
@@ -192,7 +192,6 @@ nbd_start(struct agent_source *s, const char *path, const char *since,
     CLEANUP_FREE char *imgopts = NULL;
     char *argv[12];
     int a = 0;
-    pid_t pid;
 
     s->h = LN(nbd_create);
     if (!s->h)
@@ -230,14 +229,17 @@ nbd_start(struct agent_source *s, const char *path, const char *since,
         argv[a++] = (char *)path;
     }
     argv[a] = NULL;
-    pid = lb_nbd_child(s->h, argv);
-    if (pid < 0) {
+    if (lb_nbd_start(s->h, argv, &s->server) < 0) {
         lb_error_prefix("cannot open %s with qemu-nbd", path);
-        lb_error_hint("is the image in use by a running VM? (qemu-nbd needs "
-                      "a read lock)");
+        if (strstr(lb_error_msg(), "lock"))
+            lb_error_hint("another process has the image open (a running "
+                          "VM?): back a VM up with `livebackup backup "
+                          "DOMAIN`, or read the image as it is with "
+                          "--force-share");
+        else if (strstr(lb_error_msg(), "cannot run"))
+            lb_error_hint("install qemu-utils (it has qemu-nbd)");
         return -1;
     }
-    s->server = pid;
     return 0;
 }
 
@@ -308,9 +310,8 @@ agent_source_open(const char *path, const char *since, bool force_share)
                nbd_start(s, path, since, force_share, READ_URING) < 0) {
         if (s->h) {
             lb_debug("qemu-nbd without io_uring: %s", lb_error_msg());
-            lb_nbd_close(s->h, s->server);
+            lb_nbd_stop(s->h, &s->server);
             s->h = NULL;
-            s->server = 0;
         }
         if (nbd_start(s, path, since, force_share, READ_CACHED) < 0)
             goto fail;
@@ -323,7 +324,7 @@ agent_source_open(const char *path, const char *since, bool force_share)
     }
     size = LN(nbd_get_size, s->h);
     if (size <= 0) {
-        lb_error(0, "%s: cannot get its size: %s", path, LN(nbd_get_error));
+        lb_nbd_fail(&s->server, "%s: cannot get its size", path);
         goto fail;
     }
     s->size = (uint64_t)size;
@@ -340,7 +341,7 @@ agent_source_close(struct agent_source *s)
 {
     if (!s)
         return;
-    lb_nbd_close(s->h, s->server);
+    lb_nbd_stop(s->h, &s->server);
     free(s->format);
     free(s->chain);
     free(s->cache);
@@ -422,8 +423,8 @@ map_more(struct agent_source *s, uint64_t off)
     s->ctx[0].n = s->ctx[1].n = 0;
     if (LN(nbd_block_status, s->h, count, off,
            (nbd_extent_callback){.callback = extent_cb, .user_data = s}, 0) < 0)
-        return lb_error(0, "block status at %llu: %s", (unsigned long long)off,
-                        LN(nbd_get_error));
+        return lb_nbd_fail(&s->server, "block status at %llu",
+                           (unsigned long long)off);
     if (s->ctx[0].n == 0 || (s->since_depth && s->ctx[1].n == 0))
         return lb_error(0, "qemu-nbd returned no block status at %llu",
                         (unsigned long long)off);
@@ -516,8 +517,8 @@ retire_oldest(struct agent_source *s)
     s->reads_retired++;
     if (done < 0 && !s->read_failed) {
         s->read_failed = true;
-        return lb_error(0, "read at offset %llu: %s", (unsigned long long)off,
-                        LN(nbd_get_error));
+        return lb_nbd_fail(&s->server, "read at offset %llu",
+                           (unsigned long long)off);
     }
     return 0;
 }
@@ -536,8 +537,8 @@ agent_source_issue(struct agent_source *s, const struct agent_read *r, size_t n,
                     NBD_NULL_COMPLETION, 0);
         if (cookie < 0) {
             s->read_failed = true;
-            return lb_error(0, "read at offset %llu: %s",
-                            (unsigned long long)r[i].off, LN(nbd_get_error));
+            return lb_nbd_fail(&s->server, "read at offset %llu",
+                               (unsigned long long)r[i].off);
         }
         s->fly[s->reads_issued % READS_IN_FLIGHT].cookie = cookie;
         s->fly[s->reads_issued % READS_IN_FLIGHT].off = r[i].off;
@@ -566,7 +567,7 @@ int
 agent_source_pread(struct agent_source *s, void *buf, size_t len, uint64_t off)
 {
     if (LN(nbd_pread, s->h, buf, len, off, 0) < 0)
-        return lb_error(0, "read at offset %llu: %s", (unsigned long long)off,
-                        LN(nbd_get_error));
+        return lb_nbd_fail(&s->server, "read at offset %llu",
+                           (unsigned long long)off);
     return 0;
 }

@@ -7,7 +7,9 @@
 # leaves no backup listed and a sound repository, and the same backup
 # without the fault completes and restores exact. The fault is QEMU's own
 # (blkdebug injecting EIO at one sector of the image file): a qemu-nbd
-# first in PATH opens the image it is given through blkdebug.
+# first in PATH opens the image it is given through blkdebug. What
+# qemu-nbd says comes in the agent's message (its reason: "Input/output
+# error"), never as lines of its own on the agent's stderr.
 . "$(dirname "$0")/lib.sh"
 
 R=$T/repo
@@ -36,6 +38,31 @@ WRAP
     chmod +x "$T/wrap/qemu-nbd"
 }
 
+# qemu-nbd's words are in the error, its lines not on stderr
+said_in_error() {
+    grep -Eq "livebackup: error: .*$1" "$T/err" ||
+        fail "the error does not quote qemu-nbd's /$1/: $(cat "$T/err")"
+    ! grep -q "^qemu-nbd:" "$T/err" ||
+        fail "qemu-nbd's own lines on the agent's stderr: $(cat "$T/err")"
+}
+
+# 0. A qemu-nbd that cannot start (as when another process holds the
+# image's lock): its reason is the error's.
+cat >"$T/wrap/qemu-nbd" <<'WRAP'
+#!/bin/sh
+echo 'qemu-nbd: Failed to get shared "write" lock' >&2
+echo 'Is another process using the image [x]?' >&2
+exit 1
+WRAP
+chmod +x "$T/wrap/qemu-nbd"
+qemu-img create -q -f qcow2 "$T/locked.qcow2" 1M
+PATH=$T/wrap:$PATH expect_fail \
+    "cannot open .*locked.qcow2 with qemu-nbd: Failed to get shared \"write\" lock; Is another process using the image \[x\]\?" \
+    livebackup backup-image --repo "$R" --name locked --disk vda="$T/locked.qcow2"
+said_in_error 'lock; Is another'
+grep -q "hint: .*--force-share" "$T/err" || fail "no hint about --force-share: $(cat "$T/err")"
+ok "a qemu-nbd that cannot start: its reason in the error, a hint for a lock"
+
 # 1. A full of a raw disk of random data (every window read whole), the
 # fault in its 13th window of 24.
 random_file "$T/vda.raw" 96
@@ -43,6 +70,7 @@ wrap $(((50 << 20) / 512))
 PATH=$T/wrap:$PATH expect_fail "read at offset [0-9]+" \
     timeout 300 livebackup backup-image --repo "$R" --name full --disk vda="$T/vda.raw"
 grep -q "vda.raw" "$T/wrap/log" || fail "the backup did not use the faulty qemu-nbd"
+said_in_error "read at offset [0-9]+: .*qemu-nbd: .*Input/output error"
 run_ok livebackup list --repo "$R" --json
 ! grep -q '"name":"full"' "$T/out" || fail "a failed backup is listed: $(cat "$T/out")"
 run_ok livebackup verify --repo "$R"
@@ -68,6 +96,7 @@ PATH=$T/wrap:$PATH expect_fail "read at offset [0-9]+" \
     timeout 300 livebackup backup-image --repo "$R" --name full \
     --disk vda="$T/top.qcow2" --since vda="$T/vda.raw"
 grep -q -- "-A" "$T/wrap/log" || fail "no incremental's qemu-nbd ran: $(cat "$T/wrap/log")"
+said_in_error "read at offset [0-9]+: .*qemu-nbd: .*Input/output error"
 run_ok livebackup list --repo "$R" --json
 [[ $(grep -c '"name":"full"' "$T/out") -eq 1 ]] ||
     fail "the failed incremental is listed: $(cat "$T/out")"
