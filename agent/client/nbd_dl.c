@@ -25,34 +25,6 @@
 LB_DL_DEFINE(lb_nbd, LB_NBD_FUNCS, LB_NBD_N, "libnbd.so.0", "libnbd0",
              "reading or writing an image through qemu-nbd");
 
-#define LISTEN_PID "LISTEN_PID="
-
-/* In the child, between fork and exec: only async-signal-safe calls. */
-static void
-activation_child(int lfd, int log, char *pidvar, size_t pidvar_size, char **env,
-                 char *const argv[])
-{
-    sigset_t none;
-
-    agent_put_decimal(pidvar, pidvar_size, (unsigned long)getpid());
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    /* stderr to log; fd 3, without close-on-exec, the first socket of
-     * the protocol (lfd and log are above 3: F_DUPFD_CLOEXEC, 4) */
-    if (dup2(log, 2) < 0 || dup2(lfd, 3) < 0)
-        _exit(127);
-    execvpe(argv[0], argv, env);
-    {
-        static const char msg[] = "cannot run ";
-        const char *e = strerror(errno); /* glibc's table: no allocation */
-        if (write(2, msg, sizeof msg - 1) < 0 ||
-            write(2, argv[0], strlen(argv[0])) < 0 || write(2, ": ", 2) < 0 ||
-            write(2, e, strlen(e)) < 0 || write(2, "\n", 1) < 0)
-            _exit(127);
-    }
-    _exit(127);
-}
-
 /* What srv's child printed since the last call: its lines without the
  * "qemu-nbd: " each starts with, each line once, joined by "; " (at most
  * NBD_SAID_MAX bytes of it). NULL if nothing. */
@@ -129,10 +101,7 @@ lb_nbd_start(struct nbd_handle *h, char *const argv[],
     const char *tmp = getenv("TMPDIR");
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     char dir[sizeof sa.sun_path - sizeof "/s" + 1];
-    char pidvar[sizeof LISTEN_PID + 24];
     int lfd = -1, cfd = -1, fd, e, len = -1, r = -1;
-    size_t n;
-    char **env = NULL;
     pid_t pid;
 
     memset(srv, 0, sizeof *srv);
@@ -156,31 +125,16 @@ lb_nbd_start(struct nbd_handle *h, char *const argv[],
         lb_error(errno, "memfd_create");
         goto out;
     }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd >= 0) {
-        lfd = fcntl(fd, F_DUPFD_CLOEXEC, 4);
-        close(fd);
-    }
-    if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
-        listen(lfd, SOMAXCONN) < 0 ||
-        (cfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+    lfd = agent_listen_unix(sa.sun_path);
+    if (lfd < 0 || (cfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
         connect(cfd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-        lb_error(errno, "socket for %s (%s)", argv[0], sa.sun_path);
+        if (lfd >= 0)
+            lb_error(errno, "connect to %s", sa.sun_path);
         goto out;
     }
-    /* without any LISTEN_* of our own parent's; LISTEN_PID's value is
-     * the child's pid, written after fork */
-    env = agent_env_without("LISTEN_", 2, &n);
-    snprintf(pidvar, sizeof pidvar, "%s", LISTEN_PID);
-    env[n] = pidvar;
-    env[n + 1] = "LISTEN_FDS=1";
-    pid = fork();
-    if (pid == 0)
-        activation_child(lfd, srv->log, pidvar, sizeof pidvar, env, argv);
-    if (pid < 0) {
-        lb_error(errno, "fork");
+    pid = agent_spawn_activated(argv, lfd, srv->log);
+    if (pid < 0)
         goto out;
-    }
     srv->pid = pid;
     close(lfd);
     lfd = -1;
@@ -207,7 +161,6 @@ out:
         close(lfd);
     unlink(sa.sun_path);
     rmdir(dir);
-    free(env);
     if (r < 0) {
         if (srv->log > 0)
             close(srv->log);

@@ -12,7 +12,10 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #define RUN_MAX_OUTPUT (16u << 20)
 
@@ -171,4 +174,78 @@ agent_put_decimal(char *buf, size_t size, unsigned long v)
     while (n > 0 && at + 1 < size)
         buf[at++] = digits[--n];
     buf[at] = '\0';
+}
+
+int
+agent_listen_unix(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd, lfd = -1;
+
+    if (strlen(path) >= sizeof sa.sun_path)
+        return lb_fail(ENAMETOOLONG, "socket path too long: %s", path);
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        lfd = fcntl(fd, F_DUPFD_CLOEXEC, 4);
+        close(fd);
+    }
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+        listen(lfd, SOMAXCONN) < 0) {
+        lb_error(errno, "listen on %s", path);
+        if (lfd >= 0)
+            close(lfd);
+        return -1;
+    }
+    return lfd;
+}
+
+#define LISTEN_PID "LISTEN_PID="
+
+/* In the child, between fork and exec: only async-signal-safe calls. */
+static void
+activated_child(int lfd, int log, char *pidvar, size_t pidvar_size, char **env,
+                char *const argv[])
+{
+    sigset_t none;
+
+    agent_put_decimal(pidvar, pidvar_size, (unsigned long)getpid());
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    /* stderr to log; fd 3, without close-on-exec, the first socket of
+     * the protocol (both were above 3) */
+    if ((log > 3 && dup2(log, 2) < 0) || dup2(lfd, 3) < 0)
+        _exit(127);
+    execvpe(argv[0], argv, env);
+    {
+        static const char msg[] = "cannot run ";
+        const char *e = strerror(errno); /* glibc's table: no allocation */
+        if (write(2, msg, sizeof msg - 1) < 0 ||
+            write(2, argv[0], strlen(argv[0])) < 0 || write(2, ": ", 2) < 0 ||
+            write(2, e, strlen(e)) < 0 || write(2, "\n", 1) < 0)
+            _exit(127);
+    }
+    _exit(127);
+}
+
+pid_t
+agent_spawn_activated(char *const argv[], int lfd, int log)
+{
+    char pidvar[sizeof LISTEN_PID + 24];
+    size_t n;
+    char **env;
+    pid_t pid;
+
+    /* LISTEN_PID's value is the child's pid, written after fork */
+    env = agent_env_without("LISTEN_", 2, &n);
+    snprintf(pidvar, sizeof pidvar, "%s", LISTEN_PID);
+    env[n] = pidvar;
+    env[n + 1] = "LISTEN_FDS=1";
+    pid = fork();
+    if (pid == 0)
+        activated_child(lfd, log, pidvar, sizeof pidvar, env, argv);
+    if (pid < 0)
+        lb_error(errno, "fork");
+    free(env);
+    return pid;
 }

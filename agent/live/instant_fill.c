@@ -15,8 +15,30 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 /* ---- the exports ------------------------------------------------------------ */
+
+/* Where a rate-limited fill's nbdkit listens (LIVEBACKUP_PULL_BANDWIDTH):
+ * beside the export's socket, "x.sock" -> "x.rate" (as short). */
+static char *
+rate_socket(const struct instant_disk *d)
+{
+    size_t len = strlen(d->socket);
+
+    if (len > 5 && strcmp(d->socket + len - 5, ".sock") == 0)
+        return lb_xasprintf("%.*s.rate", (int)(len - 5), d->socket);
+    return lb_xasprintf("%s.rate", d->socket);
+}
+
+/* A killed watcher's fill leaves it. */
+static void
+unlink_rate_socket(const struct instant_disk *d)
+{
+    CLEANUP_FREE char *path = rate_socket(d);
+
+    unlink(path);
+}
 
 /* The pid of disk d's export if it runs, else 0. */
 pid_t
@@ -90,6 +112,7 @@ instant_export_stop(const struct instant_disk *d)
     }
     unlink(d->socket);
     unlink(d->pidfile);
+    unlink_rate_socket(d);
 }
 
 static unsigned long
@@ -184,13 +207,15 @@ instant_fill(const struct instant_state *st, const struct instant_disk *d)
 {
     CLEANUP_FREE char *part = lb_xasprintf("%s.part", d->base);
     CLEANUP_FREE char *prog = instant_fill_progress(st, d);
-    CLEANUP_FREE char *uri = socket_uri(d->socket);
+    CLEANUP_FREE char *uri = NULL;
     CLEANUP_FREE char *sock = lb_xasprintf("socket=%s", d->socket);
+    CLEANUP_FREE char *rsock = NULL;
     char rate[64], pfd[32];
     unsigned long bw = pull_bandwidth();
     char *argv[16];
     size_t n = 0;
     int fd, pf, r;
+    pid_t rpid = 0;
 
     if (base_filled(d))
         return 0;
@@ -205,38 +230,58 @@ instant_fill(const struct instant_state *st, const struct instant_disk *d)
     close(fd);
     if (r < 0)
         return lb_error(errno, "size %s", part);
+    if (bw) {
+        /* nbdkit's rate filter in front of the export, started here on a
+         * socket beside the export's (not by nbdcopy's "[ nbdkit ... ]",
+         * whose libnbd keeps /tmp/libnbdXXXXXX until it closes: a killed
+         * watcher's nbdcopy left one) */
+        char *rated[] = {"nbdkit", "--exit-with-parent",
+                         "-r",     "--filter=rate",
+                         "nbd",    sock,
+                         rate,     NULL};
+        int lfd;
+        snprintf(rate, sizeof rate, "rate=%llu", (unsigned long long)bw * 8);
+        rsock = rate_socket(d);
+        unlink(rsock);
+        lfd = agent_listen_unix(rsock);
+        if (lfd < 0)
+            return -1;
+        rpid = agent_spawn_activated(rated, lfd, -1);
+        close(lfd);
+        if (rpid < 0) {
+            unlink(rsock);
+            return -1;
+        }
+        uri = socket_uri(rsock);
+    } else {
+        uri = socket_uri(d->socket);
+    }
     /* no O_CLOEXEC: nbdcopy writes its progress there */
     pf = open(prog, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (pf < 0)
-        return lb_error(errno, "create %s", prog);
+    if (pf < 0) {
+        r = lb_error(errno, "create %s", prog);
+        goto rated_done;
+    }
     snprintf(pfd, sizeof pfd, "--progress=%d", pf);
-    snprintf(rate, sizeof rate, "rate=%llu", (unsigned long long)bw * 8);
     argv[n++] = "nbdcopy";
     argv[n++] = "--flush";
     argv[n++] = "--destination-is-zero";
     argv[n++] = pfd;
     argv[n++] = "--";
-    if (bw) {
-        char *rated[] = {"[",
-                         "nbdkit",
-                         "--exit-with-parent",
-                         "-r",
-                         "--filter=rate",
-                         "nbd",
-                         sock,
-                         rate,
-                         "]"};
-        for (size_t k = 0; k < sizeof rated / sizeof *rated; k++)
-            argv[n++] = rated[k];
-    } else {
-        argv[n++] = uri;
-    }
+    argv[n++] = uri;
     argv[n++] = part;
     argv[n] = NULL;
     lb_info("%s: copying %s of backup %s from its export into %s", st->name,
             d->target, st->backup, d->base);
     r = agent_run_ok(argv, NULL);
     close(pf);
+rated_done:
+    if (rpid > 0) {
+        kill(rpid, SIGTERM);
+        while (waitpid(rpid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        unlink(rsock);
+    }
     if (r < 0) {
         lb_error_prefix("%s: copying %s from its export", st->name, d->target);
         unlink(part);

@@ -101,6 +101,18 @@ watcher=$(sed -n 's/^pid //p' "$LIVEBACKUP_STATE_DIR/$new.instant.lock")
 export_pid=$(cat "$LIVEBACKUP_STATE_DIR/$new-vda.export.pid")
 [[ $watcher =~ ^[0-9]+$ && $export_pid =~ ^[0-9]+$ ]] ||
     fail "watcher '$watcher', export '$export_pid'"
+# The fill's nbdcopy reads the socket of the watcher's own rate-limiting
+# nbdkit, beside the export's, not a "[ nbdkit ... ]" it starts itself
+# (its libnbd then keeps /tmp/libnbdXXXXXX, which the kill below would
+# leave behind).
+copier=""
+for p in $(cat /proc/"$watcher"/task/*/children 2>/dev/null); do
+    [[ $(cat "/proc/$p/comm" 2>/dev/null) == nbdcopy ]] && copier=$p
+done
+[[ -n $copier ]] || fail "no nbdcopy under the watcher $watcher"
+args=$(tr '\0' ' ' <"/proc/$copier/cmdline")
+[[ $args == *"socket=$LIVEBACKUP_STATE_DIR/"*".rate "* && $args != *" [ "* ]] ||
+    fail "the fill's nbdcopy: $args"
 kill -KILL "$watcher" "$export_pid"
 wait_until 30 "the watcher and the export to die" eval "! lb_alive $watcher && ! lb_alive $export_pid"
 run_ok livebackup status "$new"
@@ -133,7 +145,7 @@ grep -q "the instant restore is finished" "$T/out" || fail "recover: $(cat "$T/o
 for p in $export_pid $(cat "$LIVEBACKUP_STATE_DIR/$new-vda.export.pid" 2>/dev/null); do
     lb_alive "$p" && fail "an export ($p) still runs"
 done
-ls "$LIVEBACKUP_STATE_DIR" | grep -q "^$new\.\|\.sock$" &&
+ls "$LIVEBACKUP_STATE_DIR" | grep -q "^$new\.\|\.sock$\|\.rate$" &&
     fail "left in the state directory: $(ls "$LIVEBACKUP_STATE_DIR")"
 if [[ $state == "shut off" ]]; then
     grep -q "is shut off: pulling vda from backup $id offline" "$T/err" ||
