@@ -101,7 +101,7 @@ lb_nbd_start(struct nbd_handle *h, char *const argv[],
     const char *tmp = getenv("TMPDIR");
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     char dir[sizeof sa.sun_path - sizeof "/s" + 1];
-    int lfd = -1, cfd = -1, fd, e, len = -1, r = -1;
+    int lfd = -1, cfd = -1, e, len = -1, r = -1;
     pid_t pid;
 
     memset(srv, 0, sizeof *srv);
@@ -115,13 +115,8 @@ lb_nbd_start(struct nbd_handle *h, char *const argv[],
     if (!mkdtemp(dir))
         return lb_error(errno, "create %s (for %s's socket)", dir, argv[0]);
     snprintf(sa.sun_path, sizeof sa.sun_path, "%s/s", dir);
-    fd = memfd_create("qemu-nbd-stderr", MFD_CLOEXEC);
-    if (fd >= 0) {
-        srv->log = fcntl(fd, F_DUPFD_CLOEXEC, 4);
-        close(fd);
-    }
-    if (fd < 0 || srv->log < 0) {
-        srv->log = -1;
+    srv->log = memfd_create("qemu-nbd-stderr", MFD_CLOEXEC);
+    if (srv->log < 0) {
         lb_error(errno, "memfd_create");
         goto out;
     }
@@ -146,9 +141,7 @@ lb_nbd_start(struct nbd_handle *h, char *const argv[],
          * failed; or it is stopped here */
         CLEANUP_FREE char *libnbd = lb_xstrdup(LN(nbd_get_error));
         CLEANUP_FREE char *said = NULL;
-        kill(pid, SIGTERM);
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-            ;
+        agent_kill_reap(pid);
         said = server_said(srv);
         lb_fail(EIO, "%s", said ? said : libnbd);
         goto out;
@@ -162,7 +155,7 @@ out:
     unlink(sa.sun_path);
     rmdir(dir);
     if (r < 0) {
-        if (srv->log > 0)
+        if (srv->log >= 0)
             close(srv->log);
         memset(srv, 0, sizeof *srv);
     }
@@ -174,6 +167,7 @@ lb_nbd_stop(struct nbd_handle *h, struct lb_nbd_server *srv)
 {
     int status = 0;
     pid_t r;
+    bool quoted;
     CLEANUP_FREE char *said = NULL;
 
     if (h)
@@ -198,13 +192,10 @@ lb_nbd_stop(struct nbd_handle *h, struct lb_nbd_server *srv)
         }
     /* What no error quoted: shown (a warning of its own, say); after an
      * error that quoted it, more of the same */
-    if (srv->seen == 0) {
-        said = server_said(srv);
-        if (said)
-            lb_warn("qemu-nbd: %s", said);
-    } else if ((said = server_said(srv)) != NULL) {
-        lb_debug("qemu-nbd: %s", said);
-    }
+    quoted = srv->seen > 0;
+    said = server_said(srv);
+    if (said)
+        lb_log(quoted ? LB_LOG_DEBUG : LB_LOG_WARN, "qemu-nbd: %s", said);
     close(srv->log);
     memset(srv, 0, sizeof *srv);
     return status;

@@ -180,16 +180,12 @@ int
 agent_listen_unix(const char *path)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    int fd, lfd = -1;
+    int lfd;
 
     if (strlen(path) >= sizeof sa.sun_path)
         return lb_fail(ENAMETOOLONG, "socket path too long: %s", path);
     memcpy(sa.sun_path, path, strlen(path) + 1);
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd >= 0) {
-        lfd = fcntl(fd, F_DUPFD_CLOEXEC, 4);
-        close(fd);
-    }
+    lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (lfd < 0 || bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
         listen(lfd, SOMAXCONN) < 0) {
         lb_error(errno, "listen on %s", path);
@@ -213,8 +209,11 @@ activated_child(int lfd, int log, char *pidvar, size_t pidvar_size, char **env,
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     /* stderr to log; fd 3, without close-on-exec, the first socket of
-     * the protocol (both were above 3) */
-    if ((log > 3 && dup2(log, 2) < 0) || dup2(lfd, 3) < 0)
+     * the protocol (dup2 clears close-on-exec). Copies above both first:
+     * either may be 2 or 3. */
+    if ((log >= 0 && (log = fcntl(log, F_DUPFD_CLOEXEC, 10)) < 0) ||
+        (lfd = fcntl(lfd, F_DUPFD_CLOEXEC, 10)) < 0 ||
+        (log >= 0 && dup2(log, 2) < 0) || dup2(lfd, 3) < 0)
         _exit(127);
     execvpe(argv[0], argv, env);
     {
@@ -248,4 +247,12 @@ agent_spawn_activated(char *const argv[], int lfd, int log)
         lb_error(errno, "fork");
     free(env);
     return pid;
+}
+
+void
+agent_kill_reap(pid_t pid)
+{
+    kill(pid, SIGTERM);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+        ;
 }

@@ -29,17 +29,20 @@ char **agent_env_without(const char *prefix, size_t extra, size_t *n);
  * fit): async-signal-safe, for a child between fork and exec. */
 void agent_put_decimal(char *buf, size_t size, unsigned long v);
 
-/* A Unix socket listening at path (its name must fit sun_path), its fd
- * above 3 and close-on-exec. Returns the fd, or -1 (error set). */
+/* A Unix socket listening at path (its name must fit sun_path),
+ * close-on-exec. Returns the fd, or -1 (error set). */
 int agent_listen_unix(const char *path);
 
 /*
  * Fork argv (argv[0] looked up in PATH) as a server started by systemd
- * socket activation: lfd (a listening socket, fd above 3) its fd 3,
- * LISTEN_PID its pid, LISTEN_FDS=1 (any LISTEN_* of ours dropped), no
- * signal blocked; stderr to log if log > 3, else ours. Returns its pid,
- * or -1 (error set).
+ * socket activation: lfd (a listening socket) its fd 3, LISTEN_PID its
+ * pid, LISTEN_FDS=1 (any LISTEN_* of ours dropped), no signal blocked;
+ * stderr to log if log >= 0, else ours. Returns its pid, or -1 (error
+ * set).
  */
 pid_t agent_spawn_activated(char *const argv[], int lfd, int log);
+
+/* SIGTERM to our child pid, then reap it. */
+void agent_kill_reap(pid_t pid);
 
 #endif

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The output image of a restore (see sink.h): raw through pwrite, qcow2
- * through a qemu-nbd child (lb_nbd_child) with asynchronous writes.
+ * through a qemu-nbd child (lb_nbd_start) with asynchronous writes.
  */
 #include "agent/client/sink.h"
 #include "agent/client/nbd_dl.h"

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Disk images read through QEMU's own block layer: a qemu-nbd child
- * (systemd socket activation, lb_nbd_child; it leaves when we do), block
+ * (systemd socket activation, lb_nbd_start; it leaves when we do), block
  * status with "base:allocation" (data or zero) and, for --since, with
  * "qemu:allocation-depth" (in which layer of the chain an extent is
  * allocated: 1 is the top). A cluster allocated in a layer above the

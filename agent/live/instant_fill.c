@@ -15,7 +15,6 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 /* ---- the exports ------------------------------------------------------------ */
 
@@ -277,9 +276,7 @@ instant_fill(const struct instant_state *st, const struct instant_disk *d)
     close(pf);
 rated_done:
     if (rpid > 0) {
-        kill(rpid, SIGTERM);
-        while (waitpid(rpid, NULL, 0) < 0 && errno == EINTR)
-            ;
+        agent_kill_reap(rpid);
         unlink(rsock);
     }
     if (r < 0) {
