@@ -130,14 +130,9 @@ cli_backup_jobs(int opt_argc, char **opt_argv, unsigned jobs, char **names,
 {
     struct child *c = lb_xcalloc(n, sizeof *c);
     size_t next = 0, running = 0, failed = 0;
-    char exe[4096], rate[24] = "";
-    ssize_t el = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    char rate[24] = "";
 
-    if (el <= 0) {
-        free(c);
-        return n;
-    }
-    exe[el] = '\0';
+    lb_fault_point("agent:jobs-start");
     if (agent_opts.bwlimit) {
         uint64_t share = agent_opts.bwlimit / LB_MIN((uint64_t)jobs, n);
         snprintf(rate, sizeof rate, "%llu",
@@ -156,7 +151,7 @@ cli_backup_jobs(int opt_argc, char **opt_argv, unsigned jobs, char **names,
             int ac = 0;
 
             k->name = names[next++];
-            argv[ac++] = exe;
+            argv[ac++] = "livebackup";
             argv[ac++] = "backup";
             argv[ac++] = (char *)k->name;
             argv[ac++] = "--json";
@@ -203,7 +198,9 @@ cli_backup_jobs(int opt_argc, char **opt_argv, unsigned jobs, char **names,
             k->pid = fork();
             if (k->pid == 0) {
                 dup2(p[1], 1);
-                execv(exe, argv);
+                /* This very program, even if its file was replaced (a
+                 * package upgrade) while the run goes on. */
+                execv("/proc/self/exe", argv);
                 _exit(127);
             }
             free(argv);

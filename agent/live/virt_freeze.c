@@ -22,27 +22,25 @@ static int
 guard_start(struct agent_virt *v, struct agent_dom *d)
 {
     int in[2], ready[2];
-    char exe[4096], c;
+    char c;
     ssize_t n;
     pid_t pid;
     struct pollfd pfd;
 
-    n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0)
-        return lb_error(errno, "find our own executable");
-    exe[n] = '\0';
     if (pipe2(in, O_CLOEXEC) < 0 || pipe2(ready, O_CLOEXEC) < 0)
         return lb_error(errno, "pipe");
     pid = fork();
     if (pid < 0)
         return lb_error(errno, "fork");
     if (pid == 0) {
-        char *argv[] = {exe, "__thaw-guard", v->uri, d->uuid, NULL};
+        char *argv[] = {"livebackup", "__thaw-guard", v->uri, d->uuid, NULL};
         dup2(in[0], 0);
         dup2(ready[1], 1);
         /* Its own session: a Ctrl-C to the agent must not kill it. */
         setsid();
-        execv(exe, argv);
+        /* Our own image, not its path: a package upgrade or a rebuild may
+         * have replaced the file since we started. */
+        execv("/proc/self/exe", argv);
         _exit(127);
     }
     close(in[0]);

@@ -8,7 +8,8 @@
 # for the ext4 superblock (the guests write only when told to, but ext4
 # rewrites its superblock when thawed: it sets the needs-recovery flag its
 # freeze cleared); the repository verifies; the per-domain summary and
-# table, status and list --latest say what ran.
+# table, status and list --latest say what ran. One round runs while the
+# program's file is replaced under it, as a package upgrade does.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vmlib.sh"
 
@@ -50,7 +51,21 @@ for round in 1 2 3; do
     # journal, so the frozen disk is the reference and the guest writes
     # nothing after the thaw but its superblock)
     rc=0
-    livebackup backup "${which[@]}" -j 3 --repo "$R" >"$T/out" 2>"$T/err" || rc=$?
+    if [[ $round -eq 2 ]]; then
+        # A package upgrade during the night: the program's file is
+        # replaced (a new file renamed over it, as dpkg does) before the
+        # run starts its children. They and their thaw guards must still
+        # start (the running program, not the path it was started from).
+        mkdir -p "$T/upg"
+        cp "$(command -v livebackup)" "$T/upg/livebackup"
+        old_ino=$(stat -c %i "$T/upg/livebackup")
+        LIVEBACKUP_FAULT_HOOK="agent:jobs-start:cp '$T/upg/livebackup' '$T/upg/new' && mv '$T/upg/new' '$T/upg/livebackup'" \
+            "$T/upg/livebackup" backup "${which[@]}" -j 3 --repo "$R" >"$T/out" 2>"$T/err" || rc=$?
+        [[ $(stat -c %i "$T/upg/livebackup") != "$old_ino" ]] ||
+            fail "round 2: the hook did not replace the program's file"
+    else
+        livebackup backup "${which[@]}" -j 3 --repo "$R" >"$T/out" 2>"$T/err" || rc=$?
+    fi
     [[ $rc -eq 0 ]] || fail "round $round: exit status $rc: $(cat "$T/out" "$T/err")"
     no_sanitizer_report "$T/err"
     [[ $(grep -c " ok " "$T/out") -eq 3 ]] || fail "round $round: $(cat "$T/out")"
@@ -67,6 +82,7 @@ for round in 1 2 3; do
         debugfs -R "stat /r$round" "$T/r.raw" 2>/dev/null | grep -q "Size: $((round * 16 * 65536))" ||
             fail "round $round, $v: /r$round is not whole"
     done
+    [[ $round -ne 2 ]] || ok "round 2: the program's file replaced under a running --all -j 3; every child and thaw guard started"
     ok "round $round: 3 domains at once, each restores e2fsck-clean with this round's writes, identical to its frozen disk"
 done
 [[ $(grep -c "bridged session" "$T/daemon.log") -ge 9 ]] ||
