@@ -15,6 +15,24 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Create the partial file beside the output, exclusively (never through
+ * a link planted under its name); its errors name what the user asked
+ * for, not only our temporary name. */
+static int
+create_partial(const struct agent_sink *k, const char *dir)
+{
+    int fd = open(k->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                  0600);
+
+    struct stat sb;
+
+    if (fd >= 0)
+        return fd;
+    if (stat(dir, &sb) < 0)
+        return lb_error(errno, "cannot restore to %s: %s", k->dst, dir);
+    return lb_error(errno, "cannot restore to %s: create %s", k->dst, k->tmp);
+}
+
 int
 agent_sink_open(struct agent_sink *k, const char *out, enum agent_format fmt,
                 uint64_t size, bool force)
@@ -36,10 +54,9 @@ agent_sink_open(struct agent_sink *k, const char *out, enum agent_format fmt,
     k->tmp = lb_xasprintf("%s/.%s.livebackup-partial", dir, base);
     unlink(k->tmp); /* left by an interrupted restore */
     if (fmt == AGENT_FMT_RAW) {
-        k->fd = open(
-            k->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        k->fd = create_partial(k, dir);
         if (k->fd < 0)
-            return lb_error(errno, "create %s", k->tmp);
+            return -1;
         if (ftruncate(k->fd, (off_t)size) < 0)
             return lb_error(errno, "resize %s", k->tmp);
         return 0;
@@ -53,12 +70,10 @@ agent_sink_open(struct agent_sink *k, const char *out, enum agent_format fmt,
         if (lb_nbd_load() < 0)
             return -1;
         snprintf(sz, sizeof sz, "%llu", (unsigned long long)size);
-        /* Created here first, exclusively: qemu-img then writes over our
-         * own file, never through a link planted under that name. */
-        k->fd = open(
-            k->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        /* Created here first: qemu-img then writes over our own file. */
+        k->fd = create_partial(k, dir);
         if (k->fd < 0)
-            return lb_error(errno, "create %s", k->tmp);
+            return -1;
         close(k->fd);
         k->fd = -1;
         if (agent_run_ok(create, NULL) < 0)

@@ -115,6 +115,14 @@ run_ok livebackup restore-image --repo "$R" --name x --disk vda \
     --to "$T/exists.raw" --force
 same_image "$T/exists.raw" raw "$T/a.qcow2" qcow2
 ok "--force replaces an existing file"
+# A destination whose directory is missing: the error names the path asked
+# for and the missing directory (not only the partial file's name).
+for f in raw qcow2; do
+    expect_fail "livebackup: error: cannot restore to $T/nodir/r.$f: $T/nodir: No such file or directory" \
+        livebackup restore-image --repo "$R" --name x --disk vda --format $f \
+        --to "$T/nodir/r.$f"
+done
+ok "a missing destination directory is named, raw and qcow2"
 
 # A locked repository: a clear error naming the holder, not a hang.
 echo "an exclusive operation (pid 4242 on testhost since 2026-01-01T00:00:00Z)" >"$R/lock"
