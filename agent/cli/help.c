@@ -363,8 +363,9 @@ const struct lb_help_cmd cli_commands[] = {
      "with --fs also the files of their ext2/3/4 filesystems.",
      mount_opts, true},
     {"umount", "unmount what livebackup mount mounted", "DIR",
-     "Unmount everything below DIR, deepest first, and wait for the "
-     "processes that served it.",
+     "Unmount the livebackup mounts at or below DIR and what is mounted "
+     "inside them, deepest first (never another program's FUSE mount), and "
+     "wait for the processes that served them.",
      NULL, false},
     {"init", "create a repository (encrypted unless --encryption none)",
      "[--repo REPO] [--window-size SIZE] [--encryption MODE] "

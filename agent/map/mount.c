@@ -634,6 +634,8 @@ out:
 struct m_below {
     char *mp;
     pid_t pid; /* the process that serves it, 0 if unknown */
+    bool ours; /* a livebackup mount itself ("livebackup:PID") */
+    bool keep; /* ours, or inside one of ours: to unmount */
 };
 
 /* Who serves the FUSE mount mp from source src: our own mount and a
@@ -680,13 +682,41 @@ server_of(const char *mp, const char *src)
     return pid;
 }
 
+/* mountinfo writes a space, tab, newline and backslash in a path as \ooo */
+static void
+unescape_octal(char *s)
+{
+    char *w = s;
+
+    for (const char *r = s; *r; w++)
+        if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' &&
+            r[2] <= '7' && r[3] >= '0' && r[3] <= '7') {
+            *w = (char)((r[1] - '0') << 6 | (r[2] - '0') << 3 | (r[3] - '0'));
+            r += 4;
+        } else {
+            *w = *r++;
+        }
+    *w = '\0';
+}
+
+/* Is path a or below b (whole components)? */
+static bool
+path_within(const char *a, const char *b)
+{
+    size_t bl = strlen(b);
+
+    if (bl == 1 && b[0] == '/')
+        return a[0] == '/';
+    return strncmp(a, b, bl) == 0 && (a[bl] == '\0' || a[bl] == '/');
+}
+
 /* The FUSE mounts at or below dir, deepest first, from mountinfo. */
 static size_t
 mounts_below(const char *dir, struct m_below **out)
 {
     CLEANUP_CLOSE int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
     CLEANUP_BUF struct lb_buf b = {0};
-    size_t n = 0, dl = strlen(dir);
+    size_t n = 0;
     char *save = NULL, *info;
     ssize_t got;
 
@@ -708,12 +738,15 @@ mounts_below(const char *dir, struct m_below **out)
         if (!sep || sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1 ||
             sscanf(sep, " - %63s %4095s", type, src) != 2)
             continue;
-        if (strncmp(mp, dir, dl) != 0 || (mp[dl] != '\0' && mp[dl] != '/') ||
-            strncmp(type, "fuse", 4) != 0)
+        unescape_octal(mp);
+        unescape_octal(src);
+        if (!path_within(mp, dir) || strncmp(type, "fuse", 4) != 0)
             continue;
         *out = lb_xrealloc(*out, (n + 1) * sizeof **out);
         (*out)[n].mp = lb_xstrdup(mp);
         (*out)[n].pid = server_of(mp, src);
+        (*out)[n].ours = strncmp(src, "livebackup:", 11) == 0;
+        (*out)[n].keep = false;
         n++;
     }
     /* deepest (longest) first */
@@ -732,16 +765,27 @@ map_umount(const char *dir)
 {
     char real[4096];
     struct m_below *mps;
-    size_t n;
+    size_t n, ours = 0;
     int ret = 0;
 
     if (!realpath(dir, real))
         return lb_error(errno, "%s", dir);
     n = mounts_below(real, &mps);
-    if (n == 0)
-        ret = lb_fail(EINVAL, "nothing is mounted on %s", real);
+    /* Only our mounts and what is mounted inside them (the filesystems of
+     * --fs): never another program's FUSE mount that lies below dir. */
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < n && !mps[i].keep; k++)
+            mps[i].keep = mps[k].ours && path_within(mps[i].mp, mps[k].mp);
+        ours += mps[i].keep;
+    }
+    if (ours == 0)
+        ret = lb_fail(EINVAL, "no livebackup mount at or below %s", real);
     for (size_t i = 0; i < n; i++) {
         char *argv[] = {"fusermount3", "-u", mps[i].mp, NULL};
+        if (!mps[i].keep) {
+            free(mps[i].mp);
+            continue;
+        }
         if (ret == 0 && agent_run_ok(argv, NULL) < 0)
             ret = -1;
         /* its process ends once it sees the unmount (a guestmount after

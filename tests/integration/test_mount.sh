@@ -4,8 +4,9 @@
 # livebackup mount: backups as read-only files (FUSE), DIR/NAME/BACKUP/DISK,
 # equal to restore-image; with --fs the ext4 filesystems inside the disks
 # (the whole disk, or GPT and MBR partitions) mounted by fuse2fs, a file
-# copied out byte for byte; umount leaves no mount and no process behind. No loop device or kernel
-# NBD client is used.
+# copied out byte for byte; umount leaves no mount and no process behind,
+# and never touches another program's FUSE mount. No loop device or
+# kernel NBD client is used.
 . "$(dirname "$0")/lib.sh"
 
 R=$T/repo
@@ -71,6 +72,28 @@ pids=$(pgrep -f "fuse2fs $M|livebackup mount --repo $R" || true)
 [[ -z $(ls -A "$M") ]] || fail "files left in $M: $(ls -A "$M")"
 ok "umount: no mount and no process left"
 
-expect_fail "nothing is mounted on" livebackup umount "$M"
+expect_fail "no livebackup mount at or below $M" livebackup umount "$M"
+
+# umount of a directory that also holds another program's FUSE mount (a
+# user's fuse2fs beside ours, in a directory name with a space): only ours
+# goes, theirs stays mounted and readable.
+P="$T/top dir"
+mkdir -p "$P/backups" "$P/own"
+unmount_all() {
+    livebackup umount "$M" >/dev/null 2>&1 || true
+    livebackup umount "$P" >/dev/null 2>&1 || true
+    fusermount3 -u "$P/own" 2>/dev/null || true
+}
+fuse2fs -o ro "$T/fs.img" "$P/own" >/dev/null 2>&1 || fail "fuse2fs of a user's own mount"
+run_ok livebackup mount --repo "$R" --name disks --fs "$P/backups"
+[[ -f $P/backups/disks/$id/vda.fs/sub/hello.txt ]] || fail "--fs under '$P/backups'"
+run_ok livebackup umount "$P"
+! grep -q " ${P// /\\040}/backups" /proc/self/mountinfo ||
+    fail "ours left mounted: $(grep " ${P// /\\040}" /proc/self/mountinfo)"
+[[ $(cat "$P/own/sub/hello.txt" 2>&1) == "hello from a backup" ]] ||
+    fail "the user's own FUSE mount under $P was unmounted: $(grep " ${P// /\\040}" /proc/self/mountinfo)"
+expect_fail "no livebackup mount at or below $P" livebackup umount "$P"
+fusermount3 -u "$P/own"
+ok "umount leaves another program's FUSE mount below DIR alone (a path with a space)"
 expect_fail "no backups of nosuch" livebackup mount --repo "$R" --name nosuch "$M"
 ! grep -q " $M" /proc/self/mountinfo || fail "a failed mount left a mount"
