@@ -251,13 +251,16 @@ agent_source_open(const char *path, const char *since, bool force_share)
     size_t nchain = 0;
     struct lb_buf cs = {0};
     int64_t size;
+    /* QEMU takes "a:b.qcow2" for protocol a: "./a:b.qcow2" is the file. */
+    CLEANUP_FREE char *qpath =
+        path[0] == '/' ? lb_xstrdup(path) : lb_xasprintf("./%s", path);
 
     if (access(path, R_OK) < 0) {
         lb_error(errno, "cannot read image %s", path);
         lb_error_hint("check the path and its permissions");
         goto fail;
     }
-    if (agent_chain(path, force_share, &chain, &nchain) < 0 || nchain == 0)
+    if (agent_chain(qpath, force_share, &chain, &nchain) < 0 || nchain == 0)
         goto fail;
     for (size_t i = 0; i < nchain; i++) {
         char part[PATH_MAX + 32];
@@ -303,17 +306,17 @@ agent_source_open(const char *path, const char *since, bool force_share)
      * through io_uring where it can (scattered 4 KiB reads: QEMU's thread
      * pool hands each to a worker and back), else as before. */
     if (!since) {
-        if (nbd_start(s, path, since, force_share,
+        if (nbd_start(s, qpath, since, force_share,
                       direct_ok(chain, nchain) ? READ_DIRECT : READ_CACHED) < 0)
             goto fail;
     } else if (!io_uring_ok() ||
-               nbd_start(s, path, since, force_share, READ_URING) < 0) {
+               nbd_start(s, qpath, since, force_share, READ_URING) < 0) {
         if (s->h) {
             lb_debug("qemu-nbd without io_uring: %s", lb_error_msg());
             lb_nbd_stop(s->h, &s->server);
             s->h = NULL;
         }
-        if (nbd_start(s, path, since, force_share, READ_CACHED) < 0)
+        if (nbd_start(s, qpath, since, force_share, READ_CACHED) < 0)
             goto fail;
     }
     if (LN(nbd_can_meta_context, s->h, LIBNBD_CONTEXT_BASE_ALLOCATION) != 1 ||

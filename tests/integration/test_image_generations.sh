@@ -204,3 +204,22 @@ fi
 run_ok livebackup restore-image --repo "$R" --name ring --disk vda --to "$T/rring.raw"
 same_image "$T/rring.raw" raw "$T/truth-ring.raw" raw
 ok "an incremental asks for io_uring and works where qemu-nbd refuses it"
+
+# Relative paths with a colon: QEMU takes "c:1.qcow2" for the protocol c,
+# the agent hands it "./c:1.qcow2". A full and an incremental (--since a
+# relative layer) from the images' directory, restored to qcow2 and raw
+# under names with a colon.
+mkdir "$T/colon"
+cd "$T/colon"
+qemu-img create -q -f qcow2 ./c:0.qcow2 16M
+qemu-io -c "write -P 7 0 1M" ./c:0.qcow2 >/dev/null
+run_ok livebackup backup-image --repo "$R" --name colon --disk vda=c:0.qcow2
+qemu-img create -q -f qcow2 -b ./c:0.qcow2 -F qcow2 ./c:1.qcow2
+qemu-io -c "write -P 9 2M 64k" ./c:1.qcow2 >/dev/null
+run_ok livebackup backup-image --repo "$R" --name colon --disk vda=c:1.qcow2 --since c:0.qcow2
+run_ok livebackup restore-image --repo "$R" --name colon --disk vda --to r:1.qcow2 --format qcow2
+run_ok livebackup restore-image --repo "$R" --name colon --disk vda --to r:1.raw
+same_image ./r:1.qcow2 qcow2 ./c:1.qcow2 qcow2
+same_image ./r:1.raw raw ./c:1.qcow2 qcow2
+cd - >/dev/null
+ok "relative image paths with a colon: backed up (full, --since) and restored"
