@@ -9,9 +9,11 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 struct restore_args {
     const char *repo, *uri, *backup, *to, *name;
@@ -20,6 +22,7 @@ struct restore_args {
     bool define, start, new_mac, in_place, force, keep_host_access, instant;
     char **disks; /* --disks vda,vdb (each string owned) */
     size_t ndisks;
+    char *to_abs; /* --to made absolute: the domain's XML names its disks */
 };
 
 /* The new domain: where each disk goes, and its XML. */
@@ -35,6 +38,7 @@ struct new_domain {
 static void
 free_args(struct restore_args *a)
 {
+    free(a->to_abs);
     for (size_t i = 0; i < a->ndisks; i++)
         free(a->disks[i]);
     free(a->disks);
@@ -187,6 +191,16 @@ parse_restore(int argc, char **argv, struct restore_args *a)
     }
     if ((c = restore_check(a, argc - optind)) != 0)
         return c;
+    /* The new domain's XML names its disks by absolute paths (libvirt
+     * would take a relative one from its own working directory). */
+    if (a->to && a->to[0] != '/') {
+        char cwd[PATH_MAX];
+        if (!getcwd(cwd, sizeof cwd)) {
+            lb_error(errno, "the current directory (for --to %s)", a->to);
+            return agent_fail();
+        }
+        a->to = a->to_abs = lb_xasprintf("%s/%s", cwd, a->to);
+    }
     if (!(a->repo = cli_need_repo("restore", a->repo)))
         return 2;
     a->domain = argv[optind];

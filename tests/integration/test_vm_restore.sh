@@ -156,6 +156,19 @@ grep -q "org.qemu.guest_agent.0" "$T/safe.xml" || fail "the guest agent's channe
 virsh -q -c qemu:///system undefine "${VM_PREFIX}safe" >/dev/null
 ok "a restored domain leaves out the host programs and files of its saved XML, saying which"
 
+# --to a relative directory: the defined domain names its disk by the
+# absolute path (libvirt would look for a relative one from its own
+# working directory).
+cd "$T"
+run_ok livebackup restore "$vm" --repo "$R" --to rel --name "${VM_PREFIX}rel" --define
+cd - >/dev/null
+src=$(virsh -q -c qemu:///system domblklist "${VM_PREFIX}rel" | awk '$1 == "vda" {print $2}')
+[[ $src == "$T/rel/${VM_PREFIX}rel-vda.qcow2" && -f $src ]] ||
+    fail "--to rel: the domain's vda is '$src'"
+grep -q "$T/rel/${VM_PREFIX}rel.xml" "$T/out" || fail "--to rel: the XML's path: $(cat "$T/out")"
+virsh -q -c qemu:///system undefine "${VM_PREFIX}rel" >/dev/null
+ok "restore --to a relative directory defines the domain on absolute paths"
+
 # In place, to an older backup, on the shut-off domain.
 expect_fail "is running: an in-place restore needs it shut off" \
     livebackup restore "$vm" --repo "$R" --backup "${ids[0]}" --in-place --force
