@@ -146,6 +146,16 @@ const char *cli_need_repo(const char *cmd, const char *repo);
  */
 int agent_common_opt(int opt, const char *arg);
 
+/* PATH made absolute (the current directory's, if relative; symbolic
+ * links left as they are), for a path a command hands to libvirt or QEMU,
+ * whose working directory is not ours, or keeps in its state. Lives until
+ * the program exits. */
+const char *cli_abs_path(const char *path);
+
+/* --state-dir DIR: LIVEBACKUP_STATE_DIR, absolute (the processes the
+ * agent starts, and QEMU for an instant restore's sockets, use it). */
+void cli_set_state_dir(const char *dir);
+
 /* ---- configuration (config.c) ------------------------------------------ */
 
 /*

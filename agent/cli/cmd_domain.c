@@ -98,10 +98,10 @@ parse_dom_args(int argc, char **argv, const char *cmd, bool need_repo,
             }
             break;
         case 'o':
-            a->o.overlay_dir = optarg;
+            a->o.overlay_dir = cli_abs_path(optarg);
             break;
         case 's':
-            setenv("LIVEBACKUP_STATE_DIR", optarg, 1);
+            cli_set_state_dir(optarg);
             break;
         case 'a':
             a->all = true;

@@ -151,7 +151,7 @@ parse_backup_image(int argc, char **argv, struct image_args *a)
             a->parent = optarg;
             break;
         case 'S':
-            setenv("LIVEBACKUP_STATE_DIR", optarg, 1);
+            cli_set_state_dir(optarg);
             break;
         case 'h':
             cli_help("backup-image");

@@ -9,11 +9,9 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 struct restore_args {
     const char *repo, *uri, *backup, *to, *name;
@@ -22,7 +20,6 @@ struct restore_args {
     bool define, start, new_mac, in_place, force, keep_host_access, instant;
     char **disks; /* --disks vda,vdb (each string owned) */
     size_t ndisks;
-    char *to_abs; /* --to made absolute: the domain's XML names its disks */
 };
 
 /* The new domain: where each disk goes, and its XML. */
@@ -38,7 +35,6 @@ struct new_domain {
 static void
 free_args(struct restore_args *a)
 {
-    free(a->to_abs);
     for (size_t i = 0; i < a->ndisks; i++)
         free(a->disks[i]);
     free(a->disks);
@@ -130,7 +126,7 @@ restore_opt(int c, struct restore_args *a)
         a->instant = true;
         return 0;
     case 's':
-        setenv("LIVEBACKUP_STATE_DIR", optarg, 1);
+        cli_set_state_dir(optarg);
         return 0;
     case 'h':
         cli_help("restore");
@@ -193,14 +189,8 @@ parse_restore(int argc, char **argv, struct restore_args *a)
         return c;
     /* The new domain's XML names its disks by absolute paths (libvirt
      * would take a relative one from its own working directory). */
-    if (a->to && a->to[0] != '/') {
-        char cwd[PATH_MAX];
-        if (!getcwd(cwd, sizeof cwd)) {
-            lb_error(errno, "the current directory (for --to %s)", a->to);
-            return agent_fail();
-        }
-        a->to = a->to_abs = lb_xasprintf("%s/%s", cwd, a->to);
-    }
+    if (a->to)
+        a->to = cli_abs_path(a->to);
     if (!(a->repo = cli_need_repo("restore", a->repo)))
         return 2;
     a->domain = argv[optind];

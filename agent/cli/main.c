@@ -127,6 +127,12 @@ main(int argc, char **argv)
     setenv("MALLOC_MMAP_THRESHOLD_", "67108864", 0);
     setenv("MALLOC_TRIM_THRESHOLD_", "536870912", 0);
     setenv("MALLOC_TOP_PAD_", "67108864", 0);
+    {
+        /* relative: from here on absolute, for what we start too */
+        const char *sd = getenv("LIVEBACKUP_STATE_DIR");
+        if (sd && *sd && sd[0] != '/')
+            cli_set_state_dir(sd);
+    }
     agent_opts.progress = isatty(2);
     /* From cron: to syslog too (what it prints is mailed as well). */
     lb_log_target_auto(true);

@@ -7,6 +7,35 @@
 #include "agent/cli/cli.h"
 #include "agent/client/client.h"
 
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* What cli_abs_path made, reachable until exit. */
+static char **abs_paths;
+static size_t n_abs_paths;
+
+const char *
+cli_abs_path(const char *path)
+{
+    char cwd[PATH_MAX];
+    char *abs;
+
+    if (path[0] == '/' || !getcwd(cwd, sizeof cwd))
+        return path;
+    abs = lb_xasprintf("%s/%s", strcmp(cwd, "/") == 0 ? "" : cwd, path);
+    abs_paths = lb_xrealloc(abs_paths, (n_abs_paths + 1) * sizeof *abs_paths);
+    abs_paths[n_abs_paths++] = abs;
+    return abs;
+}
+
+void
+cli_set_state_dir(const char *dir)
+{
+    setenv("LIVEBACKUP_STATE_DIR", cli_abs_path(dir), 1);
+}
+
 int
 agent_common_opt(int opt, const char *arg)
 {

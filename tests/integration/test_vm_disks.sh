@@ -36,15 +36,17 @@ vm_wait_agent "$vm" 120 >/dev/null
 vm_wait_workload "$vm" 3 >/dev/null
 ok "guest $vm runs on a qcow2 file (vda) and the block device $blk (vdb), with a cdrom, a read-only and a shareable disk"
 
-# backup [OPTIONS]: sets id; the overlays go to $OV (not next to /dev/loopN).
+# backup [OPTIONS]: sets id; the overlays go to $OV (not next to /dev/loopN),
+# given as a path relative to the current directory.
 # The cdrom, read-only and shareable disks are left out: a warning (exit
 # status 3, status "warning", the skipped disks listed), unless WANT_RC=0.
 # Every run writes the metrics file; the hook records what it got.
 HOOK="cat >$T/hook.json; echo \$LIVEBACKUP_STATUS \$LIVEBACKUP_EXIT_STATUS >$T/hook.env"
 backup() {
     local rc=0 want=${WANT_RC:-3}
-    livebackup backup --json "$vm" --repo "$R" --overlay-dir "$OV" \
-        --on-failure "$HOOK" --metrics-file "$T/metrics.prom" "$@" >"$T/out" 2>"$T/err" || rc=$?
+    # --overlay-dir relative, from $VMDIR: it reaches libvirt absolute
+    (cd "$VMDIR" && exec livebackup backup --json "$vm" --repo "$R" --overlay-dir "${OV##*/}" \
+        --on-failure "$HOOK" --metrics-file "$T/metrics.prom" "$@") >"$T/out" 2>"$T/err" || rc=$?
     no_sanitizer_report "$T/err"
     [[ $rc -eq $want ]] || { cat "$T/out" "$T/err" >&2; fail "backup $*: exit $rc, not $want"; }
     id=$(json_field "$T/out" summary id)

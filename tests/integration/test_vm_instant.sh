@@ -67,11 +67,15 @@ disk_finished() {
 }
 
 # The pull is slowed down (512 KiB/s) so that the test acts during it.
+# --to and --state-dir relative, from $T: QEMU gets the disks' and the
+# exports' sockets' absolute paths.
 new=${VM_PREFIX}inst
 t0=$(date +%s.%N)
+cd "$T"
 LIVEBACKUP_PULL_BANDWIDTH=524288 run_ok livebackup restore --json "$vm" --repo "$R" \
-    --backup "$id" --instant --to "$T/inst" --name "$new" --new-mac \
+    --backup "$id" --instant --to inst --state-dir state --name "$new" --new-mac \
     --keep-host-access
+cd - >/dev/null
 [[ $(json_field "$T/out" summary name) == "$new" ]] || fail "summary: $(cat "$T/out")"
 vm_wait_agent "$new" 120 >/dev/null
 t1=$(date +%s.%N)
