@@ -486,6 +486,10 @@ cli_need_repo(const char *cmd, const char *repo)
     if (!r)
         cli_usage(cmd, "--repo is required (or set LIVEBACKUP_REPO, or repo "
                        "in livebackup.conf)");
+    /* A local path, absolute: map's nbdkit and mount's FUSE process work
+     * from /, and an instant restore's journal keeps it for recover. */
+    else if (*r && strncmp(r, "ssh://", 6) != 0 && strncmp(r, "rados:", 6) != 0)
+        r = cli_abs_path(r);
     return r;
 }
 

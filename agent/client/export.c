@@ -11,8 +11,10 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #define PLUGIN "nbdkit-livebackup-plugin.so"
 
@@ -157,10 +159,25 @@ agent_export_exec(const struct agent_export *e)
     return -1;
 }
 
+/* What nbdkit (and its plugin) said while starting, from the memfd fd:
+ * up to 1 MiB, NUL-terminated. */
+static char *
+start_output(int fd)
+{
+    struct stat sb;
+    size_t len = fstat(fd, &sb) == 0 ? (size_t)LB_MIN(sb.st_size, 1 << 20) : 0;
+    char *text = lb_xmalloc(len + 1);
+    ssize_t n = len ? pread(fd, text, len, 0) : 0;
+
+    text[n > 0 ? n : 0] = '\0';
+    return text;
+}
+
 int
 agent_export_start(const struct agent_export *e, const char *log)
 {
     struct agent_export d = *e;
+    CLEANUP_FREE char *text = NULL;
     char **v;
     pid_t pid;
     int st, fd;
@@ -171,11 +188,16 @@ agent_export_start(const struct agent_export *e, const char *log)
         return -1;
     v = agent_export_argv(&d);
     export_env();
+    /* Without a log, what it says while it starts goes to a memfd that we
+     * relay: our caller's stderr must not stay open in the daemon, nor in
+     * the backupd its plugin starts (a `$(livebackup map --daemon ...)`
+     * or an ssh session would wait for them to end). */
     fd = log ? open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)
-             : dup(2);
+             : memfd_create("nbdkit-start", MFD_CLOEXEC);
     if (fd < 0) {
         agent_export_argv_free(v);
-        return lb_error(errno, "open %s", log ? log : "stderr");
+        return lb_error(errno, "%s %s", log ? "open" : "memfd_create",
+                        log ? log : "for nbdkit's output");
     }
     pid = fork();
     if (pid < 0) {
@@ -195,19 +217,23 @@ agent_export_start(const struct agent_export *e, const char *log)
         dprintf(2, "cannot run nbdkit: %s\n", strerror(errno));
         _exit(127);
     }
-    close(fd);
     agent_export_argv_free(v);
     /* nbdkit forks once it listens and its plugin is ready: its parent
      * exits 0 then, or non-zero on any error (said in the log). */
     while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
+        if (errno != EINTR) {
+            close(fd);
             return lb_error(errno, "wait for nbdkit");
-    if ((!WIFEXITED(st) || WEXITSTATUS(st) != 0) && !log)
-        return lb_fail(EIO, "the export of disk %s did not start", e->disk);
+        }
+    text = log ? NULL : start_output(fd);
+    close(fd);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        CLEANUP_FREE char *text = lb_read_file(log, 1u << 20, NULL);
-        const char *last = text ? text : "";
-        size_t len = strlen(last);
+        const char *last;
+        size_t len;
+        if (log)
+            text = lb_read_file(log, 1u << 20, NULL);
+        last = text ? text : "";
+        len = strlen(last);
         /* the last line it wrote */
         while (len > 0 && last[len - 1] == '\n')
             len--;
@@ -217,9 +243,15 @@ agent_export_start(const struct agent_export *e, const char *log)
                 len -= i;
                 break;
             }
+        /* without a log, the lines before it as they were */
+        if (!log && last > text)
+            (void)!write(2, text, (size_t)(last - text));
         return lb_fail(EIO, "the export of disk %s did not start: %.*s",
                        e->disk, (int)len, last);
     }
+    /* started: what it said meanwhile (warnings) */
+    if (text && text[0])
+        (void)!write(2, text, strlen(text));
     /* Its background process writes the pid file just after the fork,
      * racing with us: on a busy machine that can take seconds. A minute
      * without one is an error, not a daemon nobody can stop. */

@@ -24,6 +24,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -77,11 +78,17 @@ static void
 ready(int rc)
 {
     const char *msg = rc == 0 ? "" : lb_error_msg();
+    const char *hint = rc == 0 ? "" : lb_error_hint_msg();
+    char *word = lb_xasprintf("%s%c%s", msg, '\0', hint);
     int null;
 
-    if (M.ready_fd < 0)
+    if (M.ready_fd < 0) {
+        free(word);
         return;
-    (void)!write(M.ready_fd, msg, strlen(msg) + 1);
+    }
+    /* "MESSAGE\0HINT\0" */
+    (void)!write(M.ready_fd, word, strlen(msg) + strlen(hint) + 2);
+    free(word);
     close(M.ready_fd);
     M.ready_fd = -1;
     /* from now on nothing to print to: the command has returned */
@@ -511,47 +518,115 @@ fs_stop(const char *img, const char *at, struct m_mnt *m)
 
 /* ---- mount and umount -------------------------------------------------------------- */
 
-/* Fork: the parent waits for the child's word (it is mounted, or why
+/* The number of NUL bytes in buf[0..len). */
+static size_t
+count_nul(const char *buf, size_t len)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < len; i++)
+        n += buf[i] == '\0';
+    return n;
+}
+
+/* The parent's side of background(): copy what the child writes to its
+ * stderr (err) to ours until its word comes on rd (ready(): an empty
+ * message if it is mounted, else why not and a hint), then what is left
+ * in err. */
+static int
+relay_until_ready(int rd, int err)
+{
+    char msg[2 * LB_ERR_MAX + 2], buf[4096];
+    ssize_t n, got = 0;
+    bool done = false;
+
+    while (!done) {
+        struct pollfd pfd[2] = {{rd, POLLIN, 0}, {err, POLLIN, 0}};
+        if (poll(pfd, err >= 0 ? 2 : 1, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (err >= 0 && pfd[1].revents) {
+            n = read(err, buf, sizeof buf);
+            if (n > 0)
+                (void)!write(2, buf, (size_t)n);
+            else if (n == 0 || errno != EINTR) {
+                close(err);
+                err = -1;
+            }
+        }
+        if (!pfd[0].revents)
+            continue;
+        n = read(rd, msg + got, sizeof msg - 1 - (size_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n > 0)
+            got += n;
+        done = n <= 0 || count_nul(msg, (size_t)got) >= 2 ||
+               got == (ssize_t)sizeof msg - 1;
+    }
+    /* written before its word: in the pipe now */
+    if (err >= 0) {
+        fcntl(err, F_SETFL, O_NONBLOCK);
+        while ((n = read(err, buf, sizeof buf)) > 0)
+            (void)!write(2, buf, (size_t)n);
+        close(err);
+    }
+    msg[got] = '\0';
+    if (got == 0)
+        return lb_fail(EIO, "the mount's process ended before it was ready");
+    if (!msg[0])
+        return 0;
+    lb_fail(EIO, "%s", msg);
+    if (count_nul(msg, (size_t)got) >= 1 && msg[strlen(msg) + 1])
+        lb_error_hint("%s", msg + strlen(msg) + 1);
+    return -1;
+}
+
+/*
+ * Fork: the parent waits for the child's word (it is mounted, or why
  * not) and returns; the child goes on as the mount's daemon. 1 in the
- * parent (0 or -1 in *rc), 0 in the child, -1 on error. */
+ * parent (0 or -1 in *rc), 0 in the child, -1 on error. The child's
+ * stderr is a pipe the parent relays until then: neither the daemon nor
+ * a process it starts (a backupd, fuse2fs) holds our caller's stderr, so
+ * a `$(livebackup mount ...)` or an ssh session ends with the command.
+ */
 static int
 background(int *rc)
 {
-    int p[2];
+    int p[2], e[2];
     pid_t pid;
-    char msg[LB_ERR_MAX];
-    ssize_t n, got = 0;
 
     if (pipe2(p, O_CLOEXEC) < 0)
         return lb_error(errno, "pipe");
+    if (pipe2(e, O_CLOEXEC) < 0) {
+        close(p[0]);
+        close(p[1]);
+        return lb_error(errno, "pipe");
+    }
     pid = fork();
     if (pid < 0)
         return lb_error(errno, "fork");
     if (pid == 0) {
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
         close(p[0]);
+        close(e[0]);
         setsid();
+        if (null >= 0) {
+            dup2(null, 0);
+            dup2(null, 1);
+            close(null);
+        }
+        dup2(e[1], 2);
+        close(e[1]);
         M.ready_fd = p[1];
         return 0;
     }
     close(p[1]);
-    while (got < (ssize_t)sizeof msg - 1 &&
-           (n = read(p[0], msg + got, sizeof msg - 1 - (size_t)got)) != 0) {
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            break;
-        got += n;
-        if (memchr(msg, 0, (size_t)got))
-            break;
-    }
+    close(e[1]);
+    *rc = relay_until_ready(p[0], e[0]);
     close(p[0]);
-    msg[got] = '\0';
-    if (got == 0)
-        *rc = lb_fail(EIO, "the mount's process ended before it was ready");
-    else if (msg[0])
-        *rc = lb_fail(EIO, "%s", msg);
-    else
-        *rc = 0;
     return 1;
 }
 
@@ -571,22 +646,16 @@ map_mount(const struct map_mount_opts *o)
     if (!realpath(o->dir, M.dir))
         return lb_error(errno, "%s", o->dir);
     M.o.dir = M.dir;
-    if (tree_load() < 0) {
-        tree_free();
-        return -1;
-    }
+    /* in the background before the repository's sessions start */
+    if (!o->foreground && (bg = background(&ret)) != 0)
+        return bg < 0 ? -1 : ret;
+    if (tree_load() < 0)
+        goto out;
     if (o->fs)
         for (size_t i = 0; i < M.nsets; i++)
             for (size_t k = 0; k < M.sets[i].nb; k++)
                 for (size_t d = 0; d < M.sets[i].b[k].nd; d++)
                     fs_scan(&M.sets[i].b[k], &M.sets[i].b[k].d[d]);
-    if (!o->foreground) {
-        bg = background(&ret);
-        if (bg != 0) {
-            tree_free();
-            return bg < 0 ? -1 : ret;
-        }
-    }
     for (size_t i = 0; i < LB_ARRAY_SIZE(argv) - 1; i++)
         fuse_opt_add_arg(&args, argv[i]);
     {

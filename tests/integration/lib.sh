@@ -38,6 +38,7 @@ T=$(mktemp -d "${TMPDIR:-/tmp}/lbtest.XXXXXX")
 # incrementals): the test's, never the host's.
 export LIVEBACKUP_STATE_DIR=$T/state
 declare -a LB_PIDS=()
+declare -a LB_DAEMONS=()
 declare -a LB_MOUNTS=()
 declare -a LB_LOGS=()
 declare -a LB_LOOPS=()
@@ -83,6 +84,11 @@ lb_cleanup() {
     done
     for p in "${LB_PIDS[@]}"; do
         wait "$p" 2>/dev/null || true
+    done
+    for p in "${LB_DAEMONS[@]}"; do
+        if tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF "$T/"; then
+            kill -TERM "$p" 2>/dev/null || true
+        fi
     done
     for f in "${LB_LOGS[@]}"; do
         if grep -Eq "$LB_SANITIZER_RE" "$f" 2>/dev/null; then
@@ -172,6 +178,11 @@ release_lock() {
 
 # Track a background process so it is stopped on exit.
 lb_track() { LB_PIDS+=("$1"); }
+# lb_track_daemon PID: a process that is not our child (a daemon that
+# forked away, its pid from its pid file), stopped at the end like the
+# others if it is still running and its command line still names $T (so
+# never a process that got its pid since).
+lb_track_daemon() { LB_DAEMONS+=("$1"); }
 
 fail() {
     echo "FAIL: $*" >&2

@@ -190,13 +190,36 @@ qemu-io -r -f raw -c "read -P 3 40M 4M" "$(nbd "$S")" >"$T/qio.out" 2>&1 ||
     fail "the read after a missing chunk failed: $(cat "$T/qio.out")"
 ! grep -qi "error\|mismatch" "$T/qio.out" || fail "after a missing chunk: $(cat "$T/qio.out")"
 map_stop
-R=$R_SAVE
 ok "a missing chunk: EIO on its window, the export reconnects for the next read"
+# The same with --daemon, --repo relative, its output to a pipe: the
+# pipe ends when the command does (nothing of the daemon's holds it), and
+# the export (which works from /) reconnects to the same repository.
+# (the reader of the pipe gives up after 60 s: a daemon that kept it
+# would hang the test, as it hangs `$(...)` or an ssh session)
+{
+    cd "$T" && livebackup map --repo bad --name img --backup "$full" \
+        --disk vda --socket "$S" --daemon --pid-file "$T/b.pid"
+    echo "exit $?"
+} 2>&1 | { timeout 60 cat >"$T/daemon.out" || echo "the output stayed open" >>"$T/daemon.out"; }
+pid=$(cat "$T/b.pid" 2>/dev/null || true)
+[[ -z $pid ]] || lb_track_daemon "$pid"
+[[ $(cat "$T/daemon.out") == "exit 0" ]] ||
+    fail "map --daemon, its output to a pipe: $(cat "$T/daemon.out")"
+if qemu-io -r -f raw -c "read 66M 4k" "$(nbd "$S")" >"$T/qio.out" 2>&1; then
+    fail "--daemon: a read of a missing chunk succeeded"
+fi
+qemu-io -r -f raw -c "read -P 3 40M 4M" "$(nbd "$S")" >"$T/qio.out" 2>&1 ||
+    fail "--daemon, --repo relative: the read after a missing chunk failed: $(cat "$T/qio.out")"
+kill -TERM "$pid"
+wait_until 30 "the daemon to stop" eval "! lb_alive $pid"
+R=$R_SAVE
+ok "map --daemon returns with its output captured; with --repo relative it reconnects"
 
 # --daemon: the command returns once the export serves; SIGTERM stops it.
 run_ok livebackup map --repo "$R" --name img --disk vda --socket "$S" \
     --daemon --pid-file "$T/d.pid"
 pid=$(cat "$T/d.pid")
+lb_track_daemon "$pid"
 lb_alive "$pid" || fail "the daemon $pid is not running"
 nbdinfo --size "$(nbd "$S")" >"$T/size" || fail "the daemon does not serve"
 [[ $(cat "$T/size") == $((96 << 20)) ]] || fail "size $(cat "$T/size")"
@@ -215,6 +238,7 @@ printf 'map passphrase\n' >"$T/pass"
 (cd "$T" && run_ok livebackup map --repo "$E" --name img --disk vda --socket "$S" \
     --daemon --pid-file "$T/e.pid" --passphrase-file pass)
 pid=$(cat "$T/e.pid")
+lb_track_daemon "$pid"
 nbdcopy "$(nbd "$S")" "$T/enc.raw" 2>"$T/nbdcopy.err" || fail "nbdcopy (encrypted): $(cat "$T/nbdcopy.err")"
 kill -TERM "$pid"
 wait_until 30 "the encrypted export to stop" eval "! lb_alive $pid"
