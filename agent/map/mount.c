@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -69,8 +70,44 @@ static struct {
     pthread_mutex_t lock; /* the readers' opening and closing */
     time_t now;
     int ready_fd; /* in the background: tells the command we are ready */
+    int err_fd;   /* in the background: our stderr's pipe, read end */
     char dir[4096];
-} M = {.lock = PTHREAD_MUTEX_INITIALIZER, .ready_fd = -1};
+} M = {.lock = PTHREAD_MUTEX_INITIALIZER, .ready_fd = -1, .err_fd = -1};
+
+/* Once the command has returned: what the processes we started before
+ * (a backupd, fuse2fs) write to the stderr they got, the pipe fd, goes to
+ * our log (syslog), never to a pipe with no reader (SIGPIPE) or a full
+ * one (they would block). */
+static void *
+err_drain(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char line[1024];
+    size_t len = 0;
+    ssize_t n;
+
+    while ((n = read(fd, line + len, sizeof line - 1 - len)) != 0) {
+        char *nl;
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        len += (size_t)n;
+        line[len] = '\0';
+        while ((nl = strchr(line, '\n')) != NULL || len == sizeof line - 1) {
+            size_t l = nl ? (size_t)(nl - line) : len;
+            line[l] = '\0';
+            if (l)
+                lb_warn("%s", line);
+            l = nl ? l + 1 : l;
+            memmove(line, line + l, len - l + 1);
+            len -= l;
+        }
+    }
+    close(fd);
+    return NULL;
+}
 
 /* Tell the waiting command (map_mount's parent) how the mount went: 0,
  * or the error slot's message. */
@@ -98,6 +135,16 @@ ready(int rc)
         dup2(null, 1);
         dup2(null, 2);
         close(null);
+    }
+    lb_log_set_target(LB_LOG_TO_SYSLOG);
+    if (M.err_fd >= 0) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, err_drain, (void *)(intptr_t)M.err_fd) ==
+            0)
+            pthread_detach(t);
+        else
+            close(M.err_fd);
+        M.err_fd = -1;
     }
 }
 
@@ -606,12 +653,18 @@ background(int *rc)
         return lb_error(errno, "pipe");
     }
     pid = fork();
-    if (pid < 0)
-        return lb_error(errno, "fork");
+    if (pid < 0) {
+        lb_error(errno, "fork");
+        close(p[0]);
+        close(p[1]);
+        close(e[0]);
+        close(e[1]);
+        return -1;
+    }
     if (pid == 0) {
         int null = open("/dev/null", O_RDWR | O_CLOEXEC);
         close(p[0]);
-        close(e[0]);
+        M.err_fd = e[0]; /* read once the command has returned (ready) */
         setsid();
         if (null >= 0) {
             dup2(null, 0);
