@@ -26,7 +26,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -81,7 +80,7 @@ static struct {
 static void *
 err_drain(void *arg)
 {
-    int fd = (int)(intptr_t)arg;
+    int fd = *(const int *)arg;
     char line[1024];
     size_t len = 0;
     ssize_t n;
@@ -138,13 +137,14 @@ ready(int rc)
     }
     lb_log_set_target(LB_LOG_TO_SYSLOG);
     if (M.err_fd >= 0) {
+        static int drain_fd; /* err_drain's, for good */
         pthread_t t;
-        if (pthread_create(&t, NULL, err_drain, (void *)(intptr_t)M.err_fd) ==
-            0)
+        drain_fd = M.err_fd;
+        M.err_fd = -1;
+        if (pthread_create(&t, NULL, err_drain, &drain_fd) == 0)
             pthread_detach(t);
         else
-            close(M.err_fd);
-        M.err_fd = -1;
+            close(drain_fd);
     }
 }
 
