@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * livebackup umount: the livebackup mounts at or below a directory (from
+ * mountinfo: source "livebackup:PID") and what is mounted inside them
+ * (--fs's fuse2fs and guestmount), unmounted deepest first; it waits for
+ * the processes that served them. Another program's FUSE mount below the
+ * directory is left alone.
+ */
+#include "agent/client/client.h"
+#include "agent/client/run.h"
+#include "agent/map/map.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define UMOUNT_WAIT_MS 60000 /* for a process that serves a mount to end */
+
+struct m_below {
+    char *mp;
+    pid_t pid; /* the process that serves it, 0 if unknown */
+    bool ours; /* a livebackup mount itself ("livebackup:PID") */
+    bool keep; /* ours, or inside one of ours: to unmount */
+};
+
+/* Who serves the FUSE mount mp from source src: our own mount and a
+ * guestmount say their pid in their source name; fuse2fs is the process
+ * with mp as its second argument. */
+static pid_t
+server_of(const char *mp, const char *src)
+{
+    CLEANUP_FREE char *path = NULL;
+    DIR *proc;
+    struct dirent *e;
+    pid_t pid = 0;
+
+    if (strncmp(src, "livebackup:", 11) == 0)
+        return (pid_t)strtol(src + 11, NULL, 10);
+    if ((pid = map_guestmount_pid(src)) > 0)
+        return pid;
+    proc = opendir("/proc");
+    while (proc && pid == 0 && (e = readdir(proc)) != NULL) {
+        char cl[8192];
+        CLEANUP_CLOSE int fd = -1;
+        ssize_t n;
+        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+            continue;
+        free(path);
+        path = lb_xasprintf("/proc/%s/cmdline", e->d_name);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || (n = read(fd, cl, sizeof cl - 1)) <= 0)
+            continue;
+        cl[n] = '\0';
+        /* argv[0] fuse2fs, argv[1] the image, argv[2] the mountpoint */
+        {
+            const char *a0 = cl, *a1 = a0 + strlen(a0) + 1, *a2;
+            const char *base = strrchr(a0, '/');
+            if (strcmp(base ? base + 1 : a0, "fuse2fs") != 0 || a1 >= cl + n)
+                continue;
+            a2 = a1 + strlen(a1) + 1;
+            if (a2 < cl + n && strcmp(a2, mp) == 0)
+                pid = (pid_t)strtol(e->d_name, NULL, 10);
+        }
+    }
+    if (proc)
+        closedir(proc);
+    return pid;
+}
+
+/* mountinfo writes a space, tab, newline and backslash in a path as \ooo */
+static void
+unescape_octal(char *s)
+{
+    char *w = s;
+
+    for (const char *r = s; *r; w++)
+        if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' &&
+            r[2] <= '7' && r[3] >= '0' && r[3] <= '7') {
+            *w = (char)((r[1] - '0') << 6 | (r[2] - '0') << 3 | (r[3] - '0'));
+            r += 4;
+        } else {
+            *w = *r++;
+        }
+    *w = '\0';
+}
+
+/* Is path a or below b (whole components)? */
+static bool
+path_within(const char *a, const char *b)
+{
+    size_t bl = strlen(b);
+
+    if (bl == 1 && b[0] == '/')
+        return a[0] == '/';
+    return strncmp(a, b, bl) == 0 && (a[bl] == '\0' || a[bl] == '/');
+}
+
+/* The FUSE mounts at or below dir, deepest first, from mountinfo. */
+static size_t
+mounts_below(const char *dir, struct m_below **out)
+{
+    CLEANUP_CLOSE int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+    CLEANUP_BUF struct lb_buf b = {0};
+    size_t n = 0;
+    char *save = NULL, *info;
+    ssize_t got;
+
+    *out = NULL;
+    /* procfs files have no size: read to the end */
+    do {
+        lb_buf_reserve(&b, 65536);
+        got = fd < 0 ? 0 : read(fd, b.data + b.len, 65536);
+        if (got > 0)
+            b.len += (size_t)got;
+    } while (got > 0 || (got < 0 && errno == EINTR));
+    lb_buf_put_u8(&b, 0);
+    info = (char *)b.data;
+    for (char *line = strtok_r(info, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        char mp[4096], type[64], src[4096];
+        const char *sep = strstr(line, " - ");
+        /* ID PARENT MAJ:MIN ROOT MOUNTPOINT ... - TYPE SOURCE ... */
+        if (!sep || sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1 ||
+            sscanf(sep, " - %63s %4095s", type, src) != 2)
+            continue;
+        unescape_octal(mp);
+        unescape_octal(src);
+        if (!path_within(mp, dir) || strncmp(type, "fuse", 4) != 0)
+            continue;
+        *out = lb_xrealloc(*out, (n + 1) * sizeof **out);
+        (*out)[n].mp = lb_xstrdup(mp);
+        (*out)[n].pid = server_of(mp, src);
+        (*out)[n].ours = strncmp(src, "livebackup:", 11) == 0;
+        (*out)[n].keep = false;
+        n++;
+    }
+    /* deepest (longest) first */
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = i + 1; k < n; k++)
+            if (strlen((*out)[k].mp) > strlen((*out)[i].mp)) {
+                struct m_below t = (*out)[i];
+                (*out)[i] = (*out)[k];
+                (*out)[k] = t;
+            }
+    return n;
+}
+
+int
+map_umount(const char *dir)
+{
+    char real[4096];
+    struct m_below *mps;
+    size_t n, ours = 0;
+    int ret = 0;
+
+    if (!realpath(dir, real))
+        return lb_error(errno, "%s", dir);
+    n = mounts_below(real, &mps);
+    /* Only our mounts and what is mounted inside them (the filesystems of
+     * --fs): never another program's FUSE mount that lies below dir. */
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = 0; k < n && !mps[i].keep; k++)
+            mps[i].keep = mps[k].ours && path_within(mps[i].mp, mps[k].mp);
+        ours += mps[i].keep;
+    }
+    if (ours == 0)
+        ret = lb_fail(EINVAL, "no livebackup mount at or below %s", real);
+    for (size_t i = 0; i < n; i++) {
+        char *argv[] = {"fusermount3", "-u", mps[i].mp, NULL};
+        if (!mps[i].keep) {
+            free(mps[i].mp);
+            continue;
+        }
+        if (ret == 0 && agent_run_ok(argv, NULL) < 0)
+            ret = -1;
+        /* its process ends once it sees the unmount (a guestmount after
+         * its appliance): wait for it, so that nothing of ours is left
+         * when we return, and nothing holds the disk file above */
+        if (ret == 0 && mps[i].pid > 0 &&
+            !map_pid_wait_end(mps[i].pid, UMOUNT_WAIT_MS))
+            lb_warn("%s: its process %ld did not end within %d s", mps[i].mp,
+                    (long)mps[i].pid, UMOUNT_WAIT_MS / 1000);
+        free(mps[i].mp);
+    }
+    free(mps);
+    return ret;
+}
