@@ -223,9 +223,18 @@ lb_track_daemon "$pid"
 lb_alive "$pid" || fail "the daemon $pid is not running"
 nbdinfo --size "$(nbd "$S")" >"$T/size" || fail "the daemon does not serve"
 [[ $(cat "$T/size") == $((96 << 20)) ]] || fail "size $(cat "$T/size")"
+# A second export may not take over the pid file of one that runs.
+rc=0
+livebackup map --repo "$R" --name img --disk vda --socket "$T/second.sock" \
+    --daemon --pid-file "$T/d.pid" >"$T/out" 2>"$T/err" || rc=$?
+lb_track_daemon "$(cat "$T/d.pid")" # a second export, if it took over
+[[ $rc -eq 1 && $(cat "$T/d.pid") == "$pid" && ! -e $T/second.sock ]] ||
+    fail "the pid file was taken over (exit $rc, pid file $(cat "$T/d.pid")): $(cat "$T/err")"
+grep -q "$T/d.pid names an export that is still running (pid $pid)" "$T/err" ||
+    fail "no clear error: $(cat "$T/err")"
 kill -TERM "$pid"
 wait_until 30 "the daemon to stop" eval "! lb_alive $pid"
-ok "--daemon serves until SIGTERM"
+ok "--daemon serves until SIGTERM; its pid file is not taken over by another export"
 
 # An encrypted repository: the plugin (in nbdkit, a process of its own)
 # unlocks the key from the passphrase file the command was given, by a
