@@ -8,43 +8,22 @@
 #include "agent/client/client.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <signal.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* A pid file that names an export still running is not taken over: the
  * new one would leave that export without the name it is stopped by. */
 static int
 pidfile_free(const char *path)
 {
-    CLEANUP_FREE char *text = path ? lb_read_file(path, 64, NULL) : NULL;
-    char comm[32] = "", *end;
-    long pid;
+    pid_t pid = path ? agent_export_pid(path) : 0;
 
-    lb_error_clear(); /* none, or unreadable: nothing to take over */
-    if (!text)
-        return 0;
-    pid = strtol(text, &end, 10);
-    if (pid <= 0 || end == text || kill((pid_t)pid, 0) < 0)
-        return 0;
-    {
-        /* procfs files have no size: read, not lb_read_file */
-        char p[64];
-        int fd;
-        snprintf(p, sizeof p, "/proc/%ld/comm", pid);
-        if ((fd = open(p, O_RDONLY | O_CLOEXEC)) >= 0) {
-            (void)!read(fd, comm, sizeof comm - 1);
-            close(fd);
-        }
-    }
-    if (strncmp(comm, "nbdkit", 6) != 0)
+    if (pid == 0)
         return 0;
     lb_fail(EEXIST, "%s names an export that is still running (pid %ld)", path,
-            pid);
-    lb_error_hint("stop it first (kill %ld), or give another --pid-file", pid);
+            (long)pid);
+    lb_error_hint("stop it first (kill %ld), or give another --pid-file",
+                  (long)pid);
     return -1;
 }
 

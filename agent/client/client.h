@@ -528,10 +528,14 @@ void agent_export_argv_free(char **v);
 int agent_export_exec(const struct agent_export *e);
 /* Start nbdkit as a daemon of its own (its own session, stdout and stderr
  * appended to log) and return once it serves and its pid is in
- * e->pidfile: 0, or -1 with the last line it logged. log NULL: nbdkit
- * keeps our stderr until it forks (then logs as e says), and says itself
- * why it did not start. */
+ * e->pidfile: 0, or -1 with the last line it logged. log NULL: what it
+ * says while starting goes to a memfd, relayed to our stderr (the last
+ * line of a failure in the error), so that no process of the export
+ * keeps our stderr; after its fork it logs as e says. */
 int agent_export_start(const struct agent_export *e, const char *log);
+/* The pid of the export whose pid file is pidfile, if it runs (a live
+ * nbdkit, not a zombie), else 0. */
+pid_t agent_export_pid(const char *pidfile);
 
 /* ---- copy (copy.c) -------------------------------------------------------- */
 
