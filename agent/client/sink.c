@@ -23,7 +23,6 @@ create_partial(const struct agent_sink *k, const char *dir)
 {
     int fd = open(k->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                   0600);
-
     struct stat sb;
 
     if (fd >= 0)

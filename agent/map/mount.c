@@ -28,6 +28,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 
 #define MOUNT_CACHE (32u << 20)
 
@@ -114,16 +115,14 @@ ready(int rc)
 {
     const char *msg = rc == 0 ? "" : lb_error_msg();
     const char *hint = rc == 0 ? "" : lb_error_hint_msg();
-    char *word = lb_xasprintf("%s%c%s", msg, '\0', hint);
+    /* "MESSAGE\0HINT\0", in one write */
+    struct iovec iov[2] = {{(void *)msg, strlen(msg) + 1},
+                           {(void *)hint, strlen(hint) + 1}};
     int null;
 
-    if (M.ready_fd < 0) {
-        free(word);
+    if (M.ready_fd < 0)
         return;
-    }
-    /* "MESSAGE\0HINT\0" */
-    (void)!write(M.ready_fd, word, strlen(msg) + strlen(hint) + 2);
-    free(word);
+    (void)!writev(M.ready_fd, iov, 2);
     close(M.ready_fd);
     M.ready_fd = -1;
     /* from now on nothing to print to: the command has returned */
