@@ -55,11 +55,13 @@ _vm_load_env() {
 
 _vm_xml_escape() {
 	local s=$1
-	s=${s//&/&amp;}
-	s=${s//</&lt;}
-	s=${s//>/&gt;}
-	s=${s//\'/&apos;}
-	s=${s//\"/&quot;}
+	# replacements quoted: bash 5.2 (patsub_replacement) puts the match
+	# in place of an unquoted '&'
+	s=${s//&/'&amp;'}
+	s=${s//</'&lt;'}
+	s=${s//>/'&gt;'}
+	s=${s//\'/'&apos;'}
+	s=${s//\"/'&quot;'}
 	printf '%s' "$s"
 }
 
@@ -195,7 +197,11 @@ vm_console() {
 	local name=${1:?usage: vm_console NAME}
 	vm_virsh dumpxml --inactive "$name" 2>/dev/null | awk '
 		/<serial type=.file.>/ { s = 1 }
-		s && /<source path=/ { sub(/.*<source path=./, ""); sub(/[\047"].*/, ""); print; exit }'
+		s && /<source path=/ {
+			sub(/.*<source path=./, ""); sub(/[\047"].*/, "")
+			gsub(/&apos;/, "\047"); gsub(/&quot;/, "\""); gsub(/&lt;/, "<")
+			gsub(/&gt;/, ">"); gsub(/&amp;/, "\\&"); print; exit
+		}'
 }
 
 # Prints what a failing wait should show: domain state, console and QEMU
