@@ -240,6 +240,15 @@ char *lb_human_size(char *buf, size_t len, uint64_t bytes);
 /* "45s", "3h 02m", "5d 04h"; buf of at least 16 bytes. Returns buf. */
 char *lb_human_age(char *buf, size_t len, int64_t seconds);
 
+/*
+ * Table columns for names: the columns a UTF-8 string takes on a terminal
+ * (one per code point: a name's "ü" is two bytes and one column; a wide East
+ * Asian character, two columns on a terminal, counts one), and the
+ * printf field width ("%-*s") that pads s to cols columns.
+ */
+int lb_text_cols(const char *s);
+int lb_pad_width(const char *s, int cols);
+
 /* Parse "20M", "1.5G", "4096", "512k" (binary multiples). -1 on error. */
 int lb_parse_size(const char *s, uint64_t *out);
 

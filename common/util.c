@@ -327,6 +327,22 @@ lb_wall_time(void)
     return (int64_t)time(NULL);
 }
 
+int
+lb_text_cols(const char *s)
+{
+    int n = 0;
+
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
+int
+lb_pad_width(const char *s, int cols)
+{
+    return cols + (int)strlen(s) - lb_text_cols(s);
+}
+
 char *
 lb_human_size(char *buf, size_t len, uint64_t bytes)
 {

@@ -78,9 +78,10 @@ result_word(int status)
                                        : "failed";
 }
 
-/* One line per domain as it finishes; the result goes to run. */
+/* One line per domain as it finishes, the names nw columns wide; the
+ * result goes to run. */
 static void
-report_child(struct child *c, struct cli_run *run)
+report_child(struct child *c, struct cli_run *run, int nw)
 {
     struct json_object *j = child_result(&c->out);
     const char *msg = agent_event_str(j, "message");
@@ -101,17 +102,18 @@ report_child(struct child *c, struct cli_run *run)
     if (agent_opts.json) {
         agent_event_print(j);
     } else if (c->status != LB_EXIT_FAILURE) {
-        printf("%-20s %-7s %s %-11s %s, frozen %s ms, sent %s bytes in %s "
+        printf("%-*s %-7s %s %-11s %s, frozen %s ms, sent %s bytes in %s "
                "s\n",
-               c->name, c->status == LB_EXIT_OK ? "ok" : "WARN",
-               field(j, "id", "?"), field(j, "kind", "?"),
-               field(j, "consistency", "?"), field(j, "freeze_ms", "0"),
-               field(j, "bytes_received", "?"), field(j, "seconds", "?"));
+               lb_pad_width(c->name, nw), c->name,
+               c->status == LB_EXIT_OK ? "ok" : "WARN", field(j, "id", "?"),
+               field(j, "kind", "?"), field(j, "consistency", "?"),
+               field(j, "freeze_ms", "0"), field(j, "bytes_received", "?"),
+               field(j, "seconds", "?"));
         if (c->status == LB_EXIT_WARNING)
-            printf("%-20s %-7s %s\n", "", "",
+            printf("%-*s %-7s %s\n", nw, "", "",
                    field(j, "warning", "(see the messages above)"));
     } else {
-        printf("%-20s FAILED  %s\n", c->name,
+        printf("%-*s FAILED  %s\n", lb_pad_width(c->name, nw), c->name,
                msg ? msg : "(no result: see the messages above)");
     }
     fflush(stdout);
@@ -131,6 +133,7 @@ cli_backup_jobs(int opt_argc, char **opt_argv, unsigned jobs, char **names,
     struct child *c = lb_xcalloc(n, sizeof *c);
     size_t next = 0, running = 0, failed = 0;
     char rate[24] = "";
+    int nw = 20;
 
     lb_fault_point("agent:jobs-start");
     if (agent_opts.bwlimit) {
@@ -138,8 +141,10 @@ cli_backup_jobs(int opt_argc, char **opt_argv, unsigned jobs, char **names,
         snprintf(rate, sizeof rate, "%llu",
                  (unsigned long long)LB_MAX(share, 1));
     }
+    for (size_t i = 0; i < n; i++)
+        nw = LB_MAX(nw, lb_text_cols(names[i]));
     if (!agent_opts.json)
-        printf("%-20s %-7s %s\n", "DOMAIN", "RESULT", "BACKUP");
+        printf("%-*s %-7s %s\n", nw, "DOMAIN", "RESULT", "BACKUP");
     while (next < n || running) {
         struct pollfd pfd[64];
         size_t idx[64], np = 0;
@@ -192,7 +197,7 @@ cli_backup_jobs(int opt_argc, char **opt_argv, unsigned jobs, char **names,
                 k->pid = -1;
                 k->status = LB_EXIT_FAILURE;
                 failed++;
-                report_child(k, run);
+                report_child(k, run, nw);
                 continue;
             }
             k->pid = fork();
@@ -238,7 +243,7 @@ cli_backup_jobs(int opt_argc, char **opt_argv, unsigned jobs, char **names,
                 k->status = LB_EXIT_FAILURE;
             failed += k->status == LB_EXIT_FAILURE;
             running--;
-            report_child(k, run);
+            report_child(k, run, nw);
         }
     }
     for (size_t i = 0; i < n; i++)

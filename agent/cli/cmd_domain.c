@@ -546,7 +546,8 @@ pending_bytes(const struct track_disk *td)
 
 /* One domain: a summary row, then a row per tracked disk. */
 static void
-status_domain(const struct agent_dom *d, struct track_state *st, bool *header)
+status_domain(const struct agent_dom *d, struct track_state *st, bool *header,
+              int nw)
 {
     int64_t now = lb_wall_time();
     char age[16] = "-", size[16] = "-", frozen[24] = "-", run[640] = "never";
@@ -592,13 +593,13 @@ status_domain(const struct agent_dom *d, struct track_state *st, bool *header)
         proto_kv_free(&kv);
     } else {
         if (!*header) {
-            printf("%-16s %-20s %-8s %-10s %-8s %s\n", "DOMAIN", "LAST BACKUP",
-                   "AGE", "SIZE", "FROZEN", "LAST RUN");
+            printf("%-*s %-20s %-8s %-10s %-8s %s\n", nw, "DOMAIN",
+                   "LAST BACKUP", "AGE", "SIZE", "FROZEN", "LAST RUN");
             *header = true;
         }
-        printf("%-16s %-20s %-8s %-10s %-8s %s\n", d->name,
-               st->last_backup[0] ? st->last_backup : "-", age, size, frozen,
-               run);
+        printf("%-*s %-20s %-8s %-10s %-8s %s\n", lb_pad_width(d->name, nw),
+               d->name, st->last_backup[0] ? st->last_backup : "-", age, size,
+               frozen, run);
     }
     for (size_t k = 0; k < st->nd; k++) {
         struct track_disk *td = &st->d[k];
@@ -646,6 +647,7 @@ cmd_status(int argc, char **argv)
     char **names;
     size_t n;
     bool own = false, header = false;
+    int nw = 16;
     int rc = parse_dom_args(argc, argv, "status", false, false, &a);
 
     if (rc)
@@ -665,6 +667,8 @@ cmd_status(int argc, char **argv)
         }
         own = true;
     }
+    for (size_t i = 0; i < n; i++)
+        nw = LB_MAX(nw, lb_text_cols(names[i]));
     for (size_t i = 0; i < n; i++) {
         struct agent_dom d;
         struct track_state st;
@@ -682,7 +686,7 @@ cmd_status(int argc, char **argv)
         }
         if (r == 1)
             memset(&st, 0, sizeof st);
-        status_domain(&d, &st, &header);
+        status_domain(&d, &st, &header, nw);
         cli_status_instant(&d);
         if (r == 0)
             track_free(&st);

@@ -163,11 +163,24 @@ print_backup_row(const struct proto_kv *b, int nw)
     lb_human_size(size, sizeof size, proto_kv_get_u64(b, "size", 0));
     lb_human_size(sent, sizeof sent, proto_kv_get_u64(b, "bytes_received", 0));
     lb_human_size(stored, sizeof stored, proto_kv_get_u64(b, "bytes_new", 0));
+    const char *name = proto_kv_get(b, "name") ? proto_kv_get(b, "name") : "?";
+
     printf("%-20s  %-20s  %-*s  %-11s  %10s  %10s  %10s\n",
-           proto_kv_get(b, "id"), when, nw,
-           proto_kv_get(b, "name") ? proto_kv_get(b, "name") : "?",
+           proto_kv_get(b, "id"), when, lb_pad_width(name, nw), name,
            proto_kv_get(b, "kind") ? proto_kv_get(b, "kind") : "?", size, sent,
            stored);
+}
+
+/* The columns of the widest name in l, at least min. */
+static int
+names_cols(const struct agent_list *l, int min)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        const char *nm = proto_kv_get(&l->b[i], "name");
+        if (nm)
+            min = LB_MAX(min, lb_text_cols(nm));
+    }
+    return min;
 }
 
 /* list --latest: one row per set (domain or image name). */
@@ -176,6 +189,7 @@ print_latest(const struct agent_list *l)
 {
     int64_t now = lb_wall_time();
     bool header = false;
+    int nw = names_cols(l, 20);
 
     for (size_t i = 0; i < l->n; i++) {
         const struct proto_kv *b = &l->b[i];
@@ -209,13 +223,15 @@ print_latest(const struct agent_list *l)
             continue;
         }
         if (!header) {
-            printf("%-20s %7s  %-20s %-8s %-11s %10s %8s  %s\n", "NAME",
+            printf("%-*s %7s  %-20s %-8s %-11s %10s %8s  %s\n", nw, "NAME",
                    "BACKUPS", "LAST BACKUP", "AGE", "KIND", "SIZE", "FROZEN",
                    "CONSISTENCY");
             header = true;
         }
-        printf("%-20s %7zu  %-20s %-8s %-11s %10s %8s  %s\n", name ? name : "?",
-               count, proto_kv_get(b, "id"), age,
+        if (!name)
+            name = "?";
+        printf("%-*s %7zu  %-20s %-8s %-11s %10s %8s  %s\n",
+               lb_pad_width(name, nw), name, count, proto_kv_get(b, "id"), age,
                proto_kv_get(b, "kind") ? proto_kv_get(b, "kind") : "?", size,
                fz,
                proto_kv_get(b, "consistency") ? proto_kv_get(b, "consistency")
@@ -251,12 +267,7 @@ cmd_list(int argc, char **argv)
         for (size_t i = 0; i < l.n; i++)
             agent_event("backup", &l.b[i]);
     } else {
-        int nw = 4;
-        for (size_t i = 0; i < l.n; i++) {
-            const char *nm = proto_kv_get(&l.b[i], "name");
-            if (nm && (int)strlen(nm) > nw)
-                nw = (int)strlen(nm);
-        }
+        int nw = names_cols(&l, 4);
         printf("%-20s  %-20s  %-*s  %-11s  %10s  %10s  %10s\n", "ID",
                "TIME (UTC)", nw, "NAME", "KIND", "SIZE", "SENT", "STORED");
         for (size_t i = 0; i < l.n; i++)

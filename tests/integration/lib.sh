@@ -249,6 +249,18 @@ snapshot_raw() {
 # Allocated bytes of a file.
 alloc_bytes() { echo $(($(stat -c %b "$1") * $(stat -c %B "$1"))); }
 
+# lb_columns RE FILE: for each line of FILE, the character column where
+# its first match of the extended regex RE begins (counted in a UTF-8
+# locale: "é" is one), one line each; a line without a match fails.
+lb_columns() {
+    local line pre
+    while IFS= read -r line; do
+        [[ $line =~ $1 ]] || fail "no $1 in: $line"
+        pre=${line%%"${BASH_REMATCH[0]}"*}
+        LC_ALL=C.UTF-8 bash -c 'echo "${#1}"' _ "$pre"
+    done <"$2"
+}
+
 # json_field FILE EVENT KEY: the field KEY of the last JSON event of type
 # EVENT in FILE (lines that are not JSON are skipped). A missing event or
 # field is an error (exit status 1, a FAIL line on stderr), never an empty

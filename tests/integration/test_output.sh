@@ -57,3 +57,24 @@ livebackup list --json --repo "$T/nope" >"$T/err.json" 2>/dev/null || true
 jq -e 'select(.event == "error") | .message and .hint' "$T/err.json" >/dev/null ||
     fail "error event: $(cat "$T/err.json")"
 ok "--json errors"
+
+# Tables line up whatever the names: a set named with a space and a
+# two-byte "é", and one longer than the name column, against "p".
+# Each row's KIND (or LAST BACKUP) starts in the header's column,
+# counted in characters (a UTF-8 locale for ${#...}).
+qemu-img create -q -f qcow2 "$T/small.qcow2" 1M
+names=("wéb 1" "a-name-longer-than-the-twenty-columns")
+for nm in "${names[@]}"; do
+    run_ok livebackup backup-image --repo "$R" --name "$nm" --disk vda="$T/small.qcow2"
+done
+run_ok livebackup list --repo "$R"
+[[ $(wc -l <"$T/out") -eq 5 ]] || fail "list: $(cat "$T/out")"
+c=$(lb_columns ' (KIND|full|incremental) ' "$T/out" | sort -u)
+[[ $(wc -l <<<"$c") -eq 1 ]] || fail "list's KIND column moves ($c): $(cat "$T/out")"
+run_ok livebackup list --latest --repo "$R"
+[[ $(wc -l <"$T/out") -eq 4 ]] || fail "list --latest: $(cat "$T/out")"
+c=$(lb_columns '[0-9]{8}-[0-9]{6}-|LAST BACKUP' "$T/out" | sort -u)
+[[ $(wc -l <<<"$c") -eq 1 ]] || fail "list --latest's columns move ($c): $(cat "$T/out")"
+grep -q "^a-name-longer-than-the-twenty-columns " "$T/out" ||
+    fail "a long name cut or run into the next column: $(cat "$T/out")"
+ok "list and list --latest line up with a name of spaces, é, and 37 characters"

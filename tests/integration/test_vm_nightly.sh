@@ -8,7 +8,8 @@
 # for the ext4 superblock (the guests write only when told to, but ext4
 # rewrites its superblock when thawed: it sets the needs-recovery flag its
 # freeze cleared); the repository verifies; the per-domain summary and
-# table, status and list --latest say what ran. One round runs while the
+# table, status and list --latest say what ran, in columns that line up
+# with a domain name of quotes, spaces and "é". One round runs while the
 # program's file is replaced under it, as a package upgrade does.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vmlib.sh"
@@ -26,10 +27,14 @@ daemon_up() {
 }
 wait_until 60 "backupd listen to serve $R on $S" daemon_up
 
+# The second domain's name has what libvirt allows and a shell or an XML
+# file must quote: a space, an apostrophe, an ampersand, a two-byte "é";
+# and it is longer than the tables' name columns.
 vms=()
+names=(n1 "n2 wéb'&prod, the long one" n3)
 for n in 1 2 3; do
     cp "$LB_TESTVM_DISK_QCOW2" "$VMDIR/n$n.qcow2"
-    vms+=("$(new_vm "n$n" --noworkload --disk "vda=$VMDIR/n$n.qcow2:qcow2")")
+    vms+=("$(new_vm "${names[n - 1]}" --noworkload --disk "vda=$VMDIR/n$n.qcow2:qcow2")")
 done
 for v in "${vms[@]}"; do vm_wait_agent "$v" 180 >/dev/null; done
 ok "three guests up: ${vms[*]}"
@@ -70,6 +75,8 @@ for round in 1 2 3; do
     no_sanitizer_report "$T/err"
     [[ $(grep -c " ok " "$T/out") -eq 3 ]] || fail "round $round: $(cat "$T/out")"
     grep -q "3 domain(s) backed up, 0 failed" "$T/out" || fail "summary: $(cat "$T/out")"
+    c=$(grep -v "backed up, " "$T/out" | lb_columns ' (RESULT|ok) ' /dev/stdin | sort -u)
+    [[ $(wc -l <<<"$c") -eq 1 ]] || fail "round $round: the table's RESULT column moves: $(cat "$T/out")"
     for v in "${vms[@]}"; do
         qemu-img convert -U -O raw "$(active_image "$v" vda)" "$T/visible.raw"
         rm -f "$T/r.raw"
@@ -97,6 +104,8 @@ for v in "${vms[@]}"; do
 done
 run_ok livebackup status "${vms[@]}"
 [[ $(grep -Ec " ok, " "$T/out") -eq 3 ]] || fail "status: $(cat "$T/out")"
+c=$(grep -E "^(DOMAIN|lbt)" "$T/out" | lb_columns ' (LAST BACKUP|[0-9]{8}-)' /dev/stdin | sort -u)
+[[ $(wc -l <<<"$c") -eq 1 ]] || fail "status: the LAST BACKUP column moves: $(cat "$T/out")"
 ok "repository verifies; list --latest and status show each domain's last backup"
 
 # One domain failing does not stop the others, and the exit status says so.

@@ -237,6 +237,30 @@ Test(human_size, units)
     cr_assert_str_eq(lb_human_size(b, sizeof b, UINT64_MAX), "16384.0 PiB");
 }
 
+/* ---- table columns ------------------------------------------------------- */
+
+#define E_ACUTE "\xc3\xa9" /* é: 2 bytes, 1 column */
+
+Test(text_cols, counts_code_points)
+{
+    char b[64];
+
+    cr_assert_eq(lb_text_cols(""), 0);
+    cr_assert_eq(lb_text_cols("web 1"), 5);
+    cr_assert_eq(lb_text_cols("w" E_ACUTE "b"), 3);            /* é: 2 bytes */
+    cr_assert_eq(lb_text_cols("\xe6\x9c\x8d\xe5\x8a\xa1"), 2); /* 3 each */
+    cr_assert_eq(lb_text_cols("\xf0\x9f\x92\xbe"), 1);         /* 4 bytes */
+    /* padded to 6 columns, then a bar: the bar lands in column 7 */
+    snprintf(b, sizeof b, "%-*s|", lb_pad_width("w" E_ACUTE "b", 6),
+             "w" E_ACUTE "b");
+    cr_assert_str_eq(b, "w" E_ACUTE "b   |");
+    snprintf(b, sizeof b, "%-*s|", lb_pad_width("abc", 6), "abc");
+    cr_assert_str_eq(b, "abc   |");
+    /* a name wider than the column is printed whole */
+    snprintf(b, sizeof b, "%-*s|", lb_pad_width("abcdefgh", 6), "abcdefgh");
+    cr_assert_str_eq(b, "abcdefgh|");
+}
+
 /* ---- lb_buf -------------------------------------------------------------- */
 
 Test(buf, puts_big_endian_fields)
