@@ -5,7 +5,9 @@
  * <emulator>, an interface's <script>), or open host files and devices
  * (direct kernel boot, firmware and NVRAM, host devices and directories,
  * character devices on host paths, a disk's data store, a medium in a
- * cdrom, security labels that change who QEMU runs as). A restore takes
+ * cdrom, option ROMs and fw_cfg entries from host files, sound devices
+ * and servers, render nodes, security labels that change who QEMU runs
+ * as). A restore takes
  * the XML from the repository, which a VM host that was broken into may
  * have written (a junk backup): defining it as it is would let the
  * repository run commands or read and write files as root on the host
@@ -82,7 +84,25 @@ static const struct rule {
      "/domain/devices/graphics/@socket",
      DROP, "a host socket"},
     {"/domain/devices/audio[@type='file']", DROP, "a host file"},
+    /* ALSA's and OSS's device (an ALSA name may be a plugin writing a
+     * file), a PulseAudio or JACK server: the backend's default instead */
+    {"/domain/devices/audio/input/@dev | /domain/devices/audio/output/@dev",
+     DROP, "a host device"},
+    {"/domain/devices/audio/@serverName | "
+     "/domain/devices/audio/input/@serverName | "
+     "/domain/devices/audio/output/@serverName",
+     DROP, "a host sound server"},
     {"/domain/devices/memory[source/path]", DROP, "a host file"},
+    /* QEMU reads these files and shows them to the guest: an option ROM
+     * (its BAR), an fw_cfg entry */
+    {"/domain/devices/*/rom/@file", DROP, "a host file (an option ROM)"},
+    {"/domain/sysinfo/entry[@file]", DROP,
+     "a host file (given to the guest by fw_cfg)"},
+    {"/domain/devices/tpm[backend/@type='external']", DROP, "a host socket"},
+    {"/domain/devices/interface/backend/@logFile", DROP, "a host file"},
+    {"/domain/devices/graphics/gl/@rendernode | "
+     "/domain/devices/video/model/acceleration/@rendernode",
+     DROP, "a host device"},
 };
 
 /* A short name for what node is: <name type='x'> and its path or text. */

@@ -16,8 +16,11 @@ R=$T/repo
 run_ok livebackup init --repo "$R"
 cp "$LB_TESTVM_DISK_QCOW2" "$VMDIR/src.qcow2"
 MAC=52:54:00:1b:00:01
+# QEMU hands this host file to the guest (fw_cfg): kept only on request.
+echo "host secret" >"$T/fwkey"
 vm=$(new_vm src --disk "vda=$VMDIR/src.qcow2:qcow2" \
-    --device "<interface type='user'><mac address='$MAC'/><model type='virtio'/></interface>")
+    --device "<interface type='user'><mac address='$MAC'/><model type='virtio'/></interface>" \
+    --top "<sysinfo type='fwcfg'><entry name='opt/lbtest/key' file='$T/fwkey'/></sysinfo>")
 vm_wait_agent "$vm" 120 >/dev/null
 
 ids=()
@@ -45,6 +48,8 @@ for i in 0 1 2; do
         --to "$T/r$i" --define --start --new-mac --keep-host-access
     grep -q "keeps what runs host programs or opens host files (--keep-host-access): .*<kernel>" "$T/err" ||
         fail "no warning on the kept host access: $(cat "$T/err")"
+    grep -q "<entry> $T/fwkey: a host file (given to the guest by fw_cfg)" "$T/err" ||
+        fail "the fw_cfg entry kept, not named: $(cat "$T/err")"
     name=$(json_field "$T/out" summary name)
     [[ $name == "$vm-restore-"* ]] || fail "restored name $name"
     [[ $(virsh -q -c qemu:///system domuuid "$name") != $(virsh -q -c qemu:///system domuuid "$vm") ]] ||
@@ -146,12 +151,16 @@ damaged_restore "$T/noxml" "backup ${ids[2]}: saved domain XML: .*(No such file|
 ok "the saved domain XML's chunk missing: clear error naming the backup, nothing written or defined"
 
 # Without --keep-host-access the saved XML's host programs and files
-# (the emulator, the kernel and initrd it boots) are left out, and named.
+# (the emulator, the kernel and initrd it boots, the file QEMU gives the
+# guest by fw_cfg) are left out, and named.
 run_ok livebackup restore "$vm" --repo "$R" --to "$T/safe" --name "${VM_PREFIX}safe" --define
 grep -q "leaves out what would run host programs or open host files: .*<emulator> /usr/bin/qemu-system-x86_64: a host program.*<kernel>" "$T/err" ||
     fail "no warning on the host access left out: $(cat "$T/err")"
+grep -q "<entry> $T/fwkey: a host file (given to the guest by fw_cfg)" "$T/err" ||
+    fail "the fw_cfg entry not named: $(cat "$T/err")"
 virsh -q -c qemu:///system dumpxml --inactive "${VM_PREFIX}safe" >"$T/safe.xml"
 ! grep -Eq "<kernel>|<initrd>" "$T/safe.xml" || fail "the kernel was kept: $(cat "$T/safe.xml")"
+! grep -q "fwkey" "$T/safe.xml" || fail "the fw_cfg entry was kept: $(cat "$T/safe.xml")"
 grep -q "org.qemu.guest_agent.0" "$T/safe.xml" || fail "the guest agent's channel was lost"
 virsh -q -c qemu:///system undefine "${VM_PREFIX}safe" >/dev/null
 ok "a restored domain leaves out the host programs and files of its saved XML, saying which"

@@ -19,6 +19,8 @@ static const char hostile[] =
     "<name>web1</name><uuid>0b0b0b0b-0000-4000-8000-000000000001</uuid>"
     "<memory unit='MiB'>128</memory>"
     "<seclabel type='none'/>"
+    "<sysinfo type='fwcfg'><entry name='opt/x/key' file='/etc/fw-key'/>"
+    "<entry name='opt/x/note'>kept</entry></sysinfo>"
     "<os><type arch='x86_64' machine='pc'>hvm</type>"
     "<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE.fd</loader>"
     "<nvram>/etc/shadow</nvram>"
@@ -39,7 +41,10 @@ static const char hostile[] =
     "<interface type='network'><source network='default'/>"
     "<mac address='52:54:00:11:22:33'/>"
     "<script path='/tmp/evil.sh'/><downscript path='/tmp/evil2.sh'/>"
-    "<backend tap='/dev/net/tun' vhost='/dev/vhost-net'/></interface>"
+    "<backend tap='/dev/net/tun' vhost='/dev/vhost-net'/>"
+    "<rom bar='on' file='/etc/rom-key'/></interface>"
+    "<interface type='user'><backend type='passt' logFile='/etc/passt.log'/>"
+    "</interface>"
     "<interface type='vhostuser'><source type='unix' path='/tmp/vu' "
     "mode='client'/></interface>"
     "<hostdev mode='subsystem' type='pci'><source><address domain='0' "
@@ -62,7 +67,18 @@ static const char hostile[] =
     "<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>"
     "<input type='evdev'><source dev='/dev/input/event0'/></input>"
     "<graphics type='vnc' socket='/etc/vnc.sock'/>"
+    "<graphics type='egl-headless'><gl rendernode='/dev/dri/renderX'/>"
+    "</graphics>"
+    "<video><model type='virtio'><acceleration accel3d='yes' "
+    "rendernode='/dev/dri/renderY'/></model></video>"
+    "<tpm model='tpm-crb'><backend type='external'><source type='unix' "
+    "mode='connect' path='/run/tpm-ext.sock'/></backend></tpm>"
     "<audio id='1' type='file' path='/etc/a.wav'/>"
+    "<audio id='2' type='alsa'><input dev='file:/etc/motd'/>"
+    "<output dev='hw:0'/></audio>"
+    "<audio id='3' type='pulseaudio' serverName='/run/pulse-x'/>"
+    "<audio id='4' type='jack'><input serverName='jackd-x'/></audio>"
+    "<audio id='5' type='oss'><output dev='/dev/dsp-x'/></audio>"
     "<memory model='nvdimm'><source><path>/etc/nv</path></source>"
     "<target><size unit='KiB'>1024</size></target></memory>"
     "<smartcard mode='passthrough' type='unix'><source mode='connect' "
@@ -86,9 +102,12 @@ static const char *const unsafe[] = {
     "<hostdev",      "<filesystem",  "/etc/cron.d",
     "<log",          "type=\"dev\"", "type=\"pipe\"",
     "/etc/x",        "docker.sock",  "<tpm",
-    "/dev/input",    "/etc/vnc",     "<audio",
+    "/dev/input",    "/etc/vnc",     "/etc/a.wav",
     "<memory model", "<smartcard",   "<seclabel",
-    "/etc/passwd",
+    "/etc/passwd",   "/etc/fw-key",  "/etc/rom-key",
+    "passt.log",     "renderX",      "renderY",
+    "tpm-ext",       "/etc/motd",    "hw:0",
+    "pulse-x",       "jackd-x",      "/dev/dsp-x",
 };
 
 static char *
@@ -128,6 +147,11 @@ Test(domxml, host_access_is_left_out)
     cr_assert(strstr(x, "<interface type=\"network\""), "%s", x);
     cr_assert(strstr(x, "org.qemu.guest_agent.0"), "%s", x);
     cr_assert(strstr(x, "<console type=\"pty\""), "%s", x);
+    /* an fw_cfg entry of a value, the sound backends, the ROM's BAR */
+    cr_assert(strstr(x, ">kept</entry>"), "%s", x);
+    cr_assert(strstr(x, "<audio id=\"2\" type=\"alsa\""), "%s", x);
+    cr_assert(strstr(x, "<audio id=\"3\" type=\"pulseaudio\""), "%s", x);
+    cr_assert(strstr(x, "<rom bar=\"on\"/>"), "%s", x);
     cr_assert_eq(strstr(strstr(x, "/dev/urandom") + 1, "/dev/urandom") != NULL,
                  true, "two rngs on /dev/urandom: %s", x);
     /* A kernel's command line goes with it: QEMU refuses -append alone. */
@@ -145,6 +169,12 @@ Test(domxml, host_access_is_left_out)
     cr_assert(strstr(access, "<initrd> /etc/shadow: a host file"), "%s",
               access);
     cr_assert(strstr(access, "(now /dev/urandom)"), "%s", access);
+    cr_assert(strstr(access, "<entry> /etc/fw-key: a host file (given to the "
+                             "guest by fw_cfg)"),
+              "%s", access);
+    cr_assert(strstr(access, "<rom file> /etc/rom-key: a host file (an "
+                             "option ROM)"),
+              "%s", access);
 }
 
 Test(domxml, host_access_is_kept_when_asked_and_still_named)

@@ -9,9 +9,10 @@
 #   vm_new_disk OUT qcow2|raw          copy of the empty ext4 data disk
 #   vm_define NAME STATEDIR [--disk vda=PATH:FMT]... [--noagent]
 #             [--noworkload] [--mem MIB] [--vcpus N] [--interval SECONDS]
-#             [--cmdline 'EXTRA ARGS'] [--device 'XML']...
+#             [--cmdline 'EXTRA ARGS'] [--device 'XML']... [--top 'XML']...
 #             (a --disk PATH that is a block device is a <disk type='block'>;
-#             --device adds that XML to <devices> as it is)
+#             --device adds that XML to <devices> as it is, --top to
+#             <domain>)
 #   vm_start NAME
 #   vm_wait_ready NAME [TIMEOUT]       console shows "lbtest: ready"
 #   vm_wait_agent NAME [TIMEOUT]       guest-ping answers
@@ -92,7 +93,7 @@ vm_new_disk() {
 vm_define() {
 	local name=${1:?usage: vm_define NAME STATEDIR [options]} st=${2:?usage: vm_define NAME STATEDIR [options]}
 	shift 2
-	local mem=192 vcpus=1 cmdline="console=ttyS0" disks="" spec dev path fmt
+	local mem=192 vcpus=1 cmdline="console=ttyS0" disks="" top="" spec dev path fmt
 	while (($#)); do
 		case $1 in
 		--disk)
@@ -128,6 +129,11 @@ vm_define() {
 			;;
 		--device)
 			disks+="    ${2:?--device needs XML}
+"
+			shift 2
+			;;
+		--top)
+			top+="  ${2:?--top needs XML}
 "
 			shift 2
 			;;
@@ -167,7 +173,7 @@ vm_define() {
   <on_poweroff>destroy</on_poweroff>
   <on_reboot>restart</on_reboot>
   <on_crash>destroy</on_crash>
-  <devices>
+$top  <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
 $disks    <controller type='usb' model='none'/>
     <serial type='file'>
