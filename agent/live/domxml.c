@@ -287,6 +287,17 @@ agent_xml_restore(const char *xml, const struct agent_restore_xml *o)
 
     if (!doc)
         return NULL;
+    /* libvirt never writes a DTD; one in a saved XML is junk, and its
+     * entities would pass what they hold by the checks below unseen
+     * (libxml2 keeps them unexpanded) to whatever expands them later. */
+    if (doc->intSubset || doc->extSubset) {
+        LX(xmlFreeDoc, doc);
+        lb_fail(EPROTO, "the saved domain XML has a <!DOCTYPE>, which "
+                        "libvirt never writes: refused");
+        lb_error_hint("its disks restore without it (livebackup "
+                      "restore-image); check the backup with livebackup show");
+        return NULL;
+    }
     if (o->name)
         set_text(doc, "name", o->name);
     if (o->uuid)

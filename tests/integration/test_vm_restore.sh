@@ -222,6 +222,24 @@ virsh -q -c qemu:///system dumpxml --inactive "${VM_PREFIX}forged" >"$T/forged-d
 ! grep -q "pwned\|$T/victim" "$T/forged-def.xml" || fail "the forged XML was defined: $(cat "$T/forged-def.xml")"
 virsh -q -c qemu:///system undefine "${VM_PREFIX}forged" >/dev/null
 ok "a forged saved XML's host command is left out of the restored domain, with a warning"
+# A DTD's entities would carry markup past those checks unexpanded: a
+# saved XML with a <!DOCTYPE> (libvirt never writes one) is refused
+# before anything is written or defined.
+dtd="<!DOCTYPE domain [<!ENTITY e \"<emulator>$T/victim</emulator>\">]>"
+# (after the XML declaration the saved XML starts with)
+sed -e '1{/^<?xml/!s|^|'"$dtd"'\n|;/^<?xml/s|$|\n'"$dtd"'|}' -e 's|</devices>|\&e;</devices>|' \
+    "$T/saved.xml" >"$T/dtd.xml"
+grep -q '&e;</devices>' "$T/dtd.xml" || fail "no entity: $(cat "$T/dtd.xml")"
+"$LB_BUILD/tests/lbhostile" recommit "${ids[2]}" "$vm" "$T/dtd.xml" \
+    -- "$BACKUPD" serve --repo "$R" >"$T/out" 2>&1 || fail "recommit: $(cat "$T/out")"
+did=$(awk '/COMMITTED/ { print $3 }' "$T/out")
+[[ -n $did ]] || fail "no forged backup: $(cat "$T/out")"
+expect_fail "saved domain XML has a <!DOCTYPE>" livebackup restore "$vm" --repo "$R" \
+    --backup "$did" --to "$T/dtd" --name "${VM_PREFIX}dtd" --define
+[[ -z $(ls -A "$T/dtd" 2>/dev/null) ]] || fail "files written: $(ls "$T/dtd")"
+! virsh -q -c qemu:///system dominfo "${VM_PREFIX}dtd" >/dev/null 2>&1 ||
+    fail "the domain of a saved XML with a DTD was defined"
+ok "a forged saved XML with a DTD's entity is refused: nothing written or defined"
 vm_start "$vm" >/dev/null
 vm_wait_agent "$vm" 120 >/dev/null
 vm_wait_workload "$vm" $((m + 2)) >/dev/null

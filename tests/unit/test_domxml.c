@@ -259,3 +259,32 @@ Test(domxml, snapshot_paths_survive_any_character)
     free(xml);
     agent_vdisks_free(d, nd);
 }
+
+/* An entity hides markup from the checks (libxml2 keeps it unexpanded),
+ * and libvirt expands it when it defines the domain: a saved XML with a
+ * DTD is refused, libvirt never writes one. */
+Test(domxml, a_dtd_is_refused)
+{
+    static const char *const hidden[] = {
+        "<!DOCTYPE domain [<!ENTITY e \"<emulator>/tmp/evil</emulator>\">]>"
+        "<domain type='qemu'><name>a</name><devices>&e;</devices></domain>",
+        "<!DOCTYPE domain SYSTEM \"file:///etc/x.dtd\">"
+        "<domain type='qemu'><name>a</name></domain>",
+        "<!DOCTYPE domain><domain type='qemu'><name>a</name></domain>",
+    };
+    char *t[] = {"vda"}, *p[] = {"/r/a-vda.qcow2"}, *f[] = {"qcow2"};
+
+    for (size_t i = 0; i < LB_ARRAY_SIZE(hidden); i++) {
+        CLEANUP_FREE char *access = NULL;
+        struct agent_restore_xml rx = {.n = 1,
+                                       .targets = t,
+                                       .paths = p,
+                                       .formats = f,
+                                       .drop_others = true,
+                                       .host_access = &access};
+        CLEANUP_FREE char *x = agent_xml_restore(hidden[i], &rx);
+
+        cr_assert_null(x, "accepted: %s", x);
+        cr_assert(strstr(lb_error_msg(), "DOCTYPE"), "%s", lb_error_msg());
+    }
+}
