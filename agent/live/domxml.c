@@ -302,16 +302,20 @@ agent_xml_restore(const char *xml, const struct agent_restore_xml *o)
         set_text(doc, "name", o->name);
     if (o->uuid)
         set_text(doc, "uuid", o->uuid);
-    /* Disks: the restored ones point at their files; other disks (not
-     * cdroms) are left out rather than shared with the original. */
+    /* Disks: the restored ones point at their files; the others are left
+     * out rather than shared with the original, but for drives of
+     * removable media (xmlsafe.c takes out their medium) and lun disks
+     * (xmlsafe.c's, so that --keep-host-access keeps them). */
     r = find_disks(doc);
     for (int i = 0; r && r->nodesetval && i < r->nodesetval->nodeNr; i++) {
         xmlNodePtr disk = r->nodesetval->nodeTab[i];
         CLEANUP_FREE char *tdev = xprop(child(disk, "target"), "dev");
         CLEANUP_FREE char *dev = xprop(disk, "device");
-        bool found = false;
+        bool is_disk = !dev || strcmp(dev, "disk") == 0, found = false;
 
-        for (size_t k = 0; tdev && k < o->n; k++)
+        /* (a drive of removable media under a restored disk's target is
+         * not that disk: its medium stays out) */
+        for (size_t k = 0; is_disk && tdev && k < o->n; k++)
             if (strcmp(tdev, o->targets[k]) == 0) {
                 set_disk_source(disk, o->paths[k], o->formats[k]);
                 found = true;
@@ -323,7 +327,10 @@ agent_xml_restore(const char *xml, const struct agent_restore_xml *o)
                        (const xmlChar *)"stop");
                 }
             }
-        if (!found && o->drop_others && (!dev || strcmp(dev, "disk") == 0)) {
+        if (!found && o->drop_others &&
+            (is_disk ||
+             !(strcmp(dev, "cdrom") == 0 || strcmp(dev, "floppy") == 0 ||
+               strcmp(dev, "lun") == 0))) {
             LX(xmlUnlinkNode, disk);
             LX(xmlFreeNode, disk);
         }
