@@ -288,3 +288,41 @@ Test(domxml, a_dtd_is_refused)
         cr_assert(strstr(lb_error_msg(), "DOCTYPE"), "%s", lb_error_msg());
     }
 }
+
+/* A drive of removable media under a restored disk's target is not that
+ * disk (the restore pointed it at the image, then took the medium out);
+ * a disk of a device kind libvirt does not know is left out. */
+Test(domxml, only_disks_are_restored)
+{
+    static const char xml[] =
+        "<domain type='qemu'><name>a</name><devices>"
+        "<disk type='file' device='cdrom'><source file='/iso/a.iso'/>"
+        "<target dev='vda'/></disk>"
+        "<disk type='file' device='dis'><source file='/etc/shadow'/>"
+        "<target dev='vda'/></disk>"
+        "<disk type='file'><source file='/v/a.qcow2'/><target dev='vda'/>"
+        "</disk></devices></domain>";
+    char *t[] = {"vda"}, *p[] = {"/r/a-vda.qcow2"}, *f[] = {"qcow2"};
+    CLEANUP_FREE char *access = NULL;
+    struct agent_restore_xml rx = {.n = 1,
+                                   .targets = t,
+                                   .paths = p,
+                                   .formats = f,
+                                   .drop_others = true,
+                                   .host_access = &access};
+    CLEANUP_FREE char *x = agent_xml_restore(xml, &rx);
+    const char *cd, *img;
+
+    cr_assert_not_null(x, "%s", lb_error_msg());
+    cd = strstr(x, "device=\"cdrom\"");
+    img = strstr(x, "/r/a-vda.qcow2");
+    cr_assert(cd && img, "%s", x);
+    cr_assert_null(strstr(img + 1, "/r/a-vda.qcow2"), "restored twice: %s", x);
+    cr_assert_null(strstr(x, "a.iso"), "%s", x);
+    cr_assert_null(strstr(x, "device=\"dis\""), "%s", x);
+    cr_assert_null(strstr(x, "/etc/shadow"), "%s", x);
+    /* the cdrom's own element holds no source */
+    cr_assert(strstr(cd, "</disk>") < strstr(cd, "<source") ||
+                  !strstr(cd, "<source"),
+              "%s", x);
+}
