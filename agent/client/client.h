@@ -141,6 +141,10 @@ struct agent_url {
 
 /* Parse url into *u (every field owned by u). A pure function. */
 int agent_url_parse(const char *url, struct agent_url *u);
+/* A RADOS spec, rados:POOL[/NS][?OPTIONS]: u->path is the spec without
+ * its socket=PATH option, u->socket that PATH (NULL if none); an error
+ * names whole (the spec, or the URL it is part of). */
+int agent_url_rados(const char *spec, const char *whole, struct agent_url *u);
 void agent_url_free(struct agent_url *u);
 
 /* ---- the repository session -------------------------------------------- */

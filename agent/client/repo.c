@@ -10,8 +10,8 @@
 #include "agent/client/client_int.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
@@ -62,137 +62,6 @@ agent_backupd_path(void)
         }
     }
     return lb_xstrdup("backupd");
-}
-
-void
-agent_url_free(struct agent_url *u)
-{
-    free(u->host);
-    free(u->port);
-    free(u->path);
-    free(u->socket);
-    memset(u, 0, sizeof *u);
-}
-
-/*
- * u->host is [user@]host[:port]: split the port off, and take the
- * brackets off an IPv6 address ([user@][ADDR][:port]): ssh wants the
- * bare address (with -p for the port), as in ssh user@::1.
- */
-static int
-url_host_split(struct agent_url *u)
-{
-    char *at = strrchr(u->host, '@');
-    char *h = at ? at + 1 : u->host;
-    char *close;
-
-    if (*h != '[') {
-        char *colon = strrchr(h, ':');
-        if (strchr(h, ']'))
-            return -1;
-        if (colon) {
-            u->port = lb_xstrdup(colon + 1);
-            *colon = '\0';
-        }
-        return 0;
-    }
-    close = strchr(h, ']');
-    if (!close || close == h + 1 || (close[1] && close[1] != ':'))
-        return -1;
-    if (close[1] == ':')
-        u->port = lb_xstrdup(close + 2);
-    *close = '\0';
-    memmove(h, h + 1, strlen(h + 1) + 1);
-    return 0;
-}
-
-/*
- * ssh://host/rados:POOL/NS?conf=...&id=...[&socket=PATH]: the remote
- * backupd opens that RADOS repository (its options are its own, passed on
- * whole), or relays to the `backupd listen` daemon on socket=PATH there.
- */
-static int
-url_rados(const char *spec, struct agent_url *u)
-{
-    const char *q = strchr(spec, '?');
-    const char *p = q;
-
-    while (p && (p = strstr(p + 1, "socket=")) != NULL) {
-        const char *end;
-        if (p[-1] != '?' && p[-1] != '&')
-            continue;
-        end = strchr(p, '&');
-        u->socket =
-            end ? strndup(p + 7, (size_t)(end - p - 7)) : lb_xstrdup(p + 7);
-        if (!u->socket || !u->socket[0]) {
-            agent_url_free(u);
-            lb_fail(EINVAL, "bad repository URL: empty socket=");
-            return -1;
-        }
-        /* The spec without socket=PATH and one separator. */
-        if (p[-1] == '?' && end)
-            u->path = lb_xasprintf("%.*s%s", (int)(p - spec), spec, end + 1);
-        else
-            u->path = lb_xasprintf("%.*s%s", (int)(p - 1 - spec), spec,
-                                   end ? end : "");
-        return 0;
-    }
-    u->path = lb_xstrdup(spec);
-    return 0;
-}
-
-int
-agent_url_parse(const char *url, struct agent_url *u)
-{
-    const char *p = url + 6, *slash, *q;
-
-    memset(u, 0, sizeof *u);
-    if (strncmp(url, "ssh://", 6) != 0) {
-        u->path = lb_xstrdup(url);
-        return 0;
-    }
-    slash = strchr(p, '/');
-    if (!slash || slash == p || !slash[1]) {
-        lb_fail(EINVAL,
-                "bad repository URL '%s': expected "
-                "ssh://[user@]host[:port]/path",
-                url);
-        return -1;
-    }
-    if (*p == '-') {
-        lb_fail(EINVAL,
-                "bad repository URL '%s': a host name does not start with "
-                "'-'",
-                url);
-        return -1;
-    }
-    u->host = strndup(p, (size_t)(slash - p));
-    if (url_host_split(u) < 0) {
-        agent_url_free(u);
-        lb_fail(EINVAL,
-                "bad repository URL '%s': an IPv6 address is written "
-                "[ADDRESS] or [ADDRESS]:PORT",
-                url);
-        return -1;
-    }
-    if (strncmp(slash + 1, "rados:", 6) == 0)
-        return url_rados(slash + 1, u);
-    u->path = lb_xstrdup(slash);
-    q = strchr(slash, '?');
-    if (q) {
-        u->path[q - slash] = '\0';
-        q++;
-        if (strncmp(q, "socket=", 7) != 0 || !q[7]) {
-            agent_url_free(u);
-            lb_fail(EINVAL,
-                    "bad repository URL '%s': the only option is "
-                    "?socket=PATH (a backupd listen daemon's socket)",
-                    url);
-            return -1;
-        }
-        u->socket = lb_xstrdup(q + 7);
-    }
-    return 0;
 }
 
 static int
@@ -415,7 +284,7 @@ rados_conn(const char *url, bool trusted, struct proto_conn **c)
     *c = NULL;
     if (strncmp(url, "rados:", 6) != 0)
         return 0;
-    if (url_rados(url, &u) < 0)
+    if (agent_url_rados(url, url, &u) < 0)
         return -1;
     if (u.socket && !(*c = bridge_conn(u.socket, trusted))) {
         lb_error(errno ? errno : ECONNREFUSED,
@@ -665,8 +534,8 @@ repo_call_noting(struct agent_repo *r, uint16_t type, uint16_t notice,
                  const uint8_t **p, uint32_t *len, uint32_t *code)
 {
     if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
-        proto_conn_expect_noting(r->conn, type, notice, fn, r, p, len,
-                                 code) < 0) {
+        proto_conn_expect_noting(r->conn, type, notice, fn, r, p, len, code) <
+            0) {
         agent_repo_explain(r);
         return -1;
     }

@@ -51,6 +51,10 @@ Test(url, parses)
         {"ssh://h/rados:p?conf=c&socket=/s&id=x", "h", NULL,
          "rados:p?conf=c&id=x", "/s"},
         {"ssh://h/rados:p?mysocket=1", "h", NULL, "rados:p?mysocket=1", NULL},
+        {"ssh://h:65535/p", "h", "65535", "/p", NULL},
+        {"ssh://h:1/p", "h", "1", "/p", NULL},
+        {"ssh://h/rados:p?mysocket=1&socket=/s", "h", NULL,
+         "rados:p?mysocket=1", "/s"},
     };
 
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
@@ -75,8 +79,17 @@ Test(url, refuses)
         "ssh://host/p?other=1", "ssh://host/p?socket=", "ssh://host/p?sock=x",
         /* brackets: only around a whole address, then only :PORT */
         "ssh://[::1/p", "ssh://u@[]/p", "ssh://[::1]x/p", "ssh://h]/p",
-        /* an ssh option, not a host */
-        "ssh://-oProxyCommand=touch%20x/p"};
+        "ssh://[[::1]/p", "ssh://[::1]]/p",
+        /* an ssh option, not a host (nor one for a ProxyCommand's %h) */
+        "ssh://-oProxyCommand=touch%20x/p", "ssh://u@-oProxyCommand=x/p",
+        /* no host name; a port ssh would not take */
+        "ssh://:22/p", "ssh://u@/p", "ssh://[::1]:/p", "ssh://h:/p",
+        "ssh://h:0/p", "ssh://h:65536/p", "ssh://h:2x/p", "ssh://h:022/p",
+        "ssh://h:999999999999999999999/p",
+        /* a RADOS spec's socket=: empty, or twice (which one?) */
+        "ssh://h/rados:p?socket=", "ssh://h/rados:p?socket=&id=x",
+        "ssh://h/rados:p?socket=/a&socket=/b",
+        "ssh://h/rados:p?id=x&socket=/a&conf=c&socket=/b"};
 
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct agent_url u;
