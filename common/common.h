@@ -249,6 +249,14 @@ char *lb_human_age(char *buf, size_t len, int64_t seconds);
 int lb_text_cols(const char *s);
 int lb_pad_width(const char *s, int cols);
 
+/*
+ * s as text for a terminal: its control characters but newline and tab
+ * (C0, DEL, and C1 in UTF-8, U+0080 to U+009F) written out as \xHH and
+ * \u00HH, so that text a repository holds cannot send the terminal an
+ * escape sequence. Caller frees.
+ */
+char *lb_term_safe(const char *s) LB_NONNULL_RET;
+
 /* Parse "20M", "1.5G", "4096", "512k" (binary multiples). -1 on error. */
 int lb_parse_size(const char *s, uint64_t *out);
 

@@ -344,6 +344,28 @@ lb_pad_width(const char *s, int cols)
 }
 
 char *
+lb_term_safe(const char *s)
+{
+    struct lb_buf b = {0};
+    char esc[8];
+
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if ((*c < 0x20 && *c != '\n' && *c != '\t') || *c == 0x7f) {
+            snprintf(esc, sizeof esc, "\\x%02x", *c);
+            lb_buf_append(&b, esc, 4);
+        } else if (c[0] == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f) {
+            snprintf(esc, sizeof esc, "\\u%04x", c[1]);
+            lb_buf_append(&b, esc, 6);
+            c++;
+        } else {
+            lb_buf_put_u8(&b, *c);
+        }
+    }
+    lb_buf_put_u8(&b, 0);
+    return (char *)b.data;
+}
+
+char *
 lb_human_size(char *buf, size_t len, uint64_t bytes)
 {
     static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};

@@ -34,11 +34,13 @@ show_text(const struct agent_backup *b, const char *xml)
 {
     const struct proto_kv *m = &b->meta;
     const char *par = proto_kv_get(m, "parent");
+    CLEANUP_FREE char *name =
+        lb_term_safe(proto_kv_get(m, "name") ? proto_kv_get(m, "name") : "?");
     char when[32], sz[16];
 
     lb_format_time(when, sizeof when, (int64_t)proto_kv_get_u64(m, "time", 0));
     printf("backup:      %s\n", proto_kv_get(m, "id"));
-    printf("name:        %s\n", proto_kv_get(m, "name"));
+    printf("name:        %s\n", name);
     if (proto_kv_get(m, "domain_uuid"))
         printf("domain uuid: %s\n", proto_kv_get(m, "domain_uuid"));
     printf("time:        %s\n", when);
@@ -62,12 +64,17 @@ show_text(const struct agent_backup *b, const char *xml)
         printf("  %-8s %10s  (data in %s of windows)", d->name, dsz, dat);
         if (d->mode[0])
             printf(", %s", d->mode);
-        if (d->full_reason[0])
-            printf(": %s", d->full_reason);
+        if (d->full_reason[0]) {
+            CLEANUP_FREE char *why = lb_term_safe(d->full_reason);
+            printf(": %s", why);
+        }
         putchar('\n');
     }
-    if (xml)
-        printf("domain XML:\n%s\n", xml);
+    if (xml) {
+        /* the repository wrote it: no escape sequences for the terminal */
+        CLEANUP_FREE char *safe = lb_term_safe(xml);
+        printf("domain XML:\n%s\n", safe);
+    }
 }
 
 int

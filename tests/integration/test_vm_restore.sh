@@ -240,6 +240,21 @@ expect_fail "saved domain XML has a <!DOCTYPE>" livebackup restore "$vm" --repo 
 ! virsh -q -c qemu:///system dominfo "${VM_PREFIX}dtd" >/dev/null 2>&1 ||
     fail "the domain of a saved XML with a DTD was defined"
 ok "a forged saved XML with a DTD's entity is refused: nothing written or defined"
+# show prints a saved XML that the repository wrote: an escape sequence
+# in it (here OSC 52, which writes the terminal's clipboard) is shown as
+# text, never sent to the terminal.
+sed "s|</name>|</name><description>$(printf '\033]52;c;cm0gLXJmIH4K\007')</description>|" \
+    "$T/saved.xml" >"$T/esc.xml"
+grep -q $'\033' "$T/esc.xml" || fail "no escape in the forged XML"
+"$LB_BUILD/tests/lbhostile" recommit "${ids[2]}" "$vm" "$T/esc.xml" \
+    -- "$BACKUPD" serve --repo "$R" >"$T/out" 2>&1 || fail "recommit: $(cat "$T/out")"
+eid=$(awk '/COMMITTED/ { print $3 }' "$T/out")
+[[ -n $eid ]] || fail "no forged backup: $(cat "$T/out")"
+run_ok livebackup show --repo "$R" --name "$vm" --backup "$eid"
+! grep -q $'[\033\007]' "$T/out" || fail "show sent the repository's escape sequence to the terminal"
+grep -qF '<description>\x1b]52;c;cm0gLXJmIH4K\x07</description>' "$T/out" ||
+    fail "show: $(grep description "$T/out")"
+ok "show writes a saved XML's escape sequence out as text"
 vm_start "$vm" >/dev/null
 vm_wait_agent "$vm" 120 >/dev/null
 vm_wait_workload "$vm" $((m + 2)) >/dev/null

@@ -261,6 +261,30 @@ Test(text_cols, counts_code_points)
     cr_assert_str_eq(b, "abcdefgh|");
 }
 
+Test(term_safe, escapes_what_a_terminal_would_act_on)
+{
+    static const struct {
+        const char *in, *out;
+    } rows[] = {
+        {"", ""},
+        {"plain <xml/>\n\tnext", "plain <xml/>\n\tnext"},
+        {"a\x1b]52;c;ZXZpbA==\x07" "b", "a\\x1b]52;c;ZXZpbA==\\x07b"},
+        {"\r\x7f\x01", "\\x0d\\x7f\\x01"},
+        /* C1 in UTF-8: U+009B is a CSI for some terminals */
+        {"x\xc2\x9b"
+         "2Jy",
+         "x\\u009b"
+         "2Jy"},
+        /* other characters stay: é (C3 A9), U+00A0 (C2 A0), a lone C2 */
+        {"\xc3\xa9\xc2\xa0\xc2", "\xc3\xa9\xc2\xa0\xc2"},
+    };
+
+    for (size_t i = 0; i < LB_ARRAY_SIZE(rows); i++) {
+        CLEANUP_FREE char *got = lb_term_safe(rows[i].in);
+        cr_assert_str_eq(got, rows[i].out, "row %zu", i);
+    }
+}
+
 /* ---- lb_buf -------------------------------------------------------------- */
 
 Test(buf, puts_big_endian_fields)
