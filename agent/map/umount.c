@@ -38,8 +38,23 @@ server_of(const char *mp, const char *src)
     struct dirent *e;
     pid_t pid = 0;
 
-    if (strncmp(src, "livebackup:", 11) == 0)
-        return (pid_t)strtol(src + 11, NULL, 10);
+    if (strncmp(src, "livebackup:", 11) == 0) {
+        /* anyone can name a FUSE mount so: a livebackup process, or none */
+        char comm[32] = "";
+        CLEANUP_FREE char *cpath = NULL;
+        long p = strtol(src + 11, NULL, 10);
+        FILE *f;
+        if (p <= 0 || p > INT_MAX)
+            return 0;
+        cpath = lb_xasprintf("/proc/%ld/comm", p);
+        f = fopen(cpath, "re");
+        if (!f)
+            return 0;
+        if (!fgets(comm, sizeof comm, f))
+            comm[0] = '\0';
+        fclose(f);
+        return strcmp(comm, "livebackup\n") == 0 ? (pid_t)p : 0;
+    }
     if ((pid = map_guestmount_pid(src)) > 0)
         return pid;
     proc = opendir("/proc");
@@ -71,34 +86,6 @@ server_of(const char *mp, const char *src)
     return pid;
 }
 
-/* mountinfo writes a space, tab, newline and backslash in a path as \ooo */
-static void
-unescape_octal(char *s)
-{
-    char *w = s;
-
-    for (const char *r = s; *r; w++)
-        if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' &&
-            r[2] <= '7' && r[3] >= '0' && r[3] <= '7') {
-            *w = (char)((r[1] - '0') << 6 | (r[2] - '0') << 3 | (r[3] - '0'));
-            r += 4;
-        } else {
-            *w = *r++;
-        }
-    *w = '\0';
-}
-
-/* Is path a or below b (whole components)? */
-static bool
-path_within(const char *a, const char *b)
-{
-    size_t bl = strlen(b);
-
-    if (bl == 1 && b[0] == '/')
-        return a[0] == '/';
-    return strncmp(a, b, bl) == 0 && (a[bl] == '\0' || a[bl] == '/');
-}
-
 /* The FUSE mounts at or below dir, deepest first, from mountinfo. */
 static size_t
 mounts_below(const char *dir, struct m_below **out)
@@ -122,14 +109,8 @@ mounts_below(const char *dir, struct m_below **out)
     for (char *line = strtok_r(info, "\n", &save); line;
          line = strtok_r(NULL, "\n", &save)) {
         char mp[4096], type[64], src[4096];
-        const char *sep = strstr(line, " - ");
-        /* ID PARENT MAJ:MIN ROOT MOUNTPOINT ... - TYPE SOURCE ... */
-        if (!sep || sscanf(line, "%*s %*s %*s %*s %4095s", mp) != 1 ||
-            sscanf(sep, " - %63s %4095s", type, src) != 2)
-            continue;
-        unescape_octal(mp);
-        unescape_octal(src);
-        if (!path_within(mp, dir) || strncmp(type, "fuse", 4) != 0)
+        if (map_mountinfo_line(line, mp, type, src) < 0 ||
+            !map_path_within(mp, dir) || strncmp(type, "fuse", 4) != 0)
             continue;
         *out = lb_xrealloc(*out, (n + 1) * sizeof **out);
         (*out)[n].mp = lb_xstrdup(mp);
@@ -164,7 +145,7 @@ map_umount(const char *dir)
      * --fs): never another program's FUSE mount that lies below dir. */
     for (size_t i = 0; i < n; i++) {
         for (size_t k = 0; k < n && !mps[i].keep; k++)
-            mps[i].keep = mps[k].ours && path_within(mps[i].mp, mps[k].mp);
+            mps[i].keep = mps[k].ours && map_path_within(mps[i].mp, mps[k].mp);
         ours += mps[i].keep;
     }
     if (ours == 0)

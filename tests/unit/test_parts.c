@@ -5,7 +5,8 @@
  * field. MBR and GPT (512- and 4096-byte
  * sectors) as sfdisk writes them, and what must be left out: entries past
  * the disk's end, extended partitions, GPT entries beyond the bytes read,
- * no table at all. Also fuzzed (fuzz/fuzz_parts.c).
+ * no table at all. Also fuzzed (fuzz/fuzz_parts.c). And the lines of
+ * mountinfo umount reads (agent/map/mountinfo.c, fuzz/fuzz_mountinfo.c).
  */
 #include "agent/map/map.h"
 #include "proto/proto.h"
@@ -225,4 +226,40 @@ Test(parts, fs_probe)
     cr_assert_eq(map_fs_probe(head, 1081), MAP_FS_NONE);
     head[1081] = 0xEE;
     cr_assert_eq(map_fs_probe(head, MAP_FS_HEAD), MAP_FS_NONE);
+}
+
+/* ---- mountinfo ------------------------------------------------------------ */
+
+Test(mountinfo, fields_by_single_spaces_and_escapes)
+{
+    char mp[4096], type[64], src[4096];
+
+    cr_assert_eq(map_mountinfo_line("36 35 0:50 / /mnt/top\\040dir rw,nosuid "
+                                    "shared:1 - fuse livebackup:1234 rw",
+                                    mp, type, src),
+                 0);
+    cr_assert_str_eq(mp, "/mnt/top dir");
+    cr_assert_str_eq(type, "fuse");
+    cr_assert_str_eq(src, "livebackup:1234");
+    /* the kernel leaves a vertical tab, form feed or CR as it is */
+    cr_assert_eq(map_mountinfo_line("37 36 0:51 / /mnt/a\vb\fc\rd\\011e rw - "
+                                    "fuse.fuse2fs /x/y\\134z.img rw",
+                                    mp, type, src),
+                 0);
+    cr_assert_str_eq(mp, "/mnt/a\vb\fc\rd\te");
+    cr_assert_str_eq(type, "fuse.fuse2fs");
+    cr_assert_str_eq(src, "/x/y\\z.img");
+    /* \000 is no escape the kernel writes: it stays */
+    cr_assert_eq(
+        map_mountinfo_line("1 2 0:1 / /a\\000 rw - fuse s", mp, type, src), 0);
+    cr_assert_str_eq(mp, "/a\\000");
+    /* not a mountinfo line */
+    cr_assert_eq(map_mountinfo_line("1 2 0:1 / /a rw", mp, type, src), -1);
+    cr_assert_eq(map_mountinfo_line("", mp, type, src), -1);
+    cr_assert_eq(map_mountinfo_line("1  2 0:1 / /a rw - fuse s", mp, type, src),
+                 -1);
+    cr_assert(map_path_within("/mnt/a/b", "/mnt/a"));
+    cr_assert(map_path_within("/mnt/a", "/mnt/a"));
+    cr_assert(!map_path_within("/mnt/ab", "/mnt/a"));
+    cr_assert(map_path_within("/x", "/"));
 }
