@@ -61,11 +61,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         const char *at = strrchr(u.host, '@');
         const char *h = at ? at + 1 : u.host;
-        char *end;
-        unsigned long port;
         CHECK(u.host[0] != '-' && h[0] && h[0] != '-');
         if (u.port) {
-            port = strtoul(u.port, &end, 10);
+            char *end;
+            unsigned long port = strtoul(u.port, &end, 10);
             CHECK(u.port[0] >= '1' && u.port[0] <= '9' && !*end &&
                   port <= 65535);
         }

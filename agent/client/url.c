@@ -47,7 +47,6 @@ url_host_split(struct agent_url *u)
 {
     char *at = strrchr(u->host, '@');
     char *h = at ? at + 1 : u->host;
-    char *close;
 
     if (*h != '[') {
         char *colon = strrchr(h, ':');
@@ -58,7 +57,7 @@ url_host_split(struct agent_url *u)
             *colon = '\0';
         }
     } else {
-        close = strchr(h, ']');
+        char *close = strchr(h, ']');
         if (!close || close == h + 1 || (close[1] && close[1] != ':'))
             return "an IPv6 address is written [ADDRESS] or [ADDRESS]:PORT";
         if (close[1] == ':')

@@ -260,6 +260,23 @@ Test(domxml, snapshot_paths_survive_any_character)
     agent_vdisks_free(d, nd);
 }
 
+/* xml restored with its vda on /r/a-vda.qcow2, the other disks left out
+ * (NULL: refused, the error set). */
+static char *
+restore_vda(const char *xml)
+{
+    char *t[] = {"vda"}, *p[] = {"/r/a-vda.qcow2"}, *f[] = {"qcow2"};
+    CLEANUP_FREE char *access = NULL;
+    struct agent_restore_xml rx = {.n = 1,
+                                   .targets = t,
+                                   .paths = p,
+                                   .formats = f,
+                                   .drop_others = true,
+                                   .host_access = &access};
+
+    return agent_xml_restore(xml, &rx);
+}
+
 /* An entity hides markup from the checks (libxml2 keeps it unexpanded),
  * and libvirt expands it when it defines the domain: a saved XML with a
  * DTD is refused, libvirt never writes one. */
@@ -272,17 +289,9 @@ Test(domxml, a_dtd_is_refused)
         "<domain type='qemu'><name>a</name></domain>",
         "<!DOCTYPE domain><domain type='qemu'><name>a</name></domain>",
     };
-    char *t[] = {"vda"}, *p[] = {"/r/a-vda.qcow2"}, *f[] = {"qcow2"};
 
     for (size_t i = 0; i < LB_ARRAY_SIZE(hidden); i++) {
-        CLEANUP_FREE char *access = NULL;
-        struct agent_restore_xml rx = {.n = 1,
-                                       .targets = t,
-                                       .paths = p,
-                                       .formats = f,
-                                       .drop_others = true,
-                                       .host_access = &access};
-        CLEANUP_FREE char *x = agent_xml_restore(hidden[i], &rx);
+        CLEANUP_FREE char *x = restore_vda(hidden[i]);
 
         cr_assert_null(x, "accepted: %s", x);
         cr_assert(strstr(lb_error_msg(), "DOCTYPE"), "%s", lb_error_msg());
@@ -302,15 +311,7 @@ Test(domxml, only_disks_are_restored)
         "<target dev='vda'/></disk>"
         "<disk type='file'><source file='/v/a.qcow2'/><target dev='vda'/>"
         "</disk></devices></domain>";
-    char *t[] = {"vda"}, *p[] = {"/r/a-vda.qcow2"}, *f[] = {"qcow2"};
-    CLEANUP_FREE char *access = NULL;
-    struct agent_restore_xml rx = {.n = 1,
-                                   .targets = t,
-                                   .paths = p,
-                                   .formats = f,
-                                   .drop_others = true,
-                                   .host_access = &access};
-    CLEANUP_FREE char *x = agent_xml_restore(xml, &rx);
+    CLEANUP_FREE char *x = restore_vda(xml);
     const char *cd, *img;
 
     cr_assert_not_null(x, "%s", lb_error_msg());
