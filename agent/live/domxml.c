@@ -302,22 +302,28 @@ agent_xml_restore(const char *xml, const struct agent_restore_xml *o)
         set_text(doc, "name", o->name);
     if (o->uuid)
         set_text(doc, "uuid", o->uuid);
-    /* Disks: the restored ones point at their files; the others are left
-     * out rather than shared with the original, but for drives of
-     * removable media (xmlsafe.c takes out their medium) and lun disks
+    /* Disks: the restored ones point at their files (a restored lun
+     * becomes a disk on its image); the others are left out rather than
+     * shared with the original, but for drives of removable media
+     * (xmlsafe.c takes out their medium) and lun disks not restored
      * (xmlsafe.c's, so that --keep-host-access keeps them). */
     r = find_disks(doc);
     for (int i = 0; r && r->nodesetval && i < r->nodesetval->nodeNr; i++) {
         xmlNodePtr disk = r->nodesetval->nodeTab[i];
         CLEANUP_FREE char *tdev = xprop(child(disk, "target"), "dev");
         CLEANUP_FREE char *dev = xprop(disk, "device");
-        bool is_disk = !dev || strcmp(dev, "disk") == 0, found = false;
+        bool lun = dev && strcmp(dev, "lun") == 0;
+        bool is_disk = !dev || strcmp(dev, "disk") == 0 || lun, found = false;
 
         /* (a drive of removable media under a restored disk's target is
          * not that disk: its medium stays out) */
         for (size_t k = 0; is_disk && tdev && k < o->n; k++)
             if (strcmp(tdev, o->targets[k]) == 0) {
                 set_disk_source(disk, o->paths[k], o->formats[k]);
+                /* a LUN's data, restored into an image: a disk now */
+                if (lun)
+                    LX(xmlSetProp, disk, (const xmlChar *)"device",
+                       (const xmlChar *)"disk");
                 found = true;
                 if (o->stop_on_error) {
                     xmlNodePtr drv = child(disk, "driver");
@@ -328,9 +334,9 @@ agent_xml_restore(const char *xml, const struct agent_restore_xml *o)
                 }
             }
         if (!found && o->drop_others &&
-            (is_disk ||
-             !(strcmp(dev, "cdrom") == 0 || strcmp(dev, "floppy") == 0 ||
-               strcmp(dev, "lun") == 0))) {
+            (is_disk ? !lun
+                     : !(strcmp(dev, "cdrom") == 0 ||
+                         strcmp(dev, "floppy") == 0))) {
             LX(xmlUnlinkNode, disk);
             LX(xmlFreeNode, disk);
         }

@@ -327,3 +327,37 @@ Test(domxml, only_disks_are_restored)
                   !strstr(cd, "<source"),
               "%s", x);
 }
+
+/* A lun disk's data, restored into an image, is a disk on that image: not
+ * the original's host device, with --keep-host-access or without. */
+Test(domxml, a_restored_lun_is_a_disk_on_its_image)
+{
+    static const char xml[] =
+        "<domain type='qemu'><name>a</name><devices>"
+        "<disk type='block' device='lun'><source dev='/dev/sdb'/>"
+        "<target dev='vda' bus='scsi'/></disk>"
+        "<disk type='block' device='lun'><source dev='/dev/sdc'/>"
+        "<target dev='sdz' bus='scsi'/></disk></devices></domain>";
+    char *t[] = {"vda"}, *p[] = {"/r/a-vda.qcow2"}, *f[] = {"qcow2"};
+
+    for (int keep = 0; keep < 2; keep++) {
+        CLEANUP_FREE char *access = NULL;
+        struct agent_restore_xml rx = {.n = 1,
+                                       .targets = t,
+                                       .paths = p,
+                                       .formats = f,
+                                       .drop_others = true,
+                                       .keep_host_access = keep,
+                                       .host_access = &access};
+        CLEANUP_FREE char *x = agent_xml_restore(xml, &rx);
+
+        cr_assert_not_null(x, "%s", lb_error_msg());
+        cr_assert(strstr(x, "<disk type=\"file\" device=\"disk\"><source "
+                            "file=\"/r/a-vda.qcow2\"/>"),
+                  "keep %d: %s", keep, x);
+        cr_assert_null(strstr(x, "/dev/sdb"), "keep %d: %s", keep, x);
+        /* the lun not restored is host access: kept only on request */
+        cr_assert_eq(strstr(x, "/dev/sdc") != NULL, keep, "keep %d: %s", keep,
+                     x);
+    }
+}
