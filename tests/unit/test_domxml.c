@@ -260,10 +260,10 @@ Test(domxml, snapshot_paths_survive_any_character)
     agent_vdisks_free(d, nd);
 }
 
-/* xml restored with its vda on /r/a-vda.qcow2, the other disks left out
- * (NULL: refused, the error set). */
+/* xml restored with its vda on /r/a-vda.qcow2, the other disks left out,
+ * host access kept if keep (NULL: refused, the error set). */
 static char *
-restore_vda(const char *xml)
+restore_vda(const char *xml, bool keep)
 {
     char *t[] = {"vda"}, *p[] = {"/r/a-vda.qcow2"}, *f[] = {"qcow2"};
     CLEANUP_FREE char *access = NULL;
@@ -272,6 +272,7 @@ restore_vda(const char *xml)
                                    .paths = p,
                                    .formats = f,
                                    .drop_others = true,
+                                   .keep_host_access = keep,
                                    .host_access = &access};
 
     return agent_xml_restore(xml, &rx);
@@ -291,7 +292,7 @@ Test(domxml, a_dtd_is_refused)
     };
 
     for (size_t i = 0; i < LB_ARRAY_SIZE(hidden); i++) {
-        CLEANUP_FREE char *x = restore_vda(hidden[i]);
+        CLEANUP_FREE char *x = restore_vda(hidden[i], false);
 
         cr_assert_null(x, "accepted: %s", x);
         cr_assert(strstr(lb_error_msg(), "DOCTYPE"), "%s", lb_error_msg());
@@ -311,7 +312,7 @@ Test(domxml, only_disks_are_restored)
         "<target dev='vda'/></disk>"
         "<disk type='file'><source file='/v/a.qcow2'/><target dev='vda'/>"
         "</disk></devices></domain>";
-    CLEANUP_FREE char *x = restore_vda(xml);
+    CLEANUP_FREE char *x = restore_vda(xml, false);
     const char *cd, *img;
 
     cr_assert_not_null(x, "%s", lb_error_msg());
@@ -338,18 +339,9 @@ Test(domxml, a_restored_lun_is_a_disk_on_its_image)
         "<target dev='vda' bus='scsi'/></disk>"
         "<disk type='block' device='lun'><source dev='/dev/sdc'/>"
         "<target dev='sdz' bus='scsi'/></disk></devices></domain>";
-    char *t[] = {"vda"}, *p[] = {"/r/a-vda.qcow2"}, *f[] = {"qcow2"};
 
     for (int keep = 0; keep < 2; keep++) {
-        CLEANUP_FREE char *access = NULL;
-        struct agent_restore_xml rx = {.n = 1,
-                                       .targets = t,
-                                       .paths = p,
-                                       .formats = f,
-                                       .drop_others = true,
-                                       .keep_host_access = keep,
-                                       .host_access = &access};
-        CLEANUP_FREE char *x = agent_xml_restore(xml, &rx);
+        CLEANUP_FREE char *x = restore_vda(xml, keep);
 
         cr_assert_not_null(x, "%s", lb_error_msg());
         cr_assert(strstr(x, "<disk type=\"file\" device=\"disk\"><source "
