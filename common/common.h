@@ -256,6 +256,8 @@ int lb_pad_width(const char *s, int cols);
  * escape sequence. Caller frees.
  */
 char *lb_term_safe(const char *s) LB_NONNULL_RET;
+/* The same of len bytes, NULs among them (written as \x00). */
+char *lb_term_safe_n(const char *s, size_t len) LB_NONNULL_RET;
 
 /* Parse "20M", "1.5G", "4096", "512k" (binary multiples). -1 on error. */
 int lb_parse_size(const char *s, uint64_t *out);

@@ -344,25 +344,33 @@ lb_pad_width(const char *s, int cols)
 }
 
 char *
-lb_term_safe(const char *s)
+lb_term_safe_n(const char *s, size_t len)
 {
+    const unsigned char *c = (const unsigned char *)s;
     struct lb_buf b = {0};
     char esc[8];
 
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        if ((*c < 0x20 && *c != '\n' && *c != '\t') || *c == 0x7f) {
-            snprintf(esc, sizeof esc, "\\x%02x", *c);
+    for (size_t i = 0; i < len; i++) {
+        if ((c[i] < 0x20 && c[i] != '\n' && c[i] != '\t') || c[i] == 0x7f) {
+            snprintf(esc, sizeof esc, "\\x%02x", c[i]);
             lb_buf_append(&b, esc, 4);
-        } else if (c[0] == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f) {
-            snprintf(esc, sizeof esc, "\\u%04x", c[1]);
+        } else if (c[i] == 0xc2 && i + 1 < len && c[i + 1] >= 0x80 &&
+                   c[i + 1] <= 0x9f) {
+            snprintf(esc, sizeof esc, "\\u%04x", c[i + 1]);
             lb_buf_append(&b, esc, 6);
-            c++;
+            i++;
         } else {
-            lb_buf_put_u8(&b, *c);
+            lb_buf_put_u8(&b, c[i]);
         }
     }
     lb_buf_put_u8(&b, 0);
     return (char *)b.data;
+}
+
+char *
+lb_term_safe(const char *s)
+{
+    return lb_term_safe_n(s, strlen(s));
 }
 
 char *

@@ -8,7 +8,9 @@
 #define LB_AGENT_CLIENT_INT_H
 
 #include "agent/client/client.h"
+
 #include "proto/crypt.h"
+#include <pthread.h>
 
 /* The keys of an unlocked encrypted repository: derived from its master
  * key, and the sessions that seal this process's chunks and metadata. */
@@ -24,6 +26,12 @@ struct agent_repo {
     char *host; /* ssh host, NULL for local */
     struct proto_conn *conn;
     pid_t child; /* backupd or ssh */
+    /* ssh's stderr on a terminal: relayed by a thread, its control
+     * characters written out (the remote end's words reach the user's
+     * terminal, not its escape sequences) */
+    int err_fd;
+    bool err_relay;
+    pthread_t err_thread;
     uint32_t window_size;
     bool append_only;
     bool encrypted;              /* REPO_INFO said so */

@@ -64,14 +64,70 @@ agent_backupd_path(void)
     return lb_xstrdup("backupd");
 }
 
-static int
-spawn(struct agent_repo *r, char **argv)
+/* ssh's stderr to ours, read by a thread: what it says, as text. A
+ * trailing byte that may begin a C1 control waits for the next read. */
+static void *
+err_relay(void *arg)
 {
-    int to[2], from[2];
+    struct agent_repo *r = arg;
+    char buf[4096];
+    size_t held = 0;
+
+    for (;;) {
+        ssize_t n = read(r->err_fd, buf + held, sizeof buf - held);
+        size_t len, keep;
+        char *safe;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len = held + (size_t)n;
+        keep = (unsigned char)buf[len - 1] == 0xc2;
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+        safe = lb_term_safe_n(buf, len - keep);
+        (void)lb_write_full(STDERR_FILENO, safe, strlen(safe));
+        free(safe);
+        pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+        if (keep)
+            buf[0] = buf[len - 1];
+        held = keep;
+    }
+    if (held)
+        (void)lb_write_full(STDERR_FILENO, buf, held);
+    return NULL;
+}
+
+/* The relay's end: what the child wrote before it ended is out (500 ms
+ * at most: a process it left behind may hold the pipe open). */
+static void
+err_relay_end(struct agent_repo *r)
+{
+    struct timespec t;
+
+    if (!r->err_relay)
+        return;
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_nsec += 500 * 1000000L;
+    t.tv_sec += t.tv_nsec / 1000000000L;
+    t.tv_nsec %= 1000000000L;
+    if (pthread_timedjoin_np(r->err_thread, NULL, &t) != 0) {
+        pthread_cancel(r->err_thread);
+        pthread_join(r->err_thread, NULL);
+    }
+    close(r->err_fd);
+    r->err_relay = false;
+}
+
+static int
+spawn(struct agent_repo *r, char **argv, bool relay)
+{
+    int to[2], from[2], err[2] = {-1, -1};
     pid_t pid;
 
     if (pipe2(to, O_CLOEXEC) < 0 || pipe2(from, O_CLOEXEC) < 0)
         return lb_error(errno, "pipe");
+    if (relay && pipe2(err, O_CLOEXEC) < 0)
+        err[0] = err[1] = -1; /* then stderr as it is */
     /* 1 MiB pipes rather than 64 KiB: a 4 MiB window's chunk crosses in a
      * few reads, not dozens of wake-ups (best effort: the size is capped
      * by /proc/sys/fs/pipe-max-size for an unprivileged user). */
@@ -83,6 +139,8 @@ spawn(struct agent_repo *r, char **argv)
     if (pid == 0) {
         dup2(to[0], 0);
         dup2(from[1], 1);
+        if (err[1] >= 0)
+            dup2(err[1], 2);
         /* Our own process group: a Ctrl-C reaches the agent, which then
          * ends the session cleanly instead of killing backupd mid-write. */
         setpgid(0, 0);
@@ -96,6 +154,13 @@ spawn(struct agent_repo *r, char **argv)
     }
     close(to[0]);
     close(from[1]);
+    if (err[1] >= 0) {
+        close(err[1]);
+        r->err_fd = err[0];
+        r->err_relay = pthread_create(&r->err_thread, NULL, err_relay, r) == 0;
+        if (!r->err_relay)
+            close(err[0]); /* (ssh then gets EPIPE on what it says) */
+    }
     r->child = pid;
     r->conn = proto_conn_new(from[0], to[1]);
     return 0;
@@ -144,6 +209,8 @@ reap(struct agent_repo *r, int ms)
     }
     if (pfd >= 0)
         close(pfd);
+    if (r->child == 0)
+        err_relay_end(r);
     return status;
 }
 
@@ -386,7 +453,7 @@ repo_start(const char *url, bool trusted)
         argv[n++] = lb_xstrdup(remote);
         argv[n] = NULL;
         lb_debug("running: %s ... %s %s", argv[0], r->host, remote);
-        int sr = spawn(r, argv);
+        int sr = spawn(r, argv, isatty(STDERR_FILENO));
         for (size_t i = 0; i < n; i++)
             free(argv[i]);
         free(argv);
@@ -409,7 +476,7 @@ repo_start(const char *url, bool trusted)
                         trusted ? "--trusted-client" : NULL,
                         NULL};
         r->path = lb_xstrdup(url);
-        if (spawn(r, argv) < 0)
+        if (spawn(r, argv, false) < 0)
             goto fail;
     }
     if (agent_opts.bwlimit) {
@@ -499,6 +566,7 @@ agent_repo_end(struct agent_repo *r)
         kill(r->child, SIGTERM);
         reap(r, 2000);
     }
+    err_relay_end(r);
 }
 
 void

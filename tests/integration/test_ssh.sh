@@ -104,3 +104,26 @@ expect_fail "backupd is not installed on root@127.0.0.1.*--remote-backupd" \
 expect_fail "no repository at $T/elsewhere" livebackup list \
     --repo "ssh://root@127.0.0.1:$SSH_PORT$T/elsewhere" --rsh "$LB_RSH" \
     --remote-backupd "$BACKUPD"
+
+# A broken-into backup server's words reach the user's terminal as text:
+# on a terminal, what ssh's remote end writes to stderr has its control
+# characters written out (this OSC 52 sequence would write the clipboard;
+# U+009B is a CSI for some terminals). Not on a terminal (a log, a pipe),
+# every byte as it came.
+cat >"$T/evil-backupd" <<EOF
+#!/bin/sh
+printf 'remote says: \033]52;c;cm0gLXJmIH4K\007 and \302\233''2J end\n' >&2
+exec "$BACKUPD" "\$@"
+EOF
+chmod +x "$T/evil-backupd"
+script -qec "livebackup list --repo '$URL' --rsh '$LB_RSH' --remote-backupd '$T/evil-backupd'" \
+    /dev/null >"$T/tty.out" 2>&1 || fail "list on a tty: $(cat -v "$T/tty.out")"
+grep -q 'remote says: \\x1b]52;c;cm0gLXJmIH4K\\x07 and \\u009b2J end' "$T/tty.out" ||
+    fail "the remote's stderr on a terminal: $(cat -v "$T/tty.out")"
+! grep -q $'\033]52\|\302\233' "$T/tty.out" ||
+    fail "an escape sequence from the remote end reached the terminal: $(cat -v "$T/tty.out")"
+grep -q "host1" "$T/tty.out" || fail "list on a tty: $(cat -v "$T/tty.out")"
+livebackup list --repo "$URL" --rsh "$LB_RSH" --remote-backupd "$T/evil-backupd" \
+    >"$T/out" 2>"$T/err" || fail "list: $(cat -v "$T/err")"
+grep -q $'remote says: \033]52;c;' "$T/err" || fail "stderr not on a terminal: $(cat -v "$T/err")"
+ok "the remote end's stderr reaches a terminal as text, a log as it came"
