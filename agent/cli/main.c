@@ -134,6 +134,7 @@ main(int argc, char **argv)
             cli_set_state_dir(sd);
     }
     agent_opts.progress = isatty(2);
+    agent_opts.stderr_relay = isatty(2);
     /* From cron: to syslog too (what it prints is mailed as well). */
     lb_log_target_auto(true);
     if (argc < 2) {

@@ -27,9 +27,13 @@
 /* ---- settings ---------------------------------------------------------- */
 
 struct agent_opts {
-    bool json;       /* machine-readable events and summary on stdout */
-    bool progress;   /* progress line on stderr (default: if a tty) */
-    const char *rsh; /* ssh command line, like rsync -e */
+    bool json;     /* machine-readable events and summary on stdout */
+    bool progress; /* progress line on stderr (default: if a tty) */
+    /* ssh's stderr relayed, its control characters written out (the
+     * command line, when stderr is a tty; not the nbdkit plugin, whose
+     * nbdkit may fork into the background after connecting) */
+    bool stderr_relay;
+    const char *rsh;             /* ssh command line, like rsync -e */
     const char *remote_backupd;  /* backupd command on the remote host */
     uint64_t bwlimit;            /* bytes/s, 0 = unlimited */
     int zlevel;                  /* zstd level */

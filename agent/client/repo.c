@@ -453,7 +453,7 @@ repo_start(const char *url, bool trusted)
         argv[n++] = lb_xstrdup(remote);
         argv[n] = NULL;
         lb_debug("running: %s ... %s %s", argv[0], r->host, remote);
-        int sr = spawn(r, argv, isatty(STDERR_FILENO));
+        int sr = spawn(r, argv, agent_opts.stderr_relay);
         for (size_t i = 0; i < n; i++)
             free(argv[i]);
         free(argv);
