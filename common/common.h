@@ -259,6 +259,10 @@ char *lb_term_safe(const char *s) LB_NONNULL_RET;
 /* The same of len bytes, NULs among them (written as \x00). */
 char *lb_term_safe_n(const char *s, size_t len) LB_NONNULL_RET;
 
+/* pid if it is a live process (not a zombie) of the program comm (its
+ * /proc/PID/stat name), else 0. */
+pid_t lb_proc_running(long pid, const char *comm);
+
 /* Parse "20M", "1.5G", "4096", "512k" (binary multiples). -1 on error. */
 int lb_parse_size(const char *s, uint64_t *out);
 

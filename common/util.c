@@ -343,6 +343,34 @@ lb_pad_width(const char *s, int cols)
     return cols + (int)strlen(s) - lb_text_cols(s);
 }
 
+pid_t
+lb_proc_running(long pid, const char *comm)
+{
+    char path[64], stat[512];
+    size_t cl = strlen(comm);
+    ssize_t n;
+    int fd;
+    char *p;
+
+    if (pid <= 1 || pid > INT_MAX)
+        return 0;
+    /* "PID (COMM) S ..." (procfs files have no size: one read) */
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    n = read(fd, stat, sizeof stat - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    stat[n] = '\0';
+    p = strchr(stat, '(');
+    if (!p || strncmp(p + 1, comm, cl) != 0 || p[1 + cl] != ')' ||
+        p[2 + cl] != ' ' || p[3 + cl] == 'Z')
+        return 0;
+    return (pid_t)pid;
+}
+
 char *
 lb_term_safe_n(const char *s, size_t len)
 {

@@ -163,26 +163,9 @@ pid_t
 agent_export_pid(const char *pidfile)
 {
     CLEANUP_FREE char *text = lb_read_file(pidfile, 64, NULL);
-    char path[64], stat[512];
-    CLEANUP_CLOSE int fd = -1;
-    ssize_t n;
-    long pid;
-    char *p;
 
     lb_error_clear();
-    if (!text || (pid = strtol(text, NULL, 10)) <= 1)
-        return 0;
-    /* "PID (nbdkit) S ...": ours, and not a zombie (procfs files have no
-     * size: read, not lb_read_file) */
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || (n = read(fd, stat, sizeof stat - 1)) <= 0)
-        return 0;
-    stat[n] = '\0';
-    if (!strstr(stat, "(nbdkit)") || !(p = strrchr(stat, ')')) || p[1] != ' ' ||
-        p[2] == 'Z')
-        return 0;
-    return (pid_t)pid;
+    return text ? lb_proc_running(strtol(text, NULL, 10), "nbdkit") : 0;
 }
 
 /* What nbdkit (and its plugin) said while starting, from the memfd fd:

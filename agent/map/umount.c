@@ -38,23 +38,9 @@ server_of(const char *mp, const char *src)
     struct dirent *e;
     pid_t pid = 0;
 
-    if (strncmp(src, "livebackup:", 11) == 0) {
-        /* anyone can name a FUSE mount so: a livebackup process, or none */
-        char comm[32] = "";
-        CLEANUP_FREE char *cpath = NULL;
-        long p = strtol(src + 11, NULL, 10);
-        FILE *f;
-        if (p <= 0 || p > INT_MAX)
-            return 0;
-        cpath = lb_xasprintf("/proc/%ld/comm", p);
-        f = fopen(cpath, "re");
-        if (!f)
-            return 0;
-        if (!fgets(comm, sizeof comm, f))
-            comm[0] = '\0';
-        fclose(f);
-        return strcmp(comm, "livebackup\n") == 0 ? (pid_t)p : 0;
-    }
+    /* anyone can name a FUSE mount so: a livebackup process, or none */
+    if (strncmp(src, "livebackup:", 11) == 0)
+        return lb_proc_running(strtol(src + 11, NULL, 10), "livebackup");
     if ((pid = map_guestmount_pid(src)) > 0)
         return pid;
     proc = opendir("/proc");
