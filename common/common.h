@@ -242,9 +242,11 @@ char *lb_human_age(char *buf, size_t len, int64_t seconds);
 
 /*
  * Table columns for names: the columns a UTF-8 string takes on a terminal
- * (one per code point: a name's "ü" is two bytes and one column; a wide East
- * Asian character, two columns on a terminal, counts one), and the
- * printf field width ("%-*s") that pads s to cols columns.
+ * (wcwidth under C.UTF-8: "ü" is two bytes and one column, a wide East
+ * Asian character two, a combining accent none; a control character or a
+ * byte that is not UTF-8, the width of its escape: lb_text_cols(s) is
+ * lb_text_cols(lb_term_line(s))), and the printf field width ("%-*s")
+ * that pads s to cols columns.
  */
 int lb_text_cols(const char *s);
 int lb_pad_width(const char *s, int cols);
@@ -252,12 +254,18 @@ int lb_pad_width(const char *s, int cols);
 /*
  * s as text for a terminal: its control characters but newline and tab
  * (C0, DEL, and C1 in UTF-8, U+0080 to U+009F) written out as \xHH and
- * \u00HH, so that text a repository holds cannot send the terminal an
- * escape sequence. Caller frees.
+ * \u00HH, and every byte that is not part of well-formed UTF-8 as \xHH
+ * (an 8-bit terminal takes 0x9B for a CSI), so that text a repository
+ * holds cannot send the terminal an escape sequence. Caller frees.
  */
 char *lb_term_safe(const char *s) LB_NONNULL_RET;
 /* The same of len bytes, NULs among them (written as \x00). */
 char *lb_term_safe_n(const char *s, size_t len) LB_NONNULL_RET;
+/* The same for one line or one table cell: newline and tab escaped too. */
+char *lb_term_line(const char *s) LB_NONNULL_RET;
+/* The bytes at the end of s that begin a UTF-8 sequence cut short (0-3):
+ * a reader of a stream holds them for the next read. */
+size_t lb_utf8_partial_tail(const char *s, size_t len);
 
 /* pid if it is a live process (not a zombie) of the program comm (its
  * /proc/PID/stat name), else 0. */

@@ -199,7 +199,7 @@ lb_log(enum lb_log_level level, const char *fmt, ...)
 {
     static const char *const names[] = {"error", "warning", "", "debug"};
     static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
-    char line[2048];
+    char line[2048], *safe;
     int saved = errno;
     va_list ap;
 
@@ -208,32 +208,39 @@ lb_log(enum lb_log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
+    /* names and messages of a repository or a peer: no escape sequences */
+    safe = lb_term_safe(line);
     if (log_syslog)
-        syslog(prio[level], "%s", line);
+        syslog(prio[level], "%s", safe);
     if (log_stderr) {
         pthread_mutex_lock(&log_lock);
         if (names[level][0])
-            fprintf(stderr, "%s: %s: %s\n", log_prog, names[level], line);
+            fprintf(stderr, "%s: %s: %s\n", log_prog, names[level], safe);
         else
-            fprintf(stderr, "%s: %s\n", log_prog, line);
+            fprintf(stderr, "%s: %s\n", log_prog, safe);
         pthread_mutex_unlock(&log_lock);
     }
+    free(safe);
     errno = saved;
 }
 
 void
 lb_log_error_slot(void)
 {
+    char *safe;
+
     lb_log(LB_LOG_ERROR, "%s", lb_error_msg());
     if (!err_hint[0])
         return;
+    safe = lb_term_safe(err_hint);
     if (log_syslog)
-        syslog(LOG_ERR, "hint: %s", err_hint);
+        syslog(LOG_ERR, "hint: %s", safe);
     if (log_stderr) {
         pthread_mutex_lock(&log_lock);
-        fprintf(stderr, "%s: hint: %s\n", log_prog, err_hint);
+        fprintf(stderr, "%s: hint: %s\n", log_prog, safe);
         pthread_mutex_unlock(&log_lock);
     }
+    free(safe);
 }
 
 /* ---- fault injection (tests only) --------------------------------------- */

@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <locale.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -16,6 +18,7 @@
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
+#include <wchar.h>
 
 void
 lb_cleanup_free(void *ptr)
@@ -327,13 +330,97 @@ lb_wall_time(void)
     return (int64_t)time(NULL);
 }
 
+/* The code point of the well-formed UTF-8 sequence at s (len > 0 bytes)
+ * into *cp, and its length; 0 where there is none (a stray continuation
+ * byte, an overlong form, a surrogate, past U+10FFFF, or cut short). */
+static size_t
+utf8_next(const unsigned char *s, size_t len, uint32_t *cp)
+{
+    size_t n;
+    uint32_t c = s[0], min;
+
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    if (c >= 0xc2 && c <= 0xdf)
+        n = 2, c &= 0x1f, min = 0x80;
+    else if (c >= 0xe0 && c <= 0xef)
+        n = 3, c &= 0x0f, min = 0x800;
+    else if (c >= 0xf0 && c <= 0xf4)
+        n = 4, c &= 0x07, min = 0x10000;
+    else
+        return 0;
+    if (len < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        c = c << 6 | (s[i] & 0x3f);
+    }
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    *cp = c;
+    return n;
+}
+
+size_t
+lb_utf8_partial_tail(const char *s, size_t len)
+{
+    const unsigned char *c = (const unsigned char *)s;
+
+    /* a lead byte among the last three whose sequence runs past the end */
+    for (size_t k = 1; k <= 3 && k <= len; k++) {
+        unsigned char b = c[len - k];
+        size_t need = b >= 0xf0 && b <= 0xf4   ? 4
+                      : b >= 0xe0 && b <= 0xef ? 3
+                      : b >= 0xc2 && b <= 0xdf ? 2
+                                               : 0;
+        if (need)
+            return need > k ? k : 0;
+        if ((b & 0xc0) != 0x80)
+            return 0;
+    }
+    return 0;
+}
+
+/* C.UTF-8's character widths (glibc's wcwidth under that locale), made
+ * once; NULL where the locale is missing (then a code point is a column). */
+static locale_t utf8_locale;
+static pthread_once_t utf8_once = PTHREAD_ONCE_INIT;
+
+static void
+utf8_locale_init(void)
+{
+    utf8_locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+}
+
 int
 lb_text_cols(const char *s)
 {
+    const unsigned char *c = (const unsigned char *)s;
+    size_t len = strlen(s);
+    locale_t old = (locale_t)0;
     int n = 0;
 
-    for (; *s; s++)
-        n += ((unsigned char)*s & 0xc0) != 0x80;
+    pthread_once(&utf8_once, utf8_locale_init);
+    if (utf8_locale)
+        old = uselocale(utf8_locale);
+    for (size_t i = 0; i < len;) {
+        uint32_t cp = 0;
+        size_t k = utf8_next(c + i, len - i, &cp);
+        int w;
+        if (k == 0 || cp < 0x20 || cp == 0x7f)
+            w = 4; /* \xHH through lb_term_line */
+        else if (cp >= 0x80 && cp <= 0x9f)
+            w = 6; /* \u00HH */
+        else
+            w = utf8_locale ? wcwidth((wchar_t)cp) : 1;
+        n += w < 0 ? 1 : w;
+        i += k ? k : 1;
+    }
+    if (utf8_locale)
+        uselocale(old);
     return n;
 }
 
@@ -371,27 +458,41 @@ lb_proc_running(long pid, const char *comm)
     return (pid_t)pid;
 }
 
+/* s as terminal text into b: see lb_term_safe; with one_line, newline and
+ * tab are escaped too. */
+static void
+term_safe(struct lb_buf *b, const char *s, size_t len, bool one_line)
+{
+    const unsigned char *c = (const unsigned char *)s;
+    char esc[8];
+
+    for (size_t i = 0; i < len;) {
+        uint32_t cp = 0;
+        size_t k = utf8_next(c + i, len - i, &cp);
+        if (k == 0 || cp == 0x7f ||
+            (cp < 0x20 && (one_line || (cp != '\n' && cp != '\t')))) {
+            snprintf(esc, sizeof esc, "\\x%02x", c[i]);
+            lb_buf_append(b, esc, 4);
+            i++;
+            continue;
+        }
+        if (cp >= 0x80 && cp <= 0x9f) {
+            snprintf(esc, sizeof esc, "\\u%04x", (unsigned)cp);
+            lb_buf_append(b, esc, 6);
+        } else {
+            lb_buf_append(b, c + i, k);
+        }
+        i += k;
+    }
+    lb_buf_put_u8(b, 0);
+}
+
 char *
 lb_term_safe_n(const char *s, size_t len)
 {
-    const unsigned char *c = (const unsigned char *)s;
     struct lb_buf b = {0};
-    char esc[8];
 
-    for (size_t i = 0; i < len; i++) {
-        if ((c[i] < 0x20 && c[i] != '\n' && c[i] != '\t') || c[i] == 0x7f) {
-            snprintf(esc, sizeof esc, "\\x%02x", c[i]);
-            lb_buf_append(&b, esc, 4);
-        } else if (c[i] == 0xc2 && i + 1 < len && c[i + 1] >= 0x80 &&
-                   c[i + 1] <= 0x9f) {
-            snprintf(esc, sizeof esc, "\\u%04x", c[i + 1]);
-            lb_buf_append(&b, esc, 6);
-            i++;
-        } else {
-            lb_buf_put_u8(&b, c[i]);
-        }
-    }
-    lb_buf_put_u8(&b, 0);
+    term_safe(&b, s, len, false);
     return (char *)b.data;
 }
 
@@ -399,6 +500,15 @@ char *
 lb_term_safe(const char *s)
 {
     return lb_term_safe_n(s, strlen(s));
+}
+
+char *
+lb_term_line(const char *s)
+{
+    struct lb_buf b = {0};
+
+    term_safe(&b, s, strlen(s), true);
+    return (char *)b.data;
 }
 
 char *

@@ -101,20 +101,29 @@ report_child(struct child *c, struct cli_run *run, int nw)
     }
     if (agent_opts.json) {
         agent_event_print(j);
-    } else if (c->status != LB_EXIT_FAILURE) {
-        printf("%-*s %-7s %s %-11s %s, frozen %s ms, sent %s bytes in %s "
-               "s\n",
-               lb_pad_width(c->name, nw), c->name,
-               c->status == LB_EXIT_OK ? "ok" : "WARN", field(j, "id", "?"),
-               field(j, "kind", "?"), field(j, "consistency", "?"),
-               field(j, "freeze_ms", "0"), field(j, "bytes_received", "?"),
-               field(j, "seconds", "?"));
-        if (c->status == LB_EXIT_WARNING)
-            printf("%-*s %-7s %s\n", nw, "", "",
-                   field(j, "warning", "(see the messages above)"));
     } else {
-        printf("%-*s FAILED  %s\n", lb_pad_width(c->name, nw), c->name,
-               msg ? msg : "(no result: see the messages above)");
+        /* the child's words (and the repository's in them) as text */
+        CLEANUP_FREE char *name = lb_term_line(c->name);
+        CLEANUP_FREE char *line = NULL, *safe = NULL;
+        if (c->status != LB_EXIT_FAILURE)
+            line = lb_xasprintf(
+                "%-*s %-7s %s %-11s %s, frozen %s ms, sent %s bytes in %s s",
+                lb_pad_width(name, nw), name,
+                c->status == LB_EXIT_OK ? "ok" : "WARN", field(j, "id", "?"),
+                field(j, "kind", "?"), field(j, "consistency", "?"),
+                field(j, "freeze_ms", "0"), field(j, "bytes_received", "?"),
+                field(j, "seconds", "?"));
+        else
+            line =
+                lb_xasprintf("%-*s FAILED  %s", lb_pad_width(name, nw), name,
+                             msg ? msg : "(no result: see the messages above)");
+        safe = lb_term_safe(line);
+        printf("%s\n", safe);
+        if (c->status == LB_EXIT_WARNING) {
+            CLEANUP_FREE char *w =
+                lb_term_safe(field(j, "warning", "(see the messages above)"));
+            printf("%-*s %-7s %s\n", nw, "", "", w);
+        }
     }
     fflush(stdout);
     cli_run_add(run, c->name, result_word(c->status), c->status, j);

@@ -226,4 +226,10 @@ int cmd_config(int argc, char **argv);
  * event; returns the exit code 1. */
 int agent_fail(void);
 
+/* Every value of kv (a repository's or a peer's words) as one line for a
+ * terminal (lb_term_line), for the human output; --json prints them as
+ * they are. */
+struct proto_kv;
+void cli_kv_for_terminal(struct proto_kv *kv);
+
 #endif /* LB_AGENT_CLI_H */

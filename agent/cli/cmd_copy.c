@@ -117,6 +117,9 @@ copy_entry(void *opaque, struct proto_kv *e)
         agent_event("copy", e);
         return 0;
     }
+    cli_kv_for_terminal(e);
+    action = proto_kv_get(e, "action");
+    reason = proto_kv_get(e, "reason");
     lb_format_time(when, sizeof when, (int64_t)proto_kv_get_u64(e, "time", 0));
     lb_human_size(sz, sizeof sz, proto_kv_get_u64(e, "bytes_sent", 0));
     if (strcmp(action, "copied") == 0)

@@ -592,14 +592,16 @@ status_domain(const struct agent_dom *d, struct track_state *st, bool *header,
         agent_event("status", &kv);
         proto_kv_free(&kv);
     } else {
+        CLEANUP_FREE char *name = lb_term_line(d->name);
+        CLEANUP_FREE char *last = lb_term_line(run);
         if (!*header) {
             printf("%-*s %-20s %-8s %-10s %-8s %s\n", nw, "DOMAIN",
                    "LAST BACKUP", "AGE", "SIZE", "FROZEN", "LAST RUN");
             *header = true;
         }
-        printf("%-*s %-20s %-8s %-10s %-8s %s\n", lb_pad_width(d->name, nw),
-               d->name, st->last_backup[0] ? st->last_backup : "-", age, size,
-               frozen, run);
+        printf("%-*s %-20s %-8s %-10s %-8s %s\n", lb_pad_width(name, nw), name,
+               st->last_backup[0] ? st->last_backup : "-", age, size, frozen,
+               last);
     }
     for (size_t k = 0; k < st->nd; k++) {
         struct track_disk *td = &st->d[k];

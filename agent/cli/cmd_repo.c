@@ -259,6 +259,8 @@ cmd_list(int argc, char **argv)
         return 1;
     }
     agent_repo_close(r);
+    for (size_t i = 0; i < l.n && !agent_opts.json; i++)
+        cli_kv_for_terminal(&l.b[i]);
     if (l.n == 0 && !agent_opts.json) {
         printf("no backups%s%s\n", a.name ? " of " : "", a.name ? a.name : "");
     } else if (a.latest) {
@@ -299,6 +301,8 @@ verify_event(void *opaque, struct proto_kv *ev)
         agent_progress_add(&o->prog, done - o->prog.done);
         return 0;
     }
+    if (!agent_opts.json)
+        cli_kv_for_terminal(ev);
     id = proto_kv_get(ev, "id");
     name = proto_kv_get(ev, "name");
     disk = proto_kv_get(ev, "disk");

@@ -135,6 +135,10 @@ prune_entry(void *opaque, struct proto_kv *e)
         agent_event("prune", e);
         return 0;
     }
+    cli_kv_for_terminal(e);
+    id = proto_kv_get(e, "id");
+    name = proto_kv_get(e, "name");
+    reasons = proto_kv_get(e, "reasons");
     lb_format_time(when, sizeof when, (int64_t)proto_kv_get_u64(e, "time", 0));
     if (keep)
         printf("keep   %s  %s  %s  (reasons: %s)\n", id, when, name,

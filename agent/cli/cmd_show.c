@@ -32,11 +32,16 @@ show_json(const struct agent_backup *b, const char *xml)
 static void
 show_text(const struct agent_backup *b, const char *xml)
 {
-    const struct proto_kv *m = &b->meta;
-    const char *par = proto_kv_get(m, "parent");
-    CLEANUP_FREE char *name =
-        lb_term_safe(proto_kv_get(m, "name") ? proto_kv_get(m, "name") : "?");
+    struct proto_kv safe = {0}, *m = &safe;
+    const char *par, *name;
     char when[32], sz[16];
+
+    /* the repository wrote all of it: no escape sequences for the terminal */
+    for (size_t i = 0; i < b->meta.n; i++)
+        proto_kv_set(&safe, b->meta.e[i].key, b->meta.e[i].val);
+    cli_kv_for_terminal(&safe);
+    par = proto_kv_get(m, "parent");
+    name = proto_kv_get(m, "name") ? proto_kv_get(m, "name") : "?";
 
     lb_format_time(when, sizeof when, (int64_t)proto_kv_get_u64(m, "time", 0));
     printf("backup:      %s\n", proto_kv_get(m, "id"));
@@ -61,20 +66,20 @@ show_text(const struct agent_backup *b, const char *xml)
         lb_human_size(dsz, sizeof dsz, d->size);
         lb_human_size(dat, sizeof dat,
                       d->nonempty_windows * agent_repo_window_size(b->r));
+        CLEANUP_FREE char *mode = lb_term_line(d->mode);
+        CLEANUP_FREE char *why = lb_term_line(d->full_reason);
         printf("  %-8s %10s  (data in %s of windows)", d->name, dsz, dat);
-        if (d->mode[0])
-            printf(", %s", d->mode);
-        if (d->full_reason[0]) {
-            CLEANUP_FREE char *why = lb_term_safe(d->full_reason);
+        if (*mode)
+            printf(", %s", mode);
+        if (*why)
             printf(": %s", why);
-        }
         putchar('\n');
     }
     if (xml) {
-        /* the repository wrote it: no escape sequences for the terminal */
-        CLEANUP_FREE char *safe = lb_term_safe(xml);
-        printf("domain XML:\n%s\n", safe);
+        CLEANUP_FREE char *text = lb_term_safe(xml);
+        printf("domain XML:\n%s\n", text);
     }
+    proto_kv_free(&safe);
 }
 
 int

@@ -119,6 +119,16 @@ agent_fail(void)
     return 1;
 }
 
+void
+cli_kv_for_terminal(struct proto_kv *kv)
+{
+    for (size_t i = 0; i < kv->n; i++) {
+        char *safe = lb_term_line(kv->e[i].val);
+        free(kv->e[i].val);
+        kv->e[i].val = safe;
+    }
+}
+
 int
 cli_getopt_next(struct cli_getopt *g, int argc, char **argv)
 {

@@ -64,8 +64,8 @@ agent_backupd_path(void)
     return lb_xstrdup("backupd");
 }
 
-/* ssh's stderr to ours, read by a thread: what it says, as text. A
- * trailing byte that may begin a C1 control waits for the next read. */
+/* ssh's stderr to ours, read by a thread: what it says, as text. A UTF-8
+ * sequence cut by the read's end waits for the next read. */
 static void *
 err_relay(void *arg)
 {
@@ -82,18 +82,20 @@ err_relay(void *arg)
         if (n <= 0)
             break;
         len = held + (size_t)n;
-        keep = (unsigned char)buf[len - 1] == 0xc2;
+        keep = lb_utf8_partial_tail(buf, len);
         pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
         safe = lb_term_safe_n(buf, len - keep);
         (void)lb_write_full(STDERR_FILENO, safe, strlen(safe));
         free(safe);
         pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
-        if (keep)
-            buf[0] = buf[len - 1];
+        memmove(buf, buf + len - keep, keep);
         held = keep;
     }
-    if (held)
-        (void)lb_write_full(STDERR_FILENO, buf, held);
+    if (held) {
+        char *safe = lb_term_safe_n(buf, held);
+        (void)lb_write_full(STDERR_FILENO, safe, strlen(safe));
+        free(safe);
+    }
     return NULL;
 }
 

@@ -249,15 +249,16 @@ snapshot_raw() {
 # Allocated bytes of a file.
 alloc_bytes() { echo $(($(stat -c %b "$1") * $(stat -c %B "$1"))); }
 
-# lb_columns RE FILE: for each line of FILE, the character column where
-# its first match of the extended regex RE begins (counted in a UTF-8
-# locale: "é" is one), one line each; a line without a match fails.
+# lb_columns RE FILE: for each line of FILE, the terminal column where
+# its first match of the extended regex RE begins (wc -L in a UTF-8
+# locale: "é" is one column, "服" two), one line each; a line without a
+# match fails.
 lb_columns() {
     local line pre
     while IFS= read -r line; do
         [[ $line =~ $1 ]] || fail "no $1 in: $line"
         pre=${line%%"${BASH_REMATCH[0]}"*}
-        LC_ALL=C.UTF-8 bash -c 'echo "${#1}"' _ "$pre"
+        printf '%s\n' "$pre" | LC_ALL=C.UTF-8 wc -L
     done <"$2"
 }
 

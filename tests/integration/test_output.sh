@@ -59,22 +59,66 @@ jq -e 'select(.event == "error") | .message and .hint' "$T/err.json" >/dev/null 
 ok "--json errors"
 
 # Tables line up whatever the names: a set named with a space and a
-# two-byte "é", and one longer than the name column, against "p".
-# Each row's KIND (or LAST BACKUP) starts in the header's column,
-# counted in characters (a UTF-8 locale for ${#...}).
+# two-byte "é", one of wide East Asian characters (two columns each), and
+# one longer than the name column, against "p". Each row's KIND (or LAST
+# BACKUP) starts in the header's column, counted in terminal columns.
 qemu-img create -q -f qcow2 "$T/small.qcow2" 1M
-names=("wéb 1" "a-name-longer-than-the-twenty-columns")
+names=("wéb 1" "服务器 备份" "a-name-longer-than-the-twenty-columns")
 for nm in "${names[@]}"; do
     run_ok livebackup backup-image --repo "$R" --name "$nm" --disk vda="$T/small.qcow2"
 done
 run_ok livebackup list --repo "$R"
-[[ $(wc -l <"$T/out") -eq 5 ]] || fail "list: $(cat "$T/out")"
+[[ $(wc -l <"$T/out") -eq 6 ]] || fail "list: $(cat "$T/out")"
 c=$(lb_columns ' (KIND|full|incremental) ' "$T/out" | sort -u)
 [[ $(wc -l <<<"$c") -eq 1 ]] || fail "list's KIND column moves ($c): $(cat "$T/out")"
 run_ok livebackup list --latest --repo "$R"
-[[ $(wc -l <"$T/out") -eq 4 ]] || fail "list --latest: $(cat "$T/out")"
+[[ $(wc -l <"$T/out") -eq 5 ]] || fail "list --latest: $(cat "$T/out")"
 c=$(lb_columns '[0-9]{8}-[0-9]{6}-|LAST BACKUP' "$T/out" | sort -u)
 [[ $(wc -l <<<"$c") -eq 1 ]] || fail "list --latest's columns move ($c): $(cat "$T/out")"
 grep -q "^a-name-longer-than-the-twenty-columns " "$T/out" ||
     fail "a long name cut or run into the next column: $(cat "$T/out")"
-ok "list and list --latest line up with a name of spaces, é, and 37 characters"
+ok "list and list --latest line up with a name of spaces, é, 服务器, and 37 characters"
+
+# A name a terminal would act on (a client may choose any set name but
+# "/" and C0 controls): U+009B, a CSI in UTF-8, and a lone 0x9B byte, a
+# CSI for an 8-bit terminal, then "2J" (clear the screen). Every listing
+# prints them escaped, never the bytes, and its columns still line up.
+evil=$'ev\xc2\x9b2Jil'
+evil8=$'caf\x9b2J\xe9'
+for nm in "$evil" "$evil8"; do
+    run_ok livebackup backup-image --repo "$R" --name "$nm" --disk vda="$T/small.qcow2"
+done
+# raw: no C1 control or stray byte 0x80-0x9F, in UTF-8 or not
+no_csi() {
+    ! LC_ALL=C grep -q $'\xc2[\x80-\x9f]\\|\x9b' "$1" ||
+        fail "$2 printed a CSI: $(od -c "$1" | grep -m1 -E '302 233|233')"
+}
+run_ok livebackup list --repo "$R"
+no_csi "$T/out" list
+grep -qF 'ev\u009b2Jil' "$T/out" || fail "list: no escaped U+009B: $(cat "$T/out")"
+grep -qF 'caf\x9b2J\xe9' "$T/out" || fail "list: no escaped bytes: $(cat "$T/out")"
+c=$(lb_columns ' (KIND|full|incremental) ' "$T/out" | sort -u)
+[[ $(wc -l <<<"$c") -eq 1 ]] || fail "list's KIND column moves with escapes ($c): $(cat "$T/out")"
+run_ok livebackup list --latest --repo "$R"
+no_csi "$T/out" "list --latest"
+c=$(lb_columns '[0-9]{8}-[0-9]{6}-|LAST BACKUP' "$T/out" | sort -u)
+[[ $(wc -l <<<"$c") -eq 1 ]] || fail "list --latest's columns move with escapes ($c): $(cat "$T/out")"
+run_ok livebackup show --repo "$R" --name "$evil" --backup latest
+no_csi "$T/out" show
+grep -qF 'name:        ev\u009b2Jil' "$T/out" || fail "show: $(cat "$T/out")"
+run_ok livebackup prune --dry-run --repo "$R" --name "$evil8" --keep-last 1
+no_csi "$T/out" prune
+grep -qF 'caf\x9b2J\xe9' "$T/out" || fail "prune: $(cat "$T/out")"
+run_ok livebackup init --repo "$T/copy"
+run_ok livebackup copy --from "$R" --to "$T/copy" --name "$evil"
+no_csi "$T/out" copy
+grep -qF 'ev\u009b2Jil' "$T/out" || fail "copy: $(cat "$T/out")"
+# --json keeps the name as it is (JSON escapes what it must)
+run_ok livebackup list --json --repo "$R" --name "$evil"
+[[ $(jq -r 'select(.event == "backup") | .name' "$T/out") == "$evil" ]] ||
+    fail "list --json changed the name: $(cat "$T/out")"
+# an error naming it: stderr escaped too
+livebackup restore-image --repo "$R" --name "$evil" --backup 20000101-000000-0000 \
+    --disk vda --to "$T/none.raw" >/dev/null 2>"$T/err" && fail "a restore of no backup worked"
+no_csi "$T/err" "an error"
+ok "names a terminal would act on are printed escaped: list, list --latest, show, prune, copy, errors; --json keeps them"

@@ -241,15 +241,43 @@ Test(human_size, units)
 
 #define E_ACUTE "\xc3\xa9" /* é: 2 bytes, 1 column */
 
-Test(text_cols, counts_code_points)
+Test(text_cols, counts_terminal_columns)
 {
     char b[64];
+    static const char *const odd[] = {
+        "a\x1b[2Jb",
+        "\xc2\x9b"
+        "2J",
+        "\x9b"
+        "2J",
+        "caf\xe9",
+        "\xe6\x9c",
+        "x\ty\nz",
+        "\xed\xa0\x80",
+        "\xc0\x80",
+    };
 
     cr_assert_eq(lb_text_cols(""), 0);
     cr_assert_eq(lb_text_cols("web 1"), 5);
-    cr_assert_eq(lb_text_cols("w" E_ACUTE "b"), 3);            /* é: 2 bytes */
-    cr_assert_eq(lb_text_cols("\xe6\x9c\x8d\xe5\x8a\xa1"), 2); /* 3 each */
-    cr_assert_eq(lb_text_cols("\xf0\x9f\x92\xbe"), 1);         /* 4 bytes */
+    cr_assert_eq(lb_text_cols("w" E_ACUTE "b"), 3); /* é: 2 bytes */
+    /* 服务: wide East Asian, two columns each */
+    cr_assert_eq(lb_text_cols("\xe6\x9c\x8d\xe5\x8a\xa1"), 4);
+    cr_assert_eq(lb_text_cols("\xf0\x9f\x92\xbe"), 2); /* 💾 */
+    cr_assert_eq(lb_text_cols("e\xcc\x81"), 1);        /* e + combining acute */
+    cr_assert_eq(lb_text_cols("\xef\xbc\xa1"), 2);     /* fullwidth A */
+    /* what lb_term_line prints of it: an escape's columns */
+    cr_assert_eq(lb_text_cols("a\x1b"), 5);
+    cr_assert_eq(lb_text_cols("\xc2\x9b"), 6);
+    cr_assert_eq(lb_text_cols("\x9b"), 4);
+    for (size_t i = 0; i < LB_ARRAY_SIZE(odd); i++) {
+        CLEANUP_FREE char *line = lb_term_line(odd[i]);
+        cr_assert_eq(lb_text_cols(odd[i]), lb_text_cols(line), "%s", line);
+        cr_assert_eq(lb_text_cols(line), (int)strlen(line), "%s", line);
+    }
+    /* 服务 padded to 6 columns: two spaces, not four */
+    snprintf(b, sizeof b, "%-*s|", lb_pad_width("\xe6\x9c\x8d\xe5\x8a\xa1", 6),
+             "\xe6\x9c\x8d\xe5\x8a\xa1");
+    cr_assert_str_eq(b, "\xe6\x9c\x8d\xe5\x8a\xa1  |");
     /* padded to 6 columns, then a bar: the bar lands in column 7 */
     snprintf(b, sizeof b, "%-*s|", lb_pad_width("w" E_ACUTE "b", 6),
              "w" E_ACUTE "b");
@@ -268,21 +296,74 @@ Test(term_safe, escapes_what_a_terminal_would_act_on)
     } rows[] = {
         {"", ""},
         {"plain <xml/>\n\tnext", "plain <xml/>\n\tnext"},
-        {"a\x1b]52;c;ZXZpbA==\x07" "b", "a\\x1b]52;c;ZXZpbA==\\x07b"},
+        {"a\x1b]52;c;ZXZpbA==\x07"
+         "b",
+         "a\\x1b]52;c;ZXZpbA==\\x07b"},
         {"\r\x7f\x01", "\\x0d\\x7f\\x01"},
         /* C1 in UTF-8: U+009B is a CSI for some terminals */
         {"x\xc2\x9b"
          "2Jy",
          "x\\u009b"
          "2Jy"},
-        /* other characters stay: é (C3 A9), U+00A0 (C2 A0), a lone C2 */
-        {"\xc3\xa9\xc2\xa0\xc2", "\xc3\xa9\xc2\xa0\xc2"},
+        /* other characters stay: é (C3 A9), U+00A0 (C2 A0), 服, 💾 */
+        {"\xc3\xa9\xc2\xa0\xe6\x9c\x8d\xf0\x9f\x92\xbe",
+         "\xc3\xa9\xc2\xa0\xe6\x9c\x8d\xf0\x9f\x92\xbe"},
+        /* what is not UTF-8, byte by byte: 0x9B alone is a CSI for an
+         * 8-bit terminal; a lone lead byte, a sequence cut short, an
+         * overlong NUL, a surrogate, past U+10FFFF */
+        {"\x9b"
+         "2J",
+         "\\x9b"
+         "2J"},
+        {"a\xc2", "a\\xc2"},
+        {"\xe6\x9c"
+         "x",
+         "\\xe6\\x9c"
+         "x"},
+        {"\xc0\x80", "\\xc0\\x80"},
+        {"\xed\xa0\x80", "\\xed\\xa0\\x80"},
+        {"\xf4\x90\x80\x80", "\\xf4\\x90\\x80\\x80"},
+        {"caf\xe9!", "caf\\xe9!"},
     };
 
     for (size_t i = 0; i < LB_ARRAY_SIZE(rows); i++) {
         CLEANUP_FREE char *got = lb_term_safe(rows[i].in);
         cr_assert_str_eq(got, rows[i].out, "row %zu", i);
     }
+}
+
+Test(term_safe, one_line_escapes_newline_and_tab)
+{
+    CLEANUP_FREE char *line = lb_term_line("a\nb\tc\xc2\x85"
+                                           "d");
+    CLEANUP_FREE char *text = lb_term_safe("a\nb\tc");
+
+    cr_assert_str_eq(line, "a\\x0ab\\x09c\\u0085d");
+    cr_assert_str_eq(text, "a\nb\tc");
+}
+
+Test(term_safe, a_stream_holds_a_sequence_cut_short)
+{
+    static const struct {
+        const char *s;
+        size_t keep;
+    } rows[] = {
+        {"", 0},
+        {"abc", 0},
+        {"a\xc2", 1},        /* C2 of a two-byte sequence */
+        {"a\xc2\x9b", 0},    /* complete */
+        {"\xe6", 1},         /* three-byte lead */
+        {"\xe6\x9c", 2},     /* two of three */
+        {"\xe6\x9c\x8d", 0}, /* complete */
+        {"\xf0\x9f\x92", 3}, /* three of four */
+        {"\x80\x80\x80", 0}, /* stray continuations: nothing to wait */
+        {"\xff", 0},         /* never UTF-8 */
+        {"\xc2\x80\x80", 0}, /* C2 80 then a stray one */
+    };
+
+    for (size_t i = 0; i < LB_ARRAY_SIZE(rows); i++)
+        cr_assert_eq(lb_utf8_partial_tail(rows[i].s, strlen(rows[i].s)),
+                     rows[i].keep, "row %zu", i);
 }
 
 /* ---- lb_buf -------------------------------------------------------------- */
