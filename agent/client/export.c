@@ -74,6 +74,11 @@ agent_export_argv(const struct agent_export *e)
         add(&v, &n, lb_xasprintf("name=%s", e->name));
     add(&v, &n, lb_xasprintf("backup=%s", e->spec ? e->spec : "latest"));
     add(&v, &n, lb_xasprintf("disk=%s", e->disk));
+    /* the plugin removes them when nbdkit stops (if still its own) */
+    if (e->socket)
+        add(&v, &n, lb_xasprintf("unix=%s", e->socket));
+    if (e->pidfile)
+        add(&v, &n, lb_xasprintf("pidfile=%s", e->pidfile));
     if (e->cache_bytes)
         add(&v, &n,
             lb_xasprintf("cache=%llu", (unsigned long long)e->cache_bytes));

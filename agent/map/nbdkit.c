@@ -7,7 +7,7 @@
  *
  *   nbdkit nbdkit-livebackup-plugin.so repo=URL disk=vda [name=N]
  *          [backup=ID|latest|TIME] [cache=64M] [readahead=4]
- *          [rsh='ssh ...'] [remote_backupd=PATH]
+ *          [rsh='ssh ...'] [remote_backupd=PATH] [unix=PATH] [pidfile=PATH]
  *
  * Threads: nbdkit's parallel model. Every connection shares the one
  * reader (one repository session, one cache): reads of cached windows run
@@ -20,6 +20,13 @@
  * The reader is opened in .get_ready, before nbdkit forks into the
  * background, so that a wrong repository, name or disk fails `nbdkit`
  * (and `livebackup map`) at once with the client's message.
+ *
+ * unix= and pidfile= repeat nbdkit's --unix and --pidfile: nbdkit leaves
+ * both behind when it stops, and a stale pid file names, some day, another
+ * process. Once serving (.after_fork) the plugin notes which socket and pid
+ * are its own; when nbdkit stops (.cleanup, every connection closed) it
+ * removes the socket if it is still that one and the pid file if it still
+ * holds this pid, never another export's.
  */
 #define NBDKIT_API_VERSION 2
 #include <nbdkit-plugin.h>
@@ -28,14 +35,20 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
 
 static struct {
     char *repo, *name, *backup, *disk, *rsh, *remote_backupd;
+    char *unix_path, *pidfile;
     struct agent_reader_opts o;
     struct agent_reader *rd;
+    bool serving;     /* .after_fork ran: the files below are ours */
+    struct stat sock; /* the socket nbdkit listens on */
 } map;
 
 static void
@@ -58,6 +71,8 @@ map_unload(void)
     free(map.disk);
     free(map.rsh);
     free(map.remote_backupd);
+    free(map.unix_path);
+    free(map.pidfile);
     memset(&map, 0, sizeof map);
 }
 
@@ -90,6 +105,10 @@ map_config(const char *key, const char *value)
         return set_str(&map.rsh, value);
     if (strcmp(key, "remote_backupd") == 0)
         return set_str(&map.remote_backupd, value);
+    if (strcmp(key, "unix") == 0)
+        return set_str(&map.unix_path, value);
+    if (strcmp(key, "pidfile") == 0)
+        return set_str(&map.pidfile, value);
     if (strcmp(key, "cache") == 0) {
         if ((n = nbdkit_parse_size(value)) < 0)
             return -1;
@@ -153,6 +172,37 @@ map_get_ready(void)
                  agent_reader_backup_id(map.rd), map.disk,
                  (unsigned long long)agent_reader_size(map.rd));
     return 0;
+}
+
+/* Serving, in the process that stays: which socket is ours. */
+static int
+map_after_fork(void)
+{
+    map.serving = true;
+    if (map.unix_path && lstat(map.unix_path, &map.sock) < 0)
+        memset(&map.sock, 0, sizeof map.sock);
+    return 0;
+}
+
+/* nbdkit stops: remove its socket and pid file if they are still ours
+ * (another export may have taken the names since). */
+static void
+map_cleanup(void)
+{
+    struct stat sb;
+
+    if (!map.serving)
+        return;
+    if (map.unix_path && map.sock.st_ino && lstat(map.unix_path, &sb) == 0 &&
+        S_ISSOCK(sb.st_mode) && sb.st_dev == map.sock.st_dev &&
+        sb.st_ino == map.sock.st_ino && unlink(map.unix_path) < 0)
+        nbdkit_debug("unlink %s: %m", map.unix_path);
+    if (map.pidfile) {
+        CLEANUP_FREE char *text = lb_read_file(map.pidfile, 64, NULL);
+        if (text && strtol(text, NULL, 10) == (long)getpid() &&
+            unlink(map.pidfile) < 0)
+            nbdkit_debug("unlink %s: %m", map.pidfile);
+    }
 }
 
 static void *
@@ -246,8 +296,10 @@ static struct nbdkit_plugin plugin = {
     .config_complete = map_config_complete,
     .config_help = "repo=URL disk=DISK [name=NAME] [backup=ID|latest|TIME] "
                    "[cache=SIZE] [readahead=N] [rsh=CMD] "
-                   "[remote_backupd=PATH]",
+                   "[remote_backupd=PATH] [unix=PATH] [pidfile=PATH]",
     .get_ready = map_get_ready,
+    .after_fork = map_after_fork,
+    .cleanup = map_cleanup,
     .open = map_open,
     .get_size = map_get_size,
     .can_multi_conn = map_can_multi_conn,

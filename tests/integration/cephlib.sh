@@ -52,7 +52,7 @@ ceph_stop() {
         p=$(cat "$f")
         # Only a daemon started with our config: a number read from a pid
         # file may belong to anyone once that daemon is gone.
-        cmd=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null) || continue
+        cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline") || continue
         [[ $cmd == *"$CEPH_CONF"* ]] || continue
         kill -TERM "$p" 2>/dev/null && pids+=("$p")
     done

@@ -86,7 +86,7 @@ lb_cleanup() {
         wait "$p" 2>/dev/null || true
     done
     for p in "${LB_DAEMONS[@]}"; do
-        if tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF "$T/"; then
+        if tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -qF "$T/"; then
             kill -TERM "$p" 2>/dev/null || true
         fi
     done

@@ -234,7 +234,22 @@ grep -q "$T/d.pid names an export that is still running (pid $pid)" "$T/err" ||
     fail "no clear error: $(cat "$T/err")"
 kill -TERM "$pid"
 wait_until 30 "the daemon to stop" eval "! lb_alive $pid"
-ok "--daemon serves until SIGTERM; its pid file is not taken over by another export"
+# nbdkit leaves its socket and pid file; the plugin removes them: a pid
+# file left behind would name, some day, another process
+[[ ! -e $T/d.pid && ! -e $S ]] ||
+    fail "the stopped export left $(ls -d "$T/d.pid" "$S" 2>/dev/null)"
+# ... but only its own: a pid file another export rewrote stays
+run_ok livebackup map --repo "$R" --name img --disk vda --socket "$S" \
+    --daemon --pid-file "$T/d.pid"
+pid=$(cat "$T/d.pid")
+lb_track_daemon "$pid"
+echo 1 >"$T/d.pid"
+kill -TERM "$pid"
+wait_until 30 "the daemon to stop" eval "! lb_alive $pid"
+[[ $(cat "$T/d.pid" 2>/dev/null) == 1 && ! -e $S ]] ||
+    fail "a pid file not the export's own was removed, or its socket left"
+rm -f "$T/d.pid"
+ok "--daemon serves until SIGTERM; its pid file is not taken over by another export; stopped, it leaves no socket or pid file (and removes no other's)"
 
 # An encrypted repository: the plugin (in nbdkit, a process of its own)
 # unlocks the key from the passphrase file the command was given, by a
