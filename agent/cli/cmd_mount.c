@@ -34,6 +34,9 @@ cmd_mount(int argc, char **argv)
         case 'F':
             o.fs = true;
             break;
+        case 'A':
+            o.fs = o.appliance = true;
+            break;
         case 'f':
             o.foreground = true;
             break;

@@ -190,6 +190,11 @@ static const struct lb_help_opt mount_opts[] = {
      "Also mount the filesystems inside each disk, read-only: ext2/3/4 "
      "(fuse2fs) and XFS (guestmount, which boots a libguestfs appliance: "
      "tens of seconds each)."},
+    {"fs-appliance", 0, 'A', NULL,
+     "--fs with every filesystem in guestmount's appliance, ext2/3/4 too: "
+     "the guest's filesystem is read inside a small VM, never parsed on "
+     "this host (fuse2fs runs as root). For backups of guests you do not "
+     "trust; a boot per filesystem."},
     {"foreground", 'f', 'f', NULL, "Stay in the foreground."},
     OPT_CACHE_SIZE("32M"),
     {0},
@@ -360,7 +365,7 @@ const struct lb_help_cmd cli_commands[] = {
     {"mount", "backups as read-only files (FUSE), --fs their files",
      "[--name NAME] [--backup ID] [--fs] [options] DIR",
      "Show DIR/NAME/BACKUP/DISK, each disk of each backup a read-only file; "
-     "with --fs also the files of their ext2/3/4 filesystems.",
+     "with --fs also the files of their ext2/3/4 and XFS filesystems.",
      mount_opts, true},
     {"umount", "unmount what livebackup mount mounted", "DIR",
      "Unmount the livebackup mounts at or below DIR and what is mounted "

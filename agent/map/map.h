@@ -96,6 +96,7 @@ struct map_mount_opts {
     const char *spec;     /* only this backup of it (NULL: every one) */
     const char *dir;      /* the mountpoint */
     bool fs;              /* mount the filesystems inside the disks */
+    bool appliance;       /* every one by guestmount, ext2/3/4 too */
     bool foreground;      /* do not go into the background */
     uint64_t cache_bytes; /* per open disk (0: 32 MiB) */
 };
@@ -104,7 +105,9 @@ struct map_mount_opts {
  * Mount the backups at dir (read-only): DIR/NAME/BACKUP/DISK, and with fs
  * DIR/NAME/BACKUP/DISK.fs (a whole-disk filesystem) or DISK.pN (partition
  * N) with the ext2/3/4 filesystems found mounted by fuse2fs and the XFS
- * ones by guestmount (map_guestmount_start). Returns once
+ * ones by guestmount (map_guestmount_start); with appliance, every one by
+ * guestmount (a guest's filesystem is then never parsed on this host, but
+ * in libguestfs's appliance, a VM). Returns once
  * unmounted (in the background unless foreground: the caller's process
  * returns 0 when the mount is ready). 0 or -1 (error set).
  */

@@ -496,16 +496,19 @@ fs_scan(struct m_backup *b, struct m_disk *d)
 }
 
 /* Mount one filesystem: ext2/3/4 with fuse2fs (it goes into the
- * background once mounted), XFS with guestmount (our child). A failure is
- * a warning: the disk stays readable as a file. */
+ * background once mounted), XFS with guestmount (our child), and with
+ * --fs-appliance every one with guestmount: fuse2fs runs as root here, on
+ * a filesystem the guest wrote. A failure is a warning: the disk stays
+ * readable as a file. */
 static void
 fs_mount(const char *img, const char *at, struct m_mnt *m)
 {
-    if (m->fs == MAP_FS_XFS) {
+    if (m->fs == MAP_FS_XFS || M.o.appliance) {
         if (map_guestmount_start(img, m->part, at, MAP_GUESTMOUNT_TIMEOUT,
                                  &m->pid) < 0) {
             const char *hint = lb_error_hint_msg();
-            lb_warn("XFS not mounted: %s%s%s", lb_error_msg(),
+            lb_warn("%s not mounted: %s%s%s",
+                    m->fs == MAP_FS_XFS ? "XFS" : "ext2/3/4", lb_error_msg(),
                     hint[0] ? "; " : "", hint);
         }
         return;

@@ -7,8 +7,9 @@
 # GPT partition 2, made without a loop device (mkfs.xfs -p, a prototype
 # file), backed up with backup-image; the files read back byte for byte;
 # umount leaves no mount and none of the processes it recorded (guestmount,
-# its appliance's QEMU, mount's own). Then the failures that cost no
-# appliance: guestmount not installed, an appliance that cannot start.
+# its appliance's QEMU, mount's own). --fs-appliance mounts ext4 there
+# too. Then the failures that cost no appliance: guestmount not
+# installed, an appliance that cannot start.
 . "$(dirname "$0")/lib.sh"
 
 # The machines this runs on have a /dev/kvm under which the libguestfs
@@ -94,6 +95,30 @@ for p in "${pids[@]}"; do
 done
 [[ -z $(ls -A "$M") ]] || fail "files left in $M: $(ls -A "$M")"
 ok "umount: no mount and none of the ${#pids[@]} processes that served them left"
+
+# --fs-appliance: ext4 in the appliance too (fuse2fs would parse the
+# guest's filesystem as root on this host); --fs alone uses fuse2fs.
+mkdir -p "$T/extsrc"
+echo "hello from an ext4 backup" >"$T/extsrc/hello.txt"
+mkfs.ext4 -q -F -d "$T/extsrc" "$T/ext.raw" 32M >/dev/null
+run_ok livebackup backup-image --json --repo "$R" --name ext --disk vda="$T/ext.raw"
+eid=$(json_field "$T/out" summary id)
+run_ok livebackup mount --repo "$R" --name ext --fs-appliance "$M"
+[[ $(cat "$M/ext/$eid/vda.fs/hello.txt") == "hello from an ext4 backup" ]] ||
+    fail "--fs-appliance: hello.txt of the ext4"
+grep " $M/ext/$eid/vda.fs " /proc/self/mountinfo | grep -q " - fuse livebackup-guestmount:[0-9]* ro" ||
+    fail "--fs-appliance: the ext4 is not a guestmount: $(grep " $M" /proc/self/mountinfo)"
+mapfile -t pids < <(served_by | sort -u)
+run_ok livebackup umount "$M"
+for p in "${pids[@]}"; do
+    if lb_alive "$p"; then fail "process $p left: $(ps -o pid,args -p "$p")"; fi
+done
+run_ok livebackup mount --repo "$R" --name ext --fs "$M"
+grep " $M/ext/$eid/vda.fs " /proc/self/mountinfo | grep -q " - fuse.ext4 $M/ext/$eid/vda " ||
+    fail "--fs: the ext4 is not fuse2fs's: $(grep " $M" /proc/self/mountinfo)"
+run_ok livebackup umount "$M"
+! grep -q " $M" /proc/self/mountinfo || fail "left mounted: $(grep " $M" /proc/self/mountinfo)"
+ok "--fs-appliance mounts an ext4 in the appliance (guestmount), --fs by fuse2fs"
 
 # Without guestmount: the disks are mounted, the XFS is not, and the
 # warning says what to install.
