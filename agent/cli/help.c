@@ -191,10 +191,10 @@ static const struct lb_help_opt mount_opts[] = {
      "(fuse2fs) and XFS (guestmount, which boots a libguestfs appliance: "
      "tens of seconds each)."},
     {"fs-appliance", 0, 'A', NULL,
-     "--fs with every filesystem in guestmount's appliance, ext2/3/4 too: "
-     "the guest's filesystem is read inside a small VM, never parsed on "
-     "this host (fuse2fs runs as root). For backups of guests you do not "
-     "trust; a boot per filesystem."},
+     "Like --fs, with every filesystem in guestmount's appliance, ext2/3/4 "
+     "too: the guest's filesystem is read inside a small VM, never parsed "
+     "on this host (fuse2fs runs as root). For backups of guests you do "
+     "not trust; a boot per filesystem."},
     {"foreground", 'f', 'f', NULL, "Stay in the foreground."},
     OPT_CACHE_SIZE("32M"),
     {0},
