@@ -108,8 +108,7 @@ parse_copy(int argc, char **argv, struct copy_args *a)
 static int
 copy_entry(void *opaque, struct proto_kv *e)
 {
-    const char *action = proto_kv_get(e, "action");
-    const char *reason = proto_kv_get(e, "reason");
+    const char *action, *reason;
     char when[32], sz[16];
 
     (void)opaque;

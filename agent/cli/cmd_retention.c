@@ -124,8 +124,7 @@ static int
 prune_entry(void *opaque, struct proto_kv *e)
 {
     struct prune_out *o = opaque;
-    const char *id = proto_kv_get(e, "id"), *name = proto_kv_get(e, "name");
-    const char *reasons = proto_kv_get(e, "reasons");
+    const char *id, *name, *reasons;
     bool keep = strcmp(proto_kv_get(e, "action"), "keep") == 0;
     char when[32];
 
