@@ -274,8 +274,14 @@ cmd_thaw_guard(int argc, char **argv)
 
     if (argc != 3)
         return 2;
+    /* Not SIGTERM either: systemd stops a unit (systemctl stop, a
+     * timeout, a shutdown) by sending it to every process of the unit at
+     * once, the agent's death this guard is here for. Its life is bounded
+     * (the agent's 'T', or a thaw given GUARD_RETRY_S), and systemd's
+     * SIGKILL after TimeoutStopSec still ends it. */
     signal(SIGINT, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
     if (lb_virt_load() < 0)
         return 1;
     LV(virSetErrorFunc, NULL, virt_silent_error);

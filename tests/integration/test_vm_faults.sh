@@ -82,6 +82,35 @@ fault agent:before-commit
 fault agent:after-commit
 fault agent:during-block-commit
 
+# systemd stops a unit (systemctl stop, TimeoutStartSec, a shutdown) with
+# SIGTERM to every process of it at once: the agent and its thaw guard,
+# while the guest is frozen. The guard must outlive it and thaw the guest.
+cat >"$T/term.sh" <<EOF
+g=
+for p in \$(cat /proc/\$PPID/task/*/children); do
+    if tr '\\0' ' ' 2>/dev/null </proc/\$p/cmdline | grep -q __thaw-guard; then
+        g="\$g \$p"
+    fi
+done
+[ -n "\$g" ] || { echo "no thaw guard among the agent's children" >&2; exit 1; }
+echo \$g >"$T/guard.pid"
+kill -TERM \$g \$PPID
+EOF
+vm_wait_workload "$vm" $(($(wl_done "$vm") + 2)) >/dev/null
+rm -f "$T/guard.pid"
+rc=0
+LIVEBACKUP_FAULT_HOOK="agent:after-freeze:sh $T/term.sh" livebackup backup "$vm" --repo "$R" \
+    >"$T/f.out" 2>&1 || rc=$?
+[[ $rc -eq 143 && -s $T/guard.pid ]] ||
+    fail "SIGTERM to the agent and its guard: exit status $rc: $(cat "$T/f.out")"
+guard=$(cat "$T/guard.pid")
+wait_thawed "$vm"
+wait_until 30 "the thaw guard $guard to end" eval "! lb_alive $guard"
+before=$(wl_done "$vm")
+run_ok livebackup backup --json "$vm" --repo "$R"
+m=$(restore_verify "$R" "$vm" vda "$before")
+ok "SIGTERM to the agent and its thaw guard at once (systemctl stop): the guard thawed the guest and ended; next backup complete ($m files)"
+
 # `livebackup recover`, not the next backup, finishes an interrupted run:
 # the agent killed during the block commit of an acknowledged overlay;
 # status says so, recover completes the commit (one overlay left), a second
