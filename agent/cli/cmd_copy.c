@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define MAX_SELECT 256
 
@@ -75,6 +76,25 @@ copy_opt(int c, struct copy_args *a)
     }
 }
 
+/* Do two URLs name one local repository directory (./r and r, or a
+ * link to it)? Remote ones are told apart by their text only. */
+static bool
+same_local_repo(const char *x, const char *y)
+{
+    struct agent_url ux = {0}, uy = {0};
+    struct stat sx, sy;
+    bool same = false;
+
+    if (agent_url_parse(x, &ux) == 0 && agent_url_parse(y, &uy) == 0 &&
+        !ux.host && !uy.host && stat(ux.path, &sx) == 0 &&
+        stat(uy.path, &sy) == 0 && S_ISDIR(sx.st_mode))
+        same = sx.st_dev == sy.st_dev && sx.st_ino == sy.st_ino;
+    lb_error_clear();
+    agent_url_free(&ux);
+    agent_url_free(&uy);
+    return same;
+}
+
 static int
 parse_copy(int argc, char **argv, struct copy_args *a)
 {
@@ -99,7 +119,7 @@ parse_copy(int argc, char **argv, struct copy_args *a)
         cli_missing("copy", !a->from ? "--from SRC" : "--to DST");
         return 2;
     }
-    if (strcmp(a->from, a->to) == 0)
+    if (strcmp(a->from, a->to) == 0 || same_local_repo(a->from, a->to))
         return cli_usage("copy", "--from and --to are the same repository");
     return 0;
 }

@@ -139,6 +139,17 @@ run_ok livebackup copy --from "$S" --to "$D2" --backup "$idb" --json
 [[ $(json_field "$T/out" summary selected) == 1 ]] || fail "--backup: $(cat "$T/out")"
 ok "--dry-run, --last, --backup; a backup older than the destination's latest of its set is skipped"
 
+# One repository under two spellings (./dst, a link to it) is refused as
+# the same one, a usage error (exit 2), like one spelling twice.
+ln -s "$D" "$T/dst-link"
+for to in "$D" "$(dirname "$D")/./$(basename "$D")" "$T/dst-link" "$D/"; do
+    rc=0
+    livebackup copy --from "$D" --to "$to" >"$T/out" 2>"$T/err" || rc=$?
+    [[ $rc -eq 2 ]] && grep -q "the same repository" "$T/err" ||
+        fail "copy --from $D --to $to: exit status $rc: $(cat "$T/err")"
+done
+ok "a copy onto its own repository, under any spelling, is refused"
+
 # ---- killed mid-way, ssh cut mid-way -------------------------------------------
 K=$T/big
 run_ok livebackup init --repo "$K"
