@@ -99,7 +99,7 @@ EOF
 vm_wait_workload "$vm" $(($(wl_done "$vm") + 2)) >/dev/null
 rm -f "$T/guard.pid"
 rc=0
-LIVEBACKUP_FAULT_HOOK="agent:after-freeze:sh $T/term.sh" livebackup backup "$vm" --repo "$R" \
+LIVEBACKUP_FAULT_HOOK="agent:after-freeze:exec sh $T/term.sh" livebackup backup "$vm" --repo "$R" \
     >"$T/f.out" 2>&1 || rc=$?
 [[ $rc -eq 143 && -s $T/guard.pid ]] ||
     fail "SIGTERM to the agent and its guard: exit status $rc: $(cat "$T/f.out")"
