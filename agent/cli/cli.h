@@ -231,5 +231,9 @@ int agent_fail(void);
  * they are. */
 struct proto_kv;
 void cli_kv_for_terminal(struct proto_kv *kv);
+/* *out (empty) made a copy of in, for the terminal. Two values may look
+ * the same there (a byte 0x9B and the text "\x9b"): compare the raw
+ * ones. */
+void cli_kv_terminal_copy(const struct proto_kv *in, struct proto_kv *out);
 
 #endif /* LB_AGENT_CLI_H */

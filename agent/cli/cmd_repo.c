@@ -155,9 +155,12 @@ cmd_init(int argc, char **argv)
 }
 
 static void
-print_backup_row(const struct proto_kv *b, int nw)
+print_backup_row(const struct proto_kv *raw, int nw)
 {
+    struct proto_kv row = {0}, *b = &row;
     char when[32], size[16], sent[16], stored[16];
+
+    cli_kv_terminal_copy(raw, &row);
 
     lb_format_time(when, sizeof when, (int64_t)proto_kv_get_u64(b, "time", 0));
     lb_human_size(size, sizeof size, proto_kv_get_u64(b, "size", 0));
@@ -169,9 +172,11 @@ print_backup_row(const struct proto_kv *b, int nw)
            proto_kv_get(b, "id"), when, lb_pad_width(name, nw), name,
            proto_kv_get(b, "kind") ? proto_kv_get(b, "kind") : "?", size, sent,
            stored);
+    proto_kv_free(&row);
 }
 
-/* The columns of the widest name in l, at least min. */
+/* The columns of the widest name in l, at least min (a name's columns on
+ * the terminal, escapes and all: lb_text_cols). */
 static int
 names_cols(const struct agent_list *l, int min)
 {
@@ -181,6 +186,28 @@ names_cols(const struct agent_list *l, int min)
             min = LB_MAX(min, lb_text_cols(nm));
     }
     return min;
+}
+
+/* One row of list --latest, its text made safe for the terminal (after
+ * the rows were grouped by their raw names). */
+static void
+print_latest_row(const struct proto_kv *raw, int nw, size_t count,
+                 const char *age, const char *size)
+{
+    struct proto_kv row = {0}, *b = &row;
+    const char *name;
+    char fz[32] = "-";
+
+    cli_kv_terminal_copy(raw, &row);
+    name = proto_kv_get(b, "name") ? proto_kv_get(b, "name") : "?";
+    if (proto_kv_get(b, "freeze_ms"))
+        snprintf(fz, sizeof fz, "%s ms", proto_kv_get(b, "freeze_ms"));
+    printf("%-*s %7zu  %-20s %-8s %-11s %10s %8s  %s\n", lb_pad_width(name, nw),
+           name, count, proto_kv_get(b, "id"), age,
+           proto_kv_get(b, "kind") ? proto_kv_get(b, "kind") : "?", size, fz,
+           proto_kv_get(b, "consistency") ? proto_kv_get(b, "consistency")
+                                          : "-");
+    proto_kv_free(&row);
 }
 
 /* list --latest: one row per set (domain or image name). */
@@ -196,7 +223,7 @@ print_latest(const struct agent_list *l)
         const char *name = proto_kv_get(b, "name");
         size_t count = 0;
         bool later = false;
-        char age[16], size[16], fz[16] = "-";
+        char age[16], size[16];
         int64_t t = (int64_t)proto_kv_get_u64(b, "time", 0);
 
         for (size_t k = 0; k < l->n; k++) {
@@ -210,8 +237,6 @@ print_latest(const struct agent_list *l)
             continue; /* only the latest of each set */
         lb_human_age(age, sizeof age, now - t);
         lb_human_size(size, sizeof size, proto_kv_get_u64(b, "size", 0));
-        if (proto_kv_get(b, "freeze_ms"))
-            snprintf(fz, sizeof fz, "%s ms", proto_kv_get(b, "freeze_ms"));
         if (agent_opts.json) {
             struct proto_kv kv = {0};
             for (size_t k = 0; k < b->n; k++)
@@ -228,14 +253,7 @@ print_latest(const struct agent_list *l)
                    "CONSISTENCY");
             header = true;
         }
-        if (!name)
-            name = "?";
-        printf("%-*s %7zu  %-20s %-8s %-11s %10s %8s  %s\n",
-               lb_pad_width(name, nw), name, count, proto_kv_get(b, "id"), age,
-               proto_kv_get(b, "kind") ? proto_kv_get(b, "kind") : "?", size,
-               fz,
-               proto_kv_get(b, "consistency") ? proto_kv_get(b, "consistency")
-                                              : "-");
+        print_latest_row(b, nw, count, age, size);
     }
 }
 
@@ -259,8 +277,6 @@ cmd_list(int argc, char **argv)
         return 1;
     }
     agent_repo_close(r);
-    for (size_t i = 0; i < l.n && !agent_opts.json; i++)
-        cli_kv_for_terminal(&l.b[i]);
     if (l.n == 0 && !agent_opts.json) {
         printf("no backups%s%s\n", a.name ? " of " : "", a.name ? a.name : "");
     } else if (a.latest) {

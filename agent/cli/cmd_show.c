@@ -37,9 +37,7 @@ show_text(const struct agent_backup *b, const char *xml)
     char when[32], sz[16];
 
     /* the repository wrote all of it: no escape sequences for the terminal */
-    for (size_t i = 0; i < b->meta.n; i++)
-        proto_kv_set(&safe, b->meta.e[i].key, b->meta.e[i].val);
-    cli_kv_for_terminal(&safe);
+    cli_kv_terminal_copy(&b->meta, &safe);
     par = proto_kv_get(m, "parent");
     name = proto_kv_get(m, "name") ? proto_kv_get(m, "name") : "?";
 

@@ -129,6 +129,14 @@ cli_kv_for_terminal(struct proto_kv *kv)
     }
 }
 
+void
+cli_kv_terminal_copy(const struct proto_kv *in, struct proto_kv *out)
+{
+    for (size_t i = 0; i < in->n; i++)
+        proto_kv_set(out, in->e[i].key, in->e[i].val);
+    cli_kv_for_terminal(out);
+}
+
 int
 cli_getopt_next(struct cli_getopt *g, int argc, char **argv)
 {

@@ -122,3 +122,16 @@ livebackup restore-image --repo "$R" --name "$evil" --backup 20000101-000000-000
     --disk vda --to "$T/none.raw" >/dev/null 2>"$T/err" && fail "a restore of no backup worked"
 no_csi "$T/err" "an error"
 ok "names a terminal would act on are printed escaped: list, list --latest, show, prune, copy, errors; --json keeps them"
+
+# Two sets that look alike once escaped, one named with the byte 0x9B and
+# one with the text "\x9b", are still two sets: list --latest groups them
+# by their names, not by what the terminal is shown.
+lookalike='caf\x9b2J\xe9' # the text, backslashes and all
+for i in 1 2; do
+    run_ok livebackup backup-image --repo "$R" --name "$lookalike" --disk vda="$T/small.qcow2"
+done
+run_ok livebackup list --latest --repo "$R"
+counts=$(grep -F 'caf\x9b2J\xe9 ' "$T/out" | awk '{print $2}' | sort | tr '\n' ' ')
+[[ $counts == "1 2 " ]] ||
+    fail "list --latest merged or lost the look-alike sets (counts: $counts): $(cat "$T/out")"
+ok "list --latest keeps apart two sets that look alike once escaped"
