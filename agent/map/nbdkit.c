@@ -141,16 +141,19 @@ map_config_complete(void)
     return 0;
 }
 
-/* The client's error slot, for nbdkit (and so for the NBD client). */
+/* The client's error slot, for nbdkit (and so for the NBD client), as
+ * text: nbdkit writes it to the terminal of a `livebackup map` in the
+ * foreground, and it may quote the repository. */
 static void
 report(void)
 {
-    const char *hint = lb_error_hint_msg();
+    CLEANUP_FREE char *msg = lb_term_safe(lb_error_msg());
+    CLEANUP_FREE char *hint = lb_term_safe(lb_error_hint_msg());
 
     if (hint[0])
-        nbdkit_error("%s (%s)", lb_error_msg(), hint);
+        nbdkit_error("%s (%s)", msg, hint);
     else
-        nbdkit_error("%s", lb_error_msg());
+        nbdkit_error("%s", msg);
     nbdkit_set_error(lb_error_errno() == EINVAL ? EINVAL : EIO);
 }
 

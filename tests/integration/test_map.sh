@@ -277,6 +277,11 @@ expect_fail "has no disk vdz \(it has: vda\)" livebackup map --repo "$R" --name 
     --disk vdz --socket "$T/x.sock"
 expect_fail "no backups of nosuch" livebackup map --repo "$R" --name nosuch \
     --disk vda --socket "$T/x.sock"
+# nbdkit writes the plugin's errors to the terminal of a map in the
+# foreground: a name the terminal would act on is escaped there too
+expect_fail 'no backups of no\\u009bsuch' livebackup map --repo "$R" \
+    --name $'no\xc2\x9bsuch' --disk vda --socket "$T/x.sock"
+! LC_ALL=C grep -q $'\xc2\x9b' "$T/err" || fail "map's error wrote U+009B as it is"
 [[ ! -e $T/x.sock ]] || fail "a failed map left its socket"
 # A bad --cache-size is a usage error (exit 2) naming the value, for map
 # and for mount alike.
