@@ -330,38 +330,56 @@ lb_wall_time(void)
     return (int64_t)time(NULL);
 }
 
+/* The length of the UTF-8 sequence lead byte b begins, 0 if b begins
+ * none (a continuation byte, C0, C1, F5-FF). */
+static size_t
+utf8_lead_len(unsigned char b)
+{
+    return b < 0x80                 ? 1
+           : b >= 0xc2 && b <= 0xdf ? 2
+           : b >= 0xe0 && b <= 0xef ? 3
+           : b >= 0xf0 && b <= 0xf4 ? 4
+                                    : 0;
+}
+
 /* The code point of the well-formed UTF-8 sequence at s (len > 0 bytes)
  * into *cp, and its length; 0 where there is none (a stray continuation
  * byte, an overlong form, a surrogate, past U+10FFFF, or cut short). */
 static size_t
 utf8_next(const unsigned char *s, size_t len, uint32_t *cp)
 {
-    size_t n;
-    uint32_t c = s[0], min;
+    static const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
+    size_t n = utf8_lead_len(s[0]);
+    uint32_t c = s[0];
 
-    if (c < 0x80) {
+    if (n == 1) {
         *cp = c;
         return 1;
     }
-    if (c >= 0xc2 && c <= 0xdf)
-        n = 2, c &= 0x1f, min = 0x80;
-    else if (c >= 0xe0 && c <= 0xef)
-        n = 3, c &= 0x0f, min = 0x800;
-    else if (c >= 0xf0 && c <= 0xf4)
-        n = 4, c &= 0x07, min = 0x10000;
-    else
+    if (n == 0 || len < n)
         return 0;
-    if (len < n)
-        return 0;
+    c &= 0x7fu >> n;
     for (size_t i = 1; i < n; i++) {
         if ((s[i] & 0xc0) != 0x80)
             return 0;
         c = c << 6 | (s[i] & 0x3f);
     }
-    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+    if (c < min[n] || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
         return 0;
     *cp = c;
     return n;
+}
+
+/* How term_safe writes the sequence at hand (k bytes of code point cp;
+ * k == 0: a byte that is not UTF-8): 0, as it is; 4, as \xHH for each
+ * byte; 6, as \u00HH. lb_text_cols counts the same. */
+static int
+term_escape(size_t k, uint32_t cp, bool one_line)
+{
+    if (k == 0 || cp == 0x7f ||
+        (cp < 0x20 && (one_line || (cp != '\n' && cp != '\t'))))
+        return 4;
+    return cp >= 0x80 && cp <= 0x9f ? 6 : 0;
 }
 
 size_t
@@ -372,10 +390,7 @@ lb_utf8_partial_tail(const char *s, size_t len)
     /* a lead byte among the last three whose sequence runs past the end */
     for (size_t k = 1; k <= 3 && k <= len; k++) {
         unsigned char b = c[len - k];
-        size_t need = b >= 0xf0 && b <= 0xf4   ? 4
-                      : b >= 0xe0 && b <= 0xef ? 3
-                      : b >= 0xc2 && b <= 0xdf ? 2
-                                               : 0;
+        size_t need = utf8_lead_len(b);
         if (need)
             return need > k ? k : 0;
         if ((b & 0xc0) != 0x80)
@@ -409,12 +424,8 @@ lb_text_cols(const char *s)
     for (size_t i = 0; i < len;) {
         uint32_t cp = 0;
         size_t k = utf8_next(c + i, len - i, &cp);
-        int w;
-        if (k == 0 || cp < 0x20 || cp == 0x7f)
-            w = 4; /* \xHH through lb_term_line */
-        else if (cp >= 0x80 && cp <= 0x9f)
-            w = 6; /* \u00HH */
-        else
+        int w = term_escape(k, cp, true); /* as lb_term_line prints it */
+        if (w == 0)
             w = utf8_locale ? wcwidth((wchar_t)cp) : 1;
         n += w < 0 ? 1 : w;
         i += k ? k : 1;
@@ -469,14 +480,14 @@ term_safe(struct lb_buf *b, const char *s, size_t len, bool one_line)
     for (size_t i = 0; i < len;) {
         uint32_t cp = 0;
         size_t k = utf8_next(c + i, len - i, &cp);
-        if (k == 0 || cp == 0x7f ||
-            (cp < 0x20 && (one_line || (cp != '\n' && cp != '\t')))) {
+        int e = term_escape(k, cp, one_line);
+        if (e == 4) {
             snprintf(esc, sizeof esc, "\\x%02x", c[i]);
             lb_buf_append(b, esc, 4);
             i++;
             continue;
         }
-        if (cp >= 0x80 && cp <= 0x9f) {
+        if (e == 6) {
             snprintf(esc, sizeof esc, "\\u%04x", (unsigned)cp);
             lb_buf_append(b, esc, 6);
         } else {

@@ -79,22 +79,18 @@ err_relay(void *arg)
         char *safe;
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0)
-            break;
-        len = held + (size_t)n;
-        keep = lb_utf8_partial_tail(buf, len);
+        /* at the end, what was held goes out too (escaped, cut short) */
+        len = held + (n > 0 ? (size_t)n : 0);
+        keep = n > 0 ? lb_utf8_partial_tail(buf, len) : 0;
         pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
         safe = lb_term_safe_n(buf, len - keep);
         (void)lb_write_full(STDERR_FILENO, safe, strlen(safe));
         free(safe);
         pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+        if (n <= 0)
+            break;
         memmove(buf, buf + len - keep, keep);
         held = keep;
-    }
-    if (held) {
-        char *safe = lb_term_safe_n(buf, held);
-        (void)lb_write_full(STDERR_FILENO, safe, strlen(safe));
-        free(safe);
     }
     return NULL;
 }
