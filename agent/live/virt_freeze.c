@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -211,6 +212,33 @@ guard_lock(const char *uuid, uint64_t deadline)
     return fd;
 }
 
+/* The thaw has to wait for libvirtd, perhaps for minutes. A stderr that
+ * is a pipe or a socket has a reader that may wait for its end (the
+ * shell of `out=$(livebackup backup vm 2>&1)`, an ssh session, a
+ * script's `| tee`): let it go, and go on reporting to syslog. A terminal
+ * or a file keeps getting the outcome. */
+static void
+guard_detach(void)
+{
+    static bool detached;
+    struct stat st;
+    int fd;
+
+    if (detached || fstat(2, &st) < 0 ||
+        !(S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
+        return;
+    detached = true;
+    lb_info("the thaw guard (pid %ld) goes on trying in the background for "
+            "up to %d s; its outcome goes to syslog",
+            (long)getpid(), GUARD_RETRY_S);
+    lb_log_set_target(LB_LOG_TO_SYSLOG);
+    fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        dup2(fd, 2);
+        close(fd);
+    }
+}
+
 /* Thaw until it works, reconnecting while libvirtd is away, until the
  * deadline; a domain that is not running holds no frozen guest. */
 static void
@@ -237,17 +265,19 @@ guard_thaw(const char *uri, const char *uuid, virConnectPtr c,
         if (d && LV(virDomainIsActive, d) == 0)
             break;
         if (d && LV(virDomainFSThaw, d, NULL, 0, 0) >= 0) {
-            fprintf(stderr, "livebackup: the backup ended while the guest "
-                            "was frozen: thawed it\n");
+            const char *name = LV(virDomainGetName, d);
+            lb_info("the backup ended while the guest of %s was frozen: "
+                    "thawed it",
+                    name ? name : uuid);
             break;
         }
         if (lb_now_ns() >= deadline) {
-            fprintf(stderr,
-                    "livebackup: could not thaw domain %s within %d s: "
-                    "run livebackup recover on it\n",
+            lb_warn("could not thaw domain %s within %d s: run "
+                    "livebackup recover on it",
                     uuid, GUARD_RETRY_S);
             break;
         }
+        guard_detach();
         sleep(1);
     }
     if (d)

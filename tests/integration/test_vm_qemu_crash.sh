@@ -140,15 +140,29 @@ crash() {
     esac
     : >"$T/hook.log"
     t0=$(date +%s%N)
-    env "${env[@]}" HOOK_LOG="$T/hook.log" HOOK_VICTIM="$victim" HOOK_DOM="$vm" \
-        HOOK_LVPID="$T/libvirt/libvirtd.pid" HOOK_REPO="$R" HOOK_DELETE="$del" \
-        LIVEBACKUP_FAULT_HOOK="$point:$T/hook.sh" timeout 120 "${cmd[@]}" >"$T/c.out" 2>&1 || rc=$?
+    # Through a pipe, as `out=$(livebackup backup vm 2>&1)`, ssh or `| tee`
+    # take it: its reader must see its end when the agent ends, whatever
+    # the agent left running (the thaw guard waiting for libvirtd).
+    pst=0
+    {
+        rc=0
+        env "${env[@]}" HOOK_LOG="$T/hook.log" HOOK_VICTIM="$victim" HOOK_DOM="$vm" \
+            HOOK_LVPID="$T/libvirt/libvirtd.pid" HOOK_REPO="$R" HOOK_DELETE="$del" \
+            LIVEBACKUP_FAULT_HOOK="$point:$T/hook.sh" timeout 120 "${cmd[@]}" 2>&1 || rc=$?
+        echo "$rc" >"$T/c.rc"
+    } | timeout $((LIMIT + 10)) cat >"$T/c.out" || pst=$?
     took=$((($(date +%s%N) - t0) / 1000000))
+    rc=$(cat "$T/c.rc")
     no_sanitizer_report "$T/c.out"
+    [[ $pst -ne 124 ]] || fail "$victim at $label: the output's pipe stayed open after the agent ended (exit $rc): $(cat "$T/c.out")"
     grep -q "^killed $victim" "$T/hook.log" || fail "$victim at $label: the hook did not kill: $(cat "$T/hook.log" "$T/c.out")"
     [[ $rc -eq $want ]] || fail "$victim at $label: exit status $rc, not $want: $(cat "$T/c.out")"
     ((took <= LIMIT * 1000)) || fail "$victim at $label: the agent took $took ms"
     tr '\n' ' ' <"$T/c.out" | grep -Eq -- "$re" || fail "$victim at $label: no /$re/ in: $(cat "$T/c.out")"
+    if [[ $victim == libvirtd && $point == agent:*-freeze ]]; then
+        grep -Eq "the thaw guard \(pid [0-9]+\) goes on trying in the background for up to 600 s; its outcome goes to syslog" "$T/c.out" ||
+            fail "$victim at $label: the thaw guard did not say it lets the pipe go: $(cat "$T/c.out")"
+    fi
     if [[ -n $del ]]; then
         grep -q "delete refused" "$T/hook.log" && fail "$victim at $label: the repository was still held: $(cat "$T/hook.log")"
         livebackup list --json --repo "$R" | grep -q "$del" && fail "$victim at $label: $del was not deleted"
