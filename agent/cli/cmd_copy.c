@@ -76,19 +76,64 @@ copy_opt(int c, struct copy_args *a)
     }
 }
 
-/* Do two URLs name one local repository directory (./r and r, or a
- * link to it)? Remote ones are told apart by their text only. */
+/* A remote path as text: "/" runs, "." components and a trailing "/"
+ * dropped. ".." and links are the remote host's to resolve. */
+static char *
+path_text(const char *p)
+{
+    char *out = lb_xmalloc(strlen(p) + 2), *w = out;
+
+    while (*p) {
+        if (p[0] == '/' && (p[1] == '/' || (p[1] == '\0' && w > out))) {
+            p++;
+            continue;
+        }
+        if ((w == out || w[-1] == '/') && p[0] == '.' &&
+            (p[1] == '/' || p[1] == '\0')) {
+            p += p[1] ? 2 : 1;
+            continue;
+        }
+        *w++ = *p++;
+    }
+    while (w > out + 1 && w[-1] == '/')
+        w--;
+    *w = '\0';
+    return out;
+}
+
 static bool
-same_local_repo(const char *x, const char *y)
+same_text(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Do two URLs name one repository: a local directory under two spellings
+ * (./r and r, or a link to it), or one remote path written two ways
+ * (ssh://h/r and ssh://h//r/, served by a daemon or not)? Remote hosts
+ * are told apart by their text (user@h and h may be one), RADOS specs
+ * too. */
+static bool
+same_repo(const char *x, const char *y)
 {
     struct agent_url ux = {0}, uy = {0};
     struct stat sx, sy;
-    bool same = false;
+    bool same = false, host;
 
-    if (agent_url_parse(x, &ux) == 0 && agent_url_parse(y, &uy) == 0 &&
-        !ux.host && !uy.host && stat(ux.path, &sx) == 0 &&
-        stat(uy.path, &sy) == 0 && S_ISDIR(sx.st_mode))
-        same = sx.st_dev == sy.st_dev && sx.st_ino == sy.st_ino;
+    if (agent_url_parse(x, &ux) == 0 && agent_url_parse(y, &uy) == 0) {
+        host = same_text(ux.host, uy.host) &&
+               same_text(ux.port ? ux.port : "22", uy.port ? uy.port : "22");
+        if (strncmp(ux.path, "rados:", 6) == 0) {
+            same = host && strcmp(ux.path, uy.path) == 0;
+        } else if (!ux.host && !uy.host) {
+            same = stat(ux.path, &sx) == 0 && stat(uy.path, &sy) == 0 &&
+                   S_ISDIR(sx.st_mode) && sx.st_dev == sy.st_dev &&
+                   sx.st_ino == sy.st_ino;
+        } else if (host) {
+            CLEANUP_FREE char *px = path_text(ux.path);
+            CLEANUP_FREE char *py = path_text(uy.path);
+            same = strcmp(px, py) == 0;
+        }
+    }
     lb_error_clear();
     agent_url_free(&ux);
     agent_url_free(&uy);
@@ -119,7 +164,7 @@ parse_copy(int argc, char **argv, struct copy_args *a)
         cli_missing("copy", !a->from ? "--from SRC" : "--to DST");
         return 2;
     }
-    if (strcmp(a->from, a->to) == 0 || same_local_repo(a->from, a->to))
+    if (strcmp(a->from, a->to) == 0 || same_repo(a->from, a->to))
         return cli_usage("copy", "--from and --to are the same repository");
     return 0;
 }

@@ -321,6 +321,15 @@ expect_fail "read-only" rlb gc --repo "$URL"
 expect_fail "read-only" rlb backup-image --repo "$URL" --name img --disk vda="$T/d.qcow2"
 expect_fail "read-only" rlb init --repo "ssh://root@127.0.0.1:$SSH_PORT$T/new"
 [[ ! -e $T/new ]] || fail "a repository was made through the read-only key"
+# One remote repository written two ways, or reached through a daemon:
+# refused as the same one before anything connects.
+for to in "$URL/" "ssh://root@127.0.0.1:$SSH_PORT/$S" "ssh://root@127.0.0.1:$SSH_PORT$(dirname "$S")/./$(basename "$S")" "$URL?socket=$T/none.sock"; do
+    rc=0
+    rlb copy --from "$URL" --to "$to" >"$T/out" 2>"$T/err" || rc=$?
+    [[ $rc -eq 2 ]] && grep -q "the same repository" "$T/err" ||
+        fail "copy --from $URL --to $to: exit status $rc: $(cat "$T/err")"
+done
+ok "a copy onto its own remote repository, written another way, is refused"
 run_ok livebackup init --repo "$T/pushsrc"
 run_ok livebackup backup-image --repo "$T/pushsrc" --name pushed --disk vda="$T/b.qcow2"
 expect_fail "read-only" rlb copy --from "$T/pushsrc" --to "$URL"
