@@ -194,12 +194,38 @@ lb_log_target_auto(bool keep_stderr)
         lb_log_set_target(keep_stderr ? LB_LOG_TO_BOTH : LB_LOG_TO_SYSLOG);
 }
 
+/* One line to the sinks, escaped (names and messages of a repository or
+ * a peer: no escape sequences): "PROG: LABEL: TEXT", or "PROG: TEXT"
+ * when label is empty; syslog gets "LABEL: TEXT" only for a label its
+ * priority does not say (the hint). */
+static void
+log_line(int prio, const char *label, bool label_to_syslog, const char *text)
+{
+    char *safe = lb_term_safe(text);
+
+    if (log_syslog) {
+        if (label_to_syslog)
+            syslog(prio, "%s: %s", label, safe);
+        else
+            syslog(prio, "%s", safe);
+    }
+    if (log_stderr) {
+        pthread_mutex_lock(&log_lock);
+        if (label[0])
+            fprintf(stderr, "%s: %s: %s\n", log_prog, label, safe);
+        else
+            fprintf(stderr, "%s: %s\n", log_prog, safe);
+        pthread_mutex_unlock(&log_lock);
+    }
+    free(safe);
+}
+
 void
 lb_log(enum lb_log_level level, const char *fmt, ...)
 {
     static const char *const names[] = {"error", "warning", "", "debug"};
     static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
-    char line[2048], *safe;
+    char line[2048];
     int saved = errno;
     va_list ap;
 
@@ -208,39 +234,16 @@ lb_log(enum lb_log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    /* names and messages of a repository or a peer: no escape sequences */
-    safe = lb_term_safe(line);
-    if (log_syslog)
-        syslog(prio[level], "%s", safe);
-    if (log_stderr) {
-        pthread_mutex_lock(&log_lock);
-        if (names[level][0])
-            fprintf(stderr, "%s: %s: %s\n", log_prog, names[level], safe);
-        else
-            fprintf(stderr, "%s: %s\n", log_prog, safe);
-        pthread_mutex_unlock(&log_lock);
-    }
-    free(safe);
+    log_line(prio[level], names[level], false, line);
     errno = saved;
 }
 
 void
 lb_log_error_slot(void)
 {
-    char *safe;
-
     lb_log(LB_LOG_ERROR, "%s", lb_error_msg());
-    if (!err_hint[0])
-        return;
-    safe = lb_term_safe(err_hint);
-    if (log_syslog)
-        syslog(LOG_ERR, "hint: %s", safe);
-    if (log_stderr) {
-        pthread_mutex_lock(&log_lock);
-        fprintf(stderr, "%s: hint: %s\n", log_prog, safe);
-        pthread_mutex_unlock(&log_lock);
-    }
-    free(safe);
+    if (err_hint[0])
+        log_line(LOG_ERR, "hint", true, err_hint);
 }
 
 /* ---- fault injection (tests only) --------------------------------------- */
