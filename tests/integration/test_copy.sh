@@ -141,13 +141,19 @@ ok "--dry-run, --last, --backup; a backup older than the destination's latest of
 
 # One repository under two spellings (./dst, a link to it) is refused as
 # the same one, a usage error (exit 2), like one spelling twice.
+# refused_as_same FROM TO...: copy from FROM to each TO is refused so.
+refused_as_same() {
+    local from=$1 to rc
+    shift
+    for to; do
+        rc=0
+        livebackup copy --from "$from" --to "$to" --rsh "${LB_RSH:-ssh}" >"$T/out" 2>"$T/err" || rc=$?
+        [[ $rc -eq 2 ]] && grep -q "the same repository" "$T/err" ||
+            fail "copy --from $from --to $to: exit status $rc: $(cat "$T/err")"
+    done
+}
 ln -s "$D" "$T/dst-link"
-for to in "$D" "$(dirname "$D")/./$(basename "$D")" "$T/dst-link" "$D/"; do
-    rc=0
-    livebackup copy --from "$D" --to "$to" >"$T/out" 2>"$T/err" || rc=$?
-    [[ $rc -eq 2 ]] && grep -q "the same repository" "$T/err" ||
-        fail "copy --from $D --to $to: exit status $rc: $(cat "$T/err")"
-done
+refused_as_same "$D" "$D" "$(dirname "$D")/./$(basename "$D")" "$T/dst-link" "$D/"
 ok "a copy onto its own repository, under any spelling, is refused"
 
 # ---- killed mid-way, ssh cut mid-way -------------------------------------------
@@ -323,12 +329,8 @@ expect_fail "read-only" rlb init --repo "ssh://root@127.0.0.1:$SSH_PORT$T/new"
 [[ ! -e $T/new ]] || fail "a repository was made through the read-only key"
 # One remote repository written two ways, or reached through a daemon:
 # refused as the same one before anything connects.
-for to in "$URL/" "ssh://root@127.0.0.1:$SSH_PORT/$S" "ssh://root@127.0.0.1:$SSH_PORT$(dirname "$S")/./$(basename "$S")" "$URL?socket=$T/none.sock"; do
-    rc=0
-    rlb copy --from "$URL" --to "$to" >"$T/out" 2>"$T/err" || rc=$?
-    [[ $rc -eq 2 ]] && grep -q "the same repository" "$T/err" ||
-        fail "copy --from $URL --to $to: exit status $rc: $(cat "$T/err")"
-done
+refused_as_same "$URL" "$URL/" "ssh://root@127.0.0.1:$SSH_PORT/$S" \
+    "ssh://root@127.0.0.1:$SSH_PORT$(dirname "$S")/./$(basename "$S")" "$URL?socket=$T/none.sock"
 ok "a copy onto its own remote repository, written another way, is refused"
 run_ok livebackup init --repo "$T/pushsrc"
 run_ok livebackup backup-image --repo "$T/pushsrc" --name pushed --disk vda="$T/b.qcow2"
