@@ -6,7 +6,7 @@
  * whatever a user called a directory).
  *
  * Oracle beyond "no crash": of a line read, the mount point and source
- * fit their buffers and decode no longer than they were; a mount point
+ * decode no longer than they were; a mount point
  * written back with mountinfo's escapes reads back the same; a path is
  * within itself, a path below it is within it, a sibling whose name only
  * starts with it is not.
@@ -14,6 +14,7 @@
 #include "agent/map/map.h"
 #include "fuzz/fuzz.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,20 +22,20 @@
 static void
 round_trip(const char *mp)
 {
-    char line[4096 * 4 + 64], mp2[4096], type[64], src[4096];
-    size_t n = (size_t)snprintf(line, sizeof line, "1 2 0:1 / ");
+    char *line = lb_xmalloc(strlen(mp) * 4 + 64);
+    size_t n = (size_t)sprintf(line, "1 2 0:1 / ");
+    struct map_mountinfo m;
 
-    for (const char *c = mp; *c && n + 8 < sizeof line; c++)
+    for (const char *c = mp; *c; c++)
         if (strchr(" \t\n\\", *c))
-            n += (size_t)snprintf(line + n, sizeof line - n, "\\%03o",
-                                  (unsigned char)*c);
+            n += (size_t)sprintf(line + n, "\\%03o", (unsigned char)*c);
         else
             line[n++] = *c;
-    snprintf(line + n, sizeof line - n, " rw - fuse x");
-    if (strlen(line) > 4095 + 16)
-        return; /* the mount point no longer fits the reader's buffer */
-    CHECK(map_mountinfo_line(line, mp2, type, src) == 0);
-    CHECK(strcmp(mp, mp2) == 0 && strcmp(type, "fuse") == 0);
+    strcpy(line + n, " rw - fuse x");
+    CHECK(map_mountinfo_line(line, &m) == 0);
+    CHECK(strcmp(mp, m.mp) == 0 && strcmp(m.type, "fuse") == 0 &&
+          strcmp(m.src, "x") == 0);
+    free(line);
 }
 
 int
@@ -46,21 +47,25 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     text[size] = '\0';
     for (char *line = strtok_r(text, "\n", &save); line;
          line = strtok_r(NULL, "\n", &save)) {
-        char mp[4096], type[64], src[4096], below[4200];
-        if (map_mountinfo_line(line, mp, type, src) < 0)
+        size_t len = strlen(line);
+        struct map_mountinfo m;
+        char *below;
+        if (map_mountinfo_line(line, &m) < 0)
             continue;
-        CHECK(strlen(mp) < sizeof mp && strlen(src) < sizeof src &&
-              strlen(type) < sizeof type && strlen(mp) <= strlen(line));
-        if (mp[0] == '/') /* (the kernel's are absolute) */
-            round_trip(mp);
-        CHECK(map_path_within(mp, mp));
-        if (mp[0] != '/' || strlen(mp) > 4000)
+        CHECK(strlen(m.mp) <= len && strlen(m.src) <= len && m.mp >= line &&
+              m.src < line + len && m.type < line + len);
+        if (m.mp[0] == '/') /* (the kernel's are absolute) */
+            round_trip(m.mp);
+        CHECK(map_path_within(m.mp, m.mp));
+        if (m.mp[0] != '/')
             continue;
-        snprintf(below, sizeof below, "%s/x", mp);
-        CHECK(map_path_within(below, mp));
-        if (strcmp(mp, "/") != 0 && mp[strlen(mp) - 1] != '/') {
-            snprintf(below, sizeof below, "%sx", mp);
-            CHECK(!map_path_within(below, mp));
+        below = lb_xasprintf("%s/x", m.mp);
+        CHECK(map_path_within(below, m.mp));
+        free(below);
+        if (strcmp(m.mp, "/") != 0 && m.mp[strlen(m.mp) - 1] != '/') {
+            below = lb_xasprintf("%sx", m.mp);
+            CHECK(!map_path_within(below, m.mp));
+            free(below);
         }
     }
     free(text);

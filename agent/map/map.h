@@ -115,10 +115,13 @@ int map_mount(const struct map_mount_opts *o);
 /* Unmount dir and every mount below it (deepest first). */
 int map_umount(const char *dir);
 
-/* One line of /proc/self/mountinfo (mountinfo.c): its mount point, type
- * and source, their \ooo escapes decoded; -1 if it is not such a line. */
-int map_mountinfo_line(const char *line, char mp[4096], char type[64],
-                       char src[4096]);
+/* One line of /proc/self/mountinfo (mountinfo.c), parsed in place: its
+ * mount point, type and source point into line, cut and their \ooo
+ * escapes decoded; -1 if it is not such a line (line then changed). */
+struct map_mountinfo {
+    char *mp, *type, *src;
+};
+int map_mountinfo_line(char *line, struct map_mountinfo *m);
 /* Is path a at or below b (whole components)? */
 bool map_path_within(const char *a, const char *b);
 

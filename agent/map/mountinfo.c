@@ -38,47 +38,51 @@ map_path_within(const char *a, const char *b)
     return strncmp(a, b, bl) == 0 && (a[bl] == '\0' || a[bl] == '/');
 }
 
-/* The field of line at *p up to the next space, into out (of size n),
- * and *p past it and that space; -1 if there is none or it is too long. */
-static int
-field(const char **p, char *out, size_t n)
+/* The field at *p up to the next space, cut there in place; *p past it
+ * and that space. NULL if it is empty. */
+static char *
+field(char **p)
 {
-    const char *end = strchr(*p, ' ');
-    size_t len = end ? (size_t)(end - *p) : strlen(*p);
+    char *f = *p, *end = strchr(f, ' ');
 
-    if (len == 0 || len >= n)
-        return -1;
-    memcpy(out, *p, len);
-    out[len] = '\0';
-    *p += len + (end != NULL);
-    return 0;
+    if (end == f || *f == '\0')
+        return NULL;
+    if (end) {
+        *end = '\0';
+        *p = end + 1;
+    } else {
+        *p = f + strlen(f);
+    }
+    return f;
 }
 
 /*
  * ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - TYPE SOURCE
  * SUPER: fields separated by one space. Not sscanf's %s: the kernel
  * escapes only a space, tab, newline and backslash, and %s would end a
- * mount point at a vertical tab, form feed or carriage return in it.
+ * mount point at a vertical tab, form feed or carriage return in it. In
+ * place, so that no length is too long: a mount point of PATH_MAX spaces
+ * takes four times that in the line.
  */
 int
-map_mountinfo_line(const char *line, char mp[4096], char type[64],
-                   char src[4096])
+map_mountinfo_line(char *line, struct map_mountinfo *m)
 {
-    const char *p = line, *sep;
-    char skip[4096];
+    char *p = line, *sep;
 
     for (int i = 0; i < 4; i++)
-        if (field(&p, skip, sizeof skip) < 0)
+        if (!field(&p))
             return -1;
-    if (field(&p, mp, 4096) < 0)
-        return -1;
+    /* the separator first: cutting the mount point ends the line there */
     sep = strstr(p, " - ");
     if (!sep)
         return -1;
-    p = sep + 3;
-    if (field(&p, type, 64) < 0 || field(&p, src, 4096) < 0)
+    *sep = '\0';
+    if (!(m->mp = field(&p)))
         return -1;
-    unescape_octal(mp);
-    unescape_octal(src);
+    p = sep + 3;
+    if (!(m->type = field(&p)) || !(m->src = field(&p)))
+        return -1;
+    unescape_octal(m->mp);
+    unescape_octal(m->src);
     return 0;
 }

@@ -94,14 +94,14 @@ mounts_below(const char *dir, struct m_below **out)
     info = (char *)b.data;
     for (char *line = strtok_r(info, "\n", &save); line;
          line = strtok_r(NULL, "\n", &save)) {
-        char mp[4096], type[64], src[4096];
-        if (map_mountinfo_line(line, mp, type, src) < 0 ||
-            !map_path_within(mp, dir) || strncmp(type, "fuse", 4) != 0)
+        struct map_mountinfo m;
+        if (map_mountinfo_line(line, &m) < 0 || !map_path_within(m.mp, dir) ||
+            strncmp(m.type, "fuse", 4) != 0)
             continue;
         *out = lb_xrealloc(*out, (n + 1) * sizeof **out);
-        (*out)[n].mp = lb_xstrdup(mp);
-        (*out)[n].pid = server_of(mp, src);
-        (*out)[n].ours = strncmp(src, "livebackup:", 11) == 0;
+        (*out)[n].mp = lb_xstrdup(m.mp);
+        (*out)[n].pid = server_of(m.mp, m.src);
+        (*out)[n].ours = strncmp(m.src, "livebackup:", 11) == 0;
         (*out)[n].keep = false;
         n++;
     }

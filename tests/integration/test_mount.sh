@@ -103,5 +103,26 @@ run_ok livebackup umount "$P"
 expect_fail "no livebackup mount at or below $P" livebackup umount "$P"
 fusermount3 -u "$P/own"
 ok "umount leaves another program's FUSE mount below DIR alone (a path with a space)"
+# A mount point whose mountinfo line is long: 1,250 spaces in five
+# directory names are 5,000 bytes there (each written \040).
+sp=$(printf '%250s' '')
+LP="$T/$sp/$sp/$sp/$sp/$sp"
+mkdir -p "$LP"
+unmount_all() {
+    livebackup umount "$M" >/dev/null 2>&1 || true
+    livebackup umount "$LP" >/dev/null 2>&1 || true
+    # what a umount that cannot read the line left (deepest first)
+    local mp
+    P5=${LP// /\\040} awk 'index($5, ENVIRON["P5"]) == 1 { print length($5), $5 }' /proc/self/mountinfo |
+        sort -rn | while read -r _ mp; do fusermount3 -u "$(printf '%b' "$mp")" || true; done
+}
+run_ok livebackup mount --repo "$R" --name disks --fs "$LP"
+[[ $(cat "$LP/disks/$id/vda.fs/sub/hello.txt") == "hello from a backup" ]] || fail "--fs under a long path"
+run_ok livebackup umount "$LP"
+n=$(grep -c " $T/\\040" /proc/self/mountinfo || true)
+[[ $n == 0 ]] || fail "$n mounts left under the long path"
+[[ -z $(ls -A "$LP") ]] || fail "files left in the long path: $(ls -A "$LP")"
+rm -r "${T:?}/$sp"
+ok "mount --fs and umount at a mount point of 1,250 spaces (5,000 bytes in mountinfo)"
 expect_fail "no backups of nosuch" livebackup mount --repo "$R" --name nosuch "$M"
 ! grep -q " $M" /proc/self/mountinfo || fail "a failed mount left a mount"

@@ -230,36 +230,65 @@ Test(parts, fs_probe)
 
 /* ---- mountinfo ------------------------------------------------------------ */
 
+/* A line in a buffer of its own: the parser cuts it in place. */
+static int
+mi(const char *text, struct map_mountinfo *m)
+{
+    static char line[65536];
+
+    snprintf(line, sizeof line, "%s", text);
+    return map_mountinfo_line(line, m);
+}
+
 Test(mountinfo, fields_by_single_spaces_and_escapes)
 {
-    char mp[4096], type[64], src[4096];
+    struct map_mountinfo m;
 
-    cr_assert_eq(map_mountinfo_line("36 35 0:50 / /mnt/top\\040dir rw,nosuid "
-                                    "shared:1 - fuse livebackup:1234 rw",
-                                    mp, type, src),
+    cr_assert_eq(mi("36 35 0:50 / /mnt/top\\040dir rw,nosuid "
+                    "shared:1 - fuse livebackup:1234 rw",
+                    &m),
                  0);
-    cr_assert_str_eq(mp, "/mnt/top dir");
-    cr_assert_str_eq(type, "fuse");
-    cr_assert_str_eq(src, "livebackup:1234");
+    cr_assert_str_eq(m.mp, "/mnt/top dir");
+    cr_assert_str_eq(m.type, "fuse");
+    cr_assert_str_eq(m.src, "livebackup:1234");
     /* the kernel leaves a vertical tab, form feed or CR as it is */
-    cr_assert_eq(map_mountinfo_line("37 36 0:51 / /mnt/a\vb\fc\rd\\011e rw - "
-                                    "fuse.fuse2fs /x/y\\134z.img rw",
-                                    mp, type, src),
+    cr_assert_eq(mi("37 36 0:51 / /mnt/a\vb\fc\rd\\011e rw - "
+                    "fuse.fuse2fs /x/y\\134z.img rw",
+                    &m),
                  0);
-    cr_assert_str_eq(mp, "/mnt/a\vb\fc\rd\te");
-    cr_assert_str_eq(type, "fuse.fuse2fs");
-    cr_assert_str_eq(src, "/x/y\\z.img");
+    cr_assert_str_eq(m.mp, "/mnt/a\vb\fc\rd\te");
+    cr_assert_str_eq(m.type, "fuse.fuse2fs");
+    cr_assert_str_eq(m.src, "/x/y\\z.img");
     /* \000 is no escape the kernel writes: it stays */
-    cr_assert_eq(
-        map_mountinfo_line("1 2 0:1 / /a\\000 rw - fuse s", mp, type, src), 0);
-    cr_assert_str_eq(mp, "/a\\000");
+    cr_assert_eq(mi("1 2 0:1 / /a\\000 rw - fuse s", &m), 0);
+    cr_assert_str_eq(m.mp, "/a\\000");
+    /* no super options: the fields it has are enough */
+    cr_assert_eq(mi("1 2 0:1 / /a rw - fuse s", &m), 0);
+    cr_assert_str_eq(m.src, "s");
     /* not a mountinfo line */
-    cr_assert_eq(map_mountinfo_line("1 2 0:1 / /a rw", mp, type, src), -1);
-    cr_assert_eq(map_mountinfo_line("", mp, type, src), -1);
-    cr_assert_eq(map_mountinfo_line("1  2 0:1 / /a rw - fuse s", mp, type, src),
-                 -1);
+    cr_assert_eq(mi("1 2 0:1 / /a rw", &m), -1);
+    cr_assert_eq(mi("", &m), -1);
+    cr_assert_eq(mi("1  2 0:1 / /a rw - fuse s", &m), -1);
+    cr_assert_eq(mi("1 2 0:1 /  rw - fuse s", &m), -1);
+    cr_assert_eq(mi("1 2 0:1 / /a rw - fuse", &m), -1);
     cr_assert(map_path_within("/mnt/a/b", "/mnt/a"));
     cr_assert(map_path_within("/mnt/a", "/mnt/a"));
     cr_assert(!map_path_within("/mnt/ab", "/mnt/a"));
     cr_assert(map_path_within("/x", "/"));
+}
+
+/* A mount point of 4000 spaces is 16000 bytes in mountinfo: read whole. */
+Test(mountinfo, a_mount_point_longer_than_page_escaped)
+{
+    static char line[32768];
+    struct map_mountinfo m;
+    size_t n = (size_t)snprintf(line, sizeof line, "1 2 0:1 / /");
+
+    for (int i = 0; i < 4000; i++)
+        n += (size_t)snprintf(line + n, sizeof line - n, "\\040");
+    snprintf(line + n, sizeof line - n, " rw - fuse livebackup:7 rw");
+    cr_assert_eq(map_mountinfo_line(line, &m), 0);
+    cr_assert_eq(strlen(m.mp), 4001);
+    cr_assert_eq(strspn(m.mp + 1, " "), 4000);
+    cr_assert_str_eq(m.src, "livebackup:7");
 }
