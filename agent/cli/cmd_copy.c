@@ -117,11 +117,12 @@ same_repo(const char *x, const char *y)
 {
     struct agent_url ux = {0}, uy = {0};
     struct stat sx, sy;
-    bool same = false, host;
+    bool same = false;
 
     if (agent_url_parse(x, &ux) == 0 && agent_url_parse(y, &uy) == 0) {
-        host = same_text(ux.host, uy.host) &&
-               same_text(ux.port ? ux.port : "22", uy.port ? uy.port : "22");
+        bool host =
+            same_text(ux.host, uy.host) &&
+            same_text(ux.port ? ux.port : "22", uy.port ? uy.port : "22");
         if (strncmp(ux.path, "rados:", 6) == 0) {
             same = host && strcmp(ux.path, uy.path) == 0;
         } else if (!ux.host && !uy.host) {

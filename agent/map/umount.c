@@ -45,7 +45,8 @@ server_of(const char *mp, const char *src)
         return pid;
     proc = opendir("/proc");
     while (proc && pid == 0 && (e = readdir(proc)) != NULL) {
-        char cl[8192];
+        /* fuse2fs, the image and the mount point: paths, each whole */
+        char cl[3 * PATH_MAX + 16];
         CLEANUP_CLOSE int fd = -1;
         ssize_t n;
         if (e->d_name[0] < '0' || e->d_name[0] > '9')

@@ -122,6 +122,8 @@ run_ok livebackup umount "$LP"
 n=$(grep -c " $T/\\040" /proc/self/mountinfo || true)
 [[ $n == 0 ]] || fail "$n mounts left under the long path"
 [[ -z $(ls -A "$LP") ]] || fail "files left in the long path: $(ls -A "$LP")"
+pids=$(pgrep -f "fuse2fs $LP" || true)
+[[ -z $pids ]] || fail "fuse2fs left running: $pids"
 rm -r "${T:?}/$sp"
 ok "mount --fs and umount at a mount point of 1,250 spaces (5,000 bytes in mountinfo)"
 expect_fail "no backups of nosuch" livebackup mount --repo "$R" --name nosuch "$M"
