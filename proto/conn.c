@@ -33,7 +33,8 @@ struct proto_conn {
     bool no_splice; /* splice(2) failed with EINVAL: copy instead */
     bool eof;
     bool got_error;
-    int timeout_ms; /* no progress for this long fails I/O; 0: none */
+    uint32_t error_code; /* of the ERROR received, once got_error */
+    int timeout_ms;      /* no progress for this long fails I/O; 0: none */
     _Atomic bool broken;
     pthread_mutex_t send_lock;
     uint64_t bytes_in, bytes_out;
@@ -468,6 +469,7 @@ proto_conn_take_error(struct proto_conn *c, const uint8_t *p, uint32_t len,
         return lb_error(0, "the peer sent a malformed ERROR frame");
     if (code)
         *code = e.code;
+    c->error_code = e.code;
     lb_error(0, "%.*s", (int)e.msg.len, e.msg.p);
     if (e.hint.len)
         lb_error_hint("%.*s", (int)e.hint.len, e.hint.p);
@@ -478,6 +480,12 @@ bool
 proto_conn_got_error(const struct proto_conn *c)
 {
     return c->got_error;
+}
+
+uint32_t
+proto_conn_error_code(const struct proto_conn *c)
+{
+    return c->got_error ? c->error_code : 0;
 }
 
 bool

@@ -31,7 +31,7 @@
 /* Feature bits offered in HELLO (PROTOCOL.md, "Version negotiation"). */
 #define PROTO_FEATURE_ENCRYPTION 1ull /* encrypted repositories */
 #define PROTO_FEATURE_COPY 2ull       /* IMPORT, GET_STORED, CHUNK_BAD (copy) */
-#define PROTO_FEATURE_WAIT 4ull /* WAITING before an OPEN's answer */
+#define PROTO_FEATURE_WAIT 4ull       /* WAITING before an OPEN's answer */
 /* an IMPORT's disks may be incremental on its parent (copy) */
 #define PROTO_FEATURE_COPY_INCR 8ull
 #define PROTO_FEATURES_KNOWN                                                   \
@@ -779,6 +779,8 @@ int proto_conn_take_error(struct proto_conn *c, const uint8_t *p, uint32_t len,
                           uint32_t *code);
 /* True once an ERROR frame was received on this connection. */
 bool proto_conn_got_error(const struct proto_conn *c);
+/* The code of that ERROR (PROTO_ERR_*), 0 if none came. */
+uint32_t proto_conn_error_code(const struct proto_conn *c);
 /* True once a send or a receive failed (the stream is unusable). */
 bool proto_conn_broken(const struct proto_conn *c);
 
@@ -792,11 +794,9 @@ int proto_conn_expect(struct proto_conn *c, uint16_t type,
                       uint32_t *err_code);
 /* The same, handing the frames of type `notice` that come first to
  * fn(opaque, payload, len) (a non-zero return ends the call with -1). */
-int proto_conn_expect_noting(struct proto_conn *c, uint16_t type,
-                             uint16_t notice,
-                             int (*fn)(void *opaque, const uint8_t *p,
-                                       uint32_t len),
-                             void *opaque, const uint8_t **payload,
-                             uint32_t *len, uint32_t *err_code);
+int proto_conn_expect_noting(
+    struct proto_conn *c, uint16_t type, uint16_t notice,
+    int (*fn)(void *opaque, const uint8_t *p, uint32_t len), void *opaque,
+    const uint8_t **payload, uint32_t *len, uint32_t *err_code);
 
 #endif /* LB_PROTO_H */

@@ -544,9 +544,9 @@ copy_import(struct copy_one *c, int *mfd, struct mf_info *m)
  */
 static int
 copy_backup(struct agent_repo *src, struct agent_repo *dst,
-            const struct agent_list *dst_list, const char *id,
-            const char *name, struct agent_progress *prog,
-            struct agent_copy_stats *st, char *why, size_t why_len)
+            const struct agent_list *dst_list, const char *id, const char *name,
+            struct agent_progress *prog, struct agent_copy_stats *st, char *why,
+            size_t why_len)
 {
     struct copy_one c = {src, dst, id, {0}, prog, st, -1, NULL, false, ""};
     struct mf_info *m = lb_xcalloc(1, sizeof *m);
@@ -742,7 +742,7 @@ report(agent_entry_fn fn, void *opaque, const struct proto_kv *b,
 }
 
 /* Copy one selected backup that dst lacks: 0 copied, 1 failed by the
- * source's damage (reported), -1 (the copy cannot go on). */
+ * source's damage (reported), -1 (failed too, and the copy cannot go on). */
 static int
 copy_listed(struct agent_repo *src, struct agent_repo *dst,
             const struct agent_list *dst_list, const struct proto_kv *b,
@@ -761,8 +761,18 @@ copy_listed(struct agent_repo *src, struct agent_repo *dst,
     st->chunks_sent += one.chunks_sent;
     st->chunks_reused += one.chunks_reused;
     st->bytes_sent += one.bytes_sent;
-    if (r < 0)
+    if (r < 0) {
+        /* The copy stops at this backup (its session is not used again). */
+        st->failed++;
+        if (proto_conn_error_code(dst->conn) == PROTO_ERR_CORRUPT &&
+            !*lb_error_hint_msg())
+            lb_error_hint("the destination checked a chunk as it came and "
+                          "refused it: the source sent other data than it "
+                          "had checked (a broken-into or faulty source "
+                          "host); nothing of it was stored. Check the "
+                          "source (livebackup verify), then copy again");
         return -1;
+    }
     if (r == 1) {
         st->failed++;
         return report(fn, opaque, b, "failed", why, &one) < 0 ? -1 : 1;

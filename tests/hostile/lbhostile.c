@@ -32,6 +32,9 @@
  *                       its standard input ends (for the bounds)
  *   recommit ID NAME XML  a backup of NAME with ID's windows and XML
  *                       (a file) as its saved domain XML: COMMITTED
+ *
+ * And one server: lbhostile liar -- COMMAND... relays a backupd and
+ * flips a byte of the first chunk it sends (liar.c).
  */
 #include "tests/hostile/hostile.h"
 
@@ -323,6 +326,8 @@ main(int argc, char **argv)
         return 2;
     }
     h.name = argv[1];
+    if (strcmp(h.name, "liar") == 0) /* a server, not a client: liar.c */
+        return argc > 3 && strcmp(argv[2], "--") == 0 ? liar(argv + 3) : 2;
     for (i = 2; i < argc; i++)
         if (strcmp(argv[i], "--socket") == 0 || strcmp(argv[i], "--") == 0)
             break;

@@ -332,6 +332,41 @@ expect_fail "read-only" rlb init --repo "ssh://root@127.0.0.1:$SSH_PORT$T/new"
 refused_as_same "$URL" "$URL/" "ssh://root@127.0.0.1:$SSH_PORT/$S" \
     "ssh://root@127.0.0.1:$SSH_PORT$(dirname "$S")/./$(basename "$S")" "$URL?socket=$T/none.sock"
 ok "a copy onto its own remote repository, written another way, is refused"
+# ---- a source that lies ---------------------------------------------------------
+# Its backupd (or its memory, after its own check) hands over a chunk with a
+# byte flipped (lbhostile liar, on the ssh connection): the destination,
+# whose client is not on the source's host, checks every chunk again. The
+# backup that needs the chunk is not copied, by name; nothing partial is
+# listed; the destination verifies; the rerun through an honest
+# connection copies it exact.
+L=$T/lied
+run_ok livebackup init --repo "$L"
+cat >"$T/liar-rsh" <<EOF
+#!/bin/sh
+exec "$LB_BUILD/tests/lbhostile" liar -- $LB_RSH "\$@" 2>>"$T/liar.log"
+EOF
+chmod +x "$T/liar-rsh"
+rc=0
+livebackup copy --from "$URL" --to "$L" --rsh "$T/liar-rsh" >"$T/out" 2>"$T/err" || rc=$?
+no_sanitizer_report "$T/err"
+flipped=$(sed -n 's/^liar: flipped a byte of chunk //p' "$T/liar.log")
+[[ -n $flipped ]] || fail "the liar flipped nothing: $(cat "$T/liar.log" "$T/err")"
+[[ $rc -eq 1 ]] || fail "a lying source: exit status $rc: $(cat "$T/out" "$T/err")"
+grep -Eq "error: backup [0-9a-f-]+ of (img|other): chunk $flipped: data does not match its digest" "$T/err" &&
+    grep -q "hint: the destination checked a chunk as it came and refused it" "$T/err" &&
+    grep -q " 1 failed;" "$T/out" ||
+    fail "a lying source: not said so: $(cat "$T/out" "$T/err")"
+run_ok livebackup verify --repo "$L"
+[[ -z $(find "$L" -name "$flipped*" -type f) ]] || fail "the flipped chunk $flipped was stored"
+for b in $(livebackup list --repo "$L" --json | jq -r 'select(.event == "backup") | .id'); do
+    livebackup restore-image --repo "$L" --name img --backup "$b" --disk vda --to "$T/lied-$b.raw" >/dev/null 2>&1 ||
+        livebackup restore-image --repo "$L" --name other --backup "$b" --disk vda --to "$T/lied-$b.raw" >/dev/null ||
+        fail "a backup listed in $L after the lying copy does not restore"
+done
+run_ok rlb copy --from "$URL" --to "$L" --json
+run_ok livebackup verify --repo "$L"
+same_listing "$S" "$L"
+ok "a lying source (a byte flipped after its check): the copy of that backup fails, by name; the destination stored nothing of it and verifies; an honest rerun completes"
 run_ok livebackup init --repo "$T/pushsrc"
 run_ok livebackup backup-image --repo "$T/pushsrc" --name pushed --disk vda="$T/b.qcow2"
 expect_fail "read-only" rlb copy --from "$T/pushsrc" --to "$URL"

@@ -133,6 +133,26 @@ expect_fail "read-only" withkey livebackup key change-passphrase \
     --repo "ssh://root@127.0.0.1:$SSH_PORT$S" --rsh "$LB_RSH" --new-passphrase-file "$T/pass2"
 ok "an encrypted pull through a --read-only key"
 
+# A source that lies (lbhostile liar flips a byte of the first sealed chunk
+# it sends): without the key the destination checks a sealed chunk's form
+# and sizes only, and takes it; its key finds it: verify --key names the
+# chunk, a restore of the backup that uses it refuses and writes nothing.
+PL=$T/pulled-lied
+run_ok livebackup init --repo "$PL" --encryption repokey --key-from "$T/src.key"
+cat >"$T/liar-rsh" <<EOF
+#!/bin/sh
+exec "$LB_BUILD/tests/lbhostile" liar -- $LB_RSH "\$@" 2>>"$T/liar.log"
+EOF
+chmod +x "$T/liar-rsh"
+run_ok livebackup copy --from "ssh://root@127.0.0.1:$SSH_PORT$S" --to "$PL" --rsh "$T/liar-rsh" --json
+flipped=$(sed -n 's/^liar: flipped a byte of chunk //p' "$T/liar.log")
+[[ -n $flipped ]] || fail "the liar flipped nothing: $(cat "$T/liar.log")"
+run_ok livebackup verify --repo "$PL"
+expect_fail "$flipped" withkey livebackup verify --repo "$PL" --key
+expect_fail "$flipped" withkey livebackup restore-image --repo "$PL" --name img --backup "$id0" --disk vda --to "$T/lied.raw"
+[[ ! -e $T/lied.raw ]] || fail "a restore of a lied-about chunk wrote $T/lied.raw"
+ok "a lying encrypted source: the destination cannot tell without the key; verify --key names the chunk, the restore refuses"
+
 # ---- another key, or encrypted and not -------------------------------------------
 O=$T/otherkey
 LIVEBACKUP_PASSPHRASE_FILE=$T/pass2 run_ok livebackup init --repo "$O" --encryption repokey
