@@ -206,7 +206,13 @@ int agent_repo_list_each(struct agent_repo *r, const char *name,
 struct agent_list {
     size_t n;
     struct proto_kv *b; /* metadata of each */
+    size_t bytes;       /* what the entries hold, about (AGENT_LIST_MAX) */
 };
+/* The most memory a listing may take: a repository server that lists
+ * without end (damaged, or broken into) is refused there, not followed
+ * until the VM host runs out of memory. A backup's entry takes 1-2 KiB:
+ * some 70,000 backups in one listing. */
+#define AGENT_LIST_MAX ((size_t)128 << 20)
 int agent_repo_list(struct agent_repo *r, const char *name,
                     struct agent_list *out);
 /* agent_repo_list of every backup of two repositories, b's LIST sent

@@ -125,8 +125,22 @@ static int
 list_collect(void *opaque, struct proto_kv *e)
 {
     struct agent_list *l = opaque;
+    /* the entry in the array, its entries' array and each string: an
+     * allocation of its own (malloc's chunks: 8 bytes more, 16-aligned) */
+    size_t size = sizeof *e + e->n * sizeof *e->e + 32;
 
-    l->b = lb_xrealloc(l->b, (l->n + 1) * sizeof *l->b);
+    for (size_t i = 0; i < e->n; i++)
+        size += ((strlen(e->e[i].key) + 24) & ~(size_t)15) +
+                ((strlen(e->e[i].val) + 24) & ~(size_t)15);
+    if (l->bytes + size > AGENT_LIST_MAX)
+        return lb_fail(EPROTO,
+                       "the repository listed more than %zu MiB of backups "
+                       "(%zu of them) and went on: refused (a damaged or "
+                       "broken-into backupd?)",
+                       AGENT_LIST_MAX >> 20, l->n);
+    l->bytes += size;
+    if ((l->n & (l->n - 1)) == 0) /* 0, 1, 2, 4...: full, double it */
+        l->b = lb_xrealloc(l->b, (l->n ? 2 * l->n : 1) * sizeof *l->b);
     l->b[l->n++] = *e;
     memset(e, 0, sizeof *e);
     return 0;
@@ -135,8 +149,7 @@ list_collect(void *opaque, struct proto_kv *e)
 int
 agent_repo_list(struct agent_repo *r, const char *name, struct agent_list *out)
 {
-    out->n = 0;
-    out->b = NULL;
+    memset(out, 0, sizeof *out);
     if (agent_repo_list_each(r, name, list_collect, out) < 0) {
         agent_list_free(out);
         return -1;
@@ -174,6 +187,7 @@ agent_list_free(struct agent_list *l)
     free(l->b);
     l->b = NULL;
     l->n = 0;
+    l->bytes = 0;
 }
 
 ssize_t

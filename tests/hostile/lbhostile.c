@@ -33,8 +33,9 @@
  *   recommit ID NAME XML  a backup of NAME with ID's windows and XML
  *                       (a file) as its saved domain XML: COMMITTED
  *
- * And one server: lbhostile liar -- COMMAND... relays a backupd and
- * flips a byte of the first chunk it sends (liar.c).
+ * And one server: lbhostile liar [--flood-list] -- COMMAND... relays a
+ * backupd and flips a byte of the first chunk it sends, or repeats its
+ * first LIST_ENTRY without end (liar.c).
  */
 #include "tests/hostile/hostile.h"
 
@@ -327,7 +328,11 @@ main(int argc, char **argv)
     }
     h.name = argv[1];
     if (strcmp(h.name, "liar") == 0) /* a server, not a client: liar.c */
-        return argc > 3 && strcmp(argv[2], "--") == 0 ? liar(argv + 3) : 2;
+        return argc > 4 && strcmp(argv[2], "--flood-list") == 0 &&
+                       strcmp(argv[3], "--") == 0
+                   ? liar(argv + 2)
+               : argc > 3 && strcmp(argv[2], "--") == 0 ? liar(argv + 3)
+                                                        : 2;
     for (i = 2; i < argc; i++)
         if (strcmp(argv[i], "--socket") == 0 || strcmp(argv[i], "--") == 0)
             break;

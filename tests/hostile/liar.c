@@ -10,6 +10,11 @@
  * as it came. What a `livebackup copy --from` it must then do (the
  * destination checks each chunk again) tests/integration/test_copy.sh
  * checks.
+ *
+ * lbhostile liar --flood-list -- COMMAND...: the server's first
+ * LIST_ENTRY is sent again and again, without end (a list of backups
+ * that never ends); test_ssh.sh checks that the client gives up, its
+ * memory bounded.
  */
 #include "tests/hostile/hostile.h"
 
@@ -56,12 +61,15 @@ read_exactly(int fd, uint8_t *p, size_t len)
 int
 liar(char **argv)
 {
+    bool flood = strcmp(argv[0], "--flood-list") == 0;
     int to[2], from[2], st = 0, r;
     bool lied = false;
     pthread_t t;
     pid_t pid;
     uint8_t hdr[12], *payload = lb_xmalloc(PROTO_MAX_PAYLOAD);
 
+    if (flood)
+        argv += 2; /* --flood-list -- */
     if (pipe2(to, O_CLOEXEC) < 0 || pipe2(from, O_CLOEXEC) < 0)
         return 2;
     pid = fork();
@@ -86,7 +94,7 @@ liar(char **argv)
             break;
         /* digest (32), type, compression, reserved (2), raw_len (4),
          * then the stored bytes */
-        if (type == PROTO_T_CHUNK_DATA && !lied && len > 40) {
+        if (type == PROTO_T_CHUNK_DATA && !flood && !lied && len > 40) {
             char hex[65];
             payload[len - 1] ^= 0x01;
             lied = true;
@@ -94,10 +102,15 @@ liar(char **argv)
                 snprintf(hex + 2 * i, 3, "%02x", payload[i]);
             fprintf(stderr, "liar: flipped a byte of chunk %s\n", hex);
         }
+        while (flood && type == PROTO_T_LIST_ENTRY)
+            if (lb_write_full(1, hdr, sizeof hdr) < 0 ||
+                lb_write_full(1, payload, len) < 0)
+                goto out;
         if (lb_write_full(1, hdr, sizeof hdr) < 0 ||
             lb_write_full(1, payload, len) < 0)
             break;
     }
+out:
     close(1);
     close(from[0]);
     free(payload);

@@ -127,3 +127,37 @@ livebackup list --repo "$URL" --rsh "$LB_RSH" --remote-backupd "$T/evil-backupd"
     >"$T/out" 2>"$T/err" || fail "list: $(cat -v "$T/err")"
 grep -q $'remote says: \033]52;c;' "$T/err" || fail "stderr not on a terminal: $(cat -v "$T/err")"
 ok "the remote end's stderr reaches a terminal as text, a log as it came"
+
+# A broken-into backup server that lists without end (lbhostile liar
+# --flood-list repeats its first LIST_ENTRY): the agent gives up at its
+# bound (AGENT_LIST_MAX, 128 MiB), its memory under the 256 MiB every
+# process keeps to (README, "Speed"; not measured under ASan, whose
+# allocator keeps freed memory aside), and says so.
+cat >"$T/flood-backupd" <<EOF
+#!/bin/sh
+exec "$LB_BUILD/tests/lbhostile" liar --flood-list -- "$BACKUPD" "\$@"
+EOF
+chmod +x "$T/flood-backupd"
+rc=0
+/usr/bin/time -f "maxrss %M" -o "$T/flood.time" livebackup list --repo "$URL" --rsh "$LB_RSH" \
+    --remote-backupd "$T/flood-backupd" >"$T/out" 2>"$T/err" &
+tp=$!
+# An agent without the bound grows until the machine has no memory left:
+# stopped at 1 GiB, or after 120 s.
+for ((i = 0; i < 600; i++)); do
+    ag=$(cat "/proc/$tp/task/$tp/children" 2>/dev/null) || break
+    rss=$(awk '/^VmRSS/ { print $2 }' "/proc/${ag%% *}/status" 2>/dev/null || echo 0)
+    if ((${rss:-0} > 1024 * 1024 || i == 599)); then
+        kill -KILL "${ag%% *}"
+        break
+    fi
+    sleep 0.2
+done
+wait "$tp" || rc=$?
+no_sanitizer_report "$T/err"
+[[ $rc -eq 1 ]] && grep -q "the repository listed more than 128 MiB of backups ([0-9]* of them) and went on: refused" "$T/err" ||
+    fail "a list without end: exit status $rc: $(head -c 600 "$T/err")"
+rss=$(awk '/maxrss/ { print $2 }' "$T/flood.time")
+ldd "$LIVEBACKUP" | grep -q libasan || ((rss < 256 * 1024)) ||
+    fail "a list without end: the agent grew to $rss KiB"
+ok "a list without end from a broken-into server: refused at 128 MiB (the agent's peak $((rss / 1024)) MiB)"
