@@ -9,7 +9,9 @@
 #include "agent/client/client_int.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <string.h>
+#include <sys/vfs.h>
 
 const char *const agent_keep_rules[AGENT_KEEP_NRULES] = {
     "last", "hourly", "daily", "weekly", "monthly", "yearly"};
@@ -238,16 +240,45 @@ agent_list_pick(const struct agent_list *l, const char *name, const char *spec)
 struct manifest_sink {
     int fd;
     uint64_t total;
+    const char *id, *dir;
 };
+
+/* Every this much of a manifest, the room left where it goes is looked
+ * at (MANIFEST_ROOM). */
+#define MANIFEST_CHECK_EVERY ((uint64_t)1 << 20)
 
 static int
 manifest_data(void *opaque, const uint8_t *p, uint32_t len)
 {
     struct manifest_sink *m = opaque;
+    struct statfs fs;
 
     if (lb_write_full(m->fd, p, len) < 0)
         return lb_error(errno, "write the manifest to a temporary file");
     m->total += len;
+    /* A manifest is written where the VM host's images may be too: one
+     * that never ends (a damaged or broken-into backupd) must not fill
+     * that filesystem, its guests' writes failing meanwhile. It stops
+     * while a tenth of the filesystem, or 1 GiB, is still free. */
+    if (m->total / MANIFEST_CHECK_EVERY !=
+            (m->total - len) / MANIFEST_CHECK_EVERY &&
+        fstatfs(m->fd, &fs) == 0) {
+        uint64_t size = (uint64_t)fs.f_blocks * fs.f_bsize;
+        uint64_t room = (uint64_t)fs.f_bavail * fs.f_bsize;
+        uint64_t keep =
+            size / 10 < ((uint64_t)1 << 30) ? size / 10 : (uint64_t)1 << 30;
+        if (room < keep) {
+            lb_fail(ENOSPC,
+                    "the manifest of backup %s is %" PRIu64
+                    " MiB so far: the filesystem of %s would be left with "
+                    "less than %" PRIu64 " MiB free; refused",
+                    m->id, m->total >> 20, m->dir, keep >> 20);
+            lb_error_hint("set TMPDIR to a directory with room, or check "
+                          "the repository server (a damaged or broken-into "
+                          "backupd sends a manifest without end)");
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -256,13 +287,14 @@ agent_repo_get_manifest(struct agent_repo *r, const char *id)
 {
     const char *dir = getenv("TMPDIR");
     CLEANUP_FREE char *path = NULL;
-    struct manifest_sink m = {-1, 0};
+    struct manifest_sink m = {-1, 0, id, NULL};
     const uint8_t *p;
     uint32_t len;
     uint64_t want;
 
     path = dir && *dir ? lb_xasprintf("%s/livebackup-manifest-XXXXXX", dir)
                        : lb_xstrdup("/tmp/livebackup-manifest-XXXXXX");
+    m.dir = dir && *dir ? dir : "/tmp";
     m.fd = mkstemp(path);
     if (m.fd < 0)
         return lb_error(errno, "create a temporary file in %s",

@@ -33,9 +33,10 @@
  *   recommit ID NAME XML  a backup of NAME with ID's windows and XML
  *                       (a file) as its saved domain XML: COMMITTED
  *
- * And one server: lbhostile liar [--flood-list] -- COMMAND... relays a
- * backupd and flips a byte of the first chunk it sends, or repeats its
- * first LIST_ENTRY without end (liar.c).
+ * And one server: lbhostile liar [--flood-list|--flood-manifest] --
+ * COMMAND... relays a backupd and flips a byte of the first chunk it
+ * sends, or repeats its first LIST_ENTRY or MANIFEST_DATA without end
+ * (liar.c).
  */
 #include "tests/hostile/hostile.h"
 
@@ -328,7 +329,7 @@ main(int argc, char **argv)
     }
     h.name = argv[1];
     if (strcmp(h.name, "liar") == 0) /* a server, not a client: liar.c */
-        return argc > 4 && strcmp(argv[2], "--flood-list") == 0 &&
+        return argc > 4 && strncmp(argv[2], "--flood-", 8) == 0 &&
                        strcmp(argv[3], "--") == 0
                    ? liar(argv + 2)
                : argc > 3 && strcmp(argv[2], "--") == 0 ? liar(argv + 3)

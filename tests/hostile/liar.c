@@ -11,10 +11,11 @@
  * destination checks each chunk again) tests/integration/test_copy.sh
  * checks.
  *
- * lbhostile liar --flood-list -- COMMAND...: the server's first
- * LIST_ENTRY is sent again and again, without end (a list of backups
- * that never ends); test_ssh.sh checks that the client gives up, its
- * memory bounded.
+ * lbhostile liar --flood-list|--flood-manifest -- COMMAND...: the
+ * server's first LIST_ENTRY (or MANIFEST_DATA) is sent again and again,
+ * without end (a list of backups, or a manifest, that never ends);
+ * test_ssh.sh checks that the client gives up, its memory and the room
+ * it writes to bounded.
  */
 #include "tests/hostile/hostile.h"
 
@@ -61,7 +62,10 @@ read_exactly(int fd, uint8_t *p, size_t len)
 int
 liar(char **argv)
 {
-    bool flood = strcmp(argv[0], "--flood-list") == 0;
+    uint16_t flood = strcmp(argv[0], "--flood-list") == 0 ? PROTO_T_LIST_ENTRY
+                     : strcmp(argv[0], "--flood-manifest") == 0
+                         ? PROTO_T_MANIFEST_DATA
+                         : 0;
     int to[2], from[2], st = 0, r;
     bool lied = false;
     pthread_t t;
@@ -69,7 +73,7 @@ liar(char **argv)
     uint8_t hdr[12], *payload = lb_xmalloc(PROTO_MAX_PAYLOAD);
 
     if (flood)
-        argv += 2; /* --flood-list -- */
+        argv += 2; /* --flood-... -- */
     if (pipe2(to, O_CLOEXEC) < 0 || pipe2(from, O_CLOEXEC) < 0)
         return 2;
     pid = fork();
@@ -102,7 +106,7 @@ liar(char **argv)
                 snprintf(hex + 2 * i, 3, "%02x", payload[i]);
             fprintf(stderr, "liar: flipped a byte of chunk %s\n", hex);
         }
-        while (flood && type == PROTO_T_LIST_ENTRY)
+        while (flood && type == flood)
             if (lb_write_full(1, hdr, sizeof hdr) < 0 ||
                 lb_write_full(1, payload, len) < 0)
                 goto out;

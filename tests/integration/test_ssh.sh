@@ -161,3 +161,26 @@ rss=$(awk '/maxrss/ { print $2 }' "$T/flood.time")
 ldd "$LIVEBACKUP" | grep -q libasan || ((rss < 256 * 1024)) ||
     fail "a list without end: the agent grew to $rss KiB"
 ok "a list without end from a broken-into server: refused at 128 MiB (the agent's peak $((rss / 1024)) MiB)"
+
+# A manifest without end (--flood-manifest repeats its first
+# MANIFEST_DATA): restore-image's temporary copy of it (in TMPDIR, here a
+# 64 MiB tmpfs) stops while a tenth of that filesystem is still free,
+# and goes with the command.
+sed 's/--flood-list/--flood-manifest/' "$T/flood-backupd" >"$T/flood-m-backupd"
+chmod +x "$T/flood-m-backupd"
+mkdir "$T/smalltmp"
+mount -t tmpfs -o size=64m tmpfs "$T/smalltmp"
+LB_MOUNTS+=("$T/smalltmp")
+rc=0
+TMPDIR=$T/smalltmp timeout 120 livebackup restore-image --repo "$URL" --rsh "$LB_RSH" \
+    --remote-backupd "$T/flood-m-backupd" --name host1 --disk vda --to "$T/fm.raw" >"$T/out" 2>"$T/err" || rc=$?
+no_sanitizer_report "$T/err"
+[[ $rc -eq 1 ]] &&
+    grep -q "the manifest of backup [0-9a-f-]* is [0-9]* MiB so far: the filesystem of $T/smalltmp would be left with less than 6 MiB free; refused" "$T/err" ||
+    fail "a manifest without end: exit status $rc: $(cat "$T/err")"
+[[ ! -e $T/fm.raw ]] || fail "a manifest without end: $T/fm.raw written"
+used=$(df --output=used -k "$T/smalltmp" | tail -n 1)
+((used < 1024)) || fail "a manifest without end: $used KiB left in TMPDIR"
+umount "$T/smalltmp"
+LB_MOUNTS=()
+ok "a manifest without end from a broken-into server: its temporary copy stopped short of filling TMPDIR, and went"
