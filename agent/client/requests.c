@@ -241,11 +241,32 @@ struct manifest_sink {
     int fd;
     uint64_t total;
     const char *id, *dir;
+    uint64_t keep; /* bytes to leave free where it goes */
 };
 
 /* Every this much of a manifest, the room left where it goes is looked
- * at (MANIFEST_ROOM). */
+ * at. */
 #define MANIFEST_CHECK_EVERY ((uint64_t)1 << 20)
+
+/* A manifest is written where the VM host's images may be too: one that
+ * never ends (a damaged or broken-into backupd) must not fill that
+ * filesystem, its guests' writes failing meanwhile. It stops while a
+ * tenth of the filesystem (at most 1 GiB), and half the room it found,
+ * are still free. */
+static uint64_t
+manifest_keep(int fd)
+{
+    struct statfs fs;
+    uint64_t keep = (uint64_t)1 << 30;
+
+    if (fstatfs(fd, &fs) < 0)
+        return 0;
+    if ((uint64_t)fs.f_blocks * fs.f_bsize / 10 < keep)
+        keep = (uint64_t)fs.f_blocks * fs.f_bsize / 10;
+    if ((uint64_t)fs.f_bavail * fs.f_bsize / 2 < keep)
+        keep = (uint64_t)fs.f_bavail * fs.f_bsize / 2;
+    return keep;
+}
 
 static int
 manifest_data(void *opaque, const uint8_t *p, uint32_t len)
@@ -256,28 +277,19 @@ manifest_data(void *opaque, const uint8_t *p, uint32_t len)
     if (lb_write_full(m->fd, p, len) < 0)
         return lb_error(errno, "write the manifest to a temporary file");
     m->total += len;
-    /* A manifest is written where the VM host's images may be too: one
-     * that never ends (a damaged or broken-into backupd) must not fill
-     * that filesystem, its guests' writes failing meanwhile. It stops
-     * while a tenth of the filesystem, or 1 GiB, is still free. */
     if (m->total / MANIFEST_CHECK_EVERY !=
             (m->total - len) / MANIFEST_CHECK_EVERY &&
-        fstatfs(m->fd, &fs) == 0) {
-        uint64_t size = (uint64_t)fs.f_blocks * fs.f_bsize;
-        uint64_t room = (uint64_t)fs.f_bavail * fs.f_bsize;
-        uint64_t keep =
-            size / 10 < ((uint64_t)1 << 30) ? size / 10 : (uint64_t)1 << 30;
-        if (room < keep) {
-            lb_fail(ENOSPC,
-                    "the manifest of backup %s is %" PRIu64
-                    " MiB so far: the filesystem of %s would be left with "
-                    "less than %" PRIu64 " MiB free; refused",
-                    m->id, m->total >> 20, m->dir, keep >> 20);
-            lb_error_hint("set TMPDIR to a directory with room, or check "
-                          "the repository server (a damaged or broken-into "
-                          "backupd sends a manifest without end)");
-            return -1;
-        }
+        fstatfs(m->fd, &fs) == 0 &&
+        (uint64_t)fs.f_bavail * fs.f_bsize < m->keep) {
+        lb_fail(ENOSPC,
+                "the manifest of backup %s is %" PRIu64
+                " MiB so far: the filesystem of %s would be left with "
+                "less than %" PRIu64 " MiB free; refused",
+                m->id, m->total >> 20, m->dir, m->keep >> 20);
+        lb_error_hint("set TMPDIR to a directory with room, or check the "
+                      "repository server (a damaged or broken-into backupd "
+                      "sends a manifest without end)");
+        return -1;
     }
     return 0;
 }
@@ -287,7 +299,7 @@ agent_repo_get_manifest(struct agent_repo *r, const char *id)
 {
     const char *dir = getenv("TMPDIR");
     CLEANUP_FREE char *path = NULL;
-    struct manifest_sink m = {-1, 0, id, NULL};
+    struct manifest_sink m = {-1, 0, id, NULL, 0};
     const uint8_t *p;
     uint32_t len;
     uint64_t want;
@@ -300,6 +312,7 @@ agent_repo_get_manifest(struct agent_repo *r, const char *id)
         return lb_error(errno, "create a temporary file in %s",
                         dir ? dir : "/tmp");
     unlink(path);
+    m.keep = manifest_keep(m.fd);
     proto_enc_str(&r->out, PROTO_T_GET_MANIFEST, id);
     if (agent_repo_stream(r, PROTO_T_MANIFEST_DATA, PROTO_T_MANIFEST_END,
                           manifest_data, &m, &p, &len) < 0)
