@@ -18,6 +18,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #define CONN_RBUF_INIT (256u << 10)
@@ -36,6 +37,8 @@ struct proto_conn {
     uint32_t error_code; /* of the ERROR received, once got_error */
     int timeout_ms;      /* no progress for this long fails I/O; 0: none */
     _Atomic bool broken;
+    /* when the read or write now waiting on the peer began (ns), 0 */
+    _Atomic uint64_t blocked_ns;
     pthread_mutex_t send_lock;
     uint64_t bytes_in, bytes_out;
     /* token buckets, in bytes; rate 0 means unlimited */
@@ -101,6 +104,19 @@ proto_conn_set_timeout(struct proto_conn *c, unsigned timeout_ms)
     return 0;
 }
 
+/* Around a call that waits on the peer (proto_conn_blocked_since). */
+static void
+io_begin(struct proto_conn *c)
+{
+    c->blocked_ns = lb_now_ns();
+}
+
+static void
+io_end(struct proto_conn *c)
+{
+    c->blocked_ns = 0;
+}
+
 /* Wait until fd is ready for events, at most the timeout: 0, or -1 with
  * ETIMEDOUT (the error slot set). */
 static int
@@ -109,9 +125,11 @@ wait_ready(struct proto_conn *c, int fd, short events)
     struct pollfd pfd = {fd, events, 0};
     int r;
 
+    io_begin(c);
     do
         r = poll(&pfd, 1, c->timeout_ms ? c->timeout_ms : -1);
     while (r < 0 && errno == EINTR);
+    io_end(c);
     if (r < 0)
         return lb_error(errno, "poll");
     if (r == 0)
@@ -126,7 +144,10 @@ static int
 write_all(struct proto_conn *c, const uint8_t *p, size_t len)
 {
     while (len > 0) {
-        ssize_t n = write(c->fd_out, p, len);
+        ssize_t n;
+        io_begin(c);
+        n = write(c->fd_out, p, len);
+        io_end(c);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -227,9 +248,11 @@ fill(struct proto_conn *c, size_t n)
             }
         }
         /* Paced: small reads, so the peer feels the limit at once. */
+        io_begin(c);
         got = read(c->fd_in, c->rbuf + c->rend,
                    c->rate ? LB_MIN(c->rcap - c->rend, (size_t)64 << 10)
                            : c->rcap - c->rend);
+        io_end(c);
         if (got < 0) {
             if (errno == EINTR)
                 continue;
@@ -320,7 +343,9 @@ forward_copy(struct proto_conn *from, struct proto_conn *to)
     ssize_t got;
 
     from->rstart = from->rend = from->consume = 0;
+    io_begin(from);
     got = read(from->fd_in, from->rbuf, LB_MIN(from->left, max));
+    io_end(from);
     if (got < 0) {
         if (errno == EINTR)
             return 0;
@@ -352,8 +377,14 @@ forward_copy(struct proto_conn *from, struct proto_conn *to)
 static int
 forward_splice(struct proto_conn *from, struct proto_conn *to)
 {
-    ssize_t n = splice(from->fd_in, NULL, to->fd_out, NULL, from->left,
-                       SPLICE_F_MOVE | SPLICE_F_MORE);
+    ssize_t n;
+
+    io_begin(from);
+    io_begin(to);
+    n = splice(from->fd_in, NULL, to->fd_out, NULL, from->left,
+               SPLICE_F_MOVE | SPLICE_F_MORE);
+    io_end(to);
+    io_end(from);
 
     if (n > 0) {
         from->bytes_in += (uint64_t)n;
@@ -480,6 +511,20 @@ bool
 proto_conn_got_error(const struct proto_conn *c)
 {
     return c->got_error;
+}
+
+uint64_t
+proto_conn_blocked_since(const struct proto_conn *c)
+{
+    return c->blocked_ns;
+}
+
+void
+proto_conn_shutdown(struct proto_conn *c)
+{
+    /* sockets only (pipes say ENOTSOCK): their waits end at once */
+    (void)shutdown(c->fd_in, SHUT_RDWR);
+    (void)shutdown(c->fd_out, SHUT_RDWR);
 }
 
 uint32_t

@@ -242,6 +242,7 @@ cmd_copy(int argc, char **argv)
     struct agent_copy_stats st;
     int rc = parse_copy(argc, argv, &a);
 
+    agent_opts.io_watch = true; /* the data path: a stalled server ends */
     if (rc || !a.from || !a.to) /* (parse_copy checked both) */
         return rc ? rc : 2;
     /* The source is only read (a --read-only key will do), and checks

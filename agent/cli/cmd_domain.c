@@ -368,6 +368,7 @@ cmd_backup(int argc, char **argv)
     struct cli_run run;
     int rc = parse_dom_args(argc, argv, "backup", true, true, &a);
 
+    agent_opts.io_watch = true; /* the data path: a stalled server ends */
     if (rc)
         return rc;
     cli_run_init(&run);

@@ -264,6 +264,7 @@ cmd_backup_image(int argc, char **argv)
     bool incremental = false;
     int rc = parse_backup_image(argc, argv, &a);
 
+    agent_opts.io_watch = true; /* the data path: a stalled server ends */
     if (rc)
         return rc < 0 ? 0 : rc;
     rc = 1;
@@ -386,6 +387,7 @@ cmd_restore_image(int argc, char **argv)
     int rc = parse_restore_image(argc, argv, &a);
     double secs;
 
+    agent_opts.io_watch = true; /* the data path: a stalled server ends */
     if (rc)
         return rc < 0 ? 0 : rc;
     /* Timed like a backup: from the open, not the ssh login. */

@@ -476,6 +476,7 @@ cmd_restore(int argc, char **argv)
     uint64_t t0 = lb_now_ns();
     int rc = parse_restore(argc, argv, &a);
 
+    agent_opts.io_watch = true; /* the data path: a stalled server ends */
     if (rc) {
         free_args(&a);
         return rc < 0 ? 0 : rc;

@@ -43,6 +43,10 @@ struct agent_opts {
     const char *passphrase_file; /* --passphrase-file */
     const char *new_passphrase_file; /* --new-passphrase-file */
     const char *key_file;            /* --key-file (keyfile repositories) */
+    /* a session whose server takes nothing and sends nothing for
+     * LIVEBACKUP_IO_TIMEOUT seconds (600; 0: never) is ended: the commands
+     * of the data path (backup, restore, copy) set it */
+    bool io_watch;
 };
 
 /* The settings of this process's client work, set by the command line

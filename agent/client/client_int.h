@@ -39,8 +39,15 @@ struct agent_repo {
     struct agent_keys *keys;     /* after agent_repo_unlock (encrypted only) */
     struct agent_unlock *unlock; /* its KDF running (unlock_start) */
     char repo_id[128];
-    bool established;  /* HELLO went through: a later failure is a cut */
-    struct lb_buf out; /* the request being sent */
+    bool established; /* HELLO went through: a later failure is a cut */
+    /* the stall watchdog (agent_opts.io_watch): a thread that ends the
+     * session when a read or write has waited on the server too long */
+    pthread_t watch;
+    int watch_stop[2]; /* its end: written or closed by watch_end */
+    bool watching;
+    unsigned watch_s;     /* its limit, seconds */
+    _Atomic bool stalled; /* it ended the session */
+    struct lb_buf out;    /* the request being sent */
 };
 
 /* After a failure: collect an ERROR frame the server may have sent, and

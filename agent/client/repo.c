@@ -13,7 +13,9 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -212,6 +214,68 @@ reap(struct agent_repo *r, int ms)
     return status;
 }
 
+/* ---- the stall watchdog ------------------------------------------------- */
+
+/* A server that stops taking and sending (a hung disk or filesystem under
+ * its repository, a stopped backupd, a broken-into one that holds the
+ * session) would hold a backup, and the VM's domain lock, for ever: once
+ * a read or write has waited on it watch_s seconds, the session is ended
+ * (its child killed, its sockets shut down), and the wait fails as a cut
+ * connection does; agent_repo_explain says why. */
+static void *
+watch_main(void *arg)
+{
+    struct agent_repo *r = arg;
+    struct pollfd p = {r->watch_stop[0], POLLIN, 0};
+    uint64_t limit = (uint64_t)r->watch_s * 1000000000u;
+
+    while (poll(&p, 1, 1000) == 0 || (p.revents == 0 && errno == EINTR)) {
+        uint64_t since = proto_conn_blocked_since(r->conn);
+        if (since && lb_now_ns() - since >= limit) {
+            r->stalled = true;
+            if (r->child > 0)
+                kill(r->child, SIGKILL);
+            proto_conn_shutdown(r->conn);
+            break;
+        }
+    }
+    return NULL;
+}
+
+static void
+watch_start(struct agent_repo *r)
+{
+    const char *e = getenv("LIVEBACKUP_IO_TIMEOUT");
+    unsigned long s = e && *e ? strtoul(e, NULL, 10) : 600;
+
+    if (!agent_opts.io_watch || s == 0 || !r->conn)
+        return;
+    r->watch_s = s > 86400 ? 86400 : (unsigned)s;
+    /* a lock the server waits for is no stall */
+    if (agent_opts.lock_wait && r->watch_s < agent_opts.lock_wait + 60)
+        r->watch_s = agent_opts.lock_wait + 60;
+    if (pipe2(r->watch_stop, O_CLOEXEC) < 0)
+        return;
+    if (pthread_create(&r->watch, NULL, watch_main, r) != 0) {
+        close(r->watch_stop[0]);
+        close(r->watch_stop[1]);
+        return;
+    }
+    r->watching = true;
+}
+
+/* Before the connection goes: the watchdog ends first. */
+static void
+watch_end(struct agent_repo *r)
+{
+    if (!r->watching)
+        return;
+    close(r->watch_stop[1]);
+    pthread_join(r->watch, NULL);
+    close(r->watch_stop[0]);
+    r->watching = false;
+}
+
 void
 agent_repo_explain(struct agent_repo *r)
 {
@@ -236,11 +300,23 @@ agent_repo_explain(struct agent_repo *r)
     }
     /* The server's message (got earlier) says it all. */
     lb_error_restore(&e);
-    if (r->conn && proto_conn_got_error(r->conn))
+    if (r->conn && proto_conn_got_error(r->conn) && !r->stalled)
         return;
+    watch_end(r);
     proto_conn_free(r->conn, true);
     r->conn = NULL;
     status = reap(r, 5000);
+    if (r->stalled) {
+        lb_fail(ETIMEDOUT,
+                "the repository server (%s) took and sent nothing for %u s: "
+                "gave up on it",
+                r->host ? r->host : r->url, r->watch_s);
+        lb_error_hint("nothing half-done was committed, and the next backup "
+                      "sends what this one did not; check the server (a "
+                      "hung disk or filesystem, a stopped backupd). "
+                      "LIVEBACKUP_IO_TIMEOUT sets the limit");
+        return;
+    }
     if (status < 0)
         return;
     if (WIFSIGNALED(status)) {
@@ -482,6 +558,7 @@ repo_start(const char *url, bool trusted)
                  (unsigned long long)agent_opts.bwlimit);
         proto_conn_set_bwlimit(r->conn, agent_opts.bwlimit);
     }
+    watch_start(r);
     return r;
 fail:
     close_keep_error(r);
@@ -551,6 +628,7 @@ agent_repo_connect_two(const char *a, bool a_trusted, const char *b,
 void
 agent_repo_end(struct agent_repo *r)
 {
+    watch_end(r);
     proto_conn_free(r->conn, true);
     r->conn = NULL;
     /* reap clears child when it is not ours to wait for (a process that

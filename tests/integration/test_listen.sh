@@ -78,10 +78,42 @@ for n in a b c; do
 done
 ok "every backup verifies and restores identical"
 
+nchunks() { find "$R/chunks" -type f | wc -l; }
+
+# The daemon stalls (SIGSTOP) in the middle of a backup: the agent, whose
+# socket takes nothing and sends nothing for LIVEBACKUP_IO_TIMEOUT (3 s
+# here), shuts it down and gives up, saying so; the daemon, running
+# again, serves on and the repository verifies.
+head -c $((32 << 20)) /dev/urandom >"$T/stall.raw"
+before=$(nchunks)
+LIVEBACKUP_IO_TIMEOUT=3 livebackup backup-image --bwlimit 8M --repo "$R" --name stall \
+    --disk vda="$T/stall.raw" >"$T/stall.out" 2>"$T/stall.err" &
+agent=$!
+lb_track "$agent"
+stall_flowing() {
+    lb_alive "$agent" || fail "the backup of stall ended early: $(cat "$T/stall.err")"
+    [[ $(nchunks) -gt $before ]]
+}
+wait_until 60 "the backup of stall to store its first chunk" stall_flowing
+trap 'rc=$?; kill -CONT '"$DAEMON"' 2>/dev/null || true; lb_cleanup "$rc"' EXIT
+kill -STOP "$DAEMON"
+t0=$(date +%s%N)
+wait_until 30 "the agent to give up on a stopped daemon" eval "! lb_alive $agent"
+took=$((($(date +%s%N) - t0) / 1000000))
+kill -CONT "$DAEMON"
+rc=0
+wait "$agent" || rc=$?
+[[ $rc -eq 1 ]] && grep -q "the repository server ($R) took and sent nothing for 3 s: gave up on it" "$T/stall.err" ||
+    fail "a stopped daemon: exit status $rc: $(cat "$T/stall.err")"
+run_ok livebackup list --repo "$R" --name stall --json
+[[ ! -s $T/out ]] || fail "the stalled backup was committed"
+run_ok livebackup verify --repo "$R"
+grep -q "all sound" "$T/out" || fail "verify after the stall"
+ok "a stopped daemon mid-backup: the agent gave up after $took ms, saying so; the daemon serves on"
+
 # SIGTERM in the middle of a backup.
 qemu-img create -q -f qcow2 "$T/big.qcow2" 128M
 write_random "$T/big.qcow2" qcow2 0 $((48 << 20))
-nchunks() { find "$R/chunks" -type f | wc -l; }
 before=$(nchunks)
 livebackup backup-image --bwlimit 8M --repo "$R" --name big \
     --disk vda="$T/big.qcow2" >"$T/big.out" 2>"$T/big.err" &

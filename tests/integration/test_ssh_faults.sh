@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
 # The ssh pipe cut at random moments: the agent's ssh client killed, the
-# sshd process serving the session killed, backupd killed behind ssh. Each
-# time: a clear error, a repository that verifies, and a retry that
-# succeeds reusing the data already uploaded.
+# sshd process serving the session killed, backupd killed behind ssh, and
+# backupd stopped (a stalled server). Each time: a clear error, a
+# repository that verifies, and a retry that succeeds reusing the data
+# already uploaded.
 . "$(dirname "$0")/lib.sh"
 
 sshd_start
@@ -97,9 +98,50 @@ cut() {
     grep -q "all sound" "$T/out" || fail "verify after killing $who"
 }
 
+# stall: the remote backupd stopped (SIGSTOP) mid-backup, as a hung disk
+# under the repository or a broken-into server holds a session: the agent
+# takes nothing and gets nothing for LIVEBACKUP_IO_TIMEOUT (3 s here) and
+# gives up, saying so, instead of holding the backup (and a VM's lock)
+# for ever. The stopped backupd is the server's to end (here by its PID).
+stall() {
+    local agent victim="" rc=0 chunks_before t0 took
+    chunks_before=$(find "$R/chunks" -type f | wc -l)
+    LIVEBACKUP_IO_TIMEOUT=3 livebackup backup-image --bwlimit 8M --repo "$URL" --rsh "$LB_RSH" \
+        --remote-backupd "$BACKUPD" --name d --disk vda="$T/d.qcow2" \
+        >"$T/bg.out" 2>"$T/bg.err" &
+    agent=$!
+    lb_track "$agent"
+    lb_watch_log "$T/bg.err"
+    found() {
+        lb_alive "$agent" || fail "stall: the backup ended first: $(cat "$T/bg.err")"
+        victim=$(find_victim backupd "$agent")
+        [[ -n $victim && $(find "$R/chunks" -type f | wc -l) -ge $((chunks_before + 2)) ]]
+    }
+    wait_until 60 "the backupd of the backup, two chunks stored" found
+    # a failure below must not leave it stopped
+    trap 'rc=$?; kill -KILL '"$victim"' 2>/dev/null || true; lb_cleanup "$rc"' EXIT
+    kill -STOP "$victim"
+    t0=$(date +%s%N)
+    # bounded: an agent without the watchdog waits for ever
+    wait_until 30 "the agent to give up on a stopped backupd" eval "! lb_alive $agent"
+    took=$((($(date +%s%N) - t0) / 1000000))
+    wait "$agent" || rc=$?
+    kill -KILL "$victim" 2>/dev/null || true
+    [[ $rc -eq 1 ]] || fail "stall: agent exit status $rc: $(cat "$T/bg.err")"
+    grep -q "the repository server (root@127.0.0.1) took and sent nothing for 3 s: gave up on it" "$T/bg.err" ||
+        fail "stall: unclear error: $(cat "$T/bg.err")"
+    ((took < 10000)) || fail "stall: the agent took $took ms"
+    ok "a stopped backupd mid-backup: the agent gave up after $took ms, saying so"
+    wait_sessions_ended "$R"
+    wait_until 60 "the sshd session of the stalled backup to end" sshd_idle
+    run_ok livebackup verify --repo "$R"
+    grep -q "all sound" "$T/out" || fail "verify after the stall"
+}
+
 cut ssh
 cut sshd
 cut backupd
+stall
 # The retry reuses what the interrupted uploads stored.
 run_ok livebackup backup-image --json --repo "$URL" --rsh "$LB_RSH" \
     --remote-backupd "$BACKUPD" --name d --disk vda="$T/d.qcow2"

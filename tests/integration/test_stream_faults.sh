@@ -171,6 +171,27 @@ run_ok livebackup restore-image --repo "$R" --name ack --disk vda --to "$T/rack.
 same_image "$T/rack.raw" raw "$T/truth0.raw" raw
 ok "killed after its commit, before the ack: the backup is there, verifies and restores identical"
 
+# 4c. backupd stops (SIGSTOP, by a hook at its third stored chunk) as a
+# hung disk under the repository would stop it: the agent gives up after
+# LIVEBACKUP_IO_TIMEOUT (3 s here), saying so, and ends its child; the
+# repository verifies. Bounded: an agent without the watchdog waits for
+# ever (timeout ends it at 60 s, and the check fails).
+rm -f "$T/stopped.pid"
+head -c $((32 << 20)) /dev/urandom >"$T/stall.raw"
+t0=$(date +%s%N)
+LIVEBACKUP_IO_TIMEOUT=3 LIVEBACKUP_FAULT_HOOK="backupd:chunk-stored@3:echo \$PPID >$T/stopped.pid; kill -STOP \$PPID" \
+    expect_fail "the repository server \($R\) took and sent nothing for 3 s: gave up on it" \
+    timeout 60 livebackup backup-image --repo "$R" --name stall --disk vda="$T/stall.raw"
+took=$((($(date +%s%N) - t0) / 1000000))
+stopped=$(cat "$T/stopped.pid")
+if lb_alive "$stopped"; then
+    kill -KILL "$stopped"
+    fail "the stopped backupd ($stopped) was left behind"
+fi
+((took < 15000)) || fail "a stopped backupd: the agent took $took ms"
+verify_clean
+ok "a stopped backupd: the agent gave up after $took ms, saying so, and ended it; repository sound"
+
 # 5. The repository's filesystem fills up.
 mkdir "$T/small"
 mount -t tmpfs -o size=64m tmpfs "$T/small"
