@@ -45,9 +45,9 @@ struct agent_repo {
     pthread_t watch;
     int watch_stop[2]; /* its end: written or closed by watch_end */
     bool watching;
-    unsigned watch_s;     /* its limit, seconds */
-    _Atomic bool stalled; /* it ended the session */
-    struct lb_buf out;    /* the request being sent */
+    _Atomic unsigned watch_s; /* its limit, seconds */
+    _Atomic bool stalled;     /* it ended the session */
+    struct lb_buf out;        /* the request being sent */
 };
 
 /* After a failure: collect an ERROR frame the server may have sent, and

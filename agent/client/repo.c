@@ -227,11 +227,11 @@ watch_main(void *arg)
 {
     struct agent_repo *r = arg;
     struct pollfd p = {r->watch_stop[0], POLLIN, 0};
-    uint64_t limit = (uint64_t)r->watch_s * 1000000000u;
 
     while (poll(&p, 1, 1000) == 0 || (p.revents == 0 && errno == EINTR)) {
         uint64_t since = proto_conn_blocked_since(r->conn);
-        if (since && lb_now_ns() - since >= limit) {
+        if (since &&
+            lb_now_ns() - since >= (uint64_t)r->watch_s * 1000000000u) {
             r->stalled = true;
             if (r->child > 0)
                 kill(r->child, SIGKILL);
@@ -705,6 +705,9 @@ open_waiting(void *opaque, const uint8_t *p, uint32_t len)
         return lb_error(0, "protocol error: backupd sent WAITING unasked");
     if (proto_dec_waiting(p, len, &w) != PROTO_OK)
         return lb_error(0, "backupd sent a malformed WAITING");
+    /* the server waits that long, silently: no stall */
+    if (r->watching && r->watch_s < w.wait + 60)
+        r->watch_s = w.wait + 60;
     lb_info("backupd is serving as many sessions as its memory allows "
             "(--max-memory): waiting for room, %" PRIu32
             " session%s before this one (at most %" PRIu32 " s)",
