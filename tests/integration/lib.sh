@@ -133,6 +133,21 @@ wait_until() {
     done
 }
 
+# lb_stall PID AGENT UNDO: stop the server process PID (SIGSTOP) under a
+# running AGENT and wait (30 s at most) for the agent to give up on it;
+# then send PID the signal UNDO (CONT to let it run on, KILL to end it),
+# which the EXIT trap sends too if the test fails first. LB_STALL_MS: how
+# long the agent took.
+lb_stall() {
+    local pid=$1 agent=$2 undo=$3 t0
+    trap 'rc=$?; kill -'"$undo $pid"' 2>/dev/null || true; lb_cleanup "$rc"' EXIT
+    kill -STOP "$pid"
+    t0=$(date +%s%N)
+    wait_until 30 "the agent to give up on a stopped server (pid $pid)" eval "! lb_alive $agent"
+    LB_STALL_MS=$((($(date +%s%N) - t0) / 1000000))
+    kill -"$undo" "$pid" 2>/dev/null || true
+}
+
 # A pipe a background process signals readiness on: _lb_ready_open sets
 # LB_READY (its path; the background process writes one line to it) and
 # opens it; _lb_ready_read SECONDS WHAT reads that line into LB_READY_LINE

@@ -95,12 +95,7 @@ stall_flowing() {
     [[ $(nchunks) -gt $before ]]
 }
 wait_until 60 "the backup of stall to store its first chunk" stall_flowing
-trap 'rc=$?; kill -CONT '"$DAEMON"' 2>/dev/null || true; lb_cleanup "$rc"' EXIT
-kill -STOP "$DAEMON"
-t0=$(date +%s%N)
-wait_until 30 "the agent to give up on a stopped daemon" eval "! lb_alive $agent"
-took=$((($(date +%s%N) - t0) / 1000000))
-kill -CONT "$DAEMON"
+lb_stall "$DAEMON" "$agent" CONT
 rc=0
 wait "$agent" || rc=$?
 [[ $rc -eq 1 ]] && grep -q "the repository server ($R) took and sent nothing for 3 s: gave up on it" "$T/stall.err" ||
@@ -109,7 +104,7 @@ run_ok livebackup list --repo "$R" --name stall --json
 [[ ! -s $T/out ]] || fail "the stalled backup was committed"
 run_ok livebackup verify --repo "$R"
 grep -q "all sound" "$T/out" || fail "verify after the stall"
-ok "a stopped daemon mid-backup: the agent gave up after $took ms, saying so; the daemon serves on"
+ok "a stopped daemon mid-backup: the agent gave up after $LB_STALL_MS ms, saying so; the daemon serves on"
 
 # SIGTERM in the middle of a backup.
 qemu-img create -q -f qcow2 "$T/big.qcow2" 128M
