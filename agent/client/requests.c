@@ -299,18 +299,15 @@ agent_repo_get_manifest(struct agent_repo *r, const char *id)
 {
     const char *dir = getenv("TMPDIR");
     CLEANUP_FREE char *path = NULL;
-    struct manifest_sink m = {-1, 0, id, NULL, 0};
+    struct manifest_sink m = {-1, 0, id, dir && *dir ? dir : "/tmp", 0};
     const uint8_t *p;
     uint32_t len;
     uint64_t want;
 
-    path = dir && *dir ? lb_xasprintf("%s/livebackup-manifest-XXXXXX", dir)
-                       : lb_xstrdup("/tmp/livebackup-manifest-XXXXXX");
-    m.dir = dir && *dir ? dir : "/tmp";
+    path = lb_xasprintf("%s/livebackup-manifest-XXXXXX", m.dir);
     m.fd = mkstemp(path);
     if (m.fd < 0)
-        return lb_error(errno, "create a temporary file in %s",
-                        dir ? dir : "/tmp");
+        return lb_error(errno, "create a temporary file in %s", m.dir);
     unlink(path);
     m.keep = manifest_keep(m.fd);
     proto_enc_str(&r->out, PROTO_T_GET_MANIFEST, id);
