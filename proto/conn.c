@@ -37,8 +37,11 @@ struct proto_conn {
     uint32_t error_code; /* of the ERROR received, once got_error */
     int timeout_ms;      /* no progress for this long fails I/O; 0: none */
     _Atomic bool broken;
-    /* when the read or write now waiting on the peer began (ns), 0 */
-    _Atomic uint64_t blocked_ns;
+    /* Calls now waiting on the peer (a reader and a writer may wait at
+     * once, in two threads), and when the last of them began or ended:
+     * while one waits, nothing has moved either way since then. */
+    _Atomic unsigned waiting;
+    _Atomic uint64_t moved_ns;
     pthread_mutex_t send_lock;
     uint64_t bytes_in, bytes_out;
     /* token buckets, in bytes; rate 0 means unlimited */
@@ -104,17 +107,22 @@ proto_conn_set_timeout(struct proto_conn *c, unsigned timeout_ms)
     return 0;
 }
 
-/* Around a call that waits on the peer (proto_conn_blocked_since). */
+/* Around a call that waits on the peer (proto_conn_blocked_since). One
+ * mark per connection would not do: a reader's end would clear the mark
+ * of a writer still waiting (and the reverse), so a stalled peer could go
+ * unseen for as long as the waits last. */
 static void
 io_begin(struct proto_conn *c)
 {
-    c->blocked_ns = lb_now_ns();
+    c->moved_ns = lb_now_ns();
+    c->waiting++;
 }
 
 static void
 io_end(struct proto_conn *c)
 {
-    c->blocked_ns = 0;
+    c->moved_ns = lb_now_ns();
+    c->waiting--;
 }
 
 /* Wait until fd is ready for events, at most the timeout: 0, or -1 with
@@ -516,7 +524,7 @@ proto_conn_got_error(const struct proto_conn *c)
 uint64_t
 proto_conn_blocked_since(const struct proto_conn *c)
 {
-    return c->blocked_ns;
+    return c->waiting ? c->moved_ns : 0;
 }
 
 void

@@ -781,8 +781,9 @@ int proto_conn_take_error(struct proto_conn *c, const uint8_t *p, uint32_t len,
 bool proto_conn_got_error(const struct proto_conn *c);
 /* The code of that ERROR (PROTO_ERR_*), 0 if none came. */
 uint32_t proto_conn_error_code(const struct proto_conn *c);
-/* Since when (lb_now_ns) a read or write has waited on the peer, 0 if
- * none waits now: for a watchdog in another thread. */
+/* 0 if no read or write waits on the peer now; else since when
+ * (lb_now_ns) nothing has moved either way on the connection (no wait
+ * began or ended): for a watchdog in another thread. */
 uint64_t proto_conn_blocked_since(const struct proto_conn *c);
 /* Shut down the connection's sockets (not pipes): a read or write that
  * waits on them, in any thread, ends. */

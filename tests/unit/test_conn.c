@@ -3,7 +3,8 @@
  * proto/conn.c: blocking frame I/O over a socket pair: frames in and out
  * (many per read, or larger than the read buffer), end of stream on and off
  * a frame boundary, bad headers, ERROR frames turned into the error slot,
- * readiness, a closed peer, and the bandwidth limit; a relay (a frame's
+ * readiness, a closed peer, the bandwidth limit, and the mark of a call
+ * waiting on the peer (two threads, one waiting, one done); a relay (a frame's
  * head read, the rest forwarded) between pipes, sockets, non-blocking and
  * paced ends.
  */
@@ -17,6 +18,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 static int sv[2] = {-1, -1};
 static struct proto_conn *a, *b;
@@ -296,6 +298,18 @@ Test(conn, sending_to_a_closed_peer_fails)
     lb_buf_free(&out);
 }
 
+/* Read len bytes from b's end, as they come. */
+static void
+drain_b(size_t len)
+{
+    for (size_t got = 0; got < len;) {
+        uint8_t buf[65536];
+        ssize_t n = read(sv[1], buf, sizeof buf);
+        cr_assert_gt(n, 0);
+        got += (size_t)n;
+    }
+}
+
 Test(conn, bandwidth_limit_paces_sends)
 {
     size_t len = 400u << 10;
@@ -303,18 +317,12 @@ Test(conn, bandwidth_limit_paces_sends)
     struct sender s = {a, data, len, -2};
     pthread_t th;
     uint64_t t0;
-    size_t got = 0;
 
     /* 2 MiB/s with at most 1/20 s of credit: 400 KiB take >= ~0.15 s. */
     proto_conn_set_bwlimit(a, 2u << 20);
     t0 = lb_now_ns();
     cr_assert_eq(pthread_create(&th, NULL, send_thread, &s), 0);
-    while (got < len) {
-        uint8_t buf[65536];
-        ssize_t n = read(sv[1], buf, sizeof buf);
-        cr_assert_gt(n, 0);
-        got += (size_t)n;
-    }
+    drain_b(len);
     pthread_join(th, NULL);
     cr_assert_eq(s.r, 0);
     cr_assert_geq(lb_now_ns() - t0, 150000000ull, "sent too fast");
@@ -378,6 +386,92 @@ Test(conn, a_send_to_a_peer_that_does_not_read_times_out)
               lb_error_msg());
     cr_assert(proto_conn_broken(a));
     free(big);
+    lb_buf_free(&out);
+}
+
+/* ---- proto_conn_blocked_since: what the agent's stall watchdog reads --- */
+
+/* Until proto_conn_blocked_since(c) says a call waits (5 s at most). */
+static uint64_t
+wait_marked(struct proto_conn *c)
+{
+    uint64_t since = 0;
+
+    for (int i = 0; i < 5000 && !(since = proto_conn_blocked_since(c)); i++)
+        usleep(1000);
+    cr_assert_neq(since, 0, "no call of the connection marked as waiting");
+    return since;
+}
+
+struct receiver {
+    struct proto_conn *c;
+    int r;
+};
+
+static void *
+recv_thread(void *arg)
+{
+    struct receiver *rc = arg;
+    struct proto_hdr h;
+    const uint8_t *p;
+
+    rc->r = proto_conn_recv(rc->c, &h, &p);
+    return NULL;
+}
+
+/* A writer waits on a peer that does not read (16 MiB: far more than the
+ * socket buffers) while a reader in another thread gets a frame: the
+ * reader's end must not hide the writer's wait (it did once, and the
+ * agent's watchdog missed a stopped server in a CI run). */
+Test(conn, a_wait_that_ends_leaves_the_other_waiting_one_marked)
+{
+    size_t len = 16u << 20;
+    uint8_t *data = lb_xcalloc(1, len);
+    struct sender s = {a, data, len, -2};
+    struct lb_buf out = {0};
+    struct proto_hdr h;
+    const uint8_t *p;
+    pthread_t th;
+    uint64_t t0;
+
+    cr_assert_eq(proto_conn_blocked_since(a), 0, "nothing waits yet");
+    cr_assert_eq(pthread_create(&th, NULL, send_thread, &s), 0);
+    wait_marked(a);
+    proto_enc_ok(&out, 1);
+    cr_assert_eq(proto_conn_send_buf(b, &out), 0);
+    t0 = lb_now_ns();
+    cr_assert_eq(proto_conn_recv(a, &h, &p), 0, "%s", lb_error_msg());
+    cr_assert_geq(proto_conn_blocked_since(a), t0,
+                  "the writer still waits, since the read's end");
+    drain_b(len);
+    pthread_join(th, NULL);
+    cr_assert_eq(s.r, 0);
+    cr_assert_eq(proto_conn_blocked_since(a), 0, "nothing waits any more");
+    free(data);
+    lb_buf_free(&out);
+}
+
+/* The other way round: a reader waits for a frame; a send that completes
+ * meanwhile must not hide that wait. */
+Test(conn, a_send_that_ends_leaves_a_waiting_reader_marked)
+{
+    struct receiver rc = {a, -2};
+    struct lb_buf out = {0};
+    pthread_t th;
+    uint64_t t0;
+
+    cr_assert_eq(pthread_create(&th, NULL, recv_thread, &rc), 0);
+    wait_marked(a);
+    t0 = lb_now_ns();
+    proto_enc_ok(&out, 1);
+    cr_assert_eq(proto_conn_send_buf(a, &out), 0);
+    cr_assert_geq(proto_conn_blocked_since(a), t0,
+                  "the reader still waits, since the send's end");
+    proto_enc_ok(&out, 2);
+    cr_assert_eq(proto_conn_send_buf(b, &out), 0);
+    pthread_join(th, NULL);
+    cr_assert_eq(rc.r, 0, "%s", lb_error_msg());
+    cr_assert_eq(proto_conn_blocked_since(a), 0, "nothing waits any more");
     lb_buf_free(&out);
 }
 
