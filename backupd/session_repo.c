@@ -129,6 +129,7 @@ backupd_req_get_chunks(struct session *s, const uint8_t *p, uint32_t len)
         if (backupd_session_send(s) < 0 ||
             proto_conn_send(s->conn, c.data, c.data_len) < 0)
             return -1;
+        lb_fault_point("backupd:chunk-sent");
     }
     return 0;
 }

@@ -4,6 +4,7 @@
  * filesystem, and the filesystems inside their disks (agent/map).
  */
 #include "agent/cli/cli.h"
+#include "agent/client/client.h"
 #include "agent/map/map.h"
 
 #include <getopt.h>
@@ -58,6 +59,9 @@ cmd_mount(int argc, char **argv)
     if (!(o.url = cli_need_repo("mount", o.url)))
         return 2;
     o.dir = argv[optind];
+    /* a stalled server: the read tries a new session, then fails (EIO),
+     * rather than hang; the daemon's sessions start after its fork */
+    agent_opts.io_watch = true;
     if (map_mount(&o) < 0)
         return agent_fail();
     return 0;

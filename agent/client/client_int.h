@@ -53,6 +53,14 @@ struct agent_repo {
 /* After a failure: collect an ERROR frame the server may have sent, and
  * the child's exit status, to explain a broken connection. */
 void agent_repo_explain(struct agent_repo *r);
+/* After agent_repo_explain: true if the session ended without the server
+ * saying why (cut, its server gone or stalled), so that another session
+ * may do better; false if the server sent an ERROR. */
+bool agent_repo_cut(const struct agent_repo *r);
+/* Start the stall watchdog (agent_opts.io_watch) of a session made
+ * before this process forked (threads do not cross a fork); a no-op if
+ * it runs. */
+void agent_repo_watch(struct agent_repo *r);
 
 /* Send the request encoded in r->out and wait for a reply of `type` (its
  * payload in *p, *len; *code, if not NULL, the code of an ERROR instead).

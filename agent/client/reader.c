@@ -59,6 +59,11 @@ struct rd_slot {
 struct agent_reader {
     char *url;
     struct agent_backup b; /* b.r: the session, NULL once it failed */
+    /* what a new session must match, and an encrypted repository's keys
+     * kept from the session lost for the next one (fetch) */
+    char repo_id[128];
+    bool encrypted;
+    struct agent_keys *keys;
     char disk[65];
     uint64_t size, nwindows;
     uint32_t ws;
@@ -214,6 +219,8 @@ agent_reader_open(const char *url, const char *name, const char *spec,
         agent_reader_close(rd);
         return NULL;
     }
+    snprintf(rd->repo_id, sizeof rd->repo_id, "%s", rd->b.r->repo_id);
+    rd->encrypted = rd->b.r->encrypted;
     rd->nslots = (unsigned)LB_MAX(cache / rd->ws, (uint64_t)RD_MIN_SLOTS);
     rd->slots = lb_xcalloc(rd->nslots, sizeof *rd->slots);
     for (unsigned i = 0; i < rd->nslots; i++) {
@@ -259,6 +266,7 @@ agent_reader_close(struct agent_reader *rd)
     }
     for (unsigned i = 0; i < RD_MAX_BATCH; i++)
         lb_buf_free(&rd->raw[i]);
+    agent_keys_free(rd->keys);
     free(rd->url);
     pthread_mutex_destroy(&rd->lock);
     pthread_mutex_destroy(&rd->fetch);
@@ -323,6 +331,16 @@ cache_victim(struct agent_reader *rd, uint64_t behind)
     return v;
 }
 
+void
+agent_reader_watch(struct agent_reader *rd)
+{
+    agent_opts.io_watch = true;
+    pthread_mutex_lock(&rd->fetch);
+    if (rd->b.r)
+        agent_repo_watch(rd->b.r);
+    pthread_mutex_unlock(&rd->fetch);
+}
+
 /* ---- fetching (rd->fetch held) --------------------------------------------- */
 
 /* A session that failed is replaced by a new one before the next fetch. */
@@ -338,6 +356,18 @@ session_ensure(struct agent_reader *rd)
         agent_repo_close(r);
         return -1;
     }
+    /* The same repository, or nothing: a path or host that names another
+     * one now would serve its chunks under our ids. */
+    if (strcmp(r->repo_id, rd->repo_id) != 0 || r->encrypted != rd->encrypted) {
+        lb_fail(EIO,
+                "%s is no longer the repository this backup was opened from "
+                "(its id was %s, now %s)",
+                rd->url, rd->repo_id, r->repo_id);
+        agent_repo_close(r);
+        return -1;
+    }
+    r->keys = rd->keys; /* the same key: unlocked once */
+    rd->keys = NULL;
     lb_debug("reader of %s/%s: connected again", rd->b.id, rd->disk);
     rd->b.r = r;
     pthread_mutex_lock(&rd->lock);
@@ -352,6 +382,10 @@ session_lost(struct agent_reader *rd)
     struct lb_error_saved e;
 
     lb_error_save(&e);
+    if (rd->b.r && rd->b.r->keys && !rd->keys) {
+        rd->keys = rd->b.r->keys;
+        rd->b.r->keys = NULL;
+    }
     agent_repo_close(rd->b.r);
     rd->b.r = NULL;
     lb_error_restore(&e);
@@ -449,13 +483,31 @@ struct rd_batch {
     uint64_t bytes_in;
     uint64_t behind;           /* cache_victim's: 0 for a fetch on demand */
     struct lb_error_saved err; /* the first window's error */
-    unsigned next;             /* the next window to decode (atomic) */
+    bool lost;     /* the session failed: dropped once the batch is decoded */
+    bool cut;      /* ... without the server saying why */
+    unsigned next; /* the next window to decode (atomic) */
     struct agent_reader *rd;
 };
 
+/* The batch's session failed: why (the error slot), and whether it was
+ * cut (no ERROR from the server), in which case another may do better. */
+static void
+batch_lost(struct agent_reader *rd, struct rd_batch *bt)
+{
+    agent_repo_explain(rd->b.r);
+    bt->cut = agent_repo_cut(rd->b.r);
+    if (bt->cut)
+        lb_error_hint("the export connects to the repository again (at once "
+                      "for the read it cut, once, and for every later "
+                      "read); check the repository server");
+    lb_error_prefix("backup %s, disk %s", rd->b.id, rd->disk);
+    lb_error_set_errno(EIO);
+    bt->lost = true;
+}
+
 /* Receive the chunks of the batch's windows, in request order, as stored
  * (copied out of the frames). A broken session fails this and every later
- * window. */
+ * window; the ones before are decoded with it (its keys) all the same. */
 static void
 batch_receive(struct agent_reader *rd, struct rd_batch *bt)
 {
@@ -466,13 +518,14 @@ batch_receive(struct agent_reader *rd, struct rd_batch *bt)
             const uint8_t *p;
             uint32_t len;
             struct proto_chunk *c = &bt->c[i][k];
-            if (!rd->b.r || proto_conn_expect(rd->b.r->conn, PROTO_T_CHUNK_DATA,
+            if (bt->lost || proto_conn_expect(rd->b.r->conn, PROTO_T_CHUNK_DATA,
                                               &p, &len, NULL) < 0) {
-                if (rd->b.r) {
-                    agent_repo_explain(rd->b.r);
-                    lb_error_prefix("backup %s, disk %s", rd->b.id, rd->disk);
-                    lb_error_set_errno(EIO);
-                    session_lost(rd);
+                if (!bt->lost) {
+                    batch_lost(rd, bt);
+                    /* the window read for is there: only said here */
+                    if (i > 0)
+                        lb_warn("%s; the next read connects again",
+                                lb_error_msg());
                 }
                 bt->rc[i] = -1;
                 break;
@@ -483,7 +536,7 @@ batch_receive(struct agent_reader *rd, struct rd_batch *bt)
                 c->type != st->refs[k].type) {
                 lb_fail(EIO, "protocol error: CHUNK_DATA does not answer "
                              "GET_CHUNKS");
-                session_lost(rd);
+                bt->lost = true;
                 bt->rc[i] = -1;
                 break;
             }
@@ -565,6 +618,35 @@ batch_add(struct agent_reader *rd, struct rd_batch *bt, uint64_t w)
     bt->n++;
 }
 
+/* Ask for the batch's windows (their stacks known) and receive them, on
+ * the session, or a new one if there is none. */
+static void
+batch_ask(struct agent_reader *rd, struct rd_batch *bt)
+{
+    if (session_ensure(rd) < 0) {
+        lb_error_prefix("backup %s, disk %s: cannot reach the repository",
+                        rd->b.id, rd->disk);
+        lb_error_set_errno(EIO);
+        goto failed;
+    }
+    for (unsigned i = 0; i < bt->n; i++) {
+        struct proto_digest d[PROTO_MAX_STACK];
+        for (unsigned k = 0; k < bt->st[i].depth; k++)
+            d[k] = bt->st[i].refs[k].d;
+        proto_enc_query(&rd->b.r->out, PROTO_T_GET_CHUNKS, d, bt->st[i].depth);
+    }
+    if (proto_conn_send_buf(rd->b.r->conn, &rd->b.r->out) < 0) {
+        batch_lost(rd, bt);
+        goto failed;
+    }
+    batch_receive(rd, bt);
+    return;
+failed:
+    lb_error_save(&bt->err);
+    for (unsigned i = 0; i < bt->n; i++)
+        bt->rc[i] = -1;
+}
+
 /*
  * Fetch window w (and, when the reads look sequential, the windows after
  * it) into the cache. rd->fetch held, rd->lock not. 0 once w is cached
@@ -588,40 +670,31 @@ fetch_batch(struct agent_reader *rd, uint64_t w, bool seq, bool ahead)
     pthread_mutex_unlock(&rd->lock);
     rd->last_miss = w + 1;
 
-    if (session_ensure(rd) < 0) {
-        lb_error_prefix("backup %s, disk %s: cannot reach the repository",
-                        rd->b.id, rd->disk);
-        lb_error_set_errno(EIO);
+    for (unsigned i = 0; i < bt.n; i++)
+        if (index_stack(rd, bt.w[i], &bt.st[i]) < 0) {
+            bt.n = i; /* nothing of it is asked for */
+            break;
+        }
+    if (bt.n == 0) {
         lb_error_save(&bt.err);
-        for (unsigned i = 0; i < bt.n; i++)
-            bt.rc[i] = -1;
+        bt.rc[0] = -1;
+        bt.n = 1; /* w's slot is released below */
     } else {
-        for (unsigned i = 0; i < bt.n; i++) {
-            struct proto_digest d[PROTO_MAX_STACK];
-            if (index_stack(rd, bt.w[i], &bt.st[i]) < 0) {
-                bt.n = i; /* nothing of it was asked for */
-                break;
-            }
-            for (unsigned k = 0; k < bt.st[i].depth; k++)
-                d[k] = bt.st[i].refs[k].d;
-            proto_enc_query(&rd->b.r->out, PROTO_T_GET_CHUNKS, d,
-                            bt.st[i].depth);
-        }
-        if (bt.n == 0) {
-            lb_error_save(&bt.err);
-            bt.rc[0] = -1;
-            bt.n = 1; /* w's slot is released below */
-        } else if (proto_conn_send_buf(rd->b.r->conn, &rd->b.r->out) < 0) {
-            agent_repo_explain(rd->b.r);
-            lb_error_set_errno(EIO);
-            lb_error_save(&bt.err);
+        batch_ask(rd, &bt);
+        /* A session cut under the read (its server gone, or stalled and
+         * given up on: LIVEBACKUP_IO_TIMEOUT): once more on a new one,
+         * so that a restarted server, or ssh to a host that came back,
+         * costs the reader a wait and not an I/O error. */
+        if (bt.rc[0] < 0 && bt.cut) {
+            lb_warn("%s; reading again on a new session", lb_error_msg());
             session_lost(rd);
-            for (unsigned i = 0; i < bt.n; i++)
-                bt.rc[i] = -1;
-        } else {
-            batch_receive(rd, &bt);
-            batch_build(rd, &bt);
+            memset(bt.rc, 0, sizeof bt.rc);
+            bt.lost = bt.cut = false;
+            batch_ask(rd, &bt);
         }
+        batch_build(rd, &bt);
+        if (bt.lost)
+            session_lost(rd);
     }
     pthread_mutex_lock(&rd->lock);
     for (unsigned i = 0; i < bt.n; i++) {

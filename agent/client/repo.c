@@ -264,6 +264,19 @@ watch_start(struct agent_repo *r)
     r->watching = true;
 }
 
+void
+agent_repo_watch(struct agent_repo *r)
+{
+    if (!r->watching)
+        watch_start(r);
+}
+
+bool
+agent_repo_cut(const struct agent_repo *r)
+{
+    return !r->conn || !proto_conn_got_error(r->conn);
+}
+
 /* Before the connection goes: the watchdog ends first. */
 static void
 watch_end(struct agent_repo *r)

@@ -182,6 +182,9 @@ static int
 map_after_fork(void)
 {
     map.serving = true;
+    /* a server that stalls is given up on, and the read tried again on a
+     * new session, rather than hold the client's read for ever */
+    agent_reader_watch(map.rd);
     if (map.unix_path && lstat(map.unix_path, &map.sock) < 0)
         memset(&map.sock, 0, sizeof map.sock);
     return 0;

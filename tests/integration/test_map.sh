@@ -8,6 +8,8 @@
 # runs (nbdcopy and qemu-img convert stay sparse); a damaged chunk gives an
 # I/O error on the reads that touch its window and nothing else, a missing
 # one too (the export connects to the repository again for the next read);
+# a server that stalls under a read is given up on and the read asked
+# again on a new session;
 # --daemon runs until SIGTERM; bad input fails clearly.
 . "$(dirname "$0")/lib.sh"
 
@@ -120,6 +122,43 @@ qemu-img compare -q -f qcow2 -F raw "$T/conv.qcow2" "$T/ref.raw" ||
     fail "qemu-img convert did not stay sparse: $(alloc_bytes "$T/conv.qcow2") bytes"
 map_stop
 ok "block status: $((holes >> 20)) MiB of holes, data and a DELTA's zero run; qemu-img convert stays sparse"
+
+# A repository server that stalls under a read (its backupd stopped by a
+# hook once it sent its first chunk, once: as a hung disk under the
+# repository would stop it, or an ssh path whose far end went away): the
+# next read (another window) waits LIVEBACKUP_IO_TIMEOUT (3 s here), then
+# the export gives up on the session, says so, and asks again on a new
+# one; the read is served exact, so is a whole copy after it. Bounded: an
+# export without the watchdog holds the read for ever (timeout ends it at
+# 60 s, and the check fails); the stopped backupd is ended by the EXIT
+# trap if the test fails first.
+rm -f "$T/stopped.pid"
+trap 'rc=$?; [[ ! -s $T/stopped.pid ]] || kill -KILL "$(cat "$T/stopped.pid")" 2>/dev/null || true; lb_cleanup "$rc"' EXIT
+export LIVEBACKUP_IO_TIMEOUT=3
+export LIVEBACKUP_FAULT_HOOK="backupd:chunk-sent@1:[ -e $T/stopped.pid ] || { echo \$PPID >$T/stopped.pid; kill -STOP \$PPID; }"
+map_start "$full" "$S"
+unset LIVEBACKUP_IO_TIMEOUT LIVEBACKUP_FAULT_HOOK
+qemu-io -r -f raw -c "read -P 3 40M 4M" "$(nbd "$S")" >"$T/qio.out" 2>&1 ||
+    fail "the read before the stall: $(cat "$T/qio.out")"
+[[ -s $T/stopped.pid ]] || fail "the hook did not stop the export's backupd"
+t0=$(date +%s%N)
+timeout 60 qemu-io -r -f raw -c "read -P 7 0 3M" "$(nbd "$S")" >"$T/qio.out" 2>&1 ||
+    fail "a read through a stalled server: $(cat "$T/qio.out")"
+took=$((($(date +%s%N) - t0) / 1000000))
+! grep -qi "error\|mismatch" "$T/qio.out" || fail "a read through a stalled server: $(cat "$T/qio.out")"
+stopped=$(cat "$T/stopped.pid")
+! lb_alive "$stopped" || fail "the stopped backupd ($stopped) was left behind"
+((took >= 3000 && took < 30000)) || fail "a stalled server: the read took $took ms"
+grep -q "took and sent nothing for 3 s: gave up on it; reading again on a new session" "$T/map.log" ||
+    fail "the export did not say it gave up: $(tail -n 5 "$T/map.log")"
+nbdcopy "$(nbd "$S")" "$T/copy.raw" 2>"$T/nbdcopy.err" ||
+    fail "nbdcopy after the stall: $(cat "$T/nbdcopy.err")"
+run_ok livebackup restore-image --repo "$R" --name img --backup "$full" \
+    --disk vda --to "$T/stall-ref.raw"
+cmp "$T/copy.raw" "$T/stall-ref.raw" || fail "the copy after the stall differs"
+map_stop
+trap lb_cleanup EXIT
+ok "a stalled server under a read: given up on after $took ms, the read asked again on a new session and exact; so is a copy after it"
 
 # Over ssh: the export reads through the same protocol session.
 sshd_start
@@ -271,6 +310,30 @@ qemu-img compare -q -f raw -F qcow2 "$T/enc.raw" "$T/a.qcow2" ||
 expect_fail "its passphrase is needed" livebackup map --repo "$E" --name img \
     --disk vda --socket "$T/x.sock" --daemon --pid-file "$T/x.pid"
 ok "an encrypted repository: the export opens the key from --passphrase-file; none given, it fails"
+
+# The export's session cut (its backupd killed by a hook, once, after its
+# first chunk sent): the next read is asked again on a new session, which
+# uses the key unlocked at the start (a new session once read every chunk
+# of an encrypted repository as damaged); so is a copy after it.
+rm -f "$T/killed"
+(cd "$T" && LIVEBACKUP_FAULT_HOOK="backupd:chunk-sent@1:[ -e $T/killed ] || { touch $T/killed; kill -KILL \$PPID; }" \
+    run_ok livebackup map --repo "$E" --name img --disk vda --socket "$S" \
+    --daemon --pid-file "$T/e.pid" --passphrase-file pass)
+pid=$(cat "$T/e.pid")
+lb_track_daemon "$pid"
+qemu-io -r -f raw -c "read -P 3 40M 4M" "$(nbd "$S")" >"$T/qio.out" 2>&1 ||
+    fail "the read before the cut (encrypted): $(cat "$T/qio.out")"
+[[ -e $T/killed ]] || fail "the hook did not kill the export's backupd"
+qemu-io -r -f raw -c "read -P 7 0 3M" "$(nbd "$S")" >"$T/qio.out" 2>&1 ||
+    fail "the read after the cut (encrypted): $(cat "$T/qio.out")"
+! grep -qi "error\|mismatch" "$T/qio.out" || fail "the read after the cut (encrypted): $(cat "$T/qio.out")"
+nbdcopy "$(nbd "$S")" "$T/enc.raw" 2>"$T/nbdcopy.err" ||
+    fail "nbdcopy (encrypted) with its session cut: $(cat "$T/nbdcopy.err")"
+kill -TERM "$pid"
+wait_until 30 "the encrypted export to stop" eval "! lb_alive $pid"
+qemu-img compare -q -f raw -F qcow2 "$T/enc.raw" "$T/a.qcow2" ||
+    fail "the export of an encrypted repository, its session cut, differs from its image"
+ok "an encrypted repository: a session cut under a read, the read asked again on a new one, exact"
 
 # Bad input.
 expect_fail "has no disk vdz \(it has: vda\)" livebackup map --repo "$R" --name img \

@@ -4,7 +4,9 @@
 # livebackup mount: backups as read-only files (FUSE), DIR/NAME/BACKUP/DISK,
 # equal to restore-image; with --fs the ext4 filesystems inside the disks
 # (the whole disk, or GPT and MBR partitions) mounted by fuse2fs, a file
-# copied out byte for byte; umount leaves no mount and no process behind,
+# copied out byte for byte; a server that stalls under a read is given up
+# on and the read asked again on a new session; umount leaves no mount and
+# no process behind,
 # and never touches another program's FUSE mount. No loop device or
 # kernel NBD client is used.
 . "$(dirname "$0")/lib.sh"
@@ -51,6 +53,35 @@ if { echo x >>"$M/disks/$id/vda"; } 2>/dev/null; then fail "a mounted disk is wr
 run_ok livebackup umount "$M"
 grep -q " $M " /proc/self/mountinfo && fail "still mounted"
 ok "mount: the disks are read-only files equal to restore-image"
+
+# A repository server that stalls under a read of the mount (the disk's
+# backupd stopped by a hook at its third chunk sent, once): the mount
+# gives up on that session after LIVEBACKUP_IO_TIMEOUT (3 s here), says
+# so, and reads again on a new one (the read it stalled, or the next: the
+# kernel's reads ahead make it either); the file reads exact. In the
+# foreground, to see what it says. Bounded: without the watchdog the read
+# waits for ever (timeout ends cmp at 60 s, and the check fails).
+rm -f "$T/stopped.pid"
+trap 'rc=$?; [[ ! -s $T/stopped.pid ]] || kill -KILL "$(cat "$T/stopped.pid")" 2>/dev/null || true; unmount_all; lb_cleanup "$rc"' EXIT
+LIVEBACKUP_IO_TIMEOUT=3 LIVEBACKUP_FAULT_HOOK="backupd:chunk-sent@3:[ -e $T/stopped.pid ] || { echo \$PPID >$T/stopped.pid; kill -STOP \$PPID; }" \
+    livebackup mount --foreground --repo "$R" "$M" 2>"$T/mstall.err" &
+MOUNT_PID=$!
+lb_track "$MOUNT_PID"
+mounted() {
+    lb_alive "$MOUNT_PID" || fail "livebackup mount exited: $(tail -n 5 "$T/mstall.err")"
+    [[ -f $M/disks/$id/vdb ]]
+}
+wait_until 60 "the mount in the foreground" mounted
+timeout 60 cmp "$M/disks/$id/vdb" "$T/ref.raw" ||
+    fail "a read of the mount through a stalled server: $(tail -n 5 "$T/mstall.err")"
+[[ -s $T/stopped.pid ]] || fail "the hook did not stop the disk's backupd"
+! lb_alive "$(cat "$T/stopped.pid")" || fail "the stopped backupd was left behind"
+grep -Eq "took and sent nothing for 3 s: gave up on it; (reading again on a new session|the next read connects again)" "$T/mstall.err" ||
+    fail "the mount did not say it gave up: $(tail -n 5 "$T/mstall.err")"
+run_ok livebackup umount "$M"
+wait_until 30 "the foreground mount to end" eval "! lb_alive $MOUNT_PID"
+trap 'rc=$?; unmount_all; lb_cleanup "$rc"' EXIT
+ok "a stalled server under a read of the mount: given up on, read again on a new session, exact"
 
 # --fs, its output to a pipe: the pipe ends with the command (neither the
 # mount's process nor what it started, a backupd and fuse2fs, holds it;
