@@ -23,78 +23,21 @@
  * 288 KiB of memory for its index. The cache holds cache_bytes of windows
  * (each with a bitmap of its 4 KiB blocks: data or zero).
  *
- * A failed session (the repository went away, or ended the session on an
- * error such as a chunk it does not have) fails the reads that needed it
- * with EIO; the next read connects again. A damaged chunk fails the reads
- * of the windows it is in, and nothing else.
+ * A session the server ended on an error (a chunk it does not have)
+ * fails the reads that needed it with EIO, and the next read connects
+ * again. One cut without a word (the server gone, or given up on by the
+ * stall watchdog, agent_opts.io_watch) is replaced at once and the read
+ * asked again, once, before it fails; the new session must be the same
+ * repository, and takes the key unlocked at open. A damaged chunk fails
+ * the reads of the windows it is in, and nothing else. Block status:
+ * reader_extents.c.
  */
-#include "agent/client/client_int.h"
+#include "agent/client/reader_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
-
-#define RD_BLOCK 4096u
-#define RD_GROUP 64u        /* windows per entry of the group offset table */
-#define RD_REF 33u          /* type byte + digest, in the stack file */
-#define RD_RAW_BOTTOM 0x80u /* depth byte: a RAW chunk is at the bottom */
-#define RD_DEPTH_MASK 0x3fu
-#define RD_MIN_SLOTS 4u
-#define RD_MAX_BATCH 16u  /* windows fetched in one batch (pipelined) */
-#define RD_MAX_WORKERS 8u /* threads decoding a batch's windows */
-
-_Static_assert(PROTO_MAX_STACK <= RD_DEPTH_MASK, "depth fits its byte");
-_Static_assert(PROTO_MAX_STACK <= PROTO_MAX_GET_CHUNKS,
-               "one window's stack is one GET_CHUNKS");
-
-struct rd_slot {
-    uint64_t index; /* the window held */
-    uint64_t used;  /* LRU stamp; 0: holds nothing */
-    bool filling;   /* being fetched: neither read nor evicted */
-    uint8_t *win;
-    uint8_t *map; /* a bit per 4 KiB block: 1 data, 0 zero */
-};
-
-struct agent_reader {
-    char *url;
-    struct agent_backup b; /* b.r: the session, NULL once it failed */
-    /* what a new session must match, and an encrypted repository's keys
-     * kept from the session lost for the next one (fetch) */
-    char repo_id[128];
-    bool encrypted;
-    struct agent_keys *keys;
-    char disk[65];
-    uint64_t size, nwindows;
-    uint32_t ws;
-    /* the stack index */
-    uint8_t *depth;
-    uint64_t *group; /* per RD_GROUP windows: its first ref in the file */
-    int stacks;      /* unlinked temp file: every window's refs in order */
-    /* the cache (lock) */
-    pthread_mutex_t lock;
-    struct rd_slot *slots;
-    unsigned nslots;
-    uint64_t clock;
-    /* the session (fetch, held across a fetch; taken before lock) */
-    pthread_mutex_t fetch;
-    uint64_t last_miss; /* the last window fetched on demand, + 1 */
-    unsigned readahead;
-    /* reading ahead in the background (lock): a thread started by the
-     * first sequential read (not at open: nbdkit forks after that) */
-    pthread_t pf_thread;
-    bool pf_started, pf_stop;
-    pthread_cond_t pf_cond;
-    uint64_t pf_want;   /* the first window to fetch; UINT64_MAX: none */
-    uint64_t last_read; /* the last window a read hit, + 1 */
-    /* decoding a batch: a thread per window, at most nworkers, each with
-     * its zstd context and DELTA plaintext buffer */
-    unsigned nworkers, nworkers_busy;
-    struct proto_zctx *wz[RD_MAX_WORKERS];
-    uint8_t *wplain[RD_MAX_WORKERS];
-    struct lb_buf raw[RD_MAX_BATCH]; /* a batch's chunks as received */
-    struct agent_reader_stats st;
-};
 
 /* ---- the stack index ------------------------------------------------------ */
 
@@ -302,8 +245,8 @@ agent_reader_get_stats(struct agent_reader *rd, struct agent_reader_stats *s)
 
 /* ---- the cache (rd->lock held) ------------------------------------------- */
 
-static struct rd_slot *
-cache_find(struct agent_reader *rd, uint64_t w)
+struct rd_slot *
+rd_cache_find(struct agent_reader *rd, uint64_t w)
 {
     for (unsigned i = 0; i < rd->nslots; i++) {
         struct rd_slot *s = &rd->slots[i];
@@ -601,7 +544,7 @@ batch_add(struct agent_reader *rd, struct rd_batch *bt, uint64_t w)
     struct rd_slot *s;
 
     if (bt->n == RD_MAX_BATCH || w >= rd->nwindows || depth_of(rd, w) == 0 ||
-        cache_find(rd, w))
+        rd_cache_find(rd, w))
         return;
     for (unsigned i = 0; i < bt->n; i++)
         if (bt->w[i] == w)
@@ -716,8 +659,8 @@ fetch_batch(struct agent_reader *rd, uint64_t w, bool seq, bool ahead)
     return 0;
 }
 
-static int
-fetch(struct agent_reader *rd, uint64_t w)
+int
+rd_fetch(struct agent_reader *rd, uint64_t w)
 {
     return fetch_batch(rd, w, w == rd->last_miss, false);
 }
@@ -769,7 +712,7 @@ prefetch_maybe(struct agent_reader *rd, uint64_t w)
 
         if (n >= rd->nwindows)
             return;
-        if (depth_of(rd, n) == 0 || cache_find(rd, n))
+        if (depth_of(rd, n) == 0 || rd_cache_find(rd, n))
             continue;
         for (unsigned i = 0; i < rd->nslots; i++)
             if (rd->slots[i].filling && rd->slots[i].index == n)
@@ -793,7 +736,7 @@ static bool
 copy_cached(struct agent_reader *rd, uint64_t w, uint32_t from, size_t len,
             uint8_t *buf)
 {
-    struct rd_slot *s = cache_find(rd, w);
+    struct rd_slot *s = rd_cache_find(rd, w);
 
     if (!s)
         return false;
@@ -825,7 +768,7 @@ read_window(struct agent_reader *rd, uint64_t w, uint32_t from, size_t len,
     /* One fetch at a time (one session); the cache stays readable. Only
      * a fetch evicts, so what it cached is there until we let go. */
     pthread_mutex_lock(&rd->fetch);
-    rc = fetch(rd, w);
+    rc = rd_fetch(rd, w);
     if (rc == 0) {
         pthread_mutex_lock(&rd->lock);
         if (!copy_cached(rd, w, from, len, buf))
@@ -858,115 +801,5 @@ agent_reader_pread(struct agent_reader *rd, void *buf, size_t len, uint64_t off)
         off += n;
         len -= n;
     }
-    return 0;
-}
-
-/* ---- extents ------------------------------------------------------------------ */
-
-/* The block map of a cached window into map; false if it is not cached.
- * rd->lock held. */
-static bool
-map_cached(struct agent_reader *rd, uint64_t w, uint8_t *map)
-{
-    struct rd_slot *s = cache_find(rd, w);
-
-    if (!s)
-        return false;
-    memcpy(map, s->map, rd->ws / RD_BLOCK / 8 + 1);
-    return true;
-}
-
-struct ext_out {
-    agent_extent_fn fn;
-    void *opaque;
-    uint64_t off, len; /* pending extent */
-    unsigned kind;
-};
-
-static int
-ext_emit(struct ext_out *o, uint64_t off, uint64_t len, unsigned kind)
-{
-    if (o->len && o->kind == kind && o->off + o->len == off) {
-        o->len += len;
-        return 0;
-    }
-    if (o->len && o->fn(o->opaque, o->off, o->len, o->kind) < 0)
-        return -1;
-    o->off = off;
-    o->len = len;
-    o->kind = kind;
-    return 0;
-}
-
-/* The extents of [from, to) inside window w, from its block map. */
-static int
-ext_window_map(struct agent_reader *rd, struct ext_out *o, uint64_t w,
-               const uint8_t *map, uint64_t from, uint64_t to)
-{
-    uint64_t base = w * rd->ws;
-
-    while (from < to) {
-        uint32_t b = (uint32_t)((from - base) / RD_BLOCK);
-        bool data = map[b / 8] >> (b % 8) & 1;
-        uint64_t end = LB_MIN(base + (uint64_t)(b + 1) * RD_BLOCK, to);
-        if (ext_emit(o, from, end - from,
-                     data ? AGENT_EXTENT_DATA : AGENT_EXTENT_ZERO) < 0)
-            return -1;
-        from = end;
-    }
-    return 0;
-}
-
-int
-agent_reader_extents(struct agent_reader *rd, uint64_t off, uint64_t len,
-                     agent_extent_fn fn, void *opaque)
-{
-    struct ext_out o = {fn, opaque, 0, 0, 0};
-    CLEANUP_FREE uint8_t *map = lb_xmalloc(rd->ws / RD_BLOCK / 8 + 1);
-    uint64_t end;
-
-    if (off > rd->size || len > rd->size - off)
-        return lb_fail(EINVAL, "extents past the end of disk %s", rd->disk);
-    end = off + len;
-    while (off < end) {
-        uint64_t w = off / rd->ws;
-        uint64_t wend = LB_MIN((w + 1) * rd->ws, end);
-        unsigned d = rd->depth[w];
-        int got;
-
-        if ((d & RD_DEPTH_MASK) == 0) {
-            if (ext_emit(&o, off, wend - off, AGENT_EXTENT_HOLE) < 0)
-                return -1;
-        } else if (d & RD_RAW_BOTTOM) {
-            if (ext_emit(&o, off, wend - off, AGENT_EXTENT_DATA) < 0)
-                return -1;
-        } else {
-            /* DELTAs on zeros: their runs say, once the window is
-             * decoded. Beyond the first window only cached ones are
-             * looked at: the caller asks again for the rest. */
-            pthread_mutex_lock(&rd->lock);
-            got = map_cached(rd, w, map);
-            pthread_mutex_unlock(&rd->lock);
-            if (!got && o.len)
-                break;
-            if (!got) {
-                pthread_mutex_lock(&rd->fetch);
-                got = fetch(rd, w);
-                pthread_mutex_lock(&rd->lock);
-                if (got == 0 && !map_cached(rd, w, map))
-                    got = lb_fail(EIO, "window %llu of disk %s was not cached",
-                                  (unsigned long long)w, rd->disk);
-                pthread_mutex_unlock(&rd->lock);
-                pthread_mutex_unlock(&rd->fetch);
-                if (got < 0)
-                    return -1;
-            }
-            if (ext_window_map(rd, &o, w, map, off, wend) < 0)
-                return -1;
-        }
-        off = wend;
-    }
-    if (o.len && fn(opaque, o.off, o.len, o.kind) < 0)
-        return -1;
     return 0;
 }
