@@ -148,6 +148,18 @@ lb_stall() {
     kill -"$undo" "$pid" 2>/dev/null || true
 }
 
+# lb_liar FILE [LIAR-OPTION...] -- CMD...: FILE becomes a script that runs
+# CMD, with the script's arguments, behind `lbhostile liar`
+# (tests/hostile/liar.c), the liar's words appended to $T/liar.log: the
+# --rsh or --remote-backupd of a server that lies.
+lb_liar() {
+    local f=$1
+    shift
+    printf '#!/bin/sh\nexec %q liar %s "$@" 2>>%q\n' "$LB_BUILD/tests/lbhostile" "$*" \
+        "$T/liar.log" >"$f"
+    chmod +x "$f"
+}
+
 # A pipe a background process signals readiness on: _lb_ready_open sets
 # LB_READY (its path; the background process writes one line to it) and
 # opens it; _lb_ready_read SECONDS WHAT reads that line into LB_READY_LINE

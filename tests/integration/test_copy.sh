@@ -341,11 +341,7 @@ ok "a copy onto its own remote repository, written another way, is refused"
 # connection copies it exact.
 L=$T/lied
 run_ok livebackup init --repo "$L"
-cat >"$T/liar-rsh" <<EOF
-#!/bin/sh
-exec "$LB_BUILD/tests/lbhostile" liar -- $LB_RSH "\$@" 2>>"$T/liar.log"
-EOF
-chmod +x "$T/liar-rsh"
+lb_liar "$T/liar-rsh" -- $LB_RSH
 rc=0
 livebackup copy --from "$URL" --to "$L" --rsh "$T/liar-rsh" >"$T/out" 2>"$T/err" || rc=$?
 no_sanitizer_report "$T/err"

@@ -139,11 +139,7 @@ ok "an encrypted pull through a --read-only key"
 # chunk, a restore of the backup that uses it refuses and writes nothing.
 PL=$T/pulled-lied
 run_ok livebackup init --repo "$PL" --encryption repokey --key-from "$T/src.key"
-cat >"$T/liar-rsh" <<EOF
-#!/bin/sh
-exec "$LB_BUILD/tests/lbhostile" liar -- $LB_RSH "\$@" 2>>"$T/liar.log"
-EOF
-chmod +x "$T/liar-rsh"
+lb_liar "$T/liar-rsh" -- $LB_RSH
 run_ok livebackup copy --from "ssh://root@127.0.0.1:$SSH_PORT$S" --to "$PL" --rsh "$T/liar-rsh" --json
 flipped=$(sed -n 's/^liar: flipped a byte of chunk //p' "$T/liar.log")
 [[ -n $flipped ]] || fail "the liar flipped nothing: $(cat "$T/liar.log")"

@@ -133,11 +133,7 @@ ok "the remote end's stderr reaches a terminal as text, a log as it came"
 # bound (AGENT_LIST_MAX, 128 MiB), its memory under the 256 MiB every
 # process keeps to (README, "Speed"; not measured under ASan, whose
 # allocator keeps freed memory aside), and says so.
-cat >"$T/flood-backupd" <<EOF
-#!/bin/sh
-exec "$LB_BUILD/tests/lbhostile" liar --flood-list -- "$BACKUPD" "\$@"
-EOF
-chmod +x "$T/flood-backupd"
+lb_liar "$T/flood-backupd" --flood-list -- "$BACKUPD"
 rc=0
 /usr/bin/time -f "maxrss %M" -o "$T/flood.time" livebackup list --repo "$URL" --rsh "$LB_RSH" \
     --remote-backupd "$T/flood-backupd" >"$T/out" 2>"$T/err" &
@@ -166,8 +162,7 @@ ok "a list without end from a broken-into server: refused at 128 MiB (the agent'
 # MANIFEST_DATA): restore-image's temporary copy of it (in TMPDIR, here a
 # 64 MiB tmpfs) stops while a tenth of that filesystem is still free,
 # and goes with the command.
-sed 's/--flood-list/--flood-manifest/' "$T/flood-backupd" >"$T/flood-m-backupd"
-chmod +x "$T/flood-m-backupd"
+lb_liar "$T/flood-m-backupd" --flood-manifest -- "$BACKUPD"
 mkdir "$T/smalltmp"
 mount -t tmpfs -o size=64m tmpfs "$T/smalltmp"
 LB_MOUNTS+=("$T/smalltmp")
