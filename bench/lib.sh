@@ -231,7 +231,7 @@ bench_deps() {
     fi
     while read -r p; do
         [[ -z $p || $p == \#* ]] && continue
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep "install ok installed" >/dev/null || missing+=("$p")
     done <"$BENCH_DIR/packages.txt"
     ((${#missing[@]})) || return 0
     [[ $EUID == 0 ]] || die "missing Debian packages: ${missing[*]} (install them as root)"

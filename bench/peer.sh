@@ -160,7 +160,7 @@ table "## Same VM, same disk, same changes (median of $REPEAT runs, every run in
 
 mapfile -t ALLLB < <(labels lb_full; labels lb_incr; labels lb_bg; labels lb_restore_qcow2; labels lb_restore_raw)
 PK=$(printf '%s\n' "$(peak RSS_LB "${ALLLB[@]}")" "$(peak RSS_BD "${ALLLB[@]}")" "$(peak RSS_NBD "${ALLLB[@]}")" | sort -n | tail -n1)
-FASTEST=$(printf '%s\n' "${MED[vnb_full]}" "${MED[vnb_full_lz4]}" | sort -g | head -n1)
+FASTEST=$(printf '%s\n' "${MED[vnb_full]}" "${MED[vnb_full_lz4]}" | sort -g | sed -n 1p)
 R_FULL=$(calc "$FASTEST / ${MED[lb_full]}")
 R_INCR=$(calc "${MED[vnb_incr]} / ${MED[lb_incr]}")
 table "## Targets" \

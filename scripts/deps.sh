@@ -51,7 +51,7 @@ fi
 missing=()
 for p in "${pkgs[@]}"; do
     [[ -z $p ]] && continue
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep "install ok installed" >/dev/null; then
         missing+=("$p")
     fi
 done

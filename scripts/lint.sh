@@ -31,6 +31,16 @@ if ! bash scripts/size-check.sh; then
     rc=1
 fi
 
+# Under pipefail (every script of the project) a reader that stops early
+# fails the pipeline when its producer still writes (SIGPIPE): a check that
+# fails by chance. tests/integration/lib.sh says what to write instead.
+echo "== shell pipes"
+if git grep -nE '\|[[:space:]]*(grep[[:space:]]+-[A-Za-z]*q|head[[:space:]]+-(n[[:space:]]*)?1\b)' \
+    -- '*.sh' .ci | grep -vE '^[^:]+:[0-9]+:[[:space:]]*#'; then
+    echo "the lines above stop reading a pipe early: a producer still writing dies of SIGPIPE and, under pipefail, fails the check"
+    rc=1
+fi
+
 echo "== cppcheck"
 st=0
 cppcheck --enable=style,warning,performance,portability --inline-suppr \

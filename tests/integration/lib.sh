@@ -12,6 +12,10 @@
 # event happened.
 
 set -euo pipefail
+# Under pipefail a reader that stops early fails the pipeline when its
+# producer is still writing (SIGPIPE): `ldd X | grep -q asan` was false
+# now and then. So `| grep PATTERN >/dev/null`, never `| grep -q`, and
+# `| sed -n 1p`, never `| head -n 1` (scripts/lint.sh checks).
 
 LB_SRC=${LB_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 LB_BUILD=${LB_BUILD:-$LB_SRC/build}
@@ -86,7 +90,7 @@ lb_cleanup() {
         wait "$p" 2>/dev/null || true
     done
     for p in "${LB_DAEMONS[@]}"; do
-        if tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -qF "$T/"; then
+        if tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -F "$T/" >/dev/null; then
             kill -TERM "$p" 2>/dev/null || true
         fi
     done
@@ -254,7 +258,7 @@ expect_fail() {
         cat "$T/out" "$T/err" >&2
         fail "exit status $rc (crash or usage error): $*"
     fi
-    if ! cat "$T/out" "$T/err" | tr '\n' ' ' | grep -Eq -- "$re"; then
+    if ! cat "$T/out" "$T/err" | tr '\n' ' ' | grep -E -- "$re" >/dev/null; then
         cat "$T/out" "$T/err" >&2
         fail "message does not match /$re/: $*"
     fi
@@ -539,7 +543,7 @@ _lb_free_port_pick() {
 sshd_start() {
     local d=$T/ssh try end
     SSH_V6=0
-    if ip -6 addr show dev lo 2>/dev/null | grep -q 'inet6 ::1/128'; then
+    if ip -6 addr show dev lo 2>/dev/null | grep 'inet6 ::1/128' >/dev/null; then
         SSH_V6=1
     fi
     mkdir -p "$d" /run/sshd

@@ -236,7 +236,7 @@ run_ok livebackup copy --from "$K" --to "$F" --json
 n=$(json_field "$T/out" summary chunks_sent)
 [[ $n == $((total - before)) ]] || fail "disk full: the rerun sent $n chunks, $F lacked $((total - before))"
 run_ok livebackup verify --repo "$F"
-first=$(livebackup list --repo "$K" --json | jq -r 'select(.event == "backup") | .id' | head -n 1)
+first=$(livebackup list --repo "$K" --json | jq -r 'select(.event == "backup") | .id' | sed -n 1p)
 run_ok livebackup restore-image --repo "$K" --name big --backup "$first" --disk vda --to "$T/rf-src.raw"
 run_ok livebackup restore-image --repo "$F" --name big --backup "$first" --disk vda --to "$T/rf-0.raw"
 same_image "$T/rf-0.raw" raw "$T/rf-src.raw" raw
@@ -258,7 +258,7 @@ cp -a "$S" "$C"
 # a chunk only the backup of set "other" uses
 bad=$(comm -23 <(manifest_chunks "$C/backups/$idb" vda | awk '{print $3}' | sort -u) \
     <(for id in "$id0" "$id1" "$id2"; do manifest_chunks "$C/backups/$id" vda; done |
-        awk '{print $3}' | sort -u) | head -n 1)
+        awk '{print $3}' | sort -u) | sed -n 1p)
 [[ -n $bad ]] || fail "no chunk of its own in backup $idb"
 f=$(chunk_file "$C" "$bad")
 flip_bytes "$f" $(($(stat -c %s "$f") / 2)) 2

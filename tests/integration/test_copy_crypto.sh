@@ -107,7 +107,7 @@ C=$T/damaged
 cp -a "$S" "$C"
 bad=$(comm -23 <(manifest_chunks "$C/backups/$idb" vda | awk '{print $3}' | sort -u) \
     <(for id in "$id0" "$id1"; do manifest_chunks "$C/backups/$id" vda; done |
-        awk '{print $3}' | sort -u) | head -n 1)
+        awk '{print $3}' | sort -u) | sed -n 1p)
 [[ -n $bad ]] || fail "no chunk of its own in backup $idb"
 f=$(chunk_file "$C" "$bad")
 flip_bytes "$f" $(($(stat -c %s "$f") - 40))

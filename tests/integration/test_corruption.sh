@@ -24,7 +24,7 @@ own_chunk() {
         [[ $i -eq $1 ]] || manifest_chunks "$R/backups/${ids[$i]}" vda
     done | awk '{ print $3 }' >"$T/others"
     c=$(manifest_chunks "$R/backups/${ids[$1]}" vda | awk '{ print $3 }' |
-        grep -vxF -f "$T/others" | head -n 1 || true)
+        grep -vxF -f "$T/others" | sed -n 1p || true)
     [[ -n $c ]] || fail "backup ${ids[$1]} has no chunk of its own"
     chunk_file "$R" "$c"
 }

@@ -91,7 +91,7 @@ ok "through backupd listen: a local (trusted) and a remote agent, both restore i
     run_ok livebackup verify --repo "$R"
 )
 run_ok livebackup list --repo "$R" --json
-! jq -r 'select(.event == "backup") | .id' "$T/out" | grep -qx "$id0" || fail "prune kept $id0"
+! jq -r 'select(.event == "backup") | .id' "$T/out" | grep -x "$id0" >/dev/null || fail "prune kept $id0"
 run_ok livebackup restore-image --repo "$R" --name host1 --disk vda --to "$T/after.raw"
 same_image "$T/after.raw" raw "$T/truth1.raw" raw
 run_ok livebackup verify --repo "$R" --key

@@ -16,7 +16,7 @@
 [[ $(id -u) -eq 0 ]] || fail "installs packages: run as root (scripts/test.sh does)"
 exec {lock}>/run/lock/livebackup-deb-test.lock
 flock -w 1800 "$lock" || fail "another test_deb held /run/lock/livebackup-deb-test.lock for 30 min"
-if dpkg-query -W -f='${Status}' livebackup backupd 2>/dev/null | grep -q "ok installed"; then
+if dpkg-query -W -f='${Status}' livebackup backupd 2>/dev/null | grep "ok installed" >/dev/null; then
     fail "livebackup or backupd is installed already: this test would replace it"
 fi
 purge() {
@@ -100,6 +100,6 @@ for f in /usr/bin/livebackup /usr/bin/backupd /usr/share/man/man1/livebackup.1 \
     /usr/lib/systemd/system/backupd.service; do
     [[ ! -e $f ]] || fail "$f is left after the purge"
 done
-! dpkg-query -W -f='${Status}\n' livebackup backupd 2>/dev/null | grep -q "ok installed" ||
+! dpkg-query -W -f='${Status}\n' livebackup backupd 2>/dev/null | grep "ok installed" >/dev/null ||
     fail "still installed: $(dpkg-query -W livebackup backupd)"
 ok "purged: nothing of the packages is left"

@@ -141,7 +141,7 @@ hold_lock -s "$R/lock"
 run_ok livebackup backup-image --repo "$R" --name y --disk vda="$T/a.qcow2"
 ok "a backup runs beside another writer"
 expect_fail "in use by running backups" livebackup delete --repo "$R" \
-    --backup "$(livebackup list --repo "$R" --json | head -n 1 | sed 's/.*"id":"\([^"]*\)".*/\1/')"
+    --backup "$(livebackup list --repo "$R" --json | sed -n 1p | sed 's/.*"id":"\([^"]*\)".*/\1/')"
 release_lock
 
 # A damaged chunk: restore refuses to write bad data and names the backup.
@@ -152,7 +152,7 @@ dmg=$(json_field "$T/out" summary id)
 for f in "$R"/backups/*; do
     [[ $f == */$dmg ]] || manifest_chunks "$f" vda
 done | awk '{ print $3 }' >"$T/others"
-chunk=$(manifest_chunks "$R/backups/$dmg" vda | awk '{ print $3 }' | grep -vxF -f "$T/others" | head -n 1 || true)
+chunk=$(manifest_chunks "$R/backups/$dmg" vda | awk '{ print $3 }' | grep -vxF -f "$T/others" | sed -n 1p || true)
 [[ -n $chunk ]] || fail "backup $dmg has no chunk of its own"
 chunk=$(chunk_file "$R" "$chunk")
 flip_bytes "$chunk" 40 4
@@ -174,7 +174,7 @@ ok "other backups still restore"
 run_ok livebackup init --repo "$T/rq"
 head -c $((12 << 20)) /dev/urandom >"$T/q.raw"
 run_ok livebackup backup-image --repo "$T/rq" --name q --disk vda="$T/q.raw"
-qdir=$(dirname "$(find "$T/rq/chunks" -type f | head -1)")
+qdir=$(dirname "$(find "$T/rq/chunks" -type f | sed -n 1p)")
 mv "$qdir" "$qdir.aside" && echo not-a-directory >"$qdir"
 expect_fail "chunks/.*: Not a directory" \
     livebackup backup-image --repo "$T/rq" --name q --disk vda="$T/q.raw"

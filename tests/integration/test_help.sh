@@ -31,7 +31,7 @@ nopts=0
 for c in "${cmds[@]}"; do
     [[ $c == help ]] && continue
     livebackup "$c" --help >"$T/h.$c" 2>"$T/e.$c" || fail "$c --help: exit $?: $(cat "$T/e.$c")"
-    head -1 "$T/h.$c" | grep -q "^Usage: livebackup $c" || fail "$c --help: $(head -1 "$T/h.$c")"
+    head -1 "$T/h.$c" | grep "^Usage: livebackup $c" >/dev/null || fail "$c --help: $(head -1 "$T/h.$c")"
     # Every option the command completes to is explained in its --help.
     while read -r o; do
         o=${o%=}
@@ -88,7 +88,7 @@ backupd help >"$T/bh" || fail "backupd help"
 for c in serve listen; do
     grep -Eq "^  $c +[a-z]" "$T/bh" || fail "backupd help: no line for $c"
     backupd "$c" --help >"$T/bh.$c" || fail "backupd $c --help"
-    head -1 "$T/bh.$c" | grep -q "^Usage: backupd $c" || fail "backupd $c --help: $(head -1 "$T/bh.$c")"
+    head -1 "$T/bh.$c" | grep "^Usage: backupd $c" >/dev/null || fail "backupd $c --help: $(head -1 "$T/bh.$c")"
     for o in --repo --append-only --restrict-names --lock-wait --idle-timeout --verbose; do
         grep -Eq -- "^(  -., |      )$o( |$)" "$T/bh.$c" || fail "backupd $c --help: no $o"
     done

@@ -215,7 +215,7 @@ release_one() { # index into HELD_FD
 }
 mark() { wc -l <"$T/daemon.log"; }
 waits_since() { # MARK: a session said it waits since the mark
-    tail -n +$(($1 + 1)) "$T/daemon.log" | grep -q "session waits for memory"
+    tail -n +$(($1 + 1)) "$T/daemon.log" | grep "session waits for memory" >/dev/null
 }
 answered() { grep -Eq "open$|ERROR" "$T/hold$1.out"; }
 start_daemon --max-memory 64M

@@ -42,7 +42,7 @@ run_ok livebackup copy --json --from "$R" --to "$T/dst"
 keep
 livebackup list --json --repo "$T/nope" >>"$J" 2>/dev/null && fail "list of no repository"
 # damage events: a byte flipped in a chunk.
-chunk=$(find "$R/chunks" -type f -name '[0-9a-f]*' -size +1k | head -n 1)
+chunk=$(find "$R/chunks" -type f -name '[0-9a-f]*' -size +1k | sed -n 1p)
 flip_bytes "$chunk" 100
 livebackup verify --json --repo "$R" >>"$J" 2>/dev/null && fail "verify of a damaged chunk"
 

@@ -56,7 +56,7 @@ run_ok livebackup backup-image --json --repo "$URL" --rsh "$LB_RSH" \
     --remote-backupd "$BACKUPD" --name remote --disk vda="$T/a.qcow2"
 grep -q "bridged session from 127.0.0.1" "$T/daemon.log" ||
     fail "the ssh session was not bridged: $(tail -n 5 "$T/daemon.log")"
-! grep "bridged session from 127.0.0.1" "$T/daemon.log" | grep -q trusted ||
+! grep "bridged session from 127.0.0.1" "$T/daemon.log" | grep trusted >/dev/null ||
     fail "the ssh session was trusted: $(grep "from 127.0.0.1" "$T/daemon.log")"
 ok "remote agent over ssh, bridged to the daemon (?socket=), its chunks checked"
 
@@ -66,7 +66,7 @@ echo "command=\"$BACKUPD serve --restrict-to-repo $T --append-only\",restrict $k
     >"$T/ssh/authorized_keys"
 RURL="ssh://root@127.0.0.1:$SSH_PORT$R"
 run_ok livebackup list --repo "$RURL" --rsh "$LB_RSH"
-id=$(livebackup list --repo "$R" --json | head -n 1 | jq -r .id)
+id=$(livebackup list --repo "$R" --json | sed -n 1p | jq -r .id)
 expect_fail "append-only" livebackup delete --repo "$RURL" --rsh "$LB_RSH" --backup "$id"
 grep -q "append-only" "$T/daemon.log" || fail "restriction not passed to the daemon"
 ok "an append-only key stays append-only through the daemon"
@@ -130,7 +130,7 @@ rc=0
 wait "$DAEMON" || rc=$?
 [[ $rc -eq 0 ]] || fail "backupd listen exit status $rc"
 [[ ! -e $R/listen && ! -e $S ]] || fail "the daemon left its socket or marker"
-ok "SIGTERM mid-backup: $(grep error "$T/big.err" | head -n 1)"
+ok "SIGTERM mid-backup: $(grep error "$T/big.err" | sed -n 1p)"
 run_ok livebackup verify --repo "$R"
 grep -q "all sound" "$T/out" || fail "verify after SIGTERM"
 run_ok livebackup list --repo "$R" --name big --json

@@ -74,7 +74,7 @@ for fs in vda.fs vdb.p2; do
         fail "$fs/sub/hello.txt"
 done
 [[ ! -e $M/xfs/$id/vdb.p1 ]] || fail "a partition without a filesystem got a mountpoint"
-grep " $M/xfs/$id/vda.fs " /proc/self/mountinfo | grep -q " - fuse livebackup-guestmount:[0-9]* ro" ||
+grep " $M/xfs/$id/vda.fs " /proc/self/mountinfo | grep " - fuse livebackup-guestmount:[0-9]* ro" >/dev/null ||
     fail "vda.fs is not a read-only guestmount: $(grep " $M" /proc/self/mountinfo)"
 if { echo x >>"$M/xfs/$id/vda.fs/sub/hello.txt"; } 2>/dev/null; then
     fail "a file of a mounted XFS is writable"
@@ -106,7 +106,7 @@ eid=$(json_field "$T/out" summary id)
 run_ok livebackup mount --repo "$R" --name ext --fs-appliance "$M"
 [[ $(cat "$M/ext/$eid/vda.fs/hello.txt") == "hello from an ext4 backup" ]] ||
     fail "--fs-appliance: hello.txt of the ext4"
-grep " $M/ext/$eid/vda.fs " /proc/self/mountinfo | grep -q " - fuse livebackup-guestmount:[0-9]* ro" ||
+grep " $M/ext/$eid/vda.fs " /proc/self/mountinfo | grep " - fuse livebackup-guestmount:[0-9]* ro" >/dev/null ||
     fail "--fs-appliance: the ext4 is not a guestmount: $(grep " $M" /proc/self/mountinfo)"
 mapfile -t pids < <(served_by | sort -u)
 run_ok livebackup umount "$M"
@@ -114,7 +114,7 @@ for p in "${pids[@]}"; do
     if lb_alive "$p"; then fail "process $p left: $(ps -o pid,args -p "$p")"; fi
 done
 run_ok livebackup mount --repo "$R" --name ext --fs "$M"
-grep " $M/ext/$eid/vda.fs " /proc/self/mountinfo | grep -q " - fuse.ext4 $M/ext/$eid/vda " ||
+grep " $M/ext/$eid/vda.fs " /proc/self/mountinfo | grep " - fuse.ext4 $M/ext/$eid/vda " >/dev/null ||
     fail "--fs: the ext4 is not fuse2fs's: $(grep " $M" /proc/self/mountinfo)"
 run_ok livebackup umount "$M"
 ! grep -q " $M" /proc/self/mountinfo || fail "left mounted: $(grep " $M" /proc/self/mountinfo)"

@@ -206,7 +206,7 @@ for fault in backupd:chunk-stored@3 backupd:before-commit; do
     run_ok livebackup list --repo "$R" --json
     listed=$(jq -r 'select(.event == "backup") | .id' "$T/out")
     [[ -z $listed ]] || fail "killed at $fault, yet listed: $listed"
-    ns_objects three | grep -q '^backups/' && fail "a manifest object after $fault"
+    ns_objects three | grep '^backups/' >/dev/null && fail "a manifest object after $fault"
     ok "killed at $fault: nothing listed, no manifest object"
 done
 # The killed front end's repository lock (shared) keeps delete away until
@@ -217,9 +217,9 @@ expect_fail "locked by" livebackup delete --repo "$R" \
 expect_fail "no backup" livebackup delete --repo "$R" \
     --backup 20200101-000000-0000 --lock-wait 30
 ok "the dead front end's lock held the admin lock off, then expired ($((SECONDS - t0)) s)"
-ns_objects three | grep -q '^sessions/' || fail "no dead session left to collect"
+ns_objects three | grep '^sessions/' >/dev/null || fail "no dead session left to collect"
 run_ok livebackup gc --repo "$R"
-ns_objects three | grep -q '^sessions/' && fail "gc left the dead sessions: $(ns_objects three)"
+ns_objects three | grep '^sessions/' >/dev/null && fail "gc left the dead sessions: $(ns_objects three)"
 run_ok livebackup backup-image --json --repo "$R" --name k --disk vda="$T/k.raw"
 run_ok livebackup restore-image --repo "$R" --name k --disk vda --to "$T/k.back"
 same_image "$T/k.back" raw "$T/k.raw" raw
@@ -280,7 +280,7 @@ R=$(repo five)
 ssh_url() { echo "ssh://root@127.0.0.1:$SSH_PORT/$R${1:+&socket=$1}"; }
 ssh_lb() { livebackup "$@" --rsh "$LB_RSH" --remote-backupd "$BACKUPD"; }
 run_ok ssh_lb init --repo "$(ssh_url)"
-ns_objects five | grep -qx config || fail "init over ssh made no config object"
+ns_objects five | grep -x config >/dev/null || fail "init over ssh made no config object"
 for i in 1 2; do
     LIVEBACKUP_RADOS_OPS=$T/fe$i.ops "$BACKUPD" listen --repo "$R" \
         --socket "$T/fe$i.sock" --log-stderr -v >"$T/fe$i.log" 2>&1 &
@@ -327,7 +327,7 @@ same_image "$T/x.local" raw "$T/x.raw" raw
 # (the daemon writes a session's line when it sees the agent gone)
 fe1_ops_grew() { (($(wc -l <"$T/fe1.ops") > nops)); }
 wait_until 30 "fe1 to end the local agent's session" fe1_ops_grew
-tail -n 1 "$T/fe1.ops" | grep -q "reused 1$" ||
+tail -n 1 "$T/fe1.ops" | grep "reused 1$" >/dev/null ||
     fail "fe1's next session connected again: $(cat "$T/fe1.ops")"
 xid=$(json_field "$T/x.out" summary id)
 run_ok livebackup delete --repo "$R&socket=$T/fe1.sock" --lock-wait 0 \
@@ -355,7 +355,7 @@ grep -q "cut off a kept connection (blocklisted): connecting again" "$T/fe2.log"
     fail "fe2 did not see its connection cut off: $(tail -n 5 "$T/fe2.log")"
 fe2_ops_grew() { (($(wc -l <"$T/fe2.ops") > nops)); }
 wait_until 30 "fe2 to end the restore's session" fe2_ops_grew
-tail -n 1 "$T/fe2.ops" | grep -q "reused 0$" ||
+tail -n 1 "$T/fe2.ops" | grep "reused 0$" >/dev/null ||
     fail "fe2's session used a connection the cluster cut off: $(cat "$T/fe2.ops")"
 for a in $addrs; do
     ceph_cmd osd blocklist rm "$a" >"$T/bl.out" 2>&1 || fail "blocklist rm $a: $(cat "$T/bl.out")"
@@ -480,9 +480,9 @@ nops=$(wc -l <"$T/fe1.ops")
 run_ok rlb backup-image --json --repo "$(rurl "$R")" --name x --disk vda="$T/x.raw"
 wait_until 30 "fe1 to end the relayed session" fe1_ops_grew
 [[ $(grep -c "bridged session" "$T/fe1.log") -eq $((n0 + 1)) ]] &&
-    grep "bridged session" "$T/fe1.log" | tail -n 1 | grep -q "(append-only)" ||
+    grep "bridged session" "$T/fe1.log" | tail -n 1 | grep "(append-only)" >/dev/null ||
     fail "the forced command's --socket did not relay to fe1: $(tail -n 5 "$T/fe1.log")"
-tail -n 1 "$T/fe1.ops" | grep -q "reused 1$" ||
+tail -n 1 "$T/fe1.ops" | grep "reused 1$" >/dev/null ||
     fail "the relayed session did not reuse fe1's connection: $(tail -n 1 "$T/fe1.ops")"
 expect_fail "rados:$CEPH_POOL/six is outside the allowed RADOS repository" \
     rlb list --repo "$(rurl "rados:$CEPH_POOL/six")"
@@ -515,10 +515,10 @@ run_ok livebackup list --repo "$R" --json
 [[ $(grep -c '"id"' "$T/out") -eq 3 && ! -s $T/err ]] ||
     fail "list after a commit killed past its index entry: $(cat "$T/out" "$T/err")"
 ok "a commit killed after its index entry: listed nowhere, no warning"
-victim=$(manifests | head -n 1)
+victim=$(manifests | sed -n 1p)
 # (the killed front end holds its lock until its lease ends)
 run_ok livebackup delete --repo "$R" --backup "$victim" --lock-wait 30
-ikeys | grep -qx "$victim" && fail "deleted backup $victim still in the index"
+ikeys | grep -x "$victim" >/dev/null && fail "deleted backup $victim still in the index"
 gone=$(manifests | tail -n 1)
 rados_cmd -p "$CEPH_POOL" --namespace idx rmomapkey index "$gone"
 run_ok livebackup list --repo "$R" --json
@@ -527,8 +527,8 @@ rados_cmd -p "$CEPH_POOL" --namespace idx setomapval index \
     20200101-000000-0000 "100 0123456789abcdef"
 run_ok livebackup gc --repo "$R"
 grep -q "lacked backup $gone: added" "$T/err" || fail "gc: $(cat "$T/err")"
-ikeys | grep -qx "$gone" || fail "gc did not put $gone back into the index"
-ikeys | grep -qx 20200101-000000-0000 && fail "gc kept an old entry of no manifest"
+ikeys | grep -x "$gone" >/dev/null || fail "gc did not put $gone back into the index"
+ikeys | grep -x 20200101-000000-0000 >/dev/null && fail "gc kept an old entry of no manifest"
 # the killed commit's entry is younger than the cutoff: a commit under way
 [[ $(ikeys | wc -l) -eq 3 && $(nlisted) -eq 2 ]] ||
     fail "after gc: index [$(ikeys)], listed $(nlisted)"
@@ -540,7 +540,7 @@ rados_cmd -p "$CEPH_POOL" --namespace idx stat index >/dev/null 2>&1 &&
     fail "a writer made an index in a repository made before it"
 run_ok livebackup verify --repo "$R"
 ok "a repository made before the index: listed by a walk, left so"
-cut=$(manifests | head -n 1)
+cut=$(manifests | sed -n 1p)
 rados_cmd -p "$CEPH_POOL" --namespace idx truncate "backups/$cut" 100
 run_ok livebackup list --repo "$R" --json
 grep -q "backup $cut: manifest truncated (run livebackup verify)" "$T/err" ||
@@ -565,7 +565,7 @@ reads() {
         ${1:+--name "$1"}
     awk '{print $2}' "$T/ops"
 }
-jid=$(livebackup list --repo "$R" --name "j k" --json | sed -n 's/.*"id": *"\([^"]*\)".*/\1/p' | head -n 1)
+jid=$(livebackup list --repo "$R" --name "j k" --json | sed -n 's/.*"id": *"\([^"]*\)".*/\1/p' | sed -n 1p)
 [[ -n $jid ]] || fail "no backup of set 'j k' listed"
 val=$(rados_cmd -p "$CEPH_POOL" --namespace idxs getomapval index "$jid" /dev/stdout)
 [[ $val =~ ^[0-9]+\ [0-9a-f]{16}\ j\ k$ ]] ||

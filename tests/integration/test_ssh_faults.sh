@@ -89,7 +89,7 @@ cut() {
     [[ $rc -eq 1 ]] || fail "killing $who: agent exit status $rc: $(cat "$T/bg.err")"
     grep -Eq "connection to root@127.0.0.1 was cut|ssh was killed by signal 9" "$T/bg.err" ||
         fail "killing $who: unclear error: $(cat "$T/bg.err")"
-    ok "$who killed mid-backup: $(grep error "$T/bg.err" | head -n 1)"
+    ok "$who killed mid-backup: $(grep error "$T/bg.err" | sed -n 1p)"
     # what outlives the cut ends on its own: the repository's writer
     # session, the sshd session
     wait_sessions_ended "$R"

@@ -70,7 +70,7 @@ for i in "${!ids[@]}"; do
     ok "backup $i restores: e2fsck clean, $m workload files (>= ${mins[$i]} done before the freeze)"
 done
 run_ok livebackup restore-image --repo "$R" --name "$vm" --disk vdb --to "$T/vdb.raw"
-debugfs -R "ls -l /" "$T/vdb.raw" 2>/dev/null | grep -q " g3" || fail "vdb restore lacks g3"
+debugfs -R "ls -l /" "$T/vdb.raw" 2>/dev/null | grep " g3" >/dev/null || fail "vdb restore lacks g3"
 e2fsck -fn "$T/vdb.raw" >/dev/null 2>&1 || fail "restored vdb fails e2fsck"
 ok "vdb (raw base) restores with the files written to it"
 
@@ -112,7 +112,7 @@ ok "resized disk falls back to a full backup of that disk"
 run_ok livebackup untrack "$vm"
 [[ $(active_image "$vm" vda) == "$VMDIR/vda.qcow2" ]] || fail "vda not back on its image"
 [[ $(active_image "$vm" vdb) == "$VMDIR/vdb.raw" ]] || fail "vdb not back on its image"
-ls "$VMDIR" | grep -q lbtrack && fail "overlays left: $(ls "$VMDIR")"
+ls "$VMDIR" | grep lbtrack >/dev/null && fail "overlays left: $(ls "$VMDIR")"
 before=$(wl_done "$vm")
 backup
 [[ $(json_field "$T/out" summary kind) == full ]] || fail "after untrack not full"
@@ -131,7 +131,7 @@ backup_off() {
 }
 backup_off
 [[ $(json_field "$T/out" summary kind) == full ]] || fail "shut-off first backup"
-virsh -q -c qemu:///system dumpxml --inactive "$off" | grep -q lbtrack ||
+virsh -q -c qemu:///system dumpxml --inactive "$off" | grep lbtrack >/dev/null ||
     fail "the persistent XML does not point at the tracking overlay"
 vm_start "$off" >/dev/null
 vm_wait_workload "$off" 4 >/dev/null
@@ -162,7 +162,7 @@ done
 [[ ${kinds[*]} == "full incremental" ]] || fail "--full-every 3 gave: ${kinds[*]}"
 run_ok livebackup show --repo "$R" --backup "$id"
 grep -Eq "^  vda .*, incremental$" "$T/out" || fail "show: $(cat "$T/out")"
-prev=$(livebackup list --json --repo "$R" --name "$off" | grep '"event":"backup"' | tail -n 2 | head -n 1 |
+prev=$(livebackup list --json --repo "$R" --name "$off" | grep '"event":"backup"' | tail -n 2 | sed -n 1p |
     sed -n 's/.*"id":"\([^"]*\)".*/\1/p')
 run_ok livebackup show --repo "$R" --backup "$prev"
 grep -Eq "^  vda .*, full: --full-every 3$" "$T/out" || fail "show of the full: $(cat "$T/out")"

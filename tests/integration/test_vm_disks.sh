@@ -80,7 +80,7 @@ restored_file() {
     run_ok livebackup restore-image --repo "$R" --name "$vm" --backup "$2" \
         --disk "$1" --to "$T/rd.raw"
     e2fsck -fn "$T/rd.raw" >/dev/null 2>&1 || fail "restored $1 of $2 fails e2fsck -fn"
-    debugfs -R "stat $3" "$T/rd.raw" 2>/dev/null | grep -q "Size: $(($4 * 1024))\b" ||
+    debugfs -R "stat $3" "$T/rd.raw" 2>/dev/null | grep "Size: $(($4 * 1024))\b" >/dev/null ||
         fail "restored $1 of $2 lacks $3 ($4 KiB)"
 }
 
@@ -97,7 +97,7 @@ grep -q "disk hdc is a cdrom: skipped" "$T/err" &&
 for d in hdc vdc vdd; do
     [[ $(active_image "$vm" $d) != *lbtrack* ]] || fail "$d was switched to an overlay"
 done
-ls /dev | grep -q lbtrack && fail "an overlay was made in /dev: $(ls /dev | grep lbtrack)"
+ls /dev | grep lbtrack >/dev/null && fail "an overlay was made in /dev: $(ls /dev | grep lbtrack)"
 assert_thawed "$vm"
 full=$id
 m=$(restore_verify "$R" "$vm" vda "$before" "$id")
@@ -241,7 +241,7 @@ grep -q "<source file='$T/r/${VM_PREFIX}r-vdb.qcow2'" "$T/r.xml" ||
     fail "the restored vdb is not a file: $(grep -A3 "<disk" "$T/r.xml")"
 grep -q "device='cdrom'" "$T/r.xml" || fail "the restored domain lost its cdrom"
 qemu-img convert -O raw "$T/r/${VM_PREFIX}r-vdb.qcow2" "$T/rvdb.raw"
-debugfs -R "stat /b2" "$T/rvdb.raw" 2>/dev/null | grep -q "Size: 1048576\b" || fail "restored vdb lacks /b2"
+debugfs -R "stat /b2" "$T/rvdb.raw" 2>/dev/null | grep "Size: 1048576\b" >/dev/null || fail "restored vdb lacks /b2"
 ok "in-place restore refuses the block device; a restore to files defines it on a file"
 
 run_ok livebackup verify --repo "$R"

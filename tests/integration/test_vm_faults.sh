@@ -22,7 +22,7 @@ vm_wait_workload "$na" 2 >/dev/null
 expect_fail "cannot quiesce .*guest agent.*--consistency crash" \
     livebackup backup "$na" --repo "$R"
 [[ $(active_image "$na" vda) == "$VMDIR/na.qcow2" ]] || fail "domain changed"
-ls "$VMDIR" | grep -q lbtrack && fail "stray overlay: $(ls "$VMDIR")"
+ls "$VMDIR" | grep lbtrack >/dev/null && fail "stray overlay: $(ls "$VMDIR")"
 ok "no agent: quiesce fails cleanly, the domain is as it was"
 before=$(wl_done "$na")
 run_ok livebackup backup --json "$na" --repo "$R" --consistency crash
@@ -70,7 +70,7 @@ fault() {
     [[ $n -eq 1 ]] || fail "$point: $n tracking overlays in the chain after recovery"
     [[ $(ls "$VMDIR" | grep -c "^$vm-vda.lbtrack") -eq 1 ]] || fail "$point: stray overlays: $(ls "$VMDIR")"
     run_ok livebackup verify --repo "$R"
-    first=$(livebackup list --json --repo "$R" --name "$vm" | head -n 1 | jq -r .id)
+    first=$(livebackup list --json --repo "$R" --name "$vm" | sed -n 1p | jq -r .id)
     restore_verify "$R" "$vm" vda 0 "$first" >/dev/null
     ok "killed at $point: thawed, recovered, next backup complete ($m files), repository sound"
 }
@@ -88,7 +88,7 @@ fault agent:during-block-commit
 cat >"$T/term.sh" <<EOF
 g=
 for p in \$(cat /proc/\$PPID/task/*/children); do
-    if tr '\\0' ' ' 2>/dev/null </proc/\$p/cmdline | grep -q __thaw-guard; then
+    if tr '\\0' ' ' 2>/dev/null </proc/\$p/cmdline | grep __thaw-guard >/dev/null; then
         g="\$g \$p"
     fi
 done
@@ -182,7 +182,7 @@ LIVEBACKUP_FAULT=agent:mid-restore@3 livebackup restore-image --repo "$R" \
 [[ ! -e $T/mid.raw ]] || fail "an interrupted restore left a file that looks complete"
 m=$(restore_verify "$R" "$vm" vda "$before")
 run_ok livebackup restore-image --repo "$R" --name "$vm" --disk vda --to "$T/mid.raw"
-ls -A "$T" | grep -q "livebackup-partial" && fail "partial files left: $(ls -A "$T")"
+ls -A "$T" | grep "livebackup-partial" >/dev/null && fail "partial files left: $(ls -A "$T")"
 ok "an interrupted restore leaves nothing that looks complete, and runs again"
 
 # A guest agent that does not answer (qemu-ga stopped for 25 s): the
@@ -202,7 +202,7 @@ took_ms=$((($(date +%s%N) - start) / 1000000))
 # would be reached under load.)
 agent_silent "$vm" || fail "the failed freeze took $took_ms ms: qemu-ga runs again, it was waited for"
 [[ $took_ms -ge 3000 ]] || fail "the freeze failed after $took_ms ms, before its 3 s timeout"
-ls "$VMDIR" | grep -c "^$vm-vda.lbtrack" | grep -qx 1 || fail "stray overlay: $(ls "$VMDIR")"
+ls "$VMDIR" | grep -c "^$vm-vda.lbtrack" | grep -x 1 >/dev/null || fail "stray overlay: $(ls "$VMDIR")"
 # qemu-ga runs again: it has handled everything queued before the ping it
 # answers.
 wait_until 60 "qemu-ga in $vm to answer again" agent_answers "$vm"
@@ -223,7 +223,7 @@ before=$(wl_done "$vm")
 run_ok livebackup backup --json "$vm" --repo "$R"
 m=$(restore_verify "$R" "$vm" vda "$before")
 run_ok livebackup restore-image --repo "$R" --name "$vm" --disk vda --to "$T/big.raw" --force
-debugfs -R "stat /big" "$T/big.raw" 2>/dev/null | grep -q "Size: 25165824" ||
+debugfs -R "stat /big" "$T/big.raw" 2>/dev/null | grep "Size: 25165824" >/dev/null ||
     fail "the data written before the failed backup is missing"
 ok "backupd killed: nothing lost, the next backup holds everything ($m files)"
 

@@ -59,7 +59,7 @@ disk_finished() {
     b=$(qemu-img info -U --output=json "$top" | jq -r '."backing-filename" // empty')
     [[ $b == "$dir/$dom-vda.raw" ]] || fail "$top's backing is '$b', not $dir/$dom-vda.raw"
     for flags in "" --inactive; do
-        virsh -q -c qemu:///system dumpxml $flags "$dom" | grep -q "<source file='$top'" ||
+        virsh -q -c qemu:///system dumpxml $flags "$dom" | grep "<source file='$top'" >/dev/null ||
             fail "$dom's ${flags:-live} definition is not on $top: $(virsh -q -c qemu:///system dumpxml $flags "$dom" | grep '<source')"
     done
     [[ $(ls "$dir" | grep "^$dom-vda\." | tr '\n' ' ') == "$dom-vda.qcow2 $dom-vda.raw " ]] ||
@@ -89,7 +89,7 @@ ok "restore --instant: the guest agent of $new answers $(echo "$t1 - $t0" | bc) 
 ov=$T/inst/$new-vda.instant.qcow2
 backing=$(qemu-img info -U --output=json "$ov" | jq -r '."backing-filename" // empty')
 [[ $backing == *'"driver":"nbd"'* ]] || fail "the overlay's backing is not the export: '$backing'"
-virsh -q -c qemu:///system dumpxml "$new" | grep -q "protocol='nbd'" ||
+virsh -q -c qemu:///system dumpxml "$new" | grep "protocol='nbd'" >/dev/null ||
     fail "the running domain has no NBD layer"
 
 run_ok livebackup status --json "$new"
@@ -155,7 +155,7 @@ grep -q "the instant restore is finished" "$T/out" || fail "recover: $(cat "$T/o
 for p in $export_pid $(cat "$LIVEBACKUP_STATE_DIR/$new-vda.export.pid" 2>/dev/null); do
     lb_alive "$p" && fail "an export ($p) still runs"
 done
-ls "$LIVEBACKUP_STATE_DIR" | grep -q "^$new\.\|\.sock$\|\.rate$" &&
+ls "$LIVEBACKUP_STATE_DIR" | grep "^$new\.\|\.sock$\|\.rate$" >/dev/null &&
     fail "left in the state directory: $(ls "$LIVEBACKUP_STATE_DIR")"
 if [[ $state == "shut off" ]]; then
     grep -q "is shut off: pulling vda from backup $id offline" "$T/err" ||
@@ -170,7 +170,7 @@ else
         fail "$new is $(virsh -q -c qemu:///system domstate --reason "$new") after recover (it was $state): $(cat "$T/out" "$T/err")"
     how="the guest ran on: the pull finished live"
 fi
-virsh -q -c qemu:///system dumpxml "$new" | grep -q "protocol='nbd'" &&
+virsh -q -c qemu:///system dumpxml "$new" | grep "protocol='nbd'" >/dev/null &&
     fail "the domain still has an NBD layer"
 disk_finished "$new" "$T/inst"
 out=$(VM_EXEC_TIMEOUT=60 vm_guest_exec "$new" cat /data/instant-marker) ||

@@ -49,7 +49,7 @@ out=$(VM_EXEC_TIMEOUT=120 vm_guest_exec "$new" sh -c \
 ok "restore --instant from RADOS: the guest runs, files 1..$min intact"
 
 wait_until 600 "the pull to complete" test ! -e "$LIVEBACKUP_STATE_DIR/$new.instant"
-virsh -q -c qemu:///system dumpxml "$new" | grep -q "protocol='nbd'" &&
+virsh -q -c qemu:///system dumpxml "$new" | grep "protocol='nbd'" >/dev/null &&
     fail "the domain still has an NBD layer"
 for p in "$LIVEBACKUP_STATE_DIR"/*.export.pid; do
     [[ -e $p ]] && fail "an export's pid file is left: $p"

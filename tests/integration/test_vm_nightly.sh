@@ -82,11 +82,11 @@ for round in 1 2 3; do
         rm -f "$T/r.raw"
         run_ok livebackup restore-image --repo "$R" --name "$v" --disk vda --to "$T/r.raw"
         cmp -s -i 4096 "$T/r.raw" "$T/visible.raw" ||
-            fail "round $round, $v: the restore differs beyond the superblock: $(cmp -i 4096 "$T/r.raw" "$T/visible.raw" 2>&1 | head -1)"
+            fail "round $round, $v: the restore differs beyond the superblock: $(cmp -i 4096 "$T/r.raw" "$T/visible.raw" 2>&1 | sed -n 1p)"
         e2fsck -fn "$T/r.raw" >/dev/null 2>&1 || fail "round $round, $v: the restore fails e2fsck -fn"
         got=$(debugfs -R "cat /log" "$T/r.raw" 2>/dev/null | grep -c '^round ')
         [[ $got -eq $round ]] || fail "round $round, $v: /log has $got rounds"
-        debugfs -R "stat /r$round" "$T/r.raw" 2>/dev/null | grep -q "Size: $((round * 16 * 65536))" ||
+        debugfs -R "stat /r$round" "$T/r.raw" 2>/dev/null | grep "Size: $((round * 16 * 65536))" >/dev/null ||
             fail "round $round, $v: /r$round is not whole"
     done
     [[ $round -ne 2 ]] || ok "round 2: the program's file replaced under a running --all -j 3; every child and thaw guard started"

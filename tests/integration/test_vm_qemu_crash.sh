@@ -158,14 +158,14 @@ crash() {
     grep -q "^killed $victim" "$T/hook.log" || fail "$victim at $label: the hook did not kill: $(cat "$T/hook.log" "$T/c.out")"
     [[ $rc -eq $want ]] || fail "$victim at $label: exit status $rc, not $want: $(cat "$T/c.out")"
     ((took <= LIMIT * 1000)) || fail "$victim at $label: the agent took $took ms"
-    tr '\n' ' ' <"$T/c.out" | grep -Eq -- "$re" || fail "$victim at $label: no /$re/ in: $(cat "$T/c.out")"
+    tr '\n' ' ' <"$T/c.out" | grep -E -- "$re" >/dev/null || fail "$victim at $label: no /$re/ in: $(cat "$T/c.out")"
     if [[ $victim == libvirtd && $point == agent:*-freeze ]]; then
         grep -Eq "the thaw guard \(pid [0-9]+\) goes on trying in the background for up to 600 s; its outcome goes to syslog" "$T/c.out" ||
             fail "$victim at $label: the thaw guard did not say it lets the pipe go: $(cat "$T/c.out")"
     fi
     if [[ -n $del ]]; then
         grep -q "delete refused" "$T/hook.log" && fail "$victim at $label: the repository was still held: $(cat "$T/hook.log")"
-        livebackup list --json --repo "$R" | grep -q "$del" && fail "$victim at $label: $del was not deleted"
+        livebackup list --json --repo "$R" | grep "$del" >/dev/null && fail "$victim at $label: $del was not deleted"
     fi
     bring_back "$victim"
     vm_wait_workload "$vm" $(($(wl_done "$vm") + 2)) >/dev/null
@@ -221,7 +221,7 @@ RE[libvirtd:recover]="libvirtd closed the connection \(qemu:///system\) during t
 
 if [[ -n ${LB_CRASH_CASES:-} ]]; then
     read -ra cases <<<"$LB_CRASH_CASES"
-elif ldd "$LIVEBACKUP" | grep -q libasan; then
+elif ldd "$LIVEBACKUP" | grep libasan >/dev/null; then
     cases=(libvirtd:agent:after-freeze qemu:agent:during-block-commit
         libvirtd:agent:during-block-commit qemu:recover)
 else

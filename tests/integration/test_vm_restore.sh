@@ -133,7 +133,7 @@ damaged_restore() { # REPO REGEX
         --to "$T/d" --name "${VM_PREFIX}dmg" --define
     virsh -q -c qemu:///system dominfo "${VM_PREFIX}dmg" >/dev/null 2>&1 &&
         fail "a failed restore defined a domain"
-    ls -A "$T/d" 2>/dev/null | grep -q . && fail "a failed restore left files: $(ls -A "$T/d")"
+    ls -A "$T/d" 2>/dev/null | grep . >/dev/null && fail "a failed restore left files: $(ls -A "$T/d")"
     return 0
 }
 cp -a "$R" "$T/damaged"
@@ -185,7 +185,7 @@ virsh -q -c qemu:///system destroy "$vm" >/dev/null
 run_ok livebackup restore "$vm" --repo "$R" --backup "${ids[0]}" --in-place --force
 [[ $(virsh -q -c qemu:///system domblklist "$vm" | awk '$1 == "vda" {print $2}') == "$VMDIR/src.qcow2" ]] ||
     fail "in-place: the domain is not back on its image"
-ls "$VMDIR" | grep -q "^$vm-vda.lbtrack" && fail "in-place: tracking overlays left"
+ls "$VMDIR" | grep "^$vm-vda.lbtrack" >/dev/null && fail "in-place: tracking overlays left"
 m=$(qemu-img convert -O raw "$VMDIR/src.qcow2" "$T/inplace.raw" &&
     bash "$LB_SRC/tests/vm/wl-verify.sh" "$T/inplace.raw" "${mins[0]}")
 [[ $m -lt ${mins[2]} ]] || fail "in-place restore did not go back in time ($m files)"

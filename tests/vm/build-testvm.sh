@@ -233,11 +233,11 @@ build() {
 	: >"$root/lbtest/modules"
 	for m in "${MODULES[@]}"; do
 		local ko
-		ko=$(find "$b/k/lib/modules/$kver" -name "$m.ko" | head -n 1)
+		ko=$(find "$b/k/lib/modules/$kver" -name "$m.ko" | sed -n 1p)
 		[[ -n $ko ]] || die "module $m.ko not found in $kpkg"
 		# the .modinfo section holds NUL-separated key=value strings
 		for dep in $(LC_ALL=C tr '\0' '\n' <"$ko" |
-			sed -n 's/^depends=//p' | head -n 1 | tr ',' ' '); do
+			sed -n 's/^depends=//p' | sed -n 1p | tr ',' ' '); do
 			[[ -n ${seen[$dep]:-} ]] ||
 				die "module order: $m needs $dep before it (MODULES list)"
 		done

@@ -63,7 +63,7 @@ fi
 
 mkdir "$tmp/out"
 m=0
-if ! debugfs -R 'stat /wl' "$image" 2>&1 | grep -q 'Type: directory'; then
+if ! debugfs -R 'stat /wl' "$image" 2>&1 | grep 'Type: directory' >/dev/null; then
 	note "no /wl directory: the workload never ran on this disk"
 else
 	debugfs -R "rdump /wl $tmp/out" "$image" >/dev/null 2>"$tmp/rdump.log" || true
