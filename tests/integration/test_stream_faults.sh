@@ -180,7 +180,7 @@ rm -f "$T/stopped.pid"
 head -c $((32 << 20)) /dev/urandom >"$T/stall.raw"
 t0=$(date +%s%N)
 LIVEBACKUP_IO_TIMEOUT=3 LIVEBACKUP_FAULT_HOOK="backupd:chunk-stored@3:echo \$PPID >$T/stopped.pid; kill -STOP \$PPID" \
-    expect_fail "the repository server \($R\) took and sent nothing for 3 s: gave up on it" \
+    expect_fail "the repository server \($R\) took and sent nothing for 3 s: gave up on it.*hint: nothing half-done was committed \(run again.*LIVEBACKUP_IO_TIMEOUT sets the limit" \
     timeout 60 livebackup backup-image --repo "$R" --name stall --disk vda="$T/stall.raw"
 took=$((($(date +%s%N) - t0) / 1000000))
 stopped=$(cat "$T/stopped.pid")
