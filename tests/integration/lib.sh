@@ -81,6 +81,14 @@ _lb_our_child() {
 lb_cleanup() {
     local rc=${1:-$?}
     local p m f
+    # a process an lb_stop_hook stopped, if it is still this test's: first,
+    # so that what waits on it can end
+    if [[ -s $T/stopped.pid ]]; then
+        p=$(cat "$T/stopped.pid")
+        if tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -F "$T/" >/dev/null; then
+            kill -KILL "$p" 2>/dev/null || true
+        fi
+    fi
     for p in "${LB_PIDS[@]}"; do
         if _lb_our_child "$p"; then
             kill -TERM "$p" 2>/dev/null || true
@@ -150,6 +158,15 @@ lb_stall() {
     wait_until 30 "the agent to give up on a stopped server (pid $pid)" eval "! lb_alive $agent"
     LB_STALL_MS=$((($(date +%s%N) - t0) / 1000000))
     kill -"$undo" "$pid" 2>/dev/null || true
+}
+
+# lb_stop_hook POINT[@N]: a LIVEBACKUP_FAULT_HOOK that stops (SIGSTOP) the
+# process that reaches POINT (the N-th time), once in the test: its pid
+# goes to $T/stopped.pid (an earlier one's is removed now), and
+# lb_cleanup ends it if it is still there.
+lb_stop_hook() {
+    rm -f "$T/stopped.pid"
+    echo "$1:[ -e $T/stopped.pid ] || { echo \$PPID >$T/stopped.pid; kill -STOP \$PPID; }"
 }
 
 # lb_liar FILE [LIAR-OPTION...] -- CMD...: FILE becomes a script that runs

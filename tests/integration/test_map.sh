@@ -130,12 +130,11 @@ ok "block status: $((holes >> 20)) MiB of holes, data and a DELTA's zero run; qe
 # the export gives up on the session, says so, and asks again on a new
 # one; the read is served exact, so is a whole copy after it. Bounded: an
 # export without the watchdog holds the read for ever (timeout ends it at
-# 60 s, and the check fails); the stopped backupd is ended by the EXIT
-# trap if the test fails first.
-rm -f "$T/stopped.pid"
-trap 'rc=$?; [[ ! -s $T/stopped.pid ]] || kill -KILL "$(cat "$T/stopped.pid")" 2>/dev/null || true; lb_cleanup "$rc"' EXIT
+# 60 s, and the check fails); the stopped backupd is ended by lb_cleanup
+# if the test fails first.
 export LIVEBACKUP_IO_TIMEOUT=3
-export LIVEBACKUP_FAULT_HOOK="backupd:chunk-sent@1:[ -e $T/stopped.pid ] || { echo \$PPID >$T/stopped.pid; kill -STOP \$PPID; }"
+LIVEBACKUP_FAULT_HOOK=$(lb_stop_hook backupd:chunk-sent@1)
+export LIVEBACKUP_FAULT_HOOK
 map_start "$full" "$S"
 unset LIVEBACKUP_IO_TIMEOUT LIVEBACKUP_FAULT_HOOK
 qemu-io -r -f raw -c "read -P 3 40M 4M" "$(nbd "$S")" >"$T/qio.out" 2>&1 ||
@@ -157,7 +156,6 @@ run_ok livebackup restore-image --repo "$R" --name img --backup "$full" \
     --disk vda --to "$T/stall-ref.raw"
 cmp "$T/copy.raw" "$T/stall-ref.raw" || fail "the copy after the stall differs"
 map_stop
-trap lb_cleanup EXIT
 ok "a stalled server under a read: given up on after $took ms, the read asked again on a new session and exact; so is a copy after it"
 
 # Over ssh: the export reads through the same protocol session.

@@ -61,9 +61,8 @@ ok "mount: the disks are read-only files equal to restore-image"
 # kernel's reads ahead make it either); the file reads exact. In the
 # foreground, to see what it says. Bounded: without the watchdog the read
 # waits for ever (timeout ends cmp at 60 s, and the check fails).
-rm -f "$T/stopped.pid"
-trap 'rc=$?; [[ ! -s $T/stopped.pid ]] || kill -KILL "$(cat "$T/stopped.pid")" 2>/dev/null || true; unmount_all; lb_cleanup "$rc"' EXIT
-LIVEBACKUP_IO_TIMEOUT=3 LIVEBACKUP_FAULT_HOOK="backupd:chunk-sent@3:[ -e $T/stopped.pid ] || { echo \$PPID >$T/stopped.pid; kill -STOP \$PPID; }" \
+hook=$(lb_stop_hook backupd:chunk-sent@3)
+LIVEBACKUP_IO_TIMEOUT=3 LIVEBACKUP_FAULT_HOOK=$hook \
     livebackup mount --foreground --repo "$R" "$M" 2>"$T/mstall.err" &
 MOUNT_PID=$!
 lb_track "$MOUNT_PID"
@@ -80,7 +79,6 @@ grep -Eq "took and sent nothing for 3 s: gave up on it; (reading again on a new 
     fail "the mount did not say it gave up: $(tail -n 5 "$T/mstall.err")"
 run_ok livebackup umount "$M"
 wait_until 30 "the foreground mount to end" eval "! lb_alive $MOUNT_PID"
-trap 'rc=$?; unmount_all; lb_cleanup "$rc"' EXIT
 ok "a stalled server under a read of the mount: given up on, read again on a new session, exact"
 
 # --fs, its output to a pipe: the pipe ends with the command (neither the

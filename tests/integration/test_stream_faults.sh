@@ -176,10 +176,10 @@ ok "killed after its commit, before the ack: the backup is there, verifies and r
 # LIVEBACKUP_IO_TIMEOUT (3 s here), saying so, and ends its child; the
 # repository verifies. Bounded: an agent without the watchdog waits for
 # ever (timeout ends it at 60 s, and the check fails).
-rm -f "$T/stopped.pid"
 head -c $((32 << 20)) /dev/urandom >"$T/stall.raw"
+hook=$(lb_stop_hook backupd:chunk-stored@3)
 t0=$(date +%s%N)
-LIVEBACKUP_IO_TIMEOUT=3 LIVEBACKUP_FAULT_HOOK="backupd:chunk-stored@3:echo \$PPID >$T/stopped.pid; kill -STOP \$PPID" \
+LIVEBACKUP_IO_TIMEOUT=3 LIVEBACKUP_FAULT_HOOK=$hook \
     expect_fail "the repository server \($R\) took and sent nothing for 3 s: gave up on it.*hint: nothing half-done was committed \(run again.*LIVEBACKUP_IO_TIMEOUT sets the limit" \
     timeout 60 livebackup backup-image --repo "$R" --name stall --disk vda="$T/stall.raw"
 took=$((($(date +%s%N) - t0) / 1000000))
