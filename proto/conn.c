@@ -18,7 +18,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 
 #define CONN_RBUF_INIT (256u << 10)
@@ -35,13 +34,15 @@ struct proto_conn {
     bool eof;
     bool got_error;
     uint32_t error_code; /* of the ERROR received, once got_error */
-    int timeout_ms;      /* no progress for this long fails I/O; 0: none */
-    _Atomic bool broken;
-    /* Calls now waiting on the peer (a reader and a writer may wait at
-     * once, in two threads), and when the last of them began or ended:
-     * while one waits, nothing has moved either way since then. */
-    _Atomic unsigned waiting;
+    /* Nothing moved either way for this long fails a wait (0: none). A
+     * reader and a writer may wait at once, in two threads: moved_ns is
+     * when the last read, write or wait of either began or ended. The
+     * first wait to give up writes to wake, which ends every other. */
+    _Atomic int timeout_ms;
     _Atomic uint64_t moved_ns;
+    int wake[2];
+    _Atomic bool timed_out;
+    _Atomic bool broken;
     pthread_mutex_t send_lock;
     uint64_t bytes_in, bytes_out;
     /* token buckets, in bytes; rate 0 means unlimited */
@@ -61,6 +62,7 @@ proto_conn_new(int fd_in, int fd_out)
     c->fd_out = fd_out;
     c->rcap = CONN_RBUF_INIT;
     c->rbuf = lb_xmalloc(c->rcap);
+    c->wake[0] = c->wake[1] = -1;
     pthread_mutex_init(&c->send_lock, NULL);
     return c;
 }
@@ -75,6 +77,10 @@ proto_conn_free(struct proto_conn *c, bool close_fds)
             close(c->fd_in);
         if (c->fd_out >= 0 && c->fd_out != c->fd_in)
             close(c->fd_out);
+    }
+    if (c->wake[0] >= 0) {
+        close(c->wake[0]);
+        close(c->wake[1]);
     }
     pthread_mutex_destroy(&c->send_lock);
     free(c->rbuf);
@@ -98,6 +104,9 @@ proto_conn_set_timeout(struct proto_conn *c, unsigned timeout_ms)
 
     /* Non-blocking, so that no read or write can outwait the timeout
      * (poll says when there is room, not how much). */
+    if (timeout_ms && c->wake[0] < 0 &&
+        pipe2(c->wake, O_CLOEXEC | O_NONBLOCK) < 0)
+        return lb_error(errno, "pipe");
     for (int i = 0; i < 2; i++) {
         int fl = fcntl(fds[i], F_GETFL);
         if (fl < 0 || fcntl(fds[i], F_SETFL, fl | O_NONBLOCK) < 0)
@@ -107,44 +116,59 @@ proto_conn_set_timeout(struct proto_conn *c, unsigned timeout_ms)
     return 0;
 }
 
-/* Around a call that waits on the peer (proto_conn_blocked_since). One
- * mark per connection would not do: a reader's end would clear the mark
- * of a writer still waiting (and the reverse), so a stalled peer could go
- * unseen for as long as the waits last. */
-static void
-io_begin(struct proto_conn *c)
+bool
+proto_conn_timed_out(const struct proto_conn *c)
 {
-    c->moved_ns = lb_now_ns();
-    c->waiting++;
+    return c->timed_out;
 }
 
+/* Something began or ended on the connection (wait_ready). */
 static void
-io_end(struct proto_conn *c)
+io_mark(struct proto_conn *c)
 {
     c->moved_ns = lb_now_ns();
-    c->waiting--;
 }
 
-/* Wait until fd is ready for events, at most the timeout: 0, or -1 with
- * ETIMEDOUT (the error slot set). */
+/* Wait until fd is ready for events: 0, or -1 with ETIMEDOUT (the error
+ * slot set) once nothing has moved either way for the timeout, or at once
+ * if another wait gave up. Either way, not one direction's silence: a
+ * writer whose bytes the peer still takes keeps a reader waiting for its
+ * answer (and the reverse); a peer that stops both is a stall. */
 static int
 wait_ready(struct proto_conn *c, int fd, short events)
 {
-    struct pollfd pfd = {fd, events, 0};
-    int r;
+    struct pollfd pfd[2] = {{fd, events, 0}, {c->wake[0], POLLIN, 0}};
+    int tmo = c->timeout_ms, r;
 
-    io_begin(c);
-    do
-        r = poll(&pfd, 1, c->timeout_ms ? c->timeout_ms : -1);
-    while (r < 0 && errno == EINTR);
-    io_end(c);
-    if (r < 0)
-        return lb_error(errno, "poll");
-    if (r == 0)
-        return lb_fail(ETIMEDOUT, "nothing %s the peer for %d s",
-                       events == POLLIN ? "received from" : "taken by",
-                       c->timeout_ms / 1000);
-    return 0;
+    io_mark(c);
+    for (;;) {
+        int ms = -1;
+        if (tmo) {
+            uint64_t now = lb_now_ns();
+            uint64_t until = c->moved_ns + (uint64_t)tmo * 1000000u;
+            if (now >= until)
+                break;
+            ms = (int)LB_MIN((until - now) / 1000000u + 1, (uint64_t)tmo);
+        }
+        r = poll(pfd, tmo ? 2 : 1, ms);
+        if (r < 0 && errno != EINTR)
+            return lb_error(errno, "poll");
+        if (r > 0 && tmo && pfd[1].revents)
+            return lb_fail(ETIMEDOUT,
+                           "the connection was given up: nothing "
+                           "moved either way for %d s",
+                           tmo / 1000);
+        if (r > 0) {
+            io_mark(c);
+            return 0;
+        }
+    }
+    if (!c->timed_out) {
+        c->timed_out = true;
+        (void)!write(c->wake[1], "", 1);
+    }
+    return lb_fail(ETIMEDOUT, "nothing %s the peer for %d s",
+                   events == POLLIN ? "received from" : "taken by", tmo / 1000);
 }
 
 /* write(2) all of p, waiting for room with the timeout. */
@@ -153,9 +177,8 @@ write_all(struct proto_conn *c, const uint8_t *p, size_t len)
 {
     while (len > 0) {
         ssize_t n;
-        io_begin(c);
         n = write(c->fd_out, p, len);
-        io_end(c);
+        io_mark(c);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -256,11 +279,10 @@ fill(struct proto_conn *c, size_t n)
             }
         }
         /* Paced: small reads, so the peer feels the limit at once. */
-        io_begin(c);
         got = read(c->fd_in, c->rbuf + c->rend,
                    c->rate ? LB_MIN(c->rcap - c->rend, (size_t)64 << 10)
                            : c->rcap - c->rend);
-        io_end(c);
+        io_mark(c);
         if (got < 0) {
             if (errno == EINTR)
                 continue;
@@ -351,9 +373,8 @@ forward_copy(struct proto_conn *from, struct proto_conn *to)
     ssize_t got;
 
     from->rstart = from->rend = from->consume = 0;
-    io_begin(from);
     got = read(from->fd_in, from->rbuf, LB_MIN(from->left, max));
-    io_end(from);
+    io_mark(from);
     if (got < 0) {
         if (errno == EINTR)
             return 0;
@@ -387,12 +408,10 @@ forward_splice(struct proto_conn *from, struct proto_conn *to)
 {
     ssize_t n;
 
-    io_begin(from);
-    io_begin(to);
     n = splice(from->fd_in, NULL, to->fd_out, NULL, from->left,
                SPLICE_F_MOVE | SPLICE_F_MORE);
-    io_end(to);
-    io_end(from);
+    io_mark(to);
+    io_mark(from);
 
     if (n > 0) {
         from->bytes_in += (uint64_t)n;
@@ -519,20 +538,6 @@ bool
 proto_conn_got_error(const struct proto_conn *c)
 {
     return c->got_error;
-}
-
-uint64_t
-proto_conn_blocked_since(const struct proto_conn *c)
-{
-    return c->waiting ? c->moved_ns : 0;
-}
-
-void
-proto_conn_shutdown(struct proto_conn *c)
-{
-    /* sockets only (pipes say ENOTSOCK): their waits end at once */
-    (void)shutdown(c->fd_in, SHUT_RDWR);
-    (void)shutdown(c->fd_out, SHUT_RDWR);
 }
 
 uint32_t

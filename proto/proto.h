@@ -760,13 +760,19 @@ int proto_conn_wait_readable(struct proto_conn *c, int timeout_ms);
 uint64_t proto_conn_bytes_out(const struct proto_conn *c);
 uint64_t proto_conn_bytes_in(const struct proto_conn *c);
 /*
- * Fail a read or write that makes no progress for timeout_ms (0: wait for
- * ever) with ETIMEDOUT: "nothing received from the peer for N s" (then,
- * if no frame was cut short, the connection is not broken: an answer can
- * still be sent) or "nothing taken by the peer". Makes both descriptors
- * non-blocking. 0, or -1 (error slot set).
+ * Fail a read or write that waits on the peer while nothing has moved
+ * either way on the connection for timeout_ms (0: wait for ever; a reader
+ * waiting for an answer while a writer's bytes still go out, in another
+ * thread, waits on) with ETIMEDOUT: "nothing received from the peer for N
+ * s" (then, if no frame was cut short, the connection is not broken: an
+ * answer can still be sent) or "nothing taken by the peer". Every other
+ * wait on the connection then ends at once, failing the same way ("the
+ * connection was given up"). Makes both descriptors non-blocking; may be
+ * called again to change the limit. 0, or -1 (error slot set).
  */
 int proto_conn_set_timeout(struct proto_conn *c, unsigned timeout_ms);
+/* True once a wait on the connection failed by the timeout. */
+bool proto_conn_timed_out(const struct proto_conn *c);
 /* Throttle sends to rate bytes/s (0: unlimited): a token bucket. */
 void proto_conn_set_bwlimit(struct proto_conn *c, uint64_t rate);
 
@@ -781,13 +787,6 @@ int proto_conn_take_error(struct proto_conn *c, const uint8_t *p, uint32_t len,
 bool proto_conn_got_error(const struct proto_conn *c);
 /* The code of that ERROR (PROTO_ERR_*), 0 if none came. */
 uint32_t proto_conn_error_code(const struct proto_conn *c);
-/* 0 if no read or write waits on the peer now; else since when
- * (lb_now_ns) nothing has moved either way on the connection (no wait
- * began or ended): for a watchdog in another thread. */
-uint64_t proto_conn_blocked_since(const struct proto_conn *c);
-/* Shut down the connection's sockets (not pipes): a read or write that
- * waits on them, in any thread, ends. */
-void proto_conn_shutdown(struct proto_conn *c);
 /* True once a send or a receive failed (the stream is unusable). */
 bool proto_conn_broken(const struct proto_conn *c);
 

@@ -60,7 +60,7 @@ cmd_mount(int argc, char **argv)
         return 2;
     o.dir = argv[optind];
     /* a stalled server: the read tries a new session, then fails (EIO),
-     * rather than hang; the daemon's sessions start after its fork */
+     * rather than hang */
     agent_opts.io_watch = true;
     if (map_mount(&o) < 0)
         return agent_fail();

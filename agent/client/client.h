@@ -492,10 +492,6 @@ struct agent_reader *agent_reader_open(const char *url, const char *name,
                                        const struct agent_reader_opts *o);
 /* Close it and its session. NULL is a no-op. */
 void agent_reader_close(struct agent_reader *rd);
-/* From now on, in this process (a reader opened before a fork: the
- * watchdog's thread does not cross it), a session of the reader whose
- * server stalls is given up on (agent_opts.io_watch). */
-void agent_reader_watch(struct agent_reader *rd);
 uint64_t agent_reader_size(const struct agent_reader *rd);
 uint32_t agent_reader_window_size(const struct agent_reader *rd);
 const char *agent_reader_backup_id(const struct agent_reader *rd);

@@ -40,14 +40,11 @@ struct agent_repo {
     struct agent_unlock *unlock; /* its KDF running (unlock_start) */
     char repo_id[128];
     bool established; /* HELLO went through: a later failure is a cut */
-    /* the stall watchdog (agent_opts.io_watch): a thread that ends the
-     * session when a read or write has waited on the server too long */
-    pthread_t watch;
-    int watch_stop[2]; /* its end: written or closed by watch_end */
+    /* the stall limit (agent_opts.io_watch): nothing moved either way
+     * for watch_s seconds while the session waits on its server ends it */
     bool watching;
-    _Atomic unsigned watch_s; /* its limit, seconds */
-    _Atomic bool stalled;     /* it ended the session */
-    struct lb_buf out;        /* the request being sent */
+    unsigned watch_s;
+    struct lb_buf out; /* the request being sent */
 };
 
 /* After a failure: collect an ERROR frame the server may have sent, and
@@ -57,10 +54,6 @@ void agent_repo_explain(struct agent_repo *r);
  * saying why (cut, its server gone or stalled), so that another session
  * may do better; false if the server sent an ERROR. */
 bool agent_repo_cut(const struct agent_repo *r);
-/* Start the stall watchdog (agent_opts.io_watch) of a session made
- * before this process forked (threads do not cross a fork); a no-op if
- * it runs. */
-void agent_repo_watch(struct agent_repo *r);
 
 /* Send the request encoded in r->out and wait for a reply of `type` (its
  * payload in *p, *len; *code, if not NULL, the code of an ERROR instead).

@@ -25,8 +25,8 @@
  *
  * A session the server ended on an error (a chunk it does not have)
  * fails the reads that needed it with EIO, and the next read connects
- * again. One cut without a word (the server gone, or given up on by the
- * stall watchdog, agent_opts.io_watch) is replaced at once and the read
+ * again. One cut without a word (the server gone, or given up on as
+ * stalled, agent_opts.io_watch) is replaced at once and the read
  * asked again, once, before it fails; the new session must be the same
  * repository, and takes the key unlocked at open. A damaged chunk fails
  * the reads of the windows it is in, and nothing else. Block status:
@@ -272,16 +272,6 @@ cache_victim(struct agent_reader *rd, uint64_t behind)
             v = s;
     }
     return v;
-}
-
-void
-agent_reader_watch(struct agent_reader *rd)
-{
-    agent_opts.io_watch = true;
-    pthread_mutex_lock(&rd->fetch);
-    if (rd->b.r)
-        agent_repo_watch(rd->b.r);
-    pthread_mutex_unlock(&rd->fetch);
 }
 
 /* ---- fetching (rd->fetch held) --------------------------------------------- */

@@ -214,32 +214,24 @@ reap(struct agent_repo *r, int ms)
     return status;
 }
 
-/* ---- the stall watchdog ------------------------------------------------- */
+/* ---- the stall limit ---------------------------------------------------- */
 
 /* A server that stops taking and sending (a hung disk or filesystem under
  * its repository, a stopped backupd, a broken-into one that holds the
  * session) would hold a backup, and the VM's domain lock, for ever: once
- * a read or write has waited on it watch_s seconds, the session is ended
- * (its child killed, its sockets shut down), and the wait fails as a cut
- * connection does; agent_repo_explain says why. */
-static void *
-watch_main(void *arg)
+ * nothing has moved either way for watch_s seconds while a read or write
+ * waits on it, the connection gives up (proto_conn_set_timeout), the wait
+ * fails, and agent_repo_explain says why and ends the server (its child
+ * killed: a stopped backupd or a hung ssh would not end by itself). */
+static void
+watch_set(struct agent_repo *r, unsigned s)
 {
-    struct agent_repo *r = arg;
-    struct pollfd p = {r->watch_stop[0], POLLIN, 0};
-
-    while (poll(&p, 1, 1000) == 0 || (p.revents == 0 && errno == EINTR)) {
-        uint64_t since = proto_conn_blocked_since(r->conn);
-        if (since &&
-            lb_now_ns() - since >= (uint64_t)r->watch_s * 1000000000u) {
-            r->stalled = true;
-            if (r->child > 0)
-                kill(r->child, SIGKILL);
-            proto_conn_shutdown(r->conn);
-            break;
-        }
+    r->watch_s = s > 86400 ? 86400 : s;
+    if (proto_conn_set_timeout(r->conn, r->watch_s * 1000u) < 0) {
+        lb_warn("%s: no limit on a stalled server", lb_error_msg());
+        return;
     }
-    return NULL;
+    r->watching = true;
 }
 
 static void
@@ -248,27 +240,23 @@ watch_start(struct agent_repo *r)
     const char *e = getenv("LIVEBACKUP_IO_TIMEOUT");
     unsigned long s = e && *e ? strtoul(e, NULL, 10) : 600;
 
-    if (!agent_opts.io_watch || s == 0 || !r->conn)
+    if (!agent_opts.io_watch || s == 0 || !r->conn || r->watching)
         return;
-    r->watch_s = s > 86400 ? 86400 : (unsigned)s;
     /* a lock the server waits for is no stall */
-    if (agent_opts.lock_wait && r->watch_s < agent_opts.lock_wait + 60)
-        r->watch_s = agent_opts.lock_wait + 60;
-    if (pipe2(r->watch_stop, O_CLOEXEC) < 0)
-        return;
-    if (pthread_create(&r->watch, NULL, watch_main, r) != 0) {
-        close(r->watch_stop[0]);
-        close(r->watch_stop[1]);
-        return;
-    }
-    r->watching = true;
+    if (agent_opts.lock_wait && s < agent_opts.lock_wait + 60ul)
+        s = agent_opts.lock_wait + 60ul;
+    watch_set(r, s > 86400 ? 86400 : (unsigned)s);
 }
 
-void
-agent_repo_watch(struct agent_repo *r)
+/* The session gave up on a stalled server: end it (ssh, or backupd). */
+static bool
+stalled(struct agent_repo *r)
 {
-    if (!r->watching)
-        watch_start(r);
+    if (!r->conn || !proto_conn_timed_out(r->conn))
+        return false;
+    if (r->child > 0)
+        kill(r->child, SIGKILL);
+    return true;
 }
 
 bool
@@ -277,29 +265,18 @@ agent_repo_cut(const struct agent_repo *r)
     return !r->conn || !proto_conn_got_error(r->conn);
 }
 
-/* Before the connection goes: the watchdog ends first. */
-static void
-watch_end(struct agent_repo *r)
-{
-    if (!r->watching)
-        return;
-    close(r->watch_stop[1]);
-    pthread_join(r->watch, NULL);
-    close(r->watch_stop[0]);
-    r->watching = false;
-}
-
 void
 agent_repo_explain(struct agent_repo *r)
 {
     struct lb_error_saved e;
     const char *msg = e.msg;
+    bool stall = stalled(r);
     int status;
 
     lb_error_save(&e);
     /* The server may have said why before it closed: read what it sent
      * (an ERROR frame), waiting a little for it. */
-    while (r->conn && !proto_conn_got_error(r->conn) &&
+    while (!stall && r->conn && !proto_conn_got_error(r->conn) &&
            !proto_conn_eof(r->conn) &&
            proto_conn_wait_readable(r->conn, 2000) == 1) {
         struct proto_hdr h;
@@ -313,13 +290,12 @@ agent_repo_explain(struct agent_repo *r)
     }
     /* The server's message (got earlier) says it all. */
     lb_error_restore(&e);
-    if (r->conn && proto_conn_got_error(r->conn) && !r->stalled)
+    if (r->conn && proto_conn_got_error(r->conn) && !stall)
         return;
-    watch_end(r);
     proto_conn_free(r->conn, true);
     r->conn = NULL;
     status = reap(r, 5000);
-    if (r->stalled) {
+    if (stall) {
         lb_fail(ETIMEDOUT,
                 "the repository server (%s) took and sent nothing for %u s: "
                 "gave up on it",
@@ -642,7 +618,7 @@ agent_repo_connect_two(const char *a, bool a_trusted, const char *b,
 void
 agent_repo_end(struct agent_repo *r)
 {
-    watch_end(r);
+    (void)stalled(r);
     proto_conn_free(r->conn, true);
     r->conn = NULL;
     /* reap clears child when it is not ours to wait for (a process that
@@ -721,7 +697,7 @@ open_waiting(void *opaque, const uint8_t *p, uint32_t len)
         return lb_error(0, "backupd sent a malformed WAITING");
     /* the server waits that long, silently: no stall */
     if (r->watching && r->watch_s < w.wait + 60)
-        r->watch_s = w.wait + 60;
+        watch_set(r, w.wait + 60);
     lb_info("backupd is serving as many sessions as its memory allows "
             "(--max-memory): waiting for room, %" PRIu32
             " session%s before this one (at most %" PRIu32 " s)",

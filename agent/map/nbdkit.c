@@ -164,6 +164,9 @@ map_get_ready(void)
     agent_opts.rsh = map.rsh;
     agent_opts.remote_backupd = map.remote_backupd;
     agent_opts.progress = false;
+    /* a server that stalls is given up on, and the read tried again on a
+     * new session, rather than hold the client's read for ever */
+    agent_opts.io_watch = true;
     map.rd =
         agent_reader_open(map.repo, map.name,
                           map.backup ? map.backup : "latest", map.disk, &map.o);
@@ -182,9 +185,6 @@ static int
 map_after_fork(void)
 {
     map.serving = true;
-    /* a server that stalls is given up on, and the read tried again on a
-     * new session, rather than hold the client's read for ever */
-    agent_reader_watch(map.rd);
     if (map.unix_path && lstat(map.unix_path, &map.sock) < 0)
         memset(&map.sock, 0, sizeof map.sock);
     return 0;

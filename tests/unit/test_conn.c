@@ -3,10 +3,11 @@
  * proto/conn.c: blocking frame I/O over a socket pair: frames in and out
  * (many per read, or larger than the read buffer), end of stream on and off
  * a frame boundary, bad headers, ERROR frames turned into the error slot,
- * readiness, a closed peer, the bandwidth limit, and the mark of a call
- * waiting on the peer (two threads, one waiting, one done); a relay (a frame's
- * head read, the rest forwarded) between pipes, sockets, non-blocking and
- * paced ends.
+ * readiness, a closed peer, the bandwidth limit, the timeout (one call;
+ * a reader and a writer in two threads, a stall counted from the last
+ * movement either way, every wait ended by one that gave up); a relay (a
+ * frame's head read, the rest forwarded) between pipes, sockets, non-blocking
+ * and paced ends.
  */
 #include "proto/proto.h"
 #include "tests/unit/testutil.h"
@@ -389,23 +390,13 @@ Test(conn, a_send_to_a_peer_that_does_not_read_times_out)
     lb_buf_free(&out);
 }
 
-/* ---- proto_conn_blocked_since: what the agent's stall watchdog reads --- */
-
-/* Until proto_conn_blocked_since(c) says a call waits (5 s at most). */
-static uint64_t
-wait_marked(struct proto_conn *c)
-{
-    uint64_t since = 0;
-
-    for (int i = 0; i < 5000 && !(since = proto_conn_blocked_since(c)); i++)
-        usleep(1000);
-    cr_assert_neq(since, 0, "no call of the connection marked as waiting");
-    return since;
-}
+/* ---- the timeout with two threads: what the agent's stall limit is ---- */
 
 struct receiver {
     struct proto_conn *c;
     int r;
+    int err;
+    uint64_t end_ns;
 };
 
 static void *
@@ -416,63 +407,74 @@ recv_thread(void *arg)
     const uint8_t *p;
 
     rc->r = proto_conn_recv(rc->c, &h, &p);
+    rc->err = lb_error_errno();
+    rc->end_ns = lb_now_ns();
     return NULL;
 }
 
-/* A writer waits on a peer that does not read (16 MiB: far more than the
- * socket buffers) while a reader in another thread gets a frame: the
- * reader's end must not hide the writer's wait (it did once, and the
- * agent's watchdog missed a stopped server in a CI run). */
-Test(conn, a_wait_that_ends_leaves_the_other_waiting_one_marked)
+/* A reader waits for an answer while the writer's frames still go out
+ * (the upload engine: HAVE answers read in one thread, queries and chunks
+ * written in another, the peer slow to answer): no stall while anything
+ * moves; the stall is counted from the last movement either way. A
+ * timeout of each call alone gave up on the reader at 0.4 s. */
+Test(conn, a_reader_waits_on_while_the_writer_moves)
+{
+    struct receiver rc = {a, -2, 0, 0};
+    struct lb_buf out = {0};
+    pthread_t th;
+    uint64_t t0 = lb_now_ns(), last;
+
+    cr_assert_eq(proto_conn_set_timeout(a, 400), 0);
+    cr_assert_eq(pthread_create(&th, NULL, recv_thread, &rc), 0);
+    for (int i = 0; i < 24; i++) {
+        usleep(50000);
+        proto_enc_ok(&out, (uint32_t)i);
+        cr_assert_eq(proto_conn_send_buf(a, &out), 0, "%s", lb_error_msg());
+    }
+    last = lb_now_ns();
+    pthread_join(th, NULL);
+    cr_assert_eq(rc.r, -1, "nothing was sent to it");
+    cr_assert_eq(rc.err, ETIMEDOUT);
+    cr_assert_geq(rc.end_ns, last + 390 * 1000000ull,
+                  "gave up %.2f s after the start, %.2f s after the last send",
+                  (double)(rc.end_ns - t0) / 1e9,
+                  ((double)rc.end_ns - (double)last) / 1e9);
+    cr_assert(proto_conn_timed_out(a));
+    lb_buf_free(&out);
+}
+
+/* A writer and a reader both wait on a peer that does neither (16 MiB:
+ * far more than the socket buffers): both give up, and from then on a
+ * wait on the connection fails at once, not after the timeout again. */
+Test(conn, a_stalled_peer_ends_every_wait)
 {
     size_t len = 16u << 20;
     uint8_t *data = lb_xcalloc(1, len);
     struct sender s = {a, data, len, -2};
-    struct lb_buf out = {0};
+    struct receiver rc = {a, -2, 0, 0};
     struct proto_hdr h;
     const uint8_t *p;
-    pthread_t th;
-    uint64_t t0;
+    pthread_t ts, tr;
+    uint64_t t0 = lb_now_ns();
 
-    cr_assert_eq(proto_conn_blocked_since(a), 0, "nothing waits yet");
-    cr_assert_eq(pthread_create(&th, NULL, send_thread, &s), 0);
-    wait_marked(a);
-    proto_enc_ok(&out, 1);
-    cr_assert_eq(proto_conn_send_buf(b, &out), 0);
+    cr_assert_eq(proto_conn_set_timeout(a, 300), 0);
+    cr_assert_not(proto_conn_timed_out(a));
+    cr_assert_eq(pthread_create(&ts, NULL, send_thread, &s), 0);
+    cr_assert_eq(pthread_create(&tr, NULL, recv_thread, &rc), 0);
+    pthread_join(ts, NULL);
+    pthread_join(tr, NULL);
+    cr_assert_eq(s.r, -1);
+    cr_assert_eq(rc.r, -1);
+    cr_assert_eq(rc.err, ETIMEDOUT);
+    cr_assert(proto_conn_timed_out(a));
+    cr_assert_lt(lb_now_ns() - t0, 3000 * 1000000ull, "both ended");
     t0 = lb_now_ns();
-    cr_assert_eq(proto_conn_recv(a, &h, &p), 0, "%s", lb_error_msg());
-    cr_assert_geq(proto_conn_blocked_since(a), t0,
-                  "the writer still waits, since the read's end");
-    drain_b(len);
-    pthread_join(th, NULL);
-    cr_assert_eq(s.r, 0);
-    cr_assert_eq(proto_conn_blocked_since(a), 0, "nothing waits any more");
+    cr_assert_eq(proto_conn_recv(a, &h, &p), -1);
+    cr_assert_lt(lb_now_ns() - t0, 150 * 1000000ull,
+                 "a later wait failed after %.2f s, not at once",
+                 (double)(lb_now_ns() - t0) / 1e9);
+    cr_assert(strstr(lb_error_msg(), "given up"), "%s", lb_error_msg());
     free(data);
-    lb_buf_free(&out);
-}
-
-/* The other way round: a reader waits for a frame; a send that completes
- * meanwhile must not hide that wait. */
-Test(conn, a_send_that_ends_leaves_a_waiting_reader_marked)
-{
-    struct receiver rc = {a, -2};
-    struct lb_buf out = {0};
-    pthread_t th;
-    uint64_t t0;
-
-    cr_assert_eq(pthread_create(&th, NULL, recv_thread, &rc), 0);
-    wait_marked(a);
-    t0 = lb_now_ns();
-    proto_enc_ok(&out, 1);
-    cr_assert_eq(proto_conn_send_buf(a, &out), 0);
-    cr_assert_geq(proto_conn_blocked_since(a), t0,
-                  "the reader still waits, since the send's end");
-    proto_enc_ok(&out, 2);
-    cr_assert_eq(proto_conn_send_buf(b, &out), 0);
-    pthread_join(th, NULL);
-    cr_assert_eq(rc.r, 0, "%s", lb_error_msg());
-    cr_assert_eq(proto_conn_blocked_since(a), 0, "nothing waits any more");
-    lb_buf_free(&out);
 }
 
 /* ---- a relay: proto_conn_recv_head + proto_conn_forward ---------------- */
