@@ -18,6 +18,7 @@
 #include <fnmatch.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -155,6 +156,26 @@ session_gone(void *opaque)
            (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
 }
 
+/* The store made progress on a long request (gc, verify, list, prune,
+ * delete): WORKING, at most one a second, so that a client's stall limit
+ * tells a server at work from one that hangs (PROTOCOL.md, "Working").
+ * From the request's threads; its own frame, so between whole frames. */
+static void
+session_tick(void *opaque)
+{
+    struct session *s = opaque;
+    uint64_t now = lb_now_ns(), last = s->working_ns;
+    struct lb_buf b = {0};
+
+    if (now - last < 1000000000u ||
+        !atomic_compare_exchange_strong(&s->working_ns, &last, now))
+        return;
+    proto_enc_empty(&b, PROTO_T_WORKING);
+    /* a client gone is seen by the request's next send */
+    (void)proto_conn_send_buf(s->conn, &b);
+    lb_buf_free(&b);
+}
+
 /* A session begins to wait for memory: say so in the log and, if it can
  * read it, to the client (WAITING, before the OPEN's answer). */
 static void
@@ -181,8 +202,7 @@ bool
 backupd_session_reserve_wait(struct session *s, uint64_t bytes,
                              const char *what)
 {
-    static const struct backupd_wait_ops ops = {session_waiting,
-                                                session_gone};
+    static const struct backupd_wait_ops ops = {session_waiting, session_gone};
     uint64_t t0 = lb_now_ns();
     int e = backupd_limits_take_wait(s->o->limits, bytes, s->reserved,
                                      s->o->memory_wait, &ops, s);
@@ -422,6 +442,8 @@ do_open(struct session *s, const uint8_t *p, uint32_t len)
     }
     store_set_append_only(s->st, s->o->append_only);
     store_set_trusted(s->st, s->o->trusted && !s->o->append_only);
+    if (s->features & PROTO_FEATURE_WORKING)
+        store_set_tick(s->st, session_tick, s);
     s->mode = mode;
     if (mode != PROTO_OPEN_READ && start_pool(s) < 0)
         return backupd_session_fail(s, PROTO_ERR_BUSY);
@@ -652,8 +674,8 @@ backupd_session_run(int fd_in, int fd_out, const struct backupd_opts *o)
 
     s.conn = proto_conn_new(fd_in, fd_out);
     s.fd_in = fd_in;
-    if (o->refuse ||
-        !backupd_session_reserve_wait(&s, SESSION_BASE_BYTES, "a new session")) {
+    if (o->refuse || !backupd_session_reserve_wait(&s, SESSION_BASE_BYTES,
+                                                   "a new session")) {
         if (o->refuse) {
             lb_fail(EBUSY,
                     "backupd serves as many sessions as it may at once "

@@ -34,7 +34,8 @@ struct session {
     struct backupd_query *query; /* and a backup's QUERY thread */
     uint64_t bytes_received_at_begin;
     uint64_t verify_last_ns;
-    uint64_t reserved; /* of o->limits, given back at the end */
+    _Atomic uint64_t working_ns; /* the last WORKING sent (session_tick) */
+    uint64_t reserved;           /* of o->limits, given back at the end */
     /* the sets the bridge restricts this session to (BRIDGE
      * restrict_names), besides o->names */
     char **bridge_names;

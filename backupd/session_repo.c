@@ -126,8 +126,7 @@ backupd_req_get_chunks(struct session *s, const uint8_t *p, uint32_t len)
         }
         /* Header, then the file's bytes as they are: no copy. */
         proto_enc_chunk_head(&s->out, PROTO_T_CHUNK_DATA, &c);
-        if (backupd_session_send(s) < 0 ||
-            proto_conn_send(s->conn, c.data, c.data_len) < 0)
+        if (proto_conn_send_frame(s->conn, &s->out, c.data, c.data_len) < 0)
             return -1;
         lb_fault_point("backupd:chunk-sent");
     }
@@ -273,10 +272,7 @@ stored_send(struct session *s, struct stored_job *j)
         return backupd_session_send(s);
     }
     proto_enc_chunk_head(&s->out, PROTO_T_CHUNK_DATA, &j->c);
-    if (backupd_session_send(s) < 0 ||
-        proto_conn_send(s->conn, j->c.data, j->c.data_len) < 0)
-        return -1;
-    return 0;
+    return proto_conn_send_frame(s->conn, &s->out, j->c.data, j->c.data_len);
 }
 
 /* Hand chunk i of dg to slot t: checked on its thread, or here when it

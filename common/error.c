@@ -260,7 +260,10 @@ fault_match(const char *spec, const char *name, unsigned long *nth)
         return NULL;
     *nth = 1;
     spec += n;
-    if (*spec == '@') {
+    if (spec[0] == '@' && spec[1] == '*') {
+        *nth = 0; /* every time */
+        spec += 2;
+    } else if (*spec == '@') {
         *nth = strtoul(spec + 1, &end, 10);
         spec = end;
     }
@@ -309,8 +312,8 @@ fault_hook_run(const char *name, const char *cmd)
 /*
  * LIVEBACKUP_FAULT=POINT or POINT@N: SIGKILL ourselves the N-th time (1 by
  * default) POINT is reached. LIVEBACKUP_FAULT_HOOK=POINT[@N]:COMMAND: run
- * COMMAND (sh -c) there instead, wait for it, and go on. The counters are
- * per process.
+ * COMMAND (sh -c) there instead, wait for it, and go on; POINT@*:COMMAND
+ * runs it every time. The counters are per process.
  */
 void
 lb_fault_point(const char *name)
@@ -322,7 +325,7 @@ lb_fault_point(const char *name)
     unsigned long nth;
 
     if (hook && (rest = fault_match(hook, name, &nth)) && *rest == ':' &&
-        ++hook_hits == nth)
+        (nth == 0 || ++hook_hits == nth))
         fault_hook_run(name, rest + 1);
     if (want == NULL || *want == '\0')
         return;

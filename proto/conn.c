@@ -32,6 +32,7 @@ struct proto_conn {
     size_t left;
     bool no_splice; /* splice(2) failed with EINVAL: copy instead */
     bool eof;
+    bool skip_working; /* proto_conn_skip_working */
     bool got_error;
     uint32_t error_code; /* of the ERROR received, once got_error */
     /* Nothing moved either way for this long fails a wait (0: none). A
@@ -252,6 +253,21 @@ proto_conn_send(struct proto_conn *c, const void *p, size_t len)
 }
 
 int
+proto_conn_send_frame(struct proto_conn *c, struct lb_buf *head,
+                      const void *data, size_t len)
+{
+    int r;
+
+    pthread_mutex_lock(&c->send_lock);
+    r = send_locked(c, head->data, head->len);
+    if (r == 0)
+        r = send_locked(c, data, len);
+    pthread_mutex_unlock(&c->send_lock);
+    lb_buf_reset(head);
+    return r;
+}
+
+int
 proto_conn_send_buf(struct proto_conn *c, struct lb_buf *b)
 {
     int r = proto_conn_send(c, b->data, b->len);
@@ -317,8 +333,8 @@ fill(struct proto_conn *c, size_t n)
 /* A frame, its payload whole, or only its first head bytes if it is of
  * type cut (0: none is). */
 static int
-recv_frame(struct proto_conn *c, uint16_t cut, uint32_t head,
-           struct proto_hdr *h, const uint8_t **payload)
+recv_one(struct proto_conn *c, uint16_t cut, uint32_t head, struct proto_hdr *h,
+         const uint8_t **payload)
 {
     size_t want;
     int st;
@@ -347,6 +363,30 @@ recv_frame(struct proto_conn *c, uint16_t cut, uint32_t head,
     c->consume = PROTO_HDR_SIZE + want;
     c->left = h->len - want;
     return 0;
+}
+
+/* recv_one, past the WORKING frames (proto_conn_skip_working). */
+static int
+recv_frame(struct proto_conn *c, uint16_t cut, uint32_t head,
+           struct proto_hdr *h, const uint8_t **payload)
+{
+    int r;
+
+    while ((r = recv_one(c, cut, head, h, payload)) == 0 && c->skip_working &&
+           h->type == PROTO_T_WORKING) {
+        if (h->len) {
+            c->broken = true;
+            return lb_error(0, "protocol error from peer: a WORKING frame "
+                               "with a payload");
+        }
+    }
+    return r;
+}
+
+void
+proto_conn_skip_working(struct proto_conn *c)
+{
+    c->skip_working = true;
 }
 
 int

@@ -31,6 +31,7 @@ static const struct {
     {PROTO_T_KEY_DATA, "KEY_DATA"},
     {PROTO_T_KEY_SET, "KEY_SET"},
     {PROTO_T_WAITING, "WAITING"},
+    {PROTO_T_WORKING, "WORKING"},
     {PROTO_T_LIST, "LIST"},
     {PROTO_T_LIST_ENTRY, "LIST_ENTRY"},
     {PROTO_T_LIST_END, "LIST_END"},

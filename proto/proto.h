@@ -34,9 +34,11 @@
 #define PROTO_FEATURE_WAIT 4ull       /* WAITING before an OPEN's answer */
 /* an IMPORT's disks may be incremental on its parent (copy) */
 #define PROTO_FEATURE_COPY_INCR 8ull
+/* WORKING while a long request makes progress */
+#define PROTO_FEATURE_WORKING 16ull
 #define PROTO_FEATURES_KNOWN                                                   \
     (PROTO_FEATURE_ENCRYPTION | PROTO_FEATURE_COPY | PROTO_FEATURE_WAIT |      \
-     PROTO_FEATURE_COPY_INCR)
+     PROTO_FEATURE_COPY_INCR | PROTO_FEATURE_WORKING)
 
 enum proto_type {
     PROTO_T_HELLO = 0x0001,
@@ -51,6 +53,7 @@ enum proto_type {
     PROTO_T_KEY_DATA = 0x0014, /* ENCRYPTION feature */
     PROTO_T_KEY_SET = 0x0015,  /* ENCRYPTION feature */
     PROTO_T_WAITING = 0x0016,  /* WAIT feature */
+    PROTO_T_WORKING = 0x0017,  /* WORKING feature */
 
     PROTO_T_LIST = 0x0020,
     PROTO_T_LIST_ENTRY = 0x0021,
@@ -730,6 +733,10 @@ struct proto_conn *proto_conn_new(int fd_in, int fd_out);
 /* Closes the fds only when owned is true. */
 void proto_conn_free(struct proto_conn *c, bool close_fds);
 int proto_conn_send(struct proto_conn *c, const void *p, size_t len);
+/* Send what head holds (reset after), then len bytes of data, with no
+ * other thread's send between them: a frame whose payload is elsewhere. */
+int proto_conn_send_frame(struct proto_conn *c, struct lb_buf *head,
+                          const void *data, size_t len);
 int proto_conn_send_buf(struct proto_conn *c, struct lb_buf *b);
 /* 0 on a frame, -1 on error or EOF (proto_conn_eof tells which). */
 int proto_conn_recv(struct proto_conn *c, struct proto_hdr *h,
@@ -773,6 +780,10 @@ uint64_t proto_conn_bytes_in(const struct proto_conn *c);
 int proto_conn_set_timeout(struct proto_conn *c, unsigned timeout_ms);
 /* True once a wait on the connection failed by the timeout. */
 bool proto_conn_timed_out(const struct proto_conn *c);
+/* From now on a WORKING frame received (the peer works on a request) is
+ * taken in and dropped by every receive: it only moved bytes (the
+ * timeout's clock). One with a payload is a protocol error. */
+void proto_conn_skip_working(struct proto_conn *c);
 /* Throttle sends to rate bytes/s (0: unlimited): a token bucket. */
 void proto_conn_set_bwlimit(struct proto_conn *c, uint64_t rate);
 

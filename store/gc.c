@@ -152,6 +152,8 @@ mark_manifest(struct store *st, const char *id, struct u64set *refs)
         goto out;
     while ((got = proto_mf_next_disk(r, &disk)) == 1) {
         for (uint64_t i = 0; i < disk.nwindows; i++) {
+            if ((i & 4095) == 4095)
+                store_tick(st);
             if (proto_mf_next_window(r, &w) < 0)
                 goto out;
             for (uint8_t k = 0; k < w.depth; k++)
@@ -241,6 +243,7 @@ sweep_one(void *opaque, const char *obj)
     if (strlen(obj) != 10 + 64 || strncmp(obj + 7, obj + 10, 2) != 0 ||
         proto_digest_parse(obj + 10, &dg) < 0)
         return 0; /* not a chunk: verify reports strays */
+    store_tick(w->st);
     w->s->chunks++;
     if (u64set_has(w->refs, lb_load_be64(dg.b))) {
         w->s->referenced++;
@@ -287,6 +290,7 @@ sweep_id(void *opaque, const char *obj)
 
     if (!proto_backup_id_valid(id, strlen(id)))
         return 0;
+    store_tick(w->st);
     /* YYYYMMDD-HHMMSS: in the order of time */
     if (strncmp(id, w->cut_id, 15) >= 0 || w->o->dry_run)
         return 0;

@@ -58,8 +58,7 @@ add_id(void *opaque, const char *name)
 /* The manifests' ids, by the index unless walk (and by set there, if
  * not NULL: those of other sets may be left out). */
 static int
-backup_ids(struct store *st, bool walk, const char *set, char ***ids,
-           size_t *n)
+backup_ids(struct store *st, bool walk, const char *set, char ***ids, size_t *n)
 {
     struct store_be *be = st->be;
     struct id_list l = {0};
@@ -186,5 +185,6 @@ store_delete(struct store *st, const char *id)
             lb_fail(ENOENT, "no backup %s in %s", id, st->path);
         return -1;
     }
+    store_tick(st);
     return 0;
 }

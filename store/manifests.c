@@ -44,6 +44,7 @@ store_manifest_open(struct store *st, const char *id)
     }
     obj = store_manifest_obj(id);
     fd = st->be->ops->open(st->be, obj);
+    store_tick(st);
     if (fd < 0 && lb_error_errno() == ENOENT) {
         lb_fail(ENOENT, "no backup %s in %s", id, st->path);
         lb_error_hint("livebackup list shows the backups");
@@ -223,6 +224,7 @@ meta_batch(struct store *st, char *const *ids, size_t m, struct proto_kv *metas,
         }
         store_be_read_many(st->be, o + j0, j1 - j0, bufs + j0, lens + j0,
                            offs + j0, got + j0);
+        store_tick(st);
         for (size_t j = j0; j < j1; j++) {
             size_t i = idx[j];
             errs[i] = got[j] < 0 ? (int)-got[j]

@@ -437,6 +437,13 @@ fail : {
 }
 
 void
+store_set_tick(struct store *st, void (*fn)(void *opaque), void *opaque)
+{
+    st->tick = fn;
+    st->tick_opaque = opaque;
+}
+
+void
 store_close(struct store *st)
 {
     if (!st)

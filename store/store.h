@@ -83,6 +83,14 @@ int store_owner_check(const char *path);
 struct store *store_open(const char *path, enum store_mode mode,
                          unsigned lock_wait_secs);
 void store_close(struct store *st);
+/*
+ * fn(opaque) is called now and then while a long operation makes
+ * progress (a manifest opened or read, every few thousand of its windows,
+ * a chunk examined or removed, a backup deleted: gc, verify, list, prune,
+ * delete), from any of its threads; never while it waits on nothing. For
+ * a server to tell its client it works (PROTOCOL.md, WORKING). NULL: none.
+ */
+void store_set_tick(struct store *st, void (*fn)(void *opaque), void *opaque);
 
 uint32_t store_window_size(const struct store *st);
 const char *store_repo_id(const struct store *st);

@@ -37,7 +37,20 @@ struct store {
      * repository lock. */
     struct store_be *be;
     int be_lock;
+    /* store_set_tick's */
+    void (*tick)(void *opaque);
+    void *tick_opaque;
 };
+
+/* A long operation made progress (store_set_tick); a fault point
+ * (store:tick), so that a test can slow or stop one anywhere. */
+static inline void
+store_tick(struct store *st)
+{
+    lb_fault_point("store:tick");
+    if (st->tick)
+        st->tick(st->tick_opaque);
+}
 
 struct store_scratch {
     uint8_t *plain; /* PROTO_MAX_CHUNK_RAW bytes */

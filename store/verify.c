@@ -75,6 +75,7 @@ chunk_sized(void *opaque, const char *name)
 
     if (v->st->be->ops->stat(v->st->be, name, &size, NULL) < 0)
         lb_error_clear(); /* gone, or unreadable: the check says so */
+    store_tick(v->st);
     v->total += size;
     return 0;
 }
@@ -370,6 +371,8 @@ verify_backup(struct vctx *v, const char *id, uint64_t *missing)
             struct proto_mf_window w;
             uint64_t left = d.size - i * d.window_size;
             uint32_t wl = (uint32_t)LB_MIN(left, (uint64_t)d.window_size);
+            if ((i & 4095) == 4095)
+                store_tick(v->st);
             if (proto_mf_next_window(r, &w) < 0)
                 goto bad_manifest;
             for (uint8_t k = 0; k < w.depth; k++) {

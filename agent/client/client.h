@@ -46,7 +46,9 @@ struct agent_opts {
     /* a session whose server takes nothing and sends nothing for
      * LIVEBACKUP_IO_TIMEOUT seconds (600; 0: never) is ended: the commands
      * of the data path (backup, restore, copy) and the exports (map,
-     * mount, instant restore's) set it */
+     * mount, instant restore's) set it; every other session is armed
+     * when its server sends WORKING while it works long (list, verify,
+     * prune, gc, delete) */
     bool io_watch;
 };
 

@@ -240,7 +240,8 @@ watch_start(struct agent_repo *r)
     const char *e = getenv("LIVEBACKUP_IO_TIMEOUT");
     unsigned long s = e && *e ? strtoul(e, NULL, 10) : 600;
 
-    if (!agent_opts.io_watch || s == 0 || !r->conn || r->watching)
+    if (!(agent_opts.io_watch || (r->features & PROTO_FEATURE_WORKING)) ||
+        s == 0 || !r->conn || r->watching)
         return;
     /* a lock the server waits for is no stall */
     if (agent_opts.lock_wait && s < agent_opts.lock_wait + 60ul)
@@ -470,6 +471,12 @@ hello_call(struct agent_repo *r)
                         "backupd answered HELLO with an unsupported version");
     r->features = reply.features;
     r->established = true;
+    if (r->features & PROTO_FEATURE_WORKING) {
+        /* the server says when it works long: a session of any command
+         * may give up on it when it stalls */
+        proto_conn_skip_working(r->conn);
+        watch_start(r);
+    }
     return 0;
 }
 

@@ -303,8 +303,7 @@ send_chunk(struct agent_upload *u, const struct slot *s)
                             .data_len = (uint32_t)s->comp_len};
 
     proto_enc_chunk_head(&u->out, PROTO_T_CHUNK, &c);
-    if (proto_conn_send_buf(u->repo->conn, &u->out) < 0 ||
-        proto_conn_send(u->repo->conn, s->comp, s->comp_len) < 0)
+    if (proto_conn_send_frame(u->repo->conn, &u->out, s->comp, s->comp_len) < 0)
         return -1;
     u->stats.chunks_sent++;
     u->stats.bytes_sent += s->comp_len;

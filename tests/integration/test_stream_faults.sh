@@ -192,6 +192,36 @@ fi
 verify_clean
 ok "a stopped backupd: the agent gave up after $took ms, saying so, and ended it; repository sound"
 
+# 4d. The commands that wait on the server's own work (gc, verify, list)
+# are armed too: the server says WORKING while it makes progress. A gc
+# that works longer than the limit (0.2 s at each chunk it examines, as a
+# slow disk would) is waited for; a server stopped in the middle of gc,
+# verify or list is given up on, saying so, its backupd ended. Bounded:
+# an agent that waits for ever is ended by timeout at 60 s, and fails.
+t0=$(date +%s%N)
+LIVEBACKUP_IO_TIMEOUT=2 LIVEBACKUP_FAULT_HOOK='store:tick@*:sleep 0.2' \
+    run_ok timeout 120 livebackup gc --repo "$R"
+took=$((($(date +%s%N) - t0) / 1000000))
+((took > 4000)) || fail "the slowed gc took $took ms: not longer than twice the 2 s limit, so it shows nothing"
+ok "a gc slower than the stall limit (${took} ms, limit 2 s) that says it works is waited for"
+for cmd in gc verify list; do
+    hook=$(lb_stop_hook store:tick@1)
+    t0=$(date +%s%N)
+    LIVEBACKUP_IO_TIMEOUT=2 LIVEBACKUP_FAULT_HOOK=$hook \
+        expect_fail "the repository server \($R\) took and sent nothing for 2 s: gave up on it" \
+        timeout 60 livebackup "$cmd" --repo "$R"
+    took=$((($(date +%s%N) - t0) / 1000000))
+    stopped=$(cat "$T/stopped.pid")
+    if lb_alive "$stopped"; then
+        kill -KILL "$stopped"
+        fail "$cmd: the stopped backupd ($stopped) was left behind"
+    fi
+    ((took < 15000)) || fail "$cmd with a stopped backupd: the agent took $took ms"
+    ok "$cmd: a backupd stopped in the middle of it is given up on after $took ms, saying so, and ended"
+done
+verify_clean
+ok "gc, verify and list given up on: repository sound"
+
 # 5. The repository's filesystem fills up.
 mkdir "$T/small"
 mount -t tmpfs -o size=64m tmpfs "$T/small"

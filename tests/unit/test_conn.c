@@ -3,7 +3,8 @@
  * proto/conn.c: blocking frame I/O over a socket pair: frames in and out
  * (many per read, or larger than the read buffer), end of stream on and off
  * a frame boundary, bad headers, ERROR frames turned into the error slot,
- * readiness, a closed peer, the bandwidth limit, the timeout (one call;
+ * readiness, WORKING frames skipped, a closed peer, the bandwidth limit,
+ * the timeout (one call;
  * a reader and a writer in two threads, a stall counted from the last
  * movement either way, every wait ended by one that gave up); a relay (a
  * frame's head read, the rest forwarded) between pipes, sockets, non-blocking
@@ -284,6 +285,49 @@ Test(conn, malformed_error_frame)
     cr_assert_eq(proto_conn_send_buf(b, &out), 0);
     cr_assert_eq(proto_conn_expect(a, PROTO_T_OK, &p, &len, &code), -1);
     cr_assert_neq(strstr(lb_error_msg(), "malformed"), NULL);
+    lb_buf_free(&out);
+}
+
+/* WORKING frames (the server works on a request): dropped by every
+ * receive once asked, a plain frame before; one with a payload is a
+ * protocol error. */
+Test(conn, working_frames_are_skipped_once_asked)
+{
+    struct lb_buf out = {0};
+    struct proto_hdr h;
+    const uint8_t *p;
+    size_t f;
+
+    proto_enc_empty(&out, PROTO_T_WORKING);
+    proto_enc_ok(&out, 7);
+    cr_assert_eq(proto_conn_send_buf(b, &out), 0);
+    cr_assert_eq(proto_conn_recv(a, &h, &p), 0);
+    cr_assert_eq(h.type, PROTO_T_WORKING, "not asked: a frame as any");
+    cr_assert_eq(proto_conn_recv(a, &h, &p), 0);
+    cr_assert_eq(h.type, PROTO_T_OK);
+
+    proto_conn_skip_working(a);
+    for (int i = 0; i < 3; i++)
+        proto_enc_empty(&out, PROTO_T_WORKING);
+    proto_enc_ok(&out, 8);
+    proto_enc_empty(&out, PROTO_T_WORKING);
+    proto_enc_ok(&out, 9);
+    cr_assert_eq(proto_conn_send_buf(b, &out), 0);
+    cr_assert_eq(proto_conn_recv(a, &h, &p), 0);
+    cr_assert_eq(h.type, PROTO_T_OK);
+    cr_assert_eq(lb_load_be64(p), 8);
+    cr_assert_eq(proto_conn_recv(a, &h, &p), 0);
+    cr_assert_eq(h.type, PROTO_T_OK);
+    cr_assert_eq(lb_load_be64(p), 9);
+
+    f = proto_frame_begin(&out, PROTO_T_WORKING);
+    lb_buf_put_be32(&out, 1);
+    proto_frame_end(&out, f);
+    cr_assert_eq(proto_conn_send_buf(b, &out), 0);
+    cr_assert_eq(proto_conn_recv(a, &h, &p), -1);
+    cr_assert(strstr(lb_error_msg(), "WORKING frame with a payload"), "%s",
+              lb_error_msg());
+    cr_assert(proto_conn_broken(a));
     lb_buf_free(&out);
 }
 
