@@ -355,6 +355,7 @@ decode(struct lb_buf *b, uint16_t type, const uint8_t *p, size_t len)
         return;
     case PROTO_T_ABORT:
     case PROTO_T_KEY_GET:
+    case PROTO_T_WORKING:
         if (len == 0) {
             proto_enc_empty(b, type);
             same(b, p, len);

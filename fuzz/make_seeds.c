@@ -230,6 +230,8 @@ frames(struct out *o)
     emit_buf(o, "frame", "committed", &b);
     proto_enc_empty(&b, PROTO_T_ABORT);
     emit_buf(o, "frame", "abort", &b);
+    proto_enc_empty(&b, PROTO_T_WORKING);
+    emit_buf(o, "frame", "working", &b);
     proto_enc_str(&b, PROTO_T_GET_MANIFEST, "20261123-114600-abcd");
     emit_buf(o, "frame", "get_manifest", &b);
     {
