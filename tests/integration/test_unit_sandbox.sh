@@ -1,37 +1,56 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
-# backupd.service's sandbox. The unit must keep its options (checked, and
-# scored by `systemd-analyze security --offline`), and `backupd listen`
+# The sandboxes of the units that read what other hosts send:
+# backupd.service (the daemon every agent talks to) and
+# livebackup-pull.service (an off-site server's copy from a primary that
+# may have been broken into). Each unit must keep its options (checked,
+# and scored by `systemd-analyze security --offline`), and the program
 # must do its whole job under them. Without systemd as PID 1 (CI has none)
-# the parts that could break it are built by hand, as the unit builds
+# the parts that could break them are built by hand, as the units build
 # them: no capability at all although root (an empty bounding set), no
 # new privileges (setpriv), /usr, /boot and /etc read-only, /proc/sys and
 # /sys read-only (a mount namespace), umask 077. Through that daemon: a
 # full and an incremental backup, restores exact, verify, prune and gc;
-# the daemon still up, its files private. Not built here: PrivateTmp (the
-# test's repository is under /tmp), PrivateDevices, ProtectProc and the
-# seccomp-based options (RestrictAddressFamilies, RestrictNamespaces,
-# LockPersonality, SystemCallArchitectures, RestrictRealtime,
-# RestrictSUIDSGID), which take nothing backupd calls.
+# the daemon still up, its files private. Under that copy: a pull over ssh
+# of both backups, restored exact. Not built here: PrivateTmp (the test's
+# repositories are under /tmp), PrivateDevices, and the seccomp-based
+# options (RestrictAddressFamilies, RestrictNamespaces, LockPersonality,
+# SystemCallArchitectures, RestrictRealtime, RestrictSUIDSGID), which
+# take nothing either program calls.
 . "$(dirname "$0")/lib.sh"
 
-unit=$LB_SRC/contrib/backupd.service.in
 opts=(NoNewPrivileges=yes CapabilityBoundingSet= ProtectSystem=full
     PrivateTmp=yes PrivateDevices=yes ProtectKernelTunables=yes
     ProtectKernelModules=yes ProtectKernelLogs=yes ProtectControlGroups=yes
     ProtectClock=yes ProtectHostname=yes RestrictNamespaces=yes
     RestrictRealtime=yes RestrictSUIDSGID=yes LockPersonality=yes
     SystemCallArchitectures=native UMask=0077)
-for o in "${opts[@]}"; do
-    grep -qx "$o" "$unit" || fail "backupd.service lacks $o"
+for u in backupd.service livebackup-pull.service; do
+    for o in "${opts[@]}"; do
+        grep -qx "$o" "$LB_SRC/contrib/$u.in" || fail "$u lacks $o"
+    done
+    sed "s|@CMAKE_INSTALL_FULL_BINDIR@|/usr/bin|; s|@CMAKE_INSTALL_FULL_DOCDIR@|/usr/share/doc/livebackup|" \
+        "$LB_SRC/contrib/$u.in" >"$T/$u"
+    # threshold: exposure 4.0 of 10 (systemd counts in tenths)
+    systemd-analyze security --offline=yes --threshold=40 "$T/$u" >"$T/sec" 2>&1 ||
+        fail "$u: $(grep -E "Overall|rror" "$T/sec")"
+    ok "$u keeps its ${#opts[@]} sandbox options; $(grep Overall "$T/sec" | sed 's/^→ //; s/ [^ ]*$//')"
 done
-sed "s|@CMAKE_INSTALL_FULL_BINDIR@|/usr/bin|; s|@CMAKE_INSTALL_FULL_DOCDIR@|/usr/share/doc/livebackup|" \
-    "$unit" >"$T/backupd.service"
-# threshold: exposure 4.0 of 10 (systemd counts in tenths)
-systemd-analyze security --offline=yes --threshold=40 "$T/backupd.service" >"$T/sec" 2>&1 ||
-    fail "backupd.service: $(grep -E "Overall|rror" "$T/sec")"
-ok "backupd.service keeps its ${#opts[@]} sandbox options; $(grep Overall "$T/sec" | sed 's/^→ //; s/ [^ ]*$//')"
+
+# $T/sandboxed CMD...: CMD in place of the script (the pid is CMD's), as
+# the units run it: read-only system directories in a mount namespace of
+# its own, umask 077, no capabilities, no new privileges.
+ro_mounts=""
+for d in /usr /boot /etc /proc/sys /sys; do
+    [[ -d $d ]] && ro_mounts+="mount --bind $d $d && mount -o remount,bind,ro $d && "
+done
+cat >"$T/sandboxed" <<EOF
+#!/bin/sh
+exec unshare --mount --propagation private sh -c '${ro_mounts}umask 077 && exec setpriv \\
+    --no-new-privs --bounding-set -all --inh-caps -all --ambient-caps -all "\$@"' sh "\$@"
+EOF
+chmod +x "$T/sandboxed"
 
 R=$T/repo
 S=$T/backupd.sock
@@ -41,16 +60,7 @@ daemon_up() {
     lb_alive "$DAEMON" || fail "backupd listen exited: $(cat "$T/daemon.log")"
     [[ -S $S && -f $R/listen ]]
 }
-# The namespace's mounts, then the daemon in place of the shell (the pid
-# recorded is backupd's): no capabilities, no new privileges.
-ro_mounts=""
-for d in /usr /boot /etc /proc/sys /sys; do
-    [[ -d $d ]] && ro_mounts+="mount --bind $d $d && mount -o remount,bind,ro $d && "
-done
-unshare --mount --propagation private sh -c "${ro_mounts}umask 077 && exec setpriv \
-    --no-new-privs --bounding-set -all --inh-caps -all --ambient-caps -all \
-    \"\$0\" listen --repo \"\$1\" --socket \"\$2\" --log-stderr -v" \
-    "$BACKUPD" "$R" "$S" 2>>"$T/daemon.log" &
+"$T/sandboxed" "$BACKUPD" listen --repo "$R" --socket "$S" --log-stderr -v 2>>"$T/daemon.log" &
 DAEMON=$!
 lb_track "$DAEMON"
 wait_until 60 "backupd listen to serve $R on $S" daemon_up
@@ -97,6 +107,24 @@ lb_alive "$DAEMON" || fail "the daemon exited: $(cat "$T/daemon.log")"
 bad=$(find "$R" -newer "$T/truth0.raw" -type f -perm /077 -print | sed -n 1p)
 [[ -z $bad ]] || fail "the daemon made a file others may read: $bad ($(stat -c %a "$bad"))"
 ok "verify, prune and gc through it; the last backup restores exact; its files private"
+
+# livebackup-pull.service: the off-site copy, sandboxed, pulls both
+# backups of a primary over ssh (the primary as a plain backupd serve).
+P=$T/primary
+run_ok livebackup init --repo "$P"
+run_ok livebackup backup-image --repo "$P" --name d --disk vda="$T/d.qcow2"
+run_ok livebackup backup-image --repo "$P" --name d --disk vda="$T/o1.qcow2" --since "$T/d.qcow2"
+sshd_start
+run_ok livebackup init --repo "$T/offsite"
+run_ok "$T/sandboxed" "$LB_BUILD/agent/livebackup" copy --json \
+    --from "ssh://root@127.0.0.1:$SSH_PORT$P" --rsh "$LB_RSH" --remote-backupd "$BACKUPD" \
+    --to "$T/offsite"
+[[ $(json_field "$T/out" summary copied) -eq 2 ]] || fail "the pull copied: $(cat "$T/out")"
+run_ok livebackup restore-image --repo "$T/offsite" --name d --disk vda --to "$T/p1.raw"
+same_image "$T/p1.raw" raw "$T/truth1.raw" raw
+bad=$(find "$T/offsite" -type f -perm /077 -print | sed -n 1p)
+[[ -z $bad ]] || fail "the pull made a file others may read: $bad ($(stat -c %a "$bad"))"
+ok "a sandboxed pull over ssh copies both backups; the latest restores exact there"
 
 kill -TERM "$DAEMON"
 rc=0
