@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
 # The sandboxes of the units that read what other hosts send:
-# backupd.service (the daemon every agent talks to) and
+# backupd.service (the daemon every agent talks to),
 # livebackup-pull.service (an off-site server's copy from a primary that
-# may have been broken into). Each unit must keep its options (checked,
+# may have been broken into) and livebackup-prune.service (prune and gc
+# read the manifests agents wrote). Each unit must keep its options (checked,
 # and scored by `systemd-analyze security --offline`), and the program
 # must do its whole job under them. Without systemd as PID 1 (CI has none)
 # the parts that could break them are built by hand, as the units build
@@ -13,7 +14,8 @@
 # /sys read-only (a mount namespace), umask 077. Through that daemon: a
 # full and an incremental backup, restores exact, verify, prune and gc;
 # the daemon still up, its files private. Under that copy: a pull over ssh
-# of both backups, restored exact. Not built here: PrivateTmp (the test's
+# of both backups, restored exact; then a prune and gc of that copy. Not
+# built here: PrivateTmp (the test's
 # repositories are under /tmp), PrivateDevices, and the seccomp-based
 # options (RestrictAddressFamilies, RestrictNamespaces, LockPersonality,
 # SystemCallArchitectures, RestrictRealtime, RestrictSUIDSGID), which
@@ -26,7 +28,7 @@ opts=(NoNewPrivileges=yes CapabilityBoundingSet= ProtectSystem=full
     ProtectClock=yes ProtectHostname=yes RestrictNamespaces=yes
     RestrictRealtime=yes RestrictSUIDSGID=yes LockPersonality=yes
     SystemCallArchitectures=native UMask=0077)
-for u in backupd.service livebackup-pull.service; do
+for u in backupd.service livebackup-pull.service livebackup-prune.service; do
     for o in "${opts[@]}"; do
         grep -qx "$o" "$LB_SRC/contrib/$u.in" || fail "$u lacks $o"
     done
@@ -125,6 +127,16 @@ same_image "$T/p1.raw" raw "$T/truth1.raw" raw
 bad=$(find "$T/offsite" -type f -perm /077 -print | sed -n 1p)
 [[ -z $bad ]] || fail "the pull made a file others may read: $bad ($(stat -c %a "$bad"))"
 ok "a sandboxed pull over ssh copies both backups; the latest restores exact there"
+
+# livebackup-prune.service: prune and gc, sandboxed, on the off-site copy.
+run_ok "$T/sandboxed" "$LB_BUILD/agent/livebackup" prune --json --repo "$T/offsite" --keep-last 1
+[[ $(json_field "$T/out" summary removed) -eq 1 ]] || fail "the sandboxed prune: $(cat "$T/out")"
+run_ok "$T/sandboxed" "$LB_BUILD/agent/livebackup" gc --repo "$T/offsite"
+run_ok livebackup verify --repo "$T/offsite"
+grep -q "all sound" "$T/out" || fail "verify after the sandboxed prune and gc: $(cat "$T/out")"
+run_ok livebackup restore-image --repo "$T/offsite" --name d --disk vda --to "$T/p2.raw"
+same_image "$T/p2.raw" raw "$T/truth1.raw" raw
+ok "a sandboxed prune and gc: one backup removed, the repository sound, the latest exact"
 
 kill -TERM "$DAEMON"
 rc=0
