@@ -139,11 +139,11 @@ static int
 wait_ready(struct proto_conn *c, int fd, short events)
 {
     struct pollfd pfd[2] = {{fd, events, 0}, {c->wake[0], POLLIN, 0}};
-    int tmo = c->timeout_ms, r;
+    int tmo = c->timeout_ms;
 
     io_mark(c);
     for (;;) {
-        int ms = -1;
+        int ms = -1, r;
         if (tmo) {
             uint64_t now = lb_now_ns();
             uint64_t until = c->moved_ns + (uint64_t)tmo * 1000000u;

@@ -120,6 +120,24 @@ fail:
     return -1;
 }
 
+/* The Debian package that has prog (a program agent_run_ok runs). */
+static const char *
+package_of(const char *prog)
+{
+    static const struct {
+        const char *prog, *pkg;
+    } pk[] = {{"fuse2fs", "fuse2fs"},
+              {"fusermount3", "fuse3"},
+              {"guestmount", "libguestfs-tools"},
+              {"nbdcopy", "libnbd-bin"},
+              {"nbdkit", "nbdkit"}};
+
+    for (size_t i = 0; i < LB_ARRAY_SIZE(pk); i++)
+        if (strcmp(prog, pk[i].prog) == 0)
+            return pk[i].pkg;
+    return "qemu-utils"; /* qemu-img, qemu-nbd */
+}
+
 int
 agent_run_ok(char *const argv[], char **out)
 {
@@ -135,7 +153,8 @@ agent_run_ok(char *const argv[], char **out)
         lb_error(0, "%s failed: %s", argv[0],
                  n ? err : (r == 127 ? "not found" : "exit status"));
         if (r == 127 && strstr(err, "cannot run"))
-            lb_error_hint("install %s (Debian package qemu-utils)", argv[0]);
+            lb_error_hint("install %s (Debian package %s)", argv[0],
+                          package_of(argv[0]));
     }
     if (out) {
         free(*out);

@@ -70,8 +70,12 @@ static struct {
     time_t now;
     int ready_fd; /* in the background: tells the command we are ready */
     int err_fd;   /* in the background: our stderr's pipe, read end */
+    int done_fd;  /* in the background: EOF once the command relayed it */
     char dir[4096];
-} M = {.lock = PTHREAD_MUTEX_INITIALIZER, .ready_fd = -1, .err_fd = -1};
+} M = {.lock = PTHREAD_MUTEX_INITIALIZER,
+       .ready_fd = -1,
+       .err_fd = -1,
+       .done_fd = -1};
 
 /* Once the command has returned: what the processes we started before
  * (a backupd, fuse2fs) write to the stderr they got, the pipe fd, goes to
@@ -125,6 +129,17 @@ ready(int rc)
     (void)!writev(M.ready_fd, iov, 2);
     close(M.ready_fd);
     M.ready_fd = -1;
+    /* What we wrote before the word is the command's to relay: our pipe's
+     * read end is not read here until the command has (it closes its end
+     * of done_fd then, or exits; 10 s at most, should it hang). Reading
+     * it sooner took a warning away from the user now and then. */
+    if (M.done_fd >= 0) {
+        struct pollfd pfd = {M.done_fd, POLLIN, 0};
+        while (poll(&pfd, 1, 10000) < 0 && errno == EINTR)
+            ;
+        close(M.done_fd);
+        M.done_fd = -1;
+    }
     /* from now on nothing to print to: the command has returned */
     null = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null >= 0) {
@@ -462,14 +477,20 @@ add_mnt(struct m_disk *d, enum map_fs fs, unsigned part, uint64_t off)
     m->fs = fs;
 }
 
-/* The filesystem of the len bytes at off, from its superblock. */
+/* The filesystem of the len bytes at off, from its superblock; a read
+ * that fails says so (what it would have mounted is not). */
 static enum map_fs
-fs_at(struct agent_reader *rd, uint64_t off, uint64_t len)
+fs_at(struct agent_reader *rd, const char *what, uint64_t off, uint64_t len)
 {
     uint8_t sb[MAP_FS_HEAD];
 
-    if (len < sizeof sb || agent_reader_pread(rd, sb, sizeof sb, off) < 0)
+    if (len < sizeof sb)
         return MAP_FS_NONE;
+    if (agent_reader_pread(rd, sb, sizeof sb, off) < 0) {
+        lb_warn("%s: no filesystem looked for at byte %llu: %s", what,
+                (unsigned long long)off, lb_error_msg());
+        return MAP_FS_NONE;
+    }
     return map_fs_probe(sb, sizeof sb);
 }
 
@@ -480,17 +501,21 @@ fs_scan(struct m_backup *b, struct m_disk *d)
     struct map_part parts[MAP_MAX_PARTS];
     CLEANUP_FREE uint8_t *head = NULL;
     struct agent_reader *rd = disk_ref(b, d);
+    CLEANUP_FREE char *what = NULL;
     size_t n = 0, len;
 
     if (!rd)
         return;
+    what = lb_xasprintf("%s/%s", b->id, d->name);
     len = (size_t)LB_MIN((uint64_t)MAP_PARTS_HEAD, d->size);
     head = lb_xmalloc(len);
-    if (agent_reader_pread(rd, head, len, 0) == 0 &&
-        map_parts_parse(head, len, d->size, parts, &n) == MAP_TABLE_NONE)
-        add_mnt(d, fs_at(rd, 0, d->size), 0, 0);
+    if (agent_reader_pread(rd, head, len, 0) < 0)
+        lb_warn("%s: no filesystem looked for: its partition table: %s", what,
+                lb_error_msg());
+    else if (map_parts_parse(head, len, d->size, parts, &n) == MAP_TABLE_NONE)
+        add_mnt(d, fs_at(rd, what, 0, d->size), 0, 0);
     for (size_t i = 0; i < n; i++)
-        add_mnt(d, fs_at(rd, parts[i].off, parts[i].len), parts[i].index,
+        add_mnt(d, fs_at(rd, what, parts[i].off, parts[i].len), parts[i].index,
                 parts[i].off);
     disk_unref(d);
 }
@@ -517,8 +542,11 @@ fs_mount(const char *img, const char *at, struct m_mnt *m)
         CLEANUP_FREE char *opt =
             lb_xasprintf("ro,fakeroot,offset=%llu", (unsigned long long)m->off);
         char *argv[] = {"fuse2fs", (char *)img, (char *)at, "-o", opt, NULL};
-        if (agent_run_ok(argv, NULL) < 0)
-            lb_warn("%s: fuse2fs failed: %s", at, lb_error_msg());
+        if (agent_run_ok(argv, NULL) < 0) {
+            const char *hint = lb_error_hint_msg();
+            lb_warn("%s: %s%s%s", at, lb_error_msg(), hint[0] ? "; " : "",
+                    hint);
+        }
     }
 }
 
@@ -588,6 +616,8 @@ relay_until_ready(int rd, int err)
     ssize_t n, got = 0;
     bool done = false;
 
+    /* a test's hook: the daemon writes and is ready before we read */
+    lb_fault_point("mount:relay");
     while (!done) {
         struct pollfd pfd[2] = {{rd, POLLIN, 0}, {err, POLLIN, 0}};
         if (poll(pfd, err >= 0 ? 2 : 1, -1) < 0) {
@@ -643,28 +673,27 @@ relay_until_ready(int rd, int err)
 static int
 background(int *rc)
 {
-    int p[2], e[2];
-    pid_t pid;
+    int p[2] = {-1, -1}, e[2] = {-1, -1}, d[2] = {-1, -1};
+    pid_t pid = -1;
 
-    if (pipe2(p, O_CLOEXEC) < 0)
-        return lb_error(errno, "pipe");
-    if (pipe2(e, O_CLOEXEC) < 0) {
-        close(p[0]);
-        close(p[1]);
-        return lb_error(errno, "pipe");
-    }
-    pid = fork();
-    if (pid < 0) {
-        lb_error(errno, "fork");
-        close(p[0]);
-        close(p[1]);
-        close(e[0]);
-        close(e[1]);
+    if (pipe2(p, O_CLOEXEC) < 0 || pipe2(e, O_CLOEXEC) < 0 ||
+        pipe2(d, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
+        lb_error(errno, pid < 0 && d[0] >= 0 ? "fork" : "pipe");
+        for (int i = 0; i < 2; i++) {
+            if (p[i] >= 0)
+                close(p[i]);
+            if (e[i] >= 0)
+                close(e[i]);
+            if (d[i] >= 0)
+                close(d[i]);
+        }
         return -1;
     }
     if (pid == 0) {
         int null = open("/dev/null", O_RDWR | O_CLOEXEC);
         close(p[0]);
+        close(d[1]);
+        M.done_fd = d[0];
         M.err_fd = e[0]; /* read once the command has returned (ready) */
         setsid();
         if (null >= 0) {
@@ -679,8 +708,10 @@ background(int *rc)
     }
     close(p[1]);
     close(e[1]);
+    close(d[0]);
     *rc = relay_until_ready(p[0], e[0]);
     close(p[0]);
+    close(d[1]); /* the daemon may read its stderr's pipe now */
     return 1;
 }
 

@@ -109,6 +109,22 @@ pids=$(pgrep -f "fuse2fs $M|livebackup mount --repo $R" || true)
 [[ -z $(ls -A "$M") ]] || fail "files left in $M: $(ls -A "$M")"
 ok "umount: no mount and no process left"
 
+# The mount's warnings reach the command's stderr even when the command
+# reads them late: a hook holds it 1 s before it reads, so the mount has
+# warned (no fuse2fs on PATH) and said it is ready by then. The mount's
+# process, which goes on reading its stderr's pipe for its log once the
+# command has returned, read them first and they were lost (now and then
+# in test_mount_xfs; always with the hook).
+mkdir -p "$T/bin"
+ln -s "$(command -v livebackup)" "$(command -v backupd)" "$T/bin/"
+LIVEBACKUP_FAULT_HOOK='mount:relay:/bin/sleep 1' PATH=$T/bin \
+    run_ok livebackup mount --repo "$R" --name disks --fs "$M"
+n=$(grep -c "fuse2fs failed" "$T/err" || true)
+[[ $n == 3 ]] || fail "$n of 3 warnings reached the command: $(cat "$T/err")"
+msg=$(grep -m 1 "fuse2fs failed" "$T/err")
+run_ok livebackup umount "$M"
+ok "the mount's warnings reach the command, read late: $msg"
+
 expect_fail "no livebackup mount at or below $M" livebackup umount "$M"
 
 # umount of a directory that also holds another program's FUSE mount (a
