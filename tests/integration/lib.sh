@@ -133,6 +133,29 @@ trap lb_cleanup EXIT
 # background) is searched for sanitizer reports when the test ends.
 lb_watch_log() { LB_LOGS+=("$1"); }
 
+# lb_listen_start REPO SOCKET [OPTION...]: `backupd listen` on REPO and
+# SOCKET with OPTIONs (-v), its stderr appended to $T/daemon.log (watched);
+# through $LB_LISTEN_WRAP if set (a program that execs its arguments, so
+# the pid is still backupd's). Returns once it serves, as DAEMON (tracked);
+# lb_listen_up says it still does.
+lb_listen_start() {
+    LB_LISTEN_REPO=$1 LB_LISTEN_SOCK=$2
+    shift 2
+    [[ " ${LB_LOGS[*]} " == *" $T/daemon.log "* ]] || lb_watch_log "$T/daemon.log"
+    ${LB_LISTEN_WRAP:+"$LB_LISTEN_WRAP"} "$BACKUPD" listen --repo "$LB_LISTEN_REPO" \
+        --socket "$LB_LISTEN_SOCK" --log-stderr -v "$@" 2>>"$T/daemon.log" &
+    DAEMON=$!
+    lb_track "$DAEMON"
+    wait_until 60 "backupd listen to serve $LB_LISTEN_REPO on $LB_LISTEN_SOCK" lb_listen_up
+}
+
+# The daemon of lb_listen_start runs (else fail, with its log) and serves
+# (its socket and REPO/listen are there).
+lb_listen_up() {
+    lb_alive "$DAEMON" || fail "backupd listen exited: $(cat "$T/daemon.log")"
+    [[ -S $LB_LISTEN_SOCK && -f $LB_LISTEN_REPO/listen ]]
+}
+
 # wait_until SECONDS WHAT CMD...: run CMD every 0.1 s until it succeeds;
 # after SECONDS, fail saying what was awaited.
 wait_until() {

@@ -372,12 +372,7 @@ diff "$T/src.before" "$T/src.after" >&2 || fail "the source changed through the 
 ok "a pull through a --read-only key copies; the key cannot delete, prune, gc, back up, copy in or init, and touched nothing"
 
 # the same key bridged to a backupd listen daemon serving the source
-SOCK=$T/backupd.sock
-lb_watch_log "$T/daemon.log"
-"$BACKUPD" listen --repo "$S" --socket "$SOCK" --log-stderr -v 2>>"$T/daemon.log" &
-DAEMON=$!
-lb_track "$DAEMON"
-wait_until 60 "backupd listen" test -S "$SOCK"
+lb_listen_start "$S" "$T/backupd.sock"
 P2=$T/pulled2
 run_ok livebackup init --repo "$P2"
 run_ok rlb copy --from "$URL" --to "$P2" --name other --json
@@ -399,10 +394,7 @@ run_ok rlb copy --from "$S" --to "ssh://root@127.0.0.1:$SSH_PORT$A" --name img -
 same_listing "$S" "$A"
 L=$T/listened
 run_ok livebackup init --repo "$L"
-"$BACKUPD" listen --repo "$L" --socket "$T/l.sock" --log-stderr -v 2>>"$T/daemon.log" &
-DAEMON=$!
-lb_track "$DAEMON"
-wait_until 60 "backupd listen" test -S "$T/l.sock"
+lb_listen_start "$L" "$T/l.sock"
 run_ok livebackup copy --from "$S" --to "$L" --json
 [[ $(json_field "$T/out" summary copied) == 5 ]] || fail "to listen: $(cat "$T/out")"
 grep -q "import of backup $id0 of img started" "$T/daemon.log" || fail "not through the daemon"

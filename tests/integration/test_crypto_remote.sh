@@ -55,15 +55,7 @@ ok "an append-only key cannot replace the repository's key or make a repository"
 
 # ---- through backupd listen ------------------------------------------------------
 S=$T/backupd.sock
-lb_watch_log "$T/daemon.log"
-"$BACKUPD" listen --repo "$R" --socket "$S" --log-stderr -v 2>>"$T/daemon.log" &
-DAEMON=$!
-lb_track "$DAEMON"
-daemon_up() {
-    lb_alive "$DAEMON" || fail "backupd listen exited: $(cat "$T/daemon.log")"
-    [[ -S $S && -f $R/listen ]]
-}
-wait_until 60 "backupd listen to serve $R" daemon_up
+lb_listen_start "$R" "$S"
 qemu-img create -q -f qcow2 "$T/e.qcow2" 32M
 write_random "$T/e.qcow2" qcow2 0 $((9 << 20))
 run_ok livebackup backup-image --repo "$R" --name host2 --disk vda="$T/e.qcow2"

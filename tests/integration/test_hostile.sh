@@ -85,18 +85,7 @@ repo_sound
 
 # ---- 2. backupd listen: on its socket, and bridged from ssh ---------------
 
-lb_watch_log "$T/daemon.log"
-daemon_up() {
-    lb_alive "$DAEMON" || fail "backupd listen exited: $(cat "$T/daemon.log")"
-    [[ -S $S && -f $R/listen ]]
-}
-start_daemon() {
-    "$BACKUPD" listen --repo "$R" --socket "$S" --log-stderr -v "$@" \
-        2>>"$T/daemon.log" &
-    DAEMON=$!
-    lb_track "$DAEMON"
-    wait_until 60 "backupd listen to serve $R on $S" daemon_up
-}
+start_daemon() { lb_listen_start "$R" "$S" "$@"; }
 stop_daemon() {
     kill -TERM "$DAEMON"
     local rc=0
@@ -133,7 +122,7 @@ grep -q "bridged session from 127.0.0.1.*(append-only).*(restricted names)" "$T/
 rc=0
 wait "$honest" || rc=$?
 [[ $rc -eq 0 ]] || fail "the honest backup: exit $rc: $(cat "$T/honest.err")"
-daemon_up
+lb_listen_up || fail "the daemon does not serve"
 ! grep -Eq "$LB_SANITIZER_RE" "$T/daemon.log" || fail "sanitizer report in the daemon's log"
 run_ok livebackup restore-image --repo "$R" --name honest --disk vda --to "$T/honest.raw"
 same_image "$T/honest.raw" raw "$T/honest.qcow2" qcow2

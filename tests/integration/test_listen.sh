@@ -12,21 +12,7 @@ R=$T/repo
 S=$T/backupd.sock
 run_ok livebackup init --repo "$R"
 
-lb_watch_log "$T/daemon.log"
-# daemon_up: the daemon listens (its socket and REPO/listen exist); it
-# must not have exited meanwhile.
-daemon_up() {
-    lb_alive "$DAEMON" || fail "backupd listen exited: $(cat "$T/daemon.log")"
-    [[ -S $S && -f $R/listen ]]
-}
-start_daemon() {
-    "$BACKUPD" listen --repo "$R" --socket "$S" --log-stderr -v \
-        2>>"$T/daemon.log" &
-    DAEMON=$!
-    lb_track "$DAEMON"
-    wait_until 60 "backupd listen to serve $R on $S" daemon_up
-}
-start_daemon
+lb_listen_start "$R" "$S"
 ok "backupd listen runs (pid $DAEMON)"
 
 for n in a b c; do
@@ -153,7 +139,7 @@ cp "$LIVEBACKUP" "$BACKUPD" "$T/nb/bin/"
 as_nobody() { setpriv --reuid=nobody --regid=nogroup --clear-groups "$@"; }
 as_nobody "$T/nb/bin/livebackup" init --repo "$T/nb/repo" >"$T/out" 2>&1 || fail "init as nobody: $(cat "$T/out")"
 R=$T/nb/repo S=$T/nb.sock
-start_daemon
+lb_listen_start "$R" "$S"
 rc=0
 as_nobody "$T/nb/bin/livebackup" list --repo "$R" >"$T/out" 2>&1 || rc=$?
 [[ $rc -eq 1 ]] || fail "list as nobody beside a root daemon: exit $rc: $(cat "$T/out")"

@@ -129,7 +129,7 @@ ok "block status: $((holes >> 20)) MiB of holes, data and a DELTA's zero run; qe
 # next read (another window) waits LIVEBACKUP_IO_TIMEOUT (3 s here), then
 # the export gives up on the session, says so, and asks again on a new
 # one; the read is served exact, so is a whole copy after it. Bounded: an
-# export without the watchdog holds the read for ever (timeout ends it at
+# export without the stall limit holds the read for ever (timeout ends it at
 # 60 s, and the check fails); the stopped backupd is ended by lb_cleanup
 # if the test fails first.
 export LIVEBACKUP_IO_TIMEOUT=3
@@ -172,15 +172,7 @@ map_stop
 ok "over ssh: nbdcopy of the export equals restore-image"
 
 # Through backupd listen: the plugin's session is bridged to the daemon.
-lb_watch_log "$T/daemon.log"
-"$BACKUPD" listen --repo "$R" --socket "$T/bd.sock" --log-stderr -v 2>>"$T/daemon.log" &
-DAEMON=$!
-lb_track "$DAEMON"
-daemon_up() {
-    lb_alive "$DAEMON" || fail "backupd listen exited: $(cat "$T/daemon.log")"
-    [[ -S $T/bd.sock && -f $R/listen ]]
-}
-wait_until 60 "backupd listen" daemon_up
+lb_listen_start "$R" "$T/bd.sock"
 map_start "$full" "$S"
 copy_equals "$full" "$S" "the full through backupd listen"
 map_stop

@@ -59,7 +59,7 @@ ok "mount: the disks are read-only files equal to restore-image"
 # gives up on that session after LIVEBACKUP_IO_TIMEOUT (3 s here), says
 # so, and reads again on a new one (the read it stalled, or the next: the
 # kernel's reads ahead make it either); the file reads exact. In the
-# foreground, to see what it says. Bounded: without the watchdog the read
+# foreground, to see what it says. Bounded: without the stall limit the read
 # waits for ever (timeout ends cmp at 60 s, and the check fails).
 hook=$(lb_stop_hook backupd:chunk-sent@3)
 LIVEBACKUP_IO_TIMEOUT=3 LIVEBACKUP_FAULT_HOOK=$hook \

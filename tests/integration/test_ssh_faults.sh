@@ -118,7 +118,7 @@ stall() {
         [[ -n $victim && $(find "$R/chunks" -type f | wc -l) -ge $((chunks_before + 2)) ]]
     }
     wait_until 60 "the backupd of the backup, two chunks stored" found
-    # bounded: an agent without the watchdog waits for ever
+    # bounded: an agent without the stall limit waits for ever
     lb_stall "$victim" "$agent" KILL
     took=$LB_STALL_MS
     wait "$agent" || rc=$?

@@ -91,15 +91,7 @@ run_ok livebackup list --repo "$A/repo" --name db1 --json
 [[ $(grep -c '"event":"backup"' "$T/out") -eq 1 ]] || fail "db1 changed: $(cat "$T/out")"
 
 S=$T/backupd.sock
-lb_watch_log "$T/daemon.log"
-"$BACKUPD" listen --repo "$A/repo" --socket "$S" --log-stderr -v 2>>"$T/daemon.log" &
-DAEMON=$!
-lb_track "$DAEMON"
-daemon_up() {
-    lb_alive "$DAEMON" || fail "backupd listen exited: $(cat "$T/daemon.log")"
-    [[ -S $S && -f $A/repo/listen ]]
-}
-wait_until 60 "backupd listen to serve $A/repo" daemon_up
+lb_listen_start "$A/repo" "$S"
 restricted_checks bridged
 grep -q "bridged session from 127.0.0.1.*(append-only).*(restricted names)" "$T/daemon.log" ||
     fail "the restriction did not reach the daemon: $(tail -n 5 "$T/daemon.log")"

@@ -174,21 +174,30 @@ ok "killed after its commit, before the ack: the backup is there, verifies and r
 # 4c. backupd stops (SIGSTOP, by a hook at its third stored chunk) as a
 # hung disk under the repository would stop it: the agent gives up after
 # LIVEBACKUP_IO_TIMEOUT (3 s here), saying so, and ends its child; the
-# repository verifies. Bounded: an agent without the watchdog waits for
-# ever (timeout ends it at 60 s, and the check fails).
+# repository verifies. Bounded: an agent without the stall limit waits
+# for ever (timeout ends it at 60 s, and the check fails).
+# given_up POINT LIMIT PATTERN CMD...: CMD, its backupd stopped at POINT
+# (lb_stop_hook) and LIVEBACKUP_IO_TIMEOUT=LIMIT, fails saying PATTERN
+# within 15 s (timeout ends it at 60 s) and ends that backupd; $took ms.
+given_up() {
+    local hook t0 stopped limit=$2 pattern=$3
+    hook=$(lb_stop_hook "$1")
+    shift 3
+    t0=$(date +%s%N)
+    LIVEBACKUP_IO_TIMEOUT=$limit LIVEBACKUP_FAULT_HOOK=$hook \
+        expect_fail "$pattern" timeout 60 "$@"
+    took=$((($(date +%s%N) - t0) / 1000000))
+    stopped=$(cat "$T/stopped.pid")
+    if lb_alive "$stopped"; then
+        kill -KILL "$stopped"
+        fail "$*: the stopped backupd ($stopped) was left behind"
+    fi
+    ((took < 15000)) || fail "$* with a stopped backupd: the agent took $took ms"
+}
 head -c $((32 << 20)) /dev/urandom >"$T/stall.raw"
-hook=$(lb_stop_hook backupd:chunk-stored@3)
-t0=$(date +%s%N)
-LIVEBACKUP_IO_TIMEOUT=3 LIVEBACKUP_FAULT_HOOK=$hook \
-    expect_fail "the repository server \($R\) took and sent nothing for 3 s: gave up on it.*hint: nothing half-done was committed \(run again.*LIVEBACKUP_IO_TIMEOUT sets the limit" \
-    timeout 60 livebackup backup-image --repo "$R" --name stall --disk vda="$T/stall.raw"
-took=$((($(date +%s%N) - t0) / 1000000))
-stopped=$(cat "$T/stopped.pid")
-if lb_alive "$stopped"; then
-    kill -KILL "$stopped"
-    fail "the stopped backupd ($stopped) was left behind"
-fi
-((took < 15000)) || fail "a stopped backupd: the agent took $took ms"
+given_up backupd:chunk-stored@3 3 \
+    "the repository server \($R\) took and sent nothing for 3 s: gave up on it.*hint: nothing half-done was committed \(run again.*LIVEBACKUP_IO_TIMEOUT sets the limit" \
+    livebackup backup-image --repo "$R" --name stall --disk vda="$T/stall.raw"
 verify_clean
 ok "a stopped backupd: the agent gave up after $took ms, saying so, and ended it; repository sound"
 
@@ -205,18 +214,9 @@ took=$((($(date +%s%N) - t0) / 1000000))
 ((took > 4000)) || fail "the slowed gc took $took ms: not longer than twice the 2 s limit, so it shows nothing"
 ok "a gc slower than the stall limit (${took} ms, limit 2 s) that says it works is waited for"
 for cmd in gc verify list; do
-    hook=$(lb_stop_hook store:tick@1)
-    t0=$(date +%s%N)
-    LIVEBACKUP_IO_TIMEOUT=2 LIVEBACKUP_FAULT_HOOK=$hook \
-        expect_fail "the repository server \($R\) took and sent nothing for 2 s: gave up on it" \
-        timeout 60 livebackup "$cmd" --repo "$R"
-    took=$((($(date +%s%N) - t0) / 1000000))
-    stopped=$(cat "$T/stopped.pid")
-    if lb_alive "$stopped"; then
-        kill -KILL "$stopped"
-        fail "$cmd: the stopped backupd ($stopped) was left behind"
-    fi
-    ((took < 15000)) || fail "$cmd with a stopped backupd: the agent took $took ms"
+    given_up store:tick@1 2 \
+        "the repository server \($R\) took and sent nothing for 2 s: gave up on it" \
+        livebackup "$cmd" --repo "$R"
     ok "$cmd: a backupd stopped in the middle of it is given up on after $took ms, saying so, and ended"
 done
 verify_clean

@@ -57,15 +57,7 @@ chmod +x "$T/sandboxed"
 R=$T/repo
 S=$T/backupd.sock
 run_ok livebackup init --repo "$R"
-lb_watch_log "$T/daemon.log"
-daemon_up() {
-    lb_alive "$DAEMON" || fail "backupd listen exited: $(cat "$T/daemon.log")"
-    [[ -S $S && -f $R/listen ]]
-}
-"$T/sandboxed" "$BACKUPD" listen --repo "$R" --socket "$S" --log-stderr -v 2>>"$T/daemon.log" &
-DAEMON=$!
-lb_track "$DAEMON"
-wait_until 60 "backupd listen to serve $R on $S" daemon_up
+LB_LISTEN_WRAP=$T/sandboxed lb_listen_start "$R" "$S"
 # What the daemon runs with (the test of the test: these fail if setpriv
 # or the namespace did not take).
 grep -q "^CapEff:[[:space:]]*0000000000000000$" "/proc/$DAEMON/status" ||

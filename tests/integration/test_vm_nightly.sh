@@ -17,15 +17,7 @@
 R=$T/repo
 S=$T/backupd.sock
 run_ok livebackup init --repo "$R"
-"$BACKUPD" listen --repo "$R" --socket "$S" --log-stderr 2>"$T/daemon.log" &
-DAEMON=$!
-lb_track "$DAEMON"
-lb_watch_log "$T/daemon.log"
-daemon_up() {
-    lb_alive "$DAEMON" || fail "backupd listen exited: $(cat "$T/daemon.log")"
-    [[ -S $S && -f $R/listen ]]
-}
-wait_until 60 "backupd listen to serve $R on $S" daemon_up
+lb_listen_start "$R" "$S"
 
 # The second domain's name has what libvirt allows and a shell or an XML
 # file must quote: a space, an apostrophe, an ampersand, a two-byte "é";
