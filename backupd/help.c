@@ -25,8 +25,9 @@ const struct lb_help_opt backupd_common_opts[] = {
      "once)."},
     {"workers", 0, 'w', "N", "Chunk-checking threads (default: one per CPU)."},
     {"idle-timeout", 0, 'i', "SECONDS",
-     "Close a session that waits this long for a request or for the client "
-     "to read (default 600; 0: never)."},
+     "Close a session that waits on its client (for a request, or for it "
+     "to read) while nothing moves either way for this long (default 600; "
+     "0: never)."},
     {"syslog", 0, 'S', NULL, "Log to syslog instead of stderr."},
     {"log-stderr", 0, 'E', NULL,
      "Log to stderr (listen: the default on a terminal or under systemd)."},
