@@ -66,8 +66,10 @@ grep -q "^CapBnd:[[:space:]]*0000000000000000$" "/proc/$DAEMON/status" ||
     fail "the daemon's bounding set: $(grep ^CapBnd "/proc/$DAEMON/status")"
 grep -q "^NoNewPrivs:[[:space:]]*1$" "/proc/$DAEMON/status" ||
     fail "the daemon may gain privileges: $(grep NoNewPrivs "/proc/$DAEMON/status")"
-! nsenter -t "$DAEMON" -m touch /etc/livebackup-sandbox-probe 2>/dev/null ||
+if nsenter -t "$DAEMON" -m touch /etc/livebackup-sandbox-probe 2>/dev/null; then
+    rm -f /etc/livebackup-sandbox-probe
     fail "/etc is writable in the daemon's namespace"
+fi
 ok "backupd listen runs without capabilities or new privileges, /usr /etc /sys read-only (pid $DAEMON)"
 
 qemu-img create -q -f qcow2 "$T/d.qcow2" 64M
