@@ -734,6 +734,7 @@ begin(struct agent_repo *r, const char *name, const char *parent,
     struct proto_str id, par;
 
     proto_enc_backup_begin(&r->out, name, parent, meta);
+    r->writing = true;
     if (proto_conn_send_buf(r->conn, &r->out) < 0 ||
         proto_conn_expect(r->conn, PROTO_T_BACKUP_STARTED, &p, &len, NULL) < 0)
         return -1;

@@ -40,6 +40,7 @@ struct agent_repo {
     struct agent_unlock *unlock; /* its KDF running (unlock_start) */
     char repo_id[128];
     bool established; /* HELLO went through: a later failure is a cut */
+    bool writing;     /* a backup or an import began on this session */
     /* the stall limit (agent_opts.io_watch): nothing moved either way
      * for watch_s seconds while the session waits on its server ends it */
     bool watching;

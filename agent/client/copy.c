@@ -493,6 +493,7 @@ copy_import(struct copy_one *c, int *mfd, struct mf_info *m)
 
     proto_enc_import(&dst->out, c->id, proto_kv_get(&m->meta, "name"),
                      parent ? parent : "", &m->meta);
+    dst->writing = true;
     if (agent_repo_call(dst, PROTO_T_BACKUP_STARTED, &p, &len, NULL) < 0)
         return -1;
     for (size_t i = 0; i < m->ndisks && !c->bad; i++) {

@@ -301,11 +301,16 @@ agent_repo_explain(struct agent_repo *r)
                 "the repository server (%s) took and sent nothing for %u s: "
                 "gave up on it",
                 r->host ? r->host : r->url, r->watch_s);
-        lb_error_hint("nothing half-done was committed (run again: a "
-                      "backup or copy sends only what did not arrive); "
-                      "check the server (a hung disk or filesystem, a "
-                      "stopped backupd). LIVEBACKUP_IO_TIMEOUT sets the "
-                      "limit");
+        if (r->writing)
+            lb_error_hint("nothing half-done was committed (run again: a "
+                          "backup or copy sends only what did not arrive); "
+                          "check the server (a hung disk or filesystem, a "
+                          "stopped backupd). LIVEBACKUP_IO_TIMEOUT sets the "
+                          "limit");
+        else
+            lb_error_hint("check the server (a hung disk or filesystem, a "
+                          "stopped backupd), then run the command again. "
+                          "LIVEBACKUP_IO_TIMEOUT sets the limit");
         return;
     }
     if (status < 0)

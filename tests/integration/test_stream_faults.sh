@@ -215,7 +215,7 @@ took=$((($(date +%s%N) - t0) / 1000000))
 ok "a gc slower than the stall limit (${took} ms, limit 2 s) that says it works is waited for"
 for cmd in gc verify list; do
     given_up store:tick@1 2 \
-        "the repository server \($R\) took and sent nothing for 2 s: gave up on it" \
+        "the repository server \($R\) took and sent nothing for 2 s: gave up on it.*hint: check the server \(a hung disk or filesystem, a stopped backupd\), then run the command again" \
         livebackup "$cmd" --repo "$R"
     ok "$cmd: a backupd stopped in the middle of it is given up on after $took ms, saying so, and ended"
 done
