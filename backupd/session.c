@@ -202,7 +202,8 @@ bool
 backupd_session_reserve_wait(struct session *s, uint64_t bytes,
                              const char *what)
 {
-    static const struct backupd_wait_ops ops = {session_waiting, session_gone};
+    static const struct backupd_wait_ops ops = {session_waiting,
+                                                session_gone};
     uint64_t t0 = lb_now_ns();
     int e = backupd_limits_take_wait(s->o->limits, bytes, s->reserved,
                                      s->o->memory_wait, &ops, s);
@@ -674,8 +675,8 @@ backupd_session_run(int fd_in, int fd_out, const struct backupd_opts *o)
 
     s.conn = proto_conn_new(fd_in, fd_out);
     s.fd_in = fd_in;
-    if (o->refuse || !backupd_session_reserve_wait(&s, SESSION_BASE_BYTES,
-                                                   "a new session")) {
+    if (o->refuse ||
+        !backupd_session_reserve_wait(&s, SESSION_BASE_BYTES, "a new session")) {
         if (o->refuse) {
             lb_fail(EBUSY,
                     "backupd serves as many sessions as it may at once "

@@ -300,8 +300,8 @@ store_tmp_dir_lock(const char *d, int *lock_fd)
 {
     CLEANUP_FREE char *tmp = lb_xasprintf("%s/.lock.new", d);
     CLEANUP_FREE char *lock = lb_xasprintf("%s/.lock", d);
-    int fd =
-        open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                  0600);
 
     *lock_fd = -1;
     if (fd < 0)

@@ -215,8 +215,8 @@ struct store_be_ops {
      * when this returns. 0, or -1 (EEXIST: obj exists). set: the backup's
      * set name (its meta's "name"), for a backend whose index says it,
      * or NULL. */
-    int (*commit)(struct store_be *be, const char *tmp, int fd, const char *obj,
-                  const char *set);
+    int (*commit)(struct store_be *be, const char *tmp, int fd,
+                  const char *obj, const char *set);
     /* A descriptor reading obj from its start (what a streaming reader of
      * a manifest takes): the file itself, or a copy of the object in
      * memory. The caller closes it; -1 (ENOENT: no such object). */

@@ -17,7 +17,8 @@
 
 /* librados returns -errno. */
 int
-be_rados_fail(int r, const char *what, const char *obj, struct be_rados *b)
+be_rados_fail(int r, const char *what, const char *obj,
+              struct be_rados *b)
 {
     int e = -r;
 

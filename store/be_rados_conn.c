@@ -24,8 +24,8 @@
  * of one cluster as one client, with one op timeout. */
 struct kept {
     struct kept *next;
-    char conf[sizeof((struct store_be_rados_spec *)0)->conf];
-    char id[sizeof((struct store_be_rados_spec *)0)->id];
+    char conf[sizeof ((struct store_be_rados_spec *)0)->conf];
+    char id[sizeof ((struct store_be_rados_spec *)0)->id];
     unsigned timeout;
     bool query;
     rados_t cl;
@@ -127,8 +127,9 @@ connect_new(struct be_rados *b, const struct store_be_rados_spec *o,
         /* what `ceph osd blocklist add` fences this connection by */
         if (LR(rados_getaddrs, *cl, &addrs) < 0)
             addrs = NULL;
-        lb_debug("%s: connected as client.%s (client.%llu at %s)", b->be.where,
-                 o->id, (unsigned long long)LR(rados_get_instance_id, *cl),
+        lb_debug("%s: connected as client.%s (client.%llu at %s)",
+                 b->be.where, o->id,
+                 (unsigned long long)LR(rados_get_instance_id, *cl),
                  addrs ? addrs : "?");
         if (addrs)
             LR(rados_buffer_free, addrs);

@@ -187,8 +187,8 @@ list_one(void *opaque, const char *key, const char *val, size_t val_len)
 }
 
 int
-be_rados_list_backups(struct store_be *be, const char *set, store_be_list_fn fn,
-                      void *opaque)
+be_rados_list_backups(struct store_be *be, const char *set,
+                      store_be_list_fn fn, void *opaque)
 {
     struct list_ctx c = {set, fn, opaque};
 

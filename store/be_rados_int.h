@@ -83,7 +83,8 @@ to_rados(struct store_be *be)
 }
 
 /* lb_error for librados's -errno r about obj; returns -1. */
-int be_rados_fail(int r, const char *what, const char *obj, struct be_rados *b);
+int be_rados_fail(int r, const char *what, const char *obj,
+                  struct be_rados *b);
 /* A cluster handle of client.ID with the op timeouts, connected, for the
  * main connection or the lookups' (query): one the process kept, or a
  * new one (be_rados_conn.c). 0, or -1 with the error slot set and *cl

@@ -58,7 +58,8 @@ add_id(void *opaque, const char *name)
 /* The manifests' ids, by the index unless walk (and by set there, if
  * not NULL: those of other sets may be left out). */
 static int
-backup_ids(struct store *st, bool walk, const char *set, char ***ids, size_t *n)
+backup_ids(struct store *st, bool walk, const char *set, char ***ids,
+           size_t *n)
 {
     struct store_be *be = st->be;
     struct id_list l = {0};
