@@ -520,6 +520,15 @@ fs_scan(struct m_backup *b, struct m_disk *d)
     disk_unref(d);
 }
 
+/* A filesystem not mounted: "WHAT: message; hint", a warning. */
+static void
+warn_unmounted(const char *what)
+{
+    const char *hint = lb_error_hint_msg();
+
+    lb_warn("%s: %s%s%s", what, lb_error_msg(), hint[0] ? "; " : "", hint);
+}
+
 /* Mount one filesystem: ext2/3/4 with fuse2fs (it goes into the
  * background once mounted), XFS with guestmount (our child), and with
  * --fs-appliance every one with guestmount: fuse2fs runs as root here, on
@@ -530,23 +539,17 @@ fs_mount(const char *img, const char *at, struct m_mnt *m)
 {
     if (m->fs == MAP_FS_XFS || M.o.appliance) {
         if (map_guestmount_start(img, m->part, at, MAP_GUESTMOUNT_TIMEOUT,
-                                 &m->pid) < 0) {
-            const char *hint = lb_error_hint_msg();
-            lb_warn("%s not mounted: %s%s%s",
-                    m->fs == MAP_FS_XFS ? "XFS" : "ext2/3/4", lb_error_msg(),
-                    hint[0] ? "; " : "", hint);
-        }
+                                 &m->pid) < 0)
+            warn_unmounted(m->fs == MAP_FS_XFS ? "XFS not mounted"
+                                               : "ext2/3/4 not mounted");
         return;
     }
     {
         CLEANUP_FREE char *opt =
             lb_xasprintf("ro,fakeroot,offset=%llu", (unsigned long long)m->off);
         char *argv[] = {"fuse2fs", (char *)img, (char *)at, "-o", opt, NULL};
-        if (agent_run_ok(argv, NULL) < 0) {
-            const char *hint = lb_error_hint_msg();
-            lb_warn("%s: %s%s%s", at, lb_error_msg(), hint[0] ? "; " : "",
-                    hint);
-        }
+        if (agent_run_ok(argv, NULL) < 0)
+            warn_unmounted(at);
     }
 }
 
