@@ -224,9 +224,9 @@ reap(struct agent_repo *r, int ms)
  * fails, and agent_repo_explain says why and ends the server (its child
  * killed: a stopped backupd or a hung ssh would not end by itself). */
 static void
-watch_set(struct agent_repo *r, unsigned s)
+watch_set(struct agent_repo *r, unsigned long s)
 {
-    r->watch_s = s > 86400 ? 86400 : s;
+    r->watch_s = (unsigned)LB_MIN(s, 86400ul);
     if (proto_conn_set_timeout(r->conn, r->watch_s * 1000u) < 0) {
         lb_warn("%s: no limit on a stalled server", lb_error_msg());
         return;
@@ -246,12 +246,13 @@ watch_start(struct agent_repo *r)
     /* a lock the server waits for is no stall */
     if (agent_opts.lock_wait && s < agent_opts.lock_wait + 60ul)
         s = agent_opts.lock_wait + 60ul;
-    watch_set(r, s > 86400 ? 86400 : (unsigned)s);
+    watch_set(r, s);
 }
 
-/* The session gave up on a stalled server: end it (ssh, or backupd). */
+/* If the session gave up on a stalled server, end it (ssh, or backupd)
+ * and say so. */
 static bool
-stalled(struct agent_repo *r)
+end_if_stalled(struct agent_repo *r)
 {
     if (!r->conn || !proto_conn_timed_out(r->conn))
         return false;
@@ -271,7 +272,7 @@ agent_repo_explain(struct agent_repo *r)
 {
     struct lb_error_saved e;
     const char *msg = e.msg;
-    bool stall = stalled(r);
+    bool stall = end_if_stalled(r);
     int status;
 
     lb_error_save(&e);
@@ -630,7 +631,7 @@ agent_repo_connect_two(const char *a, bool a_trusted, const char *b,
 void
 agent_repo_end(struct agent_repo *r)
 {
-    (void)stalled(r);
+    (void)end_if_stalled(r);
     proto_conn_free(r->conn, true);
     r->conn = NULL;
     /* reap clears child when it is not ours to wait for (a process that
@@ -708,8 +709,8 @@ open_waiting(void *opaque, const uint8_t *p, uint32_t len)
     if (proto_dec_waiting(p, len, &w) != PROTO_OK)
         return lb_error(0, "backupd sent a malformed WAITING");
     /* the server waits that long, silently: no stall */
-    if (r->watching && r->watch_s < w.wait + 60)
-        watch_set(r, w.wait + 60);
+    if (r->watching && r->watch_s < w.wait + 60ul)
+        watch_set(r, w.wait + 60ul);
     lb_info("backupd is serving as many sessions as its memory allows "
             "(--max-memory): waiting for room, %" PRIu32
             " session%s before this one (at most %" PRIu32 " s)",
