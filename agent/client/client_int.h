@@ -42,8 +42,8 @@ struct agent_repo {
     bool established; /* HELLO went through: a later failure is a cut */
     bool writing;     /* a backup or an import began on this session */
     /* the stall limit (agent_opts.io_watch): nothing moved either way
-     * for watch_s seconds while the session waits on its server ends it */
-    bool watching;
+     * for watch_s seconds (0: no limit) while the session waits on its
+     * server ends it */
     unsigned watch_s;
     struct lb_buf out; /* the request being sent */
 };

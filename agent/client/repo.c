@@ -226,12 +226,13 @@ reap(struct agent_repo *r, int ms)
 static void
 watch_set(struct agent_repo *r, unsigned long s)
 {
-    r->watch_s = (unsigned)LB_MIN(s, 86400ul);
-    if (proto_conn_set_timeout(r->conn, r->watch_s * 1000u) < 0) {
+    unsigned lim = (unsigned)LB_MIN(s, 86400ul);
+
+    if (proto_conn_set_timeout(r->conn, lim * 1000u) < 0) {
         lb_warn("%s: no limit on a stalled server", lb_error_msg());
         return;
     }
-    r->watching = true;
+    r->watch_s = lim;
 }
 
 static void
@@ -241,7 +242,7 @@ watch_start(struct agent_repo *r)
     unsigned long s = e && *e ? strtoul(e, NULL, 10) : 600;
 
     if (!(agent_opts.io_watch || (r->features & PROTO_FEATURE_WORKING)) ||
-        s == 0 || !r->conn || r->watching)
+        s == 0 || !r->conn || r->watch_s)
         return;
     /* a lock the server waits for is no stall */
     if (agent_opts.lock_wait && s < agent_opts.lock_wait + 60ul)
@@ -709,7 +710,7 @@ open_waiting(void *opaque, const uint8_t *p, uint32_t len)
     if (proto_dec_waiting(p, len, &w) != PROTO_OK)
         return lb_error(0, "backupd sent a malformed WAITING");
     /* the server waits that long, silently: no stall */
-    if (r->watching && r->watch_s < w.wait + 60ul)
+    if (r->watch_s && r->watch_s < w.wait + 60ul)
         watch_set(r, w.wait + 60ul);
     lb_info("backupd is serving as many sessions as its memory allows "
             "(--max-memory): waiting for room, %" PRIu32
