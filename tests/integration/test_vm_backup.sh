@@ -14,6 +14,29 @@
 R=$T/repo
 run_ok livebackup init --repo "$R"
 
+# A domain a killed test left (its process gone) is removed by the next VM
+# test; one whose test still runs (here the VM lock's holder stands for
+# it) is left alone.
+sh -c 'exit 0' &
+dead=$!
+wait "$dead"
+! lb_alive "$dead" || fail "process $dead still alive"
+for d in "lbt$dead-stale" "lbt$VM_LOCK_PID-live"; do
+    printf '%s\n' "<domain type='qemu'><name>$d</name><memory unit='MiB'>64</memory>" \
+        "<os><type arch='x86_64'>hvm</type></os></domain>" >"$T/$d.xml"
+    virsh -q -c qemu:///system define "$T/$d.xml" >/dev/null ||
+        fail "could not define $d"
+done
+vm_sweep_stale 2>"$T/sweep.err"
+virsh -q -c qemu:///system domstate "lbt$dead-stale" >/dev/null 2>&1 &&
+    fail "the stale domain lbt$dead-stale is still defined"
+grep -F "removing domain lbt$dead-stale, left by test process $dead" "$T/sweep.err" >/dev/null ||
+    fail "the sweep did not say what it removed: $(cat "$T/sweep.err")"
+virsh -q -c qemu:///system domstate "lbt$VM_LOCK_PID-live" >/dev/null 2>&1 ||
+    fail "the sweep removed lbt$VM_LOCK_PID-live, whose process is alive"
+vm_destroy "lbt$VM_LOCK_PID-live"
+ok "a domain left by a killed test is removed, a live test's is not"
+
 # vda: the workload disk, qcow2 over a qcow2 base (the user's own chain).
 cp "$LB_TESTVM_DISK_QCOW2" "$VMDIR/vda-base.qcow2"
 qemu-img create -q -f qcow2 -b "$VMDIR/vda-base.qcow2" -F qcow2 "$VMDIR/vda.qcow2"

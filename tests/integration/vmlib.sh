@@ -38,6 +38,24 @@ bash "$LB_SRC/tests/vm/build-testvm.sh" "$LB_TESTVM_DIR" >"$T/build-testvm.log" 
 lv_up "$T/libvirt" >"$T/libvirt.log" 2>&1 ||
     fail "libvirtd did not come up: $(tail -n 20 "$T/libvirt.log")"
 
+# A VM test killed outright (SIGKILL, a host that went down under it) ran
+# no cleanup: its domains stay defined in libvirt, running, or after a
+# reboot defined on disks that are gone, and pile up run after run. Each
+# is named after its test's process (lbtPID-): one whose process is no
+# longer alive was left behind, and this test holds the VM lock, so no
+# other test is using it. Removed before this test defines its own.
+vm_sweep_stale() {
+    local d pid
+    while read -r d; do
+        [[ $d =~ ^lbt([0-9]+)- ]] || continue
+        pid=${BASH_REMATCH[1]}
+        [[ $pid != "$$" ]] && ! lb_alive "$pid" || continue
+        echo "vmlib.sh: removing domain $d, left by test process $pid" >&2
+        vm_destroy "$d"
+    done < <(virsh -q -c qemu:///system list --all --name 2>/dev/null || true)
+}
+vm_sweep_stale
+
 vm_test_cleanup() {
     vm_cleanup_all "$VM_PREFIX" >/dev/null 2>&1 || true
     lv_down "$T/libvirt" >/dev/null 2>&1 || true
