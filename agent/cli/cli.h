@@ -131,6 +131,11 @@ int cli_help(const char *name);
  */
 int cli_usage(const char *cmd, const char *fmt, ...) LB_PRINTF(2, 3);
 
+/* name is a valid set or domain name (agent_name_check); else a usage
+ * error of cmd that quotes it, after "--OPT: " if opt (NULL: an
+ * operand), and false. */
+bool cli_name_ok(const char *cmd, const char *opt, const char *name);
+
 /* A usage error: "livebackup CMD: WHAT is required"; returns 2. */
 int cli_missing(const char *cmd, const char *what);
 

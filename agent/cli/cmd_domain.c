@@ -146,6 +146,11 @@ parse_dom_args(int argc, char **argv, const char *cmd, bool need_repo,
     /* getopt moved the operands to the end: argv[1..optind) are options */
     a->opt_argv = argv + 1;
     a->opt_argc = optind - 1;
+    for (size_t i = 0; i < a->nnames; i++)
+        if (!cli_name_ok(cmd, NULL, a->names[i])) {
+            free_args(a);
+            return 2;
+        }
     if (need_names && a->nnames == 0 && !a->all) {
         free_args(a);
         return cli_usage(cmd, "name a DOMAIN%s",

@@ -176,13 +176,6 @@ parse_backup_image(int argc, char **argv, struct image_args *a)
                         "backup an incremental builds on)\n");
         return 2;
     }
-    if (!proto_name_valid(a->name, strlen(a->name))) {
-        fprintf(stderr,
-                "livebackup: --name %s: use 1-200 printable "
-                "characters without '/'\n",
-                a->name);
-        return 2;
-    }
     return pair_since(a) < 0 ? 2 : 0;
 }
 

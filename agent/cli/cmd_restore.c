@@ -187,6 +187,8 @@ parse_restore(int argc, char **argv, struct restore_args *a)
     }
     if ((c = restore_check(a, argc - optind)) != 0)
         return c;
+    if (!cli_name_ok("restore", NULL, argv[optind]))
+        return 2;
     /* The new domain's XML names its disks by absolute paths (libvirt
      * would take a relative one from its own working directory). */
     if (a->to)

@@ -61,8 +61,6 @@ prune_check(struct retention_args *a, bool keep_given)
         return cli_usage("prune", "give at least one --keep-* rule above 0, "
                                   "or keep-* in livebackup.conf (the latest "
                                   "backup of each set is always kept)");
-    if (a->name && !proto_name_valid(a->name, strlen(a->name)))
-        return cli_usage("prune", "invalid --name '%s'", a->name);
     return 0;
 }
 

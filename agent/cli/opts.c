@@ -137,6 +137,35 @@ cli_kv_terminal_copy(const struct proto_kv *in, struct proto_kv *out)
     cli_kv_for_terminal(out);
 }
 
+/* An option whose value is a set's name (its argument NAME in the
+ * command's table: --name of list, show, restore-image, ...; NEWNAME,
+ * restore's new domain, names files too) takes a valid one, checked here
+ * for every command: an empty one is no filter on the wire. */
+static bool
+name_arg_ok(const struct cli_getopt *g, int c, const char *arg)
+{
+    for (const struct lb_help_opt *o = g->cmd->opts; o && o->name; o++)
+        if ((o->val ? o->val : o->letter) == c) {
+            if (!o->arg ||
+                (strcmp(o->arg, "NAME") != 0 && strcmp(o->arg, "NEWNAME") != 0))
+                return true;
+            return cli_name_ok(g->cmd->name, o->name, arg);
+        }
+    return true;
+}
+
+bool
+cli_name_ok(const char *cmd, const char *opt, const char *name)
+{
+    if (agent_name_check(name) == 0)
+        return true;
+    if (opt)
+        cli_usage(cmd, "--%s: %s", opt, lb_error_msg());
+    else
+        cli_usage(cmd, "%s", lb_error_msg());
+    return false;
+}
+
 int
 cli_getopt_next(struct cli_getopt *g, int argc, char **argv)
 {
@@ -147,7 +176,7 @@ cli_getopt_next(struct cli_getopt *g, int argc, char **argv)
         if (k < 0)
             return CLI_OPT_ERROR;
         if (k == 0)
-            return c;
+            return name_arg_ok(g, c, optarg) ? c : CLI_OPT_ERROR;
     }
     return -1;
 }

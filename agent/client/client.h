@@ -204,8 +204,15 @@ uint64_t agent_repo_bytes_in(const struct agent_repo *r);
  */
 typedef int (*agent_entry_fn)(void *opaque, struct proto_kv *e);
 
-/* LIST: the backups of name (every backup if NULL), oldest first (commit
- * order), one listing entry each: id, name, time, kind, size, ... */
+/* 0 if name is a valid set or domain name (proto_name_valid), else -1
+ * with an error that quotes it (made safe for a terminal) and says the
+ * rule. An empty name is no filter: a script's `--name "$VM"` with VM
+ * unset must not pick the latest backup of any set. */
+int agent_name_check(const char *name);
+
+/* LIST: the backups of name (every backup if NULL; an invalid name,
+ * empty too, fails: agent_name_check), oldest first (commit order), one
+ * listing entry each: id, name, time, kind, size, ... */
 int agent_repo_list_each(struct agent_repo *r, const char *name,
                          agent_entry_fn fn, void *opaque);
 

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/vfs.h>
 
@@ -116,9 +117,28 @@ list_read(struct agent_repo *r, agent_entry_fn fn, void *opaque)
 }
 
 int
+agent_name_check(const char *name)
+{
+    char *safe;
+
+    if (proto_name_valid(name, strlen(name)))
+        return 0;
+    safe = lb_term_line(name);
+    lb_fail(EINVAL,
+            "invalid name '%s': a name is 1 to 200 bytes, with no '/' and "
+            "no control character, and not '.' or '..'",
+            safe);
+    free(safe);
+    return -1;
+}
+
+int
 agent_repo_list_each(struct agent_repo *r, const char *name, agent_entry_fn fn,
                      void *opaque)
 {
+    /* On the wire an empty name lists every set. */
+    if (name && agent_name_check(name) < 0)
+        return -1;
     proto_enc_str(&r->out, PROTO_T_LIST, name ? name : "");
     return list_read(r, fn, opaque);
 }

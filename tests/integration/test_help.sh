@@ -83,6 +83,40 @@ usage_err "unknown command 'nope'" nope
 usage_err "unrecognized option '--window-size'" list --repo "$T/r" --window-size 4M
 ok "usage errors name what is missing or wrong and exit 2"
 
+# A name that is no set's or domain's (empty, with '/' or a control
+# character, '.' or '..', longer than 200 bytes) is a usage error of
+# every command that takes one, before the repository is asked: on the
+# wire an empty name lists every set, and a script's --name "$VM" with VM
+# unset picked the latest backup of any set. The name is quoted made safe
+# for a terminal.
+run_ok livebackup init --repo "$T/n" --encryption none
+mkimage "$T/n.qcow2" qcow2 8
+run_ok livebackup backup-image --repo "$T/n" --name n1 --disk vda="$T/n.qcow2"
+bad="invalid name '': a name is 1 to 200 bytes, with no '/' and no control character"
+usage_err "livebackup list: --name: $bad" list --repo "$T/n" --name ""
+usage_err "livebackup show: --name: $bad" show --repo "$T/n" --name "" --backup latest
+usage_err "--name: $bad" restore-image --repo "$T/n" --name "" --disk vda --to "$T/n.raw"
+[[ ! -e $T/n.raw ]] || fail "restore-image --name '' wrote $T/n.raw"
+usage_err "--name: $bad" map --repo "$T/n" --name "" --disk vda --socket "$T/n.sock"
+usage_err "--name: $bad" mount --repo "$T/n" --name "" "$T/nm"
+usage_err "--name: $bad" prune --repo "$T/n" --name "" --keep-last 1
+usage_err "--name: $bad" backup-image --repo "$T/n" --name "" --disk vda="$T/n.qcow2"
+usage_err "livebackup restore: $bad" restore "" --repo "$T/n" --to "$T/nr"
+usage_err "livebackup restore: --name: $bad" restore n1 --repo "$T/n" --name "" --to "$T/nr"
+[[ ! -e $T/nr ]] || fail "a restore with an invalid name wrote $T/nr"
+usage_err "livebackup backup: $bad" backup "" --repo "$T/n"
+usage_err "livebackup status: $bad" status ""
+usage_err "invalid name 'a/b'" list --repo "$T/n" --name a/b
+usage_err "invalid name '..'" list --repo "$T/n" --name ..
+usage_err "invalid name 'ab\x1b[31mred'" list --repo "$T/n" --name $'ab\e[31mred'
+! grep -q $'\e' "$T/err" || fail "the name's escape reached the terminal raw"
+long=$(printf 'a%.0s' {1..200})
+usage_err "invalid name '${long}b'" list --repo "$T/n" --name "${long}b"
+run_ok livebackup list --repo "$T/n" --name "$long"
+run_ok livebackup list --repo "$T/n" --name n1 --json
+[[ $(grep -c '"event":"backup"' "$T/out") -eq 1 ]] || fail "list --name n1: $(cat "$T/out")"
+ok "an invalid name is a usage error of every command that takes one, quoted safely"
+
 # backupd
 backupd help >"$T/bh" || fail "backupd help"
 for c in serve listen; do
