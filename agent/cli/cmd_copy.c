@@ -165,6 +165,10 @@ parse_copy(int argc, char **argv, struct copy_args *a)
         cli_missing("copy", !a->from ? "--from SRC" : "--to DST");
         return 2;
     }
+    if (!*a->from || !*a->to)
+        return cli_usage("copy",
+                         "%s is empty: give the repository's path or URL",
+                         !*a->from ? "--from" : "--to");
     if (strcmp(a->from, a->to) == 0 || same_repo(a->from, a->to))
         return cli_usage("copy", "--from and --to are the same repository");
     return 0;

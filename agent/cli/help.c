@@ -488,9 +488,16 @@ cli_need_repo(const char *cmd, const char *repo)
 {
     const char *r = cli_config_repo(repo);
 
-    if (!r)
-        cli_usage(cmd, "--repo is required (or set LIVEBACKUP_REPO, or repo "
-                       "in livebackup.conf)");
+    if (!r || !*r) {
+        /* an empty one is a script's --repo "$REPO" with REPO unset */
+        if (r)
+            cli_usage(cmd,
+                      "--repo is empty: give the repository's path or URL");
+        else
+            cli_usage(cmd, "--repo is required (or set LIVEBACKUP_REPO, or "
+                           "repo in livebackup.conf)");
+        r = NULL;
+    }
     /* A local path, absolute: map's nbdkit and mount's FUSE process work
      * from /, and an instant restore's journal keeps it for recover. */
     else if (*r && strncmp(r, "ssh://", 6) != 0 && strncmp(r, "rados:", 6) != 0)

@@ -117,6 +117,14 @@ run_ok livebackup list --repo "$T/n" --name n1 --json
 [[ $(grep -c '"event":"backup"' "$T/out") -eq 1 ]] || fail "list --name n1: $(cat "$T/out")"
 ok "an invalid name is a usage error of every command that takes one, quoted safely"
 
+# An empty repository (--repo "$REPO" with REPO unset) is no repository.
+usage_err "livebackup list: --repo is empty: give the repository's path or URL" list --repo ""
+usage_err "livebackup init: --repo is empty" init --repo ""
+usage_err "livebackup copy: --from is empty" copy --from "" --to "$T/n"
+usage_err "livebackup copy: --to is empty" copy --from "$T/n" --to ""
+LIVEBACKUP_REPO='' usage_err "livebackup list: --repo is required" list
+ok "an empty --repo, --from or --to is a usage error"
+
 # backupd
 backupd help >"$T/bh" || fail "backupd help"
 for c in serve listen; do
