@@ -30,14 +30,21 @@
 static int
 parse_count(const char *s, unsigned *out)
 {
-    char *end;
-    unsigned long v;
+    long v;
 
-    if (!*s || *s == '-')
+    if (lb_parse_long(s, 1, 100000, &v) < 0)
         return -1;
-    errno = 0;
-    v = strtoul(s, &end, 10);
-    if (errno || *end || v < 1 || v > 100000)
+    *out = (unsigned)v;
+    return 0;
+}
+
+/* A number of threads, 0 (one per CPU) to 1024; -1 if malformed. */
+static int
+parse_workers(const char *s, unsigned *out)
+{
+    long v;
+
+    if (lb_parse_long(s, 0, 1024, &v) < 0)
         return -1;
     *out = (unsigned)v;
     return 0;
@@ -47,14 +54,9 @@ parse_count(const char *s, unsigned *out)
 static int
 parse_seconds(const char *s, unsigned *out)
 {
-    char *end;
-    unsigned long v;
+    long v;
 
-    if (!*s || *s == '-')
-        return -1;
-    errno = 0;
-    v = strtoul(s, &end, 10);
-    if (errno || *end || v > 86400)
+    if (lb_parse_long(s, 0, 86400, &v) < 0)
         return -1;
     *out = (unsigned)v;
     return 0;
@@ -308,10 +310,22 @@ one_opt(int c, struct cmdline *cl)
         cl->o.trusted = true;
         return 0;
     case 'l':
-        cl->o.lock_wait = (unsigned)strtoul(optarg, NULL, 10);
+        if (parse_seconds(optarg, &cl->o.lock_wait) < 0) {
+            fprintf(stderr,
+                    "backupd: --lock-wait %s: a number of seconds from "
+                    "0 to 86400\n",
+                    optarg);
+            return 2;
+        }
         return 0;
     case 'w':
-        cl->o.workers = (unsigned)strtoul(optarg, NULL, 10);
+        if (parse_workers(optarg, &cl->o.workers) < 0) {
+            fprintf(stderr,
+                    "backupd: --workers %s: a count from 1 to 1024 (0: "
+                    "one per CPU)\n",
+                    optarg);
+            return 2;
+        }
         return 0;
     case 's':
         cl->sock = optarg;

@@ -274,6 +274,12 @@ pid_t lb_proc_running(long pid, const char *comm);
 /* Parse "20M", "1.5G", "4096", "512k" (binary multiples). -1 on error. */
 int lb_parse_size(const char *s, uint64_t *out);
 
+/* All of s as a decimal integer from lo to hi: digits, '-' first only for
+ * a negative number (no '+', blanks, other bytes, or nothing). 0, or -1
+ * (errno EINVAL) with *out untouched: an option's "10s", "-1" or "" is
+ * refused, never read as 10, a huge number or 0. */
+int lb_parse_long(const char *s, long lo, long hi, long *out);
+
 /* ISO 8601 UTC "2026-11-23T11:46:00Z"; buf of at least 21 bytes. A time
  * that does not fit that form (after year 9999) is written "@UNIX". */
 char *lb_format_time(char *buf, size_t len, int64_t t);

@@ -608,6 +608,28 @@ lb_parse_size(const char *s, uint64_t *out)
     return 0;
 }
 
+int
+lb_parse_long(const char *s, long lo, long hi, long *out)
+{
+    const char *d = s && *s == '-' ? s + 1 : s;
+    char *end;
+    long v;
+
+    /* strtol itself takes blanks and a '+' first */
+    if (!d || *d < '0' || *d > '9') {
+        errno = EINVAL;
+        return -1;
+    }
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno || *end || v < lo || v > hi) {
+        errno = EINVAL;
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 char *
 lb_format_time(char *buf, size_t len, int64_t t)
 {

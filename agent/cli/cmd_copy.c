@@ -24,8 +24,7 @@ struct copy_args {
 static int
 copy_opt(int c, struct copy_args *a)
 {
-    char *end = NULL;
-    unsigned long v;
+    long v;
 
     switch (c) {
     case 'f':
@@ -49,8 +48,7 @@ copy_opt(int c, struct copy_args *a)
         a->ids[a->q.nids++] = optarg;
         return 0;
     case 'l':
-        v = strtoul(optarg, &end, 10);
-        if (!*optarg || *end || optarg[0] == '-' || v == 0 || v > 1000000) {
+        if (lb_parse_long(optarg, 1, 1000000, &v) < 0) {
             fprintf(stderr, "livebackup copy: --last %s: a count from 1\n",
                     optarg);
             return -1;

@@ -43,6 +43,7 @@ parse_dom_args(int argc, char **argv, const char *cmd, bool need_repo,
 {
     struct cli_getopt g;
     int c;
+    long v;
 
     memset(a, 0, sizeof *a);
     a->jobs = 1;
@@ -91,11 +92,14 @@ parse_dom_args(int argc, char **argv, const char *cmd, bool need_repo,
             }
             break;
         case 't':
-            a->o.freeze_timeout = (unsigned)strtoul(optarg, NULL, 10);
-            if (a->o.freeze_timeout == 0) {
-                fprintf(stderr, "livebackup: --freeze-timeout SECONDS (> 0)\n");
+            if (lb_parse_long(optarg, 1, 3600, &v) < 0) {
+                fprintf(stderr,
+                        "livebackup: --freeze-timeout %s: a number of "
+                        "seconds from 1 to 3600\n",
+                        optarg);
                 return 2;
             }
+            a->o.freeze_timeout = (unsigned)v;
             break;
         case 'o':
             a->o.overlay_dir = cli_abs_path(optarg);
@@ -107,11 +111,12 @@ parse_dom_args(int argc, char **argv, const char *cmd, bool need_repo,
             a->all = true;
             break;
         case 'j':
-            a->jobs = (unsigned)strtoul(optarg, NULL, 10);
-            if (a->jobs == 0 || a->jobs > 64) {
-                fprintf(stderr, "livebackup: -j N: 1 to 64 domains at once\n");
+            if (lb_parse_long(optarg, 1, 64, &v) < 0) {
+                fprintf(stderr, "livebackup: -j %s: 1 to 64 domains at once\n",
+                        optarg);
                 return 2;
             }
+            a->jobs = (unsigned)v;
             break;
         case 'B':
             a->o.background_commit = true;
@@ -123,11 +128,14 @@ parse_dom_args(int argc, char **argv, const char *cmd, bool need_repo,
             a->notify.metrics_file = optarg;
             break;
         case 'E':
-            a->o.full_every = (unsigned)strtoul(optarg, NULL, 10);
-            if (a->o.full_every == 0) {
-                fprintf(stderr, "livebackup: --full-every N (N >= 1)\n");
+            if (lb_parse_long(optarg, 1, 100000, &v) < 0) {
+                fprintf(stderr,
+                        "livebackup: --full-every %s: a count from 1 "
+                        "to 100000\n",
+                        optarg);
                 return 2;
             }
+            a->o.full_every = (unsigned)v;
             break;
         case 'h':
             free_args(a);

@@ -9,7 +9,6 @@
 #include "agent/cli/cli.h"
 #include "agent/client/client.h"
 
-#include <errno.h>
 #include <getopt.h>
 #include <string.h>
 
@@ -24,18 +23,15 @@ struct retention_args {
 static int
 parse_keep(const char *opt, const char *arg, uint64_t *out)
 {
-    char *end = NULL;
-    unsigned long long v;
+    long v;
 
-    errno = 0;
-    v = strtoull(arg, &end, 10);
-    if (errno || end == arg || *end || arg[0] == '-' || v > MAX_KEEP) {
+    if (lb_parse_long(arg, 0, MAX_KEEP, &v) < 0) {
         fprintf(stderr,
                 "livebackup: --keep-%s %s: expected a count from 0 to %d\n",
                 opt, arg, MAX_KEEP);
         return -1;
     }
-    *out = v;
+    *out = (uint64_t)v;
     return 0;
 }
 

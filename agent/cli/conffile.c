@@ -12,7 +12,6 @@
  */
 #include "agent/cli/cli.h"
 
-#include <errno.h>
 #include <string.h>
 
 #define CONF_MAX_KEEP 1000000
@@ -43,14 +42,9 @@ cli_conf_name(enum cli_conf_key k)
 static bool
 conf_int(const char *s, long lo, long hi)
 {
-    char *end;
     long v;
 
-    if (!*s || *s == '+' || *s == ' ')
-        return false;
-    errno = 0;
-    v = strtol(s, &end, 10);
-    return !errno && !*end && v >= lo && v <= hi;
+    return lb_parse_long(s, lo, hi, &v) == 0;
 }
 
 int

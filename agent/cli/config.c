@@ -142,9 +142,8 @@ cli_config_load(void)
     /* Deltas per window before it is compacted or sent whole (a knob for
      * tests and measurements, not a setting). */
     if ((v = getenv("LIVEBACKUP_MAX_STACK")) && *v) {
-        char *end;
-        unsigned long n = strtoul(v, &end, 10);
-        if (*end || n < 1 || n > PROTO_MAX_STACK - 1) {
+        long n;
+        if (lb_parse_long(v, 1, PROTO_MAX_STACK - 1, &n) < 0) {
             fprintf(stderr,
                     "livebackup: environment (LIVEBACKUP_MAX_STACK): not a "
                     "number from 1 to %u\n",

@@ -30,8 +30,8 @@ const struct lb_help_opt cli_common_opts[] = {
      "zstd level, -5 to 19 (default 1; or LIVEBACKUP_COMPRESS_LEVEL, or "
      "compress-level in livebackup.conf)."},
     {"lock-wait", 0, 1005, "SECONDS",
-     "Wait up to SECONDS for a repository another command holds, instead of "
-     "failing at once."},
+     "Wait up to SECONDS (at most 86400) for a repository another command "
+     "holds, instead of failing at once."},
     {"progress", 0, 1006, NULL, "Show a progress line on stderr."},
     {"no-progress", 0, 1007, NULL,
      "No progress line (the default when stderr is not a terminal)."},
@@ -107,7 +107,7 @@ static const struct lb_help_opt backup_opts[] = {
      "qemu-guest-agent and fails without it; crash backs up without "
      "freezing."},
     {"freeze-timeout", 0, 't', "SECONDS",
-     "How long the guest agent may take to freeze (default 10)."},
+     "How long the guest agent may take to freeze (1 to 3600; default 10)."},
     {"overlay-dir", 0, 'o', "DIR",
      "Create the tracking overlays in DIR instead of beside each image."},
     OPT_STATE_DIR('s'),

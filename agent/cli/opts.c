@@ -39,6 +39,8 @@ cli_set_state_dir(const char *dir)
 int
 agent_common_opt(int opt, const char *arg)
 {
+    long v;
+
     switch (opt) {
     case 1000:
         agent_opts.json = true;
@@ -64,15 +66,25 @@ agent_common_opt(int opt, const char *arg)
         cli_config_note(CLI_CONF_BWLIMIT, arg);
         return 1;
     case 1004:
-        agent_opts.zlevel = atoi(arg);
-        if (agent_opts.zlevel < -5 || agent_opts.zlevel > 19) {
-            fprintf(stderr, "livebackup: --compress-level must be -5..19\n");
+        if (lb_parse_long(arg, -5, 19, &v) < 0) {
+            fprintf(stderr,
+                    "livebackup: --compress-level %s: a level from -5 "
+                    "to 19\n",
+                    arg);
             return -1;
         }
+        agent_opts.zlevel = (int)v;
         cli_config_note(CLI_CONF_COMPRESS_LEVEL, arg);
         return 1;
     case 1005:
-        agent_opts.lock_wait = (unsigned)strtoul(arg, NULL, 10);
+        if (lb_parse_long(arg, 0, 86400, &v) < 0) {
+            fprintf(stderr,
+                    "livebackup: --lock-wait %s: a number of seconds "
+                    "from 0 to 86400\n",
+                    arg);
+            return -1;
+        }
+        agent_opts.lock_wait = (unsigned)v;
         return 1;
     case 1006:
         agent_opts.progress = !agent_opts.json;
@@ -81,7 +93,14 @@ agent_common_opt(int opt, const char *arg)
         agent_opts.progress = false;
         return 1;
     case 1008:
-        agent_opts.threads = (unsigned)strtoul(arg, NULL, 10);
+        if (lb_parse_long(arg, 0, 1024, &v) < 0) {
+            fprintf(stderr,
+                    "livebackup: --threads %s: a count from 1 to 1024 "
+                    "(0: one per CPU)\n",
+                    arg);
+            return -1;
+        }
+        agent_opts.threads = (unsigned)v;
         return 1;
     case 1009:
         agent_opts.passphrase_file = arg;

@@ -125,6 +125,28 @@ usage_err "livebackup copy: --to is empty" copy --from "$T/n" --to ""
 LIVEBACKUP_REPO='' usage_err "livebackup list: --repo is required" list
 ok "an empty --repo, --from or --to is a usage error"
 
+# A number is all digits and in its range: "5s", "-1", " 1", "2x" were
+# read as 5, a huge number (--freeze-timeout -1: the agent's call never
+# timed out), 1 and 2.
+usage_err "--lock-wait 5s: a number of seconds from 0 to 86400" list --repo "$T/n" --lock-wait 5s
+usage_err "--lock-wait -1: a number of seconds from 0 to 86400" list --repo "$T/n" --lock-wait -1
+usage_err "--threads abc: a count from 1 to 1024" list --repo "$T/n" --threads abc
+usage_err "--compress-level 3x: a level from -5 to 19" list --repo "$T/n" --compress-level 3x
+usage_err "--freeze-timeout -1: a number of seconds from 1 to 3600" backup d1 --repo "$T/n" --freeze-timeout -1
+usage_err "--full-every 2x: a count from 1 to 100000" backup d1 --repo "$T/n" --full-every 2x
+usage_err "-j 65: 1 to 64 domains at once" backup --all --repo "$T/n" -j 65
+usage_err "--keep-last  1: expected a count from 0" prune --repo "$T/n" --keep-last " 1"
+usage_err "--last 1.5: a count from 1" copy --from "$T/n" --to "$T/n2" --last 1.5
+run_ok livebackup list --repo "$T/n" --lock-wait 0 --threads 2 --compress-level -5
+for o in "--workers -1" "--lock-wait 1e3" "--idle-timeout +5"; do
+    rc=0
+    # shellcheck disable=SC2086 # the option and its value
+    backupd serve --repo "$T/n" $o </dev/null >"$T/out" 2>"$T/err" || rc=$?
+    [[ $rc -eq 2 ]] && grep -qF -- "backupd: $o:" "$T/err" ||
+        fail "backupd serve $o: exit $rc: $(cat "$T/err")"
+done
+ok "a number that is not all digits, or out of its range, is a usage error"
+
 # backupd
 backupd help >"$T/bh" || fail "backupd help"
 for c in serve listen; do

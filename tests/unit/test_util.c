@@ -6,7 +6,65 @@
 #include "common/common.h"
 
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <limits.h>
 #include <string.h>
+
+/* ---- lb_parse_long ------------------------------------------------------- */
+
+Test(parse_long, takes_whole_decimal_numbers_in_range)
+{
+    static const struct {
+        const char *s;
+        long lo, hi, v;
+    } ok[] = {
+        {"0", 0, 10, 0},
+        {"10", 0, 10, 10},
+        {"-5", -5, 19, -5},
+        {"007", 0, 10, 7},
+        {"-0", 0, 0, 0},
+        {"86400", 0, 86400, 86400},
+        {"9223372036854775807", 0, LONG_MAX, LONG_MAX},
+    };
+    static const struct {
+        const char *s;
+        long lo, hi;
+    } bad[] = {
+        {"", 0, 10},
+        {"-", -10, 10},
+        {"10s", 0, 100},
+        {"1 ", 0, 10},
+        {" 1", 0, 10},
+        {"+1", 0, 10},
+        {"--1", -10, 10},
+        {"-1", 0, 10},
+        {"11", 0, 10},
+        {"-6", -5, 19},
+        {"0x10", 0, 100},
+        {"1e3", 0, 5000},
+        {"abc", 0, 10},
+        {"1.0", 0, 10},
+        {"9223372036854775808", 0, LONG_MAX},
+        {"-9223372036854775809", LONG_MIN, 0},
+        {"18446744073709551615", 0, LONG_MAX},
+    };
+
+    for (size_t i = 0; i < LB_ARRAY_SIZE(ok); i++) {
+        long v = 12345;
+        cr_assert_eq(lb_parse_long(ok[i].s, ok[i].lo, ok[i].hi, &v), 0,
+                     "'%s' rejected", ok[i].s);
+        cr_assert_eq(v, ok[i].v, "'%s' -> %ld", ok[i].s, v);
+    }
+    for (size_t i = 0; i < LB_ARRAY_SIZE(bad); i++) {
+        long v = 12345;
+        errno = 0;
+        cr_assert_eq(lb_parse_long(bad[i].s, bad[i].lo, bad[i].hi, &v), -1,
+                     "'%s' accepted", bad[i].s);
+        cr_assert_eq(errno, EINVAL, "'%s': errno %d", bad[i].s, errno);
+        cr_assert_eq(v, 12345, "'%s' changed the output", bad[i].s);
+    }
+    cr_assert_eq(lb_parse_long(NULL, 0, 1, &(long){0}), -1);
+}
 
 /* ---- lb_parse_size ------------------------------------------------------- */
 
