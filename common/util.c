@@ -666,12 +666,24 @@ lb_parse_time(const char *s, int64_t *out)
     }
     for (size_t i = 0; i < LB_ARRAY_SIZE(fmts); i++) {
         const char *end;
+        struct tm want;
+        time_t t;
+
         memset(&tm, 0, sizeof tm);
         end = strptime(s, fmts[i], &tm);
-        if (end && *end == '\0') {
-            *out = (int64_t)timegm(&tm);
-            return 0;
-        }
+        if (!end || *end != '\0')
+            continue;
+        /* strptime takes a day 1-31 in any month and an hour's 60th
+         * second: timegm would make 2026-02-30 March 2nd (it normalizes
+         * tm in place). A time is one the calendar has, or refused. */
+        want = tm;
+        t = timegm(&tm);
+        if (tm.tm_year != want.tm_year || tm.tm_mon != want.tm_mon ||
+            tm.tm_mday != want.tm_mday || tm.tm_hour != want.tm_hour ||
+            tm.tm_min != want.tm_min || tm.tm_sec != want.tm_sec)
+            return -1;
+        *out = (int64_t)t;
+        return 0;
     }
     return -1;
 }
