@@ -32,6 +32,33 @@ create_partial(const struct agent_sink *k, const char *dir)
     return lb_error(errno, "cannot restore to %s: create %s", k->dst, k->tmp);
 }
 
+/* The image is written beside out and renamed onto it when complete:
+ * onto a directory that fails once everything was written, and onto a
+ * block device's name (--force) it would put a file in /dev where the
+ * device was, in memory, while the disk itself is never written. Said
+ * before anything is read. */
+static int
+not_a_file(const char *out, const struct stat *sb)
+{
+    if (S_ISDIR(sb->st_mode)) {
+        lb_fail(EISDIR, "%s is a directory", out);
+        lb_error_hint("--to names the image file to write, e.g. %s/vda.raw",
+                      out);
+    } else if (S_ISBLK(sb->st_mode)) {
+        lb_fail(ENOTSUP, "%s is a block device: a restore writes an image file",
+                out);
+        lb_error_hint("restore to a file, then write it onto the device: "
+                      "qemu-img convert -n -O raw FILE %s",
+                      out);
+    } else {
+        lb_fail(ENOTSUP,
+                "%s is not a regular file: a restore writes an image "
+                "file there",
+                out);
+    }
+    return -1;
+}
+
 int
 agent_sink_open(struct agent_sink *k, const char *out, enum agent_format fmt,
                 uint64_t size, bool force)
@@ -44,6 +71,8 @@ agent_sink_open(struct agent_sink *k, const char *out, enum agent_format fmt,
     memset(k, 0, sizeof *k);
     k->fd = -1;
     k->fmt = fmt;
+    if (stat(out, &sb) == 0 && !S_ISREG(sb.st_mode))
+        return not_a_file(out, &sb);
     if (stat(out, &sb) == 0 && !force) {
         lb_fail(EEXIST, "%s already exists", out);
         lb_error_hint("choose another path, or replace it with --force");

@@ -115,6 +115,21 @@ run_ok livebackup restore-image --repo "$R" --name x --disk vda \
     --to "$T/exists.raw" --force
 same_image "$T/exists.raw" raw "$T/a.qcow2" qcow2
 ok "--force replaces an existing file"
+# Something other than a file at --to, even with --force: refused before
+# anything is read (a directory failed the rename at the end; a block
+# device's node was replaced by a file, the device never written).
+mkdir "$T/adir"
+expect_fail "$T/adir is a directory.*--to names the image file to write, e.g. $T/adir/vda.raw" \
+    livebackup restore-image --repo "$R" --name x --disk vda --to "$T/adir" --force
+mknod "$T/ablk" b 7 250
+expect_fail "$T/ablk is a block device: a restore writes an image file.*qemu-img convert -n -O raw FILE $T/ablk" \
+    livebackup restore-image --repo "$R" --name x --disk vda --to "$T/ablk" --force
+[[ -b $T/ablk ]] || fail "the block device's node was replaced"
+mkfifo "$T/afifo"
+expect_fail "$T/afifo is not a regular file" \
+    livebackup restore-image --repo "$R" --name x --disk vda --to "$T/afifo" --force
+[[ -z $(ls -A "$T/adir") ]] || fail "a restore wrote into $T/adir: $(ls -A "$T/adir")"
+ok "a directory, a block device or a fifo at --to is refused, with --force too"
 # A destination whose directory is missing: the error names the path asked
 # for and the missing directory (not only the partial file's name).
 for f in raw qcow2; do
