@@ -36,6 +36,17 @@ cli_set_state_dir(const char *dir)
     setenv("LIVEBACKUP_STATE_DIR", cli_abs_path(dir), 1);
 }
 
+/* An empty --rsh ran "--" as the remote shell; an empty --remote-backupd
+ * said backupd was not installed. */
+static bool
+empty_arg(const char *opt, const char *arg, const char *what)
+{
+    if (*arg)
+        return false;
+    fprintf(stderr, "livebackup: --%s is empty: give %s\n", opt, what);
+    return true;
+}
+
 int
 agent_common_opt(int opt, const char *arg)
 {
@@ -47,10 +58,14 @@ agent_common_opt(int opt, const char *arg)
         agent_opts.progress = false;
         return 1;
     case 1001:
+        if (empty_arg("rsh", arg, "the remote shell's command (default ssh)"))
+            return -1;
         agent_opts.rsh = arg;
         cli_config_note(CLI_CONF_RSH, arg);
         return 1;
     case 1002:
+        if (empty_arg("remote-backupd", arg, "backupd's path on the server"))
+            return -1;
         agent_opts.remote_backupd = arg;
         cli_config_note(CLI_CONF_REMOTE_BACKUPD, arg);
         return 1;

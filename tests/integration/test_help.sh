@@ -123,7 +123,9 @@ usage_err "livebackup init: --repo is empty" init --repo ""
 usage_err "livebackup copy: --from is empty" copy --from "" --to "$T/n"
 usage_err "livebackup copy: --to is empty" copy --from "$T/n" --to ""
 LIVEBACKUP_REPO='' usage_err "livebackup list: --repo is required" list
-ok "an empty --repo, --from or --to is a usage error"
+usage_err "livebackup: --rsh is empty: give the remote shell's command" list --repo "$T/n" --rsh ""
+usage_err "livebackup: --remote-backupd is empty: give backupd's path" list --repo "$T/n" --remote-backupd ""
+ok "an empty --repo, --from, --to, --rsh or --remote-backupd is a usage error"
 
 # A number is all digits and in its range: "5s", "-1", " 1", "2x" were
 # read as 5, a huge number (--freeze-timeout -1: the agent's call never
