@@ -361,11 +361,14 @@ listen_cmd(struct cmdline *cl)
 {
     int rc;
 
-    if (!cl->repo || !cl->sock) {
+    if (!cl->repo || !*cl->repo || !cl->sock || !*cl->sock) {
+        /* (an empty one failed in the log, where a daemon logs) */
+        bool repo = !cl->repo || !*cl->repo;
         fprintf(stderr,
-                "backupd listen: %s is required\nTry 'backupd listen "
+                "backupd listen: %s is %s\nTry 'backupd listen "
                 "--help' for its options.\n",
-                cl->repo ? "--socket PATH" : "--repo PATH");
+                repo ? "--repo PATH" : "--socket PATH",
+                (repo ? cl->repo : cl->sock) ? "empty" : "required");
         return 2;
     }
     if (cl->o.trusted) {

@@ -166,4 +166,14 @@ rc=0
 backupd listen --repo "$T/r" >"$T/out" 2>"$T/err" || rc=$?
 [[ $rc -eq 2 ]] && grep -q -- "--socket PATH is required" "$T/err" ||
     fail "backupd listen without --socket: exit $rc, $(cat "$T/err")"
+for o in "--socket" "--repo"; do
+    rc=0
+    if [[ $o == --socket ]]; then
+        timeout 30 backupd listen --repo "$T/r" --socket "" >"$T/out" 2>"$T/err" || rc=$?
+    else
+        timeout 30 backupd listen --repo "" --socket "$T/s" >"$T/out" 2>"$T/err" || rc=$?
+    fi
+    [[ $rc -eq 2 ]] && grep -q -- "$o PATH is empty" "$T/err" ||
+        fail "backupd listen $o '': exit $rc, $(cat "$T/err")"
+done
 ok "backupd help, serve --help, listen --help; a usage error names what is missing"
