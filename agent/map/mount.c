@@ -728,11 +728,21 @@ map_mount(const struct map_mount_opts *o)
     pthread_t th;
     bool th_started = false;
     int ret = -1, bg;
+    struct stat sb;
 
     M.o = *o;
     M.now = time(NULL);
     if (!realpath(o->dir, M.dir))
         return lb_error(errno, "%s", o->dir);
+    /* FUSE mounts over a file too: the file then reads as I/O errors
+     * until umount, and nothing of the tree shows */
+    if (stat(M.dir, &sb) < 0)
+        return lb_error(errno, "%s", o->dir);
+    if (!S_ISDIR(sb.st_mode)) {
+        lb_fail(ENOTDIR, "%s is not a directory", o->dir);
+        lb_error_hint("mount shows the backups in a directory: mkdir one");
+        return -1;
+    }
     M.o.dir = M.dir;
     /* in the background before the repository's sessions start */
     if (!o->foreground && (bg = background(&ret)) != 0)

@@ -38,7 +38,11 @@ M=$T/mnt
 mkdir -p "$M"
 lb_watch_log "$T/mount.err"
 # unmount_all: what a failed test leaves mounted goes (deepest first)
-unmount_all() { livebackup umount "$M" >/dev/null 2>&1 || true; }
+unmount_all() {
+    livebackup umount "$M" >/dev/null 2>&1 || true
+    # (a build that mounted over the file: its umount may not find it)
+    livebackup umount "$T/afile" >/dev/null 2>&1 || umount "$T/afile" 2>/dev/null || true
+}
 trap 'rc=$?; unmount_all; lb_cleanup "$rc"' EXIT
 
 run_ok livebackup mount --repo "$R" "$M"
@@ -173,3 +177,10 @@ rm -r "${T:?}/$sp"
 ok "mount --fs and umount at a mount point of 1,250 spaces (5,000 bytes in mountinfo)"
 expect_fail "no backups of nosuch" livebackup mount --repo "$R" --name nosuch "$M"
 ! grep -q " $M" /proc/self/mountinfo || fail "a failed mount left a mount"
+# A file as the mount point: FUSE mounted over it (the file then read as
+# I/O errors until umount) and mount said nothing.
+echo keep >"$T/afile"
+expect_fail "$T/afile is not a directory.*mkdir one" livebackup mount --repo "$R" "$T/afile"
+! grep -qF " $T/afile " /proc/self/mountinfo || fail "mount went over the file $T/afile"
+[[ $(cat "$T/afile") == keep ]] || fail "the file under the refused mount point reads $(cat "$T/afile")"
+ok "a file as the mount point is refused, nothing mounted over it"
