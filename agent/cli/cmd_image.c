@@ -386,7 +386,9 @@ cmd_restore_image(int argc, char **argv)
     /* Timed like a backup: from the open, not the ssh login. */
     if (agent_backup_open(a.repo, a.name, a.spec, &b) < 0 ||
         !agent_backup_disk(&b, a.disk) || agent_restore_check(&b, a.disk) < 0 ||
-        agent_restore_disk(&b, a.disk, a.to, a.fmt, a.force) < 0) {
+        agent_restore_disk(&b, a.disk, a.to, a.fmt,
+                           AGENT_RESTORE_DEVICE |
+                               (a.force ? AGENT_RESTORE_FORCE : 0)) < 0) {
         agent_fail();
         agent_backup_close(&b);
         return 1;

@@ -276,9 +276,11 @@ static const struct lb_help_opt restore_image_opts[] = {
     {"name", 0, 'n', "NAME", "The set."},
     OPT_BACKUP,
     {"disk", 0, 'd', "DISK", "The disk to restore."},
-    {"to", 0, 't', "FILE", "Where to write it."},
+    {"to", 0, 't', "FILE",
+     "Where to write it: a file, or a block device (raw, with --force)."},
     {"format", 0, 'f', "raw|qcow2", "The output format (default raw)."},
-    {"force", 0, 'F', NULL, "Replace FILE if it exists."},
+    {"force", 0, 'F', NULL,
+     "Replace FILE if it exists; write over the block device FILE is."},
     {0},
 };
 
@@ -412,7 +414,8 @@ const struct lb_help_cmd cli_commands[] = {
      "--name NAME [--backup ID|latest|TIME] --disk DISK --to FILE "
      "[options]",
      "Write one disk of a backup to FILE, sparse, through a temporary name "
-     "renamed at the end.",
+     "renamed at the end; or onto the block device FILE is (an LV), in "
+     "place, every byte of the disk, with --force.",
      restore_image_opts, true},
     {"delete", "delete a backup", "--backup ID [options]",
      "Delete one backup; gc reclaims its data.", delete_opts, true},

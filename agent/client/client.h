@@ -745,13 +745,23 @@ const char *agent_format_name(enum agent_format f);
  */
 int agent_restore_check(struct agent_backup *b, const char *disk);
 
+/* agent_restore_disk's flags */
+enum {
+    AGENT_RESTORE_FORCE = 1,  /* replace an existing file */
+    AGENT_RESTORE_DEVICE = 2, /* out_path may be a block device, written in
+                               * place (with AGENT_RESTORE_FORCE, raw): only
+                               * a path the user named, never one made
+                               * from theirs */
+};
+
 /*
  * Rebuild disk of b into out_path (written as out_path's temp sibling,
- * renamed at the end), sparse, in format fmt. force: replace an existing
- * file.
+ * renamed at the end), sparse, in format fmt; or onto the block device
+ * out_path is (AGENT_RESTORE_DEVICE), in place, its zeros written too.
  */
 int agent_restore_disk(struct agent_backup *b, const char *disk,
-                       const char *out_path, enum agent_format fmt, bool force);
+                       const char *out_path, enum agent_format fmt,
+                       unsigned flags);
 
 /*
  * Restore several disks of b: b->disks[i] goes to final[i] (skipped when

@@ -244,7 +244,8 @@ build_window(struct restore *x, struct rslot *s, uint8_t *plain,
     return 0;
 }
 
-/* Write the non-zero blocks of a built window; zero blocks stay holes. */
+/* Write the non-zero blocks of a built window; zero blocks stay holes
+ * (on a device, zeros). */
 static int
 write_window(struct restore *x, struct rslot *s)
 {
@@ -252,9 +253,12 @@ write_window(struct restore *x, struct rslot *s)
     const uint8_t *win = s->win;
 
     for (uint32_t b = 0; b < s->wl;) {
-        uint32_t e;
+        uint32_t e, z = b;
         while (b < s->wl && block_is_zero(win, b, s->wl))
             b += BLOCK;
+        b = LB_MIN(b, s->wl);
+        if (agent_sink_zero(&x->sink, base + z, b - z) < 0)
+            return -1;
         for (e = b; e < s->wl && !block_is_zero(win, e, s->wl); e += BLOCK)
             ;
         e = LB_MIN(e, s->wl);
@@ -411,14 +415,14 @@ worker(void *arg)
 
 int
 agent_restore_disk(struct agent_backup *b, const char *disk,
-                   const char *out_path, enum agent_format fmt, bool force)
+                   const char *out_path, enum agent_format fmt, unsigned flags)
 {
     struct agent_repo *r = b->r;
     struct restore x = {.r = r, .id = b->id, .disk = disk};
     struct proto_mf_reader *rd;
     struct proto_mf_disk d;
     unsigned n = agent_opts.threads ? agent_opts.threads : lb_ncpus();
-    uint64_t total = 0;
+    uint64_t total = 0, zoff = 0, zlen = 0;
     char what[96];
     int mfd = b->mfd, ret = -1;
 
@@ -434,7 +438,7 @@ agent_restore_disk(struct agent_backup *b, const char *disk,
         return lb_fail(EPROTO, "manifest window size differs from the "
                                "repository's");
     }
-    if (agent_sink_open(&x.sink, out_path, fmt, d.size, force) < 0) {
+    if (agent_sink_open(&x.sink, out_path, fmt, d.size, flags) < 0) {
         proto_mf_reader_free(rd);
         agent_sink_close(&x.sink, false);
         return -1;
@@ -457,19 +461,33 @@ agent_restore_disk(struct agent_backup *b, const char *disk,
         pthread_create(&x.rx, NULL, receiver, &x) != 0)
         abort();
 
-    for (uint64_t i = 0; i < d.nwindows; i++) {
-        struct proto_mf_window w;
+    for (uint64_t i = 0; i <= d.nwindows; i++) {
+        struct proto_mf_window w = {0};
         struct rslot *s = NULL;
         unsigned si = 0;
 
-        if (proto_mf_next_window(rd, &w) < 0) {
+        if (i < d.nwindows && proto_mf_next_window(rd, &w) < 0) {
             pthread_mutex_lock(&x.lock);
             r_fail(&x);
             pthread_mutex_unlock(&x.lock);
             break;
         }
-        if (w.depth == 0)
-            continue; /* a hole */
+        if (i < d.nwindows && w.depth == 0) {
+            /* a hole (on a device, zeros: a run of holes at once) */
+            if (zlen == 0)
+                zoff = i * d.window_size;
+            zlen += LB_MIN((uint64_t)d.window_size, d.size - i * d.window_size);
+            continue;
+        }
+        if (agent_sink_zero(&x.sink, zoff, zlen) < 0) {
+            pthread_mutex_lock(&x.lock);
+            r_fail(&x);
+            pthread_mutex_unlock(&x.lock);
+            break;
+        }
+        zlen = 0;
+        if (i == d.nwindows)
+            break;
         pthread_mutex_lock(&x.lock);
         for (;;) {
             for (si = 0; si < x.nslots; si++)
@@ -573,7 +591,8 @@ agent_restore_disks(struct agent_backup *b, char *const *final,
         const char *slash = strrchr(final[i], '/');
         tmp[i] = lb_xasprintf("%.*s/.%s.restoring", (int)(slash - final[i]),
                               final[i], slash + 1);
-        if (agent_restore_disk(b, b->disks[i].name, tmp[i], fmts[i], true) < 0)
+        if (agent_restore_disk(b, b->disks[i].name, tmp[i], fmts[i],
+                               AGENT_RESTORE_FORCE) < 0)
             goto out;
     }
     if (marker) {

@@ -7,11 +7,15 @@
 #include "agent/client/nbd_dl.h"
 #include "agent/client/run.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <linux/fs.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,9 +38,9 @@ create_partial(const struct agent_sink *k, const char *dir)
 
 /* The image is written beside out and renamed onto it when complete:
  * onto a directory that fails once everything was written, and onto a
- * block device's name (--force) it would put a file in /dev where the
- * device was, in memory, while the disk itself is never written. Said
- * before anything is read. */
+ * block device's name it would put a file in /dev where the device was,
+ * in memory, while the disk itself is never written. Said before anything
+ * is read. */
 static int
 not_a_file(const char *out, const struct stat *sb)
 {
@@ -45,11 +49,11 @@ not_a_file(const char *out, const struct stat *sb)
         lb_error_hint("--to names the image file to write, e.g. %s/vda.raw",
                       out);
     } else if (S_ISBLK(sb->st_mode)) {
-        lb_fail(ENOTSUP, "%s is a block device: a restore writes an image file",
+        lb_fail(ENOTSUP,
+                "%s is a block device: this restore writes image "
+                "files",
                 out);
-        lb_error_hint("restore to a file, then write it onto the device: "
-                      "qemu-img convert -n -O raw FILE %s",
-                      out);
+        lb_error_hint("restore-image --to %s writes a disk onto it", out);
     } else {
         lb_fail(ENOTSUP,
                 "%s is not a regular file: a restore writes an image "
@@ -59,9 +63,110 @@ not_a_file(const char *out, const struct stat *sb)
     return -1;
 }
 
+/* A process (not us) that has the device rdev open, 0 if none: QEMU
+ * running a domain on it does not hold it exclusively. */
+static long
+device_user(dev_t rdev)
+{
+    DIR *proc = opendir("/proc");
+    struct dirent *e;
+    long found = 0;
+
+    if (!proc)
+        return 0;
+    while (!found && (e = readdir(proc))) {
+        char fds[64], path[320];
+        long pid = strtol(e->d_name, NULL, 10);
+        struct dirent *f;
+        struct stat sb;
+        DIR *d;
+
+        if (pid <= 0 || pid == (long)getpid())
+            continue;
+        snprintf(fds, sizeof fds, "/proc/%ld/fd", pid);
+        if (!(d = opendir(fds)))
+            continue; /* gone, or not ours to see */
+        while (!found && (f = readdir(d))) {
+            snprintf(path, sizeof path, "%s/%s", fds, f->d_name);
+            if (f->d_name[0] != '.' && stat(path, &sb) == 0 &&
+                S_ISBLK(sb.st_mode) && sb.st_rdev == rdev)
+                found = pid;
+        }
+        closedir(d);
+    }
+    closedir(proc);
+    return found;
+}
+
+/* A block device the user named, written in place: raw, with --force
+ * (its data is lost), not in use (mounted, held by device-mapper or md,
+ * or open in a process such as a domain's QEMU), and large enough. */
+static int
+open_device(struct agent_sink *k, const char *out, const struct stat *sb,
+            uint64_t size, unsigned flags)
+{
+    uint64_t have = 0;
+    char comm[64] = "";
+    long pid;
+
+    if (k->fmt != AGENT_FMT_RAW)
+        return lb_fail(ENOTSUP,
+                       "%s is a block device: a disk is written "
+                       "onto one raw (--format raw)",
+                       out);
+    if (!(flags & AGENT_RESTORE_FORCE)) {
+        lb_fail(EEXIST,
+                "%s is a block device: the restore would write over "
+                "it",
+                out);
+        lb_error_hint("add --force to write the disk onto %s (what it holds "
+                      "is lost)",
+                      out);
+        return -1;
+    }
+    /* O_EXCL: fails while it is mounted or another device holds it */
+    k->fd = open(out, O_WRONLY | O_EXCL | O_CLOEXEC);
+    if (k->fd < 0 && errno == EBUSY)
+        return lb_fail(EBUSY,
+                       "%s is in use (mounted, or part of another "
+                       "device)",
+                       out);
+    if (k->fd < 0)
+        return lb_error(errno, "open %s", out);
+    if ((pid = device_user(sb->st_rdev)) != 0) {
+        char path[64];
+        FILE *f;
+        snprintf(path, sizeof path, "/proc/%ld/comm", pid);
+        if ((f = fopen(path, "re"))) {
+            if (!fgets(comm, sizeof comm, f))
+                comm[0] = '\0';
+            comm[strcspn(comm, "\n")] = '\0';
+            fclose(f);
+        }
+        lb_fail(EBUSY, "%s is open in process %ld (%s)", out, pid,
+                comm[0] ? comm : "?");
+        lb_error_hint("stop what uses it (a domain on it: shut it off) "
+                      "first");
+        return -1;
+    }
+    if (ioctl(k->fd, BLKGETSIZE64, &have) < 0)
+        return lb_error(errno, "size of %s", out);
+    if (have < size)
+        return lb_fail(ENOSPC, "%s holds %llu bytes, the disk %llu", out,
+                       (unsigned long long)have, (unsigned long long)size);
+    if (have > size)
+        lb_info("%s is larger than the disk (%llu bytes, the disk %llu): "
+                "what lies past the disk's end is left as it is",
+                out, (unsigned long long)have, (unsigned long long)size);
+    k->device = true;
+    k->dst = lb_xstrdup(out);
+    k->tmp = lb_xstrdup(out);
+    return 0;
+}
+
 int
 agent_sink_open(struct agent_sink *k, const char *out, enum agent_format fmt,
-                uint64_t size, bool force)
+                uint64_t size, unsigned flags)
 {
     CLEANUP_FREE char *copy = lb_xstrdup(out);
     CLEANUP_FREE char *copy2 = lb_xstrdup(out);
@@ -71,9 +176,12 @@ agent_sink_open(struct agent_sink *k, const char *out, enum agent_format fmt,
     memset(k, 0, sizeof *k);
     k->fd = -1;
     k->fmt = fmt;
+    if (stat(out, &sb) == 0 && S_ISBLK(sb.st_mode) &&
+        (flags & AGENT_RESTORE_DEVICE))
+        return open_device(k, out, &sb, size, flags);
     if (stat(out, &sb) == 0 && !S_ISREG(sb.st_mode))
         return not_a_file(out, &sb);
-    if (stat(out, &sb) == 0 && !force) {
+    if (stat(out, &sb) == 0 && !(flags & AGENT_RESTORE_FORCE)) {
         lb_fail(EEXIST, "%s already exists", out);
         lb_error_hint("choose another path, or replace it with --force");
         return -1;
@@ -153,6 +261,7 @@ agent_sink_write(struct agent_sink *k, const uint8_t *buf, size_t len,
     struct wdone *w;
 
     if (k->fmt == AGENT_FMT_RAW) {
+        __atomic_store_n(&k->touched, true, __ATOMIC_RELAXED);
         if (lb_pwrite_full(k->fd, buf, len, (off_t)off) < 0)
             return lb_error(errno, "write %s", k->tmp);
         return 0;
@@ -166,6 +275,33 @@ agent_sink_write(struct agent_sink *k, const uint8_t *buf, size_t len,
            0) < 0) {
         (*pending)--;
         return lb_nbd_fail(&k->server, "write %s", k->tmp);
+    }
+    return 0;
+}
+
+/* Below this, zeros are written like data (through the page cache, with
+ * the window's other blocks); from it on, BLKZEROOUT, which waits for the
+ * device but lets it zero or unmap the range without the bytes. */
+#define SINK_ZEROOUT_MIN (1u << 20)
+
+int
+agent_sink_zero(struct agent_sink *k, uint64_t off, uint64_t len)
+{
+    static const uint8_t zeros[64 << 10];
+    /* BLKZEROOUT takes whole sectors; a disk's end may not be one */
+    uint64_t range[2] = {off, len >= SINK_ZEROOUT_MIN ? len & ~511ull : 0};
+
+    if (!k->device || len == 0)
+        return 0;
+    __atomic_store_n(&k->touched, true, __ATOMIC_RELAXED);
+    if (range[1] && ioctl(k->fd, BLKZEROOUT, range) < 0)
+        return lb_error(errno, "write zeros to %s at offset %llu", k->dst,
+                        (unsigned long long)off);
+    for (uint64_t o = off + range[1], end = off + len; o < end;) {
+        size_t n = (size_t)LB_MIN(end - o, (uint64_t)sizeof zeros);
+        if (lb_pwrite_full(k->fd, zeros, n, (off_t)o) < 0)
+            return lb_error(errno, "write %s", k->dst);
+        o += n;
     }
     return 0;
 }
@@ -211,14 +347,18 @@ agent_sink_close(struct agent_sink *k, bool commit)
         close(k->fd);
         k->fd = -1;
     }
-    if (r == 0 && commit) {
+    if (k->device) {
+        /* nothing to rename or remove: it was written in place */
+        if ((r < 0 || !commit) && k->touched)
+            lb_warn("%s is partly written: run the restore again", k->dst);
+    } else if (r == 0 && commit) {
         CLEANUP_FREE char *copy = lb_xstrdup(k->dst);
         if (rename(k->tmp, k->dst) < 0)
             r = lb_error(errno, "rename %s to %s", k->tmp, k->dst);
         else
             lb_fsync_dir(dirname(copy));
     }
-    if ((r < 0 || !commit) && k->tmp)
+    if ((r < 0 || !commit) && k->tmp && !k->device)
         unlink(k->tmp);
     free(k->tmp);
     free(k->dst);

@@ -4,7 +4,8 @@
  * directly, or a qcow2 image qemu-img creates and qemu-nbd writes, with
  * writes in flight. Written under a temporary name next to the target and
  * renamed when complete, so a half-restored disk never looks complete.
- * One thread uses a sink.
+ * Or, asked for (AGENT_RESTORE_DEVICE), a block device written in place,
+ * raw, its zeros written too: an LV a domain runs on.
  */
 #ifndef LB_AGENT_SINK_H
 #define LB_AGENT_SINK_H
@@ -19,16 +20,19 @@ struct agent_sink {
     int fd;               /* raw: the temp file; qcow2: for its write-back */
     struct nbd_handle *h; /* qcow2: qemu-nbd on the temp file */
     struct lb_nbd_server server; /* qcow2: that qemu-nbd */
-    char *tmp, *dst;
+    char *tmp, *dst;             /* a device: both its name */
+    bool device;     /* written in place: no rename; zeros written */
+    bool touched;    /* a device: written to (atomic) */
     int write_error; /* qcow2: the first failed write's errno */
     uint64_t error_off;
     uint64_t evicted; /* the file's pages below this left the page cache */
 };
 
 /* Create out's temporary sibling, size bytes, in fmt (an existing out
- * needs force). On failure, agent_sink_close(k, false) cleans up. */
+ * needs AGENT_RESTORE_FORCE), or with AGENT_RESTORE_DEVICE open the
+ * device out is. On failure, agent_sink_close(k, false) cleans up. */
 int agent_sink_open(struct agent_sink *k, const char *out,
-                    enum agent_format fmt, uint64_t size, bool force);
+                    enum agent_format fmt, uint64_t size, unsigned flags);
 /*
  * Write buf at off. raw: at once. qcow2: queued in qemu-nbd; buf must stay
  * valid until *pending, incremented here, drops back by one (its
@@ -45,6 +49,11 @@ int agent_sink_write(struct agent_sink *k, const uint8_t *buf, size_t len,
  * error (which the final fsync would then no longer see).
  */
 int agent_sink_writeback(struct agent_sink *k, uint64_t off, uint64_t len);
+/* A device: write zeros over [off, off+len) (the device zeroes or
+ * discards where it can: a thin LV stays thin). Else nothing: a new file
+ * reads zeros where nothing was written. On a device (raw: pwrite and
+ * this ioctl) it may run beside agent_sink_write on other ranges. */
+int agent_sink_zero(struct agent_sink *k, uint64_t off, uint64_t len);
 /* qcow2: wait for one completion or more; fails on a failed write. */
 int agent_sink_poll(struct agent_sink *k);
 /* qcow2: wait until at most `left` writes are in flight; fails on the

@@ -115,21 +115,48 @@ run_ok livebackup restore-image --repo "$R" --name x --disk vda \
     --to "$T/exists.raw" --force
 same_image "$T/exists.raw" raw "$T/a.qcow2" qcow2
 ok "--force replaces an existing file"
-# Something other than a file at --to, even with --force: refused before
-# anything is read (a directory failed the rename at the end; a block
-# device's node was replaced by a file, the device never written).
+# A directory or a fifo at --to, even with --force: refused before any
+# data is read (a directory failed the rename at the end).
 mkdir "$T/adir"
 expect_fail "$T/adir is a directory.*--to names the image file to write, e.g. $T/adir/vda.raw" \
     livebackup restore-image --repo "$R" --name x --disk vda --to "$T/adir" --force
-mknod "$T/ablk" b 7 250
-expect_fail "$T/ablk is a block device: a restore writes an image file.*qemu-img convert -n -O raw FILE $T/ablk" \
-    livebackup restore-image --repo "$R" --name x --disk vda --to "$T/ablk" --force
-[[ -b $T/ablk ]] || fail "the block device's node was replaced"
 mkfifo "$T/afifo"
 expect_fail "$T/afifo is not a regular file" \
     livebackup restore-image --repo "$R" --name x --disk vda --to "$T/afifo" --force
 [[ -z $(ls -A "$T/adir") ]] || fail "a restore wrote into $T/adir: $(ls -A "$T/adir")"
-ok "a directory, a block device or a fifo at --to is refused, with --force too"
+ok "a directory or a fifo at --to is refused, with --force too"
+
+# A block device (an LV a domain runs on) at --to: written in place with
+# --force, raw, every byte of the disk (its holes as zeros over what the
+# device held), what lies past the disk's end left alone. Before, --force
+# replaced the device's node by a file and never wrote the device.
+# (a disk of 64 MiB: windows without data, and windows with a few blocks)
+mkimage "$T/h.qcow2" qcow2 64
+run_ok livebackup backup-image --repo "$R" --name holes --disk vda="$T/h.qcow2"
+run_ok livebackup restore-image --repo "$R" --name holes --disk vda --to "$T/h.raw"
+size=$(stat -c %s "$T/h.raw")
+head -c $((size + 1048576)) /dev/zero | tr '\0' '\252' >"$T/aa.bin"
+cp "$T/aa.bin" "$T/dev.img"
+loop_attach "$T/dev.img"
+expect_fail "$LOOP_DEV is a block device: the restore would write over it.*add --force to write the disk onto $LOOP_DEV" \
+    livebackup restore-image --repo "$R" --name holes --disk vda --to "$LOOP_DEV"
+expect_fail "$LOOP_DEV is a block device: a disk is written onto one raw" \
+    livebackup restore-image --repo "$R" --name holes --disk vda --to "$LOOP_DEV" \
+    --force --format qcow2
+exec {held}<"$LOOP_DEV"
+expect_fail "$LOOP_DEV is open in process $$ \(bash\).*shut it off" \
+    livebackup restore-image --repo "$R" --name holes --disk vda --to "$LOOP_DEV" --force
+exec {held}<&-
+cmp "$LOOP_DEV" "$T/aa.bin" || fail "a refused restore wrote to the device"
+run_ok livebackup restore-image --repo "$R" --name holes --disk vda --to "$LOOP_DEV" --force
+cmp -n "$size" "$LOOP_DEV" "$T/h.raw" || fail "the device does not hold the disk"
+cmp -i "$size:$size" "$LOOP_DEV" "$T/aa.bin" || fail "the device's bytes past the disk were written"
+[[ -b $LOOP_DEV ]] || fail "$LOOP_DEV is no longer a block device"
+truncate -s $((size / 2)) "$T/small.img"
+loop_attach "$T/small.img"
+expect_fail "$LOOP_DEV holds $((size / 2)) bytes, the disk $size" \
+    livebackup restore-image --repo "$R" --name holes --disk vda --to "$LOOP_DEV" --force
+ok "restore-image onto a block device: --force and raw, not in use, large enough; every byte of the disk, nothing past it"
 # A destination whose directory is missing: the error names the path asked
 # for and the missing directory (not only the partial file's name).
 for f in raw qcow2; do
