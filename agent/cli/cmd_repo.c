@@ -239,11 +239,9 @@ print_latest(const struct agent_list *l)
         lb_human_size(size, sizeof size, proto_kv_get_u64(b, "size", 0));
         if (agent_opts.json) {
             struct proto_kv kv = {0};
-            for (size_t k = 0; k < b->n; k++)
-                proto_kv_set(&kv, b->e[k].key, b->e[k].val);
             proto_kv_set_u64(&kv, "backups", count);
             proto_kv_set_u64(&kv, "age_seconds", (uint64_t)LB_MAX(0, now - t));
-            agent_event("set", &kv);
+            agent_event_merge("set", b, &kv, NULL, NULL);
             proto_kv_free(&kv);
             continue;
         }
@@ -283,7 +281,7 @@ cmd_list(int argc, char **argv)
         print_latest(&l);
     } else if (agent_opts.json) {
         for (size_t i = 0; i < l.n; i++)
-            agent_event("backup", &l.b[i]);
+            agent_event_merge("backup", &l.b[i], NULL, NULL, NULL);
     } else {
         int nw = names_cols(&l, 4);
         printf("%-20s  %-20s  %-*s  %-11s  %10s  %10s  %10s\n", "ID",

@@ -5,6 +5,7 @@
  * a field that is not in it is a string.
  */
 #include "agent/client/event.h"
+#include "proto/crypt.h"
 
 #include <errno.h>
 #include <math.h>
@@ -223,8 +224,11 @@ agent_event_new(const char *event, const struct proto_kv *theirs,
     json_object_object_add(o, "event", json_object_new_string(event));
     for (size_t i = 0; theirs && i < theirs->n; i++) {
         const char *k = theirs->e[i].key;
+        /* an encrypted backup's sealed metadata, as listed: ciphertext,
+         * of use to nobody reading the event (show opens it) */
         if (strcmp(k, "event") == 0 || (ours && proto_kv_get(ours, k)) ||
-            (text_key && strcmp(k, text_key) == 0))
+            (text_key && strcmp(k, text_key) == 0) ||
+            strcmp(k, PROTO_META_SEALED) == 0)
             continue;
         json_object_object_add(o, k, agent_event_value(k, theirs->e[i].val));
     }

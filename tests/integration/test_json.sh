@@ -68,3 +68,20 @@ jq -R -e -s '[split("\n")[] | fromjson? // empty | select(.event == "prune")]
     | length >= 2 and all(.[]; (.dry_run | type) == "boolean" and (.reasons | type) == "array")' \
     "$J" >/dev/null || fail "prune: $(grep '"prune"' "$J")"
 ok "a set named 2024 is a string, disks an array of {name, size}, seconds a number, prune reasons an array"
+
+# An encrypted repository's listing: the sealed metadata (ciphertext, of
+# use to nobody reading the event; show opens it) is no event's field.
+export LIVEBACKUP_PASSPHRASE=json-test
+run_ok livebackup init --repo "$T/enc" --encryption repokey
+run_ok livebackup backup-image --repo "$T/enc" --name enc --disk vda="$T/e.raw"
+: >"$T/enc.json"
+for cmd in "list" "list --latest" "show --name enc --backup latest"; do
+    # shellcheck disable=SC2086
+    run_ok livebackup $cmd --json --repo "$T/enc"
+    cat "$T/out" >>"$T/enc.json"
+done
+jq -R -e -s '[split("\n")[] | fromjson? // empty | select(.event == "backup" or .event == "set")]
+    | length == 3 and all(.[]; has("sealed") | not) and all(.[]; .name == "enc")' \
+    "$T/enc.json" >/dev/null || fail "an encrypted listing: $(cat "$T/enc.json")"
+json_schema_check "$T/enc.json"
+ok "an encrypted repository's list, list --latest and show events carry no sealed metadata"
