@@ -138,6 +138,15 @@ r_fail(struct restore *x)
     pthread_cond_broadcast(&x->cv);
 }
 
+/* r_fail, from a thread that does not hold x->lock. */
+static void
+r_fail_unlocked(struct restore *x)
+{
+    pthread_mutex_lock(&x->lock);
+    r_fail(x);
+    pthread_mutex_unlock(&x->lock);
+}
+
 static void *
 receiver(void *arg)
 {
@@ -467,9 +476,7 @@ agent_restore_disk(struct agent_backup *b, const char *disk,
         unsigned si = 0;
 
         if (i < d.nwindows && proto_mf_next_window(rd, &w) < 0) {
-            pthread_mutex_lock(&x.lock);
-            r_fail(&x);
-            pthread_mutex_unlock(&x.lock);
+            r_fail_unlocked(&x);
             break;
         }
         if (i < d.nwindows && w.depth == 0) {
@@ -480,9 +487,7 @@ agent_restore_disk(struct agent_backup *b, const char *disk,
             continue;
         }
         if (agent_sink_zero(&x.sink, zoff, zlen) < 0) {
-            pthread_mutex_lock(&x.lock);
-            r_fail(&x);
-            pthread_mutex_unlock(&x.lock);
+            r_fail_unlocked(&x);
             break;
         }
         zlen = 0;
@@ -518,9 +523,7 @@ agent_restore_disk(struct agent_backup *b, const char *disk,
                 dg[k] = w.refs[k].d;
             proto_enc_query(&r->out, PROTO_T_GET_CHUNKS, dg, w.depth);
             if (proto_conn_send_buf(r->conn, &r->out) < 0) {
-                pthread_mutex_lock(&x.lock);
-                r_fail(&x);
-                pthread_mutex_unlock(&x.lock);
+                r_fail_unlocked(&x);
                 break;
             }
         }

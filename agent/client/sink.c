@@ -106,7 +106,6 @@ open_device(struct agent_sink *k, const char *out, const struct stat *sb,
             uint64_t size, unsigned flags)
 {
     uint64_t have = 0;
-    char comm[64] = "";
     long pid;
 
     if (k->fmt != AGENT_FMT_RAW)
@@ -134,7 +133,7 @@ open_device(struct agent_sink *k, const char *out, const struct stat *sb,
     if (k->fd < 0)
         return lb_error(errno, "open %s", out);
     if ((pid = device_user(sb->st_rdev)) != 0) {
-        char path[64];
+        char path[64], comm[64] = "";
         FILE *f;
         snprintf(path, sizeof path, "/proc/%ld/comm", pid);
         if ((f = fopen(path, "re"))) {
