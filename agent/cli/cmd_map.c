@@ -33,6 +33,7 @@ cmd_map(int argc, char **argv)
     struct cli_getopt g;
     struct agent_export e = {.spec = "latest"};
     int c;
+    long port;
 
     cli_getopt("map", &g);
     optind = 1;
@@ -53,9 +54,21 @@ cmd_map(int argc, char **argv)
             e.disk = optarg;
             break;
         case 's':
+            /* sockaddr_un's 108 bytes, with its NUL: nbdkit refuses more */
+            if (strlen(optarg) > 107)
+                return cli_usage("map",
+                                 "--socket: %zu bytes, at most 107 "
+                                 "for a socket's path",
+                                 strlen(optarg));
             e.socket = optarg;
             break;
         case 'p':
+            /* nbdkit took 0 (a port nobody is told) and 70000 */
+            if (lb_parse_long(optarg, 1, 65535, &port) < 0)
+                return cli_usage("map",
+                                 "--port '%s': a TCP port from 1 to "
+                                 "65535",
+                                 optarg);
             e.port = optarg;
             break;
         case 'B':

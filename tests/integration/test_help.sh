@@ -139,6 +139,10 @@ usage_err "--full-every 2x: a count from 1 to 100000" backup d1 --repo "$T/n" --
 usage_err "-j 65: 1 to 64 domains at once" backup --all --repo "$T/n" -j 65
 usage_err "--keep-last  1: expected a count from 0" prune --repo "$T/n" --keep-last " 1"
 usage_err "--last 1.5: a count from 1" copy --from "$T/n" --to "$T/n2" --last 1.5
+usage_err "livebackup map: --port '0': a TCP port from 1 to 65535" map --repo "$T/n" --name n1 --disk vda --port 0
+usage_err "livebackup map: --port '70000': a TCP port from 1 to 65535" map --repo "$T/n" --name n1 --disk vda --port 70000
+usage_err "livebackup map: --socket: 108 bytes, at most 107" map --repo "$T/n" --name n1 --disk vda \
+    --socket "/$(printf 's%.0s' {1..107})"
 run_ok livebackup list --repo "$T/n" --lock-wait 0 --threads 2 --compress-level -5
 for o in "--workers -1" "--lock-wait 1e3" "--idle-timeout +5"; do
     rc=0
