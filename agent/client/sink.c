@@ -175,15 +175,16 @@ agent_sink_open(struct agent_sink *k, const char *out, enum agent_format fmt,
     memset(k, 0, sizeof *k);
     k->fd = -1;
     k->fmt = fmt;
-    if (stat(out, &sb) == 0 && S_ISBLK(sb.st_mode) &&
-        (flags & AGENT_RESTORE_DEVICE))
-        return open_device(k, out, &sb, size, flags);
-    if (stat(out, &sb) == 0 && !S_ISREG(sb.st_mode))
-        return not_a_file(out, &sb);
-    if (stat(out, &sb) == 0 && !(flags & AGENT_RESTORE_FORCE)) {
-        lb_fail(EEXIST, "%s already exists", out);
-        lb_error_hint("choose another path, or replace it with --force");
-        return -1;
+    if (stat(out, &sb) == 0) {
+        if (S_ISBLK(sb.st_mode) && (flags & AGENT_RESTORE_DEVICE))
+            return open_device(k, out, &sb, size, flags);
+        if (!S_ISREG(sb.st_mode))
+            return not_a_file(out, &sb);
+        if (!(flags & AGENT_RESTORE_FORCE)) {
+            lb_fail(EEXIST, "%s already exists", out);
+            lb_error_hint("choose another path, or replace it with --force");
+            return -1;
+        }
     }
     k->dst = lb_xstrdup(out);
     k->tmp = lb_xasprintf("%s/.%s.livebackup-partial", dir, base);
@@ -349,7 +350,7 @@ agent_sink_close(struct agent_sink *k, bool commit)
     if (k->device) {
         /* nothing to rename or remove: it was written in place */
         if ((r < 0 || !commit) && k->touched)
-            lb_warn("%s is partly written: run the restore again", k->dst);
+            lb_warn("%s is partly written: the restore did not finish", k->dst);
     } else if (r == 0 && commit) {
         CLEANUP_FREE char *copy = lb_xstrdup(k->dst);
         if (rename(k->tmp, k->dst) < 0)

@@ -157,6 +157,22 @@ loop_attach "$T/small.img"
 expect_fail "$LOOP_DEV holds $((size / 2)) bytes, the disk $size" \
     livebackup restore-image --repo "$R" --name holes --disk vda --to "$LOOP_DEV" --force
 ok "restore-image onto a block device: --force and raw, not in use, large enough; every byte of the disk, nothing past it"
+# A restore onto a device that fails midway cannot take back what it
+# wrote: it says so. (The disk's first window is empty, zeroed on the
+# device before its second, whose only chunk is damaged, is fetched.)
+truncate -s 8M "$T/pw.raw"
+head -c 4096 /dev/urandom | dd of="$T/pw.raw" bs=1M seek=5 conv=notrunc status=none
+run_ok livebackup backup-image --json --repo "$R" --name pw --disk vda="$T/pw.raw"
+pw=$(json_field "$T/out" summary id)
+chunk=$(manifest_chunks "$R/backups/$pw" vda | awk '{ print $3 }' | sed -n 1p)
+[[ -n $chunk ]] || fail "backup $pw lists no chunk"
+flip_bytes "$(chunk_file "$R" "$chunk")" 40 4
+truncate -s 8M "$T/pwdev.img"
+loop_attach "$T/pwdev.img"
+expect_fail "$LOOP_DEV is partly written: the restore did not finish.*chunk [0-9a-f]+ .* is damaged" \
+    livebackup restore-image --repo "$R" --name pw --disk vda --to "$LOOP_DEV" --force
+run_ok livebackup delete --repo "$R" --backup "$pw"
+ok "a restore onto a device that fails says the device is partly written"
 # A destination whose directory is missing: the error names the path asked
 # for and the missing directory (not only the partial file's name).
 for f in raw qcow2; do
