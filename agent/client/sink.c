@@ -13,24 +13,91 @@
 #include <libgen.h>
 #include <limits.h>
 #include <linux/fs.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* ---- a partial file, removed when a signal ends the process ------------ */
+
+/* Ctrl-C or a SIGTERM ended a restore by the signal's default action,
+ * which left its hidden partial file, as large as what was written, until
+ * a restore to the same path. The open sinks record theirs here; the
+ * handler removes them (unlink is async-signal-safe) and ends the process
+ * as the signal would have. A restore has one sink open at a time. */
+#define SINK_MAX_OPEN 8
+static struct {
+    volatile sig_atomic_t used;
+    char path[PATH_MAX];
+} open_partial[SINK_MAX_OPEN];
+
+static void
+partial_signal(int sig)
+{
+    for (int i = 0; i < SINK_MAX_OPEN; i++)
+        if (open_partial[i].used)
+            unlink(open_partial[i].path);
+    signal(sig, SIG_DFL);
+    raise(sig); /* delivered once the handler returns */
+}
+
+/* For the signals that end a process by default and are not ignored
+ * (nohup, a background job's SIGINT: left as they are). */
+static void
+partial_handlers(void)
+{
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+
+    for (size_t i = 0; i < LB_ARRAY_SIZE(sigs); i++) {
+        struct sigaction old, sa = {.sa_handler = partial_signal};
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+            sigaction(sigs[i], &sa, NULL);
+    }
+}
+
+/* Record path (-1: no free slot, it stays unrecorded) or forget slot. */
+static int
+partial_record(const char *path)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+    pthread_once(&once, partial_handlers);
+    if (strlen(path) >= PATH_MAX)
+        return -1;
+    for (int i = 0; i < SINK_MAX_OPEN; i++)
+        if (!open_partial[i].used) {
+            strcpy(open_partial[i].path, path);
+            __atomic_store_n(&open_partial[i].used, 1, __ATOMIC_RELEASE);
+            return i;
+        }
+    return -1;
+}
+
+static void
+partial_forget(int slot)
+{
+    if (slot >= 0)
+        __atomic_store_n(&open_partial[slot].used, 0, __ATOMIC_RELEASE);
+}
+
 /* Create the partial file beside the output, exclusively (never through
  * a link planted under its name); its errors name what the user asked
  * for, not only our temporary name. */
 static int
-create_partial(const struct agent_sink *k, const char *dir)
+create_partial(struct agent_sink *k, const char *dir)
 {
     int fd = open(k->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                   0600);
     struct stat sb;
 
-    if (fd >= 0)
+    if (fd >= 0) {
+        k->slot = partial_record(k->tmp);
         return fd;
+    }
     if (stat(dir, &sb) < 0)
         return lb_error(errno, "cannot restore to %s: %s", k->dst, dir);
     return lb_error(errno, "cannot restore to %s: create %s", k->dst, k->tmp);
@@ -174,6 +241,7 @@ agent_sink_open(struct agent_sink *k, const char *out, enum agent_format fmt,
 
     memset(k, 0, sizeof *k);
     k->fd = -1;
+    k->slot = -1;
     k->fmt = fmt;
     if (stat(out, &sb) == 0) {
         if (S_ISBLK(sb.st_mode) && (flags & AGENT_RESTORE_DEVICE))
@@ -360,6 +428,9 @@ agent_sink_close(struct agent_sink *k, bool commit)
     }
     if ((r < 0 || !commit) && k->tmp && !k->device)
         unlink(k->tmp);
+    /* (a signal before this unlinks a name already renamed: nothing) */
+    partial_forget(k->slot);
+    k->slot = -1;
     free(k->tmp);
     free(k->dst);
     k->tmp = k->dst = NULL;

@@ -23,6 +23,7 @@ struct agent_sink {
     char *tmp, *dst;             /* a device: both its name */
     bool device;     /* written in place: no rename; zeros written */
     bool touched;    /* a device: written to (atomic) */
+    int slot;        /* the partial file, removed on a fatal signal; -1 */
     int write_error; /* qcow2: the first failed write's errno */
     uint64_t error_off;
     uint64_t evicted; /* the file's pages below this left the page cache */

@@ -157,6 +157,23 @@ loop_attach "$T/small.img"
 expect_fail "$LOOP_DEV holds $((size / 2)) bytes, the disk $size" \
     livebackup restore-image --repo "$R" --name holes --disk vda --to "$LOOP_DEV" --force
 ok "restore-image onto a block device: --force and raw, not in use, large enough; every byte of the disk, nothing past it"
+
+# A restore ended by a signal (Ctrl-C, a SIGTERM) removes its partial
+# file: it stayed hidden beside the target, as large as what had been
+# written, until a restore to the same path.
+for how in TERM:raw INT:raw TERM:qcow2; do
+    sig=${how%:*} fmt=${how#*:} rc=0
+    LIVEBACKUP_FAULT_HOOK="agent:mid-restore@2:kill -$sig \$PPID" \
+        livebackup restore-image --repo "$R" --name holes --disk vda \
+        --to "$T/sig.$fmt" --format "$fmt" >"$T/out" 2>"$T/err" || rc=$?
+    no_sanitizer_report "$T/err"
+    [[ $rc -eq $((128 + $(kill -l "$sig"))) ]] ||
+        fail "restore-image killed by SIG$sig ($fmt): exit $rc: $(cat "$T/err")"
+    for f in "$T/sig.$fmt" "$T"/.sig.*; do
+        [[ ! -e $f ]] || fail "SIG$sig left $f ($fmt)"
+    done
+done
+ok "a restore ended by SIGTERM or SIGINT leaves no partial file (raw, qcow2)"
 # A restore onto a device that fails midway cannot take back what it
 # wrote: it says so. (The disk's first window is empty, zeroed on the
 # device before its second, whose only chunk is damaged, is fetched.)
