@@ -171,20 +171,37 @@ cli_kv_terminal_copy(const struct proto_kv *in, struct proto_kv *out)
     cli_kv_for_terminal(out);
 }
 
-/* An option whose value is a set's name (its argument NAME in the
- * command's table: --name of list, show, restore-image, ...; NEWNAME,
- * restore's new domain, names files too) takes a valid one, checked here
- * for every command: an empty one is no filter on the wire. */
+/* The value of an option, by its argument's name in the command's
+ * table, checked here for every command: a set's name (NAME: --name of
+ * list, show, restore-image, ...; NEWNAME, restore's new domain, names
+ * files too; an empty one is no filter on the wire), a disk's (DISK), a
+ * backup (not empty: it made "required with --backup  (latest ..."). */
 static bool
-name_arg_ok(const struct cli_getopt *g, int c, const char *arg)
+arg_ok(const struct cli_getopt *g, int c, const char *arg)
 {
-    for (const struct lb_help_opt *o = g->cmd->opts; o && o->name; o++)
-        if ((o->val ? o->val : o->letter) == c) {
-            if (!o->arg ||
-                (strcmp(o->arg, "NAME") != 0 && strcmp(o->arg, "NEWNAME") != 0))
-                return true;
-            return cli_name_ok(g->cmd->name, o->name, arg);
-        }
+    const struct lb_help_opt *o = g->cmd->opts;
+
+    while (o && o->name && (o->val ? o->val : o->letter) != c)
+        o++;
+    if (!o || !o->name || !o->arg)
+        return true;
+    if (strcmp(o->arg, "NAME") == 0 || strcmp(o->arg, "NEWNAME") == 0)
+        return cli_name_ok(g->cmd->name, o->name, arg);
+    if (strcmp(o->arg, "DISK") == 0 &&
+        !proto_disk_name_valid(arg, strlen(arg))) {
+        char *safe = lb_term_line(arg);
+        cli_usage(g->cmd->name,
+                  "--%s: invalid disk name '%s': a disk is named by its "
+                  "target (vda, sdb, ...), 1 to 64 of A-Z a-z 0-9 _ . -",
+                  o->name, safe);
+        free(safe);
+        return false;
+    }
+    if (strcmp(o->arg, "ID|latest|TIME") == 0 && !*arg) {
+        cli_usage(g->cmd->name, "--%s is empty: give an id, latest or a time",
+                  o->name);
+        return false;
+    }
     return true;
 }
 
@@ -210,7 +227,7 @@ cli_getopt_next(struct cli_getopt *g, int argc, char **argv)
         if (k < 0)
             return CLI_OPT_ERROR;
         if (k == 0)
-            return name_arg_ok(g, c, optarg) ? c : CLI_OPT_ERROR;
+            return arg_ok(g, c, optarg) ? c : CLI_OPT_ERROR;
     }
     return -1;
 }

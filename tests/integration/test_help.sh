@@ -115,6 +115,13 @@ usage_err "invalid name '${long}b'" list --repo "$T/n" --name "${long}b"
 run_ok livebackup list --repo "$T/n" --name "$long"
 run_ok livebackup list --repo "$T/n" --name n1 --json
 [[ $(grep -c '"event":"backup"' "$T/out") -eq 1 ]] || fail "list --name n1: $(cat "$T/out")"
+usage_err "livebackup restore-image: --disk: invalid disk name '': a disk is named by its target" \
+    restore-image --repo "$T/n" --name n1 --disk "" --to "$T/n.raw"
+usage_err "livebackup map: --disk: invalid disk name 'v\x1b'" map --repo "$T/n" --name n1 --disk $'v\e' --port 1000
+usage_err "livebackup show: --backup is empty: give an id, latest or a time" show --repo "$T/n" --name n1 --backup ""
+usage_err "livebackup restore-image: --backup is empty" \
+    restore-image --repo "$T/n" --name n1 --disk vda --backup "" --to "$T/n.raw"
+[[ ! -e $T/n.raw ]] || fail "a refused restore-image wrote $T/n.raw"
 ok "an invalid name is a usage error of every command that takes one, quoted safely"
 
 # An empty repository (--repo "$REPO" with REPO unset) is no repository.
