@@ -64,13 +64,14 @@ static int
 partial_record(const char *path)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
+    size_t len = strlen(path);
 
     pthread_once(&once, partial_handlers);
-    if (strlen(path) >= PATH_MAX)
+    if (len >= PATH_MAX)
         return -1;
     for (int i = 0; i < SINK_MAX_OPEN; i++)
         if (!open_partial[i].used) {
-            strcpy(open_partial[i].path, path);
+            memcpy(open_partial[i].path, path, len + 1);
             __atomic_store_n(&open_partial[i].used, 1, __ATOMIC_RELEASE);
             return i;
         }
