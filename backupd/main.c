@@ -26,41 +26,20 @@
 #include <string.h>
 #include <sys/resource.h>
 
-/* A count from 1 to 100000; -1 if malformed. */
+/* s as a number from lo to hi (lb_parse_long) into *out; -1 if not. */
 static int
-parse_count(const char *s, unsigned *out)
+parse_unsigned(const char *s, long lo, long hi, unsigned *out)
 {
     long v;
 
-    if (lb_parse_long(s, 1, 100000, &v) < 0)
+    if (lb_parse_long(s, lo, hi, &v) < 0)
         return -1;
     *out = (unsigned)v;
     return 0;
 }
 
-/* A number of threads, 0 (one per CPU) to 1024; -1 if malformed. */
-static int
-parse_workers(const char *s, unsigned *out)
-{
-    long v;
-
-    if (lb_parse_long(s, 0, 1024, &v) < 0)
-        return -1;
-    *out = (unsigned)v;
-    return 0;
-}
-
-/* A whole number of seconds, at most a day; -1 if malformed. */
-static int
-parse_seconds(const char *s, unsigned *out)
-{
-    long v;
-
-    if (lb_parse_long(s, 0, 86400, &v) < 0)
-        return -1;
-    *out = (unsigned)v;
-    return 0;
-}
+/* The most seconds an option takes: a day. */
+#define MAX_SECONDS 86400
 
 /*
  * Move the protocol's descriptors away from 0 and 1 and put /dev/null in
@@ -248,7 +227,7 @@ bound_opt(int c, struct cmdline *cl)
         cl->names[cl->nnames++] = optarg;
         return 0;
     case 'm':
-        if (parse_count(optarg, &cl->o.max_sessions) < 0) {
+        if (parse_unsigned(optarg, 1, 100000, &cl->o.max_sessions) < 0) {
             fprintf(stderr, "backupd: --max-sessions %s: 1 to 100000\n",
                     optarg);
             return 2;
@@ -263,7 +242,7 @@ bound_opt(int c, struct cmdline *cl)
         }
         return 0;
     case 'W':
-        if (parse_seconds(optarg, &cl->o.memory_wait) < 0) {
+        if (parse_unsigned(optarg, 0, MAX_SECONDS, &cl->o.memory_wait) < 0) {
             fprintf(stderr,
                     "backupd: --memory-wait %s: a number of seconds (0: "
                     "at once)\n",
@@ -272,7 +251,7 @@ bound_opt(int c, struct cmdline *cl)
         }
         return 0;
     default: /* 'i' */
-        if (parse_seconds(optarg, &cl->o.idle_timeout) < 0) {
+        if (parse_unsigned(optarg, 0, MAX_SECONDS, &cl->o.idle_timeout) < 0) {
             fprintf(stderr,
                     "backupd: --idle-timeout %s: a number of seconds (0: "
                     "never)\n",
@@ -310,7 +289,7 @@ one_opt(int c, struct cmdline *cl)
         cl->o.trusted = true;
         return 0;
     case 'l':
-        if (parse_seconds(optarg, &cl->o.lock_wait) < 0) {
+        if (parse_unsigned(optarg, 0, MAX_SECONDS, &cl->o.lock_wait) < 0) {
             fprintf(stderr,
                     "backupd: --lock-wait %s: a number of seconds from "
                     "0 to 86400\n",
@@ -319,7 +298,7 @@ one_opt(int c, struct cmdline *cl)
         }
         return 0;
     case 'w':
-        if (parse_workers(optarg, &cl->o.workers) < 0) {
+        if (parse_unsigned(optarg, 0, 1024, &cl->o.workers) < 0) {
             fprintf(stderr,
                     "backupd: --workers %s: a count from 1 to 1024 (0: "
                     "one per CPU)\n",

@@ -131,6 +131,11 @@ int cli_help(const char *name);
  */
 int cli_usage(const char *cmd, const char *fmt, ...) LB_PRINTF(2, 3);
 
+/* arg, all of it, as a number from lo to hi (lb_parse_long) into *out;
+ * else "livebackup: OPT ARG: WHAT" on stderr and false. */
+bool cli_number(const char *opt, const char *arg, long lo, long hi,
+                const char *what, long *out);
+
 /* name is a valid set or domain name (agent_name_check); else a usage
  * error of cmd that quotes it, after "--OPT: " if opt (NULL: an
  * operand), and false. */

@@ -92,13 +92,9 @@ parse_dom_args(int argc, char **argv, const char *cmd, bool need_repo,
             }
             break;
         case 't':
-            if (lb_parse_long(optarg, 1, 3600, &v) < 0) {
-                fprintf(stderr,
-                        "livebackup: --freeze-timeout %s: a number of "
-                        "seconds from 1 to 3600\n",
-                        optarg);
+            if (!cli_number("--freeze-timeout", optarg, 1, 3600,
+                            "a number of seconds from 1 to 3600", &v))
                 return 2;
-            }
             a->o.freeze_timeout = (unsigned)v;
             break;
         case 'o':
@@ -111,11 +107,8 @@ parse_dom_args(int argc, char **argv, const char *cmd, bool need_repo,
             a->all = true;
             break;
         case 'j':
-            if (lb_parse_long(optarg, 1, 64, &v) < 0) {
-                fprintf(stderr, "livebackup: -j %s: 1 to 64 domains at once\n",
-                        optarg);
+            if (!cli_number("-j", optarg, 1, 64, "1 to 64 domains at once", &v))
                 return 2;
-            }
             a->jobs = (unsigned)v;
             break;
         case 'B':
@@ -128,13 +121,9 @@ parse_dom_args(int argc, char **argv, const char *cmd, bool need_repo,
             a->notify.metrics_file = optarg;
             break;
         case 'E':
-            if (lb_parse_long(optarg, 1, 100000, &v) < 0) {
-                fprintf(stderr,
-                        "livebackup: --full-every %s: a count from 1 "
-                        "to 100000\n",
-                        optarg);
+            if (!cli_number("--full-every", optarg, 1, 100000,
+                            "a count from 1 to 100000", &v))
                 return 2;
-            }
             a->o.full_every = (unsigned)v;
             break;
         case 'h':

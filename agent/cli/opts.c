@@ -36,6 +36,16 @@ cli_set_state_dir(const char *dir)
     setenv("LIVEBACKUP_STATE_DIR", cli_abs_path(dir), 1);
 }
 
+bool
+cli_number(const char *opt, const char *arg, long lo, long hi, const char *what,
+           long *out)
+{
+    if (lb_parse_long(arg, lo, hi, out) == 0)
+        return true;
+    fprintf(stderr, "livebackup: %s %s: %s\n", opt, arg, what);
+    return false;
+}
+
 /* An empty --rsh ran "--" as the remote shell; an empty --remote-backupd
  * said backupd was not installed. */
 static bool
@@ -81,24 +91,16 @@ agent_common_opt(int opt, const char *arg)
         cli_config_note(CLI_CONF_BWLIMIT, arg);
         return 1;
     case 1004:
-        if (lb_parse_long(arg, -5, 19, &v) < 0) {
-            fprintf(stderr,
-                    "livebackup: --compress-level %s: a level from -5 "
-                    "to 19\n",
-                    arg);
+        if (!cli_number("--compress-level", arg, -5, 19,
+                        "a level from -5 to 19", &v))
             return -1;
-        }
         agent_opts.zlevel = (int)v;
         cli_config_note(CLI_CONF_COMPRESS_LEVEL, arg);
         return 1;
     case 1005:
-        if (lb_parse_long(arg, 0, 86400, &v) < 0) {
-            fprintf(stderr,
-                    "livebackup: --lock-wait %s: a number of seconds "
-                    "from 0 to 86400\n",
-                    arg);
+        if (!cli_number("--lock-wait", arg, 0, 86400,
+                        "a number of seconds from 0 to 86400", &v))
             return -1;
-        }
         agent_opts.lock_wait = (unsigned)v;
         return 1;
     case 1006:
@@ -108,13 +110,9 @@ agent_common_opt(int opt, const char *arg)
         agent_opts.progress = false;
         return 1;
     case 1008:
-        if (lb_parse_long(arg, 0, 1024, &v) < 0) {
-            fprintf(stderr,
-                    "livebackup: --threads %s: a count from 1 to 1024 "
-                    "(0: one per CPU)\n",
-                    arg);
+        if (!cli_number("--threads", arg, 0, 1024,
+                        "a count from 1 to 1024 (0: one per CPU)", &v))
             return -1;
-        }
         agent_opts.threads = (unsigned)v;
         return 1;
     case 1009:
