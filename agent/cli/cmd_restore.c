@@ -364,7 +364,7 @@ restore_new_domain(const struct restore_args *a, struct agent_backup *b,
 
     if (prepare_new_domain(a, b, xml, n) < 0)
         return -1;
-    if (agent_restore_disks(b, n->final, n->fmts, n->marker) < 0)
+    if (agent_restore_disks(b, n->final, n->fmts, NULL, n->marker) < 0)
         return -1;
     xmlname = lb_xasprintf("%s.xml", n->name);
     if (lb_write_file_atomic(a->to, xmlname, n->xml, strlen(n->xml), 0644) < 0)

@@ -150,8 +150,8 @@ static const struct lb_help_opt restore_opts[] = {
      "DIR/NAME-DISK.raw and the domain moved onto DIR/NAME-DISK.qcow2 over "
      "it."},
     {"in-place", 0, 'I', NULL,
-     "Write the backup over the shut-off domain's own images (needs "
-     "--force)."},
+     "Write the backup over the shut-off domain's own images, files or "
+     "raw block devices (needs --force)."},
     {"force", 0, 'F', NULL, "Replace files that exist."},
     OPT_CONNECT,
     OPT_STATE_DIR('s'),

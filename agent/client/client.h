@@ -771,9 +771,22 @@ int agent_restore_disk(struct agent_backup *b, const char *disk,
  * is; marker (may be NULL) is created and fsync'd before the first rename.
  * Existing targets are replaced. On failure the temporary files are
  * removed (renamed ones stay).
+ * Where device (may be NULL) is true, final[i] is a block device written
+ * in place, raw (AGENT_RESTORE_DEVICE): every device is checked
+ * (agent_restore_device_check) before anything is written, and written
+ * after the files' temporary images, before their renames; a failure
+ * after one was written says so.
  */
 int agent_restore_disks(struct agent_backup *b, char *const *final,
-                        const enum agent_format *fmts, const char *marker);
+                        const enum agent_format *fmts, const bool *device,
+                        const char *marker);
+
+/*
+ * Fail, saying why, unless path is a block device a disk of size bytes
+ * can be written onto in place: large enough, not mounted, not held by
+ * another device, not open in any process.
+ */
+int agent_restore_device_check(const char *path, uint64_t size);
 
 /* Fail (ENOSPC, with a hint) if the filesystem of dir has less than need
  * bytes free; an unknown amount passes. */

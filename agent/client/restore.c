@@ -581,15 +581,22 @@ agent_format_name(enum agent_format f)
 
 int
 agent_restore_disks(struct agent_backup *b, char *const *final,
-                    const enum agent_format *fmts, const char *marker)
+                    const enum agent_format *fmts, const bool *device,
+                    const char *marker)
 {
     size_t nd = b->ndisks;
     char **tmp = lb_xcalloc(nd ? nd : 1, sizeof *tmp);
+    const char *written = NULL; /* a device written over */
     int ret = -1;
     size_t i;
 
+    /* A device busy or too small is refused before anything is written. */
+    for (i = 0; i < nd; i++)
+        if (final[i] && device && device[i] &&
+            agent_restore_device_check(final[i], b->disks[i].size) < 0)
+            goto out;
     for (i = 0; i < nd; i++) {
-        if (!final[i])
+        if (!final[i] || (device && device[i]))
             continue;
         const char *slash = strrchr(final[i], '/');
         tmp[i] = lb_xasprintf("%.*s/.%s.restoring", (int)(slash - final[i]),
@@ -597,6 +604,14 @@ agent_restore_disks(struct agent_backup *b, char *const *final,
         if (agent_restore_disk(b, b->disks[i].name, tmp[i], fmts[i],
                                AGENT_RESTORE_FORCE) < 0)
             goto out;
+    }
+    for (i = 0; i < nd; i++) {
+        if (!final[i] || !device || !device[i])
+            continue;
+        if (agent_restore_disk(b, b->disks[i].name, final[i], AGENT_FMT_RAW,
+                               AGENT_RESTORE_DEVICE | AGENT_RESTORE_FORCE) < 0)
+            goto out;
+        written = final[i];
     }
     if (marker) {
         /* Ours if it exists (an interrupted run of this restore); never
@@ -612,7 +627,7 @@ agent_restore_disks(struct agent_backup *b, char *const *final,
         close(fd);
     }
     for (i = 0; i < nd; i++) {
-        if (!final[i])
+        if (!tmp[i])
             continue;
         if (rename(tmp[i], final[i]) < 0) {
             lb_error(errno, "rename %s to %s", tmp[i], final[i]);
@@ -622,6 +637,10 @@ agent_restore_disks(struct agent_backup *b, char *const *final,
     }
     ret = 0;
 out:
+    if (ret < 0 && written)
+        lb_warn("%s was written over with the backup's disk before the "
+                "restore failed: the restore did not finish",
+                written);
     for (i = 0; i < nd; i++) {
         if (ret < 0 && tmp[i])
             unlink(tmp[i]);

@@ -168,15 +168,17 @@ device_user(dev_t rdev)
 
 /* A block device the user named, written in place: raw, with --force
  * (its data is lost), not in use (mounted, held by device-mapper or md,
- * or open in a process such as a domain's QEMU), and large enough. */
+ * or open in a process such as a domain's QEMU), and large enough. The
+ * device opened for writing (O_EXCL: no one else may open it so while we
+ * hold it), its size in *have; or -1. */
 static int
-open_device(struct agent_sink *k, const char *out, const struct stat *sb,
-            uint64_t size, unsigned flags)
+device_open(const char *out, const struct stat *sb, enum agent_format fmt,
+            uint64_t size, unsigned flags, uint64_t *have)
 {
-    uint64_t have = 0;
     long pid;
+    int fd;
 
-    if (k->fmt != AGENT_FMT_RAW)
+    if (fmt != AGENT_FMT_RAW)
         return lb_fail(ENOTSUP,
                        "%s is a block device: a disk is written "
                        "onto one raw (--format raw)",
@@ -192,13 +194,13 @@ open_device(struct agent_sink *k, const char *out, const struct stat *sb,
         return -1;
     }
     /* O_EXCL: fails while it is mounted or another device holds it */
-    k->fd = open(out, O_WRONLY | O_EXCL | O_CLOEXEC);
-    if (k->fd < 0 && errno == EBUSY)
+    fd = open(out, O_WRONLY | O_EXCL | O_CLOEXEC);
+    if (fd < 0 && errno == EBUSY)
         return lb_fail(EBUSY,
                        "%s is in use (mounted, or part of another "
                        "device)",
                        out);
-    if (k->fd < 0)
+    if (fd < 0)
         return lb_error(errno, "open %s", out);
     if ((pid = device_user(sb->st_rdev)) != 0) {
         char path[64], comm[64] = "";
@@ -214,13 +216,51 @@ open_device(struct agent_sink *k, const char *out, const struct stat *sb,
                 comm[0] ? comm : "?");
         lb_error_hint("stop what uses it (a domain on it: shut it off) "
                       "first");
+        close(fd);
         return -1;
     }
-    if (ioctl(k->fd, BLKGETSIZE64, &have) < 0)
-        return lb_error(errno, "size of %s", out);
-    if (have < size)
-        return lb_fail(ENOSPC, "%s holds %llu bytes, the disk %llu", out,
-                       (unsigned long long)have, (unsigned long long)size);
+    if (ioctl(fd, BLKGETSIZE64, have) < 0) {
+        lb_error(errno, "size of %s", out);
+        close(fd);
+        return -1;
+    }
+    if (*have < size) {
+        lb_fail(ENOSPC, "%s holds %llu bytes, the disk %llu", out,
+                (unsigned long long)*have, (unsigned long long)size);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int
+agent_restore_device_check(const char *path, uint64_t size)
+{
+    uint64_t have = 0;
+    struct stat sb;
+    int fd;
+
+    if (stat(path, &sb) < 0)
+        return lb_error(errno, "%s", path);
+    if (!S_ISBLK(sb.st_mode))
+        return lb_fail(ENOTBLK, "%s is not a block device", path);
+    fd =
+        device_open(path, &sb, AGENT_FMT_RAW, size, AGENT_RESTORE_FORCE, &have);
+    if (fd < 0)
+        return -1;
+    close(fd);
+    return 0;
+}
+
+static int
+open_device(struct agent_sink *k, const char *out, const struct stat *sb,
+            uint64_t size, unsigned flags)
+{
+    uint64_t have = 0;
+
+    k->fd = device_open(out, sb, k->fmt, size, flags, &have);
+    if (k->fd < 0)
+        return -1;
     if (have > size)
         lb_info("%s is larger than the disk (%llu bytes, the disk %llu): "
                 "what lies past the disk's end is left as it is",

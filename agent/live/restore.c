@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * restore --in-place: a backup's disks written over the domain's own
- * images (which must be at rest), the domain's definition pointed back at
+ * images (which must be at rest: files replaced by a rename, block
+ * devices written in place), the domain's definition pointed back at
  * them and its tracking dropped, so that its next backup enrols it afresh.
  * Which files those are comes from the domain as it is defined now and
  * this host's journal, matched by target, never from the backup's saved
@@ -20,12 +21,14 @@ _Static_assert(AGENT_UUID_STRING_BUFLEN == VIR_UUID_STRING_BUFLEN,
                "live/virt.h: AGENT_UUID_STRING_BUFLEN");
 
 /* Where each restored disk goes: b->disks[i] to final[i] (NULL: not
- * restored), in fmts[i]; and the same as parallel lists of the n restored
- * ones, for agent_xml_set_disks. */
+ * restored), in fmts[i], a block device written in place if device[i];
+ * and the same as parallel lists of the n restored ones, for
+ * agent_xml_set_disks. */
 struct inplace_plan {
     size_t nd, n;
     char **final;
     enum agent_format *fmts;
+    bool *device;
     char **targets, **paths, **formats; /* borrowed strings */
 };
 
@@ -36,6 +39,7 @@ plan_free(struct inplace_plan *p)
         free(p->final[i]);
     free(p->final);
     free(p->fmts);
+    free(p->device);
     free(p->targets);
     free(p->paths);
     free(p->formats);
@@ -68,12 +72,13 @@ our_overlay(const struct track_disk *td, const char *path)
  * that target in the domain as it is defined now (never a path the
  * backup's saved XML names: a repository is not trusted with the host's
  * files), its own image below our tracking overlays, a raw or qcow2 file
- * at an absolute path. *path and *fmt point into cur or st.
+ * or a raw block device (*device) at an absolute path. *path and *fmt
+ * point into cur or st.
  */
 static int
 own_image(const struct agent_vdisk *cur, size_t ncur, struct track_state *st,
           const char *domain, const char *target, const char **path,
-          const char **fmt)
+          const char **fmt, bool *device)
 {
     const struct agent_vdisk *d = NULL;
     const struct track_disk *td;
@@ -91,16 +96,9 @@ own_image(const struct agent_vdisk *cur, size_t ncur, struct track_state *st,
         lb_error_hint("restore it with --to DIR instead");
         return -1;
     }
-    if (d->kind == AGENT_DISK_BLOCK) {
-        lb_fail(EINVAL,
-                "disk %s is the block device %s: in-place restore "
-                "of block devices is not supported yet",
-                target, d->source);
-        lb_error_hint("restore it elsewhere with --to DIR and copy it");
-        return -1;
-    }
-    if (d->kind != AGENT_DISK_FILE) {
-        lb_fail(EINVAL, "disk %s of %s is not a file", target, domain);
+    if (d->kind != AGENT_DISK_FILE && d->kind != AGENT_DISK_BLOCK) {
+        lb_fail(EINVAL, "disk %s of %s is neither a file nor a block device",
+                target, domain);
         return -1;
     }
     *path = d->source;
@@ -126,17 +124,20 @@ own_image(const struct agent_vdisk *cur, size_t ncur, struct track_state *st,
     }
     if (stat(*path, &sb) < 0)
         return lb_error(errno, "disk %s of %s: %s", target, domain, *path);
-    if (S_ISBLK(sb.st_mode)) {
+    *device = S_ISBLK(sb.st_mode);
+    if (*device && strcmp(*fmt, "raw") != 0) {
         lb_fail(EINVAL,
-                "disk %s is the block device %s: in-place restore "
-                "of block devices is not supported yet",
-                target, *path);
-        lb_error_hint("restore it elsewhere with --to DIR and copy it");
+                "disk %s is %s on the block device %s: in-place restore "
+                "writes a block device raw only",
+                target, *fmt, *path);
+        lb_error_hint("restore it with --to DIR instead");
         return -1;
     }
-    if (!S_ISREG(sb.st_mode)) {
-        lb_fail(EINVAL, "disk %s of %s: %s is not a regular file", target,
-                domain, *path);
+    if (!*device && !S_ISREG(sb.st_mode)) {
+        lb_fail(EINVAL,
+                "disk %s of %s: %s is neither a regular file nor a block "
+                "device",
+                target, domain, *path);
         return -1;
     }
     if (strcmp(*fmt, "raw") != 0 && strcmp(*fmt, "qcow2") != 0) {
@@ -160,6 +161,7 @@ plan_targets(const struct livebk_inplace *a, const struct agent_backup *b,
     p->nd = nd;
     p->final = lb_xcalloc(nd ? nd : 1, sizeof *p->final);
     p->fmts = lb_xcalloc(nd ? nd : 1, sizeof *p->fmts);
+    p->device = lb_xcalloc(nd ? nd : 1, sizeof *p->device);
     p->targets = lb_xcalloc(nd ? nd : 1, sizeof *p->targets);
     p->paths = lb_xcalloc(nd ? nd : 1, sizeof *p->paths);
     p->formats = lb_xcalloc(nd ? nd : 1, sizeof *p->formats);
@@ -170,7 +172,7 @@ plan_targets(const struct livebk_inplace *a, const struct agent_backup *b,
         if (!disk_wanted(a, b->disks[i].name))
             continue;
         if (own_image(cur, ncur, lb->st, lb->dom.name, b->disks[i].name, &path,
-                      &fmt) < 0)
+                      &fmt, &p->device[i]) < 0)
             goto out;
         p->final[i] = lb_xstrdup(path);
         p->fmts[i] = strcmp(fmt, "raw") == 0 ? AGENT_FMT_RAW : AGENT_FMT_QCOW2;
@@ -200,7 +202,8 @@ dir_of(const char *path)
 }
 
 /* The new images sit beside the old ones until renamed over them: each
- * filesystem needs room for all the disks restored into it. */
+ * filesystem needs room for all the disks restored into it. A device is
+ * written in place (its size is checked when it is opened). */
 static int
 check_room(const struct agent_backup *b, const struct inplace_plan *p)
 {
@@ -210,11 +213,12 @@ check_room(const struct agent_backup *b, const struct inplace_plan *p)
         CLEANUP_FREE char *dir = NULL;
         uint64_t need = 0;
         bool seen = false;
-        if (!p->final[i])
+        if (!p->final[i] || p->device[i])
             continue;
         dir = dir_of(p->final[i]);
         for (size_t k = 0; k < p->nd; k++) {
-            CLEANUP_FREE char *dk = p->final[k] ? dir_of(p->final[k]) : NULL;
+            CLEANUP_FREE char *dk =
+                p->final[k] && !p->device[k] ? dir_of(p->final[k]) : NULL;
             if (!dk || strcmp(dk, dir) != 0)
                 continue;
             seen |= k < i;
@@ -283,7 +287,7 @@ livebk_restore_in_place(const struct livebk_inplace *a, struct agent_backup *b)
     for (size_t i = 0; i < p.nd; i++)
         if (p.final[i] && agent_restore_check(b, b->disks[i].name) < 0)
             goto out;
-    if (agent_restore_disks(b, p.final, p.fmts, NULL) < 0 ||
+    if (agent_restore_disks(b, p.final, p.fmts, p.device, NULL) < 0 ||
         untrack_restored(&lb, &p) < 0)
         goto out;
     ret = 0;

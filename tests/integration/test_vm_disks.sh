@@ -7,8 +7,9 @@
 # read-only and a shareable disk are skipped with a note and left alone;
 # a chain edited by hand under one disk (the user's own external
 # snapshot) and a disk added make that disk, and only it, fall back to a
-# full backup with a message saying why; an in-place restore refuses the
-# block device, a restore to files rewrites it as a file.
+# full backup with a message saying why; an in-place restore writes over
+# the block device (a device in use refused first), a restore to files
+# rewrites it as a file.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/vmlib.sh"
 
@@ -230,11 +231,44 @@ ok "--disks naming the disks it can back up: exit 0, status ok, no hook"
 [[ $(skipped_sums) == "$sums" ]] || fail "a skipped disk was written to"
 ok "the cdrom, read-only and shareable disks are untouched"
 
-# ---- restores: in place refuses the block device; to files rewrites it -----
+# ---- restores: in place, onto the block device; to files rewrites it ------
 virsh -q -c qemu:///system destroy "$vm" >/dev/null
-expect_fail "disk vdb is the block device $blk: in-place restore of block devices is not supported" \
+# What the device must hold afterwards: the last backup's vdb.
+run_ok livebackup restore-image --repo "$R" --name "$vm" --backup "$id" --disk vdb --to "$T/vdb-last.raw"
+ov_vdb=$(active_image "$vm" vdb)
+# Scribbles where the backup has data and at the device's end (a hole in
+# the backup): the restore must write both, zeros included.
+dd if=/dev/urandom of="$blk" bs=64k count=16 seek=16 conv=notrunc,fsync status=none
+bsize=$(blockdev --getsize64 "$blk")
+[[ $bsize -eq $(stat -c %s "$T/vdb-last.raw") ]] || fail "$blk: $bsize bytes, the disk $(stat -c %s "$T/vdb-last.raw")"
+dd if=/dev/urandom of="$blk" bs=64k count=1 seek=$((bsize / 65536 - 1)) conv=notrunc,fsync status=none
+cmp -s "$blk" "$T/vdb-last.raw" && fail "the scribbles changed nothing on $blk"
+# Open in a process (this shell): refused before anything is written.
+vde_sum=$(sha256sum <"$VMDIR/vde.raw")
+exec {hold}<"$blk"
+expect_fail "$blk is open in process [0-9]+ \(bash\)" \
     livebackup restore "$vm" --repo "$R" --in-place --force
-[[ $(active_image "$vm" vdb) == "$OV"/*.lbtrack-*.qcow2 ]] || fail "a refused in-place restore changed vdb"
+exec {hold}<&-
+[[ $(active_image "$vm" vdb) == "$ov_vdb" ]] || fail "a refused in-place restore changed vdb"
+[[ $(sha256sum <"$VMDIR/vde.raw") == "$vde_sum" ]] || fail "a refused in-place restore wrote vde"
+cmp -s "$blk" "$T/vdb-last.raw" && fail "a refused in-place restore wrote $blk"
+run_ok livebackup restore "$vm" --repo "$R" --in-place --force
+cmp "$blk" "$T/vdb-last.raw" >&2 || fail "after the in-place restore $blk is not the backup's vdb"
+[[ $(active_image "$vm" vdb) == "$blk" ]] || fail "vdb is on $(active_image "$vm" vdb), not $blk"
+virsh -q -c qemu:///system dumpxml --inactive "$vm" |
+    awk '/<disk /{d=""} {d=d $0} /<\/disk>/ && d ~ /<target dev=.vdb./ {print d}' >"$T/vdb.xml"
+grep -q "<disk type='block' device='disk'>" "$T/vdb.xml" && grep -q "<source dev='$blk'" "$T/vdb.xml" &&
+    grep -q "type='raw'" "$T/vdb.xml" || fail "vdb's definition: $(cat "$T/vdb.xml")"
+[[ $(active_image "$vm" vda) != *lbtrack* ]] || fail "vda is still on a tracking overlay"
+[[ ! -e $ov_vdb ]] || fail "vdb's tracking overlay $ov_vdb is left"
+# The domain runs on it: the guest mounts the device and reads /b2.
+virsh -q -c qemu:///system start "$vm" >/dev/null || fail "start $vm after the in-place restore"
+vm_wait_agent "$vm" 120 >/dev/null
+out=$(vm_guest_exec "$vm" stat -c %s /data2/b2) || fail "the guest cannot read /data2/b2"
+[[ $out == 1048576 ]] || fail "/data2/b2 in the guest: $out"
+virsh -q -c qemu:///system destroy "$vm" >/dev/null
+ok "in place: a device open in a process refused before anything is written; then the block device written over, zeros and all, the domain back on it and booting"
+
 run_ok livebackup restore "$vm" --repo "$R" --to "$T/r" --name "${VM_PREFIX}r" --define
 virsh -q -c qemu:///system dumpxml "${VM_PREFIX}r" >"$T/r.xml"
 grep -q "<source file='$T/r/${VM_PREFIX}r-vdb.qcow2'" "$T/r.xml" ||
@@ -242,7 +276,7 @@ grep -q "<source file='$T/r/${VM_PREFIX}r-vdb.qcow2'" "$T/r.xml" ||
 grep -q "device='cdrom'" "$T/r.xml" || fail "the restored domain lost its cdrom"
 qemu-img convert -O raw "$T/r/${VM_PREFIX}r-vdb.qcow2" "$T/rvdb.raw"
 debugfs -R "stat /b2" "$T/rvdb.raw" 2>/dev/null | grep "Size: 1048576\b" >/dev/null || fail "restored vdb lacks /b2"
-ok "in-place restore refuses the block device; a restore to files defines it on a file"
+ok "a restore to files defines the block device's disk on a file"
 
 run_ok livebackup verify --repo "$R"
 ok "repository verifies"
