@@ -184,6 +184,7 @@ enum cli_conf_key {
     CLI_CONF_COMPRESS_LEVEL,
     CLI_CONF_ON_FAILURE,
     CLI_CONF_METRICS_FILE,
+    CLI_CONF_OVERLAY_DIR,
     CLI_CONF_KEEP_LAST, /* then hourly, daily, weekly, monthly, yearly */
     CLI_CONF_N = CLI_CONF_KEEP_LAST + 6,
 };

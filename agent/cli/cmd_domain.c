@@ -55,6 +55,7 @@ parse_dom_args(int argc, char **argv, const char *cmd, bool need_repo,
      * --metrics-file '' turn a configured one off. */
     a->notify.on_failure = cli_config_get(CLI_CONF_ON_FAILURE);
     a->notify.metrics_file = cli_config_get(CLI_CONF_METRICS_FILE);
+    a->o.overlay_dir = cli_config_get(CLI_CONF_OVERLAY_DIR);
     cli_getopt(cmd, &g);
     optind = 1;
     while ((c = cli_getopt_next(&g, argc, argv)) != -1) {

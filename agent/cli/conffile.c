@@ -24,6 +24,7 @@ static const char *const conf_names[CLI_CONF_N] = {
     [CLI_CONF_COMPRESS_LEVEL] = "compress-level",
     [CLI_CONF_ON_FAILURE] = "on-failure",
     [CLI_CONF_METRICS_FILE] = "metrics-file",
+    [CLI_CONF_OVERLAY_DIR] = "overlay-dir",
     [CLI_CONF_KEEP_LAST] = "keep-last",
     [CLI_CONF_KEEP_LAST + 1] = "keep-hourly",
     [CLI_CONF_KEEP_LAST + 2] = "keep-daily",
@@ -61,6 +62,12 @@ cli_conf_check(enum cli_conf_key k, const char *v, char *err, size_t errlen)
         if (*v)
             return 0;
         snprintf(err, errlen, "%s: an empty value", conf_names[k]);
+        return -1;
+    case CLI_CONF_OVERLAY_DIR:
+        /* relative to what? not to where a command happens to run */
+        if (*v == '/')
+            return 0;
+        snprintf(err, errlen, "overlay-dir '%s': expected an absolute path", v);
         return -1;
     case CLI_CONF_BWLIMIT:
         if (lb_parse_size(v, &n) == 0 && n > 0)

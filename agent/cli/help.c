@@ -109,7 +109,9 @@ static const struct lb_help_opt backup_opts[] = {
     {"freeze-timeout", 0, 't', "SECONDS",
      "How long the guest agent may take to freeze (1 to 3600; default 10)."},
     {"overlay-dir", 0, 'o', "DIR",
-     "Create the tracking overlays in DIR instead of beside each image."},
+     "Create the tracking overlays in DIR instead of beside each image "
+     "(default: overlay-dir in livebackup.conf, or LIVEBACKUP_OVERLAY_DIR); "
+     "needed for a disk on a block device under /dev."},
     OPT_STATE_DIR('s'),
     {"on-failure", 0, 'O', "CMD",
      "Run CMD (through sh) when a domain failed or warned: the run's JSON on "

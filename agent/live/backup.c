@@ -198,7 +198,8 @@ plan_disk(struct run *k, const struct agent_vdisk *d, bool parent_ok,
     p->vd = d;
     p->td = track_disk_get(st, d->target);
     p->old_top = lb_xstrdup(d->source);
-    if (livebk_image_info(d->source, &p->size, &p->old_fmt, NULL) < 0)
+    if (livebk_overlay_dir_check(b->o, d->target, d->source) < 0 ||
+        livebk_image_info(d->source, &p->size, &p->old_fmt, NULL) < 0)
         return -1;
     f.tracked = p->td && p->td->nov;
     f.full = b->o->full;

@@ -60,24 +60,52 @@ sanitize(const char *s)
     return r;
 }
 
+/* The directory a new overlay over top goes to. Caller frees. */
+static char *
+overlay_dir(const struct livebk_opts *o, const char *top)
+{
+    const char *slash = strrchr(top, '/');
+
+    if (o->overlay_dir)
+        return lb_xstrdup(o->overlay_dir);
+    return slash && slash != top ? lb_xasprintf("%.*s", (int)(slash - top), top)
+                                 : lb_xstrdup("/");
+}
+
+int
+livebk_overlay_dir_check(const struct livebk_opts *o, const char *target,
+                         const char *top)
+{
+    CLEANUP_FREE char *dir = overlay_dir(o, top);
+    char real[PATH_MAX];
+    const char *d = realpath(dir, real) ? real : dir;
+
+    /* devtmpfs: beside an LV's node (/dev/VG, /dev/mapper) an overlay
+     * lives in memory, and a reboot takes it with every write the guest
+     * made since the last backup. */
+    if (strcmp(d, "/dev") != 0 && strncmp(d, "/dev/", 5) != 0)
+        return 0;
+    lb_fail(EINVAL,
+            "disk %s is on %s: its tracking overlay would go to %s, which "
+            "is in memory and lost at reboot, with the guest's writes since "
+            "the last backup",
+            target, top, d);
+    lb_error_hint("give --overlay-dir DIR on a persistent filesystem (or "
+                  "overlay-dir = DIR in livebackup.conf)");
+    return -1;
+}
+
 char *
 livebk_overlay_path(const struct livebk_opts *o, const char *dom,
                     const char *target, const char *top)
 {
-    CLEANUP_FREE char *dir = NULL;
+    CLEANUP_FREE char *dir = overlay_dir(o, top);
     CLEANUP_FREE char *name = sanitize(dom);
     char stamp[32];
     uint16_t rnd = 0;
     time_t t = time(NULL);
     struct tm tm;
 
-    if (o->overlay_dir) {
-        dir = lb_xstrdup(o->overlay_dir);
-    } else {
-        const char *slash = strrchr(top, '/');
-        dir = slash && slash != top ? strndup(top, (size_t)(slash - top))
-                                    : lb_xstrdup("/");
-    }
     gmtime_r(&t, &tm);
     strftime(stamp, sizeof stamp, "%Y%m%d%H%M%S", &tm);
     lb_random(&rnd, sizeof rnd);

@@ -13,6 +13,10 @@
  * image or in --overlay-dir. Caller frees. */
 char *livebk_overlay_path(const struct livebk_opts *o, const char *dom,
                           const char *target, const char *top);
+/* Fail, saying why, if that path would be under /dev: in memory, lost at
+ * reboot with the guest's writes since the last backup. */
+int livebk_overlay_dir_check(const struct livebk_opts *o, const char *target,
+                             const char *top);
 /* Virtual size, format and backing file of an image (also one a running
  * QEMU holds); fmt and backing may be NULL, else the caller frees them. */
 int livebk_image_info(const char *path, uint64_t *size, char **fmt,

@@ -21,6 +21,7 @@ declare -A v=(
     [compress-level]="2 3 4 5"
     # backup's options, which config does not take: three layers
     [on-failure]="hook-sys hook-user hook-env"
+    [overlay-dir]="/sys/ov /user/ov /env/ov"
     [metrics-file]="/sys/m.prom /user/m.prom /env/m.prom"
 )
 for k in keep-last keep-hourly keep-daily keep-weekly keep-monthly keep-yearly; do

@@ -38,7 +38,8 @@ vm_wait_workload "$vm" 3 >/dev/null
 ok "guest $vm runs on a qcow2 file (vda) and the block device $blk (vdb), with a cdrom, a read-only and a shareable disk"
 
 # backup [OPTIONS]: sets id; the overlays go to $OV (not next to /dev/loopN),
-# given as a path relative to the current directory.
+# given as a path relative to the current directory (unless NO_OVD is set:
+# then from livebackup.conf).
 # The cdrom, read-only and shareable disks are left out: a warning (exit
 # status 3, status "warning", the skipped disks listed), unless WANT_RC=0.
 # Every run writes the metrics file; the hook records what it got.
@@ -46,7 +47,9 @@ HOOK="cat >$T/hook.json; echo \$LIVEBACKUP_STATUS \$LIVEBACKUP_EXIT_STATUS >$T/h
 backup() {
     local rc=0 want=${WANT_RC:-3}
     # --overlay-dir relative, from $VMDIR: it reaches libvirt absolute
-    (cd "$VMDIR" && exec livebackup backup --json "$vm" --repo "$R" --overlay-dir "${OV##*/}" \
+    local ovd=(--overlay-dir "${OV##*/}")
+    [[ -z ${NO_OVD:-} ]] || ovd=()
+    (cd "$VMDIR" && exec livebackup backup --json "$vm" --repo "$R" "${ovd[@]}" \
         --on-failure "$HOOK" --metrics-file "$T/metrics.prom" "$@") >"$T/out" 2>"$T/err" || rc=$?
     no_sanitizer_report "$T/err"
     [[ $rc -eq $want ]] || { cat "$T/out" "$T/err" >&2; fail "backup $*: exit $rc, not $want"; }
@@ -85,16 +88,35 @@ restored_file() {
         fail "restored $1 of $2 lacks $3 ($4 KiB)"
 }
 
+# ---- no overlay under /dev ---------------------------------------------------
+# Beside /dev/loopN the overlay would live in memory (devtmpfs), lost at
+# reboot with the guest's writes: refused, nothing made or switched.
+expect_fail "error: $vm: disk vdb is on $blk: its tracking overlay would go to /dev, which is in memory and lost at reboot.*--overlay-dir DIR" \
+    livebackup backup "$vm" --repo "$R"
+[[ $(active_image "$vm" vda) == "$VMDIR/vda.qcow2" && $(active_image "$vm" vdb) == "$blk" ]] ||
+    fail "a refused backup switched a disk: vda $(active_image "$vm" vda), vdb $(active_image "$vm" vdb)"
+ls "$VMDIR" /dev | grep lbtrack >/dev/null && fail "a refused backup made an overlay: $(ls "$VMDIR" /dev | grep lbtrack)"
+# overlay-dir must be absolute where no current directory says relative to what
+echo "overlay-dir = o'brien" >"$T/lb.conf"
+rc=0
+LIVEBACKUP_CONFIG=$T/lb.conf livebackup backup "$vm" --repo "$R" 2>"$T/err" || rc=$?
+[[ $rc -eq 2 && $(cat "$T/err") == "livebackup: $T/lb.conf:1: overlay-dir 'o'brien': expected an absolute path" ]] ||
+    fail "a relative overlay-dir in livebackup.conf: exit $rc, $(cat "$T/err")"
+echo "overlay-dir = $OV" >"$T/lb.conf"
+ok "no overlay under /dev: refused with the way out; overlay-dir in livebackup.conf is an absolute path"
+
 # ---- full: the block device backed up, the other three skipped with a note --
 before=$(wl_done "$vm")
-backup
+LIVEBACKUP_CONFIG=$T/lb.conf NO_OVD=1 backup
 grep -q "disk hdc is a cdrom: skipped" "$T/err" &&
     grep -q "disk vdc is read-only: skipped" "$T/err" &&
     grep -q "disk vdd is shareable: skipped" "$T/err" ||
     fail "no note for the skipped disks: $(cat "$T/err")"
 [[ $(shown_disks "$id") == "vda vdb " ]] || fail "backup $id holds: $(shown_disks "$id")"
 [[ $(active_image "$vm" vdb) == "$OV"/*.lbtrack-*.qcow2 ]] ||
-    fail "vdb is not on a tracking overlay in $OV: $(active_image "$vm" vdb)"
+    fail "vdb is not on a tracking overlay in $OV (overlay-dir in livebackup.conf): $(active_image "$vm" vdb)"
+[[ $(active_image "$vm" vda) == "$OV"/*.lbtrack-*.qcow2 ]] ||
+    fail "vda is not on a tracking overlay in $OV (overlay-dir in livebackup.conf): $(active_image "$vm" vda)"
 for d in hdc vdc vdd; do
     [[ $(active_image "$vm" $d) != *lbtrack* ]] || fail "$d was switched to an overlay"
 done
@@ -243,12 +265,19 @@ bsize=$(blockdev --getsize64 "$blk")
 [[ $bsize -eq $(stat -c %s "$T/vdb-last.raw") ]] || fail "$blk: $bsize bytes, the disk $(stat -c %s "$T/vdb-last.raw")"
 dd if=/dev/urandom of="$blk" bs=64k count=1 seek=$((bsize / 65536 - 1)) conv=notrunc,fsync status=none
 cmp -s "$blk" "$T/vdb-last.raw" && fail "the scribbles changed nothing on $blk"
-# Open in a process (this shell): refused before anything is written.
+# Open in a process: refused before anything is written. The holder has
+# the device from its fork on (ready at once); this shell keeps no copy,
+# which livebackup's own children would inherit.
 vde_sum=$(sha256sum <"$VMDIR/vde.raw")
 exec {hold}<"$blk"
-expect_fail "$blk is open in process [0-9]+ \(bash\)" \
-    livebackup restore "$vm" --repo "$R" --in-place --force
+sleep 600 <&"$hold" &
+holder=$!
+lb_track "$holder"
 exec {hold}<&-
+expect_fail "$blk is open in process $holder \((sleep|bash)\)" \
+    livebackup restore "$vm" --repo "$R" --in-place --force
+kill "$holder"
+wait "$holder" 2>/dev/null || true
 [[ $(active_image "$vm" vdb) == "$ov_vdb" ]] || fail "a refused in-place restore changed vdb"
 [[ $(sha256sum <"$VMDIR/vde.raw") == "$vde_sum" ]] || fail "a refused in-place restore wrote vde"
 cmp -s "$blk" "$T/vdb-last.raw" && fail "a refused in-place restore wrote $blk"
