@@ -200,6 +200,12 @@ arg_ok(const struct cli_getopt *g, int c, const char *arg)
                   o->name);
         return false;
     }
+    if (strcmp(o->arg, "GLOB") == 0 && !*arg) {
+        cli_usage(g->cmd->name,
+                  "--%s is empty: give a name, or a pattern such as 'web*'",
+                  o->name);
+        return false;
+    }
     return true;
 }
 

@@ -122,6 +122,12 @@ usage_err "livebackup show: --backup is empty: give an id, latest or a time" sho
 usage_err "livebackup restore-image: --backup is empty" \
     restore-image --repo "$T/n" --name n1 --disk vda --backup "" --to "$T/n.raw"
 [[ ! -e $T/n.raw ]] || fail "a refused restore-image wrote $T/n.raw"
+# copy's --name is a pattern: an empty one would match nothing, exit 0
+run_ok livebackup init --repo "$T/n2"
+usage_err "livebackup copy: --name is empty: give a name, or a pattern such as 'web*'" \
+    copy --from "$T/n" --to "$T/n2" --name ""
+run_ok livebackup list --repo "$T/n2" --json
+[[ $(grep -c '"event":"backup"' "$T/out") -eq 0 ]] || fail "a refused copy copied: $(cat "$T/out")"
 ok "an invalid name is a usage error of every command that takes one, quoted safely"
 
 # An empty repository (--repo "$REPO" with REPO unset) is no repository.
