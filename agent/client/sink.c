@@ -389,24 +389,50 @@ agent_sink_write(struct agent_sink *k, const uint8_t *buf, size_t len,
 }
 
 /* Below this, zeros are written like data (through the page cache, with
- * the window's other blocks); from it on, BLKZEROOUT, which waits for the
- * device but lets it zero or unmap the range without the bytes. */
+ * the window's other blocks); from it on the device is asked to zero the
+ * range without the bytes (device_zero_range). */
 #define SINK_ZEROOUT_MIN (1u << 20)
+
+/*
+ * Zero [off, off+len) of a device (whole sectors). First as a punched hole
+ * (fallocate PUNCH_HOLE on a block device: a write-zeroes that may
+ * deallocate, so a thin LV or a loop device over a sparse file stays
+ * thin; it reads zeros after, or fails), then, where the device cannot
+ * (EOPNOTSUPP: remembered; EINVAL: a range of sectors that is not one of
+ * its logical blocks), BLKZEROOUT, which keeps the range allocated and
+ * falls back to writing zeros in the kernel.
+ */
+static int
+device_zero_range(struct agent_sink *k, uint64_t off, uint64_t len)
+{
+    uint64_t range[2] = {off, len};
+
+    if (!__atomic_load_n(&k->no_punch, __ATOMIC_RELAXED)) {
+        if (fallocate(k->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                      (off_t)off, (off_t)len) == 0)
+            return 0;
+        if (errno == EOPNOTSUPP || errno == ENOSYS)
+            __atomic_store_n(&k->no_punch, true, __ATOMIC_RELAXED);
+        else if (errno != EINVAL) /* EINVAL: not whole logical blocks */
+            return -1;
+    }
+    return ioctl(k->fd, BLKZEROOUT, range);
+}
 
 int
 agent_sink_zero(struct agent_sink *k, uint64_t off, uint64_t len)
 {
     static const uint8_t zeros[64 << 10];
-    /* BLKZEROOUT takes whole sectors; a disk's end may not be one */
-    uint64_t range[2] = {off, len >= SINK_ZEROOUT_MIN ? len & ~511ull : 0};
+    /* whole sectors to the device; a disk's end may not be one */
+    uint64_t whole = len >= SINK_ZEROOUT_MIN ? len & ~511ull : 0;
 
     if (!k->device || len == 0)
         return 0;
     __atomic_store_n(&k->touched, true, __ATOMIC_RELAXED);
-    if (range[1] && ioctl(k->fd, BLKZEROOUT, range) < 0)
+    if (whole && device_zero_range(k, off, whole) < 0)
         return lb_error(errno, "write zeros to %s at offset %llu", k->dst,
                         (unsigned long long)off);
-    for (uint64_t o = off + range[1], end = off + len; o < end;) {
+    for (uint64_t o = off + whole, end = off + len; o < end;) {
         size_t n = (size_t)LB_MIN(end - o, (uint64_t)sizeof zeros);
         if (lb_pwrite_full(k->fd, zeros, n, (off_t)o) < 0)
             return lb_error(errno, "write %s", k->dst);

@@ -23,6 +23,7 @@ struct agent_sink {
     char *tmp, *dst;             /* a device: both its name */
     bool device;     /* written in place: no rename; zeros written */
     bool touched;    /* a device: written to (atomic) */
+    bool no_punch;   /* a device that cannot punch holes (atomic) */
     int slot;        /* the partial file, removed on a fatal signal; -1 */
     int write_error; /* qcow2: the first failed write's errno */
     uint64_t error_off;
@@ -50,10 +51,10 @@ int agent_sink_write(struct agent_sink *k, const uint8_t *buf, size_t len,
  * error (which the final fsync would then no longer see).
  */
 int agent_sink_writeback(struct agent_sink *k, uint64_t off, uint64_t len);
-/* A device: write zeros over [off, off+len) (the device zeroes or
- * discards where it can: a thin LV stays thin). Else nothing: a new file
- * reads zeros where nothing was written. On a device (raw: pwrite and
- * this ioctl) it may run beside agent_sink_write on other ranges. */
+/* A device: write zeros over [off, off+len) (the device deallocates them
+ * where it can: a thin LV stays thin). Else nothing: a new file reads
+ * zeros where nothing was written. On a device (raw: pwrite, fallocate
+ * and ioctl) it may run beside agent_sink_write on other ranges. */
 int agent_sink_zero(struct agent_sink *k, uint64_t off, uint64_t len);
 /* qcow2: wait for one completion or more; fails on a failed write. */
 int agent_sink_poll(struct agent_sink *k);

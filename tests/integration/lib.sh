@@ -250,6 +250,25 @@ release_lock() {
 
 # Track a background process so it is stopped on exit.
 lb_track() { LB_PIDS+=("$1"); }
+
+# hold_open PATH: a background process (recorded, stopped on exit) that
+# holds PATH open for reading, from its fork on (no readiness to wait
+# for); HOLD_PID is it, its name "sleep" (or "bash" before its exec).
+# This shell keeps no copy: the programs a test runs would inherit it,
+# and livebackup's own children (backupd) would be found holding it too.
+# release_open ends it.
+hold_open() {
+    local fd
+    exec {fd}<"$1"
+    sleep 3600 <&"$fd" &
+    HOLD_PID=$!
+    exec {fd}<&-
+    lb_track "$HOLD_PID"
+}
+release_open() {
+    kill "$HOLD_PID" 2>/dev/null || true
+    wait "$HOLD_PID" 2>/dev/null || true
+}
 # lb_track_daemon PID: a process that is not our child (a daemon that
 # forked away, its pid from its pid file), stopped at the end like the
 # others if it is still running and its command line still names $T (so

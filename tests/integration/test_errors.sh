@@ -143,20 +143,35 @@ expect_fail "$LOOP_DEV is a block device: the restore would write over it.*add -
 expect_fail "$LOOP_DEV is a block device: a disk is written onto one raw" \
     livebackup restore-image --repo "$R" --name holes --disk vda --to "$LOOP_DEV" \
     --force --format qcow2
-exec {held}<"$LOOP_DEV"
-expect_fail "$LOOP_DEV is open in process $$ \(bash\).*shut it off" \
+hold_open "$LOOP_DEV"
+expect_fail "$LOOP_DEV is open in process $HOLD_PID \((sleep|bash)\).*shut it off" \
     livebackup restore-image --repo "$R" --name holes --disk vda --to "$LOOP_DEV" --force
-exec {held}<&-
+release_open
 cmp "$LOOP_DEV" "$T/aa.bin" || fail "a refused restore wrote to the device"
 run_ok livebackup restore-image --repo "$R" --name holes --disk vda --to "$LOOP_DEV" --force
 cmp -n "$size" "$LOOP_DEV" "$T/h.raw" || fail "the device does not hold the disk"
 cmp -i "$size:$size" "$LOOP_DEV" "$T/aa.bin" || fail "the device's bytes past the disk were written"
 [[ -b $LOOP_DEV ]] || fail "$LOOP_DEV is no longer a block device"
+# Thin stays thin: a device over a sparse file (a loop device here, a thin
+# LV on a host) whose every block held data, restored with a disk whose
+# only data is in its first window: the holes are deallocated, not
+# written (or zeroed but kept allocated: BLKZEROOUT alone).
+qemu-img create -q -f qcow2 "$T/thin.qcow2" 64M
+qemu-io -f qcow2 -c "write -P 7 0 64k" "$T/thin.qcow2" >/dev/null
+run_ok livebackup backup-image --repo "$R" --name thin --disk vda="$T/thin.qcow2"
+run_ok livebackup restore-image --repo "$R" --name thin --disk vda --to "$T/thin.raw"
+head -c $((64 << 20)) /dev/urandom >"$T/thin.img"
+loop_attach "$T/thin.img"
+run_ok livebackup restore-image --repo "$R" --name thin --disk vda --to "$LOOP_DEV" --force
+cmp "$LOOP_DEV" "$T/thin.raw" || fail "the thin device does not hold the disk"
+sync "$T/thin.img"
+a=$(alloc_bytes "$T/thin.img")
+((a <= 8 << 20)) || fail "restored onto a loop device over a full file, $((a >> 20)) MiB of it stay allocated (the disk's data: 64 KiB)"
 truncate -s $((size / 2)) "$T/small.img"
 loop_attach "$T/small.img"
 expect_fail "$LOOP_DEV holds $((size / 2)) bytes, the disk $size" \
     livebackup restore-image --repo "$R" --name holes --disk vda --to "$LOOP_DEV" --force
-ok "restore-image onto a block device: --force and raw, not in use, large enough; every byte of the disk, nothing past it"
+ok "restore-image onto a block device: --force and raw, not in use, large enough; every byte of the disk, nothing past it; its holes deallocated (thin stays thin)"
 
 # A restore ended by a signal (Ctrl-C, a SIGTERM) removes its partial
 # file: it stayed hidden beside the target, as large as what had been

@@ -265,19 +265,12 @@ bsize=$(blockdev --getsize64 "$blk")
 [[ $bsize -eq $(stat -c %s "$T/vdb-last.raw") ]] || fail "$blk: $bsize bytes, the disk $(stat -c %s "$T/vdb-last.raw")"
 dd if=/dev/urandom of="$blk" bs=64k count=1 seek=$((bsize / 65536 - 1)) conv=notrunc,fsync status=none
 cmp -s "$blk" "$T/vdb-last.raw" && fail "the scribbles changed nothing on $blk"
-# Open in a process: refused before anything is written. The holder has
-# the device from its fork on (ready at once); this shell keeps no copy,
-# which livebackup's own children would inherit.
+# Open in a process: refused before anything is written.
 vde_sum=$(sha256sum <"$VMDIR/vde.raw")
-exec {hold}<"$blk"
-sleep 600 <&"$hold" &
-holder=$!
-lb_track "$holder"
-exec {hold}<&-
-expect_fail "$blk is open in process $holder \((sleep|bash)\)" \
+hold_open "$blk"
+expect_fail "$blk is open in process $HOLD_PID \((sleep|bash)\)" \
     livebackup restore "$vm" --repo "$R" --in-place --force
-kill "$holder"
-wait "$holder" 2>/dev/null || true
+release_open
 [[ $(active_image "$vm" vdb) == "$ov_vdb" ]] || fail "a refused in-place restore changed vdb"
 [[ $(sha256sum <"$VMDIR/vde.raw") == "$vde_sum" ]] || fail "a refused in-place restore wrote vde"
 cmp -s "$blk" "$T/vdb-last.raw" && fail "a refused in-place restore wrote $blk"
