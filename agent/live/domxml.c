@@ -10,6 +10,7 @@
 #include "agent/live/xml_dl.h"
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static char *
 xprop(xmlNodePtr n, const char *name)
@@ -145,12 +146,25 @@ agent_vdisks_free(struct agent_vdisk *v, size_t n)
     free(v);
 }
 
-/* Point a <disk> at a file (or a block device, for /dev paths) of a
- * format, without a stale backingStore. */
+/* A block device: what path names (a symlink followed, such as one to an
+ * LV outside /dev; QEMU's file driver refuses a device), or a path under
+ * /dev when there is nothing there (yet). */
+static bool
+block_path(const char *path)
+{
+    struct stat sb;
+
+    if (stat(path, &sb) == 0)
+        return S_ISBLK(sb.st_mode);
+    return strncmp(path, "/dev/", 5) == 0;
+}
+
+/* Point a <disk> at a file or a block device of a format, without a stale
+ * backingStore. */
 static void
 set_disk_source(xmlNodePtr disk, const char *path, const char *fmt)
 {
-    bool block = strncmp(path, "/dev/", 5) == 0;
+    bool block = block_path(path);
     xmlNodePtr src = child(disk, "source"), drv = child(disk, "driver"), bs;
 
     LX(xmlSetProp, disk, (const xmlChar *)"type",

@@ -12,6 +12,9 @@
 #include <criterion/criterion.h>
 #include <libxml/parser.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
 static const char hostile[] =
     "<domain type='qemu' "
@@ -352,4 +355,59 @@ Test(domxml, a_restored_lun_is_a_disk_on_its_image)
         cr_assert_eq(strstr(x, "/dev/sdc") != NULL, keep, "keep %d: %s", keep,
                      x);
     }
+}
+
+/* A disk pointed back at its own image (untrack, recover, an in-place
+ * restore) is a block disk when that image is a block device, also
+ * through a symlink outside /dev (QEMU's file driver refuses a device:
+ * the domain would not start), and a file disk on a file. */
+Test(domxml, a_disk_set_on_a_device_is_a_block_disk)
+{
+    static const char xml[] =
+        "<domain type='qemu'><name>a</name><devices>"
+        "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+        "<source file='/o/a-vda.lbtrack-1.qcow2'/><target dev='vda'/></disk>"
+        "</devices></domain>";
+    CLEANUP_FREE char *dir = tu_mkdtemp();
+    CLEANUP_FREE char *node = lb_xasprintf("%s/lv", dir);
+    CLEANUP_FREE char *link = lb_xasprintf("%s/web1.img", dir);
+    CLEANUP_FREE char *file = lb_xasprintf("%s/web1.raw", dir);
+    CLEANUP_FREE char *want_link = NULL, *want_file = NULL;
+    char *t[] = {"vda"}, *f[] = {"raw"};
+
+    /* a device node (no device behind it: only its type is looked at) */
+    cr_assert_eq(mknod(node, S_IFBLK | 0600, makedev(7, 0)), 0, "mknod %s: %m",
+                 node);
+    cr_assert_eq(symlink(node, link), 0);
+    tu_write_file(file, "", 0);
+    want_link = lb_xasprintf("<disk type=\"block\" device=\"disk\"><driver "
+                             "name=\"qemu\" type=\"raw\"/><source "
+                             "dev=\"%s\"/>",
+                             link);
+    want_file = lb_xasprintf("<disk type=\"file\" device=\"disk\"><driver "
+                             "name=\"qemu\" type=\"raw\"/><source "
+                             "file=\"%s\"/>",
+                             file);
+    {
+        char *p[] = {link};
+        CLEANUP_FREE char *x = agent_xml_set_disks(xml, 1, t, p, f);
+        cr_assert_not_null(x, "%s", lb_error_msg());
+        cr_assert(strstr(x, want_link), "%s", x);
+        cr_assert_null(strstr(x, "file="), "%s", x);
+    }
+    {
+        char *p[] = {file};
+        CLEANUP_FREE char *x = agent_xml_set_disks(xml, 1, t, p, f);
+        cr_assert_not_null(x, "%s", lb_error_msg());
+        cr_assert(strstr(x, want_file), "%s", x);
+    }
+    {
+        /* nothing there: a path under /dev is taken for a device */
+        char *p[] = {"/dev/lb-no-such-vg/lv"};
+        CLEANUP_FREE char *x = agent_xml_set_disks(xml, 1, t, p, f);
+        cr_assert_not_null(x, "%s", lb_error_msg());
+        cr_assert(strstr(x, "<disk type=\"block\" device=\"disk\">"), "%s", x);
+        cr_assert(strstr(x, "dev=\"/dev/lb-no-such-vg/lv\""), "%s", x);
+    }
+    tu_rm_rf(dir);
 }
