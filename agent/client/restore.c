@@ -613,6 +613,8 @@ agent_restore_disks(struct agent_backup *b, char *const *final,
             goto out;
         written = final[i];
     }
+    if (written)
+        lb_fault_point("agent:restore-devices-written");
     if (marker) {
         /* Ours if it exists (an interrupted run of this restore); never
          * through a link someone put in its place. */

@@ -169,9 +169,14 @@ m=$(restore_verify "$R" "$vm" vda "$before" "$id")
 ok "a snapshot taken by hand under vda: vda alone read whole, with the reason; the user's chain left intact; then incremental again ($m files)"
 
 # ---- a disk added: read whole, the others incremental ----------------------
+# vde: a second block device, reached through a symlink beside the
+# images (an LV by a path outside /dev).
 cp --sparse=always "$LB_TESTVM_DISK_RAW" "$VMDIR/vde.raw"
-virsh -q -c qemu:///system attach-disk "$vm" "$VMDIR/vde.raw" vde --targetbus virtio \
-    --driver qemu --subdriver raw --live --persistent >/dev/null || fail "attach-disk vde"
+loop_attach "$VMDIR/vde.raw"
+vde_dev=$LOOP_DEV
+ln -s "$vde_dev" "$VMDIR/vde.link"
+virsh -q -c qemu:///system attach-disk "$vm" "$VMDIR/vde.link" vde --targetbus virtio \
+    --driver qemu --subdriver raw --sourcetype block --live --persistent >/dev/null || fail "attach-disk vde"
 backup
 [[ $(disk_mode "$id" vde) == "full: first backup of this disk" ]] || fail "vde: $(disk_mode "$id" vde)"
 [[ $(disk_mode "$id" vda) == incremental && $(disk_mode "$id" vdb) == incremental ]] ||
@@ -179,7 +184,7 @@ backup
 grep -q "disk vde is new since the last backup: full backup of this disk" "$T/err" ||
     fail "no message for the added disk: $(cat "$T/err")"
 run_ok livebackup restore-image --repo "$R" --name "$vm" --backup "$id" --disk vde --to "$T/vde.raw"
-same_image "$T/vde.raw" raw "$VMDIR/vde.raw" raw
+cmp "$T/vde.raw" "$vde_dev" >&2 || fail "vde restored differs from $vde_dev"
 ok "a disk added: read whole with the reason, the others incremental"
 
 # ---- the warning: status, the hook, the metrics; -j; --disks; a failure ----
@@ -266,15 +271,25 @@ bsize=$(blockdev --getsize64 "$blk")
 dd if=/dev/urandom of="$blk" bs=64k count=1 seek=$((bsize / 65536 - 1)) conv=notrunc,fsync status=none
 cmp -s "$blk" "$T/vdb-last.raw" && fail "the scribbles changed nothing on $blk"
 # Open in a process: refused before anything is written.
-vde_sum=$(sha256sum <"$VMDIR/vde.raw")
+vde_sum=$(sha256sum <"$vde_dev")
 hold_open "$blk"
 expect_fail "$blk is open in process $HOLD_PID \((sleep|bash)\)" \
     livebackup restore "$vm" --repo "$R" --in-place --force
 release_open
 [[ $(active_image "$vm" vdb) == "$ov_vdb" ]] || fail "a refused in-place restore changed vdb"
-[[ $(sha256sum <"$VMDIR/vde.raw") == "$vde_sum" ]] || fail "a refused in-place restore wrote vde"
+[[ $(sha256sum <"$vde_dev") == "$vde_sum" ]] || fail "a refused in-place restore wrote vde"
 cmp -s "$blk" "$T/vdb-last.raw" && fail "a refused in-place restore wrote $blk"
+# Killed once the devices are written, before the files' new images are
+# renamed over the old: the domain is still defined on its overlays
+# (nothing says it was restored), and the same command finishes it.
+rc=0
+LIVEBACKUP_FAULT=agent:restore-devices-written livebackup restore "$vm" --repo "$R" \
+    --in-place --force >"$T/out" 2>&1 || rc=$?
+[[ $rc -eq 137 ]] || fail "in-place restore killed after the devices: exit $rc: $(cat "$T/out")"
+cmp -s "$blk" "$T/vdb-last.raw" || fail "the killed in-place restore had not written $blk"
+[[ $(active_image "$vm" vdb) == "$ov_vdb" ]] || fail "a killed in-place restore redefined vdb"
 run_ok livebackup restore "$vm" --repo "$R" --in-place --force
+ls -a "$VMDIR" | grep -E "\.restoring|livebackup-partial" >&2 && fail "temporary images left in $VMDIR"
 cmp "$blk" "$T/vdb-last.raw" >&2 || fail "after the in-place restore $blk is not the backup's vdb"
 [[ $(active_image "$vm" vdb) == "$blk" ]] || fail "vdb is on $(active_image "$vm" vdb), not $blk"
 virsh -q -c qemu:///system dumpxml --inactive "$vm" |
@@ -282,6 +297,13 @@ virsh -q -c qemu:///system dumpxml --inactive "$vm" |
 grep -q "<disk type='block' device='disk'>" "$T/vdb.xml" && grep -q "<source dev='$blk'" "$T/vdb.xml" &&
     grep -q "type='raw'" "$T/vdb.xml" || fail "vdb's definition: $(cat "$T/vdb.xml")"
 [[ $(active_image "$vm" vda) != *lbtrack* ]] || fail "vda is still on a tracking overlay"
+# vde, on its device through the symlink: a block disk again (a file disk
+# on a device is refused by QEMU: the start below would fail).
+[[ $(active_image "$vm" vde) == "$VMDIR/vde.link" ]] || fail "vde is on $(active_image "$vm" vde)"
+virsh -q -c qemu:///system dumpxml --inactive "$vm" |
+    awk '/<disk /{d=""} {d=d $0} /<\/disk>/ && d ~ /<target dev=.vde./ {print d}' >"$T/vde.xml"
+grep -q "<disk type='block' device='disk'>" "$T/vde.xml" && grep -q "<source dev='$VMDIR/vde.link'" "$T/vde.xml" ||
+    fail "vde's definition: $(cat "$T/vde.xml")"
 [[ ! -e $ov_vdb ]] || fail "vdb's tracking overlay $ov_vdb is left"
 # The domain runs on it: the guest mounts the device and reads /b2.
 virsh -q -c qemu:///system start "$vm" >/dev/null || fail "start $vm after the in-place restore"
@@ -289,7 +311,7 @@ vm_wait_agent "$vm" 120 >/dev/null
 out=$(vm_guest_exec "$vm" stat -c %s /data2/b2) || fail "the guest cannot read /data2/b2"
 [[ $out == 1048576 ]] || fail "/data2/b2 in the guest: $out"
 virsh -q -c qemu:///system destroy "$vm" >/dev/null
-ok "in place: a device open in a process refused before anything is written; then the block device written over, zeros and all, the domain back on it and booting"
+ok "in place: a device open in a process refused before anything is written; killed midway, run again; the block devices written over, zeros and all, the domain back on them (one through a symlink) and booting"
 
 run_ok livebackup restore "$vm" --repo "$R" --to "$T/r" --name "${VM_PREFIX}r" --define
 virsh -q -c qemu:///system dumpxml "${VM_PREFIX}r" >"$T/r.xml"
