@@ -68,6 +68,12 @@ disk_mode() {
     jq -r --arg d "$2" 'select(.event == "disk" and .disk == $d) |
         .mode + (if .full_reason then ": " + .full_reason else "" end)' "$T/show"
 }
+# disk_def TARGET: the <disk> element of TARGET in the domain's persistent
+# definition, on one line.
+disk_def() {
+    virsh -q -c qemu:///system dumpxml --inactive "$vm" |
+        awk -v t="$1" '/<disk /{d=""} {d=d $0} /<\/disk>/ && d ~ ("<target dev=." t ".") {print d}'
+}
 shown_disks() {
     livebackup show --json --repo "$R" --backup "$1" |
         jq -r 'select(.event == "disk") | .disk' | tr '\n' ' '
@@ -292,16 +298,14 @@ run_ok livebackup restore "$vm" --repo "$R" --in-place --force
 ls -a "$VMDIR" | grep -E "\.restoring|livebackup-partial" >&2 && fail "temporary images left in $VMDIR"
 cmp "$blk" "$T/vdb-last.raw" >&2 || fail "after the in-place restore $blk is not the backup's vdb"
 [[ $(active_image "$vm" vdb) == "$blk" ]] || fail "vdb is on $(active_image "$vm" vdb), not $blk"
-virsh -q -c qemu:///system dumpxml --inactive "$vm" |
-    awk '/<disk /{d=""} {d=d $0} /<\/disk>/ && d ~ /<target dev=.vdb./ {print d}' >"$T/vdb.xml"
+disk_def vdb >"$T/vdb.xml"
 grep -q "<disk type='block' device='disk'>" "$T/vdb.xml" && grep -q "<source dev='$blk'" "$T/vdb.xml" &&
     grep -q "type='raw'" "$T/vdb.xml" || fail "vdb's definition: $(cat "$T/vdb.xml")"
 [[ $(active_image "$vm" vda) != *lbtrack* ]] || fail "vda is still on a tracking overlay"
 # vde, on its device through the symlink: a block disk again (a file disk
 # on a device is refused by QEMU: the start below would fail).
 [[ $(active_image "$vm" vde) == "$VMDIR/vde.link" ]] || fail "vde is on $(active_image "$vm" vde)"
-virsh -q -c qemu:///system dumpxml --inactive "$vm" |
-    awk '/<disk /{d=""} {d=d $0} /<\/disk>/ && d ~ /<target dev=.vde./ {print d}' >"$T/vde.xml"
+disk_def vde >"$T/vde.xml"
 grep -q "<disk type='block' device='disk'>" "$T/vde.xml" && grep -q "<source dev='$VMDIR/vde.link'" "$T/vde.xml" ||
     fail "vde's definition: $(cat "$T/vde.xml")"
 [[ ! -e $ov_vdb ]] || fail "vdb's tracking overlay $ov_vdb is left"
