@@ -10,7 +10,10 @@
  * on the path it was given, or a cdrom or floppy drive without a medium;
  * every character device on a file writes into the restore's directory;
  * there is no DTD. Kept (--keep-host-access), the same XML is accepted,
- * and host access is found in it exactly when it was without.
+ * and host access is found in it exactly when it was without. Who QEMU
+ * runs as (agent_xml_qemu_owner, an instant restore's question) is the
+ * host's base label for a restored XML (its <seclabel> went), whatever
+ * the saved one said; the kept one's label is parsed without harm.
  */
 #include "agent/live/virt.h"
 #include "fuzz/fuzz.h"
@@ -127,6 +130,24 @@ check_doc(const char *xml)
     xmlFreeDoc(doc);
 }
 
+static const char caps[] =
+    "<capabilities><host><secmodel><model>dac</model><doi>0</doi>"
+    "<baselabel type='qemu'>+999:+995</baselabel></secmodel></host>"
+    "</capabilities>";
+
+static void
+check_owner(const char *out, const char *kept)
+{
+    uid_t u;
+    gid_t g;
+
+    if (agent_xml_qemu_owner(out, caps, &u, &g) == 0)
+        CHECK((u == 999 && g == 995) || (u == 0 && g == 0));
+    lb_error_clear();
+    (void)agent_xml_qemu_owner(kept, caps, &u, &g);
+    lb_error_clear();
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -147,6 +168,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_doc(out);
     kept = restore(xml, true, stop, &a3);
     CHECK(kept && a1 && a3 && (a1[0] == '\0') == (a3[0] == '\0'));
+    check_owner(out, kept);
     free(out);
     free(again);
     free(kept);

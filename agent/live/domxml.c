@@ -9,6 +9,9 @@
 
 #include "agent/live/xml_dl.h"
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -400,4 +403,109 @@ agent_xml_restore(const char *xml, const struct agent_restore_xml *o)
     out = dump_xml(doc);
     LX(xmlFreeDoc, doc);
     return out;
+}
+
+/* ---- who QEMU runs as --------------------------------------------------- */
+
+/* The string value of XPath expr in doc ("" when it selects nothing);
+ * caller frees. */
+static char *
+xpath_string(xmlDocPtr doc, const char *expr)
+{
+    xmlXPathObjectPtr r = xpath(doc, expr);
+    char *s = lb_xstrdup(r && r->type == XPATH_STRING && r->stringval
+                             ? (const char *)r->stringval
+                             : "");
+
+    LX(xmlXPathFreeObject, r);
+    return s;
+}
+
+/* One side of a DAC label: +N, or a user's (a group's) name. */
+static int
+label_id(const char *s, bool group, unsigned *id)
+{
+    char buf[4096];
+
+    if (s[0] == '+') {
+        char *end;
+        unsigned long v;
+        errno = 0;
+        v = strtoul(s + 1, &end, 10);
+        if (s[1] < '0' || s[1] > '9' || *end || errno || v > 0xfffffffeUL)
+            return -1;
+        *id = (unsigned)v;
+        return 0;
+    }
+    if (group) {
+        struct group g, *gp = NULL;
+        if (getgrnam_r(s, &g, buf, sizeof buf, &gp) != 0 || !gp)
+            return -1;
+        *id = gp->gr_gid;
+    } else {
+        struct passwd pw, *pp = NULL;
+        if (getpwnam_r(s, &pw, buf, sizeof buf, &pp) != 0 || !pp)
+            return -1;
+        *id = pp->pw_uid;
+    }
+    return 0;
+}
+
+int
+agent_xml_qemu_owner(const char *xml, const char *caps, uid_t *uid, gid_t *gid)
+{
+    xmlDocPtr doc = parse_xml(xml), cdoc = NULL;
+    CLEANUP_FREE char *label = NULL, *type = NULL, *expr = NULL;
+    char *colon;
+    unsigned u, g;
+    int r = -1;
+
+    *uid = 0;
+    *gid = 0;
+    if (!doc)
+        return -1;
+    label = xpath_string(doc, "normalize-space(/domain/seclabel"
+                              "[@model='dac']/label)");
+    type = xpath_string(doc, "string(/domain/@type)");
+    if (!*label) {
+        if (!*type || strspn(type, "abcdefghijklmnopqrstuvwxyz0123456789") !=
+                          strlen(type)) {
+            lb_fail(EPROTO, "the domain XML has no valid type");
+            goto out;
+        }
+        cdoc =
+            LX(xmlReadMemory, caps, (int)strlen(caps), "capabilities.xml", NULL,
+               XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+        if (!cdoc) {
+            lb_fail(EPROTO, "cannot parse libvirt's capabilities");
+            goto out;
+        }
+        expr = lb_xasprintf("normalize-space(/capabilities/host/secmodel"
+                            "[model='dac']/baselabel[@type='%s'])",
+                            type);
+        free(label);
+        label = xpath_string(cdoc, expr);
+        if (!*label) { /* no DAC driver: QEMU runs as libvirtd does */
+            r = 0;
+            goto out;
+        }
+    }
+    colon = strchr(label, ':');
+    if (colon)
+        *colon = '\0';
+    if (!colon || label_id(label, false, &u) < 0 ||
+        label_id(colon + 1, true, &g) < 0) {
+        if (colon)
+            *colon = ':';
+        lb_fail(EPROTO, "QEMU's DAC label '%s' is not USER:GROUP", label);
+        goto out;
+    }
+    *uid = (uid_t)u;
+    *gid = (gid_t)g;
+    r = 0;
+out:
+    if (cdoc)
+        LX(xmlFreeDoc, cdoc);
+    LX(xmlFreeDoc, doc);
+    return r;
 }

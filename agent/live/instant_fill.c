@@ -12,9 +12,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* ---- the exports ------------------------------------------------------------ */
 
@@ -46,6 +51,107 @@ instant_export_pid(const struct instant_disk *d)
     return agent_export_pid(d->pidfile);
 }
 
+/*
+ * 0 when QEMU's user (uid, gid and the groups of uid's name) may connect
+ * to socket: every directory on the way to it searchable, the socket
+ * writable. Else 1 + the number of the first directory that is not
+ * (counted from the root), or 255 for the socket itself. Checked by a
+ * child that becomes that user: the kernel's own checks, ACLs included.
+ */
+static int
+blocked_for(const char *socket, const char *user, uid_t uid, gid_t gid)
+{
+    gid_t groups[256];
+    int ng = (int)LB_ARRAY_SIZE(groups), st;
+    pid_t pid;
+
+    groups[0] = gid;
+    if (!user || getgrouplist(user, gid, groups, &ng) < 0)
+        ng = 1;
+    pid = fork(); /* the child makes system calls only */
+    if (pid < 0)
+        return lb_error(errno, "fork");
+    if (pid == 0) {
+        char prefix[PATH_MAX];
+        int n = 0;
+        if (setgroups((size_t)ng, groups) < 0 || setresgid(gid, gid, gid) < 0 ||
+            setresuid(uid, uid, uid) < 0)
+            _exit(254);
+        for (size_t i = 1; i < sizeof prefix && socket[i]; i++) {
+            if (socket[i] != '/')
+                continue;
+            memcpy(prefix, socket, i);
+            prefix[i] = '\0';
+            if (++n < 250 && access(prefix, X_OK) < 0)
+                _exit(1 + n);
+        }
+        _exit(access(socket, W_OK) == 0 ? 0 : 255);
+    }
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return lb_error(errno, "wait");
+    if (!WIFEXITED(st) || WEXITSTATUS(st) == 254)
+        return lb_fail(EPERM,
+                       "cannot become QEMU's user (uid %u) to check "
+                       "its access to %s",
+                       (unsigned)uid, socket);
+    return WEXITSTATUS(st);
+}
+
+/*
+ * QEMU, when it runs as another user than root (libvirt-qemu on a stock
+ * Debian host), must reach disk d's socket (QEMU connects to it: libvirt
+ * labels no socket of a backing chain). The socket becomes its own and
+ * nobody else's (0600); its directory, the state directory (0700, ours),
+ * one that others may pass through but not list (0711: every file in it
+ * is 0600). Then checked as QEMU's user: a directory above that does not
+ * let it through is named here, before QEMU fails on it.
+ */
+static int
+export_grant(const struct instant_state *st, const struct instant_disk *d)
+{
+    CLEANUP_FREE char *dir = lb_xstrdup(d->socket);
+    const char *end = d->socket;
+    struct passwd pw, *pp = NULL;
+    char buf[4096], who[300];
+    struct stat sb;
+    int r;
+
+    if (st->qemu_uid == 0)
+        return 0;
+    if (getpwuid_r(st->qemu_uid, &pw, buf, sizeof buf, &pp) != 0)
+        pp = NULL;
+    snprintf(who, sizeof who, "%s%s(uid %u)", pp ? pp->pw_name : "",
+             pp ? " " : "", (unsigned)st->qemu_uid);
+    *strrchr(dir, '/') = '\0';
+    if (stat(dir, &sb) == 0 && sb.st_uid == geteuid() &&
+        (sb.st_mode & 011) != 011)
+        (void)chmod(dir, (sb.st_mode & 07777) | 011);
+    if (chmod(d->socket, 0600) < 0 ||
+        chown(d->socket, st->qemu_uid, st->qemu_gid) < 0)
+        return lb_error(errno, "give QEMU's user %s the export's socket %s",
+                        who, d->socket);
+    r = blocked_for(d->socket, pp ? pp->pw_name : NULL, st->qemu_uid,
+                    st->qemu_gid);
+    if (r <= 0)
+        return r;
+    if (r == 255)
+        return lb_fail(EACCES,
+                       "QEMU's user %s cannot connect to the "
+                       "export's socket %s",
+                       who, d->socket);
+    for (int n = r - 1; n > 0 && (end = strchr(end + 1, '/')); n--)
+        ;
+    lb_fail(EACCES,
+            "QEMU's user %s cannot pass through %.*s to reach the "
+            "export's socket %s",
+            who, end ? (int)(end - d->socket) : 0, d->socket, d->socket);
+    lb_error_hint("give the state directory a place QEMU's user can reach "
+                  "(--state-dir, LIVEBACKUP_STATE_DIR; the default "
+                  "/var/lib/livebackup is one)");
+    return -1;
+}
+
 int
 instant_export_up(const struct instant_state *st, const struct instant_disk *d)
 {
@@ -66,6 +172,12 @@ instant_export_up(const struct instant_state *st, const struct instant_disk *d)
     unlink(d->pidfile);
     if (agent_export_start(&e, d->log) < 0)
         return -1;
+    if (export_grant(st, d) < 0) {
+        struct lb_error_saved why;
+        lb_error_save(&why);
+        instant_export_stop(d);
+        return lb_error_restore(&why);
+    }
     lb_info("%s: the export of %s from backup %s serves on %s (pid %ld)",
             st->name, d->target, st->backup, d->socket,
             (long)instant_export_pid(d));

@@ -57,6 +57,20 @@ get_str(const struct lb_json *j, const char *key, bool path, char **dst)
     return 0;
 }
 
+/* An optional uid or gid (0 when absent: a journal of a version that
+ * ran QEMU's exports as root only). */
+static int
+get_id(const struct lb_json *j, const char *key, uint32_t *dst)
+{
+    const struct lb_json *v = lb_json_get(j, key);
+    uint64_t n = 0;
+
+    if (v && (lb_json_u64(v, &n) < 0 || n >= UINT32_MAX))
+        return -1;
+    *dst = (uint32_t)n;
+    return 0;
+}
+
 static int
 parse_disk(const struct lb_json *j, struct instant_disk *d)
 {
@@ -94,7 +108,9 @@ parse_fields(const struct lb_json *j, struct instant_state *st)
         get_str(j, "rsh", false, &st->rsh) < 0 ||
         get_str(j, "remote_backupd", false, &st->remote_backupd) < 0 ||
         lb_json_u64(lb_json_get(j, "cache_bytes"), &st->cache_bytes) < 0 ||
-        lb_json_i64(lb_json_get(j, "started"), &st->started) < 0)
+        lb_json_i64(lb_json_get(j, "started"), &st->started) < 0 ||
+        get_id(j, "qemu_uid", &st->qemu_uid) < 0 ||
+        get_id(j, "qemu_gid", &st->qemu_gid) < 0)
         return lb_fail(EINVAL, "a field is missing or invalid");
     st->pulling = lb_json_bool(lb_json_get(j, "pulling"), false);
     st->paused = lb_json_bool(lb_json_get(j, "paused"), false);
@@ -169,6 +185,8 @@ instant_format(const struct instant_state *st)
     kv_str(&b, "remote_backupd", st->remote_backupd, false);
     kv_num(&b, "cache_bytes", (long long)st->cache_bytes);
     kv_num(&b, "started", (long long)st->started);
+    kv_num(&b, "qemu_uid", st->qemu_uid);
+    kv_num(&b, "qemu_gid", st->qemu_gid);
     lb_json_escape(&b, "pulling");
     lb_buf_append(&b, st->pulling ? ":true," : ":false,", st->pulling ? 6 : 7);
     lb_json_escape(&b, "paused");

@@ -433,6 +433,20 @@ agent_virt_define(struct agent_virt *v, const char *xml)
 }
 
 int
+agent_virt_qemu_owner(struct agent_virt *v, const char *xml, uid_t *uid,
+                      gid_t *gid)
+{
+    char *caps = LV(virConnectGetCapabilities, v->conn);
+    int r;
+
+    if (!caps)
+        return virt_fail("read the host's capabilities");
+    r = agent_xml_qemu_owner(xml, caps, uid, gid);
+    free(caps);
+    return r;
+}
+
+int
 agent_virt_start(struct agent_virt *v, const char *name)
 {
     virDomainPtr d = LV(virDomainLookupByName, v->conn, name);

@@ -127,6 +127,18 @@ struct agent_restore_xml {
 };
 char *agent_xml_restore(const char *xml, const struct agent_restore_xml *o);
 
+/*
+ * Who QEMU runs as for a domain of XML xml: its own DAC label (a
+ * <seclabel model='dac'> with a <label>), else the host's base label for
+ * its type in the capabilities XML caps, else root. A label is
+ * "USER:GROUP", each a name or +N. 0, or -1 with the error set
+ * (domxml.c; the libvirt call is agent_virt_qemu_owner).
+ */
+int agent_xml_qemu_owner(const char *xml, const char *caps, uid_t *uid,
+                         gid_t *gid);
+int agent_virt_qemu_owner(struct agent_virt *v, const char *xml, uid_t *uid,
+                          gid_t *gid);
+
 /* Redefine the persistent definition from xml. */
 int agent_virt_define(struct agent_virt *v, const char *xml);
 /* Start a defined domain by name. */

@@ -18,6 +18,7 @@
     X(virConnectClose)                                                         \
     X(virConnectDomainEventDeregisterAny)                                      \
     X(virConnectDomainEventRegisterAny)                                        \
+    X(virConnectGetCapabilities)                                               \
     X(virConnectIsAlive)                                                       \
     X(virConnectListAllDomains)                                                \
     X(virConnectOpen)                                                          \

@@ -66,6 +66,23 @@ disk_finished() {
         fail "left in $dir: $(ls "$dir")"
 }
 
+# Who QEMU runs as here: root, or libvirt-qemu as on a stock Debian host
+# (tests/vm/libvirt.sh: LB_QEMU_USER; the plain build's VM tests run so).
+qemu_user=$(stat -c %U "/proc/$(cat "/run/libvirt/qemu/$vm.pid")")
+# QEMU connects to the exports' sockets in the state directory itself:
+# one it cannot pass through is named before anything starts, and
+# nothing is left.
+if [[ $qemu_user != root ]]; then
+    mkdir -m 700 "$T/closed"
+    expect_fail "QEMU's user $qemu_user \(uid [0-9]+\) cannot pass through $T/closed to reach the export's socket" \
+        livebackup restore "$vm" --repo "$R" --backup "$id" --instant --to "$T/inst-closed" \
+        --state-dir "$T/closed/state" --name "${VM_PREFIX}closed"
+    ! virsh -q -c qemu:///system dominfo "${VM_PREFIX}closed" >/dev/null 2>&1 ||
+        fail "the domain was defined"
+    left=$(find "$T/inst-closed" "$T/closed/state" -mindepth 1 ! -name '*.lock' 2>/dev/null)
+    [[ -z $left ]] || fail "left behind: $left"
+fi
+
 # The pull is slowed down (512 KiB/s) so that the test acts during it.
 # --to and --state-dir relative, from $T: QEMU gets the disks' and the
 # exports' sockets' absolute paths. Its output goes to a pipe, which must
@@ -86,6 +103,19 @@ no_sanitizer_report "$T/out"
 vm_wait_agent "$new" 120 >/dev/null
 t1=$(date +%s.%N)
 ok "restore --instant: the guest agent of $new answers $(echo "$t1 - $t0" | bc) s after the command started"
+# The export's socket is QEMU's alone: another local user cannot read
+# the backup through it.
+sock=$(echo "$T"/state/*-vda.sock)
+[[ -S $sock ]] || fail "no export socket in $T/state: $(ls "$T/state")"
+if [[ $qemu_user != root ]]; then
+    [[ $(stat -c '%U %a' "$sock") == "$qemu_user 600" ]] ||
+        fail "the socket is $(stat -c '%U %a' "$sock"), not $qemu_user's 0600"
+fi
+! setpriv --reuid=nobody --regid=nogroup --clear-groups \
+    nbdinfo --size "nbd+unix:///?socket=$sock" >"$T/nobody" 2>&1 ||
+    fail "user nobody read the export: $(cat "$T/nobody")"
+grep -E "Permission denied" "$T/nobody" >/dev/null || fail "nobody's failure: $(cat "$T/nobody")"
+ok "the export's socket is $qemu_user's ($(stat -c %a "$sock")); user nobody cannot connect"
 ov=$T/inst/$new-vda.instant.qcow2
 backing=$(qemu-img info -U --output=json "$ov" | jq -r '."backing-filename" // empty')
 [[ $backing == *'"driver":"nbd"'* ]] || fail "the overlay's backing is not the export: '$backing'"

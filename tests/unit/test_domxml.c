@@ -411,3 +411,65 @@ Test(domxml, a_disk_set_on_a_device_is_a_block_disk)
     }
     tu_rm_rf(dir);
 }
+
+/* Who QEMU runs as for a restored domain (an instant restore gives it its
+ * exports' sockets): the domain's own DAC label, else the host's base
+ * label for the domain's type, else root; names or +N. */
+Test(domxml, qemu_owner_from_the_domain_or_the_host)
+{
+    static const char caps[] =
+        "<capabilities><host><secmodel><model>none</model><doi>0</doi>"
+        "</secmodel><secmodel><model>dac</model><doi>0</doi>"
+        "<baselabel type='kvm'>+64055:+108</baselabel>"
+        "<baselabel type='qemu'>+999:+995</baselabel></secmodel></host>"
+        "</capabilities>";
+    static const char plain[] =
+        "<domain type='qemu'><name>a</name><devices/></domain>";
+    static const char kvm[] =
+        "<domain type='kvm'><name>a</name><devices/></domain>";
+    static const char labelled[] =
+        "<domain type='qemu'><name>a</name><devices/>"
+        "<seclabel type='static' model='dac' relabel='yes'>"
+        "<label>+1234:+5678</label></seclabel></domain>";
+    static const char named[] =
+        "<domain type='qemu'><name>a</name><devices/>"
+        "<seclabel type='static' model='dac'><label> root:root </label>"
+        "</seclabel></domain>";
+    static const char bad[] =
+        "<domain type='qemu'><name>a</name><devices/>"
+        "<seclabel type='static' model='dac'><label>+12</label>"
+        "</seclabel></domain>";
+    static const char unknown[] =
+        "<domain type='qemu'><name>a</name><devices/>"
+        "<seclabel type='static' model='dac'>"
+        "<label>lb-no-such-user:root</label></seclabel></domain>";
+    uid_t u = 7;
+    gid_t g = 7;
+
+    cr_assert_eq(agent_xml_qemu_owner(plain, caps, &u, &g), 0, "%s",
+                 lb_error_msg());
+    cr_assert(u == 999 && g == 995, "%u:%u", (unsigned)u, (unsigned)g);
+    cr_assert_eq(agent_xml_qemu_owner(kvm, caps, &u, &g), 0);
+    cr_assert(u == 64055 && g == 108, "%u:%u", (unsigned)u, (unsigned)g);
+    cr_assert_eq(agent_xml_qemu_owner(labelled, caps, &u, &g), 0);
+    cr_assert(u == 1234 && g == 5678, "%u:%u", (unsigned)u, (unsigned)g);
+    u = g = 7;
+    cr_assert_eq(agent_xml_qemu_owner(named, caps, &u, &g), 0, "%s",
+                 lb_error_msg());
+    cr_assert(u == 0 && g == 0, "%u:%u", (unsigned)u, (unsigned)g);
+    /* a host without the DAC driver: QEMU runs as libvirtd, root */
+    u = g = 7;
+    cr_assert_eq(agent_xml_qemu_owner(plain,
+                                      "<capabilities><host/>"
+                                      "</capabilities>",
+                                      &u, &g),
+                 0);
+    cr_assert(u == 0 && g == 0, "%u:%u", (unsigned)u, (unsigned)g);
+    cr_assert_eq(agent_xml_qemu_owner(bad, caps, &u, &g), -1);
+    cr_assert(strstr(lb_error_msg(), "'+12' is not USER:GROUP"), "%s",
+              lb_error_msg());
+    cr_assert_eq(agent_xml_qemu_owner(unknown, caps, &u, &g), -1);
+    cr_assert(strstr(lb_error_msg(), "lb-no-such-user:root"), "%s",
+              lb_error_msg());
+    cr_assert_eq(agent_xml_qemu_owner(plain, "<capabilities", &u, &g), -1);
+}

@@ -10,7 +10,10 @@
 #   libvirt.sh status STATEDIR
 # Sourcing it defines lv_up, lv_down, lv_status, lv_answers, lv_uri and does
 # not change the caller's shell options; executed, it runs with
-# set -euo pipefail. Environment: LB_LIBVIRT_TIMEOUT (s, default 60).
+# set -euo pipefail. Environment: LB_LIBVIRT_TIMEOUT (s, default 60);
+# LB_QEMU_USER (default root): who QEMU runs as (user and group), with
+# libvirt's dynamic ownership when not root, as on a stock Debian host
+# (libvirt-qemu).
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
 	set -euo pipefail
 fi
@@ -81,9 +84,9 @@ _lv_write_qemu_conf() { # STATEDIR
 	cat >"$LV_QEMU_CONF.lbtmp" <<EOF || return 1
 $LV_MARK (state: $1)
 # it restores the previous file (or removes this one) in 'down'.
-user = "root"
-group = "root"
-dynamic_ownership = 0
+user = "${LB_QEMU_USER:-root}"
+group = "${LB_QEMU_USER:-root}"
+dynamic_ownership = $([[ ${LB_QEMU_USER:-root} == root ]] && echo 0 || echo 1)
 remember_owner = 0
 security_driver = "none"
 cgroup_controllers = [ ]
