@@ -313,6 +313,8 @@ commit_warn(const struct livebk *b, const struct track_disk *td)
                               "while it is shut off)"
             : e == ENOTCONN ? " once libvirtd answers again"
                             : "");
+    if (*lb_error_hint_msg()) /* QEMU refused the file: where to look */
+        lb_warn("%s", lb_error_hint_msg());
 }
 
 /*

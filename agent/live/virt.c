@@ -22,11 +22,25 @@ virt_silent_error(void *opaque, virErrorPtr err)
     (void)err;
 }
 
+/* The error of a libvirt call that failed with message m; one where QEMU
+ * was refused a file or a socket gets its usual causes as a hint. */
+static int
+libvirt_error(const char *what, const char *m)
+{
+    lb_fail(EIO, "%s: %s", what, m && *m ? m : "unknown libvirt error");
+    if (m && strstr(m, "Permission denied"))
+        lb_error_hint("QEMU runs as a user of its own (libvirt-qemu on a "
+                      "stock Debian host), which must be able to pass "
+                      "through every directory above its files, and may be "
+                      "confined by AppArmor: see \"QEMU's user and "
+                      "AppArmor\" in the README");
+    return -1;
+}
+
 int
 virt_fail(const char *what)
 {
-    const char *m = LV(virGetLastErrorMessage);
-    return lb_fail(EIO, "%s: %s", what, m ? m : "unknown libvirt error");
+    return libvirt_error(what, LV(virGetLastErrorMessage));
 }
 
 bool
@@ -62,7 +76,7 @@ conn_fail(struct agent_virt *v, const char *what)
              LV(virGetLastErrorMessage) ? LV(virGetLastErrorMessage) : "");
     if (v && agent_virt_lost(v))
         return virt_lost_fail(v, what);
-    return lb_fail(EIO, "%s: %s", what, msg[0] ? msg : "unknown libvirt error");
+    return libvirt_error(what, msg);
 }
 
 bool
@@ -93,7 +107,7 @@ virt_dom_fail(struct agent_dom *d, const char *what)
         return lb_fail(ESRCH, "QEMU of %s ended during %s (%s)", d->name, what,
                        st);
     }
-    return lb_fail(EIO, "%s: %s", what, msg[0] ? msg : "unknown libvirt error");
+    return libvirt_error(what, msg);
 }
 
 static void *

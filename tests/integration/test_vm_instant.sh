@@ -81,6 +81,12 @@ if [[ $qemu_user != root ]]; then
         fail "the domain was defined"
     left=$(find "$T/inst-closed" "$T/closed/state" -mindepth 1 ! -name '*.lock' 2>/dev/null)
     [[ -z $left ]] || fail "left behind: $left"
+    # A plain restore there: QEMU is refused its image, and the error
+    # says where to look.
+    expect_fail "Permission denied.*QEMU runs as a user of its own .* see \"QEMU's user and AppArmor\" in the README" \
+        livebackup restore "$vm" --repo "$R" --backup "$id" --to "$T/closed/plain" \
+        --name "${VM_PREFIX}closed" --start
+    vm_destroy "${VM_PREFIX}closed"
 fi
 
 # The pull is slowed down (512 KiB/s) so that the test acts during it.

@@ -12,8 +12,8 @@
 # not change the caller's shell options; executed, it runs with
 # set -euo pipefail. Environment: LB_LIBVIRT_TIMEOUT (s, default 60);
 # LB_QEMU_USER (default root): who QEMU runs as (user and group), with
-# libvirt's dynamic ownership when not root, as on a stock Debian host
-# (libvirt-qemu).
+# libvirt's dynamic ownership and remembered owners when not root, as on
+# a stock Debian host (libvirt-qemu).
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
 	set -euo pipefail
 fi
@@ -87,7 +87,7 @@ $LV_MARK (state: $1)
 user = "${LB_QEMU_USER:-root}"
 group = "${LB_QEMU_USER:-root}"
 dynamic_ownership = $([[ ${LB_QEMU_USER:-root} == root ]] && echo 0 || echo 1)
-remember_owner = 0
+remember_owner = $([[ ${LB_QEMU_USER:-root} == root ]] && echo 0 || echo 1)
 security_driver = "none"
 cgroup_controllers = [ ]
 namespaces = [ ]
