@@ -46,18 +46,25 @@ source_path(xmlNodePtr src)
     return p;
 }
 
+/* A document of libvirt's: what it is, for the error. */
 static xmlDocPtr
-parse_xml(const char *xml)
+parse_doc(const char *xml, const char *what)
 {
     xmlDocPtr doc;
 
     if (lb_xml_load() < 0)
         return NULL;
-    doc = LX(xmlReadMemory, xml, (int)strlen(xml), "domain.xml", NULL,
+    doc = LX(xmlReadMemory, xml, (int)strlen(xml), "libvirt.xml", NULL,
              XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
     if (!doc)
-        lb_fail(EPROTO, "cannot parse the domain XML");
+        lb_fail(EPROTO, "cannot parse %s", what);
     return doc;
+}
+
+static xmlDocPtr
+parse_xml(const char *xml)
+{
+    return parse_doc(xml, "the domain XML");
 }
 
 static xmlXPathObjectPtr
@@ -473,13 +480,8 @@ agent_xml_qemu_owner(const char *xml, const char *caps, uid_t *uid, gid_t *gid)
             lb_fail(EPROTO, "the domain XML has no valid type");
             goto out;
         }
-        cdoc =
-            LX(xmlReadMemory, caps, (int)strlen(caps), "capabilities.xml", NULL,
-               XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-        if (!cdoc) {
-            lb_fail(EPROTO, "cannot parse libvirt's capabilities");
+        if (!(cdoc = parse_doc(caps, "libvirt's capabilities")))
             goto out;
-        }
         expr = lb_xasprintf("normalize-space(/capabilities/host/secmodel"
                             "[model='dac']/baselabel[@type='%s'])",
                             type);

@@ -361,17 +361,9 @@ livebk_instant_restore(const struct livebk_instant *o, struct agent_backup *b)
     lb_error_clear();
     if (plan_state(o, b, &st) < 0 || files_free(&st, o->force) < 0)
         goto out; /* nothing made yet, nothing of another's to undo */
-    if (!(xml = overlay_xml(o->xml, &st)))
-        goto undo;
-    {
-        uid_t uid;
-        gid_t gid;
-        if (agent_virt_qemu_owner(v, xml, &uid, &gid) < 0)
-            goto undo;
-        st.qemu_uid = uid;
-        st.qemu_gid = gid;
-    }
-    if (instant_save(&st) < 0)
+    if (!(xml = overlay_xml(o->xml, &st)) ||
+        agent_virt_qemu_owner(v, xml, &st.qemu_uid, &st.qemu_gid) < 0 ||
+        instant_save(&st) < 0)
         goto undo;
     for (size_t i = 0; i < st.nd; i++)
         if (instant_export_up(&st, &st.d[i]) < 0 ||

@@ -11,6 +11,7 @@
 
 #include "common/common.h"
 #include "proto/proto.h"
+#include <sys/types.h>
 
 #define INSTANT_MAX_DISKS PROTO_MF_MAX_DISKS
 
@@ -35,8 +36,8 @@ struct instant_state {
     char backup[PROTO_ID_LEN + 1]; /* its id */
     char *rsh, *remote_backupd;    /* session settings ("" for none) */
     uint64_t cache_bytes;          /* the exports' cache (0: default) */
-    uint32_t qemu_uid, qemu_gid;   /* who QEMU runs as: its exports'
-                                      sockets are made its own (0: root;
+    uid_t qemu_uid;                /* who QEMU runs as: its exports' */
+    gid_t qemu_gid;                /* sockets are made its own (0: root;
                                       absent from a journal: 0) */
     int64_t started;               /* wall time */
     bool pulling;                  /* the pulls were started */

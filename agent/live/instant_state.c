@@ -59,15 +59,19 @@ get_str(const struct lb_json *j, const char *key, bool path, char **dst)
 
 /* An optional uid or gid (0 when absent: a journal of a version that
  * ran QEMU's exports as root only). */
+_Static_assert(sizeof(uid_t) == sizeof(unsigned) &&
+                   sizeof(gid_t) == sizeof(unsigned),
+               "uid_t and gid_t are unsigned int");
+
 static int
-get_id(const struct lb_json *j, const char *key, uint32_t *dst)
+get_id(const struct lb_json *j, const char *key, unsigned *dst)
 {
     const struct lb_json *v = lb_json_get(j, key);
     uint64_t n = 0;
 
     if (v && (lb_json_u64(v, &n) < 0 || n >= UINT32_MAX))
         return -1;
-    *dst = (uint32_t)n;
+    *dst = (unsigned)n;
     return 0;
 }
 
